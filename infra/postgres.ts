@@ -1,0 +1,213 @@
+/**
+ * Embedded Postgres: Debian's server binaries, a data directory under the state folder,
+ * listening on 127.0.0.1 only. Postgres refuses to run as root, so as root it runs as the
+ * `postgres` OS user that Debian's package creates.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import pg from 'pg';
+import type { Config } from '../src/config';
+import { execFileAsync, runningPid, servicePaths, startDetached, stopPid, waitUntil } from './process';
+import { MissingToolError, type ServiceStatus, type StackService } from './service';
+
+const DATABASE = 'hunt';
+const SUPERUSER = 'hunt';
+
+export function findPostgresBinDir(configured?: string): string {
+  const candidates = configured
+    ? [configured]
+    : listVersions('/usr/lib/postgresql').map((v) => path.join('/usr/lib/postgresql', v, 'bin'));
+  const found = candidates.find((dir) => fs.existsSync(path.join(dir, 'postgres')));
+  if (!found) {
+    throw new MissingToolError(
+      configured ? `PostgreSQL server binaries in HUNT_PG_BIN_DIR=${configured}` : 'PostgreSQL server',
+      "apt-get install postgresql, or set HUNT_PG_BIN_DIR to the folder holding 'postgres' and 'initdb'",
+      'set DATABASE_URL to an existing server',
+    );
+  }
+  return found;
+}
+
+/** Installed major versions, newest first. */
+function listVersions(dir: string): string[] {
+  if (!fs.existsSync(dir)) return [];
+  return fs
+    .readdirSync(dir)
+    .filter((v) => /^\d+$/.test(v))
+    .sort((a, b) => Number(b) - Number(a));
+}
+
+async function osUser(name: string): Promise<{ uid: number; gid: number }> {
+  try {
+    const uid = Number((await execFileAsync('id', ['-u', name])).stdout.trim());
+    const gid = Number((await execFileAsync('id', ['-g', name])).stdout.trim());
+    return { uid, gid };
+  } catch {
+    throw new MissingToolError(`OS user '${name}'`, 'apt-get install postgresql creates it', 'run as a non-root user, or set DATABASE_URL');
+  }
+}
+
+export class EmbeddedPostgres implements StackService {
+  readonly name = 'postgres';
+  private readonly paths;
+  readonly logFile;
+
+  constructor(private readonly config: Config) {
+    this.paths = servicePaths(config.stack.stateDir, 'postgres');
+    this.logFile = this.paths.logFile;
+  }
+
+  private get port(): number {
+    return this.config.stack.postgres.port;
+  }
+
+  private get address(): string {
+    return `postgres://${SUPERUSER}@127.0.0.1:${this.port}/${DATABASE}`;
+  }
+
+  async up(): Promise<ServiceStatus> {
+    const binDir = findPostgresBinDir(this.config.stack.postgres.binDir);
+    let pid = runningPid(this.paths.pidFile);
+    if (pid === undefined) {
+      const user = process.getuid?.() === 0 ? await osUser('postgres') : undefined;
+      const dataDir = await this.dataDir(user);
+      await this.initIfNeeded(binDir, dataDir, user);
+      pid = startDetached({
+        command: path.join(binDir, 'postgres'),
+        args: [
+          '-D', dataDir,
+          '-c', 'listen_addresses=127.0.0.1',
+          '-c', `port=${this.port}`,
+          '-c', 'unix_socket_directories=',
+          '-c', 'max_connections=200',
+          '-c', 'shared_buffers=256MB',
+          '-c', 'max_wal_size=2GB',
+        ],
+        paths: this.paths,
+        user,
+        cwd: dataDir,
+      });
+    }
+    await waitUntil('Postgres', () => this.ping('postgres'), {
+      timeoutMs: this.config.stack.timeoutMs,
+      pid,
+      logFile: this.logFile,
+    });
+    await this.ensureDatabase();
+    return this.status();
+  }
+
+  async down(): Promise<ServiceStatus> {
+    const pid = runningPid(this.paths.pidFile);
+    // SIGINT is Postgres's "fast" shutdown: clean, without waiting for clients to leave.
+    if (pid !== undefined) await stopPid(pid, 'SIGINT');
+    fs.rmSync(this.paths.pidFile, { force: true });
+    return this.status();
+  }
+
+  async status(): Promise<ServiceStatus> {
+    const pid = runningPid(this.paths.pidFile);
+    const base = { name: this.name, mode: 'embedded' as const, address: this.address, pid };
+    if (pid === undefined) return { ...base, state: 'down' };
+    try {
+      return { ...base, state: 'up', version: await serverVersion(this.address) };
+    } catch (err) {
+      return { ...base, state: 'down', error: (err as Error).message };
+    }
+  }
+
+  /**
+   * The data directory. As root it must be reachable by the `postgres` user; when the
+   * state folder is not (say, under a private home), a folder in Postgres's own home is used.
+   */
+  private async dataDir(user?: { uid: number; gid: number }): Promise<string> {
+    const preferred = path.join(this.paths.dir, 'data');
+    fs.mkdirSync(this.paths.dir, { recursive: true });
+    if (!user) return preferred;
+    const reachable = await execFileAsync('test', ['-x', this.paths.dir], { uid: user.uid, gid: user.gid })
+      .then(() => true)
+      .catch(() => false);
+    if (reachable) {
+      fs.chownSync(this.paths.dir, user.uid, user.gid);
+      return preferred;
+    }
+    const key = crypto.createHash('sha256').update(this.paths.dir).digest('hex').slice(0, 12);
+    const fallback = path.join('/var/lib/postgresql/treasure-hunt', key);
+    fs.writeFileSync(path.join(this.paths.dir, 'DATA_DIR'), `${fallback}\n`);
+    return fallback;
+  }
+
+  private async initIfNeeded(binDir: string, dataDir: string, user?: { uid: number; gid: number }) {
+    if (fs.existsSync(path.join(dataDir, 'PG_VERSION'))) return;
+    fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    if (user) fs.chownSync(dataDir, user.uid, user.gid);
+    // C collation: text sorts by byte order, which is what the contract's tie-breaks use.
+    await execFileAsync(
+      path.join(binDir, 'initdb'),
+      ['-D', dataDir, '-U', SUPERUSER, '--auth=trust', '--encoding=UTF8', '--locale=C'],
+      { uid: user?.uid, gid: user?.gid, cwd: dataDir },
+    );
+  }
+
+  private async ping(database: string): Promise<boolean> {
+    const client = new pg.Client({ host: '127.0.0.1', port: this.port, user: SUPERUSER, database });
+    try {
+      await client.connect();
+      await client.query('SELECT 1');
+      return true;
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+
+  private async ensureDatabase(): Promise<void> {
+    const client = new pg.Client({ host: '127.0.0.1', port: this.port, user: SUPERUSER, database: 'postgres' });
+    await client.connect();
+    try {
+      const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [DATABASE]);
+      if (rowCount === 0) await client.query(`CREATE DATABASE ${DATABASE}`);
+    } finally {
+      await client.end();
+    }
+  }
+}
+
+/** A Postgres given by DATABASE_URL: checked, never started or stopped. */
+export class ExternalPostgres implements StackService {
+  readonly name = 'postgres';
+  constructor(private readonly url: string) {}
+
+  up(): Promise<ServiceStatus> {
+    return this.status();
+  }
+
+  down(): Promise<ServiceStatus> {
+    return this.status();
+  }
+
+  async status(): Promise<ServiceStatus> {
+    const base = { name: this.name, mode: 'external' as const, address: redact(this.url) };
+    try {
+      return { ...base, state: 'up', version: await serverVersion(this.url) };
+    } catch (err) {
+      return { ...base, state: 'down', error: (err as Error).message };
+    }
+  }
+}
+
+async function serverVersion(connectionString: string): Promise<string> {
+  const client = new pg.Client({ connectionString, connectionTimeoutMillis: 3000 });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ v: string }>("SELECT current_setting('server_version') AS v");
+    return `PostgreSQL ${rows[0]?.v ?? '?'}`;
+  } finally {
+    await client.end();
+  }
+}
+
+/** Hides a password in a connection URL before printing it. */
+export function redact(url: string): string {
+  return url.replace(/(\/\/[^:/@]+):[^@]*@/, '$1:***@');
+}

@@ -1,0 +1,157 @@
+/**
+ * Plain-process lifecycle for the embedded stack: start detached with logs and a pid file,
+ * check liveness, stop by pid. Only processes whose pid file we wrote are ever signalled.
+ */
+import { spawn, execFile } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+export const execFileAsync = promisify(execFile);
+
+export interface ServicePaths {
+  dir: string;
+  pidFile: string;
+  logFile: string;
+}
+
+export function servicePaths(stateDir: string, name: string): ServicePaths {
+  const dir = path.join(stateDir, name);
+  return { dir, pidFile: path.join(dir, `${name}.pid`), logFile: path.join(dir, `${name}.log`) };
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM means the process exists but belongs to someone else.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The pid recorded in the pid file, if that process still runs. */
+export function runningPid(pidFile: string): number | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(pidFile, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const pid = Number.parseInt(text.trim(), 10);
+  return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : undefined;
+}
+
+export interface StartOptions {
+  command: string;
+  args: string[];
+  paths: ServicePaths;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Run as this OS user (needed for Postgres, which refuses to run as root). */
+  user?: { uid: number; gid: number };
+}
+
+/** Starts a detached process that outlives this one, logging to the service's log file. */
+export function startDetached(opts: StartOptions): number {
+  fs.mkdirSync(opts.paths.dir, { recursive: true });
+  const log = fs.openSync(opts.paths.logFile, 'a');
+  fs.writeSync(log, `\n--- ${new Date().toISOString()} starting: ${opts.command} ${opts.args.join(' ')}\n`);
+  const child = spawn(opts.command, opts.args, {
+    cwd: opts.cwd ?? opts.paths.dir,
+    env: opts.env ?? process.env,
+    detached: true,
+    stdio: ['ignore', log, log],
+    uid: opts.user?.uid,
+    gid: opts.user?.gid,
+  });
+  fs.closeSync(log);
+  if (child.pid === undefined) throw new Error(`could not start ${opts.command}`);
+  child.unref();
+  fs.writeFileSync(opts.paths.pidFile, `${child.pid}\n`);
+  return child.pid;
+}
+
+/** Sends `signal`, waits for exit, escalates to SIGKILL after `graceMs`. */
+export async function stopPid(pid: number, signal: NodeJS.Signals = 'SIGTERM', graceMs = 30_000): Promise<void> {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + graceMs;
+  while (isAlive(pid)) {
+    if (Date.now() > deadline) {
+      process.kill(pid, 'SIGKILL');
+      await sleep(200);
+      return;
+    }
+    await sleep(100);
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** True when something accepts TCP connections on host:port. */
+export function portOpen(port: number, host = '127.0.0.1', timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ port, host });
+    const done = (open: boolean) => {
+      socket.destroy();
+      resolve(open);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+/**
+ * Polls `check` until it resolves truthy. Fails with the last error and the log tail, so a
+ * service that dies at start-up says why.
+ */
+export async function waitUntil(
+  what: string,
+  check: () => Promise<boolean>,
+  opts: { timeoutMs: number; pid?: number; logFile?: string },
+): Promise<void> {
+  const deadline = Date.now() + opts.timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      if (await check()) return;
+    } catch (err) {
+      lastError = err;
+    }
+    if (opts.pid !== undefined && !isAlive(opts.pid)) {
+      throw new Error(`${what} exited during start-up.${logTail(opts.logFile)}`);
+    }
+    await sleep(250);
+  }
+  const reason = lastError instanceof Error ? ` Last error: ${lastError.message}.` : '';
+  throw new Error(`${what} did not become healthy within ${opts.timeoutMs} ms.${reason}${logTail(opts.logFile)}`);
+}
+
+export function logTail(logFile: string | undefined, lines = 20): string {
+  if (!logFile || !fs.existsSync(logFile)) return '';
+  const text = fs.readFileSync(logFile, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  return `\nLast lines of ${logFile}:\n${text}`;
+}
+
+/** Which executable of that name is on PATH, if any. */
+export function onPath(name: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    if (!dir) continue;
+    const candidate = path.join(dir, name);
+    try {
+      fs.accessSync(candidate, fs.constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,67 @@
+/**
+ * The embedded stack: Postgres, Kafka and Temporal as plain processes on 127.0.0.1, or the
+ * services that configuration points at. `up` is idempotent: running services are reused.
+ */
+import type { Config } from '../src/config';
+import { EmbeddedKafka, ExternalKafka } from './kafka';
+import { EmbeddedPostgres, ExternalPostgres } from './postgres';
+import type { ServiceStatus, StackService } from './service';
+import { EmbeddedTemporal, ExternalTemporal } from './temporal';
+
+export function stackServices(config: Config): StackService[] {
+  const { external } = config;
+  return [
+    external.databaseUrl ? new ExternalPostgres(external.databaseUrl) : new EmbeddedPostgres(config),
+    external.kafkaBrokers ? new ExternalKafka(external.kafkaBrokers) : new EmbeddedKafka(config),
+    external.temporalAddress ? new ExternalTemporal(config) : new EmbeddedTemporal(config),
+  ];
+}
+
+export class StackError extends Error {
+  constructor(readonly statuses: ServiceStatus[]) {
+    super(
+      'Not every service came up:\n' +
+        statuses
+          .filter((s) => s.state !== 'up')
+          .map((s) => `  ${s.name} (${s.mode}, ${s.address}): ${s.error ?? 'down'}`)
+          .join('\n'),
+    );
+    this.name = 'StackError';
+  }
+}
+
+/** Brings every service up in parallel; throws a StackError naming each one that failed. */
+export async function stackUp(config: Config): Promise<ServiceStatus[]> {
+  const services = stackServices(config);
+  const statuses = await Promise.all(
+    services.map((service) =>
+      service.up().catch(
+        (err: Error): ServiceStatus => ({ name: service.name, state: 'down', mode: 'embedded', address: '-', error: err.message }),
+      ),
+    ),
+  );
+  if (statuses.some((s) => s.state !== 'up')) throw new StackError(statuses);
+  return statuses;
+}
+
+export async function stackDown(config: Config): Promise<ServiceStatus[]> {
+  // Reverse order: Temporal and Kafka first, Postgres last.
+  const statuses: ServiceStatus[] = [];
+  for (const service of stackServices(config).reverse()) statuses.unshift(await service.down());
+  return statuses;
+}
+
+export function stackStatus(config: Config): Promise<ServiceStatus[]> {
+  return Promise.all(stackServices(config).map((service) => service.status()));
+}
+
+export function formatStatuses(statuses: ServiceStatus[]): string {
+  return statuses
+    .map((s) => {
+      const lines = [`${s.name.padEnd(9)} ${s.state.padEnd(5)} ${s.address}  ${s.version ?? ''}  [${s.mode}${s.pid ? `, pid ${s.pid}` : ''}]`];
+      for (const [label, value] of Object.entries(s.details ?? {})) lines.push(`${''.padEnd(16)}${label}: ${value}`);
+      if (s.error) lines.push(`${''.padEnd(16)}error: ${s.error}`);
+      return lines.join('\n');
+    })
+    .join('\n');
+}

@@ -1,0 +1,29 @@
+/** The `hunt` command: one subcommand per file in this folder. */
+import { Command, CommanderError } from 'commander';
+import { ConfigError } from '../config';
+import { registerMigrateCommand } from './migrate';
+import { registerStackCommands } from './stack';
+import { registerStartCommand } from './start';
+
+const program = new Command('hunt')
+  .description('Treasure Hunt Engine: live game data, fresh and correct')
+  .showHelpAfterError()
+  .exitOverride();
+
+registerStartCommand(program);
+registerStackCommands(program);
+registerMigrateCommand(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode;
+  } else if (err instanceof ConfigError) {
+    console.error(err.message);
+    process.exitCode = 78; // EX_CONFIG
+  } else {
+    console.error(`hunt: ${(err as Error).message}`);
+    process.exitCode = 1;
+  }
+}

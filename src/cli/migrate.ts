@@ -1,0 +1,29 @@
+/** `hunt migrate`: apply pending database migrations. */
+import type { Command } from 'commander';
+import { loadConfig } from '../config';
+import { migrate } from '../store/migrate';
+import { createPool } from '../store/pool';
+
+export async function runMigrations(databaseUrl: string): Promise<string[]> {
+  const pool = createPool({ databaseUrl }, 1);
+  try {
+    const client = await pool.connect();
+    try {
+      return (await migrate(client)).map((m) => `${m.id}_${m.name}`);
+    } finally {
+      client.release();
+    }
+  } finally {
+    await pool.end();
+  }
+}
+
+export function registerMigrateCommand(program: Command): void {
+  program
+    .command('migrate')
+    .description('apply pending database migrations (numbered SQL files, under an advisory lock)')
+    .action(async () => {
+      const applied = await runMigrations(loadConfig().databaseUrl);
+      console.log(applied.length === 0 ? 'schema up to date' : `applied: ${applied.join(', ')}`);
+    });
+}

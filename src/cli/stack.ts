@@ -1,0 +1,52 @@
+/** `hunt stack up|down|status|logs`: the embedded stack's lifecycle. */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import type { Command } from 'commander';
+import { formatStatuses, stackDown, stackServices, stackStatus, stackUp } from '../../infra/stack';
+import { loadConfig } from '../config';
+
+export function registerStackCommands(program: Command): void {
+  const stack = program.command('stack').description('run the embedded Postgres, Kafka and Temporal as local processes');
+
+  stack
+    .command('up')
+    .description('provision and start what is not running (idempotent), wait until healthy, print addresses')
+    .option('--quiet', 'print nothing on success')
+    .action(async (opts: { quiet?: boolean }) => {
+      const statuses = await stackUp(loadConfig());
+      if (!opts.quiet) console.log(formatStatuses(statuses));
+    });
+
+  stack
+    .command('down')
+    .description('stop the processes `up` started (external services are left alone)')
+    .action(async () => {
+      console.log(formatStatuses(await stackDown(loadConfig())));
+    });
+
+  stack
+    .command('status')
+    .description('per service: up/down, address, version')
+    .action(async () => {
+      const statuses = await stackStatus(loadConfig());
+      console.log(formatStatuses(statuses));
+      if (statuses.some((s) => s.state !== 'up')) process.exitCode = 3;
+    });
+
+  stack
+    .command('logs')
+    .description("print a service's log (postgres, kafka or temporal); all when none is named")
+    .argument('[service]', 'postgres | kafka | temporal')
+    .option('-n, --lines <n>', 'lines from the end', '50')
+    .option('-f, --follow', 'keep printing new lines')
+    .action((name: string | undefined, opts: { lines: string; follow?: boolean }) => {
+      const services = stackServices(loadConfig()).filter((s) => !name || s.name === name);
+      if (services.length === 0) throw new Error(`unknown service '${name}': expected postgres, kafka or temporal`);
+      const files = services.map((s) => s.logFile).filter((f): f is string => !!f && fs.existsSync(f));
+      if (files.length === 0) {
+        console.log('no logs: the named services are external or have never been started');
+        return;
+      }
+      spawn('tail', ['-n', opts.lines, ...(opts.follow ? ['-F'] : []), ...files], { stdio: 'inherit' });
+    });
+}

@@ -1,0 +1,149 @@
+/**
+ * Configuration: the only module that reads process.env.
+ *
+ * Every variable is parsed once by zod into one typed object. A bad value stops start-up
+ * with a ConfigError that names the variable and says what is expected.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+
+/** The repository root, so default folders do not depend on the caller's cwd. */
+export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+const port = z.coerce.number().int().min(1).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+const nonEmpty = z.string().trim().min(1);
+
+const postgresUrl = z
+  .string()
+  .trim()
+  .refine((v) => /^postgres(ql)?:\/\/.+/.test(v), 'a postgres:// or postgresql:// URL');
+
+const brokerList = z
+  .string()
+  .trim()
+  .transform((v) => v.split(',').map((b) => b.trim()).filter(Boolean))
+  .pipe(z.array(z.string().regex(/^[^\s:]+:\d{1,5}$/, 'host:port')).min(1, 'at least one host:port'));
+
+const hostPort = z.string().trim().regex(/^[^\s:]+:\d{1,5}$/, 'host:port');
+
+const topicName = z.string().trim().regex(/^[A-Za-z0-9._-]{1,249}$/, 'a Kafka topic name ([A-Za-z0-9._-], 1-249 chars)');
+
+/**
+ * Each entry: the environment variable, its schema (which also gives the default).
+ * Keep docs/configuration.md in step with this table.
+ */
+const variables = {
+  DATABASE_URL: postgresUrl.optional(),
+  KAFKA_BROKERS: brokerList.optional(),
+  TEMPORAL_ADDRESS: hostPort.optional(),
+  TEMPORAL_NAMESPACE: nonEmpty.default('default'),
+  TEMPORAL_TASK_QUEUE: nonEmpty.default('hunt-batch'),
+  KAFKA_CLIENT_ID: nonEmpty.default('treasure-hunt-engine'),
+  KAFKA_TOPIC_EVENTS: topicName.default('hunt.events'),
+  KAFKA_TOPIC_DLQ: topicName.default('hunt.events.dlq'),
+  API_PORT: port.default(8080),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  HUNT_STATE_DIR: nonEmpty.default(path.join(projectRoot, '.hunt')),
+  HUNT_CACHE_DIR: nonEmpty.default(path.join(os.homedir(), '.cache', 'treasure-hunt')),
+  HUNT_PG_PORT: port.default(15432),
+  HUNT_PG_BIN_DIR: nonEmpty.optional(),
+  HUNT_KAFKA_PORT: port.default(19092),
+  HUNT_KAFKA_CONTROLLER_PORT: port.default(19093),
+  HUNT_KAFKA_HEAP: z.string().trim().regex(/^\d+[mMgG]$/, 'a JVM heap size such as 512m or 1g').default('768m'),
+  HUNT_TEMPORAL_PORT: port.default(7233),
+  HUNT_TEMPORAL_UI_PORT: port.default(8233),
+  HUNT_STACK_TIMEOUT_MS: positiveInt.default(120_000),
+} as const;
+
+type Variables = typeof variables;
+export type RawConfig = { [K in keyof Variables]: z.output<Variables[K]> };
+
+export class ConfigError extends Error {
+  constructor(readonly problems: { variable: string; expected: string; got: string | undefined }[]) {
+    super(
+      'Invalid configuration:\n' +
+        problems
+          .map((p) => `  ${p.variable}: expected ${p.expected}, got ${p.got === undefined ? '(unset)' : JSON.stringify(p.got)}`)
+          .join('\n'),
+    );
+    this.name = 'ConfigError';
+  }
+}
+
+function parseVariables(env: NodeJS.ProcessEnv): RawConfig {
+  const problems: ConfigError['problems'] = [];
+  const out: Record<string, unknown> = {};
+  for (const [name, schema] of Object.entries(variables)) {
+    // An empty string counts as unset, so `FOO= hunt ...` falls back to the default.
+    const raw = env[name] === '' ? undefined : env[name];
+    const result = (schema as z.ZodType).safeParse(raw);
+    if (result.success) {
+      out[name] = result.data;
+    } else {
+      const expected = result.error.issues.map((i) => i.message).join('; ');
+      problems.push({ variable: name, expected, got: raw });
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return out as RawConfig;
+}
+
+export interface Config {
+  /** Services given from outside; when set, the embedded stack does not provision them. */
+  external: { databaseUrl?: string; kafkaBrokers?: string[]; temporalAddress?: string };
+  databaseUrl: string;
+  kafka: { brokers: string[]; clientId: string; topics: { events: string; dlq: string } };
+  temporal: { address: string; namespace: string; taskQueue: string; uiUrl?: string };
+  api: { port: number };
+  logLevel: RawConfig['LOG_LEVEL'];
+  stack: {
+    stateDir: string;
+    cacheDir: string;
+    timeoutMs: number;
+    postgres: { port: number; binDir?: string };
+    kafka: { port: number; controllerPort: number; heap: string };
+    temporal: { port: number; uiPort: number };
+  };
+}
+
+/** Parses the environment (process.env by default) into the typed configuration. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const v = parseVariables(env);
+  const stateDir = path.resolve(v.HUNT_STATE_DIR);
+  const embeddedTemporal = `127.0.0.1:${v.HUNT_TEMPORAL_PORT}`;
+  return {
+    external: {
+      databaseUrl: v.DATABASE_URL,
+      kafkaBrokers: v.KAFKA_BROKERS,
+      temporalAddress: v.TEMPORAL_ADDRESS,
+    },
+    databaseUrl: v.DATABASE_URL ?? `postgres://hunt@127.0.0.1:${v.HUNT_PG_PORT}/hunt`,
+    kafka: {
+      brokers: v.KAFKA_BROKERS ?? [`127.0.0.1:${v.HUNT_KAFKA_PORT}`],
+      clientId: v.KAFKA_CLIENT_ID,
+      topics: { events: v.KAFKA_TOPIC_EVENTS, dlq: v.KAFKA_TOPIC_DLQ },
+    },
+    temporal: {
+      address: v.TEMPORAL_ADDRESS ?? embeddedTemporal,
+      namespace: v.TEMPORAL_NAMESPACE,
+      taskQueue: v.TEMPORAL_TASK_QUEUE,
+      uiUrl: v.TEMPORAL_ADDRESS ? undefined : `http://127.0.0.1:${v.HUNT_TEMPORAL_UI_PORT}`,
+    },
+    api: { port: v.API_PORT },
+    logLevel: v.LOG_LEVEL,
+    stack: {
+      stateDir,
+      cacheDir: path.resolve(v.HUNT_CACHE_DIR),
+      timeoutMs: v.HUNT_STACK_TIMEOUT_MS,
+      postgres: { port: v.HUNT_PG_PORT, binDir: v.HUNT_PG_BIN_DIR },
+      kafka: { port: v.HUNT_KAFKA_PORT, controllerPort: v.HUNT_KAFKA_CONTROLLER_PORT, heap: v.HUNT_KAFKA_HEAP },
+      temporal: { port: v.HUNT_TEMPORAL_PORT, uiPort: v.HUNT_TEMPORAL_UI_PORT },
+    },
+  };
+}
+
+/** The names of every variable this module reads, for docs and the compose check. */
+export const configVariableNames = Object.keys(variables) as (keyof Variables)[];
