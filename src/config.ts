@@ -32,34 +32,35 @@ const hostPort = z.string().trim().regex(/^[^\s:]+:\d{1,5}$/, 'host:port');
 const topicName = z.string().trim().regex(/^[A-Za-z0-9._-]{1,249}$/, 'a Kafka topic name ([A-Za-z0-9._-], 1-249 chars)');
 
 /**
- * Each entry: the environment variable, its schema (which also gives the default).
+ * Each entry: the environment variable, its schema (which also gives the default), and what
+ * an error message says is expected.
  * Keep docs/configuration.md in step with this table.
  */
 const variables = {
-  DATABASE_URL: postgresUrl.optional(),
-  KAFKA_BROKERS: brokerList.optional(),
-  TEMPORAL_ADDRESS: hostPort.optional(),
-  TEMPORAL_NAMESPACE: nonEmpty.default('default'),
-  TEMPORAL_TASK_QUEUE: nonEmpty.default('hunt-batch'),
-  KAFKA_CLIENT_ID: nonEmpty.default('treasure-hunt-engine'),
-  KAFKA_TOPIC_EVENTS: topicName.default('hunt.events'),
-  KAFKA_TOPIC_DLQ: topicName.default('hunt.events.dlq'),
-  API_PORT: port.default(8080),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  HUNT_STATE_DIR: nonEmpty.default(path.join(projectRoot, '.hunt')),
-  HUNT_CACHE_DIR: nonEmpty.default(path.join(os.homedir(), '.cache', 'treasure-hunt')),
-  HUNT_PG_PORT: port.default(15432),
-  HUNT_PG_BIN_DIR: nonEmpty.optional(),
-  HUNT_KAFKA_PORT: port.default(19092),
-  HUNT_KAFKA_CONTROLLER_PORT: port.default(19093),
-  HUNT_KAFKA_HEAP: z.string().trim().regex(/^\d+[mMgG]$/, 'a JVM heap size such as 512m or 1g').default('768m'),
-  HUNT_TEMPORAL_PORT: port.default(7233),
-  HUNT_TEMPORAL_UI_PORT: port.default(8233),
-  HUNT_STACK_TIMEOUT_MS: positiveInt.default(120_000),
-} as const;
+  DATABASE_URL: [postgresUrl.optional(), 'a postgres:// URL of an existing database (unset: the embedded one)'],
+  KAFKA_BROKERS: [brokerList.optional(), 'a comma-separated list of host:port (unset: the embedded broker)'],
+  TEMPORAL_ADDRESS: [hostPort.optional(), 'host:port of a Temporal frontend (unset: the embedded dev server)'],
+  TEMPORAL_NAMESPACE: [nonEmpty.default('default'), 'a Temporal namespace name'],
+  TEMPORAL_TASK_QUEUE: [nonEmpty.default('hunt-batch'), 'a task queue name'],
+  KAFKA_CLIENT_ID: [nonEmpty.default('treasure-hunt-engine'), 'a non-empty client id'],
+  KAFKA_TOPIC_EVENTS: [topicName.default('hunt.events'), 'a Kafka topic name ([A-Za-z0-9._-], 1-249 chars)'],
+  KAFKA_TOPIC_DLQ: [topicName.default('hunt.events.dlq'), 'a Kafka topic name ([A-Za-z0-9._-], 1-249 chars)'],
+  API_PORT: [port.default(8080), 'a TCP port (1-65535)'],
+  LOG_LEVEL: [z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), 'one of fatal, error, warn, info, debug, trace, silent'],
+  HUNT_STATE_DIR: [nonEmpty.default(path.join(projectRoot, '.hunt')), 'a folder for the embedded stack\'s data, logs and pid files'],
+  HUNT_CACHE_DIR: [nonEmpty.default(path.join(os.homedir(), '.cache', 'treasure-hunt')), 'a folder for downloaded and built binaries'],
+  HUNT_PG_PORT: [port.default(15432), 'a TCP port (1-65535)'],
+  HUNT_PG_BIN_DIR: [nonEmpty.optional(), "the folder holding Postgres's server binaries (postgres, initdb)"],
+  HUNT_KAFKA_PORT: [port.default(19092), 'a TCP port (1-65535)'],
+  HUNT_KAFKA_CONTROLLER_PORT: [port.default(19093), 'a TCP port (1-65535)'],
+  HUNT_KAFKA_HEAP: [z.string().trim().regex(/^\d+[mMgG]$/).default('768m'), 'a JVM heap size such as 512m or 1g'],
+  HUNT_TEMPORAL_PORT: [port.default(7233), 'a TCP port (1-65535)'],
+  HUNT_TEMPORAL_UI_PORT: [port.default(8233), 'a TCP port (1-65535)'],
+  HUNT_STACK_TIMEOUT_MS: [positiveInt.default(120_000), 'a positive whole number of milliseconds'],
+} as const satisfies Record<string, readonly [z.ZodType, string]>;
 
 type Variables = typeof variables;
-export type RawConfig = { [K in keyof Variables]: z.output<Variables[K]> };
+export type RawConfig = { [K in keyof Variables]: z.output<Variables[K][0]> };
 
 export class ConfigError extends Error {
   constructor(readonly problems: { variable: string; expected: string; got: string | undefined }[]) {
@@ -76,16 +77,12 @@ export class ConfigError extends Error {
 function parseVariables(env: NodeJS.ProcessEnv): RawConfig {
   const problems: ConfigError['problems'] = [];
   const out: Record<string, unknown> = {};
-  for (const [name, schema] of Object.entries(variables)) {
+  for (const [name, [schema, expected]] of Object.entries(variables)) {
     // An empty string counts as unset, so `FOO= hunt ...` falls back to the default.
     const raw = env[name] === '' ? undefined : env[name];
     const result = (schema as z.ZodType).safeParse(raw);
-    if (result.success) {
-      out[name] = result.data;
-    } else {
-      const expected = result.error.issues.map((i) => i.message).join('; ');
-      problems.push({ variable: name, expected, got: raw });
-    }
+    if (result.success) out[name] = result.data;
+    else problems.push({ variable: name, expected, got: raw });
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return out as RawConfig;

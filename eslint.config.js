@@ -1,0 +1,45 @@
+// Lint: typescript-eslint's recommended rules, plus two project rules:
+// workflows stay deterministic (no Node built-ins, no I/O libraries), and only
+// src/config.ts reads the environment.
+import js from '@eslint/js';
+import { builtinModules } from 'node:module';
+import tseslint from 'typescript-eslint';
+
+const nodeBuiltins = builtinModules.flatMap((m) => [m, `node:${m}`]);
+const ioLibraries = ['pg', 'kafkajs', 'pino', 'prom-client', '@temporalio/client', '@temporalio/worker', '@temporalio/activity'];
+
+export default tseslint.config(
+  { ignores: ['node_modules/', '.hunt/', 'dist/', 'bench/results/'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    languageOptions: { globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly' } },
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      'no-restricted-properties': [
+        'error',
+        { object: 'process', property: 'env', message: 'Read configuration through src/config.ts (loadConfig).' },
+      ],
+    },
+  },
+  {
+    // Passing the environment on to child processes and test servers is not reading config.
+    files: ['src/config.ts', 'infra/**', 'test/**', 'bench/**'],
+    rules: { 'no-restricted-properties': 'off' },
+  },
+  {
+    files: ['workflows/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [...nodeBuiltins, ...ioLibraries].map((name) => ({
+            name,
+            message: 'Workflows must be deterministic: no Node built-ins or I/O. Call an activity instead.',
+          })),
+          patterns: [{ group: ['../src/store/*', '../src/ingest/*', '../activities', '../activities/*'], message: 'Workflows import only types from activities.', allowTypeImports: true }],
+        },
+      ],
+    },
+  },
+);

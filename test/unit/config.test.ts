@@ -1,0 +1,82 @@
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, projectRoot } from '../../src/config';
+
+function problemsOf(env: Record<string, string>): ConfigError['problems'] {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).problems;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('gives the embedded stack defaults when nothing is set', () => {
+    const config = loadConfig({});
+    expect(config.databaseUrl).toBe('postgres://hunt@127.0.0.1:15432/hunt');
+    expect(config.kafka.brokers).toEqual(['127.0.0.1:19092']);
+    expect(config.kafka.topics).toEqual({ events: 'hunt.events', dlq: 'hunt.events.dlq' });
+    expect(config.temporal).toMatchObject({ address: '127.0.0.1:7233', taskQueue: 'hunt-batch', uiUrl: 'http://127.0.0.1:8233' });
+    expect(config.external).toEqual({});
+    expect(config.stack.stateDir).toBe(path.join(projectRoot, '.hunt'));
+  });
+
+  it('uses services given by DATABASE_URL, KAFKA_BROKERS and TEMPORAL_ADDRESS', () => {
+    const config = loadConfig({
+      DATABASE_URL: 'postgresql://u:p@db.example:5432/x',
+      KAFKA_BROKERS: 'k1:9092, k2:9092',
+      TEMPORAL_ADDRESS: 'temporal:7233',
+    });
+    expect(config.databaseUrl).toBe('postgresql://u:p@db.example:5432/x');
+    expect(config.kafka.brokers).toEqual(['k1:9092', 'k2:9092']);
+    expect(config.temporal.address).toBe('temporal:7233');
+    expect(config.temporal.uiUrl).toBeUndefined();
+    expect(config.external.kafkaBrokers).toEqual(['k1:9092', 'k2:9092']);
+  });
+
+  it('treats an empty value as unset', () => {
+    expect(loadConfig({ HUNT_PG_PORT: '', DATABASE_URL: '' }).databaseUrl).toBe('postgres://hunt@127.0.0.1:15432/hunt');
+  });
+
+  it.each([
+    ['HUNT_PG_PORT', 'not-a-port'],
+    ['HUNT_PG_PORT', '70000'],
+    ['API_PORT', '8080.5'],
+    ['DATABASE_URL', 'mysql://x'],
+    ['KAFKA_BROKERS', 'localhost'],
+    ['KAFKA_BROKERS', ' , '],
+    ['TEMPORAL_ADDRESS', 'no-port'],
+    ['KAFKA_TOPIC_EVENTS', 'has space'],
+    ['LOG_LEVEL', 'loud'],
+    ['HUNT_KAFKA_HEAP', 'lots'],
+  ])('rejects %s=%j naming the variable and what is expected', (variable, value) => {
+    const problems = problemsOf({ [variable]: value });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatchObject({ variable, got: value });
+    expect(problems[0]?.expected.length).toBeGreaterThan(0);
+  });
+
+  it('reports every bad variable at once, in a message that names each', () => {
+    let message = '';
+    try {
+      loadConfig({ HUNT_PG_PORT: 'x', LOG_LEVEL: 'loud' });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/HUNT_PG_PORT: expected .+, got "x"/);
+    expect(message).toMatch(/LOG_LEVEL: expected .*info.*, got "loud"/);
+  });
+
+  it('stops the hunt command at start-up with exit code 78 and the variable name', async () => {
+    const run = promisify(execFile);
+    const error = await run('node', [path.join(projectRoot, 'bin/hunt.js'), 'stack', 'status'], {
+      env: { ...process.env, HUNT_KAFKA_PORT: 'ninety' },
+    }).catch((err: unknown) => err as { code: number; stderr: string });
+    expect(error).toMatchObject({ code: 78 });
+    expect((error as { stderr: string }).stderr).toContain('HUNT_KAFKA_PORT: expected');
+  });
+});

@@ -1,0 +1,5 @@
+/**
+ * Workflow entry point for the worker's bundle. Deterministic code only: activities are
+ * reached through proxies, and only their types are imported.
+ */
+export { healthCheck } from './health-check';
