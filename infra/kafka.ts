@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { projectRoot, type Config } from '../src/config';
-import { execFileAsync, onPath, runningPid, servicePaths, startDetached, stopPid, waitUntil } from './process';
+import { assertPortsFree, execFileAsync, onPath, runningPid, servicePaths, startDetached, stopPid, waitUntil } from './process';
 import { MissingToolError, type ServiceStatus, type StackService } from './service';
 
 export const KAFKA_VERSION = '3.9.1';
@@ -33,6 +33,15 @@ export class EmbeddedKafka implements StackService {
   async up(): Promise<ServiceStatus> {
     let pid = runningPid(this.paths.pidFile);
     if (pid === undefined) {
+      const { port, controllerPort } = this.config.stack.kafka;
+      await assertPortsFree(
+        'Kafka',
+        [
+          { port, variable: 'HUNT_KAFKA_PORT' },
+          { port: controllerPort, variable: 'HUNT_KAFKA_CONTROLLER_PORT' },
+        ],
+        'set KAFKA_BROKERS to use that broker',
+      );
       const java = onPath('java');
       if (!java) {
         throw new MissingToolError('Java (17+)', 'apt-get install openjdk-17-jre-headless', 'set KAFKA_BROKERS to an existing Kafka');

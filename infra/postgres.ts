@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import type { Config } from '../src/config';
-import { execFileAsync, runningPid, servicePaths, startDetached, stopPid, waitUntil } from './process';
+import { assertPortsFree, execFileAsync, runningPid, servicePaths, startDetached, stopPid, waitUntil } from './process';
 import { MissingToolError, type ServiceStatus, type StackService } from './service';
 
 const DATABASE = 'hunt';
@@ -70,6 +70,7 @@ export class EmbeddedPostgres implements StackService {
     const binDir = findPostgresBinDir(this.config.stack.postgres.binDir);
     let pid = runningPid(this.paths.pidFile);
     if (pid === undefined) {
+      await assertPortsFree('Postgres', [{ port: this.port, variable: 'HUNT_PG_PORT' }], 'set DATABASE_URL to use that server');
       const user = process.getuid?.() === 0 ? await osUser('postgres') : undefined;
       const dataDir = await this.dataDir(user);
       await this.initIfNeeded(binDir, dataDir, user);

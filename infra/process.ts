@@ -53,6 +53,18 @@ export interface StartOptions {
   user?: { uid: number; gid: number };
 }
 
+/** Fails with a clear message when a port we are about to bind is taken by someone else. */
+export async function assertPortsFree(service: string, ports: { port: number; variable: string }[], alternative: string) {
+  for (const { port, variable } of ports) {
+    if (await portOpen(port)) {
+      throw new Error(
+        `${service} cannot start: port ${port} on 127.0.0.1 is in use by a process this stack did not start. ` +
+          `Set ${variable} to a free port, or ${alternative}.`,
+      );
+    }
+  }
+}
+
 /** Starts a detached process that outlives this one, logging to the service's log file. */
 export function startDetached(opts: StartOptions): number {
   fs.mkdirSync(opts.paths.dir, { recursive: true });

@@ -9,7 +9,7 @@ import { Connection } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import type { Config } from '../src/config';
 import { searchAttributeFlags } from '../src/temporal/search-attributes';
-import { execFileAsync, onPath, runningPid, servicePaths, startDetached, stopPid, waitUntil } from './process';
+import { assertPortsFree, execFileAsync, onPath, runningPid, servicePaths, startDetached, stopPid, waitUntil } from './process';
 import { MissingToolError, type ServiceStatus, type StackService } from './service';
 
 export const TEMPORAL_CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal';
@@ -37,6 +37,14 @@ export class EmbeddedTemporal implements StackService {
   async up(): Promise<ServiceStatus> {
     let pid = runningPid(this.paths.pidFile);
     if (pid === undefined) {
+      await assertPortsFree(
+        'Temporal',
+        [
+          { port: this.config.stack.temporal.port, variable: 'HUNT_TEMPORAL_PORT' },
+          { port: this.config.stack.temporal.uiPort, variable: 'HUNT_TEMPORAL_UI_PORT' },
+        ],
+        'set TEMPORAL_ADDRESS to use that server',
+      );
       const cli = await this.cliPath();
       const namespace = this.config.temporal.namespace;
       const args = [
