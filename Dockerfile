@@ -1,0 +1,26 @@
+# The image for the project's processes (docker-compose.yml runs it as migrate, ingest and
+# worker). The `hunt` command runs the TypeScript sources through tsx, a production
+# dependency, so there is no build step: install production dependencies, copy the sources.
+FROM node:20-bookworm-slim
+
+ENV NODE_ENV=production
+WORKDIR /app
+
+# Dependencies first, so a source change does not reinstall them.
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev && npm cache clean --force
+
+COPY tsconfig.json ./
+COPY bin ./bin
+COPY src ./src
+# src/cli imports infra/stack for `hunt stack` and `hunt start`, so the CLI needs it to load.
+COPY infra ./infra
+COPY workflows ./workflows
+COPY activities ./activities
+
+# The default state folder (HUNT_STATE_DIR), writable by the unprivileged user.
+RUN mkdir -p /app/.hunt && chown node:node /app/.hunt
+USER node
+
+EXPOSE 8080
+CMD ["node", "bin/hunt.js", "ingest"]
