@@ -47,6 +47,14 @@ const variables = {
   KAFKA_TOPIC_DLQ: [topicName.default('hunt.events.dlq'), 'a Kafka topic name ([A-Za-z0-9._-], 1-249 chars)'],
   API_PORT: [port.default(8080), 'a TCP port (1-65535)'],
   LOG_LEVEL: [z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), 'one of fatal, error, warn, info, debug, trace, silent'],
+  INGEST_GROUP_ID: [nonEmpty.default('hunt-ingest'), 'a Kafka consumer group id'],
+  INGEST_BATCH_MODE: [z.enum(['fixed', 'adaptive']).default('adaptive'), 'fixed or adaptive'],
+  INGEST_MAX_BATCH_EVENTS: [positiveInt.max(100_000).default(5000), 'a whole number of events, 1-100000'],
+  INGEST_LINGER_MS: [z.coerce.number().int().min(0).max(60_000).default(5), 'a whole number of milliseconds, 0-60000'],
+  INGEST_FRESHNESS_TARGET_MS: [positiveInt.max(60_000).default(50), 'a whole number of milliseconds, 1-60000'],
+  KAFKA_FETCH_MAX_BYTES: [positiveInt.default(10 * 1024 * 1024), 'a positive number of bytes'],
+  KAFKA_PARTITION_FETCH_MAX_BYTES: [positiveInt.default(2 * 1024 * 1024), 'a positive number of bytes'],
+  INGEST_PARTITIONS_CONCURRENCY: [positiveInt.max(64).default(4), 'a whole number 1-64'],
   HUNT_STATE_DIR: [nonEmpty.default(path.join(projectRoot, '.hunt')), 'a folder for the embedded stack\'s data, logs and pid files'],
   HUNT_CACHE_DIR: [nonEmpty.default(path.join(os.homedir(), '.cache', 'treasure-hunt')), 'a folder for downloaded and built binaries'],
   HUNT_PG_PORT: [port.default(15432), 'a TCP port (1-65535)'],
@@ -95,6 +103,17 @@ export interface Config {
   kafka: { brokers: string[]; clientId: string; topics: { events: string; dlq: string } };
   temporal: { address: string; namespace: string; taskQueue: string; uiUrl?: string };
   api: { port: number };
+  ingest: {
+    groupId: string;
+    /** fixed: close batches on size or linger; adaptive: size them to the freshness target. */
+    batchMode: RawConfig['INGEST_BATCH_MODE'];
+    maxBatchEvents: number;
+    lingerMs: number;
+    freshnessTargetMs: number;
+    fetchMaxBytes: number;
+    partitionFetchMaxBytes: number;
+    partitionsConcurrency: number;
+  };
   logLevel: RawConfig['LOG_LEVEL'];
   stack: {
     stateDir: string;
@@ -130,6 +149,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       uiUrl: v.TEMPORAL_ADDRESS ? undefined : `http://127.0.0.1:${v.HUNT_TEMPORAL_UI_PORT}`,
     },
     api: { port: v.API_PORT },
+    ingest: {
+      groupId: v.INGEST_GROUP_ID,
+      batchMode: v.INGEST_BATCH_MODE,
+      maxBatchEvents: v.INGEST_MAX_BATCH_EVENTS,
+      lingerMs: v.INGEST_LINGER_MS,
+      freshnessTargetMs: v.INGEST_FRESHNESS_TARGET_MS,
+      fetchMaxBytes: v.KAFKA_FETCH_MAX_BYTES,
+      partitionFetchMaxBytes: v.KAFKA_PARTITION_FETCH_MAX_BYTES,
+      partitionsConcurrency: v.INGEST_PARTITIONS_CONCURRENCY,
+    },
     logLevel: v.LOG_LEVEL,
     stack: {
       stateDir,

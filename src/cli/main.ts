@@ -1,7 +1,9 @@
 /** The `hunt` command: one subcommand per file in this folder. */
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config';
+import { registerIngestCommand } from './ingest';
 import { registerMigrateCommand } from './migrate';
+import { registerProduceCommand } from './produce';
 import { registerStackCommands } from './stack';
 import { registerStartCommand } from './start';
 
@@ -13,6 +15,8 @@ const program = new Command('hunt')
 registerStartCommand(program);
 registerStackCommands(program);
 registerMigrateCommand(program);
+registerIngestCommand(program);
+registerProduceCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,31 @@
+/** `hunt ingest`: the hot path consumer and the read API, until SIGTERM/SIGINT. */
+import type { Command } from 'commander';
+import { loadConfig } from '../config';
+import { runIngestService } from '../ingest/service';
+import { createLogger } from '../log';
+
+export function registerIngestCommand(program: Command): void {
+  program
+    .command('ingest')
+    .description('consume hunt.events into Postgres (exactly-once effect) and serve the read API')
+    .action(async () => {
+      const config = loadConfig();
+      const logger = createLogger(config, 'ingest');
+      const service = await runIngestService(config, logger);
+      await untilSignal(logger);
+      await service.stop();
+    });
+}
+
+/** Resolves on the first SIGTERM or SIGINT; a second one exits at once. */
+export function untilSignal(logger: { info: (msg: string) => void }): Promise<void> {
+  return new Promise((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      logger.info(`${signal}: finishing the batch in flight, then leaving`);
+      process.once(signal, () => process.exit(130));
+      resolve();
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+  });
+}

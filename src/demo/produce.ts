@@ -1,0 +1,46 @@
+/** Sends generated traffic to Kafka at a steady rate, in small batches every tick. */
+import { Partitioners, type Kafka } from 'kafkajs';
+import type { TrafficGenerator } from './traffic';
+
+export interface ProduceOptions {
+  topic: string;
+  /** Events per second. */
+  rate: number;
+  /** Stop after this many records (default: no limit). */
+  count?: number;
+  /** Stop after this long (default: no limit). */
+  durationMs?: number;
+  signal?: AbortSignal;
+  onProgress?: (sent: number) => void;
+}
+
+const TICK_MS = 10;
+
+export async function produceTraffic(kafka: Kafka, generator: TrafficGenerator, options: ProduceOptions): Promise<number> {
+  const producer = kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+  const started = Date.now();
+  let sent = 0;
+  try {
+    for (;;) {
+      const elapsed = Date.now() - started;
+      if (options.signal?.aborted) break;
+      if (options.durationMs !== undefined && elapsed >= options.durationMs) break;
+      if (options.count !== undefined && sent >= options.count) break;
+      // Send whatever the rate says is due by now, so slow ticks catch up.
+      let due = Math.floor(((elapsed + TICK_MS) / 1000) * options.rate) - sent;
+      if (options.count !== undefined) due = Math.min(due, options.count - sent);
+      if (due > 0) {
+        const records = Array.from({ length: due }, () => generator.next());
+        await producer.send({ topic: options.topic, messages: records.map((r) => ({ key: r.key, value: r.value })) });
+        sent += due;
+        options.onProgress?.(sent);
+      }
+      const wait = started + (Math.floor((Date.now() - started) / TICK_MS) + 1) * TICK_MS - Date.now();
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, wait)));
+    }
+  } finally {
+    await producer.disconnect();
+  }
+  return sent;
+}

@@ -1,0 +1,53 @@
+/**
+ * The hot path's decision per record, pure and broker-free: accepted event, or rejected
+ * record with the contract's reason, kept byte for byte for the DLQ and quarantine.
+ */
+import { classifyRecord, type RejectReason } from '../events/validate';
+import type { AcceptedEvent } from '../store/apply-events';
+
+/** The parts of a Kafka record the hot path needs (kafkajs's KafkaMessage fits). */
+export interface SourceRecord {
+  offset: string;
+  key: Buffer | null;
+  value: Buffer | null;
+  timestamp: string;
+}
+
+export interface RejectedRecord {
+  topic: string;
+  partition: number;
+  offset: string;
+  key: Buffer | null;
+  value: Buffer | null;
+  reason: RejectReason;
+  detail: string;
+}
+
+export interface ClassifiedSlice {
+  accepted: AcceptedEvent[];
+  rejected: RejectedRecord[];
+  /** Kafka timestamps (ms) of the accepted records, for the freshness metric. */
+  acceptedTimestamps: number[];
+}
+
+export function classifySlice(topic: string, partition: number, records: readonly SourceRecord[], now: Date): ClassifiedSlice {
+  const slice: ClassifiedSlice = { accepted: [], rejected: [], acceptedTimestamps: [] };
+  for (const record of records) {
+    const result = classifyRecord(record.value, now);
+    if (result.ok) {
+      slice.accepted.push({ event: result.event, instant: result.instant, source: `kafka:${topic}:${partition}:${record.offset}` });
+      slice.acceptedTimestamps.push(Number(record.timestamp));
+    } else {
+      slice.rejected.push({
+        topic,
+        partition,
+        offset: record.offset,
+        key: record.key,
+        value: record.value,
+        reason: result.reason,
+        detail: result.detail,
+      });
+    }
+  }
+  return slice;
+}

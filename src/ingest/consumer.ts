@@ -1,0 +1,202 @@
+/**
+ * The hot path's loop: kafkajs eachBatch → skip what Postgres already has → classify →
+ * micro-batch → DLQ + one transaction → resolve offsets. Decisions live in classify.ts and
+ * the store; this file only moves records and handles failure.
+ *
+ * Where a partition resumes is decided by Postgres (consumer_offsets), never by Kafka's
+ * committed offsets: on every (re)join the consumer seeks to the stored offsets, and each
+ * batch is checked against them in case a fetch raced the seek.
+ */
+import { Partitioners, type Consumer, type EachBatchPayload, type Kafka, type Producer } from 'kafkajs';
+import type pg from 'pg';
+import type { Config } from '../config';
+import type { Logger } from '../log';
+import { loadOffsets } from '../store/offsets';
+import { MicroBatcher, type SliceWork } from './batcher';
+import { classifySlice } from './classify';
+import { commitMicroBatch, mergeOffsets } from './commit';
+import { sendToDlq } from './dlq';
+import type { IngestMetrics } from './metrics';
+import { BatchSizing } from './sizing';
+
+export interface IngestDeps {
+  config: Config;
+  pool: pg.Pool;
+  kafka: Kafka;
+  metrics: IngestMetrics;
+  logger: Logger;
+}
+
+export interface IngestHandle {
+  /** True between a successful start and stop. */
+  isRunning(): boolean;
+  /** Finishes the micro-batch in flight, leaves the group, closes the DLQ producer. */
+  stop(): Promise<void>;
+}
+
+const RETRY_BASE_MS = 100;
+const RETRY_MAX_MS = 5000;
+
+export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
+  const { config, pool, kafka, metrics, logger } = deps;
+  const { topics } = config.kafka;
+  const { groupId } = config.ingest;
+  let stopping = false;
+  let running = false;
+
+  const consumer: Consumer = kafka.consumer({
+    groupId,
+    maxBytes: config.ingest.fetchMaxBytes,
+    maxBytesPerPartition: config.ingest.partitionFetchMaxBytes,
+    sessionTimeout: 30_000,
+    heartbeatInterval: 3000,
+    // Postgres, not Kafka, decides where to resume; do not let a retry storm rejoin early.
+    retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
+  });
+  const dlqProducer: Producer = kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    createPartitioner: Partitioners.DefaultPartitioner,
+  });
+
+  // Next offset per partition as Postgres has it; reloaded after every group (re)join, since
+  // another member may have moved a partition on while it was away.
+  const storedNext = new Map<number, bigint>();
+  const reloadStoredOffsets = async () => {
+    const offsets = await loadOffsets(pool, groupId, topics.events);
+    storedNext.clear();
+    for (const [partition, next] of offsets) storedNext.set(partition, next);
+    return offsets;
+  };
+
+  const sizing = new BatchSizing({ mode: config.ingest.batchMode, ...config.ingest });
+  metrics.batchTarget.set(sizing.targetRecords);
+  const batcher = new MicroBatcher(sizing, (works) => flushWithRetry(works));
+
+  async function flushWithRetry(works: SliceWork[]): Promise<void> {
+    const accepted = works.flatMap((w) => w.slice.accepted);
+    const rejected = works.flatMap((w) => w.slice.rejected);
+    const offsets = mergeOffsets(works.map((w) => ({ topic: w.topic, partition: w.partition, nextOffset: w.nextOffset })));
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await sendToDlq(dlqProducer, topics.dlq, rejected);
+        const started = performance.now();
+        const result = await commitMicroBatch(pool, groupId, { accepted, rejected, offsets });
+        const transactionMs = performance.now() - started;
+        recordBatchMetrics(works, result.inserted, accepted.length - result.inserted, transactionMs);
+        return;
+      } catch (err) {
+        if (stopping && attempt > 0) throw new Error('ingest stopping; micro-batch left uncommitted for the next run', { cause: err });
+        metrics.commitRetries.inc();
+        const delay = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** attempt);
+        logger.warn(
+          { err, attempt, delayMs: delay, partitions: offsets.map((o) => `${o.topic}/${o.partition}@${o.nextOffset}`) },
+          'micro-batch commit failed; retrying (nothing was committed)',
+        );
+        await Promise.all(works.map((w) => w.heartbeat().catch(() => undefined)));
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  }
+
+  function recordBatchMetrics(works: SliceWork[], inserted: number, duplicates: number, transactionMs: number) {
+    const now = Date.now();
+    let records = 0;
+    let lag = 0;
+    for (const w of works) {
+      records += w.recordCount;
+      const partitionLag = Number(w.highWatermark - w.nextOffset);
+      lag += Math.max(0, partitionLag);
+      metrics.consumerLag.set({ topic: w.topic, partition: String(w.partition) }, Math.max(0, partitionLag));
+      for (const ts of w.slice.acceptedTimestamps) metrics.freshnessSeconds.observe((now - ts) / 1000);
+      for (const r of w.slice.rejected) metrics.rejects.inc({ reason: r.reason });
+    }
+    metrics.eventsAccepted.inc(inserted);
+    metrics.duplicatesSkipped.inc(duplicates);
+    metrics.batchSize.observe(records);
+    metrics.transactionSeconds.observe(transactionMs / 1000);
+    sizing.observe({ records, transactionMs, lag });
+    metrics.batchTarget.set(sizing.targetRecords);
+  }
+
+  async function eachBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    const { topic, partition } = batch;
+    if (!storedNext.has(partition)) await reloadStoredOffsets();
+    const resumeAt = storedNext.get(partition);
+    const firstOffset = BigInt(batch.firstOffset() ?? batch.highWatermark);
+    if (resumeAt !== undefined && firstOffset > resumeAt) {
+      // Kafka is ahead of Postgres (a fetch from Kafka's committed offset raced our seek):
+      // go back to where Postgres says, and process nothing from this fetch.
+      consumer.seek({ topic, partition, offset: resumeAt.toString() });
+      return;
+    }
+    metrics.recordsRead.inc(batch.messages.length);
+    const fresh = batch.messages.filter((m) => resumeAt === undefined || BigInt(m.offset) >= resumeAt);
+    const highWatermark = BigInt(batch.highWatermark);
+    for (let i = 0; i < fresh.length; i += config.ingest.maxBatchEvents) {
+      if (!isRunning() || isStale()) return;
+      const records = fresh.slice(i, i + config.ingest.maxBatchEvents);
+      const last = records[records.length - 1]!;
+      const nextOffset = BigInt(last.offset) + 1n;
+      await batcher.add({
+        slice: classifySlice(topic, partition, records, new Date()),
+        topic,
+        partition,
+        nextOffset,
+        highWatermark,
+        recordCount: records.length,
+        heartbeat,
+      });
+      resolveOffset(last.offset);
+      if ((storedNext.get(partition) ?? -1n) < nextOffset) storedNext.set(partition, nextOffset);
+    }
+    const lastOffset = batch.lastOffset();
+    if (fresh.length === 0 && batch.messages.length > 0) resolveOffset(lastOffset);
+    await heartbeat();
+  }
+
+  consumer.on(consumer.events.GROUP_JOIN, async ({ payload }) => {
+    const assigned = payload.memberAssignment[topics.events] ?? [];
+    try {
+      const offsets = await reloadStoredOffsets();
+      for (const partition of assigned) {
+        const next = offsets.get(partition);
+        if (next !== undefined) consumer.seek({ topic: topics.events, partition, offset: next.toString() });
+      }
+      logger.info({ groupId, assigned, resumeFrom: Object.fromEntries([...offsets].map(([p, o]) => [p, o.toString()])) }, 'joined group');
+    } catch (err) {
+      // eachBatch reloads before its first batch of any partition, so this is not fatal.
+      logger.warn({ err }, 'could not load stored offsets on group join');
+    }
+  });
+  consumer.on(consumer.events.CRASH, ({ payload }) => {
+    logger.error({ err: payload.error, restart: payload.restart }, 'consumer crashed');
+  });
+
+  await dlqProducer.connect();
+  await consumer.connect();
+  await consumer.subscribe({ topic: topics.events, fromBeginning: true });
+  await consumer.run({
+    eachBatchAutoResolve: false,
+    // Kafka's committed offsets are only a convenience for tools; resolved offsets go there
+    // after Postgres has committed them.
+    autoCommit: true,
+    autoCommitInterval: 5000,
+    partitionsConsumedConcurrently: config.ingest.partitionsConcurrency,
+    eachBatch,
+  });
+  running = true;
+  logger.info({ topic: topics.events, groupId, mode: config.ingest.batchMode }, 'ingest running');
+
+  return {
+    isRunning: () => running && !stopping,
+    async stop() {
+      if (stopping) return;
+      stopping = true;
+      await consumer.disconnect();
+      await dlqProducer.disconnect();
+      running = false;
+      logger.info('ingest stopped');
+    },
+  };
+}

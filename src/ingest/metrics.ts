@@ -1,0 +1,62 @@
+/** Prometheus metrics of the hot path (prom-client), served at GET /metrics. */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export function createIngestMetrics(registry = new Registry()) {
+  collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    recordsRead: new Counter({ name: 'hunt_ingest_records_read_total', help: 'Kafka records read', registers: [registry] }),
+    eventsAccepted: new Counter({
+      name: 'hunt_ingest_events_accepted_total',
+      help: 'Events stored and scored for the first time',
+      registers: [registry],
+    }),
+    duplicatesSkipped: new Counter({
+      name: 'hunt_ingest_duplicates_skipped_total',
+      help: 'Valid events whose eventId was already stored: no effect',
+      registers: [registry],
+    }),
+    rejects: new Counter({
+      name: 'hunt_ingest_rejects_total',
+      help: 'Records rejected to the DLQ and quarantine, by reason',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    batchSize: new Histogram({
+      name: 'hunt_ingest_batch_records',
+      help: 'Records per micro-batch transaction',
+      buckets: [1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 25_000],
+      registers: [registry],
+    }),
+    transactionSeconds: new Histogram({
+      name: 'hunt_ingest_transaction_seconds',
+      help: 'Duration of one micro-batch transaction',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+    freshnessSeconds: new Histogram({
+      name: 'hunt_ingest_freshness_seconds',
+      help: "Commit time minus the record's Kafka timestamp",
+      buckets: [0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    consumerLag: new Gauge({
+      name: 'hunt_ingest_consumer_lag',
+      help: 'Records between the committed position and the high watermark, per partition',
+      labelNames: ['topic', 'partition'] as const,
+      registers: [registry],
+    }),
+    commitRetries: new Counter({
+      name: 'hunt_ingest_commit_retries_total',
+      help: 'Micro-batch commits retried after a Postgres or DLQ failure',
+      registers: [registry],
+    }),
+    batchTarget: new Gauge({
+      name: 'hunt_ingest_batch_target_records',
+      help: 'Current micro-batch size target (adaptive mode moves it)',
+      registers: [registry],
+    }),
+  };
+}
+
+export type IngestMetrics = ReturnType<typeof createIngestMetrics>;

@@ -1,0 +1,33 @@
+/**
+ * The consumer's partition positions in Postgres: written in the same transaction as the
+ * events they cover, read on partition assignment. Never moves backwards, so a zombie
+ * consumer finishing a stale batch cannot rewind the group.
+ */
+import type pg from 'pg';
+
+export interface PartitionOffset {
+  topic: string;
+  partition: number;
+  /** The next offset to read (last processed + 1). */
+  nextOffset: bigint;
+}
+
+export async function storeOffsets(client: pg.ClientBase, groupId: string, offsets: readonly PartitionOffset[]): Promise<void> {
+  if (offsets.length === 0) return;
+  await client.query({
+    name: 'store-offsets',
+    text: `INSERT INTO consumer_offsets (group_id, topic, partition, next_offset)
+           SELECT $1, * FROM unnest($2::text[], $3::int[], $4::bigint[])
+           ON CONFLICT (group_id, topic, partition) DO UPDATE
+             SET next_offset = GREATEST(consumer_offsets.next_offset, excluded.next_offset), updated_at = now()`,
+    values: [groupId, offsets.map((o) => o.topic), offsets.map((o) => o.partition), offsets.map((o) => o.nextOffset.toString())],
+  });
+}
+
+export async function loadOffsets(pool: pg.Pool | pg.ClientBase, groupId: string, topic: string): Promise<Map<number, bigint>> {
+  const { rows } = await pool.query<{ partition: number; next_offset: string | number }>(
+    'SELECT partition, next_offset FROM consumer_offsets WHERE group_id = $1 AND topic = $2',
+    [groupId, topic],
+  );
+  return new Map(rows.map((r) => [r.partition, BigInt(r.next_offset)]));
+}

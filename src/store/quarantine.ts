@@ -1,0 +1,23 @@
+/** Quarantine rows: rejected records kept byte for byte with their reason. */
+import type pg from 'pg';
+import type { RejectedRecord } from '../ingest/classify';
+
+/** Idempotent per source position: a redelivered reject is not quarantined twice. */
+export async function quarantineRecords(client: pg.ClientBase, records: readonly RejectedRecord[]): Promise<void> {
+  if (records.length === 0) return;
+  await client.query({
+    name: 'quarantine-records',
+    text: `INSERT INTO quarantine (source_topic, source_partition, source_offset, record_key, record_value, reason, detail)
+           SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bytea[], $5::bytea[], $6::text[], $7::text[])
+           ON CONFLICT (source_topic, source_partition, source_offset) DO NOTHING`,
+    values: [
+      records.map((r) => r.topic),
+      records.map((r) => r.partition),
+      records.map((r) => r.offset),
+      records.map((r) => r.key),
+      records.map((r) => r.value),
+      records.map((r) => r.reason),
+      records.map((r) => r.detail),
+    ],
+  });
+}

@@ -1,0 +1,181 @@
+/**
+ * Helpers for hot-path tests: the real `hunt ingest` as a child process (so it can be
+ * killed with SIGKILL), topics of their own, and reading back what Postgres holds.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Kafka, logLevel, Partitioners, type IHeaders } from 'kafkajs';
+import type pg from 'pg';
+import { loadConfig, projectRoot } from '../../src/config';
+import type { FoldResult } from '../../src/rules/reference';
+import { normalizeFoldResult } from '../../src/rules/reference';
+import { uniqueName, waitFor } from './wait';
+
+const config = loadConfig();
+
+export function testKafka(): Kafka {
+  return new Kafka({ clientId: 'hunt-tests', brokers: config.kafka.brokers, logLevel: logLevel.NOTHING });
+}
+
+export interface TestTopics {
+  events: string;
+  dlq: string;
+  groupId: string;
+}
+
+export async function createTestTopics(partitions = 4): Promise<TestTopics> {
+  const base = uniqueName('t');
+  const topics = { events: `${base}.events`, dlq: `${base}.dlq`, groupId: `${base}-group` };
+  const admin = testKafka().admin();
+  await admin.connect();
+  try {
+    await admin.createTopics({
+      topics: [
+        { topic: topics.events, numPartitions: partitions },
+        { topic: topics.dlq, numPartitions: 1 },
+      ],
+      waitForLeaders: true,
+    });
+  } finally {
+    await admin.disconnect();
+  }
+  return topics;
+}
+
+export async function sendRecords(topic: string, records: { key: string | Buffer | null; value: Buffer | string | null }[]) {
+  const producer = testKafka().producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+  try {
+    for (let i = 0; i < records.length; i += 1000) {
+      await producer.send({ topic, messages: records.slice(i, i + 1000) });
+    }
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+export async function endOffsets(topic: string): Promise<number> {
+  const admin = testKafka().admin();
+  await admin.connect();
+  try {
+    return (await admin.fetchTopicOffsets(topic)).reduce((sum, p) => sum + Number(p.high), 0);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Waits until the offsets Postgres stores for the group reach the topic's end. */
+export async function waitCaughtUp(pool: pg.Pool, topics: TestTopics, timeoutMs = 60_000): Promise<void> {
+  const end = await endOffsets(topics.events);
+  await waitFor(
+    `group ${topics.groupId} to commit ${end} records to Postgres`,
+    async () => {
+      const { rows } = await pool.query<{ n: string | null }>(
+        'SELECT sum(next_offset)::text AS n FROM consumer_offsets WHERE group_id = $1 AND topic = $2',
+        [topics.groupId, topics.events],
+      );
+      return Number(rows[0]?.n ?? 0) >= end;
+    },
+    { timeoutMs, intervalMs: 200 },
+  );
+}
+
+export interface DlqRecord {
+  key: string | null;
+  value: Buffer | null;
+  headers: Record<string, string>;
+}
+
+/** Reads every record of a topic from the beginning (it must hold exactly `expected`). */
+export async function readTopic(topic: string, expected: number, timeoutMs = 30_000): Promise<DlqRecord[]> {
+  const consumer = testKafka().consumer({ groupId: uniqueName('reader') });
+  const records: DlqRecord[] = [];
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  await consumer.run({
+    eachMessage: async ({ message }) => {
+      records.push({ key: message.key?.toString() ?? null, value: message.value, headers: headersOf(message.headers) });
+    },
+  });
+  try {
+    await waitFor(`${expected} records on ${topic}`, () => records.length >= expected, { timeoutMs });
+  } finally {
+    await consumer.disconnect();
+  }
+  return records;
+}
+
+function headersOf(headers: IHeaders | undefined): Record<string, string> {
+  return Object.fromEntries(Object.entries(headers ?? {}).map(([k, v]) => [k, String(v)]));
+}
+
+export interface IngestProcess {
+  child: ChildProcess;
+  apiUrl: string;
+  logFile: string;
+  /** Resolves when /readyz answers 200. */
+  ready(timeoutMs?: number): Promise<void>;
+  kill(signal: NodeJS.Signals): Promise<number | null>;
+}
+
+let nextPort = 18100;
+
+/** Starts `hunt ingest` against the given database and topics. */
+export function startIngestProcess(databaseUrl: string, topics: TestTopics, env: Record<string, string> = {}): IngestProcess {
+  const port = nextPort++;
+  const logDir = path.join(projectRoot, '.hunt', 'test-logs');
+  fs.mkdirSync(logDir, { recursive: true });
+  const logFile = path.join(logDir, `${topics.groupId}-${port}.log`);
+  const log = fs.openSync(logFile, 'a');
+  const child = spawn('node', [path.join(projectRoot, 'bin/hunt.js'), 'ingest'], {
+    env: {
+      ...process.env,
+      DATABASE_URL: databaseUrl,
+      KAFKA_TOPIC_EVENTS: topics.events,
+      KAFKA_TOPIC_DLQ: topics.dlq,
+      INGEST_GROUP_ID: topics.groupId,
+      API_PORT: String(port),
+      LOG_LEVEL: 'info',
+      ...env,
+    },
+    stdio: ['ignore', log, log],
+  });
+  fs.closeSync(log);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const apiUrl = `http://127.0.0.1:${port}`;
+  return {
+    child,
+    apiUrl,
+    logFile,
+    ready: (timeoutMs = 60_000) =>
+      waitFor(`ingest on port ${port} to be ready (log: ${logFile})`, async () => (await fetch(`${apiUrl}/readyz`)).ok, { timeoutMs }).then(
+        () => undefined,
+      ),
+    async kill(signal) {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** The live projections in the reference fold's shape, for toEqual against foldEvents. */
+export async function projectionOf(pool: pg.Pool): Promise<FoldResult> {
+  const players = await pool.query(
+    `SELECT hunt_id AS "huntId", player_id AS "playerId", display_name AS "displayName", score::int AS score,
+            clues_found AS "cluesFound", treasures_claimed AS "treasuresClaimed", active FROM player_scores`,
+  );
+  const credits = await pool.query(
+    `SELECT hunt_id AS "huntId", player_id AS "playerId", clue_id AS "clueId", event_id AS "eventId", kind, points FROM clue_credits`,
+  );
+  const winners = await pool.query(
+    `SELECT hunt_id AS "huntId", treasure_id AS "treasureId", player_id AS "playerId", event_id AS "eventId", points FROM treasure_winners`,
+  );
+  return normalizeFoldResult({
+    players: players.rows,
+    clueCredits: credits.rows.filter((c) => c.kind === 'found').map(({ kind: _kind, ...c }) => c),
+    hintPenalties: credits.rows.filter((c) => c.kind === 'hint').map(({ kind: _kind, points, ...c }) => ({ ...c, penalty: points })),
+    treasureWinners: winners.rows,
+  });
+}
