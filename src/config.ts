@@ -54,6 +54,7 @@ const variables = {
   INGEST_FRESHNESS_TARGET_MS: [positiveInt.max(60_000).default(50), 'a whole number of milliseconds, 1-60000'],
   KAFKA_FETCH_MAX_BYTES: [positiveInt.default(10 * 1024 * 1024), 'a positive number of bytes'],
   KAFKA_PARTITION_FETCH_MAX_BYTES: [positiveInt.default(2 * 1024 * 1024), 'a positive number of bytes'],
+  INGEST_SESSION_TIMEOUT_MS: [z.coerce.number().int().min(6000).max(300_000).default(30_000), 'a whole number of milliseconds, 6000-300000'],
   INGEST_PARTITIONS_CONCURRENCY: [positiveInt.max(64).default(4), 'a whole number 1-64'],
   HUNT_STATE_DIR: [nonEmpty.default(path.join(projectRoot, '.hunt')), 'a folder for the embedded stack\'s data, logs and pid files'],
   HUNT_CACHE_DIR: [nonEmpty.default(path.join(os.homedir(), '.cache', 'treasure-hunt')), 'a folder for downloaded and built binaries'],
@@ -113,6 +114,8 @@ export interface Config {
     fetchMaxBytes: number;
     partitionFetchMaxBytes: number;
     partitionsConcurrency: number;
+    /** How long the group waits for a silent member (say, one killed) before rebalancing. */
+    sessionTimeoutMs: number;
   };
   logLevel: RawConfig['LOG_LEVEL'];
   stack: {
@@ -158,6 +161,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       fetchMaxBytes: v.KAFKA_FETCH_MAX_BYTES,
       partitionFetchMaxBytes: v.KAFKA_PARTITION_FETCH_MAX_BYTES,
       partitionsConcurrency: v.INGEST_PARTITIONS_CONCURRENCY,
+      sessionTimeoutMs: v.INGEST_SESSION_TIMEOUT_MS,
     },
     logLevel: v.LOG_LEVEL,
     stack: {

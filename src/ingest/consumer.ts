@@ -48,8 +48,8 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
     groupId,
     maxBytes: config.ingest.fetchMaxBytes,
     maxBytesPerPartition: config.ingest.partitionFetchMaxBytes,
-    sessionTimeout: 30_000,
-    heartbeatInterval: 3000,
+    sessionTimeout: config.ingest.sessionTimeoutMs,
+    heartbeatInterval: Math.floor(config.ingest.sessionTimeoutMs / 10),
     // Postgres, not Kafka, decides where to resume; do not let a retry storm rejoin early.
     retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
   });

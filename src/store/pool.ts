@@ -6,6 +6,17 @@ import type { Config } from '../config';
 // Number's safe range here, so parse them as numbers once for every query.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
 
-export function createPool(config: Pick<Config, 'databaseUrl'>, max = 10): pg.Pool {
-  return new pg.Pool({ connectionString: config.databaseUrl, max });
+/**
+ * An idle client whose server goes away (restart, failover) makes the pool emit 'error';
+ * unhandled, that would kill the process. The pool drops that client and the next query
+ * connects anew, so the error only needs reporting.
+ */
+export function createPool(
+  config: Pick<Config, 'databaseUrl'>,
+  max = 10,
+  onIdleClientError: (err: Error) => void = () => undefined,
+): pg.Pool {
+  const pool = new pg.Pool({ connectionString: config.databaseUrl, max });
+  pool.on('error', onIdleClientError);
+  return pool;
 }

@@ -110,7 +110,8 @@ describe('hot path', () => {
 });
 
 describe('read API', () => {
-  const get = async (path: string) => {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- response bodies are checked by the assertions
+  const get = async (path: string): Promise<{ status: number; body: any }> => {
     const res = await fetch(`${ingest.apiUrl}${path}`);
     return { status: res.status, body: res.headers.get('content-type')?.includes('json') ? await res.json() : await res.text() };
   };
