@@ -4,6 +4,7 @@ import { ConfigError } from '../config';
 import { registerIngestCommand } from './ingest';
 import { registerMigrateCommand } from './migrate';
 import { registerProduceCommand } from './produce';
+import { registerSchemasCommand } from './schemas';
 import { registerStackCommands } from './stack';
 import { registerStartCommand } from './start';
 
@@ -17,6 +18,7 @@ registerStackCommands(program);
 registerMigrateCommand(program);
 registerIngestCommand(program);
 registerProduceCommand(program);
+registerSchemasCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,20 +1,65 @@
-/** `hunt start`: the main job. Brings up the embedded stack, migrates, and says where to look. */
-import type { Command } from 'commander';
+/**
+ * `hunt start`: the main job. Brings up the embedded stack, migrates, runs the hot path with
+ * its read API and a demo producer, and prints where to look. Runs until Ctrl-C (or
+ * --duration seconds).
+ */
+import { InvalidArgumentError, type Command } from 'commander';
 import { formatStatuses, stackUp } from '../../infra/stack';
 import { loadConfig } from '../config';
+import { produceTraffic } from '../demo/produce';
+import { TrafficGenerator } from '../demo/traffic';
+import { createKafka } from '../ingest/kafka-client';
+import { runIngestService } from '../ingest/service';
+import { createLogger } from '../log';
+import { untilSignal } from './ingest';
 import { runMigrations } from './migrate';
+
+const positive = (raw: string) => {
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) throw new InvalidArgumentError(`expected a positive number, got '${raw}'`);
+  return value;
+};
 
 export function registerStartCommand(program: Command): void {
   program
     .command('start')
-    .description('bring up the stack, migrate the database and print every address')
-    .action(async () => {
+    .description('stack up, migrate, ingest + read API, demo traffic; prints the leaderboard and Temporal Web UI URLs')
+    .option('--rate <n>', 'demo events per second', positive, 50)
+    .option('--no-demo', 'run without the demo producer')
+    .option('--duration <seconds>', 'stop after this many seconds (default: until Ctrl-C)', positive)
+    .action(async (opts: { rate: number; demo: boolean; duration?: number }) => {
       const config = loadConfig();
-      console.log('Starting the embedded stack (first run builds/fetches Temporal and Kafka; later runs reuse them)...');
-      const statuses = await stackUp(config);
+      const logger = createLogger({ logLevel: config.logLevel === 'info' ? 'warn' : config.logLevel }, 'hunt');
+      console.log('Starting the embedded stack (the first run builds the Temporal CLI and fetches Kafka; later runs take seconds)...');
+      console.log(formatStatuses(await stackUp(config)));
       const applied = await runMigrations(config.databaseUrl);
-      console.log(formatStatuses(statuses));
       console.log(`database schema: ${applied.length === 0 ? 'up to date' : `applied ${applied.join(', ')}`}`);
-      if (config.temporal.uiUrl) console.log(`Temporal Web UI: ${config.temporal.uiUrl}`);
+
+      const ingest = await runIngestService(config, logger);
+      const stop = new AbortController();
+      const demo = opts.demo
+        ? produceTraffic(
+            createKafka(config, logger, `${config.kafka.clientId}-demo`),
+            new TrafficGenerator({ hunts: 3, playersPerHunt: 25, duplicateFraction: 0.02, invalidFraction: 0.01, lateClaimFraction: 0.05 }),
+            { topic: config.kafka.topics.events, rate: opts.rate, signal: stop.signal },
+          )
+        : Promise.resolve(0);
+
+      console.log(`
+Treasure Hunt Engine is running.
+  Leaderboard:      ${ingest.apiUrl}/hunts/hunt-0/leaderboard   (demo hunts: hunt-0, hunt-1, hunt-2)
+  Player:           ${ingest.apiUrl}/hunts/hunt-0/players/player-1
+  Health, metrics:  ${ingest.apiUrl}/readyz   ${ingest.apiUrl}/metrics
+  Temporal Web UI:  ${config.temporal.uiUrl ?? `(external server at ${config.temporal.address})`}
+  Demo producer:    ${opts.demo ? `${opts.rate} events/s to ${config.kafka.topics.events}` : 'off'}
+Stop with Ctrl-C; the stack keeps running (hunt stack down stops it).`);
+
+      const timer = opts.duration ? new Promise<void>((resolve) => setTimeout(resolve, (opts.duration as number) * 1000)) : new Promise<void>(() => {});
+      await Promise.race([untilSignal(logger), timer]);
+      stop.abort();
+      const sent = await demo;
+      await ingest.stop();
+      console.log(`stopped (demo producer sent ${sent} records)`);
+      process.exit(0);
     });
 }
