@@ -6,6 +6,7 @@ import { registerMigrateCommand } from './migrate';
 import { registerProduceCommand } from './produce';
 import { registerSchemasCommand } from './schemas';
 import { registerStackCommands } from './stack';
+import { registerWorkerCommand } from './worker';
 import { registerStartCommand } from './start';
 
 const program = new Command('hunt')
@@ -19,6 +20,7 @@ registerMigrateCommand(program);
 registerIngestCommand(program);
 registerProduceCommand(program);
 registerSchemasCommand(program);
+registerWorkerCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -10,6 +10,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities';
 import { loadConfig, projectRoot } from '../../src/config';
+import { createLogger } from '../../src/log';
 import { listMigrations } from '../../src/store/migrate';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { quietTemporalRuntime } from '../helpers/temporal';
@@ -70,7 +71,7 @@ describe('Temporal', () => {
       namespace: config.temporal.namespace,
       taskQueue,
       workflowsPath: path.join(projectRoot, 'workflows/index.ts'),
-      activities: createActivities({ pool: db.pool }),
+      activities: createActivities({ pool: db.pool, kafka: new Kafka({ brokers: config.kafka.brokers, logLevel: logLevel.NOTHING }), config, logger: createLogger({ logLevel: 'warn' }) }),
     });
     const client = new Client({ connection, namespace: config.temporal.namespace });
     try {
