@@ -4,7 +4,9 @@
  * One job's steps per file; each step idempotent.
  */
 import type { ActivityDeps } from './deps';
+import { createBackfillActivities } from './backfill';
 import { createHealthActivities } from './health';
+import { createRollupActivities } from './rollups';
 
 export type { ActivityDeps } from './deps';
 export type { DependencyReport } from './health';
@@ -12,6 +14,8 @@ export type { DependencyReport } from './health';
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createHealthActivities(deps),
+    ...createBackfillActivities(deps),
+    ...createRollupActivities(deps),
   };
 }
 

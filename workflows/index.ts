@@ -3,3 +3,5 @@
  * reached through proxies, and only their types are imported.
  */
 export { healthCheck } from './health-check';
+export { rollupFlush } from './rollup-flush';
+export { backfill } from './backfill';

@@ -30,12 +30,22 @@ export interface ClassifiedSlice {
   acceptedTimestamps: number[];
 }
 
-export function classifySlice(topic: string, partition: number, records: readonly SourceRecord[], now: Date): ClassifiedSlice {
+/**
+ * Classifies records of one source partition. `sourceLabel` prefixes each accepted event's
+ * provenance (`kafka:<topic>:<partition>` by default; a backfill passes its own).
+ */
+export function classifySlice(
+  topic: string,
+  partition: number,
+  records: readonly SourceRecord[],
+  now: Date,
+  sourceLabel = `kafka:${topic}:${partition}`,
+): ClassifiedSlice {
   const slice: ClassifiedSlice = { accepted: [], rejected: [], acceptedTimestamps: [] };
   for (const record of records) {
     const result = classifyRecord(record.value, now);
     if (result.ok) {
-      slice.accepted.push({ event: result.event, instant: result.instant, source: `kafka:${topic}:${partition}:${record.offset}` });
+      slice.accepted.push({ event: result.event, instant: result.instant, source: `${sourceLabel}:${record.offset}` });
       slice.acceptedTimestamps.push(Number(record.timestamp));
     } else {
       slice.rejected.push({

@@ -1,0 +1,51 @@
+/** The real `hunt worker` as a child process (so a test can kill -9 it), and a client. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { loadConfig, projectRoot } from '../../src/config';
+
+const config = loadConfig();
+
+export interface WorkerProcess {
+  child: ChildProcess;
+  logFile: string;
+  kill(signal: NodeJS.Signals): Promise<void>;
+}
+
+export function startWorkerProcess(databaseUrl: string, taskQueue: string, env: Record<string, string> = {}): WorkerProcess {
+  const logDir = path.join(projectRoot, '.hunt', 'test-logs');
+  fs.mkdirSync(logDir, { recursive: true });
+  const logFile = path.join(logDir, `worker-${taskQueue}-${Date.now()}.log`);
+  const log = fs.openSync(logFile, 'a');
+  const child = spawn('node', [path.join(projectRoot, 'bin/hunt.js'), 'worker'], {
+    env: { ...process.env, DATABASE_URL: databaseUrl, TEMPORAL_TASK_QUEUE: taskQueue, LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', log, log],
+  });
+  fs.closeSync(log);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    child,
+    logFile,
+    async kill(signal) {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill(signal);
+      await exited;
+    },
+  };
+}
+
+export async function temporalClient(): Promise<{ client: Client; close: () => Promise<void> }> {
+  const connection = await Connection.connect({ address: config.temporal.address });
+  return { client: new Client({ connection, namespace: config.temporal.namespace }), close: () => connection.close() };
+}
+
+export function writeNdjson(file: string, values: Buffer[]): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const fd = fs.openSync(file, 'w');
+  for (const value of values) {
+    fs.writeSync(fd, value);
+    fs.writeSync(fd, '\n');
+  }
+  fs.closeSync(fd);
+}

@@ -1,0 +1,162 @@
+/**
+ * `backfill`: imports historical events from an NDJSON file through the hot path's
+ * validation, dedupe and scoring. Chunked, resumable (the cursor is heartbeated and carried
+ * across continue-as-new), pausable by signal, observable by query, cancellable at a chunk
+ * boundary. Idempotent: running it twice, or on events the hot path already ingested,
+ * stores and scores each eventId once.
+ */
+import {
+  CancellationScope,
+  condition,
+  continueAsNew,
+  defineQuery,
+  defineSignal,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  upsertMemo,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import { addCounts, emptyCounts, type ImportCounts } from '../src/backfill/counts';
+import type { BackfillCursor, BackfillSource } from '../src/backfill/types';
+import { HUNT_ID, HUNT_JOB_KIND } from '../src/temporal/search-attributes';
+import { asObject, badInput, optionalInt, rejectUnknownFields } from './input';
+
+const { describeBackfillSource } = proxyActivities<Activities>({
+  startToCloseTimeout: '1 minute',
+  retry: { maximumAttempts: 3 },
+});
+const { importChunks } = proxyActivities<Activities>({
+  startToCloseTimeout: '30 minutes',
+  // A killed worker is noticed within this, and the retry resumes from the last heartbeat.
+  heartbeatTimeout: '15 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
+});
+
+/** Web UI input, e.g. `{ "source": { "kind": "file", "path": "/data/hunt-2025.ndjson" } }`. */
+export interface BackfillInput {
+  source: BackfillSource;
+  /** Report what would change without writing anything. */
+  dryRun?: boolean;
+  /** Import only this hunt's events. */
+  huntId?: string;
+  /** Records per transaction (default 5000). */
+  chunkSize?: number;
+}
+
+export interface BackfillProgress {
+  state: 'running' | 'paused' | 'completed' | 'cancelled';
+  dryRun: boolean;
+  /** Bytes of the file read so far, and its size. */
+  done: number;
+  total: number;
+  percent: number;
+  /** Records per second since this job started. */
+  rate: number;
+  cursor: BackfillCursor;
+  counts: ImportCounts;
+}
+
+/** Carried across continue-as-new; not for operators to set. */
+interface Carried {
+  cursor: BackfillCursor;
+  counts: ImportCounts;
+  total: number;
+  startedAtMs: number;
+}
+
+export const pauseSignal = defineSignal('pause');
+export const resumeSignal = defineSignal('resume');
+export const progressQuery = defineQuery<BackfillProgress>('progress');
+
+const CHUNKS_PER_ACTIVITY = 10;
+/** Activity calls per run before continue-as-new keeps the history small. */
+const CALLS_PER_RUN = 200;
+
+export async function backfill(input: BackfillInput, carried?: Carried): Promise<BackfillProgress> {
+  const job = checkInput(input);
+  upsertSearchAttributes([
+    { key: HUNT_JOB_KIND, value: 'backfill' },
+    ...(job.huntId ? [{ key: HUNT_ID, value: job.huntId }] : []),
+  ]);
+  upsertMemo({ source: `${job.source.kind}:${job.source.path}`, dryRun: job.dryRun, huntId: job.huntId ?? '(all)' });
+
+  const state = carried ?? {
+    cursor: { file: { byteOffset: 0, line: 1 } },
+    counts: emptyCounts(),
+    total: (await describeBackfillSource(job.source)).total,
+    startedAtMs: Date.now(),
+  };
+  let paused = false;
+  let phase: BackfillProgress['state'] = 'running';
+  setHandler(pauseSignal, () => void (paused = true));
+  setHandler(resumeSignal, () => void (paused = false));
+  const progress = (): BackfillProgress => {
+    const elapsedS = Math.max(0.001, (Date.now() - state.startedAtMs) / 1000);
+    const done = state.cursor.file.byteOffset;
+    return {
+      state: paused && phase === 'running' ? 'paused' : phase,
+      dryRun: job.dryRun,
+      done,
+      total: state.total,
+      percent: state.total === 0 ? 100 : Math.round((done / state.total) * 1000) / 10,
+      rate: Math.round(state.counts.records / elapsedS),
+      cursor: state.cursor,
+      counts: state.counts,
+    };
+  };
+  setHandler(progressQuery, progress);
+
+  try {
+    for (let call = 0; ; call++) {
+      await condition(() => !paused);
+      if (call >= CALLS_PER_RUN) await continueAsNew<typeof backfill>(input, state);
+      const result = await importChunks({
+        jobId: workflowInfo().workflowId,
+        source: job.source,
+        cursor: state.cursor,
+        chunkSize: job.chunkSize,
+        maxChunks: CHUNKS_PER_ACTIVITY,
+        dryRun: job.dryRun,
+        huntId: job.huntId,
+      });
+      state.cursor = result.cursor;
+      state.counts = addCounts(state.counts, result.counts);
+      if (result.done) break;
+    }
+    phase = 'completed';
+    return progress();
+  } catch (err) {
+    if (isCancellation(err)) {
+      phase = 'cancelled';
+      // Committed chunks stay (they are valid events); report where the import stopped.
+      await CancellationScope.nonCancellable(async () => upsertMemo({ stoppedAt: JSON.stringify(state.cursor) }));
+    }
+    throw err;
+  }
+}
+
+function checkInput(input: BackfillInput): Required<Omit<BackfillInput, 'huntId'>> & { huntId?: string } {
+  const fields = asObject('backfill', input);
+  rejectUnknownFields('backfill', fields, ['source', 'dryRun', 'huntId', 'chunkSize']);
+  const source = fields.source as Record<string, unknown> | undefined;
+  if (!source || typeof source !== 'object') {
+    throw badInput('backfill', 'source is required, e.g. {"source": {"kind": "file", "path": "/data/events.ndjson"}}');
+  }
+  if (source.kind !== 'file') throw badInput('backfill', `source.kind must be "file", got ${JSON.stringify(source.kind)}`);
+  if (typeof source.path !== 'string' || !source.path.startsWith('/')) {
+    throw badInput('backfill', `source.path must be an absolute path on the worker's machine, got ${JSON.stringify(source.path)}`);
+  }
+  if (fields.dryRun !== undefined && typeof fields.dryRun !== 'boolean') throw badInput('backfill', 'dryRun must be true or false');
+  if (fields.huntId !== undefined && (typeof fields.huntId !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(fields.huntId))) {
+    throw badInput('backfill', 'huntId must be 1-64 characters of [A-Za-z0-9_.-]');
+  }
+  return {
+    source: { kind: 'file', path: source.path },
+    dryRun: fields.dryRun === true,
+    huntId: fields.huntId as string | undefined,
+    chunkSize: optionalInt('backfill', fields, 'chunkSize', 1, 50_000, 5000),
+  };
+}

@@ -1,0 +1,29 @@
+/**
+ * Input checks for jobs started from the Web UI with hand-written JSON: a bad input fails
+ * the run at once (non-retryable) with a message that says what to fix.
+ */
+import { ApplicationFailure } from '@temporalio/workflow';
+
+export function badInput(job: string, problem: string): ApplicationFailure {
+  return ApplicationFailure.nonRetryable(`${job}: invalid input: ${problem}`, 'InvalidJobInput');
+}
+
+export function asObject(job: string, input: unknown): Record<string, unknown> {
+  if (input === undefined || input === null) return {};
+  if (typeof input !== 'object' || Array.isArray(input)) throw badInput(job, `expected a JSON object such as {}, got ${JSON.stringify(input)}`);
+  return input as Record<string, unknown>;
+}
+
+export function rejectUnknownFields(job: string, input: Record<string, unknown>, allowed: string[]): void {
+  const unknown = Object.keys(input).filter((k) => !allowed.includes(k));
+  if (unknown.length > 0) throw badInput(job, `unknown field(s) ${unknown.join(', ')}; allowed: ${allowed.join(', ') || '(none)'}`);
+}
+
+export function optionalInt(job: string, input: Record<string, unknown>, field: string, min: number, max: number, fallback: number): number {
+  const value = input[field];
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw badInput(job, `${field} must be a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
