@@ -56,6 +56,7 @@ const variables = {
   KAFKA_PARTITION_FETCH_MAX_BYTES: [positiveInt.default(2 * 1024 * 1024), 'a positive number of bytes'],
   INGEST_SESSION_TIMEOUT_MS: [z.coerce.number().int().min(6000).max(300_000).default(30_000), 'a whole number of milliseconds, 6000-300000'],
   INGEST_PARTITIONS_CONCURRENCY: [positiveInt.max(64).default(4), 'a whole number 1-64'],
+  ROLLUP_FLUSH_EVERY: [z.string().trim().regex(/^\d+\s*(ms|s|m|h|seconds?|minutes?|hours?)$/).default('1m'), 'a duration such as 30s, 1m or 5 minutes'],
   WORKER_METRICS_PORT: [port.optional(), 'a TCP port for the worker\'s Prometheus metrics (unset: off)'],
   HUNT_STATE_DIR: [nonEmpty.default(path.join(projectRoot, '.hunt')), 'a folder for the embedded stack\'s data, logs and pid files'],
   HUNT_CACHE_DIR: [nonEmpty.default(path.join(os.homedir(), '.cache', 'treasure-hunt')), 'a folder for downloaded and built binaries'],
@@ -119,6 +120,7 @@ export interface Config {
     sessionTimeoutMs: number;
   };
   worker: { metricsPort?: number };
+  schedules: { rollupFlushEvery: string };
   logLevel: RawConfig['LOG_LEVEL'];
   stack: {
     stateDir: string;
@@ -166,6 +168,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       sessionTimeoutMs: v.INGEST_SESSION_TIMEOUT_MS,
     },
     worker: { metricsPort: v.WORKER_METRICS_PORT },
+    schedules: { rollupFlushEvery: v.ROLLUP_FLUSH_EVERY },
     logLevel: v.LOG_LEVEL,
     stack: {
       stateDir,

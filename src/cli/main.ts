@@ -2,8 +2,10 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config';
 import { registerIngestCommand } from './ingest';
+import { registerJobCommands } from './jobs';
 import { registerMigrateCommand } from './migrate';
 import { registerProduceCommand } from './produce';
+import { registerSchedulesCommands } from './schedules';
 import { registerSchemasCommand } from './schemas';
 import { registerStackCommands } from './stack';
 import { registerWorkerCommand } from './worker';
@@ -21,6 +23,8 @@ registerIngestCommand(program);
 registerProduceCommand(program);
 registerSchemasCommand(program);
 registerWorkerCommand(program);
+registerJobCommands(program);
+registerSchedulesCommands(program);
 
 try {
   await program.parseAsync(process.argv);

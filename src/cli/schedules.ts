@@ -1,0 +1,39 @@
+/** `hunt schedules apply|list`: the batch plane's Temporal Schedules, from declarative specs. */
+import type { Command } from 'commander';
+import { loadConfig } from '../config';
+import { connectClient } from '../temporal/client';
+import { applySchedules, scheduleSpecs } from '../temporal/schedules';
+
+export function registerSchedulesCommands(program: Command): void {
+  const schedules = program.command('schedules').description('Temporal Schedules of the batch plane');
+  schedules
+    .command('apply')
+    .description('create missing schedules and update existing ones (idempotent; paused ones stay paused)')
+    .action(async () => {
+      const config = loadConfig();
+      const { client, close } = await connectClient(config);
+      try {
+        for (const r of await applySchedules(client, config)) console.log(`${r.action.padEnd(8)} ${r.scheduleId}`);
+      } finally {
+        await close();
+      }
+    });
+  schedules
+    .command('list')
+    .description('the declared schedules and their state on the server')
+    .action(async () => {
+      const config = loadConfig();
+      const { client, close } = await connectClient(config);
+      try {
+        for (const spec of scheduleSpecs(config)) {
+          const state = await client.schedule
+            .getHandle(spec.scheduleId)
+            .describe()
+            .then((d) => (d.state.paused ? 'paused' : 'active'), () => 'not applied');
+          console.log(`${spec.scheduleId.padEnd(22)} ${spec.workflowType.padEnd(12)} every ${spec.every.padEnd(8)} ${state}`);
+        }
+      } finally {
+        await close();
+      }
+    });
+}

@@ -1,0 +1,70 @@
+/**
+ * Declarative Temporal Schedules of the batch plane, applied by `hunt schedules apply`
+ * (create when missing, update in place when present; a paused schedule stays paused).
+ */
+import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
+import type { Config } from '../config';
+import { HUNT_JOB_KIND } from './search-attributes';
+
+export interface ScheduleSpecEntry {
+  scheduleId: string;
+  workflowType: string;
+  input: Record<string, unknown>;
+  every: string;
+  /** Why this overlap policy and catch-up window: operators read it in the schedule's memo. */
+  rationale: string;
+  overlap: ScheduleOverlapPolicy;
+  catchupWindow: string;
+}
+
+export function scheduleSpecs(config: Config): ScheduleSpecEntry[] {
+  return [
+    {
+      scheduleId: 'hunt-rollup-flush',
+      workflowType: 'rollupFlush',
+      input: {},
+      every: config.schedules.rollupFlushEvery,
+      // Each run flushes everything since the watermark, so an overlapping or missed run
+      // adds nothing: skip overlaps, and after an outage one catch-up run is enough.
+      overlap: ScheduleOverlapPolicy.SKIP,
+      catchupWindow: '10 minutes',
+      rationale: 'Cumulative job (watermark in Postgres): overlaps are skipped; one catch-up run covers any outage.',
+    },
+  ];
+}
+
+function toOptions(config: Config, spec: ScheduleSpecEntry): ScheduleOptions {
+  return {
+    scheduleId: spec.scheduleId,
+    spec: { intervals: [{ every: spec.every }] },
+    action: {
+      type: 'startWorkflow',
+      workflowType: spec.workflowType,
+      args: [spec.input],
+      taskQueue: config.temporal.taskQueue,
+      workflowId: spec.scheduleId,
+      typedSearchAttributes: [{ key: HUNT_JOB_KIND, value: spec.workflowType }],
+    },
+    policies: { overlap: spec.overlap, catchupWindow: spec.catchupWindow },
+    memo: { rationale: spec.rationale },
+  };
+}
+
+/** Creates or updates every schedule; returns what it did per schedule. */
+export async function applySchedules(client: Client, config: Config): Promise<{ scheduleId: string; action: 'created' | 'updated' }[]> {
+  const results: { scheduleId: string; action: 'created' | 'updated' }[] = [];
+  for (const spec of scheduleSpecs(config)) {
+    const options = toOptions(config, spec);
+    const handle = client.schedule.getHandle(spec.scheduleId);
+    try {
+      await handle.describe();
+      await handle.update((previous) => ({ ...previous, spec: options.spec, action: options.action, policies: options.policies! }));
+      results.push({ scheduleId: spec.scheduleId, action: 'updated' });
+    } catch (err) {
+      if (!(err instanceof ScheduleNotFoundError)) throw err;
+      await client.schedule.create(options);
+      results.push({ scheduleId: spec.scheduleId, action: 'created' });
+    }
+  }
+  return results;
+}
