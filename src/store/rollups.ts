@@ -27,21 +27,23 @@ const WINDOW_AGGREGATES = `count(*)::int, count(DISTINCT player_id)::int,
   coalesce(sum((payload->>'penalty')::int) FILTER (WHERE type = 'hint.used'), 0),
   count(*) FILTER (WHERE type = 'treasure.claimed')::int`;
 
+const COLUMNS = ['events', 'players', 'clues_found', 'clue_points', 'hints_used', 'hint_penalties', 'treasure_claims'];
+
+/** Upserts every window the seq range touches with its aggregate over all its raw events. */
 function reaggregate(table: 'rollup_minute' | 'rollup_hour', unit: 'minute' | 'hour'): string {
   return `
     WITH touched AS (
       SELECT DISTINCT hunt_id, date_trunc('${unit}', occurred_at, 'UTC') AS window_start
         FROM events WHERE seq > $1 AND seq <= $2
-    ), cleared AS (
-      DELETE FROM ${table} r USING touched t
-       WHERE r.hunt_id = t.hunt_id AND r.window_start = t.window_start
     )
-    INSERT INTO ${table} (hunt_id, window_start, events, players, clues_found, clue_points, hints_used, hint_penalties, treasure_claims)
+    INSERT INTO ${table} (hunt_id, window_start, ${COLUMNS.join(', ')})
     SELECT t.hunt_id, t.window_start, ${WINDOW_AGGREGATES}
       FROM touched t
       JOIN events e ON e.hunt_id = t.hunt_id
                    AND e.occurred_at >= t.window_start AND e.occurred_at < t.window_start + interval '1 ${unit}'
-     GROUP BY t.hunt_id, t.window_start`;
+     GROUP BY t.hunt_id, t.window_start
+    ON CONFLICT (hunt_id, window_start) DO UPDATE
+      SET ${COLUMNS.map((c) => `${c} = excluded.${c}`).join(', ')}, updated_at = now()`;
 }
 
 /**

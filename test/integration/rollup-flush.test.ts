@@ -1,0 +1,117 @@
+/**
+ * rollupFlush on the real Temporal server and Postgres: windows equal a from-scratch
+ * aggregation of the raw events, a late event re-aggregates its old window, and a second
+ * run with nothing new changes nothing.
+ */
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { Kafka, logLevel } from 'kafkajs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createActivities } from '../../activities';
+import { loadConfig, projectRoot } from '../../src/config';
+import { createLogger } from '../../src/log';
+import { applyEvents } from '../../src/store/apply-events';
+import { parseOccurredAt } from '../../src/events/schema';
+import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { clueFound, hintUsed, treasureClaimed } from '../helpers/event-builders';
+import { quietTemporalRuntime } from '../helpers/temporal';
+import { uniqueName } from '../helpers/wait';
+import type { HuntEvent } from '../../src/events/schema';
+
+const config = loadConfig();
+let db: TestDatabase;
+let worker: Worker;
+let running: Promise<void>;
+let client: Client;
+let connection: Connection;
+const taskQueue = uniqueName('rollups');
+
+beforeAll(async () => {
+  quietTemporalRuntime();
+  db = await createTestDatabase();
+  connection = await Connection.connect({ address: config.temporal.address });
+  client = new Client({ connection, namespace: config.temporal.namespace });
+  worker = await Worker.create({
+    connection: await NativeConnection.connect({ address: config.temporal.address }),
+    namespace: config.temporal.namespace,
+    taskQueue,
+    workflowsPath: path.join(projectRoot, 'workflows/index.ts'),
+    activities: createActivities({
+      pool: db.pool,
+      kafka: new Kafka({ brokers: config.kafka.brokers, logLevel: logLevel.NOTHING }),
+      config,
+      logger: createLogger({ logLevel: 'warn' }),
+    }),
+  });
+  running = worker.run();
+});
+afterAll(async () => {
+  worker?.shutdown();
+  await running;
+  await connection?.close();
+  await db?.dispose();
+});
+
+async function store(events: HuntEvent[]) {
+  const client = await db.pool.connect();
+  try {
+    await client.query('BEGIN');
+    await applyEvents(client, events.map((event) => ({ event, instant: parseOccurredAt(event.occurredAt)!, source: 'test' })));
+    await client.query('COMMIT');
+  } finally {
+    client.release();
+  }
+}
+
+const flush = () => client.workflow.execute('rollupFlush', { taskQueue, workflowId: uniqueName('rollup'), args: [{ settleMs: 0 }] });
+
+/** The same aggregation done from scratch over every raw event. */
+async function fromScratch(unit: 'minute' | 'hour') {
+  const { rows } = await db.pool.query(
+    `SELECT hunt_id, date_trunc('${unit}', occurred_at, 'UTC') AS window_start, count(*)::int AS events,
+            count(DISTINCT player_id)::int AS players,
+            count(*) FILTER (WHERE type = 'clue.found')::int AS clues_found,
+            coalesce(sum((payload->>'points')::int) FILTER (WHERE type = 'clue.found'), 0)::int AS clue_points,
+            count(*) FILTER (WHERE type = 'hint.used')::int AS hints_used,
+            coalesce(sum((payload->>'penalty')::int) FILTER (WHERE type = 'hint.used'), 0)::int AS hint_penalties,
+            count(*) FILTER (WHERE type = 'treasure.claimed')::int AS treasure_claims
+       FROM events GROUP BY 1, 2 ORDER BY 1, 2`,
+  );
+  return rows;
+}
+
+async function rollups(table: string) {
+  const { rows } = await db.pool.query(
+    `SELECT hunt_id, window_start, events, players, clues_found, clue_points::int, hints_used, hint_penalties::int, treasure_claims
+       FROM ${table} ORDER BY 1, 2`,
+  );
+  return rows;
+}
+
+describe('rollupFlush', () => {
+  it('aggregates per minute and hour, re-aggregates windows touched by late events, and is idempotent', async () => {
+    await store([
+      clueFound({ eventId: 'a1', huntId: 'h1', playerId: 'p1', points: 10, occurredAt: '2026-11-20T10:00:05Z' }),
+      clueFound({ eventId: 'a2', huntId: 'h1', playerId: 'p2', clueId: 'c2', points: 20, occurredAt: '2026-11-20T10:00:50Z' }),
+      hintUsed({ eventId: 'a3', huntId: 'h1', playerId: 'p1', penalty: 5, occurredAt: '2026-11-20T10:01:10Z' }),
+      treasureClaimed({ eventId: 'a4', huntId: 'h2', playerId: 'p9', occurredAt: '2026-11-20T11:30:00Z' }),
+    ]);
+    const first = await flush();
+    expect(first).toMatchObject({ events: 4, watermark: expect.any(Number) });
+    expect(await rollups('rollup_minute')).toEqual(await fromScratch('minute'));
+    expect(await rollups('rollup_hour')).toEqual(await fromScratch('hour'));
+
+    // A late event for 10:00 arrives after that window was flushed.
+    await store([clueFound({ eventId: 'late', huntId: 'h1', playerId: 'p3', clueId: 'c3', points: 7, occurredAt: '2026-11-20T10:00:30Z' })]);
+    const second = await flush();
+    expect(second).toMatchObject({ events: 1, minuteWindows: 1, hourWindows: 1 });
+    const minutes = await rollups('rollup_minute');
+    expect(minutes).toEqual(await fromScratch('minute'));
+    expect(minutes[0]).toMatchObject({ hunt_id: 'h1', events: 3, players: 3, clue_points: 37 });
+    expect(await rollups('rollup_hour')).toEqual(await fromScratch('hour'));
+
+    expect(await flush()).toMatchObject({ events: 0, chunks: 0 });
+    expect(await rollups('rollup_minute')).toEqual(minutes);
+  });
+});
