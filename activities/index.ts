@@ -5,6 +5,7 @@
  */
 import type { ActivityDeps } from './deps';
 import { createBackfillActivities } from './backfill';
+import { createDlqReplayActivities } from './dlq-replay';
 import { createHealthActivities } from './health';
 import { createRollupActivities } from './rollups';
 
@@ -15,6 +16,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createHealthActivities(deps),
     ...createBackfillActivities(deps),
+    ...createDlqReplayActivities(deps),
     ...createRollupActivities(deps),
   };
 }

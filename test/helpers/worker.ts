@@ -49,3 +49,35 @@ export function writeNdjson(file: string, values: Buffer[]): void {
   }
   fs.closeSync(fd);
 }
+
+/** A real worker in this process on its own task queue, with activities on the given pool. */
+export async function startInProcessWorker(pool: import('pg').Pool, taskQueue: string) {
+  const { NativeConnection, Worker } = await import('@temporalio/worker');
+  const { Kafka, logLevel } = await import('kafkajs');
+  const { createActivities } = await import('../../activities');
+  const { createLogger } = await import('../../src/log');
+  const { quietTemporalRuntime } = await import('./temporal');
+  quietTemporalRuntime();
+  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const worker = await Worker.create({
+    connection,
+    namespace: config.temporal.namespace,
+    taskQueue,
+    workflowsPath: path.join(projectRoot, 'workflows/index.ts'),
+    activities: createActivities({
+      pool,
+      kafka: new Kafka({ brokers: config.kafka.brokers, logLevel: logLevel.NOTHING }),
+      config,
+      logger: createLogger({ logLevel: 'warn' }),
+    }),
+  });
+  const running = worker.run();
+  return {
+    worker,
+    async stop() {
+      worker.shutdown();
+      await running;
+      await connection.close();
+    },
+  };
+}

@@ -1,0 +1,43 @@
+import { Context } from '@temporalio/activity';
+import { replayBatch, type ReplayFilter } from '../src/store/dlq-replay';
+import type { ActivityDeps } from './deps';
+
+export interface ReplayInput extends ReplayFilter {
+  batchSize: number;
+  dryRun: boolean;
+}
+
+export interface ReplayTotals {
+  examined: number;
+  replayed: number;
+  duplicates: number;
+  stillInvalid: Record<string, number>;
+  lastId: number;
+}
+
+export function createDlqReplayActivities(deps: Pick<ActivityDeps, 'pool'>) {
+  return {
+    /** Replays batch after batch until none is left; heartbeats the id cursor. */
+    async replayQuarantined(input: ReplayInput): Promise<ReplayTotals> {
+      const context = Context.current();
+      const totals: ReplayTotals = (context.info.heartbeatDetails as ReplayTotals | undefined) ?? {
+        examined: 0,
+        replayed: 0,
+        duplicates: 0,
+        stillInvalid: {},
+        lastId: 0,
+      };
+      for (;;) {
+        if (context.cancellationSignal.aborted) return totals;
+        const batch = await replayBatch(deps.pool, input, totals.lastId, input.batchSize, input.dryRun);
+        if (!batch) return totals;
+        totals.lastId = batch.lastId;
+        totals.examined += batch.examined;
+        totals.replayed += batch.replayed;
+        totals.duplicates += batch.duplicates;
+        for (const [reason, n] of Object.entries(batch.stillInvalid)) totals.stillInvalid[reason] = (totals.stillInvalid[reason] ?? 0) + n;
+        context.heartbeat(totals);
+      }
+    },
+  };
+}

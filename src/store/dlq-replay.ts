@@ -1,0 +1,80 @@
+/**
+ * Replays quarantined records: re-validates each with today's rules and clock, and stores
+ * and scores the ones now valid through the hot path's applyEvents, marking them replayed
+ * in the same transaction. A replayed row is never picked again, and eventIds dedupe, so
+ * running a replay twice ingests nothing twice.
+ */
+import type pg from 'pg';
+import { classifyRecord } from '../events/validate';
+import { applyEvents, type AcceptedEvent } from './apply-events';
+
+export interface ReplayFilter {
+  reasons?: string[];
+  /** Quarantined at or after this instant (ISO). */
+  from?: string;
+  /** Quarantined before this instant (ISO). */
+  to?: string;
+}
+
+export interface ReplayBatchResult {
+  /** Highest quarantine id examined; the next batch starts after it. */
+  lastId: number;
+  examined: number;
+  replayed: number;
+  /** Valid now, but their eventId was already stored: marked replayed, no effect. */
+  duplicates: number;
+  stillInvalid: Record<string, number>;
+}
+
+export async function replayBatch(
+  pool: pg.Pool,
+  filter: ReplayFilter,
+  afterId: number,
+  batchSize: number,
+  dryRun: boolean,
+  now = new Date(),
+): Promise<ReplayBatchResult | undefined> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const { rows } = await client.query<{ id: number; record_value: Buffer | null }>(
+      `SELECT id, record_value FROM quarantine
+        WHERE replayed_at IS NULL AND id > $1
+          AND ($2::text[] IS NULL OR reason = ANY($2))
+          AND ($3::timestamptz IS NULL OR quarantined_at >= $3)
+          AND ($4::timestamptz IS NULL OR quarantined_at < $4)
+        ORDER BY id LIMIT $5
+        FOR UPDATE SKIP LOCKED`,
+      [afterId, filter.reasons ?? null, filter.from ?? null, filter.to ?? null, batchSize],
+    );
+    if (rows.length === 0) {
+      await client.query('ROLLBACK');
+      return undefined;
+    }
+    const accepted: (AcceptedEvent & { quarantineId: number })[] = [];
+    const stillInvalid: Record<string, number> = {};
+    for (const row of rows) {
+      const result = classifyRecord(row.record_value, now);
+      if (result.ok) accepted.push({ event: result.event, instant: result.instant, source: `dlq-replay:${row.id}`, quarantineId: row.id });
+      else stillInvalid[result.reason] = (stillInvalid[result.reason] ?? 0) + 1;
+    }
+    const lastId = rows[rows.length - 1]?.id ?? afterId;
+    if (dryRun) {
+      await client.query('ROLLBACK');
+      return { lastId, examined: rows.length, replayed: accepted.length, duplicates: 0, stillInvalid };
+    }
+    const applied = await applyEvents(client, accepted);
+    await client.query(
+      `UPDATE quarantine q SET replayed_at = now(), replayed_event_id = r.event_id
+         FROM unnest($1::bigint[], $2::text[]) AS r(id, event_id) WHERE q.id = r.id`,
+      [accepted.map((a) => a.quarantineId), accepted.map((a) => a.event.eventId)],
+    );
+    await client.query('COMMIT');
+    return { lastId, examined: rows.length, replayed: applied.inserted, duplicates: accepted.length - applied.inserted, stillInvalid };
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}

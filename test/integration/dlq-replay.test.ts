@@ -1,0 +1,80 @@
+/**
+ * dlqReplay on the real services: quarantined records that become valid (a future
+ * timestamp whose time has come) are ingested exactly once; still-invalid ones stay.
+ */
+import type { Client } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FUTURE_TOLERANCE_MS } from '../../src/events/validate';
+import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { clueFound } from '../helpers/event-builders';
+import { createTestTopics, projectionOf, sendRecords, startIngestProcess, waitCaughtUp } from '../helpers/ingest';
+import { uniqueName, waitFor } from '../helpers/wait';
+import { startInProcessWorker, temporalClient } from '../helpers/worker';
+
+let db: TestDatabase;
+let client: Client;
+let closeClient: () => Promise<void>;
+let stopWorker: () => Promise<void>;
+const taskQueue = uniqueName('dlq');
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  ({ client, close: closeClient } = await temporalClient());
+  ({ stop: stopWorker } = await startInProcessWorker(db.pool, taskQueue));
+});
+afterAll(async () => {
+  await stopWorker?.();
+  await closeClient?.();
+  await db?.dispose();
+});
+
+const replay = (input: object) => client.workflow.execute('dlqReplay', { taskQueue, workflowId: uniqueName('dlq-replay'), args: [input] });
+
+describe('dlqReplay', () => {
+  it('ingests records that became valid exactly once, and leaves the rest quarantined', async () => {
+    const topics = await createTestTopics(1);
+    const ingest = startIngestProcess(db.url, topics);
+    await ingest.ready();
+    const soon = new Date(Date.now() + FUTURE_TOLERANCE_MS + 15_000).toISOString();
+    const early = clueFound({ eventId: 'from-the-future', huntId: 'h1', playerId: 'p1', points: 30, occurredAt: soon });
+    try {
+      await sendRecords(topics.events, [
+        { key: 'h1', value: JSON.stringify(clueFound({ eventId: 'ok', huntId: 'h1', playerId: 'p2', points: 5, occurredAt: new Date().toISOString() })) },
+        { key: 'h1', value: JSON.stringify(early) },
+        { key: 'h1', value: JSON.stringify({ ...early, eventId: 'broken', payload: { clueId: 'c1', points: -1 } }) },
+      ]);
+      await waitCaughtUp(db.pool, topics);
+    } finally {
+      await ingest.kill('SIGTERM');
+    }
+    const reasons = await db.pool.query('SELECT reason FROM quarantine ORDER BY id');
+    expect(reasons.rows.map((r) => r.reason)).toEqual(['future_timestamp', 'schema_violation']);
+
+    // Too early: nothing is valid yet.
+    expect(await replay({})).toMatchObject({ examined: 2, replayed: 0, stillInvalid: { future_timestamp: 1, schema_violation: 1 } });
+    expect(await replay({ reasons: ['future_timestamp'], dryRun: true })).toMatchObject({ replayed: 0, dryRun: true });
+
+    await waitFor('the future timestamp to come within tolerance', () => Date.parse(soon) - FUTURE_TOLERANCE_MS < Date.now(), {
+      timeoutMs: 30_000,
+    });
+    expect(await replay({ reasons: ['future_timestamp'], dryRun: true })).toMatchObject({ examined: 1, replayed: 1, dryRun: true });
+    expect((await db.pool.query('SELECT count(*)::int AS n FROM events')).rows[0].n).toBe(1); // the dry run wrote nothing
+    expect(await replay({ reasons: ['future_timestamp'] })).toMatchObject({ examined: 1, replayed: 1, duplicates: 0 });
+    expect(await replay({})).toMatchObject({ examined: 1, replayed: 0, stillInvalid: { schema_violation: 1 } });
+    expect(await replay({ reasons: ['future_timestamp'] })).toMatchObject({ examined: 0, replayed: 0 });
+
+    const players = (await projectionOf(db.pool)).players.map((p) => [p.playerId, p.score]);
+    expect(players).toEqual([
+      ['p1', 30],
+      ['p2', 5],
+    ]);
+    const marked = await db.pool.query('SELECT reason, replayed_event_id FROM quarantine WHERE replayed_at IS NOT NULL');
+    expect(marked.rows).toEqual([{ reason: 'future_timestamp', replayed_event_id: 'from-the-future' }]);
+  });
+
+  it('fails fast on a bad input', async () => {
+    await expect(replay({ reasons: ['nope'] })).rejects.toThrow();
+    const failure = await replay({ from: 'yesterday' }).catch((err) => err);
+    expect(String(failure.cause)).toMatch(/from must be an ISO-8601 time/);
+  });
+});

@@ -1,0 +1,57 @@
+import { proxyActivities, upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { ReplayTotals } from '../activities/dlq-replay';
+import { HUNT_JOB_KIND } from '../src/temporal/search-attributes';
+import { asObject, badInput, optionalInt, rejectUnknownFields } from './input';
+
+const { replayQuarantined } = proxyActivities<Activities>({
+  startToCloseTimeout: '1 hour',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
+});
+
+const REASONS = ['too_large', 'invalid_json', 'unknown_type', 'schema_violation', 'future_timestamp'];
+
+/**
+ * Web UI input: `{}` (everything quarantined and not yet replayed), or e.g.
+ * `{ "reasons": ["future_timestamp"], "from": "2026-11-22T00:00:00Z", "to": "2026-11-23T00:00:00Z", "dryRun": true }`.
+ */
+export interface DlqReplayInput {
+  reasons?: string[];
+  from?: string;
+  to?: string;
+  dryRun?: boolean;
+  batchSize?: number;
+}
+
+/**
+ * `dlqReplay`: re-validates quarantined records (after a fix, or once a future timestamp's
+ * time has come) and ingests the ones now valid through the hot path's applyEvents, marking
+ * them replayed. Running it twice ingests nothing twice.
+ */
+export async function dlqReplay(input: DlqReplayInput = {}): Promise<ReplayTotals & { dryRun: boolean }> {
+  const fields = asObject('dlqReplay', input);
+  rejectUnknownFields('dlqReplay', fields, ['reasons', 'from', 'to', 'dryRun', 'batchSize']);
+  const reasons = fields.reasons as unknown;
+  if (reasons !== undefined && (!Array.isArray(reasons) || reasons.some((r) => !REASONS.includes(r as string)))) {
+    throw badInput('dlqReplay', `reasons must be a list drawn from ${REASONS.join(', ')}, got ${JSON.stringify(reasons)}`);
+  }
+  for (const field of ['from', 'to'] as const) {
+    const value = fields[field];
+    if (value !== undefined && (typeof value !== 'string' || Number.isNaN(Date.parse(value)))) {
+      throw badInput('dlqReplay', `${field} must be an ISO-8601 time such as 2026-11-22T00:00:00Z, got ${JSON.stringify(value)}`);
+    }
+  }
+  if (fields.dryRun !== undefined && typeof fields.dryRun !== 'boolean') throw badInput('dlqReplay', 'dryRun must be true or false');
+  const dryRun = fields.dryRun === true;
+  upsertSearchAttributes([{ key: HUNT_JOB_KIND, value: 'dlqReplay' }]);
+  upsertMemo({ reasons: (reasons as string[] | undefined)?.join(',') ?? '(all)', from: input.from ?? '-', to: input.to ?? '-', dryRun });
+  const totals = await replayQuarantined({
+    reasons: reasons as string[] | undefined,
+    from: input.from,
+    to: input.to,
+    dryRun,
+    batchSize: optionalInt('dlqReplay', fields, 'batchSize', 1, 10_000, 1000),
+  });
+  return { ...totals, dryRun };
+}
