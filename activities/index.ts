@@ -7,6 +7,7 @@ import type { ActivityDeps } from './deps';
 import { createBackfillActivities } from './backfill';
 import { createDlqReplayActivities } from './dlq-replay';
 import { createHealthActivities } from './health';
+import { createReconcileActivities } from './reconcile';
 import { createRollupActivities } from './rollups';
 
 export type { ActivityDeps } from './deps';
@@ -17,6 +18,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createHealthActivities(deps),
     ...createBackfillActivities(deps),
     ...createDlqReplayActivities(deps),
+    ...createReconcileActivities(deps),
     ...createRollupActivities(deps),
   };
 }

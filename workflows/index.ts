@@ -6,3 +6,4 @@ export { healthCheck } from './health-check';
 export { rollupFlush } from './rollup-flush';
 export { backfill } from './backfill';
 export { dlqReplay } from './dlq-replay';
+export { reconcile } from './reconcile';

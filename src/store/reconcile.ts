@@ -1,0 +1,131 @@
+/**
+ * Reconciliation: recompute hunts' final results from the raw event store (recomputeInto,
+ * the set-based rules), diff them against the live projections, record the drift, and
+ * repair the live rows. All of a hunt's work happens in ONE transaction that first locks
+ * the hunt's fence row (hunts, FOR UPDATE): the hot path locks the same row before it
+ * stores or scores anything of that hunt, so no increment can land between "recompute" and
+ * "write" (DESIGN invariant 6), and the recomputation sees every event committed before it.
+ */
+import type pg from 'pg';
+import { LIVE_PROJECTION_TABLES, recomputeInto } from './recompute';
+
+export interface HuntReconciliation {
+  huntId: string;
+  playersChecked: number;
+  playersDrifted: number;
+  treasuresChanged: number;
+  repaired: boolean;
+}
+
+const FINAL = { players: 'final_players', clueCredits: 'final_clue_credits', treasureWinners: 'final_treasure_winners' } as const;
+
+/** The compared columns of a player row, as JSON for the drift record. */
+const PLAYER_JSON = (t: string) =>
+  `jsonb_build_object('score', ${t}.score, 'cluesFound', ${t}.clues_found, 'treasuresClaimed', ${t}.treasures_claimed,
+                      'displayName', ${t}.display_name, 'active', ${t}.active)`;
+
+/** Reconciles the given hunts (one transaction, fenced); records drift under `runId`. */
+export async function reconcileHunts(pool: pg.Pool, huntIds: readonly string[], runId: string, repair: boolean): Promise<HuntReconciliation[]> {
+  const hunts = [...new Set(huntIds)].sort();
+  if (hunts.length === 0) return [];
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    // The fence: sorted, like the hot path, so the two cannot deadlock.
+    await client.query(`SELECT hunt_id FROM hunts WHERE hunt_id = ANY($1::text[]) ORDER BY hunt_id FOR UPDATE`, [hunts]);
+    for (const [final, live] of [
+      [FINAL.players, LIVE_PROJECTION_TABLES.players],
+      [FINAL.clueCredits, LIVE_PROJECTION_TABLES.clueCredits],
+      [FINAL.treasureWinners, LIVE_PROJECTION_TABLES.treasureWinners],
+    ]) {
+      await client.query(`CREATE TEMP TABLE IF NOT EXISTS ${final} (LIKE ${live} INCLUDING ALL) ON COMMIT DELETE ROWS`);
+    }
+    await recomputeInto(client, FINAL, { huntIds: hunts });
+
+    const drift = await client.query<{ hunt_id: string; players_checked: number; players_drifted: number; treasures_changed: number }>(
+      `WITH players AS (
+         SELECT coalesce(f.hunt_id, l.hunt_id) AS hunt_id, coalesce(f.player_id, l.player_id) AS player_id,
+                CASE WHEN l.player_id IS NULL THEN NULL ELSE ${PLAYER_JSON('l')} END AS live,
+                CASE WHEN f.player_id IS NULL THEN NULL ELSE ${PLAYER_JSON('f')} END AS final
+           FROM ${FINAL.players} f
+           FULL JOIN (SELECT * FROM player_scores WHERE hunt_id = ANY($1::text[])) l USING (hunt_id, player_id)
+       ), treasures AS (
+         SELECT coalesce(f.hunt_id, l.hunt_id) AS hunt_id, coalesce(f.treasure_id, l.treasure_id) AS treasure_id,
+                CASE WHEN l.treasure_id IS NULL THEN NULL
+                     ELSE jsonb_build_object('playerId', l.player_id, 'eventId', l.event_id, 'points', l.points) END AS live,
+                CASE WHEN f.treasure_id IS NULL THEN NULL
+                     ELSE jsonb_build_object('playerId', f.player_id, 'eventId', f.event_id, 'points', f.points) END AS final
+           FROM ${FINAL.treasureWinners} f
+           FULL JOIN (SELECT * FROM treasure_winners WHERE hunt_id = ANY($1::text[])) l USING (hunt_id, treasure_id)
+       ), recorded AS (
+         INSERT INTO reconcile_drift (run_id, hunt_id, kind, subject_id, live, final)
+         SELECT $2, hunt_id, 'player', player_id, live, final FROM players WHERE live IS DISTINCT FROM final
+         UNION ALL
+         SELECT $2, hunt_id, 'treasure', treasure_id, live, final FROM treasures WHERE live IS DISTINCT FROM final
+         RETURNING hunt_id, kind
+       )
+       SELECT h AS hunt_id,
+              (SELECT count(*)::int FROM players p WHERE p.hunt_id = h) AS players_checked,
+              (SELECT count(*)::int FROM recorded r WHERE r.hunt_id = h AND r.kind = 'player') AS players_drifted,
+              (SELECT count(*)::int FROM recorded r WHERE r.hunt_id = h AND r.kind = 'treasure') AS treasures_changed
+         FROM unnest($1::text[]) AS h`,
+      [hunts, runId],
+    );
+
+    if (repair) {
+      // Credits can differ where no player total does (an equal-points earlier find), so the
+      // live rows are replaced wholesale rather than patched where totals differ.
+      for (const [live, final] of [
+        [LIVE_PROJECTION_TABLES.players, FINAL.players],
+        [LIVE_PROJECTION_TABLES.clueCredits, FINAL.clueCredits],
+        [LIVE_PROJECTION_TABLES.treasureWinners, FINAL.treasureWinners],
+      ]) {
+        await client.query(`DELETE FROM ${live} WHERE hunt_id = ANY($1::text[])`, [hunts]);
+        await client.query(`INSERT INTO ${live} SELECT * FROM ${final}`);
+      }
+    }
+    const results = drift.rows.map((r) => ({
+      huntId: r.hunt_id,
+      playersChecked: r.players_checked,
+      playersDrifted: r.players_drifted,
+      treasuresChanged: r.treasures_changed,
+      repaired: repair,
+    }));
+    await client.query(
+      `INSERT INTO reconcile_runs (run_id, hunt_id, players_checked, players_drifted, treasures_changed, repaired)
+       SELECT $1, * FROM unnest($2::text[], $3::int[], $4::int[], $5::int[], $6::bool[])
+       ON CONFLICT (run_id, hunt_id) DO UPDATE SET players_checked = excluded.players_checked,
+         players_drifted = excluded.players_drifted, treasures_changed = excluded.treasures_changed,
+         repaired = excluded.repaired, reconciled_at = now()`,
+      [runId, results.map((r) => r.huntId), results.map((r) => r.playersChecked), results.map((r) => r.playersDrifted),
+        results.map((r) => r.treasuresChanged), results.map((r) => r.repaired)],
+    );
+    await client.query('COMMIT');
+    return results;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+export const RECONCILE_JOB = 'reconcile';
+
+/** Hunts with events stored since the reconcile watermark (settled, like rollups), and the new watermark. */
+export async function huntsSinceWatermark(pool: pg.Pool, settleMs: number): Promise<{ huntIds: string[]; fromSeq: number; toSeq: number }> {
+  await pool.query(`INSERT INTO job_watermarks (job) VALUES ($1) ON CONFLICT DO NOTHING`, [RECONCILE_JOB]);
+  const { rows } = await pool.query<{ last_seq: number }>(`SELECT last_seq FROM job_watermarks WHERE job = $1`, [RECONCILE_JOB]);
+  const fromSeq = rows[0]?.last_seq ?? 0;
+  const range = await pool.query<{ to_seq: number | null; hunts: string[] | null }>(
+    `SELECT max(seq) AS to_seq, array_agg(DISTINCT hunt_id) AS hunts FROM events
+      WHERE seq > $1 AND ingested_at < now() - make_interval(secs => $2::double precision / 1000)`,
+    [fromSeq, settleMs],
+  );
+  return { huntIds: range.rows[0]?.hunts ?? [], fromSeq, toSeq: range.rows[0]?.to_seq ?? fromSeq };
+}
+
+/** Moves the watermark forward (never back), after the hunts up to it were reconciled. */
+export async function advanceReconcileWatermark(pool: pg.Pool, toSeq: number): Promise<void> {
+  await pool.query(`UPDATE job_watermarks SET last_seq = GREATEST(last_seq, $2), updated_at = now() WHERE job = $1`, [RECONCILE_JOB, toSeq]);
+}

@@ -1,0 +1,56 @@
+/**
+ * DESIGN invariant 6, made deterministic: a hot-path transaction holds an increment of
+ * hunt H uncommitted while a repair of H starts. The repair must wait for it (the per-hunt
+ * fence) and include it; without the fence the repair would recompute without the event and
+ * then overwrite the row the increment landed in.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { HuntEvent } from '../../src/events/schema';
+import { parseOccurredAt } from '../../src/events/schema';
+import { foldEvents } from '../../src/rules/reference';
+import { applyEvents } from '../../src/store/apply-events';
+import { reconcileHunts } from '../../src/store/reconcile';
+import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { clueFound } from '../helpers/event-builders';
+import { projectionOf } from '../helpers/ingest';
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(async () => {
+  await db?.dispose();
+});
+
+const accepted = (events: HuntEvent[]) => events.map((event) => ({ event, instant: parseOccurredAt(event.occurredAt)!, source: 'test' }));
+
+describe('the per-hunt fence', () => {
+  it('makes a repair wait for an in-flight increment and keep it', async () => {
+    const first = clueFound({ eventId: 'e1', huntId: 'h', playerId: 'p', clueId: 'c1', points: 10, occurredAt: '2026-11-20T10:00:00Z' });
+    const second = clueFound({ eventId: 'e2', huntId: 'h', playerId: 'p', clueId: 'c2', points: 5, occurredAt: '2026-11-20T10:00:01Z' });
+    const setup = await db.pool.connect();
+    await setup.query('BEGIN');
+    await applyEvents(setup, accepted([first]));
+    await setup.query('COMMIT');
+    setup.release();
+
+    // The hot path's transaction for `second`: applied, not yet committed.
+    const hotPath = await db.pool.connect();
+    await hotPath.query('BEGIN');
+    await applyEvents(hotPath, accepted([second]));
+
+    let repairDone = false;
+    const repair = reconcileHunts(db.pool, ['h'], 'fence-test', true).then((r) => {
+      repairDone = true;
+      return r;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(repairDone).toBe(false); // waiting at the fence
+    await hotPath.query('COMMIT');
+    hotPath.release();
+    await repair;
+
+    expect(await projectionOf(db.pool)).toEqual(foldEvents([first, second]));
+    expect((await projectionOf(db.pool)).players[0]?.score).toBe(15);
+  });
+});

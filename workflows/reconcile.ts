@@ -1,0 +1,53 @@
+import { proxyActivities, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { ReconcileSummary } from '../activities/reconcile';
+import { HUNT_ID, HUNT_JOB_KIND } from '../src/temporal/search-attributes';
+import { asObject, badInput, optionalInt, rejectUnknownFields } from './input';
+
+const { reconcileHunts } = proxyActivities<Activities>({
+  startToCloseTimeout: '1 hour',
+  heartbeatTimeout: '60 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
+});
+
+/**
+ * Web UI input: `{}` reconciles every hunt with events since the last run; or
+ * `{ "huntIds": ["hunt-1"], "repair": false }` checks given hunts without repairing.
+ */
+export interface ReconcileInput {
+  huntIds?: string[];
+  /** Default true: write the final results into the live projections. */
+  repair?: boolean;
+  huntsPerTransaction?: number;
+  /** With `{}`: leave events stored in the last settleMs for the next run (default 2000). */
+  settleMs?: number;
+}
+
+/**
+ * `reconcile`: recomputes hunts' final results from the raw event store, diffs them against
+ * the live projections, records the drift (reconcile_runs, reconcile_drift) and repairs the
+ * live rows under the per-hunt fence, so no concurrent hot-path increment is lost.
+ */
+export async function reconcile(input: ReconcileInput = {}): Promise<ReconcileSummary> {
+  const fields = asObject('reconcile', input);
+  rejectUnknownFields('reconcile', fields, ['huntIds', 'repair', 'huntsPerTransaction', 'settleMs']);
+  const huntIds = fields.huntIds as unknown;
+  if (huntIds !== undefined && (!Array.isArray(huntIds) || huntIds.some((h) => typeof h !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(h)))) {
+    throw badInput('reconcile', `huntIds must be a list of hunt ids ([A-Za-z0-9_.-], 1-64 chars), got ${JSON.stringify(huntIds)}`);
+  }
+  if (fields.repair !== undefined && typeof fields.repair !== 'boolean') throw badInput('reconcile', 'repair must be true or false');
+  const repair = fields.repair !== false;
+  const hunts = huntIds as string[] | undefined;
+  upsertSearchAttributes([
+    { key: HUNT_JOB_KIND, value: 'reconcile' },
+    ...(hunts?.length === 1 ? [{ key: HUNT_ID, value: hunts[0] as string }] : []),
+  ]);
+  upsertMemo({ scope: hunts ? hunts.join(',') : 'hunts with events since the last run', repair });
+  return reconcileHunts({
+    runId: `${workflowInfo().workflowId}/${workflowInfo().runId}`,
+    huntIds: hunts,
+    repair,
+    huntsPerTransaction: optionalInt('reconcile', fields, 'huntsPerTransaction', 1, 1000, 20),
+    settleMs: optionalInt('reconcile', fields, 'settleMs', 0, 600_000, 2000),
+  });
+}
