@@ -5,6 +5,7 @@
  */
 import type { ActivityDeps } from './deps';
 import { createBackfillActivities } from './backfill';
+import { createDataQualityActivities } from './data-quality';
 import { createDlqReplayActivities } from './dlq-replay';
 import { createHealthActivities } from './health';
 import { createReconcileActivities } from './reconcile';
@@ -19,6 +20,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createBackfillActivities(deps),
     ...createDlqReplayActivities(deps),
     ...createReconcileActivities(deps),
+    ...createDataQualityActivities(deps),
     ...createRollupActivities(deps),
   };
 }

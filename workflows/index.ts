@@ -7,3 +7,4 @@ export { rollupFlush } from './rollup-flush';
 export { backfill } from './backfill';
 export { dlqReplay } from './dlq-replay';
 export { reconcile } from './reconcile';
+export { dataQuality } from './data-quality';

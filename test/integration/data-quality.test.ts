@@ -1,0 +1,84 @@
+/**
+ * dataQuality on the real services: deliberately corrupted projection and rollup rows are
+ * found (count, samples, stored report) and repaired with `repair: true`.
+ */
+import type { Client } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { HuntEvent } from '../../src/events/schema';
+import { parseOccurredAt } from '../../src/events/schema';
+import { foldEvents } from '../../src/rules/reference';
+import type { CheckReport } from '../../src/store/data-quality';
+import { applyEvents } from '../../src/store/apply-events';
+import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { projectionOf } from '../helpers/ingest';
+import { inOrderTraffic } from '../helpers/traffic';
+import { uniqueName } from '../helpers/wait';
+import { startInProcessWorker, temporalClient } from '../helpers/worker';
+
+let db: TestDatabase;
+let client: Client;
+let closeClient: () => Promise<void>;
+let stopWorker: () => Promise<void>;
+const taskQueue = uniqueName('dq');
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  ({ client, close: closeClient } = await temporalClient());
+  ({ stop: stopWorker } = await startInProcessWorker(db.pool, taskQueue));
+});
+afterAll(async () => {
+  await stopWorker?.();
+  await closeClient?.();
+  await db?.dispose();
+});
+
+const run = (workflowType: string, input: object) =>
+  client.workflow.execute(workflowType, { taskQueue, workflowId: uniqueName(workflowType), args: [input] });
+
+async function store(events: HuntEvent[]) {
+  const c = await db.pool.connect();
+  try {
+    await c.query('BEGIN');
+    await applyEvents(c, events.map((event) => ({ event, instant: parseOccurredAt(event.occurredAt)!, source: 'test' })));
+    await c.query('COMMIT');
+  } finally {
+    c.release();
+  }
+}
+
+const byName = (checks: CheckReport[]) => Object.fromEntries(checks.map((c) => [c.check, c]));
+
+describe('dataQuality', () => {
+  it('finds deliberately corrupted rows and repairs them', async () => {
+    const traffic = inOrderTraffic(3000, 31);
+    await store(traffic.events);
+    await run('rollupFlush', { settleMs: 0 });
+    const healthy = byName((await run('dataQuality', {})).checks);
+    for (const check of ['orphan_projection_rows', 'score_drift', 'rollup_mismatch']) expect(healthy[check]?.count).toBe(0);
+    expect(healthy.duplicate_semantic_events?.count).toBeGreaterThan(0); // the traffic finds clues twice
+
+    // Corrupt: a score, an orphan player, a lost treasure winner, a rollup window.
+    await db.pool.query(`UPDATE player_scores SET score = score + 1000 WHERE (hunt_id, player_id) IN (SELECT hunt_id, player_id FROM player_scores LIMIT 2)`);
+    await db.pool.query(`INSERT INTO player_scores (hunt_id, player_id, score) VALUES ('hunt-0', 'ghost', 77)`);
+    await db.pool.query(`DELETE FROM treasure_winners WHERE (hunt_id, treasure_id) IN (SELECT hunt_id, treasure_id FROM treasure_winners LIMIT 1)`);
+    await db.pool.query(`UPDATE rollup_minute SET events = events + 5 WHERE (hunt_id, window_start) IN (SELECT hunt_id, window_start FROM rollup_minute LIMIT 1)`);
+
+    const found = await run('dataQuality', {});
+    const report = byName(found.checks);
+    expect(report.orphan_projection_rows).toMatchObject({ severity: 'error', count: 1, samples: [expect.objectContaining({ id: 'ghost' })] });
+    expect(report.score_drift?.count).toBeGreaterThanOrEqual(3);
+    expect(report.score_drift?.repaired).toBeUndefined();
+    expect(report.rollup_mismatch).toMatchObject({ count: 1 });
+    const stored = await db.pool.query(`SELECT check_name, finding_count FROM dq_reports WHERE run_id = $1 ORDER BY check_name`, [found.runId]);
+    expect(stored.rows).toContainEqual({ check_name: 'rollup_mismatch', finding_count: 1 });
+    expect(await projectionOf(db.pool)).not.toEqual(foldEvents(traffic.events));
+
+    const repaired = byName((await run('dataQuality', { repair: true })).checks);
+    expect(repaired.orphan_projection_rows?.repaired).toMatchObject({ huntsReconciled: 1 });
+    expect(repaired.rollup_mismatch?.repaired).toEqual({ windowsReaggregated: 1 });
+    expect(await projectionOf(db.pool)).toEqual(foldEvents(traffic.events));
+
+    const after = byName((await run('dataQuality', {})).checks);
+    for (const check of ['orphan_projection_rows', 'score_drift', 'rollup_mismatch']) expect(after[check]?.count).toBe(0);
+  });
+});
