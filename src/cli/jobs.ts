@@ -25,7 +25,7 @@ async function withClient<T>(fn: (client: Client, taskQueue: string) => Promise<
   }
 }
 
-async function startJob(workflowType: string, input: Record<string, unknown>, wait: boolean): Promise<void> {
+export async function startJob(workflowType: string, input: Record<string, unknown>, wait: boolean): Promise<void> {
   await withClient(async (client, taskQueue) => {
     const workflowId = `${workflowType}-${new Date().toISOString().replace(/[:.]/g, '-')}`;
     const handle = await client.workflow.start(workflowType, {

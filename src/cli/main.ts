@@ -1,6 +1,7 @@
 /** The `hunt` command: one subcommand per file in this folder. */
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config';
+import { registerCorrectnessCommands } from './correctness';
 import { registerIngestCommand } from './ingest';
 import { registerJobCommands } from './jobs';
 import { registerMigrateCommand } from './migrate';
@@ -25,6 +26,7 @@ registerSchemasCommand(program);
 registerWorkerCommand(program);
 registerJobCommands(program);
 registerSchedulesCommands(program);
+registerCorrectnessCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -30,7 +30,7 @@ export function registerSchedulesCommands(program: Command): void {
             .getHandle(spec.scheduleId)
             .describe()
             .then((d) => (d.state.paused ? 'paused' : 'active'), () => 'not applied');
-          console.log(`${spec.scheduleId.padEnd(22)} ${spec.workflowType.padEnd(12)} every ${spec.every.padEnd(8)} ${state}`);
+          console.log(`${spec.scheduleId.padEnd(26)} ${spec.workflowType.padEnd(12)} ${(spec.cron ? `cron ${spec.cron}` : `every ${spec.every}`).padEnd(18)} ${state}`);
         }
       } finally {
         await close();

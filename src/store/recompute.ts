@@ -1,26 +1,28 @@
 /**
  * The batch side of the scoring rules (DESIGN invariant 4): set-based SQL that computes the
- * FINAL projections from the raw event store, in event-time order, exactly what the
- * reference fold (src/rules/reference.ts) computes. Used by reprocess to fill shadow tables
- * and meant for reconciliation to recompute hunts into scratch tables.
+ * FINAL projections from the raw event store in event-time order, exactly what the reference
+ * fold (src/rules/reference.ts) computes. Reprocess fills shadow tables with it; it is meant
+ * for reconciliation too.
  *
- * Every rule is "the earliest (or latest) event of a group by (occurred_at, event_id)":
- * `DISTINCT ON ... ORDER BY occurred_at, event_id`. Ids are `COLLATE "C"`, so ordering by
- * event_id is byte order, the contract's tie-break. Besides the values, it fills the
- * (occurred_at, event_id) stamps of display name and active flag the way the hot path does,
- * so the hot path keeps comparing event times correctly on rows written here.
+ * Every rule picks the earliest (or latest) event of a group by (occurred_at, event_id), and
+ * a player's totals are sums over the picked rows. Ids are `COLLATE "C"`, so event_id orders
+ * by bytes, the contract's tie-break. Because "earliest of a union" is "earliest of the
+ * earliests", events stored later can also be MERGED into a final result exactly
+ * (mergeInto), in time proportional to the new events rather than to the hunts they touch.
+ *
+ * Rows also get the (occurred_at, event_id) stamps of display name and active flag, as the
+ * hot path writes them, so its later event-time comparisons keep working on these rows.
  */
 import type pg from 'pg';
 
-/** Table names (unquoted identifiers) with the live tables' columns. */
+/** Table names (unquoted) with the live tables' columns and primary keys. */
 export interface ProjectionTargets {
   players: string;
   clueCredits: string;
   treasureWinners: string;
   /**
-   * Optional: a table with the columns of `hunts` and a primary key on hunt_id. Rows of the
-   * hunts that have events in scope are upserted (events_applied, as_of); other rows are
-   * left alone, so `hunts` itself (the fence table) is a valid target.
+   * Optional: a table shaped like `hunts`. Only rows of hunts with events in scope are
+   * written, so `hunts` itself (the fence table) is a valid target.
    */
   huntStats?: string;
 }
@@ -32,14 +34,14 @@ export const LIVE_PROJECTION_TABLES = {
 } as const satisfies ProjectionTargets;
 
 export interface RecomputeFilter {
-  /** Only these hunts (every event of them, subject to maxSeq); all hunts when absent. */
+  /** Only these hunts (all their events, subject to maxSeq); every hunt when absent. */
   huntIds?: readonly string[];
   /** Only events with seq <= maxSeq. */
   maxSeq?: number;
 }
 
 export interface RecomputeCounts {
-  /** Projection rows removed from the targets before recomputing (players, credits, winners). */
+  /** Projection rows (players, credits, winners) removed before recomputing. */
   deleted: number;
   players: number;
   clueCredits: number;
@@ -48,132 +50,218 @@ export interface RecomputeCounts {
 }
 
 /**
- * Replaces the targets' rows of the filter's hunts (all rows when no hunt filter) with the
- * recomputation from `events`. Run it inside the caller's transaction: the delete and the
- * inserts must commit together.
+ * Replaces the targets' rows of the filter's hunts (all rows without a hunt filter) with the
+ * recomputation from `events`. Run it in the caller's transaction: delete and inserts must
+ * commit together.
  */
 export async function recomputeInto(client: pg.ClientBase, targets: ProjectionTargets, filter: RecomputeFilter = {}): Promise<RecomputeCounts> {
   if (filter.huntIds?.length === 0) return { deleted: 0, players: 0, clueCredits: 0, treasureWinners: 0, huntStats: 0 };
-  const scope = eventScope(filter);
-  const t = {
-    players: quoteIdent(targets.players),
-    credits: quoteIdent(targets.clueCredits),
-    winners: quoteIdent(targets.treasureWinners),
-  };
-  // The targets' own rows in scope: the filter's hunts, or everything.
+  const conditions: string[] = [];
+  const values: unknown[] = [];
+  // Built per filter rather than `($1 IS NULL OR ...)`, which keeps the planner off the index.
+  if (filter.huntIds) conditions.push(`e.hunt_id = ANY($${values.push(filter.huntIds)}::text[])`);
+  if (filter.maxSeq !== undefined) conditions.push(`e.seq <= $${values.push(filter.maxSeq)}::bigint`);
+  const where = conditions.join(' AND ') || 'true';
+  // The targets' own rows in scope; the hunt filter, when present, is always $1.
   const inScope = (alias: string) => (filter.huntIds ? `${alias}.hunt_id = ANY($1::text[])` : 'true');
-  const huntParams = filter.huntIds ? [filter.huntIds] : [];
+  const t = quoteTargets(targets);
 
   let deleted = 0;
   for (const table of [t.players, t.credits, t.winners]) {
-    deleted += (await client.query(`DELETE FROM ${table} x WHERE ${inScope('x')}`, huntParams)).rowCount ?? 0;
+    deleted += (await client.query(`DELETE FROM ${table} x WHERE ${inScope('x')}`, filter.huntIds ? [filter.huntIds] : [])).rowCount ?? 0;
   }
-  const credits = await client.query(creditsSql(t.credits, scope.where), scope.values);
-  const winners = await client.query(winnersSql(t.winners, scope.where), scope.values);
-  // Scores are summed from the credits and wins just written, so they cannot disagree.
-  const players = await client.query(playersSql(t, scope.where, inScope), scope.values);
-  const stats = targets.huntStats ? await client.query(huntStatsSql(quoteIdent(targets.huntStats), scope.where), scope.values) : undefined;
+  const credits = await client.query(`INSERT INTO ${t.credits} ${CREDIT_COLUMNS} ${earliestCredits(where)}`, values);
+  const winners = await client.query(`INSERT INTO ${t.winners} ${WINNER_COLUMNS} ${earliestClaims(where)}`, values);
+  // Totals are summed from the credits and wins just written, so they cannot disagree.
+  const players = await upsertRoster(client, t, where, values, inScope('x'));
+  const stats = t.stats ? await client.query(addHuntStats(t.stats, where, 'replace'), values) : undefined;
   return {
     deleted,
-    players: players.rowCount ?? 0,
+    players,
     clueCredits: credits.rowCount ?? 0,
     treasureWinners: winners.rowCount ?? 0,
     huntStats: stats?.rowCount ?? 0,
   };
 }
 
-/** `"name"`, doubled quotes inside: target names come from code, but never trust them raw. */
+export interface MergeCounts {
+  /** Events merged. */
+  events: number;
+  /** Projection rows the merge added (new players, credits, winners; replaced ones not counted). */
+  rowsAdded: number;
+}
+
+/**
+ * Merges the events with `afterSeq < seq <= maxSeq` (no upper bound when absent) into
+ * targets that hold the final result of exactly the events up to `afterSeq` (of the hunts
+ * concerned). Afterwards they hold the final result of all events up to maxSeq. Run it in
+ * the caller's transaction.
+ */
+export async function mergeInto(client: pg.ClientBase, targets: ProjectionTargets, range: { afterSeq: number; maxSeq?: number }): Promise<MergeCounts> {
+  const values: unknown[] = [range.afterSeq];
+  const where = range.maxSeq === undefined ? 'e.seq > $1::bigint' : `e.seq > $1::bigint AND e.seq <= $${values.push(range.maxSeq)}::bigint`;
+  const { rows: size } = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM events e WHERE ${where}`, values);
+  const events = size[0]?.n ?? 0;
+  if (events === 0) return { events, rowsAdded: 0 };
+  const t = quoteTargets(targets);
+  const earlier = (x: string, y: string) => `(${x}.occurred_at, ${x}.event_id) < (${y}.occurred_at, ${y}.event_id)`;
+
+  // New players start at zero; updateTotals below sums everyone concerned.
+  const players = await upsertRoster(client, t, where, values, 'false');
+  // The winners a new, earlier claim displaces lose points: capture them before the upsert.
+  const { rows: won } = await client.query<{ added: number; displaced: [string, string][] }>(
+    `WITH claims AS (${earliestClaims(where)}),
+     displaced AS (SELECT w.hunt_id, w.player_id FROM ${t.winners} w JOIN claims c USING (hunt_id, treasure_id) WHERE ${earlier('c', 'w')}),
+     up AS (INSERT INTO ${t.winners} AS w ${WINNER_COLUMNS} SELECT * FROM claims
+            ON CONFLICT (hunt_id, treasure_id) DO UPDATE SET player_id = excluded.player_id, event_id = excluded.event_id,
+              occurred_at = excluded.occurred_at, points = excluded.points WHERE ${earlier('excluded', 'w')}
+            RETURNING xmax = 0 AS inserted)
+     SELECT (SELECT count(*) FILTER (WHERE inserted) FROM up)::int AS added,
+            (SELECT coalesce(json_agg(json_build_array(hunt_id, player_id)), '[]') FROM displaced) AS displaced`,
+    values,
+  );
+  const { rows: credited } = await client.query<{ added: number }>(
+    `WITH up AS (INSERT INTO ${t.credits} AS c ${CREDIT_COLUMNS} ${earliestCredits(where)}
+            ON CONFLICT (hunt_id, player_id, clue_id, kind) DO UPDATE SET event_id = excluded.event_id,
+              occurred_at = excluded.occurred_at, points = excluded.points WHERE ${earlier('excluded', 'c')}
+            RETURNING xmax = 0 AS inserted)
+     SELECT count(*) FILTER (WHERE inserted)::int AS added FROM up`,
+    values,
+  );
+  // Credits only move within their own player, so the players to re-total are the ones with
+  // new events plus the displaced winners.
+  const displaced = won[0]?.displaced ?? [];
+  const i = values.length;
+  await client.query(
+    updateTotals(t, `SELECT e.hunt_id, e.player_id FROM events e WHERE ${where}
+                     UNION SELECT * FROM unnest($${i + 1}::text[], $${i + 2}::text[])`),
+    [...values, displaced.map(([h]) => h), displaced.map(([, p]) => p)],
+  );
+  if (t.stats) await client.query(addHuntStats(t.stats, where, 'add'), values);
+  return { events, rowsAdded: players + (won[0]?.added ?? 0) + (credited[0]?.added ?? 0) };
+}
+
+/** `"name"` with doubled quotes inside: names come from code, but never go into SQL raw. */
 export function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }
 
-/**
- * The WHERE clause over `events e` and its parameters. The hunt filter is always $1 when
- * present, so `inScope` above can share the parameter list. Built per filter rather than
- * `($1 IS NULL OR ...)`, which would keep the planner off the (hunt_id, ...) index.
- */
-function eventScope(filter: RecomputeFilter): { where: string; values: unknown[] } {
-  const conditions: string[] = [];
-  const values: unknown[] = [];
-  if (filter.huntIds) {
-    values.push(filter.huntIds);
-    conditions.push(`e.hunt_id = ANY($${values.length}::text[])`);
-  }
-  if (filter.maxSeq !== undefined) {
-    values.push(filter.maxSeq);
-    conditions.push(`e.seq <= $${values.length}::bigint`);
-  }
-  return { where: conditions.length > 0 ? conditions.join(' AND ') : 'true', values };
+interface Targets {
+  players: string;
+  credits: string;
+  winners: string;
+  stats: string | undefined;
 }
 
+function quoteTargets(targets: ProjectionTargets): Targets {
+  return {
+    players: quoteIdent(targets.players),
+    credits: quoteIdent(targets.clueCredits),
+    winners: quoteIdent(targets.treasureWinners),
+    stats: targets.huntStats === undefined ? undefined : quoteIdent(targets.huntStats),
+  };
+}
+
+const CREDIT_COLUMNS = '(hunt_id, player_id, clue_id, kind, event_id, occurred_at, points)';
+const WINNER_COLUMNS = '(hunt_id, treasure_id, player_id, event_id, occurred_at, points)';
+
 /** Earliest clue.found per (hunt, player, clue) scores +points; earliest hint.used costs its penalty. */
-function creditsSql(table: string, where: string): string {
+function earliestCredits(where: string): string {
   return `
-    INSERT INTO ${table} (hunt_id, player_id, clue_id, kind, event_id, occurred_at, points)
     SELECT DISTINCT ON (hunt_id, player_id, clue_id, kind) hunt_id, player_id, clue_id, kind, event_id, occurred_at, points
       FROM (SELECT e.hunt_id, e.player_id, (e.payload->>'clueId') COLLATE "C" AS clue_id,
-                   CASE e.type WHEN 'clue.found' THEN 'found' ELSE 'hint' END AS kind,
-                   e.event_id, e.occurred_at,
+                   CASE e.type WHEN 'clue.found' THEN 'found' ELSE 'hint' END AS kind, e.event_id, e.occurred_at,
                    (CASE e.type WHEN 'clue.found' THEN e.payload->>'points' ELSE e.payload->>'penalty' END)::int AS points
-              FROM events e
-             WHERE e.type IN ('clue.found', 'hint.used') AND ${where}) c
+              FROM events e WHERE e.type IN ('clue.found', 'hint.used') AND ${where}) c
      ORDER BY hunt_id, player_id, clue_id, kind, occurred_at, event_id`;
 }
 
 /** One winner per (hunt, treasure): the earliest claim, ties to the smallest eventId. */
-function winnersSql(table: string, where: string): string {
+function earliestClaims(where: string): string {
   return `
-    INSERT INTO ${table} (hunt_id, treasure_id, player_id, event_id, occurred_at, points)
-    SELECT DISTINCT ON (e.hunt_id, (e.payload->>'treasureId') COLLATE "C")
-           e.hunt_id, (e.payload->>'treasureId') COLLATE "C", e.player_id, e.event_id, e.occurred_at, (e.payload->>'points')::int
-      FROM events e
-     WHERE e.type = 'treasure.claimed' AND ${where}
-     ORDER BY e.hunt_id, (e.payload->>'treasureId') COLLATE "C", e.occurred_at, e.event_id`;
+    SELECT DISTINCT ON (hunt_id, treasure_id) hunt_id, treasure_id, player_id, event_id, occurred_at, points
+      FROM (SELECT e.hunt_id, (e.payload->>'treasureId') COLLATE "C" AS treasure_id, e.player_id, e.event_id, e.occurred_at,
+                   (e.payload->>'points')::int AS points
+              FROM events e WHERE e.type = 'treasure.claimed' AND ${where}) c
+     ORDER BY hunt_id, treasure_id, occurred_at, event_id`;
 }
 
 /**
- * One row per (hunt, player) with any event in scope. Display name: the latest player.joined
- * that has one; active: unless the latest joined/left is a left (no such event: active, as
- * an implicit join). The stamps record which event decided each, as the hot path does.
+ * Upserts one row per (hunt, player) with events in scope. Display name: from the latest
+ * player.joined that has one; active: unless the latest joined/left is a left (none at all:
+ * active, an implicit join). An existing row's name or flag changes only for a later
+ * (occurred_at, event_id), as on the hot path; its totals are left alone. New rows get
+ * totals summed from the credits and wins `totalsScope` selects (as `x`). Returns the
+ * number of rows inserted (`xmax = 0` marks an inserted, not an updated, row).
  */
-function playersSql(t: { players: string; credits: string; winners: string }, where: string, inScope: (alias: string) => string): string {
-  return `
-    WITH roster AS (
-      SELECT e.hunt_id, e.player_id FROM events e WHERE ${where} GROUP BY e.hunt_id, e.player_id
-    ), named AS (
-      SELECT DISTINCT ON (e.hunt_id, e.player_id) e.hunt_id, e.player_id, e.payload->>'displayName' AS display_name, e.occurred_at, e.event_id
-        FROM events e
-       WHERE e.type = 'player.joined' AND e.payload->>'displayName' IS NOT NULL AND ${where}
-       ORDER BY e.hunt_id, e.player_id, e.occurred_at DESC, e.event_id DESC
-    ), membership AS (
-      SELECT DISTINCT ON (e.hunt_id, e.player_id) e.hunt_id, e.player_id, e.type = 'player.joined' AS active, e.occurred_at, e.event_id
-        FROM events e
-       WHERE e.type IN ('player.joined', 'player.left') AND ${where}
-       ORDER BY e.hunt_id, e.player_id, e.occurred_at DESC, e.event_id DESC
-    ), credited AS (
-      SELECT c.hunt_id, c.player_id, sum(CASE c.kind WHEN 'found' THEN c.points ELSE -c.points END) AS score,
-             count(*) FILTER (WHERE c.kind = 'found') AS clues_found
-        FROM ${t.credits} c WHERE ${inScope('c')} GROUP BY c.hunt_id, c.player_id
-    ), won AS (
-      SELECT w.hunt_id, w.player_id, sum(w.points) AS score, count(*) AS treasures_claimed
-        FROM ${t.winners} w WHERE ${inScope('w')} GROUP BY w.hunt_id, w.player_id
-    )
-    INSERT INTO ${t.players} (hunt_id, player_id, score, clues_found, treasures_claimed,
-      display_name, display_name_at, display_name_event, active, active_at, active_event)
-    SELECT r.hunt_id, r.player_id, coalesce(c.score, 0) + coalesce(w.score, 0), coalesce(c.clues_found, 0),
-           coalesce(w.treasures_claimed, 0), n.display_name, n.occurred_at, n.event_id,
-           coalesce(m.active, true), m.occurred_at, m.event_id
-      FROM roster r
-      LEFT JOIN named n ON n.hunt_id = r.hunt_id AND n.player_id = r.player_id
-      LEFT JOIN membership m ON m.hunt_id = r.hunt_id AND m.player_id = r.player_id
-      LEFT JOIN credited c ON c.hunt_id = r.hunt_id AND c.player_id = r.player_id
-      LEFT JOIN won w ON w.hunt_id = r.hunt_id AND w.player_id = r.player_id`;
+async function upsertRoster(client: pg.ClientBase, t: Targets, where: string, values: unknown[], totalsScope: string): Promise<number> {
+  const later = (at: string, event: string) =>
+    `excluded.${at} IS NOT NULL AND (p.${at} IS NULL OR (excluded.${at}, excluded.${event}) > (p.${at}, p.${event}))`;
+  const take = (column: string, rule: string) => `${column} = CASE WHEN ${rule} THEN excluded.${column} ELSE p.${column} END`;
+  const name = later('display_name_at', 'display_name_event');
+  const active = later('active_at', 'active_event');
+  const { rows } = await client.query<{ added: number }>(
+    `WITH roster AS (
+       SELECT e.hunt_id, e.player_id FROM events e WHERE ${where} GROUP BY e.hunt_id, e.player_id
+     ), named AS (
+       SELECT DISTINCT ON (e.hunt_id, e.player_id) e.hunt_id, e.player_id, e.payload->>'displayName' AS display_name, e.occurred_at, e.event_id
+         FROM events e WHERE e.type = 'player.joined' AND e.payload->>'displayName' IS NOT NULL AND ${where}
+        ORDER BY e.hunt_id, e.player_id, e.occurred_at DESC, e.event_id DESC
+     ), membership AS (
+       SELECT DISTINCT ON (e.hunt_id, e.player_id) e.hunt_id, e.player_id, e.type = 'player.joined' AS active, e.occurred_at, e.event_id
+         FROM events e WHERE e.type IN ('player.joined', 'player.left') AND ${where}
+        ORDER BY e.hunt_id, e.player_id, e.occurred_at DESC, e.event_id DESC
+     ), ${totalsCtes(t, totalsScope)}, up AS (
+       INSERT INTO ${t.players} AS p (hunt_id, player_id, score, clues_found, treasures_claimed,
+         display_name, display_name_at, display_name_event, active, active_at, active_event)
+       SELECT r.hunt_id, r.player_id, coalesce(c.score, 0) + coalesce(w.score, 0), coalesce(c.clues_found, 0), coalesce(w.won, 0),
+              n.display_name, n.occurred_at, n.event_id, coalesce(m.active, true), m.occurred_at, m.event_id
+         FROM roster r
+         LEFT JOIN named n ON n.hunt_id = r.hunt_id AND n.player_id = r.player_id
+         LEFT JOIN membership m ON m.hunt_id = r.hunt_id AND m.player_id = r.player_id
+         LEFT JOIN credited c ON c.hunt_id = r.hunt_id AND c.player_id = r.player_id
+         LEFT JOIN won w ON w.hunt_id = r.hunt_id AND w.player_id = r.player_id
+       ON CONFLICT (hunt_id, player_id) DO UPDATE SET
+         ${take('display_name', name)}, ${take('display_name_at', name)}, ${take('display_name_event', name)},
+         ${take('active', active)}, ${take('active_at', active)}, ${take('active_event', active)}
+       RETURNING xmax = 0 AS inserted
+     ) SELECT count(*) FILTER (WHERE inserted)::int AS added FROM up`,
+    values,
+  );
+  return rows[0]?.added ?? 0;
 }
 
-/** events_applied is the number of stored events, as_of the newest occurred_at (the API's asOf). */
-function huntStatsSql(table: string, where: string): string {
+/** `credited` and `won`: per-player sums over the credits and wins `scope` selects (as `x`). */
+function totalsCtes(t: Targets, scope: string): string {
+  return `credited AS (
+       SELECT x.hunt_id, x.player_id, sum(CASE x.kind WHEN 'found' THEN x.points ELSE -x.points END) AS score,
+              count(*) FILTER (WHERE x.kind = 'found') AS clues_found
+         FROM ${t.credits} x WHERE ${scope} GROUP BY x.hunt_id, x.player_id
+     ), won AS (
+       SELECT x.hunt_id, x.player_id, sum(x.points) AS score, count(*) AS won
+         FROM ${t.winners} x WHERE ${scope} GROUP BY x.hunt_id, x.player_id
+     )`;
+}
+
+/** Re-totals the players `who` selects (distinct hunt_id, player_id) from the credits and wins. */
+function updateTotals(t: Targets, who: string): string {
+  return `
+    WITH a AS (${who}), ${totalsCtes(t, '(x.hunt_id, x.player_id) IN (SELECT hunt_id, player_id FROM a)')}
+    UPDATE ${t.players} p SET score = coalesce(c.score, 0) + coalesce(w.score, 0), clues_found = coalesce(c.clues_found, 0),
+           treasures_claimed = coalesce(w.won, 0)
+      FROM a
+      LEFT JOIN credited c ON c.hunt_id = a.hunt_id AND c.player_id = a.player_id
+      LEFT JOIN won w ON w.hunt_id = a.hunt_id AND w.player_id = a.player_id
+     WHERE p.hunt_id = a.hunt_id AND p.player_id = a.player_id`;
+}
+
+/** events_applied counts stored events, as_of is the newest occurred_at (the read API's asOf). */
+function addHuntStats(table: string, where: string, mode: 'replace' | 'add'): string {
+  const set = mode === 'add'
+    ? 'events_applied = h.events_applied + excluded.events_applied, as_of = greatest(h.as_of, excluded.as_of)'
+    : 'events_applied = excluded.events_applied, as_of = excluded.as_of';
   return `
     INSERT INTO ${table} AS h (hunt_id, events_applied, as_of)
     SELECT e.hunt_id, count(*), max(e.occurred_at) FROM events e WHERE ${where} GROUP BY e.hunt_id
-    ON CONFLICT (hunt_id) DO UPDATE SET events_applied = excluded.events_applied, as_of = excluded.as_of, updated_at = now()`;
+    ON CONFLICT (hunt_id) DO UPDATE SET ${set}, updated_at = now()`;
 }

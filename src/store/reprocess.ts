@@ -1,33 +1,33 @@
 /**
  * Reprocess: rebuild a projection from the raw event store into shadow tables while the hot
- * path keeps ingesting, then swap them in atomically. No event is lost or counted twice:
+ * path keeps ingesting, then swap them in atomically; no event lost or counted twice.
  *
- * 1. prepare: (re)create the shadows, then, under the fence for an instant, note S = max(seq).
- *    Every hot-path transaction locks `hunts` before it inserts events, so once the fence
- *    is held no transaction with a seq <= S is still in flight: every event with seq <= S
- *    is committed and visible to the fill (seq is assigned at insert but becomes visible at
- *    commit, so without the fence a lower seq could still appear later and be missed).
- * 2. fill: recompute hunt after hunt (byte order) into the shadows from events with
- *    seq <= S, outside the fence; each chunk commits with its cursor in reprocess_jobs.
- * 3. swap, in one transaction under the fence: recompute fully (no seq limit) every hunt
- *    with an event seq > S, set the hunts' stats in place, drop the live tables and rename
- *    the shadows (and their indexes) to the live names.
+ * 1. prepare: (re)create the shadows; then, holding the fence for an instant, note
+ *    S = max(seq). Every writer of events (applyEvents) locks `hunts` before inserting, so
+ *    under the fence no transaction holding a seq <= S is in flight: all of them are
+ *    committed and visible to the fill. (seq is taken at insert but visible at commit;
+ *    without the fence a lower seq could still appear later and be missed.)
+ * 2. fill: recompute hunt after hunt (byte order) from events with seq <= S, outside the
+ *    fence; each chunk commits with its cursor in reprocess_jobs.
+ * 3. catch up, outside the fence: merge events stored since (mergeInto), in rounds, each
+ *    bounded by a max(seq) read under an instantaneous fence, until a round is small.
+ * 4. swap, in one transaction under the fence: merge the last few events, set the hunts'
+ *    stats in place, drop the live tables and rename the shadows (and their indexes).
  *
  * The fence is `LOCK TABLE hunts IN EXCLUSIVE MODE`: it waits for the hot path's in-flight
  * transactions (their `INSERT .. ON CONFLICT` on hunts holds ROW EXCLUSIVE) and holds back
  * new ones, and, unlike SHARE ROW EXCLUSIVE, also repairs that lock hunt rows with
- * `SELECT .. FOR UPDATE` (ROW SHARE). Plain reads (the read API) go on.
+ * `SELECT .. FOR UPDATE`. Plain reads (the read API) go on. The hot path's named prepared
+ * statements survive the swap: dropping a table invalidates the plans that used it, and
+ * Postgres re-analyzes them from their text on next use, resolving the names anew.
  *
- * The hot path's named prepared statements survive the swap: dropping a table invalidates
- * the plans that used it, and Postgres re-analyzes them from the query text on next use,
- * resolving `player_scores` to the renamed shadow (same columns, so same result types).
- *
- * Idempotent: reprocess_jobs names the run that owns the shadows; a rerun of any step ends
- * in the same state, a swap that already happened reports its recorded result, and a newer
- * run takes the shadows over (the older run's next step fails with ReprocessSupersededError).
+ * Idempotent: reprocess_jobs names the run that owns the shadows, and every step's progress
+ * commits with its work. A retried step continues, a finished swap reports its recorded
+ * result, and a newer run takes over (the older one's next step fails as superseded).
  */
 import type pg from 'pg';
-import { LIVE_PROJECTION_TABLES, quoteIdent, recomputeInto, type ProjectionTargets } from './recompute';
+import { LIVE_PROJECTION_TABLES, mergeInto, quoteIdent, recomputeInto, type ProjectionTargets } from './recompute';
+import { recreateShadow, swapInShadow } from './shadow-tables';
 
 /** Projections reprocess can rebuild, by the name operators pass in the job input. */
 export const PROJECTIONS = {
@@ -42,7 +42,7 @@ export function isProjectionName(name: string): name is ProjectionName {
 
 /** The run no longer owns the shadow tables: another run of the same projection took over. */
 export class ReprocessSupersededError extends Error {}
-/** A step was called in a phase it cannot run in (a workflow bug, not a transient fault). */
+/** A step called in a phase it cannot run in: a workflow bug, not a transient fault. */
 export class ReprocessStateError extends Error {}
 
 const SHADOW_SUFFIX = '_shadow';
@@ -50,13 +50,9 @@ const SHADOW_SUFFIX = '_shadow';
 const HUNT_STATS_SHADOW = 'hunt_stats_shadow';
 
 function shadowTargets(projection: ProjectionName): Required<ProjectionTargets> {
-  const live = PROJECTIONS[projection];
-  return {
-    players: live.players + SHADOW_SUFFIX,
-    clueCredits: live.clueCredits + SHADOW_SUFFIX,
-    treasureWinners: live.treasureWinners + SHADOW_SUFFIX,
-    huntStats: HUNT_STATS_SHADOW,
-  };
+  const { players, clueCredits, treasureWinners } = PROJECTIONS[projection];
+  const shadow = (live: string) => live + SHADOW_SUFFIX;
+  return { players: shadow(players), clueCredits: shadow(clueCredits), treasureWinners: shadow(treasureWinners), huntStats: HUNT_STATS_SHADOW };
 }
 
 function liveAndShadowTables(projection: ProjectionName): [live: string, shadow: string][] {
@@ -67,32 +63,37 @@ interface JobRow {
   job_id: string;
   phase: 'preparing' | 'filling' | 'filled' | 'swapped';
   started_seq: number | null;
+  covered_seq: number | null;
   fill_cursor: string | null;
   hunts_total: number;
   hunts_done: number;
-  rows_filled: number;
+  shadow_rows: number;
+  events_caught_up: number;
+  fenced_events: number | null;
+  fence_ms: number | null;
   max_seq: number | null;
-  hunts_caught_up: number | null;
-  rows_swapped: number | null;
 }
 
-export interface PrepareResult {
-  startedSeq: number;
-  huntsTotal: number;
-}
+export type PrepareResult = { startedSeq: number; huntsTotal: number };
+export type FillProgress = { huntsDone: number; huntsTotal: number; done: boolean };
 
-export interface FillProgress {
-  huntsDone: number;
-  huntsTotal: number;
-  done: boolean;
+export interface CatchUpResult {
+  /** Events merged into the shadows by this round. */
+  events: number;
+  coveredSeq: number;
+  /** The round reached the newest event stored when it started. */
+  complete: boolean;
 }
 
 export interface SwapResult {
-  /** Rows in the swapped-in projection tables at the swap. */
+  /** Projection rows swapped in. */
   rows: number;
-  /** Hunts recomputed under the fence because events arrived after the fill's snapshot. */
-  huntsCaughtUp: number;
   startedSeq: number;
+  /** Events merged after the fill, in catch-up rounds and under the fence. */
+  eventsCaughtUp: number;
+  /** Events merged under the fence, and how long the swap held it. */
+  fencedEvents: number;
+  fenceMs: number;
   /** The newest seq the swapped-in tables cover; the hot path applies the rest. */
   maxSeq: number;
 }
@@ -103,26 +104,20 @@ export async function prepareShadow(pool: pg.Pool, projection: ProjectionName, j
     await client.query(
       `INSERT INTO reprocess_jobs (projection, job_id, phase) VALUES ($1, $2, 'preparing')
        ON CONFLICT (projection) DO UPDATE SET job_id = excluded.job_id, phase = 'preparing', started_seq = NULL,
-         fill_cursor = NULL, hunts_total = 0, hunts_done = 0, rows_filled = 0, max_seq = NULL, hunts_caught_up = NULL,
-         rows_swapped = NULL, started_at = now(), updated_at = now(), finished_at = NULL`,
+         covered_seq = NULL, fill_cursor = NULL, hunts_total = 0, hunts_done = 0, shadow_rows = 0, events_caught_up = 0,
+         fenced_events = NULL, fence_ms = NULL, max_seq = NULL, started_at = now(), updated_at = now(), finished_at = NULL`,
       [projection, jobId],
     );
-    // Leftovers of a crashed or superseded run are dropped: the shadows are rebuilt from scratch.
-    for (const [live, shadow] of liveAndShadowTables(projection)) {
-      await client.query(`DROP TABLE IF EXISTS ${quoteIdent(shadow)}`);
-      await client.query(`CREATE TABLE ${quoteIdent(shadow)} (LIKE ${quoteIdent(live)} INCLUDING ALL)`);
-    }
-    await client.query(`DROP TABLE IF EXISTS ${quoteIdent(HUNT_STATS_SHADOW)}`);
-    await client.query(`CREATE TABLE ${quoteIdent(HUNT_STATS_SHADOW)} (LIKE hunts INCLUDING ALL)`);
+    for (const [live, shadow] of liveAndShadowTables(projection)) await recreateShadow(client, live, shadow);
+    await recreateShadow(client, 'hunts', HUNT_STATS_SHADOW);
   });
-  const huntsTotal = await countHunts(pool);
+  const huntsTotal = (await huntsAfter(pool, '', 2 ** 31 - 1)).length;
   return inTransaction(pool, async (client) => {
     await claimJob(client, projection, jobId);
     await takeFence(client, lockTimeoutMs);
-    const { rows } = await client.query<{ seq: number }>('SELECT coalesce(max(seq), 0) AS seq FROM events');
-    const startedSeq = rows[0]?.seq ?? 0;
+    const startedSeq = await maxSeq(client);
     await client.query(
-      `UPDATE reprocess_jobs SET phase = 'filling', started_seq = $2, hunts_total = $3, updated_at = now() WHERE projection = $1`,
+      `UPDATE reprocess_jobs SET phase = 'filling', started_seq = $2, covered_seq = $2, hunts_total = $3, updated_at = now() WHERE projection = $1`,
       [projection, startedSeq, huntsTotal],
     );
     return { startedSeq, huntsTotal };
@@ -145,7 +140,7 @@ export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName,
     if (job.phase === 'filled' || job.phase === 'swapped') return progress(true);
     if (job.phase !== 'filling' || job.started_seq === null) throw new ReprocessStateError(`reprocess ${projection}: cannot fill in phase ${job.phase}`);
 
-    const huntIds = await nextHunts(client, job.fill_cursor ?? '', huntsPerChunk);
+    const huntIds = await huntsAfter(client, job.fill_cursor ?? '', huntsPerChunk);
     if (huntIds.length === 0) {
       for (const table of Object.values(shadowTargets(projection))) await client.query(`ANALYZE ${quoteIdent(table)}`);
       await client.query(`UPDATE reprocess_jobs SET phase = 'filled', updated_at = now() WHERE projection = $1`, [projection]);
@@ -155,44 +150,77 @@ export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName,
     const written = counts.players + counts.clueCredits + counts.treasureWinners - counts.deleted;
     await client.query(
       `UPDATE reprocess_jobs SET fill_cursor = $2, hunts_done = hunts_done + $3, hunts_total = greatest(hunts_total, hunts_done + $3),
-         rows_filled = rows_filled + $4, updated_at = now() WHERE projection = $1`,
+         shadow_rows = shadow_rows + $4, updated_at = now() WHERE projection = $1`,
       [projection, huntIds[huntIds.length - 1], huntIds.length, written],
     );
     return progress(false, huntIds.length);
   });
 }
 
-/** Catches up and swaps the shadows in, in one transaction under the fence. */
-export async function swapShadow(pool: pg.Pool, projection: ProjectionName, jobId: string, lockTimeoutMs: number): Promise<SwapResult> {
-  return inTransaction(pool, async (client) => {
-    const job = await claimJob(client, projection, jobId);
-    if (job.phase === 'swapped') return swapResultOf(job);
-    if (job.phase !== 'filled' || job.started_seq === null) throw new ReprocessStateError(`reprocess ${projection}: cannot swap in phase ${job.phase}`);
+/**
+ * One catch-up round outside the fence: merges events stored since the shadows' cover, up
+ * to a max(seq) read under an instantaneous fence and at most `maxEvents` seq values on, so
+ * a round's time stays bounded. Repeat until a round is small and `complete`: the swap then
+ * holds the fence only for the last few events.
+ */
+export async function catchUpShadow(pool: pg.Pool, projection: ProjectionName, jobId: string, lockTimeoutMs: number, maxEvents: number): Promise<CatchUpResult> {
+  const newest = await inTransaction(pool, async (client) => {
+    await filledJob(client, projection, jobId);
     await takeFence(client, lockTimeoutMs);
-
-    const { rows: seqRows } = await client.query<{ seq: number }>('SELECT coalesce(max(seq), 0) AS seq FROM events');
-    const maxSeq = seqRows[0]?.seq ?? 0;
-    const { rows: late } = await client.query<{ hunt_id: string }>(
-      'SELECT DISTINCT hunt_id FROM events WHERE seq > $1 ORDER BY hunt_id',
-      [job.started_seq],
+    return maxSeq(client);
+  });
+  return inTransaction(pool, async (client) => {
+    const job = await filledJob(client, projection, jobId);
+    const coveredSeq = job.covered_seq ?? 0;
+    const bound = Math.min(newest, coveredSeq + maxEvents);
+    if (job.phase === 'swapped' || bound <= coveredSeq) return { events: 0, coveredSeq, complete: true };
+    const merged = await mergeInto(client, shadowTargets(projection), { afterSeq: coveredSeq, maxSeq: bound });
+    await client.query(
+      `UPDATE reprocess_jobs SET covered_seq = $2, events_caught_up = events_caught_up + $3, shadow_rows = shadow_rows + $4,
+         updated_at = now() WHERE projection = $1`,
+      [projection, bound, merged.events, merged.rowsAdded],
     );
-    const caughtUp = await recomputeInto(client, shadowTargets(projection), { huntIds: late.map((r) => r.hunt_id) });
-    await applyHuntStats(client);
-    for (const [live, shadow] of liveAndShadowTables(projection)) await replaceTable(client, live, shadow);
-    await client.query(`DROP TABLE ${quoteIdent(HUNT_STATS_SHADOW)}`);
-
-    const rows = job.rows_filled + caughtUp.players + caughtUp.clueCredits + caughtUp.treasureWinners - caughtUp.deleted;
-    const { rows: done } = await client.query<JobRow>(
-      `UPDATE reprocess_jobs SET phase = 'swapped', max_seq = $2, hunts_caught_up = $3, rows_swapped = $4,
-         updated_at = now(), finished_at = now() WHERE projection = $1 RETURNING *`,
-      [projection, maxSeq, late.length, rows],
-    );
-    return swapResultOf(done[0] as JobRow); // the row is locked by claimJob: it exists
+    return { events: merged.events, coveredSeq: bound, complete: bound === newest };
   });
 }
 
-function swapResultOf(job: JobRow): SwapResult {
-  return { rows: job.rows_swapped ?? 0, huntsCaughtUp: job.hunts_caught_up ?? 0, startedSeq: job.started_seq ?? 0, maxSeq: job.max_seq ?? 0 };
+/** Merges the last events and swaps the shadows in, in one transaction under the fence. */
+export async function swapShadow(pool: pg.Pool, projection: ProjectionName, jobId: string, lockTimeoutMs: number): Promise<SwapResult> {
+  return inTransaction(pool, async (client) => {
+    const job = await filledJob(client, projection, jobId);
+    if (job.phase === 'swapped') return swapResultOf(job);
+    await takeFence(client, lockTimeoutMs);
+    const fencedAt = Date.now();
+    const newest = await maxSeq(client);
+    const merged = await mergeInto(client, shadowTargets(projection), { afterSeq: job.covered_seq ?? 0 });
+    await applyHuntStats(client);
+    for (const [live, shadow] of liveAndShadowTables(projection)) await swapInShadow(client, live, shadow);
+    await client.query(`DROP TABLE ${quoteIdent(HUNT_STATS_SHADOW)}`);
+    const { rows } = await client.query<JobRow>(
+      `UPDATE reprocess_jobs SET phase = 'swapped', covered_seq = $2, max_seq = $2, events_caught_up = events_caught_up + $3,
+         shadow_rows = shadow_rows + $4, fenced_events = $3, fence_ms = $5, updated_at = now(), finished_at = now()
+       WHERE projection = $1 RETURNING *`,
+      [projection, newest, merged.events, merged.rowsAdded, Date.now() - fencedAt],
+    );
+    return swapResultOf(rows[0] as JobRow); // the row is locked by filledJob: it exists
+  });
+}
+
+const swapResultOf = (job: JobRow): SwapResult => ({
+  rows: job.shadow_rows, startedSeq: job.started_seq ?? 0, eventsCaughtUp: job.events_caught_up,
+  fencedEvents: job.fenced_events ?? 0, fenceMs: job.fence_ms ?? 0, maxSeq: job.max_seq ?? 0,
+});
+
+async function maxSeq(client: pg.ClientBase): Promise<number> {
+  const { rows } = await client.query<{ seq: number }>('SELECT coalesce(max(seq), 0) AS seq FROM events');
+  return rows[0]?.seq ?? 0;
+}
+
+/** The job, locked and owned by this run, once the fill is complete (or already swapped). */
+async function filledJob(client: pg.ClientBase, projection: ProjectionName, jobId: string): Promise<JobRow> {
+  const job = await claimJob(client, projection, jobId);
+  if (job.phase !== 'filled' && job.phase !== 'swapped') throw new ReprocessStateError(`reprocess ${projection}: the fill is not complete (phase ${job.phase})`);
+  return job;
 }
 
 /** Locks the job row (steps of one projection take turns) and checks this run owns it. */
@@ -232,36 +260,10 @@ async function applyHuntStats(client: pg.ClientBase): Promise<void> {
 }
 
 /**
- * Drops `live` and renames `shadow` to it, then gives the shadow's indexes the live ones'
- * names (matched by definition), so the schema reads the same as before the swap. Renaming
- * a constraint's index renames the constraint too.
+ * Up to `limit` hunts with events after `after` in byte order: a loose index scan, one index
+ * probe per hunt (DISTINCT would read every event).
  */
-async function replaceTable(client: pg.ClientBase, live: string, shadow: string): Promise<void> {
-  const liveIndexes = await indexesOf(client, live);
-  const shadowIndexes = await indexesOf(client, shadow);
-  await client.query(`DROP TABLE ${quoteIdent(live)}`);
-  await client.query(`ALTER TABLE ${quoteIdent(shadow)} RENAME TO ${quoteIdent(live)}`);
-  for (const [shape, name] of shadowIndexes) {
-    const original = liveIndexes.get(shape);
-    if (original && original !== name) await client.query(`ALTER INDEX ${quoteIdent(name)} RENAME TO ${quoteIdent(original)}`);
-  }
-}
-
-/** Index definition without its name and table (`UNIQUE|USING btree (...)`) -> index name. */
-async function indexesOf(client: pg.ClientBase, table: string): Promise<Map<string, string>> {
-  const { rows } = await client.query<{ name: string; unique: boolean; def: string }>(
-    `SELECT c.relname AS name, i.indisunique AS unique, pg_get_indexdef(i.indexrelid) AS def
-       FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-      WHERE i.indrelid = $1::regclass ORDER BY c.relname`,
-    [quoteIdent(table)],
-  );
-  const byShape = new Map<string, string>();
-  for (const row of rows) byShape.set(`${row.unique ? 'UNIQUE' : ''}|${row.def.replace(/^.*? ON \S+ /, '')}`, row.name);
-  return byShape;
-}
-
-/** The next hunts after `after` in byte order: a loose index scan, one probe per hunt. */
-async function nextHunts(client: pg.ClientBase, after: string, limit: number): Promise<string[]> {
+async function huntsAfter(client: pg.ClientBase | pg.Pool, after: string, limit: number): Promise<string[]> {
   const { rows } = await client.query<{ hunt_id: string }>(
     `WITH RECURSIVE next_hunt(hunt_id, n) AS (
        SELECT (SELECT e.hunt_id FROM events e WHERE e.hunt_id > $1::text ORDER BY e.hunt_id LIMIT 1), 1
@@ -272,18 +274,6 @@ async function nextHunts(client: pg.ClientBase, after: string, limit: number): P
     [after, limit],
   );
   return rows.map((r) => r.hunt_id);
-}
-
-/** Distinct hunts with events, by the same loose index scan (count(DISTINCT) would read every event). */
-async function countHunts(pool: pg.Pool): Promise<number> {
-  const { rows } = await pool.query<{ n: number }>(
-    `WITH RECURSIVE hunt(hunt_id) AS (
-       SELECT (SELECT hunt_id FROM events ORDER BY hunt_id LIMIT 1)
-       UNION ALL
-       SELECT (SELECT e.hunt_id FROM events e WHERE e.hunt_id > h.hunt_id ORDER BY e.hunt_id LIMIT 1) FROM hunt h WHERE h.hunt_id IS NOT NULL
-     ) SELECT count(hunt_id)::int AS n FROM hunt`,
-  );
-  return rows[0]?.n ?? 0;
 }
 
 async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {

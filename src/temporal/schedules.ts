@@ -10,7 +10,9 @@ export interface ScheduleSpecEntry {
   scheduleId: string;
   workflowType: string;
   input: Record<string, unknown>;
-  every: string;
+  /** An interval such as `1m`, or a cron expression (UTC) when `cron` is set. */
+  every?: string;
+  cron?: string;
   /** Why this overlap policy and catch-up window: operators read it in the schedule's memo. */
   rationale: string;
   overlap: ScheduleOverlapPolicy;
@@ -30,13 +32,33 @@ export function scheduleSpecs(config: Config): ScheduleSpecEntry[] {
       catchupWindow: '10 minutes',
       rationale: 'Cumulative job (watermark in Postgres): overlaps are skipped; one catch-up run covers any outage.',
     },
+    {
+      scheduleId: 'hunt-reconcile',
+      workflowType: 'reconcile',
+      input: {},
+      every: config.schedules.reconcileEvery,
+      // Also watermark-based: a run covers every hunt with events since the last one.
+      overlap: ScheduleOverlapPolicy.SKIP,
+      catchupWindow: '30 minutes',
+      rationale: 'Reconciles hunts with events since its watermark: overlaps are skipped; one catch-up run covers an outage.',
+    },
+    {
+      scheduleId: 'hunt-data-quality-nightly',
+      workflowType: 'dataQuality',
+      input: { repair: false },
+      cron: config.schedules.dataQualityCron,
+      // A report per night; a missed night is worth one late run, not a pile of them.
+      overlap: ScheduleOverlapPolicy.SKIP,
+      catchupWindow: '6 hours',
+      rationale: 'Nightly report without repair (an operator decides); a night missed within 6 h is run late, once.',
+    },
   ];
 }
 
 function toOptions(config: Config, spec: ScheduleSpecEntry): ScheduleOptions {
   return {
     scheduleId: spec.scheduleId,
-    spec: { intervals: [{ every: spec.every }] },
+    spec: spec.cron ? { cronExpressions: [spec.cron] } : { intervals: [{ every: spec.every ?? '1m' }] },
     action: {
       type: 'startWorkflow',
       workflowType: spec.workflowType,

@@ -1,0 +1,95 @@
+/**
+ * The correctness plane from the terminal: `hunt reconcile`, `hunt dq run|report`,
+ * `hunt dlq list|replay`. Jobs start the same workflows, with the same JSON, as the Web UI.
+ */
+import type { Command } from 'commander';
+import { loadConfig } from '../config';
+import { createPool } from '../store/pool';
+import { startJob } from './jobs';
+
+async function withPool<T>(fn: (pool: import('pg').Pool) => Promise<T>): Promise<T> {
+  const pool = createPool(loadConfig(), 2);
+  try {
+    return await fn(pool);
+  } finally {
+    await pool.end();
+  }
+}
+
+export function registerCorrectnessCommands(program: Command): void {
+  program
+    .command('reconcile')
+    .description('recompute hunts from raw events, record drift, repair live projections (workflow `reconcile`)')
+    .option('--hunt <huntId...>', 'only these hunts (default: hunts with events since the last run)')
+    .option('--no-repair', 'record drift only')
+    .option('--wait', 'wait for the result')
+    .action(async (opts: { hunt?: string[]; repair: boolean; wait?: boolean }) => {
+      await startJob('reconcile', { ...(opts.hunt ? { huntIds: opts.hunt } : {}), ...(opts.repair ? {} : { repair: false }) }, !!opts.wait);
+    });
+
+  const dq = program.command('dq').description('data-quality checks');
+  dq.command('run')
+    .description('run every check (workflow `dataQuality`)')
+    .option('--repair', 'fix what can be fixed and record it')
+    .option('--wait', 'wait for the result')
+    .action(async (opts: { repair?: boolean; wait?: boolean }) => {
+      await startJob('dataQuality', opts.repair ? { repair: true } : {}, !!opts.wait);
+    });
+  dq.command('report')
+    .description('the latest stored report, one line per check')
+    .option('--run <runId>', 'a given run instead of the latest')
+    .action(async (opts: { run?: string }) => {
+      await withPool(async (pool) => {
+        const { rows } = await pool.query(
+          `SELECT run_id, check_name, severity, finding_count, repaired, checked_at FROM dq_reports
+            WHERE run_id = coalesce($1, (SELECT run_id FROM dq_reports ORDER BY checked_at DESC LIMIT 1))
+            ORDER BY check_name`,
+          [opts.run ?? null],
+        );
+        if (rows.length === 0) return console.log('no data-quality report yet: run `hunt dq run`');
+        console.log(`run ${rows[0].run_id} at ${rows[0].checked_at.toISOString()}`);
+        for (const r of rows) {
+          console.log(`${r.check_name.padEnd(28)} ${r.severity.padEnd(8)} ${String(r.finding_count).padStart(7)}  ${r.repaired ? `repaired ${JSON.stringify(r.repaired)}` : ''}`);
+        }
+      });
+    });
+
+  const dlq = program.command('dlq').description('quarantined (dead-lettered) records');
+  dlq
+    .command('list')
+    .description('quarantine backlog by reason, and the latest records')
+    .option('--reason <reason>', 'only this reason')
+    .option('-n, --limit <n>', 'latest records to show', '10')
+    .action(async (opts: { reason?: string; limit: string }) => {
+      await withPool(async (pool) => {
+        const { rows: byReason } = await pool.query(
+          `SELECT reason, count(*) FILTER (WHERE replayed_at IS NULL)::int AS waiting, count(*) FILTER (WHERE replayed_at IS NOT NULL)::int AS replayed
+             FROM quarantine GROUP BY reason ORDER BY reason`,
+        );
+        for (const r of byReason) console.log(`${r.reason.padEnd(18)} waiting ${r.waiting}  replayed ${r.replayed}`);
+        const { rows } = await pool.query(
+          `SELECT id, reason, detail, source_topic, source_partition, source_offset, quarantined_at FROM quarantine
+            WHERE replayed_at IS NULL AND ($1::text IS NULL OR reason = $1) ORDER BY id DESC LIMIT $2`,
+          [opts.reason ?? null, Number(opts.limit)],
+        );
+        for (const r of rows) console.log(`#${r.id} ${r.reason} ${r.source_topic}/${r.source_partition}@${r.source_offset}: ${r.detail}`);
+      });
+    });
+  dlq
+    .command('replay')
+    .description('re-validate quarantined records and ingest the ones now valid (workflow `dlqReplay`)')
+    .option('--reason <reason...>', 'only these reasons')
+    .option('--from <iso>', 'quarantined at or after')
+    .option('--to <iso>', 'quarantined before')
+    .option('--dry-run', 'count what would be ingested')
+    .option('--wait', 'wait for the result')
+    .action(async (opts: { reason?: string[]; from?: string; to?: string; dryRun?: boolean; wait?: boolean }) => {
+      const input = {
+        ...(opts.reason ? { reasons: opts.reason } : {}),
+        ...(opts.from ? { from: opts.from } : {}),
+        ...(opts.to ? { to: opts.to } : {}),
+        ...(opts.dryRun ? { dryRun: true } : {}),
+      };
+      await startJob('dlqReplay', input, !!opts.wait);
+    });
+}

@@ -1,0 +1,43 @@
+/**
+ * Shadow tables: empty copies of live tables that a batch job fills off to the side, then
+ * swaps in under the live names inside the caller's transaction (readers and writers see
+ * the old table or the new one, never a mix). Used by reprocess.
+ */
+import type pg from 'pg';
+import { quoteIdent } from './recompute';
+
+/** Drops a leftover `shadow` (a crashed or superseded run's) and creates it empty, shaped like `live`. */
+export async function recreateShadow(client: pg.ClientBase, live: string, shadow: string): Promise<void> {
+  await client.query(`DROP TABLE IF EXISTS ${quoteIdent(shadow)}`);
+  // INCLUDING ALL: defaults, constraints and indexes, so the swapped-in table is the same table.
+  await client.query(`CREATE TABLE ${quoteIdent(shadow)} (LIKE ${quoteIdent(live)} INCLUDING ALL)`);
+}
+
+/**
+ * Drops `live` and renames `shadow` to it, then gives the shadow's indexes the live ones'
+ * names (matched by definition), so the schema reads the same as before. Renaming a
+ * constraint's index renames the constraint too. Takes ACCESS EXCLUSIVE locks on both.
+ */
+export async function swapInShadow(client: pg.ClientBase, live: string, shadow: string): Promise<void> {
+  const liveIndexes = await indexesOf(client, live);
+  const shadowIndexes = await indexesOf(client, shadow);
+  await client.query(`DROP TABLE ${quoteIdent(live)}`);
+  await client.query(`ALTER TABLE ${quoteIdent(shadow)} RENAME TO ${quoteIdent(live)}`);
+  for (const [shape, name] of shadowIndexes) {
+    const original = liveIndexes.get(shape);
+    if (original && original !== name) await client.query(`ALTER INDEX ${quoteIdent(name)} RENAME TO ${quoteIdent(original)}`);
+  }
+}
+
+/** Index definition without its name and table (`UNIQUE|USING btree (...)`) -> index name. */
+async function indexesOf(client: pg.ClientBase, table: string): Promise<Map<string, string>> {
+  const { rows } = await client.query<{ name: string; unique: boolean; def: string }>(
+    `SELECT c.relname AS name, i.indisunique AS unique, pg_get_indexdef(i.indexrelid) AS def
+       FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+      WHERE i.indrelid = $1::regclass ORDER BY c.relname`,
+    [quoteIdent(table)],
+  );
+  const byShape = new Map<string, string>();
+  for (const row of rows) byShape.set(`${row.unique ? 'UNIQUE' : ''}|${row.def.replace(/^.*? ON \S+ /, '')}`, row.name);
+  return byShape;
+}
