@@ -5,6 +5,7 @@
 import type http from 'node:http';
 import type { Config } from '../config';
 import { createApiServer } from '../api/server';
+import { registerStoreGauges } from '../api/store-metrics';
 import { createLogger, type Logger } from '../log';
 import { createPool } from '../store/pool';
 import { startIngest } from './consumer';
@@ -21,6 +22,7 @@ export async function runIngestService(config: Config, logger: Logger = createLo
   const pool = createPool(config, 10, (err) => logger.warn({ err }, 'idle Postgres connection lost; it will be replaced'));
   const kafka = createKafka(config, logger);
   const metrics = createIngestMetrics();
+  registerStoreGauges(metrics.registry, pool);
   await ensureTopics(kafka, [config.kafka.topics.events, config.kafka.topics.dlq]);
   const ingest = await startIngest({ config, pool, kafka, metrics, logger });
   const admin = kafka.admin();

@@ -43,7 +43,7 @@ async function setup() {
 
 describe('reconcile', () => {
   it('repairs a late treasure claim scored to the wrong player, and records the drift', async () => {
-    const { db, topics, reconcile } = await setup();
+    const { db, topics, ingest, reconcile } = await setup();
     const at = (s: number) => new Date(Date.now() - 600_000 + s * 1000).toISOString();
     const events = [
       joined({ eventId: 'j-alice', huntId: 'late', playerId: 'alice', displayName: 'Alice', occurredAt: at(1) }),
@@ -75,6 +75,10 @@ describe('reconcile', () => {
       { kind: 'player', subject_id: 'bob', live: expect.objectContaining({ score: 500 }), final: expect.objectContaining({ score: 0 }) },
       { kind: 'treasure', subject_id: 'gold', live: expect.objectContaining({ playerId: 'bob' }), final: expect.objectContaining({ playerId: 'alice' }) },
     ]);
+
+    const metrics = await (await fetch(`${ingest.apiUrl}/metrics`)).text();
+    expect(metrics).toMatch(/hunt_reconcile_last_run_drift\{kind="treasure"\} 1\b/);
+    expect(metrics).toMatch(/hunt_reconcile_drift_records\{kind="player"\} 2\b/);
 
     // Nothing new since: the watermark makes `{}` a no-op; an explicit check finds no drift.
     expect(await reconcile({ settleMs: 0 })).toMatchObject({ hunts: 0 });
