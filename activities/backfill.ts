@@ -7,39 +7,83 @@
 import fs from 'node:fs';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { addCounts, emptyCounts, importRecords } from '../src/backfill/import-records';
+import { addCounts, emptyCounts, importRecords, type ImportOrigin } from '../src/backfill/import-records';
+import { consumeRange, remaining, resolveRange } from '../src/backfill/kafka-source';
 import { fileSize, readChunk } from '../src/backfill/ndjson-source';
-import type { BackfillSource, ChunkBatchInput, ChunkBatchResult } from '../src/backfill/types';
+import type { BackfillSource, ChunkBatchInput, ChunkBatchResult, SourceExtent } from '../src/backfill/types';
 import type { ActivityDeps } from './deps';
 
-export function createBackfillActivities(deps: Pick<ActivityDeps, 'pool'>) {
+export function createBackfillActivities(deps: Pick<ActivityDeps, 'pool' | 'kafka'>) {
   return {
-    /** The source's size (bytes of the file), checked before any import starts. */
-    async describeBackfillSource(source: BackfillSource): Promise<{ total: number }> {
-      if (!fs.existsSync(source.path)) {
-        throw ApplicationFailure.nonRetryable(`backfill: file ${source.path} does not exist on the worker's machine`, 'InvalidJobInput');
+    /** What the source holds, fixed at the start: the file's size, or the topic's offset range. */
+    async describeBackfillSource(source: BackfillSource): Promise<SourceExtent> {
+      if (source.kind === 'file') {
+        if (!fs.existsSync(source.path)) {
+          throw ApplicationFailure.nonRetryable(`backfill: file ${source.path} does not exist on the worker's machine`, 'InvalidJobInput');
+        }
+        return { total: fileSize(source.path) };
       }
-      return { total: fileSize(source.path) };
+      const admin = deps.kafka.admin();
+      await admin.connect();
+      const exists = (await admin.listTopics()).includes(source.topic);
+      await admin.disconnect();
+      if (!exists) throw ApplicationFailure.nonRetryable(`backfill: Kafka topic ${source.topic} does not exist`, 'InvalidJobInput');
+      const range = await resolveRange(deps.kafka, source.topic, msOf(source.from), msOf(source.to));
+      return { total: remaining(range.start, range.end), range };
     },
 
     async importChunks(input: ChunkBatchInput): Promise<ChunkBatchResult> {
       const context = Context.current();
       const resumed = context.info.heartbeatDetails as ChunkBatchResult | undefined;
-      let state: ChunkBatchResult = resumed ?? { cursor: input.cursor, counts: emptyCounts(), done: false, position: input.cursor.file.byteOffset };
-      const origin = { topic: `file:${input.source.path}`, partition: 0, sourceLabel: `backfill:${input.jobId}` };
-      for (let chunk = 0; chunk < input.maxChunks && !state.done; chunk++) {
-        if (context.cancellationSignal.aborted) break;
-        const read = readChunk(input.source.path, state.cursor.file, input.chunkSize);
-        const records = read.records.map((r) => ({ offset: String(r.line), key: null, value: r.value, timestamp: '0' }));
-        const counts = await importRecords(deps.pool, origin, records, {
-          dryRun: input.dryRun,
-          huntId: input.huntId,
-          groupId: `backfill:${input.jobId}`,
-        });
-        state = { cursor: { file: read.next }, counts: addCounts(state.counts, counts), done: read.eof, position: read.next.byteOffset };
-        context.heartbeat(state);
-      }
-      return state;
+      const start: ChunkBatchResult = resumed ?? { cursor: input.cursor, counts: emptyCounts(), done: false, position: 0 };
+      const options = { dryRun: input.dryRun, huntId: input.huntId, groupId: `backfill:${input.jobId}` };
+      return input.source.kind === 'file'
+        ? importFileChunks(deps, input, start, options, context)
+        : importKafkaChunks(deps, input, start, options, context);
     },
   };
+}
+
+type Options = { dryRun: boolean; huntId?: string; groupId: string };
+
+async function importFileChunks(deps: Pick<ActivityDeps, 'pool'>, input: ChunkBatchInput, start: ChunkBatchResult, options: Options, context: Context) {
+  const path = (input.source as { path: string }).path;
+  const origin: ImportOrigin = { topic: `file:${path}`, partition: 0, sourceLabel: `backfill:${input.jobId}` };
+  let state = start;
+  let cursor = state.cursor.file ?? { byteOffset: 0, line: 1 };
+  for (let chunk = 0; chunk < input.maxChunks && !state.done; chunk++) {
+    if (context.cancellationSignal.aborted) break;
+    const read = readChunk(path, cursor, input.chunkSize);
+    const records = read.records.map((r) => ({ offset: String(r.line), key: null, value: r.value, timestamp: '0' }));
+    const counts = await importRecords(deps.pool, origin, records, options);
+    cursor = read.next;
+    state = { cursor: { file: cursor }, counts: addCounts(state.counts, counts), done: read.eof, position: cursor.byteOffset };
+    context.heartbeat(state);
+  }
+  return state;
+}
+
+async function importKafkaChunks(deps: Pick<ActivityDeps, 'pool' | 'kafka'>, input: ChunkBatchInput, start: ChunkBatchResult, options: Options, context: Context) {
+  const topic = (input.source as { topic: string }).topic;
+  const range = input.range;
+  if (!range) throw ApplicationFailure.nonRetryable('backfill: a Kafka import needs its offset range', 'InvalidJobInput');
+  let state = start;
+  const cursor = { ...(state.cursor.kafka ?? range.start) };
+  await consumeRange(deps.kafka, topic, cursor, range, input.chunkSize * input.maxChunks, async ({ partition, messages }) => {
+    for (let i = 0; i < messages.length; i += input.chunkSize) {
+      const slice = messages.slice(i, i + input.chunkSize);
+      const origin: ImportOrigin = { topic, partition, sourceLabel: `backfill:${input.jobId}:${topic}:${partition}` };
+      const counts = await importRecords(deps.pool, origin, slice, options);
+      cursor[String(partition)] = (BigInt(slice[slice.length - 1]!.offset) + 1n).toString();
+      const left = remaining(cursor, range.end);
+      state = { cursor: { kafka: { ...cursor } }, counts: addCounts(state.counts, counts), done: left === 0, position: remaining(range.start, range.end) - left };
+      context.heartbeat(state);
+    }
+  }, context.cancellationSignal);
+  const left = remaining(cursor, range.end);
+  return { ...state, cursor: { kafka: cursor }, done: left === 0, position: remaining(range.start, range.end) - left };
+}
+
+function msOf(iso: string | undefined): number | undefined {
+  return iso === undefined ? undefined : Date.parse(iso);
 }

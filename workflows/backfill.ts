@@ -20,6 +20,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { addCounts, emptyCounts, type ImportCounts } from '../src/backfill/counts';
+import type { KafkaRange } from '../src/backfill/kafka-source';
 import type { BackfillCursor, BackfillSource } from '../src/backfill/types';
 import { HUNT_ID, HUNT_JOB_KIND } from '../src/temporal/search-attributes';
 import { asObject, badInput, optionalInt, rejectUnknownFields } from './input';
@@ -35,7 +36,10 @@ const { importChunks } = proxyActivities<Activities>({
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
 });
 
-/** Web UI input, e.g. `{ "source": { "kind": "file", "path": "/data/hunt-2025.ndjson" } }`. */
+/**
+ * Web UI input, e.g. `{ "source": { "kind": "file", "path": "/data/hunt-2025.ndjson" } }` or
+ * `{ "source": { "kind": "kafka", "topic": "hunt.events", "from": "2026-11-21T00:00:00Z", "to": "2026-11-22T00:00:00Z" } }`.
+ */
 export interface BackfillInput {
   source: BackfillSource;
   /** Report what would change without writing anything. */
@@ -49,7 +53,7 @@ export interface BackfillInput {
 export interface BackfillProgress {
   state: 'running' | 'paused' | 'completed' | 'cancelled';
   dryRun: boolean;
-  /** Bytes of the file read so far, and its size. */
+  /** File: bytes read and the file's size. Kafka: records read and records in the range. */
   done: number;
   total: number;
   percent: number;
@@ -64,6 +68,9 @@ interface Carried {
   cursor: BackfillCursor;
   counts: ImportCounts;
   total: number;
+  /** Records (Kafka) or bytes (file) read so far. */
+  position: number;
+  range?: KafkaRange;
   startedAtMs: number;
 }
 
@@ -81,21 +88,16 @@ export async function backfill(input: BackfillInput, carried?: Carried): Promise
     { key: HUNT_JOB_KIND, value: 'backfill' },
     ...(job.huntId ? [{ key: HUNT_ID, value: job.huntId }] : []),
   ]);
-  upsertMemo({ source: `${job.source.kind}:${job.source.path}`, dryRun: job.dryRun, huntId: job.huntId ?? '(all)' });
+  upsertMemo({ source: describeSource(job.source), dryRun: job.dryRun, huntId: job.huntId ?? '(all)' });
 
-  const state = carried ?? {
-    cursor: { file: { byteOffset: 0, line: 1 } },
-    counts: emptyCounts(),
-    total: (await describeBackfillSource(job.source)).total,
-    startedAtMs: Date.now(),
-  };
+  const state: Carried = carried ?? (await startState(job.source));
   let paused = false;
   let phase: BackfillProgress['state'] = 'running';
   setHandler(pauseSignal, () => void (paused = true));
   setHandler(resumeSignal, () => void (paused = false));
   const progress = (): BackfillProgress => {
     const elapsedS = Math.max(0.001, (Date.now() - state.startedAtMs) / 1000);
-    const done = state.cursor.file.byteOffset;
+    const done = state.position;
     return {
       state: paused && phase === 'running' ? 'paused' : phase,
       dryRun: job.dryRun,
@@ -121,8 +123,10 @@ export async function backfill(input: BackfillInput, carried?: Carried): Promise
         maxChunks: CHUNKS_PER_ACTIVITY,
         dryRun: job.dryRun,
         huntId: job.huntId,
+        range: state.range,
       });
       state.cursor = result.cursor;
+      state.position = result.position;
       state.counts = addCounts(state.counts, result.counts);
       if (result.done) break;
     }
@@ -145,18 +149,58 @@ function checkInput(input: BackfillInput): Required<Omit<BackfillInput, 'huntId'
   if (!source || typeof source !== 'object') {
     throw badInput('backfill', 'source is required, e.g. {"source": {"kind": "file", "path": "/data/events.ndjson"}}');
   }
-  if (source.kind !== 'file') throw badInput('backfill', `source.kind must be "file", got ${JSON.stringify(source.kind)}`);
-  if (typeof source.path !== 'string' || !source.path.startsWith('/')) {
-    throw badInput('backfill', `source.path must be an absolute path on the worker's machine, got ${JSON.stringify(source.path)}`);
-  }
+  const checkedSource = checkSource(source);
   if (fields.dryRun !== undefined && typeof fields.dryRun !== 'boolean') throw badInput('backfill', 'dryRun must be true or false');
   if (fields.huntId !== undefined && (typeof fields.huntId !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(fields.huntId))) {
     throw badInput('backfill', 'huntId must be 1-64 characters of [A-Za-z0-9_.-]');
   }
   return {
-    source: { kind: 'file', path: source.path },
+    source: checkedSource,
     dryRun: fields.dryRun === true,
     huntId: fields.huntId as string | undefined,
     chunkSize: optionalInt('backfill', fields, 'chunkSize', 1, 50_000, 5000),
   };
+}
+
+async function startState(source: BackfillSource): Promise<Carried> {
+  const extent = await describeBackfillSource(source);
+  return {
+    cursor: source.kind === 'file' ? { file: { byteOffset: 0, line: 1 } } : { kafka: extent.range?.start ?? {} },
+    counts: emptyCounts(),
+    total: extent.total,
+    position: 0,
+    range: extent.range,
+    startedAtMs: Date.now(),
+  };
+}
+
+function describeSource(source: BackfillSource): string {
+  return source.kind === 'file' ? `file:${source.path}` : `kafka:${source.topic} [${source.from ?? 'start'}, ${source.to ?? 'now'})`;
+}
+
+function checkSource(source: Record<string, unknown>): BackfillSource {
+  if (source.kind === 'file') {
+    if (typeof source.path !== 'string' || !source.path.startsWith('/')) {
+      throw badInput('backfill', `source.path must be an absolute path on the worker's machine, got ${JSON.stringify(source.path)}`);
+    }
+    return { kind: 'file', path: source.path };
+  }
+  if (source.kind === 'kafka') {
+    if (typeof source.topic !== 'string' || !/^[A-Za-z0-9._-]{1,249}$/.test(source.topic)) {
+      throw badInput('backfill', `source.topic must be a Kafka topic name, got ${JSON.stringify(source.topic)}`);
+    }
+    for (const field of ['from', 'to'] as const) {
+      const value = source[field];
+      if (value !== undefined && (typeof value !== 'string' || Number.isNaN(Date.parse(value)))) {
+        throw badInput('backfill', `source.${field} must be an ISO-8601 time such as 2026-11-22T00:00:00Z, got ${JSON.stringify(value)}`);
+      }
+    }
+    const from = source.from as string | undefined;
+    const to = source.to as string | undefined;
+    if (from !== undefined && to !== undefined && Date.parse(from) >= Date.parse(to)) {
+      throw badInput('backfill', `source.from (${from}) must be before source.to (${to})`);
+    }
+    return { kind: 'kafka', topic: source.topic, from, to };
+  }
+  throw badInput('backfill', `source.kind must be "file" or "kafka", got ${JSON.stringify(source.kind)}`);
 }

@@ -128,7 +128,7 @@ describe('backfill', () => {
     });
     expect(settled).toMatchObject({ state: 'paused', total: fs.statSync(file).size });
     expect(settled.rate).toBeGreaterThan(0);
-    expect(settled.cursor.file.byteOffset).toBe(settled.done);
+    expect(settled.cursor.file?.byteOffset).toBe(settled.done);
 
     await handle.signal('resume');
     await waitFor('progress after resume', async () => (await progress()).done > settled.done);
@@ -138,6 +138,36 @@ describe('backfill', () => {
     const stored = (await counts(db))?.events ?? 0;
     expect(stored).toBeGreaterThan(0);
     expect(stored).toBeLessThan(traffic.events.length);
+  });
+
+  it('imports a Kafka topic over a time range, exactly the records inside it', async () => {
+    const { db, taskQueue } = await setup('kafka', []);
+    const topics = await createTestTopics(3);
+    const events = orderIndependentEvents(3000);
+    const send = (part: HuntEvent[]) => sendRecords(topics.events, part.map((e) => ({ key: e.huntId, value: JSON.stringify(e) })));
+    await send(events.slice(0, 1000));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const from = new Date().toISOString();
+    await send(events.slice(1000, 2000));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const to = new Date().toISOString();
+    await send(events.slice(2000));
+
+    const middle = await client.workflow.execute('backfill', {
+      taskQueue,
+      workflowId: uniqueName('backfill-kafka'),
+      args: [{ source: { kind: 'kafka', topic: topics.events, from, to }, chunkSize: 300 }],
+    });
+    expect(middle).toMatchObject({ state: 'completed', total: 1000, done: 1000, counts: { records: 1000, inserted: 1000 } });
+    expect(await projectionOf(db.pool)).toEqual(foldEvents(events.slice(1000, 2000)));
+
+    const all = await client.workflow.execute('backfill', {
+      taskQueue,
+      workflowId: uniqueName('backfill-kafka-all'),
+      args: [{ source: { kind: 'kafka', topic: topics.events } }],
+    });
+    expect(all).toMatchObject({ total: 3000, counts: { records: 3000, inserted: 2000, duplicates: 1000 } });
+    expect(await projectionOf(db.pool)).toEqual(foldEvents(events));
   });
 
   it('dry run reports what would change and writes nothing', async () => {
