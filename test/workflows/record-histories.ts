@@ -1,0 +1,178 @@
+/**
+ * Records one history per workflow type on the real Temporal server, through a real worker
+ * with real activities and a fresh database, into test/workflows/histories/. replay.test.ts
+ * replays them against the current workflow code, so a change that would break the runs
+ * already in flight in production fails CI. Record a new workflow type when it is added;
+ * re-record an existing one only once no run of its old code can still be in flight (a
+ * re-recording makes the replay pass by forgetting the old behaviour). Commit the files.
+ *
+ *   npm run histories:record               every exported workflow type
+ *   npm run histories:record -- backfill   only the types named
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Client, WorkflowHandle } from '@temporalio/client';
+// Needs one protobufjs 8 shared by the @temporalio packages (the root devDependency keeps it
+// hoisted); with several copies this fails with "type must be a Type".
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import pg from 'pg';
+import { createActivities } from '../../activities';
+import { loadConfig, projectRoot, type Config } from '../../src/config';
+import { createKafka } from '../../src/ingest/kafka-client';
+import { createLogger } from '../../src/log';
+import { migrate } from '../../src/store/migrate';
+import { createPool } from '../../src/store/pool';
+import type { BackfillProgress } from '../../workflows/backfill';
+import { adminConnectionString } from '../helpers/database';
+import { quietTemporalRuntime } from '../helpers/temporal';
+import { inOrderTraffic } from '../helpers/traffic';
+import { uniqueName, waitFor } from '../helpers/wait';
+import { temporalClient, writeNdjson } from '../helpers/worker';
+
+const HISTORY_DIR = path.join(projectRoot, 'test/workflows/histories');
+const WORKFLOWS_PATH = path.join(projectRoot, 'workflows/index.ts');
+
+interface ScenarioContext {
+  client: Client;
+  type: string;
+  taskQueue: string;
+  workflowId: string;
+  dataDir: string;
+}
+
+/** Runs one workflow to its end, driving its signals and queries; returns its handle. */
+type Scenario = (ctx: ScenarioContext) => Promise<WorkflowHandle>;
+
+/** A job with no signals or queries: start it with `input` and wait for its result. */
+function runToEnd(input: unknown): Scenario {
+  return async ({ client, taskQueue, workflowId, type }) => {
+    const handle = await client.workflow.start(type, { taskQueue, workflowId, args: [input] });
+    await handle.result();
+    return handle;
+  };
+}
+
+/**
+ * One scenario per workflow type, in the order they run on one database: backfill comes
+ * first among the jobs so that the ones after it have events, quarantined records and
+ * projections to work on. A scenario for a type not (yet) exported is skipped.
+ */
+const scenarios: Record<string, Scenario> = {
+  healthCheck: runToEnd({}),
+
+  async backfill({ client, taskQueue, workflowId, dataDir }) {
+    const traffic = inOrderTraffic(300, 41);
+    const file = path.join(dataDir, 'events.ndjson');
+    writeNdjson(file, traffic.records.map((r) => r.value));
+    // Paused from the start, so the pause and resume signals land at known points whatever
+    // the timing: before the first import, then after the source was described.
+    const handle = await client.workflow.signalWithStart('backfill', {
+      taskQueue,
+      workflowId,
+      args: [{ source: { kind: 'file', path: file }, chunkSize: 25 }],
+      signal: 'pause',
+      signalArgs: [],
+    });
+    const progress = () => handle.query<BackfillProgress>('progress');
+    await waitFor('the backfill to report paused', async () => (await progress()).state === 'paused');
+    await handle.signal('resume');
+    const result = (await handle.result()) as BackfillProgress;
+    if (result.state !== 'completed' || result.counts.records !== traffic.records.length) {
+      throw new Error(`backfill ended unexpectedly: ${JSON.stringify(result)}`);
+    }
+    return handle;
+  },
+
+  rollupFlush: runToEnd({}),
+  dlqReplay: runToEnd({}),
+  reconcile: runToEnd({}),
+  dataQuality: runToEnd({}),
+  reprocess: runToEnd({ projection: 'leaderboard' }),
+};
+
+async function exportedWorkflowTypes(): Promise<string[]> {
+  const workflows: Record<string, unknown> = await import('../../workflows/index');
+  return Object.keys(workflows).filter((name) => typeof workflows[name] === 'function');
+}
+
+/** A migrated database of its own, so the script needs neither the test run's template nor its data. */
+async function createScratchDatabase(config: Config): Promise<{ url: string; drop: () => Promise<void> }> {
+  const name = `hunt_histories_${crypto.randomBytes(4).toString('hex')}`;
+  const adminQuery = async (sql: string) => {
+    const admin = new pg.Client({ connectionString: adminConnectionString(config.databaseUrl) });
+    await admin.connect();
+    try {
+      await admin.query(sql);
+    } finally {
+      await admin.end();
+    }
+  };
+  await adminQuery(`CREATE DATABASE ${name}`);
+  const parsed = new URL(config.databaseUrl);
+  parsed.pathname = `/${name}`;
+  const url = parsed.toString();
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await migrate(client);
+  } finally {
+    await client.end();
+  }
+  return { url, drop: () => adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+}
+
+async function main(): Promise<void> {
+  const exported = await exportedWorkflowTypes();
+  const unscripted = exported.filter((type) => !(type in scenarios));
+  if (unscripted.length > 0) {
+    throw new Error(`no recording scenario for workflow type(s) ${unscripted.join(', ')}: add one to ${path.relative(projectRoot, import.meta.filename)}`);
+  }
+  const asked = process.argv.slice(2);
+  const unknown = asked.filter((type) => !exported.includes(type));
+  if (unknown.length > 0) throw new Error(`not exported by workflows/index.ts: ${unknown.join(', ')}`);
+  const types = Object.keys(scenarios).filter((type) => exported.includes(type) && (asked.length === 0 || asked.includes(type)));
+
+  quietTemporalRuntime();
+  const config = loadConfig();
+  const logger = createLogger({ logLevel: 'warn' });
+  const db = await createScratchDatabase(config);
+  const pool = createPool({ databaseUrl: db.url }, 4);
+  const dataDir = path.join(projectRoot, '.hunt', 'test-data', uniqueName('histories'));
+  fs.mkdirSync(dataDir, { recursive: true });
+  const { client, close } = await temporalClient();
+  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  let failed = true;
+  try {
+    const taskQueue = uniqueName('histories');
+    const worker = await Worker.create({
+      connection,
+      namespace: config.temporal.namespace,
+      taskQueue,
+      workflowsPath: WORKFLOWS_PATH,
+      activities: createActivities({ pool, kafka: createKafka(config, logger), config, logger }),
+    });
+    await worker.runUntil(async () => {
+      fs.mkdirSync(HISTORY_DIR, { recursive: true });
+      for (const type of types) {
+        const name = `${type}-1`;
+        const handle = await scenarios[type]!({ client, type, taskQueue, workflowId: uniqueName(`history-${name}`), dataDir });
+        const file = path.join(HISTORY_DIR, `${name}.json`);
+        fs.writeFileSync(file, `${historyToJSON(await handle.fetchHistory())}\n`);
+        console.log(`recorded ${path.relative(projectRoot, file)} (workflow ${handle.workflowId})`);
+      }
+    });
+    failed = false;
+  } finally {
+    await connection.close();
+    await close();
+    await pool.end();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+    // Keep the database of a failed recording for inspection.
+    if (failed) console.warn(`kept database ${db.url} for inspection`);
+    else await db.drop();
+  }
+}
+
+await main();
