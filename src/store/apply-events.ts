@@ -72,24 +72,32 @@ async function lockHunts(client: pg.ClientBase, huntIds: string[]): Promise<void
   });
 }
 
+/**
+ * One JSON parameter instead of seven arrays: pg's text-array encoding escapes every element
+ * (payloads are full of quotes), while JSON.stringify is native and each payload travels as
+ * a nested object, parsed once by Postgres.
+ */
 async function insertEvents(client: pg.ClientBase, events: AcceptedEvent[]): Promise<Set<string>> {
-  const { rows } = await client.query<{ event_id: string }>({
+  const rows = events.map((e) => ({
+    event_id: e.event.eventId,
+    hunt_id: e.event.huntId,
+    player_id: e.event.playerId,
+    type: e.event.type,
+    occurred_at: e.event.occurredAt,
+    payload: e.event.payload,
+    source: e.source,
+  }));
+  const { rows: inserted } = await client.query<{ event_id: string }>({
     name: 'insert-events',
     text: `INSERT INTO events (event_id, hunt_id, player_id, type, occurred_at, payload, source)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::jsonb[], $7::text[])
+           SELECT event_id, hunt_id, player_id, type, occurred_at, payload, source
+             FROM jsonb_to_recordset($1::jsonb) AS r(event_id text, hunt_id text, player_id text, type text,
+                                                     occurred_at timestamptz, payload jsonb, source text)
            ON CONFLICT (event_id) DO NOTHING
            RETURNING event_id`,
-    values: [
-      events.map((e) => e.event.eventId),
-      events.map((e) => e.event.huntId),
-      events.map((e) => e.event.playerId),
-      events.map((e) => e.event.type),
-      events.map((e) => e.event.occurredAt),
-      events.map((e) => JSON.stringify(e.event.payload)),
-      events.map((e) => e.source),
-    ],
+    values: [JSON.stringify(rows)],
   });
-  return new Set(rows.map((r) => r.event_id));
+  return new Set(inserted.map((r) => r.event_id));
 }
 
 export interface Credit {
