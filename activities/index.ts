@@ -9,6 +9,7 @@ import { createDataQualityActivities } from './data-quality';
 import { createDlqReplayActivities } from './dlq-replay';
 import { createHealthActivities } from './health';
 import { createReconcileActivities } from './reconcile';
+import { createReprocessActivities } from './reprocess';
 import { createRollupActivities } from './rollups';
 
 export type { ActivityDeps } from './deps';
@@ -21,6 +22,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createDlqReplayActivities(deps),
     ...createReconcileActivities(deps),
     ...createDataQualityActivities(deps),
+    ...createReprocessActivities(deps),
     ...createRollupActivities(deps),
   };
 }

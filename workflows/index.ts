@@ -8,3 +8,4 @@ export { backfill } from './backfill';
 export { dlqReplay } from './dlq-replay';
 export { reconcile } from './reconcile';
 export { dataQuality } from './data-quality';
+export { reprocess } from './reprocess';

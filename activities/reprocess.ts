@@ -1,0 +1,133 @@
+/**
+ * Reprocess steps (the algorithm is in src/store/reprocess.ts). Each step is idempotent and
+ * commits its progress in Postgres with the work it covers (fill cursor, covered seq), so a
+ * retried step resumes from the database, which is never behind: a heartbeat sent after a
+ * commit can be lost with the worker, the commit cannot. Heartbeats report progress and
+ * keep long steps alive while one chunk's SQL runs.
+ */
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import {
+  catchUpShadow,
+  fillShadowChunk,
+  isProjectionName,
+  prepareShadow,
+  ReprocessStateError,
+  ReprocessSupersededError,
+  swapShadow,
+  type CatchUpResult,
+  type FillProgress,
+  type PrepareResult,
+  type ProjectionName,
+  type SwapResult,
+} from '../src/store/reprocess';
+import type { ActivityDeps } from './deps';
+
+export interface ReprocessStepInput {
+  projection: string;
+  /** `<workflowId>/<runId>`: the run that owns the shadow tables. */
+  jobId: string;
+  /** How long a step queues for the fence before the attempt fails (it is retried). */
+  lockTimeoutMs: number;
+}
+
+export interface FillShadowInput extends ReprocessStepInput {
+  huntsPerChunk: number;
+  /** Return after about this long, so the workflow sees progress and history stays small. */
+  timeBudgetMs: number;
+}
+
+export interface CatchUpInput extends ReprocessStepInput {
+  /** At most this many seq values per round (one transaction). */
+  maxEventsPerRound: number;
+  /** Done once a complete round merged at most this many: the swap merges the rest under the fence. */
+  smallRound: number;
+  /** Give up shrinking after this many rounds (ingest outpacing the merge); the swap still finishes. */
+  maxRounds: number;
+}
+
+export type CatchUpSummary = Pick<CatchUpResult, 'events' | 'coveredSeq'> & { rounds: number };
+export type { FillProgress, PrepareResult, SwapResult };
+
+const KEEPALIVE_MS = 10_000;
+
+export function createReprocessActivities(deps: Pick<ActivityDeps, 'pool' | 'logger'>) {
+  return {
+    async prepareShadow(input: ReprocessStepInput): Promise<PrepareResult> {
+      const projection = checkedProjection(input.projection);
+      const result = await step(input, () => prepareShadow(deps.pool, projection, input.jobId, input.lockTimeoutMs));
+      deps.logger.info({ job: input.jobId, projection, ...result }, 'reprocess: shadows prepared');
+      return result;
+    },
+
+    /** Fills chunks until done or the time budget is spent. */
+    async fillShadow(input: FillShadowInput): Promise<FillProgress> {
+      const projection = checkedProjection(input.projection);
+      const deadline = Date.now() + input.timeBudgetMs;
+      let progress: FillProgress | undefined;
+      for (;;) {
+        checkCancelled(projection);
+        progress = await heartbeating(progress, () => step(input, () => fillShadowChunk(deps.pool, projection, input.jobId, input.huntsPerChunk)));
+        if (progress.done || Date.now() >= deadline) return progress;
+      }
+    },
+
+    /** Merges events stored since the fill, round after round, outside the fence. */
+    async catchUpShadow(input: CatchUpInput): Promise<CatchUpSummary> {
+      const projection = checkedProjection(input.projection);
+      let total: CatchUpSummary = { events: 0, coveredSeq: 0, rounds: 0 };
+      for (let round = 1; round <= input.maxRounds; round++) {
+        checkCancelled(projection);
+        const merged = await heartbeating(total, () =>
+          step(input, () => catchUpShadow(deps.pool, projection, input.jobId, input.lockTimeoutMs, input.maxEventsPerRound)),
+        );
+        total = { events: total.events + merged.events, coveredSeq: merged.coveredSeq, rounds: round };
+        if (merged.complete && merged.events <= input.smallRound) break;
+      }
+      deps.logger.info({ job: input.jobId, projection, ...total }, 'reprocess: caught up outside the fence');
+      return total;
+    },
+
+    async swapShadow(input: ReprocessStepInput): Promise<SwapResult> {
+      const projection = checkedProjection(input.projection);
+      const result = await step(input, () => swapShadow(deps.pool, projection, input.jobId, input.lockTimeoutMs));
+      deps.logger.info({ job: input.jobId, projection, ...result }, 'reprocess: shadows swapped in');
+      return result;
+    },
+  };
+}
+
+export type ReprocessActivities = ReturnType<typeof createReprocessActivities>;
+
+// The workflow validates first; this guards direct starts of the activity.
+function checkedProjection(name: string): ProjectionName {
+  if (!isProjectionName(name)) throw ApplicationFailure.nonRetryable(`reprocess: unknown projection ${JSON.stringify(name)}`, 'InvalidJobInput');
+  return name;
+}
+
+function checkCancelled(projection: string): void {
+  if (Context.current().cancellationSignal.aborted) throw new CancelledFailure(`reprocess ${projection}: cancelled`);
+}
+
+/** Heartbeats the last progress every few seconds while `run` works (one chunk can take long). */
+async function heartbeating<T>(details: unknown, run: () => Promise<T>): Promise<T> {
+  const context = Context.current();
+  context.heartbeat(details);
+  const timer = setInterval(() => context.heartbeat(details), KEEPALIVE_MS);
+  try {
+    return await run();
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/** Retrying cannot help a superseded run or a step called out of order: fail the run. */
+async function step<T>(input: Pick<ReprocessStepInput, 'projection' | 'jobId'>, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if (err instanceof ReprocessSupersededError) throw ApplicationFailure.nonRetryable(err.message, 'ReprocessSuperseded');
+    if (err instanceof ReprocessStateError) throw ApplicationFailure.nonRetryable(err.message, 'ReprocessState');
+    throw new Error(`reprocess ${input.projection} (job ${input.jobId}): ${(err as Error).message}`, { cause: err });
+  }
+}

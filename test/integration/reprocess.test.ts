@@ -1,0 +1,264 @@
+/**
+ * Reprocess against the real services: the job rebuilds corrupted projections from the raw
+ * events and swaps them in while the real hot path keeps ingesting, with no event lost or
+ * counted twice; steps are idempotent and a newer run supersedes an older one (DESIGN
+ * invariant 5); bad input fails at once, clearly. The rules themselves (recompute and merge
+ * vs the reference fold) are tested in test/unit/recompute-sql.test.ts.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
+import { Partitioners } from 'kafkajs';
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createReprocessActivities } from '../../activities/reprocess';
+import type { TrafficRecord } from '../../src/demo/traffic';
+import { loadConfig, projectRoot } from '../../src/config';
+import type { HuntEvent } from '../../src/events/schema';
+import { createLogger } from '../../src/log';
+import { foldEvents, leaderboardOf } from '../../src/rules/reference';
+import { catchUpShadow, fillShadowChunk, prepareShadow, ReprocessStateError, ReprocessSupersededError, swapShadow } from '../../src/store/reprocess';
+import { HUNT_JOB_KIND } from '../../src/temporal/search-attributes';
+import { progressQuery, type ReprocessSummary } from '../../workflows/reprocess';
+import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { createTestTopics, projectionOf, startIngestProcess, testKafka, waitCaughtUp } from '../helpers/ingest';
+import { quietTemporalRuntime } from '../helpers/temporal';
+import { inOrderTraffic } from '../helpers/traffic';
+import { uniqueName, waitFor } from '../helpers/wait';
+import { temporalClient } from '../helpers/worker';
+
+const config = loadConfig();
+const logger = createLogger({ logLevel: 'warn' });
+let db: TestDatabase;
+let client: Client;
+let closeClient: () => Promise<void>;
+let workflowBundle: { code: string };
+
+beforeAll(async () => {
+  quietTemporalRuntime();
+  db = await createTestDatabase();
+  ({ client, close: closeClient } = await temporalClient());
+  // Bundled once: every test runs its own short-lived worker on its own task queue.
+  workflowBundle = await bundleWorkflowCode({
+    workflowsPath: path.join(projectRoot, 'workflows/index.ts'),
+    logger: { trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error, log() {} },
+  });
+});
+afterAll(async () => {
+  await closeClient?.();
+  await db?.dispose();
+});
+
+async function withWorker<T>(pool: pg.Pool, run: (taskQueue: string) => Promise<T>): Promise<T> {
+  const taskQueue = uniqueName('reprocess');
+  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  try {
+    const worker = await Worker.create({
+      connection,
+      namespace: config.temporal.namespace,
+      taskQueue,
+      workflowBundle,
+      activities: createReprocessActivities({ pool, logger }),
+    });
+    return await worker.runUntil(run(taskQueue));
+  } finally {
+    await connection.close();
+  }
+}
+
+async function storeEvents(pool: pg.Pool, events: readonly HuntEvent[]): Promise<void> {
+  // In stream order, so seq follows it and the first record of an eventId is the one kept.
+  await pool.query(
+    `INSERT INTO events (event_id, hunt_id, player_id, type, occurred_at, payload, source)
+     SELECT e, h, p, t, o, d, 'test' FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::jsonb[])
+       WITH ORDINALITY AS u(e, h, p, t, o, d, n) ORDER BY n
+     ON CONFLICT (event_id) DO NOTHING`,
+    [events.map((e) => e.eventId), events.map((e) => e.huntId), events.map((e) => e.playerId), events.map((e) => e.type),
+      events.map((e) => e.occurredAt), events.map((e) => JSON.stringify(e.payload))],
+  );
+}
+
+describe('reprocess steps', () => {
+  it('resume from committed progress, merge late events, reject a superseded run, and report a finished swap again', async () => {
+    const scratch = await createTestDatabase();
+    try {
+      const { events } = inOrderTraffic(3000, 5);
+      await storeEvents(scratch.pool, events.slice(0, 2000));
+      const first = await prepareShadow(scratch.pool, 'leaderboard', 'run-a', 5000);
+      expect(first).toEqual({ startedSeq: expect.any(Number), huntsTotal: 5 });
+      expect(await fillShadowChunk(scratch.pool, 'leaderboard', 'run-a', 2)).toEqual({ huntsDone: 2, huntsTotal: 5, done: false });
+      await expect(swapShadow(scratch.pool, 'leaderboard', 'run-a', 5000)).rejects.toBeInstanceOf(ReprocessStateError);
+
+      // A second run takes over; the first one's steps now fail instead of writing.
+      const second = await prepareShadow(scratch.pool, 'leaderboard', 'run-b', 5000);
+      await expect(fillShadowChunk(scratch.pool, 'leaderboard', 'run-a', 2)).rejects.toBeInstanceOf(ReprocessSupersededError);
+      await storeEvents(scratch.pool, events.slice(2000, 2500)); // stored during the fill
+      for (let done = false; !done; ) ({ done } = await fillShadowChunk(scratch.pool, 'leaderboard', 'run-b', 2));
+
+      // Catch-up rounds are bounded and resume from the covered seq they committed.
+      const round = await catchUpShadow(scratch.pool, 'leaderboard', 'run-b', 5000, 300);
+      expect(round).toEqual({ events: expect.any(Number), coveredSeq: second.startedSeq + 300, complete: false });
+      expect((await catchUpShadow(scratch.pool, 'leaderboard', 'run-b', 5000, 300)).complete).toBe(true);
+      expect(await catchUpShadow(scratch.pool, 'leaderboard', 'run-b', 5000, 300)).toMatchObject({ events: 0, complete: true });
+
+      await storeEvents(scratch.pool, events.slice(2500)); // stored after the catch-up: merged under the fence
+      await expect(swapShadow(scratch.pool, 'leaderboard', 'run-a', 5000)).rejects.toBeInstanceOf(ReprocessSupersededError);
+      const swapped = await swapShadow(scratch.pool, 'leaderboard', 'run-b', 5000);
+      const expected = foldEvents(events);
+      expect(swapped).toMatchObject({
+        rows: expected.players.length + expected.clueCredits.length + expected.hintPenalties.length + expected.treasureWinners.length,
+        startedSeq: second.startedSeq,
+        eventsCaughtUp: events.length - 2000,
+        fencedEvents: events.length - 2500,
+        maxSeq: await maxSeq(scratch.pool),
+      });
+      expect(await swapShadow(scratch.pool, 'leaderboard', 'run-b', 5000)).toEqual(swapped);
+      expect(await projectionOf(scratch.pool)).toEqual(expected);
+    } finally {
+      await scratch.dispose();
+    }
+  });
+});
+
+describe('reprocess workflow', () => {
+  it('rebuilds corrupted projections and swaps them in while the hot path ingests, exactly', { timeout: 300_000 }, async () => {
+    const live = await createTestDatabase();
+    const topics = await createTestTopics(4);
+    const traffic = inOrderTraffic(80_000, 21); // more than needed: traffic runs until the job is done
+    const ingest = startIngestProcess(live.url, topics);
+    try {
+      await ingest.ready();
+      const { result, progress, kind, sent } = await withWorker(live.pool, async (taskQueue) => {
+        let jobDone = false;
+        // Traffic before, during and after the job, whatever the machine's speed: it stops
+        // 3000 records after the swap, so the hot path must go on ingesting across it.
+        const sending = sendUntil(topics.events, traffic.records, 2500, () => jobDone, 3000);
+        await waitFor('5000 events stored', async () => (await count(live.pool, 'events')) >= 5000, { timeoutMs: 60_000 });
+
+        // Corrupt the live projections and stats: only a rebuild from the raw events repairs this.
+        const corrupted = await live.pool.query(
+          `UPDATE player_scores SET score = score + 1000
+            WHERE (hunt_id, player_id) IN (SELECT hunt_id, player_id FROM player_scores ORDER BY hunt_id, player_id LIMIT 5)`,
+        );
+        expect(corrupted.rowCount).toBe(5);
+        await live.pool.query('DELETE FROM treasure_winners WHERE (hunt_id, treasure_id) IN (SELECT hunt_id, treasure_id FROM treasure_winners LIMIT 3)');
+        await live.pool.query('UPDATE hunts SET events_applied = events_applied + 7');
+
+        const handle = await client.workflow.start('reprocess', {
+          taskQueue,
+          workflowId: uniqueName('reprocess'),
+          args: [{ projection: 'leaderboard', huntsPerChunk: 2 }],
+        });
+        const result: ReprocessSummary = await handle.result().finally(() => (jobDone = true));
+        const kind = (await handle.describe()).typedSearchAttributes.get(HUNT_JOB_KIND);
+        return { result, progress: await handle.query(progressQuery), kind, sent: await sending };
+      });
+      logger.warn({ result, sent }, 'reprocess under traffic');
+      expect(sent).toBeLessThan(traffic.records.length); // stopped by the job, not by running out
+      expect(kind).toBe('reprocess');
+      expect(progress).toEqual({ phase: 'done', huntsDone: 5, huntsTotal: 5, startedSeq: result.startedSeq });
+      expect(result).toMatchObject({ projection: 'leaderboard', huntsTotal: 5 });
+      // Events kept arriving during the job; the swap merged its share of them under the fence.
+      expect(result.maxSeq).toBeGreaterThan(result.startedSeq);
+      expect(result.eventsCaughtUp).toBeGreaterThan(0);
+      expect(result.fencedEvents).toBeLessThanOrEqual(result.eventsCaughtUp);
+
+      await waitCaughtUp(live.pool, topics, 120_000);
+      const records = traffic.records.slice(0, sent);
+      const events = records.flatMap((r) => (r.event ? [r.event] : []));
+      const expected = foldEvents(events);
+      expect(await projectionOf(live.pool)).toEqual(expected);
+      const { rows } = await live.pool.query(
+        `SELECT (SELECT count(*)::int FROM events) AS events, (SELECT count(*)::int FROM quarantine) AS quarantined,
+                (SELECT sum(events_applied)::int FROM hunts) AS applied, (SELECT count(*)::int FROM hunts) AS hunts,
+                (SELECT count(*)::int FROM hunts h WHERE as_of IS DISTINCT FROM (SELECT max(occurred_at) FROM events e WHERE e.hunt_id = h.hunt_id)) AS stale,
+                (SELECT count(*)::int FROM events WHERE seq > $1) AS after_swap`,
+        [result.maxSeq],
+      );
+      const invalid = records.filter((r) => r.kind === 'invalid').length;
+      expect(rows[0]).toMatchObject({ events: events.length, quarantined: invalid, applied: events.length, hunts: 5, stale: 0 });
+      // The same hot-path process went on ingesting after the swap, with no failed commit.
+      expect(rows[0].after_swap).toBeGreaterThan(0);
+      expect(ingest.child.exitCode).toBeNull();
+      expect(fs.readFileSync(ingest.logFile, 'utf8')).not.toContain('commit failed');
+      const huntId = expected.players[0]?.huntId ?? '';
+      const board = (await (await fetch(`${ingest.apiUrl}/hunts/${huntId}/leaderboard?limit=1000`)).json()) as { entries: unknown };
+      expect(board.entries).toEqual(leaderboardOf(expected, huntId));
+
+      // The schema reads as before: live names, original index names, no shadows left.
+      const schema = await live.pool.query<{ indexname: string }>(
+        `SELECT indexname FROM pg_indexes WHERE schemaname = 'public' AND tablename IN ('player_scores', 'clue_credits', 'treasure_winners') ORDER BY indexname`,
+      );
+      expect(schema.rows.map((r) => r.indexname)).toEqual(['clue_credits_pkey', 'player_scores_leaderboard', 'player_scores_pkey', 'treasure_winners_pkey']);
+      expect(await count(live.pool, `pg_tables WHERE tablename LIKE '%shadow%'`)).toBe(0);
+
+      // Idempotent: a second run on the quiet database rebuilds the same state.
+      const again = await withWorker(live.pool, (taskQueue) =>
+        client.workflow.execute('reprocess', { taskQueue, workflowId: uniqueName('reprocess'), args: [{ projection: 'leaderboard' }] }),
+      );
+      expect(again).toMatchObject({ eventsCaughtUp: 0, fencedEvents: 0, maxSeq: await maxSeq(live.pool) });
+      expect(again.rows).toBe(expected.players.length + expected.clueCredits.length + expected.hintPenalties.length + expected.treasureWinners.length);
+      expect(await projectionOf(live.pool)).toEqual(expected);
+    } finally {
+      await ingest.kill('SIGKILL');
+      await live.dispose();
+    }
+  });
+
+  it('fails at once, non-retryably, with a message that says what to fix', async () => {
+    for (const [input, message] of [
+      [{ projection: 'scores' }, 'reprocess: invalid input: projection must be one of "leaderboard", got "scores"'],
+      [{}, 'projection must be one of "leaderboard", got undefined'],
+      [{ projection: 'leaderboard', limit: 5 }, 'unknown field(s) limit; allowed: projection, huntsPerChunk'],
+      [{ projection: 'leaderboard', huntsPerChunk: 0 }, 'huntsPerChunk must be a whole number from 1 to 10000, got 0'],
+    ] as const) {
+      const failure = await withWorker(db.pool, (taskQueue) =>
+        client.workflow.execute('reprocess', { taskQueue, workflowId: uniqueName('reprocess-bad'), args: [input] }).then(
+          () => undefined,
+          (err: unknown) => err,
+        ),
+      );
+      expect(failure).toBeInstanceOf(WorkflowFailedError);
+      const cause = (failure as WorkflowFailedError).cause;
+      expect(cause?.message).toContain(message);
+      expect(cause).toMatchObject({ type: 'InvalidJobInput', nonRetryable: true });
+    }
+  });
+});
+
+async function count(pool: pg.Pool, from: string): Promise<number> {
+  const { rows } = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${from}`);
+  return rows[0]?.n ?? 0;
+}
+
+async function maxSeq(pool: pg.Pool): Promise<number> {
+  const { rows } = await pool.query<{ seq: number }>('SELECT max(seq) AS seq FROM events');
+  return rows[0]?.seq ?? 0;
+}
+
+/**
+ * Sends records at about `rate` per second until `stop()` turns true, then `tail` more (so
+ * some surely arrive after what `stop` waits for); returns how many were sent, in order.
+ */
+async function sendUntil(topic: string, records: TrafficRecord[], rate: number, stop: () => boolean, tail: number): Promise<number> {
+  const producer = testKafka().producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+  const started = Date.now();
+  let sent = 0;
+  let limit = records.length;
+  try {
+    while (sent < limit) {
+      if (limit === records.length && stop()) limit = Math.min(records.length, sent + tail);
+      const due = Math.min(limit, Math.ceil(((Date.now() - started + 20) / 1000) * rate));
+      if (due > sent) {
+        await producer.send({ topic, messages: records.slice(sent, due).map((r) => ({ key: r.key, value: r.value })) });
+        sent = due;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  } finally {
+    await producer.disconnect();
+  }
+  return sent;
+}

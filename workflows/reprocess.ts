@@ -1,0 +1,102 @@
+import { defineQuery, proxyActivities, setHandler, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { ReprocessActivities, SwapResult } from '../activities/reprocess';
+import type { ProjectionName } from '../src/store/reprocess';
+import { HUNT_JOB_KIND } from '../src/temporal/search-attributes';
+import { asObject, badInput, optionalInt, rejectUnknownFields } from './input';
+
+const JOB = 'reprocess';
+
+// Typed against the store's list, so a projection added there fails to compile here until
+// it is described for operators.
+const PROJECTION_DESCRIPTIONS: Record<ProjectionName, string> = {
+  leaderboard: 'player_scores, clue_credits and treasure_winners, rebuilt together',
+};
+
+const { prepareShadow, swapShadow } = proxyActivities<ReprocessActivities>({
+  // Both queue for the fence at most lockTimeoutMs per attempt, then retry with backoff.
+  startToCloseTimeout: '10 minutes',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
+});
+
+const { fillShadow, catchUpShadow } = proxyActivities<ReprocessActivities>({
+  // They heartbeat every 10 s even inside one long chunk, so the heartbeat timeout finds a
+  // dead worker; the generous start-to-close only has to outlast the biggest chunk.
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: '60 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
+});
+
+/** Web UI input: `{ "projection": "leaderboard" }`, optionally `"huntsPerChunk": 50`. */
+export interface ReprocessInput {
+  projection: string;
+  huntsPerChunk?: number;
+}
+
+export interface ReprocessProgress {
+  phase: 'preparing' | 'filling' | 'catching-up' | 'swapping' | 'done';
+  huntsDone: number;
+  huntsTotal: number;
+  /** The fill's seq bound (events with seq <= startedSeq); null until prepared. */
+  startedSeq: number | null;
+}
+
+export interface ReprocessSummary extends SwapResult {
+  projection: string;
+  huntsTotal: number;
+  durationMs: number;
+}
+
+export const progressQuery = defineQuery<ReprocessProgress>('progress');
+
+const FILL_TIME_BUDGET_MS = 20_000;
+const LOCK_TIMEOUT_MS = 5_000;
+// Catch-up rounds shrink the work left for the swap, which holds the hot path back.
+const CATCH_UP = { maxEventsPerRound: 200_000, smallRound: 5_000, maxRounds: 50 };
+
+/**
+ * `reprocess`: rebuilds a projection from the raw event store into shadow tables, catches
+ * up with events stored meanwhile, and swaps it in atomically while the hot path keeps
+ * ingesting; no event is lost or counted twice across the swap (src/store/reprocess.ts).
+ * Idempotent: a rerun rebuilds again to the same final state; a newer run of the same
+ * projection takes over (the older one fails as superseded).
+ */
+export async function reprocess(input: ReprocessInput): Promise<ReprocessSummary> {
+  const { projection, huntsPerChunk } = parseInput(input);
+  const started = Date.now();
+  const info = workflowInfo();
+  const jobId = `${info.workflowId}/${info.runId}`;
+  upsertSearchAttributes([{ key: HUNT_JOB_KIND, value: JOB }]);
+  upsertMemo({ description: `Rebuilds the ${projection} projection (${PROJECTION_DESCRIPTIONS[projection]}) from raw events and swaps it in`, projection });
+
+  const progress: ReprocessProgress = { phase: 'preparing', huntsDone: 0, huntsTotal: 0, startedSeq: null };
+  setHandler(progressQuery, () => progress);
+
+  const step = { projection, jobId, lockTimeoutMs: LOCK_TIMEOUT_MS };
+  const prepared = await prepareShadow(step);
+  progress.phase = 'filling';
+  progress.huntsTotal = prepared.huntsTotal;
+  progress.startedSeq = prepared.startedSeq;
+  for (;;) {
+    const filled = await fillShadow({ ...step, huntsPerChunk, timeBudgetMs: FILL_TIME_BUDGET_MS });
+    progress.huntsDone = filled.huntsDone;
+    progress.huntsTotal = filled.huntsTotal;
+    if (filled.done) break;
+  }
+  progress.phase = 'catching-up';
+  await catchUpShadow({ ...step, ...CATCH_UP });
+  progress.phase = 'swapping';
+  const swapped = await swapShadow(step);
+  progress.phase = 'done';
+  return { projection, ...swapped, huntsTotal: progress.huntsTotal, durationMs: Date.now() - started };
+}
+
+function parseInput(input: unknown): { projection: ProjectionName; huntsPerChunk: number } {
+  const fields = asObject(JOB, input);
+  rejectUnknownFields(JOB, fields, ['projection', 'huntsPerChunk']);
+  const known = Object.keys(PROJECTION_DESCRIPTIONS);
+  const projection = fields.projection;
+  if (typeof projection !== 'string' || !Object.hasOwn(PROJECTION_DESCRIPTIONS, projection)) {
+    throw badInput(JOB, `projection must be one of ${known.map((p) => JSON.stringify(p)).join(', ')}, got ${JSON.stringify(projection)}; for example {"projection":"leaderboard"}`);
+  }
+  return { projection: projection as ProjectionName, huntsPerChunk: optionalInt(JOB, fields, 'huntsPerChunk', 1, 10_000, 50) };
+}
