@@ -1,0 +1,255 @@
+/**
+ * The ingest benchmark, every figure of the issue in one run: preload a backlog, read it
+ * with kafkajs alone (ceiling), drain it with the real ingest (ours), COPY the same rows
+ * (ceiling), run the naive consumer over it for a window (baseline), optionally profile a
+ * second drain, then measure freshness at a steady rate. Each part uses its own database,
+ * topic and group, all dropped at the end.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { loadConfig, projectRoot } from '../src/config';
+import { createKafka } from '../src/ingest/kafka-client';
+import { createLogger } from '../src/log';
+import { copyCeiling } from './copy-ceiling';
+import { drainWithIngest, type DrainOptions } from './drain';
+import { measureFreshness } from './freshness';
+import { readTopic } from './kafka-ceiling';
+import { backgroundLoad, type CpuGroups } from './lib/procfs';
+import { BenchResources, topicEndOffsets } from './lib/resources';
+import { runNaiveConsumer } from './naive-consumer';
+import { preloadBacklog } from './preload';
+import { summarizeProfileFile } from './profile-summary';
+import { TARGETS, verdictsOf, writeResults, type IngestBenchResult } from './report';
+
+export interface IngestBenchOptions {
+  events: number;
+  hunts: number;
+  players: number;
+  duplicates: number;
+  invalid: number;
+  seed: number;
+  naiveSeconds: number;
+  freshnessSeconds: number;
+  freshnessRate: number;
+  warmupSeconds: number;
+  profile: boolean;
+  profileSeconds: number;
+  keep: boolean;
+  /** Also drain with this many ingest processes in one group (0: skip), for reference. */
+  scaleOut: number;
+  /** INGEST_* / KAFKA_* overrides for every ingest child (ours, profiled, freshness). */
+  ingestEnv: Record<string, string>;
+}
+
+const PARTITIONS = 4;
+const RESULTS_DIR = path.join(projectRoot, 'bench/results');
+
+const step = (message: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}`);
+
+export async function runIngestBench(options: IngestBenchOptions, command: string): Promise<IngestBenchResult> {
+  const config = loadConfig();
+  const kafka = createKafka(config, createLogger({ logLevel: 'warn' }, 'bench'), 'hunt-bench');
+  const resources = new BenchResources(config.databaseUrl, kafka);
+  const rawDir = path.join(RESULTS_DIR, 'raw', `ingest-${resources.runId}`);
+  fs.mkdirSync(rawDir, { recursive: true });
+  const onSignal = () => {
+    step('interrupted: dropping what this run created');
+    void resources.dispose().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  const startedAt = new Date().toISOString();
+  const cpuGroups = await cpuGroupsOf(config.databaseUrl, config.stack.stateDir);
+  const machineCores = os.availableParallelism();
+  // Other people's work on a shared machine skews every figure; record how much there was.
+  const background = await backgroundLoad();
+  step(`background load before the run: ${background.machineBusyCores} of ${machineCores} cores busy`);
+
+  try {
+    step(`run ${resources.runId}: preloading ${options.events.toLocaleString('en-US')} records`);
+    const topic = await resources.createTopic('backlog', PARTITIONS);
+    const preload = await preloadBacklog(kafka, {
+      topic,
+      events: options.events,
+      hunts: options.hunts,
+      playersPerHunt: options.players,
+      duplicateFraction: options.duplicates,
+      invalidFraction: options.invalid,
+      seed: options.seed,
+    });
+    const { total: records } = await topicEndOffsets(kafka, topic);
+    step(`preloaded ${records} records in ${preload.seconds.toFixed(1)} s`);
+
+    const kafkaRead = await readTopic(kafka, { topic, groupId: resources.groupId('read'), records, ingest: config.ingest, classify: false });
+    step(`ceiling, kafkajs read: ${kafkaRead.eventsPerSecond} events/s`);
+    const kafkaReadAndClassify = await readTopic(kafka, { topic, groupId: resources.groupId('classify'), records, ingest: config.ingest, classify: true });
+    step(`kafkajs read + classify: ${kafkaReadAndClassify.eventsPerSecond} events/s`);
+
+    const drainBase = { topic, records, rawDir, cpuGroups, machineCores, env: options.ingestEnv } satisfies Partial<DrainOptions>;
+    const oursUrl = await resources.createDatabase('ours');
+    const ours = await drainWithIngest({ ...drainBase, databaseUrl: oursUrl, groupId: resources.groupId('ours'), label: 'ours' });
+    step(`ours: ${ours.eventsPerSecond} events/s, peak RSS ${ours.rss.kernelPeakMb} MB`);
+
+    const copy = await copyCeiling(oursUrl, await resources.createDatabase('copy'));
+    step(`ceiling, COPY: ${copy.rowsPerSecond} rows/s`);
+
+    const naive = await runNaiveConsumer(kafka, {
+      topic,
+      groupId: resources.groupId('naive'),
+      databaseUrl: await resources.createDatabase('naive'),
+      windowMs: options.naiveSeconds * 1000,
+      records,
+    });
+    step(`naive: ${naive.eventsPerSecond} events/s over ${naive.windowSeconds.toFixed(1)} s`);
+
+    let scaleOut: IngestBenchResult['scaleOut'];
+    if (options.scaleOut > 1) {
+      scaleOut = await drainWithIngest({
+        ...drainBase,
+        databaseUrl: await resources.createDatabase('scaleout'),
+        groupId: resources.groupId('scaleout'),
+        label: 'scaleout',
+        consumers: options.scaleOut,
+      });
+      step(`scale-out, ${options.scaleOut} processes: ${scaleOut.eventsPerSecond} events/s`);
+    }
+
+    let profile: IngestBenchResult['profile'];
+    if (options.profile) {
+      const dir = path.join(rawDir, 'cpuprofile');
+      const drain = await drainWithIngest({
+        ...drainBase,
+        databaseUrl: await resources.createDatabase('profile'),
+        groupId: resources.groupId('profile'),
+        label: 'profile',
+        cpuProfileDir: dir,
+        stopAfterMs: options.profileSeconds * 1000,
+      });
+      // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile: thread 0 is the main thread (tsx's loader runs in another).
+      const file = fs.existsSync(dir) ? fs.readdirSync(dir).find((f) => /\.\d+\.0\.\d+\.cpuprofile$/.test(f)) : undefined;
+      if (file) {
+        // Only the drain's samples: start-up (module loading, tsx compiling) is not the hot path.
+        const window = { fromUs: drain.monotonicUs.firstCommit, toUs: drain.monotonicUs.end };
+        profile = { file: path.relative(projectRoot, path.join(dir, file)), drain, summary: summarizeProfileFile(path.join(dir, file), 25, window) };
+      }
+      step(file ? `profiled drain: ${drain.eventsPerSecond} events/s, profile ${file}` : 'profiled drain wrote no profile');
+    }
+
+    step(`freshness: ${options.freshnessRate}/s for ${options.freshnessSeconds} s`);
+    const freshness = await measureFreshness(kafka, {
+      databaseUrl: await resources.createDatabase('fresh'),
+      topic: await resources.createTopic('fresh', PARTITIONS),
+      groupId: resources.groupId('fresh'),
+      rate: options.freshnessRate,
+      seconds: options.freshnessSeconds,
+      warmupSeconds: options.warmupSeconds,
+      hunts: options.hunts,
+      playersPerHunt: options.players,
+      duplicateFraction: options.duplicates,
+      invalidFraction: options.invalid,
+      seed: options.seed + 1,
+      rawDir,
+      targetMs: TARGETS.freshnessP99Ms,
+      ingestEnv: options.ingestEnv,
+      cpuGroups,
+      machineCores,
+    });
+    step(`freshness p99 ${freshness.histogram.p99?.value} ms`);
+
+    const partial = {
+      benchmark: 'ingest' as const,
+      runId: resources.runId,
+      startedAt,
+      command,
+      machine: await machineOf(config.databaseUrl, config.kafka.brokers),
+      background,
+      setup: {
+        events: options.events,
+        hunts: options.hunts,
+        playersPerHunt: options.players,
+        duplicateFraction: options.duplicates,
+        invalidFraction: options.invalid,
+        seed: options.seed,
+        partitions: PARTITIONS,
+        naiveSeconds: options.naiveSeconds,
+        freshnessSeconds: options.freshnessSeconds,
+        freshnessRate: options.freshnessRate,
+        warmupSeconds: options.warmupSeconds,
+        ingestBatchMode: config.ingest.batchMode,
+        ingestMaxBatchEvents: config.ingest.maxBatchEvents,
+        ingestPartitionsConcurrency: config.ingest.partitionsConcurrency,
+        ingestEnv: Object.entries(options.ingestEnv).map(([k, v]) => `${k}=${v}`).join(' ') || '(defaults)',
+      },
+      preload,
+      ours,
+      naive,
+      ceilings: { kafkaRead, copy },
+      kafkaReadAndClassify,
+      ratios: {
+        vsNaive: ours.eventsPerSecond / naive.eventsPerSecond,
+        vsKafkaRead: ours.eventsPerSecond / kafkaRead.eventsPerSecond,
+        vsCopy: ours.eventsPerSecond / copy.rowsPerSecond,
+      },
+      freshness,
+      scaleOut,
+      profile,
+    };
+    const cleanup = options.keep ? ['kept (--keep): databases and topics of this run were not dropped'] : await resources.dispose();
+    const result: IngestBenchResult = { ...partial, verdicts: verdictsOf(partial), finishedAt: new Date().toISOString(), cleanup };
+    const files = writeResults(RESULTS_DIR, result);
+    step(`wrote ${path.relative(projectRoot, files.json)}, ${path.relative(projectRoot, files.markdown)} and ${path.relative(projectRoot, files.latest)}`);
+    return result;
+  } catch (err) {
+    if (!options.keep) await resources.dispose().catch(() => undefined);
+    throw err;
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+  }
+}
+
+/** Which processes are the consumer, Postgres (postmaster and its backends), Kafka, the bench. */
+async function cpuGroupsOf(databaseUrl: string, stateDir: string): Promise<(childPids: number[]) => CpuGroups> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+  // The backend's parent is the postmaster; read it while the backend still lives.
+  const postmaster = Number(fs.readFileSync(`/proc/${rows[0]?.pid ?? -1}/stat`, 'utf8').split(') ')[1]?.split(' ')[1] ?? -1);
+  await client.end();
+  const kafkaPidFile = path.join(stateDir, 'kafka', 'kafka.pid');
+  const kafkaPid = fs.existsSync(kafkaPidFile) ? Number(fs.readFileSync(kafkaPidFile, 'utf8').trim()) : -1;
+  return (childPids) => ({
+    consumer: (p) => childPids.includes(p.pid),
+    postgres: (p) => p.pid === postmaster || p.ppid === postmaster,
+    kafka: (p) => p.pid === kafkaPid,
+    bench: (p) => p.pid === process.pid,
+  });
+}
+
+async function machineOf(databaseUrl: string, brokers: string[]): Promise<Record<string, string | number>> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  const { rows } = await client.query<{ v: string }>("SELECT split_part(version(), ' on ', 1) AS v");
+  await client.end();
+  return {
+    ...codeVersion(),
+    cpus: os.availableParallelism(),
+    cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown',
+    memoryGb: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    kernel: os.release(),
+    postgres: rows[0]?.v ?? 'unknown',
+    kafka: brokers.join(','),
+  };
+}
+
+/** The commit measured, and whether src/ had uncommitted changes (the children run the working tree). */
+function codeVersion(): Record<string, string> {
+  const git = (...args: string[]) => execFileSync('git', args, { cwd: projectRoot, encoding: 'utf8' }).trim();
+  try {
+    return { commit: git('rev-parse', '--short', 'HEAD'), srcChanged: git('status', '--porcelain', '--', 'src') ? 'yes' : 'no' };
+  } catch {
+    return { commit: 'unknown', srcChanged: 'unknown' };
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * `npm run bench -- <name> [options]`: the project's benchmarks, run against the embedded
+ * stack (or the services the environment points at). Results go to bench/results/.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { runIngestBench, type IngestBenchOptions } from './ingest';
+import { registerBatchBenchmarks } from './batch-commands';
+
+const number = (name: string, min: number, max = Infinity) => (raw: string) => {
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < min || value > max) throw new InvalidArgumentError(`${name} must be a number from ${min} to ${max}, got '${raw}'`);
+  return value;
+};
+
+function parseEnv(raw: string, previous: Record<string, string>): Record<string, string> {
+  const match = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(raw);
+  if (!match?.[1]) throw new InvalidArgumentError(`expected KEY=VALUE, got '${raw}'`);
+  return { ...previous, [match[1]]: match[2] ?? '' };
+}
+
+const program = new Command('bench').description('Treasure Hunt Engine benchmarks').showHelpAfterError();
+
+program
+  .command('ingest')
+  .description('drain rate, naive baseline, ceilings, freshness and memory of the ingest hot path')
+  .addOption(new Option('--events <n>', 'records in the preloaded backlog').argParser(number('--events', 1000)).default(1_000_000))
+  .addOption(new Option('--hunts <n>', 'hunts in the generated traffic').argParser(number('--hunts', 1)).default(100))
+  .addOption(new Option('--players <n>', 'players per hunt').argParser(number('--players', 1)).default(500))
+  .addOption(new Option('--duplicates <fraction>', 'records that resend an earlier eventId').argParser(number('--duplicates', 0, 0.5)).default(0.01))
+  .addOption(new Option('--invalid <fraction>', 'invalid records (DLQ + quarantine)').argParser(number('--invalid', 0, 0.5)).default(0.001))
+  .addOption(new Option('--seed <n>', 'seed of the traffic generator').argParser(number('--seed', 0)).default(42))
+  .addOption(new Option('--naive-seconds <s>', 'how long the naive consumer runs').argParser(number('--naive-seconds', 1)).default(30))
+  .addOption(new Option('--freshness-seconds <s>', 'steady window of the freshness test').argParser(number('--freshness-seconds', 1)).default(30))
+  .addOption(new Option('--freshness-rate <n>', 'events/s of the freshness test').argParser(number('--freshness-rate', 1)).default(5000))
+  .addOption(new Option('--warmup-seconds <s>', 'warm-up before the freshness window').argParser(number('--warmup-seconds', 0)).default(5))
+  .option('--no-profile', 'skip the profiled second drain')
+  .addOption(new Option('--profile-seconds <s>', 'how long the profiled drain runs').argParser(number('--profile-seconds', 1)).default(20))
+  .addOption(new Option('--scale-out <n>', 'also drain with n ingest processes in one group (reference)').argParser(number('--scale-out', 0, 4)).default(0))
+  .option('--keep', 'keep the databases and topics of the run for inspection', false)
+  .option('--ingest-env <KEY=VALUE...>', 'environment for the ingest children, e.g. INGEST_MAX_BATCH_EVENTS=20000', parseEnv, {})
+  .action(async (opts: IngestBenchOptions) => {
+    const command = ['npm run bench --', ...process.argv.slice(2)].join(' ');
+    const result = await runIngestBench({ ...opts, events: Math.floor(opts.events), hunts: Math.floor(opts.hunts), players: Math.floor(opts.players) }, command);
+    for (const v of result.verdicts) console.log(`${v.met ? 'met    ' : 'NOT MET'}  ${v.target}: ${v.measured} (goal ${v.goal})`);
+    // kafkajs and pg leave sockets that close lazily; the figures are written, so leave now.
+    process.exit(0);
+  });
+
+registerBatchBenchmarks(program);
+
+await program.parseAsync(process.argv);
