@@ -19,7 +19,7 @@ export interface IngestService {
 }
 
 export async function runIngestService(config: Config, logger: Logger = createLogger(config, 'ingest')): Promise<IngestService> {
-  const pool = createPool(config, 10, (err) => logger.warn({ err }, 'idle Postgres connection lost; it will be replaced'));
+  const pool = createPool(config, 10, (err) => logger.warn({ err }, 'Postgres connection lost; it will be replaced'));
   const kafka = createKafka(config, logger);
   const metrics = createIngestMetrics();
   registerStoreGauges(metrics.registry, pool);

@@ -7,16 +7,22 @@ import type { Config } from '../config';
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
 
 /**
- * An idle client whose server goes away (restart, failover) makes the pool emit 'error';
- * unhandled, that would kill the process. The pool drops that client and the next query
- * connects anew, so the error only needs reporting.
+ * A pg client whose server goes away (restart, failover, `pg_ctl stop`) emits 'error';
+ * unhandled, that kills the process. The pool listens only while a client is idle, so a
+ * client checked out for a transaction, even between two of its queries, would crash us.
+ * Every client therefore gets a listener for its whole life: the failed query (if any)
+ * rejects on its own and the caller retries, the pool drops the broken client, and the
+ * next checkout connects anew, so the error only needs reporting.
  */
 export function createPool(
   config: Pick<Config, 'databaseUrl'>,
   max = 10,
-  onIdleClientError: (err: Error) => void = () => undefined,
+  onConnectionLost: (err: Error) => void = () => undefined,
 ): pg.Pool {
   const pool = new pg.Pool({ connectionString: config.databaseUrl, max });
-  pool.on('error', onIdleClientError);
+  pool.on('error', onConnectionLost);
+  pool.on('connect', (client) => {
+    client.on('error', onConnectionLost);
+  });
   return pool;
 }

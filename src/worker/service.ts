@@ -33,7 +33,7 @@ export interface WorkerService {
 }
 
 export async function createWorkerService(config: Config, logger: Logger, taskQueue = config.temporal.taskQueue): Promise<WorkerService> {
-  const pool = createPool(config, 10, (err) => logger.warn({ err }, 'idle Postgres connection lost; it will be replaced'));
+  const pool = createPool(config, 10, (err) => logger.warn({ err }, 'Postgres connection lost; it will be replaced'));
   const kafka = createKafka(config, logger);
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   const worker = await Worker.create({

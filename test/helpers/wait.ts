@@ -10,6 +10,7 @@ export async function waitFor<T>(
     try {
       const value = await check();
       if (value !== undefined && value !== false) return value;
+      lastError = undefined; // report only an error from the latest attempt
     } catch (err) {
       lastError = err;
     }
