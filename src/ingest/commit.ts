@@ -6,6 +6,7 @@ import type pg from 'pg';
 import { applyEvents, type AcceptedEvent, type ApplyResult } from '../store/apply-events';
 import { storeOffsets, type PartitionOffset } from '../store/offsets';
 import { quarantineRecords } from '../store/quarantine';
+import { withTransaction } from '../store/transaction';
 import type { RejectedRecord } from './classify';
 
 export interface MicroBatch {
@@ -15,21 +16,12 @@ export interface MicroBatch {
 }
 
 export async function commitMicroBatch(pool: pg.Pool, groupId: string, batch: MicroBatch): Promise<ApplyResult> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  return withTransaction(pool, async (client) => {
     const result = await applyEvents(client, batch.accepted);
     await quarantineRecords(client, batch.rejected);
     await storeOffsets(client, groupId, batch.offsets);
-    await client.query('COMMIT');
-    client.release();
     return result;
-  } catch (err) {
-    // A broken connection cannot roll back; drop it from the pool instead of reusing it.
-    await client.query('ROLLBACK').catch(() => undefined);
-    client.release(err as Error);
-    throw err;
-  }
+  });
 }
 
 /** The furthest offset per partition among the slices of one micro-batch. */

@@ -8,6 +8,7 @@
  */
 import type pg from 'pg';
 import { LIVE_PROJECTION_TABLES, recomputeInto } from './recompute';
+import { withTransaction } from './transaction';
 
 export interface HuntReconciliation {
   huntId: string;
@@ -28,9 +29,7 @@ const PLAYER_JSON = (t: string) =>
 export async function reconcileHunts(pool: pg.Pool, huntIds: readonly string[], runId: string, repair: boolean): Promise<HuntReconciliation[]> {
   const hunts = [...new Set(huntIds)].sort();
   if (hunts.length === 0) return [];
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  return withTransaction(pool, async (client) => {
     // The fence: sorted, like the hot path, so the two cannot deadlock.
     await client.query(`SELECT hunt_id FROM hunts WHERE hunt_id = ANY($1::text[]) ORDER BY hunt_id FOR UPDATE`, [hunts]);
     for (const [final, live] of [
@@ -100,14 +99,8 @@ export async function reconcileHunts(pool: pg.Pool, huntIds: readonly string[], 
       [runId, results.map((r) => r.huntId), results.map((r) => r.playersChecked), results.map((r) => r.playersDrifted),
         results.map((r) => r.treasuresChanged), results.map((r) => r.repaired)],
     );
-    await client.query('COMMIT');
     return results;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 export const RECONCILE_JOB = 'reconcile';

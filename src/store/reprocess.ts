@@ -28,6 +28,7 @@
 import type pg from 'pg';
 import { LIVE_PROJECTION_TABLES, mergeInto, quoteIdent, recomputeInto, type ProjectionTargets } from './recompute';
 import { recreateShadow, swapInShadow } from './shadow-tables';
+import { withTransaction } from './transaction';
 
 /** Projections reprocess can rebuild, by the name operators pass in the job input. */
 export const PROJECTIONS = {
@@ -100,7 +101,7 @@ export interface SwapResult {
 
 /** Takes over the job record, (re)creates empty shadows, and notes the fill's seq bound. */
 export async function prepareShadow(pool: pg.Pool, projection: ProjectionName, jobId: string, lockTimeoutMs: number): Promise<PrepareResult> {
-  await inTransaction(pool, async (client) => {
+  await withTransaction(pool, async (client) => {
     await client.query(
       `INSERT INTO reprocess_jobs (projection, job_id, phase) VALUES ($1, $2, 'preparing')
        ON CONFLICT (projection) DO UPDATE SET job_id = excluded.job_id, phase = 'preparing', started_seq = NULL,
@@ -112,7 +113,7 @@ export async function prepareShadow(pool: pg.Pool, projection: ProjectionName, j
     await recreateShadow(client, 'hunts', HUNT_STATS_SHADOW);
   });
   const huntsTotal = (await huntsAfter(pool, '', 2 ** 31 - 1)).length;
-  return inTransaction(pool, async (client) => {
+  return withTransaction(pool, async (client) => {
     await claimJob(client, projection, jobId);
     await takeFence(client, lockTimeoutMs);
     const startedSeq = await maxSeq(client);
@@ -130,7 +131,7 @@ export async function prepareShadow(pool: pg.Pool, projection: ProjectionName, j
  * is left it analyzes the shadows (the planner needs statistics right after the swap).
  */
 export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName, jobId: string, huntsPerChunk: number): Promise<FillProgress> {
-  return inTransaction(pool, async (client) => {
+  return withTransaction(pool, async (client) => {
     const job = await claimJob(client, projection, jobId);
     const progress = (done: boolean, extra = 0) => ({
       huntsDone: job.hunts_done + extra,
@@ -164,12 +165,12 @@ export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName,
  * holds the fence only for the last few events.
  */
 export async function catchUpShadow(pool: pg.Pool, projection: ProjectionName, jobId: string, lockTimeoutMs: number, maxEvents: number): Promise<CatchUpResult> {
-  const newest = await inTransaction(pool, async (client) => {
+  const newest = await withTransaction(pool, async (client) => {
     await filledJob(client, projection, jobId);
     await takeFence(client, lockTimeoutMs);
     return maxSeq(client);
   });
-  return inTransaction(pool, async (client) => {
+  return withTransaction(pool, async (client) => {
     const job = await filledJob(client, projection, jobId);
     const coveredSeq = job.covered_seq ?? 0;
     const bound = Math.min(newest, coveredSeq + maxEvents);
@@ -186,7 +187,7 @@ export async function catchUpShadow(pool: pg.Pool, projection: ProjectionName, j
 
 /** Merges the last events and swaps the shadows in, in one transaction under the fence. */
 export async function swapShadow(pool: pg.Pool, projection: ProjectionName, jobId: string, lockTimeoutMs: number): Promise<SwapResult> {
-  return inTransaction(pool, async (client) => {
+  return withTransaction(pool, async (client) => {
     const job = await filledJob(client, projection, jobId);
     if (job.phase === 'swapped') return swapResultOf(job);
     await takeFence(client, lockTimeoutMs);
@@ -274,20 +275,4 @@ async function huntsAfter(client: pg.ClientBase | pg.Pool, after: string, limit:
     [after, limit],
   );
   return rows.map((r) => r.hunt_id);
-}
-
-async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    const result = await work(client);
-    await client.query('COMMIT');
-    client.release();
-    return result;
-  } catch (err) {
-    // A broken connection cannot roll back; drop it from the pool instead of reusing it.
-    await client.query('ROLLBACK').catch(() => undefined);
-    client.release(err as Error);
-    throw err;
-  }
 }
