@@ -7,6 +7,7 @@
 import type pg from 'pg';
 import { classifyRecord } from '../events/validate';
 import { applyEvents, type AcceptedEvent } from './apply-events';
+import { withTransaction } from './transaction';
 
 export interface ReplayFilter {
   reasons?: string[];
@@ -34,9 +35,8 @@ export async function replayBatch(
   dryRun: boolean,
   now = new Date(),
 ): Promise<ReplayBatchResult | undefined> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  // A dry run and an empty batch commit too: they only read and row-locked, so there is nothing to undo.
+  return withTransaction(pool, async (client) => {
     const { rows } = await client.query<{ id: number; record_value: Buffer | null }>(
       `SELECT id, record_value FROM quarantine
         WHERE replayed_at IS NULL AND id > $1
@@ -47,10 +47,7 @@ export async function replayBatch(
         FOR UPDATE SKIP LOCKED`,
       [afterId, filter.reasons ?? null, filter.from ?? null, filter.to ?? null, batchSize],
     );
-    if (rows.length === 0) {
-      await client.query('ROLLBACK');
-      return undefined;
-    }
+    if (rows.length === 0) return undefined;
     const accepted: (AcceptedEvent & { quarantineId: number })[] = [];
     const stillInvalid: Record<string, number> = {};
     for (const row of rows) {
@@ -60,7 +57,6 @@ export async function replayBatch(
     }
     const lastId = rows[rows.length - 1]?.id ?? afterId;
     if (dryRun) {
-      await client.query('ROLLBACK');
       return { lastId, examined: rows.length, replayed: accepted.length, duplicates: 0, stillInvalid };
     }
     const applied = await applyEvents(client, accepted);
@@ -69,12 +65,6 @@ export async function replayBatch(
          FROM unnest($1::bigint[], $2::text[]) AS r(id, event_id) WHERE q.id = r.id`,
       [accepted.map((a) => a.quarantineId), accepted.map((a) => a.event.eventId)],
     );
-    await client.query('COMMIT');
     return { lastId, examined: rows.length, replayed: applied.inserted, duplicates: accepted.length - applied.inserted, stillInvalid };
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }

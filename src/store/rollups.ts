@@ -9,6 +9,7 @@
  * last `settleMs` (ingest transactions take milliseconds), so none is skipped.
  */
 import type pg from 'pg';
+import { withTransaction } from './transaction';
 
 export const ROLLUP_JOB = 'rollupFlush';
 
@@ -51,9 +52,7 @@ function reaggregate(table: 'rollup_minute' | 'rollup_hour', unit: 'minute' | 'h
  * undefined when there is nothing settled to flush.
  */
 export async function flushRollupChunk(pool: pg.Pool, maxEvents: number, settleMs: number): Promise<FlushResult | undefined> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  return withTransaction(pool, async (client) => {
     await client.query(`INSERT INTO job_watermarks (job) VALUES ($1) ON CONFLICT DO NOTHING`, [ROLLUP_JOB]);
     // Row lock: concurrent flushes take turns instead of aggregating the same range twice.
     const { rows } = await client.query<{ last_seq: number }>(`SELECT last_seq FROM job_watermarks WHERE job = $1 FOR UPDATE`, [ROLLUP_JOB]);
@@ -66,19 +65,10 @@ export async function flushRollupChunk(pool: pg.Pool, maxEvents: number, settleM
       [fromSeq, maxEvents, settleMs],
     );
     const toSeq = range.rows[0]?.to_seq;
-    if (toSeq === null || toSeq === undefined) {
-      await client.query('ROLLBACK');
-      return undefined;
-    }
+    if (toSeq === null || toSeq === undefined) return undefined; // the watermark row stays: harmless, it would be created next time anyway
     const minute = await client.query(reaggregate('rollup_minute', 'minute'), [fromSeq, toSeq]);
     const hour = await client.query(reaggregate('rollup_hour', 'hour'), [fromSeq, toSeq]);
     await client.query(`UPDATE job_watermarks SET last_seq = $2, updated_at = now() WHERE job = $1`, [ROLLUP_JOB, toSeq]);
-    await client.query('COMMIT');
     return { fromSeq, toSeq, events: range.rows[0]?.n ?? 0, minuteWindows: minute.rowCount ?? 0, hourWindows: hour.rowCount ?? 0 };
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }
