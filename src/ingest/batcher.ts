@@ -1,9 +1,18 @@
 /**
  * Gathers classified slices of Kafka batches (possibly from several partitions at once)
- * into micro-batches and commits each with one `flush` call. `add` resolves once the slice
- * is committed, so the consumer resolves offsets only after Postgres has them. Flushes run
- * one at a time; while one runs (or retries), callers wait, and kafkajs fetches nothing
- * more for their partitions: that is the backpressure that bounds memory.
+ * into micro-batches and commits each with one `flush` call, one flush at a time, in the
+ * order the slices came.
+ *
+ * Two stages overlap: while one micro-batch commits in Postgres, the consumer fetches and
+ * classifies the next into the buffer. `add` resolves once a slice is buffered, not once it
+ * is committed; it waits while a full micro-batch is already buffered behind the one
+ * committing. That wait is the backpressure that bounds memory (at most two micro-batches
+ * plus one slice), and kafkajs fetches nothing more for a partition whose handler waits.
+ *
+ * Buffered is not committed: the offsets Postgres holds are the only record of progress,
+ * so a crash loses nothing (the next run re-reads from Postgres's offsets). A flush that
+ * fails for good poisons the batcher: a later micro-batch must never store offsets past
+ * records that were not committed.
  */
 import type { ClassifiedSlice } from './classify';
 import type { BatchSizing } from './sizing';
@@ -16,43 +25,61 @@ export interface SliceWork {
   nextOffset: bigint;
   highWatermark: bigint;
   recordCount: number;
-  /** Keeps the consumer's group session alive while the slice waits. */
+  /** Keeps the consumer's group session alive while a commit retries. */
   heartbeat: () => Promise<void>;
-}
-
-interface Pending {
-  work: SliceWork;
-  addedAt: number;
-  resolve: () => void;
-  reject: (err: Error) => void;
 }
 
 export type FlushFn = (works: SliceWork[]) => Promise<void>;
 
+interface Buffered {
+  work: SliceWork;
+  addedAt: number;
+}
+
 export class MicroBatcher {
-  private pending: Pending[] = [];
-  private pendingRecords = 0;
+  private buffered: Buffered[] = [];
+  private bufferedRecords = 0;
   private lingerTimer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
+  private failure: Error | undefined;
+  /** Callers of `add` waiting for room, woken after each flush. */
+  private waitingForRoom: Array<() => void> = [];
 
   constructor(
     private readonly sizing: BatchSizing,
     private readonly flush: FlushFn,
   ) {}
 
-  add(work: SliceWork): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.pending.push({ work, addedAt: Date.now(), resolve, reject });
-      this.pendingRecords += work.recordCount;
-      this.schedule();
-    });
+  /** Buffers `work` for the next micro-batch; resolves once it is buffered (not committed). */
+  async add(work: SliceWork): Promise<void> {
+    while (!this.failure && this.bufferedRecords >= this.sizing.targetRecords) {
+      await new Promise<void>((resolve) => this.waitingForRoom.push(resolve));
+    }
+    if (this.failure) throw this.failure;
+    this.buffered.push({ work, addedAt: Date.now() });
+    this.bufferedRecords += work.recordCount;
+    this.schedule();
+  }
+
+  /** Commits everything buffered; resolves when nothing is buffered or committing. */
+  async drain(): Promise<void> {
+    while (this.flushing || (this.buffered.length > 0 && !this.failure)) {
+      if (!this.flushing) this.startFlush();
+      await this.flushing;
+    }
+    if (this.failure) throw this.failure;
+  }
+
+  /** Records buffered and not yet handed to a flush. */
+  get pendingRecords(): number {
+    return this.bufferedRecords;
   }
 
   private schedule(): void {
-    if (this.flushing || this.pending.length === 0) return;
-    // Linger counts from the oldest waiting slice, which may have waited through a flush.
-    const lingerLeft = (this.pending[0] as Pending).addedAt + this.sizing.lingerMs - Date.now();
-    if (this.pendingRecords >= this.sizing.targetRecords || lingerLeft <= 0) {
+    if (this.flushing || this.failure || this.buffered.length === 0) return;
+    // Linger counts from the oldest buffered slice, which may have waited through a flush.
+    const lingerLeft = (this.buffered[0] as Buffered).addedAt + this.sizing.lingerMs - Date.now();
+    if (this.bufferedRecords >= this.sizing.targetRecords || lingerLeft <= 0) {
       this.startFlush();
     } else if (!this.lingerTimer) {
       this.lingerTimer = setTimeout(() => this.startFlush(), lingerLeft);
@@ -62,30 +89,40 @@ export class MicroBatcher {
   private startFlush(): void {
     clearTimeout(this.lingerTimer);
     this.lingerTimer = undefined;
-    if (this.flushing || this.pending.length === 0) return;
+    if (this.flushing || this.failure || this.buffered.length === 0) return;
     const taken = this.take();
-    this.flushing = this.flush(taken.map((p) => p.work)).then(
-      () => taken.forEach((p) => p.resolve()),
-      (err: Error) => taken.forEach((p) => p.reject(err)),
+    this.wakeWaiters();
+    this.flushing = this.flush(taken).then(
+      () => undefined,
+      (err: Error) => {
+        this.failure = err;
+      },
     );
     void this.flushing.finally(() => {
       this.flushing = undefined;
+      this.wakeWaiters();
       this.schedule();
     });
   }
 
+  private wakeWaiters(): void {
+    const waiters = this.waitingForRoom;
+    this.waitingForRoom = [];
+    for (const wake of waiters) wake();
+  }
+
   /** Up to the target size of records, but always at least one slice. */
-  private take(): Pending[] {
-    const taken: Pending[] = [];
+  private take(): SliceWork[] {
+    const taken: SliceWork[] = [];
     let records = 0;
-    while (this.pending.length > 0) {
-      const next = this.pending[0] as Pending;
-      if (taken.length > 0 && records + next.work.recordCount > this.sizing.targetRecords) break;
+    while (this.buffered.length > 0) {
+      const next = (this.buffered[0] as Buffered).work;
+      if (taken.length > 0 && records + next.recordCount > this.sizing.targetRecords) break;
       taken.push(next);
-      records += next.work.recordCount;
-      this.pending.shift();
+      records += next.recordCount;
+      this.buffered.shift();
     }
-    this.pendingRecords -= records;
+    this.bufferedRecords -= records;
     return taken;
   }
 }

@@ -1,11 +1,13 @@
 /**
- * The hot path's loop: kafkajs eachBatch → skip what Postgres already has → classify →
- * micro-batch → DLQ + one transaction → resolve offsets. Decisions live in classify.ts and
- * the store; this file only moves records and handles failure.
+ * The hot path's loop: kafkajs eachBatch → skip what was already taken → classify →
+ * buffer in the micro-batcher → (meanwhile, one at a time) DLQ + one transaction. Decisions
+ * live in classify.ts and the store; this file only moves records and handles failure.
  *
  * Where a partition resumes is decided by Postgres (consumer_offsets), never by Kafka's
  * committed offsets: on every (re)join the consumer seeks to the stored offsets, and each
- * batch is checked against them in case a fetch raced the seek.
+ * batch is checked against them in case a fetch raced the seek. Offsets are resolved in
+ * kafkajs as soon as a slice is buffered, so the next fetch overlaps the commit; Kafka's
+ * committed offsets may therefore run ahead of Postgres, which is why they are not trusted.
  */
 import { Partitioners, type Consumer, type EachBatchPayload, type Kafka, type Producer } from 'kafkajs';
 import type pg from 'pg';
@@ -30,7 +32,7 @@ export interface IngestDeps {
 export interface IngestHandle {
   /** True between a successful start and stop. */
   isRunning(): boolean;
-  /** Finishes the micro-batch in flight, leaves the group, closes the DLQ producer. */
+  /** Stops fetching, commits what is buffered, leaves the group, closes the DLQ producer. */
   stop(): Promise<void>;
 }
 
@@ -59,13 +61,15 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
     createPartitioner: Partitioners.DefaultPartitioner,
   });
 
-  // Next offset per partition as Postgres has it; reloaded after every group (re)join, since
-  // another member may have moved a partition on while it was away.
-  const storedNext = new Map<number, bigint>();
+  // Next offset per partition to take: as Postgres has it after every group (re)join (another
+  // member may have moved a partition on meanwhile), then advanced as slices are buffered.
+  // A reload can go back behind slices still buffered or committing; re-reading them is
+  // harmless, since stored events are skipped by eventId and offsets only move forward.
+  const nextToTake = new Map<number, bigint>();
   const reloadStoredOffsets = async () => {
     const offsets = await loadOffsets(pool, groupId, topics.events);
-    storedNext.clear();
-    for (const [partition, next] of offsets) storedNext.set(partition, next);
+    nextToTake.clear();
+    for (const [partition, next] of offsets) nextToTake.set(partition, next);
     return offsets;
   };
 
@@ -121,8 +125,8 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
 
   async function eachBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
     const { topic, partition } = batch;
-    if (!storedNext.has(partition)) await reloadStoredOffsets();
-    const resumeAt = storedNext.get(partition);
+    if (!nextToTake.has(partition)) await reloadStoredOffsets();
+    const resumeAt = nextToTake.get(partition);
     const firstOffset = BigInt(batch.firstOffset() ?? batch.highWatermark);
     if (resumeAt !== undefined && firstOffset > resumeAt) {
       // Kafka is ahead of Postgres (a fetch from Kafka's committed offset raced our seek):
@@ -148,7 +152,7 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
         heartbeat,
       });
       resolveOffset(last.offset);
-      if ((storedNext.get(partition) ?? -1n) < nextOffset) storedNext.set(partition, nextOffset);
+      if ((nextToTake.get(partition) ?? -1n) < nextOffset) nextToTake.set(partition, nextOffset);
     }
     const lastOffset = batch.lastOffset();
     if (fresh.length === 0 && batch.messages.length > 0) resolveOffset(lastOffset);
@@ -193,6 +197,10 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
     async stop() {
       if (stopping) return;
       stopping = true;
+      // Fetch no more, commit what is buffered, then leave the group: members that take our
+      // partitions over start from offsets that include everything we took.
+      await consumer.stop();
+      await batcher.drain().catch((err: unknown) => logger.warn({ err }, 'buffered records left uncommitted; the next run re-reads them'));
       await consumer.disconnect();
       await dlqProducer.disconnect();
       running = false;
