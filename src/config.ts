@@ -56,6 +56,7 @@ const variables = {
   KAFKA_PARTITION_FETCH_MAX_BYTES: [positiveInt.default(2 * 1024 * 1024), 'a positive number of bytes'],
   INGEST_SESSION_TIMEOUT_MS: [z.coerce.number().int().min(6000).max(300_000).default(30_000), 'a whole number of milliseconds, 6000-300000'],
   INGEST_PARTITIONS_CONCURRENCY: [positiveInt.max(64).default(4), 'a whole number 1-64'],
+  INGEST_COMMIT_LANES: [positiveInt.max(16).default(2), 'a whole number 1-16'],
   ROLLUP_FLUSH_EVERY: [z.string().trim().regex(/^\d+\s*(ms|s|m|h|seconds?|minutes?|hours?)$/).default('1m'), 'a duration such as 30s, 1m or 5 minutes'],
   RECONCILE_EVERY: [z.string().trim().regex(/^\d+\s*(ms|s|m|h|seconds?|minutes?|hours?)$/).default('5m'), 'a duration such as 1m or 5 minutes'],
   DATA_QUALITY_CRON: [z.string().trim().regex(/^(\S+\s+){4}\S+$/).default('0 3 * * *'), 'a five-field cron expression (UTC), e.g. 0 3 * * *'],
@@ -118,6 +119,8 @@ export interface Config {
     fetchMaxBytes: number;
     partitionFetchMaxBytes: number;
     partitionsConcurrency: number;
+    /** Micro-batches committing at once, each lane for its own partitions (partition mod lanes). */
+    commitLanes: number;
     /** How long the group waits for a silent member (say, one killed) before rebalancing. */
     sessionTimeoutMs: number;
   };
@@ -167,6 +170,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       fetchMaxBytes: v.KAFKA_FETCH_MAX_BYTES,
       partitionFetchMaxBytes: v.KAFKA_PARTITION_FETCH_MAX_BYTES,
       partitionsConcurrency: v.INGEST_PARTITIONS_CONCURRENCY,
+      commitLanes: v.INGEST_COMMIT_LANES,
       sessionTimeoutMs: v.INGEST_SESSION_TIMEOUT_MS,
     },
     worker: { metricsPort: v.WORKER_METRICS_PORT },

@@ -36,6 +36,14 @@ export interface IngestHandle {
   stop(): Promise<void>;
 }
 
+/**
+ * Classifying is synchronous CPU work; while it runs, the micro-batch committing meanwhile
+ * cannot send its next statement. Classify in slices this small (a few milliseconds) and
+ * let I/O callbacks run between them, so the commit is never held up for long.
+ */
+const CLASSIFY_SLICE_RECORDS = 250;
+const yieldToIo = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 const RETRY_BASE_MS = 100;
 const RETRY_MAX_MS = 5000;
 
@@ -75,7 +83,12 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
 
   const sizing = new BatchSizing({ mode: config.ingest.batchMode, ...config.ingest });
   metrics.batchTarget.set(sizing.targetRecords);
-  const batcher = new MicroBatcher(sizing, (works) => flushWithRetry(works));
+  // Lanes commit concurrently, each on its own connection, so Postgres can use more than one
+  // core. A partition always maps to the same lane: its micro-batches commit in order, one
+  // at a time. Records are keyed by huntId (CONTRACT.md), so lanes touch disjoint hunts and
+  // do not wait on each other's fence rows.
+  const lanes = Array.from({ length: config.ingest.commitLanes }, () => new MicroBatcher(sizing, (works) => flushWithRetry(works)));
+  const laneOf = (partition: number) => lanes[partition % lanes.length] as MicroBatcher;
 
   async function flushWithRetry(works: SliceWork[]): Promise<void> {
     const accepted = works.flatMap((w) => w.slice.accepted);
@@ -137,12 +150,14 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
     metrics.recordsRead.inc(batch.messages.length);
     const fresh = batch.messages.filter((m) => resumeAt === undefined || BigInt(m.offset) >= resumeAt);
     const highWatermark = BigInt(batch.highWatermark);
-    for (let i = 0; i < fresh.length; i += config.ingest.maxBatchEvents) {
+    const sliceSize = Math.min(config.ingest.maxBatchEvents, CLASSIFY_SLICE_RECORDS);
+    for (let i = 0; i < fresh.length; i += sliceSize) {
+      if (i > 0) await yieldToIo();
       if (!isRunning() || isStale()) return;
-      const records = fresh.slice(i, i + config.ingest.maxBatchEvents);
+      const records = fresh.slice(i, i + sliceSize);
       const last = records[records.length - 1]!;
       const nextOffset = BigInt(last.offset) + 1n;
-      await batcher.add({
+      await laneOf(partition).add({
         slice: classifySlice(topic, partition, records, new Date()),
         topic,
         partition,
@@ -200,7 +215,7 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
       // Fetch no more, commit what is buffered, then leave the group: members that take our
       // partitions over start from offsets that include everything we took.
       await consumer.stop();
-      await batcher.drain().catch((err: unknown) => logger.warn({ err }, 'buffered records left uncommitted; the next run re-reads them'));
+      await Promise.all(lanes.map((lane) => lane.drain())).catch((err: unknown) => logger.warn({ err }, 'buffered records left uncommitted; the next run re-reads them'));
       await consumer.disconnect();
       await dlqProducer.disconnect();
       running = false;

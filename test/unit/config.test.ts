@@ -1,8 +1,9 @@
 import { execFile } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, projectRoot } from '../../src/config';
+import { ConfigError, configVariableNames, loadConfig, projectRoot } from '../../src/config';
 
 function problemsOf(env: Record<string, string>): ConfigError['problems'] {
   try {
@@ -53,11 +54,19 @@ describe('loadConfig', () => {
     ['KAFKA_TOPIC_EVENTS', 'has space'],
     ['LOG_LEVEL', 'loud'],
     ['HUNT_KAFKA_HEAP', 'lots'],
+    ['INGEST_COMMIT_LANES', '0'],
+    ['INGEST_COMMIT_LANES', '17'],
   ])('rejects %s=%j naming the variable and what is expected', (variable, value) => {
     const problems = problemsOf({ [variable]: value });
     expect(problems).toHaveLength(1);
     expect(problems[0]).toMatchObject({ variable, got: value });
     expect(problems[0]?.expected.length).toBeGreaterThan(0);
+  });
+
+  it('documents every variable in docs/configuration.md', () => {
+    const doc = fs.readFileSync(path.join(projectRoot, 'docs', 'configuration.md'), 'utf8');
+    const undocumented = configVariableNames.filter((name) => !doc.includes(`| \`${name}\` |`));
+    expect(undocumented).toEqual([]);
   });
 
   it('reports every bad variable at once, in a message that names each', () => {
