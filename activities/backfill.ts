@@ -7,13 +7,13 @@
 import fs from 'node:fs';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { addCounts, emptyCounts, importRecords, type ImportOrigin } from '../src/backfill/import-records';
+import { addCounts, commitImport, emptyCounts, prepareImport, type ImportOptions, type ImportOrigin } from '../src/backfill/import-records';
 import { consumeRange, remaining, resolveRange } from '../src/backfill/kafka-source';
 import { fileSize, readChunk } from '../src/backfill/ndjson-source';
 import type { BackfillSource, ChunkBatchInput, ChunkBatchResult, SourceExtent } from '../src/backfill/types';
 import type { ActivityDeps } from './deps';
 
-export function createBackfillActivities(deps: Pick<ActivityDeps, 'pool' | 'kafka'>) {
+export function createBackfillActivities(deps: Pick<ActivityDeps, 'pool' | 'kafka' | 'config'>) {
   return {
     /** What the source holds, fixed at the start: the file's size, or the topic's offset range. */
     async describeBackfillSource(source: BackfillSource): Promise<SourceExtent> {
@@ -36,7 +36,7 @@ export function createBackfillActivities(deps: Pick<ActivityDeps, 'pool' | 'kafk
       const context = Context.current();
       const resumed = context.info.heartbeatDetails as ChunkBatchResult | undefined;
       const start: ChunkBatchResult = resumed ?? { cursor: input.cursor, counts: emptyCounts(), done: false, position: 0 };
-      const options = { dryRun: input.dryRun, huntId: input.huntId, groupId: `backfill:${input.jobId}` };
+      const options = { dryRun: input.dryRun, huntId: input.huntId, groupId: `backfill:${input.jobId}`, lanes: deps.config.ingest.commitLanes };
       return input.source.kind === 'file'
         ? importFileChunks(deps, input, start, options, context)
         : importKafkaChunks(deps, input, start, options, context);
@@ -44,23 +44,37 @@ export function createBackfillActivities(deps: Pick<ActivityDeps, 'pool' | 'kafk
   };
 }
 
-type Options = { dryRun: boolean; huntId?: string; groupId: string };
+type Options = ImportOptions;
 
+/**
+ * Chunk after chunk from the file's byte cursor. While one chunk commits, the next is read
+ * and classified (CPU overlaps Postgres); chunks still commit one after another, and the
+ * heartbeat's cursor moves only past committed chunks, so a resumed attempt starts right
+ * after the last commit.
+ */
 async function importFileChunks(deps: Pick<ActivityDeps, 'pool'>, input: ChunkBatchInput, start: ChunkBatchResult, options: Options, context: Context) {
   const path = (input.source as { path: string }).path;
   const origin: ImportOrigin = { topic: `file:${path}`, partition: 0, sourceLabel: `backfill:${input.jobId}` };
   let state = start;
-  let cursor = state.cursor.file ?? { byteOffset: 0, line: 1 };
-  for (let chunk = 0; chunk < input.maxChunks && !state.done; chunk++) {
+  let readFrom = state.cursor.file ?? { byteOffset: 0, line: 1 };
+  let committing: Promise<ChunkBatchResult> | undefined;
+  for (let chunk = 0; chunk < input.maxChunks && !start.done; chunk++) {
     if (context.cancellationSignal.aborted) break;
-    const read = readChunk(path, cursor, input.chunkSize);
+    const read = readChunk(path, readFrom, input.chunkSize);
     const records = read.records.map((r) => ({ offset: String(r.line), key: null, value: r.value, timestamp: '0' }));
-    const counts = await importRecords(deps.pool, origin, records, options);
-    cursor = read.next;
-    state = { cursor: { file: cursor }, counts: addCounts(state.counts, counts), done: read.eof, position: cursor.byteOffset };
-    context.heartbeat(state);
+    const prepared = prepareImport(origin, records, options);
+    if (committing) state = await committing;
+    if (context.cancellationSignal.aborted) break;
+    const before = state;
+    committing = commitImport(deps.pool, prepared, options).then((counts) => {
+      const next = { cursor: { file: read.next }, counts: addCounts(before.counts, counts), done: read.eof, position: read.next.byteOffset };
+      context.heartbeat(next);
+      return next;
+    });
+    readFrom = read.next;
+    if (read.eof) break;
   }
-  return state;
+  return committing ? await committing : state;
 }
 
 async function importKafkaChunks(deps: Pick<ActivityDeps, 'pool' | 'kafka'>, input: ChunkBatchInput, start: ChunkBatchResult, options: Options, context: Context) {
@@ -73,7 +87,7 @@ async function importKafkaChunks(deps: Pick<ActivityDeps, 'pool' | 'kafka'>, inp
     for (let i = 0; i < messages.length; i += input.chunkSize) {
       const slice = messages.slice(i, i + input.chunkSize);
       const origin: ImportOrigin = { topic, partition, sourceLabel: `backfill:${input.jobId}:${topic}:${partition}` };
-      const counts = await importRecords(deps.pool, origin, slice, options);
+      const counts = await commitImport(deps.pool, prepareImport(origin, slice, options), options);
       cursor[String(partition)] = (BigInt(slice[slice.length - 1]!.offset) + 1n).toString();
       const left = remaining(cursor, range.end);
       state = { cursor: { kafka: { ...cursor } }, counts: addCounts(state.counts, counts), done: left === 0, position: remaining(range.start, range.end) - left };
