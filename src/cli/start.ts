@@ -1,16 +1,19 @@
 /**
  * `hunt start`: the main job. Brings up the embedded stack, migrates, runs the hot path with
- * its read API and a demo producer, and prints where to look. Runs until Ctrl-C (or
- * --duration seconds).
+ * its read API, the batch-plane worker with its Schedules applied, and a demo producer, and
+ * prints where to look. Runs until Ctrl-C (or --duration seconds).
  */
 import { InvalidArgumentError, type Command } from 'commander';
 import { formatStatuses, stackUp } from '../../infra/stack';
-import { loadConfig } from '../config';
+import { loadConfig, type Config } from '../config';
 import { produceTraffic } from '../demo/produce';
 import { TrafficGenerator } from '../demo/traffic';
 import { createKafka } from '../ingest/kafka-client';
 import { runIngestService } from '../ingest/service';
-import { createLogger } from '../log';
+import { createLogger, type Logger } from '../log';
+import { connectClient } from '../temporal/client';
+import { applySchedules } from '../temporal/schedules';
+import { createWorkerService, installRuntime, type WorkerService } from '../worker/service';
 import { untilSignal } from './ingest';
 import { runMigrations } from './migrate';
 
@@ -26,8 +29,9 @@ export function registerStartCommand(program: Command): void {
     .description('stack up, migrate, ingest + read API, demo traffic; prints the leaderboard and Temporal Web UI URLs')
     .option('--rate <n>', 'demo events per second', positive, 50)
     .option('--no-demo', 'run without the demo producer')
+    .option('--no-worker', 'run without the batch-plane worker (and leave the Schedules as they are)')
     .option('--duration <seconds>', 'stop after this many seconds (default: until Ctrl-C)', positive)
-    .action(async (opts: { rate: number; demo: boolean; duration?: number }) => {
+    .action(async (opts: { rate: number; demo: boolean; worker: boolean; duration?: number }) => {
       const config = loadConfig();
       const logger = createLogger({ logLevel: config.logLevel === 'info' ? 'warn' : config.logLevel }, 'hunt');
       console.log('Starting the embedded stack (the first run builds the Temporal CLI and fetches Kafka; later runs take seconds)...');
@@ -36,6 +40,7 @@ export function registerStartCommand(program: Command): void {
       console.log(`database schema: ${applied.length === 0 ? 'up to date' : `applied ${applied.join(', ')}`}`);
 
       const ingest = await runIngestService(config, logger);
+      const worker = opts.worker ? await startWorker(config, logger) : undefined;
       const stop = new AbortController();
       const demo = opts.demo
         ? produceTraffic(
@@ -51,6 +56,7 @@ Treasure Hunt Engine is running.
   Player:           ${ingest.apiUrl}/hunts/hunt-0/players/player-1
   Health, metrics:  ${ingest.apiUrl}/readyz   ${ingest.apiUrl}/metrics
   Temporal Web UI:  ${config.temporal.uiUrl ?? `(external server at ${config.temporal.address})`}
+  Batch worker:     ${worker ? `task queue ${config.temporal.taskQueue}; Schedules ${worker.schedules.join(', ')}` : 'off'}
   Demo producer:    ${opts.demo ? `${opts.rate} events/s to ${config.kafka.topics.events}` : 'off'}
 Stop with Ctrl-C; the stack keeps running (hunt stack down stops it).`);
 
@@ -59,7 +65,31 @@ Stop with Ctrl-C; the stack keeps running (hunt stack down stops it).`);
       stop.abort();
       const sent = await demo;
       await ingest.stop();
+      await worker?.stop();
       console.log(`stopped (demo producer sent ${sent} records)`);
       process.exit(0);
     });
+}
+
+/** The batch-plane worker in this process, with the Schedules applied so they have work to run. */
+async function startWorker(config: Config, logger: Logger): Promise<{ schedules: string[]; stop(): Promise<void> }> {
+  installRuntime(config.worker.metricsPort, 'WARN');
+  const service: WorkerService = await createWorkerService(config, logger);
+  const running = service.run();
+  const { client, close } = await connectClient(config);
+  let schedules: string[];
+  try {
+    schedules = (await applySchedules(client, config)).map((r) => r.scheduleId);
+  } finally {
+    await close();
+  }
+  return {
+    schedules,
+    async stop() {
+      // On Ctrl-C the SDK has begun shutting the worker down already; shutdown() covers --duration.
+      if (service.worker.getState() === 'RUNNING') service.worker.shutdown();
+      await running;
+      await service.close();
+    },
+  };
 }

@@ -4,7 +4,7 @@
  * SDK runtime are served when a metrics port is configured.
  */
 import path from 'node:path';
-import { NativeConnection, Runtime, Worker, makeTelemetryFilterString } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker, makeTelemetryFilterString, type LogLevel } from '@temporalio/worker';
 import { createActivities } from '../../activities';
 import { projectRoot, type Config } from '../config';
 import { createKafka } from '../ingest/kafka-client';
@@ -13,11 +13,16 @@ import { createPool } from '../store/pool';
 
 let runtimeInstalled = false;
 
-/** Installs the SDK runtime once per process (it is global), with Prometheus metrics if asked. */
-export function installRuntime(metricsPort: number | undefined): void {
+/**
+ * Installs the SDK runtime once per process (it is global), with Prometheus metrics if asked.
+ * `sdkLogLevel` quiets the SDK's own console logging (bundle build, state changes) where the
+ * worker shares a terminal with other output, as in `hunt start`.
+ */
+export function installRuntime(metricsPort: number | undefined, sdkLogLevel: LogLevel = 'INFO'): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
   Runtime.install({
+    logger: new DefaultLogger(sdkLogLevel),
     telemetryOptions: {
       logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) },
       ...(metricsPort ? { metrics: { prometheus: { bindAddress: `0.0.0.0:${metricsPort}` } } } : {}),
