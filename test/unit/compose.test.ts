@@ -175,7 +175,11 @@ describe('docker-compose.yml', () => {
       const context = typeof svc.build === 'string' ? svc.build : svc.build?.context;
       expect(path.resolve(projectRoot, context ?? '')).toBe(projectRoot);
       expect(fs.existsSync(path.join(projectRoot, 'Dockerfile'))).toBe(true);
-      expect(commandArgs(svc)).toEqual(['node', 'bin/hunt.js', name]);
+      // node, then any V8/Node flags (e.g. the ingest's heap cap), then the hunt subcommand.
+      const args = commandArgs(svc);
+      expect(args[0]).toBe('node');
+      expect(args.slice(1, -2).every((flag) => flag.startsWith('--'))).toBe(true);
+      expect(args.slice(-2)).toEqual(['bin/hunt.js', name]);
       expect(fs.existsSync(path.join(projectRoot, 'bin/hunt.js'))).toBe(true);
     });
 
