@@ -51,7 +51,7 @@ export type { FillProgress, PrepareResult, SwapResult };
 
 const KEEPALIVE_MS = 10_000;
 
-export function createReprocessActivities(deps: Pick<ActivityDeps, 'pool' | 'logger'>) {
+export function createReprocessActivities(deps: Pick<ActivityDeps, 'pool' | 'logger' | 'config'>) {
   return {
     async prepareShadow(input: ReprocessStepInput): Promise<PrepareResult> {
       const projection = checkedProjection(input.projection);
@@ -67,7 +67,7 @@ export function createReprocessActivities(deps: Pick<ActivityDeps, 'pool' | 'log
       let progress: FillProgress | undefined;
       for (;;) {
         checkCancelled(projection);
-        progress = await heartbeating(progress, () => step(input, () => fillShadowChunk(deps.pool, projection, input.jobId, input.huntsPerChunk)));
+        progress = await heartbeating(progress, () => step(input, () => fillShadowChunk(deps.pool, projection, input.jobId, input.huntsPerChunk, deps.config.ingest.commitLanes)));
         if (progress.done || Date.now() >= deadline) return progress;
       }
     },

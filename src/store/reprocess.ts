@@ -130,7 +130,15 @@ export async function prepareShadow(pool: pg.Pool, projection: ProjectionName, j
  * with the cursor, so a retry resumes exactly where the last commit left off. When no hunt
  * is left it analyzes the shadows (the planner needs statistics right after the swap).
  */
-export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName, jobId: string, huntsPerChunk: number): Promise<FillProgress> {
+/**
+ * Fills the next `huntsPerChunk` hunts. With `lanes` > 1 the chunk's hunts are split and
+ * recomputed at once on that many connections, so Postgres can use more than one core: the
+ * extra lanes commit their own transactions first, and the cursor moves (with the first
+ * lane) only after they did. Recomputing a hunt replaces its shadow rows, so a chunk whose
+ * cursor did not move is simply filled again. A newer run cannot take the shadows over
+ * meanwhile: it waits for the job row this transaction holds.
+ */
+export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName, jobId: string, huntsPerChunk: number, lanes = 1): Promise<FillProgress> {
   return withTransaction(pool, async (client) => {
     const job = await claimJob(client, projection, jobId);
     const progress = (done: boolean, extra = 0) => ({
@@ -147,8 +155,13 @@ export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName,
       await client.query(`UPDATE reprocess_jobs SET phase = 'filled', updated_at = now() WHERE projection = $1`, [projection]);
       return progress(true);
     }
-    const counts = await recomputeInto(client, shadowTargets(projection), { huntIds, maxSeq: job.started_seq });
-    const written = counts.players + counts.clueCredits + counts.treasureWinners - counts.deleted;
+    const maxSeq = job.started_seq;
+    const [first = [], ...others] = splitEvenly(huntIds, lanes);
+    const allCounts = await Promise.all([
+      recomputeInto(client, shadowTargets(projection), { huntIds: first, maxSeq }),
+      ...others.map((part) => withTransaction(pool, (laneClient) => recomputeInto(laneClient, shadowTargets(projection), { huntIds: part, maxSeq }))),
+    ]);
+    const written = allCounts.reduce((sum, c) => sum + c.players + c.clueCredits + c.treasureWinners - c.deleted, 0);
     await client.query(
       `UPDATE reprocess_jobs SET fill_cursor = $2, hunts_done = hunts_done + $3, hunts_total = greatest(hunts_total, hunts_done + $3),
          shadow_rows = shadow_rows + $4, updated_at = now() WHERE projection = $1`,
@@ -275,4 +288,13 @@ async function huntsAfter(client: pg.ClientBase | pg.Pool, after: string, limit:
     [after, limit],
   );
   return rows.map((r) => r.hunt_id);
+}
+
+/** Splits `items` into at most `parts` contiguous, non-empty runs of near-equal length. */
+function splitEvenly<T>(items: readonly T[], parts: number): T[][] {
+  const count = Math.max(1, Math.min(parts, items.length));
+  const size = Math.ceil(items.length / count);
+  const runs: T[][] = [];
+  for (let i = 0; i < items.length; i += size) runs.push(items.slice(i, i + size));
+  return runs;
 }

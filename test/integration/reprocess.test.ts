@@ -59,7 +59,7 @@ async function withWorker<T>(pool: pg.Pool, run: (taskQueue: string) => Promise<
       namespace: config.temporal.namespace,
       taskQueue,
       workflowBundle,
-      activities: createReprocessActivities({ pool, logger }),
+      activities: createReprocessActivities({ pool, logger, config }),
     });
     return await worker.runUntil(run(taskQueue));
   } finally {
@@ -94,7 +94,8 @@ describe('reprocess steps', () => {
       const second = await prepareShadow(scratch.pool, 'leaderboard', 'run-b', 5000);
       await expect(fillShadowChunk(scratch.pool, 'leaderboard', 'run-a', 2)).rejects.toBeInstanceOf(ReprocessSupersededError);
       await storeEvents(scratch.pool, events.slice(2000, 2500)); // stored during the fill
-      for (let done = false; !done; ) ({ done } = await fillShadowChunk(scratch.pool, 'leaderboard', 'run-b', 2));
+      // In two lanes: each chunk's two hunts are recomputed on two connections at once.
+      for (let done = false; !done; ) ({ done } = await fillShadowChunk(scratch.pool, 'leaderboard', 'run-b', 2, 2));
 
       // Catch-up rounds are bounded and resume from the covered seq they committed.
       const round = await catchUpShadow(scratch.pool, 'leaderboard', 'run-b', 5000, 300);
