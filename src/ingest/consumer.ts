@@ -148,6 +148,8 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
       return;
     }
     metrics.recordsRead.inc(batch.messages.length);
+    const receivedAt = Date.now();
+    for (const m of batch.messages) metrics.fetchDelaySeconds.observe((receivedAt - Number(m.timestamp)) / 1000);
     const fresh = batch.messages.filter((m) => resumeAt === undefined || BigInt(m.offset) >= resumeAt);
     const highWatermark = BigInt(batch.highWatermark);
     const sliceSize = Math.min(config.ingest.maxBatchEvents, CLASSIFY_SLICE_RECORDS);

@@ -40,6 +40,13 @@ export function createIngestMetrics(registry = new Registry()) {
       buckets: [0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: [registry],
     }),
+    // Freshness split in two: up to here, producer, broker and fetch; after, our buffer and commit.
+    fetchDelaySeconds: new Histogram({
+      name: 'hunt_ingest_fetch_delay_seconds',
+      help: "Time a record reached the consumer minus its Kafka timestamp (producer, broker and fetch)",
+      buckets: [0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
     consumerLag: new Gauge({
       name: 'hunt_ingest_consumer_lag',
       help: 'Records between the committed position and the high watermark, per partition',

@@ -151,6 +151,7 @@ describe('read API', () => {
     expect(metrics).toMatch(/hunt_ingest_rejects_total\{reason="invalid_json"\} 2\b/);
     expect(metrics).toMatch(/hunt_ingest_records_read_total 18\b/);
     expect(metrics).toContain('hunt_ingest_freshness_seconds_bucket');
+    expect(metrics).toMatch(/hunt_ingest_fetch_delay_seconds_count 18\b/); // every record read
     expect(metrics).toContain('hunt_ingest_consumer_lag{topic=');
     expect(metrics).toContain('hunt_ingest_transaction_seconds_bucket');
   });
