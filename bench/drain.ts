@@ -113,6 +113,13 @@ export async function drainWithIngest(options: DrainOptions): Promise<DrainResul
   const timeline: number[] = [];
   let lastSecond = { at: 0, records: 0 };
   while (performance.now() < deadline) {
+    // A child that died (bad flag, crash) would otherwise leave this loop waiting for the timeout.
+    const dead = children.find((c) => c.hasExited);
+    if (dead) {
+      clearInterval(heapTimer);
+      samplers.forEach((s) => s.stop());
+      throw new Error(`the ingest child ended before the drain finished; see ${dead.logFile}`);
+    }
     const records = await committed();
     const at = performance.now();
     if (!first && records > 0) {

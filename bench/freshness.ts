@@ -43,6 +43,8 @@ export interface FreshnessResult {
   achievedRate: number;
   histogram: { p50: Quantile | undefined; p99: Quantile | undefined; fractionWithinTarget: number | undefined; count: number; bucketsSeconds: number[] };
   postgresLowerBound: { p50Ms: number; p99Ms: number; maxMs: number; events: number };
+  /** Kafka timestamp to the record reaching the consumer (`hunt_ingest_fetch_delay_seconds`): producer, broker, fetch. */
+  fetchDelay: { p50: Quantile | undefined; p99: Quantile | undefined };
   /** Micro-batches committed in the window: how the adaptive sizing behaved. */
   batches: { count: number; meanRecords: number; meanTransactionMs: number; transactionP99Ms: Quantile | undefined };
   consumerPeakRssMb: number;
@@ -86,6 +88,7 @@ export async function measureFreshness(kafka: Kafka, options: FreshnessOptions):
     const cpu = cpuBetween(cpuFrom, snapshotCpu(), options.cpuGroups([child.pid]), options.machineCores);
     const delta = (name: string): Histogram => histogramDelta(parseHistogram(afterText, name), parseHistogram(beforeText, name));
     const window = delta('hunt_ingest_freshness_seconds');
+    const fetchDelay = delta('hunt_ingest_fetch_delay_seconds');
     const batchRecords = delta('hunt_ingest_batch_records');
     const transactions = delta('hunt_ingest_transaction_seconds');
     const { rows } = await pool.query<{ p50: number; p99: number; max: number; n: number }>(
@@ -111,6 +114,7 @@ export async function measureFreshness(kafka: Kafka, options: FreshnessOptions):
         maxMs: round(lower?.max ?? NaN, 1),
         events: lower?.n ?? 0,
       },
+      fetchDelay: { p50: scaleToMs(histogramQuantile(fetchDelay, 0.5)), p99: scaleToMs(histogramQuantile(fetchDelay, 0.99)) },
       batches: {
         count: batchRecords.count,
         meanRecords: batchRecords.count ? Math.round(batchRecords.sum / batchRecords.count) : 0,

@@ -195,11 +195,14 @@ function freshnessNotes(r: IngestBenchResult): string[] {
   const f = r.freshness;
   const q = (v: FreshnessResult['histogram']['p50']) => (v ? `${v.value} ms (bucket ${v.lower}–${v.upper} ms)` : 'n/a');
   return [
-    `Freshness: ${n(f.sent)} events over ${r.setup.freshnessSeconds} s at ${n(f.achievedRate)}/s after a ${r.setup.warmupSeconds} s warm-up, fresh topic and database. ` +
+    `Freshness: ${n(f.sent)} events over ${r.setup.freshnessSeconds} s at ${n(f.achievedRate)}/s after a ${r.setup.warmupSeconds} s warm-up, fresh topic and database, ` +
+      `measured first, before the drains load the machine. ` +
       `From the ingest's histogram \`hunt_ingest_freshness_seconds\` (commit done minus Kafka timestamp; ${f.histogram.count} observations): ` +
       `p50 ${q(f.histogram.p50)}, p99 ${q(f.histogram.p99)}; values are interpolated inside buckets with bounds ${f.histogram.bucketsSeconds.map((b) => b * 1000).join(', ')} ms. ` +
       `Cross-check from Postgres, \`ingested_at − occurred_at\` (transaction start, so a lower bound): p50 ${f.postgresLowerBound.p50Ms} ms, ` +
       `p99 ${f.postgresLowerBound.p99Ms} ms, max ${f.postgresLowerBound.maxMs} ms over ${n(f.postgresLowerBound.events)} events. ` +
+      `Of that, before the consumer (Kafka timestamp to the record reaching it: producer, broker, fetch; \`hunt_ingest_fetch_delay_seconds\`): ` +
+      `p50 ${q(f.fetchDelay.p50)}, p99 ${q(f.fetchDelay.p99)}. ` +
       `${n(f.batches.count)} micro-batches in the window, mean ${f.batches.meanRecords} records, mean transaction ${f.batches.meanTransactionMs} ms ` +
       `(p99 ${q(f.batches.transactionP99Ms)}). Consumer peak RSS ${f.consumerPeakRssMb} MB. ` +
       `CPU over the window, in cores: consumer ${f.cpu.cores.consumer}, Postgres ${f.cpu.cores.postgres}, Kafka ${f.cpu.cores.kafka}, ` +

@@ -28,6 +28,7 @@ export class IngestChild {
   private constructor(
     private readonly child: ChildProcess,
     readonly apiUrl: string,
+    readonly logFile: string,
   ) {
     this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
   }
@@ -51,7 +52,7 @@ export class IngestChild {
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const handle = new IngestChild(child, `http://127.0.0.1:${port}`);
+    const handle = new IngestChild(child, `http://127.0.0.1:${port}`, options.logFile);
     for (const stream of [child.stdout, child.stderr]) {
       stream?.on('data', (chunk: Buffer) => {
         log.write(chunk);
@@ -60,6 +61,11 @@ export class IngestChild {
     }
     void handle.exited.then(() => log.end());
     return handle;
+  }
+
+  /** True once the process has ended, e.g. because it failed at start-up. */
+  get hasExited(): boolean {
+    return this.child.exitCode !== null || this.child.signalCode !== null;
   }
 
   get pid(): number {
