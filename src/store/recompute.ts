@@ -54,6 +54,9 @@ export interface RecomputeCounts {
  * recomputation from `events`. Run it in the caller's transaction: delete and inserts must
  * commit together.
  */
+/** Memory per sort or hash of a recompute, per connection (lanes multiply it). */
+const RECOMPUTE_WORK_MEM = '64MB';
+
 export async function recomputeInto(client: pg.ClientBase, targets: ProjectionTargets, filter: RecomputeFilter = {}): Promise<RecomputeCounts> {
   if (filter.huntIds?.length === 0) return { deleted: 0, players: 0, clueCredits: 0, treasureWinners: 0, huntStats: 0 };
   const conditions: string[] = [];
@@ -66,6 +69,9 @@ export async function recomputeInto(client: pg.ClientBase, targets: ProjectionTa
   const inScope = (alias: string) => (filter.huntIds ? `${alias}.hunt_id = ANY($1::text[])` : 'true');
   const t = quoteTargets(targets);
 
+  // The recompute sorts whole hunts (DISTINCT ON ... ORDER BY); with the default 4 MB these
+  // sorts spill to disk. SET LOCAL lasts only to the end of the caller's transaction.
+  await client.query(`SET LOCAL work_mem = '${RECOMPUTE_WORK_MEM}'`);
   let deleted = 0;
   for (const table of [t.players, t.credits, t.winners]) {
     deleted += (await client.query(`DELETE FROM ${table} x WHERE ${inScope('x')}`, filter.huntIds ? [filter.huntIds] : [])).rowCount ?? 0;
