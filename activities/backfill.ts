@@ -44,15 +44,13 @@ export function createBackfillActivities(deps: Pick<ActivityDeps, 'pool' | 'kafk
   };
 }
 
-type Options = ImportOptions;
-
 /**
  * Chunk after chunk from the file's byte cursor. While one chunk commits, the next is read
  * and classified (CPU overlaps Postgres); chunks still commit one after another, and the
  * heartbeat's cursor moves only past committed chunks, so a resumed attempt starts right
  * after the last commit.
  */
-async function importFileChunks(deps: Pick<ActivityDeps, 'pool'>, input: ChunkBatchInput, start: ChunkBatchResult, options: Options, context: Context) {
+async function importFileChunks(deps: Pick<ActivityDeps, 'pool'>, input: ChunkBatchInput, start: ChunkBatchResult, options: ImportOptions, context: Context) {
   const path = (input.source as { path: string }).path;
   const origin: ImportOrigin = { topic: `file:${path}`, partition: 0, sourceLabel: `backfill:${input.jobId}` };
   let state = start;
@@ -77,7 +75,7 @@ async function importFileChunks(deps: Pick<ActivityDeps, 'pool'>, input: ChunkBa
   return committing ? await committing : state;
 }
 
-async function importKafkaChunks(deps: Pick<ActivityDeps, 'pool' | 'kafka'>, input: ChunkBatchInput, start: ChunkBatchResult, options: Options, context: Context) {
+async function importKafkaChunks(deps: Pick<ActivityDeps, 'pool' | 'kafka'>, input: ChunkBatchInput, start: ChunkBatchResult, options: ImportOptions, context: Context) {
   const topic = (input.source as { topic: string }).topic;
   const range = input.range;
   if (!range) throw ApplicationFailure.nonRetryable('backfill: a Kafka import needs its offset range', 'InvalidJobInput');

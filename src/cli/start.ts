@@ -26,7 +26,7 @@ const positive = (raw: string) => {
 export function registerStartCommand(program: Command): void {
   program
     .command('start')
-    .description('stack up, migrate, ingest + read API, demo traffic; prints the leaderboard and Temporal Web UI URLs')
+    .description('stack up, migrate, ingest + read API, batch worker + Schedules, demo traffic; prints the leaderboard and Temporal Web UI URLs')
     .option('--rate <n>', 'demo events per second', positive, 50)
     .option('--no-demo', 'run without the demo producer')
     .option('--no-worker', 'run without the batch-plane worker (and leave the Schedules as they are)')
