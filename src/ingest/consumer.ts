@@ -1,7 +1,8 @@
 /**
  * The hot path's loop: kafkajs eachBatch → skip what was already taken → classify →
- * buffer in the micro-batcher → (meanwhile, one at a time) DLQ + one transaction. Decisions
- * live in classify.ts and the store; this file only moves records and handles failure.
+ * buffer in the partition's commit lane → (meanwhile, one at a time per lane) DLQ + one
+ * transaction. Decisions live in classify.ts and the store; this file only moves records
+ * and handles failure.
  *
  * Where a partition resumes is decided by Postgres (consumer_offsets), never by Kafka's
  * committed offsets: on every (re)join the consumer seeks to the stored offsets, and each

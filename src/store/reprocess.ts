@@ -126,17 +126,14 @@ export async function prepareShadow(pool: pg.Pool, projection: ProjectionName, j
 }
 
 /**
- * Fills the shadows for the next `huntsPerChunk` hunts after the cursor, in one transaction
- * with the cursor, so a retry resumes exactly where the last commit left off. When no hunt
- * is left it analyzes the shadows (the planner needs statistics right after the swap).
- */
-/**
- * Fills the next `huntsPerChunk` hunts. With `lanes` > 1 the chunk's hunts are split and
- * recomputed at once on that many connections, so Postgres can use more than one core: the
- * extra lanes commit their own transactions first, and the cursor moves (with the first
- * lane) only after they did. Recomputing a hunt replaces its shadow rows, so a chunk whose
- * cursor did not move is simply filled again. A newer run cannot take the shadows over
- * meanwhile: it waits for the job row this transaction holds.
+ * Fills the shadows for the next `huntsPerChunk` hunts after the cursor; the cursor commits
+ * with the first lane's rows, so a retry resumes where the last commit left off. With
+ * `lanes` > 1 the chunk's hunts are split and recomputed at once on that many connections,
+ * so Postgres can use more than one core: the extra lanes commit their own transactions
+ * first, and the cursor moves only after they did. Recomputing a hunt replaces its shadow
+ * rows, so a chunk whose cursor did not move is simply filled again. A newer run cannot
+ * take the shadows over meanwhile: it waits for the job row this transaction holds. When no
+ * hunt is left it analyzes the shadows (the planner needs statistics right after the swap).
  */
 export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName, jobId: string, huntsPerChunk: number, lanes = 1): Promise<FillProgress> {
   return withTransaction(pool, async (client) => {
