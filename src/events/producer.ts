@@ -10,14 +10,14 @@
 import { randomUUID } from 'node:crypto';
 import type { Producer, RecordMetadata } from 'kafkajs';
 import type { EventOfType, EventType, HuntEvent, PayloadOf } from './schema';
-import { classifyRecord, type RejectReason } from './validate';
+import { classifyRecord, type ValidationReason } from './validate';
 
 /** A bad event handed to `send`; nothing of that batch was sent. */
 export class EventValidationError extends Error {
   override readonly name = 'EventValidationError';
   constructor(
     readonly eventId: string | undefined,
-    readonly reason: RejectReason,
+    readonly reason: ValidationReason,
     readonly detail: string,
   ) {
     super(`event ${eventId ?? '(without eventId)'} would be rejected as ${reason}: ${detail}`);

@@ -18,20 +18,28 @@ import {
   type EventInstant,
   type HuntEvent,
 } from './schema';
+import { toDetailText } from './detail-text';
 
 /** Largest accepted record value: 64 KiB; anything over is `too_large`. */
 export const MAX_EVENT_BYTES = 64 * 1024;
 /** How far past the consumer's clock `occurredAt` may be; exactly this much is still accepted. */
 export const FUTURE_TOLERANCE_MS = 5 * 60 * 1000;
 
-/** Reject reasons in the order the checks run (the first failing one names the reason). */
-export const REJECT_REASONS = [
+/** Validation reasons in the order the checks run (the first failing one names the reason). */
+export const VALIDATION_REASONS = [
   'too_large',
   'invalid_json',
   'unknown_type',
   'schema_violation',
   'future_timestamp',
 ] as const;
+export type ValidationReason = (typeof VALIDATION_REASONS)[number];
+/**
+ * Every reason a record can be rejected for: the validation reasons, then `unprocessable`, a
+ * record that passed them all but that the database refused for a reason of its own
+ * (CONTRACT.md §1), found by isolating it from the micro-batch it failed.
+ */
+export const REJECT_REASONS = [...VALIDATION_REASONS, 'unprocessable'] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
 export interface AcceptedRecord {
@@ -42,8 +50,8 @@ export interface AcceptedRecord {
 }
 export interface RejectedRecord {
   ok: false;
-  reason: RejectReason;
-  /** Human text for the DLQ `error.detail` header: names the field and what was wrong. */
+  reason: ValidationReason;
+  /** Human text for the DLQ `error.detail` header: names the field and what was wrong; safe text of at most 1 KiB. */
   detail: string;
 }
 export type RecordClassification = AcceptedRecord | RejectedRecord;
@@ -51,7 +59,7 @@ export type RecordClassification = AcceptedRecord | RejectedRecord;
 // Issues listed in a detail; the DLQ header should stay short and the first few tell the story.
 const MAX_ISSUES_IN_DETAIL = 5;
 
-const reject = (reason: RejectReason, detail: string): RejectedRecord => ({ ok: false, reason, detail });
+const reject = (reason: ValidationReason, detail: string): RejectedRecord => ({ ok: false, reason, detail: toDetailText(detail) });
 
 /**
  * Classifies a raw record value. A null value (a Kafka tombstone) is `invalid_json`: it is
