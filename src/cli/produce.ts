@@ -35,7 +35,8 @@ export function registerProduceCommand(program: Command): void {
       const config = loadConfig();
       const logger = createLogger(config, 'produce');
       const kafka = createKafka(config, logger);
-      await ensureTopics(kafka, [config.kafka.topics.events, config.kafka.topics.dlq]);
+      // The DLQ is the consumer's to create: it sizes it to the input topic's largest record.
+      await ensureTopics(kafka, [config.kafka.topics.events]);
       const generator = new TrafficGenerator({
         hunts: Math.floor(opts.hunts),
         playersPerHunt: Math.floor(opts.players),

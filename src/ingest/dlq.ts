@@ -1,27 +1,100 @@
 /**
  * The dead-letter topic: every rejected record copied unchanged (same key, same value
  * bytes) with headers that say why, as CONTRACT.md specifies. Sent before the micro-batch
- * commits, so a reject is never passed over; a retry after a failed commit may send it
- * again (the DLQ is at-least-once; the quarantine table is exactly-once).
+ * commits, so a reject is never passed over; a crash before the commit may send it again
+ * (the DLQ is at-least-once; the quarantine table is exactly-once).
+ *
+ * A produce request carries one record batch per partition, and the broker refuses a batch
+ * over the topic's `max.message.bytes` (MESSAGE_TOO_LARGE, which no retry cures). So the
+ * copies go out in sends that each stay under that limit, whatever the number and size of
+ * the rejects; `prepareTopics` has made sure the limit holds the largest record the input
+ * topic accepts, plus headers.
  */
-import type { Producer } from 'kafkajs';
-import type { RejectedRecord } from './classify';
+import type { Message, Producer } from 'kafkajs';
+import type { Logger } from '../log';
+import type { RejectedRecord } from '../store/quarantine';
 
-export async function sendToDlq(producer: Producer, dlqTopic: string, records: readonly RejectedRecord[]): Promise<void> {
-  if (records.length === 0) return;
-  await producer.send({
-    topic: dlqTopic,
-    acks: -1,
-    messages: records.map((r) => ({
-      key: r.key,
-      value: r.value,
-      headers: {
-        'error.reason': r.reason,
-        'error.detail': r.detail,
-        'source.topic': r.topic,
-        'source.partition': String(r.partition),
-        'source.offset': r.offset,
-      },
-    })),
-  });
+/** Per-record framing in a record batch (lengths, varints, attributes), rounded up. */
+const RECORD_OVERHEAD_BYTES = 64;
+/** The record batch header, rounded up, plus a margin for the estimate. */
+const BATCH_OVERHEAD_BYTES = 1024;
+
+export interface DlqSender {
+  send(records: readonly RejectedRecord[]): Promise<void>;
+}
+
+export function createDlqSender(producer: Producer, topic: string, maxMessageBytes: number, logger: Logger): DlqSender {
+  const budget = maxMessageBytes - BATCH_OVERHEAD_BYTES;
+  return {
+    async send(records) {
+      for (const chunk of chunksWithin(records.map(dlqMessage), budget)) {
+        try {
+          await producer.send({ topic, acks: -1, messages: chunk });
+        } catch (err) {
+          if (chunk.length > 1 || !isTooLarge(err)) throw err;
+          // One record the DLQ topic cannot hold (its limit was lowered after start-up, say):
+          // send the headers without the value rather than stall the partition. Quarantine
+          // keeps the bytes.
+          const message = chunk[0] as Message;
+          logger.error({ topic, source: message.headers }, 'DLQ topic refused a copy as too large; sent it without its value');
+          await producer.send({
+            topic,
+            acks: -1,
+            messages: [{ ...message, value: null, headers: { ...message.headers, 'error.dlq': 'value omitted: larger than the DLQ topic max.message.bytes; see quarantine' } }],
+          });
+        }
+      }
+    },
+  };
+}
+
+export function dlqMessage(r: RejectedRecord): Message {
+  return {
+    key: r.key,
+    value: r.value,
+    headers: {
+      'error.reason': r.reason,
+      'error.detail': r.detail,
+      'source.topic': r.topic,
+      'source.partition': String(r.partition),
+      'source.offset': r.offset,
+    },
+  };
+}
+
+/** Groups messages, in order, so each group's estimated batch size stays within `budget` (a message alone may exceed it). */
+export function chunksWithin(messages: readonly Message[], budget: number): Message[][] {
+  const chunks: Message[][] = [];
+  let current: Message[] = [];
+  let size = 0;
+  for (const message of messages) {
+    const bytes = estimatedSize(message);
+    if (current.length > 0 && size + bytes > budget) {
+      chunks.push(current);
+      current = [];
+      size = 0;
+    }
+    current.push(message);
+    size += bytes;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
+}
+
+export function estimatedSize(message: Message): number {
+  let bytes = RECORD_OVERHEAD_BYTES + byteLength(message.key) + byteLength(message.value);
+  for (const [name, value] of Object.entries(message.headers ?? {})) bytes += Buffer.byteLength(name) + 8 + byteLength(value as Buffer | string);
+  return bytes;
+}
+
+function byteLength(value: Buffer | string | null | undefined): number {
+  if (value === null || value === undefined) return 0;
+  return typeof value === 'string' ? Buffer.byteLength(value) : value.length;
+}
+
+function isTooLarge(err: unknown): boolean {
+  for (let e = err as { type?: string; cause?: unknown; originalError?: unknown } | undefined; e; e = (e.cause ?? e.originalError) as typeof e) {
+    if (e.type === 'MESSAGE_TOO_LARGE' || e.type === 'RECORD_LIST_TOO_LARGE') return true;
+  }
+  return false;
 }

@@ -1,7 +1,21 @@
-/** Creates the input and dead-letter topics when missing (idempotent). */
-import type { Kafka } from 'kafkajs';
+/**
+ * The input and dead-letter topics: created when missing (idempotent), and checked so that
+ * the DLQ can hold a copy of any record the input topic accepts. A DLQ that cannot would
+ * refuse that copy (MESSAGE_TOO_LARGE) and stall the partition the record came from.
+ */
+import kafkajs, { type Admin, type Kafka } from 'kafkajs';
+import type { Logger } from '../log';
 
 export const DEFAULT_PARTITIONS = 4;
+/** Room for the DLQ headers (error.detail is at most 1 KiB) and framing, over the input's largest record. */
+export const DLQ_HEADROOM_BYTES = 4096;
+const MAX_MESSAGE_BYTES = 'max.message.bytes';
+// kafkajs is CommonJS; Node's ESM loader cannot see these two enums as named exports.
+const { ConfigResourceTypes, ConfigSource } = kafkajs;
+
+export class TopicConfigError extends Error {
+  override readonly name = 'TopicConfigError';
+}
 
 export async function ensureTopics(kafka: Kafka, topics: string[], numPartitions = DEFAULT_PARTITIONS): Promise<void> {
   const admin = kafka.admin();
@@ -15,4 +29,70 @@ export async function ensureTopics(kafka: Kafka, topics: string[], numPartitions
   } finally {
     await admin.disconnect();
   }
+}
+
+export interface PreparedTopics {
+  /** The largest record value the input topic accepts (its max.message.bytes). */
+  inputMaxMessageBytes: number;
+  /** The DLQ topic's max.message.bytes: the ceiling of one DLQ send. */
+  dlqMaxMessageBytes: number;
+}
+
+/**
+ * Creates the input topic when missing, and the DLQ sized to hold a copy of the input's
+ * largest record. An existing DLQ that is too small is raised when `mayAlterDlq` (the
+ * embedded broker, which this project owns); otherwise start-up stops, naming the setting.
+ */
+export async function prepareTopics(
+  kafka: Kafka,
+  topics: { events: string; dlq: string },
+  options: { mayAlterDlq: boolean; logger: Logger },
+): Promise<PreparedTopics> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const existing = new Set(await admin.listTopics());
+    if (!existing.has(topics.events)) {
+      await admin.createTopics({ topics: [{ topic: topics.events, numPartitions: DEFAULT_PARTITIONS }], waitForLeaders: true });
+    }
+    const inputMaxMessageBytes = Number((await topicConfig(admin, topics.events)).get(MAX_MESSAGE_BYTES)?.configValue);
+    const needed = inputMaxMessageBytes + DLQ_HEADROOM_BYTES;
+    if (!existing.has(topics.dlq)) {
+      await admin.createTopics({
+        topics: [{ topic: topics.dlq, numPartitions: DEFAULT_PARTITIONS, configEntries: [{ name: MAX_MESSAGE_BYTES, value: String(needed) }] }],
+        waitForLeaders: true,
+      });
+      return { inputMaxMessageBytes, dlqMaxMessageBytes: needed };
+    }
+    const dlqConfig = await topicConfig(admin, topics.dlq);
+    const dlqMax = Number(dlqConfig.get(MAX_MESSAGE_BYTES)?.configValue);
+    if (dlqMax >= needed) return { inputMaxMessageBytes, dlqMaxMessageBytes: dlqMax };
+    const problem =
+      `Kafka topic ${topics.dlq} has ${MAX_MESSAGE_BYTES}=${dlqMax}, too small for a copy of the largest record ` +
+      `${topics.events} accepts (${MAX_MESSAGE_BYTES}=${inputMaxMessageBytes}) plus its error headers`;
+    if (!options.mayAlterDlq) {
+      throw new TopicConfigError(
+        `${problem}. Raise the DLQ topic's ${MAX_MESSAGE_BYTES} to at least ${needed} ` +
+          `(kafka-configs.sh --alter --entity-type topics --entity-name ${topics.dlq} --add-config ${MAX_MESSAGE_BYTES}=${needed}), ` +
+          `or lower ${topics.events}'s.`,
+      );
+    }
+    // The legacy AlterConfigs kafkajs speaks replaces every topic-level override, so keep the others.
+    const keep = [...dlqConfig.values()]
+      .filter((e) => e.configSource === ConfigSource.TOPIC_CONFIG && e.configName !== MAX_MESSAGE_BYTES)
+      .map((e) => ({ name: e.configName, value: e.configValue }));
+    await admin.alterConfigs({
+      validateOnly: false,
+      resources: [{ type: ConfigResourceTypes.TOPIC, name: topics.dlq, configEntries: [...keep, { name: MAX_MESSAGE_BYTES, value: String(needed) }] }],
+    });
+    options.logger.warn({ topic: topics.dlq, from: dlqMax, to: needed }, `${problem}; raised it on the embedded broker`);
+    return { inputMaxMessageBytes, dlqMaxMessageBytes: needed };
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+async function topicConfig(admin: Admin, topic: string) {
+  const { resources } = await admin.describeConfigs({ resources: [{ type: ConfigResourceTypes.TOPIC, name: topic }], includeSynonyms: false });
+  return new Map((resources[0]?.configEntries ?? []).map((e) => [e.configName, e]));
 }

@@ -10,7 +10,11 @@ import type pg from 'pg';
 import { loadConfig, projectRoot } from '../../src/config';
 import type { FoldResult } from '../../src/rules/reference';
 import { normalizeFoldResult } from '../../src/rules/reference';
+import { DLQ_HEADROOM_BYTES } from '../../src/ingest/topics';
 import { uniqueName, waitFor } from './wait';
+
+/** The broker's default message.max.bytes: what a topic created without overrides accepts. */
+export const BROKER_MAX_MESSAGE_BYTES = 1_048_588;
 
 const config = loadConfig();
 
@@ -33,7 +37,8 @@ export async function createTestTopics(partitions = 4): Promise<TestTopics> {
     await admin.createTopics({
       topics: [
         { topic: topics.events, numPartitions: partitions },
-        { topic: topics.dlq, numPartitions: 1 },
+        // Sized as `hunt ingest` would create it: room for a copy of the input's largest record.
+        { topic: topics.dlq, numPartitions: 1, configEntries: [{ name: 'max.message.bytes', value: String(BROKER_MAX_MESSAGE_BYTES + DLQ_HEADROOM_BYTES) }] },
       ],
       waitForLeaders: true,
     });

@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest';
+import { chunksWithin, dlqMessage, estimatedSize } from '../../src/ingest/dlq';
+import type { RejectedRecord } from '../../src/store/quarantine';
+
+const reject = (bytes: number, offset: number): RejectedRecord => ({
+  topic: 'hunt.events',
+  partition: 0,
+  offset: String(offset),
+  key: Buffer.from('hunt-1'),
+  value: Buffer.alloc(bytes, 0x78),
+  reason: 'too_large',
+  detail: 'x'.repeat(1024),
+});
+
+describe('DLQ sends', () => {
+  it('split a burst of 64 KiB rejects so each send fits the topic limit, in order', () => {
+    const messages = Array.from({ length: 40 }, (_, i) => dlqMessage(reject(64 * 1024, i)));
+    const budget = 1_048_588 - 1024;
+    const chunks = chunksWithin(messages, budget);
+    expect(chunks.length).toBeGreaterThan(2);
+    for (const chunk of chunks) expect(chunk.reduce((n, m) => n + estimatedSize(m), 0)).toBeLessThanOrEqual(budget);
+    expect(chunks.flat().map((m) => m.headers?.['source.offset'])).toEqual(messages.map((m) => m.headers?.['source.offset']));
+  });
+
+  it('send a record larger than the budget on its own', () => {
+    const chunks = chunksWithin([dlqMessage(reject(10, 0)), dlqMessage(reject(2_000_000, 1)), dlqMessage(reject(10, 2))], 1_000_000);
+    expect(chunks.map((c) => c.length)).toEqual([1, 1, 1]);
+  });
+
+  it('estimate no less than the bytes a record carries', () => {
+    const m = dlqMessage(reject(5000, 7));
+    const carried = 5000 + 'hunt-1'.length + Object.entries(m.headers ?? {}).reduce((n, [k, v]) => n + k.length + String(v).length, 0);
+    expect(estimatedSize(m)).toBeGreaterThan(carried);
+  });
+});
