@@ -43,16 +43,20 @@ export interface PreparedChunk {
   counts: Omit<ImportCounts, 'inserted' | 'duplicates'>;
 }
 
-/** Classifies a chunk and applies the job's hunt filter; pure CPU, no I/O. */
-export function prepareImport(origin: ImportOrigin, records: readonly SourceRecord[], options: ImportOptions): PreparedChunk {
+/**
+ * Classifies a chunk and applies the job's hunt filter; pure CPU, no I/O. `rejectedAlready`
+ * are records of the chunk the reader rejected itself (lines too long to hold).
+ */
+export function prepareImport(origin: ImportOrigin, records: readonly SourceRecord[], options: ImportOptions, rejectedAlready: RejectedRecord[] = []): PreparedChunk {
   const slice = classifySlice(origin.topic, origin.partition, records, options.now ?? new Date(), origin.sourceLabel);
   const accepted = options.huntId ? slice.accepted.filter((a) => a.event.huntId === options.huntId) : slice.accepted;
+  const rejected = [...rejectedAlready, ...slice.rejected];
   const rejectedByReason: Record<string, number> = {};
-  for (const r of slice.rejected) rejectedByReason[r.reason] = (rejectedByReason[r.reason] ?? 0) + 1;
+  for (const r of rejected) rejectedByReason[r.reason] = (rejectedByReason[r.reason] ?? 0) + 1;
   return {
     accepted,
-    rejected: slice.rejected,
-    counts: { records: records.length, rejected: slice.rejected.length, rejectedByReason, filteredOut: slice.accepted.length - accepted.length },
+    rejected,
+    counts: { records: records.length + rejectedAlready.length, rejected: rejected.length, rejectedByReason, filteredOut: slice.accepted.length - accepted.length },
   };
 }
 
@@ -73,12 +77,10 @@ export async function commitImport(pool: pg.Pool, chunk: PreparedChunk, options:
     ),
   );
   const inserted = results.reduce((sum, r) => sum + r.inserted, 0);
-  return { ...counts, inserted, duplicates: accepted.length - inserted };
-}
-
-/** Imports one chunk: prepare, then commit. */
-export async function importRecords(pool: pg.Pool, origin: ImportOrigin, records: readonly SourceRecord[], options: ImportOptions): Promise<ImportCounts> {
-  return commitImport(pool, prepareImport(origin, records, options), options);
+  const unprocessable = results.reduce((sum, r) => sum + r.unprocessable.length, 0);
+  const rejectedByReason = { ...counts.rejectedByReason };
+  if (unprocessable > 0) rejectedByReason.unprocessable = (rejectedByReason.unprocessable ?? 0) + unprocessable;
+  return { ...counts, rejected: counts.rejected + unprocessable, rejectedByReason, inserted, duplicates: accepted.length - inserted - unprocessable };
 }
 
 /** Splits events into `lanes` groups by hunt (FNV-1a of the huntId), keeping their order. */

@@ -2,8 +2,11 @@
  * The hot path's decision per record, pure and broker-free: accepted event, or rejected
  * record with the contract's reason, kept byte for byte for the DLQ and quarantine.
  */
-import { classifyRecord, type RejectReason } from '../events/validate';
+import { classifyRecord } from '../events/validate';
 import type { AcceptedEvent } from '../store/apply-events';
+import type { RejectedRecord } from '../store/quarantine';
+
+export type { RejectedRecord } from '../store/quarantine';
 
 /** The parts of a Kafka record the hot path needs (kafkajs's KafkaMessage fits). */
 export interface SourceRecord {
@@ -11,16 +14,6 @@ export interface SourceRecord {
   key: Buffer | null;
   value: Buffer | null;
   timestamp: string;
-}
-
-export interface RejectedRecord {
-  topic: string;
-  partition: number;
-  offset: string;
-  key: Buffer | null;
-  value: Buffer | null;
-  reason: RejectReason;
-  detail: string;
 }
 
 export interface ClassifiedSlice {
@@ -44,19 +37,12 @@ export function classifySlice(
   const slice: ClassifiedSlice = { accepted: [], rejected: [], acceptedTimestamps: [] };
   for (const record of records) {
     const result = classifyRecord(record.value, now);
+    const origin = { topic, partition, offset: record.offset, key: record.key, value: record.value };
     if (result.ok) {
-      slice.accepted.push({ event: result.event, instant: result.instant, source: `${sourceLabel}:${record.offset}` });
+      slice.accepted.push({ event: result.event, instant: result.instant, source: `${sourceLabel}:${record.offset}`, origin });
       slice.acceptedTimestamps.push(Number(record.timestamp));
     } else {
-      slice.rejected.push({
-        topic,
-        partition,
-        offset: record.offset,
-        key: record.key,
-        value: record.value,
-        reason: result.reason,
-        detail: result.detail,
-      });
+      slice.rejected.push({ ...origin, reason: result.reason, detail: result.detail });
     }
   }
   return slice;

@@ -1,13 +1,22 @@
 /**
  * One micro-batch, one Postgres transaction: raw events and projection deltas, quarantine
  * rows and the partition offsets commit together or not at all (DESIGN invariant 1).
+ *
+ * Unless the database refuses the batch for a reason of its data (isDataError): then the
+ * transaction is retried once with the events applied under savepoints, halving any group
+ * the database refuses until the refused events stand alone. They are rejected as
+ * `unprocessable` with the database's reason, the others are applied in their order (so
+ * per-hunt arrival order holds), and all of it still commits as ONE transaction, offsets
+ * included. One record can never stall its partition (DESIGN invariant 7).
  */
 import type pg from 'pg';
-import { applyEvents, type AcceptedEvent, type ApplyResult } from '../store/apply-events';
+import { toDetailText } from '../events/detail-text';
+import { applyEvents, type AcceptedEvent } from '../store/apply-events';
+import { describeDataError, isDataError } from '../store/errors';
+import { applyIsolating } from '../store/isolate';
 import { storeOffsets, type PartitionOffset } from '../store/offsets';
-import { quarantineRecords } from '../store/quarantine';
+import { quarantineRecords, type RejectedRecord } from '../store/quarantine';
 import { withTransaction } from '../store/transaction';
-import type { RejectedRecord } from './classify';
 
 export interface MicroBatch {
   accepted: AcceptedEvent[];
@@ -15,13 +24,56 @@ export interface MicroBatch {
   offsets: PartitionOffset[];
 }
 
-export async function commitMicroBatch(pool: pg.Pool, groupId: string, batch: MicroBatch): Promise<ApplyResult> {
+export interface CommitResult {
+  /** Events stored for the first time (and scored). */
+  inserted: number;
+  /** Accepted events whose eventId was already stored (or repeated in the batch): no effect. */
+  duplicates: number;
+  /** Events the database refused, rejected as `unprocessable` (quarantined in the commit). */
+  unprocessable: RejectedRecord[];
+  /** True when the first attempt was refused and records had to be isolated. */
+  isolated: boolean;
+}
+
+/** Called with the unprocessable records before the transaction that quarantines them commits (the hot path copies them to the DLQ). */
+export type OnUnprocessable = (records: RejectedRecord[]) => Promise<void>;
+
+export async function commitMicroBatch(
+  pool: pg.Pool,
+  groupId: string,
+  batch: MicroBatch,
+  onUnprocessable: OnUnprocessable = async () => undefined,
+): Promise<CommitResult> {
+  try {
+    return await withTransaction(pool, async (client) => {
+      const applied = await applyEvents(client, batch.accepted);
+      await quarantineRecords(client, batch.rejected);
+      await storeOffsets(client, groupId, batch.offsets);
+      return { inserted: applied.inserted, duplicates: applied.duplicates, unprocessable: [], isolated: false };
+    });
+  } catch (err) {
+    if (!isDataError(err)) throw err;
+  }
   return withTransaction(pool, async (client) => {
-    const result = await applyEvents(client, batch.accepted);
-    await quarantineRecords(client, batch.rejected);
+    const applied = await applyIsolating(client, batch.accepted);
+    const unprocessable = applied.refused.map(({ event, err }) => unprocessableRecord(event, err));
+    if (unprocessable.length > 0) await onUnprocessable(unprocessable);
+    await quarantineRecords(client, [...batch.rejected, ...unprocessable]);
     await storeOffsets(client, groupId, batch.offsets);
-    return result;
+    return {
+      inserted: applied.inserted,
+      duplicates: batch.accepted.length - applied.inserted - unprocessable.length,
+      unprocessable,
+      isolated: true,
+    };
   });
+}
+
+/** A refused event as a rejected record of its source, with the database's reason. */
+export function unprocessableRecord(event: AcceptedEvent, err: unknown): RejectedRecord {
+  // Events read from a source carry their record; one built in code gets its JSON, under its provenance.
+  const origin = event.origin ?? { topic: event.source, partition: 0, offset: '0', key: null, value: Buffer.from(JSON.stringify(event.event)) };
+  return { ...origin, reason: 'unprocessable', detail: toDetailText(describeDataError(err)) };
 }
 
 /** The furthest offset per partition among the slices of one micro-batch. */

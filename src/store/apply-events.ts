@@ -16,12 +16,15 @@
 import type pg from 'pg';
 import type { EventInstant, HuntEvent } from '../events/schema';
 import { deltasOf, isLater, type PlayerDelta } from './player-deltas';
+import type { RecordOrigin } from './quarantine';
 
 export interface AcceptedEvent {
   event: HuntEvent;
   instant: EventInstant;
   /** Provenance for the raw store, e.g. `kafka:hunt.events:3:1200`, `backfill:<job>`. */
   source: string;
+  /** The record it was read from, to reject it as `unprocessable` if the database refuses it. */
+  origin?: RecordOrigin;
 }
 
 export interface ApplyResult {

@@ -6,7 +6,8 @@
  */
 import type pg from 'pg';
 import { classifyRecord } from '../events/validate';
-import { applyEvents, type AcceptedEvent } from './apply-events';
+import type { AcceptedEvent } from './apply-events';
+import { applyIsolating } from './isolate';
 import { withTransaction } from './transaction';
 
 export interface ReplayFilter {
@@ -59,12 +60,16 @@ export async function replayBatch(
     if (dryRun) {
       return { lastId, examined: rows.length, replayed: accepted.length, duplicates: 0, stillInvalid };
     }
-    const applied = await applyEvents(client, accepted);
+    // A record the database still refuses stays quarantined (counted as unprocessable), and the rest go in.
+    const applied = await applyIsolating(client, accepted);
+    const refused = new Set(applied.refused.map((r) => r.event));
+    if (refused.size > 0) stillInvalid.unprocessable = (stillInvalid.unprocessable ?? 0) + refused.size;
+    const replayed = accepted.filter((a) => !refused.has(a));
     await client.query(
       `UPDATE quarantine q SET replayed_at = now(), replayed_event_id = r.event_id
          FROM unnest($1::bigint[], $2::text[]) AS r(id, event_id) WHERE q.id = r.id`,
-      [accepted.map((a) => a.quarantineId), accepted.map((a) => a.event.eventId)],
+      [replayed.map((a) => a.quarantineId), replayed.map((a) => a.event.eventId)],
     );
-    return { lastId, examined: rows.length, replayed: applied.inserted, duplicates: accepted.length - applied.inserted, stillInvalid };
+    return { lastId, examined: rows.length, replayed: applied.inserted, duplicates: replayed.length - applied.inserted, stillInvalid };
   });
 }

@@ -1,6 +1,23 @@
 /** Quarantine rows: rejected records kept byte for byte with their reason. */
 import type pg from 'pg';
-import type { RejectedRecord } from '../ingest/classify';
+import type { RejectReason } from '../events/validate';
+
+/** Where a record came from, with its bytes: enough to copy it to the DLQ unchanged. */
+export interface RecordOrigin {
+  /** A Kafka topic, or `file:<path>` for a backfill file. */
+  topic: string;
+  partition: number;
+  /** The Kafka offset, or the line number in a file. */
+  offset: string;
+  key: Buffer | null;
+  value: Buffer | null;
+}
+
+export interface RejectedRecord extends RecordOrigin {
+  reason: RejectReason;
+  /** Safe text of at most 1 KiB (toDetailText). */
+  detail: string;
+}
 
 /** Idempotent per source position: a redelivered reject is not quarantined twice. */
 export async function quarantineRecords(client: pg.ClientBase, records: readonly RejectedRecord[]): Promise<void> {

@@ -1,0 +1,39 @@
+/**
+ * Which database failures are the data's fault and which are the database's.
+ *
+ * A failure of the data (a value Postgres refuses, a constraint it breaks) fails the same
+ * way on every retry: retrying it forever would stall everything behind it, so the records
+ * responsible are isolated and rejected instead. Anything else (a lost connection, a
+ * timeout, a read-only or shutting-down server, a deadlock, a full disk) is an outage: it
+ * goes away by itself and is retried without end, visibly.
+ */
+
+/**
+ * SQLSTATE classes that a record can cause by its content:
+ * 21 cardinality violation, 22 data exception (bad text, out-of-range value, bad JSON),
+ * 23 integrity constraint violation (CHECK, NOT NULL, foreign key), 54 program limit
+ * exceeded (an index row or a jsonb value too large).
+ */
+const DATA_ERROR_CLASSES = new Set(['21', '22', '23', '54']);
+
+/** True when `err` is a Postgres error caused by the data sent, not by the database's state. */
+export function isDataError(err: unknown): boolean {
+  const code = sqlStateOf(err);
+  return code !== undefined && DATA_ERROR_CLASSES.has(code.slice(0, 2));
+}
+
+/** The SQLSTATE of a pg DatabaseError, if `err` is one. */
+export function sqlStateOf(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+/** The database's own words about a data error, for a rejection's detail. */
+export function describeDataError(err: unknown): string {
+  const e = err as { message?: string; code?: string; detail?: string; constraint?: string };
+  const parts = [e.message ?? String(err)];
+  if (e.constraint) parts.push(`constraint ${e.constraint}`);
+  if (e.detail) parts.push(e.detail);
+  if (e.code) parts.push(`SQLSTATE ${e.code}`);
+  return parts.join('; ');
+}

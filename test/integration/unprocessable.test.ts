@@ -1,0 +1,112 @@
+/**
+ * A record that passes validation but that the database refuses (here: a CHECK constraint
+ * added in this test's database) is rejected as `unprocessable` with the database's reason,
+ * in the DLQ and in quarantine, and the rest of its micro-batch is applied exactly once. The
+ * batch plane's paths through the same store (backfill, dlqReplay) isolate it the same way.
+ */
+import path from 'node:path';
+import type { Client } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { HuntEvent } from '../../src/events/schema';
+import { foldEvents } from '../../src/rules/reference';
+import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { clueFound, joined, recordOf } from '../helpers/event-builders';
+import { createTestTopics, projectionOf, readTopic, sendRecords, startIngestProcess, waitCaughtUp, type IngestProcess, type TestTopics } from '../helpers/ingest';
+import { uniqueName } from '../helpers/wait';
+import { startInProcessWorker, temporalClient, TEST_DATA_DIR, writeNdjson } from '../helpers/worker';
+
+const base = Date.now() - 3_600_000;
+const at = (i: number) => new Date(base + i * 1000).toISOString();
+// 600 events over 3 hunts; two by the player the database refuses, in the middle of the stream.
+const events: HuntEvent[] = Array.from({ length: 600 }, (_, i) => {
+  const huntId = `hunt-${i % 3}`;
+  const playerId = i === 250 || i === 251 ? 'mallory' : `p${i % 40}`;
+  return i % 7 === 0
+    ? joined({ eventId: `u-${i}`, huntId, playerId, displayName: `P${i}`, occurredAt: at(i) })
+    : clueFound({ eventId: `u-${i}`, huntId, playerId, clueId: `c${i % 11}`, points: i % 30, occurredAt: at(i) });
+});
+const refused = events.filter((e) => e.playerId === 'mallory');
+const applied = events.filter((e) => e.playerId !== 'mallory');
+
+let db: TestDatabase;
+let topics: TestTopics;
+let ingest: IngestProcess;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await db.pool.query(`ALTER TABLE events ADD CONSTRAINT no_mallory CHECK (player_id <> 'mallory')`);
+  topics = await createTestTopics(2);
+  // Fixed, large micro-batches: the refused records share a batch with hundreds of others.
+  ingest = startIngestProcess(db.url, topics, { INGEST_BATCH_MODE: 'fixed', INGEST_LINGER_MS: '500' });
+  await ingest.ready();
+  await sendRecords(topics.events, events.map((e) => ({ key: e.huntId, value: recordOf(e) })));
+  await waitCaughtUp(db.pool, topics);
+});
+
+afterAll(async () => {
+  await ingest?.kill('SIGTERM');
+  await db?.dispose();
+});
+
+describe('a record the database refuses', () => {
+  it('is rejected as unprocessable, and the rest of its batch is applied exactly once', async () => {
+    expect(await projectionOf(db.pool)).toEqual(foldEvents(applied));
+    const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM events');
+    expect(rows[0]?.n).toBe(applied.length);
+    const metrics = await (await fetch(`${ingest.apiUrl}/metrics`)).text();
+    expect(metrics).toMatch(/hunt_ingest_rejects_total\{reason="unprocessable"\} 2\b/);
+    expect(metrics).toMatch(/hunt_ingest_isolations_total [1-9]/);
+    expect(metrics).toMatch(new RegExp(`hunt_ingest_events_accepted_total ${applied.length}\\b`));
+  });
+
+  it("goes to the DLQ unchanged with the database's reason, and to quarantine once", async () => {
+    const dlq = await readTopic(topics.dlq, refused.length);
+    expect(dlq.map((r) => r.headers['error.reason'])).toEqual(['unprocessable', 'unprocessable']);
+    expect(dlq.map((r) => r.value?.toString())).toEqual(refused.map((e) => JSON.stringify(e)));
+    expect(dlq[0]?.headers['error.detail']).toMatch(/no_mallory/);
+    const quarantined = await db.pool.query(`SELECT reason, detail, record_value FROM quarantine ORDER BY source_offset`);
+    expect(quarantined.rows.map((r) => [r.reason, r.record_value.toString()])).toEqual(refused.map((e) => ['unprocessable', JSON.stringify(e)]));
+    expect(quarantined.rows[0].detail).toMatch(/check constraint "no_mallory".*SQLSTATE 23514/);
+  });
+
+  it('keeps the readiness green: nothing is stuck', async () => {
+    expect((await fetch(`${ingest.apiUrl}/readyz`)).status).toBe(200);
+  });
+});
+
+describe('the batch plane, on the same database', () => {
+  let client: Client;
+  let closeClient: () => Promise<void>;
+  let stopWorker: () => Promise<void>;
+  const taskQueue = uniqueName('unprocessable');
+
+  beforeAll(async () => {
+    ({ client, close: closeClient } = await temporalClient());
+    ({ stop: stopWorker } = await startInProcessWorker(db.pool, taskQueue));
+  });
+  afterAll(async () => {
+    await stopWorker?.();
+    await closeClient?.();
+  });
+
+  it('backfill quarantines a refused line as unprocessable and imports the rest of its chunk', async () => {
+    const later = [
+      clueFound({ eventId: 'b-1', huntId: 'hunt-9', playerId: 'ann', clueId: 'x', points: 5, occurredAt: at(1000) }),
+      clueFound({ eventId: 'b-2', huntId: 'hunt-9', playerId: 'mallory', clueId: 'x', points: 5, occurredAt: at(1001) }),
+      clueFound({ eventId: 'b-3', huntId: 'hunt-9', playerId: 'bob', clueId: 'x', points: 5, occurredAt: at(1002) }),
+    ];
+    const file = path.join(TEST_DATA_DIR, uniqueName('unprocessable'), 'events.ndjson');
+    writeNdjson(file, later.map((e) => recordOf(e)));
+    const result = await client.workflow.execute('backfill', { taskQueue, workflowId: uniqueName('backfill'), args: [{ source: { kind: 'file', path: file } }] });
+    expect(result).toMatchObject({ state: 'completed', counts: { records: 3, inserted: 2, rejected: 1, rejectedByReason: { unprocessable: 1 } } });
+    const { rows } = await db.pool.query(`SELECT source_offset, reason FROM quarantine WHERE source_topic = $1`, [`file:${file}`]);
+    expect(rows).toEqual([{ source_offset: 2, reason: 'unprocessable' }]);
+  });
+
+  it('dlqReplay leaves a record the database still refuses quarantined, and finishes', async () => {
+    const result = await client.workflow.execute('dlqReplay', { taskQueue, workflowId: uniqueName('replay'), args: [{ reasons: ['unprocessable'] }] });
+    expect(result).toMatchObject({ replayed: 0, stillInvalid: { unprocessable: 3 } });
+    const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM quarantine WHERE replayed_at IS NULL AND reason = 'unprocessable'`);
+    expect(rows[0].n).toBe(3);
+  });
+});
