@@ -57,6 +57,10 @@ const variables = {
   INGEST_SESSION_TIMEOUT_MS: [z.coerce.number().int().min(6000).max(300_000).default(30_000), 'a whole number of milliseconds, 6000-300000'],
   INGEST_PARTITIONS_CONCURRENCY: [positiveInt.max(64).default(4), 'a whole number 1-64'],
   INGEST_COMMIT_LANES: [positiveInt.max(16).default(2), 'a whole number 1-16'],
+  INGEST_STALL_LIMIT_MS: [z.coerce.number().int().min(1000).max(3_600_000).default(30_000), 'a whole number of milliseconds, 1000-3600000'],
+  INGEST_START_FROM: [z.enum(['earliest', 'latest']).default('earliest'), 'earliest or latest'],
+  INGEST_ON_RETENTION_GAP: [z.enum(['continue', 'stop']).default('continue'), 'continue or stop'],
+  BACKFILL_IMPORT_DIR: [nonEmpty.optional(), 'a folder on the worker\'s machine that backfill files must be in (default: <HUNT_STATE_DIR>/imports)'],
   ROLLUP_FLUSH_EVERY: [z.string().trim().regex(/^\d+\s*(ms|s|m|h|seconds?|minutes?|hours?)$/).default('1m'), 'a duration such as 30s, 1m or 5 minutes'],
   RECONCILE_EVERY: [z.string().trim().regex(/^\d+\s*(ms|s|m|h|seconds?|minutes?|hours?)$/).default('5m'), 'a duration such as 1m or 5 minutes'],
   DATA_QUALITY_CRON: [z.string().trim().regex(/^(\S+\s+){4}\S+$/).default('0 3 * * *'), 'a five-field cron expression (UTC), e.g. 0 3 * * *'],
@@ -123,8 +127,18 @@ export interface Config {
     commitLanes: number;
     /** How long the group waits for a silent member (say, one killed) before rebalancing. */
     sessionTimeoutMs: number;
+    /** Work uncommitted for longer than this makes /readyz answer 503. */
+    stallLimitMs: number;
+    /** Where a partition starts when Postgres holds no offset for it. */
+    startFrom: RawConfig['INGEST_START_FROM'];
+    /** When retention deleted records before they were read: go on from the log start, or stop the partition. */
+    onRetentionGap: RawConfig['INGEST_ON_RETENTION_GAP'];
   };
   worker: { metricsPort?: number };
+  backfill: {
+    /** Backfill files must be regular files under this folder (resolved, symlinks followed). */
+    importDir: string;
+  };
   schedules: { rollupFlushEvery: string; reconcileEvery: string; dataQualityCron: string };
   logLevel: RawConfig['LOG_LEVEL'];
   stack: {
@@ -172,8 +186,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       partitionsConcurrency: v.INGEST_PARTITIONS_CONCURRENCY,
       commitLanes: v.INGEST_COMMIT_LANES,
       sessionTimeoutMs: v.INGEST_SESSION_TIMEOUT_MS,
+      stallLimitMs: v.INGEST_STALL_LIMIT_MS,
+      startFrom: v.INGEST_START_FROM,
+      onRetentionGap: v.INGEST_ON_RETENTION_GAP,
     },
     worker: { metricsPort: v.WORKER_METRICS_PORT },
+    backfill: { importDir: path.resolve(v.BACKFILL_IMPORT_DIR ?? path.join(stateDir, 'imports')) },
     schedules: { rollupFlushEvery: v.ROLLUP_FLUSH_EVERY, reconcileEvery: v.RECONCILE_EVERY, dataQualityCron: v.DATA_QUALITY_CRON },
     logLevel: v.LOG_LEVEL,
     stack: {

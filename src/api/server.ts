@@ -12,8 +12,8 @@ export interface ApiDeps {
   pool: pg.Pool;
   registry: Registry;
   logger: Logger;
-  /** Postgres and Kafka reachable, consumer running. */
-  readiness: () => Promise<{ ready: boolean; checks: Record<string, string> }>;
+  /** Postgres and Kafka reachable, consumer running and not stalled; `error` names the cause when not. */
+  readiness: () => Promise<{ ready: boolean; checks: Record<string, string>; error?: string }>;
 }
 
 const DEFAULT_LIMIT = 10;
@@ -49,8 +49,8 @@ async function route(deps: ApiDeps, req: http.IncomingMessage): Promise<Reply> {
 
   if (url.pathname === '/healthz') return { status: 200, body: { status: 'ok' } };
   if (url.pathname === '/readyz') {
-    const { ready, checks } = await deps.readiness();
-    return { status: ready ? 200 : 503, body: { ready, checks } };
+    const { ready, checks, error } = await deps.readiness();
+    return { status: ready ? 200 : 503, body: ready ? { ready, checks } : { error, ready, checks } };
   }
   if (url.pathname === '/metrics') {
     return { status: 200, body: await deps.registry.metrics(), contentType: deps.registry.contentType };

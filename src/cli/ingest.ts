@@ -12,8 +12,10 @@ export function registerIngestCommand(program: Command): void {
       const config = loadConfig();
       const logger = createLogger(config, 'ingest');
       const service = await runIngestService(config, logger);
-      await untilSignal(logger);
+      const died = await Promise.race([untilSignal(logger).then(() => undefined), service.failed]).catch((err: Error) => err);
       await service.stop();
+      // A consumer that died for good ends the process with an error, so a supervisor restarts it.
+      if (died) throw died;
     });
 }
 

@@ -40,4 +40,7 @@ try {
     console.error(`hunt: ${(err as Error).message}`);
     process.exitCode = 1;
   }
+  // A failed command may leave clients (Kafka, Postgres, Temporal) that would keep the
+  // process alive, half-running; fail loudly and completely instead.
+  process.exit();
 }

@@ -61,21 +61,35 @@ Treasure Hunt Engine is running.
 Stop with Ctrl-C; the stack keeps running (hunt stack down stops it).`);
 
       const timer = opts.duration ? new Promise<void>((resolve) => setTimeout(resolve, (opts.duration as number) * 1000)) : new Promise<void>(() => {});
-      await Promise.race([untilSignal(logger), timer]);
+      // A part that dies stops the whole command, with its reason: half a pipeline that looks
+      // alive is worse than none.
+      const died = await Promise.race([untilSignal(logger), timer, ingest.failed, ...(worker ? [worker.failed] : [])]).then(
+        () => undefined,
+        (err: Error) => err,
+      );
+      if (died) console.error(`hunt start: stopping everything: ${died.message}`);
       stop.abort();
       const sent = await demo;
       await ingest.stop();
-      await worker?.stop();
+      await worker?.stop().catch(() => undefined);
+      if (died) throw died;
       console.log(`stopped (demo producer sent ${sent} records)`);
       process.exit(0);
     });
 }
 
 /** The batch-plane worker in this process, with the Schedules applied so they have work to run. */
-async function startWorker(config: Config, logger: Logger): Promise<{ schedules: string[]; stop(): Promise<void> }> {
+async function startWorker(config: Config, logger: Logger): Promise<{ schedules: string[]; failed: Promise<never>; stop(): Promise<void> }> {
   installRuntime(config.worker.metricsPort, 'WARN');
   const service: WorkerService = await createWorkerService(config, logger);
+  let stopping = false;
   const running = service.run();
+  // The worker's run() settles only when it stops; before we asked, that is a failure.
+  const failed = running.then(
+    () => (stopping ? new Promise<never>(() => {}) : Promise.reject(new Error('the batch worker stopped unexpectedly'))),
+    (err: Error) => Promise.reject(new Error(`the batch worker failed: ${err.message}`, { cause: err })),
+  );
+  failed.catch(() => undefined);
   const { client, close } = await connectClient(config);
   let schedules: string[];
   try {
@@ -85,10 +99,12 @@ async function startWorker(config: Config, logger: Logger): Promise<{ schedules:
   }
   return {
     schedules,
+    failed,
     async stop() {
+      stopping = true;
       // On Ctrl-C the SDK has begun shutting the worker down already; shutdown() covers --duration.
       if (service.worker.getState() === 'RUNNING') service.worker.shutdown();
-      await running;
+      await running.catch(() => undefined);
       await service.close();
     },
   };

@@ -41,6 +41,9 @@ export class MicroBatcher {
   private bufferedRecords = 0;
   private lingerTimer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
+  /** When the oldest slice of the micro-batch committing now was buffered. */
+  private flushingSince: number | undefined;
+  private lastFlushedAt = Date.now();
   private failure: Error | undefined;
   /** Callers of `add` waiting for room, woken after each flush. */
   private waitingForRoom: Array<() => void> = [];
@@ -75,6 +78,16 @@ export class MicroBatcher {
     return this.bufferedRecords;
   }
 
+  /**
+   * How long this lane has held work without committing any: 0 when idle or when a flush
+   * succeeded since its oldest work arrived. Grows without bound while commits keep failing.
+   */
+  stalledMs(now = Date.now()): number {
+    const oldest = this.flushingSince ?? this.buffered[0]?.addedAt;
+    if (oldest === undefined) return 0;
+    return Math.max(0, now - Math.max(oldest, this.lastFlushedAt));
+  }
+
   private schedule(): void {
     if (this.flushing || this.failure || this.buffered.length === 0) return;
     // Linger counts from the oldest buffered slice, which may have waited through a flush.
@@ -90,16 +103,20 @@ export class MicroBatcher {
     clearTimeout(this.lingerTimer);
     this.lingerTimer = undefined;
     if (this.flushing || this.failure || this.buffered.length === 0) return;
+    this.flushingSince = (this.buffered[0] as Buffered).addedAt;
     const taken = this.take();
     this.wakeWaiters();
     this.flushing = this.flush(taken).then(
-      () => undefined,
+      () => {
+        this.lastFlushedAt = Date.now();
+      },
       (err: Error) => {
         this.failure = err;
       },
     );
     void this.flushing.finally(() => {
       this.flushing = undefined;
+      this.flushingSince = undefined;
       this.wakeWaiters();
       this.schedule();
     });

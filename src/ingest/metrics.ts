@@ -49,13 +49,41 @@ export function createIngestMetrics(registry = new Registry()) {
     }),
     consumerLag: new Gauge({
       name: 'hunt_ingest_consumer_lag',
-      help: 'Records between the committed position and the high watermark, per partition',
+      help: 'Records between the position committed to Postgres and the high watermark, per partition (measured on a timer)',
       labelNames: ['topic', 'partition'] as const,
       registers: [registry],
     }),
     commitRetries: new Counter({
       name: 'hunt_ingest_commit_retries_total',
-      help: 'Micro-batch commits retried after a Postgres or DLQ failure',
+      help: 'Micro-batch commits retried after an outage (Postgres or DLQ unreachable, timeouts)',
+      registers: [registry],
+    }),
+    isolations: new Counter({
+      name: 'hunt_ingest_isolations_total',
+      help: 'Micro-batches the database refused for their data, split to isolate the records responsible',
+      registers: [registry],
+    }),
+    laneStalledSeconds: new Gauge({
+      name: 'hunt_ingest_lane_stalled_seconds',
+      help: 'How long a commit lane has held records without committing any (0 when idle or flowing)',
+      labelNames: ['lane'] as const,
+      registers: [registry],
+    }),
+    stalled: new Gauge({
+      name: 'hunt_ingest_stalled',
+      help: '1 while /readyz reports the consumer crashed, stalled or stopped at a retention gap',
+      registers: [registry],
+    }),
+    retentionGapRecords: new Counter({
+      name: 'hunt_ingest_retention_gap_records_total',
+      help: 'Records deleted by retention before the consumer read them (lost), by partition',
+      labelNames: ['topic', 'partition'] as const,
+      registers: [registry],
+    }),
+    consumerCrashes: new Counter({
+      name: 'hunt_ingest_consumer_crashes_total',
+      help: 'Times the Kafka consumer crashed, by whether it restarts by itself',
+      labelNames: ['restart'] as const,
       registers: [registry],
     }),
     batchTarget: new Gauge({

@@ -1,0 +1,98 @@
+/**
+ * Commits one micro-batch of a lane: copies its rejects to the DLQ, then commits (isolating
+ * records the database refuses, see commit.ts), retrying outages with backoff for as long
+ * as they last. Each reject goes to the DLQ once per micro-batch, however many attempts the
+ * commit takes. While it retries, the lane's stalled-seconds gauge grows and /readyz turns
+ * 503 past the stall limit (health.ts).
+ */
+import type pg from 'pg';
+import type { Logger } from '../log';
+import type { PartitionOffset } from '../store/offsets';
+import type { RejectedRecord } from '../store/quarantine';
+import type { SliceWork } from './batcher';
+import { commitMicroBatch, mergeOffsets, type CommitResult } from './commit';
+import type { DlqSender } from './dlq';
+import type { IngestMetrics } from './metrics';
+import type { BatchSizing } from './sizing';
+
+const RETRY_BASE_MS = 100;
+const RETRY_MAX_MS = 5000;
+
+export interface FlushDeps {
+  pool: pg.Pool;
+  groupId: string;
+  dlq: DlqSender;
+  metrics: IngestMetrics;
+  logger: Logger;
+  sizing: BatchSizing;
+  isStopping: () => boolean;
+  /** Offsets now in Postgres (for Kafka's trailing committed offsets). */
+  onCommitted: (offsets: PartitionOffset[]) => void;
+}
+
+export function createFlush(deps: FlushDeps): (works: SliceWork[]) => Promise<void> {
+  const { pool, groupId, dlq, metrics, logger } = deps;
+  return async function flush(works) {
+    const accepted = works.flatMap((w) => w.slice.accepted);
+    const rejected = works.flatMap((w) => w.slice.rejected);
+    const offsets = mergeOffsets(works.map((w) => ({ topic: w.topic, partition: w.partition, nextOffset: w.nextOffset })));
+    let rejectsSent = false;
+    const unprocessableSent = new Set<string>();
+    const sendUnprocessable = async (records: RejectedRecord[]) => {
+      const unsent = records.filter((r) => !unprocessableSent.has(positionOf(r)));
+      await dlq.send(unsent);
+      for (const r of unsent) unprocessableSent.add(positionOf(r));
+      for (const r of unsent) logger.error({ topic: r.topic, partition: r.partition, offset: r.offset, detail: r.detail }, 'record refused by the database; rejected as unprocessable');
+    };
+    for (let attempt = 0; ; attempt++) {
+      try {
+        if (!rejectsSent) {
+          await dlq.send(rejected);
+          rejectsSent = true;
+        }
+        const started = performance.now();
+        const result = await commitMicroBatch(pool, groupId, { accepted, rejected, offsets }, sendUnprocessable);
+        recordMetrics(deps, works, result, performance.now() - started);
+        deps.onCommitted(offsets);
+        return;
+      } catch (err) {
+        if (deps.isStopping() && attempt > 0) throw new Error('ingest stopping; micro-batch left uncommitted for the next run', { cause: err });
+        metrics.commitRetries.inc();
+        const delay = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** attempt);
+        logger.warn(
+          { err, attempt, delayMs: delay, partitions: offsets.map((o) => `${o.topic}/${o.partition}@${o.nextOffset}`) },
+          'micro-batch commit failed (an outage: Postgres or the DLQ unreachable); retrying, nothing was committed',
+        );
+        await Promise.all(works.map((w) => w.heartbeat().catch(() => undefined)));
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  };
+}
+
+function positionOf(r: RejectedRecord): string {
+  return `${r.topic}\t${r.partition}\t${r.offset}`;
+}
+
+function recordMetrics(deps: FlushDeps, works: SliceWork[], result: CommitResult, transactionMs: number): void {
+  const { metrics, sizing } = deps;
+  const now = Date.now();
+  let records = 0;
+  let lag = 0;
+  for (const w of works) {
+    records += w.recordCount;
+    const partitionLag = Number(w.highWatermark - w.nextOffset);
+    lag += Math.max(0, partitionLag);
+    metrics.consumerLag.set({ topic: w.topic, partition: String(w.partition) }, Math.max(0, partitionLag));
+    for (const ts of w.slice.acceptedTimestamps) metrics.freshnessSeconds.observe((now - ts) / 1000);
+    for (const r of w.slice.rejected) metrics.rejects.inc({ reason: r.reason });
+  }
+  if (result.isolated) metrics.isolations.inc();
+  if (result.unprocessable.length > 0) metrics.rejects.inc({ reason: 'unprocessable' }, result.unprocessable.length);
+  metrics.eventsAccepted.inc(result.inserted);
+  metrics.duplicatesSkipped.inc(result.duplicates);
+  metrics.batchSize.observe(records);
+  metrics.transactionSeconds.observe(transactionMs / 1000);
+  sizing.observe({ records, transactionMs, lag });
+  metrics.batchTarget.set(sizing.targetRecords);
+}

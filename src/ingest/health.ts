@@ -1,0 +1,102 @@
+/**
+ * What `/readyz` says about the consumer (DESIGN invariant 8: every stall is visible): it is
+ * not ready while it has crashed, while a commit lane has held work it could not commit for
+ * longer than the stall limit, while a partition assigned to it has records waiting and its
+ * Postgres offset has not moved for that long, or while a partition stopped at a retention
+ * gap. Reasons are plain words for the operator: no hostnames, no driver errors (those go to
+ * the log).
+ */
+import type { IngestMetrics } from './metrics';
+
+export interface LaneProbe {
+  /** How long the lane has held work without committing any (MicroBatcher.stalledMs). */
+  stalledMs(now: number): number;
+}
+
+interface Progress {
+  offset: bigint | undefined;
+  since: number;
+}
+
+export class IngestHealth {
+  private crash: string | undefined;
+  private readonly stoppedAtGap = new Map<number, string>();
+  private readonly assignedAt = new Map<number, number>();
+  private readonly progress = new Map<number, Progress>();
+  private stalledPartitions: { partition: number; seconds: number }[] = [];
+
+  constructor(
+    private readonly options: { stallLimitMs: number; lanes: readonly LaneProbe[]; partitionsOfLane: (lane: number) => number[]; metrics: IngestMetrics },
+  ) {}
+
+  /** The consumer died and will not restart by itself. */
+  markCrashed(reason: string): void {
+    this.crash = reason;
+  }
+
+  markStoppedAtGap(partition: number, reason: string): void {
+    this.stoppedAtGap.set(partition, reason);
+  }
+
+  /** The partitions this member owns after a (re)join. */
+  setAssignment(partitions: readonly number[], now = Date.now()): void {
+    const kept = new Map<number, number>();
+    for (const p of partitions) kept.set(p, this.assignedAt.get(p) ?? now);
+    this.assignedAt.clear();
+    for (const [p, at] of kept) this.assignedAt.set(p, at);
+  }
+
+  assignedPartitions(): number[] {
+    return [...this.assignedAt.keys()].sort((a, b) => a - b);
+  }
+
+  /**
+   * One look at every partition: records waiting (high watermark minus the Postgres offset,
+   * or the log start where Postgres has none) and whether the Postgres offset moved.
+   */
+  observePartitions(
+    watermarks: ReadonlyMap<number, { low: bigint; high: bigint }>,
+    stored: ReadonlyMap<number, bigint>,
+    topic: string,
+    now = Date.now(),
+  ): void {
+    const stalled: { partition: number; seconds: number }[] = [];
+    for (const [partition, { low, high }] of watermarks) {
+      const offset = stored.get(partition);
+      const position = offset === undefined || offset < low ? low : offset;
+      const waiting = high > position ? high - position : 0n;
+      this.options.metrics.consumerLag.set({ topic, partition: String(partition) }, Number(waiting));
+      const seen = this.progress.get(partition);
+      if (!seen || seen.offset !== offset) this.progress.set(partition, { offset, since: now });
+      const assignedAt = this.assignedAt.get(partition);
+      if (assignedAt === undefined || waiting === 0n) continue;
+      const stuckMs = now - Math.max(assignedAt, this.progress.get(partition)?.since ?? now);
+      if (stuckMs > this.options.stallLimitMs) stalled.push({ partition, seconds: Math.round(stuckMs / 1000) });
+    }
+    this.stalledPartitions = stalled;
+  }
+
+  /** Ready, or the first reason not to be. Also refreshes the stall gauges. */
+  status(now = Date.now()): { ready: true } | { ready: false; reason: string } {
+    const { lanes, stallLimitMs, metrics, partitionsOfLane } = this.options;
+    const laneStalls: { lane: number; seconds: number }[] = [];
+    lanes.forEach((lane, index) => {
+      const ms = lane.stalledMs(now);
+      metrics.laneStalledSeconds.set({ lane: String(index) }, ms / 1000);
+      if (ms > stallLimitMs) laneStalls.push({ lane: index, seconds: Math.round(ms / 1000) });
+    });
+    const limit = `${Math.round(stallLimitMs / 1000)} s`;
+    let reason: string | undefined;
+    if (this.crash) reason = `consumer stopped: ${this.crash}`;
+    else if (this.stoppedAtGap.size > 0) reason = [...this.stoppedAtGap.values()].join('; ');
+    else if (laneStalls.length > 0) {
+      const stall = laneStalls[0] as { lane: number; seconds: number };
+      reason = `commit lane ${stall.lane} (partitions ${partitionsOfLane(stall.lane).join(', ') || 'none'}) has not committed for ${stall.seconds} s (stall limit ${limit})`;
+    } else if (this.stalledPartitions.length > 0) {
+      const parts = this.stalledPartitions.map((s) => `${s.partition} (${s.seconds} s)`).join(', ');
+      reason = `partition(s) ${parts} have records waiting and no progress in Postgres (stall limit ${limit})`;
+    }
+    metrics.stalled.set(reason ? 1 : 0);
+    return reason ? { ready: false, reason } : { ready: true };
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * A timer that looks at every partition of the input topic whether or not anything commits:
+ * the broker's high watermarks against the offsets in Postgres give the lag, and an offset
+ * that does not move while records wait is a stall. Each tick also refreshes the stall
+ * gauges and logs a change of readiness, so a stall reaches the log and the metrics within
+ * the stall limit even when nobody polls /readyz.
+ */
+import type { Logger } from '../log';
+import type { IngestHealth } from './health';
+import type { Watermarks } from './positions';
+
+export interface MonitorDeps {
+  health: IngestHealth;
+  topic: string;
+  intervalMs: number;
+  watermarks: () => Promise<Map<number, Watermarks>>;
+  storedOffsets: () => Promise<Map<number, bigint>>;
+  logger: Logger;
+}
+
+export function startPartitionMonitor(deps: MonitorDeps): { stop(): void; tick(): Promise<void> } {
+  let lastReason: string | undefined;
+  let lastLoggedAt = 0;
+  let running: Promise<void> | undefined;
+  const tick = async () => {
+    try {
+      const [marks, stored] = await Promise.all([deps.watermarks(), deps.storedOffsets()]);
+      deps.health.observePartitions(marks, stored, deps.topic);
+    } catch (err) {
+      // Kafka or Postgres unreachable: /readyz says so itself; the lanes' stall still counts.
+      deps.logger.debug({ err }, 'partition monitor could not read watermarks or offsets');
+    }
+    const status = deps.health.status();
+    const reason = status.ready ? undefined : status.reason;
+    const now = Date.now();
+    if (reason && (!lastReason || now - lastLoggedAt > 60_000)) {
+      deps.logger.error({ reason }, 'ingest not ready');
+      lastLoggedAt = now;
+    } else if (!reason && lastReason) {
+      deps.logger.info('ingest ready again');
+    }
+    lastReason = reason;
+  };
+  const timer = setInterval(() => {
+    if (!running) running = tick().finally(() => (running = undefined));
+  }, deps.intervalMs);
+  timer.unref();
+  return {
+    stop: () => clearInterval(timer),
+    tick,
+  };
+}

@@ -1,0 +1,99 @@
+/**
+ * Where each partition resumes: Postgres decides (consumer_offsets, written in the same
+ * transaction as the events), never Kafka's committed offsets. Where Postgres has no offset
+ * for a partition yet, the consumer starts from a configured position (the log start by
+ * default) and records it in Postgres before taking anything, so a crash before the first
+ * commit cannot skip records, and a later retention gap is noticed.
+ *
+ * Every fetch is checked against the position: a fetch that started elsewhere (Kafka's
+ * committed offset raced the seek, or a stale fetch after a rebalance) is dropped and the
+ * partition sought back; a fetch that starts past the position because retention deleted
+ * the records in between is a retention gap: logged with the offsets lost, counted, and
+ * then either skipped (consumption continues from the log start) or held (`stop`).
+ */
+import type pg from 'pg';
+import { loadOffsets, storeOffsets } from '../store/offsets';
+import { withTransaction } from '../store/transaction';
+
+export type StartFrom = 'earliest' | 'latest';
+export type OnRetentionGap = 'continue' | 'stop';
+
+export interface Watermarks {
+  low: bigint;
+  high: bigint;
+}
+
+export type FetchCheck =
+  | { action: 'take' }
+  /** The fetch started elsewhere: seek here and drop it. */
+  | { action: 'seek'; offset: bigint }
+  /** Retention deleted [from, to) before it was read. */
+  | { action: 'gap'; from: bigint; to: bigint };
+
+export class PartitionPositions {
+  /** Next offset to take per partition: Postgres's after each (re)join, then advanced as slices are buffered. */
+  private readonly next = new Map<number, bigint>();
+
+  constructor(
+    private readonly deps: {
+      pool: pg.Pool;
+      groupId: string;
+      topic: string;
+      startFrom: StartFrom;
+      watermarks: (partitions: number[]) => Promise<Map<number, Watermarks>>;
+    },
+  ) {}
+
+  /** Reloads every partition's position from Postgres (after a rebalance, another member may have moved them). */
+  async reload(): Promise<Map<number, bigint>> {
+    const stored = await loadOffsets(this.deps.pool, this.deps.groupId, this.deps.topic);
+    this.next.clear();
+    for (const [partition, offset] of stored) this.next.set(partition, offset);
+    return stored;
+  }
+
+  /** The position of `partition`: Postgres's, or the configured start, recorded in Postgres first. */
+  async positionOf(partition: number): Promise<bigint> {
+    const known = this.next.get(partition);
+    if (known !== undefined) return known;
+    const stored = (await this.storedPosition(partition)) ?? (await this.recordStart(partition));
+    this.advance(partition, stored);
+    return this.next.get(partition) as bigint;
+  }
+
+  private async storedPosition(partition: number): Promise<bigint | undefined> {
+    return (await loadOffsets(this.deps.pool, this.deps.groupId, this.deps.topic)).get(partition);
+  }
+
+  private async recordStart(partition: number): Promise<bigint> {
+    const marks = (await this.deps.watermarks([partition])).get(partition);
+    if (!marks) throw new Error(`no watermarks for ${this.deps.topic}/${partition}`);
+    const start = this.deps.startFrom === 'latest' ? marks.high : marks.low;
+    await withTransaction(this.deps.pool, (client) =>
+      storeOffsets(client, this.deps.groupId, [{ topic: this.deps.topic, partition, nextOffset: start }]),
+    );
+    // Another member may have stored a position meanwhile; offsets never move back, so read it again.
+    return (await this.storedPosition(partition)) ?? start;
+  }
+
+  /** Decides what to do with a fetch of `partition` that started at `fetchedOffset`. */
+  async check(partition: number, fetchedOffset: bigint): Promise<FetchCheck> {
+    const position = await this.positionOf(partition);
+    if (fetchedOffset === position) return { action: 'take' };
+    if (fetchedOffset > position) {
+      const marks = (await this.deps.watermarks([partition])).get(partition);
+      if (marks && position < marks.low) return { action: 'gap', from: position, to: marks.low };
+    }
+    return { action: 'seek', offset: position };
+  }
+
+  /** Moves the position past what was buffered (never back). */
+  advance(partition: number, nextOffset: bigint): void {
+    if ((this.next.get(partition) ?? -1n) < nextOffset) this.next.set(partition, nextOffset);
+  }
+
+  /** Accepts a retention gap: the partition continues from `offset`. */
+  skipTo(partition: number, offset: bigint): void {
+    this.next.set(partition, offset);
+  }
+}

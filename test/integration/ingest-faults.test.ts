@@ -1,0 +1,195 @@
+/**
+ * Faults around the hot path, on the real Kafka and Postgres: a stall shows on /readyz (503
+ * with a reason within the stall limit plus 5 s, 200 after), in a metric and in the log; a
+ * crash before a partition's first Postgres commit loses nothing; a retention gap is logged,
+ * counted and passed (or held, if so configured); a port that cannot be bound stops the
+ * process before it consumes anything.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { HuntEvent } from '../../src/events/schema';
+import { foldEvents } from '../../src/rules/reference';
+import { loadConfig } from '../../src/config';
+import { adminConnectionString, createTestDatabase, type TestDatabase } from '../helpers/database';
+import { clueFound, recordOf } from '../helpers/event-builders';
+import { createTestTopics, projectionOf, sendRecords, startIngestProcess, testKafka, waitCaughtUp, type IngestProcess } from '../helpers/ingest';
+import { waitFor } from '../helpers/wait';
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterAll(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+});
+
+async function database(): Promise<TestDatabase> {
+  const db = await createTestDatabase();
+  cleanups.push(() => db.dispose());
+  return db;
+}
+function track(ingest: IngestProcess): IngestProcess {
+  cleanups.push(() => ingest.kill('SIGKILL'));
+  return ingest;
+}
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const base = Date.now() - 3_600_000;
+function eventsFor(prefix: string, count: number, from = 0): HuntEvent[] {
+  return Array.from({ length: count }, (_, k) => {
+    const i = from + k;
+    return clueFound({ eventId: `${prefix}-${i}`, huntId: `hunt-${i % 5}`, playerId: `p${i % 17}`, clueId: `c${i}`, points: i % 20, occurredAt: new Date(base + i).toISOString() });
+  });
+}
+const send = (topic: string, events: HuntEvent[]) => sendRecords(topic, events.map((e) => ({ key: e.huntId, value: recordOf(e) })));
+
+/** Runs SQL on the cluster's maintenance database (ALTER DATABASE, pg_terminate_backend). */
+async function asAdmin(sql: string, values: unknown[] = []): Promise<void> {
+  const admin = new pg.Client({ connectionString: adminConnectionString(loadConfig().databaseUrl) });
+  await admin.connect();
+  try {
+    await admin.query(sql, values);
+  } finally {
+    await admin.end();
+  }
+}
+const dropConnections = (db: TestDatabase) =>
+  asAdmin('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [db.name]);
+
+async function readyz(ingest: IngestProcess): Promise<{ status: number; body: { error?: string } }> {
+  const res = await fetch(`${ingest.apiUrl}/readyz`);
+  return { status: res.status, body: (await res.json()) as { error?: string } };
+}
+const metricsOf = async (ingest: IngestProcess) => (await fetch(`${ingest.apiUrl}/metrics`)).text();
+
+describe('the stall signal', () => {
+  it('answers 503 with a reason within the stall limit plus 5 s while Postgres refuses writes, and 200 after', async () => {
+    const stallLimitMs = 4000;
+    const db = await database();
+    const topics = await createTestTopics(2);
+    const ingest = track(startIngestProcess(db.url, topics, { INGEST_STALL_LIMIT_MS: String(stallLimitMs) }));
+    await ingest.ready();
+    const before = eventsFor('s', 200);
+    await send(topics.events, before);
+    await waitCaughtUp(db.pool, topics);
+    expect((await readyz(ingest)).status).toBe(200);
+
+    // Every new transaction of this database is read-only from now on: commits fail (an outage, retried).
+    await asAdmin(`ALTER DATABASE ${db.name} SET default_transaction_read_only = on`);
+    await dropConnections(db);
+    const during = eventsFor('s', 200, 200);
+    await send(topics.events, during);
+    const stalledFrom = Date.now();
+    const notReady = await waitFor('readiness to turn 503', async () => {
+      const answer = await readyz(ingest);
+      return answer.status === 503 ? answer : undefined;
+    }, { timeoutMs: stallLimitMs + 15_000, intervalMs: 200 });
+    expect(Date.now() - stalledFrom).toBeLessThanOrEqual(stallLimitMs + 5000);
+    expect(notReady.body.error).toMatch(/commit lane \d+ .* has not committed for \d+ s|partition\(s\) .* no progress in Postgres/);
+    expect(notReady.body.error).not.toMatch(/127\.0\.0\.1|hunt@|ECONN|SQLSTATE/);
+    const metrics = await metricsOf(ingest);
+    expect(metrics).toMatch(/hunt_ingest_stalled 1\b/);
+    expect(metrics).toMatch(/hunt_ingest_lane_stalled_seconds\{lane="\d"\} ([4-9]|\d\d)/);
+    await waitFor('the stall in the log', () => fs.readFileSync(ingest.logFile, 'utf8').includes('ingest not ready'), { timeoutMs: 10_000 });
+
+    await asAdmin(`ALTER DATABASE ${db.name} RESET default_transaction_read_only`);
+    await dropConnections(db);
+    await waitFor('readiness to turn 200 again', async () => (await readyz(ingest)).status === 200, { timeoutMs: 30_000, intervalMs: 200 });
+    await waitCaughtUp(db.pool, topics);
+    expect(await projectionOf(db.pool)).toEqual(foldEvents([...before, ...during]));
+    expect(await metricsOf(ingest)).toMatch(/hunt_ingest_stalled 0\b/);
+  });
+});
+
+describe('no loss window', () => {
+  it('loses nothing when the consumer is killed before its first Postgres commit', async () => {
+    const db = await database();
+    const topics = await createTestTopics(2);
+    // Hold the first commit: the hot path locks its hunts' fence rows before it writes anything.
+    const locker = await db.pool.connect();
+    await locker.query('BEGIN');
+    await locker.query('LOCK TABLE hunts IN ACCESS EXCLUSIVE MODE');
+    const events = eventsFor('k', 500);
+    // A short session, so the group notices the killed member quickly.
+    const env = { INGEST_SESSION_TIMEOUT_MS: '6000' };
+    const first = track(startIngestProcess(db.url, topics, env));
+    await first.ready();
+    await send(topics.events, events);
+    await waitFor('every record to be read (and buffered)', async () => /hunt_ingest_records_read_total 500\b/.test(await metricsOf(first)), { timeoutMs: 30_000 });
+    // Longer than kafkajs's auto-commit interval (5 s): where Kafka's committed offsets run
+    // ahead of Postgres, they would have been written by now.
+    await sleep(6000);
+    await first.kill('SIGKILL');
+    await locker.query('ROLLBACK');
+    locker.release();
+
+    const second = track(startIngestProcess(db.url, topics, env));
+    await second.ready();
+    await waitCaughtUp(db.pool, topics);
+    expect(await projectionOf(db.pool)).toEqual(foldEvents(events));
+  });
+});
+
+describe('a retention gap', () => {
+  async function gapSetup(policy: 'continue' | 'stop') {
+    const db = await database();
+    const topics = await createTestTopics(1);
+    const first = track(startIngestProcess(db.url, topics));
+    await first.ready();
+    const early = eventsFor(`g${policy}`, 100);
+    await send(topics.events, early);
+    await waitCaughtUp(db.pool, topics);
+    await first.kill('SIGTERM');
+    const late = eventsFor(`g${policy}`, 100, 100); // offsets 100-199
+    await send(topics.events, late);
+    // Retention, as the broker would apply it: the log now starts at offset 150.
+    const admin = testKafka().admin();
+    await admin.connect();
+    await admin.fetchTopicMetadata({ topics: [topics.events] }); // kafkajs needs the leaders loaded first
+    await admin.deleteTopicRecords({ topic: topics.events, partitions: [{ partition: 0, offset: '150' }] });
+    await admin.disconnect();
+    const second = track(startIngestProcess(db.url, topics, { INGEST_ON_RETENTION_GAP: policy }));
+    return { db, topics, early, late, second };
+  }
+
+  it('is logged with the offsets lost, counted, and consumption goes on from the log start', async () => {
+    const { db, topics, early, late, second } = await gapSetup('continue');
+    await second.ready();
+    await waitCaughtUp(db.pool, topics);
+    expect(await projectionOf(db.pool)).toEqual(foldEvents([...early, ...late.slice(50)]));
+    const log = fs.readFileSync(second.logFile, 'utf8');
+    expect(log).toMatch(/retention deleted 50 records of .*\/0 before they were read/);
+    expect(log).toMatch(/"firstLostOffset":"100","lastLostOffset":"149"/);
+    expect(await metricsOf(second)).toMatch(/hunt_ingest_retention_gap_records_total\{topic="[^"]+",partition="0"\} 50\b/);
+    expect((await readyz(second)).status).toBe(200);
+  });
+
+  it('holds the partition, not ready, when configured to stop', async () => {
+    const { db, early, second } = await gapSetup('stop');
+    const answer = await waitFor('readiness to report the gap', async () => {
+      const r = await fetch(`${second.apiUrl}/readyz`).catch(() => undefined);
+      if (!r || r.status !== 503) return undefined;
+      const body = (await r.json()) as { error?: string };
+      return body.error?.includes('retention') ? body : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 250 });
+    expect(answer.error).toMatch(/partition 0 lost 50 records to retention \(offsets 100-149\)/);
+    expect(await projectionOf(db.pool)).toEqual(foldEvents(early));
+  });
+});
+
+describe('start-up', () => {
+  it('stops with a clear message and a non-zero exit when the API port is taken, consuming nothing', async () => {
+    const db = await database();
+    const topics = await createTestTopics(1);
+    await send(topics.events, eventsFor('p', 20));
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '0.0.0.0', resolve));
+    cleanups.push(() => new Promise((resolve) => blocker.close(resolve)));
+    const port = (blocker.address() as net.AddressInfo).port;
+    const ingest = track(startIngestProcess(db.url, topics, { API_PORT: String(port) }));
+    const code = await new Promise<number | null>((resolve) => ingest.child.once('exit', (c) => resolve(c)));
+    expect(code).not.toBe(0);
+    expect(fs.readFileSync(ingest.logFile, 'utf8')).toContain(`API_PORT ${port} is already in use`);
+    const { rows } = await db.pool.query('SELECT (SELECT count(*)::int FROM events) AS events, (SELECT count(*)::int FROM consumer_offsets) AS offsets');
+    expect(rows[0]).toEqual({ events: 0, offsets: 0 });
+  });
+});
