@@ -4,25 +4,33 @@
  * heartbeat. A chunk committed after the last heartbeat is imported again on resume, which
  * changes nothing (eventIds dedupe, quarantine is unique per source position).
  */
-import fs from 'node:fs';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { addCounts, commitImport, emptyCounts, prepareImport, type ImportOptions, type ImportOrigin } from '../src/backfill/import-records';
 import { consumeRange, remaining, resolveRange } from '../src/backfill/kafka-source';
-import { fileSize, readChunk } from '../src/backfill/ndjson-source';
+import { checkImportFile, ImportFileError } from '../src/backfill/import-file';
+import { fileSize, readChunk, type FileRecord } from '../src/backfill/ndjson-source';
+import { toDetailText } from '../src/events/detail-text';
+import { MAX_EVENT_BYTES } from '../src/events/validate';
+import type { RejectedRecord } from '../src/store/quarantine';
 import type { BackfillSource, ChunkBatchInput, ChunkBatchResult, SourceExtent } from '../src/backfill/types';
 import type { ActivityDeps } from './deps';
+
+/** The checked real path of a job's file; a file it may not read fails the job at once. */
+function importFile(importDir: string, file: string): string {
+  try {
+    return checkImportFile(importDir, file);
+  } catch (err) {
+    if (err instanceof ImportFileError) throw ApplicationFailure.nonRetryable(`backfill: ${err.message}`, 'InvalidJobInput');
+    throw err;
+  }
+}
 
 export function createBackfillActivities(deps: Pick<ActivityDeps, 'pool' | 'kafka' | 'config'>) {
   return {
     /** What the source holds, fixed at the start: the file's size, or the topic's offset range. */
     async describeBackfillSource(source: BackfillSource): Promise<SourceExtent> {
-      if (source.kind === 'file') {
-        if (!fs.existsSync(source.path)) {
-          throw ApplicationFailure.nonRetryable(`backfill: file ${source.path} does not exist on the worker's machine`, 'InvalidJobInput');
-        }
-        return { total: fileSize(source.path) };
-      }
+      if (source.kind === 'file') return { total: fileSize(importFile(deps.config.backfill.importDir, source.path)) };
       const admin = deps.kafka.admin();
       await admin.connect();
       const exists = (await admin.listTopics()).includes(source.topic);
@@ -50,17 +58,19 @@ export function createBackfillActivities(deps: Pick<ActivityDeps, 'pool' | 'kafk
  * heartbeat's cursor moves only past committed chunks, so a resumed attempt starts right
  * after the last commit.
  */
-async function importFileChunks(deps: Pick<ActivityDeps, 'pool'>, input: ChunkBatchInput, start: ChunkBatchResult, options: ImportOptions, context: Context) {
+async function importFileChunks(deps: Pick<ActivityDeps, 'pool' | 'config'>, input: ChunkBatchInput, start: ChunkBatchResult, options: ImportOptions, context: Context) {
   const path = (input.source as { path: string }).path;
+  const realPath = importFile(deps.config.backfill.importDir, path);
   const origin: ImportOrigin = { topic: `file:${path}`, partition: 0, sourceLabel: `backfill:${input.jobId}` };
   let state = start;
   let readFrom = state.cursor.file ?? { byteOffset: 0, line: 1 };
   let committing: Promise<ChunkBatchResult> | undefined;
   for (let chunk = 0; chunk < input.maxChunks && !start.done; chunk++) {
     if (context.cancellationSignal.aborted) break;
-    const read = readChunk(path, readFrom, input.chunkSize);
-    const records = read.records.map((r) => ({ offset: String(r.line), key: null, value: r.value, timestamp: '0' }));
-    const prepared = prepareImport(origin, records, options);
+    const read = readChunk(realPath, readFrom, input.chunkSize, MAX_EVENT_BYTES);
+    const fitting = read.records.filter((r) => r.bytes <= MAX_EVENT_BYTES);
+    const records = fitting.map((r) => ({ offset: String(r.line), key: null, value: r.value, timestamp: '0' }));
+    const prepared = prepareImport(origin, records, options, read.records.filter((r) => r.bytes > MAX_EVENT_BYTES).map((r) => tooLongLine(origin, r)));
     if (committing) state = await committing;
     if (context.cancellationSignal.aborted) break;
     const before = state;
@@ -94,6 +104,19 @@ async function importKafkaChunks(deps: Pick<ActivityDeps, 'pool' | 'kafka'>, inp
   }, context.cancellationSignal);
   const left = remaining(cursor, range.end);
   return { ...state, cursor: { kafka: cursor }, done: left === 0, position: remaining(range.start, range.end) - left };
+}
+
+/** A line too long to hold: too_large, with its real size; quarantine keeps its first bytes. */
+function tooLongLine(origin: ImportOrigin, record: FileRecord): RejectedRecord {
+  return {
+    topic: origin.topic,
+    partition: origin.partition,
+    offset: String(record.line),
+    key: null,
+    value: record.value,
+    reason: 'too_large',
+    detail: toDetailText(`line ${record.line} is ${record.bytes} bytes; the limit is ${MAX_EVENT_BYTES} (quarantine keeps its first ${record.value.length} bytes)`),
+  };
 }
 
 function msOf(iso: string | undefined): number | undefined {

@@ -44,7 +44,8 @@ const step = (message: string) => console.log(`[bench ${new Date().toISOString()
 export async function runBatchBench(options: BatchBenchOptions, command: string): Promise<BatchBenchResult> {
   const config = loadConfig();
   const resources = new BenchResources(config.databaseUrl, createKafka(config, createLogger({ logLevel: 'warn' }, 'bench'), 'hunt-bench'));
-  const dataDir = path.join(config.stack.stateDir, 'bench-data');
+  // Backfill reads only files under the import folder.
+  const dataDir = path.join(config.backfill.importDir, 'bench-data');
   const dataFile = path.join(dataDir, `batch-${resources.runId}.ndjson`);
   const warmupFile = path.join(dataDir, `batch-${resources.runId}-warmup.ndjson`);
   const cleanups: (() => Promise<unknown>)[] = [];

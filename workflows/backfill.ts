@@ -23,7 +23,7 @@ import { addCounts, emptyCounts, type ImportCounts } from '../src/backfill/count
 import type { KafkaRange } from '../src/backfill/kafka-source';
 import type { BackfillCursor, BackfillSource } from '../src/backfill/types';
 import { HUNT_ID, HUNT_JOB_KIND } from '../src/temporal/search-attributes';
-import { asObject, badInput, optionalInt, rejectUnknownFields } from './input';
+import { asObject, badInput, optionalInt, optionalIsoTime, rejectUnknownFields } from './input';
 
 const { describeBackfillSource } = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
@@ -189,15 +189,9 @@ function checkSource(source: Record<string, unknown>): BackfillSource {
     if (typeof source.topic !== 'string' || !/^[A-Za-z0-9._-]{1,249}$/.test(source.topic)) {
       throw badInput('backfill', `source.topic must be a Kafka topic name, got ${JSON.stringify(source.topic)}`);
     }
-    for (const field of ['from', 'to'] as const) {
-      const value = source[field];
-      if (value !== undefined && (typeof value !== 'string' || Number.isNaN(Date.parse(value)))) {
-        throw badInput('backfill', `source.${field} must be an ISO-8601 time such as 2026-11-22T00:00:00Z, got ${JSON.stringify(value)}`);
-      }
-    }
-    const from = source.from as string | undefined;
-    const to = source.to as string | undefined;
-    if (from !== undefined && to !== undefined && Date.parse(from) >= Date.parse(to)) {
+    const from = optionalIsoTime('backfill', source, 'from');
+    const to = optionalIsoTime('backfill', source, 'to');
+    if (from !== undefined && to !== undefined && from >= to) {
       throw badInput('backfill', `source.from (${from}) must be before source.to (${to})`);
     }
     return { kind: 'kafka', topic: source.topic, from, to };

@@ -2,7 +2,7 @@ import { proxyActivities, upsertMemo, upsertSearchAttributes } from '@temporalio
 import type { Activities } from '../activities';
 import type { ReplayTotals } from '../activities/dlq-replay';
 import { HUNT_JOB_KIND } from '../src/temporal/search-attributes';
-import { asObject, badInput, optionalInt, rejectUnknownFields } from './input';
+import { asObject, badInput, optionalInt, optionalIsoTime, rejectUnknownFields } from './input';
 
 const { replayQuarantined } = proxyActivities<Activities>({
   startToCloseTimeout: '1 hour',
@@ -10,7 +10,7 @@ const { replayQuarantined } = proxyActivities<Activities>({
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
 });
 
-const REASONS = ['too_large', 'invalid_json', 'unknown_type', 'schema_violation', 'future_timestamp'];
+const REASONS = ['too_large', 'invalid_json', 'unknown_type', 'schema_violation', 'future_timestamp', 'unprocessable'];
 
 /**
  * Web UI input: `{}` (everything quarantined and not yet replayed), or e.g.
@@ -36,20 +36,17 @@ export async function dlqReplay(input: DlqReplayInput = {}): Promise<ReplayTotal
   if (reasons !== undefined && (!Array.isArray(reasons) || reasons.some((r) => !REASONS.includes(r as string)))) {
     throw badInput('dlqReplay', `reasons must be a list drawn from ${REASONS.join(', ')}, got ${JSON.stringify(reasons)}`);
   }
-  for (const field of ['from', 'to'] as const) {
-    const value = fields[field];
-    if (value !== undefined && (typeof value !== 'string' || Number.isNaN(Date.parse(value)))) {
-      throw badInput('dlqReplay', `${field} must be an ISO-8601 time such as 2026-11-22T00:00:00Z, got ${JSON.stringify(value)}`);
-    }
-  }
+  const from = optionalIsoTime('dlqReplay', fields, 'from');
+  const to = optionalIsoTime('dlqReplay', fields, 'to');
+  if (from !== undefined && to !== undefined && from >= to) throw badInput('dlqReplay', `from (${from}) must be before to (${to})`);
   if (fields.dryRun !== undefined && typeof fields.dryRun !== 'boolean') throw badInput('dlqReplay', 'dryRun must be true or false');
   const dryRun = fields.dryRun === true;
   upsertSearchAttributes([{ key: HUNT_JOB_KIND, value: 'dlqReplay' }]);
-  upsertMemo({ reasons: (reasons as string[] | undefined)?.join(',') ?? '(all)', from: input.from ?? '-', to: input.to ?? '-', dryRun });
+  upsertMemo({ reasons: (reasons as string[] | undefined)?.join(',') ?? '(all)', from: from ?? '-', to: to ?? '-', dryRun });
   const totals = await replayQuarantined({
     reasons: reasons as string[] | undefined,
-    from: input.from,
-    to: input.to,
+    from,
+    to,
     dryRun,
     batchSize: optionalInt('dlqReplay', fields, 'batchSize', 1, 10_000, 1000),
   });

@@ -2,8 +2,15 @@
  * Reads an NDJSON file in chunks from a byte cursor, so an import can stop anywhere and
  * resume exactly after its last committed chunk. One record per line; blank lines are
  * skipped but counted, so line numbers in quarantine match the file.
+ *
+ * Memory stays bounded whatever the file holds: a line longer than `maxLineBytes` (by default
+ * the largest event, 64 KiB) is not buffered whole; its first `maxLineBytes` are kept (for
+ * quarantine) and the rest only counted, so the record is rejected as too_large with its
+ * real size. A file that is one endless line (say /dev/zero, had it got past the check that
+ * it is a regular file) costs a block of memory, not the whole line.
  */
 import fs from 'node:fs';
+import { MAX_EVENT_BYTES } from '../events/validate';
 
 export interface FileCursor {
   /** Byte offset of the next unread line. */
@@ -14,7 +21,10 @@ export interface FileCursor {
 
 export interface FileRecord {
   line: number;
+  /** The line's bytes, or its first `maxLineBytes` when `bytes` is larger. */
   value: Buffer;
+  /** The line's full length in bytes (without the newline). */
+  bytes: number;
 }
 
 export interface FileChunk {
@@ -30,39 +40,103 @@ export function fileSize(path: string): number {
 }
 
 /** Reads up to `maxRecords` non-blank lines starting at `cursor`. */
-export function readChunk(path: string, cursor: FileCursor, maxRecords: number): FileChunk {
+export function readChunk(path: string, cursor: FileCursor, maxRecords: number, maxLineBytes = MAX_EVENT_BYTES): FileChunk {
   const fd = fs.openSync(path, 'r');
   try {
+    // Checked again on the open file: a path swapped for a device or a FIFO after the job's
+    // start-up check must not be read.
+    if (!fs.fstatSync(fd).isFile()) throw new Error(`${path} is no longer a regular file`);
+    const reader = new LineReader(fd, cursor, maxLineBytes);
     const records: FileRecord[] = [];
-    const next = { ...cursor };
-    // `pending` holds the file's bytes from next.byteOffset up to readPosition.
-    let pending = Buffer.alloc(0);
-    let readPosition = cursor.byteOffset;
-    const block = Buffer.alloc(READ_BLOCK);
-    const take = (bytes: Buffer, consumed: number) => {
-      const line = bytes.length > 0 && bytes[bytes.length - 1] === 13 ? bytes.subarray(0, -1) : bytes;
-      if (line.toString('utf8').trim() !== '') records.push({ line: next.line, value: Buffer.from(line) });
-      next.line++;
-      next.byteOffset += consumed;
-    };
     while (records.length < maxRecords) {
-      const newline = pending.indexOf(10);
-      if (newline !== -1) {
-        take(pending.subarray(0, newline), newline + 1);
-        pending = pending.subarray(newline + 1);
-        continue;
-      }
-      const read = fs.readSync(fd, block, 0, READ_BLOCK, readPosition);
-      if (read === 0) {
-        // A last line without a newline is still a record.
-        if (pending.length > 0) take(pending, pending.length);
-        return { records, next, eof: true };
-      }
-      readPosition += read;
-      pending = Buffer.concat([pending, block.subarray(0, read)]);
+      const line = reader.nextLine();
+      if (!line) return { records, next: reader.cursor, eof: true };
+      if (!isBlank(line.value)) records.push(line);
     }
-    return { records, next, eof: next.byteOffset >= fileSize(path) };
+    return { records, next: reader.cursor, eof: reader.atEnd() };
   } finally {
     fs.closeSync(fd);
   }
+}
+
+class LineReader {
+  readonly cursor: FileCursor;
+  private readonly block = Buffer.alloc(READ_BLOCK);
+  /** Unconsumed bytes of the last read block (a view into `block`). */
+  private pending = Buffer.alloc(0);
+  private readPosition: number;
+  private eof = false;
+
+  constructor(
+    private readonly fd: number,
+    start: FileCursor,
+    private readonly maxLineBytes: number,
+  ) {
+    this.cursor = { ...start };
+    this.readPosition = start.byteOffset;
+  }
+
+  /** The next line (possibly blank), or undefined at the end of the file. */
+  nextLine(): FileRecord | undefined {
+    const kept: Buffer[] = [];
+    let keptBytes = 0;
+    let lineBytes = 0;
+    for (;;) {
+      const newline = this.pending.indexOf(10);
+      const upto = newline === -1 ? this.pending.length : newline;
+      const part = this.pending.subarray(0, upto);
+      if (keptBytes < this.maxLineBytes) {
+        const keep = part.subarray(0, this.maxLineBytes - keptBytes);
+        kept.push(Buffer.from(keep));
+        keptBytes += keep.length;
+      }
+      lineBytes += part.length;
+      if (newline !== -1) {
+        this.pending = this.pending.subarray(newline + 1);
+        return this.finish(kept, lineBytes, lineBytes + 1);
+      }
+      this.pending = Buffer.alloc(0);
+      if (!this.fill()) {
+        // A last line without a newline is still a record.
+        return lineBytes > 0 ? this.finish(kept, lineBytes, lineBytes) : undefined;
+      }
+    }
+  }
+
+  atEnd(): boolean {
+    if (this.pending.length > 0) return false;
+    return !this.fill();
+  }
+
+  private finish(kept: Buffer[], lineBytes: number, consumed: number): FileRecord {
+    let value = Buffer.concat(kept);
+    let bytes = lineBytes;
+    if (value.length > 0 && value.length === lineBytes && value[value.length - 1] === 13) {
+      value = value.subarray(0, -1); // CRLF line ending
+      bytes--;
+    }
+    const record = { line: this.cursor.line, value, bytes };
+    this.cursor.line++;
+    this.cursor.byteOffset += consumed;
+    return record;
+  }
+
+  private fill(): boolean {
+    if (this.eof) return false;
+    const read = fs.readSync(this.fd, this.block, 0, READ_BLOCK, this.readPosition);
+    if (read === 0) {
+      this.eof = true;
+      return false;
+    }
+    this.readPosition += read;
+    // A view, not a copy: `pending` is always used up before the next read, and the bytes
+    // that outlive it (kept line prefixes) are copied out in nextLine.
+    this.pending = this.block.subarray(0, read);
+    return true;
+  }
+}
+
+function isBlank(value: Buffer): boolean {
+  for (const byte of value) if (byte !== 32 && byte !== 9 && byte !== 13) return false;
+  return true;
 }

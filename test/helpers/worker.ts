@@ -7,6 +7,9 @@ import { loadConfig, projectRoot } from '../../src/config';
 
 const config = loadConfig();
 
+/** Where tests write backfill files; workers started here may import from it. */
+export const TEST_DATA_DIR = path.join(projectRoot, '.hunt', 'test-data');
+
 export interface WorkerProcess {
   child: ChildProcess;
   logFile: string;
@@ -19,7 +22,7 @@ export function startWorkerProcess(databaseUrl: string, taskQueue: string, env: 
   const logFile = path.join(logDir, `worker-${taskQueue}-${Date.now()}.log`);
   const log = fs.openSync(logFile, 'a');
   const child = spawn('node', [path.join(projectRoot, 'bin/hunt.js'), 'worker'], {
-    env: { ...process.env, DATABASE_URL: databaseUrl, TEMPORAL_TASK_QUEUE: taskQueue, LOG_LEVEL: 'info', ...env },
+    env: { ...process.env, DATABASE_URL: databaseUrl, TEMPORAL_TASK_QUEUE: taskQueue, LOG_LEVEL: 'info', BACKFILL_IMPORT_DIR: TEST_DATA_DIR, ...env },
     stdio: ['ignore', log, log],
   });
   fs.closeSync(log);
@@ -67,7 +70,7 @@ export async function startInProcessWorker(pool: import('pg').Pool, taskQueue: s
     activities: createActivities({
       pool,
       kafka: new Kafka({ brokers: config.kafka.brokers, logLevel: logLevel.NOTHING }),
-      config,
+      config: { ...config, backfill: { importDir: TEST_DATA_DIR } },
       logger: createLogger({ logLevel: 'warn' }),
     }),
   });

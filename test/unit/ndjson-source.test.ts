@@ -29,11 +29,36 @@ describe('readChunk', () => {
     expect(readChunk(file, second.next, 10)).toEqual({ records: [], next: second.next, eof: true });
   });
 
-  it('handles lines longer than one read block', () => {
+  it('keeps only the first maxLineBytes of a line longer than that, and reports its full length', () => {
     const long = JSON.stringify({ pad: 'x'.repeat(3 * 1024 * 1024) });
     const file = fileWith(`${long}\n{"b":1}\n`);
-    const chunk = readChunk(file, { byteOffset: 0, line: 1 }, 5);
-    expect(chunk.records.map((r) => r.value.length)).toEqual([long.length, 7]);
+    const chunk = readChunk(file, { byteOffset: 0, line: 1 }, 5, 65_536);
+    expect(chunk.records.map((r) => [r.line, r.value.length, r.bytes])).toEqual([
+      [1, 65_536, long.length],
+      [2, 7, 7],
+    ]);
+    expect(chunk.records[0]?.value.toString()).toBe(long.slice(0, 65_536));
+    expect(chunk.next.byteOffset).toBe(long.length + 1 + 8);
     expect(chunk.eof).toBe(true);
+  });
+
+  it('reads a 64 MiB line without a newline in bounded memory', () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ndjson-')), 'one-line.ndjson');
+    const block = Buffer.alloc(1024 * 1024, 0x61);
+    const fd = fs.openSync(file, 'w');
+    for (let i = 0; i < 64; i++) fs.writeSync(fd, block);
+    fs.closeSync(fd);
+    const before = process.memoryUsage().arrayBuffers;
+    const chunk = readChunk(file, { byteOffset: 0, line: 1 }, 5, 1024);
+    const grewBy = process.memoryUsage().arrayBuffers - before;
+    expect(chunk.records.map((r) => [r.value.length, r.bytes])).toEqual([[1024, 64 * 1024 * 1024]]);
+    expect(chunk.eof).toBe(true);
+    // One read block (1 MiB) plus the kept prefix, never the line.
+    expect(grewBy).toBeLessThan(8 * 1024 * 1024);
+  });
+
+  it('counts a line of only whitespace as blank but keeps its line number', () => {
+    const file = fileWith('{"a":1}\n \t\r\n{"a":2}\n');
+    expect(readChunk(file, { byteOffset: 0, line: 1 }, 5).records.map((r) => r.line)).toEqual([1, 3]);
   });
 });

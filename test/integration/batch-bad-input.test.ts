@@ -1,0 +1,146 @@
+/**
+ * Batch jobs fail fast on input that can never work, with a message that says what to fix,
+ * instead of retrying forever; and data that is merely bad is quarantined while the job
+ * finishes. The real worker process, Temporal server and Postgres; the worker's memory is
+ * watched through a 100 MB line.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { clueFound, recordOf } from '../helpers/event-builders';
+import { uniqueName } from '../helpers/wait';
+import { startWorkerProcess, temporalClient, TEST_DATA_DIR, writeNdjson, type WorkerProcess } from '../helpers/worker';
+
+const dataDir = path.join(TEST_DATA_DIR, uniqueName('bad-input'));
+const taskQueue = uniqueName('bad-input');
+let db: TestDatabase;
+let worker: WorkerProcess;
+let client: Client;
+let closeClient: () => Promise<void>;
+
+beforeAll(async () => {
+  fs.mkdirSync(dataDir, { recursive: true });
+  db = await createTestDatabase();
+  worker = startWorkerProcess(db.url, taskQueue);
+  ({ client, close: closeClient } = await temporalClient());
+});
+afterAll(async () => {
+  await worker?.kill('SIGTERM');
+  await closeClient?.();
+  await db?.dispose();
+  fs.rmSync(dataDir, { recursive: true, force: true });
+});
+
+const execute = (workflowType: string, input: unknown) =>
+  client.workflow.execute(workflowType, { taskQueue, workflowId: uniqueName(workflowType), args: [input as never] });
+/** The failure's message, with the activity's own message when the check ran in one. */
+async function failureOf(run: Promise<unknown>): Promise<string> {
+  const err = await run.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  const cause = (err as WorkflowFailedError).cause;
+  return [cause?.message, (cause?.cause as Error | undefined)?.message].filter(Boolean).join(' / ');
+}
+const at = (i: number) => new Date(Date.now() - 3_600_000 + i).toISOString();
+
+describe('backfill', () => {
+  it('quarantines a line of NUL and schema-registry bytes and finishes the file', async () => {
+    const file = path.join(dataDir, 'nul.ndjson');
+    writeNdjson(file, [
+      recordOf(clueFound({ eventId: 'n-1', huntId: 'h', playerId: 'a', occurredAt: at(1) })),
+      Buffer.from([0, 0, 0, 0, 1, 0x7b, 0x7d]),
+      Buffer.from('\u0000\u0000\u0000'),
+      recordOf(clueFound({ eventId: 'n-2', huntId: 'h', playerId: 'b', occurredAt: at(2) })),
+    ]);
+    const result = await execute('backfill', { source: { kind: 'file', path: file } });
+    expect(result).toMatchObject({ state: 'completed', counts: { records: 4, inserted: 2, rejected: 2, rejectedByReason: { invalid_json: 2 } } });
+    const { rows } = await db.pool.query(`SELECT source_offset, reason, detail FROM quarantine WHERE source_topic = $1 ORDER BY source_offset`, [`file:${file}`]);
+    expect(rows.map((r) => [r.source_offset, r.reason])).toEqual([
+      [2, 'invalid_json'],
+      [3, 'invalid_json'],
+    ]);
+    expect(rows[0].detail).toContain('\\u0000');
+  });
+
+  it('reads a 100 MB line as one too_large record, in flat memory', async () => {
+    const file = path.join(dataDir, 'one-line.ndjson');
+    const fd = fs.openSync(file, 'w');
+    const block = Buffer.alloc(1024 * 1024, 0x61);
+    for (let i = 0; i < 100; i++) fs.writeSync(fd, block);
+    fs.writeSync(fd, `\n${recordOf(clueFound({ eventId: 'after-long', huntId: 'h', playerId: 'c', occurredAt: at(3) })).toString()}\n`);
+    fs.closeSync(fd);
+    const rss = watchRss(worker.child.pid as number);
+    const result = await execute('backfill', { source: { kind: 'file', path: file } });
+    const { baseline, peak } = rss.stop();
+    expect(result).toMatchObject({ state: 'completed', counts: { records: 2, inserted: 1, rejected: 1, rejectedByReason: { too_large: 1 } } });
+    const { rows } = await db.pool.query(`SELECT reason, detail, length(record_value) AS kept FROM quarantine WHERE source_topic = $1`, [`file:${file}`]);
+    expect(rows).toEqual([{ reason: 'too_large', detail: expect.stringContaining(`line 1 is ${100 * 1024 * 1024} bytes`), kept: 65_536 }]);
+    // Reading the line whole would take at least 100 MB more.
+    expect(peak - baseline).toBeLessThan(50 * 1024 * 1024);
+  });
+
+  it.each([
+    ['a directory', () => dataDir, /is a directory, not a regular file/],
+    ['/dev/zero', () => '/dev/zero', /outside the import folder .* \(BACKFILL_IMPORT_DIR\)/],
+    ['a symlink to /dev/zero inside the import folder', () => link('zero-link.ndjson', '/dev/zero'), /outside the import folder/],
+    ['a FIFO', () => fifo('pipe.ndjson'), /is a FIFO, not a regular file/],
+    ['a file outside the import folder', () => path.join(TEST_DATA_DIR, '..', 'test-logs'), /outside the import folder/],
+  ])('fails fast on %s, saying what to fix', async (_what, pathOf, message) => {
+    const started = Date.now();
+    expect(await failureOf(execute('backfill', { source: { kind: 'file', path: pathOf() } }))).toMatch(message);
+    expect(Date.now() - started).toBeLessThan(15_000); // one attempt, no retries
+  });
+
+  it('fails fast on an impossible date in a Kafka range', async () => {
+    expect(await failureOf(execute('backfill', { source: { kind: 'kafka', topic: 'hunt.events', from: '2026-02-30' } }))).toMatch(
+      /from must be an ISO-8601 time .*got "2026-02-30": no such date/,
+    );
+  });
+});
+
+describe('dlqReplay', () => {
+  it.each([
+    [{ from: '2026-02-30' }, /from must be an ISO-8601 time .*"2026-02-30": no such date/],
+    [{ to: '1' }, /to must be an ISO-8601 time .*got "1"/],
+    [{ from: '2026-11-22T10:00:00' }, /from must be an ISO-8601 time/],
+    [{ from: '2026-11-23', to: '2026-11-22' }, /from \(2026-11-23T00:00:00.000Z\) must be before to/],
+    [{ reasons: ['nonsense'] }, /reasons must be a list drawn from .*unprocessable/],
+  ])('fails fast on %j, saying what to fix', async (input, message) => {
+    expect(await failureOf(execute('dlqReplay', input))).toMatch(message);
+  });
+
+  it('takes a plain date as UTC midnight', async () => {
+    await expect(execute('dlqReplay', { from: '2026-02-28', to: '2026-03-01', dryRun: true })).resolves.toMatchObject({ examined: 0 });
+  });
+});
+
+function link(name: string, target: string): string {
+  const file = path.join(dataDir, name);
+  fs.symlinkSync(target, file);
+  return file;
+}
+
+function fifo(name: string): string {
+  const file = path.join(dataDir, name);
+  execFileSync('mkfifo', [file]);
+  return file;
+}
+
+/** Samples a process's resident memory until stopped. */
+function watchRss(pid: number) {
+  const read = () => Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+  const baseline = read();
+  let peak = baseline;
+  const timer = setInterval(() => (peak = Math.max(peak, read())), 50);
+  return {
+    stop() {
+      clearInterval(timer);
+      return { baseline, peak: Math.max(peak, read()) };
+    },
+  };
+}
