@@ -1,5 +1,5 @@
 import { Context } from '@temporalio/activity';
-import { advanceReconcileWatermark, huntsSinceWatermark, reconcileHunts, type HuntReconciliation } from '../src/store/reconcile';
+import { advanceReconcileWatermark, huntsInSeqRange, huntsSinceWatermark, reconcileHunts, type HuntReconciliation } from '../src/store/reconcile';
 import type { ActivityDeps } from './deps';
 
 export interface ReconcileActivityInput {
@@ -23,38 +23,70 @@ export interface ReconcileSummary {
   watermark?: number;
 }
 
+/**
+ * What a retry resumes from. The scope (the seq range) is fixed by the first attempt, so a
+ * retry reconciles the same hunts whatever arrived meanwhile; progress is the last hunt done
+ * in sorted order, not an index, so nothing shifts under it.
+ */
+interface Checkpoint {
+  fromSeq?: number;
+  toSeq?: number;
+  lastHuntDone?: string;
+  summary: ReconcileSummary;
+}
+
+const HEARTBEAT_EVERY_MS = 5000;
+
 export function createReconcileActivities(deps: Pick<ActivityDeps, 'pool'>) {
   return {
     async reconcileHunts(input: ReconcileActivityInput): Promise<ReconcileSummary> {
       const context = Context.current();
-      const scope = input.huntIds ? { huntIds: input.huntIds, toSeq: undefined } : await huntsSinceWatermark(deps.pool, input.settleMs);
-      const hunts = [...new Set(scope.huntIds)].sort();
-      const summary: ReconcileSummary = {
-        runId: input.runId,
-        hunts: hunts.length,
-        playersChecked: 0,
-        playersDrifted: 0,
-        treasuresChanged: 0,
-        repaired: input.repair,
-        drifted: [],
-      };
-      // Resume after a retry: hunts before the heartbeated index are done (and recorded).
-      const startAt = (context.info.heartbeatDetails as { next: number } | undefined)?.next ?? 0;
-      for (let i = startAt; i < hunts.length; i += input.huntsPerTransaction) {
-        const results = await reconcileHunts(deps.pool, hunts.slice(i, i + input.huntsPerTransaction), input.runId, input.repair);
-        for (const r of results) {
-          summary.playersChecked += r.playersChecked;
-          summary.playersDrifted += r.playersDrifted;
-          summary.treasuresChanged += r.treasuresChanged;
-          if (r.playersDrifted + r.treasuresChanged > 0 && summary.drifted.length < 100) summary.drifted.push(r);
-        }
-        context.heartbeat({ next: i + input.huntsPerTransaction });
+      const resumed = context.info.heartbeatDetails as Checkpoint | undefined;
+      let checkpoint: Checkpoint;
+      let hunts: string[];
+      if (input.huntIds) {
+        hunts = [...new Set(input.huntIds)].sort();
+        checkpoint = resumed ?? { summary: emptySummary(input) };
+      } else if (resumed?.toSeq !== undefined) {
+        hunts = await huntsInSeqRange(deps.pool, resumed.fromSeq ?? 0, resumed.toSeq);
+        checkpoint = resumed;
+      } else {
+        const scope = await huntsSinceWatermark(deps.pool, input.settleMs);
+        hunts = [...new Set(scope.huntIds)].sort();
+        checkpoint = { fromSeq: scope.fromSeq, toSeq: scope.toSeq, summary: emptySummary(input) };
       }
-      if (scope.toSeq !== undefined) {
-        await advanceReconcileWatermark(deps.pool, scope.toSeq);
-        summary.watermark = scope.toSeq;
+      const summary = checkpoint.summary;
+      summary.hunts = hunts.length;
+      const todo = checkpoint.lastHuntDone === undefined ? hunts : hunts.filter((h) => h > (checkpoint.lastHuntDone as string));
+      // A transaction over many big hunts can outlast the heartbeat timeout: keep beating while it runs.
+      const beat = setInterval(() => context.heartbeat(checkpoint), HEARTBEAT_EVERY_MS);
+      try {
+        for (let i = 0; i < todo.length; i += input.huntsPerTransaction) {
+          const group = todo.slice(i, i + input.huntsPerTransaction);
+          const results = await reconcileHunts(deps.pool, group, input.runId, input.repair);
+          for (const r of results) {
+            summary.playersChecked += r.playersChecked;
+            summary.playersDrifted += r.playersDrifted;
+            summary.treasuresChanged += r.treasuresChanged;
+            if (r.playersDrifted + r.treasuresChanged > 0 && summary.drifted.length < 100) summary.drifted.push(r);
+          }
+          checkpoint = { ...checkpoint, lastHuntDone: group[group.length - 1], summary };
+          context.heartbeat(checkpoint);
+        }
+      } finally {
+        clearInterval(beat);
+      }
+      // Every hunt with events up to toSeq is reconciled now; hunts that arrived after the
+      // scope was fixed are past toSeq, left for the next run.
+      if (checkpoint.toSeq !== undefined) {
+        await advanceReconcileWatermark(deps.pool, checkpoint.toSeq);
+        summary.watermark = checkpoint.toSeq;
       }
       return summary;
     },
   };
+}
+
+function emptySummary(input: ReconcileActivityInput): ReconcileSummary {
+  return { runId: input.runId, hunts: 0, playersChecked: 0, playersDrifted: 0, treasuresChanged: 0, repaired: input.repair, drifted: [] };
 }

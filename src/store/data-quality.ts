@@ -5,6 +5,7 @@
  */
 import type pg from 'pg';
 import { reconcileHunts } from './reconcile';
+import { repairStaleWindows, staleWindowsSql } from './rollups';
 
 export type Severity = 'info' | 'warning' | 'error';
 
@@ -21,7 +22,8 @@ interface Check {
   name: string;
   severity: Severity;
   /** Rows of findings (at most SAMPLE_LIMIT are kept) and their total count. */
-  find: (client: pg.Pool) => Promise<{ count: number; samples: unknown[]; hunts?: string[] }>;
+  /** `runId` names what the check records (drift rows), so a retried run records nothing twice. */
+  find: (pool: pg.Pool, runId: string) => Promise<{ count: number; samples: unknown[]; hunts?: string[] }>;
   repair?: (pool: pg.Pool, found: { hunts?: string[] }, runId: string) => Promise<Record<string, unknown>>;
 }
 
@@ -58,12 +60,7 @@ const repairByReconcile: Check['repair'] = async (pool, found, runId) => {
   };
 };
 
-const ROLLUP_FRESH = `SELECT r.hunt_id, r.window_start, r.events AS rollup_events, count(e.*)::int AS raw_events
-    FROM rollup_minute r
-    LEFT JOIN events e ON e.hunt_id = r.hunt_id AND e.occurred_at >= r.window_start AND e.occurred_at < r.window_start + interval '1 minute'
-   GROUP BY r.hunt_id, r.window_start, r.events, r.players, r.clue_points
-  HAVING r.events <> count(e.*) OR r.players <> count(DISTINCT e.player_id)
-      OR r.clue_points <> coalesce(sum((e.payload->>'points')::int) FILTER (WHERE e.type = 'clue.found'), 0)`;
+const STALE_ROLLUP_WINDOWS = `(${staleWindowsSql('minute')}) UNION ALL (${staleWindowsSql('hour')})`;
 
 export const CHECKS: Check[] = [
   {
@@ -95,11 +92,11 @@ export const CHECKS: Check[] = [
     severity: 'error',
     // Live projections against a recomputation from raw events, every hunt; drift rows are
     // recorded under the run (reconcile_drift) without repairing here.
-    find: async (pool) => {
+    find: async (pool, dqRunId) => {
       const { rows } = await pool.query<{ hunt_id: string }>(
         'SELECT hunt_id FROM hunts UNION SELECT DISTINCT hunt_id FROM player_scores',
       );
-      const runId = `dq-score-drift-${Date.now()}`;
+      const runId = `${dqRunId}/score-drift`;
       const results = [];
       // A few hunts per transaction: each holds those hunts' fence only briefly.
       for (let i = 0; i < rows.length; i += HUNTS_PER_TRANSACTION) {
@@ -152,26 +149,9 @@ export const CHECKS: Check[] = [
   {
     name: 'rollup_mismatch',
     severity: 'error',
-    find: (pool) => countAndSamples(pool, ROLLUP_FRESH),
-    repair: async (pool) => {
-      const { rowCount } = await pool.query(
-        `WITH stale AS (${ROLLUP_FRESH})
-         UPDATE rollup_minute r SET events = agg.events, players = agg.players, clues_found = agg.clues_found,
-                clue_points = agg.clue_points, hints_used = agg.hints_used, hint_penalties = agg.hint_penalties,
-                treasure_claims = agg.treasure_claims, updated_at = now()
-           FROM stale s, LATERAL (
-             SELECT count(*)::int AS events, count(DISTINCT player_id)::int AS players,
-                    count(*) FILTER (WHERE type = 'clue.found')::int AS clues_found,
-                    coalesce(sum((payload->>'points')::int) FILTER (WHERE type = 'clue.found'), 0) AS clue_points,
-                    count(*) FILTER (WHERE type = 'hint.used')::int AS hints_used,
-                    coalesce(sum((payload->>'penalty')::int) FILTER (WHERE type = 'hint.used'), 0) AS hint_penalties,
-                    count(*) FILTER (WHERE type = 'treasure.claimed')::int AS treasure_claims
-               FROM events e WHERE e.hunt_id = s.hunt_id AND e.occurred_at >= s.window_start
-                AND e.occurred_at < s.window_start + interval '1 minute') agg
-          WHERE r.hunt_id = s.hunt_id AND r.window_start = s.window_start`,
-      );
-      return { windowsReaggregated: rowCount ?? 0 };
-    },
+    // Every column of every flushed window, against the aggregate the flush itself writes.
+    find: (pool) => countAndSamples(pool, STALE_ROLLUP_WINDOWS),
+    repair: async (pool) => ({ windowsReaggregated: (await repairStaleWindows(pool, 'minute')) + (await repairStaleWindows(pool, 'hour')) }),
   },
 ];
 
@@ -180,7 +160,7 @@ export async function runDataQuality(pool: pg.Pool, runId: string, repair: boole
   const reports: CheckReport[] = [];
   for (const check of CHECKS) {
     onCheck?.(check.name);
-    const found = await check.find(pool);
+    const found = await check.find(pool, runId);
     const report: CheckReport = { check: check.name, severity: check.severity, count: found.count, samples: found.samples };
     if (repair && check.repair && found.count > 0) report.repaired = await check.repair(pool, found, runId);
     reports.push(report);

@@ -61,6 +61,7 @@ export async function reconcileHunts(pool: pg.Pool, huntIds: readonly string[], 
          SELECT $2, hunt_id, 'player', player_id, live, final FROM players WHERE live IS DISTINCT FROM final
          UNION ALL
          SELECT $2, hunt_id, 'treasure', treasure_id, live, final FROM treasures WHERE live IS DISTINCT FROM final
+         ON CONFLICT (run_id, hunt_id, kind, subject_id) DO NOTHING
          RETURNING hunt_id, kind
        )
        SELECT h AS hunt_id,
@@ -105,17 +106,32 @@ export async function reconcileHunts(pool: pg.Pool, huntIds: readonly string[], 
 
 export const RECONCILE_JOB = 'reconcile';
 
-/** Hunts with events stored since the reconcile watermark (settled, like rollups), and the new watermark. */
+/**
+ * The next reconcile scope: the seq range from the watermark to the newest event stored at
+ * least `settleMs` ago, and every hunt with an event in that range. The hunts are taken by
+ * seq alone: commit lanes interleave, so an event older by seq can carry a later ingested_at.
+ */
 export async function huntsSinceWatermark(pool: pg.Pool, settleMs: number): Promise<{ huntIds: string[]; fromSeq: number; toSeq: number }> {
   await pool.query(`INSERT INTO job_watermarks (job) VALUES ($1) ON CONFLICT DO NOTHING`, [RECONCILE_JOB]);
   const { rows } = await pool.query<{ last_seq: number }>(`SELECT last_seq FROM job_watermarks WHERE job = $1`, [RECONCILE_JOB]);
   const fromSeq = rows[0]?.last_seq ?? 0;
-  const range = await pool.query<{ to_seq: number | null; hunts: string[] | null }>(
-    `SELECT max(seq) AS to_seq, array_agg(DISTINCT hunt_id) AS hunts FROM events
+  const range = await pool.query<{ to_seq: number | null }>(
+    `SELECT max(seq) AS to_seq FROM events
       WHERE seq > $1 AND ingested_at < now() - make_interval(secs => $2::double precision / 1000)`,
     [fromSeq, settleMs],
   );
-  return { huntIds: range.rows[0]?.hunts ?? [], fromSeq, toSeq: range.rows[0]?.to_seq ?? fromSeq };
+  const toSeq = range.rows[0]?.to_seq ?? fromSeq;
+  return { huntIds: await huntsInSeqRange(pool, fromSeq, toSeq), fromSeq, toSeq };
+}
+
+/** Hunts with an event whose seq is in (fromSeq, toSeq], sorted. */
+export async function huntsInSeqRange(pool: pg.Pool, fromSeq: number, toSeq: number): Promise<string[]> {
+  if (toSeq <= fromSeq) return [];
+  const { rows } = await pool.query<{ hunt_id: string }>(
+    `SELECT DISTINCT hunt_id FROM events WHERE seq > $1 AND seq <= $2 ORDER BY hunt_id`,
+    [fromSeq, toSeq],
+  );
+  return rows.map((r) => r.hunt_id);
 }
 
 /** Moves the watermark forward (never back), after the hunts up to it were reconciled. */

@@ -21,30 +21,76 @@ export interface FlushResult {
   hourWindows: number;
 }
 
-const WINDOW_AGGREGATES = `count(*)::int, count(DISTINCT player_id)::int,
-  count(*) FILTER (WHERE type = 'clue.found')::int,
-  coalesce(sum((payload->>'points')::int) FILTER (WHERE type = 'clue.found'), 0),
-  count(*) FILTER (WHERE type = 'hint.used')::int,
-  coalesce(sum((payload->>'penalty')::int) FILTER (WHERE type = 'hint.used'), 0),
-  count(*) FILTER (WHERE type = 'treasure.claimed')::int`;
+/**
+ * A window's row, aggregated from its raw events (alias `e`): the one definition that
+ * flushes write and the data-quality check compares against, column for column.
+ */
+const WINDOW_AGGREGATES = `count(*)::int AS events, count(DISTINCT e.player_id)::int AS players,
+  count(*) FILTER (WHERE e.type = 'clue.found')::int AS clues_found,
+  coalesce(sum((e.payload->>'points')::int) FILTER (WHERE e.type = 'clue.found'), 0) AS clue_points,
+  count(*) FILTER (WHERE e.type = 'hint.used')::int AS hints_used,
+  coalesce(sum((e.payload->>'penalty')::int) FILTER (WHERE e.type = 'hint.used'), 0) AS hint_penalties,
+  count(*) FILTER (WHERE e.type = 'treasure.claimed')::int AS treasure_claims`;
 
-const COLUMNS = ['events', 'players', 'clues_found', 'clue_points', 'hints_used', 'hint_penalties', 'treasure_claims'];
+export const ROLLUP_COLUMNS = ['events', 'players', 'clues_found', 'clue_points', 'hints_used', 'hint_penalties', 'treasure_claims'] as const;
 
-/** Upserts every window the seq range touches with its aggregate over all its raw events. */
-function reaggregate(table: 'rollup_minute' | 'rollup_hour', unit: 'minute' | 'hour'): string {
+export type RollupUnit = 'minute' | 'hour';
+export const ROLLUP_TABLES: Record<RollupUnit, string> = { minute: 'rollup_minute', hour: 'rollup_hour' };
+
+/**
+ * Upserts the windows `windowsSql` selects (hunt_id, window_start) with their aggregate over
+ * all their raw events. `windowsSql` may use the statement's parameters.
+ */
+export function upsertWindowsSql(unit: RollupUnit, windowsSql: string): string {
   return `
-    WITH touched AS (
-      SELECT DISTINCT hunt_id, date_trunc('${unit}', occurred_at, 'UTC') AS window_start
-        FROM events WHERE seq > $1 AND seq <= $2
-    )
-    INSERT INTO ${table} (hunt_id, window_start, ${COLUMNS.join(', ')})
+    WITH touched AS (${windowsSql})
+    INSERT INTO ${ROLLUP_TABLES[unit]} (hunt_id, window_start, ${ROLLUP_COLUMNS.join(', ')})
     SELECT t.hunt_id, t.window_start, ${WINDOW_AGGREGATES}
       FROM touched t
       JOIN events e ON e.hunt_id = t.hunt_id
                    AND e.occurred_at >= t.window_start AND e.occurred_at < t.window_start + interval '1 ${unit}'
      GROUP BY t.hunt_id, t.window_start
     ON CONFLICT (hunt_id, window_start) DO UPDATE
-      SET ${COLUMNS.map((c) => `${c} = excluded.${c}`).join(', ')}, updated_at = now()`;
+      SET ${ROLLUP_COLUMNS.map((c) => `${c} = excluded.${c}`).join(', ')}, updated_at = now()`;
+}
+
+/** Re-aggregates every window the seq range ($1, $2] touches. */
+function reaggregate(unit: RollupUnit): string {
+  return upsertWindowsSql(unit, `SELECT DISTINCT hunt_id, date_trunc('${unit}', occurred_at, 'UTC') AS window_start FROM events WHERE seq > $1 AND seq <= $2`);
+}
+
+/**
+ * Windows whose stored row is not what a flush would write now: a column differs, the row
+ * is missing for flushed events, or the row has no events at all. Windows with events past
+ * the flush watermark are left out: the next flush rewrites them anyway.
+ * Columns: hunt_id, window_start, unit, problem ('differs' | 'missing' | 'no events').
+ */
+export function staleWindowsSql(unit: RollupUnit): string {
+  const cols = (alias: string) => ROLLUP_COLUMNS.map((c) => `${alias}.${c}`).join(', ');
+  return `
+    WITH mark AS (SELECT coalesce((SELECT last_seq FROM job_watermarks WHERE job = '${ROLLUP_JOB}'), 0) AS last_seq),
+    fresh AS (
+      SELECT e.hunt_id, date_trunc('${unit}', e.occurred_at, 'UTC') AS window_start, ${WINDOW_AGGREGATES},
+             max(e.seq) > (SELECT last_seq FROM mark) AS pending
+        FROM events e GROUP BY 1, 2)
+    SELECT coalesce(f.hunt_id, r.hunt_id) AS hunt_id, coalesce(f.window_start, r.window_start) AS window_start, '${unit}' AS unit,
+           CASE WHEN r.hunt_id IS NULL THEN 'missing' WHEN f.hunt_id IS NULL THEN 'no events' ELSE 'differs' END AS problem
+      FROM fresh f FULL JOIN ${ROLLUP_TABLES[unit]} r ON r.hunt_id = f.hunt_id AND r.window_start = f.window_start
+     WHERE NOT coalesce(f.pending, false)
+       AND (f.hunt_id IS NULL OR r.hunt_id IS NULL OR (${cols('f')}) IS DISTINCT FROM (${cols('r')}))`;
+}
+
+/** Rewrites the stale windows of `unit` (staleWindowsSql) from raw events; returns how many. */
+export async function repairStaleWindows(pool: pg.Pool, unit: RollupUnit): Promise<number> {
+  return withTransaction(pool, async (client) => {
+    await client.query(`CREATE TEMP TABLE stale_windows ON COMMIT DROP AS ${staleWindowsSql(unit)}`);
+    const upserted = await client.query(upsertWindowsSql(unit, `SELECT hunt_id, window_start FROM stale_windows WHERE problem <> 'no events'`));
+    const deleted = await client.query(
+      `DELETE FROM ${ROLLUP_TABLES[unit]} r USING stale_windows s
+        WHERE s.problem = 'no events' AND r.hunt_id = s.hunt_id AND r.window_start = s.window_start`,
+    );
+    return (upserted.rowCount ?? 0) + (deleted.rowCount ?? 0);
+  });
 }
 
 /**
@@ -66,8 +112,8 @@ export async function flushRollupChunk(pool: pg.Pool, maxEvents: number, settleM
     );
     const toSeq = range.rows[0]?.to_seq;
     if (toSeq === null || toSeq === undefined) return undefined; // the watermark row stays: harmless, it would be created next time anyway
-    const minute = await client.query(reaggregate('rollup_minute', 'minute'), [fromSeq, toSeq]);
-    const hour = await client.query(reaggregate('rollup_hour', 'hour'), [fromSeq, toSeq]);
+    const minute = await client.query(reaggregate('minute'), [fromSeq, toSeq]);
+    const hour = await client.query(reaggregate('hour'), [fromSeq, toSeq]);
     await client.query(`UPDATE job_watermarks SET last_seq = $2, updated_at = now() WHERE job = $1`, [ROLLUP_JOB, toSeq]);
     return { fromSeq, toSeq, events: range.rows[0]?.n ?? 0, minuteWindows: minute.rowCount ?? 0, hourWindows: hour.rowCount ?? 0 };
   });

@@ -61,21 +61,26 @@ describe('dataQuality', () => {
     await db.pool.query(`UPDATE player_scores SET score = score + 1000 WHERE (hunt_id, player_id) IN (SELECT hunt_id, player_id FROM player_scores LIMIT 2)`);
     await db.pool.query(`INSERT INTO player_scores (hunt_id, player_id, score) VALUES ('hunt-0', 'ghost', 77)`);
     await db.pool.query(`DELETE FROM treasure_winners WHERE (hunt_id, treasure_id) IN (SELECT hunt_id, treasure_id FROM treasure_winners LIMIT 1)`);
-    await db.pool.query(`UPDATE rollup_minute SET events = events + 5 WHERE (hunt_id, window_start) IN (SELECT hunt_id, window_start FROM rollup_minute LIMIT 1)`);
+    await db.pool.query(`UPDATE rollup_minute SET events = events + 5 WHERE (hunt_id, window_start) IN (SELECT hunt_id, window_start FROM rollup_minute ORDER BY 1, 2 LIMIT 1)`);
+    // A column the check once ignored, in an hour window.
+    await db.pool.query(`UPDATE rollup_hour SET hint_penalties = hint_penalties + 3 WHERE (hunt_id, window_start) IN (SELECT hunt_id, window_start FROM rollup_hour ORDER BY 1, 2 DESC LIMIT 1)`);
 
     const found = await run('dataQuality', {});
     const report = byName(found.checks);
     expect(report.orphan_projection_rows).toMatchObject({ severity: 'error', count: 1, samples: [expect.objectContaining({ id: 'ghost' })] });
     expect(report.score_drift?.count).toBeGreaterThanOrEqual(3);
     expect(report.score_drift?.repaired).toBeUndefined();
-    expect(report.rollup_mismatch).toMatchObject({ count: 1 });
+    expect(report.rollup_mismatch).toMatchObject({ count: 2 });
+    expect(report.rollup_mismatch?.samples).toEqual(
+      expect.arrayContaining([expect.objectContaining({ unit: 'minute', problem: 'differs' }), expect.objectContaining({ unit: 'hour', problem: 'differs' })]),
+    );
     const stored = await db.pool.query(`SELECT check_name, finding_count FROM dq_reports WHERE run_id = $1 ORDER BY check_name`, [found.runId]);
-    expect(stored.rows).toContainEqual({ check_name: 'rollup_mismatch', finding_count: 1 });
+    expect(stored.rows).toContainEqual({ check_name: 'rollup_mismatch', finding_count: 2 });
     expect(await projectionOf(db.pool)).not.toEqual(foldEvents(traffic.events));
 
     const repaired = byName((await run('dataQuality', { repair: true })).checks);
     expect(repaired.orphan_projection_rows?.repaired).toMatchObject({ huntsReconciled: 1 });
-    expect(repaired.rollup_mismatch?.repaired).toEqual({ windowsReaggregated: 1 });
+    expect(repaired.rollup_mismatch?.repaired).toEqual({ windowsReaggregated: 2 });
     expect(await projectionOf(db.pool)).toEqual(foldEvents(traffic.events));
 
     const after = byName((await run('dataQuality', {})).checks);

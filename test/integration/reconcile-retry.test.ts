@@ -1,0 +1,97 @@
+/**
+ * The reconcile activity, retried after a crash mid-run, on the real Postgres: it resumes by
+ * hunt id inside the scope its first attempt fixed, so hunts that appear meanwhile are never
+ * skipped, and the watermark never passes a hunt that was not reconciled.
+ * (MockActivityEnvironment runs the real activity, heartbeats and retry details included.)
+ */
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createReconcileActivities, type ReconcileActivityInput, type ReconcileSummary } from '../../activities/reconcile';
+import type { HuntEvent } from '../../src/events/schema';
+import { parseOccurredAt } from '../../src/events/schema';
+import { foldEvents } from '../../src/rules/reference';
+import { applyEvents } from '../../src/store/apply-events';
+import { withTransaction } from '../../src/store/transaction';
+import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { clueFound, joined } from '../helpers/event-builders';
+import { projectionOf } from '../helpers/ingest';
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(async () => {
+  await db?.dispose();
+});
+
+let clock = Date.now() - 3_600_000;
+function huntEvents(huntId: string): HuntEvent[] {
+  return [
+    joined({ eventId: `${huntId}-j`, huntId, playerId: 'ann', displayName: 'Ann', occurredAt: new Date(clock++).toISOString() }),
+    clueFound({ eventId: `${huntId}-c1`, huntId, playerId: 'ann', clueId: 'c1', points: 10, occurredAt: new Date(clock++).toISOString() }),
+    clueFound({ eventId: `${huntId}-c2`, huntId, playerId: 'bob', clueId: 'c1', points: 20, occurredAt: new Date(clock++).toISOString() }),
+  ];
+}
+
+/** Stores events, then corrupts their hunts' live scores, so reconciliation has drift to repair. */
+async function storeCorrupted(events: HuntEvent[]): Promise<void> {
+  await withTransaction(db.pool, (client) => applyEvents(client, events.map((event) => ({ event, instant: parseOccurredAt(event.occurredAt)!, source: 'test' }))));
+  await db.pool.query('UPDATE player_scores SET score = score + 1000 WHERE hunt_id = ANY($1::text[])', [[...new Set(events.map((e) => e.huntId))]]);
+}
+
+const input = (runId: string): ReconcileActivityInput => ({ runId, repair: true, huntsPerTransaction: 1, settleMs: 0 });
+const reconciledBy = async (runId: string) =>
+  (await db.pool.query<{ hunt_id: string }>('SELECT hunt_id FROM reconcile_runs WHERE run_id = $1 ORDER BY hunt_id', [runId])).rows.map((r) => r.hunt_id);
+const watermark = async () => Number((await db.pool.query(`SELECT last_seq FROM job_watermarks WHERE job = 'reconcile'`)).rows[0]?.last_seq ?? 0);
+
+describe('reconcile, retried after a crash mid-run', () => {
+  it('repairs every hunt of its scope, and hunts that appear meanwhile by the next run at the latest', async () => {
+    const first = ['hunt-b', 'hunt-d', 'hunt-f'].flatMap(huntEvents);
+    await storeCorrupted(first);
+    const { reconcileHunts } = createReconcileActivities({ pool: db.pool });
+
+    // Attempt 1 dies right after its first hunt committed (its heartbeat is the last thing it says).
+    const attempt1 = new MockActivityEnvironment();
+    let checkpoint: unknown;
+    attempt1.on('heartbeat', (details: { lastHuntDone?: string }) => {
+      if (checkpoint === undefined && details.lastHuntDone !== undefined) {
+        checkpoint = details;
+        throw new Error('worker killed');
+      }
+    });
+    await expect(attempt1.run(reconcileHunts, input('run-1'))).rejects.toThrow('worker killed');
+    expect(checkpoint).toMatchObject({ lastHuntDone: 'hunt-b' });
+    expect(await watermark()).toBe(0);
+
+    // Meanwhile new hunts arrive, one sorting before the hunt already done, one after.
+    const meanwhile = ['hunt-a', 'hunt-z'].flatMap(huntEvents);
+    await storeCorrupted(meanwhile);
+
+    // The retry resumes from the heartbeat: same scope, after hunt-b.
+    const attempt2 = new MockActivityEnvironment({ heartbeatDetails: checkpoint, attempt: 2 });
+    const summary = (await attempt2.run(reconcileHunts, input('run-1'))) as ReconcileSummary;
+    expect(await reconciledBy('run-1')).toEqual(['hunt-b', 'hunt-d', 'hunt-f']);
+    const maxSeqOfFirst = Number((await db.pool.query(`SELECT max(seq) AS s FROM events WHERE hunt_id = ANY($1::text[])`, [['hunt-b', 'hunt-d', 'hunt-f']])).rows[0].s);
+    expect(summary.watermark).toBe(maxSeqOfFirst);
+    expect(await watermark()).toBe(maxSeqOfFirst);
+    // No hunt with an event at or below the watermark is left unreconciled.
+    const below = await db.pool.query(`SELECT DISTINCT hunt_id FROM events WHERE seq <= $1 ORDER BY hunt_id`, [await watermark()]);
+    expect(below.rows.map((r) => r.hunt_id)).toEqual(['hunt-b', 'hunt-d', 'hunt-f']);
+
+    // The next scheduled run picks up the hunts that arrived during the retried one.
+    await new MockActivityEnvironment().run(reconcileHunts, input('run-2'));
+    expect(await reconciledBy('run-2')).toEqual(['hunt-a', 'hunt-z']);
+    expect(await projectionOf(db.pool)).toEqual(foldEvents([...first, ...meanwhile]));
+  });
+
+  it('records drift once per run, however often the same hunts are checked again', async () => {
+    const events = huntEvents('hunt-q');
+    await storeCorrupted(events);
+    const { reconcileHunts } = createReconcileActivities({ pool: db.pool });
+    const check = { ...input('dq-run/score-drift'), huntIds: ['hunt-q'], repair: false };
+    await new MockActivityEnvironment().run(reconcileHunts, check);
+    await new MockActivityEnvironment().run(reconcileHunts, check);
+    const { rows } = await db.pool.query(`SELECT subject_id FROM reconcile_drift WHERE run_id = $1 ORDER BY subject_id`, ['dq-run/score-drift']);
+    expect(rows.map((r) => r.subject_id)).toEqual(['ann', 'bob']);
+  });
+});
