@@ -5,6 +5,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { runIngestBench, type IngestBenchOptions } from './ingest';
 import { registerBatchBenchmarks } from './batch-commands';
+import { runApplyBench, type ApplyBenchOptions } from './apply';
 
 const number = (name: string, min: number, max = Infinity) => (raw: string) => {
   const value = Number(raw);
@@ -43,6 +44,18 @@ program
     const result = await runIngestBench({ ...opts, events: Math.floor(opts.events), hunts: Math.floor(opts.hunts), players: Math.floor(opts.players) }, command);
     for (const v of result.verdicts) console.log(`${v.met ? 'met    ' : 'NOT MET'}  ${v.target}: ${v.measured} (goal ${v.goal})`);
     // kafkajs and pg leave sockets that close lazily; the figures are written, so leave now.
+    process.exit(0);
+  });
+
+program
+  .command('apply')
+  .description('per-event CPU of classification and of the store path (no Kafka): for quick experiments')
+  .addOption(new Option('--events <n>', 'records').argParser(number('--events', 1000)).default(300_000))
+  .addOption(new Option('--batch <n>', 'records per micro-batch').argParser(number('--batch', 1)).default(5000))
+  .addOption(new Option('--rounds <n>', 'databases filled one after another').argParser(number('--rounds', 1, 10)).default(2))
+  .addOption(new Option('--seed <n>', 'seed of the traffic generator').argParser(number('--seed', 0)).default(42))
+  .action(async (opts: ApplyBenchOptions) => {
+    await runApplyBench({ ...opts, events: Math.floor(opts.events), batch: Math.floor(opts.batch) }, ['npm run bench --', ...process.argv.slice(2)].join(' '));
     process.exit(0);
   });
 

@@ -1,0 +1,103 @@
+/**
+ * `npm run bench -- apply`: the hot path's per-event cost without Kafka, for quick
+ * experiments on the store and the classifier. Records as the ingest benchmark's backlog
+ * (the same seeded traffic) are classified, then committed in micro-batches through the real
+ * commitMicroBatch on fresh databases, one transaction at a time. Reported per event: the
+ * classifier's CPU, the client's CPU while committing (statement building, pg), and the
+ * CPU of every Postgres process (backends, WAL writer, checkpointer).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { loadConfig, projectRoot } from '../src/config';
+import { seededRandom, TrafficGenerator } from '../src/demo/traffic';
+import { classifySlice, type ClassifiedSlice, type SourceRecord } from '../src/ingest/classify';
+import { commitMicroBatch } from '../src/ingest/commit';
+import { createKafka } from '../src/ingest/kafka-client';
+import { createLogger } from '../src/log';
+import { createPool } from '../src/store/pool';
+import { cpuBetween, snapshotCpu, type CpuGroups } from './lib/procfs';
+import { BenchResources } from './lib/resources';
+
+export interface ApplyBenchOptions {
+  events: number;
+  batch: number;
+  rounds: number;
+  seed: number;
+}
+
+const step = (message: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}`);
+
+export async function runApplyBench(options: ApplyBenchOptions, command: string) {
+  const config = loadConfig();
+  const resources = new BenchResources(config.databaseUrl, createKafka(config, createLogger({ logLevel: 'warn' }, 'bench'), 'hunt-bench'));
+  const records = generate(options);
+  const classifyStarted = process.cpuUsage();
+  const slices: ClassifiedSlice[] = [];
+  const now = new Date();
+  for (let i = 0; i < records.length; i += options.batch) slices.push(classifySlice('bench', i % 4, records.slice(i, i + options.batch), now));
+  const classifyUs = cpuUs(process.cpuUsage(classifyStarted)) / records.length;
+  step(`classified ${records.length} records: ${classifyUs.toFixed(2)} µs/record of CPU`);
+  const rounds = [];
+  try {
+    for (let round = 0; round < options.rounds; round++) {
+      const url = await resources.createDatabase(`apply${round}`);
+      const pool = createPool({ databaseUrl: url }, 1);
+      const groups = await postgresGroup(url);
+      const client = process.cpuUsage();
+      const from = snapshotCpu();
+      const started = performance.now();
+      let offset = 0;
+      for (const slice of slices) {
+        offset += slice.accepted.length + slice.rejected.length;
+        await commitMicroBatch(pool, 'bench', { accepted: slice.accepted, rejected: slice.rejected, offsets: [{ topic: 'bench', partition: 0, nextOffset: BigInt(offset) }] });
+      }
+      const seconds = (performance.now() - started) / 1000;
+      const split = cpuBetween(from, snapshotCpu(), groups, os.availableParallelism());
+      const clientUs = cpuUs(process.cpuUsage(client)) / records.length;
+      const postgresUs = ((split.cores.postgres ?? 0) * split.seconds * 1e6) / records.length;
+      rounds.push({ seconds, eventsPerSecond: Math.round(records.length / seconds), clientUsPerEvent: round2(clientUs), postgresUsPerEvent: round2(postgresUs) });
+      step(`round ${round + 1}: ${Math.round(records.length / seconds)} events/s one transaction at a time; client ${clientUs.toFixed(1)} µs/event, Postgres ${postgresUs.toFixed(1)} µs/event`);
+      await pool.end();
+    }
+  } finally {
+    await resources.dispose();
+  }
+  const best = [...rounds].sort((a, b) => a.postgresUsPerEvent + a.clientUsPerEvent - (b.postgresUsPerEvent + b.clientUsPerEvent))[0];
+  const result = { benchmark: 'apply', command, startedAt: now.toISOString(), options, classifyUsPerRecord: round2(classifyUs), rounds, best };
+  const file = path.join(projectRoot, 'bench/results', `apply-${now.toISOString().replace(/[:.]/g, '-')}.json`);
+  fs.writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
+  step(`wrote ${path.relative(projectRoot, file)}`);
+  return result;
+}
+
+/** The ingest benchmark's traffic mix, as Kafka-like records. */
+function generate(options: ApplyBenchOptions): SourceRecord[] {
+  let tick = Date.now() - 2 * options.events - 60_000;
+  const generator = new TrafficGenerator({
+    hunts: 100,
+    playersPerHunt: 500,
+    duplicateFraction: 0.01,
+    invalidFraction: 0.001,
+    random: seededRandom(options.seed),
+    now: () => tick++,
+  });
+  return Array.from({ length: options.events }, (_, i) => {
+    const r = generator.next();
+    return { offset: String(i), key: Buffer.from(r.key), value: r.value, timestamp: String(Date.now()) };
+  });
+}
+
+/** Every process of the Postgres cluster that serves `url` (postmaster and children). */
+async function postgresGroup(url: string): Promise<CpuGroups> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+  const postmaster = Number(fs.readFileSync(`/proc/${rows[0]?.pid ?? -1}/stat`, 'utf8').split(') ')[1]?.split(' ')[1] ?? -1);
+  await client.end();
+  return { postgres: (p) => p.pid === postmaster || p.ppid === postmaster };
+}
+
+const cpuUs = (u: NodeJS.CpuUsage) => u.user + u.system;
+const round2 = (n: number) => Math.round(n * 100) / 100;
