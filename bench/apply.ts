@@ -13,7 +13,11 @@ import pg from 'pg';
 import { loadConfig, projectRoot } from '../src/config';
 import { seededRandom, TrafficGenerator } from '../src/demo/traffic';
 import { classifySlice, type ClassifiedSlice, type SourceRecord } from '../src/ingest/classify';
-import { commitMicroBatch } from '../src/ingest/commit';
+import { commitMicroBatch, type MicroBatch } from '../src/ingest/commit';
+import { storeOffsets } from '../src/store/offsets';
+import { quarantineRecords } from '../src/store/quarantine';
+import { withTransaction } from '../src/store/transaction';
+import { applyEventsV2, TYPED_EVENTS_SQL } from './experiments/apply-v2';
 import { createKafka } from '../src/ingest/kafka-client';
 import { createLogger } from '../src/log';
 import { createPool } from '../src/store/pool';
@@ -25,6 +29,10 @@ export interface ApplyBenchOptions {
   batch: number;
   rounds: number;
   seed: number;
+  /** SQL run on each fresh database before the run (schema experiments). */
+  prepare?: string;
+  /** v1: the shipped commitMicroBatch; v2-*: bench/experiments/apply-v2.ts. */
+  variant: 'v1' | 'v2-json' | 'v2-arrays' | 'v2-json-typed' | 'v2-arrays-typed';
 }
 
 const step = (message: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}`);
@@ -44,6 +52,8 @@ export async function runApplyBench(options: ApplyBenchOptions, command: string)
     for (let round = 0; round < options.rounds; round++) {
       const url = await resources.createDatabase(`apply${round}`);
       const pool = createPool({ databaseUrl: url }, 1);
+      const prepare = [options.prepare, options.variant.endsWith('typed') ? TYPED_EVENTS_SQL : undefined].filter(Boolean).join(';');
+      if (prepare) await pool.query(prepare);
       const groups = await postgresGroup(url);
       const client = process.cpuUsage();
       const from = snapshotCpu();
@@ -51,7 +61,9 @@ export async function runApplyBench(options: ApplyBenchOptions, command: string)
       let offset = 0;
       for (const slice of slices) {
         offset += slice.accepted.length + slice.rejected.length;
-        await commitMicroBatch(pool, 'bench', { accepted: slice.accepted, rejected: slice.rejected, offsets: [{ topic: 'bench', partition: 0, nextOffset: BigInt(offset) }] });
+        const batch = { accepted: slice.accepted, rejected: slice.rejected, offsets: [{ topic: 'bench', partition: 0, nextOffset: BigInt(offset) }] };
+        if (options.variant === 'v1') await commitMicroBatch(pool, 'bench', batch);
+        else await commitV2(pool, batch, options.variant);
       }
       const seconds = (performance.now() - started) / 1000;
       const split = cpuBetween(from, snapshotCpu(), groups, os.availableParallelism());
@@ -70,6 +82,14 @@ export async function runApplyBench(options: ApplyBenchOptions, command: string)
   fs.writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
   step(`wrote ${path.relative(projectRoot, file)}`);
   return result;
+}
+
+async function commitV2(pool: pg.Pool, batch: MicroBatch, variant: ApplyBenchOptions['variant']): Promise<void> {
+  await withTransaction(pool, async (client) => {
+    await applyEventsV2(client, batch.accepted, { wire: variant.startsWith('v2-json') ? 'json' : 'arrays', typed: variant.endsWith('typed') });
+    await quarantineRecords(client, batch.rejected);
+    await storeOffsets(client, 'bench', batch.offsets);
+  });
 }
 
 /** The ingest benchmark's traffic mix, as Kafka-like records. */

@@ -54,6 +54,8 @@ program
   .addOption(new Option('--batch <n>', 'records per micro-batch').argParser(number('--batch', 1)).default(5000))
   .addOption(new Option('--rounds <n>', 'databases filled one after another').argParser(number('--rounds', 1, 10)).default(2))
   .addOption(new Option('--seed <n>', 'seed of the traffic generator').argParser(number('--seed', 0)).default(42))
+  .option('--prepare <sql>', 'SQL run on each fresh database first (schema experiments)')
+  .addOption(new Option('--variant <name>', 'store path').choices(['v1', 'v2-json', 'v2-arrays', 'v2-json-typed', 'v2-arrays-typed']).default('v1'))
   .action(async (opts: ApplyBenchOptions) => {
     await runApplyBench({ ...opts, events: Math.floor(opts.events), batch: Math.floor(opts.batch) }, ['npm run bench --', ...process.argv.slice(2)].join(' '));
     process.exit(0);
