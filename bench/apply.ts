@@ -13,11 +13,8 @@ import pg from 'pg';
 import { loadConfig, projectRoot } from '../src/config';
 import { seededRandom, TrafficGenerator } from '../src/demo/traffic';
 import { classifySlice, type ClassifiedSlice, type SourceRecord } from '../src/ingest/classify';
-import { commitMicroBatch, type MicroBatch } from '../src/ingest/commit';
-import { storeOffsets } from '../src/store/offsets';
-import { quarantineRecords } from '../src/store/quarantine';
-import { withTransaction } from '../src/store/transaction';
-import { applyEventsV2, TYPED_EVENTS_SQL } from './experiments/apply-v2';
+import { commitMicroBatch } from '../src/ingest/commit';
+import { rowCount } from '../src/store/event-rows';
 import { createKafka } from '../src/ingest/kafka-client';
 import { createLogger } from '../src/log';
 import { createPool } from '../src/store/pool';
@@ -31,8 +28,6 @@ export interface ApplyBenchOptions {
   seed: number;
   /** SQL run on each fresh database before the run (schema experiments). */
   prepare?: string;
-  /** v1: the shipped commitMicroBatch; v2-*: bench/experiments/apply-v2.ts. */
-  variant: 'v1' | 'v2-json' | 'v2-arrays' | 'v2-json-typed' | 'v2-arrays-typed';
 }
 
 const step = (message: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}`);
@@ -52,18 +47,16 @@ export async function runApplyBench(options: ApplyBenchOptions, command: string)
     for (let round = 0; round < options.rounds; round++) {
       const url = await resources.createDatabase(`apply${round}`);
       const pool = createPool({ databaseUrl: url }, 1);
-      const prepare = [options.prepare, options.variant.endsWith('typed') ? TYPED_EVENTS_SQL : undefined].filter(Boolean).join(';');
-      if (prepare) await pool.query(prepare);
+      if (options.prepare) await pool.query(options.prepare);
       const groups = await postgresGroup(url);
       const client = process.cpuUsage();
       const from = snapshotCpu();
       const started = performance.now();
       let offset = 0;
       for (const slice of slices) {
-        offset += slice.accepted.length + slice.rejected.length;
-        const batch = { accepted: slice.accepted, rejected: slice.rejected, offsets: [{ topic: 'bench', partition: 0, nextOffset: BigInt(offset) }] };
-        if (options.variant === 'v1') await commitMicroBatch(pool, 'bench', batch);
-        else await commitV2(pool, batch, options.variant);
+        offset += rowCount(slice.rows) + slice.rejected.length;
+        const batch = { rows: slice.rows, origins: slice.origins, rejected: slice.rejected, offsets: [{ topic: 'bench', partition: 0, nextOffset: BigInt(offset) }] };
+        await commitMicroBatch(pool, 'bench', batch);
       }
       const seconds = (performance.now() - started) / 1000;
       const split = cpuBetween(from, snapshotCpu(), groups, os.availableParallelism());
@@ -82,14 +75,6 @@ export async function runApplyBench(options: ApplyBenchOptions, command: string)
   fs.writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
   step(`wrote ${path.relative(projectRoot, file)}`);
   return result;
-}
-
-async function commitV2(pool: pg.Pool, batch: MicroBatch, variant: ApplyBenchOptions['variant']): Promise<void> {
-  await withTransaction(pool, async (client) => {
-    await applyEventsV2(client, batch.accepted, { wire: variant.startsWith('v2-json') ? 'json' : 'arrays', typed: variant.endsWith('typed') });
-    await quarantineRecords(client, batch.rejected);
-    await storeOffsets(client, 'bench', batch.offsets);
-  });
 }
 
 /** The ingest benchmark's traffic mix, as Kafka-like records. */

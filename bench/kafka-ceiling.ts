@@ -6,6 +6,7 @@
  */
 import type { Kafka } from 'kafkajs';
 import type { Config } from '../src/config';
+import { rowCount } from '../src/store/event-rows';
 import { classifySlice } from '../src/ingest/classify';
 
 export interface ReadOptions {
@@ -49,7 +50,7 @@ export async function readTopic(kafka: Kafka, options: ReadOptions): Promise<Rea
         started = performance.now();
         firstBatchRecords = batch.messages.length;
       }
-      if (options.classify) accepted += classifySlice(batch.topic, batch.partition, batch.messages, new Date()).accepted.length;
+      if (options.classify) accepted += rowCount(classifySlice(batch.topic, batch.partition, batch.messages, new Date()).rows);
       records += batch.messages.length;
       if (records >= options.records && finished === 0) {
         finished = performance.now();

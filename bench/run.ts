@@ -6,6 +6,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { runIngestBench, type IngestBenchOptions } from './ingest';
 import { registerBatchBenchmarks } from './batch-commands';
 import { runApplyBench, type ApplyBenchOptions } from './apply';
+import { runMemoryBench } from './memory';
 
 const number = (name: string, min: number, max = Infinity) => (raw: string) => {
   const value = Number(raw);
@@ -55,9 +56,18 @@ program
   .addOption(new Option('--rounds <n>', 'databases filled one after another').argParser(number('--rounds', 1, 10)).default(2))
   .addOption(new Option('--seed <n>', 'seed of the traffic generator').argParser(number('--seed', 0)).default(42))
   .option('--prepare <sql>', 'SQL run on each fresh database first (schema experiments)')
-  .addOption(new Option('--variant <name>', 'store path').choices(['v1', 'v2-json', 'v2-arrays', 'v2-json-typed', 'v2-arrays-typed']).default('v1'))
   .action(async (opts: ApplyBenchOptions) => {
     await runApplyBench({ ...opts, events: Math.floor(opts.events), batch: Math.floor(opts.batch) }, ['npm run bench --', ...process.argv.slice(2)].join(' '));
+    process.exit(0);
+  });
+
+program
+  .command('memory')
+  .description("the consumer's memory (RSS, heap, external) second by second while it drains a 1M backlog")
+  .argument('[env...]', 'KEY=VALUE settings for the ingest child')
+  .addOption(new Option('--seconds <n>', 'how long to watch').argParser(number('--seconds', 1, 600)).default(25))
+  .action(async (env: string[], opts: { seconds: number }) => {
+    await runMemoryBench(env.reduce((all, kv) => parseEnv(kv, all), {} as Record<string, string>), opts.seconds);
     process.exit(0);
   });
 

@@ -12,9 +12,10 @@
  * imports the rest: the result is the same as one transaction's.
  */
 import type pg from 'pg';
-import type { AcceptedEvent } from '../store/apply-events';
 import { classifySlice, type RejectedRecord, type SourceRecord } from '../ingest/classify';
 import { commitMicroBatch } from '../ingest/commit';
+import { eventIdsOf, groupRowsByHunt, laneOfHunt, rowCount, type EventRows } from '../store/event-rows';
+import { pickOrigins, type RecordOrigins } from '../store/record-origins';
 import type { ImportCounts } from './counts';
 
 export { addCounts, emptyCounts, type ImportCounts } from './counts';
@@ -37,62 +38,52 @@ export interface ImportOptions {
 }
 
 export interface PreparedChunk {
-  accepted: AcceptedEvent[];
+  /** The chunk's accepted events, split by hunt into the commit lanes. */
+  lanes: { rows: EventRows; origins: RecordOrigins }[];
   rejected: RejectedRecord[];
   /** Counts known before committing: records, rejects, filtered out. */
   counts: Omit<ImportCounts, 'inserted' | 'duplicates'>;
 }
 
 /**
- * Classifies a chunk and applies the job's hunt filter; pure CPU, no I/O. `rejectedAlready`
- * are records of the chunk the reader rejected itself (lines too long to hold).
+ * Classifies a chunk, applies the job's hunt filter and splits the events by hunt into the
+ * commit lanes; pure CPU, no I/O. `rejectedAlready` are records of the chunk the reader
+ * rejected itself (lines too long to hold).
  */
 export function prepareImport(origin: ImportOrigin, records: readonly SourceRecord[], options: ImportOptions, rejectedAlready: RejectedRecord[] = []): PreparedChunk {
   const slice = classifySlice(origin.topic, origin.partition, records, options.now ?? new Date(), origin.sourceLabel);
-  const accepted = options.huntId ? slice.accepted.filter((a) => a.event.huntId === options.huntId) : slice.accepted;
+  const lanes = Math.max(1, options.lanes ?? 1);
+  const groups = groupRowsByHunt(slice.rows, lanes, (huntId) => (options.huntId !== undefined && huntId !== options.huntId ? -1 : laneOfHunt(huntId, lanes)));
+  const kept = groups.reduce((n, g) => n + g.taken.length, 0);
   const rejected = [...rejectedAlready, ...slice.rejected];
   const rejectedByReason: Record<string, number> = {};
   for (const r of rejected) rejectedByReason[r.reason] = (rejectedByReason[r.reason] ?? 0) + 1;
   return {
-    accepted,
+    lanes: groups.map((g) => ({ rows: g.rows, origins: pickOrigins(slice.origins, g.taken) })),
     rejected,
-    counts: { records: records.length + rejectedAlready.length, rejected: rejected.length, rejectedByReason, filteredOut: slice.accepted.length - accepted.length },
+    counts: { records: records.length + rejectedAlready.length, rejected: rejected.length, rejectedByReason, filteredOut: rowCount(slice.rows) - kept },
   };
 }
 
 /** Commits a prepared chunk (or, in a dry run, only counts what committing would do). */
 export async function commitImport(pool: pg.Pool, chunk: PreparedChunk, options: ImportOptions): Promise<ImportCounts> {
-  const { accepted, rejected, counts } = chunk;
+  const { lanes, rejected, counts } = chunk;
+  const accepted = lanes.reduce((n, l) => n + rowCount(l.rows), 0);
   if (options.dryRun) {
-    const ids = [...new Set(accepted.map((a) => a.event.eventId))];
+    const ids = [...new Set(lanes.flatMap((l) => eventIdsOf(l.rows)))];
     const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM events WHERE event_id = ANY($1::text[])', [ids]);
     const wouldInsert = ids.length - (rows[0]?.n ?? 0);
-    return { ...counts, inserted: wouldInsert, duplicates: accepted.length - wouldInsert };
+    return { ...counts, inserted: wouldInsert, duplicates: accepted - wouldInsert };
   }
-  const byLane = splitByHunt(accepted, options.lanes ?? 1);
   const results = await Promise.all(
-    byLane.map((laneEvents, lane) =>
-      // Rejects are quarantined once, with the first lane.
-      commitMicroBatch(pool, options.groupId, { accepted: laneEvents, rejected: lane === 0 ? rejected : [], offsets: [] }),
-    ),
+    lanes
+      .map((lane, i) => ({ ...lane, rejected: i === 0 ? rejected : [] })) // rejects are quarantined once, with the first lane
+      .filter((lane, i) => i === 0 || rowCount(lane.rows) > 0)
+      .map((lane) => commitMicroBatch(pool, options.groupId, { rows: lane.rows, origins: lane.origins, rejected: lane.rejected, offsets: [] })),
   );
   const inserted = results.reduce((sum, r) => sum + r.inserted, 0);
   const unprocessable = results.reduce((sum, r) => sum + r.unprocessable.length, 0);
   const rejectedByReason = { ...counts.rejectedByReason };
   if (unprocessable > 0) rejectedByReason.unprocessable = (rejectedByReason.unprocessable ?? 0) + unprocessable;
-  return { ...counts, rejected: counts.rejected + unprocessable, rejectedByReason, inserted, duplicates: accepted.length - inserted - unprocessable };
-}
-
-/** Splits events into `lanes` groups by hunt (FNV-1a of the huntId), keeping their order. */
-export function splitByHunt(events: readonly AcceptedEvent[], lanes: number): AcceptedEvent[][] {
-  const groups: AcceptedEvent[][] = Array.from({ length: Math.max(1, lanes) }, () => []);
-  if (groups.length === 1) return [[...events]];
-  for (const e of events) (groups[laneOfHunt(e.event.huntId, groups.length)] as AcceptedEvent[]).push(e);
-  return groups.filter((g, lane) => g.length > 0 || lane === 0);
-}
-
-function laneOfHunt(huntId: string, lanes: number): number {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < huntId.length; i++) hash = Math.imul(hash ^ huntId.charCodeAt(i), 0x01000193);
-  return (hash >>> 0) % lanes;
+  return { ...counts, rejected: counts.rejected + unprocessable, rejectedByReason, inserted, duplicates: accepted - inserted - unprocessable };
 }

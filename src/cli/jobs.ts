@@ -6,8 +6,6 @@ import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { loadConfig } from '../config';
-import { connectClient } from '../temporal/client';
-import { HUNT_JOB_KIND } from '../temporal/search-attributes';
 
 const positiveInt = (raw: string) => {
   const value = Number(raw);
@@ -17,6 +15,8 @@ const positiveInt = (raw: string) => {
 
 async function withClient<T>(fn: (client: Client, taskQueue: string) => Promise<T>): Promise<T> {
   const config = loadConfig();
+  // The Temporal SDK is loaded when a job command runs, not when `hunt` starts (see main.ts).
+  const { connectClient } = await import('../temporal/client');
   const { client, close } = await connectClient(config);
   try {
     return await fn(client, config.temporal.taskQueue);
@@ -32,7 +32,7 @@ export async function startJob(workflowType: string, input: Record<string, unkno
       taskQueue,
       workflowId,
       args: [input],
-      typedSearchAttributes: [{ key: HUNT_JOB_KIND, value: workflowType }],
+      typedSearchAttributes: [{ key: (await import('../temporal/search-attributes')).HUNT_JOB_KIND, value: workflowType }],
     });
     console.log(`started ${workflowType} ${workflowId} with input ${JSON.stringify(input)}`);
     if (wait) console.log(JSON.stringify(await followProgress(handle), null, 2));

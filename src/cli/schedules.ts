@@ -1,8 +1,11 @@
-/** `hunt schedules apply|list`: the batch plane's Temporal Schedules, from declarative specs. */
+/**
+ * `hunt schedules apply|list`: the batch plane's Temporal Schedules, from declarative specs.
+ * The Temporal SDK is loaded when a command runs, not when `hunt` starts (see main.ts).
+ */
 import type { Command } from 'commander';
 import { loadConfig } from '../config';
-import { connectClient } from '../temporal/client';
-import { applySchedules, scheduleSpecs } from '../temporal/schedules';
+
+const temporal = async () => ({ ...(await import('../temporal/client')), ...(await import('../temporal/schedules')) });
 
 export function registerSchedulesCommands(program: Command): void {
   const schedules = program.command('schedules').description('Temporal Schedules of the batch plane');
@@ -11,6 +14,7 @@ export function registerSchedulesCommands(program: Command): void {
     .description('create missing schedules and update existing ones (idempotent; paused ones stay paused)')
     .action(async () => {
       const config = loadConfig();
+      const { connectClient, applySchedules } = await temporal();
       const { client, close } = await connectClient(config);
       try {
         for (const r of await applySchedules(client, config)) console.log(`${r.action.padEnd(8)} ${r.scheduleId}`);
@@ -23,6 +27,7 @@ export function registerSchedulesCommands(program: Command): void {
     .description('the declared schedules and their state on the server')
     .action(async () => {
       const config = loadConfig();
+      const { connectClient, scheduleSpecs } = await temporal();
       const { client, close } = await connectClient(config);
       try {
         for (const spec of scheduleSpecs(config)) {

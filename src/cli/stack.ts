@@ -2,8 +2,10 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import type { Command } from 'commander';
-import { formatStatuses, stackDown, stackServices, stackStatus, stackUp } from '../../infra/stack';
 import { loadConfig } from '../config';
+
+/** The stack's modules pull in the Temporal SDK: loaded when a stack command runs. */
+const infra = () => import('../../infra/stack');
 
 export function registerStackCommands(program: Command): void {
   const stack = program.command('stack').description('run the embedded Postgres, Kafka and Temporal as local processes');
@@ -13,6 +15,7 @@ export function registerStackCommands(program: Command): void {
     .description('provision and start what is not running (idempotent), wait until healthy, print addresses')
     .option('--quiet', 'print nothing on success')
     .action(async (opts: { quiet?: boolean }) => {
+      const { formatStatuses, stackUp } = await infra();
       const statuses = await stackUp(loadConfig());
       if (!opts.quiet) console.log(formatStatuses(statuses));
     });
@@ -21,6 +24,7 @@ export function registerStackCommands(program: Command): void {
     .command('down')
     .description('stop the processes `up` started (external services are left alone)')
     .action(async () => {
+      const { formatStatuses, stackDown } = await infra();
       console.log(formatStatuses(await stackDown(loadConfig())));
     });
 
@@ -28,6 +32,7 @@ export function registerStackCommands(program: Command): void {
     .command('status')
     .description('per service: up/down, address, version')
     .action(async () => {
+      const { formatStatuses, stackStatus } = await infra();
       const statuses = await stackStatus(loadConfig());
       console.log(formatStatuses(statuses));
       if (statuses.some((s) => s.state !== 'up')) process.exitCode = 3;
@@ -39,7 +44,8 @@ export function registerStackCommands(program: Command): void {
     .argument('[service]', 'postgres | kafka | temporal')
     .option('-n, --lines <n>', 'lines from the end', '50')
     .option('-f, --follow', 'keep printing new lines')
-    .action((name: string | undefined, opts: { lines: string; follow?: boolean }) => {
+    .action(async (name: string | undefined, opts: { lines: string; follow?: boolean }) => {
+      const { stackServices } = await infra();
       const services = stackServices(loadConfig()).filter((s) => !name || s.name === name);
       if (services.length === 0) throw new Error(`unknown service '${name}': expected postgres, kafka or temporal`);
       const files = services.map((s) => s.logFile).filter((f): f is string => !!f && fs.existsSync(f));

@@ -1,21 +1,9 @@
 /**
- * `hunt start`: the main job. Brings up the embedded stack, migrates, runs the hot path with
- * its read API, the batch-plane worker with its Schedules applied, and a demo producer, and
- * prints where to look. Runs until Ctrl-C (or --duration seconds).
+ * `hunt start`: the main job (see main-job.ts). Registered here without loading it: the
+ * Temporal SDK and the stack's modules load only when the command runs.
  */
 import { InvalidArgumentError, type Command } from 'commander';
-import { formatStatuses, stackUp } from '../../infra/stack';
-import { loadConfig, type Config } from '../config';
-import { produceTraffic } from '../demo/produce';
-import { TrafficGenerator } from '../demo/traffic';
-import { createKafka } from '../ingest/kafka-client';
-import { runIngestService } from '../ingest/service';
-import { createLogger, type Logger } from '../log';
-import { connectClient } from '../temporal/client';
-import { applySchedules } from '../temporal/schedules';
-import { createWorkerService, installRuntime, type WorkerService } from '../worker/service';
-import { untilSignal } from './ingest';
-import { runMigrations } from './migrate';
+import type { MainJobOptions } from './main-job';
 
 const positive = (raw: string) => {
   const value = Number(raw);
@@ -31,81 +19,8 @@ export function registerStartCommand(program: Command): void {
     .option('--no-demo', 'run without the demo producer')
     .option('--no-worker', 'run without the batch-plane worker (and leave the Schedules as they are)')
     .option('--duration <seconds>', 'stop after this many seconds (default: until Ctrl-C)', positive)
-    .action(async (opts: { rate: number; demo: boolean; worker: boolean; duration?: number }) => {
-      const config = loadConfig();
-      const logger = createLogger({ logLevel: config.logLevel === 'info' ? 'warn' : config.logLevel }, 'hunt');
-      console.log('Starting the embedded stack (the first run builds the Temporal CLI and fetches Kafka; later runs take seconds)...');
-      console.log(formatStatuses(await stackUp(config)));
-      const applied = await runMigrations(config.databaseUrl);
-      console.log(`database schema: ${applied.length === 0 ? 'up to date' : `applied ${applied.join(', ')}`}`);
-
-      const ingest = await runIngestService(config, logger);
-      const worker = opts.worker ? await startWorker(config, logger) : undefined;
-      const stop = new AbortController();
-      const demo = opts.demo
-        ? produceTraffic(
-            createKafka(config, logger, `${config.kafka.clientId}-demo`),
-            new TrafficGenerator({ hunts: 3, playersPerHunt: 25, duplicateFraction: 0.02, invalidFraction: 0.01, lateClaimFraction: 0.05 }),
-            { topic: config.kafka.topics.events, rate: opts.rate, signal: stop.signal },
-          )
-        : Promise.resolve(0);
-
-      console.log(`
-Treasure Hunt Engine is running.
-  Leaderboard:      ${ingest.apiUrl}/hunts/hunt-0/leaderboard   (demo hunts: hunt-0, hunt-1, hunt-2)
-  Player:           ${ingest.apiUrl}/hunts/hunt-0/players/player-1
-  Health, metrics:  ${ingest.apiUrl}/readyz   ${ingest.apiUrl}/metrics
-  Temporal Web UI:  ${config.temporal.uiUrl ?? `(external server at ${config.temporal.address})`}
-  Batch worker:     ${worker ? `task queue ${config.temporal.taskQueue}; Schedules ${worker.schedules.join(', ')}` : 'off'}
-  Demo producer:    ${opts.demo ? `${opts.rate} events/s to ${config.kafka.topics.events}` : 'off'}
-Stop with Ctrl-C; the stack keeps running (hunt stack down stops it).`);
-
-      const timer = opts.duration ? new Promise<void>((resolve) => setTimeout(resolve, (opts.duration as number) * 1000)) : new Promise<void>(() => {});
-      // A part that dies stops the whole command, with its reason: half a pipeline that looks
-      // alive is worse than none.
-      const died = await Promise.race([untilSignal(logger), timer, ingest.failed, ...(worker ? [worker.failed] : [])]).then(
-        () => undefined,
-        (err: Error) => err,
-      );
-      if (died) console.error(`hunt start: stopping everything: ${died.message}`);
-      stop.abort();
-      const sent = await demo;
-      await ingest.stop();
-      await worker?.stop().catch(() => undefined);
-      if (died) throw died;
-      console.log(`stopped (demo producer sent ${sent} records)`);
-      process.exit(0);
+    .action(async (opts: MainJobOptions) => {
+      const { runMainJob } = await import('./main-job');
+      await runMainJob(opts);
     });
-}
-
-/** The batch-plane worker in this process, with the Schedules applied so they have work to run. */
-async function startWorker(config: Config, logger: Logger): Promise<{ schedules: string[]; failed: Promise<never>; stop(): Promise<void> }> {
-  installRuntime(config.worker.metricsPort, 'WARN');
-  const service: WorkerService = await createWorkerService(config, logger);
-  let stopping = false;
-  const running = service.run();
-  // The worker's run() settles only when it stops; before we asked, that is a failure.
-  const failed = running.then(
-    () => (stopping ? new Promise<never>(() => {}) : Promise.reject(new Error('the batch worker stopped unexpectedly'))),
-    (err: Error) => Promise.reject(new Error(`the batch worker failed: ${err.message}`, { cause: err })),
-  );
-  failed.catch(() => undefined);
-  const { client, close } = await connectClient(config);
-  let schedules: string[];
-  try {
-    schedules = (await applySchedules(client, config)).map((r) => r.scheduleId);
-  } finally {
-    await close();
-  }
-  return {
-    schedules,
-    failed,
-    async stop() {
-      stopping = true;
-      // On Ctrl-C the SDK has begun shutting the worker down already; shutdown() covers --duration.
-      if (service.worker.getState() === 'RUNNING') service.worker.shutdown();
-      await running.catch(() => undefined);
-      await service.close();
-    },
-  };
 }

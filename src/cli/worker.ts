@@ -2,7 +2,6 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../config';
 import { createLogger } from '../log';
-import { createWorkerService, installRuntime } from '../worker/service';
 
 export function registerWorkerCommand(program: Command): void {
   program
@@ -11,6 +10,7 @@ export function registerWorkerCommand(program: Command): void {
     .action(async () => {
       const config = loadConfig();
       const logger = createLogger(config, 'worker');
+      const { createWorkerService, installRuntime } = await import('../worker/service');
       installRuntime(config.worker.metricsPort);
       const service = await createWorkerService(config, logger);
       logger.info({ taskQueue: config.temporal.taskQueue, metricsPort: config.worker.metricsPort }, 'worker running');

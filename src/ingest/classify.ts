@@ -1,10 +1,15 @@
 /**
  * The hot path's decision per record, pure and broker-free: accepted event, or rejected
  * record with the contract's reason, kept byte for byte for the DLQ and quarantine.
+ *
+ * Accepted events leave as rows for the store (event-rows.ts) and their origins with copied
+ * bytes (record-origins.ts), not as objects: a classified slice waits in memory until its
+ * micro-batch commits, and compact slices keep the heap small under any backlog.
  */
 import { classifyRecord } from '../events/validate';
-import type { AcceptedEvent } from '../store/apply-events';
+import { EventRowsBuilder, eventRow, type EventRows } from '../store/event-rows';
 import type { RejectedRecord } from '../store/quarantine';
+import { OriginsBuilder, type RecordOrigins } from '../store/record-origins';
 
 export type { RejectedRecord } from '../store/quarantine';
 
@@ -17,10 +22,13 @@ export interface SourceRecord {
 }
 
 export interface ClassifiedSlice {
-  accepted: AcceptedEvent[];
+  /** The accepted events, in arrival order. */
+  rows: EventRows;
+  /** Where each row came from, bytes included (for a record the database refuses). */
+  origins: RecordOrigins;
   rejected: RejectedRecord[];
   /** Kafka timestamps (ms) of the accepted records, for the freshness metric. */
-  acceptedTimestamps: number[];
+  acceptedTimestamps: Float64Array;
 }
 
 /**
@@ -34,16 +42,21 @@ export function classifySlice(
   now: Date,
   sourceLabel = `kafka:${topic}:${partition}`,
 ): ClassifiedSlice {
-  const slice: ClassifiedSlice = { accepted: [], rejected: [], acceptedTimestamps: [] };
+  const rows = new EventRowsBuilder();
+  const origins = new OriginsBuilder(topic, partition);
+  const rejected: RejectedRecord[] = [];
+  const timestamps: number[] = [];
   for (const record of records) {
     const result = classifyRecord(record.value, now);
-    const origin = { topic, partition, offset: record.offset, key: record.key, value: record.value };
     if (result.ok) {
-      slice.accepted.push({ event: result.event, instant: result.instant, source: `${sourceLabel}:${record.offset}`, origin });
-      slice.acceptedTimestamps.push(Number(record.timestamp));
+      rows.add(eventRow(result.event, `${sourceLabel}:${record.offset}`), result.event.huntId);
+      origins.add(record.offset, record.key, record.value);
+      timestamps.push(Number(record.timestamp));
     } else {
-      slice.rejected.push({ ...origin, reason: result.reason, detail: result.detail });
+      // Copies, so a reject waiting for its commit does not keep a whole fetch response alive.
+      const copy = (b: Buffer | null) => (b === null ? null : Buffer.from(b));
+      rejected.push({ topic, partition, offset: record.offset, key: copy(record.key), value: copy(record.value), reason: result.reason, detail: result.detail });
     }
   }
-  return slice;
+  return { rows: rows.build(), origins: origins.build(), rejected, acceptedTimestamps: Float64Array.from(timestamps) };
 }

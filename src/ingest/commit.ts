@@ -11,15 +11,20 @@
  */
 import type pg from 'pg';
 import { toDetailText } from '../events/detail-text';
-import { applyEvents, type AcceptedEvent } from '../store/apply-events';
+import { applyEventRows } from '../store/apply-events';
 import { describeDataError, isDataError } from '../store/errors';
+import { rowCount, type EventRows } from '../store/event-rows';
 import { applyIsolating } from '../store/isolate';
 import { storeOffsets, type PartitionOffset } from '../store/offsets';
-import { quarantineRecords, type RejectedRecord } from '../store/quarantine';
+import { quarantineRecords, type RecordOrigin, type RejectedRecord } from '../store/quarantine';
+import type { RecordOrigins } from '../store/record-origins';
 import { withTransaction } from '../store/transaction';
 
 export interface MicroBatch {
-  accepted: AcceptedEvent[];
+  /** Accepted events, in arrival order. */
+  rows: EventRows;
+  /** Where each row came from. */
+  origins: RecordOrigins;
   rejected: RejectedRecord[];
   offsets: PartitionOffset[];
 }
@@ -46,7 +51,7 @@ export async function commitMicroBatch(
 ): Promise<CommitResult> {
   try {
     return await withTransaction(pool, async (client) => {
-      const applied = await applyEvents(client, batch.accepted);
+      const applied = await applyEventRows(client, batch.rows);
       await quarantineRecords(client, batch.rejected);
       await storeOffsets(client, groupId, batch.offsets);
       return { inserted: applied.inserted, duplicates: applied.duplicates, unprocessable: [], isolated: false };
@@ -55,24 +60,22 @@ export async function commitMicroBatch(
     if (!isDataError(err)) throw err;
   }
   return withTransaction(pool, async (client) => {
-    const applied = await applyIsolating(client, batch.accepted);
-    const unprocessable = applied.refused.map(({ event, err }) => unprocessableRecord(event, err));
+    const applied = await applyIsolating(client, batch.rows);
+    const unprocessable = applied.refused.map(({ index, err }) => unprocessableRecord(batch.origins.at(index), err));
     if (unprocessable.length > 0) await onUnprocessable(unprocessable);
     await quarantineRecords(client, [...batch.rejected, ...unprocessable]);
     await storeOffsets(client, groupId, batch.offsets);
     return {
       inserted: applied.inserted,
-      duplicates: batch.accepted.length - applied.inserted - unprocessable.length,
+      duplicates: rowCount(batch.rows) - applied.inserted - unprocessable.length,
       unprocessable,
       isolated: true,
     };
   });
 }
 
-/** A refused event as a rejected record of its source, with the database's reason. */
-export function unprocessableRecord(event: AcceptedEvent, err: unknown): RejectedRecord {
-  // Events read from a source carry their record; one built in code gets its JSON, under its provenance.
-  const origin = event.origin ?? { topic: event.source, partition: 0, offset: '0', key: null, value: Buffer.from(JSON.stringify(event.event)) };
+/** A refused record, rejected with the database's reason. */
+export function unprocessableRecord(origin: RecordOrigin, err: unknown): RejectedRecord {
   return { ...origin, reason: 'unprocessable', detail: toDetailText(describeDataError(err)) };
 }
 

@@ -7,8 +7,10 @@
  */
 import type pg from 'pg';
 import type { Logger } from '../log';
+import { concatRows } from '../store/event-rows';
 import type { PartitionOffset } from '../store/offsets';
 import type { RejectedRecord } from '../store/quarantine';
+import { concatOrigins } from '../store/record-origins';
 import type { SliceWork } from './batcher';
 import { commitMicroBatch, mergeOffsets, type CommitResult } from './commit';
 import type { DlqSender } from './dlq';
@@ -33,7 +35,8 @@ export interface FlushDeps {
 export function createFlush(deps: FlushDeps): (works: SliceWork[]) => Promise<void> {
   const { pool, groupId, dlq, metrics, logger } = deps;
   return async function flush(works) {
-    const accepted = works.flatMap((w) => w.slice.accepted);
+    const rows = concatRows(works.map((w) => w.slice.rows));
+    const origins = concatOrigins(works.map((w) => w.slice.origins));
     const rejected = works.flatMap((w) => w.slice.rejected);
     const offsets = mergeOffsets(works.map((w) => ({ topic: w.topic, partition: w.partition, nextOffset: w.nextOffset })));
     let rejectsSent = false;
@@ -51,7 +54,7 @@ export function createFlush(deps: FlushDeps): (works: SliceWork[]) => Promise<vo
           rejectsSent = true;
         }
         const started = performance.now();
-        const result = await commitMicroBatch(pool, groupId, { accepted, rejected, offsets }, sendUnprocessable);
+        const result = await commitMicroBatch(pool, groupId, { rows, origins, rejected, offsets }, sendUnprocessable);
         recordMetrics(deps, works, result, performance.now() - started);
         deps.onCommitted(offsets);
         return;

@@ -10,8 +10,8 @@
  * Two statements per batch, whatever its size: the fence lock, then ONE statement of
  * data-modifying CTEs that stores the events and scores the ones really inserted (credits,
  * wins, one pre-aggregated upsert per player, hunt stats), all set-based in Postgres. The
- * batch travels as one JSON parameter of flat rows: JSON.stringify is native, Postgres parses
- * it once, and nothing comes back to the client between the steps.
+ * batch travels as one JSON parameter of flat rows (event-rows.ts): JSON.stringify is native,
+ * Postgres parses it once, and nothing comes back to the client between the steps.
  *
  * Scoring here is incremental, in arrival order (provisional, see CONTRACT.md): the first
  * clue.found / hint.used / treasure.claimed to arrive for its key is credited (rows are
@@ -21,15 +21,13 @@
  */
 import type pg from 'pg';
 import type { EventInstant, HuntEvent } from '../events/schema';
-import type { RecordOrigin } from './quarantine';
+import { rowCount, rowsOf, type EventRows } from './event-rows';
 
 export interface AcceptedEvent {
   event: HuntEvent;
   instant: EventInstant;
   /** Provenance for the raw store, e.g. `kafka:hunt.events:3:1200`, `backfill:<job>`. */
   source: string;
-  /** The record it was read from, to reject it as `unprocessable` if the database refuses it. */
-  origin?: RecordOrigin;
 }
 
 export interface ApplyResult {
@@ -42,57 +40,29 @@ export interface ApplyResult {
 }
 
 /**
- * Stores and scores `events` in the caller's transaction. Locks each touched hunt's fence
- * row first (sorted, so concurrent writers cannot deadlock), which serializes with repairs.
+ * Stores and scores `rows` (see event-rows.ts) in the caller's transaction. Locks each
+ * touched hunt's fence row first (sorted, so concurrent writers cannot deadlock), which
+ * serializes with repairs. A row whose eventId is already stored, or repeats an earlier row
+ * of the batch, has no effect.
  */
-export async function applyEvents(client: pg.ClientBase, events: readonly AcceptedEvent[]): Promise<ApplyResult> {
-  if (events.length === 0) return { inserted: 0, duplicates: 0, huntIds: [] };
-  const unique = firstOfEachEventId(events);
-  const huntIds = [...new Set(unique.map((e) => e.event.huntId))].sort();
+export async function applyEventRows(client: pg.ClientBase, rows: EventRows): Promise<ApplyResult> {
+  const count = rowCount(rows);
+  if (count === 0) return { inserted: 0, duplicates: 0, huntIds: [] };
+  const huntIds = [...rows.huntIds].sort();
   await client.query({
     name: 'hunt-fence-lock',
     text: `INSERT INTO hunts (hunt_id) SELECT h FROM unnest($1::text[]) AS h ORDER BY h
            ON CONFLICT (hunt_id) DO UPDATE SET updated_at = now()`,
     values: [huntIds],
   });
-  const { rows } = await client.query<{ inserted: number }>({ name: 'store-and-score', text: STORE_AND_SCORE, values: [rowsJson(unique)] });
-  const inserted = rows[0]?.inserted ?? 0;
-  return { inserted, duplicates: events.length - inserted, huntIds };
+  const { rows: result } = await client.query<{ inserted: number }>({ name: 'store-and-score', text: STORE_AND_SCORE, values: [rows.json] });
+  const inserted = result[0]?.inserted ?? 0;
+  return { inserted, duplicates: count - inserted, huntIds };
 }
 
-function firstOfEachEventId(events: readonly AcceptedEvent[]): AcceptedEvent[] {
-  const seen = new Set<string>();
-  return events.filter((e) => {
-    if (seen.has(e.event.eventId)) return false;
-    seen.add(e.event.eventId);
-    return true;
-  });
-}
-
-/**
- * The batch as a JSON array of flat rows, in arrival order. Payloads are flattened to the
- * few typed fields the contract allows (`subject`: the clue or treasure; `points`: points or
- * penalty), so Postgres reads each field once, as its type.
- */
-function rowsJson(events: readonly AcceptedEvent[]): string {
-  const parts: string[] = new Array(events.length);
-  for (let i = 0; i < events.length; i++) {
-    const { event, source } = events[i] as AcceptedEvent;
-    const p = event.payload as { clueId?: string; treasureId?: string; points?: number; penalty?: number; displayName?: string; teamId?: string };
-    parts[i] = JSON.stringify({
-      e: event.eventId,
-      h: event.huntId,
-      p: event.playerId,
-      t: event.type,
-      o: event.occurredAt,
-      s: p.clueId ?? p.treasureId,
-      n: p.points ?? p.penalty,
-      d: p.displayName,
-      m: p.teamId,
-      src: source,
-    });
-  }
-  return `[${parts.join(',')}]`;
+/** applyEventRows for events at hand as objects (replays, tests, benchmarks). */
+export async function applyEvents(client: pg.ClientBase, events: readonly AcceptedEvent[]): Promise<ApplyResult> {
+  return applyEventRows(client, rowsOf(events));
 }
 
 /** `excluded`'s (at, event) stamp is later than the row's: the contract's event-time order. */
@@ -106,7 +76,8 @@ const STORE_AND_SCORE = `
   WITH input AS (
     SELECT r.e AS event_id, r.h AS hunt_id, r.p AS player_id, r.t AS type, r.o AS occurred_at,
            r.s AS subject_id, r.n AS points, r.d AS display_name, r.m AS team_id, r.src AS source, i.n AS arrival
-      FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS i(j, n),
+      -- The rows come joined by ','; Postgres adds the brackets, so the client sends the string it has.
+      FROM jsonb_array_elements(('[' || $1::text || ']')::jsonb) WITH ORDINALITY AS i(j, n),
            jsonb_to_record(i.j) AS r(e text, h text, p text, t text, o timestamptz, s text, n int, d text, m text, src text)
   ), ins AS (
     INSERT INTO events (event_id, hunt_id, player_id, type, occurred_at, payload, source)
@@ -121,7 +92,8 @@ const STORE_AND_SCORE = `
     ON CONFLICT (event_id) DO NOTHING
     RETURNING event_id
   ), new AS (
-    SELECT i.* FROM input i JOIN ins USING (event_id)
+    -- A repeated eventId in the batch: the first arrival is the one inserted, and the one scored.
+    SELECT DISTINCT ON (i.event_id) i.* FROM input i JOIN ins USING (event_id) ORDER BY i.event_id, i.arrival
   ), credits AS (
     INSERT INTO clue_credits (hunt_id, player_id, clue_id, kind, event_id, occurred_at, points)
     SELECT hunt_id, player_id, subject_id, CASE type WHEN 'clue.found' THEN 'found' ELSE 'hint' END, event_id, occurred_at, points

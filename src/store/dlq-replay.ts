@@ -7,6 +7,7 @@
 import type pg from 'pg';
 import { classifyRecord } from '../events/validate';
 import type { AcceptedEvent } from './apply-events';
+import { rowsOf } from './event-rows';
 import { applyIsolating } from './isolate';
 import { withTransaction } from './transaction';
 
@@ -61,10 +62,10 @@ export async function replayBatch(
       return { lastId, examined: rows.length, replayed: accepted.length, duplicates: 0, stillInvalid };
     }
     // A record the database still refuses stays quarantined (counted as unprocessable), and the rest go in.
-    const applied = await applyIsolating(client, accepted);
-    const refused = new Set(applied.refused.map((r) => r.event));
+    const applied = await applyIsolating(client, rowsOf(accepted));
+    const refused = new Set(applied.refused.map((r) => r.index));
     if (refused.size > 0) stillInvalid.unprocessable = (stillInvalid.unprocessable ?? 0) + refused.size;
-    const replayed = accepted.filter((a) => !refused.has(a));
+    const replayed = accepted.filter((_, i) => !refused.has(i));
     await client.query(
       `UPDATE quarantine q SET replayed_at = now(), replayed_event_id = r.event_id
          FROM unnest($1::bigint[], $2::text[]) AS r(id, event_id) WHERE q.id = r.id`,

@@ -1,40 +1,38 @@
 /**
- * Applies events so that the ones the database refuses for their data are singled out
+ * Applies event rows so that the ones the database refuses for their data are singled out
  * instead of failing the whole group: each group runs under a savepoint, and a refused group
- * is rolled back to it and halved until the refused events stand alone. The rest are
- * applied in their order, in the caller's transaction. k refused events among n cost about
- * 2k·log2(n) extra statements; a batch nothing is wrong with costs two (the savepoint).
+ * is rolled back to it and halved until the refused rows stand alone. The rest are applied
+ * in their order, in the caller's transaction. k refused rows among n cost about 2k·log2(n)
+ * extra statements; a batch nothing is wrong with costs two (the savepoint).
  */
 import type pg from 'pg';
-import { applyEvents, type AcceptedEvent } from './apply-events';
+import { applyEventRows } from './apply-events';
 import { isDataError } from './errors';
+import { rowCount, sliceRows, type EventRows } from './event-rows';
 
 export interface Isolated {
   inserted: number;
-  refused: { event: AcceptedEvent; err: unknown }[];
+  /** Rows the database refused, by index in the rows given, with its error. */
+  refused: { index: number; err: unknown }[];
 }
 
-/**
- * Applies `events` in order inside the caller's transaction, each group under a savepoint:
- * a group the database refuses for its data is rolled back and halved until the refused
- * events stand alone. Any other failure propagates (the caller's transaction is lost).
- */
-export async function applyIsolating(client: pg.ClientBase, events: readonly AcceptedEvent[]): Promise<Isolated> {
-  if (events.length === 0) return { inserted: 0, refused: [] };
+/** Any failure that is not a data error propagates (the caller's transaction is lost). */
+export async function applyIsolating(client: pg.ClientBase, rows: EventRows, firstIndex = 0): Promise<Isolated> {
+  const count = rowCount(rows);
+  if (count === 0) return { inserted: 0, refused: [] };
   await client.query('SAVEPOINT isolate');
   try {
-    const result = await applyEvents(client, events);
+    const result = await applyEventRows(client, rows);
     await client.query('RELEASE SAVEPOINT isolate');
     return { inserted: result.inserted, refused: [] };
   } catch (err) {
     if (!isDataError(err)) throw err;
     await client.query('ROLLBACK TO SAVEPOINT isolate');
     await client.query('RELEASE SAVEPOINT isolate');
-    if (events.length === 1) return { inserted: 0, refused: [{ event: events[0] as AcceptedEvent, err }] };
+    if (count === 1) return { inserted: 0, refused: [{ index: firstIndex, err }] };
   }
-  const middle = Math.ceil(events.length / 2);
-  const first = await applyIsolating(client, events.slice(0, middle));
-  const second = await applyIsolating(client, events.slice(middle));
+  const middle = Math.ceil(count / 2);
+  const first = await applyIsolating(client, sliceRows(rows, 0, middle), firstIndex);
+  const second = await applyIsolating(client, sliceRows(rows, middle, count), firstIndex + middle);
   return { inserted: first.inserted + second.inserted, refused: [...first.refused, ...second.refused] };
 }
-

@@ -1,10 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { MicroBatcher, type SliceWork } from '../../src/ingest/batcher';
 import { BatchSizing } from '../../src/ingest/sizing';
+import { NO_ROWS } from '../../src/store/event-rows';
+import { originsOf } from '../../src/store/record-origins';
 
 function slice(partition: number, nextOffset: number, recordCount: number): SliceWork {
   return {
-    slice: { accepted: [], rejected: [], acceptedTimestamps: [] },
+    slice: { rows: NO_ROWS, origins: originsOf([]), rejected: [], acceptedTimestamps: new Float64Array(0) },
     topic: 't',
     partition,
     nextOffset: BigInt(nextOffset),
