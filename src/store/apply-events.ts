@@ -75,10 +75,11 @@ const ACTIVE_IS_LATER = later('active_at', 'active_event');
 const STORE_AND_SCORE = `
   WITH input AS (
     SELECT r.e AS event_id, r.h AS hunt_id, r.p AS player_id, r.t AS type, r.o AS occurred_at,
-           r.s AS subject_id, r.n AS points, r.d AS display_name, r.m AS team_id, r.src AS source, i.n AS arrival
+           r.s AS subject_id, r.n AS points, r.d AS display_name, r.m AS team_id, r.src AS source, r.arrival
       -- The rows come joined by ','; Postgres adds the brackets, so the client sends the string it has.
-      FROM jsonb_array_elements(('[' || $1::text || ']')::jsonb) WITH ORDINALITY AS i(j, n),
-           jsonb_to_record(i.j) AS r(e text, h text, p text, t text, o timestamptz, s text, n int, d text, m text, src text)
+      FROM ROWS FROM (json_to_recordset(('[' || $1::text || ']')::json)
+                        AS (e text, h text, p text, t text, o timestamptz, s text, n int, d text, m text, src text))
+           WITH ORDINALITY AS r(e, h, p, t, o, s, n, d, m, src, arrival)
   ), ins AS (
     INSERT INTO events (event_id, hunt_id, player_id, type, occurred_at, payload, source)
     SELECT event_id, hunt_id, player_id, type, occurred_at,
