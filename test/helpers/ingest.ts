@@ -124,7 +124,9 @@ export interface IngestProcess {
   kill(signal: NodeJS.Signals): Promise<number | null>;
 }
 
-let nextPort = 18100;
+// Ports for ingest children: a block per test process, so two test runs on one machine (two
+// checkouts, say) do not take each other's ports; below the ephemeral range.
+let nextPort = 30000 + (process.pid % 100) * 25;
 
 /** Starts `hunt ingest` against the given database and topics. */
 export function startIngestProcess(databaseUrl: string, topics: TestTopics, env: Record<string, string> = {}): IngestProcess {
