@@ -57,6 +57,10 @@ export interface DrainResult {
   /** The drain's bounds on the monotonic clock in µs, the clock of V8 CPU profiles. */
   monotonicUs: { firstCommit: number; end: number };
   stored: { events: number; quarantined: number };
+  /** Per ingest process: records it committed once every process owned partitions, and the partitions it owned at the end. */
+  perConsumer: { records: number; partitions: number[] }[];
+  /** Scale-out: each partition's committed offset when every process first owned partitions. */
+  committedAtShare?: Record<number, number>;
   exit: { code: number | null; escalated: string | undefined };
   warnings: string[];
   completed: boolean;
@@ -106,6 +110,20 @@ export async function drainWithIngest(options: DrainOptions): Promise<DrainResul
     return Number(rows[0]?.sum ?? 0);
   };
 
+  // Scale-out: each member's share is counted from the moment every member owns partitions
+  // (the first to join takes them all until the group rebalances).
+  let sharedFrom: number[] | undefined;
+  const checkShared = async () => {
+    const texts = await Promise.all(children.map((c) => c.metricsText().catch(() => '')));
+    if (!texts.every((t) => ownedPartitions(t).length > 0)) return;
+    sharedFrom = texts.map((t) => parseHistogram(t, 'hunt_ingest_batch_records').sum);
+    const { rows } = await pool.query<{ partition: number; next_offset: number }>(
+      'SELECT partition, next_offset FROM consumer_offsets WHERE group_id = $1 AND topic = $2',
+      [options.groupId, options.topic],
+    );
+    committedAtShare = new Map(rows.map((r) => [r.partition, Number(r.next_offset)]));
+  };
+  let committedAtShare: Map<number, number> | undefined;
   const deadline = performance.now() + (options.timeoutMs ?? 15 * 60_000);
   let first: { at: number; records: number; us: number } | undefined;
   let firstCpu = snapshotCpu();
@@ -122,6 +140,7 @@ export async function drainWithIngest(options: DrainOptions): Promise<DrainResul
     }
     const records = await committed();
     const at = performance.now();
+    if (consumers > 1 && !sharedFrom) await checkShared();
     if (!first && records > 0) {
       first = { at, records, us: monotonicUs() };
       firstCpu = snapshotCpu();
@@ -178,8 +197,18 @@ export async function drainWithIngest(options: DrainOptions): Promise<DrainResul
     timeline,
     monotonicUs: { firstCommit: first?.us ?? endUs, end: endUs },
     stored: stored.rows[0] ?? { events: 0, quarantined: 0 },
+    committedAtShare: committedAtShare && Object.fromEntries(committedAtShare),
+    perConsumer: metricsTexts.map((t, i) => ({
+      records: parseHistogram(t, 'hunt_ingest_batch_records').sum - (sharedFrom?.[i] ?? 0),
+      partitions: ownedPartitions(t),
+    })),
     exit,
     warnings: children.flatMap((c) => c.warnings),
     completed: last.records >= options.records,
   };
+}
+
+/** Partitions a child reports owning (`hunt_ingest_partitions_assigned{partition="n"} 1`). */
+function ownedPartitions(metrics: string): number[] {
+  return [...metrics.matchAll(/^hunt_ingest_partitions_assigned\{[^}]*partition="(\d+)"[^}]*\} 1$/gm)].map((m) => Number(m[1])).sort((a, b) => a - b);
 }

@@ -20,6 +20,7 @@ import { readTopic } from './kafka-ceiling';
 import { backgroundLoad, type CpuGroups } from './lib/procfs';
 import { BenchResources, topicEndOffsets } from './lib/resources';
 import { runNaiveConsumer } from './naive-consumer';
+import { measurePeer } from './peer-phase';
 import { preloadBacklog } from './preload';
 import { summarizeProfileFile } from './profile-summary';
 import { TARGETS, verdictsOf, writeResults, type IngestBenchResult } from './report';
@@ -38,8 +39,12 @@ export interface IngestBenchOptions {
   profile: boolean;
   profileSeconds: number;
   keep: boolean;
-  /** Also drain with this many ingest processes in one group (0: skip), for reference. */
+  /** Also drain with this many ingest processes in one group (0: skip). */
   scaleOut: number;
+  /** Also drain the same events with the industry peer (Kafka Connect + the Debezium JDBC sink). */
+  peer: boolean;
+  /** Sink tasks of the peer (the issue's figures: 1). */
+  peerTasks: number;
   /** INGEST_* / KAFKA_* overrides for every ingest child (ours, profiled, freshness). */
   ingestEnv: Record<string, string>;
 }
@@ -85,6 +90,7 @@ export async function runIngestBench(options: IngestBenchOptions, command: strin
       seed: options.seed + 1,
       rawDir,
       targetMs: TARGETS.freshnessP99Ms,
+      p50TargetMs: TARGETS.freshnessP50Ms,
       ingestEnv: options.ingestEnv,
       cpuGroups,
       machineCores,
@@ -103,6 +109,7 @@ export async function runIngestBench(options: IngestBenchOptions, command: strin
       seed: options.seed,
     });
     const { total: records } = await topicEndOffsets(kafka, topic);
+    const partitionRecords = await recordsPerPartition(kafka, topic);
     step(`preloaded ${records} records in ${preload.seconds.toFixed(1)} s`);
 
     const kafkaRead = await readTopic(kafka, { topic, groupId: resources.groupId('read'), records, ingest: config.ingest, classify: false });
@@ -114,6 +121,23 @@ export async function runIngestBench(options: IngestBenchOptions, command: strin
     const oursUrl = await resources.createDatabase('ours');
     const ours = await drainWithIngest({ ...drainBase, databaseUrl: oursUrl, groupId: resources.groupId('ours'), label: 'ours' });
     step(`ours: ${ours.eventsPerSecond} events/s, peak RSS ${ours.rss.kernelPeakMb} MB`);
+
+    let peer: IngestBenchResult['peer'];
+    if (options.peer) {
+      step(`peer: Kafka Connect + Debezium JDBC sink (${options.peerTasks} task(s), UNNEST writer, upsert by eventId) on the same events`);
+      peer = await measurePeer(kafka, resources, {
+        events: options.events,
+        hunts: options.hunts,
+        players: options.players,
+        duplicates: options.duplicates,
+        seed: options.seed,
+        brokers: config.kafka.brokers,
+        rawDir,
+        tasks: options.peerTasks,
+        cpuGroups: cpuGroups([]),
+      });
+      step(`peer: ${peer.drain.eventsPerSecond} events/s`);
+    }
 
     const copy = await copyCeiling(oursUrl, await resources.createDatabase('copy'));
     step(`ceiling, COPY: ${copy.rowsPerSecond} rows/s`);
@@ -136,7 +160,7 @@ export async function runIngestBench(options: IngestBenchOptions, command: strin
         label: 'scaleout',
         consumers: options.scaleOut,
       });
-      step(`scale-out, ${options.scaleOut} processes: ${scaleOut.eventsPerSecond} events/s`);
+      step(`scale-out, ${options.scaleOut} processes: ${scaleOut.eventsPerSecond} events/s; shares ${scaleOut.perConsumer.map((c) => `${c.records} (partitions ${c.partitions.join(',')})`).join(', ')}`);
     }
 
     let profile: IngestBenchResult['profile'];
@@ -190,7 +214,10 @@ export async function runIngestBench(options: IngestBenchOptions, command: strin
       naive,
       ceilings: { kafkaRead, copy },
       kafkaReadAndClassify,
+      partitionRecords,
+      peer,
       ratios: {
+        vsPeer: peer ? ours.eventsPerSecond / peer.drain.eventsPerSecond : undefined,
         vsNaive: ours.eventsPerSecond / naive.eventsPerSecond,
         vsKafkaRead: ours.eventsPerSecond / kafkaRead.eventsPerSecond,
         vsCopy: ours.eventsPerSecond / copy.rowsPerSecond,
@@ -209,6 +236,17 @@ export async function runIngestBench(options: IngestBenchOptions, command: strin
     throw err;
   } finally {
     process.removeListener('SIGINT', onSignal);
+  }
+}
+
+/** Records per partition of the backlog: what each scale-out member's share should follow. */
+async function recordsPerPartition(kafka: ReturnType<typeof createKafka>, topic: string): Promise<number[]> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    return (await admin.fetchTopicOffsets(topic)).sort((a, b) => a.partition - b.partition).map((p) => Number(p.high) - Number(p.low));
+  } finally {
+    await admin.disconnect();
   }
 }
 

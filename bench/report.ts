@@ -11,13 +11,18 @@ import type { FreshnessResult } from './freshness';
 import type { ReadResult } from './kafka-ceiling';
 import type { NaiveResult } from './naive-consumer';
 import type { PreloadResult } from './preload';
+import { barChart, lineChart } from './lib/svg-chart';
+import type { PeerPhaseResult } from './peer-phase';
 import type { ProfileSummary } from './profile-summary';
 
 export const TARGETS = {
   drainEventsPerSecond: 50_000,
   drainStretchEventsPerSecond: 83_000,
-  naiveRatio: 20,
-  freshnessP99Ms: 50,
+  /** Ours against the industry peer (Kafka Connect + the Debezium JDBC sink), same run. */
+  peerRatio: 1,
+  naiveRatio: 30,
+  freshnessP99Ms: 25,
+  freshnessP50Ms: 10,
   freshnessRate: 5000,
   rssMb: 300,
 } as const;
@@ -56,7 +61,11 @@ export interface IngestBenchResult {
   ceilings: { kafkaRead: ReadResult; copy: CopyResult };
   /** Not a ceiling the issue asks for: kafkajs read plus the hot path's decode and validation. */
   kafkaReadAndClassify: ReadResult;
-  ratios: { vsNaive: number; vsKafkaRead: number; vsCopy: number };
+  ratios: { vsPeer: number | undefined; vsNaive: number; vsKafkaRead: number; vsCopy: number };
+  /** Records per partition of the backlog (what a scale-out member's share should follow). */
+  partitionRecords: number[];
+  /** The industry peer on the same events (`--no-peer` skips it). */
+  peer?: PeerPhaseResult;
   freshness: FreshnessResult;
   /** The same drain by several ingest processes in one group (`--scale-out n`). */
   scaleOut?: DrainResult;
@@ -81,16 +90,25 @@ export function peakRssMb(d: DrainResult): number {
 
 export function verdictsOf(r: Omit<IngestBenchResult, 'verdicts' | 'finishedAt' | 'cleanup'>): Verdict[] {
   const rate = r.ours.eventsPerSecond;
-  const p99 = r.freshness.histogram.p99;
-  const within = r.freshness.histogram.fractionWithinTarget;
+  const { p50, p99, fractionWithinTarget: within99, fractionWithinP50Target: within50 } = r.freshness.histogram;
   const rss = peakRssMb(r.ours);
-  return [
+  const verdicts: Verdict[] = [
     {
       target: 'drain rate, full exactly-once path',
       goal: `≥ ${n(TARGETS.drainEventsPerSecond)} events/s (stretch ${n(TARGETS.drainStretchEventsPerSecond)})`,
       measured: `${n(rate)} events/s${rate >= TARGETS.drainStretchEventsPerSecond ? ' (stretch met)' : ''}`,
       met: r.ours.completed && rate >= TARGETS.drainEventsPerSecond,
     },
+  ];
+  if (r.peer && r.ratios.vsPeer !== undefined) {
+    verdicts.push({
+      target: 'vs the industry peer (Kafka Connect + Debezium JDBC sink, raw rows, upsert)',
+      goal: `≥ ${TARGETS.peerRatio.toFixed(1)}×`,
+      measured: `${r.ratios.vsPeer.toFixed(2)}× (peer: ${n(r.peer.drain.eventsPerSecond)} events/s, ${r.peer.tasks} task(s), UNNEST writer)`,
+      met: r.ratios.vsPeer >= TARGETS.peerRatio,
+    });
+  }
+  verdicts.push(
     {
       target: 'vs the naive consumer',
       goal: `≥ ${TARGETS.naiveRatio}×`,
@@ -98,22 +116,25 @@ export function verdictsOf(r: Omit<IngestBenchResult, 'verdicts' | 'finishedAt' 
       met: r.ratios.vsNaive >= TARGETS.naiveRatio,
     },
     {
-      target: `freshness p99 at ${n(TARGETS.freshnessRate)} events/s`,
-      goal: `≤ ${TARGETS.freshnessP99Ms} ms`,
-      measured: p99
-        ? `${p99.value} ms (bucket ${p99.lower}–${p99.upper} ms; ${((within ?? 0) * 100).toFixed(2)}% ≤ ${TARGETS.freshnessP99Ms} ms; sent at ${n(r.freshness.achievedRate)}/s)`
+      target: `freshness at ${n(TARGETS.freshnessRate)} events/s`,
+      goal: `p99 ≤ ${TARGETS.freshnessP99Ms} ms, p50 ≤ ${TARGETS.freshnessP50Ms} ms`,
+      measured: p99 && p50
+        ? `p99 ${p99.value} ms, p50 ${p50.value} ms (${pct(within99)} ≤ ${TARGETS.freshnessP99Ms} ms, ${pct(within50)} ≤ ${TARGETS.freshnessP50Ms} ms; sent at ${n(r.freshness.achievedRate)}/s)`
         : 'no observations',
-      // Exact despite the buckets: 50 ms is a bucket bound, so "99% at or below it" is counted, not interpolated.
-      met: within !== undefined && within >= 0.99 && r.freshness.achievedRate >= TARGETS.freshnessRate * 0.95,
+      // Exact despite the buckets: both targets are bucket bounds, so the shares at or below them are counted, not interpolated.
+      met: within99 !== undefined && within99 >= 0.99 && within50 !== undefined && within50 >= 0.5 && r.freshness.achievedRate >= TARGETS.freshnessRate * 0.95,
     },
     {
-      target: 'consumer peak RSS during the drain',
+      target: 'consumer peak RSS during the drain (Node defaults, no heap flag)',
       goal: `≤ ${TARGETS.rssMb} MB`,
       measured: `${rss.toFixed(0)} MB`,
       met: rss <= TARGETS.rssMb,
     },
-  ];
+  );
+  return verdicts;
 }
+
+const pct = (f: number | undefined) => (f === undefined ? 'n/a' : `${(f * 100).toFixed(2)}%`);
 
 export function renderMarkdown(r: IngestBenchResult): string {
   const m = r.machine;
@@ -136,6 +157,11 @@ export function renderMarkdown(r: IngestBenchResult): string {
   lines.push(
     `| naive: eachMessage, one INSERT + one upsert per event, auto-commit (${r.naive.windowSeconds.toFixed(0)} s window, ${n(r.naive.processed)} events) | ${n(r.naive.eventsPerSecond)} events/s | ${x(r.ratios.vsNaive)} |`,
   );
+  if (r.peer) {
+    lines.push(
+      `| industry peer: Kafka Connect 3.9.1 + Debezium JDBC sink 3.6.0, ${r.peer.tasks} task(s), raw rows upserted by eventId, UNNEST writer (same events with an embedded Connect schema, ${n(r.peer.preload.bytes / Math.max(1, r.peer.preload.sent))} bytes each) | ${n(r.peer.drain.eventsPerSecond)} events/s | ${(r.ratios.vsPeer ?? 0).toFixed(2)}× |`,
+    );
+  }
   lines.push(`| ceiling: kafkajs reading the topic, no processing | ${n(r.ceilings.kafkaRead.eventsPerSecond)} events/s | ${x(r.ratios.vsKafkaRead)} |`);
   lines.push(
     `| ceiling: Postgres \`COPY FROM STDIN\` of the same ${n(r.ceilings.copy.rows)} rows into \`events\` (indexes included, no projections) | ${n(r.ceilings.copy.rowsPerSecond)} rows/s | ${x(r.ratios.vsCopy)} |`,
@@ -151,6 +177,8 @@ export function renderMarkdown(r: IngestBenchResult): string {
   lines.push(`| for reference: kafkajs read + the hot path's decode and validation, no Postgres | ${n(r.kafkaReadAndClassify.eventsPerSecond)} events/s | ${x(r.ours.eventsPerSecond / r.kafkaReadAndClassify.eventsPerSecond)} |`);
   lines.push('');
   lines.push(...drainNotes(r), '');
+  if (r.peer) lines.push(...peerNotes(r.peer), '');
+  if (r.scaleOut) lines.push(...scaleOutNotes(r.scaleOut, r.partitionRecords), '');
   lines.push(...freshnessNotes(r), '');
   if (r.profile) lines.push(...profileNotes(r.profile), '');
   const warnings = [...new Set([...r.ours.warnings, ...r.freshness.warnings, ...(r.profile?.drain.warnings ?? [])])];
@@ -191,6 +219,33 @@ function drainNotes(r: IngestBenchResult): string[] {
   ];
 }
 
+function peerNotes(p: PeerPhaseResult): string[] {
+  const d = p.drain;
+  const cores = Object.entries(d.cpu?.cores ?? {}).map(([g, c]) => `${g} ${c}`).join(', ');
+  const perEvent = Object.entries(d.cpuMicrosPerEvent ?? {}).map(([g, us]) => `${g} ${us} µs`).join(', ');
+  return [
+    `Peer: ${n(d.records)} rows from ${n(p.preload.sent)} records (${n(p.preload.kinds.duplicate)} duplicates; the invalid records ours rejects are left out, as they would stop the sink task); ` +
+      `drain ${d.seconds.toFixed(2)} s after ${(d.firstRowAt / 1000).toFixed(1)} s of start-up (JVM, plugins, group). CPU in cores during its drain: ${cores}; per event: ${perEvent}. ` +
+      `It writes each event's raw fields once; ours validates, deduplicates, stores, scores and stores offsets in the same transaction.`,
+  ];
+}
+
+function scaleOutNotes(d: DrainResult, partitionRecords: number[]): string[] {
+  const total = d.perConsumer.reduce((a, c) => a + c.records, 0);
+  // What was left to read in each partition once every process owned some: a process's share should follow its partitions'.
+  const left = partitionRecords.map((records, p) => Math.max(0, records - (d.committedAtShare?.[p] ?? 0)));
+  const totalLeft = left.reduce((a, b) => a + b, 0);
+  const parts = d.perConsumer.map((c, i) => {
+    const expected = c.partitions.reduce((a, p) => a + (left[p] ?? 0), 0);
+    return `process ${i + 1}: partitions ${c.partitions.join(', ') || 'none at the end'}, committed ${pct(c.records / Math.max(1, total))} of the records after the group settled (${n(c.records)}); its partitions held ${pct(expected / Math.max(1, totalLeft))} of them`;
+  });
+  return [
+    `Scale-out: ${d.consumers} \`hunt ingest\` processes in one group on this machine drained the same backlog at ${n(d.eventsPerSecond)} events/s ` +
+      `(CPU: ${cpuLine(d)}). ${parts.join('; ')}. A process's share follows the partitions it owns; on 2 cores a second process adds no CPU, so the rate does not grow: ` +
+      `scale-out is for more machines (docs/scaling.md).`,
+  ];
+}
+
 function freshnessNotes(r: IngestBenchResult): string[] {
   const f = r.freshness;
   const q = (v: FreshnessResult['histogram']['p50']) => (v ? `${v.value} ms (bucket ${v.lower}–${v.upper} ms)` : 'n/a');
@@ -223,13 +278,34 @@ function profileNotes(p: NonNullable<IngestBenchResult['profile']>): string[] {
   ];
 }
 
+/** The report's pictures: records committed per second through each drain, and the freshness histogram. */
+function charts(r: IngestBenchResult): Record<string, string> {
+  const series = (name: string, timeline: number[]) => ({ name, points: timeline.map((y, i) => ({ x: i * 1000, y })) });
+  const drains = [series(`ours (${n(r.ours.eventsPerSecond)}/s)`, r.ours.timeline)];
+  if (r.peer) drains.push(series(`peer: Connect + JDBC sink (${n(r.peer.drain.eventsPerSecond)}/s)`, r.peer.drain.timeline));
+  if (r.scaleOut) drains.push(series(`ours, ${r.scaleOut.consumers} processes (${n(r.scaleOut.eventsPerSecond)}/s)`, r.scaleOut.timeline));
+  const buckets = r.freshness.histogram.perBucket.filter((b) => Number.isFinite(b.le) && b.le <= 0.25);
+  return {
+    throughput: lineChart({ title: 'Drain of the backlog: records committed per second', yLabel: 'events/s', series: drains }),
+    freshness: barChart({
+      title: `Freshness at ${n(r.freshness.achievedRate)} events/s: events per bucket (commit minus Kafka timestamp)`,
+      yLabel: 'events',
+      bars: buckets.map((b) => ({ label: `≤${+(b.le * 1000).toFixed(1)}ms`, value: b.count })),
+    }),
+  };
+}
+
 export function writeResults(dir: string, r: IngestBenchResult): { json: string; markdown: string; latest: string } {
   fs.mkdirSync(dir, { recursive: true });
   const stamp = r.startedAt.replace(/[:.]/g, '-');
   const json = path.join(dir, `ingest-${stamp}.json`);
   const markdown = path.join(dir, `ingest-${stamp}.md`);
   const latest = path.join(dir, 'ingest-latest.md');
-  const md = renderMarkdown(r).replace(`ingest-${r.runId}.json`, path.basename(json));
+  const pictures = Object.entries(charts(r));
+  for (const [name, svg] of pictures) fs.writeFileSync(path.join(dir, `ingest-${stamp}-${name}.svg`), svg);
+  const md =
+    renderMarkdown(r).replace(`ingest-${r.runId}.json`, path.basename(json)) +
+    ['', ...pictures.map(([name]) => `![${name}](ingest-${stamp}-${name}.svg)`), ''].join('\n');
   fs.writeFileSync(json, JSON.stringify(r, null, 2) + '\n');
   fs.writeFileSync(markdown, md);
   fs.writeFileSync(latest, md);

@@ -37,7 +37,9 @@ program
   .addOption(new Option('--warmup-seconds <s>', 'warm-up before the freshness window').argParser(number('--warmup-seconds', 0)).default(5))
   .option('--no-profile', 'skip the profiled second drain')
   .addOption(new Option('--profile-seconds <s>', 'how long the profiled drain runs').argParser(number('--profile-seconds', 1)).default(20))
-  .addOption(new Option('--scale-out <n>', 'also drain with n ingest processes in one group (reference)').argParser(number('--scale-out', 0, 4)).default(0))
+  .addOption(new Option('--scale-out <n>', 'also drain with n ingest processes in one group (0: skip)').argParser(number('--scale-out', 0, 4)).default(2))
+  .option('--no-peer', 'skip the industry peer (Kafka Connect + Debezium JDBC sink)')
+  .addOption(new Option('--peer-tasks <n>', "the peer's sink tasks").argParser(number('--peer-tasks', 1, 8)).default(1))
   .option('--keep', 'keep the databases and topics of the run for inspection', false)
   .option('--ingest-env <KEY=VALUE...>', 'environment for the ingest children, e.g. INGEST_MAX_BATCH_EVENTS=20000', parseEnv, {})
   .action(async (opts: IngestBenchOptions) => {

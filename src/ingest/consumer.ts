@@ -177,6 +177,8 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
   consumer.on(consumer.events.GROUP_JOIN, async ({ payload }) => {
     const assigned = payload.memberAssignment[topic] ?? [];
     health.setAssignment(assigned);
+    metrics.partitionsAssigned.reset();
+    for (const partition of assigned) metrics.partitionsAssigned.set({ topic, partition: String(partition) }, 1);
     try {
       const stored = await positions.reload();
       for (const partition of assigned) {
