@@ -6,7 +6,7 @@
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { addCounts, commitImport, emptyCounts, prepareImport, type ImportOptions, type ImportOrigin } from '../src/backfill/import-records';
+import { addCounts, commitImport, emptyCounts, ImportPipeline, prepareImport, type ImportOptions, type ImportOrigin } from '../src/backfill/import-records';
 import { consumeRange, remaining, resolveRange } from '../src/backfill/kafka-source';
 import { checkImportFile, ImportFileError } from '../src/backfill/import-file';
 import { fileSize, readChunk, type FileRecord } from '../src/backfill/ndjson-source';
@@ -53,10 +53,11 @@ export function createBackfillActivities(deps: Pick<ActivityDeps, 'pool' | 'kafk
 }
 
 /**
- * Chunk after chunk from the file's byte cursor. While one chunk commits, the next is read
- * and classified (CPU overlaps Postgres); chunks still commit one after another, and the
- * heartbeat's cursor moves only past committed chunks, so a resumed attempt starts right
- * after the last commit.
+ * Chunk after chunk from the file's byte cursor, through an ImportPipeline: while chunks
+ * commit (each lane on its own, chunk after chunk), the next is read and classified. The
+ * heartbeat's cursor moves only past chunks every lane has committed, in file order, so a
+ * resumed attempt starts right after the last wholly committed chunk (what committed past
+ * it is found stored again, without effect).
  */
 async function importFileChunks(deps: Pick<ActivityDeps, 'pool' | 'config'>, input: ChunkBatchInput, start: ChunkBatchResult, options: ImportOptions, context: Context) {
   const path = (input.source as { path: string }).path;
@@ -64,25 +65,28 @@ async function importFileChunks(deps: Pick<ActivityDeps, 'pool' | 'config'>, inp
   const origin: ImportOrigin = { topic: `file:${path}`, partition: 0, sourceLabel: `backfill:${input.jobId}` };
   let state = start;
   let readFrom = state.cursor.file ?? { byteOffset: 0, line: 1 };
-  let committing: Promise<ChunkBatchResult> | undefined;
+  const pipeline = new ImportPipeline(deps.pool, options);
   for (let chunk = 0; chunk < input.maxChunks && !start.done; chunk++) {
     if (context.cancellationSignal.aborted) break;
     const read = readChunk(realPath, readFrom, input.chunkSize, MAX_EVENT_BYTES);
     const fitting = read.records.filter((r) => r.bytes <= MAX_EVENT_BYTES);
     const records = fitting.map((r) => ({ offset: String(r.line), key: null, value: r.value, timestamp: '0' }));
     const prepared = prepareImport(origin, records, options, read.records.filter((r) => r.bytes > MAX_EVENT_BYTES).map((r) => tooLongLine(origin, r)));
-    if (committing) state = await committing;
-    if (context.cancellationSignal.aborted) break;
-    const before = state;
-    committing = commitImport(deps.pool, prepared, options).then((counts) => {
-      const next = { cursor: { file: read.next }, counts: addCounts(before.counts, counts), done: read.eof, position: read.next.byteOffset };
-      context.heartbeat(next);
-      return next;
-    });
+    if (options.dryRun) {
+      const counts = await commitImport(deps.pool, prepared, options);
+      state = { cursor: { file: read.next }, counts: addCounts(state.counts, counts), done: read.eof, position: read.next.byteOffset };
+      context.heartbeat(state);
+    } else {
+      await pipeline.push(prepared, (counts) => {
+        state = { cursor: { file: read.next }, counts: addCounts(state.counts, counts), done: read.eof, position: read.next.byteOffset };
+        context.heartbeat(state);
+      });
+    }
     readFrom = read.next;
     if (read.eof) break;
   }
-  return committing ? await committing : state;
+  await pipeline.drain();
+  return state;
 }
 
 async function importKafkaChunks(deps: Pick<ActivityDeps, 'pool' | 'kafka'>, input: ChunkBatchInput, start: ChunkBatchResult, options: ImportOptions, context: Context) {

@@ -67,7 +67,7 @@ export function prepareImport(origin: ImportOrigin, records: readonly SourceReco
 
 /** Commits a prepared chunk (or, in a dry run, only counts what committing would do). */
 export async function commitImport(pool: pg.Pool, chunk: PreparedChunk, options: ImportOptions): Promise<ImportCounts> {
-  const { lanes, rejected, counts } = chunk;
+  const { lanes, counts } = chunk;
   const accepted = lanes.reduce((n, l) => n + rowCount(l.rows), 0);
   if (options.dryRun) {
     const ids = [...new Set(lanes.flatMap((l) => eventIdsOf(l.rows)))];
@@ -75,15 +75,73 @@ export async function commitImport(pool: pg.Pool, chunk: PreparedChunk, options:
     const wouldInsert = ids.length - (rows[0]?.n ?? 0);
     return { ...counts, inserted: wouldInsert, duplicates: accepted - wouldInsert };
   }
-  const results = await Promise.all(
-    lanes
-      .map((lane, i) => ({ ...lane, rejected: i === 0 ? rejected : [] })) // rejects are quarantined once, with the first lane
-      .filter((lane, i) => i === 0 || rowCount(lane.rows) > 0)
-      .map((lane) => commitMicroBatch(pool, options.groupId, { rows: lane.rows, origins: lane.origins, rejected: lane.rejected, offsets: [] })),
-  );
+  const pipeline = new ImportPipeline(pool, options);
+  let committed: ImportCounts | undefined;
+  await pipeline.push(chunk, (c) => (committed = c));
+  await pipeline.drain();
+  return committed as ImportCounts;
+}
+
+/**
+ * Commits prepared chunks through one queue per commit lane, so a lane never waits for
+ * another: each lane commits its part of chunk after chunk in order (a hunt always maps to
+ * the same lane, so each hunt's events stay in file order), while the next chunk is read and
+ * classified. A chunk counts as committed once every lane has committed its part;
+ * `onCommitted` runs for chunks in their order, so the cursor it heartbeats never passes a
+ * chunk that is not wholly in. At most `maxPending` chunks are in flight (memory bound).
+ */
+export class ImportPipeline {
+  private readonly laneTails: Promise<unknown>[] = [];
+  private reported: Promise<void> = Promise.resolve();
+  private readonly inFlight: Promise<void>[] = [];
+  private failure: unknown;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly options: ImportOptions,
+    private readonly maxPending = 3,
+  ) {}
+
+  /** Queues a chunk; resolves when there is room for the next. Throws the first failure of any lane. */
+  async push(chunk: PreparedChunk, onCommitted: (counts: ImportCounts) => void): Promise<void> {
+    if (this.failure) throw this.failure;
+    const parts = chunk.lanes.map((lane, i) => {
+      const rejected = i === 0 ? chunk.rejected : [];
+      if (i > 0 && rowCount(lane.rows) === 0) return Promise.resolve({ inserted: 0, unprocessable: 0 });
+      const previous = this.laneTails[i] ?? Promise.resolve();
+      const commit = previous.then(() =>
+        commitMicroBatch(this.pool, this.options.groupId, { rows: lane.rows, origins: lane.origins, rejected, offsets: [] }).then((r) => ({
+          inserted: r.inserted,
+          unprocessable: r.unprocessable.length,
+        })),
+      );
+      this.laneTails[i] = commit.catch(() => undefined);
+      return commit;
+    });
+    const done = Promise.all(parts).then((results) => countsOf(chunk, results));
+    const reported = this.reported.then(() => done).then(onCommitted);
+    this.reported = reported.catch((err: unknown) => {
+      this.failure ??= err;
+    });
+    this.inFlight.push(this.reported);
+    while (this.inFlight.length >= this.maxPending) {
+      await this.inFlight.shift();
+      if (this.failure) throw this.failure;
+    }
+  }
+
+  /** Waits for every queued chunk; throws the first failure. */
+  async drain(): Promise<void> {
+    await this.reported;
+    if (this.failure) throw this.failure;
+  }
+}
+
+function countsOf(chunk: PreparedChunk, results: { inserted: number; unprocessable: number }[]): ImportCounts {
+  const accepted = chunk.lanes.reduce((n, l) => n + rowCount(l.rows), 0);
   const inserted = results.reduce((sum, r) => sum + r.inserted, 0);
-  const unprocessable = results.reduce((sum, r) => sum + r.unprocessable.length, 0);
-  const rejectedByReason = { ...counts.rejectedByReason };
+  const unprocessable = results.reduce((sum, r) => sum + r.unprocessable, 0);
+  const rejectedByReason = { ...chunk.counts.rejectedByReason };
   if (unprocessable > 0) rejectedByReason.unprocessable = (rejectedByReason.unprocessable ?? 0) + unprocessable;
-  return { ...counts, rejected: counts.rejected + unprocessable, rejectedByReason, inserted, duplicates: accepted - inserted - unprocessable };
+  return { ...chunk.counts, rejected: chunk.counts.rejected + unprocessable, rejectedByReason, inserted, duplicates: accepted - inserted - unprocessable };
 }
