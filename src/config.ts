@@ -47,6 +47,7 @@ const variables = {
   KAFKA_TOPIC_DLQ: [topicName.default('hunt.events.dlq'), 'a Kafka topic name ([A-Za-z0-9._-], 1-249 chars)'],
   API_PORT: [port.default(8080), 'a TCP port (1-65535)'],
   LOG_LEVEL: [z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), 'one of fatal, error, warn, info, debug, trace, silent'],
+  LOG_FORMAT: [z.enum(['auto', 'json', 'pretty']).default('auto'), 'auto (readable on a terminal, JSON elsewhere), json or pretty'],
   INGEST_GROUP_ID: [nonEmpty.default('hunt-ingest'), 'a Kafka consumer group id'],
   INGEST_BATCH_MODE: [z.enum(['fixed', 'adaptive']).default('adaptive'), 'fixed or adaptive'],
   INGEST_MAX_BATCH_EVENTS: [positiveInt.max(100_000).default(5000), 'a whole number of events, 1-100000'],
@@ -141,6 +142,7 @@ export interface Config {
   };
   schedules: { rollupFlushEvery: string; reconcileEvery: string; dataQualityCron: string };
   logLevel: RawConfig['LOG_LEVEL'];
+  logFormat: RawConfig['LOG_FORMAT'];
   stack: {
     stateDir: string;
     cacheDir: string;
@@ -194,6 +196,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     backfill: { importDir: path.resolve(v.BACKFILL_IMPORT_DIR ?? path.join(stateDir, 'imports')) },
     schedules: { rollupFlushEvery: v.ROLLUP_FLUSH_EVERY, reconcileEvery: v.RECONCILE_EVERY, dataQualityCron: v.DATA_QUALITY_CRON },
     logLevel: v.LOG_LEVEL,
+    logFormat: v.LOG_FORMAT,
     stack: {
       stateDir,
       cacheDir: path.resolve(v.HUNT_CACHE_DIR),

@@ -25,7 +25,7 @@ export interface MainJobOptions {
 
 export async function runMainJob(opts: MainJobOptions): Promise<void> {
   const config = loadConfig();
-  const logger = createLogger({ logLevel: config.logLevel === 'info' ? 'warn' : config.logLevel }, 'hunt');
+  const logger = createLogger({ logLevel: config.logLevel === 'info' ? 'warn' : config.logLevel, logFormat: config.logFormat }, 'hunt');
   console.log('Starting the embedded stack (the first run builds the Temporal CLI and fetches Kafka; later runs take seconds)...');
   console.log(formatStatuses(await stackUp(config)));
   const applied = await runMigrations(config.databaseUrl);

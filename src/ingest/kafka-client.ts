@@ -1,7 +1,7 @@
 /** The kafkajs client from configuration, logging through pino. */
 import { Kafka, logLevel, type LogEntry } from 'kafkajs';
 import type { Config } from '../config';
-import type { Logger } from '../log';
+import { kafkajsLevel, type Logger } from '../log';
 
 const levels: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.ERROR]: 'error',
@@ -21,7 +21,7 @@ export function createKafka(config: Config, logger: Logger, clientId = config.ka
       () =>
       ({ level, log }: LogEntry) => {
         const { message, ...extra } = log;
-        kafkaLogger[levels[level] ?? 'info'](extra, message);
+        kafkaLogger[kafkajsLevel(levels[level] ?? 'info', String(message))](extra, message);
       },
   });
 }
