@@ -1,22 +1,43 @@
 #!/usr/bin/env bash
-# Installs, from Debian's packages, the system tools the embedded stack builds on when they
-# are missing: the Postgres server, a Java runtime and Maven (Kafka), Go (the Temporal CLI).
-# Needs root (or sudo). Services you already run can be used instead: see docs/configuration.md.
+# Installs, from Debian's packages, the system tools the project needs when they are missing:
+# the Postgres server, a Java runtime and Maven (Kafka), Go (the Temporal CLI), and for the
+# tests Chromium (the browser tests). `npm start` and `npm test` run it first (prestart,
+# pretest), so their README commands work on a fresh machine; CI runs it too.
+#
+#   install-system-packages.sh [start|test]   (default: test, which needs everything)
+#
+# A service given from outside needs no local tool: with DATABASE_URL set, no Postgres server;
+# with KAFKA_BROKERS, no Java or Maven; with TEMPORAL_ADDRESS (or a temporal CLI on PATH),
+# no Go. Needs root, or sudo, only when something is missing.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
+purpose="${1:-test}"
 missing=()
-ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
-command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
-command -v mvn >/dev/null || missing+=(maven)
-command -v go >/dev/null || missing+=(golang-go)
-command -v chromium >/dev/null || missing+=(chromium)
+if [ -z "${DATABASE_URL:-}" ]; then
+  ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
+fi
+if [ -z "${KAFKA_BROKERS:-}" ]; then
+  command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+  command -v mvn >/dev/null || missing+=(maven)
+fi
+if [ -z "${TEMPORAL_ADDRESS:-}" ] && ! command -v temporal >/dev/null; then
+  command -v go >/dev/null || missing+=(golang-go)
+fi
+if [ "$purpose" = test ]; then
+  command -v chromium >/dev/null || missing+=(chromium)
+fi
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "system packages: all present"
   exit 0
 fi
-echo "installing system packages: ${missing[*]}"
+echo "installing system packages (once): ${missing[*]}"
 sudo_cmd=()
-[ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+if [ "$(id -u)" -ne 0 ]; then
+  if ! command -v sudo >/dev/null; then
+    echo "missing system packages: ${missing[*]}; run as root (or install sudo), or install them yourself: apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+  sudo_cmd=(sudo)
+fi
 "${sudo_cmd[@]}" apt-get update -qq
 "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian's package may start its own cluster on 5432. Ours runs on its own port beside it;
@@ -26,3 +47,4 @@ if command -v pg_lsclusters >/dev/null; then
     "${sudo_cmd[@]}" pg_ctlcluster "$version" "$name" stop || true
   done
 fi
+echo "system packages installed: ${missing[*]}"
