@@ -22,6 +22,7 @@
 import type pg from 'pg';
 import type { EventInstant, HuntEvent } from '../events/schema';
 import { rowCount, rowsOf, type EventRows } from './event-rows';
+import { NOTIFY_HUNTS_OF } from './hunt-changes';
 
 export interface AcceptedEvent {
   event: HuntEvent;
@@ -138,4 +139,5 @@ const STORE_AND_SCORE = `
       FROM (SELECT hunt_id, count(*) AS n, max(occurred_at) AS newest FROM new GROUP BY hunt_id) s
      WHERE h.hunt_id = s.hunt_id
   )
-  SELECT count(*)::int AS inserted FROM ins`;
+  -- Live leaderboards learn of the change when (and if) this transaction commits.
+  SELECT count(*)::int AS inserted, ${NOTIFY_HUNTS_OF('new')} AS notified FROM ins`;

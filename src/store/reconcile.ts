@@ -7,6 +7,7 @@
  * "write" (DESIGN invariant 6), and the recomputation sees every event committed before it.
  */
 import type pg from 'pg';
+import { notifyHuntsChanged } from './hunt-changes';
 import { LIVE_PROJECTION_TABLES, recomputeInto } from './recompute';
 import { withTransaction } from './transaction';
 
@@ -83,6 +84,8 @@ export async function reconcileHunts(pool: pg.Pool, huntIds: readonly string[], 
         await client.query(`DELETE FROM ${live} WHERE hunt_id = ANY($1::text[])`, [hunts]);
         await client.query(`INSERT INTO ${live} SELECT * FROM ${final}`);
       }
+      const changed = drift.rows.filter((r) => r.players_drifted + r.treasures_changed > 0).map((r) => r.hunt_id);
+      if (changed.length > 0) await notifyHuntsChanged(client, changed);
     }
     const results = drift.rows.map((r) => ({
       huntId: r.hunt_id,

@@ -26,6 +26,7 @@
  * result, and a newer run takes over (the older one's next step fails as superseded).
  */
 import type pg from 'pg';
+import { ALL_HUNTS, notifyHuntsChanged } from './hunt-changes';
 import { LIVE_PROJECTION_TABLES, mergeInto, quoteIdent, recomputeInto, type ProjectionTargets } from './recompute';
 import { recreateShadow, swapInShadow } from './shadow-tables';
 import { withTransaction } from './transaction';
@@ -207,6 +208,7 @@ export async function swapShadow(pool: pg.Pool, projection: ProjectionName, jobI
     await applyHuntStats(client);
     for (const [live, shadow] of liveAndShadowTables(projection)) await swapInShadow(client, live, shadow);
     await client.query(`DROP TABLE ${quoteIdent(HUNT_STATS_SHADOW)}`);
+    await notifyHuntsChanged(client, ALL_HUNTS); // every leaderboard may have changed
     const { rows } = await client.query<JobRow>(
       `UPDATE reprocess_jobs SET phase = 'swapped', covered_seq = $2, max_seq = $2, events_caught_up = events_caught_up + $3,
          shadow_rows = shadow_rows + $4, fenced_events = $3, fence_ms = $5, updated_at = now(), finished_at = now()

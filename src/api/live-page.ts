@@ -1,0 +1,57 @@
+/**
+ * `GET /hunts/{huntId}`: a live leaderboard page, plain HTML and a few lines of script with
+ * no build step. The script follows the hunt's Server-Sent Events stream and redraws the
+ * table on every message; EventSource reconnects by itself when the connection drops.
+ * The hunt id is checked by the router (ID_PATTERN), and is still escaped where it is used.
+ */
+
+export function livePage(huntId: string): string {
+  const id = escapeHtml(huntId);
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Leaderboard: ${id}</title>
+<style>
+  body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; }
+  table { border-collapse: collapse; min-width: 28rem; }
+  th, td { padding: .35rem .8rem; border-bottom: 1px solid #ddd; text-align: left; }
+  td.n { text-align: right; font-variant-numeric: tabular-nums; }
+  .inactive { color: #999; }
+  #status { color: #777; font-size: .9rem; margin-bottom: 1rem; }
+</style>
+</head>
+<body>
+<h1>Leaderboard: ${id}</h1>
+<div id="status">connecting…</div>
+<table>
+  <thead><tr><th>#</th><th>player</th><th>score</th><th>clues</th><th>treasures</th></tr></thead>
+  <tbody id="rows"></tbody>
+</table>
+<script>
+  const rows = document.getElementById('rows');
+  const status = document.getElementById('status');
+  const cell = (text, cls) => { const td = document.createElement('td'); td.textContent = text; if (cls) td.className = cls; return td; };
+  const stream = new EventSource(location.pathname + '/leaderboard/stream?limit=50');
+  stream.addEventListener('leaderboard', (event) => {
+    const board = JSON.parse(event.data);
+    rows.replaceChildren(...board.entries.map((e) => {
+      const tr = document.createElement('tr');
+      tr.dataset.player = e.playerId;
+      if (!e.active) tr.className = 'inactive';
+      tr.append(cell(e.rank, 'n'), cell(e.displayName || e.playerId), cell(e.score, 'n score'), cell(e.cluesFound, 'n'), cell(e.treasuresClaimed, 'n'));
+      return tr;
+    }));
+    status.textContent = board.entries.length === 0 ? 'no players yet' : 'live, as of ' + (board.asOf || '-');
+  });
+  stream.onerror = () => { status.textContent = 'reconnecting…'; };
+</script>
+</body>
+</html>
+`;
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
