@@ -1,0 +1,125 @@
+/**
+ * The backfill workflow's own logic, with its activities replaced by plain functions (no
+ * Postgres, no Kafka, no files): continue-as-new carries the cursor and the counts into the
+ * next run; pause and resume stop and restart the calls; bad input fails before any call.
+ * TestWorkflowEnvironment on the stack's Temporal server.
+ */
+import path from 'node:path';
+import { WorkflowFailedError } from '@temporalio/client';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { emptyCounts } from '../../src/backfill/counts';
+import type { ChunkBatchInput, ChunkBatchResult } from '../../src/backfill/types';
+import { loadConfig, projectRoot } from '../../src/config';
+import type { BackfillProgress } from '../../workflows/backfill';
+import { quietTemporalRuntime } from '../helpers/temporal';
+import { uniqueName, waitFor } from '../helpers/wait';
+
+const config = loadConfig();
+let env: TestWorkflowEnvironment;
+
+beforeAll(async () => {
+  quietTemporalRuntime();
+  env = await TestWorkflowEnvironment.createFromExistingServer({ address: config.temporal.address, namespace: config.temporal.namespace });
+});
+afterAll(async () => {
+  await env?.teardown();
+});
+
+/** Fake activities: a source of `chunks` chunks of one record; `gate` can hold a call. */
+function fakeImport(chunks: number) {
+  const calls: ChunkBatchInput[] = [];
+  let hold: Promise<void> | undefined;
+  return {
+    calls,
+    holdCalls(promise: Promise<void> | undefined) {
+      hold = promise;
+    },
+    activities: {
+      describeBackfillSource: async () => ({ total: chunks }),
+      importChunks: async (input: ChunkBatchInput): Promise<ChunkBatchResult> => {
+        calls.push(input);
+        if (hold) await hold;
+        const line = (input.cursor.file?.line ?? 1) + 1;
+        return { cursor: { file: { byteOffset: line - 1, line } }, counts: { ...emptyCounts(), records: 1, inserted: 1 }, done: line - 1 >= chunks, position: line - 1 };
+      },
+    },
+  };
+}
+
+async function withWorker<T>(activities: object, run: (taskQueue: string) => Promise<T>): Promise<T> {
+  const taskQueue = uniqueName('backfill-logic');
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    namespace: config.temporal.namespace,
+    taskQueue,
+    workflowsPath: path.join(projectRoot, 'workflows/index.ts'),
+    activities,
+  });
+  return worker.runUntil(run(taskQueue));
+}
+
+const fileInput = { source: { kind: 'file', path: '/data/archive.ndjson' }, chunkSize: 1 };
+
+describe('backfill workflow logic', () => {
+  it('continues as new after 200 activity calls, carrying the cursor and the counts', async () => {
+    const fake = fakeImport(205);
+    const result = await withWorker(fake.activities, async (taskQueue) => {
+      const handle = await env.client.workflow.start('backfill', { taskQueue, workflowId: uniqueName('backfill-can'), args: [fileInput] });
+      const firstRun = handle.firstExecutionRunId;
+      const progress = (await handle.result()) as BackfillProgress;
+      const firstHistory = await env.client.workflow.getHandle(handle.workflowId, firstRun).fetchHistory();
+      const last = firstHistory.events?.[firstHistory.events.length - 1];
+      return { progress, continuedAsNew: last?.workflowExecutionContinuedAsNewEventAttributes != null };
+    });
+    expect(result.continuedAsNew).toBe(true);
+    expect(result.progress).toMatchObject({ state: 'completed', done: 205, total: 205, counts: { records: 205, inserted: 205 } });
+    // The second run resumed where the first stopped: every chunk was asked for once, in order.
+    expect(fake.calls.map((c) => c.cursor.file?.line)).toEqual(Array.from({ length: 205 }, (_, i) => i + 1));
+  });
+
+  it('pauses after the call in flight and resumes where it stopped', async () => {
+    const fake = fakeImport(40);
+    let release: () => void = () => undefined;
+    fake.holdCalls(new Promise<void>((resolve) => (release = resolve)));
+    const progress = await withWorker(fake.activities, async (taskQueue) => {
+      const handle = await env.client.workflow.start('backfill', { taskQueue, workflowId: uniqueName('backfill-pause'), args: [fileInput] });
+      await waitFor('the first call', () => fake.calls.length === 1);
+      await handle.signal('pause');
+      release();
+      fake.holdCalls(undefined);
+      const paused = await waitFor('the job to report itself paused', async () => {
+        const p = await handle.query<BackfillProgress>('progress');
+        return p.state === 'paused' && p.done === 1 ? p : undefined;
+      });
+      const callsWhilePaused = fake.calls.length;
+      // Queried twice more, a while apart: still paused, still no new call.
+      await handle.query('progress');
+      expect((await handle.query<BackfillProgress>('progress')).state).toBe('paused');
+      expect(fake.calls.length).toBe(callsWhilePaused);
+      expect(paused.done).toBe(1);
+      await handle.signal('resume');
+      return (await handle.result()) as BackfillProgress;
+    });
+    expect(progress).toMatchObject({ state: 'completed', done: 40, counts: { records: 40 } });
+    expect(fake.calls).toHaveLength(40);
+  });
+
+  it.each([
+    [{}, /source is required/],
+    [{ source: { kind: 'file', path: 'relative.ndjson' } }, /source\.path must be an absolute path/],
+    [{ source: { kind: 'kafka', topic: 'bad topic!' } }, /source\.topic must be a Kafka topic name/],
+    [{ source: { kind: 'kafka', topic: 't', from: '2026-02-30' } }, /from must be an ISO-8601 time .*no such date/],
+    [{ ...fileInput, chunkSize: 0 }, /chunkSize must be a whole number from 1 to 50000/],
+    [{ ...fileInput, limit: 5 }, /unknown field\(s\) limit/],
+  ])('fails %j at once, naming the fix, before any activity runs', async (input, message) => {
+    const fake = fakeImport(1);
+    const failure = await withWorker(fake.activities, (taskQueue) =>
+      env.client.workflow.execute('backfill', { taskQueue, workflowId: uniqueName('backfill-bad'), args: [input as never] }).catch((err: unknown) => err),
+    );
+    expect(failure).toBeInstanceOf(WorkflowFailedError);
+    expect((failure as WorkflowFailedError).cause?.message).toMatch(message);
+    expect(fake.calls).toHaveLength(0);
+  });
+});
