@@ -19,6 +19,7 @@ import {
   type HuntEvent,
 } from './schema';
 import { toDetailText } from './detail-text';
+import { fastAccept } from './fast-accept';
 
 /** Largest accepted record value: 64 KiB; anything over is `too_large`. */
 export const MAX_EVENT_BYTES = 64 * 1024;
@@ -90,6 +91,8 @@ export function classifyDecoded(value: unknown, now: Date): RecordClassification
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return reject('invalid_json', `expected a JSON object, got ${previewValue(value)}`);
   }
+  const fast = fastAccept(value);
+  if (fast) return checkNotFuture(fast.event, fast.instant, now);
   const type: unknown = (value as { type?: unknown }).type;
   if (!isEventType(type)) {
     const got = type === undefined ? 'missing' : `${previewValue(type)} is not a known type`;
@@ -99,7 +102,10 @@ export function classifyDecoded(value: unknown, now: Date): RecordClassification
   if (!result.success) return reject('schema_violation', describeIssues(result.error.issues));
   const event = result.data as HuntEvent;
   // The schema already proved the timestamp parses; this second parse is the cheap half.
-  const instant = parseOccurredAt(event.occurredAt) as EventInstant;
+  return checkNotFuture(event, parseOccurredAt(event.occurredAt) as EventInstant, now);
+}
+
+function checkNotFuture(event: HuntEvent, instant: EventInstant, now: Date): RecordClassification {
   const limitMs = now.getTime() + FUTURE_TOLERANCE_MS;
   if (instant.epochMs > limitMs || (instant.epochMs === limitMs && instant.micros > 0)) {
     return reject(
