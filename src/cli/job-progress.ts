@@ -2,7 +2,7 @@
  * From what a job says about itself (its `progress` query, its activity's heartbeat) to one
  * progress snapshot for the terminal. Pure: src/cli/job-watch.ts asks Temporal and Postgres.
  */
-import type { ReconcileCheckpoint } from '../../activities/reconcile';
+import type { ReconcileCheckpoint, ReconcileSummary } from '../../activities/reconcile';
 import type { BackfillProgress } from '../../workflows/backfill';
 import type { ReconcileProgress } from '../../workflows/reconcile';
 import type { ReprocessProgress } from '../../workflows/reprocess';
@@ -20,6 +20,8 @@ export interface JobObservation {
   elapsedSeconds?: number;
   /** Why the progress query got no answer (a job without one, or no worker to answer). */
   unanswered?: string;
+  /** The job's result, once it has ended. */
+  result?: unknown;
 }
 
 /** Workflow types with a `progress` query: for the others no answer is no news. */
@@ -38,7 +40,10 @@ function figuresOf(o: JobObservation): ProgressSnapshot {
     case 'reprocess':
       return o.query ? { ...base, ...reprocessFigures(o.query as ReprocessProgress) } : { ...base, done: 0, unit: 'hunts' };
     case 'reconcile':
-      return { ...base, ...reconcileFigures(o.query as ReconcileProgress | undefined, o.heartbeat as ReconcileCheckpoint | undefined, o.reconciledHunts) };
+      return {
+        ...base,
+        ...reconcileFigures(o.query as ReconcileProgress | undefined, (o.result as ReconcileCheckpoint['summary'] | undefined) ?? (o.heartbeat as ReconcileCheckpoint | undefined)?.summary, o),
+      };
     default:
       return { ...base, done: 0, unit: 'records', phase: 'running' };
   }
@@ -88,15 +93,16 @@ function reprocessFigures(p: ReprocessProgress): Figures {
 }
 
 /**
- * Total from the activity's heartbeat (it sends one as soon as it knows its hunts), or from
- * the hunts asked for; done from Postgres when the CLI can read it, else the heartbeat.
+ * Total from the activity's heartbeat (it sends one as soon as it knows its hunts), the
+ * hunts asked for, or the result; done from Postgres when the CLI can read it, else the
+ * heartbeat.
  */
-function reconcileFigures(p: ReconcileProgress | undefined, checkpoint: ReconcileCheckpoint | undefined, reconciledHunts: number | undefined): Figures {
-  const total = checkpoint?.summary?.hunts ?? (p?.huntIds ? new Set(p.huntIds).size : undefined);
-  const done = Math.max(reconciledHunts ?? 0, checkpoint?.huntsDone ?? 0);
-  const summary = checkpoint?.summary;
+function reconcileFigures(p: ReconcileProgress | undefined, summary: ReconcileSummary | undefined, o: JobObservation): Figures {
+  const finished = o.result !== undefined;
+  const total = summary?.hunts ?? (p?.huntIds ? new Set(p.huntIds).size : undefined);
+  const done = finished ? (total ?? 0) : Math.max(o.reconciledHunts ?? 0, (o.heartbeat as ReconcileCheckpoint | undefined)?.huntsDone ?? 0);
   return {
-    phase: p?.phase ?? 'running',
+    phase: finished ? 'done' : (p?.phase ?? 'running'),
     done: total === undefined ? done : Math.min(done, total),
     total,
     unit: 'hunts',

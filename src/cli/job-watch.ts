@@ -16,6 +16,8 @@ export interface ObserveOptions {
   /** For reconcile's progress (rows committed so far); without it the heartbeat's count. */
   pool?: pg.Pool;
   startedAt?: Date;
+  /** The job's result, once it has ended: its final figures. */
+  result?: unknown;
 }
 
 /** One look at a job. Never throws for a job that cannot answer yet: it shows less. */
@@ -23,6 +25,7 @@ export async function observeJob(handle: WorkflowHandle, workflowType: string, o
   const observation: JobObservation = {
     workflowType,
     elapsedSeconds: options.startedAt ? (Date.now() - options.startedAt.getTime()) / 1000 : undefined,
+    result: options.result,
   };
   // A job whose worker is gone cannot answer; do not wait for it longer than this.
   const askedAt = Date.now();
@@ -82,8 +85,9 @@ export async function followJob(handle: WorkflowHandle, workflowType: string, op
       printer.update(withRecentPace(snapshot, tracker));
       await Promise.race([result.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 1000))]);
     }
-    // The last word: the finished job's own figures.
-    printer.update(await observeJob(handle, workflowType, { ...options, startedAt }));
+    // The last word: the finished job's own figures (a failed job has none to add).
+    const outcome = await result.catch(() => undefined);
+    if (outcome !== undefined) printer.update(await observeJob(handle, workflowType, { ...options, startedAt, result: outcome }));
   } finally {
     printer.finish();
   }

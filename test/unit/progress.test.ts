@@ -165,6 +165,13 @@ describe('snapshotOf', () => {
       detail: 'repair; players checked 4000, drifted 3, treasures changed 1',
     });
     expect(snapshotOf({ workflowType: 'reconcile', query: { ...query, huntIds: ['a', 'b', 'a'], repair: false }, reconciledHunts: 1 })).toMatchObject({ done: 1, total: 2, detail: 'no repair' });
+    const result = { runId: 'wf/run', hunts: 7, playersChecked: 140, playersDrifted: 2, treasuresChanged: 0, repaired: true, drifted: [] };
+    expect(snapshotOf({ workflowType: 'reconcile', query: { ...query, phase: 'done' }, result })).toMatchObject({
+      phase: 'done',
+      done: 7,
+      total: 7,
+      detail: 'repair; players checked 140, drifted 2, treasures changed 0',
+    });
   });
 
   it('says why there is no progress when a job with a progress query does not answer', () => {
