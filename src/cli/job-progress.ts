@@ -36,16 +36,16 @@ function figuresOf(o: JobObservation): ProgressSnapshot {
   const base = { job: o.workflowType, elapsedSeconds: o.elapsedSeconds };
   switch (o.workflowType) {
     case 'backfill':
-      return o.query ? { ...base, ...backfillFigures(o.query as BackfillProgress) } : { ...base, done: 0, unit: 'records' };
+      return o.query ? { ...base, ...backfillFigures(o.query as BackfillProgress) } : { ...base, done: 0 };
     case 'reprocess':
-      return o.query ? { ...base, ...reprocessFigures(o.query as ReprocessProgress) } : { ...base, done: 0, unit: 'hunts' };
+      return o.query ? { ...base, ...reprocessFigures(o.query as ReprocessProgress) } : { ...base, done: 0 };
     case 'reconcile':
       return {
         ...base,
         ...reconcileFigures(o.query as ReconcileProgress | undefined, (o.result as ReconcileCheckpoint['summary'] | undefined) ?? (o.heartbeat as ReconcileCheckpoint | undefined)?.summary, o),
       };
     default:
-      return { ...base, done: 0, unit: 'records', phase: 'running' };
+      return { ...base, done: 0, phase: 'running' };
   }
 }
 

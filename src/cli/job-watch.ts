@@ -105,6 +105,6 @@ function withRecentPace(s: ProgressSnapshot, tracker: RateTracker): ProgressSnap
   return {
     ...s,
     etaSeconds: recentEta ?? s.etaSeconds,
-    rate: s.rate ?? (perSecond !== undefined && s.total !== undefined ? { perSecond, unit: `${s.unit}/s` } : undefined),
+    rate: s.rate ?? (perSecond !== undefined && s.unit && s.total !== undefined ? { perSecond, unit: `${s.unit}/s` } : undefined),
   };
 }

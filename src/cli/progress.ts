@@ -15,7 +15,8 @@ export interface ProgressSnapshot {
   done: number;
   /** Unknown (no bar, no ETA) until the job knows its size. */
   total?: number;
-  unit: ProgressUnit;
+  /** What done and total count; none for a job that reports no progress (then no amounts). */
+  unit?: ProgressUnit;
   /** Throughput to show, in the job's own terms (e.g. a file backfill's records/s). */
   rate?: { perSecond: number; unit: string };
   etaSeconds?: number;
@@ -69,7 +70,7 @@ function fractionDone(s: ProgressSnapshot): number | undefined {
 
 function figures(s: ProgressSnapshot, of = ' / '): string[] {
   const out: string[] = [];
-  out.push(s.total === undefined ? formatAmount(s.done, s.unit) : `${formatAmount(s.done, s.unit, s.total)}${of}${formatAmount(s.total, s.unit)}`);
+  if (s.unit) out.push(s.total === undefined ? formatAmount(s.done, s.unit) : `${formatAmount(s.done, s.unit, s.total)}${of}${formatAmount(s.total, s.unit)}`);
   if (s.rate) out.push(`${formatCount(s.rate.perSecond)} ${s.rate.unit}`);
   if (s.etaSeconds !== undefined && Number.isFinite(s.etaSeconds)) out.push(`ETA ${formatDuration(s.etaSeconds)}`);
   else if (s.elapsedSeconds !== undefined) out.push(`${formatDuration(s.elapsedSeconds)} elapsed`);

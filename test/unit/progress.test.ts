@@ -60,7 +60,7 @@ describe('renderPlainLine', () => {
     expect(
       renderPlainLine({ job: 'reconcile', phase: 'reconciling', done: 120, total: 400, unit: 'hunts', rate: { perSecond: 12.4, unit: 'hunts/s' }, etaSeconds: 22.6, detail: 'repair' }),
     ).toBe('reconcile reconciling: 30.0%, 120 hunts of 400 hunts, 12 hunts/s, ETA 0:23; repair');
-    expect(renderPlainLine({ job: 'rollupFlush', done: 0, unit: 'records', phase: 'running', elapsedSeconds: 75 })).toBe('rollupFlush running: 0 records, 1:15 elapsed');
+    expect(renderPlainLine({ job: 'rollupFlush', done: 0, phase: 'running', elapsedSeconds: 75 })).toBe('rollupFlush running: 1:15 elapsed');
   });
 });
 
