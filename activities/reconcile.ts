@@ -28,10 +28,12 @@ export interface ReconcileSummary {
  * retry reconciles the same hunts whatever arrived meanwhile; progress is the last hunt done
  * in sorted order, not an index, so nothing shifts under it.
  */
-interface Checkpoint {
+export interface ReconcileCheckpoint {
   fromSeq?: number;
   toSeq?: number;
   lastHuntDone?: string;
+  /** Hunts reconciled so far, of summary.hunts: progress for operators (`hunt reconcile --wait`). */
+  huntsDone?: number;
   summary: ReconcileSummary;
 }
 
@@ -41,8 +43,8 @@ export function createReconcileActivities(deps: Pick<ActivityDeps, 'pool'>) {
   return {
     async reconcileHunts(input: ReconcileActivityInput): Promise<ReconcileSummary> {
       const context = Context.current();
-      const resumed = context.info.heartbeatDetails as Checkpoint | undefined;
-      let checkpoint: Checkpoint;
+      const resumed = context.info.heartbeatDetails as ReconcileCheckpoint | undefined;
+      let checkpoint: ReconcileCheckpoint;
       let hunts: string[];
       if (input.huntIds) {
         hunts = [...new Set(input.huntIds)].sort();
@@ -58,6 +60,9 @@ export function createReconcileActivities(deps: Pick<ActivityDeps, 'pool'>) {
       const summary = checkpoint.summary;
       summary.hunts = hunts.length;
       const todo = checkpoint.lastHuntDone === undefined ? hunts : hunts.filter((h) => h > (checkpoint.lastHuntDone as string));
+      checkpoint = { ...checkpoint, huntsDone: hunts.length - todo.length };
+      // At once, so the scope is fixed for a retry and operators see the job's size.
+      context.heartbeat(checkpoint);
       // A transaction over many big hunts can outlast the heartbeat timeout: keep beating while it runs.
       const beat = setInterval(() => context.heartbeat(checkpoint), HEARTBEAT_EVERY_MS);
       try {
@@ -70,7 +75,7 @@ export function createReconcileActivities(deps: Pick<ActivityDeps, 'pool'>) {
             summary.treasuresChanged += r.treasuresChanged;
             if (r.playersDrifted + r.treasuresChanged > 0 && summary.drifted.length < 100) summary.drifted.push(r);
           }
-          checkpoint = { ...checkpoint, lastHuntDone: group[group.length - 1], summary };
+          checkpoint = { ...checkpoint, lastHuntDone: group[group.length - 1], huntsDone: hunts.length - todo.length + i + group.length, summary };
           context.heartbeat(checkpoint);
         }
       } finally {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages, the system tools the project needs when they are missing:
 # the Postgres server, a Java runtime and Maven (Kafka), Go (the Temporal CLI), and for the
-# tests Chromium (the browser tests). `npm start` and `npm test` run it first (prestart,
-# pretest), so their README commands work on a fresh machine; CI runs it too.
+# tests Chromium (the browser tests) and promtool (from `prometheus`: the alert rules' tests).
+# `npm start` and `npm test` run it first (prestart, pretest), so their README commands work
+# on a fresh machine; CI runs it too.
 #
 #   install-system-packages.sh [start|test]   (default: test, which needs everything)
 #
@@ -25,6 +26,7 @@ if [ -z "${TEMPORAL_ADDRESS:-}" ] && ! command -v temporal >/dev/null; then
 fi
 if [ "$purpose" = test ]; then
   command -v chromium >/dev/null || missing+=(chromium)
+  command -v promtool >/dev/null || missing+=(prometheus)
 fi
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
@@ -46,5 +48,10 @@ if command -v pg_lsclusters >/dev/null; then
   pg_lsclusters --no-header 2>/dev/null | awk '$4 == "online" {print $1, $2}' | while read -r version name; do
     "${sudo_cmd[@]}" pg_ctlcluster "$version" "$name" stop || true
   done
+fi
+# Only promtool is wanted from `prometheus`; on a machine with systemd the package also starts
+# a Prometheus server on :9090. Stop it.
+if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
+  "${sudo_cmd[@]}" systemctl disable --now prometheus || true
 fi
 echo "system packages installed: ${missing[*]}"

@@ -61,6 +61,8 @@ const variables = {
   INGEST_STALL_LIMIT_MS: [z.coerce.number().int().min(1000).max(3_600_000).default(30_000), 'a whole number of milliseconds, 1000-3600000'],
   INGEST_START_FROM: [z.enum(['earliest', 'latest']).default('earliest'), 'earliest or latest'],
   INGEST_ON_RETENTION_GAP: [z.enum(['continue', 'stop']).default('continue'), 'continue or stop'],
+  SLO_FRESHNESS_TARGET_MS: [positiveInt.max(60_000).default(50), 'a whole number of milliseconds, 1-60000'],
+  SLO_OBJECTIVE: [z.coerce.number().gt(0).lt(1).default(0.999), 'a fraction between 0 and 1 such as 0.999 (for 99.9%)'],
   BACKFILL_IMPORT_DIR: [nonEmpty.optional(), 'a folder on the worker\'s machine that backfill files must be in (default: <HUNT_STATE_DIR>/imports)'],
   ROLLUP_FLUSH_EVERY: [z.string().trim().regex(/^\d+\s*(ms|s|m|h|seconds?|minutes?|hours?)$/).default('1m'), 'a duration such as 30s, 1m or 5 minutes'],
   RECONCILE_EVERY: [z.string().trim().regex(/^\d+\s*(ms|s|m|h|seconds?|minutes?|hours?)$/).default('5m'), 'a duration such as 1m or 5 minutes'],
@@ -135,6 +137,13 @@ export interface Config {
     /** When retention deleted records before they were read: go on from the log start, or stop the partition. */
     onRetentionGap: RawConfig['INGEST_ON_RETENTION_GAP'];
   };
+  /** The hot path's freshness SLO: `hunt ingest` counts against the target, `hunt slo` reports. */
+  slo: {
+    /** An event is fresh when committed within this many ms of its Kafka timestamp. */
+    freshnessTargetMs: number;
+    /** The share of events that should be fresh, e.g. 0.999. */
+    objective: number;
+  };
   worker: { metricsPort?: number };
   backfill: {
     /** Backfill files must be regular files under this folder (resolved, symlinks followed). */
@@ -192,6 +201,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       startFrom: v.INGEST_START_FROM,
       onRetentionGap: v.INGEST_ON_RETENTION_GAP,
     },
+    slo: { freshnessTargetMs: v.SLO_FRESHNESS_TARGET_MS, objective: v.SLO_OBJECTIVE },
     worker: { metricsPort: v.WORKER_METRICS_PORT },
     backfill: { importDir: path.resolve(v.BACKFILL_IMPORT_DIR ?? path.join(stateDir, 'imports')) },
     schedules: { rollupFlushEvery: v.ROLLUP_FLUSH_EVERY, reconcileEvery: v.RECONCILE_EVERY, dataQualityCron: v.DATA_QUALITY_CRON },

@@ -1,4 +1,4 @@
-import { proxyActivities, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { defineQuery, proxyActivities, setHandler, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { ReconcileSummary } from '../activities/reconcile';
 import { HUNT_ID, HUNT_JOB_KIND } from '../src/temporal/search-attributes';
@@ -24,6 +24,22 @@ export interface ReconcileInput {
 }
 
 /**
+ * What the workflow knows while its one activity runs. How far the activity is, it tells
+ * by heartbeat (`huntsTotal`, `huntsDone`) and by the reconcile_runs rows it commits under
+ * `runId`; `hunt reconcile --wait` and `hunt jobs` read those.
+ */
+export interface ReconcileProgress {
+  phase: 'reconciling' | 'done';
+  /** The run id the activity records drift and reconcile_runs rows under. */
+  runId: string;
+  repair: boolean;
+  /** The hunts asked for, or null for every hunt with events since the last run. */
+  huntIds: string[] | null;
+}
+
+export const progressQuery = defineQuery<ReconcileProgress>('progress');
+
+/**
  * `reconcile`: recomputes hunts' final results from the raw event store, diffs them against
  * the live projections, records the drift (reconcile_runs, reconcile_drift) and repairs the
  * live rows under the per-hunt fence, so no concurrent hot-path increment is lost.
@@ -43,11 +59,17 @@ export async function reconcile(input: ReconcileInput = {}): Promise<ReconcileSu
     ...(hunts?.length === 1 ? [{ key: HUNT_ID, value: hunts[0] as string }] : []),
   ]);
   upsertMemo({ scope: hunts ? hunts.join(',') : 'hunts with events since the last run', repair });
-  return reconcileHunts({
-    runId: `${workflowInfo().workflowId}/${workflowInfo().runId}`,
+  const runId = `${workflowInfo().workflowId}/${workflowInfo().runId}`;
+  // A query handler adds no command to the history: saved histories replay unchanged.
+  const progress: ReconcileProgress = { phase: 'reconciling', runId, repair, huntIds: hunts ?? null };
+  setHandler(progressQuery, () => progress);
+  const summary = await reconcileHunts({
+    runId,
     huntIds: hunts,
     repair,
     huntsPerTransaction: optionalInt('reconcile', fields, 'huntsPerTransaction', 1, 1000, 20),
     settleMs: optionalInt('reconcile', fields, 'settleMs', 0, 600_000, 2000),
   });
+  progress.phase = 'done';
+  return summary;
 }

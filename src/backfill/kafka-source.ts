@@ -76,14 +76,13 @@ export async function consumeRange(
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
-      eachBatch: async ({ batch, heartbeat }) => {
+      eachBatch: async ({ batch, heartbeat, resolveOffset }) => {
         if (failure || taken >= maxRecords || signal.aborted) return finish();
         const p = String(batch.partition);
         const from = BigInt(next[p] ?? '0');
         const end = BigInt(range.end[p] ?? '0');
-        const messages = batch.messages
-          .filter((m) => BigInt(m.offset) >= from && BigInt(m.offset) < end)
-          .slice(0, maxRecords - taken);
+        const inRange = batch.messages.filter((m) => BigInt(m.offset) >= from && BigInt(m.offset) < end);
+        const messages = inRange.slice(0, maxRecords - taken);
         if (messages.length > 0) {
           try {
             await onSlice({ partition: batch.partition, messages });
@@ -97,6 +96,9 @@ export async function consumeRange(
         }
         // Records past the end in this batch mean everything before the end was seen (even if
         // retention deleted some of it meanwhile): the partition is done.
+        // Say how far the batch is handled, or kafkajs fetches from the same offset again: a busy
+        // loop over records already taken once a range is larger than one fetch.
+        resolveOffset(messages.length < inRange.length ? messages[messages.length - 1]!.offset : batch.lastOffset());
         if (BigInt(batch.lastOffset()) >= end - 1n && BigInt(next[p] ?? '0') < end && taken < maxRecords) next[p] = end.toString();
         if (BigInt(next[p] ?? '0') >= end) consumer.pause([{ topic, partitions: [batch.partition] }]);
         if (open().length === 0 || taken >= maxRecords) finish();

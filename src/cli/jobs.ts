@@ -1,11 +1,15 @@
 /**
  * Batch jobs from the terminal: `hunt backfill`, `hunt reprocess`, `hunt rollup`, `hunt jobs`.
- * Each starts the same workflow, with the same JSON input, as the Web UI would.
+ * Each starts the same workflow, with the same JSON input, as the Web UI would. The Temporal
+ * SDK is loaded when a job command runs, not when `hunt` starts (see main.ts).
  */
 import path from 'node:path';
-import { InvalidArgumentError, type Command } from 'commander';
-import type { Client, WorkflowHandle } from '@temporalio/client';
-import { loadConfig } from '../config';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import type { Client } from '@temporalio/client';
+import type pg from 'pg';
+import { loadConfig, type Config } from '../config';
+import { createPool } from '../store/pool';
+import { parseIsoTime } from '../temporal/iso-time';
 
 const positiveInt = (raw: string) => {
   const value = Number(raw);
@@ -13,57 +17,98 @@ const positiveInt = (raw: string) => {
   return value;
 };
 
-async function withClient<T>(fn: (client: Client, taskQueue: string) => Promise<T>): Promise<T> {
+/** The same strict check as the job's own, so a time the command takes the job takes too. */
+const isoTime = (raw: string) => {
+  const parsed = parseIsoTime(raw);
+  if ('problem' in parsed) throw new InvalidArgumentError(`It ${parsed.problem}.`);
+  return parsed.iso;
+};
+
+async function withClient<T>(fn: (client: Client, config: Config) => Promise<T>): Promise<T> {
   const config = loadConfig();
-  // The Temporal SDK is loaded when a job command runs, not when `hunt` starts (see main.ts).
   const { connectClient } = await import('../temporal/client');
   const { client, close } = await connectClient(config);
   try {
-    return await fn(client, config.temporal.taskQueue);
+    return await fn(client, config);
   } finally {
     await close();
   }
 }
 
+/** A pool opened on first use (for reconcile's progress), and closed with end(). */
+function lazyPool(config: Config): { get(): pg.Pool; end(): Promise<void> } {
+  let pool: pg.Pool | undefined;
+  return {
+    get: () => (pool ??= createPool(config, 1)),
+    end: async () => void (await pool?.end()),
+  };
+}
+
 export async function startJob(workflowType: string, input: Record<string, unknown>, wait: boolean): Promise<void> {
-  await withClient(async (client, taskQueue) => {
+  await withClient(async (client, config) => {
     const workflowId = `${workflowType}-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    const { HUNT_JOB_KIND } = await import('../temporal/search-attributes');
     const handle = await client.workflow.start(workflowType, {
-      taskQueue,
+      taskQueue: config.temporal.taskQueue,
       workflowId,
       args: [input],
-      typedSearchAttributes: [{ key: (await import('../temporal/search-attributes')).HUNT_JOB_KIND, value: workflowType }],
+      typedSearchAttributes: [{ key: HUNT_JOB_KIND, value: workflowType }],
     });
     console.log(`started ${workflowType} ${workflowId} with input ${JSON.stringify(input)}`);
-    if (wait) console.log(JSON.stringify(await followProgress(handle), null, 2));
+    if (!wait) return;
+    const { followJob } = await import('./job-watch');
+    const pool = lazyPool(config);
+    try {
+      const result = await followJob(handle, workflowType, { pool: workflowType === 'reconcile' ? pool.get() : undefined });
+      console.log(JSON.stringify(result, null, 2));
+    } catch (err) {
+      // The SDK's "Workflow execution failed" says nothing; its cause says what to fix.
+      const cause = (err as { cause?: Error }).cause;
+      throw new Error(`${workflowType} ${workflowId} failed: ${cause?.message ?? (err as Error).message}`, { cause: err });
+    } finally {
+      await pool.end();
+    }
   });
 }
 
-/** Prints the job's progress query every second until it ends; returns its result. */
-async function followProgress(handle: WorkflowHandle): Promise<unknown> {
-  const result = handle.result();
-  let finished = false;
-  void result.finally(() => (finished = true)).catch(() => undefined);
-  while (!finished) {
-    const progress = await handle.query<Record<string, unknown>>('progress').catch(() => undefined);
-    if (progress) console.log(`progress: ${JSON.stringify(progress)}`);
-    await Promise.race([result.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 1000))]);
-  }
-  return result;
+interface BackfillOptions {
+  file?: string;
+  topic?: string;
+  from?: string;
+  to?: string;
+  dryRun?: boolean;
+  hunt?: string;
+  chunkSize?: number;
+  wait?: boolean;
+}
+
+/** The backfill's `source`, or what is wrong with the options. */
+export function backfillSource(opts: BackfillOptions): Record<string, unknown> | string {
+  if (opts.file !== undefined) return { kind: 'file', path: path.resolve(opts.file) };
+  if (opts.topic === undefined) return 'say what to import: --file <path> (NDJSON) or --topic <topic> [--from ISO] [--to ISO] (a Kafka range)';
+  if (!/^[A-Za-z0-9._-]{1,249}$/.test(opts.topic)) return `--topic must be a Kafka topic name ([A-Za-z0-9._-], 1-249 chars), got '${opts.topic}'`;
+  if (opts.from !== undefined && opts.to !== undefined && opts.from >= opts.to) return `--from (${opts.from}) must be before --to (${opts.to})`;
+  return { kind: 'kafka', topic: opts.topic, ...(opts.from ? { from: opts.from } : {}), ...(opts.to ? { to: opts.to } : {}) };
 }
 
 export function registerJobCommands(program: Command): void {
   program
     .command('backfill')
-    .description('import historical events from an NDJSON file (workflow `backfill`)')
-    .requiredOption('--file <path>', 'NDJSON file, one event per line (readable by the worker)')
+    .description('import historical events from an NDJSON file or a time range of a Kafka topic (workflow `backfill`)')
+    .addOption(new Option('--file <path>', 'NDJSON file, one event per line (under BACKFILL_IMPORT_DIR on the worker)').conflicts(['topic', 'from', 'to']))
+    .option('--topic <topic>', 'Kafka topic to import a time range of')
+    .option('--from <iso>', "with --topic: records at or after this time (default: the topic's start)", isoTime)
+    .option('--to <iso>', 'with --topic: records before this time (default: the end when the job starts)', isoTime)
     .option('--dry-run', 'report what would change, write nothing')
     .option('--hunt <huntId>', 'import only this hunt')
     .option('--chunk-size <n>', 'records per transaction', positiveInt)
-    .option('--wait', 'follow progress until the job ends')
-    .action(async (opts: { file: string; dryRun?: boolean; hunt?: string; chunkSize?: number; wait?: boolean }) => {
+    .option('--wait', 'follow progress (a bar with rate and ETA on a terminal) until the job ends')
+    .action(async (opts: BackfillOptions, command: Command) => {
+      if ((opts.from !== undefined || opts.to !== undefined) && opts.topic === undefined) command.error('error: --from and --to need --topic');
+      const source = backfillSource(opts);
+      if (typeof source === 'string') command.error(`error: ${source}`);
       const input = {
-        source: { kind: 'file', path: path.resolve(opts.file) },
+        source,
         ...(opts.dryRun ? { dryRun: true } : {}),
         ...(opts.hunt ? { huntId: opts.hunt } : {}),
         ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}),
@@ -75,7 +120,7 @@ export function registerJobCommands(program: Command): void {
     .command('reprocess')
     .description('rebuild a projection from the raw event store and swap it in (workflow `reprocess`)')
     .option('--projection <name>', 'projection to rebuild', 'leaderboard')
-    .option('--wait', 'follow progress until the job ends')
+    .option('--wait', 'follow progress (a bar with rate and ETA on a terminal) until the job ends')
     .action(async (opts: { projection: string; wait?: boolean }) => {
       await startJob('reprocess', { projection: opts.projection }, !!opts.wait);
     });
@@ -90,26 +135,18 @@ export function registerJobCommands(program: Command): void {
 
   program
     .command('jobs')
-    .description('recent batch jobs with status and progress')
+    .description('recent batch jobs, newest first, with status and the progress of running ones')
     .option('-n, --limit <n>', 'how many', positiveInt, 20)
-    .action(async (opts: { limit: number }) => {
-      await withClient(async (client, taskQueue) => {
-        let shown = 0;
-        for await (const execution of client.workflow.list({ query: `TaskQueue = '${taskQueue}'` })) {
-          if (shown++ >= opts.limit) break;
-          let progress = '';
-          if (execution.status.name === 'RUNNING') {
-            const p = await client.workflow
-              .getHandle(execution.workflowId, execution.runId)
-              .query<Record<string, unknown>>('progress')
-              .catch(() => undefined);
-            if (p) progress = JSON.stringify(p);
-          }
-          console.log(
-            [execution.type.padEnd(12), execution.status.name.padEnd(10), execution.startTime.toISOString(), execution.workflowId, progress].join('  '),
-          );
+    .option('--running', 'only running jobs')
+    .action(async (opts: { limit: number; running?: boolean }) => {
+      await withClient(async (client, config) => {
+        const { listJobs } = await import('./job-list');
+        const pool = lazyPool(config);
+        try {
+          for (const line of await listJobs(client, config.temporal.taskQueue, { ...opts, pool: pool.get })) console.log(line);
+        } finally {
+          await pool.end();
         }
-        if (shown === 0) console.log(`no jobs on task queue ${taskQueue}`);
       });
     });
 }

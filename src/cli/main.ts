@@ -8,6 +8,7 @@ import { registerMigrateCommand } from './migrate';
 import { registerProduceCommand } from './produce';
 import { registerSchedulesCommands } from './schedules';
 import { registerSchemasCommand } from './schemas';
+import { registerSloCommand } from './slo';
 import { registerStackCommands } from './stack';
 import { registerWorkerCommand } from './worker';
 import { registerStartCommand } from './start';
@@ -27,6 +28,7 @@ registerWorkerCommand(program);
 registerJobCommands(program);
 registerSchedulesCommands(program);
 registerCorrectnessCommands(program);
+registerSloCommand(program);
 
 try {
   await program.parseAsync(process.argv);

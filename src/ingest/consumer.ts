@@ -18,6 +18,7 @@ import { MicroBatcher } from './batcher';
 import { classifySlice } from './classify';
 import { createDlqSender } from './dlq';
 import { createFlush } from './flush';
+import type { FreshnessTally } from './freshness-tally';
 import { IngestHealth } from './health';
 import { trailingKafkaCommits } from './kafka-commits';
 import type { IngestMetrics } from './metrics';
@@ -34,6 +35,8 @@ export interface IngestDeps {
   logger: Logger;
   /** Limits read from the topics at start-up (prepareTopics). */
   topicLimits: PreparedTopics;
+  /** Counts events within the freshness SLO's target (service.ts stores them). */
+  freshness?: FreshnessTally;
 }
 
 export interface IngestHandle {
@@ -91,6 +94,7 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
     sizing,
     isStopping: () => stopping,
     onCommitted: (offsets) => kafkaCommits.note(offsets),
+    freshness: deps.freshness,
   });
   // Lanes commit concurrently, each on its own connection, so Postgres can use more than one
   // core. A partition always maps to the same lane: its micro-batches commit in order, one

@@ -14,6 +14,7 @@ import { concatOrigins } from '../store/record-origins';
 import type { SliceWork } from './batcher';
 import { commitMicroBatch, mergeOffsets, type CommitResult } from './commit';
 import type { DlqSender } from './dlq';
+import type { FreshnessTally } from './freshness-tally';
 import type { IngestMetrics } from './metrics';
 import type { BatchSizing } from './sizing';
 
@@ -30,6 +31,8 @@ export interface FlushDeps {
   isStopping: () => boolean;
   /** Offsets now in Postgres (for Kafka's trailing committed offsets). */
   onCommitted: (offsets: PartitionOffset[]) => void;
+  /** Counts events within the freshness SLO's target, for `hunt slo`. */
+  freshness?: FreshnessTally;
 }
 
 export function createFlush(deps: FlushDeps): (works: SliceWork[]) => Promise<void> {
@@ -88,6 +91,7 @@ function recordMetrics(deps: FlushDeps, works: SliceWork[], result: CommitResult
     lag += Math.max(0, partitionLag);
     metrics.consumerLag.set({ topic: w.topic, partition: String(w.partition) }, Math.max(0, partitionLag));
     for (const ts of w.slice.acceptedTimestamps) metrics.freshnessSeconds.observe((now - ts) / 1000);
+    deps.freshness?.observe(now, w.slice.acceptedTimestamps);
     for (const r of w.slice.rejected) metrics.rejects.inc({ reason: r.reason });
   }
   if (result.isolated) metrics.isolations.inc();

@@ -15,6 +15,7 @@ import { registerStoreGauges } from '../api/store-metrics';
 import { createLogger, type Logger } from '../log';
 import { createPool } from '../store/pool';
 import { startIngest, type IngestHandle } from './consumer';
+import { FreshnessTally, startFreshnessRecorder } from './freshness-tally';
 import { createKafka } from './kafka-client';
 import { createIngestMetrics } from './metrics';
 import { prepareTopics } from './topics';
@@ -36,6 +37,7 @@ export async function runIngestService(config: Config, logger: Logger = createLo
   const metrics = createIngestMetrics();
   registerStoreGauges(metrics.registry, pool);
   const admin = kafka.admin();
+  const freshness = new FreshnessTally(config.slo.freshnessTargetMs);
   let ingest: IngestHandle | undefined;
 
   const server: http.Server = createApiServer({
@@ -48,7 +50,7 @@ export async function runIngestService(config: Config, logger: Logger = createLo
     await listen(server, config.api.port);
     await admin.connect();
     const topicLimits = await prepareTopics(kafka, config.kafka.topics, { mayAlterDlq: !config.external.kafkaBrokers, logger });
-    ingest = await startIngest({ config, pool, kafka, metrics, logger, topicLimits });
+    ingest = await startIngest({ config, pool, kafka, metrics, logger, topicLimits, freshness });
   } catch (err) {
     server.close();
     await admin.disconnect().catch(() => undefined);
@@ -58,6 +60,7 @@ export async function runIngestService(config: Config, logger: Logger = createLo
   const apiUrl = `http://127.0.0.1:${config.api.port}`;
   logger.info({ apiUrl }, 'read API listening');
   const running = ingest;
+  const freshnessRecorder = startFreshnessRecorder({ pool, tally: freshness, logger });
 
   return {
     apiUrl,
@@ -65,6 +68,8 @@ export async function runIngestService(config: Config, logger: Logger = createLo
     async stop() {
       server.close();
       await running.stop();
+      // After the last commit, so its counts are stored too.
+      await freshnessRecorder.stop();
       await admin.disconnect().catch(() => undefined);
       await pool.end();
     },

@@ -141,3 +141,9 @@ export async function huntsInSeqRange(pool: pg.Pool, fromSeq: number, toSeq: num
 export async function advanceReconcileWatermark(pool: pg.Pool, toSeq: number): Promise<void> {
   await pool.query(`UPDATE job_watermarks SET last_seq = GREATEST(last_seq, $2), updated_at = now() WHERE job = $1`, [RECONCILE_JOB, toSeq]);
 }
+
+/** Hunts a reconcile run has committed so far (its progress, row by row as groups commit). */
+export async function countReconciledHunts(pool: pg.Pool, runId: string): Promise<number> {
+  const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM reconcile_runs WHERE run_id = $1', [runId]);
+  return rows[0]?.n ?? 0;
+}

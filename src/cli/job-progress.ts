@@ -1,0 +1,116 @@
+/**
+ * From what a job says about itself (its `progress` query, its activity's heartbeat) to one
+ * progress snapshot for the terminal. Pure: src/cli/job-watch.ts asks Temporal and Postgres.
+ */
+import type { ReconcileCheckpoint, ReconcileSummary } from '../../activities/reconcile';
+import type { BackfillProgress } from '../../workflows/backfill';
+import type { ReconcileProgress } from '../../workflows/reconcile';
+import type { ReprocessProgress } from '../../workflows/reprocess';
+import type { ImportCounts } from '../backfill/counts';
+import type { ProgressSnapshot } from './progress';
+
+export interface JobObservation {
+  workflowType: string;
+  /** The `progress` query's answer; undefined for jobs without one (or not started yet). */
+  query?: unknown;
+  /** The running activity's last heartbeat details (reconcile's checkpoint). */
+  heartbeat?: unknown;
+  /** Hunts a reconcile run has committed, counted in Postgres (fresher than its heartbeat). */
+  reconciledHunts?: number;
+  elapsedSeconds?: number;
+  /** Why the progress query got no answer (a job without one, or no worker to answer). */
+  unanswered?: string;
+  /** The job's result, once it has ended. */
+  result?: unknown;
+}
+
+/** Workflow types with a `progress` query: for the others no answer is no news. */
+const ANSWERING = new Set(['backfill', 'reprocess', 'reconcile']);
+
+export function snapshotOf(o: JobObservation): ProgressSnapshot {
+  const snapshot = figuresOf(o);
+  return o.query === undefined && o.unanswered && ANSWERING.has(o.workflowType) ? { ...snapshot, detail: o.unanswered } : snapshot;
+}
+
+function figuresOf(o: JobObservation): ProgressSnapshot {
+  const base = { job: o.workflowType, elapsedSeconds: o.elapsedSeconds };
+  switch (o.workflowType) {
+    case 'backfill':
+      return o.query ? { ...base, ...backfillFigures(o.query as BackfillProgress) } : { ...base, done: 0 };
+    case 'reprocess':
+      return o.query ? { ...base, ...reprocessFigures(o.query as ReprocessProgress) } : { ...base, done: 0 };
+    case 'reconcile':
+      return {
+        ...base,
+        ...reconcileFigures(o.query as ReconcileProgress | undefined, (o.result as ReconcileCheckpoint['summary'] | undefined) ?? (o.heartbeat as ReconcileCheckpoint | undefined)?.summary, o),
+      };
+    default:
+      return { ...base, done: 0, phase: 'running' };
+  }
+}
+
+type Figures = Omit<ProgressSnapshot, 'job' | 'elapsedSeconds'>;
+
+/** File: bytes of the file. Kafka: records of the range. The job's rate is records/s since it started. */
+function backfillFigures(p: BackfillProgress): Figures {
+  const unit = p.cursor?.file ? 'bytes' : 'records';
+  const left = Math.max(0, p.total - p.done);
+  // Bytes per second from records per second and the bytes a record has taken so far.
+  const perSecondInUnit = unit === 'records' ? p.rate : p.counts.records > 0 ? (p.rate * p.done) / p.counts.records : 0;
+  return {
+    phase: p.dryRun ? `${p.state}, dry run` : p.state,
+    done: p.done,
+    total: p.total,
+    unit,
+    rate: { perSecond: p.rate, unit: 'records/s' },
+    etaSeconds: p.state === 'running' && perSecondInUnit > 0 ? left / perSecondInUnit : undefined,
+    detail: importCountsText(p.counts),
+  };
+}
+
+export function importCountsText(c: ImportCounts): string {
+  const rejected = Object.entries(c.rejectedByReason)
+    .map(([reason, n]) => `${reason} ${n}`)
+    .join(', ');
+  return [
+    `inserted ${c.inserted}`,
+    `duplicates ${c.duplicates}`,
+    `rejected ${c.rejected}${rejected ? ` (${rejected})` : ''}`,
+    ...(c.filteredOut > 0 ? [`other hunts ${c.filteredOut}`] : []),
+  ].join(', ');
+}
+
+/** The fill moves hunt by hunt; catching up and swapping come after every hunt is done. */
+function reprocessFigures(p: ReprocessProgress): Figures {
+  const filled = p.phase !== 'preparing' && p.phase !== 'filling';
+  return {
+    phase: p.phase,
+    done: filled ? p.huntsTotal : p.huntsDone,
+    total: p.phase === 'preparing' ? undefined : p.huntsTotal,
+    unit: 'hunts',
+    detail: p.startedSeq === null ? undefined : `events up to seq ${p.startedSeq}`,
+  };
+}
+
+/**
+ * Total from the activity's heartbeat (it sends one as soon as it knows its hunts), the
+ * hunts asked for, or the result; done from Postgres when the CLI can read it, else the
+ * heartbeat.
+ */
+function reconcileFigures(p: ReconcileProgress | undefined, summary: ReconcileSummary | undefined, o: JobObservation): Figures {
+  const finished = o.result !== undefined;
+  const total = summary?.hunts ?? (p?.huntIds ? new Set(p.huntIds).size : undefined);
+  const done = finished ? (total ?? 0) : Math.max(o.reconciledHunts ?? 0, (o.heartbeat as ReconcileCheckpoint | undefined)?.huntsDone ?? 0);
+  return {
+    phase: finished ? 'done' : (p?.phase ?? 'running'),
+    done: total === undefined ? done : Math.min(done, total),
+    total,
+    unit: 'hunts',
+    detail: [
+      p ? (p.repair ? 'repair' : 'no repair') : undefined,
+      summary ? `players checked ${summary.playersChecked}, drifted ${summary.playersDrifted}, treasures changed ${summary.treasuresChanged}` : undefined,
+    ]
+      .filter(Boolean)
+      .join('; ') || undefined,
+  };
+}

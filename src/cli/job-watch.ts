@@ -1,0 +1,110 @@
+/**
+ * Watching batch jobs from the terminal: what a job says about itself (its `progress`
+ * query; for reconcile also its activity's heartbeat and its rows in Postgres), followed
+ * until it ends (`--wait`) or looked at once (`hunt jobs`). Loaded only when a job command
+ * runs: it pulls in the Temporal SDK.
+ */
+import { defaultPayloadConverter, type Payload } from '@temporalio/common';
+import type { WorkflowHandle } from '@temporalio/client';
+import type pg from 'pg';
+import type { ReconcileProgress } from '../../workflows/reconcile';
+import { countReconciledHunts } from '../store/reconcile';
+import { snapshotOf, type JobObservation } from './job-progress';
+import { createProgressPrinter, RateTracker, type ProgressOutput, type ProgressSnapshot } from './progress';
+
+export interface ObserveOptions {
+  /** For reconcile's progress (rows committed so far); without it the heartbeat's count. */
+  pool?: pg.Pool;
+  startedAt?: Date;
+  /** The job's result, once it has ended: its final figures. */
+  result?: unknown;
+}
+
+/** One look at a job. Never throws for a job that cannot answer yet: it shows less. */
+export async function observeJob(handle: WorkflowHandle, workflowType: string, options: ObserveOptions = {}): Promise<ProgressSnapshot> {
+  const observation: JobObservation = {
+    workflowType,
+    elapsedSeconds: options.startedAt ? (Date.now() - options.startedAt.getTime()) / 1000 : undefined,
+    result: options.result,
+  };
+  // A job whose worker is gone cannot answer; do not wait for it longer than this.
+  const askedAt = Date.now();
+  observation.query = await handle.client.withDeadline(askedAt + QUERY_DEADLINE_MS, () => handle.query('progress')).catch((err: unknown) => {
+    observation.unanswered = describeQueryFailure(err, Date.now() - askedAt >= QUERY_DEADLINE_MS);
+    return undefined;
+  });
+  if (workflowType === 'reconcile') {
+    observation.heartbeat = await pendingHeartbeat(handle, 'reconcileHunts').catch(() => undefined);
+    const runId = (observation.query as ReconcileProgress | undefined)?.runId;
+    if (options.pool && runId) observation.reconciledHunts = await countReconciledHunts(options.pool, runId).catch(() => undefined);
+  }
+  return snapshotOf(observation);
+}
+
+const QUERY_DEADLINE_MS = 5000;
+
+/** Why the job gave no progress, or nothing when that is normal (it is starting). */
+function describeQueryFailure(err: unknown, timedOut: boolean): string | undefined {
+  if (timedOut) return 'no answer to the progress query: is a worker polling the task queue?';
+  const message = [(err as Error).message, ((err as { cause?: Error }).cause)?.message].filter(Boolean).join(': ');
+  // The job registers its query once it has looked at its input (backfill: the source's size).
+  if (/did not register a handler for progress/.test(message)) return undefined;
+  return `no progress: ${message}`;
+}
+
+/** The last heartbeat details of the job's running activity of that type, decoded. */
+async function pendingHeartbeat(handle: WorkflowHandle, activityType: string): Promise<unknown> {
+  const description = await handle.describe();
+  const pending = description.raw.pendingActivities?.find((a) => a.activityType?.name === activityType);
+  const payload = pending?.heartbeatDetails?.payloads?.[0];
+  return payload ? defaultPayloadConverter.fromPayload(payload as Payload) : undefined;
+}
+
+export interface FollowOptions extends ObserveOptions {
+  out?: ProgressOutput;
+  /** How often to ask the job (the bar is redrawn as often). */
+  pollMs?: number;
+}
+
+/**
+ * Shows the job's progress until it ends: a bar with rate and ETA on a terminal, a plain
+ * line every few seconds otherwise. Returns the job's result (or throws its failure).
+ */
+export async function followJob(handle: WorkflowHandle, workflowType: string, options: FollowOptions = {}): Promise<unknown> {
+  const out = options.out ?? process.stdout;
+  const printer = createProgressPrinter(out);
+  const tracker = new RateTracker();
+  const result = handle.result();
+  let finished = false;
+  void result.finally(() => (finished = true)).catch(() => undefined);
+  const startedAt = options.startedAt ?? new Date();
+  try {
+    while (!finished) {
+      const snapshot = await observeJob(handle, workflowType, { ...options, startedAt });
+      tracker.add(Date.now(), snapshot.done);
+      printer.update(withRecentPace(snapshot, tracker));
+      await Promise.race([result.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 1000))]);
+    }
+    // The last word: the finished job's own figures (a failed job has none to add).
+    const outcome = await result.catch(() => undefined);
+    if (outcome !== undefined) printer.update(await observeJob(handle, workflowType, { ...options, startedAt, result: outcome }));
+  } finally {
+    printer.finish();
+  }
+  return result;
+}
+
+/**
+ * The ETA from the recent pace, which follows the job's current speed; the job's own
+ * figure (an average since it started) until there is a recent pace. Jobs that report no
+ * rate of their own show the recent pace.
+ */
+function withRecentPace(s: ProgressSnapshot, tracker: RateTracker): ProgressSnapshot {
+  const recentEta = tracker.etaSeconds(s.total);
+  const perSecond = tracker.perSecond();
+  return {
+    ...s,
+    etaSeconds: recentEta ?? s.etaSeconds,
+    rate: s.rate ?? (perSecond !== undefined && s.unit && s.total !== undefined ? { perSecond, unit: `${s.unit}/s` } : undefined),
+  };
+}

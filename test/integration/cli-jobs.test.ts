@@ -1,0 +1,124 @@
+/**
+ * The operator CLI against the real stack and a real `hunt worker`: `hunt backfill --topic
+ * --from --to --wait`, `hunt reconcile --wait` and `hunt reprocess --wait` follow their job
+ * to the end with progress lines (no terminal here: plain lines), and `hunt jobs` shows
+ * finished jobs, a paused job's progress, and says so when no worker answers.
+ */
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import type { Client } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { projectRoot } from '../../src/config';
+import { migrate } from '../../src/store/migrate';
+import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { createTestTopics, sendRecords, type TestTopics } from '../helpers/ingest';
+import { inOrderTraffic } from '../helpers/traffic';
+import { uniqueName, waitFor } from '../helpers/wait';
+import { startWorkerProcess, temporalClient, type WorkerProcess } from '../helpers/worker';
+
+const run = promisify(execFile);
+
+let db: TestDatabase;
+let topics: TestTopics;
+let worker: WorkerProcess;
+let client: Client;
+let closeClient: () => Promise<void>;
+const taskQueue = uniqueName('cli-jobs');
+const traffic = inOrderTraffic(2000, 21);
+let from: string;
+let to: string;
+const cleanups: (() => Promise<unknown>)[] = [];
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  const pg = await db.pool.connect();
+  try {
+    await migrate(pg); // the template may come from another checkout's migrations
+  } finally {
+    pg.release();
+  }
+  topics = await createTestTopics(2);
+  from = new Date(Date.now() - 1000).toISOString();
+  await sendRecords(topics.events, traffic.records.map((r) => ({ key: r.key, value: r.value })));
+  to = new Date(Date.now() + 1000).toISOString();
+  worker = startWorkerProcess(db.url, taskQueue);
+  ({ client, close: closeClient } = await temporalClient());
+});
+afterAll(async () => {
+  for (const cleanup of cleanups) await cleanup().catch(() => undefined);
+  await worker?.kill('SIGTERM');
+  await closeClient?.();
+  await db?.dispose();
+});
+
+async function hunt(args: string[], queue = taskQueue): Promise<string> {
+  const { stdout } = await run('node', [path.join(projectRoot, 'bin/hunt.js'), ...args], {
+    env: { ...process.env, DATABASE_URL: db.url, TEMPORAL_TASK_QUEUE: queue },
+    timeout: 120_000,
+  });
+  return stdout;
+}
+
+describe('hunt backfill --topic --from --to --wait', () => {
+  it('starts the Kafka-range backfill and follows it to the end with progress lines', async () => {
+    const out = await hunt(['backfill', '--topic', topics.events, '--from', from, '--to', to, '--wait']);
+    expect(out).toContain(`with input {"source":{"kind":"kafka","topic":"${topics.events}","from":"${from}","to":"${to}"}}`);
+    // Not a terminal: plain lines, no bar, no carriage returns.
+    expect(out).not.toMatch(/\r|█/);
+    expect(out).toMatch(/^backfill completed: 100\.0%, 2,000 records of 2,000 records, [\d,]+ records\/s, \d+:\d\d elapsed; inserted \d+, duplicates \d+, rejected \d+/m);
+    expect(out).not.toMatch(/no progress/);
+    const result = JSON.parse(out.slice(out.indexOf('\n{') + 1)) as { state: string; counts: { records: number; inserted: number } };
+    expect(result).toMatchObject({ state: 'completed', counts: { records: 2000 } });
+    const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM events');
+    expect(rows[0]?.n).toBe(result.counts.inserted);
+  });
+});
+
+describe('hunt reconcile --wait and hunt reprocess --wait', () => {
+  it('follow their jobs to the end, counting hunts', async () => {
+    const reconciled = await hunt(['reconcile', '--hunt', 'hunt-0', 'hunt-1', '--wait']);
+    expect(reconciled).toMatch(/^reconcile done: 100\.0%, 2 hunts of 2 hunts, \d+:\d\d elapsed; repair; players checked \d+, drifted 0, treasures changed 0$/m);
+    expect(reconciled).toMatch(/"hunts": 2/);
+
+    const reprocessed = await hunt(['reprocess', '--wait']);
+    expect(reprocessed).toMatch(/^reprocess done: 100\.0%, 5 hunts of 5 hunts/m);
+  });
+});
+
+describe('hunt jobs', () => {
+  it('lists finished jobs with how long they took, and a paused backfill with its progress', async () => {
+    const handle = await client.workflow.signalWithStart('backfill', {
+      taskQueue,
+      workflowId: uniqueName('paused-backfill'),
+      args: [{ source: { kind: 'kafka', topic: topics.events } }],
+      signal: 'pause',
+      signalArgs: [],
+    });
+    cleanups.push(() => handle.terminate('test over'));
+    await waitFor('the backfill to pause', async () => (await handle.query<{ state: string }>('progress').catch(() => undefined))?.state === 'paused');
+
+    const out = await waitFor('hunt jobs to list the paused backfill', async () => {
+      const text = await hunt(['jobs']);
+      return text.includes(handle.workflowId) && /^reprocess +COMPLETED/m.test(text) ? text : undefined;
+    });
+    expect(out).toMatch(new RegExp(`^backfill +RUNNING +\\S+ +${handle.workflowId}$`, 'm'));
+    expect(out).toMatch(/^ {4}backfill paused: 0\.0%, 0 records of 2,000 records, 0 records\/s, \d+:\d\d elapsed; inserted 0, duplicates 0, rejected 0$/m);
+    expect(out).toMatch(/^reconcile +COMPLETED +\S+ +reconcile-\S+ +took \d+:\d\d$/m);
+    expect(out).toMatch(/^backfill +COMPLETED +\S+ +backfill-\S+ +took \d+:\d\d$/m);
+
+    const running = await hunt(['jobs', '--running']);
+    expect(running).not.toMatch(/COMPLETED/);
+  });
+
+  it('says a running job does not answer when no worker polls its task queue', async () => {
+    const orphanQueue = uniqueName('no-worker');
+    const handle = await client.workflow.start('reprocess', { taskQueue: orphanQueue, workflowId: uniqueName('orphan'), args: [{ projection: 'leaderboard' }] });
+    cleanups.push(() => handle.terminate('test over'));
+    const out = await waitFor('hunt jobs to list the orphan', async () => {
+      const text = await hunt(['jobs', '--running'], orphanQueue);
+      return text.includes(handle.workflowId) ? text : undefined;
+    });
+    expect(out).toMatch(/^ {4}reprocess running: 0:\d\d elapsed; no answer to the progress query: is a worker polling the task queue\?$/m);
+  });
+});

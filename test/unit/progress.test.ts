@@ -1,0 +1,201 @@
+/**
+ * Job progress in the terminal: snapshots from what jobs report, rendered as a bar with
+ * rate and ETA on a terminal and as plain lines otherwise; the backfill command's source.
+ */
+import { describe, expect, it } from 'vitest';
+import { emptyCounts } from '../../src/backfill/counts';
+import { snapshotOf } from '../../src/cli/job-progress';
+import { backfillSource } from '../../src/cli/jobs';
+import { createProgressPrinter, formatAmount, formatDuration, RateTracker, renderBarLine, renderPlainLine, type ProgressSnapshot } from '../../src/cli/progress';
+
+const fileBackfill = {
+  state: 'running',
+  dryRun: false,
+  done: 10_000_000,
+  total: 25_000_000,
+  percent: 40,
+  rate: 20_000,
+  cursor: { file: { byteOffset: 10_000_000, line: 50_001 } },
+  counts: { ...emptyCounts(), records: 50_000, inserted: 49_990, duplicates: 7, rejected: 3, rejectedByReason: { schema_violation: 3 } },
+};
+
+describe('renderBarLine', () => {
+  const snapshot: ProgressSnapshot = {
+    job: 'backfill',
+    phase: 'running',
+    done: 10_000_000,
+    total: 25_000_000,
+    unit: 'bytes',
+    rate: { perSecond: 20_000, unit: 'records/s' },
+    etaSeconds: 37.5,
+    detail: 'inserted 49990, duplicates 7, rejected 3',
+  };
+
+  it('draws a bar, the share, done of total, the rate, the ETA and the detail', () => {
+    expect(renderBarLine(snapshot, 200)).toBe(
+      'backfill  [██████████░░░░░░░░░░░░░░]   40.0%  10.0 MB / 25.0 MB  20,000 records/s  ETA 0:38  inserted 49990, duplicates 7, rejected 3',
+    );
+  });
+
+  it('fits the terminal: the detail is cut first, then the bar shrinks, then it goes; the line never wraps', () => {
+    expect(renderBarLine(snapshot, 110)).toBe('backfill  [██████████░░░░░░░░░░░░░░]   40.0%  10.0 MB / 25.0 MB  20,000 records/s  ETA 0:38  inserted 49990,…');
+    expect(renderBarLine(snapshot, 80)).toBe('backfill  [█████░░░░░░░]   40.0%  10.0 MB / 25.0 MB  20,000 records/s  ETA 0:38');
+    expect(renderBarLine(snapshot, 70)).toBe('backfill   40.0%  10.0 MB / 25.0 MB  20,000 records/s  ETA 0:38');
+    expect(renderBarLine(snapshot, 30)).toHaveLength(29);
+  });
+
+  it('names a phase other than running, and shows no bar while the size is unknown', () => {
+    expect(renderBarLine({ job: 'reprocess', phase: 'preparing', done: 0, unit: 'hunts', elapsedSeconds: 3 })).toBe('reprocess (preparing)  0 hunts  0:03 elapsed');
+  });
+
+  it('keeps done and total in one scale', () => {
+    expect(formatAmount(980_000, 'bytes', 1_200_000)).toBe('1.0 MB');
+    expect(formatAmount(512, 'bytes')).toBe('512 B');
+    expect(formatAmount(1234, 'records')).toBe('1,234 records');
+  });
+});
+
+describe('renderPlainLine', () => {
+  it('says the same in a line for logs', () => {
+    expect(
+      renderPlainLine({ job: 'reconcile', phase: 'reconciling', done: 120, total: 400, unit: 'hunts', rate: { perSecond: 12.4, unit: 'hunts/s' }, etaSeconds: 22.6, detail: 'repair' }),
+    ).toBe('reconcile reconciling: 30.0%, 120 hunts of 400 hunts, 12 hunts/s, ETA 0:23; repair');
+    expect(renderPlainLine({ job: 'rollupFlush', done: 0, phase: 'running', elapsedSeconds: 75 })).toBe('rollupFlush running: 1:15 elapsed');
+  });
+});
+
+describe('formatDuration', () => {
+  it('reads as m:ss, or h:mm:ss past an hour', () => {
+    expect([0, 41, 61, 3725].map(formatDuration)).toEqual(['0:00', '0:41', '1:01', '1:02:05']);
+  });
+});
+
+describe('RateTracker', () => {
+  it('measures the recent pace and the time left at it', () => {
+    const tracker = new RateTracker(30_000);
+    tracker.add(0, 0);
+    expect(tracker.perSecond()).toBeUndefined();
+    tracker.add(10_000, 1000);
+    tracker.add(20_000, 2000);
+    expect(tracker.perSecond()).toBe(100);
+    expect(tracker.etaSeconds(5000)).toBe(30);
+    // Older samples leave the window: the pace follows the job's current speed.
+    tracker.add(50_000, 2300);
+    tracker.add(60_000, 2400);
+    expect(tracker.perSecond()).toBe(10);
+    expect(tracker.etaSeconds(undefined)).toBeUndefined();
+  });
+
+  it('gives no ETA when nothing moves', () => {
+    const tracker = new RateTracker();
+    tracker.add(0, 5);
+    tracker.add(5000, 5);
+    expect(tracker.etaSeconds(10)).toBeUndefined();
+  });
+});
+
+describe('createProgressPrinter', () => {
+  const snapshot = (done: number, phase = 'running'): ProgressSnapshot => ({ job: 'reprocess', phase, done, total: 10, unit: 'hunts' });
+
+  it('redraws one line in place on a terminal, and ends it when done', () => {
+    const written: string[] = [];
+    const printer = createProgressPrinter({ isTTY: true, columns: 80, write: (t) => written.push(t) });
+    printer.update(snapshot(1));
+    printer.update(snapshot(2));
+    printer.finish();
+    expect(written).toHaveLength(3);
+    const CLEAR_TO_END = '\x1b[K';
+    expect(written[0]?.startsWith('\r') && written[0].endsWith(`1 hunts / 10 hunts${CLEAR_TO_END}`)).toBe(true);
+    expect(written[1]?.startsWith('\r') && written[1].endsWith(`2 hunts / 10 hunts${CLEAR_TO_END}`)).toBe(true);
+    expect(written[2]).toBe('\n');
+  });
+
+  it('takes a common width when a pseudo-terminal reports 0 columns', () => {
+    const written: string[] = [];
+    createProgressPrinter({ isTTY: true, columns: 0, write: (t) => written.push(t) }).update(snapshot(3));
+    expect(written[0]).toBe('\rreprocess  [███████░░░░░░░░░░░░░░░░░]   30.0%  3 hunts / 10 hunts\x1b[K');
+  });
+
+  it('prints plain lines every few seconds otherwise, and at once when the phase changes', () => {
+    const written: string[] = [];
+    let now = 0;
+    const printer = createProgressPrinter({ write: (t) => written.push(t) }, { plainEveryMs: 5000, now: () => now });
+    for (now = 0; now <= 12_000; now += 1000) printer.update(snapshot(now / 1000));
+    printer.update(snapshot(10, 'swapping'));
+    printer.finish();
+    expect(written).toEqual([
+      'reprocess running: 0.0%, 0 hunts of 10 hunts\n',
+      'reprocess running: 50.0%, 5 hunts of 10 hunts\n',
+      'reprocess running: 100.0%, 10 hunts of 10 hunts\n',
+      'reprocess swapping: 100.0%, 10 hunts of 10 hunts\n',
+    ]);
+  });
+});
+
+describe('snapshotOf', () => {
+  it('backfill from a file: bytes of the file, records/s, an ETA in bytes at the bytes a record takes', () => {
+    const s = snapshotOf({ workflowType: 'backfill', query: fileBackfill });
+    // 200 bytes a record at 20,000 records/s: 4 MB/s; 15 MB left: 3.75 s.
+    expect(s).toMatchObject({ job: 'backfill', phase: 'running', done: 10_000_000, total: 25_000_000, unit: 'bytes', rate: { perSecond: 20_000, unit: 'records/s' } });
+    expect(s.etaSeconds).toBeCloseTo(3.75, 9);
+    expect(s.detail).toBe('inserted 49990, duplicates 7, rejected 3 (schema_violation 3)');
+  });
+
+  it('backfill from Kafka: records of the range; no ETA while paused; a dry run says so', () => {
+    const kafka = { ...fileBackfill, done: 600, total: 1000, rate: 100, cursor: { kafka: { '0': '600' } } };
+    expect(snapshotOf({ workflowType: 'backfill', query: kafka })).toMatchObject({ unit: 'records', etaSeconds: 4 });
+    expect(snapshotOf({ workflowType: 'backfill', query: { ...kafka, state: 'paused' } }).etaSeconds).toBeUndefined();
+    expect(snapshotOf({ workflowType: 'backfill', query: { ...kafka, dryRun: true } }).phase).toBe('running, dry run');
+  });
+
+  it('reprocess: hunts filled, then whole while it catches up and swaps', () => {
+    expect(snapshotOf({ workflowType: 'reprocess', query: { phase: 'preparing', huntsDone: 0, huntsTotal: 0, startedSeq: null } })).toMatchObject({ done: 0, total: undefined });
+    expect(snapshotOf({ workflowType: 'reprocess', query: { phase: 'filling', huntsDone: 30, huntsTotal: 120, startedSeq: 99 } })).toMatchObject({ done: 30, total: 120, unit: 'hunts', detail: 'events up to seq 99' });
+    expect(snapshotOf({ workflowType: 'reprocess', query: { phase: 'swapping', huntsDone: 118, huntsTotal: 120, startedSeq: 99 } })).toMatchObject({ done: 120, total: 120 });
+  });
+
+  it('reconcile: total from the heartbeat or the hunts asked for; done from Postgres, else the heartbeat', () => {
+    const query = { phase: 'reconciling', runId: 'wf/run', repair: true, huntIds: null };
+    const heartbeat = { huntsDone: 40, summary: { hunts: 200, playersChecked: 4000, playersDrifted: 3, treasuresChanged: 1 } };
+    expect(snapshotOf({ workflowType: 'reconcile', query })).toMatchObject({ done: 0, total: undefined, detail: 'repair' });
+    expect(snapshotOf({ workflowType: 'reconcile', query, heartbeat })).toMatchObject({ done: 40, total: 200 });
+    expect(snapshotOf({ workflowType: 'reconcile', query, heartbeat, reconciledHunts: 75 })).toMatchObject({
+      done: 75,
+      total: 200,
+      detail: 'repair; players checked 4000, drifted 3, treasures changed 1',
+    });
+    expect(snapshotOf({ workflowType: 'reconcile', query: { ...query, huntIds: ['a', 'b', 'a'], repair: false }, reconciledHunts: 1 })).toMatchObject({ done: 1, total: 2, detail: 'no repair' });
+    const result = { runId: 'wf/run', hunts: 7, playersChecked: 140, playersDrifted: 2, treasuresChanged: 0, repaired: true, drifted: [] };
+    expect(snapshotOf({ workflowType: 'reconcile', query: { ...query, phase: 'done' }, result })).toMatchObject({
+      phase: 'done',
+      done: 7,
+      total: 7,
+      detail: 'repair; players checked 140, drifted 2, treasures changed 0',
+    });
+  });
+
+  it('says why there is no progress when a job with a progress query does not answer', () => {
+    const unanswered = 'no answer to the progress query: is a worker polling the task queue?';
+    expect(snapshotOf({ workflowType: 'backfill', unanswered }).detail).toBe(unanswered);
+    expect(snapshotOf({ workflowType: 'rollupFlush', unanswered, elapsedSeconds: 4 }).detail).toBeUndefined();
+  });
+});
+
+describe('backfillSource', () => {
+  it('is a file, or a Kafka topic with an optional time range', () => {
+    expect(backfillSource({ file: '/data/a.ndjson' })).toEqual({ kind: 'file', path: '/data/a.ndjson' });
+    expect(backfillSource({ topic: 'hunt.events', from: '2026-11-21T00:00:00.000Z', to: '2026-11-22T00:00:00.000Z' })).toEqual({
+      kind: 'kafka',
+      topic: 'hunt.events',
+      from: '2026-11-21T00:00:00.000Z',
+      to: '2026-11-22T00:00:00.000Z',
+    });
+    expect(backfillSource({ topic: 'hunt.events' })).toEqual({ kind: 'kafka', topic: 'hunt.events' });
+  });
+
+  it('says what is wrong otherwise', () => {
+    expect(backfillSource({})).toMatch(/--file <path> .* or --topic <topic>/);
+    expect(backfillSource({ topic: 'no spaces' })).toMatch(/--topic must be a Kafka topic name/);
+    expect(backfillSource({ topic: 't', from: '2026-11-22T00:00:00.000Z', to: '2026-11-21T00:00:00.000Z' })).toMatch(/--from .* must be before --to/);
+  });
+});
