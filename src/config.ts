@@ -4,10 +4,14 @@
  * Every variable is parsed once by zod into one typed object. A bad value stops start-up
  * with a ConfigError that names the variable and says what is expected.
  */
+import { isIP } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { resolveSecretFiles, SECRET_VARIABLES, type ConfigProblem } from './config-files';
+import { kafkaSecurity, postgresSecurity, temporalSecurity, type KafkaSecurity, type PostgresSecurity, type TemporalSecurity } from './config-security';
+import { redactUrl } from './redact';
 
 /** The repository root, so default folders do not depend on the caller's cwd. */
 export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -19,7 +23,18 @@ const nonEmpty = z.string().trim().min(1);
 const postgresUrl = z
   .string()
   .trim()
-  .refine((v) => /^postgres(ql)?:\/\/.+/.test(v), 'a postgres:// or postgresql:// URL');
+  .refine((v) => /^postgres(ql)?:\/\/.+/.test(v) && URL.canParse(v), 'a postgres:// or postgresql:// URL');
+
+const flag = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .pipe(z.enum(['true', 'false', '1', '0', 'yes', 'no']))
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const filePath = nonEmpty;
+const milliseconds = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const ipAddress = z.string().trim().refine((v) => isIP(v) !== 0, 'an IP address');
 
 const brokerList = z
   .string()
@@ -38,14 +53,47 @@ const topicName = z.string().trim().regex(/^[A-Za-z0-9._-]{1,249}$/, 'a Kafka to
  */
 const variables = {
   DATABASE_URL: [postgresUrl.optional(), 'a postgres:// URL of an existing database (unset: the embedded one)'],
+  DATABASE_URL_FILE: [filePath.optional(), 'a file holding DATABASE_URL'],
+  DATABASE_PASSWORD: [z.string().optional(), 'the password of the DATABASE_URL user'],
+  DATABASE_PASSWORD_FILE: [filePath.optional(), 'a file holding DATABASE_PASSWORD'],
+  DATABASE_TLS_MODE: [z.enum(['disable', 'require', 'verify-ca', 'verify-full']).optional(), 'disable, require, verify-ca or verify-full'],
+  DATABASE_TLS_CA_FILE: [filePath.optional(), 'a PEM file of the CA certificates that sign the server certificate'],
+  DATABASE_TLS_CERT_FILE: [filePath.optional(), 'a PEM file of the client certificate'],
+  DATABASE_TLS_KEY_FILE: [filePath.optional(), "a PEM file of the client certificate's private key"],
   KAFKA_BROKERS: [brokerList.optional(), 'a comma-separated list of host:port (unset: the embedded broker)'],
+  KAFKA_SASL_MECHANISM: [z.enum(['plain', 'scram-sha-256', 'scram-sha-512']).optional(), 'plain, scram-sha-256 or scram-sha-512'],
+  KAFKA_SASL_USERNAME: [nonEmpty.optional(), 'a SASL user name'],
+  KAFKA_SASL_PASSWORD: [z.string().min(1).optional(), 'the SASL password'],
+  KAFKA_SASL_PASSWORD_FILE: [filePath.optional(), 'a file holding KAFKA_SASL_PASSWORD'],
+  KAFKA_TLS: [flag.optional(), 'true or false'],
+  KAFKA_TLS_CA_FILE: [filePath.optional(), "a PEM file of the CA certificates that sign the brokers' certificates"],
+  KAFKA_TLS_CERT_FILE: [filePath.optional(), 'a PEM file of the client certificate'],
+  KAFKA_TLS_KEY_FILE: [filePath.optional(), "a PEM file of the client certificate's private key"],
+  KAFKA_TLS_SERVER_NAME: [nonEmpty.optional(), "the name the brokers' certificates carry"],
   TEMPORAL_ADDRESS: [hostPort.optional(), 'host:port of a Temporal frontend (unset: the embedded dev server)'],
+  TEMPORAL_TLS: [flag.optional(), 'true or false'],
+  TEMPORAL_TLS_CA_FILE: [filePath.optional(), "a PEM file of the CA certificates that sign the server's certificate"],
+  TEMPORAL_TLS_CERT_FILE: [filePath.optional(), 'a PEM file of the client certificate'],
+  TEMPORAL_TLS_KEY_FILE: [filePath.optional(), "a PEM file of the client certificate's private key"],
+  TEMPORAL_TLS_SERVER_NAME: [nonEmpty.optional(), "the name the server's certificate carries"],
+  TEMPORAL_API_KEY: [z.string().min(1).optional(), 'a Temporal API key'],
+  TEMPORAL_API_KEY_FILE: [filePath.optional(), 'a file holding TEMPORAL_API_KEY'],
   TEMPORAL_NAMESPACE: [nonEmpty.default('default'), 'a Temporal namespace name'],
   TEMPORAL_TASK_QUEUE: [nonEmpty.default('hunt-batch'), 'a task queue name'],
   KAFKA_CLIENT_ID: [nonEmpty.default('treasure-hunt-engine'), 'a non-empty client id'],
   KAFKA_TOPIC_EVENTS: [topicName.default('hunt.events'), 'a Kafka topic name ([A-Za-z0-9._-], 1-249 chars)'],
   KAFKA_TOPIC_DLQ: [topicName.default('hunt.events.dlq'), 'a Kafka topic name ([A-Za-z0-9._-], 1-249 chars)'],
   API_PORT: [port.default(8080), 'a TCP port (1-65535)'],
+  API_BIND_ADDRESS: [ipAddress.default('127.0.0.1'), 'an IP address to listen on (0.0.0.0: every IPv4 interface)'],
+  API_HEADERS_TIMEOUT_MS: [milliseconds(1000, 120_000).default(10_000), 'a whole number of milliseconds, 1000-120000'],
+  API_REQUEST_TIMEOUT_MS: [milliseconds(1000, 600_000).default(30_000), 'a whole number of milliseconds, 1000-600000'],
+  API_KEEP_ALIVE_TIMEOUT_MS: [milliseconds(0, 600_000).default(5000), 'a whole number of milliseconds, 0-600000'],
+  API_MAX_REQUESTS_PER_SOCKET: [z.coerce.number().int().min(0).max(1_000_000).default(1000), 'a whole number, 0 (no limit)-1000000'],
+  API_MAX_CONNECTIONS: [positiveInt.max(1_000_000).default(1024), 'a whole number of connections, 1-1000000'],
+  API_DB_POOL_SIZE: [positiveInt.max(100).default(4), 'a whole number of connections, 1-100'],
+  API_STATEMENT_TIMEOUT_MS: [milliseconds(10, 600_000).default(2000), 'a whole number of milliseconds, 10-600000'],
+  API_DB_WAIT_MS: [milliseconds(10, 60_000).default(1000), 'a whole number of milliseconds, 10-60000'],
+  API_METRICS_REFRESH_MS: [milliseconds(100, 3_600_000).default(15_000), 'a whole number of milliseconds, 100-3600000'],
   LOG_LEVEL: [z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), 'one of fatal, error, warn, info, debug, trace, silent'],
   LOG_FORMAT: [z.enum(['auto', 'json', 'pretty']).default('auto'), 'auto (readable on a terminal, JSON elsewhere), json or pretty'],
   INGEST_GROUP_ID: [nonEmpty.default('hunt-ingest'), 'a Kafka consumer group id'],
@@ -68,6 +116,7 @@ const variables = {
   RECONCILE_EVERY: [z.string().trim().regex(/^\d+\s*(ms|s|m|h|seconds?|minutes?|hours?)$/).default('5m'), 'a duration such as 1m or 5 minutes'],
   DATA_QUALITY_CRON: [z.string().trim().regex(/^(\S+\s+){4}\S+$/).default('0 3 * * *'), 'a five-field cron expression (UTC), e.g. 0 3 * * *'],
   WORKER_METRICS_PORT: [port.optional(), 'a TCP port for the worker\'s Prometheus metrics (unset: off)'],
+  WORKER_METRICS_BIND_ADDRESS: [ipAddress.default('127.0.0.1'), "an IP address for the worker's metrics to listen on"],
   HUNT_STATE_DIR: [nonEmpty.default(path.join(projectRoot, '.hunt')), 'a folder for the embedded stack\'s data, logs and pid files'],
   HUNT_CACHE_DIR: [nonEmpty.default(path.join(os.homedir(), '.cache', 'treasure-hunt')), 'a folder for downloaded and built binaries'],
   HUNT_PG_PORT: [port.default(15432), 'a TCP port (1-65535)'],
@@ -84,7 +133,8 @@ type Variables = typeof variables;
 export type RawConfig = { [K in keyof Variables]: z.output<Variables[K][0]> };
 
 export class ConfigError extends Error {
-  constructor(readonly problems: { variable: string; expected: string; got: string | undefined }[]) {
+  /** `got` is already safe to print: secrets hidden, URLs without their password. */
+  constructor(readonly problems: ConfigProblem[]) {
     super(
       'Invalid configuration:\n' +
         problems
@@ -95,27 +145,55 @@ export class ConfigError extends Error {
   }
 }
 
-function parseVariables(env: NodeJS.ProcessEnv): RawConfig {
-  const problems: ConfigError['problems'] = [];
+const secretNames: ReadonlySet<string> = new Set(SECRET_VARIABLES);
+
+/** A bad value as an error may show it: a URL without its password, a secret not at all. */
+function shownValue(name: string, raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  if (name === 'DATABASE_URL') return redactUrl(raw);
+  return secretNames.has(name) ? '(hidden)' : raw;
+}
+
+function parseVariables(env: NodeJS.ProcessEnv, problems: ConfigProblem[]): RawConfig {
+  const resolved = resolveSecretFiles(env, problems);
   const out: Record<string, unknown> = {};
   for (const [name, [schema, expected]] of Object.entries(variables)) {
     // An empty string counts as unset, so `FOO= hunt ...` falls back to the default.
-    const raw = env[name] === '' ? undefined : env[name];
+    const raw = resolved[name] === '' ? undefined : resolved[name];
     const result = (schema as z.ZodType).safeParse(raw);
     if (result.success) out[name] = result.data;
-    else problems.push({ variable: name, expected, got: raw });
+    else problems.push({ variable: name, expected, got: shownValue(name, raw) });
   }
-  if (problems.length > 0) throw new ConfigError(problems);
   return out as RawConfig;
 }
 
 export interface Config {
   /** Services given from outside; when set, the embedded stack does not provision them. */
   external: { databaseUrl?: string; kafkaBrokers?: string[]; temporalAddress?: string };
+  /** Never holds a password given through DATABASE_PASSWORD(_FILE): that is in `postgres`. */
   databaseUrl: string;
-  kafka: { brokers: string[]; clientId: string; topics: { events: string; dlq: string } };
-  temporal: { address: string; namespace: string; taskQueue: string; uiUrl?: string };
-  api: { port: number };
+  /** Password and TLS for Postgres (src/store/pg-connection.ts applies them). */
+  postgres: PostgresSecurity;
+  kafka: { brokers: string[]; clientId: string; topics: { events: string; dlq: string }; security: KafkaSecurity };
+  temporal: { address: string; namespace: string; taskQueue: string; uiUrl?: string; security: TemporalSecurity };
+  api: {
+    port: number;
+    bindAddress: string;
+    /** Most time a client may take to send a request's headers, and the whole request. */
+    headersTimeoutMs: number;
+    requestTimeoutMs: number;
+    keepAliveTimeoutMs: number;
+    /** Requests served on one connection before it is closed (0: no limit). */
+    maxRequestsPerSocket: number;
+    /** Open connections beyond this are closed at once. */
+    maxConnections: number;
+    /** The read API's own Postgres pool: its size, each query's time limit, and the longest wait for a free connection. */
+    dbPoolSize: number;
+    statementTimeoutMs: number;
+    dbWaitMs: number;
+    /** How often /metrics's values read from Postgres are refreshed (a scrape never queries). */
+    metricsRefreshMs: number;
+  };
   ingest: {
     groupId: string;
     /** fixed: close batches on size or linger; adaptive: size them to the freshness target. */
@@ -144,7 +222,7 @@ export interface Config {
     /** The share of events that should be fresh, e.g. 0.999. */
     objective: number;
   };
-  worker: { metricsPort?: number };
+  worker: { metricsPort?: number; metricsBindAddress: string };
   backfill: {
     /** Backfill files must be regular files under this folder (resolved, symlinks followed). */
     importDir: string;
@@ -164,7 +242,11 @@ export interface Config {
 
 /** Parses the environment (process.env by default) into the typed configuration. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const v = parseVariables(env);
+  const problems: ConfigProblem[] = [];
+  const v = parseVariables(env, problems);
+  if (problems.length > 0) throw new ConfigError(problems);
+  const security = { postgres: postgresSecurity(v, problems), kafka: kafkaSecurity(v, problems), temporal: temporalSecurity(v, problems) };
+  if (problems.length > 0) throw new ConfigError(problems);
   const stateDir = path.resolve(v.HUNT_STATE_DIR);
   const embeddedTemporal = `127.0.0.1:${v.HUNT_TEMPORAL_PORT}`;
   return {
@@ -174,18 +256,33 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       temporalAddress: v.TEMPORAL_ADDRESS,
     },
     databaseUrl: v.DATABASE_URL ?? `postgres://hunt@127.0.0.1:${v.HUNT_PG_PORT}/hunt`,
+    postgres: security.postgres,
     kafka: {
       brokers: v.KAFKA_BROKERS ?? [`127.0.0.1:${v.HUNT_KAFKA_PORT}`],
       clientId: v.KAFKA_CLIENT_ID,
       topics: { events: v.KAFKA_TOPIC_EVENTS, dlq: v.KAFKA_TOPIC_DLQ },
+      security: security.kafka,
     },
     temporal: {
       address: v.TEMPORAL_ADDRESS ?? embeddedTemporal,
       namespace: v.TEMPORAL_NAMESPACE,
       taskQueue: v.TEMPORAL_TASK_QUEUE,
       uiUrl: v.TEMPORAL_ADDRESS ? undefined : `http://127.0.0.1:${v.HUNT_TEMPORAL_UI_PORT}`,
+      security: security.temporal,
     },
-    api: { port: v.API_PORT },
+    api: {
+      port: v.API_PORT,
+      bindAddress: v.API_BIND_ADDRESS,
+      headersTimeoutMs: v.API_HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: v.API_REQUEST_TIMEOUT_MS,
+      keepAliveTimeoutMs: v.API_KEEP_ALIVE_TIMEOUT_MS,
+      maxRequestsPerSocket: v.API_MAX_REQUESTS_PER_SOCKET,
+      maxConnections: v.API_MAX_CONNECTIONS,
+      dbPoolSize: v.API_DB_POOL_SIZE,
+      statementTimeoutMs: v.API_STATEMENT_TIMEOUT_MS,
+      dbWaitMs: v.API_DB_WAIT_MS,
+      metricsRefreshMs: v.API_METRICS_REFRESH_MS,
+    },
     ingest: {
       groupId: v.INGEST_GROUP_ID,
       batchMode: v.INGEST_BATCH_MODE,
@@ -202,7 +299,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       onRetentionGap: v.INGEST_ON_RETENTION_GAP,
     },
     slo: { freshnessTargetMs: v.SLO_FRESHNESS_TARGET_MS, objective: v.SLO_OBJECTIVE },
-    worker: { metricsPort: v.WORKER_METRICS_PORT },
+    worker: { metricsPort: v.WORKER_METRICS_PORT, metricsBindAddress: v.WORKER_METRICS_BIND_ADDRESS },
     backfill: { importDir: path.resolve(v.BACKFILL_IMPORT_DIR ?? path.join(stateDir, 'imports')) },
     schedules: { rollupFlushEvery: v.ROLLUP_FLUSH_EVERY, reconcileEvery: v.RECONCILE_EVERY, dataQualityCron: v.DATA_QUALITY_CRON },
     logLevel: v.LOG_LEVEL,

@@ -1,0 +1,123 @@
+/**
+ * The security settings: secrets from `*_FILE`, TLS files, the checks across variables, and
+ * that no error message ever shows a secret.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hunt-config-'));
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+function file(name: string, text: string): string {
+  const at = path.join(dir, name);
+  fs.writeFileSync(at, text);
+  return at;
+}
+
+const PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+const SECRET = 'Tr0ub4dor&3-very-secret';
+
+function messageOf(env: Record<string, string>): string {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as Error).message;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('secrets from files', () => {
+  it('reads DATABASE_PASSWORD_FILE, KAFKA_SASL_PASSWORD_FILE and TEMPORAL_API_KEY_FILE, dropping one trailing newline', () => {
+    const config = loadConfig({
+      DATABASE_URL: 'postgres://hunt@db.example/hunt',
+      DATABASE_PASSWORD_FILE: file('db-password', `${SECRET}\n`),
+      KAFKA_SASL_MECHANISM: 'scram-sha-512',
+      KAFKA_SASL_USERNAME: 'hunt',
+      KAFKA_SASL_PASSWORD_FILE: file('kafka-password', SECRET),
+      TEMPORAL_API_KEY_FILE: file('api-key', `${SECRET}\n`),
+    });
+    expect(config.postgres.password).toBe(SECRET);
+    expect(config.kafka.security.sasl).toEqual({ mechanism: 'scram-sha-512', username: 'hunt', password: SECRET });
+    expect(config.temporal.security.apiKey).toBe(SECRET);
+    // An API key travels over TLS unless told otherwise.
+    expect(config.temporal.security.tls).toEqual({ ca: undefined, serverName: undefined });
+  });
+
+  it('reads the whole DATABASE_URL from DATABASE_URL_FILE', () => {
+    const config = loadConfig({ DATABASE_URL_FILE: file('url', `postgres://hunt:${SECRET}@db.example:5432/hunt\n`) });
+    expect(config.databaseUrl).toBe(`postgres://hunt:${SECRET}@db.example:5432/hunt`);
+    expect(config.external.databaseUrl).toBeDefined();
+  });
+
+  it('refuses a variable given both directly and as a file, and a missing file, naming the path only', () => {
+    const message = messageOf({ KAFKA_SASL_PASSWORD: SECRET, KAFKA_SASL_PASSWORD_FILE: file('p', SECRET), TEMPORAL_API_KEY_FILE: path.join(dir, 'missing') });
+    expect(message).toContain('KAFKA_SASL_PASSWORD_FILE: expected either KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE, not both');
+    expect(message).toMatch(/TEMPORAL_API_KEY_FILE: expected a readable file holding TEMPORAL_API_KEY, got ".*missing \(no such file\)"/);
+    expect(message).not.toContain(SECRET);
+  });
+});
+
+describe('error messages never show a secret', () => {
+  it('hides the password of a malformed DATABASE_URL, and of one with the wrong scheme', () => {
+    for (const url of [`postgres://hunt:${SECRET}@db.example:port/hunt`, `mysql://hunt:${SECRET}@db.example/hunt`, `postgres:/hunt:${SECRET}@db/hunt`]) {
+      const message = messageOf({ DATABASE_URL: url });
+      expect(message).toContain('DATABASE_URL: expected');
+      expect(message).not.toContain(SECRET);
+      expect(message).not.toContain(encodeURIComponent(SECRET));
+    }
+  });
+
+  it('hides a DATABASE_URL read from a file when it is malformed', () => {
+    const message = messageOf({ DATABASE_URL_FILE: file('bad-url', `postgresql://hunt:${SECRET}@/`) });
+    expect(message).not.toContain(SECRET);
+  });
+
+  it('shows a secret variable that fails its check as (hidden)', () => {
+    const message = messageOf({ DATABASE_URL: `postgres://hunt:${SECRET}@db/hunt`, DATABASE_PASSWORD: SECRET });
+    expect(message).toContain('DATABASE_PASSWORD: expected unset while DATABASE_URL holds a password');
+    expect(message).not.toContain(SECRET);
+  });
+});
+
+describe('TLS and SASL settings', () => {
+  it('turns Kafka TLS on with any KAFKA_TLS_* file and reads the PEM files', () => {
+    const config = loadConfig({
+      KAFKA_TLS_CA_FILE: file('ca.pem', PEM),
+      KAFKA_TLS_CERT_FILE: file('cert.pem', PEM),
+      KAFKA_TLS_KEY_FILE: file('key.pem', PEM),
+      KAFKA_TLS_SERVER_NAME: 'kafka.internal',
+    });
+    expect(config.kafka.security.tls).toEqual({ ca: PEM, cert: PEM, key: PEM, serverName: 'kafka.internal' });
+    expect(loadConfig({ KAFKA_TLS: 'true' }).kafka.security.tls).toBeDefined();
+    expect(loadConfig({}).kafka.security).toEqual({});
+  });
+
+  it('refuses a certificate without its key, a file that is not PEM, and SASL without a user', () => {
+    expect(messageOf({ TEMPORAL_TLS_CERT_FILE: file('c.pem', PEM) })).toContain('TEMPORAL_TLS_KEY_FILE: expected set together with TEMPORAL_TLS_CERT_FILE');
+    expect(messageOf({ DATABASE_TLS_MODE: 'verify-full', DATABASE_TLS_CA_FILE: file('not-pem', 'hello') })).toContain('DATABASE_TLS_CA_FILE: expected a PEM file');
+    expect(messageOf({ KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_PASSWORD: SECRET })).toContain('KAFKA_SASL_USERNAME: expected a user name');
+    expect(messageOf({ KAFKA_SASL_USERNAME: 'hunt' })).toContain('KAFKA_SASL_MECHANISM: expected plain, scram-sha-256 or scram-sha-512');
+    expect(messageOf({ KAFKA_TLS: 'false', KAFKA_TLS_CA_FILE: file('ca2.pem', PEM) })).toContain('KAFKA_TLS: expected true');
+  });
+
+  it("takes Postgres's TLS mode from DATABASE_TLS_MODE, else the URL's sslmode, and refuses file parameters in the URL", () => {
+    expect(loadConfig({}).postgres.tls.mode).toBe('disable');
+    expect(loadConfig({ DATABASE_URL: 'postgres://h@db/x?sslmode=verify-full' }).postgres.tls.mode).toBe('verify-full');
+    expect(loadConfig({ DATABASE_URL: 'postgres://h@db/x', DATABASE_TLS_MODE: 'require' }).postgres.tls.mode).toBe('require');
+    expect(messageOf({ DATABASE_URL: 'postgres://h@db/x?sslmode=require', DATABASE_TLS_MODE: 'verify-full' })).toContain('DATABASE_TLS_MODE: expected the same mode');
+    expect(messageOf({ DATABASE_URL: 'postgres://h@db/x?sslrootcert=/ca.pem' })).toContain('set DATABASE_TLS_CA_FILE instead');
+    expect(messageOf({ DATABASE_URL: 'postgres://h@db/x?sslmode=prefer' })).toContain('sslmode disable, require, verify-ca or verify-full');
+  });
+
+  it('binds the read API and the worker metrics to 127.0.0.1 unless told otherwise', () => {
+    const config = loadConfig({});
+    expect(config.api.bindAddress).toBe('127.0.0.1');
+    expect(config.worker.metricsBindAddress).toBe('127.0.0.1');
+    expect(loadConfig({ API_BIND_ADDRESS: '0.0.0.0' }).api.bindAddress).toBe('0.0.0.0');
+    expect(messageOf({ API_BIND_ADDRESS: 'everywhere' })).toContain('API_BIND_ADDRESS: expected an IP address');
+  });
+});
