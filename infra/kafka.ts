@@ -6,6 +6,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
+import type { KafkaSecurity } from '../src/config-security';
+import { explainKafkaError } from '../src/connection-hints';
+import { kafkaSecurityOptions } from '../src/ingest/kafka-client';
 import { projectRoot, type Config } from '../src/config';
 import { assertPortsFree, execFileAsync, onPath, runningPid, servicePaths, startDetached, stopPid, waitUntil } from './process';
 import { MissingToolError, type ServiceStatus, type StackService } from './service';
@@ -161,7 +164,10 @@ export class EmbeddedKafka implements StackService {
 /** A Kafka given by KAFKA_BROKERS: checked, never started or stopped. */
 export class ExternalKafka implements StackService {
   readonly name = 'kafka';
-  constructor(private readonly brokers: string[]) {}
+  constructor(
+    private readonly brokers: string[],
+    private readonly security: KafkaSecurity,
+  ) {}
 
   up(): Promise<ServiceStatus> {
     return this.status();
@@ -174,19 +180,22 @@ export class ExternalKafka implements StackService {
   async status(): Promise<ServiceStatus> {
     const base = { name: this.name, mode: 'external' as const, address: this.brokers.join(',') };
     try {
-      await brokerAnswers(this.brokers);
+      await brokerAnswers(this.brokers, this.security);
       return { ...base, state: 'up' };
     } catch (err) {
-      return { ...base, state: 'down', error: (err as Error).message };
+      const hint = explainKafkaError(err, this.security);
+      return { ...base, state: 'down', error: hint ? `${hint} (${(err as Error).message})` : (err as Error).message };
     }
   }
 }
 
 /** True when the cluster answers a metadata request with at least one broker. */
-async function brokerAnswers(brokers: string[]): Promise<boolean> {
+async function brokerAnswers(brokers: string[], security: KafkaSecurity = {}): Promise<boolean> {
+  // Not createKafka: this check must stay quiet (no logger) and give up after one try.
   const kafka = new Kafka({
     clientId: 'hunt-stack-health',
     brokers,
+    ...kafkaSecurityOptions(security),
     logLevel: logLevel.NOTHING,
     connectionTimeout: 2000,
     retry: { retries: 0 },

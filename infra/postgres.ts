@@ -8,6 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import type { Config } from '../src/config';
+import { redactUrl } from '../src/redact';
+import { pgClientConfig, type PostgresTarget } from '../src/store/pg-connection';
 import { assertPortsFree, execFileAsync, runningPid, servicePaths, startDetached, stopPid, waitUntil } from './process';
 import { MissingToolError, type ServiceStatus, type StackService } from './service';
 
@@ -112,7 +114,7 @@ export class EmbeddedPostgres implements StackService {
     const base = { name: this.name, mode: 'embedded' as const, address: this.address, pid };
     if (pid === undefined) return { ...base, state: 'down' };
     try {
-      return { ...base, state: 'up', version: await serverVersion(this.address) };
+      return { ...base, state: 'up', version: await serverVersion({ databaseUrl: this.address }) };
     } catch (err) {
       return { ...base, state: 'down', error: (err as Error).message };
     }
@@ -177,7 +179,7 @@ export class EmbeddedPostgres implements StackService {
 /** A Postgres given by DATABASE_URL: checked, never started or stopped. */
 export class ExternalPostgres implements StackService {
   readonly name = 'postgres';
-  constructor(private readonly url: string) {}
+  constructor(private readonly target: PostgresTarget) {}
 
   up(): Promise<ServiceStatus> {
     return this.status();
@@ -188,17 +190,17 @@ export class ExternalPostgres implements StackService {
   }
 
   async status(): Promise<ServiceStatus> {
-    const base = { name: this.name, mode: 'external' as const, address: redact(this.url) };
+    const base = { name: this.name, mode: 'external' as const, address: redactUrl(this.target.databaseUrl) };
     try {
-      return { ...base, state: 'up', version: await serverVersion(this.url) };
+      return { ...base, state: 'up', version: await serverVersion(this.target) };
     } catch (err) {
       return { ...base, state: 'down', error: (err as Error).message };
     }
   }
 }
 
-async function serverVersion(connectionString: string): Promise<string> {
-  const client = new pg.Client({ connectionString, connectionTimeoutMillis: 3000 });
+async function serverVersion(target: PostgresTarget): Promise<string> {
+  const client = new pg.Client({ ...pgClientConfig(target), connectionTimeoutMillis: 3000 });
   await client.connect();
   try {
     const { rows } = await client.query<{ v: string }>("SELECT current_setting('server_version') AS v");
@@ -206,9 +208,4 @@ async function serverVersion(connectionString: string): Promise<string> {
   } finally {
     await client.end();
   }
-}
-
-/** Hides a password in a connection URL before printing it. */
-export function redact(url: string): string {
-  return url.replace(/(\/\/[^:/@]+):[^@]*@/, '$1:***@');
 }

@@ -11,8 +11,8 @@ import { EmbeddedTemporal, ExternalTemporal } from './temporal';
 export function stackServices(config: Config): StackService[] {
   const { external } = config;
   return [
-    external.databaseUrl ? new ExternalPostgres(external.databaseUrl) : new EmbeddedPostgres(config),
-    external.kafkaBrokers ? new ExternalKafka(external.kafkaBrokers) : new EmbeddedKafka(config),
+    external.databaseUrl ? new ExternalPostgres(config) : new EmbeddedPostgres(config),
+    external.kafkaBrokers ? new ExternalKafka(external.kafkaBrokers, config.kafka.security) : new EmbeddedKafka(config),
     external.temporalAddress ? new ExternalTemporal(config) : new EmbeddedTemporal(config),
   ];
 }

@@ -8,6 +8,8 @@ import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import type { Config } from '../src/config';
+import { explainTemporalError } from '../src/connection-hints';
+import { temporalConnectionOptions, type TemporalConnectionOptions } from '../src/temporal/connection-options';
 import { searchAttributeFlags } from '../src/temporal/search-attributes';
 import { assertPortsFree, execFileAsync, onPath, runningPid, servicePaths, startDetached, stopPid, waitUntil } from './process';
 import { MissingToolError, type ServiceStatus, type StackService } from './service';
@@ -64,7 +66,7 @@ export class EmbeddedTemporal implements StackService {
         env: { ...process.env, TEMPORAL_VERSION_CHECK_DISABLED: '1' },
       });
     }
-    await waitUntil('Temporal', async () => (await serverVersion(this.address, namespace(this.config))) !== undefined && (await uiAnswers(this.uiUrl)), {
+    await waitUntil('Temporal', async () => (await serverVersion({ address: this.address }, namespace(this.config))) !== undefined && (await uiAnswers(this.uiUrl)), {
       timeoutMs: this.config.stack.timeoutMs,
       pid,
       logFile: this.logFile,
@@ -84,7 +86,7 @@ export class EmbeddedTemporal implements StackService {
     const base = { name: this.name, mode: 'embedded' as const, address: this.address, pid, details: { 'Web UI': this.uiUrl } };
     if (pid === undefined) return { ...base, state: 'down' };
     try {
-      const version = await serverVersion(this.address, namespace(this.config));
+      const version = await serverVersion({ address: this.address }, namespace(this.config));
       return { ...base, state: 'up', version: `Temporal Server ${version} (CLI ${TEMPORAL_CLI_VERSION} dev server)` };
     } catch (err) {
       return { ...base, state: 'down', error: (err as Error).message };
@@ -125,7 +127,7 @@ export class ExternalTemporal implements StackService {
   constructor(private readonly config: Config) {}
 
   async up(): Promise<ServiceStatus> {
-    await ensureSearchAttributes(this.config.temporal.address, namespace(this.config));
+    await ensureSearchAttributes(temporalConnectionOptions(this.config), namespace(this.config));
     return this.status();
   }
 
@@ -136,10 +138,11 @@ export class ExternalTemporal implements StackService {
   async status(): Promise<ServiceStatus> {
     const base = { name: this.name, mode: 'external' as const, address: this.config.temporal.address };
     try {
-      const version = await serverVersion(this.config.temporal.address, namespace(this.config));
+      const version = await serverVersion(temporalConnectionOptions(this.config), namespace(this.config));
       return { ...base, state: 'up', version: `Temporal Server ${version}` };
     } catch (err) {
-      return { ...base, state: 'down', error: (err as Error).message };
+      const hint = explainTemporalError(err);
+      return { ...base, state: 'down', error: hint ? `${hint} (${(err as Error).message})` : (err as Error).message };
     }
   }
 }
@@ -149,8 +152,8 @@ function namespace(config: Config): string {
 }
 
 /** The server's version, once the frontend answers and the namespace exists. */
-async function serverVersion(address: string, ns: string): Promise<string> {
-  const connection = await Connection.connect({ address, connectTimeout: 2000 });
+async function serverVersion(options: TemporalConnectionOptions, ns: string): Promise<string> {
+  const connection = await Connection.connect({ ...options, connectTimeout: 2000 });
   try {
     const info = await connection.workflowService.getSystemInfo({});
     await connection.workflowService.describeNamespace({ namespace: ns });
@@ -166,8 +169,8 @@ async function uiAnswers(url: string): Promise<boolean> {
 }
 
 /** Registers the project's search attributes on a server that lacks them. */
-export async function ensureSearchAttributes(address: string, ns: string): Promise<void> {
-  const connection = await Connection.connect({ address, connectTimeout: 5000 });
+export async function ensureSearchAttributes(options: TemporalConnectionOptions, ns: string): Promise<void> {
+  const connection = await Connection.connect({ ...options, connectTimeout: 5000 });
   try {
     const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace: ns });
     const missing = searchAttributeFlags

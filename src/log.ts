@@ -6,14 +6,29 @@
 import pino from 'pino';
 import pretty from 'pino-pretty';
 import type { Config } from './config';
+import { scrubSecrets } from './redact';
 
 export type Logger = pino.Logger;
+
+/**
+ * Fields that may hold a credential wherever they appear in a logged object (a driver's
+ * options, an error's config): their values are replaced before the line is written.
+ */
+const REDACTED_FIELDS = ['password', 'sslpassword', 'apiKey', 'api_key', 'authorization', 'Authorization', 'sasl', 'passphrase', 'connectionString'];
 
 export function createLogger(config: Pick<Config, 'logLevel'> & Partial<Pick<Config, 'logFormat'>>, name = 'hunt'): Logger {
   const format = config.logFormat ?? 'auto';
   const readable = format === 'pretty' || (format === 'auto' && process.stdout.isTTY === true);
-  if (!readable) return pino({ name, level: config.logLevel });
-  return pino({ name, level: config.logLevel }, pretty({ sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }));
+  const options: pino.LoggerOptions = {
+    name,
+    level: config.logLevel,
+    redact: { paths: REDACTED_FIELDS.flatMap((field) => [field, `*.${field}`, `*.*.${field}`]), censor: '***' },
+    // The last step before a line leaves the process: any known secret or URL password that
+    // reached a message or an error's text (a driver echoing its settings) is hidden too.
+    hooks: { streamWrite: scrubSecrets },
+  };
+  if (!readable) return pino(options);
+  return pino(options, pretty({ sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }));
 }
 
 /**

@@ -28,7 +28,7 @@ export async function runMainJob(opts: MainJobOptions): Promise<void> {
   const logger = createLogger({ logLevel: config.logLevel === 'info' ? 'warn' : config.logLevel, logFormat: config.logFormat }, 'hunt');
   console.log('Starting the embedded stack (the first run builds the Temporal CLI and fetches Kafka; later runs take seconds)...');
   console.log(formatStatuses(await stackUp(config)));
-  const applied = await runMigrations(config.databaseUrl);
+  const applied = await runMigrations(config);
   console.log(`database schema: ${applied.length === 0 ? 'up to date' : `applied ${applied.join(', ')}`}`);
 
   const ingest = await runIngestService(config, logger);
@@ -71,7 +71,7 @@ Stop with Ctrl-C; the stack keeps running (hunt stack down stops it).`);
 
 /** The batch-plane worker in this process, with the Schedules applied so they have work to run. */
 async function startWorker(config: Config, logger: Logger): Promise<{ schedules: string[]; failed: Promise<never>; stop(): Promise<void> }> {
-  installRuntime(config.worker.metricsPort, 'WARN');
+  installRuntime(config.worker, 'WARN');
   const service: WorkerService = await createWorkerService(config, logger);
   let stopping = false;
   const running = service.run();

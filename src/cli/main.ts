@@ -1,6 +1,9 @@
 /** The `hunt` command: one subcommand per file in this folder. */
+import { format } from 'node:util';
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config';
+import { explainConnectionError } from '../connection-hints';
+import { scrubSecrets } from '../redact';
 import { registerCorrectnessCommands } from './correctness';
 import { registerIngestCommand } from './ingest';
 import { registerJobCommands } from './jobs';
@@ -30,6 +33,22 @@ registerSchedulesCommands(program);
 registerCorrectnessCommands(program);
 registerSloCommand(program);
 
+// Everything the command prints goes through the scrubbing (see src/redact.ts): a status
+// line or an error that quotes a driver's message cannot show a secret either.
+for (const method of ['log', 'info', 'warn', 'error'] as const) {
+  const print = console[method].bind(console);
+  console[method] = (...args: unknown[]) => print(scrubSecrets(format(...args)));
+}
+
+// An error nobody awaited (a driver's background socket, say) would otherwise be printed by
+// Node with its whole text; it goes through the same scrubbing as every other error.
+const printUnhandled = (err: unknown) => {
+  console.error(`hunt: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  process.exit(70); // EX_SOFTWARE
+};
+process.on('uncaughtException', printUnhandled);
+process.on('unhandledRejection', printUnhandled);
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
@@ -39,10 +58,16 @@ try {
     console.error(err.message);
     process.exitCode = 78; // EX_CONFIG
   } else {
-    console.error(`hunt: ${(err as Error).message}`);
+    // A refused password or an untrusted certificate: say which settings to check.
+    const hint = explainConnectionError(err);
+    console.error(`hunt: ${describe(err)}${hint && !describe(err).includes(hint) ? `\n  to fix: ${hint}` : ''}`);
     process.exitCode = 1;
   }
   // A failed command may leave clients (Kafka, Postgres, Temporal) that would keep the
   // process alive, half-running; fail loudly and completely instead.
   process.exit();
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }

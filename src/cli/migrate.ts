@@ -2,10 +2,11 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../config';
 import { migrate } from '../store/migrate';
+import type { PostgresTarget } from '../store/pg-connection';
 import { createPool } from '../store/pool';
 
-export async function runMigrations(databaseUrl: string): Promise<string[]> {
-  const pool = createPool({ databaseUrl }, 1);
+export async function runMigrations(target: PostgresTarget): Promise<string[]> {
+  const pool = createPool(target, 1);
   try {
     const client = await pool.connect();
     try {
@@ -23,7 +24,7 @@ export function registerMigrateCommand(program: Command): void {
     .command('migrate')
     .description('apply pending database migrations (numbered SQL files, under an advisory lock)')
     .action(async () => {
-      const applied = await runMigrations(loadConfig().databaseUrl);
+      const applied = await runMigrations(loadConfig());
       console.log(applied.length === 0 ? 'schema up to date' : `applied: ${applied.join(', ')}`);
     });
 }

@@ -11,7 +11,7 @@ export function registerWorkerCommand(program: Command): void {
       const config = loadConfig();
       const logger = createLogger(config, 'worker');
       const { createWorkerService, installRuntime } = await import('../worker/service');
-      installRuntime(config.worker.metricsPort);
+      installRuntime(config.worker);
       const service = await createWorkerService(config, logger);
       logger.info({ taskQueue: config.temporal.taskQueue, metricsPort: config.worker.metricsPort }, 'worker running');
       // The SDK stops the worker gracefully on SIGINT/SIGTERM: running activities get the grace time.

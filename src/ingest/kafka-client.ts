@@ -1,6 +1,12 @@
-/** The kafkajs client from configuration, logging through pino. */
-import { Kafka, logLevel, type LogEntry } from 'kafkajs';
+/**
+ * The kafkajs client from configuration, logging through pino. Every Kafka client of the
+ * project (ingest consumer and admin, DLQ producer, backfill source, demo producer, the
+ * stack's health check) is made here, so SASL and TLS apply to all of them alike.
+ */
+import type { ConnectionOptions } from 'node:tls';
+import { Kafka, logLevel, type KafkaConfig, type LogEntry, type SASLOptions } from 'kafkajs';
 import type { Config } from '../config';
+import type { KafkaSecurity } from '../config-security';
 import { kafkajsLevel, type Logger } from '../log';
 
 const levels: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
@@ -10,11 +16,19 @@ const levels: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.DEBUG]: 'debug',
 };
 
+const warnedPlainText = new WeakSet<KafkaSecurity>();
+
 export function createKafka(config: Config, logger: Logger, clientId = config.kafka.clientId): Kafka {
   const kafkaLogger = logger.child({ component: 'kafkajs' });
+  const { security } = config.kafka;
+  if (security.sasl?.mechanism === 'plain' && !security.tls && !warnedPlainText.has(security)) {
+    warnedPlainText.add(security);
+    logger.warn('KAFKA_SASL_MECHANISM is plain without KAFKA_TLS: the password crosses the network in clear text');
+  }
   return new Kafka({
     clientId,
     brokers: config.kafka.brokers,
+    ...kafkaSecurityOptions(security),
     // kafkajs is chatty at INFO (every join and commit); keep its warnings and errors.
     logLevel: logLevel.WARN,
     logCreator:
@@ -24,4 +38,22 @@ export function createKafka(config: Config, logger: Logger, clientId = config.ka
         kafkaLogger[kafkajsLevel(levels[level] ?? 'info', String(message))](extra, message);
       },
   });
+}
+
+/** kafkajs's `ssl` and `sasl` options for the configured security (empty: plain text). */
+export function kafkaSecurityOptions(security: KafkaSecurity): Pick<KafkaConfig, 'ssl' | 'sasl'> {
+  const out: Pick<KafkaConfig, 'ssl' | 'sasl'> = {};
+  if (security.tls) {
+    const { ca, cert, key, serverName } = security.tls;
+    const ssl: ConnectionOptions = { rejectUnauthorized: true };
+    if (ca) ssl.ca = [ca];
+    if (cert && key) Object.assign(ssl, { cert, key });
+    if (serverName) ssl.servername = serverName;
+    out.ssl = ssl;
+  }
+  if (security.sasl) {
+    const { mechanism, username, password } = security.sasl;
+    out.sasl = { mechanism, username, password } as SASLOptions;
+  }
+  return out;
 }

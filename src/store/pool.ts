@@ -1,6 +1,6 @@
 /** The Postgres connection pool, created from configuration. */
 import pg from 'pg';
-import type { Config } from '../config';
+import { pgClientConfig, type PostgresTarget } from './pg-connection';
 
 // bigint columns (counts, offsets, seq) arrive as strings by default; they stay well inside
 // Number's safe range here, so parse them as numbers once for every query.
@@ -15,11 +15,12 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
  * next checkout connects anew, so the error only needs reporting.
  */
 export function createPool(
-  config: Pick<Config, 'databaseUrl'>,
+  target: PostgresTarget,
   max = 10,
   onConnectionLost: (err: Error) => void = () => undefined,
+  options: Pick<pg.PoolConfig, 'statement_timeout' | 'connectionTimeoutMillis' | 'application_name'> = {},
 ): pg.Pool {
-  const pool = new pg.Pool({ connectionString: config.databaseUrl, max });
+  const pool = new pg.Pool({ ...pgClientConfig(target), ...options, max });
   pool.on('error', onConnectionLost);
   pool.on('connect', (client) => {
     client.on('error', onConnectionLost);

@@ -9,6 +9,9 @@ import { createActivities } from '../../activities';
 import { projectRoot, type Config } from '../config';
 import { createKafka } from '../ingest/kafka-client';
 import type { Logger } from '../log';
+import { scrubSecrets } from '../redact';
+import { withHint } from '../temporal/client';
+import { temporalConnectionOptions } from '../temporal/connection-options';
 import { createPool } from '../store/pool';
 
 let runtimeInstalled = false;
@@ -18,16 +21,34 @@ let runtimeInstalled = false;
  * `sdkLogLevel` quiets the SDK's own console logging (bundle build, state changes) where the
  * worker shares a terminal with other output, as in `hunt start`.
  */
-export function installRuntime(metricsPort: number | undefined, sdkLogLevel: LogLevel = 'INFO'): void {
+export function installRuntime(metrics: Pick<Config['worker'], 'metricsPort' | 'metricsBindAddress'>, sdkLogLevel: LogLevel = 'INFO'): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
+  const { metricsPort, metricsBindAddress } = metrics;
   Runtime.install({
-    logger: new DefaultLogger(sdkLogLevel),
+    // The SDK's own lines (and the core's, forwarded) go through the same scrubbing as ours.
+    logger: new DefaultLogger(sdkLogLevel, (entry) => {
+      const meta = entry.meta === undefined ? '' : ` ${scrubSecrets(safeJson(entry.meta))}`;
+      process.stderr.write(`${new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString()} [${entry.level}] ${scrubSecrets(entry.message)}${meta}\n`);
+    }),
     telemetryOptions: {
       logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) },
-      ...(metricsPort ? { metrics: { prometheus: { bindAddress: `0.0.0.0:${metricsPort}` } } } : {}),
+      ...(metricsPort ? { metrics: { prometheus: { bindAddress: `${hostForBind(metricsBindAddress)}:${metricsPort}` } } } : {}),
     },
   });
+}
+
+function safeJson(value: unknown): string {
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return String(value);
+  }
+}
+
+/** host:port needs brackets around an IPv6 address. */
+function hostForBind(address: string): string {
+  return address.includes(':') ? `[${address}]` : address;
 }
 
 export interface WorkerService {
@@ -38,9 +59,11 @@ export interface WorkerService {
 }
 
 export async function createWorkerService(config: Config, logger: Logger, taskQueue = config.temporal.taskQueue): Promise<WorkerService> {
+  const connection = await NativeConnection.connect(temporalConnectionOptions(config)).catch((err: unknown) => {
+    throw withHint(err, `the worker could not connect to Temporal at ${config.temporal.address}`);
+  });
   const pool = createPool(config, 10, (err) => logger.warn({ err }, 'Postgres connection lost; it will be replaced'));
   const kafka = createKafka(config, logger);
-  const connection = await NativeConnection.connect({ address: config.temporal.address });
   const worker = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
