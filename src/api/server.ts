@@ -1,5 +1,10 @@
 /**
  * The read API (CONTRACT.md section 2) on node:http: five routes do not need a framework.
+ *
+ * Built to hold when clients misbehave: anything malformed (path, encoding, query) is a 400,
+ * never a 500 or an error-level log line; slow and idle clients are cut off by timeouts and
+ * a connection cap (http-limits.ts); reads use the API's own small pool whose queries have
+ * a time limit, and a busy pool answers 503 at once rather than queueing without end.
  */
 import http from 'node:http';
 import type pg from 'pg';
@@ -7,8 +12,12 @@ import type { Registry } from 'prom-client';
 import { ID_PATTERN } from '../events/schema';
 import type { Logger } from '../log';
 import { huntAsOf, playerEntry, topEntries } from '../store/leaderboard';
+import { createApiMetrics, type ApiMetrics } from './api-metrics';
+import { applyHttpLimits, httpServerOptions, type HttpLimits } from './http-limits';
+import { everyFewSeconds } from './throttle';
 
 export interface ApiDeps {
+  /** The read API's own pool, never the commit lanes'. */
   pool: pg.Pool;
   registry: Registry;
   logger: Logger;
@@ -18,6 +27,8 @@ export interface ApiDeps {
 
 const DEFAULT_LIMIT = 10;
 const MAX_LIMIT = 1000;
+/** Far above any valid route (two ids of 64 characters and a query): a longer target is abuse. */
+const MAX_TARGET_LENGTH = 1024;
 
 class HttpError extends Error {
   constructor(
@@ -28,40 +39,102 @@ class HttpError extends Error {
   }
 }
 
-export function createApiServer(deps: ApiDeps): http.Server {
-  return http.createServer((req, res) => {
+export function createApiServer(deps: ApiDeps, limits: HttpLimits): http.Server {
+  const metrics = createApiMetrics(deps.registry);
+  // Warnings about load (busy pool, slow queries) and unexpected errors: one line per few
+  // seconds at most, so a flood of requests cannot become a flood of log lines.
+  const warnBusy = everyFewSeconds((count: number, err: unknown) =>
+    deps.logger.warn({ err: String((err as Error)?.message ?? err), count }, 'read API answered 503: its Postgres pool is busy or a query hit API_STATEMENT_TIMEOUT_MS'),
+  );
+  const reportUnexpected = everyFewSeconds((count: number, err: unknown, url: string) =>
+    deps.logger.error({ err, url: url.slice(0, 200), count }, 'read API request failed'),
+  );
+  const server = http.createServer(httpServerOptions(limits), (req, res) => {
     route(deps, req)
-      .then(({ status, body, contentType }) => send(res, status, body, contentType))
+      .then(({ status, body, contentType }) => send(res, metrics, status, body, contentType))
       .catch((err: unknown) => {
-        if (err instanceof HttpError) return send(res, err.status, { error: err.message });
-        deps.logger.error({ err, url: req.url }, 'read API request failed');
-        send(res, 500, { error: 'internal error' });
+        if (err instanceof HttpError) return send(res, metrics, err.status, { error: err.message });
+        if (isOverload(err)) {
+          warnBusy(err);
+          return send(res, metrics, 503, { error: 'the read API is busy: try again shortly' }, 'application/json', { 'retry-after': '1' });
+        }
+        reportUnexpected(err, req.url ?? '');
+        send(res, metrics, 500, { error: 'internal error' });
       });
   });
+  applyHttpLimits(server, limits, deps.registry);
+  return server;
 }
 
 type Reply = { status: number; body: unknown; contentType?: string };
 
 async function route(deps: ApiDeps, req: http.IncomingMessage): Promise<Reply> {
   if (req.method !== 'GET') throw new HttpError(405, 'only GET is served');
-  const url = new URL(req.url ?? '/', 'http://localhost');
-  const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+  const { pathname, parts, query } = parseTarget(req.url ?? '');
 
-  if (url.pathname === '/healthz') return { status: 200, body: { status: 'ok' } };
-  if (url.pathname === '/readyz') {
+  if (pathname === '/healthz') return { status: 200, body: { status: 'ok' } };
+  if (pathname === '/readyz') {
     const { ready, checks, error } = await deps.readiness();
     return { status: ready ? 200 : 503, body: ready ? { ready, checks } : { error, ready, checks } };
   }
-  if (url.pathname === '/metrics') {
+  if (pathname === '/metrics') {
     return { status: 200, body: await deps.registry.metrics(), contentType: deps.registry.contentType };
   }
   if (parts[0] === 'hunts' && parts.length === 3 && parts[2] === 'leaderboard') {
-    return leaderboard(deps.pool, checkId('huntId', parts[1]), parseLimit(url.searchParams.get('limit')));
+    allowOnly(query, ['limit']);
+    return leaderboard(deps.pool, checkId('huntId', parts[1]), parseLimit(query.get('limit') ?? null));
   }
   if (parts[0] === 'hunts' && parts.length === 4 && parts[2] === 'players') {
+    allowOnly(query, []);
     return player(deps.pool, checkId('huntId', parts[1]), checkId('playerId', parts[3]));
   }
-  throw new HttpError(404, `no route for ${url.pathname}`);
+  throw new HttpError(404, `no route for ${pathname.length > 100 ? `${pathname.slice(0, 100)}...` : pathname}`);
+}
+
+/**
+ * The request target split into path segments and query parameters, each percent-decoded;
+ * 400 for anything that does not decode (a broken %-escape, invalid UTF-8), 414 for a target
+ * no route could match. Only origin-form targets (`/path?query`) are served.
+ */
+export function parseTarget(target: string): { pathname: string; parts: string[]; query: Map<string, string> } {
+  if (target.length > MAX_TARGET_LENGTH) throw new HttpError(414, `the request target is longer than ${MAX_TARGET_LENGTH} characters`);
+  if (!target.startsWith('/')) throw new HttpError(400, 'the request target must be a path starting with /');
+  const queryAt = target.indexOf('?');
+  const pathname = queryAt < 0 ? target : target.slice(0, queryAt);
+  const rawQuery = queryAt < 0 ? '' : target.slice(queryAt + 1);
+  const parts = pathname.split('/').filter(Boolean).map((segment) => decode(segment, 'path'));
+  const query = new Map<string, string>();
+  for (const pair of rawQuery.split('&').filter(Boolean)) {
+    const eq = pair.indexOf('=');
+    const name = decode(eq < 0 ? pair : pair.slice(0, eq), 'query');
+    const value = eq < 0 ? '' : decode(pair.slice(eq + 1), 'query');
+    if (query.has(name)) throw new HttpError(400, `query parameter '${printable(name)}' is given more than once`);
+    query.set(name, value);
+  }
+  return { pathname, parts, query };
+}
+
+function decode(text: string, where: 'path' | 'query'): string {
+  try {
+    return decodeURIComponent(where === 'query' ? text.replaceAll('+', ' ') : text);
+  } catch {
+    throw new HttpError(400, `the ${where} has a malformed percent-encoding (each % must start a valid UTF-8 escape such as %2F)`);
+  }
+}
+
+/** A name from the request, fit to echo in a message: short, no control characters. */
+function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex -- control characters are what this removes
+  const clean = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+  return clean.length > 40 ? `${clean.slice(0, 40)}...` : clean;
+}
+
+function allowOnly(query: Map<string, string>, allowed: string[]): void {
+  for (const name of query.keys()) {
+    if (!allowed.includes(name)) {
+      throw new HttpError(400, `unknown query parameter '${printable(name)}'${allowed.length ? ` (allowed: ${allowed.join(', ')})` : ' (none are taken)'}`);
+    }
+  }
 }
 
 async function leaderboard(pool: pg.Pool, huntId: string, limit: number): Promise<Reply> {
@@ -89,14 +162,24 @@ function checkId(name: string, value: string | undefined): string {
 
 export function parseLimit(raw: string | null): number {
   if (raw === null) return DEFAULT_LIMIT;
-  if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > MAX_LIMIT) {
-    throw new HttpError(400, `limit must be a whole number from 1 to ${MAX_LIMIT}, got '${raw}'`);
+  if (!/^\d{1,7}$/.test(raw) || Number(raw) < 1 || Number(raw) > MAX_LIMIT) {
+    throw new HttpError(400, `limit must be a whole number from 1 to ${MAX_LIMIT}, got '${printable(raw)}'`);
   }
   return Number(raw);
 }
 
-function send(res: http.ServerResponse, status: number, body: unknown, contentType = 'application/json') {
+/**
+ * Load, not a fault: no free connection in the API's pool within API_DB_WAIT_MS, or a
+ * query cancelled by API_STATEMENT_TIMEOUT_MS (SQLSTATE 57014).
+ */
+function isOverload(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  return e?.code === '57014' || /timeout exceeded when trying to connect/i.test(e?.message ?? '');
+}
+
+function send(res: http.ServerResponse, metrics: ApiMetrics, status: number, body: unknown, contentType = 'application/json', headers: Record<string, string> = {}) {
+  metrics.responses.inc({ code: String(status) });
   const text = typeof body === 'string' ? body : JSON.stringify(body);
-  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(text), ...headers });
   res.end(text);
 }

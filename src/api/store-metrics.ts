@@ -1,47 +1,72 @@
 /**
- * Gauges read from Postgres at scrape time: what reconciliation found (drift recorded by
- * the batch plane) and the quarantine backlog, so dashboards see them beside the hot path's.
+ * Gauges read from Postgres: what reconciliation found (drift recorded by the batch plane)
+ * and the quarantine backlog, so dashboards see them beside the hot path's.
+ *
+ * A scrape never queries: the values are refreshed on a timer (API_METRICS_REFRESH_MS) by
+ * bounded queries (src/store/monitoring.ts) on the read API's pool, so scraping /metrics
+ * often, or a flood of requests to it, costs Postgres nothing more.
  */
 import type pg from 'pg';
 import { Gauge, type Registry } from 'prom-client';
+import type { Logger } from '../log';
+import { lastRunDrift, quarantineBacklog, recentDrift } from '../store/monitoring';
+import { everyFewSeconds } from './throttle';
 
-export function registerStoreGauges(registry: Registry, pool: pg.Pool): void {
-  new Gauge({
+/** Counts above this show as this value: a backlog that large needs attention, not precision. */
+export const QUARANTINE_BACKLOG_CAP = 100_000;
+const DRIFT_WINDOW_HOURS = 24;
+
+export interface StoreGauges {
+  /** Resolves after the first refresh (or its failure). */
+  readonly firstRefresh: Promise<void>;
+  stop(): void;
+}
+
+export function startStoreGauges(registry: Registry, pool: pg.Pool, refreshMs: number, logger: Logger): StoreGauges {
+  const drift = new Gauge({
     name: 'hunt_reconcile_drift_records',
-    help: 'Drift records reconciliation has written, by kind (player, treasure)',
+    help: `Players and treasures reconciliation found drifted in the last ${DRIFT_WINDOW_HOURS} hours, by kind (player, treasure)`,
     labelNames: ['kind'] as const,
     registers: [registry],
-    async collect() {
-      const { rows } = await pool.query<{ kind: string; n: number }>('SELECT kind, count(*)::int AS n FROM reconcile_drift GROUP BY kind');
-      this.reset();
-      for (const row of rows) this.set({ kind: row.kind }, row.n);
-    },
   });
-  new Gauge({
+  const lastRun = new Gauge({
     name: 'hunt_reconcile_last_run_drift',
     help: 'Players and treasures that drifted in the most recent reconcile run',
     labelNames: ['kind'] as const,
     registers: [registry],
-    async collect() {
-      const { rows } = await pool.query<{ players: number; treasures: number }>(
-        `SELECT coalesce(sum(players_drifted), 0)::int AS players, coalesce(sum(treasures_changed), 0)::int AS treasures
-           FROM reconcile_runs WHERE run_id = (SELECT run_id FROM reconcile_runs ORDER BY reconciled_at DESC LIMIT 1)`,
-      );
-      this.set({ kind: 'player' }, rows[0]?.players ?? 0);
-      this.set({ kind: 'treasure' }, rows[0]?.treasures ?? 0);
-    },
   });
-  new Gauge({
+  const backlog = new Gauge({
     name: 'hunt_quarantine_backlog',
-    help: 'Quarantined records not yet replayed, by reason',
+    help: `Quarantined records not yet replayed, by reason (counted up to ${QUARANTINE_BACKLOG_CAP})`,
     labelNames: ['reason'] as const,
     registers: [registry],
-    async collect() {
-      const { rows } = await pool.query<{ reason: string; n: number }>(
-        'SELECT reason, count(*)::int AS n FROM quarantine WHERE replayed_at IS NULL GROUP BY reason',
-      );
-      this.reset();
-      for (const row of rows) this.set({ reason: row.reason }, row.n);
-    },
   });
+  const refreshed = new Gauge({
+    name: 'hunt_store_metrics_refreshed_seconds',
+    help: 'Unix time of the last successful refresh of the gauges read from Postgres',
+    registers: [registry],
+  });
+  const warn = everyFewSeconds((count: number, err: unknown) => logger.warn({ err, count }, 'could not refresh the metrics read from Postgres'), 60_000);
+
+  let running = false;
+  const refresh = async () => {
+    if (running) return;
+    running = true;
+    try {
+      const [recent, last, byReason] = await Promise.all([recentDrift(pool, DRIFT_WINDOW_HOURS), lastRunDrift(pool), quarantineBacklog(pool, QUARANTINE_BACKLOG_CAP)]);
+      drift.set({ kind: 'player' }, recent.players);
+      drift.set({ kind: 'treasure' }, recent.treasures);
+      lastRun.set({ kind: 'player' }, last.players);
+      lastRun.set({ kind: 'treasure' }, last.treasures);
+      for (const [reason, n] of byReason) backlog.set({ reason }, n);
+      refreshed.set(Date.now() / 1000);
+    } catch (err) {
+      warn(err);
+    } finally {
+      running = false;
+    }
+  };
+  const timer = setInterval(() => void refresh(), refreshMs);
+  timer.unref();
+  return { firstRefresh: refresh(), stop: () => clearInterval(timer) };
 }

@@ -4,18 +4,19 @@
  *
  * The API port is bound first: a process that cannot serve /readyz and /metrics must not
  * consume either, since nobody would see it stall. Any start-up failure stops what had
- * started and is thrown with a message that says what to fix.
+ * started and is thrown with a message that says what to fix (a refused password, an
+ * untrusted certificate), never with a secret.
  */
-import type http from 'node:http';
 import type { Admin } from 'kafkajs';
 import type pg from 'pg';
 import type { Config } from '../config';
-import { createApiServer } from '../api/server';
-import { registerStoreGauges } from '../api/store-metrics';
+import { ApiListenError, startReadApi, type ReadApi } from '../api/read-api';
+import { everyFewSeconds, sharedProbe } from '../api/throttle';
 import { createLogger, type Logger } from '../log';
 import { createPool } from '../store/pool';
 import { startIngest, type IngestHandle } from './consumer';
 import { FreshnessTally, startFreshnessRecorder } from './freshness-tally';
+import { explainKafkaError, explainPostgresError } from '../connection-hints';
 import { createKafka } from './kafka-client';
 import { createIngestMetrics } from './metrics';
 import { prepareTopics } from './topics';
@@ -35,38 +36,42 @@ export async function runIngestService(config: Config, logger: Logger = createLo
   const pool = createPool(config, 10, (err) => logger.warn({ err }, 'Postgres connection lost; it will be replaced'));
   const kafka = createKafka(config, logger);
   const metrics = createIngestMetrics();
-  registerStoreGauges(metrics.registry, pool);
   const admin = kafka.admin();
   const freshness = new FreshnessTally(config.slo.freshnessTargetMs);
   let ingest: IngestHandle | undefined;
+  let api: ReadApi | undefined;
 
-  const server: http.Server = createApiServer({
-    pool,
-    registry: metrics.registry,
-    logger,
-    readiness: () => readiness(pool, admin, ingest, logger),
-  });
   try {
-    await listen(server, config.api.port);
-    await admin.connect();
+    api = await startReadApi(config, {
+      registry: metrics.registry,
+      logger,
+      // Shared and reused briefly: a flood of /readyz costs one probe of Postgres and Kafka.
+      readiness: sharedProbe(readinessProbe(pool, admin, () => ingest, logger), 250),
+    });
+    await checkPostgresSettings(pool);
+    await admin.connect().catch((err: unknown) => {
+      const hint = explainKafkaError(err, config.kafka.security);
+      throw hint ? new StartupError(`cannot use Kafka at ${config.kafka.brokers.join(',')}: ${hint}`, { cause: err }) : err;
+    });
     const topicLimits = await prepareTopics(kafka, config.kafka.topics, { mayAlterDlq: !config.external.kafkaBrokers, logger });
     ingest = await startIngest({ config, pool, kafka, metrics, logger, topicLimits, freshness });
   } catch (err) {
-    server.close();
+    await api?.close();
     await admin.disconnect().catch(() => undefined);
     await pool.end().catch(() => undefined);
-    throw err;
+    throw err instanceof ApiListenError ? new StartupError(err.message) : err;
   }
-  const apiUrl = `http://127.0.0.1:${config.api.port}`;
+  const apiUrl = api.url;
   logger.info({ apiUrl }, 'read API listening');
   const running = ingest;
   const freshnessRecorder = startFreshnessRecorder({ pool, tally: freshness, logger });
+  const runningApi = api;
 
   return {
     apiUrl,
     failed: running.failed,
     async stop() {
-      server.close();
+      await runningApi.close();
       await running.stop();
       // After the last commit, so its counts are stored too.
       await freshnessRecorder.stop();
@@ -76,39 +81,49 @@ export async function runIngestService(config: Config, logger: Logger = createLo
   };
 }
 
-function listen(server: http.Server, port: number): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'EADDRINUSE') reject(new StartupError(`API_PORT ${port} is already in use: stop what holds it or set API_PORT to a free port`));
-      else if (err.code === 'EACCES') reject(new StartupError(`API_PORT ${port} needs privileges this process lacks: set API_PORT to a port above 1023`));
-      else reject(err);
-    });
-    server.listen(port, '0.0.0.0', () => resolve());
+/**
+ * A wrong password or TLS setting stops start-up with what to fix; an outage does not (the
+ * hot path waits those out, DESIGN invariant 3).
+ */
+async function checkPostgresSettings(pool: pg.Pool): Promise<void> {
+  await pool.query('SELECT 1').catch((err: unknown) => {
+    const hint = explainPostgresError(err);
+    if (hint) throw new StartupError(`cannot use Postgres: ${hint}`, { cause: err });
   });
 }
 
 /** Postgres and Kafka reachable, the consumer running and not stalled; reasons without internals. */
-async function readiness(pool: pg.Pool, admin: Admin, ingest: IngestHandle | undefined, logger: Logger) {
-  const checks: Record<string, string> = {};
-  checks.postgres = await pool.query('SELECT 1').then(
-    () => 'ok',
-    (err: unknown) => {
-      logger.warn({ err }, 'readiness: Postgres unreachable');
-      return 'unreachable';
-    },
-  );
-  checks.kafka = await withTimeout(admin.describeCluster(), 2000).then(
-    () => 'ok',
-    (err: unknown) => {
-      logger.warn({ err }, 'readiness: Kafka unreachable');
-      return 'unreachable';
-    },
-  );
-  const consumer = ingest ? ingest.readiness() : { ready: false as const, reason: 'the consumer is starting' };
-  checks.consumer = consumer.ready ? 'ok' : consumer.reason;
-  const failing = Object.entries(checks).filter(([, state]) => state !== 'ok');
-  const ready = failing.length === 0;
-  return { ready, checks, error: ready ? undefined : failing.map(([name, state]) => `${name}: ${state}`).join('; ') };
+function readinessProbe(pool: pg.Pool, admin: Admin, ingest: () => IngestHandle | undefined, logger: Logger) {
+  // During an outage every probe fails; the log gets one line per service per half minute.
+  const warnPostgres = everyFewSeconds((count: number, err: unknown) => logger.warn({ err, count }, 'readiness: Postgres unreachable'), 30_000);
+  const warnKafka = everyFewSeconds((count: number, err: unknown) => logger.warn({ err, count }, 'readiness: Kafka unreachable'), 30_000);
+  return async () => {
+    const checks: Record<string, string> = {};
+    const [postgres, kafka] = await Promise.all([
+      withTimeout(pool.query('SELECT 1'), 2000).then(
+        () => 'ok',
+        (err: unknown) => {
+          warnPostgres(err);
+          return 'unreachable';
+        },
+      ),
+      withTimeout(admin.describeCluster(), 2000).then(
+        () => 'ok',
+        (err: unknown) => {
+          warnKafka(err);
+          return 'unreachable';
+        },
+      ),
+    ]);
+    checks.postgres = postgres;
+    checks.kafka = kafka;
+    const running = ingest();
+    const consumer = running ? running.readiness() : { ready: false as const, reason: 'the consumer is starting' };
+    checks.consumer = consumer.ready ? 'ok' : consumer.reason;
+    const failing = Object.entries(checks).filter(([, state]) => state !== 'ok');
+    const ready = failing.length === 0;
+    return { ready, checks, error: ready ? undefined : failing.map(([name, state]) => `${name}: ${state}`).join('; ') };
+  };
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

@@ -11,7 +11,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { joined, treasureClaimed } from '../helpers/event-builders';
 import { createTestTopics, projectionOf, sendRecords, startIngestProcess, waitCaughtUp } from '../helpers/ingest';
 import { inOrderTraffic, sendAtRate } from '../helpers/traffic';
-import { uniqueName } from '../helpers/wait';
+import { uniqueName, waitFor } from '../helpers/wait';
 import { startInProcessWorker, temporalClient } from '../helpers/worker';
 
 let client: Client;
@@ -33,7 +33,8 @@ async function setup() {
   const worker = await startInProcessWorker(db.pool, taskQueue);
   cleanups.push(() => worker.stop());
   const topics = await createTestTopics(4);
-  const ingest = startIngestProcess(db.url, topics);
+  // /metrics reads its Postgres figures on a timer; a short one lets the test see them soon.
+  const ingest = startIngestProcess(db.url, topics, { API_METRICS_REFRESH_MS: '200' });
   cleanups.push(() => ingest.kill('SIGKILL'));
   await ingest.ready();
   const reconcile = (input: object = {}) =>
@@ -76,8 +77,10 @@ describe('reconcile', () => {
       { kind: 'treasure', subject_id: 'gold', live: expect.objectContaining({ playerId: 'bob' }), final: expect.objectContaining({ playerId: 'alice' }) },
     ]);
 
-    const metrics = await (await fetch(`${ingest.apiUrl}/metrics`)).text();
-    expect(metrics).toMatch(/hunt_reconcile_last_run_drift\{kind="treasure"\} 1\b/);
+    const metrics = await waitFor('the drift on /metrics', async () => {
+      const text = await (await fetch(`${ingest.apiUrl}/metrics`)).text();
+      return /hunt_reconcile_last_run_drift\{kind="treasure"\} 1\b/.test(text) && text;
+    });
     expect(metrics).toMatch(/hunt_reconcile_drift_records\{kind="player"\} 2\b/);
 
     // Nothing new since: the watermark makes `{}` a no-op; an explicit check finds no drift.

@@ -1,0 +1,72 @@
+/**
+ * The read API as the ingest process runs it: the HTTP server with its limits, listening on
+ * API_BIND_ADDRESS:API_PORT, with a Postgres pool of its own.
+ *
+ * The pool is what keeps readers and the hot path apart: the commit lanes have theirs, so a
+ * flood of leaderboard reads can wait only on the API's few connections (API_DB_POOL_SIZE),
+ * never on a lane's; each read has a time limit (API_STATEMENT_TIMEOUT_MS), and a request
+ * that finds no free connection within API_DB_WAIT_MS gets a 503 instead of a queue place.
+ */
+import type http from 'node:http';
+import type { Registry } from 'prom-client';
+import type { Config } from '../config';
+import type { Logger } from '../log';
+import { createPool } from '../store/pool';
+import { createApiServer, type ApiDeps } from './server';
+import { startStoreGauges } from './store-metrics';
+
+export class ApiListenError extends Error {
+  override readonly name = 'ApiListenError';
+}
+
+export interface ReadApi {
+  /** Where this machine reaches the API (for messages and tests). */
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startReadApi(
+  config: Config,
+  deps: { registry: Registry; logger: Logger; readiness: ApiDeps['readiness'] },
+): Promise<ReadApi> {
+  const { api } = config;
+  const pool = createPool(config, api.dbPoolSize, (err) => deps.logger.warn({ err }, 'read API: Postgres connection lost; it will be replaced'), {
+    statement_timeout: api.statementTimeoutMs,
+    connectionTimeoutMillis: api.dbWaitMs,
+    application_name: 'hunt-read-api',
+  });
+  const server = createApiServer({ pool, registry: deps.registry, logger: deps.logger, readiness: deps.readiness }, api);
+  try {
+    await listen(server, api.bindAddress, api.port);
+  } catch (err) {
+    await pool.end().catch(() => undefined);
+    throw err;
+  }
+  const gauges = startStoreGauges(deps.registry, pool, api.metricsRefreshMs, deps.logger);
+  const anyInterface = api.bindAddress === '0.0.0.0' || api.bindAddress === '::';
+  const host = anyInterface ? '127.0.0.1' : api.bindAddress.includes(':') ? `[${api.bindAddress}]` : api.bindAddress;
+  return {
+    url: `http://${host}:${api.port}`,
+    async close() {
+      gauges.stop();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Keep-alive and slow clients would hold close() open; they get no more answers.
+        server.closeAllConnections();
+      });
+      await pool.end().catch(() => undefined);
+    },
+  };
+}
+
+function listen(server: http.Server, address: string, port: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EADDRINUSE') reject(new ApiListenError(`API_PORT ${port} is already in use on ${address}: stop what holds it or set API_PORT to a free port`));
+      else if (err.code === 'EACCES') reject(new ApiListenError(`API_PORT ${port} needs privileges this process lacks: set API_PORT to a port above 1023`));
+      else if (err.code === 'EADDRNOTAVAIL') reject(new ApiListenError(`API_BIND_ADDRESS ${address} is not an address of this machine: set it to one (0.0.0.0 for every interface)`));
+      else reject(err);
+    });
+    server.listen(port, address, () => resolve());
+  });
+}

@@ -1,0 +1,42 @@
+/**
+ * Figures the read API's /metrics shows from Postgres. Each query reads a bounded number of
+ * rows whatever the tables hold: a capped count per reason, a time window over an index,
+ * the newest run by index. They run on a timer (src/api/store-metrics.ts), never per scrape.
+ */
+import type pg from 'pg';
+import { REJECT_REASONS } from '../events/validate';
+
+/** Quarantine backlog per reason, each counted up to `cap` (a value of `cap` means "at least"). */
+export async function quarantineBacklog(pool: pg.Pool, cap: number): Promise<Map<string, number>> {
+  const { rows } = await pool.query<{ reason: string; n: number }>({
+    name: 'monitoring-quarantine-backlog',
+    // Per reason, at most `cap` entries of the partial index quarantine_reason are read.
+    text: `SELECT r.reason, (SELECT count(*)::int FROM (SELECT 1 FROM quarantine q
+                                 WHERE q.reason = r.reason AND q.replayed_at IS NULL LIMIT $2) capped) AS n
+             FROM unnest($1::text[]) AS r(reason)`,
+    values: [REJECT_REASONS, cap],
+  });
+  return new Map(rows.map((r) => [r.reason, r.n]));
+}
+
+/** Players and treasures reconciliation found drifted in runs of the last `windowHours`. */
+export async function recentDrift(pool: pg.Pool, windowHours: number): Promise<{ players: number; treasures: number }> {
+  const { rows } = await pool.query<{ players: number; treasures: number }>({
+    name: 'monitoring-recent-drift',
+    // reconcile_runs_time bounds this to the window's runs; reconcile_drift is never scanned.
+    text: `SELECT coalesce(sum(players_drifted), 0)::int AS players, coalesce(sum(treasures_changed), 0)::int AS treasures
+             FROM reconcile_runs WHERE reconciled_at > now() - make_interval(hours => $1)`,
+    values: [windowHours],
+  });
+  return rows[0] ?? { players: 0, treasures: 0 };
+}
+
+/** Players and treasures that drifted in the most recent reconcile run. */
+export async function lastRunDrift(pool: pg.Pool): Promise<{ players: number; treasures: number }> {
+  const { rows } = await pool.query<{ players: number; treasures: number }>({
+    name: 'monitoring-last-run-drift',
+    text: `SELECT coalesce(sum(players_drifted), 0)::int AS players, coalesce(sum(treasures_changed), 0)::int AS treasures
+             FROM reconcile_runs WHERE run_id = (SELECT run_id FROM reconcile_runs ORDER BY reconciled_at DESC LIMIT 1)`,
+  });
+  return rows[0] ?? { players: 0, treasures: 0 };
+}

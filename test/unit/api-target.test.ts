@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest';
+import { parseTarget } from '../../src/api/server';
+
+function statusOf(target: string): number | undefined {
+  try {
+    parseTarget(target);
+    return undefined;
+  } catch (err) {
+    return (err as { status?: number }).status;
+  }
+}
+
+describe('parseTarget', () => {
+  it('splits and decodes the path and the query', () => {
+    const { pathname, parts, query } = parseTarget('/hunts/a%2Eb/leaderboard?limit=5');
+    expect(pathname).toBe('/hunts/a%2Eb/leaderboard');
+    expect(parts).toEqual(['hunts', 'a.b', 'leaderboard']);
+    expect(query.get('limit')).toBe('5');
+  });
+
+  it.each([
+    ['/hunts/%E0%A4%A/leaderboard', 400],
+    ['/hunts/%/leaderboard', 400],
+    ['/hunts/%C0%AF/leaderboard', 400],
+    ['/hunts/x/leaderboard?limit=%ZZ', 400],
+    ['/hunts/x/leaderboard?limit=1&limit=2', 400],
+    ['http://example.com/hunts/x/leaderboard', 400],
+    ['*', 400],
+    [`/${'a'.repeat(5000)}`, 414],
+  ])('refuses %j with %i, never a 500', (target, status) => {
+    expect(statusOf(target)).toBe(status);
+  });
+});
