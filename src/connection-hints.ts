@@ -27,6 +27,9 @@ export function explainKafkaError(err: unknown, security: KafkaSecurity = {}): s
     const who = security.sasl ? ` (mechanism ${security.sasl.mechanism}, user ${security.sasl.username})` : '';
     return `Kafka refused the SASL credentials${who}: check KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD(_FILE) and KAFKA_SASL_MECHANISM`;
   }
+  if (/not valid given the current SASL state|ILLEGAL_SASL_STATE/i.test(text)) {
+    return 'the Kafka listener at KAFKA_BROKERS does not take SASL: point it at a SASL_SSL (or SASL_PLAINTEXT) listener, or unset KAFKA_SASL_MECHANISM';
+  }
   if (/UNSUPPORTED_SASL_MECHANISM|not enabled|Unsupported SASL mechanism/i.test(text)) {
     return 'the Kafka listener does not offer this SASL mechanism: set KAFKA_SASL_MECHANISM to one it enables';
   }

@@ -60,8 +60,8 @@ export async function sendRecords(topic: string, records: { key: string | Buffer
   }
 }
 
-export async function endOffsets(topic: string): Promise<number> {
-  const admin = testKafka().admin();
+export async function endOffsets(topic: string, kafka: Kafka = testKafka()): Promise<number> {
+  const admin = kafka.admin();
   await admin.connect();
   try {
     return (await admin.fetchTopicOffsets(topic)).reduce((sum, p) => sum + Number(p.high), 0);
@@ -71,8 +71,8 @@ export async function endOffsets(topic: string): Promise<number> {
 }
 
 /** Waits until the offsets Postgres stores for the group reach the topic's end. */
-export async function waitCaughtUp(pool: pg.Pool, topics: TestTopics, timeoutMs = 60_000): Promise<void> {
-  const end = await endOffsets(topics.events);
+export async function waitCaughtUp(pool: pg.Pool, topics: TestTopics, timeoutMs = 60_000, kafka: Kafka = testKafka()): Promise<void> {
+  const end = await endOffsets(topics.events, kafka);
   await waitFor(
     `group ${topics.groupId} to commit ${end} records to Postgres`,
     async () => {
@@ -93,8 +93,8 @@ export interface DlqRecord {
 }
 
 /** Reads every record of a topic from the beginning (it must hold exactly `expected`). */
-export async function readTopic(topic: string, expected: number, timeoutMs = 30_000): Promise<DlqRecord[]> {
-  const consumer = testKafka().consumer({ groupId: uniqueName('reader') });
+export async function readTopic(topic: string, expected: number, timeoutMs = 30_000, kafka: Kafka = testKafka()): Promise<DlqRecord[]> {
+  const consumer = kafka.consumer({ groupId: uniqueName('reader') });
   const records: DlqRecord[] = [];
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });

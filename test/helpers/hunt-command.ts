@@ -1,0 +1,50 @@
+/**
+ * Runs the real `hunt` command (`node bin/hunt.js ...`) as a child and collects everything it
+ * prints: for tests of what a command says, and of what it must never say.
+ */
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import { projectRoot } from '../../src/config';
+
+export interface HuntRun {
+  /** Exit code; null when it was still running at the deadline and got SIGKILL. */
+  code: number | null;
+  timedOut: boolean;
+  /** stdout and stderr, interleaved as they arrived. */
+  output: string;
+}
+
+export function runHunt(args: string[], env: Record<string, string | undefined>, timeoutMs = 60_000): Promise<HuntRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('node', [path.join(projectRoot, 'bin/hunt.js'), ...args], {
+      env: { ...process.env, LOG_LEVEL: 'info', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, timedOut, output });
+    });
+  });
+}
+
+/** A TCP port nothing listens on right now, for a server the test starts. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
