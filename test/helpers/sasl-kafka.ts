@@ -94,7 +94,7 @@ export async function startSaslKafka(dir: string, ca: TestCa, users: SaslUser[],
     await waitUntil('the SASL_SSL Kafka broker', () => portOpen(ports.broker), { timeoutMs: 90_000, pid, logFile });
   } catch (err) {
     await stop();
-    throw new Error(`${(err as Error).message}${logTail(logFile)}`);
+    throw new Error(`${(err as Error).message}${logTail(logFile)}`, { cause: err });
   }
   return { brokers: `127.0.0.1:${ports.broker}`, logFile, stop };
 }
