@@ -5,6 +5,7 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import type { Config } from '../src/config';
@@ -50,12 +51,26 @@ async function osUser(name: string): Promise<{ uid: number; gid: number }> {
   }
 }
 
+/**
+ * For tests of secured connections: a server that takes TLS (its certificate, key and the
+ * CA it checks client certificates against), its own access rules (pg_hba.conf lines), and
+ * a password for the superuser. The stack itself runs without them.
+ */
+export interface EmbeddedPostgresSecurity {
+  tls?: { certFile: string; keyFile: string; caFile: string };
+  hba?: string[];
+  superuserPassword?: string;
+}
+
 export class EmbeddedPostgres implements StackService {
   readonly name = 'postgres';
   private readonly paths;
   readonly logFile;
 
-  constructor(private readonly config: Config) {
+  constructor(
+    private readonly config: Config,
+    private readonly security: EmbeddedPostgresSecurity = {},
+  ) {
     this.paths = servicePaths(config.stack.stateDir, 'postgres');
     this.logFile = this.paths.logFile;
   }
@@ -86,6 +101,7 @@ export class EmbeddedPostgres implements StackService {
           '-c', 'max_connections=200',
           '-c', 'shared_buffers=256MB',
           '-c', 'max_wal_size=2GB',
+          ...this.securitySettings(dataDir, user).flatMap((setting) => ['-c', setting]),
         ],
         paths: this.paths,
         user,
@@ -114,7 +130,8 @@ export class EmbeddedPostgres implements StackService {
     const base = { name: this.name, mode: 'embedded' as const, address: this.address, pid };
     if (pid === undefined) return { ...base, state: 'down' };
     try {
-      return { ...base, state: 'up', version: await serverVersion({ databaseUrl: this.address }) };
+      const postgres = { password: this.security.superuserPassword, tls: { mode: this.security.tls ? ('require' as const) : ('disable' as const) } };
+      return { ...base, state: 'up', version: await serverVersion({ databaseUrl: this.address, postgres }) };
     } catch (err) {
       return { ...base, state: 'down', error: (err as Error).message };
     }
@@ -145,16 +162,58 @@ export class EmbeddedPostgres implements StackService {
     if (fs.existsSync(path.join(dataDir, 'PG_VERSION'))) return;
     fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     if (user) fs.chownSync(dataDir, user.uid, user.gid);
+    // initdb wants an empty data folder: the password file sits in a private folder of its own.
+    const passwordDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hunt-initdb-'));
+    const passwordFile = path.join(passwordDir, 'password');
+    if (this.security.superuserPassword !== undefined) fs.writeFileSync(passwordFile, `${this.security.superuserPassword}\n`, { mode: 0o600 });
+    if (user && fs.existsSync(passwordFile)) {
+      fs.chownSync(passwordDir, user.uid, user.gid);
+      fs.chownSync(passwordFile, user.uid, user.gid);
+    }
     // C collation: text sorts by byte order, which is what the contract's tie-breaks use.
     await execFileAsync(
       path.join(binDir, 'initdb'),
-      ['-D', dataDir, '-U', SUPERUSER, '--auth=trust', '--encoding=UTF8', '--locale=C'],
+      ['-D', dataDir, '-U', SUPERUSER, '--auth=trust', '--encoding=UTF8', '--locale=C', ...(fs.existsSync(passwordFile) ? [`--pwfile=${passwordFile}`] : [])],
       { uid: user?.uid, gid: user?.gid, cwd: dataDir },
-    );
+    ).finally(() => fs.rmSync(passwordDir, { recursive: true, force: true }));
+  }
+
+  /**
+   * `-c` settings for TLS and access rules. The files are copied into the data folder, owned
+   * by the server's user: Postgres refuses a key file others can read.
+   */
+  private securitySettings(dataDir: string, user?: { uid: number; gid: number }): string[] {
+    const settings: string[] = [];
+    const place = (name: string, from: string | undefined, text?: string) => {
+      const to = path.join(dataDir, name);
+      fs.writeFileSync(to, text ?? fs.readFileSync(from as string), { mode: 0o600 });
+      fs.chmodSync(to, 0o600);
+      if (user) fs.chownSync(to, user.uid, user.gid);
+      return to;
+    };
+    const { tls, hba } = this.security;
+    if (tls) {
+      settings.push('ssl=on', `ssl_cert_file=${place('server.crt', tls.certFile)}`, `ssl_key_file=${place('server.key', tls.keyFile)}`, `ssl_ca_file=${place('root.crt', tls.caFile)}`);
+    }
+    if (hba) settings.push(`hba_file=${place('pg_hba.test.conf', undefined, `${hba.join('\n')}\n`)}`);
+    return settings;
+  }
+
+  /** How `up` and `status` reach the server themselves: with the password, over TLS when it has it. */
+  private adminClient(database: string): pg.Client {
+    const { tls, superuserPassword } = this.security;
+    return new pg.Client({
+      host: '127.0.0.1',
+      port: this.port,
+      user: SUPERUSER,
+      database,
+      password: superuserPassword,
+      ssl: tls ? { rejectUnauthorized: false } : false,
+    });
   }
 
   private async ping(database: string): Promise<boolean> {
-    const client = new pg.Client({ host: '127.0.0.1', port: this.port, user: SUPERUSER, database });
+    const client = this.adminClient(database);
     try {
       await client.connect();
       await client.query('SELECT 1');
@@ -165,7 +224,7 @@ export class EmbeddedPostgres implements StackService {
   }
 
   private async ensureDatabase(): Promise<void> {
-    const client = new pg.Client({ host: '127.0.0.1', port: this.port, user: SUPERUSER, database: 'postgres' });
+    const client = this.adminClient('postgres');
     await client.connect();
     try {
       const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [DATABASE]);

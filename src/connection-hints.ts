@@ -62,6 +62,9 @@ export function explainPostgresError(err: unknown): string | undefined {
   if (/no pg_hba\.conf entry .*no encryption/i.test(text)) {
     return 'Postgres accepts only TLS connections from here: set DATABASE_TLS_MODE (verify-full, verify-ca or require)';
   }
+  if (/requires a valid client certificate/i.test(text)) {
+    return 'Postgres wants a client certificate: set DATABASE_TLS_CERT_FILE and DATABASE_TLS_KEY_FILE';
+  }
   if (e?.code === '28000' || /no pg_hba\.conf entry/i.test(text)) {
     return 'Postgres has no access rule (pg_hba.conf) for this user, database and address, or wants a client certificate: check DATABASE_URL and DATABASE_TLS_CERT_FILE';
   }
