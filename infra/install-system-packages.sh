@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages, the system tools the project needs when they are missing:
 # the Postgres server, a Java runtime and Maven (Kafka), Go (the Temporal CLI), and for the
-# tests Chromium (the browser tests) and promtool (from `prometheus`: the alert rules' tests).
-# `npm start` and `npm test` run it first (prestart, pretest), so their README commands work
-# on a fresh machine; CI runs it too.
+# tests Chromium (the browser tests), promtool (from `prometheus`: the alert rules' tests),
+# openssl (a throwaway CA for the TLS tests) and haproxy (TLS in front of the Temporal dev
+# server, which has no TLS of its own). `npm start` and `npm test` run it first (prestart,
+# pretest), so their README commands work on a fresh machine; CI runs it too.
 #
 #   install-system-packages.sh [start|test]   (default: test, which needs everything)
 #
@@ -27,6 +28,8 @@ fi
 if [ "$purpose" = test ]; then
   command -v chromium >/dev/null || missing+=(chromium)
   command -v promtool >/dev/null || missing+=(prometheus)
+  command -v openssl >/dev/null || missing+=(openssl)
+  command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 fi
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

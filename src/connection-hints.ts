@@ -96,10 +96,13 @@ export function explainTemporalError(err: unknown): string | undefined {
   if (/NotValidForName|not valid for name|Hostname\/IP does not match|ALTNAME/i.test(text)) {
     return "Temporal's TLS certificate does not name the address: set TEMPORAL_TLS_SERVER_NAME to a name it carries";
   }
-  if (/certificate required|CertificateRequired|bad ?certificate|alert number 116|handshake failure/i.test(text)) {
-    return 'the Temporal endpoint wants a client certificate it accepts: set TEMPORAL_TLS_CERT_FILE and TEMPORAL_TLS_KEY_FILE';
+  if (/unknown ?ca|UnknownCA|bad ?certificate|BadCertificate|certificate unknown/i.test(text)) {
+    return 'the Temporal endpoint refused the client certificate: set TEMPORAL_TLS_CERT_FILE and TEMPORAL_TLS_KEY_FILE to a pair signed by the CA it trusts';
   }
-  if (/Unauthenticated|PermissionDenied|UNAUTHENTICATED|PERMISSION_DENIED|401|403/.test(text)) {
+  if (/certificate required|CertificateRequired|alert number 116|handshake failure/i.test(text)) {
+    return 'the Temporal endpoint wants a client certificate: set TEMPORAL_TLS_CERT_FILE and TEMPORAL_TLS_KEY_FILE';
+  }
+  if (/Unauthenticated|PermissionDenied|UNAUTHENTICATED|PERMISSION_DENIED|\b401\b|\b403\b/.test(text)) {
     return 'Temporal refused the credentials: check TEMPORAL_API_KEY(_FILE) or the client certificate, and TEMPORAL_NAMESPACE';
   }
   if (/InvalidContentType|wrong version number|corrupt message|Frame size|http2 error|tls handshake eof/i.test(text)) {
@@ -108,7 +111,14 @@ export function explainTemporalError(err: unknown): string | undefined {
   return undefined;
 }
 
-/** The first hint any of the three gives. */
+/**
+ * A hint for an error of any of the three, told apart by where it came from: kafkajs names
+ * its errors KafkaJS..., gRPC and the worker's core mention their transport; the rest
+ * (a bare TLS error included) comes from Postgres, the only other service a command uses.
+ */
 export function explainConnectionError(err: unknown): string | undefined {
-  return explainPostgresError(err) ?? explainKafkaError(err) ?? explainTemporalError(err);
+  const text = chainText(err);
+  if (/KafkaJS/.test(text)) return explainKafkaError(err);
+  if (/Temporal|tonic|GetSystemInfo|grpc/i.test(text)) return explainTemporalError(err);
+  return explainPostgresError(err);
 }

@@ -3,7 +3,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { loadConfig } from '../config';
 import { produceTraffic } from '../demo/produce';
 import { TrafficGenerator } from '../demo/traffic';
-import { createKafka } from '../ingest/kafka-client';
+import { createKafka, withKafkaHint } from '../ingest/kafka-client';
 import { ensureTopics } from '../ingest/topics';
 import { createLogger } from '../log';
 import { untilSignal } from './ingest';
@@ -36,7 +36,9 @@ export function registerProduceCommand(program: Command): void {
       const logger = createLogger(config, 'produce');
       const kafka = createKafka(config, logger);
       // The DLQ is the consumer's to create: it sizes it to the input topic's largest record.
-      await ensureTopics(kafka, [config.kafka.topics.events]);
+      await ensureTopics(kafka, [config.kafka.topics.events]).catch((err: unknown) => {
+        throw withKafkaHint(err, config);
+      });
       const generator = new TrafficGenerator({
         hunts: Math.floor(opts.hunts),
         playersPerHunt: Math.floor(opts.players),

@@ -16,8 +16,8 @@ import { createLogger, type Logger } from '../log';
 import { createPool } from '../store/pool';
 import { startIngest, type IngestHandle } from './consumer';
 import { FreshnessTally, startFreshnessRecorder } from './freshness-tally';
-import { explainKafkaError, explainPostgresError } from '../connection-hints';
-import { createKafka } from './kafka-client';
+import { explainPostgresError } from '../connection-hints';
+import { createKafka, withKafkaHint } from './kafka-client';
 import { createIngestMetrics } from './metrics';
 import { prepareTopics } from './topics';
 
@@ -50,8 +50,7 @@ export async function runIngestService(config: Config, logger: Logger = createLo
     });
     await checkPostgresSettings(pool);
     await admin.connect().catch((err: unknown) => {
-      const hint = explainKafkaError(err, config.kafka.security);
-      throw hint ? new StartupError(`cannot use Kafka at ${config.kafka.brokers.join(',')}: ${hint}`, { cause: err }) : err;
+      throw withKafkaHint(err, config);
     });
     const topicLimits = await prepareTopics(kafka, config.kafka.topics, { mayAlterDlq: !config.external.kafkaBrokers, logger });
     ingest = await startIngest({ config, pool, kafka, metrics, logger, topicLimits, freshness });

@@ -3,17 +3,21 @@ import { Client, Connection } from '@temporalio/client';
 import type { Config } from '../config';
 import { explainTemporalError } from '../connection-hints';
 import { temporalConnectionOptions } from './connection-options';
+import { probeTemporalTls } from './tls-probe';
 
 export async function connectClient(config: Config): Promise<{ client: Client; close: () => Promise<void> }> {
-  const connection = await Connection.connect(temporalConnectionOptions(config)).catch((err: unknown) => {
-    throw withHint(err, `could not connect to Temporal at ${config.temporal.address}`);
+  const connection = await Connection.connect(temporalConnectionOptions(config)).catch(async (err: unknown) => {
+    throw await withHint(err, config, `could not connect to Temporal at ${config.temporal.address}`);
   });
   return { client: new Client({ connection, namespace: config.temporal.namespace }), close: () => connection.close() };
 }
 
-/** The error with what to fix in front, when the cause is a TLS or credentials setting. */
-export function withHint(err: unknown, what: string): Error {
-  const hint = explainTemporalError(err);
+/**
+ * The error with what to fix in front, when the cause is a TLS or credentials setting:
+ * from the error itself, else from a handshake of our own (the SDK's errors often hide it).
+ */
+export async function withHint(err: unknown, config: Pick<Config, 'temporal'>, what: string): Promise<Error> {
+  const hint = explainTemporalError(err) ?? explainTemporalError(await probeTemporalTls(config).catch(() => undefined));
   if (!hint) return err as Error;
   return new Error(`${what}: ${hint} (${(err as Error).message})`, { cause: err });
 }

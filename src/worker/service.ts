@@ -59,8 +59,8 @@ export interface WorkerService {
 }
 
 export async function createWorkerService(config: Config, logger: Logger, taskQueue = config.temporal.taskQueue): Promise<WorkerService> {
-  const connection = await NativeConnection.connect(temporalConnectionOptions(config)).catch((err: unknown) => {
-    throw withHint(err, `the worker could not connect to Temporal at ${config.temporal.address}`);
+  const connection = await NativeConnection.connect(temporalConnectionOptions(config)).catch(async (err: unknown) => {
+    throw await withHint(err, config, `the worker could not connect to Temporal at ${config.temporal.address}`);
   });
   const pool = createPool(config, 10, (err) => logger.warn({ err }, 'Postgres connection lost; it will be replaced'));
   const kafka = createKafka(config, logger);
