@@ -8,7 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { execFileAsync, logTail, portOpen, waitUntil } from '../../infra/process';
+import { execFileAsync, logTail, onPath, portOpen, waitUntil } from '../../infra/process';
 import type { TestCa } from './test-ca';
 
 export interface TlsProxy {
@@ -61,7 +61,8 @@ backend temporal_h2
 `,
     { mode: 0o600 },
   );
-  const haproxy = 'haproxy';
+  // Debian puts it in /usr/sbin, which is not on every user's PATH.
+  const haproxy = onPath('haproxy') ?? '/usr/sbin/haproxy';
   await execFileAsync(haproxy, ['-c', '-q', '-f', configFile]).catch((err: Error & { stderr?: string }) => {
     throw new Error(`haproxy is missing or refuses the config (infra/install-system-packages.sh installs it): ${err.stderr ?? err.message}`, { cause: err });
   });
