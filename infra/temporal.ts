@@ -127,7 +127,11 @@ export class ExternalTemporal implements StackService {
   constructor(private readonly config: Config) {}
 
   async up(): Promise<ServiceStatus> {
-    await ensureSearchAttributes(temporalConnectionOptions(this.config), namespace(this.config));
+    try {
+      await ensureSearchAttributes(temporalConnectionOptions(this.config), namespace(this.config));
+    } catch (err) {
+      return { name: this.name, mode: 'external', address: this.config.temporal.address, state: 'down', error: describeFailure(err) };
+    }
     return this.status();
   }
 
@@ -141,10 +145,14 @@ export class ExternalTemporal implements StackService {
       const version = await serverVersion(temporalConnectionOptions(this.config), namespace(this.config));
       return { ...base, state: 'up', version: `Temporal Server ${version}` };
     } catch (err) {
-      const hint = explainTemporalError(err);
-      return { ...base, state: 'down', error: hint ? `${hint} (${(err as Error).message})` : (err as Error).message };
+      return { ...base, state: 'down', error: describeFailure(err) };
     }
   }
+}
+
+function describeFailure(err: unknown): string {
+  const hint = explainTemporalError(err);
+  return hint ? `${hint} (${(err as Error).message})` : (err as Error).message;
 }
 
 function namespace(config: Config): string {

@@ -7,6 +7,11 @@
  */
 import type { KafkaSecurity } from './config-security';
 
+/** An error whose message already says which settings to fix: nothing more to add. */
+export class ConnectionSettingsError extends Error {
+  override readonly name = 'ConnectionSettingsError';
+}
+
 /** The error's messages down its chain of causes (kafkajs wraps, pg and gRPC do not). */
 function chainText(err: unknown): string {
   const parts: string[] = [];

@@ -2,7 +2,7 @@
 import { format } from 'node:util';
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config';
-import { explainConnectionError } from '../connection-hints';
+import { ConnectionSettingsError, explainConnectionError } from '../connection-hints';
 import { scrubSecrets } from '../redact';
 import { registerCorrectnessCommands } from './correctness';
 import { registerIngestCommand } from './ingest';
@@ -59,8 +59,8 @@ try {
     process.exitCode = 78; // EX_CONFIG
   } else {
     // A refused password or an untrusted certificate: say which settings to check.
-    const hint = explainConnectionError(err);
-    console.error(`hunt: ${describe(err)}${hint && !describe(err).includes(hint) ? `\n  to fix: ${hint}` : ''}`);
+    const hint = err instanceof ConnectionSettingsError ? undefined : explainConnectionError(err);
+    console.error(`hunt: ${describe(err)}${hint ? `\n  to fix: ${hint}` : ''}`);
     process.exitCode = 1;
   }
   // A failed command may leave clients (Kafka, Postgres, Temporal) that would keep the

@@ -7,7 +7,7 @@ import type { ConnectionOptions } from 'node:tls';
 import { Kafka, logLevel, type KafkaConfig, type LogEntry, type SASLOptions } from 'kafkajs';
 import type { Config } from '../config';
 import type { KafkaSecurity } from '../config-security';
-import { explainKafkaError } from '../connection-hints';
+import { ConnectionSettingsError, explainKafkaError } from '../connection-hints';
 import { kafkajsLevel, type Logger } from '../log';
 
 const levels: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
@@ -62,5 +62,5 @@ export function kafkaSecurityOptions(security: KafkaSecurity): Pick<KafkaConfig,
 /** The error with what to fix in front, when a Kafka setting is the cause (see connection-hints). */
 export function withKafkaHint(err: unknown, config: Pick<Config, 'kafka'>): unknown {
   const hint = explainKafkaError(err, config.kafka.security);
-  return hint ? new Error(`cannot use Kafka at ${config.kafka.brokers.join(',')}: ${hint}`, { cause: err }) : err;
+  return hint ? new ConnectionSettingsError(`cannot use Kafka at ${config.kafka.brokers.join(',')}: ${hint}`, { cause: err }) : err;
 }

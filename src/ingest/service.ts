@@ -16,7 +16,7 @@ import { createLogger, type Logger } from '../log';
 import { createPool } from '../store/pool';
 import { startIngest, type IngestHandle } from './consumer';
 import { FreshnessTally, startFreshnessRecorder } from './freshness-tally';
-import { explainPostgresError } from '../connection-hints';
+import { ConnectionSettingsError, explainPostgresError } from '../connection-hints';
 import { createKafka, withKafkaHint } from './kafka-client';
 import { createIngestMetrics } from './metrics';
 import { prepareTopics } from './topics';
@@ -87,7 +87,7 @@ export async function runIngestService(config: Config, logger: Logger = createLo
 async function checkPostgresSettings(pool: pg.Pool): Promise<void> {
   await pool.query('SELECT 1').catch((err: unknown) => {
     const hint = explainPostgresError(err);
-    if (hint) throw new StartupError(`cannot use Postgres: ${hint}`, { cause: err });
+    if (hint) throw new ConnectionSettingsError(`cannot use Postgres: ${hint}`, { cause: err });
   });
 }
 

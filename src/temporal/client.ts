@@ -1,7 +1,7 @@
 /** A Temporal client from configuration, for the CLI and tests. */
 import { Client, Connection } from '@temporalio/client';
 import type { Config } from '../config';
-import { explainTemporalError } from '../connection-hints';
+import { ConnectionSettingsError, explainTemporalError } from '../connection-hints';
 import { temporalConnectionOptions } from './connection-options';
 import { probeTemporalTls } from './tls-probe';
 
@@ -19,5 +19,5 @@ export async function connectClient(config: Config): Promise<{ client: Client; c
 export async function withHint(err: unknown, config: Pick<Config, 'temporal'>, what: string): Promise<Error> {
   const hint = explainTemporalError(err) ?? explainTemporalError(await probeTemporalTls(config).catch(() => undefined));
   if (!hint) return err as Error;
-  return new Error(`${what}: ${hint} (${(err as Error).message})`, { cause: err });
+  return new ConnectionSettingsError(`${what}: ${hint} (${(err as Error).message})`, { cause: err });
 }
