@@ -23,12 +23,17 @@ interface ComposeService {
   healthcheck?: { test?: string | string[]; disable?: boolean };
   depends_on?: string[] | Record<string, { condition?: string }>;
   volumes?: (string | { type?: string; source?: string; target: string })[];
+  secrets?: (string | { source: string; target?: string })[];
 }
 
 interface ComposeFile {
   services: Record<string, ComposeService>;
   volumes?: Record<string, unknown>;
+  secrets?: Record<string, { file?: string; environment?: string }>;
 }
+
+/** Where every port is published unless the user says otherwise (an interpolated default). */
+const PUBLISH_ADDRESS = '${HUNT_PUBLISH_ADDRESS:-127.0.0.1}';
 
 const INFRA_SERVICES = ['postgres', 'kafka', 'temporal'] as const;
 const APP_SERVICES = ['migrate', 'ingest', 'worker'] as const;
@@ -60,8 +65,35 @@ function environmentOf(svc: ComposeService): Record<string, string | undefined> 
   return Object.fromEntries(entries);
 }
 
+/** A Compose secret's file on the host: `${VAR:-default}` read as its default. */
+function secretFile(name: string): string {
+  const file = compose.secrets?.[name]?.file;
+  if (!file) throw new Error(`docker-compose.yml has no file secret "${name}"`);
+  return path.resolve(projectRoot, file.replace(/^\$\{[A-Z_]+:-(.*)\}$/, '$1'));
+}
+
+function secretsOf(svc: ComposeService): string[] {
+  return (svc.secrets ?? []).map((s) => (typeof s === 'string' ? s : s.source));
+}
+
+/**
+ * The environment as the container sees it, with `/run/secrets/<name>` (where Compose
+ * mounts a secret the service lists) read from the secret's file on this machine.
+ */
+function containerEnvironment(name: string): Record<string, string | undefined> {
+  const svc = service(name);
+  return Object.fromEntries(
+    Object.entries(environmentOf(svc)).map(([key, value]) => {
+      const mounted = /^\/run\/secrets\/([\w.-]+)$/.exec(value ?? '');
+      if (!mounted) return [key, value];
+      expect(secretsOf(svc), `${name}: ${key} names a secret the service mounts`).toContain(mounted[1]);
+      return [key, secretFile(mounted[1] as string)];
+    }),
+  );
+}
+
 function appConfig(name: string): Config {
-  return loadConfig(environmentOf(service(name)));
+  return loadConfig(containerEnvironment(name));
 }
 
 /** Container port → host port, from short (`"127.0.0.1:8080:8080/tcp"`) or long syntax. */
@@ -191,7 +223,7 @@ describe('docker-compose.yml', () => {
     });
 
     it('gives an environment that loadConfig accepts, pointing at the compose services', () => {
-      expect(() => loadConfig(env)).not.toThrow();
+      expect(() => loadConfig(containerEnvironment(name))).not.toThrow();
       const config = appConfig(name);
       expect(config.external.databaseUrl, 'DATABASE_URL').toBeDefined();
       expect(config.external.kafkaBrokers, 'KAFKA_BROKERS').toBeDefined();
@@ -210,16 +242,19 @@ describe('docker-compose.yml', () => {
   });
 
   describe('addresses in the app environment', () => {
-    it('DATABASE_URL names the postgres service, its port, user, password and database', () => {
+    it('DATABASE_URL names the postgres service, its port, user and database; the password is the secret Postgres was given', () => {
       const config = appConfig('ingest');
       const url = new URL(config.databaseUrl);
       const postgres = service(url.hostname);
       expect(url.hostname).toBe('postgres');
       expect(reachablePorts(postgres)).toContain(Number(url.port || 5432));
-      const pgEnv = environmentOf(postgres);
+      const pgEnv = containerEnvironment('postgres');
       expect(decodeURIComponent(url.username)).toBe(pgEnv.POSTGRES_USER);
       expect(url.pathname.slice(1)).toBe(pgEnv.POSTGRES_DB ?? pgEnv.POSTGRES_USER);
-      if (pgEnv.POSTGRES_HOST_AUTH_METHOD !== 'trust') expect(decodeURIComponent(url.password)).toBe(pgEnv.POSTGRES_PASSWORD);
+      expect(pgEnv.POSTGRES_HOST_AUTH_METHOD).toBeUndefined();
+      // The same file, read the way the postgres image reads POSTGRES_PASSWORD_FILE.
+      expect(config.postgres.password).toBe(fs.readFileSync(pgEnv.POSTGRES_PASSWORD_FILE as string, 'utf8').replace(/\n$/, ''));
+      expect(config.postgres.password?.length).toBeGreaterThanOrEqual(12);
     });
 
     it('KAFKA_BROKERS name a listener the kafka service advertises to other containers', () => {
@@ -245,11 +280,34 @@ describe('docker-compose.yml', () => {
       expect(flagValues(args, '--port')).toEqual(port === 7233 ? [] : [String(port)]);
     });
 
-    it('the published ingest port is API_PORT, and its health check asks that port', () => {
+    it('the published ingest port is API_PORT, the API listens on every interface of its container, and its health check asks that port', () => {
       const config = appConfig('ingest');
       const ingest = service('ingest');
       expect(publishedPorts(ingest).get(config.api.port)).toBe(config.api.port);
+      expect(config.api.bindAddress).toBe('0.0.0.0');
       expect(healthcheckCommand(ingest)).toContain(`:${config.api.port}/healthz`);
+    });
+  });
+
+  describe('security', () => {
+    it('publishes every port on 127.0.0.1 unless HUNT_PUBLISH_ADDRESS says otherwise', () => {
+      for (const [name, svc] of Object.entries(compose.services)) {
+        for (const entry of svc.ports ?? []) {
+          expect(typeof entry, `${name}: long-syntax ports need host_ip`).toBe('string');
+          expect(String(entry), `${name} publishes ${String(entry)}`).toMatch(new RegExp(`^${PUBLISH_ADDRESS.replace(/[$|{}.*+?^()[\]\\]/g, '\\$&')}:\\d+:\\d+$`));
+        }
+      }
+    });
+
+    it('passes no password or key in any environment: secrets are files', () => {
+      for (const [name, svc] of Object.entries(compose.services)) {
+        const env = environmentOf(svc);
+        for (const [key, value] of Object.entries(env)) {
+          expect(key, `${name}: ${key}`).not.toMatch(/^(POSTGRES_PASSWORD|DATABASE_PASSWORD|KAFKA_SASL_PASSWORD|TEMPORAL_API_KEY)$/);
+          if (/^postgres(ql)?:\/\//.test(value ?? '')) expect(new URL(value as string).password, `${name}: ${key}`).toBe('');
+        }
+      }
+      for (const name of Object.keys(compose.secrets ?? {})) expect(fs.existsSync(secretFile(name)), `secret ${name}`).toBe(true);
     });
   });
 
