@@ -10,7 +10,7 @@
 import path from 'node:path';
 import pg from 'pg';
 import { IngestChild, sleep } from './lib/ingest-child';
-import { parseHistogram, sampleValue, type Histogram } from './lib/prom';
+import { histogramQuantile, parseHistogram, sampleValue, type Histogram } from './lib/prom';
 import { cpuBetween, RssSampler, round, snapshotCpu, type CpuGroups, type CpuSplit } from './lib/procfs';
 
 export interface DrainOptions {
@@ -31,6 +31,11 @@ export interface DrainOptions {
   consumers?: number;
   machineCores: number;
   timeoutMs?: number;
+  /**
+   * Load to put on the first child's read API while it drains: started once every child's
+   * /readyz answers 200, stopped when the drain is done and before the children are.
+   */
+  apiLoad?: { start(apiUrl: string): void; stop(): Promise<void> };
 }
 
 export interface DrainResult {
@@ -52,6 +57,8 @@ export interface DrainResult {
    */
   cpuMicrosPerEvent: Record<string, number>;
   batches: { count: number; meanRecords: number; meanTransactionMs: number; commitRetries: number };
+  /** Micro-batch transaction time quantiles, interpolated within the histogram's buckets. */
+  transactionMs: { p50: number | undefined; p99: number | undefined };
   /** Records committed per second, one figure per second of drain. */
   timeline: number[];
   /** The drain's bounds on the monotonic clock in µs, the clock of V8 CPU profiles. */
@@ -98,7 +105,10 @@ export async function drainWithIngest(options: DrainOptions): Promise<DrainResul
   }, 2000);
   let readyMs = NaN;
   void Promise.all(children.map((c) => c.waitReady())).then(
-    (ms) => (readyMs = Math.max(...ms)),
+    (ms) => {
+      readyMs = Math.max(...ms);
+      if (children[0]) options.apiLoad?.start(children[0].apiUrl);
+    },
     () => undefined,
   );
 
@@ -157,6 +167,7 @@ export async function drainWithIngest(options: DrainOptions): Promise<DrainResul
   }
   const endUs = monotonicUs();
   const endCpu = snapshotCpu();
+  await options.apiLoad?.stop();
   // Per process: the target is about one consumer's memory, however many run.
   const memories = samplers.map((s) => s.stop());
   const memory = memories.reduce((a, b) => (Math.max(a.sampledPeakMb, a.kernelPeakMb ?? 0) >= Math.max(b.sampledPeakMb, b.kernelPeakMb ?? 0) ? a : b));
@@ -174,7 +185,13 @@ export async function drainWithIngest(options: DrainOptions): Promise<DrainResul
   const cpu = cpuBetween(firstCpu, endCpu, options.cpuGroups(children.map((c) => c.pid)), options.machineCores);
   const sum = (h: Histogram[]) => ({ sum: h.reduce((a, b) => a + b.sum, 0), count: h.reduce((a, b) => a + b.count, 0) });
   const batchSize = sum(metricsTexts.map((t) => parseHistogram(t, 'hunt_ingest_batch_records')));
-  const transaction = sum(metricsTexts.map((t) => parseHistogram(t, 'hunt_ingest_transaction_seconds')));
+  const transactionHistograms = metricsTexts.map((t) => parseHistogram(t, 'hunt_ingest_transaction_seconds'));
+  const transaction = sum(transactionHistograms);
+  const merged = mergeHistograms(transactionHistograms);
+  const quantileMs = (q: number) => {
+    const v = histogramQuantile(merged, q)?.value;
+    return v === undefined ? undefined : round(v * 1000, 1);
+  };
   return {
     records: last.records,
     consumers,
@@ -194,6 +211,7 @@ export async function drainWithIngest(options: DrainOptions): Promise<DrainResul
       meanTransactionMs: transaction.count ? round((transaction.sum / transaction.count) * 1000, 1) : 0,
       commitRetries: metricsTexts.reduce((a, t) => a + sampleValue(t, 'hunt_ingest_commit_retries_total'), 0),
     },
+    transactionMs: { p50: quantileMs(0.5), p99: quantileMs(0.99) },
     timeline,
     monotonicUs: { firstCommit: first?.us ?? endUs, end: endUs },
     stored: stored.rows[0] ?? { events: 0, quarantined: 0 },
@@ -211,4 +229,14 @@ export async function drainWithIngest(options: DrainOptions): Promise<DrainResul
 /** Partitions a child reports owning (`hunt_ingest_partitions_assigned{partition="n"} 1`). */
 function ownedPartitions(metrics: string): number[] {
   return [...metrics.matchAll(/^hunt_ingest_partitions_assigned\{[^}]*partition="(\d+)"[^}]*\} 1$/gm)].map((m) => Number(m[1])).sort((a, b) => a - b);
+}
+
+/** Histograms of the same metric from several processes (same buckets), as one. */
+function mergeHistograms(histograms: Histogram[]): Histogram {
+  const [first, ...rest] = histograms;
+  if (!first) return { buckets: [], sum: 0, count: 0 };
+  return rest.reduce(
+    (a, h) => ({ buckets: a.buckets.map((b, i) => ({ le: b.le, count: b.count + (h.buckets[i]?.count ?? 0) })), sum: a.sum + h.sum, count: a.count + h.count }),
+    first,
+  );
 }

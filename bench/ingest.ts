@@ -251,7 +251,7 @@ async function recordsPerPartition(kafka: ReturnType<typeof createKafka>, topic:
 }
 
 /** Which processes are the consumer, Postgres (postmaster and its backends), Kafka, the bench. */
-async function cpuGroupsOf(databaseUrl: string, stateDir: string): Promise<(childPids: number[]) => CpuGroups> {
+export async function cpuGroupsOf(databaseUrl: string, stateDir: string): Promise<(childPids: number[]) => CpuGroups> {
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');

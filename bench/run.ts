@@ -7,6 +7,7 @@ import { runIngestBench, type IngestBenchOptions } from './ingest';
 import { registerBatchBenchmarks } from './batch-commands';
 import { runApplyBench, type ApplyBenchOptions } from './apply';
 import { runMemoryBench } from './memory';
+import { runApiBench, type ApiBenchOptions } from './api';
 
 const number = (name: string, min: number, max = Infinity) => (raw: string) => {
   const value = Number(raw);
@@ -70,6 +71,29 @@ program
   .addOption(new Option('--seconds <n>', 'how long to watch').argParser(number('--seconds', 1, 600)).default(25))
   .action(async (env: string[], opts: { seconds: number }) => {
     await runMemoryBench(env.reduce((all, kv) => parseEnv(kv, all), {} as Record<string, string>), opts.seconds);
+    process.exit(0);
+  });
+
+program
+  .command('api')
+  .description('leaderboard readers against the read API while ingest drains a backlog: reads/s, read p99, and the drain against a quiet one')
+  .addOption(new Option('--events <n>', 'records in the backlog each drain reads').argParser(number('--events', 1000)).default(500_000))
+  .addOption(new Option('--players <n>', 'players in the hunt the readers read').argParser(number('--players', 1)).default(100_000))
+  .addOption(new Option('--readers <n>', 'concurrent readers').argParser(number('--readers', 1, 5000)).default(200))
+  .addOption(new Option('--limit <n>', 'leaderboard entries per read').argParser(number('--limit', 1, 1000)).default(10))
+  .addOption(new Option('--think-ms <ms>', "each reader's pause between reads (0: as fast as answers come)").argParser(number('--think-ms', 0)).default(0))
+  .addOption(new Option('--rounds <n>', 'pairs of drains (quiet, readers), alternating their order').argParser(number('--rounds', 1, 5)).default(2))
+  .addOption(new Option('--hunts <n>', 'hunts in the backlog').argParser(number('--hunts', 1)).default(100))
+  .addOption(new Option('--seed <n>', 'seed of the traffic generator').argParser(number('--seed', 0)).default(42))
+  .option('--keep', 'keep the databases and topics of the run for inspection', false)
+  .option('--ingest-env <KEY=VALUE...>', 'environment for the ingest children, e.g. API_DB_POOL_SIZE=2', parseEnv, {})
+  .action(async (opts: ApiBenchOptions) => {
+    const command = ['npm run bench --', ...process.argv.slice(2)].join(' ');
+    const { summary } = await runApiBench(
+      { ...opts, events: Math.floor(opts.events), players: Math.floor(opts.players), readers: Math.floor(opts.readers), rounds: Math.floor(opts.rounds) },
+      command,
+    );
+    console.log(`${summary.met ? 'met    ' : 'NOT MET'}  drain with readers / quiet: ${summary.drainRatio} (goal >= ${summary.goalDrainRatio}); ${summary.readsPerSecond} reads/s, read p99 ${summary.readP99Ms} ms`);
     process.exit(0);
   });
 
