@@ -93,6 +93,7 @@ const variables = {
   API_DB_POOL_SIZE: [positiveInt.max(100).default(4), 'a whole number of connections, 1-100'],
   API_STATEMENT_TIMEOUT_MS: [milliseconds(10, 600_000).default(2000), 'a whole number of milliseconds, 10-600000'],
   API_DB_WAIT_MS: [milliseconds(10, 60_000).default(1000), 'a whole number of milliseconds, 10-60000'],
+  API_LEADERBOARD_CACHE_MS: [milliseconds(0, 60_000).default(100), 'a whole number of milliseconds, 0-60000'],
   API_METRICS_REFRESH_MS: [milliseconds(100, 3_600_000).default(15_000), 'a whole number of milliseconds, 100-3600000'],
   LOG_LEVEL: [z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), 'one of fatal, error, warn, info, debug, trace, silent'],
   LOG_FORMAT: [z.enum(['auto', 'json', 'pretty']).default('auto'), 'auto (readable on a terminal, JSON elsewhere), json or pretty'],
@@ -191,6 +192,8 @@ export interface Config {
     dbPoolSize: number;
     statementTimeoutMs: number;
     dbWaitMs: number;
+    /** How long a leaderboard answer is shared by identical requests (0: only while its query runs). */
+    leaderboardCacheMs: number;
     /** How often /metrics's values read from Postgres are refreshed (a scrape never queries). */
     metricsRefreshMs: number;
   };
@@ -281,6 +284,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       dbPoolSize: v.API_DB_POOL_SIZE,
       statementTimeoutMs: v.API_STATEMENT_TIMEOUT_MS,
       dbWaitMs: v.API_DB_WAIT_MS,
+      leaderboardCacheMs: v.API_LEADERBOARD_CACHE_MS,
       metricsRefreshMs: v.API_METRICS_REFRESH_MS,
     },
     ingest: {

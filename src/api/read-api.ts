@@ -12,6 +12,7 @@ import type { Registry } from 'prom-client';
 import type { Config } from '../config';
 import type { Logger } from '../log';
 import { createPool } from '../store/pool';
+import { ReplyCache } from './reply-cache';
 import { createApiServer, type ApiDeps } from './server';
 import { startStoreGauges } from './store-metrics';
 
@@ -35,7 +36,8 @@ export async function startReadApi(
     connectionTimeoutMillis: api.dbWaitMs,
     application_name: 'hunt-read-api',
   });
-  const server = createApiServer({ pool, registry: deps.registry, logger: deps.logger, readiness: deps.readiness }, api);
+  const leaderboardCache = new ReplyCache(api.leaderboardCacheMs);
+  const server = createApiServer({ pool, leaderboardCache, registry: deps.registry, logger: deps.logger, readiness: deps.readiness }, api);
   try {
     await listen(server, api.bindAddress, api.port);
   } catch (err) {

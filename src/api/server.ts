@@ -14,11 +14,14 @@ import type { Logger } from '../log';
 import { huntAsOf, playerEntry, topEntries } from '../store/leaderboard';
 import { createApiMetrics, type ApiMetrics } from './api-metrics';
 import { applyHttpLimits, httpServerOptions, type HttpLimits } from './http-limits';
+import type { CachedReply, ReplyCache } from './reply-cache';
 import { everyFewSeconds } from './throttle';
 
 export interface ApiDeps {
   /** The read API's own pool, never the commit lanes'. */
   pool: pg.Pool;
+  /** Identical leaderboard reads share one query and its answer (reply-cache.ts). */
+  leaderboardCache: ReplyCache;
   registry: Registry;
   logger: Logger;
   /** Postgres and Kafka reachable, consumer running and not stalled; `error` names the cause when not. */
@@ -82,7 +85,9 @@ async function route(deps: ApiDeps, req: http.IncomingMessage): Promise<Reply> {
   }
   if (parts[0] === 'hunts' && parts.length === 3 && parts[2] === 'leaderboard') {
     allowOnly(query, ['limit']);
-    return leaderboard(deps.pool, checkId('huntId', parts[1]), parseLimit(query.get('limit') ?? null));
+    const huntId = checkId('huntId', parts[1]);
+    const limit = parseLimit(query.get('limit') ?? null);
+    return deps.leaderboardCache.get(`${huntId}\n${limit}`, () => leaderboard(deps.pool, huntId, limit));
   }
   if (parts[0] === 'hunts' && parts.length === 4 && parts[2] === 'players') {
     allowOnly(query, []);
@@ -137,11 +142,11 @@ function allowOnly(query: Map<string, string>, allowed: string[]): void {
   }
 }
 
-async function leaderboard(pool: pg.Pool, huntId: string, limit: number): Promise<Reply> {
+async function leaderboard(pool: pg.Pool, huntId: string, limit: number): Promise<CachedReply> {
   const hunt = await huntAsOf(pool, huntId);
-  if (!hunt) throw new HttpError(404, `unknown hunt '${huntId}'`);
+  if (!hunt) return { status: 404, body: JSON.stringify({ error: `unknown hunt '${huntId}'` }) };
   const entries = await topEntries(pool, huntId, limit);
-  return { status: 200, body: { huntId, asOf: hunt.asOf?.toISOString() ?? null, entries } };
+  return { status: 200, body: JSON.stringify({ huntId, asOf: hunt.asOf?.toISOString() ?? null, entries }) };
 }
 
 async function player(pool: pg.Pool, huntId: string, playerId: string): Promise<Reply> {
