@@ -33,7 +33,14 @@ function jaasConfig(module: string, entries: Record<string, string>): string {
   return `${module} required ${options};`;
 }
 
-export async function startSaslKafka(dir: string, ca: TestCa, users: SaslUser[], ports: { broker: number; controller: number }): Promise<SaslKafka> {
+export async function startSaslKafka(
+  dir: string,
+  ca: TestCa,
+  users: SaslUser[],
+  ports: { broker: number; controller: number },
+  /** Also require a client certificate signed by the CA (`ssl.client.auth=required` on the listener). */
+  requireClientCertificate = false,
+): Promise<SaslKafka> {
   const config = loadConfig();
   const libs = path.join(config.stack.cacheDir, `kafka-${KAFKA_VERSION}`, 'libs');
   if (!fs.existsSync(libs)) throw new Error(`no Kafka jars in ${libs}: run \`hunt stack up\` once`);
@@ -60,6 +67,9 @@ export async function startSaslKafka(dir: string, ca: TestCa, users: SaslUser[],
     `ssl.keystore.location=${keystore}`,
     'ssl.truststore.type=PEM',
     `ssl.truststore.location=${ca.caFile}`,
+    // The broker's own certificate serves as its client certificate for inter-broker traffic.
+    // On a SASL_SSL listener only the listener-prefixed setting takes effect.
+    ...(requireClientCertificate ? ['listener.name.sasl_ssl.ssl.client.auth=required'] : []),
     `log.dirs=${path.join(dir, 'data')}`,
     'num.partitions=4',
     'offsets.topic.replication.factor=1',

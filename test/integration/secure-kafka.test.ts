@@ -1,9 +1,10 @@
 /**
  * Kafka with SASL over TLS, for real: a broker of this test's own with a SASL_SSL listener
- * (a self-signed CA made here, SCRAM users created by the broker's StorageTool), and the
- * whole hot path through it: `hunt produce` (the demo producer and its admin), `hunt ingest`
- * (consumer, admin, DLQ producer) committing to Postgres, and the read API answering. A
- * wrong password stops the process with what to fix, and never shows the password.
+ * (a self-signed CA made here, client certificates required, SCRAM users created by the
+ * broker's StorageTool), and the whole hot path through it: `hunt produce` (the demo
+ * producer and its admin), `hunt ingest` (consumer, admin, DLQ producer) committing to
+ * Postgres, and the read API answering. A wrong password, a missing client certificate or
+ * CA each stop the process with what to fix, and the password is never shown.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -33,7 +34,7 @@ const cleanups: (() => Promise<unknown>)[] = [];
 
 beforeAll(async () => {
   ca = await createTestCa(path.join(dir, 'ca'));
-  broker = await startSaslKafka(path.join(dir, 'kafka'), ca, USERS, { broker: await freePort(), controller: await freePort() });
+  broker = await startSaslKafka(path.join(dir, 'kafka'), ca, USERS, { broker: await freePort(), controller: await freePort() }, true);
 });
 afterAll(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
@@ -51,6 +52,9 @@ function kafkaEnv(user: SaslUser, password = user.password): Record<string, stri
     KAFKA_SASL_USERNAME: user.username,
     KAFKA_SASL_PASSWORD_FILE: passwordFile,
     KAFKA_TLS_CA_FILE: ca.caFile,
+    // The listener also wants a client certificate (ssl.client.auth=required).
+    KAFKA_TLS_CERT_FILE: ca.client.cert,
+    KAFKA_TLS_KEY_FILE: ca.client.key,
     // The broker is dialled as 127.0.0.1; its certificate is checked for the name localhost.
     KAFKA_TLS_SERVER_NAME: 'localhost',
   };
@@ -113,6 +117,12 @@ describe('Kafka over SASL_SSL', () => {
     expect(run.output).toContain('Kafka refused the SASL credentials (mechanism scram-sha-512, user hunt-512)');
     expect(run.output).toContain('KAFKA_SASL_PASSWORD');
     expect(run.output).not.toContain(wrong);
+  });
+
+  it('tells a client without a client certificate to set KAFKA_TLS_CERT_FILE', async () => {
+    const { KAFKA_TLS_CERT_FILE: _cert, KAFKA_TLS_KEY_FILE: _key, ...withoutCertificate } = kafkaEnv(SCRAM_512);
+    const run = await runHunt(['stack', 'status'], withoutCertificate, 60_000);
+    expect(run.output).toContain('the Kafka listener wants a client certificate it accepts: set KAFKA_TLS_CERT_FILE and KAFKA_TLS_KEY_FILE');
   });
 
   it('tells a client without the CA to set KAFKA_TLS_CA_FILE', async () => {
