@@ -5,11 +5,20 @@
  * path, never the file's contents.
  */
 import fs from 'node:fs';
-import { registerSecret } from './redact';
+import { redactUrl, registerSecret } from './redact';
 
 /** Variables that hold a secret; each may also be given as `<NAME>_FILE`. */
 export const SECRET_VARIABLES = ['DATABASE_URL', 'DATABASE_PASSWORD', 'KAFKA_SASL_PASSWORD', 'TEMPORAL_API_KEY'] as const;
 export type SecretVariable = (typeof SECRET_VARIABLES)[number];
+
+const secretNames: ReadonlySet<string> = new Set(SECRET_VARIABLES);
+
+/** A bad value as an error may show it: a URL without its password, a secret not at all. */
+export function shownValue(name: string, raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  if (name === 'DATABASE_URL') return redactUrl(raw);
+  return secretNames.has(name) ? '(hidden)' : raw;
+}
 
 export interface ConfigProblem {
   variable: string;

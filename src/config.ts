@@ -9,9 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { resolveSecretFiles, SECRET_VARIABLES, type ConfigProblem } from './config-files';
+import { resolveSecretFiles, shownValue, type ConfigProblem } from './config-files';
 import { kafkaSecurity, postgresSecurity, temporalSecurity, type KafkaSecurity, type PostgresSecurity, type TemporalSecurity } from './config-security';
-import { redactUrl } from './redact';
 
 /** The repository root, so default folders do not depend on the caller's cwd. */
 export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -144,15 +143,6 @@ export class ConfigError extends Error {
     );
     this.name = 'ConfigError';
   }
-}
-
-const secretNames: ReadonlySet<string> = new Set(SECRET_VARIABLES);
-
-/** A bad value as an error may show it: a URL without its password, a secret not at all. */
-function shownValue(name: string, raw: string | undefined): string | undefined {
-  if (raw === undefined) return undefined;
-  if (name === 'DATABASE_URL') return redactUrl(raw);
-  return secretNames.has(name) ? '(hidden)' : raw;
 }
 
 function parseVariables(env: NodeJS.ProcessEnv, problems: ConfigProblem[]): RawConfig {
