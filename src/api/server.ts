@@ -12,7 +12,7 @@ import type { Registry } from 'prom-client';
 import { ID_PATTERN } from '../events/schema';
 import type { Logger } from '../log';
 import { huntAsOf, playerEntry, topEntries } from '../store/leaderboard';
-import { createApiMetrics, type ApiMetrics } from './api-metrics';
+import { createApiMetrics, routeLabel, type ApiMetrics } from './api-metrics';
 import { applyHttpLimits, httpServerOptions, type HttpLimits } from './http-limits';
 import type { CachedReply, ReplyCache } from './reply-cache';
 import { everyFewSeconds } from './throttle';
@@ -53,6 +53,8 @@ export function createApiServer(deps: ApiDeps, limits: HttpLimits): http.Server 
     deps.logger.error({ err, url: url.slice(0, 200), count }, 'read API request failed'),
   );
   const server = http.createServer(httpServerOptions(limits), (req, res) => {
+    const timer = metrics.requestSeconds.startTimer({ route: routeLabel(req.url) });
+    res.once('finish', () => timer());
     route(deps, req)
       .then(({ status, body, contentType }) => send(res, metrics, status, body, contentType))
       .catch((err: unknown) => {

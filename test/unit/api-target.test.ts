@@ -31,3 +31,14 @@ describe('parseTarget', () => {
     expect(statusOf(target)).toBe(status);
   });
 });
+
+describe('routeLabel', () => {
+  it('names a fixed few routes, whatever the path', async () => {
+    const { routeLabel } = await import('../../src/api/api-metrics');
+    expect(routeLabel('/hunts/h/leaderboard?limit=5')).toBe('leaderboard');
+    expect(routeLabel('/hunts/h/players/p')).toBe('player');
+    expect(routeLabel('/readyz')).toBe('readyz');
+    expect(routeLabel(`/${'x'.repeat(50)}`)).toBe('other');
+    expect(routeLabel(undefined)).toBe('other');
+  });
+});
