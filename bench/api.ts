@@ -17,8 +17,9 @@ import { createLogger } from '../src/log';
 import { renderApiMarkdown, type ApiBenchResult, type ApiPhase } from './api-report';
 import { drainWithIngest } from './drain';
 import { cpuGroupsOf } from './ingest';
-import { startLeaderboardReaders, type ReaderStats, type RunningReaders } from './lib/leaderboard-readers';
+import { startReaderProcess, type ReaderStats, type RunningReaders } from './lib/leaderboard-readers';
 import { machineOf } from './lib/machine';
+import { histogramQuantile, parseHistogram } from './lib/prom';
 import { backgroundLoad, round } from './lib/procfs';
 import { BenchResources, topicEndOffsets } from './lib/resources';
 import { resultFilesOf, writeResultFiles } from './lib/results-files';
@@ -30,6 +31,8 @@ export interface ApiBenchOptions {
   readers: number;
   limit: number;
   thinkMs: number;
+  /** CPU priority of the reader process (0: the same as the server's). */
+  readersNice: number;
   rounds: number;
   hunts: number;
   seed: number;
@@ -56,7 +59,9 @@ export async function runApiBench(options: ApiBenchOptions, command: string): Pr
   };
   process.once('SIGINT', onSignal);
   const startedAt = new Date().toISOString();
-  const cpuGroups = await cpuGroupsOf(config.databaseUrl, config.stack.stateDir);
+  const serviceGroups = await cpuGroupsOf(config.databaseUrl, config.stack.stateDir);
+  let readerPid = -1;
+  const cpuGroups = (childPids: number[]) => ({ ...serviceGroups(childPids), readers: (p: { pid: number }) => p.pid === readerPid });
   const machineCores = os.availableParallelism();
   // Other people's work on a shared machine skews every figure; record how much there was.
   const background = await backgroundLoad();
@@ -86,6 +91,8 @@ export async function runApiBench(options: ApiBenchOptions, command: string): Pr
       await seedBigHunt(databaseUrl, options.players);
       let readers: RunningReaders | undefined;
       let reads: ReaderStats | undefined;
+      let serverReadMs: ApiPhase['serverReadMs'];
+      let apiUrl = '';
       const url = (apiUrl: string) => `${apiUrl}/hunts/${HUNT}/leaderboard?limit=${options.limit}`;
       const drain = await drainWithIngest({
         databaseUrl,
@@ -100,17 +107,22 @@ export async function runApiBench(options: ApiBenchOptions, command: string): Pr
         apiLoad:
           kind === 'readers'
             ? {
-                start: (apiUrl) => (readers = startLeaderboardReaders({ url: url(apiUrl), readers: options.readers, thinkMs: options.thinkMs })),
+                start: (at) => {
+                  apiUrl = at;
+                  readers = startReaderProcess({ url: url(at), readers: options.readers, thinkMs: options.thinkMs, nice: options.readersNice });
+                  readerPid = readers.pid ?? -1;
+                },
                 stop: async () => {
                   reads = await readers?.stop();
+                  serverReadMs = await serverLeaderboardLatency(apiUrl);
                 },
               }
             : undefined,
       });
-      phases.push({ kind, label, drain, reads });
+      phases.push({ kind, label, drain, reads, serverReadMs });
       step(
         `${label}: drain ${drain.eventsPerSecond} events/s, transaction p99 ${drain.transactionMs.p99} ms` +
-          (reads ? `; ${reads.readsPerSecond} reads/s, read p99 ${reads.latencyMs.p99} ms, non-200 ${JSON.stringify(reads.statuses)}, failures ${reads.failures}` : ''),
+          (reads ? `; ${reads.readsPerSecond} reads/s, read p99 ${reads.latencyMs.p99} ms (in the server ${serverReadMs?.p99} ms), non-200 ${JSON.stringify(reads.statuses)}, failures ${reads.failures}` : ''),
       );
     }
 
@@ -120,18 +132,28 @@ export async function runApiBench(options: ApiBenchOptions, command: string): Pr
     };
     const quietRate = mean('quiet', (p) => p.drain.eventsPerSecond);
     const loadedRate = mean('readers', (p) => p.drain.eventsPerSecond);
+    // Events per core-second the ingest process and Postgres used: what the readers cost the
+    // hot path's own work, whatever else the shared machine was doing meanwhile.
+    const perCore = (p: ApiPhase) => p.drain.eventsPerSecond / Math.max(0.01, (p.drain.cpu.cores.consumer ?? 0) + (p.drain.cpu.cores.postgres ?? 0));
+    const quietPerCore = mean('quiet', perCore);
+    const loadedPerCore = mean('readers', perCore);
     const quietP99 = mean('quiet', (p) => p.drain.transactionMs.p99);
     const loadedP99 = mean('readers', (p) => p.drain.transactionMs.p99);
     const summary = {
       quietDrainEventsPerSecond: Math.round(quietRate),
       loadedDrainEventsPerSecond: Math.round(loadedRate),
       drainRatio: round(loadedRate / quietRate, 3),
+      quietEventsPerCoreSecond: Math.round(quietPerCore),
+      loadedEventsPerCoreSecond: Math.round(loadedPerCore),
+      perCoreRatio: round(loadedPerCore / quietPerCore, 3),
+      otherCores: { quiet: round(mean('quiet', (p) => p.drain.cpu.cores.other), 2), readers: round(mean('readers', (p) => p.drain.cpu.cores.other), 2) },
       quietTransactionP99Ms: round(quietP99, 1),
       loadedTransactionP99Ms: round(loadedP99, 1),
       transactionP99Ratio: round(loadedP99 / quietP99, 2),
       readsPerSecond: Math.round(mean('readers', (p) => p.reads?.readsPerSecond)),
       readP50Ms: round(mean('readers', (p) => p.reads?.latencyMs.p50), 1),
       readP99Ms: round(mean('readers', (p) => p.reads?.latencyMs.p99), 1),
+      serverReadP99Ms: round(mean('readers', (p) => p.serverReadMs?.p99), 2),
       goalDrainRatio: GOAL_DRAIN_RATIO,
       met: loadedRate / quietRate >= GOAL_DRAIN_RATIO,
     };
@@ -160,6 +182,18 @@ export async function runApiBench(options: ApiBenchOptions, command: string): Pr
   } finally {
     process.removeListener('SIGINT', onSignal);
   }
+}
+
+/** Leaderboard request time inside the server (hunt_api_request_seconds), in ms. */
+async function serverLeaderboardLatency(apiUrl: string): Promise<ApiPhase['serverReadMs']> {
+  const text = await fetch(`${apiUrl}/metrics`).then((r) => r.text(), () => '');
+  const lines = text.split('\n').filter((line) => !line.startsWith('hunt_api_request_seconds') || line.includes('route="leaderboard"'));
+  const histogram = parseHistogram(lines.join('\n'), 'hunt_api_request_seconds');
+  const ms = (q: number) => {
+    const v = histogramQuantile(histogram, q)?.value;
+    return v === undefined ? undefined : round(v * 1000, 2);
+  };
+  return { p50: ms(0.5), p99: ms(0.99), count: histogram.count };
 }
 
 /**

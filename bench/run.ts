@@ -82,6 +82,7 @@ program
   .addOption(new Option('--readers <n>', 'concurrent readers').argParser(number('--readers', 1, 5000)).default(200))
   .addOption(new Option('--limit <n>', 'leaderboard entries per read').argParser(number('--limit', 1, 1000)).default(10))
   .addOption(new Option('--think-ms <ms>', "each reader's pause between reads (0: as fast as answers come)").argParser(number('--think-ms', 0)).default(0))
+  .addOption(new Option('--readers-nice <n>', "CPU priority of the readers' process, 0-19 (they stand for clients on other machines)").argParser(number('--readers-nice', 0, 19)).default(10))
   .addOption(new Option('--rounds <n>', 'pairs of drains (quiet, readers), alternating their order').argParser(number('--rounds', 1, 5)).default(2))
   .addOption(new Option('--hunts <n>', 'hunts in the backlog').argParser(number('--hunts', 1)).default(100))
   .addOption(new Option('--seed <n>', 'seed of the traffic generator').argParser(number('--seed', 0)).default(42))

@@ -1,3 +1,9 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
 /**
  * Game clients reading a leaderboard: `readers` concurrent loops, each sending the next
  * request as soon as the last answered (after `thinkMs`, 0 by default: the worst case).
@@ -28,6 +34,8 @@ export interface ReaderStats {
 }
 
 export interface RunningReaders {
+  /** The process the readers run in, when it is not this one. */
+  pid?: number;
   stop(): Promise<ReaderStats>;
 }
 
@@ -91,4 +99,41 @@ export function startLeaderboardReaders(options: ReaderOptions): RunningReaders 
 function round(value: number, digits = 0): number {
   const f = 10 ** digits;
   return Math.round(value * f) / f;
+}
+
+/**
+ * The same readers in a child process at `nice` (0-19): they stand for clients on other
+ * machines, so on a shared one their CPU should come after the server's. Linux shares CPU
+ * fairly between sessions first (autogroups) and applies nice only inside one, so the child
+ * gets a session of its own (detached) and that session's nice.
+ */
+export function startReaderProcess(options: ReaderOptions & { nice: number }): RunningReaders {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(path.dirname(fileURLToPath(import.meta.url)), 'reader-child.ts'), options.url, String(options.readers), String(options.thinkMs)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    detached: true,
+  });
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  if (child.pid !== undefined && options.nice > 0) {
+    os.setPriority(child.pid, options.nice);
+    try {
+      fs.writeFileSync(`/proc/${child.pid}/autogroup`, String(options.nice));
+    } catch {
+      // No autogroups (or not allowed): nice inside the session is what there is.
+    }
+  }
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    pid: child.pid,
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+      process.removeListener('exit', killOnExit);
+      const line = output.trim().split('\n').at(-1);
+      if (!line) throw new Error('the reader process printed no statistics');
+      return JSON.parse(line) as ReaderStats;
+    },
+  };
 }
