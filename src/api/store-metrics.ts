@@ -12,8 +12,11 @@ import type { Logger } from '../log';
 import { lastRunDrift, quarantineBacklog, recentDrift } from '../store/monitoring';
 import { everyFewSeconds } from './throttle';
 
-/** Counts above this show as this value: a backlog that large needs attention, not precision. */
-export const QUARANTINE_BACKLOG_CAP = 100_000;
+/**
+ * Counts above this show as this value: a backlog that large needs attention, not precision.
+ * Counting a million index entries takes well under a second, every API_METRICS_REFRESH_MS.
+ */
+export const QUARANTINE_BACKLOG_CAP = 1_000_000;
 const DRIFT_WINDOW_HOURS = 24;
 
 export interface StoreGauges {

@@ -3,21 +3,30 @@
  * PromQL expression over a misspelt or renamed metric is silently empty, so an alert never
  * fires and a panel shows "No data" as if all were well.
  */
+import http from 'node:http';
 import type pg from 'pg';
 import { Registry } from 'prom-client';
-import { registerStoreGauges } from '../../src/api/store-metrics';
+import { createApiMetrics } from '../../src/api/api-metrics';
+import { applyHttpLimits } from '../../src/api/http-limits';
+import { startStoreGauges } from '../../src/api/store-metrics';
 import { createIngestMetrics } from '../../src/ingest/metrics';
+import { loadConfig } from '../../src/config';
+import { createLogger } from '../../src/log';
 
 /**
  * What `hunt ingest` serves on /metrics: the hot path's metrics, the gauges read from
- * Postgres and Node's defaults, taken from the registries themselves (histograms and
- * summaries with their _bucket/_sum/_count series).
+ * Postgres, the read API's own and Node's defaults, taken from the registries themselves
+ * (histograms and summaries with their _bucket/_sum/_count series).
  */
 export async function projectMetricNames(): Promise<Set<string>> {
   const registry = new Registry();
   createIngestMetrics(registry);
-  // The store gauges query Postgres when read; here they read nothing.
-  registerStoreGauges(registry, { query: async () => ({ rows: [] }) } as unknown as pg.Pool);
+  createApiMetrics(registry);
+  applyHttpLimits(http.createServer(), loadConfig({}).api, registry);
+  // The store gauges read Postgres on a timer; here they read nothing, once.
+  const gauges = startStoreGauges(registry, { query: async () => ({ rows: [] }) } as unknown as pg.Pool, 60_000, createLogger({ logLevel: 'silent' }));
+  await gauges.firstRefresh;
+  gauges.stop();
   const names = new Set<string>();
   for (const { name, type } of await registry.getMetricsAsJSON()) {
     names.add(name);
