@@ -47,6 +47,7 @@ const COMMANDS: string[][] = [
   ['dq', 'report'],
   ['dlq', 'list'],
   ['dlq', 'replay'],
+  ['slo'],
 ];
 
 let ca: TestCa;
