@@ -93,6 +93,8 @@ const variables = {
   API_STATEMENT_TIMEOUT_MS: [milliseconds(10, 600_000).default(2000), 'a whole number of milliseconds, 10-600000'],
   API_DB_WAIT_MS: [milliseconds(10, 60_000).default(1000), 'a whole number of milliseconds, 10-60000'],
   API_LEADERBOARD_CACHE_MS: [milliseconds(0, 60_000).default(100), 'a whole number of milliseconds, 0-60000'],
+  API_MAX_STREAMS: [positiveInt.max(1_000_000).default(768), 'a whole number of live streams, 1-1000000 (keep it below API_MAX_CONNECTIONS)'],
+  API_STREAM_HEARTBEAT_MS: [milliseconds(100, 60_000).default(15_000), 'a whole number of milliseconds, 100-60000'],
   API_METRICS_REFRESH_MS: [milliseconds(100, 3_600_000).default(15_000), 'a whole number of milliseconds, 100-3600000'],
   LOG_LEVEL: [z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), 'one of fatal, error, warn, info, debug, trace, silent'],
   LOG_FORMAT: [z.enum(['auto', 'json', 'pretty']).default('auto'), 'auto (readable on a terminal, JSON elsewhere), json or pretty'],
@@ -184,6 +186,9 @@ export interface Config {
     dbWaitMs: number;
     /** How long a leaderboard answer is shared by identical requests (0: only while its query runs). */
     leaderboardCacheMs: number;
+    /** Live leaderboard streams open at once (more get a 503: each holds a connection), and the idle comment interval. */
+    maxStreams: number;
+    streamHeartbeatMs: number;
     /** How often /metrics's values read from Postgres are refreshed (a scrape never queries). */
     metricsRefreshMs: number;
   };
@@ -275,6 +280,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       statementTimeoutMs: v.API_STATEMENT_TIMEOUT_MS,
       dbWaitMs: v.API_DB_WAIT_MS,
       leaderboardCacheMs: v.API_LEADERBOARD_CACHE_MS,
+      maxStreams: v.API_MAX_STREAMS,
+      streamHeartbeatMs: v.API_STREAM_HEARTBEAT_MS,
       metricsRefreshMs: v.API_METRICS_REFRESH_MS,
     },
     ingest: {

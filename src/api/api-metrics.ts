@@ -1,15 +1,18 @@
 /** The read API's own metrics: responses by status code, and how long requests take. */
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 /** Routes as labels: a fixed few, whatever paths clients send. */
-export type RouteLabel = 'leaderboard' | 'player' | 'healthz' | 'readyz' | 'metrics' | 'other';
+export type RouteLabel = 'leaderboard' | 'stream' | 'page' | 'player' | 'healthz' | 'readyz' | 'metrics' | 'other';
 
 export interface ApiMetrics {
   responses: Counter<'code'>;
+  /** Not observed for streams: they last as long as their client stays. */
   requestSeconds: Histogram<'route'>;
+  streamsOpen: Gauge;
 }
 
-export function createApiMetrics(registry: Registry): ApiMetrics {
+/** `openStreams` is read at each scrape. */
+export function createApiMetrics(registry: Registry, openStreams: () => number): ApiMetrics {
   return {
     responses: new Counter({
       name: 'hunt_api_responses_total',
@@ -24,12 +27,22 @@ export function createApiMetrics(registry: Registry): ApiMetrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers: [registry],
     }),
+    streamsOpen: new Gauge({
+      name: 'hunt_api_streams_open',
+      help: 'Live leaderboard streams open (at most API_MAX_STREAMS)',
+      registers: [registry],
+      collect() {
+        this.set(openStreams());
+      },
+    }),
   };
 }
 
 export function routeLabel(url: string | undefined): RouteLabel {
   const path = (url ?? '').split('?')[0] ?? '';
   if (/^\/hunts\/[^/]+\/leaderboard\/?$/.test(path)) return 'leaderboard';
+  if (/^\/hunts\/[^/]+\/leaderboard\/stream\/?$/.test(path)) return 'stream';
+  if (/^\/hunts\/[^/]+\/?$/.test(path)) return 'page';
   if (/^\/hunts\/[^/]+\/players\/[^/]+\/?$/.test(path)) return 'player';
   if (path === '/healthz' || path === '/readyz' || path === '/metrics') return path.slice(1) as RouteLabel;
   return 'other';

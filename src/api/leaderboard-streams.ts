@@ -4,10 +4,17 @@
  * committed change to the hunt, at most one per 100 ms per stream; a comment line every 15 s
  * keeps idle streams open.
  *
- * One change feed feeds every stream (change-listener.ts). A change marks its hunt; the hunt
- * is read once for all its streams (with the largest limit they asked for), at most every
- * 100 ms, and each stream gets its slice. A slow client never holds memory: a stream whose
- * socket is not draining keeps only the latest message, sent when it drains.
+ * One change feed feeds every stream (change-listener.ts). A change marks its hunt; every
+ * 100 ms at most, the marked hunts are read together, in one statement for up to
+ * HUNTS_PER_READ hunts, each with the largest limit its streams asked for, and each stream
+ * gets its slice: the cost follows the number of changed hunts per window, not of streams.
+ * Windows are spaced from the end of one delivery to the start of the next read, so a
+ * stream's messages from consecutive windows are always 100 ms apart and never wait; a
+ * stream that must wait (its first message came between windows) is sent with the next
+ * window after its 100 ms, which puts it back in step with the windows.
+ * A slow client never holds memory: a stream whose socket is not draining keeps only the
+ * latest message, sent when it drains. Streams that connect together (a reconnect storm
+ * after a restart) share their first read while no change has come in since it started.
  */
 import type http from 'node:http';
 import type { Logger } from '../log';
@@ -19,18 +26,26 @@ export interface LeaderboardBody {
   entries: unknown[];
 }
 
+export type LeaderboardRequest = { huntId: string; limit: number };
+
 export interface StreamOptions {
-  /** The leaderboard of a hunt (an unknown hunt: no entries, asOf null). */
-  read: (huntId: string, limit: number) => Promise<LeaderboardBody>;
+  /** The leaderboards asked for, read together; an unknown hunt is absent from the answer. */
+  read: (requests: readonly LeaderboardRequest[]) => Promise<Map<string, LeaderboardBody>>;
   logger: Logger;
   minIntervalMs?: number;
   heartbeatMs?: number;
-  onCountChange?: (open: number) => void;
 }
+
+/** Hunts per read statement: bounds one statement's work when very many hunts change at once. */
+const HUNTS_PER_READ = 500;
 
 interface Stream {
   res: http.ServerResponse;
   limit: number;
+  /** The window count when it subscribed: reads started before it never reach it. */
+  since: number;
+  /** Something was delivered: the first read, if it ends later, is older and is dropped. */
+  started: boolean;
   lastSentAt: number;
   /** The latest message not yet written (throttled or waiting for the socket to drain). */
   pending: string | undefined;
@@ -39,18 +54,27 @@ interface Stream {
 
 interface HuntState {
   streams: Set<Stream>;
-  /** A read of the hunt is running or scheduled. */
-  refreshing: boolean;
-  /** A change arrived while a read ran: read again after it. */
-  again: boolean;
-  lastReadAt: number;
+  /** Counts changes heard, so a first read started before a change is not shared after it. */
+  changes: number;
+  /** First reads in flight, by limit. */
+  firstReads: Map<number, { changes: number; body: Promise<LeaderboardBody> }>;
 }
 
 export class LeaderboardStreams {
   private readonly hunts = new Map<string, HuntState>();
+  /** Hunts changed since their last read. */
+  private readonly marked = new Set<string>();
   private readonly heartbeat: NodeJS.Timeout;
   private readonly minIntervalMs: number;
   private open = 0;
+  private reading = false;
+  private readTimer: NodeJS.Timeout | undefined;
+  /** When the last window's delivery ended: the next read starts minIntervalMs after. */
+  private lastWindowAt = 0;
+  /** Streams with a message held back by the 100 ms rule. */
+  private readonly throttled = new Set<Stream>();
+  /** Counts read windows. */
+  private windows = 0;
 
   constructor(private readonly options: StreamOptions) {
     this.minIntervalMs = options.minIntervalMs ?? 100;
@@ -71,84 +95,137 @@ export class LeaderboardStreams {
       'x-accel-buffering': 'no',
     });
     res.write('retry: 2000\n\n');
-    const stream: Stream = { res, limit, lastSentAt: 0, pending: undefined, timer: undefined };
+    const stream: Stream = { res, limit, since: this.windows, started: false, lastSentAt: 0, pending: undefined, timer: undefined };
     const hunt = this.stateOf(huntId);
     hunt.streams.add(stream);
-    this.setOpen(this.open + 1);
+    this.open++;
     let closed = false;
     const close = () => {
       if (closed) return;
       closed = true;
       clearTimeout(stream.timer);
+      this.throttled.delete(stream);
       hunt.streams.delete(stream);
-      if (hunt.streams.size === 0 && !hunt.refreshing) this.hunts.delete(huntId);
-      this.setOpen(this.open - 1);
+      if (hunt.streams.size === 0 && this.hunts.get(huntId) === hunt) {
+        this.hunts.delete(huntId);
+        this.marked.delete(huntId);
+      }
+      this.open--;
     };
     req.once('close', close);
     res.once('close', close);
     res.on('drain', () => this.flush(stream));
-    this.options
-      .read(huntId, limit)
-      .then((body) => this.deliver(stream, messageOf(body)))
+    this.firstRead(huntId, hunt, limit)
+      .then((body) => {
+        if (!stream.started) this.deliver(stream, messageOf(body));
+      })
       .catch((err: unknown) => {
-        this.options.logger.warn({ err, huntId }, 'live leaderboard: first read failed; closing the stream');
+        this.options.logger.warn({ err, huntId }, 'live leaderboard: first read failed; closing the stream (the client reconnects)');
         res.end();
       });
   }
 
-  /** A committed change: the hunts named (or every hunt with a stream) are read again. */
+  /** A committed change: the hunts named (or every hunt with a stream) are read in the next window. */
   changed(hunts: readonly string[] | typeof ALL_HUNTS): void {
     const names = hunts === ALL_HUNTS ? [...this.hunts.keys()] : hunts;
     for (const huntId of names) {
       const hunt = this.hunts.get(huntId);
-      if (!hunt || hunt.streams.size === 0) continue;
-      if (hunt.refreshing) hunt.again = true;
-      else this.scheduleRead(huntId, hunt);
+      if (!hunt) continue;
+      hunt.changes++;
+      this.marked.add(huntId);
     }
+    this.scheduleRead();
   }
 
   /** Ends every stream (shutdown). */
   close(): void {
     clearInterval(this.heartbeat);
+    clearTimeout(this.readTimer);
     for (const hunt of this.hunts.values()) for (const stream of hunt.streams) stream.res.end();
   }
 
   private stateOf(huntId: string): HuntState {
     let hunt = this.hunts.get(huntId);
     if (!hunt) {
-      hunt = { streams: new Set(), refreshing: false, again: false, lastReadAt: 0 };
+      hunt = { streams: new Set(), changes: 0, firstReads: new Map() };
       this.hunts.set(huntId, hunt);
     }
     return hunt;
   }
 
-  private scheduleRead(huntId: string, hunt: HuntState): void {
-    hunt.refreshing = true;
-    hunt.again = false;
-    const wait = Math.max(0, hunt.lastReadAt + this.minIntervalMs - Date.now());
-    setTimeout(() => void this.read(huntId, hunt), wait).unref();
+  private firstRead(huntId: string, hunt: HuntState, limit: number): Promise<LeaderboardBody> {
+    const shared = hunt.firstReads.get(limit);
+    if (shared && shared.changes === hunt.changes) return shared.body;
+    const body = this.options.read([{ huntId, limit }]).then((pages) => pages.get(huntId) ?? emptyBoard(huntId));
+    const entry = { changes: hunt.changes, body };
+    hunt.firstReads.set(limit, entry);
+    const forget = () => {
+      if (hunt.firstReads.get(limit) === entry) hunt.firstReads.delete(limit);
+    };
+    body.then(forget, forget);
+    return body;
   }
 
-  private async read(huntId: string, hunt: HuntState): Promise<void> {
-    hunt.lastReadAt = Date.now();
-    const limit = Math.max(0, ...[...hunt.streams].map((s) => s.limit));
+  /** One read window at a time, at most one per minIntervalMs. */
+  private scheduleRead(): void {
+    if (this.reading || this.readTimer || this.marked.size === 0) return;
+    const wait = Math.max(0, this.lastWindowAt + this.minIntervalMs - Date.now());
+    this.readTimer = setTimeout(() => {
+      this.readTimer = undefined;
+      void this.readMarked();
+    }, wait);
+    this.readTimer.unref();
+  }
+
+  private async readMarked(): Promise<void> {
+    this.reading = true;
+    const window = ++this.windows;
+    const huntIds = [...this.marked];
+    this.marked.clear();
     try {
-      if (limit > 0) {
-        const body = await this.options.read(huntId, limit);
-        for (const stream of hunt.streams) this.deliver(stream, messageOf({ ...body, entries: body.entries.slice(0, stream.limit) }));
+      for (let i = 0; i < huntIds.length; i += HUNTS_PER_READ) {
+        const requests: LeaderboardRequest[] = [];
+        for (const huntId of huntIds.slice(i, i + HUNTS_PER_READ)) {
+          const hunt = this.hunts.get(huntId);
+          if (hunt && hunt.streams.size > 0) requests.push({ huntId, limit: Math.max(...[...hunt.streams].map((s) => s.limit)) });
+        }
+        if (requests.length > 0) this.deliverPages(requests, await this.readOrRemark(requests), window);
       }
-    } catch (err) {
-      // The next change reads again; the streams keep their last message meanwhile.
-      this.options.logger.warn({ err, huntId }, 'live leaderboard: read failed');
     } finally {
-      hunt.refreshing = false;
-      if (hunt.streams.size === 0) this.hunts.delete(huntId);
-      else if (hunt.again) this.scheduleRead(huntId, hunt);
+      this.lastWindowAt = Date.now();
+      this.reading = false;
+      this.flushThrottled();
+      this.scheduleRead();
+    }
+  }
+
+  /** On failure the hunts stay marked, read again next window: streams keep their last message meanwhile. */
+  private async readOrRemark(requests: LeaderboardRequest[]): Promise<Map<string, LeaderboardBody> | undefined> {
+    try {
+      return await this.options.read(requests);
+    } catch (err) {
+      this.options.logger.warn({ err, hunts: requests.length }, 'live leaderboard: read failed; trying again in the next window');
+      for (const { huntId } of requests) this.marked.add(huntId);
+      return undefined;
+    }
+  }
+
+  private deliverPages(requests: LeaderboardRequest[], pages: Map<string, LeaderboardBody> | undefined, window: number): void {
+    if (!pages) return;
+    for (const { huntId } of requests) {
+      const hunt = this.hunts.get(huntId);
+      if (!hunt) continue;
+      const body = pages.get(huntId) ?? emptyBoard(huntId);
+      for (const stream of hunt.streams) {
+        if (stream.since >= window) continue; // subscribed after this read began: its first read is newer
+        this.deliver(stream, messageOf({ ...body, entries: body.entries.slice(0, stream.limit) }));
+      }
     }
   }
 
   /** Sends now, or keeps it as the stream's next message (throttled, or the socket is full). */
   private deliver(stream: Stream, message: string): void {
+    stream.started = true;
     stream.pending = message;
     this.flush(stream);
   }
@@ -158,16 +235,31 @@ export class LeaderboardStreams {
     if (stream.res.writableNeedDrain) return; // 'drain' calls back
     const wait = stream.lastSentAt + this.minIntervalMs - Date.now();
     if (wait > 0) {
-      stream.timer ??= setTimeout(() => {
-        stream.timer = undefined;
-        this.flush(stream);
-      }, wait);
+      // Sent with a window once its wait is over (flushThrottled); the timer is for when no
+      // window comes, a window later if one is due.
+      this.throttled.add(stream);
+      const windowsRunning = this.reading || this.readTimer !== undefined;
+      stream.timer ??= setTimeout(
+        () => {
+          stream.timer = undefined;
+          this.flush(stream);
+        },
+        windowsRunning ? wait + this.minIntervalMs : wait,
+      );
       return;
     }
+    this.throttled.delete(stream);
+    clearTimeout(stream.timer);
+    stream.timer = undefined;
     const message = stream.pending;
     stream.pending = undefined;
     stream.lastSentAt = Date.now();
     stream.res.write(message);
+  }
+
+  private flushThrottled(): void {
+    const now = Date.now();
+    for (const stream of this.throttled) if (now >= stream.lastSentAt + this.minIntervalMs) this.flush(stream);
   }
 
   private beat(): void {
@@ -175,11 +267,10 @@ export class LeaderboardStreams {
       for (const stream of hunt.streams) if (!stream.res.writableNeedDrain) stream.res.write(': keep-alive\n\n');
     }
   }
+}
 
-  private setOpen(open: number): void {
-    this.open = open;
-    this.options.onCountChange?.(open);
-  }
+function emptyBoard(huntId: string): LeaderboardBody {
+  return { huntId, asOf: null, entries: [] };
 }
 
 function messageOf(body: LeaderboardBody): string {

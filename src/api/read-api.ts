@@ -6,12 +6,17 @@
  * flood of leaderboard reads can wait only on the API's few connections (API_DB_POOL_SIZE),
  * never on a lane's; each read has a time limit (API_STATEMENT_TIMEOUT_MS), and a request
  * that finds no free connection within API_DB_WAIT_MS gets a 503 instead of a queue place.
+ * Live leaderboard streams share one LISTEN connection on the hunt change feed besides.
  */
 import type http from 'node:http';
 import type { Registry } from 'prom-client';
 import type { Config } from '../config';
 import type { Logger } from '../log';
+import { pgClientConfig } from '../store/pg-connection';
+import { leaderboardPages } from '../store/leaderboard';
 import { createPool } from '../store/pool';
+import { ChangeListener } from './change-listener';
+import { LeaderboardStreams } from './leaderboard-streams';
 import { ReplyCache } from './reply-cache';
 import { createApiServer, type ApiDeps } from './server';
 import { startStoreGauges } from './store-metrics';
@@ -37,10 +42,23 @@ export async function startReadApi(
     application_name: 'hunt-read-api',
   });
   const leaderboardCache = new ReplyCache(api.leaderboardCacheMs);
-  const server = createApiServer({ pool, leaderboardCache, registry: deps.registry, logger: deps.logger, readiness: deps.readiness }, api);
+  const streams = new LeaderboardStreams({
+    // Never through the reply cache: a push must show the change that caused it.
+    read: (requests) => leaderboardPages(pool, requests),
+    logger: deps.logger,
+    heartbeatMs: api.streamHeartbeatMs,
+  });
+  const changes = new ChangeListener({ ...pgClientConfig(config), application_name: 'hunt-change-feed' }, (hunts) => streams.changed(hunts), deps.logger);
+  const server = createApiServer(
+    { pool, leaderboardCache, streams, maxStreams: api.maxStreams, registry: deps.registry, logger: deps.logger, readiness: deps.readiness },
+    api,
+  );
   try {
     await listen(server, api.bindAddress, api.port);
+    await changes.start();
   } catch (err) {
+    streams.close();
+    await changes.stop();
     await pool.end().catch(() => undefined);
     throw err;
   }
@@ -51,6 +69,8 @@ export async function startReadApi(
     url: `http://${host}:${api.port}`,
     async close() {
       gauges.stop();
+      streams.close();
+      await changes.stop();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         // Keep-alive and slow clients would hold close() open; they get no more answers.

@@ -1,19 +1,22 @@
 /**
- * The read API (CONTRACT.md section 2) on node:http: five routes do not need a framework.
+ * The read API (CONTRACT.md section 2) on node:http: seven routes do not need a framework.
  *
  * Built to hold when clients misbehave: anything malformed (path, encoding, query) is a 400,
  * never a 500 or an error-level log line; slow and idle clients are cut off by timeouts and
  * a connection cap (http-limits.ts); reads use the API's own small pool whose queries have
  * a time limit, and a busy pool answers 503 at once rather than queueing without end.
+ * Live streams are capped too (API_MAX_STREAMS), so they cannot take every connection.
  */
 import http from 'node:http';
 import type pg from 'pg';
 import type { Registry } from 'prom-client';
 import { ID_PATTERN } from '../events/schema';
 import type { Logger } from '../log';
-import { huntAsOf, playerEntry, topEntries } from '../store/leaderboard';
+import { huntExists, leaderboardPage, playerEntry } from '../store/leaderboard';
 import { createApiMetrics, routeLabel, type ApiMetrics } from './api-metrics';
 import { applyHttpLimits, httpServerOptions, type HttpLimits } from './http-limits';
+import type { LeaderboardStreams } from './leaderboard-streams';
+import { LIVE_PAGE_HEADERS, livePage } from './live-page';
 import type { CachedReply, ReplyCache } from './reply-cache';
 import { everyFewSeconds } from './throttle';
 
@@ -22,6 +25,9 @@ export interface ApiDeps {
   pool: pg.Pool;
   /** Identical leaderboard reads share one query and its answer (reply-cache.ts). */
   leaderboardCache: ReplyCache;
+  /** Live leaderboard streams (Server-Sent Events), fed by the hunt change feed. */
+  streams: LeaderboardStreams;
+  maxStreams: number;
   registry: Registry;
   logger: Logger;
   /** Postgres and Kafka reachable, consumer running and not stalled; `error` names the cause when not. */
@@ -43,7 +49,7 @@ class HttpError extends Error {
 }
 
 export function createApiServer(deps: ApiDeps, limits: HttpLimits): http.Server {
-  const metrics = createApiMetrics(deps.registry);
+  const metrics = createApiMetrics(deps.registry, () => deps.streams.streams);
   // Warnings about load (busy pool, slow queries) and unexpected errors: one line per few
   // seconds at most, so a flood of requests cannot become a flood of log lines.
   const warnBusy = everyFewSeconds((count: number, err: unknown) =>
@@ -53,10 +59,18 @@ export function createApiServer(deps: ApiDeps, limits: HttpLimits): http.Server 
     deps.logger.error({ err, url: url.slice(0, 200), count }, 'read API request failed'),
   );
   const server = http.createServer(httpServerOptions(limits), (req, res) => {
-    const timer = metrics.requestSeconds.startTimer({ route: routeLabel(req.url) });
-    res.once('finish', () => timer());
+    const label = routeLabel(req.url);
+    if (label !== 'stream') {
+      const timer = metrics.requestSeconds.startTimer({ route: label });
+      res.once('finish', () => timer());
+    }
     route(deps, req)
-      .then(({ status, body, contentType }) => send(res, metrics, status, body, contentType))
+      .then((reply) => {
+        if ('stream' in reply) {
+          metrics.responses.inc({ code: '200' });
+          deps.streams.subscribe(reply.stream.huntId, reply.stream.limit, req, res);
+        } else send(res, metrics, reply.status, reply.body, reply.contentType, reply.headers);
+      })
       .catch((err: unknown) => {
         if (err instanceof HttpError) return send(res, metrics, err.status, { error: err.message });
         if (isOverload(err)) {
@@ -71,9 +85,10 @@ export function createApiServer(deps: ApiDeps, limits: HttpLimits): http.Server 
   return server;
 }
 
-type Reply = { status: number; body: unknown; contentType?: string };
+type Reply = { status: number; body: unknown; contentType?: string; headers?: Record<string, string> };
+type StreamReply = { stream: { huntId: string; limit: number } };
 
-async function route(deps: ApiDeps, req: http.IncomingMessage): Promise<Reply> {
+async function route(deps: ApiDeps, req: http.IncomingMessage): Promise<Reply | StreamReply> {
   if (req.method !== 'GET') throw new HttpError(405, 'only GET is served');
   const { pathname, parts, query } = parseTarget(req.url ?? '');
 
@@ -90,6 +105,19 @@ async function route(deps: ApiDeps, req: http.IncomingMessage): Promise<Reply> {
     const huntId = checkId('huntId', parts[1]);
     const limit = parseLimit(query.get('limit') ?? null);
     return deps.leaderboardCache.get(`${huntId}\n${limit}`, () => leaderboard(deps.pool, huntId, limit));
+  }
+  if (parts[0] === 'hunts' && parts.length === 4 && parts[2] === 'leaderboard' && parts[3] === 'stream') {
+    allowOnly(query, ['limit']);
+    const huntId = checkId('huntId', parts[1]);
+    const limit = parseLimit(query.get('limit') ?? null);
+    if (deps.streams.streams >= deps.maxStreams) {
+      throw new HttpError(503, `this server has its most live streams open (API_MAX_STREAMS ${deps.maxStreams}): poll /hunts/${huntId}/leaderboard or try again later`);
+    }
+    return { stream: { huntId, limit } };
+  }
+  if (parts[0] === 'hunts' && parts.length === 2) {
+    allowOnly(query, []);
+    return { status: 200, body: livePage(checkId('huntId', parts[1])), contentType: 'text/html; charset=utf-8', headers: LIVE_PAGE_HEADERS };
   }
   if (parts[0] === 'hunts' && parts.length === 4 && parts[2] === 'players') {
     allowOnly(query, []);
@@ -144,17 +172,17 @@ function allowOnly(query: Map<string, string>, allowed: string[]): void {
   }
 }
 
+/** The body is a LeaderboardPage as JSON: live streams send the same object (leaderboard-streams.ts). */
 async function leaderboard(pool: pg.Pool, huntId: string, limit: number): Promise<CachedReply> {
-  const hunt = await huntAsOf(pool, huntId);
-  if (!hunt) return { status: 404, body: JSON.stringify({ error: `unknown hunt '${huntId}'` }) };
-  const entries = await topEntries(pool, huntId, limit);
-  return { status: 200, body: JSON.stringify({ huntId, asOf: hunt.asOf?.toISOString() ?? null, entries }) };
+  const page = await leaderboardPage(pool, huntId, limit);
+  if (!page) return { status: 404, body: JSON.stringify({ error: `unknown hunt '${huntId}'` }) };
+  return { status: 200, body: JSON.stringify(page) };
 }
 
 async function player(pool: pg.Pool, huntId: string, playerId: string): Promise<Reply> {
   const entry = await playerEntry(pool, huntId, playerId);
   if (!entry) {
-    const hunt = await huntAsOf(pool, huntId);
+    const hunt = await huntExists(pool, huntId);
     throw new HttpError(404, hunt ? `unknown player '${playerId}' in hunt '${huntId}'` : `unknown hunt '${huntId}'`);
   }
   return { status: 200, body: entry };

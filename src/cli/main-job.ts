@@ -44,7 +44,8 @@ export async function runMainJob(opts: MainJobOptions): Promise<void> {
 
   console.log(`
 Treasure Hunt Engine is running.
-  Leaderboard:      ${ingest.apiUrl}/hunts/hunt-0/leaderboard   (demo hunts: hunt-0, hunt-1, hunt-2)
+  Live leaderboard: ${ingest.apiUrl}/hunts/hunt-0   (demo hunts: hunt-0, hunt-1, hunt-2; a page that updates itself)
+  Leaderboard JSON: ${ingest.apiUrl}/hunts/hunt-0/leaderboard   (pushes: ${ingest.apiUrl}/hunts/hunt-0/leaderboard/stream)
   Player:           ${ingest.apiUrl}/hunts/hunt-0/players/player-1
   Health, metrics:  ${ingest.apiUrl}/readyz   ${ingest.apiUrl}/metrics
   Temporal Web UI:  ${config.temporal.uiUrl ?? `(external server at ${config.temporal.address})`}

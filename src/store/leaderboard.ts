@@ -14,26 +14,45 @@ export interface LeaderboardEntryRow {
 const ENTRY_COLUMNS = `player_id AS "playerId", display_name AS "displayName", score,
   clues_found AS "cluesFound", treasures_claimed AS "treasuresClaimed", active`;
 
-/** The hunt's asOf, or undefined when the hunt is unknown. */
-export async function huntAsOf(pool: pg.Pool, huntId: string): Promise<{ asOf: Date | null } | undefined> {
-  const { rows } = await pool.query<{ as_of: Date | null }>({
-    name: 'hunt-as-of',
-    text: 'SELECT as_of FROM hunts WHERE hunt_id = $1',
-    values: [huntId],
-  });
-  return rows[0] ? { asOf: rows[0].as_of } : undefined;
+export interface LeaderboardPage {
+  huntId: string;
+  /** The hunt's newest applied event (ISO), null before its first; `undefined` page: unknown hunt. */
+  asOf: string | null;
+  entries: LeaderboardEntryRow[];
 }
 
-/** Score descending, then playerId ascending in byte order (the column's "C" collation). */
-export async function topEntries(pool: pg.Pool, huntId: string, limit: number): Promise<LeaderboardEntryRow[]> {
-  const { rows } = await pool.query<LeaderboardEntryRow>({
-    name: 'leaderboard-top',
-    text: `SELECT (row_number() OVER (ORDER BY score DESC, player_id))::int AS rank, ${ENTRY_COLUMNS}
-             FROM player_scores WHERE hunt_id = $1
-            ORDER BY score DESC, player_id LIMIT $2`,
-    values: [huntId, limit],
+/**
+ * The top `limit` entries of each hunt asked for, with its asOf, in one statement (one
+ * snapshot, one round trip however many hunts: live streams read every changed hunt of a
+ * 100 ms window at once). Score descending, then playerId ascending in byte order (the
+ * column's "C" collation). An unknown hunt is absent from the map.
+ */
+export async function leaderboardPages(pool: pg.Pool, requests: readonly { huntId: string; limit: number }[]): Promise<Map<string, LeaderboardPage>> {
+  if (requests.length === 0) return new Map();
+  const { rows } = await pool.query<{ hunt_id: string; as_of: Date | null; entries: LeaderboardEntryRow[] }>({
+    name: 'leaderboard-pages',
+    text: `SELECT h.hunt_id, h.as_of, e.entries
+             FROM unnest($1::text[], $2::int[]) AS r(hunt_id, page_size)
+             JOIN hunts h ON h.hunt_id = r.hunt_id
+            CROSS JOIN LATERAL (
+                  SELECT coalesce(json_agg(t ORDER BY t.rank), '[]'::json) AS entries
+                    FROM (SELECT (row_number() OVER (ORDER BY score DESC, player_id))::int AS rank, ${ENTRY_COLUMNS}
+                            FROM player_scores p WHERE p.hunt_id = r.hunt_id
+                           ORDER BY score DESC, player_id LIMIT r.page_size) t) e`,
+    values: [requests.map((r) => r.huntId), requests.map((r) => r.limit)],
   });
-  return rows;
+  return new Map(rows.map((row) => [row.hunt_id, { huntId: row.hunt_id, asOf: row.as_of?.toISOString() ?? null, entries: row.entries }]));
+}
+
+/** One hunt's leaderboard page, or undefined when the hunt is unknown. */
+export async function leaderboardPage(pool: pg.Pool, huntId: string, limit: number): Promise<LeaderboardPage | undefined> {
+  return (await leaderboardPages(pool, [{ huntId, limit }])).get(huntId);
+}
+
+/** Whether the hunt exists (for a player's 404 message). */
+export async function huntExists(pool: pg.Pool, huntId: string): Promise<boolean> {
+  const { rows } = await pool.query({ name: 'hunt-exists', text: 'SELECT 1 FROM hunts WHERE hunt_id = $1', values: [huntId] });
+  return rows.length > 0;
 }
 
 export async function playerEntry(pool: pg.Pool, huntId: string, playerId: string): Promise<LeaderboardEntryRow | undefined> {

@@ -21,7 +21,7 @@ import { createLogger } from '../../src/log';
 export async function projectMetricNames(): Promise<Set<string>> {
   const registry = new Registry();
   createIngestMetrics(registry);
-  createApiMetrics(registry);
+  createApiMetrics(registry, () => 0);
   applyHttpLimits(http.createServer(), loadConfig({}).api, registry);
   // The store gauges read Postgres on a timer; here they read nothing, once.
   const gauges = startStoreGauges(registry, { query: async () => ({ rows: [] }) } as unknown as pg.Pool, 60_000, createLogger({ logLevel: 'silent' }));

@@ -43,7 +43,8 @@ describe('hunt start', () => {
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
 
     await waitFor('the running banner', () => output.includes('Treasure Hunt Engine is running.'), { timeoutMs: 90_000 });
-    expect(output).toContain(`Leaderboard:      http://127.0.0.1:${port}/hunts/hunt-0/leaderboard`);
+    expect(output).toContain(`Live leaderboard: http://127.0.0.1:${port}/hunts/hunt-0 `);
+    expect(output).toContain(`Leaderboard JSON: http://127.0.0.1:${port}/hunts/hunt-0/leaderboard `);
     expect(output).toMatch(/Temporal Web UI: +http:\/\/127\.0\.0\.1:\d+/);
     expect(output).toContain('Batch worker:     task queue hunt-batch');
 

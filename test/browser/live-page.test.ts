@@ -1,0 +1,62 @@
+/**
+ * The live leaderboard page, in headless Chromium (Debian's, through playwright-core): open
+ * a hunt's page, produce an event, and see the new score on the page within a second, with
+ * no reload.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium, type BrowserContext } from 'playwright-core';
+import type { HuntEvent } from '../../src/events/schema';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { clueFound, joined, recordOf } from '../helpers/event-builders';
+import { createTestTopics, sendRecords, startIngestProcess, type IngestProcess, type TestTopics } from '../helpers/ingest';
+
+const CHROMIUM = '/usr/bin/chromium';
+let db: TestDatabase;
+let topics: TestTopics;
+let ingest: IngestProcess;
+let profileDir: string;
+let browser: BrowserContext;
+const base = Date.now() - 60_000;
+
+beforeAll(async () => {
+  if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: npm test installs it (infra/install-system-packages.sh, Debian's chromium)`);
+  db = await createTestDatabase();
+  topics = await createTestTopics(1);
+  ingest = startIngestProcess(db.url, topics);
+  await ingest.ready();
+  profileDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hunt-chromium-'));
+  browser = await chromium.launchPersistentContext(profileDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await ingest?.kill('SIGTERM');
+  await db?.dispose();
+  if (profileDir) fs.rmSync(profileDir, { recursive: true, force: true });
+});
+
+describe('the live leaderboard page', () => {
+  it('shows a new score within a second of the event, without a reload', async () => {
+    const send = (events: HuntEvent[]) => sendRecords(topics.events, events.map((e) => ({ key: e.huntId, value: recordOf(e) })));
+    await send([joined({ eventId: 'j1', huntId: 'page-hunt', playerId: 'ann', displayName: 'Ann', occurredAt: new Date(base).toISOString() })]);
+    const page = await browser.newPage();
+    let loads = 0;
+    page.on('load', () => loads++);
+    await page.goto(`${ingest.apiUrl}/hunts/page-hunt`);
+    await expect.poll(() => page.locator('tr[data-player="ann"] .score').textContent(), { timeout: 10_000 }).toBe('0');
+
+    await send([clueFound({ eventId: 'c1', huntId: 'page-hunt', playerId: 'ann', clueId: 'c1', points: 70, occurredAt: new Date(base + 1000).toISOString() })]);
+    const sentAt = Date.now();
+    await page.locator('tr[data-player="ann"] .score', { hasText: /^70$/ }).waitFor({ timeout: 5000 });
+    expect(Date.now() - sentAt).toBeLessThan(1000);
+    expect(loads).toBe(1);
+    expect(await page.title()).toBe('Leaderboard: page-hunt');
+  });
+});

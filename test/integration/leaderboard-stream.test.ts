@@ -1,0 +1,142 @@
+/**
+ * Live leaderboards (CONTRACT.md §2) on the real Kafka, Postgres and `hunt ingest`: the first
+ * message on connect, also for a hunt with no events yet; a message after each committed
+ * change, coalesced under load to at most one per 100 ms; heartbeats on idle; a clean close
+ * when the client goes away, with nothing left behind after 1,000 connect/disconnect cycles.
+ */
+import http from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { HuntEvent } from '../../src/events/schema';
+import { foldEvents, leaderboardOf } from '../../src/rules/reference';
+import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { clueFound, joined, recordOf } from '../helpers/event-builders';
+import { createTestTopics, sendRecords, startIngestProcess, waitCaughtUp, type IngestProcess, type TestTopics } from '../helpers/ingest';
+import { connectSse } from '../helpers/sse';
+import { waitFor } from '../helpers/wait';
+
+let db: TestDatabase;
+let topics: TestTopics;
+let ingest: IngestProcess;
+const sent: HuntEvent[] = [];
+let clock = Date.now() - 3_600_000;
+const at = () => new Date(clock++).toISOString();
+let serial = 0;
+
+async function send(events: HuntEvent[]): Promise<void> {
+  sent.push(...events);
+  await sendRecords(topics.events, events.map((e) => ({ key: e.huntId, value: recordOf(e) })));
+}
+const board = (huntId: string, limit = 10) => ({ huntId, entries: leaderboardOf(foldEvents(sent), huntId).slice(0, limit) });
+const parse = (data: string) => JSON.parse(data) as { huntId: string; asOf: string | null; entries: { playerId: string; score: number }[] };
+const metric = async (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(await (await fetch(`${ingest.apiUrl}/metrics`)).text())?.[1]);
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  topics = await createTestTopics(2);
+  ingest = startIngestProcess(db.url, topics, { API_STREAM_HEARTBEAT_MS: '300' });
+  await ingest.ready();
+  await send([joined({ eventId: 'j1', huntId: 'live-a', playerId: 'ann', displayName: 'Ann', occurredAt: at() })]);
+  await waitCaughtUp(db.pool, topics);
+});
+
+afterAll(async () => {
+  await ingest?.kill('SIGTERM');
+  await db?.dispose();
+});
+
+describe('GET /hunts/{huntId}/leaderboard/stream', () => {
+  it('sends the leaderboard on connect, exactly the endpoint JSON', async () => {
+    const stream = connectSse(`${ingest.apiUrl}/hunts/live-a/leaderboard/stream?limit=5`);
+    try {
+      expect(await stream.status).toBe(200);
+      const first = await stream.next(0);
+      expect(first.event).toBe('leaderboard');
+      const endpoint = await (await fetch(`${ingest.apiUrl}/hunts/live-a/leaderboard?limit=5`)).text();
+      expect(first.data).toBe(endpoint);
+      expect(parse(first.data)).toMatchObject(board('live-a', 5));
+    } finally {
+      stream.close();
+    }
+  });
+
+  it('streams a hunt with no events yet: no entries first, then its first player', async () => {
+    const stream = connectSse(`${ingest.apiUrl}/hunts/live-new/leaderboard/stream`);
+    try {
+      expect(parse((await stream.next(0)).data)).toEqual({ huntId: 'live-new', asOf: null, entries: [] });
+      await send([clueFound({ eventId: `n${serial++}`, huntId: 'live-new', playerId: 'bo', clueId: 'c1', points: 40, occurredAt: at() })]);
+      const second = parse((await stream.next(1)).data);
+      expect(second.entries).toMatchObject([{ playerId: 'bo', score: 40 }]);
+    } finally {
+      stream.close();
+    }
+  });
+
+  it('sends one message after each committed change', async () => {
+    const stream = connectSse(`${ingest.apiUrl}/hunts/live-a/leaderboard/stream`);
+    try {
+      await stream.next(0);
+      for (let i = 1; i <= 3; i++) {
+        await send([clueFound({ eventId: `c${serial++}`, huntId: 'live-a', playerId: 'ann', clueId: `k${i}`, points: 10, occurredAt: at() })]);
+        const message = parse((await stream.next(i)).data);
+        expect(message.entries[0]).toMatchObject({ playerId: 'ann', score: 10 * i });
+        // Quiet after it: no message without a change (heartbeats are comments).
+        await new Promise((resolve) => setTimeout(resolve, 400));
+        expect(stream.events).toHaveLength(i + 1);
+      }
+    } finally {
+      stream.close();
+    }
+  });
+
+  it('coalesces a burst: at most one message per 100 ms, the last one current', async () => {
+    const stream = connectSse(`${ingest.apiUrl}/hunts/live-a/leaderboard/stream`);
+    try {
+      await stream.next(0);
+      const burst = Array.from({ length: 400 }, (_, i) => clueFound({ eventId: `b${serial++}`, huntId: 'live-a', playerId: `p${i % 40}`, clueId: `x${i}`, points: 1, occurredAt: at() }));
+      const started = Date.now();
+      await send(burst);
+      await waitCaughtUp(db.pool, topics);
+      await waitFor('the last message to show every event', () => {
+        const last = stream.events[stream.events.length - 1];
+        return last !== undefined && JSON.stringify(parse(last.data).entries) === JSON.stringify(board('live-a').entries);
+      }, { timeoutMs: 10_000 });
+      const gaps = stream.events.slice(1).map((e, i) => e.at - (stream.events[i] as { at: number }).at);
+      expect(Math.min(...gaps)).toBeGreaterThanOrEqual(95);
+      expect(stream.events.length - 1).toBeLessThanOrEqual(Math.ceil((Date.now() - started) / 100) + 1);
+      expect(stream.events.length - 1).toBeLessThan(burst.length / 4);
+    } finally {
+      stream.close();
+    }
+  });
+
+  it('keeps an idle stream open with comment lines', async () => {
+    const stream = connectSse(`${ingest.apiUrl}/hunts/live-a/leaderboard/stream`);
+    try {
+      await stream.next(0);
+      await waitFor('two heartbeats', () => stream.comments >= 2, { timeoutMs: 5000 });
+      expect(stream.events).toHaveLength(1);
+    } finally {
+      stream.close();
+    }
+  });
+
+  it('closes cleanly when clients go away: nothing left after 1,000 connect/disconnect cycles', async () => {
+    const agent = new http.Agent({ keepAlive: false, maxSockets: 50 });
+    for (let round = 0; round < 20; round++) {
+      const streams = Array.from({ length: 50 }, (_, i) => connectSse(`${ingest.apiUrl}/hunts/live-a/leaderboard/stream?limit=${1 + (i % 10)}`, agent));
+      await Promise.all(streams.map((s) => s.next(0)));
+      for (const s of streams) s.close();
+    }
+    agent.destroy();
+    await waitFor('every stream closed on the server', async () => (await metric('hunt_api_streams_open')) === 0, { timeoutMs: 10_000 });
+    // Still serving, and still pushing to a new stream.
+    const stream = connectSse(`${ingest.apiUrl}/hunts/live-a/leaderboard/stream`);
+    try {
+      await stream.next(0);
+      await send([clueFound({ eventId: `z${serial++}`, huntId: 'live-a', playerId: 'ann', clueId: 'zz', points: 5, occurredAt: at() })]);
+      expect(parse((await stream.next(1)).data).entries).toEqual(expect.arrayContaining([expect.objectContaining({ playerId: 'ann' })]));
+    } finally {
+      stream.close();
+    }
+  });
+});

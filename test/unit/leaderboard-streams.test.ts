@@ -1,0 +1,194 @@
+/**
+ * The stream routes of the read API on a real HTTP server, with the leaderboard read given
+ * by the test (no Postgres): the cap on open streams, the coalescing of a hunt's changes
+ * into one read for all its streams, the page's headers, and bad parameters.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type pg from 'pg';
+import { Registry } from 'prom-client';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LeaderboardStreams, type LeaderboardBody, type LeaderboardRequest } from '../../src/api/leaderboard-streams';
+import { ReplyCache } from '../../src/api/reply-cache';
+import { createApiServer } from '../../src/api/server';
+import { loadConfig } from '../../src/config';
+import { createLogger } from '../../src/log';
+import { connectSse, type SseConnection } from '../helpers/sse';
+import { waitFor } from '../helpers/wait';
+
+const logger = createLogger({ logLevel: 'silent' });
+let server: http.Server | undefined;
+let streams: LeaderboardStreams | undefined;
+const open: SseConnection[] = [];
+
+/** Each read statement, as the hunts and limits it asked for. */
+let statements: LeaderboardRequest[][] = [];
+
+async function serve(readOne: (huntId: string, limit: number) => Promise<LeaderboardBody>, maxStreams = 100): Promise<string> {
+  statements = [];
+  const read = async (requests: readonly LeaderboardRequest[]) => {
+    statements.push([...requests]);
+    const pages = await Promise.all(requests.map(async (r) => [r.huntId, await readOne(r.huntId, r.limit)] as const));
+    return new Map(pages);
+  };
+  streams = new LeaderboardStreams({ read, logger, heartbeatMs: 60_000 });
+  const deps = {
+    pool: {} as pg.Pool,
+    leaderboardCache: new ReplyCache(0),
+    streams,
+    maxStreams,
+    registry: new Registry(),
+    logger,
+    readiness: async () => ({ ready: true, checks: {} }),
+  };
+  server = createApiServer(deps, loadConfig({}).api);
+  await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+function connect(url: string): SseConnection {
+  const stream = connectSse(url);
+  open.push(stream);
+  return stream;
+}
+
+afterEach(async () => {
+  for (const stream of open.splice(0)) stream.close();
+  streams?.close();
+  await new Promise<void>((resolve) => {
+    if (!server) return resolve();
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+  server = undefined;
+});
+
+const emptyBoard = async (huntId: string): Promise<LeaderboardBody> => ({ huntId, asOf: null, entries: [] });
+
+describe('live leaderboard streams', () => {
+  it('refuses streams beyond API_MAX_STREAMS with a 503 that says what to do, and takes them again once some close', async () => {
+    const base = await serve(emptyBoard, 2);
+    const [a, b] = [connect(`${base}/hunts/h/leaderboard/stream`), connect(`${base}/hunts/h/leaderboard/stream`)];
+    await Promise.all([a.next(0), b.next(0)]);
+    const refused = await fetch(`${base}/hunts/h/leaderboard/stream`);
+    expect(refused.status).toBe(503);
+    expect(((await refused.json()) as { error: string }).error).toMatch(/API_MAX_STREAMS 2.*\/hunts\/h\/leaderboard/);
+    // Plain reads are not refused: the cap keeps connections for them.
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    a.close();
+    await waitFor('the closed stream to be counted out', () => streams?.streams === 1);
+    const c = connect(`${base}/hunts/h/leaderboard/stream`);
+    expect(await c.status).toBe(200);
+    await c.next(0);
+  });
+
+  it('reads the changed hunts of a window in one statement, each with its largest limit, and gives each stream its slice', async () => {
+    let score = 0;
+    const base = await serve(async (huntId, limit) => {
+      const entries = Array.from({ length: 20 }, (_, i) => ({ rank: i + 1, playerId: `p${i}`, score: score - i }));
+      return { huntId, asOf: null, entries: entries.slice(0, limit) };
+    });
+    const small = connect(`${base}/hunts/h/leaderboard/stream?limit=2`);
+    const large = connect(`${base}/hunts/h/leaderboard/stream?limit=7`);
+    const g = connect(`${base}/hunts/g/leaderboard/stream?limit=4`);
+    const other = connect(`${base}/hunts/other/leaderboard/stream?limit=3`);
+    await Promise.all([small.next(0), large.next(0), g.next(0), other.next(0)]);
+    statements = [];
+
+    score = 100;
+    streams?.changed(['h', 'g', 'not-streamed']);
+    const [s1, l1, g1] = await Promise.all([small.next(1), large.next(1), g.next(1)]);
+    expect(statements).toEqual([[{ huntId: 'h', limit: 7 }, { huntId: 'g', limit: 4 }]]);
+    expect(JSON.parse(s1.data).entries).toHaveLength(2);
+    expect(JSON.parse(l1.data).entries).toHaveLength(7);
+    expect(JSON.parse(g1.data).entries).toHaveLength(4);
+    expect(JSON.parse(s1.data).entries[0]).toMatchObject({ playerId: 'p0', score: 100 });
+    // The other hunt did not change: no read, no message.
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    expect(other.events).toHaveLength(1);
+    expect(statements).toHaveLength(1);
+  });
+
+  it('keeps a hunt marked when its read fails, and delivers on the next window', async () => {
+    let failing = false;
+    const base = await serve(async (huntId) => {
+      if (failing) throw new Error('pool busy');
+      return { huntId, asOf: null, entries: [{ ok: true }] };
+    });
+    const stream = connect(`${base}/hunts/h/leaderboard/stream`);
+    await stream.next(0);
+    statements = [];
+    failing = true;
+    streams?.changed(['h']);
+    await waitFor('a failed read', () => statements.length >= 1);
+    failing = false;
+    await stream.next(1);
+    expect(statements.length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('lets streams that connect together share their first read, unless a change came in since it started', async () => {
+    let reads = 0;
+    let release: () => void = () => undefined;
+    let gate = new Promise<void>((resolve) => (release = resolve));
+    const base = await serve(async (huntId) => {
+      reads++;
+      await gate;
+      return { huntId, asOf: null, entries: [{ read: reads }] };
+    });
+    const herd = Array.from({ length: 50 }, () => connect(`${base}/hunts/h/leaderboard/stream`));
+    await waitFor('every stream to be open', () => streams?.streams === 50);
+    expect(reads).toBe(1);
+    // A change while the shared read runs: a stream connecting now must not get the older read.
+    streams?.changed(['h']);
+    const late = connect(`${base}/hunts/h/leaderboard/stream`);
+    await waitFor('the late stream to be open', () => streams?.streams === 51);
+    // The shared first read, the change's read for the herd, and the late stream's own.
+    await waitFor('three reads', () => reads === 3);
+    release();
+    gate = Promise.resolve();
+    await Promise.all([...herd, late].map((s) => s.next(0)));
+    const lateFirst = JSON.parse((late.events[0] as { data: string }).data) as { entries: { read: number }[] };
+    expect(lateFirst.entries[0]?.read).toBeGreaterThanOrEqual(2);
+  });
+
+  it('coalesces a burst of changes into a few reads', async () => {
+    let reads = 0;
+    const base = await serve(async (huntId) => {
+      reads++;
+      return { huntId, asOf: null, entries: [] };
+    });
+    const stream = connect(`${base}/hunts/h/leaderboard/stream`);
+    await stream.next(0);
+    reads = 0;
+    for (let i = 0; i < 500; i++) streams?.changed(['h']);
+    await stream.next(1);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // One read for the burst, perhaps one more for changes that came while it ran.
+    expect(reads).toBeGreaterThanOrEqual(1);
+    expect(reads).toBeLessThanOrEqual(2);
+  });
+
+  it('rejects bad stream parameters with a 400 before opening a stream', async () => {
+    const base = await serve(emptyBoard);
+    for (const target of ['/hunts/h/leaderboard/stream?limit=0', '/hunts/h/leaderboard/stream?limit=abc', '/hunts/h/leaderboard/stream?since=1', '/hunts/bad%20id/leaderboard/stream']) {
+      const res = await fetch(base + target);
+      expect(res.status, target).toBe(400);
+      expect(res.headers.get('content-type')).toMatch(/application\/json/);
+    }
+    expect(streams?.streams).toBe(0);
+  });
+
+  it('serves the live page with a policy that allows only its own style, script and stream', async () => {
+    const base = await serve(emptyBoard);
+    const res = await fetch(`${base}/hunts/page-1`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    const policy = res.headers.get('content-security-policy') ?? '';
+    expect(policy).toMatch(/default-src 'none'/);
+    expect(policy).toMatch(/script-src 'sha256-[A-Za-z0-9+/=]+';/);
+    expect(policy).toMatch(/connect-src 'self'/);
+    const html = await res.text();
+    expect(html).toContain('<title>Leaderboard: page-1</title>');
+    expect((await fetch(`${base}/hunts/%3Cscript%3E`)).status).toBe(400);
+  });
+});
