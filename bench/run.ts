@@ -8,6 +8,7 @@ import { registerBatchBenchmarks } from './batch-commands';
 import { runApplyBench, type ApplyBenchOptions } from './apply';
 import { runMemoryBench } from './memory';
 import { runApiBench, type ApiBenchOptions } from './api';
+import { runStreamBench, type StreamBenchOptions } from './stream';
 
 const number = (name: string, min: number, max = Infinity) => (raw: string) => {
   const value = Number(raw);
@@ -95,6 +96,18 @@ program
       command,
     );
     console.log(`${summary.met ? 'met    ' : 'NOT MET'}  drain with readers / quiet: ${summary.drainRatio} (goal >= ${summary.goalDrainRatio}); ${summary.readsPerSecond} reads/s, read p99 ${summary.readP99Ms} ms`);
+    process.exit(0);
+  });
+
+program
+  .command('stream')
+  .description('live leaderboard pushes: produce-to-push latency with open streams under load, and what each stream costs')
+  .addOption(new Option('--rate <n>', 'events per second').argParser(number('--rate', 1)).default(5000))
+  .addOption(new Option('--hunts <n>', 'hunts').argParser(number('--hunts', 1)).default(100))
+  .addOption(new Option('--streams <n>', 'open streams, spread over the hunts').argParser(number('--streams', 1)).default(1000))
+  .addOption(new Option('--seconds <n>', 'length of each measured window').argParser(number('--seconds', 1)).default(20))
+  .action(async (opts: StreamBenchOptions) => {
+    await runStreamBench(opts, ['npm run bench --', ...process.argv.slice(2)].join(' '));
     process.exit(0);
   });
 
