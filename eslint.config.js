@@ -37,7 +37,13 @@ export default tseslint.config(
             name,
             message: 'Workflows must be deterministic: no Node built-ins or I/O. Call an activity instead.',
           })),
-          patterns: [{ group: ['../src/store/*', '../src/ingest/*', '../src/backfill/import-records', '../src/backfill/ndjson-source', '../activities', '../activities/*'], message: 'Workflows import only types from activities.', allowTypeImports: true }],
+          patterns: [
+            {
+              group: ['../src/store/**', '../src/ingest/**', '../src/pipeline/**', '../src/worker/**', '../src/correctness/**', '../src/batch/*-job', '../src/batch/backfill/import-*', '../src/batch/backfill/*-source'],
+              message: 'Workflows import only types from activities and the store.',
+              allowTypeImports: true,
+            },
+          ],
         },
       ],
     },

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { loadConfig, projectRoot } from '../src/config';
-import { createKafka } from '../src/ingest/kafka-client';
+import { createKafka } from '../src/pipeline/kafka-client';
 import { createLogger } from '../src/log';
 import { renderApiMarkdown, type ApiBenchResult, type ApiPhase } from './api-report';
 import { drainWithIngest } from './drain';

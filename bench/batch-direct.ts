@@ -10,10 +10,10 @@
  */
 import { DefaultLogger } from '@temporalio/worker';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import type { Activities } from '../activities';
-import type { FillProgress, SwapResult } from '../activities/reprocess';
-import { addCounts, emptyCounts, type ImportCounts } from '../src/backfill/counts';
-import type { BackfillCursor, FileSource } from '../src/backfill/types';
+import type { Activities } from '../src/worker/activities';
+import type { FillProgress, SwapResult } from '../src/batch/reprocess-job';
+import { addCounts, emptyCounts, type ImportCounts } from '../src/batch/backfill/counts';
+import type { BackfillCursor, FileSource } from '../src/batch/backfill/types';
 
 /** workflows/backfill.ts: CHUNKS_PER_ACTIVITY. */
 const CHUNKS_PER_ACTIVITY = 10;

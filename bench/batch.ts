@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { loadConfig, projectRoot, type Config } from '../src/config';
-import { createKafka } from '../src/ingest/kafka-client';
+import { createKafka } from '../src/pipeline/kafka-client';
 import { createLogger } from '../src/log';
 import { batchVerdicts, renderBatchMarkdown, type BatchBenchResult, type JobComparison, type JobRun, type RoundOrder } from './batch-report';
 import { runRound, writeWarmupFile, type RoundResult } from './batch-round';

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { loadConfig, projectRoot } from '../src/config';
-import { createKafka } from '../src/ingest/kafka-client';
+import { createKafka } from '../src/pipeline/kafka-client';
 import { createLogger } from '../src/log';
 import { copyCeiling } from './copy-ceiling';
 import { drainWithIngest, type DrainOptions } from './drain';

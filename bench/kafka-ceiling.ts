@@ -6,8 +6,8 @@
  */
 import type { Kafka } from 'kafkajs';
 import type { Config } from '../src/config';
-import { rowCount } from '../src/store/event-rows';
-import { classifySlice } from '../src/ingest/classify';
+import { rowCount } from '../src/store/hot-path/event-rows';
+import { classifySlice } from '../src/pipeline/classify';
 
 export interface ReadOptions {
   topic: string;

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../src/config';
-import { createKafka } from '../src/ingest/kafka-client';
+import { createKafka } from '../src/pipeline/kafka-client';
 import { createLogger } from '../src/log';
 import { IngestChild } from './lib/ingest-child';
 import { sampleValue } from './lib/prom';

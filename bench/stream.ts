@@ -12,7 +12,7 @@ import path from 'node:path';
 import { loadConfig, projectRoot } from '../src/config';
 import { produceTraffic } from '../src/demo/produce';
 import { seededRandom, TrafficGenerator } from '../src/demo/traffic';
-import { createKafka } from '../src/ingest/kafka-client';
+import { createKafka } from '../src/pipeline/kafka-client';
 import { createLogger } from '../src/log';
 import { IngestChild } from './lib/ingest-child';
 import { startStreamClients, type StreamClients } from './lib/stream-clients';

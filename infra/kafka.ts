@@ -8,7 +8,7 @@ import path from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import type { KafkaSecurity } from '../src/config-security';
 import { explainKafkaError } from '../src/connection-hints';
-import { kafkaSecurityOptions } from '../src/ingest/kafka-client';
+import { kafkaSecurityOptions } from '../src/pipeline/kafka-client';
 import { projectRoot, type Config } from '../src/config';
 import { assertPortsFree, execFileAsync, onPath, runningPid, servicePaths, startDetached, stopPid, waitUntil } from './process';
 import { MissingToolError, type ServiceStatus, type StackService } from './service';

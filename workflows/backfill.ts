@@ -18,10 +18,10 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities';
-import { addCounts, emptyCounts, type ImportCounts } from '../src/backfill/counts';
-import type { KafkaRange } from '../src/backfill/kafka-source';
-import type { BackfillCursor, BackfillSource } from '../src/backfill/types';
+import type { Activities } from '../src/worker/activities';
+import { addCounts, emptyCounts, type ImportCounts } from '../src/batch/backfill/counts';
+import type { KafkaRange } from '../src/batch/backfill/kafka-source';
+import type { BackfillCursor, BackfillSource } from '../src/batch/backfill/types';
 import { HUNT_ID, HUNT_JOB_KIND } from '../src/temporal/search-attributes';
 import { asObject, badInput, optionalInt, optionalIsoTime, rejectUnknownFields } from './input';
 

@@ -1,6 +1,6 @@
 import { proxyActivities, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../activities';
-import type { CheckReport } from '../src/store/data-quality';
+import type { Activities } from '../src/worker/activities';
+import type { CheckReport } from '../src/store/correctness/data-quality';
 import { HUNT_JOB_KIND } from '../src/temporal/search-attributes';
 import { asObject, badInput, rejectUnknownFields } from './input';
 

@@ -1,6 +1,6 @@
 import { proxyActivities, upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
-import type { Activities } from '../activities';
-import type { ReplayTotals } from '../activities/dlq-replay';
+import type { Activities } from '../src/worker/activities';
+import type { ReplayTotals } from '../src/correctness/dlq-replay-job';
 import { HUNT_JOB_KIND } from '../src/temporal/search-attributes';
 import { asObject, badInput, optionalInt, optionalIsoTime, rejectUnknownFields } from './input';
 

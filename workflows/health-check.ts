@@ -1,5 +1,5 @@
 import { proxyActivities } from '@temporalio/workflow';
-import type { Activities, DependencyReport } from '../activities';
+import type { Activities, DependencyReport } from '../src/worker/activities';
 
 const { checkDependencies } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',

@@ -1,6 +1,6 @@
 import { defineQuery, proxyActivities, setHandler, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../activities';
-import type { ReconcileSummary } from '../activities/reconcile';
+import type { Activities } from '../src/worker/activities';
+import type { ReconcileSummary } from '../src/correctness/reconcile-job';
 import { HUNT_ID, HUNT_JOB_KIND } from '../src/temporal/search-attributes';
 import { asObject, badInput, optionalInt, rejectUnknownFields } from './input';
 

@@ -1,6 +1,6 @@
 import { defineQuery, proxyActivities, setHandler, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { ReprocessActivities, SwapResult } from '../activities/reprocess';
-import type { ProjectionName } from '../src/store/reprocess';
+import type { ReprocessActivities, SwapResult } from '../src/batch/reprocess-job';
+import type { ProjectionName } from '../src/store/batch/reprocess';
 import { HUNT_JOB_KIND } from '../src/temporal/search-attributes';
 import { asObject, badInput, optionalInt, rejectUnknownFields } from './input';
 
@@ -56,7 +56,7 @@ const CATCH_UP = { maxEventsPerRound: 200_000, smallRound: 5_000, maxRounds: 50 
 /**
  * `reprocess`: rebuilds a projection from the raw event store into shadow tables, catches
  * up with events stored meanwhile, and swaps it in atomically while the hot path keeps
- * ingesting; no event is lost or counted twice across the swap (src/store/reprocess.ts).
+ * ingesting; no event is lost or counted twice across the swap (src/store/batch/reprocess.ts).
  * Idempotent: a rerun rebuilds again to the same final state; a newer run of the same
  * projection takes over (the older one fails as superseded).
  */

@@ -1,6 +1,6 @@
 import { proxyActivities, upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
-import type { Activities } from '../activities';
-import type { FlushRollupsResult } from '../activities/rollups';
+import type { Activities } from '../src/worker/activities';
+import type { FlushRollupsResult } from '../src/batch/rollup-job';
 import { HUNT_JOB_KIND } from '../src/temporal/search-attributes';
 import { asObject, optionalInt, rejectUnknownFields } from './input';
 

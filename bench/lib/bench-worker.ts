@@ -15,9 +15,9 @@ import {
   type WorkflowBundleWithSourceMap,
 } from '@temporalio/worker';
 import pg from 'pg';
-import { createActivities } from '../../activities';
+import { createActivities } from '../../src/worker/activities';
 import { projectRoot, type Config } from '../../src/config';
-import { createKafka } from '../../src/ingest/kafka-client';
+import { createKafka } from '../../src/pipeline/kafka-client';
 import { createLogger } from '../../src/log';
 import { createPool } from '../../src/store/pool';
 

@@ -9,7 +9,7 @@ import path from 'node:path';
 import type pg from 'pg';
 import { parseOccurredAt, type HuntEvent } from '../../src/events/schema';
 import { seededRandom, TrafficGenerator, type TrafficOptions } from '../../src/demo/traffic';
-import { applyEvents, type AcceptedEvent } from '../../src/store/apply-events';
+import { applyEvents, type AcceptedEvent } from '../../src/store/hot-path/apply-events';
 
 export interface TrafficFileOptions {
   file: string;

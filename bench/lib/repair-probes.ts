@@ -5,8 +5,8 @@
  */
 import type { Client, ScheduleExecutionResult } from '@temporalio/client';
 import type pg from 'pg';
-import type { ReconcileSummary } from '../../activities/reconcile';
-import { recomputeInto } from '../../src/store/recompute';
+import type { ReconcileSummary } from '../../src/correctness/reconcile-job';
+import { recomputeInto } from '../../src/store/batch/recompute';
 import { round } from './procfs';
 
 export interface ScheduledRun {

@@ -10,7 +10,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { projectRoot } from '../../src/config';
 import { seededRandom, TrafficGenerator } from '../../src/demo/traffic';
 import type { HuntEvent } from '../../src/events/schema';
-import { createKafka } from '../../src/ingest/kafka-client';
+import { createKafka } from '../../src/pipeline/kafka-client';
 import { createLogger } from '../../src/log';
 import { createPool } from '../../src/store/pool';
 import { connectClient } from '../../src/temporal/client';

@@ -13,7 +13,7 @@ import type { Registry } from 'prom-client';
 import type { Config } from '../config';
 import type { Logger } from '../log';
 import { pgClientConfig } from '../store/pg-connection';
-import { leaderboardPages } from '../store/leaderboard';
+import { leaderboardPages } from '../store/read/leaderboard';
 import { createPool } from '../store/pool';
 import { ChangeListener } from './change-listener';
 import { LeaderboardStreams } from './leaderboard-streams';

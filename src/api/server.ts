@@ -12,7 +12,7 @@ import type pg from 'pg';
 import type { Registry } from 'prom-client';
 import { ID_PATTERN } from '../events/schema';
 import type { Logger } from '../log';
-import { huntExists, leaderboardPage, playerEntry } from '../store/leaderboard';
+import { huntExists, leaderboardPage, playerEntry } from '../store/read/leaderboard';
 import { createApiMetrics, routeLabel, type ApiMetrics } from './api-metrics';
 import { applyHttpLimits, httpServerOptions, type HttpLimits } from './http-limits';
 import type { LeaderboardStreams } from './leaderboard-streams';

@@ -3,13 +3,13 @@
  * and the quarantine backlog, so dashboards see them beside the hot path's.
  *
  * A scrape never queries: the values are refreshed on a timer (API_METRICS_REFRESH_MS) by
- * bounded queries (src/store/monitoring.ts) on the read API's pool, so scraping /metrics
+ * bounded queries (src/store/read/monitoring.ts) on the read API's pool, so scraping /metrics
  * often, or a flood of requests to it, costs Postgres nothing more.
  */
 import type pg from 'pg';
 import { Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../log';
-import { lastRunDrift, quarantineBacklog, recentDrift } from '../store/monitoring';
+import { lastRunDrift, quarantineBacklog, recentDrift } from '../store/read/monitoring';
 import { everyFewSeconds } from './throttle';
 
 /**

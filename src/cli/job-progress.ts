@@ -2,11 +2,11 @@
  * From what a job says about itself (its `progress` query, its activity's heartbeat) to one
  * progress snapshot for the terminal. Pure: src/cli/job-watch.ts asks Temporal and Postgres.
  */
-import type { ReconcileCheckpoint, ReconcileSummary } from '../../activities/reconcile';
+import type { ReconcileCheckpoint, ReconcileSummary } from '../correctness/reconcile-job';
 import type { BackfillProgress } from '../../workflows/backfill';
 import type { ReconcileProgress } from '../../workflows/reconcile';
 import type { ReprocessProgress } from '../../workflows/reprocess';
-import type { ImportCounts } from '../backfill/counts';
+import type { ImportCounts } from '../batch/backfill/counts';
 import type { ProgressSnapshot } from './progress';
 
 export interface JobObservation {

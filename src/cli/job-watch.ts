@@ -8,7 +8,7 @@ import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import type { WorkflowHandle } from '@temporalio/client';
 import type pg from 'pg';
 import type { ReconcileProgress } from '../../workflows/reconcile';
-import { countReconciledHunts } from '../store/reconcile';
+import { countReconciledHunts } from '../store/correctness/reconcile';
 import { snapshotOf, type JobObservation } from './job-progress';
 import { createProgressPrinter, RateTracker, type ProgressOutput, type ProgressSnapshot } from './progress';
 

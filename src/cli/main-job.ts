@@ -7,7 +7,7 @@ import { formatStatuses, stackUp } from '../../infra/stack';
 import { loadConfig, type Config } from '../config';
 import { produceTraffic } from '../demo/produce';
 import { TrafficGenerator } from '../demo/traffic';
-import { createKafka } from '../ingest/kafka-client';
+import { createKafka } from '../pipeline/kafka-client';
 import { runIngestService } from '../ingest/service';
 import { createLogger, type Logger } from '../log';
 import { connectClient } from '../temporal/client';

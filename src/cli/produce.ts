@@ -3,7 +3,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { loadConfig } from '../config';
 import { produceTraffic } from '../demo/produce';
 import { TrafficGenerator } from '../demo/traffic';
-import { createKafka, withKafkaHint } from '../ingest/kafka-client';
+import { createKafka, withKafkaHint } from '../pipeline/kafka-client';
 import { ensureTopics } from '../ingest/topics';
 import { createLogger } from '../log';
 import { untilSignal } from './ingest';

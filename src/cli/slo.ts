@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { loadConfig } from '../config';
-import { otherFreshnessTargets, readFreshnessWindows } from '../store/freshness-minutes';
+import { otherFreshnessTargets, readFreshnessWindows } from '../store/hot-path/freshness-minutes';
 import { createPool } from '../store/pool';
 import { formatSloReport, sloReport } from './slo-report';
 

@@ -14,7 +14,7 @@
  * fails for good poisons the batcher: a later micro-batch must never store offsets past
  * records that were not committed.
  */
-import type { ClassifiedSlice } from './classify';
+import type { ClassifiedSlice } from '../pipeline/classify';
 import type { BatchSizing } from './sizing';
 
 export interface SliceWork {

@@ -12,10 +12,10 @@ import { Partitioners, type Admin, type Batch, type Consumer, type EachBatchPayl
 import type pg from 'pg';
 import type { Config } from '../config';
 import type { Logger } from '../log';
-import { loadOffsets, storeOffsets } from '../store/offsets';
+import { loadOffsets, storeOffsets } from '../store/hot-path/offsets';
 import { withTransaction } from '../store/transaction';
 import { MicroBatcher } from './batcher';
-import { classifySlice } from './classify';
+import { classifySlice } from '../pipeline/classify';
 import { createDlqSender } from './dlq';
 import { createFlush } from './flush';
 import type { FreshnessTally } from './freshness-tally';

@@ -12,7 +12,7 @@
  */
 import type { Message, Producer } from 'kafkajs';
 import type { Logger } from '../log';
-import type { RejectedRecord } from '../store/quarantine';
+import type { RejectedRecord } from '../store/hot-path/quarantine';
 
 /** Per-record framing in a record batch (lengths, varints, attributes), rounded up. */
 const RECORD_OVERHEAD_BYTES = 64;

@@ -7,12 +7,12 @@
  */
 import type pg from 'pg';
 import type { Logger } from '../log';
-import { concatRows } from '../store/event-rows';
-import type { PartitionOffset } from '../store/offsets';
-import type { RejectedRecord } from '../store/quarantine';
-import { concatOrigins } from '../store/record-origins';
+import { concatRows } from '../store/hot-path/event-rows';
+import type { PartitionOffset } from '../store/hot-path/offsets';
+import type { RejectedRecord } from '../store/hot-path/quarantine';
+import { concatOrigins } from '../store/hot-path/record-origins';
 import type { SliceWork } from './batcher';
-import { commitMicroBatch, mergeOffsets, type CommitResult } from './commit';
+import { commitMicroBatch, mergeOffsets, type CommitResult } from '../pipeline/commit';
 import type { DlqSender } from './dlq';
 import type { FreshnessTally } from './freshness-tally';
 import type { IngestMetrics } from './metrics';

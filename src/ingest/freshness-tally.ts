@@ -9,7 +9,7 @@
  */
 import type pg from 'pg';
 import type { Logger } from '../log';
-import { addFreshnessCounts, pruneFreshnessMinutes, type FreshnessCount } from '../store/freshness-minutes';
+import { addFreshnessCounts, pruneFreshnessMinutes, type FreshnessCount } from '../store/hot-path/freshness-minutes';
 
 const MINUTE_MS = 60_000;
 

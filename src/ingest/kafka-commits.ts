@@ -6,7 +6,7 @@
  */
 import type { Consumer } from 'kafkajs';
 import type { Logger } from '../log';
-import type { PartitionOffset } from '../store/offsets';
+import type { PartitionOffset } from '../store/hot-path/offsets';
 
 const COMMIT_EVERY_MS = 1000;
 

@@ -12,7 +12,7 @@
  * then either skipped (consumption continues from the log start) or held (`stop`).
  */
 import type pg from 'pg';
-import { loadOffsets, storeOffsets } from '../store/offsets';
+import { loadOffsets, storeOffsets } from '../store/hot-path/offsets';
 import { withTransaction } from '../store/transaction';
 
 export type StartFrom = 'earliest' | 'latest';

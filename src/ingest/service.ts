@@ -17,7 +17,7 @@ import { createPool } from '../store/pool';
 import { startIngest, type IngestHandle } from './consumer';
 import { FreshnessTally, startFreshnessRecorder } from './freshness-tally';
 import { ConnectionSettingsError, explainPostgresError } from '../connection-hints';
-import { createKafka, withKafkaHint } from './kafka-client';
+import { createKafka, withKafkaHint } from '../pipeline/kafka-client';
 import { createIngestMetrics } from './metrics';
 import { prepareTopics } from './topics';
 

@@ -5,9 +5,9 @@
  */
 import path from 'node:path';
 import { DefaultLogger, NativeConnection, Runtime, Worker, makeTelemetryFilterString, type LogLevel } from '@temporalio/worker';
-import { createActivities } from '../../activities';
+import { createActivities } from './activities';
 import { projectRoot, type Config } from '../config';
-import { createKafka } from '../ingest/kafka-client';
+import { createKafka } from '../pipeline/kafka-client';
 import type { Logger } from '../log';
 import { scrubSecrets } from '../redact';
 import { withHint } from '../temporal/client';

@@ -57,7 +57,7 @@ export function writeNdjson(file: string, values: Buffer[]): void {
 export async function startInProcessWorker(pool: import('pg').Pool, taskQueue: string) {
   const { NativeConnection, Worker } = await import('@temporalio/worker');
   const { Kafka, logLevel } = await import('kafkajs');
-  const { createActivities } = await import('../../activities');
+  const { createActivities } = await import('../../src/worker/activities');
   const { createLogger } = await import('../../src/log');
   const { quietTemporalRuntime } = await import('./temporal');
   quietTemporalRuntime();

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HuntEvent } from '../../src/events/schema';
 import { parseOccurredAt } from '../../src/events/schema';
 import { foldEvents } from '../../src/rules/reference';
-import { applyEvents, type AcceptedEvent } from '../../src/store/apply-events';
+import { applyEvents, type AcceptedEvent } from '../../src/store/hot-path/apply-events';
 import { eventStreamArb } from '../helpers/arbitraries';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { projectionOf } from '../helpers/ingest';

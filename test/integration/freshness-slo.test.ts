@@ -7,7 +7,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { projectRoot } from '../../src/config';
-import { addFreshnessCounts, readFreshnessWindows } from '../../src/store/freshness-minutes';
+import { addFreshnessCounts, readFreshnessWindows } from '../../src/store/hot-path/freshness-minutes';
 import { migrate } from '../../src/store/migrate';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { createTestTopics, sendRecords, startIngestProcess, waitCaughtUp, type IngestProcess } from '../helpers/ingest';

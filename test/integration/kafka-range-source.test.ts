@@ -4,7 +4,7 @@
  * for, and resume from the cursor it returns.
  */
 import { describe, expect, it } from 'vitest';
-import { consumeRange, resolveRange } from '../../src/backfill/kafka-source';
+import { consumeRange, resolveRange } from '../../src/batch/backfill/kafka-source';
 import { createTestTopics, sendRecords, testKafka } from '../helpers/ingest';
 
 describe('consumeRange', () => {

@@ -1,6 +1,6 @@
 /**
  * DESIGN invariant 4, batch half, against a real (cloned test) Postgres: the set-based
- * recomputation and merge of src/store/recompute.ts give exactly the reference fold on
+ * recomputation and merge of src/store/batch/recompute.ts give exactly the reference fold on
  * random streams in any arrival order, for every filter (a seq bound, a hunt list) and
  * whatever the merge steps; and on in-order streams they write the very rows the hot path
  * writes, event-time stamps and hunt stats included, so the hot path can carry on from them.
@@ -10,8 +10,8 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseOccurredAt, type HuntEvent } from '../../src/events/schema';
 import { dedupeByEventId, foldEvents, type FoldResult } from '../../src/rules/reference';
-import { applyEvents } from '../../src/store/apply-events';
-import { LIVE_PROJECTION_TABLES, mergeInto, recomputeInto, type RecomputeFilter } from '../../src/store/recompute';
+import { applyEvents } from '../../src/store/hot-path/apply-events';
+import { LIVE_PROJECTION_TABLES, mergeInto, recomputeInto, type RecomputeFilter } from '../../src/store/batch/recompute';
 import { eventStreamArb } from '../helpers/arbitraries';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { projectionOf } from '../helpers/ingest';

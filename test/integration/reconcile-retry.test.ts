@@ -6,11 +6,11 @@
  */
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createReconcileActivities, type ReconcileActivityInput, type ReconcileSummary } from '../../activities/reconcile';
+import { createReconcileActivities, type ReconcileActivityInput, type ReconcileSummary } from '../../src/correctness/reconcile-job';
 import type { HuntEvent } from '../../src/events/schema';
 import { parseOccurredAt } from '../../src/events/schema';
 import { foldEvents } from '../../src/rules/reference';
-import { applyEvents } from '../../src/store/apply-events';
+import { applyEvents } from '../../src/store/hot-path/apply-events';
 import { withTransaction } from '../../src/store/transaction';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { clueFound, joined } from '../helpers/event-builders';

@@ -5,7 +5,7 @@
  */
 import type { Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ReconcileSummary } from '../../activities/reconcile';
+import type { ReconcileSummary } from '../../src/correctness/reconcile-job';
 import { foldEvents } from '../../src/rules/reference';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { joined, treasureClaimed } from '../helpers/event-builders';

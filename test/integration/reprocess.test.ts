@@ -12,13 +12,13 @@ import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker
 import { Partitioners } from 'kafkajs';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createReprocessActivities } from '../../activities/reprocess';
+import { createReprocessActivities } from '../../src/batch/reprocess-job';
 import type { TrafficRecord } from '../../src/demo/traffic';
 import { loadConfig, projectRoot } from '../../src/config';
 import type { HuntEvent } from '../../src/events/schema';
 import { createLogger } from '../../src/log';
 import { foldEvents, leaderboardOf } from '../../src/rules/reference';
-import { catchUpShadow, fillShadowChunk, prepareShadow, ReprocessStateError, ReprocessSupersededError, swapShadow } from '../../src/store/reprocess';
+import { catchUpShadow, fillShadowChunk, prepareShadow, ReprocessStateError, ReprocessSupersededError, swapShadow } from '../../src/store/batch/reprocess';
 import { HUNT_JOB_KIND } from '../../src/temporal/search-attributes';
 import { progressQuery, type ReprocessSummary } from '../../workflows/reprocess';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';

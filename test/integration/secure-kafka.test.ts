@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { Kafka } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, projectRoot } from '../../src/config';
-import { createKafka } from '../../src/ingest/kafka-client';
+import { createKafka } from '../../src/pipeline/kafka-client';
 import { createLogger } from '../../src/log';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { freePort, runHunt } from '../helpers/hunt-command';

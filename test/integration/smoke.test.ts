@@ -8,7 +8,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createActivities } from '../../activities';
+import { createActivities } from '../../src/worker/activities';
 import { loadConfig, projectRoot } from '../../src/config';
 import { createLogger } from '../../src/log';
 import { listMigrations } from '../../src/store/migrate';

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { MicroBatcher, type SliceWork } from '../../src/ingest/batcher';
 import { BatchSizing } from '../../src/ingest/sizing';
-import { NO_ROWS } from '../../src/store/event-rows';
-import { originsOf } from '../../src/store/record-origins';
+import { NO_ROWS } from '../../src/store/hot-path/event-rows';
+import { originsOf } from '../../src/store/hot-path/record-origins';
 
 function slice(partition: number, nextOffset: number, recordCount: number): SliceWork {
   return {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { chunksWithin, dlqMessage, estimatedSize } from '../../src/ingest/dlq';
-import type { RejectedRecord } from '../../src/store/quarantine';
+import type { RejectedRecord } from '../../src/store/hot-path/quarantine';
 
 const reject = (bytes: number, offset: number): RejectedRecord => ({
   topic: 'hunt.events',

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { concatRows, eventRow, groupRowsByHunt, laneOfHunt, rowAt, rowCount, rowsOf, sliceRows, type EventRows } from '../../src/store/event-rows';
+import { concatRows, eventRow, groupRowsByHunt, laneOfHunt, rowAt, rowCount, rowsOf, sliceRows, type EventRows } from '../../src/store/hot-path/event-rows';
 import { atSecond, clueFound, joined } from '../helpers/event-builders';
 
 const eventOf = (huntId: string, n: number) => clueFound({ eventId: `e${n}`, huntId, clueId: `c${n}`, occurredAt: atSecond(n) });

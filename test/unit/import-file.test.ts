@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkImportFile } from '../../src/backfill/import-file';
+import { checkImportFile } from '../../src/batch/backfill/import-file';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'imports-'));
 const importDir = path.join(root, 'imports');

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { readChunk } from '../../src/backfill/ndjson-source';
+import { readChunk } from '../../src/batch/backfill/ndjson-source';
 
 function fileWith(text: string): string {
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ndjson-')), 'events.ndjson');

@@ -3,7 +3,7 @@
  * rate and ETA on a terminal and as plain lines otherwise; the backfill command's source.
  */
 import { describe, expect, it } from 'vitest';
-import { emptyCounts } from '../../src/backfill/counts';
+import { emptyCounts } from '../../src/batch/backfill/counts';
 import { snapshotOf } from '../../src/cli/job-progress';
 import { backfillSource } from '../../src/cli/jobs';
 import { createProgressPrinter, formatAmount, formatDuration, RateTracker, renderBarLine, renderPlainLine, type ProgressSnapshot } from '../../src/cli/progress';

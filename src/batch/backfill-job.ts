@@ -6,15 +6,15 @@
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { addCounts, commitImport, emptyCounts, ImportPipeline, prepareImport, type ImportOptions, type ImportOrigin } from '../src/backfill/import-records';
-import { consumeRange, remaining, resolveRange } from '../src/backfill/kafka-source';
-import { checkImportFile, ImportFileError } from '../src/backfill/import-file';
-import { fileSize, readChunk, type FileRecord } from '../src/backfill/ndjson-source';
-import { toDetailText } from '../src/events/detail-text';
-import { MAX_EVENT_BYTES } from '../src/events/validate';
-import type { RejectedRecord } from '../src/store/quarantine';
-import type { BackfillSource, ChunkBatchInput, ChunkBatchResult, SourceExtent } from '../src/backfill/types';
-import type { ActivityDeps } from './deps';
+import { addCounts, commitImport, emptyCounts, ImportPipeline, prepareImport, type ImportOptions, type ImportOrigin } from './backfill/import-records';
+import { consumeRange, remaining, resolveRange } from './backfill/kafka-source';
+import { checkImportFile, ImportFileError } from './backfill/import-file';
+import { fileSize, readChunk, type FileRecord } from './backfill/ndjson-source';
+import { toDetailText } from '../events/detail-text';
+import { MAX_EVENT_BYTES } from '../events/validate';
+import type { RejectedRecord } from '../store/hot-path/quarantine';
+import type { BackfillSource, ChunkBatchInput, ChunkBatchResult, SourceExtent } from './backfill/types';
+import type { ActivityDeps } from '../worker/activity-deps';
 
 /** The checked real path of a job's file; a file it may not read fails the job at once. */
 function importFile(importDir: string, file: string): string {

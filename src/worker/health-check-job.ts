@@ -1,4 +1,4 @@
-import type { ActivityDeps } from './deps';
+import type { ActivityDeps } from './activity-deps';
 
 export interface DependencyReport {
   postgres: string;

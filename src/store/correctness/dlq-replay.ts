@@ -5,11 +5,11 @@
  * running a replay twice ingests nothing twice.
  */
 import type pg from 'pg';
-import { classifyRecord } from '../events/validate';
-import type { AcceptedEvent } from './apply-events';
-import { rowsOf } from './event-rows';
-import { applyIsolating } from './isolate';
-import { withTransaction } from './transaction';
+import { classifyRecord } from '../../events/validate';
+import type { AcceptedEvent } from '../hot-path/apply-events';
+import { rowsOf } from '../hot-path/event-rows';
+import { applyIsolating } from '../hot-path/isolate';
+import { withTransaction } from '../transaction';
 
 export interface ReplayFilter {
   reasons?: string[];

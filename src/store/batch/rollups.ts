@@ -9,7 +9,7 @@
  * last `settleMs` (ingest transactions take milliseconds), so none is skipped.
  */
 import type pg from 'pg';
-import { withTransaction } from './transaction';
+import { withTransaction } from '../transaction';
 
 export const ROLLUP_JOB = 'rollupFlush';
 

@@ -1,6 +1,6 @@
 /** Quarantine rows: rejected records kept byte for byte with their reason. */
 import type pg from 'pg';
-import type { RejectReason } from '../events/validate';
+import type { RejectReason } from '../../events/validate';
 
 /** Where a record came from, with its bytes: enough to copy it to the DLQ unchanged. */
 export interface RecordOrigin {

@@ -1,5 +1,5 @@
 /**
- * Reprocess steps (the algorithm is in src/store/reprocess.ts). Each step is idempotent and
+ * Reprocess steps (the algorithm is in src/store/batch/reprocess.ts). Each step is idempotent and
  * commits its progress in Postgres with the work it covers (fill cursor, covered seq), so a
  * retried step resumes from the database, which is never behind: a heartbeat sent after a
  * commit can be lost with the worker, the commit cannot. Heartbeats report progress and
@@ -20,8 +20,8 @@ import {
   type PrepareResult,
   type ProjectionName,
   type SwapResult,
-} from '../src/store/reprocess';
-import type { ActivityDeps } from './deps';
+} from '../store/batch/reprocess';
+import type { ActivityDeps } from '../worker/activity-deps';
 
 export interface ReprocessStepInput {
   projection: string;

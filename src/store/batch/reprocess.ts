@@ -26,10 +26,10 @@
  * result, and a newer run takes over (the older one's next step fails as superseded).
  */
 import type pg from 'pg';
-import { ALL_HUNTS, notifyHuntsChanged } from './hunt-changes';
+import { ALL_HUNTS, notifyHuntsChanged } from '../hunt-changes';
 import { LIVE_PROJECTION_TABLES, mergeInto, quoteIdent, recomputeInto, type ProjectionTargets } from './recompute';
 import { recreateShadow, swapInShadow } from './shadow-tables';
-import { withTransaction } from './transaction';
+import { withTransaction } from '../transaction';
 
 /** Projections reprocess can rebuild, by the name operators pass in the job input. */
 export const PROJECTIONS = {

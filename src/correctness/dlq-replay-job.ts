@@ -1,6 +1,6 @@
 import { Context } from '@temporalio/activity';
-import { replayBatch, type ReplayFilter } from '../src/store/dlq-replay';
-import type { ActivityDeps } from './deps';
+import { replayBatch, type ReplayFilter } from '../store/correctness/dlq-replay';
+import type { ActivityDeps } from '../worker/activity-deps';
 
 export interface ReplayInput extends ReplayFilter {
   batchSize: number;

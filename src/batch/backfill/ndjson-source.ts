@@ -10,7 +10,7 @@
  * it is a regular file) costs a block of memory, not the whole line.
  */
 import fs from 'node:fs';
-import { MAX_EVENT_BYTES } from '../events/validate';
+import { MAX_EVENT_BYTES } from '../../events/validate';
 
 export interface FileCursor {
   /** Byte offset of the next unread line. */

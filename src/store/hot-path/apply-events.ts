@@ -20,9 +20,9 @@
  * Reconciliation repairs the rest to the final answer.
  */
 import type pg from 'pg';
-import type { EventInstant, HuntEvent } from '../events/schema';
+import type { EventInstant, HuntEvent } from '../../events/schema';
 import { rowCount, rowsOf, type EventRows } from './event-rows';
-import { NOTIFY_HUNTS_OF } from './hunt-changes';
+import { NOTIFY_HUNTS_OF } from '../hunt-changes';
 
 export interface AcceptedEvent {
   event: HuntEvent;

@@ -1,6 +1,6 @@
 import { Context } from '@temporalio/activity';
-import { advanceReconcileWatermark, huntsInSeqRange, huntsSinceWatermark, reconcileHunts, type HuntReconciliation } from '../src/store/reconcile';
-import type { ActivityDeps } from './deps';
+import { advanceReconcileWatermark, huntsInSeqRange, huntsSinceWatermark, reconcileHunts, type HuntReconciliation } from '../store/correctness/reconcile';
+import type { ActivityDeps } from '../worker/activity-deps';
 
 export interface ReconcileActivityInput {
   runId: string;

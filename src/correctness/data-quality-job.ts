@@ -1,6 +1,6 @@
 import { Context } from '@temporalio/activity';
-import { runDataQuality, type CheckReport } from '../src/store/data-quality';
-import type { ActivityDeps } from './deps';
+import { runDataQuality, type CheckReport } from '../store/correctness/data-quality';
+import type { ActivityDeps } from '../worker/activity-deps';
 
 export function createDataQualityActivities(deps: Pick<ActivityDeps, 'pool'>) {
   return {

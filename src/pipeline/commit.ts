@@ -11,13 +11,13 @@
  */
 import type pg from 'pg';
 import { toDetailText } from '../events/detail-text';
-import { applyEventRows } from '../store/apply-events';
-import { describeDataError, isDataError } from '../store/errors';
-import { rowCount, type EventRows } from '../store/event-rows';
-import { applyIsolating } from '../store/isolate';
-import { storeOffsets, type PartitionOffset } from '../store/offsets';
-import { quarantineRecords, type RecordOrigin, type RejectedRecord } from '../store/quarantine';
-import type { RecordOrigins } from '../store/record-origins';
+import { applyEventRows } from '../store/hot-path/apply-events';
+import { describeDataError, isDataError } from '../store/hot-path/errors';
+import { rowCount, type EventRows } from '../store/hot-path/event-rows';
+import { applyIsolating } from '../store/hot-path/isolate';
+import { storeOffsets, type PartitionOffset } from '../store/hot-path/offsets';
+import { quarantineRecords, type RecordOrigin, type RejectedRecord } from '../store/hot-path/quarantine';
+import type { RecordOrigins } from '../store/hot-path/record-origins';
 import { withTransaction } from '../store/transaction';
 
 export interface MicroBatch {

@@ -7,11 +7,11 @@
  * micro-batch commits, and compact slices keep the heap small under any backlog.
  */
 import { classifyRecord } from '../events/validate';
-import { EventRowsBuilder, eventRow, type EventRows } from '../store/event-rows';
-import type { RejectedRecord } from '../store/quarantine';
-import { OriginsBuilder, type RecordOrigins } from '../store/record-origins';
+import { EventRowsBuilder, eventRow, type EventRows } from '../store/hot-path/event-rows';
+import type { RejectedRecord } from '../store/hot-path/quarantine';
+import { OriginsBuilder, type RecordOrigins } from '../store/hot-path/record-origins';
 
-export type { RejectedRecord } from '../store/quarantine';
+export type { RejectedRecord } from '../store/hot-path/quarantine';
 
 /** The parts of a Kafka record the hot path needs (kafkajs's KafkaMessage fits). */
 export interface SourceRecord {

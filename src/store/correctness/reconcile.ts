@@ -7,9 +7,9 @@
  * "write" (DESIGN invariant 6), and the recomputation sees every event committed before it.
  */
 import type pg from 'pg';
-import { notifyHuntsChanged } from './hunt-changes';
-import { LIVE_PROJECTION_TABLES, recomputeInto } from './recompute';
-import { withTransaction } from './transaction';
+import { notifyHuntsChanged } from '../hunt-changes';
+import { LIVE_PROJECTION_TABLES, recomputeInto } from '../batch/recompute';
+import { withTransaction } from '../transaction';
 
 export interface HuntReconciliation {
   huntId: string;

@@ -9,7 +9,7 @@
  * single object, cheap to keep and free to trace. The parsed events die young, right after
  * classification.
  */
-import type { HuntEvent } from '../events/schema';
+import type { HuntEvent } from '../../events/schema';
 
 export interface EventRows {
   /** The rows' JSON objects, joined by ','. */

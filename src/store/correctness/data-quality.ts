@@ -5,7 +5,7 @@
  */
 import type pg from 'pg';
 import { reconcileHunts } from './reconcile';
-import { repairStaleWindows, staleWindowsSql } from './rollups';
+import { repairStaleWindows, staleWindowsSql } from '../batch/rollups';
 
 export type Severity = 'info' | 'warning' | 'error';
 

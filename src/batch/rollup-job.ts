@@ -1,6 +1,6 @@
 import { Context } from '@temporalio/activity';
-import { flushRollupChunk } from '../src/store/rollups';
-import type { ActivityDeps } from './deps';
+import { flushRollupChunk } from '../store/batch/rollups';
+import type { ActivityDeps } from '../worker/activity-deps';
 
 export interface FlushRollupsInput {
   maxEventsPerChunk: number;

@@ -12,10 +12,10 @@
  * imports the rest: the result is the same as one transaction's.
  */
 import type pg from 'pg';
-import { classifySlice, type RejectedRecord, type SourceRecord } from '../ingest/classify';
-import { commitMicroBatch } from '../ingest/commit';
-import { eventIdsOf, groupRowsByHunt, laneOfHunt, rowCount, type EventRows } from '../store/event-rows';
-import { pickOrigins, type RecordOrigins } from '../store/record-origins';
+import { classifySlice, type RejectedRecord, type SourceRecord } from '../../pipeline/classify';
+import { commitMicroBatch } from '../../pipeline/commit';
+import { eventIdsOf, groupRowsByHunt, laneOfHunt, rowCount, type EventRows } from '../../store/hot-path/event-rows';
+import { pickOrigins, type RecordOrigins } from '../../store/hot-path/record-origins';
 import type { ImportCounts } from './counts';
 
 export { addCounts, emptyCounts, type ImportCounts } from './counts';

@@ -4,7 +4,7 @@
  * the newest run by index. They run on a timer (src/api/store-metrics.ts), never per scrape.
  */
 import type pg from 'pg';
-import { REJECT_REASONS } from '../events/validate';
+import { REJECT_REASONS } from '../../events/validate';
 
 /** Quarantine backlog per reason, each counted up to `cap` (a value of `cap` means "at least"). */
 export async function quarantineBacklog(pool: pg.Pool, cap: number): Promise<Map<string, number>> {
