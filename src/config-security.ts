@@ -4,7 +4,7 @@
  * Built by src/config.ts from its parsed variables; checks that need several variables at
  * once (a certificate without its key, a SASL mechanism without a user) live here.
  */
-import type { RawConfig } from './config';
+import type { RawConfig } from './config-variables';
 import { readPemFile, type ConfigProblem } from './config-files';
 
 export type SaslMechanism = 'plain' | 'scram-sha-256' | 'scram-sha-512';

@@ -4,135 +4,13 @@
  * Every variable is parsed once by zod into one typed object. A bad value stops start-up
  * with a ConfigError that names the variable and says what is expected.
  */
-import { isIP } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { resolveSecretFiles, shownValue, type ConfigProblem } from './config-files';
 import { kafkaSecurity, postgresSecurity, temporalSecurity, type KafkaSecurity, type PostgresSecurity, type TemporalSecurity } from './config-security';
+import { projectRoot, variables, type RawConfig } from './config-variables';
 
-/** The repository root, so default folders do not depend on the caller's cwd. */
-export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-
-const port = z.coerce.number().int().min(1).max(65535);
-const positiveInt = z.coerce.number().int().positive();
-const nonEmpty = z.string().trim().min(1);
-
-const postgresUrl = z
-  .string()
-  .trim()
-  .refine((v) => /^postgres(ql)?:\/\/.+/.test(v) && URL.canParse(v), 'a postgres:// or postgresql:// URL');
-
-const flag = z
-  .string()
-  .trim()
-  .toLowerCase()
-  .pipe(z.enum(['true', 'false', '1', '0', 'yes', 'no']))
-  .transform((v) => v === 'true' || v === '1' || v === 'yes');
-
-const filePath = nonEmpty;
-const milliseconds = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
-const ipAddress = z.string().trim().refine((v) => isIP(v) !== 0, 'an IP address');
-
-const brokerList = z
-  .string()
-  .trim()
-  .transform((v) => v.split(',').map((b) => b.trim()).filter(Boolean))
-  .pipe(z.array(z.string().regex(/^[^\s:]+:\d{1,5}$/, 'host:port')).min(1, 'at least one host:port'));
-
-const hostPort = z.string().trim().regex(/^[^\s:]+:\d{1,5}$/, 'host:port');
-
-const topicName = z.string().trim().regex(/^[A-Za-z0-9._-]{1,249}$/, 'a Kafka topic name ([A-Za-z0-9._-], 1-249 chars)');
-
-/**
- * Each entry: the environment variable, its schema (which also gives the default), and what
- * an error message says is expected.
- * Keep docs/configuration.md in step with this table.
- */
-const variables = {
-  DATABASE_URL: [postgresUrl.optional(), 'a postgres:// URL of an existing database (unset: the embedded one)'],
-  DATABASE_URL_FILE: [filePath.optional(), 'a file holding DATABASE_URL'],
-  DATABASE_PASSWORD: [z.string().optional(), 'the password of the DATABASE_URL user'],
-  DATABASE_PASSWORD_FILE: [filePath.optional(), 'a file holding DATABASE_PASSWORD'],
-  DATABASE_TLS_MODE: [z.enum(['disable', 'require', 'verify-ca', 'verify-full']).optional(), 'disable, require, verify-ca or verify-full'],
-  DATABASE_TLS_CA_FILE: [filePath.optional(), 'a PEM file of the CA certificates that sign the server certificate'],
-  DATABASE_TLS_CERT_FILE: [filePath.optional(), 'a PEM file of the client certificate'],
-  DATABASE_TLS_KEY_FILE: [filePath.optional(), "a PEM file of the client certificate's private key"],
-  KAFKA_BROKERS: [brokerList.optional(), 'a comma-separated list of host:port (unset: the embedded broker)'],
-  KAFKA_SASL_MECHANISM: [z.enum(['plain', 'scram-sha-256', 'scram-sha-512']).optional(), 'plain, scram-sha-256 or scram-sha-512'],
-  KAFKA_SASL_USERNAME: [nonEmpty.optional(), 'a SASL user name'],
-  KAFKA_SASL_PASSWORD: [z.string().min(1).optional(), 'the SASL password'],
-  KAFKA_SASL_PASSWORD_FILE: [filePath.optional(), 'a file holding KAFKA_SASL_PASSWORD'],
-  KAFKA_TLS: [flag.optional(), 'true or false'],
-  KAFKA_TLS_CA_FILE: [filePath.optional(), "a PEM file of the CA certificates that sign the brokers' certificates"],
-  KAFKA_TLS_CERT_FILE: [filePath.optional(), 'a PEM file of the client certificate'],
-  KAFKA_TLS_KEY_FILE: [filePath.optional(), "a PEM file of the client certificate's private key"],
-  KAFKA_TLS_SERVER_NAME: [nonEmpty.optional(), "the name the brokers' certificates carry"],
-  TEMPORAL_ADDRESS: [hostPort.optional(), 'host:port of a Temporal frontend (unset: the embedded dev server)'],
-  TEMPORAL_TLS: [flag.optional(), 'true or false'],
-  TEMPORAL_TLS_CA_FILE: [filePath.optional(), "a PEM file of the CA certificates that sign the server's certificate"],
-  TEMPORAL_TLS_CERT_FILE: [filePath.optional(), 'a PEM file of the client certificate'],
-  TEMPORAL_TLS_KEY_FILE: [filePath.optional(), "a PEM file of the client certificate's private key"],
-  TEMPORAL_TLS_SERVER_NAME: [nonEmpty.optional(), "the name the server's certificate carries"],
-  TEMPORAL_API_KEY: [z.string().min(1).optional(), 'a Temporal API key'],
-  TEMPORAL_API_KEY_FILE: [filePath.optional(), 'a file holding TEMPORAL_API_KEY'],
-  TEMPORAL_NAMESPACE: [nonEmpty.default('default'), 'a Temporal namespace name'],
-  TEMPORAL_TASK_QUEUE: [nonEmpty.default('hunt-batch'), 'a task queue name'],
-  KAFKA_CLIENT_ID: [nonEmpty.default('treasure-hunt-engine'), 'a non-empty client id'],
-  KAFKA_TOPIC_EVENTS: [topicName.default('hunt.events'), 'a Kafka topic name ([A-Za-z0-9._-], 1-249 chars)'],
-  KAFKA_TOPIC_DLQ: [topicName.default('hunt.events.dlq'), 'a Kafka topic name ([A-Za-z0-9._-], 1-249 chars)'],
-  API_PORT: [port.default(8080), 'a TCP port (1-65535)'],
-  API_BIND_ADDRESS: [ipAddress.default('127.0.0.1'), 'an IP address to listen on (0.0.0.0: every IPv4 interface)'],
-  API_HEADERS_TIMEOUT_MS: [milliseconds(1000, 120_000).default(10_000), 'a whole number of milliseconds, 1000-120000'],
-  API_REQUEST_TIMEOUT_MS: [milliseconds(1000, 600_000).default(30_000), 'a whole number of milliseconds, 1000-600000'],
-  API_KEEP_ALIVE_TIMEOUT_MS: [milliseconds(0, 600_000).default(5000), 'a whole number of milliseconds, 0-600000'],
-  API_MAX_REQUESTS_PER_SOCKET: [z.coerce.number().int().min(0).max(1_000_000).default(1000), 'a whole number, 0 (no limit)-1000000'],
-  API_MAX_CONNECTIONS: [positiveInt.max(1_000_000).default(1024), 'a whole number of connections, 1-1000000'],
-  API_DB_POOL_SIZE: [positiveInt.max(100).default(4), 'a whole number of connections, 1-100'],
-  API_STATEMENT_TIMEOUT_MS: [milliseconds(10, 600_000).default(2000), 'a whole number of milliseconds, 10-600000'],
-  API_DB_WAIT_MS: [milliseconds(10, 60_000).default(1000), 'a whole number of milliseconds, 10-60000'],
-  API_LEADERBOARD_CACHE_MS: [milliseconds(0, 60_000).default(100), 'a whole number of milliseconds, 0-60000'],
-  API_MAX_STREAMS: [positiveInt.max(1_000_000).default(768), 'a whole number of live streams, 1-1000000 (keep it below API_MAX_CONNECTIONS)'],
-  API_STREAM_HEARTBEAT_MS: [milliseconds(100, 60_000).default(15_000), 'a whole number of milliseconds, 100-60000'],
-  API_METRICS_REFRESH_MS: [milliseconds(100, 3_600_000).default(15_000), 'a whole number of milliseconds, 100-3600000'],
-  LOG_LEVEL: [z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), 'one of fatal, error, warn, info, debug, trace, silent'],
-  LOG_FORMAT: [z.enum(['auto', 'json', 'pretty']).default('auto'), 'auto (readable on a terminal, JSON elsewhere), json or pretty'],
-  INGEST_GROUP_ID: [nonEmpty.default('hunt-ingest'), 'a Kafka consumer group id'],
-  INGEST_BATCH_MODE: [z.enum(['fixed', 'adaptive']).default('adaptive'), 'fixed or adaptive'],
-  INGEST_MAX_BATCH_EVENTS: [positiveInt.max(100_000).default(5000), 'a whole number of events, 1-100000'],
-  INGEST_LINGER_MS: [z.coerce.number().int().min(0).max(60_000).default(5), 'a whole number of milliseconds, 0-60000'],
-  INGEST_FRESHNESS_TARGET_MS: [positiveInt.max(60_000).default(50), 'a whole number of milliseconds, 1-60000'],
-  KAFKA_FETCH_MAX_BYTES: [positiveInt.default(2 * 1024 * 1024), 'a positive number of bytes'],
-  KAFKA_PARTITION_FETCH_MAX_BYTES: [positiveInt.default(512 * 1024), 'a positive number of bytes'],
-  INGEST_SESSION_TIMEOUT_MS: [z.coerce.number().int().min(6000).max(300_000).default(30_000), 'a whole number of milliseconds, 6000-300000'],
-  INGEST_PARTITIONS_CONCURRENCY: [positiveInt.max(64).default(4), 'a whole number 1-64'],
-  INGEST_COMMIT_LANES: [positiveInt.max(16).default(2), 'a whole number 1-16'],
-  INGEST_STALL_LIMIT_MS: [z.coerce.number().int().min(1000).max(3_600_000).default(30_000), 'a whole number of milliseconds, 1000-3600000'],
-  INGEST_START_FROM: [z.enum(['earliest', 'latest']).default('earliest'), 'earliest or latest'],
-  INGEST_ON_RETENTION_GAP: [z.enum(['continue', 'stop']).default('continue'), 'continue or stop'],
-  SLO_FRESHNESS_TARGET_MS: [positiveInt.max(60_000).default(50), 'a whole number of milliseconds, 1-60000'],
-  SLO_OBJECTIVE: [z.coerce.number().gt(0).lt(1).default(0.999), 'a fraction between 0 and 1 such as 0.999 (for 99.9%)'],
-  BACKFILL_IMPORT_DIR: [nonEmpty.optional(), 'a folder on the worker\'s machine that backfill files must be in (default: <HUNT_STATE_DIR>/imports)'],
-  ROLLUP_FLUSH_EVERY: [z.string().trim().regex(/^\d+\s*(ms|s|m|h|seconds?|minutes?|hours?)$/).default('1m'), 'a duration such as 30s, 1m or 5 minutes'],
-  RECONCILE_EVERY: [z.string().trim().regex(/^\d+\s*(ms|s|m|h|seconds?|minutes?|hours?)$/).default('5m'), 'a duration such as 1m or 5 minutes'],
-  DATA_QUALITY_CRON: [z.string().trim().regex(/^(\S+\s+){4}\S+$/).default('0 3 * * *'), 'a five-field cron expression (UTC), e.g. 0 3 * * *'],
-  WORKER_METRICS_PORT: [port.optional(), 'a TCP port for the worker\'s Prometheus metrics (unset: off)'],
-  WORKER_METRICS_BIND_ADDRESS: [ipAddress.default('127.0.0.1'), "an IP address for the worker's metrics to listen on"],
-  HUNT_STATE_DIR: [nonEmpty.default(path.join(projectRoot, '.hunt')), 'a folder for the embedded stack\'s data, logs and pid files'],
-  HUNT_CACHE_DIR: [nonEmpty.default(path.join(os.homedir(), '.cache', 'treasure-hunt')), 'a folder for downloaded and built binaries'],
-  HUNT_PG_PORT: [port.default(15432), 'a TCP port (1-65535)'],
-  HUNT_PG_BIN_DIR: [nonEmpty.optional(), "the folder holding Postgres's server binaries (postgres, initdb)"],
-  HUNT_KAFKA_PORT: [port.default(19092), 'a TCP port (1-65535)'],
-  HUNT_KAFKA_CONTROLLER_PORT: [port.default(19093), 'a TCP port (1-65535)'],
-  HUNT_KAFKA_HEAP: [z.string().trim().regex(/^\d+[mMgG]$/).default('768m'), 'a JVM heap size such as 512m or 1g'],
-  HUNT_TEMPORAL_PORT: [port.default(7233), 'a TCP port (1-65535)'],
-  HUNT_TEMPORAL_UI_PORT: [port.default(8233), 'a TCP port (1-65535)'],
-  HUNT_STACK_TIMEOUT_MS: [positiveInt.default(120_000), 'a positive whole number of milliseconds'],
-} as const satisfies Record<string, readonly [z.ZodType, string]>;
-
-type Variables = typeof variables;
-export type RawConfig = { [K in keyof Variables]: z.output<Variables[K][0]> };
+export { projectRoot, type RawConfig };
 
 export class ConfigError extends Error {
   /** `got` is already safe to print: secrets hidden, URLs without their password. */
@@ -317,4 +195,4 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 }
 
 /** The names of every variable this module reads, for docs and the compose check. */
-export const configVariableNames = Object.keys(variables) as (keyof Variables)[];
+export const configVariableNames = Object.keys(variables) as (keyof RawConfig)[];
