@@ -4,22 +4,16 @@
  * Also: replaying the whole stream again changes nothing (exactly-once effect).
  */
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { HuntEvent } from '../../src/events/schema';
 import { parseOccurredAt } from '../../src/events/schema';
 import { foldEvents } from '../../src/rules/reference';
 import { applyEvents, type AcceptedEvent } from '../../src/store/hot-path/apply-events';
 import { eventStreamArb } from '../helpers/arbitraries';
-import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { useTestDatabase } from '../helpers/database-fixture';
 import { projectionOf } from '../helpers/ingest';
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await createTestDatabase();
-});
-afterAll(async () => {
-  await db?.dispose();
-});
+const db = useTestDatabase();
 
 function accepted(event: HuntEvent): AcceptedEvent {
   const instant = parseOccurredAt(event.occurredAt);

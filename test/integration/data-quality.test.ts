@@ -9,27 +9,25 @@ import { parseOccurredAt } from '../../src/events/schema';
 import { foldEvents } from '../../src/rules/reference';
 import type { CheckReport } from '../../src/store/correctness/data-quality';
 import { applyEvents } from '../../src/store/hot-path/apply-events';
-import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { useTestDatabase } from '../helpers/database-fixture';
 import { projectionOf } from '../helpers/ingest';
 import { inOrderTraffic } from '../helpers/traffic';
 import { uniqueName } from '../helpers/wait';
 import { startInProcessWorker, temporalClient } from '../helpers/worker';
 
-let db: TestDatabase;
+const db = useTestDatabase();
 let client: Client;
 let closeClient: () => Promise<void>;
 let stopWorker: () => Promise<void>;
 const taskQueue = uniqueName('dq');
 
 beforeAll(async () => {
-  db = await createTestDatabase();
   ({ client, close: closeClient } = await temporalClient());
   ({ stop: stopWorker } = await startInProcessWorker(db.pool, taskQueue));
 });
 afterAll(async () => {
   await stopWorker?.();
   await closeClient?.();
-  await db?.dispose();
 });
 
 const run = (workflowType: string, input: object) =>

@@ -4,23 +4,17 @@
  * fence) and include it; without the fence the repair would recompute without the event and
  * then overwrite the row the increment landed in.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { HuntEvent } from '../../src/events/schema';
 import { parseOccurredAt } from '../../src/events/schema';
 import { foldEvents } from '../../src/rules/reference';
 import { applyEvents } from '../../src/store/hot-path/apply-events';
 import { reconcileHunts } from '../../src/store/correctness/reconcile';
-import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { useTestDatabase } from '../helpers/database-fixture';
 import { clueFound } from '../helpers/event-builders';
 import { projectionOf } from '../helpers/ingest';
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await createTestDatabase();
-});
-afterAll(async () => {
-  await db?.dispose();
-});
+const db = useTestDatabase();
 
 const accepted = (events: HuntEvent[]) => events.map((event) => ({ event, instant: parseOccurredAt(event.occurredAt)!, source: 'test' }));
 

@@ -13,14 +13,14 @@ import { loadConfig, projectRoot } from '../../src/config';
 import { createLogger } from '../../src/log';
 import { applyEvents } from '../../src/store/hot-path/apply-events';
 import { parseOccurredAt } from '../../src/events/schema';
-import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { useTestDatabase } from '../helpers/database-fixture';
 import { clueFound, hintUsed, treasureClaimed } from '../helpers/event-builders';
 import { quietTemporalRuntime } from '../helpers/temporal';
 import { uniqueName } from '../helpers/wait';
 import type { HuntEvent } from '../../src/events/schema';
 
 const config = loadConfig();
-let db: TestDatabase;
+const db = useTestDatabase();
 let worker: Worker;
 let running: Promise<void>;
 let client: Client;
@@ -29,7 +29,6 @@ const taskQueue = uniqueName('rollups');
 
 beforeAll(async () => {
   quietTemporalRuntime();
-  db = await createTestDatabase();
   connection = await Connection.connect({ address: config.temporal.address });
   client = new Client({ connection, namespace: config.temporal.namespace });
   worker = await Worker.create({
@@ -50,7 +49,6 @@ afterAll(async () => {
   worker?.shutdown();
   await running;
   await connection?.close();
-  await db?.dispose();
 });
 
 async function store(events: HuntEvent[]) {

@@ -7,24 +7,20 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { Kafka, logLevel } from 'kafkajs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../src/worker/activities';
 import { loadConfig, projectRoot } from '../../src/config';
 import { createLogger } from '../../src/log';
 import { listMigrations } from '../../src/store/migrate';
-import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { useTestDatabase } from '../helpers/database-fixture';
 import { quietTemporalRuntime } from '../helpers/temporal';
 import { uniqueName } from '../helpers/wait';
 
 const config = loadConfig();
-let db: TestDatabase;
+const db = useTestDatabase();
 
 beforeAll(async () => {
   quietTemporalRuntime();
-  db = await createTestDatabase();
-});
-afterAll(async () => {
-  await db?.dispose();
 });
 
 describe('Kafka', () => {
