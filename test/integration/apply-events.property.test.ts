@@ -9,6 +9,7 @@ import type { HuntEvent } from '../../src/events/schema';
 import { parseOccurredAt } from '../../src/events/schema';
 import { foldEvents } from '../../src/rules/reference';
 import { applyEvents, type AcceptedEvent } from '../../src/store/hot-path/apply-events';
+import { withTransaction } from '../../src/store/transaction';
 import { eventStreamArb } from '../helpers/arbitraries';
 import { useTestDatabase } from '../helpers/database-fixture';
 import { projectionOf } from '../helpers/ingest';
@@ -26,14 +27,7 @@ async function applyInBatches(events: HuntEvent[], batchSizes: number[]): Promis
   let at = 0;
   for (let i = 0; at < events.length; i++) {
     const size = batchSizes[i % batchSizes.length] ?? 1;
-    const client = await db.pool.connect();
-    try {
-      await client.query('BEGIN');
-      await applyEvents(client, events.slice(at, at + size).map(accepted));
-      await client.query('COMMIT');
-    } finally {
-      client.release();
-    }
+    await withTransaction(db.pool, (client) => applyEvents(client, events.slice(at, at + size).map(accepted)));
     at += size;
   }
 }

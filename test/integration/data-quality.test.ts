@@ -9,6 +9,7 @@ import { parseOccurredAt } from '../../src/events/schema';
 import { foldEvents } from '../../src/rules/reference';
 import type { CheckReport } from '../../src/store/correctness/data-quality';
 import { applyEvents } from '../../src/store/hot-path/apply-events';
+import { withTransaction } from '../../src/store/transaction';
 import { useTestDatabase } from '../helpers/database-fixture';
 import { projectionOf } from '../helpers/ingest';
 import { inOrderTraffic } from '../helpers/traffic';
@@ -33,16 +34,8 @@ afterAll(async () => {
 const run = (workflowType: string, input: object) =>
   client.workflow.execute(workflowType, { taskQueue, workflowId: uniqueName(workflowType), args: [input] });
 
-async function store(events: HuntEvent[]) {
-  const c = await db.pool.connect();
-  try {
-    await c.query('BEGIN');
-    await applyEvents(c, events.map((event) => ({ event, instant: parseOccurredAt(event.occurredAt)!, source: 'test' })));
-    await c.query('COMMIT');
-  } finally {
-    c.release();
-  }
-}
+const store = (events: HuntEvent[]) =>
+  withTransaction(db.pool, (c) => applyEvents(c, events.map((event) => ({ event, instant: parseOccurredAt(event.occurredAt)!, source: 'test' }))));
 
 const byName = (checks: CheckReport[]) => Object.fromEntries(checks.map((c) => [c.check, c]));
 

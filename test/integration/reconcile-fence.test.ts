@@ -10,6 +10,7 @@ import { parseOccurredAt } from '../../src/events/schema';
 import { foldEvents } from '../../src/rules/reference';
 import { applyEvents } from '../../src/store/hot-path/apply-events';
 import { reconcileHunts } from '../../src/store/correctness/reconcile';
+import { withTransaction } from '../../src/store/transaction';
 import { useTestDatabase } from '../helpers/database-fixture';
 import { clueFound } from '../helpers/event-builders';
 import { projectionOf } from '../helpers/ingest';
@@ -22,11 +23,7 @@ describe('the per-hunt fence', () => {
   it('makes a repair wait for an in-flight increment and keep it', async () => {
     const first = clueFound({ eventId: 'e1', huntId: 'h', playerId: 'p', clueId: 'c1', points: 10, occurredAt: '2026-11-20T10:00:00Z' });
     const second = clueFound({ eventId: 'e2', huntId: 'h', playerId: 'p', clueId: 'c2', points: 5, occurredAt: '2026-11-20T10:00:01Z' });
-    const setup = await db.pool.connect();
-    await setup.query('BEGIN');
-    await applyEvents(setup, accepted([first]));
-    await setup.query('COMMIT');
-    setup.release();
+    await withTransaction(db.pool, (setup) => applyEvents(setup, accepted([first])));
 
     // The hot path's transaction for `second`: applied, not yet committed.
     const hotPath = await db.pool.connect();

@@ -12,6 +12,7 @@ import { createActivities } from '../../src/worker/activities';
 import { loadConfig, projectRoot } from '../../src/config';
 import { createLogger } from '../../src/log';
 import { applyEvents } from '../../src/store/hot-path/apply-events';
+import { withTransaction } from '../../src/store/transaction';
 import { parseOccurredAt } from '../../src/events/schema';
 import { useTestDatabase } from '../helpers/database-fixture';
 import { clueFound, hintUsed, treasureClaimed } from '../helpers/event-builders';
@@ -51,16 +52,8 @@ afterAll(async () => {
   await connection?.close();
 });
 
-async function store(events: HuntEvent[]) {
-  const client = await db.pool.connect();
-  try {
-    await client.query('BEGIN');
-    await applyEvents(client, events.map((event) => ({ event, instant: parseOccurredAt(event.occurredAt)!, source: 'test' })));
-    await client.query('COMMIT');
-  } finally {
-    client.release();
-  }
-}
+const store = (events: HuntEvent[]) =>
+  withTransaction(db.pool, (c) => applyEvents(c, events.map((event) => ({ event, instant: parseOccurredAt(event.occurredAt)!, source: 'test' }))));
 
 const flush = () => client.workflow.execute('rollupFlush', { taskQueue, workflowId: uniqueName('rollup'), args: [{ settleMs: 0 }] });
 
