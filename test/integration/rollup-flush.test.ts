@@ -26,14 +26,16 @@ let worker: Worker;
 let running: Promise<void>;
 let client: Client;
 let connection: Connection;
+let workerConnection: NativeConnection;
 const taskQueue = uniqueName('rollups');
 
 beforeAll(async () => {
   quietTemporalRuntime();
   connection = await Connection.connect({ address: config.temporal.address });
   client = new Client({ connection, namespace: config.temporal.namespace });
+  workerConnection = await NativeConnection.connect({ address: config.temporal.address });
   worker = await Worker.create({
-    connection: await NativeConnection.connect({ address: config.temporal.address }),
+    connection: workerConnection,
     namespace: config.temporal.namespace,
     taskQueue,
     workflowsPath: path.join(projectRoot, 'workflows/index.ts'),
@@ -49,6 +51,7 @@ beforeAll(async () => {
 afterAll(async () => {
   worker?.shutdown();
   await running;
+  await workerConnection?.close();
   await connection?.close();
 });
 

@@ -62,21 +62,23 @@ describe('Temporal', () => {
   it('runs a workflow on the real server through a real worker and its activities', async () => {
     const taskQueue = uniqueName('smoke-queue');
     const connection = await Connection.connect({ address: config.temporal.address });
-    const worker = await Worker.create({
-      connection: await NativeConnection.connect({ address: config.temporal.address }),
-      namespace: config.temporal.namespace,
-      taskQueue,
-      workflowsPath: path.join(projectRoot, 'workflows/index.ts'),
-      activities: createActivities({ pool: db.pool, kafka: new Kafka({ brokers: config.kafka.brokers, logLevel: logLevel.NOTHING }), config, logger: createLogger({ logLevel: 'warn' }) }),
-    });
-    const client = new Client({ connection, namespace: config.temporal.namespace });
+    const workerConnection = await NativeConnection.connect({ address: config.temporal.address });
     try {
+      const worker = await Worker.create({
+        connection: workerConnection,
+        namespace: config.temporal.namespace,
+        taskQueue,
+        workflowsPath: path.join(projectRoot, 'workflows/index.ts'),
+        activities: createActivities({ pool: db.pool, kafka: new Kafka({ brokers: config.kafka.brokers, logLevel: logLevel.NOTHING }), config, logger: createLogger({ logLevel: 'warn' }) }),
+      });
+      const client = new Client({ connection, namespace: config.temporal.namespace });
       const result = await worker.runUntil(
         client.workflow.execute('healthCheck', { taskQueue, workflowId: uniqueName('smoke-health'), args: [{}] }),
       );
       expect(result).toMatchObject({ migrations: listMigrations().length, checkedBy: 'hunt-batch worker' });
       expect(result.postgres).toMatch(/^\d+/);
     } finally {
+      await workerConnection.close();
       await connection.close();
     }
   });
