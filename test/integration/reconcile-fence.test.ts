@@ -14,6 +14,7 @@ import { withTransaction } from '../../src/store/transaction';
 import { useTestDatabase } from '../helpers/database-fixture';
 import { clueFound } from '../helpers/event-builders';
 import { projectionOf } from '../helpers/ingest';
+import { waitFor } from '../helpers/wait';
 
 const db = useTestDatabase();
 
@@ -29,13 +30,23 @@ describe('the per-hunt fence', () => {
     const hotPath = await db.pool.connect();
     await hotPath.query('BEGIN');
     await applyEvents(hotPath, accepted([second]));
+    const hotPathPid = (await hotPath.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
 
     let repairDone = false;
     const repair = reconcileHunts(db.pool, ['h'], 'fence-test', true).then((r) => {
       repairDone = true;
       return r;
     });
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Blocked, as Postgres itself shows it (no sleep): a backend of this database waits on a
+    // lock held by the hot path's open transaction. The fence is what it waits on first.
+    await waitFor('the repair to wait on the hot path\'s fence lock', async () => {
+      const { rows } = await db.pool.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_stat_activity
+          WHERE datname = current_database() AND wait_event_type = 'Lock' AND $1::int = ANY(pg_blocking_pids(pid))`,
+        [hotPathPid],
+      );
+      return rows[0]!.n > 0;
+    }, { timeoutMs: 10_000, intervalMs: 20 });
     expect(repairDone).toBe(false); // waiting at the fence
     await hotPath.query('COMMIT');
     hotPath.release();
