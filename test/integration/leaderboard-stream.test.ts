@@ -77,8 +77,11 @@ describe('GET /hunts/{huntId}/leaderboard/stream', () => {
         await send([clueFound({ eventId: `c${serial++}`, huntId: 'live-a', playerId: 'ann', clueId: `k${i}`, points: 10, occurredAt: at() })]);
         const message = parse((await stream.next(i)).data);
         expect(message.entries[0]).toMatchObject({ playerId: 'ann', score: 10 * i });
-        // Quiet after it: no message without a change (heartbeats are comments).
-        await new Promise((resolve) => setTimeout(resolve, 400));
+        // Quiet after it: no message without a change (heartbeats are comments). Two
+        // heartbeats after the message mean a full heartbeat interval (300 ms, three
+        // coalescing windows) passed on the server's own clock.
+        const beats = stream.comments;
+        await waitFor('two heartbeats after the message', () => stream.comments >= beats + 2, { timeoutMs: 5000, intervalMs: 20 });
         expect(stream.events).toHaveLength(i + 1);
       }
     } finally {
