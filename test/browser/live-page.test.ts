@@ -9,12 +9,12 @@ import path from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
 import type { HuntEvent } from '../../src/events/schema';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { useTestDatabase } from '../helpers/database-fixture';
 import { clueFound, joined, recordOf } from '../helpers/event-builders';
 import { createTestTopics, sendRecords, startIngestProcess, type IngestProcess, type TestTopics } from '../helpers/ingest';
 
 const CHROMIUM = '/usr/bin/chromium';
-let db: TestDatabase;
+const db = useTestDatabase();
 let topics: TestTopics;
 let ingest: IngestProcess;
 let profileDir: string;
@@ -23,7 +23,6 @@ const base = Date.now() - 60_000;
 
 beforeAll(async () => {
   if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: npm test installs it (infra/install-system-packages.sh, Debian's chromium)`);
-  db = await createTestDatabase();
   topics = await createTestTopics(1);
   ingest = startIngestProcess(db.url, topics);
   await ingest.ready();
@@ -38,7 +37,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await ingest?.kill('SIGTERM');
-  await db?.dispose();
   if (profileDir) fs.rmSync(profileDir, { recursive: true, force: true });
 });
 

@@ -12,7 +12,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { loadConfig, projectRoot } from '../../src/config';
 import type { backfill } from '../../workflows/backfill';
-import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { useTestDatabase } from '../helpers/database-fixture';
 import { inOrderTraffic } from '../helpers/traffic';
 import { uniqueName, waitFor } from '../helpers/wait';
 import { startWorkerProcess, temporalClient, writeNdjson, type WorkerProcess } from '../helpers/worker';
@@ -27,19 +27,16 @@ const traffic = inOrderTraffic(400, 21);
 
 let client: Client;
 let closeClient: () => Promise<void>;
-let db: TestDatabase;
 let worker: WorkerProcess;
 let profileDir: string;
 let browser: BrowserContext;
-/** Keeps the database of a failed run for inspection. */
-let failed = false;
 
 // An external Temporal (TEMPORAL_ADDRESS) has no known UI address; the embedded stack has one.
 describe.skipIf(!uiUrl)('Temporal Web UI', () => {
+  const db = useTestDatabase();
   beforeAll(async () => {
     if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run infra/install-system-packages.sh (Debian's chromium)`);
     ({ client, close: closeClient } = await temporalClient());
-    db = await createTestDatabase();
     profileDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hunt-chromium-'));
     browser = await chromium.launchPersistentContext(profileDir, {
       executablePath: CHROMIUM,
@@ -57,7 +54,6 @@ describe.skipIf(!uiUrl)('Temporal Web UI', () => {
   afterAll(async () => {
     await browser?.close();
     await worker?.kill('SIGTERM');
-    await db?.dispose(failed);
     await closeClient?.();
     if (profileDir) fs.rmSync(profileDir, { recursive: true, force: true });
     fs.rmSync(dataDir, { recursive: true, force: true });
@@ -72,7 +68,6 @@ describe.skipIf(!uiUrl)('Temporal Web UI', () => {
     const page = browser.pages()[0] ?? (await browser.newPage());
     const screenshot = (step: string) => page.screenshot({ path: screenshotPath(`${workflowId}-${step}`), fullPage: true });
     onTestFailed(async () => {
-      failed = true;
       await screenshot('failed').catch(() => undefined);
     });
 

@@ -124,6 +124,15 @@ export interface StreamOptions extends EventPools {
 
 /** A stream of valid events; without duplicates every eventId is distinct. */
 export function eventStreamArb(options: StreamOptions = {}): fc.Arbitrary<HuntEvent[]> {
+  return redeliveredStreamArb(options).map(({ stream }) => stream);
+}
+
+/**
+ * The stream of eventStreamArb together with `firsts`: the same stream before the
+ * redeliveries were added, i.e. the first record of every eventId, in stream order. Built
+ * alongside the stream, not derived from it, so it can serve as an oracle for deduplication.
+ */
+export function redeliveredStreamArb(options: StreamOptions = {}): fc.Arbitrary<{ firsts: HuntEvent[]; stream: HuntEvent[] }> {
   const { minLength = 0, maxLength = 40, order = 'arrival', duplicates = 'none' } = options;
   // 'medium' size: fast-check's default favours streams too short to collide.
   const distinct = fc.uniqueArray(huntEventArb(options), { selector: (e) => e.eventId, minLength, maxLength, size: 'medium' });
@@ -140,7 +149,7 @@ export function eventStreamArb(options: StreamOptions = {}): fc.Arbitrary<HuntEv
       const after = stream.indexOf(original) + 1;
       stream.splice(after + (shift % (stream.length - after + 1)), 0, copy);
     }
-    return stream;
+    return { firsts: base, stream };
   });
 }
 

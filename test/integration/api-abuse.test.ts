@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { useTestDatabase } from '../helpers/database-fixture';
 import { createTestTopics, startIngestProcess, waitCaughtUp, type IngestProcess, type TestTopics } from '../helpers/ingest';
 import { inOrderTraffic, sendAtRate } from '../helpers/traffic';
 import { waitFor } from '../helpers/wait';
@@ -17,13 +17,12 @@ const HEADERS_TIMEOUT_MS = 4000;
 const MAX_CONNECTIONS = 1024;
 const SLOW_CONNECTIONS = 2000;
 
-let db: TestDatabase;
+const db = useTestDatabase();
 let topics: TestTopics;
 let ingest: IngestProcess;
 let port: number;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
   topics = await createTestTopics(4);
   ingest = startIngestProcess(db.url, topics, { API_HEADERS_TIMEOUT_MS: String(HEADERS_TIMEOUT_MS), API_MAX_CONNECTIONS: String(MAX_CONNECTIONS) });
   await ingest.ready();
@@ -34,7 +33,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await ingest?.kill('SIGKILL');
-  await db?.dispose();
 });
 
 /** Sends raw bytes (fetch would fix or refuse what these tests send) and reads the status. */

@@ -4,22 +4,17 @@
  * Also: replaying the whole stream again changes nothing (exactly-once effect).
  */
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { HuntEvent } from '../../src/events/schema';
 import { parseOccurredAt } from '../../src/events/schema';
 import { foldEvents } from '../../src/rules/reference';
 import { applyEvents, type AcceptedEvent } from '../../src/store/hot-path/apply-events';
+import { withTransaction } from '../../src/store/transaction';
 import { eventStreamArb } from '../helpers/arbitraries';
-import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { useTestDatabase } from '../helpers/database-fixture';
 import { projectionOf } from '../helpers/ingest';
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await createTestDatabase();
-});
-afterAll(async () => {
-  await db?.dispose();
-});
+const db = useTestDatabase();
 
 function accepted(event: HuntEvent): AcceptedEvent {
   const instant = parseOccurredAt(event.occurredAt);
@@ -32,14 +27,7 @@ async function applyInBatches(events: HuntEvent[], batchSizes: number[]): Promis
   let at = 0;
   for (let i = 0; at < events.length; i++) {
     const size = batchSizes[i % batchSizes.length] ?? 1;
-    const client = await db.pool.connect();
-    try {
-      await client.query('BEGIN');
-      await applyEvents(client, events.slice(at, at + size).map(accepted));
-      await client.query('COMMIT');
-    } finally {
-      client.release();
-    }
+    await withTransaction(db.pool, (client) => applyEvents(client, events.slice(at, at + size).map(accepted)));
     at += size;
   }
 }

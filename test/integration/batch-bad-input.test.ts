@@ -9,28 +9,26 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { useTestDatabase } from '../helpers/database-fixture';
 import { clueFound, recordOf } from '../helpers/event-builders';
 import { uniqueName } from '../helpers/wait';
 import { startWorkerProcess, temporalClient, TEST_DATA_DIR, writeNdjson, type WorkerProcess } from '../helpers/worker';
 
 const dataDir = path.join(TEST_DATA_DIR, uniqueName('bad-input'));
 const taskQueue = uniqueName('bad-input');
-let db: TestDatabase;
+const db = useTestDatabase();
 let worker: WorkerProcess;
 let client: Client;
 let closeClient: () => Promise<void>;
 
 beforeAll(async () => {
   fs.mkdirSync(dataDir, { recursive: true });
-  db = await createTestDatabase();
   worker = startWorkerProcess(db.url, taskQueue);
   ({ client, close: closeClient } = await temporalClient());
 });
 afterAll(async () => {
   await worker?.kill('SIGTERM');
   await closeClient?.();
-  await db?.dispose();
   fs.rmSync(dataDir, { recursive: true, force: true });
 });
 

@@ -11,7 +11,7 @@ import type { Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { projectRoot } from '../../src/config';
 import { migrate } from '../../src/store/migrate';
-import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { useTestDatabase } from '../helpers/database-fixture';
 import { createTestTopics, sendRecords, type TestTopics } from '../helpers/ingest';
 import { inOrderTraffic } from '../helpers/traffic';
 import { uniqueName, waitFor } from '../helpers/wait';
@@ -19,7 +19,7 @@ import { startWorkerProcess, temporalClient, type WorkerProcess } from '../helpe
 
 const run = promisify(execFile);
 
-let db: TestDatabase;
+const db = useTestDatabase();
 let topics: TestTopics;
 let worker: WorkerProcess;
 let client: Client;
@@ -31,7 +31,6 @@ let to: string;
 const cleanups: (() => Promise<unknown>)[] = [];
 
 beforeAll(async () => {
-  db = await createTestDatabase();
   const pg = await db.pool.connect();
   try {
     await migrate(pg); // the template may come from another checkout's migrations
@@ -49,7 +48,6 @@ afterAll(async () => {
   for (const cleanup of cleanups) await cleanup().catch(() => undefined);
   await worker?.kill('SIGTERM');
   await closeClient?.();
-  await db?.dispose();
 });
 
 async function hunt(args: string[], queue = taskQueue): Promise<string> {

@@ -9,42 +9,33 @@ import { parseOccurredAt } from '../../src/events/schema';
 import { foldEvents } from '../../src/rules/reference';
 import type { CheckReport } from '../../src/store/correctness/data-quality';
 import { applyEvents } from '../../src/store/hot-path/apply-events';
-import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { withTransaction } from '../../src/store/transaction';
+import { useTestDatabase } from '../helpers/database-fixture';
 import { projectionOf } from '../helpers/ingest';
 import { inOrderTraffic } from '../helpers/traffic';
 import { uniqueName } from '../helpers/wait';
 import { startInProcessWorker, temporalClient } from '../helpers/worker';
 
-let db: TestDatabase;
+const db = useTestDatabase();
 let client: Client;
 let closeClient: () => Promise<void>;
 let stopWorker: () => Promise<void>;
 const taskQueue = uniqueName('dq');
 
 beforeAll(async () => {
-  db = await createTestDatabase();
   ({ client, close: closeClient } = await temporalClient());
   ({ stop: stopWorker } = await startInProcessWorker(db.pool, taskQueue));
 });
 afterAll(async () => {
   await stopWorker?.();
   await closeClient?.();
-  await db?.dispose();
 });
 
 const run = (workflowType: string, input: object) =>
   client.workflow.execute(workflowType, { taskQueue, workflowId: uniqueName(workflowType), args: [input] });
 
-async function store(events: HuntEvent[]) {
-  const c = await db.pool.connect();
-  try {
-    await c.query('BEGIN');
-    await applyEvents(c, events.map((event) => ({ event, instant: parseOccurredAt(event.occurredAt)!, source: 'test' })));
-    await c.query('COMMIT');
-  } finally {
-    c.release();
-  }
-}
+const store = (events: HuntEvent[]) =>
+  withTransaction(db.pool, (c) => applyEvents(c, events.map((event) => ({ event, instant: parseOccurredAt(event.occurredAt)!, source: 'test' }))));
 
 const byName = (checks: CheckReport[]) => Object.fromEntries(checks.map((c) => [c.check, c]));
 

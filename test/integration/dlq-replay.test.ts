@@ -5,27 +5,25 @@
 import type { Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FUTURE_TOLERANCE_MS } from '../../src/events/validate';
-import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { useTestDatabase } from '../helpers/database-fixture';
 import { clueFound } from '../helpers/event-builders';
 import { createTestTopics, projectionOf, sendRecords, startIngestProcess, waitCaughtUp } from '../helpers/ingest';
 import { uniqueName, waitFor } from '../helpers/wait';
 import { startInProcessWorker, temporalClient } from '../helpers/worker';
 
-let db: TestDatabase;
+const db = useTestDatabase();
 let client: Client;
 let closeClient: () => Promise<void>;
 let stopWorker: () => Promise<void>;
 const taskQueue = uniqueName('dlq');
 
 beforeAll(async () => {
-  db = await createTestDatabase();
   ({ client, close: closeClient } = await temporalClient());
   ({ stop: stopWorker } = await startInProcessWorker(db.pool, taskQueue));
 });
 afterAll(async () => {
   await stopWorker?.();
   await closeClient?.();
-  await db?.dispose();
 });
 
 const replay = (input: object) => client.workflow.execute('dlqReplay', { taskQueue, workflowId: uniqueName('dlq-replay'), args: [input] });

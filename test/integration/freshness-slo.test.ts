@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { projectRoot } from '../../src/config';
 import { addFreshnessCounts, readFreshnessWindows } from '../../src/store/hot-path/freshness-minutes';
 import { migrate } from '../../src/store/migrate';
-import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { useTestDatabase } from '../helpers/database-fixture';
 import { createTestTopics, sendRecords, startIngestProcess, waitCaughtUp, type IngestProcess } from '../helpers/ingest';
 import { inOrderTraffic } from '../helpers/traffic';
 
@@ -17,9 +17,8 @@ const MINUTE_MS = 60_000;
 const HOUR_MS = 60 * MINUTE_MS;
 const run = promisify(execFile);
 
-let db: TestDatabase;
+const db = useTestDatabase();
 beforeAll(async () => {
-  db = await createTestDatabase();
   // Another checkout's test run may have rebuilt the shared template without this branch's
   // migrations; bring this database up to date whatever it was cloned from.
   const client = await db.pool.connect();
@@ -28,9 +27,6 @@ beforeAll(async () => {
   } finally {
     client.release();
   }
-});
-afterAll(async () => {
-  await db?.dispose();
 });
 
 async function huntSlo(...args: string[]): Promise<string> {

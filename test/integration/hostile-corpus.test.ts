@@ -11,7 +11,7 @@ import type { HuntEvent } from '../../src/events/schema';
 import { MAX_DETAIL_BYTES } from '../../src/events/detail-text';
 import { chunksWithin } from '../../src/ingest/dlq';
 import { foldEvents } from '../../src/rules/reference';
-import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { useTestDatabase } from '../helpers/database-fixture';
 import { HOSTILE_KINDS, hostileCorpus, type HostileRecord } from '../helpers/hostile';
 import { createTestTopics, projectionOf, readTopic, startIngestProcess, testKafka, type IngestProcess, type TestTopics } from '../helpers/ingest';
 import { watchReadiness, type ReadinessSample } from '../helpers/readiness';
@@ -35,14 +35,13 @@ interface Sent extends HostileRecord {
   offset: string;
 }
 
-let db: TestDatabase;
+const db = useTestDatabase();
 let topics: TestTopics;
 let ingest: IngestProcess;
 let sent: Sent[];
 let samples: ReadinessSample[];
 
 beforeAll(async () => {
-  db = await createTestDatabase();
   topics = await createTestTopics(PARTITIONS);
   ingest = startIngestProcess(db.url, topics, { INGEST_STALL_LIMIT_MS: String(STALL_LIMIT_MS) });
   await ingest.ready();
@@ -61,7 +60,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await ingest?.kill('SIGTERM');
-  await db?.dispose();
 });
 
 describe('a hostile corpus', () => {

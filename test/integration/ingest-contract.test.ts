@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HuntEvent } from '../../src/events/schema';
 import { MAX_EVENT_BYTES } from '../../src/events/validate';
 import { foldEvents, leaderboardOf } from '../../src/rules/reference';
-import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { useTestDatabase } from '../helpers/database-fixture';
 import { clueFound, hintUsed, joined, left, treasureClaimed } from '../helpers/event-builders';
 import {
   createTestTopics,
@@ -48,12 +48,11 @@ const rejects = [
   { reason: 'future_timestamp', value: json({ ...valid[2], eventId: 'x3', occurredAt: new Date(Date.now() + 3_600_000).toISOString() }) },
 ];
 
-let db: TestDatabase;
+const db = useTestDatabase();
 let topics: TestTopics;
 let ingest: IngestProcess;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
   topics = await createTestTopics(2);
   ingest = startIngestProcess(db.url, topics);
   await ingest.ready();
@@ -70,7 +69,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await ingest?.kill('SIGTERM');
-  await db?.dispose();
 });
 
 describe('hot path', () => {

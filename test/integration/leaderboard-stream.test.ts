@@ -8,13 +8,13 @@ import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HuntEvent } from '../../src/events/schema';
 import { foldEvents, leaderboardOf } from '../../src/rules/reference';
-import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { useTestDatabase } from '../helpers/database-fixture';
 import { clueFound, joined, recordOf } from '../helpers/event-builders';
 import { createTestTopics, sendRecords, startIngestProcess, waitCaughtUp, type IngestProcess, type TestTopics } from '../helpers/ingest';
 import { connectSse } from '../helpers/sse';
 import { waitFor } from '../helpers/wait';
 
-let db: TestDatabase;
+const db = useTestDatabase();
 let topics: TestTopics;
 let ingest: IngestProcess;
 const sent: HuntEvent[] = [];
@@ -31,7 +31,6 @@ const parse = (data: string) => JSON.parse(data) as { huntId: string; asOf: stri
 const metric = async (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(await (await fetch(`${ingest.apiUrl}/metrics`)).text())?.[1]);
 
 beforeAll(async () => {
-  db = await createTestDatabase();
   topics = await createTestTopics(2);
   ingest = startIngestProcess(db.url, topics, { API_STREAM_HEARTBEAT_MS: '300' });
   await ingest.ready();
@@ -41,7 +40,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await ingest?.kill('SIGTERM');
-  await db?.dispose();
 });
 
 describe('GET /hunts/{huntId}/leaderboard/stream', () => {
@@ -79,8 +77,11 @@ describe('GET /hunts/{huntId}/leaderboard/stream', () => {
         await send([clueFound({ eventId: `c${serial++}`, huntId: 'live-a', playerId: 'ann', clueId: `k${i}`, points: 10, occurredAt: at() })]);
         const message = parse((await stream.next(i)).data);
         expect(message.entries[0]).toMatchObject({ playerId: 'ann', score: 10 * i });
-        // Quiet after it: no message without a change (heartbeats are comments).
-        await new Promise((resolve) => setTimeout(resolve, 400));
+        // Quiet after it: no message without a change (heartbeats are comments). Two
+        // heartbeats after the message mean a full heartbeat interval (300 ms, three
+        // coalescing windows) passed on the server's own clock.
+        const beats = stream.comments;
+        await waitFor('two heartbeats after the message', () => stream.comments >= beats + 2, { timeoutMs: 5000, intervalMs: 20 });
         expect(stream.events).toHaveLength(i + 1);
       }
     } finally {

@@ -4,18 +4,12 @@
  * listens while a client is idle; this pins down the case that once crashed the consumer
  * in CI: the server ends a connection while a transaction holds it between two queries.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createPool } from '../../src/store/pool';
-import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { useTestDatabase } from '../helpers/database-fixture';
 import { waitFor } from '../helpers/wait';
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await createTestDatabase();
-});
-afterAll(async () => {
-  await db?.dispose();
-});
+const db = useTestDatabase();
 
 describe('the Postgres pool', () => {
   it('reports a connection lost while checked out, and the next checkout works', async () => {

@@ -7,36 +7,22 @@
  */
 import fc from 'fast-check';
 import type pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseOccurredAt, type HuntEvent } from '../../src/events/schema';
 import { dedupeByEventId, foldEvents, type FoldResult } from '../../src/rules/reference';
 import { applyEvents } from '../../src/store/hot-path/apply-events';
 import { LIVE_PROJECTION_TABLES, mergeInto, recomputeInto, type RecomputeFilter } from '../../src/store/batch/recompute';
+import { withTransaction } from '../../src/store/transaction';
 import { eventStreamArb } from '../helpers/arbitraries';
-import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { useTestDatabase } from '../helpers/database-fixture';
 import { projectionOf } from '../helpers/ingest';
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await createTestDatabase();
-});
-afterAll(async () => {
-  await db?.dispose();
-});
+const db = useTestDatabase();
 
 const TARGETS = { ...LIVE_PROJECTION_TABLES, huntStats: 'hunts' };
 const reset = () => db.pool.query('TRUNCATE events, hunts, player_scores, clue_credits, treasure_winners RESTART IDENTITY');
 
-async function inTransaction(work: (client: pg.PoolClient) => Promise<unknown>): Promise<void> {
-  const client = await db.pool.connect();
-  try {
-    await client.query('BEGIN');
-    await work(client);
-    await client.query('COMMIT');
-  } finally {
-    client.release();
-  }
-}
+const inTransaction = (work: (client: pg.PoolClient) => Promise<unknown>) => withTransaction(db.pool, work);
 const recompute = (filter: RecomputeFilter) => inTransaction((c) => recomputeInto(c, TARGETS, filter));
 const merge = (afterSeq: number, maxSeq?: number) => inTransaction((c) => mergeInto(c, TARGETS, maxSeq === undefined ? { afterSeq } : { afterSeq, maxSeq }));
 

@@ -4,23 +4,19 @@
  * fence) and include it; without the fence the repair would recompute without the event and
  * then overwrite the row the increment landed in.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { HuntEvent } from '../../src/events/schema';
 import { parseOccurredAt } from '../../src/events/schema';
 import { foldEvents } from '../../src/rules/reference';
 import { applyEvents } from '../../src/store/hot-path/apply-events';
 import { reconcileHunts } from '../../src/store/correctness/reconcile';
-import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { withTransaction } from '../../src/store/transaction';
+import { useTestDatabase } from '../helpers/database-fixture';
 import { clueFound } from '../helpers/event-builders';
 import { projectionOf } from '../helpers/ingest';
+import { waitFor } from '../helpers/wait';
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await createTestDatabase();
-});
-afterAll(async () => {
-  await db?.dispose();
-});
+const db = useTestDatabase();
 
 const accepted = (events: HuntEvent[]) => events.map((event) => ({ event, instant: parseOccurredAt(event.occurredAt)!, source: 'test' }));
 
@@ -28,23 +24,29 @@ describe('the per-hunt fence', () => {
   it('makes a repair wait for an in-flight increment and keep it', async () => {
     const first = clueFound({ eventId: 'e1', huntId: 'h', playerId: 'p', clueId: 'c1', points: 10, occurredAt: '2026-11-20T10:00:00Z' });
     const second = clueFound({ eventId: 'e2', huntId: 'h', playerId: 'p', clueId: 'c2', points: 5, occurredAt: '2026-11-20T10:00:01Z' });
-    const setup = await db.pool.connect();
-    await setup.query('BEGIN');
-    await applyEvents(setup, accepted([first]));
-    await setup.query('COMMIT');
-    setup.release();
+    await withTransaction(db.pool, (setup) => applyEvents(setup, accepted([first])));
 
     // The hot path's transaction for `second`: applied, not yet committed.
     const hotPath = await db.pool.connect();
     await hotPath.query('BEGIN');
     await applyEvents(hotPath, accepted([second]));
+    const hotPathPid = (await hotPath.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
 
     let repairDone = false;
     const repair = reconcileHunts(db.pool, ['h'], 'fence-test', true).then((r) => {
       repairDone = true;
       return r;
     });
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Blocked, as Postgres itself shows it (no sleep): a backend of this database waits on a
+    // lock held by the hot path's open transaction. The fence is what it waits on first.
+    await waitFor('the repair to wait on the hot path\'s fence lock', async () => {
+      const { rows } = await db.pool.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_stat_activity
+          WHERE datname = current_database() AND wait_event_type = 'Lock' AND $1::int = ANY(pg_blocking_pids(pid))`,
+        [hotPathPid],
+      );
+      return rows[0]!.n > 0;
+    }, { timeoutMs: 10_000, intervalMs: 20 });
     expect(repairDone).toBe(false); // waiting at the fence
     await hotPath.query('COMMIT');
     hotPath.release();

@@ -5,24 +5,18 @@
  * (MockActivityEnvironment runs the real activity, heartbeats and retry details included.)
  */
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createReconcileActivities, type ReconcileActivityInput, type ReconcileSummary } from '../../src/correctness/reconcile-job';
 import type { HuntEvent } from '../../src/events/schema';
 import { parseOccurredAt } from '../../src/events/schema';
 import { foldEvents } from '../../src/rules/reference';
 import { applyEvents } from '../../src/store/hot-path/apply-events';
 import { withTransaction } from '../../src/store/transaction';
-import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { useTestDatabase } from '../helpers/database-fixture';
 import { clueFound, joined } from '../helpers/event-builders';
 import { projectionOf } from '../helpers/ingest';
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await createTestDatabase();
-});
-afterAll(async () => {
-  await db?.dispose();
-});
+const db = useTestDatabase();
 
 let clock = Date.now() - 3_600_000;
 function huntEvents(huntId: string): HuntEvent[] {

@@ -12,28 +12,30 @@ import { createActivities } from '../../src/worker/activities';
 import { loadConfig, projectRoot } from '../../src/config';
 import { createLogger } from '../../src/log';
 import { applyEvents } from '../../src/store/hot-path/apply-events';
+import { withTransaction } from '../../src/store/transaction';
 import { parseOccurredAt } from '../../src/events/schema';
-import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { useTestDatabase } from '../helpers/database-fixture';
 import { clueFound, hintUsed, treasureClaimed } from '../helpers/event-builders';
 import { quietTemporalRuntime } from '../helpers/temporal';
 import { uniqueName } from '../helpers/wait';
 import type { HuntEvent } from '../../src/events/schema';
 
 const config = loadConfig();
-let db: TestDatabase;
+const db = useTestDatabase();
 let worker: Worker;
 let running: Promise<void>;
 let client: Client;
 let connection: Connection;
+let workerConnection: NativeConnection;
 const taskQueue = uniqueName('rollups');
 
 beforeAll(async () => {
   quietTemporalRuntime();
-  db = await createTestDatabase();
   connection = await Connection.connect({ address: config.temporal.address });
   client = new Client({ connection, namespace: config.temporal.namespace });
+  workerConnection = await NativeConnection.connect({ address: config.temporal.address });
   worker = await Worker.create({
-    connection: await NativeConnection.connect({ address: config.temporal.address }),
+    connection: workerConnection,
     namespace: config.temporal.namespace,
     taskQueue,
     workflowsPath: path.join(projectRoot, 'workflows/index.ts'),
@@ -49,20 +51,12 @@ beforeAll(async () => {
 afterAll(async () => {
   worker?.shutdown();
   await running;
+  await workerConnection?.close();
   await connection?.close();
-  await db?.dispose();
 });
 
-async function store(events: HuntEvent[]) {
-  const client = await db.pool.connect();
-  try {
-    await client.query('BEGIN');
-    await applyEvents(client, events.map((event) => ({ event, instant: parseOccurredAt(event.occurredAt)!, source: 'test' })));
-    await client.query('COMMIT');
-  } finally {
-    client.release();
-  }
-}
+const store = (events: HuntEvent[]) =>
+  withTransaction(db.pool, (c) => applyEvents(c, events.map((event) => ({ event, instant: parseOccurredAt(event.occurredAt)!, source: 'test' }))));
 
 const flush = () => client.workflow.execute('rollupFlush', { taskQueue, workflowId: uniqueName('rollup'), args: [{ settleMs: 0 }] });
 

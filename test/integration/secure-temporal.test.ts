@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, projectRoot } from '../../src/config';
 import { connectClient } from '../../src/temporal/client';
-import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { useTestDatabase } from '../helpers/database-fixture';
 import { freePort, runHunt } from '../helpers/hunt-command';
 import { createTestCa, type TestCa } from '../helpers/test-ca';
 import { startTemporalTlsProxy, type TlsProxy } from '../helpers/tls-proxy';
@@ -22,7 +22,7 @@ const API_KEY = 'temporal-Key-e5F6g7';
 
 let ca: TestCa;
 let proxy: TlsProxy;
-let db: TestDatabase;
+const db = useTestDatabase();
 const cleanups: (() => Promise<unknown>)[] = [];
 
 beforeAll(async () => {
@@ -34,12 +34,10 @@ beforeAll(async () => {
     ports: { mtls: await freePort(), apiKey: await freePort() },
     apiKey: API_KEY,
   });
-  db = await createTestDatabase();
 });
 afterAll(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
   await proxy?.stop();
-  await db?.dispose();
   fs.rmSync(dir, { recursive: true, force: true });
 });
 

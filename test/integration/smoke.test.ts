@@ -7,24 +7,20 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { Kafka, logLevel } from 'kafkajs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../src/worker/activities';
 import { loadConfig, projectRoot } from '../../src/config';
 import { createLogger } from '../../src/log';
 import { listMigrations } from '../../src/store/migrate';
-import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { useTestDatabase } from '../helpers/database-fixture';
 import { quietTemporalRuntime } from '../helpers/temporal';
 import { uniqueName } from '../helpers/wait';
 
 const config = loadConfig();
-let db: TestDatabase;
+const db = useTestDatabase();
 
 beforeAll(async () => {
   quietTemporalRuntime();
-  db = await createTestDatabase();
-});
-afterAll(async () => {
-  await db?.dispose();
 });
 
 describe('Kafka', () => {
@@ -66,21 +62,23 @@ describe('Temporal', () => {
   it('runs a workflow on the real server through a real worker and its activities', async () => {
     const taskQueue = uniqueName('smoke-queue');
     const connection = await Connection.connect({ address: config.temporal.address });
-    const worker = await Worker.create({
-      connection: await NativeConnection.connect({ address: config.temporal.address }),
-      namespace: config.temporal.namespace,
-      taskQueue,
-      workflowsPath: path.join(projectRoot, 'workflows/index.ts'),
-      activities: createActivities({ pool: db.pool, kafka: new Kafka({ brokers: config.kafka.brokers, logLevel: logLevel.NOTHING }), config, logger: createLogger({ logLevel: 'warn' }) }),
-    });
-    const client = new Client({ connection, namespace: config.temporal.namespace });
+    const workerConnection = await NativeConnection.connect({ address: config.temporal.address });
     try {
+      const worker = await Worker.create({
+        connection: workerConnection,
+        namespace: config.temporal.namespace,
+        taskQueue,
+        workflowsPath: path.join(projectRoot, 'workflows/index.ts'),
+        activities: createActivities({ pool: db.pool, kafka: new Kafka({ brokers: config.kafka.brokers, logLevel: logLevel.NOTHING }), config, logger: createLogger({ logLevel: 'warn' }) }),
+      });
+      const client = new Client({ connection, namespace: config.temporal.namespace });
       const result = await worker.runUntil(
         client.workflow.execute('healthCheck', { taskQueue, workflowId: uniqueName('smoke-health'), args: [{}] }),
       );
       expect(result).toMatchObject({ migrations: listMigrations().length, checkedBy: 'hunt-batch worker' });
       expect(result.postgres).toMatch(/^\d+/);
     } finally {
+      await workerConnection.close();
       await connection.close();
     }
   });

@@ -6,21 +6,15 @@
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadConfig, projectRoot } from '../../src/config';
 import { scheduleSpecs } from '../../src/temporal/schedules';
-import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { useTestDatabase } from '../helpers/database-fixture';
 import { createTestTopics } from '../helpers/ingest';
 import { uniqueName, waitFor } from '../helpers/wait';
 import { temporalClient } from '../helpers/worker';
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await createTestDatabase();
-});
-afterAll(async () => {
-  await db?.dispose();
-});
+const db = useTestDatabase();
 
 describe('hunt start', () => {
   it('runs ingest, the read API, the batch worker and the demo producer, then stops cleanly', async () => {

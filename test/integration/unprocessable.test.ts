@@ -9,7 +9,7 @@ import type { Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HuntEvent } from '../../src/events/schema';
 import { foldEvents } from '../../src/rules/reference';
-import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { useTestDatabase } from '../helpers/database-fixture';
 import { clueFound, joined, recordOf } from '../helpers/event-builders';
 import { createTestTopics, projectionOf, readTopic, sendRecords, startIngestProcess, waitCaughtUp, type IngestProcess, type TestTopics } from '../helpers/ingest';
 import { uniqueName } from '../helpers/wait';
@@ -28,12 +28,11 @@ const events: HuntEvent[] = Array.from({ length: 600 }, (_, i) => {
 const refused = events.filter((e) => e.playerId === 'mallory');
 const applied = events.filter((e) => e.playerId !== 'mallory');
 
-let db: TestDatabase;
+const db = useTestDatabase();
 let topics: TestTopics;
 let ingest: IngestProcess;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
   await db.pool.query(`ALTER TABLE events ADD CONSTRAINT no_mallory CHECK (player_id <> 'mallory')`);
   topics = await createTestTopics(2);
   // Fixed, large micro-batches: the refused records share a batch with hundreds of others.
@@ -45,7 +44,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await ingest?.kill('SIGTERM');
-  await db?.dispose();
 });
 
 describe('a record the database refuses', () => {

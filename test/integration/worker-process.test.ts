@@ -2,18 +2,12 @@
  * `hunt worker` as operators run it: serves its task queue, exposes the SDK runtime's
  * Prometheus metrics on WORKER_METRICS_PORT, and stops cleanly on SIGTERM.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { describe, expect, it } from 'vitest';
+import { useTestDatabase } from '../helpers/database-fixture';
 import { uniqueName, waitFor } from '../helpers/wait';
 import { startWorkerProcess, temporalClient } from '../helpers/worker';
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await createTestDatabase();
-});
-afterAll(async () => {
-  await db?.dispose();
-});
+const db = useTestDatabase();
 
 describe('hunt worker', () => {
   it('runs jobs, serves Prometheus metrics on WORKER_METRICS_PORT, and exits 0 on SIGTERM', async () => {

@@ -3,6 +3,7 @@ import { MicroBatcher, type SliceWork } from '../../src/ingest/batcher';
 import { BatchSizing } from '../../src/ingest/sizing';
 import { NO_ROWS } from '../../src/store/hot-path/event-rows';
 import { originsOf } from '../../src/store/hot-path/record-origins';
+import { waitFor } from '../helpers/wait';
 
 function slice(partition: number, nextOffset: number, recordCount: number): SliceWork {
   return {
@@ -76,7 +77,7 @@ describe('MicroBatcher', () => {
     const batcher = new MicroBatcher(fixed(1000, 20), flush);
     await batcher.add(slice(0, 1, 1));
     expect(calls).toHaveLength(0);
-    await new Promise((resolve) => setTimeout(resolve, 40));
+    await waitFor('the linger to close the batch', () => calls.length === 1, { timeoutMs: 2000, intervalMs: 5 });
     expect(calls).toHaveLength(1);
     calls[0]!.finish();
     await batcher.drain();

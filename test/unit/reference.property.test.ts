@@ -17,7 +17,7 @@ import {
   type PlayerStanding,
   type TreasureWinner,
 } from '../../src/rules/reference';
-import { eventStreamArb, streamAndShuffleArb } from '../helpers/arbitraries';
+import { eventStreamArb, redeliveredStreamArb, streamAndShuffleArb } from '../helpers/arbitraries';
 
 const RUNS = { numRuns: 300 };
 
@@ -90,12 +90,14 @@ describe('reference fold properties', () => {
   });
 
   it('redeliveries after the first record change nothing', () => {
+    // The oracle is the stream as generated before the redeliveries were added, not
+    // dedupeByEventId: foldEvents dedupes with it, so comparing with it could never fail.
     for (const duplicates of ['exact', 'conflicting'] as const) {
       fc.assert(
-        fc.property(eventStreamArb({ duplicates }), (stream) => {
-          const distinct = dedupeByEventId(stream);
-          expect(foldEvents(stream)).toEqual(foldEvents(distinct));
-          expect(foldEvents(stream)).toEqual(foldEvents([...distinct].reverse()));
+        fc.property(redeliveredStreamArb({ duplicates }), ({ firsts, stream }) => {
+          expect(dedupeByEventId(stream)).toEqual(firsts);
+          expect(foldEvents(stream)).toEqual(foldEvents(firsts));
+          expect(foldEvents(stream)).toEqual(foldEvents([...firsts].reverse()));
         }),
         RUNS,
       );
