@@ -8,7 +8,7 @@
  * records with the same eventId are ignored even if their content differs.
  */
 import type { HuntEvent } from '../events/schema';
-import { compareByteOrder, compareEventTime } from '../events/validate';
+import { compareByteOrder, compareEventTime, compareLeaderboard } from './order';
 
 export interface PlayerStanding {
   huntId: string;
@@ -132,18 +132,6 @@ export function normalizeFoldResult(result: FoldResult): FoldResult {
     hintPenalties: [...result.hintPenalties].sort(byKeys((r) => r.huntId, (r) => r.playerId, (r) => r.clueId)),
     treasureWinners: [...result.treasureWinners].sort(byKeys((r) => r.huntId, (r) => r.treasureId)),
   };
-}
-
-/**
- * The leaderboard order: score descending, then playerId ascending in byte order (what
- * Postgres gives with `ORDER BY score DESC, player_id COLLATE "C"`). Ids are ASCII today,
- * so byte order is also plain string order; comparing bytes keeps it right if that changes.
- */
-export function compareLeaderboard(
-  a: { score: number; playerId: string },
-  b: { score: number; playerId: string },
-): number {
-  return b.score - a.score || compareByteOrder(a.playerId, b.playerId);
 }
 
 /** Ranks the given standings (one hunt's) in leaderboard order; rank is the 1-based position. */
