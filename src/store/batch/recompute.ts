@@ -14,6 +14,7 @@
  * hot path writes them, so its later event-time comparisons keep working on these rows.
  */
 import type pg from 'pg';
+import { escapeIdentifier } from 'pg';
 import {
   CLUE_CREDIT_TYPES,
   clueCreditAmount,
@@ -158,11 +159,6 @@ export async function mergeInto(client: pg.ClientBase, targets: ProjectionTarget
   return { events, rowsAdded: players + (won[0]?.added ?? 0) + (credited[0]?.added ?? 0) };
 }
 
-/** `"name"` with doubled quotes inside: names come from code, but never go into SQL raw. */
-export function quoteIdent(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
-}
-
 interface Targets {
   players: string;
   credits: string;
@@ -170,12 +166,13 @@ interface Targets {
   stats: string | undefined;
 }
 
+// Names come from code, but never go into SQL raw.
 function quoteTargets(targets: ProjectionTargets): Targets {
   return {
-    players: quoteIdent(targets.players),
-    credits: quoteIdent(targets.clueCredits),
-    winners: quoteIdent(targets.treasureWinners),
-    stats: targets.huntStats === undefined ? undefined : quoteIdent(targets.huntStats),
+    players: escapeIdentifier(targets.players),
+    credits: escapeIdentifier(targets.clueCredits),
+    winners: escapeIdentifier(targets.treasureWinners),
+    stats: targets.huntStats === undefined ? undefined : escapeIdentifier(targets.huntStats),
   };
 }
 
