@@ -46,18 +46,18 @@ export interface AcceptedRecord {
   /** `event.occurredAt` as an instant, for ordering and windowing without re-parsing. */
   instant: EventInstant;
 }
-export interface RejectedRecord {
+export interface Rejection {
   ok: false;
   reason: ValidationReason;
   /** Human text for the DLQ `error.detail` header: names the field and what was wrong; safe text of at most 1 KiB. */
   detail: string;
 }
-export type RecordClassification = AcceptedRecord | RejectedRecord;
+export type RecordClassification = AcceptedRecord | Rejection;
 
 // Issues listed in a detail; the DLQ header should stay short and the first few tell the story.
 const MAX_ISSUES_IN_DETAIL = 5;
 
-const reject = (reason: ValidationReason, detail: string): RejectedRecord => ({ ok: false, reason, detail: toDetailText(detail) });
+const reject = (reason: ValidationReason, detail: string): Rejection => ({ ok: false, reason, detail: toDetailText(detail) });
 
 /**
  * Classifies a raw record value. A null value (a Kafka tombstone) is `invalid_json`: it is
