@@ -2,7 +2,11 @@
  * The reference fold: the CONTRACT's scoring rules written to be obviously correct, not
  * fast. Every rule is "group the events, take the earliest (or latest) by event time" and
  * nothing else, so the result cannot depend on input order except through deduplication.
- * The hot path and the batch recomputation are tested against this.
+ *
+ * This is the definition of the rules. The two SQL engines are derived from it: the hot
+ * path's incremental statement (store/hot-path/apply-events.ts) and the batch recompute
+ * (store/batch/recompute.ts), built from the fragments in sql.ts; property tests check both
+ * against this fold. The orders it uses are in order.ts.
  *
  * Deduplication mirrors ingest: the first record with an eventId wins (first stored), later
  * records with the same eventId are ignored even if their content differs.

@@ -1,8 +1,10 @@
 /**
  * The batch side of the scoring rules (DESIGN invariant 4): set-based SQL that computes the
- * FINAL projections from the raw event store in event-time order, exactly what the reference
- * fold (src/rules/reference.ts) computes. Reprocess fills shadow tables with it; it is meant
- * for reconciliation too.
+ * FINAL projections from the raw event store in event-time order. It is derived from the
+ * reference fold (src/rules/reference.ts), the rules' definition, is built from the rules'
+ * SQL fragments (src/rules/sql.ts), and is property-tested against the fold: it must compute
+ * exactly what the fold computes. Reprocess fills shadow tables with it; reconciliation
+ * diffs the live projections against it.
  *
  * Every rule picks the earliest (or latest) event of a group by (occurred_at, event_id), and
  * a player's totals are sums over the picked rows. Ids are `COLLATE "C"`, so event_id orders

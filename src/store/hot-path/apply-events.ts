@@ -13,11 +13,13 @@
  * batch travels as one JSON parameter of flat rows (event-rows.ts): JSON.stringify is native,
  * Postgres parses it once, and nothing comes back to the client between the steps.
  *
- * Scoring here is incremental, in arrival order (provisional, see CONTRACT.md): the first
- * clue.found / hint.used / treasure.claimed to arrive for its key is credited (rows are
- * inserted in arrival order, and a conflict within the statement keeps the first). Display
- * name and active flag compare event time, which is cheap to get exactly right.
- * Reconciliation repairs the rest to the final answer.
+ * Scoring here is derived from the reference fold (src/rules/reference.ts, the rules'
+ * definition) with the rules' SQL fragments (src/rules/sql.ts), and property-tested against
+ * it on streams in event-time order. It is incremental, in arrival order (provisional, see
+ * CONTRACT.md): the first clue.found / hint.used / treasure.claimed to arrive for its key is
+ * credited (rows are inserted in arrival order, and a conflict within the statement keeps
+ * the first). Display name and active flag compare event time, which is cheap to get
+ * exactly right. Reconciliation repairs the rest to the final answer.
  */
 import type pg from 'pg';
 import type { EventInstant, HuntEvent } from '../../events/schema';
