@@ -3,9 +3,6 @@
  * applying the CONTRACT's checks in its order; the first failing check names the reason.
  * Runs per record on the hot path, so each step does only what its check needs and never
  * throws: a record that breaks the classifier would stall its partition.
- *
- * Also the contract's event-time order (occurredAt instant, then eventId by UTF-8 byte
- * order), shared by the reference fold and anything else that must agree with Postgres.
  */
 import { isUtf8 } from 'node:buffer';
 import type { z } from 'zod';
@@ -49,18 +46,18 @@ export interface AcceptedRecord {
   /** `event.occurredAt` as an instant, for ordering and windowing without re-parsing. */
   instant: EventInstant;
 }
-export interface RejectedRecord {
+export interface Rejection {
   ok: false;
   reason: ValidationReason;
   /** Human text for the DLQ `error.detail` header: names the field and what was wrong; safe text of at most 1 KiB. */
   detail: string;
 }
-export type RecordClassification = AcceptedRecord | RejectedRecord;
+export type RecordClassification = AcceptedRecord | Rejection;
 
 // Issues listed in a detail; the DLQ header should stay short and the first few tell the story.
 const MAX_ISSUES_IN_DETAIL = 5;
 
-const reject = (reason: ValidationReason, detail: string): RejectedRecord => ({ ok: false, reason, detail: toDetailText(detail) });
+const reject = (reason: ValidationReason, detail: string): Rejection => ({ ok: false, reason, detail: toDetailText(detail) });
 
 /**
  * Classifies a raw record value. A null value (a Kafka tombstone) is `invalid_json`: it is
@@ -135,49 +132,6 @@ function formatPath(path: readonly PropertyKey[]): string {
   return path.map((key, i) => (typeof key === 'number' ? `[${key}]` : i === 0 ? String(key) : `.${String(key)}`)).join('');
 }
 
-/**
- * Orders strings as their UTF-8 bytes would (Buffer.compare, Postgres `COLLATE "C"`),
- * without encoding them. UTF-16 code units already sort like code points, hence like UTF-8
- * bytes, except surrogates (code points above U+FFFF) must sort after U+E000..U+FFFF.
- * Exact for well-formed strings; the schema refuses ids with unpaired surrogates.
- */
-export function compareByteOrder(a: string, b: string): number {
-  const shared = Math.min(a.length, b.length);
-  for (let i = 0; i < shared; i++) {
-    const x = a.charCodeAt(i);
-    const y = b.charCodeAt(i);
-    if (x !== y) return codePointOrderKey(x) - codePointOrderKey(y);
-  }
-  return a.length - b.length;
-}
-
-function codePointOrderKey(unit: number): number {
-  if (unit < 0xd800) return unit;
-  return unit <= 0xdfff ? unit + 0x2000 : unit - 0x800;
-}
-
-export function compareInstants(a: EventInstant, b: EventInstant): number {
-  return a.epochMs - b.epochMs || a.micros - b.micros;
-}
-
-export interface TimedEvent {
-  occurredAt: string;
-  eventId: string;
-}
-
-/**
- * The contract's event-time order: `occurredAt` by instant (so `10:00+02:00` equals
- * `08:00Z`), ties by `eventId` in byte order. Total on deduplicated events. Parses both
- * timestamps on every call: meant for the reference fold and tests, not a hot loop
- * (there, compare the `instant` from classifyRecord with compareInstants).
- * Throws on an `occurredAt` the schema would reject.
- */
-export function compareEventTime(a: TimedEvent, b: TimedEvent): number {
-  return compareInstants(instantOf(a), instantOf(b)) || compareByteOrder(a.eventId, b.eventId);
-}
-
-function instantOf(event: TimedEvent): EventInstant {
-  const instant = parseOccurredAt(event.occurredAt);
-  if (instant === undefined) throw new Error(`event ${event.eventId}: invalid occurredAt ${JSON.stringify(event.occurredAt)}`);
-  return instant;
-}
+// The event-time order moved to src/rules/order.ts, the home of the scoring rules. Re-exported
+// for importers not yet moved (test/helpers/arbitraries.ts); import it from there instead.
+export { compareEventTime } from '../rules/order';

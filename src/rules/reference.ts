@@ -2,13 +2,17 @@
  * The reference fold: the CONTRACT's scoring rules written to be obviously correct, not
  * fast. Every rule is "group the events, take the earliest (or latest) by event time" and
  * nothing else, so the result cannot depend on input order except through deduplication.
- * The hot path and the batch recomputation are tested against this.
+ *
+ * This is the definition of the rules. The two SQL engines are derived from it: the hot
+ * path's incremental statement (store/hot-path/apply-events.ts) and the batch recompute
+ * (store/batch/recompute.ts), built from the fragments in sql.ts; property tests check both
+ * against this fold. The orders it uses are in order.ts.
  *
  * Deduplication mirrors ingest: the first record with an eventId wins (first stored), later
  * records with the same eventId are ignored even if their content differs.
  */
 import type { HuntEvent } from '../events/schema';
-import { compareByteOrder, compareEventTime } from '../events/validate';
+import { compareByteOrder, compareEventTime, compareLeaderboard } from './order';
 
 export interface PlayerStanding {
   huntId: string;
@@ -132,18 +136,6 @@ export function normalizeFoldResult(result: FoldResult): FoldResult {
     hintPenalties: [...result.hintPenalties].sort(byKeys((r) => r.huntId, (r) => r.playerId, (r) => r.clueId)),
     treasureWinners: [...result.treasureWinners].sort(byKeys((r) => r.huntId, (r) => r.treasureId)),
   };
-}
-
-/**
- * The leaderboard order: score descending, then playerId ascending in byte order (what
- * Postgres gives with `ORDER BY score DESC, player_id COLLATE "C"`). Ids are ASCII today,
- * so byte order is also plain string order; comparing bytes keeps it right if that changes.
- */
-export function compareLeaderboard(
-  a: { score: number; playerId: string },
-  b: { score: number; playerId: string },
-): number {
-  return b.score - a.score || compareByteOrder(a.playerId, b.playerId);
 }
 
 /** Ranks the given standings (one hunt's) in leaderboard order; rank is the 1-based position. */

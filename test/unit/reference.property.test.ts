@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import type { HuntEvent } from '../../src/events/schema';
-import { compareEventTime } from '../../src/events/validate';
+import { compareEventTime } from '../../src/rules/order';
 import {
   dedupeByEventId,
   foldEvents,

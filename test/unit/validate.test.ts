@@ -3,12 +3,11 @@ import fc from 'fast-check';
 import {
   classifyDecoded,
   classifyRecord,
-  compareByteOrder,
-  compareEventTime,
   FUTURE_TOLERANCE_MS,
   MAX_EVENT_BYTES,
   type RecordClassification,
 } from '../../src/events/validate';
+import { compareByteOrder, compareEventTime } from '../../src/rules/order';
 import { huntEventArb } from '../helpers/arbitraries';
 import { clueFound, recordOf, T0_MS } from '../helpers/event-builders';
 

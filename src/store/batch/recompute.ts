@@ -1,8 +1,10 @@
 /**
  * The batch side of the scoring rules (DESIGN invariant 4): set-based SQL that computes the
- * FINAL projections from the raw event store in event-time order, exactly what the reference
- * fold (src/rules/reference.ts) computes. Reprocess fills shadow tables with it; it is meant
- * for reconciliation too.
+ * FINAL projections from the raw event store in event-time order. It is derived from the
+ * reference fold (src/rules/reference.ts), the rules' definition, is built from the rules'
+ * SQL fragments (src/rules/sql.ts), and is property-tested against the fold: it must compute
+ * exactly what the fold computes. Reprocess fills shadow tables with it; reconciliation
+ * diffs the live projections against it.
  *
  * Every rule picks the earliest (or latest) event of a group by (occurred_at, event_id), and
  * a player's totals are sums over the picked rows. Ids are `COLLATE "C"`, so event_id orders
@@ -14,6 +16,19 @@
  * hot path writes them, so its later event-time comparisons keep working on these rows.
  */
 import type pg from 'pg';
+import { escapeIdentifier } from 'pg';
+import {
+  CLUE_CREDIT_TYPES,
+  clueCreditAmount,
+  clueCreditKind,
+  eventTimeOrder,
+  isClueFound,
+  isEarlier,
+  isLaterStamp,
+  playerScore,
+  signedCreditPoints,
+  takeIfLater as take,
+} from '../../rules/sql';
 
 /** Table names (unquoted) with the live tables' columns and primary keys. */
 export interface ProjectionTargets {
@@ -110,17 +125,16 @@ export async function mergeInto(client: pg.ClientBase, targets: ProjectionTarget
   const events = size[0]?.n ?? 0;
   if (events === 0) return { events, rowsAdded: 0 };
   const t = quoteTargets(targets);
-  const earlier = (x: string, y: string) => `(${x}.occurred_at, ${x}.event_id) < (${y}.occurred_at, ${y}.event_id)`;
 
   // New players start at zero; updateTotals below sums everyone concerned.
   const players = await upsertRoster(client, t, where, values, 'false');
   // The winners a new, earlier claim displaces lose points: capture them before the upsert.
   const { rows: won } = await client.query<{ added: number; displaced: [string, string][] }>(
     `WITH claims AS (${earliestClaims(where)}),
-     displaced AS (SELECT w.hunt_id, w.player_id FROM ${t.winners} w JOIN claims c USING (hunt_id, treasure_id) WHERE ${earlier('c', 'w')}),
+     displaced AS (SELECT w.hunt_id, w.player_id FROM ${t.winners} w JOIN claims c USING (hunt_id, treasure_id) WHERE ${isEarlier('c', 'w')}),
      up AS (INSERT INTO ${t.winners} AS w ${WINNER_COLUMNS} SELECT * FROM claims
             ON CONFLICT (hunt_id, treasure_id) DO UPDATE SET player_id = excluded.player_id, event_id = excluded.event_id,
-              occurred_at = excluded.occurred_at, points = excluded.points WHERE ${earlier('excluded', 'w')}
+              occurred_at = excluded.occurred_at, points = excluded.points WHERE ${isEarlier('excluded', 'w')}
             RETURNING xmax = 0 AS inserted)
      SELECT (SELECT count(*) FILTER (WHERE inserted) FROM up)::int AS added,
             (SELECT coalesce(json_agg(json_build_array(hunt_id, player_id)), '[]') FROM displaced) AS displaced`,
@@ -129,7 +143,7 @@ export async function mergeInto(client: pg.ClientBase, targets: ProjectionTarget
   const { rows: credited } = await client.query<{ added: number }>(
     `WITH up AS (INSERT INTO ${t.credits} AS c ${CREDIT_COLUMNS} ${earliestCredits(where)}
             ON CONFLICT (hunt_id, player_id, clue_id, kind) DO UPDATE SET event_id = excluded.event_id,
-              occurred_at = excluded.occurred_at, points = excluded.points WHERE ${earlier('excluded', 'c')}
+              occurred_at = excluded.occurred_at, points = excluded.points WHERE ${isEarlier('excluded', 'c')}
             RETURNING xmax = 0 AS inserted)
      SELECT count(*) FILTER (WHERE inserted)::int AS added FROM up`,
     values,
@@ -147,11 +161,6 @@ export async function mergeInto(client: pg.ClientBase, targets: ProjectionTarget
   return { events, rowsAdded: players + (won[0]?.added ?? 0) + (credited[0]?.added ?? 0) };
 }
 
-/** `"name"` with doubled quotes inside: names come from code, but never go into SQL raw. */
-export function quoteIdent(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
-}
-
 interface Targets {
   players: string;
   credits: string;
@@ -159,12 +168,13 @@ interface Targets {
   stats: string | undefined;
 }
 
+// Names come from code, but never go into SQL raw.
 function quoteTargets(targets: ProjectionTargets): Targets {
   return {
-    players: quoteIdent(targets.players),
-    credits: quoteIdent(targets.clueCredits),
-    winners: quoteIdent(targets.treasureWinners),
-    stats: targets.huntStats === undefined ? undefined : quoteIdent(targets.huntStats),
+    players: escapeIdentifier(targets.players),
+    credits: escapeIdentifier(targets.clueCredits),
+    winners: escapeIdentifier(targets.treasureWinners),
+    stats: targets.huntStats === undefined ? undefined : escapeIdentifier(targets.huntStats),
   };
 }
 
@@ -176,10 +186,10 @@ function earliestCredits(where: string): string {
   return `
     SELECT DISTINCT ON (hunt_id, player_id, clue_id, kind) hunt_id, player_id, clue_id, kind, event_id, occurred_at, points
       FROM (SELECT e.hunt_id, e.player_id, (e.payload->>'clueId') COLLATE "C" AS clue_id,
-                   CASE e.type WHEN 'clue.found' THEN 'found' ELSE 'hint' END AS kind, e.event_id, e.occurred_at,
-                   (CASE e.type WHEN 'clue.found' THEN e.payload->>'points' ELSE e.payload->>'penalty' END)::int AS points
-              FROM events e WHERE e.type IN ('clue.found', 'hint.used') AND ${where}) c
-     ORDER BY hunt_id, player_id, clue_id, kind, occurred_at, event_id`;
+                   ${clueCreditKind('e.type')} AS kind, e.event_id, e.occurred_at,
+                   ${clueCreditAmount('e')} AS points
+              FROM events e WHERE e.type IN ${CLUE_CREDIT_TYPES} AND ${where}) c
+     ORDER BY hunt_id, player_id, clue_id, kind, ${eventTimeOrder('earliest')}`;
 }
 
 /** One winner per (hunt, treasure): the earliest claim, ties to the smallest eventId. */
@@ -189,7 +199,7 @@ function earliestClaims(where: string): string {
       FROM (SELECT e.hunt_id, (e.payload->>'treasureId') COLLATE "C" AS treasure_id, e.player_id, e.event_id, e.occurred_at,
                    (e.payload->>'points')::int AS points
               FROM events e WHERE e.type = 'treasure.claimed' AND ${where}) c
-     ORDER BY hunt_id, treasure_id, occurred_at, event_id`;
+     ORDER BY hunt_id, treasure_id, ${eventTimeOrder('earliest')}`;
 }
 
 /**
@@ -201,26 +211,24 @@ function earliestClaims(where: string): string {
  * number of rows inserted (`xmax = 0` marks an inserted, not an updated, row).
  */
 async function upsertRoster(client: pg.ClientBase, t: Targets, where: string, values: unknown[], totalsScope: string): Promise<number> {
-  const later = (at: string, event: string) =>
-    `excluded.${at} IS NOT NULL AND (p.${at} IS NULL OR (excluded.${at}, excluded.${event}) > (p.${at}, p.${event}))`;
-  const take = (column: string, rule: string) => `${column} = CASE WHEN ${rule} THEN excluded.${column} ELSE p.${column} END`;
-  const name = later('display_name_at', 'display_name_event');
-  const active = later('active_at', 'active_event');
+  const name = isLaterStamp('display_name_at', 'display_name_event');
+  const active = isLaterStamp('active_at', 'active_event');
+  const latestFirst = eventTimeOrder('latest', 'e.occurred_at', 'e.event_id');
   const { rows } = await client.query<{ added: number }>(
     `WITH roster AS (
        SELECT e.hunt_id, e.player_id FROM events e WHERE ${where} GROUP BY e.hunt_id, e.player_id
      ), named AS (
        SELECT DISTINCT ON (e.hunt_id, e.player_id) e.hunt_id, e.player_id, e.payload->>'displayName' AS display_name, e.occurred_at, e.event_id
          FROM events e WHERE e.type = 'player.joined' AND e.payload->>'displayName' IS NOT NULL AND ${where}
-        ORDER BY e.hunt_id, e.player_id, e.occurred_at DESC, e.event_id DESC
+        ORDER BY e.hunt_id, e.player_id, ${latestFirst}
      ), membership AS (
        SELECT DISTINCT ON (e.hunt_id, e.player_id) e.hunt_id, e.player_id, e.type = 'player.joined' AS active, e.occurred_at, e.event_id
          FROM events e WHERE e.type IN ('player.joined', 'player.left') AND ${where}
-        ORDER BY e.hunt_id, e.player_id, e.occurred_at DESC, e.event_id DESC
+        ORDER BY e.hunt_id, e.player_id, ${latestFirst}
      ), ${totalsCtes(t, totalsScope)}, up AS (
        INSERT INTO ${t.players} AS p (hunt_id, player_id, score, clues_found, treasures_claimed,
          display_name, display_name_at, display_name_event, active, active_at, active_event)
-       SELECT r.hunt_id, r.player_id, coalesce(c.score, 0) + coalesce(w.score, 0), coalesce(c.clues_found, 0), coalesce(w.won, 0),
+       SELECT r.hunt_id, r.player_id, ${playerScore('c', 'w')}, coalesce(c.clues_found, 0), coalesce(w.won, 0),
               n.display_name, n.occurred_at, n.event_id, coalesce(m.active, true), m.occurred_at, m.event_id
          FROM roster r
          LEFT JOIN named n ON n.hunt_id = r.hunt_id AND n.player_id = r.player_id
@@ -240,8 +248,8 @@ async function upsertRoster(client: pg.ClientBase, t: Targets, where: string, va
 /** `credited` and `won`: per-player sums over the credits and wins `scope` selects (as `x`). */
 function totalsCtes(t: Targets, scope: string): string {
   return `credited AS (
-       SELECT x.hunt_id, x.player_id, sum(CASE x.kind WHEN 'found' THEN x.points ELSE -x.points END) AS score,
-              count(*) FILTER (WHERE x.kind = 'found') AS clues_found
+       SELECT x.hunt_id, x.player_id, sum(${signedCreditPoints('x')}) AS score,
+              count(*) FILTER (WHERE ${isClueFound('x')}) AS clues_found
          FROM ${t.credits} x WHERE ${scope} GROUP BY x.hunt_id, x.player_id
      ), won AS (
        SELECT x.hunt_id, x.player_id, sum(x.points) AS score, count(*) AS won
@@ -253,7 +261,7 @@ function totalsCtes(t: Targets, scope: string): string {
 function updateTotals(t: Targets, who: string): string {
   return `
     WITH a AS (${who}), ${totalsCtes(t, '(x.hunt_id, x.player_id) IN (SELECT hunt_id, player_id FROM a)')}
-    UPDATE ${t.players} p SET score = coalesce(c.score, 0) + coalesce(w.score, 0), clues_found = coalesce(c.clues_found, 0),
+    UPDATE ${t.players} p SET score = ${playerScore('c', 'w')}, clues_found = coalesce(c.clues_found, 0),
            treasures_claimed = coalesce(w.won, 0)
       FROM a
       LEFT JOIN credited c ON c.hunt_id = a.hunt_id AND c.player_id = a.player_id

@@ -26,8 +26,9 @@
  * result, and a newer run takes over (the older one's next step fails as superseded).
  */
 import type pg from 'pg';
+import { escapeIdentifier } from 'pg';
 import { ALL_HUNTS, notifyHuntsChanged } from '../hunt-changes';
-import { LIVE_PROJECTION_TABLES, mergeInto, quoteIdent, recomputeInto, type ProjectionTargets } from './recompute';
+import { LIVE_PROJECTION_TABLES, mergeInto, recomputeInto, type ProjectionTargets } from './recompute';
 import { recreateShadow, swapInShadow } from './shadow-tables';
 import { withTransaction } from '../transaction';
 
@@ -149,7 +150,7 @@ export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName,
 
     const huntIds = await huntsAfter(client, job.fill_cursor ?? '', huntsPerChunk);
     if (huntIds.length === 0) {
-      for (const table of Object.values(shadowTargets(projection))) await client.query(`ANALYZE ${quoteIdent(table)}`);
+      for (const table of Object.values(shadowTargets(projection))) await client.query(`ANALYZE ${escapeIdentifier(table)}`);
       await client.query(`UPDATE reprocess_jobs SET phase = 'filled', updated_at = now() WHERE projection = $1`, [projection]);
       return progress(true);
     }
@@ -207,7 +208,7 @@ export async function swapShadow(pool: pg.Pool, projection: ProjectionName, jobI
     const merged = await mergeInto(client, shadowTargets(projection), { afterSeq: job.covered_seq ?? 0 });
     await applyHuntStats(client);
     for (const [live, shadow] of liveAndShadowTables(projection)) await swapInShadow(client, live, shadow);
-    await client.query(`DROP TABLE ${quoteIdent(HUNT_STATS_SHADOW)}`);
+    await client.query(`DROP TABLE ${escapeIdentifier(HUNT_STATS_SHADOW)}`);
     await notifyHuntsChanged(client, ALL_HUNTS); // every leaderboard may have changed
     const { rows } = await client.query<JobRow>(
       `UPDATE reprocess_jobs SET phase = 'swapped', covered_seq = $2, max_seq = $2, events_caught_up = events_caught_up + $3,
@@ -261,14 +262,14 @@ async function takeFence(client: pg.ClientBase, lockTimeoutMs: number): Promise<
 async function applyHuntStats(client: pg.ClientBase): Promise<void> {
   await client.query(
     `INSERT INTO hunts AS h (hunt_id, events_applied, as_of)
-     SELECT hunt_id, events_applied, as_of FROM ${quoteIdent(HUNT_STATS_SHADOW)}
+     SELECT hunt_id, events_applied, as_of FROM ${escapeIdentifier(HUNT_STATS_SHADOW)}
      ON CONFLICT (hunt_id) DO UPDATE SET events_applied = excluded.events_applied, as_of = excluded.as_of, updated_at = now()
       WHERE (h.events_applied, h.as_of) IS DISTINCT FROM (excluded.events_applied, excluded.as_of)`,
   );
   await client.query(
     `UPDATE hunts h SET events_applied = 0, as_of = NULL, updated_at = now()
       WHERE (h.events_applied <> 0 OR h.as_of IS NOT NULL)
-        AND NOT EXISTS (SELECT 1 FROM ${quoteIdent(HUNT_STATS_SHADOW)} s WHERE s.hunt_id = h.hunt_id)`,
+        AND NOT EXISTS (SELECT 1 FROM ${escapeIdentifier(HUNT_STATS_SHADOW)} s WHERE s.hunt_id = h.hunt_id)`,
   );
 }
 

@@ -4,13 +4,13 @@
  * the old table or the new one, never a mix). Used by reprocess.
  */
 import type pg from 'pg';
-import { quoteIdent } from './recompute';
+import { escapeIdentifier } from 'pg';
 
 /** Drops a leftover `shadow` (a crashed or superseded run's) and creates it empty, shaped like `live`. */
 export async function recreateShadow(client: pg.ClientBase, live: string, shadow: string): Promise<void> {
-  await client.query(`DROP TABLE IF EXISTS ${quoteIdent(shadow)}`);
+  await client.query(`DROP TABLE IF EXISTS ${escapeIdentifier(shadow)}`);
   // INCLUDING ALL: defaults, constraints and indexes, so the swapped-in table is the same table.
-  await client.query(`CREATE TABLE ${quoteIdent(shadow)} (LIKE ${quoteIdent(live)} INCLUDING ALL)`);
+  await client.query(`CREATE TABLE ${escapeIdentifier(shadow)} (LIKE ${escapeIdentifier(live)} INCLUDING ALL)`);
 }
 
 /**
@@ -21,11 +21,11 @@ export async function recreateShadow(client: pg.ClientBase, live: string, shadow
 export async function swapInShadow(client: pg.ClientBase, live: string, shadow: string): Promise<void> {
   const liveIndexes = await indexesOf(client, live);
   const shadowIndexes = await indexesOf(client, shadow);
-  await client.query(`DROP TABLE ${quoteIdent(live)}`);
-  await client.query(`ALTER TABLE ${quoteIdent(shadow)} RENAME TO ${quoteIdent(live)}`);
+  await client.query(`DROP TABLE ${escapeIdentifier(live)}`);
+  await client.query(`ALTER TABLE ${escapeIdentifier(shadow)} RENAME TO ${escapeIdentifier(live)}`);
   for (const [shape, name] of shadowIndexes) {
     const original = liveIndexes.get(shape);
-    if (original && original !== name) await client.query(`ALTER INDEX ${quoteIdent(name)} RENAME TO ${quoteIdent(original)}`);
+    if (original && original !== name) await client.query(`ALTER INDEX ${escapeIdentifier(name)} RENAME TO ${escapeIdentifier(original)}`);
   }
 }
 
@@ -35,7 +35,7 @@ async function indexesOf(client: pg.ClientBase, table: string): Promise<Map<stri
     `SELECT c.relname AS name, i.indisunique AS unique, pg_get_indexdef(i.indexrelid) AS def
        FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
       WHERE i.indrelid = $1::regclass ORDER BY c.relname`,
-    [quoteIdent(table)],
+    [escapeIdentifier(table)],
   );
   const byShape = new Map<string, string>();
   for (const row of rows) byShape.set(`${row.unique ? 'UNIQUE' : ''}|${row.def.replace(/^.*? ON \S+ /, '')}`, row.name);

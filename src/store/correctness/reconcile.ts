@@ -1,6 +1,7 @@
 /**
  * Reconciliation: recompute hunts' final results from the raw event store (recomputeInto,
- * the set-based rules), diff them against the live projections, record the drift, and
+ * the set-based rules, property-tested against the reference fold in src/rules, their
+ * definition), diff them against the live projections, record the drift, and
  * repair the live rows. All of a hunt's work happens in ONE transaction that first locks
  * the hunt's fence row (hunts, FOR UPDATE): the hot path locks the same row before it
  * stores or scores anything of that hunt, so no increment can land between "recompute" and

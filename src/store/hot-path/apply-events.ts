@@ -13,16 +13,27 @@
  * batch travels as one JSON parameter of flat rows (event-rows.ts): JSON.stringify is native,
  * Postgres parses it once, and nothing comes back to the client between the steps.
  *
- * Scoring here is incremental, in arrival order (provisional, see CONTRACT.md): the first
- * clue.found / hint.used / treasure.claimed to arrive for its key is credited (rows are
- * inserted in arrival order, and a conflict within the statement keeps the first). Display
- * name and active flag compare event time, which is cheap to get exactly right.
- * Reconciliation repairs the rest to the final answer.
+ * Scoring here is derived from the reference fold (src/rules/reference.ts, the rules'
+ * definition) with the rules' SQL fragments (src/rules/sql.ts), and property-tested against
+ * it on streams in event-time order. It is incremental, in arrival order (provisional, see
+ * CONTRACT.md): the first clue.found / hint.used / treasure.claimed to arrive for its key is
+ * credited (rows are inserted in arrival order, and a conflict within the statement keeps
+ * the first). Display name and active flag compare event time, which is cheap to get
+ * exactly right. Reconciliation repairs the rest to the final answer.
  */
 import type pg from 'pg';
 import type { EventInstant, HuntEvent } from '../../events/schema';
 import { rowCount, rowsOf, type EventRows } from './event-rows';
 import { NOTIFY_HUNTS_OF } from '../hunt-changes';
+import {
+  CLUE_CREDIT_TYPES,
+  clueCreditKind,
+  eventTimeOrder,
+  isClueFound,
+  isLaterStamp,
+  signedCreditPoints,
+  takeIfLater as take,
+} from '../../rules/sql';
 
 export interface AcceptedEvent {
   event: HuntEvent;
@@ -66,12 +77,10 @@ export async function applyEvents(client: pg.ClientBase, events: readonly Accept
   return applyEventRows(client, rowsOf(events));
 }
 
-/** `excluded`'s (at, event) stamp is later than the row's: the contract's event-time order. */
-const later = (at: string, event: string) =>
-  `excluded.${at} IS NOT NULL AND (p.${at} IS NULL OR (excluded.${at}, excluded.${event}) > (p.${at}, p.${event}))`;
-const take = (column: string, rule: string) => `${column} = CASE WHEN ${rule} THEN excluded.${column} ELSE p.${column} END`;
-const NAME_IS_LATER = later('display_name_at', 'display_name_event');
-const ACTIVE_IS_LATER = later('active_at', 'active_event');
+const NAME_IS_LATER = isLaterStamp('display_name_at', 'display_name_event');
+const ACTIVE_IS_LATER = isLaterStamp('active_at', 'active_event');
+// `new` takes event_id from JSON text, without the table's byte-order collation.
+const LATEST_FIRST = eventTimeOrder('latest', 'occurred_at', 'event_id COLLATE "C"');
 
 const STORE_AND_SCORE = `
   WITH input AS (
@@ -98,8 +107,8 @@ const STORE_AND_SCORE = `
     SELECT DISTINCT ON (i.event_id) i.* FROM input i JOIN ins USING (event_id) ORDER BY i.event_id, i.arrival
   ), credits AS (
     INSERT INTO clue_credits (hunt_id, player_id, clue_id, kind, event_id, occurred_at, points)
-    SELECT hunt_id, player_id, subject_id, CASE type WHEN 'clue.found' THEN 'found' ELSE 'hint' END, event_id, occurred_at, points
-      FROM new WHERE type IN ('clue.found', 'hint.used') ORDER BY arrival
+    SELECT hunt_id, player_id, subject_id, ${clueCreditKind('type')}, event_id, occurred_at, points
+      FROM new WHERE type IN ${CLUE_CREDIT_TYPES} ORDER BY arrival
     ON CONFLICT (hunt_id, player_id, clue_id, kind) DO NOTHING
     RETURNING hunt_id, player_id, kind, points
   ), wins AS (
@@ -111,17 +120,17 @@ const STORE_AND_SCORE = `
     -- Every inserted event registers its player, even one that scores nothing.
     SELECT hunt_id, player_id, sum(score)::bigint AS score, sum(clues)::int AS clues, sum(won)::int AS won FROM (
       SELECT hunt_id, player_id, 0 AS score, 0 AS clues, 0 AS won FROM new
-      UNION ALL SELECT hunt_id, player_id, CASE kind WHEN 'found' THEN points ELSE -points END, (kind = 'found')::int, 0 FROM credits
+      UNION ALL SELECT hunt_id, player_id, ${signedCreditPoints()}, (${isClueFound()})::int, 0 FROM credits
       UNION ALL SELECT hunt_id, player_id, points, 0, 1 FROM wins
     ) d GROUP BY hunt_id, player_id
   ), named AS (
     SELECT DISTINCT ON (hunt_id, player_id) hunt_id, player_id, display_name, occurred_at, event_id COLLATE "C" AS event_id
       FROM new WHERE type = 'player.joined' AND display_name IS NOT NULL
-     ORDER BY hunt_id, player_id, occurred_at DESC, event_id COLLATE "C" DESC
+     ORDER BY hunt_id, player_id, ${LATEST_FIRST}
   ), membership AS (
     SELECT DISTINCT ON (hunt_id, player_id) hunt_id, player_id, type = 'player.joined' AS active, occurred_at, event_id COLLATE "C" AS event_id
       FROM new WHERE type IN ('player.joined', 'player.left')
-     ORDER BY hunt_id, player_id, occurred_at DESC, event_id COLLATE "C" DESC
+     ORDER BY hunt_id, player_id, ${LATEST_FIRST}
   ), players AS (
     INSERT INTO player_scores AS p (hunt_id, player_id, score, clues_found, treasures_claimed,
            display_name, display_name_at, display_name_event, active, active_at, active_event)

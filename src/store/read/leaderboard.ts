@@ -1,5 +1,6 @@
 /** Read queries behind the read API: leaderboard pages and single players. */
 import type pg from 'pg';
+import { LEADERBOARD_ORDER, ranksAhead } from '../../rules/sql';
 
 export interface LeaderboardEntryRow {
   rank: number;
@@ -36,9 +37,9 @@ export async function leaderboardPages(pool: pg.Pool, requests: readonly { huntI
              JOIN hunts h ON h.hunt_id = r.hunt_id
             CROSS JOIN LATERAL (
                   SELECT coalesce(json_agg(t ORDER BY t.rank), '[]'::json) AS entries
-                    FROM (SELECT (row_number() OVER (ORDER BY score DESC, player_id))::int AS rank, ${ENTRY_COLUMNS}
+                    FROM (SELECT (row_number() OVER (ORDER BY ${LEADERBOARD_ORDER}))::int AS rank, ${ENTRY_COLUMNS}
                             FROM player_scores p WHERE p.hunt_id = r.hunt_id
-                           ORDER BY score DESC, player_id LIMIT r.page_size) t) e`,
+                           ORDER BY ${LEADERBOARD_ORDER} LIMIT r.page_size) t) e`,
     values: [requests.map((r) => r.huntId), requests.map((r) => r.limit)],
   });
   return new Map(rows.map((row) => [row.hunt_id, { huntId: row.hunt_id, asOf: row.as_of?.toISOString() ?? null, entries: row.entries }]));
@@ -60,7 +61,7 @@ export async function playerEntry(pool: pg.Pool, huntId: string, playerId: strin
     name: 'leaderboard-player',
     text: `SELECT (1 + (SELECT count(*) FROM player_scores o
                          WHERE o.hunt_id = p.hunt_id
-                           AND (o.score > p.score OR (o.score = p.score AND o.player_id < p.player_id))))::int AS rank,
+                           AND ${ranksAhead('o', 'p')}))::int AS rank,
                   ${ENTRY_COLUMNS}
              FROM player_scores p WHERE hunt_id = $1 AND player_id = $2`,
     values: [huntId, playerId],
