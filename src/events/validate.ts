@@ -132,6 +132,3 @@ function formatPath(path: readonly PropertyKey[]): string {
   return path.map((key, i) => (typeof key === 'number' ? `[${key}]` : i === 0 ? String(key) : `.${String(key)}`)).join('');
 }
 
-// The event-time order moved to src/rules/order.ts, the home of the scoring rules. Re-exported
-// for importers not yet moved (test/helpers/arbitraries.ts); import it from there instead.
-export { compareEventTime } from '../rules/order';

@@ -6,7 +6,7 @@
  */
 import fc from 'fast-check';
 import type { HuntEvent } from '../../src/events/schema';
-import { compareEventTime } from '../../src/events/validate';
+import { compareEventTime } from '../../src/rules/order';
 
 export const HUNT_IDS = ['h1', 'h2'] as const;
 export const PLAYER_IDS = ['p1', 'p2', 'p3', 'P4'] as const;
