@@ -6,6 +6,7 @@
 import type pg from 'pg';
 import { reconcileHunts } from './reconcile';
 import { repairStaleWindows, staleWindowsSql } from '../batch/rollups';
+import { quarantineByReason } from '../read/quarantine-backlog';
 
 export type Severity = 'info' | 'warning' | 'error';
 
@@ -139,10 +140,10 @@ export const CHECKS: Check[] = [
     name: 'quarantine_backlog',
     severity: 'warning',
     find: async (pool) => {
-      const { rows } = await pool.query<{ reason: string; records: number; oldest: string }>(
-        `SELECT reason, count(*)::int AS records, min(quarantined_at) AS oldest
-           FROM quarantine WHERE replayed_at IS NULL GROUP BY reason ORDER BY records DESC`,
-      );
+      const rows = (await quarantineByReason(pool))
+        .filter((r) => r.waiting > 0)
+        .map((r) => ({ reason: r.reason, records: r.waiting, oldest: r.oldest }))
+        .sort((a, b) => b.records - a.records);
       return { count: rows.reduce((n, r) => n + r.records, 0), samples: rows };
     },
   },
@@ -173,4 +174,24 @@ export async function runDataQuality(pool: pg.Pool, runId: string, repair: boole
     );
   }
   return reports;
+}
+
+export interface StoredCheck {
+  run_id: string;
+  check_name: string;
+  severity: Severity;
+  finding_count: number;
+  repaired: Record<string, unknown> | null;
+  checked_at: Date;
+}
+
+/** The stored report of run `runId`, or of the latest run (`runId` null), one row per check. */
+export async function storedReport(pool: pg.Pool, runId: string | null): Promise<StoredCheck[]> {
+  const { rows } = await pool.query<StoredCheck>(
+    `SELECT run_id, check_name, severity, finding_count, repaired, checked_at FROM dq_reports
+      WHERE run_id = coalesce($1, (SELECT run_id FROM dq_reports ORDER BY checked_at DESC LIMIT 1))
+      ORDER BY check_name`,
+    [runId],
+  );
+  return rows;
 }
