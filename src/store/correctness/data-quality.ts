@@ -4,6 +4,7 @@
  * re-aggregating rollup windows). Every run stores one report row per check.
  */
 import type pg from 'pg';
+import { HUNTS_PER_TRANSACTION } from '../../constants';
 import { reconcileHunts } from './reconcile';
 import { repairStaleWindows, staleWindowsSql } from '../batch/rollups';
 import { quarantineByReason } from '../read/quarantine-backlog';
@@ -38,8 +39,6 @@ async function countAndSamples(pool: pg.Pool, findingsSql: string): Promise<{ co
   );
   return { count: rows[0]?.count ?? 0, samples: rows[0]?.samples ?? [] };
 }
-
-const HUNTS_PER_TRANSACTION = 20;
 
 const ORPHANS = `SELECT 'player_scores' AS table_name, hunt_id, player_id AS id FROM player_scores p
     WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.hunt_id = p.hunt_id AND e.player_id = p.player_id)

@@ -3,7 +3,7 @@
  * every reader of it: the read API's gauges, `hunt dlq list` and the data-quality check.
  */
 import type pg from 'pg';
-import { REJECT_REASONS } from '../../events/validate';
+import { REJECT_REASONS } from '../../constants';
 
 /**
  * Backlog per reason, each counted up to `cap` (a value of `cap` means "at least"): bounded
