@@ -3,8 +3,8 @@
  * and the quarantine backlog, so dashboards see them beside the hot path's.
  *
  * A scrape never queries: the values are refreshed on a timer (API_METRICS_REFRESH_MS) by
- * bounded queries (src/store/read/monitoring.ts, quarantine-backlog.ts) on the read API's pool, so scraping /metrics
- * often, or a flood of requests to it, costs Postgres nothing more.
+ * bounded queries (src/store/read/monitoring.ts and quarantine-backlog.ts) on the read API's
+ * pool, so scraping /metrics often, or a flood of requests to it, costs Postgres nothing more.
  */
 import type pg from 'pg';
 import { Gauge, type Registry } from 'prom-client';
