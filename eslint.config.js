@@ -1,5 +1,6 @@
-// Lint: typescript-eslint's recommended rules, plus two project rules:
-// workflows stay deterministic (no Node built-ins, no I/O libraries), and only
+// Lint: typescript-eslint's recommended rules, plus three project rules:
+// workflows stay deterministic (no Node built-ins, no I/O libraries), src/constants.ts
+// (the values workflows share with the services) imports nothing, and only
 // src/config.ts reads the environment.
 import js from '@eslint/js';
 import { builtinModules } from 'node:module';
@@ -26,6 +27,14 @@ export default tseslint.config(
     // Passing the environment on to child processes and test servers is not reading config.
     files: ['src/config.ts', 'infra/**', 'test/**', 'bench/**'],
     rules: { 'no-restricted-properties': 'off' },
+  },
+  {
+    // Workflows import it freely (the patterns below leave it out), so it must stay free of
+    // anything a workflow may not reach.
+    files: ['src/constants.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['*'], message: 'src/constants.ts is shared with workflow code: keep it free of imports.' }] }],
+    },
   },
   {
     files: ['workflows/**/*.ts'],

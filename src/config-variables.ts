@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { TOPIC_NAME_PATTERN } from './constants';
 
 /** The repository root, so default folders do not depend on the caller's cwd. */
 export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -41,7 +42,7 @@ const brokerList = z
 
 const hostPort = z.string().trim().regex(/^[^\s:]+:\d{1,5}$/, 'host:port');
 
-const topicName = z.string().trim().regex(/^[A-Za-z0-9._-]{1,249}$/, 'a Kafka topic name ([A-Za-z0-9._-], 1-249 chars)');
+const topicName = z.string().trim().regex(TOPIC_NAME_PATTERN, 'a Kafka topic name ([A-Za-z0-9._-], 1-249 chars)');
 
 /** Each entry: the environment variable, its schema, and what is expected of it. */
 export const variables = {

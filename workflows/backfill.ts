@@ -23,6 +23,7 @@ import { addCounts, emptyCounts, type ImportCounts } from '../src/batch/backfill
 import type { KafkaRange } from '../src/batch/backfill/kafka-source';
 import type { BackfillCursor, BackfillSource } from '../src/batch/backfill/types';
 import { HUNT_ID, HUNT_JOB_KIND } from '../src/temporal/search-attributes';
+import { ID_PATTERN, TOPIC_NAME_PATTERN } from '../src/constants';
 import { asObject, badInput, optionalInt, optionalIsoTime, rejectUnknownFields } from './input';
 
 const { describeBackfillSource } = proxyActivities<Activities>({
@@ -151,7 +152,7 @@ function checkInput(input: BackfillInput): Required<Omit<BackfillInput, 'huntId'
   }
   const checkedSource = checkSource(source);
   if (fields.dryRun !== undefined && typeof fields.dryRun !== 'boolean') throw badInput('backfill', 'dryRun must be true or false');
-  if (fields.huntId !== undefined && (typeof fields.huntId !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(fields.huntId))) {
+  if (fields.huntId !== undefined && (typeof fields.huntId !== 'string' || !ID_PATTERN.test(fields.huntId))) {
     throw badInput('backfill', 'huntId must be 1-64 characters of [A-Za-z0-9_.-]');
   }
   return {
@@ -186,7 +187,7 @@ function checkSource(source: Record<string, unknown>): BackfillSource {
     return { kind: 'file', path: source.path };
   }
   if (source.kind === 'kafka') {
-    if (typeof source.topic !== 'string' || !/^[A-Za-z0-9._-]{1,249}$/.test(source.topic)) {
+    if (typeof source.topic !== 'string' || !TOPIC_NAME_PATTERN.test(source.topic)) {
       throw badInput('backfill', `source.topic must be a Kafka topic name, got ${JSON.stringify(source.topic)}`);
     }
     const from = optionalIsoTime('backfill', source, 'from');

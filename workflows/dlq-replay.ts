@@ -2,6 +2,7 @@ import { proxyActivities, upsertMemo, upsertSearchAttributes } from '@temporalio
 import type { Activities } from '../src/worker/activities';
 import type { ReplayTotals } from '../src/correctness/dlq-replay-job';
 import { HUNT_JOB_KIND } from '../src/temporal/search-attributes';
+import { REJECT_REASONS } from '../src/constants';
 import { asObject, badInput, optionalInt, optionalIsoTime, rejectUnknownFields } from './input';
 
 const { replayQuarantined } = proxyActivities<Activities>({
@@ -10,7 +11,7 @@ const { replayQuarantined } = proxyActivities<Activities>({
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
 });
 
-const REASONS = ['too_large', 'invalid_json', 'unknown_type', 'schema_violation', 'future_timestamp', 'unprocessable'];
+const REASONS: readonly string[] = REJECT_REASONS;
 
 /**
  * Web UI input: `{}` (everything quarantined and not yet replayed), or e.g.

@@ -2,6 +2,7 @@ import { defineQuery, proxyActivities, setHandler, upsertMemo, upsertSearchAttri
 import type { Activities } from '../src/worker/activities';
 import type { ReconcileSummary } from '../src/correctness/reconcile-job';
 import { HUNT_ID, HUNT_JOB_KIND } from '../src/temporal/search-attributes';
+import { HUNTS_PER_TRANSACTION, ID_PATTERN } from '../src/constants';
 import { asObject, badInput, optionalInt, rejectUnknownFields } from './input';
 
 const { reconcileHunts } = proxyActivities<Activities>({
@@ -48,7 +49,7 @@ export async function reconcile(input: ReconcileInput = {}): Promise<ReconcileSu
   const fields = asObject('reconcile', input);
   rejectUnknownFields('reconcile', fields, ['huntIds', 'repair', 'huntsPerTransaction', 'settleMs']);
   const huntIds = fields.huntIds as unknown;
-  if (huntIds !== undefined && (!Array.isArray(huntIds) || huntIds.some((h) => typeof h !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(h)))) {
+  if (huntIds !== undefined && (!Array.isArray(huntIds) || huntIds.some((h) => typeof h !== 'string' || !ID_PATTERN.test(h)))) {
     throw badInput('reconcile', `huntIds must be a list of hunt ids ([A-Za-z0-9_.-], 1-64 chars), got ${JSON.stringify(huntIds)}`);
   }
   if (fields.repair !== undefined && typeof fields.repair !== 'boolean') throw badInput('reconcile', 'repair must be true or false');
@@ -67,7 +68,7 @@ export async function reconcile(input: ReconcileInput = {}): Promise<ReconcileSu
     runId,
     huntIds: hunts,
     repair,
-    huntsPerTransaction: optionalInt('reconcile', fields, 'huntsPerTransaction', 1, 1000, 20),
+    huntsPerTransaction: optionalInt('reconcile', fields, 'huntsPerTransaction', 1, 1000, HUNTS_PER_TRANSACTION),
     settleMs: optionalInt('reconcile', fields, 'settleMs', 0, 600_000, 2000),
   });
   progress.phase = 'done';

@@ -6,7 +6,7 @@
  */
 import pg from 'pg';
 import type { Logger } from '../log';
-import { ALL_HUNTS, HUNT_CHANGES_CHANNEL, parseChangePayload } from '../store/hunt-changes';
+import { ALL_HUNTS, HUNT_CHANGES_CHANNEL, listenForHuntChanges, parseChangePayload } from '../store/hunt-changes';
 
 export type ChangeHandler = (hunts: string[] | typeof ALL_HUNTS) => void;
 
@@ -46,7 +46,7 @@ export class ChangeListener {
     });
     this.client = client;
     await client.connect();
-    await client.query(`LISTEN ${HUNT_CHANGES_CHANNEL}`);
+    await listenForHuntChanges(client);
     const wasGap = this.retryMs > 250;
     this.connected = true;
     this.retryMs = 250;

@@ -10,7 +10,7 @@
 import http from 'node:http';
 import type pg from 'pg';
 import type { Registry } from 'prom-client';
-import { ID_PATTERN } from '../events/schema';
+import { ID_PATTERN } from '../constants';
 import type { Logger } from '../log';
 import { huntExists, leaderboardPage, playerEntry } from '../store/read/leaderboard';
 import { createApiMetrics, routeLabel, type ApiMetrics } from './api-metrics';

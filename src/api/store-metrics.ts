@@ -3,13 +3,14 @@
  * and the quarantine backlog, so dashboards see them beside the hot path's.
  *
  * A scrape never queries: the values are refreshed on a timer (API_METRICS_REFRESH_MS) by
- * bounded queries (src/store/read/monitoring.ts) on the read API's pool, so scraping /metrics
- * often, or a flood of requests to it, costs Postgres nothing more.
+ * bounded queries (src/store/read/monitoring.ts and quarantine-backlog.ts) on the read API's
+ * pool, so scraping /metrics often, or a flood of requests to it, costs Postgres nothing more.
  */
 import type pg from 'pg';
 import { Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../log';
-import { lastRunDrift, quarantineBacklog, recentDrift } from '../store/read/monitoring';
+import { lastRunDrift, recentDrift } from '../store/read/monitoring';
+import { cappedBacklog } from '../store/read/quarantine-backlog';
 import { everyFewSeconds } from './throttle';
 
 /**
@@ -56,7 +57,7 @@ export function startStoreGauges(registry: Registry, pool: pg.Pool, refreshMs: n
     if (running) return;
     running = true;
     try {
-      const [recent, last, byReason] = await Promise.all([recentDrift(pool, DRIFT_WINDOW_HOURS), lastRunDrift(pool), quarantineBacklog(pool, QUARANTINE_BACKLOG_CAP)]);
+      const [recent, last, byReason] = await Promise.all([recentDrift(pool, DRIFT_WINDOW_HOURS), lastRunDrift(pool), cappedBacklog(pool, QUARANTINE_BACKLOG_CAP)]);
       drift.set({ kind: 'player' }, recent.players);
       drift.set({ kind: 'treasure' }, recent.treasures);
       lastRun.set({ kind: 'player' }, last.players);

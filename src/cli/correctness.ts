@@ -4,7 +4,9 @@
  */
 import type { Command } from 'commander';
 import { loadConfig } from '../config';
+import { storedReport } from '../store/correctness/data-quality';
 import { createPool } from '../store/pool';
+import { latestWaiting, quarantineByReason } from '../store/read/quarantine-backlog';
 import { startJob } from './jobs';
 
 async function withPool<T>(fn: (pool: import('pg').Pool) => Promise<T>): Promise<T> {
@@ -40,14 +42,10 @@ export function registerCorrectnessCommands(program: Command): void {
     .option('--run <runId>', 'a given run instead of the latest')
     .action(async (opts: { run?: string }) => {
       await withPool(async (pool) => {
-        const { rows } = await pool.query(
-          `SELECT run_id, check_name, severity, finding_count, repaired, checked_at FROM dq_reports
-            WHERE run_id = coalesce($1, (SELECT run_id FROM dq_reports ORDER BY checked_at DESC LIMIT 1))
-            ORDER BY check_name`,
-          [opts.run ?? null],
-        );
-        if (rows.length === 0) return console.log('no data-quality report yet: run `hunt dq run`');
-        console.log(`run ${rows[0].run_id} at ${rows[0].checked_at.toISOString()}`);
+        const rows = await storedReport(pool, opts.run ?? null);
+        const first = rows[0];
+        if (!first) return console.log('no data-quality report yet: run `hunt dq run`');
+        console.log(`run ${first.run_id} at ${first.checked_at.toISOString()}`);
         for (const r of rows) {
           console.log(`${r.check_name.padEnd(28)} ${r.severity.padEnd(8)} ${String(r.finding_count).padStart(7)}  ${r.repaired ? `repaired ${JSON.stringify(r.repaired)}` : ''}`);
         }
@@ -62,16 +60,9 @@ export function registerCorrectnessCommands(program: Command): void {
     .option('-n, --limit <n>', 'latest records to show', '10')
     .action(async (opts: { reason?: string; limit: string }) => {
       await withPool(async (pool) => {
-        const { rows: byReason } = await pool.query(
-          `SELECT reason, count(*) FILTER (WHERE replayed_at IS NULL)::int AS waiting, count(*) FILTER (WHERE replayed_at IS NOT NULL)::int AS replayed
-             FROM quarantine GROUP BY reason ORDER BY reason`,
-        );
+        const byReason = await quarantineByReason(pool);
         for (const r of byReason) console.log(`${r.reason.padEnd(18)} waiting ${r.waiting}  replayed ${r.replayed}`);
-        const { rows } = await pool.query(
-          `SELECT id, reason, detail, source_topic, source_partition, source_offset, quarantined_at FROM quarantine
-            WHERE replayed_at IS NULL AND ($1::text IS NULL OR reason = $1) ORDER BY id DESC LIMIT $2`,
-          [opts.reason ?? null, Number(opts.limit)],
-        );
+        const rows = await latestWaiting(pool, opts.reason ?? null, Number(opts.limit));
         for (const r of rows) console.log(`#${r.id} ${r.reason} ${r.source_topic}/${r.source_partition}@${r.source_offset}: ${r.detail}`);
       });
     });

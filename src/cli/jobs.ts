@@ -8,6 +8,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { Client } from '@temporalio/client';
 import type pg from 'pg';
 import { loadConfig, type Config } from '../config';
+import { TOPIC_NAME_PATTERN } from '../constants';
 import { createPool } from '../store/pool';
 import { parseIsoTime } from '../temporal/iso-time';
 
@@ -86,7 +87,7 @@ interface BackfillOptions {
 export function backfillSource(opts: BackfillOptions): Record<string, unknown> | string {
   if (opts.file !== undefined) return { kind: 'file', path: path.resolve(opts.file) };
   if (opts.topic === undefined) return 'say what to import: --file <path> (NDJSON) or --topic <topic> [--from ISO] [--to ISO] (a Kafka range)';
-  if (!/^[A-Za-z0-9._-]{1,249}$/.test(opts.topic)) return `--topic must be a Kafka topic name ([A-Za-z0-9._-], 1-249 chars), got '${opts.topic}'`;
+  if (!TOPIC_NAME_PATTERN.test(opts.topic)) return `--topic must be a Kafka topic name ([A-Za-z0-9._-], 1-249 chars), got '${opts.topic}'`;
   if (opts.from !== undefined && opts.to !== undefined && opts.from >= opts.to) return `--from (${opts.from}) must be before --to (${opts.to})`;
   return { kind: 'kafka', topic: opts.topic, ...(opts.from ? { from: opts.from } : {}), ...(opts.to ? { to: opts.to } : {}) };
 }

@@ -9,7 +9,8 @@
  * shapes (a unit test compares them), so a field added to the schema and not here makes the
  * fast path step aside, not accept blindly.
  */
-import { EVENT_TYPES, ID_PATTERN, isStorableText, parseOccurredAt, type EventInstant, type EventType, type HuntEvent } from './schema';
+import { ID_PATTERN } from '../constants';
+import { EVENT_TYPES, isStorableText, parseOccurredAt, type EventInstant, type EventType, type HuntEvent } from './schema';
 
 type FieldCheck = (value: unknown) => boolean;
 

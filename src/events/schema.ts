@@ -18,6 +18,7 @@
  *   ids into the same U+FFFD, breaking idempotency).
  */
 import { z } from 'zod';
+import { ID_PATTERN } from '../constants';
 
 export const EVENT_TYPES = [
   'player.joined',
@@ -28,7 +29,6 @@ export const EVENT_TYPES = [
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
-export const ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 /** The shape of `occurredAt`; parseOccurredAt adds the calendar and range checks. */
 export const OCCURRED_AT_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})$/;
 

@@ -15,6 +15,7 @@ import {
   type EventInstant,
   type HuntEvent,
 } from './schema';
+import { REJECT_REASONS, VALIDATION_REASONS } from '../constants';
 import { toDetailText } from './detail-text';
 import { fastAccept } from './fast-accept';
 
@@ -23,21 +24,8 @@ export const MAX_EVENT_BYTES = 64 * 1024;
 /** How far past the consumer's clock `occurredAt` may be; exactly this much is still accepted. */
 export const FUTURE_TOLERANCE_MS = 5 * 60 * 1000;
 
-/** Validation reasons in the order the checks run (the first failing one names the reason). */
-export const VALIDATION_REASONS = [
-  'too_large',
-  'invalid_json',
-  'unknown_type',
-  'schema_violation',
-  'future_timestamp',
-] as const;
+/** The reasons themselves are in src/constants.ts, shared with the workflows' input checks. */
 export type ValidationReason = (typeof VALIDATION_REASONS)[number];
-/**
- * Every reason a record can be rejected for: the validation reasons, then `unprocessable`, a
- * record that passed them all but that the database refused for a reason of its own
- * (CONTRACT.md §1), found by isolating it from the micro-batch it failed.
- */
-export const REJECT_REASONS = [...VALIDATION_REASONS, 'unprocessable'] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
 export interface AcceptedRecord {

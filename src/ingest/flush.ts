@@ -1,8 +1,8 @@
 /**
  * Commits one micro-batch of a lane: copies its rejects to the DLQ, then commits (isolating
- * records the database refuses, see commit.ts), retrying outages with backoff for as long
- * as they last. Each reject goes to the DLQ once per micro-batch, however many attempts the
- * commit takes. While it retries, the lane's stalled-seconds gauge grows and /readyz turns
+ * records the database refuses, see src/pipeline/commit.ts), retrying outages with backoff
+ * for as long as they last. Each reject goes to the DLQ once per micro-batch, however many
+ * attempts the commit takes. While it retries, the lane's stalled-seconds gauge grows and /readyz turns
  * 503 past the stall limit (health.ts).
  */
 import type pg from 'pg';

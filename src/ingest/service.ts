@@ -13,7 +13,7 @@ import type { Config } from '../config';
 import { ApiListenError, startReadApi, type ReadApi } from '../api/read-api';
 import { everyFewSeconds, sharedProbe } from '../api/throttle';
 import { createLogger, type Logger } from '../log';
-import { createPool } from '../store/pool';
+import { createPool, pingPostgres } from '../store/pool';
 import { startIngest, type IngestHandle } from './consumer';
 import { FreshnessTally, startFreshnessRecorder } from './freshness-tally';
 import { ConnectionSettingsError, explainPostgresError } from '../connection-hints';
@@ -85,7 +85,7 @@ export async function runIngestService(config: Config, logger: Logger = createLo
  * hot path waits those out, DESIGN invariant 3).
  */
 async function checkPostgresSettings(pool: pg.Pool): Promise<void> {
-  await pool.query('SELECT 1').catch((err: unknown) => {
+  await pingPostgres(pool).catch((err: unknown) => {
     const hint = explainPostgresError(err);
     if (hint) throw new ConnectionSettingsError(`cannot use Postgres: ${hint}`, { cause: err });
   });
@@ -99,7 +99,7 @@ function readinessProbe(pool: pg.Pool, admin: Admin, ingest: () => IngestHandle 
   return async () => {
     const checks: Record<string, string> = {};
     const [postgres, kafka] = await Promise.all([
-      withTimeout(pool.query('SELECT 1'), 2000).then(
+      withTimeout(pingPostgres(pool), 2000).then(
         () => 'ok',
         (err: unknown) => {
           warnPostgres(err);

@@ -30,6 +30,11 @@ export async function notifyHuntsChanged(client: pg.ClientBase, huntIds: readonl
   await client.query('SELECT pg_notify($1, $2)', [HUNT_CHANGES_CHANNEL, payload]);
 }
 
+/** Subscribes `client` to the change feed: its 'notification' events then carry the payloads. */
+export async function listenForHuntChanges(client: pg.ClientBase): Promise<void> {
+  await client.query(`LISTEN ${HUNT_CHANGES_CHANNEL}`);
+}
+
 /** The hunts a payload names, or ALL_HUNTS. */
 export function parseChangePayload(payload: string | undefined): string[] | typeof ALL_HUNTS {
   if (!payload || payload === ALL_HUNTS) return ALL_HUNTS;

@@ -27,3 +27,8 @@ export function createPool(
   });
   return pool;
 }
+
+/** One round trip to Postgres: resolves when it answers, rejects with why it cannot. */
+export async function pingPostgres(pool: pg.Pool): Promise<void> {
+  await pool.query('SELECT 1');
+}

@@ -14,6 +14,7 @@
 import type pg from 'pg';
 import { classifySlice, type RejectedRecord, type SourceRecord } from '../../pipeline/classify';
 import { commitMicroBatch } from '../../pipeline/commit';
+import { countStoredEvents } from '../../store/batch/import-dry-run';
 import { eventIdsOf, groupRowsByHunt, laneOfHunt, rowCount, type EventRows } from '../../store/hot-path/event-rows';
 import { pickOrigins, type RecordOrigins } from '../../store/hot-path/record-origins';
 import type { ImportCounts } from './counts';
@@ -71,8 +72,7 @@ export async function commitImport(pool: pg.Pool, chunk: PreparedChunk, options:
   const accepted = lanes.reduce((n, l) => n + rowCount(l.rows), 0);
   if (options.dryRun) {
     const ids = [...new Set(lanes.flatMap((l) => eventIdsOf(l.rows)))];
-    const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM events WHERE event_id = ANY($1::text[])', [ids]);
-    const wouldInsert = ids.length - (rows[0]?.n ?? 0);
+    const wouldInsert = ids.length - (await countStoredEvents(pool, ids));
     return { ...counts, inserted: wouldInsert, duplicates: accepted - wouldInsert };
   }
   const pipeline = new ImportPipeline(pool, options);

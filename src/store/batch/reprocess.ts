@@ -277,8 +277,8 @@ async function applyHuntStats(client: pg.ClientBase): Promise<void> {
  * Up to `limit` hunts with events after `after` in byte order: a loose index scan, one index
  * probe per hunt (DISTINCT would read every event).
  */
-async function huntsAfter(client: pg.ClientBase | pg.Pool, after: string, limit: number): Promise<string[]> {
-  const { rows } = await client.query<{ hunt_id: string }>(
+async function huntsAfter(db: pg.ClientBase | pg.Pool, after: string, limit: number): Promise<string[]> {
+  const { rows } = await db.query<{ hunt_id: string }>(
     `WITH RECURSIVE next_hunt(hunt_id, n) AS (
        SELECT (SELECT e.hunt_id FROM events e WHERE e.hunt_id > $1::text ORDER BY e.hunt_id LIMIT 1), 1
        UNION ALL

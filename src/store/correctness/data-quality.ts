@@ -4,8 +4,10 @@
  * re-aggregating rollup windows). Every run stores one report row per check.
  */
 import type pg from 'pg';
+import { HUNTS_PER_TRANSACTION } from '../../constants';
 import { reconcileHunts } from './reconcile';
 import { repairStaleWindows, staleWindowsSql } from '../batch/rollups';
+import { quarantineByReason } from '../read/quarantine-backlog';
 
 export type Severity = 'info' | 'warning' | 'error';
 
@@ -37,8 +39,6 @@ async function countAndSamples(pool: pg.Pool, findingsSql: string): Promise<{ co
   );
   return { count: rows[0]?.count ?? 0, samples: rows[0]?.samples ?? [] };
 }
-
-const HUNTS_PER_TRANSACTION = 20;
 
 const ORPHANS = `SELECT 'player_scores' AS table_name, hunt_id, player_id AS id FROM player_scores p
     WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.hunt_id = p.hunt_id AND e.player_id = p.player_id)
@@ -139,10 +139,10 @@ export const CHECKS: Check[] = [
     name: 'quarantine_backlog',
     severity: 'warning',
     find: async (pool) => {
-      const { rows } = await pool.query<{ reason: string; records: number; oldest: string }>(
-        `SELECT reason, count(*)::int AS records, min(quarantined_at) AS oldest
-           FROM quarantine WHERE replayed_at IS NULL GROUP BY reason ORDER BY records DESC`,
-      );
+      const rows = (await quarantineByReason(pool))
+        .filter((r) => r.waiting > 0)
+        .map((r) => ({ reason: r.reason, records: r.waiting, oldest: r.oldest }))
+        .sort((a, b) => b.records - a.records);
       return { count: rows.reduce((n, r) => n + r.records, 0), samples: rows };
     },
   },
@@ -173,4 +173,24 @@ export async function runDataQuality(pool: pg.Pool, runId: string, repair: boole
     );
   }
   return reports;
+}
+
+export interface StoredCheck {
+  run_id: string;
+  check_name: string;
+  severity: Severity;
+  finding_count: number;
+  repaired: Record<string, unknown> | null;
+  checked_at: Date;
+}
+
+/** The stored report of run `runId`, or of the latest run (`runId` null), one row per check. */
+export async function storedReport(pool: pg.Pool, runId: string | null): Promise<StoredCheck[]> {
+  const { rows } = await pool.query<StoredCheck>(
+    `SELECT run_id, check_name, severity, finding_count, repaired, checked_at FROM dq_reports
+      WHERE run_id = coalesce($1, (SELECT run_id FROM dq_reports ORDER BY checked_at DESC LIMIT 1))
+      ORDER BY check_name`,
+    [runId],
+  );
+  return rows;
 }

@@ -1,23 +1,10 @@
 /**
- * Figures the read API's /metrics shows from Postgres. Each query reads a bounded number of
- * rows whatever the tables hold: a capped count per reason, a time window over an index,
- * the newest run by index. They run on a timer (src/api/store-metrics.ts), never per scrape.
+ * Reconciliation figures the read API's /metrics shows from Postgres. Each query reads a
+ * bounded number of rows whatever the tables hold: a time window over an index, the newest
+ * run by index. They run on a timer (src/api/store-metrics.ts), never per scrape; the
+ * quarantine backlog beside them is read by src/store/read/quarantine-backlog.ts.
  */
 import type pg from 'pg';
-import { REJECT_REASONS } from '../../events/validate';
-
-/** Quarantine backlog per reason, each counted up to `cap` (a value of `cap` means "at least"). */
-export async function quarantineBacklog(pool: pg.Pool, cap: number): Promise<Map<string, number>> {
-  const { rows } = await pool.query<{ reason: string; n: number }>({
-    name: 'monitoring-quarantine-backlog',
-    // Per reason, at most `cap` entries of the partial index quarantine_reason are read.
-    text: `SELECT r.reason, (SELECT count(*)::int FROM (SELECT 1 FROM quarantine q
-                                 WHERE q.reason = r.reason AND q.replayed_at IS NULL LIMIT $2) capped) AS n
-             FROM unnest($1::text[]) AS r(reason)`,
-    values: [REJECT_REASONS, cap],
-  });
-  return new Map(rows.map((r) => [r.reason, r.n]));
-}
 
 /** Players and treasures reconciliation found drifted in runs of the last `windowHours`. */
 export async function recentDrift(pool: pg.Pool, windowHours: number): Promise<{ players: number; treasures: number }> {

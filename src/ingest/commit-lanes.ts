@@ -1,0 +1,68 @@
+/**
+ * The hot path's commit side: the partitions' commit lanes, the flush each lane runs, and
+ * the health that watches them. Built once per consumer by startIngest (consumer.ts).
+ */
+import type { Producer } from 'kafkajs';
+import type pg from 'pg';
+import type { Config } from '../config';
+import type { Logger } from '../log';
+import type { PartitionOffset } from '../store/hot-path/offsets';
+import { MicroBatcher } from './batcher';
+import { createDlqSender } from './dlq';
+import { createFlush } from './flush';
+import type { FreshnessTally } from './freshness-tally';
+import { IngestHealth } from './health';
+import type { IngestMetrics } from './metrics';
+import { BatchSizing } from './sizing';
+import type { PreparedTopics } from './topics';
+
+export interface CommitLaneDeps {
+  config: Config;
+  pool: pg.Pool;
+  metrics: IngestMetrics;
+  logger: Logger;
+  topicLimits: PreparedTopics;
+  freshness?: FreshnessTally;
+}
+
+export interface CommitLanes {
+  lanes: MicroBatcher[];
+  /** The lane of a partition: always the same one, so its micro-batches commit in order. */
+  laneOf(partition: number): MicroBatcher;
+  health: IngestHealth;
+}
+
+export function createCommitLanes(
+  deps: CommitLaneDeps,
+  dlqProducer: Producer,
+  isStopping: () => boolean,
+  onCommitted: (offsets: PartitionOffset[]) => void,
+): CommitLanes {
+  const { config, pool, metrics, logger } = deps;
+  const sizing = new BatchSizing({ mode: config.ingest.batchMode, ...config.ingest });
+  metrics.batchTarget.set(sizing.targetRecords);
+  const flush = createFlush({
+    pool,
+    groupId: config.ingest.groupId,
+    dlq: createDlqSender(dlqProducer, config.kafka.topics.dlq, deps.topicLimits.dlqMaxMessageBytes, logger),
+    metrics,
+    logger,
+    sizing,
+    isStopping,
+    onCommitted,
+    freshness: deps.freshness,
+  });
+  // Lanes commit concurrently, each on its own connection, so Postgres can use more than one
+  // core. A partition always maps to the same lane: its micro-batches commit in order, one
+  // at a time. Records are keyed by huntId (CONTRACT.md), so lanes touch disjoint hunts and
+  // do not wait on each other's fence rows.
+  const lanes = Array.from({ length: config.ingest.commitLanes }, () => new MicroBatcher(sizing, flush));
+  const laneOf = (partition: number) => lanes[partition % lanes.length] as MicroBatcher;
+  const health: IngestHealth = new IngestHealth({
+    stallLimitMs: config.ingest.stallLimitMs,
+    lanes,
+    partitionsOfLane: (lane) => health.assignedPartitions().filter((p) => p % lanes.length === lane),
+    metrics,
+  });
+  return { lanes, laneOf, health };
+}

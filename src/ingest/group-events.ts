@@ -1,0 +1,50 @@
+/**
+ * The consumer group's events: on joining, note the assigned partitions and seek each to its
+ * Postgres position; on a crash kafkajs does not restart from, report it as fatal.
+ */
+import type { Consumer } from 'kafkajs';
+import type { Logger } from '../log';
+import type { IngestHealth } from './health';
+import type { IngestMetrics } from './metrics';
+import type { PartitionPositions } from './positions';
+
+export interface GroupEventDeps {
+  topic: string;
+  groupId: string;
+  positions: PartitionPositions;
+  health: IngestHealth;
+  metrics: IngestMetrics;
+  logger: Logger;
+  /** The consumer died for good. */
+  onFatal: (err: Error) => void;
+}
+
+export function watchGroupEvents(consumer: Consumer, deps: GroupEventDeps): void {
+  const { topic, groupId, positions, health, metrics, logger } = deps;
+  consumer.on(consumer.events.GROUP_JOIN, async ({ payload }) => {
+    const assigned = payload.memberAssignment[topic] ?? [];
+    health.setAssignment(assigned);
+    metrics.partitionsAssigned.reset();
+    for (const partition of assigned) metrics.partitionsAssigned.set({ topic, partition: String(partition) }, 1);
+    try {
+      const stored = await positions.reload();
+      for (const partition of assigned) {
+        consumer.seek({ topic, partition, offset: (await positions.positionOf(partition)).toString() });
+      }
+      logger.info({ groupId, assigned, resumeFrom: Object.fromEntries([...stored].map(([p, o]) => [p, o.toString()])) }, 'joined group');
+    } catch (err) {
+      // eachBatch checks every fetch against the position anyway, so this is not fatal.
+      logger.warn({ err }, 'could not load stored offsets on group join');
+    }
+  });
+  consumer.on(consumer.events.CRASH, ({ payload }) => {
+    metrics.consumerCrashes.inc({ restart: String(payload.restart) });
+    if (payload.restart) {
+      logger.warn({ err: payload.error }, 'consumer crashed; kafkajs restarts it');
+      return;
+    }
+    logger.error({ err: payload.error }, 'consumer crashed and will not restart');
+    health.markCrashed('the Kafka consumer crashed and does not restart (see the log)');
+    deps.onFatal(new Error(`the Kafka consumer crashed: ${payload.error.message}`, { cause: payload.error }));
+  });
+}
