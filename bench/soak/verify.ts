@@ -15,8 +15,9 @@ import type { Kafka } from 'kafkajs';
 import type pg from 'pg';
 import type { HuntEvent } from '../../src/events/schema';
 import type { RejectReason } from '../../src/events/validate';
-import { foldEvents, normalizeFoldResult, type FoldResult } from '../../src/rules/reference';
+import { foldEvents, type FoldResult } from '../../src/rules/reference';
 import { valueHash } from './traffic';
+import { readProjection } from '../../src/store/read/projection';
 
 export interface TopicRecord {
   partition: number;
@@ -107,7 +108,7 @@ export async function checkCounts(pool: pg.Pool, expected: HuntEvent[]): Promise
     `SELECT h.hunt_id, h.events_applied AS applied, (SELECT count(*)::int FROM events e WHERE e.hunt_id = h.hunt_id) AS stored FROM hunts h`,
   );
   const fold = foldEvents(expected);
-  const live = await projectionOf(pool);
+  const live = await readProjection(pool);
   const rowsOf = (r: FoldResult) => new Set([...r.clueCredits.map((c) => `found ${JSON.stringify(c)}`), ...r.hintPenalties.map((h) => `hint ${JSON.stringify(h)}`)]);
   const folded = rowsOf(fold);
   const stored = rowsOf(live);
@@ -145,7 +146,7 @@ export async function checkFinal(pool: pg.Pool, expected: Expected, dlqCopies: s
   const unexpected = [...stored].filter((id) => !expectedIds.has(id));
 
   const fold = foldEvents(expected.events);
-  const live = await projectionOf(pool);
+  const live = await readProjection(pool);
   const huntsMismatched = mismatchedHunts(fold, live);
 
   const { rows: quarantine } = await pool.query<{ source_partition: number; source_offset: string; reason: string }>(
@@ -195,21 +196,3 @@ function mismatchedHunts(fold: FoldResult, live: FoldResult): string[] {
 }
 
 /** The live projections in the fold's shape. */
-export async function projectionOf(pool: pg.Pool): Promise<FoldResult> {
-  const players = await pool.query(
-    `SELECT hunt_id AS "huntId", player_id AS "playerId", display_name AS "displayName", score::int AS score,
-            clues_found AS "cluesFound", treasures_claimed AS "treasuresClaimed", active FROM player_scores`,
-  );
-  const credits = await pool.query(
-    `SELECT hunt_id AS "huntId", player_id AS "playerId", clue_id AS "clueId", event_id AS "eventId", kind, points FROM clue_credits`,
-  );
-  const winners = await pool.query(
-    `SELECT hunt_id AS "huntId", treasure_id AS "treasureId", player_id AS "playerId", event_id AS "eventId", points FROM treasure_winners`,
-  );
-  return normalizeFoldResult({
-    players: players.rows,
-    clueCredits: credits.rows.filter((c) => c.kind === 'found').map(({ kind: _kind, ...c }) => c),
-    hintPenalties: credits.rows.filter((c) => c.kind === 'hint').map(({ kind: _kind, points, ...c }) => ({ ...c, penalty: points })),
-    treasureWinners: winners.rows,
-  });
-}

@@ -8,10 +8,9 @@ import path from 'node:path';
 import { Kafka, logLevel, Partitioners, type IHeaders } from 'kafkajs';
 import type pg from 'pg';
 import { loadConfig, projectRoot } from '../../src/config';
-import type { FoldResult } from '../../src/rules/reference';
-import { normalizeFoldResult } from '../../src/rules/reference';
 import { DLQ_HEADROOM_BYTES } from '../../src/ingest/topics';
 import { uniqueName, waitFor } from './wait';
+import { readProjection } from '../../src/store/read/projection';
 
 /** The broker's default message.max.bytes: what a topic created without overrides accepts. */
 export const BROKER_MAX_MESSAGE_BYTES = 1_048_588;
@@ -168,21 +167,4 @@ export function startIngestProcess(databaseUrl: string, topics: TestTopics, env:
 }
 
 /** The live projections in the reference fold's shape, for toEqual against foldEvents. */
-export async function projectionOf(pool: pg.Pool): Promise<FoldResult> {
-  const players = await pool.query(
-    `SELECT hunt_id AS "huntId", player_id AS "playerId", display_name AS "displayName", score::int AS score,
-            clues_found AS "cluesFound", treasures_claimed AS "treasuresClaimed", active FROM player_scores`,
-  );
-  const credits = await pool.query(
-    `SELECT hunt_id AS "huntId", player_id AS "playerId", clue_id AS "clueId", event_id AS "eventId", kind, points FROM clue_credits`,
-  );
-  const winners = await pool.query(
-    `SELECT hunt_id AS "huntId", treasure_id AS "treasureId", player_id AS "playerId", event_id AS "eventId", points FROM treasure_winners`,
-  );
-  return normalizeFoldResult({
-    players: players.rows,
-    clueCredits: credits.rows.filter((c) => c.kind === 'found').map(({ kind: _kind, ...c }) => c),
-    hintPenalties: credits.rows.filter((c) => c.kind === 'hint').map(({ kind: _kind, points, ...c }) => ({ ...c, penalty: points })),
-    treasureWinners: winners.rows,
-  });
-}
+export { readProjection as projectionOf };
