@@ -1,5 +1,5 @@
 import { Context } from '@temporalio/activity';
-import { replayBatch, type ReplayFilter } from '../store/correctness/dlq-replay';
+import { replayBatch, type ReplayBatchResult, type ReplayFilter } from '../store/correctness/dlq-replay';
 import type { ActivityDeps } from '../worker/activity-deps';
 
 export interface ReplayInput extends ReplayFilter {
@@ -7,13 +7,8 @@ export interface ReplayInput extends ReplayFilter {
   dryRun: boolean;
 }
 
-export interface ReplayTotals {
-  examined: number;
-  replayed: number;
-  duplicates: number;
-  stillInvalid: Record<string, number>;
-  lastId: number;
-}
+/** A replay's counts summed over its batches; lastId is the resume point. */
+export type ReplayTotals = ReplayBatchResult;
 
 export function createDlqReplayActivities(deps: Pick<ActivityDeps, 'pool'>) {
   return {

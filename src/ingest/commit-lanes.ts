@@ -21,7 +21,9 @@ export interface CommitLaneDeps {
   pool: pg.Pool;
   metrics: IngestMetrics;
   logger: Logger;
+  /** Limits read from the topics at start-up (prepareTopics). */
   topicLimits: PreparedTopics;
+  /** Counts events within the freshness SLO's target (service.ts stores them). */
   freshness?: FreshnessTally;
 }
 

@@ -10,32 +10,21 @@
  * next fetch overlaps the commit; nothing is taken as done before Postgres has it.
  */
 import { Partitioners, type Admin, type Consumer, type EachBatchPayload, type Kafka, type Producer } from 'kafkajs';
-import type pg from 'pg';
 import type { Config } from '../config';
 import type { Logger } from '../log';
 import { loadOffsets } from '../store/hot-path/offsets';
 import type { MicroBatcher } from './batcher';
 import { createBatchHandler } from './batch-handler';
-import { createCommitLanes } from './commit-lanes';
-import type { FreshnessTally } from './freshness-tally';
+import { createCommitLanes, type CommitLaneDeps } from './commit-lanes';
 import { watchGroupEvents } from './group-events';
 import { trailingKafkaCommits } from './kafka-commits';
-import type { IngestMetrics } from './metrics';
 import { startPartitionMonitor } from './monitor';
 import { PartitionPositions, type Watermarks } from './positions';
 import { retentionGapHandler } from './retention-gap';
-import type { PreparedTopics } from './topics';
 
-export interface IngestDeps {
-  config: Config;
-  pool: pg.Pool;
+/** What the commit lanes need (pool, metrics, topic limits, freshness tally), and the Kafka client. */
+export interface IngestDeps extends CommitLaneDeps {
   kafka: Kafka;
-  metrics: IngestMetrics;
-  logger: Logger;
-  /** Limits read from the topics at start-up (prepareTopics). */
-  topicLimits: PreparedTopics;
-  /** Counts events within the freshness SLO's target (service.ts stores them). */
-  freshness?: FreshnessTally;
 }
 
 export interface IngestHandle {

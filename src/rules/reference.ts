@@ -61,15 +61,9 @@ export interface FoldResult {
   treasureWinners: TreasureWinner[];
 }
 
-/** A leaderboard row exactly as the read API serves it. */
-export interface LeaderboardEntry {
+/** A leaderboard row exactly as the read API serves it: a standing within its hunt, ranked. */
+export interface LeaderboardEntry extends Omit<PlayerStanding, 'huntId'> {
   rank: number;
-  playerId: string;
-  displayName: string | null;
-  score: number;
-  cluesFound: number;
-  treasuresClaimed: number;
-  active: boolean;
 }
 
 /** Keeps the first record of each eventId, in input order. */

@@ -2,8 +2,7 @@
  * dataQuality on the real services: deliberately corrupted projection and rollup rows are
  * found (count, samples, stored report) and repaired with `repair: true`.
  */
-import type { Client } from '@temporalio/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { HuntEvent } from '../../src/events/schema';
 import { parseOccurredAt } from '../../src/events/schema';
 import { foldEvents } from '../../src/rules/reference';
@@ -14,25 +13,13 @@ import { useTestDatabase } from '../helpers/database-fixture';
 import { projectionOf } from '../helpers/ingest';
 import { inOrderTraffic } from '../helpers/traffic';
 import { uniqueName } from '../helpers/wait';
-import { startInProcessWorker, temporalClient } from '../helpers/worker';
+import { useInProcessWorker } from '../helpers/worker-fixture';
 
 const db = useTestDatabase();
-let client: Client;
-let closeClient: () => Promise<void>;
-let stopWorker: () => Promise<void>;
-const taskQueue = uniqueName('dq');
-
-beforeAll(async () => {
-  ({ client, close: closeClient } = await temporalClient());
-  ({ stop: stopWorker } = await startInProcessWorker(db.pool, taskQueue));
-});
-afterAll(async () => {
-  await stopWorker?.();
-  await closeClient?.();
-});
+const batch = useInProcessWorker(db, 'dq');
 
 const run = (workflowType: string, input: object) =>
-  client.workflow.execute(workflowType, { taskQueue, workflowId: uniqueName(workflowType), args: [input] });
+  batch.client.workflow.execute(workflowType, { taskQueue: batch.taskQueue, workflowId: uniqueName(workflowType), args: [input] });
 
 const store = (events: HuntEvent[]) =>
   withTransaction(db.pool, (c) => applyEvents(c, events.map((event) => ({ event, instant: parseOccurredAt(event.occurredAt)!, source: 'test' }))));

@@ -2,31 +2,18 @@
  * dlqReplay on the real services: quarantined records that become valid (a future
  * timestamp whose time has come) are ingested exactly once; still-invalid ones stay.
  */
-import type { Client } from '@temporalio/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FUTURE_TOLERANCE_MS } from '../../src/events/validate';
 import { useTestDatabase } from '../helpers/database-fixture';
 import { clueFound } from '../helpers/event-builders';
 import { createTestTopics, projectionOf, sendRecords, startIngestProcess, waitCaughtUp } from '../helpers/ingest';
 import { uniqueName, waitFor } from '../helpers/wait';
-import { startInProcessWorker, temporalClient } from '../helpers/worker';
+import { useInProcessWorker } from '../helpers/worker-fixture';
 
 const db = useTestDatabase();
-let client: Client;
-let closeClient: () => Promise<void>;
-let stopWorker: () => Promise<void>;
-const taskQueue = uniqueName('dlq');
+const batch = useInProcessWorker(db, 'dlq');
 
-beforeAll(async () => {
-  ({ client, close: closeClient } = await temporalClient());
-  ({ stop: stopWorker } = await startInProcessWorker(db.pool, taskQueue));
-});
-afterAll(async () => {
-  await stopWorker?.();
-  await closeClient?.();
-});
-
-const replay = (input: object) => client.workflow.execute('dlqReplay', { taskQueue, workflowId: uniqueName('dlq-replay'), args: [input] });
+const replay = (input: object) => batch.client.workflow.execute('dlqReplay', { taskQueue: batch.taskQueue, workflowId: uniqueName('dlq-replay'), args: [input] });
 
 describe('dlqReplay', () => {
   it('ingests records that became valid exactly once, and leaves the rest quarantined', async () => {

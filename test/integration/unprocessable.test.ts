@@ -5,7 +5,6 @@
  * batch plane's paths through the same store (backfill, dlqReplay) isolate it the same way.
  */
 import path from 'node:path';
-import type { Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HuntEvent } from '../../src/events/schema';
 import { foldEvents } from '../../src/rules/reference';
@@ -13,7 +12,8 @@ import { useTestDatabase } from '../helpers/database-fixture';
 import { clueFound, joined, recordOf } from '../helpers/event-builders';
 import { createTestTopics, projectionOf, readTopic, sendRecords, startIngestProcess, waitCaughtUp, type IngestProcess, type TestTopics } from '../helpers/ingest';
 import { uniqueName } from '../helpers/wait';
-import { startInProcessWorker, temporalClient, TEST_DATA_DIR, writeNdjson } from '../helpers/worker';
+import { TEST_DATA_DIR, writeNdjson } from '../helpers/worker';
+import { useInProcessWorker } from '../helpers/worker-fixture';
 
 const base = Date.now() - 3_600_000;
 const at = (i: number) => new Date(base + i * 1000).toISOString();
@@ -74,19 +74,7 @@ describe('a record the database refuses', () => {
 });
 
 describe('the batch plane, on the same database', () => {
-  let client: Client;
-  let closeClient: () => Promise<void>;
-  let stopWorker: () => Promise<void>;
-  const taskQueue = uniqueName('unprocessable');
-
-  beforeAll(async () => {
-    ({ client, close: closeClient } = await temporalClient());
-    ({ stop: stopWorker } = await startInProcessWorker(db.pool, taskQueue));
-  });
-  afterAll(async () => {
-    await stopWorker?.();
-    await closeClient?.();
-  });
+  const batch = useInProcessWorker(db, 'unprocessable');
 
   it('backfill quarantines a refused line as unprocessable and imports the rest of its chunk', async () => {
     const later = [
@@ -96,14 +84,14 @@ describe('the batch plane, on the same database', () => {
     ];
     const file = path.join(TEST_DATA_DIR, uniqueName('unprocessable'), 'events.ndjson');
     writeNdjson(file, later.map((e) => recordOf(e)));
-    const result = await client.workflow.execute('backfill', { taskQueue, workflowId: uniqueName('backfill'), args: [{ source: { kind: 'file', path: file } }] });
+    const result = await batch.client.workflow.execute('backfill', { taskQueue: batch.taskQueue, workflowId: uniqueName('backfill'), args: [{ source: { kind: 'file', path: file } }] });
     expect(result).toMatchObject({ state: 'completed', counts: { records: 3, inserted: 2, rejected: 1, rejectedByReason: { unprocessable: 1 } } });
     const { rows } = await db.pool.query(`SELECT source_offset, reason FROM quarantine WHERE source_topic = $1`, [`file:${file}`]);
     expect(rows).toEqual([{ source_offset: 2, reason: 'unprocessable' }]);
   });
 
   it('dlqReplay leaves a record the database still refuses quarantined, and finishes', async () => {
-    const result = await client.workflow.execute('dlqReplay', { taskQueue, workflowId: uniqueName('replay'), args: [{ reasons: ['unprocessable'] }] });
+    const result = await batch.client.workflow.execute('dlqReplay', { taskQueue: batch.taskQueue, workflowId: uniqueName('replay'), args: [{ reasons: ['unprocessable'] }] });
     expect(result).toMatchObject({ replayed: 0, stillInvalid: { unprocessable: 3 } });
     const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM quarantine WHERE replayed_at IS NULL AND reason = 'unprocessable'`);
     expect(rows[0].n).toBe(3);

@@ -1,16 +1,10 @@
 /** Read queries behind the read API: leaderboard pages and single players. */
 import type pg from 'pg';
+import type { LeaderboardEntry } from '../../rules/reference';
 import { LEADERBOARD_ORDER, ranksAhead } from '../../rules/sql';
 
-export interface LeaderboardEntryRow {
-  rank: number;
-  playerId: string;
-  displayName: string | null;
-  score: number;
-  cluesFound: number;
-  treasuresClaimed: number;
-  active: boolean;
-}
+/** The reference fold's LeaderboardEntry: what the read queries return, row for row. */
+export type LeaderboardEntryRow = LeaderboardEntry;
 
 const ENTRY_COLUMNS = `player_id AS "playerId", display_name AS "displayName", score,
   clues_found AS "cluesFound", treasures_claimed AS "treasuresClaimed", active`;
