@@ -6,7 +6,7 @@ import type { CpuSplit } from './lib/procfs';
 import type { WorkflowTiming } from './lib/workflow-history';
 
 export const BATCH_TARGETS = {
-  reprocessEventsPerSecond: 200_000,
+  reprocessEventsPerSecond: 250_000,
   backfillEventsPerSecond: 50_000,
   temporalOverhead: 0.1,
 } as const;
