@@ -39,11 +39,23 @@ interface SoakOptions {
   keepStack: boolean;
 }
 
+/** Set on SIGINT/SIGTERM: the supervisor then restarts nothing. */
+let interrupted = false;
+
 async function soak(options: SoakOptions, command: string): Promise<void> {
   const startedAt = new Date().toISOString();
   process.on('exit', () => SoakProcess.killAll());
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
   const stack = new SoakStack();
+  // Interrupted: stop the children (the exit hook) and, unless asked to keep it, the private stack.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      interrupted = true;
+      log(`${signal}: stopping${options.keepStack ? '' : ' the soak stack'}`);
+      SoakProcess.killAll();
+      const down = options.keepStack ? Promise.resolve() : withTimeout(stack.down(), 60_000);
+      void down.catch(() => undefined).finally(() => process.exit(130));
+    });
+  }
   log('bringing up the soak stack (its own state folder and ports)');
   await stack.up();
   const config = stack.config;
@@ -76,10 +88,10 @@ async function soak(options: SoakOptions, command: string): Promise<void> {
   const unplanned: Record<string, number> = {};
   let supervising = true;
   const supervisor = (async () => {
-    while (supervising) {
+    while (supervising && !interrupted) {
       await sleep(2000);
       for (const p of processes) {
-        if (!p.alive && !p.held && supervising) {
+        if (!p.alive && !p.held && supervising && !interrupted) {
           unplanned[p.name] = (unplanned[p.name] ?? 0) + 1;
           log(`${p.name} exited by itself; starting it again`);
           p.start();
