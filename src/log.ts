@@ -36,11 +36,17 @@ export function createLogger(config: Pick<Config, 'logLevel'> & Partial<Pick<Con
  * coordinator loading or moving, a leader election, a broker that refused a connection while
  * it restarts) at ERROR; they are normal in start-up and rebalances and lose nothing, so they
  * go to debug. If one lasts, it is not lost either: the hot path's stall signal turns
- * /readyz to 503 and logs an error naming the partitions that do not move.
+ * /readyz to 503 and logs an error naming the partitions that do not move. The state is in
+ * the message or, for a broker's response ("Response GroupCoordinator(key: 10, version: 2)"),
+ * in the entry's `error` field.
  */
-export function kafkajsLevel(level: 'error' | 'warn' | 'info' | 'debug', message: string): 'error' | 'warn' | 'info' | 'debug' {
+export function kafkajsLevel(
+  level: 'error' | 'warn' | 'info' | 'debug',
+  message: string,
+  error?: unknown,
+): 'error' | 'warn' | 'info' | 'debug' {
   if (level !== 'error' && level !== 'warn') return level;
-  return RETRIED_STATES.test(message) ? 'debug' : level;
+  return RETRIED_STATES.test(message) || (typeof error === 'string' && RETRIED_STATES.test(error)) ? 'debug' : level;
 }
 
 const RETRIED_STATES =

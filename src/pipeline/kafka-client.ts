@@ -36,7 +36,7 @@ export function createKafka(config: Config, logger: Logger, clientId = config.ka
       () =>
       ({ level, log }: LogEntry) => {
         const { message, ...extra } = log;
-        kafkaLogger[kafkajsLevel(levels[level] ?? 'info', String(message))](extra, message);
+        kafkaLogger[kafkajsLevel(levels[level] ?? 'info', String(message), extra.error)](extra, message);
       },
   });
 }

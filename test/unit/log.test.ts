@@ -13,7 +13,15 @@ describe('kafkajs log levels', () => {
     expect(kafkajsLevel('error', message)).toBe('debug');
   });
 
+  it.each([
+    ['Response InitProducerId(key: 22, version: 1)', "The coordinator is loading and hence can't process requests for this group"],
+    ['Response GroupCoordinator(key: 10, version: 2)', 'The group coordinator is not available'],
+  ])('demotes a broker response whose error is such a state: %s', (message, error) => {
+    expect(kafkajsLevel('error', message, error)).toBe('debug');
+  });
+
   it('keeps real errors and other levels as they are', () => {
+    expect(kafkajsLevel('error', 'Response Produce(key: 0, version: 7)', 'The request included a message larger than the max message size the server will accept')).toBe('error');
     expect(kafkajsLevel('error', 'SASL SCRAM-SHA-256 authentication failed')).toBe('error');
     expect(kafkajsLevel('error', 'The request included a message larger than the max message size the server will accept')).toBe('error');
     expect(kafkajsLevel('info', 'Consumer has joined the group')).toBe('info');
