@@ -21,6 +21,7 @@ import { logTail, onPath, sleep } from '../../infra/process';
 import { MissingToolError } from '../../infra/service';
 import { cpuBetween, round, RssSampler, snapshotCpu, type CpuGroups, type CpuSplit } from '../lib/procfs';
 import { freePort } from '../lib/resources';
+import { projectRoot } from '../../src/config';
 import { defaultCacheDir, ensureConnectJars } from './connect-jars';
 
 export { defaultCacheDir, ensureConnectJars } from './connect-jars';
@@ -144,7 +145,8 @@ export async function runConnectPeer(opts: ConnectPeerOptions): Promise<ConnectP
     const drain = await watchDrain({ opts, client, child, pid, name, table, restPort, logFile, spawnedAt });
     const memory = rss.stop();
     const exit = await stopChild(child, exited);
-    return { ...drain, peakRssMb: round(memory.kernelPeakMb ?? memory.sampledPeakMb, 1), groupId: `connect-${name}`, logFile, exit };
+    // Recorded relative to the project, so a committed result names no machine's folders.
+    return { ...drain, peakRssMb: round(memory.kernelPeakMb ?? memory.sampledPeakMb, 1), groupId: `connect-${name}`, logFile: path.relative(projectRoot, logFile), exit };
   } finally {
     rss.stop();
     await stopChild(child, exited);
