@@ -16,17 +16,12 @@ export class ChangeListener {
   private client: pg.Client | undefined;
   private stopped = false;
   private retryMs = 250;
-  private connected = false;
 
   constructor(
     private readonly connectionOptions: pg.ClientConfig,
     private readonly onChange: ChangeHandler,
     private readonly logger: Logger,
   ) {}
-
-  get listening(): boolean {
-    return this.connected;
-  }
 
   async start(): Promise<void> {
     await this.connect().catch((err: unknown) => this.scheduleReconnect(err));
@@ -48,7 +43,6 @@ export class ChangeListener {
     await client.connect();
     await listenForHuntChanges(client);
     const wasGap = this.retryMs > 250;
-    this.connected = true;
     this.retryMs = 250;
     if (wasGap) this.onChange(ALL_HUNTS); // changes while we were away were not heard
   }
@@ -56,14 +50,12 @@ export class ChangeListener {
   private lost(client: pg.Client, err: Error): void {
     if (this.stopped || client !== this.client) return;
     this.client = undefined;
-    this.connected = false;
     client.end().catch(() => undefined);
     this.scheduleReconnect(err);
   }
 
   private scheduleReconnect(err: unknown): void {
     if (this.stopped) return;
-    this.connected = false;
     this.logger.warn({ err, retryInMs: this.retryMs }, 'hunt change feed: listening connection lost; reconnecting');
     const delay = this.retryMs;
     this.retryMs = Math.min(RETRY_MAX_MS, this.retryMs * 2);
