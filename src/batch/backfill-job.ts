@@ -6,7 +6,7 @@
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { addCounts, commitImport, emptyCounts, ImportPipeline, prepareImport, type ImportOptions, type ImportOrigin } from './backfill/import-records';
+import { addCounts, commitImport, emptyCounts, ImportPipeline, prepareImport, type ImportCounts, type ImportOptions, type ImportOrigin } from './backfill/import-records';
 import { consumeRange, remaining, resolveRange } from './backfill/kafka-source';
 import { checkImportFile, ImportFileError } from './backfill/import-file';
 import { fileSize, readChunk, type FileRecord } from './backfill/ndjson-source';
@@ -72,16 +72,12 @@ async function importFileChunks(deps: Pick<ActivityDeps, 'pool' | 'config'>, inp
     const fitting = read.records.filter((r) => r.bytes <= MAX_EVENT_BYTES);
     const records = fitting.map((r) => ({ offset: String(r.line), key: null, value: r.value, timestamp: '0' }));
     const prepared = prepareImport(origin, records, options, read.records.filter((r) => r.bytes > MAX_EVENT_BYTES).map((r) => tooLongLine(origin, r)));
-    if (options.dryRun) {
-      const counts = await commitImport(deps.pool, prepared, options);
+    const committed = (counts: ImportCounts) => {
       state = { cursor: { file: read.next }, counts: addCounts(state.counts, counts), done: read.eof, position: read.next.byteOffset };
       context.heartbeat(state);
-    } else {
-      await pipeline.push(prepared, (counts) => {
-        state = { cursor: { file: read.next }, counts: addCounts(state.counts, counts), done: read.eof, position: read.next.byteOffset };
-        context.heartbeat(state);
-      });
-    }
+    };
+    if (options.dryRun) committed(await commitImport(deps.pool, prepared, options));
+    else await pipeline.push(prepared, committed);
     readFrom = read.next;
     if (read.eof) break;
   }
