@@ -2,6 +2,7 @@
  * The arithmetic and the text of `hunt slo`: from counts per window (events, events within
  * the target) to the share met, the error budget used, and whether the objective holds.
  */
+import { formatCount } from './progress';
 
 export interface SloWindowCounts {
   /** For people: "last hour". */
@@ -47,9 +48,9 @@ export function formatSloReport(report: readonly SloWindowReport[], options: Slo
   const header = ['window', 'events', `within ${targetMs} ms`, 'late', 'share', 'budget used', 'status'];
   const rows = report.map((r) => [
     r.label,
-    count(r.events),
-    count(r.withinTarget),
-    count(r.late),
+    formatCount(r.events),
+    formatCount(r.withinTarget),
+    formatCount(r.late),
     r.share === null ? '-' : percent(r.share, 3),
     r.budgetUsed === null ? '-' : percent(r.budgetUsed, 0),
     r.met === null ? 'no events' : r.met ? 'met' : 'MISSED',
@@ -77,10 +78,6 @@ export function formatSloReport(report: readonly SloWindowReport[], options: Slo
     lines.push('', 'No events counted: is `hunt ingest` running against this database (DATABASE_URL), with traffic?');
   }
   return lines;
-}
-
-function count(n: number): string {
-  return n.toLocaleString('en-US');
 }
 
 /** 0.99972 → "99.972%"; trailing zeros dropped, so 0.999 → "99.9%". */
