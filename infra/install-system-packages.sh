@@ -24,6 +24,9 @@ if [ -z "${KAFKA_BROKERS:-}" ]; then
 fi
 if [ -z "${TEMPORAL_ADDRESS:-}" ] && ! command -v temporal >/dev/null; then
   command -v go >/dev/null || missing+=(golang-go)
+  # Go fetches the CLI's modules over HTTPS and trusts only the system's CA bundle, which a
+  # minimal Debian lacks (Node and Java bring their own).
+  [ -s /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
 fi
 if [ "$purpose" = test ]; then
   command -v chromium >/dev/null || missing+=(chromium)
