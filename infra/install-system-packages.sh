@@ -10,7 +10,8 @@
 #
 # A service given from outside needs no local tool: with DATABASE_URL set, no Postgres server;
 # with KAFKA_BROKERS, no Java or Maven; with TEMPORAL_ADDRESS (or a temporal CLI on PATH),
-# no Go. Needs root, or sudo, only when something is missing.
+# no Go. A Go older than 1.21 (Debian 12 has 1.19) gets a newer one from the Go module proxy
+# (below). Needs root, or sudo, only when something is missing.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 purpose="${1:-test}"
@@ -22,7 +23,9 @@ if [ -z "${KAFKA_BROKERS:-}" ]; then
   command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
   command -v mvn >/dev/null || missing+=(maven)
 fi
+builds_temporal_cli=false
 if [ -z "${TEMPORAL_ADDRESS:-}" ] && ! command -v temporal >/dev/null; then
+  builds_temporal_cli=true
   command -v go >/dev/null || missing+=(golang-go)
   # Go fetches the CLI's modules over HTTPS and trusts only the system's CA bundle, which a
   # minimal Debian lacks (Node and Java bring their own).
@@ -34,30 +37,68 @@ if [ "$purpose" = test ]; then
   command -v openssl >/dev/null || missing+=(openssl)
   command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 fi
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
-fi
-echo "installing system packages (once): ${missing[*]}"
-sudo_cmd=()
-if [ "$(id -u)" -ne 0 ]; then
-  if ! command -v sudo >/dev/null; then
-    echo "missing system packages: ${missing[*]}; run as root (or install sudo), or install them yourself: apt-get install ${missing[*]}" >&2
+# Runs a command as root: directly, or through sudo.
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null; then
+    sudo "$@"
+  else
+    echo "needs root for: $*; run as root (or install sudo), or install these yourself: ${missing[*]:-a Go toolchain 1.21+}" >&2
     exit 1
   fi
-  sudo_cmd=(sudo)
+}
+
+# Debian 12's golang-go is Go 1.19: too old to build the Temporal CLI (1.23+), and too old to
+# fetch a newer toolchain by itself (GOTOOLCHAIN arrived in 1.21). Such a Go downloads Go's own
+# toolchain module from the module proxy, the way Go 1.21+ does, into $HUNT_GO_PREFIX/lib
+# (default /usr/local), linked from $HUNT_GO_PREFIX/bin/go; from there GOTOOLCHAIN=auto fetches
+# whatever newer Go the CLI's go.mod asks for.
+GO_BOOTSTRAP_VERSION=1.23.12
+ensure_go_with_toolchains() {
+  local minor
+  minor=$(go env GOVERSION 2>/dev/null | sed -n 's/^go1\.\([0-9]*\).*/\1/p')
+  if [ -n "$minor" ] && [ "$minor" -ge 21 ]; then
+    return 0
+  fi
+  local prefix="${HUNT_GO_PREFIX:-/usr/local}" module tmp dir
+  module="golang.org/toolchain@v0.0.1-go${GO_BOOTSTRAP_VERSION}.linux-$(go env GOARCH)"
+  echo "Go $(go env GOVERSION) cannot build the Temporal CLI; fetching Go ${GO_BOOTSTRAP_VERSION} from the module proxy (once)"
+  tmp=$(mktemp -d)
+  dir=$(GOPATH="$tmp" GOFLAGS=-modcacherw go mod download -json "$module" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  if [ -z "$dir" ] || [ ! -f "$dir/bin/go" ]; then
+    echo "could not fetch $module from the Go module proxy; install Go 1.21+ yourself" >&2
+    rm -rf "$tmp"
+    exit 1
+  fi
+  # Module zips keep no file modes: the binaries need theirs back.
+  chmod +x "$dir"/bin/* "$dir"/pkg/tool/*/*
+  as_root mkdir -p "$prefix/lib" "$prefix/bin"
+  as_root rm -rf "$prefix/lib/go$GO_BOOTSTRAP_VERSION"
+  as_root cp -r "$dir" "$prefix/lib/go$GO_BOOTSTRAP_VERSION"
+  as_root ln -sf "$prefix/lib/go$GO_BOOTSTRAP_VERSION/bin/go" "$prefix/bin/go"
+  rm -rf "$tmp"
+  echo "Go ${GO_BOOTSTRAP_VERSION} installed: $prefix/bin/go"
+}
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing system packages (once): ${missing[*]}"
+  as_root apt-get update -qq
+  as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian's package may start its own cluster on 5432. Ours runs on its own port beside it;
+  # stop that one to keep the memory for the stack.
+  if command -v pg_lsclusters >/dev/null; then
+    pg_lsclusters --no-header 2>/dev/null | awk '$4 == "online" {print $1, $2}' | while read -r version name; do
+      as_root pg_ctlcluster "$version" "$name" stop || true
+    done
+  fi
+  # Only promtool is wanted from `prometheus`; on a machine with systemd the package also starts
+  # a Prometheus server on :9090. Stop it.
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
+    as_root systemctl disable --now prometheus || true
+  fi
+  echo "system packages installed: ${missing[*]}"
 fi
-"${sudo_cmd[@]}" apt-get update -qq
-"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# Debian's package may start its own cluster on 5432. Ours runs on its own port beside it;
-# stop that one to keep the memory for the stack.
-if command -v pg_lsclusters >/dev/null; then
-  pg_lsclusters --no-header 2>/dev/null | awk '$4 == "online" {print $1, $2}' | while read -r version name; do
-    "${sudo_cmd[@]}" pg_ctlcluster "$version" "$name" stop || true
-  done
+if [ "$builds_temporal_cli" = true ]; then
+  ensure_go_with_toolchains
 fi
-# Only promtool is wanted from `prometheus`; on a machine with systemd the package also starts
-# a Prometheus server on :9090. Stop it.
-if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
-  "${sudo_cmd[@]}" systemctl disable --now prometheus || true
-fi
-echo "system packages installed: ${missing[*]}"

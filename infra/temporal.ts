@@ -112,7 +112,9 @@ export class EmbeddedTemporal implements StackService {
     fs.rmSync(staging, { recursive: true, force: true });
     fs.mkdirSync(staging, { recursive: true });
     await execFileAsync(go, ['install', `${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}`], {
-      env: { ...process.env, GOBIN: staging, CGO_ENABLED: '0' },
+      // auto: a Go older than the CLI's go.mod asks for fetches that toolchain from the module
+      // proxy (some distributions' Go defaults to local). install-system-packages.sh makes sure Go is 1.21+.
+      env: { ...process.env, GOBIN: staging, CGO_ENABLED: '0', GOTOOLCHAIN: process.env.GOTOOLCHAIN ?? 'auto' },
       maxBuffer: 64 * 1024 * 1024,
     });
     fs.rmSync(binDir, { recursive: true, force: true });
