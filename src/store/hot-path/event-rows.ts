@@ -69,10 +69,6 @@ export class EventRowsBuilder {
     this.huntOf.push(hunt);
   }
 
-  get count(): number {
-    return this.parts.length;
-  }
-
   build(): EventRows {
     return { json: this.parts.join(','), ends: Uint32Array.from(this.ends), huntOf: Uint32Array.from(this.huntOf), huntIds: [...this.hunts.keys()] };
   }

@@ -1,10 +1,7 @@
-/** Read queries behind the read API: leaderboard pages and single players. */
+/** Read queries behind the read API: leaderboard pages and single players, as the reference fold's LeaderboardEntry rows. */
 import type pg from 'pg';
 import type { LeaderboardEntry } from '../../rules/reference';
 import { LEADERBOARD_ORDER, ranksAhead } from '../../rules/sql';
-
-/** The reference fold's LeaderboardEntry: what the read queries return, row for row. */
-export type LeaderboardEntryRow = LeaderboardEntry;
 
 const ENTRY_COLUMNS = `player_id AS "playerId", display_name AS "displayName", score,
   clues_found AS "cluesFound", treasures_claimed AS "treasuresClaimed", active`;
@@ -13,7 +10,7 @@ export interface LeaderboardPage {
   huntId: string;
   /** The hunt's newest applied event (ISO), null before its first; `undefined` page: unknown hunt. */
   asOf: string | null;
-  entries: LeaderboardEntryRow[];
+  entries: LeaderboardEntry[];
 }
 
 /**
@@ -24,7 +21,7 @@ export interface LeaderboardPage {
  */
 export async function leaderboardPages(pool: pg.Pool, requests: readonly { huntId: string; limit: number }[]): Promise<Map<string, LeaderboardPage>> {
   if (requests.length === 0) return new Map();
-  const { rows } = await pool.query<{ hunt_id: string; as_of: Date | null; entries: LeaderboardEntryRow[] }>({
+  const { rows } = await pool.query<{ hunt_id: string; as_of: Date | null; entries: LeaderboardEntry[] }>({
     name: 'leaderboard-pages',
     text: `SELECT h.hunt_id, h.as_of, e.entries
              FROM unnest($1::text[], $2::int[]) AS r(hunt_id, page_size)
@@ -50,8 +47,8 @@ export async function huntExists(pool: pg.Pool, huntId: string): Promise<boolean
   return rows.length > 0;
 }
 
-export async function playerEntry(pool: pg.Pool, huntId: string, playerId: string): Promise<LeaderboardEntryRow | undefined> {
-  const { rows } = await pool.query<LeaderboardEntryRow>({
+export async function playerEntry(pool: pg.Pool, huntId: string, playerId: string): Promise<LeaderboardEntry | undefined> {
+  const { rows } = await pool.query<LeaderboardEntry>({
     name: 'leaderboard-player',
     text: `SELECT (1 + (SELECT count(*) FROM player_scores o
                          WHERE o.hunt_id = p.hunt_id
