@@ -20,6 +20,7 @@ import { createLogger } from '../src/log';
 import { createPool } from '../src/store/pool';
 import { cpuBetween, snapshotCpu, type CpuGroups } from './lib/procfs';
 import { BenchResources } from './lib/resources';
+import { step } from './lib/step';
 
 export interface ApplyBenchOptions {
   events: number;
@@ -29,8 +30,6 @@ export interface ApplyBenchOptions {
   /** SQL run on each fresh database before the run (schema experiments). */
   prepare?: string;
 }
-
-const step = (message: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}`);
 
 export async function runApplyBench(options: ApplyBenchOptions, command: string) {
   const config = loadConfig();

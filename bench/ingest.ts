@@ -19,6 +19,7 @@ import { measureFreshness } from './freshness';
 import { readTopic } from './kafka-ceiling';
 import { backgroundLoad, type CpuGroups } from './lib/procfs';
 import { BenchResources, topicEndOffsets } from './lib/resources';
+import { step } from './lib/step';
 import { runNaiveConsumer } from './naive-consumer';
 import { measurePeer } from './peer-phase';
 import { preloadBacklog } from './preload';
@@ -51,8 +52,6 @@ export interface IngestBenchOptions {
 
 const PARTITIONS = 4;
 const RESULTS_DIR = path.join(projectRoot, 'bench/results');
-
-const step = (message: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}`);
 
 export async function runIngestBench(options: IngestBenchOptions, command: string): Promise<IngestBenchResult> {
   const config = loadConfig();
@@ -183,7 +182,6 @@ export async function runIngestBench(options: IngestBenchOptions, command: strin
       }
       step(file ? `profiled drain: ${drain.eventsPerSecond} events/s, profile ${file}` : 'profiled drain wrote no profile');
     }
-
 
     const partial = {
       benchmark: 'ingest' as const,
