@@ -17,6 +17,7 @@ import { copyCeiling } from './copy-ceiling';
 import { drainWithIngest, type DrainOptions } from './drain';
 import { measureFreshness } from './freshness';
 import { readTopic } from './kafka-ceiling';
+import { postmasterPid } from './lib/machine';
 import { backgroundLoad, type CpuGroups } from './lib/procfs';
 import { BenchResources, topicEndOffsets } from './lib/resources';
 import { step } from './lib/step';
@@ -250,12 +251,7 @@ async function recordsPerPartition(kafka: ReturnType<typeof createKafka>, topic:
 
 /** Which processes are the consumer, Postgres (postmaster and its backends), Kafka, the bench. */
 export async function cpuGroupsOf(databaseUrl: string, stateDir: string): Promise<(childPids: number[]) => CpuGroups> {
-  const client = new pg.Client({ connectionString: databaseUrl });
-  await client.connect();
-  const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
-  // The backend's parent is the postmaster; read it while the backend still lives.
-  const postmaster = Number(fs.readFileSync(`/proc/${rows[0]?.pid ?? -1}/stat`, 'utf8').split(') ')[1]?.split(' ')[1] ?? -1);
-  await client.end();
+  const postmaster = (await postmasterPid(databaseUrl)) ?? -1;
   const kafkaPidFile = path.join(stateDir, 'kafka', 'kafka.pid');
   const kafkaPid = fs.existsSync(kafkaPidFile) ? Number(fs.readFileSync(kafkaPidFile, 'utf8').trim()) : -1;
   return (childPids) => ({

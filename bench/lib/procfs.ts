@@ -148,6 +148,19 @@ export function cpuBetween(from: CpuSnapshot, to: CpuSnapshot, groups: CpuGroups
   return { seconds: round(seconds, 2), cores: result, otherTop, machineBusyCores: toCores(busy), machineCores: cores };
 }
 
+/** The parent of a process on this machine, or undefined when there is no such process. */
+export function parentPid(pid: number): number | undefined {
+  let stat: string;
+  try {
+    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // The command name in parentheses may itself hold spaces and parentheses.
+  const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  return Number.isInteger(ppid) && ppid > 0 ? ppid : undefined;
+}
+
 export function round(value: number, digits = 0): number {
   const f = 10 ** digits;
   return Math.round(value * f) / f;

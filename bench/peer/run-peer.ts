@@ -11,6 +11,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { Kafka, logLevel } from 'kafkajs';
 import pg from 'pg';
 import { loadConfig } from '../../src/config';
+import { postmasterPid } from '../lib/machine';
 import { backgroundLoad, type CpuGroups } from '../lib/procfs';
 import { databaseUrlFor } from '../lib/resources';
 import { ensureConnectJars, produceConnectEvents, runConnectPeer } from './connect-peer';
@@ -192,22 +193,12 @@ async function withServer<T>(url: string, fn: (client: pg.Client) => Promise<T>)
  */
 async function serverCpuGroups(databaseUrl: string, stateDir: string): Promise<{ cpuGroups: CpuGroups; childrenOf: Record<string, number> }> {
   const groups: CpuGroups = {};
-  const postmaster = await withServer(databaseUrl, async (c) => {
-    const { rows } = await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
-    // The backend's parent is the postmaster; read it while the backend still lives.
-    return parentPid(rows[0]?.pid ?? -1);
-  });
+  const postmaster = await postmasterPid(databaseUrlFor(databaseUrl, 'postgres'));
   if (postmaster !== undefined) groups.postgres = (p) => p.pid === postmaster || p.ppid === postmaster;
   const kafkaPid = Number(readOrEmpty(path.join(stateDir, 'kafka', 'kafka.pid')).trim()) || undefined;
   if (kafkaPid !== undefined) groups.kafka = (p) => p.pid === kafkaPid;
   // Autovacuum and parallel workers come and go within a drain; their CPU is the postmaster's cutime.
   return { cpuGroups: groups, childrenOf: postmaster === undefined ? {} : { postgres: postmaster } };
-}
-
-function parentPid(pid: number): number | undefined {
-  const stat = readOrEmpty(`/proc/${pid}/stat`);
-  const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-  return Number.isInteger(ppid) && ppid > 0 ? ppid : undefined;
 }
 
 function readOrEmpty(file: string): string {
