@@ -95,7 +95,8 @@ export function databaseUrlFor(url: string, database: string): string {
   return parsed.toString();
 }
 
-async function withAdmin<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+/** Runs `fn` with a client on the server's `postgres` database (to create or drop databases). */
+export async function withAdmin<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const admin = new pg.Client({ connectionString: databaseUrlFor(url, 'postgres') });
   await admin.connect();
   try {

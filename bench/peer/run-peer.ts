@@ -9,11 +9,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { Kafka, logLevel } from 'kafkajs';
-import pg from 'pg';
 import { loadConfig } from '../../src/config';
 import { postmasterPid } from '../lib/machine';
 import { backgroundLoad, type CpuGroups } from '../lib/procfs';
-import { databaseUrlFor } from '../lib/resources';
+import { databaseUrlFor, withAdmin } from '../lib/resources';
 import { ensureConnectJars, produceConnectEvents, runConnectPeer } from './connect-peer';
 
 const PARTITIONS = 4;
@@ -101,7 +100,7 @@ async function runPeer(options: PeerOptions): Promise<number> {
     const before = await backgroundLoad();
     log(`background load: ${before.machineBusyCores} of ${before.machineCores} cores busy, loadavg ${loadavg()}`);
 
-    await withServer(config.databaseUrl, (c) => c.query(`CREATE DATABASE ${database}`));
+    await withAdmin(config.databaseUrl, (c) => c.query(`CREATE DATABASE ${database}`));
     created = { ...created, database: true };
     await admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS }], waitForLeaders: true });
     created = { ...created, topic: true };
@@ -169,22 +168,12 @@ async function runPeer(options: PeerOptions): Promise<number> {
 async function cleanUp(serverUrl: string, admin: ReturnType<Kafka['admin']>, created: { database: boolean; topic: boolean }, names: { database: string; topic: string; group: string }) {
   const problems: string[] = [];
   if (created.database) {
-    await withServer(serverUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${names.database} WITH (FORCE)`)).catch((err: Error) => problems.push(`drop database: ${err.message}`));
+    await withAdmin(serverUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${names.database} WITH (FORCE)`)).catch((err: Error) => problems.push(`drop database: ${err.message}`));
   }
   if (created.topic) await admin.deleteTopics({ topics: [names.topic] }).catch((err: Error) => problems.push(`delete topic: ${err.message}`));
   // A group that never committed does not exist; that is not a problem.
   await admin.deleteGroups([names.group]).catch(() => undefined);
   log(problems.length === 0 ? `dropped ${names.database} and ${names.topic}` : `clean-up problems: ${problems.join('; ')}`);
-}
-
-async function withServer<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: databaseUrlFor(url, 'postgres') });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
 }
 
 /**
