@@ -57,7 +57,7 @@ const SCHEMA_JSON = JSON.stringify({
 });
 
 /** One event in JsonConverter's schema-and-payload envelope. */
-export function connectEnvelope(event: HuntEvent): string {
+function connectEnvelope(event: HuntEvent): string {
   const payload = {
     eventId: event.eventId,
     type: event.type,

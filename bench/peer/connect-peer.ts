@@ -24,8 +24,8 @@ import { freePort } from '../lib/resources';
 import { projectRoot } from '../../src/config';
 import { defaultCacheDir, ensureConnectJars } from './connect-jars';
 
-export { defaultCacheDir, ensureConnectJars } from './connect-jars';
-export { connectEnvelope, produceConnectEvents } from './connect-events';
+export { ensureConnectJars } from './connect-jars';
+export { produceConnectEvents } from './connect-events';
 
 export interface ConnectPeerOptions {
   brokers: string;
