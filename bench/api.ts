@@ -23,6 +23,7 @@ import { histogramQuantile, parseHistogram } from './lib/prom';
 import { backgroundLoad, round } from './lib/procfs';
 import { BenchResources, topicEndOffsets } from './lib/resources';
 import { resultFilesOf, writeResultFiles } from './lib/results-files';
+import { step } from './lib/step';
 import { preloadBacklog } from './preload';
 
 export interface ApiBenchOptions {
@@ -44,8 +45,6 @@ const PARTITIONS = 4;
 const HUNT = 'hunt-0';
 const RESULTS_DIR = path.join(projectRoot, 'bench/results');
 const GOAL_DRAIN_RATIO = 0.8;
-
-const step = (message: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}`);
 
 export async function runApiBench(options: ApiBenchOptions, command: string): Promise<ApiBenchResult> {
   const config = loadConfig();

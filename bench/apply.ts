@@ -9,7 +9,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import { loadConfig, projectRoot } from '../src/config';
 import { seededRandom, TrafficGenerator } from '../src/demo/traffic';
 import { classifySlice, type ClassifiedSlice, type SourceRecord } from '../src/pipeline/classify';
@@ -18,8 +17,10 @@ import { rowCount } from '../src/store/hot-path/event-rows';
 import { createKafka } from '../src/pipeline/kafka-client';
 import { createLogger } from '../src/log';
 import { createPool } from '../src/store/pool';
+import { postmasterPid } from './lib/machine';
 import { cpuBetween, snapshotCpu, type CpuGroups } from './lib/procfs';
 import { BenchResources } from './lib/resources';
+import { step } from './lib/step';
 
 export interface ApplyBenchOptions {
   events: number;
@@ -29,8 +30,6 @@ export interface ApplyBenchOptions {
   /** SQL run on each fresh database before the run (schema experiments). */
   prepare?: string;
 }
-
-const step = (message: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}`);
 
 export async function runApplyBench(options: ApplyBenchOptions, command: string) {
   const config = loadConfig();
@@ -96,11 +95,7 @@ function generate(options: ApplyBenchOptions): SourceRecord[] {
 
 /** Every process of the Postgres cluster that serves `url` (postmaster and children). */
 async function postgresGroup(url: string): Promise<CpuGroups> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
-  const postmaster = Number(fs.readFileSync(`/proc/${rows[0]?.pid ?? -1}/stat`, 'utf8').split(') ')[1]?.split(' ')[1] ?? -1);
-  await client.end();
+  const postmaster = (await postmasterPid(url)) ?? -1;
   return { postgres: (p) => p.pid === postmaster || p.ppid === postmaster };
 }
 

@@ -20,6 +20,7 @@ import { batchCpuGroups, machineOf } from './lib/machine';
 import { backgroundLoad, round } from './lib/procfs';
 import { BenchResources } from './lib/resources';
 import { resultFilesOf, writeResultFiles } from './lib/results-files';
+import { step } from './lib/step';
 
 export interface BatchBenchOptions {
   events: number;
@@ -39,7 +40,6 @@ export interface BatchBenchOptions {
 
 const RESULTS_DIR = path.join(projectRoot, 'bench/results');
 const WARMUP_EVENTS = 20_000;
-const step = (message: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}`);
 
 export async function runBatchBench(options: BatchBenchOptions, command: string): Promise<BatchBenchResult> {
   const config = loadConfig();

@@ -10,7 +10,7 @@
 import path from 'node:path';
 import pg from 'pg';
 import { IngestChild, sleep } from './lib/ingest-child';
-import { histogramQuantile, parseHistogram, sampleValue, type Histogram } from './lib/prom';
+import { histogramQuantile, mergeHistograms, parseHistogram, sampleValue } from './lib/prom';
 import { cpuBetween, RssSampler, round, snapshotCpu, type CpuGroups, type CpuSplit } from './lib/procfs';
 
 export interface DrainOptions {
@@ -183,13 +183,10 @@ export async function drainWithIngest(options: DrainOptions): Promise<DrainResul
   const startFirst = first ?? { at: last.at, records: 0 };
   const drainSeconds = (last.at - startFirst.at) / 1000;
   const cpu = cpuBetween(firstCpu, endCpu, options.cpuGroups(children.map((c) => c.pid)), options.machineCores);
-  const sum = (h: Histogram[]) => ({ sum: h.reduce((a, b) => a + b.sum, 0), count: h.reduce((a, b) => a + b.count, 0) });
-  const batchSize = sum(metricsTexts.map((t) => parseHistogram(t, 'hunt_ingest_batch_records')));
-  const transactionHistograms = metricsTexts.map((t) => parseHistogram(t, 'hunt_ingest_transaction_seconds'));
-  const transaction = sum(transactionHistograms);
-  const merged = mergeHistograms(transactionHistograms);
+  const batchSize = mergeHistograms(metricsTexts.map((t) => parseHistogram(t, 'hunt_ingest_batch_records')));
+  const transaction = mergeHistograms(metricsTexts.map((t) => parseHistogram(t, 'hunt_ingest_transaction_seconds')));
   const quantileMs = (q: number) => {
-    const v = histogramQuantile(merged, q)?.value;
+    const v = histogramQuantile(transaction, q)?.value;
     return v === undefined ? undefined : round(v * 1000, 1);
   };
   return {
@@ -229,14 +226,4 @@ export async function drainWithIngest(options: DrainOptions): Promise<DrainResul
 /** Partitions a child reports owning (`hunt_ingest_partitions_assigned{partition="n"} 1`). */
 function ownedPartitions(metrics: string): number[] {
   return [...metrics.matchAll(/^hunt_ingest_partitions_assigned\{[^}]*partition="(\d+)"[^}]*\} 1$/gm)].map((m) => Number(m[1])).sort((a, b) => a - b);
-}
-
-/** Histograms of the same metric from several processes (same buckets), as one. */
-function mergeHistograms(histograms: Histogram[]): Histogram {
-  const [first, ...rest] = histograms;
-  if (!first) return { buckets: [], sum: 0, count: 0 };
-  return rest.reduce(
-    (a, h) => ({ buckets: a.buckets.map((b, i) => ({ le: b.le, count: b.count + (h.buckets[i]?.count ?? 0) })), sum: a.sum + h.sum, count: a.count + h.count }),
-    first,
-  );
 }

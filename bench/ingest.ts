@@ -17,8 +17,10 @@ import { copyCeiling } from './copy-ceiling';
 import { drainWithIngest, type DrainOptions } from './drain';
 import { measureFreshness } from './freshness';
 import { readTopic } from './kafka-ceiling';
+import { postmasterPid } from './lib/machine';
 import { backgroundLoad, type CpuGroups } from './lib/procfs';
 import { BenchResources, topicEndOffsets } from './lib/resources';
+import { step } from './lib/step';
 import { runNaiveConsumer } from './naive-consumer';
 import { measurePeer } from './peer-phase';
 import { preloadBacklog } from './preload';
@@ -51,8 +53,6 @@ export interface IngestBenchOptions {
 
 const PARTITIONS = 4;
 const RESULTS_DIR = path.join(projectRoot, 'bench/results');
-
-const step = (message: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}`);
 
 export async function runIngestBench(options: IngestBenchOptions, command: string): Promise<IngestBenchResult> {
   const config = loadConfig();
@@ -108,8 +108,8 @@ export async function runIngestBench(options: IngestBenchOptions, command: strin
       invalidFraction: options.invalid,
       seed: options.seed,
     });
-    const { total: records } = await topicEndOffsets(kafka, topic);
-    const partitionRecords = await recordsPerPartition(kafka, topic);
+    // Per partition: what each scale-out member's share should follow.
+    const { total: records, perPartition: partitionRecords } = await topicEndOffsets(kafka, topic);
     step(`preloaded ${records} records in ${preload.seconds.toFixed(1)} s`);
 
     const kafkaRead = await readTopic(kafka, { topic, groupId: resources.groupId('read'), records, ingest: config.ingest, classify: false });
@@ -184,7 +184,6 @@ export async function runIngestBench(options: IngestBenchOptions, command: strin
       step(file ? `profiled drain: ${drain.eventsPerSecond} events/s, profile ${file}` : 'profiled drain wrote no profile');
     }
 
-
     const partial = {
       benchmark: 'ingest' as const,
       runId: resources.runId,
@@ -239,25 +238,9 @@ export async function runIngestBench(options: IngestBenchOptions, command: strin
   }
 }
 
-/** Records per partition of the backlog: what each scale-out member's share should follow. */
-async function recordsPerPartition(kafka: ReturnType<typeof createKafka>, topic: string): Promise<number[]> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    return (await admin.fetchTopicOffsets(topic)).sort((a, b) => a.partition - b.partition).map((p) => Number(p.high) - Number(p.low));
-  } finally {
-    await admin.disconnect();
-  }
-}
-
 /** Which processes are the consumer, Postgres (postmaster and its backends), Kafka, the bench. */
 export async function cpuGroupsOf(databaseUrl: string, stateDir: string): Promise<(childPids: number[]) => CpuGroups> {
-  const client = new pg.Client({ connectionString: databaseUrl });
-  await client.connect();
-  const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
-  // The backend's parent is the postmaster; read it while the backend still lives.
-  const postmaster = Number(fs.readFileSync(`/proc/${rows[0]?.pid ?? -1}/stat`, 'utf8').split(') ')[1]?.split(' ')[1] ?? -1);
-  await client.end();
+  const postmaster = (await postmasterPid(databaseUrl)) ?? -1;
   const kafkaPidFile = path.join(stateDir, 'kafka', 'kafka.pid');
   const kafkaPid = fs.existsSync(kafkaPidFile) ? Number(fs.readFileSync(kafkaPidFile, 'utf8').trim()) : -1;
   return (childPids) => ({

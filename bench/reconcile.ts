@@ -22,6 +22,7 @@ import { checkpoint, cpuPer, runSql, timePhase } from './lib/phases';
 import { backgroundLoad, round, type CpuGroups } from './lib/procfs';
 import { BenchResources } from './lib/resources';
 import { resultFilesOf, writeResultFiles } from './lib/results-files';
+import { step } from './lib/step';
 import { workflowTiming } from './lib/workflow-history';
 import { reconcileFigures, renderReconcileMarkdown, type ReconcileBenchResult, type RecomputeCase, type RecomputeRun } from './reconcile-report';
 import { startTimeToRepair, type TimeToRepairResult, type TimeToRepairRun } from './time-to-repair';
@@ -47,7 +48,6 @@ export interface ReconcileBenchOptions {
 
 const RESULTS_DIR = path.join(projectRoot, 'bench/results');
 const LOAD_CHUNK = 5000;
-const step = (message: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}`);
 
 interface Context {
   config: Config;

@@ -20,6 +20,7 @@ import { histogramDelta, histogramQuantile, parseHistogram } from './lib/prom';
 import { cpuBetween, memoryOf, snapshotCpu } from './lib/procfs';
 import { BenchResources } from './lib/resources';
 import { resultFilesOf, writeResultFiles } from './lib/results-files';
+import { step } from './lib/step';
 
 export interface StreamBenchOptions {
   rate: number;
@@ -35,8 +36,6 @@ interface Window {
   /** Produce to commit in the same window, from the ingest's own histogram: the part of the push latency before the change feed. */
   commitFreshnessMs: { p50: number; p99: number };
 }
-
-const step = (message: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}`);
 
 export async function runStreamBench(options: StreamBenchOptions, command: string): Promise<void> {
   const config = loadConfig();

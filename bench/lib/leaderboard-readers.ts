@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { round } from './procfs';
 
 /**
  * Game clients reading a leaderboard: `readers` concurrent loops, each sending the next
@@ -94,11 +95,6 @@ export function startLeaderboardReaders(options: ReaderOptions): RunningReaders 
       };
     },
   };
-}
-
-function round(value: number, digits = 0): number {
-  const f = 10 ** digits;
-  return Math.round(value * f) / f;
 }
 
 /**

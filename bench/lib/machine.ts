@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import type { CpuGroups } from './procfs';
+import { parentPid, type CpuGroups } from './procfs';
 
 export async function machineOf(databaseUrl: string, services: Record<string, string>): Promise<Record<string, string | number>> {
   const client = new pg.Client({ connectionString: databaseUrl });
@@ -28,14 +28,22 @@ export async function machineOf(databaseUrl: string, services: Record<string, st
   };
 }
 
-/** Postgres (postmaster and backends), the Temporal server, and this process (bench + in-process worker). */
-export async function batchCpuGroups(databaseUrl: string, stateDir: string): Promise<CpuGroups> {
+/** The postmaster of the server behind `databaseUrl`, when it runs on this machine. */
+export async function postmasterPid(databaseUrl: string): Promise<number | undefined> {
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
-  const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
-  // The backend's parent is the postmaster; read it while the backend still lives.
-  const postmaster = Number(fs.readFileSync(`/proc/${rows[0]?.pid ?? -1}/stat`, 'utf8').split(') ')[1]?.split(' ')[1] ?? -1);
-  await client.end();
+  try {
+    const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+    // The backend's parent is the postmaster; read it while the backend still lives.
+    return parentPid(rows[0]?.pid ?? -1);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Postgres (postmaster and backends), the Temporal server, and this process (bench + in-process worker). */
+export async function batchCpuGroups(databaseUrl: string, stateDir: string): Promise<CpuGroups> {
+  const postmaster = (await postmasterPid(databaseUrl)) ?? -1;
   const temporalPidFile = path.join(stateDir, 'temporal', 'temporal.pid');
   const temporalPid = fs.existsSync(temporalPidFile) ? Number(fs.readFileSync(temporalPidFile, 'utf8').trim()) : -1;
   return {

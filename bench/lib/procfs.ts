@@ -148,6 +148,44 @@ export function cpuBetween(from: CpuSnapshot, to: CpuSnapshot, groups: CpuGroups
   return { seconds: round(seconds, 2), cores: result, otherTop, machineBusyCores: toCores(busy), machineCores: cores };
 }
 
+/** cutime + cstime of each parent: CPU of its children that have ended and been waited for. */
+export function reapedTicks(parents: Record<string, number> | undefined): Record<string, number> {
+  const ticks: Record<string, number> = {};
+  for (const [group, pid] of Object.entries(parents ?? {})) {
+    try {
+      const raw = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = raw.slice(raw.lastIndexOf(')') + 2).split(' ');
+      ticks[group] = Number(fields[13]) + Number(fields[14]);
+    } catch {
+      // The parent is gone or not on this machine: nothing to add.
+    }
+  }
+  return ticks;
+}
+
+/** Moves the CPU of children that ended during the window from "other" to their group. */
+export function addReapedChildren(cpu: CpuSplit, from: Record<string, number>, to: Record<string, number>): void {
+  for (const [group, ticks] of Object.entries(to)) {
+    const cores = round((ticks - (from[group] ?? ticks)) / CLOCK_TICKS / cpu.seconds, 2);
+    if (cores <= 0) continue;
+    cpu.cores[group] = round((cpu.cores[group] ?? 0) + cores, 2);
+    cpu.cores.other = round(Math.max(0, (cpu.cores.other ?? 0) - cores), 2);
+  }
+}
+
+/** The parent of a process on this machine, or undefined when there is no such process. */
+export function parentPid(pid: number): number | undefined {
+  let stat: string;
+  try {
+    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // The command name in parentheses may itself hold spaces and parentheses.
+  const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  return Number.isInteger(ppid) && ppid > 0 ? ppid : undefined;
+}
+
 export function round(value: number, digits = 0): number {
   const f = 10 ** digits;
   return Math.round(value * f) / f;

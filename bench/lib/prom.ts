@@ -45,6 +45,16 @@ export function histogramDelta(after: Histogram, before: Histogram): Histogram {
   };
 }
 
+/** Histograms of the same metric from several processes (same buckets), as one. */
+export function mergeHistograms(histograms: Histogram[]): Histogram {
+  const [first, ...rest] = histograms;
+  if (!first) return { buckets: [], sum: 0, count: 0 };
+  return rest.reduce(
+    (a, h) => ({ buckets: a.buckets.map((b, i) => ({ le: b.le, count: b.count + (h.buckets[i]?.count ?? 0) })), sum: a.sum + h.sum, count: a.count + h.count }),
+    first,
+  );
+}
+
 export interface Quantile {
   /** Linear interpolation within the bucket (histogram_quantile). */
   value: number;

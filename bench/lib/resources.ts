@@ -95,7 +95,8 @@ export function databaseUrlFor(url: string, database: string): string {
   return parsed.toString();
 }
 
-async function withAdmin<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+/** Runs `fn` with a client on the server's `postgres` database (to create or drop databases). */
+export async function withAdmin<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const admin = new pg.Client({ connectionString: databaseUrlFor(url, 'postgres') });
   await admin.connect();
   try {
@@ -105,19 +106,14 @@ async function withAdmin<T>(url: string, fn: (client: pg.Client) => Promise<T>):
   }
 }
 
-/** Sum of the end offsets of a topic's partitions, and the offsets themselves. */
-export async function topicEndOffsets(kafka: Kafka, topic: string): Promise<{ total: number; byPartition: Record<number, number> }> {
+/** Records in a topic (end minus start offset), in all and per partition (index: partition). */
+export async function topicEndOffsets(kafka: Kafka, topic: string): Promise<{ total: number; perPartition: number[] }> {
   const admin = kafka.admin();
   await admin.connect();
   try {
     const offsets = await admin.fetchTopicOffsets(topic);
-    const byPartition: Record<number, number> = {};
-    let total = 0;
-    for (const o of offsets) {
-      byPartition[o.partition] = Number(o.high);
-      total += Number(o.high) - Number(o.low);
-    }
-    return { total, byPartition };
+    const perPartition = offsets.sort((a, b) => a.partition - b.partition).map((o) => Number(o.high) - Number(o.low));
+    return { total: perPartition.reduce((a, b) => a + b, 0), perPartition };
   } finally {
     await admin.disconnect();
   }

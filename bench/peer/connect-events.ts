@@ -7,9 +7,10 @@
  * Field contents are ours unchanged; `payload` travels as a JSON string (the sink has no
  * type for a free-form object), `occurredAt` as the ISO string we send.
  */
-import { Partitioners, type Kafka } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
 import type { HuntEvent } from '../../src/events/schema';
 import { seededRandom, TrafficGenerator } from '../../src/demo/traffic';
+import { produceBacklog } from '../lib/produce-backlog';
 
 export interface ConnectEventsOptions {
   topic: string;
@@ -56,7 +57,7 @@ const SCHEMA_JSON = JSON.stringify({
 });
 
 /** One event in JsonConverter's schema-and-payload envelope. */
-export function connectEnvelope(event: HuntEvent): string {
+function connectEnvelope(event: HuntEvent): string {
   const payload = {
     eventId: event.eventId,
     type: event.type,
@@ -85,13 +86,8 @@ export async function produceConnectEvents(kafka: Kafka, options: ConnectEventsO
     invalidFraction: options.invalidFraction,
     random: seededRandom(options.seed),
   });
-  const producer = kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
-  await producer.connect();
   const kinds = { event: 0, duplicate: 0, invalidSkipped: 0 };
   let bytes = 0;
-  let sent = 0;
-  const started = performance.now();
-  const inFlight = new Set<Promise<unknown>>();
   const nextMessage = () => {
     for (;;) {
       const record = generator.next();
@@ -107,25 +103,13 @@ export async function produceConnectEvents(kafka: Kafka, options: ConnectEventsO
       return { key: record.key, value };
     }
   };
-  try {
-    while (sent < options.events) {
-      const size = Math.min(BATCH, options.events - sent);
-      const messages = Array.from({ length: size }, nextMessage);
-      sent += size;
-      const send: Promise<unknown> = producer.send({ topic: options.topic, acks: 1, messages }).finally(() => inFlight.delete(send));
-      inFlight.add(send);
-      if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight);
-    }
-    await Promise.all(inFlight);
-  } finally {
-    await producer.disconnect();
-  }
+  const { sent, seconds } = await produceBacklog(kafka, { topic: options.topic, count: options.events, batch: BATCH, inFlight: IN_FLIGHT }, nextMessage);
   return {
     sent,
     kinds,
     distinctEventIds: kinds.event,
     bytes,
     schemaBytes: Buffer.byteLength(SCHEMA_JSON) + '{"schema":,"payload":}'.length,
-    seconds: (performance.now() - started) / 1000,
+    seconds,
   };
 }

@@ -34,7 +34,7 @@ export function defaultCacheDir(): string {
 }
 
 /** Where the jars of the current POM live, whether fetched yet or not. */
-export function connectJarsIn(cacheDir: string): ConnectJars {
+function connectJarsIn(cacheDir: string): ConnectJars {
   const hash = crypto.createHash('sha256').update(fs.readFileSync(POM)).digest('hex').slice(0, 12);
   const root = path.join(cacheDir, `jars-${hash}`);
   const pluginPath = path.join(root, 'plugins');

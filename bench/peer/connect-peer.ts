@@ -12,20 +12,20 @@
  * peer runs as a user would deploy it, with no hand-made DDL. Debezium does not quote
  * identifiers by default, so Postgres folds the columns to lower case (`eventid`, ...).
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { logTail, onPath, sleep } from '../../infra/process';
 import { MissingToolError } from '../../infra/service';
-import { cpuBetween, round, RssSampler, snapshotCpu, type CpuGroups, type CpuSplit } from '../lib/procfs';
+import { addReapedChildren, cpuBetween, reapedTicks, round, RssSampler, snapshotCpu, type CpuGroups, type CpuSplit } from '../lib/procfs';
 import { freePort } from '../lib/resources';
 import { projectRoot } from '../../src/config';
 import { defaultCacheDir, ensureConnectJars } from './connect-jars';
 
-export { defaultCacheDir, ensureConnectJars } from './connect-jars';
-export { connectEnvelope, produceConnectEvents } from './connect-events';
+export { ensureConnectJars } from './connect-jars';
+export { produceConnectEvents } from './connect-events';
 
 export interface ConnectPeerOptions {
   brokers: string;
@@ -252,39 +252,6 @@ async function countRows(client: pg.Client, table: string): Promise<number> {
     // The connector creates the table with its first batch.
     if ((err as { code?: string }).code === '42P01') return 0;
     throw err;
-  }
-}
-
-const CLOCK_TICKS = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/** cutime + cstime of each parent: CPU of its children that have ended and been waited for. */
-function reapedTicks(parents: Record<string, number> | undefined): Record<string, number> {
-  const ticks: Record<string, number> = {};
-  for (const [group, pid] of Object.entries(parents ?? {})) {
-    try {
-      const raw = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = raw.slice(raw.lastIndexOf(')') + 2).split(' ');
-      ticks[group] = Number(fields[13]) + Number(fields[14]);
-    } catch {
-      // The parent is gone or not on this machine: nothing to add.
-    }
-  }
-  return ticks;
-}
-
-/** Moves the CPU of children that ended during the window from "other" to their group. */
-function addReapedChildren(cpu: CpuSplit, from: Record<string, number>, to: Record<string, number>): void {
-  for (const [group, ticks] of Object.entries(to)) {
-    const cores = round((ticks - (from[group] ?? ticks)) / CLOCK_TICKS / cpu.seconds, 2);
-    if (cores <= 0) continue;
-    cpu.cores[group] = round((cpu.cores[group] ?? 0) + cores, 2);
-    cpu.cores.other = round(Math.max(0, (cpu.cores.other ?? 0) - cores), 2);
   }
 }
 

@@ -9,10 +9,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { Kafka, logLevel } from 'kafkajs';
-import pg from 'pg';
 import { loadConfig } from '../../src/config';
+import { postmasterPid } from '../lib/machine';
 import { backgroundLoad, type CpuGroups } from '../lib/procfs';
-import { databaseUrlFor } from '../lib/resources';
+import { databaseUrlFor, withAdmin } from '../lib/resources';
 import { ensureConnectJars, produceConnectEvents, runConnectPeer } from './connect-peer';
 
 const PARTITIONS = 4;
@@ -100,7 +100,7 @@ async function runPeer(options: PeerOptions): Promise<number> {
     const before = await backgroundLoad();
     log(`background load: ${before.machineBusyCores} of ${before.machineCores} cores busy, loadavg ${loadavg()}`);
 
-    await withServer(config.databaseUrl, (c) => c.query(`CREATE DATABASE ${database}`));
+    await withAdmin(config.databaseUrl, (c) => c.query(`CREATE DATABASE ${database}`));
     created = { ...created, database: true };
     await admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS }], waitForLeaders: true });
     created = { ...created, topic: true };
@@ -168,22 +168,12 @@ async function runPeer(options: PeerOptions): Promise<number> {
 async function cleanUp(serverUrl: string, admin: ReturnType<Kafka['admin']>, created: { database: boolean; topic: boolean }, names: { database: string; topic: string; group: string }) {
   const problems: string[] = [];
   if (created.database) {
-    await withServer(serverUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${names.database} WITH (FORCE)`)).catch((err: Error) => problems.push(`drop database: ${err.message}`));
+    await withAdmin(serverUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${names.database} WITH (FORCE)`)).catch((err: Error) => problems.push(`drop database: ${err.message}`));
   }
   if (created.topic) await admin.deleteTopics({ topics: [names.topic] }).catch((err: Error) => problems.push(`delete topic: ${err.message}`));
   // A group that never committed does not exist; that is not a problem.
   await admin.deleteGroups([names.group]).catch(() => undefined);
   log(problems.length === 0 ? `dropped ${names.database} and ${names.topic}` : `clean-up problems: ${problems.join('; ')}`);
-}
-
-async function withServer<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: databaseUrlFor(url, 'postgres') });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
 }
 
 /**
@@ -192,22 +182,12 @@ async function withServer<T>(url: string, fn: (client: pg.Client) => Promise<T>)
  */
 async function serverCpuGroups(databaseUrl: string, stateDir: string): Promise<{ cpuGroups: CpuGroups; childrenOf: Record<string, number> }> {
   const groups: CpuGroups = {};
-  const postmaster = await withServer(databaseUrl, async (c) => {
-    const { rows } = await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
-    // The backend's parent is the postmaster; read it while the backend still lives.
-    return parentPid(rows[0]?.pid ?? -1);
-  });
+  const postmaster = await postmasterPid(databaseUrlFor(databaseUrl, 'postgres'));
   if (postmaster !== undefined) groups.postgres = (p) => p.pid === postmaster || p.ppid === postmaster;
   const kafkaPid = Number(readOrEmpty(path.join(stateDir, 'kafka', 'kafka.pid')).trim()) || undefined;
   if (kafkaPid !== undefined) groups.kafka = (p) => p.pid === kafkaPid;
   // Autovacuum and parallel workers come and go within a drain; their CPU is the postmaster's cutime.
   return { cpuGroups: groups, childrenOf: postmaster === undefined ? {} : { postgres: postmaster } };
-}
-
-function parentPid(pid: number): number | undefined {
-  const stat = readOrEmpty(`/proc/${pid}/stat`);
-  const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-  return Number.isInteger(ppid) && ppid > 0 ? ppid : undefined;
 }
 
 function readOrEmpty(file: string): string {

@@ -16,8 +16,8 @@ import type pg from 'pg';
 import type { HuntEvent } from '../../src/events/schema';
 import type { RejectReason } from '../../src/events/validate';
 import { foldEvents, type FoldResult } from '../../src/rules/reference';
-import { valueHash } from './traffic';
 import { readProjection } from '../../src/store/read/projection';
+import { valueHash } from './traffic';
 
 export interface TopicRecord {
   partition: number;
@@ -194,5 +194,3 @@ function mismatchedHunts(fold: FoldResult, live: FoldResult): string[] {
   const hunts = new Set([...a.keys(), ...b.keys()]);
   return [...hunts].filter((h) => (a.get(h) ?? []).join('\n') !== (b.get(h) ?? []).join('\n')).sort();
 }
-
-/** The live projections in the fold's shape. */
