@@ -4,20 +4,15 @@
  * to the end with progress lines (no terminal here: plain lines), and `hunt jobs` shows
  * finished jobs, a paused job's progress, and says so when no worker answers.
  */
-import { execFile } from 'node:child_process';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import type { Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { projectRoot } from '../../src/config';
 import { migrate } from '../../src/store/migrate';
 import { useTestDatabase } from '../helpers/database-fixture';
+import { runHunt } from '../helpers/hunt-command';
 import { createTestTopics, sendRecords, type TestTopics } from '../helpers/ingest';
 import { inOrderTraffic } from '../helpers/traffic';
 import { uniqueName, waitFor } from '../helpers/wait';
 import { startWorkerProcess, temporalClient, type WorkerProcess } from '../helpers/worker';
-
-const run = promisify(execFile);
 
 const db = useTestDatabase();
 let topics: TestTopics;
@@ -50,12 +45,11 @@ afterAll(async () => {
   await closeClient?.();
 });
 
+/** What `hunt ...` printed on stdout, once it exited with 0. */
 async function hunt(args: string[], queue = taskQueue): Promise<string> {
-  const { stdout } = await run('node', [path.join(projectRoot, 'bin/hunt.js'), ...args], {
-    env: { ...process.env, DATABASE_URL: db.url, TEMPORAL_TASK_QUEUE: queue },
-    timeout: 120_000,
-  });
-  return stdout;
+  const run = await runHunt(args, { DATABASE_URL: db.url, TEMPORAL_TASK_QUEUE: queue }, 120_000);
+  expect(run.code, run.output).toBe(0);
+  return run.stdout;
 }
 
 describe('hunt backfill --topic --from --to --wait', () => {
