@@ -13,6 +13,8 @@ export interface HuntRun {
   timedOut: boolean;
   /** stdout and stderr, interleaved as they arrived. */
   output: string;
+  /** stdout alone: what a command prints for a program to read (`--json`). */
+  stdout: string;
 }
 
 export function runHunt(args: string[], env: Record<string, string | undefined>, timeoutMs = 60_000): Promise<HuntRun> {
@@ -22,7 +24,11 @@ export function runHunt(args: string[], env: Record<string, string | undefined>,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      stdout += chunk.toString();
+    });
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
     let timedOut = false;
     const timer = setTimeout(() => {
@@ -32,7 +38,7 @@ export function runHunt(args: string[], env: Record<string, string | undefined>,
     child.once('error', reject);
     child.once('close', (code) => {
       clearTimeout(timer);
-      resolve({ code, timedOut, output });
+      resolve({ code, timedOut, output, stdout });
     });
   });
 }

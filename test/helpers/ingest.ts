@@ -47,7 +47,8 @@ export async function createTestTopics(partitions = 4): Promise<TestTopics> {
   return topics;
 }
 
-export async function sendRecords(topic: string, records: { key: string | Buffer | null; value: Buffer | string | null }[]) {
+/** `timestamp` (ms since the epoch, as kafkajs takes it) sets the record's Kafka timestamp; the producer's clock otherwise. */
+export async function sendRecords(topic: string, records: { key: string | Buffer | null; value: Buffer | string | null; timestamp?: string }[]) {
   const producer = testKafka().producer({ createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
   try {

@@ -3,12 +3,9 @@
  * server certificate for localhost and 127.0.0.1, and a client certificate, as PEM files in
  * a folder of the test's own. A second, unrelated CA stands in for "a CA nobody trusts".
  */
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
-
-const run = promisify(execFile);
+import { execFileAsync } from '../../infra/process';
 
 export interface CertificatePair {
   cert: string;
@@ -28,7 +25,7 @@ export interface TestCa {
 }
 
 async function openssl(dir: string, args: string[]): Promise<void> {
-  await run('openssl', args, { cwd: dir }).catch((err: Error & { stderr?: string }) => {
+  await execFileAsync('openssl', args, { cwd: dir }).catch((err: Error & { stderr?: string }) => {
     throw new Error(`openssl ${args[0]} failed (is Debian's openssl installed? infra/install-system-packages.sh): ${err.stderr ?? err.message}`);
   });
 }
