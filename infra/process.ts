@@ -108,6 +108,18 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** True when something accepts TCP connections on host:port. */
+/** A TCP port on 127.0.0.1 nothing listens on right now, for a server about to be started. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
 export function portOpen(port: number, host = '127.0.0.1', timeoutMs = 1000): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ port, host });

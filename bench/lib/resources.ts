@@ -4,7 +4,6 @@
  * `dispose` can drop exactly what this run made, even after a failure or Ctrl-C.
  */
 import crypto from 'node:crypto';
-import net from 'node:net';
 import type { Kafka } from 'kafkajs';
 import pg from 'pg';
 import { migrate } from '../../src/store/migrate';
@@ -119,13 +118,4 @@ export async function topicEndOffsets(kafka: Kafka, topic: string): Promise<{ to
   }
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../../infra/process';

@@ -3,7 +3,6 @@
  * prints: for tests of what a command says, and of what it must never say.
  */
 import { spawn } from 'node:child_process';
-import net from 'node:net';
 import path from 'node:path';
 import { projectRoot } from '../../src/config';
 
@@ -43,14 +42,4 @@ export function runHunt(args: string[], env: Record<string, string | undefined>,
   });
 }
 
-/** A TCP port nothing listens on right now, for a server the test starts. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../../infra/process';
