@@ -106,11 +106,23 @@ describe('no loss window', () => {
     const topics = await createTestTopics(2);
     // Hold the first commit: the hot path locks its hunts' fence rows before it writes anything.
     const locker = await db.pool.connect();
+    let locked = true;
+    const unlock = async () => {
+      if (!locked) return;
+      locked = false;
+      await locker.query('ROLLBACK').catch(() => undefined);
+      locker.release();
+    };
+    // If the test fails while the lock is held, the database's disposal would wait on it forever.
+    cleanups.push(unlock);
     await locker.query('BEGIN');
     await locker.query('LOCK TABLE hunts IN ACCESS EXCLUSIVE MODE');
     const events = eventsFor('k', 500);
-    // A short session, so the group notices the killed member quickly.
-    const env = { INGEST_SESSION_TIMEOUT_MS: '6000' };
+    // A short session, so the group notices the killed member quickly. Fixed 5,000-event
+    // batches: while the first commit is held, one full batch may wait behind it, so all 500
+    // records are read however the fetches split them (adaptive mode starts at 500 per batch,
+    // and a first micro-batch of a partial fetch could leave the rest unread).
+    const env = { INGEST_SESSION_TIMEOUT_MS: '6000', INGEST_BATCH_MODE: 'fixed' };
     const first = track(startIngestProcess(db.url, topics, env));
     await first.ready();
     await send(topics.events, events);
@@ -119,8 +131,7 @@ describe('no loss window', () => {
     // ahead of Postgres, they would have been written by now.
     await sleep(6000);
     await first.kill('SIGKILL');
-    await locker.query('ROLLBACK');
-    locker.release();
+    await unlock();
 
     const second = track(startIngestProcess(db.url, topics, env));
     await second.ready();
