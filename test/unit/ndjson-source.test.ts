@@ -57,6 +57,26 @@ describe('readChunk', () => {
     expect(grewBy).toBeLessThan(8 * 1024 * 1024);
   });
 
+  it('ends a chunk at its byte budget, however many records were asked for, and resumes after it', () => {
+    // 40 lines of 1,000 bytes and a budget of 10,000: the chunk stops at the 10th line.
+    const lines = Array.from({ length: 40 }, (_, i) => JSON.stringify({ i, pad: 'x'.repeat(1000 - 15 - String(i).length) }));
+    expect(new Set(lines.map((l) => l.length))).toEqual(new Set([1000]));
+    const file = fileWith(lines.join('\n') + '\n');
+    const read: string[] = [];
+    let cursor = { byteOffset: 0, line: 1 };
+    let chunks = 0;
+    for (let eof = false; !eof; chunks++) {
+      const chunk = readChunk(file, cursor, 10_000, 65_536, 10_000);
+      expect(chunk.records.length).toBeLessThanOrEqual(10);
+      read.push(...chunk.records.map((r) => r.value.toString()));
+      ({ next: cursor, eof } = chunk);
+    }
+    expect(read).toEqual(lines);
+    expect(chunks).toBe(4);
+    // A single record larger than the budget still makes a chunk (of one).
+    expect(readChunk(file, { byteOffset: 0, line: 1 }, 10_000, 65_536, 10).records).toHaveLength(1);
+  });
+
   it('counts a line of only whitespace as blank but keeps its line number', () => {
     const file = fileWith('{"a":1}\n \t\r\n{"a":2}\n');
     expect(readChunk(file, { byteOffset: 0, line: 1 }, 5).records.map((r) => r.line)).toEqual([1, 3]);

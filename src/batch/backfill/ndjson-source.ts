@@ -34,13 +34,22 @@ export interface FileChunk {
 }
 
 const READ_BLOCK = 1024 * 1024;
+/**
+ * Bytes of record values a chunk holds at most (it stops after the record that reaches this):
+ * `maxRecords` lines of up to 64 KiB each could otherwise fill 640 MiB at 10,000 records, and
+ * an import keeps a few chunks in memory at once (one reading, one per committing lane).
+ */
+export const CHUNK_BYTE_BUDGET = 16 * 1024 * 1024;
 
 export function fileSize(path: string): number {
   return fs.statSync(path).size;
 }
 
-/** Reads up to `maxRecords` non-blank lines starting at `cursor`. */
-export function readChunk(path: string, cursor: FileCursor, maxRecords: number, maxLineBytes = MAX_EVENT_BYTES): FileChunk {
+/**
+ * Reads up to `maxRecords` non-blank lines starting at `cursor`, and stops early once the
+ * records read hold `maxChunkBytes` (always at least one record).
+ */
+export function readChunk(path: string, cursor: FileCursor, maxRecords: number, maxLineBytes = MAX_EVENT_BYTES, maxChunkBytes = CHUNK_BYTE_BUDGET): FileChunk {
   const fd = fs.openSync(path, 'r');
   try {
     // Checked again on the open file: a path swapped for a device or a FIFO after the job's
@@ -48,10 +57,13 @@ export function readChunk(path: string, cursor: FileCursor, maxRecords: number, 
     if (!fs.fstatSync(fd).isFile()) throw new Error(`${path} is no longer a regular file`);
     const reader = new LineReader(fd, cursor, maxLineBytes);
     const records: FileRecord[] = [];
-    while (records.length < maxRecords) {
+    let bytes = 0;
+    while (records.length < maxRecords && bytes < maxChunkBytes) {
       const line = reader.nextLine();
       if (!line) return { records, next: reader.cursor, eof: true };
-      if (!isBlank(line.value)) records.push(line);
+      if (isBlank(line.value)) continue;
+      records.push(line);
+      bytes += line.value.length;
     }
     return { records, next: reader.cursor, eof: reader.atEnd() };
   } finally {
