@@ -102,7 +102,7 @@ export function registerJobCommands(program: Command): void {
     .option('--to <iso>', 'with --topic: records before this time (default: the end when the job starts)', isoTime)
     .option('--dry-run', 'report what would change, write nothing')
     .option('--hunt <huntId>', 'import only this hunt')
-    .option('--chunk-size <n>', 'records per transaction', positiveInt)
+    .option('--chunk-size <n>', 'records per chunk (default 10000)', positiveInt)
     .option('--wait', 'follow progress (a bar with rate and ETA on a terminal) until the job ends')
     .action(async (opts: BackfillOptions, command: Command) => {
       if ((opts.from !== undefined || opts.to !== undefined) && opts.topic === undefined) command.error('error: --from and --to need --topic');
