@@ -104,7 +104,7 @@ export function verdictsOf(r: Omit<IngestBenchResult, 'verdicts' | 'finishedAt' 
     verdicts.push({
       target: 'vs the industry peer (Kafka Connect + Debezium JDBC sink, raw rows, upsert)',
       goal: `≥ ${TARGETS.peerRatio.toFixed(1)}×`,
-      measured: `${r.ratios.vsPeer.toFixed(2)}× (peer: ${n(r.peer.drain.eventsPerSecond)} events/s, ${r.peer.tasks} task(s), UNNEST writer)`,
+      measured: `${r.ratios.vsPeer.toFixed(2)}× (peer at its fastest: ${n(r.peer.drain.eventsPerSecond)} events/s, ${r.peer.tasks} task(s), UNNEST writer${otherPeerRuns(r)})`,
       met: r.ratios.vsPeer >= TARGETS.peerRatio,
     });
   }
@@ -158,9 +158,13 @@ export function renderMarkdown(r: IngestBenchResult): string {
     `| naive: eachMessage, one INSERT + one upsert per event, auto-commit (${r.naive.windowSeconds.toFixed(0)} s window, ${n(r.naive.processed)} events) | ${n(r.naive.eventsPerSecond)} events/s | ${x(r.ratios.vsNaive)} |`,
   );
   if (r.peer) {
-    lines.push(
-      `| industry peer: Kafka Connect 3.9.1 + Debezium JDBC sink 3.6.0, ${r.peer.tasks} task(s), raw rows upserted by eventId, UNNEST writer (same events with an embedded Connect schema, ${n(r.peer.preload.bytes / Math.max(1, r.peer.preload.sent))} bytes each) | ${n(r.peer.drain.eventsPerSecond)} events/s | ${(r.ratios.vsPeer ?? 0).toFixed(2)}× |`,
-    );
+    const bytes = n(r.peer.preload.bytes / Math.max(1, r.peer.preload.sent));
+    for (const run of r.peer.runs) {
+      const fastest = run.tasks === r.peer.tasks ? ', its fastest' : '';
+      lines.push(
+        `| industry peer: Kafka Connect 3.9.1 + Debezium JDBC sink 3.6.0, ${run.tasks} task(s)${fastest}, raw rows upserted by eventId, UNNEST writer (same events with an embedded Connect schema, ${bytes} bytes each) | ${n(run.drain.eventsPerSecond)} events/s | ${(r.ours.eventsPerSecond / run.drain.eventsPerSecond).toFixed(2)}× |`,
+      );
+    }
   }
   lines.push(`| ceiling: kafkajs reading the topic, no processing | ${n(r.ceilings.kafkaRead.eventsPerSecond)} events/s | ${x(r.ratios.vsKafkaRead)} |`);
   lines.push(
@@ -220,14 +224,24 @@ function drainNotes(r: IngestBenchResult): string[] {
 }
 
 function peerNotes(p: PeerPhaseResult): string[] {
-  const d = p.drain;
-  const cores = Object.entries(d.cpu?.cores ?? {}).map(([g, c]) => `${g} ${c}`).join(', ');
-  const perEvent = Object.entries(d.cpuMicrosPerEvent ?? {}).map(([g, us]) => `${g} ${us} µs`).join(', ');
+  const drains = p.runs.map(({ tasks, drain: d }) => {
+    const cores = Object.entries(d.cpu?.cores ?? {}).map(([g, c]) => `${g} ${c}`).join(', ');
+    const perEvent = Object.entries(d.cpuMicrosPerEvent ?? {}).map(([g, us]) => `${g} ${us} µs`).join(', ');
+    return `with ${tasks} task(s), ${n(d.records)} rows, drain ${d.seconds.toFixed(2)} s after ${(d.firstRowAt / 1000).toFixed(1)} s of start-up (JVM, plugins, group); CPU in cores during its drain: ${cores}; per event: ${perEvent}`;
+  });
   return [
-    `Peer: ${n(d.records)} rows from ${n(p.preload.sent)} records (${n(p.preload.kinds.duplicate)} duplicates; the invalid records ours rejects are left out, as they would stop the sink task); ` +
-      `drain ${d.seconds.toFixed(2)} s after ${(d.firstRowAt / 1000).toFixed(1)} s of start-up (JVM, plugins, group). CPU in cores during its drain: ${cores}; per event: ${perEvent}. ` +
+    `Peer: ${n(p.preload.sent)} records (${n(p.preload.kinds.duplicate)} duplicates; the invalid records ours rejects are left out, as they would stop the sink task), ` +
+      `drained once per task count, each into its own database: ${drains.join('; ')}. ` +
+      `One task polls, writes and waits for its commit before it polls again, so it leaves the machine partly idle; more tasks overlap those waits. ` +
       `It writes each event's raw fields once; ours validates, deduplicates, stores, scores and stores offsets in the same transaction.`,
   ];
+}
+
+/** The peer's drains other than its fastest, for the verdict's line. */
+function otherPeerRuns(r: Pick<IngestBenchResult, 'peer' | 'ours'>): string {
+  if (!r.peer) return '';
+  const others = r.peer.runs.filter((run) => run.tasks !== r.peer?.tasks);
+  return others.map((run) => `; ${run.tasks} task(s): ${n(run.drain.eventsPerSecond)}/s, ${(r.ours.eventsPerSecond / run.drain.eventsPerSecond).toFixed(2)}×`).join('');
 }
 
 function scaleOutNotes(d: DrainResult, partitionRecords: number[]): string[] {

@@ -22,6 +22,13 @@ function parseEnv(raw: string, previous: Record<string, string>): Record<string,
   return { ...previous, [match[1]]: match[2] ?? '' };
 }
 
+/** `1,2,4`: the peer's task counts (the topic has 4 partitions, so at most 4 tasks get any). */
+function taskCounts(raw: string): number[] {
+  const counts = raw.split(',').map((part) => number('--peer-tasks', 1, 4)(part.trim()));
+  if (counts.some((c) => !Number.isInteger(c))) throw new InvalidArgumentError(`--peer-tasks takes whole numbers, got '${raw}'`);
+  return [...new Set(counts)];
+}
+
 const program = new Command('bench').description('Treasure Hunt Engine benchmarks').showHelpAfterError();
 
 program
@@ -41,7 +48,7 @@ program
   .addOption(new Option('--profile-seconds <s>', 'how long the profiled drain runs').argParser(number('--profile-seconds', 1)).default(20))
   .addOption(new Option('--scale-out <n>', 'also drain with n ingest processes in one group (0: skip)').argParser(number('--scale-out', 0, 4)).default(2))
   .option('--no-peer', 'skip the industry peer (Kafka Connect + Debezium JDBC sink)')
-  .addOption(new Option('--peer-tasks <n>', "the peer's sink tasks").argParser(number('--peer-tasks', 1, 8)).default(1))
+  .addOption(new Option('--peer-tasks <list>', "the peer's sink task counts to drain with, comma-separated; ours is compared with the fastest").argParser(taskCounts).default([1, 2, 4], '1,2,4'))
   .option('--keep', 'keep the databases and topics of the run for inspection', false)
   .option('--ingest-env <KEY=VALUE...>', 'environment for the ingest children, e.g. INGEST_MAX_BATCH_EVENTS=20000', parseEnv, {})
   .action(async (opts: IngestBenchOptions) => {

@@ -29,6 +29,11 @@ export class BenchResources {
     return id;
   }
 
+  /** A group some other client made for this run (Kafka Connect names its own), dropped with the rest. */
+  trackGroup(id: string): void {
+    this.groups.push(id);
+  }
+
   /** A fresh, migrated database; returns its URL. */
   async createDatabase(label: string): Promise<string> {
     const name = `bench_${this.runId}_${label}`.toLowerCase().replace(/[^a-z0-9_]/g, '_');
