@@ -33,7 +33,13 @@ export function verdictsOf(r: Omit<SoakResult, 'verdicts'>): SoakResult['verdict
     { check: 'no event lost', ok: f.lost === 0, detail: `${f.lost} of ${f.expectedEvents} expected eventIds missing${f.lost ? ` (e.g. ${f.lostSample.join(', ')})` : ''}` },
     { check: 'nothing stored that was not sent', ok: f.unexpected === 0, detail: `${f.unexpected} unexpected eventIds` },
     { check: 'nothing counted twice (events_applied = stored events, per hunt)', ok: r.counts.huntsWithEventsAppliedMismatch.length === 0, detail: `${r.counts.huntsWithEventsAppliedMismatch.length} of ${r.counts.huntsChecked} hunts differ${r.counts.huntsWithEventsAppliedMismatch.length ? `: ${r.counts.huntsWithEventsAppliedMismatch.slice(0, 5).join('; ')}` : ''}` },
-    { check: 'clue credits and hint penalties equal the fold before the final reconcile', ok: r.counts.creditsMatchFold, detail: r.counts.creditsMatchFold ? 'equal' : `differ: ${r.counts.creditDifferences.join('; ')}` },
+    {
+      check: 'credits, penalties, wins and player totals add up, before the final reconcile',
+      ok: r.counts.creditsConsistent,
+      detail:
+        (r.counts.creditsConsistent ? 'the same keys as the fold, each held by an event of that key, every player\'s totals equal to its credits' : `${r.counts.creditProblems.join('; ')}`) +
+        `; ${r.counts.provisionalCredits} held by another event than the fold's pick (arrival order, provisional until the final reconcile)`,
+    },
     { check: 'every hunt equals the reference fold after the final reconcile', ok: f.huntsMismatched.length === 0, detail: `${f.huntsMismatched.length} hunts differ${f.huntsMismatched.length ? `: ${f.huntsMismatched.slice(0, 10).join(', ')}` : ''}` },
     { check: 'quarantine holds exactly the expected rejects, once', ok: f.quarantineMissing + f.quarantineWrongReason + f.quarantineUnexpected === 0 && f.quarantined === f.expectedRejects, detail: `${f.quarantined} quarantined of ${f.expectedRejects} expected; missing ${f.quarantineMissing}, wrong reason ${f.quarantineWrongReason}, unexpected ${f.quarantineUnexpected}` },
     { check: 'the DLQ holds a copy of every expected reject and nothing else', ok: f.dlqMissing + f.dlqUnexpected === 0, detail: `${f.dlqDistinct} distinct; missing ${f.dlqMissing}, unexpected ${f.dlqUnexpected}; extra copies (at-least-once, after a crash between DLQ send and commit): ${f.dlqExtraCopies}` },

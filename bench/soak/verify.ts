@@ -4,9 +4,13 @@
  * each line of the backfill file had to become, against what Postgres and the DLQ hold.
  *
  * - every valid eventId stored (0 lost), none stored that was never sent;
- * - nothing counted twice: each hunt's events_applied equals its stored events, and the
- *   clue credits and hint penalties (which late events cannot change) equal the reference
- *   fold's, both before the final reconcile could repair anything;
+ * - nothing counted twice or lost, before the final reconcile could repair anything: each
+ *   hunt's events_applied equals its stored events; the same clues, hints and treasures are
+ *   credited as in the reference fold, each to an event of its own key with that event's
+ *   points; and every player's score, clue count and wins add up to its credits, penalties
+ *   and wins. Which event holds a credit is not checked against the fold there: the stream
+ *   credits the first to arrive, and the reprocess and reconcile faults re-decide by event
+ *   time mid-run (the contract's provisional results); it is counted;
  * - after the final reconcile, every hunt's projection equals the reference fold;
  * - quarantine holds exactly the expected rejects (position and reason), once; the DLQ holds
  *   a copy of each (at-least-once: extra copies are counted, not hidden).
@@ -97,28 +101,92 @@ export async function dlqPositions(kafka: Kafka, dlqTopic: string, inputTopic: s
 export interface CountCheck {
   huntsChecked: number;
   huntsWithEventsAppliedMismatch: string[];
-  creditsMatchFold: boolean;
-  /** A few credits or penalties found on one side only. */
-  creditDifferences: string[];
+  /** Credits, penalties, wins and player totals as described above. */
+  creditsConsistent: boolean;
+  /** A few of what broke it. */
+  creditProblems: string[];
+  /** Credits, penalties and wins held by another event than the fold's pick (provisional). */
+  provisionalCredits: number;
 }
 
-/** Before the final reconcile: nothing counted twice, by counters and credits that late events cannot change. */
+/** Before the final reconcile: nothing counted twice or lost, whatever order events came in. */
 export async function checkCounts(pool: pg.Pool, expected: HuntEvent[]): Promise<CountCheck> {
   const { rows } = await pool.query<{ hunt_id: string; applied: number; stored: number }>(
     `SELECT h.hunt_id, h.events_applied AS applied, (SELECT count(*)::int FROM events e WHERE e.hunt_id = h.hunt_id) AS stored FROM hunts h`,
   );
-  const fold = foldEvents(expected);
   const live = await readProjection(pool);
-  const rowsOf = (r: FoldResult) => new Set([...r.clueCredits.map((c) => `found ${JSON.stringify(c)}`), ...r.hintPenalties.map((h) => `hint ${JSON.stringify(h)}`)]);
-  const folded = rowsOf(fold);
-  const stored = rowsOf(live);
-  const differences = [...[...folded].filter((x) => !stored.has(x)).map((x) => `fold only: ${x}`), ...[...stored].filter((x) => !folded.has(x)).map((x) => `live only: ${x}`)];
+  const fold = foldEvents(expected);
+  const problems = [...creditProblems(live, fold, new Map(expected.map((e) => [e.eventId, e]))), ...playerTotalProblems(live)];
+  const foldPicks = new Map([...credited(fold)].map(([key, c]) => [key, c.eventId]));
   return {
     huntsChecked: rows.length,
     huntsWithEventsAppliedMismatch: rows.filter((r) => Number(r.applied) !== Number(r.stored)).map((r) => `${r.hunt_id} (${r.applied} applied, ${r.stored} stored)`),
-    creditsMatchFold: differences.length === 0,
-    creditDifferences: differences.slice(0, 10),
+    creditsConsistent: problems.length === 0,
+    creditProblems: problems.slice(0, 10),
+    provisionalCredits: [...credited(live)].filter(([key, c]) => foldPicks.get(key) !== c.eventId).length,
   };
+}
+
+interface Credited {
+  eventId: string;
+  huntId: string;
+  playerId: string;
+  /** Signed: a hint's penalty counts against the score. */
+  points: number;
+  /** What the event must be to hold this credit. */
+  type: HuntEvent['type'];
+  subject: string;
+}
+
+/** `found|hint|won <hunt>/...` → the credit, penalty or win, from a projection in the fold's shape. */
+function credited(r: FoldResult): Map<string, Credited> {
+  return new Map([
+    ...r.clueCredits.map((c): [string, Credited] => [`found ${c.huntId}/${c.playerId}/${c.clueId}`, { eventId: c.eventId, huntId: c.huntId, playerId: c.playerId, points: c.points, type: 'clue.found', subject: c.clueId }]),
+    ...r.hintPenalties.map((h): [string, Credited] => [`hint ${h.huntId}/${h.playerId}/${h.clueId}`, { eventId: h.eventId, huntId: h.huntId, playerId: h.playerId, points: -h.penalty, type: 'hint.used', subject: h.clueId }]),
+    ...r.treasureWinners.map((w): [string, Credited] => [`won ${w.huntId}/${w.treasureId}`, { eventId: w.eventId, huntId: w.huntId, playerId: w.playerId, points: w.points, type: 'treasure.claimed', subject: w.treasureId }]),
+  ]);
+}
+
+/** The same keys credited on both sides, each live credit held by an event of its key, with its points. */
+function creditProblems(live: FoldResult, fold: FoldResult, events: Map<string, HuntEvent>): string[] {
+  const liveCredits = credited(live);
+  const foldCredits = credited(fold);
+  const problems: string[] = [];
+  for (const key of foldCredits.keys()) if (!liveCredits.has(key)) problems.push(`${key}: credited by the fold, not live`);
+  for (const [key, c] of liveCredits) {
+    if (!foldCredits.has(key)) problems.push(`${key}: credited live, not by the fold`);
+    if (!holds(events.get(c.eventId), c)) problems.push(`${key}: held by ${c.eventId}, which is not an event of this key with ${c.points} points`);
+  }
+  return problems;
+}
+
+/** `event` is one that can hold `credit`: its type, hunt, player, clue or treasure, and points. */
+function holds(event: HuntEvent | undefined, credit: Credited): boolean {
+  if (!event || event.type !== credit.type || event.huntId !== credit.huntId || event.playerId !== credit.playerId) return false;
+  const payload = event.payload as { clueId?: string; treasureId?: string; points?: number; penalty?: number };
+  const points = event.type === 'hint.used' ? -(payload.penalty ?? 0) : payload.points;
+  return (payload.clueId ?? payload.treasureId) === credit.subject && points === credit.points;
+}
+
+/** Every live player's totals add up to its live credits, penalties and wins. */
+function playerTotalProblems(live: FoldResult): string[] {
+  const sums = new Map<string, { score: number; clues: number; wins: number }>();
+  const add = (huntId: string, playerId: string, score: number, clues: number, wins: number) => {
+    const key = `${huntId}/${playerId}`;
+    const sum = sums.get(key) ?? { score: 0, clues: 0, wins: 0 };
+    sums.set(key, { score: sum.score + score, clues: sum.clues + clues, wins: sum.wins + wins });
+  };
+  for (const c of live.clueCredits) add(c.huntId, c.playerId, c.points, 1, 0);
+  for (const h of live.hintPenalties) add(h.huntId, h.playerId, -h.penalty, 0, 0);
+  for (const w of live.treasureWinners) add(w.huntId, w.playerId, w.points, 0, 1);
+  const problems: string[] = [];
+  for (const p of live.players) {
+    const sum = sums.get(`${p.huntId}/${p.playerId}`) ?? { score: 0, clues: 0, wins: 0 };
+    if (p.score !== sum.score || p.cluesFound !== sum.clues || p.treasuresClaimed !== sum.wins) {
+      problems.push(`${p.huntId}/${p.playerId}: score ${p.score}, clues ${p.cluesFound}, wins ${p.treasuresClaimed}; its credits add up to ${sum.score}, ${sum.clues}, ${sum.wins}`);
+    }
+  }
+  return problems;
 }
 
 export interface FinalCheck {
