@@ -28,3 +28,11 @@ export const REJECT_REASONS = [...VALIDATION_REASONS, 'unprocessable'] as const;
 
 /** Hunts reconciled per transaction: what the data-quality repair uses, and a reconcile run unless its input says otherwise. */
 export const HUNTS_PER_TRANSACTION = 20;
+
+/**
+ * Records per backfill chunk unless the job's input says otherwise. 10,000 rather than 5,000:
+ * a chunk's player upserts fold more events each, worth about 4% of the rate
+ * (bench/results/experiments-2026-12-02.md, section 9). A file chunk also stops at 16 MiB of
+ * records (ndjson-source.ts), so memory stays bounded whatever the lines hold.
+ */
+export const BACKFILL_CHUNK_SIZE = 10_000;

@@ -23,7 +23,7 @@ import { addCounts, emptyCounts, type ImportCounts } from '../src/batch/backfill
 import type { KafkaRange } from '../src/batch/backfill/kafka-source';
 import type { BackfillCursor, BackfillSource } from '../src/batch/backfill/types';
 import { HUNT_ID, HUNT_JOB_KIND } from '../src/temporal/search-attributes';
-import { ID_PATTERN, TOPIC_NAME_PATTERN } from '../src/constants';
+import { BACKFILL_CHUNK_SIZE, ID_PATTERN, TOPIC_NAME_PATTERN } from '../src/constants';
 import { asObject, badInput, optionalInt, optionalIsoTime, rejectUnknownFields } from './input';
 
 const { describeBackfillSource } = proxyActivities<Activities>({
@@ -80,13 +80,6 @@ export const resumeSignal = defineSignal('resume');
 export const progressQuery = defineQuery<BackfillProgress>('progress');
 
 const CHUNKS_PER_ACTIVITY = 10;
-/**
- * Records per chunk unless the input says otherwise. 10,000 rather than 5,000: a chunk's
- * player upserts fold more events each, worth about 4% of the rate (bench/results/
- * experiments-2026-12-02.md, section 9); a file chunk also stops at 16 MiB of records
- * (ndjson-source.ts), so memory stays bounded whatever the lines hold.
- */
-const DEFAULT_CHUNK_SIZE = 10_000;
 /** Activity calls per run before continue-as-new keeps the history small. */
 const CALLS_PER_RUN = 200;
 
@@ -166,7 +159,7 @@ function checkInput(input: BackfillInput): Required<Omit<BackfillInput, 'huntId'
     source: checkedSource,
     dryRun: fields.dryRun === true,
     huntId: fields.huntId as string | undefined,
-    chunkSize: optionalInt('backfill', fields, 'chunkSize', 1, 50_000, DEFAULT_CHUNK_SIZE),
+    chunkSize: optionalInt('backfill', fields, 'chunkSize', 1, 50_000, BACKFILL_CHUNK_SIZE),
   };
 }
 

@@ -8,7 +8,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { Client } from '@temporalio/client';
 import type pg from 'pg';
 import { loadConfig, type Config } from '../config';
-import { TOPIC_NAME_PATTERN } from '../constants';
+import { BACKFILL_CHUNK_SIZE, TOPIC_NAME_PATTERN } from '../constants';
 import { createPool } from '../store/pool';
 import { parseIsoTime } from '../temporal/iso-time';
 
@@ -102,7 +102,7 @@ export function registerJobCommands(program: Command): void {
     .option('--to <iso>', 'with --topic: records before this time (default: the end when the job starts)', isoTime)
     .option('--dry-run', 'report what would change, write nothing')
     .option('--hunt <huntId>', 'import only this hunt')
-    .option('--chunk-size <n>', 'records per chunk (default 10000)', positiveInt)
+    .option('--chunk-size <n>', `records per chunk (default ${BACKFILL_CHUNK_SIZE})`, positiveInt)
     .option('--wait', 'follow progress (a bar with rate and ETA on a terminal) until the job ends')
     .action(async (opts: BackfillOptions, command: Command) => {
       if ((opts.from !== undefined || opts.to !== undefined) && opts.topic === undefined) command.error('error: --from and --to need --topic');
