@@ -114,16 +114,27 @@ export async function checkCounts(pool: pg.Pool, expected: HuntEvent[]): Promise
   const { rows } = await pool.query<{ hunt_id: string; applied: number; stored: number }>(
     `SELECT h.hunt_id, h.events_applied AS applied, (SELECT count(*)::int FROM events e WHERE e.hunt_id = h.hunt_id) AS stored FROM hunts h`,
   );
-  const live = await readProjection(pool);
-  const fold = foldEvents(expected);
-  const problems = [...creditProblems(live, fold, new Map(expected.map((e) => [e.eventId, e]))), ...playerTotalProblems(live)];
-  const foldPicks = new Map([...credited(fold)].map(([key, c]) => [key, c.eventId]));
+  const { problems, provisional } = creditConsistency(await readProjection(pool), expected);
   return {
     huntsChecked: rows.length,
     huntsWithEventsAppliedMismatch: rows.filter((r) => Number(r.applied) !== Number(r.stored)).map((r) => `${r.hunt_id} (${r.applied} applied, ${r.stored} stored)`),
     creditsConsistent: problems.length === 0,
     creditProblems: problems.slice(0, 10),
-    provisionalCredits: [...credited(live)].filter(([key, c]) => foldPicks.get(key) !== c.eventId).length,
+    provisionalCredits: provisional,
+  };
+}
+
+/**
+ * A live projection against the events that made it, whatever order they were applied in:
+ * what is wrong (see the file's comment), and how many credits another event than the
+ * fold's pick holds.
+ */
+export function creditConsistency(live: FoldResult, events: readonly HuntEvent[]): { problems: string[]; provisional: number } {
+  const liveCredits = credited(live);
+  const foldCredits = credited(foldEvents(events));
+  return {
+    problems: [...creditProblems(liveCredits, foldCredits, new Map(events.map((e) => [e.eventId, e]))), ...playerTotalProblems(live)],
+    provisional: [...liveCredits].filter(([key, c]) => foldCredits.get(key)?.eventId !== c.eventId).length,
   };
 }
 
@@ -148,9 +159,7 @@ function credited(r: FoldResult): Map<string, Credited> {
 }
 
 /** The same keys credited on both sides, each live credit held by an event of its key, with its points. */
-function creditProblems(live: FoldResult, fold: FoldResult, events: Map<string, HuntEvent>): string[] {
-  const liveCredits = credited(live);
-  const foldCredits = credited(fold);
+function creditProblems(liveCredits: Map<string, Credited>, foldCredits: Map<string, Credited>, events: Map<string, HuntEvent>): string[] {
   const problems: string[] = [];
   for (const key of foldCredits.keys()) if (!liveCredits.has(key)) problems.push(`${key}: credited by the fold, not live`);
   for (const [key, c] of liveCredits) {
