@@ -4,7 +4,7 @@
  * records in slices and buffers each slice in the partition's commit lane, resolving its
  * offsets in kafkajs as soon as it is buffered.
  */
-import type { Batch, Consumer, EachBatchPayload } from 'kafkajs';
+import type { Batch, Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
 import { classifySlice } from '../pipeline/classify';
 import type { MicroBatcher } from './batcher';
 import type { IngestMetrics } from './metrics';
@@ -72,6 +72,7 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
         nextOffset,
         highWatermark,
         recordCount: records.length,
+        byteCount: byteCountOf(records),
         heartbeat,
       });
       resolveOffset(last.offset);
@@ -89,4 +90,10 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
 function fetchedOffsetOf(batch: Batch): bigint {
   const fetched = (batch as Batch & { fetchedOffset?: string }).fetchedOffset;
   return BigInt(fetched ?? batch.firstOffset() ?? batch.highWatermark);
+}
+
+function byteCountOf(records: readonly KafkaMessage[]): number {
+  let bytes = 0;
+  for (const r of records) bytes += (r.key?.length ?? 0) + (r.value?.length ?? 0);
+  return bytes;
 }

@@ -1,13 +1,17 @@
 /**
  * Gathers classified slices of Kafka batches (possibly from several partitions at once)
  * into micro-batches and commits each with one `flush` call, one flush at a time, in the
- * order the slices came.
+ * order the slices came. A micro-batch closes at the sizing's target of records or at
+ * MAX_BATCH_BYTES of record bytes, whichever comes first: records of up to the broker's
+ * message size (rejects are kept byte for byte) must not make a batch hold gigabytes, nor
+ * one statement's parameter grow past what the driver and Postgres take.
  *
  * Two stages overlap: while one micro-batch commits in Postgres, the consumer fetches and
  * classifies the next into the buffer. `add` resolves once a slice is buffered, not once it
  * is committed; it waits while a full micro-batch is already buffered behind the one
  * committing. That wait is the backpressure that bounds memory (at most two micro-batches
- * plus one slice), and kafkajs fetches nothing more for a partition whose handler waits.
+ * plus one slice, by records and by bytes), and kafkajs fetches nothing more for a
+ * partition whose handler waits.
  *
  * Buffered is not committed: the offsets Postgres holds are the only record of progress,
  * so a crash loses nothing (the next run re-reads from Postgres's offsets). A flush that
@@ -25,11 +29,19 @@ export interface SliceWork {
   nextOffset: bigint;
   highWatermark: bigint;
   recordCount: number;
+  /** Key and value bytes of the slice's records. */
+  byteCount: number;
   /** Keeps the consumer's group session alive while a commit retries. */
   heartbeat: () => Promise<void>;
 }
 
 export type FlushFn = (works: SliceWork[]) => Promise<void>;
+
+/**
+ * Record bytes at which a micro-batch closes. Far above what the record count lets ordinary
+ * events reach (5,000 events of 600 bytes are 3 MB), so it only bites on large records.
+ */
+export const MAX_BATCH_BYTES = 8 * 1024 * 1024;
 
 interface Buffered {
   work: SliceWork;
@@ -39,6 +51,7 @@ interface Buffered {
 export class MicroBatcher {
   private buffered: Buffered[] = [];
   private bufferedRecords = 0;
+  private bufferedBytes = 0;
   private lingerTimer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
   /** When the oldest slice of the micro-batch committing now was buffered. */
@@ -51,16 +64,18 @@ export class MicroBatcher {
   constructor(
     private readonly sizing: BatchSizing,
     private readonly flush: FlushFn,
+    private readonly maxBatchBytes = MAX_BATCH_BYTES,
   ) {}
 
   /** Buffers `work` for the next micro-batch; resolves once it is buffered (not committed). */
   async add(work: SliceWork): Promise<void> {
-    while (!this.failure && this.bufferedRecords >= this.sizing.targetRecords) {
+    while (!this.failure && this.isFull()) {
       await new Promise<void>((resolve) => this.waitingForRoom.push(resolve));
     }
     if (this.failure) throw this.failure;
     this.buffered.push({ work, addedAt: Date.now() });
     this.bufferedRecords += work.recordCount;
+    this.bufferedBytes += work.byteCount;
     this.schedule();
   }
 
@@ -88,11 +103,15 @@ export class MicroBatcher {
     return Math.max(0, now - Math.max(oldest, this.lastFlushedAt));
   }
 
+  private isFull(): boolean {
+    return this.bufferedRecords >= this.sizing.targetRecords || this.bufferedBytes >= this.maxBatchBytes;
+  }
+
   private schedule(): void {
     if (this.flushing || this.failure || this.buffered.length === 0) return;
     // Linger counts from the oldest buffered slice, which may have waited through a flush.
     const lingerLeft = (this.buffered[0] as Buffered).addedAt + this.sizing.lingerMs - Date.now();
-    if (this.bufferedRecords >= this.sizing.targetRecords || lingerLeft <= 0) {
+    if (this.isFull() || lingerLeft <= 0) {
       this.startFlush();
     } else if (!this.lingerTimer) {
       this.lingerTimer = setTimeout(() => this.startFlush(), lingerLeft);
@@ -128,18 +147,22 @@ export class MicroBatcher {
     for (const wake of waiters) wake();
   }
 
-  /** Up to the target size of records, but always at least one slice. */
+  /** Up to the target size of records and the byte budget, but always at least one slice. */
   private take(): SliceWork[] {
     const taken: SliceWork[] = [];
     let records = 0;
+    let bytes = 0;
     while (this.buffered.length > 0) {
       const next = (this.buffered[0] as Buffered).work;
-      if (taken.length > 0 && records + next.recordCount > this.sizing.targetRecords) break;
+      const over = records + next.recordCount > this.sizing.targetRecords || bytes + next.byteCount > this.maxBatchBytes;
+      if (taken.length > 0 && over) break;
       taken.push(next);
       records += next.recordCount;
+      bytes += next.byteCount;
       this.buffered.shift();
     }
     this.bufferedRecords -= records;
+    this.bufferedBytes -= bytes;
     return taken;
   }
 }

@@ -5,7 +5,7 @@ import { NO_ROWS } from '../../src/store/hot-path/event-rows';
 import { originsOf } from '../../src/store/hot-path/record-origins';
 import { waitFor } from '../helpers/wait';
 
-function slice(partition: number, nextOffset: number, recordCount: number): SliceWork {
+function slice(partition: number, nextOffset: number, recordCount: number, byteCount = recordCount * 300): SliceWork {
   return {
     slice: { rows: NO_ROWS, origins: originsOf([]), rejected: [], acceptedTimestamps: new Float64Array(0) },
     topic: 't',
@@ -13,6 +13,7 @@ function slice(partition: number, nextOffset: number, recordCount: number): Slic
     nextOffset: BigInt(nextOffset),
     highWatermark: BigInt(nextOffset),
     recordCount,
+    byteCount,
     heartbeat: async () => undefined,
   };
 }
@@ -92,5 +93,34 @@ describe('MicroBatcher', () => {
     await expect(batcher.drain()).rejects.toThrow('Postgres gone');
     await expect(batcher.add(slice(0, 30, 10))).rejects.toThrow('Postgres gone');
     expect(calls).toHaveLength(1);
+  });
+
+  it('closes a micro-batch at its byte budget, and holds back while one full by bytes waits', async () => {
+    const { calls, flush } = manualFlush();
+    const offsetsOf = (call: { works: SliceWork[] } | undefined) => call?.works.map((w) => Number(w.nextOffset));
+    const batcher = new MicroBatcher(fixed(5000, 1000), flush, 1000);
+    await batcher.add(slice(0, 1, 1, 600));
+    expect(calls).toHaveLength(0); // 600 of 1,000 bytes and 1 of 5,000 records: it lingers
+    await batcher.add(slice(0, 2, 1, 600)); // 1,200 bytes buffered: full by bytes, flushes at once
+    expect(calls.map(offsetsOf)).toEqual([[1]]); // the second slice too would pass the budget
+    await batcher.add(slice(0, 3, 1, 1500)); // buffered behind the commit: 2,100 bytes
+
+    let fourthBuffered = false;
+    const fourth = batcher.add(slice(0, 4, 1, 10)).then(() => (fourthBuffered = true));
+    await settle();
+    expect(fourthBuffered).toBe(false); // full by bytes, with 4 records of 5,000: backpressure
+    calls[0]!.finish();
+    await settle();
+    expect(offsetsOf(calls[1])).toEqual([2]);
+    expect(fourthBuffered).toBe(false); // 1,500 bytes still wait
+    calls[1]!.finish();
+    await fourth;
+    expect(offsetsOf(calls[2])).toEqual([3]); // bigger than the budget: taken, alone
+    calls[2]!.finish();
+    const drained = batcher.drain(); // the last slice is small: drain rather than wait for its linger
+    await settle();
+    calls[3]!.finish();
+    await drained;
+    expect(calls.map(offsetsOf)).toEqual([[1], [2], [3], [4]]);
   });
 });
