@@ -64,7 +64,8 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
       if (!isRunning() || isStale()) return;
       const records = batch.messages.slice(i, i + sliceSize);
       const last = records[records.length - 1]!;
-      const nextOffset = BigInt(last.offset) + 1n;
+      const isLastSlice = i + sliceSize >= batch.messages.length;
+      const nextOffset = isLastSlice ? offsetAfter(batch) : BigInt(last.offset) + 1n;
       await laneOf(partition).add({
         slice: classifySlice(topic, partition, records, new Date()),
         topic,
@@ -80,6 +81,18 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
     }
     await heartbeat();
   };
+}
+
+/**
+ * The offset after everything `batch` covers: after its last record, or after the transaction
+ * markers and aborted records that follow it, which kafkajs filters out and steps over (it
+ * resolves them with the last record). Otherwise a log ending in a marker would leave the
+ * Postgres position one short of the log end for good.
+ */
+function offsetAfter(batch: Batch): bigint {
+  const lastRecord = BigInt(batch.messages[batch.messages.length - 1]!.offset);
+  const lastFetched = BigInt(batch.lastOffset());
+  return (lastFetched > lastRecord ? lastFetched : lastRecord) + 1n;
 }
 
 /**

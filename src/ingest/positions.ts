@@ -9,7 +9,9 @@
  * committed offset raced the seek, or a stale fetch after a rebalance) is dropped and the
  * partition sought back; a fetch that starts past the position because retention deleted
  * the records in between is a retention gap: logged with the offsets lost, counted, and
- * then either skipped (consumption continues from the log start) or held (`stop`).
+ * then either skipped (consumption continues from the log start) or held (`stop`). Records
+ * kafkajs steps over by itself (transaction markers, aborted transactions) move the position
+ * too (passFiltered), or every fetch after them would look like one that started elsewhere.
  */
 import type pg from 'pg';
 import { loadOffsets, storeOffsets } from '../store/hot-path/offsets';
@@ -90,6 +92,20 @@ export class PartitionPositions {
   /** Moves the position past what was buffered (never back). */
   advance(partition: number, nextOffset: bigint): void {
     if ((this.next.get(partition) ?? -1n) < nextOffset) this.next.set(partition, nextOffset);
+  }
+
+  /**
+   * kafkajs stepped over records at offsets [first, last] without handing them to eachBatch:
+   * transaction markers and aborted transactions, which a read-committed consumer never sees.
+   * When they cover the position, the partition goes on after them; returns the new position,
+   * or undefined when they say nothing of it (position unknown, already past them, or records
+   * before `first` not seen yet).
+   */
+  passFiltered(partition: number, first: bigint, last: bigint): bigint | undefined {
+    const position = this.next.get(partition);
+    if (position === undefined || first > position || last < position) return undefined;
+    this.next.set(partition, last + 1n);
+    return last + 1n;
   }
 
   /** Accepts a retention gap: the partition continues from `offset`. */

@@ -1,0 +1,112 @@
+/**
+ * Input written by transactional producers (Kafka Streams, Flink, Connect with exactly-once,
+ * kafkajs transactions), on the real Kafka and Postgres. A commit or abort leaves a control
+ * record in the log, and an aborted transaction leaves records a read-committed consumer must
+ * not see; kafkajs steps over both without handing them to the consumer. The partition must
+ * still move on: past a marker followed by a producer batch too big to share a fetch with it
+ * (the marker ends a fetch: batch-handler's offsetAfter), past an aborted transaction bigger
+ * than a fetch (a fetch of nothing else: filtered-records.ts), and, when the marker is the
+ * last thing in the log, to the log end (or the partition would look stalled while idle).
+ */
+import { Partitioners } from 'kafkajs';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { HuntEvent } from '../../src/events/schema';
+import { foldEvents } from '../../src/rules/reference';
+import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { clueFound, recordOf } from '../helpers/event-builders';
+import { createTestTopics, projectionOf, startIngestProcess, testKafka, waitCaughtUp, type IngestProcess, type TestTopics } from '../helpers/ingest';
+import { uniqueName } from '../helpers/wait';
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterAll(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+});
+
+/** Small fetches, so a producer batch of a few hundred events does not fit in one with the marker. */
+const PARTITION_FETCH_BYTES = 16 * 1024;
+const STALL_LIMIT_MS = 2000;
+
+async function setup(): Promise<{ db: TestDatabase; topics: TestTopics; ingest: IngestProcess }> {
+  const db = await createTestDatabase();
+  cleanups.push(() => db.dispose());
+  const topics = await createTestTopics(1);
+  const ingest = startIngestProcess(db.url, topics, {
+    KAFKA_PARTITION_FETCH_MAX_BYTES: String(PARTITION_FETCH_BYTES),
+    KAFKA_FETCH_MAX_BYTES: String(PARTITION_FETCH_BYTES),
+    INGEST_STALL_LIMIT_MS: String(STALL_LIMIT_MS),
+  });
+  cleanups.push(() => ingest.kill('SIGKILL'));
+  await ingest.ready();
+  return { db, topics, ingest };
+}
+
+const base = Date.now() - 3_600_000;
+function eventsFor(prefix: string, count: number): HuntEvent[] {
+  return Array.from({ length: count }, (_, i) =>
+    clueFound({ eventId: `${prefix}-${i}`, huntId: `hunt-${i % 3}`, playerId: `p${i % 11}`, clueId: `${prefix}c${i}`, points: 1 + (i % 20), occurredAt: new Date(base + i).toISOString() }),
+  );
+}
+const messagesOf = (events: HuntEvent[]) => events.map((e) => ({ key: e.huntId, value: recordOf(e) }));
+
+/** Sends `events` in ONE transaction (one producer batch: one send), then commits or aborts it. */
+async function sendInTransaction(topic: string, events: HuntEvent[], outcome: 'commit' | 'abort'): Promise<void> {
+  const producer = testKafka().producer({
+    transactionalId: uniqueName('tx'),
+    idempotent: true,
+    maxInFlightRequests: 1,
+    createPartitioner: Partitioners.DefaultPartitioner,
+  });
+  await producer.connect();
+  try {
+    const transaction = await producer.transaction();
+    await transaction.send({ topic, messages: messagesOf(events) });
+    await (outcome === 'commit' ? transaction.commit() : transaction.abort());
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+async function sendPlain(topic: string, events: HuntEvent[]): Promise<void> {
+  const producer = testKafka().producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+  try {
+    await producer.send({ topic, messages: messagesOf(events) });
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+describe('input from transactional producers', () => {
+  it('moves past a commit marker followed by a producer batch bigger than a fetch', async () => {
+    const { db, topics } = await setup();
+    const small = eventsFor('tx-small', 5);
+    const big = eventsFor('tx-big', 400); // about 100 KB in one producer batch: more than a fetch
+    await sendInTransaction(topics.events, small, 'commit');
+    await sendPlain(topics.events, big);
+    await waitCaughtUp(db.pool, topics, 30_000);
+    expect(await projectionOf(db.pool)).toEqual(foldEvents([...small, ...big]));
+  });
+
+  it('skips an aborted transaction bigger than a fetch and applies what follows it', async () => {
+    const { db, topics } = await setup();
+    const aborted = eventsFor('tx-aborted', 400);
+    const after = eventsFor('tx-after', 50);
+    await sendInTransaction(topics.events, aborted, 'abort');
+    await sendPlain(topics.events, after);
+    await waitCaughtUp(db.pool, topics, 30_000);
+    expect(await projectionOf(db.pool)).toEqual(foldEvents(after));
+  });
+
+  it('stores the offset past a commit marker that ends the log, and stays ready while idle', async () => {
+    const { db, topics, ingest } = await setup();
+    const events = eventsFor('tx-last', 20);
+    await sendInTransaction(topics.events, events, 'commit');
+    // The log ends with the marker: caught up means the stored offset is past it.
+    await waitCaughtUp(db.pool, topics, 30_000);
+    expect(await projectionOf(db.pool)).toEqual(foldEvents(events));
+    // Idle for longer than the stall limit (plus the monitor's interval): nothing is waiting, so nothing is stalled.
+    await new Promise((resolve) => setTimeout(resolve, STALL_LIMIT_MS + 2000));
+    const readyz = await fetch(`${ingest.apiUrl}/readyz`);
+    expect(readyz.status).toBe(200);
+  });
+});
