@@ -1,14 +1,15 @@
 /**
  * kafkajs's eachBatch for the input topic: checks where the fetch starts against the Postgres
- * position (seeking, or handling a retention gap, when they differ), then classifies the
- * records in slices and buffers each slice in the partition's commit lane, resolving its
- * offsets in kafkajs as soon as it is buffered.
+ * position (seeking, or handling a retention gap or a log reset, when they differ), then
+ * classifies the records in slices and buffers each slice in the partition's commit lane,
+ * resolving its offsets in kafkajs as soon as it is buffered.
  */
 import type { Batch, Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
 import { classifySlice } from '../pipeline/classify';
 import type { MicroBatcher } from './batcher';
 import type { IngestMetrics } from './metrics';
 import type { PartitionPositions } from './positions';
+import type { LogResetHandler } from './log-reset';
 import type { RetentionGapHandler } from './retention-gap';
 
 /**
@@ -24,6 +25,7 @@ export interface BatchHandlerDeps {
   consumer: Consumer;
   positions: PartitionPositions;
   onRetentionGap: RetentionGapHandler;
+  onLogReset: LogResetHandler;
   laneOf: (partition: number) => MicroBatcher;
   metrics: IngestMetrics;
   maxBatchEvents: number;
@@ -39,6 +41,10 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
     const check = await positions.check(partition, fetchedOffset);
     if (check.action === 'seek') {
       consumer.seek({ topic, partition, offset: check.offset.toString() });
+      return false;
+    }
+    if (check.action === 'reset') {
+      await deps.onLogReset({ partition, ...check });
       return false;
     }
     if (check.action === 'gap') {

@@ -21,6 +21,7 @@ import { watchFilteredRecords } from './filtered-records';
 import { watchGroupEvents } from './group-events';
 import { trailingKafkaCommits } from './kafka-commits';
 import { startPartitionMonitor } from './monitor';
+import { logResetHandler } from './log-reset';
 import { PartitionPositions, type Watermarks } from './positions';
 import { retentionGapHandler } from './retention-gap';
 
@@ -67,7 +68,8 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
     logger,
   });
   const onRetentionGap = retentionGapHandler({ pool, groupId, topic, policy: config.ingest.onRetentionGap, consumer, positions, health, metrics, logger });
-  const eachBatch = createBatchHandler({ topic, consumer, positions, onRetentionGap, laneOf, metrics, maxBatchEvents: config.ingest.maxBatchEvents });
+  const onLogReset = logResetHandler({ pool, groupId, topic, consumer, positions, laneOf, metrics, logger });
+  const eachBatch = createBatchHandler({ topic, consumer, positions, onRetentionGap, onLogReset, laneOf, metrics, maxBatchEvents: config.ingest.maxBatchEvents });
   const onFatal = (err: Error) => {
     running = false;
     failWith(err);

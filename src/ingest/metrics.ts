@@ -81,6 +81,12 @@ export function createIngestMetrics(registry = new Registry()) {
       labelNames: ['topic', 'partition'] as const,
       registers: [registry],
     }),
+    logResets: new Counter({
+      name: 'hunt_ingest_log_resets_total',
+      help: 'Times a partition\'s log was found to end before the stored position (topic recreated or log truncated) and was read again from its start',
+      labelNames: ['topic', 'partition'] as const,
+      registers: [registry],
+    }),
     partitionsAssigned: new Gauge({
       name: 'hunt_ingest_partitions_assigned',
       help: 'Partitions of the input topic this member owns (1 per owned partition)',

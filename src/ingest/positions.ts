@@ -9,7 +9,11 @@
  * committed offset raced the seek, or a stale fetch after a rebalance) is dropped and the
  * partition sought back; a fetch that starts past the position because retention deleted
  * the records in between is a retention gap: logged with the offsets lost, counted, and
- * then either skipped (consumption continues from the log start) or held (`stop`). Records
+ * then either skipped (consumption continues from the log start) or held (`stop`). A
+ * position past the end of the log means the log went back (the topic was deleted and
+ * created again, or an unclean leader election truncated it): the partition is read again
+ * from the log start (log-reset.ts), since eventIds make a re-read harmless and a skip would
+ * lose the new log's records below the old position. Records
  * kafkajs steps over by itself (transaction markers, aborted transactions) move the position
  * too (passFiltered), or every fetch after them would look like one that started elsewhere.
  */
@@ -30,7 +34,9 @@ export type FetchCheck =
   /** The fetch started elsewhere: seek here and drop it. */
   | { action: 'seek'; offset: bigint }
   /** Retention deleted [from, to) before it was read. */
-  | { action: 'gap'; from: bigint; to: bigint };
+  | { action: 'gap'; from: bigint; to: bigint }
+  /** The log ends (at `logEnd`) before the position: the topic was recreated or its log truncated; read again from `logStart`. */
+  | { action: 'reset'; position: bigint; logStart: bigint; logEnd: bigint };
 
 export class PartitionPositions {
   /** Next offset to take per partition: Postgres's after each (re)join, then advanced as slices are buffered. */
@@ -82,10 +88,10 @@ export class PartitionPositions {
   async check(partition: number, fetchedOffset: bigint): Promise<FetchCheck> {
     const position = await this.positionOf(partition);
     if (fetchedOffset === position) return { action: 'take' };
-    if (fetchedOffset > position) {
-      const marks = (await this.deps.watermarks([partition])).get(partition);
-      if (marks && position < marks.low) return { action: 'gap', from: position, to: marks.low };
-    }
+    const marks = (await this.deps.watermarks([partition])).get(partition);
+    if (marks && fetchedOffset > position && position < marks.low) return { action: 'gap', from: position, to: marks.low };
+    // kafkajs starts over at the log start when the broker says the position is out of range.
+    if (marks && fetchedOffset < position && position > marks.high) return { action: 'reset', position, logStart: marks.low, logEnd: marks.high };
     return { action: 'seek', offset: position };
   }
 

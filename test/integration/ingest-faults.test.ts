@@ -2,7 +2,8 @@
  * Faults around the hot path, on the real Kafka and Postgres: a stall shows on /readyz (503
  * with a reason within the stall limit plus 5 s, 200 after), in a metric and in the log; a
  * crash before a partition's first Postgres commit loses nothing; a retention gap is logged,
- * counted and passed (or held, if so configured); a port that cannot be bound stops the
+ * counted and passed (or held, if so configured); a log that went back under the stored
+ * position (the topic recreated) is read again from its start; a port that cannot be bound stops the
  * process before it consumes anything.
  */
 import fs from 'node:fs';
@@ -186,6 +187,55 @@ describe('a retention gap', () => {
     expect(await projectionOf(db.pool)).toEqual(foldEvents(early));
   });
 });
+
+describe('a log that went back', () => {
+  it('is read again from its start when the topic was recreated under the stored position: nothing new lost, nothing counted twice', async () => {
+    const db = await database();
+    const topics = await createTestTopics(1);
+    const first = track(startIngestProcess(db.url, topics));
+    await first.ready();
+    const before = eventsFor('r', 100); // offsets 0-99
+    await send(topics.events, before);
+    await waitCaughtUp(db.pool, topics);
+    await first.kill('SIGTERM');
+
+    await recreateTopic(topics.events);
+    // The new log: 30 new events, and 10 of the old ones again (as a producer's retry would).
+    const after = eventsFor('r', 30, 100);
+    await send(topics.events, [...before.slice(0, 10), ...after]); // offsets 0-39, under the stored 100
+
+    const second = track(startIngestProcess(db.url, topics));
+    await second.ready();
+    await waitFor('the new log to be applied', async () => (await storedOffset(db, topics)) === 40n, { timeoutMs: 30_000, intervalMs: 200 });
+    expect(await projectionOf(db.pool)).toEqual(foldEvents([...before, ...after]));
+    const log = fs.readFileSync(second.logFile, 'utf8');
+    expect(log).toMatch(/ends at offset 40, before the position 100: the topic was recreated or its log truncated; reading it again from offset 0/);
+    expect(await metricsOf(second)).toMatch(/hunt_ingest_log_resets_total\{topic="[^"]+",partition="0"\} 1\b/);
+    expect((await readyz(second)).status).toBe(200);
+  });
+});
+
+async function storedOffset(db: TestDatabase, topics: { events: string; groupId: string }): Promise<bigint | undefined> {
+  const { rows } = await db.pool.query<{ next_offset: string }>(
+    'SELECT next_offset FROM consumer_offsets WHERE group_id = $1 AND topic = $2 AND partition = 0',
+    [topics.groupId, topics.events],
+  );
+  return rows[0] ? BigInt(rows[0].next_offset) : undefined;
+}
+
+/** Deletes `topic` and creates it again with one partition (deletion finishes in the background: retried until the name is free). */
+async function recreateTopic(topic: string): Promise<void> {
+  const admin = testKafka().admin();
+  await admin.connect();
+  try {
+    await admin.deleteTopics({ topics: [topic] });
+    await waitFor(`${topic} to be created again`, async () =>
+      admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true }).then(() => true, () => false),
+    { timeoutMs: 30_000, intervalMs: 500 });
+  } finally {
+    await admin.disconnect();
+  }
+}
 
 describe('start-up', () => {
   it('stops with a clear message and a non-zero exit when the API port is taken, consuming nothing', async () => {

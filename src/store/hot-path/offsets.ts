@@ -1,7 +1,8 @@
 /**
  * The consumer's partition positions in Postgres: written in the same transaction as the
  * events they cover, read on partition assignment. Never moves backwards, so a zombie
- * consumer finishing a stale batch cannot rewind the group.
+ * consumer finishing a stale batch cannot rewind the group, except by rewindOffset when the
+ * log itself went back (the topic recreated, or its log truncated).
  */
 import type pg from 'pg';
 
@@ -30,4 +31,22 @@ export async function loadOffsets(pool: pg.Pool | pg.ClientBase, groupId: string
     [groupId, topic],
   );
   return new Map(rows.map((r) => [r.partition, BigInt(r.next_offset)]));
+}
+
+/**
+ * Moves a partition's stored position back to `offset`, but only while it still lies past
+ * `logEnd`: the log now ends before it. Resolves true when it moved.
+ */
+export async function rewindOffset(
+  client: pg.ClientBase,
+  groupId: string,
+  target: PartitionOffset,
+  logEnd: bigint,
+): Promise<boolean> {
+  const { rowCount } = await client.query(
+    `UPDATE consumer_offsets SET next_offset = $4, updated_at = now()
+      WHERE group_id = $1 AND topic = $2 AND partition = $3 AND next_offset > $5`,
+    [groupId, target.topic, target.partition, target.nextOffset.toString(), logEnd.toString()],
+  );
+  return (rowCount ?? 0) > 0;
 }
