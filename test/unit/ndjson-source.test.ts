@@ -13,7 +13,7 @@ function fileWith(text: string): string {
 describe('readChunk', () => {
   it('reads records in chunks that resume exactly at the cursor, skipping blank lines', () => {
     const file = fileWith('{"a":1}\n\n{"a":2}\r\n{"a":3}\n{"a":4}');
-    const first = readChunk(file, { byteOffset: 0, line: 1 }, 2);
+    const first = readChunk(file, { byteOffset: 0, line: 1 }, 3); // three lines, one of them blank
     expect(first.records.map((r) => [r.line, r.value.toString()])).toEqual([
       [1, '{"a":1}'],
       [3, '{"a":2}'],
@@ -75,6 +75,33 @@ describe('readChunk', () => {
     expect(chunks).toBe(4);
     // A single record larger than the budget still makes a chunk (of one).
     expect(readChunk(file, { byteOffset: 0, line: 1 }, 10_000, 65_536, 10).records).toHaveLength(1);
+  });
+
+  it('stops a chunk at maxLines lines, blank ones included: a flood of blank lines is read a bounded piece at a time', () => {
+    const file = fileWith(`${'\n'.repeat(250_000)}{"a":1}\n`);
+    const sizes: number[] = [];
+    let cursor = { byteOffset: 0, line: 1 };
+    for (;;) {
+      const chunk = readChunk(file, cursor, 100_000);
+      sizes.push(chunk.next.line - cursor.line);
+      cursor = chunk.next;
+      if (chunk.eof) {
+        expect(chunk.records.map((r) => r.line)).toEqual([250_001]);
+        break;
+      }
+      expect(chunk.records).toEqual([]); // nothing but blank lines, and not the end of the file
+    }
+    expect(sizes).toEqual([100_000, 100_000, 50_001]);
+  });
+
+  it('stops a chunk after the line that reaches maxScanBytes of file, blank or not', () => {
+    const blank = ' '.repeat(1000);
+    const file = fileWith(`${blank}\n${blank}\n${blank}\n{"a":1}\n`);
+    const first = readChunk(file, { byteOffset: 0, line: 1 }, 10_000, 65_536, 16 * 1024 * 1024, 1500);
+    expect(first).toEqual({ records: [], next: { byteOffset: 2002, line: 3 }, eof: false });
+    const second = readChunk(file, first.next, 10_000, 65_536, 16 * 1024 * 1024, 1500);
+    expect(second.records.map((r) => r.line)).toEqual([4]);
+    expect(second.eof).toBe(true);
   });
 
   it('counts a line of only whitespace as blank but keeps its line number', () => {

@@ -40,16 +40,32 @@ const READ_BLOCK = 1024 * 1024;
  * an import keeps a few chunks in memory at once (one reading, one per committing lane).
  */
 export const CHUNK_BYTE_BUDGET = 16 * 1024 * 1024;
+/**
+ * Bytes of file a chunk scans at most, blank lines and the unkept part of long lines
+ * included (it stops after the line that reaches this). Reading is synchronous: without a
+ * bound, a file of blank lines or of long whitespace made one call run for as long as the
+ * file is big, past the activity's heartbeat timeout, and every retry started over.
+ */
+export const CHUNK_SCAN_BUDGET = 256 * 1024 * 1024;
 
 export function fileSize(path: string): number {
   return fs.statSync(path).size;
 }
 
 /**
- * Reads up to `maxRecords` non-blank lines starting at `cursor`, and stops early once the
- * records read hold `maxChunkBytes` (always at least one record).
+ * Reads up to `maxLines` lines starting at `cursor` and returns the non-blank ones as
+ * records; stops early once the records hold `maxChunkBytes` or the lines read span
+ * `maxScanBytes` of the file (always at least one line, so every call moves on). Blank lines
+ * count toward `maxLines`: a chunk may hold fewer records, even none, and is not the end.
  */
-export function readChunk(path: string, cursor: FileCursor, maxRecords: number, maxLineBytes = MAX_EVENT_BYTES, maxChunkBytes = CHUNK_BYTE_BUDGET): FileChunk {
+export function readChunk(
+  path: string,
+  cursor: FileCursor,
+  maxLines: number,
+  maxLineBytes = MAX_EVENT_BYTES,
+  maxChunkBytes = CHUNK_BYTE_BUDGET,
+  maxScanBytes = CHUNK_SCAN_BUDGET,
+): FileChunk {
   const fd = fs.openSync(path, 'r');
   try {
     // Checked again on the open file: a path swapped for a device or a FIFO after the job's
@@ -57,10 +73,13 @@ export function readChunk(path: string, cursor: FileCursor, maxRecords: number, 
     if (!fs.fstatSync(fd).isFile()) throw new Error(`${path} is no longer a regular file`);
     const reader = new LineReader(fd, cursor, maxLineBytes);
     const records: FileRecord[] = [];
+    let lines = 0;
     let bytes = 0;
-    while (records.length < maxRecords && bytes < maxChunkBytes) {
+    const scanned = () => reader.cursor.byteOffset - cursor.byteOffset;
+    while (lines < maxLines && bytes < maxChunkBytes && scanned() < maxScanBytes) {
       const line = reader.nextLine();
       if (!line) return { records, next: reader.cursor, eof: true };
+      lines++;
       if (isBlank(line.value)) continue;
       records.push(line);
       bytes += line.value.length;
