@@ -90,8 +90,9 @@ async function importKafkaChunks(deps: Pick<ActivityDeps, 'pool' | 'kafka'>, inp
   const range = input.range;
   if (!range) throw ApplicationFailure.nonRetryable('backfill: a Kafka import needs its offset range', 'InvalidJobInput');
   let state = start;
-  const cursor = { ...(state.cursor.kafka ?? range.start) };
-  await consumeRange(deps.kafka, topic, cursor, range, input.chunkSize * input.maxChunks, async ({ partition, messages }) => {
+  let cursor = { ...(state.cursor.kafka ?? range.start) };
+  // What consumeRange returns may lie past the last slice: markers, aborted or deleted records at the range's end.
+  cursor = await consumeRange(deps.kafka, topic, cursor, range, input.chunkSize * input.maxChunks, async ({ partition, messages }) => {
     for (let i = 0; i < messages.length; i += input.chunkSize) {
       const slice = messages.slice(i, i + input.chunkSize);
       const origin: ImportOrigin = { topic, partition, sourceLabel: `backfill:${input.jobId}:${topic}:${partition}` };

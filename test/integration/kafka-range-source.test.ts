@@ -3,9 +3,27 @@
  * each fetch (kafkajs fetches from the last resolved offset), take at most what it is asked
  * for, and resume from the cursor it returns.
  */
+import { Partitioners } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
-import { consumeRange, resolveRange } from '../../src/batch/backfill/kafka-source';
+import { consumeRange, resolveRange, type KafkaRange, type PartitionOffsets } from '../../src/batch/backfill/kafka-source';
 import { createTestTopics, sendRecords, testKafka } from '../helpers/ingest';
+import { uniqueName } from '../helpers/wait';
+
+/** consumeRange over `range`, failing after `timeoutMs` rather than waiting for ever. */
+async function readAll(topic: string, range: KafkaRange, signal = new AbortController().signal, timeoutMs = 20_000) {
+  let taken = 0;
+  const read = consumeRange(testKafka(), topic, range.start, range, 1_000_000, async ({ messages }) => {
+    taken += messages.length;
+  }, signal);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`consumeRange still waiting after ${timeoutMs} ms`)), timeoutMs)));
+  try {
+    const cursor: PartitionOffsets = await Promise.race([read, timeout]);
+    return { cursor, taken };
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 describe('consumeRange', () => {
   it('reads a range of many fetches in calls of at most maxRecords, resuming from its cursor', async () => {
@@ -30,5 +48,51 @@ describe('consumeRange', () => {
     expect(cursor).toEqual(range.end);
     // Seconds, not the minutes of a reader that fetches the same records again and again.
     expect(Date.now() - started).toBeLessThan(30_000);
+  });
+
+  it('ends a range that ends in an aborted transaction bigger than a fetch (kafkajs hands nothing over for it)', async () => {
+    const topics = await createTestTopics(1);
+    await sendRecords(topics.events, Array.from({ length: 100 }, (_, i) => ({ key: 'k', value: `${i}` })));
+    const producer = testKafka().producer({ transactionalId: uniqueName('tx'), idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+    await producer.connect();
+    const transaction = await producer.transaction();
+    const padding = 'x'.repeat(400);
+    // Three producer batches of about 600 KB: more than one 1 MiB fetch, all of it aborted.
+    for (let batch = 0; batch < 3; batch++) {
+      await transaction.send({ topic: topics.events, messages: Array.from({ length: 1500 }, (_, i) => ({ key: 'k', value: `aborted ${batch}.${i} ${padding}` })) });
+    }
+    await transaction.abort();
+    await producer.disconnect();
+
+    const range = await resolveRange(testKafka(), topics.events, undefined, undefined);
+    const { cursor, taken } = await readAll(topics.events, range);
+    expect(taken).toBe(100);
+    expect(cursor).toEqual(range.end);
+  });
+
+  it('ends a range whose records retention deleted before they were read', async () => {
+    const topics = await createTestTopics(1);
+    await sendRecords(topics.events, Array.from({ length: 50 }, (_, i) => ({ key: 'k', value: `${i}` })));
+    const range = await resolveRange(testKafka(), topics.events, undefined, undefined);
+    const admin = testKafka().admin();
+    await admin.connect();
+    await admin.fetchTopicMetadata({ topics: [topics.events] });
+    await admin.deleteTopicRecords({ topic: topics.events, partitions: [{ partition: 0, offset: '50' }] });
+    await admin.disconnect();
+    const { cursor, taken } = await readAll(topics.events, range);
+    expect(taken).toBe(0);
+    expect(cursor).toEqual(range.end);
+  });
+
+  it('lets go when its signal aborts while no records come', async () => {
+    const topics = await createTestTopics(1);
+    await sendRecords(topics.events, [{ key: 'k', value: '0' }]);
+    // An end no record has reached yet: the read waits for records that do not come.
+    const range = { start: { '0': '0' }, end: { '0': '1000' } };
+    const abort = new AbortController();
+    setTimeout(() => abort.abort(), 1000);
+    const { cursor, taken } = await readAll(topics.events, range, abort.signal, 10_000);
+    expect(taken).toBe(1);
+    expect(cursor).toEqual({ '0': '1' });
   });
 });

@@ -45,10 +45,20 @@ export interface KafkaSlice {
   messages: KafkaMessage[];
 }
 
+/** How often a read waiting for records checks its abort signal and the log starts. */
+const SWEEP_MS = 1000;
+
 /**
  * Consumes from `cursor` up to `range.end`, handing each partition batch (bounded to the
  * range and to `maxRecords` in all) to `onSlice`, which must finish (commit) before the
  * cursor moves. Returns the advanced cursor.
+ *
+ * kafkajs calls eachBatch only for fetches with records to hand over, so a range can end in
+ * ways eachBatch never sees: transaction markers or an aborted transaction (kafkajs steps
+ * over them; its batch events say where), or records retention deleted before they were
+ * read (the log now starts at or past the end). Both move the cursor; and a sweep checks the
+ * abort signal while nothing arrives, so a cancelled or timed-out attempt lets go of its
+ * consumer instead of waiting for ever.
  */
 export async function consumeRange(
   kafka: Kafka,
@@ -63,15 +73,48 @@ export async function consumeRange(
   const open = () => Object.keys(range.end).filter((p) => BigInt(next[p] ?? range.end[p] ?? '0') < BigInt(range.end[p] ?? '0'));
   if (open().length === 0) return next;
   const consumer = kafka.consumer({ groupId: `hunt-backfill-${randomUUID()}`, maxBytesPerPartition: 1024 * 1024 });
+  const admin = kafka.admin();
   let taken = 0;
   let finish: () => void = () => undefined;
   const finished = new Promise<void>((resolve) => (finish = resolve));
   let failure: unknown;
+  /** The partition's cursor moves to `offset` (at most its end); paused once at the end, done once all are. */
+  const moveTo = (partition: number, offset: bigint) => {
+    const p = String(partition);
+    const end = BigInt(range.end[p] ?? '0');
+    if (offset <= BigInt(next[p] ?? '0')) return;
+    next[p] = (offset < end ? offset : end).toString();
+    if (BigInt(next[p]) >= end) consumer.pause([{ topic, partitions: [partition] }]);
+    if (open().length === 0) finish();
+  };
   consumer.on(consumer.events.GROUP_JOIN, () => {
     for (const p of open()) consumer.seek({ topic, partition: Number(p), offset: next[p] ?? '0' });
   });
+  consumer.on(consumer.events.START_BATCH_PROCESS, ({ payload }) => {
+    // A fetch of nothing but transaction markers or aborted records, covering the cursor.
+    const first = payload.firstOffset as string | null;
+    if (payload.topic !== topic || payload.batchSize !== 0 || first === null || range.end[String(payload.partition)] === undefined) return;
+    const at = BigInt(next[String(payload.partition)] ?? '0');
+    if (BigInt(first) <= at && at <= BigInt(payload.lastOffset)) moveTo(payload.partition, BigInt(payload.lastOffset) + 1n);
+  });
+  const passDeleted = async () => {
+    for (const { partition, low } of await admin.fetchTopicOffsets(topic)) {
+      const end = range.end[String(partition)];
+      if (end !== undefined && BigInt(low) >= BigInt(end)) moveTo(partition, BigInt(end));
+    }
+  };
+  let sweeping = false;
+  const sweep = setInterval(() => {
+    if (signal.aborted) return finish();
+    if (sweeping) return;
+    sweeping = true;
+    passDeleted()
+      .catch(() => undefined) // the next sweep tries again; the consumer reports its own errors
+      .finally(() => (sweeping = false));
+  }, SWEEP_MS);
   await consumer.connect();
   try {
+    await admin.connect();
     await consumer.subscribe({ topic, fromBeginning: true });
     await consumer.run({
       autoCommit: false,
@@ -94,19 +137,22 @@ export async function consumeRange(
           next[p] = (BigInt(messages[messages.length - 1]!.offset) + 1n).toString();
           await heartbeat();
         }
-        // Records past the end in this batch mean everything before the end was seen (even if
-        // retention deleted some of it meanwhile): the partition is done.
         // Say how far the batch is handled, or kafkajs fetches from the same offset again: a busy
         // loop over records already taken once a range is larger than one fetch.
         resolveOffset(messages.length < inRange.length ? messages[messages.length - 1]!.offset : batch.lastOffset());
-        if (BigInt(batch.lastOffset()) >= end - 1n && BigInt(next[p] ?? '0') < end && taken < maxRecords) next[p] = end.toString();
-        if (BigInt(next[p] ?? '0') >= end) consumer.pause([{ topic, partitions: [batch.partition] }]);
+        // All of the batch's part of the range taken: the cursor goes past all kafkajs stepped
+        // over with it (transaction markers, aborted records), up to the end. Records past the
+        // end mean everything before it was seen (even if retention deleted some of it
+        // meanwhile): the partition is done.
+        if (messages.length === inRange.length) moveTo(batch.partition, BigInt(batch.lastOffset()) + 1n);
         if (open().length === 0 || taken >= maxRecords) finish();
       },
     });
     await finished;
   } finally {
+    clearInterval(sweep);
     await consumer.disconnect();
+    await admin.disconnect().catch(() => undefined);
   }
   if (failure) throw failure;
   return next;
