@@ -3,7 +3,7 @@
  * timestamp whose time has come) are ingested exactly once; still-invalid ones stay.
  */
 import { describe, expect, it } from 'vitest';
-import { FUTURE_TOLERANCE_MS } from '../../src/events/validate';
+import { FUTURE_TOLERANCE_MS, MAX_EVENT_BYTES } from '../../src/events/validate';
 import { useTestDatabase } from '../helpers/database-fixture';
 import { clueFound } from '../helpers/event-builders';
 import { createTestTopics, projectionOf, sendRecords, startIngestProcess, waitCaughtUp } from '../helpers/ingest';
@@ -55,6 +55,22 @@ describe('dlqReplay', () => {
     ]);
     const marked = await db.pool.query('SELECT reason, replayed_event_id FROM quarantine WHERE replayed_at IS NOT NULL');
     expect(marked.rows).toEqual([{ reason: 'future_timestamp', replayed_event_id: 'from-the-future' }]);
+  });
+
+  it('leaves records over the size limit quarantined without fetching them, a cut-down copy that parses included', async () => {
+    const event = clueFound({ eventId: 'was-too-large', huntId: 'h9', playerId: 'p9', points: 7, occurredAt: new Date().toISOString() });
+    // What a backfill keeps of a 200 KB line: its first 64 KiB, here a valid event and spaces.
+    const cutDown = Buffer.from(JSON.stringify(event).padEnd(MAX_EVENT_BYTES, ' '));
+    // A 1 MB record from Kafka, kept whole, whatever its reason.
+    const huge = Buffer.from(JSON.stringify({ ...event, eventId: 'huge', padding: 'x'.repeat(1_000_000) }));
+    await db.pool.query(
+      `INSERT INTO quarantine (source_topic, source_partition, source_offset, record_value, reason, detail)
+       VALUES ('file:archive.ndjson', 0, 1, $1, 'too_large', 'line is 204800 bytes'), ('t', 0, 7, $2, 'invalid_json', 'cut')`,
+      [cutDown, huge],
+    );
+    expect(await replay({ reasons: ['too_large', 'invalid_json'] })).toMatchObject({ examined: 2, replayed: 0, stillInvalid: { too_large: 2 } });
+    expect((await db.pool.query("SELECT count(*)::int AS n FROM events WHERE event_id IN ('was-too-large', 'huge')")).rows[0].n).toBe(0);
+    expect((await db.pool.query('SELECT count(*)::int AS n FROM quarantine WHERE replayed_at IS NULL AND source_offset IN (1, 7)')).rows[0].n).toBe(2);
   });
 
   it('fails fast on a bad input', async () => {

@@ -5,7 +5,7 @@
  * running a replay twice ingests nothing twice.
  */
 import type pg from 'pg';
-import { classifyRecord } from '../../events/validate';
+import { classifyRecord, MAX_EVENT_BYTES } from '../../events/validate';
 import type { AcceptedEvent } from '../hot-path/apply-events';
 import { rowsOf } from '../hot-path/event-rows';
 import { applyIsolating } from '../hot-path/isolate';
@@ -29,6 +29,9 @@ export interface ReplayBatchResult {
   stillInvalid: Record<string, number>;
 }
 
+/** octet_length reads a stored value's size from its header, without fetching the value. */
+const OVERSIZE = `(reason = 'too_large' OR octet_length(record_value) > $6)`;
+
 export async function replayBatch(
   pool: pg.Pool,
   filter: ReplayFilter,
@@ -39,20 +42,28 @@ export async function replayBatch(
 ): Promise<ReplayBatchResult | undefined> {
   // A dry run and an empty batch commit too: they only read and row-locked, so there is nothing to undo.
   return withTransaction(pool, async (client) => {
-    const { rows } = await client.query<{ id: number; record_value: Buffer | null }>(
-      `SELECT id, record_value FROM quarantine
+    // A record over the size limit is never valid, so its bytes (up to the broker's message
+    // size, a batch of them gigabytes) are not fetched; and a too_large line of a backfill
+    // file is kept cut to its first 64 KiB, which may parse, but is not the record.
+    const { rows } = await client.query<{ id: number; oversize: boolean; record_value: Buffer | null }>(
+      `SELECT id, ${OVERSIZE} AS oversize, CASE WHEN ${OVERSIZE} THEN NULL ELSE record_value END AS record_value
+         FROM quarantine
         WHERE replayed_at IS NULL AND id > $1
           AND ($2::text[] IS NULL OR reason = ANY($2))
           AND ($3::timestamptz IS NULL OR quarantined_at >= $3)
           AND ($4::timestamptz IS NULL OR quarantined_at < $4)
         ORDER BY id LIMIT $5
         FOR UPDATE SKIP LOCKED`,
-      [afterId, filter.reasons ?? null, filter.from ?? null, filter.to ?? null, batchSize],
+      [afterId, filter.reasons ?? null, filter.from ?? null, filter.to ?? null, batchSize, MAX_EVENT_BYTES],
     );
     if (rows.length === 0) return undefined;
     const accepted: (AcceptedEvent & { quarantineId: number })[] = [];
     const stillInvalid: Record<string, number> = {};
     for (const row of rows) {
+      if (row.oversize) {
+        stillInvalid.too_large = (stillInvalid.too_large ?? 0) + 1;
+        continue;
+      }
       const result = classifyRecord(row.record_value, now);
       if (result.ok) accepted.push({ event: result.event, instant: result.instant, source: `dlq-replay:${row.id}`, quarantineId: row.id });
       else stillInvalid[result.reason] = (stillInvalid[result.reason] ?? 0) + 1;
