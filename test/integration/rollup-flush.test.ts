@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../src/worker/activities';
 import { loadConfig, projectRoot } from '../../src/config';
 import { createLogger } from '../../src/log';
+import { flushRollupChunk } from '../../src/store/batch/rollups';
 import { applyEvents } from '../../src/store/hot-path/apply-events';
 import { withTransaction } from '../../src/store/transaction';
 import { parseOccurredAt } from '../../src/events/schema';
@@ -107,5 +108,31 @@ describe('rollupFlush', () => {
 
     expect(await flush()).toMatchObject({ events: 0, chunks: 0 });
     expect(await rollups('rollup_minute')).toEqual(minutes);
+  });
+
+  it('does not move its watermark past a seq an uncommitted transaction still holds', async () => {
+    // A writer draws its seq, then takes long to commit (a lane waiting on a hunt's fence, say).
+    const slow = await db.pool.connect();
+    try {
+      await slow.query('BEGIN');
+      await applyEvents(slow, [{ event: clueFound({ eventId: 'slow', huntId: 'h7', playerId: 'p1', points: 3, occurredAt: '2026-11-21T09:00:00Z' }), instant: parseOccurredAt('2026-11-21T09:00:00Z')!, source: 'test' }]);
+      // Meanwhile another writer commits a later seq, of another hunt.
+      await store([clueFound({ eventId: 'quick', huntId: 'h8', playerId: 'p2', points: 4, occurredAt: '2026-11-21T09:00:10Z' })]);
+
+      let flushed = false;
+      const flushing = flushRollupChunk(db.pool, 1000, 0).then((result) => {
+        flushed = true;
+        return result;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(flushed).toBe(false); // waits for the writer, rather than skip its seq
+      await slow.query('COMMIT');
+      expect(await flushing).toMatchObject({ events: 2 });
+    } finally {
+      await slow.query('ROLLBACK').catch(() => undefined);
+      slow.release();
+    }
+    expect(await flush()).toMatchObject({ events: 0 });
+    expect(await rollups('rollup_minute')).toEqual(await fromScratch('minute'));
   });
 });

@@ -10,6 +10,7 @@
  */
 import type pg from 'pg';
 import { withTransaction } from '../transaction';
+import { settledBound } from './settled-seq';
 
 export const ROLLUP_JOB = 'rollupFlush';
 
@@ -102,19 +103,14 @@ export async function flushRollupChunk(pool: pg.Pool, maxEvents: number, settleM
     await client.query(`INSERT INTO job_watermarks (job) VALUES ($1) ON CONFLICT DO NOTHING`, [ROLLUP_JOB]);
     // Row lock: concurrent flushes take turns instead of aggregating the same range twice.
     const { rows } = await client.query<{ last_seq: number }>(`SELECT last_seq FROM job_watermarks WHERE job = $1 FOR UPDATE`, [ROLLUP_JOB]);
-    const fromSeq = rows[0]?.last_seq ?? 0;
-    const range = await client.query<{ to_seq: number | null; n: number }>(
-      `SELECT max(seq) AS to_seq, count(*)::int AS n FROM (
-         SELECT seq FROM events
-          WHERE seq > $1 AND ingested_at < now() - make_interval(secs => $3::double precision / 1000)
-          ORDER BY seq LIMIT $2) s`,
-      [fromSeq, maxEvents, settleMs],
-    );
-    const toSeq = range.rows[0]?.to_seq;
-    if (toSeq === null || toSeq === undefined) return undefined; // the watermark row stays: harmless, it would be created next time anyway
+    const fromSeq = Number(rows[0]?.last_seq ?? 0);
+    // Undefined while transactions inserting events outlast the wait: the watermark stays, the next run tries again.
+    const bound = await settledBound(client, fromSeq, settleMs, maxEvents);
+    if (!bound || bound.events === 0) return undefined; // the watermark row stays: harmless, it would be created next time anyway
+    const { toSeq } = bound;
     const minute = await client.query(reaggregate('minute'), [fromSeq, toSeq]);
     const hour = await client.query(reaggregate('hour'), [fromSeq, toSeq]);
     await client.query(`UPDATE job_watermarks SET last_seq = $2, updated_at = now() WHERE job = $1`, [ROLLUP_JOB, toSeq]);
-    return { fromSeq, toSeq, events: range.rows[0]?.n ?? 0, minuteWindows: minute.rowCount ?? 0, hourWindows: hour.rowCount ?? 0 };
+    return { fromSeq, toSeq, events: bound.events, minuteWindows: minute.rowCount ?? 0, hourWindows: hour.rowCount ?? 0 };
   });
 }

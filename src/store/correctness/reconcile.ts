@@ -10,6 +10,7 @@
 import type pg from 'pg';
 import { notifyHuntsChanged } from '../hunt-changes';
 import { LIVE_PROJECTION_TABLES, recomputeInto } from '../batch/recompute';
+import { settledBound } from '../batch/settled-seq';
 import { withTransaction } from '../transaction';
 
 export interface HuntReconciliation {
@@ -112,19 +113,16 @@ export const RECONCILE_JOB = 'reconcile';
 
 /**
  * The next reconcile scope: the seq range from the watermark to the newest event stored at
- * least `settleMs` ago, and every hunt with an event in that range. The hunts are taken by
- * seq alone: commit lanes interleave, so an event older by seq can carry a later ingested_at.
+ * least `settleMs` ago (once no event below it can still appear: settled-seq.ts), and every
+ * hunt with an event in that range. The hunts are taken by seq alone: commit lanes
+ * interleave, so an event older by seq can carry a later ingested_at.
  */
 export async function huntsSinceWatermark(pool: pg.Pool, settleMs: number): Promise<{ huntIds: string[]; fromSeq: number; toSeq: number }> {
   await pool.query(`INSERT INTO job_watermarks (job) VALUES ($1) ON CONFLICT DO NOTHING`, [RECONCILE_JOB]);
   const { rows } = await pool.query<{ last_seq: number }>(`SELECT last_seq FROM job_watermarks WHERE job = $1`, [RECONCILE_JOB]);
   const fromSeq = rows[0]?.last_seq ?? 0;
-  const range = await pool.query<{ to_seq: number | null }>(
-    `SELECT max(seq) AS to_seq FROM events
-      WHERE seq > $1 AND ingested_at < now() - make_interval(secs => $2::double precision / 1000)`,
-    [fromSeq, settleMs],
-  );
-  const toSeq = range.rows[0]?.to_seq ?? fromSeq;
+  // Undefined while transactions inserting events outlast the wait: no new scope this run.
+  const toSeq = (await settledBound(pool, fromSeq, settleMs))?.toSeq ?? fromSeq;
   return { huntIds: await huntsInSeqRange(pool, fromSeq, toSeq), fromSeq, toSeq };
 }
 

@@ -1,0 +1,73 @@
+/**
+ * How far by seq the jobs that follow the event store with a watermark (rollupFlush,
+ * reconcile) may go: the newest event stored at least `settleMs` ago, once no event at or
+ * below it can still appear.
+ *
+ * seq is drawn when a row is inserted, not when its transaction commits: with two commit
+ * lanes, backfills and replays writing at once, a transaction can commit seq 1100 while
+ * another still holds 1000-1099 uncommitted (one that waited on a hunt's fence draws its seqs
+ * late, whatever its start time, so no settle time is enough). A watermark moved to 1100
+ * then would skip 1000-1099 for good. So the bound is read together with the transactions
+ * inserting into `events` at that moment (their locks in pg_locks), and is returned once they
+ * have all ended: any seq at or below it is then committed or never will be; a transaction
+ * that starts inserting later draws seqs above it.
+ */
+import type pg from 'pg';
+
+export interface SettledBound {
+  /** The highest seq the job may take (its `fromSeq` when there is nothing new). */
+  toSeq: number;
+  /** Events in (fromSeq, toSeq]. */
+  events: number;
+}
+
+const POLL_MS = 20;
+
+/**
+ * The settled bound past `fromSeq`, taking at most `maxEvents` events. Waits (up to
+ * `waitMs`) for the transactions inserting into events to end; resolves undefined when they
+ * have not, so the caller moves no watermark this time.
+ */
+export async function settledBound(
+  client: pg.Pool | pg.ClientBase,
+  fromSeq: number,
+  settleMs: number,
+  maxEvents = Number.MAX_SAFE_INTEGER,
+  waitMs = 30_000,
+): Promise<SettledBound | undefined> {
+  // One statement, one snapshot: the bound and the writers at that moment.
+  const { rows } = await client.query<{ to_seq: string | null; n: number; writers: string[] }>(
+    `SELECT s.to_seq, s.n,
+            ARRAY(SELECT DISTINCT virtualtransaction FROM pg_locks
+                   WHERE locktype = 'relation' AND relation = 'events'::regclass AND mode = 'RowExclusiveLock'
+                     AND pid <> pg_backend_pid()) AS writers
+       FROM (SELECT max(seq)::text AS to_seq, count(*)::int AS n FROM (
+               SELECT seq FROM events
+                WHERE seq > $1 AND ingested_at < now() - make_interval(secs => $3::double precision / 1000)
+                ORDER BY seq LIMIT $2) settled) s`,
+    [fromSeq, Math.min(maxEvents, 2 ** 31 - 1), settleMs],
+  );
+  const row = rows[0];
+  if (!row || row.to_seq === null) return { toSeq: fromSeq, events: 0 };
+  if (row.writers.length === 0) return { toSeq: Number(row.to_seq), events: row.n };
+  if (!(await writersEnded(client, row.writers, waitMs))) return undefined;
+  // Counted again: the writers waited for may have committed events inside the bound.
+  const toSeq = Number(row.to_seq);
+  const counted = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM events WHERE seq > $1 AND seq <= $2', [fromSeq, toSeq]);
+  return { toSeq, events: counted.rows[0]?.n ?? row.n };
+}
+
+async function writersEnded(client: pg.Pool | pg.ClientBase, writers: readonly string[], waitMs: number): Promise<boolean> {
+  const deadline = Date.now() + waitMs;
+  for (let pending = writers; pending.length > 0; ) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    const { rows } = await client.query<{ still: string[] }>(
+      `SELECT ARRAY(SELECT DISTINCT virtualtransaction FROM pg_locks
+                     WHERE locktype = 'relation' AND relation = 'events'::regclass AND virtualtransaction = ANY($1::text[])) AS still`,
+      [pending],
+    );
+    pending = rows[0]?.still ?? [];
+  }
+  return true;
+}
