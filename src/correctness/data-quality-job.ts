@@ -1,4 +1,4 @@
-import { Context } from '@temporalio/activity';
+import { CancelledFailure, Context } from '@temporalio/activity';
 import { runDataQuality, type CheckReport } from '../store/correctness/data-quality';
 import type { ActivityDeps } from '../worker/activity-deps';
 
@@ -7,7 +7,12 @@ export function createDataQualityActivities(deps: Pick<ActivityDeps, 'pool'>) {
     /** Runs every check; re-running a run id overwrites its report rows (idempotent). */
     async runDataQualityChecks(input: { runId: string; repair: boolean }): Promise<CheckReport[]> {
       const context = Context.current();
-      return runDataQuality(deps.pool, input.runId, input.repair, (check) => context.heartbeat({ check }));
+      // Heartbeats as checks go; an attempt that timed out or was cancelled stops at the next one
+      // (it would otherwise run on, repairing, beside the retry).
+      return runDataQuality(deps.pool, input.runId, input.repair, (progress) => {
+        if (context.cancellationSignal.aborted) throw new CancelledFailure(`dataQuality ${input.runId}: cancelled`);
+        context.heartbeat(progress);
+      });
     },
   };
 }

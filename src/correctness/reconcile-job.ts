@@ -1,4 +1,4 @@
-import { Context } from '@temporalio/activity';
+import { CancelledFailure, Context } from '@temporalio/activity';
 import { advanceReconcileWatermark, huntsInSeqRange, huntsSinceWatermark, reconcileHunts, type HuntReconciliation } from '../store/correctness/reconcile';
 import type { ActivityDeps } from '../worker/activity-deps';
 
@@ -67,6 +67,8 @@ export function createReconcileActivities(deps: Pick<ActivityDeps, 'pool'>) {
       const beat = setInterval(() => context.heartbeat(checkpoint), HEARTBEAT_EVERY_MS);
       try {
         for (let i = 0; i < todo.length; i += input.huntsPerTransaction) {
+          // An attempt past its timeout (or cancelled) stops here rather than run on beside its retry.
+          if (context.cancellationSignal.aborted) throw new CancelledFailure(`reconcile ${input.runId}: cancelled`);
           const group = todo.slice(i, i + input.huntsPerTransaction);
           const results = await reconcileHunts(deps.pool, group, input.runId, input.repair);
           for (const r of results) {

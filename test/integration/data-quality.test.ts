@@ -6,10 +6,11 @@ import { describe, expect, it } from 'vitest';
 import type { HuntEvent } from '../../src/events/schema';
 import { parseOccurredAt } from '../../src/events/schema';
 import { foldEvents } from '../../src/rules/reference';
-import type { CheckReport } from '../../src/store/correctness/data-quality';
+import { runDataQuality, type CheckProgress, type CheckReport } from '../../src/store/correctness/data-quality';
 import { applyEvents } from '../../src/store/hot-path/apply-events';
 import { withTransaction } from '../../src/store/transaction';
 import { useTestDatabase } from '../helpers/database-fixture';
+import { clueFound } from '../helpers/event-builders';
 import { projectionOf } from '../helpers/ingest';
 import { inOrderTraffic } from '../helpers/traffic';
 import { uniqueName } from '../helpers/wait';
@@ -63,5 +64,24 @@ describe('dataQuality', () => {
 
     const after = byName((await run('dataQuality', {})).checks);
     for (const check of ['orphan_projection_rows', 'score_drift', 'rollup_mismatch']) expect(after[check]?.count).toBe(0);
+  });
+
+  it('reports progress through the hunt-by-hunt check, and stops where its progress callback throws (a cancelled attempt)', async () => {
+    await store(Array.from({ length: 45 }, (_, i) => clueFound({ eventId: `dq-progress-${i}`, huntId: `dq-hunt-${String(i).padStart(2, '0')}`, playerId: 'p1', points: 1, occurredAt: '2026-11-20T10:00:00Z' })));
+    const hunts = Number((await db.pool.query('SELECT count(*)::int AS n FROM hunts')).rows[0].n);
+
+    const seen: CheckProgress[] = [];
+    await runDataQuality(db.pool, uniqueName('dq-progress'), false, (p) => seen.push(p));
+    const drift = seen.filter((p) => p.check === 'score_drift' && p.huntsDone !== undefined);
+    expect(drift.map((p) => p.huntsDone)).toEqual([...Array.from({ length: Math.floor(hunts / 20) }, (_, k) => (k + 1) * 20), ...(hunts % 20 ? [hunts] : [])]);
+    expect(drift.every((p) => p.of === hunts)).toBe(true);
+
+    const runId = uniqueName('dq-cancelled');
+    const cancelled = runDataQuality(db.pool, runId, false, (p) => {
+      if (p.check === 'score_drift' && p.huntsDone !== undefined) throw new Error('cancelled');
+    });
+    await expect(cancelled).rejects.toThrow('cancelled');
+    const stored = await db.pool.query('SELECT check_name FROM dq_reports WHERE run_id = $1', [runId]);
+    expect(stored.rows.map((r) => r.check_name)).not.toContain('score_drift'); // it stopped inside it
   });
 });

@@ -114,7 +114,7 @@ export async function prepareShadow(pool: pg.Pool, projection: ProjectionName, j
     for (const [live, shadow] of liveAndShadowTables(projection)) await recreateShadow(client, live, shadow);
     await recreateShadow(client, 'hunts', HUNT_STATS_SHADOW);
   });
-  const huntsTotal = (await huntsAfter(pool, '', 2 ** 31 - 1)).length;
+  const huntsTotal = await countHunts(pool);
   return withTransaction(pool, async (client) => {
     await claimJob(client, projection, jobId);
     await takeFence(client, lockTimeoutMs);
@@ -277,17 +277,23 @@ async function applyHuntStats(client: pg.ClientBase): Promise<void> {
  * Up to `limit` hunts with events after `after` in byte order: a loose index scan, one index
  * probe per hunt (DISTINCT would read every event).
  */
-async function huntsAfter(db: pg.ClientBase | pg.Pool, after: string, limit: number): Promise<string[]> {
-  const { rows } = await db.query<{ hunt_id: string }>(
-    `WITH RECURSIVE next_hunt(hunt_id, n) AS (
+/** Up to $2 hunts with events after hunt $1, one index probe each (a skip scan over events_hunt_time). */
+const NEXT_HUNTS = `WITH RECURSIVE next_hunt(hunt_id, n) AS (
        SELECT (SELECT e.hunt_id FROM events e WHERE e.hunt_id > $1::text ORDER BY e.hunt_id LIMIT 1), 1
        UNION ALL
        SELECT (SELECT e.hunt_id FROM events e WHERE e.hunt_id > h.hunt_id ORDER BY e.hunt_id LIMIT 1), h.n + 1
          FROM next_hunt h WHERE h.hunt_id IS NOT NULL AND h.n < $2
-     ) SELECT hunt_id FROM next_hunt WHERE hunt_id IS NOT NULL`,
-    [after, limit],
-  );
+     )`;
+
+async function huntsAfter(db: pg.ClientBase | pg.Pool, after: string, limit: number): Promise<string[]> {
+  const { rows } = await db.query<{ hunt_id: string }>(`${NEXT_HUNTS} SELECT hunt_id FROM next_hunt WHERE hunt_id IS NOT NULL`, [after, limit]);
   return rows.map((r) => r.hunt_id);
+}
+
+/** How many hunts have events, counted in Postgres (not every id brought over to count them). */
+async function countHunts(db: pg.ClientBase | pg.Pool): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(`${NEXT_HUNTS} SELECT count(*)::int AS n FROM next_hunt WHERE hunt_id IS NOT NULL`, ['', 2 ** 31 - 1]);
+  return rows[0]?.n ?? 0;
 }
 
 /** Splits `items` into at most `parts` contiguous, non-empty runs of near-equal length. */

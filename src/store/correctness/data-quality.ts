@@ -20,12 +20,20 @@ export interface CheckReport {
   repaired?: Record<string, unknown>;
 }
 
+export interface CheckProgress {
+  check: string;
+  /** Hunts done of `of`, for checks that go hunt by hunt. */
+  huntsDone?: number;
+  of?: number;
+}
+
 interface Check {
   name: string;
   severity: Severity;
   /** Rows of findings (at most SAMPLE_LIMIT are kept) and their total count. */
   /** `runId` names what the check records (drift rows), so a retried run records nothing twice. */
-  find: (pool: pg.Pool, runId: string) => Promise<{ count: number; samples: unknown[]; hunts?: string[] }>;
+  /** `progress` is called as long checks go (each group of hunts), so the job can heartbeat and see a cancellation. */
+  find: (pool: pg.Pool, runId: string, progress: (detail: CheckProgress) => void) => Promise<{ count: number; samples: unknown[]; hunts?: string[] }>;
   repair?: (pool: pg.Pool, found: { hunts?: string[] }, runId: string) => Promise<Record<string, unknown>>;
 }
 
@@ -92,7 +100,7 @@ export const CHECKS: Check[] = [
     severity: 'error',
     // Live projections against a recomputation from raw events, every hunt; drift rows are
     // recorded under the run (reconcile_drift) without repairing here.
-    find: async (pool, dqRunId) => {
+    find: async (pool, dqRunId, progress) => {
       const { rows } = await pool.query<{ hunt_id: string }>(
         'SELECT hunt_id FROM hunts UNION SELECT DISTINCT hunt_id FROM player_scores',
       );
@@ -101,6 +109,7 @@ export const CHECKS: Check[] = [
       // A few hunts per transaction: each holds those hunts' fence only briefly.
       for (let i = 0; i < rows.length; i += HUNTS_PER_TRANSACTION) {
         results.push(...(await reconcileHunts(pool, rows.slice(i, i + HUNTS_PER_TRANSACTION).map((r) => r.hunt_id), runId, false)));
+        progress({ check: 'score_drift', huntsDone: Math.min(rows.length, i + HUNTS_PER_TRANSACTION), of: rows.length });
       }
       const drifted = results.filter((r) => r.playersDrifted + r.treasuresChanged > 0);
       const { rows: samples } = await pool.query(
@@ -156,11 +165,11 @@ export const CHECKS: Check[] = [
 ];
 
 /** Runs every check (repairing where asked and possible) and stores the report. */
-export async function runDataQuality(pool: pg.Pool, runId: string, repair: boolean, onCheck?: (name: string) => void): Promise<CheckReport[]> {
+export async function runDataQuality(pool: pg.Pool, runId: string, repair: boolean, progress: (detail: CheckProgress) => void = () => undefined): Promise<CheckReport[]> {
   const reports: CheckReport[] = [];
   for (const check of CHECKS) {
-    onCheck?.(check.name);
-    const found = await check.find(pool, runId);
+    progress({ check: check.name });
+    const found = await check.find(pool, runId, progress);
     const report: CheckReport = { check: check.name, severity: check.severity, count: found.count, samples: found.samples };
     if (repair && check.repair && found.count > 0) report.repaired = await check.repair(pool, found, runId);
     reports.push(report);
