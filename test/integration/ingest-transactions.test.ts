@@ -77,6 +77,13 @@ async function sendPlain(topic: string, events: HuntEvent[]): Promise<void> {
   }
 }
 
+async function storedAndQuarantined(db: TestDatabase): Promise<{ events: number; quarantined: number }> {
+  const { rows } = await db.pool.query<{ events: number; quarantined: number }>(
+    'SELECT (SELECT count(*)::int FROM events) AS events, (SELECT count(*)::int FROM quarantine) AS quarantined',
+  );
+  return rows[0]!;
+}
+
 describe('input from transactional producers', () => {
   it('moves past a commit marker followed by a producer batch bigger than a fetch', async () => {
     const { db, topics } = await setup();
@@ -85,6 +92,7 @@ describe('input from transactional producers', () => {
     await sendInTransaction(topics.events, small, 'commit');
     await sendPlain(topics.events, big);
     await waitCaughtUp(db.pool, topics, 30_000);
+    expect(await storedAndQuarantined(db)).toEqual({ events: small.length + big.length, quarantined: 0 });
     expect(await projectionOf(db.pool)).toEqual(foldEvents([...small, ...big]));
   });
 
@@ -94,6 +102,8 @@ describe('input from transactional producers', () => {
     await sendInTransaction(topics.events, events, 'commit');
     // The log ends with the marker: caught up means the stored offset is past it.
     await waitCaughtUp(db.pool, topics, 30_000);
+    // Stored, not quarantined, and no offset past them before they were: a silent skip shows as 0 and 0.
+    expect(await storedAndQuarantined(db)).toEqual({ events: events.length, quarantined: 0 });
     expect(await projectionOf(db.pool)).toEqual(foldEvents(events));
     // Idle for longer than the stall limit (plus the monitor's interval): nothing is waiting, so nothing is stalled.
     await new Promise((resolve) => setTimeout(resolve, STALL_LIMIT_MS + 2000));

@@ -274,10 +274,9 @@ async function applyHuntStats(client: pg.ClientBase): Promise<void> {
 }
 
 /**
- * Up to `limit` hunts with events after `after` in byte order: a loose index scan, one index
+ * Up to $2 hunts with events after hunt $1 in byte order: a loose index scan, one index
  * probe per hunt (DISTINCT would read every event).
  */
-/** Up to $2 hunts with events after hunt $1, one index probe each (a skip scan over events_hunt_time). */
 const NEXT_HUNTS = `WITH RECURSIVE next_hunt(hunt_id, n) AS (
        SELECT (SELECT e.hunt_id FROM events e WHERE e.hunt_id > $1::text ORDER BY e.hunt_id LIMIT 1), 1
        UNION ALL
@@ -285,6 +284,7 @@ const NEXT_HUNTS = `WITH RECURSIVE next_hunt(hunt_id, n) AS (
          FROM next_hunt h WHERE h.hunt_id IS NOT NULL AND h.n < $2
      )`;
 
+/** Up to `limit` hunts with events after `after`, in byte order. */
 async function huntsAfter(db: pg.ClientBase | pg.Pool, after: string, limit: number): Promise<string[]> {
   const { rows } = await db.query<{ hunt_id: string }>(`${NEXT_HUNTS} SELECT hunt_id FROM next_hunt WHERE hunt_id IS NOT NULL`, [after, limit]);
   return rows.map((r) => r.hunt_id);

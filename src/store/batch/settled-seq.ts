@@ -36,12 +36,12 @@ export async function settledBound(
   waitMs = 30_000,
 ): Promise<SettledBound | undefined> {
   // One statement, one snapshot: the bound and the writers at that moment.
-  const { rows } = await client.query<{ to_seq: string | null; n: number; writers: string[] }>(
+  const { rows } = await client.query<{ to_seq: number | null; n: number; writers: string[] }>(
     `SELECT s.to_seq, s.n,
             ARRAY(SELECT DISTINCT virtualtransaction FROM pg_locks
                    WHERE locktype = 'relation' AND relation = 'events'::regclass AND mode = 'RowExclusiveLock'
                      AND pid <> pg_backend_pid()) AS writers
-       FROM (SELECT max(seq)::text AS to_seq, count(*)::int AS n FROM (
+       FROM (SELECT max(seq) AS to_seq, count(*)::int AS n FROM (
                SELECT seq FROM events
                 WHERE seq > $1 AND ingested_at < now() - make_interval(secs => $3::double precision / 1000)
                 ORDER BY seq LIMIT $2) settled) s`,
@@ -49,10 +49,10 @@ export async function settledBound(
   );
   const row = rows[0];
   if (!row || row.to_seq === null) return { toSeq: fromSeq, events: 0 };
-  if (row.writers.length === 0) return { toSeq: Number(row.to_seq), events: row.n };
+  if (row.writers.length === 0) return { toSeq: row.to_seq, events: row.n };
   if (!(await writersEnded(client, row.writers, waitMs))) return undefined;
   // Counted again: the writers waited for may have committed events inside the bound.
-  const toSeq = Number(row.to_seq);
+  const toSeq = row.to_seq;
   const counted = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM events WHERE seq > $1 AND seq <= $2', [fromSeq, toSeq]);
   return { toSeq, events: counted.rows[0]?.n ?? row.n };
 }
