@@ -3,7 +3,8 @@
  * classify → buffer in the partition's commit lane → (meanwhile, one at a time per lane) DLQ
  * + one transaction. Decisions live in src/pipeline (classify.ts, commit.ts) and the store;
  * positions live in positions.ts, readiness in health.ts, the lanes in commit-lanes.ts, the
- * fetch handler in batch-handler.ts; this file wires them and starts and stops the consumer.
+ * fetch handler in batch-handler.ts, records kafkajs steps over in filtered-records.ts; this
+ * file wires them and starts and stops the consumer.
  *
  * Where a partition resumes is decided by Postgres (consumer_offsets), never by Kafka's
  * committed offsets. Offsets are resolved in kafkajs as soon as a slice is buffered, so the
@@ -16,6 +17,7 @@ import { loadOffsets } from '../store/hot-path/offsets';
 import type { MicroBatcher } from './batcher';
 import { createBatchHandler } from './batch-handler';
 import { createCommitLanes, type CommitLaneDeps } from './commit-lanes';
+import { watchFilteredRecords } from './filtered-records';
 import { watchGroupEvents } from './group-events';
 import { trailingKafkaCommits } from './kafka-commits';
 import { startPartitionMonitor } from './monitor';
@@ -73,6 +75,7 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
     failWith(err);
   };
   watchGroupEvents(consumer, { topic, groupId, positions, health, metrics, logger, onFatal });
+  watchFilteredRecords(consumer, { topic, positions, laneOf, metrics, logger });
 
   await connectAndRun({ consumer, dlqProducer, admin }, topic, config.ingest.partitionsConcurrency, eachBatch);
   running = true;

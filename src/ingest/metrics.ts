@@ -87,6 +87,12 @@ export function createIngestMetrics(registry = new Registry()) {
       labelNames: ['topic', 'partition'] as const,
       registers: [registry],
     }),
+    filteredRecordsPassed: new Counter({
+      name: 'hunt_ingest_filtered_records_passed_total',
+      help: 'Offsets passed without a record handed over: transaction markers and aborted transactions that kafkajs filtered out of whole fetches, by partition',
+      labelNames: ['topic', 'partition'] as const,
+      registers: [registry],
+    }),
     partitionsAssigned: new Gauge({
       name: 'hunt_ingest_partitions_assigned',
       help: 'Partitions of the input topic this member owns (1 per owned partition)',

@@ -13,7 +13,9 @@
  * position past the end of the log means the log went back (the topic was deleted and
  * created again, or an unclean leader election truncated it): the partition is read again
  * from the log start (log-reset.ts), since eventIds make a re-read harmless and a skip would
- * lose the new log's records below the old position.
+ * lose the new log's records below the old position. Records
+ * kafkajs steps over by itself (transaction markers, aborted transactions) move the position
+ * too (passFiltered), or every fetch after them would look like one that started elsewhere.
  */
 import type pg from 'pg';
 import { loadOffsets, storeOffsets } from '../store/hot-path/offsets';
@@ -96,6 +98,20 @@ export class PartitionPositions {
   /** Moves the position past what was buffered (never back). */
   advance(partition: number, nextOffset: bigint): void {
     if ((this.next.get(partition) ?? -1n) < nextOffset) this.next.set(partition, nextOffset);
+  }
+
+  /**
+   * kafkajs stepped over records at offsets [first, last] without handing them to eachBatch:
+   * transaction markers and aborted transactions, which a read-committed consumer never sees.
+   * When they cover the position, the partition goes on after them; returns the offsets passed,
+   * [from, to), or undefined when they say nothing of it (position unknown, already past them,
+   * or records before `first` not seen yet).
+   */
+  passFiltered(partition: number, first: bigint, last: bigint): { from: bigint; to: bigint } | undefined {
+    const position = this.next.get(partition);
+    if (position === undefined || first > position || last < position) return undefined;
+    this.next.set(partition, last + 1n);
+    return { from: position, to: last + 1n };
   }
 
   /** Accepts a retention gap: the partition continues from `offset`. */

@@ -70,6 +70,16 @@ export async function endOffsets(topic: string, kafka: Kafka = testKafka()): Pro
   }
 }
 
+/**
+ * Waits until the topic's end, as a read-committed reader sees it, reaches `atLeast` records.
+ * A transactional producer's commit or abort returns before the coordinator has written the
+ * markers into the partitions; until then the partition's stable end stays before the
+ * transaction, so endOffsets (and waitCaughtUp) would see a shorter log than the test wrote.
+ */
+export async function waitForLogEnd(topic: string, atLeast: number, kafka: Kafka = testKafka()): Promise<void> {
+  await waitFor(`${topic} to end at ${atLeast} or later`, async () => (await endOffsets(topic, kafka)) >= atLeast, { timeoutMs: 30_000, intervalMs: 50 });
+}
+
 /** Waits until the offsets Postgres stores for the group reach the topic's end. */
 export async function waitCaughtUp(pool: pg.Pool, topics: TestTopics, timeoutMs = 60_000, kafka: Kafka = testKafka()): Promise<void> {
   const end = await endOffsets(topics.events, kafka);

@@ -4,10 +4,9 @@
  * record in the log, and an aborted transaction leaves records a read-committed consumer must
  * not see; kafkajs steps over both without handing them to the consumer. The partition must
  * still move on: past a marker followed by a producer batch too big to share a fetch with it
- * (the marker ends a fetch: batch-handler's offsetAfter), and, when the marker is the last
- * thing in the log, to the log end (or the partition would look stalled while idle). Not
- * handled yet: a fetch of nothing but aborted records (an aborted transaction bigger than a
- * fetch) still makes the partition seek back to it; that stall shows on /readyz.
+ * (the marker ends a fetch: batch-handler's offsetAfter), past an aborted transaction bigger
+ * than a fetch (a fetch of nothing else: filtered-records.ts), and, when the marker is the
+ * last thing in the log, to the log end (or the partition would look stalled while idle).
  */
 import { Partitioners } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -15,7 +14,7 @@ import type { HuntEvent } from '../../src/events/schema';
 import { foldEvents } from '../../src/rules/reference';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { clueFound, recordOf } from '../helpers/event-builders';
-import { createTestTopics, projectionOf, startIngestProcess, testKafka, waitCaughtUp, type IngestProcess, type TestTopics } from '../helpers/ingest';
+import { createTestTopics, endOffsets, projectionOf, startIngestProcess, testKafka, waitCaughtUp, waitForLogEnd, type IngestProcess, type TestTopics } from '../helpers/ingest';
 import { uniqueName } from '../helpers/wait';
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -49,8 +48,13 @@ function eventsFor(prefix: string, count: number): HuntEvent[] {
 }
 const messagesOf = (events: HuntEvent[]) => events.map((e) => ({ key: e.huntId, value: recordOf(e) }));
 
-/** Sends `events` in ONE transaction (one producer batch: one send), then commits or aborts it. */
+/**
+ * Sends `events` in ONE transaction (one producer batch: one send), then commits or aborts it,
+ * and returns once the marker is in the log (the topic has one partition): a read-committed
+ * end taken before that would stop short of the transaction.
+ */
 async function sendInTransaction(topic: string, events: HuntEvent[], outcome: 'commit' | 'abort'): Promise<void> {
+  const endBefore = await endOffsets(topic);
   const producer = testKafka().producer({
     transactionalId: uniqueName('tx'),
     idempotent: true,
@@ -65,6 +69,7 @@ async function sendInTransaction(topic: string, events: HuntEvent[], outcome: 'c
   } finally {
     await producer.disconnect();
   }
+  await waitForLogEnd(topic, endBefore + events.length + 1);
 }
 
 async function sendPlain(topic: string, events: HuntEvent[]): Promise<void> {
@@ -94,6 +99,23 @@ describe('input from transactional producers', () => {
     await waitCaughtUp(db.pool, topics, 30_000);
     expect(await storedAndQuarantined(db)).toEqual({ events: small.length + big.length, quarantined: 0 });
     expect(await projectionOf(db.pool)).toEqual(foldEvents([...small, ...big]));
+  });
+
+  it('skips an aborted transaction bigger than a fetch and applies what follows it', async () => {
+    const { db, topics, ingest } = await setup();
+    const aborted = eventsFor('tx-aborted', 400);
+    const after = eventsFor('tx-after', 50);
+    await sendInTransaction(topics.events, aborted, 'abort');
+    await sendPlain(topics.events, after);
+    await waitCaughtUp(db.pool, topics, 30_000);
+    expect(await storedAndQuarantined(db)).toEqual({ events: after.length, quarantined: 0 });
+    expect(await projectionOf(db.pool)).toEqual(foldEvents(after));
+    // The aborted producer batch came as a fetch of its own and was passed unseen, and counted
+    // (the marker after it may have come with the records that follow).
+    const metrics = await (await fetch(`${ingest.apiUrl}/metrics`)).text();
+    const passed = Number(/hunt_ingest_filtered_records_passed_total\{topic="[^"]+",partition="0"\} (\d+)/.exec(metrics)?.[1]);
+    expect(passed).toBeGreaterThanOrEqual(aborted.length);
+    expect(passed).toBeLessThanOrEqual(aborted.length + 1);
   });
 
   it('stores the offset past a commit marker that ends the log, and stays ready while idle', async () => {

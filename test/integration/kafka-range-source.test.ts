@@ -3,9 +3,11 @@
  * each fetch (kafkajs fetches from the last resolved offset), take at most what it is asked
  * for, and resume from the cursor it returns.
  */
+import { Partitioners } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { consumeRange, resolveRange, type KafkaRange, type PartitionOffsets } from '../../src/batch/backfill/kafka-source';
-import { createTestTopics, sendRecords, testKafka } from '../helpers/ingest';
+import { createTestTopics, sendRecords, testKafka, waitForLogEnd } from '../helpers/ingest';
+import { uniqueName } from '../helpers/wait';
 
 /** consumeRange over `range`, failing after `timeoutMs` rather than waiting for ever. */
 async function readAll(topic: string, range: KafkaRange, signal = new AbortController().signal, timeoutMs = 20_000) {
@@ -46,6 +48,27 @@ describe('consumeRange', () => {
     expect(cursor).toEqual(range.end);
     // Seconds, not the minutes of a reader that fetches the same records again and again.
     expect(Date.now() - started).toBeLessThan(30_000);
+  });
+
+  it('ends a range that ends in an aborted transaction bigger than a fetch (kafkajs hands nothing over for it)', async () => {
+    const topics = await createTestTopics(1);
+    await sendRecords(topics.events, Array.from({ length: 100 }, (_, i) => ({ key: 'k', value: `${i}` })));
+    const producer = testKafka().producer({ transactionalId: uniqueName('tx'), idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+    await producer.connect();
+    const transaction = await producer.transaction();
+    const padding = 'x'.repeat(400);
+    // Three producer batches of about 600 KB: more than one 1 MiB fetch, all of it aborted.
+    for (let batch = 0; batch < 3; batch++) {
+      await transaction.send({ topic: topics.events, messages: Array.from({ length: 1500 }, (_, i) => ({ key: 'k', value: `aborted ${batch}.${i} ${padding}` })) });
+    }
+    await transaction.abort();
+    await producer.disconnect();
+    await waitForLogEnd(topics.events, 100 + 3 * 1500 + 1); // the abort marker is in: the range ends past it
+
+    const range = await resolveRange(testKafka(), topics.events, undefined, undefined);
+    const { cursor, taken } = await readAll(topics.events, range);
+    expect(taken).toBe(100);
+    expect(cursor).toEqual(range.end);
   });
 
   it('ends a range whose records retention deleted before they were read', async () => {

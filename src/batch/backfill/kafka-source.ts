@@ -54,12 +54,11 @@ const SWEEP_MS = 1000;
  * cursor moves. Returns the advanced cursor.
  *
  * kafkajs calls eachBatch only for fetches with records to hand over, so a range can end in
- * ways eachBatch never sees: records retention deleted before they were read (the log now
- * starts at or past the end) move the cursor to the end, found by a sweep that also checks
- * the abort signal while nothing arrives, so a cancelled or timed-out attempt lets go of its
- * consumer instead of waiting for ever. Transaction markers and aborted records that end a
- * fetch are passed with it; a fetch of nothing but aborted records is not handled yet (the
- * attempt waits until its timeout, and lets go then).
+ * ways eachBatch never sees: transaction markers or an aborted transaction (kafkajs steps
+ * over them; its batch events say where), or records retention deleted before they were
+ * read (the log now starts at or past the end). Both move the cursor; and a sweep checks the
+ * abort signal while nothing arrives, so a cancelled or timed-out attempt lets go of its
+ * consumer instead of waiting for ever.
  */
 export async function consumeRange(
   kafka: Kafka,
@@ -90,6 +89,13 @@ export async function consumeRange(
   };
   consumer.on(consumer.events.GROUP_JOIN, () => {
     for (const p of open()) consumer.seek({ topic, partition: Number(p), offset: next[p] ?? '0' });
+  });
+  consumer.on(consumer.events.START_BATCH_PROCESS, ({ payload }) => {
+    // A fetch of nothing but transaction markers or aborted records, covering the cursor.
+    const first = payload.firstOffset as string | null;
+    if (payload.topic !== topic || payload.batchSize !== 0 || first === null || range.end[String(payload.partition)] === undefined) return;
+    const at = BigInt(next[String(payload.partition)] ?? '0');
+    if (BigInt(first) <= at && at <= BigInt(payload.lastOffset)) moveTo(payload.partition, BigInt(payload.lastOffset) + 1n);
   });
   const passDeleted = async () => {
     for (const { partition, low } of await admin.fetchTopicOffsets(topic)) {
