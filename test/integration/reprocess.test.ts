@@ -10,7 +10,7 @@ import path from 'node:path';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
 import { Partitioners } from 'kafkajs';
-import type pg from 'pg';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createReprocessActivities } from '../../src/batch/reprocess-job';
 import type { TrafficRecord } from '../../src/demo/traffic';
@@ -18,7 +18,7 @@ import { loadConfig, projectRoot } from '../../src/config';
 import type { HuntEvent } from '../../src/events/schema';
 import { createLogger } from '../../src/log';
 import { foldEvents, leaderboardOf } from '../../src/rules/reference';
-import { catchUpShadow, fillShadowChunk, prepareShadow, ReprocessStateError, ReprocessSupersededError, swapShadow } from '../../src/store/batch/reprocess';
+import { catchUpShadow, FenceBusyError, fillShadowChunk, prepareShadow, ReprocessStateError, ReprocessSupersededError, swapShadow } from '../../src/store/batch/reprocess';
 import { HUNT_JOB_KIND } from '../../src/temporal/search-attributes';
 import { progressQuery, type ReprocessSummary } from '../../workflows/reprocess';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
@@ -117,6 +117,31 @@ describe('reprocess steps', () => {
       expect(await swapShadow(scratch.pool, 'leaderboard', 'run-b', 5000)).toEqual(swapped);
       expect(await projectionOf(scratch.pool)).toEqual(expected);
     } finally {
+      await scratch.dispose();
+    }
+  });
+});
+
+describe('the fence', () => {
+  it('names the session that holds it when it is not free in time, and goes through once that session ends', async () => {
+    const scratch = await createTestDatabase();
+    const holder = new pg.Client({ connectionString: scratch.url, application_name: 'stuck-session' });
+    await holder.connect();
+    try {
+      await storeEvents(scratch.pool, inOrderTraffic(100, 2).events);
+      // A session left idle in a transaction that wrote to hunts: the fence waits for it.
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE hunts IN ROW EXCLUSIVE MODE');
+      const { rows } = await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      const failure = prepareShadow(scratch.pool, 'leaderboard', 'run-fence', 200);
+      await expect(failure).rejects.toBeInstanceOf(FenceBusyError);
+      await expect(failure).rejects.toThrow(
+        new RegExp(`not free within 200 ms; held by pid ${rows[0]!.pid} \\(application "stuck-session", user "[^"]*", idle in transaction, transaction open \\d+ s\\)`),
+      );
+      await holder.query('ROLLBACK');
+      expect(await prepareShadow(scratch.pool, 'leaderboard', 'run-fence', 200)).toMatchObject({ startedSeq: expect.any(Number) });
+    } finally {
+      await holder.end();
       await scratch.dispose();
     }
   });

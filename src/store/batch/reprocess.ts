@@ -252,10 +252,53 @@ async function claimJob(client: pg.ClientBase, projection: ProjectionName, jobId
 /**
  * The fence. lock_timeout bounds how long the hot path queues behind our lock request
  * (it waits on in-flight transactions first); on timeout the step fails and is retried.
+ * The hot path's own transactions end within a second, so a fence not free in time is held
+ * by something else, often a session left idle in a transaction: the failure names it, as
+ * every retry would fail the same way until that session ends.
  */
 async function takeFence(client: pg.ClientBase, lockTimeoutMs: number): Promise<void> {
   await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${lockTimeoutMs}ms`]);
-  await client.query('LOCK TABLE hunts IN EXCLUSIVE MODE');
+  await client.query('SAVEPOINT fence');
+  try {
+    await client.query('LOCK TABLE hunts IN EXCLUSIVE MODE');
+  } catch (err) {
+    if ((err as { code?: string }).code !== LOCK_NOT_AVAILABLE) throw err;
+    await client.query('ROLLBACK TO SAVEPOINT fence'); // the transaction is usable again, to ask who holds it
+    throw new FenceBusyError(lockTimeoutMs, await fenceHolders(client));
+  }
+}
+
+const LOCK_NOT_AVAILABLE = '55P03';
+
+/** The fence was not free within lock_timeout; retried by the workflow. */
+export class FenceBusyError extends Error {
+  constructor(lockTimeoutMs: number, holders: string[]) {
+    super(
+      `the fence (LOCK TABLE hunts IN EXCLUSIVE MODE) was not free within ${lockTimeoutMs} ms; ` +
+        (holders.length === 0
+          ? 'the sessions that held it have ended since; the step retries'
+          : `held by ${holders.join('; ')}. The step retries, holding the hot path back up to ${lockTimeoutMs} ms each time, until these end: finish or cancel them (pg_cancel_backend, pg_terminate_backend)`),
+    );
+    this.name = 'FenceBusyError';
+  }
+}
+
+/**
+ * Other sessions holding a lock on `hunts` that the fence waits for (every mode but ACCESS
+ * SHARE, which plain reads take), oldest transaction first. No query text: it may hold data.
+ */
+async function fenceHolders(client: pg.ClientBase): Promise<string[]> {
+  const { rows } = await client.query<{ pid: number; application_name: string; usename: string | null; state: string | null; xact_seconds: number | null }>(
+    `SELECT a.pid, a.application_name, a.usename, a.state, floor(extract(epoch FROM now() - a.xact_start))::int AS xact_seconds
+       FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+      WHERE l.locktype = 'relation' AND l.relation = 'hunts'::regclass AND l.granted
+        AND l.mode <> 'AccessShareLock' AND l.pid <> pg_backend_pid()
+      ORDER BY a.xact_start NULLS LAST LIMIT 5`,
+  );
+  return rows.map((r) =>
+    `pid ${r.pid} (application ${JSON.stringify(r.application_name)}, user ${JSON.stringify(r.usename ?? '')}, ${r.state ?? 'unknown state'}` +
+      `${r.xact_seconds === null ? '' : `, transaction open ${r.xact_seconds} s`})`,
+  );
 }
 
 /** Hunt stats in place: recomputed ones from the shadow, hunts without events to zero. */
