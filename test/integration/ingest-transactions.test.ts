@@ -7,6 +7,7 @@
  * (the marker ends a fetch: batch-handler's offsetAfter), past an aborted transaction bigger
  * than a fetch (a fetch of nothing else: filtered-records.ts), and, when the marker is the
  * last thing in the log, to the log end (or the partition would look stalled while idle).
+ * Two aborted transactions that nest must both be dropped (kafkajs did not: patches/).
  */
 import { Partitioners } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -72,6 +73,10 @@ async function sendInTransaction(topic: string, events: HuntEvent[], outcome: 'c
   await waitForLogEnd(topic, endBefore + events.length + 1);
 }
 
+function transactionalProducer() {
+  return testKafka().producer({ transactionalId: uniqueName('tx'), idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+}
+
 async function sendPlain(topic: string, events: HuntEvent[]): Promise<void> {
   const producer = testKafka().producer({ createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
@@ -116,6 +121,31 @@ describe('input from transactional producers', () => {
     const passed = Number(/hunt_ingest_filtered_records_passed_total\{topic="[^"]+",partition="0"\} (\d+)/.exec(metrics)?.[1]);
     expect(passed).toBeGreaterThanOrEqual(aborted.length);
     expect(passed).toBeLessThanOrEqual(aborted.length + 1);
+  });
+
+  it('applies nothing of two aborted transactions that nest (the broker lists them by where they end, not where they start)', async () => {
+    const { db, topics } = await setup();
+    const outer = eventsFor('tx-outer', 3);
+    const inner = eventsFor('tx-inner', 3);
+    const after = eventsFor('tx-nested-after', 10);
+    const [outerProducer, innerProducer] = [transactionalProducer(), transactionalProducer()];
+    await Promise.all([outerProducer.connect(), innerProducer.connect()]);
+    try {
+      // Offsets: outer 0-2, inner 3-5, the inner abort marker 6, the outer one 7.
+      const outerTx = await outerProducer.transaction();
+      await outerTx.send({ topic: topics.events, messages: messagesOf(outer) });
+      const innerTx = await innerProducer.transaction();
+      await innerTx.send({ topic: topics.events, messages: messagesOf(inner) });
+      await innerTx.abort();
+      await outerTx.abort();
+    } finally {
+      await Promise.all([outerProducer.disconnect(), innerProducer.disconnect()]);
+    }
+    await waitForLogEnd(topics.events, outer.length + inner.length + 2);
+    await sendPlain(topics.events, after);
+    await waitCaughtUp(db.pool, topics, 30_000);
+    expect(await storedAndQuarantined(db)).toEqual({ events: after.length, quarantined: 0 });
+    expect(await projectionOf(db.pool)).toEqual(foldEvents(after));
   });
 
   it('stores the offset past a commit marker that ends the log, and stays ready while idle', async () => {
