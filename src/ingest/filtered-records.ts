@@ -38,6 +38,9 @@ export function watchFilteredRecords(consumer: Consumer, deps: FilteredRecordsDe
     // Counted, so what was passed unseen can be checked against the producers' aborted transactions.
     metrics.filteredRecordsPassed.inc({ topic, partition: String(partition) }, Number(passed.to - passed.from));
     logger.debug({ topic, partition, firstOffset, lastOffset: payload.lastOffset }, 'passed transaction markers or aborted records');
+    // Not awaited (an event listener cannot hold kafkajs back), so its order behind the
+    // partition's earlier slices rests on the lane taking add() calls first come, first
+    // served, also while it is full: MicroBatcher's waiters wake in order. Keep it so.
     laneOf(partition)
       .add({
         slice: classifySlice(topic, partition, [], new Date()),
