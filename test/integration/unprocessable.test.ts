@@ -1,6 +1,6 @@
 /**
  * A record that passes validation but that the database refuses (here: a CHECK constraint
- * added in this test's database) is rejected as `unprocessable` with the database's reason,
+ * and a trigger that raises, added in this test's database) is rejected as `unprocessable` with the database's reason,
  * in the DLQ and in quarantine, and the rest of its micro-batch is applied exactly once. The
  * batch plane's paths through the same store (backfill, dlqReplay) isolate it the same way.
  */
@@ -17,16 +17,19 @@ import { useInProcessWorker } from '../helpers/worker-fixture';
 
 const base = Date.now() - 3_600_000;
 const at = (i: number) => new Date(base + i * 1000).toISOString();
-// 600 events over 3 hunts; two by the player the database refuses, in the middle of the stream.
+// 600 events over 3 hunts; two by the player a CHECK constraint refuses and two by the one a
+// trigger refuses, in the middle of the stream.
+const refusedPlayers: Record<number, string> = { 250: 'mallory', 251: 'mallory', 400: 'trudy', 401: 'trudy' };
 const events: HuntEvent[] = Array.from({ length: 600 }, (_, i) => {
   const huntId = `hunt-${i % 3}`;
-  const playerId = i === 250 || i === 251 ? 'mallory' : `p${i % 40}`;
+  const playerId = refusedPlayers[i] ?? `p${i % 40}`;
   return i % 7 === 0
     ? joined({ eventId: `u-${i}`, huntId, playerId, displayName: `P${i}`, occurredAt: at(i) })
     : clueFound({ eventId: `u-${i}`, huntId, playerId, clueId: `c${i % 11}`, points: i % 30, occurredAt: at(i) });
 });
-const refused = events.filter((e) => e.playerId === 'mallory');
-const applied = events.filter((e) => e.playerId !== 'mallory');
+const isRefused = (e: HuntEvent) => e.playerId === 'mallory' || e.playerId === 'trudy';
+const refused = events.filter(isRefused);
+const applied = events.filter((e) => !isRefused(e));
 
 const db = useTestDatabase();
 let topics: TestTopics;
@@ -34,6 +37,10 @@ let ingest: IngestProcess;
 
 beforeAll(async () => {
   await db.pool.query(`ALTER TABLE events ADD CONSTRAINT no_mallory CHECK (player_id <> 'mallory')`);
+  // A trigger's RAISE EXCEPTION (SQLSTATE P0001) refuses a row as surely as a constraint.
+  await db.pool.query(`CREATE FUNCTION refuse_trudy() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN IF NEW.player_id = 'trudy' THEN RAISE EXCEPTION 'trudy is banned'; END IF; RETURN NEW; END $$`);
+  await db.pool.query(`CREATE TRIGGER refuse_trudy BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse_trudy()`);
   topics = await createTestTopics(2);
   // Fixed, large micro-batches: the refused records share a batch with hundreds of others.
   ingest = startIngestProcess(db.url, topics, { INGEST_BATCH_MODE: 'fixed', INGEST_LINGER_MS: '500' });
@@ -52,20 +59,22 @@ describe('a record the database refuses', () => {
     const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM events');
     expect(rows[0]?.n).toBe(applied.length);
     const metrics = await (await fetch(`${ingest.apiUrl}/metrics`)).text();
-    expect(metrics).toMatch(/hunt_ingest_rejects_total\{reason="unprocessable"\} 2\b/);
+    expect(metrics).toMatch(/hunt_ingest_rejects_total\{reason="unprocessable"\} 4\b/);
     expect(metrics).toMatch(/hunt_ingest_isolations_total [1-9]/);
     expect(metrics).toMatch(new RegExp(`hunt_ingest_events_accepted_total ${applied.length}\\b`));
   });
 
   it("goes to the DLQ unchanged with the database's reason, and to quarantine once", async () => {
-    // The two records are for different hunts, so in different partitions: no order between them.
+    // The records are for different hunts, so in different partitions: no order between them.
     const dlq = (await readTopic(topics.dlq, refused.length)).sort((a, b) => String(a.value).localeCompare(String(b.value)));
-    expect(dlq.map((r) => r.headers['error.reason'])).toEqual(['unprocessable', 'unprocessable']);
+    expect(dlq.map((r) => r.headers['error.reason'])).toEqual(refused.map(() => 'unprocessable'));
     expect(dlq.map((r) => r.value?.toString())).toEqual(refused.map((e) => JSON.stringify(e)));
     expect(dlq[0]?.headers['error.detail']).toMatch(/no_mallory/);
+    expect(dlq[2]?.headers['error.detail']).toMatch(/trudy is banned/);
     const quarantined = await db.pool.query(`SELECT reason, detail, record_value FROM quarantine ORDER BY record_value`);
     expect(quarantined.rows.map((r) => [r.reason, r.record_value.toString()])).toEqual(refused.map((e) => ['unprocessable', JSON.stringify(e)]));
     expect(quarantined.rows[0].detail).toMatch(/check constraint "no_mallory".*SQLSTATE 23514/);
+    expect(quarantined.rows[2].detail).toMatch(/trudy is banned.*SQLSTATE P0001/);
   });
 
   it('keeps the readiness green: nothing is stuck', async () => {
@@ -92,8 +101,8 @@ describe('the batch plane, on the same database', () => {
 
   it('dlqReplay leaves a record the database still refuses quarantined, and finishes', async () => {
     const result = await batch.client.workflow.execute('dlqReplay', { taskQueue: batch.taskQueue, workflowId: uniqueName('replay'), args: [{ reasons: ['unprocessable'] }] });
-    expect(result).toMatchObject({ replayed: 0, stillInvalid: { unprocessable: 3 } });
+    expect(result).toMatchObject({ replayed: 0, stillInvalid: { unprocessable: 5 } });
     const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM quarantine WHERE replayed_at IS NULL AND reason = 'unprocessable'`);
-    expect(rows[0].n).toBe(3);
+    expect(rows[0].n).toBe(5);
   });
 });

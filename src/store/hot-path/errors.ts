@@ -11,10 +11,13 @@
 /**
  * SQLSTATE classes that a record can cause by its content:
  * 21 cardinality violation, 22 data exception (bad text, out-of-range value, bad JSON),
- * 23 integrity constraint violation (CHECK, NOT NULL, foreign key), 54 program limit
- * exceeded (an index row or a jsonb value too large).
+ * 23 integrity constraint violation (CHECK, NOT NULL, foreign key), 44 WITH CHECK OPTION
+ * violation (a view's condition), 54 program limit exceeded (an index row or a jsonb value
+ * too large), P0 PL/pgSQL raise (a trigger's RAISE EXCEPTION or ASSERT refusing a row).
+ * A trigger that raises for every row (to "pause" ingest, say) quarantines every record
+ * (replayable with dlqReplay) rather than stalling the stream: stop `hunt ingest` to pause.
  */
-const DATA_ERROR_CLASSES = new Set(['21', '22', '23', '54']);
+const DATA_ERROR_CLASSES = new Set(['21', '22', '23', '44', '54', 'P0']);
 
 /** True when `err` is a Postgres error caused by the data sent, not by the database's state. */
 export function isDataError(err: unknown): boolean {
