@@ -25,25 +25,36 @@ export interface DlqSender {
 
 export function createDlqSender(producer: Producer, topic: string, maxMessageBytes: number, logger: Logger): DlqSender {
   const budget = maxMessageBytes - BATCH_OVERHEAD_BYTES;
+  /**
+   * Sends `messages` in order. The topic's limit may have been lowered after start-up, below
+   * the budget the chunks were cut to: a send refused as too large is halved until it fits,
+   * and one record that fits nowhere goes without its value rather than stall the partition
+   * (quarantine keeps the bytes). Retrying the same send would fail the same way for ever.
+   */
+  const sendFitting = async (messages: Message[]): Promise<void> => {
+    try {
+      await producer.send({ topic, acks: -1, messages });
+    } catch (err) {
+      if (!isTooLarge(err)) throw err;
+      if (messages.length > 1) {
+        const half = Math.ceil(messages.length / 2);
+        logger.warn({ topic, records: messages.length }, 'DLQ topic refused a send as too large (its max.message.bytes is lower than at start-up?); sending it in halves');
+        await sendFitting(messages.slice(0, half));
+        await sendFitting(messages.slice(half));
+        return;
+      }
+      const message = messages[0] as Message;
+      logger.error({ topic, source: message.headers }, 'DLQ topic refused a copy as too large; sent it without its value');
+      await producer.send({
+        topic,
+        acks: -1,
+        messages: [{ ...message, value: null, headers: { ...message.headers, 'error.dlq': 'value omitted: larger than the DLQ topic max.message.bytes; see quarantine' } }],
+      });
+    }
+  };
   return {
     async send(records) {
-      for (const chunk of chunksWithin(records.map(dlqMessage), budget)) {
-        try {
-          await producer.send({ topic, acks: -1, messages: chunk });
-        } catch (err) {
-          if (chunk.length > 1 || !isTooLarge(err)) throw err;
-          // One record the DLQ topic cannot hold (its limit was lowered after start-up, say):
-          // send the headers without the value rather than stall the partition. Quarantine
-          // keeps the bytes.
-          const message = chunk[0] as Message;
-          logger.error({ topic, source: message.headers }, 'DLQ topic refused a copy as too large; sent it without its value');
-          await producer.send({
-            topic,
-            acks: -1,
-            messages: [{ ...message, value: null, headers: { ...message.headers, 'error.dlq': 'value omitted: larger than the DLQ topic max.message.bytes; see quarantine' } }],
-          });
-        }
-      }
+      for (const chunk of chunksWithin(records.map(dlqMessage), budget)) await sendFitting(chunk);
     },
   };
 }

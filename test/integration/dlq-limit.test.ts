@@ -1,0 +1,47 @@
+/**
+ * The DLQ topic's max.message.bytes lowered after `hunt ingest` started: the sender still
+ * cuts its sends to the limit it read at start-up, and the broker refuses them as too large,
+ * which no retry cures. On the real broker, the copies must still all arrive, in order, with
+ * their bytes where the topic can hold them, and a partition's lane must not retry for ever.
+ */
+import { Partitioners } from 'kafkajs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createDlqSender } from '../../src/ingest/dlq';
+import { createLogger } from '../../src/log';
+import type { RejectedRecord } from '../../src/store/hot-path/quarantine';
+import { BROKER_MAX_MESSAGE_BYTES, readTopic, testKafka } from '../helpers/ingest';
+import { uniqueName } from '../helpers/wait';
+
+const LOWERED_LIMIT = 150_000;
+const kafka = testKafka();
+const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+const admin = kafka.admin();
+afterAll(async () => {
+  await producer.disconnect();
+  await admin.disconnect();
+});
+
+const reject = (offset: number, bytes: number): RejectedRecord => ({
+  topic: 'hunt.events', partition: 0, offset: String(offset), key: Buffer.from('hunt-1'),
+  value: Buffer.alloc(bytes, 0x61 + (offset % 26)), reason: 'invalid_json', detail: 'not JSON',
+});
+
+describe('the DLQ sender, when the topic limit was lowered after start-up', () => {
+  it('halves refused sends until they fit, and sends a copy that fits nowhere without its value', async () => {
+    await Promise.all([producer.connect(), admin.connect()]);
+    const topic = uniqueName('dlq-lowered');
+    await admin.createTopics({ topics: [{ topic, numPartitions: 1, configEntries: [{ name: 'max.message.bytes', value: String(LOWERED_LIMIT) }] }], waitForLeaders: true });
+    // The limit it read at start-up: one chunk of five 60 kB copies and one of 200 kB.
+    const sender = createDlqSender(producer, topic, BROKER_MAX_MESSAGE_BYTES, createLogger({ logLevel: 'fatal' }));
+    const rejects = [reject(1, 60_000), reject(2, 60_000), reject(3, 60_000), reject(4, 200_000), reject(5, 60_000), reject(6, 60_000)];
+
+    await sender.send(rejects);
+
+    const copies = await readTopic(topic, rejects.length, 30_000, kafka);
+    expect(copies.map((c) => c.headers['source.offset'])).toEqual(['1', '2', '3', '4', '5', '6']);
+    expect(copies.map((c) => c.value?.length ?? null)).toEqual([60_000, 60_000, 60_000, null, 60_000, 60_000]);
+    expect(copies[0]?.value?.equals(rejects[0]!.value!)).toBe(true);
+    expect(copies[3]?.headers['error.dlq']).toMatch(/value omitted: larger than the DLQ topic max.message.bytes/);
+    await admin.deleteTopics({ topics: [topic] });
+  });
+});
