@@ -3,6 +3,11 @@
  * by every live stream: Postgres pushes committed changes, nobody polls. The connection is
  * re-opened with backoff when it breaks; after a gap every hunt counts as changed, since
  * notifications sent meanwhile are lost.
+ *
+ * A connection can also die without a word (a NAT entry dropped, a failover without a reset):
+ * a LISTEN connection only receives, so nothing would ever fail and every live stream would
+ * go quiet while its keep-alives tell clients all is well. So the listener asks the server
+ * something now and then, and a question not answered in time counts as a broken connection.
  */
 import pg from 'pg';
 import type { Logger } from '../log';
@@ -12,15 +17,26 @@ export type ChangeHandler = (hunts: string[] | typeof ALL_HUNTS) => void;
 
 const RETRY_MAX_MS = 10_000;
 
+export interface LivenessCheck {
+  /** How often the server is asked whether the connection still works. */
+  intervalMs: number;
+  /** How long an answer may take before the connection counts as broken. */
+  timeoutMs: number;
+}
+
+const DEFAULT_LIVENESS: LivenessCheck = { intervalMs: 15_000, timeoutMs: 5_000 };
+
 export class ChangeListener {
   private client: pg.Client | undefined;
   private stopped = false;
   private retryMs = 250;
+  private livenessTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly connectionOptions: pg.ClientConfig,
     private readonly onChange: ChangeHandler,
     private readonly logger: Logger,
+    private readonly liveness: LivenessCheck = DEFAULT_LIVENESS,
   ) {}
 
   async start(): Promise<void> {
@@ -29,6 +45,7 @@ export class ChangeListener {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    clearInterval(this.livenessTimer);
     await this.client?.end().catch(() => undefined);
   }
 
@@ -44,12 +61,28 @@ export class ChangeListener {
     await listenForHuntChanges(client);
     const wasGap = this.retryMs > 250;
     this.retryMs = 250;
+    this.checkLiveness(client);
     if (wasGap) this.onChange(ALL_HUNTS); // changes while we were away were not heard
+  }
+
+  private checkLiveness(client: pg.Client): void {
+    clearInterval(this.livenessTimer);
+    this.livenessTimer = setInterval(() => {
+      let timer: NodeJS.Timeout | undefined;
+      const unanswered = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer to a liveness check within ${this.liveness.timeoutMs} ms`)), this.liveness.timeoutMs);
+      });
+      Promise.race([client.query('SELECT 1'), unanswered])
+        .catch((err: unknown) => this.lost(client, err instanceof Error ? err : new Error(String(err))))
+        .finally(() => clearTimeout(timer));
+    }, this.liveness.intervalMs);
+    this.livenessTimer.unref();
   }
 
   private lost(client: pg.Client, err: Error): void {
     if (this.stopped || client !== this.client) return;
     this.client = undefined;
+    clearInterval(this.livenessTimer);
     client.end().catch(() => undefined);
     this.scheduleReconnect(err);
   }

@@ -32,8 +32,18 @@ export class StartupError extends Error {
   override readonly name = 'StartupError';
 }
 
+/**
+ * No hot-path statement runs for long: a micro-batch commits in well under a second, and waits
+ * at most a reprocess fence's 5 s. One with no answer after 2 minutes is on a connection that
+ * died without a word; failing it lets the lane retry on a new connection instead of waiting
+ * for ever (a retried micro-batch changes nothing twice: eventIds, offsets that only grow).
+ */
+const HOT_PATH_QUERY_TIMEOUT_MS = 120_000;
+
 export async function runIngestService(config: Config, logger: Logger = createLogger(config, 'ingest')): Promise<IngestService> {
-  const pool = createPool(config, 10, (err) => logger.warn({ err }, 'Postgres connection lost; it will be replaced'));
+  const pool = createPool(config, 10, (err) => logger.warn({ err }, 'Postgres connection lost; it will be replaced'), {
+    query_timeout: HOT_PATH_QUERY_TIMEOUT_MS,
+  });
   const kafka = createKafka(config, logger);
   const metrics = createIngestMetrics();
   const admin = kafka.admin();

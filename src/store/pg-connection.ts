@@ -18,12 +18,21 @@ export interface PostgresTarget {
   postgres?: PostgresSecurity;
 }
 
+/**
+ * TCP keep-alive on every connection: a server that vanished without a reset (a failover, a
+ * dropped NAT entry) is probed from 10 s of silence on, instead of never (pg leaves
+ * keep-alive off); the kernel's probe interval and count decide when the connection fails
+ * (about 11 minutes with Linux's defaults), and the pool then replaces it.
+ */
+const TCP_KEEPALIVE = { keepAlive: true, keepAliveInitialDelayMillis: 10_000 } as const;
+
 export function pgClientConfig(target: PostgresTarget): pg.ClientConfig {
-  if (!target.postgres) return { connectionString: target.databaseUrl };
+  if (!target.postgres) return { connectionString: target.databaseUrl, ...TCP_KEEPALIVE };
   const url = new URL(target.databaseUrl);
   const params = url.searchParams;
   const host = params.get('host') ?? decodeOrKeep(url.hostname).replace(/^\[(.*)\]$/, '$1');
   return {
+    ...TCP_KEEPALIVE,
     host,
     port: url.port ? Number(url.port) : 5432,
     user: url.username ? decodeOrKeep(url.username) : undefined,

@@ -18,7 +18,7 @@ export function createPool(
   target: PostgresTarget,
   max = 10,
   onConnectionLost: (err: Error) => void = () => undefined,
-  options: Pick<pg.PoolConfig, 'statement_timeout' | 'connectionTimeoutMillis' | 'application_name'> = {},
+  options: Pick<pg.PoolConfig, 'statement_timeout' | 'query_timeout' | 'connectionTimeoutMillis' | 'application_name'> = {},
 ): pg.Pool {
   const pool = new pg.Pool({ ...pgClientConfig(target), ...options, max });
   pool.on('error', onConnectionLost);

@@ -1,0 +1,71 @@
+/**
+ * The live streams' change feed (one LISTEN connection per read API process) on the real
+ * Postgres, through a TCP proxy that can go silent the way a dropped NAT entry or a failover
+ * without a reset does: no error, no end, nothing. The listener must notice by itself, open a
+ * new connection, and count every hunt as changed, since what was notified meanwhile is lost.
+ */
+import net from 'node:net';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ChangeListener, type ChangeHandler } from '../../src/api/change-listener';
+import { createLogger } from '../../src/log';
+import { ALL_HUNTS, HUNT_CHANGES_CHANNEL } from '../../src/store/hunt-changes';
+import { useTestDatabase } from '../helpers/database-fixture';
+import { waitFor } from '../helpers/wait';
+
+const db = useTestDatabase();
+const notify = (huntId: string) => db.pool.query('SELECT pg_notify($1, $2)', [HUNT_CHANGES_CHANNEL, huntId]);
+
+/** Forwards to Postgres; `freeze()` makes the connections open now forward nothing, for good. */
+async function silentableProxy(target: URL) {
+  const open = new Set<net.Socket>();
+  const frozen = new WeakSet<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port), target.hostname);
+    open.add(client);
+    client.on('data', (chunk) => { if (!frozen.has(client)) upstream.write(chunk); });
+    upstream.on('data', (chunk) => { if (!frozen.has(client)) client.write(chunk); });
+    const close = () => { open.delete(client); client.destroy(); upstream.destroy(); };
+    client.on('error', close).on('close', close);
+    upstream.on('error', close).on('close', close);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    freeze: () => open.forEach((socket) => frozen.add(socket)),
+    close: () => { open.forEach((socket) => socket.destroy()); server.close(); },
+  };
+}
+
+describe('the change feed', () => {
+  const cleanups: (() => unknown)[] = [];
+  afterAll(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+
+  it('notices a connection gone silent, reconnects, and counts every hunt as changed', async () => {
+    const target = new URL(db.url);
+    const proxy = await silentableProxy(target);
+    cleanups.push(proxy.close);
+    const heard: Parameters<ChangeHandler>[0][] = [];
+    const listener = new ChangeListener(
+      { host: '127.0.0.1', port: proxy.port, user: decodeURIComponent(target.username), password: decodeURIComponent(target.password), database: target.pathname.slice(1) },
+      (hunts) => heard.push(hunts),
+      createLogger({ logLevel: 'fatal' }),
+      { intervalMs: 200, timeoutMs: 300 },
+    );
+    cleanups.push(() => listener.stop());
+    await listener.start();
+
+    await notify('hunt-before');
+    await waitFor('the notification before the freeze', () => heard.some((h) => Array.isArray(h) && h.includes('hunt-before')));
+
+    proxy.freeze();
+    await notify('hunt-lost'); // never reaches the frozen connection
+    await waitFor('every hunt marked changed after the reconnect', () => heard.includes(ALL_HUNTS), { timeoutMs: 10_000 });
+    expect(heard.some((h) => Array.isArray(h) && h.includes('hunt-lost'))).toBe(false);
+
+    // The new connection hears what comes next.
+    await notify('hunt-after');
+    await waitFor('the notification after the reconnect', () => heard.some((h) => Array.isArray(h) && h.includes('hunt-after')));
+  });
+});
