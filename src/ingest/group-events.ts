@@ -1,6 +1,7 @@
 /**
  * The consumer group's events: on joining, note the assigned partitions and seek each to its
- * Postgres position; on a crash kafkajs does not restart from, report it as fatal.
+ * Postgres position; on leaving (a rebalance, a crash kafkajs restarts from), note it for
+ * readiness; on a crash kafkajs does not restart from, report it as fatal.
  */
 import type { Consumer } from 'kafkajs';
 import type { Logger } from '../log';
@@ -37,9 +38,12 @@ export function watchGroupEvents(consumer: Consumer, deps: GroupEventDeps): void
       logger.warn({ err }, 'could not load stored offsets on group join');
     }
   });
+  // Out of the group until the next GROUP_JOIN: readiness turns red if that takes too long.
+  consumer.on(consumer.events.REBALANCING, () => health.markOutOfGroup());
   consumer.on(consumer.events.CRASH, ({ payload }) => {
     metrics.consumerCrashes.inc({ restart: String(payload.restart) });
     if (payload.restart) {
+      health.markOutOfGroup();
       logger.warn({ err: payload.error }, 'consumer crashed; kafkajs restarts it');
       return;
     }

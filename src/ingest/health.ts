@@ -1,6 +1,9 @@
 /**
  * What `/readyz` says about the consumer (DESIGN invariant 8: every stall is visible): it is
- * not ready while it has crashed, while a commit lane has held work it could not commit for
+ * not ready while it has crashed, while it has been out of its consumer group for longer than
+ * the stall limit (kafkajs retries a join that keeps failing, a coordinator that is not
+ * available say, for ever, with no partition assigned whose stall could show it), while a
+ * commit lane has held work it could not commit for
  * longer than the stall limit, while a partition assigned to it has records waiting and its
  * Postgres offset has not moved for that long, or while a partition stopped at a retention
  * gap. Reasons are plain words for the operator: no hostnames, no driver errors (those go to
@@ -24,14 +27,24 @@ export class IngestHealth {
   private readonly assignedAt = new Map<number, number>();
   private readonly progress = new Map<number, Progress>();
   private stalledPartitions: { partition: number; seconds: number }[] = [];
+  /** Since when the consumer has not been a member of its group (from the start until the first join). */
+  private outOfGroupSince: number | undefined;
 
   constructor(
     private readonly options: { stallLimitMs: number; lanes: readonly LaneProbe[]; partitionsOfLane: (lane: number) => number[]; metrics: IngestMetrics },
-  ) {}
+    now = Date.now(),
+  ) {
+    this.outOfGroupSince = now;
+  }
 
   /** The consumer died and will not restart by itself. */
   markCrashed(reason: string): void {
     this.crash = reason;
+  }
+
+  /** The consumer left its group (a rebalance began, or it crashed and kafkajs restarts it); setAssignment ends it. */
+  markOutOfGroup(now = Date.now()): void {
+    this.outOfGroupSince ??= now;
   }
 
   markStoppedAtGap(partition: number, reason: string): void {
@@ -40,6 +53,7 @@ export class IngestHealth {
 
   /** The partitions this member owns after a (re)join. */
   setAssignment(partitions: readonly number[], now = Date.now()): void {
+    this.outOfGroupSince = undefined;
     const kept = new Map<number, number>();
     for (const p of partitions) kept.set(p, this.assignedAt.get(p) ?? now);
     this.assignedAt.clear();
@@ -87,8 +101,11 @@ export class IngestHealth {
     });
     const limit = `${Math.round(stallLimitMs / 1000)} s`;
     let reason: string | undefined;
+    const outOfGroupMs = this.outOfGroupSince === undefined ? 0 : now - this.outOfGroupSince;
     if (this.crash) reason = `consumer stopped: ${this.crash}`;
-    else if (this.stoppedAtGap.size > 0) reason = [...this.stoppedAtGap.values()].join('; ');
+    else if (outOfGroupMs > stallLimitMs) {
+      reason = `the consumer has not been a member of its group for ${Math.round(outOfGroupMs / 1000)} s (stall limit ${limit}); it keeps trying to join (see the log: is Kafka's group coordinator available?)`;
+    } else if (this.stoppedAtGap.size > 0) reason = [...this.stoppedAtGap.values()].join('; ');
     else if (laneStalls.length > 0) {
       const stall = laneStalls[0] as { lane: number; seconds: number };
       reason = `commit lane ${stall.lane} (partitions ${partitionsOfLane(stall.lane).join(', ') || 'none'}) has not committed for ${stall.seconds} s (stall limit ${limit})`;

@@ -1,0 +1,38 @@
+import { describe, expect, it } from 'vitest';
+import { IngestHealth } from '../../src/ingest/health';
+import { createIngestMetrics } from '../../src/ingest/metrics';
+
+const STALL_LIMIT_MS = 30_000;
+const T0 = 1_000_000;
+
+function healthAt(now: number) {
+  const metrics = createIngestMetrics();
+  const health = new IngestHealth({ stallLimitMs: STALL_LIMIT_MS, lanes: [{ stalledMs: () => 0 }], partitionsOfLane: () => [], metrics }, now);
+  const stalledGauge = async () => (await metrics.registry.getSingleMetricAsString('hunt_ingest_stalled')).split('\n').at(-1);
+  return { health, stalledGauge };
+}
+
+describe('readiness and the consumer group', () => {
+  it('turns red when the consumer never joins its group within the stall limit (a join kafkajs retries for ever)', async () => {
+    const { health, stalledGauge } = healthAt(T0);
+    expect(health.status(T0 + STALL_LIMIT_MS)).toEqual({ ready: true }); // joining takes a moment
+    const status = health.status(T0 + 600_000);
+    expect(status).toEqual({ ready: false, reason: expect.stringMatching(/has not been a member of its group for 600 s \(stall limit 30 s\)/) });
+    expect(await stalledGauge()).toBe('hunt_ingest_stalled 1');
+  });
+
+  it('is ready once joined, even with no partition assigned, and red again if a rejoin does not end', async () => {
+    const { health, stalledGauge } = healthAt(T0);
+    health.setAssignment([], T0 + 1000); // more members than partitions: a member with nothing to do is healthy
+    expect(health.status(T0 + 600_000)).toEqual({ ready: true });
+    expect(await stalledGauge()).toBe('hunt_ingest_stalled 0');
+
+    health.markOutOfGroup(T0 + 600_000); // a rebalance began
+    health.markOutOfGroup(T0 + 620_000); // a crash during it does not restart the clock
+    expect(health.status(T0 + 620_000)).toEqual({ ready: true });
+    expect(health.status(T0 + 640_000)).toMatchObject({ ready: false, reason: expect.stringMatching(/for 40 s/) });
+
+    health.setAssignment([0, 1], T0 + 641_000);
+    expect(health.status(T0 + 641_000)).toEqual({ ready: true });
+  });
+});
