@@ -12,6 +12,7 @@ import { createActivities } from '../../src/worker/activities';
 import { loadConfig, projectRoot } from '../../src/config';
 import { createLogger } from '../../src/log';
 import { flushRollupChunk } from '../../src/store/batch/rollups';
+import { settledBound, UnsettledWritersError } from '../../src/store/batch/settled-seq';
 import { applyEvents } from '../../src/store/hot-path/apply-events';
 import { withTransaction } from '../../src/store/transaction';
 import { parseOccurredAt } from '../../src/events/schema';
@@ -134,5 +135,24 @@ describe('rollupFlush', () => {
     }
     expect(await flush()).toMatchObject({ events: 0 });
     expect(await rollups('rollup_minute')).toEqual(await fromScratch('minute'));
+  });
+
+  it('fails naming a writer that outlasts the wait, rather than succeed having done nothing', async () => {
+    // A session that inserted an event and was left idle in its transaction.
+    const idle = await db.pool.connect();
+    try {
+      await idle.query(`SET application_name = 'forgotten-psql'`);
+      await idle.query('BEGIN');
+      await applyEvents(idle, [{ event: clueFound({ eventId: 'idle', huntId: 'h9', playerId: 'p1', points: 1, occurredAt: '2026-11-21T10:00:00Z' }), instant: parseOccurredAt('2026-11-21T10:00:00Z')!, source: 'test' }]);
+      await store([clueFound({ eventId: 'after-idle', huntId: 'h10', playerId: 'p2', points: 2, occurredAt: '2026-11-21T10:00:05Z' })]);
+      const { rows } = await idle.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      const attempt = settledBound(db.pool, 0, 0, 1000, 300);
+      await expect(attempt).rejects.toBeInstanceOf(UnsettledWritersError);
+      await expect(attempt).rejects.toThrow(new RegExp(`within 300 ms.*pid ${rows[0]!.pid} \\(application "forgotten-psql", user "[^"]*", idle in transaction`));
+    } finally {
+      await idle.query('ROLLBACK').catch(() => undefined);
+      idle.release();
+    }
+    expect(await flush()).toMatchObject({ events: 1 }); // once it ended, the flush goes on
   });
 });

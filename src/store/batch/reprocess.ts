@@ -30,6 +30,7 @@ import { escapeIdentifier } from 'pg';
 import { ALL_HUNTS, notifyHuntsChanged } from '../hunt-changes';
 import { LIVE_PROJECTION_TABLES, mergeInto, recomputeInto, type ProjectionTargets } from './recompute';
 import { recreateShadow, swapInShadow } from './shadow-tables';
+import { describeSessions } from '../sessions';
 import { withTransaction } from '../transaction';
 
 /** Projections reprocess can rebuild, by the name operators pass in the job input. */
@@ -283,22 +284,14 @@ export class FenceBusyError extends Error {
   }
 }
 
-/**
- * Other sessions holding a lock on `hunts` that the fence waits for (every mode but ACCESS
- * SHARE, which plain reads take), oldest transaction first. No query text: it may hold data.
- */
+/** Other sessions holding a lock on `hunts` that the fence waits for (every mode but ACCESS SHARE, which plain reads take). */
 async function fenceHolders(client: pg.ClientBase): Promise<string[]> {
-  const { rows } = await client.query<{ pid: number; application_name: string; usename: string | null; state: string | null; xact_seconds: number | null }>(
-    `SELECT a.pid, a.application_name, a.usename, a.state, floor(extract(epoch FROM now() - a.xact_start))::int AS xact_seconds
-       FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-      WHERE l.locktype = 'relation' AND l.relation = 'hunts'::regclass AND l.granted
-        AND l.mode <> 'AccessShareLock' AND l.pid <> pg_backend_pid()
-      ORDER BY a.xact_start NULLS LAST LIMIT 5`,
+  const { rows } = await client.query<{ pid: number }>(
+    `SELECT DISTINCT pid FROM pg_locks
+      WHERE locktype = 'relation' AND relation = 'hunts'::regclass AND granted
+        AND mode <> 'AccessShareLock' AND pid <> pg_backend_pid()`,
   );
-  return rows.map((r) =>
-    `pid ${r.pid} (application ${JSON.stringify(r.application_name)}, user ${JSON.stringify(r.usename ?? '')}, ${r.state ?? 'unknown state'}` +
-      `${r.xact_seconds === null ? '' : `, transaction open ${r.xact_seconds} s`})`,
-  );
+  return describeSessions(client, rows.map((r) => r.pid));
 }
 
 /** Hunt stats in place: recomputed ones from the shadow, hunts without events to zero. */

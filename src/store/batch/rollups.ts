@@ -104,9 +104,9 @@ export async function flushRollupChunk(pool: pg.Pool, maxEvents: number, settleM
     // Row lock: concurrent flushes take turns instead of aggregating the same range twice.
     const { rows } = await client.query<{ last_seq: number }>(`SELECT last_seq FROM job_watermarks WHERE job = $1 FOR UPDATE`, [ROLLUP_JOB]);
     const fromSeq = Number(rows[0]?.last_seq ?? 0);
-    // Undefined while transactions inserting events outlast the wait: the watermark stays, the next run tries again.
+    // Throws, naming them, while transactions inserting events outlast the wait: the step is retried.
     const bound = await settledBound(client, fromSeq, settleMs, maxEvents);
-    if (!bound || bound.events === 0) return undefined; // the watermark row stays: harmless, it would be created next time anyway
+    if (bound.events === 0) return undefined; // the watermark row stays: harmless, it would be created next time anyway
     const { toSeq } = bound;
     const minute = await client.query(reaggregate('minute'), [fromSeq, toSeq]);
     const hour = await client.query(reaggregate('hour'), [fromSeq, toSeq]);

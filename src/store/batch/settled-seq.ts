@@ -11,8 +11,13 @@
  * inserting into `events` at that moment (their locks in pg_locks), and is returned once they
  * have all ended: any seq at or below it is then committed or never will be; a transaction
  * that starts inserting later draws seqs above it.
+ *
+ * Writers that outlast the wait (a session left idle in a transaction that inserted events,
+ * a connection that died mid-transaction) fail the step, naming them: returning "nothing
+ * settled" would let the job succeed having done nothing, run after run, with nobody told.
  */
 import type pg from 'pg';
+import { describeSessions } from '../sessions';
 
 export interface SettledBound {
   /** The highest seq the job may take (its `fromSeq` when there is nothing new). */
@@ -23,10 +28,21 @@ export interface SettledBound {
 
 const POLL_MS = 20;
 
+/** Transactions inserting into events did not end within the wait; the step is retried. */
+export class UnsettledWritersError extends Error {
+  constructor(waitMs: number, writers: string[]) {
+    super(
+      `transactions inserting into events did not end within ${waitMs} ms, so no watermark can move past them: ` +
+        `${writers.length > 0 ? writers.join('; ') : 'they have ended since'}. The step retries; a session idle in a transaction must be ended (pg_terminate_backend)`,
+    );
+    this.name = 'UnsettledWritersError';
+  }
+}
+
 /**
  * The settled bound past `fromSeq`, taking at most `maxEvents` events. Waits (up to
- * `waitMs`) for the transactions inserting into events to end; resolves undefined when they
- * have not, so the caller moves no watermark this time.
+ * `waitMs`) for the transactions inserting into events to end; throws UnsettledWritersError,
+ * naming them, when they have not.
  */
 export async function settledBound(
   client: pg.Pool | pg.ClientBase,
@@ -34,7 +50,7 @@ export async function settledBound(
   settleMs: number,
   maxEvents = Number.MAX_SAFE_INTEGER,
   waitMs = 30_000,
-): Promise<SettledBound | undefined> {
+): Promise<SettledBound> {
   // One statement, one snapshot: the bound and the writers at that moment.
   const { rows } = await client.query<{ to_seq: number | null; n: number; writers: string[] }>(
     `SELECT s.to_seq, s.n,
@@ -50,17 +66,20 @@ export async function settledBound(
   const row = rows[0];
   if (!row || row.to_seq === null) return { toSeq: fromSeq, events: 0 };
   if (row.writers.length === 0) return { toSeq: row.to_seq, events: row.n };
-  if (!(await writersEnded(client, row.writers, waitMs))) return undefined;
+  const pending = await writersStillOpen(client, row.writers, waitMs);
+  if (pending.length > 0) throw new UnsettledWritersError(waitMs, await describeSessions(client, await pidsOf(client, pending)));
   // Counted again: the writers waited for may have committed events inside the bound.
   const toSeq = row.to_seq;
   const counted = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM events WHERE seq > $1 AND seq <= $2', [fromSeq, toSeq]);
   return { toSeq, events: counted.rows[0]?.n ?? row.n };
 }
 
-async function writersEnded(client: pg.Pool | pg.ClientBase, writers: readonly string[], waitMs: number): Promise<boolean> {
+/** The virtual transactions among `writers` still open after waiting up to `waitMs` for them. */
+async function writersStillOpen(client: pg.Pool | pg.ClientBase, writers: readonly string[], waitMs: number): Promise<string[]> {
   const deadline = Date.now() + waitMs;
-  for (let pending = writers; pending.length > 0; ) {
-    if (Date.now() > deadline) return false;
+  let pending = [...writers];
+  while (pending.length > 0) {
+    if (Date.now() > deadline) return pending;
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
     const { rows } = await client.query<{ still: string[] }>(
       `SELECT ARRAY(SELECT DISTINCT virtualtransaction FROM pg_locks
@@ -69,5 +88,13 @@ async function writersEnded(client: pg.Pool | pg.ClientBase, writers: readonly s
     );
     pending = rows[0]?.still ?? [];
   }
-  return true;
+  return [];
+}
+
+async function pidsOf(client: pg.Pool | pg.ClientBase, virtualTransactions: readonly string[]): Promise<number[]> {
+  const { rows } = await client.query<{ pid: number }>(
+    `SELECT DISTINCT pid FROM pg_locks WHERE virtualtransaction = ANY($1::text[]) AND pid IS NOT NULL`,
+    [virtualTransactions],
+  );
+  return rows.map((r) => r.pid);
 }

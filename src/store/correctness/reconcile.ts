@@ -121,8 +121,8 @@ export async function huntsSinceWatermark(pool: pg.Pool, settleMs: number): Prom
   await pool.query(`INSERT INTO job_watermarks (job) VALUES ($1) ON CONFLICT DO NOTHING`, [RECONCILE_JOB]);
   const { rows } = await pool.query<{ last_seq: number }>(`SELECT last_seq FROM job_watermarks WHERE job = $1`, [RECONCILE_JOB]);
   const fromSeq = rows[0]?.last_seq ?? 0;
-  // Undefined while transactions inserting events outlast the wait: no new scope this run.
-  const toSeq = (await settledBound(pool, fromSeq, settleMs))?.toSeq ?? fromSeq;
+  // Throws, naming them, while transactions inserting events outlast the wait: the step is retried.
+  const { toSeq } = await settledBound(pool, fromSeq, settleMs);
   return { huntIds: await huntsInSeqRange(pool, fromSeq, toSeq), fromSeq, toSeq };
 }
 

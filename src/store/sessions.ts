@@ -1,0 +1,21 @@
+/**
+ * Other Postgres sessions, described for an operator who must find and end one: a batch step
+ * that waits on a session left idle in a transaction fails naming it, since every retry would
+ * wait on it the same way. No query text: it may hold data.
+ */
+import type pg from 'pg';
+
+/** `pid N (application "…", user "…", state, transaction open S s)` for each of `pids`, oldest transaction first. */
+export async function describeSessions(db: pg.Pool | pg.ClientBase, pids: readonly number[]): Promise<string[]> {
+  if (pids.length === 0) return [];
+  const { rows } = await db.query<{ pid: number; application_name: string; usename: string | null; state: string | null; xact_seconds: number | null }>(
+    `SELECT pid, application_name, usename, state, floor(extract(epoch FROM now() - xact_start))::int AS xact_seconds
+       FROM pg_stat_activity WHERE pid = ANY($1::int[])
+      ORDER BY xact_start NULLS LAST LIMIT 5`,
+    [pids],
+  );
+  return rows.map((r) =>
+    `pid ${r.pid} (application ${JSON.stringify(r.application_name)}, user ${JSON.stringify(r.usename ?? '')}, ${r.state ?? 'unknown state'}` +
+      `${r.xact_seconds === null ? '' : `, transaction open ${r.xact_seconds} s`})`,
+  );
+}
