@@ -25,11 +25,22 @@ export interface DlqSender {
 
 export function createDlqSender(producer: Producer, topic: string, maxMessageBytes: number, logger: Logger): DlqSender {
   const budget = maxMessageBytes - BATCH_OVERHEAD_BYTES;
+  /** A copy the topic cannot hold (a compressed record unpacks far past the limit) goes without its bytes: quarantine keeps them. */
+  const fitted = (message: Message): Message => {
+    let fit = message;
+    while (estimatedSize(fit) > budget) {
+      const smaller = withoutBytes(fit);
+      if (!smaller) break;
+      fit = smaller;
+    }
+    if (fit !== message) logger.error({ topic, source: message.headers }, 'a copy is larger than the DLQ topic holds; sent without its bytes (quarantine keeps them)');
+    return fit;
+  };
   /**
    * Sends `messages` in order. The topic's limit may have been lowered after start-up, below
    * the budget the chunks were cut to: a send refused as too large is halved until it fits,
-   * and one record that fits nowhere goes without its value rather than stall the partition
-   * (quarantine keeps the bytes). Retrying the same send would fail the same way for ever.
+   * and one record that fits nowhere goes without its bytes rather than stall the partition.
+   * Retrying the same send would fail the same way for ever.
    */
   const sendFitting = async (messages: Message[]): Promise<void> => {
     try {
@@ -44,19 +55,28 @@ export function createDlqSender(producer: Producer, topic: string, maxMessageByt
         return;
       }
       const message = messages[0] as Message;
-      logger.error({ topic, source: message.headers }, 'DLQ topic refused a copy as too large; sent it without its value');
-      await producer.send({
-        topic,
-        acks: -1,
-        messages: [{ ...message, value: null, headers: { ...message.headers, 'error.dlq': 'value omitted: larger than the DLQ topic max.message.bytes; see quarantine' } }],
-      });
+      const smaller = withoutBytes(message);
+      if (!smaller) throw err;
+      logger.error({ topic, source: message.headers }, 'DLQ topic refused a copy as too large; sending it without its bytes (quarantine keeps them)');
+      await sendFitting([smaller]);
     }
   };
   return {
     async send(records) {
-      for (const chunk of chunksWithin(records.map(dlqMessage), budget)) await sendFitting(chunk);
+      for (const chunk of chunksWithin(records.map((r) => fitted(dlqMessage(r))), budget)) await sendFitting(chunk);
     },
   };
+}
+
+/** The copy without its value, or, when it has none, without its key; undefined when neither is left to drop. */
+function withoutBytes(message: Message): Message | undefined {
+  if (message.value !== null && message.value !== undefined) {
+    return { ...message, value: null, headers: { ...message.headers, 'error.dlq': 'value omitted: larger than the DLQ topic max.message.bytes; see quarantine' } };
+  }
+  if (message.key !== null && message.key !== undefined) {
+    return { ...message, key: null, headers: { ...message.headers, 'error.dlq': 'key and value omitted: larger than the DLQ topic max.message.bytes; see quarantine' } };
+  }
+  return undefined;
 }
 
 export function dlqMessage(r: RejectedRecord): Message {

@@ -44,4 +44,31 @@ describe('the DLQ sender, when the topic limit was lowered after start-up', () =
     expect(copies[3]?.headers['error.dlq']).toMatch(/value omitted: larger than the DLQ topic max.message.bytes/);
     await admin.deleteTopics({ topics: [topic] });
   });
+
+  it('sends a copy whose key alone is too large without key and value (a 1 MB key, hashed by the partitioner)', async () => {
+    const topic = uniqueName('dlq-lowered-key');
+    await admin.createTopics({ topics: [{ topic, numPartitions: 2, configEntries: [{ name: 'max.message.bytes', value: String(LOWERED_LIMIT) }] }], waitForLeaders: true });
+    const sender = createDlqSender(producer, topic, BROKER_MAX_MESSAGE_BYTES, createLogger({ logLevel: 'fatal' }));
+    await sender.send([{ ...reject(7, 300_000), key: Buffer.alloc(1_000_000, 0x6b) }, reject(8, 1000)]);
+    const copies = await readTopic(topic, 2, 30_000, kafka);
+    const byOffset = new Map(copies.map((c) => [c.headers['source.offset'], c]));
+    expect(byOffset.get('7')).toMatchObject({ key: null, value: null, headers: { 'error.dlq': expect.stringMatching(/key and value omitted/) } });
+    expect(byOffset.get('8')?.value?.length).toBe(1000);
+    await admin.deleteTopics({ topics: [topic] });
+  });
+});
+
+describe('the DLQ sender, for a copy larger than the topic holds (a compressed record unpacks far past any limit)', () => {
+  it('sends it without its value, checked before sending (past 100 MB the broker closes the connection instead of refusing)', async () => {
+    const topic = uniqueName('dlq-unpacked');
+    await admin.createTopics({ topics: [{ topic, numPartitions: 1, configEntries: [{ name: 'max.message.bytes', value: String(BROKER_MAX_MESSAGE_BYTES) }] }], waitForLeaders: true });
+    const sender = createDlqSender(producer, topic, BROKER_MAX_MESSAGE_BYTES, createLogger({ logLevel: 'fatal' }));
+    await sender.send([reject(9, 5_000_000), reject(10, 1000)]);
+    const copies = await readTopic(topic, 2, 30_000, kafka);
+    expect(copies.map((c) => [c.headers['source.offset'], c.value?.length ?? null, c.headers['error.dlq'] ?? null])).toEqual([
+      ['9', null, expect.stringMatching(/value omitted/)],
+      ['10', 1000, null],
+    ]);
+    await admin.deleteTopics({ topics: [topic] });
+  });
 });
