@@ -12,6 +12,7 @@
 import pg from 'pg';
 import type { Logger } from '../log';
 import { ALL_HUNTS, HUNT_CHANGES_CHANNEL, listenForHuntChanges, parseChangePayload } from '../store/hunt-changes';
+import { pingPostgres } from '../store/pool';
 
 export type ChangeHandler = (hunts: string[] | typeof ALL_HUNTS) => void;
 
@@ -72,7 +73,7 @@ export class ChangeListener {
       const unanswered = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`no answer to a liveness check within ${this.liveness.timeoutMs} ms`)), this.liveness.timeoutMs);
       });
-      Promise.race([client.query('SELECT 1'), unanswered])
+      Promise.race([pingPostgres(client), unanswered])
         .catch((err: unknown) => this.lost(client, err instanceof Error ? err : new Error(String(err))))
         .finally(() => clearTimeout(timer));
     }, this.liveness.intervalMs);

@@ -6,12 +6,22 @@
  * bytes (record-origins.ts), not as objects: a classified slice waits in memory until its
  * micro-batch commits, and compact slices keep the heap small under any backlog.
  */
+import { toDetailText } from '../events/detail-text';
 import { classifyRecord } from '../events/validate';
 import { EventRowsBuilder, eventRow, type EventRows } from '../store/hot-path/event-rows';
 import type { RejectedRecord } from '../store/hot-path/quarantine';
 import { OriginsBuilder, type RecordOrigins } from '../store/hot-path/record-origins';
 
 export type { RejectedRecord } from '../store/hot-path/quarantine';
+
+/**
+ * The most of a rejected record's key, and of its value, kept for the DLQ and quarantine:
+ * 1 MiB, what a topic with the broker's default max.message.bytes lets a producer send. A
+ * larger one arrived compressed (1 MB of gzip can unpack to a hundred), and kept whole it
+ * would make a quarantine insert Node cannot even encode (past about 268 MB of parameter)
+ * and a DLQ send the broker never takes: retried for ever, stalling the partition.
+ */
+export const MAX_KEPT_BYTES = 1024 * 1024;
 
 /** The parts of a Kafka record the hot path needs (kafkajs's KafkaMessage fits). */
 export interface SourceRecord {
@@ -53,10 +63,21 @@ export function classifySlice(
       origins.add(record.offset, record.key, record.value);
       timestamps.push(Number(record.timestamp));
     } else {
-      // Copies, so a reject waiting for its commit does not keep a whole fetch response alive.
-      const copy = (b: Buffer | null) => (b === null ? null : Buffer.from(b));
-      rejected.push({ topic, partition, offset: record.offset, key: copy(record.key), value: copy(record.value), reason: result.reason, detail: result.detail });
+      rejected.push({ topic, partition, offset: record.offset, key: kept(record.key), value: kept(record.value), reason: result.reason, detail: keptDetail(record, result.detail) });
     }
   }
   return { rows: rows.build(), origins: origins.build(), rejected, acceptedTimestamps: Float64Array.from(timestamps) };
+}
+
+/** A copy (so a reject waiting for its commit does not keep a whole fetch response alive) of at most MAX_KEPT_BYTES. */
+function kept(bytes: Buffer | null): Buffer | null {
+  return bytes === null ? null : Buffer.from(bytes.subarray(0, MAX_KEPT_BYTES));
+}
+
+/** The rejection's detail, saying first what was cut from the record, if anything. */
+function keptDetail(record: SourceRecord, detail: string): string {
+  const cut = (['key', 'value'] as const)
+    .filter((part) => (record[part]?.length ?? 0) > MAX_KEPT_BYTES)
+    .map((part) => `${part} of ${record[part]?.length} bytes, only its first ${MAX_KEPT_BYTES} kept`);
+  return cut.length === 0 ? detail : toDetailText(`${cut.join('; ')}; ${detail}`);
 }

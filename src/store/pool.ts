@@ -29,6 +29,6 @@ export function createPool(
 }
 
 /** One round trip to Postgres: resolves when it answers, rejects with why it cannot. */
-export async function pingPostgres(pool: pg.Pool): Promise<void> {
-  await pool.query('SELECT 1');
+export async function pingPostgres(db: pg.Pool | pg.ClientBase): Promise<void> {
+  await db.query('SELECT 1');
 }

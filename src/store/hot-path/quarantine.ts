@@ -19,9 +19,39 @@ export interface RejectedRecord extends RecordOrigin {
   detail: string;
 }
 
+/**
+ * Record bytes per INSERT. The bytes of every record go as one bytea[] parameter, which the
+ * driver writes as one hex string: past about 268 MB of record bytes that string cannot be
+ * built at all (V8's limit), and the commit would fail the same way for ever. Rejects of
+ * compressed records can add up to that in one fetch, so they go in groups.
+ */
+const MAX_BYTES_PER_INSERT = 16 * 1024 * 1024;
+
 /** Idempotent per source position: a redelivered reject is not quarantined twice. */
 export async function quarantineRecords(client: pg.ClientBase, records: readonly RejectedRecord[]): Promise<void> {
-  if (records.length === 0) return;
+  for (const group of groupsWithin(records, MAX_BYTES_PER_INSERT)) await insertQuarantined(client, group);
+}
+
+/** Consecutive groups of records whose bytes stay within `maxBytes` (a record alone may exceed it). */
+export function groupsWithin(records: readonly RejectedRecord[], maxBytes: number): RejectedRecord[][] {
+  const groups: RejectedRecord[][] = [];
+  let group: RejectedRecord[] = [];
+  let bytes = 0;
+  for (const record of records) {
+    const size = (record.key?.length ?? 0) + (record.value?.length ?? 0);
+    if (group.length > 0 && bytes + size > maxBytes) {
+      groups.push(group);
+      group = [];
+      bytes = 0;
+    }
+    group.push(record);
+    bytes += size;
+  }
+  if (group.length > 0) groups.push(group);
+  return groups;
+}
+
+async function insertQuarantined(client: pg.ClientBase, records: readonly RejectedRecord[]): Promise<void> {
   await client.query({
     name: 'quarantine-records',
     text: `INSERT INTO quarantine (source_topic, source_partition, source_offset, record_key, record_value, reason, detail)

@@ -1,0 +1,53 @@
+/**
+ * Rejects far larger than a producer can send: compressed records unpack past any limit
+ * (1 MB of gzip can hold a hundred), and the hot path must still quarantine them and move on.
+ * On the real Postgres: what is kept of each is bounded (classify.ts, MAX_KEPT_BYTES), the
+ * detail says what was cut, and many of them in one micro-batch go in more than one INSERT
+ * (quarantine.ts) in the same transaction as the offsets.
+ */
+import { describe, expect, it } from 'vitest';
+import { classifySlice, MAX_KEPT_BYTES } from '../../src/pipeline/classify';
+import { commitMicroBatch } from '../../src/pipeline/commit';
+import { groupsWithin } from '../../src/store/hot-path/quarantine';
+import { useTestDatabase } from '../helpers/database-fixture';
+
+const db = useTestDatabase();
+const UNPACKED_BYTES = 3 * 1024 * 1024;
+const RECORDS = 20;
+
+describe('rejects of records unpacked past any limit', () => {
+  it('are quarantined with a bounded copy and a detail saying what was cut, with the offset, in one commit', async () => {
+    const value = Buffer.alloc(UNPACKED_BYTES, 0x7b); // '{' repeated: too large long before it is parsed
+    const records = Array.from({ length: RECORDS }, (_, i) => ({ offset: String(i), key: i === 0 ? Buffer.alloc(2 * MAX_KEPT_BYTES, 0x6b) : Buffer.from('hunt-1'), value, timestamp: '0' }));
+    const slice = classifySlice('hunt.events', 0, records, new Date());
+    expect(slice.rejected.map((r) => r.value?.length)).toEqual(records.map(() => MAX_KEPT_BYTES));
+    // Two or more INSERTs for these 20 MiB and more.
+    expect(groupsWithin(slice.rejected, 16 * 1024 * 1024).length).toBeGreaterThan(1);
+
+    await commitMicroBatch(db.pool, 'g', { rows: slice.rows, origins: slice.origins, rejected: slice.rejected, offsets: [{ topic: 'hunt.events', partition: 0, nextOffset: BigInt(RECORDS) }] });
+
+    const { rows } = await db.pool.query<{ n: number; key_bytes: number; value_bytes: number; detail: string }>(
+      `SELECT count(*)::int AS n, max(length(record_key))::int AS key_bytes, max(length(record_value))::int AS value_bytes,
+              min(detail) FILTER (WHERE source_offset = 0) AS detail
+         FROM quarantine WHERE reason = 'too_large'`,
+    );
+    expect(rows[0]).toEqual({
+      n: RECORDS,
+      key_bytes: MAX_KEPT_BYTES,
+      value_bytes: MAX_KEPT_BYTES,
+      detail: expect.stringMatching(new RegExp(`^key of ${2 * MAX_KEPT_BYTES} bytes, only its first ${MAX_KEPT_BYTES} kept; value of ${UNPACKED_BYTES} bytes, only its first ${MAX_KEPT_BYTES} kept; value is ${UNPACKED_BYTES} bytes`)),
+    });
+    const offsets = await db.pool.query<{ next_offset: number }>(`SELECT next_offset FROM consumer_offsets WHERE group_id = 'g'`);
+    expect(offsets.rows).toEqual([{ next_offset: RECORDS }]);
+  });
+});
+
+describe('groupsWithin', () => {
+  const reject = (bytes: number) => ({ topic: 't', partition: 0, offset: '0', key: null, value: Buffer.alloc(bytes), reason: 'too_large' as const, detail: '' });
+
+  it('keeps records in order, in groups within the budget, a record over it alone', () => {
+    const sizes = (groups: ReturnType<typeof groupsWithin>) => groups.map((g) => g.map((r) => r.value?.length));
+    expect(sizes(groupsWithin([reject(4), reject(4), reject(4), reject(20), reject(1)], 10))).toEqual([[4, 4], [4], [20], [1]]);
+    expect(groupsWithin([], 10)).toEqual([]);
+  });
+});
