@@ -5,7 +5,7 @@
  * resolving its offsets in kafkajs as soon as it is buffered.
  */
 import type { Batch, Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
-import { classifySlice } from '../pipeline/classify';
+import { classifySlice, plausibleTimestamp } from '../pipeline/classify';
 import type { MicroBatcher } from './batcher';
 import type { IngestMetrics } from './metrics';
 import type { PartitionPositions } from './positions';
@@ -62,7 +62,10 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
     const { partition } = batch;
     metrics.recordsRead.inc(batch.messages.length);
     const receivedAt = Date.now();
-    for (const m of batch.messages) metrics.fetchDelaySeconds.observe((receivedAt - Number(m.timestamp)) / 1000);
+    for (const m of batch.messages) {
+      const timestamp = Number(m.timestamp);
+      if (plausibleTimestamp(timestamp, receivedAt)) metrics.fetchDelaySeconds.observe((receivedAt - timestamp) / 1000);
+    }
     const highWatermark = BigInt(batch.highWatermark);
     const sliceSize = Math.min(deps.maxBatchEvents, CLASSIFY_SLICE_RECORDS);
     for (let i = 0; i < batch.messages.length; i += sliceSize) {

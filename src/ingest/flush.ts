@@ -7,7 +7,7 @@
  */
 import type pg from 'pg';
 import type { Logger } from '../log';
-import { concatRows } from '../store/hot-path/event-rows';
+import { concatRows, rowCount } from '../store/hot-path/event-rows';
 import type { PartitionOffset } from '../store/hot-path/offsets';
 import type { RejectedRecord } from '../store/hot-path/quarantine';
 import { concatOrigins } from '../store/hot-path/record-origins';
@@ -91,6 +91,8 @@ function recordMetrics(deps: FlushDeps, works: SliceWork[], result: CommitResult
     lag += Math.max(0, partitionLag);
     metrics.consumerLag.set({ topic: w.topic, partition: String(w.partition) }, Math.max(0, partitionLag));
     for (const ts of w.slice.acceptedTimestamps) metrics.freshnessSeconds.observe((now - ts) / 1000);
+    const implausible = rowCount(w.slice.rows) - w.slice.acceptedTimestamps.length;
+    if (implausible > 0) metrics.implausibleTimestamps.inc(implausible);
     deps.freshness?.observe(now, w.slice.acceptedTimestamps);
     for (const r of w.slice.rejected) metrics.rejects.inc({ reason: r.reason });
   }

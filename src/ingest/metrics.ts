@@ -87,6 +87,11 @@ export function createIngestMetrics(registry = new Registry()) {
       labelNames: ['topic', 'partition'] as const,
       registers: [registry],
     }),
+    implausibleTimestamps: new Counter({
+      name: 'hunt_ingest_implausible_timestamps_total',
+      help: 'Accepted events whose Kafka timestamp is unset or more than 5 s ahead of the consumer clock (a producer clock wrong): left out of freshness',
+      registers: [registry],
+    }),
     filteredRecordsPassed: new Counter({
       name: 'hunt_ingest_filtered_records_passed_total',
       help: 'Offsets passed without a record handed over: transaction markers and aborted transactions that kafkajs filtered out of whole fetches, by partition',

@@ -23,6 +23,20 @@ export type { RejectedRecord } from '../store/hot-path/quarantine';
  */
 export const MAX_KEPT_BYTES = 1024 * 1024;
 
+/** How far ahead of the consumer's clock a producer's clock may run and its timestamps still count. */
+export const TIMESTAMP_AHEAD_TOLERANCE_MS = 5_000;
+
+/**
+ * Whether a record's Kafka timestamp (a producer's CreateTime: a game client's clock) can be
+ * true: set, and not ahead of ours by more than the tolerance. Freshness is measured from it,
+ * so a client clock an hour ahead would count its events as fresh however late they were,
+ * and -1 (no timestamp) as an hour-old miss; such records are left out of the freshness
+ * histogram and the SLO counts, and counted (hunt_ingest_implausible_timestamps_total).
+ */
+export function plausibleTimestamp(timestampMs: number, nowMs: number): boolean {
+  return Number.isFinite(timestampMs) && timestampMs > 0 && timestampMs <= nowMs + TIMESTAMP_AHEAD_TOLERANCE_MS;
+}
+
 /** The parts of a Kafka record the hot path needs (kafkajs's KafkaMessage fits). */
 export interface SourceRecord {
   offset: string;
@@ -37,7 +51,7 @@ export interface ClassifiedSlice {
   /** Where each row came from, bytes included (for a record the database refuses). */
   origins: RecordOrigins;
   rejected: RejectedRecord[];
-  /** Kafka timestamps (ms) of the accepted records, for the freshness metric. */
+  /** Kafka timestamps (ms) of the accepted records, for the freshness metric; only those that can be true (plausibleTimestamp). */
   acceptedTimestamps: Float64Array;
 }
 
@@ -61,7 +75,8 @@ export function classifySlice(
     if (result.ok) {
       rows.add(eventRow(result.event, `${sourceLabel}:${record.offset}`), result.event.huntId);
       origins.add(record.offset, record.key, record.value);
-      timestamps.push(Number(record.timestamp));
+      const timestamp = Number(record.timestamp);
+      if (plausibleTimestamp(timestamp, now.getTime())) timestamps.push(timestamp);
     } else {
       rejected.push({ topic, partition, offset: record.offset, key: kept(record.key), value: kept(record.value), reason: result.reason, detail: keptDetail(record, result.detail) });
     }

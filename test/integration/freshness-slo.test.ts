@@ -106,7 +106,7 @@ describe('hunt ingest', () => {
     await ingest?.kill('SIGKILL');
   });
 
-  it('counts every valid record it commits, late by its Kafka timestamp, and stores the counts by the time it stops', async () => {
+  it('counts every valid record it commits, late by its Kafka timestamp, leaves out timestamps a wrong clock set, and stores the counts by the time it stops', async () => {
     await db.pool.query('TRUNCATE freshness_minutes');
     const topics = await createTestTopics(2);
     const traffic = inOrderTraffic(3000, 11);
@@ -114,14 +114,18 @@ describe('hunt ingest', () => {
     // machine is; one stamped ten minutes ago is late whatever the machine.
     const targetMs = 60_000;
     const stale = traffic.records.slice(0, 1000);
-    const fresh = traffic.records.slice(1000);
+    const ahead = traffic.records.slice(1000, 1200); // a producer clock an hour fast: not fresh, not counted
+    const fresh = traffic.records.slice(1200);
     const valid = (records: typeof traffic.records) => records.filter((r) => r.kind !== 'invalid').length;
     ingest = startIngestProcess(db.url, topics, { SLO_FRESHNESS_TARGET_MS: String(targetMs) });
     await ingest.ready();
     const staleAt = String(Date.now() - 10 * MINUTE_MS);
     await sendRecords(topics.events, stale.map((r) => ({ key: r.key, value: r.value, timestamp: staleAt })));
+    await sendRecords(topics.events, ahead.map((r) => ({ key: r.key, value: r.value, timestamp: String(Date.now() + 60 * MINUTE_MS) })));
     await sendRecords(topics.events, fresh.map((r) => ({ key: r.key, value: r.value })));
     await waitCaughtUp(db.pool, topics);
+    const metrics = await (await fetch(`${ingest.apiUrl}/metrics`)).text();
+    expect(metrics).toMatch(new RegExp(`hunt_ingest_implausible_timestamps_total ${valid(ahead)}\\b`));
     expect(await ingest.kill('SIGTERM')).toBe(0);
 
     const { rows } = await db.pool.query<{ target_ms: number; events: string; within_target: string }>(
@@ -130,7 +134,7 @@ describe('hunt ingest', () => {
     expect(rows).toHaveLength(1);
     expect(rows[0]?.target_ms).toBe(targetMs);
     // Valid records, duplicates included (as in hunt_ingest_freshness_seconds); rejects are not events.
-    expect(Number(rows[0]?.events)).toBe(traffic.records.length - traffic.invalid);
+    expect(Number(rows[0]?.events)).toBe(valid(stale) + valid(fresh));
     expect(Number(rows[0]?.within_target)).toBe(valid(fresh));
   });
 });
