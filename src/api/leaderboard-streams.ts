@@ -70,7 +70,7 @@ export class LeaderboardStreams {
   private reading = false;
   private readTimer: NodeJS.Timeout | undefined;
   /** When the last window's delivery ended: the next read starts minIntervalMs after. */
-  private lastWindowAt = 0;
+  private lastWindowAt = -Infinity;
   /** Streams with a message held back by the 100 ms rule. */
   private readonly throttled = new Set<Stream>();
   /** Counts read windows. */
@@ -95,7 +95,7 @@ export class LeaderboardStreams {
       'x-accel-buffering': 'no',
     });
     res.write('retry: 2000\n\n');
-    const stream: Stream = { res, limit, since: this.windows, started: false, lastSentAt: 0, pending: undefined, timer: undefined };
+    const stream: Stream = { res, limit, since: this.windows, started: false, lastSentAt: -Infinity, pending: undefined, timer: undefined };
     const hunt = this.stateOf(huntId);
     hunt.streams.add(stream);
     this.open++;
@@ -169,7 +169,7 @@ export class LeaderboardStreams {
   /** One read window at a time, at most one per minIntervalMs. */
   private scheduleRead(): void {
     if (this.reading || this.readTimer || this.marked.size === 0) return;
-    const wait = Math.max(0, this.lastWindowAt + this.minIntervalMs - Date.now());
+    const wait = Math.max(0, this.lastWindowAt + this.minIntervalMs - performance.now());
     this.readTimer = setTimeout(() => {
       this.readTimer = undefined;
       void this.readMarked();
@@ -192,7 +192,7 @@ export class LeaderboardStreams {
         if (requests.length > 0) this.deliverPages(requests, await this.readOrRemark(requests), window);
       }
     } finally {
-      this.lastWindowAt = Date.now();
+      this.lastWindowAt = performance.now();
       this.reading = false;
       this.flushThrottled();
       this.scheduleRead();
@@ -233,7 +233,7 @@ export class LeaderboardStreams {
   private flush(stream: Stream): void {
     if (stream.pending === undefined || stream.res.writableEnded) return;
     if (stream.res.writableNeedDrain) return; // 'drain' calls back
-    const wait = stream.lastSentAt + this.minIntervalMs - Date.now();
+    const wait = stream.lastSentAt + this.minIntervalMs - performance.now();
     if (wait > 0) {
       // Sent with a window once its wait is over (flushThrottled); the timer is for when no
       // window comes, a window later if one is due.
@@ -253,12 +253,12 @@ export class LeaderboardStreams {
     stream.timer = undefined;
     const message = stream.pending;
     stream.pending = undefined;
-    stream.lastSentAt = Date.now();
+    stream.lastSentAt = performance.now();
     stream.res.write(message);
   }
 
   private flushThrottled(): void {
-    const now = Date.now();
+    const now = performance.now();
     for (const stream of this.throttled) if (now >= stream.lastSentAt + this.minIntervalMs) this.flush(stream);
   }
 

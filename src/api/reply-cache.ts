@@ -29,7 +29,7 @@ export class ReplyCache {
   ) {}
 
   get(key: string, compute: () => Promise<CachedReply>): Promise<CachedReply> {
-    const now = Date.now();
+    const now = performance.now();
     const found = this.entries.get(key);
     if (found && (found.settledAt === undefined || now - found.settledAt < this.ttlMs)) return found.reply;
     if (this.entries.size >= this.maxEntries) this.entries.clear();
@@ -37,7 +37,7 @@ export class ReplyCache {
     this.entries.set(key, entry);
     entry.reply.then(
       () => {
-        entry.settledAt = Date.now();
+        entry.settledAt = performance.now();
         if (this.ttlMs === 0 && this.entries.get(key) === entry) this.entries.delete(key);
       },
       // A failure is not shared after the fact: the next request tries again.

@@ -8,10 +8,10 @@
  * and the next report receives how many calls it stands for.
  */
 export function everyFewSeconds<A extends unknown[]>(report: (count: number, ...args: A) => void, intervalMs = 10_000): (...args: A) => void {
-  let last = 0;
+  let last = -Infinity;
   let skipped = 0;
   return (...args: A) => {
-    const now = Date.now();
+    const now = performance.now();
     if (now - last < intervalMs) {
       skipped++;
       return;
@@ -31,10 +31,10 @@ export function sharedProbe<T>(probe: () => Promise<T>, reuseMs: number): () => 
   let inFlight: Promise<T> | undefined;
   let last: { at: number; value: T } | undefined;
   return () => {
-    if (last && Date.now() - last.at < reuseMs) return Promise.resolve(last.value);
+    if (last && performance.now() - last.at < reuseMs) return Promise.resolve(last.value);
     inFlight ??= probe()
       .then((value) => {
-        last = { at: Date.now(), value };
+        last = { at: performance.now(), value };
         return value;
       })
       .finally(() => {

@@ -56,7 +56,9 @@ export class MicroBatcher {
   private flushing: Promise<void> | undefined;
   /** When the oldest slice of the micro-batch committing now was buffered. */
   private flushingSince: number | undefined;
-  private lastFlushedAt = Date.now();
+  // Times here are performance.now(), which only moves forward: a wall-clock step back (NTP,
+  // a VM resumed) would otherwise hold a linger timer, and hide a stall, for as long as the step.
+  private lastFlushedAt = performance.now();
   private failure: Error | undefined;
   /** Callers of `add` waiting for room, woken after each flush. */
   private waitingForRoom: Array<() => void> = [];
@@ -73,7 +75,7 @@ export class MicroBatcher {
       await new Promise<void>((resolve) => this.waitingForRoom.push(resolve));
     }
     if (this.failure) throw this.failure;
-    this.buffered.push({ work, addedAt: Date.now() });
+    this.buffered.push({ work, addedAt: performance.now() });
     this.bufferedRecords += work.recordCount;
     this.bufferedBytes += work.byteCount;
     this.schedule();
@@ -97,7 +99,7 @@ export class MicroBatcher {
    * How long this lane has held work without committing any: 0 when idle or when a flush
    * succeeded since its oldest work arrived. Grows without bound while commits keep failing.
    */
-  stalledMs(now = Date.now()): number {
+  stalledMs(now = performance.now()): number {
     const oldest = this.flushingSince ?? this.buffered[0]?.addedAt;
     if (oldest === undefined) return 0;
     return Math.max(0, now - Math.max(oldest, this.lastFlushedAt));
@@ -110,7 +112,7 @@ export class MicroBatcher {
   private schedule(): void {
     if (this.flushing || this.failure || this.buffered.length === 0) return;
     // Linger counts from the oldest buffered slice, which may have waited through a flush.
-    const lingerLeft = (this.buffered[0] as Buffered).addedAt + this.sizing.lingerMs - Date.now();
+    const lingerLeft = (this.buffered[0] as Buffered).addedAt + this.sizing.lingerMs - performance.now();
     if (this.isFull() || lingerLeft <= 0) {
       this.startFlush();
     } else if (!this.lingerTimer) {
@@ -127,7 +129,7 @@ export class MicroBatcher {
     this.wakeWaiters();
     this.flushing = this.flush(taken).then(
       () => {
-        this.lastFlushedAt = Date.now();
+        this.lastFlushedAt = performance.now();
       },
       (err: Error) => {
         this.failure = err;

@@ -16,6 +16,7 @@ export interface LaneProbe {
   stalledMs(now: number): number;
 }
 
+/** Times are performance.now() (monotonic), as the lanes' stalledMs: a wall-clock step must not hide a stall. */
 interface Progress {
   offset: bigint | undefined;
   since: number;
@@ -32,7 +33,7 @@ export class IngestHealth {
 
   constructor(
     private readonly options: { stallLimitMs: number; lanes: readonly LaneProbe[]; partitionsOfLane: (lane: number) => number[]; metrics: IngestMetrics },
-    now = Date.now(),
+    now = performance.now(),
   ) {
     this.outOfGroupSince = now;
   }
@@ -43,7 +44,7 @@ export class IngestHealth {
   }
 
   /** The consumer left its group (a rebalance began, or it crashed and kafkajs restarts it); setAssignment ends it. */
-  markOutOfGroup(now = Date.now()): void {
+  markOutOfGroup(now = performance.now()): void {
     this.outOfGroupSince ??= now;
   }
 
@@ -52,7 +53,7 @@ export class IngestHealth {
   }
 
   /** The partitions this member owns after a (re)join. */
-  setAssignment(partitions: readonly number[], now = Date.now()): void {
+  setAssignment(partitions: readonly number[], now = performance.now()): void {
     this.outOfGroupSince = undefined;
     const kept = new Map<number, number>();
     for (const p of partitions) kept.set(p, this.assignedAt.get(p) ?? now);
@@ -72,7 +73,7 @@ export class IngestHealth {
     watermarks: ReadonlyMap<number, { low: bigint; high: bigint }>,
     stored: ReadonlyMap<number, bigint>,
     topic: string,
-    now = Date.now(),
+    now = performance.now(),
   ): void {
     const stalled: { partition: number; seconds: number }[] = [];
     for (const [partition, { low, high }] of watermarks) {
@@ -91,7 +92,7 @@ export class IngestHealth {
   }
 
   /** Ready, or the first reason not to be. Also refreshes the stall gauges. */
-  status(now = Date.now()): { ready: true } | { ready: false; reason: string } {
+  status(now = performance.now()): { ready: true } | { ready: false; reason: string } {
     const { lanes, stallLimitMs, metrics, partitionsOfLane } = this.options;
     const laneStalls: { lane: number; seconds: number }[] = [];
     lanes.forEach((lane, index) => {

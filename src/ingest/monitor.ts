@@ -20,7 +20,7 @@ export interface MonitorDeps {
 
 export function startPartitionMonitor(deps: MonitorDeps): { stop(): void; tick(): Promise<void> } {
   let lastReason: string | undefined;
-  let lastLoggedAt = 0;
+  let lastLoggedAt = -Infinity;
   let running: Promise<void> | undefined;
   const tick = async () => {
     try {
@@ -32,7 +32,7 @@ export function startPartitionMonitor(deps: MonitorDeps): { stop(): void; tick()
     }
     const status = deps.health.status();
     const reason = status.ready ? undefined : status.reason;
-    const now = Date.now();
+    const now = performance.now();
     if (reason && (!lastReason || now - lastLoggedAt > 60_000)) {
       deps.logger.error({ reason }, 'ingest not ready');
       lastLoggedAt = now;

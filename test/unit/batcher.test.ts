@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { MicroBatcher, type SliceWork } from '../../src/ingest/batcher';
 import { BatchSizing } from '../../src/ingest/sizing';
 import { NO_ROWS } from '../../src/store/hot-path/event-rows';
@@ -122,5 +122,22 @@ describe('MicroBatcher', () => {
     calls[3]!.finish();
     await drained;
     expect(calls.map(offsetsOf)).toEqual([[1], [2], [3], [4]]);
+  });
+  it('is not held back by the wall clock stepping back (NTP, a VM resumed): its times are monotonic', async () => {
+    const { calls, flush } = manualFlush();
+    const batcher = new MicroBatcher(fixed(10, 50), flush);
+    await batcher.add(slice(0, 10, 10)); // full: a flush starts
+    await batcher.add(slice(0, 12, 2)); // buffered while it commits
+    const realNow = Date.now();
+    const clock = vi.spyOn(Date, 'now').mockImplementation(() => realNow - 3_600_000); // an hour back
+    try {
+      calls[0]!.finish();
+      // Ten lingers (waitFor's own deadline reads the mocked clock, so a plain timer here).
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(calls).toHaveLength(2); // held for the hour the clock went back, before
+      expect(batcher.stalledMs()).toBeLessThan(60_000);
+    } finally {
+      clock.mockRestore();
+    }
   });
 });
