@@ -68,6 +68,7 @@ export class ChangeListener {
 
   private checkLiveness(client: pg.Client): void {
     clearInterval(this.livenessTimer);
+    if (this.stopped) return; // stop() came while this connection was opening
     this.livenessTimer = setInterval(() => {
       let timer: NodeJS.Timeout | undefined;
       const unanswered = new Promise<never>((_, reject) => {

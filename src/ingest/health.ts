@@ -1,7 +1,7 @@
 /**
  * What `/readyz` says about the consumer (DESIGN invariant 8: every stall is visible): it is
  * not ready while it has crashed, while it has been out of its consumer group for longer than
- * the stall limit (kafkajs retries a join that keeps failing, a coordinator that is not
+ * a rebalance may take plus the stall limit (kafkajs retries a join that keeps failing, a coordinator that is not
  * available say, for ever, with no partition assigned whose stall could show it), while a
  * commit lane has held work it could not commit for
  * longer than the stall limit, while a partition assigned to it has records waiting and its
@@ -15,6 +15,12 @@ export interface LaneProbe {
   /** How long the lane has held work without committing any (MicroBatcher.stalledMs). */
   stalledMs(now: number): number;
 }
+
+/**
+ * How long a rebalance may keep a healthy member out of its group: kafkajs's default
+ * rebalanceTimeout (the consumer does not set it), which a join waits out for a slow peer.
+ */
+const REBALANCE_TIMEOUT_MS = 60_000;
 
 /** Times are performance.now() (monotonic), as the lanes' stalledMs: a wall-clock step must not hide a stall. */
 interface Progress {
@@ -104,8 +110,8 @@ export class IngestHealth {
     let reason: string | undefined;
     const outOfGroupMs = this.outOfGroupSince === undefined ? 0 : now - this.outOfGroupSince;
     if (this.crash) reason = `consumer stopped: ${this.crash}`;
-    else if (outOfGroupMs > stallLimitMs) {
-      reason = `the consumer has not been a member of its group for ${Math.round(outOfGroupMs / 1000)} s (stall limit ${limit}); it keeps trying to join (see the log: is Kafka's group coordinator available?)`;
+    else if (outOfGroupMs > stallLimitMs + REBALANCE_TIMEOUT_MS) {
+      reason = `the consumer has not been a member of its group for ${Math.round(outOfGroupMs / 1000)} s (a rebalance may take ${REBALANCE_TIMEOUT_MS / 1000} s, plus the stall limit ${limit}); it keeps trying to join (see the log: is Kafka's group coordinator available?)`;
     } else if (this.stoppedAtGap.size > 0) reason = [...this.stoppedAtGap.values()].join('; ');
     else if (laneStalls.length > 0) {
       const stall = laneStalls[0] as { lane: number; seconds: number };

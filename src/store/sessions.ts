@@ -9,7 +9,8 @@ import type pg from 'pg';
 export async function describeSessions(db: pg.Pool | pg.ClientBase, pids: readonly number[]): Promise<string[]> {
   if (pids.length === 0) return [];
   const { rows } = await db.query<{ pid: number; application_name: string; usename: string | null; state: string | null; xact_seconds: number | null }>(
-    `SELECT pid, application_name, usename, state, floor(extract(epoch FROM now() - xact_start))::int AS xact_seconds
+    // clock_timestamp(): now() is the start of the caller's own transaction, maybe 30 s old.
+    `SELECT pid, application_name, usename, state, floor(extract(epoch FROM clock_timestamp() - xact_start))::int AS xact_seconds
        FROM pg_stat_activity WHERE pid = ANY($1::int[])
       ORDER BY xact_start NULLS LAST LIMIT 5`,
     [pids],
