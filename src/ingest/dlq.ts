@@ -11,6 +11,7 @@
  * topic accepts, plus headers.
  */
 import type { Message, Producer } from 'kafkajs';
+import { groupsWithin } from '../byte-budget';
 import type { Logger } from '../log';
 import type { RejectedRecord } from '../store/hot-path/quarantine';
 
@@ -95,21 +96,7 @@ export function dlqMessage(r: RejectedRecord): Message {
 
 /** Groups messages, in order, so each group's estimated batch size stays within `budget` (a message alone may exceed it). */
 export function chunksWithin(messages: readonly Message[], budget: number): Message[][] {
-  const chunks: Message[][] = [];
-  let current: Message[] = [];
-  let size = 0;
-  for (const message of messages) {
-    const bytes = estimatedSize(message);
-    if (current.length > 0 && size + bytes > budget) {
-      chunks.push(current);
-      current = [];
-      size = 0;
-    }
-    current.push(message);
-    size += bytes;
-  }
-  if (current.length > 0) chunks.push(current);
-  return chunks;
+  return groupsWithin(messages, budget, estimatedSize);
 }
 
 export function estimatedSize(message: Message): number {

@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { classifySlice, MAX_KEPT_BYTES } from '../../src/pipeline/classify';
 import { commitMicroBatch } from '../../src/pipeline/commit';
-import { groupsWithin } from '../../src/store/hot-path/quarantine';
+import { MAX_BYTES_PER_INSERT } from '../../src/store/hot-path/quarantine';
 import { useTestDatabase } from '../helpers/database-fixture';
 
 const db = useTestDatabase();
@@ -21,8 +21,11 @@ describe('rejects of records unpacked past any limit', () => {
     const records = Array.from({ length: RECORDS }, (_, i) => ({ offset: String(i), key: i === 0 ? Buffer.alloc(2 * MAX_KEPT_BYTES, 0x6b) : Buffer.from('hunt-1'), value, timestamp: '0' }));
     const slice = classifySlice('hunt.events', 0, records, new Date());
     expect(slice.rejected.map((r) => r.value?.length)).toEqual(records.map(() => MAX_KEPT_BYTES));
-    // Two or more INSERTs for these 20 MiB and more.
-    expect(groupsWithin(slice.rejected, 16 * 1024 * 1024).length).toBeGreaterThan(1);
+    // Counts the INSERT statements into quarantine, in Postgres itself.
+    await db.pool.query(`CREATE TABLE quarantine_inserts (at timestamptz DEFAULT clock_timestamp())`);
+    await db.pool.query(`CREATE FUNCTION count_quarantine_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN INSERT INTO quarantine_inserts DEFAULT VALUES; RETURN NULL; END $$`);
+    await db.pool.query(`CREATE TRIGGER count_quarantine_insert AFTER INSERT ON quarantine FOR EACH STATEMENT EXECUTE FUNCTION count_quarantine_insert()`);
 
     await commitMicroBatch(db.pool, 'g', { rows: slice.rows, origins: slice.origins, rejected: slice.rejected, offsets: [{ topic: 'hunt.events', partition: 0, nextOffset: BigInt(RECORDS) }] });
 
@@ -37,17 +40,11 @@ describe('rejects of records unpacked past any limit', () => {
       value_bytes: MAX_KEPT_BYTES,
       detail: expect.stringMatching(new RegExp(`^key of ${2 * MAX_KEPT_BYTES} bytes, only its first ${MAX_KEPT_BYTES} kept; value of ${UNPACKED_BYTES} bytes, only its first ${MAX_KEPT_BYTES} kept; value is ${UNPACKED_BYTES} bytes`)),
     });
+    // 21 MiB of record bytes kept: two INSERTs of at most MAX_BYTES_PER_INSERT (16 MiB) each.
+    expect(MAX_BYTES_PER_INSERT).toBe(16 * 1024 * 1024);
+    const statements = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM quarantine_inserts');
+    expect(statements.rows[0]?.n).toBe(2);
     const offsets = await db.pool.query<{ next_offset: number }>(`SELECT next_offset FROM consumer_offsets WHERE group_id = 'g'`);
     expect(offsets.rows).toEqual([{ next_offset: RECORDS }]);
-  });
-});
-
-describe('groupsWithin', () => {
-  const reject = (bytes: number) => ({ topic: 't', partition: 0, offset: '0', key: null, value: Buffer.alloc(bytes), reason: 'too_large' as const, detail: '' });
-
-  it('keeps records in order, in groups within the budget, a record over it alone', () => {
-    const sizes = (groups: ReturnType<typeof groupsWithin>) => groups.map((g) => g.map((r) => r.value?.length));
-    expect(sizes(groupsWithin([reject(4), reject(4), reject(4), reject(20), reject(1)], 10))).toEqual([[4, 4], [4], [20], [1]]);
-    expect(groupsWithin([], 10)).toEqual([]);
   });
 });

@@ -1,5 +1,6 @@
 /** Quarantine rows: rejected records kept byte for byte with their reason. */
 import type pg from 'pg';
+import { groupsWithin } from '../../byte-budget';
 import type { RejectReason } from '../../events/validate';
 
 /** Where a record came from, with its bytes: enough to copy it to the DLQ unchanged. */
@@ -25,30 +26,12 @@ export interface RejectedRecord extends RecordOrigin {
  * built at all (V8's limit), and the commit would fail the same way for ever. Rejects of
  * compressed records can add up to that in one fetch, so they go in groups.
  */
-const MAX_BYTES_PER_INSERT = 16 * 1024 * 1024;
+export const MAX_BYTES_PER_INSERT = 16 * 1024 * 1024;
 
 /** Idempotent per source position: a redelivered reject is not quarantined twice. */
 export async function quarantineRecords(client: pg.ClientBase, records: readonly RejectedRecord[]): Promise<void> {
-  for (const group of groupsWithin(records, MAX_BYTES_PER_INSERT)) await insertQuarantined(client, group);
-}
-
-/** Consecutive groups of records whose bytes stay within `maxBytes` (a record alone may exceed it). */
-export function groupsWithin(records: readonly RejectedRecord[], maxBytes: number): RejectedRecord[][] {
-  const groups: RejectedRecord[][] = [];
-  let group: RejectedRecord[] = [];
-  let bytes = 0;
-  for (const record of records) {
-    const size = (record.key?.length ?? 0) + (record.value?.length ?? 0);
-    if (group.length > 0 && bytes + size > maxBytes) {
-      groups.push(group);
-      group = [];
-      bytes = 0;
-    }
-    group.push(record);
-    bytes += size;
-  }
-  if (group.length > 0) groups.push(group);
-  return groups;
+  const recordBytes = (r: RejectedRecord) => (r.key?.length ?? 0) + (r.value?.length ?? 0);
+  for (const group of groupsWithin(records, MAX_BYTES_PER_INSERT, recordBytes)) await insertQuarantined(client, group);
 }
 
 async function insertQuarantined(client: pg.ClientBase, records: readonly RejectedRecord[]): Promise<void> {
