@@ -51,7 +51,7 @@ export class ChangeListener {
   }
 
   private async connect(): Promise<void> {
-    const client = new pg.Client(this.connectionOptions);
+    const client = new pg.Client({ ...this.connectionOptions, query_timeout: this.liveness.timeoutMs });
     client.on('error', (err) => this.lost(client, err));
     client.on('end', () => this.lost(client, new Error('connection ended')));
     client.on('notification', (n) => {
@@ -70,13 +70,10 @@ export class ChangeListener {
     clearInterval(this.livenessTimer);
     if (this.stopped) return; // stop() came while this connection was opening
     this.livenessTimer = setInterval(() => {
-      let timer: NodeJS.Timeout | undefined;
-      const unanswered = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer to a liveness check within ${this.liveness.timeoutMs} ms`)), this.liveness.timeoutMs);
-      });
-      Promise.race([pingPostgres(client), unanswered])
-        .catch((err: unknown) => this.lost(client, err instanceof Error ? err : new Error(String(err))))
-        .finally(() => clearTimeout(timer));
+      // The client's query_timeout (set in connect) fails a ping the server does not answer.
+      pingPostgres(client).catch((err: unknown) =>
+        this.lost(client, new Error(`no answer to a liveness check within ${this.liveness.timeoutMs} ms`, { cause: err })),
+      );
     }, this.liveness.intervalMs);
     this.livenessTimer.unref();
   }

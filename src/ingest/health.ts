@@ -1,13 +1,12 @@
 /**
  * What `/readyz` says about the consumer (DESIGN invariant 8: every stall is visible): it is
- * not ready while it has crashed, while it has been out of its consumer group for longer than
- * a rebalance may take plus the stall limit (kafkajs retries a join that keeps failing, a coordinator that is not
- * available say, for ever, with no partition assigned whose stall could show it), while a
- * commit lane has held work it could not commit for
- * longer than the stall limit, while a partition assigned to it has records waiting and its
- * Postgres offset has not moved for that long, or while a partition stopped at a retention
- * gap. Reasons are plain words for the operator: no hostnames, no driver errors (those go to
- * the log).
+ * not ready while it has crashed; while it has been out of its consumer group for longer than
+ * a rebalance may take plus the stall limit (kafkajs retries a join that keeps failing, with
+ * a coordinator not available say, for ever, and with no partition assigned no stall could
+ * show it); while a commit lane has held work it could not commit for longer than the stall
+ * limit; while a partition assigned to it has records waiting and its Postgres offset has not
+ * moved for that long; or while a partition stopped at a retention gap. Reasons are plain
+ * words for the operator: no hostnames, no driver errors (those go to the log).
  */
 import type { IngestMetrics } from './metrics';
 

@@ -28,6 +28,7 @@
 import type pg from 'pg';
 import { escapeIdentifier } from 'pg';
 import { ALL_HUNTS, notifyHuntsChanged } from '../hunt-changes';
+import { sqlStateOf } from '../hot-path/errors';
 import { LIVE_PROJECTION_TABLES, mergeInto, recomputeInto, type ProjectionTargets } from './recompute';
 import { recreateShadow, swapInShadow } from './shadow-tables';
 import { describeSessions } from '../sessions';
@@ -263,7 +264,7 @@ async function takeFence(client: pg.ClientBase, lockTimeoutMs: number): Promise<
   try {
     await client.query('LOCK TABLE hunts IN EXCLUSIVE MODE');
   } catch (err) {
-    if ((err as { code?: string }).code !== LOCK_NOT_AVAILABLE) throw err;
+    if (sqlStateOf(err) !== LOCK_NOT_AVAILABLE) throw err;
     await client.query('ROLLBACK TO SAVEPOINT fence'); // the transaction is usable again, to ask who holds it
     throw new FenceBusyError(lockTimeoutMs, await fenceHolders(client));
   }
