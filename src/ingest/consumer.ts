@@ -10,13 +10,14 @@
  * committed offsets. Offsets are resolved in kafkajs as soon as a slice is buffered, so the
  * next fetch overlaps the commit; nothing is taken as done before Postgres has it.
  */
-import { Partitioners, type Admin, type Consumer, type EachBatchPayload, type Kafka, type Producer } from 'kafkajs';
+import { type Admin, type Consumer, type EachBatchPayload, type Kafka, type Producer } from 'kafkajs';
 import type { Config } from '../config';
 import type { Logger } from '../log';
 import { loadOffsets } from '../store/hot-path/offsets';
 import type { MicroBatcher } from './batcher';
 import { createBatchHandler } from './batch-handler';
 import { createCommitLanes, type CommitLaneDeps } from './commit-lanes';
+import { createDlqProducer } from './dlq';
 import { watchFilteredRecords } from './filtered-records';
 import { watchGroupEvents } from './group-events';
 import { trailingKafkaCommits } from './kafka-commits';
@@ -52,7 +53,7 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
   failed.catch(() => undefined); // observed by whoever awaits it; never unhandled
 
   const consumer = createConsumer(kafka, config);
-  const dlqProducer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+  const dlqProducer = createDlqProducer(kafka);
   const admin: Admin = kafka.admin();
   const watermarks = (partitions?: number[]) => topicWatermarks(admin, topic, partitions);
 

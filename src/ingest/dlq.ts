@@ -10,7 +10,7 @@
  * the rejects; `prepareTopics` has made sure the limit holds the largest record the input
  * topic accepts, plus headers.
  */
-import type { Message, Producer } from 'kafkajs';
+import { Partitioners, type Kafka, type Message, type Producer } from 'kafkajs';
 import { groupsWithin } from '../byte-budget';
 import type { Logger } from '../log';
 import type { RejectedRecord } from '../store/hot-path/quarantine';
@@ -19,6 +19,18 @@ import type { RejectedRecord } from '../store/hot-path/quarantine';
 const RECORD_OVERHEAD_BYTES = 64;
 /** The record batch header, rounded up, plus a margin for the estimate. */
 const BATCH_OVERHEAD_BYTES = 1024;
+
+/**
+ * The producer the hot path sends DLQ copies with: one request in flight, so copies keep
+ * their order, and not idempotent. When the broker refuses one partition's batch of a send
+ * and takes the others, kafkajs 2.2.4 rolls back the sequence numbers of every partition in
+ * the request, the taken ones too; an idempotent producer's next send to those partitions is
+ * then refused as out of order, for as long as the process lives. Without sequence numbers a
+ * resend can only repeat a copy, which the DLQ's at-least-once promise already allows.
+ */
+export function createDlqProducer(kafka: Kafka): Producer {
+  return kafka.producer({ idempotent: false, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+}
 
 export interface DlqSender {
   send(records: readonly RejectedRecord[]): Promise<void>;

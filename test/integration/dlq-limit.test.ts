@@ -6,7 +6,7 @@
  */
 import { Partitioners, type Producer, type ProducerRecord } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createDlqSender } from '../../src/ingest/dlq';
+import { createDlqProducer, createDlqSender } from '../../src/ingest/dlq';
 import { createLogger } from '../../src/log';
 import type { RejectedRecord } from '../../src/store/hot-path/quarantine';
 import { BROKER_MAX_MESSAGE_BYTES, readTopic, testKafka } from '../helpers/ingest';
@@ -14,7 +14,7 @@ import { uniqueName } from '../helpers/wait';
 
 const LOWERED_LIMIT = 150_000;
 const kafka = testKafka();
-const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+const producer = createDlqProducer(kafka);
 const admin = kafka.admin();
 afterAll(async () => {
   await producer.disconnect();
@@ -57,6 +57,42 @@ describe('the DLQ sender, when the topic limit was lowered after start-up', () =
     await admin.deleteTopics({ topics: [topic] });
   });
 });
+
+describe('the DLQ sender, when the lowered limit refuses one partition of a send and the broker takes the others', () => {
+  it('still delivers every copy, and later sends to the partition the broker took go through', async () => {
+    const topic = uniqueName('dlq-partial');
+    await admin.createTopics({ topics: [{ topic, numPartitions: 2, configEntries: [{ name: 'max.message.bytes', value: String(LOWERED_LIMIT) }] }], waitForLeaders: true });
+    const sender = createDlqSender(producer, topic, BROKER_MAX_MESSAGE_BYTES, createLogger({ logLevel: 'fatal' }));
+    const [small, large] = [keyInPartition(0, 2), keyInPartition(1, 2)];
+    // One send: partition 0's batch (two small copies) is taken, partition 1's (two of 100 kB) refused.
+    const rejects = [
+      { ...reject(11, 1000), key: small },
+      { ...reject(12, 100_000), key: large },
+      { ...reject(13, 1000), key: small },
+      { ...reject(14, 100_000), key: large },
+    ];
+    await sender.send(rejects);
+    await sender.send([{ ...reject(15, 1000), key: small }]);
+
+    const held = (await admin.fetchTopicOffsets(topic)).reduce((sum, p) => sum + Number(p.high), 0);
+    const copies = await readTopic(topic, held, 30_000, kafka);
+    // The DLQ is at-least-once: a copy the broker took before the refusal may come twice.
+    const firstSeen = (key: Buffer) => [...new Set(copies.filter((c) => c.key === key.toString()).map((c) => c.headers['source.offset']))];
+    expect(firstSeen(small)).toEqual(['11', '13', '15']);
+    expect(firstSeen(large)).toEqual(['12', '14']);
+    await admin.deleteTopics({ topics: [topic] });
+  });
+});
+
+/** A key the default partitioner puts in `partition` of a topic with `partitions` partitions. */
+function keyInPartition(partition: number, partitions: number): Buffer {
+  const partitioner = Partitioners.DefaultPartitioner();
+  const partitionMetadata = Array.from({ length: partitions }, (_, partitionId) => ({ partitionId, leader: 0, replicas: [0], isr: [0], partitionErrorCode: 0 }));
+  for (let i = 0; ; i++) {
+    const key = Buffer.from(`hunt-${i}`);
+    if (partitioner({ topic: 'any', partitionMetadata, message: { key, value: null } }) === partition) return key;
+  }
+}
 
 describe('the DLQ sender, for a copy larger than the topic holds (a compressed record unpacks far past any limit)', () => {
   it('sends it without its value, checked before sending (past 100 MB the broker closes the connection instead of refusing)', async () => {
