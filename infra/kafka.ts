@@ -15,6 +15,11 @@ import { MissingToolError, type ServiceStatus, type StackService } from './servi
 
 export const KAFKA_VERSION = '3.9.1';
 
+/** Where the embedded broker's jars are cached (the tests' Java producer uses its client jars too). */
+export function kafkaLibsDir(config: Config): string {
+  return path.join(config.stack.cacheDir, `kafka-${KAFKA_VERSION}`, 'libs');
+}
+
 export class EmbeddedKafka implements StackService {
   readonly name = 'kafka';
   private readonly paths;
@@ -30,7 +35,7 @@ export class EmbeddedKafka implements StackService {
   }
 
   private get libsDir(): string {
-    return path.join(this.config.stack.cacheDir, `kafka-${KAFKA_VERSION}`, 'libs');
+    return kafkaLibsDir(this.config);
   }
 
   async up(): Promise<ServiceStatus> {

@@ -22,9 +22,11 @@ export const VALIDATION_REASONS = [
 /**
  * Every reason a record can be rejected for: the validation reasons, then `unprocessable`, a
  * record that passed them all but that the database refused for a reason of its own
- * (CONTRACT.md §1), found by isolating it from the micro-batch it failed.
+ * (CONTRACT.md §1), found by isolating it from the micro-batch it failed, then `unreadable`,
+ * the records of a compressed batch whose bytes cannot be unpacked at all (one rejection for
+ * the batch; a batch that unpacks past its budget is `too_large`; src/pipeline/compression.ts).
  */
-export const REJECT_REASONS = [...VALIDATION_REASONS, 'unprocessable'] as const;
+export const REJECT_REASONS = [...VALIDATION_REASONS, 'unprocessable', 'unreadable'] as const;
 
 /** Hunts reconciled per transaction: what the data-quality repair uses, and a reconcile run unless its input says otherwise. */
 export const HUNTS_PER_TRANSACTION = 20;

@@ -18,6 +18,7 @@ import type { MicroBatcher } from './batcher';
 import { createBatchHandler } from './batch-handler';
 import { createCommitLanes, type CommitLaneDeps } from './commit-lanes';
 import { createDlqProducer } from './dlq';
+import { useBoundedCodecs } from '../pipeline/compression';
 import { watchFilteredRecords } from './filtered-records';
 import { watchGroupEvents } from './group-events';
 import { trailingKafkaCommits } from './kafka-commits';
@@ -100,6 +101,7 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
 }
 
 function createConsumer(kafka: Kafka, config: Config): Consumer {
+  useBoundedCodecs(); // batches compressed with any codec, within a budget
   return kafka.consumer({
     groupId: config.ingest.groupId,
     maxBytes: config.ingest.fetchMaxBytes,

@@ -10,6 +10,7 @@ import { toDetailText } from '../events/detail-text';
 import { classifyRecord } from '../events/validate';
 import { EventRowsBuilder, eventRow, type EventRows } from '../store/hot-path/event-rows';
 import type { RejectedRecord } from '../store/hot-path/quarantine';
+import { unreadableReason, type UnreadableBatch } from './compression';
 import { OriginsBuilder, type RecordOrigins } from '../store/hot-path/record-origins';
 
 export type { RejectedRecord } from '../store/hot-path/quarantine';
@@ -43,6 +44,8 @@ export interface SourceRecord {
   key: Buffer | null;
   value: Buffer | null;
   timestamp: string;
+  /** Set on the one stand-in record of a compressed batch that could not be unpacked (patches/kafkajs+2.2.4.patch). */
+  unreadable?: UnreadableBatch;
 }
 
 export interface ClassifiedSlice {
@@ -71,6 +74,10 @@ export function classifySlice(
   const rejected: RejectedRecord[] = [];
   const timestamps: number[] = [];
   for (const record of records) {
+    if (record.unreadable) {
+      rejected.push(unreadableBatchReject(topic, partition, record, record.unreadable));
+      continue;
+    }
     const result = classifyRecord(record.value, now);
     if (result.ok) {
       rows.add(eventRow(result.event, `${sourceLabel}:${record.offset}`), result.event.huntId);
@@ -82,6 +89,16 @@ export function classifySlice(
     }
   }
   return { rows: rows.build(), origins: origins.build(), rejected, acceptedTimestamps: Float64Array.from(timestamps) };
+}
+
+/**
+ * The rejection of every record of a compressed batch that could not be unpacked: one, under
+ * the batch's last offset, since its records' bytes and even their number are out of reach.
+ */
+function unreadableBatchReject(topic: string, partition: number, record: SourceRecord, batch: UnreadableBatch): RejectedRecord {
+  const offsets = batch.firstOffset === batch.lastOffset ? `offset ${batch.lastOffset}` : `offsets ${batch.firstOffset}-${batch.lastOffset}`;
+  const detail = `the records at ${offsets} (${batch.count} stated) are rejected together: ${batch.error?.message ?? String(batch.error)}`;
+  return { topic, partition, offset: record.offset, key: null, value: null, reason: unreadableReason(batch), detail: toDetailText(detail) };
 }
 
 /** A copy (so a reject waiting for its commit does not keep a whole fetch response alive) of at most MAX_KEPT_BYTES. */

@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Kafka, KafkaMessage } from 'kafkajs';
+import { useBoundedCodecs } from '../../pipeline/compression';
 
 /** Next offset to read per partition, as decimal strings (JSON-safe for heartbeats). */
 export type PartitionOffsets = Record<string, string>;
@@ -72,6 +73,7 @@ export async function consumeRange(
   const next = { ...cursor };
   const open = () => Object.keys(range.end).filter((p) => BigInt(next[p] ?? range.end[p] ?? '0') < BigInt(range.end[p] ?? '0'));
   if (open().length === 0) return next;
+  useBoundedCodecs(); // batches compressed with any codec, within a budget
   const consumer = kafka.consumer({ groupId: `hunt-backfill-${randomUUID()}`, maxBytesPerPartition: 1024 * 1024 });
   const admin = kafka.admin();
   let taken = 0;
