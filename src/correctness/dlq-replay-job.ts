@@ -1,4 +1,4 @@
-import { Context } from '@temporalio/activity';
+import { CancelledFailure, Context } from '@temporalio/activity';
 import { replayBatch, type ReplayBatchResult, type ReplayFilter } from '../store/correctness/dlq-replay';
 import type { ActivityDeps } from '../worker/activity-deps';
 
@@ -23,7 +23,10 @@ export function createDlqReplayActivities(deps: Pick<ActivityDeps, 'pool'>) {
         lastId: 0,
       };
       for (;;) {
-        if (context.cancellationSignal.aborted) return totals;
+        // Throw, never return: a return would end the run as a success with rows left
+        // unreplayed (a worker's graceful shutdown aborts us on every deploy). The retry
+        // resumes from the heartbeated cursor.
+        if (context.cancellationSignal.aborted) throw new CancelledFailure(`dlqReplay: stopped after quarantine id ${totals.lastId}`);
         const batch = await replayBatch(deps.pool, input, totals.lastId, input.batchSize, input.dryRun);
         if (!batch) return totals;
         totals.lastId = batch.lastId;
