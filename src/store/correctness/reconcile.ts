@@ -67,10 +67,16 @@ export async function reconcileHunts(pool: pg.Pool, huntIds: readonly string[], 
          ON CONFLICT (run_id, hunt_id, kind, subject_id) DO NOTHING
          RETURNING hunt_id, kind
        )
+       -- Drift counts are of everything recorded under the run: what an earlier attempt
+       -- committed (visible to this statement) plus what this one adds. A retry that redoes
+       -- a group already committed (a crash before its heartbeat) finds the drift repaired,
+       -- or already recorded, and must not report, or write over the run's row with, zero.
        SELECT h AS hunt_id,
               (SELECT count(*)::int FROM players p WHERE p.hunt_id = h) AS players_checked,
-              (SELECT count(*)::int FROM recorded r WHERE r.hunt_id = h AND r.kind = 'player') AS players_drifted,
-              (SELECT count(*)::int FROM recorded r WHERE r.hunt_id = h AND r.kind = 'treasure') AS treasures_changed
+              (SELECT count(*)::int FROM recorded r WHERE r.hunt_id = h AND r.kind = 'player')
+                + (SELECT count(*)::int FROM reconcile_drift d WHERE d.run_id = $2 AND d.hunt_id = h AND d.kind = 'player') AS players_drifted,
+              (SELECT count(*)::int FROM recorded r WHERE r.hunt_id = h AND r.kind = 'treasure')
+                + (SELECT count(*)::int FROM reconcile_drift d WHERE d.run_id = $2 AND d.hunt_id = h AND d.kind = 'treasure') AS treasures_changed
          FROM unnest($1::text[]) AS h`,
       [hunts, runId],
     );
