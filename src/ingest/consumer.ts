@@ -108,9 +108,20 @@ function createConsumer(kafka: Kafka, config: Config): Consumer {
     maxBytesPerPartition: config.ingest.partitionFetchMaxBytes,
     sessionTimeout: config.ingest.sessionTimeoutMs,
     heartbeatInterval: Math.floor(config.ingest.sessionTimeoutMs / 10),
+    // Partitions added to the topic are found when metadata is refreshed: kafkajs's default
+    // of 5 minutes would leave their records waiting that long, unseen by the stall checks.
+    metadataMaxAge: metadataMaxAgeMs(config.ingest.stallLimitMs),
+    // The topics are made (and checked) at start-up; a topic deleted while running must not
+    // come back with the broker's defaults (one partition, a DLQ too small for its copies).
+    allowAutoTopicCreation: false,
     // Postgres, not Kafka, decides where to resume; do not let a retry storm rejoin early.
     retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
   });
+}
+
+/** Half the stall limit, between 5 and 30 seconds: a new partition is joined well before its records count as stalled. */
+export function metadataMaxAgeMs(stallLimitMs: number): number {
+  return Math.min(30_000, Math.max(5_000, Math.floor(stallLimitMs / 2)));
 }
 
 /** Connects the admin, the DLQ producer and the consumer, then starts consuming `topic`. */

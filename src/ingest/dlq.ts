@@ -29,7 +29,8 @@ const BATCH_OVERHEAD_BYTES = 1024;
  * resend can only repeat a copy, which the DLQ's at-least-once promise already allows.
  */
 export function createDlqProducer(kafka: Kafka): Producer {
-  return kafka.producer({ idempotent: false, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+  // allowAutoTopicCreation: the DLQ topic is made at start-up with room for the largest copy; one the broker made with its defaults would refuse them.
+  return kafka.producer({ idempotent: false, maxInFlightRequests: 1, allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
 }
 
 export interface DlqSender {

@@ -76,12 +76,23 @@ export class PartitionPositions {
   private async recordStart(partition: number): Promise<bigint> {
     const marks = (await this.deps.watermarks([partition])).get(partition);
     if (!marks) throw new Error(`no watermarks for ${this.deps.topic}/${partition}`);
-    const start = this.deps.startFrom === 'latest' ? marks.high : marks.low;
+    const start = (await this.startsLatest()) ? marks.high : marks.low;
     await withTransaction(this.deps.pool, (client) =>
       storeOffsets(client, this.deps.groupId, [{ topic: this.deps.topic, partition, nextOffset: start }]),
     );
     // Another member may have stored a position meanwhile; offsets never move back, so read it again.
     return (await this.storedPosition(partition)) ?? start;
+  }
+
+  /**
+   * `latest` is where a group new to the topic starts. A partition added to the topic later
+   * (the group has positions for others) starts at its log start whatever the setting: all of
+   * its records came after the group started, and `latest` would skip those written before
+   * the group learned of the partition.
+   */
+  private async startsLatest(): Promise<boolean> {
+    if (this.deps.startFrom !== 'latest') return false;
+    return (await loadOffsets(this.deps.pool, this.deps.groupId, this.deps.topic)).size === 0;
   }
 
   /** Decides what to do with a fetch of `partition` that started at `fetchedOffset`. */
