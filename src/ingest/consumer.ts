@@ -61,15 +61,19 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
   const positions = new PartitionPositions({ pool, groupId, topic, startFrom: config.ingest.startFrom, watermarks });
   const kafkaCommits = trailingKafkaCommits(consumer, logger);
   const { lanes, laneOf, health } = createCommitLanes(deps, dlqProducer, () => stopping, (offsets) => kafkaCommits.note(offsets));
+  const onRetentionGap = retentionGapHandler({ pool, groupId, topic, policy: config.ingest.onRetentionGap, consumer, positions, health, metrics, logger });
   const monitor = startPartitionMonitor({
     health,
     topic,
     intervalMs: Math.min(5000, Math.max(250, Math.floor(config.ingest.stallLimitMs / 3))),
     watermarks: () => watermarks(),
     storedOffsets: () => loadOffsets(pool, groupId, topic),
+    onIdleGap: async (partition, from, to) => {
+      // Only when this process's position agrees: a fetch may have reported the gap meanwhile.
+      if ((await positions.positionOf(partition)) === from && !health.isStoppedAtGap(partition)) await onRetentionGap(partition, from, to);
+    },
     logger,
   });
-  const onRetentionGap = retentionGapHandler({ pool, groupId, topic, policy: config.ingest.onRetentionGap, consumer, positions, health, metrics, logger });
   const onLogReset = logResetHandler({ pool, groupId, topic, consumer, positions, laneOf, metrics, logger });
   const eachBatch = createBatchHandler({ topic, consumer, positions, onRetentionGap, onLogReset, laneOf, metrics, maxBatchEvents: config.ingest.maxBatchEvents });
   const onFatal = (err: Error) => {

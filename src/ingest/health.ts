@@ -57,6 +57,10 @@ export class IngestHealth {
     this.stoppedAtGap.set(partition, reason);
   }
 
+  isStoppedAtGap(partition: number): boolean {
+    return this.stoppedAtGap.has(partition);
+  }
+
   /** The partitions this member owns after a (re)join. */
   setAssignment(partitions: readonly number[], now = performance.now()): void {
     this.outOfGroupSince = undefined;

@@ -15,6 +15,12 @@ export interface MonitorDeps {
   intervalMs: number;
   watermarks: () => Promise<Map<number, Watermarks>>;
   storedOffsets: () => Promise<Map<number, bigint>>;
+  /**
+   * Retention deleted every record of an assigned partition from its stored offset on, and
+   * nothing newer waits: no fetch will ever bring a batch whose start shows the gap, so the
+   * monitor reports it ([from, to) lost).
+   */
+  onIdleGap: (partition: number, from: bigint, to: bigint) => Promise<void>;
   logger: Logger;
 }
 
@@ -26,6 +32,11 @@ export function startPartitionMonitor(deps: MonitorDeps): { stop(): void; tick()
     try {
       const [marks, stored] = await Promise.all([deps.watermarks(), deps.storedOffsets()]);
       deps.health.observePartitions(marks, stored, deps.topic);
+      for (const partition of deps.health.assignedPartitions()) {
+        const offset = stored.get(partition);
+        const mark = marks.get(partition);
+        if (offset !== undefined && mark && offset < mark.low && mark.low === mark.high) await deps.onIdleGap(partition, offset, mark.low);
+      }
     } catch (err) {
       // Kafka or Postgres unreachable: /readyz says so itself; the lanes' stall still counts.
       deps.logger.debug({ err }, 'partition monitor could not read watermarks or offsets');

@@ -42,9 +42,11 @@ export function retentionGapHandler(deps: RetentionGapDeps): RetentionGapHandler
       health.markStoppedAtGap(partition, `partition ${partition} lost ${lost} records to retention (offsets ${from}-${to - 1n}) and is stopped (INGEST_ON_RETENTION_GAP=stop)`);
       return false;
     }
-    // Recorded at once, so the gap is reported once, not again after a restart.
-    await withTransaction(pool, (client) => storeOffsets(client, groupId, [{ topic, partition, nextOffset: to }]));
+    // Moved first, so a fetch checked meanwhile (the monitor reports gaps of idle partitions)
+    // takes the log start instead of reporting the gap again; recorded at once, so the gap is
+    // reported once, not again after a restart.
     positions.skipTo(partition, to);
+    await withTransaction(pool, (client) => storeOffsets(client, groupId, [{ topic, partition, nextOffset: to }]));
     return true;
   };
 }

@@ -144,7 +144,7 @@ describe('no loss window', () => {
 });
 
 describe('a retention gap', () => {
-  async function gapSetup(policy: 'continue' | 'stop') {
+  async function gapSetup(policy: 'continue' | 'stop', logStart = 150) {
     const db = await database();
     const topics = await createTestTopics(1);
     const first = track(startIngestProcess(db.url, topics));
@@ -155,11 +155,11 @@ describe('a retention gap', () => {
     await first.kill('SIGTERM');
     const late = eventsFor(`g${policy}`, 100, 100); // offsets 100-199
     await send(topics.events, late);
-    // Retention, as the broker would apply it: the log now starts at offset 150.
+    // Retention, as the broker would apply it: the log now starts at offset 150 (by default).
     const admin = testKafka().admin();
     await admin.connect();
     await admin.fetchTopicMetadata({ topics: [topics.events] }); // kafkajs needs the leaders loaded first
-    await admin.deleteTopicRecords({ topic: topics.events, partitions: [{ partition: 0, offset: '150' }] });
+    await admin.deleteTopicRecords({ topic: topics.events, partitions: [{ partition: 0, offset: String(logStart) }] });
     await admin.disconnect();
     const second = track(startIngestProcess(db.url, topics, { INGEST_ON_RETENTION_GAP: policy }));
     return { db, topics, early, late, second };
@@ -174,6 +174,15 @@ describe('a retention gap', () => {
     expect(log).toMatch(/retention deleted 50 records of .*\/0 before they were read/);
     expect(log).toMatch(/"firstLostOffset":"100","lastLostOffset":"149"/);
     expect(await metricsOf(second)).toMatch(/hunt_ingest_retention_gap_records_total\{topic="[^"]+",partition="0"\} 50\b/);
+    expect((await readyz(second)).status).toBe(200);
+  });
+
+  it('is reported on a partition where retention left nothing to read: no fetch ever shows it, the monitor does', async () => {
+    const { db, topics, second } = await gapSetup('continue', 200);
+    await second.ready();
+    await waitFor('the gap to be counted', async () => /hunt_ingest_retention_gap_records_total\{topic="[^"]+",partition="0"\} 100\b/.test(await metricsOf(second)), { timeoutMs: 30_000, intervalMs: 250 });
+    expect(await storedOffset(db, topics)).toBe(200n);
+    expect(fs.readFileSync(second.logFile, 'utf8')).toMatch(/"firstLostOffset":"100","lastLostOffset":"199"/);
     expect((await readyz(second)).status).toBe(200);
   });
 
