@@ -41,7 +41,7 @@ export class ChangeListener {
   ) {}
 
   async start(): Promise<void> {
-    await this.connect().catch((err: unknown) => this.scheduleReconnect(err));
+    await this.connect();
   }
 
   async stop(): Promise<void> {
@@ -50,7 +50,13 @@ export class ChangeListener {
     await this.client?.end().catch(() => undefined);
   }
 
+  /**
+   * Opens the connection; never throws. Every failure, whether the connect rejects or the
+   * client reports 'error' or 'end' (pg does both for one refused connect), goes through
+   * lost(), which acts on the current client only: one retry loop, whatever the outage.
+   */
   private async connect(): Promise<void> {
+    if (this.stopped) return;
     const client = new pg.Client({ ...this.connectionOptions, query_timeout: this.liveness.timeoutMs });
     client.on('error', (err) => this.lost(client, err));
     client.on('end', () => this.lost(client, new Error('connection ended')));
@@ -58,8 +64,14 @@ export class ChangeListener {
       if (n.channel === HUNT_CHANGES_CHANNEL) this.onChange(parseChangePayload(n.payload));
     });
     this.client = client;
-    await client.connect();
-    await listenForHuntChanges(client);
+    try {
+      await client.connect();
+      await listenForHuntChanges(client);
+    } catch (err) {
+      this.lost(client, err as Error);
+      return;
+    }
+    if (client !== this.client) return; // lost meanwhile; the retry is scheduled
     const wasGap = this.retryMs > 250;
     this.retryMs = 250;
     this.checkLiveness(client);
@@ -91,6 +103,6 @@ export class ChangeListener {
     this.logger.warn({ err, retryInMs: this.retryMs }, 'hunt change feed: listening connection lost; reconnecting');
     const delay = this.retryMs;
     this.retryMs = Math.min(RETRY_MAX_MS, this.retryMs * 2);
-    setTimeout(() => void this.connect().catch((e: unknown) => this.scheduleReconnect(e)), delay).unref();
+    setTimeout(() => void this.connect(), delay).unref();
   }
 }

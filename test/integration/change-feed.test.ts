@@ -36,6 +36,25 @@ async function silentableProxy(target: URL) {
   };
 }
 
+/** A port nothing listens on yet; `open()` starts forwarding it to Postgres. */
+async function portOpenedLater(target: URL) {
+  const probe = net.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const port = (probe.address() as net.AddressInfo).port;
+  await new Promise((resolve) => probe.close(resolve));
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port), target.hostname);
+    client.pipe(upstream).pipe(client);
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+  });
+  return {
+    port,
+    open: () => new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve)),
+    close: () => server.close(),
+  };
+}
+
 describe('the change feed', () => {
   const cleanups: (() => unknown)[] = [];
   afterAll(async () => {
@@ -68,4 +87,31 @@ describe('the change feed', () => {
     await notify('hunt-after');
     await waitFor('the notification after the reconnect', () => heard.some((h) => Array.isArray(h) && h.includes('hunt-after')));
   });
+
+  it('keeps one connection and one retry loop through an outage of refused connections', async () => {
+    const target = new URL(db.url);
+    const later = await portOpenedLater(target);
+    cleanups.push(later.close);
+    const applicationName = `change-feed-${process.pid}-${Date.now()}`;
+    const heard: Parameters<ChangeHandler>[0][] = [];
+    const listener = new ChangeListener(
+      { host: '127.0.0.1', port: later.port, user: decodeURIComponent(target.username), password: decodeURIComponent(target.password), database: target.pathname.slice(1), application_name: applicationName },
+      (hunts) => heard.push(hunts),
+      createLogger({ logLevel: 'fatal' }),
+    );
+    cleanups.push(() => listener.stop());
+    await listener.start(); // refused: retries after 250 ms, 500, 1 s, 2 s, 4 s
+    await new Promise((resolve) => setTimeout(resolve, 6_000));
+    await later.open();
+    await waitFor('the listener to be back', () => heard.includes(ALL_HUNTS), { timeoutMs: 15_000 });
+    // Long enough for any second retry loop to have connected too.
+    await new Promise((resolve) => setTimeout(resolve, 9_000));
+
+    const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1', [applicationName]);
+    expect(rows[0]?.n).toBe(1);
+    await notify('hunt-once');
+    await waitFor('the notification', () => heard.some((h) => Array.isArray(h) && h.includes('hunt-once')));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(heard.filter((h) => Array.isArray(h) && h.includes('hunt-once'))).toHaveLength(1);
+  }, 60_000);
 });
