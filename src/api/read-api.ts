@@ -38,6 +38,9 @@ export async function startReadApi(
   const { api } = config;
   const pool = createPool(config, api.dbPoolSize, (err) => deps.logger.warn({ err }, 'read API: Postgres connection lost; it will be replaced'), {
     statement_timeout: api.statementTimeoutMs,
+    // The server enforces statement_timeout; a connection gone dead on the way never answers,
+    // so the client gives up a second later (and pg-pool drops that connection).
+    query_timeout: api.statementTimeoutMs + 1000,
     connectionTimeoutMillis: api.dbWaitMs,
     application_name: 'hunt-read-api',
   });

@@ -55,6 +55,9 @@ export function createApiServer(deps: ApiDeps, limits: HttpLimits): http.Server 
   const warnBusy = everyFewSeconds((count: number, err: unknown) =>
     deps.logger.warn({ err: String((err as Error)?.message ?? err), count }, 'read API answered 503: its Postgres pool is busy or a query hit API_STATEMENT_TIMEOUT_MS'),
   );
+  const warnUnreachable = everyFewSeconds((count: number, err: unknown) =>
+    deps.logger.warn({ err: String((err as Error)?.message ?? err), count }, 'read API answered 503: Postgres is unreachable or refused the connection'),
+  );
   const reportUnexpected = everyFewSeconds((count: number, err: unknown, url: string) =>
     deps.logger.error({ err, url: url.slice(0, 200), count }, 'read API request failed'),
   );
@@ -76,6 +79,10 @@ export function createApiServer(deps: ApiDeps, limits: HttpLimits): http.Server 
         if (isOverload(err)) {
           warnBusy(err);
           return send(res, metrics, 503, { error: 'the read API is busy: try again shortly' }, 'application/json', { 'retry-after': '1' });
+        }
+        if (isDatabaseUnreachable(err)) {
+          warnUnreachable(err);
+          return send(res, metrics, 503, { error: 'the read API cannot reach its database: try again shortly' }, 'application/json', { 'retry-after': '5' });
         }
         reportUnexpected(err, req.url ?? '');
         send(res, metrics, 500, { error: 'internal error' });
@@ -209,7 +216,23 @@ export function parseLimit(raw: string | null): number {
  */
 function isOverload(err: unknown): boolean {
   const e = err as { code?: string; message?: string };
-  return e?.code === '57014' || /timeout exceeded when trying to connect/i.test(e?.message ?? '');
+  return e?.code === '57014' || /timeout exceeded when trying to connect|Query read timeout/i.test(e?.message ?? '');
+}
+
+/** Socket errors when connecting or while connected. */
+const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
+/** Postgres shutting down or starting (57P01-57P03), out of connections (53300). */
+const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '53300']);
+
+/**
+ * An outage, not a fault of the request or the code: Postgres refused or lost the connection,
+ * or is shutting down, starting or full (SQLSTATE class 08 too). A 503 tells clients to retry;
+ * a 500 at error level for each request would flood the log of the process ingest runs in.
+ */
+function isDatabaseUnreachable(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  const code = e?.code ?? '';
+  return NETWORK_ERRORS.has(code) || UNAVAILABLE_STATES.has(code) || code.startsWith('08') || /Connection terminated/i.test(e?.message ?? '');
 }
 
 function send(res: http.ServerResponse, metrics: ApiMetrics, status: number, body: unknown, contentType = 'application/json', headers: Record<string, string> = {}) {
