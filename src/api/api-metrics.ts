@@ -9,10 +9,12 @@ export interface ApiMetrics {
   /** Not observed for streams: they last as long as their client stays. */
   requestSeconds: Histogram<'route'>;
   streamsOpen: Gauge;
+  streamsDroppedSlow: Counter;
 }
 
-/** `openStreams` is read at each scrape. */
-export function createApiMetrics(registry: Registry, openStreams: () => number): ApiMetrics {
+/** `openStreams` and `slowStreamsDropped` (a running total) are read at each scrape. */
+export function createApiMetrics(registry: Registry, openStreams: () => number, slowStreamsDropped: () => number = () => 0): ApiMetrics {
+  let droppedSeen = 0;
   return {
     responses: new Counter({
       name: 'hunt_api_responses_total',
@@ -33,6 +35,16 @@ export function createApiMetrics(registry: Registry, openStreams: () => number):
       registers: [registry],
       collect() {
         this.set(openStreams());
+      },
+    }),
+    streamsDroppedSlow: new Counter({
+      name: 'hunt_api_streams_dropped_slow_total',
+      help: 'Live leaderboard streams closed because their client stopped reading (the socket stayed full for two heartbeats)',
+      registers: [registry],
+      collect() {
+        const total = slowStreamsDropped();
+        this.inc(total - droppedSeen);
+        droppedSeen = total;
       },
     }),
   };

@@ -13,7 +13,10 @@
  * stream that must wait (its first message came between windows) is sent with the next
  * window after its 100 ms, which puts it back in step with the windows.
  * A slow client never holds memory: a stream whose socket is not draining keeps only the
- * latest message, sent when it drains. Streams that connect together (a reconnect storm
+ * latest message, sent when it drains, and one that has not drained for two heartbeats is
+ * closed (counted; a live client reconnects). A window serializes each hunt's page once
+ * per limit asked for, shared by every stream of that limit, so the work on the event loop
+ * (which ingest shares) follows hunts and limits, not streams. Streams that connect together (a reconnect storm
  * after a restart) share their first read while no change has come in since it started.
  */
 import type http from 'node:http';
@@ -47,17 +50,19 @@ interface Stream {
   /** Something was delivered: the first read, if it ends later, is older and is dropped. */
   started: boolean;
   lastSentAt: number;
-  /** The latest message not yet written (throttled or waiting for the socket to drain). */
+  /** The latest message not yet written (throttled or waiting for the socket to drain); shared with the window's other streams. */
   pending: string | undefined;
   timer: NodeJS.Timeout | undefined;
+  /** When a heartbeat first found the socket full (undefined: it drains). */
+  blockedSince: number | undefined;
 }
 
 interface HuntState {
   streams: Set<Stream>;
   /** Counts changes heard, so a first read started before a change is not shared after it. */
   changes: number;
-  /** First reads in flight, by limit. */
-  firstReads: Map<number, { changes: number; body: Promise<LeaderboardBody> }>;
+  /** First reads in flight, by limit, as the message they make. */
+  firstReads: Map<number, { changes: number; message: Promise<string> }>;
 }
 
 export class LeaderboardStreams {
@@ -75,15 +80,23 @@ export class LeaderboardStreams {
   private readonly throttled = new Set<Stream>();
   /** Counts read windows. */
   private windows = 0;
+  private droppedSlow = 0;
+  private readonly heartbeatMs: number;
 
   constructor(private readonly options: StreamOptions) {
     this.minIntervalMs = options.minIntervalMs ?? 100;
-    this.heartbeat = setInterval(() => this.beat(), options.heartbeatMs ?? 15_000);
+    this.heartbeatMs = options.heartbeatMs ?? 15_000;
+    this.heartbeat = setInterval(() => this.beat(), this.heartbeatMs);
     this.heartbeat.unref();
   }
 
   get streams(): number {
     return this.open;
+  }
+
+  /** Streams closed because their client stopped reading. */
+  get slowStreamsDropped(): number {
+    return this.droppedSlow;
   }
 
   /** Starts a stream on `res` for `huntId`; the first message follows as soon as it is read. */
@@ -95,7 +108,7 @@ export class LeaderboardStreams {
       'x-accel-buffering': 'no',
     });
     res.write('retry: 2000\n\n');
-    const stream: Stream = { res, limit, since: this.windows, started: false, lastSentAt: -Infinity, pending: undefined, timer: undefined };
+    const stream: Stream = { res, limit, since: this.windows, started: false, lastSentAt: -Infinity, pending: undefined, timer: undefined, blockedSince: undefined };
     const hunt = this.stateOf(huntId);
     hunt.streams.add(stream);
     this.open++;
@@ -116,8 +129,8 @@ export class LeaderboardStreams {
     res.once('close', close);
     res.on('drain', () => this.flush(stream));
     this.firstRead(huntId, hunt, limit)
-      .then((body) => {
-        if (!stream.started) this.deliver(stream, messageOf(body));
+      .then((message) => {
+        if (!stream.started) this.deliver(stream, message);
       })
       .catch((err: unknown) => {
         this.options.logger.warn({ err, huntId }, 'live leaderboard: first read failed; closing the stream (the client reconnects)');
@@ -153,17 +166,17 @@ export class LeaderboardStreams {
     return hunt;
   }
 
-  private firstRead(huntId: string, hunt: HuntState, limit: number): Promise<LeaderboardBody> {
+  private firstRead(huntId: string, hunt: HuntState, limit: number): Promise<string> {
     const shared = hunt.firstReads.get(limit);
-    if (shared && shared.changes === hunt.changes) return shared.body;
-    const body = this.options.read([{ huntId, limit }]).then((pages) => pages.get(huntId) ?? emptyBoard(huntId));
-    const entry = { changes: hunt.changes, body };
+    if (shared && shared.changes === hunt.changes) return shared.message;
+    const message = this.options.read([{ huntId, limit }]).then((pages) => messageOf(pages.get(huntId) ?? emptyBoard(huntId)));
+    const entry = { changes: hunt.changes, message };
     hunt.firstReads.set(limit, entry);
     const forget = () => {
       if (hunt.firstReads.get(limit) === entry) hunt.firstReads.delete(limit);
     };
-    body.then(forget, forget);
-    return body;
+    message.then(forget, forget);
+    return message;
   }
 
   /** One read window at a time, at most one per minIntervalMs. */
@@ -216,9 +229,15 @@ export class LeaderboardStreams {
       const hunt = this.hunts.get(huntId);
       if (!hunt) continue;
       const body = pages.get(huntId) ?? emptyBoard(huntId);
+      const messages = new Map<number, string>(); // by limit: one JSON.stringify each
       for (const stream of hunt.streams) {
         if (stream.since >= window) continue; // subscribed after this read began: its first read is newer
-        this.deliver(stream, messageOf({ ...body, entries: body.entries.slice(0, stream.limit) }));
+        let message = messages.get(stream.limit);
+        if (message === undefined) {
+          message = messageOf({ ...body, entries: body.entries.slice(0, stream.limit) });
+          messages.set(stream.limit, message);
+        }
+        this.deliver(stream, message);
       }
     }
   }
@@ -262,9 +281,26 @@ export class LeaderboardStreams {
     for (const stream of this.throttled) if (now >= stream.lastSentAt + this.minIntervalMs) this.flush(stream);
   }
 
-  private beat(): void {
+  /** Keep-alives; a stream whose socket has stayed full for two heartbeats is closed. */
+  private beat(now = performance.now()): void {
+    let dropped = 0;
     for (const hunt of this.hunts.values()) {
-      for (const stream of hunt.streams) if (!stream.res.writableNeedDrain) stream.res.write(': keep-alive\n\n');
+      for (const stream of hunt.streams) {
+        if (!stream.res.writableNeedDrain) {
+          stream.blockedSince = undefined;
+          stream.res.write(': keep-alive\n\n');
+          continue;
+        }
+        stream.blockedSince ??= now;
+        if (now - stream.blockedSince >= 2 * this.heartbeatMs) {
+          dropped++;
+          stream.res.destroy(); // its 'close' takes it out of the hunt
+        }
+      }
+    }
+    if (dropped > 0) {
+      this.droppedSlow += dropped;
+      this.options.logger.warn({ dropped }, 'live leaderboard: closed streams whose clients stopped reading for two heartbeats');
     }
   }
 }

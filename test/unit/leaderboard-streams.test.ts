@@ -3,11 +3,12 @@
  * by the test (no Postgres): the cap on open streams, the coalescing of a hunt's changes
  * into one read for all its streams, the page's headers, and bad parameters.
  */
+import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type pg from 'pg';
 import { Registry } from 'prom-client';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { LeaderboardStreams, type LeaderboardBody, type LeaderboardRequest } from '../../src/api/leaderboard-streams';
 import { ReplyCache } from '../../src/api/reply-cache';
 import { createApiServer } from '../../src/api/server';
@@ -190,5 +191,76 @@ describe('live leaderboard streams', () => {
     const html = await res.text();
     expect(html).toContain('<title>Leaderboard: page-1</title>');
     expect((await fetch(`${base}/hunts/%3Cscript%3E`)).status).toBe(400);
+  });
+});
+
+/** A response as LeaderboardStreams uses it, whose socket is full when `full` is set. */
+class FakeResponse extends EventEmitter {
+  full = false;
+  writableEnded = false;
+  destroyed = false;
+  readonly written: string[] = [];
+  get writableNeedDrain(): boolean {
+    return this.full;
+  }
+  writeHead(): this {
+    return this;
+  }
+  write(chunk: string): boolean {
+    this.written.push(chunk);
+    return !this.full;
+  }
+  end(): void {
+    this.writableEnded = true;
+    this.emit('close');
+  }
+  destroy(): void {
+    this.destroyed = true;
+    this.emit('close');
+  }
+}
+
+function fakeStream(target: LeaderboardStreams, huntId: string, limit: number): FakeResponse {
+  const res = new FakeResponse();
+  target.subscribe(huntId, limit, new EventEmitter() as http.IncomingMessage, res as unknown as http.ServerResponse);
+  return res;
+}
+
+describe('live leaderboard streams, many at once', () => {
+  const board = async (huntId: string): Promise<LeaderboardBody> => ({ huntId, asOf: '2026-12-03T00:00:00.000Z', entries: Array.from({ length: 50 }, (_, i) => ({ rank: i + 1, playerId: `p${i}` })) });
+  const read = async (requests: readonly LeaderboardRequest[]) => new Map(await Promise.all(requests.map(async (r) => [r.huntId, await board(r.huntId)] as const)));
+
+  it('serialize a hunt page once per limit asked for, on connect and per window, whatever the number of streams', async () => {
+    const target = new LeaderboardStreams({ read, logger, heartbeatMs: 60_000, minIntervalMs: 10 });
+    try {
+      const stringify = vi.spyOn(JSON, 'stringify');
+      const responses = [...Array.from({ length: 100 }, () => fakeStream(target, 'h', 10)), ...Array.from({ length: 100 }, () => fakeStream(target, 'h', 20))];
+      await waitFor('every first message', () => responses.every((r) => r.written.some((w) => w.startsWith('event: leaderboard'))));
+      expect(stringify).toHaveBeenCalledTimes(2);
+      stringify.mockClear();
+      await new Promise((resolve) => setTimeout(resolve, 20)); // past the 10 ms between messages
+      target.changed(['h']);
+      await waitFor('every second message', () => responses.every((r) => r.written.filter((w) => w.startsWith('event: leaderboard')).length === 2));
+      expect(stringify).toHaveBeenCalledTimes(2);
+      stringify.mockRestore();
+    } finally {
+      target.close();
+    }
+  });
+
+  it('close a stream whose client stopped reading for two heartbeats, and count it', async () => {
+    const target = new LeaderboardStreams({ read, logger, heartbeatMs: 50 });
+    try {
+      const reading = fakeStream(target, 'h', 10);
+      const stalled = fakeStream(target, 'h', 10);
+      await waitFor('the first messages', () => stalled.written.length > 1 && reading.written.length > 1);
+      stalled.full = true;
+      await waitFor('the stalled stream to be closed', () => stalled.destroyed, { timeoutMs: 2_000 });
+      expect(reading.destroyed).toBe(false);
+      expect(target.slowStreamsDropped).toBe(1);
+      expect(target.streams).toBe(1);
+    } finally {
+      target.close();
+    }
   });
 });
