@@ -17,34 +17,58 @@ export interface CachedReply {
 interface Entry {
   settledAt: number | undefined;
   reply: Promise<CachedReply>;
+  bytes: number;
 }
 
 export class ReplyCache {
   private readonly entries = new Map<string, Entry>();
+  private bytes = 0;
 
   constructor(
     private readonly ttlMs: number,
-    /** Hunt ids come from clients: the map is cleared rather than allowed to grow past this. */
+    /** Keys (hunt ids, limits) come from clients: the map is cleared rather than allowed to grow past this. */
     private readonly maxEntries = 10_000,
+    /** Nor past this many bytes of answers: 1,000 limits of a 1,000-player board are 60 MB. */
+    private readonly maxBytes = 32 * 1024 * 1024,
   ) {}
+
+  /** Answers held (for tests and metrics). */
+  get size(): { entries: number; bytes: number } {
+    return { entries: this.entries.size, bytes: this.bytes };
+  }
 
   get(key: string, compute: () => Promise<CachedReply>): Promise<CachedReply> {
     const now = performance.now();
     const found = this.entries.get(key);
     if (found && (found.settledAt === undefined || now - found.settledAt < this.ttlMs)) return found.reply;
-    if (this.entries.size >= this.maxEntries) this.entries.clear();
-    const entry: Entry = { settledAt: undefined, reply: compute() };
+    if (found) this.forget(key, found);
+    if (this.entries.size >= this.maxEntries || this.bytes >= this.maxBytes) this.clear();
+    const entry: Entry = { settledAt: undefined, reply: compute(), bytes: 0 };
     this.entries.set(key, entry);
     entry.reply.then(
-      () => {
+      (reply) => {
         entry.settledAt = performance.now();
-        if (this.ttlMs === 0 && this.entries.get(key) === entry) this.entries.delete(key);
+        if (this.entries.get(key) !== entry) return;
+        if (this.ttlMs === 0) return this.forget(key, entry);
+        entry.bytes = reply.body.length;
+        this.bytes += entry.bytes;
+        // Expired answers go when they expire, not when the map fills: each can be large.
+        setTimeout(() => this.forget(key, entry), this.ttlMs).unref();
       },
       // A failure is not shared after the fact: the next request tries again.
-      () => {
-        if (this.entries.get(key) === entry) this.entries.delete(key);
-      },
+      () => this.forget(key, entry),
     );
     return entry.reply;
+  }
+
+  private forget(key: string, entry: Entry): void {
+    if (this.entries.get(key) !== entry) return;
+    this.entries.delete(key);
+    this.bytes -= entry.bytes;
+  }
+
+  private clear(): void {
+    this.entries.clear();
+    this.bytes = 0;
   }
 }

@@ -28,6 +28,20 @@ describe('ReplyCache', () => {
     expect((await cache.get('other', async () => reply('up'))).body).toBe('up');
   });
 
+  it('lets answers go when they expire, not when the map fills', async () => {
+    const cache = new ReplyCache(30);
+    for (let limit = 1; limit <= 100; limit++) await cache.get(`h\n${limit}`, async () => reply('x'.repeat(1000)));
+    expect(cache.size).toEqual({ entries: 100, bytes: 100_000 });
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    expect(cache.size).toEqual({ entries: 0, bytes: 0 });
+  });
+
+  it('is cleared past its byte budget', async () => {
+    const cache = new ReplyCache(60_000, 10_000, 5_000);
+    for (const key of ['a', 'b', 'c', 'd', 'e', 'f']) await cache.get(key, async () => reply('x'.repeat(1000)));
+    expect(cache.size).toEqual({ entries: 1, bytes: 1000 });
+  });
+
   it('stays bounded whatever keys clients send', async () => {
     const cache = new ReplyCache(60_000, 3);
     for (const key of ['a', 'b', 'c', 'd']) await cache.get(key, async () => reply(key));
