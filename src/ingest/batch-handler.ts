@@ -29,51 +29,72 @@ export interface BatchHandlerDeps {
   laneOf: (partition: number) => MicroBatcher;
   metrics: IngestMetrics;
   maxBatchEvents: number;
+  /** Whether a record fetched again is the one applied at its offset (store/hot-path/applied-record.ts). */
+  isApplied: (partition: number, record: KafkaMessage) => Promise<boolean>;
 }
 
 export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchPayload) => Promise<void> {
   const { topic, consumer, positions, laneOf, metrics } = deps;
 
-  /** True when the fetch starts where Postgres says the partition is; otherwise seeks (or stops at a gap). */
-  async function startsAtPosition(batch: Batch): Promise<boolean> {
+  /**
+   * The records of the fetch to take, when it starts where Postgres says the partition is;
+   * otherwise seeks (or stops at a gap, or reads a replaced log again) and takes none.
+   */
+  async function recordsToTake(batch: Batch): Promise<KafkaMessage[] | undefined> {
     const { partition } = batch;
     const fetchedOffset = fetchedOffsetOf(batch);
     const check = await positions.check(partition, fetchedOffset);
     if (check.action === 'seek') {
       consumer.seek({ topic, partition, offset: check.offset.toString() });
-      return false;
+      return undefined;
     }
     if (check.action === 'reset') {
       await deps.onLogReset({ partition, ...check });
-      return false;
+      return undefined;
+    }
+    if (check.action === 'verify') {
+      const first = batch.messages[0];
+      positions.verified(partition);
+      if (first && BigInt(first.offset) === check.offset && !(await deps.isApplied(partition, first))) {
+        await deps.onLogReset({ partition, position: check.position, logStart: check.logStart, logEnd: check.offset, replacedAt: check.offset });
+        return undefined;
+      }
+      // The record checked (or a marker kafkajs stepped over) was applied already.
+      return batch.messages.filter((m) => BigInt(m.offset) >= check.position);
     }
     if (check.action === 'gap') {
-      if (!(await deps.onRetentionGap(partition, check.from, check.to))) return false;
+      if (!(await deps.onRetentionGap(partition, check.from, check.to))) return undefined;
       if (fetchedOffset !== check.to) {
         consumer.seek({ topic, partition, offset: check.to.toString() });
-        return false;
+        return undefined;
       }
     }
-    return true;
+    return batch.messages;
   }
 
   return async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
-    if (!(await startsAtPosition(batch))) return;
+    const messages = await recordsToTake(batch);
+    if (!messages) return;
     const { partition } = batch;
-    metrics.recordsRead.inc(batch.messages.length);
+    if (messages.length === 0) {
+      // Only the record checked after a join: kafkajs goes on after it.
+      resolveOffset(batch.lastOffset());
+      return;
+    }
+    metrics.recordsRead.inc(messages.length);
     const receivedAt = Date.now();
-    for (const m of batch.messages) {
+    for (const m of messages) {
       const timestamp = Number(m.timestamp);
       if (plausibleTimestamp(timestamp, receivedAt)) metrics.fetchDelaySeconds.observe((receivedAt - timestamp) / 1000);
     }
     const highWatermark = BigInt(batch.highWatermark);
     const sliceSize = Math.min(deps.maxBatchEvents, CLASSIFY_SLICE_RECORDS);
-    for (let i = 0; i < batch.messages.length; i += sliceSize) {
+    for (let i = 0; i < messages.length; i += sliceSize) {
       if (i > 0) await yieldToIo();
       if (!isRunning() || isStale()) return;
-      const records = batch.messages.slice(i, i + sliceSize);
+      const records = messages.slice(i, i + sliceSize);
       const last = records[records.length - 1]!;
-      const isLastSlice = i + sliceSize >= batch.messages.length;
+      const isLastSlice = i + sliceSize >= messages.length;
       const nextOffset = isLastSlice ? offsetAfter(batch) : BigInt(last.offset) + 1n;
       await laneOf(partition).add({
         slice: classifySlice(topic, partition, records, new Date()),

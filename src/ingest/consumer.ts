@@ -10,17 +10,19 @@
  * committed offsets. Offsets are resolved in kafkajs as soon as a slice is buffered, so the
  * next fetch overlaps the commit; nothing is taken as done before Postgres has it.
  */
-import { type Admin, type Consumer, type EachBatchPayload, type Kafka, type Producer } from 'kafkajs';
+import { type Admin, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Producer } from 'kafkajs';
 import type { Config } from '../config';
 import type { Logger } from '../log';
+import { isAppliedRecord } from '../store/hot-path/applied-record';
 import { loadOffsets } from '../store/hot-path/offsets';
 import type { MicroBatcher } from './batcher';
 import { createBatchHandler } from './batch-handler';
 import { createCommitLanes, type CommitLaneDeps } from './commit-lanes';
 import { createDlqProducer } from './dlq';
 import { useBoundedCodecs } from '../pipeline/compression';
+import type { KafkaErrorListener } from '../pipeline/kafka-client';
 import { watchFilteredRecords } from './filtered-records';
-import { watchGroupEvents } from './group-events';
+import { resumeFromPostgres, watchGroupEvents } from './group-events';
 import { trailingKafkaCommits } from './kafka-commits';
 import { startPartitionMonitor } from './monitor';
 import { logResetHandler } from './log-reset';
@@ -30,7 +32,12 @@ import { retentionGapHandler } from './retention-gap';
 /** What the commit lanes need (pool, metrics, topic limits, freshness tally), and the Kafka client. */
 export interface IngestDeps extends CommitLaneDeps {
   kafka: Kafka;
+  /** Registers the listener for the errors kafkajs logs (createKafka's onError). */
+  watchKafkaErrors?: (listener: KafkaErrorListener) => void;
 }
+
+/** A broker's answer while a topic is deleted (and maybe created again) under a running consumer. */
+const TOPIC_GONE = /does not host this topic-partition/i;
 
 export interface IngestHandle {
   /** True between a successful start and stop, unless the consumer died. */
@@ -75,12 +82,25 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
     logger,
   });
   const onLogReset = logResetHandler({ pool, groupId, topic, consumer, positions, laneOf, metrics, logger });
-  const eachBatch = createBatchHandler({ topic, consumer, positions, onRetentionGap, onLogReset, laneOf, metrics, maxBatchEvents: config.ingest.maxBatchEvents });
+  const isApplied = (partition: number, record: KafkaMessage) => isAppliedRecord(pool, topic, partition, record);
+  const eachBatch = createBatchHandler({ topic, consumer, positions, onRetentionGap, onLogReset, laneOf, metrics, maxBatchEvents: config.ingest.maxBatchEvents, isApplied });
   const onFatal = (err: Error) => {
     running = false;
     failWith(err);
   };
   watchGroupEvents(consumer, { topic, groupId, positions, health, metrics, logger, onFatal });
+  // The partitions vanished under the running consumer: the topic was deleted, and may be back
+  // with a new log that has grown past the positions before the next fetch. kafkajs fetches on
+  // from its positions without rejoining, so check each partition's last record as on a join.
+  const recheck = throttled(5_000, async () => {
+    const assigned = health.assignedPartitions();
+    await Promise.all(assigned.map((partition) => laneOf(partition).drain()));
+    await resumeFromPostgres(consumer, topic, positions, assigned);
+    logger.warn({ topic, partitions: assigned }, 'the topic\'s partitions were unknown to the broker (deleted, maybe created again): checking the record before each position against what was applied');
+  });
+  deps.watchKafkaErrors?.((message) => {
+    if (TOPIC_GONE.test(message) && running) recheck().catch((err: unknown) => logger.warn({ err }, 'could not check the positions again'));
+  });
   watchFilteredRecords(consumer, { topic, positions, laneOf, metrics, logger });
 
   await connectAndRun({ consumer, dlqProducer, admin }, topic, config.ingest.partitionsConcurrency, eachBatch);
@@ -164,4 +184,21 @@ async function topicWatermarks(admin: Admin, topic: string, partitions?: number[
   return new Map(
     offsets.filter((o) => !wanted || wanted.has(o.partition)).map((o) => [o.partition, { low: BigInt(o.low), high: BigInt(o.high) }]),
   );
+}
+
+/** Runs `task` at most once per `intervalMs`; calls meanwhile run it once more after the interval. */
+function throttled(intervalMs: number, task: () => Promise<void>): () => Promise<void> {
+  let last = -Infinity;
+  let scheduled: Promise<void> | undefined;
+  return () => {
+    if (scheduled) return scheduled;
+    const wait = Math.max(0, last + intervalMs - performance.now());
+    scheduled = new Promise<void>((resolve) => setTimeout(resolve, wait).unref())
+      .then(() => {
+        last = performance.now();
+        scheduled = undefined;
+        return task();
+      });
+    return scheduled;
+  };
 }

@@ -28,10 +28,7 @@ export function watchGroupEvents(consumer: Consumer, deps: GroupEventDeps): void
     metrics.partitionsAssigned.reset();
     for (const partition of assigned) metrics.partitionsAssigned.set({ topic, partition: String(partition) }, 1);
     try {
-      const stored = await positions.reload();
-      for (const partition of assigned) {
-        consumer.seek({ topic, partition, offset: (await positions.positionOf(partition)).toString() });
-      }
+      const stored = await resumeFromPostgres(consumer, topic, positions, assigned);
       logger.info({ groupId, assigned, resumeFrom: Object.fromEntries([...stored].map(([p, o]) => [p, o.toString()])) }, 'joined group');
     } catch (err) {
       // eachBatch checks every fetch against the position anyway, so this is not fatal.
@@ -51,4 +48,15 @@ export function watchGroupEvents(consumer: Consumer, deps: GroupEventDeps): void
     health.markCrashed('the Kafka consumer crashed and does not restart (see the log)');
     deps.onFatal(new Error(`the Kafka consumer crashed: ${payload.error.message}`, { cause: payload.error }));
   });
+}
+
+/**
+ * Seeks each partition to its Postgres position, one record before it where there is one, so
+ * the record there is checked against what was applied before anything after it is taken
+ * (positions.ts, joinOffset). Resolves the positions loaded.
+ */
+export async function resumeFromPostgres(consumer: Consumer, topic: string, positions: PartitionPositions, partitions: readonly number[]): Promise<Map<number, bigint>> {
+  const stored = await positions.reload();
+  for (const partition of partitions) consumer.seek({ topic, partition, offset: (await positions.joinOffset(partition)).toString() });
+  return stored;
 }

@@ -37,16 +37,22 @@ export interface LogReset {
   position: bigint;
   logStart: bigint;
   logEnd: bigint;
+  /** Set when the log did not end early but holds another record here than the one applied (checked after a join). */
+  replacedAt?: bigint;
 }
 
 export type LogResetHandler = (reset: LogReset) => Promise<void>;
 
 export function logResetHandler(deps: LogResetDeps): LogResetHandler {
   const { pool, groupId, topic, consumer, positions, laneOf, metrics, logger } = deps;
-  return async ({ partition, position, logStart, logEnd }) => {
+  return async ({ partition, position, logStart, logEnd, replacedAt }) => {
+    const what =
+      replacedAt === undefined
+        ? `the log of ${topic}/${partition} ends at offset ${logEnd}, before the position ${position}`
+        : `the record at ${topic}/${partition} offset ${replacedAt} is not the one applied there (the position is ${position})`;
     logger.error(
-      { topic, partition, position: position.toString(), logStart: logStart.toString(), logEnd: logEnd.toString() },
-      `the log of ${topic}/${partition} ends at offset ${logEnd}, before the position ${position}: the topic was recreated or its log truncated; reading it again from offset ${logStart} (records already applied are duplicates and change nothing)`,
+      { topic, partition, position: position.toString(), logStart: logStart.toString(), logEnd: logEnd.toString(), replacedAt: replacedAt?.toString() },
+      `${what}: the topic was recreated or its log truncated; reading it again from offset ${logStart} (records already applied are duplicates and change nothing)`,
     );
     metrics.logResets.inc({ topic, partition: String(partition) });
     await laneOf(partition).drain();

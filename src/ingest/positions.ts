@@ -13,7 +13,10 @@
  * position past the end of the log means the log went back (the topic was deleted and
  * created again, or an unclean leader election truncated it): the partition is read again
  * from the log start (log-reset.ts), since eventIds make a re-read harmless and a skip would
- * lose the new log's records below the old position. Records
+ * lose the new log's records below the old position. A new log may also have grown past the
+ * position by the time it is read: after a join (and when the broker said the partitions were
+ * unknown), the record before the position is fetched first and compared with what was
+ * applied there (`verifying`); a different one is a reset too. Records
  * kafkajs steps over by itself (transaction markers, aborted transactions) move the position
  * too (passFiltered), or every fetch after them would look like one that started elsewhere.
  */
@@ -36,11 +39,20 @@ export type FetchCheck =
   /** Retention deleted [from, to) before it was read. */
   | { action: 'gap'; from: bigint; to: bigint }
   /** The log ends (at `logEnd`) before the position: the topic was recreated or its log truncated; read again from `logStart`. */
-  | { action: 'reset'; position: bigint; logStart: bigint; logEnd: bigint };
+  | { action: 'reset'; position: bigint; logStart: bigint; logEnd: bigint }
+  /** The fetch starts at the last record applied (`offset`), fetched again after a join to check that the log is still the one applied. */
+  | { action: 'verify'; offset: bigint; position: bigint; logStart: bigint };
 
 export class PartitionPositions {
   /** Next offset to take per partition: Postgres's after each (re)join, then advanced as slices are buffered. */
   private readonly next = new Map<number, bigint>();
+  /**
+   * Partitions whose record before the stored position is to be fetched again and compared
+   * with what was applied (after a join): a log deleted and created again, or truncated and
+   * written again, can have grown past the position by then, and would otherwise be read on
+   * from there, its first records never applied.
+   */
+  private readonly verifying = new Map<number, { offset: bigint; reseeks: number }>();
 
   constructor(
     private readonly deps: {
@@ -56,8 +68,25 @@ export class PartitionPositions {
   async reload(): Promise<Map<number, bigint>> {
     const stored = await loadOffsets(this.deps.pool, this.deps.groupId, this.deps.topic);
     this.next.clear();
+    this.verifying.clear();
     for (const [partition, offset] of stored) this.next.set(partition, offset);
     return stored;
+  }
+
+  /**
+   * Where a joined partition's fetching starts: one record before a stored position, so that
+   * record is checked first (see `verifying`); at the position when there is none to check.
+   */
+  async joinOffset(partition: number): Promise<bigint> {
+    const stored = this.next.get(partition);
+    if (stored === undefined || stored === 0n) return this.positionOf(partition);
+    this.verifying.set(partition, { offset: stored - 1n, reseeks: 0 });
+    return stored - 1n;
+  }
+
+  /** The check of the record before the position is done (passed, or not possible). */
+  verified(partition: number): void {
+    this.verifying.delete(partition);
   }
 
   /** The position of `partition`: Postgres's, or the configured start, recorded in Postgres first. */
@@ -98,11 +127,25 @@ export class PartitionPositions {
   /** Decides what to do with a fetch of `partition` that started at `fetchedOffset`. */
   async check(partition: number, fetchedOffset: bigint): Promise<FetchCheck> {
     const position = await this.positionOf(partition);
-    if (fetchedOffset === position) return { action: 'take' };
+    const verifying = this.verifying.get(partition);
+    const toVerify = verifying?.offset;
+    if (fetchedOffset === position && toVerify === undefined) return { action: 'take' };
     const marks = (await this.deps.watermarks([partition])).get(partition);
-    if (marks && fetchedOffset > position && position < marks.low) return { action: 'gap', from: position, to: marks.low };
     // kafkajs starts over at the log start when the broker says the position is out of range.
     if (marks && fetchedOffset < position && position > marks.high) return { action: 'reset', position, logStart: marks.low, logEnd: marks.high };
+    if (verifying && toVerify !== undefined) {
+      if (fetchedOffset === toVerify) return { action: 'verify', offset: toVerify, position, logStart: marks?.low ?? 0n };
+      // A fetch elsewhere: the join's seek raced Kafka's committed offset; seek once more. A
+      // second one past it means kafkajs steps over that offset (a transaction marker), and
+      // below the log start retention took it: nothing to compare either way.
+      if (marks && toVerify >= marks.low && verifying.reseeks === 0) {
+        verifying.reseeks++;
+        return { action: 'seek', offset: toVerify };
+      }
+      this.verified(partition);
+      if (fetchedOffset === position) return { action: 'take' };
+    }
+    if (marks && fetchedOffset > position && position < marks.low) return { action: 'gap', from: position, to: marks.low };
     return { action: 'seek', offset: position };
   }
 

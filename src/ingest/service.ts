@@ -17,7 +17,7 @@ import { createPool, pingPostgres } from '../store/pool';
 import { startIngest, type IngestHandle } from './consumer';
 import { FreshnessTally, startFreshnessRecorder } from './freshness-tally';
 import { ConnectionSettingsError, explainPostgresError } from '../connection-hints';
-import { createKafka, withKafkaHint } from '../pipeline/kafka-client';
+import { createKafka, withKafkaHint, type KafkaErrorListener } from '../pipeline/kafka-client';
 import { createIngestMetrics } from './metrics';
 import { prepareTopics } from './topics';
 
@@ -44,7 +44,8 @@ export async function runIngestService(config: Config, logger: Logger = createLo
   const pool = createPool(config, 10, (err) => logger.warn({ err }, 'Postgres connection lost; it will be replaced'), {
     query_timeout: HOT_PATH_QUERY_TIMEOUT_MS,
   });
-  const kafka = createKafka(config, logger);
+  let onKafkaError: KafkaErrorListener = () => undefined;
+  const kafka = createKafka(config, logger, undefined, (message) => onKafkaError(message));
   const metrics = createIngestMetrics();
   const admin = kafka.admin();
   const freshness = new FreshnessTally(config.slo.freshnessTargetMs);
@@ -63,7 +64,7 @@ export async function runIngestService(config: Config, logger: Logger = createLo
       throw withKafkaHint(err, config);
     });
     const topicLimits = await prepareTopics(kafka, config.kafka.topics, { mayAlterDlq: !config.external.kafkaBrokers, logger });
-    ingest = await startIngest({ config, pool, kafka, metrics, logger, topicLimits, freshness });
+    ingest = await startIngest({ config, pool, kafka, metrics, logger, topicLimits, freshness, watchKafkaErrors: (listener) => (onKafkaError = listener) });
   } catch (err) {
     await api?.close();
     await admin.disconnect().catch(() => undefined);

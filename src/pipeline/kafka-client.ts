@@ -19,7 +19,10 @@ const levels: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
 
 const warnedPlainText = new WeakSet<KafkaSecurity>();
 
-export function createKafka(config: Config, logger: Logger, clientId = config.kafka.clientId): Kafka {
+/** Told the text of every error kafkajs logs (a broker's answer to a request, a connection lost). */
+export type KafkaErrorListener = (message: string) => void;
+
+export function createKafka(config: Config, logger: Logger, clientId = config.kafka.clientId, onError?: KafkaErrorListener): Kafka {
   const kafkaLogger = logger.child({ component: 'kafkajs' });
   const { security } = config.kafka;
   if (security.sasl?.mechanism === 'plain' && !security.tls && !warnedPlainText.has(security)) {
@@ -37,6 +40,7 @@ export function createKafka(config: Config, logger: Logger, clientId = config.ka
       ({ level, log }: LogEntry) => {
         const { message, ...extra } = log;
         kafkaLogger[kafkajsLevel(levels[level] ?? 'info', String(message), extra.error)](extra, message);
+        if (level === logLevel.ERROR && onError) onError(String(extra.error ?? message));
       },
   });
 }

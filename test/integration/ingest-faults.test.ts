@@ -226,6 +226,41 @@ describe('a log that went back', () => {
   });
 });
 
+describe('a log replaced by a longer one', () => {
+  // The new log's records below the old position were skipped before: the position check
+  // only caught a log that ends before the position. After a join, the record before the
+  // position is fetched again and compared with what was applied there.
+  async function replaced(whileRunning: boolean) {
+    const db = await database();
+    const topics = await createTestTopics(1);
+    let ingest = track(startIngestProcess(db.url, topics));
+    await ingest.ready();
+    const before = eventsFor(`x${whileRunning}`, 20); // offsets 0-19
+    await send(topics.events, before);
+    await waitCaughtUp(db.pool, topics);
+    if (!whileRunning) await ingest.kill('SIGTERM');
+    await recreateTopic(topics.events);
+    const after = eventsFor(`x${whileRunning}`, 60, 100); // offsets 0-59 of the new log, past the stored 20
+    await send(topics.events, after);
+    if (!whileRunning) {
+      ingest = track(startIngestProcess(db.url, topics));
+      await ingest.ready();
+    }
+    await waitFor('the new log to be applied', async () => (await storedOffset(db, topics)) === 60n && (await eventCount(db)) === 80, { timeoutMs: 60_000, intervalMs: 250 });
+    expect(await projectionOf(db.pool)).toEqual(foldEvents([...before, ...after]));
+    expect(fs.readFileSync(ingest.logFile, 'utf8')).toMatch(/the record at \S+ offset 19 is not the one applied there \(the position is 20\): the topic was recreated or its log truncated; reading it again from offset 0/);
+    expect(await metricsOf(ingest)).toMatch(/hunt_ingest_log_resets_total\{topic="[^"]+",partition="0"\} 1\b/);
+  }
+
+  it('is read from its start when the topic was recreated while ingest was down', () => replaced(false));
+  it('is read from its start when the topic was recreated while ingest ran', () => replaced(true));
+});
+
+async function eventCount(db: TestDatabase): Promise<number> {
+  const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM events');
+  return rows[0]?.n ?? 0;
+}
+
 async function storedOffset(db: TestDatabase, topics: { events: string; groupId: string }): Promise<bigint | undefined> {
   const { rows } = await db.pool.query<{ next_offset: string }>(
     'SELECT next_offset FROM consumer_offsets WHERE group_id = $1 AND topic = $2 AND partition = 0',

@@ -33,3 +33,40 @@ describe('PartitionPositions.passFiltered (records kafkajs stepped over)', () =>
     expect(positions.passFiltered(1, 0n, 5n)).toBeUndefined();
   });
 });
+
+describe('PartitionPositions after a join (the record before the position checked first)', () => {
+  /** Position 20 stored for partition 0, the log holding [low, high). */
+  async function joined(low: bigint, high: bigint) {
+    const pool = { query: async () => ({ rows: [{ partition: 0, next_offset: '20' }] }) } as unknown as pg.Pool;
+    const positions = new PartitionPositions({ pool, groupId: 'g', topic: 't', startFrom: 'earliest', watermarks: async () => new Map([[0, { low, high }]]) });
+    await positions.reload();
+    return positions;
+  }
+
+  it('seeks to the record before the position and asks to check it when the fetch starts there', async () => {
+    const positions = await joined(0n, 100n);
+    expect(await positions.joinOffset(0)).toBe(19n);
+    expect(await positions.check(0, 19n)).toEqual({ action: 'verify', offset: 19n, position: 20n, logStart: 0n });
+    positions.verified(0);
+    expect(await positions.check(0, 20n)).toEqual({ action: 'take' });
+  });
+
+  it('seeks back once when a fetch starts elsewhere (the seek raced the committed offset), then takes the position (a marker kafkajs steps over)', async () => {
+    const positions = await joined(0n, 100n);
+    await positions.joinOffset(0);
+    expect(await positions.check(0, 20n)).toEqual({ action: 'seek', offset: 19n });
+    expect(await positions.check(0, 20n)).toEqual({ action: 'take' });
+  });
+
+  it('checks nothing when retention took the record before the position', async () => {
+    const positions = await joined(20n, 100n);
+    await positions.joinOffset(0);
+    expect(await positions.check(0, 20n)).toEqual({ action: 'take' });
+  });
+
+  it('still reports a log that ends before the position as a reset', async () => {
+    const positions = await joined(0n, 5n);
+    await positions.joinOffset(0);
+    expect(await positions.check(0, 0n)).toEqual({ action: 'reset', position: 20n, logStart: 0n, logEnd: 5n });
+  });
+});

@@ -1,0 +1,43 @@
+/**
+ * Whether a record fetched again is the one the hot path applied at its offset: after a join,
+ * the record before the stored position is read again and compared (positions.ts), since a
+ * topic deleted and created again (or a log truncated and written again) can have grown past
+ * the position, and would otherwise be read on from there.
+ *
+ * A record applied there left a trace: a reject, its quarantine row at that offset (with its
+ * first MAX_KEPT_BYTES); an event, its eventId in `events`. A different record at the offset
+ * has neither, unless it repeats an event stored before (a producer's retry on the new log),
+ * which cannot be told apart and is taken as the same.
+ */
+import type pg from 'pg';
+import { MAX_EVENT_BYTES } from '../../events/validate';
+import { MAX_KEPT_BYTES } from '../../pipeline/classify';
+
+export async function isAppliedRecord(
+  pool: pg.Pool,
+  topic: string,
+  partition: number,
+  record: { offset: string; value: Buffer | null },
+): Promise<boolean> {
+  const quarantined = await pool.query<{ record_value: Buffer | null }>(
+    'SELECT record_value FROM quarantine WHERE source_topic = $1 AND source_partition = $2 AND source_offset = $3',
+    [topic, partition, record.offset],
+  );
+  const row = quarantined.rows[0];
+  if (row) return row.record_value === null ? record.value === null : record.value !== null && row.record_value.equals(record.value.subarray(0, MAX_KEPT_BYTES));
+  const eventId = eventIdOf(record.value);
+  if (eventId === undefined) return false;
+  const stored = await pool.query('SELECT 1 FROM events WHERE event_id = $1', [eventId]);
+  return (stored.rowCount ?? 0) > 0;
+}
+
+function eventIdOf(value: Buffer | null): string | undefined {
+  if (value === null || value.length > MAX_EVENT_BYTES) return undefined;
+  try {
+    const parsed: unknown = JSON.parse(value.toString('utf8'));
+    const eventId = (parsed as { eventId?: unknown } | null)?.eventId;
+    return typeof eventId === 'string' ? eventId : undefined;
+  } catch {
+    return undefined;
+  }
+}
