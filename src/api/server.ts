@@ -70,6 +70,11 @@ export function createApiServer(deps: ApiDeps, limits: HttpLimits): http.Server 
     route(deps, req)
       .then((reply) => {
         if ('stream' in reply) {
+          // Checked again here, in the tick that opens the stream: requests pipelined on one
+          // socket all pass route() before any of them subscribes. One queued behind another
+          // response on its socket (res.socket is null) would wait behind an endless stream.
+          if (!res.socket) return send(res, metrics, 503, { error: 'a live stream cannot be pipelined behind another response: open it on a connection of its own' });
+          if (deps.streams.streams >= deps.maxStreams) return send(res, metrics, 503, { error: streamsFull(deps.maxStreams, reply.stream.huntId) });
           metrics.responses.inc({ code: '200' });
           deps.streams.subscribe(reply.stream.huntId, reply.stream.limit, req, res);
         } else send(res, metrics, reply.status, reply.body, reply.contentType, reply.headers);
@@ -117,9 +122,7 @@ async function route(deps: ApiDeps, req: http.IncomingMessage): Promise<Reply | 
     allowOnly(query, ['limit']);
     const huntId = checkId('huntId', parts[1]);
     const limit = parseLimit(query.get('limit') ?? null);
-    if (deps.streams.streams >= deps.maxStreams) {
-      throw new HttpError(503, `this server has its most live streams open (API_MAX_STREAMS ${deps.maxStreams}): poll /hunts/${huntId}/leaderboard or try again later`);
-    }
+    if (deps.streams.streams >= deps.maxStreams) throw new HttpError(503, streamsFull(deps.maxStreams, huntId));
     return { stream: { huntId, limit } };
   }
   if (parts[0] === 'hunts' && parts.length === 2) {
@@ -208,6 +211,10 @@ export function parseLimit(raw: string | null): number {
     throw new HttpError(400, `limit must be a whole number from 1 to ${MAX_LIMIT}, got '${printable(raw)}'`);
   }
   return Number(raw);
+}
+
+function streamsFull(maxStreams: number, huntId: string): string {
+  return `this server has its most live streams open (API_MAX_STREAMS ${maxStreams}): poll /hunts/${huntId}/leaderboard or try again later`;
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import type pg from 'pg';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -262,5 +262,18 @@ describe('live leaderboard streams, many at once', () => {
     } finally {
       target.close();
     }
+  });
+});
+
+describe('live leaderboard streams requested pipelined on one connection', () => {
+  it('open no more than API_MAX_STREAMS, and none queued behind another response', async () => {
+    const base = new URL(await serve(emptyBoard, 10));
+    const socket = net.connect(Number(base.port), base.hostname);
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.write(Array.from({ length: 50 }, (_, i) => `GET /hunts/h${i}/leaderboard/stream HTTP/1.1\r\nHost: x\r\n\r\n`).join(''));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(streams?.streams).toBeLessThanOrEqual(1);
+    socket.destroy();
+    await waitFor('the stream closed', () => streams?.streams === 0);
   });
 });
