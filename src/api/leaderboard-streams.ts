@@ -22,6 +22,7 @@
 import type http from 'node:http';
 import type { Logger } from '../log';
 import { ALL_HUNTS } from '../store/hunt-changes';
+import { everyFewSeconds } from './throttle';
 
 export interface LeaderboardBody {
   huntId: string;
@@ -82,6 +83,14 @@ export class LeaderboardStreams {
   private windows = 0;
   private droppedSlow = 0;
   private readonly heartbeatMs: number;
+  // While Postgres is away every stream's first read and every window fails: a line each
+  // would flood the log of the process ingest runs in.
+  private readonly warnFirstReadFailed = everyFewSeconds((count: number, err: unknown, huntId: string) =>
+    this.options.logger.warn({ err, huntId, count }, 'live leaderboard: first read failed; closing the stream (the client reconnects)'),
+  );
+  private readonly warnWindowFailed = everyFewSeconds((count: number, err: unknown, hunts: number) =>
+    this.options.logger.warn({ err, hunts, count }, 'live leaderboard: read failed; trying again in the next window'),
+  );
 
   constructor(private readonly options: StreamOptions) {
     this.minIntervalMs = options.minIntervalMs ?? 100;
@@ -133,7 +142,7 @@ export class LeaderboardStreams {
         if (!stream.started) this.deliver(stream, message);
       })
       .catch((err: unknown) => {
-        this.options.logger.warn({ err, huntId }, 'live leaderboard: first read failed; closing the stream (the client reconnects)');
+        this.warnFirstReadFailed(err, huntId);
         res.end();
       });
   }
@@ -217,7 +226,7 @@ export class LeaderboardStreams {
     try {
       return await this.options.read(requests);
     } catch (err) {
-      this.options.logger.warn({ err, hunts: requests.length }, 'live leaderboard: read failed; trying again in the next window');
+      this.warnWindowFailed(err, requests.length);
       for (const { huntId } of requests) this.marked.add(huntId);
       return undefined;
     }
