@@ -39,6 +39,15 @@ export interface ReconcileCheckpoint {
 
 const HEARTBEAT_EVERY_MS = 5000;
 
+/**
+ * A group's statements, under the hunts' fence. The keep-alive heartbeat hides a stuck
+ * statement from the 60 s heartbeat timeout, so this bounds it, well inside the step's
+ * 1 h start-to-close timeout (workflows/reconcile.ts); a big hunt's recomputation takes
+ * seconds. The fence's wait is bounded apart: hot-path transactions hold it milliseconds.
+ */
+const GROUP_STATEMENT_TIMEOUT_MS = 10 * 60_000;
+const GROUP_LOCK_TIMEOUT_MS = 30_000;
+
 export function createReconcileActivities(deps: Pick<ActivityDeps, 'pool'>) {
   return {
     async reconcileHunts(input: ReconcileActivityInput): Promise<ReconcileSummary> {
@@ -70,7 +79,11 @@ export function createReconcileActivities(deps: Pick<ActivityDeps, 'pool'>) {
           // An attempt past its timeout (or cancelled) stops here rather than run on beside its retry.
           if (context.cancellationSignal.aborted) throw new CancelledFailure(`reconcile ${input.runId}: cancelled`);
           const group = todo.slice(i, i + input.huntsPerTransaction);
-          const results = await reconcileHunts(deps.pool, group, input.runId, input.repair);
+          const results = await reconcileHunts(deps.pool, group, input.runId, input.repair, {
+            statementTimeoutMs: GROUP_STATEMENT_TIMEOUT_MS,
+            lockTimeoutMs: GROUP_LOCK_TIMEOUT_MS,
+            signal: context.cancellationSignal,
+          });
           for (const r of results) {
             summary.playersChecked += r.playersChecked;
             summary.playersDrifted += r.playersDrifted;

@@ -12,6 +12,8 @@ import type { Logger } from '../log';
 import { scrubSecrets } from '../redact';
 import { withHint } from '../temporal/client';
 import { temporalConnectionOptions } from '../temporal/connection-options';
+import type pg from 'pg';
+import type { PostgresTarget } from '../store/pg-connection';
 import { createPool } from '../store/pool';
 
 let runtimeInstalled = false;
@@ -51,6 +53,18 @@ function hostForBind(address: string): string {
   return address.includes(':') ? `[${address}]` : address;
 }
 
+/**
+ * How long a step waits for one of the worker's connections. Without a bound, steps whose
+ * statements are stuck (each attempt the server timed out keeps its connection) starve
+ * every other job on the worker for ever; with it, the starved steps fail, visibly, and retry.
+ */
+export const WORKER_POOL_CONNECT_TIMEOUT_MS = 60_000;
+const WORKER_POOL_SIZE = 10;
+
+export function createWorkerPool(target: PostgresTarget, onConnectionLost: (err: Error) => void, connectionTimeoutMillis = WORKER_POOL_CONNECT_TIMEOUT_MS): pg.Pool {
+  return createPool(target, WORKER_POOL_SIZE, onConnectionLost, { connectionTimeoutMillis });
+}
+
 export interface WorkerService {
   worker: Worker;
   /** Resolves when the worker has stopped (after shutdown() or a fatal error). */
@@ -62,7 +76,7 @@ export async function createWorkerService(config: Config, logger: Logger, taskQu
   const connection = await NativeConnection.connect(temporalConnectionOptions(config)).catch(async (err: unknown) => {
     throw await withHint(err, config, `the worker could not connect to Temporal at ${config.temporal.address}`);
   });
-  const pool = createPool(config, 10, (err) => logger.warn({ err }, 'Postgres connection lost; it will be replaced'));
+  const pool = createWorkerPool(config, (err) => logger.warn({ err }, 'Postgres connection lost; it will be replaced'));
   const kafka = createKafka(config, logger);
   const worker = await Worker.create({
     connection,

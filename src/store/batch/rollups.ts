@@ -9,6 +9,7 @@
  * last `settleMs` (ingest transactions take milliseconds), so none is skipped.
  */
 import type pg from 'pg';
+import { withBoundedTransaction, type StatementBounds } from '../bounded-transaction';
 import { withTransaction } from '../transaction';
 import { settledBound } from './settled-seq';
 
@@ -96,10 +97,12 @@ export async function repairStaleWindows(pool: pg.Pool, unit: RollupUnit): Promi
 
 /**
  * Flushes at most `maxEvents` (by seq) past the watermark in one transaction. Returns
- * undefined when there is nothing settled to flush.
+ * undefined when there is nothing settled to flush. `bounds` ties the transaction to the
+ * job step running it (bounded-transaction.ts).
  */
-export async function flushRollupChunk(pool: pg.Pool, maxEvents: number, settleMs: number): Promise<FlushResult | undefined> {
-  return withTransaction(pool, async (client) => {
+export async function flushRollupChunk(pool: pg.Pool, maxEvents: number, settleMs: number, bounds?: StatementBounds): Promise<FlushResult | undefined> {
+  const transaction = <T>(work: (client: pg.PoolClient) => Promise<T>) => (bounds ? withBoundedTransaction(pool, bounds, work) : withTransaction(pool, work));
+  return transaction(async (client) => {
     await client.query(`INSERT INTO job_watermarks (job) VALUES ($1) ON CONFLICT DO NOTHING`, [ROLLUP_JOB]);
     // Row lock: concurrent flushes take turns instead of aggregating the same range twice.
     const { rows } = await client.query<{ last_seq: number }>(`SELECT last_seq FROM job_watermarks WHERE job = $1 FOR UPDATE`, [ROLLUP_JOB]);

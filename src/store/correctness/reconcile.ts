@@ -11,6 +11,7 @@ import type pg from 'pg';
 import { notifyHuntsChanged } from '../hunt-changes';
 import { LIVE_PROJECTION_TABLES, recomputeInto } from '../batch/recompute';
 import { settledBound } from '../batch/settled-seq';
+import { withBoundedTransaction, type StatementBounds } from '../bounded-transaction';
 import { withTransaction } from '../transaction';
 
 export interface HuntReconciliation {
@@ -28,11 +29,21 @@ const PLAYER_JSON = (t: string) =>
   `jsonb_build_object('score', ${t}.score, 'cluesFound', ${t}.clues_found, 'treasuresClaimed', ${t}.treasures_claimed,
                       'displayName', ${t}.display_name, 'active', ${t}.active)`;
 
-/** Reconciles the given hunts (one transaction, fenced); records drift under `runId`. */
-export async function reconcileHunts(pool: pg.Pool, huntIds: readonly string[], runId: string, repair: boolean): Promise<HuntReconciliation[]> {
+/**
+ * Reconciles the given hunts (one transaction, fenced); records drift under `runId`.
+ * `bounds` ties the transaction to the job step running it (bounded-transaction.ts).
+ */
+export async function reconcileHunts(
+  pool: pg.Pool,
+  huntIds: readonly string[],
+  runId: string,
+  repair: boolean,
+  bounds?: StatementBounds,
+): Promise<HuntReconciliation[]> {
   const hunts = [...new Set(huntIds)].sort();
   if (hunts.length === 0) return [];
-  return withTransaction(pool, async (client) => {
+  const transaction = <T>(work: (client: pg.PoolClient) => Promise<T>) => (bounds ? withBoundedTransaction(pool, bounds, work) : withTransaction(pool, work));
+  return transaction(async (client) => {
     // The fence: sorted, like the hot path, so the two cannot deadlock.
     await client.query(`SELECT hunt_id FROM hunts WHERE hunt_id = ANY($1::text[]) ORDER BY hunt_id FOR UPDATE`, [hunts]);
     for (const [final, live] of [

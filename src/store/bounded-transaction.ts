@@ -1,0 +1,69 @@
+/**
+ * A transaction that cannot outlive the job step running it. Temporal decides a step's
+ * heartbeat and start-to-close timeouts on the server: the attempt it gives up on keeps its
+ * statement running on the worker, holding a pooled connection and its locks, while the
+ * retry queues behind those locks; a few such attempts exhaust the worker's pool and every
+ * job on the worker waits. So: a lock wait and a statement are bounded by `SET LOCAL`
+ * timeouts, and when the step's attempt ends (its cancellation signal: timed out on the
+ * server, cancelled, the worker stopping) the running statement is cancelled at once.
+ */
+import pg from 'pg';
+import { withTransaction } from './transaction';
+
+export interface StatementBounds {
+  /** statement_timeout of every statement of the transaction: below the step's timeout. */
+  statementTimeoutMs: number;
+  /** lock_timeout: how long one lock may be waited for. */
+  lockTimeoutMs: number;
+  /** The step's cancellation signal (Context.current().cancellationSignal). */
+  signal?: AbortSignal;
+}
+
+export async function withBoundedTransaction<T>(pool: pg.Pool, bounds: StatementBounds, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  bounds.signal?.throwIfAborted();
+  return withTransaction(pool, async (client) => {
+    await client.query(`SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $2, true)`, [
+      `${bounds.statementTimeoutMs}ms`,
+      `${bounds.lockTimeoutMs}ms`,
+    ]);
+    const canceller = cancelOnAbort(pool, client, bounds.signal);
+    try {
+      return await work(client);
+    } finally {
+      // Before the client goes back to the pool: a cancel landing later could hit another job's query.
+      await canceller.stop();
+    }
+  });
+}
+
+function cancelOnAbort(pool: pg.Pool, client: pg.PoolClient, signal: AbortSignal | undefined): { stop(): Promise<void> } {
+  if (!signal) return { stop: async () => undefined };
+  let sent: Promise<void> | undefined;
+  const onAbort = () => {
+    sent = cancelBackend(pool, (client as unknown as { processID: number }).processID);
+  };
+  signal.addEventListener('abort', onAbort, { once: true });
+  return {
+    async stop() {
+      signal.removeEventListener('abort', onAbort);
+      await sent;
+    },
+  };
+}
+
+/**
+ * pg_cancel_backend over a connection of its own, not the pool's: the pool may be exactly
+ * what stuck attempts have exhausted. A failure to cancel leaves the statement timeout to end it.
+ */
+async function cancelBackend(pool: pg.Pool, pid: number): Promise<void> {
+  const connection = new pg.Client(pool.options);
+  connection.on('error', () => undefined);
+  try {
+    await connection.connect();
+    await connection.query('SELECT pg_cancel_backend($1)', [pid]);
+  } catch {
+    // The statement timeout still bounds it.
+  } finally {
+    await connection.end().catch(() => undefined);
+  }
+}
