@@ -1,6 +1,7 @@
 /**
- * Gauges read from Postgres: what reconciliation found (drift recorded by the batch plane)
- * and the quarantine backlog, so dashboards see them beside the hot path's.
+ * Gauges read from Postgres: what reconciliation found (drift recorded by the batch plane),
+ * the quarantine backlog, and how far behind the scheduled batch jobs are, so dashboards
+ * and alerts see them beside the hot path's.
  *
  * A scrape never queries: the values are refreshed on a timer (API_METRICS_REFRESH_MS) by
  * bounded queries (src/store/read/monitoring.ts and quarantine-backlog.ts) on the read API's
@@ -9,8 +10,11 @@
 import type pg from 'pg';
 import { Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../log';
+import { ROLLUP_JOB } from '../store/batch/rollups';
+import { RECONCILE_JOB } from '../store/correctness/reconcile';
 import { lastRunDrift, recentDrift } from '../store/read/monitoring';
 import { cappedBacklog } from '../store/read/quarantine-backlog';
+import { watermarkAges } from '../store/read/watermark-age';
 import { everyFewSeconds } from './throttle';
 
 /**
@@ -19,6 +23,8 @@ import { everyFewSeconds } from './throttle';
  */
 export const QUARANTINE_BACKLOG_CAP = 1_000_000;
 const DRIFT_WINDOW_HOURS = 24;
+/** The scheduled jobs driven by a watermark row; their names are their workflow types. */
+const WATERMARK_JOBS = [ROLLUP_JOB, RECONCILE_JOB];
 
 export interface StoreGauges {
   /** Resolves after the first refresh (or its failure). */
@@ -45,6 +51,13 @@ export function startStoreGauges(registry: Registry, pool: pg.Pool, refreshMs: n
     labelNames: ['reason'] as const,
     registers: [registry],
   });
+  // Labelled workflow_type, not job: a scraped `job` label would clash with the target's.
+  const watermarkAge = new Gauge({
+    name: 'hunt_batch_watermark_age_seconds',
+    help: 'Seconds since a scheduled batch job (rollupFlush, reconcile) last moved or confirmed its watermark; grows while its runs hang',
+    labelNames: ['workflow_type'] as const,
+    registers: [registry],
+  });
   const refreshed = new Gauge({
     name: 'hunt_store_metrics_refreshed_seconds',
     help: 'Unix time of the last successful refresh of the gauges read from Postgres',
@@ -57,12 +70,18 @@ export function startStoreGauges(registry: Registry, pool: pg.Pool, refreshMs: n
     if (running) return;
     running = true;
     try {
-      const [recent, last, byReason] = await Promise.all([recentDrift(pool, DRIFT_WINDOW_HOURS), lastRunDrift(pool), cappedBacklog(pool, QUARANTINE_BACKLOG_CAP)]);
+      const [recent, last, byReason, ages] = await Promise.all([
+        recentDrift(pool, DRIFT_WINDOW_HOURS),
+        lastRunDrift(pool),
+        cappedBacklog(pool, QUARANTINE_BACKLOG_CAP),
+        watermarkAges(pool, WATERMARK_JOBS),
+      ]);
       drift.set({ kind: 'player' }, recent.players);
       drift.set({ kind: 'treasure' }, recent.treasures);
       lastRun.set({ kind: 'player' }, last.players);
       lastRun.set({ kind: 'treasure' }, last.treasures);
       for (const [reason, n] of byReason) backlog.set({ reason }, n);
+      for (const [job, age] of ages) watermarkAge.set({ workflow_type: job }, age);
       refreshed.set(Date.now() / 1000);
     } catch (err) {
       warn(err);

@@ -109,7 +109,12 @@ export async function flushRollupChunk(pool: pg.Pool, maxEvents: number, settleM
     const fromSeq = Number(rows[0]?.last_seq ?? 0);
     // Throws, naming them, while transactions inserting events outlast the wait: the step is retried.
     const bound = await settledBound(client, fromSeq, settleMs, maxEvents);
-    if (bound.events === 0) return undefined; // the watermark row stays: harmless, it would be created next time anyway
+    if (bound.events === 0) {
+      // Nothing to flush is a pass too: its time is what hunt_batch_watermark_age_seconds
+      // reads, so a quiet hour does not look like a hung job.
+      await client.query(`UPDATE job_watermarks SET updated_at = now() WHERE job = $1`, [ROLLUP_JOB]);
+      return undefined;
+    }
     const { toSeq } = bound;
     const minute = await client.query(reaggregate('minute'), [fromSeq, toSeq]);
     const hour = await client.query(reaggregate('hour'), [fromSeq, toSeq]);
