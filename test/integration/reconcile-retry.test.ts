@@ -1,12 +1,13 @@
 /**
  * The reconcile activity, retried after a crash mid-run, on the real Postgres: it resumes by
  * hunt id inside the scope its first attempt fixed, so hunts that appear meanwhile are never
- * skipped, and the watermark never passes a hunt that was not reconciled.
+ * skipped, and the watermark never passes a hunt that was not reconciled; and a retry that
+ * redoes a group committed unannounced still reports the drift the first attempt found.
  * (MockActivityEnvironment runs the real activity, heartbeats and retry details included.)
  */
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { describe, expect, it } from 'vitest';
-import { createReconcileActivities, type ReconcileActivityInput, type ReconcileSummary } from '../../src/correctness/reconcile-job';
+import { createReconcileActivities, type ReconcileActivityInput, type ReconcileCheckpoint, type ReconcileSummary } from '../../src/correctness/reconcile-job';
 import type { HuntEvent } from '../../src/events/schema';
 import { parseOccurredAt } from '../../src/events/schema';
 import { foldEvents } from '../../src/rules/reference';
@@ -88,4 +89,37 @@ describe('reconcile, retried after a crash mid-run', () => {
     const { rows } = await db.pool.query(`SELECT subject_id FROM reconcile_drift WHERE run_id = $1 ORDER BY subject_id`, ['dq-run/score-drift']);
     expect(rows.map((r) => r.subject_id)).toEqual(['ann', 'bob']);
   });
+});
+
+describe('reconcile, retried after a group committed unannounced', () => {
+  const recorded = async (runId: string) =>
+    (await db.pool.query('SELECT hunt_id, players_drifted FROM reconcile_runs WHERE run_id = $1 ORDER BY hunt_id', [runId])).rows;
+
+  for (const repair of [true, false]) {
+    it(`keeps the drift the first attempt found (repair: ${repair})`, async () => {
+      const runId = `run-${repair ? 'repair' : 'check'}`;
+      const hunts = repair ? ['hunt-r1', 'hunt-r2'] : ['hunt-c1', 'hunt-c2'];
+      await storeCorrupted(hunts.flatMap(huntEvents)); // two drifted players per hunt
+      const { reconcileHunts } = createReconcileActivities({ pool: db.pool });
+      const args = { ...input(runId), huntIds: hunts, repair };
+
+      // Attempt 1 dies as it heartbeats its first group's commit: the last heartbeat the
+      // server holds is the one from before that group (details serialized when sent).
+      const attempt1 = new MockActivityEnvironment();
+      let lastDelivered: ReconcileCheckpoint | undefined;
+      attempt1.on('heartbeat', (details: ReconcileCheckpoint) => {
+        if (details.lastHuntDone !== undefined) throw new Error('worker killed');
+        lastDelivered = structuredClone(details);
+      });
+      await expect(attempt1.run(reconcileHunts, args)).rejects.toThrow('worker killed');
+      expect(lastDelivered?.lastHuntDone).toBeUndefined();
+      expect(await recorded(runId)).toEqual([{ hunt_id: hunts[0], players_drifted: 2 }]);
+
+      const attempt2 = new MockActivityEnvironment({ heartbeatDetails: lastDelivered, attempt: 2 });
+      const summary = (await attempt2.run(reconcileHunts, args)) as ReconcileSummary;
+      expect(summary.playersDrifted).toBe(4);
+      expect(summary.drifted.map((d) => [d.huntId, d.playersDrifted])).toEqual(hunts.map((h) => [h, 2]));
+      expect(await recorded(runId)).toEqual(hunts.map((h) => ({ hunt_id: h, players_drifted: 2 })));
+    });
+  }
 });
