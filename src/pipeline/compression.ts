@@ -80,33 +80,18 @@ const readOnly = (codec: string) => async (): Promise<Buffer> => {
 
 /** Decompression under `budget` bytes and `maxRecords` records, for each codec Kafka defines. */
 export function boundedCodecs(budget = MAX_UNPACKED_BATCH_BYTES, maxRecords = MAX_RECORDS_PER_BATCH): Record<'gzip' | 'snappy' | 'lz4' | 'zstd', Codec> {
-  const counted =
-    (codec: string, unpack: (buffer: Buffer) => Buffer) =>
+  const bounded =
+    (codec: string, unpack: (buffer: Buffer, budget: number) => Buffer | Promise<Buffer>) =>
     async (buffer: Buffer, recordCount = 0): Promise<Buffer> => {
-      checkCount(codec, recordCount, maxRecords);
-      return unpack(buffer);
+      if (recordCount > maxRecords) throw new BatchTooLargeError(codec, `it states ${recordCount} records`);
+      return unpack(buffer, budget);
     };
   return {
-    gzip: {
-      compress: async (encoder) => gzip(encoder.buffer),
-      async decompress(buffer, recordCount = 0) {
-        checkCount('gzip', recordCount, maxRecords);
-        try {
-          return await unzip(buffer, { maxOutputLength: budget });
-        } catch (err) {
-          if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw new BatchTooLargeError('gzip', `${buffer.length} bytes unpack past the budget`);
-          throw new BatchUnreadableError('gzip', (err as Error).message);
-        }
-      },
-    },
-    snappy: { compress: readOnly('snappy'), decompress: counted('snappy', (buffer) => unsnappy(buffer, budget)) },
-    lz4: { compress: readOnly('lz4'), decompress: counted('lz4', (buffer) => unlz4(buffer, budget)) },
-    zstd: { compress: readOnly('zstd'), decompress: counted('zstd', (buffer) => unzstd(buffer, budget)) },
+    gzip: { compress: async (encoder) => gzip(encoder.buffer), decompress: bounded('gzip', ungzip) },
+    snappy: { compress: readOnly('snappy'), decompress: bounded('snappy', unsnappy) },
+    lz4: { compress: readOnly('lz4'), decompress: bounded('lz4', unlz4) },
+    zstd: { compress: readOnly('zstd'), decompress: bounded('zstd', unzstd) },
   };
-}
-
-function checkCount(codec: string, recordCount: number, maxRecords: number): void {
-  if (recordCount > maxRecords) throw new BatchTooLargeError(codec, `it states ${recordCount} records`);
 }
 
 let registered = false;
@@ -122,6 +107,17 @@ export function useBoundedCodecs(): void {
   CompressionCodecs[CompressionTypes.Snappy] = () => codecs.snappy;
   CompressionCodecs[CompressionTypes.LZ4] = () => codecs.lz4;
   CompressionCodecs[CompressionTypes.ZSTD] = () => codecs.zstd;
+}
+
+// --- gzip: zlib, which stops at maxOutputLength by itself
+
+async function ungzip(buffer: Buffer, budget: number): Promise<Buffer> {
+  try {
+    return await unzip(buffer, { maxOutputLength: budget });
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw new BatchTooLargeError('gzip', `${buffer.length} bytes unpack past the budget`);
+    throw new BatchUnreadableError('gzip', (err as Error).message);
+  }
 }
 
 // --- snappy: raw, or in the framing of Java's xerial library (what the Java client writes)
