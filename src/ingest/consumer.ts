@@ -19,6 +19,7 @@ import type { MicroBatcher } from './batcher';
 import { createBatchHandler } from './batch-handler';
 import { createCommitLanes, type CommitLaneDeps } from './commit-lanes';
 import { createDlqProducer } from './dlq';
+import { sharedProbe } from '../api/throttle';
 import { useBoundedCodecs } from '../pipeline/compression';
 import type { KafkaErrorListener } from '../pipeline/kafka-client';
 import { watchFilteredRecords } from './filtered-records';
@@ -92,12 +93,14 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
   // The partitions vanished under the running consumer: the topic was deleted, and may be back
   // with a new log that has grown past the positions before the next fetch. kafkajs fetches on
   // from its positions without rejoining, so check each partition's last record as on a join.
-  const recheck = throttled(5_000, async () => {
+  // Once per 5 s at most: the broker answers so to every request while the topic is gone. The
+  // seeks and checks set up here wait for the first fetch that works, so one run is enough.
+  const recheck = sharedProbe(async () => {
     const assigned = health.assignedPartitions();
     await Promise.all(assigned.map((partition) => laneOf(partition).drain()));
     await resumeFromPostgres(consumer, topic, positions, assigned);
     logger.warn({ topic, partitions: assigned }, 'the topic\'s partitions were unknown to the broker (deleted, maybe created again): checking the record before each position against what was applied');
-  });
+  }, 5_000);
   deps.watchKafkaErrors?.((message) => {
     if (TOPIC_GONE.test(message) && running) recheck().catch((err: unknown) => logger.warn({ err }, 'could not check the positions again'));
   });
@@ -186,19 +189,3 @@ async function topicWatermarks(admin: Admin, topic: string, partitions?: number[
   );
 }
 
-/** Runs `task` at most once per `intervalMs`; calls meanwhile run it once more after the interval. */
-function throttled(intervalMs: number, task: () => Promise<void>): () => Promise<void> {
-  let last = -Infinity;
-  let scheduled: Promise<void> | undefined;
-  return () => {
-    if (scheduled) return scheduled;
-    const wait = Math.max(0, last + intervalMs - performance.now());
-    scheduled = new Promise<void>((resolve) => setTimeout(resolve, wait).unref())
-      .then(() => {
-        last = performance.now();
-        scheduled = undefined;
-        return task();
-      });
-    return scheduled;
-  };
-}
