@@ -12,6 +12,7 @@ import type pg from 'pg';
 import type { Registry } from 'prom-client';
 import { ID_PATTERN } from '../constants';
 import type { Logger } from '../log';
+import { sqlStateOf } from '../store/hot-path/errors';
 import { huntExists, leaderboardPage, playerEntry } from '../store/read/leaderboard';
 import { createApiMetrics, routeLabel, type ApiMetrics } from './api-metrics';
 import { applyHttpLimits, httpServerOptions, type HttpLimits } from './http-limits';
@@ -222,8 +223,7 @@ function streamsFull(maxStreams: number, huntId: string): string {
  * query cancelled by API_STATEMENT_TIMEOUT_MS (SQLSTATE 57014).
  */
 function isOverload(err: unknown): boolean {
-  const e = err as { code?: string; message?: string };
-  return e?.code === '57014' || /timeout exceeded when trying to connect|Query read timeout/i.test(e?.message ?? '');
+  return sqlStateOf(err) === '57014' || /timeout exceeded when trying to connect|Query read timeout/i.test((err as Error | null)?.message ?? '');
 }
 
 /** Socket errors when connecting or while connected. */
@@ -237,9 +237,10 @@ const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '53300']);
  * a 500 at error level for each request would flood the log of the process ingest runs in.
  */
 function isDatabaseUnreachable(err: unknown): boolean {
-  const e = err as { code?: string; message?: string };
-  const code = e?.code ?? '';
-  return NETWORK_ERRORS.has(code) || UNAVAILABLE_STATES.has(code) || code.startsWith('08') || /Connection terminated/i.test(e?.message ?? '');
+  const e = err as { code?: string; message?: string } | null;
+  const state = sqlStateOf(err);
+  if (state) return UNAVAILABLE_STATES.has(state) || state.startsWith('08');
+  return NETWORK_ERRORS.has(e?.code ?? '') || /Connection terminated/i.test(e?.message ?? '');
 }
 
 function send(res: http.ServerResponse, metrics: ApiMetrics, status: number, body: unknown, contentType = 'application/json', headers: Record<string, string> = {}) {
