@@ -56,7 +56,7 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
       const first = batch.messages[0];
       positions.verified(partition);
       if (first && BigInt(first.offset) === check.offset && !(await deps.isApplied(partition, first))) {
-        await deps.onLogReset({ partition, position: check.position, logStart: check.logStart, logEnd: check.offset, replacedAt: check.offset });
+        await deps.onLogReset({ partition, position: check.position, logStart: check.logStart, replacedAt: check.offset });
         return undefined;
       }
       // The record checked (or a marker kafkajs stepped over) was applied already.

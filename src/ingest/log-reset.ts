@@ -31,32 +31,37 @@ export interface LogResetDeps {
   logger: Logger;
 }
 
-export interface LogReset {
+export type LogReset = {
   partition: number;
   /** The position Postgres (or this process) held. */
   position: bigint;
   logStart: bigint;
-  logEnd: bigint;
-  /** Set when the log did not end early but holds another record here than the one applied (checked after a join). */
-  replacedAt?: bigint;
-}
+} & (
+  /** The log ends before the position. */
+  | { logEnd: bigint }
+  /** The log reaches the position but holds another record at this offset than the one applied (checked after a join). */
+  | { replacedAt: bigint }
+);
 
 export type LogResetHandler = (reset: LogReset) => Promise<void>;
 
 export function logResetHandler(deps: LogResetDeps): LogResetHandler {
   const { pool, groupId, topic, consumer, positions, laneOf, metrics, logger } = deps;
-  return async ({ partition, position, logStart, logEnd, replacedAt }) => {
+  return async (reset) => {
+    const { partition, position, logStart } = reset;
     const what =
-      replacedAt === undefined
-        ? `the log of ${topic}/${partition} ends at offset ${logEnd}, before the position ${position}`
-        : `the record at ${topic}/${partition} offset ${replacedAt} is not the one applied there (the position is ${position})`;
+      'logEnd' in reset
+        ? `the log of ${topic}/${partition} ends at offset ${reset.logEnd}, before the position ${position}`
+        : `the record at ${topic}/${partition} offset ${reset.replacedAt} is not the one applied there (the position is ${position})`;
+    // The stored position moves back only while it still lies past where the old log is known to end.
+    const oldLogFrom = 'logEnd' in reset ? reset.logEnd : reset.replacedAt;
     logger.error(
-      { topic, partition, position: position.toString(), logStart: logStart.toString(), logEnd: logEnd.toString(), replacedAt: replacedAt?.toString() },
+      { topic, partition, position: position.toString(), logStart: logStart.toString(), oldLogFrom: oldLogFrom.toString() },
       `${what}: the topic was recreated or its log truncated; reading it again from offset ${logStart} (records already applied are duplicates and change nothing)`,
     );
     metrics.logResets.inc({ topic, partition: String(partition) });
     await laneOf(partition).drain();
-    await withTransaction(pool, (client) => rewindOffset(client, groupId, { topic, partition, nextOffset: logStart }, logEnd));
+    await withTransaction(pool, (client) => rewindOffset(client, groupId, { topic, partition, nextOffset: logStart }, oldLogFrom));
     positions.skipTo(partition, logStart);
     consumer.seek({ topic, partition, offset: logStart.toString() });
   };
