@@ -21,7 +21,7 @@
  * too (passFiltered), or every fetch after them would look like one that started elsewhere.
  */
 import type pg from 'pg';
-import { loadOffsets, storeOffsets } from '../store/hot-path/offsets';
+import { loadOffsets, loadUnreadStarts, storeStartOffset } from '../store/hot-path/offsets';
 import { withTransaction } from '../store/transaction';
 
 export type StartFrom = 'earliest' | 'latest';
@@ -53,6 +53,8 @@ export class PartitionPositions {
    * from there, its first records never applied.
    */
   private readonly verifying = new Map<number, { offset: bigint; reseeks: number }>();
+  /** Partitions whose stored position is where they started, nothing read since: no record before it was applied. */
+  private unreadStarts = new Set<number>();
 
   constructor(
     private readonly deps: {
@@ -66,7 +68,11 @@ export class PartitionPositions {
 
   /** Reloads every partition's position from Postgres (after a rebalance, another member may have moved them). */
   async reload(): Promise<Map<number, bigint>> {
-    const stored = await loadOffsets(this.deps.pool, this.deps.groupId, this.deps.topic);
+    const [stored, unreadStarts] = await Promise.all([
+      loadOffsets(this.deps.pool, this.deps.groupId, this.deps.topic),
+      loadUnreadStarts(this.deps.pool, this.deps.groupId, this.deps.topic),
+    ]);
+    this.unreadStarts = unreadStarts;
     this.next.clear();
     this.verifying.clear();
     for (const [partition, offset] of stored) this.next.set(partition, offset);
@@ -79,7 +85,7 @@ export class PartitionPositions {
    */
   async joinOffset(partition: number): Promise<bigint> {
     const stored = this.next.get(partition);
-    if (stored === undefined || stored === 0n) return this.positionOf(partition);
+    if (stored === undefined || stored === 0n || this.unreadStarts.has(partition)) return this.positionOf(partition);
     this.verifying.set(partition, { offset: stored - 1n, reseeks: 0 });
     return stored - 1n;
   }
@@ -106,9 +112,7 @@ export class PartitionPositions {
     const marks = (await this.deps.watermarks([partition])).get(partition);
     if (!marks) throw new Error(`no watermarks for ${this.deps.topic}/${partition}`);
     const start = (await this.startsLatest()) ? marks.high : marks.low;
-    await withTransaction(this.deps.pool, (client) =>
-      storeOffsets(client, this.deps.groupId, [{ topic: this.deps.topic, partition, nextOffset: start }]),
-    );
+    await withTransaction(this.deps.pool, (client) => storeStartOffset(client, this.deps.groupId, { topic: this.deps.topic, partition, nextOffset: start }));
     // Another member may have stored a position meanwhile; offsets never move back, so read it again.
     return (await this.storedPosition(partition)) ?? start;
   }

@@ -252,6 +252,25 @@ describe('a log replaced by a longer one', () => {
     expect(await metricsOf(ingest)).toMatch(/hunt_ingest_log_resets_total\{topic="[^"]+",partition="0"\} 1\b/);
   }
 
+  it('is not mistaken for one where a partition only started (INGEST_START_FROM=latest): a restart reads nothing again', async () => {
+    const db = await database();
+    const topics = await createTestTopics(1);
+    await send(topics.events, eventsFor('old', 10)); // before the group: latest skips them
+    const env = { INGEST_START_FROM: 'latest' };
+    const first = track(startIngestProcess(db.url, topics, env));
+    await first.ready();
+    await waitFor('the start position stored', async () => (await storedOffset(db, topics)) === 10n, { timeoutMs: 30_000, intervalMs: 200 });
+    await first.kill('SIGTERM');
+
+    const second = track(startIngestProcess(db.url, topics, env));
+    await second.ready();
+    const fresh = eventsFor('new', 5, 100);
+    await send(topics.events, fresh);
+    await waitFor('the new events', async () => (await storedOffset(db, topics)) === 15n, { timeoutMs: 30_000, intervalMs: 200 });
+    expect(await eventCount(db)).toBe(5);
+    expect(await metricsOf(second)).not.toMatch(/hunt_ingest_log_resets_total\{[^}]*\} [1-9]/);
+  });
+
   it('is read from its start when the topic was recreated while ingest was down', () => replaced(false));
   it('is read from its start when the topic was recreated while ingest ran', () => replaced(true));
 });

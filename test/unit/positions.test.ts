@@ -36,8 +36,11 @@ describe('PartitionPositions.passFiltered (records kafkajs stepped over)', () =>
 
 describe('PartitionPositions after a join (the record before the position checked first)', () => {
   /** Position 20 stored for partition 0, the log holding [low, high). */
-  async function joined(low: bigint, high: bigint) {
-    const pool = { query: async () => ({ rows: [{ partition: 0, next_offset: '20' }] }) } as unknown as pg.Pool;
+  async function joined(low: bigint, high: bigint, startedThere = false) {
+    // Stored: position 20; `startedThere`: set at start-up, nothing read since (start_offset = next_offset).
+    const pool = {
+      query: async (sql: string) => ({ rows: /start_offset/.test(sql) ? (startedThere ? [{ partition: 0 }] : []) : [{ partition: 0, next_offset: '20' }] }),
+    } as unknown as pg.Pool;
     const positions = new PartitionPositions({ pool, groupId: 'g', topic: 't', startFrom: 'earliest', watermarks: async () => new Map([[0, { low, high }]]) });
     await positions.reload();
     return positions;
@@ -61,6 +64,12 @@ describe('PartitionPositions after a join (the record before the position checke
   it('checks nothing when retention took the record before the position', async () => {
     const positions = await joined(20n, 100n);
     await positions.joinOffset(0);
+    expect(await positions.check(0, 20n)).toEqual({ action: 'take' });
+  });
+
+  it('checks nothing at a position the partition only started from (nothing before it was applied)', async () => {
+    const positions = await joined(0n, 100n, true);
+    expect(await positions.joinOffset(0)).toBe(20n);
     expect(await positions.check(0, 20n)).toEqual({ action: 'take' });
   });
 

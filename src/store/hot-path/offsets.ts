@@ -25,6 +25,29 @@ export async function storeOffsets(client: pg.ClientBase, groupId: string, offse
   });
 }
 
+/**
+ * Sets a partition's position where nothing has been read yet (its configured start), and
+ * remembers it as that: a later join has no applied record before it to check. A position
+ * stored meanwhile (another member) is kept if it is further on, as storeOffsets does.
+ */
+export async function storeStartOffset(client: pg.ClientBase, groupId: string, start: PartitionOffset): Promise<void> {
+  await client.query(
+    `INSERT INTO consumer_offsets (group_id, topic, partition, next_offset, start_offset) VALUES ($1, $2, $3, $4, $4)
+     ON CONFLICT (group_id, topic, partition) DO UPDATE
+       SET next_offset = GREATEST(consumer_offsets.next_offset, excluded.next_offset), updated_at = now()`,
+    [groupId, start.topic, start.partition, start.nextOffset.toString()],
+  );
+}
+
+/** Stored positions that are where the partition started, nothing read since (storeStartOffset). */
+export async function loadUnreadStarts(pool: pg.Pool | pg.ClientBase, groupId: string, topic: string): Promise<Set<number>> {
+  const { rows } = await pool.query<{ partition: number }>(
+    'SELECT partition FROM consumer_offsets WHERE group_id = $1 AND topic = $2 AND next_offset = start_offset',
+    [groupId, topic],
+  );
+  return new Set(rows.map((r) => r.partition));
+}
+
 export async function loadOffsets(pool: pg.Pool | pg.ClientBase, groupId: string, topic: string): Promise<Map<number, bigint>> {
   const { rows } = await pool.query<{ partition: number; next_offset: string | number }>(
     'SELECT partition, next_offset FROM consumer_offsets WHERE group_id = $1 AND topic = $2',
