@@ -158,9 +158,11 @@ export class EmbeddedKafka implements StackService {
 
   private async formatStorageIfNeeded(java: string, propertiesFile: string): Promise<void> {
     if (fs.existsSync(path.join(this.paths.dir, 'data', 'meta.properties'))) return;
-    // A Kafka cluster id is 16 random bytes in URL-safe base64 without padding.
+    // A Kafka cluster id is 16 random bytes in URL-safe base64 without padding. One in 64
+    // starts with '-', which given as `-t <id>` the tool's parser takes for an option and
+    // refuses ("expected one argument"): the id goes in the same argument as its name.
     const clusterId = crypto.randomBytes(16).toString('base64url');
-    await execFileAsync(java, [...this.jvmArgs(), 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', propertiesFile, '-g'], {
+    await execFileAsync(java, [...this.jvmArgs(), 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId}`, '-c', propertiesFile, '-g'], {
       maxBuffer: 16 * 1024 * 1024,
     });
   }
