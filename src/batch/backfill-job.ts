@@ -2,7 +2,7 @@
  * Backfill steps. `importChunks` imports chunk after chunk, each in its own transaction,
  * and heartbeats the cursor after each commit: a retry after a crash resumes from the last
  * heartbeat. A chunk committed after the last heartbeat is imported again on resume, which
- * changes nothing (eventIds dedupe, quarantine is unique per source position).
+ * changes nothing (eventIds dedupe, quarantine is unique per source position and bytes).
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';

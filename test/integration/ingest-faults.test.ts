@@ -230,6 +230,70 @@ describe('a log that went back', () => {
   });
 });
 
+describe('rejects of a new log', () => {
+  // Quarantine rows were unique per offset alone: after a recreation, a new reject at an
+  // offset the old log had quarantined was dropped by ON CONFLICT DO NOTHING, without a trace.
+  it('are quarantined at offsets the old log had rejects at too, and a redelivered reject once', async () => {
+    const db = await database();
+    const topics = await createTestTopics(1);
+    const first = track(startIngestProcess(db.url, topics));
+    await first.ready();
+    const bad = (log: string) => Array.from({ length: 5 }, (_, i) => ({ key: 'k', value: `${log} log, not JSON ${i}` }));
+    const before = eventsFor('q', 45);
+    await sendRecords(topics.events, [...bad('old'), ...before.map((e) => ({ key: e.huntId, value: recordOf(e) }))]); // offsets 0-49
+    await waitCaughtUp(db.pool, topics);
+    await first.kill('SIGTERM');
+
+    await recreateTopic(topics.events);
+    const after = eventsFor('q', 15, 100);
+    await sendRecords(topics.events, [...bad('new'), ...after.map((e) => ({ key: e.huntId, value: recordOf(e) }))]); // offsets 0-19, under the stored 50
+    const second = track(startIngestProcess(db.url, topics));
+    await second.ready();
+    await waitFor('the new log to be applied', async () => (await storedOffset(db, topics)) === 20n, { timeoutMs: 30_000, intervalMs: 200 });
+    // Read from its start once more (a restart under a stored 20 re-reads nothing; a seek does).
+    await second.kill('SIGTERM');
+    await db.pool.query('UPDATE consumer_offsets SET next_offset = 0 WHERE group_id = $1', [topics.groupId]);
+    const third = track(startIngestProcess(db.url, topics));
+    await third.ready();
+    await waitFor('the new log read again', async () => (await storedOffset(db, topics)) === 20n, { timeoutMs: 30_000, intervalMs: 200 });
+
+    const { rows } = await db.pool.query<{ offset: string; value: string }>(
+      "SELECT source_offset::text AS offset, convert_from(record_value, 'UTF8') AS value FROM quarantine ORDER BY source_offset, id",
+    );
+    const expected = bad('old').flatMap((old, i) => [{ offset: String(i), value: old.value }, { offset: String(i), value: bad('new')[i]!.value }]);
+    expect(rows).toEqual(expected);
+    expect(await projectionOf(db.pool)).toEqual(foldEvents([...before, ...after]));
+  });
+
+  it('do not make an event of the new log at an offset the old log quarantined look like another reset', async () => {
+    const db = await database();
+    const topics = await createTestTopics(1);
+    const first = track(startIngestProcess(db.url, topics));
+    await first.ready();
+    const before = eventsFor('w', 45);
+    const rejects = Array.from({ length: 5 }, (_, i) => ({ key: 'k', value: `not JSON ${i}` }));
+    await sendRecords(topics.events, [...rejects, ...before.map((e) => ({ key: e.huntId, value: recordOf(e) }))]); // offsets 0-49
+    await waitCaughtUp(db.pool, topics);
+    await first.kill('SIGTERM');
+
+    await recreateTopic(topics.events);
+    const after = eventsFor('w', 3, 100);
+    await send(topics.events, after); // offsets 0-2: a reset, then the position 3
+    const second = track(startIngestProcess(db.url, topics));
+    await second.ready();
+    await waitFor('the new log to be applied', async () => (await storedOffset(db, topics)) === 3n, { timeoutMs: 30_000, intervalMs: 200 });
+    await second.kill('SIGTERM');
+
+    // The restart checks offset 2: the old log's quarantine row there differs, the new log's event is stored.
+    const third = track(startIngestProcess(db.url, topics));
+    await third.ready();
+    await send(topics.events, eventsFor('w', 2, 200));
+    await waitFor('the next events', async () => (await storedOffset(db, topics)) === 5n, { timeoutMs: 30_000, intervalMs: 200 });
+    expect(fs.readFileSync(third.logFile, 'utf8')).not.toMatch(/is not the one applied there/);
+    expect(await metricsOf(third)).not.toMatch(/hunt_ingest_log_resets_total\{[^}]*\} [1-9]/);
+  });
+});
+
 describe('a log replaced by a longer one', () => {
   // The new log's records below the old position were skipped before: the position check
   // only caught a log that ends before the position. After a join, the record before the

@@ -4,10 +4,13 @@
  * topic deleted and created again (or a log truncated and written again) can have grown past
  * the position, and would otherwise be read on from there.
  *
- * A record applied there left a trace: a reject, its quarantine row at that offset (with its
- * first MAX_KEPT_BYTES); an event, its eventId in `events`. A different record at the offset
- * has neither, unless it repeats an event stored before (a producer's retry on the new log),
- * which cannot be told apart and is taken as the same.
+ * A record applied there left a trace: a reject, a quarantine row at that offset with its
+ * first MAX_KEPT_BYTES; an event, its eventId in `events`. An offset can have quarantine rows
+ * of earlier logs too, so a row that differs proves nothing: the record is the applied one
+ * if any row at the offset has its bytes, or its eventId is stored. A different record at
+ * the offset has neither, unless it repeats a record of an earlier log (an event stored
+ * before, as a producer's retry on the new log would send), which cannot be told apart and
+ * is taken as the same.
  */
 import type pg from 'pg';
 import { MAX_EVENT_BYTES } from '../../events/validate';
@@ -23,8 +26,8 @@ export async function isAppliedRecord(
     'SELECT record_value FROM quarantine WHERE source_topic = $1 AND source_partition = $2 AND source_offset = $3',
     [topic, partition, record.offset],
   );
-  const row = quarantined.rows[0];
-  if (row) return row.record_value === null ? record.value === null : record.value !== null && row.record_value.equals(record.value.subarray(0, MAX_KEPT_BYTES));
+  const kept = record.value?.subarray(0, MAX_KEPT_BYTES) ?? null;
+  if (quarantined.rows.some((row) => (row.record_value === null ? kept === null : kept !== null && row.record_value.equals(kept)))) return true;
   const eventId = eventIdOf(record.value);
   if (eventId === undefined) return false;
   const stored = await pool.query('SELECT 1 FROM events WHERE event_id = $1', [eventId]);

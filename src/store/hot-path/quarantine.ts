@@ -28,7 +28,11 @@ export interface RejectedRecord extends RecordOrigin {
  */
 export const MAX_BYTES_PER_INSERT = 16 * 1024 * 1024;
 
-/** Idempotent per source position: a redelivered reject is not quarantined twice. */
+/**
+ * Idempotent per source position and bytes: a redelivered reject is not quarantined twice,
+ * while a different record at a position quarantined before (a topic recreated, a log
+ * truncated and written again) gets a row of its own (migration 008).
+ */
 export async function quarantineRecords(client: pg.ClientBase, records: readonly RejectedRecord[]): Promise<void> {
   const recordBytes = (r: RejectedRecord) => (r.key?.length ?? 0) + (r.value?.length ?? 0);
   for (const group of groupsWithin(records, MAX_BYTES_PER_INSERT, recordBytes)) await insertQuarantined(client, group);
@@ -39,7 +43,7 @@ async function insertQuarantined(client: pg.ClientBase, records: readonly Reject
     name: 'quarantine-records',
     text: `INSERT INTO quarantine (source_topic, source_partition, source_offset, record_key, record_value, reason, detail)
            SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bytea[], $5::bytea[], $6::text[], $7::text[])
-           ON CONFLICT (source_topic, source_partition, source_offset) DO NOTHING`,
+           ON CONFLICT (source_topic, source_partition, source_offset, record_digest) DO NOTHING`,
     values: [
       records.map((r) => r.topic),
       records.map((r) => r.partition),
