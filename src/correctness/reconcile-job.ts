@@ -1,5 +1,5 @@
 import { CancelledFailure, Context } from '@temporalio/activity';
-import { advanceReconcileWatermark, huntsInSeqRange, huntsSinceWatermark, reconcileHunts, type HuntReconciliation } from '../store/correctness/reconcile';
+import { advanceReconcileWatermark, confirmReconcileProgress, huntsInSeqRange, huntsSinceWatermark, reconcileHunts, type HuntReconciliation } from '../store/correctness/reconcile';
 import type { ActivityDeps } from '../worker/activity-deps';
 
 export interface ReconcileActivityInput {
@@ -90,6 +90,7 @@ export function createReconcileActivities(deps: Pick<ActivityDeps, 'pool'>) {
             summary.treasuresChanged += r.treasuresChanged;
             if (r.playersDrifted + r.treasuresChanged > 0 && summary.drifted.length < 100) summary.drifted.push(r);
           }
+          if (checkpoint.toSeq !== undefined) await confirmReconcileProgress(deps.pool);
           checkpoint = { ...checkpoint, lastHuntDone: group[group.length - 1], huntsDone: hunts.length - todo.length + i + group.length, summary };
           context.heartbeat(checkpoint);
         }

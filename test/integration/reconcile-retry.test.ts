@@ -123,3 +123,28 @@ describe('reconcile, retried after a group committed unannounced', () => {
     });
   }
 });
+
+describe('a long reconcile run', () => {
+  // The watermark's age feeds HuntScheduledJobBehind: a run that commits group after group
+  // is making progress, and only a run that stops doing so may look hung.
+  it('confirms its progress after each group without moving the watermark', async () => {
+    await storeCorrupted(['hunt-m', 'hunt-n'].flatMap(huntEvents));
+    await db.pool.query(
+      `INSERT INTO job_watermarks (job, updated_at) VALUES ('reconcile', now() - interval '20 minutes')
+       ON CONFLICT (job) DO UPDATE SET updated_at = excluded.updated_at`,
+    );
+    const age = async () => Number((await db.pool.query(`SELECT extract(epoch FROM now() - updated_at) AS age FROM job_watermarks WHERE job = 'reconcile'`)).rows[0].age);
+    const before = await watermark();
+    expect(await age()).toBeGreaterThan(1000);
+
+    const { reconcileHunts } = createReconcileActivities({ pool: db.pool });
+    const attempt = new MockActivityEnvironment();
+    attempt.on('heartbeat', (details: { lastHuntDone?: string }) => {
+      if (details.lastHuntDone !== undefined) throw new Error('stopped after the first group');
+    });
+    await expect(attempt.run(reconcileHunts, input('run-long'))).rejects.toThrow('stopped after the first group');
+    expect(await reconciledBy('run-long')).toHaveLength(1);
+    expect(await age()).toBeLessThan(60);
+    expect(await watermark()).toBe(before);
+  });
+});

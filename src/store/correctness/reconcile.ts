@@ -158,6 +158,15 @@ export async function advanceReconcileWatermark(pool: pg.Pool, toSeq: number): P
   await pool.query(`UPDATE job_watermarks SET last_seq = GREATEST(last_seq, $2), updated_at = now() WHERE job = $1`, [RECONCILE_JOB, toSeq]);
 }
 
+/**
+ * Says a run scoped by the watermark is making progress (after each group it commits),
+ * without moving the watermark: a long run is not taken for a hung one
+ * (hunt_batch_watermark_age_seconds, HuntScheduledJobBehind).
+ */
+export async function confirmReconcileProgress(pool: pg.Pool): Promise<void> {
+  await pool.query(`UPDATE job_watermarks SET updated_at = now() WHERE job = $1`, [RECONCILE_JOB]);
+}
+
 /** Hunts a reconcile run has committed so far (its progress, row by row as groups commit). */
 export async function countReconciledHunts(pool: pg.Pool, runId: string): Promise<number> {
   const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM reconcile_runs WHERE run_id = $1', [runId]);

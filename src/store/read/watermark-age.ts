@@ -1,7 +1,8 @@
 /**
  * How far behind the scheduled, watermark-driven jobs are: seconds since each last moved or
  * confirmed its watermark (job_watermarks.updated_at). rollupFlush touches its row on every
- * chunk and on a run with nothing to flush; reconcile on every scheduled run's end. A run
+ * chunk and on a run with nothing to flush; reconcile after every group of hunts a scheduled
+ * run commits, and at its end. A run
  * that hangs (its step timed out on the server, retried, or stuck in SQL) stops touching it,
  * while its Schedule skips every later run: the age keeps growing.
  */
