@@ -1,4 +1,4 @@
-import { defineQuery, proxyActivities, setHandler, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { continueAsNew, defineQuery, proxyActivities, setHandler, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { ReprocessActivities, SwapResult } from '../src/batch/reprocess-job';
 import type { ProjectionName } from '../src/store/batch/reprocess';
 import { HUNT_JOB_KIND } from '../src/temporal/search-attributes';
@@ -54,6 +54,22 @@ export interface ReprocessSummary extends SwapResult {
 export const progressQuery = defineQuery<ReprocessProgress>('progress');
 
 const FILL_TIME_BUDGET_MS = 20_000;
+/**
+ * Fill calls per run before continue-as-new (about half an hour of filling): each call adds
+ * six events to the history, and a fill of days would pass Temporal's history limits. The
+ * next run carries the job id, which owns the shadow tables, and the fill goes on where
+ * Postgres says it is.
+ */
+const FILL_CALLS_PER_RUN = 100;
+
+/** What a run continued as new takes over from the one before. */
+export interface ReprocessCarried {
+  jobId: string;
+  startedAtMs: number;
+  huntsDone: number;
+  huntsTotal: number;
+  startedSeq: number;
+}
 const LOCK_TIMEOUT_MS = 5_000;
 // Catch-up rounds shrink the work left for the swap, which holds the hot path back.
 const CATCH_UP = { maxEventsPerRound: 200_000, smallRound: 5_000, maxRounds: 50 };
@@ -65,23 +81,31 @@ const CATCH_UP = { maxEventsPerRound: 200_000, smallRound: 5_000, maxRounds: 50 
  * Idempotent: a rerun rebuilds again to the same final state; a newer run of the same
  * projection takes over (the older one fails as superseded).
  */
-export async function reprocess(input: ReprocessInput): Promise<ReprocessSummary> {
+export async function reprocess(input: ReprocessInput, carried?: ReprocessCarried): Promise<ReprocessSummary> {
   const { projection, huntsPerChunk } = parseInput(input);
-  const started = Date.now();
+  const started = carried?.startedAtMs ?? Date.now();
   const info = workflowInfo();
-  const jobId = `${info.workflowId}/${info.runId}`;
+  const jobId = carried?.jobId ?? `${info.workflowId}/${info.runId}`;
   upsertSearchAttributes([{ key: HUNT_JOB_KIND, value: JOB }]);
   upsertMemo({ description: `Rebuilds the ${projection} projection (${PROJECTION_DESCRIPTIONS[projection]}) from raw events and swaps it in`, projection });
 
-  const progress: ReprocessProgress = { phase: 'preparing', huntsDone: 0, huntsTotal: 0, startedSeq: null };
+  const progress: ReprocessProgress = carried
+    ? { phase: 'filling', huntsDone: carried.huntsDone, huntsTotal: carried.huntsTotal, startedSeq: carried.startedSeq }
+    : { phase: 'preparing', huntsDone: 0, huntsTotal: 0, startedSeq: null };
   setHandler(progressQuery, () => progress);
 
   const step = { projection, jobId, lockTimeoutMs: LOCK_TIMEOUT_MS };
-  const prepared = await prepareShadow(step);
-  progress.phase = 'filling';
-  progress.huntsTotal = prepared.huntsTotal;
-  progress.startedSeq = prepared.startedSeq;
-  for (;;) {
+  if (!carried) {
+    const prepared = await prepareShadow(step);
+    progress.phase = 'filling';
+    progress.huntsTotal = prepared.huntsTotal;
+    progress.startedSeq = prepared.startedSeq;
+  }
+  for (let call = 0; ; call++) {
+    if (call >= FILL_CALLS_PER_RUN) {
+      const { huntsDone, huntsTotal, startedSeq } = progress;
+      await continueAsNew<typeof reprocess>(input, { jobId, startedAtMs: started, huntsDone, huntsTotal, startedSeq: startedSeq ?? 0 });
+    }
     const filled = await fillShadow({ ...step, huntsPerChunk, timeBudgetMs: FILL_TIME_BUDGET_MS });
     progress.huntsDone = filled.huntsDone;
     progress.huntsTotal = filled.huntsTotal;

@@ -1,0 +1,85 @@
+/**
+ * The reprocess workflow's own logic, with its activities replaced by plain functions (no
+ * Postgres): a fill of more calls than one run takes continues as new, under the same job id
+ * (which owns the shadow tables), without preparing again, and ends with one catch-up and
+ * one swap. TestWorkflowEnvironment on the stack's Temporal server.
+ */
+import path from 'node:path';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CatchUpSummary, FillProgress, FillShadowInput, PrepareResult, ReprocessStepInput, SwapResult } from '../../src/batch/reprocess-job';
+import { loadConfig, projectRoot } from '../../src/config';
+import type { ReprocessProgress, ReprocessSummary } from '../../workflows/reprocess';
+import { quietTemporalRuntime } from '../helpers/temporal';
+import { uniqueName } from '../helpers/wait';
+
+const config = loadConfig();
+let env: TestWorkflowEnvironment;
+
+beforeAll(async () => {
+  quietTemporalRuntime();
+  env = await TestWorkflowEnvironment.createFromExistingServer({ address: config.temporal.address, namespace: config.temporal.namespace });
+});
+afterAll(async () => {
+  await env?.teardown();
+});
+
+/** Fake steps: a fill that takes `fillCalls` calls, one hunt each; every call's job id kept. */
+function fakeSteps(fillCalls: number) {
+  const calls: { step: string; jobId: string }[] = [];
+  const record = (step: string, input: ReprocessStepInput) => calls.push({ step, jobId: input.jobId });
+  let filled = 0;
+  return {
+    calls,
+    activities: {
+      prepareShadow: async (input: ReprocessStepInput): Promise<PrepareResult> => {
+        record('prepare', input);
+        return { startedSeq: 42, huntsTotal: fillCalls };
+      },
+      fillShadow: async (input: FillShadowInput): Promise<FillProgress> => {
+        record('fill', input);
+        filled += 1;
+        return { huntsDone: filled, huntsTotal: fillCalls, done: filled >= fillCalls };
+      },
+      catchUpShadow: async (input: ReprocessStepInput): Promise<CatchUpSummary> => {
+        record('catch-up', input);
+        return { events: 0, coveredSeq: 42, rounds: 1 };
+      },
+      swapShadow: async (input: ReprocessStepInput): Promise<SwapResult> => {
+        record('swap', input);
+        return { rows: fillCalls, startedSeq: 42, eventsCaughtUp: 0, fencedEvents: 0, fenceMs: 1, maxSeq: 42 };
+      },
+    },
+  };
+}
+
+describe('reprocess workflow logic', () => {
+  it('continues as new during a long fill, under the same job id, preparing and swapping once', async () => {
+    const fake = fakeSteps(150);
+    const taskQueue = uniqueName('reprocess-logic');
+    const worker = await Worker.create({
+      connection: env.nativeConnection,
+      namespace: config.temporal.namespace,
+      taskQueue,
+      workflowsPath: path.join(projectRoot, 'workflows/index.ts'),
+      activities: fake.activities,
+    });
+    const { summary, continuedAsNew, progress } = await worker.runUntil(async () => {
+      const handle = await env.client.workflow.start('reprocess', { taskQueue, workflowId: uniqueName('reprocess-can'), args: [{ projection: 'leaderboard' }] });
+      const summary = (await handle.result()) as ReprocessSummary;
+      const firstHistory = await env.client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId).fetchHistory();
+      const last = firstHistory.events?.[firstHistory.events.length - 1];
+      return { summary, continuedAsNew: last?.workflowExecutionContinuedAsNewEventAttributes != null, progress: await handle.query<ReprocessProgress>('progress') };
+    });
+    expect(continuedAsNew).toBe(true);
+    expect(summary).toMatchObject({ projection: 'leaderboard', rows: 150, huntsTotal: 150 });
+    expect(progress).toEqual({ phase: 'done', huntsDone: 150, huntsTotal: 150, startedSeq: 42 });
+    const steps = fake.calls.map((c) => c.step);
+    expect(steps.filter((s) => s === 'prepare')).toHaveLength(1);
+    expect(steps.filter((s) => s === 'fill')).toHaveLength(150);
+    expect(steps.slice(-2)).toEqual(['catch-up', 'swap']);
+    // The first run's job id owns the shadows to the end.
+    expect(new Set(fake.calls.map((c) => c.jobId)).size).toBe(1);
+  });
+});
