@@ -18,7 +18,6 @@ COPY src ./src
 # src/cli imports infra/stack for `hunt stack` and `hunt start`, so the CLI needs it to load.
 COPY infra ./infra
 COPY workflows ./workflows
-COPY activities ./activities
 
 # The default state folder (HUNT_STATE_DIR), writable by the unprivileged user.
 RUN mkdir -p /app/.hunt && chown node:node /app/.hunt

@@ -332,3 +332,28 @@ describe('docker-compose.yml', () => {
     });
   });
 });
+
+describe('Dockerfile', () => {
+  const dockerfile = fs.readFileSync(path.join(projectRoot, 'Dockerfile'), 'utf8');
+  // `COPY <source>... <destination>` from the build context (no --from stage copies here).
+  const copied = [...dockerfile.matchAll(/^COPY\s+(.+)$/gm)].flatMap((m) => (m[1] as string).trim().split(/\s+/).slice(0, -1));
+
+  it('copies only paths that exist', () => {
+    expect(copied.length).toBeGreaterThan(0);
+    expect(copied.filter((source) => !fs.existsSync(path.join(projectRoot, source)))).toEqual([]);
+  });
+
+  it('copies every file the copied sources import by a relative path', () => {
+    const inImage = (file: string) => copied.some((source) => file === path.join(projectRoot, source) || file.startsWith(path.join(projectRoot, source) + path.sep));
+    const sources = copied.filter((source) => fs.existsSync(path.join(projectRoot, source)) && fs.statSync(path.join(projectRoot, source)).isDirectory());
+    const files = sources.flatMap((source) => fs.readdirSync(path.join(projectRoot, source), { recursive: true, encoding: 'utf8' }).map((f) => path.join(projectRoot, source, f)));
+    const missing = new Set<string>();
+    for (const file of files.filter((f) => /\.(ts|js)$/.test(f))) {
+      for (const [, specifier] of fs.readFileSync(file, 'utf8').matchAll(/(?:from|import\(|require\()\s*'(\.\.?\/[^']+)'/g)) {
+        const target = path.resolve(path.dirname(file), specifier as string);
+        if (!inImage(target)) missing.add(`${path.relative(projectRoot, file)} imports ${specifier}`);
+      }
+    }
+    expect([...missing]).toEqual([]);
+  });
+});
