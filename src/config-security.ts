@@ -112,7 +112,28 @@ function tlsModeFromUrl(url: string | undefined, problems: ConfigProblem[]): Pos
   return undefined;
 }
 
+/** The DATABASE_URL parameters the connection uses (src/store/pg-connection.ts); sslmode is read above. */
+const URL_PARAMETERS = new Set(['host', 'application_name', 'options', 'sslmode', 'sslrootcert', 'sslcert', 'sslkey']);
+/** Parameters other clients read as TLS settings: dropped silently, they would leave the connection in plain text. */
+const TLS_LIKE_PARAMETERS = new Set(['ssl', 'channel_binding', 'sslnegotiation', 'sslpassword', 'sslcrl', 'gssencmode', 'requiressl']);
+
+/**
+ * Any other parameter would be dropped without a word: `?ssl=true` (node-postgres's own
+ * flag, in many hosts' guides) would connect in plain text. Only names are shown, never values.
+ */
+function unsupportedUrlParameters(url: string | undefined, problems: ConfigProblem[]): void {
+  if (!url) return;
+  for (const name of new Set(new URL(url).searchParams.keys())) {
+    if (URL_PARAMETERS.has(name)) continue;
+    const expected = TLS_LIKE_PARAMETERS.has(name)
+      ? `no ${name} parameter: TLS is set by DATABASE_TLS_MODE (disable, require, verify-ca, verify-full) or sslmode`
+      : `only the parameters host, application_name, options and sslmode (the user and password go before the @, or in DATABASE_PASSWORD)`;
+    problems.push({ variable: 'DATABASE_URL', expected, got: `...?${name}=...` });
+  }
+}
+
 export function postgresSecurity(v: RawConfig, problems: ConfigProblem[]): PostgresSecurity {
+  unsupportedUrlParameters(v.DATABASE_URL, problems);
   const urlMode = tlsModeFromUrl(v.DATABASE_URL, problems);
   if (urlMode && v.DATABASE_TLS_MODE && urlMode !== v.DATABASE_TLS_MODE) {
     problems.push({ variable: 'DATABASE_TLS_MODE', expected: `the same mode as DATABASE_URL's sslmode (${urlMode}), or no sslmode in the URL`, got: v.DATABASE_TLS_MODE });

@@ -113,6 +113,15 @@ describe('TLS and SASL settings', () => {
     expect(messageOf({ DATABASE_URL: 'postgres://h@db/x?sslmode=prefer' })).toContain('sslmode disable, require, verify-ca or verify-full');
   });
 
+  it('refuses DATABASE_URL parameters it would otherwise drop, ?ssl=true first of all (it would connect in plain text)', () => {
+    expect(messageOf({ DATABASE_URL: 'postgres://h@db/x?ssl=true' })).toContain('DATABASE_URL: expected no ssl parameter: TLS is set by DATABASE_TLS_MODE');
+    expect(messageOf({ DATABASE_URL: 'postgres://h@db/x?sslmode=verify-full&channel_binding=require' })).toContain('expected no channel_binding parameter');
+    const message = messageOf({ DATABASE_URL: 'postgres://h@db/x?password=s3cret-value' });
+    expect(message).toContain('DATABASE_URL: expected only the parameters host, application_name, options and sslmode');
+    expect(message).not.toContain('s3cret-value');
+    expect(loadConfig({ DATABASE_URL: 'postgres://h@db/x?application_name=hunt&options=-c%20statement_timeout%3D0&sslmode=disable' }).postgres.tls.mode).toBe('disable');
+  });
+
   it('binds the read API and the worker metrics to 127.0.0.1 unless told otherwise', () => {
     const config = loadConfig({});
     expect(config.api.bindAddress).toBe('127.0.0.1');
