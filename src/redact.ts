@@ -6,6 +6,7 @@
  * replaces every secret the configuration holds and any password in a URL, so a library
  * that echoes a connection string or a credential into an error cannot leak it either.
  */
+import { inspect } from 'node:util';
 
 const HIDDEN = '***';
 const NOT_SHOWN = '(not a URL; not shown, since it may hold a password)';
@@ -27,9 +28,11 @@ export function registerSecret(value: string | undefined): void {
     registerSecret(password);
     registerSecret(decodeOrKeep(password));
   }
-  // The same secret as it appears inside a URL or a form body.
-  const encoded = encodeURIComponent(value);
-  if (encoded !== value) knownSecrets.add(encoded);
+  // The same secret as it appears inside a URL or a form body, and escaped inside a JSON log
+  // line or util.format's picture of an object (a secret holding " ' or \ differs there).
+  for (const form of [encodeURIComponent(value), JSON.stringify(value).slice(1, -1), inspect(value).slice(1, -1)]) {
+    if (form !== value) knownSecrets.add(form);
+  }
 }
 
 // scheme://user:password@ (also when the URL does not parse): the password part.

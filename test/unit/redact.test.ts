@@ -1,3 +1,4 @@
+import { format } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { redactUrl, registerSecret, scrubSecrets } from '../../src/redact';
 
@@ -18,6 +19,17 @@ describe('scrubSecrets', () => {
     registerSecret('s3cret/with+chars');
     const text = scrubSecrets('a s3cret/with+chars b s3cret%2Fwith%2Bchars c mysql://u:other@h/x d password=abc&e');
     expect(text).toBe('a *** b *** c mysql://u:***@h/x d password=***&e');
+  });
+
+  it('hides a secret with quotes and backslashes as JSON and util.format escape it', () => {
+    const secret = `pa"ss\\w0'rd-Leak`;
+    registerSecret(secret);
+    for (const line of [JSON.stringify({ err: { message: `auth failed for ${secret}` } }), format('%o', { password: secret }), format('%s', { password: secret })]) {
+      expect(line).not.toContain(secret); // the escaped form is what would leak
+      const scrubbed = scrubSecrets(line);
+      expect(scrubbed).toContain('***');
+      expect(scrubbed).not.toMatch(/w0.?.?rd-Leak/);
+    }
   });
 
   it('ignores secrets too short to hide without mangling every line', () => {
