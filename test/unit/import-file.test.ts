@@ -29,6 +29,13 @@ describe('checkImportFile', () => {
     expect(() => checkImportFile(importDir, file)).toThrow(message);
   });
 
+  it('answers the same for a path outside the folder whether or not it exists (no oracle for job starters)', () => {
+    const existing = () => checkImportFile(importDir, path.join(root, 'secret.txt'));
+    const missing = () => checkImportFile(importDir, path.join(root, 'no-such-file.txt'));
+    expect(existing).toThrow(/is outside the import folder/);
+    expect(missing).toThrow(/is outside the import folder/);
+  });
+
   it('names BACKFILL_IMPORT_DIR when the folder is missing', () => {
     expect(() => checkImportFile(path.join(root, 'none'), path.join(root, 'secret.txt'))).toThrow(/BACKFILL_IMPORT_DIR/);
   });

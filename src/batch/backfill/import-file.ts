@@ -20,21 +20,28 @@ export function checkImportFile(importDir: string, file: string): string {
   } catch {
     throw new ImportFileError(`the import folder ${importDir} (BACKFILL_IMPORT_DIR) does not exist on the worker's machine; create it and put the file there`);
   }
+  const outside = () => new ImportFileError(`file ${file} is outside the import folder ${importDir} (BACKFILL_IMPORT_DIR); copy or move it there`);
+  // Judged on the path as written first: whoever may start a job must not learn from the
+  // answer whether a path outside the folder exists on the worker's machine.
+  if (!isInside(path.resolve(importDir), path.resolve(file)) && !isInside(realDir, path.resolve(file))) throw outside();
   let realFile: string;
   try {
     realFile = fs.realpathSync(file);
   } catch {
     throw new ImportFileError(`file ${file} does not exist on the worker's machine (it must be under ${importDir})`);
   }
-  const relative = path.relative(realDir, realFile);
-  if (relative === '' || relative.startsWith('..') || path.isAbsolute(relative)) {
-    throw new ImportFileError(`file ${file} is outside the import folder ${importDir} (BACKFILL_IMPORT_DIR); copy or move it there`);
-  }
+  // A symlink in the folder may still lead out of it.
+  if (!isInside(realDir, realFile)) throw outside();
   const stat = fs.statSync(realFile);
   if (!stat.isFile()) {
     throw new ImportFileError(`${file} is ${kindOf(stat)}, not a regular file; give the path of an NDJSON file`);
   }
   return realFile;
+}
+
+function isInside(dir: string, file: string): boolean {
+  const relative = path.relative(dir, file);
+  return relative !== '' && !relative.startsWith('..') && !path.isAbsolute(relative);
 }
 
 function kindOf(stat: fs.Stats): string {
