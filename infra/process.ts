@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { configVariableNames } from '../src/config';
 
 export const execFileAsync = promisify(execFile);
 
@@ -65,6 +66,20 @@ export async function assertPortsFree(service: string, ports: { port: number; va
   }
 }
 
+const PROJECT_VARIABLES = new Set<string>(configVariableNames);
+
+/**
+ * The environment for a service this stack starts: this process's, without the project's
+ * own configuration variables. Those may hold secrets of services that are not embedded
+ * (DATABASE_URL, KAFKA_SASL_PASSWORD, TEMPORAL_API_KEY) which the embedded ones never need,
+ * and a long-lived process's environment can be read in /proc/<pid>/environ (`ps e`).
+ */
+export function serviceEnvironment(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) if (!PROJECT_VARIABLES.has(name)) env[name] = value;
+  return { ...env, ...extra };
+}
+
 /** Starts a detached process that outlives this one, logging to the service's log file. */
 export function startDetached(opts: StartOptions): number {
   fs.mkdirSync(opts.paths.dir, { recursive: true });
@@ -72,7 +87,7 @@ export function startDetached(opts: StartOptions): number {
   fs.writeSync(log, `\n--- ${new Date().toISOString()} starting: ${opts.command} ${opts.args.join(' ')}\n`);
   const child = spawn(opts.command, opts.args, {
     cwd: opts.cwd ?? opts.paths.dir,
-    env: opts.env ?? process.env,
+    env: opts.env ?? serviceEnvironment(),
     detached: true,
     stdio: ['ignore', log, log],
     uid: opts.user?.uid,

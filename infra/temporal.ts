@@ -11,7 +11,7 @@ import type { Config } from '../src/config';
 import { explainTemporalError } from '../src/connection-hints';
 import { temporalConnectionOptions, type TemporalConnectionOptions } from '../src/temporal/connection-options';
 import { searchAttributeFlags } from '../src/temporal/search-attributes';
-import { assertPortsFree, execFileAsync, onPath, runningPid, servicePaths, startDetached, stopPid, waitUntil } from './process';
+import { assertPortsFree, execFileAsync, onPath, runningPid, serviceEnvironment, servicePaths, startDetached, stopPid, waitUntil } from './process';
 import { MissingToolError, type ServiceStatus, type StackService } from './service';
 
 export const TEMPORAL_CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal';
@@ -63,7 +63,7 @@ export class EmbeddedTemporal implements StackService {
         command: cli,
         args,
         paths: this.paths,
-        env: { ...process.env, TEMPORAL_VERSION_CHECK_DISABLED: '1' },
+        env: serviceEnvironment({ TEMPORAL_VERSION_CHECK_DISABLED: '1' }),
       });
     }
     await waitUntil('Temporal', async () => (await serverVersion({ address: this.address }, namespace(this.config))) !== undefined && (await uiAnswers(this.uiUrl)), {
