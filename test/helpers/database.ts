@@ -5,6 +5,7 @@
 import crypto from 'node:crypto';
 import pg from 'pg';
 import { loadConfig } from '../../src/config';
+import { migrate } from '../../src/store/migrate';
 import { createPool } from '../../src/store/pool';
 
 export const TEMPLATE_DATABASE = 'hunt_test_template';
@@ -23,13 +24,19 @@ export interface TestDatabase {
   dispose(keep?: boolean): Promise<void>;
 }
 
-export async function createTestDatabase(): Promise<TestDatabase> {
+/**
+ * A fresh, migrated database. `icuLocale`: created with that ICU locale as its default
+ * collation instead of the stack's C (as a managed Postgres often is), then migrated.
+ */
+export async function createTestDatabase(options: { icuLocale?: string } = {}): Promise<TestDatabase> {
   const config = loadConfig();
   const name = `hunt_t_${crypto.randomBytes(4).toString('hex')}`;
   const admin = new pg.Client({ connectionString: adminConnectionString(config.databaseUrl) });
   await admin.connect();
   try {
-    await admin.query(`CREATE DATABASE ${name} TEMPLATE ${TEMPLATE_DATABASE}`);
+    // A template with another collation cannot be copied to a new one: template0 is empty.
+    if (options.icuLocale) await admin.query(`CREATE DATABASE ${name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE ${admin.escapeLiteral(options.icuLocale)} LOCALE 'C'`);
+    else await admin.query(`CREATE DATABASE ${name} TEMPLATE ${TEMPLATE_DATABASE}`);
   } finally {
     await admin.end();
   }
@@ -37,6 +44,10 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   parsed.pathname = `/${name}`;
   const url = parsed.toString();
   const pool = createPool({ databaseUrl: url }, 10);
+  if (options.icuLocale) {
+    const client = await pool.connect();
+    await migrate(client).finally(() => client.release());
+  }
   return {
     name,
     url,

@@ -61,9 +61,12 @@ export async function applyEventRows(client: pg.ClientBase, rows: EventRows): Pr
   const count = rowCount(rows);
   if (count === 0) return { inserted: 0, duplicates: 0, huntIds: [] };
   const huntIds = [...rows.huntIds].sort();
+  // Byte order, as reconcile locks them (hunt_id is COLLATE "C"): on a database whose
+  // default collation is not C, `ORDER BY h` alone took them in another order, and the two
+  // deadlocked (Postgres broke it after deadlock_timeout, and both retried).
   await client.query({
     name: 'hunt-fence-lock',
-    text: `INSERT INTO hunts (hunt_id) SELECT h FROM unnest($1::text[]) AS h ORDER BY h
+    text: `INSERT INTO hunts (hunt_id) SELECT h FROM unnest($1::text[]) AS h ORDER BY h COLLATE "C"
            ON CONFLICT (hunt_id) DO UPDATE SET updated_at = now()`,
     values: [huntIds],
   });
