@@ -82,9 +82,15 @@ export function staleWindowsSql(unit: RollupUnit): string {
        AND (f.hunt_id IS NULL OR r.hunt_id IS NULL OR (${cols('f')}) IS DISTINCT FROM (${cols('r')}))`;
 }
 
-/** Rewrites the stale windows of `unit` (staleWindowsSql) from raw events; returns how many. */
+/**
+ * Rewrites the stale windows of `unit` (staleWindowsSql) from raw events; returns how many.
+ * Takes turns with flushes on the watermark's row: otherwise a flush could roll up a late
+ * event in a window between this reading the windows and writing them, and this would
+ * write the older aggregate over it, in a window no later flush looks at again.
+ */
 export async function repairStaleWindows(pool: pg.Pool, unit: RollupUnit): Promise<number> {
   return withTransaction(pool, async (client) => {
+    await lockWatermark(client);
     await client.query(`CREATE TEMP TABLE stale_windows ON COMMIT DROP AS ${staleWindowsSql(unit)}`);
     const upserted = await client.query(upsertWindowsSql(unit, `SELECT hunt_id, window_start FROM stale_windows WHERE problem <> 'no events'`));
     const deleted = await client.query(
@@ -95,6 +101,13 @@ export async function repairStaleWindows(pool: pg.Pool, unit: RollupUnit): Promi
   });
 }
 
+/** Locks the flush watermark's row (made if missing) for the transaction; returns its seq. */
+async function lockWatermark(client: pg.ClientBase): Promise<number> {
+  await client.query(`INSERT INTO job_watermarks (job) VALUES ($1) ON CONFLICT DO NOTHING`, [ROLLUP_JOB]);
+  const { rows } = await client.query<{ last_seq: number }>(`SELECT last_seq FROM job_watermarks WHERE job = $1 FOR UPDATE`, [ROLLUP_JOB]);
+  return Number(rows[0]?.last_seq ?? 0);
+}
+
 /**
  * Flushes at most `maxEvents` (by seq) past the watermark in one transaction. Returns
  * undefined when there is nothing settled to flush. `bounds` ties the transaction to the
@@ -103,10 +116,8 @@ export async function repairStaleWindows(pool: pg.Pool, unit: RollupUnit): Promi
 export async function flushRollupChunk(pool: pg.Pool, maxEvents: number, settleMs: number, bounds?: StatementBounds): Promise<FlushResult | undefined> {
   const transaction = <T>(work: (client: pg.PoolClient) => Promise<T>) => (bounds ? withBoundedTransaction(pool, bounds, work) : withTransaction(pool, work));
   return transaction(async (client) => {
-    await client.query(`INSERT INTO job_watermarks (job) VALUES ($1) ON CONFLICT DO NOTHING`, [ROLLUP_JOB]);
-    // Row lock: concurrent flushes take turns instead of aggregating the same range twice.
-    const { rows } = await client.query<{ last_seq: number }>(`SELECT last_seq FROM job_watermarks WHERE job = $1 FOR UPDATE`, [ROLLUP_JOB]);
-    const fromSeq = Number(rows[0]?.last_seq ?? 0);
+    // Concurrent flushes (and repairs) take turns instead of aggregating the same range twice.
+    const fromSeq = await lockWatermark(client);
     // Throws, naming them, while transactions inserting events outlast the wait: the step is retried.
     const bound = await settledBound(client, fromSeq, settleMs, maxEvents);
     if (bound.events === 0) {
