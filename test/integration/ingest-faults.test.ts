@@ -265,6 +265,24 @@ describe('rejects of a new log', () => {
     expect(await projectionOf(db.pool)).toEqual(foldEvents([...before, ...after]));
   });
 
+  it('are recognised as the record applied before the position after a restart, by their bytes', async () => {
+    const db = await database();
+    const topics = await createTestTopics(1);
+    const first = track(startIngestProcess(db.url, topics));
+    await first.ready();
+    await send(topics.events, eventsFor('v', 5));
+    await sendRecords(topics.events, [{ key: 'k', value: Buffer.alloc(200 * 1024, 'x') }]); // offset 5: too large, kept whole
+    await waitFor('the reject to be stored', async () => (await storedOffset(db, topics)) === 6n, { timeoutMs: 30_000, intervalMs: 200 });
+    await first.kill('SIGTERM');
+
+    const second = track(startIngestProcess(db.url, topics));
+    await second.ready();
+    await send(topics.events, eventsFor('v', 2, 100));
+    await waitFor('the next events', async () => (await storedOffset(db, topics)) === 8n, { timeoutMs: 30_000, intervalMs: 200 });
+    expect(fs.readFileSync(second.logFile, 'utf8')).not.toMatch(/is not the one applied there/);
+    expect(await metricsOf(second)).not.toMatch(/hunt_ingest_log_resets_total\{[^}]*\} [1-9]/);
+  });
+
   it('do not make an event of the new log at an offset the old log quarantined look like another reset', async () => {
     const db = await database();
     const topics = await createTestTopics(1);

@@ -22,12 +22,15 @@ export async function isAppliedRecord(
   partition: number,
   record: { offset: string; value: Buffer | null },
 ): Promise<boolean> {
-  const quarantined = await pool.query<{ record_value: Buffer | null }>(
-    'SELECT record_value FROM quarantine WHERE source_topic = $1 AND source_partition = $2 AND source_offset = $3',
-    [topic, partition, record.offset],
-  );
+  // Compared by the digest of the bytes kept (migration 008), so no row's bytes are fetched.
   const kept = record.value?.subarray(0, MAX_KEPT_BYTES) ?? null;
-  if (quarantined.rows.some((row) => (row.record_value === null ? kept === null : kept !== null && row.record_value.equals(kept)))) return true;
+  const quarantined = await pool.query(
+    `SELECT 1 FROM quarantine
+      WHERE source_topic = $1 AND source_partition = $2 AND source_offset = $3
+        AND record_digest = sha256(coalesce($4::bytea, ''::bytea)) AND (record_value IS NULL) = ($4::bytea IS NULL)`,
+    [topic, partition, record.offset, kept],
+  );
+  if ((quarantined.rowCount ?? 0) > 0) return true;
   const eventId = eventIdOf(record.value);
   if (eventId === undefined) return false;
   const stored = await pool.query('SELECT 1 FROM events WHERE event_id = $1', [eventId]);
