@@ -1,7 +1,7 @@
 /**
  * Cutting a list into consecutive groups by a byte budget: the DLQ's sends (a broker refuses
- * a record batch over the topic's limit) and quarantine's INSERTs (a parameter past about
- * 268 MB cannot be built) both need it.
+ * a record batch over the topic's limit), quarantine's INSERTs (a parameter past about
+ * 268 MB cannot be built) and dlqReplay's batches (the worker's memory) need it.
  */
 
 /** Consecutive groups of `items`, in order, each within `maxBytes` by `sizeOf` (an item alone may exceed it). */

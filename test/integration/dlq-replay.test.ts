@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { FUTURE_TOLERANCE_MS, MAX_EVENT_BYTES } from '../../src/events/validate';
+import { replayBatch } from '../../src/store/correctness/dlq-replay';
 import { useTestDatabase } from '../helpers/database-fixture';
 import { clueFound } from '../helpers/event-builders';
 import { createTestTopics, projectionOf, sendRecords, startIngestProcess, waitCaughtUp } from '../helpers/ingest';
@@ -71,6 +72,33 @@ describe('dlqReplay', () => {
     expect(await replay({ reasons: ['too_large', 'invalid_json'] })).toMatchObject({ examined: 2, replayed: 0, stillInvalid: { too_large: 2 } });
     expect((await db.pool.query("SELECT count(*)::int AS n FROM events WHERE event_id IN ('was-too-large', 'huge')")).rows[0].n).toBe(0);
     expect((await db.pool.query('SELECT count(*)::int AS n FROM quarantine WHERE replayed_at IS NULL AND source_offset IN (1, 7)')).rows[0].n).toBe(2);
+  });
+
+  it('fetches a batch within its byte budget, whatever its row count, and goes on after it', async () => {
+    // Five quarantined events of about 2 KB each, replayed against a 5,000-byte budget.
+    const values = Array.from({ length: 5 }, (_, i) =>
+      Buffer.from(JSON.stringify(clueFound({ eventId: `budget-${i}`, huntId: 'hb', playerId: 'p1', clueId: `c${i}`, points: 1, occurredAt: new Date().toISOString() })).padEnd(2000, ' ')),
+    );
+    const { rows } = await db.pool.query<{ id: string }>(
+      `INSERT INTO quarantine (source_topic, source_partition, source_offset, record_value, reason, detail)
+       SELECT 'budget', 0, o, v, 'future_timestamp', 'test' FROM unnest($1::bytea[]) WITH ORDINALITY AS t(v, o) RETURNING id`,
+      [values],
+    );
+    const ids = rows.map((r) => Number(r.id)).sort((a, b) => a - b);
+    const filter = { reasons: ['future_timestamp'] };
+    const sizes: number[] = [];
+    let after = ids[0]! - 1;
+    for (;;) {
+      const result = await replayBatch(db.pool, filter, after, 1000, false, new Date(), 5000);
+      if (!result) break;
+      sizes.push(result.examined);
+      after = result.lastId;
+    }
+    expect(sizes).toEqual([2, 2, 1]);
+    expect((await db.pool.query("SELECT count(*)::int AS n FROM events WHERE event_id LIKE 'budget-%'")).rows[0].n).toBe(5);
+    // A record larger than the budget alone still goes, alone.
+    await db.pool.query(`UPDATE quarantine SET replayed_at = NULL WHERE source_topic = 'budget'`);
+    expect(await replayBatch(db.pool, filter, ids[0]! - 1, 1000, true, new Date(), 100)).toMatchObject({ examined: 1, lastId: ids[0] });
   });
 
   it('fails fast on a bad input', async () => {

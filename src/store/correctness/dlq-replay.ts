@@ -5,6 +5,7 @@
  * running a replay twice ingests nothing twice.
  */
 import type pg from 'pg';
+import { groupsWithin } from '../../byte-budget';
 import { classifyRecord, MAX_EVENT_BYTES } from '../../events/validate';
 import type { AcceptedEvent } from '../hot-path/apply-events';
 import { rowsOf } from '../hot-path/event-rows';
@@ -32,6 +33,13 @@ export interface ReplayBatchResult {
 /** octet_length reads a stored value's size from its header, without fetching the value. */
 const OVERSIZE = `(reason = 'too_large' OR octet_length(record_value) > $6)`;
 
+/**
+ * Record bytes fetched per batch, whatever its batchSize: each value is up to 64 KiB, so
+ * 10,000 of them were 640 MB (and twice that as the driver's hex text) in the worker. A
+ * batch ends at the row that passes this; a first row larger than it still goes alone.
+ */
+export const REPLAY_BATCH_BYTES = 8 * 1024 * 1024;
+
 export async function replayBatch(
   pool: pg.Pool,
   filter: ReplayFilter,
@@ -39,14 +47,16 @@ export async function replayBatch(
   batchSize: number,
   dryRun: boolean,
   now = new Date(),
+  maxBytes = REPLAY_BATCH_BYTES,
 ): Promise<ReplayBatchResult | undefined> {
   // A dry run and an empty batch commit too: they only read and row-locked, so there is nothing to undo.
   return withTransaction(pool, async (client) => {
     // A record over the size limit is never valid, so its bytes (up to the broker's message
     // size, a batch of them gigabytes) are not fetched; and a too_large line of a backfill
     // file is kept cut to its first 64 KiB, which may parse, but is not the record.
-    const { rows } = await client.query<{ id: number; oversize: boolean; record_value: Buffer | null }>(
-      `SELECT id, ${OVERSIZE} AS oversize, CASE WHEN ${OVERSIZE} THEN NULL ELSE record_value END AS record_value
+    // Rows and sizes first (locked), then the bytes of as many as the byte budget holds.
+    const { rows: candidates } = await client.query<{ id: number; oversize: boolean; size: number }>(
+      `SELECT id, ${OVERSIZE} AS oversize, CASE WHEN ${OVERSIZE} THEN 0 ELSE coalesce(octet_length(record_value), 0) END AS size
          FROM quarantine
         WHERE replayed_at IS NULL AND id > $1
           AND ($2::text[] IS NULL OR reason = ANY($2))
@@ -56,7 +66,14 @@ export async function replayBatch(
         FOR UPDATE SKIP LOCKED`,
       [afterId, filter.reasons ?? null, filter.from ?? null, filter.to ?? null, batchSize, MAX_EVENT_BYTES],
     );
-    if (rows.length === 0) return undefined;
+    if (candidates.length === 0) return undefined;
+    const taken = groupsWithin(candidates, maxBytes, (c) => c.size)[0] ?? [];
+    const fetched = await client.query<{ id: number; record_value: Buffer | null }>(
+      'SELECT id, record_value FROM quarantine WHERE id = ANY($1::bigint[])',
+      [taken.filter((c) => !c.oversize).map((c) => c.id)],
+    );
+    const values = new Map(fetched.rows.map((r) => [Number(r.id), r.record_value]));
+    const rows = taken.map((c) => ({ id: c.id, oversize: c.oversize, record_value: values.get(Number(c.id)) ?? null }));
     const accepted: (AcceptedEvent & { quarantineId: number })[] = [];
     const stillInvalid: Record<string, number> = {};
     for (const row of rows) {
@@ -85,3 +102,4 @@ export async function replayBatch(
     return { lastId, examined: rows.length, replayed: applied.inserted, duplicates: replayed.length - applied.inserted, stillInvalid };
   });
 }
+
