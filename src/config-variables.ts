@@ -112,6 +112,7 @@ export const variables = {
   ROLLUP_FLUSH_EVERY: [z.string().trim().regex(/^\d+\s*(ms|s|m|h|seconds?|minutes?|hours?)$/).default('1m'), 'a duration such as 30s, 1m or 5 minutes'],
   RECONCILE_EVERY: [z.string().trim().regex(/^\d+\s*(ms|s|m|h|seconds?|minutes?|hours?)$/).default('5m'), 'a duration such as 1m or 5 minutes'],
   DATA_QUALITY_CRON: [z.string().trim().regex(/^(\S+\s+){4}\S+$/).default('0 3 * * *'), 'a five-field cron expression (UTC), e.g. 0 3 * * *'],
+  WORKER_MAX_CONCURRENT_ACTIVITIES: [positiveInt.max(100).default(8), 'a whole number of job steps one worker runs at once, 1-100'],
   WORKER_METRICS_PORT: [port.optional(), 'a TCP port for the worker\'s Prometheus metrics (unset: off)'],
   WORKER_METRICS_BIND_ADDRESS: [ipAddress.default('127.0.0.1'), "an IP address for the worker's metrics to listen on"],
   HUNT_STATE_DIR: [nonEmpty.default(path.join(projectRoot, '.hunt')), 'a folder for the embedded stack\'s data, logs and pid files'],

@@ -98,7 +98,12 @@ export interface Config {
     /** The share of events that should be fresh, e.g. 0.999. */
     objective: number;
   };
-  worker: { metricsPort?: number; metricsBindAddress: string };
+  worker: {
+    /** Job steps one worker runs at once: each is bounded on its own, the process by their sum. */
+    maxConcurrentActivities: number;
+    metricsPort?: number;
+    metricsBindAddress: string;
+  };
   backfill: {
     /** Backfill files must be regular files under this folder (resolved, symlinks followed). */
     importDir: string;
@@ -178,7 +183,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       onRetentionGap: v.INGEST_ON_RETENTION_GAP,
     },
     slo: { freshnessTargetMs: v.SLO_FRESHNESS_TARGET_MS, objective: v.SLO_OBJECTIVE },
-    worker: { metricsPort: v.WORKER_METRICS_PORT, metricsBindAddress: v.WORKER_METRICS_BIND_ADDRESS },
+    worker: { maxConcurrentActivities: v.WORKER_MAX_CONCURRENT_ACTIVITIES, metricsPort: v.WORKER_METRICS_PORT, metricsBindAddress: v.WORKER_METRICS_BIND_ADDRESS },
     backfill: { importDir: path.resolve(v.BACKFILL_IMPORT_DIR ?? path.join(stateDir, 'imports')) },
     schedules: { rollupFlushEvery: v.ROLLUP_FLUSH_EVERY, reconcileEvery: v.RECONCILE_EVERY, dataQualityCron: v.DATA_QUALITY_CRON },
     logLevel: v.LOG_LEVEL,

@@ -84,6 +84,10 @@ export async function createWorkerService(config: Config, logger: Logger, taskQu
     taskQueue,
     workflowsPath: path.join(projectRoot, 'workflows/index.ts'),
     activities: createActivities({ pool, kafka, config, logger }),
+    // Each step's memory is bounded (a backfill's chunks, a replay's 8 MiB batches); the
+    // process's is that bound times this. The SDK's default of 100 let five backfills
+    // started from the Web UI take well over a gigabyte. Steps past it wait in the queue.
+    maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
     // Long activities heartbeat; give a stopping worker time to finish its chunk.
     shutdownGraceTime: '20 seconds',
   });

@@ -80,6 +80,12 @@ describe('loadConfig', () => {
     expect(message).toMatch(/LOG_LEVEL: expected .*info.*, got "loud"/);
   });
 
+  it("caps the job steps a worker runs at once, 8 unless told otherwise (the SDK's own default is 100)", () => {
+    expect(loadConfig({}).worker.maxConcurrentActivities).toBe(8);
+    expect(loadConfig({ WORKER_MAX_CONCURRENT_ACTIVITIES: '2' }).worker.maxConcurrentActivities).toBe(2);
+    expect(() => loadConfig({ WORKER_MAX_CONCURRENT_ACTIVITIES: '0' })).toThrow(/WORKER_MAX_CONCURRENT_ACTIVITIES: expected a whole number of job steps/);
+  });
+
   it('stops the hunt command at start-up with exit code 78 and the variable name', async () => {
     const run = promisify(execFile);
     const error = await run('node', [path.join(projectRoot, 'bin/hunt.js'), 'stack', 'status'], {
