@@ -1,7 +1,8 @@
 /**
  * Cutting a list into consecutive groups by a byte budget: the DLQ's sends (a broker refuses
  * a record batch over the topic's limit), quarantine's INSERTs (a parameter past about
- * 268 MB cannot be built) and dlqReplay's batches (the worker's memory) need it.
+ * 268 MB cannot be built) and dlqReplay's batches (the worker's memory) need it; so does
+ * a window of live leaderboards, by entries rather than bytes.
  */
 
 /** Consecutive groups of `items`, in order, each within `maxBytes` by `sizeOf` (an item alone may exceed it). */

@@ -6,8 +6,8 @@
  *
  * One change feed feeds every stream (change-listener.ts). A change marks its hunt; every
  * 100 ms at most, the marked hunts are read together, in one statement for up to
- * HUNTS_PER_READ hunts, each with the largest limit its streams asked for, and each stream
- * gets its slice: the cost follows the number of changed hunts per window, not of streams.
+ * HUNTS_PER_READ hunts and ENTRIES_PER_READ entries, each hunt with the largest limit its
+ * streams asked for, and each stream gets its slice: the cost follows the number of changed hunts per window, not of streams.
  * Windows are spaced from the end of one delivery to the start of the next read, so a
  * stream's messages from consecutive windows are always 100 ms apart and never wait; a
  * stream that must wait (its first message came between windows) is sent with the next
@@ -20,6 +20,7 @@
  * after a restart) share their first read while no change has come in since it started.
  */
 import type http from 'node:http';
+import { groupsWithin } from '../byte-budget';
 import type { Logger } from '../log';
 import { ALL_HUNTS } from '../store/hunt-changes';
 import { everyFewSeconds } from './throttle';
@@ -42,6 +43,13 @@ export interface StreamOptions {
 
 /** Hunts per read statement: bounds one statement's work when very many hunts change at once. */
 const HUNTS_PER_READ = 500;
+/**
+ * Leaderboard entries per read statement (the sum of the hunts' limits). 500 hunts read at
+ * limit 1000 took 5.7 s, past the API's statement timeout: the window failed, its hunts were
+ * marked again, and every window after it failed the same way. 50,000 entries take well
+ * under a second.
+ */
+export const ENTRIES_PER_READ = 50_000;
 
 interface Stream {
   res: http.ServerResponse;
@@ -205,13 +213,16 @@ export class LeaderboardStreams {
     const huntIds = [...this.marked];
     this.marked.clear();
     try {
-      for (let i = 0; i < huntIds.length; i += HUNTS_PER_READ) {
-        const requests: LeaderboardRequest[] = [];
-        for (const huntId of huntIds.slice(i, i + HUNTS_PER_READ)) {
-          const hunt = this.hunts.get(huntId);
-          if (hunt && hunt.streams.size > 0) requests.push({ huntId, limit: Math.max(...[...hunt.streams].map((s) => s.limit)) });
+      const wanted: LeaderboardRequest[] = [];
+      for (const huntId of huntIds) {
+        const hunt = this.hunts.get(huntId);
+        if (hunt && hunt.streams.size > 0) wanted.push({ huntId, limit: Math.max(...[...hunt.streams].map((s) => s.limit)) });
+      }
+      for (const group of groupsWithin(wanted, ENTRIES_PER_READ, (r) => r.limit)) {
+        for (let i = 0; i < group.length; i += HUNTS_PER_READ) {
+          const requests = group.slice(i, i + HUNTS_PER_READ);
+          this.deliverPages(requests, await this.readOrRemark(requests), window);
         }
-        if (requests.length > 0) this.deliverPages(requests, await this.readOrRemark(requests), window);
       }
     } finally {
       this.lastWindowAt = performance.now();

@@ -9,7 +9,7 @@ import net, { type AddressInfo } from 'node:net';
 import type pg from 'pg';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { LeaderboardStreams, type LeaderboardBody, type LeaderboardRequest } from '../../src/api/leaderboard-streams';
+import { ENTRIES_PER_READ, LeaderboardStreams, type LeaderboardBody, type LeaderboardRequest } from '../../src/api/leaderboard-streams';
 import { ReplyCache } from '../../src/api/reply-cache';
 import { createApiServer } from '../../src/api/server';
 import { loadConfig } from '../../src/config';
@@ -108,6 +108,17 @@ describe('live leaderboard streams', () => {
     await new Promise((resolve) => setTimeout(resolve, 250));
     expect(other.events).toHaveLength(1);
     expect(statements).toHaveLength(1);
+  });
+
+  it('bounds a read statement by the entries its hunts ask for, not only by hunts', async () => {
+    const base = await serve(emptyBoard);
+    const hunts = Array.from({ length: ENTRIES_PER_READ / 1000 + 10 }, (_, i) => `h${i}`);
+    const connected = hunts.map((h) => connect(`${base}/hunts/${h}/leaderboard/stream?limit=1000`));
+    await Promise.all(connected.map((s) => s.next(0)));
+    statements = [];
+    streams?.changed(hunts);
+    await Promise.all(connected.map((s) => s.next(1)));
+    expect(statements.map((s) => s.length)).toEqual([ENTRIES_PER_READ / 1000, 10]);
   });
 
   it('keeps a hunt marked when its read fails, and delivers on the next window', async () => {
