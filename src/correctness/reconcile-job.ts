@@ -1,5 +1,15 @@
 import { CancelledFailure, Context } from '@temporalio/activity';
-import { advanceReconcileWatermark, confirmReconcileProgress, huntsInSeqRange, huntsSinceWatermark, reconcileHunts, type HuntReconciliation } from '../store/correctness/reconcile';
+import {
+  advanceReconcileWatermark,
+  confirmReconcileProgress,
+  openSeqRangeScope,
+  reconcileHunts,
+  seqRangeSinceWatermark,
+  sizesOf,
+  type HuntReconciliation,
+  type HuntScope,
+  type SizedHunt,
+} from '../store/correctness/reconcile';
 import type { ActivityDeps } from '../worker/activity-deps';
 
 export interface ReconcileActivityInput {
@@ -8,6 +18,13 @@ export interface ReconcileActivityInput {
   huntIds?: string[];
   repair: boolean;
   huntsPerTransaction: number;
+  /**
+   * A group is also cut before its hunts' stored events pass this; a bigger hunt is a group
+   * of its own. Default EVENTS_PER_TRANSACTION.
+   */
+  eventsPerTransaction?: number;
+  /** Hunts read from Postgres at a time. Default HUNTS_PER_PAGE. */
+  huntsPerPage?: number;
   settleMs: number;
 }
 
@@ -42,11 +59,20 @@ const HEARTBEAT_EVERY_MS = 5000;
 /**
  * A group's statements, under the hunts' fence. The keep-alive heartbeat hides a stuck
  * statement from the 60 s heartbeat timeout, so this bounds it, well inside the step's
- * 1 h start-to-close timeout (workflows/reconcile.ts); a big hunt's recomputation takes
- * seconds. The fence's wait is bounded apart: hot-path transactions hold it milliseconds.
+ * 1 h start-to-close timeout (workflows/reconcile.ts). The fence's wait is bounded apart:
+ * hot-path transactions hold it milliseconds.
  */
 const GROUP_STATEMENT_TIMEOUT_MS = 10 * 60_000;
 const GROUP_LOCK_TIMEOUT_MS = 30_000;
+
+/**
+ * A group's size in events, all of its hunts' stored events (what the recomputation reads),
+ * not only those of the run's range: a hunt with one new event is recomputed whole. One hunt
+ * of 4M events took 89 s, so a group of this budget takes about 45 s, far inside the
+ * statement timeout; only a single hunt of some 25M events would not fit.
+ */
+export const EVENTS_PER_TRANSACTION = 2_000_000;
+export const HUNTS_PER_PAGE = 1000;
 
 export function createReconcileActivities(deps: Pick<ActivityDeps, 'pool'>) {
   return {
@@ -54,36 +80,36 @@ export function createReconcileActivities(deps: Pick<ActivityDeps, 'pool'>) {
       const context = Context.current();
       const resumed = context.info.heartbeatDetails as ReconcileCheckpoint | undefined;
       let checkpoint: ReconcileCheckpoint;
-      let hunts: string[];
-      if (input.huntIds) {
-        hunts = [...new Set(input.huntIds)].sort();
+      if (input.huntIds || resumed?.toSeq !== undefined) {
         checkpoint = resumed ?? { summary: emptySummary(input) };
-      } else if (resumed?.toSeq !== undefined) {
-        hunts = await huntsInSeqRange(deps.pool, resumed.fromSeq ?? 0, resumed.toSeq);
-        checkpoint = resumed;
       } else {
-        const scope = await huntsSinceWatermark(deps.pool, input.settleMs);
-        hunts = [...new Set(scope.huntIds)].sort();
-        checkpoint = { fromSeq: scope.fromSeq, toSeq: scope.toSeq, summary: emptySummary(input) };
+        const range = await seqRangeSinceWatermark(deps.pool, input.settleMs);
+        checkpoint = { ...range, summary: emptySummary(input) };
       }
       const summary = checkpoint.summary;
-      summary.hunts = hunts.length;
-      const todo = checkpoint.lastHuntDone === undefined ? hunts : hunts.filter((h) => h > (checkpoint.lastHuntDone as string));
-      checkpoint = { ...checkpoint, huntsDone: hunts.length - todo.length };
-      // At once, so the scope is fixed for a retry and operators see the job's size.
-      context.heartbeat(checkpoint);
-      // A transaction over many big hunts can outlast the heartbeat timeout: keep beating while it runs.
+      // Reading a big range's hunts can outlast the heartbeat timeout, and so can a
+      // transaction over big hunts: keep beating while they run.
       const beat = setInterval(() => context.heartbeat(checkpoint), HEARTBEAT_EVERY_MS);
+      let scope: HuntScope | undefined;
       try {
-        for (let i = 0; i < todo.length; i += input.huntsPerTransaction) {
+        scope = input.huntIds ? listScope(deps.pool, input.huntIds) : await openSeqRangeScope(deps.pool, checkpoint.fromSeq ?? 0, checkpoint.toSeq ?? 0);
+        summary.hunts = scope.total;
+        const lastHuntDone = checkpoint.lastHuntDone;
+        let huntsDone = lastHuntDone === undefined ? 0 : await scope.countUpTo(lastHuntDone);
+        checkpoint = { ...checkpoint, huntsDone };
+        // At once, so the scope is fixed for a retry and operators see the job's size.
+        context.heartbeat(checkpoint);
+        const hunts = pagesOf(scope, lastHuntDone ?? '', input.huntsPerPage ?? HUNTS_PER_PAGE);
+        for await (const group of groupsOf(hunts, input.huntsPerTransaction, input.eventsPerTransaction ?? EVENTS_PER_TRANSACTION)) {
           // An attempt past its timeout (or cancelled) stops here rather than run on beside its retry.
           if (context.cancellationSignal.aborted) throw new CancelledFailure(`reconcile ${input.runId}: cancelled`);
-          const group = todo.slice(i, i + input.huntsPerTransaction);
-          const results = await reconcileHunts(deps.pool, group, input.runId, input.repair, {
-            statementTimeoutMs: GROUP_STATEMENT_TIMEOUT_MS,
-            lockTimeoutMs: GROUP_LOCK_TIMEOUT_MS,
-            signal: context.cancellationSignal,
-          });
+          const results = await reconcileHunts(
+            deps.pool,
+            group.map((h) => h.huntId),
+            input.runId,
+            input.repair,
+            { statementTimeoutMs: GROUP_STATEMENT_TIMEOUT_MS, lockTimeoutMs: GROUP_LOCK_TIMEOUT_MS, signal: context.cancellationSignal },
+          );
           for (const r of results) {
             summary.playersChecked += r.playersChecked;
             summary.playersDrifted += r.playersDrifted;
@@ -91,11 +117,13 @@ export function createReconcileActivities(deps: Pick<ActivityDeps, 'pool'>) {
             if (r.playersDrifted + r.treasuresChanged > 0 && summary.drifted.length < 100) summary.drifted.push(r);
           }
           if (checkpoint.toSeq !== undefined) await confirmReconcileProgress(deps.pool);
-          checkpoint = { ...checkpoint, lastHuntDone: group[group.length - 1], huntsDone: hunts.length - todo.length + i + group.length, summary };
+          huntsDone += group.length;
+          checkpoint = { ...checkpoint, lastHuntDone: group[group.length - 1]?.huntId, huntsDone, summary };
           context.heartbeat(checkpoint);
         }
       } finally {
         clearInterval(beat);
+        await scope?.close();
       }
       // Every hunt with events up to toSeq is reconciled now; hunts that arrived after the
       // scope was fixed are past toSeq, left for the next run.
@@ -106,6 +134,47 @@ export function createReconcileActivities(deps: Pick<ActivityDeps, 'pool'>) {
       return summary;
     },
   };
+}
+
+/** Hunts given in the job's input (bounded by the input itself), sized page by page. */
+function listScope(pool: ActivityDeps['pool'], huntIds: readonly string[]): HuntScope {
+  const hunts = [...new Set(huntIds)].sort();
+  return {
+    total: hunts.length,
+    countUpTo: async (huntId) => hunts.filter((h) => h <= huntId).length,
+    page: (after, limit) => sizesOf(pool, hunts.filter((h) => h > after).slice(0, limit)),
+    close: async () => undefined,
+  };
+}
+
+/** The scope's hunts after `after`, one page held at a time. */
+async function* pagesOf(scope: HuntScope, after: string, pageSize: number): AsyncGenerator<SizedHunt> {
+  for (let cursor = after; ; ) {
+    const page = await scope.page(cursor, pageSize);
+    yield* page;
+    const last = page[page.length - 1];
+    if (page.length < pageSize || !last) return;
+    cursor = last.huntId;
+  }
+}
+
+/**
+ * Consecutive hunts in groups of at most `maxHunts` hunts and `maxEvents` events; a hunt
+ * bigger than `maxEvents` makes a group of its own.
+ */
+export async function* groupsOf(hunts: AsyncIterable<SizedHunt>, maxHunts: number, maxEvents: number): AsyncGenerator<SizedHunt[]> {
+  let group: SizedHunt[] = [];
+  let events = 0;
+  for await (const hunt of hunts) {
+    if (group.length > 0 && (group.length >= maxHunts || events + hunt.events > maxEvents)) {
+      yield group;
+      group = [];
+      events = 0;
+    }
+    group.push(hunt);
+    events += hunt.events;
+  }
+  if (group.length > 0) yield group;
 }
 
 function emptySummary(input: ReconcileActivityInput): ReconcileSummary {
