@@ -4,9 +4,12 @@ import type { CheckReport } from '../src/store/correctness/data-quality';
 import { HUNT_JOB_KIND } from '../src/temporal/search-attributes';
 import { asObject, badInput, rejectUnknownFields } from './input';
 
+// The activity beats every few seconds while a check's statement runs (each bounded to 30
+// minutes inside the 2 hours), so a minute without one means a dead worker; a retry resumes
+// after the checks its heartbeat says are done.
 const { runDataQualityChecks } = proxyActivities<Activities>({
   startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '5 minutes',
+  heartbeatTimeout: '1 minute',
   retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 5 },
 });
 

@@ -1,18 +1,63 @@
 import { CancelledFailure, Context } from '@temporalio/activity';
-import { runDataQuality, type CheckReport } from '../store/correctness/data-quality';
+import { runDataQuality, type CheckProgress, type CheckReport, type DataQualityCheckpoint } from '../store/correctness/data-quality';
 import type { ActivityDeps } from '../worker/activity-deps';
+
+/** The heartbeat details: what a retry resumes from, and where the run is, for operators. */
+export interface DataQualityHeartbeat extends DataQualityCheckpoint {
+  progress?: CheckProgress;
+}
+
+const HEARTBEAT_EVERY_MS = 5000;
+
+/**
+ * A check's statement: the whole-table checks are one statement each, and the keep-alive
+ * heartbeat hides a stuck one from the heartbeat timeout, so this bounds it. It is well
+ * inside the activity's 2 h start-to-close timeout (workflows/data-quality.ts), so an
+ * attempt ends its own statement rather than leave it running beside its retry, and a retry
+ * still has time; the slowest check took 33.5 s at 7M events, so it covers a store ~50 times
+ * that size.
+ */
+const CHECK_STATEMENT_TIMEOUT_MS = 30 * 60_000;
+/** The score-drift check waits for hunts' fences, which the hot path holds for milliseconds. */
+const CHECK_LOCK_TIMEOUT_MS = 30_000;
 
 export function createDataQualityActivities(deps: Pick<ActivityDeps, 'pool'>) {
   return {
-    /** Runs every check; re-running a run id overwrites its report rows (idempotent). */
+    /**
+     * Runs every check; re-running a run id overwrites its report rows (idempotent). A retried
+     * attempt resumes after the checks (and pages of hunts) the last heartbeat says are done.
+     */
     async runDataQualityChecks(input: { runId: string; repair: boolean }): Promise<CheckReport[]> {
       const context = Context.current();
-      // Heartbeats as checks go; an attempt that timed out or was cancelled stops at the next one
-      // (it would otherwise run on, repairing, beside the retry).
-      return runDataQuality(deps.pool, input.runId, input.repair, (progress) => {
-        if (context.cancellationSignal.aborted) throw new CancelledFailure(`dataQuality ${input.runId}: cancelled`);
-        context.heartbeat(progress);
-      });
+      const resumed = context.info.heartbeatDetails as DataQualityHeartbeat | undefined;
+      let heartbeat: DataQualityHeartbeat = { finished: resumed?.finished ?? [], ...(resumed?.partial && { partial: resumed.partial }) };
+      const beat = () => context.heartbeat(heartbeat);
+      // A check's statement can outlast the heartbeat timeout: keep beating while it runs.
+      const keepAlive = setInterval(beat, HEARTBEAT_EVERY_MS);
+      try {
+        return await runDataQuality(
+          deps.pool,
+          input.runId,
+          input.repair,
+          (progress) => {
+            // An attempt that timed out or was cancelled stops here rather than run on, repairing, beside its retry.
+            if (context.cancellationSignal.aborted) throw new CancelledFailure(`dataQuality ${input.runId}: cancelled`);
+            heartbeat = { ...heartbeat, progress };
+            beat();
+          },
+          {
+            resumeFrom: resumed,
+            // The running statement is cancelled with the attempt, and bounded in any case.
+            bounds: { statementTimeoutMs: CHECK_STATEMENT_TIMEOUT_MS, lockTimeoutMs: CHECK_LOCK_TIMEOUT_MS, signal: context.cancellationSignal },
+            checkpoint: (checkpoint) => {
+              heartbeat = { ...checkpoint, progress: heartbeat.progress };
+              beat();
+            },
+          },
+        );
+      } finally {
+        clearInterval(keepAlive);
+      }
     },
   };
 }

@@ -2,9 +2,14 @@
  * Data-quality checks over the raw store and the projections. Each check counts findings,
  * keeps a few sample rows, and where it can, repairs (reconciling the hunts concerned, or
  * re-aggregating rollup windows). Every run stores one report row per check.
+ * The store can be large and hunt ids come from clients: statements run under the caller's
+ * bounds, the hunt-by-hunt checks page through hunts by key, and a retried run resumes after
+ * the checks (and pages) its last checkpoint says are done.
  */
 import type pg from 'pg';
 import { HUNTS_PER_TRANSACTION } from '../../constants';
+import { withBoundedTransaction, type StatementBounds } from '../bounded-transaction';
+import { withTransaction } from '../transaction';
 import { reconcileHunts } from './reconcile';
 import { repairStaleWindows, staleWindowsSql } from '../batch/rollups';
 import { quarantineByReason } from '../read/quarantine-backlog';
@@ -27,46 +32,153 @@ export interface CheckProgress {
   of?: number;
 }
 
+/** How far a hunt-by-hunt check got: the last hunt done (byte order) and what it found up to there. */
+export interface PagedProgress {
+  check: string;
+  afterHunt: string;
+  huntsDone: number;
+  count: number;
+  samples: unknown[];
+  repaired?: ReconcileTally;
+}
+
+/** What a retried run resumes from: the checks finished (their reports) and the page reached in the next one. */
+export interface DataQualityCheckpoint {
+  finished: CheckReport[];
+  partial?: PagedProgress;
+}
+
+export interface DataQualityOptions {
+  /** Hunts per page of the hunt-by-hunt checks: only a page of hunt ids is ever held. */
+  huntsPerPage?: number;
+  /** Bounds every statement of the checks and cancels the running one with the signal (bounded-transaction.ts). */
+  bounds?: StatementBounds;
+  resumeFrom?: DataQualityCheckpoint;
+  /** Called after each finished check and each page of a hunt-by-hunt check, with what a retry would resume from. */
+  checkpoint?: (checkpoint: DataQualityCheckpoint) => void;
+}
+
+type ReconcileTally = Record<'huntsReconciled' | 'playersRepaired' | 'treasuresRepaired', number>;
+
+interface CheckRun {
+  pool: pg.Pool;
+  /** Names what the check records (drift rows), so a retried run records nothing twice. */
+  runId: string;
+  repair: boolean;
+  huntsPerPage: number;
+  bounds?: StatementBounds;
+  /** Where this check's previous attempt got to (hunt-by-hunt checks). */
+  resumed?: PagedProgress;
+  /** Called after each page (or group of hunts) with the check's state: what a retry resumes from. */
+  pageDone: (state: PagedProgress) => void;
+  /** Called as long checks go, so the job can heartbeat and see a cancellation. */
+  progress: (detail: CheckProgress) => void;
+}
+
+type Found = Omit<CheckReport, 'check' | 'severity'>;
+
 interface Check {
   name: string;
   severity: Severity;
-  /** Rows of findings (at most SAMPLE_LIMIT are kept) and their total count. */
-  /** `runId` names what the check records (drift rows), so a retried run records nothing twice. */
-  /** `progress` is called as long checks go (each group of hunts), so the job can heartbeat and see a cancellation. */
-  find: (pool: pg.Pool, runId: string, progress: (detail: CheckProgress) => void) => Promise<{ count: number; samples: unknown[]; hunts?: string[] }>;
-  repair?: (pool: pg.Pool, found: { hunts?: string[] }, runId: string) => Promise<Record<string, unknown>>;
+  /** Counts the findings, keeps at most SAMPLE_LIMIT samples, and repairs where it can and `repair` is asked. */
+  run: (run: CheckRun) => Promise<Found>;
 }
 
 const SAMPLE_LIMIT = 5;
+const HUNTS_PER_PAGE = 1000;
 
-async function countAndSamples(pool: pg.Pool, findingsSql: string): Promise<{ count: number; samples: unknown[] }> {
-  const { rows } = await pool.query<{ count: number; samples: unknown[] | null }>(
-    `WITH findings AS (${findingsSql})
-     SELECT (SELECT count(*)::int FROM findings) AS count,
-            (SELECT json_agg(s) FROM (SELECT * FROM findings LIMIT ${SAMPLE_LIMIT}) s) AS samples`,
-  );
-  return { count: rows[0]?.count ?? 0, samples: rows[0]?.samples ?? [] };
+/** One transaction, under the run's statement bounds when it has them. */
+function inTransaction<T>(run: CheckRun, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  return run.bounds ? withBoundedTransaction(run.pool, run.bounds, work) : withTransaction(run.pool, work);
 }
 
-const ORPHANS = `SELECT 'player_scores' AS table_name, hunt_id, player_id AS id FROM player_scores p
-    WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.hunt_id = p.hunt_id AND e.player_id = p.player_id)
-   UNION ALL
-   SELECT 'clue_credits', hunt_id, event_id FROM clue_credits c WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = c.event_id)
-   UNION ALL
-   SELECT 'treasure_winners', hunt_id, event_id FROM treasure_winners w WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = w.event_id)`;
+/** Counts `findings` and keeps samples (`samples` selects them from `findings`); `hunts` lists their hunts if asked (a page's at most). */
+async function countAndSamples(run: CheckRun, findings: string, o: { params?: unknown[]; samples?: string; hunts?: boolean } = {}) {
+  const { rows } = await inTransaction(run, (client) =>
+    client.query<{ count: number; samples: unknown[] | null; hunts?: string[] | null }>(
+      `WITH findings AS (${findings})
+       SELECT (SELECT count(*)::int FROM findings) AS count,
+              (SELECT json_agg(s) FROM (${o.samples ?? `SELECT * FROM findings LIMIT ${SAMPLE_LIMIT}`}) s) AS samples
+              ${o.hunts ? ', (SELECT array_agg(DISTINCT hunt_id) FROM findings) AS hunts' : ''}`,
+      o.params,
+    ),
+  );
+  return { count: rows[0]?.count ?? 0, samples: rows[0]?.samples ?? [], hunts: rows[0]?.hunts ?? ([] as string[]) };
+}
 
-const repairByReconcile: Check['repair'] = async (pool, found, runId) => {
-  const hunts = found.hunts ?? [];
-  const results = [];
-  for (let i = 0; i < hunts.length; i += HUNTS_PER_TRANSACTION) {
-    results.push(...(await reconcileHunts(pool, hunts.slice(i, i + HUNTS_PER_TRANSACTION), `${runId}/dq-repair`, true)));
+/**
+ * Up to $2 hunts after $1 (byte order) with a row in any of `tables`: one index probe per
+ * hunt and table (DISTINCT would read every row), as reprocess pages hunts.
+ */
+function nextHuntsSql(tables: readonly string[], select: string): string {
+  const next = (after: string) => `LEAST(${tables.map((t) => `(SELECT hunt_id FROM ${t} WHERE hunt_id > ${after} ORDER BY hunt_id LIMIT 1)`).join(', ')})`;
+  return `WITH RECURSIVE next_hunt(hunt_id, n) AS (
+       SELECT ${next('$1::text')}, 1
+       UNION ALL
+       SELECT ${next('h.hunt_id')}, h.n + 1 FROM next_hunt h WHERE h.hunt_id IS NOT NULL AND h.n < $2
+     ) SELECT ${select} FROM next_hunt WHERE hunt_id IS NOT NULL`;
+}
+
+async function countHunts(run: CheckRun, tables: readonly string[]): Promise<number> {
+  const { rows } = await inTransaction(run, (c) => c.query<{ n: number }>(nextHuntsSql(tables, 'count(*)::int AS n'), ['', 2 ** 31 - 1]));
+  return rows[0]?.n ?? 0;
+}
+
+/**
+ * Pages through the hunts of `tables` from where the check got to; `page` takes each, moves
+ * the state on and calls `run.pageDone`. Only a page of hunt ids is ever held.
+ */
+async function pageHunts(run: CheckRun, check: string, tables: readonly string[], page: (hunts: string[], state: PagedProgress) => Promise<void>): Promise<PagedProgress> {
+  const state: PagedProgress = run.resumed ? structuredClone(run.resumed) : { check, afterHunt: '', huntsDone: 0, count: 0, samples: [] };
+  for (;;) {
+    const { rows } = await inTransaction(run, (c) => c.query<{ hunt_id: string }>(nextHuntsSql(tables, 'hunt_id'), [state.afterHunt, run.huntsPerPage]));
+    if (rows.length === 0) return state;
+    await page(rows.map((r) => r.hunt_id), state);
   }
-  return {
-    huntsReconciled: results.length,
-    playersRepaired: results.reduce((n, r) => n + r.playersDrifted, 0),
-    treasuresRepaired: results.reduce((n, r) => n + r.treasuresChanged, 0),
-  };
-};
+}
+
+/** Reconciles `hunts` HUNTS_PER_TRANSACTION at a time (each transaction holds those hunts' fence only briefly), repairing. */
+async function repairHunts(run: CheckRun, hunts: readonly string[], tally: ReconcileTally | undefined): Promise<ReconcileTally> {
+  const t = tally ?? { huntsReconciled: 0, playersRepaired: 0, treasuresRepaired: 0 };
+  for (let i = 0; i < hunts.length; i += HUNTS_PER_TRANSACTION) {
+    for (const r of await reconcileHunts(run.pool, hunts.slice(i, i + HUNTS_PER_TRANSACTION), `${run.runId}/dq-repair`, true, run.bounds)) {
+      t.huntsReconciled += 1;
+      t.playersRepaired += r.playersDrifted;
+      t.treasuresRepaired += r.treasuresChanged;
+    }
+  }
+  return t;
+}
+
+/** A paged check's findings as a report's, with what its repairs changed when there were any. */
+const pagedFound = (state: PagedProgress, samples = state.samples) => ({ count: state.count, samples, ...(state.repaired && { repaired: { ...state.repaired } }) });
+
+const ORPHAN_TABLES = ['player_scores', 'clue_credits', 'treasure_winners'] as const;
+const DRIFT_TABLES = ['hunts', 'player_scores'] as const;
+
+/** Projection rows of the hunts in ($1, $2] that no stored event backs. */
+const ORPHANS_IN_RANGE = `SELECT 'player_scores' AS table_name, hunt_id, player_id AS id FROM player_scores p
+    WHERE p.hunt_id > $1::text AND p.hunt_id <= $2::text
+      AND NOT EXISTS (SELECT 1 FROM events e WHERE e.hunt_id = p.hunt_id AND e.player_id = p.player_id)
+   UNION ALL
+   SELECT 'clue_credits', hunt_id, event_id FROM clue_credits c
+    WHERE c.hunt_id > $1::text AND c.hunt_id <= $2::text AND NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = c.event_id)
+   UNION ALL
+   SELECT 'treasure_winners', hunt_id, event_id FROM treasure_winners w
+    WHERE w.hunt_id > $1::text AND w.hunt_id <= $2::text AND NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = w.event_id)`;
+
+/** Same player, same clue (or treasure), same type: only counted per group, never gathered. */
+const DUPLICATE_GROUPS = `SELECT hunt_id, player_id, type, coalesce(payload->>'clueId', payload->>'treasureId') AS subject, count(*)::int AS events
+    FROM events WHERE type IN ('clue.found', 'hint.used', 'treasure.claimed')
+   GROUP BY 1, 2, 3, 4 HAVING count(*) > 1`;
+
+/** The sampled groups' first three eventIds, a LIMIT each. */
+const DUPLICATE_SAMPLES = `SELECT g.hunt_id, g.player_id, g.type, g.subject, g.events,
+         ARRAY(SELECT e.event_id FROM events e
+                WHERE e.hunt_id = g.hunt_id AND e.player_id = g.player_id AND e.type = g.type
+                  AND coalesce(e.payload->>'clueId', e.payload->>'treasureId') IS NOT DISTINCT FROM g.subject
+                ORDER BY e.occurred_at, e.event_id LIMIT 3) AS event_ids
+    FROM (SELECT * FROM findings LIMIT ${SAMPLE_LIMIT}) g`;
 
 const STALE_ROLLUP_WINDOWS = `(${staleWindowsSql('minute')}) UNION ALL (${staleWindowsSql('hour')})`;
 
@@ -74,81 +186,76 @@ export const CHECKS: Check[] = [
   {
     name: 'duplicate_semantic_events',
     severity: 'info',
-    // Same player, same clue (or treasure), same type, under different eventIds: legal (the
-    // rules count the earliest), but a client retrying without reusing its eventId.
-    find: (pool) =>
-      countAndSamples(
-        pool,
-        `SELECT hunt_id, player_id, type, coalesce(payload->>'clueId', payload->>'treasureId') AS subject,
-                count(*)::int AS events, (array_agg(event_id ORDER BY occurred_at, event_id))[1:3] AS event_ids
-           FROM events WHERE type IN ('clue.found', 'hint.used', 'treasure.claimed')
-          GROUP BY 1, 2, 3, 4 HAVING count(*) > 1`,
-      ),
+    // Legal (the rules count the earliest), but a client retrying without reusing its
+    // eventId. One client resending a clue millions of times makes a group of millions:
+    // an array of a group's eventIds would be built whole (work_mem does not bound it).
+    run: (run) => countAndSamples(run, DUPLICATE_GROUPS, { samples: DUPLICATE_SAMPLES }),
   },
   {
     name: 'orphan_projection_rows',
     severity: 'error',
-    find: async (pool) => {
-      const found = await countAndSamples(pool, ORPHANS);
-      const { rows } = await pool.query<{ hunt_id: string }>(`SELECT DISTINCT hunt_id FROM (${ORPHANS}) o`);
-      return { ...found, hunts: rows.map((r) => r.hunt_id) };
-    },
-    repair: repairByReconcile,
+    // A page of hunts at a time; a page's orphan hunts are reconciled as found when repairing.
+    run: async (run) =>
+      pagedFound(
+        await pageHunts(run, 'orphan_projection_rows', ORPHAN_TABLES, async (hunts, state) => {
+          const last = hunts[hunts.length - 1] as string;
+          const found = await countAndSamples(run, ORPHANS_IN_RANGE, {
+            params: [state.afterHunt, last, SAMPLE_LIMIT - state.samples.length],
+            samples: 'SELECT * FROM findings ORDER BY hunt_id, table_name, id LIMIT $3',
+            hunts: true,
+          });
+          state.count += found.count;
+          state.samples.push(...found.samples);
+          if (run.repair && found.hunts.length > 0) state.repaired = await repairHunts(run, found.hunts, state.repaired);
+          Object.assign(state, { afterHunt: last, huntsDone: state.huntsDone + hunts.length });
+          run.progress({ check: 'orphan_projection_rows', huntsDone: state.huntsDone });
+          run.pageDone(state);
+        }),
+      ),
   },
   {
     name: 'score_drift',
     severity: 'error',
-    // Live projections against a recomputation from raw events, every hunt; drift rows are
-    // recorded under the run (reconcile_drift) without repairing here.
-    find: async (pool, dqRunId, progress) => {
-      const { rows } = await pool.query<{ hunt_id: string }>(
-        'SELECT hunt_id FROM hunts UNION SELECT DISTINCT hunt_id FROM player_scores',
+    // Live projections against a recomputation from raw events, every hunt, a page at a
+    // time; drift rows are recorded under the run (reconcile_drift), and the drifted hunts
+    // reconciled as found when repairing.
+    run: async (run) => {
+      const driftRun = `${run.runId}/score-drift`;
+      const of = await countHunts(run, DRIFT_TABLES);
+      const state = await pageHunts(run, 'score_drift', DRIFT_TABLES, async (hunts, state) => {
+        for (let i = 0; i < hunts.length; i += HUNTS_PER_TRANSACTION) {
+          const group = hunts.slice(i, i + HUNTS_PER_TRANSACTION);
+          const drifted = (await reconcileHunts(run.pool, group, driftRun, false, run.bounds)).filter((r) => r.playersDrifted + r.treasuresChanged > 0);
+          state.count += drifted.reduce((n, r) => n + r.playersDrifted + r.treasuresChanged, 0);
+          if (run.repair && drifted.length > 0) state.repaired = await repairHunts(run, drifted.map((r) => r.huntId), state.repaired);
+          Object.assign(state, { afterHunt: group[group.length - 1], huntsDone: state.huntsDone + group.length });
+          run.progress({ check: 'score_drift', huntsDone: state.huntsDone, of });
+          run.pageDone(state);
+        }
+      });
+      const { rows } = await inTransaction(run, (c) =>
+        c.query(`SELECT hunt_id, kind, subject_id, live, final FROM reconcile_drift WHERE run_id = $1 ORDER BY id LIMIT ${SAMPLE_LIMIT}`, [driftRun]),
       );
-      const runId = `${dqRunId}/score-drift`;
-      const results = [];
-      // A few hunts per transaction: each holds those hunts' fence only briefly.
-      for (let i = 0; i < rows.length; i += HUNTS_PER_TRANSACTION) {
-        results.push(...(await reconcileHunts(pool, rows.slice(i, i + HUNTS_PER_TRANSACTION).map((r) => r.hunt_id), runId, false)));
-        progress({ check: 'score_drift', huntsDone: Math.min(rows.length, i + HUNTS_PER_TRANSACTION), of: rows.length });
-      }
-      const drifted = results.filter((r) => r.playersDrifted + r.treasuresChanged > 0);
-      const { rows: samples } = await pool.query(
-        `SELECT hunt_id, kind, subject_id, live, final FROM reconcile_drift WHERE run_id = $1 ORDER BY id LIMIT ${SAMPLE_LIMIT}`,
-        [runId],
-      );
-      return {
-        count: drifted.reduce((n, r) => n + r.playersDrifted + r.treasuresChanged, 0),
-        samples,
-        hunts: drifted.map((r) => r.huntId),
-      };
+      return pagedFound(state, rows);
     },
-    repair: repairByReconcile,
   },
   {
     name: 'future_events',
     severity: 'warning',
-    find: (pool) =>
-      countAndSamples(
-        pool,
-        `SELECT event_id, hunt_id, occurred_at, ingested_at FROM events WHERE occurred_at > ingested_at + interval '5 minutes'`,
-      ),
+    run: (run) => countAndSamples(run, `SELECT event_id, hunt_id, occurred_at, ingested_at FROM events WHERE occurred_at > ingested_at + interval '5 minutes'`),
   },
   {
     name: 'very_late_events',
     severity: 'warning',
     // Stored more than an hour after they happened: provisional scores were likely wrong
     // until reconciliation.
-    find: (pool) =>
-      countAndSamples(
-        pool,
-        `SELECT event_id, hunt_id, type, occurred_at, ingested_at FROM events WHERE ingested_at > occurred_at + interval '1 hour'`,
-      ),
+    run: (run) => countAndSamples(run, `SELECT event_id, hunt_id, type, occurred_at, ingested_at FROM events WHERE ingested_at > occurred_at + interval '1 hour'`),
   },
   {
     name: 'quarantine_backlog',
     severity: 'warning',
-    find: async (pool) => {
-      const rows = (await quarantineByReason(pool))
+    run: async (run) => {
+      const rows = (await quarantineByReason(run.pool))
         .filter((r) => r.waiting > 0)
         .map((r) => ({ reason: r.reason, records: r.waiting, oldest: r.oldest }))
         .sort((a, b) => b.records - a.records);
@@ -159,20 +266,44 @@ export const CHECKS: Check[] = [
     name: 'rollup_mismatch',
     severity: 'error',
     // Every column of every flushed window, against the aggregate the flush itself writes.
-    find: (pool) => countAndSamples(pool, STALE_ROLLUP_WINDOWS),
-    repair: async (pool) => ({ windowsReaggregated: (await repairStaleWindows(pool, 'minute')) + (await repairStaleWindows(pool, 'hour')) }),
+    run: async (run) => {
+      const found = await countAndSamples(run, STALE_ROLLUP_WINDOWS);
+      if (!run.repair || found.count === 0) return found;
+      return { ...found, repaired: { windowsReaggregated: (await repairStaleWindows(run.pool, 'minute')) + (await repairStaleWindows(run.pool, 'hour')) } };
+    },
   },
 ];
 
-/** Runs every check (repairing where asked and possible) and stores the report. */
-export async function runDataQuality(pool: pg.Pool, runId: string, repair: boolean, progress: (detail: CheckProgress) => void = () => undefined): Promise<CheckReport[]> {
-  const reports: CheckReport[] = [];
+/**
+ * Runs every check (repairing where asked and possible) and stores the report, check by
+ * check: from `options.resumeFrom` on, the checks it finished are not run again.
+ */
+export async function runDataQuality(
+  pool: pg.Pool,
+  runId: string,
+  repair: boolean,
+  progress: (detail: CheckProgress) => void = () => undefined,
+  options: DataQualityOptions = {},
+): Promise<CheckReport[]> {
+  const finished = [...(options.resumeFrom?.finished ?? [])];
+  const checkpoint = options.checkpoint ?? (() => undefined);
   for (const check of CHECKS) {
+    if (finished.some((r) => r.check === check.name)) continue;
     progress({ check: check.name });
-    const found = await check.find(pool, runId, progress);
+    const partial = options.resumeFrom?.partial;
+    const found = await check
+      .run({
+        pool, runId, repair, progress, bounds: options.bounds, huntsPerPage: options.huntsPerPage ?? HUNTS_PER_PAGE,
+        resumed: partial?.check === check.name ? partial : undefined,
+        pageDone: (state) => checkpoint({ finished: [...finished], partial: structuredClone(state) }),
+      })
+      .catch((err: unknown) => {
+        // Which check hit a statement timeout or a lost connection (a cancellation passes as it is).
+        if (!(err instanceof Error) || err.name === 'CancelledFailure') throw err;
+        throw new Error(`dataQuality ${runId}, check ${check.name}: ${err.message}`, { cause: err });
+      });
     const report: CheckReport = { check: check.name, severity: check.severity, count: found.count, samples: found.samples };
-    if (repair && check.repair && found.count > 0) report.repaired = await check.repair(pool, found, runId);
-    reports.push(report);
+    if (found.repaired && found.count > 0) report.repaired = found.repaired;
     await pool.query(
       `INSERT INTO dq_reports (run_id, check_name, severity, finding_count, samples, repaired)
        VALUES ($1, $2, $3, $4, $5, $6)
@@ -180,8 +311,10 @@ export async function runDataQuality(pool: pg.Pool, runId: string, repair: boole
          samples = excluded.samples, repaired = excluded.repaired, checked_at = now()`,
       [runId, report.check, report.severity, report.count, JSON.stringify(report.samples), report.repaired ? JSON.stringify(report.repaired) : null],
     );
+    finished.push(report);
+    checkpoint({ finished: [...finished] });
   }
-  return reports;
+  return CHECKS.flatMap((c) => finished.filter((r) => r.check === c.name));
 }
 
 export interface StoredCheck {
