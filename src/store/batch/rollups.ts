@@ -88,8 +88,9 @@ export function staleWindowsSql(unit: RollupUnit): string {
  * event in a window between this reading the windows and writing them, and this would
  * write the older aggregate over it, in a window no later flush looks at again.
  */
-export async function repairStaleWindows(pool: pg.Pool, unit: RollupUnit): Promise<number> {
-  return withTransaction(pool, async (client) => {
+export async function repairStaleWindows(pool: pg.Pool, unit: RollupUnit, bounds?: StatementBounds): Promise<number> {
+  const transaction = <T>(work: (client: pg.PoolClient) => Promise<T>) => (bounds ? withBoundedTransaction(pool, bounds, work) : withTransaction(pool, work));
+  return transaction(async (client) => {
     await lockWatermark(client);
     await client.query(`CREATE TEMP TABLE stale_windows ON COMMIT DROP AS ${staleWindowsSql(unit)}`);
     const upserted = await client.query(upsertWindowsSql(unit, `SELECT hunt_id, window_start FROM stale_windows WHERE problem <> 'no events'`));

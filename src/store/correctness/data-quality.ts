@@ -255,7 +255,7 @@ export const CHECKS: Check[] = [
     name: 'quarantine_backlog',
     severity: 'warning',
     run: async (run) => {
-      const rows = (await quarantineByReason(run.pool))
+      const rows = (await inTransaction(run, (client) => quarantineByReason(client)))
         .filter((r) => r.waiting > 0)
         .map((r) => ({ reason: r.reason, records: r.waiting, oldest: r.oldest }))
         .sort((a, b) => b.records - a.records);
@@ -269,7 +269,8 @@ export const CHECKS: Check[] = [
     run: async (run) => {
       const found = await countAndSamples(run, STALE_ROLLUP_WINDOWS);
       if (!run.repair || found.count === 0) return found;
-      return { ...found, repaired: { windowsReaggregated: (await repairStaleWindows(run.pool, 'minute')) + (await repairStaleWindows(run.pool, 'hour')) } };
+      const windowsReaggregated = (await repairStaleWindows(run.pool, 'minute', run.bounds)) + (await repairStaleWindows(run.pool, 'hour', run.bounds));
+      return { ...found, repaired: { windowsReaggregated } };
     },
   },
 ];

@@ -31,7 +31,7 @@ export interface ReasonTally {
 }
 
 /** Every reason that ever quarantined a record, in reason order, counted exactly. */
-export async function quarantineByReason(pool: pg.Pool): Promise<ReasonTally[]> {
+export async function quarantineByReason(pool: pg.Pool | pg.ClientBase): Promise<ReasonTally[]> {
   const { rows } = await pool.query<ReasonTally>(
     `SELECT reason, count(*) FILTER (WHERE replayed_at IS NULL)::int AS waiting, count(*) FILTER (WHERE replayed_at IS NOT NULL)::int AS replayed,
             min(quarantined_at) FILTER (WHERE replayed_at IS NULL) AS oldest
