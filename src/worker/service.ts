@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { DefaultLogger, NativeConnection, Runtime, Worker, makeTelemetryFilterString, type LogLevel } from '@temporalio/worker';
 import { createActivities } from './activities';
+import { scrubActivityFailures } from './scrub-failures';
 import { projectRoot, type Config } from '../config';
 import { createKafka } from '../pipeline/kafka-client';
 import type { Logger } from '../log';
@@ -88,6 +89,7 @@ export async function createWorkerService(config: Config, logger: Logger, taskQu
     // process's is that bound times this. The SDK's default of 100 let five backfills
     // started from the Web UI take well over a gigabyte. Steps past it wait in the queue.
     maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
+    interceptors: { activity: [scrubActivityFailures] },
     // Long activities heartbeat; give a stopping worker time to finish its chunk.
     shutdownGraceTime: '20 seconds',
   });
