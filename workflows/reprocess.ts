@@ -1,4 +1,4 @@
-import { continueAsNew, defineQuery, proxyActivities, setHandler, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { continueAsNew, defineQuery, patched, proxyActivities, setHandler, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { ReprocessActivities, SwapResult } from '../src/batch/reprocess-job';
 import type { ProjectionName } from '../src/store/batch/reprocess';
 import { HUNT_JOB_KIND } from '../src/temporal/search-attributes';
@@ -102,7 +102,9 @@ export async function reprocess(input: ReprocessInput, carried?: ReprocessCarrie
     progress.startedSeq = prepared.startedSeq;
   }
   for (let call = 0; ; call++) {
-    if (call >= FILL_CALLS_PER_RUN) {
+    // patched(): a run started before this change replays its history as it was made (its
+    // fill calls past the 100th), and continues as new from where it goes live.
+    if (call >= FILL_CALLS_PER_RUN && patched('reprocess-fill-continue-as-new')) {
       const { huntsDone, huntsTotal, startedSeq } = progress;
       await continueAsNew<typeof reprocess>(input, { jobId, startedAtMs: started, huntsDone, huntsTotal, startedSeq: startedSeq ?? 0 });
     }
