@@ -8,7 +8,8 @@
 import { describe, expect, it } from 'vitest';
 import { classifySlice, MAX_KEPT_BYTES } from '../../src/pipeline/classify';
 import { commitMicroBatch } from '../../src/pipeline/commit';
-import { MAX_BYTES_PER_INSERT } from '../../src/store/hot-path/quarantine';
+import { MAX_BYTES_PER_INSERT, quarantineRecords } from '../../src/store/hot-path/quarantine';
+import { withTransaction } from '../../src/store/transaction';
 import { useTestDatabase } from '../helpers/database-fixture';
 
 const db = useTestDatabase();
@@ -46,5 +47,21 @@ describe('rejects of records unpacked past any limit', () => {
     expect(statements.rows[0]?.n).toBe(2);
     const offsets = await db.pool.query<{ next_offset: number }>(`SELECT next_offset FROM consumer_offsets WHERE group_id = 'g'`);
     expect(offsets.rows).toEqual([{ next_offset: RECORDS }]);
+  });
+});
+
+describe('quarantine rows per position', () => {
+  // Unique per position and the bytes kept (migration 008): a redelivered reject once, a
+  // different record at a reused offset (a recreated topic) a row of its own, and a record
+  // without a value apart from one with an empty value.
+  it('keep a record once per position and bytes, telling no value from an empty one', async () => {
+    const reject = (value: Buffer | null) => ({ topic: 'per-position', partition: 0, offset: '7', key: null, value, reason: 'invalid_json' as const, detail: 'test' });
+    const records = [reject(null), reject(Buffer.alloc(0)), reject(Buffer.from('old log')), reject(Buffer.from('new log'))];
+    await withTransaction(db.pool, (client) => quarantineRecords(client, records));
+    await withTransaction(db.pool, (client) => quarantineRecords(client, records)); // delivered again: nothing new
+    const { rows } = await db.pool.query<{ value: string | null }>(
+      "SELECT encode(record_value, 'escape') AS value FROM quarantine WHERE source_topic = 'per-position' ORDER BY id",
+    );
+    expect(rows.map((r) => r.value)).toEqual([null, '', 'old log', 'new log']);
   });
 });

@@ -27,7 +27,7 @@ export async function isAppliedRecord(
   const quarantined = await pool.query(
     `SELECT 1 FROM quarantine
       WHERE source_topic = $1 AND source_partition = $2 AND source_offset = $3
-        AND record_digest = sha256(coalesce($4::bytea, ''::bytea)) AND (record_value IS NULL) = ($4::bytea IS NULL)`,
+        AND record_digest = sha256(CASE WHEN $4::bytea IS NULL THEN '\\x00'::bytea ELSE '\\x01'::bytea || $4::bytea END)`,
     [topic, partition, record.offset, kept],
   );
   if ((quarantined.rowCount ?? 0) > 0) return true;
