@@ -15,7 +15,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { createTestTopics, projectionOf, sendRecords, startIngestProcess, waitCaughtUp } from '../helpers/ingest';
 import { inOrderTraffic } from '../helpers/traffic';
 import { uniqueName, waitFor } from '../helpers/wait';
-import { startWorkerProcess, temporalClient, writeNdjson, type WorkerProcess } from '../helpers/worker';
+import { startWorkerProcess, temporalClient, TEST_DATA_DIR, writeNdjson, type WorkerProcess } from '../helpers/worker';
 
 const dataDir = path.join(projectRoot, '.hunt', 'test-data', uniqueName('backfill'));
 let client: Client;
@@ -189,9 +189,12 @@ describe('backfill', () => {
     await expect(run({ source: { kind: 's3', path: '/x' } })).rejects.toThrow(WorkflowFailedError);
     const failure = await run({ source: { kind: 'file', path: 'relative.ndjson' } }).catch((err: WorkflowFailedError) => err);
     expect((failure as WorkflowFailedError).cause?.message).toMatch(/source\.path must be an absolute path/);
-    const missing = await run({ source: { kind: 'file', path: '/no/such/file.ndjson' } }).catch((err: WorkflowFailedError) => err);
+    const missing = await run({ source: { kind: 'file', path: path.join(TEST_DATA_DIR, 'no-such-file.ndjson') } }).catch((err: WorkflowFailedError) => err);
     // The check runs in an activity: the workflow's failure wraps the activity's.
     expect(String((missing as WorkflowFailedError).cause?.cause)).toMatch(/does not exist/);
+    // Outside the import folder, whether or not the path exists, the same answer.
+    const outside = await run({ source: { kind: 'file', path: '/no/such/file.ndjson' } }).catch((err: WorkflowFailedError) => err);
+    expect(String((outside as WorkflowFailedError).cause?.cause)).toMatch(/is outside the import folder/);
   });
 });
 
