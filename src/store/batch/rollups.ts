@@ -84,19 +84,24 @@ export function staleWindowsSql(unit: RollupUnit): string {
 
 /**
  * Rewrites the stale windows of `unit` (staleWindowsSql) from raw events; returns how many.
- * Takes turns with flushes on the watermark's row: otherwise a flush could roll up a late
- * event in a window between this reading the windows and writing them, and this would
- * write the older aggregate over it, in a window no later flush looks at again.
+ * Finding them reads every event, so it runs without the watermark's lock, and flushes go on
+ * meanwhile. Writing them takes turns with flushes on that row: otherwise a flush could
+ * roll up a late event in a window between this reading the window and writing it, and this
+ * would write the older aggregate over it, in a window no later flush looks at again. Under
+ * the lock each window is aggregated afresh, so one a flush fixed meanwhile is written as
+ * the flush wrote it; the lock is held for the windows found, not for the table.
  */
 export async function repairStaleWindows(pool: pg.Pool, unit: RollupUnit, bounds?: StatementBounds): Promise<number> {
   const transaction = <T>(work: (client: pg.PoolClient) => Promise<T>) => (bounds ? withBoundedTransaction(pool, bounds, work) : withTransaction(pool, work));
   return transaction(async (client) => {
-    await lockWatermark(client);
     await client.query(`CREATE TEMP TABLE stale_windows ON COMMIT DROP AS ${staleWindowsSql(unit)}`);
+    await lockWatermark(client);
     const upserted = await client.query(upsertWindowsSql(unit, `SELECT hunt_id, window_start FROM stale_windows WHERE problem <> 'no events'`));
     const deleted = await client.query(
       `DELETE FROM ${ROLLUP_TABLES[unit]} r USING stale_windows s
-        WHERE s.problem = 'no events' AND r.hunt_id = s.hunt_id AND r.window_start = s.window_start`,
+        WHERE s.problem = 'no events' AND r.hunt_id = s.hunt_id AND r.window_start = s.window_start
+          AND NOT EXISTS (SELECT 1 FROM events e WHERE e.hunt_id = s.hunt_id
+                             AND e.occurred_at >= s.window_start AND e.occurred_at < s.window_start + interval '1 ${unit}')`,
     );
     return (upserted.rowCount ?? 0) + (deleted.rowCount ?? 0);
   });
