@@ -17,7 +17,9 @@ const db = useTestDatabase();
 let topics: TestTopics;
 let ingest: IngestProcess;
 const admin = testKafka().admin();
-const producer = testKafka().producer();
+// Idempotent: a send retried just after the partitions were added (their leaders still
+// moving) must not write its records twice, or the offsets below are not the ones sent.
+const producer = testKafka().producer({ idempotent: true, maxInFlightRequests: 1 });
 
 beforeAll(async () => {
   topics = await createTestTopics(1);
