@@ -16,7 +16,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 purpose="${1:-test}"
 missing=()
-if [ -z "${DATABASE_URL:-}" ]; then
+if [ -z "${DATABASE_URL:-}" ] && [ -z "${DATABASE_URL_FILE:-}" ]; then
   ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
 fi
 if [ -z "${KAFKA_BROKERS:-}" ]; then
