@@ -39,9 +39,11 @@ export async function createTestTopics(partitions = 4): Promise<TestTopics> {
         // Sized as `hunt ingest` would create it: room for a copy of the input's largest record.
         { topic: topics.dlq, numPartitions: 1, configEntries: [{ name: 'max.message.bytes', value: String(BROKER_MAX_MESSAGE_BYTES + DLQ_HEADROOM_BYTES) }] },
       ],
+      // Not createTopics' own wait (on by default): on a broker just started, its metadata
+      // request can answer "does not host this topic-partition" for a moment, which it does
+      // not retry.
+      waitForLeaders: false,
     });
-    // Not createTopics' own waitForLeaders: on a broker just started, its metadata request
-    // can answer "does not host this topic-partition" for a moment, which it does not retry.
     await waitFor('the test topics to have leaders', async () => {
       const { topics: metadata } = await admin.fetchTopicMetadata({ topics: [topics.events, topics.dlq] }).catch(() => ({ topics: [] }));
       return metadata.length === 2 && metadata.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0));
