@@ -19,7 +19,9 @@ export interface StatementBounds {
   signal?: AbortSignal;
 }
 
-export async function withBoundedTransaction<T>(pool: pg.Pool, bounds: StatementBounds, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+/** A transaction under `bounds`; a plain one when there are none (a caller outside a job step). */
+export async function withBoundedTransaction<T>(pool: pg.Pool, bounds: StatementBounds | undefined, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  if (!bounds) return withTransaction(pool, work);
   bounds.signal?.throwIfAborted();
   return withTransaction(pool, async (client) => {
     await client.query(`SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $2, true)`, [

@@ -10,7 +10,6 @@
  */
 import type pg from 'pg';
 import { withBoundedTransaction, type StatementBounds } from '../bounded-transaction';
-import { withTransaction } from '../transaction';
 import { settledBound } from './settled-seq';
 
 export const ROLLUP_JOB = 'rollupFlush';
@@ -92,8 +91,7 @@ export function staleWindowsSql(unit: RollupUnit): string {
  * the flush wrote it; the lock is held for the windows found, not for the table.
  */
 export async function repairStaleWindows(pool: pg.Pool, unit: RollupUnit, bounds?: StatementBounds): Promise<number> {
-  const transaction = <T>(work: (client: pg.PoolClient) => Promise<T>) => (bounds ? withBoundedTransaction(pool, bounds, work) : withTransaction(pool, work));
-  return transaction(async (client) => {
+  return withBoundedTransaction(pool, bounds, async (client) => {
     await client.query(`CREATE TEMP TABLE stale_windows ON COMMIT DROP AS ${staleWindowsSql(unit)}`);
     await lockWatermark(client);
     const upserted = await client.query(upsertWindowsSql(unit, `SELECT hunt_id, window_start FROM stale_windows WHERE problem <> 'no events'`));
@@ -120,8 +118,7 @@ async function lockWatermark(client: pg.ClientBase): Promise<number> {
  * job step running it (bounded-transaction.ts).
  */
 export async function flushRollupChunk(pool: pg.Pool, maxEvents: number, settleMs: number, bounds?: StatementBounds): Promise<FlushResult | undefined> {
-  const transaction = <T>(work: (client: pg.PoolClient) => Promise<T>) => (bounds ? withBoundedTransaction(pool, bounds, work) : withTransaction(pool, work));
-  return transaction(async (client) => {
+  return withBoundedTransaction(pool, bounds, async (client) => {
     // Concurrent flushes (and repairs) take turns instead of aggregating the same range twice.
     const fromSeq = await lockWatermark(client);
     // Throws, naming them, while transactions inserting events outlast the wait: the step is retried.

@@ -9,7 +9,6 @@
 import type pg from 'pg';
 import { HUNTS_PER_TRANSACTION } from '../../constants';
 import { withBoundedTransaction, type StatementBounds } from '../bounded-transaction';
-import { withTransaction } from '../transaction';
 import { reconcileHunts } from './reconcile';
 import { repairStaleWindows, staleWindowsSql } from '../batch/rollups';
 import { quarantineByReason } from '../read/quarantine-backlog';
@@ -89,7 +88,7 @@ const HUNTS_PER_PAGE = 1000;
 
 /** One transaction, under the run's statement bounds when it has them. */
 function inTransaction<T>(run: CheckRun, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  return run.bounds ? withBoundedTransaction(run.pool, run.bounds, work) : withTransaction(run.pool, work);
+  return withBoundedTransaction(run.pool, run.bounds, work);
 }
 
 /** Counts `findings` and keeps samples (`samples` selects them from `findings`); `hunts` lists their hunts if asked (a page's at most). */

@@ -12,7 +12,6 @@ import { notifyHuntsChanged } from '../hunt-changes';
 import { LIVE_PROJECTION_TABLES, recomputeInto } from '../batch/recompute';
 import { settledBound } from '../batch/settled-seq';
 import { withBoundedTransaction, type StatementBounds } from '../bounded-transaction';
-import { withTransaction } from '../transaction';
 
 export interface HuntReconciliation {
   huntId: string;
@@ -42,8 +41,7 @@ export async function reconcileHunts(
 ): Promise<HuntReconciliation[]> {
   const hunts = [...new Set(huntIds)].sort();
   if (hunts.length === 0) return [];
-  const transaction = <T>(work: (client: pg.PoolClient) => Promise<T>) => (bounds ? withBoundedTransaction(pool, bounds, work) : withTransaction(pool, work));
-  return transaction(async (client) => {
+  return withBoundedTransaction(pool, bounds, async (client) => {
     // The fence: sorted, like the hot path, so the two cannot deadlock.
     await client.query(`SELECT hunt_id FROM hunts WHERE hunt_id = ANY($1::text[]) ORDER BY hunt_id FOR UPDATE`, [hunts]);
     for (const [final, live] of [
