@@ -5,14 +5,17 @@
  * a window of live leaderboards, by entries rather than bytes.
  */
 
-/** Consecutive groups of `items`, in order, each within `maxBytes` by `sizeOf` (an item alone may exceed it). */
-export function groupsWithin<T>(items: readonly T[], maxBytes: number, sizeOf: (item: T) => number): T[][] {
+/**
+ * Consecutive groups of `items`, in order, each within `maxBytes` by `sizeOf` (an item alone
+ * may exceed it) and of at most `maxItems` items.
+ */
+export function groupsWithin<T>(items: readonly T[], maxBytes: number, sizeOf: (item: T) => number, maxItems = Infinity): T[][] {
   const groups: T[][] = [];
   let group: T[] = [];
   let bytes = 0;
   for (const item of items) {
     const size = sizeOf(item);
-    if (group.length > 0 && bytes + size > maxBytes) {
+    if (group.length > 0 && (bytes + size > maxBytes || group.length >= maxItems)) {
       groups.push(group);
       group = [];
       bytes = 0;

@@ -7,7 +7,8 @@
  * One change feed feeds every stream (change-listener.ts). A change marks its hunt; every
  * 100 ms at most, the marked hunts are read together, in one statement for up to
  * HUNTS_PER_READ hunts and ENTRIES_PER_READ entries, each hunt with the largest limit its
- * streams asked for, and each stream gets its slice: the cost follows the number of changed hunts per window, not of streams.
+ * streams asked for, and each stream gets its slice: the cost follows the number of changed
+ * hunts per window, not of streams.
  * Windows are spaced from the end of one delivery to the start of the next read, so a
  * stream's messages from consecutive windows are always 100 ms apart and never wait; a
  * stream that must wait (its first message came between windows) is sent with the next
@@ -218,11 +219,8 @@ export class LeaderboardStreams {
         const hunt = this.hunts.get(huntId);
         if (hunt && hunt.streams.size > 0) wanted.push({ huntId, limit: Math.max(...[...hunt.streams].map((s) => s.limit)) });
       }
-      for (const group of groupsWithin(wanted, ENTRIES_PER_READ, (r) => r.limit)) {
-        for (let i = 0; i < group.length; i += HUNTS_PER_READ) {
-          const requests = group.slice(i, i + HUNTS_PER_READ);
-          this.deliverPages(requests, await this.readOrRemark(requests), window);
-        }
+      for (const requests of groupsWithin(wanted, ENTRIES_PER_READ, (r) => r.limit, HUNTS_PER_READ)) {
+        this.deliverPages(requests, await this.readOrRemark(requests), window);
       }
     } finally {
       this.lastWindowAt = performance.now();

@@ -7,4 +7,9 @@ describe('groupsWithin', () => {
     expect(groupsWithin([10, 0, 1], 10, (n) => n)).toEqual([[10, 0], [1]]);
     expect(groupsWithin([], 10, (n: number) => n)).toEqual([]);
   });
+
+  it('also ends a group at maxItems items', () => {
+    expect(groupsWithin([1, 1, 1, 1, 1], 10, (n) => n, 2)).toEqual([[1, 1], [1, 1], [1]]);
+    expect(groupsWithin([4, 4, 4, 1], 10, (n) => n, 3)).toEqual([[4, 4], [4, 1]]);
+  });
 });
