@@ -62,14 +62,13 @@ const FILL_TIME_BUDGET_MS = 20_000;
  */
 const FILL_CALLS_PER_RUN = 100;
 
-/** What a run continued as new takes over from the one before. */
+/** What a run continued as new takes over from the one before: its job, and where its fill is. */
 export interface ReprocessCarried {
   jobId: string;
   startedAtMs: number;
-  huntsDone: number;
-  huntsTotal: number;
-  startedSeq: number;
+  progress: ReprocessProgress;
 }
+
 const LOCK_TIMEOUT_MS = 5_000;
 // Catch-up rounds shrink the work left for the swap, which holds the hot path back.
 const CATCH_UP = { maxEventsPerRound: 200_000, smallRound: 5_000, maxRounds: 50 };
@@ -89,9 +88,7 @@ export async function reprocess(input: ReprocessInput, carried?: ReprocessCarrie
   upsertSearchAttributes([{ key: HUNT_JOB_KIND, value: JOB }]);
   upsertMemo({ description: `Rebuilds the ${projection} projection (${PROJECTION_DESCRIPTIONS[projection]}) from raw events and swaps it in`, projection });
 
-  const progress: ReprocessProgress = carried
-    ? { phase: 'filling', huntsDone: carried.huntsDone, huntsTotal: carried.huntsTotal, startedSeq: carried.startedSeq }
-    : { phase: 'preparing', huntsDone: 0, huntsTotal: 0, startedSeq: null };
+  const progress: ReprocessProgress = carried ? { ...carried.progress } : { phase: 'preparing', huntsDone: 0, huntsTotal: 0, startedSeq: null };
   setHandler(progressQuery, () => progress);
 
   const step = { projection, jobId, lockTimeoutMs: LOCK_TIMEOUT_MS };
@@ -105,8 +102,7 @@ export async function reprocess(input: ReprocessInput, carried?: ReprocessCarrie
     // patched(): a run started before this change replays its history as it was made (its
     // fill calls past the 100th), and continues as new from where it goes live.
     if (call >= FILL_CALLS_PER_RUN && patched('reprocess-fill-continue-as-new')) {
-      const { huntsDone, huntsTotal, startedSeq } = progress;
-      await continueAsNew<typeof reprocess>(input, { jobId, startedAtMs: started, huntsDone, huntsTotal, startedSeq: startedSeq ?? 0 });
+      await continueAsNew<typeof reprocess>(input, { jobId, startedAtMs: started, progress });
     }
     const filled = await fillShadow({ ...step, huntsPerChunk, timeBudgetMs: FILL_TIME_BUDGET_MS });
     progress.huntsDone = filled.huntsDone;
