@@ -4,28 +4,15 @@
  * next run; pause and resume stop and restart the calls; bad input fails before any call.
  * TestWorkflowEnvironment on the stack's Temporal server.
  */
-import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { emptyCounts } from '../../src/batch/backfill/counts';
 import type { ChunkBatchInput, ChunkBatchResult } from '../../src/batch/backfill/types';
-import { loadConfig, projectRoot } from '../../src/config';
 import type { BackfillProgress } from '../../workflows/backfill';
-import { quietTemporalRuntime } from '../helpers/temporal';
+import { firstRunContinuedAsNew, useWorkflowEnvironment } from '../helpers/temporal';
 import { uniqueName, waitFor } from '../helpers/wait';
 
-const config = loadConfig();
-let env: TestWorkflowEnvironment;
-
-beforeAll(async () => {
-  quietTemporalRuntime();
-  env = await TestWorkflowEnvironment.createFromExistingServer({ address: config.temporal.address, namespace: config.temporal.namespace });
-});
-afterAll(async () => {
-  await env?.teardown();
-});
+const env = useWorkflowEnvironment('backfill-logic');
 
 /** Fake activities: a source of `chunks` chunks of one record; `gate` can hold a call. */
 function fakeImport(chunks: number) {
@@ -48,30 +35,15 @@ function fakeImport(chunks: number) {
   };
 }
 
-async function withWorker<T>(activities: object, run: (taskQueue: string) => Promise<T>): Promise<T> {
-  const taskQueue = uniqueName('backfill-logic');
-  const worker = await Worker.create({
-    connection: env.nativeConnection,
-    namespace: config.temporal.namespace,
-    taskQueue,
-    workflowsPath: path.join(projectRoot, 'workflows/index.ts'),
-    activities,
-  });
-  return worker.runUntil(run(taskQueue));
-}
-
 const fileInput = { source: { kind: 'file', path: '/data/archive.ndjson' }, chunkSize: 1 };
 
 describe('backfill workflow logic', () => {
   it('continues as new after 200 activity calls, carrying the cursor and the counts', async () => {
     const fake = fakeImport(205);
-    const result = await withWorker(fake.activities, async (taskQueue) => {
+    const result = await env.withWorker(fake.activities, async (taskQueue) => {
       const handle = await env.client.workflow.start('backfill', { taskQueue, workflowId: uniqueName('backfill-can'), args: [fileInput] });
-      const firstRun = handle.firstExecutionRunId;
       const progress = (await handle.result()) as BackfillProgress;
-      const firstHistory = await env.client.workflow.getHandle(handle.workflowId, firstRun).fetchHistory();
-      const last = firstHistory.events?.[firstHistory.events.length - 1];
-      return { progress, continuedAsNew: last?.workflowExecutionContinuedAsNewEventAttributes != null };
+      return { progress, continuedAsNew: await firstRunContinuedAsNew(env.client, handle) };
     });
     expect(result.continuedAsNew).toBe(true);
     expect(result.progress).toMatchObject({ state: 'completed', done: 205, total: 205, counts: { records: 205, inserted: 205 } });
@@ -83,7 +55,7 @@ describe('backfill workflow logic', () => {
     const fake = fakeImport(40);
     let release: () => void = () => undefined;
     fake.holdCalls(new Promise<void>((resolve) => (release = resolve)));
-    const progress = await withWorker(fake.activities, async (taskQueue) => {
+    const progress = await env.withWorker(fake.activities, async (taskQueue) => {
       const handle = await env.client.workflow.start('backfill', { taskQueue, workflowId: uniqueName('backfill-pause'), args: [fileInput] });
       await waitFor('the first call', () => fake.calls.length === 1);
       await handle.signal('pause');
@@ -115,7 +87,7 @@ describe('backfill workflow logic', () => {
     [{ ...fileInput, limit: 5 }, /unknown field\(s\) limit/],
   ])('fails %j at once, naming the fix, before any activity runs', async (input, message) => {
     const fake = fakeImport(1);
-    const failure = await withWorker(fake.activities, (taskQueue) =>
+    const failure = await env.withWorker(fake.activities, (taskQueue) =>
       env.client.workflow.execute('backfill', { taskQueue, workflowId: uniqueName('backfill-bad'), args: [input as never] }).catch((err: unknown) => err),
     );
     expect(failure).toBeInstanceOf(WorkflowFailedError);

@@ -4,26 +4,13 @@
  * (which owns the shadow tables), without preparing again, and ends with one catch-up and
  * one swap. TestWorkflowEnvironment on the stack's Temporal server.
  */
-import path from 'node:path';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { CatchUpSummary, FillProgress, FillShadowInput, PrepareResult, ReprocessStepInput, SwapResult } from '../../src/batch/reprocess-job';
-import { loadConfig, projectRoot } from '../../src/config';
 import type { ReprocessProgress, ReprocessSummary } from '../../workflows/reprocess';
-import { quietTemporalRuntime } from '../helpers/temporal';
+import { firstRunContinuedAsNew, useWorkflowEnvironment } from '../helpers/temporal';
 import { uniqueName } from '../helpers/wait';
 
-const config = loadConfig();
-let env: TestWorkflowEnvironment;
-
-beforeAll(async () => {
-  quietTemporalRuntime();
-  env = await TestWorkflowEnvironment.createFromExistingServer({ address: config.temporal.address, namespace: config.temporal.namespace });
-});
-afterAll(async () => {
-  await env?.teardown();
-});
+const env = useWorkflowEnvironment('reprocess-logic');
 
 /** Fake steps: a fill that takes `fillCalls` calls, one hunt each; every call's job id kept. */
 function fakeSteps(fillCalls: number) {
@@ -57,20 +44,10 @@ function fakeSteps(fillCalls: number) {
 describe('reprocess workflow logic', () => {
   it('continues as new during a long fill, under the same job id, preparing and swapping once', async () => {
     const fake = fakeSteps(150);
-    const taskQueue = uniqueName('reprocess-logic');
-    const worker = await Worker.create({
-      connection: env.nativeConnection,
-      namespace: config.temporal.namespace,
-      taskQueue,
-      workflowsPath: path.join(projectRoot, 'workflows/index.ts'),
-      activities: fake.activities,
-    });
-    const { summary, continuedAsNew, progress } = await worker.runUntil(async () => {
+    const { summary, continuedAsNew, progress } = await env.withWorker(fake.activities, async (taskQueue) => {
       const handle = await env.client.workflow.start('reprocess', { taskQueue, workflowId: uniqueName('reprocess-can'), args: [{ projection: 'leaderboard' }] });
       const summary = (await handle.result()) as ReprocessSummary;
-      const firstHistory = await env.client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId).fetchHistory();
-      const last = firstHistory.events?.[firstHistory.events.length - 1];
-      return { summary, continuedAsNew: last?.workflowExecutionContinuedAsNewEventAttributes != null, progress: await handle.query<ReprocessProgress>('progress') };
+      return { summary, continuedAsNew: await firstRunContinuedAsNew(env.client, handle), progress: await handle.query<ReprocessProgress>('progress') };
     });
     expect(continuedAsNew).toBe(true);
     expect(summary).toMatchObject({ projection: 'leaderboard', rows: 150, huntsTotal: 150 });
