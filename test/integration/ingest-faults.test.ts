@@ -15,7 +15,7 @@ import { foldEvents } from '../../src/rules/reference';
 import { loadConfig } from '../../src/config';
 import { adminConnectionString, createTestDatabase, type TestDatabase } from '../helpers/database';
 import { clueFound, recordOf } from '../helpers/event-builders';
-import { createTestTopics, projectionOf, sendRecords, startIngestProcess, testKafka, waitCaughtUp, type IngestProcess } from '../helpers/ingest';
+import { createTestTopics, projectionOf, sendRecords, startIngestProcess, testKafka, waitCaughtUp, type IngestProcess, type TestTopics } from '../helpers/ingest';
 import { waitFor } from '../helpers/wait';
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -34,6 +34,21 @@ function track(ingest: IngestProcess): IngestProcess {
 }
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** `hunt ingest` on the test's database and topics, ready, killed after the file's tests. */
+async function runIngest(db: TestDatabase, topics: TestTopics, env?: Record<string, string>): Promise<IngestProcess> {
+  const ingest = track(startIngestProcess(db.url, topics, env));
+  await ingest.ready();
+  return ingest;
+}
+/** Waits until the position stored for partition 0 is `offset`. */
+const waitStored = (db: TestDatabase, topics: TestTopics, offset: bigint, what: string) =>
+  waitFor(what, async () => (await storedOffset(db, topics)) === offset, { timeoutMs: 30_000, intervalMs: 200 });
+/** The process took no log for reset: none logged, none counted. */
+async function expectNoLogReset(ingest: IngestProcess): Promise<void> {
+  expect(fs.readFileSync(ingest.logFile, 'utf8')).not.toMatch(/is not the one applied there|reading it again from offset/);
+  expect(await metricsOf(ingest)).not.toMatch(/hunt_ingest_log_resets_total\{[^}]*\} [1-9]/);
+}
+
 const base = Date.now() - 3_600_000;
 function eventsFor(prefix: string, count: number, from = 0): HuntEvent[] {
   return Array.from({ length: count }, (_, k) => {
@@ -41,7 +56,8 @@ function eventsFor(prefix: string, count: number, from = 0): HuntEvent[] {
     return clueFound({ eventId: `${prefix}-${i}`, huntId: `hunt-${i % 5}`, playerId: `p${i % 17}`, clueId: `c${i}`, points: i % 20, occurredAt: new Date(base + i).toISOString() });
   });
 }
-const send = (topic: string, events: HuntEvent[]) => sendRecords(topic, events.map((e) => ({ key: e.huntId, value: recordOf(e) })));
+const asRecords = (events: HuntEvent[]) => events.map((e) => ({ key: e.huntId, value: recordOf(e) }));
+const send = (topic: string, events: HuntEvent[]) => sendRecords(topic, asRecords(events));
 
 /** Runs SQL on the cluster's maintenance database (ALTER DATABASE, pg_terminate_backend). */
 async function asAdmin(sql: string, values: unknown[] = []): Promise<void> {
@@ -129,8 +145,7 @@ describe('no loss window', () => {
     // records are read however the fetches split them (adaptive mode starts at 500 per batch,
     // and a first micro-batch of a partial fetch could leave the rest unread).
     const env = { INGEST_SESSION_TIMEOUT_MS: '6000', INGEST_BATCH_MODE: 'fixed' };
-    const first = track(startIngestProcess(db.url, topics, env));
-    await first.ready();
+    const first = await runIngest(db, topics, env);
     await send(topics.events, events);
     // At least 500: a rebalance (a slow machine missing the short session) re-reads from Postgres's positions.
     await waitFor('every record to be read (and buffered)', async () => recordsRead(await metricsOf(first)) >= 500, { timeoutMs: 30_000 });
@@ -140,8 +155,7 @@ describe('no loss window', () => {
     await first.kill('SIGKILL');
     await unlock();
 
-    const second = track(startIngestProcess(db.url, topics, env));
-    await second.ready();
+    await runIngest(db, topics, env);
     await waitCaughtUp(db.pool, topics);
     expect(await projectionOf(db.pool)).toEqual(foldEvents(events));
   });
@@ -151,8 +165,7 @@ describe('a retention gap', () => {
   async function gapSetup(policy: 'continue' | 'stop', logStart = 150) {
     const db = await database();
     const topics = await createTestTopics(1);
-    const first = track(startIngestProcess(db.url, topics));
-    await first.ready();
+    const first = await runIngest(db, topics);
     const early = eventsFor(`g${policy}`, 100);
     await send(topics.events, early);
     await waitCaughtUp(db.pool, topics);
@@ -207,8 +220,7 @@ describe('a log that went back', () => {
   it('is read again from its start when the topic was recreated under the stored position: nothing new lost, nothing counted twice', async () => {
     const db = await database();
     const topics = await createTestTopics(1);
-    const first = track(startIngestProcess(db.url, topics));
-    await first.ready();
+    const first = await runIngest(db, topics);
     const before = eventsFor('r', 100); // offsets 0-99
     await send(topics.events, before);
     await waitCaughtUp(db.pool, topics);
@@ -219,9 +231,8 @@ describe('a log that went back', () => {
     const after = eventsFor('r', 30, 100);
     await send(topics.events, [...before.slice(0, 10), ...after]); // offsets 0-39, under the stored 100
 
-    const second = track(startIngestProcess(db.url, topics));
-    await second.ready();
-    await waitFor('the new log to be applied', async () => (await storedOffset(db, topics)) === 40n, { timeoutMs: 30_000, intervalMs: 200 });
+    const second = await runIngest(db, topics);
+    await waitStored(db, topics, 40n, 'the new log to be applied');
     expect(await projectionOf(db.pool)).toEqual(foldEvents([...before, ...after]));
     const log = fs.readFileSync(second.logFile, 'utf8');
     expect(log).toMatch(/ends at offset 40, before the position 100: the topic was recreated or its log truncated; reading it again from offset 0/);
@@ -236,26 +247,23 @@ describe('rejects of a new log', () => {
   it('are quarantined at offsets the old log had rejects at too, and a redelivered reject once', async () => {
     const db = await database();
     const topics = await createTestTopics(1);
-    const first = track(startIngestProcess(db.url, topics));
-    await first.ready();
+    const first = await runIngest(db, topics);
     const bad = (log: string) => Array.from({ length: 5 }, (_, i) => ({ key: 'k', value: `${log} log, not JSON ${i}` }));
     const before = eventsFor('q', 45);
-    await sendRecords(topics.events, [...bad('old'), ...before.map((e) => ({ key: e.huntId, value: recordOf(e) }))]); // offsets 0-49
+    await sendRecords(topics.events, [...bad('old'), ...asRecords(before)]); // offsets 0-49
     await waitCaughtUp(db.pool, topics);
     await first.kill('SIGTERM');
 
     await recreateTopic(topics.events);
     const after = eventsFor('q', 15, 100);
-    await sendRecords(topics.events, [...bad('new'), ...after.map((e) => ({ key: e.huntId, value: recordOf(e) }))]); // offsets 0-19, under the stored 50
-    const second = track(startIngestProcess(db.url, topics));
-    await second.ready();
-    await waitFor('the new log to be applied', async () => (await storedOffset(db, topics)) === 20n, { timeoutMs: 30_000, intervalMs: 200 });
+    await sendRecords(topics.events, [...bad('new'), ...asRecords(after)]); // offsets 0-19, under the stored 50
+    const second = await runIngest(db, topics);
+    await waitStored(db, topics, 20n, 'the new log to be applied');
     // Read from its start once more (a restart under a stored 20 re-reads nothing; a seek does).
     await second.kill('SIGTERM');
     await db.pool.query('UPDATE consumer_offsets SET next_offset = 0 WHERE group_id = $1', [topics.groupId]);
-    const third = track(startIngestProcess(db.url, topics));
-    await third.ready();
-    await waitFor('the new log read again', async () => (await storedOffset(db, topics)) === 20n, { timeoutMs: 30_000, intervalMs: 200 });
+    await runIngest(db, topics);
+    await waitStored(db, topics, 20n, 'the new log read again');
 
     const { rows } = await db.pool.query<{ offset: string; value: string }>(
       "SELECT source_offset::text AS offset, convert_from(record_value, 'UTF8') AS value FROM quarantine ORDER BY source_offset, id",
@@ -268,47 +276,40 @@ describe('rejects of a new log', () => {
   it('are recognised as the record applied before the position after a restart, by their bytes', async () => {
     const db = await database();
     const topics = await createTestTopics(1);
-    const first = track(startIngestProcess(db.url, topics));
-    await first.ready();
+    const first = await runIngest(db, topics);
     await send(topics.events, eventsFor('v', 5));
     await sendRecords(topics.events, [{ key: 'k', value: Buffer.alloc(200 * 1024, 'x') }]); // offset 5: too large, kept whole
-    await waitFor('the reject to be stored', async () => (await storedOffset(db, topics)) === 6n, { timeoutMs: 30_000, intervalMs: 200 });
+    await waitStored(db, topics, 6n, 'the reject to be stored');
     await first.kill('SIGTERM');
 
-    const second = track(startIngestProcess(db.url, topics));
-    await second.ready();
+    const second = await runIngest(db, topics);
     await send(topics.events, eventsFor('v', 2, 100));
-    await waitFor('the next events', async () => (await storedOffset(db, topics)) === 8n, { timeoutMs: 30_000, intervalMs: 200 });
-    expect(fs.readFileSync(second.logFile, 'utf8')).not.toMatch(/is not the one applied there/);
-    expect(await metricsOf(second)).not.toMatch(/hunt_ingest_log_resets_total\{[^}]*\} [1-9]/);
+    await waitStored(db, topics, 8n, 'the next events');
+    await expectNoLogReset(second);
   });
 
   it('do not make an event of the new log at an offset the old log quarantined look like another reset', async () => {
     const db = await database();
     const topics = await createTestTopics(1);
-    const first = track(startIngestProcess(db.url, topics));
-    await first.ready();
+    const first = await runIngest(db, topics);
     const before = eventsFor('w', 45);
     const rejects = Array.from({ length: 5 }, (_, i) => ({ key: 'k', value: `not JSON ${i}` }));
-    await sendRecords(topics.events, [...rejects, ...before.map((e) => ({ key: e.huntId, value: recordOf(e) }))]); // offsets 0-49
+    await sendRecords(topics.events, [...rejects, ...asRecords(before)]); // offsets 0-49
     await waitCaughtUp(db.pool, topics);
     await first.kill('SIGTERM');
 
     await recreateTopic(topics.events);
     const after = eventsFor('w', 3, 100);
     await send(topics.events, after); // offsets 0-2: a reset, then the position 3
-    const second = track(startIngestProcess(db.url, topics));
-    await second.ready();
-    await waitFor('the new log to be applied', async () => (await storedOffset(db, topics)) === 3n, { timeoutMs: 30_000, intervalMs: 200 });
+    const second = await runIngest(db, topics);
+    await waitStored(db, topics, 3n, 'the new log to be applied');
     await second.kill('SIGTERM');
 
     // The restart checks offset 2: the old log's quarantine row there differs, the new log's event is stored.
-    const third = track(startIngestProcess(db.url, topics));
-    await third.ready();
+    const third = await runIngest(db, topics);
     await send(topics.events, eventsFor('w', 2, 200));
-    await waitFor('the next events', async () => (await storedOffset(db, topics)) === 5n, { timeoutMs: 30_000, intervalMs: 200 });
-    expect(fs.readFileSync(third.logFile, 'utf8')).not.toMatch(/is not the one applied there/);
-    expect(await metricsOf(third)).not.toMatch(/hunt_ingest_log_resets_total\{[^}]*\} [1-9]/);
+    await waitStored(db, topics, 5n, 'the next events');
+    await expectNoLogReset(third);
   });
 });
 
@@ -319,8 +320,7 @@ describe('a log replaced by a longer one', () => {
   async function replaced(whileRunning: boolean) {
     const db = await database();
     const topics = await createTestTopics(1);
-    let ingest = track(startIngestProcess(db.url, topics));
-    await ingest.ready();
+    let ingest = await runIngest(db, topics);
     const before = eventsFor(`x${whileRunning}`, 20); // offsets 0-19
     await send(topics.events, before);
     await waitCaughtUp(db.pool, topics);
@@ -329,8 +329,7 @@ describe('a log replaced by a longer one', () => {
     const after = eventsFor(`x${whileRunning}`, 60, 100); // offsets 0-59 of the new log, past the stored 20
     await send(topics.events, after);
     if (!whileRunning) {
-      ingest = track(startIngestProcess(db.url, topics));
-      await ingest.ready();
+      ingest = await runIngest(db, topics);
     }
     await waitFor('the new log to be applied', async () => (await storedOffset(db, topics)) === 60n && (await eventCount(db)) === 80, { timeoutMs: 60_000, intervalMs: 250 });
     expect(await projectionOf(db.pool)).toEqual(foldEvents([...before, ...after]));
@@ -343,18 +342,16 @@ describe('a log replaced by a longer one', () => {
     const topics = await createTestTopics(1);
     await send(topics.events, eventsFor('old', 10)); // before the group: latest skips them
     const env = { INGEST_START_FROM: 'latest' };
-    const first = track(startIngestProcess(db.url, topics, env));
-    await first.ready();
-    await waitFor('the start position stored', async () => (await storedOffset(db, topics)) === 10n, { timeoutMs: 30_000, intervalMs: 200 });
+    const first = await runIngest(db, topics, env);
+    await waitStored(db, topics, 10n, 'the start position stored');
     await first.kill('SIGTERM');
 
-    const second = track(startIngestProcess(db.url, topics, env));
-    await second.ready();
+    const second = await runIngest(db, topics, env);
     const fresh = eventsFor('new', 5, 100);
     await send(topics.events, fresh);
-    await waitFor('the new events', async () => (await storedOffset(db, topics)) === 15n, { timeoutMs: 30_000, intervalMs: 200 });
+    await waitStored(db, topics, 15n, 'the new events');
     expect(await eventCount(db)).toBe(5);
-    expect(await metricsOf(second)).not.toMatch(/hunt_ingest_log_resets_total\{[^}]*\} [1-9]/);
+    await expectNoLogReset(second);
   });
 
   it('is read from its start when the topic was recreated while ingest was down', () => replaced(false));
