@@ -44,6 +44,13 @@ const hostPort = z.string().trim().regex(/^[^\s:]+:\d{1,5}$/, 'host:port');
 
 const topicName = z.string().trim().regex(TOPIC_NAME_PATTERN, 'a Kafka topic name ([A-Za-z0-9._-], 1-249 chars)');
 
+/** Topic names, or prefixes ending in `*` (`archive.*`): what a Kafka-range backfill may read. */
+const topicPatternList = z
+  .string()
+  .trim()
+  .transform((v) => v.split(',').map((t) => t.trim()).filter(Boolean))
+  .pipe(z.array(z.string().refine((t) => TOPIC_NAME_PATTERN.test(t.endsWith('*') ? t.slice(0, -1) : t), 'a topic name or a prefix ending in *')).min(1, 'at least one topic'));
+
 /** Each entry: the environment variable, its schema, and what is expected of it. */
 export const variables = {
   DATABASE_URL: [postgresUrl.optional(), 'a postgres:// URL of an existing database (unset: the embedded one)'],
@@ -108,6 +115,7 @@ export const variables = {
   INGEST_ON_RETENTION_GAP: [z.enum(['continue', 'stop']).default('continue'), 'continue or stop'],
   SLO_FRESHNESS_TARGET_MS: [positiveInt.max(60_000).default(50), 'a whole number of milliseconds, 1-60000'],
   SLO_OBJECTIVE: [z.coerce.number().gt(0).lt(1).default(0.999), 'a fraction between 0 and 1 such as 0.999 (for 99.9%)'],
+  BACKFILL_TOPICS: [topicPatternList.optional(), 'a comma-separated list of Kafka topics a backfill may read, each a name or a prefix ending in * (default: KAFKA_TOPIC_EVENTS only)'],
   BACKFILL_IMPORT_DIR: [nonEmpty.optional(), 'a folder on the worker\'s machine that backfill files must be in (default: <HUNT_STATE_DIR>/imports)'],
   ROLLUP_FLUSH_EVERY: [z.string().trim().regex(/^\d+\s*(ms|s|m|h|seconds?|minutes?|hours?)$/).default('1m'), 'a duration such as 30s, 1m or 5 minutes'],
   RECONCILE_EVERY: [z.string().trim().regex(/^\d+\s*(ms|s|m|h|seconds?|minutes?|hours?)$/).default('5m'), 'a duration such as 1m or 5 minutes'],

@@ -107,6 +107,8 @@ export interface Config {
   backfill: {
     /** Backfill files must be regular files under this folder (resolved, symlinks followed). */
     importDir: string;
+    /** Topic names, or prefixes ending in `*`, that a Kafka-range backfill may read. */
+    topics: string[];
   };
   schedules: { rollupFlushEvery: string; reconcileEvery: string; dataQualityCron: string };
   logLevel: RawConfig['LOG_LEVEL'];
@@ -184,7 +186,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     slo: { freshnessTargetMs: v.SLO_FRESHNESS_TARGET_MS, objective: v.SLO_OBJECTIVE },
     worker: { maxConcurrentActivities: v.WORKER_MAX_CONCURRENT_ACTIVITIES, metricsPort: v.WORKER_METRICS_PORT, metricsBindAddress: v.WORKER_METRICS_BIND_ADDRESS },
-    backfill: { importDir: path.resolve(v.BACKFILL_IMPORT_DIR ?? path.join(stateDir, 'imports')) },
+    backfill: { importDir: path.resolve(v.BACKFILL_IMPORT_DIR ?? path.join(stateDir, 'imports')), topics: v.BACKFILL_TOPICS ?? [v.KAFKA_TOPIC_EVENTS] },
     schedules: { rollupFlushEvery: v.ROLLUP_FLUSH_EVERY, reconcileEvery: v.RECONCILE_EVERY, dataQualityCron: v.DATA_QUALITY_CRON },
     logLevel: v.LOG_LEVEL,
     logFormat: v.LOG_FORMAT,

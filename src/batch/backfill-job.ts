@@ -9,6 +9,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { addCounts, commitImport, emptyCounts, ImportPipeline, prepareImport, type ImportCounts, type ImportOptions, type ImportOrigin } from './backfill/import-records';
 import { consumeRange, remaining, resolveRange } from './backfill/kafka-source';
 import { checkImportFile, ImportFileError } from './backfill/import-file';
+import { checkImportTopic, ImportTopicError } from './backfill/import-topic';
 import { fileSize, readChunk, type FileRecord } from './backfill/ndjson-source';
 import { toDetailText } from '../events/detail-text';
 import { MAX_EVENT_BYTES } from '../events/validate';
@@ -26,11 +27,24 @@ function importFile(importDir: string, file: string): string {
   }
 }
 
+/** A topic the job may not read fails the job at once, before anything is asked of Kafka. */
+function importTopic(patterns: readonly string[], topic: string): string {
+  try {
+    checkImportTopic(patterns, topic);
+    return topic;
+  } catch (err) {
+    if (err instanceof ImportTopicError) throw ApplicationFailure.nonRetryable(`backfill: ${err.message}`, 'InvalidJobInput');
+    throw err;
+  }
+}
+
 export function createBackfillActivities(deps: Pick<ActivityDeps, 'pool' | 'kafka' | 'config'>) {
   return {
     /** What the source holds, fixed at the start: the file's size, or the topic's offset range. */
     async describeBackfillSource(source: BackfillSource): Promise<SourceExtent> {
       if (source.kind === 'file') return { total: fileSize(importFile(deps.config.backfill.importDir, source.path)) };
+      // Before the topic list: the answer must not tell whether a topic it may not read exists.
+      importTopic(deps.config.backfill.topics, source.topic);
       const admin = deps.kafka.admin();
       await admin.connect();
       const exists = (await admin.listTopics()).includes(source.topic);
@@ -85,8 +99,9 @@ async function importFileChunks(deps: Pick<ActivityDeps, 'pool' | 'config'>, inp
   return state;
 }
 
-async function importKafkaChunks(deps: Pick<ActivityDeps, 'pool' | 'kafka'>, input: ChunkBatchInput, start: ChunkBatchResult, options: ImportOptions, context: Context) {
-  const topic = (input.source as { topic: string }).topic;
+async function importKafkaChunks(deps: Pick<ActivityDeps, 'pool' | 'kafka' | 'config'>, input: ChunkBatchInput, start: ChunkBatchResult, options: ImportOptions, context: Context) {
+  // Checked again here: a job may resume after its workers' BACKFILL_TOPICS was narrowed.
+  const topic = importTopic(deps.config.backfill.topics, (input.source as { topic: string }).topic);
   const range = input.range;
   if (!range) throw ApplicationFailure.nonRetryable('backfill: a Kafka import needs its offset range', 'InvalidJobInput');
   let state = start;

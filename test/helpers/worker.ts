@@ -9,6 +9,8 @@ const config = loadConfig();
 
 /** Where tests write backfill files; workers started here may import from it. */
 export const TEST_DATA_DIR = path.join(projectRoot, '.hunt', 'test-data');
+/** The topics createTestTopics makes (`t-<unique>.events`): what the tests' backfills may read. */
+export const TEST_BACKFILL_TOPICS = 't-*';
 
 export interface WorkerProcess {
   child: ChildProcess;
@@ -22,7 +24,7 @@ export function startWorkerProcess(databaseUrl: string, taskQueue: string, env: 
   const logFile = path.join(logDir, `worker-${taskQueue}-${Date.now()}.log`);
   const log = fs.openSync(logFile, 'a');
   const child = spawn('node', [path.join(projectRoot, 'bin/hunt.js'), 'worker'], {
-    env: { ...process.env, DATABASE_URL: databaseUrl, TEMPORAL_TASK_QUEUE: taskQueue, LOG_LEVEL: 'info', BACKFILL_IMPORT_DIR: TEST_DATA_DIR, ...env },
+    env: { ...process.env, DATABASE_URL: databaseUrl, TEMPORAL_TASK_QUEUE: taskQueue, LOG_LEVEL: 'info', BACKFILL_IMPORT_DIR: TEST_DATA_DIR, BACKFILL_TOPICS: TEST_BACKFILL_TOPICS, ...env },
     stdio: ['ignore', log, log],
   });
   fs.closeSync(log);
@@ -70,7 +72,7 @@ export async function startInProcessWorker(pool: import('pg').Pool, taskQueue: s
     activities: createActivities({
       pool,
       kafka: new Kafka({ brokers: config.kafka.brokers, logLevel: logLevel.NOTHING }),
-      config: { ...config, backfill: { importDir: TEST_DATA_DIR } },
+      config: { ...config, backfill: { importDir: TEST_DATA_DIR, topics: [TEST_BACKFILL_TOPICS] } },
       logger: createLogger({ logLevel: 'warn' }),
     }),
   });

@@ -12,7 +12,7 @@ import { projectRoot } from '../../src/config';
 import { foldEvents } from '../../src/rules/reference';
 import type { BackfillProgress } from '../../workflows/backfill';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
-import { createTestTopics, projectionOf, sendRecords, startIngestProcess, waitCaughtUp } from '../helpers/ingest';
+import { createTestTopics, projectionOf, sendRecords, startIngestProcess, testKafka, waitCaughtUp } from '../helpers/ingest';
 import { inOrderTraffic } from '../helpers/traffic';
 import { uniqueName, waitFor } from '../helpers/wait';
 import { startWorkerProcess, temporalClient, TEST_DATA_DIR, writeNdjson, type WorkerProcess } from '../helpers/worker';
@@ -195,6 +195,32 @@ describe('backfill', () => {
     // Outside the import folder, whether or not the path exists, the same answer.
     const outside = await run({ source: { kind: 'file', path: '/no/such/file.ndjson' } }).catch((err: WorkflowFailedError) => err);
     expect(String((outside as WorkflowFailedError).cause?.cause)).toMatch(/is outside the import folder/);
+  });
+
+  it('reads only the topics BACKFILL_TOPICS lists, and does not tell whether another exists', async () => {
+    const { taskQueue } = await setup('topics', []);
+    const reasonOf = async (topic: string) => {
+      const run = client.workflow.execute('backfill', { taskQueue, workflowId: uniqueName('backfill-topic'), args: [{ source: { kind: 'kafka', topic } }] });
+      const failure = await run.then(
+        () => undefined,
+        (err: WorkflowFailedError) => err,
+      );
+      expect(failure).toBeInstanceOf(WorkflowFailedError);
+      return String(failure?.cause?.cause);
+    };
+    // The worker's BACKFILL_TOPICS is the tests' own topics (t-*); this one exists and is not one of them.
+    const foreign = uniqueName('other');
+    const admin = testKafka().admin();
+    await admin.connect();
+    try {
+      await admin.createTopics({ topics: [{ topic: foreign, numPartitions: 1 }], waitForLeaders: false });
+      expect(await reasonOf(foreign)).toMatch(new RegExp(`Kafka topic ${foreign} is not one a backfill may read \\(BACKFILL_TOPICS: t-\\*\\)`));
+      expect(await reasonOf(`${foreign}-missing`)).toMatch(/is not one a backfill may read/);
+      expect(await reasonOf(uniqueName('t'))).toMatch(/does not exist/);
+    } finally {
+      await admin.deleteTopics({ topics: [foreign] }).catch(() => undefined);
+      await admin.disconnect();
+    }
   });
 });
 

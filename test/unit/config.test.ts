@@ -56,6 +56,8 @@ describe('loadConfig', () => {
     ['HUNT_KAFKA_HEAP', 'lots'],
     ['INGEST_COMMIT_LANES', '0'],
     ['INGEST_COMMIT_LANES', '17'],
+    ['BACKFILL_TOPICS', 'hunt.events,bad topic'],
+    ['BACKFILL_TOPICS', ' , '],
   ])('rejects %s=%j naming the variable and what is expected', (variable, value) => {
     const problems = problemsOf({ [variable]: value });
     expect(problems).toHaveLength(1);
@@ -78,6 +80,12 @@ describe('loadConfig', () => {
     }
     expect(message).toMatch(/HUNT_PG_PORT: expected .+, got "x"/);
     expect(message).toMatch(/LOG_LEVEL: expected .*info.*, got "loud"/);
+  });
+
+  it('lets backfills read only the input topic unless BACKFILL_TOPICS says more', () => {
+    expect(loadConfig({}).backfill.topics).toEqual(['hunt.events']);
+    expect(loadConfig({ KAFKA_TOPIC_EVENTS: 'game.events' }).backfill.topics).toEqual(['game.events']);
+    expect(loadConfig({ BACKFILL_TOPICS: 'hunt.events, archive.*' }).backfill.topics).toEqual(['hunt.events', 'archive.*']);
   });
 
   it("caps the job steps a worker runs at once, 8 unless told otherwise (the SDK's own default is 100)", () => {
