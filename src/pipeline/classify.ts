@@ -10,7 +10,7 @@ import { toDetailText } from '../events/detail-text';
 import { classifyRecord } from '../events/validate';
 import { EventRowsBuilder, eventRow, type EventRows } from '../store/hot-path/event-rows';
 import type { RejectedRecord } from '../store/hot-path/quarantine';
-import { unreadableReason, type UnreadableBatch } from './compression';
+import { codecName, unreadableReason, type UnreadableBatch } from './compression';
 import { OriginsBuilder, type RecordOrigins } from '../store/hot-path/record-origins';
 
 export type { RejectedRecord } from '../store/hot-path/quarantine';
@@ -93,12 +93,18 @@ export function classifySlice(
 
 /**
  * The rejection of every record of a compressed batch that could not be unpacked: one, under
- * the batch's last offset, since its records' bytes and even their number are out of reach.
+ * the batch's last offset, since its records and even their number are out of reach. Its
+ * value is the batch's compressed records as they came, so an operator can recover them with
+ * the codec's own tools.
  */
 function unreadableBatchReject(topic: string, partition: number, record: SourceRecord, batch: UnreadableBatch): RejectedRecord {
   const offsets = batch.firstOffset === batch.lastOffset ? `offset ${batch.lastOffset}` : `offsets ${batch.firstOffset}-${batch.lastOffset}`;
-  const detail = `the records at ${offsets} (${batch.count} stated) are rejected together: ${batch.error?.message ?? String(batch.error)}`;
-  return { topic, partition, offset: record.offset, key: null, value: null, reason: unreadableReason(batch), detail: toDetailText(detail) };
+  const compressed = record.value?.length ?? 0;
+  const keptPart = compressed > MAX_KEPT_BYTES ? `the first ${MAX_KEPT_BYTES} of its ${compressed} bytes` : `its ${compressed} bytes`;
+  const detail =
+    `the records at ${offsets} (${batch.count} stated) are rejected together: ${batch.error?.message ?? String(batch.error)}; ` +
+    `the value kept is the batch's compressed records (${codecName(batch.codecId)}, ${keptPart})`;
+  return { topic, partition, offset: record.offset, key: null, value: kept(record.value), reason: unreadableReason(batch), detail: toDetailText(detail) };
 }
 
 /** A copy (so a reject waiting for its commit does not keep a whole fetch response alive) of at most MAX_KEPT_BYTES. */

@@ -7,9 +7,10 @@
  * to gigabytes, which would take the process's memory with it.
  *
  * A batch that unpacks past MAX_UNPACKED_BATCH_BYTES, or cannot be unpacked at all, fails
- * with an error that kafkajs (patches/kafkajs+2.2.4.patch) turns into one stand-in record per
- * offset of the batch; the classifier rejects each with the reason (`too_large`, `unreadable`),
- * so the partition moves on and every offset is accounted for in the DLQ and quarantine.
+ * with an error that kafkajs (patches/kafkajs+2.2.4.patch) turns into one stand-in record at
+ * the batch's last offset, holding the batch's compressed records as its value; the classifier
+ * rejects it with the reason (`too_large`, `unreadable`) and keeps those bytes, so the
+ * partition moves on and what could not be read is in the DLQ and quarantine.
  *
  * Pure JavaScript decompressors (fzstd, lz4js, snappyjs): no native build on install, and
  * each can be held to a byte budget.
@@ -57,6 +58,15 @@ export interface UnreadableBatch {
   lastOffset: string;
   /** The record count the batch header states. */
   count: number;
+  /** The codec the batch header names (Kafka's attribute bits: 1 gzip, 2 snappy, 3 lz4, 4 zstd). */
+  codecId: number;
+}
+
+const CODEC_NAMES: Record<number, string> = { 1: 'gzip', 2: 'snappy', 3: 'lz4', 4: 'zstd' };
+
+/** The codec's name, or what the header says when it names no codec Kafka defines. */
+export function codecName(codecId: number): string {
+  return CODEC_NAMES[codecId] ?? `codec ${codecId} (not one Kafka defines)`;
 }
 
 /** The contract's reason for the records of an unreadable batch. */

@@ -6,6 +6,7 @@
  * the budget is rejected as one `too_large` record under its last offset, while the partition
  * moves on.
  */
+import zlib from 'node:zlib';
 import { CompressionTypes, Partitioners } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HuntEvent } from '../../src/events/schema';
@@ -79,11 +80,36 @@ describe('a batch that unpacks past the budget (a compression bomb)', () => {
         reason: 'too_large',
         detail: expect.stringMatching(new RegExp(`^the records at offsets ${first}-${last} \\(3 stated\\) are rejected together: its gzip record batch is too large to unpack`)),
         record_key: null,
-        record_value: null,
+        record_value: expect.any(Buffer),
       },
     ]);
+    // Nothing is lost: the value kept is the batch's compressed records, which gunzip opens.
+    const kept = quarantined.rows[0].record_value as Buffer;
+    expect(quarantined.rows[0].detail).toMatch(new RegExp(`the value kept is the batch's compressed records \\(gzip, its ${kept.length} bytes\\)$`));
+    expect((await unpackedStart(kept, 64 * 1024)).toString('latin1')).toContain('"eventId":"bomb-before"');
     const [copy] = await readTopic(topics.dlq, 1, 30_000);
-    expect(copy).toMatchObject({ key: null, value: null, headers: { 'error.reason': 'too_large', 'source.offset': last } });
+    expect(copy).toMatchObject({ key: null, headers: { 'error.reason': 'too_large', 'source.offset': last } });
+    expect(copy?.value?.equals(kept)).toBe(true);
     expect((await fetch(`${ingest.apiUrl}/readyz`)).status).toBe(200);
   }, 120_000);
 });
+
+/** The first `bytes` of what a gzip stream unpacks to, without unpacking the rest (a bomb's is 64 MiB). */
+function unpackedStart(gzipped: Buffer, bytes: number): Promise<Buffer> {
+  const gunzip = zlib.createGunzip();
+  const chunks: Buffer[] = [];
+  let total = 0;
+  return new Promise((resolve, reject) => {
+    gunzip.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      total += chunk.length;
+      if (total >= bytes) {
+        gunzip.destroy();
+        resolve(Buffer.concat(chunks).subarray(0, bytes));
+      }
+    });
+    gunzip.on('error', reject);
+    gunzip.on('end', () => resolve(Buffer.concat(chunks)));
+    gunzip.end(gzipped);
+  });
+}

@@ -110,7 +110,7 @@ describe('bytes a codec cannot have written', () => {
   });
 
   it('map to the contract reasons: too_large past the budget, unreadable otherwise', () => {
-    const batch = { firstOffset: '0', lastOffset: '9', count: 10 };
+    const batch = { firstOffset: '0', lastOffset: '9', count: 10, codecId: 4 };
     expect(unreadableReason({ ...batch, error: new BatchTooLargeError('zstd', 'x') })).toBe('too_large');
     expect(unreadableReason({ ...batch, error: new BatchUnreadableError('zstd', 'x') })).toBe('unreadable');
     expect(unreadableReason({ ...batch, error: new Error('ZSTD compression not implemented') })).toBe('unreadable');
