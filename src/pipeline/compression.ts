@@ -10,7 +10,10 @@
  * with an error that kafkajs (patches/kafkajs+2.2.4.patch) turns into one stand-in record at
  * the batch's last offset, holding the batch's compressed records as its value; the classifier
  * rejects it with the reason (`too_large`, `unreadable`) and keeps those bytes, so the
- * partition moves on and what could not be read is in the DLQ and quarantine.
+ * partition moves on and what could not be read is in the DLQ and quarantine. Each batch's
+ * budget bounds only that batch: the same patch also stops unpacking one partition's fetch
+ * past 32 MiB (after a whole batch; the next fetch resumes), or a fetch of many small batches
+ * that each unpack to nearly 64 MiB would hold them all at once.
  *
  * Pure JavaScript decompressors (fzstd, lz4js, snappyjs): no native build on install, and
  * each can be held to a byte budget.

@@ -92,6 +92,33 @@ describe('a batch that unpacks past the budget (a compression bomb)', () => {
     expect(copy?.value?.equals(kept)).toBe(true);
     expect((await fetch(`${ingest.apiUrl}/readyz`)).status).toBe(200);
   }, 120_000);
+
+  it('that each unpack to a lot are taken a few per fetch, and every one is accounted for', async () => {
+    // Each batch is within its own budget (17 MiB unpacked, about 17 KB of gzip); one fetch
+    // holds all five, and unpacks only until 32 MiB (patches/kafkajs+2.2.4.patch), so the
+    // consumer must fetch again from after the last record it was given, three times.
+    const producer = testKafka().producer({ createPartitioner: Partitioners.DefaultPartitioner });
+    const offsets: string[] = [];
+    let partition = -1;
+    await producer.connect();
+    try {
+      for (let i = 0; i < 5; i++) {
+        const value = JSON.stringify({ eventId: `heavy-${i}`, padding: 'x'.repeat(17 * 1024 * 1024) });
+        const [meta] = await producer.send({ topic: topics.events, compression: CompressionTypes.GZIP, messages: [{ key: 'hunt-heavy', value }] });
+        offsets.push(meta!.baseOffset!);
+        partition = meta!.partition;
+      }
+      await producer.send({ topic: topics.events, messages: [{ key: 'hunt-heavy', value: JSON.stringify(joined({ eventId: 'heavy-sentinel', huntId: 'hunt-heavy', playerId: 'a', occurredAt: atSecond(4) })) }] });
+    } finally {
+      await producer.disconnect();
+    }
+    await waitFor('the sentinel after the heavy batches to be applied', async () => (await eventCount('heavy-sentinel')) === 1, { timeoutMs: 60_000 });
+    const quarantined = await db.pool.query<{ source_offset: string; reason: string }>(
+      `SELECT source_offset::text, reason FROM quarantine WHERE source_topic = $1 AND source_partition = $2 AND source_offset >= $3 ORDER BY source_offset`,
+      [topics.events, partition, offsets[0]],
+    );
+    expect(quarantined.rows).toEqual(offsets.map((offset) => ({ source_offset: offset, reason: 'too_large' })));
+  }, 120_000);
 });
 
 /** The first `bytes` of what a gzip stream unpacks to, without unpacking the rest (a bomb's is 64 MiB). */

@@ -1,0 +1,90 @@
+/**
+ * What kafkajs 2.2.4 does with one partition's fetch, as installed with patches/: the record
+ * batches of the response decoded into records. Three ways any producer to the input topic
+ * could stop or sink the consumer, before the patch:
+ * - headers built with an object spread per header: a record of thousands of small headers
+ *   took minutes to decode, blocking the event loop past the session timeout, again after
+ *   every rejoin;
+ * - records appended with push(...batch): a batch of over about 120,000 records overflowed
+ *   the stack, a crash kafkajs does not restart from, and again on every restart;
+ * - every compressed batch of the fetch unpacked before any was handed over: each within its
+ *   own 64 MiB budget, but a few hundred KB of zstd bombs held gigabytes at once.
+ */
+import { createRequire } from 'node:module';
+import kafkajs from 'kafkajs';
+import { describe, expect, it } from 'vitest';
+import { useBoundedCodecs } from '../../src/pipeline/compression';
+
+const require = createRequire(import.meta.url);
+const { RecordBatch } = require('kafkajs/src/protocol/recordBatch/v0');
+const Record = require('kafkajs/src/protocol/recordBatch/record/v0');
+const Encoder = require('kafkajs/src/protocol/encoder');
+const Decoder = require('kafkajs/src/protocol/decoder');
+const decodeMessages = require('kafkajs/src/protocol/requests/fetch/v4/decodeMessages') as (decoder: unknown) => Promise<DecodedRecord[]>;
+
+interface DecodedRecord {
+  offset: string;
+  value: Buffer | null;
+  headers: Record<string, Buffer | Buffer[]>;
+}
+
+interface RecordSpec {
+  value: Buffer | null;
+  headers?: Record<string, Buffer | Buffer[]>;
+}
+
+/** One record batch as the broker sends it, starting at `firstOffset`. */
+async function batch(firstOffset: number, records: RecordSpec[], compression = kafkajs.CompressionTypes.None): Promise<Buffer> {
+  const encoded = records.map((r, i) => Record({ offsetDelta: i, timestampDelta: 0, key: null, value: r.value, headers: r.headers ?? {} }));
+  const bytes = Buffer.from((await RecordBatch({ compression, records: encoded, lastOffsetDelta: records.length - 1, firstTimestamp: 1, maxTimestamp: 1 })).buffer);
+  bytes.writeBigInt64BE(BigInt(firstOffset), 0);
+  return bytes;
+}
+
+/** One partition's record set in a fetch response, decoded as kafkajs's consumer does. */
+function decodeFetch(batches: Buffer[]): Promise<DecodedRecord[]> {
+  const set = Buffer.concat(batches);
+  return decodeMessages(new Decoder(new Encoder().writeInt32(set.length).writeBuffer(set).buffer));
+}
+
+describe('kafkajs decoding a fetch (patched)', () => {
+  it('decodes a record of 100,000 headers, repeated names kept in order', async () => {
+    const headers: Record<string, Buffer | Buffer[]> = { repeated: [Buffer.from('a'), Buffer.from('b'), Buffer.from('c')] };
+    for (let i = 0; i < 100_000; i++) headers[`h${i}`] = Buffer.alloc(0);
+    // Before the patch this one record took hours (quadratic); the test would time out.
+    const [record] = await decodeFetch([await batch(0, [{ value: Buffer.from('{}'), headers }])]);
+    expect(Object.keys(record!.headers)).toHaveLength(100_001);
+    expect((record!.headers.repeated as Buffer[]).map(String)).toEqual(['a', 'b', 'c']);
+  });
+
+  it('decodes a batch of 150,000 records', async () => {
+    const records = await decodeFetch([await batch(0, Array.from({ length: 150_000 }, () => ({ value: null })))]);
+    expect(records).toHaveLength(150_000);
+    expect(records.at(-1)?.offset).toBe('149999');
+  });
+
+  describe('compressed batches that unpack to a lot', () => {
+    useBoundedCodecs();
+    const GZIP = kafkajs.CompressionTypes.GZIP;
+    const big = (mib: number) => ({ value: Buffer.alloc(mib * 1024 * 1024, 0x78) });
+
+    it('stop being unpacked past 32 MiB in one fetch, after a whole batch: the next fetch starts after the last record', async () => {
+      const bombs = await Promise.all([0, 1, 2, 3, 4].map((i) => batch(i, [big(17)], GZIP)));
+      expect(Buffer.concat(bombs).length).toBeLessThan(512 * 1024); // what one partition's fetch may return
+      const records = await decodeFetch(bombs);
+      expect(records.map((r) => r.offset)).toEqual(['0', '1']);
+    });
+
+    it('never stop within the first batch, which may end before the fetched offset', async () => {
+      const records = await decodeFetch([await batch(0, [big(40)], GZIP), await batch(1, [{ value: Buffer.from('{}') }]), await batch(2, [{ value: Buffer.from('{}') }])]);
+      expect(records.map((r) => r.offset)).toEqual(['0', '1']);
+    });
+
+    it('are all unpacked while the fetch stays within the budget', async () => {
+      const batches = await Promise.all(Array.from({ length: 10 }, (_, i) => batch(i * 3, [big(1), big(1), { value: Buffer.from('{}') }], GZIP)));
+      const records = await decodeFetch(batches);
+      expect(records).toHaveLength(30);
+      expect(records.at(-1)?.offset).toBe('29');
+    });
+  });
+});
