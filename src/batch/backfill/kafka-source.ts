@@ -89,6 +89,13 @@ export async function consumeRange(
     if (BigInt(next[p]) >= end) consumer.pause([{ topic, partitions: [partition] }]);
     if (open().length === 0) finish();
   };
+  // A crash kafkajs does not restart from would otherwise leave `finished` pending: every
+  // attempt would end on its heartbeat timeout, retried for ever, with the cause only in the log.
+  consumer.on(consumer.events.CRASH, ({ payload }) => {
+    if (payload.restart) return;
+    failure ??= payload.error;
+    finish();
+  });
   consumer.on(consumer.events.GROUP_JOIN, () => {
     for (const p of open()) consumer.seek({ topic, partition: Number(p), offset: next[p] ?? '0' });
   });
