@@ -47,7 +47,7 @@ export interface BackfillInput {
   dryRun?: boolean;
   /** Import only this hunt's events. */
   huntId?: string;
-  /** Records per transaction (default 5000). */
+  /** Records per chunk (default BACKFILL_CHUNK_SIZE). */
   chunkSize?: number;
 }
 
@@ -105,7 +105,8 @@ export async function backfill(input: BackfillInput, carried?: Carried): Promise
       done,
       total: state.total,
       percent: state.total === 0 ? 100 : Math.round((done / state.total) * 1000) / 10,
-      rate: Math.round(state.counts.records / elapsedS),
+      // Records read: those skipped for their timestamp were read too.
+      rate: Math.round((state.counts.records + (state.counts.outsideRange ?? 0)) / elapsedS),
       cursor: state.cursor,
       counts: state.counts,
     };

@@ -7,7 +7,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { addCounts, commitImport, emptyCounts, ImportPipeline, prepareImport, type ImportCounts, type ImportOptions, type ImportOrigin } from './backfill/import-records';
-import { consumeRange, remaining, resolveRange } from './backfill/kafka-source';
+import { consumeRange, inTimeWindow, remaining, resolveRange } from './backfill/kafka-source';
 import { checkImportFile, ImportFileError } from './backfill/import-file';
 import { checkImportTopic, ImportTopicError } from './backfill/import-topic';
 import { fileSize, readChunk, type FileRecord } from './backfill/ndjson-source';
@@ -50,7 +50,7 @@ export function createBackfillActivities(deps: Pick<ActivityDeps, 'pool' | 'kafk
       const exists = (await admin.listTopics()).includes(source.topic);
       await admin.disconnect();
       if (!exists) throw ApplicationFailure.nonRetryable(`backfill: Kafka topic ${source.topic} does not exist`, 'InvalidJobInput');
-      const range = await resolveRange(deps.kafka, source.topic, msOf(source.from), msOf(source.to));
+      const range = await resolveRange(deps.kafka, source.topic, msOf(source.from));
       return { total: remaining(range.start, range.end), range };
     },
 
@@ -104,14 +104,18 @@ async function importKafkaChunks(deps: Pick<ActivityDeps, 'pool' | 'kafka' | 'co
   const topic = importTopic(deps.config.backfill.topics, (input.source as { topic: string }).topic);
   const range = input.range;
   if (!range) throw ApplicationFailure.nonRetryable('backfill: a Kafka import needs its offset range', 'InvalidJobInput');
+  const { from, to } = input.source as { from?: string; to?: string };
+  const [fromMs, toMs] = [msOf(from), msOf(to)];
   let state = start;
   let cursor = { ...(state.cursor.kafka ?? range.start) };
   // What consumeRange returns may lie past the last slice: markers, aborted or deleted records at the range's end.
   cursor = await consumeRange(deps.kafka, topic, cursor, range, input.chunkSize * input.maxChunks, async ({ partition, messages }) => {
     for (let i = 0; i < messages.length; i += input.chunkSize) {
       const slice = messages.slice(i, i + input.chunkSize);
+      const inWindow = slice.filter((m) => inTimeWindow(m.timestamp, fromMs, toMs));
       const origin: ImportOrigin = { topic, partition, sourceLabel: `backfill:${input.jobId}:${topic}:${partition}` };
-      const counts = await commitImport(deps.pool, prepareImport(origin, slice, options), options);
+      const imported = await commitImport(deps.pool, prepareImport(origin, inWindow, options), options);
+      const counts = { ...imported, outsideRange: slice.length - inWindow.length };
       cursor[String(partition)] = (BigInt(slice[slice.length - 1]!.offset) + 1n).toString();
       const left = remaining(cursor, range.end);
       state = { cursor: { kafka: { ...cursor } }, counts: addCounts(state.counts, counts), done: left === 0, position: remaining(range.start, range.end) - left };

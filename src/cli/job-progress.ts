@@ -77,6 +77,7 @@ export function importCountsText(c: ImportCounts): string {
     `duplicates ${c.duplicates}`,
     `rejected ${c.rejected}${rejected ? ` (${rejected})` : ''}`,
     ...(c.filteredOut > 0 ? [`other hunts ${c.filteredOut}`] : []),
+    ...((c.outsideRange ?? 0) > 0 ? [`outside the time range ${c.outsideRange}`] : []),
   ].join(', ');
 }
 

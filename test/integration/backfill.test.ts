@@ -140,7 +140,7 @@ describe('backfill', () => {
     expect(stored).toBeLessThan(traffic.events.length);
   });
 
-  it('imports a Kafka topic over a time range, exactly the records inside it', async () => {
+  it('imports a Kafka topic over a time range, exactly the records stamped inside it, whatever other records are stamped', async () => {
     const { db, taskQueue } = await setup('kafka', []);
     const topics = await createTestTopics(3);
     const events = orderIndependentEvents(3000);
@@ -148,7 +148,11 @@ describe('backfill', () => {
     await send(events.slice(0, 1000));
     await new Promise((resolve) => setTimeout(resolve, 50));
     const from = new Date().toISOString();
-    await send(events.slice(1000, 2000));
+    await send(events.slice(1000, 1500));
+    // A producer's clock far ahead: a record stamped 2100 must not end the range where it lies.
+    const future = orderIndependentEvents(1)[0]!;
+    await sendRecords(topics.events, [{ key: future.huntId, value: JSON.stringify({ ...future, eventId: 'stamped-2100' }), timestamp: String(Date.parse('2100-01-01T00:00:00Z')) }]);
+    await send(events.slice(1500, 2000));
     await new Promise((resolve) => setTimeout(resolve, 50));
     const to = new Date().toISOString();
     await send(events.slice(2000));
@@ -158,7 +162,9 @@ describe('backfill', () => {
       workflowId: uniqueName('backfill-kafka'),
       args: [{ source: { kind: 'kafka', topic: topics.events, from, to }, chunkSize: 300 }],
     });
-    expect(middle).toMatchObject({ state: 'completed', total: 1000, done: 1000, counts: { records: 1000, inserted: 1000 } });
+    // Read from the first record stamped at or after `from` to the end: 2,001 records, of
+    // which the 1,000 stamped inside the window are imported.
+    expect(middle).toMatchObject({ state: 'completed', total: 2001, done: 2001, counts: { records: 1000, inserted: 1000, outsideRange: 1001 } });
     expect(await projectionOf(db.pool)).toEqual(foldEvents(events.slice(1000, 2000)));
 
     const all = await client.workflow.execute('backfill', {
@@ -166,8 +172,8 @@ describe('backfill', () => {
       workflowId: uniqueName('backfill-kafka-all'),
       args: [{ source: { kind: 'kafka', topic: topics.events } }],
     });
-    expect(all).toMatchObject({ total: 3000, counts: { records: 3000, inserted: 2000, duplicates: 1000 } });
-    expect(await projectionOf(db.pool)).toEqual(foldEvents(events));
+    expect(all).toMatchObject({ total: 3001, counts: { records: 3001, inserted: 2001, duplicates: 1000, outsideRange: 0 } });
+    expect(await projectionOf(db.pool)).toEqual(foldEvents([...events, { ...future, eventId: 'stamped-2100' }]));
   });
 
   it('dry run reports what would change and writes nothing', async () => {

@@ -32,7 +32,7 @@ describe('consumeRange', () => {
     const padding = 'x'.repeat(380);
     await sendRecords(topics.events, Array.from({ length: 24_000 }, (_, i) => ({ key: `k${i % 7}`, value: `${i}:${padding}` })));
     const kafka = testKafka();
-    const range = await resolveRange(kafka, topics.events, undefined, undefined);
+    const range = await resolveRange(kafka, topics.events, undefined);
     const seen = new Set<string>();
     let cursor = range.start;
     const started = Date.now();
@@ -65,7 +65,7 @@ describe('consumeRange', () => {
     await producer.disconnect();
     await waitForLogEnd(topics.events, 100 + 3 * 1500 + 1); // the abort marker is in: the range ends past it
 
-    const range = await resolveRange(testKafka(), topics.events, undefined, undefined);
+    const range = await resolveRange(testKafka(), topics.events, undefined);
     const { cursor, taken } = await readAll(topics.events, range);
     expect(taken).toBe(100);
     expect(cursor).toEqual(range.end);
@@ -74,7 +74,7 @@ describe('consumeRange', () => {
   it('ends a range whose records retention deleted before they were read', async () => {
     const topics = await createTestTopics(1);
     await sendRecords(topics.events, Array.from({ length: 50 }, (_, i) => ({ key: 'k', value: `${i}` })));
-    const range = await resolveRange(testKafka(), topics.events, undefined, undefined);
+    const range = await resolveRange(testKafka(), topics.events, undefined);
     const admin = testKafka().admin();
     await admin.connect();
     await admin.fetchTopicMetadata({ topics: [topics.events] });

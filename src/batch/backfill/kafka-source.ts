@@ -17,24 +17,35 @@ export interface KafkaRange {
   end: PartitionOffsets;
 }
 
-/** Offsets of the first records at or after `from`, and at or after `to` (exclusive end). */
-export async function resolveRange(kafka: Kafka, topic: string, fromMs: number | undefined, toMs: number | undefined): Promise<KafkaRange> {
+/**
+ * The offsets to read for records stamped in [from, to): from the first record stamped at or
+ * after `from` to the partition's end now. Not to the first stamped at or after `to`: a
+ * producer sets its records' timestamps, and one record stamped in the future would end the
+ * range there, leaving out every record after it (the reader skips those stamped outside
+ * the window instead, `inTimeWindow`). None is left out at the start: a record stamped at or
+ * after `from` cannot lie before the first such record.
+ */
+export async function resolveRange(kafka: Kafka, topic: string, fromMs: number | undefined): Promise<KafkaRange> {
   const admin = kafka.admin();
   await admin.connect();
   try {
     const watermarks = await admin.fetchTopicOffsets(topic);
     const high = Object.fromEntries(watermarks.map((p) => [String(p.partition), p.high]));
     const low = Object.fromEntries(watermarks.map((p) => [String(p.partition), p.low]));
-    const at = async (ms: number | undefined, fallback: PartitionOffsets): Promise<PartitionOffsets> => {
-      if (ms === undefined) return fallback;
-      const offsets = await admin.fetchTopicOffsetsByTimestamp(topic, ms);
-      // -1: no record at or after that time in the partition; its end is the high watermark.
-      return Object.fromEntries(offsets.map((p) => [String(p.partition), p.offset === '-1' ? (high[String(p.partition)] ?? '0') : p.offset]));
-    };
-    return { start: await at(fromMs, low), end: await at(toMs, high) };
+    if (fromMs === undefined) return { start: low, end: high };
+    const offsets = await admin.fetchTopicOffsetsByTimestamp(topic, fromMs);
+    // -1: no record at or after that time in the partition; there is nothing to read.
+    const start = Object.fromEntries(offsets.map((p) => [String(p.partition), p.offset === '-1' ? (high[String(p.partition)] ?? '0') : p.offset]));
+    return { start, end: high };
   } finally {
     await admin.disconnect();
   }
+}
+
+/** Whether a record's Kafka timestamp lies in [fromMs, toMs) (an open side: no bound). */
+export function inTimeWindow(timestamp: string, fromMs: number | undefined, toMs: number | undefined): boolean {
+  const ms = Number(timestamp);
+  return (fromMs === undefined || ms >= fromMs) && (toMs === undefined || ms < toMs);
 }
 
 export function remaining(cursor: PartitionOffsets, end: PartitionOffsets): number {
