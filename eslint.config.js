@@ -10,7 +10,7 @@ const nodeBuiltins = builtinModules.flatMap((m) => [m, `node:${m}`]);
 const ioLibraries = ['pg', 'kafkajs', 'pino', 'prom-client', '@temporalio/client', '@temporalio/worker', '@temporalio/activity'];
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.hunt/', 'dist/', 'bench/results/'] },
+  { ignores: ['node_modules/', '.hunt/', 'dist/', 'bench/results/', '.scratch/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

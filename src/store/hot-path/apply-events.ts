@@ -57,10 +57,21 @@ export interface ApplyResult {
  * serializes with repairs. A row whose eventId is already stored, or repeats an earlier row
  * of the batch, has no effect.
  */
-export async function applyEventRows(client: pg.ClientBase, rows: EventRows): Promise<ApplyResult> {
+export async function applyEventRows(client: pg.ClientBase, rows: EventRows, options: { fenced?: boolean } = {}): Promise<ApplyResult> {
   const count = rowCount(rows);
   if (count === 0) return { inserted: 0, duplicates: 0, huntIds: [] };
   const huntIds = [...rows.huntIds].sort();
+  if (!options.fenced) await lockHuntFences(client, huntIds);
+  const { rows: result } = await client.query<{ inserted: number }>({ name: 'store-and-score', text: STORE_AND_SCORE, values: [rows.json] });
+  const inserted = result[0]?.inserted ?? 0;
+  return { inserted, duplicates: count - inserted, huntIds };
+}
+
+/**
+ * Locks the fence rows of `huntIds` (creating those missing) for the rest of the caller's
+ * transaction. `fenced: true` tells applyEventRows the caller holds them already.
+ */
+export async function lockHuntFences(client: pg.ClientBase, huntIds: readonly string[]): Promise<void> {
   // Byte order, as reconcile locks them (hunt_id is COLLATE "C"): on a database whose
   // default collation is not C, `ORDER BY h` alone took them in another order, and the two
   // deadlocked (Postgres broke it after deadlock_timeout, and both retried).
@@ -70,9 +81,6 @@ export async function applyEventRows(client: pg.ClientBase, rows: EventRows): Pr
            ON CONFLICT (hunt_id) DO UPDATE SET updated_at = now()`,
     values: [huntIds],
   });
-  const { rows: result } = await client.query<{ inserted: number }>({ name: 'store-and-score', text: STORE_AND_SCORE, values: [rows.json] });
-  const inserted = result[0]?.inserted ?? 0;
-  return { inserted, duplicates: count - inserted, huntIds };
 }
 
 /** applyEventRows for events at hand as objects (replays, tests, benchmarks). */
