@@ -13,7 +13,7 @@ import type { Config } from '../config';
 import { ApiListenError, startReadApi, type ReadApi } from '../api/read-api';
 import { everyFewSeconds, sharedProbe } from '../api/throttle';
 import { createLogger, type Logger } from '../log';
-import { createPool, pingPostgres } from '../store/pool';
+import { createPool, nonUtf8Encoding, pingPostgres, UTF8_REQUIRED } from '../store/pool';
 import { startIngest, type IngestHandle } from './consumer';
 import { FreshnessTally, startFreshnessRecorder } from './freshness-tally';
 import { ConnectionSettingsError, explainPostgresError } from '../connection-hints';
@@ -96,10 +96,16 @@ export async function runIngestService(config: Config, logger: Logger = createLo
  * hot path waits those out, DESIGN invariant 3).
  */
 async function checkPostgresSettings(pool: pg.Pool): Promise<void> {
-  await pingPostgres(pool).catch((err: unknown) => {
-    const hint = explainPostgresError(err);
-    if (hint) throw new ConnectionSettingsError(`cannot use Postgres: ${hint}`, { cause: err });
-  });
+  const reachable = await pingPostgres(pool).then(
+    () => true,
+    (err: unknown) => {
+      const hint = explainPostgresError(err);
+      if (hint) throw new ConnectionSettingsError(`cannot use Postgres: ${hint}`, { cause: err });
+      return false;
+    },
+  );
+  const encoding = reachable ? await nonUtf8Encoding(pool) : undefined;
+  if (encoding) throw new ConnectionSettingsError(`cannot use Postgres: the database's encoding is ${encoding}. ${UTF8_REQUIRED}`);
 }
 
 /** Postgres and Kafka reachable, the consumer running and not stalled; reasons without internals. */

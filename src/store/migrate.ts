@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
+import { nonUtf8Encoding, UTF8_REQUIRED } from './pool';
 
 const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
 /** An arbitrary constant shared by every process of this project. */
@@ -35,6 +36,8 @@ export function listMigrations(dir = MIGRATIONS_DIR): Migration[] {
 
 /** Applies the migrations not yet recorded; returns the ones it applied. */
 export async function migrate(client: pg.ClientBase, migrations = listMigrations()): Promise<Migration[]> {
+  const encoding = await nonUtf8Encoding(client);
+  if (encoding) throw new Error(`the database's encoding is ${encoding}, nothing migrated. ${UTF8_REQUIRED}`);
   await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
   try {
     await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (

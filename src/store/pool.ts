@@ -32,3 +32,18 @@ export function createPool(
 export async function pingPostgres(db: pg.Pool | pg.ClientBase): Promise<void> {
   await db.query('SELECT 1');
 }
+
+/**
+ * The database's encoding, when it is not UTF8, or undefined. Events, names and reject
+ * details are Unicode text: in a LATIN1 database a character it cannot hold (the `…` a
+ * shortened detail ends with) made a quarantine row fail with 22P05 on every attempt, and
+ * the hot path retried the micro-batch for ever.
+ */
+export async function nonUtf8Encoding(db: pg.Pool | pg.ClientBase): Promise<string | undefined> {
+  const { rows } = await db.query<{ server_encoding: string }>('SHOW server_encoding');
+  const encoding = rows[0]?.server_encoding;
+  return encoding === 'UTF8' ? undefined : encoding;
+}
+
+export const UTF8_REQUIRED = "Treasure Hunt Engine needs a UTF8 database (events are Unicode text): create it with ENCODING 'UTF8' and point DATABASE_URL at it";
+
