@@ -10,6 +10,7 @@ export const DEFAULT_PARTITIONS = 4;
 /** Room for the DLQ headers (error.detail is at most 1 KiB) and framing, over the input's largest record. */
 export const DLQ_HEADROOM_BYTES = 4096;
 const MAX_MESSAGE_BYTES = 'max.message.bytes';
+const CLEANUP_POLICY = 'cleanup.policy';
 // kafkajs is CommonJS; Node's ESM loader cannot see these two enums as named exports.
 const { ConfigResourceTypes, ConfigSource } = kafkajs;
 
@@ -65,6 +66,17 @@ export async function prepareTopics(
       return { inputMaxMessageBytes, dlqMaxMessageBytes: needed };
     }
     const dlqConfig = await topicConfig(admin, topics.dlq);
+    // A compacted topic refuses every record without a key (INVALID_RECORD, not retriable):
+    // one reject without a key would hold its partition's lane for ever. And compaction keeps
+    // only the last copy per key, dropping what the DLQ is for.
+    const cleanupPolicy = dlqConfig.get(CLEANUP_POLICY)?.configValue ?? 'delete';
+    if (cleanupPolicy.split(',').includes('compact')) {
+      throw new TopicConfigError(
+        `Kafka topic ${topics.dlq} has ${CLEANUP_POLICY}=${cleanupPolicy}; a DLQ must keep every copy, keyed or not. ` +
+          `Set it to delete (kafka-configs.sh --alter --entity-type topics --entity-name ${topics.dlq} --add-config ${CLEANUP_POLICY}=delete), ` +
+          `or point KAFKA_TOPIC_DLQ at another topic.`,
+      );
+    }
     const dlqMax = Number(dlqConfig.get(MAX_MESSAGE_BYTES)?.configValue);
     if (dlqMax >= needed) return { inputMaxMessageBytes, dlqMaxMessageBytes: dlqMax };
     const problem =
