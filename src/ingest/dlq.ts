@@ -19,6 +19,13 @@ import type { RejectedRecord } from '../store/hot-path/quarantine';
 const RECORD_OVERHEAD_BYTES = 64;
 /** The record batch header, rounded up, plus a margin for the estimate. */
 const BATCH_OVERHEAD_BYTES = 1024;
+/**
+ * The most record bytes one send carries, whatever the topic's limit. A topic may allow
+ * records of 100 MiB and more, but a request past the broker's socket.request.max.bytes
+ * (100 MiB by default) is not refused, the connection is closed: a send of 105 copies of
+ * 1 MiB to such a topic failed that way on every attempt. Only a copy alone may be larger.
+ */
+export const MAX_SEND_BYTES = 16 * 1024 * 1024;
 
 /**
  * The producer the hot path sends DLQ copies with: one request in flight, so copies keep
@@ -77,7 +84,7 @@ export function createDlqSender(producer: Producer, topic: string, maxMessageByt
   };
   return {
     async send(records) {
-      for (const chunk of chunksWithin(records.map((r) => fitted(dlqMessage(r))), budget)) await sendFitting(chunk);
+      for (const chunk of chunksWithin(records.map((r) => fitted(dlqMessage(r))), Math.min(budget, MAX_SEND_BYTES))) await sendFitting(chunk);
     },
   };
 }

@@ -66,14 +66,23 @@ export function createFlush(deps: FlushDeps): (works: SliceWork[]) => Promise<vo
         metrics.commitRetries.inc();
         const delay = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** attempt);
         logger.warn(
-          { err, attempt, delayMs: delay, partitions: offsets.map((o) => `${o.topic}/${o.partition}@${o.nextOffset}`) },
-          'micro-batch commit failed (an outage: Postgres or the DLQ unreachable); retrying, nothing was committed',
+          { err, code: errorCode(err), attempt, delayMs: delay, partitions: offsets.map((o) => `${o.topic}/${o.partition}@${o.nextOffset}`) },
+          'micro-batch commit failed; retrying, nothing was committed (an outage of Postgres or the DLQ topic passes; a code that repeats on every attempt is a setting to fix, see docs/operators.md)',
         );
         await Promise.all(works.map((w) => w.heartbeat().catch(() => undefined)));
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }
   };
+}
+
+/** Postgres's SQLSTATE or Kafka's error type, for whoever reads the retries: an outage's changes, a setting's repeats. */
+function errorCode(err: unknown): string | undefined {
+  for (let e = err as { code?: unknown; type?: unknown; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
+    if (typeof e.code === 'string') return e.code;
+    if (typeof e.type === 'string') return e.type;
+  }
+  return undefined;
 }
 
 function positionOf(r: RejectedRecord): string {

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { chunksWithin, dlqMessage, estimatedSize } from '../../src/ingest/dlq';
+import type { Producer, ProducerRecord } from 'kafkajs';
+import { chunksWithin, createDlqSender, dlqMessage, estimatedSize, MAX_SEND_BYTES } from '../../src/ingest/dlq';
+import { createLogger } from '../../src/log';
 import type { RejectedRecord } from '../../src/store/hot-path/quarantine';
 
 const reject = (bytes: number, offset: number): RejectedRecord => ({
@@ -31,5 +33,17 @@ describe('DLQ sends', () => {
     const m = dlqMessage(reject(5000, 7));
     const carried = 5000 + 'hunt-1'.length + Object.entries(m.headers ?? {}).reduce((n, [k, v]) => n + k.length + String(v).length, 0);
     expect(estimatedSize(m)).toBeGreaterThan(carried);
+  });
+
+  it('carry at most 16 MiB each, however large a record the topic allows (the broker closes the connection past its request limit)', async () => {
+    // A stand-in producer that records what each send carries; the broker's own behaviour past
+    // socket.request.max.bytes (100 MiB) is not something a test should provoke on a shared broker.
+    const sends: number[] = [];
+    const producer = { send: async (record: ProducerRecord) => void sends.push(record.messages.reduce((n, m) => n + estimatedSize(m), 0)) } as unknown as Producer;
+    const sender = createDlqSender(producer, 'dlq', 110 * 1024 * 1024, createLogger({ logLevel: 'fatal' }));
+    await sender.send(Array.from({ length: 105 }, (_, i) => reject(1024 * 1024, i)));
+    expect(sends.length).toBeGreaterThanOrEqual(7);
+    for (const bytes of sends) expect(bytes).toBeLessThanOrEqual(MAX_SEND_BYTES);
+    expect(sends.reduce((a, b) => a + b, 0)).toBeGreaterThan(105 * 1024 * 1024);
   });
 });
