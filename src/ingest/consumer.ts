@@ -26,6 +26,7 @@ import { watchFilteredRecords } from './filtered-records';
 import { resumeFromPostgres, watchGroupEvents } from './group-events';
 import { trailingKafkaCommits } from './kafka-commits';
 import { startPartitionMonitor } from './monitor';
+import { logEndReader } from './log-end';
 import { logResetHandler } from './log-reset';
 import { PartitionPositions, type Watermarks } from './positions';
 import { retentionGapHandler } from './retention-gap';
@@ -65,6 +66,7 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
   const dlqProducer = createDlqProducer(kafka);
   const admin: Admin = kafka.admin();
   const watermarks = (partitions?: number[]) => topicWatermarks(admin, topic, partitions);
+  const logEnds = logEndReader(kafka);
 
   const positions = new PartitionPositions({ pool, groupId, topic, startFrom: config.ingest.startFrom, watermarks });
   const kafkaCommits = trailingKafkaCommits(consumer, logger);
@@ -74,7 +76,11 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
     health,
     topic,
     intervalMs: Math.min(5000, Math.max(250, Math.floor(config.ingest.stallLimitMs / 3))),
-    watermarks: () => watermarks(),
+    watermarks: async () => {
+      const [marks, ends] = await Promise.all([watermarks(), logEnds.read(topic)]);
+      for (const [partition, mark] of marks) mark.logEnd = ends.get(partition);
+      return marks;
+    },
     storedOffsets: () => loadOffsets(pool, groupId, topic),
     onIdleGap: async (partition, from, to) => {
       // Only when this process's position agrees: a fetch may have reported the gap meanwhile.
@@ -115,6 +121,7 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
     stopping = true;
     monitor.stop();
     kafkaCommits.stop();
+    await logEnds.close();
     await stopConsuming({ consumer, lanes, dlqProducer, admin, logger });
     running = false;
     logger.info('ingest stopped');

@@ -5,7 +5,8 @@
  * a coordinator not available say, for ever, and with no partition assigned no stall could
  * show it); while a commit lane has held work it could not commit for longer than the stall
  * limit; while a partition assigned to it has records waiting and its Postgres offset has not
- * moved for that long; or while a partition stopped at a retention gap. Reasons are plain
+ * moved for that long; while records of a partition wait behind a transaction a producer has
+ * kept open for that long (log-end.ts); or while a partition stopped at a retention gap. Reasons are plain
  * words for the operator: no hostnames, no driver errors (those go to the log).
  */
 import type { IngestMetrics } from './metrics';
@@ -33,6 +34,9 @@ export class IngestHealth {
   private readonly assignedAt = new Map<number, number>();
   private readonly progress = new Map<number, Progress>();
   private stalledPartitions: { partition: number; seconds: number }[] = [];
+  /** Per partition, the committed end last seen and since when it has not moved. */
+  private readonly stableEnd = new Map<number, { offset: bigint; since: number }>();
+  private heldByTransaction: { partition: number; seconds: number; stable: bigint; logEnd: bigint }[] = [];
   /** Since when the consumer has not been a member of its group (from the start until the first join). */
   private outOfGroupSince: number | undefined;
 
@@ -79,25 +83,36 @@ export class IngestHealth {
    * or the log start where Postgres has none) and whether the Postgres offset moved.
    */
   observePartitions(
-    watermarks: ReadonlyMap<number, { low: bigint; high: bigint }>,
+    watermarks: ReadonlyMap<number, { low: bigint; high: bigint; logEnd?: bigint }>,
     stored: ReadonlyMap<number, bigint>,
     topic: string,
     now = performance.now(),
   ): void {
     const stalled: { partition: number; seconds: number }[] = [];
-    for (const [partition, { low, high }] of watermarks) {
+    const held: typeof this.heldByTransaction = [];
+    for (const [partition, { low, high, logEnd }] of watermarks) {
       const offset = stored.get(partition);
       const position = offset === undefined || offset < low ? low : offset;
       const waiting = high > position ? high - position : 0n;
       this.options.metrics.consumerLag.set({ topic, partition: String(partition) }, Number(waiting));
       const seen = this.progress.get(partition);
       if (!seen || seen.offset !== offset) this.progress.set(partition, { offset, since: now });
+      const stable = this.stableEnd.get(partition);
+      if (!stable || stable.offset !== high) this.stableEnd.set(partition, { offset: high, since: now });
       const assignedAt = this.assignedAt.get(partition);
-      if (assignedAt === undefined || waiting === 0n) continue;
-      const stuckMs = now - Math.max(assignedAt, this.progress.get(partition)?.since ?? now);
-      if (stuckMs > this.options.stallLimitMs) stalled.push({ partition, seconds: Math.round(stuckMs / 1000) });
+      if (assignedAt === undefined) continue;
+      if (waiting > 0n) {
+        const stuckMs = now - Math.max(assignedAt, this.progress.get(partition)?.since ?? now);
+        if (stuckMs > this.options.stallLimitMs) stalled.push({ partition, seconds: Math.round(stuckMs / 1000) });
+      } else if (logEnd !== undefined && logEnd > high) {
+        // Caught up with every committed record, and the committed end has not moved while
+        // the log goes on past it: a transaction holds the rest back.
+        const heldMs = now - Math.max(assignedAt, this.stableEnd.get(partition)?.since ?? now);
+        if (heldMs > this.options.stallLimitMs) held.push({ partition, seconds: Math.round(heldMs / 1000), stable: high, logEnd });
+      }
     }
     this.stalledPartitions = stalled;
+    this.heldByTransaction = held;
   }
 
   /** Ready, or the first reason not to be. Also refreshes the stall gauges. */
@@ -122,6 +137,11 @@ export class IngestHealth {
     } else if (this.stalledPartitions.length > 0) {
       const parts = this.stalledPartitions.map((s) => `${s.partition} (${s.seconds} s)`).join(', ');
       reason = `partition(s) ${parts} have records waiting and no progress in Postgres (stall limit ${limit})`;
+    } else if (this.heldByTransaction.length > 0) {
+      const parts = this.heldByTransaction.map((h) => `${h.partition} (records from offset ${h.stable} to ${h.logEnd}, ${h.seconds} s)`).join(', ');
+      reason =
+        `partition(s) ${parts} wait behind a transaction a producer has left open: the consumer reads committed records only ` +
+        `(the broker aborts it after its transaction.max.timeout.ms; find the producer with kafka-transactions.sh find-hanging)`;
     }
     metrics.stalled.set(reason ? 1 : 0);
     return reason ? { ready: false, reason } : { ready: true };

@@ -29,7 +29,10 @@ export type OnRetentionGap = 'continue' | 'stop';
 
 export interface Watermarks {
   low: bigint;
+  /** The committed end (the last stable offset): what a consumer reading committed records can reach. */
   high: bigint;
+  /** Where the log ends, open transactions included (the monitor's watermarks only; log-end.ts). */
+  logEnd?: bigint;
 }
 
 export type FetchCheck =

@@ -162,4 +162,36 @@ describe('input from transactional producers', () => {
     const readyz = await fetch(`${ingest.apiUrl}/readyz`);
     expect(readyz.status).toBe(200);
   });
+
+  it('says which partition waits behind a transaction left open, and applies what it held once it ends', async () => {
+    const { db, topics, ingest } = await setup();
+    const before = eventsFor('open-before', 5);
+    await sendPlain(topics.events, before);
+    await waitCaughtUp(db.pool, topics, 30_000);
+    // A producer begins a transaction and goes quiet; the records after it cannot be read
+    // committed, and the lag against the committed end says nothing is waiting.
+    const producer = transactionalProducer();
+    await producer.connect();
+    cleanups.push(() => producer.disconnect());
+    const transaction = await producer.transaction();
+    await transaction.send({ topic: topics.events, messages: messagesOf(eventsFor('open-held-tx', 1)) });
+    const after = eventsFor('open-after', 3);
+    await sendPlain(topics.events, after);
+    let reason = '';
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline && !/wait behind a transaction/.test(reason)) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const readyz = await fetch(`${ingest.apiUrl}/readyz`);
+      reason = readyz.status === 503 ? String(((await readyz.json()) as { error?: string }).error) : '';
+    }
+    expect(reason).toMatch(/partition\(s\) 0 \(records from offset 5 to 9, \d+ s\) wait behind a transaction a producer has left open/);
+    expect(await storedAndQuarantined(db)).toEqual({ events: before.length, quarantined: 0 });
+
+    await transaction.abort();
+    await waitCaughtUp(db.pool, topics, 30_000);
+    expect(await projectionOf(db.pool)).toEqual(foldEvents([...before, ...after]));
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    expect((await fetch(`${ingest.apiUrl}/readyz`)).status).toBe(200);
+  });
 });
+

@@ -36,3 +36,34 @@ describe('readiness and the consumer group', () => {
     expect(health.status(T0 + 701_000)).toEqual({ ready: true });
   });
 });
+
+describe('readiness and transactions left open', () => {
+  const marks = (high: bigint, logEnd: bigint) => new Map([[0, { low: 0n, high, logEnd }]]);
+  const stored = (offset: bigint) => new Map([[0, offset]]);
+
+  it('turns red when records wait past a committed end that has not moved for the stall limit, and names them', async () => {
+    const { health, stalledGauge } = healthAt(T0);
+    health.setAssignment([0], T0);
+    health.observePartitions(marks(5n, 6n), stored(5n), 't', T0 + 1000); // a transaction began at offset 5
+    health.observePartitions(marks(5n, 9n), stored(5n), 't', T0 + 20_000);
+    expect(health.status(T0 + 20_000)).toEqual({ ready: true });
+    health.observePartitions(marks(5n, 12n), stored(5n), 't', T0 + 32_000);
+    expect(health.status(T0 + 32_000)).toEqual({
+      ready: false,
+      reason: expect.stringMatching(/^partition\(s\) 0 \(records from offset 5 to 12, 31 s\) wait behind a transaction a producer has left open/),
+    });
+    expect(await stalledGauge()).toBe('hunt_ingest_stalled 1');
+    // The producer aborts (or the broker times it out): the committed end moves on.
+    health.observePartitions(marks(13n, 13n), stored(5n), 't', T0 + 33_000);
+    health.observePartitions(marks(13n, 13n), stored(13n), 't', T0 + 34_000);
+    expect(health.status(T0 + 34_000)).toEqual({ ready: true });
+  });
+
+  it('stays green while transactions keep committing, however far the log runs ahead', () => {
+    const { health } = healthAt(T0);
+    health.setAssignment([0], T0);
+    for (let i = 1; i <= 10; i++) health.observePartitions(marks(BigInt(i * 100), BigInt(i * 100 + 50)), stored(BigInt(i * 100)), 't', T0 + i * 10_000);
+    expect(health.status(T0 + 100_000)).toEqual({ ready: true });
+  });
+});
+
