@@ -19,21 +19,21 @@ import type { ActivityDeps } from '../worker/activity-deps';
 
 /** The checked real path of a job's file; a file it may not read fails the job at once. */
 function importFile(importDir: string, file: string): string {
-  try {
-    return checkImportFile(importDir, file);
-  } catch (err) {
-    if (err instanceof ImportFileError) throw ApplicationFailure.nonRetryable(`backfill: ${err.message}`, 'InvalidJobInput');
-    throw err;
-  }
+  return failingJobInput(() => checkImportFile(importDir, file));
 }
 
 /** A topic the job may not read fails the job at once, before anything is asked of Kafka. */
 function importTopic(patterns: readonly string[], topic: string): string {
+  failingJobInput(() => checkImportTopic(patterns, topic));
+  return topic;
+}
+
+/** Runs a check of the job's source; what it refuses fails the job for good, with its message. */
+function failingJobInput<T>(check: () => T): T {
   try {
-    checkImportTopic(patterns, topic);
-    return topic;
+    return check();
   } catch (err) {
-    if (err instanceof ImportTopicError) throw ApplicationFailure.nonRetryable(`backfill: ${err.message}`, 'InvalidJobInput');
+    if (err instanceof ImportFileError || err instanceof ImportTopicError) throw ApplicationFailure.nonRetryable(`backfill: ${err.message}`, 'InvalidJobInput');
     throw err;
   }
 }
