@@ -131,8 +131,14 @@ function byteLength(value: Buffer | string | null | undefined): number {
 }
 
 function isTooLarge(err: unknown): boolean {
-  for (let e = err as { type?: string; cause?: unknown; originalError?: unknown } | undefined; e; e = (e.cause ?? e.originalError) as typeof e) {
-    if (e.type === 'MESSAGE_TOO_LARGE' || e.type === 'RECORD_LIST_TOO_LARGE') return true;
+  return kafkaErrorTypes(err).some((type) => type === 'MESSAGE_TOO_LARGE' || type === 'RECORD_LIST_TOO_LARGE');
+}
+
+/** The Kafka error types along `err` and what it wraps (kafkajs keeps a retried error as originalError). */
+export function kafkaErrorTypes(err: unknown): string[] {
+  const types: string[] = [];
+  for (let e = err as { type?: unknown; cause?: unknown; originalError?: unknown } | undefined; e; e = (e.cause ?? e.originalError) as typeof e) {
+    if (typeof e.type === 'string') types.push(e.type);
   }
-  return false;
+  return types;
 }

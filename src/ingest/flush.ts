@@ -13,7 +13,7 @@ import type { RejectedRecord } from '../store/hot-path/quarantine';
 import { concatOrigins } from '../store/hot-path/record-origins';
 import type { SliceWork } from './batcher';
 import { commitMicroBatch, mergeOffsets, type CommitResult } from '../pipeline/commit';
-import type { DlqSender } from './dlq';
+import { kafkaErrorTypes, type DlqSender } from './dlq';
 import type { FreshnessTally } from './freshness-tally';
 import type { IngestMetrics } from './metrics';
 import type { BatchSizing } from './sizing';
@@ -66,7 +66,7 @@ export function createFlush(deps: FlushDeps): (works: SliceWork[]) => Promise<vo
         metrics.commitRetries.inc();
         const delay = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** attempt);
         logger.warn(
-          { err, code: errorCode(err), attempt, delayMs: delay, partitions: offsets.map((o) => `${o.topic}/${o.partition}@${o.nextOffset}`) },
+          { err, code: failureCode(err), attempt, delayMs: delay, partitions: offsets.map((o) => `${o.topic}/${o.partition}@${o.nextOffset}`) },
           'micro-batch commit failed; retrying, nothing was committed (an outage of Postgres or the DLQ topic passes; a code that repeats on every attempt is a setting to fix, see docs/operators.md)',
         );
         await Promise.all(works.map((w) => w.heartbeat().catch(() => undefined)));
@@ -76,13 +76,10 @@ export function createFlush(deps: FlushDeps): (works: SliceWork[]) => Promise<vo
   };
 }
 
-/** Postgres's SQLSTATE or Kafka's error type, for whoever reads the retries: an outage's changes, a setting's repeats. */
-function errorCode(err: unknown): string | undefined {
-  for (let e = err as { code?: unknown; type?: unknown; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
-    if (typeof e.code === 'string') return e.code;
-    if (typeof e.type === 'string') return e.type;
-  }
-  return undefined;
+/** What names a failure for whoever reads the retries: Postgres's SQLSTATE, the system's (ECONNREFUSED) or Kafka's error type. */
+function failureCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : kafkaErrorTypes(err)[0];
 }
 
 function positionOf(r: RejectedRecord): string {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Producer, ProducerRecord } from 'kafkajs';
-import { chunksWithin, createDlqSender, dlqMessage, estimatedSize, MAX_SEND_BYTES } from '../../src/ingest/dlq';
+import { chunksWithin, createDlqSender, dlqMessage, estimatedSize, kafkaErrorTypes, MAX_SEND_BYTES } from '../../src/ingest/dlq';
 import { createLogger } from '../../src/log';
 import type { RejectedRecord } from '../../src/store/hot-path/quarantine';
 
@@ -45,5 +45,12 @@ describe('DLQ sends', () => {
     expect(sends.length).toBeGreaterThanOrEqual(7);
     for (const bytes of sends) expect(bytes).toBeLessThanOrEqual(MAX_SEND_BYTES);
     expect(sends.reduce((a, b) => a + b, 0)).toBeGreaterThan(105 * 1024 * 1024);
+  });
+
+  it("find Kafka's error type inside what kafkajs wraps after its retries", () => {
+    const refused = Object.assign(new Error('Message too large'), { type: 'MESSAGE_TOO_LARGE' });
+    const exhausted = Object.assign(new Error('retries exceeded'), { name: 'KafkaJSNumberOfRetriesExceeded', originalError: refused });
+    expect(kafkaErrorTypes(exhausted)).toEqual(['MESSAGE_TOO_LARGE']);
+    expect(kafkaErrorTypes(new Error('no type'))).toEqual([]);
   });
 });
