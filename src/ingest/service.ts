@@ -96,15 +96,12 @@ export async function runIngestService(config: Config, logger: Logger = createLo
  * hot path waits those out, DESIGN invariant 3).
  */
 async function checkPostgresSettings(pool: pg.Pool): Promise<void> {
-  const reachable = await pingPostgres(pool).then(
-    () => true,
-    (err: unknown) => {
-      const hint = explainPostgresError(err);
-      if (hint) throw new ConnectionSettingsError(`cannot use Postgres: ${hint}`, { cause: err });
-      return false;
-    },
-  );
-  const encoding = reachable ? await nonUtf8Encoding(pool) : undefined;
+  // One round trip: it proves the connection settings and reads the encoding.
+  const encoding = await nonUtf8Encoding(pool).catch((err: unknown) => {
+    const hint = explainPostgresError(err);
+    if (hint) throw new ConnectionSettingsError(`cannot use Postgres: ${hint}`, { cause: err });
+    return undefined;
+  });
   if (encoding) throw new ConnectionSettingsError(`cannot use Postgres: the database's encoding is ${encoding}. ${UTF8_REQUIRED}`);
 }
 
