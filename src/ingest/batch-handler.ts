@@ -81,18 +81,16 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
       resolveOffset(batch.lastOffset());
       return;
     }
-    metrics.recordsRead.inc(messages.length);
     const receivedAt = Date.now();
-    for (const m of messages) {
-      const timestamp = Number(m.timestamp);
-      if (plausibleTimestamp(timestamp, receivedAt)) metrics.fetchDelaySeconds.observe((receivedAt - timestamp) / 1000);
-    }
     const highWatermark = BigInt(batch.highWatermark);
     const sliceSize = Math.min(deps.maxBatchEvents, CLASSIFY_SLICE_RECORDS);
     for (let i = 0; i < messages.length; i += sliceSize) {
       if (i > 0) await yieldToIo();
+      // A seek since the fetch (a join's, while this fetch was in flight) makes it stale:
+      // kafkajs fetches again from there, so what is left here is dropped, and not counted.
       if (!isRunning() || isStale()) return;
       const records = messages.slice(i, i + sliceSize);
+      countRead(metrics, records, receivedAt);
       const last = records[records.length - 1]!;
       const isLastSlice = i + sliceSize >= messages.length;
       const nextOffset = isLastSlice ? offsetAfter(batch) : BigInt(last.offset) + 1n;
@@ -133,6 +131,15 @@ function offsetAfter(batch: Batch): bigint {
 function fetchedOffsetOf(batch: Batch): bigint {
   const fetched = (batch as Batch & { fetchedOffset?: string }).fetchedOffset;
   return BigInt(fetched ?? batch.firstOffset() ?? batch.highWatermark);
+}
+
+/** Records taken from a fetch, and how long after their Kafka timestamps they reached us. */
+function countRead(metrics: IngestMetrics, records: readonly KafkaMessage[], receivedAt: number): void {
+  metrics.recordsRead.inc(records.length);
+  for (const m of records) {
+    const timestamp = Number(m.timestamp);
+    if (plausibleTimestamp(timestamp, receivedAt)) metrics.fetchDelaySeconds.observe((receivedAt - timestamp) / 1000);
+  }
 }
 
 function byteCountOf(records: readonly KafkaMessage[]): number {
