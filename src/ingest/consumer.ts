@@ -34,7 +34,13 @@ import { retentionGapHandler } from './retention-gap';
 /** What the commit lanes need (pool, metrics, topic limits, freshness tally), and the Kafka client. */
 export interface IngestDeps extends CommitLaneDeps {
   kafka: Kafka;
-  /** Registers the listener for the errors kafkajs logs (createKafka's onError). */
+  /**
+   * The client of the DLQ producer, when it is to be another than `kafka`'s: kafkajs logs a
+   * broker's answer without its topic, so the DLQ topic's "does not host this topic-partition"
+   * on `kafka` would read as the input topic's (see recheck below).
+   */
+  dlqKafka?: Kafka;
+  /** Registers the listener for the errors kafkajs logs (createKafka's onError) on `kafka`. */
   watchKafkaErrors?: (listener: KafkaErrorListener) => void;
 }
 
@@ -63,7 +69,7 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
   failed.catch(() => undefined); // observed by whoever awaits it; never unhandled
 
   const consumer = createConsumer(kafka, config);
-  const dlqProducer = createDlqProducer(kafka);
+  const dlqProducer = createDlqProducer(deps.dlqKafka ?? kafka);
   const admin: Admin = kafka.admin();
   const watermarks = (partitions?: number[]) => topicWatermarks(admin, topic, partitions);
   const logEnds = logEndReader(kafka);

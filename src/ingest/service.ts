@@ -46,6 +46,8 @@ export async function runIngestService(config: Config, logger: Logger = createLo
   });
   let onKafkaError: KafkaErrorListener = () => undefined;
   const kafka = createKafka(config, logger, undefined, (message) => onKafkaError(message));
+  // The DLQ producer's own client, without the listener: its errors are about the DLQ topic.
+  const dlqKafka = createKafka(config, logger);
   const metrics = createIngestMetrics();
   const admin = kafka.admin();
   const freshness = new FreshnessTally(config.slo.freshnessTargetMs);
@@ -64,7 +66,7 @@ export async function runIngestService(config: Config, logger: Logger = createLo
       throw withKafkaHint(err, config);
     });
     const topicLimits = await prepareTopics(kafka, config.kafka.topics, { mayAlterDlq: !config.external.kafkaBrokers, logger });
-    ingest = await startIngest({ config, pool, kafka, metrics, logger, topicLimits, freshness, watchKafkaErrors: (listener) => (onKafkaError = listener) });
+    ingest = await startIngest({ config, pool, kafka, dlqKafka, metrics, logger, topicLimits, freshness, watchKafkaErrors: (listener) => (onKafkaError = listener) });
   } catch (err) {
     await api?.close();
     await admin.disconnect().catch(() => undefined);

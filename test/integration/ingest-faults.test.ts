@@ -241,6 +241,37 @@ describe('a log that went back', () => {
   });
 });
 
+describe('a DLQ topic deleted under the running consumer', () => {
+  it('holds the micro-batch with its reject until the topic is back, without taking the input topic for gone', async () => {
+    const db = await database();
+    const topics = await createTestTopics(1);
+    const ingest = await runIngest(db, topics);
+    const events = eventsFor('dq', 3);
+    const admin = testKafka().admin();
+    await admin.connect();
+    try {
+      await admin.deleteTopics({ topics: [topics.dlq] });
+      await sendRecords(topics.events, [...asRecords(events.slice(0, 2)), { key: 'hunt-0', value: '{"eventId": "half' }, ...asRecords(events.slice(2))]);
+      // The reject's copy cannot go, so nothing of its micro-batch commits.
+      await waitFor('the commit to be retried', async () => /micro-batch commit failed; retrying/.test(fs.readFileSync(ingest.logFile, 'utf8')), { timeoutMs: 30_000, intervalMs: 200 });
+      expect(await eventCount(db)).toBe(0);
+
+      await waitFor(`${topics.dlq} to be created again`, async () =>
+        admin.createTopics({ topics: [{ topic: topics.dlq, numPartitions: 1 }], waitForLeaders: true }).then(() => true, () => false),
+      { timeoutMs: 30_000, intervalMs: 500 });
+      await waitStored(db, topics, 4n, 'the micro-batch to commit once the DLQ is back');
+    } finally {
+      await admin.disconnect();
+    }
+    expect(await projectionOf(db.pool)).toEqual(foldEvents(events));
+    const { rows } = await db.pool.query<{ reason: string }>('SELECT reason FROM quarantine');
+    expect(rows.map((r) => r.reason)).toEqual(['invalid_json']);
+    // The DLQ producer's "does not host this topic-partition" is about the DLQ topic, not the input.
+    expect(fs.readFileSync(ingest.logFile, 'utf8')).not.toMatch(/partitions were unknown to the broker/);
+    await expectNoLogReset(ingest);
+  });
+});
+
 describe('rejects of a new log', () => {
   // Quarantine rows were unique per offset alone: after a recreation, a new reject at an
   // offset the old log had quarantined was dropped by ON CONFLICT DO NOTHING, without a trace.
