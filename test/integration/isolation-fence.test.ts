@@ -42,4 +42,28 @@ describe('isolating refused rows', () => {
     const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM fence_statements');
     expect(rows[0]?.n).toBe(1);
   });
+
+  it('tries rows one by one once refusals are common: a batch refused whole costs about one group per row, not two', async () => {
+    // The trigger above refuses every `banned` player; here every row is refused, as by a
+    // trigger an operator added that refuses everything. Halving alone tried 2n - 1 groups.
+    const base = Date.parse('2026-11-02T00:00:00Z');
+    const events: HuntEvent[] = Array.from({ length: 256 }, (_, i) =>
+      clueFound({ eventId: `all-${i}`, huntId: `hunt-${i % 8}`, playerId: `banned-all-${i}`, clueId: 'c', points: 10, occurredAt: new Date(base + i * 1000).toISOString() }),
+    );
+    let groups = 0;
+    const result = await withTransaction(db.pool, (client) => {
+      const counting = new Proxy(client, {
+        get: (target, key) => (key === 'query' ? (text: unknown, ...rest: unknown[]) => {
+          if (text === 'SAVEPOINT isolate') groups++;
+          return (target.query as (...args: unknown[]) => unknown).call(target, text, ...rest);
+        } : Reflect.get(target, key)),
+      });
+      return applyIsolating(counting, rowsOf(events.map((event) => ({ event, source: 'test' }))));
+    });
+    expect(result.refused.map((r) => r.index)).toEqual(events.map((_, i) => i));
+    expect(result.inserted).toBe(0);
+    // The halving down to the first row (9 groups), then the 8 groups pending above it, each refused once.
+    expect(groups).toBeLessThanOrEqual(256 + 2 * Math.log2(256) + 1);
+    expect(groups).toBeGreaterThanOrEqual(256);
+  });
 });

@@ -1,9 +1,15 @@
 /**
  * Applies event rows so that the ones the database refuses for their data are singled out
  * instead of failing the whole group: each group runs under a savepoint, and a refused group
- * is rolled back to it and halved until the refused rows stand alone. The rest are applied
- * in their order, in the caller's transaction. k refused rows among n cost about 2k·log2(n)
- * extra statements; a batch nothing is wrong with costs two (the savepoint).
+ * is rolled back to it and split until the refused rows stand alone. The rest are applied in
+ * their order, in the caller's transaction.
+ *
+ * A refused group is halved while refusals are rare: k refused rows among n cost about
+ * 2k·log2(n) extra groups. Once a quarter or more of the rows decided so far were refused, a
+ * refused group is tried row by row instead, about one group per row: halving would try
+ * nearly every row alone anyway, plus all the groups above them (2n groups for a batch a
+ * trigger refuses whole, each group three round trips). A batch nothing is wrong with costs
+ * the one group (its savepoint).
  */
 import type pg from 'pg';
 import { applyEventRows, lockHuntFences } from './apply-events';
@@ -16,6 +22,9 @@ export interface Isolated {
   refused: { index: number; err: unknown }[];
 }
 
+/** Refused rows per row decided from which a refused group is tried row by row. */
+const ROW_BY_ROW_DENSITY = 1 / 4;
+
 /**
  * Any failure that is not a data error propagates (the caller's transaction is lost).
  *
@@ -26,27 +35,45 @@ export interface Isolated {
  * heartbeat timeout, attempt after attempt.
  */
 export async function applyIsolating(client: pg.ClientBase, rows: EventRows): Promise<Isolated> {
-  if (rowCount(rows) === 0) return { inserted: 0, refused: [] };
-  await lockHuntFences(client, [...rows.huntIds].sort());
-  return isolateGroups(client, rows, 0);
-}
-
-async function isolateGroups(client: pg.ClientBase, rows: EventRows, firstIndex: number): Promise<Isolated> {
   const count = rowCount(rows);
   if (count === 0) return { inserted: 0, refused: [] };
+  await lockHuntFences(client, [...rows.huntIds].sort());
+  const refused: Isolated['refused'] = [];
+  let inserted = 0;
+  let decided = 0;
+  // Groups [from, to) still to try, the next on top: taken in row order.
+  const pending: [number, number][] = [[0, count]];
+  for (let group = pending.pop(); group; group = pending.pop()) {
+    const [from, to] = group;
+    const outcome = await tryGroup(client, sliceRows(rows, from, to));
+    if (outcome.applied) {
+      inserted += outcome.inserted;
+      decided += to - from;
+    } else if (to - from === 1) {
+      refused.push({ index: from, err: outcome.err });
+      decided++;
+    } else if (refused.length >= decided * ROW_BY_ROW_DENSITY && decided > 0) {
+      for (let i = to - 1; i >= from; i--) pending.push([i, i + 1]);
+    } else {
+      const middle = from + Math.ceil((to - from) / 2);
+      pending.push([middle, to], [from, middle]);
+    }
+  }
+  return { inserted, refused };
+}
+
+type GroupOutcome = { applied: true; inserted: number } | { applied: false; err: unknown };
+
+/** Applies one group under a savepoint; a data error rolls the group back and is returned. */
+async function tryGroup(client: pg.ClientBase, rows: EventRows): Promise<GroupOutcome> {
   await client.query('SAVEPOINT isolate');
   try {
     const result = await applyEventRows(client, rows, { fenced: true });
     await client.query('RELEASE SAVEPOINT isolate');
-    return { inserted: result.inserted, refused: [] };
+    return { applied: true, inserted: result.inserted };
   } catch (err) {
     if (!isDataError(err)) throw err;
-    await client.query('ROLLBACK TO SAVEPOINT isolate');
-    await client.query('RELEASE SAVEPOINT isolate');
-    if (count === 1) return { inserted: 0, refused: [{ index: firstIndex, err }] };
+    await client.query('ROLLBACK TO SAVEPOINT isolate; RELEASE SAVEPOINT isolate');
+    return { applied: false, err };
   }
-  const middle = Math.ceil(count / 2);
-  const first = await isolateGroups(client, sliceRows(rows, 0, middle), firstIndex);
-  const second = await isolateGroups(client, sliceRows(rows, middle, count), firstIndex + middle);
-  return { inserted: first.inserted + second.inserted, refused: [...first.refused, ...second.refused] };
 }
