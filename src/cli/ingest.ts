@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { loadConfig } from '../config';
 import { runIngestService } from '../ingest/service';
 import { createLogger } from '../log';
+import { stopWithin, untilSignal } from './stop';
 
 export function registerIngestCommand(program: Command): void {
   program
@@ -13,21 +14,8 @@ export function registerIngestCommand(program: Command): void {
       const logger = createLogger(config, 'ingest');
       const service = await runIngestService(config, logger);
       const died = await Promise.race([untilSignal(logger).then(() => undefined), service.failed]).catch((err: Error) => err);
-      await service.stop();
+      await stopWithin(() => service.stop(), logger);
       // A consumer that died for good ends the process with an error, so a supervisor restarts it.
       if (died) throw died;
     });
-}
-
-/** Resolves on the first SIGTERM or SIGINT; a second one exits at once. */
-export function untilSignal(logger: { info: (msg: string) => void }): Promise<void> {
-  return new Promise((resolve) => {
-    const onSignal = (signal: NodeJS.Signals) => {
-      logger.info(`${signal}: finishing the batch in flight, then leaving`);
-      process.once(signal, () => process.exit(130));
-      resolve();
-    };
-    process.once('SIGTERM', onSignal);
-    process.once('SIGINT', onSignal);
-  });
 }

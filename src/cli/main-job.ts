@@ -13,7 +13,7 @@ import { createLogger, type Logger } from '../log';
 import { connectClient } from '../temporal/client';
 import { applySchedules } from '../temporal/schedules';
 import { createWorkerService, installRuntime, type WorkerService } from '../worker/service';
-import { untilSignal } from './ingest';
+import { stopWithin, untilSignal } from './stop';
 import { runMigrations } from './migrate';
 
 export interface MainJobOptions {
@@ -63,8 +63,10 @@ Stop with Ctrl-C; the stack keeps running (hunt stack down stops it).`);
   if (died) console.error(`hunt start: stopping everything: ${died.message}`);
   stop.abort();
   const sent = await demo;
-  await ingest.stop();
-  await worker?.stop().catch(() => undefined);
+  await stopWithin(async () => {
+    await ingest.stop();
+    await worker?.stop().catch(() => undefined);
+  }, logger);
   if (died) throw died;
   console.log(`stopped (demo producer sent ${sent} records)`);
   process.exit(0);

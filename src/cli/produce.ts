@@ -6,7 +6,7 @@ import { TrafficGenerator } from '../demo/traffic';
 import { createKafka, withKafkaHint } from '../pipeline/kafka-client';
 import { ensureTopics } from '../ingest/topics';
 import { createLogger } from '../log';
-import { untilSignal } from './ingest';
+import { untilSignal } from './stop';
 
 const positive = (name: string) => (raw: string) => {
   const value = Number(raw);

@@ -39,10 +39,16 @@ export class StartupError extends Error {
  * for ever (a retried micro-batch changes nothing twice: eventIds, offsets that only grow).
  */
 const HOT_PATH_QUERY_TIMEOUT_MS = 120_000;
+/**
+ * The same for a new connection: a Postgres that accepts the socket and never answers (a
+ * frozen server) would hold a lane's connect, and a stop's last commit, for ever.
+ */
+const HOT_PATH_CONNECT_TIMEOUT_MS = 10_000;
 
 export async function runIngestService(config: Config, logger: Logger = createLogger(config, 'ingest')): Promise<IngestService> {
   const pool = createPool(config, 10, (err) => logger.warn({ err }, 'Postgres connection lost; it will be replaced'), {
     query_timeout: HOT_PATH_QUERY_TIMEOUT_MS,
+    connectionTimeoutMillis: HOT_PATH_CONNECT_TIMEOUT_MS,
   });
   let onKafkaError: KafkaErrorListener = () => undefined;
   const kafka = createKafka(config, logger, undefined, (message) => onKafkaError(message));
