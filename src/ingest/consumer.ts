@@ -128,7 +128,7 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
     monitor.stop();
     kafkaCommits.stop();
     await logEnds.close();
-    await stopConsuming({ consumer, lanes, dlqProducer, admin, logger });
+    await stopConsuming({ topic, consumer, lanes, dlqProducer, admin, logger });
     running = false;
     logger.info('ingest stopped');
   };
@@ -180,14 +180,35 @@ async function connectAndRun(
 }
 
 /**
- * Fetch no more, then commit what is buffered: members that take our partitions over start
- * from the offsets in Postgres, which then include everything we took. Then leave the group
- * and close the producer and admin.
+ * How long a stopping member tries to commit what it buffered before it leaves the group
+ * anyway. Longer than a takeover takes (the others notice a member left at their next
+ * heartbeat, a fetch's wait of 5 s at most, then rejoin), so in the common case nothing is
+ * read twice; bounded, so a Postgres that does not answer cannot keep the partitions from
+ * the rest of the group for ever. The commit goes on after the leave, until the command's
+ * own stop deadline (src/cli/stop.ts).
  */
-async function stopConsuming(parts: { consumer: Consumer; lanes: MicroBatcher[]; dlqProducer: Producer; admin: Admin; logger: Logger }): Promise<void> {
-  const { consumer, lanes, dlqProducer, admin, logger } = parts;
-  await consumer.stop();
-  await Promise.all(lanes.map((lane) => lane.drain())).catch((err: unknown) => logger.warn({ err }, 'buffered records left uncommitted; the next run re-reads them'));
+const HANDOVER_COMMIT_MS = 15_000;
+
+/**
+ * Fetch no more, then commit what is buffered, then leave the group: members that take our
+ * partitions over start from the offsets in Postgres, which then include everything we took
+ * (and the DLQ has one copy of each reject). kafkajs's stop() leaves the group as soon as the
+ * fetch in flight ends, so the commit comes first, while the partitions are paused.
+ */
+async function stopConsuming(parts: { topic: string; consumer: Consumer; lanes: MicroBatcher[]; dlqProducer: Producer; admin: Admin; logger: Logger }): Promise<void> {
+  const { topic, consumer, lanes, dlqProducer, admin, logger } = parts;
+  const drainLanes = () => Promise.all(lanes.map((lane) => lane.drain()));
+  consumer.pause([{ topic }]);
+  const outcome = await Promise.race([
+    drainLanes().then(() => 'committed' as const, (err: unknown) => ({ err })),
+    new Promise<'timed out'>((resolve) => setTimeout(() => resolve('timed out'), HANDOVER_COMMIT_MS).unref()),
+  ]);
+  if (outcome !== 'committed') {
+    const why = outcome === 'timed out' ? { waitedMs: HANDOVER_COMMIT_MS } : outcome;
+    logger.warn(why, 'could not commit the buffered records before leaving the group; whoever takes the partitions over reads them again');
+  }
+  await consumer.stop(); // waits for the eachBatch in flight: its last slices are committed below
+  await drainLanes().catch((err: unknown) => logger.warn({ err }, 'buffered records left uncommitted; the next run re-reads them'));
   await consumer.disconnect();
   await dlqProducer.disconnect();
   await admin.disconnect().catch(() => undefined);

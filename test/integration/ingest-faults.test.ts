@@ -272,6 +272,46 @@ describe('a DLQ topic deleted under the running consumer', () => {
   });
 });
 
+describe('a member stopping', () => {
+  it('commits what it buffered before it leaves the group: the member taking over reads none of it again', async () => {
+    const db = await database();
+    const topics = await createTestTopics(2);
+    const leaving = await runIngest(db, topics);
+    const staying = await runIngest(db, topics);
+    const hasPartitions = (ingest: IngestProcess, assigned: string) => async () => fs.readFileSync(ingest.logFile, 'utf8').includes(`"assigned":${assigned}`);
+    await waitFor('the partitions to be shared', async () => (await hasPartitions(leaving, '[0]')()) || (await hasPartitions(leaving, '[1]')()), { timeoutMs: 30_000, intervalMs: 200 });
+    const events = eventsFor('ho', 20); // over hunt-0..4: both partitions
+    const reject = { key: 'hunt-0', value: '{"eventId": "half' };
+    let exited: Promise<number | null> | undefined;
+    // Hold the hunts' fence rows, so the members' commits wait.
+    const blocker = new pg.Client({ connectionString: db.url });
+    await blocker.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query(`INSERT INTO hunts (hunt_id) SELECT 'hunt-' || i FROM generate_series(0, 4) AS i ON CONFLICT (hunt_id) DO UPDATE SET updated_at = now()`);
+      await sendRecords(topics.events, [...asRecords(events), reject]);
+      const readBoth = async () => recordsRead(await metricsOf(leaving)) + recordsRead(await metricsOf(staying)) === 21;
+      await waitFor('the members to read the records', readBoth, { timeoutMs: 30_000, intervalMs: 200 });
+      exited = leaving.kill('SIGTERM');
+      // Had it left first, the other member would take its partition over (within a heartbeat
+      // or two) and read its records again; give it the time to, then let the commits go on.
+      await waitFor('the other member to take both partitions', hasPartitions(staying, '[0,1]'), { timeoutMs: 13_000, intervalMs: 200 }).catch(() => undefined);
+    } finally {
+      await blocker.query('COMMIT');
+      await blocker.end();
+    }
+    expect(await exited).toBe(0);
+    await waitCaughtUp(db.pool, topics);
+    expect(await projectionOf(db.pool)).toEqual(foldEvents(events));
+    // The leaving member's records were read once, by it.
+    expect(recordsRead(await metricsOf(staying))).toBeLessThan(21);
+    const admin = testKafka().admin();
+    await admin.connect();
+    const [dlq] = await admin.fetchTopicOffsets(topics.dlq).finally(() => admin.disconnect());
+    expect(dlq?.high).toBe('1'); // one copy of the reject, not one from each member
+  });
+});
+
 describe('rejects of a new log', () => {
   // Quarantine rows were unique per offset alone: after a recreation, a new reject at an
   // offset the old log had quarantined was dropped by ON CONFLICT DO NOTHING, without a trace.
