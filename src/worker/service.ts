@@ -92,6 +92,10 @@ export async function createWorkerService(config: Config, logger: Logger, taskQu
     interceptors: { activity: [scrubActivityFailures] },
     // Long activities heartbeat; give a stopping worker time to finish its chunk.
     shutdownGraceTime: '20 seconds',
+    // Then cancelled; a step that does not end even so (a query on a Postgres that never
+    // answers) would keep the process alive for ever. run() then rejects, and `hunt worker`
+    // exits non-zero: its steps' retries run on the other workers, or on this one restarted.
+    shutdownForceTime: '30 seconds',
   });
   return {
     worker,
