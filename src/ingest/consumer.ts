@@ -198,7 +198,11 @@ const HANDOVER_COMMIT_MS = 15_000;
 async function stopConsuming(parts: { topic: string; consumer: Consumer; lanes: MicroBatcher[]; dlqProducer: Producer; admin: Admin; logger: Logger }): Promise<void> {
   const { topic, consumer, lanes, dlqProducer, admin, logger } = parts;
   const drainLanes = () => Promise.all(lanes.map((lane) => lane.drain()));
-  consumer.pause([{ topic }]);
+  try {
+    consumer.pause([{ topic }]);
+  } catch {
+    // Not running (a crash kafkajs does not restart from stops it): nothing is fetched anyway.
+  }
   const outcome = await Promise.race([
     drainLanes().then(() => 'committed' as const, (err: unknown) => ({ err })),
     new Promise<'timed out'>((resolve) => setTimeout(() => resolve('timed out'), HANDOVER_COMMIT_MS).unref()),
