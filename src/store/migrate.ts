@@ -34,30 +34,80 @@ export function listMigrations(dir = MIGRATIONS_DIR): Migration[] {
   return migrations;
 }
 
+export interface MigrateOptions {
+  /**
+   * How long one migration waits for a lock. Its ALTER TABLE queues behind any transaction
+   * reading the table (a dataQuality check may run for 30 minutes), and every commit of the
+   * hot path queues behind the ALTER: the stream stopped for as long as the reader ran.
+   */
+  lockTimeoutMs?: number;
+  /** Tries per migration before giving up, with a pause between them in which the hot path runs. */
+  attempts?: number;
+  /** Told of each try that timed out on a lock. */
+  onLockWait?: (migration: Migration, attempt: number) => void;
+}
+
+const LOCK_NOT_AVAILABLE = '55P03';
+
 /** Applies the migrations not yet recorded; returns the ones it applied. */
-export async function migrate(client: pg.ClientBase, migrations = listMigrations()): Promise<Migration[]> {
+export async function migrate(client: pg.ClientBase, migrations = listMigrations(), options: MigrateOptions = {}): Promise<Migration[]> {
+  const { lockTimeoutMs = 3000, attempts = 20, onLockWait } = options;
   const encoding = await nonUtf8Encoding(client);
   if (encoding) throw new Error(`the database's encoding is ${encoding}, nothing migrated. ${UTF8_REQUIRED}`);
   await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
   try {
-    await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
-      id integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
-    const { rows } = await client.query<{ id: number }>('SELECT id FROM schema_migrations');
+    // Only when missing: Postgres checks the right to CREATE before IF NOT EXISTS, so a role
+    // without it could not even learn that nothing was pending.
+    const { rows: found } = await client.query<{ exists: boolean }>(`SELECT to_regclass('schema_migrations') IS NOT NULL AS exists`);
+    if (!found[0]?.exists) {
+      await client.query(`CREATE TABLE schema_migrations (
+        id integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+    }
+    const { rows } = await client.query<{ id: number; name: string }>('SELECT id, name FROM schema_migrations ORDER BY id');
+    const known = new Set(migrations.map((m) => m.id));
+    const unknown = rows.filter((r) => !known.has(r.id));
+    if (unknown.length > 0) {
+      throw new Error(
+        `the database has migrations this version does not know (${unknown.map((r) => `${r.id}_${r.name}`).join(', ')}): ` +
+          'it was migrated by a newer version of Treasure Hunt Engine; run that version, nothing was migrated',
+      );
+    }
     const applied = new Set(rows.map((r) => r.id));
     const pending = migrations.filter((m) => !applied.has(m.id));
-    for (const migration of pending) {
-      await client.query('BEGIN');
-      try {
-        await client.query('INSERT INTO schema_migrations (id, name) VALUES ($1, $2)', [migration.id, migration.name]);
-        await client.query(migration.sql);
-        await client.query('COMMIT');
-      } catch (err) {
-        await client.query('ROLLBACK');
-        throw new Error(`migration ${migration.id}_${migration.name} failed: ${(err as Error).message}`, { cause: err });
-      }
-    }
+    for (const migration of pending) await applyWithLockTimeout(client, migration, lockTimeoutMs, attempts, onLockWait);
     return pending;
   } finally {
     await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]);
+  }
+}
+
+async function applyWithLockTimeout(
+  client: pg.ClientBase,
+  migration: Migration,
+  lockTimeoutMs: number,
+  attempts: number,
+  onLockWait: MigrateOptions['onLockWait'],
+): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    await client.query('BEGIN');
+    try {
+      await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMs))}`);
+      await client.query('INSERT INTO schema_migrations (id, name) VALUES ($1, $2)', [migration.id, migration.name]);
+      await client.query(migration.sql);
+      await client.query('COMMIT');
+      return;
+    } catch (err) {
+      await client.query('ROLLBACK');
+      const lockWait = (err as { code?: string }).code === LOCK_NOT_AVAILABLE;
+      if (lockWait && attempt < attempts) {
+        onLockWait?.(migration, attempt);
+        await new Promise((resolve) => setTimeout(resolve, Math.min(10_000, 500 * 2 ** (attempt - 1))));
+        continue;
+      }
+      const why = lockWait
+        ? `its locks were held by other sessions through ${attempts} tries of ${lockTimeoutMs} ms (a long transaction on the table: see pg_stat_activity; pause the Schedules while migrating)`
+        : (err as Error).message;
+      throw new Error(`migration ${migration.id}_${migration.name} failed: ${why}`, { cause: err });
+    }
   }
 }

@@ -1,0 +1,57 @@
+/**
+ * `hunt migrate` against what an upgrade meets: a long transaction reading the table a
+ * migration alters (the hot path's commits queue behind a waiting ALTER TABLE, so it must not
+ * wait long), and a database a newer version migrated.
+ */
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { listMigrations, migrate, type Migration } from '../../src/store/migrate';
+import { useTestDatabase } from '../helpers/database-fixture';
+
+const db = useTestDatabase();
+const addColumn: Migration = { id: 9001, name: 'test_add_column', sql: 'ALTER TABLE events ADD COLUMN test_note text' };
+
+async function withClient<T>(use: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: db.url });
+  await client.connect();
+  try {
+    return await use(client);
+  } finally {
+    await client.end();
+  }
+}
+
+describe('hunt migrate', () => {
+  it('gives up a lock held by a long reader after a few short waits, leaving the table to the hot path in between', async () => {
+    const reader = new pg.Client({ connectionString: db.url });
+    await reader.connect();
+    try {
+      await reader.query('BEGIN');
+      await reader.query('SELECT count(*) FROM events'); // holds ACCESS SHARE until it ends
+      const waits: number[] = [];
+      const migrating = withClient((client) =>
+        migrate(client, [...listMigrations(), addColumn], { lockTimeoutMs: 200, attempts: 3, onLockWait: (_, attempt) => waits.push(attempt) }),
+      );
+      // Other sessions still get at events (behind a waiting ALTER they would queue as long as the reader runs).
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await withClient((client) => client.query('SELECT count(*) FROM events'));
+      await expect(migrating).rejects.toThrow(/migration 9001_test_add_column failed: its locks were held by other sessions through 3 tries of 200 ms/);
+      expect(waits).toEqual([1, 2]);
+    } finally {
+      await reader.query('ROLLBACK');
+      await reader.end();
+    }
+    // Nothing of it stayed; with the reader gone it applies.
+    expect((await db.pool.query('SELECT 1 FROM schema_migrations WHERE id = 9001')).rowCount).toBe(0);
+    const applied = await withClient((client) => migrate(client, [...listMigrations(), addColumn], { lockTimeoutMs: 200, attempts: 3 }));
+    expect(applied.map((m) => m.id)).toEqual([9001]);
+    expect((await db.pool.query(`SELECT 1 FROM information_schema.columns WHERE table_name = 'events' AND column_name = 'test_note'`)).rowCount).toBe(1);
+  });
+
+  it('refuses a database a newer version migrated, naming the migrations it does not know', async () => {
+    await db.pool.query(`INSERT INTO schema_migrations (id, name) VALUES (9002, 'from_the_future')`);
+    await expect(withClient((client) => migrate(client))).rejects.toThrow(
+      /the database has migrations this version does not know \(9001_test_add_column, 9002_from_the_future\): it was migrated by a newer version/,
+    );
+  });
+});
