@@ -13,6 +13,7 @@ import type { Config } from '../config';
 import { ApiListenError, startReadApi, type ReadApi } from '../api/read-api';
 import { everyFewSeconds, sharedProbe } from '../api/throttle';
 import { createLogger, type Logger } from '../log';
+import { schemaMismatch } from '../store/migrate';
 import { createPool, nonUtf8Encoding, pingPostgres, UTF8_REQUIRED } from '../store/pool';
 import { startIngest, type IngestHandle } from './consumer';
 import { FreshnessTally, startFreshnessRecorder } from './freshness-tally';
@@ -111,6 +112,9 @@ async function checkPostgresSettings(pool: pg.Pool): Promise<void> {
     return undefined;
   });
   if (encoding) throw new ConnectionSettingsError(`cannot use Postgres: the database's encoding is ${encoding}. ${UTF8_REQUIRED}`);
+  // Reachable by now unless an outage began: then the hot path waits it out, unchecked.
+  const mismatch = await schemaMismatch(pool).catch(() => undefined);
+  if (mismatch) throw new ConnectionSettingsError(`cannot use Postgres: ${mismatch}`);
 }
 
 /** Postgres and Kafka reachable, the consumer running and not stalled; reasons without internals. */

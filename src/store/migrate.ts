@@ -49,6 +49,34 @@ export interface MigrateOptions {
 
 const LOCK_NOT_AVAILABLE = '55P03';
 
+interface AppliedMigration {
+  id: number;
+  name: string;
+}
+
+/** Says so when the database has migrations `migrations` does not know: a newer version migrated it. */
+function newerThan(migrations: readonly Migration[], applied: readonly AppliedMigration[]): string | undefined {
+  const known = new Set(migrations.map((m) => m.id));
+  const unknown = applied.filter((r) => !known.has(r.id));
+  if (unknown.length === 0) return undefined;
+  return `the database has migrations this version does not know (${unknown.map((r) => `${r.id}_${r.name}`).join(', ')}): it was migrated by a newer version of Treasure Hunt Engine; run that version`;
+}
+
+/**
+ * Why this version cannot run on the database (migrations it needs not applied, or ones it
+ * does not know), checked by `hunt ingest` and `hunt worker` at start-up: on a schema behind
+ * the code, the hot path's statements fail (42703) on every retry, which reads as an outage.
+ */
+export async function schemaMismatch(db: pg.Pool | pg.ClientBase, migrations = listMigrations()): Promise<string | undefined> {
+  const { rows: found } = await db.query<{ exists: boolean }>(`SELECT to_regclass('schema_migrations') IS NOT NULL AS exists`);
+  if (!found[0]?.exists) return 'the database has no schema yet: run `hunt migrate`';
+  const { rows } = await db.query<AppliedMigration>('SELECT id, name FROM schema_migrations ORDER BY id');
+  const applied = new Set(rows.map((r) => r.id));
+  const missing = migrations.filter((m) => !applied.has(m.id));
+  if (missing.length > 0) return `the database lacks migrations ${missing.map((m) => `${m.id}_${m.name}`).join(', ')}: run \`hunt migrate\` with this version first`;
+  return newerThan(migrations, rows);
+}
+
 /** Applies the migrations not yet recorded; returns the ones it applied. */
 export async function migrate(client: pg.ClientBase, migrations = listMigrations(), options: MigrateOptions = {}): Promise<Migration[]> {
   const { lockTimeoutMs = 3000, attempts = 20, onLockWait } = options;
@@ -63,15 +91,9 @@ export async function migrate(client: pg.ClientBase, migrations = listMigrations
       await client.query(`CREATE TABLE schema_migrations (
         id integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
     }
-    const { rows } = await client.query<{ id: number; name: string }>('SELECT id, name FROM schema_migrations ORDER BY id');
-    const known = new Set(migrations.map((m) => m.id));
-    const unknown = rows.filter((r) => !known.has(r.id));
-    if (unknown.length > 0) {
-      throw new Error(
-        `the database has migrations this version does not know (${unknown.map((r) => `${r.id}_${r.name}`).join(', ')}): ` +
-          'it was migrated by a newer version of Treasure Hunt Engine; run that version, nothing was migrated',
-      );
-    }
+    const { rows } = await client.query<AppliedMigration>('SELECT id, name FROM schema_migrations ORDER BY id');
+    const newer = newerThan(migrations, rows);
+    if (newer) throw new Error(`${newer}, nothing was migrated`);
     const applied = new Set(rows.map((r) => r.id));
     const pending = migrations.filter((m) => !applied.has(m.id));
     for (const migration of pending) await applyWithLockTimeout(client, migration, lockTimeoutMs, attempts, onLockWait);

@@ -16,6 +16,7 @@ import { temporalConnectionOptions } from '../temporal/connection-options';
 import type pg from 'pg';
 import type { PostgresTarget } from '../store/pg-connection';
 import { createPool } from '../store/pool';
+import { schemaMismatch } from '../store/migrate';
 
 let runtimeInstalled = false;
 
@@ -78,6 +79,12 @@ export async function createWorkerService(config: Config, logger: Logger, taskQu
     throw await withHint(err, config, `the worker could not connect to Temporal at ${config.temporal.address}`);
   });
   const pool = createWorkerPool(config, (err) => logger.warn({ err }, 'Postgres connection lost; it will be replaced'));
+  // Unchecked during an outage: the steps retry until Postgres is back.
+  const mismatch = await schemaMismatch(pool).catch(() => undefined);
+  if (mismatch) {
+    await Promise.all([pool.end(), connection.close()]);
+    throw new Error(`the worker cannot use Postgres: ${mismatch}`);
+  }
   const kafka = createKafka(config, logger);
   const worker = await Worker.create({
     connection,

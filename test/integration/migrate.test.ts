@@ -5,7 +5,9 @@
  */
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { listMigrations, migrate, type Migration } from '../../src/store/migrate';
+import { listMigrations, migrate, schemaMismatch, type Migration } from '../../src/store/migrate';
+import { runHunt } from '../helpers/hunt-command';
+import { createTestTopics } from '../helpers/ingest';
 import { useTestDatabase } from '../helpers/database-fixture';
 
 const db = useTestDatabase();
@@ -46,6 +48,27 @@ describe('hunt migrate', () => {
     const applied = await withClient((client) => migrate(client, [...listMigrations(), addColumn], { lockTimeoutMs: 200, attempts: 3 }));
     expect(applied.map((m) => m.id)).toEqual([9001]);
     expect((await db.pool.query(`SELECT 1 FROM information_schema.columns WHERE table_name = 'events' AND column_name = 'test_note'`)).rowCount).toBe(1);
+  });
+
+  it('tells hunt ingest and the worker what is wrong with a schema behind or ahead of the code', async () => {
+    expect(await schemaMismatch(db.pool)).toMatch(/the database has migrations this version does not know \(9001_test_add_column\)/);
+    expect(await schemaMismatch(db.pool, [...listMigrations(), addColumn])).toBeUndefined();
+    expect(await schemaMismatch(db.pool, [...listMigrations(), addColumn, { id: 9003, name: 'next', sql: '' }])).toMatch(
+      /the database lacks migrations 9003_next: run `hunt migrate` with this version first/,
+    );
+  });
+
+  it('stops hunt ingest at start-up on a database a newer version migrated', async () => {
+    const topics = await createTestTopics(1);
+    const run = await runHunt(['ingest'], {
+      DATABASE_URL: db.url,
+      KAFKA_TOPIC_EVENTS: topics.events,
+      KAFKA_TOPIC_DLQ: topics.dlq,
+      API_PORT: String(45_000 + Math.floor(Math.random() * 5_000)), // clear of the ingest helper's ports
+    });
+    expect(run.timedOut).toBe(false);
+    expect(run.code).not.toBe(0);
+    expect(run.output).toMatch(/cannot use Postgres: the database has migrations this version does not know \(9001_test_add_column\)/);
   });
 
   it('refuses a database a newer version migrated, naming the migrations it does not know', async () => {
