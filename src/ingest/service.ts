@@ -14,7 +14,7 @@ import { ApiListenError, startReadApi, type ReadApi } from '../api/read-api';
 import { everyFewSeconds, sharedProbe } from '../api/throttle';
 import { createLogger, type Logger } from '../log';
 import { schemaMismatch } from '../store/migrate';
-import { createPool, nonUtf8Encoding, pingPostgres, UTF8_REQUIRED } from '../store/pool';
+import { createPool, nonUtf8Encoding, pingFailure, pingPostgres, UTF8_REQUIRED } from '../store/pool';
 import { startIngest, type IngestHandle } from './consumer';
 import { FreshnessTally, startFreshnessRecorder } from './freshness-tally';
 import { ConnectionSettingsError, explainPostgresError } from '../connection-hints';
@@ -129,7 +129,7 @@ function readinessProbe(pool: pg.Pool, admin: Admin, ingest: () => IngestHandle 
         () => 'ok',
         (err: unknown) => {
           warnPostgres(err);
-          return 'unreachable';
+          return pingFailure(err);
         },
       ),
       withTimeout(admin.describeCluster(), 2000).then(

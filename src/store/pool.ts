@@ -34,6 +34,19 @@ export async function pingPostgres(db: pg.Pool | pg.ClientBase): Promise<void> {
 }
 
 /**
+ * What a failed ping says, for readiness: the kinds that call for different fixes, never the
+ * server's own text (it can name the role or the database). Anything else is `unreachable`.
+ */
+export function pingFailure(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === '53300') return 'out of connections (53300: max_connections or the role\'s CONNECTION LIMIT reached)';
+  if (code === '57P03') return 'starting up or shutting down (57P03)';
+  if (code === '28P01' || code === '28000') return `authentication refused (${code})`;
+  if (code === '3D000') return 'the database does not exist (3D000)';
+  return 'unreachable';
+}
+
+/**
  * The database's encoding, when it is not UTF8, or undefined. Events, names and reject
  * details are Unicode text: in a LATIN1 database a character it cannot hold (the `…` a
  * shortened detail ends with) made a quarantine row fail with 22P05 on every attempt, and
