@@ -46,8 +46,17 @@ const HOT_PATH_QUERY_TIMEOUT_MS = 120_000;
  */
 const HOT_PATH_CONNECT_TIMEOUT_MS = 10_000;
 
+/**
+ * A connection per commit lane, and four for what runs beside them (start-up checks, the
+ * stored positions after a join, the monitor, the freshness recorder, readiness pings); at
+ * least the 10 it always had. Fewer than the lanes would leave lanes waiting for a connection.
+ */
+export function ingestPoolSize(commitLanes: number): number {
+  return Math.max(10, commitLanes + 4);
+}
+
 export async function runIngestService(config: Config, logger: Logger = createLogger(config, 'ingest')): Promise<IngestService> {
-  const pool = createPool(config, 10, (err) => logger.warn({ err }, 'Postgres connection lost; it will be replaced'), {
+  const pool = createPool(config, ingestPoolSize(config.ingest.commitLanes), (err) => logger.warn({ err }, 'Postgres connection lost; it will be replaced'), {
     query_timeout: HOT_PATH_QUERY_TIMEOUT_MS,
     connectionTimeoutMillis: HOT_PATH_CONNECT_TIMEOUT_MS,
   });
