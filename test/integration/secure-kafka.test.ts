@@ -111,7 +111,9 @@ describe('Kafka over SASL_SSL', () => {
 
   it('stops hunt ingest on a wrong password with what to fix, never showing the password', async () => {
     const wrong = 'Wrong-Password-x1Y2';
-    const run = await runHunt(['ingest'], { ...kafkaEnv(SCRAM_512, wrong), API_PORT: String(await freePort()), INGEST_GROUP_ID: uniqueName('wrong') }, 60_000);
+    const db = await createTestDatabase(); // migrated: start-up checks the schema before Kafka
+    cleanups.push(() => db.dispose());
+    const run = await runHunt(['ingest'], { ...kafkaEnv(SCRAM_512, wrong), DATABASE_URL: db.url, API_PORT: String(await freePort()), INGEST_GROUP_ID: uniqueName('wrong') }, 60_000);
     expect(run.timedOut).toBe(false);
     expect(run.code).toBe(1);
     expect(run.output).toContain('Kafka refused the SASL credentials (mechanism scram-sha-512, user hunt-512)');
