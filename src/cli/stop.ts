@@ -7,6 +7,7 @@
  * not committed is read again by whoever reads the partitions next.
  */
 import type { Logger } from '../log';
+import { TimeoutError, withTimeout } from '../time-limit';
 
 /** Under the 30 s a supervisor commonly waits before it kills (Kubernetes, systemd's default 90 s). */
 export const STOP_DEADLINE_MS = 25_000;
@@ -31,13 +32,14 @@ export function untilSignal(logger: Pick<Logger, 'info'>): Promise<void> {
 
 /** Runs a graceful `stop`; past `deadlineMs`, says so and exits with 1. */
 export async function stopWithin(stop: () => Promise<void>, logger: Pick<Logger, 'error'>, deadlineMs = STOP_DEADLINE_MS): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<'expired'>((resolve) => (timer = setTimeout(() => resolve('expired'), deadlineMs)));
-  const outcome = await Promise.race([stop().then(() => 'stopped' as const), expired]).finally(() => clearTimeout(timer));
-  if (outcome === 'stopped') return;
-  logger.error(
-    { deadlineMs },
-    'the graceful stop did not finish in time (Postgres or Kafka not answering); exiting with records uncommitted, which the next run reads again',
-  );
-  process.exit(1);
+  try {
+    await withTimeout(stop(), deadlineMs);
+  } catch (err) {
+    if (!(err instanceof TimeoutError)) throw err;
+    logger.error(
+      { deadlineMs },
+      'the graceful stop did not finish in time (Postgres or Kafka not answering); exiting with records uncommitted, which the next run reads again',
+    );
+    process.exit(1);
+  }
 }

@@ -30,6 +30,7 @@ import { logEndReader } from './log-end';
 import { logResetHandler } from './log-reset';
 import { PartitionPositions, type Watermarks } from './positions';
 import { retentionGapHandler } from './retention-gap';
+import { withTimeout } from '../time-limit';
 
 /** What the commit lanes need (pool, metrics, topic limits, freshness tally), and the Kafka client. */
 export interface IngestDeps extends CommitLaneDeps {
@@ -203,14 +204,9 @@ async function stopConsuming(parts: { topic: string; consumer: Consumer; lanes: 
   } catch {
     // Not running (a crash kafkajs does not restart from stops it): nothing is fetched anyway.
   }
-  const outcome = await Promise.race([
-    drainLanes().then(() => 'committed' as const, (err: unknown) => ({ err })),
-    new Promise<'timed out'>((resolve) => setTimeout(() => resolve('timed out'), HANDOVER_COMMIT_MS).unref()),
-  ]);
-  if (outcome !== 'committed') {
-    const why = outcome === 'timed out' ? { waitedMs: HANDOVER_COMMIT_MS } : outcome;
-    logger.warn(why, 'could not commit the buffered records before leaving the group; whoever takes the partitions over reads them again');
-  }
+  await withTimeout(drainLanes(), HANDOVER_COMMIT_MS).catch((err: unknown) =>
+    logger.warn({ err }, 'could not commit the buffered records before leaving the group; whoever takes the partitions over reads them again'),
+  );
   await consumer.stop(); // waits for the eachBatch in flight: its last slices are committed below
   await drainLanes().catch((err: unknown) => logger.warn({ err }, 'buffered records left uncommitted; the next run re-reads them'));
   await consumer.disconnect();

@@ -14,6 +14,7 @@ import { ApiListenError, startReadApi, type ReadApi } from '../api/read-api';
 import { everyFewSeconds, sharedProbe } from '../api/throttle';
 import { createLogger, type Logger } from '../log';
 import { schemaMismatch } from '../store/migrate';
+import { withTimeout } from '../time-limit';
 import { createPool, nonUtf8Encoding, pingFailure, pingPostgres, UTF8_REQUIRED } from '../store/pool';
 import { startIngest, type IngestHandle } from './consumer';
 import { FreshnessTally, startFreshnessRecorder } from './freshness-tally';
@@ -51,7 +52,7 @@ const HOT_PATH_CONNECT_TIMEOUT_MS = 10_000;
  * stored positions after a join, the monitor, the freshness recorder, readiness pings); at
  * least the 10 it always had. Fewer than the lanes would leave lanes waiting for a connection.
  */
-export function ingestPoolSize(commitLanes: number): number {
+function ingestPoolSize(commitLanes: number): number {
   return Math.max(10, commitLanes + 4);
 }
 
@@ -158,11 +159,4 @@ function readinessProbe(pool: pg.Pool, admin: Admin, ingest: () => IngestHandle 
     const ready = failing.length === 0;
     return { ready, checks, error: ready ? undefined : failing.map(([name, state]) => `${name}: ${state}`).join('; ') };
   };
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return Promise.race([
-    promise,
-    new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref()),
-  ]);
 }
