@@ -62,15 +62,21 @@ function newerThan(migrations: readonly Migration[], applied: readonly AppliedMi
   return `the database has migrations this version does not know (${unknown.map((r) => `${r.id}_${r.name}`).join(', ')}): it was migrated by a newer version of Treasure Hunt Engine; run that version`;
 }
 
+/** The migrations recorded in the database, in order; undefined when it has no schema_migrations table. */
+async function appliedMigrations(db: pg.Pool | pg.ClientBase): Promise<AppliedMigration[] | undefined> {
+  const { rows: found } = await db.query<{ exists: boolean }>(`SELECT to_regclass('schema_migrations') IS NOT NULL AS exists`);
+  if (!found[0]?.exists) return undefined;
+  return (await db.query<AppliedMigration>('SELECT id, name FROM schema_migrations ORDER BY id')).rows;
+}
+
 /**
  * Why this version cannot run on the database (migrations it needs not applied, or ones it
  * does not know), checked by `hunt ingest` and `hunt worker` at start-up: on a schema behind
  * the code, the hot path's statements fail (42703) on every retry, which reads as an outage.
  */
 export async function schemaMismatch(db: pg.Pool | pg.ClientBase, migrations = listMigrations()): Promise<string | undefined> {
-  const { rows: found } = await db.query<{ exists: boolean }>(`SELECT to_regclass('schema_migrations') IS NOT NULL AS exists`);
-  if (!found[0]?.exists) return 'the database has no schema yet: run `hunt migrate`';
-  const { rows } = await db.query<AppliedMigration>('SELECT id, name FROM schema_migrations ORDER BY id');
+  const rows = await appliedMigrations(db);
+  if (!rows) return 'the database has no schema yet: run `hunt migrate`';
   const applied = new Set(rows.map((r) => r.id));
   const missing = migrations.filter((m) => !applied.has(m.id));
   if (missing.length > 0) return `the database lacks migrations ${missing.map((m) => `${m.id}_${m.name}`).join(', ')}: run \`hunt migrate\` with this version first`;
@@ -86,12 +92,12 @@ export async function migrate(client: pg.ClientBase, migrations = listMigrations
   try {
     // Only when missing: Postgres checks the right to CREATE before IF NOT EXISTS, so a role
     // without it could not even learn that nothing was pending.
-    const { rows: found } = await client.query<{ exists: boolean }>(`SELECT to_regclass('schema_migrations') IS NOT NULL AS exists`);
-    if (!found[0]?.exists) {
+    let rows = await appliedMigrations(client);
+    if (!rows) {
       await client.query(`CREATE TABLE schema_migrations (
         id integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+      rows = [];
     }
-    const { rows } = await client.query<AppliedMigration>('SELECT id, name FROM schema_migrations ORDER BY id');
     const newer = newerThan(migrations, rows);
     if (newer) throw new Error(`${newer}, nothing was migrated`);
     const applied = new Set(rows.map((r) => r.id));

@@ -10,6 +10,8 @@ import { runHunt } from '../helpers/hunt-command';
 import { createTestTopics } from '../helpers/ingest';
 import { useTestDatabase } from '../helpers/database-fixture';
 
+// One database for the file, in order: the first test leaves 9001_test_add_column applied,
+// a migration the others' (the code's own) list does not know.
 const db = useTestDatabase();
 const addColumn: Migration = { id: 9001, name: 'test_add_column', sql: 'ALTER TABLE events ADD COLUMN test_note text' };
 
