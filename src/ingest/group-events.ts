@@ -53,10 +53,8 @@ export function watchGroupEvents(consumer: Consumer, deps: GroupEventDeps): void
 /**
  * Seeks each partition to its Postgres position, one record before it where there is one, so
  * the record there is checked against what was applied before anything after it is taken
- * (positions.ts, joinOffset). Resolves the positions loaded.
+ * (positions.ts, resume); fetches wait until then. Resolves the positions loaded.
  */
-export async function resumeFromPostgres(consumer: Consumer, topic: string, positions: PartitionPositions, partitions: readonly number[]): Promise<Map<number, bigint>> {
-  const stored = await positions.reload();
-  for (const partition of partitions) consumer.seek({ topic, partition, offset: (await positions.joinOffset(partition)).toString() });
-  return stored;
+export function resumeFromPostgres(consumer: Consumer, topic: string, positions: PartitionPositions, partitions: readonly number[]): Promise<Map<number, bigint>> {
+  return positions.resume(partitions, (partition, offset) => consumer.seek({ topic, partition, offset: offset.toString() }));
 }

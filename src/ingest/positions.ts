@@ -58,6 +58,8 @@ export class PartitionPositions {
   private readonly verifying = new Map<number, { offset: bigint; reseeks: number }>();
   /** Partitions whose stored position is where they started, nothing read since: no record before it was applied. */
   private unreadStarts = new Set<number>();
+  /** Settles when the positions being loaded after a join are loaded (resume). */
+  private resuming: Promise<unknown> | undefined;
 
   constructor(
     private readonly deps: {
@@ -69,8 +71,29 @@ export class PartitionPositions {
     },
   ) {}
 
-  /** Reloads every partition's position from Postgres (after a rebalance, another member may have moved them). */
-  async reload(): Promise<Map<number, bigint>> {
+  /**
+   * After a join (or when the broker said the partitions were unknown): reloads every
+   * partition's position from Postgres (another member may have moved them), and has each of
+   * `partitions` fetched from its position (`seek`); resolves the positions loaded. Fetches
+   * wait until this is done (check): one taken meanwhile would move a position past what Postgres
+   * holds, and the record checked after the join would then be one still buffered, not yet
+   * committed, which no check can find applied (a false reset: the partition read again from
+   * the log start).
+   */
+  resume(partitions: readonly number[], seek: (partition: number, offset: bigint) => void): Promise<Map<number, bigint>> {
+    const resumed = this.loadJoinOffsets(partitions, seek);
+    const barrier: Promise<unknown> = resumed.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.resuming = barrier;
+    void barrier.then(() => {
+      if (this.resuming === barrier) this.resuming = undefined;
+    });
+    return resumed;
+  }
+
+  private async loadJoinOffsets(partitions: readonly number[], seek: (partition: number, offset: bigint) => void): Promise<Map<number, bigint>> {
     const [stored, unreadStarts] = await Promise.all([
       loadOffsets(this.deps.pool, this.deps.groupId, this.deps.topic),
       loadUnreadStarts(this.deps.pool, this.deps.groupId, this.deps.topic),
@@ -79,15 +102,16 @@ export class PartitionPositions {
     this.next.clear();
     this.verifying.clear();
     for (const [partition, offset] of stored) this.next.set(partition, offset);
+    for (const partition of partitions) seek(partition, await this.joinOffset(partition, stored.get(partition)));
     return stored;
   }
 
   /**
-   * Where a joined partition's fetching starts: one record before a stored position, so that
-   * record is checked first (see `verifying`); at the position when there is none to check.
+   * Where a joined partition's fetching starts: one record before the position Postgres
+   * holds, so that record (committed) is checked first (see `verifying`); at the position
+   * when there is none to check.
    */
-  async joinOffset(partition: number): Promise<bigint> {
-    const stored = this.next.get(partition);
+  private async joinOffset(partition: number, stored: bigint | undefined): Promise<bigint> {
     if (stored === undefined || stored === 0n || this.unreadStarts.has(partition)) return this.positionOf(partition);
     this.verifying.set(partition, { offset: stored - 1n, reseeks: 0 });
     return stored - 1n;
@@ -133,6 +157,7 @@ export class PartitionPositions {
 
   /** Decides what to do with a fetch of `partition` that started at `fetchedOffset`. */
   async check(partition: number, fetchedOffset: bigint): Promise<FetchCheck> {
+    if (this.resuming) await this.resuming;
     const position = await this.positionOf(partition);
     const verifying = this.verifying.get(partition);
     const toVerify = verifying?.offset;

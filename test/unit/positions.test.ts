@@ -35,47 +35,129 @@ describe('PartitionPositions.passFiltered (records kafkajs stepped over)', () =>
 });
 
 describe('PartitionPositions after a join (the record before the position checked first)', () => {
-  /** Position 20 stored for partition 0, the log holding [low, high). */
+  /** Position 20 stored for partition 0, the log holding [low, high); resolves the positions and where partition 0 was sought. */
   async function joined(low: bigint, high: bigint, startedThere = false) {
     // Stored: position 20; `startedThere`: set at start-up, nothing read since (start_offset = next_offset).
     const pool = {
       query: async (sql: string) => ({ rows: /start_offset/.test(sql) ? (startedThere ? [{ partition: 0 }] : []) : [{ partition: 0, next_offset: '20' }] }),
     } as unknown as pg.Pool;
     const positions = new PartitionPositions({ pool, groupId: 'g', topic: 't', startFrom: 'earliest', watermarks: async () => new Map([[0, { low, high }]]) });
-    await positions.reload();
-    return positions;
+    let soughtTo: bigint | undefined;
+    await positions.resume([0], (_, offset) => (soughtTo = offset));
+    return { positions, soughtTo };
   }
 
   it('seeks to the record before the position and asks to check it when the fetch starts there', async () => {
-    const positions = await joined(0n, 100n);
-    expect(await positions.joinOffset(0)).toBe(19n);
+    const { positions, soughtTo } = await joined(0n, 100n);
+    expect(soughtTo).toBe(19n);
     expect(await positions.check(0, 19n)).toEqual({ action: 'verify', offset: 19n, position: 20n, logStart: 0n });
     positions.verified(0);
     expect(await positions.check(0, 20n)).toEqual({ action: 'take' });
   });
 
   it('seeks back once when a fetch starts elsewhere (the seek raced the committed offset), then takes the position (a marker kafkajs steps over)', async () => {
-    const positions = await joined(0n, 100n);
-    await positions.joinOffset(0);
+    const { positions } = await joined(0n, 100n);
     expect(await positions.check(0, 20n)).toEqual({ action: 'seek', offset: 19n });
     expect(await positions.check(0, 20n)).toEqual({ action: 'take' });
   });
 
   it('checks nothing when retention took the record before the position', async () => {
-    const positions = await joined(20n, 100n);
-    await positions.joinOffset(0);
+    const { positions } = await joined(20n, 100n);
     expect(await positions.check(0, 20n)).toEqual({ action: 'take' });
   });
 
   it('checks nothing at a position the partition only started from (nothing before it was applied)', async () => {
-    const positions = await joined(0n, 100n, true);
-    expect(await positions.joinOffset(0)).toBe(20n);
+    const { positions, soughtTo } = await joined(0n, 100n, true);
+    expect(soughtTo).toBe(20n);
     expect(await positions.check(0, 20n)).toEqual({ action: 'take' });
   });
 
   it('still reports a log that ends before the position as a reset', async () => {
-    const positions = await joined(0n, 5n);
-    await positions.joinOffset(0);
+    const { positions } = await joined(0n, 5n);
     expect(await positions.check(0, 0n)).toEqual({ action: 'reset', position: 20n, logStart: 0n, logEnd: 5n });
+  });
+});
+
+/**
+ * consumer_offsets in memory, for one group and topic. Each read answers with the rows as
+ * they were when it was sent; the first two (a join's) only once `open` is called.
+ */
+function offsetsTable() {
+  const rows = new Map<number, { next: bigint; start?: bigint }>();
+  let open: () => void = () => undefined;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  let slowReads = 2;
+  const client = {
+    query: async (sql: string, values: unknown[] = []) => {
+      if (/^(BEGIN|COMMIT|ROLLBACK)$/.test(sql)) return { rows: [] };
+      if (/^\s*INSERT INTO consumer_offsets/.test(sql)) {
+        const [, , partition, offset] = values as [string, string, number, string];
+        const known = rows.get(partition);
+        if (!known) rows.set(partition, { next: BigInt(offset), start: BigInt(offset) });
+        else if (known.next < BigInt(offset)) known.next = BigInt(offset);
+        return { rows: [] };
+      }
+      const snapshot = [...rows].map(([partition, row]) => ({ partition, next_offset: row.next.toString(), unread: row.next === row.start }));
+      if (slowReads > 0) {
+        slowReads--;
+        await opened;
+      }
+      if (/next_offset = start_offset/.test(sql)) return { rows: snapshot.filter((r) => r.unread) };
+      return { rows: snapshot };
+    },
+    release: () => undefined,
+  };
+  const pool = { ...client, connect: async () => client } as unknown as pg.Pool;
+  return {
+    pool,
+    rows,
+    open,
+  };
+}
+
+describe('PartitionPositions while a join loads the positions', () => {
+  it('holds fetches until the positions are loaded, so the record checked is one Postgres holds, not one still buffered', async () => {
+    // A group new to the topic: Postgres holds nothing, and the join's reads are slow to come back.
+    const table = offsetsTable();
+    const positions = new PartitionPositions({ pool: table.pool, groupId: 'g', topic: 't', startFrom: 'earliest', watermarks: async () => new Map([[0, { low: 0n, high: 5000n }]]) });
+    const sought: bigint[] = [];
+    const resumed = positions.resume([0], (_, offset) => sought.push(offset));
+    // The first fetch arrives while the join's reads are on their way.
+    let settled = false;
+    const firstFetch = positions.check(0, 0n).then((check) => {
+      settled = true;
+      return check;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(settled).toBe(false);
+
+    table.open();
+    await resumed;
+    expect(await firstFetch).toEqual({ action: 'take' });
+    expect(sought).toEqual([0n]);
+    // Its records are buffered, not committed: a later fetch goes on from there, nothing to check.
+    positions.advance(0, 1250n);
+    expect(await positions.check(0, 1250n)).toEqual({ action: 'take' });
+  });
+
+  it('checks the record before the position Postgres holds, even when a fetch in flight moved the position on meanwhile', async () => {
+    const table = offsetsTable();
+    table.rows.set(1, { next: 1000n }); // partition 0: nothing stored yet
+    table.open();
+    const sought = new Map<number, bigint>();
+    const positions: PartitionPositions = new PartitionPositions({
+      pool: table.pool,
+      groupId: 'g',
+      topic: 't',
+      startFrom: 'earliest',
+      watermarks: async (partitions) => {
+        // While partition 0's start is looked up, a slice of partition 1 from a fetch before the join is buffered.
+        positions.advance(1, 1250n);
+        return new Map(partitions.map((p) => [p, { low: 0n, high: 5000n }]));
+      },
+    });
+    await positions.resume([0, 1], (partition, offset) => sought.set(partition, offset));
+    expect(sought).toEqual(new Map([[0, 0n], [1, 999n]]));
+    expect(await positions.check(1, 999n)).toMatchObject({ action: 'verify', offset: 999n });
   });
 });
