@@ -50,6 +50,21 @@ export function createApiMetrics(registry: Registry, openStreams: () => number, 
   };
 }
 
+/**
+ * 1 while the live streams' change feed listens, 0 while it is lost and being opened again:
+ * streams then keep their clients with heartbeats but push nothing, which no answer shows.
+ */
+export function registerChangeFeedGauge(registry: Registry, listening: () => boolean): Gauge {
+  return new Gauge({
+    name: 'hunt_api_change_feed_listening',
+    help: 'Whether the live leaderboard streams hear committed changes (1) or their LISTEN connection is lost and being opened again (0)',
+    registers: [registry],
+    collect() {
+      this.set(listening() ? 1 : 0);
+    },
+  });
+}
+
 export function routeLabel(url: string | undefined): RouteLabel {
   const path = (url ?? '').split('?')[0] ?? '';
   if (/^\/hunts\/[^/]+\/leaderboard\/?$/.test(path)) return 'leaderboard';

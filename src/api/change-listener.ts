@@ -16,7 +16,12 @@ import { pingPostgres } from '../store/pool';
 
 export type ChangeHandler = (hunts: string[] | typeof ALL_HUNTS) => void;
 
-const RETRY_MAX_MS = 10_000;
+/**
+ * The longest wait between tries to open the connection again. Live streams hear nothing
+ * until it is open, so after an outage they lag by up to this much on top of it; one
+ * connection per process trying every 2 s is no load on a server that is back.
+ */
+export const RETRY_MAX_MS = 2_000;
 
 export interface LivenessCheck {
   /** How often the server is asked whether the connection still works. */
@@ -29,6 +34,8 @@ const DEFAULT_LIVENESS: LivenessCheck = { intervalMs: 15_000, timeoutMs: 5_000 }
 
 export class ChangeListener {
   private client: pg.Client | undefined;
+  /** The current client is connected and its LISTEN done. */
+  private heard = false;
   private stopped = false;
   private retryMs = 250;
   private livenessTimer: NodeJS.Timeout | undefined;
@@ -44,8 +51,14 @@ export class ChangeListener {
     await this.connect();
   }
 
+  /** Whether changes are heard now: false from start-up or a lost connection until a new one listens. */
+  get listening(): boolean {
+    return this.heard;
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
+    this.heard = false;
     clearInterval(this.livenessTimer);
     await this.client?.end().catch(() => undefined);
   }
@@ -72,6 +85,7 @@ export class ChangeListener {
       return;
     }
     if (client !== this.client) return; // lost meanwhile; the retry is scheduled
+    this.heard = true;
     const wasGap = this.retryMs > 250;
     this.retryMs = 250;
     this.checkLiveness(client);
@@ -93,6 +107,7 @@ export class ChangeListener {
   private lost(client: pg.Client, err: Error): void {
     if (this.stopped || client !== this.client) return;
     this.client = undefined;
+    this.heard = false;
     clearInterval(this.livenessTimer);
     client.end().catch(() => undefined);
     this.scheduleReconnect(err);

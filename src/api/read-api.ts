@@ -15,6 +15,7 @@ import type { Logger } from '../log';
 import { pgClientConfig } from '../store/pg-connection';
 import { leaderboardPages } from '../store/read/leaderboard';
 import { createPool } from '../store/pool';
+import { registerChangeFeedGauge } from './api-metrics';
 import { ChangeListener } from './change-listener';
 import { LeaderboardStreams } from './leaderboard-streams';
 import { ReplyCache } from './reply-cache';
@@ -52,6 +53,7 @@ export async function startReadApi(
     heartbeatMs: api.streamHeartbeatMs,
   });
   const changes = new ChangeListener({ ...pgClientConfig(config), application_name: 'hunt-change-feed' }, (hunts) => streams.changed(hunts), deps.logger);
+  registerChangeFeedGauge(deps.registry, () => changes.listening);
   const server = createApiServer(
     { pool, leaderboardCache, streams, maxStreams: api.maxStreams, registry: deps.registry, logger: deps.logger, readiness: deps.readiness },
     api,

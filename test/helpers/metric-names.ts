@@ -6,7 +6,7 @@
 import http from 'node:http';
 import type pg from 'pg';
 import { Registry } from 'prom-client';
-import { createApiMetrics } from '../../src/api/api-metrics';
+import { createApiMetrics, registerChangeFeedGauge } from '../../src/api/api-metrics';
 import { applyHttpLimits } from '../../src/api/http-limits';
 import { startStoreGauges } from '../../src/api/store-metrics';
 import { createIngestMetrics } from '../../src/ingest/metrics';
@@ -22,6 +22,7 @@ export async function projectMetricNames(): Promise<Set<string>> {
   const registry = new Registry();
   createIngestMetrics(registry);
   createApiMetrics(registry, () => 0);
+  registerChangeFeedGauge(registry, () => true);
   applyHttpLimits(http.createServer(), loadConfig({}).api, registry);
   // The store gauges read Postgres on a timer; here they read nothing, once.
   const gauges = startStoreGauges(registry, { query: async () => ({ rows: [] }) } as unknown as pg.Pool, 60_000, createLogger({ logLevel: 'silent' }));

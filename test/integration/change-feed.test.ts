@@ -6,7 +6,8 @@
  */
 import net from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ChangeListener, type ChangeHandler } from '../../src/api/change-listener';
+import pino from 'pino';
+import { ChangeListener, RETRY_MAX_MS, type ChangeHandler } from '../../src/api/change-listener';
 import { createLogger } from '../../src/log';
 import { ALL_HUNTS, HUNT_CHANGES_CHANNEL } from '../../src/store/hunt-changes';
 import { useTestDatabase } from '../helpers/database-fixture';
@@ -88,22 +89,30 @@ describe('the change feed', () => {
     await waitFor('the notification after the reconnect', () => heard.some((h) => Array.isArray(h) && h.includes('hunt-after')));
   });
 
-  it('keeps one connection and one retry loop through an outage of refused connections', async () => {
+  it('keeps one connection and one retry loop through an outage of refused connections, trying at least every RETRY_MAX_MS', async () => {
     const target = new URL(db.url);
     const later = await portOpenedLater(target);
     cleanups.push(later.close);
     const applicationName = `change-feed-${process.pid}-${Date.now()}`;
     const heard: Parameters<ChangeHandler>[0][] = [];
+    const retryWaits: number[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void retryWaits.push((JSON.parse(line) as { retryInMs: number }).retryInMs) });
     const listener = new ChangeListener(
       { host: '127.0.0.1', port: later.port, user: decodeURIComponent(target.username), password: decodeURIComponent(target.password), database: target.pathname.slice(1), application_name: applicationName },
       (hunts) => heard.push(hunts),
-      createLogger({ logLevel: 'fatal' }),
+      logger,
     );
     cleanups.push(() => listener.stop());
-    await listener.start(); // refused: retries after 250 ms, 500, 1 s, 2 s, 4 s
+    await listener.start(); // refused: retries after 250 ms, 500, 1 s, then every 2 s
+    expect(listener.listening).toBe(false);
     await new Promise((resolve) => setTimeout(resolve, 6_000));
+    expect(listener.listening).toBe(false);
+    // The waits doubled up to the cap, and stay there however long the outage lasts.
+    expect(retryWaits.slice(0, 4)).toEqual([250, 500, 1000, RETRY_MAX_MS]);
+    expect(Math.max(...retryWaits)).toBe(RETRY_MAX_MS);
     await later.open();
     await waitFor('the listener to be back', () => heard.includes(ALL_HUNTS), { timeoutMs: 15_000 });
+    expect(listener.listening).toBe(true);
     // Long enough for any second retry loop to have connected too.
     await new Promise((resolve) => setTimeout(resolve, 9_000));
 

@@ -13,6 +13,7 @@ import { useTestDatabase } from '../helpers/database-fixture';
 import pino from 'pino';
 
 let api: ReadApi;
+const registry = new Registry();
 const logged: { level: number; msg: string }[] = [];
 
 async function freePort(): Promise<number> {
@@ -26,7 +27,7 @@ async function freePort(): Promise<number> {
 beforeAll(async () => {
   const config = loadConfig({ ...process.env, DATABASE_URL: `postgres://hunt@127.0.0.1:${await freePort()}/hunt`, API_PORT: String(await freePort()), API_BIND_ADDRESS: '127.0.0.1' });
   const logger = pino({ level: 'warn' }, { write: (line: string) => void logged.push(JSON.parse(line) as { level: number; msg: string }) });
-  api = await startReadApi(config, { registry: new Registry(), logger, readiness: async () => ({ ready: false, checks: {}, error: 'down' }) });
+  api = await startReadApi(config, { registry, logger, readiness: async () => ({ ready: false, checks: {}, error: 'down' }) });
 });
 
 afterAll(async () => {
@@ -43,6 +44,10 @@ describe('the read API with Postgres unreachable (a port nothing listens on)', (
     }
     expect(logged.filter((entry) => entry.level >= 50)).toEqual([]);
     expect(logged.filter((entry) => /Postgres is unreachable/.test(entry.msg))).toHaveLength(1);
+  });
+
+  it('reports that its live streams hear no changes', async () => {
+    expect(await registry.getSingleMetricAsString('hunt_api_change_feed_listening')).toMatch(/^hunt_api_change_feed_listening 0$/m);
   });
 });
 
@@ -66,9 +71,11 @@ describe('the read API when its connections go silent', () => {
     const proxied = new URL(db.url);
     proxied.host = `127.0.0.1:${(proxy.address() as net.AddressInfo).port}`;
     const config = loadConfig({ ...process.env, DATABASE_URL: proxied.toString(), API_PORT: String(await freePort()), API_STATEMENT_TIMEOUT_MS: '500', API_DB_POOL_SIZE: '1' });
-    const silent = await startReadApi(config, { registry: new Registry(), logger: pino({ level: 'silent' }), readiness: async () => ({ ready: true, checks: {} }) });
+    const reachable = new Registry();
+    const silent = await startReadApi(config, { registry: reachable, logger: pino({ level: 'silent' }), readiness: async () => ({ ready: true, checks: {} }) });
     try {
       expect((await fetch(`${silent.url}/hunts/h1/leaderboard`)).status).toBe(404); // an unknown hunt: Postgres answered
+      expect(await reachable.getSingleMetricAsString('hunt_api_change_feed_listening')).toMatch(/^hunt_api_change_feed_listening 1$/m);
       // The connections open now (the pool's one) forward nothing from here on.
       open.forEach((socket) => frozen.add(socket));
       const started = performance.now();
