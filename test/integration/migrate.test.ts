@@ -73,6 +73,13 @@ describe('hunt migrate', () => {
     expect(run.output).toMatch(/cannot use Postgres: the database has migrations this version does not know \(9001_test_add_column\)/);
   });
 
+  it('stops hunt worker at start-up on a database a newer version migrated', async () => {
+    const run = await runHunt(['worker'], { DATABASE_URL: db.url, TEMPORAL_TASK_QUEUE: `migrate-test-${process.pid}` });
+    expect(run.timedOut).toBe(false);
+    expect(run.code).not.toBe(0);
+    expect(run.output).toMatch(/the worker cannot use Postgres: the database has migrations this version does not know \(9001_test_add_column\)/);
+  });
+
   it('refuses a database a newer version migrated, naming the migrations it does not know', async () => {
     await db.pool.query(`INSERT INTO schema_migrations (id, name) VALUES (9002, 'from_the_future')`);
     await expect(withClient((client) => migrate(client))).rejects.toThrow(
