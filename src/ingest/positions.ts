@@ -82,10 +82,8 @@ export class PartitionPositions {
    */
   resume(partitions: readonly number[], seek: (partition: number, offset: bigint) => void): Promise<Map<number, bigint>> {
     const resumed = this.loadJoinOffsets(partitions, seek);
-    const barrier: Promise<unknown> = resumed.then(
-      () => undefined,
-      () => undefined,
-    );
+    // A resume still running (a join while the recheck's ran) holds fetches too.
+    const barrier: Promise<unknown> = Promise.allSettled([this.resuming, resumed]);
     this.resuming = barrier;
     void barrier.then(() => {
       if (this.resuming === barrier) this.resuming = undefined;
