@@ -50,4 +50,4 @@ export function kafkajsLevel(
 }
 
 const RETRIED_STATES =
-  /coordinator is (loading|not available)|not the (correct )?coordinator|leadership election|not the leader|rebalanc|Connection error|ECONNREFUSED|connection timeout|Request .* timed out|Failed to connect to seed broker|The group is rebalancing|There is no leader/i;
+  /coordinator is (loading|not available)|not the (correct )?coordinator|leadership election|not the leader|rebalanc|Connection error|ECONNREFUSED|connection timeout|Request .* timed out|Failed to connect to seed broker|The group is rebalancing|group generation id is not valid|There is no leader/i;

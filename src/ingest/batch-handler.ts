@@ -31,6 +31,8 @@ export interface BatchHandlerDeps {
   maxBatchEvents: number;
   /** Whether a record fetched again is the one applied at its offset (store/hot-path/applied-record.ts). */
   isApplied: (partition: number, record: KafkaMessage) => Promise<boolean>;
+  /** Commits what the lanes buffered (bounded), before this member rejoins for a rebalance. */
+  commitBuffered: () => Promise<void>;
 }
 
 export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchPayload) => Promise<void> {
@@ -88,7 +90,9 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
       if (i > 0) await yieldToIo();
       // A seek since the fetch (a join's, while this fetch was in flight) makes it stale:
       // kafkajs fetches again from there, so what is left here is dropped, and not counted.
-      if (!isRunning() || isStale()) return;
+      // So is the rest of a fetch once the group rebalances: it is read from Postgres's
+      // position after the rejoin, by whoever owns the partition then.
+      if (!isRunning() || isStale() || positions.heldForRejoin) return;
       const records = messages.slice(i, i + sliceSize);
       countRead(metrics, records, receivedAt);
       const last = records[records.length - 1]!;
@@ -107,8 +111,25 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
       resolveOffset(last.offset);
       positions.advance(partition, nextOffset);
     }
-    await heartbeat();
+    try {
+      await heartbeat();
+    } catch (err) {
+      // The group is rebalancing: kafkajs rejoins once every fetch's eachBatch has returned,
+      // and the members then given our partitions start from Postgres. Commit what the lanes
+      // hold first, or they would read it again (and copy its rejects to the DLQ again).
+      if (isRebalancing(err)) {
+        positions.holdForRejoin();
+        await deps.commitBuffered();
+      }
+      throw err;
+    }
   };
+}
+
+/** kafkajs's errors that make it rejoin the group (its own isRebalancing, and a member it no longer knows). */
+const REJOIN_ERRORS = new Set(['REBALANCE_IN_PROGRESS', 'NOT_COORDINATOR_FOR_GROUP', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID']);
+function isRebalancing(err: unknown): boolean {
+  return REJOIN_ERRORS.has(String((err as { type?: unknown } | null)?.type));
 }
 
 /**

@@ -78,6 +78,14 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
   const positions = new PartitionPositions({ pool, groupId, topic, startFrom: config.ingest.startFrom, watermarks });
   const kafkaCommits = trailingKafkaCommits(consumer, logger);
   const { lanes, laneOf, health } = createCommitLanes(deps, dlqProducer, () => stopping, (offsets) => kafkaCommits.note(offsets));
+  // Before a join loads the positions, and before this member rejoins for a rebalance (so the
+  // members taking partitions over start after what it took): bounded like a handover, so a
+  // Postgres that does not answer cannot hold the group.
+  const commitBuffered = () =>
+    withTimeout(Promise.all(lanes.map((lane) => lane.drain())), HANDOVER_COMMIT_MS).then(
+      () => undefined,
+      (err: unknown) => logger.warn({ err }, 'could not commit the buffered records before the rebalance; they are read again'),
+    );
   const onRetentionGap = retentionGapHandler({ pool, groupId, topic, policy: config.ingest.onRetentionGap, consumer, positions, health, metrics, logger });
   const monitor = startPartitionMonitor({
     health,
@@ -97,12 +105,12 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
   });
   const onLogReset = logResetHandler({ pool, groupId, topic, consumer, positions, laneOf, metrics, logger });
   const isApplied = (partition: number, record: KafkaMessage) => isAppliedRecord(pool, topic, partition, record);
-  const eachBatch = createBatchHandler({ topic, consumer, positions, onRetentionGap, onLogReset, laneOf, metrics, maxBatchEvents: config.ingest.maxBatchEvents, isApplied });
+  const eachBatch = createBatchHandler({ topic, consumer, positions, onRetentionGap, onLogReset, laneOf, metrics, maxBatchEvents: config.ingest.maxBatchEvents, isApplied, commitBuffered });
   const onFatal = (err: Error) => {
     running = false;
     failWith(err);
   };
-  watchGroupEvents(consumer, { topic, groupId, positions, health, metrics, logger, onFatal });
+  watchGroupEvents(consumer, { topic, groupId, positions, health, metrics, logger, onFatal, commitBuffered, isStopping: () => stopping });
   // The partitions vanished under the running consumer: the topic was deleted, and may be back
   // with a new log that has grown past the positions before the next fetch. kafkajs fetches on
   // from its positions without rejoining, so check each partition's last record as on a join.
@@ -110,8 +118,7 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
   // seeks and checks set up here wait for the first fetch that works, so one run is enough.
   const recheck = sharedProbe(async () => {
     const assigned = health.assignedPartitions();
-    await Promise.all(assigned.map((partition) => laneOf(partition).drain()));
-    await resumeFromPostgres(consumer, topic, positions, assigned);
+    await resumeFromPostgres(consumer, topic, positions, assigned, commitBuffered);
     logger.warn({ topic, partitions: assigned }, 'the topic\'s partitions were unknown to the broker (deleted, maybe created again): checking the record before each position against what was applied');
   }, 5_000);
   deps.watchKafkaErrors?.((message) => {
@@ -147,6 +154,10 @@ function createConsumer(kafka: Kafka, config: Config): Consumer {
     groupId: config.ingest.groupId,
     maxBytes: config.ingest.fetchMaxBytes,
     maxBytesPerPartition: config.ingest.partitionFetchMaxBytes,
+    // How long a fetch waits for records when none are there (kafkajs's default is 5 s). A
+    // fetch returns as soon as records arrive either way; this is how long an idle or paused
+    // consumer takes to notice a stop or a rebalance (heartbeats go between fetches).
+    maxWaitTimeInMs: 1000,
     sessionTimeout: config.ingest.sessionTimeoutMs,
     heartbeatInterval: Math.floor(config.ingest.sessionTimeoutMs / 10),
     // Partitions added to the topic are found when metadata is refreshed: kafkajs's default
@@ -183,7 +194,7 @@ async function connectAndRun(
 /**
  * How long a stopping member tries to commit what it buffered before it leaves the group
  * anyway. Longer than a takeover takes (the others notice a member left at their next
- * heartbeat, a fetch's wait of 5 s at most, then rejoin), so in the common case nothing is
+ * heartbeat, after a fetch's wait of 1 s at most, then rejoin), so in the common case nothing is
  * read twice; bounded, so a Postgres that does not answer cannot keep the partitions from
  * the rest of the group for ever. The commit goes on after the leave, until the command's
  * own stop deadline (src/cli/stop.ts).

@@ -18,6 +18,10 @@ export interface GroupEventDeps {
   logger: Logger;
   /** The consumer died for good. */
   onFatal: (err: Error) => void;
+  /** Commits what the lanes buffered (bounded): a join's positions must include it. */
+  commitBuffered: () => Promise<void>;
+  /** The member is leaving: a join completing now needs no positions. */
+  isStopping: () => boolean;
 }
 
 export function watchGroupEvents(consumer: Consumer, deps: GroupEventDeps): void {
@@ -27,8 +31,9 @@ export function watchGroupEvents(consumer: Consumer, deps: GroupEventDeps): void
     health.setAssignment(assigned);
     metrics.partitionsAssigned.reset();
     for (const partition of assigned) metrics.partitionsAssigned.set({ topic, partition: String(partition) }, 1);
+    if (deps.isStopping()) return;
     try {
-      const stored = await resumeFromPostgres(consumer, topic, positions, assigned);
+      const stored = await resumeFromPostgres(consumer, topic, positions, assigned, deps.commitBuffered);
       logger.info({ groupId, assigned, resumeFrom: Object.fromEntries([...stored].map(([p, o]) => [p, o.toString()])) }, 'joined group');
     } catch (err) {
       // eachBatch checks every fetch against the position anyway, so this is not fatal.
@@ -51,10 +56,17 @@ export function watchGroupEvents(consumer: Consumer, deps: GroupEventDeps): void
 }
 
 /**
- * Seeks each partition to its Postgres position, one record before it where there is one, so
- * the record there is checked against what was applied before anything after it is taken
- * (positions.ts, resume); fetches wait until then. Resolves the positions loaded.
+ * Commits what the lanes buffered, then seeks each partition to its Postgres position, one
+ * record before it where there is one, so the record there is checked against what was
+ * applied before anything after it is taken (positions.ts, resume); fetches wait until then.
+ * Resolves the positions loaded.
  */
-export function resumeFromPostgres(consumer: Consumer, topic: string, positions: PartitionPositions, partitions: readonly number[]): Promise<Map<number, bigint>> {
-  return positions.resume(partitions, (partition, offset) => consumer.seek({ topic, partition, offset: offset.toString() }));
+export function resumeFromPostgres(
+  consumer: Consumer,
+  topic: string,
+  positions: PartitionPositions,
+  partitions: readonly number[],
+  commitBuffered: () => Promise<void>,
+): Promise<Map<number, bigint>> {
+  return positions.resume(partitions, { commitBuffered, seek: (partition, offset) => consumer.seek({ topic, partition, offset: offset.toString() }) });
 }

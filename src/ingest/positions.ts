@@ -21,7 +21,7 @@
  * too (passFiltered), or every fetch after them would look like one that started elsewhere.
  */
 import type pg from 'pg';
-import { loadOffsets, loadUnreadStarts, storeStartOffset } from '../store/hot-path/offsets';
+import { loadJoinPositions, loadOffsets, storeStartOffset } from '../store/hot-path/offsets';
 import { withTransaction } from '../store/transaction';
 
 export type StartFrom = 'earliest' | 'latest';
@@ -60,6 +60,8 @@ export class PartitionPositions {
   private unreadStarts = new Set<number>();
   /** Settles when the positions being loaded after a join are loaded (resume). */
   private resuming: Promise<unknown> | undefined;
+  /** The group is rebalancing and this member will rejoin: take nothing more until it has (resume). */
+  private leavingForRejoin = false;
 
   constructor(
     private readonly deps: {
@@ -67,23 +69,37 @@ export class PartitionPositions {
       groupId: string;
       topic: string;
       startFrom: StartFrom;
-      watermarks: (partitions: number[]) => Promise<Map<number, Watermarks>>;
+      /** The partitions' watermarks; every partition's when none are named. */
+      watermarks: (partitions?: number[]) => Promise<Map<number, Watermarks>>;
     },
   ) {}
 
   /**
-   * After a join (or when the broker said the partitions were unknown): reloads every
-   * partition's position from Postgres (another member may have moved them), and has each of
-   * `partitions` fetched from its position (`seek`); resolves the positions loaded. Fetches
-   * wait until this is done (check): one taken meanwhile would move a position past what Postgres
-   * holds, and the record checked after the join would then be one still buffered, not yet
-   * committed, which no check can find applied (a false reset: the partition read again from
-   * the log start).
+   * After a join (or when the broker said the partitions were unknown): commits what the lanes
+   * buffered (`commitBuffered`), reloads every partition's position from Postgres (another
+   * member may have moved them), and has each of `partitions` fetched from its position
+   * (`seek`); resolves the positions loaded. Fetches wait until this is done (check): one
+   * taken meanwhile would move a position past what Postgres holds, and the record checked
+   * after the join would then be one still buffered, not yet committed, which no check can
+   * find applied (a false reset: the partition read again from the log start). What was
+   * buffered before is committed first, or the position loaded would lie behind it and the
+   * partition be read again from there (its rejects copied to the DLQ twice).
+   *
+   * Resumes run one after another (a join while the recheck's runs), so the last one asked
+   * for decides the positions.
    */
-  resume(partitions: readonly number[], seek: (partition: number, offset: bigint) => void): Promise<Map<number, bigint>> {
-    const resumed = this.loadJoinOffsets(partitions, seek);
-    // A resume still running (a join while the recheck's ran) holds fetches too.
-    const barrier: Promise<unknown> = Promise.allSettled([this.resuming, resumed]);
+  resume(partitions: readonly number[], hooks: { commitBuffered: () => Promise<void>; seek: (partition: number, offset: bigint) => void }): Promise<Map<number, bigint>> {
+    const previous = this.resuming;
+    this.leavingForRejoin = false;
+    const resumed = (async () => {
+      await previous;
+      await hooks.commitBuffered();
+      return this.loadJoinOffsets(partitions, hooks.seek);
+    })();
+    const barrier: Promise<unknown> = resumed.then(
+      () => undefined,
+      () => undefined,
+    );
     this.resuming = barrier;
     void barrier.then(() => {
       if (this.resuming === barrier) this.resuming = undefined;
@@ -92,15 +108,13 @@ export class PartitionPositions {
   }
 
   private async loadJoinOffsets(partitions: readonly number[], seek: (partition: number, offset: bigint) => void): Promise<Map<number, bigint>> {
-    const [stored, unreadStarts] = await Promise.all([
-      loadOffsets(this.deps.pool, this.deps.groupId, this.deps.topic),
-      loadUnreadStarts(this.deps.pool, this.deps.groupId, this.deps.topic),
-    ]);
+    const { stored, unreadStarts } = await loadJoinPositions(this.deps.pool, this.deps.groupId, this.deps.topic);
     this.unreadStarts = unreadStarts;
     this.next.clear();
     this.verifying.clear();
     for (const [partition, offset] of stored) this.next.set(partition, offset);
-    for (const partition of partitions) seek(partition, await this.joinOffset(partition, stored.get(partition)));
+    const groupIsNew = stored.size === 0;
+    for (const partition of partitions) seek(partition, await this.joinOffset(partition, stored.get(partition), groupIsNew));
     return stored;
   }
 
@@ -109,10 +123,24 @@ export class PartitionPositions {
    * holds, so that record (committed) is checked first (see `verifying`); at the position
    * when there is none to check.
    */
-  private async joinOffset(partition: number, stored: bigint | undefined): Promise<bigint> {
-    if (stored === undefined || stored === 0n || this.unreadStarts.has(partition)) return this.positionOf(partition);
+  private async joinOffset(partition: number, stored: bigint | undefined, groupIsNew: boolean): Promise<bigint> {
+    if (stored === undefined || stored === 0n || this.unreadStarts.has(partition)) return this.positionOf(partition, groupIsNew);
     this.verifying.set(partition, { offset: stored - 1n, reseeks: 0 });
     return stored - 1n;
+  }
+
+  /**
+   * The group is rebalancing: records not yet buffered are left for whoever owns their
+   * partitions after the rejoin (which starts from Postgres), so that what this member
+   * buffered can be committed before it rejoins and nothing is read twice. Until the next resume.
+   */
+  holdForRejoin(): void {
+    this.leavingForRejoin = true;
+  }
+
+  /** Whether fetched records are to be left untaken until the rejoin (holdForRejoin). */
+  get heldForRejoin(): boolean {
+    return this.leavingForRejoin;
   }
 
   /** The check of the record before the position is done (passed, or not possible). */
@@ -120,11 +148,14 @@ export class PartitionPositions {
     this.verifying.delete(partition);
   }
 
-  /** The position of `partition`: Postgres's, or the configured start, recorded in Postgres first. */
-  async positionOf(partition: number): Promise<bigint> {
+  /**
+   * The position of `partition`: Postgres's, or the configured start, recorded in Postgres
+   * first. `groupIsNew`: whether Postgres held no position for the group when the join looked.
+   */
+  async positionOf(partition: number, groupIsNew?: boolean): Promise<bigint> {
     const known = this.next.get(partition);
     if (known !== undefined) return known;
-    const stored = (await this.storedPosition(partition)) ?? (await this.recordStart(partition));
+    const stored = (await this.storedPosition(partition)) ?? (await this.recordStart(partition, groupIsNew));
     this.advance(partition, stored);
     return this.next.get(partition) as bigint;
   }
@@ -133,24 +164,30 @@ export class PartitionPositions {
     return (await loadOffsets(this.deps.pool, this.deps.groupId, this.deps.topic)).get(partition);
   }
 
-  private async recordStart(partition: number): Promise<bigint> {
-    const marks = (await this.deps.watermarks([partition])).get(partition);
-    if (!marks) throw new Error(`no watermarks for ${this.deps.topic}/${partition}`);
-    const start = (await this.startsLatest()) ? marks.high : marks.low;
-    await withTransaction(this.deps.pool, (client) => storeStartOffset(client, this.deps.groupId, { topic: this.deps.topic, partition, nextOffset: start }));
+  /**
+   * Records where a partition without a position starts. `latest` is where a group new to
+   * the topic starts, and it starts there on every partition the topic has, recorded at
+   * once: one by one, the first partition's start would make the group look old to the
+   * next (and to a member starting alongside), which would then start at its log start and
+   * apply what the setting skips. A partition added to the topic later (the group has
+   * positions for others) starts at its log start whatever the setting: all of its records
+   * came after the group started, and `latest` would skip those written before the group
+   * learned of the partition.
+   */
+  private async recordStart(partition: number, groupIsNew?: boolean): Promise<bigint> {
+    const latest = this.deps.startFrom === 'latest' && (groupIsNew ?? (await this.storedPositionCount()) === 0);
+    const marks = await this.deps.watermarks(latest ? undefined : [partition]);
+    if (!marks.has(partition)) throw new Error(`no watermarks for ${this.deps.topic}/${partition}`);
+    const starts = [...marks].map(([p, m]) => ({ topic: this.deps.topic, partition: p, nextOffset: latest ? m.high : m.low }));
+    await withTransaction(this.deps.pool, async (client) => {
+      for (const start of starts) await storeStartOffset(client, this.deps.groupId, start);
+    });
     // Another member may have stored a position meanwhile; offsets never move back, so read it again.
-    return (await this.storedPosition(partition)) ?? start;
+    return (await this.storedPosition(partition)) ?? (starts.find((start) => start.partition === partition)?.nextOffset as bigint);
   }
 
-  /**
-   * `latest` is where a group new to the topic starts. A partition added to the topic later
-   * (the group has positions for others) starts at its log start whatever the setting: all of
-   * its records came after the group started, and `latest` would skip those written before
-   * the group learned of the partition.
-   */
-  private async startsLatest(): Promise<boolean> {
-    if (this.deps.startFrom !== 'latest') return false;
-    return (await loadOffsets(this.deps.pool, this.deps.groupId, this.deps.topic)).size === 0;
+  private async storedPositionCount(): Promise<number> {
+    return (await loadOffsets(this.deps.pool, this.deps.groupId, this.deps.topic)).size;
   }
 
   /** Decides what to do with a fetch of `partition` that started at `fetchedOffset`. */

@@ -15,7 +15,7 @@ import { foldEvents } from '../../src/rules/reference';
 import { loadConfig } from '../../src/config';
 import { adminConnectionString, createTestDatabase, type TestDatabase } from '../helpers/database';
 import { clueFound, recordOf } from '../helpers/event-builders';
-import { createTestTopics, projectionOf, sendRecords, startIngestProcess, testKafka, waitCaughtUp, type IngestProcess, type TestTopics } from '../helpers/ingest';
+import { createTestTopics, endOffsets, projectionOf, sendRecords, startIngestProcess, testKafka, waitCaughtUp, type IngestProcess, type TestTopics } from '../helpers/ingest';
 import { waitFor } from '../helpers/wait';
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -483,6 +483,46 @@ describe('a backlog waiting at start-up', () => {
     await expectNoLogReset(second);
     expect(await eventCount(db)).toBe(40_000);
     expect(recordsRead(await metricsOf(second))).toBe(20_000);
+  });
+});
+
+describe('a member joining during a backlog', () => {
+  // The member already there committed what it had buffered only after the join had loaded
+  // the positions, so it read its own buffer again, and the new member read what the other
+  // had buffered for its partitions; each reject among those went to the DLQ twice.
+  it('reads nothing twice and copies each reject to the DLQ once', async () => {
+    const db = await database();
+    const topics = await createTestTopics(4);
+    const events = eventsFor('join', 100_000).map((e, i) => ({ ...e, huntId: `hunt-${i % 100}` }));
+    // A reject every 2,500 records, so some are buffered when the second member joins.
+    const records = asRecords(events).flatMap((record, i) => (i % 2_500 === 0 ? [record, { key: record.key, value: '{"eventId": "broken' }] : [record]));
+    const rejects = records.length - events.length;
+    await sendRecords(topics.events, records);
+    const first = await runIngest(db, topics);
+    await waitFor('the first member to commit some of the backlog', async () => (await eventCount(db)) >= 10_000, { timeoutMs: 30_000, intervalMs: 50 });
+    const second = await runIngest(db, topics);
+    await waitCaughtUp(db.pool, topics);
+    const read = recordsRead(await metricsOf(first)) + recordsRead(await metricsOf(second));
+    expect(read).toBe(records.length);
+    expect(await endOffsets(topics.dlq)).toBe(rejects);
+    expect(await eventCount(db)).toBe(events.length);
+    await expectNoLogReset(first);
+    await expectNoLogReset(second);
+  });
+});
+
+describe('INGEST_START_FROM=latest for a group new to the topic', () => {
+  it('starts every partition at its end, not only the first one looked up', async () => {
+    const db = await database();
+    const topics = await createTestTopics(4);
+    const spread = (events: HuntEvent[]) => events.map((e, i) => ({ ...e, huntId: `hunt-${i % 100}` }));
+    await send(topics.events, spread(eventsFor('before', 400))); // before the group: skipped
+    const ingest = await runIngest(db, topics, { INGEST_START_FROM: 'latest' });
+    await waitFor('a start on every partition', async () => (await db.pool.query('SELECT 1 FROM consumer_offsets')).rowCount === 4, { timeoutMs: 30_000, intervalMs: 100 });
+    await send(topics.events, spread(eventsFor('after', 100)));
+    await waitCaughtUp(db.pool, topics);
+    expect(await eventCount(db)).toBe(100);
+    await expectNoLogReset(ingest);
   });
 });
 

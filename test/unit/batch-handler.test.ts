@@ -1,6 +1,7 @@
 /**
  * The input topic's eachBatch, on hand-made fetches: what it counts as read and hands to the
- * commit lane, when the fetch is current and when a seek made it stale while it was checked.
+ * commit lane, when the fetch is current, when a seek made it stale while it was checked, and
+ * when the group starts rebalancing.
  */
 import { describe, expect, it } from 'vitest';
 import type { Batch, Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
@@ -18,11 +19,13 @@ function recordAt(offset: number): KafkaMessage {
 }
 
 /** A handler whose position check takes every fetch, and whose lane keeps what it is given. */
-function handlerWith(isStaleAfterCheck: () => boolean) {
+function handlerWith(isStaleAfterCheck: () => boolean, heartbeat: () => Promise<void> = async () => undefined) {
   const metrics = createIngestMetrics();
   const added: SliceWork[] = [];
   const lane = { add: async (work: SliceWork) => void added.push(work) } as unknown as MicroBatcher;
   let checked = false;
+  const events: string[] = [];
+  let held = false;
   const positions = {
     check: async () => {
       checked = true; // a seek kafkajs notes from here on makes the fetch stale
@@ -30,6 +33,13 @@ function handlerWith(isStaleAfterCheck: () => boolean) {
     },
     advance: () => undefined,
     verified: () => undefined,
+    holdForRejoin: () => {
+      held = true;
+      events.push('hold');
+    },
+    get heldForRejoin() {
+      return held;
+    },
   } as unknown as PartitionPositions;
   const handle = createBatchHandler({
     topic: TOPIC,
@@ -41,6 +51,7 @@ function handlerWith(isStaleAfterCheck: () => boolean) {
     metrics,
     maxBatchEvents: 500,
     isApplied: async () => true,
+    commitBuffered: async () => void events.push('commit buffered'),
   });
   const resolved: string[] = [];
   const run = (messages: KafkaMessage[]) =>
@@ -55,13 +66,13 @@ function handlerWith(isStaleAfterCheck: () => boolean) {
         fetchedOffset: '0',
       } as unknown as Batch,
       resolveOffset: (offset: string) => void resolved.push(offset),
-      heartbeat: async () => undefined,
+      heartbeat,
       isRunning: () => true,
       isStale: () => checked && isStaleAfterCheck(),
     } as unknown as EachBatchPayload);
   const readCount = async () => (await metrics.recordsRead.get()).values[0]?.value ?? 0;
   const fetchDelayCount = async () => (await metrics.fetchDelaySeconds.get()).values.find((v) => v.metricName?.endsWith('_count'))?.value ?? 0;
-  return { run, added, resolved, readCount, fetchDelayCount };
+  return { run, added, resolved, readCount, fetchDelayCount, events };
 }
 
 describe('createBatchHandler', () => {
@@ -83,5 +94,22 @@ describe('createBatchHandler', () => {
     expect(handler.resolved).toEqual([]);
     expect(await handler.readCount()).toBe(0);
     expect(await handler.fetchDelayCount()).toBe(0);
+  });
+
+  it('on a rebalance seen at its heartbeat, commits what the lanes buffered before kafkajs rejoins, and takes nothing more until then', async () => {
+    // The members given our partitions start from Postgres: what we buffered and did not
+    // commit they would read again, copying its rejects to the DLQ a second time.
+    let rebalancing = false;
+    const handler = handlerWith(() => false, async () => {
+      if (rebalancing) throw Object.assign(new Error('The group is rebalancing, so a rejoin is needed'), { type: 'REBALANCE_IN_PROGRESS' });
+    });
+    await handler.run([0, 1, 2].map(recordAt));
+    rebalancing = true;
+    await expect(handler.run([3, 4].map(recordAt))).rejects.toMatchObject({ type: 'REBALANCE_IN_PROGRESS' });
+    expect(handler.events).toEqual(['hold', 'commit buffered']);
+    // Another partition's fetch, still in flight: left for the owner after the rejoin.
+    await handler.run([5, 6].map(recordAt));
+    expect(handler.added.map((w) => w.recordCount)).toEqual([3, 2]);
+    expect(handler.resolved).toEqual(['2', '4']);
   });
 });

@@ -16,6 +16,8 @@ describe('kafkajs log levels', () => {
   it.each([
     ['Response InitProducerId(key: 22, version: 1)', "The coordinator is loading and hence can't process requests for this group"],
     ['Response GroupCoordinator(key: 10, version: 2)', 'The group coordinator is not available'],
+    // The trailing offset commit of a member whose group rebalanced meanwhile.
+    ['Response OffsetCommit(key: 8, version: 5)', 'Specified group generation id is not valid'],
   ])('demotes a broker response whose error is such a state: %s', (message, error) => {
     expect(kafkajsLevel('error', message, error)).toBe('debug');
   });

@@ -39,11 +39,11 @@ describe('PartitionPositions after a join (the record before the position checke
   async function joined(low: bigint, high: bigint, startedThere = false) {
     // Stored: position 20; `startedThere`: set at start-up, nothing read since (start_offset = next_offset).
     const pool = {
-      query: async (sql: string) => ({ rows: /start_offset/.test(sql) ? (startedThere ? [{ partition: 0 }] : []) : [{ partition: 0, next_offset: '20' }] }),
+      query: async () => ({ rows: [{ partition: 0, next_offset: '20', unread: startedThere }] }),
     } as unknown as pg.Pool;
     const positions = new PartitionPositions({ pool, groupId: 'g', topic: 't', startFrom: 'earliest', watermarks: async () => new Map([[0, { low, high }]]) });
     let soughtTo: bigint | undefined;
-    await positions.resume([0], (_, offset) => (soughtTo = offset));
+    await positions.resume([0], { commitBuffered: async () => undefined, seek: (_, offset) => (soughtTo = offset) });
     return { positions, soughtTo };
   }
 
@@ -80,13 +80,13 @@ describe('PartitionPositions after a join (the record before the position checke
 
 /**
  * consumer_offsets in memory, for one group and topic. Each read answers with the rows as
- * they were when it was sent; the first two (a join's) only once `open` is called.
+ * they were when it was sent; the first (a join's) only once `open` is called.
  */
 function offsetsTable() {
   const rows = new Map<number, { next: bigint; start?: bigint }>();
   let open: () => void = () => undefined;
   const opened = new Promise<void>((resolve) => (open = resolve));
-  let slowReads = 2;
+  let slowReads = 1;
   const client = {
     query: async (sql: string, values: unknown[] = []) => {
       if (/^(BEGIN|COMMIT|ROLLBACK)$/.test(sql)) return { rows: [] };
@@ -102,7 +102,6 @@ function offsetsTable() {
         slowReads--;
         await opened;
       }
-      if (/next_offset = start_offset/.test(sql)) return { rows: snapshot.filter((r) => r.unread) };
       return { rows: snapshot };
     },
     release: () => undefined,
@@ -121,7 +120,7 @@ describe('PartitionPositions while a join loads the positions', () => {
     const table = offsetsTable();
     const positions = new PartitionPositions({ pool: table.pool, groupId: 'g', topic: 't', startFrom: 'earliest', watermarks: async () => new Map([[0, { low: 0n, high: 5000n }]]) });
     const sought: bigint[] = [];
-    const resumed = positions.resume([0], (_, offset) => sought.push(offset));
+    const resumed = positions.resume([0], { commitBuffered: async () => undefined, seek: (_, offset) => sought.push(offset) });
     // The first fetch arrives while the join's reads are on their way.
     let settled = false;
     const firstFetch = positions.check(0, 0n).then((check) => {
@@ -150,14 +149,53 @@ describe('PartitionPositions while a join loads the positions', () => {
       groupId: 'g',
       topic: 't',
       startFrom: 'earliest',
-      watermarks: async (partitions) => {
+      watermarks: async (partitions = [0, 1]) => {
         // While partition 0's start is looked up, a slice of partition 1 from a fetch before the join is buffered.
         positions.advance(1, 1250n);
         return new Map(partitions.map((p) => [p, { low: 0n, high: 5000n }]));
       },
     });
-    await positions.resume([0, 1], (partition, offset) => sought.set(partition, offset));
+    await positions.resume([0, 1], { commitBuffered: async () => undefined, seek: (partition, offset) => void sought.set(partition, offset) });
     expect(sought).toEqual(new Map([[0, 0n], [1, 999n]]));
     expect(await positions.check(1, 999n)).toMatchObject({ action: 'verify', offset: 999n });
+  });
+
+  it('commits what the lanes buffered before it loads the positions, so the member does not read its own buffer again', async () => {
+    const table = offsetsTable();
+    table.rows.set(0, { next: 1000n });
+    table.open();
+    const positions = new PartitionPositions({ pool: table.pool, groupId: 'g', topic: 't', startFrom: 'earliest', watermarks: async () => new Map() });
+    const sought: bigint[] = [];
+    const commitBuffered = async () => void table.rows.set(0, { next: 1250n }); // the lane's commit of 1000-1249
+    await positions.resume([0], { commitBuffered, seek: (_, offset) => void sought.push(offset) });
+    expect(sought).toEqual([1249n]);
+  });
+});
+
+describe('PartitionPositions with INGEST_START_FROM=latest', () => {
+  const allAt = (high: bigint) => async (partitions = [0, 1, 2, 3]) => new Map(partitions.map((p) => [p, { low: 0n, high }]));
+
+  it('starts a group new to the topic at the end of every partition, whichever member joins first', async () => {
+    const table = offsetsTable();
+    table.open();
+    const first = new PartitionPositions({ pool: table.pool, groupId: 'g', topic: 't', startFrom: 'latest', watermarks: allAt(1000n) });
+    const sought = new Map<number, bigint>();
+    const hooks = { commitBuffered: async () => undefined, seek: (partition: number, offset: bigint) => void sought.set(partition, offset) };
+    await first.resume([0, 1], hooks);
+    // A second member joins a moment later, more records written meanwhile.
+    const second = new PartitionPositions({ pool: table.pool, groupId: 'g', topic: 't', startFrom: 'latest', watermarks: allAt(1100n) });
+    await second.resume([2, 3], hooks);
+    expect(sought).toEqual(new Map([[0, 1000n], [1, 1000n], [2, 1000n], [3, 1000n]]));
+    expect([...table.rows.values()]).toEqual(Array(4).fill({ next: 1000n, start: 1000n }));
+  });
+
+  it('starts a partition added to the topic later at its log start', async () => {
+    const table = offsetsTable();
+    for (const partition of [0, 1]) table.rows.set(partition, { next: 1500n, start: 1000n });
+    table.open();
+    const positions = new PartitionPositions({ pool: table.pool, groupId: 'g', topic: 't', startFrom: 'latest', watermarks: allAt(800n) });
+    const sought = new Map<number, bigint>();
+    await positions.resume([0, 1, 2], { commitBuffered: async () => undefined, seek: (partition, offset) => void sought.set(partition, offset) });
+    expect(sought).toEqual(new Map([[0, 1499n], [1, 1499n], [2, 0n]]));
   });
 });

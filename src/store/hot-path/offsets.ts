@@ -39,13 +39,20 @@ export async function storeStartOffset(client: pg.ClientBase, groupId: string, s
   );
 }
 
-/** Stored positions that are where the partition started, nothing read since (storeStartOffset). */
-export async function loadUnreadStarts(pool: pg.Pool | pg.ClientBase, groupId: string, topic: string): Promise<Set<number>> {
-  const { rows } = await pool.query<{ partition: number }>(
-    'SELECT partition FROM consumer_offsets WHERE group_id = $1 AND topic = $2 AND next_offset = start_offset',
+/**
+ * The stored positions, and which of them are where their partition started with nothing
+ * read since (storeStartOffset), read together: a commit landing between two reads would
+ * make a start look like a position after an applied record.
+ */
+export async function loadJoinPositions(pool: pg.Pool | pg.ClientBase, groupId: string, topic: string): Promise<{ stored: Map<number, bigint>; unreadStarts: Set<number> }> {
+  const { rows } = await pool.query<{ partition: number; next_offset: string | number; unread: boolean | null }>(
+    'SELECT partition, next_offset, next_offset = start_offset AS unread FROM consumer_offsets WHERE group_id = $1 AND topic = $2',
     [groupId, topic],
   );
-  return new Set(rows.map((r) => r.partition));
+  return {
+    stored: new Map(rows.map((r) => [r.partition, BigInt(r.next_offset)])),
+    unreadStarts: new Set(rows.filter((r) => r.unread === true).map((r) => r.partition)),
+  };
 }
 
 export async function loadOffsets(pool: pg.Pool | pg.ClientBase, groupId: string, topic: string): Promise<Map<number, bigint>> {
