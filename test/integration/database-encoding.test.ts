@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config';
 import { migrate } from '../../src/store/migrate';
 import { adminConnectionString } from '../helpers/database';
-import { runHunt } from '../helpers/hunt-command';
+import { freePort, runHunt } from '../helpers/hunt-command';
 import { createTestTopics } from '../helpers/ingest';
 
 const config = loadConfig();
@@ -46,7 +46,7 @@ describe('a database that is not UTF8', () => {
       DATABASE_URL: url.toString(),
       KAFKA_TOPIC_EVENTS: topics.events,
       KAFKA_TOPIC_DLQ: topics.dlq,
-      API_PORT: String(45_000 + Math.floor(Math.random() * 5_000)), // clear of the ingest helper's ports
+      API_PORT: String(await freePort()), // free now: a random one collided with a connection's port
     });
     expect(run.timedOut).toBe(false);
     expect(run.code).not.toBe(0);

@@ -6,7 +6,7 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { listMigrations, migrate, schemaMismatch, type Migration } from '../../src/store/migrate';
-import { runHunt } from '../helpers/hunt-command';
+import { freePort, runHunt } from '../helpers/hunt-command';
 import { createTestTopics } from '../helpers/ingest';
 import { useTestDatabase } from '../helpers/database-fixture';
 
@@ -66,7 +66,7 @@ describe('hunt migrate', () => {
       DATABASE_URL: db.url,
       KAFKA_TOPIC_EVENTS: topics.events,
       KAFKA_TOPIC_DLQ: topics.dlq,
-      API_PORT: String(45_000 + Math.floor(Math.random() * 5_000)), // clear of the ingest helper's ports
+      API_PORT: String(await freePort()), // free now: a random one collided with a connection's port
     });
     expect(run.timedOut).toBe(false);
     expect(run.code).not.toBe(0);
