@@ -19,7 +19,9 @@ export interface RollupFlushInput {
 /**
  * `rollupFlush`: aggregates raw events stored since the watermark into the per-hunt
  * per-minute and per-hour rollups. Idempotent: the watermark lives in Postgres and moves
- * with the rows, so a second run (or a retry) only does what is left.
+ * with the rows, so a second run (or a retry) only does what is left. A run goes no further
+ * than the newest event stored at its start (or than its step's time budget), so it ends
+ * under steady traffic; the next run takes what came after.
  */
 export async function rollupFlush(input: RollupFlushInput = {}): Promise<FlushRollupsResult> {
   const fields = asObject('rollupFlush', input);

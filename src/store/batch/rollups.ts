@@ -10,7 +10,7 @@
  */
 import type pg from 'pg';
 import { withBoundedTransaction, type StatementBounds } from '../bounded-transaction';
-import { settledBound } from './settled-seq';
+import { settledBound, type SettledBound } from './settled-seq';
 
 export const ROLLUP_JOB = 'rollupFlush';
 
@@ -113,16 +113,33 @@ async function lockWatermark(client: pg.ClientBase): Promise<number> {
 }
 
 /**
- * Flushes at most `maxEvents` (by seq) past the watermark in one transaction. Returns
- * undefined when there is nothing settled to flush. `bounds` ties the transaction to the
- * job step running it (bounded-transaction.ts).
+ * The newest seq stored now: a flush run's target. Under steady traffic there is always a
+ * newer event, so a run that chased the newest would never end; what comes after the
+ * target is the next run's.
  */
-export async function flushRollupChunk(pool: pg.Pool, maxEvents: number, settleMs: number, bounds?: StatementBounds): Promise<FlushResult | undefined> {
+export async function newestEventSeq(pool: pg.Pool): Promise<number> {
+  const { rows } = await pool.query<{ seq: number }>('SELECT coalesce(max(seq), 0) AS seq FROM events');
+  return rows[0]?.seq ?? 0;
+}
+
+/**
+ * Flushes at most `maxEvents` (by seq) past the watermark, and none past `untilSeq` (the
+ * run's target), in one transaction. Returns undefined when there is nothing settled to
+ * flush up to `untilSeq`. `bounds` ties the transaction to the job step running it
+ * (bounded-transaction.ts).
+ */
+export async function flushRollupChunk(
+  pool: pg.Pool,
+  maxEvents: number,
+  settleMs: number,
+  bounds?: StatementBounds,
+  untilSeq = Number.MAX_SAFE_INTEGER,
+): Promise<FlushResult | undefined> {
   return withBoundedTransaction(pool, bounds, async (client) => {
     // Concurrent flushes (and repairs) take turns instead of aggregating the same range twice.
     const fromSeq = await lockWatermark(client);
     // Throws, naming them, while transactions inserting events outlast the wait: the step is retried.
-    const bound = await settledBound(client, fromSeq, settleMs, maxEvents);
+    const bound = await settledBoundUpTo(client, fromSeq, untilSeq, settleMs, maxEvents);
     if (bound.events === 0) {
       // Nothing to flush is a pass too: its time is what hunt_batch_watermark_age_seconds
       // reads, so a quiet hour does not look like a hung job.
@@ -135,4 +152,15 @@ export async function flushRollupChunk(pool: pg.Pool, maxEvents: number, settleM
     await client.query(`UPDATE job_watermarks SET last_seq = $2, updated_at = now() WHERE job = $1`, [ROLLUP_JOB, toSeq]);
     return { fromSeq, toSeq, events: bound.events, minuteWindows: minute.rowCount ?? 0, hourWindows: hour.rowCount ?? 0 };
   });
+}
+
+/** The settled bound (settled-seq.ts) past `fromSeq`, cut at `untilSeq`. */
+async function settledBoundUpTo(client: pg.ClientBase, fromSeq: number, untilSeq: number, settleMs: number, maxEvents: number): Promise<SettledBound> {
+  if (fromSeq >= untilSeq) return { toSeq: fromSeq, events: 0 };
+  const bound = await settledBound(client, fromSeq, settleMs, maxEvents);
+  if (bound.toSeq <= untilSeq) return bound;
+  // Every seq at or below the settled bound is committed or never will be, so every seq at
+  // or below untilSeq too: the cut is as safe, and only its events need counting.
+  const { rows } = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM events WHERE seq > $1 AND seq <= $2', [fromSeq, untilSeq]);
+  return { toSeq: untilSeq, events: rows[0]?.n ?? 0 };
 }
