@@ -14,8 +14,9 @@ import { ApiListenError, startReadApi, type ReadApi } from '../api/read-api';
 import { everyFewSeconds, sharedProbe } from '../api/throttle';
 import { createLogger, type Logger } from '../log';
 import { schemaMismatch } from '../store/migrate';
+import type { PostgresTarget } from '../store/pg-connection';
 import { withTimeout } from '../time-limit';
-import { createPool, nonUtf8Encoding, pingFailure, pingPostgres, UTF8_REQUIRED } from '../store/pool';
+import { createPool, IDLE_IN_TRANSACTION_LIMIT_MS, nonUtf8Encoding, pingFailure, pingPostgres, processApplicationName, UTF8_REQUIRED } from '../store/pool';
 import { startIngest, type IngestHandle } from './consumer';
 import { FreshnessTally, startFreshnessRecorder } from './freshness-tally';
 import { ConnectionSettingsError, explainPostgresError } from '../connection-hints';
@@ -56,11 +57,28 @@ function ingestPoolSize(commitLanes: number): number {
   return Math.max(10, commitLanes + 4);
 }
 
-export async function runIngestService(config: Config, logger: Logger = createLogger(config, 'ingest')): Promise<IngestService> {
-  const pool = createPool(config, ingestPoolSize(config.ingest.commitLanes), (err) => logger.warn({ err }, 'Postgres connection lost; it will be replaced'), {
+/**
+ * The hot path's pool. `idleInTransactionMs` (IDLE_IN_TRANSACTION_LIMIT_MS; tests pass less):
+ * a member frozen or cut off mid-commit holds hunts' and players' rows, and the other members'
+ * lanes (its partitions too, once reassigned) and the batch plane's fences would wait on it
+ * for ever. Named for pg_stat_activity and the lock-holder messages.
+ */
+export function createIngestPool(
+  target: PostgresTarget,
+  commitLanes: number,
+  onConnectionLost: (err: Error) => void,
+  idleInTransactionMs = IDLE_IN_TRANSACTION_LIMIT_MS,
+): pg.Pool {
+  return createPool(target, ingestPoolSize(commitLanes), onConnectionLost, {
     query_timeout: HOT_PATH_QUERY_TIMEOUT_MS,
     connectionTimeoutMillis: HOT_PATH_CONNECT_TIMEOUT_MS,
+    idle_in_transaction_session_timeout: idleInTransactionMs,
+    fallback_application_name: processApplicationName('hunt-ingest'),
   });
+}
+
+export async function runIngestService(config: Config, logger: Logger = createLogger(config, 'ingest')): Promise<IngestService> {
+  const pool = createIngestPool(config, config.ingest.commitLanes, (err) => logger.warn({ err }, 'Postgres connection lost; it will be replaced'));
   let onKafkaError: KafkaErrorListener = () => undefined;
   const kafka = createKafka(config, logger, undefined, (message) => onKafkaError(message));
   // The DLQ producer's own client, without the listener: its errors are about the DLQ topic.

@@ -69,3 +69,15 @@ async function cancelBackend(pool: pg.Pool, pid: number): Promise<void> {
     await connection.end().catch(() => undefined);
   }
 }
+
+/**
+ * Lifts the pool's idle-in-transaction bound (IDLE_IN_TRANSACTION_LIMIT_MS in pool.ts) to
+ * `maxIdleMs` for the rest of this transaction only. For a transaction that waits between
+ * its statements on purpose and holds no lock the hot path takes: a reprocess fill chunk's
+ * own transaction sits idle while its other lanes recompute their hunts, for as long as the
+ * biggest of them takes (a lane with a hunt of 1.5M events more than the first: over 20 s),
+ * and ending it would fail the chunk the same way on every retry.
+ */
+export async function allowIdleInTransaction(client: pg.ClientBase, maxIdleMs: number): Promise<void> {
+  await client.query(`SELECT set_config('idle_in_transaction_session_timeout', $1, true)`, [`${maxIdleMs}ms`]);
+}

@@ -1,10 +1,43 @@
 /** The Postgres connection pool, created from configuration. */
+import os from 'node:os';
 import pg from 'pg';
 import { pgClientConfig, type PostgresTarget } from './pg-connection';
 
 // bigint columns (counts, offsets, seq) arrive as strings by default; they stay well inside
 // Number's safe range here, so parse them as numbers once for every query.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
+
+export type PoolOptions = Pick<
+  pg.PoolConfig,
+  'statement_timeout' | 'query_timeout' | 'connectionTimeoutMillis' | 'application_name' | 'fallback_application_name' | 'idle_in_transaction_session_timeout'
+>;
+
+/**
+ * How long a session of `hunt ingest` or `hunt worker` may sit idle inside a transaction
+ * before Postgres ends it (idle_in_transaction_session_timeout), freeing its locks. A process
+ * frozen (SIGSTOP, a VM paused, a debugger) or cut off from the network mid-transaction
+ * leaves its session "idle in transaction" holding row locks on hunts or the reprocess fence,
+ * and the hot path commits nothing behind them until the session ends: for ever, for a
+ * frozen process, since neither the client's timeouts nor TCP keep-alive can act there.
+ * Their transactions go from one statement to the next without waiting on anything slower
+ * than the client's own JS, so 20 s does not end a healthy one, and it is below the stall
+ * limit (INGEST_STALL_LIMIT_MS, 30 s) at which /readyz turns red. Two wait on purpose: a
+ * hot-path commit that copies refused records to the DLQ (ending it only retries the commit,
+ * the copies not sent again), and a reprocess fill chunk waiting for its other lanes, which
+ * lifts the bound for itself (allowIdleInTransaction).
+ */
+export const IDLE_IN_TRANSACTION_LIMIT_MS = 20_000;
+
+/**
+ * What names this process's sessions in pg_stat_activity and in the messages that name a
+ * session holding a lock (describeSessions): the program, its host and OS pid, so an
+ * operator can find the frozen process, not only its session. A fallback name: an
+ * `application_name` the operator put in DATABASE_URL wins.
+ */
+export function processApplicationName(program: string): string {
+  // Postgres keeps 63 bytes of ASCII; the program and pid come first so they survive a long host name.
+  return `${program} pid ${process.pid} on ${os.hostname()}`.replace(/[^\x20-\x7e]/g, '?').slice(0, 63);
+}
 
 /**
  * A pg client whose server goes away (restart, failover, `pg_ctl stop`) emits 'error';
@@ -18,7 +51,7 @@ export function createPool(
   target: PostgresTarget,
   max = 10,
   onConnectionLost: (err: Error) => void = () => undefined,
-  options: Pick<pg.PoolConfig, 'statement_timeout' | 'query_timeout' | 'connectionTimeoutMillis' | 'application_name'> = {},
+  options: PoolOptions = {},
 ): pg.Pool {
   const pool = new pg.Pool({ ...pgClientConfig(target), ...options, max });
   pool.on('error', onConnectionLost);

@@ -15,7 +15,7 @@ import { withHint } from '../temporal/client';
 import { temporalConnectionOptions } from '../temporal/connection-options';
 import type pg from 'pg';
 import type { PostgresTarget } from '../store/pg-connection';
-import { createPool } from '../store/pool';
+import { createPool, IDLE_IN_TRANSACTION_LIMIT_MS, processApplicationName } from '../store/pool';
 import { schemaMismatch } from '../store/migrate';
 
 let runtimeInstalled = false;
@@ -63,8 +63,23 @@ function hostForBind(address: string): string {
 export const WORKER_POOL_CONNECT_TIMEOUT_MS = 60_000;
 const WORKER_POOL_SIZE = 10;
 
-export function createWorkerPool(target: PostgresTarget, onConnectionLost: (err: Error) => void, connectionTimeoutMillis = WORKER_POOL_CONNECT_TIMEOUT_MS): pg.Pool {
-  return createPool(target, WORKER_POOL_SIZE, onConnectionLost, { connectionTimeoutMillis });
+/**
+ * `idleInTransactionMs` (IDLE_IN_TRANSACTION_LIMIT_MS; tests pass less): a worker frozen or
+ * cut off while a step holds the reprocess fence or hunts' rows would otherwise stop the
+ * hot path until someone ends its session by hand. The session is named for pg_stat_activity
+ * and for the lock-holder messages of the steps that wait on it.
+ */
+export function createWorkerPool(
+  target: PostgresTarget,
+  onConnectionLost: (err: Error) => void,
+  connectionTimeoutMillis = WORKER_POOL_CONNECT_TIMEOUT_MS,
+  idleInTransactionMs = IDLE_IN_TRANSACTION_LIMIT_MS,
+): pg.Pool {
+  return createPool(target, WORKER_POOL_SIZE, onConnectionLost, {
+    connectionTimeoutMillis,
+    idle_in_transaction_session_timeout: idleInTransactionMs,
+    fallback_application_name: processApplicationName('hunt-worker'),
+  });
 }
 
 export interface WorkerService {
