@@ -20,6 +20,10 @@ const FENCE_RETRY = { initialInterval: '1 second', maximumInterval: '2 minutes' 
 
 const { prepareShadow, swapShadow } = proxyActivities<ReprocessActivities>({
   startToCloseTimeout: '10 minutes',
+  // They heartbeat every 10 s, so a killed worker's attempt is retried within 30 s, not
+  // after start-to-close: a swap retried late merges everything stored meanwhile under the
+  // fence, and a late prepare could find a newer run owning the job.
+  heartbeatTimeout: '30 seconds',
   retry: FENCE_RETRY,
 });
 

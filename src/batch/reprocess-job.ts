@@ -8,10 +8,12 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import {
+  assertLiveTablesReplaceable,
   catchUpShadow,
   fillShadowChunk,
   isProjectionName,
   prepareShadow,
+  ReprocessBlockedError,
   ReprocessStateError,
   ReprocessSupersededError,
   swapShadow,
@@ -51,11 +53,20 @@ export type { FillProgress, PrepareResult, SwapResult };
 
 const KEEPALIVE_MS = 10_000;
 
+/**
+ * The swap's own catch-up, outside the fence, right before it: events stored since the
+ * catch-up step (more when the swap is a retry) would otherwise all merge under the fence.
+ */
+export const PRE_SWAP_CATCH_UP = { maxEventsPerRound: 200_000, smallRound: 5_000, maxRounds: 10 } as const;
+
 export function createReprocessActivities(deps: Pick<ActivityDeps, 'pool' | 'logger' | 'config'>) {
   return {
     async prepareShadow(input: ReprocessStepInput): Promise<PrepareResult> {
       const projection = checkedProjection(input.projection);
-      const result = await step(input, () => prepareShadow(deps.pool, projection, input.jobId, input.lockTimeoutMs));
+      // When the workflow first scheduled this step (the same for every attempt) orders runs:
+      // a late retry of an older run's prepare must not take the job over from a newer run.
+      const scheduledAt = new Date(Context.current().info.scheduledTimestampMs);
+      const result = await heartbeating(null, () => step(input, () => prepareShadow(deps.pool, projection, input.jobId, input.lockTimeoutMs, scheduledAt)));
       deps.logger.info({ job: input.jobId, projection, ...result }, 'reprocess: shadows prepared');
       return result;
     },
@@ -74,27 +85,36 @@ export function createReprocessActivities(deps: Pick<ActivityDeps, 'pool' | 'log
 
     /** Merges events stored since the fill, round after round, outside the fence. */
     async catchUpShadow(input: CatchUpInput): Promise<CatchUpSummary> {
-      const projection = checkedProjection(input.projection);
-      let total: CatchUpSummary = { events: 0, coveredSeq: 0, rounds: 0 };
-      for (let round = 1; round <= input.maxRounds; round++) {
-        checkCancelled(projection);
-        const merged = await heartbeating(total, () =>
-          step(input, () => catchUpShadow(deps.pool, projection, input.jobId, input.lockTimeoutMs, input.maxEventsPerRound)),
-        );
-        total = { events: total.events + merged.events, coveredSeq: merged.coveredSeq, rounds: round };
-        if (merged.complete && merged.events <= input.smallRound) break;
-      }
-      deps.logger.info({ job: input.jobId, projection, ...total }, 'reprocess: caught up outside the fence');
-      return total;
+      return catchUpRounds(input);
     },
 
+    /** One more catch-up outside the fence, then the swap under it; heartbeats throughout so a dead worker is found quickly. */
     async swapShadow(input: ReprocessStepInput): Promise<SwapResult> {
       const projection = checkedProjection(input.projection);
-      const result = await step(input, () => swapShadow(deps.pool, projection, input.jobId, input.lockTimeoutMs));
+      // Before the catch-up's fences: a swap Postgres will refuse must not hold the hot path back at all.
+      await step(input, () => assertLiveTablesReplaceable(deps.pool, projection));
+      const caughtUp = await catchUpRounds({ ...input, ...PRE_SWAP_CATCH_UP });
+      const result = await heartbeating(caughtUp, () => step(input, () => swapShadow(deps.pool, projection, input.jobId, input.lockTimeoutMs)));
       deps.logger.info({ job: input.jobId, projection, ...result }, 'reprocess: shadows swapped in');
       return result;
     },
   };
+
+  /** Merges events stored since the shadows' cover, round after round, until a round is small. */
+  async function catchUpRounds(input: CatchUpInput): Promise<CatchUpSummary> {
+    const projection = checkedProjection(input.projection);
+    let total: CatchUpSummary = { events: 0, coveredSeq: 0, rounds: 0 };
+    for (let round = 1; round <= input.maxRounds; round++) {
+      checkCancelled(projection);
+      const merged = await heartbeating(total, () =>
+        step(input, () => catchUpShadow(deps.pool, projection, input.jobId, input.lockTimeoutMs, input.maxEventsPerRound)),
+      );
+      total = { events: total.events + merged.events, coveredSeq: merged.coveredSeq, rounds: round };
+      if (merged.complete && merged.events <= input.smallRound) break;
+    }
+    deps.logger.info({ job: input.jobId, projection, ...total }, 'reprocess: caught up outside the fence');
+    return total;
+  }
 }
 
 export type ReprocessActivities = ReturnType<typeof createReprocessActivities>;
@@ -121,13 +141,14 @@ async function heartbeating<T>(details: unknown, run: () => Promise<T>): Promise
   }
 }
 
-/** Retrying cannot help a superseded run or a step called out of order: fail the run. */
+/** Retrying cannot help a superseded run, a step called out of order or a swap Postgres refuses: fail the run. */
 async function step<T>(input: Pick<ReprocessStepInput, 'projection' | 'jobId'>, run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (err) {
     if (err instanceof ReprocessSupersededError) throw ApplicationFailure.nonRetryable(err.message, 'ReprocessSuperseded');
     if (err instanceof ReprocessStateError) throw ApplicationFailure.nonRetryable(err.message, 'ReprocessState');
+    if (err instanceof ReprocessBlockedError) throw ApplicationFailure.nonRetryable(err.message, 'ReprocessBlocked');
     throw new Error(`reprocess ${input.projection} (job ${input.jobId}): ${(err as Error).message}`, { cause: err });
   }
 }

@@ -7,18 +7,28 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { ActivityFailure, ApplicationFailure, WorkflowFailedError, type Client } from '@temporalio/client';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
 import { Partitioners } from 'kafkajs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createReprocessActivities } from '../../src/batch/reprocess-job';
+import { createReprocessActivities, type CatchUpInput } from '../../src/batch/reprocess-job';
 import type { TrafficRecord } from '../../src/demo/traffic';
 import { loadConfig, projectRoot } from '../../src/config';
 import type { HuntEvent } from '../../src/events/schema';
 import { createLogger } from '../../src/log';
 import { foldEvents, leaderboardOf } from '../../src/rules/reference';
-import { catchUpShadow, FenceBusyError, fillShadowChunk, prepareShadow, ReprocessStateError, ReprocessSupersededError, swapShadow } from '../../src/store/batch/reprocess';
+import {
+  catchUpShadow,
+  FenceBusyError,
+  fillShadowChunk,
+  prepareShadow,
+  ReprocessBlockedError,
+  ReprocessStateError,
+  ReprocessSupersededError,
+  swapShadow,
+} from '../../src/store/batch/reprocess';
 import { HUNT_JOB_KIND } from '../../src/temporal/search-attributes';
 import { progressQuery, type ReprocessSummary } from '../../workflows/reprocess';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
@@ -50,7 +60,7 @@ afterAll(async () => {
   await db?.dispose();
 });
 
-async function withWorker<T>(pool: pg.Pool, run: (taskQueue: string) => Promise<T>): Promise<T> {
+async function withWorker<T>(pool: pg.Pool, run: (taskQueue: string) => Promise<T>, activities: object = createReprocessActivities({ pool, logger, config })): Promise<T> {
   const taskQueue = uniqueName('reprocess');
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   try {
@@ -59,7 +69,7 @@ async function withWorker<T>(pool: pg.Pool, run: (taskQueue: string) => Promise<
       namespace: config.temporal.namespace,
       taskQueue,
       workflowBundle,
-      activities: createReprocessActivities({ pool, logger, config }),
+      activities,
     });
     return await worker.runUntil(run(taskQueue));
   } finally {
@@ -117,6 +127,109 @@ describe('reprocess steps', () => {
       expect(await swapShadow(scratch.pool, 'leaderboard', 'run-b', 5000)).toEqual(swapped);
       expect(await projectionOf(scratch.pool)).toEqual(expected);
     } finally {
+      await scratch.dispose();
+    }
+  });
+});
+
+describe('the prepare and swap activities', () => {
+  it('heartbeat, and the swap catches up outside the fence first: events stored since the catch-up step are not merged under it', async () => {
+    const scratch = await createTestDatabase();
+    try {
+      const { events } = inOrderTraffic(3000, 5);
+      await storeEvents(scratch.pool, events.slice(0, 2000));
+      const activities = createReprocessActivities({ pool: scratch.pool, logger, config });
+      const step = { projection: 'leaderboard', jobId: 'run-s', lockTimeoutMs: 5000 };
+      const beats = { prepare: 0, swap: 0 };
+      const prepareAttempt = new MockActivityEnvironment({ scheduledTimestampMs: Date.now() });
+      prepareAttempt.on('heartbeat', () => beats.prepare++);
+      await prepareAttempt.run(activities.prepareShadow, step);
+      for (let done = false; !done; ) ({ done } = await fillShadowChunk(scratch.pool, 'leaderboard', 'run-s', 5));
+      await new MockActivityEnvironment().run(activities.catchUpShadow, { ...step, maxEventsPerRound: 1000, smallRound: 10, maxRounds: 5 });
+
+      // Stored after the catch-up step, as while a killed swap waits for its retry.
+      await storeEvents(scratch.pool, events.slice(2000));
+      const swapAttempt = new MockActivityEnvironment();
+      swapAttempt.on('heartbeat', () => beats.swap++);
+      const swapped = await swapAttempt.run(activities.swapShadow, step);
+      expect(swapped).toMatchObject({ eventsCaughtUp: events.length - 2000, fencedEvents: 0 });
+      expect(beats.prepare).toBeGreaterThan(0);
+      expect(beats.swap).toBeGreaterThan(0);
+      expect(await projectionOf(scratch.pool)).toEqual(foldEvents(events));
+    } finally {
+      await scratch.dispose();
+    }
+  });
+});
+
+describe('who owns the job', () => {
+  it('a late retry of an older run\'s prepare fails as superseded instead of taking the shadows back from a newer run', async () => {
+    const scratch = await createTestDatabase();
+    try {
+      await storeEvents(scratch.pool, inOrderTraffic(200, 3).events);
+      const older = new Date(Date.now() - 60_000);
+      await prepareShadow(scratch.pool, 'leaderboard', 'run-old', 5000, older);
+      expect(await prepareShadow(scratch.pool, 'leaderboard', 'run-old', 5000, older)).toMatchObject({ startedSeq: expect.any(Number) }); // its own retry
+      await prepareShadow(scratch.pool, 'leaderboard', 'run-new', 5000, new Date());
+      await fillShadowChunk(scratch.pool, 'leaderboard', 'run-new', 1);
+
+      // The older run's worker died in prepare; its retry comes after the newer run started.
+      await expect(prepareShadow(scratch.pool, 'leaderboard', 'run-old', 5000, older)).rejects.toThrow(ReprocessSupersededError);
+      const { rows } = await scratch.pool.query('SELECT job_id, phase, hunts_done FROM reprocess_jobs');
+      expect(rows).toEqual([{ job_id: 'run-new', phase: 'filling', hunts_done: 1 }]);
+      for (let done = false; !done; ) ({ done } = await fillShadowChunk(scratch.pool, 'leaderboard', 'run-new', 1));
+      await catchUpShadow(scratch.pool, 'leaderboard', 'run-new', 5000, 1000);
+      expect(await swapShadow(scratch.pool, 'leaderboard', 'run-new', 5000)).toMatchObject({ startedSeq: expect.any(Number) });
+    } finally {
+      await scratch.dispose();
+    }
+  });
+});
+
+describe('a swap Postgres refuses (an operator\'s view on a live table)', () => {
+  it('fails for good, naming the view, before the fence; also when the view appears while the swap waits for the fence', async () => {
+    const scratch = await createTestDatabase();
+    const operator = new pg.Client({ connectionString: scratch.url });
+    const hotPath = new pg.Client({ connectionString: scratch.url, application_name: 'hot-path-stand-in' });
+    await operator.connect();
+    await hotPath.connect();
+    try {
+      const { events } = inOrderTraffic(300, 3);
+      await storeEvents(scratch.pool, events);
+      await operator.query('CREATE VIEW top_players AS SELECT hunt_id, player_id, score FROM player_scores WHERE score > 1000');
+      const blocked = /reprocess leaderboard: the swap cannot replace the live tables: view top_players depends on table player_scores\. .*Drop those objects/;
+      await expect(prepareShadow(scratch.pool, 'leaderboard', 'run-v', 5000)).rejects.toThrow(blocked);
+
+      await operator.query('DROP VIEW top_players');
+      await prepareShadow(scratch.pool, 'leaderboard', 'run-v', 5000);
+      for (let done = false; !done; ) ({ done } = await fillShadowChunk(scratch.pool, 'leaderboard', 'run-v', 5));
+      await catchUpShadow(scratch.pool, 'leaderboard', 'run-v', 5000, 1000);
+      await operator.query('CREATE VIEW top_players AS SELECT hunt_id, player_id, score FROM player_scores WHERE score > 1000');
+      // A hot-path transaction in flight: a swap that took the fence would wait for it and fail as busy.
+      await hotPath.query('BEGIN');
+      await hotPath.query('LOCK TABLE hunts IN ROW EXCLUSIVE MODE');
+      const swap = swapShadow(scratch.pool, 'leaderboard', 'run-v', 300);
+      await expect(swap).rejects.toThrow(ReprocessBlockedError);
+      await expect(swap).rejects.toThrow(blocked);
+
+      // The view appears after the check, while the swap queues for the fence: DROP TABLE refuses (2BP01) under it.
+      await operator.query('DROP VIEW top_players');
+      const racing = swapShadow(scratch.pool, 'leaderboard', 'run-v', 30_000).then(() => 'swapped', (err: unknown) => err);
+      await waitFor('the swap queued for the fence', async () => {
+        const { rows } = await operator.query(
+        `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'LOCK TABLE hunts%'`,
+      );
+        return rows.length > 0;
+      });
+      await operator.query('CREATE VIEW top_players AS SELECT hunt_id, player_id, score FROM player_scores WHERE score > 1000');
+      await hotPath.query('ROLLBACK');
+      const failure = await racing;
+      expect(failure).toBeInstanceOf(ReprocessBlockedError);
+      expect((failure as Error).message).toMatch(/the swap cannot replace the live tables: view top_players depends on table player_scores/);
+      expect(await count(scratch.pool, `pg_tables WHERE tablename = 'player_scores_shadow'`)).toBe(1); // rolled back: live tables untouched
+    } finally {
+      await hotPath.end();
+      await operator.end();
       await scratch.dispose();
     }
   });
@@ -229,6 +342,54 @@ describe('reprocess workflow', () => {
     } finally {
       await ingest.kill('SIGKILL');
       await live.dispose();
+    }
+  });
+
+  it('fails on the first swap attempt, naming the view an operator made on a live table, without fencing the hot path for it', { timeout: 120_000 }, async () => {
+    const scratch = await createTestDatabase();
+    const hotPath = new pg.Client({ connectionString: scratch.url, application_name: 'hot-path-stand-in' });
+    await hotPath.connect();
+    try {
+      await storeEvents(scratch.pool, inOrderTraffic(300, 3).events);
+      const real = createReprocessActivities({ pool: scratch.pool, logger, config });
+      const activities = {
+        ...real,
+        async catchUpShadow(input: CatchUpInput) {
+          const summary = await real.catchUpShadow(input);
+          // Then, before the swap: an operator adds a view, and a hot-path transaction is in
+          // flight, so a swap step that took the fence would fail as busy and retry instead.
+          await scratch.pool.query('CREATE VIEW top_players AS SELECT hunt_id, player_id, score FROM player_scores WHERE score > 1000');
+          await hotPath.query('BEGIN');
+          await hotPath.query('LOCK TABLE hunts IN ROW EXCLUSIVE MODE');
+          return summary;
+        },
+      };
+      const { outcome, swapAttempts } = await withWorker(scratch.pool, async (taskQueue) => {
+        const handle = await client.workflow.start('reprocess', { taskQueue, workflowId: uniqueName('reprocess-blocked'), args: [{ projection: 'leaderboard' }] });
+        const outcome = await Promise.race([
+          handle.result().then(() => 'swapped', (err: unknown) => err),
+          new Promise((resolve) => setTimeout(resolve, 60_000, 'still running (retrying) after 60 s')),
+        ]);
+        if (typeof outcome === 'string') await handle.terminate('test: the swap did not fail for good');
+        const events = (await handle.fetchHistory()).events ?? [];
+        const swapAttempts = events.filter((e) => e.activityTaskStartedEventAttributes && events.some(
+          (s) => s.eventId?.toString() === e.activityTaskStartedEventAttributes?.scheduledEventId?.toString() && s.activityTaskScheduledEventAttributes?.activityType?.name === 'swapShadow',
+        )).map((e) => e.activityTaskStartedEventAttributes?.attempt);
+        return { outcome, swapAttempts };
+      }, activities);
+      expect(outcome).toBeInstanceOf(WorkflowFailedError);
+      const activityFailure = (outcome as WorkflowFailedError).cause;
+      expect(activityFailure).toBeInstanceOf(ActivityFailure);
+      expect((activityFailure as ActivityFailure).activityType).toBe('swapShadow');
+      const cause = (activityFailure as ActivityFailure).cause;
+      expect(cause).toBeInstanceOf(ApplicationFailure);
+      expect(cause).toMatchObject({ type: 'ReprocessBlocked', nonRetryable: true });
+      expect(cause?.message).toMatch(/the swap cannot replace the live tables: view top_players depends on table player_scores\. .*Drop those objects/);
+      expect(swapAttempts).toEqual([1]);
+      expect(await count(scratch.pool, `pg_tables WHERE tablename = 'player_scores_shadow'`)).toBe(1); // live tables untouched
+    } finally {
+      await hotPath.end();
+      await scratch.dispose();
     }
   });
 

@@ -59,4 +59,23 @@ describe('reprocess workflow logic', () => {
     // The first run's job id owns the shadows to the end.
     expect(new Set(fake.calls.map((c) => c.jobId)).size).toBe(1);
   });
+
+  it('gives every step a heartbeat timeout, so a killed worker\'s attempt is retried within it', async () => {
+    const fake = fakeSteps(1);
+    const scheduled = await env.withWorker(fake.activities, async (taskQueue) => {
+      const handle = await env.client.workflow.start('reprocess', { taskQueue, workflowId: uniqueName('reprocess-hb'), args: [{ projection: 'leaderboard' }] });
+      await handle.result();
+      const { events } = await handle.fetchHistory();
+      return (events ?? []).flatMap((e) => {
+        const attributes = e.activityTaskScheduledEventAttributes;
+        return attributes ? [{ step: attributes.activityType?.name, heartbeatTimeoutS: Number(attributes.heartbeatTimeout?.seconds ?? 0) }] : [];
+      });
+    });
+    expect(scheduled).toEqual([
+      { step: 'prepareShadow', heartbeatTimeoutS: 30 },
+      { step: 'fillShadow', heartbeatTimeoutS: 60 },
+      { step: 'catchUpShadow', heartbeatTimeoutS: 60 },
+      { step: 'swapShadow', heartbeatTimeoutS: 30 },
+    ]);
+  });
 });

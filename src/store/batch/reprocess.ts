@@ -30,9 +30,10 @@ import { escapeIdentifier } from 'pg';
 import { ALL_HUNTS, notifyHuntsChanged } from '../hunt-changes';
 import { sqlStateOf } from '../hot-path/errors';
 import { LIVE_PROJECTION_TABLES, mergeInto, recomputeInto, type ProjectionTargets } from './recompute';
-import { recreateShadow, swapInShadow } from './shadow-tables';
+import { objectsBlockingDrop, recreateShadow, swapInShadow } from './shadow-tables';
 import { describeSessions } from '../sessions';
 import { withTransaction } from '../transaction';
+import { allowIdleInTransaction } from '../bounded-transaction';
 
 /** Projections reprocess can rebuild, by the name operators pass in the job input. */
 export const PROJECTIONS = {
@@ -49,6 +50,8 @@ export function isProjectionName(name: string): name is ProjectionName {
 export class ReprocessSupersededError extends Error {}
 /** A step called in a phase it cannot run in: a workflow bug, not a transient fault. */
 export class ReprocessStateError extends Error {}
+/** The swap cannot drop a live table: other objects depend on it. Every retry would fail the same way. */
+export class ReprocessBlockedError extends Error {}
 
 const SHADOW_SUFFIX = '_shadow';
 // The hunts table is the fence and is never swapped: its stats are updated in place.
@@ -103,16 +106,24 @@ export interface SwapResult {
   maxSeq: number;
 }
 
-/** Takes over the job record, (re)creates empty shadows, and notes the fill's seq bound. */
-export async function prepareShadow(pool: pg.Pool, projection: ProjectionName, jobId: string, lockTimeoutMs: number): Promise<PrepareResult> {
+/**
+ * Takes over the job record, (re)creates empty shadows, and notes the fill's seq bound.
+ * `jobStartedAt` orders runs: the record goes to the run started last, so a retried prepare
+ * of an older run (its worker died, the retry came late) fails as superseded instead of
+ * taking the shadows back from a newer run. Fails first if the swap could never succeed.
+ */
+export async function prepareShadow(pool: pg.Pool, projection: ProjectionName, jobId: string, lockTimeoutMs: number, jobStartedAt = new Date()): Promise<PrepareResult> {
+  await assertLiveTablesReplaceable(pool, projection);
   await withTransaction(pool, async (client) => {
-    await client.query(
-      `INSERT INTO reprocess_jobs (projection, job_id, phase) VALUES ($1, $2, 'preparing')
+    const { rowCount } = await client.query(
+      `INSERT INTO reprocess_jobs AS j (projection, job_id, phase, started_at) VALUES ($1, $2, 'preparing', $3)
        ON CONFLICT (projection) DO UPDATE SET job_id = excluded.job_id, phase = 'preparing', started_seq = NULL,
          covered_seq = NULL, fill_cursor = NULL, hunts_total = 0, hunts_done = 0, shadow_rows = 0, events_caught_up = 0,
-         fenced_events = NULL, fence_ms = NULL, max_seq = NULL, started_at = now(), updated_at = now(), finished_at = NULL`,
-      [projection, jobId],
+         fenced_events = NULL, fence_ms = NULL, max_seq = NULL, started_at = excluded.started_at, updated_at = now(), finished_at = NULL
+       WHERE j.job_id = excluded.job_id OR j.started_at <= excluded.started_at`,
+      [projection, jobId, jobStartedAt],
     );
+    if (rowCount === 0) await claimJob(client, projection, jobId); // owned by a run started later: superseded
     for (const [live, shadow] of liveAndShadowTables(projection)) await recreateShadow(client, live, shadow);
     await recreateShadow(client, 'hunts', HUNT_STATS_SHADOW);
   });
@@ -158,6 +169,10 @@ export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName,
     }
     const maxSeq = job.started_seq;
     const [first = [], ...others] = splitEvenly(huntIds, lanes);
+    // This transaction waits idle while the other lanes recompute (a lane's big hunt: minutes);
+    // it holds the job row and shadow rows, nothing the hot path takes, so the pool's 20 s
+    // idle-in-transaction bound would only fail the chunk, the same way on every retry.
+    if (others.length > 0) await allowIdleInTransaction(client, FILL_LANE_WAIT_MS);
     const allCounts = await Promise.all([
       recomputeInto(client, shadowTargets(projection), { huntIds: first, maxSeq }),
       ...others.map((part) => withTransaction(pool, (laneClient) => recomputeInto(laneClient, shadowTargets(projection), { huntIds: part, maxSeq }))),
@@ -204,12 +219,13 @@ export async function swapShadow(pool: pg.Pool, projection: ProjectionName, jobI
   return withTransaction(pool, async (client) => {
     const job = await filledJob(client, projection, jobId);
     if (job.phase === 'swapped') return swapResultOf(job);
+    await assertLiveTablesReplaceable(client, projection); // before the fence: it would hold the hot path back for nothing
     await takeFence(client, lockTimeoutMs);
     const fencedAt = Date.now();
     const newest = await maxSeq(client);
     const merged = await mergeInto(client, shadowTargets(projection), { afterSeq: job.covered_seq ?? 0 });
     await applyHuntStats(client);
-    for (const [live, shadow] of liveAndShadowTables(projection)) await swapInShadow(client, live, shadow);
+    await swapInShadows(client, projection);
     await client.query(`DROP TABLE ${escapeIdentifier(HUNT_STATS_SHADOW)}`);
     await notifyHuntsChanged(client, ALL_HUNTS); // every leaderboard may have changed
     const { rows } = await client.query<JobRow>(
@@ -220,6 +236,32 @@ export async function swapShadow(pool: pg.Pool, projection: ProjectionName, jobI
     );
     return swapResultOf(rows[0] as JobRow); // the row is locked by filledJob: it exists
   });
+}
+
+/** Drops each live table and renames its shadow in; a dependent object created since the check still fails for good. */
+async function swapInShadows(client: pg.ClientBase, projection: ProjectionName): Promise<void> {
+  try {
+    for (const [live, shadow] of liveAndShadowTables(projection)) await swapInShadow(client, live, shadow);
+  } catch (err) {
+    if (sqlStateOf(err) !== DEPENDENT_OBJECTS_STILL_EXIST) throw err;
+    throw new ReprocessBlockedError(blockedMessage(projection, (err as { detail?: string }).detail?.split('\n') ?? [(err as Error).message]));
+  }
+}
+
+const DEPENDENT_OBJECTS_STILL_EXIST = '2BP01';
+
+/** Fails for good (ReprocessBlockedError), naming them, when objects outside the projection depend on its live tables. */
+export async function assertLiveTablesReplaceable(db: pg.ClientBase | pg.Pool, projection: ProjectionName): Promise<void> {
+  const blockers = await objectsBlockingDrop(db, Object.values(PROJECTIONS[projection]));
+  if (blockers.length > 0) throw new ReprocessBlockedError(blockedMessage(projection, blockers.map((b) => `${b.object} depends on table ${b.table}`)));
+}
+
+function blockedMessage(projection: ProjectionName, dependencies: string[]): string {
+  return (
+    `reprocess ${projection}: the swap cannot replace the live tables: ${dependencies.join('; ')}. ` +
+    'The swap drops each live table and renames its rebuilt copy in, which Postgres refuses while another object depends on it. ' +
+    'Drop those objects (for a view: DROP VIEW name), start reprocess again, and recreate them after the swap'
+  );
 }
 
 const swapResultOf = (job: JobRow): SwapResult => ({
@@ -271,6 +313,8 @@ async function takeFence(client: pg.ClientBase, lockTimeoutMs: number): Promise<
 }
 
 const LOCK_NOT_AVAILABLE = '55P03';
+/** How long a fill chunk's own transaction may wait idle for its other lanes: the fill step's start-to-close. */
+const FILL_LANE_WAIT_MS = 2 * 60 * 60 * 1000;
 
 /** The fence was not free within lock_timeout; retried by the workflow. */
 export class FenceBusyError extends Error {

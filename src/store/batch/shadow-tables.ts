@@ -41,3 +41,33 @@ async function indexesOf(client: pg.ClientBase, table: string): Promise<Map<stri
   for (const row of rows) byShape.set(`${row.unique ? 'UNIQUE' : ''}|${row.def.replace(/^.*? ON \S+ /, '')}`, row.name);
   return byShape;
 }
+
+/**
+ * Objects outside `tables` that Postgres will not let `DROP TABLE` take away: views and
+ * materialized views reading them, foreign keys pointing at them, functions taking their row
+ * type. The swap drops each live table, so while any of these exist it fails every time
+ * (2BP01). Each as Postgres names it, with the table it depends on. What a table owns (its
+ * indexes, constraints, defaults) goes with it and is not listed.
+ */
+export async function objectsBlockingDrop(db: pg.ClientBase | pg.Pool, tables: readonly string[]): Promise<{ table: string; object: string }[]> {
+  const { rows } = await db.query<{ table: string; object: string }>(
+    `SELECT DISTINCT t.relname AS table,
+            coalesce(view.name, pg_describe_object(d.classid, d.objid, 0)) AS object
+       FROM unnest($1::text[]) AS u(name)
+       JOIN pg_class t ON t.oid = u.name::regclass
+       JOIN pg_depend d ON d.deptype = 'n'
+        AND ((d.refclassid = 'pg_class'::regclass AND d.refobjid = t.oid) OR (d.refclassid = 'pg_type'::regclass AND d.refobjid = t.reltype))
+       LEFT JOIN LATERAL (
+         SELECT format('%s %s', CASE v.relkind WHEN 'm' THEN 'materialized view' ELSE 'view' END, v.oid::regclass) AS name
+           FROM pg_rewrite r JOIN pg_class v ON v.oid = r.ev_class
+          WHERE d.classid = 'pg_rewrite'::regclass AND r.oid = d.objid
+       ) view ON true
+      WHERE NOT EXISTS (
+        SELECT 1 FROM pg_depend own
+         WHERE own.classid = d.classid AND own.objid = d.objid AND own.deptype IN ('a', 'i')
+           AND own.refclassid = 'pg_class'::regclass AND own.refobjid = t.oid)
+      ORDER BY 1, 2`,
+    [tables.map((table) => escapeIdentifier(table))],
+  );
+  return rows;
+}
