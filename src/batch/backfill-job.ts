@@ -2,12 +2,16 @@
  * Backfill steps. `importChunks` imports chunk after chunk, each in its own transaction,
  * and heartbeats the cursor after each commit: a retry after a crash resumes from the last
  * heartbeat. A chunk committed after the last heartbeat is imported again on resume, which
- * changes nothing (eventIds dedupe, quarantine is unique per source position and bytes).
+ * changes nothing (eventIds dedupe, quarantine is unique per source position and bytes), and
+ * its events count as inserted, as they were: heartbeats are throttled and die with their
+ * worker, so the counts they carry can lag what committed; the stored events' source, which
+ * names the job and the record, does not (store/batch/backfill-own-events.ts).
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { addCounts, commitImport, emptyCounts, ImportPipeline, prepareImport, type ImportCounts, type ImportOptions, type ImportOrigin } from './backfill/import-records';
-import { consumeRange, inTimeWindow, remaining, resolveRange } from './backfill/kafka-source';
+import { consumeRange, inTimeWindow, remaining, resolveRange, type PartitionOffsets } from './backfill/kafka-source';
+import { KafkaRangeGoneError } from './backfill/range-check';
 import { checkImportFile, ImportFileError } from './backfill/import-file';
 import { checkImportTopic, ImportTopicError } from './backfill/import-topic';
 import { fileSize, readChunk, type FileRecord } from './backfill/ndjson-source';
@@ -58,7 +62,7 @@ export function createBackfillActivities(deps: Pick<ActivityDeps, 'pool' | 'kafk
       const context = Context.current();
       const resumed = context.info.heartbeatDetails as ChunkBatchResult | undefined;
       const start: ChunkBatchResult = resumed ?? { cursor: input.cursor, counts: emptyCounts(), done: false, position: 0 };
-      const options = { dryRun: input.dryRun, huntId: input.huntId, groupId: `backfill:${input.jobId}`, lanes: deps.config.ingest.commitLanes };
+      const options = { dryRun: input.dryRun, huntId: input.huntId, groupId: `backfill:${input.jobId}`, lanes: deps.config.ingest.commitLanes, resumed: context.info.attempt > 1 };
       return input.source.kind === 'file'
         ? importFileChunks(deps, input, start, options, context)
         : importKafkaChunks(deps, input, start, options, context);
@@ -109,21 +113,33 @@ async function importKafkaChunks(deps: Pick<ActivityDeps, 'pool' | 'kafka' | 'co
   let state = start;
   let cursor = { ...(state.cursor.kafka ?? range.start) };
   // What consumeRange returns may lie past the last slice: markers, aborted or deleted records at the range's end.
-  cursor = await consumeRange(deps.kafka, topic, cursor, range, input.chunkSize * input.maxChunks, async ({ partition, messages }) => {
-    for (let i = 0; i < messages.length; i += input.chunkSize) {
-      const slice = messages.slice(i, i + input.chunkSize);
-      const inWindow = slice.filter((m) => inTimeWindow(m.timestamp, fromMs, toMs));
-      const origin: ImportOrigin = { topic, partition, sourceLabel: `backfill:${input.jobId}:${topic}:${partition}` };
-      const imported = await commitImport(deps.pool, prepareImport(origin, inWindow, options), options);
-      const counts = { ...imported, outsideRange: slice.length - inWindow.length };
-      cursor[String(partition)] = (BigInt(slice[slice.length - 1]!.offset) + 1n).toString();
-      const left = remaining(cursor, range.end);
-      state = { cursor: { kafka: { ...cursor } }, counts: addCounts(state.counts, counts), done: left === 0, position: remaining(range.start, range.end) - left };
-      context.heartbeat(state);
-    }
-  }, context.cancellationSignal);
+  cursor = await failingIfGone(() =>
+    consumeRange(deps.kafka, topic, cursor, range, input.chunkSize * input.maxChunks, async ({ partition, messages }) => {
+      for (let i = 0; i < messages.length; i += input.chunkSize) {
+        const slice = messages.slice(i, i + input.chunkSize);
+        const inWindow = slice.filter((m) => inTimeWindow(m.timestamp, fromMs, toMs));
+        const origin: ImportOrigin = { topic, partition, sourceLabel: `backfill:${input.jobId}:${topic}:${partition}` };
+        const imported = await commitImport(deps.pool, prepareImport(origin, inWindow, options), options);
+        const counts = { ...imported, outsideRange: slice.length - inWindow.length };
+        cursor[String(partition)] = (BigInt(slice[slice.length - 1]!.offset) + 1n).toString();
+        const left = remaining(cursor, range.end);
+        state = { cursor: { kafka: { ...cursor } }, counts: addCounts(state.counts, counts), done: left === 0, position: remaining(range.start, range.end) - left };
+        context.heartbeat(state);
+      }
+    }, context.cancellationSignal, () => context.heartbeat(state)), // waiting on Kafka is not a dead worker
+  );
   const left = remaining(cursor, range.end);
   return { ...state, cursor: { kafka: cursor }, done: left === 0, position: remaining(range.start, range.end) - left };
+}
+
+/** A topic deleted or recreated under the job fails it for good: no retry brings its records back. */
+async function failingIfGone(read: () => Promise<PartitionOffsets>): Promise<PartitionOffsets> {
+  try {
+    return await read();
+  } catch (err) {
+    if (err instanceof KafkaRangeGoneError) throw ApplicationFailure.nonRetryable(`backfill: ${err.message}`, 'KafkaRangeGone');
+    throw err;
+  }
 }
 
 /** A line too long to hold: too_large, with its real size; quarantine keeps its first bytes. */

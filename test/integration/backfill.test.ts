@@ -60,8 +60,12 @@ describe('backfill', () => {
       workflowId: uniqueName('backfill-big'),
       args: [{ source: { kind: 'file', path: file }, chunkSize: 2000 }],
     });
-    await waitFor('the backfill to pass 20%', async () => (await handle.query<BackfillProgress>('progress')).percent >= 20, {
+    // Killed inside an activity call (10 chunks of 2,000), not at its start: heartbeats are
+    // throttled (12 s), so the server holds the call's first chunk and the chunks committed
+    // since are read again by the retry.
+    await waitFor('the backfill to store 30,000 events', async () => ((await counts(db))?.events ?? 0) >= 30_000, {
       timeoutMs: 120_000,
+      intervalMs: 20,
     });
     await worker.kill('SIGKILL');
     const before = (await counts(db))?.events ?? 0;
@@ -70,6 +74,14 @@ describe('backfill', () => {
 
     const result = await handle.result();
     expect(result.state).toBe('completed');
+    // The totals agree with what was applied, though the retry re-read chunks the killed
+    // attempt committed after its last heartbeat reached the server.
+    expect(result.counts).toMatchObject({
+      records: traffic.records.length,
+      inserted: traffic.events.length,
+      duplicates: traffic.records.length - traffic.invalid - traffic.events.length,
+      rejected: traffic.invalid,
+    });
     expect(await projectionOf(db.pool)).toEqual(foldEvents(traffic.events));
     expect(await counts(db)).toEqual({ events: traffic.events.length, quarantined: traffic.invalid });
 
@@ -174,6 +186,34 @@ describe('backfill', () => {
     });
     expect(all).toMatchObject({ total: 3001, counts: { records: 3001, inserted: 2001, duplicates: 1000, outsideRange: 0 } });
     expect(await projectionOf(db.pool)).toEqual(foldEvents([...events, { ...future, eventId: 'stamped-2100' }]));
+  });
+
+  it('fails, naming the topic, when its Kafka topic is deleted mid-import, instead of retrying for ever', async () => {
+    const { db, taskQueue } = await setup('kafka-deleted', []);
+    const topics = await createTestTopics(2);
+    const events = orderIndependentEvents(20_000);
+    await sendRecords(topics.events, events.map((e) => ({ key: e.huntId, value: JSON.stringify(e) })));
+    const handle = await client.workflow.start('backfill', {
+      taskQueue,
+      workflowId: uniqueName('backfill-kafka-deleted'),
+      // Small chunks: many activity calls, so the deletion lands mid-import.
+      args: [{ source: { kind: 'kafka', topic: topics.events }, chunkSize: 100 }],
+    });
+    await waitFor('the import to be under way', async () => ((await counts(db))?.events ?? 0) >= 1000, { timeoutMs: 60_000 });
+    const admin = testKafka().admin();
+    await admin.connect();
+    try {
+      await admin.deleteTopics({ topics: [topics.events] });
+    } finally {
+      await admin.disconnect();
+    }
+    const failure = await handle.result().then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(failure).toBeInstanceOf(WorkflowFailedError);
+    expect(String((failure as WorkflowFailedError).cause?.cause)).toMatch(new RegExp(`Kafka topic ${topics.events.replace(/\./g, '\\.')} was deleted while the backfill read it`));
+    expect((await counts(db))?.events).toBeLessThan(events.length); // it really was mid-import
   });
 
   it('dry run reports what would change and writes nothing', async () => {

@@ -6,14 +6,16 @@
 import { Partitioners } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { consumeRange, resolveRange, type KafkaRange, type PartitionOffsets } from '../../src/batch/backfill/kafka-source';
+import { KafkaRangeGoneError } from '../../src/batch/backfill/range-check';
 import { createTestTopics, sendRecords, testKafka, waitForLogEnd } from '../helpers/ingest';
-import { uniqueName } from '../helpers/wait';
+import { uniqueName, waitFor } from '../helpers/wait';
 
 /** consumeRange over `range`, failing after `timeoutMs` rather than waiting for ever. */
-async function readAll(topic: string, range: KafkaRange, signal = new AbortController().signal, timeoutMs = 20_000) {
+async function readAll(topic: string, range: KafkaRange, signal = new AbortController().signal, timeoutMs = 20_000, onSlice: (taken: number) => Promise<void> = async () => undefined) {
   let taken = 0;
   const read = consumeRange(testKafka(), topic, range.start, range, 1_000_000, async ({ messages }) => {
     taken += messages.length;
+    await onSlice(taken);
   }, signal);
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`consumeRange still waiting after ${timeoutMs} ms`)), timeoutMs)));
@@ -91,12 +93,81 @@ describe('consumeRange', () => {
   it('lets go when its signal aborts while no records come', async () => {
     const topics = await createTestTopics(1);
     await sendRecords(topics.events, [{ key: 'k', value: '0' }]);
-    // An end no record has reached yet: the read waits for records that do not come.
-    const range = { start: { '0': '0' }, end: { '0': '1000' } };
-    const abort = new AbortController();
-    setTimeout(() => abort.abort(), 1000);
-    const { cursor, taken } = await readAll(topics.events, range, abort.signal, 10_000);
-    expect(taken).toBe(1);
-    expect(cursor).toEqual({ '0': '1' });
+    // A transaction left open after it: a range to its end waits for records that do not come
+    // (a read-committed consumer gets nothing past the open transaction's start).
+    const producer = testKafka().producer({ transactionalId: uniqueName('tx'), idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+    await producer.connect();
+    const transaction = await producer.transaction();
+    await transaction.send({ topic: topics.events, messages: Array.from({ length: 5 }, (_, i) => ({ key: 'k', value: `open ${i}` })) });
+    try {
+      const range = { start: { '0': '0' }, end: { '0': '6' } };
+      const abort = new AbortController();
+      setTimeout(() => abort.abort(), 1000);
+      const { cursor, taken } = await readAll(topics.events, range, abort.signal, 10_000);
+      expect(taken).toBe(1);
+      expect(cursor).toEqual({ '0': '1' });
+    } finally {
+      await transaction.abort();
+      await producer.disconnect();
+    }
   });
+
+  it('fails, naming the topic, when the topic is deleted while it reads (it does not wait for ever, nor create the topic again)', async () => {
+    const topics = await createTestTopics(1);
+    // About 2 MB: more than one 1 MiB fetch, so the read goes on after the deletion.
+    const padding = 'x'.repeat(400);
+    await sendRecords(topics.events, Array.from({ length: 5000 }, (_, i) => ({ key: 'k', value: `${i}:${padding}` })));
+    const range = await resolveRange(testKafka(), topics.events, undefined);
+    let deleted = false;
+    const failure = await readAll(topics.events, range, undefined, 40_000, async () => {
+      if (deleted) return;
+      deleted = true;
+      await deleteTopic(topics.events);
+    }).then(() => undefined, (err: unknown) => err);
+    expect(failure).toBeInstanceOf(KafkaRangeGoneError);
+    expect(String(failure)).toMatch(new RegExp(`Kafka topic ${topics.events} was deleted while the backfill read it`));
+    expect(await topicExists(topics.events)).toBe(false);
+  }, 60_000);
+
+  it('fails when the topic was deleted and created again under the job: its log now ends before the range did', async () => {
+    const topics = await createTestTopics(1);
+    await sendRecords(topics.events, Array.from({ length: 300 }, (_, i) => ({ key: 'k', value: `${i}` })));
+    const range = await resolveRange(testKafka(), topics.events, undefined);
+    const cursor = await consumeRange(testKafka(), topics.events, range.start, range, 100, async () => undefined, new AbortController().signal);
+    expect(cursor).toEqual({ '0': '100' });
+    await deleteTopic(topics.events);
+    const admin = testKafka().admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic: topics.events, numPartitions: 1 }] });
+    await admin.disconnect();
+    await sendRecords(topics.events, Array.from({ length: 150 }, (_, i) => ({ key: 'k', value: `new ${i}` })));
+    let taken = 0;
+    const read = consumeRange(testKafka(), topics.events, cursor, range, 1000, async ({ messages }) => void (taken += messages.length), new AbortController().signal);
+    const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('consumeRange still waiting after 30 s')), 30_000));
+    const failure = await Promise.race([read, timeout]).then(() => undefined, (err: unknown) => err);
+    expect(failure).toBeInstanceOf(KafkaRangeGoneError);
+    expect(String(failure)).toMatch(/partition 0 now ends at offset 150, before the end of the backfill's range \(300, read up to 100\)/);
+    expect(taken).toBe(0); // nothing of the new topic was taken for the old one's records
+  }, 60_000);
 });
+
+async function deleteTopic(topic: string): Promise<void> {
+  const admin = testKafka().admin();
+  await admin.connect();
+  try {
+    await admin.deleteTopics({ topics: [topic] });
+    await waitFor('the topic to be gone', async () => !(await admin.listTopics()).includes(topic), { timeoutMs: 30_000, intervalMs: 100 });
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+async function topicExists(topic: string): Promise<boolean> {
+  const admin = testKafka().admin();
+  await admin.connect();
+  try {
+    return (await admin.listTopics()).includes(topic);
+  } finally {
+    await admin.disconnect();
+  }
+}

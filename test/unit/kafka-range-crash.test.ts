@@ -28,7 +28,7 @@ function crashingKafka(restart: boolean): { kafka: Kafka; disconnected: () => bo
       disconnected = true;
     },
   };
-  const admin = { connect: async () => undefined, disconnect: async () => undefined, fetchTopicOffsets: async () => [{ partition: 0, low: '0', high: '10' }] };
+  const admin = { connect: async () => undefined, disconnect: async () => undefined, listTopics: async () => ['t'], fetchTopicOffsets: async () => [{ partition: 0, low: '0', high: '10' }] };
   return { kafka: { consumer: () => consumer, admin: () => admin } as unknown as Kafka, disconnected: () => disconnected };
 }
 

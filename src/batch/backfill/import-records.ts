@@ -14,6 +14,7 @@
 import type pg from 'pg';
 import { classifySlice, type RejectedRecord, type SourceRecord } from '../../pipeline/classify';
 import { commitMicroBatch } from '../../pipeline/commit';
+import { countStoredAsThemselves } from '../../store/batch/backfill-own-events';
 import { countStoredEvents } from '../../store/batch/import-dry-run';
 import { eventIdsOf, groupRowsByHunt, laneOfHunt, rowCount, type EventRows } from '../../store/hot-path/event-rows';
 import { pickOrigins, type RecordOrigins } from '../../store/hot-path/record-origins';
@@ -36,6 +37,12 @@ export interface ImportOptions {
   now?: Date;
   /** Transactions a chunk commits in at once (by hunt); 1 = one transaction. */
   lanes?: number;
+  /**
+   * A retried attempt: an earlier one may have committed chunks past the heartbeat it resumes
+   * from, so events found stored under their own record's source count as inserted (they
+   * were, by this job), not as duplicates.
+   */
+  resumed?: boolean;
 }
 
 export interface PreparedChunk {
@@ -118,7 +125,9 @@ export class ImportPipeline {
       this.laneTails[i] = commit.catch(() => undefined);
       return commit;
     });
-    const done = Promise.all(parts).then((results) => countsOf(chunk, results));
+    const done = Promise.all(parts)
+      .then((results) => countsOf(chunk, results))
+      .then((counts) => (this.options.resumed ? this.creditEarlierAttempts(chunk, counts) : counts));
     const reported = this.reported.then(() => done).then(onCommitted);
     this.reported = reported.catch((err: unknown) => {
       this.failure ??= err;
@@ -128,6 +137,15 @@ export class ImportPipeline {
       await this.inFlight.shift();
       if (this.failure) throw this.failure;
     }
+  }
+
+  /** Duplicates an earlier attempt of this job stored from these very records count as inserted, as they were. */
+  private async creditEarlierAttempts(chunk: PreparedChunk, counts: ImportCounts): Promise<ImportCounts> {
+    if (counts.duplicates === 0) return counts;
+    // Counts this commit's inserts too: they are stored under their own source now.
+    const storedByThisJob = await countStoredAsThemselves(this.pool, chunk.lanes.map((l) => l.rows));
+    const earlier = Math.max(0, storedByThisJob - counts.inserted);
+    return { ...counts, inserted: counts.inserted + earlier, duplicates: counts.duplicates - earlier };
   }
 
   /** Waits for every queued chunk; throws the first failure. */

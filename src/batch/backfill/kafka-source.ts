@@ -5,17 +5,11 @@
  * group, so nothing of the hot path's group or offsets is touched.
  */
 import { randomUUID } from 'node:crypto';
-import type { Kafka, KafkaMessage } from 'kafkajs';
+import type { Admin, AdminConfig, Kafka, KafkaMessage } from 'kafkajs';
 import { useBoundedCodecs } from '../../pipeline/compression';
+import { fetchTopicState, GoneRangeWatch, KafkaRangeGoneError, rangeGoneReason, type KafkaRange, type PartitionOffsets } from './range-check';
 
-/** Next offset to read per partition, as decimal strings (JSON-safe for heartbeats). */
-export type PartitionOffsets = Record<string, string>;
-
-export interface KafkaRange {
-  start: PartitionOffsets;
-  /** Exclusive end per partition. */
-  end: PartitionOffsets;
-}
+export type { KafkaRange, PartitionOffsets } from './range-check';
 
 /**
  * The offsets to read for records stamped in [from, to): from the first record stamped at or
@@ -57,20 +51,31 @@ export interface KafkaSlice {
   messages: KafkaMessage[];
 }
 
-/** How often a read waiting for records checks its abort signal and the log starts. */
+/** How often a read waiting for records checks its abort signal and the topic. */
 const SWEEP_MS = 1000;
+/**
+ * How long a read heartbeats while it waits on Kafka without taking a record. Longer than a
+ * consumer group's join; past it the heartbeats stop, so a consumer that is stuck shows as a
+ * heartbeat timeout and the step is retried with a new one.
+ */
+const WAIT_HEARTBEAT_MS = 60_000;
 
 /**
  * Consumes from `cursor` up to `range.end`, handing each partition batch (bounded to the
  * range and to `maxRecords` in all) to `onSlice`, which must finish (commit) before the
- * cursor moves. Returns the advanced cursor.
+ * cursor moves. Returns the advanced cursor. `onWaiting` is called about once a second while
+ * the read waits on a topic that is there and readable (not while `onSlice` runs), so the
+ * caller can heartbeat: a step waiting on Kafka is not a dead worker.
  *
  * kafkajs calls eachBatch only for fetches with records to hand over, so a range can end in
  * ways eachBatch never sees: transaction markers or an aborted transaction (kafkajs steps
  * over them; its batch events say where), or records retention deleted before they were
  * read (the log now starts at or past the end). Both move the cursor; and a sweep checks the
  * abort signal while nothing arrives, so a cancelled or timed-out attempt lets go of its
- * consumer instead of waiting for ever.
+ * consumer instead of waiting for ever. The sweep also checks that the range's records are
+ * still there (range-check.ts): a deleted or recreated topic throws a KafkaRangeGoneError,
+ * which no retry can cure. An outage (the cluster does not answer) is not such an answer:
+ * the read goes on waiting, and the caller's retries take over.
  */
 export async function consumeRange(
   kafka: Kafka,
@@ -80,23 +85,72 @@ export async function consumeRange(
   maxRecords: number,
   onSlice: (slice: KafkaSlice) => Promise<void>,
   signal: AbortSignal,
+  onWaiting: () => void = () => undefined,
 ): Promise<PartitionOffsets> {
   const next = { ...cursor };
-  const open = () => Object.keys(range.end).filter((p) => BigInt(next[p] ?? range.end[p] ?? '0') < BigInt(range.end[p] ?? '0'));
-  if (open().length === 0) return next;
+  if (openPartitions(next, range).length === 0) return next;
   useBoundedCodecs(); // batches compressed with any codec, within a budget
-  const consumer = kafka.consumer({ groupId: `hunt-backfill-${randomUUID()}`, maxBytesPerPartition: 1024 * 1024 });
-  const admin = kafka.admin();
+  // Log ends as the high watermark: a range's end (a last stable offset) never lies past it,
+  // even while a transaction is open. readUncommitted: patches/kafkajs+2.2.4.patch.
+  const admin = kafka.admin({ readUncommitted: true } as AdminConfig);
+  await admin.connect();
+  try {
+    await confirmReadable(admin, topic, next, range, signal);
+    return await readRange(kafka, admin, topic, next, range, maxRecords, onSlice, signal, onWaiting);
+  } catch (err) {
+    if (err instanceof KafkaRangeGoneError || signal.aborted) throw err;
+    // The consumer failed (kafkajs gives up on a topic deleted under it): say why if the range is gone.
+    await confirmReadable(admin, topic, next, range, signal).catch((checked: unknown) => {
+      if (checked instanceof KafkaRangeGoneError) throw checked;
+    });
+    throw err;
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
+}
+
+function openPartitions(next: PartitionOffsets, range: KafkaRange): string[] {
+  return Object.keys(range.end).filter((p) => BigInt(next[p] ?? range.end[p] ?? '0') < BigInt(range.end[p] ?? '0'));
+}
+
+/** Returns once the range is readable; throws KafkaRangeGoneError once it is gone for sure, or what asking the cluster threw. */
+async function confirmReadable(admin: Admin, topic: string, next: PartitionOffsets, range: KafkaRange, signal: AbortSignal): Promise<void> {
+  const watch = new GoneRangeWatch();
+  while (!signal.aborted) {
+    const reason = rangeGoneReason(topic, await fetchTopicState(admin, topic), next, range);
+    if (reason === undefined) return;
+    if (watch.observe(reason)) throw new KafkaRangeGoneError(reason);
+    await new Promise((resolve) => setTimeout(resolve, SWEEP_MS));
+  }
+}
+
+async function readRange(
+  kafka: Kafka,
+  admin: Admin,
+  topic: string,
+  next: PartitionOffsets,
+  range: KafkaRange,
+  maxRecords: number,
+  onSlice: (slice: KafkaSlice) => Promise<void>,
+  signal: AbortSignal,
+  onWaiting: () => void,
+): Promise<PartitionOffsets> {
+  const open = () => openPartitions(next, range);
+  // Never creates the topic: a deleted topic made again, empty, by the reader's own metadata requests would hide that it is gone.
+  const consumer = kafka.consumer({ groupId: `hunt-backfill-${randomUUID()}`, maxBytesPerPartition: 1024 * 1024, allowAutoTopicCreation: false });
   let taken = 0;
   let finish: () => void = () => undefined;
   const finished = new Promise<void>((resolve) => (finish = resolve));
   let failure: unknown;
+  let inSlice = false;
+  let lastProgressMs = Date.now();
   /** The partition's cursor moves to `offset` (at most its end); paused once at the end, done once all are. */
   const moveTo = (partition: number, offset: bigint) => {
     const p = String(partition);
     const end = BigInt(range.end[p] ?? '0');
     if (offset <= BigInt(next[p] ?? '0')) return;
     next[p] = (offset < end ? offset : end).toString();
+    lastProgressMs = Date.now();
     if (BigInt(next[p]) >= end) consumer.pause([{ topic, partitions: [partition] }]);
     if (open().length === 0) finish();
   };
@@ -117,24 +171,32 @@ export async function consumeRange(
     const at = BigInt(next[String(payload.partition)] ?? '0');
     if (BigInt(first) <= at && at <= BigInt(payload.lastOffset)) moveTo(payload.partition, BigInt(payload.lastOffset) + 1n);
   });
-  const passDeleted = async () => {
-    for (const { partition, low } of await admin.fetchTopicOffsets(topic)) {
-      const end = range.end[String(partition)];
-      if (end !== undefined && BigInt(low) >= BigInt(end)) moveTo(partition, BigInt(end));
+  const watch = new GoneRangeWatch();
+  /** Passes partitions whose range retention deleted, fails a range that is gone, and heartbeats while waiting on a readable topic. */
+  const checkTopic = async () => {
+    const state = await fetchTopicState(admin, topic);
+    for (const [partition, low] of Object.entries(state?.low ?? {})) {
+      const end = range.end[partition];
+      if (end !== undefined && BigInt(low) >= BigInt(end)) moveTo(Number(partition), BigInt(end));
     }
+    const gone = watch.observe(rangeGoneReason(topic, state, next, range));
+    if (gone) {
+      failure ??= new KafkaRangeGoneError(gone);
+      return finish();
+    }
+    if (!watch.suspect && !inSlice && Date.now() - lastProgressMs < WAIT_HEARTBEAT_MS) onWaiting();
   };
   let sweeping = false;
   const sweep = setInterval(() => {
     if (signal.aborted) return finish();
     if (sweeping) return;
     sweeping = true;
-    passDeleted()
-      .catch(() => undefined) // the next sweep tries again; the consumer reports its own errors
+    checkTopic()
+      .catch(() => undefined) // an outage: no heartbeat, and the next sweep asks again; the consumer reports its own errors
       .finally(() => (sweeping = false));
   }, SWEEP_MS);
   await consumer.connect();
   try {
-    await admin.connect();
     await consumer.subscribe({ topic, fromBeginning: true });
     await consumer.run({
       autoCommit: false,
@@ -147,14 +209,18 @@ export async function consumeRange(
         const inRange = batch.messages.filter((m) => BigInt(m.offset) >= from && BigInt(m.offset) < end);
         const messages = inRange.slice(0, maxRecords - taken);
         if (messages.length > 0) {
+          inSlice = true;
           try {
             await onSlice({ partition: batch.partition, messages });
           } catch (err) {
             failure = err;
             return finish();
+          } finally {
+            inSlice = false;
           }
           taken += messages.length;
           next[p] = (BigInt(messages[messages.length - 1]!.offset) + 1n).toString();
+          lastProgressMs = Date.now();
           await heartbeat();
         }
         // Say how far the batch is handled, or kafkajs fetches from the same offset again: a busy
@@ -172,7 +238,6 @@ export async function consumeRange(
   } finally {
     clearInterval(sweep);
     await consumer.disconnect();
-    await admin.disconnect().catch(() => undefined);
   }
   if (failure) throw failure;
   return next;
