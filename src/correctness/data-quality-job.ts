@@ -1,5 +1,6 @@
 import { CancelledFailure, Context } from '@temporalio/activity';
 import { runDataQuality, type CheckProgress, type CheckReport, type DataQualityCheckpoint } from '../store/correctness/data-quality';
+import { claimProgress, saveProgress, type ProgressKey } from '../store/correctness/job-progress';
 import type { ActivityDeps } from '../worker/activity-deps';
 
 /** The heartbeat details: what a retry resumes from, and where the run is, for operators. */
@@ -24,12 +25,17 @@ const CHECK_LOCK_TIMEOUT_MS = 30_000;
 export function createDataQualityActivities(deps: Pick<ActivityDeps, 'pool'>) {
   return {
     /**
-     * Runs every check; re-running a run id overwrites its report rows (idempotent). A retried
-     * attempt resumes after the checks (and pages of hunts) the last heartbeat says are done.
+     * Runs every check; a new run under the same run id overwrites its report rows. A
+     * retried attempt resumes after the checks (and pages of hunts) that committed: the
+     * checkpoint is saved in Postgres with the work (job_progress), as a heartbeat may be
+     * behind it (throttled, lost with its worker), and a finished check run again after a
+     * repair would find nothing and store 0.
      */
     async runDataQualityChecks(input: { runId: string; repair: boolean }): Promise<CheckReport[]> {
       const context = Context.current();
-      const resumed = context.info.heartbeatDetails as DataQualityHeartbeat | undefined;
+      const key: ProgressKey = { runId: `${input.runId}/${context.info.workflowExecution?.runId ?? ''}`, step: 'runDataQualityChecks', attempt: context.info.attempt };
+      // Heartbeat details only when a worker of an earlier version started the run.
+      const resumed = (await claimProgress<DataQualityCheckpoint>(deps.pool, key)) ?? (context.info.heartbeatDetails as DataQualityHeartbeat | undefined);
       let heartbeat: DataQualityHeartbeat = { finished: resumed?.finished ?? [], ...(resumed?.partial && { partial: resumed.partial }) };
       const beat = () => context.heartbeat(heartbeat);
       // A check's statement can outlast the heartbeat timeout: keep beating while it runs.
@@ -49,6 +55,7 @@ export function createDataQualityActivities(deps: Pick<ActivityDeps, 'pool'>) {
             resumeFrom: resumed,
             // The running statement is cancelled with the attempt, and bounded in any case.
             bounds: { statementTimeoutMs: CHECK_STATEMENT_TIMEOUT_MS, lockTimeoutMs: CHECK_LOCK_TIMEOUT_MS, signal: context.cancellationSignal },
+            save: (client, checkpoint) => saveProgress(client, key, checkpoint),
             checkpoint: (checkpoint) => {
               heartbeat = { ...checkpoint, progress: heartbeat.progress };
               beat();

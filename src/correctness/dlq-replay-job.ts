@@ -1,5 +1,6 @@
-import { CancelledFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure, Context, type Info } from '@temporalio/activity';
 import { replayBatch, type ReplayBatchResult, type ReplayFilter } from '../store/correctness/dlq-replay';
+import { claimProgress, saveProgress, type ProgressKey } from '../store/correctness/job-progress';
 import type { ActivityDeps } from '../worker/activity-deps';
 
 export interface ReplayInput extends ReplayFilter {
@@ -10,30 +11,53 @@ export interface ReplayInput extends ReplayFilter {
 /** A replay's counts summed over its batches; lastId is the resume point. */
 export type ReplayTotals = ReplayBatchResult;
 
+const EMPTY_TOTALS: ReplayTotals = { examined: 0, replayed: 0, duplicates: 0, stillInvalid: {}, lastId: 0 };
+
+/** The totals with a batch added (a new object: the heartbeat may still hold the old one). */
+export function addBatch(totals: ReplayTotals, batch: ReplayBatchResult): ReplayTotals {
+  const stillInvalid = { ...totals.stillInvalid };
+  for (const [reason, n] of Object.entries(batch.stillInvalid)) stillInvalid[reason] = (stillInvalid[reason] ?? 0) + n;
+  return {
+    lastId: batch.lastId,
+    examined: totals.examined + batch.examined,
+    replayed: totals.replayed + batch.replayed,
+    duplicates: totals.duplicates + batch.duplicates,
+    stillInvalid,
+  };
+}
+
+/** The run's totals live in job_progress under the workflow run, saved in each batch's transaction. */
+function progressKeyOf(info: Info): ProgressKey {
+  const run = info.workflowExecution;
+  if (!run) throw ApplicationFailure.nonRetryable('replayQuarantined keeps its totals per workflow run: start the dlqReplay workflow, not the activity alone');
+  return { runId: `${run.workflowId}/${run.runId}`, step: 'replayQuarantined', attempt: info.attempt };
+}
+
 export function createDlqReplayActivities(deps: Pick<ActivityDeps, 'pool'>) {
   return {
-    /** Replays batch after batch until none is left; heartbeats the id cursor. */
+    /**
+     * Replays batch after batch until none is left. The totals and the id cursor are saved
+     * in each batch's own transaction, so a retry resumes exactly where the committed work
+     * ends: a heartbeat (throttled, lost with its worker) may be batches behind, and the
+     * rows of those batches, already marked replayed, would not be counted again.
+     */
     async replayQuarantined(input: ReplayInput): Promise<ReplayTotals> {
       const context = Context.current();
-      const totals: ReplayTotals = (context.info.heartbeatDetails as ReplayTotals | undefined) ?? {
-        examined: 0,
-        replayed: 0,
-        duplicates: 0,
-        stillInvalid: {},
-        lastId: 0,
-      };
+      const key = progressKeyOf(context.info);
+      // Heartbeat details only when a worker of an earlier version started the run.
+      let totals = (await claimProgress<ReplayTotals>(deps.pool, key)) ?? (context.info.heartbeatDetails as ReplayTotals | undefined) ?? EMPTY_TOTALS;
       for (;;) {
         // Throw, never return: a return would end the run as a success with rows left
         // unreplayed (a worker's graceful shutdown aborts us on every deploy). The retry
-        // resumes from the heartbeated cursor.
+        // resumes from the saved cursor.
         if (context.cancellationSignal.aborted) throw new CancelledFailure(`dlqReplay: stopped after quarantine id ${totals.lastId}`);
-        const batch = await replayBatch(deps.pool, input, totals.lastId, input.batchSize, input.dryRun);
+        let next = totals;
+        const batch = await replayBatch(deps.pool, input, totals.lastId, input.batchSize, input.dryRun, undefined, undefined, async (client, done) => {
+          next = addBatch(totals, done);
+          await saveProgress(client, key, next);
+        });
         if (!batch) return totals;
-        totals.lastId = batch.lastId;
-        totals.examined += batch.examined;
-        totals.replayed += batch.replayed;
-        totals.duplicates += batch.duplicates;
-        for (const [reason, n] of Object.entries(batch.stillInvalid)) totals.stillInvalid[reason] = (totals.stillInvalid[reason] ?? 0) + n;
+        totals = next;
         context.heartbeat(totals);
       }
     },

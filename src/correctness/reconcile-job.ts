@@ -4,6 +4,7 @@ import {
   confirmReconcileProgress,
   openSeqRangeScope,
   reconcileHunts,
+  reconcileRunTotals,
   seqRangeSinceWatermark,
   sizesOf,
   type HuntReconciliation,
@@ -73,6 +74,8 @@ const GROUP_LOCK_TIMEOUT_MS = 30_000;
  */
 export const EVENTS_PER_TRANSACTION = 2_000_000;
 export const HUNTS_PER_PAGE = 1000;
+/** Drifted hunts listed in the summary (all are in reconcile_runs). */
+const DRIFTED_LISTED = 100;
 
 export function createReconcileActivities(deps: Pick<ActivityDeps, 'pool'>) {
   return {
@@ -86,17 +89,15 @@ export function createReconcileActivities(deps: Pick<ActivityDeps, 'pool'>) {
         const range = await seqRangeSinceWatermark(deps.pool, input.settleMs);
         checkpoint = { ...range, summary: emptySummary(input) };
       }
-      const summary = checkpoint.summary;
       // Reading a big range's hunts can outlast the heartbeat timeout, and so can a
       // transaction over big hunts: keep beating while they run.
       const beat = setInterval(() => context.heartbeat(checkpoint), HEARTBEAT_EVERY_MS);
       let scope: HuntScope | undefined;
       try {
         scope = input.huntIds ? listScope(deps.pool, input.huntIds) : await openSeqRangeScope(deps.pool, checkpoint.fromSeq ?? 0, checkpoint.toSeq ?? 0);
-        summary.hunts = scope.total;
         const lastHuntDone = checkpoint.lastHuntDone;
         let huntsDone = lastHuntDone === undefined ? 0 : await scope.countUpTo(lastHuntDone);
-        checkpoint = { ...checkpoint, huntsDone };
+        checkpoint = { ...checkpoint, huntsDone, summary: { ...checkpoint.summary, hunts: scope.total } };
         // At once, so the scope is fixed for a retry and operators see the job's size.
         context.heartbeat(checkpoint);
         const hunts = pagesOf(scope, lastHuntDone ?? '', input.huntsPerPage ?? HUNTS_PER_PAGE);
@@ -110,15 +111,12 @@ export function createReconcileActivities(deps: Pick<ActivityDeps, 'pool'>) {
             input.repair,
             { statementTimeoutMs: GROUP_STATEMENT_TIMEOUT_MS, lockTimeoutMs: GROUP_LOCK_TIMEOUT_MS, signal: context.cancellationSignal },
           );
-          for (const r of results) {
-            summary.playersChecked += r.playersChecked;
-            summary.playersDrifted += r.playersDrifted;
-            summary.treasuresChanged += r.treasuresChanged;
-            if (r.playersDrifted + r.treasuresChanged > 0 && summary.drifted.length < 100) summary.drifted.push(r);
-          }
           if (checkpoint.toSeq !== undefined) await confirmReconcileProgress(deps.pool);
           huntsDone += group.length;
-          checkpoint = { ...checkpoint, lastHuntDone: group[group.length - 1]?.huntId, huntsDone, summary };
+          // A new checkpoint, never one changed in place: the SDK serializes a heartbeat when
+          // it sends it, later, so a checkpoint changed after it was handed over would pair
+          // an old cursor with newer counts, and a retry would count those hunts twice.
+          checkpoint = { ...checkpoint, lastHuntDone: group[group.length - 1]?.huntId, huntsDone, summary: withResults(checkpoint.summary, results) };
           context.heartbeat(checkpoint);
         }
       } finally {
@@ -127,11 +125,13 @@ export function createReconcileActivities(deps: Pick<ActivityDeps, 'pool'>) {
       }
       // Every hunt with events up to toSeq is reconciled now; hunts that arrived after the
       // scope was fixed are past toSeq, left for the next run.
-      if (checkpoint.toSeq !== undefined) {
-        await advanceReconcileWatermark(deps.pool, checkpoint.toSeq);
-        summary.watermark = checkpoint.toSeq;
-      }
-      return summary;
+      if (checkpoint.toSeq !== undefined) await advanceReconcileWatermark(deps.pool, checkpoint.toSeq);
+      // The totals are what the run committed (one reconcile_runs row per hunt, whatever
+      // attempts it took), not the heartbeat's sums. The list of drifted hunts stays the
+      // checkpoint's (the worker reads hunts a page at a time): a snapshot, it pairs with its
+      // cursor, and a redone group reports the drift recorded before.
+      const recorded = await reconcileRunTotals(deps.pool, input.runId);
+      return { ...checkpoint.summary, ...recorded, ...(checkpoint.toSeq !== undefined && { watermark: checkpoint.toSeq }) };
     },
   };
 }
@@ -175,6 +175,18 @@ export async function* groupsOf(hunts: AsyncIterable<SizedHunt>, maxHunts: numbe
     events += hunt.events;
   }
   if (group.length > 0) yield group;
+}
+
+/** The summary with a group's results added, as a new object (heartbeats hold the old one). */
+function withResults(summary: ReconcileSummary, results: readonly HuntReconciliation[]): ReconcileSummary {
+  const drifted = results.filter((r) => r.playersDrifted + r.treasuresChanged > 0);
+  return {
+    ...summary,
+    playersChecked: summary.playersChecked + results.reduce((n, r) => n + r.playersChecked, 0),
+    playersDrifted: summary.playersDrifted + results.reduce((n, r) => n + r.playersDrifted, 0),
+    treasuresChanged: summary.treasuresChanged + results.reduce((n, r) => n + r.treasuresChanged, 0),
+    drifted: [...summary.drifted, ...drifted].slice(0, DRIFTED_LISTED),
+  };
 }
 
 function emptySummary(input: ReconcileActivityInput): ReconcileSummary {

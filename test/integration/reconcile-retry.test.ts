@@ -124,6 +124,36 @@ describe('reconcile, retried after a group committed unannounced', () => {
   }
 });
 
+describe('reconcile, retried from a heartbeat the SDK serialized late', () => {
+  // The SDK serializes a heartbeat's details when it sends them, after the throttle: what
+  // the server holds is the object handed over, as it is by then, not as it was.
+  it('counts each hunt once, and reports what reconcile_runs recorded', async () => {
+    const hunts = ['hunt-s1', 'hunt-s2', 'hunt-s3'];
+    await storeCorrupted(hunts.flatMap(huntEvents)); // two drifted players per hunt
+    const { reconcileHunts } = createReconcileActivities({ pool: db.pool });
+    const args = { ...input('run-late-beat'), huntIds: hunts };
+
+    // Attempt 1 hands over the checkpoint after hunt-s1; it is still unsent when the worker
+    // dies at the checkpoint after hunt-s2.
+    const attempt1 = new MockActivityEnvironment();
+    let handedOver: ReconcileCheckpoint | undefined;
+    attempt1.on('heartbeat', (details: ReconcileCheckpoint) => {
+      if (details.lastHuntDone === 'hunt-s1') handedOver = details;
+      if (details.lastHuntDone === 'hunt-s2') throw new Error('worker killed');
+    });
+    await expect(attempt1.run(reconcileHunts, args)).rejects.toThrow('worker killed');
+    const sent = structuredClone(handedOver);
+    expect(sent).toMatchObject({ lastHuntDone: 'hunt-s1' });
+
+    const attempt2 = new MockActivityEnvironment({ heartbeatDetails: sent, attempt: 2 });
+    const summary = (await attempt2.run(reconcileHunts, args)) as ReconcileSummary;
+    const recorded = (await db.pool.query('SELECT sum(players_checked)::int AS checked, sum(players_drifted)::int AS drifted FROM reconcile_runs WHERE run_id = $1', ['run-late-beat'])).rows[0];
+    expect(recorded).toEqual({ checked: 6, drifted: 6 });
+    expect({ checked: summary.playersChecked, drifted: summary.playersDrifted }).toEqual(recorded);
+    expect(summary.drifted.map((d) => [d.huntId, d.playersDrifted])).toEqual(hunts.map((h) => [h, 2]));
+  });
+});
+
 describe('a long reconcile run', () => {
   // The watermark's age feeds HuntScheduledJobBehind: a run that commits group after group
   // is making progress, and only a run that stops doing so may look hung.

@@ -12,17 +12,11 @@ import { withBoundedTransaction, type StatementBounds } from '../bounded-transac
 import { reconcileHunts } from './reconcile';
 import { repairStaleWindows, staleWindowsSql } from '../batch/rollups';
 import { quarantineByReason } from '../read/quarantine-backlog';
+import { storeReport, type CheckReport, type Severity } from './dq-reports';
 
-export type Severity = 'info' | 'warning' | 'error';
+export { storedReport, type StoredCheck } from './dq-reports';
 
-export interface CheckReport {
-  check: string;
-  severity: Severity;
-  count: number;
-  samples: unknown[];
-  /** What the repair changed; absent when the check has no repair or none was asked. */
-  repaired?: Record<string, unknown>;
-}
+export type { CheckReport, Severity } from './dq-reports';
 
 export interface CheckProgress {
   check: string;
@@ -31,7 +25,23 @@ export interface CheckProgress {
   of?: number;
 }
 
-/** How far a hunt-by-hunt check got: the last hunt done (byte order) and what it found up to there. */
+/**
+ * Findings counted before their repair, which leaves nothing to find again: saved first, so
+ * a retry after the repair committed still counts them (once), and repairs their hunts again
+ * (a no-op if done, and reconcile reports the drift recorded under the run either way).
+ */
+export interface PendingFindings {
+  /** The hunts they cover end here (byte order); '' for a whole-table check. */
+  upTo: string;
+  /** The check's hunts done once they are settled. */
+  huntsDone: number;
+  /** Hunts to reconcile (a page's at most). */
+  hunts: string[];
+  count: number;
+  samples: unknown[];
+}
+
+/** How far a check got: the last hunt done (byte order) and what it found up to there. */
 export interface PagedProgress {
   check: string;
   afterHunt: string;
@@ -39,6 +49,7 @@ export interface PagedProgress {
   count: number;
   samples: unknown[];
   repaired?: ReconcileTally;
+  pending?: PendingFindings;
 }
 
 /** What a retried run resumes from: the checks finished (their reports) and the page reached in the next one. */
@@ -53,7 +64,12 @@ export interface DataQualityOptions {
   /** Bounds every statement of the checks and cancels the running one with the signal (bounded-transaction.ts). */
   bounds?: StatementBounds;
   resumeFrom?: DataQualityCheckpoint;
-  /** Called after each finished check and each page of a hunt-by-hunt check, with what a retry would resume from. */
+  /**
+   * Saves what a retry resumes from in the transaction given: with a finished check's report
+   * row, after each page of a hunt-by-hunt check, and before a repair (job-progress.ts).
+   */
+  save?: (client: pg.PoolClient, checkpoint: DataQualityCheckpoint) => Promise<void>;
+  /** Called after each save, with what was saved (the job heartbeats it for operators). */
   checkpoint?: (checkpoint: DataQualityCheckpoint) => void;
 }
 
@@ -66,10 +82,10 @@ interface CheckRun {
   repair: boolean;
   huntsPerPage: number;
   bounds?: StatementBounds;
-  /** Where this check's previous attempt got to (hunt-by-hunt checks). */
+  /** Where this check's previous attempt got to. */
   resumed?: PagedProgress;
-  /** Called after each page (or group of hunts) with the check's state: what a retry resumes from. */
-  pageDone: (state: PagedProgress) => void;
+  /** Saves the check's state (after each page or group of hunts, and before a repair): what a retry resumes from. */
+  saveState: (state: PagedProgress) => Promise<void>;
   /** Called as long checks go, so the job can heartbeat and see a cancellation. */
   progress: (detail: CheckProgress) => void;
 }
@@ -129,6 +145,10 @@ async function countHunts(run: CheckRun, tables: readonly string[]): Promise<num
  */
 async function pageHunts(run: CheckRun, check: string, tables: readonly string[], page: (hunts: string[], state: PagedProgress) => Promise<void>): Promise<PagedProgress> {
   const state: PagedProgress = run.resumed ? structuredClone(run.resumed) : { check, afterHunt: '', huntsDone: 0, count: 0, samples: [] };
+  if (state.pending) {
+    await settleFindings(run, state, state.pending);
+    await run.saveState(state);
+  }
   for (;;) {
     const { rows } = await inTransaction(run, (c) => c.query<{ hunt_id: string }>(nextHuntsSql(tables, 'hunt_id'), [state.afterHunt, run.huntsPerPage]));
     if (rows.length === 0) return state;
@@ -147,6 +167,22 @@ async function repairHunts(run: CheckRun, hunts: readonly string[], tally: Recon
     }
   }
   return t;
+}
+
+/**
+ * Adds findings to the check's state, repairing their hunts when asked: saved as pending
+ * before the repair, which would leave a retry nothing to count.
+ */
+async function settleFindings(run: CheckRun, state: PagedProgress, findings: PendingFindings): Promise<void> {
+  if (findings.hunts.length > 0) {
+    state.pending = findings;
+    await run.saveState(state);
+    state.repaired = await repairHunts(run, findings.hunts, state.repaired);
+  }
+  state.count += findings.count;
+  state.samples.push(...findings.samples);
+  Object.assign(state, { afterHunt: findings.upTo, huntsDone: findings.huntsDone });
+  delete state.pending;
 }
 
 /** A paged check's findings as a report's, with what its repairs changed when there were any. */
@@ -203,12 +239,10 @@ export const CHECKS: Check[] = [
             samples: 'SELECT * FROM findings ORDER BY hunt_id, table_name, id LIMIT $3',
             hunts: true,
           });
-          state.count += found.count;
-          state.samples.push(...found.samples);
-          if (run.repair && found.hunts.length > 0) state.repaired = await repairHunts(run, found.hunts, state.repaired);
-          Object.assign(state, { afterHunt: last, huntsDone: state.huntsDone + hunts.length });
+          const repairing = run.repair ? found.hunts : [];
+          await settleFindings(run, state, { upTo: last, huntsDone: state.huntsDone + hunts.length, hunts: repairing, count: found.count, samples: found.samples });
           run.progress({ check: 'orphan_projection_rows', huntsDone: state.huntsDone });
-          run.pageDone(state);
+          await run.saveState(state);
         }),
       ),
   },
@@ -229,7 +263,9 @@ export const CHECKS: Check[] = [
           if (run.repair && drifted.length > 0) state.repaired = await repairHunts(run, drifted.map((r) => r.huntId), state.repaired);
           Object.assign(state, { afterHunt: group[group.length - 1], huntsDone: state.huntsDone + group.length });
           run.progress({ check: 'score_drift', huntsDone: state.huntsDone, of });
-          run.pageDone(state);
+          // Drift is counted from the rows recorded under the run, so a group redone after a
+          // crash before this save counts the same drift, not none and not twice.
+          await run.saveState(state);
         }
       });
       const { rows } = await inTransaction(run, (c) =>
@@ -265,11 +301,19 @@ export const CHECKS: Check[] = [
     name: 'rollup_mismatch',
     severity: 'error',
     // Every column of every flushed window, against the aggregate the flush itself writes.
+    // The findings are saved before the repair: a retry after it would find none.
     run: async (run) => {
-      const found = await countAndSamples(run, STALE_ROLLUP_WINDOWS);
-      if (!run.repair || found.count === 0) return found;
+      const saved = run.resumed?.pending;
+      const found = saved ?? (await countAndSamples(run, STALE_ROLLUP_WINDOWS));
+      const report = { count: found.count, samples: found.samples };
+      if (!run.repair || found.count === 0) return report;
+      if (!saved) {
+        const pending = { upTo: '', huntsDone: 0, hunts: [], count: found.count, samples: found.samples };
+        await run.saveState({ check: 'rollup_mismatch', afterHunt: '', huntsDone: 0, count: 0, samples: [], pending });
+      }
+      // After a crash in the repair, this counts the windows the retry re-aggregates.
       const windowsReaggregated = (await repairStaleWindows(run.pool, 'minute', run.bounds)) + (await repairStaleWindows(run.pool, 'hour', run.bounds));
-      return { ...found, repaired: { windowsReaggregated } };
+      return { ...report, repaired: { windowsReaggregated } };
     },
   },
 ];
@@ -286,7 +330,13 @@ export async function runDataQuality(
   options: DataQualityOptions = {},
 ): Promise<CheckReport[]> {
   const finished = [...(options.resumeFrom?.finished ?? [])];
-  const checkpoint = options.checkpoint ?? (() => undefined);
+  const announce = options.checkpoint ?? (() => undefined);
+  const persist = options.save;
+  /** A page done, or findings before their repair: saved in a transaction of its own, then announced. */
+  const saveAlone = async (next: DataQualityCheckpoint) => {
+    if (persist) await withBoundedTransaction(pool, options.bounds, (client) => persist(client, next));
+    announce(next);
+  };
   for (const check of CHECKS) {
     if (finished.some((r) => r.check === check.name)) continue;
     progress({ check: check.name });
@@ -295,7 +345,7 @@ export async function runDataQuality(
       .run({
         pool, runId, repair, progress, bounds: options.bounds, huntsPerPage: options.huntsPerPage ?? HUNTS_PER_PAGE,
         resumed: partial?.check === check.name ? partial : undefined,
-        pageDone: (state) => checkpoint({ finished: [...finished], partial: structuredClone(state) }),
+        saveState: (state) => saveAlone({ finished: [...finished], partial: structuredClone(state) }),
       })
       .catch((err: unknown) => {
         // Which check hit a statement timeout or a lost connection (a cancellation passes as it is).
@@ -304,35 +354,15 @@ export async function runDataQuality(
       });
     const report: CheckReport = { check: check.name, severity: check.severity, count: found.count, samples: found.samples };
     if (found.repaired && found.count > 0) report.repaired = found.repaired;
-    await pool.query(
-      `INSERT INTO dq_reports (run_id, check_name, severity, finding_count, samples, repaired)
-       VALUES ($1, $2, $3, $4, $5, $6)
-       ON CONFLICT (run_id, check_name) DO UPDATE SET severity = excluded.severity, finding_count = excluded.finding_count,
-         samples = excluded.samples, repaired = excluded.repaired, checked_at = now()`,
-      [runId, report.check, report.severity, report.count, JSON.stringify(report.samples), report.repaired ? JSON.stringify(report.repaired) : null],
-    );
     finished.push(report);
-    checkpoint({ finished: [...finished] });
+    // The report row and the checkpoint that says the check is finished commit together: a
+    // retry never runs it again (a repairing check would find nothing and store 0).
+    const next = { finished: [...finished] };
+    await withBoundedTransaction(pool, options.bounds, async (client) => {
+      await storeReport(client, runId, report);
+      await persist?.(client, next);
+    });
+    announce(next);
   }
   return CHECKS.flatMap((c) => finished.filter((r) => r.check === c.name));
-}
-
-export interface StoredCheck {
-  run_id: string;
-  check_name: string;
-  severity: Severity;
-  finding_count: number;
-  repaired: Record<string, unknown> | null;
-  checked_at: Date;
-}
-
-/** The stored report of run `runId`, or of the latest run (`runId` null), one row per check. */
-export async function storedReport(pool: pg.Pool, runId: string | null): Promise<StoredCheck[]> {
-  const { rows } = await pool.query<StoredCheck>(
-    `SELECT run_id, check_name, severity, finding_count, repaired, checked_at FROM dq_reports
-      WHERE run_id = coalesce($1, (SELECT run_id FROM dq_reports ORDER BY checked_at DESC LIMIT 1))
-      ORDER BY check_name`,
-    [runId],
-  );
-  return rows;
 }

@@ -40,6 +40,10 @@ const OVERSIZE = `(reason = 'too_large' OR octet_length(record_value) > $6)`;
  */
 export const REPLAY_BATCH_BYTES = 8 * 1024 * 1024;
 
+/** Writes what a batch did in the batch's own transaction, so the record commits (or rolls back) with the batch. */
+export type BatchRecorder = (client: pg.PoolClient, batch: ReplayBatchResult) => Promise<void>;
+
+/** The next batch after quarantine id `afterId`, in one transaction; undefined when none is left. */
 export async function replayBatch(
   pool: pg.Pool,
   filter: ReplayFilter,
@@ -48,58 +52,73 @@ export async function replayBatch(
   dryRun: boolean,
   now = new Date(),
   maxBytes = REPLAY_BATCH_BYTES,
+  record?: BatchRecorder,
 ): Promise<ReplayBatchResult | undefined> {
   // A dry run and an empty batch commit too: they only read and row-locked, so there is nothing to undo.
   return withTransaction(pool, async (client) => {
-    // A record over the size limit is never valid, so its bytes (up to the broker's message
-    // size, a batch of them gigabytes) are not fetched; and a too_large line of a backfill
-    // file is kept cut to its first 64 KiB, which may parse, but is not the record.
-    // Rows and sizes first (locked), then the bytes of as many as the byte budget holds.
-    const { rows: candidates } = await client.query<{ id: number; oversize: boolean; size: number }>(
-      `SELECT id, ${OVERSIZE} AS oversize, CASE WHEN ${OVERSIZE} THEN 0 ELSE coalesce(octet_length(record_value), 0) END AS size
-         FROM quarantine
-        WHERE replayed_at IS NULL AND id > $1
-          AND ($2::text[] IS NULL OR reason = ANY($2))
-          AND ($3::timestamptz IS NULL OR quarantined_at >= $3)
-          AND ($4::timestamptz IS NULL OR quarantined_at < $4)
-        ORDER BY id LIMIT $5
-        FOR UPDATE SKIP LOCKED`,
-      [afterId, filter.reasons ?? null, filter.from ?? null, filter.to ?? null, batchSize, MAX_EVENT_BYTES],
-    );
-    if (candidates.length === 0) return undefined;
-    const taken = groupsWithin(candidates, maxBytes, (c) => c.size)[0] ?? [];
-    const fetched = await client.query<{ id: number; record_value: Buffer | null }>(
-      'SELECT id, record_value FROM quarantine WHERE id = ANY($1::bigint[])',
-      [taken.filter((c) => !c.oversize).map((c) => c.id)],
-    );
-    const values = new Map(fetched.rows.map((r) => [Number(r.id), r.record_value]));
-    const rows = taken.map((c) => ({ id: c.id, oversize: c.oversize, record_value: values.get(Number(c.id)) ?? null }));
-    const accepted: (AcceptedEvent & { quarantineId: number })[] = [];
-    const stillInvalid: Record<string, number> = {};
-    for (const row of rows) {
-      if (row.oversize) {
-        stillInvalid.too_large = (stillInvalid.too_large ?? 0) + 1;
-        continue;
-      }
-      const result = classifyRecord(row.record_value, now);
-      if (result.ok) accepted.push({ event: result.event, instant: result.instant, source: `dlq-replay:${row.id}`, quarantineId: row.id });
-      else stillInvalid[result.reason] = (stillInvalid[result.reason] ?? 0) + 1;
-    }
-    const lastId = rows[rows.length - 1]?.id ?? afterId;
-    if (dryRun) {
-      return { lastId, examined: rows.length, replayed: accepted.length, duplicates: 0, stillInvalid };
-    }
-    // A record the database still refuses stays quarantined (counted as unprocessable), and the rest go in.
-    const applied = await applyIsolating(client, rowsOf(accepted));
-    const refused = new Set(applied.refused.map((r) => r.index));
-    if (refused.size > 0) stillInvalid.unprocessable = (stillInvalid.unprocessable ?? 0) + refused.size;
-    const replayed = accepted.filter((_, i) => !refused.has(i));
-    await client.query(
-      `UPDATE quarantine q SET replayed_at = now(), replayed_event_id = r.event_id
-         FROM unnest($1::bigint[], $2::text[]) AS r(id, event_id) WHERE q.id = r.id`,
-      [replayed.map((a) => a.quarantineId), replayed.map((a) => a.event.eventId)],
-    );
-    return { lastId, examined: rows.length, replayed: applied.inserted, duplicates: replayed.length - applied.inserted, stillInvalid };
+    const batch = await replayIn(client, filter, afterId, batchSize, dryRun, now, maxBytes);
+    if (batch && record) await record(client, batch);
+    return batch;
   });
+}
+
+async function replayIn(
+  client: pg.PoolClient,
+  filter: ReplayFilter,
+  afterId: number,
+  batchSize: number,
+  dryRun: boolean,
+  now: Date,
+  maxBytes: number,
+): Promise<ReplayBatchResult | undefined> {
+  // A record over the size limit is never valid, so its bytes (up to the broker's message
+  // size, a batch of them gigabytes) are not fetched; and a too_large line of a backfill
+  // file is kept cut to its first 64 KiB, which may parse, but is not the record.
+  // Rows and sizes first (locked), then the bytes of as many as the byte budget holds.
+  const { rows: candidates } = await client.query<{ id: number; oversize: boolean; size: number }>(
+    `SELECT id, ${OVERSIZE} AS oversize, CASE WHEN ${OVERSIZE} THEN 0 ELSE coalesce(octet_length(record_value), 0) END AS size
+       FROM quarantine
+      WHERE replayed_at IS NULL AND id > $1
+        AND ($2::text[] IS NULL OR reason = ANY($2))
+        AND ($3::timestamptz IS NULL OR quarantined_at >= $3)
+        AND ($4::timestamptz IS NULL OR quarantined_at < $4)
+      ORDER BY id LIMIT $5
+      FOR UPDATE SKIP LOCKED`,
+    [afterId, filter.reasons ?? null, filter.from ?? null, filter.to ?? null, batchSize, MAX_EVENT_BYTES],
+  );
+  if (candidates.length === 0) return undefined;
+  const taken = groupsWithin(candidates, maxBytes, (c) => c.size)[0] ?? [];
+  const fetched = await client.query<{ id: number; record_value: Buffer | null }>(
+    'SELECT id, record_value FROM quarantine WHERE id = ANY($1::bigint[])',
+    [taken.filter((c) => !c.oversize).map((c) => c.id)],
+  );
+  const values = new Map(fetched.rows.map((r) => [Number(r.id), r.record_value]));
+  const rows = taken.map((c) => ({ id: c.id, oversize: c.oversize, record_value: values.get(Number(c.id)) ?? null }));
+  const accepted: (AcceptedEvent & { quarantineId: number })[] = [];
+  const stillInvalid: Record<string, number> = {};
+  for (const row of rows) {
+    if (row.oversize) {
+      stillInvalid.too_large = (stillInvalid.too_large ?? 0) + 1;
+      continue;
+    }
+    const result = classifyRecord(row.record_value, now);
+    if (result.ok) accepted.push({ event: result.event, instant: result.instant, source: `dlq-replay:${row.id}`, quarantineId: row.id });
+    else stillInvalid[result.reason] = (stillInvalid[result.reason] ?? 0) + 1;
+  }
+  const lastId = rows[rows.length - 1]?.id ?? afterId;
+  if (dryRun) {
+    return { lastId, examined: rows.length, replayed: accepted.length, duplicates: 0, stillInvalid };
+  }
+  // A record the database still refuses stays quarantined (counted as unprocessable), and the rest go in.
+  const applied = await applyIsolating(client, rowsOf(accepted));
+  const refused = new Set(applied.refused.map((r) => r.index));
+  if (refused.size > 0) stillInvalid.unprocessable = (stillInvalid.unprocessable ?? 0) + refused.size;
+  const replayed = accepted.filter((_, i) => !refused.has(i));
+  await client.query(
+    `UPDATE quarantine q SET replayed_at = now(), replayed_event_id = r.event_id
+       FROM unnest($1::bigint[], $2::text[]) AS r(id, event_id) WHERE q.id = r.id`,
+    [replayed.map((a) => a.quarantineId), replayed.map((a) => a.event.eventId)],
+  );
+  return { lastId, examined: rows.length, replayed: applied.inserted, duplicates: replayed.length - applied.inserted, stillInvalid };
 }
 

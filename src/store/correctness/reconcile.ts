@@ -238,3 +238,15 @@ export async function countReconciledHunts(pool: pg.Pool, runId: string): Promis
   const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM reconcile_runs WHERE run_id = $1', [runId]);
   return rows[0]?.n ?? 0;
 }
+
+/** A run's totals as it committed them: one reconcile_runs row per hunt (a retry that redoes a hunt overwrites its row). */
+export async function reconcileRunTotals(pool: pg.Pool, runId: string): Promise<{ playersChecked: number; playersDrifted: number; treasuresChanged: number }> {
+  const { rows } = await pool.query<{ players_checked: number; players_drifted: number; treasures_changed: number }>(
+    `SELECT coalesce(sum(players_checked), 0)::float8 AS players_checked, coalesce(sum(players_drifted), 0)::float8 AS players_drifted,
+            coalesce(sum(treasures_changed), 0)::float8 AS treasures_changed
+       FROM reconcile_runs WHERE run_id = $1`,
+    [runId],
+  );
+  const t = rows[0];
+  return { playersChecked: t?.players_checked ?? 0, playersDrifted: t?.players_drifted ?? 0, treasuresChanged: t?.treasures_changed ?? 0 };
+}

@@ -1,0 +1,44 @@
+/** dq_reports: a dataQuality run's report, one row per check. */
+import type pg from 'pg';
+
+export type Severity = 'info' | 'warning' | 'error';
+
+export interface CheckReport {
+  check: string;
+  severity: Severity;
+  count: number;
+  samples: unknown[];
+  /** What the repair changed; absent when the check has no repair or none was asked. */
+  repaired?: Record<string, unknown>;
+}
+
+/** A run's report row for a check; a new run under the same run id writes over it. */
+export async function storeReport(client: pg.PoolClient, runId: string, report: CheckReport): Promise<void> {
+  await client.query(
+    `INSERT INTO dq_reports (run_id, check_name, severity, finding_count, samples, repaired)
+     VALUES ($1, $2, $3, $4, $5, $6)
+     ON CONFLICT (run_id, check_name) DO UPDATE SET severity = excluded.severity, finding_count = excluded.finding_count,
+       samples = excluded.samples, repaired = excluded.repaired, checked_at = now()`,
+    [runId, report.check, report.severity, report.count, JSON.stringify(report.samples), report.repaired ? JSON.stringify(report.repaired) : null],
+  );
+}
+
+export interface StoredCheck {
+  run_id: string;
+  check_name: string;
+  severity: Severity;
+  finding_count: number;
+  repaired: Record<string, unknown> | null;
+  checked_at: Date;
+}
+
+/** The stored report of run `runId`, or of the latest run (`runId` null), one row per check. */
+export async function storedReport(pool: pg.Pool, runId: string | null): Promise<StoredCheck[]> {
+  const { rows } = await pool.query<StoredCheck>(
+    `SELECT run_id, check_name, severity, finding_count, repaired, checked_at FROM dq_reports
+      WHERE run_id = coalesce($1, (SELECT run_id FROM dq_reports ORDER BY checked_at DESC LIMIT 1))
+      ORDER BY check_name`,
+    [runId],
+  );
+  return rows;
+}
