@@ -1,5 +1,6 @@
 import { CancelledFailure, Context } from '@temporalio/activity';
-import { flushRollupChunk, newestEventSeq } from '../store/batch/rollups';
+import { flushRollupChunk } from '../store/batch/rollups';
+import { newestEventSeq } from '../store/batch/settled-seq';
 import type { StatementBounds } from '../store/bounded-transaction';
 import type { ActivityDeps } from '../worker/activity-deps';
 

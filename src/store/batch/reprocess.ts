@@ -34,6 +34,7 @@ import { objectsBlockingDrop, recreateShadow, swapInShadow } from './shadow-tabl
 import { describeSessions } from '../sessions';
 import { withTransaction } from '../transaction';
 import { allowIdleInTransaction } from '../bounded-transaction';
+import { newestEventSeq } from './settled-seq';
 
 /** Projections reprocess can rebuild, by the name operators pass in the job input. */
 export const PROJECTIONS = {
@@ -131,7 +132,7 @@ export async function prepareShadow(pool: pg.Pool, projection: ProjectionName, j
   return withTransaction(pool, async (client) => {
     await claimJob(client, projection, jobId);
     await takeFence(client, lockTimeoutMs);
-    const startedSeq = await maxSeq(client);
+    const startedSeq = await newestEventSeq(client);
     await client.query(
       `UPDATE reprocess_jobs SET phase = 'filling', started_seq = $2, covered_seq = $2, hunts_total = $3, updated_at = now() WHERE projection = $1`,
       [projection, startedSeq, huntsTotal],
@@ -197,7 +198,7 @@ export async function catchUpShadow(pool: pg.Pool, projection: ProjectionName, j
   const newest = await withTransaction(pool, async (client) => {
     await filledJob(client, projection, jobId);
     await takeFence(client, lockTimeoutMs);
-    return maxSeq(client);
+    return newestEventSeq(client);
   });
   return withTransaction(pool, async (client) => {
     const job = await filledJob(client, projection, jobId);
@@ -222,7 +223,7 @@ export async function swapShadow(pool: pg.Pool, projection: ProjectionName, jobI
     await assertLiveTablesReplaceable(client, projection); // before the fence: it would hold the hot path back for nothing
     await takeFence(client, lockTimeoutMs);
     const fencedAt = Date.now();
-    const newest = await maxSeq(client);
+    const newest = await newestEventSeq(client);
     const merged = await mergeInto(client, shadowTargets(projection), { afterSeq: job.covered_seq ?? 0 });
     await applyHuntStats(client);
     await swapInShadows(client, projection);
@@ -268,11 +269,6 @@ const swapResultOf = (job: JobRow): SwapResult => ({
   rows: job.shadow_rows, startedSeq: job.started_seq ?? 0, eventsCaughtUp: job.events_caught_up,
   fencedEvents: job.fenced_events ?? 0, fenceMs: job.fence_ms ?? 0, maxSeq: job.max_seq ?? 0,
 });
-
-async function maxSeq(client: pg.ClientBase): Promise<number> {
-  const { rows } = await client.query<{ seq: number }>('SELECT coalesce(max(seq), 0) AS seq FROM events');
-  return rows[0]?.seq ?? 0;
-}
 
 /** The job, locked and owned by this run, once the fill is complete (or already swapped). */
 async function filledJob(client: pg.ClientBase, projection: ProjectionName, jobId: string): Promise<JobRow> {

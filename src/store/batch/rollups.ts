@@ -113,16 +113,6 @@ async function lockWatermark(client: pg.ClientBase): Promise<number> {
 }
 
 /**
- * The newest seq stored now: a flush run's target. Under steady traffic there is always a
- * newer event, so a run that chased the newest would never end; what comes after the
- * target is the next run's.
- */
-export async function newestEventSeq(pool: pg.Pool): Promise<number> {
-  const { rows } = await pool.query<{ seq: number }>('SELECT coalesce(max(seq), 0) AS seq FROM events');
-  return rows[0]?.seq ?? 0;
-}
-
-/**
  * Flushes at most `maxEvents` (by seq) past the watermark, and none past `untilSeq` (the
  * run's target), in one transaction. Returns undefined when there is nothing settled to
  * flush up to `untilSeq`. `bounds` ties the transaction to the job step running it

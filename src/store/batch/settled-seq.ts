@@ -28,6 +28,15 @@ export interface SettledBound {
 
 const POLL_MS = 20;
 
+/**
+ * The newest seq stored now (0 for none): committed rows only, so seqs below it may still be
+ * in flight; what may be taken past a watermark is settledBound's.
+ */
+export async function newestEventSeq(db: pg.ClientBase | pg.Pool): Promise<number> {
+  const { rows } = await db.query<{ seq: number }>('SELECT coalesce(max(seq), 0) AS seq FROM events');
+  return rows[0]?.seq ?? 0;
+}
+
 /** Transactions inserting into events did not end within the wait; the step is retried. */
 export class UnsettledWritersError extends Error {
   constructor(waitMs: number, writers: string[]) {
