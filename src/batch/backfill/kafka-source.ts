@@ -7,9 +7,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Admin, AdminConfig, Kafka, KafkaMessage } from 'kafkajs';
 import { useBoundedCodecs } from '../../pipeline/compression';
-import { fetchTopicState, GoneRangeWatch, KafkaRangeGoneError, rangeGoneReason, type KafkaRange, type PartitionOffsets } from './range-check';
+import { fetchTopicState, GoneRangeWatch, KafkaRangeGoneError, openPartitions, rangeGoneReason, type KafkaRange, type PartitionOffsets } from './range-check';
 
-export type { KafkaRange, PartitionOffsets } from './range-check';
+export { remaining, type KafkaRange, type PartitionOffsets } from './range-check';
 
 /**
  * The offsets to read for records stamped in [from, to): from the first record stamped at or
@@ -40,10 +40,6 @@ export async function resolveRange(kafka: Kafka, topic: string, fromMs: number |
 export function inTimeWindow(timestamp: string, fromMs: number | undefined, toMs: number | undefined): boolean {
   const ms = Number(timestamp);
   return (fromMs === undefined || ms >= fromMs) && (toMs === undefined || ms < toMs);
-}
-
-export function remaining(cursor: PartitionOffsets, end: PartitionOffsets): number {
-  return Object.entries(end).reduce((sum, [p, e]) => sum + Math.max(0, Number(e) - Number(cursor[p] ?? e)), 0);
 }
 
 export interface KafkaSlice {
@@ -107,10 +103,6 @@ export async function consumeRange(
   } finally {
     await admin.disconnect().catch(() => undefined);
   }
-}
-
-function openPartitions(next: PartitionOffsets, range: KafkaRange): string[] {
-  return Object.keys(range.end).filter((p) => BigInt(next[p] ?? range.end[p] ?? '0') < BigInt(range.end[p] ?? '0'));
 }
 
 /** Returns once the range is readable; throws KafkaRangeGoneError once it is gone for sure, or what asking the cluster threw. */

@@ -17,6 +17,16 @@ export interface KafkaRange {
   end: PartitionOffsets;
 }
 
+/** The partitions whose cursor has not reached the range's end. */
+export function openPartitions(cursor: PartitionOffsets, range: KafkaRange): string[] {
+  return Object.keys(range.end).filter((p) => BigInt(cursor[p] ?? range.end[p] ?? '0') < BigInt(range.end[p] ?? '0'));
+}
+
+/** Records left between `cursor` and `end`; a partition the cursor does not name counts as done. */
+export function remaining(cursor: PartitionOffsets, end: PartitionOffsets): number {
+  return Object.entries(end).reduce((sum, [p, e]) => sum + Math.max(0, Number(e) - Number(cursor[p] ?? e)), 0);
+}
+
 /** The range's records are gone for good; the message names the topic and what to do. */
 export class KafkaRangeGoneError extends Error {
   override readonly name = 'KafkaRangeGoneError';
@@ -33,10 +43,10 @@ const AFTERWARDS =
 
 /** Why the rest of the range can never be read, or undefined while it can. Pure. */
 export function rangeGoneReason(topic: string, state: TopicState | undefined, cursor: PartitionOffsets, range: KafkaRange): string | undefined {
-  const open = Object.keys(range.end).filter((p) => BigInt(cursor[p] ?? range.end[p] ?? '0') < BigInt(range.end[p] ?? '0'));
+  const open = openPartitions(cursor, range);
   if (open.length === 0) return undefined;
   if (state === undefined) {
-    return `Kafka topic ${topic} was deleted while the backfill read it (${unread(open, cursor, range)} records of its range unread). ${AFTERWARDS}`;
+    return `Kafka topic ${topic} was deleted while the backfill read it (${remaining({ ...range.start, ...cursor }, range.end)} records of its range unread). ${AFTERWARDS}`;
   }
   for (const p of open) {
     const high = state.high[p];
@@ -53,9 +63,6 @@ export function rangeGoneReason(topic: string, state: TopicState | undefined, cu
   return undefined;
 }
 
-function unread(open: string[], cursor: PartitionOffsets, range: KafkaRange): bigint {
-  return open.reduce((n, p) => n + BigInt(range.end[p] ?? '0') - BigInt(cursor[p] ?? range.start[p] ?? '0'), 0n);
-}
 
 /**
  * The topic's partitions and log ends, or undefined if the cluster does not list it. The list
