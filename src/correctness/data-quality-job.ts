@@ -1,6 +1,7 @@
 import { CancelledFailure, Context } from '@temporalio/activity';
 import { runDataQuality, type CheckProgress, type CheckReport, type DataQualityCheckpoint } from '../store/correctness/data-quality';
-import { claimProgress, saveProgress, type ProgressKey } from '../store/correctness/job-progress';
+import { claimProgress, saveProgress } from '../store/correctness/job-progress';
+import { progressKeyOf } from './progress-key';
 import type { ActivityDeps } from '../worker/activity-deps';
 
 /** The heartbeat details: what a retry resumes from, and where the run is, for operators. */
@@ -33,7 +34,7 @@ export function createDataQualityActivities(deps: Pick<ActivityDeps, 'pool'>) {
      */
     async runDataQualityChecks(input: { runId: string; repair: boolean }): Promise<CheckReport[]> {
       const context = Context.current();
-      const key: ProgressKey = { runId: `${input.runId}/${context.info.workflowExecution?.runId ?? ''}`, step: 'runDataQualityChecks', attempt: context.info.attempt };
+      const key = progressKeyOf(context.info, 'runDataQualityChecks');
       // Heartbeat details only when a worker of an earlier version started the run.
       const resumed = (await claimProgress<DataQualityCheckpoint>(deps.pool, key)) ?? (context.info.heartbeatDetails as DataQualityHeartbeat | undefined);
       let heartbeat: DataQualityHeartbeat = { finished: resumed?.finished ?? [], ...(resumed?.partial && { partial: resumed.partial }) };

@@ -1,6 +1,7 @@
-import { ApplicationFailure, CancelledFailure, Context, type Info } from '@temporalio/activity';
+import { CancelledFailure, Context } from '@temporalio/activity';
 import { replayBatch, type ReplayBatchResult, type ReplayFilter } from '../store/correctness/dlq-replay';
-import { claimProgress, saveProgress, type ProgressKey } from '../store/correctness/job-progress';
+import { claimProgress, saveProgress } from '../store/correctness/job-progress';
+import { progressKeyOf } from './progress-key';
 import type { ActivityDeps } from '../worker/activity-deps';
 
 export interface ReplayInput extends ReplayFilter {
@@ -26,13 +27,6 @@ export function addBatch(totals: ReplayTotals, batch: ReplayBatchResult): Replay
   };
 }
 
-/** The run's totals live in job_progress under the workflow run, saved in each batch's transaction. */
-function progressKeyOf(info: Info): ProgressKey {
-  const run = info.workflowExecution;
-  if (!run) throw ApplicationFailure.nonRetryable('replayQuarantined keeps its totals per workflow run: start the dlqReplay workflow, not the activity alone');
-  return { runId: `${run.workflowId}/${run.runId}`, step: 'replayQuarantined', attempt: info.attempt };
-}
-
 export function createDlqReplayActivities(deps: Pick<ActivityDeps, 'pool'>) {
   return {
     /**
@@ -43,7 +37,8 @@ export function createDlqReplayActivities(deps: Pick<ActivityDeps, 'pool'>) {
      */
     async replayQuarantined(input: ReplayInput): Promise<ReplayTotals> {
       const context = Context.current();
-      const key = progressKeyOf(context.info);
+      // The run's totals live in job_progress, saved in each batch's transaction.
+      const key = progressKeyOf(context.info, 'replayQuarantined');
       // Heartbeat details only when a worker of an earlier version started the run.
       let totals = (await claimProgress<ReplayTotals>(deps.pool, key)) ?? (context.info.heartbeatDetails as ReplayTotals | undefined) ?? EMPTY_TOTALS;
       for (;;) {

@@ -33,6 +33,9 @@ async function storeWithOrphans(prefix: string): Promise<void> {
   );
 }
 
+/** The workflow run the attempts belong to: the workflow id is the report's run id, as in workflows/data-quality.ts. */
+const workflowRun = (runId: string) => ({ workflowExecution: { workflowId: runId, runId: `${runId}-run` } });
+
 /**
  * Runs attempt 1 until `dies` says so, then attempt 2 from the last heartbeat the server got
  * before: of those `sent` lets through (the others the throttle held back).
@@ -40,14 +43,14 @@ async function storeWithOrphans(prefix: string): Promise<void> {
 async function crashAndRetry(runId: string, dies: (details: DataQualityHeartbeat) => boolean, sent = (_: DataQualityHeartbeat) => true): Promise<CheckReport[]> {
   const { runDataQualityChecks } = createDataQualityActivities({ pool: db.pool });
   const input = { runId, repair: true };
-  const attempt1 = new MockActivityEnvironment();
+  const attempt1 = new MockActivityEnvironment(workflowRun(runId));
   let delivered: DataQualityHeartbeat | undefined;
   attempt1.on('heartbeat', (details: DataQualityHeartbeat) => {
     if (dies(details)) throw new Error('worker killed');
     if (sent(details)) delivered = structuredClone(details);
   });
   await expect(attempt1.run(runDataQualityChecks, input)).rejects.toThrow('worker killed');
-  const attempt2 = new MockActivityEnvironment({ heartbeatDetails: delivered, attempt: 2 });
+  const attempt2 = new MockActivityEnvironment({ ...workflowRun(runId), heartbeatDetails: delivered, attempt: 2 });
   return (await attempt2.run(runDataQualityChecks, input)) as CheckReport[];
 }
 
@@ -89,14 +92,14 @@ describe('dataQuality with repair, retried after a crash', () => {
     await db.pool.query('CREATE TRIGGER lose_rollup_report BEFORE INSERT ON dq_reports FOR EACH ROW EXECUTE FUNCTION lose_rollup_report()');
     const { runDataQualityChecks } = createDataQualityActivities({ pool: db.pool });
     const input = { runId: 'dq-crash-rollup', repair: true };
-    const attempt1 = new MockActivityEnvironment();
+    const attempt1 = new MockActivityEnvironment(workflowRun(input.runId));
     let delivered: DataQualityHeartbeat | undefined;
     attempt1.on('heartbeat', (details: DataQualityHeartbeat) => (delivered = structuredClone(details)));
     await expect(attempt1.run(runDataQualityChecks, input)).rejects.toThrow(/connection lost/);
     await db.pool.query('DROP TRIGGER lose_rollup_report ON dq_reports');
     expect((await db.pool.query(`SELECT count(*)::int AS n FROM rollup_minute WHERE hunt_id = 'no-such-hunt'`)).rows[0].n).toBe(0);
 
-    const attempt2 = new MockActivityEnvironment({ heartbeatDetails: delivered, attempt: 2 });
+    const attempt2 = new MockActivityEnvironment({ ...workflowRun(input.runId), heartbeatDetails: delivered, attempt: 2 });
     const reports = (await attempt2.run(runDataQualityChecks, input)) as CheckReport[];
     expect(reports.find((r) => r.check === 'rollup_mismatch')).toMatchObject({ count: 2 });
     const row = await db.pool.query(`SELECT finding_count FROM dq_reports WHERE run_id = $1 AND check_name = 'rollup_mismatch'`, [input.runId]);
