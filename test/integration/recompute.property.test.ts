@@ -16,6 +16,7 @@ import { withTransaction } from '../../src/store/transaction';
 import { eventStreamArb } from '../helpers/arbitraries';
 import { useTestDatabase } from '../helpers/database-fixture';
 import { projectionOf } from '../helpers/ingest';
+import { storeEventsInOrder } from '../helpers/stored-events';
 
 const db = useTestDatabase();
 
@@ -28,14 +29,7 @@ const merge = (afterSeq: number, maxSeq?: number) => inTransaction((c) => mergeI
 
 /** Stores the stream in order (seq follows it; the first record of an eventId is kept); returns each stored event's seq. */
 async function storeEvents(events: readonly HuntEvent[]): Promise<number[]> {
-  await db.pool.query(
-    `INSERT INTO events (event_id, hunt_id, player_id, type, occurred_at, payload, source)
-     SELECT e, h, p, t, o, d, 'test' FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::jsonb[])
-       WITH ORDINALITY AS u(e, h, p, t, o, d, n) ORDER BY n
-     ON CONFLICT (event_id) DO NOTHING`,
-    [events.map((e) => e.eventId), events.map((e) => e.huntId), events.map((e) => e.playerId), events.map((e) => e.type),
-      events.map((e) => e.occurredAt), events.map((e) => JSON.stringify(e.payload))],
-  );
+  await storeEventsInOrder(db.pool, events);
   return (await db.pool.query<{ seq: number }>('SELECT seq FROM events ORDER BY seq')).rows.map((r) => r.seq);
 }
 

@@ -9,6 +9,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReprocessSummary } from '../../workflows/reprocess';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { storeEventsInOrder } from '../helpers/stored-events';
 import { inOrderTraffic } from '../helpers/traffic';
 import { uniqueName, waitFor } from '../helpers/wait';
 import { startWorkerProcess, temporalClient, type WorkerProcess } from '../helpers/worker';
@@ -32,7 +33,7 @@ afterAll(async () => {
 describe('reprocess with its worker killed in prepare', () => {
   it('keeps a slow prepare alive past the heartbeat timeout, and retries a killed one within it', { timeout: 240_000 }, async () => {
     const { events } = inOrderTraffic(500, 4);
-    await storeEvents(db.pool, events);
+    await storeEventsInOrder(db.pool, events);
     // An operator's session holds player_scores: prepare waits in CREATE TABLE .. (LIKE player_scores).
     const holder = new pg.Client({ connectionString: db.url, application_name: 'holds-player-scores' });
     await holder.connect();
@@ -81,15 +82,4 @@ async function prepareWaiting(pool: pg.Pool): Promise<boolean> {
 async function pendingAttempts(handle: Awaited<ReturnType<Client['workflow']['start']>>): Promise<{ type: string | null | undefined; attempt: number | null | undefined }[]> {
   const { raw } = await handle.describe();
   return (raw.pendingActivities ?? []).map((a) => ({ type: a.activityType?.name, attempt: a.attempt }));
-}
-
-async function storeEvents(pool: pg.Pool, events: readonly { eventId: string; huntId: string; playerId: string; type: string; occurredAt: string; payload: unknown }[]): Promise<void> {
-  await pool.query(
-    `INSERT INTO events (event_id, hunt_id, player_id, type, occurred_at, payload, source)
-     SELECT e, h, p, t, o, d, 'test' FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::jsonb[])
-       WITH ORDINALITY AS u(e, h, p, t, o, d, n) ORDER BY n
-     ON CONFLICT (event_id) DO NOTHING`,
-    [events.map((e) => e.eventId), events.map((e) => e.huntId), events.map((e) => e.playerId), events.map((e) => e.type),
-      events.map((e) => e.occurredAt), events.map((e) => JSON.stringify(e.payload))],
-  );
 }

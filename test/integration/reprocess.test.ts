@@ -16,7 +16,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createReprocessActivities, type CatchUpInput } from '../../src/batch/reprocess-job';
 import type { TrafficRecord } from '../../src/demo/traffic';
 import { loadConfig, projectRoot } from '../../src/config';
-import type { HuntEvent } from '../../src/events/schema';
 import { createLogger } from '../../src/log';
 import { foldEvents, leaderboardOf } from '../../src/rules/reference';
 import {
@@ -32,6 +31,7 @@ import {
 import { HUNT_JOB_KIND } from '../../src/temporal/search-attributes';
 import { progressQuery, type ReprocessSummary } from '../../workflows/reprocess';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { storeEventsInOrder } from '../helpers/stored-events';
 import { createTestTopics, projectionOf, startIngestProcess, testKafka, waitCaughtUp } from '../helpers/ingest';
 import { quietTemporalRuntime } from '../helpers/temporal';
 import { inOrderTraffic } from '../helpers/traffic';
@@ -77,24 +77,13 @@ async function withWorker<T>(pool: pg.Pool, run: (taskQueue: string) => Promise<
   }
 }
 
-async function storeEvents(pool: pg.Pool, events: readonly HuntEvent[]): Promise<void> {
-  // In stream order, so seq follows it and the first record of an eventId is the one kept.
-  await pool.query(
-    `INSERT INTO events (event_id, hunt_id, player_id, type, occurred_at, payload, source)
-     SELECT e, h, p, t, o, d, 'test' FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::jsonb[])
-       WITH ORDINALITY AS u(e, h, p, t, o, d, n) ORDER BY n
-     ON CONFLICT (event_id) DO NOTHING`,
-    [events.map((e) => e.eventId), events.map((e) => e.huntId), events.map((e) => e.playerId), events.map((e) => e.type),
-      events.map((e) => e.occurredAt), events.map((e) => JSON.stringify(e.payload))],
-  );
-}
 
 describe('reprocess steps', () => {
   it('resume from committed progress, merge late events, reject a superseded run, and report a finished swap again', async () => {
     const scratch = await createTestDatabase();
     try {
       const { events } = inOrderTraffic(3000, 5);
-      await storeEvents(scratch.pool, events.slice(0, 2000));
+      await storeEventsInOrder(scratch.pool, events.slice(0, 2000));
       const first = await prepareShadow(scratch.pool, 'leaderboard', 'run-a', 5000);
       expect(first).toEqual({ startedSeq: expect.any(Number), huntsTotal: 5 });
       expect(await fillShadowChunk(scratch.pool, 'leaderboard', 'run-a', 2)).toEqual({ huntsDone: 2, huntsTotal: 5, done: false });
@@ -103,7 +92,7 @@ describe('reprocess steps', () => {
       // A second run takes over; the first one's steps now fail instead of writing.
       const second = await prepareShadow(scratch.pool, 'leaderboard', 'run-b', 5000);
       await expect(fillShadowChunk(scratch.pool, 'leaderboard', 'run-a', 2)).rejects.toBeInstanceOf(ReprocessSupersededError);
-      await storeEvents(scratch.pool, events.slice(2000, 2500)); // stored during the fill
+      await storeEventsInOrder(scratch.pool, events.slice(2000, 2500)); // stored during the fill
       // In two lanes: each chunk's two hunts are recomputed on two connections at once.
       for (let done = false; !done; ) ({ done } = await fillShadowChunk(scratch.pool, 'leaderboard', 'run-b', 2, 2));
 
@@ -113,7 +102,7 @@ describe('reprocess steps', () => {
       expect((await catchUpShadow(scratch.pool, 'leaderboard', 'run-b', 5000, 300)).complete).toBe(true);
       expect(await catchUpShadow(scratch.pool, 'leaderboard', 'run-b', 5000, 300)).toMatchObject({ events: 0, complete: true });
 
-      await storeEvents(scratch.pool, events.slice(2500)); // stored after the catch-up: merged under the fence
+      await storeEventsInOrder(scratch.pool, events.slice(2500)); // stored after the catch-up: merged under the fence
       await expect(swapShadow(scratch.pool, 'leaderboard', 'run-a', 5000)).rejects.toBeInstanceOf(ReprocessSupersededError);
       const swapped = await swapShadow(scratch.pool, 'leaderboard', 'run-b', 5000);
       const expected = foldEvents(events);
@@ -137,7 +126,7 @@ describe('the prepare and swap activities', () => {
     const scratch = await createTestDatabase();
     try {
       const { events } = inOrderTraffic(3000, 5);
-      await storeEvents(scratch.pool, events.slice(0, 2000));
+      await storeEventsInOrder(scratch.pool, events.slice(0, 2000));
       const activities = createReprocessActivities({ pool: scratch.pool, logger, config });
       const step = { projection: 'leaderboard', jobId: 'run-s', lockTimeoutMs: 5000 };
       const beats = { prepare: 0, swap: 0 };
@@ -148,7 +137,7 @@ describe('the prepare and swap activities', () => {
       await new MockActivityEnvironment().run(activities.catchUpShadow, { ...step, maxEventsPerRound: 1000, smallRound: 10, maxRounds: 5 });
 
       // Stored after the catch-up step, as while a killed swap waits for its retry.
-      await storeEvents(scratch.pool, events.slice(2000));
+      await storeEventsInOrder(scratch.pool, events.slice(2000));
       const swapAttempt = new MockActivityEnvironment();
       swapAttempt.on('heartbeat', () => beats.swap++);
       const swapped = await swapAttempt.run(activities.swapShadow, step);
@@ -166,7 +155,7 @@ describe('who owns the job', () => {
   it('a late retry of an older run\'s prepare fails as superseded instead of taking the shadows back from a newer run', async () => {
     const scratch = await createTestDatabase();
     try {
-      await storeEvents(scratch.pool, inOrderTraffic(200, 3).events);
+      await storeEventsInOrder(scratch.pool, inOrderTraffic(200, 3).events);
       const older = new Date(Date.now() - 60_000);
       await prepareShadow(scratch.pool, 'leaderboard', 'run-old', 5000, older);
       expect(await prepareShadow(scratch.pool, 'leaderboard', 'run-old', 5000, older)).toMatchObject({ startedSeq: expect.any(Number) }); // its own retry
@@ -195,7 +184,7 @@ describe('a swap Postgres refuses (an operator\'s view on a live table)', () => 
     await hotPath.connect();
     try {
       const { events } = inOrderTraffic(300, 3);
-      await storeEvents(scratch.pool, events);
+      await storeEventsInOrder(scratch.pool, events);
       await operator.query('CREATE VIEW top_players AS SELECT hunt_id, player_id, score FROM player_scores WHERE score > 1000');
       const blocked = /reprocess leaderboard: the swap cannot replace the live tables: view top_players depends on table player_scores\. .*Drop those objects/;
       await expect(prepareShadow(scratch.pool, 'leaderboard', 'run-v', 5000)).rejects.toThrow(blocked);
@@ -241,7 +230,7 @@ describe('the fence', () => {
     const holder = new pg.Client({ connectionString: scratch.url, application_name: 'stuck-session' });
     await holder.connect();
     try {
-      await storeEvents(scratch.pool, inOrderTraffic(100, 2).events);
+      await storeEventsInOrder(scratch.pool, inOrderTraffic(100, 2).events);
       // A session left idle in a transaction that wrote to hunts: the fence waits for it.
       await holder.query('BEGIN');
       await holder.query('LOCK TABLE hunts IN ROW EXCLUSIVE MODE');
@@ -350,7 +339,7 @@ describe('reprocess workflow', () => {
     const hotPath = new pg.Client({ connectionString: scratch.url, application_name: 'hot-path-stand-in' });
     await hotPath.connect();
     try {
-      await storeEvents(scratch.pool, inOrderTraffic(300, 3).events);
+      await storeEventsInOrder(scratch.pool, inOrderTraffic(300, 3).events);
       const real = createReprocessActivities({ pool: scratch.pool, logger, config });
       const activities = {
         ...real,
