@@ -1,6 +1,7 @@
 /**
- * A record that passes validation but that the database refuses (here: a CHECK constraint
- * and a trigger that raises, added in this test's database) is rejected as `unprocessable` with the database's reason,
+ * A record that passes validation but that the database refuses (here: a CHECK constraint,
+ * a trigger that raises and a deferred constraint trigger that refuses only at COMMIT, added
+ * in this test's database) is rejected as `unprocessable` with the database's reason,
  * in the DLQ and in quarantine, and the rest of its micro-batch is applied exactly once. The
  * batch plane's paths through the same store (backfill, dlqReplay) isolate it the same way.
  */
@@ -17,9 +18,10 @@ import { useInProcessWorker } from '../helpers/worker-fixture';
 
 const base = Date.now() - 3_600_000;
 const at = (i: number) => new Date(base + i * 1000).toISOString();
-// 600 events over 3 hunts; two by the player a CHECK constraint refuses and two by the one a
-// trigger refuses, in the middle of the stream.
-const refusedPlayers: Record<number, string> = { 250: 'mallory', 251: 'mallory', 400: 'trudy', 401: 'trudy' };
+// 600 events over 3 hunts; two by the player a CHECK constraint refuses, two by the one a
+// trigger refuses and two by the one a deferred constraint trigger refuses, in the middle of
+// the stream.
+const refusedPlayers: Record<number, string> = { 250: 'mallory', 251: 'mallory', 400: 'trudy', 401: 'trudy', 500: 'eve', 501: 'eve' };
 const events: HuntEvent[] = Array.from({ length: 600 }, (_, i) => {
   const huntId = `hunt-${i % 3}`;
   const playerId = refusedPlayers[i] ?? `p${i % 40}`;
@@ -27,7 +29,7 @@ const events: HuntEvent[] = Array.from({ length: 600 }, (_, i) => {
     ? joined({ eventId: `u-${i}`, huntId, playerId, displayName: `P${i}`, occurredAt: at(i) })
     : clueFound({ eventId: `u-${i}`, huntId, playerId, clueId: `c${i % 11}`, points: i % 30, occurredAt: at(i) });
 });
-const isRefused = (e: HuntEvent) => e.playerId === 'mallory' || e.playerId === 'trudy';
+const isRefused = (e: HuntEvent) => ['mallory', 'trudy', 'eve'].includes(e.playerId);
 const refused = events.filter(isRefused);
 const applied = events.filter((e) => !isRefused(e));
 
@@ -41,6 +43,10 @@ beforeAll(async () => {
   await db.pool.query(`CREATE FUNCTION refuse_trudy() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN IF NEW.player_id = 'trudy' THEN RAISE EXCEPTION 'trudy is banned'; END IF; RETURN NEW; END $$`);
   await db.pool.query(`CREATE TRIGGER refuse_trudy BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse_trudy()`);
+  // A deferred one refuses only at COMMIT, after every savepoint: isolation must make it immediate.
+  await db.pool.query(`CREATE FUNCTION refuse_eve() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN IF NEW.player_id = 'eve' THEN RAISE EXCEPTION 'eve is banned' USING ERRCODE = 'check_violation'; END IF; RETURN NULL; END $$`);
+  await db.pool.query(`CREATE CONSTRAINT TRIGGER refuse_eve AFTER INSERT ON events DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_eve()`);
   topics = await createTestTopics(2);
   // Fixed, large micro-batches: the refused records share a batch with hundreds of others.
   ingest = startIngestProcess(db.url, topics, { INGEST_BATCH_MODE: 'fixed', INGEST_LINGER_MS: '500' });
@@ -59,7 +65,7 @@ describe('a record the database refuses', () => {
     const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM events');
     expect(rows[0]?.n).toBe(applied.length);
     const metrics = await (await fetch(`${ingest.apiUrl}/metrics`)).text();
-    expect(metrics).toMatch(/hunt_ingest_rejects_total\{reason="unprocessable"\} 4\b/);
+    expect(metrics).toMatch(/hunt_ingest_rejects_total\{reason="unprocessable"\} 6\b/);
     expect(metrics).toMatch(/hunt_ingest_isolations_total [1-9]/);
     expect(metrics).toMatch(new RegExp(`hunt_ingest_events_accepted_total ${applied.length}\\b`));
   });
@@ -71,10 +77,12 @@ describe('a record the database refuses', () => {
     expect(dlq.map((r) => r.value?.toString())).toEqual(refused.map((e) => JSON.stringify(e)));
     expect(dlq[0]?.headers['error.detail']).toMatch(/no_mallory/);
     expect(dlq[2]?.headers['error.detail']).toMatch(/trudy is banned/);
+    expect(dlq[4]?.headers['error.detail']).toMatch(/eve is banned/);
     const quarantined = await db.pool.query(`SELECT reason, detail, record_value FROM quarantine ORDER BY record_value`);
     expect(quarantined.rows.map((r) => [r.reason, r.record_value.toString()])).toEqual(refused.map((e) => ['unprocessable', JSON.stringify(e)]));
     expect(quarantined.rows[0].detail).toMatch(/check constraint "no_mallory".*SQLSTATE 23514/);
     expect(quarantined.rows[2].detail).toMatch(/trudy is banned.*SQLSTATE P0001/);
+    expect(quarantined.rows[4].detail).toMatch(/eve is banned.*SQLSTATE 23514/);
   });
 
   it('keeps the readiness green: nothing is stuck', async () => {
@@ -101,8 +109,8 @@ describe('the batch plane, on the same database', () => {
 
   it('dlqReplay leaves a record the database still refuses quarantined, and finishes', async () => {
     const result = await batch.client.workflow.execute('dlqReplay', { taskQueue: batch.taskQueue, workflowId: uniqueName('replay'), args: [{ reasons: ['unprocessable'] }] });
-    expect(result).toMatchObject({ replayed: 0, stillInvalid: { unprocessable: 5 } });
+    expect(result).toMatchObject({ replayed: 0, stillInvalid: { unprocessable: 7 } });
     const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM quarantine WHERE replayed_at IS NULL AND reason = 'unprocessable'`);
-    expect(rows[0].n).toBe(5);
+    expect(rows[0].n).toBe(7);
   });
 });

@@ -28,6 +28,11 @@ const ROW_BY_ROW_DENSITY = 1 / 4;
 /**
  * Any failure that is not a data error propagates (the caller's transaction is lost).
  *
+ * Deferred constraints (a DEFERRABLE constraint or constraint trigger an operator added) are
+ * made immediate for the transaction first: deferred, they refuse the rows only at COMMIT,
+ * after every savepoint, where no row can be singled out, and the same batch would be
+ * refused at every retry for ever.
+ *
  * The fence rows of all the rows' hunts are locked once, before the first savepoint, not in
  * every group: each group's fence upsert wrote a new version of every hunt's row, all kept
  * alive by the one transaction, and each later group walked them. A few dozen refused rows
@@ -37,6 +42,7 @@ const ROW_BY_ROW_DENSITY = 1 / 4;
 export async function applyIsolating(client: pg.ClientBase, rows: EventRows): Promise<Isolated> {
   const count = rowCount(rows);
   if (count === 0) return { inserted: 0, refused: [] };
+  await client.query('SET CONSTRAINTS ALL IMMEDIATE');
   await lockHuntFences(client, [...rows.huntIds].sort());
   const refused: Isolated['refused'] = [];
   let inserted = 0;
