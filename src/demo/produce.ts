@@ -1,6 +1,7 @@
 /** Sends generated traffic to Kafka at a steady rate, in small batches every tick. */
 import { Partitioners, type Kafka } from 'kafkajs';
-import type { TrafficGenerator } from './traffic';
+import { groupsWithin } from '../byte-budget';
+import type { TrafficGenerator, TrafficRecord } from './traffic';
 
 export interface ProduceOptions {
   topic: string;
@@ -15,6 +16,12 @@ export interface ProduceOptions {
 }
 
 const TICK_MS = 10;
+/**
+ * The most record bytes in one send. A send's records for one partition travel as one record
+ * batch, which the broker refuses whole past the topic's max.message.bytes (1 MiB by
+ * default); a tick that catches up on a slow second at a high rate held far more than that.
+ */
+export const SEND_MAX_BYTES = 256 * 1024;
 
 export async function produceTraffic(kafka: Kafka, generator: TrafficGenerator, options: ProduceOptions): Promise<number> {
   const producer = kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
@@ -32,7 +39,9 @@ export async function produceTraffic(kafka: Kafka, generator: TrafficGenerator, 
       if (options.count !== undefined) due = Math.min(due, options.count - sent);
       if (due > 0) {
         const records = Array.from({ length: due }, () => generator.next());
-        await producer.send({ topic: options.topic, messages: records.map((r) => ({ key: r.key, value: r.value })) });
+        for (const group of groupsWithin(records, SEND_MAX_BYTES, recordBytes)) {
+          await producer.send({ topic: options.topic, messages: group.map((r) => ({ key: r.key, value: r.value })) });
+        }
         sent += due;
         options.onProgress?.(sent);
       }
@@ -43,4 +52,8 @@ export async function produceTraffic(kafka: Kafka, generator: TrafficGenerator, 
     await producer.disconnect();
   }
   return sent;
+}
+
+function recordBytes(record: TrafficRecord): number {
+  return Buffer.byteLength(record.key) + record.value.length;
 }
