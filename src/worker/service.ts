@@ -82,6 +82,14 @@ export function createWorkerPool(
   });
 }
 
+/**
+ * The longest the SDK holds back a step's heartbeats (its default: 80% of the heartbeat
+ * timeout, up to 60 s). A step hears that its job was cancelled only in the answer to a
+ * heartbeat it sent: a reconcile (60 s timeout) ran on for 48 s after an operator's cancel,
+ * often to the end of its scope. One heartbeat call every 2 s per running step costs nothing.
+ */
+export const HEARTBEAT_THROTTLE_MAX = '2 seconds';
+
 export interface WorkerService {
   worker: Worker;
   /** Resolves when the worker has stopped (after shutdown() or a fatal error). */
@@ -118,6 +126,7 @@ export async function createWorkerService(config: Config, logger: Logger, taskQu
     // answers) would keep the process alive for ever. run() then rejects, and `hunt worker`
     // exits non-zero: its steps' retries run on the other workers, or on this one restarted.
     shutdownForceTime: '30 seconds',
+    maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE_MAX,
   });
   return {
     worker,
