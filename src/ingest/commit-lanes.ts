@@ -25,6 +25,8 @@ export interface CommitLaneDeps {
   topicLimits: PreparedTopics;
   /** Counts events within the freshness SLO's target (service.ts stores them). */
   freshness?: FreshnessTally;
+  /** Makes the DLQ topic again when it was deleted under the running consumer. */
+  recreateDlq?: () => Promise<void>;
 }
 
 export interface CommitLanes {
@@ -46,7 +48,7 @@ export function createCommitLanes(
   const flush = createFlush({
     pool,
     groupId: config.ingest.groupId,
-    dlq: createDlqSender(dlqProducer, config.kafka.topics.dlq, deps.topicLimits.dlqMaxMessageBytes, logger),
+    dlq: createDlqSender(dlqProducer, config.kafka.topics.dlq, deps.topicLimits.dlqMaxMessageBytes, logger, deps.recreateDlq),
     metrics,
     logger,
     sizing,

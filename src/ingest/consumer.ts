@@ -30,6 +30,7 @@ import { logEndReader } from './log-end';
 import { logResetHandler } from './log-reset';
 import { PartitionPositions, type Watermarks } from './positions';
 import { retentionGapHandler } from './retention-gap';
+import { createDlqAgain } from './topics';
 import { withTimeout } from '../time-limit';
 
 /** What the commit lanes need (pool, metrics, topic limits, freshness tally), and the Kafka client. */
@@ -77,7 +78,8 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
 
   const positions = new PartitionPositions({ pool, groupId, topic, startFrom: config.ingest.startFrom, watermarks });
   const kafkaCommits = trailingKafkaCommits(consumer, logger);
-  const { lanes, laneOf, health } = createCommitLanes(deps, dlqProducer, () => stopping, (offsets) => kafkaCommits.note(offsets));
+  const recreateDlq = () => createDlqAgain(deps.dlqKafka ?? kafka, config.kafka.topics.dlq, deps.topicLimits.dlqMaxMessageBytes);
+  const { lanes, laneOf, health } = createCommitLanes({ recreateDlq, ...deps }, dlqProducer, () => stopping, (offsets) => kafkaCommits.note(offsets));
   // Before a join loads the positions, and before this member rejoins for a rebalance (so the
   // members taking partitions over start after what it took): bounded like a handover, so a
   // Postgres that does not answer cannot hold the group.

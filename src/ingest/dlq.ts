@@ -44,7 +44,11 @@ export interface DlqSender {
   send(records: readonly RejectedRecord[]): Promise<void>;
 }
 
-export function createDlqSender(producer: Producer, topic: string, maxMessageBytes: number, logger: Logger): DlqSender {
+/**
+ * `recreateTopic` makes the topic again when a send finds it gone (deleted while `hunt
+ * ingest` runs); the send still fails, and the micro-batch's retry finds the topic there.
+ */
+export function createDlqSender(producer: Producer, topic: string, maxMessageBytes: number, logger: Logger, recreateTopic?: () => Promise<void>): DlqSender {
   const budget = maxMessageBytes - BATCH_OVERHEAD_BYTES;
   /** A copy the topic cannot hold (a compressed record unpacks far past the limit) goes without its bytes: quarantine keeps them. */
   const fitted = (message: Message): Message => {
@@ -84,7 +88,15 @@ export function createDlqSender(producer: Producer, topic: string, maxMessageByt
   };
   return {
     async send(records) {
-      for (const chunk of chunksWithin(records.map((r) => fitted(dlqMessage(r))), Math.min(budget, MAX_SEND_BYTES))) await sendFitting(chunk);
+      try {
+        for (const chunk of chunksWithin(records.map((r) => fitted(dlqMessage(r))), Math.min(budget, MAX_SEND_BYTES))) await sendFitting(chunk);
+      } catch (err) {
+        if (recreateTopic && kafkaErrorTypes(err).includes('UNKNOWN_TOPIC_OR_PARTITION')) {
+          logger.warn({ topic }, 'the DLQ topic is gone (deleted?); creating it again as at start-up');
+          await recreateTopic().catch((createErr: unknown) => logger.warn({ err: createErr, topic }, 'could not create the DLQ topic again; the micro-batch waits for it'));
+        }
+        throw err;
+      }
     },
   };
 }

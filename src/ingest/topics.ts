@@ -104,6 +104,32 @@ export async function prepareTopics(
   }
 }
 
+/**
+ * Creates the DLQ topic again, with the limit it had at start-up, after it was deleted under
+ * the running consumer. Without it, the micro-batch holding a reject waits for the topic for
+ * ever, and with it everything behind it in its lane (and the broker's other partitions).
+ * A topic still being deleted, or made meanwhile by someone else, counts as there.
+ */
+export async function createDlqAgain(kafka: Kafka, topic: string, maxMessageBytes: number): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await admin.createTopics({
+      topics: [{ topic, numPartitions: DEFAULT_PARTITIONS, configEntries: [{ name: MAX_MESSAGE_BYTES, value: String(maxMessageBytes) }] }],
+      waitForLeaders: true,
+    });
+  } catch (err) {
+    if (!isTopicExists(err)) throw err;
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+function isTopicExists(err: unknown): boolean {
+  const e = err as { type?: unknown; errors?: { type?: unknown }[] } | null;
+  return e?.type === 'TOPIC_ALREADY_EXISTS' || (e?.errors ?? []).some((inner) => inner.type === 'TOPIC_ALREADY_EXISTS');
+}
+
 async function topicConfig(admin: Admin, topic: string) {
   const { resources } = await admin.describeConfigs({ resources: [{ type: ConfigResourceTypes.TOPIC, name: topic }], includeSynonyms: false });
   return new Map((resources[0]?.configEntries ?? []).map((e) => [e.configName, e]));
