@@ -103,7 +103,7 @@ export const variables = {
   INGEST_GROUP_ID: [nonEmpty.default('hunt-ingest'), 'a Kafka consumer group id'],
   INGEST_BATCH_MODE: [z.enum(['fixed', 'adaptive']).default('adaptive'), 'fixed or adaptive'],
   INGEST_MAX_BATCH_EVENTS: [positiveInt.max(100_000).default(5000), 'a whole number of events, 1-100000'],
-  INGEST_LINGER_MS: [z.coerce.number().int().min(0).max(60_000).default(5), 'a whole number of milliseconds, 0-60000'],
+  INGEST_LINGER_MS: [z.coerce.number().int().min(0).max(60_000).default(1), 'a whole number of milliseconds, 0-60000'],
   INGEST_FRESHNESS_TARGET_MS: [positiveInt.max(60_000).default(50), 'a whole number of milliseconds, 1-60000'],
   KAFKA_FETCH_MAX_BYTES: [positiveInt.default(2 * 1024 * 1024), 'a positive number of bytes'],
   KAFKA_PARTITION_FETCH_MAX_BYTES: [positiveInt.default(512 * 1024), 'a positive number of bytes'],
