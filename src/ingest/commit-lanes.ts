@@ -2,13 +2,11 @@
  * The hot path's commit side: the partitions' commit lanes, the flush each lane runs, and
  * the health that watches them. Built once per consumer by startIngest (consumer.ts).
  */
-import type { Producer } from 'kafkajs';
 import type pg from 'pg';
 import type { Config } from '../config';
 import type { Logger } from '../log';
 import type { PartitionOffset } from '../store/hot-path/offsets';
 import { MicroBatcher } from './batcher';
-import { createDlqSender } from './dlq';
 import { createFlush } from './flush';
 import type { FreshnessTally } from './freshness-tally';
 import { IngestHealth } from './health';
@@ -25,8 +23,6 @@ export interface CommitLaneDeps {
   topicLimits: PreparedTopics;
   /** Counts events within the freshness SLO's target (service.ts stores them). */
   freshness?: FreshnessTally;
-  /** Makes the DLQ topic again when it was deleted under the running consumer. */
-  recreateDlq?: () => Promise<void>;
 }
 
 export interface CommitLanes {
@@ -38,9 +34,9 @@ export interface CommitLanes {
 
 export function createCommitLanes(
   deps: CommitLaneDeps,
-  dlqProducer: Producer,
   isStopping: () => boolean,
   onCommitted: (offsets: PartitionOffset[]) => void,
+  onRejectsQuarantined: () => void,
 ): CommitLanes {
   const { config, pool, metrics, logger } = deps;
   const sizing = new BatchSizing({ mode: config.ingest.batchMode, ...config.ingest });
@@ -48,12 +44,12 @@ export function createCommitLanes(
   const flush = createFlush({
     pool,
     groupId: config.ingest.groupId,
-    dlq: createDlqSender(dlqProducer, config.kafka.topics.dlq, deps.topicLimits.dlqMaxMessageBytes, logger, deps.recreateDlq),
     metrics,
     logger,
     sizing,
     isStopping,
     onCommitted,
+    onRejectsQuarantined,
     freshness: deps.freshness,
   });
   // Lanes commit concurrently, each on its own connection, so Postgres can use more than one

@@ -1,7 +1,8 @@
 /**
  * The hot path's loop: kafkajs eachBatch → check the fetch against the Postgres position →
- * classify → buffer in the partition's commit lane → (meanwhile, one at a time per lane) DLQ
- * + one transaction. Decisions live in src/pipeline (classify.ts, commit.ts) and the store;
+ * classify → buffer in the partition's commit lane → (meanwhile, one at a time per lane) one
+ * transaction, rejects quarantined in it → the DLQ relay copies them to the DLQ topic.
+ * Decisions live in src/pipeline (classify.ts, commit.ts) and the store;
  * positions live in positions.ts, readiness in health.ts, the lanes in commit-lanes.ts, the
  * fetch handler in batch-handler.ts, records kafkajs steps over in filtered-records.ts; this
  * file wires them and starts and stops the consumer.
@@ -18,7 +19,8 @@ import { loadOffsets } from '../store/hot-path/offsets';
 import type { MicroBatcher } from './batcher';
 import { createBatchHandler } from './batch-handler';
 import { createCommitLanes, type CommitLaneDeps } from './commit-lanes';
-import { createDlqProducer } from './dlq';
+import { createDlqProducer, createDlqSender } from './dlq';
+import { startDlqRelay, type DlqRelay } from './dlq-relay';
 import { sharedProbe } from '../api/throttle';
 import { useBoundedCodecs } from '../pipeline/compression';
 import type { KafkaErrorListener } from '../pipeline/kafka-client';
@@ -79,7 +81,8 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
   const positions = new PartitionPositions({ pool, groupId, topic, startFrom: config.ingest.startFrom, watermarks });
   const kafkaCommits = trailingKafkaCommits(consumer, logger);
   const recreateDlq = () => createDlqAgain(deps.dlqKafka ?? kafka, config.kafka.topics.dlq, deps.topicLimits.dlqMaxMessageBytes);
-  const { lanes, laneOf, health } = createCommitLanes({ recreateDlq, ...deps }, dlqProducer, () => stopping, (offsets) => kafkaCommits.note(offsets));
+  let wakeDlqRelay: () => void = () => undefined; // the relay starts once the DLQ producer is connected
+  const { lanes, laneOf, health } = createCommitLanes(deps, () => stopping, (offsets) => kafkaCommits.note(offsets), () => wakeDlqRelay());
   // Before a join loads the positions, and before this member rejoins for a rebalance (so the
   // members taking partitions over start after what it took): bounded like a handover, so a
   // Postgres that does not answer cannot hold the group.
@@ -129,6 +132,13 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
   watchFilteredRecords(consumer, { topic, positions, laneOf, metrics, logger });
 
   await connectAndRun({ consumer, dlqProducer, admin }, topic, config.ingest.partitionsConcurrency, eachBatch);
+  const relay = startDlqRelay({
+    pool,
+    sender: createDlqSender(dlqProducer, config.kafka.topics.dlq, deps.topicLimits.dlqMaxMessageBytes, logger, recreateDlq),
+    metrics,
+    logger,
+  });
+  wakeDlqRelay = () => relay.wake();
   running = true;
   logger.info({ topic, groupId, mode: config.ingest.batchMode, lanes: lanes.length }, 'ingest running');
 
@@ -138,7 +148,7 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
     monitor.stop();
     kafkaCommits.stop();
     await logEnds.close();
-    await stopConsuming({ topic, consumer, lanes, dlqProducer, admin, logger });
+    await stopConsuming({ topic, consumer, lanes, dlqRelay: relay, dlqProducer, admin, logger });
     running = false;
     logger.info('ingest stopped');
   };
@@ -202,15 +212,17 @@ async function connectAndRun(
  * own stop deadline (src/cli/stop.ts).
  */
 const HANDOVER_COMMIT_MS = 15_000;
+/** How long a stopping member goes on sending the DLQ copies its last micro-batches quarantined; the rest wait in Postgres for the next run or another member. */
+const DLQ_RELAY_STOP_MS = 5_000;
 
 /**
  * Fetch no more, then commit what is buffered, then leave the group: members that take our
  * partitions over start from the offsets in Postgres, which then include everything we took
- * (and the DLQ has one copy of each reject). kafkajs's stop() leaves the group as soon as the
+ * (and quarantine has each reject once, its DLQ copy sent or waiting). kafkajs's stop() leaves the group as soon as the
  * fetch in flight ends, so the commit comes first, while the partitions are paused.
  */
-async function stopConsuming(parts: { topic: string; consumer: Consumer; lanes: MicroBatcher[]; dlqProducer: Producer; admin: Admin; logger: Logger }): Promise<void> {
-  const { topic, consumer, lanes, dlqProducer, admin, logger } = parts;
+async function stopConsuming(parts: { topic: string; consumer: Consumer; lanes: MicroBatcher[]; dlqRelay: DlqRelay; dlqProducer: Producer; admin: Admin; logger: Logger }): Promise<void> {
+  const { topic, consumer, lanes, dlqRelay, dlqProducer, admin, logger } = parts;
   const drainLanes = () => Promise.all(lanes.map((lane) => lane.drain()));
   try {
     consumer.pause([{ topic }]);
@@ -222,6 +234,7 @@ async function stopConsuming(parts: { topic: string; consumer: Consumer; lanes: 
   );
   await consumer.stop(); // waits for the eachBatch in flight: its last slices are committed below
   await drainLanes().catch((err: unknown) => logger.warn({ err }, 'buffered records left uncommitted; the next run re-reads them'));
+  await dlqRelay.stop(DLQ_RELAY_STOP_MS);
   await consumer.disconnect();
   await dlqProducer.disconnect();
   await admin.disconnect().catch(() => undefined);

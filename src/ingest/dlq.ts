@@ -154,3 +154,9 @@ export function kafkaErrorTypes(err: unknown): string[] {
   }
   return types;
 }
+
+/** What names a failure for whoever reads the retries: Postgres's SQLSTATE, the system's (ECONNREFUSED) or Kafka's error type. */
+export function failureCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : kafkaErrorTypes(err)[0];
+}

@@ -1,19 +1,19 @@
 /**
- * Commits one micro-batch of a lane: copies its rejects to the DLQ, then commits (isolating
- * records the database refuses, see src/pipeline/commit.ts), retrying outages with backoff
- * for as long as they last. Each reject goes to the DLQ once per micro-batch, however many
- * attempts the commit takes. While it retries, the lane's stalled-seconds gauge grows and /readyz turns
+ * Commits one micro-batch of a lane (isolating records the database refuses, see
+ * src/pipeline/commit.ts), retrying outages with backoff for as long as they last. Its
+ * rejects are quarantined in the same transaction as waiting for their DLQ copies, which
+ * the DLQ relay sends after the commit (dlq-relay.ts): the DLQ's troubles never hold the
+ * stream. While a commit retries, the lane's stalled-seconds gauge grows and /readyz turns
  * 503 past the stall limit (health.ts).
  */
 import type pg from 'pg';
 import type { Logger } from '../log';
 import { concatRows, rowCount } from '../store/hot-path/event-rows';
 import type { PartitionOffset } from '../store/hot-path/offsets';
-import type { RejectedRecord } from '../store/hot-path/quarantine';
 import { concatOrigins } from '../store/hot-path/record-origins';
 import type { SliceWork } from './batcher';
 import { commitMicroBatch, mergeOffsets, type CommitResult } from '../pipeline/commit';
-import { kafkaErrorTypes, type DlqSender } from './dlq';
+import { failureCode } from './dlq';
 import type { FreshnessTally } from './freshness-tally';
 import type { IngestMetrics } from './metrics';
 import type { BatchSizing } from './sizing';
@@ -24,42 +24,35 @@ const RETRY_MAX_MS = 5000;
 export interface FlushDeps {
   pool: pg.Pool;
   groupId: string;
-  dlq: DlqSender;
   metrics: IngestMetrics;
   logger: Logger;
   sizing: BatchSizing;
   isStopping: () => boolean;
   /** Offsets now in Postgres (for Kafka's trailing committed offsets). */
   onCommitted: (offsets: PartitionOffset[]) => void;
+  /** Rejects were quarantined: their DLQ copies wait for the relay. */
+  onRejectsQuarantined: () => void;
   /** Counts events within the freshness SLO's target, for `hunt slo`. */
   freshness?: FreshnessTally;
 }
 
 export function createFlush(deps: FlushDeps): (works: SliceWork[]) => Promise<void> {
-  const { pool, groupId, dlq, metrics, logger } = deps;
+  const { pool, groupId, metrics, logger } = deps;
   return async function flush(works) {
     const rows = concatRows(works.map((w) => w.slice.rows));
     const origins = concatOrigins(works.map((w) => w.slice.origins));
     const rejected = works.flatMap((w) => w.slice.rejected);
     const offsets = mergeOffsets(works.map((w) => ({ topic: w.topic, partition: w.partition, nextOffset: w.nextOffset })));
-    let rejectsSent = false;
-    const unprocessableSent = new Set<string>();
-    const sendUnprocessable = async (records: RejectedRecord[]) => {
-      const unsent = records.filter((r) => !unprocessableSent.has(positionOf(r)));
-      await dlq.send(unsent);
-      for (const r of unsent) unprocessableSent.add(positionOf(r));
-      for (const r of unsent) logger.error({ topic: r.topic, partition: r.partition, offset: r.offset, detail: r.detail }, 'record refused by the database; rejected as unprocessable');
-    };
     for (let attempt = 0; ; attempt++) {
       try {
-        if (!rejectsSent) {
-          await dlq.send(rejected);
-          rejectsSent = true;
-        }
         const started = performance.now();
-        const result = await commitMicroBatch(pool, groupId, { rows, origins, rejected, offsets }, sendUnprocessable);
+        const result = await commitMicroBatch(pool, groupId, { rows, origins, rejected, offsets }, { copyRejectsToDlq: true });
         recordMetrics(deps, works, result, performance.now() - started);
         deps.onCommitted(offsets);
+        if (rejected.length > 0 || result.unprocessable.length > 0) deps.onRejectsQuarantined();
+        for (const r of result.unprocessable) {
+          logger.error({ topic: r.topic, partition: r.partition, offset: r.offset, detail: r.detail }, 'record refused by the database; rejected as unprocessable');
+        }
         return;
       } catch (err) {
         if (deps.isStopping() && attempt > 0) throw new Error('ingest stopping; micro-batch left uncommitted for the next run', { cause: err });
@@ -67,23 +60,13 @@ export function createFlush(deps: FlushDeps): (works: SliceWork[]) => Promise<vo
         const delay = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** attempt);
         logger.warn(
           { err, code: failureCode(err), attempt, delayMs: delay, partitions: offsets.map((o) => `${o.topic}/${o.partition}@${o.nextOffset}`) },
-          'micro-batch commit failed; retrying, nothing was committed (an outage of Postgres or the DLQ topic passes; a code that repeats on every attempt is a setting to fix, see docs/operators.md)',
+          'micro-batch commit failed; retrying, nothing was committed (an outage of Postgres passes; a code that repeats on every attempt is a setting to fix, see docs/operators.md)',
         );
         await Promise.all(works.map((w) => w.heartbeat().catch(() => undefined)));
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }
   };
-}
-
-/** What names a failure for whoever reads the retries: Postgres's SQLSTATE, the system's (ECONNREFUSED) or Kafka's error type. */
-function failureCode(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : kafkaErrorTypes(err)[0];
-}
-
-function positionOf(r: RejectedRecord): string {
-  return `${r.topic}\t${r.partition}\t${r.offset}`;
 }
 
 function recordMetrics(deps: FlushDeps, works: SliceWork[], result: CommitResult, transactionMs: number): void {

@@ -18,7 +18,7 @@ export function createIngestMetrics(registry = new Registry()) {
     }),
     rejects: new Counter({
       name: 'hunt_ingest_rejects_total',
-      help: 'Records rejected to the DLQ and quarantine, by reason',
+      help: 'Records rejected to quarantine (and their copies to the DLQ), by reason',
       labelNames: ['reason'] as const,
       registers: [registry],
     }),
@@ -56,7 +56,27 @@ export function createIngestMetrics(registry = new Registry()) {
     }),
     commitRetries: new Counter({
       name: 'hunt_ingest_commit_retries_total',
-      help: 'Micro-batch commits retried after an outage (Postgres or DLQ unreachable, timeouts)',
+      help: 'Micro-batch commits retried after an outage (Postgres unreachable, timeouts)',
+      registers: [registry],
+    }),
+    dlqCopiesSent: new Counter({
+      name: 'hunt_ingest_dlq_copies_sent_total',
+      help: 'Rejects copied to the DLQ topic by the relay (a copy is sent again after a relay died mid-send)',
+      registers: [registry],
+    }),
+    dlqRelayFailures: new Counter({
+      name: 'hunt_ingest_dlq_relay_failures_total',
+      help: 'DLQ relay passes that failed (the DLQ topic or Postgres unreachable, a send refused); retried with backoff',
+      registers: [registry],
+    }),
+    dlqCopiesPending: new Gauge({
+      name: 'hunt_ingest_dlq_copies_pending',
+      help: 'Quarantined rejects of the hot path whose DLQ copies are not sent yet (the whole group\'s, counted in Postgres)',
+      registers: [registry],
+    }),
+    dlqOldestPendingSeconds: new Gauge({
+      name: 'hunt_ingest_dlq_oldest_pending_seconds',
+      help: 'Age of the oldest reject whose DLQ copy is not sent yet (0 when none)',
       registers: [registry],
     }),
     isolations: new Counter({

@@ -40,19 +40,17 @@ export interface CommitResult {
   isolated: boolean;
 }
 
-/** Called with the unprocessable records before the transaction that quarantines them commits (the hot path copies them to the DLQ). */
-export type OnUnprocessable = (records: RejectedRecord[]) => Promise<void>;
+export interface CommitOptions {
+  /** Quarantine the rejects as waiting for their DLQ copies (the hot path; src/ingest/dlq-relay.ts sends them). */
+  copyRejectsToDlq?: boolean;
+}
 
-export async function commitMicroBatch(
-  pool: pg.Pool,
-  groupId: string,
-  batch: MicroBatch,
-  onUnprocessable: OnUnprocessable = async () => undefined,
-): Promise<CommitResult> {
+export async function commitMicroBatch(pool: pg.Pool, groupId: string, batch: MicroBatch, options: CommitOptions = {}): Promise<CommitResult> {
+  const quarantineOptions = { copyToDlq: options.copyRejectsToDlq ?? false };
   try {
     return await withTransaction(pool, async (client) => {
       const applied = await applyEventRows(client, batch.rows);
-      await quarantineRecords(client, batch.rejected);
+      await quarantineRecords(client, batch.rejected, quarantineOptions);
       await storeOffsets(client, groupId, batch.offsets);
       return { inserted: applied.inserted, duplicates: applied.duplicates, unprocessable: [], isolated: false };
     });
@@ -62,8 +60,7 @@ export async function commitMicroBatch(
   return withTransaction(pool, async (client) => {
     const applied = await applyIsolating(client, batch.rows);
     const unprocessable = applied.refused.map(({ index, err }) => unprocessableRecord(batch.origins.at(index), err));
-    if (unprocessable.length > 0) await onUnprocessable(unprocessable);
-    await quarantineRecords(client, [...batch.rejected, ...unprocessable]);
+    await quarantineRecords(client, [...batch.rejected, ...unprocessable], quarantineOptions);
     await storeOffsets(client, groupId, batch.offsets);
     return {
       inserted: applied.inserted,

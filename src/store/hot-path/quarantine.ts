@@ -29,20 +29,22 @@ export interface RejectedRecord extends RecordOrigin {
 export const MAX_BYTES_PER_INSERT = 16 * 1024 * 1024;
 
 /**
- * Idempotent per source position and bytes: a redelivered reject is not quarantined twice,
- * while a different record at a position quarantined before (a topic recreated, a log
- * truncated and written again) gets a row of its own (migration 008).
+ * Idempotent per source position and bytes: a redelivered reject is not quarantined twice
+ * (nor copied to the DLQ twice), while a different record at a position quarantined before
+ * (a topic recreated, a log truncated and written again) gets a row of its own (migration 008).
+ * `copyToDlq`: the row waits for the DLQ relay to send its copy (the hot path's rejects;
+ * migration 010).
  */
-export async function quarantineRecords(client: pg.ClientBase, records: readonly RejectedRecord[]): Promise<void> {
+export async function quarantineRecords(client: pg.ClientBase, records: readonly RejectedRecord[], options: { copyToDlq?: boolean } = {}): Promise<void> {
   const recordBytes = (r: RejectedRecord) => (r.key?.length ?? 0) + (r.value?.length ?? 0);
-  for (const group of groupsWithin(records, MAX_BYTES_PER_INSERT, recordBytes)) await insertQuarantined(client, group);
+  for (const group of groupsWithin(records, MAX_BYTES_PER_INSERT, recordBytes)) await insertQuarantined(client, group, options.copyToDlq ?? false);
 }
 
-async function insertQuarantined(client: pg.ClientBase, records: readonly RejectedRecord[]): Promise<void> {
+async function insertQuarantined(client: pg.ClientBase, records: readonly RejectedRecord[], copyToDlq: boolean): Promise<void> {
   await client.query({
     name: 'quarantine-records',
-    text: `INSERT INTO quarantine (source_topic, source_partition, source_offset, record_key, record_value, reason, detail)
-           SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bytea[], $5::bytea[], $6::text[], $7::text[])
+    text: `INSERT INTO quarantine (source_topic, source_partition, source_offset, record_key, record_value, reason, detail, dlq_pending)
+           SELECT *, $8::boolean FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bytea[], $5::bytea[], $6::text[], $7::text[])
            ON CONFLICT (source_topic, source_partition, source_offset, record_digest) DO NOTHING`,
     values: [
       records.map((r) => r.topic),
@@ -52,6 +54,7 @@ async function insertQuarantined(client: pg.ClientBase, records: readonly Reject
       records.map((r) => r.value),
       records.map((r) => r.reason),
       records.map((r) => r.detail),
+      copyToDlq,
     ],
   });
 }
