@@ -43,6 +43,14 @@ export class StartupError extends Error {
  */
 const HOT_PATH_QUERY_TIMEOUT_MS = 120_000;
 /**
+ * The hot path's own statement limit, set on its sessions. Below the client's query timeout,
+ * so Postgres cancels a statement before the client gives up on it: a statement the client
+ * abandoned ran on holding its hunts' rows, and the retry queued behind it. And explicit, so a
+ * role's or database's default (managed Postgres often sets one) never applies: one shorter
+ * than a full micro-batch failed the same batch on every retry while the lane stood still.
+ */
+const HOT_PATH_STATEMENT_TIMEOUT_MS = 110_000;
+/**
  * The same for a new connection: a Postgres that accepts the socket and never answers (a
  * frozen server) would hold a lane's connect, and a stop's last commit, for ever.
  */
@@ -71,6 +79,7 @@ export function createIngestPool(
 ): pg.Pool {
   return createPool(target, ingestPoolSize(commitLanes), onConnectionLost, {
     query_timeout: HOT_PATH_QUERY_TIMEOUT_MS,
+    statement_timeout: HOT_PATH_STATEMENT_TIMEOUT_MS,
     connectionTimeoutMillis: HOT_PATH_CONNECT_TIMEOUT_MS,
     idle_in_transaction_session_timeout: idleInTransactionMs,
     fallback_application_name: processApplicationName('hunt-ingest'),

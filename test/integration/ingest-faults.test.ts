@@ -323,6 +323,22 @@ describe('a DLQ topic that refuses every copy', () => {
   });
 });
 
+describe("a database whose default statement_timeout is shorter than a full micro-batch", () => {
+  it('does not hold the backlog: the hot path sets its own limit on its sessions', { timeout: 180_000 }, async () => {
+    const db = await database();
+    const topics = await createTestTopics(2);
+    // A managed Postgres's role or database default, far below what 5,000 events take.
+    await db.pool.query(`ALTER DATABASE "${db.name}" SET statement_timeout = '40ms'`);
+    const events = eventsFor('st', 40_000);
+    await sendRecords(topics.events, asRecords(events));
+    const ingest = await runIngest(db, topics);
+    await waitCaughtUp(db.pool, topics, 120_000);
+    expect(await eventCount(db)).toBe(events.length);
+    // Before, every full micro-batch failed with 57014 (canceled by statement timeout) and was retried as it was.
+    expect(await metricsOf(ingest)).toMatch(/^hunt_ingest_commit_retries_total 0$/m);
+  });
+});
+
 describe('a member stopping', () => {
   it('commits what it buffered before it leaves the group: the member taking over reads none of it again', async () => {
     const db = await database();
