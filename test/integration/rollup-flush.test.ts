@@ -111,6 +111,26 @@ describe('rollupFlush', () => {
     expect(await rollups('rollup_minute')).toEqual(minutes);
   });
 
+  it('builds hours from minutes and noted players that equal the raw events, chunk after small chunk, late events and all', async () => {
+    // 3 hunts over 3 hours, 40 players who come back in many minutes of an hour (distinct
+    // players do not add up across minutes), a quarter of the events late by up to an hour.
+    let seed = 7;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+    const base = Date.parse('2026-11-21T09:00:00Z');
+    const events: HuntEvent[] = Array.from({ length: 2_000 }, (_, i) => {
+      const late = random() < 0.25 ? -Math.floor(random() * 3_600_000) : 0;
+      const at = new Date(Math.max(base, base + Math.floor((i / 2_000) * 3 * 3_600_000) + late)).toISOString();
+      const fields = { eventId: `r-${i}`, huntId: `rh${i % 3}`, playerId: `p${Math.floor(random() * 40)}`, occurredAt: at };
+      return i % 5 === 0 ? hintUsed({ ...fields, penalty: 3 }) : clueFound({ ...fields, clueId: `c${i}`, points: i % 17 });
+    });
+    for (let i = 0; i < events.length; i += 250) {
+      await store(events.slice(i, i + 250));
+      while (await flushRollupChunk(db.pool, 97, 0)); // many small chunks, each touching hours flushed before
+    }
+    expect(await rollups('rollup_minute')).toEqual(await fromScratch('minute'));
+    expect(await rollups('rollup_hour')).toEqual(await fromScratch('hour'));
+  });
+
   it('does not move its watermark past a seq an uncommitted transaction still holds', async () => {
     // A writer draws its seq, then takes long to commit (a lane waiting on a hunt's fence, say).
     const slow = await db.pool.connect();

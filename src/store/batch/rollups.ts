@@ -1,8 +1,9 @@
 /**
  * Rollup flushes: aggregate raw events stored since the watermark into per-minute and
- * per-hour windows. Each flush re-aggregates every window its new events touch from ALL raw
- * events of that window, so late events land in the right (old) window and nothing is
- * counted twice. Rows and watermark commit in one transaction.
+ * per-hour windows. Each flush re-aggregates every minute window its new events touch from
+ * ALL raw events of that window, then every touched hour from its minutes (and its noted
+ * players), so late events land in the right (old) window and nothing is counted twice.
+ * Rows and watermark commit in one transaction.
  *
  * seq is assigned at insert but rows become visible at commit, so a row with a lower seq
  * can appear after a higher one. The watermark therefore stops short of rows stored in the
@@ -55,10 +56,38 @@ export function upsertWindowsSql(unit: RollupUnit, windowsSql: string): string {
       SET ${ROLLUP_COLUMNS.map((c) => `${c} = excluded.${c}`).join(', ')}, updated_at = now()`;
 }
 
-/** Re-aggregates every window the seq range ($1, $2] touches. */
-function reaggregate(unit: RollupUnit): string {
-  return upsertWindowsSql(unit, `SELECT DISTINCT hunt_id, date_trunc('${unit}', occurred_at, 'UTC') AS window_start FROM events WHERE seq > $1 AND seq <= $2`);
+/** The windows of `unit` the seq range ($1, $2] touches. */
+function touchedWindowsSql(unit: RollupUnit): string {
+  return `SELECT DISTINCT hunt_id, date_trunc('${unit}', occurred_at, 'UTC') AS window_start FROM events WHERE seq > $1 AND seq <= $2`;
 }
+
+/** Re-aggregates every minute window the seq range ($1, $2] touches, from its raw events (a minute holds few). */
+const REAGGREGATE_MINUTES = upsertWindowsSql('minute', touchedWindowsSql('minute'));
+
+/** Notes the players of the seq range ($1, $2] in their hunt-hours (migration 011). */
+const NOTE_HOUR_PLAYERS = `
+  INSERT INTO rollup_hour_players (hunt_id, window_start, player_id)
+  SELECT DISTINCT hunt_id, date_trunc('hour', occurred_at, 'UTC'), player_id FROM events WHERE seq > $1 AND seq <= $2
+  ON CONFLICT DO NOTHING`;
+
+/**
+ * Rewrites every hour window the seq range ($1, $2] touches from its minute rows (written
+ * just before, in the same transaction) and its noted players: the minutes partition the
+ * hour, so each column equals WINDOW_AGGREGATES over the hour's raw events, at a cost that
+ * follows the hour's minutes and players, not its events (the data-quality check still
+ * compares the rows with the raw events).
+ */
+const REAGGREGATE_HOURS = `
+  WITH touched AS (${touchedWindowsSql('hour')})
+  INSERT INTO rollup_hour (hunt_id, window_start, ${ROLLUP_COLUMNS.join(', ')})
+  SELECT t.hunt_id, t.window_start, sum(m.events)::int,
+         (SELECT count(*)::int FROM rollup_hour_players p WHERE p.hunt_id = t.hunt_id AND p.window_start = t.window_start),
+         sum(m.clues_found)::int, sum(m.clue_points), sum(m.hints_used)::int, sum(m.hint_penalties), sum(m.treasure_claims)::int
+    FROM touched t
+    JOIN rollup_minute m ON m.hunt_id = t.hunt_id AND m.window_start >= t.window_start AND m.window_start < t.window_start + interval '1 hour'
+   GROUP BY t.hunt_id, t.window_start
+  ON CONFLICT (hunt_id, window_start) DO UPDATE
+    SET ${ROLLUP_COLUMNS.map((c) => `${c} = excluded.${c}`).join(', ')}, updated_at = now()`;
 
 /**
  * Windows whose stored row is not what a flush would write now: a column differs, the row
@@ -94,6 +123,15 @@ export async function repairStaleWindows(pool: pg.Pool, unit: RollupUnit, bounds
   return withBoundedTransaction(pool, bounds, async (client) => {
     await client.query(`CREATE TEMP TABLE stale_windows ON COMMIT DROP AS ${staleWindowsSql(unit)}`);
     await lockWatermark(client);
+    // The players later flushes count an hour's from, noted afresh from its raw events.
+    if (unit === 'hour') {
+      await client.query(`DELETE FROM rollup_hour_players p USING stale_windows s WHERE p.hunt_id = s.hunt_id AND p.window_start = s.window_start`);
+      await client.query(
+        `INSERT INTO rollup_hour_players (hunt_id, window_start, player_id)
+         SELECT DISTINCT e.hunt_id, s.window_start, e.player_id FROM stale_windows s
+           JOIN events e ON e.hunt_id = s.hunt_id AND e.occurred_at >= s.window_start AND e.occurred_at < s.window_start + interval '1 hour'`,
+      );
+    }
     const upserted = await client.query(upsertWindowsSql(unit, `SELECT hunt_id, window_start FROM stale_windows WHERE problem <> 'no events'`));
     const deleted = await client.query(
       `DELETE FROM ${ROLLUP_TABLES[unit]} r USING stale_windows s
@@ -137,8 +175,9 @@ export async function flushRollupChunk(
       return undefined;
     }
     const { toSeq } = bound;
-    const minute = await client.query(reaggregate('minute'), [fromSeq, toSeq]);
-    const hour = await client.query(reaggregate('hour'), [fromSeq, toSeq]);
+    const minute = await client.query(REAGGREGATE_MINUTES, [fromSeq, toSeq]);
+    await client.query(NOTE_HOUR_PLAYERS, [fromSeq, toSeq]);
+    const hour = await client.query(REAGGREGATE_HOURS, [fromSeq, toSeq]);
     await client.query(`UPDATE job_watermarks SET last_seq = $2, updated_at = now() WHERE job = $1`, [ROLLUP_JOB, toSeq]);
     return { fromSeq, toSeq, events: bound.events, minuteWindows: minute.rowCount ?? 0, hourWindows: hour.rowCount ?? 0 };
   });
