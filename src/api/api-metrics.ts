@@ -10,11 +10,21 @@ export interface ApiMetrics {
   requestSeconds: Histogram<'route'>;
   streamsOpen: Gauge;
   streamsDroppedSlow: Counter;
+  streamReadFailures: Counter;
+  streamHuntsFailing: Gauge;
 }
 
-/** `openStreams` and `slowStreamsDropped` (a running total) are read at each scrape. */
-export function createApiMetrics(registry: Registry, openStreams: () => number, slowStreamsDropped: () => number = () => 0): ApiMetrics {
+/** What the live streams report, read at each scrape (the totals are running totals). */
+export interface StreamFigures {
+  streams: number;
+  slowStreamsDropped: number;
+  failedReads: number;
+  huntsFailing: number;
+}
+
+export function createApiMetrics(registry: Registry, streams: () => StreamFigures): ApiMetrics {
   let droppedSeen = 0;
+  let failedSeen = 0;
   return {
     responses: new Counter({
       name: 'hunt_api_responses_total',
@@ -34,7 +44,7 @@ export function createApiMetrics(registry: Registry, openStreams: () => number, 
       help: 'Live leaderboard streams open (at most API_MAX_STREAMS)',
       registers: [registry],
       collect() {
-        this.set(openStreams());
+        this.set(streams().streams);
       },
     }),
     streamsDroppedSlow: new Counter({
@@ -42,9 +52,27 @@ export function createApiMetrics(registry: Registry, openStreams: () => number, 
       help: 'Live leaderboard streams closed because their client stopped reading (the socket stayed full for two heartbeats)',
       registers: [registry],
       collect() {
-        const total = slowStreamsDropped();
+        const total = streams().slowStreamsDropped;
         this.inc(total - droppedSeen);
         droppedSeen = total;
+      },
+    }),
+    streamReadFailures: new Counter({
+      name: 'hunt_api_stream_read_failures_total',
+      help: 'Live leaderboard reads that failed (tried again in the next window, each hunt alone)',
+      registers: [registry],
+      collect() {
+        const total = streams().failedReads;
+        this.inc(total - failedSeen);
+        failedSeen = total;
+      },
+    }),
+    streamHuntsFailing: new Gauge({
+      name: 'hunt_api_stream_hunts_failing',
+      help: 'Hunts whose live streams push no changes because their leaderboard read fails, read alone',
+      registers: [registry],
+      collect() {
+        this.set(streams().huntsFailing);
       },
     }),
   };

@@ -19,6 +19,9 @@
  * per limit asked for, shared by every stream of that limit, so the work on the event loop
  * (which ingest shares) follows hunts and limits, not streams. Streams that connect together (a reconnect storm
  * after a restart) share their first read while no change has come in since it started.
+ * A read that fails is tried again in the next window; the hunts of a failed read are read
+ * alone until they succeed, so one hunt whose read always fails cannot hold back the others
+ * read with it, and is tried less and less often (counted: `hunt_api_stream_hunts_failing`).
  */
 import type http from 'node:http';
 import { groupsWithin } from '../byte-budget';
@@ -51,6 +54,8 @@ const HUNTS_PER_READ = 500;
  * under a second.
  */
 export const ENTRIES_PER_READ = 50_000;
+/** The longest a hunt whose reads keep failing waits between tries. */
+const FAILING_READ_BACKOFF_MAX_MS = 30_000;
 
 interface Stream {
   res: http.ServerResponse;
@@ -79,6 +84,12 @@ export class LeaderboardStreams {
   private readonly hunts = new Map<string, HuntState>();
   /** Hunts changed since their last read. */
   private readonly marked = new Set<string>();
+  /**
+   * Hunts of a failed read, read alone (not with others) until a read of theirs succeeds;
+   * `failures` counts the failed reads of the hunt alone, and sets when it is tried next.
+   */
+  private readonly failing = new Map<string, { failures: number; retryAt: number }>();
+  private readFailures = 0;
   private readonly heartbeat: NodeJS.Timeout;
   private readonly minIntervalMs: number;
   private open = 0;
@@ -117,6 +128,18 @@ export class LeaderboardStreams {
     return this.droppedSlow;
   }
 
+  /** Window reads that failed (a running total). */
+  get failedReads(): number {
+    return this.readFailures;
+  }
+
+  /** Hunts whose streams get no changes because their own read fails, alone. */
+  get huntsFailing(): number {
+    let count = 0;
+    for (const { failures } of this.failing.values()) if (failures > 0) count++;
+    return count;
+  }
+
   /** Starts a stream on `res` for `huntId`; the first message follows as soon as it is read. */
   subscribe(huntId: string, limit: number, req: http.IncomingMessage, res: http.ServerResponse): void {
     res.writeHead(200, {
@@ -140,6 +163,7 @@ export class LeaderboardStreams {
       if (hunt.streams.size === 0 && this.hunts.get(huntId) === hunt) {
         this.hunts.delete(huntId);
         this.marked.delete(huntId);
+        this.failing.delete(huntId);
       }
       this.open--;
     };
@@ -215,11 +239,18 @@ export class LeaderboardStreams {
     this.marked.clear();
     try {
       const wanted: LeaderboardRequest[] = [];
+      const alone: LeaderboardRequest[][] = [];
+      const now = performance.now();
       for (const huntId of huntIds) {
         const hunt = this.hunts.get(huntId);
-        if (hunt && hunt.streams.size > 0) wanted.push({ huntId, limit: Math.max(...[...hunt.streams].map((s) => s.limit)) });
+        if (!hunt || hunt.streams.size === 0) continue;
+        const request = { huntId, limit: Math.max(...[...hunt.streams].map((s) => s.limit)) };
+        const failing = this.failing.get(huntId);
+        if (!failing) wanted.push(request);
+        else if (failing.retryAt <= now) alone.push([request]);
+        else this.marked.add(huntId); // its next try is later
       }
-      for (const requests of groupsWithin(wanted, ENTRIES_PER_READ, (r) => r.limit, HUNTS_PER_READ)) {
+      for (const requests of [...groupsWithin(wanted, ENTRIES_PER_READ, (r) => r.limit, HUNTS_PER_READ), ...alone]) {
         this.deliverPages(requests, await this.readOrRemark(requests), window);
       }
     } finally {
@@ -230,13 +261,28 @@ export class LeaderboardStreams {
     }
   }
 
-  /** On failure the hunts stay marked, read again next window: streams keep their last message meanwhile. */
+  /**
+   * On failure the hunts stay marked, read again next window, each alone: streams keep their
+   * last message meanwhile. A hunt that fails alone is tried after a growing wait.
+   */
   private async readOrRemark(requests: LeaderboardRequest[]): Promise<Map<string, LeaderboardBody> | undefined> {
     try {
-      return await this.options.read(requests);
+      const pages = await this.options.read(requests);
+      for (const { huntId } of requests) this.failing.delete(huntId);
+      return pages;
     } catch (err) {
+      this.readFailures++;
       this.warnWindowFailed(err, requests.length);
-      for (const { huntId } of requests) this.marked.add(huntId);
+      const now = performance.now();
+      for (const { huntId } of requests) {
+        this.marked.add(huntId);
+        if (requests.length > 1) {
+          this.failing.set(huntId, this.failing.get(huntId) ?? { failures: 0, retryAt: now });
+        } else {
+          const failures = (this.failing.get(huntId)?.failures ?? 0) + 1;
+          this.failing.set(huntId, { failures, retryAt: now + Math.min(FAILING_READ_BACKOFF_MAX_MS, this.minIntervalMs * 2 ** failures) });
+        }
+      }
       return undefined;
     }
   }

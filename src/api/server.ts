@@ -50,7 +50,7 @@ class HttpError extends Error {
 }
 
 export function createApiServer(deps: ApiDeps, limits: HttpLimits): http.Server {
-  const metrics = createApiMetrics(deps.registry, () => deps.streams.streams, () => deps.streams.slowStreamsDropped);
+  const metrics = createApiMetrics(deps.registry, () => deps.streams);
   // Warnings about load (busy pool, slow queries) and unexpected errors: one line per few
   // seconds at most, so a flood of requests cannot become a flood of log lines.
   const warnBusy = everyFewSeconds((count: number, err: unknown) =>

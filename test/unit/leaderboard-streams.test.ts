@@ -138,6 +138,36 @@ describe('live leaderboard streams', () => {
     expect(statements.length).toBeGreaterThanOrEqual(2);
   });
 
+  it('reads the hunts of a failed read alone, so one whose read always fails holds no other back', async () => {
+    let broken = false;
+    const base = await serve(async (huntId) => {
+      if (broken && huntId === 'bad') throw new Error('canceling statement due to statement timeout');
+      return { huntId, asOf: null, entries: [{ read: statements.length }] };
+    });
+    const [a, bad, c] = ['a', 'bad', 'c'].map((h) => connect(`${base}/hunts/${h}/leaderboard/stream`));
+    await Promise.all([a?.next(0), bad?.next(0), c?.next(0)]);
+    statements = [];
+    broken = true;
+    streams?.changed(['a', 'bad', 'c']);
+    // Before, the three were read together window after window, and none got its change.
+    await Promise.all([a?.next(1), c?.next(1)]);
+    expect(statements[0]).toHaveLength(3);
+    expect(statements.slice(1).every((s) => s.length === 1)).toBe(true);
+    await waitFor('the failing hunt to be counted', () => streams?.huntsFailing === 1);
+    expect(streams?.failedReads).toBeGreaterThanOrEqual(2);
+    expect(bad?.events).toHaveLength(1);
+
+    // Tried again, less and less often, alone, until it works.
+    const triesBefore = statements.filter((s) => s[0]?.huntId === 'bad').length;
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const tries = statements.filter((s) => s[0]?.huntId === 'bad').length - triesBefore;
+    expect(tries).toBeGreaterThanOrEqual(1);
+    expect(tries).toBeLessThan(6); // every 100 ms it would be 10
+    broken = false;
+    await bad?.next(1);
+    expect(streams?.huntsFailing).toBe(0);
+  });
+
   it('lets streams that connect together share their first read, unless a change came in since it started', async () => {
     let reads = 0;
     let release: () => void = () => undefined;
