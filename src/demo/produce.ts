@@ -21,7 +21,7 @@ const TICK_MS = 10;
  * batch, which the broker refuses whole past the topic's max.message.bytes (1 MiB by
  * default); a tick that catches up on a slow second at a high rate held far more than that.
  */
-export const SEND_MAX_BYTES = 256 * 1024;
+const SEND_MAX_BYTES = 256 * 1024;
 
 export async function produceTraffic(kafka: Kafka, generator: TrafficGenerator, options: ProduceOptions): Promise<number> {
   const producer = kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });

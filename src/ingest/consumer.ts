@@ -135,6 +135,7 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
   const relay = startDlqRelay({
     pool,
     sender: createDlqSender(dlqProducer, config.kafka.topics.dlq, deps.topicLimits.dlqMaxMessageBytes, logger, recreateDlq),
+    topic,
     metrics,
     logger,
   });

@@ -16,7 +16,7 @@
  */
 import type pg from 'pg';
 import type { Logger } from '../log';
-import { claimPendingCopies, markCopiesSent, pendingCopies, releaseClaims } from '../store/hot-path/dlq-outbox';
+import { claimPendingCopies, markCopiesSent, newestPendingId, pendingCopies, releaseClaim, type PendingCopy } from '../store/hot-path/dlq-outbox';
 import { withTimeout } from '../time-limit';
 import { failureCode, type DlqSender } from './dlq';
 import type { IngestMetrics } from './metrics';
@@ -25,34 +25,39 @@ import type { IngestMetrics } from './metrics';
 const CLAIM_MAX_BYTES = 8 * 1024 * 1024;
 const CLAIM_MAX_ROWS = 1000;
 /**
- * How long a claim keeps the other members off its rows. Longer than a send that ends at
- * all takes (kafkajs gives up on a request after its retries, well under a minute), so a
- * slow send is not sent twice; short enough that a dead member's rows wait only minutes.
+ * How long a claim keeps the other members off its rows. Each send's rows are marked sent as
+ * it is acknowledged, so a lease that runs out during a slow pass (kafkajs may retry one
+ * send for minutes) costs at most second copies of the rows not sent yet.
  */
 export const CLAIM_LEASE_MS = 120_000;
 /** How often an idle relay looks for rows other members (or a run before this one) left. */
 const POLL_MS = 1_000;
+/** How often the gauges are read from Postgres (a count over the waiting rows), whatever the passes do. */
+const GAUGE_EVERY_MS = 5_000;
 const RETRY_BASE_MS = 250;
 const RETRY_MAX_MS = 30_000;
 
 export interface DlqRelayDeps {
   pool: pg.Pool;
   sender: DlqSender;
+  /** The input topic whose rejects this relay copies. */
+  topic: string;
   metrics: IngestMetrics;
   logger: Logger;
-  /** Tests shorten the idle poll. */
-  pollMs?: number;
 }
 
 export interface DlqRelay {
   /** Rejects were just quarantined: look now rather than at the next poll. */
   wake(): void;
-  /** Sends what waits for up to `timeoutMs` (the next run or another member sends the rest), then stops. */
+  /**
+   * Sends the copies waiting when it is called, for up to `timeoutMs`, then stops; the rest
+   * (and what other members add meanwhile) wait in quarantine for the next run or another member.
+   */
   stop(timeoutMs: number): Promise<void>;
 }
 
 export function startDlqRelay(deps: DlqRelayDeps): DlqRelay {
-  const { pool, sender, metrics, logger } = deps;
+  const { pool, sender, topic, metrics, logger } = deps;
   let stopping = false;
   let wakeUp: () => void = () => undefined;
   let woken = false;
@@ -70,33 +75,49 @@ export function startDlqRelay(deps: DlqRelayDeps): DlqRelay {
       };
     });
 
-  /** One claim, sent and marked; the number of copies sent. */
-  const relayOnce = async (): Promise<number> => {
-    const copies = await claimPendingCopies(pool, { maxBytes: CLAIM_MAX_BYTES, maxRows: CLAIM_MAX_ROWS, leaseMs: CLAIM_LEASE_MS });
-    if (copies.length === 0) return 0;
+  /** One claim, sent send by send, each marked as it is acknowledged; the number of copies sent. */
+  const relayOnce = async (upToId?: number): Promise<number> => {
+    const claim = await claimPendingCopies(pool, { topic, maxBytes: CLAIM_MAX_BYTES, maxRows: CLAIM_MAX_ROWS, leaseMs: CLAIM_LEASE_MS, upToId });
+    if (claim.copies.length === 0) return 0;
+    let sent = 0;
+    const onSent = async (copies: PendingCopy[]) => {
+      await markCopiesSent(pool, copies.map((c) => c.id));
+      metrics.dlqCopiesSent.inc(copies.length);
+      sent += copies.length;
+    };
     try {
-      await sender.send(copies);
+      await sender.send(claim.copies, onSent);
     } catch (err) {
-      // Or they would wait out the lease before anyone, this relay too, tried them again.
-      await releaseClaims(pool, copies.map((c) => c.id)).catch(() => undefined);
+      // The rest would wait out the lease before anyone, this relay too, tried them again.
+      await releaseClaim(pool, claim).catch(() => undefined);
       throw err;
     }
-    await markCopiesSent(pool, copies.map((c) => c.id));
-    metrics.dlqCopiesSent.inc(copies.length);
-    return copies.length;
+    return sent;
   };
 
+  let reading = false;
   const observePending = async () => {
-    const pending = await pendingCopies(pool);
-    metrics.dlqCopiesPending.set(pending.count);
-    metrics.dlqOldestPendingSeconds.set(pending.oldestSeconds);
+    if (reading) return;
+    reading = true;
+    try {
+      const pending = await pendingCopies(pool, topic);
+      metrics.dlqCopiesPending.set(pending.count);
+      metrics.dlqOldestPendingSeconds.set(pending.oldestSeconds);
+    } catch {
+      // Postgres away: the gauges keep their last values; the relay's failures say why.
+    } finally {
+      reading = false;
+    }
   };
+  const gauges = setInterval(() => void observePending(), GAUGE_EVERY_MS);
+  gauges.unref();
+  void observePending();
 
   const loop = async () => {
     let failures = 0;
     while (!stopping) {
       woken = false;
-      let delay = deps.pollMs ?? POLL_MS;
+      let delay = POLL_MS;
       try {
         const sent = await relayOnce();
         if (failures > 0 && sent > 0) {
@@ -113,16 +134,14 @@ export function startDlqRelay(deps: DlqRelayDeps): DlqRelay {
           'could not copy rejects to the DLQ; they stay quarantined and are sent when it works again (the stream goes on)',
         );
       }
-      await observePending().catch(() => undefined);
       if (delay > 0) await sleep(delay);
     }
   };
 
-  /** After the lanes are drained: what they quarantined last goes out now if it can. */
-  const flushPending = async () => {
-    for (;;) {
-      if ((await relayOnce()) === 0) return;
-    }
+  /** After the lanes are drained: the copies waiting now go out if they can (not those other members add meanwhile). */
+  const sendWaiting = async () => {
+    const upToId = await newestPendingId(pool, topic);
+    while ((await relayOnce(upToId)) > 0);
   };
 
   const running = loop();
@@ -130,8 +149,9 @@ export function startDlqRelay(deps: DlqRelayDeps): DlqRelay {
     wake,
     async stop(timeoutMs) {
       stopping = true;
+      clearInterval(gauges);
       wake();
-      await withTimeout(running.then(flushPending), timeoutMs).catch((err: unknown) =>
+      await withTimeout(running.then(sendWaiting), timeoutMs).catch((err: unknown) =>
         logger.warn({ err }, 'DLQ copies left unsent at stop; they stay quarantined and the next run or another member sends them'),
       );
     },

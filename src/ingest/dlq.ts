@@ -1,8 +1,8 @@
 /**
  * The dead-letter topic: every rejected record copied unchanged (same key, same value
- * bytes) with headers that say why, as CONTRACT.md specifies. Sent before the micro-batch
- * commits, so a reject is never passed over; a crash before the commit may send it again
- * (the DLQ is at-least-once; the quarantine table is exactly-once).
+ * bytes) with headers that say why, as CONTRACT.md specifies. The copies are sent by the
+ * DLQ relay (dlq-relay.ts) from the quarantine rows the hot path committed, after the
+ * micro-batch: the DLQ is at-least-once, the quarantine table exactly-once.
  *
  * A produce request carries one record batch per partition, and the broker refuses a batch
  * over the topic's `max.message.bytes` (MESSAGE_TOO_LARGE, which no retry cures). So the
@@ -41,12 +41,13 @@ export function createDlqProducer(kafka: Kafka): Producer {
 }
 
 export interface DlqSender {
-  send(records: readonly RejectedRecord[]): Promise<void>;
+  /** Sends the copies in order, in sends that fit the topic; `onSent` hears each send's records once it is acknowledged. */
+  send<R extends RejectedRecord>(records: readonly R[], onSent?: (sent: R[]) => Promise<void>): Promise<void>;
 }
 
 /**
  * `recreateTopic` makes the topic again when a send finds it gone (deleted while `hunt
- * ingest` runs); the send still fails, and the micro-batch's retry finds the topic there.
+ * ingest` runs); the send still fails, and the relay's next pass finds the topic there.
  */
 export function createDlqSender(producer: Producer, topic: string, maxMessageBytes: number, logger: Logger, recreateTopic?: () => Promise<void>): DlqSender {
   const budget = maxMessageBytes - BATCH_OVERHEAD_BYTES;
@@ -87,13 +88,20 @@ export function createDlqSender(producer: Producer, topic: string, maxMessageByt
     }
   };
   return {
-    async send(records) {
+    async send(records, onSent) {
+      const messages = records.map((r) => fitted(dlqMessage(r)));
+      const indexes = groupsWithin(messages.map((_, i) => i), Math.min(budget, MAX_SEND_BYTES), (i) => estimatedSize(messages[i] as Message));
       try {
-        for (const chunk of chunksWithin(records.map((r) => fitted(dlqMessage(r))), Math.min(budget, MAX_SEND_BYTES))) await sendFitting(chunk);
+        for (const group of indexes) {
+          const first = group[0] as number;
+          const end = first + group.length;
+          await sendFitting(messages.slice(first, end));
+          await onSent?.(records.slice(first, end));
+        }
       } catch (err) {
         if (recreateTopic && kafkaErrorTypes(err).includes('UNKNOWN_TOPIC_OR_PARTITION')) {
           logger.warn({ topic }, 'the DLQ topic is gone (deleted?); creating it again as at start-up');
-          await recreateTopic().catch((createErr: unknown) => logger.warn({ err: createErr, topic }, 'could not create the DLQ topic again; the micro-batch waits for it'));
+          await recreateTopic().catch((createErr: unknown) => logger.warn({ err: createErr, topic }, 'could not create the DLQ topic again; the copies wait for it'));
         }
         throw err;
       }

@@ -1,7 +1,8 @@
 /**
  * The input and dead-letter topics: created when missing (idempotent), and checked so that
  * the DLQ can hold a copy of any record the input topic accepts. A DLQ that cannot would
- * refuse that copy (MESSAGE_TOO_LARGE) and stall the partition the record came from.
+ * refuse that copy (MESSAGE_TOO_LARGE): it would go without its bytes (dlq.ts), and copies
+ * of records too large for it would keep the DLQ relay busy halving sends.
  */
 import kafkajs, { type Admin, type Kafka } from 'kafkajs';
 import type { Logger } from '../log';
@@ -106,8 +107,8 @@ export async function prepareTopics(
 
 /**
  * Creates the DLQ topic again, with the limit it had at start-up, after it was deleted under
- * the running consumer. Without it, the micro-batch holding a reject waits for the topic for
- * ever, and with it everything behind it in its lane (and the broker's other partitions).
+ * the running consumer. Without it, every copy waits in quarantine until an operator makes
+ * the topic or restarts `hunt ingest` (the stream goes on: dlq-relay.ts).
  * A topic still being deleted, or made meanwhile by someone else, counts as there.
  */
 export async function createDlqAgain(kafka: Kafka, topic: string, maxMessageBytes: number): Promise<void> {

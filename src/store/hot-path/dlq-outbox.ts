@@ -1,8 +1,9 @@
 /**
  * The rejects whose DLQ copies are still to be sent: quarantine rows the hot path committed
- * with `dlq_pending` (migration 010). The DLQ relay claims them in quarantine order for a
- * lease, sends them, then marks them sent. A relay that dies with a lease leaves its rows to
- * whoever claims them after it: a copy is sent at least once.
+ * with `dlq_pending` (migration 010), for its input topic. The DLQ relay claims them in
+ * quarantine order for a lease, sends them, and marks each send's rows sent as it goes. A
+ * relay that dies with a lease leaves its rows to whoever claims them after it: a copy is
+ * sent at least once.
  */
 import type pg from 'pg';
 import type { RejectReason } from '../../events/validate';
@@ -12,11 +13,27 @@ export interface PendingCopy extends RejectedRecord {
   id: number;
 }
 
+export interface Claim {
+  copies: PendingCopy[];
+  /** The lease's end as stored: it tells this claim from a later one of the same rows. */
+  token: string;
+}
+
+export interface ClaimOptions {
+  /** The input topic whose rejects this relay copies (a database may serve several). */
+  topic: string;
+  maxBytes: number;
+  maxRows: number;
+  leaseMs: number;
+  /** Only rows up to this id (a stopping relay's last pass); all when undefined. */
+  upToId?: number;
+}
+
 /**
  * Claims the oldest pending copies not under another relay's lease, up to `maxBytes` of
  * record bytes (at least one row, whatever its size) and `maxRows`, for `leaseMs`.
  */
-export async function claimPendingCopies(pool: pg.Pool, options: { maxBytes: number; maxRows: number; leaseMs: number }): Promise<PendingCopy[]> {
+export async function claimPendingCopies(pool: pg.Pool, options: ClaimOptions): Promise<Claim> {
   const { rows } = await pool.query<{
     id: string;
     source_topic: string;
@@ -26,24 +43,27 @@ export async function claimPendingCopies(pool: pg.Pool, options: { maxBytes: num
     record_value: Buffer | null;
     reason: RejectReason;
     detail: string;
+    token: string;
   }>({
     name: 'claim-dlq-copies',
     text: `WITH candidates AS (
              SELECT id, coalesce(octet_length(record_key), 0) + coalesce(octet_length(record_value), 0) AS bytes
                FROM quarantine
-              WHERE dlq_pending AND (dlq_claimed_until IS NULL OR dlq_claimed_until < now())
-              ORDER BY id LIMIT $2
+              WHERE dlq_pending AND source_topic = $1 AND id <= $5
+                AND (dlq_claimed_until IS NULL OR dlq_claimed_until < now())
+              ORDER BY id LIMIT $3
                 FOR UPDATE SKIP LOCKED
            ), within AS (
              SELECT id FROM (SELECT id, bytes, sum(bytes) OVER (ORDER BY id) - bytes AS before FROM candidates) c
-              WHERE before = 0 OR before + bytes <= $1
+              WHERE before = 0 OR before + bytes <= $2
            )
-           UPDATE quarantine q SET dlq_claimed_until = now() + make_interval(secs => $3::double precision / 1000)
+           UPDATE quarantine q SET dlq_claimed_until = now() + make_interval(secs => $4::double precision / 1000)
              FROM within w WHERE q.id = w.id
-           RETURNING q.id, q.source_topic, q.source_partition, q.source_offset::text, q.record_key, q.record_value, q.reason, q.detail`,
-    values: [options.maxBytes, options.maxRows, options.leaseMs],
+           RETURNING q.id, q.source_topic, q.source_partition, q.source_offset::text, q.record_key, q.record_value, q.reason, q.detail,
+                     q.dlq_claimed_until::text AS token`,
+    values: [options.topic, options.maxBytes, options.maxRows, options.leaseMs, options.upToId ?? Number.MAX_SAFE_INTEGER],
   });
-  return rows
+  const copies = rows
     .map((r) => ({
       id: Number(r.id),
       topic: r.source_topic,
@@ -55,30 +75,48 @@ export async function claimPendingCopies(pool: pg.Pool, options: { maxBytes: num
       detail: r.detail,
     }))
     .sort((a, b) => a.id - b.id);
+  return { copies, token: rows[0]?.token ?? '' };
 }
 
-/** Marks copies sent: they are not claimed again. */
+/** Marks copies sent (whoever holds their lease now: a copy that went out is out). */
 export async function markCopiesSent(pool: pg.Pool, ids: readonly number[]): Promise<void> {
   await pool.query({
     name: 'mark-dlq-copies-sent',
-    text: 'UPDATE quarantine SET dlq_pending = false, dlq_claimed_until = NULL WHERE id = ANY($1::bigint[])',
+    text: 'UPDATE quarantine SET dlq_pending = false, dlq_claimed_until = NULL, dlq_sent_at = now() WHERE id = ANY($1::bigint[]) AND dlq_pending',
     values: [ids],
   });
 }
 
-/** Gives claimed copies up (their send failed): the next pass, of any member, may take them at once. */
-export async function releaseClaims(pool: pg.Pool, ids: readonly number[]): Promise<void> {
+/**
+ * Gives up the rows of a claim that are still its own (their send failed), so the next
+ * pass, of any member, may take them at once; rows another relay claimed after this claim's
+ * lease ran out stay that relay's.
+ */
+export async function releaseClaim(pool: pg.Pool, claim: Claim): Promise<void> {
   await pool.query({
-    name: 'release-dlq-claims',
-    text: 'UPDATE quarantine SET dlq_claimed_until = NULL WHERE id = ANY($1::bigint[]) AND dlq_pending',
-    values: [ids],
+    name: 'release-dlq-claim',
+    text: 'UPDATE quarantine SET dlq_claimed_until = NULL WHERE id = ANY($1::bigint[]) AND dlq_pending AND dlq_claimed_until = $2::timestamptz',
+    values: [claim.copies.map((c) => c.id), claim.token],
   });
 }
 
-/** How many copies wait, and how long the oldest has (0 when none). */
-export async function pendingCopies(pool: pg.Pool): Promise<{ count: number; oldestSeconds: number }> {
-  const { rows } = await pool.query<{ count: number; oldest: number | null }>(
-    `SELECT count(*)::int AS count, extract(epoch FROM now() - min(quarantined_at))::float8 AS oldest FROM quarantine WHERE dlq_pending`,
-  );
+/** The newest pending copy's id for `topic` (0 when none): where a stopping relay's last pass ends. */
+export async function newestPendingId(pool: pg.Pool, topic: string): Promise<number> {
+  const { rows } = await pool.query<{ id: string | null }>({
+    name: 'newest-pending-dlq-copy',
+    text: 'SELECT max(id) AS id FROM quarantine WHERE dlq_pending AND source_topic = $1',
+    values: [topic],
+  });
+  return Number(rows[0]?.id ?? 0);
+}
+
+/** How many copies wait for `topic`, and how long the oldest has (0 when none). */
+export async function pendingCopies(pool: pg.Pool, topic: string): Promise<{ count: number; oldestSeconds: number }> {
+  const { rows } = await pool.query<{ count: number; oldest: number | null }>({
+    name: 'pending-dlq-copies',
+    text: `SELECT count(*)::int AS count, extract(epoch FROM now() - min(quarantined_at))::float8 AS oldest
+             FROM quarantine WHERE dlq_pending AND source_topic = $1`,
+    values: [topic],
+  });
   return { count: rows[0]?.count ?? 0, oldestSeconds: Math.max(0, rows[0]?.oldest ?? 0) };
 }

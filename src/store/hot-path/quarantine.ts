@@ -37,7 +37,22 @@ export const MAX_BYTES_PER_INSERT = 16 * 1024 * 1024;
  */
 export async function quarantineRecords(client: pg.ClientBase, records: readonly RejectedRecord[], options: { copyToDlq?: boolean } = {}): Promise<void> {
   const recordBytes = (r: RejectedRecord) => (r.key?.length ?? 0) + (r.value?.length ?? 0);
-  for (const group of groupsWithin(records, MAX_BYTES_PER_INSERT, recordBytes)) await insertQuarantined(client, group, options.copyToDlq ?? false);
+  for (const group of groupsWithin(onceEach(records), MAX_BYTES_PER_INSERT, recordBytes)) await insertQuarantined(client, group, options.copyToDlq ?? false);
+}
+
+/**
+ * Each record once by position and bytes (what the unique key holds): an INSERT whose ON
+ * CONFLICT DO UPDATE meets one key twice fails whole (21000), which no retry would cure.
+ */
+function onceEach(records: readonly RejectedRecord[]): RejectedRecord[] {
+  const seen = new Map<string, (Buffer | null)[]>();
+  return records.filter((r) => {
+    const position = `${r.topic}\t${r.partition}\t${r.offset}`;
+    const values = seen.get(position) ?? [];
+    if (values.some((v) => (v === null ? r.value === null : r.value !== null && v.equals(r.value)))) return false;
+    seen.set(position, [...values, r.value]);
+    return true;
+  });
 }
 
 async function insertQuarantined(client: pg.ClientBase, records: readonly RejectedRecord[], copyToDlq: boolean): Promise<void> {
@@ -45,7 +60,9 @@ async function insertQuarantined(client: pg.ClientBase, records: readonly Reject
     name: 'quarantine-records',
     text: `INSERT INTO quarantine (source_topic, source_partition, source_offset, record_key, record_value, reason, detail, dlq_pending)
            SELECT *, $8::boolean FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bytea[], $5::bytea[], $6::text[], $7::text[])
-           ON CONFLICT (source_topic, source_partition, source_offset, record_digest) DO NOTHING`,
+           ON CONFLICT (source_topic, source_partition, source_offset, record_digest) DO UPDATE SET dlq_pending = true
+             -- Quarantined before without a copy (by a backfill of the same topic): the hot path's reject still gets one.
+             WHERE excluded.dlq_pending AND NOT quarantine.dlq_pending AND quarantine.dlq_sent_at IS NULL`,
     values: [
       records.map((r) => r.topic),
       records.map((r) => r.partition),

@@ -3,13 +3,16 @@
 -- may not be created, a missing WRITE permission, too few in-sync replicas) held that
 -- micro-batch, and everything behind it, for ever. Now a reject's quarantine row, committed
 -- with its micro-batch, says its copy is still to be sent (`dlq_pending`), and the DLQ relay
--- of `hunt ingest` sends it and clears the flag afterwards (src/ingest/dlq-relay.ts).
+-- of `hunt ingest` sends it and records when (`dlq_sent_at`; src/ingest/dlq-relay.ts).
 -- `dlq_claimed_until`: a relay's lease on the rows it is sending, so the group's other
--- members leave them alone until it has sent them or died.
+-- members leave them alone until it has sent them or died; its value also tells one claim
+-- from the next.
 --
--- Upgrading: adding the columns is instant (constant default); the index is built under a
--- lock that waits for the hot path's commits, on a table of rejects only.
+-- Upgrading: adding the columns is instant (no default to write); building the index holds
+-- quarantine's lock (and the hot path's commits that carry rejects) for a scan of the table:
+-- well under a second for thousands of rows, seconds for millions.
 ALTER TABLE quarantine
   ADD COLUMN dlq_pending boolean NOT NULL DEFAULT false,
-  ADD COLUMN dlq_claimed_until timestamptz;
-CREATE INDEX quarantine_dlq_pending ON quarantine (id) WHERE dlq_pending;
+  ADD COLUMN dlq_claimed_until timestamptz,
+  ADD COLUMN dlq_sent_at timestamptz;
+CREATE INDEX quarantine_dlq_pending ON quarantine (source_topic, id) WHERE dlq_pending;
