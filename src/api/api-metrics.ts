@@ -23,8 +23,6 @@ export interface StreamFigures {
 }
 
 export function createApiMetrics(registry: Registry, streams: () => StreamFigures): ApiMetrics {
-  let droppedSeen = 0;
-  let failedSeen = 0;
   return {
     responses: new Counter({
       name: 'hunt_api_responses_total',
@@ -47,26 +45,18 @@ export function createApiMetrics(registry: Registry, streams: () => StreamFigure
         this.set(streams().streams);
       },
     }),
-    streamsDroppedSlow: new Counter({
-      name: 'hunt_api_streams_dropped_slow_total',
-      help: 'Live leaderboard streams closed because their client stopped reading (the socket stayed full for two heartbeats)',
-      registers: [registry],
-      collect() {
-        const total = streams().slowStreamsDropped;
-        this.inc(total - droppedSeen);
-        droppedSeen = total;
-      },
-    }),
-    streamReadFailures: new Counter({
-      name: 'hunt_api_stream_read_failures_total',
-      help: 'Live leaderboard reads that failed (tried again in the next window, each hunt alone)',
-      registers: [registry],
-      collect() {
-        const total = streams().failedReads;
-        this.inc(total - failedSeen);
-        failedSeen = total;
-      },
-    }),
+    streamsDroppedSlow: runningTotal(
+      registry,
+      'hunt_api_streams_dropped_slow_total',
+      'Live leaderboard streams closed because their client stopped reading (the socket stayed full for two heartbeats)',
+      () => streams().slowStreamsDropped,
+    ),
+    streamReadFailures: runningTotal(
+      registry,
+      'hunt_api_stream_read_failures_total',
+      'Live leaderboard reads that failed (tried again in the next window, each hunt alone)',
+      () => streams().failedReads,
+    ),
     streamHuntsFailing: new Gauge({
       name: 'hunt_api_stream_hunts_failing',
       help: 'Hunts whose live streams push no changes because their leaderboard read fails, read alone',
@@ -76,6 +66,21 @@ export function createApiMetrics(registry: Registry, streams: () => StreamFigure
       },
     }),
   };
+}
+
+/** A counter of a total kept elsewhere, brought up to it at each scrape. */
+function runningTotal(registry: Registry, name: string, help: string, total: () => number): Counter {
+  let seen = 0;
+  return new Counter({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      const now = total();
+      this.inc(now - seen);
+      seen = now;
+    },
+  });
 }
 
 /**

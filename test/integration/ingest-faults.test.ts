@@ -8,78 +8,17 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
-import kafkajs from 'kafkajs';
 import pg from 'pg';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { HuntEvent } from '../../src/events/schema';
 import { foldEvents } from '../../src/rules/reference';
-import { loadConfig } from '../../src/config';
-import { DLQ_HEADROOM_BYTES } from '../../src/ingest/topics';
-import { adminConnectionString, createTestDatabase, type TestDatabase } from '../helpers/database';
-import { clueFound, recordOf } from '../helpers/event-builders';
-import { BROKER_MAX_MESSAGE_BYTES, createTestTopics, endOffsets, projectionOf, readTopic, sendRecords, startIngestProcess, testKafka, waitCaughtUp, type IngestProcess, type TestTopics } from '../helpers/ingest';
+import { createTestTopics, endOffsets, projectionOf, sendRecords, startIngestProcess, testKafka, waitCaughtUp, type IngestProcess } from '../helpers/ingest';
+import {
+  asAdmin, asRecords, dropConnections, eventCount, eventsFor, expectNoLogReset, metricsOf, readyz, recordsRead, recreateTopic, send, sleep, storedOffset, useIngestFaultKit,
+} from '../helpers/ingest-faults';
 import { waitFor } from '../helpers/wait';
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterAll(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
-});
-
-async function database(): Promise<TestDatabase> {
-  const db = await createTestDatabase();
-  cleanups.push(() => db.dispose());
-  return db;
-}
-function track(ingest: IngestProcess): IngestProcess {
-  cleanups.push(() => ingest.kill('SIGKILL'));
-  return ingest;
-}
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** `hunt ingest` on the test's database and topics, ready, killed after the file's tests. */
-async function runIngest(db: TestDatabase, topics: TestTopics, env?: Record<string, string>): Promise<IngestProcess> {
-  const ingest = track(startIngestProcess(db.url, topics, env));
-  await ingest.ready();
-  return ingest;
-}
-/** Waits until the position stored for partition 0 is `offset`. */
-const waitStored = (db: TestDatabase, topics: TestTopics, offset: bigint, what: string) =>
-  waitFor(what, async () => (await storedOffset(db, topics)) === offset, { timeoutMs: 30_000, intervalMs: 200 });
-/** The process took no log for reset: none logged, none counted. */
-async function expectNoLogReset(ingest: IngestProcess): Promise<void> {
-  expect(fs.readFileSync(ingest.logFile, 'utf8')).not.toMatch(/is not the one applied there|reading it again from offset/);
-  expect(await metricsOf(ingest)).not.toMatch(/hunt_ingest_log_resets_total\{[^}]*\} [1-9]/);
-}
-
-const base = Date.now() - 3_600_000;
-function eventsFor(prefix: string, count: number, from = 0): HuntEvent[] {
-  return Array.from({ length: count }, (_, k) => {
-    const i = from + k;
-    return clueFound({ eventId: `${prefix}-${i}`, huntId: `hunt-${i % 5}`, playerId: `p${i % 17}`, clueId: `c${i}`, points: i % 20, occurredAt: new Date(base + i).toISOString() });
-  });
-}
-const asRecords = (events: HuntEvent[]) => events.map((e) => ({ key: e.huntId, value: recordOf(e) }));
-const send = (topic: string, events: HuntEvent[]) => sendRecords(topic, asRecords(events));
-
-/** Runs SQL on the cluster's maintenance database (ALTER DATABASE, pg_terminate_backend). */
-async function asAdmin(sql: string, values: unknown[] = []): Promise<void> {
-  const admin = new pg.Client({ connectionString: adminConnectionString(loadConfig().databaseUrl) });
-  await admin.connect();
-  try {
-    await admin.query(sql, values);
-  } finally {
-    await admin.end();
-  }
-}
-const dropConnections = (db: TestDatabase) =>
-  asAdmin('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [db.name]);
-
-async function readyz(ingest: IngestProcess): Promise<{ status: number; body: { error?: string } }> {
-  const res = await fetch(`${ingest.apiUrl}/readyz`);
-  return { status: res.status, body: (await res.json()) as { error?: string } };
-}
-const metricsOf = async (ingest: IngestProcess) => (await fetch(`${ingest.apiUrl}/metrics`)).text();
-const recordsRead = (metrics: string) => Number(/^hunt_ingest_records_read_total (\d+)$/m.exec(metrics)?.[1] ?? 0);
+const { database, track, runIngest, waitStored, onCleanup } = useIngestFaultKit();
 
 describe('the stall signal', () => {
   it('answers 503 with a reason within the stall limit plus 5 s while Postgres refuses writes, and 200 after', async () => {
@@ -138,7 +77,7 @@ describe('no loss window', () => {
       locker.release();
     };
     // If the test fails while the lock is held, the database's disposal would wait on it forever.
-    cleanups.push(unlock);
+    onCleanup(unlock);
     await locker.query('BEGIN');
     await locker.query('LOCK TABLE hunts IN ACCESS EXCLUSIVE MODE');
     const events = eventsFor('k', 500);
@@ -240,102 +179,6 @@ describe('a log that went back', () => {
     expect(log).toMatch(/ends at offset 40, before the position 100: the topic was recreated or its log truncated; reading it again from offset 0/);
     expect(await metricsOf(second)).toMatch(/hunt_ingest_log_resets_total\{topic="[^"]+",partition="0"\} 1\b/);
     expect((await readyz(second)).status).toBe(200);
-  });
-});
-
-const pendingCopies = async (db: TestDatabase) => Number((await db.pool.query('SELECT count(*) AS n FROM quarantine WHERE dlq_pending')).rows[0].n);
-
-describe('a DLQ topic deleted under the running consumer', () => {
-  it('does not hold the stream; the relay creates it again with the size it needs and sends the copy', async () => {
-    const db = await database();
-    const topics = await createTestTopics(1);
-    const ingest = await runIngest(db, topics);
-    const events = eventsFor('dq', 3);
-    const admin = testKafka().admin();
-    await admin.connect();
-    try {
-      await admin.deleteTopics({ topics: [topics.dlq] });
-      await sendRecords(topics.events, [...asRecords(events.slice(0, 2)), { key: 'hunt-0', value: '{"eventId": "half' }, ...asRecords(events.slice(2))]);
-      await waitStored(db, topics, 4n, 'the micro-batch with the reject to commit');
-      await waitFor('the copy to be sent', async () => (await pendingCopies(db)) === 0, { timeoutMs: 60_000, intervalMs: 200 });
-      expect(fs.readFileSync(ingest.logFile, 'utf8')).toMatch(/the DLQ topic is gone \(deleted\?\); creating it again as at start-up/);
-      const [dlqConfig] = (await admin.describeConfigs({ resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: topics.dlq }], includeSynonyms: false })).resources;
-      const maxMessageBytes = Number(dlqConfig?.configEntries.find((e) => e.configName === 'max.message.bytes')?.configValue);
-      expect(maxMessageBytes).toBeGreaterThanOrEqual(BROKER_MAX_MESSAGE_BYTES + DLQ_HEADROOM_BYTES);
-    } finally {
-      await admin.disconnect();
-    }
-    const copies = await readTopic(topics.dlq, 1);
-    expect(copies.map((c) => [c.headers['error.reason'], c.value?.toString()])).toEqual([['invalid_json', '{"eventId": "half']]);
-    expect(await projectionOf(db.pool)).toEqual(foldEvents(events));
-    const { rows } = await db.pool.query<{ reason: string }>('SELECT reason FROM quarantine');
-    expect(rows.map((r) => r.reason)).toEqual(['invalid_json']);
-    // The DLQ producer's "does not host this topic-partition" is about the DLQ topic, not the input.
-    expect(fs.readFileSync(ingest.logFile, 'utf8')).not.toMatch(/partitions were unknown to the broker/);
-    await expectNoLogReset(ingest);
-  });
-});
-
-describe('a DLQ topic that refuses every copy', () => {
-  it('does not hold the stream: rejects are quarantined and counted as waiting, and their copies go once it takes them', async () => {
-    const db = await database();
-    const topics = await createTestTopics(2);
-    const admin = testKafka().admin();
-    await admin.connect();
-    // A limit below any record batch, set under the running consumer (start-up would raise
-    // it): every copy is refused (MESSAGE_TOO_LARGE, even without its bytes) for as long as
-    // it stays, as a DLQ without WRITE permission or with its replicas down would.
-    const dlqLimit = (maxMessageBytes: number) => ({
-      validateOnly: false,
-      resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: topics.dlq, configEntries: [{ name: 'max.message.bytes', value: String(maxMessageBytes) }] }],
-    });
-    try {
-      const ingest = await runIngest(db, topics);
-      await admin.alterConfigs(dlqLimit(50));
-      const probe = testKafka().producer();
-      await probe.connect();
-      await waitFor('the broker to apply the limit', () => probe.send({ topic: topics.dlq, acks: -1, messages: [{ value: 'probe' }] }).then(() => false, () => true), { timeoutMs: 30_000, intervalMs: 200 });
-      await probe.disconnect();
-      const events = eventsFor('nr', 200);
-      const rejects = ['{"eventId": "one', '{"eventId": "two', 'three'].map((value, i) => ({ key: `hunt-${i}`, value }));
-      await sendRecords(topics.events, [...asRecords(events.slice(0, 100)), ...rejects, ...asRecords(events.slice(100))]);
-      // Everything commits, the rejects' micro-batches too: before, they waited for the DLQ for ever.
-      await waitCaughtUp(db.pool, topics);
-      expect(await projectionOf(db.pool)).toEqual(foldEvents(events));
-      expect(await pendingCopies(db)).toBe(3);
-      await waitFor('the relay to report its failure and the waiting copies', async () => {
-        const metrics = await metricsOf(ingest);
-        return /^hunt_ingest_dlq_copies_pending 3$/m.test(metrics) && /^hunt_ingest_dlq_relay_failures_total [1-9]/m.test(metrics);
-      }, { timeoutMs: 90_000, intervalMs: 500 });
-      expect((await readyz(ingest)).status).toBe(200);
-      const refusal = fs.readFileSync(ingest.logFile, 'utf8').split('\n').find((line) => line.includes('could not copy rejects to the DLQ; they stay quarantined'));
-      expect(refusal).toMatch(/MESSAGE_TOO_LARGE/);
-
-      await admin.alterConfigs(dlqLimit(BROKER_MAX_MESSAGE_BYTES + DLQ_HEADROOM_BYTES));
-      await waitFor('the copies to be sent', async () => (await pendingCopies(db)) === 0, { timeoutMs: 90_000, intervalMs: 500 });
-      const copies = (await readTopic(topics.dlq, 3)).filter((c) => c.value?.toString() !== 'probe');
-      expect(copies.map((c) => c.value?.toString()).sort()).toEqual(rejects.map((r) => r.value).sort());
-      expect(copies.every((c) => c.headers['error.reason'] === 'invalid_json')).toBe(true);
-      await waitFor('the gauge to clear', async () => /^hunt_ingest_dlq_copies_pending 0$/m.test(await metricsOf(ingest)), { timeoutMs: 10_000, intervalMs: 200 });
-    } finally {
-      await admin.disconnect();
-    }
-  });
-});
-
-describe("a database whose default statement_timeout is shorter than a full micro-batch", () => {
-  it('does not hold the backlog: the hot path sets its own limit on its sessions', { timeout: 180_000 }, async () => {
-    const db = await database();
-    const topics = await createTestTopics(2);
-    // A managed Postgres's role or database default, far below what 5,000 events take.
-    await db.pool.query(`ALTER DATABASE "${db.name}" SET statement_timeout = '40ms'`);
-    const events = eventsFor('st', 40_000);
-    await sendRecords(topics.events, asRecords(events));
-    const ingest = await runIngest(db, topics);
-    await waitCaughtUp(db.pool, topics, 120_000);
-    expect(await eventCount(db)).toBe(events.length);
-    // Before, every full micro-batch failed with 57014 (canceled by statement timeout) and was retried as it was.
-    expect(await metricsOf(ingest)).toMatch(/^hunt_ingest_commit_retries_total 0$/m);
   });
 });
 
@@ -501,33 +344,6 @@ describe('a log replaced by a longer one', () => {
   it('is read from its start when the topic was recreated while ingest ran', () => replaced(true));
 });
 
-async function eventCount(db: TestDatabase): Promise<number> {
-  const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM events');
-  return rows[0]?.n ?? 0;
-}
-
-async function storedOffset(db: TestDatabase, topics: { events: string; groupId: string }): Promise<bigint | undefined> {
-  const { rows } = await db.pool.query<{ next_offset: string }>(
-    'SELECT next_offset FROM consumer_offsets WHERE group_id = $1 AND topic = $2 AND partition = 0',
-    [topics.groupId, topics.events],
-  );
-  return rows[0] ? BigInt(rows[0].next_offset) : undefined;
-}
-
-/** Deletes `topic` and creates it again with one partition (deletion finishes in the background: retried until the name is free). */
-async function recreateTopic(topic: string): Promise<void> {
-  const admin = testKafka().admin();
-  await admin.connect();
-  try {
-    await admin.deleteTopics({ topics: [topic] });
-    await waitFor(`${topic} to be created again`, async () =>
-      admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true }).then(() => true, () => false),
-    { timeoutMs: 30_000, intervalMs: 500 });
-  } finally {
-    await admin.disconnect();
-  }
-}
-
 describe('a backlog waiting at start-up', () => {
   // The join's reload of the positions raced the first fetches: they were taken while it ran,
   // so the record it then checked was one still buffered, not yet committed, and looked
@@ -600,7 +416,7 @@ describe('start-up', () => {
     await send(topics.events, eventsFor('p', 20));
     const blocker = net.createServer();
     await new Promise<void>((resolve) => blocker.listen(0, '0.0.0.0', resolve));
-    cleanups.push(() => new Promise((resolve) => blocker.close(resolve)));
+    onCleanup(() => new Promise((resolve) => blocker.close(resolve)));
     const port = (blocker.address() as net.AddressInfo).port;
     const ingest = track(startIngestProcess(db.url, topics, { API_PORT: String(port) }));
     const code = await new Promise<number | null>((resolve) => ingest.child.once('exit', (c) => resolve(c)));

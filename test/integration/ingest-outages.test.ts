@@ -1,0 +1,114 @@
+/**
+ * Outages of what the hot path depends on, besides its own code, on the real Kafka and
+ * Postgres: a DLQ topic deleted under the running consumer, one that refuses every copy,
+ * and a database whose default statement_timeout is shorter than a micro-batch. None may
+ * hold the stream: rejects are quarantined with their micro-batch and their DLQ copies wait
+ * (counted) for the relay, and the hot path sets its own statement limit.
+ */
+import fs from 'node:fs';
+import kafkajs from 'kafkajs';
+import { describe, expect, it } from 'vitest';
+import { foldEvents } from '../../src/rules/reference';
+import { DLQ_HEADROOM_BYTES } from '../../src/ingest/topics';
+import type { TestDatabase } from '../helpers/database';
+import { BROKER_MAX_MESSAGE_BYTES, createTestTopics, projectionOf, readTopic, sendRecords, testKafka, waitCaughtUp } from '../helpers/ingest';
+import { asRecords, eventCount, eventsFor, expectNoLogReset, metricsOf, readyz, useIngestFaultKit } from '../helpers/ingest-faults';
+import { waitFor } from '../helpers/wait';
+
+const { database, runIngest, waitStored } = useIngestFaultKit();
+
+const pendingCopies = async (db: TestDatabase) => Number((await db.pool.query('SELECT count(*) AS n FROM quarantine WHERE dlq_pending')).rows[0].n);
+
+describe('a DLQ topic deleted under the running consumer', () => {
+  it('does not hold the stream; the relay creates it again with the size it needs and sends the copy', async () => {
+    const db = await database();
+    const topics = await createTestTopics(1);
+    const ingest = await runIngest(db, topics);
+    const events = eventsFor('dq', 3);
+    const admin = testKafka().admin();
+    await admin.connect();
+    try {
+      await admin.deleteTopics({ topics: [topics.dlq] });
+      await sendRecords(topics.events, [...asRecords(events.slice(0, 2)), { key: 'hunt-0', value: '{"eventId": "half' }, ...asRecords(events.slice(2))]);
+      await waitStored(db, topics, 4n, 'the micro-batch with the reject to commit');
+      await waitFor('the copy to be sent', async () => (await pendingCopies(db)) === 0, { timeoutMs: 60_000, intervalMs: 200 });
+      expect(fs.readFileSync(ingest.logFile, 'utf8')).toMatch(/the DLQ topic is gone \(deleted\?\); creating it again as at start-up/);
+      const [dlqConfig] = (await admin.describeConfigs({ resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: topics.dlq }], includeSynonyms: false })).resources;
+      const maxMessageBytes = Number(dlqConfig?.configEntries.find((e) => e.configName === 'max.message.bytes')?.configValue);
+      expect(maxMessageBytes).toBeGreaterThanOrEqual(BROKER_MAX_MESSAGE_BYTES + DLQ_HEADROOM_BYTES);
+    } finally {
+      await admin.disconnect();
+    }
+    const copies = await readTopic(topics.dlq, 1);
+    expect(copies.map((c) => [c.headers['error.reason'], c.value?.toString()])).toEqual([['invalid_json', '{"eventId": "half']]);
+    expect(await projectionOf(db.pool)).toEqual(foldEvents(events));
+    const { rows } = await db.pool.query<{ reason: string }>('SELECT reason FROM quarantine');
+    expect(rows.map((r) => r.reason)).toEqual(['invalid_json']);
+    // The DLQ producer's "does not host this topic-partition" is about the DLQ topic, not the input.
+    expect(fs.readFileSync(ingest.logFile, 'utf8')).not.toMatch(/partitions were unknown to the broker/);
+    await expectNoLogReset(ingest);
+  });
+});
+
+describe('a DLQ topic that refuses every copy', () => {
+  it('does not hold the stream: rejects are quarantined and counted as waiting, and their copies go once it takes them', async () => {
+    const db = await database();
+    const topics = await createTestTopics(2);
+    const admin = testKafka().admin();
+    await admin.connect();
+    // A limit below any record batch, set under the running consumer (start-up would raise
+    // it): every copy is refused (MESSAGE_TOO_LARGE, even without its bytes) for as long as
+    // it stays, as a DLQ without WRITE permission or with its replicas down would.
+    const dlqLimit = (maxMessageBytes: number) => ({
+      validateOnly: false,
+      resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: topics.dlq, configEntries: [{ name: 'max.message.bytes', value: String(maxMessageBytes) }] }],
+    });
+    try {
+      const ingest = await runIngest(db, topics);
+      await admin.alterConfigs(dlqLimit(50));
+      const probe = testKafka().producer();
+      await probe.connect();
+      await waitFor('the broker to apply the limit', () => probe.send({ topic: topics.dlq, acks: -1, messages: [{ value: 'probe' }] }).then(() => false, () => true), { timeoutMs: 30_000, intervalMs: 200 });
+      await probe.disconnect();
+      const events = eventsFor('nr', 200);
+      const rejects = ['{"eventId": "one', '{"eventId": "two', 'three'].map((value, i) => ({ key: `hunt-${i}`, value }));
+      await sendRecords(topics.events, [...asRecords(events.slice(0, 100)), ...rejects, ...asRecords(events.slice(100))]);
+      // Everything commits, the rejects' micro-batches too: before, they waited for the DLQ for ever.
+      await waitCaughtUp(db.pool, topics);
+      expect(await projectionOf(db.pool)).toEqual(foldEvents(events));
+      expect(await pendingCopies(db)).toBe(3);
+      await waitFor('the relay to report its failure and the waiting copies', async () => {
+        const metrics = await metricsOf(ingest);
+        return /^hunt_ingest_dlq_copies_pending 3$/m.test(metrics) && /^hunt_ingest_dlq_relay_failures_total [1-9]/m.test(metrics);
+      }, { timeoutMs: 90_000, intervalMs: 500 });
+      expect((await readyz(ingest)).status).toBe(200);
+      const refusal = fs.readFileSync(ingest.logFile, 'utf8').split('\n').find((line) => line.includes('could not copy rejects to the DLQ; they stay quarantined'));
+      expect(refusal).toMatch(/MESSAGE_TOO_LARGE/);
+
+      await admin.alterConfigs(dlqLimit(BROKER_MAX_MESSAGE_BYTES + DLQ_HEADROOM_BYTES));
+      await waitFor('the copies to be sent', async () => (await pendingCopies(db)) === 0, { timeoutMs: 90_000, intervalMs: 500 });
+      const copies = (await readTopic(topics.dlq, 3)).filter((c) => c.value?.toString() !== 'probe');
+      expect(copies.map((c) => c.value?.toString()).sort()).toEqual(rejects.map((r) => r.value).sort());
+      expect(copies.every((c) => c.headers['error.reason'] === 'invalid_json')).toBe(true);
+      await waitFor('the gauge to clear', async () => /^hunt_ingest_dlq_copies_pending 0$/m.test(await metricsOf(ingest)), { timeoutMs: 10_000, intervalMs: 200 });
+    } finally {
+      await admin.disconnect();
+    }
+  });
+});
+
+describe("a database whose default statement_timeout is shorter than a full micro-batch", () => {
+  it('does not hold the backlog: the hot path sets its own limit on its sessions', { timeout: 180_000 }, async () => {
+    const db = await database();
+    const topics = await createTestTopics(2);
+    // A managed Postgres's role or database default, far below what 5,000 events take.
+    await db.pool.query(`ALTER DATABASE "${db.name}" SET statement_timeout = '40ms'`);
+    const events = eventsFor('st', 40_000);
+    await sendRecords(topics.events, asRecords(events));
+    const ingest = await runIngest(db, topics);
+    await waitCaughtUp(db.pool, topics, 120_000);
+    expect(await eventCount(db)).toBe(events.length);
+    // Before, every full micro-batch failed with 57014 (canceled by statement timeout) and was retried as it was.
+    expect(await metricsOf(ingest)).toMatch(/^hunt_ingest_commit_retries_total 0$/m);
+  });
+});
