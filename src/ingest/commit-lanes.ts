@@ -32,12 +32,16 @@ export interface CommitLanes {
   health: IngestHealth;
 }
 
-export function createCommitLanes(
-  deps: CommitLaneDeps,
-  isStopping: () => boolean,
-  onCommitted: (offsets: PartitionOffset[]) => void,
-  onRejectsQuarantined: () => void,
-): CommitLanes {
+/** What the lanes tell the consumer, and ask it. */
+export interface CommitLaneHooks {
+  isStopping: () => boolean;
+  /** Offsets now in Postgres (for Kafka's trailing committed offsets). */
+  onCommitted: (offsets: PartitionOffset[]) => void;
+  /** Rejects were quarantined: their DLQ copies wait for the relay. */
+  onRejectsQuarantined: () => void;
+}
+
+export function createCommitLanes(deps: CommitLaneDeps, hooks: CommitLaneHooks): CommitLanes {
   const { config, pool, metrics, logger } = deps;
   const sizing = new BatchSizing({ mode: config.ingest.batchMode, ...config.ingest });
   metrics.batchTarget.set(sizing.targetRecords);
@@ -47,9 +51,7 @@ export function createCommitLanes(
     metrics,
     logger,
     sizing,
-    isStopping,
-    onCommitted,
-    onRejectsQuarantined,
+    ...hooks,
     freshness: deps.freshness,
   });
   // Lanes commit concurrently, each on its own connection, so Postgres can use more than one

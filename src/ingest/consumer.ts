@@ -82,7 +82,11 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
   const kafkaCommits = trailingKafkaCommits(consumer, logger);
   const recreateDlq = () => createDlqAgain(deps.dlqKafka ?? kafka, config.kafka.topics.dlq, deps.topicLimits.dlqMaxMessageBytes);
   let wakeDlqRelay: () => void = () => undefined; // the relay starts once the DLQ producer is connected
-  const { lanes, laneOf, health } = createCommitLanes(deps, () => stopping, (offsets) => kafkaCommits.note(offsets), () => wakeDlqRelay());
+  const { lanes, laneOf, health } = createCommitLanes(deps, {
+    isStopping: () => stopping,
+    onCommitted: (offsets) => kafkaCommits.note(offsets),
+    onRejectsQuarantined: () => wakeDlqRelay(),
+  });
   // Before a join loads the positions, and before this member rejoins for a rebalance (so the
   // members taking partitions over start after what it took): bounded like a handover, so a
   // Postgres that does not answer cannot hold the group.

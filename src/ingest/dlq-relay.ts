@@ -16,7 +16,7 @@
  */
 import type pg from 'pg';
 import type { Logger } from '../log';
-import { claimPendingCopies, markCopiesSent, newestPendingId, pendingCopies, releaseClaim, type PendingCopy } from '../store/hot-path/dlq-outbox';
+import { claimPendingCopies, markCopiesSent, newestPendingId, pendingCopies, releaseClaim, type Claim, type PendingCopy } from '../store/hot-path/dlq-outbox';
 import { withTimeout } from '../time-limit';
 import { failureCode, type DlqSender } from './dlq';
 import type { IngestMetrics } from './metrics';
@@ -75,10 +75,13 @@ export function startDlqRelay(deps: DlqRelayDeps): DlqRelay {
       };
     });
 
+  /** The claim being sent, if any: a stop that runs out of time gives it up. */
+  let inFlight: Claim | undefined;
   /** One claim, sent send by send, each marked as it is acknowledged; the number of copies sent. */
   const relayOnce = async (upToId?: number): Promise<number> => {
     const claim = await claimPendingCopies(pool, { topic, maxBytes: CLAIM_MAX_BYTES, maxRows: CLAIM_MAX_ROWS, leaseMs: CLAIM_LEASE_MS, upToId });
     if (claim.copies.length === 0) return 0;
+    inFlight = claim;
     let sent = 0;
     const onSent = async (copies: PendingCopy[]) => {
       await markCopiesSent(pool, copies.map((c) => c.id));
@@ -91,6 +94,8 @@ export function startDlqRelay(deps: DlqRelayDeps): DlqRelay {
       // The rest would wait out the lease before anyone, this relay too, tried them again.
       await releaseClaim(pool, claim).catch(() => undefined);
       throw err;
+    } finally {
+      inFlight = undefined;
     }
     return sent;
   };
@@ -151,9 +156,11 @@ export function startDlqRelay(deps: DlqRelayDeps): DlqRelay {
       stopping = true;
       clearInterval(gauges);
       wake();
-      await withTimeout(running.then(sendWaiting), timeoutMs).catch((err: unknown) =>
-        logger.warn({ err }, 'DLQ copies left unsent at stop; they stay quarantined and the next run or another member sends them'),
-      );
+      await withTimeout(running.then(sendWaiting), timeoutMs).catch(async (err: unknown) => {
+        logger.warn({ err }, 'DLQ copies left unsent at stop; they stay quarantined and the next run or another member sends them');
+        // Not under this member's lease for 2 minutes: the others may take them at once.
+        if (inFlight) await releaseClaim(pool, inFlight).catch(() => undefined);
+      });
     },
   };
 }
