@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { loadConfig } from '../config';
 import { storedReport } from '../store/correctness/data-quality';
 import { createPool } from '../store/pool';
+import { pendingCopies } from '../store/hot-path/dlq-outbox';
 import { latestWaiting, quarantineByReason } from '../store/read/quarantine-backlog';
 import { startJob } from './jobs';
 
@@ -62,8 +63,12 @@ export function registerCorrectnessCommands(program: Command): void {
       await withPool(async (pool) => {
         const byReason = await quarantineByReason(pool);
         for (const r of byReason) console.log(`${r.reason.padEnd(18)} waiting ${r.waiting}  replayed ${r.replayed}`);
+        const copies = await pendingCopies(pool, null);
+        if (copies.count > 0) console.log(`DLQ copies not sent yet: ${copies.count} (oldest ${Math.round(copies.oldestSeconds)} s; see docs/operators.md#huntdlqcopieswaiting)`);
         const rows = await latestWaiting(pool, opts.reason ?? null, Number(opts.limit));
-        for (const r of rows) console.log(`#${r.id} ${r.reason} ${r.source_topic}/${r.source_partition}@${r.source_offset}: ${r.detail}`);
+        for (const r of rows) {
+          console.log(`#${r.id} ${r.reason} ${r.source_topic}/${r.source_partition}@${r.source_offset}${r.dlq_pending ? ' [DLQ copy not sent yet]' : ''}: ${r.detail}`);
+        }
       });
     });
   dlq

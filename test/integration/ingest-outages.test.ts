@@ -13,6 +13,7 @@ import { DLQ_HEADROOM_BYTES } from '../../src/ingest/topics';
 import type { TestDatabase } from '../helpers/database';
 import { BROKER_MAX_MESSAGE_BYTES, createTestTopics, projectionOf, readTopic, sendRecords, testKafka, waitCaughtUp } from '../helpers/ingest';
 import { asRecords, eventCount, eventsFor, expectNoLogReset, metricsOf, readyz, useIngestFaultKit } from '../helpers/ingest-faults';
+import { runHunt } from '../helpers/hunt-command';
 import { waitFor } from '../helpers/wait';
 
 const { database, runIngest, waitStored } = useIngestFaultKit();
@@ -82,6 +83,9 @@ describe('a DLQ topic that refuses every copy', () => {
         return /^hunt_ingest_dlq_copies_pending 3$/m.test(metrics) && /^hunt_ingest_dlq_relay_failures_total [1-9]/m.test(metrics);
       }, { timeoutMs: 90_000, intervalMs: 500 });
       expect((await readyz(ingest)).status).toBe(200);
+      const listed = await runHunt(['dlq', 'list'], { DATABASE_URL: db.url });
+      expect(listed.stdout).toMatch(/^DLQ copies not sent yet: 3 \(oldest \d+ s/m);
+      expect(listed.stdout.match(/\[DLQ copy not sent yet\]/g)).toHaveLength(3);
       const refusal = fs.readFileSync(ingest.logFile, 'utf8').split('\n').find((line) => line.includes('could not copy rejects to the DLQ; they stay quarantined'));
       expect(refusal).toMatch(/MESSAGE_TOO_LARGE/);
 

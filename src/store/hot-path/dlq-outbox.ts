@@ -110,12 +110,12 @@ export async function newestPendingId(pool: pg.Pool, topic: string): Promise<num
   return Number(rows[0]?.id ?? 0);
 }
 
-/** How many copies wait for `topic`, and how long the oldest has (0 when none). */
-export async function pendingCopies(pool: pg.Pool, topic: string): Promise<{ count: number; oldestSeconds: number }> {
+/** How many copies wait for `topic` (every topic's when null), and how long the oldest has (0 when none). */
+export async function pendingCopies(pool: pg.Pool, topic: string | null): Promise<{ count: number; oldestSeconds: number }> {
   const { rows } = await pool.query<{ count: number; oldest: number | null }>({
     name: 'pending-dlq-copies',
     text: `SELECT count(*)::int AS count, extract(epoch FROM now() - min(quarantined_at))::float8 AS oldest
-             FROM quarantine WHERE dlq_pending AND source_topic = $1`,
+             FROM quarantine WHERE dlq_pending AND ($1::text IS NULL OR source_topic = $1)`,
     values: [topic],
   });
   return { count: rows[0]?.count ?? 0, oldestSeconds: Math.max(0, rows[0]?.oldest ?? 0) };

@@ -48,14 +48,17 @@ export interface WaitingRecord {
   source_partition: number;
   source_offset: number;
   quarantined_at: Date;
+  /** Its DLQ copy is not sent yet (src/ingest/dlq-relay.ts). */
+  dlq_pending: boolean;
 }
 
 /** The newest `limit` records waiting for a replay, of one reason or all (`reason` null). */
 export async function latestWaiting(pool: pg.Pool, reason: string | null, limit: number): Promise<WaitingRecord[]> {
   const { rows } = await pool.query<WaitingRecord>(
-    `SELECT id, reason, detail, source_topic, source_partition, source_offset, quarantined_at FROM quarantine
+    `SELECT id, reason, detail, source_topic, source_partition, source_offset, quarantined_at, dlq_pending FROM quarantine
       WHERE replayed_at IS NULL AND ($1::text IS NULL OR reason = $1) ORDER BY id DESC LIMIT $2`,
     [reason, limit],
   );
   return rows;
 }
+
