@@ -89,14 +89,11 @@ export function createDlqSender(producer: Producer, topic: string, maxMessageByt
   };
   return {
     async send(records, onSent) {
-      const messages = records.map((r) => fitted(dlqMessage(r)));
-      const indexes = groupsWithin(messages.map((_, i) => i), Math.min(budget, MAX_SEND_BYTES), (i) => estimatedSize(messages[i] as Message));
+      const copies = records.map((record) => ({ record, message: fitted(dlqMessage(record)) }));
       try {
-        for (const group of indexes) {
-          const first = group[0] as number;
-          const end = first + group.length;
-          await sendFitting(messages.slice(first, end));
-          await onSent?.(records.slice(first, end));
+        for (const group of chunksWithin(copies, Math.min(budget, MAX_SEND_BYTES), (c) => c.message)) {
+          await sendFitting(group.map((c) => c.message));
+          await onSent?.(group.map((c) => c.record));
         }
       } catch (err) {
         if (recreateTopic && kafkaErrorTypes(err).includes('UNKNOWN_TOPIC_OR_PARTITION')) {
@@ -134,9 +131,12 @@ export function dlqMessage(r: RejectedRecord): Message {
   };
 }
 
-/** Groups messages, in order, so each group's estimated batch size stays within `budget` (a message alone may exceed it). */
-export function chunksWithin(messages: readonly Message[], budget: number): Message[][] {
-  return groupsWithin(messages, budget, estimatedSize);
+/**
+ * Groups items (messages, or what carries them: `messageOf`), in order, so each group's
+ * estimated batch size stays within `budget` (a message alone may exceed it).
+ */
+export function chunksWithin<T>(items: readonly T[], budget: number, messageOf: (item: T) => Message = (item) => item as Message): T[][] {
+  return groupsWithin(items, budget, (item) => estimatedSize(messageOf(item)));
 }
 
 export function estimatedSize(message: Message): number {

@@ -10,6 +10,7 @@ import kafkajs from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { foldEvents } from '../../src/rules/reference';
 import { DLQ_HEADROOM_BYTES } from '../../src/ingest/topics';
+import { pendingCopies as copiesWaiting } from '../../src/store/hot-path/dlq-outbox';
 import type { TestDatabase } from '../helpers/database';
 import { BROKER_MAX_MESSAGE_BYTES, createTestTopics, projectionOf, readTopic, sendRecords, testKafka, waitCaughtUp } from '../helpers/ingest';
 import { asRecords, eventCount, eventsFor, expectNoLogReset, metricsOf, readyz, useIngestFaultKit } from '../helpers/ingest-faults';
@@ -18,7 +19,7 @@ import { waitFor } from '../helpers/wait';
 
 const { database, runIngest, waitStored } = useIngestFaultKit();
 
-const pendingCopies = async (db: TestDatabase) => Number((await db.pool.query('SELECT count(*) AS n FROM quarantine WHERE dlq_pending')).rows[0].n);
+const pendingCopies = async (db: TestDatabase) => (await copiesWaiting(db.pool, null)).count;
 
 describe('a DLQ topic deleted under the running consumer', () => {
   it('does not hold the stream; the relay creates it again with the size it needs and sends the copy', async () => {
