@@ -88,7 +88,7 @@ export async function startSaslKafka(
   // SCRAM credentials live in the cluster metadata: the storage tool writes them at format time.
   const scram = [INTER_BROKER, ...users.filter((u) => u.mechanism === 'scram-sha-512')].map((u) => `SCRAM-SHA-512=[name=${u.username},password=${u.password}]`);
   scram.push(...users.filter((u) => u.mechanism === 'scram-sha-256').map((u) => `SCRAM-SHA-256=[name=${u.username},password=${u.password}]`));
-  await execFileAsync('java', [...jvm, 'kafka.tools.StorageTool', 'format', '-t', crypto.randomBytes(16).toString('base64url'), '-c', propertiesFile, ...scram.flatMap((s) => ['--add-scram', s])], { maxBuffer: 16 * 1024 * 1024 });
+  await execFileAsync('java', [...jvm, 'kafka.tools.StorageTool', 'format', `--cluster-id=${crypto.randomBytes(16).toString('base64url')}`, '-c', propertiesFile, ...scram.flatMap((s) => ['--add-scram', s])], { maxBuffer: 16 * 1024 * 1024 });
 
   const logFile = path.join(dir, 'kafka.log');
   const out = fs.openSync(logFile, 'a');
