@@ -29,6 +29,8 @@ export interface ApplyBenchOptions {
   seed: number;
   /** SQL run on each fresh database before the run (schema experiments). */
   prepare?: string;
+  /** Write each micro-batch's statements at once (pg's pipeline mode), as `hunt ingest` does. */
+  pipeline: boolean;
 }
 
 export async function runApplyBench(options: ApplyBenchOptions, command: string) {
@@ -45,7 +47,7 @@ export async function runApplyBench(options: ApplyBenchOptions, command: string)
   try {
     for (let round = 0; round < options.rounds; round++) {
       const url = await resources.createDatabase(`apply${round}`);
-      const pool = createPool({ databaseUrl: url }, 1);
+      const pool = createPool({ databaseUrl: url }, 1, undefined, { pipeline: options.pipeline });
       if (options.prepare) await pool.query(options.prepare);
       const groups = await postgresGroup(url);
       const client = process.cpuUsage();

@@ -67,6 +67,7 @@ program
   .addOption(new Option('--rounds <n>', 'databases filled one after another').argParser(number('--rounds', 1, 10)).default(2))
   .addOption(new Option('--seed <n>', 'seed of the traffic generator').argParser(number('--seed', 0)).default(42))
   .option('--prepare <sql>', 'SQL run on each fresh database first (schema experiments)')
+  .option('--no-pipeline', "send each statement of a micro-batch after the one before has answered (pg's default), not all at once as `hunt ingest` does")
   .action(async (opts: ApplyBenchOptions) => {
     await runApplyBench({ ...opts, events: Math.floor(opts.events), batch: Math.floor(opts.batch) }, ['npm run bench --', ...process.argv.slice(2)].join(' '));
     process.exit(0);

@@ -66,7 +66,11 @@ function ingestPoolSize(commitLanes: number): number {
 }
 
 /**
- * The hot path's pool. `idleInTransactionMs` (IDLE_IN_TRANSACTION_LIMIT_MS; tests pass less):
+ * The hot path's pool, in pg's pipeline mode: a query is written as soon as it is issued,
+ * without waiting for the one before to answer, so a micro-batch's transaction costs one
+ * round trip (src/pipeline/commit.ts; experiments §27). Code that awaits each query, as
+ * everything else here does, behaves as without it.
+ * `idleInTransactionMs` (IDLE_IN_TRANSACTION_LIMIT_MS; tests pass less):
  * a member frozen or cut off mid-commit holds hunts' and players' rows, and the other members'
  * lanes (its partitions too, once reassigned) and the batch plane's fences would wait on it
  * for ever. Named for pg_stat_activity and the lock-holder messages.
@@ -83,6 +87,8 @@ export function createIngestPool(
     connectionTimeoutMillis: HOT_PATH_CONNECT_TIMEOUT_MS,
     idle_in_transaction_session_timeout: idleInTransactionMs,
     fallback_application_name: processApplicationName('hunt-ingest'),
+    // A micro-batch's statements go in one write (commitMicroBatch), one round trip instead of five.
+    pipeline: true,
   });
 }
 

@@ -9,7 +9,7 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
 
 export type PoolOptions = Pick<
   pg.PoolConfig,
-  'statement_timeout' | 'query_timeout' | 'connectionTimeoutMillis' | 'application_name' | 'fallback_application_name' | 'idle_in_transaction_session_timeout'
+  'statement_timeout' | 'query_timeout' | 'connectionTimeoutMillis' | 'application_name' | 'fallback_application_name' | 'idle_in_transaction_session_timeout' | 'pipeline'
 >;
 
 /**

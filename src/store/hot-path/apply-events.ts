@@ -62,9 +62,18 @@ export async function applyEventRows(client: pg.ClientBase, rows: EventRows, opt
   if (count === 0) return { inserted: 0, duplicates: 0, huntIds: [] };
   const huntIds = [...rows.huntIds].sort();
   if (!options.fenced) await lockHuntFences(client, huntIds);
-  const { rows: result } = await client.query<{ inserted: number }>({ name: 'store-and-score', text: STORE_AND_SCORE, values: [rows.json] });
-  const inserted = result[0]?.inserted ?? 0;
+  const inserted = await storeAndScore(client, rows);
   return { inserted, duplicates: count - inserted, huntIds };
+}
+
+/**
+ * The store-and-score statement alone, issued at once (the caller holds the fences, or has
+ * written the fence lock ahead of it on a pipelining connection); resolves to the number of
+ * events inserted.
+ */
+export async function storeAndScore(client: pg.ClientBase, rows: EventRows): Promise<number> {
+  const { rows: result } = await client.query<{ inserted: number }>({ name: 'store-and-score', text: STORE_AND_SCORE, values: [rows.json] });
+  return result[0]?.inserted ?? 0;
 }
 
 /**

@@ -36,8 +36,21 @@ export const MAX_BYTES_PER_INSERT = 16 * 1024 * 1024;
  * migration 010).
  */
 export async function quarantineRecords(client: pg.ClientBase, records: readonly RejectedRecord[], options: { copyToDlq?: boolean } = {}): Promise<void> {
-  const recordBytes = (r: RejectedRecord) => (r.key?.length ?? 0) + (r.value?.length ?? 0);
-  for (const group of groupsWithin(onceEach(records), MAX_BYTES_PER_INSERT, recordBytes)) await insertQuarantined(client, group, options.copyToDlq ?? false);
+  for (const group of insertGroups(records)) await insertQuarantined(client, group, options.copyToDlq ?? false);
+}
+
+/**
+ * quarantineRecords with every INSERT written at once, for a connection that pipelines
+ * (src/pipeline/commit.ts): each promise settles with its statement.
+ */
+export function writeQuarantineInserts(client: pg.ClientBase, records: readonly RejectedRecord[], options: { copyToDlq?: boolean } = {}): Promise<void>[] {
+  return insertGroups(records).map((group) => insertQuarantined(client, group, options.copyToDlq ?? false));
+}
+
+const recordBytes = (r: RejectedRecord) => (r.key?.length ?? 0) + (r.value?.length ?? 0);
+
+function insertGroups(records: readonly RejectedRecord[]): RejectedRecord[][] {
+  return groupsWithin(onceEach(records), MAX_BYTES_PER_INSERT, recordBytes);
 }
 
 /**
