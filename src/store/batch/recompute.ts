@@ -113,14 +113,21 @@ export interface MergeCounts {
 }
 
 /**
- * Merges the events with `afterSeq < seq <= maxSeq` (no upper bound when absent) into
- * targets that hold the final result of exactly the events up to `afterSeq` (of the hunts
- * concerned). Afterwards they hold the final result of all events up to maxSeq. Run it in
- * the caller's transaction.
+ * Merges the events with `afterSeq < seq <= maxSeq` (no upper bound when absent; only those
+ * of `huntIds` when given) into targets that hold the final result of exactly the events up
+ * to `afterSeq` (of the hunts concerned). Afterwards they hold the final result of all events
+ * up to maxSeq. Run it in the caller's transaction.
  */
-export async function mergeInto(client: pg.ClientBase, targets: ProjectionTargets, range: { afterSeq: number; maxSeq?: number }): Promise<MergeCounts> {
+export async function mergeInto(
+  client: pg.ClientBase,
+  targets: ProjectionTargets,
+  range: { afterSeq: number; maxSeq?: number; huntIds?: readonly string[] },
+): Promise<MergeCounts> {
   const values: unknown[] = [range.afterSeq];
-  const where = range.maxSeq === undefined ? 'e.seq > $1::bigint' : `e.seq > $1::bigint AND e.seq <= $${values.push(range.maxSeq)}::bigint`;
+  const conditions = ['e.seq > $1::bigint'];
+  if (range.maxSeq !== undefined) conditions.push(`e.seq <= $${values.push(range.maxSeq)}::bigint`);
+  if (range.huntIds) conditions.push(`e.hunt_id = ANY($${values.push(range.huntIds)}::text[])`);
+  const where = conditions.join(' AND ');
   const { rows: size } = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM events e WHERE ${where}`, values);
   const events = size[0]?.n ?? 0;
   if (events === 0) return { events, rowsAdded: 0 };
