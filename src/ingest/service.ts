@@ -45,7 +45,10 @@ const HOT_PATH_QUERY_TIMEOUT_MS = 120_000;
 /**
  * The hot path's own statement limit, set on its sessions. Below the client's query timeout,
  * so Postgres cancels a statement before the client gives up on it: a statement the client
- * abandoned ran on holding its hunts' rows, and the retry queued behind it. And explicit, so a
+ * abandoned ran on holding its hunts' rows, and the retry queued behind it. (The pipelined
+ * commit writes a micro-batch's statements at once, so the client's clock for the store
+ * starts before the fence lock ahead of it has waited: the 10 s between the two limits is
+ * for that wait, at most a reprocess fence's 5 s.) And explicit, so a
  * role's or database's default (managed Postgres often sets one) never applies: one shorter
  * than a full micro-batch failed the same batch on every retry while the lane stood still.
  */
@@ -67,8 +70,8 @@ function ingestPoolSize(commitLanes: number): number {
 
 /**
  * The hot path's pool, in pg's pipeline mode: a query is written as soon as it is issued,
- * without waiting for the one before to answer, so a micro-batch's transaction costs one
- * round trip (src/pipeline/commit.ts; experiments §27). Code that awaits each query, as
+ * without waiting for the one before to answer, so a micro-batch's transaction costs two
+ * round trips (src/pipeline/commit.ts; experiments §27). Code that awaits each query, as
  * everything else here does, behaves as without it.
  * `idleInTransactionMs` (IDLE_IN_TRANSACTION_LIMIT_MS; tests pass less):
  * a member frozen or cut off mid-commit holds hunts' and players' rows, and the other members'
@@ -87,7 +90,7 @@ export function createIngestPool(
     connectionTimeoutMillis: HOT_PATH_CONNECT_TIMEOUT_MS,
     idle_in_transaction_session_timeout: idleInTransactionMs,
     fallback_application_name: processApplicationName('hunt-ingest'),
-    // A micro-batch's statements go in one write (commitMicroBatch), one round trip instead of five.
+    // A micro-batch's statements go in one write (commitMicroBatch): two round trips instead of five.
     pipeline: true,
   });
 }

@@ -18,7 +18,7 @@ import { applyIsolating } from '../store/hot-path/isolate';
 import { storeOffsets, type PartitionOffset } from '../store/hot-path/offsets';
 import { quarantineRecords, writeQuarantineInserts, type RecordOrigin, type RejectedRecord } from '../store/hot-path/quarantine';
 import type { RecordOrigins } from '../store/hot-path/record-origins';
-import { withTransaction } from '../store/transaction';
+import { withPipelinedTransaction, withTransaction } from '../store/transaction';
 
 export interface MicroBatch {
   /** Accepted events, in arrival order. */
@@ -48,7 +48,7 @@ export interface CommitOptions {
 export async function commitMicroBatch(pool: pg.Pool, groupId: string, batch: MicroBatch, options: CommitOptions = {}): Promise<CommitResult> {
   const quarantineOptions = { copyToDlq: options.copyRejectsToDlq ?? false };
   try {
-    if (pool.options.pipeline) return await commitInOneRoundTrip(pool, groupId, batch, quarantineOptions);
+    if (pool.options.pipeline) return await commitPipelined(pool, groupId, batch, quarantineOptions);
     return await withTransaction(pool, async (client) => {
       const applied = await applyEventRows(client, batch.rows);
       await quarantineRecords(client, batch.rejected, quarantineOptions);
@@ -73,38 +73,25 @@ export async function commitMicroBatch(pool: pg.Pool, groupId: string, batch: Mi
 }
 
 /**
- * The same transaction as above, written to a pipelining connection (pg's `pipeline: true`)
- * all at once: BEGIN, the fence lock, store-and-score, the quarantine rows, the offsets and
- * COMMIT go in one write, and Postgres runs them in that order, each statement after the one
- * before has finished, as if they had been sent one by one. What changes is the waiting: one
- * round trip per micro-batch instead of five, which is most of a small batch's time.
- *
- * A statement that fails leaves the transaction aborted: the ones after it fail with 25P02
- * and the COMMIT ends it as a rollback, so nothing of the batch is stored. The first failure
- * is the one reported (a data error then takes the isolating path).
+ * The same transaction as above on a pipelining connection (withPipelinedTransaction): the
+ * fence lock, store-and-score, the quarantine rows and the offsets go in one write, behind
+ * BEGIN, and Postgres runs them in that order as if they had been sent one by one; the
+ * COMMIT follows once all have answered. Two round trips instead of five.
  */
-async function commitInOneRoundTrip(pool: pg.Pool, groupId: string, batch: MicroBatch, quarantineOptions: { copyToDlq: boolean }): Promise<CommitResult> {
-  const client = await pool.connect();
-  // Each call below issues its query before it first awaits, so the queries are written in
-  // this order, all before the COMMIT (pipelined-commit.test.ts fails if one comes after).
-  const statements: Promise<unknown>[] = [client.query('BEGIN')];
+async function commitPipelined(pool: pg.Pool, groupId: string, batch: MicroBatch, quarantineOptions: { copyToDlq: boolean }): Promise<CommitResult> {
   let stored: Promise<number> = Promise.resolve(0);
-  if (rowCount(batch.rows) > 0) {
-    statements.push(lockHuntFences(client, [...batch.rows.huntIds].sort()));
-    stored = storeAndScore(client, batch.rows);
-    statements.push(stored);
-  }
-  statements.push(...writeQuarantineInserts(client, batch.rejected, quarantineOptions));
-  statements.push(storeOffsets(client, groupId, batch.offsets));
-  const commit = client.query('COMMIT');
-  statements.push(commit);
-  const failure = (await Promise.allSettled(statements)).find((s): s is PromiseRejectedResult => s.status === 'rejected');
-  if (failure) {
-    // A broken connection, or one whose pipeline failed midway: the pool discards it.
-    client.release(failure.reason instanceof Error ? failure.reason : true);
-    throw failure.reason;
-  }
-  client.release();
+  await withPipelinedTransaction(pool, (client) => {
+    // Each call issues its query before it first awaits, so the queries go in this order.
+    const statements: Promise<unknown>[] = [];
+    if (rowCount(batch.rows) > 0) {
+      statements.push(lockHuntFences(client, [...batch.rows.huntIds].sort()));
+      stored = storeAndScore(client, batch.rows);
+      statements.push(stored);
+    }
+    statements.push(...writeQuarantineInserts(client, batch.rejected, quarantineOptions));
+    statements.push(storeOffsets(client, groupId, batch.offsets));
+    return statements;
+  });
   const inserted = await stored;
   return { inserted, duplicates: rowCount(batch.rows) - inserted, unprocessable: [], isolated: false };
 }

@@ -21,3 +21,27 @@ export async function withTransaction<T>(pool: pg.Pool, work: (client: pg.PoolCl
     throw err;
   }
 }
+
+/**
+ * One transaction on a client in pg's pipeline mode (`pipeline: true`): BEGIN and every
+ * statement `write` issues (synchronously, each a query already sent) go in one write, and
+ * Postgres runs them in that order, each after the one before has finished. The COMMIT
+ * follows once every one of them has answered: a statement the driver fails before sending
+ * it (a parameter it cannot encode) never reaches Postgres, so nothing would abort the
+ * transaction, and a COMMIT written behind it would commit the others. On any failure (the
+ * first one is thrown: those after a statement Postgres refused fail with 25P02) the client
+ * is released with the error, so the pool discards it and Postgres rolls the transaction back.
+ */
+export async function withPipelinedTransaction(pool: pg.Pool, write: (client: pg.PoolClient) => readonly Promise<unknown>[]): Promise<void> {
+  const client = await pool.connect();
+  try {
+    const statements = [client.query('BEGIN'), ...write(client)];
+    const failure = (await Promise.allSettled(statements)).find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failure) throw failure.reason;
+    await client.query('COMMIT');
+    client.release();
+  } catch (err) {
+    client.release(err instanceof Error ? err : true);
+    throw err;
+  }
+}

@@ -1,10 +1,11 @@
 /**
  * The hot path writes a micro-batch's statements at once on a pipelining connection (pg's
- * pipeline mode, src/pipeline/commit.ts): BEGIN, fence lock, store-and-score, quarantine,
- * offsets, COMMIT in one round trip. On the real Postgres, through the pool `hunt ingest`
- * uses: it is still one transaction (a statement failing midway leaves nothing of the batch,
- * and the failure reported is that statement's, not the aborted ones' after it), and the
- * fence is still taken before anything of the batch is stored.
+ * pipeline mode, src/pipeline/commit.ts, withPipelinedTransaction): BEGIN, fence lock,
+ * store-and-score, quarantine and offsets in one write, COMMIT once they have answered. On
+ * the real Postgres, through the pool `hunt ingest` uses: it is still one transaction (a
+ * statement refused midway, one the driver could not even send, or a refusal at COMMIT
+ * leaves nothing of the batch, and the failure reported is the first, not the aborted ones'
+ * after it), and the fence is still taken before anything of the batch is stored.
  */
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -72,9 +73,7 @@ describe('a micro-batch written at once to a pipelining connection', () => {
   });
 
   // An error that is not the data's (55000): commitMicroBatch must throw it for a retry, not
-  // isolate. Raised by the offsets statement itself (the statements after it then fail as
-  // aborted, 25P02), or only at COMMIT (a deferred trigger), after every statement was written:
-  // a quarantine INSERT written after the COMMIT would then have stored its rows on its own.
+  // isolate. Raised by the offsets statement itself, or only at COMMIT (a deferred trigger).
   it.each([
     { when: 'by the offsets statement', trigger: 'CREATE TRIGGER refuse_offsets BEFORE INSERT OR UPDATE ON consumer_offsets', partition: 1 },
     { when: 'at COMMIT', trigger: 'CREATE CONSTRAINT TRIGGER refuse_offsets AFTER INSERT OR UPDATE ON consumer_offsets DEFERRABLE INITIALLY DEFERRED', partition: 2 },
@@ -95,6 +94,19 @@ describe('a micro-batch written at once to a pipelining connection', () => {
     const retried = await commitMicroBatch(pool, 'g', batch, { copyRejectsToDlq: true });
     expect(retried).toMatchObject({ inserted: 150, isolated: false });
     expect(await stored(partition)).toMatchObject({ events: 150, quarantined: REJECTS, offset: 150 + REJECTS });
+  });
+
+  it('stores nothing when the driver cannot send one of the statements, and reports why', async () => {
+    // pg fails a query whose parameter it cannot encode without sending it: Postgres never
+    // hears of it, so only the client can keep the COMMIT from committing the rest.
+    const { batch } = batchOf(4, 50, 2);
+    const unencodable = { toPostgres: () => { throw new Error('cannot encode this key'); } } as unknown as Buffer;
+    const rejected = [{ ...batch.rejected[0]!, key: unencodable }, ...batch.rejected.slice(1)];
+
+    await expect(commitMicroBatch(pool, 'g', { ...batch, rejected }, { copyRejectsToDlq: true })).rejects.toThrow('cannot encode this key');
+    expect(await stored(4)).toMatchObject({ events: 0, quarantined: 0, offset: null });
+    await expect(commitMicroBatch(pool, 'g', batch, { copyRejectsToDlq: true })).resolves.toMatchObject({ inserted: 50 });
+    expect(await stored(4)).toMatchObject({ events: 50, quarantined: 2, offset: 52 });
   });
 
   it('takes the fences before storing anything, as when the statements went one by one', async () => {
