@@ -55,4 +55,32 @@ describe('the per-hunt fence', () => {
     expect(await projectionOf(db.pool)).toEqual(foldEvents([first, second]));
     expect((await projectionOf(db.pool)).players[0]?.score).toBe(15);
   });
+
+  it("makes a repair wait for a hunt's first transaction too, whose fence row is not committed yet", async () => {
+    const opening = clueFound({ eventId: 'n1', huntId: 'new-hunt', playerId: 'q', clueId: 'c1', points: 4, occurredAt: '2026-11-20T11:00:00Z' });
+    const hotPath = await db.pool.connect();
+    await hotPath.query('BEGIN');
+    await applyEvents(hotPath, accepted([opening])); // inserts the hunt's fence row, uncommitted
+    const hotPathPid = (await hotPath.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+
+    const repair = reconcileHunts(db.pool, ['new-hunt'], 'fence-test-new', true);
+    try {
+      // `FOR UPDATE` does not see a row another transaction has not committed, and would not wait.
+      await waitFor("the repair to wait on the new hunt's first transaction", async () => {
+        const { rows } = await db.pool.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE datname = current_database() AND wait_event_type = 'Lock' AND $1::int = ANY(pg_blocking_pids(pid))`,
+          [hotPathPid],
+        );
+        return rows[0]!.n > 0;
+      }, { timeoutMs: 10_000, intervalMs: 20 });
+    } finally {
+      await hotPath.query('COMMIT');
+      hotPath.release();
+    }
+
+    expect(await repair).toMatchObject([{ huntId: 'new-hunt', playersChecked: 1, playersDrifted: 0 }]);
+    const { rows } = await db.pool.query(`SELECT player_id, score FROM player_scores WHERE hunt_id = 'new-hunt'`);
+    expect(rows).toEqual([{ player_id: 'q', score: 4 }]);
+  });
 });

@@ -18,6 +18,7 @@
 import type pg from 'pg';
 import { notifyHuntsChanged } from '../hunt-changes';
 import { LIVE_PROJECTION_TABLES, mergeInto, recomputeInto } from '../batch/recompute';
+import { lockHuntFences } from '../hot-path/apply-events';
 import { settledBound } from '../batch/settled-seq';
 import { withBoundedTransaction, type StatementBounds } from '../bounded-transaction';
 
@@ -48,11 +49,15 @@ async function lockFences(client: pg.ClientBase, hunts: readonly string[]): Prom
  * above: read holding their fences for an instant, which waits for the hot path's
  * transactions of these hunts in flight, then given back by rolling back to a savepoint
  * (row locks taken after a savepoint go with it). Every writer of events locks the fence
- * before it takes a seq, and a seq handed out later is larger than any handed out before.
+ * before it takes a seq, and a seq handed out later is larger than any handed out before
+ * (the seq sequence's CACHE 1, which reprocess relies on too). The fences are taken as the
+ * hot path takes them, creating a missing row: a hunt's first transaction, its row not yet
+ * committed, is waited for too, where `FOR UPDATE` would not see the row at all; the row
+ * goes with the savepoint, so a hunt named here that has no events stays unknown.
  */
 async function seqCoveringHunts(client: pg.ClientBase, hunts: readonly string[]): Promise<number> {
   await client.query('SAVEPOINT reconcile_covered_seq');
-  await lockFences(client, hunts);
+  await lockHuntFences(client, hunts);
   const { rows } = await client.query<{ seq: number }>('SELECT coalesce(max(seq), 0) AS seq FROM events');
   await client.query('ROLLBACK TO SAVEPOINT reconcile_covered_seq');
   await client.query('RELEASE SAVEPOINT reconcile_covered_seq');
