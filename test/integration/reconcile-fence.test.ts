@@ -20,6 +20,18 @@ const db = useTestDatabase();
 
 const accepted = (events: HuntEvent[]) => events.map((event) => ({ event, instant: parseOccurredAt(event.occurredAt)!, source: 'test' }));
 
+/** Until a backend of this database waits on a lock `pid` holds, as Postgres itself shows it (no sleep). */
+async function waitBlockedBy(pid: number, what: string): Promise<void> {
+  await waitFor(what, async () => {
+    const { rows } = await db.pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_stat_activity
+        WHERE datname = current_database() AND wait_event_type = 'Lock' AND $1::int = ANY(pg_blocking_pids(pid))`,
+      [pid],
+    );
+    return rows[0]!.n > 0;
+  }, { timeoutMs: 10_000, intervalMs: 20 });
+}
+
 describe('the per-hunt fence', () => {
   it('makes a repair wait for an in-flight increment and keep it', async () => {
     const first = clueFound({ eventId: 'e1', huntId: 'h', playerId: 'p', clueId: 'c1', points: 10, occurredAt: '2026-11-20T10:00:00Z' });
@@ -39,14 +51,7 @@ describe('the per-hunt fence', () => {
     });
     // Blocked, as Postgres itself shows it (no sleep): a backend of this database waits on a
     // lock held by the hot path's open transaction. The fence is what it waits on first.
-    await waitFor('the repair to wait on the hot path\'s fence lock', async () => {
-      const { rows } = await db.pool.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM pg_stat_activity
-          WHERE datname = current_database() AND wait_event_type = 'Lock' AND $1::int = ANY(pg_blocking_pids(pid))`,
-        [hotPathPid],
-      );
-      return rows[0]!.n > 0;
-    }, { timeoutMs: 10_000, intervalMs: 20 });
+    await waitBlockedBy(hotPathPid, "the repair to wait on the hot path's fence lock");
     expect(repairDone).toBe(false); // waiting at the fence
     await hotPath.query('COMMIT');
     hotPath.release();
@@ -66,14 +71,7 @@ describe('the per-hunt fence', () => {
     const repair = reconcileHunts(db.pool, ['new-hunt'], 'fence-test-new', true);
     try {
       // `FOR UPDATE` does not see a row another transaction has not committed, and would not wait.
-      await waitFor("the repair to wait on the new hunt's first transaction", async () => {
-        const { rows } = await db.pool.query<{ n: number }>(
-          `SELECT count(*)::int AS n FROM pg_stat_activity
-            WHERE datname = current_database() AND wait_event_type = 'Lock' AND $1::int = ANY(pg_blocking_pids(pid))`,
-          [hotPathPid],
-        );
-        return rows[0]!.n > 0;
-      }, { timeoutMs: 10_000, intervalMs: 20 });
+      await waitBlockedBy(hotPathPid, "the repair to wait on the new hunt's first transaction");
     } finally {
       await hotPath.query('COMMIT');
       hotPath.release();
