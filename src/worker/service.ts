@@ -16,6 +16,7 @@ import { temporalConnectionOptions } from '../temporal/connection-options';
 import type pg from 'pg';
 import type { PostgresTarget } from '../store/pg-connection';
 import { createPool, IDLE_IN_TRANSACTION_LIMIT_MS, processApplicationName } from '../store/pool';
+import { seqOrderProblem } from '../store/batch/settled-seq';
 import { schemaMismatch } from '../store/migrate';
 
 let runtimeInstalled = false;
@@ -103,7 +104,9 @@ export async function createWorkerService(config: Config, logger: Logger, taskQu
   });
   const pool = createWorkerPool(config, (err) => logger.warn({ err }, 'Postgres connection lost; it will be replaced'));
   // Unchecked during an outage: the steps retry until Postgres is back.
-  const mismatch = await schemaMismatch(pool).catch(() => undefined);
+  const mismatch = await schemaMismatch(pool)
+    .then(async (schema) => schema ?? (await seqOrderProblem(pool)))
+    .catch(() => undefined);
   if (mismatch) {
     await Promise.all([pool.end(), connection.close()]);
     throw new Error(`the worker cannot use Postgres: ${mismatch}`);

@@ -37,6 +37,27 @@ export async function newestEventSeq(db: pg.ClientBase | pg.Pool): Promise<numbe
   return rows[0]?.seq ?? 0;
 }
 
+/**
+ * Why the batch plane cannot rely on seq order, if it cannot: a CACHE above 1 on the events'
+ * seq sequence (a common tuning) gives each session its own block of values, so an event
+ * inserted later can draw a lower seq than one already committed and read past. Reconcile's
+ * covering seq, reprocess's fence and the settled bound above all assume the sequence hands
+ * values out in order; with a cache they would miss such events without a word. Checked by
+ * `hunt worker` at start-up.
+ */
+export async function seqOrderProblem(db: pg.ClientBase | pg.Pool): Promise<string | undefined> {
+  const { rows } = await db.query<{ name: string; cache: number }>(
+    `SELECT s.seqrelid::regclass::text AS name, s.seqcache AS cache
+       FROM pg_sequence s WHERE s.seqrelid = pg_get_serial_sequence('events', 'seq')::regclass`,
+  );
+  const sequence = rows[0];
+  if (!sequence || sequence.cache <= 1) return undefined;
+  return (
+    `the events' seq sequence ${sequence.name} has CACHE ${sequence.cache}; reconcile, reprocess and rollupFlush need CACHE 1 ` +
+    `(with a cache, an event stored later can take a lower seq, which they would skip): run ALTER SEQUENCE ${sequence.name} CACHE 1`
+  );
+}
+
 /** Transactions inserting into events did not end within the wait; the step is retried. */
 export class UnsettledWritersError extends Error {
   constructor(waitMs: number, writers: string[]) {
