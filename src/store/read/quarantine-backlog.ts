@@ -61,4 +61,3 @@ export async function latestWaiting(pool: pg.Pool, reason: string | null, limit:
   );
   return rows;
 }
-
