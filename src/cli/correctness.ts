@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../config';
 import { storedReport } from '../store/correctness/data-quality';
+import { REFUSED_RETRY_MS } from '../ingest/dlq-relay';
 import { createPool } from '../store/pool';
 import { pendingCopies } from '../store/hot-path/dlq-outbox';
 import { latestWaiting, quarantineByReason } from '../store/read/quarantine-backlog';
@@ -17,6 +18,12 @@ async function withPool<T>(fn: (pool: import('pg').Pool) => Promise<T>): Promise
   } finally {
     await pool.end();
   }
+}
+
+/** How a listed record's DLQ copy stands, when it has not gone yet. */
+function dlqMark(record: { dlq_pending: boolean; dlq_refused: string | null }): string {
+  if (!record.dlq_pending) return '';
+  return record.dlq_refused ? ` [DLQ copy refused, tried again every ${REFUSED_RETRY_MS / 60_000} min: ${record.dlq_refused}]` : ' [DLQ copy not sent yet]';
 }
 
 export function registerCorrectnessCommands(program: Command): void {
@@ -64,10 +71,13 @@ export function registerCorrectnessCommands(program: Command): void {
         const byReason = await quarantineByReason(pool);
         for (const r of byReason) console.log(`${r.reason.padEnd(18)} waiting ${r.waiting}  replayed ${r.replayed}`);
         const copies = await pendingCopies(pool, null);
-        if (copies.count > 0) console.log(`DLQ copies not sent yet: ${copies.count} (oldest ${Math.round(copies.oldestSeconds)} s; see docs/operators.md#huntdlqcopieswaiting)`);
+        if (copies.count > 0) {
+          const refused = copies.refused > 0 ? `, ${copies.refused} refused by the DLQ topic for the record itself` : '';
+          console.log(`DLQ copies not sent yet: ${copies.count} (oldest ${Math.round(copies.oldestSeconds)} s${refused}; see docs/operators.md#huntdlqcopieswaiting)`);
+        }
         const rows = await latestWaiting(pool, opts.reason ?? null, Number(opts.limit));
         for (const r of rows) {
-          console.log(`#${r.id} ${r.reason} ${r.source_topic}/${r.source_partition}@${r.source_offset}${r.dlq_pending ? ' [DLQ copy not sent yet]' : ''}: ${r.detail}`);
+          console.log(`#${r.id} ${r.reason} ${r.source_topic}/${r.source_partition}@${r.source_offset}${dlqMark(r)}: ${r.detail}`);
         }
       });
     });

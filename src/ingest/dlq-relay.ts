@@ -16,7 +16,7 @@
  */
 import type pg from 'pg';
 import type { Logger } from '../log';
-import { claimPendingCopies, markCopiesSent, newestPendingId, pendingCopies, releaseClaim, type Claim, type PendingCopy } from '../store/hot-path/dlq-outbox';
+import { claimPendingCopies, markCopiesSent, newestPendingId, pendingCopies, releaseClaim, setCopiesAside, type Claim, type PendingCopy } from '../store/hot-path/dlq-outbox';
 import { withTimeout } from '../time-limit';
 import { failureCode, type DlqSender } from './dlq';
 import type { IngestMetrics } from './metrics';
@@ -30,6 +30,12 @@ const CLAIM_MAX_ROWS = 1000;
  * send for minutes) costs at most second copies of the rows not sent yet.
  */
 export const CLAIM_LEASE_MS = 120_000;
+/**
+ * How long a copy the DLQ topic refused for the record itself (a compacted DLQ and a reject
+ * without a key) stays out of the passes before it is tried again: long enough that its
+ * sends cost nothing, short enough that a topic put right takes it without anyone's help.
+ */
+export const REFUSED_RETRY_MS = 10 * 60_000;
 /** How often an idle relay looks for rows other members (or a run before this one) left. */
 const POLL_MS = 1_000;
 /** How often the gauges are read from Postgres (a count over the waiting rows), whatever the passes do. */
@@ -77,19 +83,24 @@ export function startDlqRelay(deps: DlqRelayDeps): DlqRelay {
 
   /** The claim being sent, if any: a stop that runs out of time gives it up. */
   let inFlight: Claim | undefined;
-  /** One claim, sent send by send, each marked as it is acknowledged; the number of copies sent. */
+  /** One claim, sent send by send, each marked as it is acknowledged; the number of copies sent or set aside. */
   const relayOnce = async (upToId?: number): Promise<number> => {
     const claim = await claimPendingCopies(pool, { topic, maxBytes: CLAIM_MAX_BYTES, maxRows: CLAIM_MAX_ROWS, leaseMs: CLAIM_LEASE_MS, upToId });
     if (claim.copies.length === 0) return 0;
     inFlight = claim;
-    let sent = 0;
+    let done = 0;
     const onSent = async (copies: PendingCopy[]) => {
       await markCopiesSent(pool, copies.map((c) => c.id));
       metrics.dlqCopiesSent.inc(copies.length);
-      sent += copies.length;
+      done += copies.length;
+    };
+    const onRefused = async (copy: PendingCopy, reason: string) => {
+      await setCopiesAside(pool, [copy.id], reason, REFUSED_RETRY_MS);
+      metrics.dlqCopiesSetAside.inc();
+      done += 1;
     };
     try {
-      await sender.send(claim.copies, onSent);
+      await sender.send(claim.copies, onSent, onRefused);
     } catch (err) {
       // The rest would wait out the lease before anyone, this relay too, tried them again.
       await releaseClaim(pool, claim).catch(() => undefined);
@@ -97,7 +108,7 @@ export function startDlqRelay(deps: DlqRelayDeps): DlqRelay {
     } finally {
       inFlight = undefined;
     }
-    return sent;
+    return done;
   };
 
   let reading = false;
@@ -107,6 +118,7 @@ export function startDlqRelay(deps: DlqRelayDeps): DlqRelay {
     try {
       const pending = await pendingCopies(pool, topic);
       metrics.dlqCopiesPending.set(pending.count);
+      metrics.dlqCopiesRefused.set(pending.refused);
       metrics.dlqOldestPendingSeconds.set(pending.oldestSeconds);
     } catch {
       // Postgres away: the gauges keep their last values; the relay's failures say why.
@@ -124,12 +136,12 @@ export function startDlqRelay(deps: DlqRelayDeps): DlqRelay {
       woken = false;
       let delay = POLL_MS;
       try {
-        const sent = await relayOnce();
-        if (failures > 0 && sent > 0) {
+        const relayed = await relayOnce();
+        if (failures > 0 && relayed > 0) {
           logger.info({ afterFailures: failures }, 'DLQ copies are going out again');
           failures = 0;
         }
-        if (sent > 0) delay = 0; // more may wait
+        if (relayed > 0) delay = 0; // more may wait
       } catch (err) {
         failures++;
         metrics.dlqRelayFailures.inc();

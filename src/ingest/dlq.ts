@@ -41,8 +41,25 @@ export function createDlqProducer(kafka: Kafka): Producer {
 }
 
 export interface DlqSender {
-  /** Sends the copies in order, in sends that fit the topic; `onSent` hears each send's records once it is acknowledged. */
-  send<R extends RejectedRecord>(records: readonly R[], onSent?: (sent: R[]) => Promise<void>): Promise<void>;
+  /**
+   * Sends the copies in order, in sends that fit the topic; `onSent` hears each send's records
+   * once it is acknowledged. A copy the topic refuses for the record itself, which no retry
+   * cures, goes to `onRefused` with the refusal, and the copies after it are sent; without
+   * `onRefused` the refusal fails the send.
+   */
+  send<R extends RejectedRecord>(records: readonly R[], onSent?: (sent: R[]) => Promise<void>, onRefused?: (refused: R, reason: string) => Promise<void>): Promise<void>;
+}
+
+/**
+ * What the broker refuses in a record itself, whatever the topic's state: a record without a
+ * key on a compacted topic (INVALID_RECORD), a timestamp outside the topic's bounds, a format
+ * the topic cannot store. Sent again, it is refused again.
+ */
+const RECORD_REFUSALS = new Set(['INVALID_RECORD', 'INVALID_TIMESTAMP', 'UNSUPPORTED_FOR_MESSAGE_FORMAT']);
+
+interface Copy<R> {
+  record: R;
+  message: Message;
 }
 
 /**
@@ -62,39 +79,50 @@ export function createDlqSender(producer: Producer, topic: string, maxMessageByt
     if (fit !== message) logger.error({ topic, source: message.headers }, 'a copy is larger than the DLQ topic holds; sent without its bytes (quarantine keeps them)');
     return fit;
   };
-  /**
-   * Sends `messages` in order. The topic's limit may have been lowered after start-up, below
-   * the budget the chunks were cut to: a send refused as too large is halved until it fits,
-   * and one record that fits nowhere goes without its bytes rather than stall the partition.
-   * Retrying the same send would fail the same way for ever.
-   */
-  const sendFitting = async (messages: Message[]): Promise<void> => {
-    try {
-      await producer.send({ topic, acks: -1, messages });
-    } catch (err) {
-      if (!isTooLarge(err)) throw err;
-      if (messages.length > 1) {
-        const half = Math.ceil(messages.length / 2);
-        logger.warn({ topic, records: messages.length }, 'DLQ topic refused a send as too large (its max.message.bytes is lower than at start-up?); sending it in halves');
-        await sendFitting(messages.slice(0, half));
-        await sendFitting(messages.slice(half));
-        return;
-      }
-      const message = messages[0] as Message;
-      const smaller = withoutBytes(message);
-      if (!smaller) throw err;
-      logger.error({ topic, source: message.headers }, 'DLQ topic refused a copy as too large; sending it without its bytes (quarantine keeps them)');
-      await sendFitting([smaller]);
-    }
-  };
   return {
-    async send(records, onSent) {
+    async send(records, onSent, onRefused) {
+      type R = (typeof records)[number];
+      /**
+       * Sends `copies` in order. A send refused for what a record holds is halved until the
+       * records responsible are alone: retrying the same send would fail the same way for ever,
+       * and hold every copy behind it. The topic's limit may have been lowered after start-up,
+       * below the budget the chunks were cut to: a copy refused alone as too large goes without
+       * its bytes; a copy refused alone for what it holds goes to `onRefused`.
+       */
+      const sendFitting = async (copies: Copy<R>[]): Promise<void> => {
+        try {
+          await producer.send({ topic, acks: -1, messages: copies.map((c) => c.message) });
+        } catch (err) {
+          const tooLarge = isTooLarge(err);
+          if (!tooLarge && !isRecordRefusal(err)) throw err;
+          if (copies.length > 1) {
+            const half = Math.ceil(copies.length / 2);
+            logger.warn({ topic, records: copies.length, code: failureCode(err) }, 'DLQ topic refused a send for what its records hold; sending it in halves to find the records responsible');
+            await sendFitting(copies.slice(0, half));
+            await sendFitting(copies.slice(half));
+            return;
+          }
+          const copy = copies[0] as Copy<R>;
+          if (tooLarge) {
+            const smaller = withoutBytes(copy.message);
+            // Nothing of the record left to drop: the topic's limit is below any copy, which is
+            // the topic's state, not this record's; the copies wait for it to be put right.
+            if (!smaller) throw err;
+            logger.error({ topic, source: copy.message.headers }, 'DLQ topic refused a copy as too large; sending it without its bytes (quarantine keeps them)');
+            await sendFitting([{ record: copy.record, message: smaller }]);
+            return;
+          }
+          if (!onRefused) throw err;
+          const reason = `${failureCode(err) ?? 'refused'}: ${(err as Error).message}`;
+          logger.error({ topic, source: copy.message.headers, reason }, 'DLQ topic refuses a copy for the record itself; it is set aside and tried again later, the copies behind it go on (quarantine keeps it)');
+          await onRefused(copy.record, reason);
+          return;
+        }
+        await onSent?.(copies.map((c) => c.record));
+      };
       const copies = records.map((record) => ({ record, message: fitted(dlqMessage(record)) }));
       try {
-        for (const group of chunksWithin(copies, Math.min(budget, MAX_SEND_BYTES), (c) => c.message)) {
-          await sendFitting(group.map((c) => c.message));
-          await onSent?.(group.map((c) => c.record));
-        }
+        for (const group of chunksWithin(copies, Math.min(budget, MAX_SEND_BYTES), (c) => c.message)) await sendFitting(group);
       } catch (err) {
         if (recreateTopic && kafkaErrorTypes(err).includes('UNKNOWN_TOPIC_OR_PARTITION')) {
           logger.warn({ topic }, 'the DLQ topic is gone (deleted?); creating it again as at start-up');
@@ -152,6 +180,10 @@ function byteLength(value: Buffer | string | null | undefined): number {
 
 function isTooLarge(err: unknown): boolean {
   return kafkaErrorTypes(err).some((type) => type === 'MESSAGE_TOO_LARGE' || type === 'RECORD_LIST_TOO_LARGE');
+}
+
+function isRecordRefusal(err: unknown): boolean {
+  return kafkaErrorTypes(err).some((type) => RECORD_REFUSALS.has(type));
 }
 
 /** The Kafka error types along `err` and what it wraps (kafkajs keeps a retried error as originalError). */

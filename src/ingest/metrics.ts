@@ -74,6 +74,16 @@ export function createIngestMetrics(registry = new Registry()) {
       help: 'Quarantined rejects of the hot path whose DLQ copies are not sent yet (the whole group\'s, counted in Postgres)',
       registers: [registry],
     }),
+    dlqCopiesRefused: new Gauge({
+      name: 'hunt_ingest_dlq_copies_refused',
+      help: 'Of the DLQ copies not sent yet, those the DLQ topic refused for the record itself (a compacted DLQ and a reject without a key); each is tried again every 10 minutes',
+      registers: [registry],
+    }),
+    dlqCopiesSetAside: new Counter({
+      name: 'hunt_ingest_dlq_copies_set_aside_total',
+      help: 'Times the DLQ relay set a copy aside because the DLQ topic refused the record itself; the copies behind it went on',
+      registers: [registry],
+    }),
     dlqOldestPendingSeconds: new Gauge({
       name: 'hunt_ingest_dlq_oldest_pending_seconds',
       help: 'Age of the oldest reject whose DLQ copy is not sent yet (0 when none)',

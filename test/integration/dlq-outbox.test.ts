@@ -61,7 +61,7 @@ describe('the DLQ outbox', () => {
     expect(left.count).toBe(1);
     expect(left.oldestSeconds).toBeGreaterThanOrEqual(0);
     await markSent(third);
-    expect(await pendingCopies(db.pool, TOPIC)).toEqual({ count: 0, oldestSeconds: 0 });
+    expect(await pendingCopies(db.pool, TOPIC)).toEqual({ count: 0, refused: 0, oldestSeconds: 0 });
     expect((await pendingCopies(db.pool, 'other.events')).count).toBe(1);
   });
 

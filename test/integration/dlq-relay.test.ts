@@ -3,9 +3,10 @@
  * that refuses every other send: each acknowledged send's rows are marked sent as it goes,
  * so the copies all arrive, each once, instead of the whole claim being sent again after
  * every failure and never marked (a review measured 100 copies of 40 rejects in 4 s, all
- * still waiting). And a stopping relay sends what waits, then stops.
+ * still waiting). And a copy the topic refuses for the record itself is set aside, so the
+ * copies behind it go out: before, none of them ever did.
  */
-import type { Producer, ProducerRecord } from 'kafkajs';
+import { ConfigResourceTypes, type Producer, type ProducerRecord } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createDlqProducer, createDlqSender } from '../../src/ingest/dlq';
 import { startDlqRelay } from '../../src/ingest/dlq-relay';
@@ -15,6 +16,7 @@ import { pendingCopies } from '../../src/store/hot-path/dlq-outbox';
 import { quarantineRecords, type RejectedRecord } from '../../src/store/hot-path/quarantine';
 import { withTransaction } from '../../src/store/transaction';
 import { useTestDatabase } from '../helpers/database-fixture';
+import { runHunt } from '../helpers/hunt-command';
 import { BROKER_MAX_MESSAGE_BYTES, endOffsets, readTopic, testKafka } from '../helpers/ingest';
 import { uniqueName, waitFor } from '../helpers/wait';
 
@@ -70,6 +72,57 @@ describe('the DLQ relay', () => {
     expect((await metrics.registry.getSingleMetricAsString('hunt_ingest_dlq_relay_failures_total')).split('\n').at(-1)).toMatch(/ [1-9]\d*$/);
     // No copy went twice: the topic holds exactly one per reject.
     expect(await endOffsets(dlq, kafka)).toBe(REJECTS);
+    await admin.deleteTopics({ topics: [dlq] });
+  });
+
+  it('sets aside a copy the DLQ topic refuses for the record itself, and the copies behind it go out', async () => {
+    // A producer of its own: kafkajs keeps asking for the metadata of the topic the test before deleted.
+    const ownProducer = createDlqProducer(kafka);
+    await Promise.all([ownProducer.connect(), admin.connect()]);
+    // A compacted DLQ refuses a record without a key (INVALID_RECORD) however often it is sent.
+    const dlq = uniqueName('relay-dlq-compacted');
+    await admin.createTopics({ topics: [{ topic: dlq, numPartitions: 1, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] }], waitForLeaders: true });
+    const input = uniqueName('relay-refused-input');
+    const rejects = Array.from({ length: 6 }, (_, i) => ({ ...reject(i), topic: input, value: Buffer.from(`not json ${i}`), key: i === 1 ? null : Buffer.from(`hunt-${i}`) }));
+    await withTransaction(db.pool, (client) => quarantineRecords(client, rejects, { copyToDlq: true }));
+
+    const metrics = createIngestMetrics();
+    const relay = startDlqRelay({
+      pool: db.pool,
+      sender: createDlqSender(ownProducer, dlq, BROKER_MAX_MESSAGE_BYTES, createLogger({ logLevel: 'fatal' })),
+      topic: input,
+      metrics,
+      logger: createLogger({ logLevel: 'fatal' }),
+    });
+    try {
+      const copies = await readTopic(dlq, 5, 30_000, kafka);
+      expect(copies.map((c) => Number(c.headers['source.offset']))).toEqual([0, 2, 3, 4, 5]);
+      await waitFor('the gauges to count the copy set aside', async () => (await metrics.registry.getSingleMetricAsString('hunt_ingest_dlq_copies_refused')).endsWith(' 1'), { timeoutMs: 10_000, intervalMs: 100 });
+      // The refused copy still waits, with the broker's reason, under a lease that keeps it out
+      // of the passes before it is tried again; quarantine keeps its bytes.
+      const { rows } = await db.pool.query<{ source_offset: string; dlq_refused: string | null; set_aside_minutes: number }>(
+        `SELECT source_offset::text, dlq_refused, extract(epoch FROM dlq_claimed_until - now())::float8 / 60 AS set_aside_minutes
+           FROM quarantine WHERE source_topic = $1 AND dlq_pending`,
+        [input],
+      );
+      expect(rows).toHaveLength(1);
+      expect(rows[0]).toMatchObject({ source_offset: '1', dlq_refused: expect.stringMatching(/^INVALID_RECORD: /) });
+      expect(rows[0]?.set_aside_minutes).toBeGreaterThan(9);
+      expect(await pendingCopies(db.pool, input)).toMatchObject({ count: 1, refused: 1 });
+      expect(await endOffsets(dlq, kafka)).toBe(5);
+      const listed = await runHunt(['dlq', 'list'], { DATABASE_URL: db.url });
+      expect(listed.stdout).toMatch(/^DLQ copies not sent yet: 1 \(oldest \d+ s, 1 refused by the DLQ topic for the record itself;/m);
+      expect(listed.stdout).toMatch(/@1 \[DLQ copy refused, tried again every 10 min: INVALID_RECORD: [^\]]+\]: reject 1$/m);
+
+      // The topic put right (no longer compacted), and the set-aside time over: the copy goes.
+      await admin.alterConfigs({ validateOnly: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: dlq, configEntries: [{ name: 'cleanup.policy', value: 'delete' }] }] });
+      await db.pool.query('UPDATE quarantine SET dlq_claimed_until = now() WHERE source_topic = $1 AND dlq_pending', [input]);
+      await waitFor('the refused copy to go once the topic takes it', async () => (await pendingCopies(db.pool, input)).count === 0, { timeoutMs: 30_000, intervalMs: 100 });
+      expect(await endOffsets(dlq, kafka)).toBe(6);
+    } finally {
+      await relay.stop(5_000);
+      await ownProducer.disconnect();
+    }
     await admin.deleteTopics({ topics: [dlq] });
   });
 });

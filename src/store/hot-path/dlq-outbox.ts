@@ -88,6 +88,20 @@ export async function markCopiesSent(pool: pg.Pool, ids: readonly number[]): Pro
 }
 
 /**
+ * Sets aside copies the DLQ topic refused for the records themselves: they stay pending, with
+ * the refusal's `reason`, under a lease of `forMs` that keeps every relay's passes off them
+ * (the copies behind them go on), and are tried again when it ends.
+ */
+export async function setCopiesAside(pool: pg.Pool, ids: readonly number[], reason: string, forMs: number): Promise<void> {
+  await pool.query({
+    name: 'set-dlq-copies-aside',
+    text: `UPDATE quarantine SET dlq_refused = $2, dlq_claimed_until = now() + make_interval(secs => $3::double precision / 1000)
+            WHERE id = ANY($1::bigint[]) AND dlq_pending`,
+    values: [ids, reason, forMs],
+  });
+}
+
+/**
  * Gives up the rows of a claim that are still its own (their send failed), so the next
  * pass, of any member, may take them at once; rows another relay claimed after this claim's
  * lease ran out stay that relay's.
@@ -110,13 +124,22 @@ export async function newestPendingId(pool: pg.Pool, topic: string): Promise<num
   return Number(rows[0]?.id ?? 0);
 }
 
-/** How many copies wait for `topic` (every topic's when null), and how long the oldest has (0 when none). */
-export async function pendingCopies(pool: pg.Pool, topic: string | null): Promise<{ count: number; oldestSeconds: number }> {
-  const { rows } = await pool.query<{ count: number; oldest: number | null }>({
+export interface PendingCopies {
+  count: number;
+  /** Of `count`, the copies the DLQ topic refused for the records themselves (set aside). */
+  refused: number;
+  /** How long the oldest has waited (0 when none). */
+  oldestSeconds: number;
+}
+
+/** The copies that wait for `topic` (every topic's when null). */
+export async function pendingCopies(pool: pg.Pool, topic: string | null): Promise<PendingCopies> {
+  const { rows } = await pool.query<{ count: number; refused: number; oldest: number | null }>({
     name: 'pending-dlq-copies',
-    text: `SELECT count(*)::int AS count, extract(epoch FROM now() - min(quarantined_at))::float8 AS oldest
+    text: `SELECT count(*)::int AS count, (count(*) FILTER (WHERE dlq_refused IS NOT NULL))::int AS refused,
+                  extract(epoch FROM now() - min(quarantined_at))::float8 AS oldest
              FROM quarantine WHERE dlq_pending AND ($1::text IS NULL OR source_topic = $1)`,
     values: [topic],
   });
-  return { count: rows[0]?.count ?? 0, oldestSeconds: Math.max(0, rows[0]?.oldest ?? 0) };
+  return { count: rows[0]?.count ?? 0, refused: rows[0]?.refused ?? 0, oldestSeconds: Math.max(0, rows[0]?.oldest ?? 0) };
 }

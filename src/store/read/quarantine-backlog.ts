@@ -50,12 +50,14 @@ export interface WaitingRecord {
   quarantined_at: Date;
   /** Its DLQ copy is not sent yet (src/ingest/dlq-relay.ts). */
   dlq_pending: boolean;
+  /** Why the DLQ topic refused this record's copy, while it waits (set aside, tried again later). */
+  dlq_refused: string | null;
 }
 
 /** The newest `limit` records waiting for a replay, of one reason or all (`reason` null). */
 export async function latestWaiting(pool: pg.Pool, reason: string | null, limit: number): Promise<WaitingRecord[]> {
   const { rows } = await pool.query<WaitingRecord>(
-    `SELECT id, reason, detail, source_topic, source_partition, source_offset, quarantined_at, dlq_pending FROM quarantine
+    `SELECT id, reason, detail, source_topic, source_partition, source_offset, quarantined_at, dlq_pending, CASE WHEN dlq_pending THEN dlq_refused END AS dlq_refused FROM quarantine
       WHERE replayed_at IS NULL AND ($1::text IS NULL OR reason = $1) ORDER BY id DESC LIMIT $2`,
     [reason, limit],
   );
