@@ -1,5 +1,6 @@
 /**
- * Gauges read from Postgres: what reconciliation found (drift recorded by the batch plane),
+ * Gauges read from Postgres: what reconciliation found (drift recorded by the batch plane,
+ * hunts it could not reconcile),
  * the quarantine backlog, and how far behind the scheduled batch jobs are, so dashboards
  * and alerts see them beside the hot path's.
  *
@@ -12,6 +13,7 @@ import { Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../log';
 import { ROLLUP_JOB } from '../store/batch/rollups';
 import { RECONCILE_JOB } from '../store/correctness/reconcile';
+import { failingHunts } from '../store/correctness/reconcile-failures';
 import { lastRunDrift, recentDrift } from '../store/read/monitoring';
 import { cappedBacklog } from '../store/read/quarantine-backlog';
 import { watermarkAges } from '../store/read/watermark-age';
@@ -45,6 +47,11 @@ export function startStoreGauges(registry: Registry, pool: pg.Pool, refreshMs: n
     labelNames: ['kind'] as const,
     registers: [registry],
   });
+  const failing = new Gauge({
+    name: 'hunt_reconcile_failing_hunts',
+    help: 'Hunts whose last reconciliation failed for what they hold (reconcile_failures): passed by their runs, tried again with a backoff',
+    registers: [registry],
+  });
   const backlog = new Gauge({
     name: 'hunt_quarantine_backlog',
     help: `Quarantined records not yet replayed, by reason (counted up to ${QUARANTINE_BACKLOG_CAP})`,
@@ -70,9 +77,10 @@ export function startStoreGauges(registry: Registry, pool: pg.Pool, refreshMs: n
     if (running) return;
     running = true;
     try {
-      const [recent, last, byReason, ages] = await Promise.all([
+      const [recent, last, failingNow, byReason, ages] = await Promise.all([
         recentDrift(pool, DRIFT_WINDOW_HOURS),
         lastRunDrift(pool),
+        failingHunts(pool),
         cappedBacklog(pool, QUARANTINE_BACKLOG_CAP),
         watermarkAges(pool, WATERMARK_JOBS),
       ]);
@@ -80,6 +88,7 @@ export function startStoreGauges(registry: Registry, pool: pg.Pool, refreshMs: n
       drift.set({ kind: 'treasure' }, recent.treasures);
       lastRun.set({ kind: 'player' }, last.players);
       lastRun.set({ kind: 'treasure' }, last.treasures);
+      failing.set(failingNow);
       for (const [reason, n] of byReason) backlog.set({ reason }, n);
       for (const [job, age] of ages) watermarkAge.set({ workflow_type: job }, age);
       refreshed.set(Date.now() / 1000);

@@ -110,6 +110,7 @@ function reconcileFigures(p: ReconcileProgress | undefined, summary: ReconcileSu
     detail: [
       p ? (p.repair ? 'repair' : 'no repair') : undefined,
       summary ? `players checked ${summary.playersChecked}, drifted ${summary.playersDrifted}, treasures changed ${summary.treasuresChanged}` : undefined,
+      summary?.huntsFailed ? `${summary.huntsFailed} hunt(s) failed, passed and tried again by later runs (reconcile_failures; first: ${summary.failed[0]?.huntId})` : undefined,
     ]
       .filter(Boolean)
       .join('; ') || undefined,

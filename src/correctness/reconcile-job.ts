@@ -11,6 +11,8 @@ import {
   type HuntScope,
   type SizedHunt,
 } from '../store/correctness/reconcile';
+import { describeDataError } from '../store/hot-path/errors';
+import { isHuntFailure, recordReconcileFailure } from '../store/correctness/reconcile-failures';
 import type { ActivityDeps } from '../worker/activity-deps';
 
 export interface ReconcileActivityInput {
@@ -38,7 +40,16 @@ export interface ReconcileSummary {
   repaired: boolean;
   /** Hunts that had any drift, with what drifted. */
   drifted: HuntReconciliation[];
+  /** Hunts whose reconciliation failed for what they hold: recorded, passed, and tried again by later runs. */
+  huntsFailed: number;
+  /** The first of them, with the database's words (all are in reconcile_failures). */
+  failed: FailedHunt[];
   watermark?: number;
+}
+
+export interface FailedHunt {
+  huntId: string;
+  error: string;
 }
 
 /**
@@ -76,6 +87,8 @@ export const EVENTS_PER_TRANSACTION = 2_000_000;
 export const HUNTS_PER_PAGE = 1000;
 /** Drifted hunts listed in the summary (all are in reconcile_runs). */
 const DRIFTED_LISTED = 100;
+/** Failed hunts listed in the summary (all are in reconcile_failures). */
+const FAILED_LISTED = 100;
 
 export function createReconcileActivities(deps: Pick<ActivityDeps, 'pool'>) {
   return {
@@ -93,6 +106,29 @@ export function createReconcileActivities(deps: Pick<ActivityDeps, 'pool'>) {
       // transaction over big hunts: keep beating while they run.
       const beat = setInterval(() => context.heartbeat(checkpoint), HEARTBEAT_EVERY_MS);
       let scope: HuntScope | undefined;
+      const bounds = { statementTimeoutMs: GROUP_STATEMENT_TIMEOUT_MS, lockTimeoutMs: GROUP_LOCK_TIMEOUT_MS, signal: context.cancellationSignal };
+      /**
+       * Reconciles a group. A group refused for what its hunts hold is halved until the hunts
+       * responsible are alone; each of those is recorded in reconcile_failures and passed, so
+       * the hunts after it are reconciled and the run ends. Retrying the step would fail the
+       * same way for ever, and hold every later run (the Schedule skips while one runs).
+       */
+      const reconcileGroup = async (huntIds: string[]): Promise<{ results: HuntReconciliation[]; failed: FailedHunt[] }> => {
+        try {
+          return { results: await reconcileHunts(deps.pool, huntIds, input.runId, input.repair, bounds), failed: [] };
+        } catch (err) {
+          if (context.cancellationSignal.aborted || !isHuntFailure(err)) throw err;
+          if (huntIds.length > 1) {
+            const half = Math.ceil(huntIds.length / 2);
+            const [first, second] = [await reconcileGroup(huntIds.slice(0, half)), await reconcileGroup(huntIds.slice(half))];
+            return { results: [...first.results, ...second.results], failed: [...first.failed, ...second.failed] };
+          }
+          const failed = { huntId: huntIds[0] as string, error: describeDataError(err) };
+          await recordReconcileFailure(deps.pool, failed.huntId, input.runId, failed.error);
+          context.log.warn('reconcile: a hunt failed for what it holds; recorded in reconcile_failures and passed, later runs try it again', { ...failed });
+          return { results: [], failed: [failed] };
+        }
+      };
       try {
         scope = input.huntIds ? listScope(deps.pool, input.huntIds) : await openSeqRangeScope(deps.pool, checkpoint.fromSeq ?? 0, checkpoint.toSeq ?? 0);
         const lastHuntDone = checkpoint.lastHuntDone;
@@ -104,19 +140,13 @@ export function createReconcileActivities(deps: Pick<ActivityDeps, 'pool'>) {
         for await (const group of groupsOf(hunts, input.huntsPerTransaction, input.eventsPerTransaction ?? EVENTS_PER_TRANSACTION)) {
           // An attempt past its timeout (or cancelled) stops here rather than run on beside its retry.
           if (context.cancellationSignal.aborted) throw new CancelledFailure(`reconcile ${input.runId}: cancelled`);
-          const results = await reconcileHunts(
-            deps.pool,
-            group.map((h) => h.huntId),
-            input.runId,
-            input.repair,
-            { statementTimeoutMs: GROUP_STATEMENT_TIMEOUT_MS, lockTimeoutMs: GROUP_LOCK_TIMEOUT_MS, signal: context.cancellationSignal },
-          );
+          const { results, failed } = await reconcileGroup(group.map((h) => h.huntId));
           if (checkpoint.toSeq !== undefined) await confirmReconcileProgress(deps.pool);
           huntsDone += group.length;
           // A new checkpoint, never one changed in place: the SDK serializes a heartbeat when
           // it sends it, later, so a checkpoint changed after it was handed over would pair
           // an old cursor with newer counts, and a retry would count those hunts twice.
-          checkpoint = { ...checkpoint, lastHuntDone: group[group.length - 1]?.huntId, huntsDone, summary: withResults(checkpoint.summary, results) };
+          checkpoint = { ...checkpoint, lastHuntDone: group[group.length - 1]?.huntId, huntsDone, summary: withResults(checkpoint.summary, results, failed) };
           context.heartbeat(checkpoint);
         }
       } finally {
@@ -178,7 +208,7 @@ export async function* groupsOf(hunts: AsyncIterable<SizedHunt>, maxHunts: numbe
 }
 
 /** The summary with a group's results added, as a new object (heartbeats hold the old one). */
-function withResults(summary: ReconcileSummary, results: readonly HuntReconciliation[]): ReconcileSummary {
+function withResults(summary: ReconcileSummary, results: readonly HuntReconciliation[], failed: readonly FailedHunt[]): ReconcileSummary {
   const drifted = results.filter((r) => r.playersDrifted + r.treasuresChanged > 0);
   return {
     ...summary,
@@ -186,9 +216,11 @@ function withResults(summary: ReconcileSummary, results: readonly HuntReconcilia
     playersDrifted: summary.playersDrifted + results.reduce((n, r) => n + r.playersDrifted, 0),
     treasuresChanged: summary.treasuresChanged + results.reduce((n, r) => n + r.treasuresChanged, 0),
     drifted: [...summary.drifted, ...drifted].slice(0, DRIFTED_LISTED),
+    huntsFailed: (summary.huntsFailed ?? 0) + failed.length,
+    failed: [...(summary.failed ?? []), ...failed].slice(0, FAILED_LISTED),
   };
 }
 
 function emptySummary(input: ReconcileActivityInput): ReconcileSummary {
-  return { runId: input.runId, hunts: 0, playersChecked: 0, playersDrifted: 0, treasuresChanged: 0, repaired: input.repair, drifted: [] };
+  return { runId: input.runId, hunts: 0, playersChecked: 0, playersDrifted: 0, treasuresChanged: 0, repaired: input.repair, drifted: [], huntsFailed: 0, failed: [] };
 }

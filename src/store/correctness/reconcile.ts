@@ -21,6 +21,7 @@ import { LIVE_PROJECTION_TABLES, mergeInto, recomputeInto } from '../batch/recom
 import { lockHuntFences } from '../hot-path/apply-events';
 import { settledBound } from '../batch/settled-seq';
 import { withBoundedTransaction, type StatementBounds } from '../bounded-transaction';
+import { clearReconcileFailures } from './reconcile-failures';
 
 export interface HuntReconciliation {
   huntId: string;
@@ -167,6 +168,7 @@ export async function reconcileHunts(
       [runId, results.map((r) => r.huntId), results.map((r) => r.playersChecked), results.map((r) => r.playersDrifted),
         results.map((r) => r.treasuresChanged), results.map((r) => r.repaired)],
     );
+    await clearReconcileFailures(client, hunts);
     return results;
   });
 }
@@ -215,12 +217,17 @@ const SIZE_OF = (alias: string) => `coalesce((SELECT h.events_applied FROM hunts
  * 0.1 s to fill this table and 30 ms to page it). Close it: it releases the connection.
  */
 export async function openSeqRangeScope(pool: pg.Pool, fromSeq: number, toSeq: number): Promise<HuntScope> {
-  if (toSeq <= fromSeq) return { total: 0, countUpTo: async () => 0, page: async () => [], close: async () => undefined };
+  if (toSeq <= fromSeq && !(await failuresDue(pool))) return { total: 0, countUpTo: async () => 0, page: async () => [], close: async () => undefined };
   const client = await pool.connect();
   try {
     await client.query('DROP TABLE IF EXISTS pg_temp.reconcile_scope');
     await client.query(`CREATE TEMP TABLE reconcile_scope (hunt_id text COLLATE "C" PRIMARY KEY)`);
-    const filled = await client.query(`INSERT INTO pg_temp.reconcile_scope SELECT DISTINCT hunt_id FROM events WHERE seq > $1 AND seq <= $2`, [fromSeq, toSeq]);
+    // With the hunts whose last reconciliation failed and whose backoff is over (reconcile-failures.ts).
+    const filled = await client.query(
+      `INSERT INTO pg_temp.reconcile_scope
+       SELECT hunt_id FROM events WHERE seq > $1 AND seq <= $2 UNION SELECT hunt_id FROM reconcile_failures WHERE retry_after <= now()`,
+      [fromSeq, toSeq],
+    );
     await client.query('ANALYZE pg_temp.reconcile_scope');
     return {
       total: filled.rowCount ?? 0,
@@ -243,6 +250,10 @@ export async function openSeqRangeScope(pool: pg.Pool, fromSeq: number, toSeq: n
     client.release(err as Error);
     throw err;
   }
+}
+
+async function failuresDue(pool: pg.Pool): Promise<boolean> {
+  return ((await pool.query('SELECT 1 FROM reconcile_failures WHERE retry_after <= now() LIMIT 1')).rowCount ?? 0) > 0;
 }
 
 async function closeScope(client: pg.PoolClient): Promise<void> {

@@ -1,0 +1,45 @@
+/**
+ * Hunts whose reconciliation fails for what they hold (migration 013): recorded so a run goes
+ * on past them, tried again by later runs with a backoff, and cleared by the run that
+ * reconciles them. A failure that is the database's state (a lost connection, a deadlock, a
+ * lock wait) is not recorded: the step is retried, as for any outage.
+ */
+import type pg from 'pg';
+import { isDataError, sqlStateOf } from '../hot-path/errors';
+
+/** The first retry's wait; each failure doubles it, up to RETRY_MAX_MINUTES. */
+const RETRY_FIRST_MINUTES = 5;
+const RETRY_MAX_MINUTES = 60;
+/** The error text kept per hunt: Postgres's message, detail and constraint are far shorter. */
+const ERROR_MAX_CHARS = 2000;
+
+/**
+ * True when `err` comes back whatever the database's state, for these hunts: a value or a
+ * constraint refused (isDataError's classes), or the step's own statement limit (57014) on
+ * hunts too big to recompute inside it. A cancelled step is not a failure of its hunts.
+ */
+export function isHuntFailure(err: unknown): boolean {
+  return isDataError(err) || sqlStateOf(err) === '57014';
+}
+
+/** Records that `huntId` failed in `runId`, and when it may be tried again. */
+export async function recordReconcileFailure(pool: pg.Pool, huntId: string, runId: string, error: string): Promise<void> {
+  await pool.query(
+    `INSERT INTO reconcile_failures AS f (hunt_id, run_id, error, retry_after)
+     VALUES ($1, $2, $3, now() + make_interval(mins => $4))
+     ON CONFLICT (hunt_id) DO UPDATE SET run_id = excluded.run_id, error = excluded.error, attempts = f.attempts + 1,
+       last_failed_at = now(), retry_after = now() + make_interval(mins => least($5, $4 * 2 ^ least(f.attempts, 10))::int)`,
+    [huntId, runId, error.slice(0, ERROR_MAX_CHARS), RETRY_FIRST_MINUTES, RETRY_MAX_MINUTES],
+  );
+}
+
+/** Forgets the failures of hunts just reconciled (in the transaction that reconciled them). */
+export async function clearReconcileFailures(client: pg.ClientBase, huntIds: readonly string[]): Promise<void> {
+  await client.query('DELETE FROM reconcile_failures WHERE hunt_id = ANY($1::text[])', [huntIds]);
+}
+
+/** How many hunts failed their last reconciliation (the gauge behind HuntReconcileHuntsFailing). */
+export async function failingHunts(pool: pg.Pool): Promise<number> {
+  const { rows } = await pool.query<{ n: number }>({ name: 'monitoring-reconcile-failures', text: 'SELECT count(*)::int AS n FROM reconcile_failures' });
+  return rows[0]?.n ?? 0;
+}
