@@ -103,6 +103,8 @@ export interface Config {
     maxConcurrentActivities: number;
     metricsPort?: number;
     metricsBindAddress: string;
+    /** Past runs' records older than this are deleted by the workers (job-records-pruner.ts). */
+    jobRecordsKeepDays: number;
   };
   backfill: {
     /** Backfill files must be regular files under this folder (resolved, symlinks followed). */
@@ -185,7 +187,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       onRetentionGap: v.INGEST_ON_RETENTION_GAP,
     },
     slo: { freshnessTargetMs: v.SLO_FRESHNESS_TARGET_MS, objective: v.SLO_OBJECTIVE },
-    worker: { maxConcurrentActivities: v.WORKER_MAX_CONCURRENT_ACTIVITIES, metricsPort: v.WORKER_METRICS_PORT, metricsBindAddress: v.WORKER_METRICS_BIND_ADDRESS },
+    worker: { maxConcurrentActivities: v.WORKER_MAX_CONCURRENT_ACTIVITIES, metricsPort: v.WORKER_METRICS_PORT, metricsBindAddress: v.WORKER_METRICS_BIND_ADDRESS, jobRecordsKeepDays: v.JOB_RECORDS_KEEP_DAYS },
     backfill: { importDir: path.resolve(v.BACKFILL_IMPORT_DIR ?? path.join(stateDir, 'imports')), topics: v.BACKFILL_TOPICS ?? [v.KAFKA_TOPIC_EVENTS] },
     schedules: { rollupFlushEvery: v.ROLLUP_FLUSH_EVERY, reconcileEvery: v.RECONCILE_EVERY, dataQualityCron: v.DATA_QUALITY_CRON },
     logLevel: v.LOG_LEVEL,

@@ -18,6 +18,7 @@ import type { PostgresTarget } from '../store/pg-connection';
 import { createPool, IDLE_IN_TRANSACTION_LIMIT_MS, processApplicationName } from '../store/pool';
 import { seqOrderProblem } from '../store/batch/settled-seq';
 import { schemaMismatch } from '../store/migrate';
+import { startJobRecordsPruner } from './job-records-pruner';
 
 let runtimeInstalled = false;
 
@@ -131,10 +132,12 @@ export async function createWorkerService(config: Config, logger: Logger, taskQu
     shutdownForceTime: '30 seconds',
     maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE_MAX,
   });
+  const pruner = startJobRecordsPruner(pool, config.worker.jobRecordsKeepDays, logger);
   return {
     worker,
     run: () => worker.run(),
     async close() {
+      pruner.stop();
       await connection.close();
       await pool.end();
     },
