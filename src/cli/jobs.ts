@@ -62,6 +62,12 @@ export async function startJob(workflowType: string, input: Record<string, unkno
     try {
       const result = await followJob(handle, workflowType, { pool: workflowType === 'reconcile' ? pool.get() : undefined });
       console.log(JSON.stringify(result, null, 2));
+      // The job ended, but not for every hunt it was given: a script must not take it for done.
+      const huntsFailed = (result as { huntsFailed?: unknown } | undefined)?.huntsFailed;
+      if (typeof huntsFailed === 'number' && huntsFailed > 0) {
+        console.error(`${workflowType} ${workflowId}: ${huntsFailed} hunt(s) could not be reconciled (see "failed"; docs/operators.md#huntreconcilehuntsfailing)`);
+        process.exitCode = 1;
+      }
     } catch (err) {
       // The SDK's "Workflow execution failed" says nothing; its cause says what to fix.
       const cause = (err as { cause?: Error }).cause;

@@ -11,7 +11,7 @@ import {
   type HuntScope,
   type SizedHunt,
 } from '../store/correctness/reconcile';
-import { describeDataError } from '../store/hot-path/errors';
+import { describeDataError, sqlStateOf } from '../store/hot-path/errors';
 import { isHuntFailure, recordReconcileFailure } from '../store/correctness/reconcile-failures';
 import type { ActivityDeps } from '../worker/activity-deps';
 
@@ -40,7 +40,7 @@ export interface ReconcileSummary {
   repaired: boolean;
   /** Hunts that had any drift, with what drifted. */
   drifted: HuntReconciliation[];
-  /** Hunts whose reconciliation failed for what they hold: recorded, passed, and tried again by later runs. */
+  /** Hunts whose reconciliation failed for what they hold: passed (and, by a repairing run, recorded for later runs to try again). */
   huntsFailed: number;
   /** The first of them, with the database's words (all are in reconcile_failures). */
   failed: FailedHunt[];
@@ -107,32 +107,48 @@ export function createReconcileActivities(deps: Pick<ActivityDeps, 'pool'>) {
       const beat = setInterval(() => context.heartbeat(checkpoint), HEARTBEAT_EVERY_MS);
       let scope: HuntScope | undefined;
       const bounds = { statementTimeoutMs: GROUP_STATEMENT_TIMEOUT_MS, lockTimeoutMs: GROUP_LOCK_TIMEOUT_MS, signal: context.cancellationSignal };
+      let huntsDone = 0;
+      /** After each transaction that ended (committed, or its hunt failed and passed): the progress, checkpointed. */
+      const finished = async (huntIds: readonly string[], results: readonly HuntReconciliation[], failed: readonly FailedHunt[]) => {
+        if (checkpoint.toSeq !== undefined) await confirmReconcileProgress(deps.pool);
+        huntsDone += huntIds.length;
+        // A new checkpoint, never one changed in place: the SDK serializes a heartbeat when
+        // it sends it, later, so a checkpoint changed after it was handed over would pair
+        // an old cursor with newer counts, and a retry would count those hunts twice.
+        checkpoint = { ...checkpoint, lastHuntDone: huntIds[huntIds.length - 1], huntsDone, summary: withResults(checkpoint.summary, results, failed) };
+        context.heartbeat(checkpoint);
+      };
       /**
-       * Reconciles a group. A group refused for what its hunts hold is halved until the hunts
-       * responsible are alone; each of those is recorded in reconcile_failures and passed, so
-       * the hunts after it are reconciled and the run ends. Retrying the step would fail the
-       * same way for ever, and hold every later run (the Schedule skips while one runs).
+       * Reconciles a group of hunts (sorted, so each part finished moves the cursor forward).
+       * A group refused for what its hunts hold is split until the hunts responsible are alone,
+       * and each of those is passed: a repairing run records it in reconcile_failures for later
+       * runs to try again. Retrying the step would fail the same way for ever, and hold every
+       * later run (the Schedule skips while one runs).
        */
-      const reconcileGroup = async (huntIds: string[]): Promise<{ results: HuntReconciliation[]; failed: FailedHunt[] }> => {
+      const reconcileGroup = async (huntIds: string[]): Promise<void> => {
         try {
-          return { results: await reconcileHunts(deps.pool, huntIds, input.runId, input.repair, bounds), failed: [] };
+          await finished(huntIds, await reconcileHunts(deps.pool, huntIds, input.runId, input.repair, bounds), []);
         } catch (err) {
           if (context.cancellationSignal.aborted || !isHuntFailure(err)) throw err;
           if (huntIds.length > 1) {
+            // A refused value fails in milliseconds: halve. The statement limit fails after 10
+            // minutes a try: each hunt alone, so one slow hunt costs one more try, not six.
             const half = Math.ceil(huntIds.length / 2);
-            const [first, second] = [await reconcileGroup(huntIds.slice(0, half)), await reconcileGroup(huntIds.slice(half))];
-            return { results: [...first.results, ...second.results], failed: [...first.failed, ...second.failed] };
+            const parts = sqlStateOf(err) === '57014' ? huntIds.map((h) => [h]) : [huntIds.slice(0, half), huntIds.slice(half)];
+            for (const part of parts) await reconcileGroup(part);
+            return;
           }
           const failed = { huntId: huntIds[0] as string, error: describeDataError(err) };
-          await recordReconcileFailure(deps.pool, failed.huntId, input.runId, failed.error);
-          context.log.warn('reconcile: a hunt failed for what it holds; recorded in reconcile_failures and passed, later runs try it again', { ...failed });
-          return { results: [], failed: [failed] };
+          // A run that only checks repairs nothing: its failure is reported, not queued for repair.
+          if (input.repair) await recordReconcileFailure(deps.pool, failed.huntId, input.runId, failed.error);
+          context.log.warn('reconcile: a hunt failed for what it holds and was passed (a repairing run records it in reconcile_failures for later runs)', { ...failed });
+          await finished(huntIds, [], [failed]);
         }
       };
       try {
         scope = input.huntIds ? listScope(deps.pool, input.huntIds) : await openSeqRangeScope(deps.pool, checkpoint.fromSeq ?? 0, checkpoint.toSeq ?? 0);
         const lastHuntDone = checkpoint.lastHuntDone;
-        let huntsDone = lastHuntDone === undefined ? 0 : await scope.countUpTo(lastHuntDone);
+        huntsDone = lastHuntDone === undefined ? 0 : await scope.countUpTo(lastHuntDone);
         checkpoint = { ...checkpoint, huntsDone, summary: { ...checkpoint.summary, hunts: scope.total } };
         // At once, so the scope is fixed for a retry and operators see the job's size.
         context.heartbeat(checkpoint);
@@ -140,14 +156,7 @@ export function createReconcileActivities(deps: Pick<ActivityDeps, 'pool'>) {
         for await (const group of groupsOf(hunts, input.huntsPerTransaction, input.eventsPerTransaction ?? EVENTS_PER_TRANSACTION)) {
           // An attempt past its timeout (or cancelled) stops here rather than run on beside its retry.
           if (context.cancellationSignal.aborted) throw new CancelledFailure(`reconcile ${input.runId}: cancelled`);
-          const { results, failed } = await reconcileGroup(group.map((h) => h.huntId));
-          if (checkpoint.toSeq !== undefined) await confirmReconcileProgress(deps.pool);
-          huntsDone += group.length;
-          // A new checkpoint, never one changed in place: the SDK serializes a heartbeat when
-          // it sends it, later, so a checkpoint changed after it was handed over would pair
-          // an old cursor with newer counts, and a retry would count those hunts twice.
-          checkpoint = { ...checkpoint, lastHuntDone: group[group.length - 1]?.huntId, huntsDone, summary: withResults(checkpoint.summary, results, failed) };
-          context.heartbeat(checkpoint);
+          await reconcileGroup(group.map((h) => h.huntId));
         }
       } finally {
         clearInterval(beat);

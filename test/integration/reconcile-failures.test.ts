@@ -8,7 +8,7 @@
  */
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { describe, expect, it } from 'vitest';
-import { createReconcileActivities, type ReconcileActivityInput, type ReconcileSummary } from '../../src/correctness/reconcile-job';
+import { createReconcileActivities, type ReconcileActivityInput, type ReconcileCheckpoint, type ReconcileSummary } from '../../src/correctness/reconcile-job';
 import type { HuntEvent } from '../../src/events/schema';
 import { parseOccurredAt } from '../../src/events/schema';
 import { foldEvents } from '../../src/rules/reference';
@@ -66,6 +66,12 @@ describe('reconcile, with a hunt that fails for what it holds', () => {
     // Within the backoff, a run has nothing to do.
     expect((await run('run-2')).hunts).toBe(0);
 
+    // A run that only checks writes nothing the trigger refuses: it neither clears the failure
+    // nor records one (data quality's drift check runs so, over every hunt).
+    const checked = (await new MockActivityEnvironment().run(createReconcileActivities({ pool: db.pool }).reconcileHunts, input('check-1', { huntIds: ['hunt-b'], repair: false }))) as ReconcileSummary;
+    expect(checked).toMatchObject({ hunts: 1, huntsFailed: 0, playersDrifted: 1 });
+    expect(await failures()).toEqual([{ hunt_id: 'hunt-b', run_id: 'run-1', attempts: 1, retry_in_minutes: 5 }]);
+
     // After it, the hunt is in the next run's scope; it fails again, and waits twice as long.
     await backoffOver();
     expect(await run('run-3')).toMatchObject({ hunts: 1, huntsFailed: 1 });
@@ -78,6 +84,32 @@ describe('reconcile, with a hunt that fails for what it holds', () => {
     expect(await reconciledBy('run-4')).toEqual(['hunt-b']);
     expect(await failures()).toEqual([]);
     expect(await projectionOf(db.pool)).toEqual(expected);
+  });
+
+  it('splits a group that hit the statement limit into single hunts, moving the cursor after each', async () => {
+    const hunts = ['slow-a', 'slow-b', 'slow-c', 'slow-d'];
+    const events = hunts.flatMap(huntEvents);
+    await withTransaction(db.pool, (client) => applyEvents(client, events.map((event) => ({ event, instant: parseOccurredAt(event.occurredAt)!, source: 'test' }))));
+    await db.pool.query(`UPDATE player_scores SET score = score + 1000 WHERE hunt_id LIKE 'slow-%'`);
+    // What the step's statement limit raises, for slow-c's rows alone.
+    await db.pool.query(`CREATE FUNCTION time_out_slow_c() RETURNS trigger LANGUAGE plpgsql AS $$
+                           BEGIN IF NEW.hunt_id = 'slow-c' THEN RAISE EXCEPTION 'canceling statement due to statement timeout' USING ERRCODE = '57014'; END IF; RETURN NEW; END $$`);
+    await db.pool.query('CREATE TRIGGER time_out_slow_c BEFORE INSERT ON player_scores FOR EACH ROW EXECUTE FUNCTION time_out_slow_c()');
+    try {
+      const env = new MockActivityEnvironment();
+      const cursors: (string | undefined)[] = [];
+      env.on('heartbeat', (details: ReconcileCheckpoint) => {
+        if (cursors.at(-1) !== details.lastHuntDone) cursors.push(details.lastHuntDone);
+      });
+      const summary = (await env.run(createReconcileActivities({ pool: db.pool }).reconcileHunts, input('slow-1', { huntIds: hunts }))) as ReconcileSummary;
+      expect(summary).toMatchObject({ hunts: 4, huntsFailed: 1, failed: [{ huntId: 'slow-c', error: expect.stringMatching(/SQLSTATE 57014/) }] });
+      // Halving would have gone [a, b] then [c], [d]; each alone, every hunt moves the cursor.
+      expect(cursors).toEqual(['slow-a', 'slow-b', 'slow-c', 'slow-d']);
+      expect(await reconciledBy('slow-1')).toEqual(['slow-a', 'slow-b', 'slow-d']);
+      expect((await failures()).map((f) => f.hunt_id)).toContain('slow-c');
+    } finally {
+      await db.pool.query('DROP TRIGGER time_out_slow_c ON player_scores');
+    }
   });
 
   it('tells failures of the hunts from failures of the database, which the step retries', () => {

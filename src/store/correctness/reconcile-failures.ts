@@ -1,7 +1,7 @@
 /**
- * Hunts whose reconciliation fails for what they hold (migration 013): recorded so a run goes
- * on past them, tried again by later runs with a backoff, and cleared by the run that
- * reconciles them. A failure that is the database's state (a lost connection, a deadlock, a
+ * Hunts whose repairing reconciliation fails for what they hold (migration 013): recorded so
+ * a run goes on past them, tried again by later runs with a backoff, and cleared by the
+ * repairing run that reconciles them. A failure that is the database's state (a lost connection, a deadlock, a
  * lock wait) is not recorded: the step is retried, as for any outage.
  */
 import type pg from 'pg';
@@ -9,7 +9,8 @@ import { isDataError, sqlStateOf } from '../hot-path/errors';
 
 /** The first retry's wait; each failure doubles it, up to RETRY_MAX_MINUTES. */
 const RETRY_FIRST_MINUTES = 5;
-const RETRY_MAX_MINUTES = 60;
+/** A hunt too big for the statement limit costs each try 10 minutes of a run: not more than every 6 hours. */
+const RETRY_MAX_MINUTES = 6 * 60;
 /** The error text kept per hunt: Postgres's message, detail and constraint are far shorter. */
 const ERROR_MAX_CHARS = 2000;
 

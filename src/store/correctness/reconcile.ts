@@ -168,7 +168,9 @@ export async function reconcileHunts(
       [runId, results.map((r) => r.huntId), results.map((r) => r.playersChecked), results.map((r) => r.playersDrifted),
         results.map((r) => r.treasuresChanged), results.map((r) => r.repaired)],
     );
-    await clearReconcileFailures(client, hunts);
+    // Only a repairing run has put the hunts right: a run that only checks (data quality's
+    // drift check, `--no-repair`) never writes the live tables a failure may lie in.
+    if (repair) await clearReconcileFailures(client, hunts);
     return results;
   });
 }
