@@ -83,21 +83,22 @@ export function startDlqRelay(deps: DlqRelayDeps): DlqRelay {
 
   /** The claim being sent, if any: a stop that runs out of time gives it up. */
   let inFlight: Claim | undefined;
-  /** One claim, sent send by send, each marked as it is acknowledged; the number of copies sent or set aside. */
-  const relayOnce = async (upToId?: number): Promise<number> => {
+  /** One claim, sent send by send, each marked as it is acknowledged; how many copies went and how many were set aside. */
+  const relayOnce = async (upToId?: number): Promise<{ sent: number; setAside: number }> => {
     const claim = await claimPendingCopies(pool, { topic, maxBytes: CLAIM_MAX_BYTES, maxRows: CLAIM_MAX_ROWS, leaseMs: CLAIM_LEASE_MS, upToId });
-    if (claim.copies.length === 0) return 0;
+    if (claim.copies.length === 0) return { sent: 0, setAside: 0 };
     inFlight = claim;
-    let done = 0;
+    let sent = 0;
+    const setAside: { copy: PendingCopy; reason: string }[] = [];
     const onSent = async (copies: PendingCopy[]) => {
       await markCopiesSent(pool, copies.map((c) => c.id));
       metrics.dlqCopiesSent.inc(copies.length);
-      done += copies.length;
+      sent += copies.length;
     };
     const onRefused = async (copy: PendingCopy, reason: string) => {
-      await setCopiesAside(pool, [copy.id], reason, REFUSED_RETRY_MS);
+      await setCopiesAside(pool, claim, [copy.id], reason, REFUSED_RETRY_MS);
       metrics.dlqCopiesSetAside.inc();
-      done += 1;
+      setAside.push({ copy, reason });
     };
     try {
       await sender.send(claim.copies, onSent, onRefused);
@@ -107,8 +108,16 @@ export function startDlqRelay(deps: DlqRelayDeps): DlqRelay {
       throw err;
     } finally {
       inFlight = undefined;
+      // One line a pass, not one a copy: a topic that refuses every copy would log a thousand.
+      const first = setAside[0];
+      if (first) {
+        logger.error(
+          { setAside: setAside.length, retryInMs: REFUSED_RETRY_MS, first: { source: `${first.copy.topic}/${first.copy.partition}@${first.copy.offset}`, reason: first.reason } },
+          'DLQ topic refuses copies for the records themselves; they are set aside and tried again later, the copies behind them go on (quarantine keeps them)',
+        );
+      }
     }
-    return done;
+    return { sent, setAside: setAside.length };
   };
 
   let reading = false;
@@ -136,12 +145,15 @@ export function startDlqRelay(deps: DlqRelayDeps): DlqRelay {
       woken = false;
       let delay = POLL_MS;
       try {
-        const relayed = await relayOnce();
-        if (failures > 0 && relayed > 0) {
+        const { sent, setAside } = await relayOnce();
+        if (failures > 0 && sent > 0) {
           logger.info({ afterFailures: failures }, 'DLQ copies are going out again');
           failures = 0;
         }
-        if (relayed > 0) delay = 0; // more may wait
+        // More may wait. A pass whose copies were all set aside waits the poll's second: a
+        // topic that refuses every copy costs a pass a second, not a busy loop.
+        if (sent > 0) delay = 0;
+        else if (setAside > 0) delay = POLL_MS;
       } catch (err) {
         failures++;
         metrics.dlqRelayFailures.inc();
@@ -158,7 +170,10 @@ export function startDlqRelay(deps: DlqRelayDeps): DlqRelay {
   /** After the lanes are drained: the copies waiting now go out if they can (not those other members add meanwhile). */
   const sendWaiting = async () => {
     const upToId = await newestPendingId(pool, topic);
-    while ((await relayOnce(upToId)) > 0);
+    for (;;) {
+      const { sent, setAside } = await relayOnce(upToId);
+      if (sent + setAside === 0) break;
+    }
   };
 
   const running = loop();

@@ -51,11 +51,12 @@ export interface DlqSender {
 }
 
 /**
- * What the broker refuses in a record itself, whatever the topic's state: a record without a
- * key on a compacted topic (INVALID_RECORD), a timestamp outside the topic's bounds, a format
- * the topic cannot store. Sent again, it is refused again.
+ * What the broker refuses in a record itself: INVALID_RECORD, as a compacted topic answers a
+ * record without a key. Sent again, it is refused again. (INVALID_TIMESTAMP and a format the
+ * topic cannot store are the topic's or the clock's state, not a record's: every copy carries
+ * the producer's time and the same headers, so those fail the pass like an outage.)
  */
-const RECORD_REFUSALS = new Set(['INVALID_RECORD', 'INVALID_TIMESTAMP', 'UNSUPPORTED_FOR_MESSAGE_FORMAT']);
+const RECORD_REFUSALS = new Set(['INVALID_RECORD']);
 
 interface Copy<R> {
   record: R;
@@ -83,11 +84,13 @@ export function createDlqSender(producer: Producer, topic: string, maxMessageByt
     async send(records, onSent, onRefused) {
       type R = (typeof records)[number];
       /**
-       * Sends `copies` in order. A send refused for what a record holds is halved until the
-       * records responsible are alone: retrying the same send would fail the same way for ever,
-       * and hold every copy behind it. The topic's limit may have been lowered after start-up,
-       * below the budget the chunks were cut to: a copy refused alone as too large goes without
-       * its bytes; a copy refused alone for what it holds goes to `onRefused`.
+       * Sends `copies` in order. A send refused for what a record holds goes again one copy at
+       * a time, so the records responsible are alone: retrying the same send would fail the
+       * same way for ever, and hold every copy behind it. (The broker may have taken the batches
+       * of the send's other partitions: those copies go twice, the DLQ is at-least-once.) The
+       * topic's limit may have been lowered after start-up, below the budget the chunks were cut
+       * to: a send refused as too large is halved, and a copy refused alone as too large goes
+       * without its bytes. A copy refused alone for what it holds goes to `onRefused`.
        */
       const sendFitting = async (copies: Copy<R>[]): Promise<void> => {
         try {
@@ -95,11 +98,16 @@ export function createDlqSender(producer: Producer, topic: string, maxMessageByt
         } catch (err) {
           const tooLarge = isTooLarge(err);
           if (!tooLarge && !isRecordRefusal(err)) throw err;
-          if (copies.length > 1) {
+          if (copies.length > 1 && tooLarge) {
             const half = Math.ceil(copies.length / 2);
-            logger.warn({ topic, records: copies.length, code: failureCode(err) }, 'DLQ topic refused a send for what its records hold; sending it in halves to find the records responsible');
+            logger.warn({ topic, records: copies.length }, 'DLQ topic refused a send as too large (its max.message.bytes is lower than at start-up?); sending it in halves');
             await sendFitting(copies.slice(0, half));
             await sendFitting(copies.slice(half));
+            return;
+          }
+          if (copies.length > 1) {
+            logger.warn({ topic, records: copies.length, code: failureCode(err) }, 'DLQ topic refused a send for what a record holds; sending its copies one at a time');
+            for (const copy of copies) await sendFitting([copy]);
             return;
           }
           const copy = copies[0] as Copy<R>;
@@ -113,9 +121,7 @@ export function createDlqSender(producer: Producer, topic: string, maxMessageByt
             return;
           }
           if (!onRefused) throw err;
-          const reason = `${failureCode(err) ?? 'refused'}: ${(err as Error).message}`;
-          logger.error({ topic, source: copy.message.headers, reason }, 'DLQ topic refuses a copy for the record itself; it is set aside and tried again later, the copies behind it go on (quarantine keeps it)');
-          await onRefused(copy.record, reason);
+          await onRefused(copy.record, `${failureCode(err) ?? 'refused'}: ${(err as Error).message}`);
           return;
         }
         await onSent?.(copies.map((c) => c.record));

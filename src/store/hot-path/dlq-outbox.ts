@@ -57,7 +57,8 @@ export async function claimPendingCopies(pool: pg.Pool, options: ClaimOptions): 
              SELECT id FROM (SELECT id, bytes, sum(bytes) OVER (ORDER BY id) - bytes AS before FROM candidates) c
               WHERE before = 0 OR before + bytes <= $2
            )
-           UPDATE quarantine q SET dlq_claimed_until = now() + make_interval(secs => $4::double precision / 1000)
+           -- A copy set aside before is tried again: its old refusal no longer describes it.
+           UPDATE quarantine q SET dlq_claimed_until = now() + make_interval(secs => $4::double precision / 1000), dlq_refused = NULL
              FROM within w WHERE q.id = w.id
            RETURNING q.id, q.source_topic, q.source_partition, q.source_offset::text, q.record_key, q.record_value, q.reason, q.detail,
                      q.dlq_claimed_until::text AS token`,
@@ -88,16 +89,17 @@ export async function markCopiesSent(pool: pg.Pool, ids: readonly number[]): Pro
 }
 
 /**
- * Sets aside copies the DLQ topic refused for the records themselves: they stay pending, with
- * the refusal's `reason`, under a lease of `forMs` that keeps every relay's passes off them
- * (the copies behind them go on), and are tried again when it ends.
+ * Sets aside copies of `claim` the DLQ topic refused for the records themselves: they stay
+ * pending, with the refusal's `reason`, under a lease of `forMs` that keeps every relay's
+ * passes off them (the copies behind them go on), and are tried again when it ends. Rows
+ * another relay claimed since (this claim's lease ran out) are left to it.
  */
-export async function setCopiesAside(pool: pg.Pool, ids: readonly number[], reason: string, forMs: number): Promise<void> {
+export async function setCopiesAside(pool: pg.Pool, claim: Claim, ids: readonly number[], reason: string, forMs: number): Promise<void> {
   await pool.query({
     name: 'set-dlq-copies-aside',
     text: `UPDATE quarantine SET dlq_refused = $2, dlq_claimed_until = now() + make_interval(secs => $3::double precision / 1000)
-            WHERE id = ANY($1::bigint[]) AND dlq_pending`,
-    values: [ids, reason, forMs],
+            WHERE id = ANY($1::bigint[]) AND dlq_pending AND dlq_claimed_until = $4::timestamptz`,
+    values: [ids, reason, forMs, claim.token],
   });
 }
 
