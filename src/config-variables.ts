@@ -123,7 +123,8 @@ export const variables = {
   WORKER_MAX_CONCURRENT_ACTIVITIES: [positiveInt.max(100).default(8), 'a whole number of job steps one worker runs at once, 1-100'],
   WORKER_METRICS_PORT: [port.optional(), 'a TCP port for the worker\'s Prometheus metrics (unset: off)'],
   WORKER_METRICS_BIND_ADDRESS: [ipAddress.default('127.0.0.1'), "an IP address for the worker's metrics to listen on"],
-  JOB_RECORDS_KEEP_DAYS: [positiveInt.max(3650).default(30), 'a whole number of days, 1-3650, to keep past runs\' records (reconcile runs and drift, data-quality reports, job progress)'],
+  // At least a week: the latest data-quality report and reconcile run must outlive a late or paused Schedule.
+  JOB_RECORDS_KEEP_DAYS: [positiveInt.min(7).max(3650).default(30), 'a whole number of days, 7-3650, to keep past runs\' records (reconcile runs and drift, data-quality reports, job progress)'],
   HUNT_STATE_DIR: [nonEmpty.default(path.join(projectRoot, '.hunt')), 'a folder for the embedded stack\'s data, logs and pid files'],
   HUNT_CACHE_DIR: [nonEmpty.default(path.join(os.homedir(), '.cache', 'treasure-hunt')), 'a folder for downloaded and built binaries'],
   HUNT_PG_PORT: [port.default(15432), 'a TCP port (1-65535)'],

@@ -12,21 +12,24 @@ const EVERY_MS = 60 * 60_000;
 const FIRST_AFTER_MS = 60_000;
 
 export interface JobRecordsPruner {
-  stop(): void;
+  /** No pass starts after this; resolves when a running one has ended (before the pool closes). */
+  stop(): Promise<void>;
 }
 
 export function startJobRecordsPruner(pool: pg.Pool, keepDays: number, logger: Logger, timing = { firstAfterMs: FIRST_AFTER_MS, everyMs: EVERY_MS }): JobRecordsPruner {
-  let running = false;
+  let running: Promise<void> | undefined;
   const prune = async () => {
     if (running) return;
-    running = true;
+    running = pass();
+    await running;
+    running = undefined;
+  };
+  const pass = async () => {
     try {
       const deleted = await pruneJobRecords(pool, keepDays);
       if (Object.values(deleted).some((n) => n > 0)) logger.info({ deleted, keepDays }, 'deleted job records past JOB_RECORDS_KEEP_DAYS');
     } catch (err) {
       logger.warn({ err }, 'could not delete old job records; the next pass tries again');
-    } finally {
-      running = false;
     }
   };
   let interval: NodeJS.Timeout | undefined;
@@ -37,9 +40,10 @@ export function startJobRecordsPruner(pool: pg.Pool, keepDays: number, logger: L
   }, timing.firstAfterMs);
   first.unref();
   return {
-    stop() {
+    async stop() {
       clearTimeout(first);
       clearInterval(interval);
+      await running;
     },
   };
 }

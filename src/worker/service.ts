@@ -137,7 +137,7 @@ export async function createWorkerService(config: Config, logger: Logger, taskQu
     worker,
     run: () => worker.run(),
     async close() {
-      pruner.stop();
+      await pruner.stop();
       await connection.close();
       await pool.end();
     },

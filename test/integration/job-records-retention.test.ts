@@ -74,7 +74,7 @@ describe('job records retention', () => {
       await waitFor('a pass to delete the old records', async () => (await progressRows()) === 1, { timeoutMs: 10_000, intervalMs: 100 });
       expect(await remaining('b')).toEqual({ reconcile_runs: 1, reconcile_drift: 1, dq_reports: 1, job_progress: 1, reconcile_failures: 1 });
     } finally {
-      pruner.stop();
+      await pruner.stop();
     }
   });
 });

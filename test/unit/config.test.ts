@@ -94,6 +94,12 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ WORKER_MAX_CONCURRENT_ACTIVITIES: '0' })).toThrow(/WORKER_MAX_CONCURRENT_ACTIVITIES: expected a whole number of job steps/);
   });
 
+  it('keeps past runs\' records 30 days unless told otherwise, and never less than a week', () => {
+    expect(loadConfig({}).worker.jobRecordsKeepDays).toBe(30);
+    expect(loadConfig({ JOB_RECORDS_KEEP_DAYS: '90' }).worker.jobRecordsKeepDays).toBe(90);
+    expect(() => loadConfig({ JOB_RECORDS_KEEP_DAYS: '3' })).toThrow(/JOB_RECORDS_KEEP_DAYS: expected a whole number of days, 7-3650/);
+  });
+
   it('stops the hunt command at start-up with exit code 78 and the variable name', async () => {
     const run = promisify(execFile);
     const error = await run('node', [path.join(projectRoot, 'bin/hunt.js'), 'stack', 'status'], {
