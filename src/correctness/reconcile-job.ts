@@ -40,7 +40,7 @@ export interface ReconcileSummary {
   repaired: boolean;
   /** Hunts that had any drift, with what drifted. */
   drifted: HuntReconciliation[];
-  /** Hunts whose reconciliation failed for what they hold: passed (and, by a repairing run, recorded for later runs to try again). */
+  /** Hunts whose reconciliation failed for what they hold: recorded, passed, and tried again by later runs. */
   huntsFailed: number;
   /** The first of them, with the database's words (all are in reconcile_failures). */
   failed: FailedHunt[];
@@ -121,8 +121,8 @@ export function createReconcileActivities(deps: Pick<ActivityDeps, 'pool'>) {
       /**
        * Reconciles a group of hunts (sorted, so each part finished moves the cursor forward).
        * A group refused for what its hunts hold is split until the hunts responsible are alone,
-       * and each of those is passed: a repairing run records it in reconcile_failures for later
-       * runs to try again. Retrying the step would fail the same way for ever, and hold every
+       * and each of those is recorded in reconcile_failures, for later runs to try again, and
+       * passed. Retrying the step would fail the same way for ever, and hold every
        * later run (the Schedule skips while one runs).
        */
       const reconcileGroup = async (huntIds: string[]): Promise<void> => {
@@ -139,9 +139,10 @@ export function createReconcileActivities(deps: Pick<ActivityDeps, 'pool'>) {
             return;
           }
           const failed = { huntId: huntIds[0] as string, error: describeDataError(err) };
-          // A run that only checks repairs nothing: its failure is reported, not queued for repair.
-          if (input.repair) await recordReconcileFailure(deps.pool, failed.huntId, input.runId, failed.error);
-          context.log.warn('reconcile: a hunt failed for what it holds and was passed (a repairing run records it in reconcile_failures for later runs)', { ...failed });
+          // Recorded by a run that only checks too: it moves the watermark past the hunt like
+          // any run, so only the record brings the hunt back (only a repairing run clears it).
+          await recordReconcileFailure(deps.pool, failed.huntId, input.runId, failed.error);
+          context.log.warn('reconcile: a hunt failed for what it holds; recorded in reconcile_failures and passed, later runs try it again', { ...failed });
           await finished(huntIds, [], [failed]);
         }
       };

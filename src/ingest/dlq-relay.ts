@@ -84,9 +84,9 @@ export function startDlqRelay(deps: DlqRelayDeps): DlqRelay {
   /** The claim being sent, if any: a stop that runs out of time gives it up. */
   let inFlight: Claim | undefined;
   /** One claim, sent send by send, each marked as it is acknowledged; how many copies went and how many were set aside. */
-  const relayOnce = async (upToId?: number): Promise<{ sent: number; setAside: number }> => {
+  const relayOnce = async (upToId?: number): Promise<{ sent: number; setAside: number; full: boolean }> => {
     const claim = await claimPendingCopies(pool, { topic, maxBytes: CLAIM_MAX_BYTES, maxRows: CLAIM_MAX_ROWS, leaseMs: CLAIM_LEASE_MS, upToId });
-    if (claim.copies.length === 0) return { sent: 0, setAside: 0 };
+    if (claim.copies.length === 0) return { sent: 0, setAside: 0, full: false };
     inFlight = claim;
     let sent = 0;
     const setAside: { copy: PendingCopy; reason: string }[] = [];
@@ -96,7 +96,8 @@ export function startDlqRelay(deps: DlqRelayDeps): DlqRelay {
       sent += copies.length;
     };
     const onRefused = async (copy: PendingCopy, reason: string) => {
-      await setCopiesAside(pool, claim, [copy.id], reason, REFUSED_RETRY_MS);
+      // Not when another relay has claimed the row since (this claim's lease ran out): it is that relay's.
+      if ((await setCopiesAside(pool, claim, [copy.id], reason, REFUSED_RETRY_MS)) === 0) return;
       metrics.dlqCopiesSetAside.inc();
       setAside.push({ copy, reason });
     };
@@ -117,7 +118,7 @@ export function startDlqRelay(deps: DlqRelayDeps): DlqRelay {
         );
       }
     }
-    return { sent, setAside: setAside.length };
+    return { sent, setAside: setAside.length, full: claim.copies.length >= CLAIM_MAX_ROWS };
   };
 
   let reading = false;
@@ -145,15 +146,15 @@ export function startDlqRelay(deps: DlqRelayDeps): DlqRelay {
       woken = false;
       let delay = POLL_MS;
       try {
-        const { sent, setAside } = await relayOnce();
+        const { sent, setAside, full } = await relayOnce();
         if (failures > 0 && sent > 0) {
           logger.info({ afterFailures: failures }, 'DLQ copies are going out again');
           failures = 0;
         }
-        // More may wait. A pass whose copies were all set aside waits the poll's second: a
-        // topic that refuses every copy costs a pass a second, not a busy loop.
-        if (sent > 0) delay = 0;
-        else if (setAside > 0) delay = POLL_MS;
+        // More may wait. A pass that sent nothing but set copies aside goes on at once only
+        // when its claim was full (copies the topic may take can wait behind); otherwise a
+        // topic that refuses every copy would cost a pass after pass, not one a second.
+        if (sent > 0 || (setAside > 0 && full)) delay = 0;
       } catch (err) {
         failures++;
         metrics.dlqRelayFailures.inc();

@@ -12,12 +12,13 @@ const EVERY_MS = 60 * 60_000;
 const FIRST_AFTER_MS = 60_000;
 
 export interface JobRecordsPruner {
-  /** No pass starts after this; resolves when a running one has ended (before the pool closes). */
+  /** No pass starts after this, and a running one ends after its statement; resolves then (before the pool closes). */
   stop(): Promise<void>;
 }
 
 export function startJobRecordsPruner(pool: pg.Pool, keepDays: number, logger: Logger, timing = { firstAfterMs: FIRST_AFTER_MS, everyMs: EVERY_MS }): JobRecordsPruner {
   let running: Promise<void> | undefined;
+  const stopping = new AbortController();
   const prune = async () => {
     if (running) return;
     running = pass();
@@ -26,7 +27,7 @@ export function startJobRecordsPruner(pool: pg.Pool, keepDays: number, logger: L
   };
   const pass = async () => {
     try {
-      const deleted = await pruneJobRecords(pool, keepDays);
+      const deleted = await pruneJobRecords(pool, keepDays, undefined, stopping.signal);
       if (Object.values(deleted).some((n) => n > 0)) logger.info({ deleted, keepDays }, 'deleted job records past JOB_RECORDS_KEEP_DAYS');
     } catch (err) {
       logger.warn({ err }, 'could not delete old job records; the next pass tries again');
@@ -41,6 +42,7 @@ export function startJobRecordsPruner(pool: pg.Pool, keepDays: number, logger: L
   first.unref();
   return {
     async stop() {
+      stopping.abort();
       clearTimeout(first);
       clearInterval(interval);
       await running;

@@ -52,6 +52,9 @@ const remaining = async (prefix: string) => {
 describe('job records retention', () => {
   it('deletes the records older than the days kept, batch after batch, and keeps the rest', async () => {
     await seed('a', 7, 2);
+    // A stopping worker's pass ends before its next statement.
+    expect(await pruneJobRecords(db.pool, 30, 3, AbortSignal.abort())).toEqual({ reconcile_runs: 0 });
+    expect((await remaining('a')).reconcile_runs).toBe(9);
     // Batches of 3: 7 old rows take three DELETEs per table, the last one short.
     const deleted = await pruneJobRecords(db.pool, 30, 3);
     expect(deleted).toEqual({ reconcile_runs: 7, reconcile_drift: 7, dq_reports: 7, job_progress: 7 });

@@ -31,13 +31,18 @@ const PRUNED: readonly { table: string; deleteOld: string }[] = [
 /** Rows per DELETE: each is a short transaction, so no lock or WAL burst holds anyone up. */
 export const PRUNE_BATCH_ROWS = 10_000;
 
-/** Deletes every job record older than `keepDays`; returns how many rows of each table. */
-export async function pruneJobRecords(pool: pg.Pool, keepDays: number, batchRows = PRUNE_BATCH_ROWS): Promise<Record<string, number>> {
+/**
+ * Deletes every job record older than `keepDays`; returns how many rows of each table. An
+ * aborted `signal` ends it after the statement running (a first pass over a long backlog
+ * takes many): the rest is the next pass's.
+ */
+export async function pruneJobRecords(pool: pg.Pool, keepDays: number, batchRows = PRUNE_BATCH_ROWS, signal?: AbortSignal): Promise<Record<string, number>> {
   const before = new Date(Date.now() - keepDays * 86_400_000);
   const deleted: Record<string, number> = {};
   for (const { table, deleteOld } of PRUNED) {
     deleted[table] = 0;
     for (;;) {
+      if (signal?.aborted) return deleted;
       const n = (await pool.query(deleteOld, [before, batchRows])).rowCount ?? 0;
       deleted[table] += n;
       if (n < batchRows) break;

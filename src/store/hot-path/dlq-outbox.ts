@@ -94,13 +94,14 @@ export async function markCopiesSent(pool: pg.Pool, ids: readonly number[]): Pro
  * passes off them (the copies behind them go on), and are tried again when it ends. Rows
  * another relay claimed since (this claim's lease ran out) are left to it.
  */
-export async function setCopiesAside(pool: pg.Pool, claim: Claim, ids: readonly number[], reason: string, forMs: number): Promise<void> {
-  await pool.query({
+export async function setCopiesAside(pool: pg.Pool, claim: Claim, ids: readonly number[], reason: string, forMs: number): Promise<number> {
+  const { rowCount } = await pool.query({
     name: 'set-dlq-copies-aside',
     text: `UPDATE quarantine SET dlq_refused = $2, dlq_claimed_until = now() + make_interval(secs => $3::double precision / 1000)
             WHERE id = ANY($1::bigint[]) AND dlq_pending AND dlq_claimed_until = $4::timestamptz`,
     values: [ids, reason, forMs, claim.token],
   });
+  return rowCount ?? 0;
 }
 
 /**
