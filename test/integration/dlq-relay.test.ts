@@ -43,6 +43,14 @@ const reject = (offset: number): RejectedRecord => ({
   detail: `reject ${offset}`,
 });
 
+/** A relay copying `input`'s rejects to `dlq` through `producer`, with metrics of its own. */
+function relayTo(producer: Producer, dlq: string, input: string) {
+  const metrics = createIngestMetrics();
+  const quiet = createLogger({ logLevel: 'fatal' });
+  const relay = startDlqRelay({ pool: db.pool, sender: createDlqSender(producer, dlq, BROKER_MAX_MESSAGE_BYTES, quiet), topic: input, metrics, logger: quiet });
+  return { relay, metrics };
+}
+
 describe('the DLQ relay', () => {
   it('marks each acknowledged send as it goes, so a DLQ refusing every other send gets every copy once', async () => {
     await Promise.all([producer.connect(), admin.connect()]);
@@ -54,14 +62,7 @@ describe('the DLQ relay', () => {
     const flaky = {
       send: (record: ProducerRecord) => (++sends % 2 === 0 ? Promise.reject(new Error('NOT_ENOUGH_REPLICAS (test)')) : producer.send(record)),
     } as Producer;
-    const metrics = createIngestMetrics();
-    const relay = startDlqRelay({
-      pool: db.pool,
-      sender: createDlqSender(flaky, dlq, BROKER_MAX_MESSAGE_BYTES, createLogger({ logLevel: 'fatal' })),
-      topic: INPUT,
-      metrics,
-      logger: createLogger({ logLevel: 'fatal' }),
-    });
+    const { relay, metrics } = relayTo(flaky, dlq, INPUT);
     try {
       await waitFor('every copy to be sent', async () => (await pendingCopies(db.pool, INPUT)).count === 0, { timeoutMs: 30_000, intervalMs: 100 });
     } finally {
@@ -87,14 +88,7 @@ describe('the DLQ relay', () => {
     const rejects = Array.from({ length: 6 }, (_, i) => ({ ...reject(i), topic: input, value: Buffer.from(`not json ${i}`), key: i === 1 ? null : Buffer.from(`hunt-${i}`) }));
     await withTransaction(db.pool, (client) => quarantineRecords(client, rejects, { copyToDlq: true }));
 
-    const metrics = createIngestMetrics();
-    const relay = startDlqRelay({
-      pool: db.pool,
-      sender: createDlqSender(ownProducer, dlq, BROKER_MAX_MESSAGE_BYTES, createLogger({ logLevel: 'fatal' })),
-      topic: input,
-      metrics,
-      logger: createLogger({ logLevel: 'fatal' }),
-    });
+    const { relay, metrics } = relayTo(ownProducer, dlq, input);
     try {
       await waitFor('the copies behind the refused one to go', async () => (await pendingCopies(db.pool, input)).count === 1, { timeoutMs: 30_000, intervalMs: 100 });
       // Each went, and at most twice (once in the refused send, once alone), not once per halving.
