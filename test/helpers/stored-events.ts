@@ -1,6 +1,15 @@
-/** Raw events written straight into `events`, without the hot path's projections (what a rebuild or a recompute reads). */
+/** Events stored for a test: raw into `events` alone, or applied as the hot path applies them. */
 import type pg from 'pg';
-import type { HuntEvent } from '../../src/events/schema';
+import { parseOccurredAt, type HuntEvent } from '../../src/events/schema';
+import { applyEvents } from '../../src/store/hot-path/apply-events';
+import { withTransaction } from '../../src/store/transaction';
+
+/** Applies `events` in one transaction as the hot path does: stored, deduplicated and scored into the projections. */
+export function applyInOneTransaction(pool: pg.Pool, events: readonly HuntEvent[], source = 'test') {
+  return withTransaction(pool, (client) => applyEvents(client, events.map((event) => ({ event, instant: parseOccurredAt(event.occurredAt)!, source }))));
+}
+
+/** Raw events written straight into `events`, without the hot path's projections (what a rebuild or a recompute reads). */
 
 /** Stores `events` in stream order, so seq follows it and the first record of an eventId is the one kept. */
 export async function storeEventsInOrder(pool: pg.Pool, events: readonly HuntEvent[]): Promise<void> {

@@ -6,13 +6,11 @@
  */
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseOccurredAt } from '../../src/events/schema';
 import { flushRollupChunk, ROLLUP_JOB } from '../../src/store/batch/rollups';
 import { reconcileHunts } from '../../src/store/correctness/reconcile';
-import { applyEvents } from '../../src/store/hot-path/apply-events';
-import { withTransaction } from '../../src/store/transaction';
 import { createWorkerPool } from '../../src/worker/service';
 import { useTestDatabase } from '../helpers/database-fixture';
+import { applyInOneTransaction } from '../helpers/stored-events';
 import { clueFound } from '../helpers/event-builders';
 import { uniqueName, waitFor } from '../helpers/wait';
 import { startInProcessWorker, temporalClient } from '../helpers/worker';
@@ -40,7 +38,7 @@ const waitingOn = async (holder: number) =>
 
 async function storeEvents(huntId: string): Promise<void> {
   const events = [clueFound({ eventId: `${huntId}-c1`, huntId, occurredAt: new Date(Date.now() - 60_000).toISOString() })];
-  await withTransaction(db.pool, (client) => applyEvents(client, events.map((event) => ({ event, instant: parseOccurredAt(event.occurredAt)!, source: 'test' }))));
+  await applyInOneTransaction(db.pool, events);
 }
 
 describe('a step stuck on a lock', () => {

@@ -6,12 +6,12 @@
  * The reprocess fence (a table lock on `hunts`) still waits for the whole run.
  */
 import { describe, expect, it } from 'vitest';
-import { parseOccurredAt, type HuntEvent } from '../../src/events/schema';
+import type { HuntEvent } from '../../src/events/schema';
 import { reconcileHunts } from '../../src/store/correctness/reconcile';
 import { LIVE_PROJECTION_TABLES, recomputeInto } from '../../src/store/batch/recompute';
-import { applyEvents } from '../../src/store/hot-path/apply-events';
 import { withTransaction } from '../../src/store/transaction';
 import { useTestDatabase } from '../helpers/database-fixture';
+import { applyInOneTransaction } from '../helpers/stored-events';
 import { clueFound, treasureClaimed } from '../helpers/event-builders';
 import { waitFor } from '../helpers/wait';
 
@@ -19,7 +19,7 @@ const db = useTestDatabase();
 const EVENTS = 300_000;
 
 const commitHotPath = (events: HuntEvent[]) =>
-  withTransaction(db.pool, (client) => applyEvents(client, events.map((event) => ({ event, instant: parseOccurredAt(event.occurredAt)!, source: 'hot' }))));
+  applyInOneTransaction(db.pool, events, 'hot');
 
 /** Rows of the live projections that a from-scratch recomputation of every event does not have, and the reverse. */
 async function differencesFromScratch(): Promise<number> {

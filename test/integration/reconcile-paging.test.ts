@@ -9,11 +9,9 @@ import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { createReconcileActivities, type ReconcileActivityInput, type ReconcileCheckpoint, type ReconcileSummary } from '../../src/correctness/reconcile-job';
 import type { HuntEvent } from '../../src/events/schema';
-import { parseOccurredAt } from '../../src/events/schema';
 import { foldEvents } from '../../src/rules/reference';
-import { applyEvents } from '../../src/store/hot-path/apply-events';
-import { withTransaction } from '../../src/store/transaction';
 import { useTestDatabase } from '../helpers/database-fixture';
+import { applyInOneTransaction } from '../helpers/stored-events';
 import { clueFound, joined } from '../helpers/event-builders';
 import { projectionOf } from '../helpers/ingest';
 
@@ -32,7 +30,7 @@ function huntEvents(huntId: string, clues = 2, tag = ''): HuntEvent[] {
 
 /** Stores events, then corrupts their hunts' live scores, so reconciliation has drift to repair. */
 async function storeCorrupted(events: HuntEvent[]): Promise<void> {
-  await withTransaction(db.pool, (client) => applyEvents(client, events.map((event) => ({ event, instant: parseOccurredAt(event.occurredAt)!, source: 'test' }))));
+  await applyInOneTransaction(db.pool, events);
   await db.pool.query('UPDATE player_scores SET score = score + 1000 WHERE hunt_id = ANY($1::text[])', [[...new Set(events.map((e) => e.huntId))]]);
 }
 

@@ -5,18 +5,17 @@
  * later flush looked at that window again. The two now take turns on the watermark's row.
  */
 import { describe, expect, it } from 'vitest';
-import { parseOccurredAt, type HuntEvent } from '../../src/events/schema';
+import type { HuntEvent } from '../../src/events/schema';
 import { flushRollupChunk, repairStaleWindows, staleWindowsSql } from '../../src/store/batch/rollups';
-import { applyEvents } from '../../src/store/hot-path/apply-events';
-import { withTransaction } from '../../src/store/transaction';
 import { useTestDatabase } from '../helpers/database-fixture';
+import { applyInOneTransaction } from '../helpers/stored-events';
 import { clueFound } from '../helpers/event-builders';
 import { waitFor } from '../helpers/wait';
 
 const db = useTestDatabase();
 
 const store = (events: HuntEvent[]) =>
-  withTransaction(db.pool, (client) => applyEvents(client, events.map((event) => ({ event, instant: parseOccurredAt(event.occurredAt)!, source: 'test' }))));
+  applyInOneTransaction(db.pool, events);
 const clue = (eventId: string, huntId: string, occurredAt: string) => clueFound({ eventId, huntId, playerId: 'p1', clueId: `c-${eventId}`, points: 10, occurredAt });
 const lockWaits = async () =>
   (await db.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)).rows[0]!.n;
