@@ -10,12 +10,10 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { describe, expect, it } from 'vitest';
 import { createReconcileActivities, type ReconcileActivityInput, type ReconcileCheckpoint, type ReconcileSummary } from '../../src/correctness/reconcile-job';
 import type { HuntEvent } from '../../src/events/schema';
-import { parseOccurredAt } from '../../src/events/schema';
 import { foldEvents } from '../../src/rules/reference';
 import { failingHunts, isHuntFailure } from '../../src/store/correctness/reconcile-failures';
-import { applyEvents } from '../../src/store/hot-path/apply-events';
-import { withTransaction } from '../../src/store/transaction';
 import { useTestDatabase } from '../helpers/database-fixture';
+import { applyInOneTransaction } from '../helpers/stored-events';
 import { clueFound, joined } from '../helpers/event-builders';
 import { projectionOf } from '../helpers/ingest';
 
@@ -43,7 +41,7 @@ describe('reconcile, with a hunt that fails for what it holds', () => {
   it('records the hunt and goes on, tries it again after its backoff, and clears it once reconciled', async () => {
     const hunts = ['hunt-a', 'hunt-b', 'hunt-c'];
     const events = hunts.flatMap(huntEvents);
-    await withTransaction(db.pool, (client) => applyEvents(client, events.map((event) => ({ event, instant: parseOccurredAt(event.occurredAt)!, source: 'test' }))));
+    await applyInOneTransaction(db.pool, events);
     // Every hunt drifted, so each run's repair writes every hunt's player row.
     await db.pool.query('UPDATE player_scores SET score = score + 1000');
     // An operator's trigger that refuses hunt-b's rows (SQLSTATE P0001), whatever is retried.
@@ -84,12 +82,21 @@ describe('reconcile, with a hunt that fails for what it holds', () => {
     expect(await reconciledBy('run-4')).toEqual(['hunt-b']);
     expect(await failures()).toEqual([]);
     expect(await projectionOf(db.pool)).toEqual(expected);
+
+    // A run that only checks records a hunt that fails in it too: over the watermark it moves
+    // past the hunt like any run, and only the record brings the hunt back.
+    await db.pool.query(`CREATE FUNCTION refuse_run_of_hunt_c() RETURNS trigger LANGUAGE plpgsql AS $$
+                           BEGIN IF NEW.hunt_id = 'hunt-c' THEN RAISE EXCEPTION 'hunt-c is not to be reported'; END IF; RETURN NEW; END $$`);
+    await db.pool.query('CREATE TRIGGER refuse_run_of_hunt_c BEFORE INSERT ON reconcile_runs FOR EACH ROW EXECUTE FUNCTION refuse_run_of_hunt_c()');
+    const checkOnly = (await new MockActivityEnvironment().run(createReconcileActivities({ pool: db.pool }).reconcileHunts, input('check-2', { huntIds: ['hunt-a', 'hunt-c'], repair: false }))) as ReconcileSummary;
+    expect(checkOnly).toMatchObject({ hunts: 2, huntsFailed: 1, failed: [{ huntId: 'hunt-c' }] });
+    expect(await failures()).toEqual([{ hunt_id: 'hunt-c', run_id: 'check-2', attempts: 1, retry_in_minutes: 5 }]);
   });
 
   it('splits a group that hit the statement limit into single hunts, moving the cursor after each', async () => {
     const hunts = ['slow-a', 'slow-b', 'slow-c', 'slow-d'];
     const events = hunts.flatMap(huntEvents);
-    await withTransaction(db.pool, (client) => applyEvents(client, events.map((event) => ({ event, instant: parseOccurredAt(event.occurredAt)!, source: 'test' }))));
+    await applyInOneTransaction(db.pool, events);
     await db.pool.query(`UPDATE player_scores SET score = score + 1000 WHERE hunt_id LIKE 'slow-%'`);
     // What the step's statement limit raises, for slow-c's rows alone.
     await db.pool.query(`CREATE FUNCTION time_out_slow_c() RETURNS trigger LANGUAGE plpgsql AS $$
