@@ -80,6 +80,26 @@ describe('hunt reconcile --wait and hunt reprocess --wait', () => {
     const reprocessed = await hunt(['reprocess', '--wait']);
     expect(reprocessed).toMatch(/^reprocess done: 100\.0%, 5 hunts of 5 hunts/m);
   });
+
+  it('reconcile --wait exits 1 and names the hunt when a hunt could not be reconciled', async () => {
+    // hunt-2 drifted, and an operator's trigger refuses its repair whatever is retried.
+    await db.pool.query(`UPDATE player_scores SET score = score + 1000 WHERE hunt_id = 'hunt-2'`);
+    await db.pool.query(`CREATE FUNCTION refuse_hunt_2() RETURNS trigger LANGUAGE plpgsql AS $$
+                           BEGIN IF NEW.hunt_id = 'hunt-2' THEN RAISE EXCEPTION 'hunt-2 is frozen'; END IF; RETURN NEW; END $$`);
+    await db.pool.query('CREATE TRIGGER refuse_hunt_2 BEFORE INSERT OR UPDATE ON player_scores FOR EACH ROW EXECUTE FUNCTION refuse_hunt_2()');
+    try {
+      const run = await runHunt(['reconcile', '--hunt', 'hunt-2', 'hunt-3', '--wait'], { DATABASE_URL: db.url, TEMPORAL_TASK_QUEUE: taskQueue }, 120_000);
+      expect(run.code, run.output).toBe(1);
+      expect(run.output).toMatch(/^reconcile reconcile-\S+: 1 hunt\(s\) could not be reconciled/m);
+      const summary = JSON.parse(run.stdout.slice(run.stdout.indexOf('\n{') + 1)) as { hunts: number; huntsFailed: number; failed: { huntId: string }[] };
+      expect(summary).toMatchObject({ hunts: 2, huntsFailed: 1, failed: [{ huntId: 'hunt-2' }] });
+    } finally {
+      await db.pool.query('DROP TRIGGER refuse_hunt_2 ON player_scores; DROP FUNCTION refuse_hunt_2()');
+    }
+    // With the cause gone, the same command repairs the hunt and exits 0.
+    const repaired = await hunt(['reconcile', '--hunt', 'hunt-2', '--wait']);
+    expect(repaired).toMatch(/"huntsFailed": 0/);
+  });
 });
 
 describe('hunt jobs', () => {
