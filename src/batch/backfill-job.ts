@@ -84,20 +84,25 @@ async function importFileChunks(deps: Pick<ActivityDeps, 'pool' | 'config'>, inp
   let state = start;
   let readFrom = state.cursor.file ?? { byteOffset: 0, line: 1 };
   const pipeline = new ImportPipeline(deps.pool, options);
-  for (let chunk = 0; chunk < input.maxChunks && !start.done; chunk++) {
-    if (context.cancellationSignal.aborted) break;
-    const read = readChunk(realPath, readFrom, input.chunkSize, MAX_EVENT_BYTES);
-    const fitting = read.records.filter((r) => r.bytes <= MAX_EVENT_BYTES);
-    const records = fitting.map((r) => ({ offset: String(r.line), key: null, value: r.value, timestamp: '0' }));
-    const prepared = prepareImport(origin, records, options, read.records.filter((r) => r.bytes > MAX_EVENT_BYTES).map((r) => tooLongLine(origin, r)));
-    const committed = (counts: ImportCounts) => {
-      state = { cursor: { file: read.next }, counts: addCounts(state.counts, counts), done: read.eof, position: read.next.byteOffset };
-      context.heartbeat(state);
-    };
-    if (options.dryRun) committed(await commitImport(deps.pool, prepared, options));
-    else await pipeline.push(prepared, committed);
-    readFrom = read.next;
-    if (read.eof) break;
+  try {
+    for (let chunk = 0; chunk < input.maxChunks && !start.done; chunk++) {
+      if (context.cancellationSignal.aborted) break;
+      const read = readChunk(realPath, readFrom, input.chunkSize, MAX_EVENT_BYTES);
+      const fitting = read.records.filter((r) => r.bytes <= MAX_EVENT_BYTES);
+      const records = fitting.map((r) => ({ offset: String(r.line), key: null, value: r.value, timestamp: '0' }));
+      const prepared = prepareImport(origin, records, options, read.records.filter((r) => r.bytes > MAX_EVENT_BYTES).map((r) => tooLongLine(origin, r)));
+      const committed = (counts: ImportCounts) => {
+        state = { cursor: { file: read.next }, counts: addCounts(state.counts, counts), done: read.eof, position: read.next.byteOffset };
+        context.heartbeat(state);
+      };
+      if (options.dryRun) committed(await commitImport(deps.pool, prepared, options));
+      else await pipeline.push(prepared, committed);
+      readFrom = read.next;
+      if (read.eof) break;
+    }
+  } finally {
+    // Failing or not, the attempt ends only once none of its commits runs: its retry must not race them.
+    await pipeline.settle();
   }
   await pipeline.drain();
   return state;

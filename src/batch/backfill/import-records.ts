@@ -96,11 +96,15 @@ export async function commitImport(pool: pg.Pool, chunk: PreparedChunk, options:
  * classified. A chunk counts as committed once every lane has committed its part;
  * `onCommitted` runs for chunks in their order, so the cursor it heartbeats never passes a
  * chunk that is not wholly in. At most `maxPending` chunks are in flight (memory bound).
+ *
+ * After the first failure nothing more is committed or reported: a lane's later parts would
+ * put a hunt's events in after a gap (first arrival decides a treasure), and a later chunk's
+ * report would move the heartbeat past the failed one, so the retry would never import it.
  */
 export class ImportPipeline {
   private readonly laneTails: Promise<unknown>[] = [];
   private reported: Promise<void> = Promise.resolve();
-  private readonly inFlight: Promise<void>[] = [];
+  private readonly inFlight: Promise<unknown>[] = [];
   private failure: unknown;
 
   constructor(
@@ -116,27 +120,31 @@ export class ImportPipeline {
       const rejected = i === 0 ? chunk.rejected : [];
       if (i > 0 && rowCount(lane.rows) === 0) return Promise.resolve({ inserted: 0, unprocessable: 0 });
       const previous = this.laneTails[i] ?? Promise.resolve();
-      const commit = previous.then(() =>
-        commitMicroBatch(this.pool, this.options.groupId, { rows: lane.rows, origins: lane.origins, rejected, offsets: [] }).then((r) => ({
-          inserted: r.inserted,
-          unprocessable: r.unprocessable.length,
-        })),
-      );
-      this.laneTails[i] = commit.catch(() => undefined);
+      // A failed part fails the lane's later parts without committing them (previous rejects).
+      const commit = previous.then(async () => {
+        if (this.failure) throw this.failure;
+        const r = await commitMicroBatch(this.pool, this.options.groupId, { rows: lane.rows, origins: lane.origins, rejected, offsets: [] });
+        return { inserted: r.inserted, unprocessable: r.unprocessable.length };
+      });
+      this.laneTails[i] = commit;
       return commit;
     });
     const done = Promise.all(parts)
       .then((results) => countsOf(chunk, results))
       .then((counts) => (this.options.resumed ? this.creditEarlierAttempts(chunk, counts) : counts));
-    const reported = this.reported.then(() => done).then(onCommitted);
-    this.reported = reported.catch((err: unknown) => {
-      this.failure ??= err;
-    });
-    this.inFlight.push(this.reported);
+    // Handled at once: a later chunk may fail before an earlier one has reported.
+    done.catch((err: unknown) => this.fail(err));
+    // A chunk reports only after every chunk before it did: one failure ends the reports.
+    this.reported = this.reported.then(async () => onCommitted(await done));
+    this.inFlight.push(this.reported.catch((err: unknown) => this.fail(err)));
     while (this.inFlight.length >= this.maxPending) {
       await this.inFlight.shift();
       if (this.failure) throw this.failure;
     }
+  }
+
+  private fail(err: unknown): void {
+    this.failure ??= err;
   }
 
   /** Duplicates an earlier attempt of this job stored from these very records count as inserted, as they were. */
@@ -150,8 +158,16 @@ export class ImportPipeline {
 
   /** Waits for every queued chunk; throws the first failure. */
   async drain(): Promise<void> {
-    await this.reported;
+    await this.settle();
     if (this.failure) throw this.failure;
+  }
+
+  /**
+   * Waits until no commit of this pipeline runs any more, whatever failed: an attempt that
+   * ends (fails) with commits still running would have its retry race them.
+   */
+  async settle(): Promise<void> {
+    await Promise.allSettled([...this.inFlight, ...this.laneTails, this.reported]);
   }
 }
 

@@ -1,0 +1,121 @@
+/**
+ * The file backfill's import pipeline (ImportPipeline) when one lane's commit fails on the real
+ * Postgres: no chunk after the failed one is reported (its report is what heartbeats the
+ * cursor, so a retry would resume past records never stored), a later chunk failing first is
+ * no unhandled rejection (which ends the worker process), and nothing starts committing once
+ * a failure is known. The failures are a trigger's deadlock error (40P01): an outage, retried
+ * by the activity, not a record the database refuses.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ImportPipeline, prepareImport, type ImportCounts, type ImportOptions, type ImportOrigin } from '../../src/batch/backfill/import-records';
+import { laneOfHunt } from '../../src/store/hot-path/event-rows';
+import { useTestDatabase } from '../helpers/database-fixture';
+import { clueFound } from '../helpers/event-builders';
+
+const db = useTestDatabase();
+const LANES = 2;
+const huntInLane = (lane: number, not: string[] = []) => Array.from({ length: 50 }, (_, i) => `hunt-${i}`).find((h) => laneOfHunt(h, LANES) === lane && !not.includes(h))!;
+const slowHunt = huntInLane(1);
+const steadyHunt = huntInLane(0);
+const failingHunt = huntInLane(0, [steadyHunt]);
+const origin: ImportOrigin = { topic: 'file:import-failure.ndjson', partition: 0, sourceLabel: 'backfill:import-failure' };
+const options: ImportOptions = { dryRun: false, groupId: 'backfill:import-failure', lanes: LANES };
+
+let line = 0;
+/** A chunk of clue events, `perHunt` for each hunt given, as NDJSON lines of a file. */
+function chunk(run: string, hunts: string[], perHunt = 5) {
+  const records = hunts.flatMap((huntId) =>
+    Array.from({ length: perHunt }, () => {
+      line++;
+      const event = clueFound({ eventId: `${run}-${line}`, huntId, playerId: `p${line}`, clueId: `c${line}` });
+      return { offset: String(line), key: null, value: Buffer.from(JSON.stringify(event)), timestamp: '0' };
+    }),
+  );
+  return prepareImport(origin, records, options);
+}
+
+/** Events of `run` the database holds, per hunt, in the order they were stored. */
+async function storedOrder(run: string): Promise<Record<string, number[]>> {
+  const { rows } = await db.pool.query<{ hunt_id: string; n: number }>(
+    `SELECT hunt_id, split_part(event_id, '-', 2)::int AS n FROM events WHERE event_id LIKE $1 ORDER BY seq`,
+    [`${run}-%`],
+  );
+  const byHunt: Record<string, number[]> = {};
+  for (const r of rows) (byHunt[r.hunt_id] ??= []).push(r.n);
+  return byHunt;
+}
+
+const unhandled: unknown[] = [];
+const onUnhandled = (reason: unknown) => unhandled.push(reason);
+
+beforeAll(async () => {
+  process.on('unhandledRejection', onUnhandled);
+  // Faults by hunt: a pause, then (if `fail`) a deadlock error, for each of the hunt's events.
+  await db.pool.query(`CREATE TABLE import_faults (hunt_id text PRIMARY KEY, pause_s float8 NOT NULL, fail boolean NOT NULL)`);
+  await db.pool.query(`CREATE FUNCTION import_fault() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE f import_faults;
+    BEGIN
+      SELECT * INTO f FROM import_faults WHERE hunt_id = NEW.hunt_id;
+      IF FOUND THEN
+        PERFORM pg_sleep(f.pause_s);
+        IF f.fail THEN RAISE EXCEPTION 'deadlock detected (a test fault)' USING ERRCODE = '40P01'; END IF;
+      END IF;
+      RETURN NEW;
+    END $$`);
+  await db.pool.query('CREATE TRIGGER import_fault BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION import_fault()');
+});
+afterAll(() => {
+  process.off('unhandledRejection', onUnhandled);
+});
+
+/** Pushes the chunks in order, as the file backfill does; returns the chunks reported and the failure. */
+async function importChunks(chunks: ReturnType<typeof chunk>[]) {
+  const pipeline = new ImportPipeline(db.pool, options);
+  const reported: number[] = [];
+  let failure: unknown;
+  try {
+    for (const [i, c] of chunks.entries()) await pipeline.push(c, (_counts: ImportCounts) => reported.push(i));
+    await pipeline.drain();
+  } catch (err) {
+    failure = err;
+  }
+  await pipeline.settle();
+  return { reported, failure };
+}
+
+describe('the file backfill, when a lane fails to commit', () => {
+  it('reports no chunk after the failed one, and the retry from the last report stores every event in file order', async () => {
+    // Chunk 0's lane-1 part fails after a pause, while lane 0 goes on with the next chunks.
+    await db.pool.query(`INSERT INTO import_faults VALUES ($1, 0.5, true)`, [slowHunt]);
+    const chunks = [chunk('a', [slowHunt, steadyHunt]), chunk('a', [steadyHunt]), chunk('a', [steadyHunt]), chunk('a', [steadyHunt])];
+    const first = await importChunks(chunks);
+    expect((first.failure as { code?: string }).code).toBe('40P01');
+    // Chunk 0 is not wholly in, so no cursor may pass it.
+    expect(first.reported).toEqual([]);
+    // The lane that failed committed nothing after its failed part.
+    expect((await storedOrder('a'))[slowHunt]).toBeUndefined();
+
+    // The activity's retry resumes from the last report: here the file's start.
+    await db.pool.query('DELETE FROM import_faults');
+    const retry = await importChunks(chunks);
+    expect(retry).toEqual({ reported: [0, 1, 2, 3], failure: undefined });
+    const stored = await storedOrder('a');
+    expect(stored[slowHunt]).toEqual([1, 2, 3, 4, 5]);
+    expect(stored[steadyHunt]).toEqual([6, 7, 8, 9, 10, ...Array.from({ length: 15 }, (_, i) => 11 + i)]);
+  });
+
+  it('fails without an unhandled rejection when a later chunk fails before an earlier one has committed', async () => {
+    // Chunk 0 is slow in lane 1; chunk 1 fails at once in lane 0, before chunk 0 has reported.
+    await db.pool.query(`INSERT INTO import_faults VALUES ($1, 0.2, false), ($2, 0, true)`, [slowHunt, failingHunt]);
+    const first = await importChunks([chunk('b', [slowHunt, steadyHunt]), chunk('b', [failingHunt]), chunk('b', [steadyHunt]), chunk('b', [steadyHunt])]);
+    expect((first.failure as { code?: string }).code).toBe('40P01');
+    // Chunk 0 committed whole and may report; chunk 1 did not, so nothing after it may.
+    expect(first.reported).toEqual([0]);
+    // Let a rejection nobody handled surface before looking.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(unhandled).toEqual([]);
+    const stored = await storedOrder('b');
+    expect(stored[failingHunt]).toBeUndefined();
+    expect(stored[slowHunt]).toHaveLength(5);
+  });
+});
