@@ -44,6 +44,7 @@ export interface ReconcileSummary {
   huntsFailed: number;
   /** The first of them, with the database's words (all are in reconcile_failures). */
   failed: FailedHunt[];
+  /** Where a repairing run scoped by the watermark moved it (a run that only checks leaves it). */
   watermark?: number;
 }
 
@@ -95,22 +96,22 @@ export function createReconcileActivities(deps: Pick<ActivityDeps, 'pool'>) {
     async reconcileHunts(input: ReconcileActivityInput): Promise<ReconcileSummary> {
       const context = Context.current();
       const resumed = context.info.heartbeatDetails as ReconcileCheckpoint | undefined;
-      let checkpoint: ReconcileCheckpoint;
-      if (input.huntIds || resumed?.toSeq !== undefined) {
-        checkpoint = resumed ?? { summary: emptySummary(input) };
-      } else {
-        const range = await seqRangeSinceWatermark(deps.pool, input.settleMs);
-        checkpoint = { ...range, summary: emptySummary(input) };
-      }
-      // Reading a big range's hunts can outlast the heartbeat timeout, and so can a
-      // transaction over big hunts: keep beating while they run.
+      let checkpoint: ReconcileCheckpoint = (input.huntIds || resumed?.toSeq !== undefined ? resumed : undefined) ?? { summary: emptySummary(input) };
+      // Choosing the range (a scan of every event past the watermark: the first run on a
+      // big store), reading its hunts and a transaction over big hunts can each outlast the
+      // heartbeat timeout: keep beating while they run. A beat without a range yet makes a
+      // retry choose it again.
       const beat = setInterval(() => context.heartbeat(checkpoint), HEARTBEAT_EVERY_MS);
+      // Only a repairing run has put right what it covered: a run that only checks reads the
+      // range from the watermark but neither moves nor confirms it, or the next repairing
+      // run would start past the drift it found (and a stuck repair would look alive).
+      const ownsWatermark = () => checkpoint.toSeq !== undefined && input.repair;
       let scope: HuntScope | undefined;
       const bounds = { statementTimeoutMs: GROUP_STATEMENT_TIMEOUT_MS, lockTimeoutMs: GROUP_LOCK_TIMEOUT_MS, signal: context.cancellationSignal };
       let huntsDone = 0;
       /** After each transaction that ended (committed, or its hunt failed and passed): the progress, checkpointed. */
       const finished = async (huntIds: readonly string[], results: readonly HuntReconciliation[], failed: readonly FailedHunt[]) => {
-        if (checkpoint.toSeq !== undefined) await confirmReconcileProgress(deps.pool);
+        if (ownsWatermark()) await confirmReconcileProgress(deps.pool);
         huntsDone += huntIds.length;
         // A new checkpoint, never one changed in place: the SDK serializes a heartbeat when
         // it sends it, later, so a checkpoint changed after it was handed over would pair
@@ -139,14 +140,16 @@ export function createReconcileActivities(deps: Pick<ActivityDeps, 'pool'>) {
             return;
           }
           const failed = { huntId: huntIds[0] as string, error: describeDataError(err) };
-          // Recorded by a run that only checks too: it moves the watermark past the hunt like
-          // any run, so only the record brings the hunt back (only a repairing run clears it).
+          // Recorded by a run that only checks too: the failure is a finding, and a repairing
+          // run moves the watermark past the hunt, so only the record brings it back (only a
+          // repairing run clears it).
           await recordReconcileFailure(deps.pool, failed.huntId, input.runId, failed.error);
           context.log.warn('reconcile: a hunt failed for what it holds; recorded in reconcile_failures and passed, later runs try it again', { ...failed });
           await finished(huntIds, [], [failed]);
         }
       };
       try {
+        if (!input.huntIds && checkpoint.toSeq === undefined) checkpoint = { ...(await seqRangeSinceWatermark(deps.pool, input.settleMs)), summary: emptySummary(input) };
         scope = input.huntIds ? listScope(deps.pool, input.huntIds) : await openSeqRangeScope(deps.pool, checkpoint.fromSeq ?? 0, checkpoint.toSeq ?? 0);
         const lastHuntDone = checkpoint.lastHuntDone;
         huntsDone = lastHuntDone === undefined ? 0 : await scope.countUpTo(lastHuntDone);
@@ -165,13 +168,13 @@ export function createReconcileActivities(deps: Pick<ActivityDeps, 'pool'>) {
       }
       // Every hunt with events up to toSeq is reconciled now; hunts that arrived after the
       // scope was fixed are past toSeq, left for the next run.
-      if (checkpoint.toSeq !== undefined) await advanceReconcileWatermark(deps.pool, checkpoint.toSeq);
+      if (ownsWatermark()) await advanceReconcileWatermark(deps.pool, checkpoint.toSeq as number);
       // The totals are what the run committed (one reconcile_runs row per hunt, whatever
       // attempts it took), not the heartbeat's sums. The list of drifted hunts stays the
       // checkpoint's (the worker reads hunts a page at a time): a snapshot, it pairs with its
       // cursor, and a redone group reports the drift recorded before.
       const recorded = await reconcileRunTotals(deps.pool, input.runId);
-      return { ...checkpoint.summary, ...recorded, ...(checkpoint.toSeq !== undefined && { watermark: checkpoint.toSeq }) };
+      return { ...checkpoint.summary, ...recorded, ...(ownsWatermark() && { watermark: checkpoint.toSeq }) };
     },
   };
 }

@@ -87,6 +87,27 @@ describe('reconcile, retried after a crash mid-run', () => {
     const { rows } = await db.pool.query(`SELECT subject_id FROM reconcile_drift WHERE run_id = $1 ORDER BY subject_id`, ['dq-run/score-drift']);
     expect(rows.map((r) => r.subject_id)).toEqual(['ann', 'bob']);
   });
+
+  it('leaves the watermark to repairing runs: the drift a run that only checks found is repaired by the next', async () => {
+    const events = huntEvents('hunt-w');
+    await storeCorrupted(events);
+    const { reconcileHunts } = createReconcileActivities({ pool: db.pool });
+    const before = await watermark();
+
+    // A check-only run over the events since the watermark (`hunt reconcile --no-repair`).
+    const checked = (await new MockActivityEnvironment().run(reconcileHunts, { ...input('run-only-checking'), repair: false })) as ReconcileSummary;
+    expect(checked.drifted.map((d) => d.huntId)).toContain('hunt-w');
+    expect(checked.watermark).toBeUndefined();
+    expect(await watermark()).toBe(before);
+
+    // The next scheduled run starts from the same watermark, so it repairs what was found.
+    const repaired = (await new MockActivityEnvironment().run(reconcileHunts, input('run-after-check'))) as ReconcileSummary;
+    expect(await reconciledBy('run-after-check')).toContain('hunt-w');
+    expect(repaired.watermark).toBe(await watermark());
+    expect(await watermark()).toBeGreaterThan(before);
+    const live = await projectionOf(db.pool);
+    expect(live.players.filter((p) => p.huntId === 'hunt-w')).toEqual(foldEvents(events).players);
+  });
 });
 
 describe('reconcile, retried after a group committed unannounced', () => {
