@@ -54,6 +54,7 @@ export function createDataQualityActivities(deps: Pick<ActivityDeps, 'pool'>) {
           },
           {
             resumeFrom: resumed,
+            recordsRunId: key.runId,
             // The running statement is cancelled with the attempt, and bounded in any case.
             bounds: { statementTimeoutMs: CHECK_STATEMENT_TIMEOUT_MS, lockTimeoutMs: CHECK_LOCK_TIMEOUT_MS, signal: context.cancellationSignal },
             save: (client, checkpoint) => saveProgress(client, key, checkpoint),

@@ -3,16 +3,15 @@ import {
   advanceReconcileWatermark,
   confirmReconcileProgress,
   openSeqRangeScope,
-  reconcileHunts,
+  reconcileRecordingFailures,
   reconcileRunTotals,
   seqRangeSinceWatermark,
   sizesOf,
+  type FailedHunt,
   type HuntReconciliation,
   type HuntScope,
   type SizedHunt,
 } from '../store/correctness/reconcile';
-import { describeDataError, sqlStateOf } from '../store/hot-path/errors';
-import { isHuntFailure, recordReconcileFailure } from '../store/correctness/reconcile-failures';
 import type { ActivityDeps } from '../worker/activity-deps';
 
 export interface ReconcileActivityInput {
@@ -48,10 +47,7 @@ export interface ReconcileSummary {
   watermark?: number;
 }
 
-export interface FailedHunt {
-  huntId: string;
-  error: string;
-}
+export type { FailedHunt };
 
 /**
  * What a retry resumes from. The scope (the seq range) is fixed by the first attempt, so a
@@ -111,6 +107,7 @@ export function createReconcileActivities(deps: Pick<ActivityDeps, 'pool'>) {
       let huntsDone = 0;
       /** After each transaction that ended (committed, or its hunt failed and passed): the progress, checkpointed. */
       const finished = async (huntIds: readonly string[], results: readonly HuntReconciliation[], failed: readonly FailedHunt[]) => {
+        for (const f of failed) context.log.warn('reconcile: a hunt failed for what it holds; recorded in reconcile_failures and passed, later runs try it again', { ...f });
         if (ownsWatermark()) await confirmReconcileProgress(deps.pool);
         huntsDone += huntIds.length;
         // A new checkpoint, never one changed in place: the SDK serializes a heartbeat when
@@ -118,35 +115,6 @@ export function createReconcileActivities(deps: Pick<ActivityDeps, 'pool'>) {
         // an old cursor with newer counts, and a retry would count those hunts twice.
         checkpoint = { ...checkpoint, lastHuntDone: huntIds[huntIds.length - 1], huntsDone, summary: withResults(checkpoint.summary, results, failed) };
         context.heartbeat(checkpoint);
-      };
-      /**
-       * Reconciles a group of hunts (sorted, so each part finished moves the cursor forward).
-       * A group refused for what its hunts hold is split until the hunts responsible are alone,
-       * and each of those is recorded in reconcile_failures, for later runs to try again, and
-       * passed. Retrying the step would fail the same way for ever, and hold every
-       * later run (the Schedule skips while one runs).
-       */
-      const reconcileGroup = async (huntIds: string[]): Promise<void> => {
-        try {
-          await finished(huntIds, await reconcileHunts(deps.pool, huntIds, input.runId, input.repair, bounds), []);
-        } catch (err) {
-          if (context.cancellationSignal.aborted || !isHuntFailure(err)) throw err;
-          if (huntIds.length > 1) {
-            // A refused value fails in milliseconds: halve. The statement limit fails after 10
-            // minutes a try: each hunt alone, so one slow hunt costs one more try, not six.
-            const half = Math.ceil(huntIds.length / 2);
-            const parts = sqlStateOf(err) === '57014' ? huntIds.map((h) => [h]) : [huntIds.slice(0, half), huntIds.slice(half)];
-            for (const part of parts) await reconcileGroup(part);
-            return;
-          }
-          const failed = { huntId: huntIds[0] as string, error: describeDataError(err) };
-          // Recorded by a run that only checks too: the failure is a finding, and a repairing
-          // run moves the watermark past the hunt, so only the record brings it back (only a
-          // repairing run clears it).
-          await recordReconcileFailure(deps.pool, failed.huntId, input.runId, failed.error);
-          context.log.warn('reconcile: a hunt failed for what it holds; recorded in reconcile_failures and passed, later runs try it again', { ...failed });
-          await finished(huntIds, [], [failed]);
-        }
       };
       try {
         if (!input.huntIds && checkpoint.toSeq === undefined) checkpoint = { ...(await seqRangeSinceWatermark(deps.pool, input.settleMs)), summary: emptySummary(input) };
@@ -160,7 +128,7 @@ export function createReconcileActivities(deps: Pick<ActivityDeps, 'pool'>) {
         for await (const group of groupsOf(hunts, input.huntsPerTransaction, input.eventsPerTransaction ?? EVENTS_PER_TRANSACTION)) {
           // An attempt past its timeout (or cancelled) stops here rather than run on beside its retry.
           if (context.cancellationSignal.aborted) throw new CancelledFailure(`reconcile ${input.runId}: cancelled`);
-          await reconcileGroup(group.map((h) => h.huntId));
+          await reconcileRecordingFailures(deps.pool, group.map((h) => h.huntId), input.runId, input.repair, bounds, finished);
         }
       } finally {
         clearInterval(beat);

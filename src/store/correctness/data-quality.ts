@@ -9,7 +9,7 @@
 import type pg from 'pg';
 import { HUNTS_PER_TRANSACTION } from '../../constants';
 import { withBoundedTransaction, type StatementBounds } from '../bounded-transaction';
-import { reconcileHunts } from './reconcile';
+import { reconcileRecordingFailures, type FailedHunt, type HuntReconciliation } from './reconcile';
 import { repairStaleWindows, staleWindowsSql } from '../batch/rollups';
 import { quarantineByReason } from '../read/quarantine-backlog';
 import { storeReport, type CheckReport, type Severity } from './dq-reports';
@@ -71,6 +71,12 @@ export interface DataQualityOptions {
   save?: (client: pg.PoolClient, checkpoint: DataQualityCheckpoint) => Promise<void>;
   /** Called after each save, with what was saved (the job heartbeats it for operators). */
   checkpoint?: (checkpoint: DataQualityCheckpoint) => void;
+  /**
+   * Names what the checks record (reconcile_runs and drift rows), when not `runId`: one name
+   * per run of the job (the workflow's run id with its id), so a run started again under a
+   * workflow id reused from the Web UI finds none of the earlier run's drift.
+   */
+  recordsRunId?: string;
 }
 
 type ReconcileTally = Record<'huntsReconciled' | 'playersRepaired' | 'treasuresRepaired', number>;
@@ -156,15 +162,31 @@ async function pageHunts(run: CheckRun, check: string, tables: readonly string[]
   }
 }
 
-/** Reconciles `hunts` HUNTS_PER_TRANSACTION at a time (each transaction holds those hunts' fence only briefly), repairing. */
+/**
+ * Reconciles `hunts` HUNTS_PER_TRANSACTION at a time (each transaction holds those hunts'
+ * fence only briefly). A hunt that fails for what it holds is recorded in reconcile_failures
+ * and passed (reconcileRecordingFailures), so one such hunt never fails every run of the
+ * job; its failure is returned for the report.
+ */
+async function reconcileInGroups(run: CheckRun, hunts: readonly string[], runId: string, repair: boolean): Promise<{ results: HuntReconciliation[]; failed: FailedHunt[] }> {
+  const results: HuntReconciliation[] = [];
+  const failed: FailedHunt[] = [];
+  for (let i = 0; i < hunts.length; i += HUNTS_PER_TRANSACTION) {
+    await reconcileRecordingFailures(run.pool, hunts.slice(i, i + HUNTS_PER_TRANSACTION), runId, repair, run.bounds, async (_, r, f) => {
+      results.push(...r);
+      failed.push(...f);
+    });
+  }
+  return { results, failed };
+}
+
+/** Reconciles `hunts`, repairing (reconcileInGroups); a hunt whose repair fails stays recorded in reconcile_failures. */
 async function repairHunts(run: CheckRun, hunts: readonly string[], tally: ReconcileTally | undefined): Promise<ReconcileTally> {
   const t = tally ?? { huntsReconciled: 0, playersRepaired: 0, treasuresRepaired: 0 };
-  for (let i = 0; i < hunts.length; i += HUNTS_PER_TRANSACTION) {
-    for (const r of await reconcileHunts(run.pool, hunts.slice(i, i + HUNTS_PER_TRANSACTION), `${run.runId}/dq-repair`, true, run.bounds)) {
-      t.huntsReconciled += 1;
-      t.playersRepaired += r.playersDrifted;
-      t.treasuresRepaired += r.treasuresChanged;
-    }
+  for (const r of (await reconcileInGroups(run, hunts, `${run.runId}/dq-repair`, true)).results) {
+    t.huntsReconciled += 1;
+    t.playersRepaired += r.playersDrifted;
+    t.treasuresRepaired += r.treasuresChanged;
   }
   return t;
 }
@@ -251,15 +273,19 @@ export const CHECKS: Check[] = [
     severity: 'error',
     // Live projections against a recomputation from raw events, every hunt, a page at a
     // time; drift rows are recorded under the run (reconcile_drift), and the drifted hunts
-    // reconciled as found when repairing.
+    // reconciled as found when repairing. A hunt that cannot be recomputed (reconcile_failures)
+    // counts as a finding, its error a sample: its results go unchecked.
     run: async (run) => {
       const driftRun = `${run.runId}/score-drift`;
       const of = await countHunts(run, DRIFT_TABLES);
       const state = await pageHunts(run, 'score_drift', DRIFT_TABLES, async (hunts, state) => {
         for (let i = 0; i < hunts.length; i += HUNTS_PER_TRANSACTION) {
           const group = hunts.slice(i, i + HUNTS_PER_TRANSACTION);
-          const drifted = (await reconcileHunts(run.pool, group, driftRun, false, run.bounds)).filter((r) => r.playersDrifted + r.treasuresChanged > 0);
-          state.count += drifted.reduce((n, r) => n + r.playersDrifted + r.treasuresChanged, 0);
+          const checked = await reconcileInGroups(run, group, driftRun, false);
+          const drifted = checked.results.filter((r) => r.playersDrifted + r.treasuresChanged > 0);
+          state.count += drifted.reduce((n, r) => n + r.playersDrifted + r.treasuresChanged, 0) + checked.failed.length;
+          const unchecked = checked.failed.map((f) => ({ hunt_id: f.huntId, kind: 'reconcile_failed', error: f.error }));
+          state.samples = [...state.samples, ...unchecked].slice(0, SAMPLE_LIMIT);
           if (run.repair && drifted.length > 0) state.repaired = await repairHunts(run, drifted.map((r) => r.huntId), state.repaired);
           Object.assign(state, { afterHunt: group[group.length - 1], huntsDone: state.huntsDone + group.length });
           run.progress({ check: 'score_drift', huntsDone: state.huntsDone, of });
@@ -271,7 +297,7 @@ export const CHECKS: Check[] = [
       const { rows } = await inTransaction(run, (c) =>
         c.query(`SELECT hunt_id, kind, subject_id, live, final FROM reconcile_drift WHERE run_id = $1 ORDER BY id LIMIT ${SAMPLE_LIMIT}`, [driftRun]),
       );
-      return pagedFound(state, rows);
+      return pagedFound(state, [...state.samples, ...rows].slice(0, SAMPLE_LIMIT));
     },
   },
   {
@@ -343,7 +369,7 @@ export async function runDataQuality(
     const partial = options.resumeFrom?.partial;
     const found = await check
       .run({
-        pool, runId, repair, progress, bounds: options.bounds, huntsPerPage: options.huntsPerPage ?? HUNTS_PER_PAGE,
+        pool, runId: options.recordsRunId ?? runId, repair, progress, bounds: options.bounds, huntsPerPage: options.huntsPerPage ?? HUNTS_PER_PAGE,
         resumed: partial?.check === check.name ? partial : undefined,
         saveState: (state) => saveAlone({ finished: [...finished], partial: structuredClone(state) }),
       })

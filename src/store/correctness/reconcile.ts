@@ -21,7 +21,8 @@ import { LIVE_PROJECTION_TABLES, mergeInto, recomputeInto } from '../batch/recom
 import { lockHuntFences } from '../hot-path/apply-events';
 import { settledBound } from '../batch/settled-seq';
 import { withBoundedTransaction, type StatementBounds } from '../bounded-transaction';
-import { clearReconcileFailures } from './reconcile-failures';
+import { describeDataError, sqlStateOf } from '../hot-path/errors';
+import { clearReconcileFailures, isHuntFailure, recordReconcileFailure } from './reconcile-failures';
 
 export interface HuntReconciliation {
   huntId: string;
@@ -173,6 +174,50 @@ export async function reconcileHunts(
     if (repair) await clearReconcileFailures(client, hunts);
     return results;
   });
+}
+
+/** A hunt whose reconciliation failed for what it holds, with the database's words. */
+export interface FailedHunt {
+  huntId: string;
+  error: string;
+}
+
+/**
+ * Reconciles `huntIds` (sorted) as one group, unless the database refuses it for what its
+ * hunts hold: then the group is split until the hunts responsible are alone, and each of
+ * those is recorded in reconcile_failures, for later runs to try again, and passed.
+ * Retrying would fail the same way for ever and hold everything behind it. `done` is called
+ * after each part that ended, in order (committed, or its hunt recorded and passed), so a
+ * caller's cursor can move after each. Failures of the database's state, and a cancelled
+ * step, are thrown.
+ */
+export async function reconcileRecordingFailures(
+  pool: pg.Pool,
+  huntIds: string[],
+  runId: string,
+  repair: boolean,
+  bounds: StatementBounds | undefined,
+  done: (huntIds: readonly string[], results: readonly HuntReconciliation[], failed: readonly FailedHunt[]) => Promise<void>,
+): Promise<void> {
+  try {
+    await done(huntIds, await reconcileHunts(pool, huntIds, runId, repair, bounds), []);
+  } catch (err) {
+    if (bounds?.signal?.aborted || !isHuntFailure(err)) throw err;
+    if (huntIds.length > 1) {
+      // A refused value fails in milliseconds: halve. The statement limit fails after 10
+      // minutes a try: each hunt alone, so one slow hunt costs one more try, not six.
+      const half = Math.ceil(huntIds.length / 2);
+      const parts = sqlStateOf(err) === '57014' ? huntIds.map((h) => [h]) : [huntIds.slice(0, half), huntIds.slice(half)];
+      for (const part of parts) await reconcileRecordingFailures(pool, part, runId, repair, bounds, done);
+      return;
+    }
+    const failed = { huntId: huntIds[0] as string, error: describeDataError(err) };
+    // Recorded by a run that only checks too: the failure is a finding, and a repairing
+    // run moves the watermark past the hunt, so only the record brings it back (only a
+    // repairing run clears it).
+    await recordReconcileFailure(pool, failed.huntId, runId, failed.error);
+    await done(huntIds, [], [failed]);
+  }
 }
 
 export const RECONCILE_JOB = 'reconcile';

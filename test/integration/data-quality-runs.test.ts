@@ -1,0 +1,75 @@
+/**
+ * dataQuality's score-drift check across runs, on the real Postgres (the activity under
+ * MockActivityEnvironment, with the workflow run it would have): a run started again under a
+ * workflow id reused from the Web UI does not report the earlier run's drift, and a hunt that
+ * cannot be recomputed is a finding, recorded in reconcile_failures, instead of failing the
+ * check (and every check after it) on every run.
+ */
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { describe, expect, it } from 'vitest';
+import { createDataQualityActivities } from '../../src/correctness/data-quality-job';
+import type { HuntEvent } from '../../src/events/schema';
+import { CHECKS, type CheckReport } from '../../src/store/correctness/data-quality';
+import { failingHunts } from '../../src/store/correctness/reconcile-failures';
+import { reconcileHunts } from '../../src/store/correctness/reconcile';
+import { useTestDatabase } from '../helpers/database-fixture';
+import { atSecond, clueFound, joined } from '../helpers/event-builders';
+import { applyInOneTransaction } from '../helpers/stored-events';
+
+const db = useTestDatabase();
+
+function huntEvents(huntId: string): HuntEvent[] {
+  return [
+    joined({ eventId: `${huntId}-j`, huntId, playerId: 'ann', displayName: 'Ann', occurredAt: atSecond(1) }),
+    clueFound({ eventId: `${huntId}-c1`, huntId, playerId: 'ann', clueId: 'c1', points: 10, occurredAt: atSecond(2) }),
+  ];
+}
+
+/** One run of the dataQuality activity, as the workflow `workflowId`'s run `runId` would run it. */
+async function dataQualityRun(workflowId: string, runId: string): Promise<Record<string, CheckReport>> {
+  const env = new MockActivityEnvironment({ workflowExecution: { workflowId, runId } });
+  const { runDataQualityChecks } = createDataQualityActivities({ pool: db.pool });
+  const reports = (await env.run(runDataQualityChecks, { runId: workflowId, repair: false })) as CheckReport[];
+  return Object.fromEntries(reports.map((r) => [r.check, r]));
+}
+
+describe('dataQuality score_drift', () => {
+  it('reports only its own run drift when started again under the same workflow id', async () => {
+    await applyInOneTransaction(db.pool, huntEvents('reused'));
+    await db.pool.query(`UPDATE player_scores SET score = score + 1000 WHERE hunt_id = 'reused'`);
+
+    const first = await dataQualityRun('dq-manual', 'run-1');
+    expect(first.score_drift?.count).toBe(1);
+    // Repaired meanwhile (a scheduled reconcile).
+    await reconcileHunts(db.pool, ['reused'], 'reconcile-meanwhile', true);
+
+    const second = await dataQualityRun('dq-manual', 'run-2');
+    expect(second.score_drift).toMatchObject({ count: 0, samples: [] });
+    await db.pool.query(`DELETE FROM events WHERE hunt_id = 'reused'`);
+    await db.pool.query(`DELETE FROM player_scores WHERE hunt_id = 'reused'`);
+    await db.pool.query(`DELETE FROM hunts WHERE hunt_id = 'reused'`);
+  });
+
+  it('counts a hunt it cannot recompute as a finding, records it, and goes on with the other hunts and checks', async () => {
+    await applyInOneTransaction(db.pool, ['fine-a', 'stuck', 'fine-z'].flatMap(huntEvents));
+    await db.pool.query(`UPDATE player_scores SET score = score + 1000 WHERE hunt_id = 'fine-z'`);
+    // What a hunt's recomputation may meet whatever is retried (as reconcile-failures does it).
+    await db.pool.query(`CREATE FUNCTION refuse_stuck() RETURNS trigger LANGUAGE plpgsql AS $$
+                           BEGIN IF NEW.hunt_id = 'stuck' THEN RAISE EXCEPTION 'stuck cannot be recomputed'; END IF; RETURN NEW; END $$`);
+    await db.pool.query('CREATE TRIGGER refuse_stuck BEFORE INSERT ON reconcile_runs FOR EACH ROW EXECUTE FUNCTION refuse_stuck()');
+
+    const reports = await dataQualityRun('dq-nightly', 'run-1');
+    expect(Object.keys(reports)).toEqual(CHECKS.map((c) => c.name));
+    // fine-z's drifted player, and the hunt that could not be checked.
+    expect(reports.score_drift?.count).toBe(2);
+    expect(reports.score_drift?.samples).toEqual(
+      expect.arrayContaining([
+        { hunt_id: 'stuck', kind: 'reconcile_failed', error: expect.stringMatching(/stuck cannot be recomputed.*SQLSTATE P0001/) },
+        expect.objectContaining({ hunt_id: 'fine-z', subject_id: 'ann' }),
+      ]),
+    );
+    expect(await failingHunts(db.pool)).toBe(1);
+    const { rows } = await db.pool.query<{ hunt_id: string }>('SELECT hunt_id FROM reconcile_failures');
+    expect(rows).toEqual([{ hunt_id: 'stuck' }]);
+  });
+});
