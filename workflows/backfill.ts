@@ -12,6 +12,7 @@ import {
   defineQuery,
   defineSignal,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   upsertMemo,
@@ -181,6 +182,12 @@ function describeSource(source: BackfillSource): string {
 }
 
 function checkSource(source: Record<string, unknown>): BackfillSource {
+  // A misspelt field would be ignored, and import the whole topic or file ("From", "huntId"
+  // inside source). patched(): a run started before this check replays as it was made.
+  const strict = patched('backfill-source-fields');
+  if (strict && (source.kind === 'file' || source.kind === 'kafka')) {
+    rejectUnknownFields('backfill', source, source.kind === 'file' ? ['kind', 'path'] : ['kind', 'topic', 'from', 'to'], 'source');
+  }
   if (source.kind === 'file') {
     if (typeof source.path !== 'string' || !source.path.startsWith('/')) {
       throw badInput('backfill', `source.path must be an absolute path on the worker's machine, got ${JSON.stringify(source.path)}`);

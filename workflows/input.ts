@@ -15,9 +15,11 @@ export function asObject(job: string, input: unknown): Record<string, unknown> {
   return input as Record<string, unknown>;
 }
 
-export function rejectUnknownFields(job: string, input: Record<string, unknown>, allowed: string[]): void {
+/** `within` names a nested object (`source`), so the message says which fields are meant. */
+export function rejectUnknownFields(job: string, input: Record<string, unknown>, allowed: string[], within?: string): void {
+  const named = (field: string) => (within ? `${within}.${field}` : field);
   const unknown = Object.keys(input).filter((k) => !allowed.includes(k));
-  if (unknown.length > 0) throw badInput(job, `unknown field(s) ${unknown.join(', ')}; allowed: ${allowed.join(', ') || '(none)'}`);
+  if (unknown.length > 0) throw badInput(job, `unknown field(s) ${unknown.map(named).join(', ')}; allowed: ${allowed.map(named).join(', ') || '(none)'}`);
 }
 
 export function optionalInt(job: string, input: Record<string, unknown>, field: string, min: number, max: number, fallback: number): number {

@@ -85,6 +85,9 @@ describe('backfill workflow logic', () => {
     [{ source: { kind: 'kafka', topic: 't', from: '2026-02-30' } }, /from must be an ISO-8601 time .*no such date/],
     [{ ...fileInput, chunkSize: 0 }, /chunkSize must be a whole number from 1 to 50000/],
     [{ ...fileInput, limit: 5 }, /unknown field\(s\) limit/],
+    // A misspelt or misplaced field inside source would import the whole topic or file.
+    [{ source: { kind: 'kafka', topic: 't', From: '2026-11-21T00:00:00Z' } }, /unknown field\(s\) source\.From; allowed: source\.kind, source\.topic, source\.from, source\.to/],
+    [{ source: { kind: 'file', path: '/data/events.ndjson', huntId: 'h1' } }, /unknown field\(s\) source\.huntId; allowed: source\.kind, source\.path/],
   ])('fails %j at once, naming the fix, before any activity runs', async (input, message) => {
     const fake = fakeImport(1);
     const failure = await env.withWorker(fake.activities, (taskQueue) =>
