@@ -176,6 +176,12 @@ export class LeaderboardStreams {
       })
       .catch((err: unknown) => {
         this.warnFirstReadFailed(err, huntId);
+        // A window may have delivered meanwhile: the stream is live, and stays.
+        if (stream.started) return;
+        // Out of the registry at once: an ended response's 'close' waits for a slow client
+        // to take what is buffered, and a heartbeat written to it before then would be an
+        // error nobody handles (the process's end).
+        close();
         res.end();
       });
   }
@@ -314,7 +320,7 @@ export class LeaderboardStreams {
   }
 
   private flush(stream: Stream): void {
-    if (stream.pending === undefined || stream.res.writableEnded) return;
+    if (stream.pending === undefined || stream.res.writableEnded || stream.res.destroyed) return;
     if (stream.res.writableNeedDrain) return; // 'drain' calls back
     const wait = stream.lastSentAt + this.minIntervalMs - performance.now();
     if (wait > 0) {
@@ -350,6 +356,7 @@ export class LeaderboardStreams {
     let dropped = 0;
     for (const hunt of this.hunts.values()) {
       for (const stream of hunt.streams) {
+        if (stream.res.writableEnded || stream.res.destroyed) continue; // its 'close' takes it out
         if (!stream.res.writableNeedDrain) {
           stream.blockedSince = undefined;
           stream.res.write(': keep-alive\n\n');

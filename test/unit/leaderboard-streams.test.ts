@@ -318,3 +318,44 @@ describe('live leaderboard streams requested pipelined on one connection', () =>
     await waitFor('the stream closed', () => streams?.streams === 0);
   });
 });
+
+describe('live leaderboard streams whose first read fails', () => {
+  it('keep a stream a window has fed, and never write to one they ended, however slowly its client reads', async () => {
+    // The first read waits on a busy pool and fails; meanwhile a window read delivers a page
+    // far bigger than the socket's buffers (20 MB), which a client that stops reading leaves
+    // in the process: an ended response's 'close' would wait for it.
+    let reads = 0;
+    const bigBoard: LeaderboardBody = {
+      huntId: 'h',
+      asOf: null,
+      entries: Array.from({ length: 1000 }, (_, i) => ({ rank: i + 1, playerId: `p${i}`, displayName: 'x'.repeat(20_000) })),
+    };
+    const read = async () => {
+      if (++reads === 1) {
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        throw new Error('timeout exceeded when trying to connect');
+      }
+      return new Map([['h', bigBoard]]);
+    };
+    const target = new LeaderboardStreams({ read, logger, heartbeatMs: 200 });
+    streams = target;
+    server = http.createServer((req, res) => {
+      target.subscribe('h', 1000, req, res);
+      setTimeout(() => target.changed(['h']), 50);
+    });
+    await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', resolve));
+    const socket = net.connect((server.address() as AddressInfo).port, '127.0.0.1');
+    socket.write('GET /hunts/h/leaderboard/stream HTTP/1.1\r\nHost: x\r\n\r\n');
+    socket.pause();
+    try {
+      // Heartbeats go on over the failed first read (an error written after the end would
+      // be uncaught here); the stream is live until the slow-client rule drops it.
+      await waitFor('the stream to open', () => target.streams === 1);
+      await waitFor('the stalled stream to be dropped', () => target.streams === 0, { timeoutMs: 5_000 });
+      expect(reads).toBeGreaterThanOrEqual(2);
+      expect(target.slowStreamsDropped).toBe(1);
+    } finally {
+      socket.destroy();
+    }
+  });
+});
