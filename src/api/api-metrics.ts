@@ -12,6 +12,7 @@ export interface ApiMetrics {
   streamsDroppedSlow: Counter;
   streamReadFailures: Counter;
   streamHuntsFailing: Gauge;
+  connectionsCutUnread: Counter;
 }
 
 /** What the live streams report, read at each scrape (the totals are running totals). */
@@ -57,6 +58,11 @@ export function createApiMetrics(registry: Registry, streams: () => StreamFigure
       'Live leaderboard reads that failed (tried again in the next window, each hunt alone)',
       () => streams().failedReads,
     ),
+    connectionsCutUnread: new Counter({
+      name: 'hunt_api_connections_cut_unread_total',
+      help: 'Read API connections closed because their client left answers unread (pipelined answers past the budget, or one not taken within API_REQUEST_TIMEOUT_MS)',
+      registers: [registry],
+    }),
     streamHuntsFailing: new Gauge({
       name: 'hunt_api_stream_hunts_failing',
       help: 'Hunts whose live streams push no changes because their leaderboard read fails, read alone',

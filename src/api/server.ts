@@ -8,6 +8,7 @@
  * Live streams are capped too (API_MAX_STREAMS), so they cannot take every connection.
  */
 import http from 'node:http';
+import type net from 'node:net';
 import type pg from 'pg';
 import type { Registry } from 'prom-client';
 import { ID_PATTERN } from '../constants';
@@ -34,6 +35,18 @@ export interface ApiDeps {
   /** Postgres and Kafka reachable, consumer running and not stalled; `error` names the cause when not. */
   readiness: () => Promise<{ ready: boolean; checks: Record<string, string>; error?: string }>;
 }
+
+/**
+ * Bytes of answers one connection may hold that its client has not taken. Pipelined
+ * requests are answered in order, so a client that writes hundreds in one go and reads
+ * nothing leaves every answer in this process (a review measured 65 MB a connection, and
+ * the process's end at a few dozen such connections). Past this (and past one answer, which
+ * always goes), the connection is closed: a few of the largest leaderboards (1000 entries,
+ * under 200 KB) pipelined still pass, and API_MAX_CONNECTIONS such connections stay far
+ * inside the heap.
+ */
+const MAX_UNREAD_BYTES_PER_CONNECTION = 512 * 1024;
+const unreadBytes = new WeakMap<net.Socket, number>();
 
 const DEFAULT_LIMIT = 10;
 const MAX_LIMIT = 1000;
@@ -62,36 +75,52 @@ export function createApiServer(deps: ApiDeps, limits: HttpLimits): http.Server 
   const reportUnexpected = everyFewSeconds((count: number, err: unknown, url: string) =>
     deps.logger.error({ err, url: url.slice(0, 200), count }, 'read API request failed'),
   );
+  const warnCut = everyFewSeconds((count: number, why: string) => deps.logger.warn({ count, why }, 'read API closed a connection whose client left answers unread'));
+  const cut = (socket: net.Socket, why: string) => {
+    if (socket.destroyed) return;
+    metrics.connectionsCutUnread.inc();
+    warnCut(why);
+    socket.destroy();
+  };
   const server = http.createServer(httpServerOptions(limits), (req, res) => {
     const label = routeLabel(req.url);
     if (label !== 'stream') {
       const timer = metrics.requestSeconds.startTimer({ route: label });
       res.once('finish', () => timer());
+      // An answer its client does not take (it stopped reading, with answers queued behind)
+      // holds memory and a connection: the request timeout covers the answer too.
+      const deadline = setTimeout(() => cut(req.socket, `an answer not taken within API_REQUEST_TIMEOUT_MS (${limits.requestTimeoutMs} ms)`), limits.requestTimeoutMs);
+      res.once('close', () => clearTimeout(deadline));
     }
+    const answer = (status: number, body: unknown, contentType?: string, headers?: Record<string, string>) => {
+      const text = typeof body === 'string' ? body : JSON.stringify(body);
+      if (!holdUnread(req.socket, res, Buffer.byteLength(text))) return cut(req.socket, `more than ${MAX_UNREAD_BYTES_PER_CONNECTION} bytes of pipelined answers unread`);
+      send(res, metrics, status, text, contentType, headers);
+    };
     route(deps, req)
       .then((reply) => {
         if ('stream' in reply) {
           // Checked again here, in the tick that opens the stream: requests pipelined on one
           // socket all pass route() before any of them subscribes. One queued behind another
           // response on its socket (res.socket is null) would wait behind an endless stream.
-          if (!res.socket) return send(res, metrics, 503, { error: 'a live stream cannot be pipelined behind another response: open it on a connection of its own' });
-          if (deps.streams.streams >= deps.maxStreams) return send(res, metrics, 503, { error: streamsFull(deps.maxStreams, reply.stream.huntId) });
+          if (!res.socket) return answer(503, { error: 'a live stream cannot be pipelined behind another response: open it on a connection of its own' });
+          if (deps.streams.streams >= deps.maxStreams) return answer(503, { error: streamsFull(deps.maxStreams, reply.stream.huntId) });
           metrics.responses.inc({ code: '200' });
           deps.streams.subscribe(reply.stream.huntId, reply.stream.limit, req, res);
-        } else send(res, metrics, reply.status, reply.body, reply.contentType, reply.headers);
+        } else answer(reply.status, reply.body, reply.contentType, reply.headers);
       })
       .catch((err: unknown) => {
-        if (err instanceof HttpError) return send(res, metrics, err.status, { error: err.message });
+        if (err instanceof HttpError) return answer(err.status, { error: err.message });
         if (isOverload(err)) {
           warnBusy(err);
-          return send(res, metrics, 503, { error: 'the read API is busy: try again shortly' }, 'application/json', { 'retry-after': '1' });
+          return answer(503, { error: 'the read API is busy: try again shortly' }, 'application/json', { 'retry-after': '1' });
         }
         if (isDatabaseUnreachable(err)) {
           warnUnreachable(err);
-          return send(res, metrics, 503, { error: 'the read API cannot reach its database: try again shortly' }, 'application/json', { 'retry-after': '5' });
+          return answer(503, { error: 'the read API cannot reach its database: try again shortly' }, 'application/json', { 'retry-after': '5' });
         }
         reportUnexpected(err, req.url ?? '');
-        send(res, metrics, 500, { error: 'internal error' });
+        answer(500, { error: 'internal error' });
       });
   });
   applyHttpLimits(server, limits, deps.registry);
@@ -241,6 +270,18 @@ function isDatabaseUnreachable(err: unknown): boolean {
   const state = sqlStateOf(err);
   if (state) return UNAVAILABLE_STATES.has(state) || state.startsWith('08');
   return NETWORK_ERRORS.has(e?.code ?? '') || /Connection terminated/i.test(e?.message ?? '');
+}
+
+/**
+ * Counts an answer's bytes against its connection's unread answers until it is done; false
+ * (nothing counted) when it would pass the budget, unless it is the connection's only one.
+ */
+function holdUnread(socket: net.Socket, res: http.ServerResponse, bytes: number): boolean {
+  const held = unreadBytes.get(socket) ?? 0;
+  if (held > 0 && held + bytes > MAX_UNREAD_BYTES_PER_CONNECTION) return false;
+  unreadBytes.set(socket, held + bytes);
+  res.once('close', () => unreadBytes.set(socket, (unreadBytes.get(socket) ?? bytes) - bytes));
+  return true;
 }
 
 function send(res: http.ServerResponse, metrics: ApiMetrics, status: number, body: unknown, contentType = 'application/json', headers: Record<string, string> = {}) {
