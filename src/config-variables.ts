@@ -88,7 +88,8 @@ export const variables = {
   API_BIND_ADDRESS: [ipAddress.default('127.0.0.1'), 'an IP address to listen on (0.0.0.0: every IPv4 interface)'],
   API_HEADERS_TIMEOUT_MS: [milliseconds(1000, 120_000).default(10_000), 'a whole number of milliseconds, 1000-120000'],
   API_REQUEST_TIMEOUT_MS: [milliseconds(1000, 600_000).default(30_000), 'a whole number of milliseconds, 1000-600000'],
-  API_KEEP_ALIVE_TIMEOUT_MS: [milliseconds(0, 600_000).default(5000), 'a whole number of milliseconds, 0-600000'],
+  // Not 0: node reads 0 as no limit, and idle connections would stay until API_MAX_CONNECTIONS is used up.
+  API_KEEP_ALIVE_TIMEOUT_MS: [milliseconds(1, 600_000).default(5000), 'a whole number of milliseconds, 1-600000'],
   API_MAX_REQUESTS_PER_SOCKET: [z.coerce.number().int().min(0).max(1_000_000).default(1000), 'a whole number, 0 (no limit)-1000000'],
   API_MAX_CONNECTIONS: [positiveInt.max(1_000_000).default(1024), 'a whole number of connections, 1-1000000'],
   API_DB_POOL_SIZE: [positiveInt.max(100).default(4), 'a whole number of connections, 1-100'],
@@ -105,8 +106,9 @@ export const variables = {
   INGEST_MAX_BATCH_EVENTS: [positiveInt.max(100_000).default(5000), 'a whole number of events, 1-100000'],
   INGEST_LINGER_MS: [z.coerce.number().int().min(0).max(60_000).default(1), 'a whole number of milliseconds, 0-60000'],
   INGEST_FRESHNESS_TARGET_MS: [positiveInt.max(60_000).default(50), 'a whole number of milliseconds, 1-60000'],
-  KAFKA_FETCH_MAX_BYTES: [positiveInt.default(2 * 1024 * 1024), 'a positive number of bytes'],
-  KAFKA_PARTITION_FETCH_MAX_BYTES: [positiveInt.default(512 * 1024), 'a positive number of bytes'],
+  // At most 256 MiB: the protocol's fields are 32-bit (past 2 GiB the consumer crashed without naming the variable), and a fetch is held in memory.
+  KAFKA_FETCH_MAX_BYTES: [positiveInt.max(256 * 1024 * 1024).default(2 * 1024 * 1024), 'a whole number of bytes, 1-268435456 (256 MiB)'],
+  KAFKA_PARTITION_FETCH_MAX_BYTES: [positiveInt.max(256 * 1024 * 1024).default(512 * 1024), 'a whole number of bytes, 1-268435456 (256 MiB)'],
   INGEST_SESSION_TIMEOUT_MS: [z.coerce.number().int().min(6000).max(300_000).default(30_000), 'a whole number of milliseconds, 6000-300000'],
   INGEST_PARTITIONS_CONCURRENCY: [positiveInt.max(64).default(4), 'a whole number 1-64'],
   INGEST_COMMIT_LANES: [positiveInt.max(16).default(2), 'a whole number 1-16'],

@@ -131,6 +131,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const v = parseVariables(env, problems);
   if (problems.length > 0) throw new ConfigError(problems);
   const security = { postgres: postgresSecurity(v, problems), kafka: kafkaSecurity(v, problems), temporal: temporalSecurity(v, problems) };
+  // Streams that may take every connection leave none for /healthz, /readyz and /metrics:
+  // an orchestrator would restart the process that runs the hot path.
+  if (v.API_MAX_STREAMS >= v.API_MAX_CONNECTIONS) {
+    problems.push({ variable: 'API_MAX_STREAMS', expected: `fewer live streams than API_MAX_CONNECTIONS (${v.API_MAX_CONNECTIONS}), leaving connections for plain reads`, got: String(v.API_MAX_STREAMS) });
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   const stateDir = path.resolve(v.HUNT_STATE_DIR);
   const embeddedTemporal = `127.0.0.1:${v.HUNT_TEMPORAL_PORT}`;

@@ -100,6 +100,14 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ JOB_RECORDS_KEEP_DAYS: '3' })).toThrow(/JOB_RECORDS_KEEP_DAYS: expected a whole number of days, 7-3650/);
   });
 
+  it('refuses values that parse but would not hold: no keep-alive limit, fetch sizes past 32 bits, streams that could take every connection', () => {
+    expect(() => loadConfig({ API_KEEP_ALIVE_TIMEOUT_MS: '0' })).toThrow(/API_KEEP_ALIVE_TIMEOUT_MS: expected a whole number of milliseconds, 1-600000/);
+    expect(() => loadConfig({ KAFKA_FETCH_MAX_BYTES: '3000000000' })).toThrow(/KAFKA_FETCH_MAX_BYTES: expected a whole number of bytes, 1-268435456/);
+    expect(() => loadConfig({ KAFKA_PARTITION_FETCH_MAX_BYTES: '3000000000' })).toThrow(/KAFKA_PARTITION_FETCH_MAX_BYTES: expected a whole number of bytes/);
+    expect(() => loadConfig({ API_MAX_STREAMS: '2000' })).toThrow(/API_MAX_STREAMS: expected fewer live streams than API_MAX_CONNECTIONS \(1024\)/);
+    expect(loadConfig({ API_MAX_STREAMS: '2000', API_MAX_CONNECTIONS: '4096' }).api.maxStreams).toBe(2000);
+  });
+
   it('stops the hunt command at start-up with exit code 78 and the variable name', async () => {
     const run = promisify(execFile);
     const error = await run('node', [path.join(projectRoot, 'bin/hunt.js'), 'stack', 'status'], {
