@@ -8,7 +8,7 @@ import type { Batch, Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
 import { classifySlice, plausibleTimestamp } from '../pipeline/classify';
 import type { MicroBatcher } from './batcher';
 import type { IngestMetrics } from './metrics';
-import type { PartitionPositions } from './positions';
+import { PositionsLoading, type PartitionPositions } from './positions';
 import type { LogResetHandler } from './log-reset';
 import type { RetentionGapHandler } from './retention-gap';
 
@@ -19,6 +19,10 @@ import type { RetentionGapHandler } from './retention-gap';
  */
 const CLASSIFY_SLICE_RECORDS = 250;
 const yieldToIo = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** A fetch whose check against Postgres failed is checked again after this, doubling, up to CHECK_RETRY_MAX_MS. */
+const CHECK_RETRY_FIRST_MS = 50;
+const CHECK_RETRY_MAX_MS = 5000;
 
 export interface BatchHandlerDeps {
   topic: string;
@@ -33,6 +37,8 @@ export interface BatchHandlerDeps {
   isApplied: (partition: number, record: KafkaMessage) => Promise<boolean>;
   /** Commits what the lanes buffered (bounded), before this member rejoins for a rebalance. */
   commitBuffered: () => Promise<void>;
+  /** A fetch's check against Postgres failed (Postgres unreachable): it is checked again after `delayMs`. */
+  onCheckFailed: (err: unknown, partition: number, delayMs: number) => void;
 }
 
 export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchPayload) => Promise<void> {
@@ -56,11 +62,14 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
     }
     if (check.action === 'verify') {
       const first = batch.messages[0];
-      positions.verified(partition);
+      // Marked verified only once the check is done: one that fails (Postgres unreachable)
+      // is made again on the fetch's next try, never passed over.
       if (first && BigInt(first.offset) === check.offset && !(await deps.isApplied(partition, first))) {
         await deps.onLogReset({ partition, position: check.position, logStart: check.logStart, replacedAt: check.offset });
+        positions.verified(partition);
         return undefined;
       }
+      positions.verified(partition);
       // The record checked (or a marker kafkajs stepped over) was applied already.
       return batch.messages.filter((m) => BigInt(m.offset) >= check.position);
     }
@@ -74,8 +83,47 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
     return batch.messages;
   }
 
+  /**
+   * recordsToTake, tried again while it fails (Postgres unreachable, or a join's positions
+   * still loading), with the member's heartbeats going on between tries: thrown to kafkajs,
+   * the failure would be retried a few times and then crash the consumer, which leaves the
+   * group and rebalances every member, again and again for as long as the outage lasts.
+   * Undefined (nothing taken) once the fetch is stale or the consumer stops.
+   */
+  async function recordsToTakeRetrying(batch: Batch, payload: Pick<EachBatchPayload, 'heartbeat' | 'isRunning' | 'isStale'>): Promise<KafkaMessage[] | undefined> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await recordsToTake(batch);
+      } catch (err) {
+        if (!payload.isRunning() || payload.isStale()) return undefined;
+        const delayMs = Math.min(CHECK_RETRY_MAX_MS, CHECK_RETRY_FIRST_MS * 2 ** attempt);
+        if (!(err instanceof PositionsLoading)) deps.onCheckFailed(err, batch.partition, delayMs);
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+        await heartbeatOrLeave(payload.heartbeat);
+        if (!payload.isRunning() || payload.isStale()) return undefined;
+      }
+    }
+  }
+
+  /**
+   * kafkajs's heartbeat; when the group is rebalancing, what the lanes hold is committed
+   * before kafkajs rejoins (the error goes on to it): the members then given our partitions
+   * start from Postgres, and would read it again (and copy its rejects to the DLQ again).
+   */
+  async function heartbeatOrLeave(heartbeat: () => Promise<void>): Promise<void> {
+    try {
+      await heartbeat();
+    } catch (err) {
+      if (isRebalancing(err)) {
+        positions.holdForRejoin();
+        await deps.commitBuffered();
+      }
+      throw err;
+    }
+  }
+
   return async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
-    const messages = await recordsToTake(batch);
+    const messages = await recordsToTakeRetrying(batch, { heartbeat, isRunning, isStale });
     if (!messages) return;
     const { partition } = batch;
     if (messages.length === 0) {
@@ -111,18 +159,8 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
       resolveOffset(last.offset);
       positions.advance(partition, nextOffset);
     }
-    try {
-      await heartbeat();
-    } catch (err) {
-      // The group is rebalancing: kafkajs rejoins once every fetch's eachBatch has returned,
-      // and the members then given our partitions start from Postgres. Commit what the lanes
-      // hold first, or they would read it again (and copy its rejects to the DLQ again).
-      if (isRebalancing(err)) {
-        positions.holdForRejoin();
-        await deps.commitBuffered();
-      }
-      throw err;
-    }
+    // kafkajs rejoins once every fetch's eachBatch has returned.
+    await heartbeatOrLeave(heartbeat);
   };
 }
 

@@ -21,7 +21,7 @@ import { createBatchHandler } from './batch-handler';
 import { createCommitLanes, type CommitLaneDeps } from './commit-lanes';
 import { createDlqProducer, createDlqSender } from './dlq';
 import { startDlqRelay, type DlqRelay } from './dlq-relay';
-import { sharedProbe } from '../api/throttle';
+import { everyFewSeconds, sharedProbe } from '../api/throttle';
 import { useBoundedCodecs } from '../pipeline/compression';
 import type { KafkaErrorListener } from '../pipeline/kafka-client';
 import { watchFilteredRecords } from './filtered-records';
@@ -114,7 +114,11 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
   });
   const onLogReset = logResetHandler({ pool, groupId, topic, consumer, positions, laneOf, metrics, logger });
   const isApplied = (partition: number, record: KafkaMessage) => isAppliedRecord(pool, topic, partition, record);
-  const eachBatch = createBatchHandler({ topic, consumer, positions, onRetentionGap, onLogReset, laneOf, metrics, maxBatchEvents: config.ingest.maxBatchEvents, isApplied, commitBuffered });
+  const warnCheckFailed = everyFewSeconds((count: number, err: unknown, partition: number, delayMs: number) =>
+    logger.warn({ err, partition, delayMs, count }, 'could not check a fetch against its stored position (Postgres unreachable?); trying again, nothing taken meanwhile'),
+  );
+  const onCheckFailed = (err: unknown, partition: number, delayMs: number) => warnCheckFailed(err, partition, delayMs);
+  const eachBatch = createBatchHandler({ topic, consumer, positions, onRetentionGap, onLogReset, laneOf, metrics, maxBatchEvents: config.ingest.maxBatchEvents, isApplied, commitBuffered, onCheckFailed });
   const onFatal = (err: Error) => {
     running = false;
     failWith(err);
@@ -127,7 +131,7 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
   // seeks and checks set up here wait for the first fetch that works, so one run is enough.
   const recheck = sharedProbe(async () => {
     const assigned = health.assignedPartitions();
-    await resumeFromPostgres(consumer, topic, positions, assigned, commitBuffered);
+    await resumeFromPostgres(consumer, topic, positions, assigned, commitBuffered, { isStopping: () => stopping });
     logger.warn({ topic, partitions: assigned }, 'the topic\'s partitions were unknown to the broker (deleted, maybe created again): checking the record before each position against what was applied');
   }, 5_000);
   deps.watchKafkaErrors?.((message) => {

@@ -50,8 +50,14 @@ export function createFlush(deps: FlushDeps): (works: SliceWork[]) => Promise<vo
         recordMetrics(deps, works, result, performance.now() - started);
         deps.onCommitted(offsets);
         if (rejected.length > 0 || result.unprocessable.length > 0) deps.onRejectsQuarantined();
-        for (const r of result.unprocessable) {
-          logger.error({ topic: r.topic, partition: r.partition, offset: r.offset, detail: r.detail }, 'record refused by the database; rejected as unprocessable');
+        // One line a micro-batch, not one a record: a trigger or constraint that refuses every
+        // row would otherwise log tens of MB a second. Each record's reason is in quarantine.
+        const first = result.unprocessable[0];
+        if (first) {
+          logger.error(
+            { records: result.unprocessable.length, first: { topic: first.topic, partition: first.partition, offset: first.offset, detail: first.detail } },
+            'records refused by the database; rejected as unprocessable (each with its reason in quarantine)',
+          );
         }
         return;
       } catch (err) {

@@ -7,7 +7,7 @@ import type { Consumer } from 'kafkajs';
 import type { Logger } from '../log';
 import type { IngestHealth } from './health';
 import type { IngestMetrics } from './metrics';
-import type { PartitionPositions } from './positions';
+import type { PartitionPositions, ResumeHooks } from './positions';
 
 export interface GroupEventDeps {
   topic: string;
@@ -33,11 +33,14 @@ export function watchGroupEvents(consumer: Consumer, deps: GroupEventDeps): void
     for (const partition of assigned) metrics.partitionsAssigned.set({ topic, partition: String(partition) }, 1);
     if (deps.isStopping()) return;
     try {
-      const stored = await resumeFromPostgres(consumer, topic, positions, assigned, deps.commitBuffered);
+      const stored = await resumeFromPostgres(consumer, topic, positions, assigned, deps.commitBuffered, {
+        isStopping: deps.isStopping,
+        onRetry: (err, delayMs) => logger.warn({ err, delayMs }, 'could not load the stored positions after a join; trying again (fetches wait, heartbeats go on)'),
+      });
       logger.info({ groupId, assigned, resumeFrom: Object.fromEntries([...stored].map(([p, o]) => [p, o.toString()])) }, 'joined group');
     } catch (err) {
-      // eachBatch checks every fetch against the position anyway, so this is not fatal.
-      logger.warn({ err }, 'could not load stored offsets on group join');
+      // A newer join took over, or the member is stopping.
+      logger.info({ err }, 'left the positions of a join unloaded: a newer join or a stop took over');
     }
   });
   // Out of the group until the next GROUP_JOIN: readiness turns red if that takes too long.
@@ -67,6 +70,7 @@ export function resumeFromPostgres(
   positions: PartitionPositions,
   partitions: readonly number[],
   commitBuffered: () => Promise<void>,
+  retry: Pick<ResumeHooks, 'isStopping' | 'onRetry'> = {},
 ): Promise<Map<number, bigint>> {
-  return positions.resume(partitions, { commitBuffered, seek: (partition, offset) => consumer.seek({ topic, partition, offset: offset.toString() }) });
+  return positions.resume(partitions, { commitBuffered, seek: (partition, offset) => consumer.seek({ topic, partition, offset: offset.toString() }), ...retry });
 }

@@ -46,6 +46,32 @@ export type FetchCheck =
   /** The fetch starts at the last record applied (`offset`), fetched again after a join to check that the log is still the one applied. */
   | { action: 'verify'; offset: bigint; position: bigint; logStart: bigint };
 
+/**
+ * The positions are being loaded after a join (resume): no fetch may be taken until they
+ * are. Thrown rather than waited on, so the fetch's handler can keep the member's
+ * heartbeats going while it waits (batch-handler.ts): a handler blocked past the session
+ * timeout would have the member dropped from the group, and every member rebalanced.
+ */
+export class PositionsLoading extends Error {
+  constructor() {
+    super('the partitions\' positions are being loaded from Postgres after a join');
+    this.name = 'PositionsLoading';
+  }
+}
+
+/** A join's positions that could not be loaded are tried again after this, doubling, up to RESUME_RETRY_MAX_MS. */
+const RESUME_RETRY_FIRST_MS = 250;
+const RESUME_RETRY_MAX_MS = 5000;
+
+export interface ResumeHooks {
+  commitBuffered: () => Promise<void>;
+  seek: (partition: number, offset: bigint) => void;
+  /** The member is leaving: a join's positions failing to load are not tried again. */
+  isStopping?: () => boolean;
+  /** The positions failed to load (Postgres unreachable); tried again after `delayMs`. */
+  onRetry?: (err: unknown, delayMs: number) => void;
+}
+
 export class PartitionPositions {
   /** Next offset to take per partition: Postgres's after each (re)join, then advanced as slices are buffered. */
   private readonly next = new Map<number, bigint>();
@@ -60,6 +86,10 @@ export class PartitionPositions {
   private unreadStarts = new Set<number>();
   /** Settles when the positions being loaded after a join are loaded (resume). */
   private resuming: Promise<unknown> | undefined;
+  /** Resumes not yet done (fetches are refused meanwhile: PositionsLoading). */
+  private loading = 0;
+  /** The newest resume: an older one that fails gives way to it rather than try again. */
+  private generation = 0;
   /** The group is rebalancing and this member will rejoin: take nothing more until it has (resume). */
   private leavingForRejoin = false;
 
@@ -86,15 +116,34 @@ export class PartitionPositions {
    * partition be read again from there (its rejects copied to the DLQ twice).
    *
    * Resumes run one after another (a join while the recheck's runs), so the last one asked
-   * for decides the positions.
+   * for decides the positions. One that fails (Postgres unreachable) is tried again with
+   * backoff until it loads, a newer one is asked for, or the member stops: fetches taken
+   * from positions not loaded would pass over the checks a join sets up (a log replaced
+   * while the member was down would be read on from the old position, its first records
+   * never applied).
    */
-  resume(partitions: readonly number[], hooks: { commitBuffered: () => Promise<void>; seek: (partition: number, offset: bigint) => void }): Promise<Map<number, bigint>> {
+  resume(partitions: readonly number[], hooks: ResumeHooks): Promise<Map<number, bigint>> {
     const previous = this.resuming;
     this.leavingForRejoin = false;
+    const generation = ++this.generation;
+    this.loading++;
     const resumed = (async () => {
-      await previous;
-      await hooks.commitBuffered();
-      return this.loadJoinOffsets(partitions, hooks.seek);
+      try {
+        await previous;
+        for (let attempt = 0; ; attempt++) {
+          try {
+            await hooks.commitBuffered();
+            return await this.loadJoinOffsets(partitions, hooks.seek);
+          } catch (err) {
+            if (generation !== this.generation || hooks.isStopping?.()) throw err;
+            const delayMs = Math.min(RESUME_RETRY_MAX_MS, RESUME_RETRY_FIRST_MS * 2 ** attempt);
+            hooks.onRetry?.(err, delayMs);
+            await new Promise((resolve) => setTimeout(resolve, delayMs));
+          }
+        }
+      } finally {
+        this.loading--;
+      }
     })();
     const barrier: Promise<unknown> = resumed.then(
       () => undefined,
@@ -109,24 +158,27 @@ export class PartitionPositions {
 
   private async loadJoinOffsets(partitions: readonly number[], seek: (partition: number, offset: bigint) => void): Promise<Map<number, bigint>> {
     const { stored, unreadStarts } = await loadJoinPositions(this.deps.pool, this.deps.groupId, this.deps.topic);
+    // All at once, before anything else is awaited: a failure below (a partition's start
+    // to record) must not leave a partition with its stored position and no check.
     this.unreadStarts = unreadStarts;
     this.next.clear();
     this.verifying.clear();
     for (const [partition, offset] of stored) this.next.set(partition, offset);
+    const toStart: number[] = [];
+    for (const partition of partitions) {
+      const offset = stored.get(partition);
+      if (offset === undefined || offset === 0n || unreadStarts.has(partition)) {
+        toStart.push(partition);
+        continue;
+      }
+      // One record before the position, so that record (committed) is checked first (see `verifying`).
+      this.verifying.set(partition, { offset: offset - 1n, reseeks: 0 });
+      seek(partition, offset - 1n);
+    }
+    // At the position where there is none to check (recorded in Postgres first when there is none).
     const groupIsNew = stored.size === 0;
-    for (const partition of partitions) seek(partition, await this.joinOffset(partition, stored.get(partition), groupIsNew));
+    for (const partition of toStart) seek(partition, await this.positionOf(partition, groupIsNew));
     return stored;
-  }
-
-  /**
-   * Where a joined partition's fetching starts: one record before the position Postgres
-   * holds, so that record (committed) is checked first (see `verifying`); at the position
-   * when there is none to check.
-   */
-  private async joinOffset(partition: number, stored: bigint | undefined, groupIsNew: boolean): Promise<bigint> {
-    if (stored === undefined || stored === 0n || this.unreadStarts.has(partition)) return this.positionOf(partition, groupIsNew);
-    this.verifying.set(partition, { offset: stored - 1n, reseeks: 0 });
-    return stored - 1n;
   }
 
   /**
@@ -192,6 +244,7 @@ export class PartitionPositions {
 
   /** Decides what to do with a fetch of `partition` that started at `fetchedOffset`. */
   async check(partition: number, fetchedOffset: bigint): Promise<FetchCheck> {
+    if (this.loading > 0) throw new PositionsLoading();
     if (this.resuming) await this.resuming;
     const position = await this.positionOf(partition);
     const verifying = this.verifying.get(partition);

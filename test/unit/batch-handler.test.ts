@@ -8,7 +8,7 @@ import type { Batch, Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
 import { createBatchHandler } from '../../src/ingest/batch-handler';
 import type { MicroBatcher, SliceWork } from '../../src/ingest/batcher';
 import { createIngestMetrics } from '../../src/ingest/metrics';
-import type { PartitionPositions } from '../../src/ingest/positions';
+import { PositionsLoading, type FetchCheck, type PartitionPositions } from '../../src/ingest/positions';
 import { clueFound } from '../helpers/event-builders';
 
 const TOPIC = 'events';
@@ -18,8 +18,14 @@ function recordAt(offset: number): KafkaMessage {
   return { offset: String(offset), key: Buffer.from('h1'), value: Buffer.from(JSON.stringify(event)), timestamp: String(Date.now() - 5), attributes: 0, headers: {} } as KafkaMessage;
 }
 
-/** A handler whose position check takes every fetch, and whose lane keeps what it is given. */
-function handlerWith(isStaleAfterCheck: () => boolean, heartbeat: () => Promise<void> = async () => undefined) {
+interface HandlerOptions {
+  /** The position check (default: take every fetch). */
+  check?: () => Promise<FetchCheck>;
+  isApplied?: () => Promise<boolean>;
+}
+
+/** A handler whose position check takes every fetch (unless told), and whose lane keeps what it is given. */
+function handlerWith(isStaleAfterCheck: () => boolean, heartbeat: () => Promise<void> = async () => undefined, options: HandlerOptions = {}) {
   const metrics = createIngestMetrics();
   const added: SliceWork[] = [];
   const lane = { add: async (work: SliceWork) => void added.push(work) } as unknown as MicroBatcher;
@@ -29,10 +35,10 @@ function handlerWith(isStaleAfterCheck: () => boolean, heartbeat: () => Promise<
   const positions = {
     check: async () => {
       checked = true; // a seek kafkajs notes from here on makes the fetch stale
-      return { action: 'take' as const };
+      return options.check ? options.check() : { action: 'take' as const };
     },
     advance: () => undefined,
-    verified: () => undefined,
+    verified: () => void events.push('verified'),
     holdForRejoin: () => {
       held = true;
       events.push('hold');
@@ -46,12 +52,13 @@ function handlerWith(isStaleAfterCheck: () => boolean, heartbeat: () => Promise<
     consumer: { seek: () => undefined } as unknown as Consumer,
     positions,
     onRetentionGap: async () => true,
-    onLogReset: async () => undefined,
+    onLogReset: async () => void events.push('log reset'),
     laneOf: () => lane,
     metrics,
     maxBatchEvents: 500,
-    isApplied: async () => true,
+    isApplied: options.isApplied ?? (async () => true),
     commitBuffered: async () => void events.push('commit buffered'),
+    onCheckFailed: (err) => void events.push(`check failed: ${(err as Error).message}`),
   });
   const resolved: string[] = [];
   const run = (messages: KafkaMessage[]) =>
@@ -111,5 +118,40 @@ describe('createBatchHandler', () => {
     await handler.run([5, 6].map(recordAt));
     expect(handler.added.map((w) => w.recordCount)).toEqual([3, 2]);
     expect(handler.resolved).toEqual(['2', '4']);
+  });
+
+  it('checks a fetch again while Postgres is unreachable, heartbeating between tries, instead of failing to kafkajs', async () => {
+    // Thrown, kafkajs would retry a few times and then crash the consumer, leaving the group
+    // and rebalancing every member, again and again while the outage lasts.
+    let heartbeats = 0;
+    const failures = [new Error('Connection terminated unexpectedly'), new PositionsLoading(), new Error('Connection terminated unexpectedly')];
+    const handler = handlerWith(() => false, async () => void heartbeats++, {
+      check: async () => {
+        const failure = failures.shift();
+        if (failure) throw failure;
+        return { action: 'take' };
+      },
+    });
+    await handler.run([0, 1, 2].map(recordAt));
+    expect(handler.added.map((w) => w.recordCount)).toEqual([3]);
+    // A join's positions loading is waited for without a warning.
+    expect(handler.events).toEqual(['check failed: Connection terminated unexpectedly', 'check failed: Connection terminated unexpectedly']);
+    expect(heartbeats).toBeGreaterThanOrEqual(3);
+  });
+
+  it('makes the check of the record before the position again when it fails, and marks it verified only once done', async () => {
+    // Marked first, a failed check was passed over on the next try: a log replaced while
+    // the member was down was read on from the old position, its first records never applied.
+    let tries = 0;
+    const handler = handlerWith(() => false, undefined, {
+      check: async () => ({ action: 'verify', offset: 0n, position: 1n, logStart: 0n }),
+      isApplied: async () => {
+        if (++tries === 1) throw new Error('Connection terminated unexpectedly');
+        return false; // another record at that offset: the log was replaced
+      },
+    });
+    await handler.run([0, 1, 2].map(recordAt));
+    expect(handler.events).toEqual(['check failed: Connection terminated unexpectedly', 'log reset', 'verified']);
+    expect(handler.added).toEqual([]);
   });
 });

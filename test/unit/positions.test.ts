@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type pg from 'pg';
-import { PartitionPositions } from '../../src/ingest/positions';
+import { PartitionPositions, PositionsLoading } from '../../src/ingest/positions';
 
 /** Positions held in memory only: passFiltered and advance never reach Postgres or Kafka. */
 function positionsAt(partition: number, offset: bigint): PartitionPositions {
@@ -115,24 +115,19 @@ function offsetsTable() {
 }
 
 describe('PartitionPositions while a join loads the positions', () => {
-  it('holds fetches until the positions are loaded, so the record checked is one Postgres holds, not one still buffered', async () => {
+  it('refuses fetches until the positions are loaded, so the record checked is one Postgres holds, not one still buffered', async () => {
     // A group new to the topic: Postgres holds nothing, and the join's reads are slow to come back.
     const table = offsetsTable();
     const positions = new PartitionPositions({ pool: table.pool, groupId: 'g', topic: 't', startFrom: 'earliest', watermarks: async () => new Map([[0, { low: 0n, high: 5000n }]]) });
     const sought: bigint[] = [];
     const resumed = positions.resume([0], { commitBuffered: async () => undefined, seek: (_, offset) => sought.push(offset) });
-    // The first fetch arrives while the join's reads are on their way.
-    let settled = false;
-    const firstFetch = positions.check(0, 0n).then((check) => {
-      settled = true;
-      return check;
-    });
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(settled).toBe(false);
+    // The first fetch arrives while the join's reads are on their way: refused, for its
+    // handler to try again (heartbeating meanwhile).
+    await expect(positions.check(0, 0n)).rejects.toBeInstanceOf(PositionsLoading);
 
     table.open();
     await resumed;
-    expect(await firstFetch).toEqual({ action: 'take' });
+    expect(await positions.check(0, 0n)).toEqual({ action: 'take' });
     expect(sought).toEqual([0n]);
     // Its records are buffered, not committed: a later fetch goes on from there, nothing to check.
     positions.advance(0, 1250n);
@@ -197,5 +192,42 @@ describe('PartitionPositions with INGEST_START_FROM=latest', () => {
     const sought = new Map<number, bigint>();
     await positions.resume([0, 1, 2], { commitBuffered: async () => undefined, seek: (partition, offset) => void sought.set(partition, offset) });
     expect(sought).toEqual(new Map([[0, 1499n], [1, 1499n], [2, 0n]]));
+  });
+});
+
+describe('PartitionPositions after a join, with Postgres failing', () => {
+  it('loads the positions again until they load, refusing fetches meanwhile, then checks the record before the position', async () => {
+    let queries = 0;
+    const pool = {
+      query: async () => {
+        if (++queries <= 2) throw new Error('Connection terminated unexpectedly');
+        return { rows: [{ partition: 0, next_offset: '20', unread: false }] };
+      },
+    } as unknown as pg.Pool;
+    const positions = new PartitionPositions({ pool, groupId: 'g', topic: 't', startFrom: 'earliest', watermarks: async () => new Map([[0, { low: 0n, high: 100n }]]) });
+    const retries: number[] = [];
+    const resumed = positions.resume([0], { commitBuffered: async () => undefined, seek: () => undefined, onRetry: (_, delayMs) => retries.push(delayMs) });
+    await expect(positions.check(0, 20n)).rejects.toBeInstanceOf(PositionsLoading);
+    await resumed;
+    expect(retries).toEqual([250, 500]);
+    expect(await positions.check(0, 19n)).toEqual({ action: 'verify', offset: 19n, position: 20n, logStart: 0n });
+  });
+
+  it('arms the check of a partition with a position before starting one without, so a failure there leaves no partition unchecked', async () => {
+    // Partition 0 has a position; partition 1 has none, and its start needs the watermarks, which fail once.
+    const pool = { query: async () => ({ rows: [{ partition: 0, next_offset: '20', unread: false }] }) } as unknown as pg.Pool;
+    let watermarkCalls = 0;
+    const watermarks = async () => {
+      if (++watermarkCalls === 1) throw new Error('There is no leader for this topic-partition');
+      return new Map([[0, { low: 0n, high: 100n }], [1, { low: 0n, high: 100n }]]);
+    };
+    const positions = new PartitionPositions({ pool, groupId: 'g', topic: 't', startFrom: 'earliest', watermarks });
+    const sought: string[] = [];
+    await positions
+      .resume([0, 1], { commitBuffered: async () => undefined, seek: (p, o) => sought.push(`${p}@${o}`), isStopping: () => true })
+      .catch(() => undefined);
+    // Stopping: not tried again. Partition 0 was sought to its check all the same.
+    expect(sought).toEqual(['0@19']);
+    expect(await positions.check(0, 19n)).toEqual({ action: 'verify', offset: 19n, position: 20n, logStart: 0n });
   });
 });
