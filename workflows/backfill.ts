@@ -85,7 +85,7 @@ const CHUNKS_PER_ACTIVITY = 10;
 const CALLS_PER_RUN = 200;
 
 export async function backfill(input: BackfillInput, carried?: Carried): Promise<BackfillProgress> {
-  const job = checkInput(input);
+  const job = checkInput(input, carried === undefined);
   upsertSearchAttributes([
     { key: HUNT_JOB_KIND, value: 'backfill' },
     ...(job.huntId ? [{ key: HUNT_ID, value: job.huntId }] : []),
@@ -145,14 +145,15 @@ export async function backfill(input: BackfillInput, carried?: Carried): Promise
   }
 }
 
-function checkInput(input: BackfillInput): Required<Omit<BackfillInput, 'huntId'>> & { huntId?: string } {
+/** `newJob`: not a continued run (continue-as-new), whose input was checked when its job started. */
+function checkInput(input: BackfillInput, newJob: boolean): Required<Omit<BackfillInput, 'huntId'>> & { huntId?: string } {
   const fields = asObject('backfill', input);
   rejectUnknownFields('backfill', fields, ['source', 'dryRun', 'huntId', 'chunkSize']);
   const source = fields.source as Record<string, unknown> | undefined;
   if (!source || typeof source !== 'object') {
     throw badInput('backfill', 'source is required, e.g. {"source": {"kind": "file", "path": "/data/events.ndjson"}}');
   }
-  const checkedSource = checkSource(source);
+  const checkedSource = checkSource(source, newJob);
   if (fields.dryRun !== undefined && typeof fields.dryRun !== 'boolean') throw badInput('backfill', 'dryRun must be true or false');
   if (fields.huntId !== undefined && (typeof fields.huntId !== 'string' || !ID_PATTERN.test(fields.huntId))) {
     throw badInput('backfill', 'huntId must be 1-64 characters of [A-Za-z0-9_.-]');
@@ -181,10 +182,12 @@ function describeSource(source: BackfillSource): string {
   return source.kind === 'file' ? `file:${source.path}` : `kafka:${source.topic} [${source.from ?? 'start'}, ${source.to ?? 'now'})`;
 }
 
-function checkSource(source: Record<string, unknown>): BackfillSource {
+function checkSource(source: Record<string, unknown>, newJob: boolean): BackfillSource {
   // A misspelt field would be ignored, and import the whole topic or file ("From", "huntId"
-  // inside source). patched(): a run started before this check replays as it was made.
-  const strict = patched('backfill-source-fields');
+  // inside source). For new jobs only: a job started before this check, continued as new
+  // after it, goes on as it began rather than fail partway. patched(): a run started
+  // before it replays as it was made.
+  const strict = newJob && patched('backfill-source-fields');
   if (strict && (source.kind === 'file' || source.kind === 'kafka')) {
     rejectUnknownFields('backfill', source, source.kind === 'file' ? ['kind', 'path'] : ['kind', 'topic', 'from', 'to'], 'source');
   }

@@ -3,6 +3,7 @@ import {
   advanceReconcileWatermark,
   confirmReconcileProgress,
   openSeqRangeScope,
+  EVENTS_PER_TRANSACTION,
   reconcileRecordingFailures,
   reconcileRunTotals,
   seqRangeSinceWatermark,
@@ -74,13 +75,7 @@ const HEARTBEAT_EVERY_MS = 5000;
 const GROUP_STATEMENT_TIMEOUT_MS = 10 * 60_000;
 const GROUP_LOCK_TIMEOUT_MS = 30_000;
 
-/**
- * A group's size in events, all of its hunts' stored events (what the recomputation reads),
- * not only those of the run's range: a hunt with one new event is recomputed whole. One hunt
- * of 4M events took 89 s, so a group of this budget takes about 45 s, far inside the
- * statement timeout; only a single hunt of some 25M events would not fit.
- */
-export const EVENTS_PER_TRANSACTION = 2_000_000;
+export { EVENTS_PER_TRANSACTION };
 export const HUNTS_PER_PAGE = 1000;
 /** Drifted hunts listed in the summary (all are in reconcile_runs). */
 const DRIFTED_LISTED = 100;

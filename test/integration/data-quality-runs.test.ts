@@ -9,7 +9,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { describe, expect, it } from 'vitest';
 import { createDataQualityActivities } from '../../src/correctness/data-quality-job';
 import type { HuntEvent } from '../../src/events/schema';
-import { CHECKS, type CheckReport } from '../../src/store/correctness/data-quality';
+import { CHECKS, runDataQuality, type CheckReport } from '../../src/store/correctness/data-quality';
 import { failingHunts } from '../../src/store/correctness/reconcile-failures';
 import { reconcileHunts } from '../../src/store/correctness/reconcile';
 import { useTestDatabase } from '../helpers/database-fixture';
@@ -71,5 +71,55 @@ describe('dataQuality score_drift', () => {
     expect(await failingHunts(db.pool)).toBe(1);
     const { rows } = await db.pool.query<{ hunt_id: string }>('SELECT hunt_id FROM reconcile_failures');
     expect(rows).toEqual([{ hunt_id: 'stuck' }]);
+
+    // The next night, within the hunt's backoff, it is not recomputed (with the cause gone it
+    // would pass): still a finding, and the record (the repairing runs' backoff) is left as it is.
+    await db.pool.query('DROP TRIGGER refuse_stuck ON reconcile_runs');
+    const before = (await db.pool.query('SELECT attempts, retry_after, run_id FROM reconcile_failures')).rows;
+    const next = await dataQualityRun('dq-nightly', 'run-2');
+    expect(next.score_drift?.count).toBe(2);
+    expect(next.score_drift?.samples).toContainEqual({ hunt_id: 'stuck', kind: 'reconcile_failed', error: expect.stringMatching(/stuck cannot be recomputed/) });
+    expect((await db.pool.query('SELECT attempts, retry_after, run_id FROM reconcile_failures')).rows).toEqual(before);
+    await db.pool.query(`DELETE FROM reconcile_failures`);
+    await db.pool.query(`UPDATE player_scores SET score = score - 1000 WHERE hunt_id = 'fine-z'`);
+  });
+
+  it('saves its progress after each hunt split from a group that hit the statement limit', async () => {
+    await applyInOneTransaction(db.pool, ['split-a', 'split-slow', 'split-z'].flatMap(huntEvents));
+    await db.pool.query(`CREATE FUNCTION time_out_split_slow() RETURNS trigger LANGUAGE plpgsql AS $$
+                           BEGIN IF NEW.hunt_id = 'split-slow' THEN RAISE EXCEPTION 'canceling statement due to statement timeout' USING ERRCODE = '57014'; END IF; RETURN NEW; END $$`);
+    await db.pool.query('CREATE TRIGGER time_out_split_slow BEFORE INSERT ON reconcile_runs FOR EACH ROW EXECUTE FUNCTION time_out_split_slow()');
+    try {
+      const saved: string[] = [];
+      await runDataQuality(db.pool, 'dq-split', false, undefined, {
+        checkpoint: (c) => {
+          if (c.partial?.check === 'score_drift' && c.partial.afterHunt.startsWith('split-')) saved.push(c.partial.afterHunt);
+        },
+      });
+      // Each hunt alone after the split, each saved: a retry never pays the slow one's wait twice.
+      expect(saved).toEqual(['split-a', 'split-slow', 'split-z']);
+    } finally {
+      await db.pool.query('DROP TRIGGER time_out_split_slow ON reconcile_runs');
+      await db.pool.query(`DELETE FROM reconcile_failures`);
+    }
+  });
+
+  it('reports a hunt whose repair the database refuses, and repairs the others', async () => {
+    await applyInOneTransaction(db.pool, ['fixme', 'fixable'].flatMap(huntEvents));
+    await db.pool.query(`UPDATE player_scores SET score = score + 1000 WHERE hunt_id IN ('fixme', 'fixable')`);
+    await db.pool.query(`CREATE FUNCTION refuse_fixme() RETURNS trigger LANGUAGE plpgsql AS $$
+                           BEGIN IF NEW.hunt_id = 'fixme' THEN RAISE EXCEPTION 'fixme is frozen'; END IF; RETURN NEW; END $$`);
+    await db.pool.query('CREATE TRIGGER refuse_fixme BEFORE INSERT OR UPDATE ON player_scores FOR EACH ROW EXECUTE FUNCTION refuse_fixme()');
+    try {
+      const env = new MockActivityEnvironment({ workflowExecution: { workflowId: 'dq-repair', runId: 'run-1' } });
+      const reports = (await env.run(createDataQualityActivities({ pool: db.pool }).runDataQualityChecks, { runId: 'dq-repair', repair: true })) as CheckReport[];
+      const drift = reports.find((r) => r.check === 'score_drift');
+      expect(drift).toMatchObject({ count: 2, repaired: { huntsReconciled: 1, playersRepaired: 1, huntsFailed: 1 } });
+      expect(drift?.samples).toContainEqual({ hunt_id: 'fixme', kind: 'repair_failed', error: expect.stringMatching(/fixme is frozen.*SQLSTATE P0001/) });
+      const live = await db.pool.query(`SELECT hunt_id, score FROM player_scores WHERE hunt_id IN ('fixme', 'fixable') ORDER BY hunt_id`);
+      expect(live.rows).toEqual([{ hunt_id: 'fixable', score: 10 }, { hunt_id: 'fixme', score: 1010 }]);
+    } finally {
+      await db.pool.query('DROP TRIGGER refuse_fixme ON player_scores');
+    }
   });
 });

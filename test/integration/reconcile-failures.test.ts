@@ -91,6 +91,11 @@ describe('reconcile, with a hunt that fails for what it holds', () => {
     const checkOnly = (await new MockActivityEnvironment().run(createReconcileActivities({ pool: db.pool }).reconcileHunts, input('check-2', { huntIds: ['hunt-a', 'hunt-c'], repair: false }))) as ReconcileSummary;
     expect(checkOnly).toMatchObject({ hunts: 2, huntsFailed: 1, failed: [{ huntId: 'hunt-c' }] });
     expect(await failures()).toEqual([{ hunt_id: 'hunt-c', run_id: 'check-2', attempts: 1, retry_in_minutes: 5 }]);
+    // Failing again in a run that only checks, it keeps the record and the backoff the
+    // repairing runs set: a nightly check must not push their next try back.
+    await db.pool.query(`UPDATE reconcile_failures SET retry_after = now() + interval '3 minutes'`);
+    await new MockActivityEnvironment().run(createReconcileActivities({ pool: db.pool }).reconcileHunts, input('check-3', { huntIds: ['hunt-c'], repair: false }));
+    expect(await failures()).toEqual([{ hunt_id: 'hunt-c', run_id: 'check-2', attempts: 1, retry_in_minutes: 3 }]);
   });
 
   it('splits a group that hit the statement limit into single hunts, moving the cursor after each', async () => {

@@ -9,7 +9,8 @@
 import type pg from 'pg';
 import { HUNTS_PER_TRANSACTION } from '../../constants';
 import { withBoundedTransaction, type StatementBounds } from '../bounded-transaction';
-import { reconcileRecordingFailures, type FailedHunt, type HuntReconciliation } from './reconcile';
+import { EVENTS_PER_TRANSACTION, reconcileRecordingFailures, sizesOf, type FailedHunt, type HuntReconciliation } from './reconcile';
+import { failuresNotDue } from './reconcile-failures';
 import { repairStaleWindows, staleWindowsSql } from '../batch/rollups';
 import { quarantineByReason } from '../read/quarantine-backlog';
 import { storeReport, type CheckReport, type Severity } from './dq-reports';
@@ -56,6 +57,8 @@ export interface PagedProgress {
 export interface DataQualityCheckpoint {
   finished: CheckReport[];
   partial?: PagedProgress;
+  /** What the checks record under (DataQualityOptions.recordsRunId); absent in progress saved before it was kept. */
+  recordsRunId?: string;
 }
 
 export interface DataQualityOptions {
@@ -79,7 +82,10 @@ export interface DataQualityOptions {
   recordsRunId?: string;
 }
 
-type ReconcileTally = Record<'huntsReconciled' | 'playersRepaired' | 'treasuresRepaired', number>;
+type ReconcileTally = Record<'huntsReconciled' | 'playersRepaired' | 'treasuresRepaired', number> & {
+  /** Hunts whose repair the database refused (recorded in reconcile_failures). */
+  huntsFailed?: number;
+};
 
 interface CheckRun {
   pool: pg.Pool;
@@ -163,32 +169,63 @@ async function pageHunts(run: CheckRun, check: string, tables: readonly string[]
 }
 
 /**
- * Reconciles `hunts` HUNTS_PER_TRANSACTION at a time (each transaction holds those hunts'
- * fence only briefly). A hunt that fails for what it holds is recorded in reconcile_failures
- * and passed (reconcileRecordingFailures), so one such hunt never fails every run of the
- * job; its failure is returned for the report.
+ * `hunts` (in order) in the groups they are reconciled in: at most HUNTS_PER_TRANSACTION
+ * hunts and EVENTS_PER_TRANSACTION events a group (a big hunt alone), and a hunt whose
+ * reconciliation failed and whose backoff is not over alone, marked with its failure: it
+ * is not recomputed again (a hunt past the statement limit would cost each run its full
+ * wait), it is a finding as it stands.
  */
-async function reconcileInGroups(run: CheckRun, hunts: readonly string[], runId: string, repair: boolean): Promise<{ results: HuntReconciliation[]; failed: FailedHunt[] }> {
-  const results: HuntReconciliation[] = [];
-  const failed: FailedHunt[] = [];
-  for (let i = 0; i < hunts.length; i += HUNTS_PER_TRANSACTION) {
-    await reconcileRecordingFailures(run.pool, hunts.slice(i, i + HUNTS_PER_TRANSACTION), runId, repair, run.bounds, async (_, r, f) => {
-      results.push(...r);
-      failed.push(...f);
-    });
+async function reconcileGroups(run: CheckRun, hunts: readonly string[]): Promise<({ hunts: string[] } | { failing: FailedHunt })[]> {
+  const failing = await failuresNotDue(run.pool, hunts);
+  const groups: ({ hunts: string[] } | { failing: FailedHunt })[] = [];
+  let group: string[] = [];
+  let events = 0;
+  const close = () => {
+    if (group.length > 0) groups.push({ hunts: group });
+    group = [];
+    events = 0;
+  };
+  for (const hunt of await sizesOf(run.pool, hunts)) {
+    const failure = failing.get(hunt.huntId);
+    if (failure !== undefined) {
+      close();
+      groups.push({ failing: { huntId: hunt.huntId, error: failure } });
+      continue;
+    }
+    if (group.length >= HUNTS_PER_TRANSACTION || (group.length > 0 && events + hunt.events > EVENTS_PER_TRANSACTION)) close();
+    group.push(hunt.huntId);
+    events += hunt.events;
   }
-  return { results, failed };
+  close();
+  return groups;
 }
 
-/** Reconciles `hunts`, repairing (reconcileInGroups); a hunt whose repair fails stays recorded in reconcile_failures. */
-async function repairHunts(run: CheckRun, hunts: readonly string[], tally: ReconcileTally | undefined): Promise<ReconcileTally> {
-  const t = tally ?? { huntsReconciled: 0, playersRepaired: 0, treasuresRepaired: 0 };
-  for (const r of (await reconcileInGroups(run, hunts, `${run.runId}/dq-repair`, true)).results) {
-    t.huntsReconciled += 1;
-    t.playersRepaired += r.playersDrifted;
-    t.treasuresRepaired += r.treasuresChanged;
+/** A sample of a hunt its reconciliation failed for, with the database's words. */
+const failedSample = (kind: 'reconcile_failed' | 'repair_failed', f: FailedHunt) => ({ hunt_id: f.huntId, kind, error: f.error });
+
+/**
+ * Reconciles `hunts`, repairing, in groups (reconcileGroups). A hunt whose repair the
+ * database refuses is recorded in reconcile_failures (reconcileRecordingFailures), counted in
+ * the tally and sampled, and passed: one such hunt never fails every run of the job.
+ */
+async function repairHunts(run: CheckRun, hunts: readonly string[], state: { repaired?: ReconcileTally; samples: unknown[] }): Promise<void> {
+  const t = state.repaired ?? { huntsReconciled: 0, playersRepaired: 0, treasuresRepaired: 0 };
+  state.repaired = t;
+  const partDone = async (_: readonly string[], results: readonly HuntReconciliation[], failed: readonly FailedHunt[]) => {
+    for (const r of results) {
+      t.huntsReconciled += 1;
+      t.playersRepaired += r.playersDrifted;
+      t.treasuresRepaired += r.treasuresChanged;
+    }
+    if (failed.length > 0) {
+      t.huntsFailed = (t.huntsFailed ?? 0) + failed.length;
+      state.samples = [...state.samples, ...failed.map((f) => failedSample('repair_failed', f))].slice(0, SAMPLE_LIMIT);
+    }
+  };
+  for (const group of await reconcileGroups(run, hunts)) {
+    if ('failing' in group) await partDone([], [], [group.failing]);
+    else await reconcileRecordingFailures(run.pool, group.hunts, `${run.runId}/dq-repair`, true, run.bounds, partDone);
   }
-  return t;
 }
 
 /**
@@ -199,7 +236,7 @@ async function settleFindings(run: CheckRun, state: PagedProgress, findings: Pen
   if (findings.hunts.length > 0) {
     state.pending = findings;
     await run.saveState(state);
-    state.repaired = await repairHunts(run, findings.hunts, state.repaired);
+    await repairHunts(run, findings.hunts, state);
   }
   state.count += findings.count;
   state.samples.push(...findings.samples);
@@ -279,19 +316,22 @@ export const CHECKS: Check[] = [
       const driftRun = `${run.runId}/score-drift`;
       const of = await countHunts(run, DRIFT_TABLES);
       const state = await pageHunts(run, 'score_drift', DRIFT_TABLES, async (hunts, state) => {
-        for (let i = 0; i < hunts.length; i += HUNTS_PER_TRANSACTION) {
-          const group = hunts.slice(i, i + HUNTS_PER_TRANSACTION);
-          const checked = await reconcileInGroups(run, group, driftRun, false);
-          const drifted = checked.results.filter((r) => r.playersDrifted + r.treasuresChanged > 0);
-          state.count += drifted.reduce((n, r) => n + r.playersDrifted + r.treasuresChanged, 0) + checked.failed.length;
-          const unchecked = checked.failed.map((f) => ({ hunt_id: f.huntId, kind: 'reconcile_failed', error: f.error }));
-          state.samples = [...state.samples, ...unchecked].slice(0, SAMPLE_LIMIT);
-          if (run.repair && drifted.length > 0) state.repaired = await repairHunts(run, drifted.map((r) => r.huntId), state.repaired);
-          Object.assign(state, { afterHunt: group[group.length - 1], huntsDone: state.huntsDone + group.length });
+        // After each part of a group (a group, or a hunt split from it that failed): the
+        // progress saved, so a retry never redoes a hunt that took a statement limit.
+        const partDone = async (huntIds: readonly string[], results: readonly HuntReconciliation[], failed: readonly FailedHunt[]) => {
+          const drifted = results.filter((r) => r.playersDrifted + r.treasuresChanged > 0);
+          state.count += drifted.reduce((n, r) => n + r.playersDrifted + r.treasuresChanged, 0) + failed.length;
+          state.samples = [...state.samples, ...failed.map((f) => failedSample('reconcile_failed', f))].slice(0, SAMPLE_LIMIT);
+          if (run.repair && drifted.length > 0) await repairHunts(run, drifted.map((r) => r.huntId), state);
+          Object.assign(state, { afterHunt: huntIds[huntIds.length - 1], huntsDone: state.huntsDone + huntIds.length });
           run.progress({ check: 'score_drift', huntsDone: state.huntsDone, of });
           // Drift is counted from the rows recorded under the run, so a group redone after a
           // crash before this save counts the same drift, not none and not twice.
           await run.saveState(state);
+        };
+        for (const group of await reconcileGroups(run, hunts)) {
+          if ('failing' in group) await partDone([group.failing.huntId], [], [group.failing]);
+          else await reconcileRecordingFailures(run.pool, group.hunts, driftRun, false, run.bounds, partDone);
         }
       });
       const { rows } = await inTransaction(run, (c) =>
@@ -356,6 +396,9 @@ export async function runDataQuality(
   options: DataQualityOptions = {},
 ): Promise<CheckReport[]> {
   const finished = [...(options.resumeFrom?.finished ?? [])];
+  // A retry goes on under the name its run began with (progress saved by a worker from before
+  // records were named per workflow run has none: it began under the run id).
+  const recordsRunId = options.resumeFrom ? (options.resumeFrom.recordsRunId ?? runId) : (options.recordsRunId ?? runId);
   const announce = options.checkpoint ?? (() => undefined);
   const persist = options.save;
   /** A page done, or findings before their repair: saved in a transaction of its own, then announced. */
@@ -369,9 +412,9 @@ export async function runDataQuality(
     const partial = options.resumeFrom?.partial;
     const found = await check
       .run({
-        pool, runId: options.recordsRunId ?? runId, repair, progress, bounds: options.bounds, huntsPerPage: options.huntsPerPage ?? HUNTS_PER_PAGE,
+        pool, runId: recordsRunId, repair, progress, bounds: options.bounds, huntsPerPage: options.huntsPerPage ?? HUNTS_PER_PAGE,
         resumed: partial?.check === check.name ? partial : undefined,
-        saveState: (state) => saveAlone({ finished: [...finished], partial: structuredClone(state) }),
+        saveState: (state) => saveAlone({ finished: [...finished], partial: structuredClone(state), recordsRunId }),
       })
       .catch((err: unknown) => {
         // Which check hit a statement timeout or a lost connection (a cancellation passes as it is).
@@ -383,7 +426,7 @@ export async function runDataQuality(
     finished.push(report);
     // The report row and the checkpoint that says the check is finished commit together: a
     // retry never runs it again (a repairing check would find nothing and store 0).
-    const next = { finished: [...finished] };
+    const next = { finished: [...finished], recordsRunId };
     await withBoundedTransaction(pool, options.bounds, async (client) => {
       await storeReport(client, runId, report);
       await persist?.(client, next);

@@ -23,14 +23,22 @@ export function isHuntFailure(err: unknown): boolean {
   return isDataError(err) || sqlStateOf(err) === '57014';
 }
 
-/** Records that `huntId` failed in `runId`, and when it may be tried again. */
-export async function recordReconcileFailure(pool: pg.Pool, huntId: string, runId: string, error: string): Promise<void> {
+/**
+ * Records that `huntId` failed in `runId`, and when it may be tried again. A run that only
+ * checks (`repair` false: data quality's nightly drift check, `--no-repair`) records a hunt
+ * not yet recorded, and leaves a record alone: the attempts and the backoff are the
+ * repairing runs', whose next try a check must not push back.
+ */
+export async function recordReconcileFailure(pool: pg.Pool, huntId: string, runId: string, error: string, repair: boolean): Promise<void> {
+  const onConflict = repair
+    ? `DO UPDATE SET run_id = excluded.run_id, error = excluded.error, attempts = f.attempts + 1,
+       last_failed_at = now(), retry_after = now() + make_interval(mins => least($5, $4 * 2 ^ least(f.attempts, 10))::int)`
+    : 'DO NOTHING';
   await pool.query(
     `INSERT INTO reconcile_failures AS f (hunt_id, run_id, error, retry_after)
      VALUES ($1, $2, $3, now() + make_interval(mins => $4))
-     ON CONFLICT (hunt_id) DO UPDATE SET run_id = excluded.run_id, error = excluded.error, attempts = f.attempts + 1,
-       last_failed_at = now(), retry_after = now() + make_interval(mins => least($5, $4 * 2 ^ least(f.attempts, 10))::int)`,
-    [huntId, runId, error.slice(0, ERROR_MAX_CHARS), RETRY_FIRST_MINUTES, RETRY_MAX_MINUTES],
+     ON CONFLICT (hunt_id) ${onConflict}`,
+    repair ? [huntId, runId, error.slice(0, ERROR_MAX_CHARS), RETRY_FIRST_MINUTES, RETRY_MAX_MINUTES] : [huntId, runId, error.slice(0, ERROR_MAX_CHARS), RETRY_FIRST_MINUTES],
   );
 }
 
@@ -43,4 +51,14 @@ export async function clearReconcileFailures(client: pg.ClientBase, huntIds: rea
 export async function failingHunts(pool: pg.Pool): Promise<number> {
   const { rows } = await pool.query<{ n: number }>({ name: 'monitoring-reconcile-failures', text: 'SELECT count(*)::int AS n FROM reconcile_failures' });
   return rows[0]?.n ?? 0;
+}
+
+/** Of `huntIds`, those whose reconciliation failed and whose backoff is not over, with their errors. */
+export async function failuresNotDue(pool: pg.Pool, huntIds: readonly string[]): Promise<Map<string, string>> {
+  if (huntIds.length === 0) return new Map();
+  const { rows } = await pool.query<{ hunt_id: string; error: string }>(
+    'SELECT hunt_id, error FROM reconcile_failures WHERE hunt_id = ANY($1::text[]) AND retry_after > now()',
+    [huntIds],
+  );
+  return new Map(rows.map((r) => [r.hunt_id, r.error]));
 }

@@ -176,6 +176,14 @@ export async function reconcileHunts(
   });
 }
 
+/**
+ * A group's size in events, all of its hunts' stored events (what the recomputation reads),
+ * not only those of the run's range: a hunt with one new event is recomputed whole. One hunt
+ * of 4M events took 89 s, so a group of this budget takes about 45 s, far inside the
+ * statement timeout; only a single hunt of some 25M events would not fit.
+ */
+export const EVENTS_PER_TRANSACTION = 2_000_000;
+
 /** A hunt whose reconciliation failed for what it holds, with the database's words. */
 export interface FailedHunt {
   huntId: string;
@@ -199,8 +207,9 @@ export async function reconcileRecordingFailures(
   bounds: StatementBounds | undefined,
   done: (huntIds: readonly string[], results: readonly HuntReconciliation[], failed: readonly FailedHunt[]) => Promise<void>,
 ): Promise<void> {
+  let results: HuntReconciliation[];
   try {
-    await done(huntIds, await reconcileHunts(pool, huntIds, runId, repair, bounds), []);
+    results = await reconcileHunts(pool, huntIds, runId, repair, bounds);
   } catch (err) {
     if (bounds?.signal?.aborted || !isHuntFailure(err)) throw err;
     if (huntIds.length > 1) {
@@ -215,9 +224,12 @@ export async function reconcileRecordingFailures(
     // Recorded by a run that only checks too: the failure is a finding, and a repairing
     // run moves the watermark past the hunt, so only the record brings it back (only a
     // repairing run clears it).
-    await recordReconcileFailure(pool, failed.huntId, runId, failed.error);
+    await recordReconcileFailure(pool, failed.huntId, runId, failed.error, repair);
     await done(huntIds, [], [failed]);
+    return;
   }
+  // Outside the try: what `done` does (a checkpoint, a repair) is not the group's failure.
+  await done(huntIds, results, []);
 }
 
 export const RECONCILE_JOB = 'reconcile';
