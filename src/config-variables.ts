@@ -96,7 +96,8 @@ export const variables = {
   API_STATEMENT_TIMEOUT_MS: [milliseconds(10, 600_000).default(2000), 'a whole number of milliseconds, 10-600000'],
   API_DB_WAIT_MS: [milliseconds(10, 60_000).default(1000), 'a whole number of milliseconds, 10-60000'],
   API_LEADERBOARD_CACHE_MS: [milliseconds(0, 60_000).default(100), 'a whole number of milliseconds, 0-60000'],
-  API_MAX_STREAMS: [positiveInt.max(1_000_000).default(768), 'a whole number of live streams, 1-1000000 (keep it below API_MAX_CONNECTIONS)'],
+  // Default: three quarters of API_MAX_CONNECTIONS (768 of 1024), so lowering that alone keeps room for plain reads.
+  API_MAX_STREAMS: [positiveInt.max(1_000_000).optional(), 'a whole number of live streams, 1-1000000, below API_MAX_CONNECTIONS'],
   API_STREAM_HEARTBEAT_MS: [milliseconds(100, 60_000).default(15_000), 'a whole number of milliseconds, 100-60000'],
   API_METRICS_REFRESH_MS: [milliseconds(100, 3_600_000).default(15_000), 'a whole number of milliseconds, 100-3600000'],
   LOG_LEVEL: [z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), 'one of fatal, error, warn, info, debug, trace, silent'],

@@ -133,7 +133,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const security = { postgres: postgresSecurity(v, problems), kafka: kafkaSecurity(v, problems), temporal: temporalSecurity(v, problems) };
   // Streams that may take every connection leave none for /healthz, /readyz and /metrics:
   // an orchestrator would restart the process that runs the hot path.
-  if (v.API_MAX_STREAMS >= v.API_MAX_CONNECTIONS) {
+  if (v.API_MAX_STREAMS !== undefined && v.API_MAX_STREAMS >= v.API_MAX_CONNECTIONS) {
     problems.push({ variable: 'API_MAX_STREAMS', expected: `fewer live streams than API_MAX_CONNECTIONS (${v.API_MAX_CONNECTIONS}), leaving connections for plain reads`, got: String(v.API_MAX_STREAMS) });
   }
   if (problems.length > 0) throw new ConfigError(problems);
@@ -172,7 +172,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       statementTimeoutMs: v.API_STATEMENT_TIMEOUT_MS,
       dbWaitMs: v.API_DB_WAIT_MS,
       leaderboardCacheMs: v.API_LEADERBOARD_CACHE_MS,
-      maxStreams: v.API_MAX_STREAMS,
+      maxStreams: v.API_MAX_STREAMS ?? Math.max(1, Math.floor((v.API_MAX_CONNECTIONS * 3) / 4)),
       streamHeartbeatMs: v.API_STREAM_HEARTBEAT_MS,
       metricsRefreshMs: v.API_METRICS_REFRESH_MS,
     },

@@ -60,7 +60,7 @@ export function createApiMetrics(registry: Registry, streams: () => StreamFigure
     ),
     connectionsCutUnread: new Counter({
       name: 'hunt_api_connections_cut_unread_total',
-      help: 'Read API connections closed because their client left answers unread (pipelined answers past the budget, or one not taken within API_REQUEST_TIMEOUT_MS)',
+      help: 'Read API connections closed because their client left an answer unread past API_REQUEST_TIMEOUT_MS',
       registers: [registry],
     }),
     streamHuntsFailing: new Gauge({

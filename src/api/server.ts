@@ -40,12 +40,14 @@ export interface ApiDeps {
  * Bytes of answers one connection may hold that its client has not taken. Pipelined
  * requests are answered in order, so a client that writes hundreds in one go and reads
  * nothing leaves every answer in this process (a review measured 65 MB a connection, and
- * the process's end at a few dozen such connections). Past this (and past one answer, which
- * always goes), the connection is closed: a few of the largest leaderboards (1000 entries,
- * under 200 KB) pipelined still pass, and API_MAX_CONNECTIONS such connections stay far
- * inside the heap.
+ * the process's end at a few dozen such connections). Past this (one answer always goes),
+ * a request gets a short 503 instead of its answer: API_MAX_CONNECTIONS such connections
+ * stay far inside the heap. Answers are counted as they are made, before the client could
+ * take any: a few of the largest leaderboards (1000 entries, up to about 200 KB) pipelined
+ * at once pass.
  */
 const MAX_UNREAD_BYTES_PER_CONNECTION = 512 * 1024;
+const UNREAD_REFUSAL = `this connection holds ${MAX_UNREAD_BYTES_PER_CONNECTION / 1024} KB of answers not yet read: read them, then ask again (or use another connection)`;
 const unreadBytes = new WeakMap<net.Socket, number>();
 
 const DEFAULT_LIMIT = 10;
@@ -76,6 +78,9 @@ export function createApiServer(deps: ApiDeps, limits: HttpLimits): http.Server 
     deps.logger.error({ err, url: url.slice(0, 200), count }, 'read API request failed'),
   );
   const warnCut = everyFewSeconds((count: number, why: string) => deps.logger.warn({ count, why }, 'read API closed a connection whose client left answers unread'));
+  const warnRefused = everyFewSeconds((count: number, budget: number) =>
+    deps.logger.warn({ count, budgetBytes: budget }, 'read API answered 503 to pipelined requests: their connection already held its budget of answers unread'),
+  );
   const cut = (socket: net.Socket, why: string) => {
     if (socket.destroyed) return;
     metrics.connectionsCutUnread.inc();
@@ -87,15 +92,18 @@ export function createApiServer(deps: ApiDeps, limits: HttpLimits): http.Server 
     if (label !== 'stream') {
       const timer = metrics.requestSeconds.startTimer({ route: label });
       res.once('finish', () => timer());
-      // An answer its client does not take (it stopped reading, with answers queued behind)
-      // holds memory and a connection: the request timeout covers the answer too.
-      const deadline = setTimeout(() => cut(req.socket, `an answer not taken within API_REQUEST_TIMEOUT_MS (${limits.requestTimeoutMs} ms)`), limits.requestTimeoutMs);
-      res.once('close', () => clearTimeout(deadline));
     }
     const answer = (status: number, body: unknown, contentType?: string, headers?: Record<string, string>) => {
       const text = typeof body === 'string' ? body : JSON.stringify(body);
-      if (!holdUnread(req.socket, res, Buffer.byteLength(text))) return cut(req.socket, `more than ${MAX_UNREAD_BYTES_PER_CONNECTION} bytes of pipelined answers unread`);
-      send(res, metrics, status, text, contentType, headers);
+      // An answer its client does not take (it stopped reading, with answers queued behind)
+      // holds memory and a connection: the request timeout covers taking the answer too.
+      const deadline = setTimeout(() => cut(req.socket, `an answer not taken within API_REQUEST_TIMEOUT_MS (${limits.requestTimeoutMs} ms)`), limits.requestTimeoutMs);
+      res.once('close', () => clearTimeout(deadline));
+      if (holdUnread(req.socket, res, Buffer.byteLength(text))) return send(res, metrics, status, text, contentType, headers);
+      // Too much waits unread on this connection already: a short refusal instead (a client
+      // that reads takes it and asks again; one that does not is cut at the deadline).
+      warnRefused(MAX_UNREAD_BYTES_PER_CONNECTION);
+      send(res, metrics, 503, JSON.stringify({ error: UNREAD_REFUSAL }), 'application/json', { 'retry-after': '1' });
     };
     route(deps, req)
       .then((reply) => {

@@ -139,6 +139,9 @@ function expecting(what: string) {
 const ID_RULE = 'id (1-64 chars of [A-Za-z0-9_.-])';
 const id = z.string(expecting(ID_RULE)).regex(ID_PATTERN, expecting(ID_RULE));
 
+/** An eventId's most code points (CONTRACT.md: 1-64 chars). */
+export const EVENT_ID_MAX_CODE_POINTS = 64;
+
 const text = (maxCodePoints: number, what: string) =>
   z
     .string(expecting(what))
@@ -183,7 +186,7 @@ const EVENT_DESCRIPTIONS: Record<EventType, string> = {
 function envelopeOf<T extends EventType>(type: T) {
   return z
     .strictObject({
-      eventId: text(64, 'event id (1-64 chars)').meta({
+      eventId: text(EVENT_ID_MAX_CODE_POINTS, 'event id (1-64 chars)').meta({
         description: 'Globally unique per logical event: the idempotency key. A second record with it has no effect.',
       }),
       type: z.literal(type, expecting(JSON.stringify(type))),

@@ -23,6 +23,12 @@ const yieldToIo = () => new Promise<void>((resolve) => setImmediate(resolve));
 /** A fetch whose check against Postgres failed is checked again after this, doubling, up to CHECK_RETRY_MAX_MS. */
 const CHECK_RETRY_FIRST_MS = 50;
 const CHECK_RETRY_MAX_MS = 5000;
+/**
+ * While a check runs, kafkajs's heartbeat is called this often (it sends one only once its
+ * interval is due): one try can wait long on a connection that died without a word (the
+ * query timeout is 2 minutes), past the session timeout that drops the member.
+ */
+const HEARTBEAT_WHILE_CHECKING_MS = 1000;
 
 export interface BatchHandlerDeps {
   topic: string;
@@ -92,6 +98,8 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
    */
   async function recordsToTakeRetrying(batch: Batch, payload: Pick<EachBatchPayload, 'heartbeat' | 'isRunning' | 'isStale'>): Promise<KafkaMessage[] | undefined> {
     for (let attempt = 0; ; attempt++) {
+      // A rebalance seen here is seen again by heartbeatOrLeave, after the try.
+      const keepAlive = setInterval(() => payload.heartbeat().catch(() => undefined), HEARTBEAT_WHILE_CHECKING_MS);
       try {
         return await recordsToTake(batch);
       } catch (err) {
@@ -101,6 +109,8 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
         await new Promise((resolve) => setTimeout(resolve, delayMs));
         await heartbeatOrLeave(payload.heartbeat);
         if (!payload.isRunning() || payload.isStale()) return undefined;
+      } finally {
+        clearInterval(keepAlive);
       }
     }
   }

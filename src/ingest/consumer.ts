@@ -19,7 +19,7 @@ import { loadOffsets } from '../store/hot-path/offsets';
 import type { MicroBatcher } from './batcher';
 import { createBatchHandler } from './batch-handler';
 import { createCommitLanes, type CommitLaneDeps } from './commit-lanes';
-import { createDlqProducer, createDlqSender } from './dlq';
+import { createDlqProducer, createDlqSender, failureCode } from './dlq';
 import { startDlqRelay, type DlqRelay } from './dlq-relay';
 import { everyFewSeconds, sharedProbe } from '../api/throttle';
 import { useBoundedCodecs } from '../pipeline/compression';
@@ -115,7 +115,10 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
   const onLogReset = logResetHandler({ pool, groupId, topic, consumer, positions, laneOf, metrics, logger });
   const isApplied = (partition: number, record: KafkaMessage) => isAppliedRecord(pool, topic, partition, record);
   const warnCheckFailed = everyFewSeconds((count: number, err: unknown, partition: number, delayMs: number) =>
-    logger.warn({ err, partition, delayMs, count }, 'could not check a fetch against its stored position (Postgres unreachable?); trying again, nothing taken meanwhile'),
+    logger.warn(
+      { err, code: failureCode(err), partition, delayMs, count },
+      'could not check a fetch against its stored position; trying again, nothing taken meanwhile (an outage of Postgres or Kafka passes; a code that repeats on every attempt is a setting to fix)',
+    ),
   );
   const onCheckFailed = (err: unknown, partition: number, delayMs: number) => warnCheckFailed(err, partition, delayMs);
   const eachBatch = createBatchHandler({ topic, consumer, positions, onRetentionGap, onLogReset, laneOf, metrics, maxBatchEvents: config.ingest.maxBatchEvents, isApplied, commitBuffered, onCheckFailed });
@@ -131,7 +134,10 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
   // seeks and checks set up here wait for the first fetch that works, so one run is enough.
   const recheck = sharedProbe(async () => {
     const assigned = health.assignedPartitions();
-    await resumeFromPostgres(consumer, topic, positions, assigned, commitBuffered, { isStopping: () => stopping });
+    await resumeFromPostgres(consumer, topic, positions, assigned, commitBuffered, {
+      isStopping: () => stopping,
+      onRetry: (err, delayMs) => logger.warn({ err, delayMs }, 'could not load the stored positions to check them again; trying again (fetches wait, heartbeats go on)'),
+    });
     logger.warn({ topic, partitions: assigned }, 'the topic\'s partitions were unknown to the broker (deleted, maybe created again): checking the record before each position against what was applied');
   }, 5_000);
   deps.watchKafkaErrors?.((message) => {

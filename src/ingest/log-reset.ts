@@ -55,13 +55,14 @@ export function logResetHandler(deps: LogResetDeps): LogResetHandler {
         : `the record at ${topic}/${partition} offset ${reset.replacedAt} is not the one applied there (the position is ${position})`;
     // The stored position moves back only while it still lies past where the old log is known to end.
     const oldLogFrom = 'logEnd' in reset ? reset.logEnd : reset.replacedAt;
+    await laneOf(partition).drain();
+    await withTransaction(pool, (client) => rewindOffset(client, groupId, { topic, partition, nextOffset: logStart }, oldLogFrom));
+    // Once the rewind committed: a reset tried again (Postgres unreachable) is one reset.
     logger.error(
       { topic, partition, position: position.toString(), logStart: logStart.toString(), oldLogFrom: oldLogFrom.toString() },
       `${what}: the topic was recreated or its log truncated; reading it again from offset ${logStart} (records already applied are duplicates and change nothing)`,
     );
     metrics.logResets.inc({ topic, partition: String(partition) });
-    await laneOf(partition).drain();
-    await withTransaction(pool, (client) => rewindOffset(client, groupId, { topic, partition, nextOffset: logStart }, oldLogFrom));
     positions.skipTo(partition, logStart);
     consumer.seek({ topic, partition, offset: logStart.toString() });
   };

@@ -106,6 +106,9 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ KAFKA_PARTITION_FETCH_MAX_BYTES: '3000000000' })).toThrow(/KAFKA_PARTITION_FETCH_MAX_BYTES: expected a whole number of bytes/);
     expect(() => loadConfig({ API_MAX_STREAMS: '2000' })).toThrow(/API_MAX_STREAMS: expected fewer live streams than API_MAX_CONNECTIONS \(1024\)/);
     expect(loadConfig({ API_MAX_STREAMS: '2000', API_MAX_CONNECTIONS: '4096' }).api.maxStreams).toBe(2000);
+    // Not set: three quarters of the connections, so lowering those alone still starts.
+    expect(loadConfig({}).api.maxStreams).toBe(768);
+    expect(loadConfig({ API_MAX_CONNECTIONS: '512' }).api.maxStreams).toBe(384);
   });
 
   it('stops the hunt command at start-up with exit code 78 and the variable name', async () => {

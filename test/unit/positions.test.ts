@@ -214,7 +214,7 @@ describe('PartitionPositions after a join, with Postgres failing', () => {
   });
 
   it('arms the check of a partition with a position before starting one without, so a failure there leaves no partition unchecked', async () => {
-    // Partition 0 has a position; partition 1 has none, and its start needs the watermarks, which fail once.
+    // Partition 0 has a position; partition 1 (assigned first) has none, and its start needs the watermarks, which fail once.
     const pool = { query: async () => ({ rows: [{ partition: 0, next_offset: '20', unread: false }] }) } as unknown as pg.Pool;
     let watermarkCalls = 0;
     const watermarks = async () => {
@@ -224,7 +224,7 @@ describe('PartitionPositions after a join, with Postgres failing', () => {
     const positions = new PartitionPositions({ pool, groupId: 'g', topic: 't', startFrom: 'earliest', watermarks });
     const sought: string[] = [];
     await positions
-      .resume([0, 1], { commitBuffered: async () => undefined, seek: (p, o) => sought.push(`${p}@${o}`), isStopping: () => true })
+      .resume([1, 0], { commitBuffered: async () => undefined, seek: (p, o) => sought.push(`${p}@${o}`), isStopping: () => true })
       .catch(() => undefined);
     // Stopping: not tried again. Partition 0 was sought to its check all the same.
     expect(sought).toEqual(['0@19']);

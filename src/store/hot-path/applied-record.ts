@@ -13,6 +13,7 @@
  * is taken as the same.
  */
 import type pg from 'pg';
+import { EVENT_ID_MAX_CODE_POINTS, isStorableText } from '../../events/schema';
 import { MAX_EVENT_BYTES } from '../../events/validate';
 import { MAX_KEPT_BYTES } from '../../pipeline/classify';
 
@@ -37,12 +38,17 @@ export async function isAppliedRecord(
   return (stored.rowCount ?? 0) > 0;
 }
 
+/**
+ * The record's eventId when it is one the hot path could have stored (the schema's rule: 1-64
+ * code points Postgres can hold): any other (a NUL byte, which Postgres refuses in text on
+ * every try) was never applied, and asking Postgres for it would fail the check for ever.
+ */
 function eventIdOf(value: Buffer | null): string | undefined {
   if (value === null || value.length > MAX_EVENT_BYTES) return undefined;
   try {
     const parsed: unknown = JSON.parse(value.toString('utf8'));
     const eventId = (parsed as { eventId?: unknown } | null)?.eventId;
-    return typeof eventId === 'string' ? eventId : undefined;
+    return typeof eventId === 'string' && isStorableText(eventId, EVENT_ID_MAX_CODE_POINTS) ? eventId : undefined;
   } catch {
     return undefined;
   }
