@@ -172,7 +172,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       statementTimeoutMs: v.API_STATEMENT_TIMEOUT_MS,
       dbWaitMs: v.API_DB_WAIT_MS,
       leaderboardCacheMs: v.API_LEADERBOARD_CACHE_MS,
-      maxStreams: v.API_MAX_STREAMS ?? Math.max(1, Math.floor((v.API_MAX_CONNECTIONS * 3) / 4)),
+      // Three quarters, rounded down: always fewer than the connections (none with just one).
+      maxStreams: v.API_MAX_STREAMS ?? Math.floor((v.API_MAX_CONNECTIONS * 3) / 4),
       streamHeartbeatMs: v.API_STREAM_HEARTBEAT_MS,
       metricsRefreshMs: v.API_METRICS_REFRESH_MS,
     },

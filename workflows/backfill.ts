@@ -187,7 +187,8 @@ function checkSource(source: Record<string, unknown>, newJob: boolean): Backfill
   // inside source). For new jobs only: a job started before this check, continued as new
   // after it, goes on as it began rather than fail partway. patched(): a run started
   // before it replays as it was made.
-  const strict = newJob && patched('backfill-source-fields');
+  // patched() first, always: a run that recorded the marker must meet the call on replay.
+  const strict = patched('backfill-source-fields') && newJob;
   if (strict && (source.kind === 'file' || source.kind === 'kafka')) {
     rejectUnknownFields('backfill', source, source.kind === 'file' ? ['kind', 'path'] : ['kind', 'topic', 'from', 'to'], 'source');
   }

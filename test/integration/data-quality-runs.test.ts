@@ -122,4 +122,22 @@ describe('dataQuality score_drift', () => {
       await db.pool.query('DROP TRIGGER refuse_fixme ON player_scores');
     }
   });
+
+  it('keeps at most five samples when a refused repair adds its own, so the next page still reads', async () => {
+    // orph-1: six players no event backs, and a recorded failure still in its backoff (its
+    // repair is set aside, a sample); orph-2 after it, read as a page of its own.
+    await applyInOneTransaction(db.pool, ['orph-1', 'orph-2'].flatMap(huntEvents));
+    await db.pool.query(`INSERT INTO player_scores (hunt_id, player_id, score) SELECT 'orph-1', 'ghost-' || g, 5 FROM generate_series(1, 6) g`);
+    await db.pool.query(`INSERT INTO reconcile_failures (hunt_id, run_id, error, retry_after) VALUES ('orph-1', 'earlier', 'refused', now() + interval '5 minutes')`);
+    try {
+      const reports = await runDataQuality(db.pool, 'dq-orphans', true, undefined, { huntsPerPage: 1 });
+      const orphans = reports.find((r) => r.check === 'orphan_projection_rows');
+      expect(orphans?.count).toBe(6);
+      expect(orphans?.samples).toHaveLength(5);
+      expect(orphans?.samples[0]).toEqual({ hunt_id: 'orph-1', kind: 'repair_failed', error: 'refused' });
+    } finally {
+      await db.pool.query(`DELETE FROM reconcile_failures`);
+      await db.pool.query(`DELETE FROM player_scores WHERE player_id LIKE 'ghost-%'`);
+    }
+  });
 });

@@ -109,6 +109,7 @@ describe('loadConfig', () => {
     // Not set: three quarters of the connections, so lowering those alone still starts.
     expect(loadConfig({}).api.maxStreams).toBe(768);
     expect(loadConfig({ API_MAX_CONNECTIONS: '512' }).api.maxStreams).toBe(384);
+    expect(loadConfig({ API_MAX_CONNECTIONS: '1' }).api.maxStreams).toBe(0); // the one connection stays for reads
   });
 
   it('stops the hunt command at start-up with exit code 78 and the variable name', async () => {

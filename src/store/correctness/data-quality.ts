@@ -176,7 +176,9 @@ async function pageHunts(run: CheckRun, check: string, tables: readonly string[]
  * wait), it is a finding as it stands.
  */
 async function reconcileGroups(run: CheckRun, hunts: readonly string[]): Promise<({ hunts: string[] } | { failing: FailedHunt })[]> {
-  const failing = await failuresNotDue(run.pool, hunts);
+  // A refused repair of this very run is not set aside: after a crash before its progress
+  // was saved, the retry checks the hunt again and counts what the first attempt counted.
+  const failing = await failuresNotDue(run.pool, hunts, `${run.runId}/dq-repair`);
   const groups: ({ hunts: string[] } | { failing: FailedHunt })[] = [];
   let group: string[] = [];
   let events = 0;
@@ -239,7 +241,8 @@ async function settleFindings(run: CheckRun, state: PagedProgress, findings: Pen
     await repairHunts(run, findings.hunts, state);
   }
   state.count += findings.count;
-  state.samples.push(...findings.samples);
+  // Cut again: a refused repair's samples may have filled the list since the page's were read.
+  state.samples = [...state.samples, ...findings.samples].slice(0, SAMPLE_LIMIT);
   Object.assign(state, { afterHunt: findings.upTo, huntsDone: findings.huntsDone });
   delete state.pending;
 }
@@ -294,7 +297,7 @@ export const CHECKS: Check[] = [
         await pageHunts(run, 'orphan_projection_rows', ORPHAN_TABLES, async (hunts, state) => {
           const last = hunts[hunts.length - 1] as string;
           const found = await countAndSamples(run, ORPHANS_IN_RANGE, {
-            params: [state.afterHunt, last, SAMPLE_LIMIT - state.samples.length],
+            params: [state.afterHunt, last, Math.max(0, SAMPLE_LIMIT - state.samples.length)],
             samples: 'SELECT * FROM findings ORDER BY hunt_id, table_name, id LIMIT $3',
             hunts: true,
           });

@@ -53,12 +53,12 @@ export async function failingHunts(pool: pg.Pool): Promise<number> {
   return rows[0]?.n ?? 0;
 }
 
-/** Of `huntIds`, those whose reconciliation failed and whose backoff is not over, with their errors. */
-export async function failuresNotDue(pool: pg.Pool, huntIds: readonly string[]): Promise<Map<string, string>> {
+/** Of `huntIds`, those whose reconciliation failed and whose backoff is not over, with their errors (but those recorded by `exceptRunId`). */
+export async function failuresNotDue(pool: pg.Pool, huntIds: readonly string[], exceptRunId = ''): Promise<Map<string, string>> {
   if (huntIds.length === 0) return new Map();
   const { rows } = await pool.query<{ hunt_id: string; error: string }>(
-    'SELECT hunt_id, error FROM reconcile_failures WHERE hunt_id = ANY($1::text[]) AND retry_after > now()',
-    [huntIds],
+    'SELECT hunt_id, error FROM reconcile_failures WHERE hunt_id = ANY($1::text[]) AND retry_after > now() AND run_id <> $2',
+    [huntIds, exceptRunId],
   );
   return new Map(rows.map((r) => [r.hunt_id, r.error]));
 }
