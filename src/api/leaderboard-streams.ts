@@ -24,6 +24,7 @@
  * read with it, and is tried less and less often (counted: `hunt_api_stream_hunts_failing`).
  */
 import type http from 'node:http';
+import { backoffMs } from '../backoff';
 import { groupsWithin } from '../byte-budget';
 import type { Logger } from '../log';
 import { ALL_HUNTS } from '../store/hunt-changes';
@@ -286,7 +287,7 @@ export class LeaderboardStreams {
           this.failing.set(huntId, this.failing.get(huntId) ?? { failures: 0, retryAt: now });
         } else {
           const failures = (this.failing.get(huntId)?.failures ?? 0) + 1;
-          this.failing.set(huntId, { failures, retryAt: now + Math.min(FAILING_READ_BACKOFF_MAX_MS, this.minIntervalMs * 2 ** failures) });
+          this.failing.set(huntId, { failures, retryAt: now + backoffMs(failures, this.minIntervalMs, FAILING_READ_BACKOFF_MAX_MS) });
         }
       }
       return undefined;

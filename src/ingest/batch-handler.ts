@@ -5,6 +5,7 @@
  * resolving its offsets in kafkajs as soon as it is buffered.
  */
 import type { Batch, Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
+import { backoffMs, sleep } from '../backoff';
 import { classifySlice, plausibleTimestamp } from '../pipeline/classify';
 import type { MicroBatcher } from './batcher';
 import type { IngestMetrics } from './metrics';
@@ -104,9 +105,9 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
         return await recordsToTake(batch);
       } catch (err) {
         if (!payload.isRunning() || payload.isStale()) return undefined;
-        const delayMs = Math.min(CHECK_RETRY_MAX_MS, CHECK_RETRY_FIRST_MS * 2 ** attempt);
+        const delayMs = backoffMs(attempt, CHECK_RETRY_FIRST_MS, CHECK_RETRY_MAX_MS);
         if (!(err instanceof PositionsLoading)) deps.onCheckFailed(err, batch.partition, delayMs);
-        await new Promise((resolve) => setTimeout(resolve, delayMs));
+        await sleep(delayMs);
         await heartbeatOrLeave(payload.heartbeat);
         if (!payload.isRunning() || payload.isStale()) return undefined;
       } finally {

@@ -15,6 +15,7 @@
  * ends (a copy may then go twice: the DLQ is at-least-once, quarantine exactly-once).
  */
 import type pg from 'pg';
+import { backoffMs } from '../backoff';
 import type { Logger } from '../log';
 import { claimPendingCopies, markCopiesSent, newestPendingId, pendingCopies, releaseClaim, setCopiesAside, type Claim, type PendingCopy } from '../store/hot-path/dlq-outbox';
 import { withTimeout } from '../time-limit';
@@ -158,7 +159,7 @@ export function startDlqRelay(deps: DlqRelayDeps): DlqRelay {
       } catch (err) {
         failures++;
         metrics.dlqRelayFailures.inc();
-        delay = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.min(failures, 16));
+        delay = backoffMs(failures, RETRY_BASE_MS, RETRY_MAX_MS);
         logger.warn(
           { err, code: failureCode(err), failures, retryInMs: delay },
           'could not copy rejects to the DLQ; they stay quarantined and are sent when it works again (the stream goes on)',

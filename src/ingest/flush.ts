@@ -7,6 +7,7 @@
  * 503 past the stall limit (health.ts).
  */
 import type pg from 'pg';
+import { backoffMs, sleep } from '../backoff';
 import type { Logger } from '../log';
 import { concatRows, rowCount } from '../store/hot-path/event-rows';
 import type { PartitionOffset } from '../store/hot-path/offsets';
@@ -63,13 +64,13 @@ export function createFlush(deps: FlushDeps): (works: SliceWork[]) => Promise<vo
       } catch (err) {
         if (deps.isStopping() && attempt > 0) throw new Error('ingest stopping; micro-batch left uncommitted for the next run', { cause: err });
         metrics.commitRetries.inc();
-        const delay = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** attempt);
+        const delay = backoffMs(attempt, RETRY_BASE_MS, RETRY_MAX_MS);
         logger.warn(
           { err, code: failureCode(err), attempt, delayMs: delay, partitions: offsets.map((o) => `${o.topic}/${o.partition}@${o.nextOffset}`) },
           'micro-batch commit failed; retrying, nothing was committed (an outage of Postgres passes; a code that repeats on every attempt is a setting to fix, see docs/operators.md)',
         );
         await Promise.all(works.map((w) => w.heartbeat().catch(() => undefined)));
-        await new Promise((resolve) => setTimeout(resolve, delay));
+        await sleep(delay);
       }
     }
   };

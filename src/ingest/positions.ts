@@ -21,6 +21,7 @@
  * too (passFiltered), or every fetch after them would look like one that started elsewhere.
  */
 import type pg from 'pg';
+import { backoffMs, sleep } from '../backoff';
 import { loadJoinPositions, loadOffsets, storeStartOffset } from '../store/hot-path/offsets';
 import { withTransaction } from '../store/transaction';
 
@@ -136,9 +137,9 @@ export class PartitionPositions {
             return await this.loadJoinOffsets(partitions, hooks.seek);
           } catch (err) {
             if (generation !== this.generation || hooks.isStopping?.()) throw err;
-            const delayMs = Math.min(RESUME_RETRY_MAX_MS, RESUME_RETRY_FIRST_MS * 2 ** attempt);
+            const delayMs = backoffMs(attempt, RESUME_RETRY_FIRST_MS, RESUME_RETRY_MAX_MS);
             hooks.onRetry?.(err, delayMs);
-            await new Promise((resolve) => setTimeout(resolve, delayMs));
+            await sleep(delayMs);
           }
         }
       } finally {

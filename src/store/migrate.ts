@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
+import { backoffMs, sleep } from '../backoff';
 import { nonUtf8Encoding, UTF8_REQUIRED } from './pool';
 
 const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
@@ -129,7 +130,7 @@ async function applyWithLockTimeout(
       const lockWait = (err as { code?: string }).code === LOCK_NOT_AVAILABLE;
       if (lockWait && attempt < attempts) {
         onLockWait?.(migration, attempt);
-        await new Promise((resolve) => setTimeout(resolve, Math.min(10_000, 500 * 2 ** (attempt - 1))));
+        await sleep(backoffMs(attempt - 1, 500, 10_000));
         continue;
       }
       const why = lockWait
