@@ -78,8 +78,8 @@ export function createApiServer(deps: ApiDeps, limits: HttpLimits): http.Server 
     deps.logger.error({ err, url: url.slice(0, 200), count }, 'read API request failed'),
   );
   const warnCut = everyFewSeconds((count: number, why: string) => deps.logger.warn({ count, why }, 'read API closed a connection whose client left answers unread'));
-  const warnRefused = everyFewSeconds((count: number, budget: number) =>
-    deps.logger.warn({ count, budgetBytes: budget }, 'read API answered 503 to pipelined requests: their connection already held its budget of answers unread'),
+  const warnRefused = everyFewSeconds((count: number) =>
+    deps.logger.warn({ count, budgetBytes: MAX_UNREAD_BYTES_PER_CONNECTION }, 'read API answered 503 to pipelined requests: their connection already held its budget of answers unread'),
   );
   const cut = (socket: net.Socket, why: string) => {
     if (socket.destroyed) return;
@@ -102,7 +102,7 @@ export function createApiServer(deps: ApiDeps, limits: HttpLimits): http.Server 
       if (holdUnread(req.socket, res, Buffer.byteLength(text))) return send(res, metrics, status, text, contentType, headers);
       // Too much waits unread on this connection already: a short refusal instead (a client
       // that reads takes it and asks again; one that does not is cut at the deadline).
-      warnRefused(MAX_UNREAD_BYTES_PER_CONNECTION);
+      warnRefused();
       send(res, metrics, 503, JSON.stringify({ error: UNREAD_REFUSAL }), 'application/json', { 'retry-after': '1' });
     };
     route(deps, req)
@@ -292,9 +292,8 @@ function holdUnread(socket: net.Socket, res: http.ServerResponse, bytes: number)
   return true;
 }
 
-function send(res: http.ServerResponse, metrics: ApiMetrics, status: number, body: unknown, contentType = 'application/json', headers: Record<string, string> = {}) {
+function send(res: http.ServerResponse, metrics: ApiMetrics, status: number, text: string, contentType = 'application/json', headers: Record<string, string> = {}) {
   metrics.responses.inc({ code: String(status) });
-  const text = typeof body === 'string' ? body : JSON.stringify(body);
   res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(text), ...headers });
   res.end(text);
 }

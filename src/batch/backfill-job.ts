@@ -100,9 +100,10 @@ async function importFileChunks(deps: Pick<ActivityDeps, 'pool' | 'config'>, inp
       readFrom = read.next;
       if (read.eof) break;
     }
-  } finally {
-    // Failing or not, the attempt ends only once none of its commits runs: its retry must not race them.
+  } catch (err) {
+    // A failing attempt ends only once none of its commits runs: its retry must not race them.
     await pipeline.settle();
+    throw err;
   }
   await pipeline.drain();
   return state;

@@ -30,15 +30,13 @@ export function isHuntFailure(err: unknown): boolean {
  * repairing runs', whose next try a check must not push back.
  */
 export async function recordReconcileFailure(pool: pg.Pool, huntId: string, runId: string, error: string, repair: boolean): Promise<void> {
-  const onConflict = repair
-    ? `DO UPDATE SET run_id = excluded.run_id, error = excluded.error, attempts = f.attempts + 1,
-       last_failed_at = now(), retry_after = now() + make_interval(mins => least($5, $4 * 2 ^ least(f.attempts, 10))::int)`
-    : 'DO NOTHING';
   await pool.query(
     `INSERT INTO reconcile_failures AS f (hunt_id, run_id, error, retry_after)
      VALUES ($1, $2, $3, now() + make_interval(mins => $4))
-     ON CONFLICT (hunt_id) ${onConflict}`,
-    repair ? [huntId, runId, error.slice(0, ERROR_MAX_CHARS), RETRY_FIRST_MINUTES, RETRY_MAX_MINUTES] : [huntId, runId, error.slice(0, ERROR_MAX_CHARS), RETRY_FIRST_MINUTES],
+     ON CONFLICT (hunt_id) DO UPDATE SET run_id = excluded.run_id, error = excluded.error, attempts = f.attempts + 1,
+       last_failed_at = now(), retry_after = now() + make_interval(mins => least($5, $4 * 2 ^ least(f.attempts, 10))::int)
+     WHERE $6::boolean`,
+    [huntId, runId, error.slice(0, ERROR_MAX_CHARS), RETRY_FIRST_MINUTES, RETRY_MAX_MINUTES, repair],
   );
 }
 
