@@ -37,14 +37,11 @@ export function createDataQualityActivities(deps: Pick<ActivityDeps, 'pool'>) {
       const key = progressKeyOf(context.info, 'runDataQualityChecks');
       // Heartbeat details only when a worker of an earlier version started the run.
       const resumed = (await claimProgress<DataQualityCheckpoint>(deps.pool, key)) ?? (context.info.heartbeatDetails as DataQualityHeartbeat | undefined);
-      // The name the run records under, in every heartbeat from the first: a retry resuming
-      // from a heartbeat (nothing saved yet) goes on under it (an older run's progress has none).
-      const recordsRunId = resumed ? resumed.recordsRunId : key.runId;
-      let heartbeat: DataQualityHeartbeat = {
-        finished: resumed?.finished ?? [],
-        ...(resumed?.partial && { partial: resumed.partial }),
-        ...(recordsRunId !== undefined && { recordsRunId }),
-      };
+      // The name the run records under, in every heartbeat from the first: a retry goes on
+      // under the one its run began with (progress from before names were kept per workflow
+      // run has none: it began under the workflow id).
+      const recordsRunId = resumed ? (resumed.recordsRunId ?? input.runId) : key.runId;
+      let heartbeat: DataQualityHeartbeat = { finished: resumed?.finished ?? [], ...(resumed?.partial && { partial: resumed.partial }), recordsRunId };
       const beat = () => context.heartbeat(heartbeat);
       // A check's statement can outlast the heartbeat timeout: keep beating while it runs.
       const keepAlive = setInterval(beat, HEARTBEAT_EVERY_MS);
@@ -61,7 +58,7 @@ export function createDataQualityActivities(deps: Pick<ActivityDeps, 'pool'>) {
           },
           {
             resumeFrom: resumed,
-            recordsRunId: recordsRunId ?? input.runId,
+            recordsRunId,
             // The running statement is cancelled with the attempt, and bounded in any case.
             bounds: { statementTimeoutMs: CHECK_STATEMENT_TIMEOUT_MS, lockTimeoutMs: CHECK_LOCK_TIMEOUT_MS, signal: context.cancellationSignal },
             save: (client, checkpoint) => saveProgress(client, key, checkpoint),

@@ -4,6 +4,7 @@ import {
   confirmReconcileProgress,
   openSeqRangeScope,
   EVENTS_PER_TRANSACTION,
+  groupsOf,
   reconcileRecordingFailures,
   reconcileRunTotals,
   seqRangeSinceWatermark,
@@ -162,25 +163,6 @@ async function* pagesOf(scope: HuntScope, after: string, pageSize: number): Asyn
     if (page.length < pageSize || !last) return;
     cursor = last.huntId;
   }
-}
-
-/**
- * Consecutive hunts in groups of at most `maxHunts` hunts and `maxEvents` events; a hunt
- * bigger than `maxEvents` makes a group of its own.
- */
-export async function* groupsOf(hunts: AsyncIterable<SizedHunt>, maxHunts: number, maxEvents: number): AsyncGenerator<SizedHunt[]> {
-  let group: SizedHunt[] = [];
-  let events = 0;
-  for await (const hunt of hunts) {
-    if (group.length > 0 && (group.length >= maxHunts || events + hunt.events > maxEvents)) {
-      yield group;
-      group = [];
-      events = 0;
-    }
-    group.push(hunt);
-    events += hunt.events;
-  }
-  if (group.length > 0) yield group;
 }
 
 /** The summary with a group's results added, as a new object (heartbeats hold the old one). */

@@ -9,7 +9,7 @@
 import type pg from 'pg';
 import { HUNTS_PER_TRANSACTION } from '../../constants';
 import { withBoundedTransaction, type StatementBounds } from '../bounded-transaction';
-import { EVENTS_PER_TRANSACTION, reconcileRecordingFailures, sizesOf, type FailedHunt, type HuntReconciliation } from './reconcile';
+import { EVENTS_PER_TRANSACTION, groupsOf, reconcileRecordingFailures, sizesOf, type FailedHunt, type HuntReconciliation, type SizedHunt } from './reconcile';
 import { failuresNotDue } from './reconcile-failures';
 import { repairStaleWindows, staleWindowsSql } from '../batch/rollups';
 import { quarantineByReason } from '../read/quarantine-backlog';
@@ -180,25 +180,21 @@ async function reconcileGroups(run: CheckRun, hunts: readonly string[]): Promise
   // was saved, the retry checks the hunt again and counts what the first attempt counted.
   const failing = await failuresNotDue(run.pool, hunts, `${run.runId}/dq-repair`);
   const groups: ({ hunts: string[] } | { failing: FailedHunt })[] = [];
-  let group: string[] = [];
-  let events = 0;
-  const close = () => {
-    if (group.length > 0) groups.push({ hunts: group });
-    group = [];
-    events = 0;
+  let between: SizedHunt[] = [];
+  const groupBetween = async () => {
+    for await (const group of groupsOf(between, HUNTS_PER_TRANSACTION, EVENTS_PER_TRANSACTION)) groups.push({ hunts: group.map((h) => h.huntId) });
+    between = [];
   };
   for (const hunt of await sizesOf(run.pool, hunts)) {
-    const failure = failing.get(hunt.huntId);
-    if (failure !== undefined) {
-      close();
-      groups.push({ failing: { huntId: hunt.huntId, error: failure } });
+    const error = failing.get(hunt.huntId);
+    if (error === undefined) {
+      between.push(hunt);
       continue;
     }
-    if (group.length >= HUNTS_PER_TRANSACTION || (group.length > 0 && events + hunt.events > EVENTS_PER_TRANSACTION)) close();
-    group.push(hunt.huntId);
-    events += hunt.events;
+    await groupBetween();
+    groups.push({ failing: { huntId: hunt.huntId, error } });
   }
-  close();
+  await groupBetween();
   return groups;
 }
 
@@ -399,9 +395,7 @@ export async function runDataQuality(
   options: DataQualityOptions = {},
 ): Promise<CheckReport[]> {
   const finished = [...(options.resumeFrom?.finished ?? [])];
-  // A retry goes on under the name its run began with (progress saved by a worker from before
-  // records were named per workflow run has none: it began under the run id).
-  const recordsRunId = options.resumeFrom ? (options.resumeFrom.recordsRunId ?? runId) : (options.recordsRunId ?? runId);
+  const recordsRunId = options.recordsRunId ?? runId;
   const announce = options.checkpoint ?? (() => undefined);
   const persist = options.save;
   /** A page done, or findings before their repair: saved in a transaction of its own, then announced. */

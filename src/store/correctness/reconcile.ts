@@ -184,6 +184,25 @@ export async function reconcileHunts(
  */
 export const EVENTS_PER_TRANSACTION = 2_000_000;
 
+/**
+ * Consecutive hunts in groups of at most `maxHunts` hunts and `maxEvents` events; a hunt
+ * bigger than `maxEvents` makes a group of its own.
+ */
+export async function* groupsOf(hunts: AsyncIterable<SizedHunt> | Iterable<SizedHunt>, maxHunts: number, maxEvents: number): AsyncGenerator<SizedHunt[]> {
+  let group: SizedHunt[] = [];
+  let events = 0;
+  for await (const hunt of hunts) {
+    if (group.length > 0 && (group.length >= maxHunts || events + hunt.events > maxEvents)) {
+      yield group;
+      group = [];
+      events = 0;
+    }
+    group.push(hunt);
+    events += hunt.events;
+  }
+  if (group.length > 0) yield group;
+}
+
 /** A hunt whose reconciliation failed for what it holds, with the database's words. */
 export interface FailedHunt {
   huntId: string;
