@@ -8,6 +8,10 @@
  *
  *   npm run histories:record               every exported workflow type
  *   npm run histories:record -- backfill   only the types named
+ *   npm run histories:record -- backfill-2 only the histories named
+ *
+ * `<type>-1.json` is a first run; a higher number is a history a first run cannot show, such
+ * as a run continued as new (its input already checked, its state carried).
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -29,7 +33,7 @@ import { adminConnectionString } from '../helpers/database';
 import { quietTemporalRuntime } from '../helpers/temporal';
 import { inOrderTraffic } from '../helpers/traffic';
 import { uniqueName, waitFor } from '../helpers/wait';
-import { temporalClient, writeNdjson } from '../helpers/worker';
+import { TEST_DATA_DIR, temporalClient, writeNdjson } from '../helpers/worker';
 
 const HISTORY_DIR = path.join(projectRoot, 'test/workflows/histories');
 const WORKFLOWS_PATH = path.join(projectRoot, 'workflows/index.ts');
@@ -42,7 +46,7 @@ interface ScenarioContext {
   dataDir: string;
 }
 
-/** Runs one workflow to its end, driving its signals and queries; returns its handle. */
+/** Runs one workflow to its end, driving its signals and queries; returns the handle of the run to record. */
 type Scenario = (ctx: ScenarioContext) => Promise<WorkflowHandle>;
 
 /** A job with no signals or queries: start it with `input` and wait for its result. */
@@ -54,15 +58,18 @@ function runToEnd(input: unknown): Scenario {
   };
 }
 
+/** Backfill's activity calls per run before it continues as new (workflows/backfill.ts). */
+const BACKFILL_RECORDS_PER_RUN = 200 * 10;
+
 /**
- * One scenario per workflow type, in the order they run on one database: backfill comes
- * first among the jobs so that the ones after it have events, quarantined records and
- * projections to work on. A scenario for a type not (yet) exported is skipped.
+ * One scenario per history file (`<type>-<n>`), in the order they run on one database:
+ * backfill comes first among the jobs so that the ones after it have events, quarantined
+ * records and projections to work on. A scenario for a type not (yet) exported is skipped.
  */
 const scenarios: Record<string, Scenario> = {
-  healthCheck: runToEnd({}),
+  'healthCheck-1': runToEnd({}),
 
-  async backfill({ client, taskQueue, workflowId, dataDir }) {
+  async 'backfill-1'({ client, taskQueue, workflowId, dataDir }) {
     const traffic = inOrderTraffic(300, 41);
     const file = path.join(dataDir, 'events.ndjson');
     writeNdjson(file, traffic.records.map((r) => r.value));
@@ -85,12 +92,31 @@ const scenarios: Record<string, Scenario> = {
     return handle;
   },
 
-  rollupFlush: runToEnd({}),
-  dlqReplay: runToEnd({}),
-  reconcile: runToEnd({}),
-  dataQuality: runToEnd({}),
-  reprocess: runToEnd({ projection: 'leaderboard' }),
+  // The run after a continue-as-new: chunks of one record, so the first run's calls end
+  // before the file does. Its input is not checked again (workflows/backfill.ts, newJob).
+  async 'backfill-2'({ client, taskQueue, workflowId, dataDir }) {
+    const traffic = inOrderTraffic(BACKFILL_RECORDS_PER_RUN + 30, 43);
+    const file = path.join(dataDir, 'continued.ndjson');
+    writeNdjson(file, traffic.records.map((r) => r.value));
+    const first = await client.workflow.start('backfill', { taskQueue, workflowId, args: [{ source: { kind: 'file', path: file }, chunkSize: 1 }] });
+    await first.result();
+    const latest = client.workflow.getHandle(workflowId);
+    const { runId } = await latest.describe();
+    if (runId === first.firstExecutionRunId) throw new Error('the backfill ended without continuing as new: raise the record count');
+    return client.workflow.getHandle(workflowId, runId);
+  },
+
+  'rollupFlush-1': runToEnd({}),
+  'dlqReplay-1': runToEnd({}),
+  'reconcile-1': runToEnd({}),
+  'dataQuality-1': runToEnd({}),
+  'reprocess-1': runToEnd({ projection: 'leaderboard' }),
 };
+
+/** `backfill-2` records a history of workflow type `backfill`. */
+function typeOf(name: string): string {
+  return name.replace(/-\d+$/, '');
+}
 
 async function exportedWorkflowTypes(): Promise<string[]> {
   const workflows: Record<string, unknown> = await import('../../workflows/index');
@@ -125,21 +151,22 @@ async function createScratchDatabase(config: Config): Promise<{ url: string; dro
 
 async function main(): Promise<void> {
   const exported = await exportedWorkflowTypes();
-  const unscripted = exported.filter((type) => !(type in scenarios));
+  const scripted = new Set(Object.keys(scenarios).map(typeOf));
+  const unscripted = exported.filter((type) => !scripted.has(type));
   if (unscripted.length > 0) {
     throw new Error(`no recording scenario for workflow type(s) ${unscripted.join(', ')}: add one to ${path.relative(projectRoot, import.meta.filename)}`);
   }
   const asked = process.argv.slice(2);
-  const unknown = asked.filter((type) => !exported.includes(type));
-  if (unknown.length > 0) throw new Error(`not exported by workflows/index.ts: ${unknown.join(', ')}`);
-  const types = Object.keys(scenarios).filter((type) => exported.includes(type) && (asked.length === 0 || asked.includes(type)));
+  const unknown = asked.filter((name) => !exported.includes(name) && !(name in scenarios));
+  if (unknown.length > 0) throw new Error(`neither a workflow type of workflows/index.ts nor a history named here: ${unknown.join(', ')}`);
+  const names = Object.keys(scenarios).filter((name) => exported.includes(typeOf(name)) && (asked.length === 0 || asked.includes(typeOf(name)) || asked.includes(name)));
 
   quietTemporalRuntime();
   const config = loadConfig();
   const logger = createLogger({ logLevel: 'warn' });
   const db = await createScratchDatabase(config);
   const pool = createPool({ databaseUrl: db.url }, 4);
-  const dataDir = path.join(projectRoot, '.hunt', 'test-data', uniqueName('histories'));
+  const dataDir = path.join(TEST_DATA_DIR, uniqueName('histories'));
   fs.mkdirSync(dataDir, { recursive: true });
   const { client, close } = await temporalClient();
   const connection = await NativeConnection.connect({ address: config.temporal.address });
@@ -151,13 +178,13 @@ async function main(): Promise<void> {
       namespace: config.temporal.namespace,
       taskQueue,
       workflowsPath: WORKFLOWS_PATH,
-      activities: createActivities({ pool, kafka: createKafka(config, logger), config, logger }),
+      // The backfill scenarios' files are in dataDir, under the import folder the tests use.
+      activities: createActivities({ pool, kafka: createKafka(config, logger), config: { ...config, backfill: { ...config.backfill, importDir: TEST_DATA_DIR } }, logger }),
     });
     await worker.runUntil(async () => {
       fs.mkdirSync(HISTORY_DIR, { recursive: true });
-      for (const type of types) {
-        const name = `${type}-1`;
-        const handle = await scenarios[type]!({ client, type, taskQueue, workflowId: uniqueName(`history-${name}`), dataDir });
+      for (const name of names) {
+        const handle = await scenarios[name]!({ client, type: typeOf(name), taskQueue, workflowId: uniqueName(`history-${name}`), dataDir });
         const file = path.join(HISTORY_DIR, `${name}.json`);
         fs.writeFileSync(file, `${historyToJSON(await handle.fetchHistory())}\n`);
         console.log(`recorded ${path.relative(projectRoot, file)} (workflow ${handle.workflowId})`);
