@@ -101,6 +101,45 @@ describe('dlqReplay', () => {
     expect(await replayBatch(db.pool, filter, ids[0]! - 1, 1000, true, new Date(), 100)).toMatchObject({ examined: 1, lastId: ids[0] });
   });
 
+  it('waits for rows another transaction holds instead of passing them by, and skips those it replayed', async () => {
+    const values = Array.from({ length: 6 }, (_, i) =>
+      Buffer.from(JSON.stringify(clueFound({ eventId: `held-${i}`, huntId: 'hl', playerId: 'p1', clueId: `c${i}`, points: 1, occurredAt: new Date().toISOString() }))),
+    );
+    const { rows } = await db.pool.query<{ id: string }>(
+      `INSERT INTO quarantine (source_topic, source_partition, source_offset, record_value, reason, detail)
+       SELECT 'held', 0, o, v, 'future_timestamp', 'test' FROM unnest($1::bytea[]) WITH ORDINALITY AS t(v, o) RETURNING id`,
+      [values],
+    );
+    const ids = rows.map((r) => Number(r.id)).sort((a, b) => a - b);
+    // Another holder of the first three rows (an earlier attempt not yet ended), which replays the first.
+    const holder = await db.pool.connect();
+    const batches: number[] = [];
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT id FROM quarantine WHERE id = ANY($1::bigint[]) FOR UPDATE', [ids.slice(0, 3)]);
+      await holder.query('UPDATE quarantine SET replayed_at = now() WHERE id = $1', [ids[0]]);
+      const run = (async () => {
+        let after = ids[0]! - 1;
+        for (;;) {
+          const result = await replayBatch(db.pool, { reasons: ['future_timestamp'] }, after, 1000, false);
+          if (!result) return;
+          batches.push(result.examined);
+          after = result.lastId;
+        }
+      })();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(batches).toEqual([]); // waiting on the holder
+      await holder.query('COMMIT');
+      await run;
+    } finally {
+      holder.release();
+    }
+    expect(batches).toEqual([5]);
+    const stored = await db.pool.query<{ event_id: string }>("SELECT event_id FROM events WHERE event_id LIKE 'held-%' ORDER BY event_id");
+    expect(stored.rows.map((r) => r.event_id)).toEqual(['held-1', 'held-2', 'held-3', 'held-4', 'held-5']);
+    expect((await db.pool.query("SELECT count(*)::int AS n FROM quarantine WHERE source_topic = 'held' AND replayed_at IS NULL")).rows[0].n).toBe(0);
+  });
+
   it('fails fast on a bad input', async () => {
     await expect(replay({ reasons: ['nope'] })).rejects.toThrow();
     const failure = await replay({ from: 'yesterday' }).catch((err) => err);

@@ -54,7 +54,7 @@ export async function replayBatch(
   maxBytes = REPLAY_BATCH_BYTES,
   record?: BatchRecorder,
 ): Promise<ReplayBatchResult | undefined> {
-  // A dry run and an empty batch commit too: they only read and row-locked, so there is nothing to undo.
+  // A dry run and an empty batch commit too: they only read (and row-locked), so there is nothing to undo.
   return withTransaction(pool, async (client) => {
     const batch = await replayIn(client, filter, afterId, batchSize, dryRun, now, maxBytes);
     if (batch && record) await record(client, batch);
@@ -74,7 +74,12 @@ async function replayIn(
   // A record over the size limit is never valid, so its bytes (up to the broker's message
   // size, a batch of them gigabytes) are not fetched; and a too_large line of a backfill
   // file is kept cut to its first 64 KiB, which may parse, but is not the record.
-  // Rows and sizes first (locked), then the bytes of as many as the byte budget holds.
+  // Rows and sizes first, then the bytes of as many as the byte budget holds. A real run
+  // locks its rows, waiting for another holder (a dry run reading them, an earlier attempt
+  // not yet ended) rather than skipping them: the cursor moves past every row of the batch,
+  // so a row skipped below it would never be replayed, and the run would still end a
+  // success. Once the holder ends, a row it replayed no longer matches and is passed over.
+  // A dry run changes nothing, so it locks nothing.
   const { rows: candidates } = await client.query<{ id: number; oversize: boolean; size: number }>(
     `SELECT id, ${OVERSIZE} AS oversize, CASE WHEN ${OVERSIZE} THEN 0 ELSE coalesce(octet_length(record_value), 0) END AS size
        FROM quarantine
@@ -83,7 +88,7 @@ async function replayIn(
         AND ($3::timestamptz IS NULL OR quarantined_at >= $3)
         AND ($4::timestamptz IS NULL OR quarantined_at < $4)
       ORDER BY id LIMIT $5
-      FOR UPDATE SKIP LOCKED`,
+      ${dryRun ? '' : 'FOR UPDATE'}`,
     [afterId, filter.reasons ?? null, filter.from ?? null, filter.to ?? null, batchSize, MAX_EVENT_BYTES],
   );
   if (candidates.length === 0) return undefined;
