@@ -54,14 +54,33 @@ describe('quarantine rows per position', () => {
   // Unique per position and the bytes kept (migration 008): a redelivered reject once, a
   // different record at a reused offset (a recreated topic) a row of its own, and a record
   // without a value apart from one with an empty value.
-  it('keep a record once per position and bytes, telling no value from an empty one', async () => {
-    const reject = (value: Buffer | null) => ({ topic: 'per-position', partition: 0, offset: '7', key: null, value, reason: 'invalid_json' as const, detail: 'test' });
-    const records = [reject(null), reject(Buffer.alloc(0)), reject(Buffer.from('old log')), reject(Buffer.from('new log'))];
+  it('keep a record once per position and bytes of key and value, telling no bytes from empty ones', async () => {
+    const reject = (value: Buffer | null, key: Buffer | null = null) => ({ topic: 'per-position', partition: 0, offset: '7', key, value, reason: 'invalid_json' as const, detail: 'test' });
+    const records = [
+      reject(null),
+      reject(Buffer.alloc(0)),
+      reject(Buffer.from('old log')),
+      reject(Buffer.from('new log')),
+      // Tombstones of two logs at one offset, told apart by their keys alone.
+      reject(null, Buffer.from('hunt-a')),
+      reject(null, Buffer.from('hunt-b')),
+      reject(null, Buffer.alloc(0)),
+    ];
     await withTransaction(db.pool, (client) => quarantineRecords(client, records));
     await withTransaction(db.pool, (client) => quarantineRecords(client, records)); // delivered again: nothing new
-    const { rows } = await db.pool.query<{ value: string | null }>(
-      "SELECT encode(record_value, 'escape') AS value FROM quarantine WHERE source_topic = 'per-position' ORDER BY id",
+    // And in one batch twice (one INSERT meeting a key twice would fail whole).
+    await withTransaction(db.pool, (client) => quarantineRecords(client, [...records, ...records]));
+    const { rows } = await db.pool.query<{ key: string | null; value: string | null }>(
+      "SELECT encode(record_key, 'escape') AS key, encode(record_value, 'escape') AS value FROM quarantine WHERE source_topic = 'per-position' ORDER BY id",
     );
-    expect(rows.map((r) => r.value)).toEqual([null, '', 'old log', 'new log']);
+    expect(rows).toEqual([
+      { key: null, value: null },
+      { key: null, value: '' },
+      { key: null, value: 'old log' },
+      { key: null, value: 'new log' },
+      { key: 'hunt-a', value: null },
+      { key: 'hunt-b', value: null },
+      { key: '', value: null },
+    ]);
   });
 });

@@ -23,12 +23,13 @@ export async function isAppliedRecord(
   partition: number,
   record: { offset: string; value: Buffer | null },
 ): Promise<boolean> {
-  // Compared by the digest of the bytes kept (migration 008), so no row's bytes are fetched.
+  // Compared by the digest of the value's bytes kept (the first half of record_digest,
+  // migration 015), so no row's bytes are fetched.
   const kept = record.value?.subarray(0, MAX_KEPT_BYTES) ?? null;
   const quarantined = await pool.query(
     `SELECT 1 FROM quarantine
       WHERE source_topic = $1 AND source_partition = $2 AND source_offset = $3
-        AND record_digest = sha256(CASE WHEN $4::bytea IS NULL THEN '\\x00'::bytea ELSE '\\x01'::bytea || $4::bytea END)`,
+        AND substring(record_digest FROM 1 FOR 32) = sha256(CASE WHEN $4::bytea IS NULL THEN '\\x00'::bytea ELSE '\\x01'::bytea || $4::bytea END)`,
     [topic, partition, record.offset, kept],
   );
   if ((quarantined.rowCount ?? 0) > 0) return true;

@@ -29,9 +29,10 @@ export interface RejectedRecord extends RecordOrigin {
 export const MAX_BYTES_PER_INSERT = 16 * 1024 * 1024;
 
 /**
- * Idempotent per source position and bytes: a redelivered reject is not quarantined twice
- * (nor copied to the DLQ twice), while a different record at a position quarantined before
- * (a topic recreated, a log truncated and written again) gets a row of its own (migration 008).
+ * Idempotent per source position and bytes (key and value): a redelivered reject is not
+ * quarantined twice (nor copied to the DLQ twice), while a different record at a position
+ * quarantined before (a topic recreated, a log truncated and written again) gets a row of
+ * its own (migrations 008, 015).
  * `copyToDlq`: the row waits for the DLQ relay to send its copy (the hot path's rejects;
  * migration 010).
  */
@@ -53,17 +54,19 @@ function insertGroups(records: readonly RejectedRecord[]): RejectedRecord[][] {
   return groupsWithin(onceEach(records), MAX_BYTES_PER_INSERT, recordBytes);
 }
 
+const sameBytes = (a: Buffer | null, b: Buffer | null) => (a === null ? b === null : b !== null && a.equals(b));
+
 /**
  * Each record once by position and bytes (what the unique key holds): an INSERT whose ON
  * CONFLICT DO UPDATE meets one key twice fails whole (21000), which no retry would cure.
  */
 function onceEach(records: readonly RejectedRecord[]): RejectedRecord[] {
-  const seen = new Map<string, (Buffer | null)[]>();
+  const seen = new Map<string, RejectedRecord[]>();
   return records.filter((r) => {
     const position = `${r.topic}\t${r.partition}\t${r.offset}`;
-    const values = seen.get(position) ?? [];
-    if (values.some((v) => (v === null ? r.value === null : r.value !== null && v.equals(r.value)))) return false;
-    seen.set(position, [...values, r.value]);
+    const others = seen.get(position) ?? [];
+    if (others.some((o) => sameBytes(o.value, r.value) && sameBytes(o.key, r.key))) return false;
+    seen.set(position, [...others, r]);
     return true;
   });
 }
