@@ -54,19 +54,34 @@ export async function prepareTopics(
   await admin.connect();
   try {
     const existing = new Set(await admin.listTopics());
-    if (!existing.has(topics.events)) {
-      await admin.createTopics({ topics: [{ topic: topics.events, numPartitions: DEFAULT_PARTITIONS }], waitForLeaders: true });
-    }
+    if (!existing.has(topics.events)) await createTopic(admin, topics.events, []);
     const inputMaxMessageBytes = Number((await topicConfig(admin, topics.events)).get(MAX_MESSAGE_BYTES)?.configValue);
     const needed = inputMaxMessageBytes + DLQ_HEADROOM_BYTES;
-    if (!existing.has(topics.dlq)) {
-      await admin.createTopics({
-        topics: [{ topic: topics.dlq, numPartitions: DEFAULT_PARTITIONS, configEntries: [{ name: MAX_MESSAGE_BYTES, value: String(needed) }] }],
-        waitForLeaders: true,
-      });
+    // The stream does not need the DLQ to start: rejects are quarantined in the commit, and
+    // their copies wait for the relay (dlq-relay.ts), which creates the topic again when it
+    // can and is watched while it cannot (hunt_dlq_copies_pending, HuntDlqCopiesWaiting).
+    // So a DLQ that cannot be made or read (no ACL for it, a name Kafka refuses) is logged,
+    // not a reason to stop every partition; one whose settings are wrong still stops start-up.
+    const unusable = (err: unknown, doing: string): PreparedTopics => {
+      options.logger.error(
+        { err, topic: topics.dlq },
+        `could not ${doing} the DLQ topic; starting anyway: rejects are quarantined and their DLQ copies wait until it can take them (see docs/operators.md, HuntDlqCopiesWaiting)`,
+      );
       return { inputMaxMessageBytes, dlqMaxMessageBytes: needed };
+    };
+    if (!existing.has(topics.dlq)) {
+      try {
+        if (await createTopic(admin, topics.dlq, [{ name: MAX_MESSAGE_BYTES, value: String(needed) }])) return { inputMaxMessageBytes, dlqMaxMessageBytes: needed };
+      } catch (err) {
+        return unusable(err, 'create');
+      }
     }
-    const dlqConfig = await topicConfig(admin, topics.dlq);
+    let dlqConfig: Awaited<ReturnType<typeof topicConfig>>;
+    try {
+      dlqConfig = await topicConfig(admin, topics.dlq);
+    } catch (err) {
+      return unusable(err, 'read the settings of');
+    }
     // A compacted topic refuses every record without a key (INVALID_RECORD, not retriable):
     // one reject without a key would hold its partition's lane for ever. And compaction keeps
     // only the last copy per key, dropping what the DLQ is for.
@@ -124,6 +139,14 @@ export async function createDlqAgain(kafka: Kafka, topic: string, maxMessageByte
   } finally {
     await admin.disconnect();
   }
+}
+
+/**
+ * Creates a topic; false (kafkajs's answer) when it exists already: another member starting
+ * at the same time made it between our listing and this call, with settings to be read.
+ */
+async function createTopic(admin: Admin, topic: string, configEntries: { name: string; value: string }[]): Promise<boolean> {
+  return admin.createTopics({ topics: [{ topic, numPartitions: DEFAULT_PARTITIONS, configEntries }], waitForLeaders: true });
 }
 
 function isTopicExists(err: unknown): boolean {

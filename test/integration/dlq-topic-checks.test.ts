@@ -4,9 +4,9 @@
  * one reject without a key held its partition's lane for ever, and compaction would drop
  * earlier copies that share a key.
  */
-import { afterAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/log';
-import { prepareTopics, TopicConfigError } from '../../src/ingest/topics';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { createLogger, type Logger } from '../../src/log';
+import { DLQ_HEADROOM_BYTES, prepareTopics, TopicConfigError } from '../../src/ingest/topics';
 import { BROKER_MAX_MESSAGE_BYTES, testKafka } from '../helpers/ingest';
 import { uniqueName } from '../helpers/wait';
 
@@ -37,5 +37,34 @@ describe('an existing DLQ topic', () => {
       await expect(prepared).rejects.toThrow(TopicConfigError);
       await expect(prepared).rejects.toThrow(new RegExp(`Kafka topic ${dlq} has cleanup\\.policy=compact,delete; a DLQ must keep every copy.*--add-config cleanup\\.policy=delete`));
     }
+  });
+});
+
+describe('a DLQ topic that cannot be made', () => {
+  it('is logged as an error, and start-up goes on sized for the input topic (the relay keeps the copies)', async () => {
+    const base = uniqueName('dlqcheck');
+    const events = `${base}-events`;
+    // Kafka refuses a name that differs from an existing one only by '.' against '_'.
+    const taken = `${base}.dlq`;
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic: events, numPartitions: 1 }, { topic: taken, numPartitions: 1 }], waitForLeaders: true });
+    created.push(events, taken);
+    const error = vi.fn();
+    const logger = { error, warn: vi.fn(), info: vi.fn() } as unknown as Logger;
+    const prepared = await prepareTopics(kafka, { events, dlq: `${base}_dlq` }, { mayAlterDlq: false, logger });
+    expect(prepared).toEqual({ inputMaxMessageBytes: BROKER_MAX_MESSAGE_BYTES, dlqMaxMessageBytes: BROKER_MAX_MESSAGE_BYTES + DLQ_HEADROOM_BYTES });
+    expect(error).toHaveBeenCalledTimes(1);
+    expect(error.mock.calls[0]?.[1]).toMatch(/could not create the DLQ topic; starting anyway/);
+    expect(await admin.listTopics()).not.toContain(`${base}_dlq`);
+  });
+
+  it('made by another member starting at the same time is read, not refused', async () => {
+    const events = uniqueName('dlqcheck-race-events');
+    const dlq = uniqueName('dlqcheck-race-dlq');
+    created.push(events, dlq);
+    const logger = createLogger({ logLevel: 'fatal' });
+    const both = await Promise.all([1, 2, 3].map(() => prepareTopics(kafka, { events, dlq }, { mayAlterDlq: false, logger })));
+    const expected = { inputMaxMessageBytes: BROKER_MAX_MESSAGE_BYTES, dlqMaxMessageBytes: BROKER_MAX_MESSAGE_BYTES + DLQ_HEADROOM_BYTES };
+    expect(both).toEqual([expected, expected, expected]);
   });
 });
