@@ -9,7 +9,7 @@ import { REFUSED_RETRY_MS } from '../ingest/dlq-relay';
 import { createPool } from '../store/pool';
 import { pendingCopies } from '../store/hot-path/dlq-outbox';
 import { latestWaiting, quarantineByReason } from '../store/read/quarantine-backlog';
-import { startJob } from './jobs';
+import { positiveInt, startJob } from './jobs';
 
 async function withPool<T>(fn: (pool: import('pg').Pool) => Promise<T>): Promise<T> {
   const pool = createPool(loadConfig(), 2);
@@ -65,8 +65,8 @@ export function registerCorrectnessCommands(program: Command): void {
     .command('list')
     .description('quarantine backlog by reason, and the latest records')
     .option('--reason <reason>', 'only this reason')
-    .option('-n, --limit <n>', 'latest records to show', '10')
-    .action(async (opts: { reason?: string; limit: string }) => {
+    .option('-n, --limit <n>', 'latest records to show', positiveInt, 10)
+    .action(async (opts: { reason?: string; limit: number }) => {
       await withPool(async (pool) => {
         const byReason = await quarantineByReason(pool);
         for (const r of byReason) console.log(`${r.reason.padEnd(18)} waiting ${r.waiting}  replayed ${r.replayed}`);
@@ -75,7 +75,7 @@ export function registerCorrectnessCommands(program: Command): void {
           const refused = copies.refused > 0 ? `, ${copies.refused} refused by the DLQ topic for the record itself` : '';
           console.log(`DLQ copies not sent yet: ${copies.count} (oldest ${Math.round(copies.oldestSeconds)} s${refused}; see docs/operators.md#huntdlqcopieswaiting)`);
         }
-        const rows = await latestWaiting(pool, opts.reason ?? null, Number(opts.limit));
+        const rows = await latestWaiting(pool, opts.reason ?? null, opts.limit);
         for (const r of rows) {
           console.log(`#${r.id} ${r.reason} ${r.source_topic}/${r.source_partition}@${r.source_offset}${dlqMark(r)}: ${r.detail}`);
         }

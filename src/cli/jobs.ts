@@ -12,7 +12,7 @@ import { BACKFILL_CHUNK_SIZE, TOPIC_NAME_PATTERN } from '../constants';
 import { createPool } from '../store/pool';
 import { parseIsoTime } from '../temporal/iso-time';
 
-const positiveInt = (raw: string) => {
+export const positiveInt = (raw: string) => {
   const value = Number(raw);
   if (!Number.isInteger(value) || value <= 0) throw new InvalidArgumentError(`expected a positive whole number, got '${raw}'`);
   return value;

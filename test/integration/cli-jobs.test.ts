@@ -3,6 +3,7 @@
  * --from --to --wait`, `hunt reconcile --wait` and `hunt reprocess --wait` follow their job
  * to the end with progress lines (no terminal here: plain lines), and `hunt jobs` shows
  * finished jobs, a paused job's progress, and says so when no worker answers.
+ * `hunt dlq list` refuses a bad limit.
  */
 import type { Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -136,5 +137,15 @@ describe('hunt jobs', () => {
       return text.includes(handle.workflowId) ? text : undefined;
     });
     expect(out).toMatch(/^ {4}reprocess running: 0:\d\d elapsed; no answer to the progress query: is a worker polling the task queue\?$/m);
+  });
+});
+
+describe('hunt dlq list', () => {
+  it('refuses a limit that is not a positive whole number, naming it, before touching the database', async () => {
+    const run = await runHunt(['dlq', 'list', '-n', 'abc'], { DATABASE_URL: db.url }, 30_000);
+    expect(run.code, run.output).toBe(1);
+    expect(run.output).toMatch(/-n, --limit <n>' argument 'abc' is invalid\. expected a positive whole number/);
+    const listed = await runHunt(['dlq', 'list', '-n', '3'], { DATABASE_URL: db.url }, 30_000);
+    expect(listed.code, listed.output).toBe(0);
   });
 });
