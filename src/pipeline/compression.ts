@@ -243,8 +243,14 @@ export function unzstd(buffer: Buffer, budget: number): Buffer {
 
 /**
  * Walks the zstd frames by their headers, without decoding (RFC 8878 §3.1), and refuses a
- * window or a stated size past the budget: the decoder allocates a frame's window up front,
- * up to 2 GiB, and copies it for every block.
+ * window or a stated size past the budget: the decoder keeps up to twice a frame's window of
+ * history. fzstd itself allocated the window a frame declares up front (up to 2 GiB), moved
+ * all of it for every block, and allocated 128 KiB for every compressed block whatever its
+ * output: a 37 KB batch of one-byte blocks under a 64 MiB window blocked the event loop for
+ * minutes, the member left the group, and read the batch again on rejoining. Patched
+ * (patches/fzstd+0.1.1.patch): the history grows with the output and moves once per window
+ * of it, and compressed blocks are decoded into one shared buffer, so the work follows the
+ * batch's bytes and what they unpack to.
  */
 function checkZstdFrames(data: Buffer, budget: number): void {
   let at = 0;
