@@ -137,7 +137,7 @@ describe('each codec unpacks what producers write', () => {
 
 describe('zstd work follows what a batch holds, not the window its frames declare', () => {
   it('a thousand one-byte blocks under a 64 MiB window move no window at all', async () => {
-    let out = Buffer.alloc(0);
+    let out: Buffer = Buffer.alloc(0);
     const moved = await bytesMovedBy(async () => (out = await codecs.zstd.decompress(rleBomb(1000))));
     expect(out.equals(Buffer.alloc(1000, 0x41))).toBe(true);
     // Before: 1000 moves of 64 MiB. Now the history grows with the output and never fills.
@@ -145,7 +145,7 @@ describe('zstd work follows what a batch holds, not the window its frames declar
   });
 
   it('a long output moves its last window forward once per window of output', async () => {
-    let out = Buffer.alloc(0);
+    let out: Buffer = Buffer.alloc(0);
     const moved = await bytesMovedBy(async () => (out = await codecs.zstd.decompress(ZSTD_WINDOWED)));
     expect(out.equals(windowed)).toBe(true);
     // 20 KB through a 1 KiB window: about 20 moves of 1 KiB (before: one per block, 1 KiB each, too, so this bounds the new code only).
