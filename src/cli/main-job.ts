@@ -34,12 +34,25 @@ export async function runMainJob(opts: MainJobOptions): Promise<void> {
   const ingest = await runIngestService(config, logger);
   const worker = opts.worker ? await startWorker(config, logger) : undefined;
   const stop = new AbortController();
+  // The demo producer rides out a Kafka outage (it drops what it could not send), and
+  // nothing of it stops the pipeline: its failure to start is logged, not fatal.
+  let failedSends = 0;
   const demo = opts.demo
     ? produceTraffic(
         createKafka(config, logger, `${config.kafka.clientId}-demo`),
         new TrafficGenerator({ hunts: 3, playersPerHunt: 25, duplicateFraction: 0.02, invalidFraction: 0.01, lateClaimFraction: 0.05 }),
-        { topic: config.kafka.topics.events, rate: opts.rate, signal: stop.signal },
-      )
+        {
+          topic: config.kafka.topics.events,
+          rate: opts.rate,
+          signal: stop.signal,
+          onSendError: (err) => {
+            if (failedSends++ % 30 === 0) logger.warn({ err, failedSends }, 'demo producer: a send failed; its records are dropped and it goes on');
+          },
+        },
+      ).catch((err: unknown) => {
+        logger.error({ err }, 'demo producer stopped; the pipeline goes on without it');
+        return 0;
+      })
     : Promise.resolve(0);
 
   console.log(`
@@ -62,10 +75,15 @@ Stop with Ctrl-C; the stack keeps running (hunt stack down stops it).`);
   );
   if (died) console.error(`hunt start: stopping everything: ${died.message}`);
   stop.abort();
-  const sent = await demo;
+  let sent = 0;
+  // The producer's last send may wait on a Kafka that does not answer: beside the pipeline's
+  // stop, not before it, and within the deadline too.
   await stopWithin(async () => {
-    await ingest.stop();
-    await worker?.stop().catch(() => undefined);
+    const stopping = (async () => {
+      await ingest.stop();
+      await worker?.stop().catch(() => undefined);
+    })();
+    [sent] = await Promise.all([demo, stopping]);
   }, logger);
   if (died) throw died;
   console.log(`stopped (demo producer sent ${sent} records)`);

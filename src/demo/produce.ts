@@ -13,6 +13,12 @@ export interface ProduceOptions {
   durationMs?: number;
   signal?: AbortSignal;
   onProgress?: (sent: number) => void;
+  /**
+   * Hears a send that failed (Kafka unreachable past the client's retries); its records are
+   * dropped, not caught up, and sending goes on a second later. Without it, a failed send
+   * ends the run with its error.
+   */
+  onSendError?: (err: unknown) => void;
 }
 
 const TICK_MS = 10;
@@ -22,30 +28,44 @@ const TICK_MS = 10;
  * default); a tick that catches up on a slow second at a high rate held far more than that.
  */
 const SEND_MAX_BYTES = 256 * 1024;
+/** How long a producer that hears of failed sends waits before the next. */
+const AFTER_FAILED_SEND_MS = 1000;
 
 export async function produceTraffic(kafka: Kafka, generator: TrafficGenerator, options: ProduceOptions): Promise<number> {
   const producer = kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
   const started = Date.now();
   let sent = 0;
+  /** Records dropped with a failed send (onSendError): not due again. */
+  let dropped = 0;
   try {
     for (;;) {
       const elapsed = Date.now() - started;
       if (options.signal?.aborted) break;
       if (options.durationMs !== undefined && elapsed >= options.durationMs) break;
       if (options.count !== undefined && sent >= options.count) break;
-      // Send whatever the rate says is due by now, so slow ticks catch up.
-      let due = Math.floor(((elapsed + TICK_MS) / 1000) * options.rate) - sent;
+      // Send whatever the rate says is due by now, so slow ticks catch up; at most a second's
+      // worth at a time, so a Kafka that stalled for a minute does not have the whole minute
+      // generated in memory at once (at 10,000/s a 30 s stall took 700 MB).
+      let due = Math.min(Math.floor(((elapsed + TICK_MS) / 1000) * options.rate) - sent - dropped, Math.max(1, Math.ceil(options.rate)));
       if (options.count !== undefined) due = Math.min(due, options.count - sent);
+      let failed = false;
       if (due > 0) {
         const records = Array.from({ length: due }, () => generator.next());
         for (const group of groupsWithin(records, SEND_MAX_BYTES, recordBytes)) {
-          await producer.send({ topic: options.topic, messages: group.map((r) => ({ key: r.key, value: r.value })) });
+          try {
+            await producer.send({ topic: options.topic, messages: group.map((r) => ({ key: r.key, value: r.value })) });
+            sent += group.length;
+          } catch (err) {
+            if (!options.onSendError) throw err;
+            options.onSendError(err);
+            dropped += group.length;
+            failed = true;
+          }
         }
-        sent += due;
         options.onProgress?.(sent);
       }
-      const wait = started + (Math.floor((Date.now() - started) / TICK_MS) + 1) * TICK_MS - Date.now();
+      const wait = failed ? AFTER_FAILED_SEND_MS : started + (Math.floor((Date.now() - started) / TICK_MS) + 1) * TICK_MS - Date.now();
       await new Promise((resolve) => setTimeout(resolve, Math.max(0, wait)));
     }
   } finally {

@@ -72,7 +72,7 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
   const failed = new Promise<never>((_, reject) => (failWith = reject));
   failed.catch(() => undefined); // observed by whoever awaits it; never unhandled
 
-  const consumer = createConsumer(kafka, config);
+  const consumer = createConsumer(kafka, config, () => stopping);
   const dlqProducer = createDlqProducer(deps.dlqKafka ?? kafka);
   const admin: Admin = kafka.admin();
   const watermarks = (partitions?: number[]) => topicWatermarks(admin, topic, partitions);
@@ -175,7 +175,7 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
   };
 }
 
-function createConsumer(kafka: Kafka, config: Config): Consumer {
+function createConsumer(kafka: Kafka, config: Config, isStopping: () => boolean): Consumer {
   useBoundedCodecs(); // batches compressed with any codec, within a budget
   return kafka.consumer({
     groupId: config.ingest.groupId,
@@ -194,7 +194,9 @@ function createConsumer(kafka: Kafka, config: Config): Consumer {
     // come back with the broker's defaults (one partition, a DLQ too small for its copies).
     allowAutoTopicCreation: false,
     // Postgres, not Kafka, decides where to resume; do not let a retry storm rejoin early.
-    retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
+    // Not restarted once stopping: kafkajs's stop() does nothing while a restart is joining,
+    // and the restarted consumer took partitions back that a stopped member never commits.
+    retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000, restartOnFailure: async () => !isStopping() },
   });
 }
 
