@@ -22,6 +22,7 @@ import {
   catchUpShadow,
   FenceBusyError,
   fillShadowChunk,
+  LiveTablesBusyError,
   prepareShadow,
   ReprocessBlockedError,
   ReprocessStateError,
@@ -244,6 +245,42 @@ describe('the fence', () => {
       expect(await prepareShadow(scratch.pool, 'leaderboard', 'run-fence', 200)).toMatchObject({ startedSeq: expect.any(Number) });
     } finally {
       await holder.end();
+      await scratch.dispose();
+    }
+  });
+});
+
+describe('the swap', () => {
+  it('does not fence the hot path while a long reader holds a live table, names it, and goes through once it ends', async () => {
+    const scratch = await createTestDatabase();
+    const reader = new pg.Client({ connectionString: scratch.url, application_name: 'long-reader' });
+    await reader.connect();
+    try {
+      await storeEventsInOrder(scratch.pool, inOrderTraffic(100, 3).events);
+      await prepareShadow(scratch.pool, 'leaderboard', 'run-reader', 200);
+      while (!(await fillShadowChunk(scratch.pool, 'leaderboard', 'run-reader', 1000)).done);
+      // A dump or an analyst's transaction reading the leaderboard, open for a while.
+      await reader.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+      await reader.query('SELECT count(*) FROM player_scores');
+      const { rows } = await reader.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      await new Promise((resolve) => setTimeout(resolve, 2500));
+      const failure = swapShadow(scratch.pool, 'leaderboard', 'run-reader', 200);
+      await expect(failure).rejects.toBeInstanceOf(LiveTablesBusyError);
+      await expect(failure).rejects.toThrow(new RegExp(`waits for sessions using the live tables .*pid ${rows[0]!.pid} \\(application "long-reader"`));
+      // The fence was not taken: the hot path's lock on hunts goes through at once.
+      const hotPath = await scratch.pool.connect();
+      try {
+        await hotPath.query('BEGIN');
+        await hotPath.query(`SET LOCAL lock_timeout = '100ms'`);
+        await hotPath.query('LOCK TABLE hunts IN ROW EXCLUSIVE MODE');
+        await hotPath.query('ROLLBACK');
+      } finally {
+        hotPath.release();
+      }
+      await reader.query('COMMIT');
+      expect(await swapShadow(scratch.pool, 'leaderboard', 'run-reader', 200)).toMatchObject({ maxSeq: expect.any(Number) });
+    } finally {
+      await reader.end();
       await scratch.dispose();
     }
   });

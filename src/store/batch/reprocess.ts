@@ -116,6 +116,7 @@ export interface SwapResult {
 export async function prepareShadow(pool: pg.Pool, projection: ProjectionName, jobId: string, lockTimeoutMs: number, jobStartedAt = new Date()): Promise<PrepareResult> {
   await assertLiveTablesReplaceable(pool, projection);
   await withTransaction(pool, async (client) => {
+    await boundStatements(client, FENCED_STEP_STATEMENT_MS);
     const { rowCount } = await client.query(
       `INSERT INTO reprocess_jobs AS j (projection, job_id, phase, started_at) VALUES ($1, $2, 'preparing', $3)
        ON CONFLICT (projection) DO UPDATE SET job_id = excluded.job_id, phase = 'preparing', started_seq = NULL,
@@ -130,6 +131,7 @@ export async function prepareShadow(pool: pg.Pool, projection: ProjectionName, j
   });
   const huntsTotal = await countHunts(pool);
   return withTransaction(pool, async (client) => {
+    await boundStatements(client, FENCED_STEP_STATEMENT_MS);
     await claimJob(client, projection, jobId);
     await takeFence(client, lockTimeoutMs);
     const startedSeq = await newestEventSeq(client);
@@ -153,6 +155,7 @@ export async function prepareShadow(pool: pg.Pool, projection: ProjectionName, j
  */
 export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName, jobId: string, huntsPerChunk: number, lanes = 1): Promise<FillProgress> {
   return withTransaction(pool, async (client) => {
+    await boundStatements(client, FILL_STATEMENT_MS);
     const job = await claimJob(client, projection, jobId);
     const progress = (done: boolean, extra = 0) => ({
       huntsDone: job.hunts_done + extra,
@@ -176,7 +179,12 @@ export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName,
     if (others.length > 0) await allowIdleInTransaction(client, FILL_LANE_WAIT_MS);
     const allCounts = await Promise.all([
       recomputeInto(client, shadowTargets(projection), { huntIds: first, maxSeq }),
-      ...others.map((part) => withTransaction(pool, (laneClient) => recomputeInto(laneClient, shadowTargets(projection), { huntIds: part, maxSeq }))),
+      ...others.map((part) =>
+        withTransaction(pool, async (laneClient) => {
+          await boundStatements(laneClient, FILL_STATEMENT_MS);
+          return recomputeInto(laneClient, shadowTargets(projection), { huntIds: part, maxSeq });
+        }),
+      ),
     ]);
     const written = allCounts.reduce((sum, c) => sum + c.players + c.clueCredits + c.treasureWinners - c.deleted, 0);
     await client.query(
@@ -196,11 +204,13 @@ export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName,
  */
 export async function catchUpShadow(pool: pg.Pool, projection: ProjectionName, jobId: string, lockTimeoutMs: number, maxEvents: number): Promise<CatchUpResult> {
   const newest = await withTransaction(pool, async (client) => {
+    await boundStatements(client, FENCED_STEP_STATEMENT_MS);
     await filledJob(client, projection, jobId);
     await takeFence(client, lockTimeoutMs);
     return newestEventSeq(client);
   });
   return withTransaction(pool, async (client) => {
+    await boundStatements(client, FILL_STATEMENT_MS);
     const job = await filledJob(client, projection, jobId);
     const coveredSeq = job.covered_seq ?? 0;
     const bound = Math.min(newest, coveredSeq + maxEvents);
@@ -218,11 +228,15 @@ export async function catchUpShadow(pool: pg.Pool, projection: ProjectionName, j
 /** Merges the last events and swaps the shadows in, in one transaction under the fence. */
 export async function swapShadow(pool: pg.Pool, projection: ProjectionName, jobId: string, lockTimeoutMs: number): Promise<SwapResult> {
   return withTransaction(pool, async (client) => {
+    await boundStatements(client, FENCED_STEP_STATEMENT_MS);
     const job = await filledJob(client, projection, jobId);
     if (job.phase === 'swapped') return swapResultOf(job);
-    await assertLiveTablesReplaceable(client, projection); // before the fence: it would hold the hot path back for nothing
+    // Both before the fence: it would hold the hot path back for nothing.
+    await assertLiveTablesReplaceable(client, projection);
+    await assertNoLongLockHolders(client, projection, lockTimeoutMs);
     await takeFence(client, lockTimeoutMs);
     const fencedAt = Date.now();
+    await lockLiveTables(client, projection, lockTimeoutMs);
     const newest = await newestEventSeq(client);
     const merged = await mergeInto(client, shadowTargets(projection), { afterSeq: job.covered_seq ?? 0 });
     await applyHuntStats(client);
@@ -309,6 +323,22 @@ async function takeFence(client: pg.ClientBase, lockTimeoutMs: number): Promise<
 }
 
 const LOCK_NOT_AVAILABLE = '55P03';
+
+/**
+ * Each transaction's statement limit, set here rather than inherited: a role's or database's
+ * default (managed Postgres often sets 30-60 s) failed a big hunt's fill on every attempt,
+ * retried for ever. Below the steps' start-to-close (workflows/reprocess.ts): the fenced
+ * steps' 10 minutes, the fill's and catch-up's 2 hours.
+ */
+const FENCED_STEP_STATEMENT_MS = 9 * 60_000;
+const FILL_STATEMENT_MS = 110 * 60_000;
+
+async function boundStatements(client: pg.ClientBase, ms: number): Promise<void> {
+  await client.query(`SELECT set_config('statement_timeout', $1, true)`, [`${ms}ms`]);
+}
+
+/** How long a session may have held a lock on a live table before a swap declines to queue behind it. */
+const LONG_HOLD_SECONDS = 2;
 /** How long a fill chunk's own transaction may wait idle for its other lanes: the fill step's start-to-close. */
 const FILL_LANE_WAIT_MS = 2 * 60 * 60 * 1000;
 
@@ -322,6 +352,55 @@ export class FenceBusyError extends Error {
           : `held by ${holders.join('; ')}. The step retries, holding the hot path back up to ${lockTimeoutMs} ms each time, until these end: finish or cancel them (pg_cancel_backend, pg_terminate_backend)`),
     );
     this.name = 'FenceBusyError';
+  }
+}
+
+/**
+ * The swap drops the live tables, which waits for every session reading them, while the
+ * fence holds every commit of the hot path (and leaderboard reads queue behind the drop): a
+ * long reader (a dump, an analyst's open transaction, a data-quality check) froze ingest for
+ * the whole lock_timeout on every attempt, for as long as it read. So the swap does not
+ * start while a session has held a lock on them for a while; the step retries, naming it.
+ * (The read API's reads end within its statement limit, a few seconds.)
+ */
+async function assertNoLongLockHolders(client: pg.ClientBase, projection: ProjectionName, lockTimeoutMs: number): Promise<void> {
+  const { rows } = await client.query<{ pid: number }>(
+    `SELECT DISTINCT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+      WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid()
+        AND l.relation = ANY(SELECT unnest($1::text[])::regclass)
+        AND a.xact_start < clock_timestamp() - make_interval(secs => $2)`,
+    [Object.values(PROJECTIONS[projection]).map((table) => escapeIdentifier(table)), LONG_HOLD_SECONDS],
+  );
+  if (rows.length > 0) throw new LiveTablesBusyError(projection, lockTimeoutMs, await describeSessions(client, rows.map((r) => r.pid)));
+}
+
+/** The live tables, for the drop, within lock_timeout (set by the fence); a reader still on them past it is named. */
+async function lockLiveTables(client: pg.ClientBase, projection: ProjectionName, lockTimeoutMs: number): Promise<void> {
+  const tables = Object.values(PROJECTIONS[projection]).map((table) => escapeIdentifier(table));
+  await client.query('SAVEPOINT live_tables');
+  try {
+    await client.query(`LOCK TABLE ${tables.join(', ')} IN ACCESS EXCLUSIVE MODE`);
+  } catch (err) {
+    if (sqlStateOf(err) !== LOCK_NOT_AVAILABLE) throw err;
+    await client.query('ROLLBACK TO SAVEPOINT live_tables');
+    const { rows } = await client.query<{ pid: number }>(
+      `SELECT DISTINCT pid FROM pg_locks WHERE locktype = 'relation' AND granted AND pid <> pg_backend_pid()
+          AND relation = ANY(SELECT unnest($1::text[])::regclass)`,
+      [tables],
+    );
+    throw new LiveTablesBusyError(projection, lockTimeoutMs, await describeSessions(client, rows.map((r) => r.pid)));
+  }
+}
+
+/** Sessions hold the live tables that the swap must drop; retried by the workflow. */
+export class LiveTablesBusyError extends Error {
+  constructor(projection: ProjectionName, lockTimeoutMs: number, holders: string[]) {
+    super(
+      `reprocess ${projection}: the swap waits for sessions using the live tables (${Object.values(PROJECTIONS[projection]).join(', ')}): ` +
+        `${holders.length === 0 ? 'they have ended since' : holders.join('; ')}. The step retries, holding the hot path back up to ${lockTimeoutMs} ms ` +
+        'only once none has held them for long: finish or cancel long readers of these tables (a dump, an open transaction)',
+    );
+    this.name = 'LiveTablesBusyError';
   }
 }
 
