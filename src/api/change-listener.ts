@@ -70,7 +70,10 @@ export class ChangeListener {
    */
   private async connect(): Promise<void> {
     if (this.stopped) return;
-    const client = new pg.Client({ ...this.connectionOptions, query_timeout: this.liveness.timeoutMs });
+    // A connect bounded too: a server that accepts the socket and never answers (a frozen
+    // primary, a route that drops packets) would hold it until TCP gives up, many minutes
+    // without pushes, before the liveness check (which runs once connected) could act.
+    const client = new pg.Client({ ...this.connectionOptions, query_timeout: this.liveness.timeoutMs, connectionTimeoutMillis: this.liveness.timeoutMs });
     client.on('error', (err) => this.lost(client, err));
     client.on('end', () => this.lost(client, new Error('connection ended')));
     client.on('notification', (n) => {

@@ -60,6 +60,9 @@ export async function startReadApi(
   );
   try {
     await listen(server, api.bindAddress, api.port);
+    // After listening, an error of the server (EMFILE on accept, with a file limit below the
+    // connections allowed) is logged: unheard, it would end the process.
+    server.on('error', (err) => deps.logger.error({ err }, 'read API server error; it goes on serving'));
     await changes.start();
   } catch (err) {
     streams.close();

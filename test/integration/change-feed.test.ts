@@ -123,4 +123,25 @@ describe('the change feed', () => {
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(heard.filter((h) => Array.isArray(h) && h.includes('hunt-once'))).toHaveLength(1);
   }, 60_000);
+
+  it('gives up a connect that a server accepts and never answers, and tries again', async () => {
+    // A frozen primary or a route that drops packets: the socket opens, nothing comes back.
+    const accepted: net.Socket[] = [];
+    const silent = net.createServer((socket) => void accepted.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    cleanups.push(async () => {
+      accepted.forEach((socket) => socket.destroy());
+      silent.close();
+    });
+    const listener = new ChangeListener(
+      { host: '127.0.0.1', port: (silent.address() as net.AddressInfo).port, user: 'nobody', database: 'nothing' },
+      () => undefined,
+      createLogger({ logLevel: 'fatal' }),
+      { intervalMs: 200, timeoutMs: 300 },
+    );
+    cleanups.push(() => listener.stop());
+    void listener.start();
+    await waitFor('a second connect after the first went unanswered', () => accepted.length >= 2, { timeoutMs: 10_000 });
+    expect(listener.listening).toBe(false);
+  });
 });
