@@ -13,7 +13,9 @@
  * partition moves on and what could not be read is in the DLQ and quarantine. Each batch's
  * budget bounds only that batch: the same patch also stops unpacking one partition's fetch
  * past 32 MiB (after a whole batch; the next fetch resumes), or a fetch of many small batches
- * that each unpack to nearly 64 MiB would hold them all at once.
+ * that each unpack to nearly 64 MiB would hold them all at once; and the whole fetch response
+ * past 64 MiB or 200,000 records, all its partitions together (partitions reached after that
+ * are read by the next fetch).
  *
  * Pure JavaScript decompressors (fzstd, lz4js, snappyjs): no native build on install, and
  * each can be held to a byte budget.

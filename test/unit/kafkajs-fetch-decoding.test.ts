@@ -8,7 +8,8 @@
  * - records appended with push(...batch): a batch of over about 120,000 records overflowed
  *   the stack, a crash kafkajs does not restart from, and again on every restart;
  * - every compressed batch of the fetch unpacked before any was handed over: each within its
- *   own 64 MiB budget, but a few hundred KB of zstd bombs held gigabytes at once.
+ *   own 64 MiB budget, but a few hundred KB of zstd bombs held gigabytes at once; bounded per
+ *   partition first, then (a fetch of many partitions) over the whole response too.
  */
 import { createRequire } from 'node:module';
 import kafkajs from 'kafkajs';
@@ -43,8 +44,20 @@ async function batch(firstOffset: number, records: RecordSpec[], compression = k
 
 /** One partition's record set in a fetch response, decoded as kafkajs's consumer does. */
 function decodeFetch(batches: Buffer[]): Promise<DecodedRecord[]> {
-  const set = Buffer.concat(batches);
-  return decodeMessages(new Decoder(new Encoder().writeInt32(set.length).writeBuffer(set).buffer));
+  return decodeFetchOf([batches]).then(([records]) => records ?? []);
+}
+
+/** Several partitions' record sets in one fetch response, decoded in order from one decoder, as the response's partitions are. */
+async function decodeFetchOf(partitions: Buffer[][]): Promise<DecodedRecord[][]> {
+  const encoder = new Encoder();
+  for (const batches of partitions) {
+    const set = Buffer.concat(batches);
+    encoder.writeInt32(set.length).writeBuffer(set);
+  }
+  const decoder = new Decoder(encoder.buffer);
+  const decoded: DecodedRecord[][] = [];
+  for (let i = 0; i < partitions.length; i++) decoded.push(await decodeMessages(decoder));
+  return decoded;
 }
 
 describe('kafkajs decoding a fetch (patched)', () => {
@@ -78,6 +91,19 @@ describe('kafkajs decoding a fetch (patched)', () => {
     it('never stop within the first batch, which may end before the fetched offset', async () => {
       const records = await decodeFetch([await batch(0, [big(40)], GZIP), await batch(1, [{ value: Buffer.from('{}') }]), await batch(2, [{ value: Buffer.from('{}') }])]);
       expect(records.map((r) => r.offset)).toEqual(['0', '1']);
+    });
+
+    it('share one budget over a fetch\'s partitions: partitions reached once it is spent are left for the next fetch', async () => {
+      const twoBombs = (first: number) => Promise.all([first, first + 1].map((i) => batch(i, [big(17)], GZIP)));
+      const decoded = await decodeFetchOf([await twoBombs(0), await twoBombs(10), await twoBombs(20), await twoBombs(30)]);
+      // 34 MiB, then 68 past the fetch's 64 MiB: the last two are not decoded at all.
+      expect(decoded.map((records) => records.map((r) => r.offset))).toEqual([['0', '1'], ['10', '11'], [], []]);
+    });
+
+    it('and one budget of records: tiny records never reach a byte budget, but each is an object', async () => {
+      const many = (first: number) => batch(first, Array.from({ length: 120_000 }, () => ({ value: null })));
+      const decoded = await decodeFetchOf([[await many(0)], [await many(0)], [await many(0)]]);
+      expect(decoded.map((records) => records.length)).toEqual([120_000, 120_000, 0]);
     });
 
     it('are all unpacked while the fetch stays within the budget', async () => {
