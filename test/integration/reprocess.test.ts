@@ -286,6 +286,60 @@ describe('the swap', () => {
   });
 });
 
+describe('what the swap must not lose', () => {
+  /** A scratch database with events, and a run of reprocess filled up to the swap. */
+  async function filled(runId: string): Promise<TestDatabase> {
+    const scratch = await createTestDatabase();
+    await storeEventsInOrder(scratch.pool, inOrderTraffic(60, 4).events);
+    await prepareShadow(scratch.pool, 'leaderboard', runId, 200);
+    while (!(await fillShadowChunk(scratch.pool, 'leaderboard', runId, 1000)).done);
+    return scratch;
+  }
+
+  it('keeps the privileges and storage options of the live tables', async () => {
+    const scratch = await filled('run-access');
+    try {
+      await scratch.pool.query('GRANT SELECT ON player_scores TO PUBLIC');
+      await scratch.pool.query('ALTER TABLE player_scores SET (fillfactor = 70)');
+      await swapShadow(scratch.pool, 'leaderboard', 'run-access', 200);
+      const { rows } = await scratch.pool.query<{ acl: string; options: string[] }>(
+        `SELECT relacl::text AS acl, reloptions AS options FROM pg_class WHERE oid = 'player_scores'::regclass`,
+      );
+      expect(rows[0]?.acl).toMatch(/(^|[{,])=r\//);
+      expect(rows[0]?.options).toEqual(['fillfactor=70']);
+    } finally {
+      await scratch.dispose();
+    }
+  });
+
+  it('fails for good, naming it, when a live table changed since the run copied it, and leaves the change in place', async () => {
+    const scratch = await filled('run-shape');
+    try {
+      await scratch.pool.query('ALTER TABLE player_scores ADD COLUMN team_id text');
+      const failure = swapShadow(scratch.pool, 'leaderboard', 'run-shape', 200);
+      await expect(failure).rejects.toBeInstanceOf(ReprocessStateError);
+      await expect(failure).rejects.toThrow(/player_scores: column team_id text \(added\).*Start reprocess again/);
+      const { rows } = await scratch.pool.query(`SELECT 1 FROM information_schema.columns WHERE table_name = 'player_scores' AND column_name = 'team_id'`);
+      expect(rows).toHaveLength(1);
+    } finally {
+      await scratch.dispose();
+    }
+  });
+
+  it('refuses to start, naming it, while a live table has a trigger the swap would drop', async () => {
+    const scratch = await createTestDatabase();
+    try {
+      await scratch.pool.query(`CREATE FUNCTION audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$`);
+      await scratch.pool.query('CREATE TRIGGER audit_scores AFTER UPDATE ON player_scores FOR EACH ROW EXECUTE FUNCTION audit()');
+      const failure = prepareShadow(scratch.pool, 'leaderboard', 'run-trigger', 200);
+      await expect(failure).rejects.toBeInstanceOf(ReprocessBlockedError);
+      await expect(failure).rejects.toThrow(/the swap would lose what the live tables carry: trigger audit_scores on table player_scores/);
+    } finally {
+      await scratch.dispose();
+    }
+  });
+});
+
 describe('reprocess workflow', () => {
   it('rebuilds corrupted projections and swaps them in while the hot path ingests, exactly', { timeout: 300_000 }, async () => {
     const live = await createTestDatabase();

@@ -30,6 +30,7 @@ import { escapeIdentifier } from 'pg';
 import { ALL_HUNTS, notifyHuntsChanged } from '../hunt-changes';
 import { sqlStateOf } from '../hot-path/errors';
 import { LIVE_PROJECTION_TABLES, mergeInto, recomputeInto, type ProjectionTargets } from './recompute';
+import { attachmentsTheSwapWouldLose, shapeChanges } from './live-table-shape';
 import { objectsBlockingDrop, recreateShadow, swapInShadow } from './shadow-tables';
 import { describeSessions } from '../sessions';
 import { withTransaction } from '../transaction';
@@ -231,12 +232,14 @@ export async function swapShadow(pool: pg.Pool, projection: ProjectionName, jobI
     await boundStatements(client, FENCED_STEP_STATEMENT_MS);
     const job = await filledJob(client, projection, jobId);
     if (job.phase === 'swapped') return swapResultOf(job);
-    // Both before the fence: it would hold the hot path back for nothing.
+    // All before the fence: it would hold the hot path back for nothing.
     await assertLiveTablesReplaceable(client, projection);
+    await assertShadowsMatchLive(client, projection);
     await assertNoLongLockHolders(client, projection, lockTimeoutMs);
     await takeFence(client, lockTimeoutMs);
     const fencedAt = Date.now();
     await lockLiveTables(client, projection, lockTimeoutMs);
+    await assertShadowsMatchLive(client, projection); // again, now that no change can come between
     const newest = await newestEventSeq(client);
     const merged = await mergeInto(client, shadowTargets(projection), { afterSeq: job.covered_seq ?? 0 });
     await applyHuntStats(client);
@@ -265,10 +268,40 @@ async function swapInShadows(client: pg.ClientBase, projection: ProjectionName):
 
 const DEPENDENT_OBJECTS_STILL_EXIST = '2BP01';
 
-/** Fails for good (ReprocessBlockedError), naming them, when objects outside the projection depend on its live tables. */
+/**
+ * Fails for good (ReprocessBlockedError), naming them, when objects outside the projection
+ * depend on its live tables, or when they carry what the swap would drop without a word
+ * (live-table-shape.ts).
+ */
 export async function assertLiveTablesReplaceable(db: pg.ClientBase | pg.Pool, projection: ProjectionName): Promise<void> {
-  const blockers = await objectsBlockingDrop(db, Object.values(PROJECTIONS[projection]));
+  const tables = Object.values(PROJECTIONS[projection]);
+  const blockers = await objectsBlockingDrop(db, tables);
   if (blockers.length > 0) throw new ReprocessBlockedError(blockedMessage(projection, blockers.map((b) => `${b.object} depends on table ${b.table}`)));
+  const attachments = await attachmentsTheSwapWouldLose(db, tables);
+  if (attachments.length > 0) {
+    throw new ReprocessBlockedError(
+      `reprocess ${projection}: the swap would lose what the live tables carry: ${attachments.join('; ')}. ` +
+        'The swap drops each live table and renames its rebuilt copy in, and cannot carry these over. ' +
+        'Remove them (or run reprocess as the tables\' owner), start reprocess again, and put them back after the swap',
+    );
+  }
+}
+
+/**
+ * Fails for good (ReprocessStateError) when a live table changed shape since the shadows
+ * were made from it (a migration, an index or a constraint added): the swap would undo it.
+ */
+async function assertShadowsMatchLive(client: pg.ClientBase, projection: ProjectionName): Promise<void> {
+  const changes: string[] = [];
+  for (const [live, shadow] of liveAndShadowTables(projection)) {
+    for (const change of await shapeChanges(client, live, shadow)) changes.push(`${live}: ${change}`);
+  }
+  if (changes.length > 0) {
+    throw new ReprocessStateError(
+      `reprocess ${projection}: the live tables changed since this run made their copies (${changes.join('; ')}); ` +
+        'the swap would undo that. Start reprocess again: a new run copies them as they are now',
+    );
+  }
 }
 
 function blockedMessage(projection: ProjectionName, dependencies: string[]): string {

@@ -5,6 +5,7 @@
  */
 import type pg from 'pg';
 import { escapeIdentifier } from 'pg';
+import { copyAccessAndOptions } from './live-table-shape';
 
 /** Drops a leftover `shadow` (a crashed or superseded run's) and creates it empty, shaped like `live`. */
 export async function recreateShadow(client: pg.ClientBase, live: string, shadow: string): Promise<void> {
@@ -16,11 +17,13 @@ export async function recreateShadow(client: pg.ClientBase, live: string, shadow
 /**
  * Drops `live` and renames `shadow` to it, then gives the shadow's indexes the live ones'
  * names (matched by definition), so the schema reads the same as before. Renaming a
- * constraint's index renames the constraint too. Takes ACCESS EXCLUSIVE locks on both.
+ * constraint's index renames the constraint too. The shadow gets the live table's
+ * privileges and storage options first. Takes ACCESS EXCLUSIVE locks on both.
  */
 export async function swapInShadow(client: pg.ClientBase, live: string, shadow: string): Promise<void> {
   const liveIndexes = await indexesOf(client, live);
   const shadowIndexes = await indexesOf(client, shadow);
+  await copyAccessAndOptions(client, live, shadow);
   await client.query(`DROP TABLE ${escapeIdentifier(live)}`);
   await client.query(`ALTER TABLE ${escapeIdentifier(shadow)} RENAME TO ${escapeIdentifier(live)}`);
   for (const [shape, name] of shadowIndexes) {
