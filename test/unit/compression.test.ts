@@ -77,6 +77,16 @@ function rleBomb(blocks: number): Buffer {
   return Buffer.concat([header, ...body]);
 }
 
+/** A frame under a `2 ** windowLog` window of RLE blocks of the sizes given (one byte each). */
+function rleFrame(windowLog: number, sizes: number[]): Buffer {
+  const header = Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00, (windowLog - 10) << 3]);
+  const body = sizes.map((size, i) => {
+    const block = (size << 3) | (1 << 1) | (i === sizes.length - 1 ? 1 : 0);
+    return Buffer.from([block & 0xff, (block >> 8) & 0xff, block >> 16, 0x41]);
+  });
+  return Buffer.concat([header, ...body]);
+}
+
 /** Bytes moved by copyWithin (how fzstd moves its history) while `run` runs. */
 async function bytesMovedBy(run: () => Promise<unknown>): Promise<number> {
   const original = Uint8Array.prototype.copyWithin;
@@ -142,6 +152,17 @@ describe('zstd work follows what a batch holds, not the window its frames declar
     expect(out.equals(Buffer.alloc(1000, 0x41))).toBe(true);
     // Before: 1000 moves of 64 MiB. Now the history grows with the output and never fills.
     expect(moved).toBe(0);
+  });
+
+  it('tiny blocks after the history grew just past the window move no window either', async () => {
+    // 1 MiB window: 512 KiB, then 512 KiB + 16 bytes, leave the history 16 bytes past the
+    // window; the first patch then moved the whole window for each 16-byte block after.
+    const window = 2 ** 20;
+    const sizes = [window / 2, window / 2 + 16, ...Array.from({ length: 200 }, () => 16)];
+    let out: Buffer = Buffer.alloc(0);
+    const moved = await bytesMovedBy(async () => (out = await codecs.zstd.decompress(rleFrame(20, sizes))));
+    expect(out.length).toBe(window + 16 + 200 * 16);
+    expect(moved).toBeLessThan(window); // was 200 MiB
   });
 
   it('a long output moves its last window forward once per window of output', async () => {
