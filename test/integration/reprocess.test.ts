@@ -288,25 +288,29 @@ describe('the swap', () => {
 
 describe('what the swap must not lose', () => {
   /** A scratch database with events, and a run of reprocess filled up to the swap. */
-  async function filled(runId: string): Promise<TestDatabase> {
+  async function filled(runId: string, before: (pool: pg.Pool) => Promise<unknown> = async () => undefined): Promise<TestDatabase> {
     const scratch = await createTestDatabase();
     await storeEventsInOrder(scratch.pool, inOrderTraffic(60, 4).events);
+    await before(scratch.pool);
     await prepareShadow(scratch.pool, 'leaderboard', runId, 200);
     while (!(await fillShadowChunk(scratch.pool, 'leaderboard', runId, 1000)).done);
     return scratch;
   }
 
-  it('keeps the privileges and storage options of the live tables', async () => {
-    const scratch = await filled('run-access');
+  it('keeps the privileges, storage options and replica identity of the live tables, and a check added NOT VALID', async () => {
+    // A check added NOT VALID (the usual way on a big table) is copied as valid: the same shape.
+    const scratch = await filled('run-access', (pool) => pool.query('ALTER TABLE player_scores ADD CONSTRAINT score_sane CHECK (score > -1000000000) NOT VALID'));
     try {
       await scratch.pool.query('GRANT SELECT ON player_scores TO PUBLIC');
       await scratch.pool.query('ALTER TABLE player_scores SET (fillfactor = 70)');
+      await scratch.pool.query('ALTER TABLE player_scores REPLICA IDENTITY FULL');
       await swapShadow(scratch.pool, 'leaderboard', 'run-access', 200);
-      const { rows } = await scratch.pool.query<{ acl: string; options: string[] }>(
-        `SELECT relacl::text AS acl, reloptions AS options FROM pg_class WHERE oid = 'player_scores'::regclass`,
+      const { rows } = await scratch.pool.query<{ acl: string; options: string[]; identity: string }>(
+        `SELECT relacl::text AS acl, reloptions AS options, relreplident AS identity FROM pg_class WHERE oid = 'player_scores'::regclass`,
       );
       expect(rows[0]?.acl).toMatch(/(^|[{,])=r\//);
       expect(rows[0]?.options).toEqual(['fillfactor=70']);
+      expect(rows[0]?.identity).toBe('f');
     } finally {
       await scratch.dispose();
     }
@@ -334,6 +338,9 @@ describe('what the swap must not lose', () => {
       const failure = prepareShadow(scratch.pool, 'leaderboard', 'run-trigger', 200);
       await expect(failure).rejects.toBeInstanceOf(ReprocessBlockedError);
       await expect(failure).rejects.toThrow(/the swap would lose what the live tables carry: trigger audit_scores on table player_scores/);
+      await scratch.pool.query('DROP TRIGGER audit_scores ON player_scores');
+      await scratch.pool.query('GRANT SELECT (hunt_id, score) ON player_scores TO PUBLIC');
+      await expect(prepareShadow(scratch.pool, 'leaderboard', 'run-trigger', 200)).rejects.toThrow(/privileges on columns of table player_scores/);
     } finally {
       await scratch.dispose();
     }

@@ -5,10 +5,10 @@
  * - a change made to a live table since (a migration of a rolling upgrade, an index or a
  *   CHECK an operator added) would be undone, with `schema_migrations` still listing it:
  *   shapeChanges finds it, and the job must start again;
- * - what `LIKE` never copies (privileges, storage options) is copied at the swap
- *   (copyAccessAndOptions);
- * - what cannot be copied without the owner's or a superuser's say (triggers, row security,
- *   publication membership) or would make the drop fail (another owner) is named up front
+ * - what `LIKE` never copies (privileges, storage options, a FULL or NOTHING replica
+ *   identity) is copied at the swap (copyAccessAndOptions);
+ * - what is not copied (triggers, row security, publication membership, column privileges,
+ *   an index's replica identity) or would make the drop fail (another owner) is named up front
  *   (attachmentsTheSwapWouldLose), so the job fails once, clearly, instead of dropping it
  *   without a word (change-data capture to a warehouse would stop, an audit trigger vanish).
  */
@@ -25,7 +25,9 @@ async function shapeOf(db: pg.ClientBase | pg.Pool, table: string): Promise<Set<
        FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
       WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
      UNION ALL
-     SELECT 'check ' || pg_get_constraintdef(c.oid) FROM pg_constraint c WHERE c.conrelid = $1::regclass AND c.contype = 'c'
+     -- Without NOT VALID: LIKE copies a check as valid (Postgres 15-17), and one added NOT
+     -- VALID (the usual way on a big table) would differ from its copy for every run.
+     SELECT 'check ' || regexp_replace(pg_get_constraintdef(c.oid), ' NOT VALID$', '') FROM pg_constraint c WHERE c.conrelid = $1::regclass AND c.contype = 'c'
      UNION ALL
      SELECT CASE WHEN i.indisunique THEN 'unique index ' ELSE 'index ' END || regexp_replace(pg_get_indexdef(i.indexrelid), '^.*? ON \\S+ ', '')
        FROM pg_index i WHERE i.indrelid = $1::regclass`,
@@ -52,6 +54,11 @@ export async function attachmentsTheSwapWouldLose(db: pg.ClientBase | pg.Pool, t
      UNION ALL
      SELECT format('publication %s lists table %s', b.pubname, t.oid::regclass) FROM t JOIN pg_publication_rel r ON r.prrelid = t.oid JOIN pg_publication b ON b.oid = r.prpubid
      UNION ALL
+     SELECT format('privileges on columns of table %s', t.oid::regclass) FROM t
+      WHERE EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = t.oid AND a.attnum > 0 AND a.attacl IS NOT NULL)
+     UNION ALL
+     SELECT format('replica identity using an index on table %s', t.oid::regclass) FROM t JOIN pg_class c ON c.oid = t.oid WHERE c.relreplident = 'i'
+     UNION ALL
      SELECT format('table %s is owned by role %s, not by %s (the role reprocess runs as)', t.oid::regclass, pg_get_userbyid(c.relowner), current_user)
        FROM t JOIN pg_class c ON c.oid = t.oid WHERE c.relowner <> (SELECT oid FROM pg_roles WHERE rolname = current_user)
      ORDER BY 1`,
@@ -76,7 +83,13 @@ export async function copyAccessAndOptions(client: pg.ClientBase, live: string, 
     const to = g.grantee === null ? 'PUBLIC' : escapeIdentifier(g.grantee);
     await client.query(`GRANT ${g.privilege} ON ${escapeIdentifier(shadow)} TO ${to}${g.grantable ? ' WITH GRANT OPTION' : ''}`);
   }
-  const { rows } = await client.query<{ options: string[] | null }>('SELECT reloptions AS options FROM pg_class WHERE oid = $1::regclass', [escapeIdentifier(live)]);
+  const { rows } = await client.query<{ options: string[] | null; identity: string }>(
+    'SELECT reloptions AS options, relreplident AS identity FROM pg_class WHERE oid = $1::regclass',
+    [escapeIdentifier(live)],
+  );
   const options = rows[0]?.options ?? [];
   if (options.length > 0) await client.query(`ALTER TABLE ${escapeIdentifier(shadow)} SET (${options.join(', ')})`);
+  // What change-data capture reads from updates and deletes (an index's is refused up front).
+  const identity = { f: 'FULL', n: 'NOTHING' }[rows[0]?.identity ?? 'd'];
+  if (identity) await client.query(`ALTER TABLE ${escapeIdentifier(shadow)} REPLICA IDENTITY ${identity}`);
 }

@@ -398,8 +398,9 @@ export class FenceBusyError extends Error {
  */
 async function assertNoLongLockHolders(client: pg.ClientBase, projection: ProjectionName, lockTimeoutMs: number): Promise<void> {
   const { rows } = await client.query<{ pid: number }>(
+    // Client sessions only: autovacuum gives way to the drop by itself (within deadlock_timeout).
     `SELECT DISTINCT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-      WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid()
+      WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid() AND a.backend_type = 'client backend'
         AND l.relation = ANY(SELECT unnest($1::text[])::regclass)
         AND a.xact_start < clock_timestamp() - make_interval(secs => $2)`,
     [Object.values(PROJECTIONS[projection]).map((table) => escapeIdentifier(table)), LONG_HOLD_SECONDS],
