@@ -52,7 +52,13 @@ export async function produceTraffic(kafka: Kafka, generator: TrafficGenerator, 
       let failed = false;
       if (due > 0) {
         const records = Array.from({ length: due }, () => generator.next());
-        for (const group of groupsWithin(records, SEND_MAX_BYTES, recordBytes)) {
+        const groups = groupsWithin(records, SEND_MAX_BYTES, recordBytes);
+        for (const group of groups) {
+          // After a failure or a stop, the tick's other sends are dropped, not each tried in turn.
+          if (failed || options.signal?.aborted) {
+            dropped += group.length;
+            continue;
+          }
           try {
             await producer.send({ topic: options.topic, messages: group.map((r) => ({ key: r.key, value: r.value })) });
             sent += group.length;
@@ -63,6 +69,9 @@ export async function produceTraffic(kafka: Kafka, generator: TrafficGenerator, 
             failed = true;
           }
         }
+        // What fell due while the send failed, and falls due during the wait after it, is
+        // dropped too: not caught up afterwards at up to a hundred times the rate.
+        if (failed) dropped = Math.max(dropped, Math.floor(((Date.now() - started + AFTER_FAILED_SEND_MS) / 1000) * options.rate) - sent);
         options.onProgress?.(sent);
       }
       const wait = failed ? AFTER_FAILED_SEND_MS : started + (Math.floor((Date.now() - started) / TICK_MS) + 1) * TICK_MS - Date.now();

@@ -46,6 +46,11 @@ export function watchGroupEvents(consumer: Consumer, deps: GroupEventDeps): void
   // Out of the group until the next GROUP_JOIN: readiness turns red if that takes too long.
   consumer.on(consumer.events.REBALANCING, () => health.markOutOfGroup());
   consumer.on(consumer.events.CRASH, ({ payload }) => {
+    // Not restarted because the member is stopping (consumer.ts): the end of a stop, not a fault.
+    if (!payload.restart && deps.isStopping()) {
+      logger.info({ err: payload.error }, 'consumer ended during the stop');
+      return;
+    }
     metrics.consumerCrashes.inc({ restart: String(payload.restart) });
     if (payload.restart) {
       health.markOutOfGroup();
