@@ -2,6 +2,7 @@ import { CancelledFailure, Context } from '@temporalio/activity';
 import { flushRollupChunk } from '../store/batch/rollups';
 import { newestEventSeq } from '../store/batch/settled-seq';
 import type { StatementBounds } from '../store/bounded-transaction';
+import { sqlStateOf } from '../store/hot-path/errors';
 import type { ActivityDeps } from '../worker/activity-deps';
 
 export interface FlushRollupsInput {
@@ -29,11 +30,14 @@ export interface FlushRollupsResult {
   stoppedBy: 'caught up' | 'time budget';
 }
 
-/** What a retried attempt takes over: the run's target, so retries do not chase newer events either. */
+/** What a retried attempt takes over: the run's target, so retries do not chase newer events either, and the chunk size it came down to. */
 interface FlushHeartbeat {
   watermark: number | null;
   targetSeq?: number;
+  chunkEvents?: number;
 }
+
+const STATEMENT_TIMEOUT = '57014';
 
 /**
  * Below the step's 60 s heartbeat timeout (workflows/rollup-flush.ts), which a chunk's
@@ -62,7 +66,12 @@ export function createRollupActivities(deps: Pick<ActivityDeps, 'pool'>) {
       const resumed = context.info.heartbeatDetails as FlushHeartbeat | undefined;
       const targetSeq = resumed?.targetSeq ?? (await newestEventSeq(deps.pool));
       const total: FlushRollupsResult = { chunks: 0, events: 0, minuteWindows: 0, hourWindows: 0, watermark: null, targetSeq, stoppedBy: 'caught up' };
-      const beat = () => context.heartbeat({ watermark: total.watermark, targetSeq } satisfies FlushHeartbeat);
+      // A chunk re-aggregates every window its events touch, whatever else those windows hold:
+      // a chunk of late events into busy minutes (a DLQ replay, a backfill of a lost range) can
+      // outlast the statement limit, and did so on every attempt, for ever. Such a chunk is
+      // tried again at half the size, down to one event, and later chunks keep that size.
+      let chunkEvents = Math.min(input.maxEventsPerChunk, resumed?.chunkEvents ?? input.maxEventsPerChunk);
+      const beat = () => context.heartbeat({ watermark: total.watermark, targetSeq, chunkEvents } satisfies FlushHeartbeat);
       const bounds: StatementBounds = { statementTimeoutMs: CHUNK_STATEMENT_TIMEOUT_MS, lockTimeoutMs: CHUNK_LOCK_TIMEOUT_MS, signal: context.cancellationSignal };
       for (;;) {
         // Stop between chunks once the attempt is over; the watermark is in Postgres, so the retry continues from it.
@@ -71,7 +80,15 @@ export function createRollupActivities(deps: Pick<ActivityDeps, 'pool'>) {
         // an attempt the server gave up on hears of it before starting another, and the
         // first beat records the target for a retry.
         beat();
-        const chunk = await flushRollupChunk(deps.pool, input.maxEventsPerChunk, input.settleMs, bounds, targetSeq);
+        let chunk: Awaited<ReturnType<typeof flushRollupChunk>>;
+        try {
+          chunk = await flushRollupChunk(deps.pool, chunkEvents, input.settleMs, bounds, targetSeq);
+        } catch (err) {
+          if (sqlStateOf(err) !== STATEMENT_TIMEOUT || chunkEvents === 1 || context.cancellationSignal.aborted) throw err;
+          chunkEvents = Math.max(1, Math.floor(chunkEvents / 2));
+          context.log.warn('rollupFlush: a chunk outlasted the statement limit; trying it again at half the size', { chunkEvents });
+          continue;
+        }
         if (!chunk) return total;
         total.chunks++;
         total.events += chunk.events;

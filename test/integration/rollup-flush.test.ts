@@ -175,4 +175,28 @@ describe('rollupFlush', () => {
     }
     expect(await flush()).toMatchObject({ events: 1 }); // once it ended, the flush goes on
   });
+
+  it('tries a chunk that outlasts the statement limit again at half the size, down to what passes', { timeout: 90_000 }, async () => {
+    // Stands in for late events into busy windows: a chunk writing more than 5 minute windows
+    // is cancelled as the statement limit would cancel it (57014).
+    await db.pool.query(`CREATE FUNCTION slow_windows() RETURNS trigger LANGUAGE plpgsql AS $$
+      DECLARE n int := coalesce(nullif(current_setting('rollup_test.windows', true), ''), '0')::int + 1;
+      BEGIN
+        PERFORM set_config('rollup_test.windows', n::text, true);
+        IF n > 5 THEN RAISE EXCEPTION 'canceling statement due to statement timeout' USING ERRCODE = '57014'; END IF;
+        RETURN NEW;
+      END $$`);
+    await db.pool.query('CREATE TRIGGER slow_windows BEFORE INSERT ON rollup_minute FOR EACH ROW EXECUTE FUNCTION slow_windows()');
+    try {
+      const base = Date.parse('2026-11-22T08:00:00Z');
+      await store(Array.from({ length: 40 }, (_, i) => clueFound({ eventId: `spread-${i}`, huntId: 'h-spread', playerId: 'p1', clueId: `c${i}`, points: 1, occurredAt: new Date(base + i * 60_000).toISOString() })));
+      // 40 windows in one chunk of up to 50,000 events: halved to chunks of at most 5 events.
+      expect(await flush()).toMatchObject({ events: 40, minuteWindows: 40 });
+    } finally {
+      await db.pool.query('DROP TRIGGER slow_windows ON rollup_minute');
+      await db.pool.query('DROP FUNCTION slow_windows()');
+    }
+    expect(await rollups('rollup_minute')).toEqual(await fromScratch('minute'));
+    expect(await rollups('rollup_hour')).toEqual(await fromScratch('hour'));
+  });
 });
