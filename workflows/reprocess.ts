@@ -70,7 +70,11 @@ const FILL_CALLS_PER_RUN = 100;
 export interface ReprocessCarried {
   jobId: string;
   startedAtMs: number;
-  progress: ReprocessProgress;
+  /** Absent in runs continued by the first version of continue-as-new, which carried the fields below instead. */
+  progress?: ReprocessProgress;
+  huntsDone?: number;
+  huntsTotal?: number;
+  startedSeq?: number | null;
 }
 
 const LOCK_TIMEOUT_MS = 5_000;
@@ -92,7 +96,7 @@ export async function reprocess(input: ReprocessInput, carried?: ReprocessCarrie
   upsertSearchAttributes([{ key: HUNT_JOB_KIND, value: JOB }]);
   upsertMemo({ description: `Rebuilds the ${projection} projection (${PROJECTION_DESCRIPTIONS[projection]}) from raw events and swaps it in`, projection });
 
-  const progress: ReprocessProgress = carried ? { ...carried.progress } : { phase: 'preparing', huntsDone: 0, huntsTotal: 0, startedSeq: null };
+  const progress: ReprocessProgress = carried ? progressCarried(carried) : { phase: 'preparing', huntsDone: 0, huntsTotal: 0, startedSeq: null };
   setHandler(progressQuery, () => progress);
 
   const step = { projection, jobId, lockTimeoutMs: LOCK_TIMEOUT_MS };
@@ -119,6 +123,12 @@ export async function reprocess(input: ReprocessInput, carried?: ReprocessCarrie
   const swapped = await swapShadow(step);
   progress.phase = 'done';
   return { projection, ...swapped, huntsTotal: progress.huntsTotal, durationMs: Date.now() - started };
+}
+
+/** A continued run is filling; one continued by the first version carried its counts loose (the progress query answered `{}`). */
+function progressCarried(carried: ReprocessCarried): ReprocessProgress {
+  if (carried.progress) return { ...carried.progress };
+  return { phase: 'filling', huntsDone: carried.huntsDone ?? 0, huntsTotal: carried.huntsTotal ?? 0, startedSeq: carried.startedSeq ?? null };
 }
 
 function parseInput(input: unknown): { projection: ProjectionName; huntsPerChunk: number } {

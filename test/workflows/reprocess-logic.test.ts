@@ -60,6 +60,23 @@ describe('reprocess workflow logic', () => {
     expect(new Set(fake.calls.map((c) => c.jobId)).size).toBe(1);
   });
 
+  it('answers the progress query for a run continued by the first version, which carried its counts loose', async () => {
+    const fake = fakeSteps(12);
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const activities = { ...fake.activities, fillShadow: async (input: FillShadowInput) => (await gate, fake.activities.fillShadow(input)) };
+    const progress = await env.withWorker(activities, async (taskQueue) => {
+      const legacy = { jobId: 'job-of-the-first-run', startedAtMs: 1, huntsDone: 3, huntsTotal: 10, startedSeq: 42 };
+      const handle = await env.client.workflow.start('reprocess', { taskQueue, workflowId: uniqueName('reprocess-legacy'), args: [{ projection: 'leaderboard' }, legacy] });
+      const during = await handle.query<ReprocessProgress>('progress');
+      release();
+      await handle.result();
+      return during;
+    });
+    expect(progress).toEqual({ phase: 'filling', huntsDone: 3, huntsTotal: 10, startedSeq: 42 });
+    expect(fake.calls.every((c) => c.jobId === 'job-of-the-first-run')).toBe(true);
+  });
+
   it('gives every step a heartbeat timeout, so a killed worker\'s attempt is retried within it', async () => {
     const fake = fakeSteps(1);
     const scheduled = await env.withWorker(fake.activities, async (taskQueue) => {
