@@ -24,6 +24,7 @@ import {
   type SwapResult,
 } from '../store/batch/reprocess';
 import type { ActivityDeps } from '../worker/activity-deps';
+import { sqlStateOf } from '../store/hot-path/errors';
 
 export interface ReprocessStepInput {
   projection: string;
@@ -141,6 +142,8 @@ async function heartbeating<T>(details: unknown, run: () => Promise<T>): Promise
   }
 }
 
+const UNDEFINED_TABLE = '42P01';
+
 /** Retrying cannot help a superseded run, a step called out of order or a swap Postgres refuses: fail the run. */
 async function step<T>(input: Pick<ReprocessStepInput, 'projection' | 'jobId'>, run: () => Promise<T>): Promise<T> {
   try {
@@ -149,6 +152,14 @@ async function step<T>(input: Pick<ReprocessStepInput, 'projection' | 'jobId'>, 
     if (err instanceof ReprocessSupersededError) throw ApplicationFailure.nonRetryable(err.message, 'ReprocessSuperseded');
     if (err instanceof ReprocessStateError) throw ApplicationFailure.nonRetryable(err.message, 'ReprocessState');
     if (err instanceof ReprocessBlockedError) throw ApplicationFailure.nonRetryable(err.message, 'ReprocessBlocked');
+    // A table of the job dropped under it (an operator clearing "leftover" shadow tables):
+    // every retry would fail the same way; a new run makes them again.
+    if (sqlStateOf(err) === UNDEFINED_TABLE) {
+      throw ApplicationFailure.nonRetryable(
+        `reprocess ${input.projection} (job ${input.jobId}): ${(err as Error).message}: a table this run works on was dropped while it ran; start reprocess again`,
+        'ReprocessState',
+      );
+    }
     throw new Error(`reprocess ${input.projection} (job ${input.jobId}): ${(err as Error).message}`, { cause: err });
   }
 }

@@ -152,6 +152,24 @@ describe('the prepare and swap activities', () => {
   });
 });
 
+describe('a table dropped under a running job', () => {
+  it('fails the step for good, saying to start again, rather than retry for ever', async () => {
+    const scratch = await createTestDatabase();
+    try {
+      await storeEventsInOrder(scratch.pool, inOrderTraffic(50, 6).events);
+      const activities = createReprocessActivities({ pool: scratch.pool, logger, config });
+      const step = { projection: 'leaderboard', jobId: 'run-dropped', lockTimeoutMs: 5000 };
+      await new MockActivityEnvironment({ scheduledTimestampMs: Date.now() }).run(activities.prepareShadow, step);
+      await scratch.pool.query('DROP TABLE player_scores_shadow'); // an operator clearing "leftovers"
+      const failure = new MockActivityEnvironment().run(activities.fillShadow, { ...step, huntsPerChunk: 10, timeBudgetMs: 5000 });
+      await expect(failure).rejects.toBeInstanceOf(ApplicationFailure);
+      await expect(failure).rejects.toMatchObject({ nonRetryable: true, type: 'ReprocessState', message: expect.stringMatching(/was dropped while it ran; start reprocess again/) });
+    } finally {
+      await scratch.dispose();
+    }
+  });
+});
+
 describe('who owns the job', () => {
   it('a late retry of an older run\'s prepare fails as superseded instead of taking the shadows back from a newer run', async () => {
     const scratch = await createTestDatabase();
