@@ -39,6 +39,8 @@ export class IngestHealth {
   private heldByTransaction: { partition: number; seconds: number; stable: bigint; logEnd: bigint }[] = [];
   /** Since when the consumer has not been a member of its group (from the start until the first join). */
   private outOfGroupSince: number | undefined;
+  /** Since when the monitor has not been able to read the partitions' offsets (Postgres or Kafka unreachable). */
+  private unobservedSince: number | undefined;
 
   constructor(
     private readonly options: { stallLimitMs: number; lanes: readonly LaneProbe[]; partitionsOfLane: (lane: number) => number[]; metrics: IngestMetrics },
@@ -55,6 +57,14 @@ export class IngestHealth {
   /** The consumer left its group (a rebalance began, or it crashed and kafkajs restarts it); setAssignment ends it. */
   markOutOfGroup(now = performance.now()): void {
     this.outOfGroupSince ??= now;
+  }
+
+  /**
+   * The monitor could not read the partitions' offsets. Past the stall limit that is a stall
+   * of its own: the partitions' progress is unknown, and what was seen last goes stale.
+   */
+  markUnobserved(now = performance.now()): void {
+    this.unobservedSince ??= now;
   }
 
   markStoppedAtGap(partition: number, reason: string): void {
@@ -88,6 +98,7 @@ export class IngestHealth {
     topic: string,
     now = performance.now(),
   ): void {
+    this.unobservedSince = undefined;
     const stalled: { partition: number; seconds: number }[] = [];
     const held: typeof this.heldByTransaction = [];
     for (const [partition, { low, high, logEnd }] of watermarks) {
@@ -127,11 +138,14 @@ export class IngestHealth {
     const limit = `${Math.round(stallLimitMs / 1000)} s`;
     let reason: string | undefined;
     const outOfGroupMs = this.outOfGroupSince === undefined ? 0 : now - this.outOfGroupSince;
+    const unobservedMs = this.unobservedSince === undefined ? 0 : now - this.unobservedSince;
     if (this.crash) reason = `consumer stopped: ${this.crash}`;
     else if (outOfGroupMs > stallLimitMs + REBALANCE_TIMEOUT_MS) {
       reason = `the consumer has not been a member of its group for ${Math.round(outOfGroupMs / 1000)} s (a rebalance may take ${REBALANCE_TIMEOUT_MS / 1000} s, plus the stall limit ${limit}); it keeps trying to join (see the log: is Kafka's group coordinator available?)`;
     } else if (this.stoppedAtGap.size > 0) reason = [...this.stoppedAtGap.values()].join('; ');
-    else if (laneStalls.length > 0) {
+    else if (unobservedMs > stallLimitMs) {
+      reason = `the partitions' progress could not be read for ${Math.round(unobservedMs / 1000)} s (stall limit ${limit}): Postgres or Kafka unreachable (the log says which)`;
+    } else if (laneStalls.length > 0) {
       const stall = laneStalls[0] as { lane: number; seconds: number };
       reason = `commit lane ${stall.lane} (partitions ${partitionsOfLane(stall.lane).join(', ') || 'none'}) has not committed for ${stall.seconds} s (stall limit ${limit})`;
     } else if (this.stalledPartitions.length > 0) {

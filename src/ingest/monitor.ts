@@ -38,7 +38,9 @@ export function startPartitionMonitor(deps: MonitorDeps): { stop(): void; tick()
         if (offset !== undefined && mark && offset < mark.low && mark.low === mark.high) await deps.onIdleGap(partition, offset, mark.low);
       }
     } catch (err) {
-      // Kafka or Postgres unreachable: /readyz says so itself; the lanes' stall still counts.
+      // Kafka or Postgres unreachable: /readyz says so itself, and past the stall limit so do
+      // the stall gauge and the log (an outage while positions load leaves no lane busy).
+      deps.health.markUnobserved();
       deps.logger.debug({ err }, 'partition monitor could not read watermarks or offsets');
     }
     const status = deps.health.status();

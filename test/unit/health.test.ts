@@ -37,6 +37,21 @@ describe('readiness and the consumer group', () => {
   });
 });
 
+describe('readiness when the partitions cannot be observed', () => {
+  it('turns red once the offsets could not be read for the stall limit, and ready again at the next reading', async () => {
+    const { health, stalledGauge } = healthAt(T0);
+    health.setAssignment([0], T0);
+    health.markUnobserved(T0 + 1000); // Postgres down: no lane is busy, nothing else would say so
+    health.markUnobserved(T0 + 20_000); // a later failure does not restart the clock
+    expect(health.status(T0 + 30_000)).toEqual({ ready: true });
+    expect(health.status(T0 + 32_000)).toEqual({ ready: false, reason: expect.stringMatching(/progress could not be read for 31 s \(stall limit 30 s\): Postgres or Kafka unreachable/) });
+    expect(await stalledGauge()).toBe('hunt_ingest_stalled 1');
+    health.observePartitions(new Map([[0, { low: 0n, high: 5n }]]), new Map([[0, 5n]]), 't', T0 + 33_000);
+    expect(health.status(T0 + 33_000)).toEqual({ ready: true });
+    expect(await stalledGauge()).toBe('hunt_ingest_stalled 0');
+  });
+});
+
 describe('readiness and transactions left open', () => {
   const marks = (high: bigint, logEnd: bigint) => new Map([[0, { low: 0n, high, logEnd }]]);
   const stored = (offset: bigint) => new Map([[0, offset]]);
