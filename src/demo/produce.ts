@@ -36,7 +36,7 @@ export async function produceTraffic(kafka: Kafka, generator: TrafficGenerator, 
   await producer.connect();
   const started = Date.now();
   let sent = 0;
-  /** Records dropped with a failed send (onSendError): not due again. */
+  /** Records dropped after a failed send (onSendError): not due again. */
   let dropped = 0;
   try {
     for (;;) {
@@ -54,23 +54,19 @@ export async function produceTraffic(kafka: Kafka, generator: TrafficGenerator, 
         const records = Array.from({ length: due }, () => generator.next());
         const groups = groupsWithin(records, SEND_MAX_BYTES, recordBytes);
         for (const group of groups) {
-          // After a failure or a stop, the tick's other sends are dropped, not each tried in turn.
-          if (failed || options.signal?.aborted) {
-            dropped += group.length;
-            continue;
-          }
+          // After a failure or a stop, the tick's other sends are not tried in turn.
+          if (failed || options.signal?.aborted) break;
           try {
             await producer.send({ topic: options.topic, messages: group.map((r) => ({ key: r.key, value: r.value })) });
             sent += group.length;
           } catch (err) {
             if (!options.onSendError) throw err;
             options.onSendError(err);
-            dropped += group.length;
             failed = true;
           }
         }
-        // What fell due while the send failed, and falls due during the wait after it, is
-        // dropped too: not caught up afterwards at up to a hundred times the rate.
+        // After a failure, everything due up to the end of the wait after it is dropped (the
+        // tick's unsent records with it): not caught up afterwards at a hundred times the rate.
         if (failed) dropped = Math.max(dropped, Math.floor(((Date.now() - started + AFTER_FAILED_SEND_MS) / 1000) * options.rate) - sent);
         options.onProgress?.(sent);
       }

@@ -130,10 +130,7 @@ export async function createDlqAgain(kafka: Kafka, topic: string, maxMessageByte
   const admin = kafka.admin();
   await admin.connect();
   try {
-    await admin.createTopics({
-      topics: [{ topic, numPartitions: DEFAULT_PARTITIONS, configEntries: [{ name: MAX_MESSAGE_BYTES, value: String(maxMessageBytes) }] }],
-      waitForLeaders: true,
-    });
+    await createTopic(admin, topic, [{ name: MAX_MESSAGE_BYTES, value: String(maxMessageBytes) }]);
   } catch (err) {
     if (!isTopicExists(err)) throw err;
   } finally {

@@ -397,15 +397,8 @@ export class FenceBusyError extends Error {
  * (The read API's reads end within its statement limit, a few seconds.)
  */
 async function assertNoLongLockHolders(client: pg.ClientBase, projection: ProjectionName, lockTimeoutMs: number): Promise<void> {
-  const { rows } = await client.query<{ pid: number }>(
-    // Client sessions only: autovacuum gives way to the drop by itself (within deadlock_timeout).
-    `SELECT DISTINCT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-      WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid() AND a.backend_type = 'client backend'
-        AND l.relation = ANY(SELECT unnest($1::text[])::regclass)
-        AND a.xact_start < clock_timestamp() - make_interval(secs => $2)`,
-    [Object.values(PROJECTIONS[projection]).map((table) => escapeIdentifier(table)), LONG_HOLD_SECONDS],
-  );
-  if (rows.length > 0) throw new LiveTablesBusyError(projection, lockTimeoutMs, await describeSessions(client, rows.map((r) => r.pid)));
+  const holders = await liveTableHolders(client, projection, LONG_HOLD_SECONDS);
+  if (holders.length > 0) throw new LiveTablesBusyError(projection, lockTimeoutMs, holders);
 }
 
 /** The live tables, for the drop, within lock_timeout (set by the fence); a reader still on them past it is named. */
@@ -417,13 +410,24 @@ async function lockLiveTables(client: pg.ClientBase, projection: ProjectionName,
   } catch (err) {
     if (sqlStateOf(err) !== LOCK_NOT_AVAILABLE) throw err;
     await client.query('ROLLBACK TO SAVEPOINT live_tables');
-    const { rows } = await client.query<{ pid: number }>(
-      `SELECT DISTINCT pid FROM pg_locks WHERE locktype = 'relation' AND granted AND pid <> pg_backend_pid()
-          AND relation = ANY(SELECT unnest($1::text[])::regclass)`,
-      [tables],
-    );
-    throw new LiveTablesBusyError(projection, lockTimeoutMs, await describeSessions(client, rows.map((r) => r.pid)));
+    throw new LiveTablesBusyError(projection, lockTimeoutMs, await liveTableHolders(client, projection, 0));
   }
+}
+
+/**
+ * Other client sessions holding a lock on the projection's live tables, in a transaction open
+ * for at least `heldForSeconds`, described. Client sessions only: autovacuum gives way to the
+ * drop by itself (within deadlock_timeout).
+ */
+async function liveTableHolders(client: pg.ClientBase, projection: ProjectionName, heldForSeconds: number): Promise<string[]> {
+  const { rows } = await client.query<{ pid: number }>(
+    `SELECT DISTINCT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+      WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid() AND a.backend_type = 'client backend'
+        AND l.relation = ANY(SELECT unnest($1::text[])::regclass)
+        AND a.xact_start <= clock_timestamp() - make_interval(secs => $2)`,
+    [Object.values(PROJECTIONS[projection]).map((table) => escapeIdentifier(table)), heldForSeconds],
+  );
+  return describeSessions(client, rows.map((r) => r.pid));
 }
 
 /** Sessions hold the live tables that the swap must drop; retried by the workflow. */
