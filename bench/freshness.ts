@@ -16,7 +16,11 @@ import { seededRandom, TrafficGenerator } from '../src/demo/traffic';
 import { IngestChild, sleep } from './lib/ingest-child';
 import { fractionAtOrBelow, histogramDelta, histogramQuantile, parseHistogram, type Histogram, type Quantile } from './lib/prom';
 import { cpuBetween, RssSampler, round, snapshotCpu, type CpuGroups, type CpuSplit } from './lib/procfs';
+import { DiskProbe, type DiskProbeResult } from './lib/disk-probe';
 import { topicEndOffsets } from './lib/resources';
+
+/** An event whose transaction started this late waited on something beyond a micro-batch (a slow flush, a pause). */
+const STALLED_EVENT_MS = 100;
 
 export interface FreshnessOptions {
   databaseUrl: string;
@@ -37,6 +41,8 @@ export interface FreshnessOptions {
   ingestEnv?: Record<string, string>;
   cpuGroups: (childPids: number[]) => CpuGroups;
   machineCores: number;
+  /** A directory on the disk Postgres writes to, for the disk probe (lib/disk-probe.ts). */
+  diskProbeDir: string;
 }
 
 export interface FreshnessResult {
@@ -54,7 +60,9 @@ export interface FreshnessResult {
     /** Observations per bucket (not cumulative), for the report's chart. */
     perBucket: { le: number; count: number }[];
   };
-  postgresLowerBound: { p50Ms: number; p99Ms: number; maxMs: number; events: number };
+  postgresLowerBound: { p50Ms: number; p99Ms: number; maxMs: number; events: number; stalledEvents: number; stalledMs: number };
+  /** The disk's own flush latency and writeback bursts over the window: the floor under the figures above. */
+  disk: DiskProbeResult;
   /** Kafka timestamp to the record reaching the consumer (`hunt_ingest_fetch_delay_seconds`): producer, broker, fetch. */
   fetchDelay: { p50: Quantile | undefined; p99: Quantile | undefined };
   /** Micro-batches committed in the window: how the adaptive sizing behaved. */
@@ -84,6 +92,7 @@ export async function measureFreshness(kafka: Kafka, options: FreshnessOptions):
     invalidFraction: options.invalidFraction,
     random: seededRandom(options.seed),
   });
+  let disk: DiskProbe | undefined;
   try {
     await child.waitReady();
     // Warm-up: group joined, statements prepared, JIT warm; then wait until caught up.
@@ -92,10 +101,12 @@ export async function measureFreshness(kafka: Kafka, options: FreshnessOptions):
     const beforeText = await child.metricsText();
     const steadyFrom = new Date();
     const cpuFrom = snapshotCpu();
+    disk = await DiskProbe.start(options.diskProbeDir);
     const started = performance.now();
     const sent = await produceTraffic(kafka, generator, { topic: options.topic, rate: options.rate, durationMs: options.seconds * 1000 });
     const producedSeconds = (performance.now() - started) / 1000;
     await waitCaughtUp(kafka, pool, options);
+    const diskResult = await disk.stop();
     const afterText = await child.metricsText();
     const cpu = cpuBetween(cpuFrom, snapshotCpu(), options.cpuGroups([child.pid]), options.machineCores);
     const delta = (name: string): Histogram => histogramDelta(parseHistogram(afterText, name), parseHistogram(beforeText, name));
@@ -103,11 +114,11 @@ export async function measureFreshness(kafka: Kafka, options: FreshnessOptions):
     const fetchDelay = delta('hunt_ingest_fetch_delay_seconds');
     const batchRecords = delta('hunt_ingest_batch_records');
     const transactions = delta('hunt_ingest_transaction_seconds');
-    const { rows } = await pool.query<{ p50: number; p99: number; max: number; n: number }>(
+    const { rows } = await pool.query<{ p50: number; p99: number; max: number; n: number; stalled: number }>(
       `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY d) * 1000 AS p50, percentile_cont(0.99) WITHIN GROUP (ORDER BY d) * 1000 AS p99,
-              max(d) * 1000 AS max, count(*)::int AS n
+              max(d) * 1000 AS max, count(*)::int AS n, count(*) FILTER (WHERE d * 1000 > $2)::int AS stalled
          FROM (SELECT extract(epoch FROM ingested_at - occurred_at)::float8 AS d FROM events WHERE occurred_at >= $1) AS t`,
-      [steadyFrom],
+      [steadyFrom, STALLED_EVENT_MS],
     );
     const lower = rows[0];
     return {
@@ -127,7 +138,10 @@ export async function measureFreshness(kafka: Kafka, options: FreshnessOptions):
         p99Ms: round(lower?.p99 ?? NaN, 1),
         maxMs: round(lower?.max ?? NaN, 1),
         events: lower?.n ?? 0,
+        stalledEvents: lower?.stalled ?? 0,
+        stalledMs: STALLED_EVENT_MS,
       },
+      disk: diskResult,
       fetchDelay: { p50: scaleToMs(histogramQuantile(fetchDelay, 0.5)), p99: scaleToMs(histogramQuantile(fetchDelay, 0.99)) },
       batches: {
         count: batchRecords.count,
@@ -141,6 +155,7 @@ export async function measureFreshness(kafka: Kafka, options: FreshnessOptions):
       warnings: child.warnings,
     };
   } finally {
+    await disk?.stop();
     rss.stop();
     await child.stop();
     await pool.end();

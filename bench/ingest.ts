@@ -94,6 +94,7 @@ export async function runIngestBench(options: IngestBenchOptions, command: strin
       ingestEnv: options.ingestEnv,
       cpuGroups,
       machineCores,
+      diskProbeDir: path.join(config.stack.stateDir, 'bench'),
     });
     step(`freshness p99 ${freshness.histogram.p99?.value} ms`);
 

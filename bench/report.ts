@@ -269,14 +269,28 @@ function freshnessNotes(r: IngestBenchResult): string[] {
       `From the ingest's histogram \`hunt_ingest_freshness_seconds\` (commit done minus Kafka timestamp; ${f.histogram.count} observations): ` +
       `p50 ${q(f.histogram.p50)}, p99 ${q(f.histogram.p99)}; values are interpolated inside buckets with bounds ${f.histogram.bucketsSeconds.map((b) => b * 1000).join(', ')} ms. ` +
       `Cross-check from Postgres, \`ingested_at − occurred_at\` (transaction start, so a lower bound): p50 ${f.postgresLowerBound.p50Ms} ms, ` +
-      `p99 ${f.postgresLowerBound.p99Ms} ms, max ${f.postgresLowerBound.maxMs} ms over ${n(f.postgresLowerBound.events)} events. ` +
+      `p99 ${f.postgresLowerBound.p99Ms} ms, max ${f.postgresLowerBound.maxMs} ms over ${n(f.postgresLowerBound.events)} events; ` +
+      `${n(f.postgresLowerBound.stalledEvents)} (${pct(f.postgresLowerBound.stalledEvents / Math.max(1, f.postgresLowerBound.events))}) waited over ${f.postgresLowerBound.stalledMs} ms. ` +
       `Of that, before the consumer (Kafka timestamp to the record reaching it: producer, broker, fetch; \`hunt_ingest_fetch_delay_seconds\`): ` +
       `p50 ${q(f.fetchDelay.p50)}, p99 ${q(f.fetchDelay.p99)}. ` +
       `${n(f.batches.count)} micro-batches in the window, mean ${f.batches.meanRecords} records, mean transaction ${f.batches.meanTransactionMs} ms ` +
       `(p99 ${q(f.batches.transactionP99Ms)}). Consumer peak RSS ${f.consumerPeakRssMb} MB. ` +
       `CPU over the window, in cores: consumer ${f.cpu.cores.consumer}, Postgres ${f.cpu.cores.postgres}, Kafka ${f.cpu.cores.kafka}, ` +
       `other ${f.cpu.cores.other}; per event: consumer ${f.cpuMicrosPerEvent.consumer} µs, Postgres ${f.cpuMicrosPerEvent.postgres} µs.`,
+    diskNote(f.disk),
   ];
+}
+
+/** The disk probe's figures (lib/disk-probe.ts): what every commit's WAL flush waited on, whoever the writer. */
+function diskNote(d: FreshnessResult['disk']): string {
+  const pageCache =
+    d.dirtyPeakMb === undefined ? '' : ` The kernel's page cache peaked at ${d.dirtyPeakMb} MB dirty and ${d.writebackPeakMb} MB being written back.`;
+  return (
+    `The disk over the same window (an 8 KiB write and fdatasync every 50 ms beside the stack's data, as a commit's WAL flush): ` +
+    `${n(d.flushes)} flushes, p50 ${d.p50Ms} ms, p99 ${d.p99Ms} ms, max ${d.maxMs} ms, ${d.slowFlushes} over ${d.slowFlushMs} ms.${pageCache} ` +
+    `Every commit waits on such a flush: a slow one holds every event committed meanwhile, whatever the consumer does` +
+    (d.failure ? ` (the probe stopped early: ${d.failure}).` : '.')
+  );
 }
 
 function profileNotes(p: NonNullable<IngestBenchResult['profile']>): string[] {
