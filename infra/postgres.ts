@@ -153,7 +153,12 @@ export class EmbeddedPostgres implements StackService {
       return preferred;
     }
     const key = crypto.createHash('sha256').update(this.paths.dir).digest('hex').slice(0, 12);
-    const fallback = path.join('/var/lib/postgresql/treasure-hunt', key);
+    // Made here, as root, and given to the server's user: initIfNeeded's mkdir would make it
+    // root's and private (its mode), and initdb, running as that user, could not get through.
+    const parent = '/var/lib/postgresql/treasure-hunt';
+    fs.mkdirSync(parent, { recursive: true, mode: 0o755 });
+    fs.chownSync(parent, user.uid, user.gid);
+    const fallback = path.join(parent, key);
     fs.writeFileSync(path.join(this.paths.dir, 'DATA_DIR'), `${fallback}\n`);
     return fallback;
   }
