@@ -49,6 +49,19 @@ as_root() {
   fi
 }
 
+# Runs a command up to 3 times, pausing longer after each failure.
+with_retries() {
+  local attempt
+  for attempt in 1 2 3; do
+    if "$@"; then return 0; fi
+    [ "$attempt" -lt 3 ] || break
+    echo "failed (try $attempt of 3), trying again: $*" >&2
+    sleep $((attempt * 10))
+  done
+  echo "failed 3 times: $*" >&2
+  return 1
+}
+
 # Debian 12's golang-go is Go 1.19: too old to build the Temporal CLI (1.23+), and too old to
 # fetch a newer toolchain by itself (GOTOOLCHAIN arrived in 1.21). Such a Go downloads Go's own
 # toolchain module from the module proxy, the way Go 1.21+ does, into $HUNT_GO_PREFIX/lib
@@ -83,8 +96,9 @@ ensure_go_with_toolchains() {
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing system packages (once): ${missing[*]}"
-  as_root apt-get update -qq
-  as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # A mirror's hiccup on a new machine should not end the set-up: each step is tried 3 times.
+  with_retries as_root apt-get update -qq
+  with_retries as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Debian's package may start its own cluster on 5432. Ours runs on its own port beside it;
   # stop that one to keep the memory for the stack.
   if command -v pg_lsclusters >/dev/null; then

@@ -10,7 +10,7 @@ import type { KafkaSecurity } from '../src/config-security';
 import { explainKafkaError } from '../src/connection-hints';
 import { kafkaSecurityOptions } from '../src/pipeline/kafka-client';
 import { projectRoot, type Config } from '../src/config';
-import { assertPortsFree, execFileAsync, onPath, runningPid, servicePaths, startDetached, stopPid, waitUntil } from './process';
+import { assertPortsFree, execFileAsync, fetchWithRetries, onPath, runningPid, servicePaths, startDetached, stopPid, waitUntil } from './process';
 import { MissingToolError, type ServiceStatus, type StackService } from './service';
 
 export const KAFKA_VERSION = '3.9.1';
@@ -106,10 +106,11 @@ export class EmbeddedKafka implements StackService {
     }
     const staging = `${this.libsDir}.partial`;
     fs.rmSync(staging, { recursive: true, force: true });
-    await execFileAsync(
+    await fetchWithRetries(
+      "fetching Kafka's jars from Maven Central",
       mvn,
       ['-q', '-B', '-f', path.join(projectRoot, 'infra/kafka/pom.xml'), 'dependency:copy-dependencies', `-DoutputDirectory=${staging}`, '-DincludeScope=runtime'],
-      { maxBuffer: 16 * 1024 * 1024 },
+      { timeoutMs: 10 * 60_000 },
     );
     fs.rmSync(this.libsDir, { recursive: true, force: true });
     fs.renameSync(staging, this.libsDir);

@@ -118,6 +118,34 @@ export async function stopPid(pid: number, signal: NodeJS.Signals = 'SIGTERM', g
   }
 }
 
+/**
+ * A fetch from a registry (Kafka's jars from Maven Central, the Temporal CLI from the Go
+ * module proxy): tried `attempts` times, each within `timeoutMs`, with a longer pause after
+ * each failure. A registry's hiccup on a new machine would otherwise end the whole set-up, and
+ * a stalled download would hold it (and a CI run) until its own limit. The command must be
+ * safe to run again (it writes to a staging folder that is renamed only once complete).
+ */
+export async function fetchWithRetries(
+  what: string,
+  file: string,
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; timeoutMs: number; attempts?: number; pauseMs?: number },
+): Promise<void> {
+  const attempts = options.attempts ?? 3;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await execFileAsync(file, args, { env: options.env, timeout: options.timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 * 1024 * 1024 });
+      return;
+    } catch (err) {
+      const e = err as { killed?: boolean; stderr?: string; message: string };
+      const reason = e.killed ? `no result within ${Math.round(options.timeoutMs / 1000)} s` : (e.stderr?.trim() || e.message).slice(-2000);
+      if (attempt >= attempts) throw new Error(`${what} failed ${attempts} times; the last: ${reason}`, { cause: err });
+      console.error(`${what} failed (try ${attempt} of ${attempts}), trying again: ${reason}`);
+      await sleep((options.pauseMs ?? 10_000) * attempt);
+    }
+  }
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -11,7 +11,7 @@ import type { Config } from '../src/config';
 import { explainTemporalError } from '../src/connection-hints';
 import { temporalConnectionOptions, type TemporalConnectionOptions } from '../src/temporal/connection-options';
 import { searchAttributeFlags } from '../src/temporal/search-attributes';
-import { assertPortsFree, execFileAsync, onPath, runningPid, serviceEnvironment, servicePaths, startDetached, stopPid, waitUntil } from './process';
+import { assertPortsFree, fetchWithRetries, onPath, runningPid, serviceEnvironment, servicePaths, startDetached, stopPid, waitUntil } from './process';
 import { MissingToolError, type ServiceStatus, type StackService } from './service';
 
 export const TEMPORAL_CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal';
@@ -111,11 +111,12 @@ export class EmbeddedTemporal implements StackService {
     const staging = `${binDir}.partial`;
     fs.rmSync(staging, { recursive: true, force: true });
     fs.mkdirSync(staging, { recursive: true });
-    await execFileAsync(go, ['install', `${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}`], {
+    await fetchWithRetries('building the Temporal CLI from the Go module proxy', go, ['install', `${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}`], {
       // auto: a Go older than the CLI's go.mod asks for fetches that toolchain from the module
       // proxy (some distributions' Go defaults to local). install-system-packages.sh makes sure Go is 1.21+.
       env: { ...process.env, GOBIN: staging, CGO_ENABLED: '0', GOTOOLCHAIN: process.env.GOTOOLCHAIN ?? 'auto' },
-      maxBuffer: 64 * 1024 * 1024,
+      // A cold build here took about 4 minutes.
+      timeoutMs: 20 * 60_000,
     });
     fs.rmSync(binDir, { recursive: true, force: true });
     fs.renameSync(staging, binDir);
