@@ -1,10 +1,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { checkImportFile } from '../../src/batch/backfill/import-file';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'imports-'));
+afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 const importDir = path.join(root, 'imports');
 fs.mkdirSync(path.join(importDir, 'sub'), { recursive: true });
 fs.writeFileSync(path.join(importDir, 'sub', 'ok.ndjson'), '{}\n');

@@ -1,11 +1,15 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { readChunk } from '../../src/batch/backfill/ndjson-source';
 
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ndjson-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+let files = 0;
+
 function fileWith(text: string): string {
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ndjson-')), 'events.ndjson');
+  const file = path.join(tmp, `events-${++files}.ndjson`);
   fs.writeFileSync(file, text);
   return file;
 }
@@ -43,7 +47,7 @@ describe('readChunk', () => {
   });
 
   it('reads a 64 MiB line without a newline in bounded memory', () => {
-    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ndjson-')), 'one-line.ndjson');
+    const file = path.join(tmp, 'one-line.ndjson');
     const block = Buffer.alloc(1024 * 1024, 0x61);
     const fd = fs.openSync(file, 'w');
     for (let i = 0; i < 64; i++) fs.writeSync(fd, block);
