@@ -18,6 +18,7 @@ import { drainWithIngest, type DrainOptions } from './drain';
 import { measureFreshness } from './freshness';
 import { readTopic } from './kafka-ceiling';
 import { postmasterPid } from './lib/machine';
+import { runningPid } from '../infra/process';
 import { backgroundLoad, type CpuGroups } from './lib/procfs';
 import { BenchResources, topicEndOffsets } from './lib/resources';
 import { step } from './lib/step';
@@ -242,8 +243,7 @@ export async function runIngestBench(options: IngestBenchOptions, command: strin
 /** Which processes are the consumer, Postgres (postmaster and its backends), Kafka, the bench. */
 export async function cpuGroupsOf(databaseUrl: string, stateDir: string): Promise<(childPids: number[]) => CpuGroups> {
   const postmaster = (await postmasterPid(databaseUrl)) ?? -1;
-  const kafkaPidFile = path.join(stateDir, 'kafka', 'kafka.pid');
-  const kafkaPid = fs.existsSync(kafkaPidFile) ? Number(fs.readFileSync(kafkaPidFile, 'utf8').trim()) : -1;
+  const kafkaPid = runningPid(path.join(stateDir, 'kafka', 'kafka.pid')) ?? -1;
   return (childPids) => ({
     consumer: (p) => childPids.includes(p.pid),
     postgres: (p) => p.pid === postmaster || p.ppid === postmaster,

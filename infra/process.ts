@@ -32,7 +32,12 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-/** The pid recorded in the pid file, if that process still runs. */
+/**
+ * The pid recorded in the pid file, if that process still runs. The file also holds when the
+ * process started: after a reboot (the state folder survives it) the pid may belong to an
+ * unrelated process, which `stack up` would take for the service and `stack down` would signal.
+ * A pid file of an older version, with the pid alone, is taken at its word.
+ */
 export function runningPid(pidFile: string): number | undefined {
   let text: string;
   try {
@@ -40,8 +45,23 @@ export function runningPid(pidFile: string): number | undefined {
   } catch {
     return undefined;
   }
-  const pid = Number.parseInt(text.trim(), 10);
-  return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : undefined;
+  const [pidText, startedAt] = text.trim().split(/\s+/);
+  const pid = Number.parseInt(pidText ?? '', 10);
+  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return undefined;
+  const now = startTimeOf(pid);
+  return startedAt !== undefined && now !== undefined && now !== startedAt ? undefined : pid;
+}
+
+/** When a process started, in clock ticks since boot (/proc/<pid>/stat, field 22); undefined without /proc. */
+export function startTimeOf(pid: number): string | undefined {
+  let stat: string;
+  try {
+    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // The command name in parentheses may hold spaces: count fields after the last ')'.
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
 }
 
 export interface StartOptions {
@@ -96,7 +116,8 @@ export function startDetached(opts: StartOptions): number {
   fs.closeSync(log);
   if (child.pid === undefined) throw new Error(`could not start ${opts.command}`);
   child.unref();
-  fs.writeFileSync(opts.paths.pidFile, `${child.pid}\n`);
+  const startedAt = startTimeOf(child.pid);
+  fs.writeFileSync(opts.paths.pidFile, startedAt === undefined ? `${child.pid}\n` : `${child.pid} ${startedAt}\n`);
   return child.pid;
 }
 

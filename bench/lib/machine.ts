@@ -3,11 +3,11 @@
  * service versions for the record, and CPU groups (Postgres, the Temporal server, this
  * process, which hosts the worker) for the per-phase CPU split of procfs.ts.
  */
-import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { parentPid, type CpuGroups } from './procfs';
+import { runningPid } from '../../infra/process';
 
 export async function machineOf(databaseUrl: string, services: Record<string, string>): Promise<Record<string, string | number>> {
   const client = new pg.Client({ connectionString: databaseUrl });
@@ -44,8 +44,7 @@ export async function postmasterPid(databaseUrl: string): Promise<number | undef
 /** Postgres (postmaster and backends), the Temporal server, and this process (bench + in-process worker). */
 export async function batchCpuGroups(databaseUrl: string, stateDir: string): Promise<CpuGroups> {
   const postmaster = (await postmasterPid(databaseUrl)) ?? -1;
-  const temporalPidFile = path.join(stateDir, 'temporal', 'temporal.pid');
-  const temporalPid = fs.existsSync(temporalPidFile) ? Number(fs.readFileSync(temporalPidFile, 'utf8').trim()) : -1;
+  const temporalPid = runningPid(path.join(stateDir, 'temporal', 'temporal.pid')) ?? -1;
   return {
     postgres: (p) => p.pid === postmaster || p.ppid === postmaster,
     temporal: (p) => p.pid === temporalPid,

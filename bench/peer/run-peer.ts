@@ -4,7 +4,6 @@
  * Ctrl-C). Prints the rate and where the CPU went; `--json` adds the whole result.
  */
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -12,6 +11,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { loadConfig } from '../../src/config';
 import { postmasterPid } from '../lib/machine';
 import { backgroundLoad, type CpuGroups } from '../lib/procfs';
+import { runningPid } from '../../infra/process';
 import { databaseUrlFor, withAdmin } from '../lib/resources';
 import { ensureConnectJars, produceConnectEvents, runConnectPeer } from './connect-peer';
 
@@ -184,18 +184,10 @@ async function serverCpuGroups(databaseUrl: string, stateDir: string): Promise<{
   const groups: CpuGroups = {};
   const postmaster = await postmasterPid(databaseUrlFor(databaseUrl, 'postgres'));
   if (postmaster !== undefined) groups.postgres = (p) => p.pid === postmaster || p.ppid === postmaster;
-  const kafkaPid = Number(readOrEmpty(path.join(stateDir, 'kafka', 'kafka.pid')).trim()) || undefined;
+  const kafkaPid = runningPid(path.join(stateDir, 'kafka', 'kafka.pid'));
   if (kafkaPid !== undefined) groups.kafka = (p) => p.pid === kafkaPid;
   // Autovacuum and parallel workers come and go within a drain; their CPU is the postmaster's cutime.
   return { cpuGroups: groups, childrenOf: postmaster === undefined ? {} : { postgres: postmaster } };
-}
-
-function readOrEmpty(file: string): string {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch {
-    return '';
-  }
 }
 
 function loadavg(): string {

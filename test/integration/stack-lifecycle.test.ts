@@ -41,7 +41,8 @@ function pids(): Record<string, number> {
   return Object.fromEntries(
     ['postgres', 'kafka', 'temporal'].map((name) => [
       name,
-      Number(fs.readFileSync(path.join(stateDir, name, `${name}.pid`), 'utf8').trim()),
+      // The pid, then when the process started (infra/process.ts).
+      Number.parseInt(fs.readFileSync(path.join(stateDir, name, `${name}.pid`), 'utf8'), 10),
     ]),
   );
 }
