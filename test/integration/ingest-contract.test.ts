@@ -61,6 +61,8 @@ beforeAll(async () => {
     // Same eventId again: once identical, once with another payload. Neither may count.
     { key: 'hunt-a', value: json(valid[2]) },
     { key: 'hunt-a', value: json({ ...valid[2], payload: { clueId: 'c1', points: 999 } }) },
+    // ...and under another hunt, which it must not bring into being.
+    { key: 'hunt-a', value: json({ ...valid[2], huntId: 'ghost' }) },
     ...rejects.map((r) => ({ key: 'hunt-a', value: r.value })),
     ...afterRejects.map((e) => ({ key: e.huntId, value: json(e) })),
   ]);
@@ -133,6 +135,9 @@ describe('read API', () => {
 
   it('answers 404 for unknown hunts and players, 400 for bad parameters', async () => {
     expect(await get('/hunts/nope/leaderboard')).toMatchObject({ status: 404, body: { error: expect.stringContaining('nope') } });
+    // A hunt named only by a duplicate eventId had no event applied: it is as unknown as 'nope'.
+    expect(await get('/hunts/ghost/leaderboard')).toMatchObject({ status: 404, body: { error: expect.stringContaining('ghost') } });
+    expect(await get('/hunts/ghost/players/alice')).toMatchObject({ status: 404, body: { error: expect.stringContaining('ghost') } });
     expect(await get('/hunts/hunt-a/players/nobody')).toMatchObject({ status: 404, body: { error: expect.any(String) } });
     for (const limit of ['0', '1001', 'ten', '-1']) {
       expect(await get(`/hunts/hunt-a/leaderboard?limit=${limit}`)).toMatchObject({ status: 400, body: { error: expect.stringContaining('limit') } });
@@ -145,11 +150,11 @@ describe('read API', () => {
     expect(await get('/readyz')).toMatchObject({ status: 200, body: { ready: true } });
     const metrics = (await get('/metrics')).body as string;
     expect(metrics).toMatch(/hunt_ingest_events_accepted_total 10\b/);
-    expect(metrics).toMatch(/hunt_ingest_duplicates_skipped_total 2\b/);
+    expect(metrics).toMatch(/hunt_ingest_duplicates_skipped_total 3\b/);
     expect(metrics).toMatch(/hunt_ingest_rejects_total\{reason="invalid_json"\} 2\b/);
-    expect(metrics).toMatch(/hunt_ingest_records_read_total 18\b/);
+    expect(metrics).toMatch(/hunt_ingest_records_read_total 19\b/);
     expect(metrics).toContain('hunt_ingest_freshness_seconds_bucket');
-    expect(metrics).toMatch(/hunt_ingest_fetch_delay_seconds_count 18\b/); // every record read
+    expect(metrics).toMatch(/hunt_ingest_fetch_delay_seconds_count 19\b/); // every record read
     expect(metrics).toContain('hunt_ingest_consumer_lag{topic=');
     expect(metrics).toContain('hunt_ingest_transaction_seconds_bucket');
   });

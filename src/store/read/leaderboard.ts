@@ -8,16 +8,21 @@ const ENTRY_COLUMNS = `player_id AS "playerId", display_name AS "displayName", s
 
 export interface LeaderboardPage {
   huntId: string;
-  /** The hunt's newest applied event (ISO), null before its first; `undefined` page: unknown hunt. */
+  /** The hunt's newest applied event (ISO); null only in the message a live stream sends for a hunt not known yet. */
   asOf: string | null;
   entries: LeaderboardEntry[];
 }
+
+/** A hunt the read API knows: one with an applied event (as_of is the newest one's time, set by every writer). */
+const KNOWN_HUNT = 'h.as_of IS NOT NULL';
 
 /**
  * The top `limit` entries of each hunt asked for, with its asOf, in one statement (one
  * snapshot, one round trip however many hunts: live streams read every changed hunt of a
  * 100 ms window at once). Score descending, then playerId ascending in byte order (the
- * column's "C" collation). An unknown hunt is absent from the map.
+ * column's "C" collation). An unknown hunt is absent from the map: one with no event applied
+ * (KNOWN_HUNT) is unknown, though writers may have made its row (a duplicate eventId under
+ * another huntId locks that hunt's fence and then has no effect).
  */
 export async function leaderboardPages(pool: pg.Pool, requests: readonly { huntId: string; limit: number }[]): Promise<Map<string, LeaderboardPage>> {
   if (requests.length === 0) return new Map();
@@ -25,7 +30,7 @@ export async function leaderboardPages(pool: pg.Pool, requests: readonly { huntI
     name: 'leaderboard-pages',
     text: `SELECT h.hunt_id, h.as_of, e.entries
              FROM unnest($1::text[], $2::int[]) AS r(hunt_id, page_size)
-             JOIN hunts h ON h.hunt_id = r.hunt_id
+             JOIN hunts h ON h.hunt_id = r.hunt_id AND ${KNOWN_HUNT}
             CROSS JOIN LATERAL (
                   SELECT coalesce(json_agg(t ORDER BY t.rank), '[]'::json) AS entries
                     FROM (SELECT (row_number() OVER (ORDER BY ${LEADERBOARD_ORDER}))::int AS rank, ${ENTRY_COLUMNS}
@@ -43,7 +48,7 @@ export async function leaderboardPage(pool: pg.Pool, huntId: string, limit: numb
 
 /** Whether the hunt exists (for a player's 404 message). */
 export async function huntExists(pool: pg.Pool, huntId: string): Promise<boolean> {
-  const { rows } = await pool.query({ name: 'hunt-exists', text: 'SELECT 1 FROM hunts WHERE hunt_id = $1', values: [huntId] });
+  const { rows } = await pool.query({ name: 'hunt-exists', text: `SELECT 1 FROM hunts h WHERE h.hunt_id = $1 AND ${KNOWN_HUNT}`, values: [huntId] });
   return rows.length > 0;
 }
 
