@@ -98,7 +98,8 @@ export const variables = {
   API_LEADERBOARD_CACHE_MS: [milliseconds(0, 60_000).default(100), 'a whole number of milliseconds, 0-60000'],
   // Default: three quarters of API_MAX_CONNECTIONS (768 of 1024), so lowering that alone keeps room for plain reads.
   API_MAX_STREAMS: [positiveInt.max(1_000_000).optional(), 'a whole number of live streams, 1-1000000, below API_MAX_CONNECTIONS'],
-  API_STREAM_HEARTBEAT_MS: [milliseconds(100, 60_000).default(15_000), 'a whole number of milliseconds, 100-60000'],
+  // The contract promises an idle stream a comment line at least every 15 s; timers run late under load.
+  API_STREAM_HEARTBEAT_MS: [milliseconds(100, 14_000).default(10_000), 'a whole number of milliseconds, 100-14000 (the contract promises a comment at least every 15 s)'],
   API_METRICS_REFRESH_MS: [milliseconds(100, 3_600_000).default(15_000), 'a whole number of milliseconds, 100-3600000'],
   LOG_LEVEL: [z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), 'one of fatal, error, warn, info, debug, trace, silent'],
   LOG_FORMAT: [z.enum(['auto', 'json', 'pretty']).default('auto'), 'auto (readable on a terminal, JSON elsewhere), json or pretty'],

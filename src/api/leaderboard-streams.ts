@@ -115,7 +115,7 @@ export class LeaderboardStreams {
 
   constructor(private readonly options: StreamOptions) {
     this.minIntervalMs = options.minIntervalMs ?? 100;
-    this.heartbeatMs = options.heartbeatMs ?? 15_000;
+    this.heartbeatMs = options.heartbeatMs ?? 10_000;
     this.heartbeat = setInterval(() => this.beat(), this.heartbeatMs);
     this.heartbeat.unref();
   }

@@ -100,6 +100,12 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ JOB_RECORDS_KEEP_DAYS: '3' })).toThrow(/JOB_RECORDS_KEEP_DAYS: expected a whole number of days, 7-3650/);
   });
 
+  it('beats idle live streams well within the contract\'s 15 s, and refuses a setting that would break it', () => {
+    expect(loadConfig({}).api.streamHeartbeatMs).toBe(10_000);
+    expect(loadConfig({ API_STREAM_HEARTBEAT_MS: '14000' }).api.streamHeartbeatMs).toBe(14_000);
+    expect(() => loadConfig({ API_STREAM_HEARTBEAT_MS: '15000' })).toThrow(/API_STREAM_HEARTBEAT_MS: expected a whole number of milliseconds, 100-14000/);
+  });
+
   it('refuses values that parse but would not hold: no keep-alive limit, fetch sizes past 32 bits, streams that could take every connection', () => {
     expect(() => loadConfig({ API_KEEP_ALIVE_TIMEOUT_MS: '0' })).toThrow(/API_KEEP_ALIVE_TIMEOUT_MS: expected a whole number of milliseconds, 1-600000/);
     expect(() => loadConfig({ KAFKA_FETCH_MAX_BYTES: '3000000000' })).toThrow(/KAFKA_FETCH_MAX_BYTES: expected a whole number of bytes, 1-268435456/);
