@@ -7,9 +7,11 @@
  * - Unknown top-level envelope fields are rejected, like unknown payload fields. A field the
  *   contract does not define can only be a client bug or a future schema version, and a
  *   future version must change `schemaVersion` anyway.
- * - `occurredAt` is `YYYY-MM-DDTHH:MM:SS[.f{1,6}](Z|±HH:MM)`: seconds required, at most six
- *   fractional digits (Postgres timestamptz keeps microseconds and would silently round
- *   more, so ordering in Postgres and here could disagree), a real calendar date, year
+ * - `occurredAt` is `YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|±HH:MM)`: seconds required, up to nine
+ *   fractional digits (.NET's round-trip format writes seven, Go's RFC3339Nano nine), of
+ *   which the event's time keeps six: Postgres timestamptz keeps microseconds and would round
+ *   the rest, so the digits past the sixth are dropped here and in what Postgres is given
+ *   (occurredAtToMicros), and ordering here and in Postgres agree. A real calendar date, year
  *   0001-9999, offset hours 00-14 (real zones span -12:00..+14:00; Postgres refuses offsets
  *   beyond ±15:59, which would turn one bad event into a failing batch).
  * - Free-text strings (`eventId`, `displayName`) count length in Unicode code points, as
@@ -30,7 +32,10 @@ export const EVENT_TYPES = [
 export type EventType = (typeof EVENT_TYPES)[number];
 
 /** The shape of `occurredAt`; parseOccurredAt adds the calendar and range checks. */
-export const OCCURRED_AT_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})$/;
+export const OCCURRED_AT_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/;
+
+/** Fraction digits an event's time keeps: microseconds, as Postgres timestamptz does. */
+const KEPT_FRACTION_DIGITS = 6;
 
 /** An instant with microsecond precision, split so both parts stay exact JS integers. */
 export interface EventInstant {
@@ -79,9 +84,10 @@ export function parseOccurredAt(text: string): EventInstant | undefined {
     if (offsetHours > 14 || offsetMins > 59) return undefined;
     offsetMinutes = (text.charCodeAt(zoneStart) === 45 /* - */ ? -1 : 1) * (offsetHours * 60 + offsetMins);
   }
-  // Fraction digits sit between the '.' at index 19 and the zone; scale them to microseconds.
-  const fractionDigits = zoneStart - 20;
-  const fractionMicros = fractionDigits > 0 ? digitsAt(text, 20, zoneStart) * 10 ** (6 - fractionDigits) : 0;
+  // Fraction digits sit between the '.' at index 19 and the zone; the first six, scaled to
+  // microseconds (any further ones are dropped, as occurredAtToMicros drops them for Postgres).
+  const fractionDigits = Math.min(zoneStart - 20, KEPT_FRACTION_DIGITS);
+  const fractionMicros = fractionDigits > 0 ? digitsAt(text, 20, 20 + fractionDigits) * 10 ** (KEPT_FRACTION_DIGITS - fractionDigits) : 0;
   const wholeSecondsMs =
     year < 100
       ? Date.UTC(year + 400, month - 1, day, hour, minute, second) - MS_PER_400_YEARS
@@ -90,6 +96,19 @@ export function parseOccurredAt(text: string): EventInstant | undefined {
     epochMs: wholeSecondsMs + Math.floor(fractionMicros / 1000) - offsetMinutes * MS_PER_MINUTE,
     micros: fractionMicros % 1000,
   };
+}
+
+/**
+ * A valid `occurredAt` as Postgres is to be given it: with at most six fractional digits (the
+ * ones past the sixth dropped, as parseOccurredAt drops them; Postgres would round them).
+ * Unchanged when it has six or fewer, which is nearly always: one length check.
+ */
+export function occurredAtToMicros(text: string): string {
+  // Shortest form with seven digits: 'YYYY-MM-DDTHH:MM:SS.fffffffZ', 28 characters.
+  if (text.length < 28) return text;
+  const zoneStart = text.endsWith('Z') ? text.length - 1 : text.length - 6;
+  const fractionEnd = 20 + KEPT_FRACTION_DIGITS;
+  return zoneStart > fractionEnd && text.charCodeAt(19) === 46 /* . */ ? text.slice(0, fractionEnd) + text.slice(zoneStart) : text;
 }
 
 /** True for 1..maxCodePoints code points with no U+0000 and no unpaired surrogate. */
@@ -148,7 +167,7 @@ const text = (maxCodePoints: number, what: string) =>
     .refine((value) => isStorableText(value, maxCodePoints), expecting(what))
     .meta({ minLength: 1, maxLength: maxCodePoints });
 
-const OCCURRED_AT_RULE = 'ISO-8601 timestamp with zone, e.g. 2026-11-22T10:00:00.000Z (at most 6 fractional digits)';
+const OCCURRED_AT_RULE = 'ISO-8601 timestamp with zone, e.g. 2026-11-22T10:00:00.000Z (seconds required, at most 9 fractional digits)';
 const occurredAt = z
   .string(expecting(OCCURRED_AT_RULE))
   .regex(OCCURRED_AT_PATTERN, { ...expecting(OCCURRED_AT_RULE), abort: true }) // one complaint, not two
@@ -194,7 +213,7 @@ function envelopeOf<T extends EventType>(type: T) {
       huntId: id.meta({ description: 'The hunt; also the Kafka message key (UTF-8).' }),
       playerId: id,
       occurredAt: occurredAt.meta({
-        description: 'Event time with zone, at most 6 fractional digits. Over 5 minutes ahead of the consumer clock is rejected.',
+        description: 'Event time with zone, at most 9 fractional digits (kept to the microsecond: digits past the sixth are dropped). Over 5 minutes ahead of the consumer clock is rejected.',
       }),
       payload: PAYLOAD_SCHEMAS[type],
     })

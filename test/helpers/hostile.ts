@@ -89,7 +89,7 @@ const REJECTS: Record<string, Template> = {
   occurred_at_feb_30: (c) => reject('schema_violation', withField(c.valid(), 'occurredAt', '2026-02-30T10:00:00Z')),
   occurred_at_year_0: (c) => reject('schema_violation', withField(c.valid(), 'occurredAt', '0000-01-01T00:00:00Z')),
   occurred_at_offset_15: (c) => reject('schema_violation', withField(c.valid(), 'occurredAt', '2026-11-22T10:00:00+15:00')),
-  occurred_at_7_digits: (c) => reject('schema_violation', withField(c.valid(), 'occurredAt', '2026-11-22T10:00:00.1234567Z')),
+  occurred_at_10_digits: (c) => reject('schema_violation', withField(c.valid(), 'occurredAt', '2026-11-22T10:00:00.1234567890Z')),
   occurred_at_number: (c) => reject('schema_violation', withField(c.valid(), 'occurredAt', 1_764_000_000_000)),
   occurred_at_far_future: (c) => reject('future_timestamp', withField(c.valid(), 'occurredAt', '9999-12-31T23:59:59Z')),
   occurred_at_hour_ahead: (c) => reject('future_timestamp', withField(c.valid(), 'occurredAt', new Date(Date.now() + 3_600_000).toISOString())),
@@ -124,6 +124,11 @@ const ACCEPTS: Record<string, Template> = {
     return accepted(c.valid({ type: 'clue.found', playerId: name, payload: { clueId: name, points: 7 } }));
   },
   event_id_unicode: (c) => accepted(c.valid({ eventId: `ünï-🎉-${c.i}` })),
+  // Nanoseconds, as Go writes them: kept to the microsecond by truncation (Postgres would round up).
+  occurred_at_9_digits: (c) => {
+    const event = c.valid();
+    return accepted({ ...event, occurredAt: event.occurredAt.replace('Z', '999999Z') });
+  },
   display_name_exotic: (c) => accepted(c.valid({ type: 'player.joined', payload: { displayName: `\u202eRTL \u0301 ${'🎉'.repeat(3)} \u0001\u001f ${c.i}` } })),
   duplicate_json_keys: (c) => {
     const event = c.valid({ type: 'player.left', payload: {} });

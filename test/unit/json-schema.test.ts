@@ -114,7 +114,7 @@ describe('JSON Schema export', () => {
       { ...base, schemaVersion: 2 },
       { ...base, type: 'clue.lost' },
       { ...base, occurredAt: '2026-11-22T10:00:00' },
-      { ...base, occurredAt: '2026-11-22T10:00:00.1234567Z' },
+      { ...base, occurredAt: '2026-11-22T10:00:00.1234567890Z' },
       { ...left({ eventId: 'l' }), payload: { why: 'bored' } },
     ]) {
       expect(conforms(combined, bad), JSON.stringify(bad)).toBe(false);

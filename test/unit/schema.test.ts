@@ -6,6 +6,7 @@ import {
   HuntEventSchema,
   isEventType,
   isStorableText,
+  occurredAtToMicros,
   parseOccurredAt,
 } from '../../src/events/schema';
 import { huntEventArb } from '../helpers/arbitraries';
@@ -126,9 +127,11 @@ describe('payloads', () => {
 describe('occurredAt', () => {
   const check = (occurredAt: unknown) => accepts({ ...base, occurredAt });
 
-  it('accepts ISO-8601 with Z or an offset and 0-6 fractional digits', () => {
+  it('accepts ISO-8601 with Z or an offset and 0-9 fractional digits (.NET writes 7, Go 9)', () => {
     for (const ok of [
       '2026-11-22T10:00:00Z',
+      '2026-11-22T10:00:00.1234567+00:00',
+      '2026-11-22T10:00:00.123456789Z',
       '2026-11-22T10:00:00.1Z',
       '2026-11-22T10:00:00.000Z',
       '2026-11-22T10:00:00.123456Z',
@@ -152,7 +155,7 @@ describe('occurredAt', () => {
       '2026-11-22t10:00:00z',
       '2026-11-22T10:00Z',
       '2026-11-22',
-      '2026-11-22T10:00:00.1234567Z',
+      '2026-11-22T10:00:00.1234567890Z',
       '2026-11-22T10:00:00.Z',
       '2026-11-22T10:00:00+0200',
       '2026-11-22T10:00:00+02',
@@ -187,6 +190,23 @@ describe('occurredAt', () => {
     expect(parseOccurredAt('2026-11-22T10:00:00.123456Z')).toEqual({ epochMs: Date.UTC(2026, 10, 22, 10) + 123, micros: 456 });
     expect(parseOccurredAt('2026-11-22T10:00:00.1Z')).toEqual({ epochMs: Date.UTC(2026, 10, 22, 10) + 100, micros: 0 });
     expect(parseOccurredAt('2026-11-22T10:00:00.00005Z')).toEqual({ epochMs: Date.UTC(2026, 10, 22, 10), micros: 50 });
+  });
+
+  it('drops the digits past the sixth, and gives Postgres the same six (it would round them)', () => {
+    const sixth = { epochMs: Date.UTC(2026, 10, 22, 10) + 123, micros: 456 };
+    expect(parseOccurredAt('2026-11-22T10:00:00.1234569Z')).toEqual(sixth); // not 457
+    expect(parseOccurredAt('2026-11-22T10:00:00.123456999+00:00')).toEqual(sixth);
+    expect(occurredAtToMicros('2026-11-22T10:00:00.1234569Z')).toBe('2026-11-22T10:00:00.123456Z');
+    expect(occurredAtToMicros('2026-11-22T12:00:00.123456999+02:00')).toBe('2026-11-22T12:00:00.123456+02:00');
+    for (const unchanged of ['2026-11-22T10:00:00.123456Z', '2026-11-22T10:00:00.1Z', '2026-11-22T10:00:00Z', '2026-11-22T10:00:00+14:00', '2026-11-22T10:00:00.123456-05:30']) {
+      expect(occurredAtToMicros(unchanged)).toBe(unchanged);
+    }
+    fc.assert(
+      fc.property(fc.date({ min: new Date('0001-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59Z'), noInvalidDate: true }), fc.stringMatching(/^\d{0,9}$/), (date, fraction) => {
+        const text = `${date.toISOString().slice(0, 19)}${fraction ? `.${fraction}` : ''}Z`;
+        expect(parseOccurredAt(occurredAtToMicros(text))).toEqual(parseOccurredAt(text));
+      }),
+    );
   });
 
   it('agrees with Date for millisecond timestamps, including years before 100 and before 1970', () => {

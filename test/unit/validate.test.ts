@@ -95,7 +95,7 @@ describe('classifyRecord: each reason', () => {
     expect(detailOf({ ...valid, schemaVersion: 2 })).toBe('schemaVersion: expected 1, got 2');
     expect(detailOf({ ...valid, payload: null })).toBe('payload: expected an object, got null');
     expect(detailOf({ ...valid, occurredAt: '2026-11-22T10:00:00' })).toBe(
-      'occurredAt: expected ISO-8601 timestamp with zone, e.g. 2026-11-22T10:00:00.000Z (at most 6 fractional digits), got "2026-11-22T10:00:00"',
+      'occurredAt: expected ISO-8601 timestamp with zone, e.g. 2026-11-22T10:00:00.000Z (seconds required, at most 9 fractional digits), got "2026-11-22T10:00:00"',
     );
     expect(detailOf({ ...valid, occurredAt: '2026-02-30T10:00:00Z' })).toBe(
       'occurredAt: expected a real calendar date and time, offset at most ±14:59, got "2026-02-30T10:00:00Z"',

@@ -9,7 +9,7 @@
  * single object, cheap to keep and free to trace. The parsed events die young, right after
  * classification.
  */
-import type { HuntEvent } from '../../events/schema';
+import { occurredAtToMicros, type HuntEvent } from '../../events/schema';
 
 export interface EventRows {
   /** The rows' JSON objects, joined by ','. */
@@ -39,7 +39,8 @@ export function eventRow(event: HuntEvent, source: string): string {
     h: event.huntId,
     p: event.playerId,
     t: event.type,
-    o: event.occurredAt,
+    // Microseconds, cut as the consumer cuts them: Postgres would round the digits past the sixth.
+    o: occurredAtToMicros(event.occurredAt),
     s: p.clueId ?? p.treasureId,
     n: p.points ?? p.penalty,
     d: p.displayName,
