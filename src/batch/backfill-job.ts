@@ -7,12 +7,13 @@
  * worker, so the counts they carry can lag what committed; the stored events' source, which
  * names the job and the record, does not (store/batch/backfill-own-events.ts).
  */
+import fs from 'node:fs';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { addCounts, commitImport, emptyCounts, ImportPipeline, prepareImport, type ImportCounts, type ImportOptions, type ImportOrigin } from './backfill/import-records';
 import { consumeRange, inTimeWindow, remaining, resolveRange, type PartitionOffsets } from './backfill/kafka-source';
 import { KafkaRangeGoneError } from './backfill/range-check';
-import { checkImportFile, ImportFileError } from './backfill/import-file';
+import { checkImportFile, ImportFileError, openImportFile } from './backfill/import-file';
 import { checkImportTopic, ImportTopicError } from './backfill/import-topic';
 import { fileSize, readChunk, type FileRecord } from './backfill/ndjson-source';
 import { toDetailText } from '../events/detail-text';
@@ -24,6 +25,11 @@ import type { ActivityDeps } from '../worker/activity-deps';
 /** The checked real path of a job's file; a file it may not read fails the job at once. */
 function importFile(importDir: string, file: string): string {
   return failingJobInput(() => checkImportFile(importDir, file));
+}
+
+/** The job's file, checked and opened for a call's chunks; a file it may not read fails the job at once. */
+function openedImportFile(importDir: string, file: string): number {
+  return failingJobInput(() => openImportFile(importDir, file));
 }
 
 /** A topic the job may not read fails the job at once, before anything is asked of Kafka. */
@@ -79,7 +85,8 @@ export function createBackfillActivities(deps: Pick<ActivityDeps, 'pool' | 'kafk
  */
 async function importFileChunks(deps: Pick<ActivityDeps, 'pool' | 'config'>, input: ChunkBatchInput, start: ChunkBatchResult, options: ImportOptions, context: Context) {
   const path = (input.source as { path: string }).path;
-  const realPath = importFile(deps.config.backfill.importDir, path);
+  // Every chunk of the call reads this descriptor: the path is not opened again.
+  const fd = openedImportFile(deps.config.backfill.importDir, path);
   const origin: ImportOrigin = { topic: `file:${path}`, partition: 0, sourceLabel: `backfill:${input.jobId}` };
   let state = start;
   let readFrom = state.cursor.file ?? { byteOffset: 0, line: 1 };
@@ -87,10 +94,10 @@ async function importFileChunks(deps: Pick<ActivityDeps, 'pool' | 'config'>, inp
   try {
     for (let chunk = 0; chunk < input.maxChunks && !start.done; chunk++) {
       if (context.cancellationSignal.aborted) break;
-      const read = readChunk(realPath, readFrom, input.chunkSize, MAX_EVENT_BYTES);
-      const fitting = read.records.filter((r) => r.bytes <= MAX_EVENT_BYTES);
-      const records = fitting.map((r) => ({ offset: String(r.line), key: null, value: r.value, timestamp: '0' }));
-      const prepared = prepareImport(origin, records, options, read.records.filter((r) => r.bytes > MAX_EVENT_BYTES).map((r) => tooLongLine(origin, r)));
+      const read = readChunk(fd, readFrom, input.chunkSize, MAX_EVENT_BYTES);
+      const fits = (r: FileRecord) => r.bytes <= MAX_EVENT_BYTES && !r.unfinished;
+      const records = read.records.filter(fits).map((r) => ({ offset: String(r.line), key: null, value: r.value, timestamp: '0' }));
+      const prepared = prepareImport(origin, records, options, read.records.filter((r) => !fits(r)).map((r) => tooLongLine(origin, r)));
       const committed = (counts: ImportCounts) => {
         state = { cursor: { file: read.next }, counts: addCounts(state.counts, counts), done: read.eof, position: read.next.byteOffset };
         context.heartbeat(state);
@@ -104,6 +111,8 @@ async function importFileChunks(deps: Pick<ActivityDeps, 'pool' | 'config'>, inp
     // A failing attempt ends only once none of its commits runs: its retry must not race them.
     await pipeline.settle();
     throw err;
+  } finally {
+    fs.closeSync(fd);
   }
   await pipeline.drain();
   return state;
@@ -157,7 +166,9 @@ function tooLongLine(origin: ImportOrigin, record: FileRecord): RejectedRecord {
     key: null,
     value: record.value,
     reason: 'too_large',
-    detail: toDetailText(`line ${record.line} is ${record.bytes} bytes; the limit is ${MAX_EVENT_BYTES} (quarantine keeps its first ${record.value.length} bytes)`),
+    detail: toDetailText(
+      `line ${record.line} is ${record.unfinished ? 'over ' : ''}${record.bytes} bytes; the limit is ${MAX_EVENT_BYTES} (quarantine keeps its first ${record.value.length} bytes)`,
+    ),
   };
 }
 

@@ -1,8 +1,10 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { checkImportFile } from '../../src/batch/backfill/import-file';
+import { checkImportFile, openImportFile } from '../../src/batch/backfill/import-file';
+import { readChunk } from '../../src/batch/backfill/ndjson-source';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'imports-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -39,5 +41,31 @@ describe('checkImportFile', () => {
 
   it('names BACKFILL_IMPORT_DIR when the folder is missing', () => {
     expect(() => checkImportFile(path.join(root, 'none'), path.join(root, 'secret.txt'))).toThrow(/BACKFILL_IMPORT_DIR/);
+  });
+});
+
+describe('openImportFile', () => {
+  it('opens the checked file once: a path swapped afterwards (for a symlink to a file outside) is not what is read', () => {
+    const file = path.join(importDir, 'swapped.ndjson');
+    fs.writeFileSync(file, '{"line":1}\n');
+    const fd = openImportFile(importDir, file);
+    try {
+      fs.rmSync(file);
+      fs.symlinkSync(path.join(root, 'secret.txt'), file);
+      expect(readChunk(fd, { byteOffset: 0, line: 1 }, 10).records.map((r) => r.value.toString())).toEqual(['{"line":1}']);
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+
+  it('refuses a FIFO at once, without waiting for a writer', () => {
+    const fifo = path.join(importDir, 'pipe.ndjson');
+    execFileSync('mkfifo', [fifo]);
+    expect(() => openImportFile(importDir, fifo)).toThrow(/is a FIFO, not a regular file/);
+  });
+
+  it('checks as checkImportFile does', () => {
+    expect(() => openImportFile(importDir, path.join(importDir, 'escape.ndjson'))).toThrow(/outside the import folder/);
+    expect(() => openImportFile(importDir, path.join(importDir, 'nope.ndjson'))).toThrow(/does not exist/);
   });
 });

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readChunk } from '../../src/batch/backfill/ndjson-source';
+import { readChunk, type FileCursor } from '../../src/batch/backfill/ndjson-source';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ndjson-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -106,6 +106,44 @@ describe('readChunk', () => {
     const second = readChunk(file, first.next, 10_000, 65_536, 16 * 1024 * 1024, 1500);
     expect(second.records.map((r) => r.line)).toEqual([4]);
     expect(second.eof).toBe(true);
+  });
+
+  it('rejects a line longer than maxScanBytes from the chunk that reaches the budget, and skips the rest of it a budget at a time', () => {
+    // Line 2 is 3 MiB; a call may scan 1,500 bytes (checked per 1 MiB read block): its first
+    // bytes come out unfinished, then the chunks skip its rest, then line 3 is read.
+    const long = `{"pad":"${'x'.repeat(3 * 1024 * 1024 - 10)}"}`;
+    const file = fileWith(`{"a":1}\n${long}\n{"a":2}\n`);
+    const read = (cursor: FileCursor) => readChunk(file, cursor, 10_000, 1024, 16 * 1024 * 1024, 1500);
+    const first = read({ byteOffset: 0, line: 1 });
+    expect(first.records.map((r) => [r.line, r.value.length, r.unfinished ?? false])).toEqual([
+      [1, 7, false],
+      [2, 1024, true],
+    ]);
+    expect(first.records[1]?.value.toString()).toBe(long.slice(0, 1024));
+    expect(first.records[1]?.bytes).toBeLessThan(long.length);
+    expect(first.next).toMatchObject({ line: 2, midLine: true });
+    expect(first.eof).toBe(false);
+    const chunks = [first];
+    for (let cursor = first.next; !chunks[chunks.length - 1]!.eof; ) {
+      const chunk = read(cursor);
+      expect(chunk.next.byteOffset - cursor.byteOffset).toBeLessThanOrEqual(1500 + 1024 * 1024); // the budget, checked per read block
+      expect(chunk.next.byteOffset).toBeGreaterThan(cursor.byteOffset); // and always on
+      chunks.push(chunk);
+      cursor = chunk.next;
+    }
+    expect(chunks.length).toBeGreaterThan(2);
+    expect(chunks.flatMap((c) => c.records.map((r) => [r.line, r.value.toString()]))).toEqual([
+      [1, '{"a":1}'],
+      [2, long.slice(0, 1024)],
+      [3, '{"a":2}'],
+    ]);
+  });
+
+  it('skips a UTF-8 byte order mark at the start of the file, and only there', () => {
+    const file = fileWith('\ufeff{"a":1}\n\ufeff{"a":2}\n');
+    const chunk = readChunk(file, { byteOffset: 0, line: 1 }, 10);
+    expect(chunk.records.map((r) => r.value.toString())).toEqual(['{"a":1}', '\ufeff{"a":2}']);
+    expect(chunk.next.byteOffset).toBe(fs.statSync(file).size);
   });
 
   it('counts a line of only whitespace as blank but keeps its line number', () => {

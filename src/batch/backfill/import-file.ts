@@ -39,6 +39,57 @@ export function checkImportFile(importDir: string, file: string): string {
   return realFile;
 }
 
+/**
+ * Opens the file checkImportFile allows, once, for every chunk a call reads: opened again by
+ * name per chunk, the path could be swapped between the check and the open for a symlink to
+ * a file outside the folder (whose lines would land in quarantine, readable to operators) or
+ * for a FIFO (an open that never returns). The open follows no symlink at its last step and
+ * never waits; what it opened must be a regular file inside the folder, by its real path
+ * (/proc/self/fd) or, without /proc, by device and inode against the checked path.
+ */
+export function openImportFile(importDir: string, file: string): number {
+  const realFile = checkImportFile(importDir, file);
+  let fd: number;
+  try {
+    fd = fs.openSync(realFile, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP') throw new ImportFileError(`file ${file} was replaced by a symlink while the job ran; give the path of a regular file in ${importDir}`);
+    if (code === 'ENOENT') throw new ImportFileError(`file ${file} no longer exists on the worker's machine (it must be under ${importDir})`);
+    if (code === 'EACCES' || code === 'EPERM') throw new ImportFileError(`file ${file} cannot be read by the worker (${code}); let the worker's user read it`);
+    throw err;
+  }
+  try {
+    const stat = fs.fstatSync(fd);
+    if (!stat.isFile()) throw new ImportFileError(`${file} is ${kindOf(stat)}, not a regular file; give the path of an NDJSON file`);
+    if (!isInside(fs.realpathSync(importDir), openedPath(fd) ?? realFile) || !sameFile(stat, realFile)) {
+      throw new ImportFileError(`file ${file} was replaced while the job ran; give the path of a regular file in ${importDir}`);
+    }
+    return fd;
+  } catch (err) {
+    fs.closeSync(fd);
+    throw err;
+  }
+}
+
+/** The real path of an open descriptor, where /proc says it (Linux). */
+function openedPath(fd: number): string | undefined {
+  try {
+    return fs.readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return undefined;
+  }
+}
+
+function sameFile(opened: fs.Stats, realFile: string): boolean {
+  try {
+    const named = fs.lstatSync(realFile);
+    return named.dev === opened.dev && named.ino === opened.ino;
+  } catch {
+    return false;
+  }
+}
+
 function isInside(dir: string, file: string): boolean {
   const relative = path.relative(dir, file);
   return relative !== '' && !relative.startsWith('..') && !path.isAbsolute(relative);

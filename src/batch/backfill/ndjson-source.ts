@@ -6,25 +6,35 @@
  * Memory stays bounded whatever the file holds: a line longer than `maxLineBytes` (by default
  * the largest event, 64 KiB) is not buffered whole; its first `maxLineBytes` are kept (for
  * quarantine) and the rest only counted, so the record is rejected as too_large with its
- * real size. A file that is one endless line (say /dev/zero, had it got past the check that
- * it is a regular file) costs a block of memory, not the whole line.
+ * real size. Time stays bounded too: a call scans at most `maxScanBytes` of the file, inside
+ * a line as well. A line longer than that (a file of gigabytes of one line, or a sparse file
+ * of zeros) is rejected by the chunk that reaches the budget, with its first bytes, and the
+ * cursor stays inside it (`midLine`): the next chunks skip the rest of it, each within the
+ * budget, so every call ends in time to heartbeat and the import moves on.
+ *
+ * A UTF-8 byte order mark at the very start of the file (some Windows tools write one) is
+ * not part of line 1.
  */
 import fs from 'node:fs';
 import { MAX_EVENT_BYTES } from '../../events/validate';
 
 export interface FileCursor {
-  /** Byte offset of the next unread line. */
+  /** Byte offset of the next unread line (or, `midLine`, of the rest of line `line`). */
   byteOffset: number;
   /** 1-based number of the next unread line. */
   line: number;
+  /** Inside line `line`, whose start a chunk already rejected: the rest of it is skipped. */
+  midLine?: boolean;
 }
 
 export interface FileRecord {
   line: number;
   /** The line's bytes, or its first `maxLineBytes` when `bytes` is larger. */
   value: Buffer;
-  /** The line's full length in bytes (without the newline). */
+  /** The line's full length in bytes (without the newline); with `unfinished`, the bytes scanned of it. */
   bytes: number;
+  /** The line goes on past what a chunk may scan: longer than `bytes`, and never a whole event. */
+  unfinished?: boolean;
 }
 
 export interface FileChunk {
@@ -59,34 +69,35 @@ export function fileSize(path: string): number {
  * count toward `maxLines`: a chunk may hold fewer records, even none, and is not the end.
  */
 export function readChunk(
-  path: string,
+  file: string | number,
   cursor: FileCursor,
   maxLines: number,
   maxLineBytes = MAX_EVENT_BYTES,
   maxChunkBytes = CHUNK_BYTE_BUDGET,
   maxScanBytes = CHUNK_SCAN_BUDGET,
 ): FileChunk {
-  const fd = fs.openSync(path, 'r');
+  // A descriptor is the caller's (backfill/import-file.ts opens the checked file once per call).
+  const fd = typeof file === 'number' ? file : fs.openSync(file, 'r');
   try {
-    // Checked again on the open file: a path swapped for a device or a FIFO after the job's
-    // start-up check must not be read.
-    if (!fs.fstatSync(fd).isFile()) throw new Error(`${path} is no longer a regular file`);
+    if (!fs.fstatSync(fd).isFile()) throw new Error(`${String(file)} is not a regular file`);
     const reader = new LineReader(fd, cursor, maxLineBytes);
     const records: FileRecord[] = [];
     let lines = 0;
     let bytes = 0;
     const scanned = () => reader.cursor.byteOffset - cursor.byteOffset;
+    if (cursor.midLine && !reader.skipRestOfLine(maxScanBytes)) return { records, next: reader.cursor, eof: reader.atEnd() };
     while (lines < maxLines && bytes < maxChunkBytes && scanned() < maxScanBytes) {
-      const line = reader.nextLine();
+      const line = reader.nextLine(maxScanBytes - scanned());
       if (!line) return { records, next: reader.cursor, eof: true };
       lines++;
-      if (isBlank(line.value)) continue;
+      if (isBlank(line.value) && !line.unfinished) continue;
       records.push(line);
       bytes += line.value.length;
+      if (line.unfinished) break;
     }
     return { records, next: reader.cursor, eof: reader.atEnd() };
   } finally {
-    fs.closeSync(fd);
+    if (typeof file !== 'number') fs.closeSync(fd);
   }
 }
 
@@ -107,12 +118,22 @@ class LineReader {
     this.readPosition = start.byteOffset;
   }
 
-  /** The next line (possibly blank), or undefined at the end of the file. */
-  nextLine(): FileRecord | undefined {
+  /**
+   * The next line (possibly blank), or undefined at the end of the file. Past `maxScanBytes`
+   * of it without its end, the line so far, `unfinished`, with the cursor left inside it.
+   */
+  nextLine(maxScanBytes: number): FileRecord | undefined {
     const kept: Buffer[] = [];
     let keptBytes = 0;
     let lineBytes = 0;
+    if (this.cursor.byteOffset === 0) this.skipByteOrderMark();
     for (;;) {
+      if (lineBytes >= maxScanBytes) {
+        const record = { line: this.cursor.line, value: Buffer.concat(kept), bytes: lineBytes, unfinished: true };
+        this.cursor.byteOffset += lineBytes;
+        this.cursor.midLine = true;
+        return record;
+      }
       const newline = this.pending.indexOf(10);
       const upto = newline === -1 ? this.pending.length : newline;
       const part = this.pending.subarray(0, upto);
@@ -131,6 +152,48 @@ class LineReader {
         // A last line without a newline is still a record.
         return lineBytes > 0 ? this.finish(kept, lineBytes, lineBytes) : undefined;
       }
+    }
+  }
+
+  /**
+   * Skips the rest of the line the cursor is inside (`midLine`), at most `maxScanBytes` of it:
+   * true once past its end (the cursor then at the next line), false if it goes on.
+   */
+  skipRestOfLine(maxScanBytes: number): boolean {
+    let skipped = 0;
+    for (;;) {
+      const newline = this.pending.indexOf(10);
+      if (newline !== -1) {
+        this.cursor.byteOffset += skipped + newline + 1;
+        this.pending = this.pending.subarray(newline + 1);
+        this.endLine();
+        return true;
+      }
+      skipped += this.pending.length;
+      this.pending = Buffer.alloc(0);
+      if (!this.fill()) {
+        this.cursor.byteOffset += skipped;
+        this.endLine();
+        return true;
+      }
+      if (skipped >= maxScanBytes) {
+        this.cursor.byteOffset += skipped;
+        return false;
+      }
+    }
+  }
+
+  private endLine(): void {
+    this.cursor.line++;
+    delete this.cursor.midLine;
+  }
+
+  /** EF BB BF at the start of the file: a byte order mark, not data. */
+  private skipByteOrderMark(): void {
+    if (this.pending.length < 3 && !this.fill()) return;
+    if (this.pending[0] === 0xef && this.pending[1] === 0xbb && this.pending[2] === 0xbf) {
+      this.pending = this.pending.subarray(3);
+      this.cursor.byteOffset += 3;
     }
   }
 
