@@ -182,6 +182,8 @@ function describeSource(source: BackfillSource): string {
   return source.kind === 'file' ? `file:${source.path}` : `kafka:${source.topic} [${source.from ?? 'start'}, ${source.to ?? 'now'})`;
 }
 
+const KAFKA_EPOCH = '1970-01-01T00:00:00.000Z';
+
 function checkSource(source: Record<string, unknown>, newJob: boolean): BackfillSource {
   // A misspelt field would be ignored, and import the whole topic or file ("From", "huntId"
   // inside source). For new jobs only: a job started before this check, continued as new
@@ -204,6 +206,11 @@ function checkSource(source: Record<string, unknown>, newJob: boolean): Backfill
     }
     const from = optionalIsoTime('backfill', source, 'from');
     const to = optionalIsoTime('backfill', source, 'to');
+    // Kafka's timestamps count from 1970: asked for an earlier one, it answers an unsupported
+    // API version, or (-1 ms) the log's end, and the job would import nothing without a word.
+    for (const [field, time] of [['from', from], ['to', to]] as const) {
+      if (time !== undefined && time < KAFKA_EPOCH) throw badInput('backfill', `source.${field} must be at or after ${KAFKA_EPOCH} (Kafka's timestamps start there), got ${time}`);
+    }
     if (from !== undefined && to !== undefined && from >= to) {
       throw badInput('backfill', `source.from (${from}) must be before source.to (${to})`);
     }

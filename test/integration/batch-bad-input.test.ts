@@ -99,6 +99,14 @@ describe('backfill', () => {
       /from must be an ISO-8601 time .*got "2026-02-30": no such date/,
     );
   });
+
+  it('fails fast on a Kafka range from before 1970, which Kafka cannot look up', async () => {
+    for (const from of ['1969-12-31T23:59:59.999Z', '1900-01-01']) {
+      expect(await failureOf(execute('backfill', { source: { kind: 'kafka', topic: 'hunt.events', from } }))).toMatch(
+        /source\.from must be at or after 1970-01-01T00:00:00\.000Z/,
+      );
+    }
+  });
 });
 
 describe('dlqReplay', () => {
