@@ -119,3 +119,38 @@ describe('the file backfill, when a lane fails to commit', () => {
     expect(stored[slowHunt]).toHaveLength(5);
   });
 });
+
+describe('the file backfill, with an eventId the file holds under two hunts', () => {
+  /** One record: `eventId` as a clue of `huntId`. */
+  const record = (eventId: string, huntId: string) => {
+    line++;
+    const event = clueFound({ eventId, huntId, playerId: `p${line}`, clueId: `c${line}` });
+    return { offset: String(line), key: null, value: Buffer.from(JSON.stringify(event)), timestamp: '0' };
+  };
+  const storedHuntOf = async (eventId: string) =>
+    (await db.pool.query<{ hunt_id: string }>('SELECT hunt_id FROM events WHERE event_id = $1', [eventId])).rows.map((r) => r.hunt_id);
+
+  it('stores the first in file order when both are in one chunk, in different lanes, and counts the other a duplicate', async () => {
+    // The first copy's lane is slow: the other lane would commit its later copy first.
+    await db.pool.query('DELETE FROM import_faults');
+    await db.pool.query(`INSERT INTO import_faults VALUES ($1, 0.3, false)`, [slowHunt]);
+    const prepared = prepareImport(origin, [record('twice-1', slowHunt), record('c-1', steadyHunt), record('twice-1', steadyHunt)], options);
+    expect(prepared.repeats).toBe(1);
+    const pipeline = new ImportPipeline(db.pool, options);
+    let counts: ImportCounts | undefined;
+    await pipeline.push(prepared, (c) => (counts = c));
+    await pipeline.drain();
+    expect(await storedHuntOf('twice-1')).toEqual([slowHunt]);
+    expect(counts).toMatchObject({ records: 3, inserted: 2, duplicates: 1, filteredOut: 0 });
+  });
+
+  it('stores the first in file order when the second is in a later chunk, in another lane, that would commit first', async () => {
+    await db.pool.query('DELETE FROM import_faults');
+    await db.pool.query(`INSERT INTO import_faults VALUES ($1, 0.3, false)`, [slowHunt]);
+    const chunks = [prepareImport(origin, [record('twice-2', slowHunt)], options), prepareImport(origin, [record('twice-2', steadyHunt), record('c-2', steadyHunt)], options)];
+    const { reported, failure } = await importChunks(chunks);
+    expect({ reported, failure }).toEqual({ reported: [0, 1], failure: undefined });
+    expect(await storedHuntOf('twice-2')).toEqual([slowHunt]);
+    expect(await storedHuntOf('c-2')).toEqual([steadyHunt]);
+  });
+});

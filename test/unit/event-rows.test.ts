@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { concatRows, eventRow, groupRowsByHunt, laneOfHunt, rowAt, rowCount, rowsOf, sliceRows, type EventRows } from '../../src/store/hot-path/event-rows';
+import { concatRows, eventIdAt, eventRow, groupRowsByHunt, laneOfHunt, rowAt, rowCount, rowsOf, sliceRows, type EventRows } from '../../src/store/hot-path/event-rows';
 import { atSecond, clueFound, joined } from '../helpers/event-builders';
 
 const eventOf = (huntId: string, n: number) => clueFound({ eventId: `e${n}`, huntId, clueId: `c${n}`, occurredAt: atSecond(n) });
@@ -9,6 +9,18 @@ const idsOf = (rows: EventRows) => Array.from({ length: rowCount(rows) }, (_, i)
 const huntsArb = fc.array(fc.constantFrom('h1', 'h2', 'h3', 'hunt-4', 'x', '__proto__'), { maxLength: 60 });
 
 describe('event rows', () => {
+  it('give each row\'s eventId from its front, whatever characters it holds', () => {
+    fc.assert(
+      fc.property(fc.array(fc.string({ unit: 'grapheme', minLength: 1, maxLength: 64 }), { minLength: 1, maxLength: 20 }), (ids) => {
+        const rows = rowsOf(ids.map((eventId, i) => ({ event: { ...eventOf('h', i), eventId }, source: 'test' })));
+        expect(Array.from({ length: rowCount(rows) }, (_, i) => eventIdAt(rows, i))).toEqual(ids);
+      }),
+    );
+    const tricky = ['a"b', 'back\\slash"', '","h":"x', '\u2028😀\t'];
+    const rows = rowsOf(tricky.map((eventId, i) => ({ event: { ...eventOf('h', i), eventId }, source: 'test' })));
+    expect(tricky.map((_, i) => eventIdAt(rows, i))).toEqual(tricky);
+  });
+
   it('flatten a payload to typed fields and keep the provenance', () => {
     expect(JSON.parse(eventRow(joined({ eventId: 'j', displayName: 'Ann', teamId: 'red' }), 'kafka:t:0:5'))).toEqual({
       e: 'j', h: 'h1', p: 'p1', t: 'player.joined', o: atSecond(0), d: 'Ann', m: 'red', src: 'kafka:t:0:5',

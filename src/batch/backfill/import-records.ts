@@ -10,13 +10,20 @@
  * transaction would; lanes touch disjoint fence rows. If one lane commits and another fails,
  * the retried chunk finds the committed lane's events stored already (no effect) and
  * imports the rest: the result is the same as one transaction's.
+ *
+ * An eventId the source holds twice under different hunts would sit in two lanes, and the
+ * lane that committed first would store its copy (and the two would wait on each other's
+ * insert, deadlocking): the first in source order must be the one stored. So a chunk keeps
+ * only the first row of each eventId (the others count as duplicates, as the store would
+ * count them), and a chunk holding an eventId of a chunk still committing waits for every
+ * lane of the chunks before it.
  */
 import type pg from 'pg';
 import { classifySlice, type RejectedRecord, type SourceRecord } from '../../pipeline/classify';
 import { commitMicroBatch } from '../../pipeline/commit';
 import { countStoredAsThemselves } from '../../store/batch/backfill-own-events';
 import { countStoredEvents } from '../../store/batch/import-dry-run';
-import { eventIdsOf, groupRowsByHunt, laneOfHunt, rowCount, type EventRows } from '../../store/hot-path/event-rows';
+import { eventIdAt, eventIdsOf, groupRowsByHunt, laneOfHunt, rowCount, type EventRows } from '../../store/hot-path/event-rows';
 import { pickOrigins, type RecordOrigins } from '../../store/hot-path/record-origins';
 import type { ImportCounts } from './counts';
 
@@ -48,6 +55,10 @@ export interface ImportOptions {
 export interface PreparedChunk {
   /** The chunk's accepted events, split by hunt into the commit lanes. */
   lanes: { rows: EventRows; origins: RecordOrigins }[];
+  /** The eventIds the lanes hold (each once). */
+  eventIds: ReadonlySet<string>;
+  /** Accepted rows left out as repeats of an eventId earlier in the chunk: duplicates. */
+  repeats: number;
   rejected: RejectedRecord[];
   /** Counts known before committing: records, rejects, filtered out. */
   counts: Omit<ImportCounts, 'inserted' | 'duplicates'>;
@@ -61,15 +72,26 @@ export interface PreparedChunk {
 export function prepareImport(origin: ImportOrigin, records: readonly SourceRecord[], options: ImportOptions, rejectedAlready: RejectedRecord[] = []): PreparedChunk {
   const slice = classifySlice(origin.topic, origin.partition, records, options.now ?? new Date(), origin.sourceLabel);
   const lanes = Math.max(1, options.lanes ?? 1);
-  const groups = groupRowsByHunt(slice.rows, lanes, (huntId) => (options.huntId !== undefined && huntId !== options.huntId ? -1 : laneOfHunt(huntId, lanes)));
+  const wanted = (huntId: string) => options.huntId === undefined || huntId === options.huntId;
+  const eventIds = new Set<string>();
+  const repeated = new Set<number>();
+  for (let i = 0; i < rowCount(slice.rows); i++) {
+    if (!wanted(slice.rows.huntIds[slice.rows.huntOf[i] as number] as string)) continue;
+    const id = eventIdAt(slice.rows, i);
+    if (eventIds.has(id)) repeated.add(i);
+    else eventIds.add(id);
+  }
+  const groups = groupRowsByHunt(slice.rows, lanes, (huntId) => (wanted(huntId) ? laneOfHunt(huntId, lanes) : -1), repeated);
   const kept = groups.reduce((n, g) => n + g.taken.length, 0);
   const rejected = [...rejectedAlready, ...slice.rejected];
   const rejectedByReason: Record<string, number> = {};
   for (const r of rejected) rejectedByReason[r.reason] = (rejectedByReason[r.reason] ?? 0) + 1;
   return {
     lanes: groups.map((g) => ({ rows: g.rows, origins: pickOrigins(slice.origins, g.taken) })),
+    eventIds,
+    repeats: repeated.size,
     rejected,
-    counts: { records: records.length + rejectedAlready.length, rejected: rejected.length, rejectedByReason, filteredOut: rowCount(slice.rows) - kept },
+    counts: { records: records.length + rejectedAlready.length, rejected: rejected.length, rejectedByReason, filteredOut: rowCount(slice.rows) - kept - repeated.size },
   };
 }
 
@@ -80,7 +102,7 @@ export async function commitImport(pool: pg.Pool, chunk: PreparedChunk, options:
   if (options.dryRun) {
     const ids = [...new Set(lanes.flatMap((l) => eventIdsOf(l.rows)))];
     const wouldInsert = ids.length - (await countStoredEvents(pool, ids));
-    return { ...counts, inserted: wouldInsert, duplicates: accepted - wouldInsert };
+    return { ...counts, inserted: wouldInsert, duplicates: accepted - wouldInsert + chunk.repeats };
   }
   const pipeline = new ImportPipeline(pool, options);
   let committed: ImportCounts | undefined;
@@ -103,6 +125,8 @@ export async function commitImport(pool: pg.Pool, chunk: PreparedChunk, options:
  */
 export class ImportPipeline {
   private readonly laneTails: Promise<unknown>[] = [];
+  /** The eventIds of the chunks still committing, until they are in. */
+  private readonly committing = new Set<ReadonlySet<string>>();
   private reported: Promise<void> = Promise.resolve();
   private readonly inFlight: Promise<unknown>[] = [];
   private failure: unknown;
@@ -116,10 +140,13 @@ export class ImportPipeline {
   /** Queues a chunk; resolves when there is room for the next. Throws the first failure of any lane. */
   async push(chunk: PreparedChunk, onCommitted: (counts: ImportCounts) => void): Promise<void> {
     if (this.failure) throw this.failure;
+    // An eventId of a chunk still committing, maybe in another lane: this chunk's lanes wait
+    // for all of the earlier chunks, so the earlier row is stored and this one finds it there.
+    const barrier = this.sharesEventIds(chunk) ? Promise.all([...this.laneTails]) : undefined;
     const parts = chunk.lanes.map((lane, i) => {
       const rejected = i === 0 ? chunk.rejected : [];
       if (i > 0 && rowCount(lane.rows) === 0) return Promise.resolve({ inserted: 0, unprocessable: 0 });
-      const previous = this.laneTails[i] ?? Promise.resolve();
+      const previous = barrier ?? this.laneTails[i] ?? Promise.resolve();
       // A failed part fails the lane's later parts without committing them (previous rejects).
       const commit = previous.then(async () => {
         if (this.failure) throw this.failure;
@@ -129,6 +156,8 @@ export class ImportPipeline {
       this.laneTails[i] = commit;
       return commit;
     });
+    this.committing.add(chunk.eventIds);
+    void Promise.allSettled(parts).then(() => this.committing.delete(chunk.eventIds));
     const done = Promise.all(parts)
       .then((results) => countsOf(chunk, results))
       .then((counts) => (this.options.resumed ? this.creditEarlierAttempts(chunk, counts) : counts));
@@ -141,6 +170,13 @@ export class ImportPipeline {
       await this.inFlight.shift();
       if (this.failure) throw this.failure;
     }
+  }
+
+  private sharesEventIds(chunk: PreparedChunk): boolean {
+    for (const ids of this.committing) {
+      for (const id of chunk.eventIds) if (ids.has(id)) return true;
+    }
+    return false;
   }
 
   private fail(err: unknown): void {
@@ -177,5 +213,5 @@ function countsOf(chunk: PreparedChunk, results: { inserted: number; unprocessab
   const unprocessable = results.reduce((sum, r) => sum + r.unprocessable, 0);
   const rejectedByReason = { ...chunk.counts.rejectedByReason };
   if (unprocessable > 0) rejectedByReason.unprocessable = (rejectedByReason.unprocessable ?? 0) + unprocessable;
-  return { ...chunk.counts, rejected: chunk.counts.rejected + unprocessable, rejectedByReason, inserted, duplicates: accepted - inserted - unprocessable };
+  return { ...chunk.counts, rejected: chunk.counts.rejected + unprocessable, rejectedByReason, inserted, duplicates: accepted - inserted - unprocessable + chunk.repeats };
 }

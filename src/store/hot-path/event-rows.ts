@@ -129,15 +129,21 @@ export function concatRows(parts: readonly EventRows[]): EventRows {
 
 /**
  * The rows split into `groups` by hunt, each keeping its order: `groupOf` maps a hunt to its
- * group, or to -1 to leave its rows out. Each group also lists which rows it took.
+ * group, or to -1 to leave its rows out; `skip` leaves single rows out. Each group also lists
+ * which rows it took.
  */
-export function groupRowsByHunt(rows: EventRows, groups: number, groupOf: (huntId: string) => number): { rows: EventRows; taken: number[] }[] {
+export function groupRowsByHunt(
+  rows: EventRows,
+  groups: number,
+  groupOf: (huntId: string) => number,
+  skip?: ReadonlySet<number>,
+): { rows: EventRows; taken: number[] }[] {
   const groupOfHunt = rows.huntIds.map(groupOf);
   const builders = Array.from({ length: groups }, () => ({ builder: new EventRowsBuilder(), taken: [] as number[] }));
   for (let i = 0; i < rows.ends.length; i++) {
     const hunt = rows.huntOf[i] as number;
     const group = groupOfHunt[hunt] as number;
-    if (group < 0) continue;
+    if (group < 0 || skip?.has(i)) continue;
     const target = builders[group] as { builder: EventRowsBuilder; taken: number[] };
     target.builder.add(rowAt(rows, i), rows.huntIds[hunt] as string);
     target.taken.push(i);
@@ -150,6 +156,23 @@ export function laneOfHunt(huntId: string, groups: number): number {
   let hash = 0x811c9dc5;
   for (let i = 0; i < huntId.length; i++) hash = Math.imul(hash ^ huntId.charCodeAt(i), 0x01000193);
   return (hash >>> 0) % groups;
+}
+
+/**
+ * The eventId of row i, read from the front of its JSON without parsing the rest: eventRow
+ * writes it first, as `{"e":"…"`, and inside a JSON string every '"' is escaped.
+ */
+export function eventIdAt(rows: EventRows, i: number): string {
+  const start = i === 0 ? 0 : (rows.ends[i - 1] as number) + 1;
+  const end = rows.ends[i] as number;
+  const open = start + 5; // after {"e":
+  let at = open + 1;
+  for (; at < end; at++) {
+    const c = rows.json.charCodeAt(at);
+    if (c === 92 /* \ */) at++;
+    else if (c === 34 /* " */) break;
+  }
+  return JSON.parse(rows.json.slice(open, at + 1)) as string;
 }
 
 /** The eventIds of the rows (parses them: for dry runs, not the hot path). */
