@@ -139,6 +139,19 @@ describe('readChunk', () => {
     ]);
   });
 
+  it('never cuts a line that could still be an event because it straddles the scan budget', () => {
+    // The budget is 1 MiB (one read block); line 2, 300 bytes, starts 200 bytes before it.
+    const first = 'x'.repeat(1024 * 1024 - 200 - 1);
+    const event = `{"pad":"${'y'.repeat(300 - 10)}"}`;
+    const file = fileWith(`${first}\n${event}\n{"a":1}\n`);
+    const chunk = readChunk(file, { byteOffset: 0, line: 1 }, 10_000, 1024, 16 * 1024 * 1024, 1024 * 1024);
+    expect(chunk.records.map((r) => [r.line, r.bytes, r.unfinished ?? false])).toEqual([
+      [1, first.length, false],
+      [2, event.length, false],
+    ]);
+    expect(chunk.records[1]?.value.toString()).toBe(event);
+  });
+
   it('skips a UTF-8 byte order mark at the start of the file, and only there', () => {
     const file = fileWith('\ufeff{"a":1}\n\ufeff{"a":2}\n');
     const chunk = readChunk(file, { byteOffset: 0, line: 1 }, 10);

@@ -87,7 +87,9 @@ export function readChunk(
     const scanned = () => reader.cursor.byteOffset - cursor.byteOffset;
     if (cursor.midLine && !reader.skipRestOfLine(maxScanBytes)) return { records, next: reader.cursor, eof: reader.atEnd() };
     while (lines < maxLines && bytes < maxChunkBytes && scanned() < maxScanBytes) {
-      const line = reader.nextLine(maxScanBytes - scanned());
+      // Never less than a whole event's worth: a line cut short of that could be a valid
+      // event straddling the budget's mark, and would be rejected as unfinished.
+      const line = reader.nextLine(Math.max(maxScanBytes - scanned(), maxLineBytes + 1));
       if (!line) return { records, next: reader.cursor, eof: true };
       lines++;
       if (isBlank(line.value) && !line.unfinished) continue;
