@@ -208,8 +208,11 @@ function checkSource(source: Record<string, unknown>, newJob: boolean): Backfill
     const to = optionalIsoTime('backfill', source, 'to');
     // Kafka's timestamps count from 1970: asked for an earlier one, it answers an unsupported
     // API version, or (-1 ms) the log's end, and the job would import nothing without a word.
+    // New jobs only: a job already running replays this check, and must take the same path.
     for (const [field, time] of [['from', from], ['to', to]] as const) {
-      if (time !== undefined && time < KAFKA_EPOCH) throw badInput('backfill', `source.${field} must be at or after ${KAFKA_EPOCH} (Kafka's timestamps start there), got ${time}`);
+      if (newJob && time !== undefined && time < KAFKA_EPOCH) {
+        throw badInput('backfill', `source.${field} must be at or after ${KAFKA_EPOCH} (Kafka's timestamps start there), got ${time}`);
+      }
     }
     if (from !== undefined && to !== undefined && from >= to) {
       throw badInput('backfill', `source.from (${from}) must be before source.to (${to})`);
