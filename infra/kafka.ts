@@ -105,12 +105,11 @@ export class EmbeddedKafka implements StackService {
       throw new MissingToolError('Maven (to fetch Kafka from Maven Central)', 'apt-get install maven', 'set KAFKA_BROKERS to an existing Kafka');
     }
     const staging = `${this.libsDir}.partial`;
-    fs.rmSync(staging, { recursive: true, force: true });
     await fetchWithRetries(
       "fetching Kafka's jars from Maven Central",
       mvn,
       ['-q', '-B', '-f', path.join(projectRoot, 'infra/kafka/pom.xml'), 'dependency:copy-dependencies', `-DoutputDirectory=${staging}`, '-DincludeScope=runtime'],
-      { timeoutMs: 10 * 60_000 },
+      { timeoutMs: 10 * 60_000, beforeEachAttempt: () => fs.rmSync(staging, { recursive: true, force: true }) },
     );
     fs.rmSync(this.libsDir, { recursive: true, force: true });
     fs.renameSync(staging, this.libsDir);

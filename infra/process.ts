@@ -144,17 +144,20 @@ export async function stopPid(pid: number, signal: NodeJS.Signals = 'SIGTERM', g
  * module proxy): tried `attempts` times, each within `timeoutMs`, with a longer pause after
  * each failure. A registry's hiccup on a new machine would otherwise end the whole set-up, and
  * a stalled download would hold it (and a CI run) until its own limit. The command must be
- * safe to run again (it writes to a staging folder that is renamed only once complete).
+ * safe to run again: it writes to a staging folder that is renamed only once complete, and
+ * `beforeEachAttempt` empties (an attempt killed mid-copy leaves a half-written file that a
+ * copy skipping up-to-date files would keep).
  */
 export async function fetchWithRetries(
   what: string,
   file: string,
   args: string[],
-  options: { env?: NodeJS.ProcessEnv; timeoutMs: number; attempts?: number; pauseMs?: number },
+  options: { env?: NodeJS.ProcessEnv; timeoutMs: number; attempts?: number; pauseMs?: number; beforeEachAttempt?: () => void },
 ): Promise<void> {
   const attempts = options.attempts ?? 3;
   for (let attempt = 1; ; attempt++) {
     try {
+      options.beforeEachAttempt?.();
       await execFileAsync(file, args, { env: options.env, timeout: options.timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 * 1024 * 1024 });
       return;
     } catch (err) {

@@ -109,9 +109,12 @@ export class EmbeddedTemporal implements StackService {
       );
     }
     const staging = `${binDir}.partial`;
-    fs.rmSync(staging, { recursive: true, force: true });
-    fs.mkdirSync(staging, { recursive: true });
+    const emptyStaging = () => {
+      fs.rmSync(staging, { recursive: true, force: true });
+      fs.mkdirSync(staging, { recursive: true });
+    };
     await fetchWithRetries('building the Temporal CLI from the Go module proxy', go, ['install', `${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}`], {
+      beforeEachAttempt: emptyStaging,
       // auto: a Go older than the CLI's go.mod asks for fetches that toolchain from the module
       // proxy (some distributions' Go defaults to local). install-system-packages.sh makes sure Go is 1.21+.
       env: { ...process.env, GOBIN: staging, CGO_ENABLED: '0', GOTOOLCHAIN: process.env.GOTOOLCHAIN ?? 'auto' },
