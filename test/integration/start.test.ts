@@ -32,11 +32,21 @@ describe('hunt start', () => {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
+    const saying = async <T>(wait: () => Promise<T>): Promise<T> => {
+      try {
+        return await wait();
+      } catch (err) {
+        throw new Error(`${(err as Error).message}; hunt start printed:\n${output.slice(-3000)}`, { cause: err });
+      }
+    };
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
 
-    await waitFor('the running banner', () => output.includes('Treasure Hunt Engine is running.'), { timeoutMs: 90_000 });
+    // Generous: inside the whole suite's load, start-up (stack check, migrations, the worker's
+    // workflow bundle) once took about 90 s, where alone it takes a few. A wait that ends says
+    // what the command printed, which a test timeout would not.
+    await saying(() => waitFor('the running banner', () => output.includes('Treasure Hunt Engine is running.'), { timeoutMs: 150_000 }));
     expect(output).toContain(`Live leaderboard: http://127.0.0.1:${port}/hunts/hunt-0 `);
     expect(output).toContain(`Leaderboard JSON: http://127.0.0.1:${port}/hunts/hunt-0/leaderboard `);
     expect(output).toMatch(/Temporal Web UI: +http:\/\/127\.0\.0\.1:\d+/);
@@ -64,7 +74,9 @@ describe('hunt start', () => {
       await close();
     }
 
-    expect(await exited).toBe(0);
+    const exitWithin = (ms: number) =>
+      Promise.race([exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`hunt start did not exit within ${ms / 1000} s of its duration`)), ms).unref())]);
+    expect(await saying(() => exitWithin(90_000))).toBe(0);
     const sent = Number(/demo producer sent (\d+) records/.exec(output)?.[1]);
     expect(sent).toBeGreaterThan(0);
     const { rows } = await db.pool.query<{ stored: number; quarantined: number }>(
@@ -73,5 +85,5 @@ describe('hunt start', () => {
     // Everything sent was either stored, quarantined or a duplicate (the demo sends ~2%).
     expect(rows[0]!.stored + rows[0]!.quarantined).toBeLessThanOrEqual(sent);
     expect(rows[0]!.stored + rows[0]!.quarantined).toBeGreaterThan(sent * 0.9);
-  });
+  }, 360_000);
 });
