@@ -19,8 +19,6 @@ const PROBE_BYTES = 8192;
 const SLOW_FLUSH_MS = 50;
 
 export interface DiskProbeResult {
-  /** Where the probe wrote (a directory on the disk measured). */
-  directory: string;
   flushes: number;
   p50Ms: number;
   p99Ms: number;
@@ -73,7 +71,6 @@ export class DiskProbe {
     const at = (q: number) => round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN, 2);
     const mb = (kb: number | undefined) => (kb === undefined ? undefined : round(kb / 1024, 1));
     return {
-      directory: path.dirname(this.file),
       flushes: sorted.length,
       p50Ms: at(0.5),
       p99Ms: at(0.99),
