@@ -23,7 +23,7 @@ import { classifySlice, type RejectedRecord, type SourceRecord } from '../../pip
 import { commitMicroBatch } from '../../pipeline/commit';
 import { countStoredAsThemselves } from '../../store/batch/backfill-own-events';
 import { countStoredEvents } from '../../store/batch/import-dry-run';
-import { eventIdAt, eventIdsOf, groupRowsByHunt, laneOfHunt, rowCount, type EventRows } from '../../store/hot-path/event-rows';
+import { eventIdAt, groupRowsByHunt, laneOfHunt, rowCount, type EventRows } from '../../store/hot-path/event-rows';
 import { pickOrigins, type RecordOrigins } from '../../store/hot-path/record-origins';
 import type { ImportCounts } from './counts';
 
@@ -100,7 +100,7 @@ export async function commitImport(pool: pg.Pool, chunk: PreparedChunk, options:
   const { lanes, counts } = chunk;
   const accepted = lanes.reduce((n, l) => n + rowCount(l.rows), 0);
   if (options.dryRun) {
-    const ids = [...new Set(lanes.flatMap((l) => eventIdsOf(l.rows)))];
+    const ids = [...chunk.eventIds];
     const wouldInsert = ids.length - (await countStoredEvents(pool, ids));
     return { ...counts, inserted: wouldInsert, duplicates: accepted - wouldInsert + chunk.repeats };
   }

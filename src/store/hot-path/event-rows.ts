@@ -175,7 +175,3 @@ export function eventIdAt(rows: EventRows, i: number): string {
   return JSON.parse(rows.json.slice(open, at + 1)) as string;
 }
 
-/** The eventIds of the rows (parses them: for dry runs, not the hot path). */
-export function eventIdsOf(rows: EventRows): string[] {
-  return rowCount(rows) === 0 ? [] : (JSON.parse(`[${rows.json}]`) as { e: string }[]).map((r) => r.e);
-}
