@@ -54,14 +54,24 @@ export function runningPid(pidFile: string): number | undefined {
 
 /** When a process started, in clock ticks since boot (/proc/<pid>/stat, field 22); undefined without /proc. */
 export function startTimeOf(pid: number): string | undefined {
+  return procStatFields(pid)?.[22];
+}
+
+/**
+ * The fields of /proc/<pid>/stat by their numbers in proc(5) (1: pid, 2: comm, 3: state, 4:
+ * ppid, ...), or undefined without such a process (or without /proc). The command name in
+ * parentheses may hold spaces and parentheses: the fields after it are counted from its last ')'.
+ */
+export function procStatFields(pid: number): string[] | undefined {
   let stat: string;
   try {
     stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   } catch {
     return undefined;
   }
-  // The command name in parentheses may hold spaces: count fields after the last ')'.
-  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  const close = stat.lastIndexOf(')');
+  // Index 0 is left empty, so an index is the field's number.
+  return ['', String(pid), stat.slice(stat.indexOf('(') + 1, close), ...stat.slice(close + 2).split(' ')];
 }
 
 export interface StartOptions {

@@ -12,7 +12,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { round } from './procfs';
+import { kbField, round } from './procfs';
 
 const PROBE_BYTES = 8192;
 /** A flush this slow holds every commit waiting on it well past the freshness target. */
@@ -113,9 +113,8 @@ export class DiskProbe {
     } catch {
       return;
     }
-    const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(meminfo)?.[1] ?? NaN);
-    const dirty = kb('Dirty');
-    const writeback = kb('Writeback');
+    const dirty = kbField(meminfo, 'Dirty');
+    const writeback = kbField(meminfo, 'Writeback');
     if (Number.isFinite(dirty)) this.dirtyPeakKb = Math.max(this.dirtyPeakKb ?? 0, dirty);
     if (Number.isFinite(writeback)) this.writebackPeakKb = Math.max(this.writebackPeakKb ?? 0, writeback);
   }

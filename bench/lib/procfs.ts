@@ -6,6 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
+import { procStatFields } from '../../infra/process';
 
 const CLOCK_TICKS = (() => {
   try {
@@ -23,8 +24,12 @@ export function memoryOf(pid: number): { rssMb: number; peakRssMb: number } | un
   } catch {
     return undefined;
   }
-  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
-  return { rssMb: kb('VmRSS') / 1024, peakRssMb: kb('VmHWM') / 1024 };
+  return { rssMb: kbField(status, 'VmRSS') / 1024, peakRssMb: kbField(status, 'VmHWM') / 1024 };
+}
+
+/** A `Name:   123 kB` line's number from /proc text (status, meminfo); NaN when absent. */
+export function kbField(text: string, field: string): number {
+  return Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
 }
 
 /** Samples a process's RSS on an interval and keeps the peak. */
@@ -67,20 +72,10 @@ function readProcStats(): ProcStat[] {
   const stats: ProcStat[] = [];
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    try {
-      const raw = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      // comm may contain spaces and parentheses: split after the last ')'.
-      const close = raw.lastIndexOf(')');
-      const fields = raw.slice(close + 2).split(' ');
-      stats.push({
-        pid: Number(entry),
-        ppid: Number(fields[1]),
-        comm: raw.slice(raw.indexOf('(') + 1, close),
-        ticks: Number(fields[11]) + Number(fields[12]),
-      });
-    } catch {
-      // The process ended between readdir and read.
-    }
+    // Undefined when the process ended between readdir and read.
+    const fields = procStatFields(Number(entry));
+    if (!fields) continue;
+    stats.push({ pid: Number(entry), ppid: Number(fields[4]), comm: fields[2] ?? '', ticks: Number(fields[14]) + Number(fields[15]) });
   }
   return stats;
 }
@@ -175,14 +170,7 @@ export function addReapedChildren(cpu: CpuSplit, from: Record<string, number>, t
 
 /** The parent of a process on this machine, or undefined when there is no such process. */
 export function parentPid(pid: number): number | undefined {
-  let stat: string;
-  try {
-    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  // The command name in parentheses may itself hold spaces and parentheses.
-  const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  const ppid = Number(procStatFields(pid)?.[4]);
   return Number.isInteger(ppid) && ppid > 0 ? ppid : undefined;
 }
 
