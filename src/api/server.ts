@@ -13,7 +13,7 @@ import type pg from 'pg';
 import type { Registry } from 'prom-client';
 import { ID_PATTERN } from '../constants';
 import type { Logger } from '../log';
-import { sqlStateOf } from '../store/hot-path/errors';
+import { SqlState, sqlStateOf } from '../store/sql-state';
 import { huntExists, leaderboardPage, playerEntry } from '../store/read/leaderboard';
 import { createApiMetrics, routeLabel, type ApiMetrics } from './api-metrics';
 import { applyHttpLimits, httpServerOptions, type HttpLimits } from './http-limits';
@@ -260,13 +260,13 @@ function streamsFull(maxStreams: number, huntId: string): string {
  * query cancelled by API_STATEMENT_TIMEOUT_MS (SQLSTATE 57014).
  */
 function isOverload(err: unknown): boolean {
-  return sqlStateOf(err) === '57014' || /timeout exceeded when trying to connect|Query read timeout/i.test((err as Error | null)?.message ?? '');
+  return sqlStateOf(err) === SqlState.queryCanceled || /timeout exceeded when trying to connect|Query read timeout/i.test((err as Error | null)?.message ?? '');
 }
 
 /** Socket errors when connecting or while connected. */
 const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
 /** Postgres shutting down or starting (57P01-57P03), out of connections (53300). */
-const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '53300']);
+const UNAVAILABLE_STATES = new Set<string>([SqlState.adminShutdown, SqlState.crashShutdown, SqlState.cannotConnectNow, SqlState.tooManyConnections]);
 
 /**
  * An outage, not a fault of the request or the code: Postgres refused or lost the connection,

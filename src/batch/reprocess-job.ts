@@ -24,7 +24,7 @@ import {
   type SwapResult,
 } from '../store/batch/reprocess';
 import type { ActivityDeps } from '../worker/activity-deps';
-import { sqlStateOf } from '../store/hot-path/errors';
+import { SqlState, sqlStateOf } from '../store/sql-state';
 
 export interface ReprocessStepInput {
   projection: string;
@@ -142,8 +142,6 @@ async function heartbeating<T>(details: unknown, run: () => Promise<T>): Promise
   }
 }
 
-const UNDEFINED_TABLE = '42P01';
-
 /** Retrying cannot help a superseded run, a step called out of order or a swap Postgres refuses: fail the run. */
 async function step<T>(input: Pick<ReprocessStepInput, 'projection' | 'jobId'>, run: () => Promise<T>): Promise<T> {
   try {
@@ -154,7 +152,7 @@ async function step<T>(input: Pick<ReprocessStepInput, 'projection' | 'jobId'>, 
     if (err instanceof ReprocessBlockedError) throw ApplicationFailure.nonRetryable(err.message, 'ReprocessBlocked');
     // A table of the job dropped under it (an operator clearing "leftover" shadow tables):
     // every retry would fail the same way; a new run makes them again.
-    if (sqlStateOf(err) === UNDEFINED_TABLE) {
+    if (sqlStateOf(err) === SqlState.undefinedTable) {
       throw ApplicationFailure.nonRetryable(
         `reprocess ${input.projection} (job ${input.jobId}): ${(err as Error).message}: a table this run works on was dropped while it ran; start reprocess again`,
         'ReprocessState',

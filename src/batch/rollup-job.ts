@@ -2,7 +2,7 @@ import { CancelledFailure, Context } from '@temporalio/activity';
 import { flushRollupChunk } from '../store/batch/rollups';
 import { newestEventSeq } from '../store/batch/settled-seq';
 import type { StatementBounds } from '../store/bounded-transaction';
-import { sqlStateOf } from '../store/hot-path/errors';
+import { SqlState, sqlStateOf } from '../store/sql-state';
 import type { ActivityDeps } from '../worker/activity-deps';
 
 export interface FlushRollupsInput {
@@ -36,8 +36,6 @@ interface FlushHeartbeat {
   targetSeq?: number;
   chunkEvents?: number;
 }
-
-const STATEMENT_TIMEOUT = '57014';
 
 /**
  * Below the step's 60 s heartbeat timeout (workflows/rollup-flush.ts), which a chunk's
@@ -84,7 +82,7 @@ export function createRollupActivities(deps: Pick<ActivityDeps, 'pool'>) {
         try {
           chunk = await flushRollupChunk(deps.pool, chunkEvents, input.settleMs, bounds, targetSeq);
         } catch (err) {
-          if (sqlStateOf(err) !== STATEMENT_TIMEOUT || chunkEvents === 1 || context.cancellationSignal.aborted) throw err;
+          if (sqlStateOf(err) !== SqlState.queryCanceled || chunkEvents === 1 || context.cancellationSignal.aborted) throw err;
           chunkEvents = Math.max(1, Math.floor(chunkEvents / 2));
           context.log.warn('rollupFlush: a chunk outlasted the statement limit; trying it again at half the size', { chunkEvents });
           continue;

@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { loadConfig } from '../config';
 import { otherFreshnessTargets, readFreshnessWindows } from '../store/hot-path/freshness-minutes';
 import { createPool } from '../store/pool';
+import { SqlState, sqlStateOf } from '../store/sql-state';
 import { formatSloReport, sloReport } from './slo-report';
 
 const HOUR_MS = 3_600_000;
@@ -53,7 +54,7 @@ export function registerSloCommand(program: Command): void {
           for (const line of formatSloReport(report, { targetMs, objective, otherTargets })) console.log(line);
         }
       } catch (err) {
-        if ((err as { code?: string }).code === '42P01') {
+        if (sqlStateOf(err) === SqlState.undefinedTable) {
           throw new Error('the database has no freshness_minutes table yet: run `hunt migrate` (and restart hunt ingest so it counts)', { cause: err });
         }
         throw err;

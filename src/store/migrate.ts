@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import { backoffMs, sleep } from '../backoff';
 import { nonUtf8Encoding, UTF8_REQUIRED } from './pool';
+import { SqlState, sqlStateOf } from './sql-state';
 
 const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
 /** An arbitrary constant shared by every process of this project. */
@@ -47,8 +48,6 @@ export interface MigrateOptions {
   /** Told of each try that timed out on a lock. */
   onLockWait?: (migration: Migration, attempt: number) => void;
 }
-
-const LOCK_NOT_AVAILABLE = '55P03';
 
 interface AppliedMigration {
   id: number;
@@ -127,7 +126,7 @@ async function applyWithLockTimeout(
       return;
     } catch (err) {
       await client.query('ROLLBACK');
-      const lockWait = (err as { code?: string }).code === LOCK_NOT_AVAILABLE;
+      const lockWait = sqlStateOf(err) === SqlState.lockNotAvailable;
       if (lockWait && attempt < attempts) {
         onLockWait?.(migration, attempt);
         await sleep(backoffMs(attempt - 1, 500, 10_000));

@@ -2,6 +2,7 @@
 import os from 'node:os';
 import pg from 'pg';
 import { pgClientConfig, type PostgresTarget } from './pg-connection';
+import { SqlState, sqlStateOf } from './sql-state';
 
 // bigint columns (counts, offsets, seq) arrive as strings by default; they stay well inside
 // Number's safe range here, so parse them as numbers once for every query.
@@ -71,11 +72,11 @@ export async function pingPostgres(db: pg.Pool | pg.ClientBase): Promise<void> {
  * server's own text (it can name the role or the database). Anything else is `unreachable`.
  */
 export function pingFailure(err: unknown): string {
-  const code = (err as { code?: unknown } | null)?.code;
-  if (code === '53300') return 'out of connections (53300: max_connections or the role\'s CONNECTION LIMIT reached)';
-  if (code === '57P03') return 'starting up or shutting down (57P03)';
-  if (code === '28P01' || code === '28000') return `authentication refused (${code})`;
-  if (code === '3D000') return 'the database does not exist (3D000)';
+  const code = sqlStateOf(err);
+  if (code === SqlState.tooManyConnections) return 'out of connections (53300: max_connections or the role\'s CONNECTION LIMIT reached)';
+  if (code === SqlState.cannotConnectNow) return 'starting up or shutting down (57P03)';
+  if (code === SqlState.invalidPassword || code === SqlState.invalidAuthorization) return `authentication refused (${code})`;
+  if (code === SqlState.invalidCatalogName) return 'the database does not exist (3D000)';
   return 'unreachable';
 }
 

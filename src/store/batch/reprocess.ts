@@ -28,7 +28,7 @@
 import type pg from 'pg';
 import { escapeIdentifier } from 'pg';
 import { ALL_HUNTS, notifyHuntsChanged } from '../hunt-changes';
-import { sqlStateOf } from '../hot-path/errors';
+import { SqlState, sqlStateOf } from '../sql-state';
 import { LIVE_PROJECTION_TABLES, mergeInto, recomputeInto, type ProjectionTargets } from './recompute';
 import { attachmentsTheSwapWouldLose, shapeChanges } from './live-table-shape';
 import { objectsBlockingDrop, recreateShadow, swapInShadow } from './shadow-tables';
@@ -261,12 +261,10 @@ async function swapInShadows(client: pg.ClientBase, projection: ProjectionName):
   try {
     for (const [live, shadow] of liveAndShadowTables(projection)) await swapInShadow(client, live, shadow);
   } catch (err) {
-    if (sqlStateOf(err) !== DEPENDENT_OBJECTS_STILL_EXIST) throw err;
+    if (sqlStateOf(err) !== SqlState.dependentObjectsStillExist) throw err;
     throw new ReprocessBlockedError(blockedMessage(projection, (err as { detail?: string }).detail?.split('\n') ?? [(err as Error).message]));
   }
 }
-
-const DEPENDENT_OBJECTS_STILL_EXIST = '2BP01';
 
 /**
  * Fails for good (ReprocessBlockedError), naming them, when objects outside the projection
@@ -349,13 +347,11 @@ async function takeFence(client: pg.ClientBase, lockTimeoutMs: number): Promise<
   try {
     await client.query('LOCK TABLE hunts IN EXCLUSIVE MODE');
   } catch (err) {
-    if (sqlStateOf(err) !== LOCK_NOT_AVAILABLE) throw err;
+    if (sqlStateOf(err) !== SqlState.lockNotAvailable) throw err;
     await client.query('ROLLBACK TO SAVEPOINT fence'); // the transaction is usable again, to ask who holds it
     throw new FenceBusyError(lockTimeoutMs, await fenceHolders(client));
   }
 }
-
-const LOCK_NOT_AVAILABLE = '55P03';
 
 /**
  * Each transaction's statement limit, set here rather than inherited: a role's or database's
@@ -408,7 +404,7 @@ async function lockLiveTables(client: pg.ClientBase, projection: ProjectionName,
   try {
     await client.query(`LOCK TABLE ${tables.join(', ')} IN ACCESS EXCLUSIVE MODE`);
   } catch (err) {
-    if (sqlStateOf(err) !== LOCK_NOT_AVAILABLE) throw err;
+    if (sqlStateOf(err) !== SqlState.lockNotAvailable) throw err;
     await client.query('ROLLBACK TO SAVEPOINT live_tables');
     throw new LiveTablesBusyError(projection, lockTimeoutMs, await liveTableHolders(client, projection, 0));
   }

@@ -5,7 +5,8 @@
  * lock wait) is not recorded: the step is retried, as for any outage.
  */
 import type pg from 'pg';
-import { isDataError, sqlStateOf } from '../hot-path/errors';
+import { isDataError } from '../hot-path/errors';
+import { SqlState, sqlStateOf } from '../sql-state';
 
 /** The first retry's wait; each failure doubles it, up to RETRY_MAX_MINUTES. */
 const RETRY_FIRST_MINUTES = 5;
@@ -20,7 +21,7 @@ const ERROR_MAX_CHARS = 2000;
  * hunts too big to recompute inside it. A cancelled step is not a failure of its hunts.
  */
 export function isHuntFailure(err: unknown): boolean {
-  return isDataError(err) || sqlStateOf(err) === '57014';
+  return isDataError(err) || sqlStateOf(err) === SqlState.queryCanceled;
 }
 
 /**

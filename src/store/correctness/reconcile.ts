@@ -21,7 +21,8 @@ import { LIVE_PROJECTION_TABLES, mergeInto, recomputeInto } from '../batch/recom
 import { lockHuntFences } from '../hot-path/apply-events';
 import { settledBound } from '../batch/settled-seq';
 import { withBoundedTransaction, type StatementBounds } from '../bounded-transaction';
-import { describeDataError, sqlStateOf } from '../hot-path/errors';
+import { describeDataError } from '../hot-path/errors';
+import { SqlState, sqlStateOf } from '../sql-state';
 import { clearReconcileFailures, isHuntFailure, recordReconcileFailure } from './reconcile-failures';
 
 export interface HuntReconciliation {
@@ -235,7 +236,7 @@ export async function reconcileRecordingFailures(
       // A refused value fails in milliseconds: halve. The statement limit fails after 10
       // minutes a try: each hunt alone, so one slow hunt costs one more try, not six.
       const half = Math.ceil(huntIds.length / 2);
-      const parts = sqlStateOf(err) === '57014' ? huntIds.map((h) => [h]) : [huntIds.slice(0, half), huntIds.slice(half)];
+      const parts = sqlStateOf(err) === SqlState.queryCanceled ? huntIds.map((h) => [h]) : [huntIds.slice(0, half), huntIds.slice(half)];
       for (const part of parts) await reconcileRecordingFailures(pool, part, runId, repair, bounds, done);
       return;
     }

@@ -7,6 +7,7 @@
  * timeout, a read-only or shutting-down server, a deadlock, a full disk) is an outage: it
  * goes away by itself and is retried without end, visibly.
  */
+import { sqlStateOf } from '../sql-state';
 
 /**
  * SQLSTATE classes that a record can cause by its content:
@@ -25,11 +26,6 @@ export function isDataError(err: unknown): boolean {
   return code !== undefined && DATA_ERROR_CLASSES.has(code.slice(0, 2));
 }
 
-/** The SQLSTATE of a pg DatabaseError, if `err` is one. */
-export function sqlStateOf(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
-}
 
 /** The database's own words about a data error, for a rejection's detail. */
 export function describeDataError(err: unknown): string {

@@ -1,0 +1,33 @@
+/**
+ * Postgres error codes (SQLSTATE, Appendix A of its manual) that the code branches on, by
+ * name: a bare '57014' in a condition says nothing to its reader, and one module keeps the
+ * codes from drifting apart between the hot path, the batch plane and the read API.
+ */
+export const SqlState = {
+  /** A statement cancelled by statement_timeout (or by pg_cancel_backend). */
+  queryCanceled: '57014',
+  /** A lock not granted within lock_timeout, or at once under NOWAIT. */
+  lockNotAvailable: '55P03',
+  /** A table named by a statement does not exist. */
+  undefinedTable: '42P01',
+  /** DROP refused because other objects (a view, say) depend on the one dropped. */
+  dependentObjectsStillExist: '2BP01',
+  /** max_connections, or the role's CONNECTION LIMIT, reached. */
+  tooManyConnections: '53300',
+  /** The server is shutting down, by an administrator or a crash of another backend. */
+  adminShutdown: '57P01',
+  crashShutdown: '57P02',
+  /** The server is starting up or shutting down and takes no connections. */
+  cannotConnectNow: '57P03',
+  /** The password, or the authentication method, refused. */
+  invalidPassword: '28P01',
+  invalidAuthorization: '28000',
+  /** The database named in the connection does not exist. */
+  invalidCatalogName: '3D000',
+} as const;
+
+/** The SQLSTATE of a pg DatabaseError, if `err` is one. */
+export function sqlStateOf(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
