@@ -7,7 +7,7 @@
  * started and is thrown with a message that says what to fix (a refused password, an
  * untrusted certificate), never with a secret.
  */
-import type { Admin } from 'kafkajs';
+import type { Admin, Kafka } from 'kafkajs';
 import type pg from 'pg';
 import type { Config } from '../config';
 import { ApiListenError, startReadApi, type ReadApi } from '../api/read-api';
@@ -20,9 +20,10 @@ import { createPool, IDLE_IN_TRANSACTION_LIMIT_MS, nonUtf8Encoding, pingFailure,
 import { startIngest, type IngestHandle } from './consumer';
 import { FreshnessTally, startFreshnessRecorder } from './freshness-tally';
 import { ConnectionSettingsError, explainPostgresError } from '../connection-hints';
-import { createKafka, withKafkaHint, type KafkaErrorListener } from '../pipeline/kafka-client';
+import { createKafka, isKafkaOutage, withKafkaHint, type KafkaErrorListener } from '../pipeline/kafka-client';
 import { createIngestMetrics } from './metrics';
-import { prepareTopics } from './topics';
+import { prepareTopics, type PreparedTopics } from './topics';
+import { backoffMs, sleep } from '../backoff';
 
 export interface IngestService {
   apiUrl: string;
@@ -115,10 +116,7 @@ export async function runIngestService(config: Config, logger: Logger = createLo
       readiness: sharedProbe(readinessProbe(pool, admin, () => ingest, logger), 250),
     });
     await checkPostgresSettings(pool);
-    await admin.connect().catch((err: unknown) => {
-      throw withKafkaHint(err, config);
-    });
-    const topicLimits = await prepareTopics(kafka, config.kafka.topics, { mayAlterDlq: !config.external.kafkaBrokers, logger });
+    const topicLimits = await prepareKafka(admin, kafka, config, logger);
     ingest = await startIngest({ config, pool, kafka, dlqKafka, metrics, logger, topicLimits, freshness, watchKafkaErrors: (listener) => (onKafkaError = listener) });
   } catch (err) {
     await api?.close();
@@ -161,6 +159,36 @@ async function checkPostgresSettings(pool: pg.Pool): Promise<void> {
   // Reachable by now unless an outage began: then the hot path waits it out, unchecked.
   const mismatch = await schemaMismatch(pool).catch(() => undefined);
   if (mismatch) throw new ConnectionSettingsError(`cannot use Postgres: ${mismatch}`);
+}
+
+/** The first wait after Kafka could not be reached at start-up, and the longest. */
+const KAFKA_START_RETRY_FIRST_MS = 1_000;
+const KAFKA_START_RETRY_MAX_MS = 30_000;
+
+/**
+ * Connects to Kafka and makes sure of the topics, waiting out an outage (kafkajs's own
+ * retries give up after about 13 s). A process that exited instead was restarted by its
+ * supervisor with a longer pause after each exit (Kubernetes: up to 5 minutes), so the stream
+ * stayed stopped for minutes after Kafka came back; waiting, it consumes at once, and /readyz
+ * says `kafka: unreachable` meanwhile. A settings error (refused credentials, TLS) or a
+ * refusal no wait cures (authorization, a DLQ too small on a broker not ours) stops start-up.
+ */
+async function prepareKafka(admin: Admin, kafka: Kafka, config: Config, logger: Logger): Promise<PreparedTopics> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await admin.connect();
+      return await prepareTopics(kafka, config.kafka.topics, { mayAlterDlq: !config.external.kafkaBrokers, logger });
+    } catch (err) {
+      const explained = withKafkaHint(err, config);
+      if (explained !== err || !isKafkaOutage(err)) throw explained;
+      const retryInMs = backoffMs(attempt, KAFKA_START_RETRY_FIRST_MS, KAFKA_START_RETRY_MAX_MS);
+      logger.warn(
+        { err, attempt: attempt + 1, retryInMs, brokers: config.kafka.brokers },
+        'Kafka cannot be reached; waiting for it before consuming (check KAFKA_BROKERS if this goes on)',
+      );
+      await sleep(retryInMs);
+    }
+  }
 }
 
 /** Postgres and Kafka reachable, the consumer running and not stalled; reasons without internals. */

@@ -68,3 +68,18 @@ export function withKafkaHint(err: unknown, config: Pick<Config, 'kafka'>): unkn
   const hint = explainKafkaError(err, config.kafka.security);
   return hint ? new ConnectionSettingsError(`cannot use Kafka at ${config.kafka.brokers.join(',')}: ${hint}`, { cause: err }) : err;
 }
+
+/**
+ * True when kafkajs says the failure passes by itself (a broker unreachable or restarting, a
+ * leader being elected): some error down its chain is marked retriable. kafkajs wraps the
+ * last connection error in a non-retriable KafkaJSNumberOfRetriesExceeded once its own
+ * retries are spent, hence the walk. Refusals no wait cures (authorization, a bad request)
+ * are not retriable anywhere in the chain.
+ */
+export function isKafkaOutage(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; depth++) {
+    if ((e as { retriable?: unknown }).retriable === true) return true;
+    e = (e as { cause?: unknown }).cause ?? (e as { originalError?: unknown }).originalError;
+  }
+  return false;
+}

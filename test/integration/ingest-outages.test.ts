@@ -1,23 +1,26 @@
 /**
  * Outages of what the hot path depends on, besides its own code, on the real Kafka and
  * Postgres: a DLQ topic deleted under the running consumer, one that refuses every copy,
- * and a database whose default statement_timeout is shorter than a micro-batch. None may
- * hold the stream: rejects are quarantined with their micro-batch and their DLQ copies wait
- * (counted) for the relay, and the hot path sets its own statement limit.
+ * a database whose default statement_timeout is shorter than a micro-batch, and a Kafka that
+ * cannot be reached when the process starts. None may hold the stream: rejects are
+ * quarantined with their micro-batch and their DLQ copies wait (counted) for the relay, the
+ * hot path sets its own statement limit, and start-up waits for Kafka instead of exiting.
  */
 import fs from 'node:fs';
+import net from 'node:net';
+import { loadConfig } from '../../src/config';
 import kafkajs from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { foldEvents } from '../../src/rules/reference';
 import { DLQ_HEADROOM_BYTES } from '../../src/ingest/topics';
 import { pendingCopies as copiesWaiting } from '../../src/store/hot-path/dlq-outbox';
 import type { TestDatabase } from '../helpers/database';
-import { BROKER_MAX_MESSAGE_BYTES, createTestTopics, projectionOf, readTopic, sendRecords, testKafka, waitCaughtUp } from '../helpers/ingest';
+import { BROKER_MAX_MESSAGE_BYTES, createTestTopics, projectionOf, readTopic, sendRecords, startIngestProcess, testKafka, waitCaughtUp } from '../helpers/ingest';
 import { asRecords, eventCount, eventsFor, expectNoLogReset, metricsOf, readyz, useIngestFaultKit } from '../helpers/ingest-faults';
 import { runHunt } from '../helpers/hunt-command';
 import { waitFor } from '../helpers/wait';
 
-const { database, runIngest, waitStored } = useIngestFaultKit();
+const { database, runIngest, track, waitStored, onCleanup } = useIngestFaultKit();
 
 const pendingCopies = async (db: TestDatabase) => (await copiesWaiting(db.pool, null)).count;
 
@@ -115,5 +118,64 @@ describe("a database whose default statement_timeout is shorter than a full micr
     expect(await eventCount(db)).toBe(events.length);
     // Before, every full micro-batch failed with 57014 (canceled by statement timeout) and was retried as it was.
     expect(await metricsOf(ingest)).toMatch(/^hunt_ingest_commit_retries_total 0$/m);
+  });
+});
+
+/** A port nothing listens on yet: the kernel's pick, released at once. */
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** From then on, `port` forwards every connection to the test broker (its bootstrap address); `close` cuts them all. */
+async function forwardToBroker(port: number): Promise<{ close(): Promise<void> }> {
+  const [host, brokerPort] = loadConfig({}).kafka.brokers[0]!.split(':');
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const broker = net.connect(Number(brokerPort), host);
+    for (const socket of [client, broker]) {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+    }
+    client.pipe(broker).pipe(client);
+    client.on('error', () => broker.destroy());
+    broker.on('error', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return {
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        for (const socket of sockets) socket.destroy();
+      }),
+  };
+}
+
+describe('a Kafka that cannot be reached when hunt ingest starts', () => {
+  it('is waited for, not ridden out by exiting: not ready meanwhile, and consuming as soon as it answers', { timeout: 180_000 }, async () => {
+    const db = await database();
+    const topics = await createTestTopics(2);
+    const events = eventsFor('kdown', 500);
+    await sendRecords(topics.events, asRecords(events));
+    const port = await freePort();
+    const ingest = track(startIngestProcess(db.url, topics, { KAFKA_BROKERS: `127.0.0.1:${port}` }));
+    const log = () => fs.readFileSync(ingest.logFile, 'utf8');
+    // kafkajs gives up on a connect after about 13 s; before, the process then exited with the error.
+    const waits = () => log().split('\n').filter((line) => line.includes('Kafka cannot be reached; waiting for it')).length;
+    await waitFor('two waits for Kafka in the log', () => waits() >= 2 || ingest.child.exitCode !== null, { timeoutMs: 60_000, intervalMs: 250 });
+    expect(ingest.child.exitCode, `hunt ingest exited while Kafka was unreachable:\n${log().slice(-2000)}`).toBeNull();
+    const notReady = await readyz(ingest);
+    expect(notReady.status).toBe(503);
+    expect(notReady.body.error).toMatch(/kafka: unreachable/);
+
+    const forwarder = await forwardToBroker(port);
+    onCleanup(() => forwarder.close());
+    await ingest.ready(90_000);
+    await waitCaughtUp(db.pool, topics, 60_000);
+    expect(await eventCount(db)).toBe(events.length);
+    expect(await projectionOf(db.pool)).toEqual(foldEvents(events));
   });
 });
