@@ -21,3 +21,12 @@ export async function withHint(err: unknown, config: Pick<Config, 'temporal'>, w
   if (!hint) return err as Error;
   return new ConnectionSettingsError(`${what}: ${hint} (${(err as Error).message})`, { cause: err });
 }
+
+/**
+ * A connection the network refused or never made (refused, no route, no DNS answer, timed
+ * out): the worker's core reports those as a TransportError naming its ConnectError. Not
+ * one Temporal itself refused (credentials, TLS), which withHint explains.
+ */
+export function isTemporalUnreachable(err: unknown): boolean {
+  return err instanceof Error && err.name === 'TransportError' && /ConnectError|tcp connect error|dns error|timed? ?out/i.test(err.message);
+}

@@ -11,7 +11,7 @@ import { projectRoot, type Config } from '../config';
 import { createKafka } from '../pipeline/kafka-client';
 import type { Logger } from '../log';
 import { scrubSecrets } from '../redact';
-import { withHint } from '../temporal/client';
+import { isTemporalUnreachable, withHint } from '../temporal/client';
 import { temporalConnectionOptions } from '../temporal/connection-options';
 import type pg from 'pg';
 import type { PostgresTarget } from '../store/pg-connection';
@@ -19,6 +19,7 @@ import { createPool, IDLE_IN_TRANSACTION_LIMIT_MS, processApplicationName } from
 import { seqOrderProblem } from '../store/batch/settled-seq';
 import { schemaMismatch } from '../store/migrate';
 import { startJobRecordsPruner } from './job-records-pruner';
+import { backoffMs, sleep } from '../backoff';
 
 let runtimeInstalled = false;
 
@@ -99,10 +100,36 @@ export interface WorkerService {
   close(): Promise<void>;
 }
 
+/** The first wait after Temporal could not be reached at start-up, and the longest. */
+const TEMPORAL_START_RETRY_FIRST_MS = 1_000;
+const TEMPORAL_START_RETRY_MAX_MS = 30_000;
+
+/**
+ * Connects to Temporal, waiting out an outage: a worker that exited at once was restarted by
+ * its supervisor with a longer pause after each exit (Kubernetes: up to 5 minutes), so jobs
+ * waited on their task queue for minutes after Temporal came back. Refused credentials or a
+ * TLS mismatch stop start-up with what to fix. (SIGTERM meanwhile ends the process: the SDK
+ * takes the signals over only once a worker exists.)
+ */
+async function connectToTemporal(config: Config, logger: Logger): Promise<NativeConnection> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await NativeConnection.connect(temporalConnectionOptions(config));
+    } catch (err) {
+      const explained = await withHint(err, config, `the worker could not connect to Temporal at ${config.temporal.address}`);
+      if (explained !== err || !isTemporalUnreachable(err)) throw explained;
+      const retryInMs = backoffMs(attempt, TEMPORAL_START_RETRY_FIRST_MS, TEMPORAL_START_RETRY_MAX_MS);
+      logger.warn(
+        { err, attempt: attempt + 1, retryInMs, address: config.temporal.address },
+        'Temporal cannot be reached; waiting for it before polling (check TEMPORAL_ADDRESS if this goes on)',
+      );
+      await sleep(retryInMs);
+    }
+  }
+}
+
 export async function createWorkerService(config: Config, logger: Logger, taskQueue = config.temporal.taskQueue): Promise<WorkerService> {
-  const connection = await NativeConnection.connect(temporalConnectionOptions(config)).catch(async (err: unknown) => {
-    throw await withHint(err, config, `the worker could not connect to Temporal at ${config.temporal.address}`);
-  });
+  const connection = await connectToTemporal(config, logger);
   const pool = createWorkerPool(config, (err) => logger.warn({ err }, 'Postgres connection lost; it will be replaced'));
   // Unchecked during an outage: the steps retry until Postgres is back.
   const mismatch = await schemaMismatch(pool)

@@ -7,7 +7,6 @@
  * hot path sets its own statement limit, and start-up waits for Kafka instead of exiting.
  */
 import fs from 'node:fs';
-import net from 'node:net';
 import { loadConfig } from '../../src/config';
 import kafkajs from 'kafkajs';
 import { describe, expect, it } from 'vitest';
@@ -18,6 +17,7 @@ import type { TestDatabase } from '../helpers/database';
 import { BROKER_MAX_MESSAGE_BYTES, createTestTopics, projectionOf, readTopic, sendRecords, startIngestProcess, testKafka, waitCaughtUp } from '../helpers/ingest';
 import { asRecords, eventCount, eventsFor, expectNoLogReset, metricsOf, readyz, useIngestFaultKit } from '../helpers/ingest-faults';
 import { runHunt } from '../helpers/hunt-command';
+import { forwardPort, freePort } from '../helpers/tcp-forward';
 import { waitFor } from '../helpers/wait';
 
 const { database, runIngest, track, waitStored, onCleanup } = useIngestFaultKit();
@@ -121,39 +121,6 @@ describe("a database whose default statement_timeout is shorter than a full micr
   });
 });
 
-/** A port nothing listens on yet: the kernel's pick, released at once. */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** From then on, `port` forwards every connection to the test broker (its bootstrap address); `close` cuts them all. */
-async function forwardToBroker(port: number): Promise<{ close(): Promise<void> }> {
-  const [host, brokerPort] = loadConfig({}).kafka.brokers[0]!.split(':');
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    const broker = net.connect(Number(brokerPort), host);
-    for (const socket of [client, broker]) {
-      sockets.add(socket);
-      socket.on('close', () => sockets.delete(socket));
-    }
-    client.pipe(broker).pipe(client);
-    client.on('error', () => broker.destroy());
-    broker.on('error', () => client.destroy());
-  });
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-  return {
-    close: () =>
-      new Promise((resolve) => {
-        server.close(() => resolve());
-        for (const socket of sockets) socket.destroy();
-      }),
-  };
-}
-
 describe('a Kafka that cannot be reached when hunt ingest starts', () => {
   it('is waited for, not ridden out by exiting: not ready meanwhile, and consuming as soon as it answers', { timeout: 180_000 }, async () => {
     const db = await database();
@@ -171,7 +138,7 @@ describe('a Kafka that cannot be reached when hunt ingest starts', () => {
     expect(notReady.status).toBe(503);
     expect(notReady.body.error).toMatch(/kafka: unreachable/);
 
-    const forwarder = await forwardToBroker(port);
+    const forwarder = await forwardPort(port, loadConfig({}).kafka.brokers[0]!);
     onCleanup(() => forwarder.close());
     await ingest.ready(90_000);
     await waitCaughtUp(db.pool, topics, 60_000);

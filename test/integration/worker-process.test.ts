@@ -1,8 +1,12 @@
 /**
  * `hunt worker` as operators run it: serves its task queue, exposes the SDK runtime's
- * Prometheus metrics on WORKER_METRICS_PORT, and stops cleanly on SIGTERM.
+ * Prometheus metrics on WORKER_METRICS_PORT, stops cleanly on SIGTERM, and waits for a
+ * Temporal it cannot reach at start-up instead of exiting.
  */
+import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config';
+import { forwardPort, freePort } from '../helpers/tcp-forward';
 import { useTestDatabase } from '../helpers/database-fixture';
 import { uniqueName, waitFor } from '../helpers/wait';
 import { startWorkerProcess, temporalClient } from '../helpers/worker';
@@ -30,5 +34,30 @@ describe('hunt worker', () => {
       worker.child.kill('SIGTERM');
     }
     expect(await exited).toBe(0);
+  });
+});
+
+describe('hunt worker started while Temporal cannot be reached', () => {
+  it('waits for it, then serves its task queue', { timeout: 120_000 }, async () => {
+    const taskQueue = uniqueName('worker-late');
+    const port = await freePort();
+    const worker = startWorkerProcess(db.url, taskQueue, { TEMPORAL_ADDRESS: `127.0.0.1:${port}` });
+    const log = () => fs.readFileSync(worker.logFile, 'utf8');
+    let forwarder: { close(): Promise<void> } | undefined;
+    const { client, close } = await temporalClient();
+    try {
+      const waits = () => log().split('\n').filter((line) => line.includes('Temporal cannot be reached; waiting for it')).length;
+      await waitFor('two waits for Temporal in the log', () => waits() >= 2 || worker.child.exitCode !== null, { timeoutMs: 30_000, intervalMs: 200 });
+      // Before, the worker exited at the first refused connection.
+      expect(worker.child.exitCode, `hunt worker exited while Temporal was unreachable:\n${log().slice(-2000)}`).toBeNull();
+
+      forwarder = await forwardPort(port, loadConfig({}).temporal.address);
+      const result = await client.workflow.execute('healthCheck', { taskQueue, workflowId: uniqueName('worker-late-health'), args: [{}], workflowExecutionTimeout: '60 seconds' });
+      expect(result).toMatchObject({ checkedBy: 'hunt-batch worker' });
+    } finally {
+      await close();
+      await worker.kill('SIGKILL');
+      await forwarder?.close();
+    }
   });
 });

@@ -1,0 +1,40 @@
+/**
+ * A service that comes up late, for start-up tests: a port nothing listens on until the test
+ * opens it, then forwarding every connection to the real service's address.
+ */
+import net from 'node:net';
+
+/** A port nothing listens on yet: the kernel's pick, released at once. */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** From then on, `port` forwards every connection to `target` (host:port); `close` cuts them all. */
+export async function forwardPort(port: number, target: string): Promise<{ close(): Promise<void> }> {
+  const separator = target.lastIndexOf(':');
+  const host = target.slice(0, separator);
+  const targetPort = Number(target.slice(separator + 1));
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(targetPort, host);
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+    }
+    client.pipe(upstream).pipe(client);
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return {
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        for (const socket of sockets) socket.destroy();
+      }),
+  };
+}

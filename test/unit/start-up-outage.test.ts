@@ -1,0 +1,50 @@
+/**
+ * Which failures to reach Kafka or Temporal start-up waits out (an outage) and which stop it
+ * (nothing a wait cures): kafkajs's own error classes as its clients throw them, and the
+ * worker core's TransportError texts as NativeConnection.connect gave them here.
+ */
+import kafkajs from 'kafkajs';
+import { describe, expect, it } from 'vitest';
+import { isKafkaOutage } from '../../src/pipeline/kafka-client';
+import { isTemporalUnreachable } from '../../src/temporal/client';
+
+const { KafkaJSConnectionError, KafkaJSNumberOfRetriesExceeded, KafkaJSProtocolError, KafkaJSSASLAuthenticationError } = kafkajs;
+
+describe('isKafkaOutage', () => {
+  it('sees a refused connection inside the error kafkajs throws once its own retries are spent', () => {
+    const refused = new KafkaJSConnectionError('Connection error: connect ECONNREFUSED 127.0.0.1:9092');
+    expect(isKafkaOutage(refused)).toBe(true);
+    expect(isKafkaOutage(new KafkaJSNumberOfRetriesExceeded(refused, { retryCount: 5, retryTime: 4000 }))).toBe(true);
+  });
+
+  it('sees a leader being elected as passing', () => {
+    expect(isKafkaOutage(new KafkaJSProtocolError({ type: 'LEADER_NOT_AVAILABLE', code: 5, retriable: true, message: 'There is no leader' } as never))).toBe(true);
+  });
+
+  it('does not wait on refusals: authorization, credentials, or an error not from kafkajs', () => {
+    expect(isKafkaOutage(new KafkaJSProtocolError({ type: 'TOPIC_AUTHORIZATION_FAILED', code: 29, retriable: false, message: 'Not authorized' } as never))).toBe(false);
+    // Its typings declare no arguments; kafkajs's class takes the message like the others.
+    expect(isKafkaOutage(Reflect.construct(KafkaJSSASLAuthenticationError, ['SASL PLAIN authentication failed']))).toBe(false);
+    expect(isKafkaOutage(new Error('the DLQ topic is too small'))).toBe(false);
+    expect(isKafkaOutage(undefined)).toBe(false);
+  });
+});
+
+function transportError(message: string): Error {
+  const err = new Error(message);
+  err.name = 'TransportError';
+  return err;
+}
+
+describe('isTemporalUnreachable', () => {
+  it('sees a refused connection and a failed DNS lookup', () => {
+    expect(isTemporalUnreachable(transportError('tonic::transport::Error(Transport, ConnectError(ConnectError("tcp connect error", 127.0.0.1:7299, Os { code: 111, kind: ConnectionRefused, message: "Connection refused" })))'))).toBe(true);
+    expect(isTemporalUnreachable(transportError('tonic::transport::Error(Transport, ConnectError(ConnectError("dns error", Custom { kind: Uncategorized, error: "failed to lookup address information: Name or service not known" })))'))).toBe(true);
+  });
+
+  it('does not wait on what Temporal answered, or on an error of another kind', () => {
+    expect(isTemporalUnreachable(new Error('tcp connect error'))).toBe(false);
+    expect(isTemporalUnreachable(transportError('Unauthenticated: invalid API key'))).toBe(false);
+    expect(isTemporalUnreachable(undefined)).toBe(false);
+  });
+});
