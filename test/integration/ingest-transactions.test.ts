@@ -123,6 +123,29 @@ describe('input from transactional producers', () => {
     expect(passed).toBeLessThanOrEqual(aborted.length + 1);
   });
 
+  it('applies nothing of an aborted transaction whose first record has the key 00 00 00 00 (what an abort marker carries)', async () => {
+    const { db, topics } = await setup();
+    const aborted = eventsFor('tx-fake-marker', 3);
+    const after = eventsFor('tx-fake-marker-after', 10);
+    const endBefore = await endOffsets(topics.events);
+    const producer = transactionalProducer();
+    await producer.connect();
+    try {
+      const transaction = await producer.transaction();
+      // Before the patch, kafkajs took this data record for the abort marker and let the rest through.
+      const messages = messagesOf(aborted).map((m, i) => (i === 0 ? { ...m, key: Buffer.from([0, 0, 0, 0]) } : m));
+      await transaction.send({ topic: topics.events, messages });
+      await transaction.abort();
+    } finally {
+      await producer.disconnect();
+    }
+    await waitForLogEnd(topics.events, endBefore + aborted.length + 1);
+    await sendPlain(topics.events, after);
+    await waitCaughtUp(db.pool, topics, 30_000);
+    expect(await storedAndQuarantined(db)).toEqual({ events: after.length, quarantined: 0 });
+    expect(await projectionOf(db.pool)).toEqual(foldEvents(after));
+  });
+
   it('applies nothing of two aborted transactions that nest (the broker lists them by where they end, not where they start)', async () => {
     const { db, topics } = await setup();
     const outer = eventsFor('tx-outer', 3);
