@@ -4,6 +4,10 @@
  * accepts. Pure: no Node built-ins, no I/O (workflow code imports it).
  */
 
+/** The first and last instants Postgres's timestamptz keeps in years 0001-9999 (UTC). */
+const FIRST_TIME_MS = Date.parse('0001-01-01T00:00:00Z');
+const LAST_TIME_MS = Date.parse('9999-12-31T23:59:59.999Z');
+
 const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2}))?$/;
 
 /**
@@ -22,6 +26,9 @@ export function parseIsoTime(value: unknown): { iso: string } | { problem: strin
   }
   const ms = Date.parse(match[4] === undefined ? `${String(value)}T00:00:00Z` : String(value));
   if (Number.isNaN(ms)) return { problem };
+  // A zone's offset can carry a time out of the years Postgres keeps (9999-12-31T23:59-05:00
+  // is in 10000 UTC, 0001-01-01T00:00+01:00 in year 0): refused there on every retry.
+  if (ms < FIRST_TIME_MS || ms > LAST_TIME_MS) return { problem: `${problem}: outside the years 0001-9999 once in UTC` };
   return { iso: new Date(ms).toISOString() };
 }
 

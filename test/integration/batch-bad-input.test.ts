@@ -115,6 +115,9 @@ describe('dlqReplay', () => {
     [{ to: '1' }, /to must be an ISO-8601 time .*got "1"/],
     [{ from: '2026-11-22T10:00:00' }, /from must be an ISO-8601 time/],
     [{ from: '2026-11-23', to: '2026-11-22' }, /from \(2026-11-23T00:00:00.000Z\) must be before to/],
+    // Valid-looking, but in year 10000 and year 0 once in UTC: Postgres refused them and the job retried for ever.
+    [{ to: '9999-12-31T23:59:59-05:00' }, /to must be an ISO-8601 time .*outside the years 0001-9999/],
+    [{ from: '0001-01-01T00:00:00+01:00' }, /from must be an ISO-8601 time .*outside the years 0001-9999/],
     [{ reasons: ['nonsense'] }, /reasons must be a list drawn from .*unprocessable/],
   ])('fails fast on %j, saying what to fix', async (input, message) => {
     expect(await failureOf(execute('dlqReplay', input))).toMatch(message);
