@@ -114,7 +114,7 @@ export function createReconcileActivities(deps: Pick<ActivityDeps, 'pool'>) {
       };
       try {
         if (!input.huntIds && checkpoint.toSeq === undefined) checkpoint = { ...(await seqRangeSinceWatermark(deps.pool, input.settleMs)), summary: emptySummary(input) };
-        scope = input.huntIds ? listScope(deps.pool, input.huntIds) : await openSeqRangeScope(deps.pool, checkpoint.fromSeq ?? 0, checkpoint.toSeq ?? 0);
+        scope = input.huntIds ? listScope(deps.pool, input.huntIds) : await openSeqRangeScope(deps.pool, checkpoint.fromSeq ?? 0, checkpoint.toSeq ?? 0, input.runId);
         const lastHuntDone = checkpoint.lastHuntDone;
         huntsDone = lastHuntDone === undefined ? 0 : await scope.countUpTo(lastHuntDone);
         checkpoint = { ...checkpoint, huntsDone, summary: { ...checkpoint.summary, hunts: scope.total } };

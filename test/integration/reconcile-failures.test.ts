@@ -61,8 +61,15 @@ describe('reconcile, with a hunt that fails for what it holds', () => {
     expect(live.players.filter((p) => p.huntId !== 'hunt-b')).toEqual(expected.players.filter((p) => p.huntId !== 'hunt-b'));
     expect(live.players.find((p) => p.huntId === 'hunt-b')?.score).toBe(1010); // not repaired: its repair was refused
 
-    // Within the backoff, a run has nothing to do.
+    // Within the backoff, a run has nothing to do, even once the failing hunt takes a new
+    // event (before, every run tried it again as long as it took events).
     expect((await run('run-2')).hunts).toBe(0);
+    const late = clueFound({ eventId: 'hunt-b-late', huntId: 'hunt-b', playerId: 'ann', clueId: 'c-late', points: 5, occurredAt: new Date(clock++).toISOString() });
+    await db.pool.query('ALTER TABLE player_scores DISABLE TRIGGER refuse_hunt_b');
+    await applyInOneTransaction(db.pool, [late]);
+    await db.pool.query('ALTER TABLE player_scores ENABLE TRIGGER refuse_hunt_b');
+    expect((await run('run-2b')).hunts).toBe(0);
+    expect(await failures()).toEqual([{ hunt_id: 'hunt-b', run_id: 'run-1', attempts: 1, retry_in_minutes: 5 }]);
 
     // A run that only checks writes nothing the trigger refuses: it neither clears the failure
     // nor records one (data quality's drift check runs so, over every hunt).
@@ -81,7 +88,7 @@ describe('reconcile, with a hunt that fails for what it holds', () => {
     expect(await run('run-4')).toMatchObject({ hunts: 1, huntsFailed: 0, failed: [] });
     expect(await reconciledBy('run-4')).toEqual(['hunt-b']);
     expect(await failures()).toEqual([]);
-    expect(await projectionOf(db.pool)).toEqual(expected);
+    expect(await projectionOf(db.pool)).toEqual(foldEvents([...events, late]));
 
     // A run that only checks records a hunt that fails in it too: over the watermark it moves
     // past the hunt like any run, and only the record brings the hunt back.
