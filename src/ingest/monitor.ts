@@ -27,8 +27,8 @@ export interface MonitorDeps {
 export function startPartitionMonitor(deps: MonitorDeps): { stop(): void; tick(): Promise<void> } {
   let lastReason: string | undefined;
   let lastLoggedAt = -Infinity;
-  let running: Promise<void> | undefined;
-  const tick = async () => {
+  let observing: { since: number; done: Promise<void> } | undefined;
+  const observe = async () => {
     try {
       const [marks, stored] = await Promise.all([deps.watermarks(), deps.storedOffsets()]);
       deps.health.observePartitions(marks, stored, deps.topic);
@@ -43,6 +43,9 @@ export function startPartitionMonitor(deps: MonitorDeps): { stop(): void; tick()
       deps.health.markUnobserved();
       deps.logger.debug({ err }, 'partition monitor could not read watermarks or offsets');
     }
+  };
+  /** The stall gauges refreshed (status() sets them) and a change of readiness logged. */
+  const report = () => {
     const status = deps.health.status();
     const reason = status.ready ? undefined : status.reason;
     const now = performance.now();
@@ -54,12 +57,25 @@ export function startPartitionMonitor(deps: MonitorDeps): { stop(): void; tick()
     }
     lastReason = reason;
   };
+  // Reported on every interval, whether or not the last observation has answered: a Postgres
+  // that stops answering without closing its connections held a tick for the 2-minute query
+  // timeout, and the stall gauges and the log with it (a stalled lane showed 0 for 120 s,
+  // four times the stall limit). An observation still waiting counts as none since it began.
   const timer = setInterval(() => {
-    if (!running) running = tick().finally(() => (running = undefined));
+    if (!observing) {
+      const since = performance.now();
+      observing = { since, done: observe().finally(() => (observing = undefined)) };
+    } else if (performance.now() - observing.since > deps.intervalMs) {
+      deps.health.markUnobserved(observing.since);
+    }
+    report();
   }, deps.intervalMs);
   timer.unref();
   return {
     stop: () => clearInterval(timer),
-    tick,
+    async tick() {
+      await observe();
+      report();
+    },
   };
 }

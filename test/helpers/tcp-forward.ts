@@ -13,13 +13,24 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** From then on, `port` forwards every connection to `target` (host:port); `close` cuts them all. */
-export async function forwardPort(port: number, target: string): Promise<{ close(): Promise<void> }> {
+/** From then on, `port` forwards every connection to `target` (host:port). */
+export interface Forwarder {
+  /** From now on nothing passes either way, and the connections stay open: a service that stops answering without a word. */
+  freeze(): void;
+  /** Cuts every connection and stops listening. */
+  close(): Promise<void>;
+}
+
+export async function forwardPort(port: number, target: string): Promise<Forwarder> {
   const separator = target.lastIndexOf(':');
   const host = target.slice(0, separator);
   const targetPort = Number(target.slice(separator + 1));
   const sockets = new Set<net.Socket>();
+  let frozen = false;
   const server = net.createServer((client) => {
+    sockets.add(client);
+    client.on('close', () => sockets.delete(client));
+    if (frozen) return;
     const upstream = net.connect(targetPort, host);
     for (const socket of [client, upstream]) {
       sockets.add(socket);
@@ -31,6 +42,13 @@ export async function forwardPort(port: number, target: string): Promise<{ close
   });
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   return {
+    freeze() {
+      frozen = true;
+      for (const socket of sockets) {
+        socket.unpipe();
+        socket.pause();
+      }
+    },
     close: () =>
       new Promise((resolve) => {
         server.close(() => resolve());

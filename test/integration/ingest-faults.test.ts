@@ -16,6 +16,7 @@ import { createTestTopics, endOffsets, projectionOf, sendRecords, startIngestPro
 import {
   asAdmin, asRecords, dropConnections, eventCount, eventsFor, expectNoLogReset, metricsOf, readyz, recordsRead, recreateTopic, send, sleep, storedOffset, useIngestFaultKit,
 } from '../helpers/ingest-faults';
+import { forwardPort, freePort } from '../helpers/tcp-forward';
 import { waitFor } from '../helpers/wait';
 
 const { database, track, runIngest, waitStored, onCleanup } = useIngestFaultKit();
@@ -60,6 +61,32 @@ describe('the stall signal', () => {
     await waitCaughtUp(db.pool, topics);
     expect(await projectionOf(db.pool)).toEqual(foldEvents([...before, ...during]));
     expect(await metricsOf(ingest)).toMatch(/hunt_ingest_stalled 0\b/);
+  });
+
+  it('reaches the stall gauge and the log within the stall limit when Postgres stops answering, with nobody polling /readyz', { timeout: 120_000 }, async () => {
+    const stallLimitMs = 4000;
+    const db = await database();
+    const topics = await createTestTopics(2);
+    const port = await freePort();
+    const postgres = await forwardPort(port, `${new URL(db.url).hostname}:${new URL(db.url).port}`);
+    onCleanup(() => postgres.close());
+    const throughForwarder = new URL(db.url);
+    throughForwarder.port = String(port);
+    const ingest = track(startIngestProcess(throughForwarder.toString(), topics, { INGEST_STALL_LIMIT_MS: String(stallLimitMs) }));
+    await ingest.ready();
+    await send(topics.events, eventsFor('frozen', 100));
+    await waitCaughtUp(db.pool, topics);
+
+    // Connections stay open and nothing answers: every query waits for its 2-minute timeout.
+    postgres.freeze();
+    await send(topics.events, eventsFor('frozen', 100, 100));
+    const frozenAt = Date.now();
+    // Only /metrics, as Prometheus reads it: before, the monitor's tick waited on the frozen
+    // Postgres too, and the gauge stayed 0 for 120 s.
+    await waitFor('hunt_ingest_stalled to turn 1', async () => /^hunt_ingest_stalled 1$/m.test(await metricsOf(ingest)), { timeoutMs: stallLimitMs + 20_000, intervalMs: 250 });
+    // Before: 11 s here (a new connection's 10 s connect timeout), 120 s on a pooled one.
+    expect(Date.now() - frozenAt).toBeLessThanOrEqual(stallLimitMs + 5000);
+    await waitFor('the stall in the log', () => fs.readFileSync(ingest.logFile, 'utf8').includes('ingest not ready'), { timeoutMs: 10_000 });
   });
 });
 
