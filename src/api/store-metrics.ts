@@ -14,7 +14,7 @@ import type { Logger } from '../log';
 import { ROLLUP_JOB } from '../store/batch/rollups';
 import { RECONCILE_JOB } from '../store/correctness/reconcile';
 import { failingHunts } from '../store/correctness/reconcile-failures';
-import { lastRunDrift, recentDrift } from '../store/read/monitoring';
+import { driftedRuns, lastRunDrift, recentDrift } from '../store/read/monitoring';
 import { cappedBacklog } from '../store/read/quarantine-backlog';
 import { watermarkAges } from '../store/read/watermark-age';
 import { everyFewSeconds } from './throttle';
@@ -25,6 +25,8 @@ import { everyFewSeconds } from './throttle';
  */
 export const QUARANTINE_BACKLOG_CAP = 1_000_000;
 const DRIFT_WINDOW_HOURS = 24;
+/** The window of runs counted by hunt_reconcile_drifted_runs: six runs of the default 5-minute Schedule. */
+const DRIFTED_RUNS_WINDOW_MINUTES = 30;
 /** The scheduled jobs driven by a watermark row; their names are their workflow types. */
 const WATERMARK_JOBS = [ROLLUP_JOB, RECONCILE_JOB];
 
@@ -44,6 +46,12 @@ export function startStoreGauges(registry: Registry, pool: pg.Pool, refreshMs: n
   const lastRun = new Gauge({
     name: 'hunt_reconcile_last_run_drift',
     help: 'Players and treasures that drifted in the most recent reconcile run',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+  });
+  const driftedRunsGauge = new Gauge({
+    name: 'hunt_reconcile_drifted_runs',
+    help: `Reconcile runs of the last ${DRIFTED_RUNS_WINDOW_MINUTES} minutes that found drift, by kind (player, treasure)`,
     labelNames: ['kind'] as const,
     registers: [registry],
   });
@@ -72,28 +80,42 @@ export function startStoreGauges(registry: Registry, pool: pg.Pool, refreshMs: n
   });
   const warn = everyFewSeconds((count: number, err: unknown) => logger.warn({ err, count }, 'could not refresh the metrics read from Postgres'), 60_000);
 
+  // Each gauge from its own query, set when that query answers: one that timed out (a
+  // quarantine count on a table autovacuum has fallen behind on, say) left every gauge frozen
+  // at its last value, the watermark ages and drift too. `refreshed` moves only when all did.
+  const updates: readonly (() => Promise<void>)[] = [
+    async () => {
+      const recent = await recentDrift(pool, DRIFT_WINDOW_HOURS);
+      drift.set({ kind: 'player' }, recent.players);
+      drift.set({ kind: 'treasure' }, recent.treasures);
+    },
+    async () => {
+      const last = await lastRunDrift(pool);
+      lastRun.set({ kind: 'player' }, last.players);
+      lastRun.set({ kind: 'treasure' }, last.treasures);
+    },
+    async () => {
+      const runs = await driftedRuns(pool, DRIFTED_RUNS_WINDOW_MINUTES);
+      driftedRunsGauge.set({ kind: 'player' }, runs.players);
+      driftedRunsGauge.set({ kind: 'treasure' }, runs.treasures);
+    },
+    async () => failing.set(await failingHunts(pool)),
+    async () => {
+      for (const [reason, n] of await cappedBacklog(pool, QUARANTINE_BACKLOG_CAP)) backlog.set({ reason }, n);
+    },
+    async () => {
+      for (const [job, age] of await watermarkAges(pool, WATERMARK_JOBS)) watermarkAge.set({ workflow_type: job }, age);
+    },
+  ];
+
   let running = false;
   const refresh = async () => {
     if (running) return;
     running = true;
     try {
-      const [recent, last, failingNow, byReason, ages] = await Promise.all([
-        recentDrift(pool, DRIFT_WINDOW_HOURS),
-        lastRunDrift(pool),
-        failingHunts(pool),
-        cappedBacklog(pool, QUARANTINE_BACKLOG_CAP),
-        watermarkAges(pool, WATERMARK_JOBS),
-      ]);
-      drift.set({ kind: 'player' }, recent.players);
-      drift.set({ kind: 'treasure' }, recent.treasures);
-      lastRun.set({ kind: 'player' }, last.players);
-      lastRun.set({ kind: 'treasure' }, last.treasures);
-      failing.set(failingNow);
-      for (const [reason, n] of byReason) backlog.set({ reason }, n);
-      for (const [job, age] of ages) watermarkAge.set({ workflow_type: job }, age);
-      refreshed.set(Date.now() / 1000);
-    } catch (err) {
-      warn(err);
+      const failures = (await Promise.allSettled(updates.map((update) => update()))).filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failures.length === 0) refreshed.set(Date.now() / 1000);
+      else warn(failures[0]!.reason);
     } finally {
       running = false;
     }

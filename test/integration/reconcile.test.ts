@@ -82,6 +82,8 @@ describe('reconcile', () => {
       return /hunt_reconcile_last_run_drift\{kind="treasure"\} 1\b/.test(text) && text;
     });
     expect(metrics).toMatch(/hunt_reconcile_drift_records\{kind="player"\} 2\b/);
+    expect(metrics).toMatch(/hunt_reconcile_drifted_runs\{kind="player"\} 1\b/);
+    expect(metrics).toMatch(/hunt_reconcile_drifted_runs\{kind="treasure"\} 1\b/);
 
     // Nothing new since: the watermark makes `{}` a no-op; an explicit check finds no drift.
     expect(await reconcile({ settleMs: 0 })).toMatchObject({ hunts: 0 });

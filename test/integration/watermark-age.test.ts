@@ -13,12 +13,16 @@ import { useTestDatabase } from '../helpers/database-fixture';
 
 const db = useTestDatabase();
 
-async function ages(): Promise<Record<string, number>> {
+async function refreshedGauges(): Promise<Registry> {
   const registry = new Registry();
   const gauges = startStoreGauges(registry, db.pool, 60_000, createLogger({ logLevel: 'silent' }));
   await gauges.firstRefresh;
   gauges.stop();
-  const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === 'hunt_batch_watermark_age_seconds');
+  return registry;
+}
+
+async function ages(registry?: Registry): Promise<Record<string, number>> {
+  const metric = (await (registry ?? (await refreshedGauges())).getMetricsAsJSON()).find((m) => m.name === 'hunt_batch_watermark_age_seconds');
   return Object.fromEntries((metric?.values ?? []).map((v) => [String(v.labels.workflow_type), v.value]));
 }
 
@@ -37,5 +41,19 @@ describe('hunt_batch_watermark_age_seconds', () => {
     // A run with nothing to flush (no events past the watermark) is a pass: the age restarts.
     expect(await flushRollupChunk(db.pool, 1000, 0)).toBeUndefined();
     expect((await ages())[ROLLUP_JOB]).toBeLessThan(60);
+  });
+
+  it("is read even when another gauge's query fails, and only a refresh of all moves hunt_store_metrics_refreshed_seconds", async () => {
+    await db.pool.query(`INSERT INTO job_watermarks (job, last_seq, updated_at) VALUES ($1, 7, now() - interval '20 minutes') ON CONFLICT (job) DO UPDATE SET updated_at = excluded.updated_at`, [ROLLUP_JOB]);
+    // The quarantine count fails (as a statement timeout would); before, every gauge stayed unset with it.
+    await db.pool.query('ALTER TABLE quarantine RENAME TO quarantine_away');
+    try {
+      const registry = await refreshedGauges();
+      expect((await ages(registry))[ROLLUP_JOB]).toBeGreaterThanOrEqual(1200);
+      const refreshed = (await registry.getMetricsAsJSON()).find((m) => m.name === 'hunt_store_metrics_refreshed_seconds');
+      expect(refreshed?.values).toEqual([{ value: 0, labels: {} }]); // never set: not every gauge answered
+    } finally {
+      await db.pool.query('ALTER TABLE quarantine_away RENAME TO quarantine');
+    }
   });
 });

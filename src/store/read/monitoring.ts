@@ -27,3 +27,19 @@ export async function lastRunDrift(pool: pg.Pool): Promise<{ players: number; tr
   });
   return rows[0] ?? { players: 0, treasures: 0 };
 }
+
+/**
+ * Reconcile runs of the last `windowMinutes` that found drift, by kind: a steady rate of
+ * drift keeps this up, where a 24-hour sum of drift stays flat once its window is full
+ * (each run adds what the run a day before drops) and an alert on its growth falls silent.
+ */
+export async function driftedRuns(pool: pg.Pool, windowMinutes: number): Promise<{ players: number; treasures: number }> {
+  const { rows } = await pool.query<{ players: number; treasures: number }>({
+    name: 'monitoring-drifted-runs',
+    text: `SELECT count(DISTINCT run_id) FILTER (WHERE players_drifted > 0)::int AS players,
+                  count(DISTINCT run_id) FILTER (WHERE treasures_changed > 0)::int AS treasures
+             FROM reconcile_runs WHERE reconciled_at > now() - make_interval(mins => $1)`,
+    values: [windowMinutes],
+  });
+  return rows[0] ?? { players: 0, treasures: 0 };
+}
