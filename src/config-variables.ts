@@ -85,6 +85,8 @@ export const variables = {
   KAFKA_TOPIC_EVENTS: [topicName.default('hunt.events'), 'a Kafka topic name ([A-Za-z0-9._-], 1-249 chars)'],
   KAFKA_TOPIC_DLQ: [topicName.default('hunt.events.dlq'), 'a Kafka topic name ([A-Za-z0-9._-], 1-249 chars)'],
   API_PORT: [port.default(8080), 'a TCP port (1-65535)'],
+  // Unset: /healthz, /readyz and /metrics only on API_PORT, where the public's connections can use up API_MAX_CONNECTIONS.
+  API_OPS_PORT: [port.optional(), 'a TCP port (1-65535) other than API_PORT, for /healthz, /readyz and /metrics alone (unset: none)'],
   API_BIND_ADDRESS: [ipAddress.default('127.0.0.1'), 'an IP address to listen on (0.0.0.0: every IPv4 interface)'],
   API_HEADERS_TIMEOUT_MS: [milliseconds(1000, 120_000).default(10_000), 'a whole number of milliseconds, 1000-120000'],
   API_REQUEST_TIMEOUT_MS: [milliseconds(1000, 600_000).default(30_000), 'a whole number of milliseconds, 1000-600000'],

@@ -49,6 +49,8 @@ export interface Config {
   temporal: { address: string; namespace: string; taskQueue: string; uiUrl?: string; security: TemporalSecurity };
   api: {
     port: number;
+    /** A second listener for /healthz, /readyz and /metrics alone, out of the public's reach (its connection cap). */
+    opsPort?: number;
     bindAddress: string;
     /** Most time a client may take to send a request's headers, and the whole request. */
     headersTimeoutMs: number;
@@ -136,6 +138,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (v.API_MAX_STREAMS !== undefined && v.API_MAX_STREAMS >= v.API_MAX_CONNECTIONS) {
     problems.push({ variable: 'API_MAX_STREAMS', expected: `fewer live streams than API_MAX_CONNECTIONS (${v.API_MAX_CONNECTIONS}), leaving connections for plain reads`, got: String(v.API_MAX_STREAMS) });
   }
+  if (v.API_OPS_PORT !== undefined && v.API_OPS_PORT === v.API_PORT) {
+    problems.push({ variable: 'API_OPS_PORT', expected: `a port other than API_PORT (${v.API_PORT})`, got: String(v.API_OPS_PORT) });
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   const stateDir = path.resolve(v.HUNT_STATE_DIR);
   const embeddedTemporal = `127.0.0.1:${v.HUNT_TEMPORAL_PORT}`;
@@ -162,6 +167,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     api: {
       port: v.API_PORT,
+      opsPort: v.API_OPS_PORT,
       bindAddress: v.API_BIND_ADDRESS,
       headersTimeoutMs: v.API_HEADERS_TIMEOUT_MS,
       requestTimeoutMs: v.API_REQUEST_TIMEOUT_MS,

@@ -4,7 +4,7 @@
  * connections, so a few thousand slow sockets could hold the process; these are tighter.
  */
 import type http from 'node:http';
-import { Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Config } from '../config';
 
 export type HttpLimits = Pick<
@@ -29,6 +29,12 @@ export function applyHttpLimits(server: http.Server, limits: HttpLimits, registr
   server.maxRequestsPerSocket = limits.maxRequestsPerSocket;
   // Connections beyond the cap are closed at once, before a byte is read.
   server.maxConnections = limits.maxConnections;
+  const refused = new Counter({
+    name: 'hunt_api_connections_refused_total',
+    help: 'Connections to the read API closed at once because API_MAX_CONNECTIONS were open',
+    registers: [registry],
+  });
+  server.on('drop', () => refused.inc());
   new Gauge({
     name: 'hunt_api_connections',
     help: 'Open connections to the read API (at most API_MAX_CONNECTIONS)',

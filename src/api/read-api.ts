@@ -1,6 +1,7 @@
 /**
  * The read API as the ingest process runs it: the HTTP server with its limits, listening on
- * API_BIND_ADDRESS:API_PORT, with a Postgres pool of its own.
+ * API_BIND_ADDRESS:API_PORT (and /healthz, /readyz and /metrics alone on API_OPS_PORT, when
+ * set: ops-server.ts), with a Postgres pool of its own.
  *
  * The pool is what keeps readers and the hot path apart: the commit lanes have theirs, so a
  * flood of leaderboard reads can wait only on the API's few connections (API_DB_POOL_SIZE),
@@ -19,6 +20,7 @@ import { registerChangeFeedGauge } from './api-metrics';
 import { ChangeListener } from './change-listener';
 import { LeaderboardStreams } from './leaderboard-streams';
 import { ReplyCache } from './reply-cache';
+import { createOpsServer } from './ops-server';
 import { createApiServer, type ApiDeps } from './server';
 import { startStoreGauges } from './store-metrics';
 
@@ -29,6 +31,8 @@ export class ApiListenError extends Error {
 export interface ReadApi {
   /** Where this machine reaches the API (for messages and tests). */
   url: string;
+  /** Where it reaches the ops listener, when API_OPS_PORT is set. */
+  opsUrl?: string;
   close(): Promise<void>;
 }
 
@@ -58,15 +62,19 @@ export async function startReadApi(
     { pool, leaderboardCache, streams, maxStreams: api.maxStreams, registry: deps.registry, logger: deps.logger, readiness: deps.readiness },
     api,
   );
+  const opsServer = api.opsPort === undefined ? undefined : createOpsServer({ registry: deps.registry, readiness: deps.readiness }, api);
   try {
-    await listen(server, api.bindAddress, api.port);
+    await listen(server, api.bindAddress, api.port, 'API_PORT');
+    if (opsServer && api.opsPort !== undefined) await listen(opsServer, api.bindAddress, api.opsPort, 'API_OPS_PORT');
     // After listening, an error of the server (EMFILE on accept, with a file limit below the
     // connections allowed) is logged: unheard, it would end the process.
     server.on('error', (err) => deps.logger.error({ err }, 'read API server error; it goes on serving'));
+    opsServer?.on('error', (err) => deps.logger.error({ err }, 'read API ops server error; it goes on serving'));
     await changes.start();
   } catch (err) {
     streams.close();
     await changes.stop();
+    await Promise.all([server, opsServer].map((s) => s?.listening && new Promise((resolve) => s.close(resolve))));
     await pool.end().catch(() => undefined);
     throw err;
   }
@@ -75,25 +83,32 @@ export async function startReadApi(
   const host = anyInterface ? '127.0.0.1' : api.bindAddress.includes(':') ? `[${api.bindAddress}]` : api.bindAddress;
   return {
     url: `http://${host}:${api.port}`,
+    opsUrl: api.opsPort === undefined ? undefined : `http://${host}:${api.opsPort}`,
     async close() {
       gauges.stop();
       streams.close();
       await changes.stop();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        // Keep-alive and slow clients would hold close() open; they get no more answers.
-        server.closeAllConnections();
-      });
+      await Promise.all(
+        [server, opsServer].map(
+          (s) =>
+            s &&
+            new Promise<void>((resolve) => {
+              s.close(() => resolve());
+              // Keep-alive and slow clients would hold close() open; they get no more answers.
+              s.closeAllConnections();
+            }),
+        ),
+      );
       await pool.end().catch(() => undefined);
     },
   };
 }
 
-function listen(server: http.Server, address: string, port: number): Promise<void> {
+function listen(server: http.Server, address: string, port: number, variable: 'API_PORT' | 'API_OPS_PORT'): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'EADDRINUSE') reject(new ApiListenError(`API_PORT ${port} is already in use on ${address}: stop what holds it or set API_PORT to a free port`));
-      else if (err.code === 'EACCES') reject(new ApiListenError(`API_PORT ${port} needs privileges this process lacks: set API_PORT to a port above 1023`));
+      if (err.code === 'EADDRINUSE') reject(new ApiListenError(`${variable} ${port} is already in use on ${address}: stop what holds it or set ${variable} to a free port`));
+      else if (err.code === 'EACCES') reject(new ApiListenError(`${variable} ${port} needs privileges this process lacks: set ${variable} to a port above 1023`));
       else if (err.code === 'EADDRNOTAVAIL') reject(new ApiListenError(`API_BIND_ADDRESS ${address} is not an address of this machine: set it to one (0.0.0.0 for every interface)`));
       else reject(err);
     });

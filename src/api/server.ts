@@ -19,6 +19,7 @@ import { createApiMetrics, routeLabel, type ApiMetrics } from './api-metrics';
 import { applyHttpLimits, httpServerOptions, type HttpLimits } from './http-limits';
 import type { LeaderboardStreams } from './leaderboard-streams';
 import { LIVE_PAGE_HEADERS, livePage } from './live-page';
+import { opsReply } from './ops-server';
 import type { CachedReply, ReplyCache } from './reply-cache';
 import { everyFewSeconds } from './throttle';
 
@@ -142,14 +143,8 @@ async function route(deps: ApiDeps, req: http.IncomingMessage): Promise<Reply | 
   if (req.method !== 'GET') throw new HttpError(405, 'only GET is served');
   const { pathname, parts, query } = parseTarget(req.url ?? '');
 
-  if (pathname === '/healthz') return { status: 200, body: { status: 'ok' } };
-  if (pathname === '/readyz') {
-    const { ready, checks, error } = await deps.readiness();
-    return { status: ready ? 200 : 503, body: ready ? { ready, checks } : { error, ready, checks } };
-  }
-  if (pathname === '/metrics') {
-    return { status: 200, body: await deps.registry.metrics(), contentType: deps.registry.contentType };
-  }
+  const ops = await opsReply(deps, pathname);
+  if (ops) return ops;
   if (parts[0] === 'hunts' && parts.length === 3 && parts[2] === 'leaderboard') {
     allowOnly(query, ['limit']);
     const huntId = checkId('huntId', parts[1]);

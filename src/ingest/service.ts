@@ -125,7 +125,7 @@ export async function runIngestService(config: Config, logger: Logger = createLo
     throw err instanceof ApiListenError ? new StartupError(err.message) : err;
   }
   const apiUrl = api.url;
-  logger.info({ apiUrl }, 'read API listening');
+  logger.info({ apiUrl, opsUrl: api.opsUrl }, 'read API listening');
   const running = ingest;
   const freshnessRecorder = startFreshnessRecorder({ pool, tally: freshness, logger });
   const runningApi = api;

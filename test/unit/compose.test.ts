@@ -280,12 +280,14 @@ describe('docker-compose.yml', () => {
       expect(flagValues(args, '--port')).toEqual(port === 7233 ? [] : [String(port)]);
     });
 
-    it('the published ingest port is API_PORT, the API listens on every interface of its container, and its health check asks that port', () => {
+    it('the published ingest port is API_PORT, the API listens on every interface of its container, and its health check asks the unpublished API_OPS_PORT', () => {
       const config = appConfig('ingest');
       const ingest = service('ingest');
       expect(publishedPorts(ingest).get(config.api.port)).toBe(config.api.port);
       expect(config.api.bindAddress).toBe('0.0.0.0');
-      expect(healthcheckCommand(ingest)).toContain(`:${config.api.port}/healthz`);
+      expect(config.api.opsPort).toBeDefined();
+      expect(publishedPorts(ingest).has(config.api.opsPort!)).toBe(false);
+      expect(healthcheckCommand(ingest)).toContain(`:${config.api.opsPort}/healthz`);
     });
   });
 

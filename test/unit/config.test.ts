@@ -112,6 +112,10 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ KAFKA_PARTITION_FETCH_MAX_BYTES: '3000000000' })).toThrow(/KAFKA_PARTITION_FETCH_MAX_BYTES: expected a whole number of bytes/);
     expect(() => loadConfig({ API_MAX_STREAMS: '2000' })).toThrow(/API_MAX_STREAMS: expected fewer live streams than API_MAX_CONNECTIONS \(1024\)/);
     expect(loadConfig({ API_MAX_STREAMS: '2000', API_MAX_CONNECTIONS: '4096' }).api.maxStreams).toBe(2000);
+    // The ops listener needs a port of its own.
+    expect(() => loadConfig({ API_PORT: '8080', API_OPS_PORT: '8080' })).toThrow(/API_OPS_PORT: expected a port other than API_PORT \(8080\)/);
+    expect(loadConfig({ API_OPS_PORT: '9090' }).api.opsPort).toBe(9090);
+    expect(loadConfig({}).api.opsPort).toBeUndefined();
     // Not set: three quarters of the connections, so lowering those alone still starts.
     expect(loadConfig({}).api.maxStreams).toBe(768);
     expect(loadConfig({ API_MAX_CONNECTIONS: '512' }).api.maxStreams).toBe(384);

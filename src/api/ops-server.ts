@@ -1,0 +1,56 @@
+/**
+ * /healthz, /readyz and /metrics: what an orchestrator and Prometheus ask. The read API serves
+ * them on API_PORT, and with API_OPS_PORT set, on a listener of their own too, where the
+ * public's connections cannot reach: 768 live streams and 256 keep-alive readers (each
+ * answered) used up API_MAX_CONNECTIONS, and so did one client reopening 1,024 idle sockets;
+ * every probe was then refused, a liveness probe restarted a healthy process, and Prometheus
+ * saw the ingest as down and its stall gauge as absent.
+ */
+import http from 'node:http';
+import type { Registry } from 'prom-client';
+import { httpServerOptions, type HttpLimits } from './http-limits';
+
+/** Connections the ops listener keeps open at once: probes and scrapers, a handful each. */
+export const OPS_MAX_CONNECTIONS = 64;
+
+export interface OpsDeps {
+  registry: Registry;
+  readiness: () => Promise<{ ready: boolean; checks?: Record<string, string>; error?: string }>;
+}
+
+export interface OpsReply {
+  status: number;
+  body: unknown;
+  contentType?: string;
+}
+
+/** The answer to an ops path, or undefined for any other path. */
+export async function opsReply(deps: OpsDeps, pathname: string): Promise<OpsReply | undefined> {
+  if (pathname === '/healthz') return { status: 200, body: { status: 'ok' } };
+  if (pathname === '/readyz') {
+    const { ready, checks, error } = await deps.readiness();
+    return { status: ready ? 200 : 503, body: ready ? { ready, checks } : { error, ready, checks } };
+  }
+  if (pathname === '/metrics') return { status: 200, body: await deps.registry.metrics(), contentType: deps.registry.contentType };
+  return undefined;
+}
+
+/** The ops listener's server: GET of the three paths, 404 for the rest, the read API's timeouts, its own connection cap. */
+export function createOpsServer(deps: OpsDeps, limits: HttpLimits): http.Server {
+  const server = http.createServer(httpServerOptions(limits), (req, res) => {
+    const send = (status: number, body: unknown, contentType = 'application/json') => {
+      const text = typeof body === 'string' ? body : JSON.stringify(body);
+      res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    };
+    if (req.method !== 'GET') return send(405, { error: 'only GET is served' });
+    const pathname = (req.url ?? '').split('?')[0];
+    opsReply(deps, pathname ?? '').then(
+      (reply) => (reply ? send(reply.status, reply.body, reply.contentType) : send(404, { error: 'this port serves /healthz, /readyz and /metrics' })),
+      () => send(500, { error: 'internal error' }),
+    );
+  });
+  server.maxRequestsPerSocket = limits.maxRequestsPerSocket;
+  server.maxConnections = OPS_MAX_CONNECTIONS;
+  return server;
+}
