@@ -268,6 +268,41 @@ describe('the fence', () => {
   });
 });
 
+describe('the fence, behind a long holder of hunts', () => {
+  it('is not asked for while a session has held hunts for seconds (a reconcile), so the hot path never queues behind the request', async () => {
+    const scratch = await createTestDatabase();
+    const holder = new pg.Client({ connectionString: scratch.url, application_name: 'reconcile-like' });
+    await holder.connect();
+    try {
+      await storeEventsInOrder(scratch.pool, inOrderTraffic(100, 2).events);
+      // What a reconcile holds through its recompute, minutes for a big hunt.
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE hunts IN ROW SHARE MODE');
+      const { rows } = await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      await new Promise((resolve) => setTimeout(resolve, 2500));
+      const failure = prepareShadow(scratch.pool, 'leaderboard', 'run-long-holder', 5000);
+      // Meanwhile the hot path's commit on another hunt: before, it queued behind the fence's
+      // request for the whole lock_timeout (5 s) and failed here.
+      const hotPath = await scratch.pool.connect();
+      try {
+        await hotPath.query('BEGIN');
+        await hotPath.query(`SET LOCAL lock_timeout = '1s'`);
+        await hotPath.query('LOCK TABLE hunts IN ROW EXCLUSIVE MODE');
+        await hotPath.query('ROLLBACK');
+      } finally {
+        hotPath.release();
+      }
+      await expect(failure).rejects.toBeInstanceOf(FenceBusyError);
+      await expect(failure).rejects.toThrow(new RegExp(`was not asked for: sessions have held hunts for over 2 s.*pid ${rows[0]!.pid} \\(application "reconcile-like"`));
+      await holder.query('ROLLBACK');
+      expect(await prepareShadow(scratch.pool, 'leaderboard', 'run-long-holder', 5000)).toMatchObject({ startedSeq: expect.any(Number) });
+    } finally {
+      await holder.end();
+      await scratch.dispose();
+    }
+  });
+});
+
 describe('the swap', () => {
   it('does not fence the hot path while a long reader holds a live table, names it, and goes through once it ends', async () => {
     const scratch = await createTestDatabase();

@@ -342,6 +342,11 @@ async function claimJob(client: pg.ClientBase, projection: ProjectionName, jobId
  * every retry would fail the same way until that session ends.
  */
 async function takeFence(client: pg.ClientBase, lockTimeoutMs: number): Promise<void> {
+  // Not queued behind a session that has held hunts for a while (a reconcile holds ROW SHARE
+  // through its recompute, minutes for a big hunt): the queued request holds back every
+  // hot-path commit behind it, all hunts, for the whole lock_timeout, on every retry.
+  const longHolders = await fenceHolders(client, LONG_HOLD_SECONDS);
+  if (longHolders.length > 0) throw new FenceBusyError(lockTimeoutMs, longHolders, 'held long');
   await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${lockTimeoutMs}ms`]);
   await client.query('SAVEPOINT fence');
   try {
@@ -373,9 +378,11 @@ const FILL_LANE_WAIT_MS = 2 * 60 * 60 * 1000;
 
 /** The fence was not free within lock_timeout; retried by the workflow. */
 export class FenceBusyError extends Error {
-  constructor(lockTimeoutMs: number, holders: string[]) {
+  constructor(lockTimeoutMs: number, holders: string[], why: 'timed out' | 'held long' = 'timed out') {
     super(
-      `the fence (LOCK TABLE hunts IN EXCLUSIVE MODE) was not free within ${lockTimeoutMs} ms; ` +
+      (why === 'held long'
+        ? `the fence (LOCK TABLE hunts IN EXCLUSIVE MODE) was not asked for: sessions have held hunts for over ${LONG_HOLD_SECONDS} s, and the hot path would queue behind the request; `
+        : `the fence (LOCK TABLE hunts IN EXCLUSIVE MODE) was not free within ${lockTimeoutMs} ms; `) +
         (holders.length === 0
           ? 'the sessions that held it have ended since; the step retries'
           : `held by ${holders.join('; ')}. The step retries, holding the hot path back up to ${lockTimeoutMs} ms each time, until these end: finish or cancel them (pg_cancel_backend, pg_terminate_backend)`),
@@ -438,12 +445,17 @@ export class LiveTablesBusyError extends Error {
   }
 }
 
-/** Other sessions holding a lock on `hunts` that the fence waits for (every mode but ACCESS SHARE, which plain reads take). */
-async function fenceHolders(client: pg.ClientBase): Promise<string[]> {
+/**
+ * Other sessions holding a lock on `hunts` that the fence waits for (every mode but ACCESS
+ * SHARE, which plain reads take), in a transaction open for at least `heldForSeconds`.
+ */
+async function fenceHolders(client: pg.ClientBase, heldForSeconds = 0): Promise<string[]> {
   const { rows } = await client.query<{ pid: number }>(
-    `SELECT DISTINCT pid FROM pg_locks
-      WHERE locktype = 'relation' AND relation = 'hunts'::regclass AND granted
-        AND mode <> 'AccessShareLock' AND pid <> pg_backend_pid()`,
+    `SELECT DISTINCT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+      WHERE l.locktype = 'relation' AND l.relation = 'hunts'::regclass AND l.granted
+        AND l.mode <> 'AccessShareLock' AND l.pid <> pg_backend_pid()
+        AND a.xact_start <= clock_timestamp() - make_interval(secs => $1)`,
+    [heldForSeconds],
   );
   return describeSessions(client, rows.map((r) => r.pid));
 }
