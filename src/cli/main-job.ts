@@ -12,7 +12,7 @@ import { runIngestService } from '../ingest/service';
 import { createLogger, type Logger } from '../log';
 import { connectClient } from '../temporal/client';
 import { applySchedules } from '../temporal/schedules';
-import { createWorkerService, installRuntime, type WorkerService } from '../worker/service';
+import { createWorkerService, installRuntime, WorkerStartAbortedError, type WorkerService } from '../worker/service';
 import { stopWithin, untilSignal } from './stop';
 import { runMigrations } from './migrate';
 
@@ -32,7 +32,17 @@ export async function runMainJob(opts: MainJobOptions): Promise<void> {
   console.log(`database schema: ${applied.length === 0 ? 'up to date' : `applied ${applied.join(', ')}`}`);
 
   const ingest = await runIngestService(config, logger);
-  const worker = opts.worker ? await startWorker(config, logger) : undefined;
+  // Listened for from here: a Ctrl-C while the worker still waits for Temporal stops the
+  // pipeline gracefully (the SDK took the signal over and only noted it, without a worker).
+  const signalled = untilSignal(logger);
+  const workerStart = new AbortController();
+  void signalled.then(() => workerStart.abort());
+  const worker = opts.worker
+    ? await startWorker(config, logger, workerStart.signal).catch((err: unknown) => {
+        if (err instanceof WorkerStartAbortedError) return undefined;
+        throw err;
+      })
+    : undefined;
   const stop = new AbortController();
   // The demo producer rides out a Kafka outage (it drops what it could not send), and
   // nothing of it stops the pipeline: its failure to start is logged, not fatal.
@@ -69,7 +79,7 @@ Stop with Ctrl-C; the stack keeps running (hunt stack down stops it).`);
   const timer = opts.duration ? new Promise<void>((resolve) => setTimeout(resolve, (opts.duration as number) * 1000)) : new Promise<void>(() => {});
   // A part that dies stops the whole command, with its reason: half a pipeline that looks
   // alive is worse than none.
-  const died = await Promise.race([untilSignal(logger), timer, ingest.failed, ...(worker ? [worker.failed] : [])]).then(
+  const died = await Promise.race([signalled, timer, ingest.failed, ...(worker ? [worker.failed] : [])]).then(
     () => undefined,
     (err: Error) => err,
   );
@@ -91,9 +101,9 @@ Stop with Ctrl-C; the stack keeps running (hunt stack down stops it).`);
 }
 
 /** The batch-plane worker in this process, with the Schedules applied so they have work to run. */
-async function startWorker(config: Config, logger: Logger): Promise<{ schedules: string[]; failed: Promise<never>; stop(): Promise<void> }> {
+async function startWorker(config: Config, logger: Logger, signal: AbortSignal): Promise<{ schedules: string[]; failed: Promise<never>; stop(): Promise<void> }> {
   installRuntime(config.worker, 'WARN');
-  const service: WorkerService = await createWorkerService(config, logger);
+  const service: WorkerService = await createWorkerService(config, logger, config.temporal.taskQueue, signal);
   let stopping = false;
   const running = service.run();
   // The worker's run() settles only when it stops; before we asked, that is a failure.

@@ -10,9 +10,25 @@ export function registerWorkerCommand(program: Command): void {
     .action(async () => {
       const config = loadConfig();
       const logger = createLogger(config, 'worker');
-      const { createWorkerService, installRuntime } = await import('../worker/service');
+      const { createWorkerService, installRuntime, WorkerStartAbortedError } = await import('../worker/service');
       installRuntime(config.worker);
-      const service = await createWorkerService(config, logger);
+      // A stop asked for while the worker still waits for Temporal ends it there (the SDK's
+      // own signal handling starts with the worker).
+      const starting = new AbortController();
+      const stopStarting = () => starting.abort();
+      process.once('SIGTERM', stopStarting);
+      process.once('SIGINT', stopStarting);
+      let service: Awaited<ReturnType<typeof createWorkerService>>;
+      try {
+        service = await createWorkerService(config, logger, config.temporal.taskQueue, starting.signal);
+      } catch (err) {
+        if (!(err instanceof WorkerStartAbortedError)) throw err;
+        logger.info('worker stopped before it could reach Temporal');
+        process.exit(0);
+      } finally {
+        process.off('SIGTERM', stopStarting);
+        process.off('SIGINT', stopStarting);
+      }
       logger.info({ taskQueue: config.temporal.taskQueue, metricsPort: config.worker.metricsPort }, 'worker running');
       // The SDK stops the worker gracefully on SIGINT/SIGTERM: running activities get the grace time.
       await service.run();

@@ -23,10 +23,16 @@ export async function withHint(err: unknown, config: Pick<Config, 'temporal'>, w
 }
 
 /**
- * A connection the network refused or never made (refused, no route, no DNS answer, timed
- * out): the worker's core reports those as a TransportError naming its ConnectError. Not
- * one Temporal itself refused (credentials, TLS), which withHint explains.
+ * A connection the network refused, cut or never made (refused, reset, broken, no route, no
+ * DNS answer, timed out), or a server not serving yet (gRPC UNAVAILABLE: a frontend starting,
+ * a proxy with no healthy upstream). The worker's core reports the first kind as a
+ * TransportError naming the cause. Not what Temporal refused (credentials, TLS), which
+ * withHint explains; callers ask it first.
  */
 export function isTemporalUnreachable(err: unknown): boolean {
-  return err instanceof Error && err.name === 'TransportError' && /ConnectError|tcp connect error|dns error|timed? ?out/i.test(err.message);
+  if (!(err instanceof Error)) return false;
+  if ((err as { code?: unknown }).code === GRPC_UNAVAILABLE || /currently unavailable/i.test(err.message)) return true;
+  return err.name === 'TransportError' && /ConnectError|tcp connect error|dns error|timed? ?out|ConnectionReset|BrokenPipe|ConnectionAborted|transport error/i.test(err.message);
 }
+
+const GRPC_UNAVAILABLE = 14;

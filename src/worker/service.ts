@@ -104,18 +104,39 @@ export interface WorkerService {
 const TEMPORAL_START_RETRY_FIRST_MS = 1_000;
 const TEMPORAL_START_RETRY_MAX_MS = 30_000;
 
+/** The worker was asked to stop (`signal`) while it waited for Temporal: nothing had started. */
+export class WorkerStartAbortedError extends Error {
+  override readonly name = 'WorkerStartAbortedError';
+  constructor() {
+    super('stopped while waiting for Temporal; nothing had started');
+  }
+}
+
 /**
  * Connects to Temporal, waiting out an outage: a worker that exited at once was restarted by
  * its supervisor with a longer pause after each exit (Kubernetes: up to 5 minutes), so jobs
  * waited on their task queue for minutes after Temporal came back. Refused credentials or a
- * TLS mismatch stop start-up with what to fix. (SIGTERM meanwhile ends the process: the SDK
- * takes the signals over only once a worker exists.)
+ * TLS mismatch stop start-up with what to fix. `signal` ends the wait at once, even inside an
+ * attempt (one against an address that never answers takes some 30 s): the SDK's runtime
+ * takes SIGTERM and SIGINT over while an attempt runs, and without a worker to stop it only
+ * noted them, so a stop asked for then was lost and the worker went on to poll.
  */
-async function connectToTemporal(config: Config, logger: Logger): Promise<NativeConnection> {
+async function connectToTemporal(config: Config, logger: Logger, signal?: AbortSignal): Promise<NativeConnection> {
+  const aborted = new Promise<never>((_, reject) => {
+    if (signal?.aborted) reject(new WorkerStartAbortedError());
+    signal?.addEventListener('abort', () => reject(new WorkerStartAbortedError()), { once: true });
+  });
+  aborted.catch(() => undefined);
   for (let attempt = 0; ; attempt++) {
+    const connecting = NativeConnection.connect(temporalConnectionOptions(config));
     try {
-      return await NativeConnection.connect(temporalConnectionOptions(config));
+      return await Promise.race([connecting, aborted]);
     } catch (err) {
+      if (err instanceof WorkerStartAbortedError) {
+        // An attempt that succeeds after all is closed, not left holding the runtime.
+        connecting.then((connection) => connection.close(), () => undefined).catch(() => undefined);
+        throw err;
+      }
       const explained = await withHint(err, config, `the worker could not connect to Temporal at ${config.temporal.address}`);
       if (explained !== err || !isTemporalUnreachable(err)) throw explained;
       const retryInMs = backoffMs(attempt, TEMPORAL_START_RETRY_FIRST_MS, TEMPORAL_START_RETRY_MAX_MS);
@@ -123,13 +144,14 @@ async function connectToTemporal(config: Config, logger: Logger): Promise<Native
         { err, attempt: attempt + 1, retryInMs, address: config.temporal.address },
         'Temporal cannot be reached; waiting for it before polling (check TEMPORAL_ADDRESS if this goes on)',
       );
-      await sleep(retryInMs);
+      await Promise.race([sleep(retryInMs), aborted]);
     }
   }
 }
 
-export async function createWorkerService(config: Config, logger: Logger, taskQueue = config.temporal.taskQueue): Promise<WorkerService> {
-  const connection = await connectToTemporal(config, logger);
+/** `signal` stops a start that still waits for Temporal (WorkerStartAbortedError). */
+export async function createWorkerService(config: Config, logger: Logger, taskQueue = config.temporal.taskQueue, signal?: AbortSignal): Promise<WorkerService> {
+  const connection = await connectToTemporal(config, logger, signal);
   const pool = createWorkerPool(config, (err) => logger.warn({ err }, 'Postgres connection lost; it will be replaced'));
   // Unchecked during an outage: the steps retry until Postgres is back.
   const mismatch = await schemaMismatch(pool)

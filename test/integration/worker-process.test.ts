@@ -4,6 +4,7 @@
  * Temporal it cannot reach at start-up instead of exiting.
  */
 import fs from 'node:fs';
+import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config';
 import { forwardPort, freePort } from '../helpers/tcp-forward';
@@ -58,6 +59,26 @@ describe('hunt worker started while Temporal cannot be reached', () => {
       await close();
       await worker.kill('SIGKILL');
       await forwarder?.close();
+    }
+  });
+});
+
+describe('hunt worker asked to stop while it waits for Temporal', () => {
+  it('stops at once, even in the middle of a connection attempt that gets no answer', { timeout: 60_000 }, async () => {
+    // Takes connections and never answers: each attempt waits some 30 s inside the SDK.
+    const silent = net.createServer((socket) => socket.on('error', () => undefined));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const worker = startWorkerProcess(db.url, uniqueName('worker-stop-waiting'), { TEMPORAL_ADDRESS: `127.0.0.1:${(silent.address() as net.AddressInfo).port}` });
+    const exited = new Promise<number | null>((resolve) => worker.child.once('exit', resolve));
+    try {
+      await waitFor('the worker to start connecting', () => new Promise<boolean>((resolve) => silent.getConnections((_, n) => resolve(n > 0))), { timeoutMs: 20_000, intervalMs: 100 });
+      worker.child.kill('SIGTERM');
+      // Before, the SDK's runtime took the signal and only noted it: the worker ran on, and polled once Temporal answered.
+      const code = await Promise.race([exited, new Promise<'running'>((resolve) => setTimeout(() => resolve('running'), 10_000))]);
+      expect(code, fs.readFileSync(worker.logFile, 'utf8').slice(-2000)).toBe(0);
+    } finally {
+      await worker.kill('SIGKILL');
+      silent.close();
     }
   });
 });

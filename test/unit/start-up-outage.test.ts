@@ -42,6 +42,12 @@ describe('isTemporalUnreachable', () => {
     expect(isTemporalUnreachable(transportError('tonic::transport::Error(Transport, ConnectError(ConnectError("dns error", Custom { kind: Uncategorized, error: "failed to lookup address information: Name or service not known" })))'))).toBe(true);
   });
 
+  it('sees a connection cut at once and a server not serving yet (gRPC UNAVAILABLE)', () => {
+    expect(isTemporalUnreachable(transportError('hyper::Error(Io, Kind(ConnectionReset))'))).toBe(true);
+    expect(isTemporalUnreachable(transportError('tonic::transport::Error(Transport, hyper::Error(Io, Kind(BrokenPipe)))'))).toBe(true);
+    expect(isTemporalUnreachable(Object.assign(new Error('14 UNAVAILABLE: The service is currently unavailable'), { code: 14 }))).toBe(true);
+  });
+
   it('does not wait on what Temporal answered, or on an error of another kind', () => {
     expect(isTemporalUnreachable(new Error('tcp connect error'))).toBe(false);
     expect(isTemporalUnreachable(transportError('Unauthenticated: invalid API key'))).toBe(false);
