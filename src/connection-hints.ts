@@ -48,9 +48,28 @@ export function explainKafkaError(err: unknown, security: KafkaSecurity = {}): s
     return 'the Kafka listener wants a client certificate it accepts: set KAFKA_TLS_CERT_FILE and KAFKA_TLS_KEY_FILE';
   }
   if (security.tls && /wrong version number|ECONNRESET|Connection error|closed/i.test(text) && /SSL|TLS|EPROTO|ECONNRESET/i.test(text)) {
-    return 'the TLS handshake with Kafka failed: check that the listener at KAFKA_BROKERS speaks TLS (SSL or SASL_SSL)';
+    return KAFKA_TLS_HANDSHAKE_HINT;
   }
   return undefined;
+}
+
+/**
+ * The one Kafka hint an outage can give too: a connection reset during the handshake comes
+ * from a plain-text listener and from a load balancer with no broker behind it alike. Start-up
+ * waits on it, saying the hint; the other hints stop it.
+ */
+export const KAFKA_TLS_HANDSHAKE_HINT = 'the TLS handshake with Kafka failed: check that the listener at KAFKA_BROKERS speaks TLS (SSL or SASL_SSL)';
+
+/**
+ * What to say while waiting on a Kafka that closes each connection at once (the outage kind):
+ * a TLS or SASL listener reached without them does that too, and would be waited on for ever.
+ */
+export function kafkaClosedConnectionHint(err: unknown, security: KafkaSecurity = {}): string | undefined {
+  if (!/Closed connection|ECONNRESET|socket hang up/i.test(chainText(err))) return undefined;
+  const missing = [security.tls ? undefined : 'KAFKA_TLS', security.sasl ? undefined : 'KAFKA_SASL_MECHANISM'].filter(Boolean);
+  return missing.length === 0
+    ? undefined
+    : `the broker closed the connection: if its listener wants TLS or SASL, set ${missing.join(' or ')}`;
 }
 
 /**

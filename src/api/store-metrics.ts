@@ -78,34 +78,34 @@ export function startStoreGauges(registry: Registry, pool: pg.Pool, refreshMs: n
     help: 'Unix time of the last successful refresh of the gauges read from Postgres',
     registers: [registry],
   });
-  const warn = everyFewSeconds((count: number, err: unknown) => logger.warn({ err, count }, 'could not refresh the metrics read from Postgres'), 60_000);
+  const warn = everyFewSeconds((count: number, err: unknown, gauges: string[]) => logger.warn({ err, gauges, count }, 'could not refresh the metrics read from Postgres'), 60_000);
 
   // Each gauge from its own query, set when that query answers: one that timed out (a
   // quarantine count on a table autovacuum has fallen behind on, say) left every gauge frozen
   // at its last value, the watermark ages and drift too. `refreshed` moves only when all did.
-  const updates: readonly (() => Promise<void>)[] = [
-    async () => {
+  const updates: readonly [string, () => Promise<void>][] = [
+    ['hunt_reconcile_drift_records', async () => {
       const recent = await recentDrift(pool, DRIFT_WINDOW_HOURS);
       drift.set({ kind: 'player' }, recent.players);
       drift.set({ kind: 'treasure' }, recent.treasures);
-    },
-    async () => {
+    }],
+    ['hunt_reconcile_last_run_drift', async () => {
       const last = await lastRunDrift(pool);
       lastRun.set({ kind: 'player' }, last.players);
       lastRun.set({ kind: 'treasure' }, last.treasures);
-    },
-    async () => {
+    }],
+    ['hunt_reconcile_drifted_runs', async () => {
       const runs = await driftedRuns(pool, DRIFTED_RUNS_WINDOW_MINUTES);
       driftedRunsGauge.set({ kind: 'player' }, runs.players);
       driftedRunsGauge.set({ kind: 'treasure' }, runs.treasures);
-    },
-    async () => failing.set(await failingHunts(pool)),
-    async () => {
+    }],
+    ['hunt_reconcile_failing_hunts', async () => failing.set(await failingHunts(pool))],
+    ['hunt_quarantine_backlog', async () => {
       for (const [reason, n] of await cappedBacklog(pool, QUARANTINE_BACKLOG_CAP)) backlog.set({ reason }, n);
-    },
-    async () => {
+    }],
+    ['hunt_batch_watermark_age_seconds', async () => {
       for (const [job, age] of await watermarkAges(pool, WATERMARK_JOBS)) watermarkAge.set({ workflow_type: job }, age);
-    },
+    }],
   ];
 
   let running = false;
@@ -113,9 +113,10 @@ export function startStoreGauges(registry: Registry, pool: pg.Pool, refreshMs: n
     if (running) return;
     running = true;
     try {
-      const failures = (await Promise.allSettled(updates.map((update) => update()))).filter((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failures.length === 0) refreshed.set(Date.now() / 1000);
-      else warn(failures[0]!.reason);
+      const results = await Promise.allSettled(updates.map(([, update]) => update()));
+      const failed = updates.flatMap(([gauge], i) => (results[i]?.status === 'rejected' ? [{ gauge, err: (results[i] as PromiseRejectedResult).reason as unknown }] : []));
+      if (failed.length === 0) refreshed.set(Date.now() / 1000);
+      else warn(failed[0]!.err, failed.map((f) => f.gauge));
     } finally {
       running = false;
     }

@@ -19,7 +19,7 @@ import { withTimeout } from '../time-limit';
 import { createPool, IDLE_IN_TRANSACTION_LIMIT_MS, nonUtf8Encoding, pingFailure, pingPostgres, processApplicationName, UTF8_REQUIRED } from '../store/pool';
 import { startIngest, type IngestHandle } from './consumer';
 import { FreshnessTally, startFreshnessRecorder } from './freshness-tally';
-import { ConnectionSettingsError, explainPostgresError } from '../connection-hints';
+import { ConnectionSettingsError, explainKafkaError, explainPostgresError, KAFKA_TLS_HANDSHAKE_HINT, kafkaClosedConnectionHint } from '../connection-hints';
 import { createKafka, isKafkaOutage, withKafkaHint, type KafkaErrorListener } from '../pipeline/kafka-client';
 import { createIngestMetrics } from './metrics';
 import { prepareTopics, type PreparedTopics } from './topics';
@@ -179,11 +179,11 @@ async function prepareKafka(admin: Admin, kafka: Kafka, config: Config, logger: 
       await admin.connect();
       return await prepareTopics(kafka, config.kafka.topics, { mayAlterDlq: !config.external.kafkaBrokers, logger });
     } catch (err) {
-      const explained = withKafkaHint(err, config);
-      if (explained !== err || !isKafkaOutage(err)) throw explained;
+      const hint = explainKafkaError(err, config.kafka.security);
+      if (!isKafkaOutage(err) || (hint !== undefined && hint !== KAFKA_TLS_HANDSHAKE_HINT)) throw withKafkaHint(err, config);
       const retryInMs = backoffMs(attempt, KAFKA_START_RETRY_FIRST_MS, KAFKA_START_RETRY_MAX_MS);
       logger.warn(
-        { err, attempt: attempt + 1, retryInMs, brokers: config.kafka.brokers },
+        { err, attempt: attempt + 1, retryInMs, brokers: config.kafka.brokers, hint: hint ?? kafkaClosedConnectionHint(err, config.kafka.security) },
         'Kafka cannot be reached; waiting for it before consuming (check KAFKA_BROKERS if this goes on)',
       );
       await sleep(retryInMs);

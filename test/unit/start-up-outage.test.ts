@@ -5,6 +5,7 @@
  */
 import kafkajs from 'kafkajs';
 import { describe, expect, it } from 'vitest';
+import { kafkaClosedConnectionHint } from '../../src/connection-hints';
 import { isKafkaOutage } from '../../src/pipeline/kafka-client';
 import { isTemporalUnreachable } from '../../src/temporal/client';
 
@@ -52,5 +53,14 @@ describe('isTemporalUnreachable', () => {
     expect(isTemporalUnreachable(new Error('tcp connect error'))).toBe(false);
     expect(isTemporalUnreachable(transportError('Unauthenticated: invalid API key'))).toBe(false);
     expect(isTemporalUnreachable(undefined)).toBe(false);
+  });
+});
+
+describe('kafkaClosedConnectionHint', () => {
+  it('says which settings a listener that closes every connection may want, while start-up waits on it', () => {
+    const closed = new KafkaJSConnectionError('Closed connection');
+    expect(kafkaClosedConnectionHint(closed)).toMatch(/set KAFKA_TLS or KAFKA_SASL_MECHANISM/);
+    expect(kafkaClosedConnectionHint(closed, { tls: {} } as never)).toMatch(/set KAFKA_SASL_MECHANISM$/);
+    expect(kafkaClosedConnectionHint(new KafkaJSConnectionError('Connection error: connect ECONNREFUSED 127.0.0.1:9092'))).toBeUndefined();
   });
 });
