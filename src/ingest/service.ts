@@ -23,7 +23,7 @@ import { ConnectionSettingsError, explainKafkaError, explainPostgresError, KAFKA
 import { createKafka, isKafkaOutage, withKafkaHint, type KafkaErrorListener } from '../pipeline/kafka-client';
 import { createIngestMetrics } from './metrics';
 import { prepareTopics, type PreparedTopics } from './topics';
-import { backoffMs, sleep } from '../backoff';
+import { connectAtStartup } from '../backoff';
 
 export interface IngestService {
   apiUrl: string;
@@ -161,34 +161,31 @@ async function checkPostgresSettings(pool: pg.Pool): Promise<void> {
   if (mismatch) throw new ConnectionSettingsError(`cannot use Postgres: ${mismatch}`);
 }
 
-/** The first wait after Kafka could not be reached at start-up, and the longest. */
-const KAFKA_START_RETRY_FIRST_MS = 1_000;
-const KAFKA_START_RETRY_MAX_MS = 30_000;
-
 /**
  * Connects to Kafka and makes sure of the topics, waiting out an outage (kafkajs's own
- * retries give up after about 13 s). A process that exited instead was restarted by its
- * supervisor with a longer pause after each exit (Kubernetes: up to 5 minutes), so the stream
- * stayed stopped for minutes after Kafka came back; waiting, it consumes at once, and /readyz
- * says `kafka: unreachable` meanwhile. A settings error (refused credentials, TLS) or a
- * refusal no wait cures (authorization, a DLQ too small on a broker not ours) stops start-up.
+ * retries give up after about 13 s); /readyz says `kafka: unreachable` meanwhile. A settings
+ * error (refused credentials, a certificate) or a refusal no wait cures (authorization, a DLQ
+ * too small on a broker not ours) stops start-up.
  */
-async function prepareKafka(admin: Admin, kafka: Kafka, config: Config, logger: Logger): Promise<PreparedTopics> {
-  for (let attempt = 0; ; attempt++) {
-    try {
+function prepareKafka(admin: Admin, kafka: Kafka, config: Config, logger: Logger): Promise<PreparedTopics> {
+  let hint: string | undefined;
+  return connectAtStartup(
+    async () => {
       await admin.connect();
-      return await prepareTopics(kafka, config.kafka.topics, { mayAlterDlq: !config.external.kafkaBrokers, logger });
-    } catch (err) {
-      const hint = explainKafkaError(err, config.kafka.security);
-      if (!isKafkaOutage(err) || (hint !== undefined && hint !== KAFKA_TLS_HANDSHAKE_HINT)) throw withKafkaHint(err, config);
-      const retryInMs = backoffMs(attempt, KAFKA_START_RETRY_FIRST_MS, KAFKA_START_RETRY_MAX_MS);
-      logger.warn(
-        { err, attempt: attempt + 1, retryInMs, brokers: config.kafka.brokers, hint: hint ?? kafkaClosedConnectionHint(err, config.kafka.security) },
-        'Kafka cannot be reached; waiting for it before consuming (check KAFKA_BROKERS if this goes on)',
-      );
-      await sleep(retryInMs);
-    }
-  }
+      return prepareTopics(kafka, config.kafka.topics, { mayAlterDlq: !config.external.kafkaBrokers, logger });
+    },
+    {
+      fatal(err) {
+        hint = explainKafkaError(err, config.kafka.security);
+        return !isKafkaOutage(err) || (hint !== undefined && hint !== KAFKA_TLS_HANDSHAKE_HINT) ? withKafkaHint(err, config) : undefined;
+      },
+      onWait: (err, attempt, retryInMs) =>
+        logger.warn(
+          { err, attempt, retryInMs, brokers: config.kafka.brokers, hint: hint ?? kafkaClosedConnectionHint(err, config.kafka.security) },
+          'Kafka cannot be reached; waiting for it before consuming (check KAFKA_BROKERS if this goes on)',
+        ),
+    },
+  );
 }
 
 /** Postgres and Kafka reachable, the consumer running and not stalled; reasons without internals. */

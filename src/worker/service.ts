@@ -19,7 +19,7 @@ import { createPool, IDLE_IN_TRANSACTION_LIMIT_MS, processApplicationName } from
 import { seqOrderProblem } from '../store/batch/settled-seq';
 import { schemaMismatch } from '../store/migrate';
 import { startJobRecordsPruner } from './job-records-pruner';
-import { backoffMs, sleep } from '../backoff';
+import { connectAtStartup } from '../backoff';
 
 let runtimeInstalled = false;
 
@@ -100,10 +100,6 @@ export interface WorkerService {
   close(): Promise<void>;
 }
 
-/** The first wait after Temporal could not be reached at start-up, and the longest. */
-const TEMPORAL_START_RETRY_FIRST_MS = 1_000;
-const TEMPORAL_START_RETRY_MAX_MS = 30_000;
-
 /** The worker was asked to stop (`signal`) while it waited for Temporal: nothing had started. */
 export class WorkerStartAbortedError extends Error {
   override readonly name = 'WorkerStartAbortedError';
@@ -113,40 +109,27 @@ export class WorkerStartAbortedError extends Error {
 }
 
 /**
- * Connects to Temporal, waiting out an outage: a worker that exited at once was restarted by
- * its supervisor with a longer pause after each exit (Kubernetes: up to 5 minutes), so jobs
- * waited on their task queue for minutes after Temporal came back. Refused credentials or a
- * TLS mismatch stop start-up with what to fix. `signal` ends the wait at once, even inside an
- * attempt (one against an address that never answers takes some 30 s): the SDK's runtime
- * takes SIGTERM and SIGINT over while an attempt runs, and without a worker to stop it only
- * noted them, so a stop asked for then was lost and the worker went on to poll.
+ * Connects to Temporal, waiting out an outage; refused credentials or a TLS mismatch stop
+ * start-up with what to fix. `signal` ends the wait at once, even inside an attempt (one
+ * against an address that never answers takes some 30 s): the SDK's runtime takes SIGTERM
+ * and SIGINT over while an attempt runs, and without a worker to stop it only noted them, so
+ * a stop asked for then was lost and the worker went on to poll.
  */
 async function connectToTemporal(config: Config, logger: Logger, signal?: AbortSignal): Promise<NativeConnection> {
-  const aborted = new Promise<never>((_, reject) => {
-    if (signal?.aborted) reject(new WorkerStartAbortedError());
-    signal?.addEventListener('abort', () => reject(new WorkerStartAbortedError()), { once: true });
-  });
-  aborted.catch(() => undefined);
-  for (let attempt = 0; ; attempt++) {
-    const connecting = NativeConnection.connect(temporalConnectionOptions(config));
-    try {
-      return await Promise.race([connecting, aborted]);
-    } catch (err) {
-      if (err instanceof WorkerStartAbortedError) {
-        // An attempt that succeeds after all is closed, not left holding the runtime.
-        connecting.then((connection) => connection.close(), () => undefined).catch(() => undefined);
-        throw err;
-      }
+  const connecting = connectAtStartup(() => NativeConnection.connect(temporalConnectionOptions(config)), {
+    async fatal(err) {
       const explained = await withHint(err, config, `the worker could not connect to Temporal at ${config.temporal.address}`);
-      if (explained !== err || !isTemporalUnreachable(err)) throw explained;
-      const retryInMs = backoffMs(attempt, TEMPORAL_START_RETRY_FIRST_MS, TEMPORAL_START_RETRY_MAX_MS);
-      logger.warn(
-        { err, attempt: attempt + 1, retryInMs, address: config.temporal.address },
-        'Temporal cannot be reached; waiting for it before polling (check TEMPORAL_ADDRESS if this goes on)',
-      );
-      await Promise.race([sleep(retryInMs), aborted]);
-    }
-  }
+      return explained !== err || !isTemporalUnreachable(err) ? explained : undefined;
+    },
+    onWait: (err, attempt, retryInMs) =>
+      logger.warn({ err, attempt, retryInMs, address: config.temporal.address }, 'Temporal cannot be reached; waiting for it before polling (check TEMPORAL_ADDRESS if this goes on)'),
+    signal,
+    // An attempt that succeeds after all is closed, not left holding the runtime.
+    discard: (late) => late.close(),
+  });
+  return connecting.catch((err: unknown) => {
+    throw signal?.aborted ? new WorkerStartAbortedError() : err;
+  });
 }
 
 /** `signal` stops a start that still waits for Temporal (WorkerStartAbortedError). */

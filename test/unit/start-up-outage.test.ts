@@ -6,6 +6,7 @@
 import kafkajs from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { kafkaClosedConnectionHint } from '../../src/connection-hints';
+import { connectAtStartup } from '../../src/backoff';
 import { isKafkaOutage } from '../../src/pipeline/kafka-client';
 import { isTemporalUnreachable } from '../../src/temporal/client';
 
@@ -62,5 +63,44 @@ describe('kafkaClosedConnectionHint', () => {
     expect(kafkaClosedConnectionHint(closed)).toMatch(/set KAFKA_TLS or KAFKA_SASL_MECHANISM/);
     expect(kafkaClosedConnectionHint(closed, { tls: {} } as never)).toMatch(/set KAFKA_SASL_MECHANISM$/);
     expect(kafkaClosedConnectionHint(new KafkaJSConnectionError('Connection error: connect ECONNREFUSED 127.0.0.1:9092'))).toBeUndefined();
+  });
+});
+
+describe('connectAtStartup', () => {
+  it('waits out an outage and returns what the first successful try gives', async () => {
+    let tries = 0;
+    const waits: number[] = [];
+    const value = await connectAtStartup(
+      async () => {
+        if (++tries < 3) throw new Error('down');
+        return 'connected';
+      },
+      { fatal: () => undefined, onWait: (_err, attempt) => waits.push(attempt) },
+    );
+    expect(value).toBe('connected');
+    expect(waits).toEqual([1, 2]);
+  });
+
+  it('stops on what `fatal` calls fatal, with its error', async () => {
+    const refused = new Error('refused credentials');
+    await expect(connectAtStartup(() => Promise.reject(new Error('auth')), { fatal: () => refused, onWait: () => undefined })).rejects.toBe(refused);
+  });
+
+  it('ends an attempt in flight when its signal is aborted, and discards what that attempt gives later', async () => {
+    const stop = new AbortController();
+    let finish: (value: string) => void = () => undefined;
+    const discarded: string[] = [];
+    const waiting = connectAtStartup(() => new Promise<string>((resolve) => (finish = resolve)), {
+      fatal: () => undefined,
+      onWait: () => undefined,
+      signal: stop.signal,
+      discard: async (late) => void discarded.push(late),
+    });
+    const reason = new Error('asked to stop');
+    stop.abort(reason);
+    await expect(waiting).rejects.toBe(reason);
+    finish('late connection');
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(discarded).toEqual(['late connection']);
   });
 });
