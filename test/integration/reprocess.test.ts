@@ -243,63 +243,67 @@ describe('a swap Postgres refuses (an operator\'s view on a live table)', () => 
   });
 });
 
+/**
+ * A scratch database with events, and a session named `application` holding `hunts` in
+ * `mode` in a transaction left open; `run` gets both and its pid, and may end the transaction.
+ */
+async function withHuntsHeld(application: string, mode: string, run: (scratch: TestDatabase, holder: pg.Client, pid: number) => Promise<void>): Promise<void> {
+  const scratch = await createTestDatabase();
+  const holder = new pg.Client({ connectionString: scratch.url, application_name: application });
+  await holder.connect();
+  try {
+    await storeEventsInOrder(scratch.pool, inOrderTraffic(100, 2).events);
+    await holder.query('BEGIN');
+    await holder.query(`LOCK TABLE hunts IN ${mode} MODE`);
+    const { rows } = await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+    await run(scratch, holder, rows[0]!.pid);
+  } finally {
+    await holder.end();
+    await scratch.dispose();
+  }
+}
+
+/** The hot path's lock on hunts, as a commit takes it: resolves if granted within `timeoutMs`, rejects (55P03) if not. */
+async function hotPathLocksHunts(pool: pg.Pool, timeoutMs: number): Promise<void> {
+  const hotPath = await pool.connect();
+  try {
+    await hotPath.query('BEGIN');
+    await hotPath.query(`SET LOCAL lock_timeout = '${timeoutMs}ms'`);
+    await hotPath.query('LOCK TABLE hunts IN ROW EXCLUSIVE MODE');
+  } finally {
+    await hotPath.query('ROLLBACK').catch(() => undefined);
+    hotPath.release();
+  }
+}
+
 describe('the fence', () => {
   it('names the session that holds it when it is not free in time, and goes through once that session ends', async () => {
-    const scratch = await createTestDatabase();
-    const holder = new pg.Client({ connectionString: scratch.url, application_name: 'stuck-session' });
-    await holder.connect();
-    try {
-      await storeEventsInOrder(scratch.pool, inOrderTraffic(100, 2).events);
-      // A session left idle in a transaction that wrote to hunts: the fence waits for it.
-      await holder.query('BEGIN');
-      await holder.query('LOCK TABLE hunts IN ROW EXCLUSIVE MODE');
-      const { rows } = await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+    // A session left idle in a transaction that wrote to hunts: the fence waits for it.
+    await withHuntsHeld('stuck-session', 'ROW EXCLUSIVE', async (scratch, holder, pid) => {
       const failure = prepareShadow(scratch.pool, 'leaderboard', 'run-fence', 200);
       await expect(failure).rejects.toBeInstanceOf(FenceBusyError);
       await expect(failure).rejects.toThrow(
-        new RegExp(`not free within 200 ms; held by pid ${rows[0]!.pid} \\(application "stuck-session", user "[^"]*", idle in transaction, transaction open \\d+ s\\)`),
+        new RegExp(`not free within 200 ms; held by pid ${pid} \\(application "stuck-session", user "[^"]*", idle in transaction, transaction open \\d+ s\\)`),
       );
       await holder.query('ROLLBACK');
       expect(await prepareShadow(scratch.pool, 'leaderboard', 'run-fence', 200)).toMatchObject({ startedSeq: expect.any(Number) });
-    } finally {
-      await holder.end();
-      await scratch.dispose();
-    }
+    });
   });
-});
 
-describe('the fence, behind a long holder of hunts', () => {
   it('is not asked for while a session has held hunts for seconds (a reconcile), so the hot path never queues behind the request', async () => {
-    const scratch = await createTestDatabase();
-    const holder = new pg.Client({ connectionString: scratch.url, application_name: 'reconcile-like' });
-    await holder.connect();
-    try {
-      await storeEventsInOrder(scratch.pool, inOrderTraffic(100, 2).events);
-      // What a reconcile holds through its recompute, minutes for a big hunt.
-      await holder.query('BEGIN');
-      await holder.query('LOCK TABLE hunts IN ROW SHARE MODE');
-      const { rows } = await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+    // What a reconcile holds through its recompute, minutes for a big hunt.
+    await withHuntsHeld('reconcile-like', 'ROW SHARE', async (scratch, holder, pid) => {
       await new Promise((resolve) => setTimeout(resolve, 2500));
       const failure = prepareShadow(scratch.pool, 'leaderboard', 'run-long-holder', 5000);
+      failure.catch(() => undefined);
       // Meanwhile the hot path's commit on another hunt: before, it queued behind the fence's
       // request for the whole lock_timeout (5 s) and failed here.
-      const hotPath = await scratch.pool.connect();
-      try {
-        await hotPath.query('BEGIN');
-        await hotPath.query(`SET LOCAL lock_timeout = '1s'`);
-        await hotPath.query('LOCK TABLE hunts IN ROW EXCLUSIVE MODE');
-        await hotPath.query('ROLLBACK');
-      } finally {
-        hotPath.release();
-      }
+      await hotPathLocksHunts(scratch.pool, 1000);
       await expect(failure).rejects.toBeInstanceOf(FenceBusyError);
-      await expect(failure).rejects.toThrow(new RegExp(`was not asked for: sessions have held hunts for over 2 s.*pid ${rows[0]!.pid} \\(application "reconcile-like"`));
+      await expect(failure).rejects.toThrow(new RegExp(`was not asked for: sessions have held hunts for over 2 s.*pid ${pid} \\(application "reconcile-like"`));
       await holder.query('ROLLBACK');
       expect(await prepareShadow(scratch.pool, 'leaderboard', 'run-long-holder', 5000)).toMatchObject({ startedSeq: expect.any(Number) });
-    } finally {
-      await holder.end();
-      await scratch.dispose();
-    }
+    });
   });
 });
 
@@ -321,15 +325,7 @@ describe('the swap', () => {
       await expect(failure).rejects.toBeInstanceOf(LiveTablesBusyError);
       await expect(failure).rejects.toThrow(new RegExp(`waits for sessions using the live tables .*pid ${rows[0]!.pid} \\(application "long-reader"`));
       // The fence was not taken: the hot path's lock on hunts goes through at once.
-      const hotPath = await scratch.pool.connect();
-      try {
-        await hotPath.query('BEGIN');
-        await hotPath.query(`SET LOCAL lock_timeout = '100ms'`);
-        await hotPath.query('LOCK TABLE hunts IN ROW EXCLUSIVE MODE');
-        await hotPath.query('ROLLBACK');
-      } finally {
-        hotPath.release();
-      }
+      await hotPathLocksHunts(scratch.pool, 100);
       await reader.query('COMMIT');
       expect(await swapShadow(scratch.pool, 'leaderboard', 'run-reader', 200)).toMatchObject({ maxSeq: expect.any(Number) });
     } finally {
