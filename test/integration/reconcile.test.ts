@@ -77,13 +77,20 @@ describe('reconcile', () => {
       { kind: 'treasure', subject_id: 'gold', live: expect.objectContaining({ playerId: 'bob' }), final: expect.objectContaining({ playerId: 'alice' }) },
     ]);
 
+    // Each gauge is refreshed by a query of its own, so a scrape can fall between two of them.
+    const expected = [
+      /hunt_reconcile_last_run_drift\{kind="treasure"\} 1\b/,
+      /hunt_reconcile_drift_records\{kind="player"\} 2\b/,
+      /hunt_reconcile_drifted_runs\{kind="player"\} 1\b/,
+      /hunt_reconcile_drifted_runs\{kind="treasure"\} 1\b/,
+    ];
     const metrics = await waitFor('the drift on /metrics', async () => {
       const text = await (await fetch(`${ingest.apiUrl}/metrics`)).text();
-      return /hunt_reconcile_last_run_drift\{kind="treasure"\} 1\b/.test(text) && text;
+      return expected.every((gauge) => gauge.test(text)) && text;
+    }).catch(async (err: Error) => {
+      throw new Error(`${err.message}\n${(await (await fetch(`${ingest.apiUrl}/metrics`)).text()).split('\n').filter((l) => l.startsWith('hunt_reconcile')).join('\n')}`);
     });
-    expect(metrics).toMatch(/hunt_reconcile_drift_records\{kind="player"\} 2\b/);
-    expect(metrics).toMatch(/hunt_reconcile_drifted_runs\{kind="player"\} 1\b/);
-    expect(metrics).toMatch(/hunt_reconcile_drifted_runs\{kind="treasure"\} 1\b/);
+    for (const gauge of expected) expect(metrics).toMatch(gauge);
 
     // Nothing new since: the watermark makes `{}` a no-op; an explicit check finds no drift.
     expect(await reconcile({ settleMs: 0 })).toMatchObject({ hunts: 0 });
