@@ -3,6 +3,7 @@
  * direct and through the workflow) and time from a corruption to its repair by the
  * Schedule, as JSON and a markdown table. The issue sets no goals here: figures only.
  */
+import type { FenceWaits } from './lib/fence-probe';
 import type { CpuSplit } from './lib/procfs';
 import type { WorkflowTiming } from './lib/workflow-history';
 import type { TimeToRepairResult } from './time-to-repair';
@@ -20,6 +21,8 @@ export interface RecomputeRun {
   cpu: CpuSplit;
   stealCores: number;
   cpuMicrosPerEvent: Record<string, number>;
+  /** Direct path: the waits of a hot-path stand-in taking one of the hunts' fences every 20 ms meanwhile. */
+  fenceWait?: FenceWaits;
 }
 
 export interface RecomputeCase {
@@ -70,6 +73,13 @@ export function reconcileFigures(r: Pick<ReconcileBenchResult, 'recompute' | 'ti
       target: `recomputation rate, ${c.label}`,
       measured: `${n(c.direct.eventsPerSecond)} events/s (${c.direct.seconds.toFixed(1)} s, ${c.direct.transactions} transaction${c.direct.transactions === 1 ? '' : 's'})${via}`,
     });
+    const w = c.direct.fenceWait;
+    if (w) {
+      figures.push({
+        target: `longest stop of the hot path for one of the hunts' fences during that reconcile (direct), ${c.label}`,
+        measured: `${w.maxMs} ms (p99 ${w.p99Ms} ms over ${w.probes} takes of a fence, one every 20 ms)`,
+      });
+    }
   }
   const t = r.timeToRepair;
   if (t) {

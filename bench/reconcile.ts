@@ -16,6 +16,7 @@ import { createLogger } from '../src/log';
 import { createPool } from '../src/store/pool';
 import { reconcileHunts } from '../src/store/correctness/reconcile';
 import { startBenchWorker, workflowBundle } from './lib/bench-worker';
+import { startFenceProbe } from './lib/fence-probe';
 import { huntEvents, storeEvents } from './lib/event-data';
 import { batchCpuGroups, machineOf } from './lib/machine';
 import { checkpoint, cpuPer, runSql, timePhase } from './lib/phases';
@@ -187,6 +188,7 @@ async function measureCase(ctx: Context, db: { url: string; pool: pg.Pool; huntI
   await checkpoint(ctx.config.databaseUrl);
   step(`recompute ${setup.label}: reconcileHunts directly`);
   const runId = `bench-${ctx.resources.runId}-direct`;
+  const probe = startFenceProbe(db.pool, db.huntIds);
   const direct = await timePhase(ctx.groups, ctx.machineCores, async () => {
     const totals = { playersChecked: 0, playersDrifted: 0, treasuresChanged: 0, transactions: 0 };
     for (let i = 0; i < db.huntIds.length; i += per) {
@@ -199,6 +201,7 @@ async function measureCase(ctx: Context, db: { url: string; pool: pg.Pool; huntI
     }
     return totals;
   });
+  const fenceWait = await probe.stop();
   const rate = (seconds: number) => Math.round(setup.events / seconds);
   const directRun: RecomputeRun = {
     path: 'direct',
@@ -208,8 +211,9 @@ async function measureCase(ctx: Context, db: { url: string; pool: pg.Pool; huntI
     cpu: direct.cpu,
     stealCores: direct.stealCores,
     cpuMicrosPerEvent: cpuPer(direct, setup.events),
+    fenceWait,
   };
-  step(`direct: ${direct.seconds.toFixed(1)} s, ${directRun.eventsPerSecond} events/s`);
+  step(`direct: ${direct.seconds.toFixed(1)} s, ${directRun.eventsPerSecond} events/s; the hot path waited for a fence at most ${fenceWait.maxMs} ms`);
   if (!ctx.options.workflow) return { ...setup, direct: directRun };
 
   const taskQueue = `bench-recompute-${ctx.resources.runId}-${setup.hunts}`;

@@ -14,7 +14,7 @@ import type { Logger } from '../log';
 import { ROLLUP_JOB } from '../store/batch/rollups';
 import { RECONCILE_JOB } from '../store/correctness/reconcile';
 import { failingHunts } from '../store/correctness/reconcile-failures';
-import { driftedRuns, lastRunDrift, recentDrift } from '../store/read/monitoring';
+import { DRIFT_KINDS, driftedRuns, lastRunDrift, recentDrift, type DriftCounts } from '../store/read/monitoring';
 import { cappedBacklog } from '../store/read/quarantine-backlog';
 import { watermarkAges } from '../store/read/watermark-age';
 import { everyFewSeconds } from './throttle';
@@ -39,19 +39,19 @@ export interface StoreGauges {
 export function startStoreGauges(registry: Registry, pool: pg.Pool, refreshMs: number, logger: Logger): StoreGauges {
   const drift = new Gauge({
     name: 'hunt_reconcile_drift_records',
-    help: `Players and treasures reconciliation found drifted in the last ${DRIFT_WINDOW_HOURS} hours, by kind (player, treasure)`,
+    help: `Players, treasure winners and clue credits reconciliation found drifted in the last ${DRIFT_WINDOW_HOURS} hours, by kind (${DRIFT_KINDS.join(', ')})`,
     labelNames: ['kind'] as const,
     registers: [registry],
   });
   const lastRun = new Gauge({
     name: 'hunt_reconcile_last_run_drift',
-    help: 'Players and treasures that drifted in the most recent reconcile run',
+    help: `Players, treasure winners and clue credits that drifted in the most recent reconcile run, by kind (${DRIFT_KINDS.join(', ')})`,
     labelNames: ['kind'] as const,
     registers: [registry],
   });
   const driftedRunsGauge = new Gauge({
     name: 'hunt_reconcile_drifted_runs',
-    help: `Reconcile runs of the last ${DRIFTED_RUNS_WINDOW_MINUTES} minutes that found drift, by kind (player, treasure)`,
+    help: `Reconcile runs of the last ${DRIFTED_RUNS_WINDOW_MINUTES} minutes that found drift, by kind (${DRIFT_KINDS.join(', ')})`,
     labelNames: ['kind'] as const,
     registers: [registry],
   });
@@ -85,19 +85,13 @@ export function startStoreGauges(registry: Registry, pool: pg.Pool, refreshMs: n
   // at its last value, the watermark ages and drift too. `refreshed` moves only when all did.
   const updates: readonly [string, () => Promise<void>][] = [
     ['hunt_reconcile_drift_records', async () => {
-      const recent = await recentDrift(pool, DRIFT_WINDOW_HOURS);
-      drift.set({ kind: 'player' }, recent.players);
-      drift.set({ kind: 'treasure' }, recent.treasures);
+      setByKind(drift, await recentDrift(pool, DRIFT_WINDOW_HOURS));
     }],
     ['hunt_reconcile_last_run_drift', async () => {
-      const last = await lastRunDrift(pool);
-      lastRun.set({ kind: 'player' }, last.players);
-      lastRun.set({ kind: 'treasure' }, last.treasures);
+      setByKind(lastRun, await lastRunDrift(pool));
     }],
     ['hunt_reconcile_drifted_runs', async () => {
-      const runs = await driftedRuns(pool, DRIFTED_RUNS_WINDOW_MINUTES);
-      driftedRunsGauge.set({ kind: 'player' }, runs.players);
-      driftedRunsGauge.set({ kind: 'treasure' }, runs.treasures);
+      setByKind(driftedRunsGauge, await driftedRuns(pool, DRIFTED_RUNS_WINDOW_MINUTES));
     }],
     ['hunt_reconcile_failing_hunts', async () => failing.set(await failingHunts(pool))],
     ['hunt_quarantine_backlog', async () => {
@@ -124,4 +118,8 @@ export function startStoreGauges(registry: Registry, pool: pg.Pool, refreshMs: n
   const timer = setInterval(() => void refresh(), refreshMs);
   timer.unref();
   return { firstRefresh: refresh(), stop: () => clearInterval(timer) };
+}
+
+function setByKind(gauge: Gauge<'kind'>, counts: DriftCounts): void {
+  for (const kind of DRIFT_KINDS) gauge.set({ kind }, counts[kind]);
 }

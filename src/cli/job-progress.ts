@@ -109,7 +109,8 @@ function reconcileFigures(p: ReconcileProgress | undefined, summary: ReconcileSu
     unit: 'hunts',
     detail: [
       p ? (p.repair ? 'repair' : 'no repair') : undefined,
-      summary ? `players checked ${summary.playersChecked}, drifted ${summary.playersDrifted}, treasures changed ${summary.treasuresChanged}` : undefined,
+      // An older worker's summary has no creditsDrifted.
+      summary ? `players checked ${summary.playersChecked}, drifted ${summary.playersDrifted}, treasures changed ${summary.treasuresChanged}${summary.creditsDrifted === undefined ? '' : `, credits drifted ${summary.creditsDrifted}`}` : undefined,
       summary?.huntsFailed ? `${summary.huntsFailed} hunt(s) failed, passed and tried again by later runs (reconcile_failures; first: ${summary.failed[0]?.huntId})` : undefined,
     ]
       .filter(Boolean)

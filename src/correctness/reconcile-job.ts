@@ -5,6 +5,7 @@ import {
   openSeqRangeScope,
   EVENTS_PER_TRANSACTION,
   groupsOf,
+  hasDrift,
   reconcileRecordingFailures,
   reconcileRunTotals,
   seqRangeSinceWatermark,
@@ -38,6 +39,8 @@ export interface ReconcileSummary {
   playersChecked: number;
   playersDrifted: number;
   treasuresChanged: number;
+  /** Clue credits that differed: a credit can differ where no player total does. Absent from an older worker's summary. */
+  creditsDrifted?: number;
   repaired: boolean;
   /** Hunts that had any drift, with what drifted. */
   drifted: HuntReconciliation[];
@@ -167,12 +170,13 @@ async function* pagesOf(scope: HuntScope, after: string, pageSize: number): Asyn
 
 /** The summary with a group's results added, as a new object (heartbeats hold the old one). */
 function withResults(summary: ReconcileSummary, results: readonly HuntReconciliation[], failed: readonly FailedHunt[]): ReconcileSummary {
-  const drifted = results.filter((r) => r.playersDrifted + r.treasuresChanged > 0);
+  const drifted = results.filter(hasDrift);
   return {
     ...summary,
     playersChecked: summary.playersChecked + results.reduce((n, r) => n + r.playersChecked, 0),
     playersDrifted: summary.playersDrifted + results.reduce((n, r) => n + r.playersDrifted, 0),
     treasuresChanged: summary.treasuresChanged + results.reduce((n, r) => n + r.treasuresChanged, 0),
+    creditsDrifted: (summary.creditsDrifted ?? 0) + results.reduce((n, r) => n + r.creditsDrifted, 0),
     drifted: [...summary.drifted, ...drifted].slice(0, DRIFTED_LISTED),
     huntsFailed: (summary.huntsFailed ?? 0) + failed.length,
     failed: [...(summary.failed ?? []), ...failed].slice(0, FAILED_LISTED),
@@ -180,5 +184,5 @@ function withResults(summary: ReconcileSummary, results: readonly HuntReconcilia
 }
 
 function emptySummary(input: ReconcileActivityInput): ReconcileSummary {
-  return { runId: input.runId, hunts: 0, playersChecked: 0, playersDrifted: 0, treasuresChanged: 0, repaired: input.repair, drifted: [], huntsFailed: 0, failed: [] };
+  return { runId: input.runId, hunts: 0, playersChecked: 0, playersDrifted: 0, treasuresChanged: 0, creditsDrifted: 0, repaired: input.repair, drifted: [], huntsFailed: 0, failed: [] };
 }

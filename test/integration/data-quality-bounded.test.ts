@@ -138,14 +138,14 @@ describe('score_drift and orphan_projection_rows, paged by hunt', () => {
     expect(whole.score_drift?.count).toBe(14);
 
     const repaired = byName(await runDataQuality(db.pool, 'dq-paged-repair', true, undefined, { huntsPerPage: 2 }));
-    expect(repaired.orphan_projection_rows?.repaired).toEqual({ huntsReconciled: 8, playersRepaired: 14, treasuresRepaired: 1 });
+    expect(repaired.orphan_projection_rows?.repaired).toEqual({ huntsReconciled: 8, playersRepaired: 14, treasuresRepaired: 1, creditsRepaired: 0 });
     expect(repaired.score_drift).toMatchObject({ count: 0 });
     expect(await projectionOf(db.pool)).toEqual(foldEvents(events));
 
     // Drift alone, in hunts of different pages: repaired hunt by hunt as found.
     await db.pool.query(`UPDATE player_scores SET score = score + 1 WHERE hunt_id IN ('ph-0', 'ph-3', 'ph-6')`);
     const drift = byName(await runDataQuality(db.pool, 'dq-paged-drift', true, undefined, { huntsPerPage: 2 }));
-    expect(drift.score_drift).toMatchObject({ count: 3, repaired: { huntsReconciled: 3, playersRepaired: 3, treasuresRepaired: 0 } });
+    expect(drift.score_drift).toMatchObject({ count: 3, repaired: { huntsReconciled: 3, playersRepaired: 3, treasuresRepaired: 0, creditsRepaired: 0 } });
     expect(await projectionOf(db.pool)).toEqual(foldEvents(events));
   });
 

@@ -57,7 +57,7 @@ async function crashAndRetry(runId: string, dies: (details: DataQualityHeartbeat
 const orphans = (reports: CheckReport[]) => reports.find((r) => r.check === 'orphan_projection_rows');
 const stored = async (runId: string) =>
   (await db.pool.query(`SELECT finding_count, repaired FROM dq_reports WHERE run_id = $1 AND check_name = 'orphan_projection_rows'`, [runId])).rows;
-const REPAIRED = { huntsReconciled: 2, playersRepaired: 2, treasuresRepaired: 0 };
+const REPAIRED = { huntsReconciled: 2, playersRepaired: 2, treasuresRepaired: 0, creditsRepaired: 0 };
 
 describe('dataQuality with repair, retried after a crash', () => {
   it('keeps a finished check’s findings when its heartbeats never reached the server', async () => {

@@ -4,12 +4,17 @@
  * whole run: 8 s for a hunt of 2M events, on every run of the schedule), and the events
  * committed during the recomputation are merged in under the fence, so the repair keeps them.
  * The reprocess fence (a table lock on `hunts`) still waits for the whole run.
+ *
+ * The comparison of every row runs outside the fence too (projection-diff.ts); under it only
+ * the keys that differed, and those the events committed since touch, are compared again.
  */
 import { describe, expect, it } from 'vitest';
 import type { HuntEvent } from '../../src/events/schema';
 import { reconcileHunts } from '../../src/store/correctness/reconcile';
 import { LIVE_PROJECTION_TABLES, recomputeInto } from '../../src/store/batch/recompute';
 import { withTransaction } from '../../src/store/transaction';
+import { applyEvents, lockHuntFences } from '../../src/store/hot-path/apply-events';
+import { parseOccurredAt } from '../../src/events/schema';
 import { useTestDatabase } from '../helpers/database-fixture';
 import { applyInOneTransaction } from '../helpers/stored-events';
 import { clueFound, treasureClaimed } from '../helpers/event-builders';
@@ -44,34 +49,46 @@ async function differencesFromScratch(): Promise<number> {
   });
 }
 
+/** A hunt of EVENTS clue events over 3,000 players, stored raw, with live projections built by a first reconcile. */
+async function bigHunt(huntId: string): Promise<void> {
+  await db.pool.query(`INSERT INTO hunts (hunt_id) VALUES ($1)`, [huntId]);
+  await db.pool.query(
+    `INSERT INTO events (event_id, hunt_id, player_id, type, occurred_at, payload, source)
+     SELECT $2 || '-e' || g, $2, 'p' || (g % 3000), 'clue.found', timestamptz '2026-11-01T00:00:00Z' + g * interval '1 ms',
+            jsonb_build_object('clueId', 'c' || (g % 40), 'points', 1 + g % 20), 'setup' FROM generate_series(1, $1::int) g`,
+    [EVENTS, huntId],
+  );
+  await db.pool.query(`UPDATE hunts SET events_applied = $1 WHERE hunt_id = $2`, [EVENTS, huntId]);
+  await db.pool.query('ANALYZE');
+  await reconcileHunts(db.pool, [huntId], `setup-${huntId}`, true);
+}
+
+/** Waits until a statement of the reconcile matching `query` (a LIKE pattern) runs, or waits for a lock when `lock`. */
+function reconcileReaches(what: string, query: string, lock = false) {
+  return waitFor(
+    what,
+    async () => {
+      const { rows } = await db.pool.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_stat_activity
+          WHERE datname = current_database() AND state = 'active' AND query LIKE $1 AND ($2::bool IS FALSE OR wait_event_type = 'Lock')`,
+        [query, lock],
+      );
+      return rows[0]!.n > 0;
+    },
+    { timeoutMs: 30_000, intervalMs: 10 },
+  );
+}
+
 describe('a reconcile of a large hunt', () => {
   it('lets the hot path commit the hunt while it recomputes, and keeps what was committed meanwhile', async () => {
-    await db.pool.query(`INSERT INTO hunts (hunt_id) VALUES ('big')`);
-    await db.pool.query(
-      `INSERT INTO events (event_id, hunt_id, player_id, type, occurred_at, payload, source)
-       SELECT 'e' || g, 'big', 'p' || (g % 3000), 'clue.found', timestamptz '2026-11-01T00:00:00Z' + g * interval '1 ms',
-              jsonb_build_object('clueId', 'c' || (g % 40), 'points', 1 + g % 20), 'setup' FROM generate_series(1, $1::int) g`,
-      [EVENTS],
-    );
-    await db.pool.query(`UPDATE hunts SET events_applied = $1 WHERE hunt_id = 'big'`, [EVENTS]);
-    await db.pool.query('ANALYZE');
-    await reconcileHunts(db.pool, ['big'], 'setup', true); // live projections from the raw events
+    await bigHunt('big');
 
     let reconcileDone = false;
     const reconcile = reconcileHunts(db.pool, ['big'], 'under-test', true).then((results) => {
       reconcileDone = true;
       return results;
     });
-    await waitFor(
-      'the reconcile to be recomputing the hunt',
-      async () => {
-        const { rows } = await db.pool.query<{ n: number }>(
-          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND query LIKE 'INSERT INTO "final_%'`,
-        );
-        return rows[0]!.n > 0;
-      },
-      { timeoutMs: 30_000, intervalMs: 10 },
-    );
+    await reconcileReaches('the reconcile to be recomputing the hunt', 'INSERT INTO "final_%');
     // Committed while the recomputation runs: a new clue for p1, and a claim of a treasure
     // earlier than any other (so its winner and p1's total change).
     await commitHotPath([
@@ -89,5 +106,48 @@ describe('a reconcile of a large hunt', () => {
     expect(await differencesFromScratch()).toBe(0);
     const { rows } = await db.pool.query(`SELECT treasure_id, player_id FROM treasure_winners WHERE hunt_id = 'big'`);
     expect(rows).toEqual([{ treasure_id: 't1', player_id: 'p1' }]);
+  });
+});
+
+describe('a reconcile comparing outside the fence', () => {
+  it('finds what the events committed after its comparison change, a winner their merge displaces included', async () => {
+    await bigHunt('mid');
+    // Treasure t1 is p2's; p7's total drifts before the run.
+    await applyInOneTransaction(db.pool, [
+      treasureClaimed({ eventId: 'claim-p2', huntId: 'mid', playerId: 'p2', treasureId: 't1', points: 100, occurredAt: '2026-11-01T00:00:10Z' }),
+    ]);
+    await db.pool.query(`UPDATE player_scores SET score = score + 1 WHERE hunt_id = 'mid' AND player_id = 'p7'`);
+
+    const reconcile = reconcileHunts(db.pool, ['mid'], 'under-test', true);
+    await reconcileReaches('the reconcile to be recomputing the hunt', 'INSERT INTO "final_%');
+    // A hot-path transaction takes the fence after the run read its covered seq, and commits
+    // only once the run waits for the fence: after its comparison of every row. It holds
+    // p1's earlier claim of t1 (the hot path keeps p2, the first stored; the merge makes p1
+    // the winner and takes t1's points from p2, whom no new event names) and a clue for p3.
+    const hot = await db.pool.connect();
+    try {
+      await hot.query('BEGIN');
+      await lockHuntFences(hot, ['mid']);
+      const events = [
+        treasureClaimed({ eventId: 'claim-p1', huntId: 'mid', playerId: 'p1', treasureId: 't1', points: 100, occurredAt: '2026-11-01T00:00:05Z' }),
+        clueFound({ eventId: 'clue-p3', huntId: 'mid', playerId: 'p3', clueId: 'fresh', points: 7, occurredAt: '2026-11-01T00:00:06Z' }),
+      ];
+      await applyEvents(hot, events.map((event) => ({ event, instant: parseOccurredAt(event.occurredAt)!, source: 'hot' })));
+      await reconcileReaches('the reconcile to wait for the fence', '%FOR UPDATE', true);
+      await hot.query('COMMIT');
+    } finally {
+      hot.release();
+    }
+
+    const [result] = await reconcile;
+    expect(result).toMatchObject({ huntId: 'mid', playersChecked: 3000, playersDrifted: 3, treasuresChanged: 1 });
+    const { rows: drift } = await db.pool.query(`SELECT kind, subject_id FROM reconcile_drift WHERE run_id = 'under-test' ORDER BY kind, subject_id`);
+    expect(drift).toEqual([
+      { kind: 'player', subject_id: 'p1' },
+      { kind: 'player', subject_id: 'p2' },
+      { kind: 'player', subject_id: 'p7' },
+      { kind: 'treasure', subject_id: 't1' },
+    ]);
+    expect(await differencesFromScratch()).toBe(0);
   });
 });

@@ -9,7 +9,7 @@
 import type pg from 'pg';
 import { HUNTS_PER_TRANSACTION } from '../../constants';
 import { withBoundedTransaction, type StatementBounds } from '../bounded-transaction';
-import { EVENTS_PER_TRANSACTION, groupsOf, reconcileRecordingFailures, sizesOf, type FailedHunt, type HuntReconciliation, type SizedHunt } from './reconcile';
+import { EVENTS_PER_TRANSACTION, groupsOf, hasDrift, reconcileRecordingFailures, sizesOf, type FailedHunt, type HuntReconciliation, type SizedHunt } from './reconcile';
 import { failuresNotDue } from './reconcile-failures';
 import { repairStaleWindows, staleWindowsSql } from '../batch/rollups';
 import { quarantineByReason } from '../read/quarantine-backlog';
@@ -83,6 +83,8 @@ export interface DataQualityOptions {
 }
 
 type ReconcileTally = Record<'huntsReconciled' | 'playersRepaired' | 'treasuresRepaired', number> & {
+  /** Clue credits repaired (absent from a checkpoint an older worker saved). */
+  creditsRepaired?: number;
   /** Hunts whose repair the database refused (recorded in reconcile_failures). */
   huntsFailed?: number;
 };
@@ -207,13 +209,14 @@ const failedSample = (kind: 'reconcile_failed' | 'repair_failed', f: FailedHunt)
  * the tally and sampled, and passed: one such hunt never fails every run of the job.
  */
 async function repairHunts(run: CheckRun, hunts: readonly string[], state: { repaired?: ReconcileTally; samples: unknown[] }): Promise<void> {
-  const t = state.repaired ?? { huntsReconciled: 0, playersRepaired: 0, treasuresRepaired: 0 };
+  const t = state.repaired ?? { huntsReconciled: 0, playersRepaired: 0, treasuresRepaired: 0, creditsRepaired: 0 };
   state.repaired = t;
   const partDone = async (_: readonly string[], results: readonly HuntReconciliation[], failed: readonly FailedHunt[]) => {
     for (const r of results) {
       t.huntsReconciled += 1;
       t.playersRepaired += r.playersDrifted;
       t.treasuresRepaired += r.treasuresChanged;
+      t.creditsRepaired = (t.creditsRepaired ?? 0) + r.creditsDrifted;
     }
     if (failed.length > 0) {
       t.huntsFailed = (t.huntsFailed ?? 0) + failed.length;
@@ -318,8 +321,8 @@ export const CHECKS: Check[] = [
         // After each part of a group (a group, or a hunt split from it that failed): the
         // progress saved, so a retry never redoes a hunt that took a statement limit.
         const partDone = async (huntIds: readonly string[], results: readonly HuntReconciliation[], failed: readonly FailedHunt[]) => {
-          const drifted = results.filter((r) => r.playersDrifted + r.treasuresChanged > 0);
-          state.count += drifted.reduce((n, r) => n + r.playersDrifted + r.treasuresChanged, 0) + failed.length;
+          const drifted = results.filter(hasDrift);
+          state.count += drifted.reduce((n, r) => n + r.playersDrifted + r.treasuresChanged + r.creditsDrifted, 0) + failed.length;
           state.samples = [...state.samples, ...failed.map((f) => failedSample('reconcile_failed', f))].slice(0, SAMPLE_LIMIT);
           if (run.repair && drifted.length > 0) await repairHunts(run, drifted.map((r) => r.huntId), state);
           Object.assign(state, { afterHunt: huntIds[huntIds.length - 1], huntsDone: state.huntsDone + huntIds.length });

@@ -6,26 +6,32 @@
  */
 import type pg from 'pg';
 
-/** Players and treasures reconciliation found drifted in runs of the last `windowHours`. */
-export async function recentDrift(pool: pg.Pool, windowHours: number): Promise<{ players: number; treasures: number }> {
-  const { rows } = await pool.query<{ players: number; treasures: number }>({
+/** What reconciliation finds drifted: players, treasure winners and clue credits (reconcile_drift's kinds). */
+export const DRIFT_KINDS = ['player', 'treasure', 'credit'] as const;
+export type DriftCounts = Record<(typeof DRIFT_KINDS)[number], number>;
+
+const NO_DRIFT: DriftCounts = { player: 0, treasure: 0, credit: 0 };
+const SUMS = `coalesce(sum(players_drifted), 0)::int AS player, coalesce(sum(treasures_changed), 0)::int AS treasure,
+              coalesce(sum(credits_drifted), 0)::int AS credit`;
+
+/** Drift reconciliation found in runs of the last `windowHours`, by kind. */
+export async function recentDrift(pool: pg.Pool, windowHours: number): Promise<DriftCounts> {
+  const { rows } = await pool.query<DriftCounts>({
     name: 'monitoring-recent-drift',
     // reconcile_runs_time bounds this to the window's runs; reconcile_drift is never scanned.
-    text: `SELECT coalesce(sum(players_drifted), 0)::int AS players, coalesce(sum(treasures_changed), 0)::int AS treasures
-             FROM reconcile_runs WHERE reconciled_at > now() - make_interval(hours => $1)`,
+    text: `SELECT ${SUMS} FROM reconcile_runs WHERE reconciled_at > now() - make_interval(hours => $1)`,
     values: [windowHours],
   });
-  return rows[0] ?? { players: 0, treasures: 0 };
+  return rows[0] ?? NO_DRIFT;
 }
 
-/** Players and treasures that drifted in the most recent reconcile run. */
-export async function lastRunDrift(pool: pg.Pool): Promise<{ players: number; treasures: number }> {
-  const { rows } = await pool.query<{ players: number; treasures: number }>({
+/** Drift found by the most recent reconcile run, by kind. */
+export async function lastRunDrift(pool: pg.Pool): Promise<DriftCounts> {
+  const { rows } = await pool.query<DriftCounts>({
     name: 'monitoring-last-run-drift',
-    text: `SELECT coalesce(sum(players_drifted), 0)::int AS players, coalesce(sum(treasures_changed), 0)::int AS treasures
-             FROM reconcile_runs WHERE run_id = (SELECT run_id FROM reconcile_runs ORDER BY reconciled_at DESC LIMIT 1)`,
+    text: `SELECT ${SUMS} FROM reconcile_runs WHERE run_id = (SELECT run_id FROM reconcile_runs ORDER BY reconciled_at DESC LIMIT 1)`,
   });
-  return rows[0] ?? { players: 0, treasures: 0 };
+  return rows[0] ?? NO_DRIFT;
 }
 
 /**
@@ -33,13 +39,14 @@ export async function lastRunDrift(pool: pg.Pool): Promise<{ players: number; tr
  * drift keeps this up, where a 24-hour sum of drift stays flat once its window is full
  * (each run adds what the run a day before drops) and an alert on its growth falls silent.
  */
-export async function driftedRuns(pool: pg.Pool, windowMinutes: number): Promise<{ players: number; treasures: number }> {
-  const { rows } = await pool.query<{ players: number; treasures: number }>({
+export async function driftedRuns(pool: pg.Pool, windowMinutes: number): Promise<DriftCounts> {
+  const { rows } = await pool.query<DriftCounts>({
     name: 'monitoring-drifted-runs',
-    text: `SELECT count(DISTINCT run_id) FILTER (WHERE players_drifted > 0)::int AS players,
-                  count(DISTINCT run_id) FILTER (WHERE treasures_changed > 0)::int AS treasures
+    text: `SELECT count(DISTINCT run_id) FILTER (WHERE players_drifted > 0)::int AS player,
+                  count(DISTINCT run_id) FILTER (WHERE treasures_changed > 0)::int AS treasure,
+                  count(DISTINCT run_id) FILTER (WHERE credits_drifted > 0)::int AS credit
              FROM reconcile_runs WHERE reconciled_at > now() - make_interval(mins => $1)`,
     values: [windowMinutes],
   });
-  return rows[0] ?? { players: 0, treasures: 0 };
+  return rows[0] ?? NO_DRIFT;
 }
