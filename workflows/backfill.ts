@@ -25,7 +25,7 @@ import type { KafkaRange } from '../src/batch/backfill/kafka-source';
 import type { BackfillCursor, BackfillSource } from '../src/batch/backfill/types';
 import { HUNT_ID, HUNT_JOB_KIND } from '../src/temporal/search-attributes';
 import { BACKFILL_CHUNK_SIZE, ID_PATTERN, TOPIC_NAME_PATTERN } from '../src/constants';
-import { asObject, badInput, optionalInt, optionalIsoTime, rejectUnknownFields } from './input';
+import { asObject, badInput, ISO_TIME_UTC_YEARS, optionalInt, optionalIsoTime, rejectUnknownFields } from './input';
 
 const { describeBackfillSource } = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
@@ -191,6 +191,11 @@ function checkSource(source: Record<string, unknown>, newJob: boolean): Backfill
   // before it replays as it was made.
   // patched() first, always: a run that recorded the marker must meet the call on replay.
   const strict = patched('backfill-source-fields') && newJob;
+  // Checks added later, each behind a marker of its own: a job started before one, whose
+  // input it would refuse, replays (and continues) as it began instead of failing every
+  // workflow task with a determinism error once a new worker replays it.
+  const epochChecked = patched('backfill-kafka-epoch') && newJob;
+  const checks = { utcYears: patched(ISO_TIME_UTC_YEARS) && newJob };
   if (strict && (source.kind === 'file' || source.kind === 'kafka')) {
     rejectUnknownFields('backfill', source, source.kind === 'file' ? ['kind', 'path'] : ['kind', 'topic', 'from', 'to'], 'source');
   }
@@ -204,13 +209,12 @@ function checkSource(source: Record<string, unknown>, newJob: boolean): Backfill
     if (typeof source.topic !== 'string' || !TOPIC_NAME_PATTERN.test(source.topic)) {
       throw badInput('backfill', `source.topic must be a Kafka topic name, got ${JSON.stringify(source.topic)}`);
     }
-    const from = optionalIsoTime('backfill', source, 'from');
-    const to = optionalIsoTime('backfill', source, 'to');
+    const from = optionalIsoTime('backfill', source, 'from', checks);
+    const to = optionalIsoTime('backfill', source, 'to', checks);
     // Kafka's timestamps count from 1970: asked for an earlier one, it answers an unsupported
     // API version, or (-1 ms) the log's end, and the job would import nothing without a word.
-    // New jobs only: a job already running replays this check, and must take the same path.
     for (const [field, time] of [['from', from], ['to', to]] as const) {
-      if (newJob && time !== undefined && time < KAFKA_EPOCH) {
+      if (epochChecked && time !== undefined && time < KAFKA_EPOCH) {
         throw badInput('backfill', `source.${field} must be at or after ${KAFKA_EPOCH} (Kafka's timestamps start there), got ${time}`);
       }
     }

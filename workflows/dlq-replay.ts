@@ -1,9 +1,9 @@
-import { proxyActivities, upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
+import { patched, proxyActivities, upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Activities } from '../src/worker/activities';
 import type { ReplayTotals } from '../src/correctness/dlq-replay-job';
 import { HUNT_JOB_KIND } from '../src/temporal/search-attributes';
 import { REJECT_REASONS } from '../src/constants';
-import { asObject, badInput, optionalInt, optionalIsoTime, rejectUnknownFields } from './input';
+import { asObject, badInput, ISO_TIME_UTC_YEARS, optionalInt, optionalIsoTime, rejectUnknownFields } from './input';
 
 const { replayQuarantined } = proxyActivities<Activities>({
   startToCloseTimeout: '1 hour',
@@ -31,14 +31,17 @@ export interface DlqReplayInput {
  * them replayed. Running it twice ingests nothing twice.
  */
 export async function dlqReplay(input: DlqReplayInput = {}): Promise<ReplayTotals & { dryRun: boolean }> {
+  // A check added to the input after a job started must not fail it on replay (a new worker
+  // replays a running job's history): patched(), called first and always.
+  const checks = { utcYears: patched(ISO_TIME_UTC_YEARS) };
   const fields = asObject('dlqReplay', input);
   rejectUnknownFields('dlqReplay', fields, ['reasons', 'from', 'to', 'dryRun', 'batchSize']);
   const reasons = fields.reasons as unknown;
   if (reasons !== undefined && (!Array.isArray(reasons) || reasons.some((r) => !REASONS.includes(r as string)))) {
     throw badInput('dlqReplay', `reasons must be a list drawn from ${REASONS.join(', ')}, got ${JSON.stringify(reasons)}`);
   }
-  const from = optionalIsoTime('dlqReplay', fields, 'from');
-  const to = optionalIsoTime('dlqReplay', fields, 'to');
+  const from = optionalIsoTime('dlqReplay', fields, 'from', checks);
+  const to = optionalIsoTime('dlqReplay', fields, 'to', checks);
   if (from !== undefined && to !== undefined && from >= to) throw badInput('dlqReplay', `from (${from}) must be before to (${to})`);
   if (fields.dryRun !== undefined && typeof fields.dryRun !== 'boolean') throw badInput('dlqReplay', 'dryRun must be true or false');
   const dryRun = fields.dryRun === true;

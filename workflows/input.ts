@@ -5,6 +5,9 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import { parseIsoTime } from '../src/temporal/iso-time';
 
+/** The patched() marker of the check of an ISO time's years once in UTC (a9a28ae). */
+export const ISO_TIME_UTC_YEARS = 'iso-time-utc-years';
+
 export function badInput(job: string, problem: string): ApplicationFailure {
   return ApplicationFailure.nonRetryable(`${job}: invalid input: ${problem}`, 'InvalidJobInput');
 }
@@ -31,11 +34,14 @@ export function optionalInt(job: string, input: Record<string, unknown>, field: 
   return value;
 }
 
-/** An optional ISO-8601 time field, checked strictly (see parseIsoTime) and returned as a full UTC ISO string. */
-export function optionalIsoTime(job: string, input: Record<string, unknown>, field: string): string | undefined {
+/**
+ * An optional ISO-8601 time field, checked strictly (see parseIsoTime) and returned as a full
+ * UTC ISO string. `checks.utcYears`: the caller's patched('iso-time-utc-years').
+ */
+export function optionalIsoTime(job: string, input: Record<string, unknown>, field: string, checks: { utcYears: boolean }): string | undefined {
   const value = input[field];
   if (value === undefined) return undefined;
-  const parsed = parseIsoTime(value);
+  const parsed = parseIsoTime(value, checks);
   if ('problem' in parsed) throw badInput(job, `${field} ${parsed.problem}`);
   return parsed.iso;
 }

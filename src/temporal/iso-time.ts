@@ -14,8 +14,10 @@ const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{
  * The time as a full UTC ISO string, or why it is not one. Date.parse is no check: it takes
  * "2026-02-30" (as March 2nd) and even "1"; Postgres then refuses the value, and a job that
  * retries a refusal never ends. A date alone is UTC midnight; a time needs its zone.
+ * `utcYears: false` leaves out the check of the years once in UTC, which came later: only
+ * for a job that started before it, replaying its history (workflows call patched()).
  */
-export function parseIsoTime(value: unknown): { iso: string } | { problem: string } {
+export function parseIsoTime(value: unknown, { utcYears = true } = {}): { iso: string } | { problem: string } {
   const problem = `must be an ISO-8601 time such as 2026-11-22T00:00:00Z (or a date such as 2026-11-22), got ${JSON.stringify(value)}`;
   const match = typeof value === 'string' ? ISO_TIME.exec(value) : null;
   if (!match) return { problem };
@@ -28,7 +30,7 @@ export function parseIsoTime(value: unknown): { iso: string } | { problem: strin
   if (Number.isNaN(ms)) return { problem };
   // A zone's offset can carry a time out of the years Postgres keeps (9999-12-31T23:59-05:00
   // is in 10000 UTC, 0001-01-01T00:00+01:00 in year 0): refused there on every retry.
-  if (ms < FIRST_TIME_MS || ms > LAST_TIME_MS) return { problem: `${problem}: outside the years 0001-9999 once in UTC` };
+  if (utcYears && (ms < FIRST_TIME_MS || ms > LAST_TIME_MS)) return { problem: `${problem}: outside the years 0001-9999 once in UTC` };
   return { iso: new Date(ms).toISOString() };
 }
 

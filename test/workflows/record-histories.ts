@@ -11,7 +11,8 @@
  *   npm run histories:record -- backfill-2 only the histories named
  *
  * `<type>-1.json` is a first run; a higher number is a history a first run cannot show, such
- * as a run continued as new (its input already checked, its state carried).
+ * as a run continued as new (its input already checked, its state carried). A few are made
+ * by hand from recorded ones, and no scenario here writes them: histories/README.md.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
