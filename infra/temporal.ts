@@ -11,6 +11,7 @@ import type { Config } from '../src/config';
 import { explainTemporalError } from '../src/connection-hints';
 import { temporalConnectionOptions, type TemporalConnectionOptions } from '../src/temporal/connection-options';
 import { searchAttributeFlags } from '../src/temporal/search-attributes';
+import { missingSearchAttributes } from '../src/temporal/search-attribute-check';
 import { assertPortsFree, fetchWithRetries, onPath, runningPid, serviceEnvironment, servicePaths, startDetached, stopPid, waitUntil } from './process';
 import { MissingToolError, type ServiceStatus, type StackService } from './service';
 
@@ -186,10 +187,7 @@ async function uiAnswers(url: string): Promise<boolean> {
 export async function ensureSearchAttributes(options: TemporalConnectionOptions, ns: string): Promise<void> {
   const connection = await Connection.connect({ ...options, connectTimeout: 5000 });
   try {
-    const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace: ns });
-    const missing = searchAttributeFlags
-      .map((flag) => flag.split('=')[0] as string)
-      .filter((name) => !(customAttributes && name in customAttributes));
+    const missing = await missingSearchAttributes(connection.operatorService, ns);
     if (missing.length === 0) return;
     const keyword = proto.temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;
     await connection.operatorService.addSearchAttributes({

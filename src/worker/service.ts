@@ -20,6 +20,7 @@ import { seqOrderProblem } from '../store/batch/settled-seq';
 import { schemaMismatch } from '../store/migrate';
 import { startJobRecordsPruner } from './job-records-pruner';
 import { connectAtStartup } from '../backoff';
+import { missingSearchAttributes, registerCommand } from '../temporal/search-attribute-check';
 
 let runtimeInstalled = false;
 
@@ -135,6 +136,19 @@ async function connectToTemporal(config: Config, logger: Logger, signal?: AbortS
 /** `signal` stops a start that still waits for Temporal (WorkerStartAbortedError). */
 export async function createWorkerService(config: Config, logger: Logger, taskQueue = config.temporal.taskQueue, signal?: AbortSignal): Promise<WorkerService> {
   const connection = await connectToTemporal(config, logger, signal);
+  const lacking = await missingSearchAttributes(connection.operatorService, config.temporal.namespace).catch((err: unknown) => {
+    // A server that does not let this worker list them (an API key without the operator's
+    // rights) is not refused: a job then fails its workflow tasks, HuntWorkflowTaskFailing.
+    logger.warn({ err, namespace: config.temporal.namespace }, 'could not check the namespace for the jobs\' search attributes; going on');
+    return [];
+  });
+  if (lacking.length > 0) {
+    await connection.close();
+    throw new Error(
+      `the Temporal namespace ${config.temporal.namespace} lacks the search attributes ${lacking.join(', ')}, which every job sets: ` +
+        `each job's workflow tasks would fail and retry for ever. Register them (${registerCommand(config.temporal.namespace, lacking)}), then start the worker again`,
+    );
+  }
   const pool = createWorkerPool(config, (err) => logger.warn({ err }, 'Postgres connection lost; it will be replaced'));
   // Unchecked during an outage: the steps retry until Postgres is back.
   const mismatch = await schemaMismatch(pool)

@@ -1,7 +1,8 @@
 /**
  * `hunt worker` as operators run it: serves its task queue, exposes the SDK runtime's
- * Prometheus metrics on WORKER_METRICS_PORT, stops cleanly on SIGTERM, and waits for a
- * Temporal it cannot reach at start-up instead of exiting.
+ * Prometheus metrics on WORKER_METRICS_PORT, stops cleanly on SIGTERM, waits for a
+ * Temporal it cannot reach at start-up instead of exiting, and refuses a namespace without
+ * the jobs' search attributes.
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -79,6 +80,37 @@ describe('hunt worker asked to stop while it waits for Temporal', () => {
     } finally {
       await worker.kill('SIGKILL');
       silent.close();
+    }
+  });
+});
+
+describe('hunt worker in a namespace without the jobs\' search attributes', () => {
+  it('refuses to start, naming them and how to add them', { timeout: 60_000 }, async () => {
+    // Every job upserts them: in such a namespace each job's workflow tasks failed for ever
+    // while it showed "Running". Registered once and never given the attributes.
+    const namespace = 'hunt-test-no-attributes';
+    const { client, close } = await temporalClient();
+    try {
+      await client.workflowService
+        .registerNamespace({ namespace, workflowExecutionRetentionPeriod: { seconds: 86_400 } })
+        .catch((err: { code?: number }) => {
+          if (err.code !== 6) throw err; // ALREADY_EXISTS
+        });
+      await waitFor('the namespace to be served', () => client.workflowService.describeNamespace({ namespace }).then(() => true, () => false), { timeoutMs: 30_000, intervalMs: 500 });
+    } finally {
+      await close();
+    }
+    const worker = startWorkerProcess(db.url, uniqueName('worker-bare-namespace'), { TEMPORAL_NAMESPACE: namespace });
+    const exited = new Promise<number | null>((resolve) => worker.child.once('exit', resolve));
+    try {
+      const code = await Promise.race([exited, new Promise<'running'>((resolve) => setTimeout(() => resolve('running'), 30_000))]);
+      const log = fs.readFileSync(worker.logFile, 'utf8');
+      expect(code, log.slice(-2000)).not.toBe(0);
+      expect(code).not.toBe('running');
+      expect(log).toContain(`the Temporal namespace ${namespace} lacks the search attributes HuntJobKind, HuntId`);
+      expect(log).toContain(`temporal operator search-attribute create --namespace ${namespace} --name HuntJobKind --type Keyword`);
+    } finally {
+      await worker.kill('SIGKILL');
     }
   });
 });
