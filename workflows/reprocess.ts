@@ -1,4 +1,4 @@
-import { continueAsNew, defineQuery, patched, proxyActivities, setHandler, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ActivityCancellationType, continueAsNew, defineQuery, patched, proxyActivities, setHandler, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { ReprocessActivities, SwapResult } from '../src/batch/reprocess-job';
 import type { ProjectionName } from '../src/store/batch/reprocess';
 import { HUNT_JOB_KIND } from '../src/temporal/search-attributes';
@@ -18,13 +18,22 @@ const PROJECTION_DESCRIPTIONS: Record<ProjectionName, string> = {
 // every 2 minutes it costs 4%.
 const FENCE_RETRY = { initialInterval: '1 second', maximumInterval: '2 minutes' } as const;
 
-const { prepareShadow, swapShadow } = proxyActivities<ReprocessActivities>({
+const FENCED_STEP = {
   startToCloseTimeout: '10 minutes',
   // They heartbeat every 10 s, so a killed worker's attempt is retried within 30 s, not
   // after start-to-close: a swap retried late merges everything stored meanwhile under the
   // fence, and a late prepare could find a newer run owning the job.
   heartbeatTimeout: '30 seconds',
   retry: FENCE_RETRY,
+} as const;
+const { prepareShadow, swapShadow } = proxyActivities<ReprocessActivities>(FENCED_STEP);
+
+// The same, waiting for the step to end when the job is cancelled during it: the swap may be
+// past the point where a cancellation can stop it, and then the job must say it swapped. With
+// the default (try to cancel, report cancelled at once) a job reported cancelled had swapped.
+const { swapShadow: swapShadowReported } = proxyActivities<ReprocessActivities>({
+  ...FENCED_STEP,
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 });
 
 const { fillShadow, catchUpShadow } = proxyActivities<ReprocessActivities>({
@@ -120,7 +129,9 @@ export async function reprocess(input: ReprocessInput, carried?: ReprocessCarrie
   progress.phase = 'catching-up';
   await catchUpShadow({ ...step, ...CATCH_UP });
   progress.phase = 'swapping';
-  const swapped = await swapShadow(step);
+  // patched(): a run cancelled during its swap on the code before replays as it was made.
+  const swap = patched('reprocess-swap-reports-its-outcome') ? swapShadowReported : swapShadow;
+  const swapped = await swap(step);
   progress.phase = 'done';
   return { projection, ...swapped, huntsTotal: progress.huntsTotal, durationMs: Date.now() - started };
 }

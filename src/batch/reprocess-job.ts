@@ -14,6 +14,7 @@ import {
   isProjectionName,
   prepareShadow,
   ReprocessBlockedError,
+  ReprocessCancelledError,
   ReprocessStateError,
   ReprocessSupersededError,
   swapShadow,
@@ -95,7 +96,10 @@ export function createReprocessActivities(deps: Pick<ActivityDeps, 'pool' | 'log
       // Before the catch-up's fences: a swap Postgres will refuse must not hold the hot path back at all.
       await step(input, () => assertLiveTablesReplaceable(deps.pool, projection));
       const caughtUp = await catchUpRounds({ ...input, ...PRE_SWAP_CATCH_UP });
-      const result = await heartbeating(caughtUp, () => step(input, () => swapShadow(deps.pool, projection, input.jobId, input.lockTimeoutMs)));
+      // The last round goes straight on to the swap: a cancellation that came during it stops here.
+      checkCancelled(projection);
+      const cancelled = Context.current().cancellationSignal;
+      const result = await heartbeating(caughtUp, () => step(input, () => swapShadow(deps.pool, projection, input.jobId, input.lockTimeoutMs, cancelled)));
       deps.logger.info({ job: input.jobId, projection, ...result }, 'reprocess: shadows swapped in');
       return result;
     },
@@ -150,6 +154,7 @@ async function step<T>(input: Pick<ReprocessStepInput, 'projection' | 'jobId'>, 
     if (err instanceof ReprocessSupersededError) throw ApplicationFailure.nonRetryable(err.message, 'ReprocessSuperseded');
     if (err instanceof ReprocessStateError) throw ApplicationFailure.nonRetryable(err.message, 'ReprocessState');
     if (err instanceof ReprocessBlockedError) throw ApplicationFailure.nonRetryable(err.message, 'ReprocessBlocked');
+    if (err instanceof ReprocessCancelledError) throw new CancelledFailure(err.message);
     // A table of the job dropped under it (an operator clearing "leftover" shadow tables):
     // every retry would fail the same way; a new run makes them again.
     if (sqlStateOf(err) === SqlState.undefinedTable) {

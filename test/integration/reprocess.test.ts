@@ -7,7 +7,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { ActivityFailure, ApplicationFailure, WorkflowFailedError, type Client } from '@temporalio/client';
+import { Context } from '@temporalio/activity';
+import { ActivityFailure, ApplicationFailure, CancelledFailure, WorkflowFailedError, type Client } from '@temporalio/client';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
 import { Partitioners } from 'kafkajs';
@@ -525,6 +526,48 @@ describe('reprocess workflow', () => {
       expect(await count(scratch.pool, `pg_tables WHERE tablename = 'player_scores_shadow'`)).toBe(1); // live tables untouched
     } finally {
       await hotPath.end();
+      await scratch.dispose();
+    }
+  });
+
+  it('reported cancelled swaps nothing: a cancellation heard while the swap step waits stops it before the swap', { timeout: 120_000 }, async () => {
+    const scratch = await createTestDatabase();
+    const holder = await scratch.pool.connect();
+    try {
+      await storeEventsInOrder(scratch.pool, inOrderTraffic(300, 3).events);
+      const real = createReprocessActivities({ pool: scratch.pool, logger, config });
+      let heard!: () => void;
+      const stepHeardTheCancel = new Promise<void>((resolve) => (heard = resolve));
+      const activities = {
+        ...real,
+        async catchUpShadow(input: CatchUpInput) {
+          const summary = await real.catchUpShadow(input);
+          // Then the job's row is held (as a slow catch-up round or a fence wait would hold
+          // the swap step): the swap step's last round waits for it.
+          await holder.query('BEGIN');
+          await holder.query('SELECT 1 FROM reprocess_jobs FOR UPDATE');
+          return summary;
+        },
+        async swapShadow(input: Parameters<typeof real.swapShadow>[0]) {
+          Context.current().cancellationSignal.addEventListener('abort', () => heard());
+          return real.swapShadow(input);
+        },
+      };
+      const outcome = await withWorker(scratch.pool, async (taskQueue) => {
+        const handle = await client.workflow.start('reprocess', { taskQueue, workflowId: uniqueName('reprocess-cancel-swap'), args: [{ projection: 'leaderboard' }] });
+        await waitFor('the swap step', async () => (await handle.query(progressQuery)).phase === 'swapping', { timeoutMs: 60_000 });
+        await handle.cancel();
+        await stepHeardTheCancel;
+        await holder.query('COMMIT');
+        return handle.result().then(() => 'completed', (err: unknown) => err);
+      }, activities);
+      // Before, the job said cancelled at once, and the step went on to swap when the row was free.
+      expect(outcome).toBeInstanceOf(WorkflowFailedError);
+      expect((outcome as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+      expect(await count(scratch.pool, `pg_tables WHERE tablename = 'player_scores_shadow'`)).toBe(1); // live tables untouched
+      expect(await count(scratch.pool, `reprocess_jobs WHERE phase = 'swapped'`)).toBe(0);
+    } finally {
+      holder.release();
       await scratch.dispose();
     }
   });

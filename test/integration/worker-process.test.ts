@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { msToTs } from '@temporalio/common/lib/time';
 import { loadConfig } from '../../src/config';
 import { forwardPort, freePort } from '../helpers/tcp-forward';
 import { useTestDatabase } from '../helpers/database-fixture';
@@ -92,7 +93,7 @@ describe('hunt worker in a namespace without the jobs\' search attributes', () =
     const { client, close } = await temporalClient();
     try {
       await client.workflowService
-        .registerNamespace({ namespace, workflowExecutionRetentionPeriod: { seconds: 86_400 } })
+        .registerNamespace({ namespace, workflowExecutionRetentionPeriod: msToTs('1 day') })
         .catch((err: { code?: number }) => {
           if (err.code !== 6) throw err; // ALREADY_EXISTS
         });

@@ -54,6 +54,8 @@ export class ReprocessSupersededError extends Error {}
 export class ReprocessStateError extends Error {}
 /** The swap cannot drop a live table: other objects depend on it. Every retry would fail the same way. */
 export class ReprocessBlockedError extends Error {}
+/** The swap was given up, rolled back, because its job was cancelled meanwhile. */
+export class ReprocessCancelledError extends Error {}
 
 const SHADOW_SUFFIX = '_shadow';
 // The hunts table is the fence and is never swapped: its stats are updated in place.
@@ -227,7 +229,12 @@ export async function catchUpShadow(pool: pg.Pool, projection: ProjectionName, j
 }
 
 /** Merges the last events and swaps the shadows in, in one transaction under the fence. */
-export async function swapShadow(pool: pg.Pool, projection: ProjectionName, jobId: string, lockTimeoutMs: number): Promise<SwapResult> {
+export async function swapShadow(pool: pg.Pool, projection: ProjectionName, jobId: string, lockTimeoutMs: number, cancelled?: AbortSignal): Promise<SwapResult> {
+  // A job cancelled while the swap waited (for the job's row, the fence, the live tables) or
+  // merged: rolled back, so the live tables are untouched, as its cancellation says.
+  const unlessCancelled = () => {
+    if (cancelled?.aborted) throw new ReprocessCancelledError(`reprocess ${projection} (job ${jobId}): cancelled before the swap; the live tables are untouched`);
+  };
   return withTransaction(pool, async (client) => {
     await boundStatements(client, FENCED_STEP_STATEMENT_MS);
     const job = await filledJob(client, projection, jobId);
@@ -243,6 +250,7 @@ export async function swapShadow(pool: pg.Pool, projection: ProjectionName, jobI
     const newest = await newestEventSeq(client);
     const merged = await mergeInto(client, shadowTargets(projection), { afterSeq: job.covered_seq ?? 0 });
     await applyHuntStats(client);
+    unlessCancelled();
     await swapInShadows(client, projection);
     await client.query(`DROP TABLE ${escapeIdentifier(HUNT_STATS_SHADOW)}`);
     await notifyHuntsChanged(client, ALL_HUNTS); // every leaderboard may have changed
