@@ -27,9 +27,18 @@ async function ages(registry?: Registry): Promise<Record<string, number>> {
 }
 
 describe('hunt_batch_watermark_age_seconds', () => {
+  it('is shown for both scheduled jobs before either ever ran, counted from the migration', async () => {
+    // Before, a job made its row on its first run: Schedules that never ran showed no age,
+    // and HuntScheduledJobBehind could not fire.
+    const { rows } = await db.pool.query<{ job: string; last_seq: number }>('SELECT job, last_seq::int FROM job_watermarks ORDER BY job');
+    expect(rows).toEqual([{ job: RECONCILE_JOB, last_seq: 0 }, { job: ROLLUP_JOB, last_seq: 0 }]);
+    expect(Object.keys(await ages()).sort()).toEqual([RECONCILE_JOB, ROLLUP_JOB].sort());
+  });
+
   it('tells how long ago each scheduled job last moved or confirmed its watermark', async () => {
     await db.pool.query(
-      `INSERT INTO job_watermarks (job, last_seq, updated_at) VALUES ($1, 7, now() - interval '20 minutes'), ($2, 7, now() - interval '30 seconds')`,
+      `INSERT INTO job_watermarks (job, last_seq, updated_at) VALUES ($1, 7, now() - interval '20 minutes'), ($2, 7, now() - interval '30 seconds')
+       ON CONFLICT (job) DO UPDATE SET last_seq = excluded.last_seq, updated_at = excluded.updated_at`,
       [ROLLUP_JOB, RECONCILE_JOB],
     );
     const before = await ages();

@@ -36,7 +36,9 @@ interface ComposeFile {
 const PUBLISH_ADDRESS = '${HUNT_PUBLISH_ADDRESS:-127.0.0.1}';
 
 const INFRA_SERVICES = ['postgres', 'kafka', 'temporal'] as const;
-const APP_SERVICES = ['migrate', 'ingest', 'worker'] as const;
+const APP_SERVICES = ['migrate', 'ingest', 'worker', 'schedules'] as const;
+/** The `hunt` subcommand each app service runs. */
+const SUBCOMMANDS: Record<(typeof APP_SERVICES)[number], string[]> = { migrate: ['migrate'], ingest: ['ingest'], worker: ['worker'], schedules: ['schedules', 'apply'] };
 
 const compose = loadCompose();
 const defaults = loadConfig({});
@@ -188,6 +190,12 @@ describe('docker-compose.yml', () => {
     }
   });
 
+  it('applies the Schedules once Temporal answers: hunt worker runs their jobs but never creates them', () => {
+    expect(commandArgs(service('schedules')).slice(-3)).toEqual(['bin/hunt.js', 'schedules', 'apply']);
+    expect(dependencies(service('schedules'))).toMatchObject({ temporal: 'service_healthy' });
+    expect(service('schedules').restart).toBe('no');
+  });
+
   it('declares every named volume a service mounts', () => {
     const declared = Object.keys(compose.volumes ?? {});
     for (const [name, svc] of Object.entries(compose.services)) {
@@ -210,8 +218,9 @@ describe('docker-compose.yml', () => {
       // node, then any V8/Node flags (e.g. the ingest's heap cap), then the hunt subcommand.
       const args = commandArgs(svc);
       expect(args[0]).toBe('node');
-      expect(args.slice(1, -2).every((flag) => flag.startsWith('--'))).toBe(true);
-      expect(args.slice(-2)).toEqual(['bin/hunt.js', name]);
+      const hunt = args.indexOf('bin/hunt.js');
+      expect(args.slice(1, hunt).every((flag) => flag.startsWith('--'))).toBe(true);
+      expect(args.slice(hunt + 1)).toEqual(SUBCOMMANDS[name]);
       expect(fs.existsSync(path.join(projectRoot, 'bin/hunt.js'))).toBe(true);
     });
 
