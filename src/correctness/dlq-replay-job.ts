@@ -1,5 +1,5 @@
 import { CancelledFailure, Context } from '@temporalio/activity';
-import { replayBatch, type ReplayBatchResult, type ReplayFilter } from '../store/correctness/dlq-replay';
+import { newestQuarantineId, replayBatch, type ReplayBatchResult, type ReplayFilter } from '../store/correctness/dlq-replay';
 import { claimProgress, saveProgress } from '../store/correctness/job-progress';
 import { progressKeyOf } from './progress-key';
 import type { ActivityDeps } from '../worker/activity-deps';
@@ -9,8 +9,11 @@ export interface ReplayInput extends ReplayFilter {
   dryRun: boolean;
 }
 
-/** A replay's counts summed over its batches; lastId is the resume point. */
-export type ReplayTotals = ReplayBatchResult;
+/**
+ * A replay's counts summed over its batches; lastId is the resume point, throughId the last
+ * quarantine id the run replays (the newest when it began; absent in an older worker's).
+ */
+export type ReplayTotals = ReplayBatchResult & { throughId?: number };
 
 const EMPTY_TOTALS: ReplayTotals = { examined: 0, replayed: 0, duplicates: 0, stillInvalid: {}, lastId: 0 };
 
@@ -19,6 +22,7 @@ export function addBatch(totals: ReplayTotals, batch: ReplayBatchResult): Replay
   const stillInvalid = { ...totals.stillInvalid };
   for (const [reason, n] of Object.entries(batch.stillInvalid)) stillInvalid[reason] = (stillInvalid[reason] ?? 0) + n;
   return {
+    ...totals,
     lastId: batch.lastId,
     examined: totals.examined + batch.examined,
     replayed: totals.replayed + batch.replayed,
@@ -41,13 +45,17 @@ export function createDlqReplayActivities(deps: Pick<ActivityDeps, 'pool'>) {
       const key = progressKeyOf(context.info, 'replayQuarantined');
       // Heartbeat details only when a worker of an earlier version started the run.
       let totals = (await claimProgress<ReplayTotals>(deps.pool, key)) ?? (context.info.heartbeatDetails as ReplayTotals | undefined) ?? EMPTY_TOTALS;
+      // The run ends at the newest record quarantined when it began, saved with its progress:
+      // records quarantined faster than it replays (a flood of rejects) kept a run going
+      // without end, past its timeout, retried for ever. Later ones are the next run's.
+      if (totals.throughId === undefined) totals = { ...totals, throughId: await newestQuarantineId(deps.pool) };
       for (;;) {
         // Throw, never return: a return would end the run as a success with rows left
         // unreplayed (a worker's graceful shutdown aborts us on every deploy). The retry
         // resumes from the saved cursor.
         if (context.cancellationSignal.aborted) throw new CancelledFailure(`dlqReplay: stopped after quarantine id ${totals.lastId}`);
         let next = totals;
-        const batch = await replayBatch(deps.pool, input, totals.lastId, input.batchSize, input.dryRun, undefined, undefined, async (client, done) => {
+        const batch = await replayBatch(deps.pool, { ...input, throughId: totals.throughId }, totals.lastId, input.batchSize, input.dryRun, undefined, undefined, async (client, done) => {
           next = addBatch(totals, done);
           await saveProgress(client, key, next);
         });

@@ -64,6 +64,37 @@ describe('dlqReplay, retried after a crash', () => {
     expect(await new MockActivityEnvironment(run('r2')).run(replayQuarantined, input)).toMatchObject({ examined: 3, replayed: 0, stillInvalid: { invalid_json: 3 } });
   });
 
+  it('ends at the newest record quarantined when it began, however fast new ones arrive', async () => {
+    await db.pool.query('UPDATE quarantine SET replayed_at = now() WHERE replayed_at IS NULL');
+    await quarantine([1, 2, 3].map((i) => Buffer.from(`flood start ${i}`)), 'dlq-flood');
+    // A flood of rejects: every batch the replay commits, one more arrives (40 at most, so
+    // the code before ends too, having chased them all).
+    await db.pool.query(`CREATE TABLE flood_count (n int NOT NULL)`);
+    await db.pool.query(`INSERT INTO flood_count VALUES (0)`);
+    await db.pool.query(`
+      CREATE FUNCTION flood() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        UPDATE flood_count SET n = n + 1 WHERE n < 40;
+        IF FOUND THEN
+          INSERT INTO quarantine (source_topic, source_partition, source_offset, record_value, reason, detail)
+          VALUES ('dlq-flood', 1, (SELECT n FROM flood_count), 'flood', 'invalid_json', 'test');
+        END IF;
+        RETURN NULL;
+      END $$`);
+    await db.pool.query(`CREATE TRIGGER flood AFTER UPDATE OF replayed_at ON quarantine FOR EACH STATEMENT EXECUTE FUNCTION flood()`);
+    try {
+      const { replayQuarantined } = createDlqReplayActivities({ pool: db.pool });
+      const totals = (await new MockActivityEnvironment(run('flood')).run(replayQuarantined, { batchSize: 1, dryRun: false })) as ReplayTotals;
+      // The three it began with, not the records that came after.
+      expect(totals).toMatchObject({ examined: 3, stillInvalid: { invalid_json: 3 } });
+      expect(totals.throughId).toBe(totals.lastId);
+    } finally {
+      await db.pool.query('DROP TRIGGER flood ON quarantine');
+      await db.pool.query('DROP FUNCTION flood()');
+      await db.pool.query('DROP TABLE flood_count');
+    }
+  });
+
   it('rolls back a batch of an attempt a newer one superseded', async () => {
     await quarantine([Buffer.from(JSON.stringify(event(50)))], 'dlq-frozen');
     const old = { runId: 'dlq-crash/frozen', step: 'replayQuarantined', attempt: 1 };

@@ -18,6 +18,8 @@ export interface ReplayFilter {
   from?: string;
   /** Quarantined before this instant (ISO). */
   to?: string;
+  /** Quarantine ids up to this one only: the newest when the job began (newestQuarantineId). */
+  throughId?: number;
 }
 
 export interface ReplayBatchResult {
@@ -39,6 +41,12 @@ const OVERSIZE = `(reason = 'too_large' OR octet_length(record_value) > $6)`;
  * batch ends at the row that passes this; a first row larger than it still goes alone.
  */
 export const REPLAY_BATCH_BYTES = 8 * 1024 * 1024;
+
+/** The newest quarantine id (0 when there is none): where a replay that begins now ends. */
+export async function newestQuarantineId(pool: pg.Pool): Promise<number> {
+  const { rows } = await pool.query<{ id: number }>('SELECT coalesce(max(id), 0)::float8 AS id FROM quarantine');
+  return rows[0]?.id ?? 0;
+}
 
 /** Writes what a batch did in the batch's own transaction, so the record commits (or rolls back) with the batch. */
 export type BatchRecorder = (client: pg.PoolClient, batch: ReplayBatchResult) => Promise<void>;
@@ -87,9 +95,10 @@ async function replayIn(
         AND ($2::text[] IS NULL OR reason = ANY($2))
         AND ($3::timestamptz IS NULL OR quarantined_at >= $3)
         AND ($4::timestamptz IS NULL OR quarantined_at < $4)
+        AND ($7::bigint IS NULL OR id <= $7)
       ORDER BY id LIMIT $5
       ${dryRun ? '' : 'FOR UPDATE'}`,
-    [afterId, filter.reasons ?? null, filter.from ?? null, filter.to ?? null, batchSize, MAX_EVENT_BYTES],
+    [afterId, filter.reasons ?? null, filter.from ?? null, filter.to ?? null, batchSize, MAX_EVENT_BYTES, filter.throughId ?? null],
   );
   if (candidates.length === 0) return undefined;
   const taken = groupsWithin(candidates, maxBytes, (c) => c.size)[0] ?? [];
