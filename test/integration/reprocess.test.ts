@@ -117,6 +117,17 @@ describe('reprocess steps', () => {
       });
       expect(await swapShadow(scratch.pool, 'leaderboard', 'run-b', 5000)).toEqual(swapped);
       expect(await projectionOf(scratch.pool)).toEqual(expected);
+      // A retried swap step's catch-up after the swap committed asks for no fence: with a
+      // hot-path transaction holding hunts, it answers at once (before, it failed as busy).
+      const hotPath = await scratch.pool.connect();
+      try {
+        await hotPath.query('BEGIN');
+        await hotPath.query('LOCK TABLE hunts IN ROW EXCLUSIVE MODE');
+        expect(await catchUpShadow(scratch.pool, 'leaderboard', 'run-b', 200, 300)).toEqual({ events: 0, coveredSeq: swapped.maxSeq, complete: true });
+      } finally {
+        await hotPath.query('ROLLBACK');
+        hotPath.release();
+      }
     } finally {
       await scratch.dispose();
     }

@@ -206,12 +206,16 @@ export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName,
  * holds the fence only for the last few events.
  */
 export async function catchUpShadow(pool: pg.Pool, projection: ProjectionName, jobId: string, lockTimeoutMs: number, maxEvents: number): Promise<CatchUpResult> {
-  const newest = await withTransaction(pool, async (client) => {
+  const read = await withTransaction(pool, async (client) => {
     await boundStatements(client, FENCED_STEP_STATEMENT_MS);
-    await filledJob(client, projection, jobId);
+    const job = await filledJob(client, projection, jobId);
+    // A retried swap step whose swap committed has nothing to catch up: no fence for it.
+    if (job.phase === 'swapped') return { swappedAt: job.covered_seq ?? 0 };
     await takeFence(client, lockTimeoutMs);
-    return newestEventSeq(client);
+    return { newest: await newestEventSeq(client) };
   });
+  if (read.swappedAt !== undefined) return { events: 0, coveredSeq: read.swappedAt, complete: true };
+  const newest = read.newest;
   return withTransaction(pool, async (client) => {
     await boundStatements(client, FILL_STATEMENT_MS);
     const job = await filledJob(client, projection, jobId);
