@@ -15,6 +15,7 @@ import {
   prepareShadow,
   ReprocessBlockedError,
   ReprocessCancelledError,
+  swappedJob,
   ReprocessStateError,
   ReprocessSupersededError,
   swapShadow,
@@ -93,17 +94,29 @@ export function createReprocessActivities(deps: Pick<ActivityDeps, 'pool' | 'log
     /** One more catch-up outside the fence, then the swap under it; heartbeats throughout so a dead worker is found quickly. */
     async swapShadow(input: ReprocessStepInput): Promise<SwapResult> {
       const projection = checkedProjection(input.projection);
-      // Before the catch-up's fences: a swap Postgres will refuse must not hold the hot path back at all.
-      await step(input, () => assertLiveTablesReplaceable(deps.pool, projection));
-      const caughtUp = await catchUpRounds({ ...input, ...PRE_SWAP_CATCH_UP });
-      // The last round goes straight on to the swap: a cancellation that came during it stops here.
-      checkCancelled(projection);
-      const cancelled = Context.current().cancellationSignal;
-      const result = await heartbeating(caughtUp, () => step(input, () => swapShadow(deps.pool, projection, input.jobId, input.lockTimeoutMs, cancelled)));
-      deps.logger.info({ job: input.jobId, projection, ...result }, 'reprocess: shadows swapped in');
-      return result;
+      try {
+        return await catchUpAndSwap(input, projection);
+      } catch (err) {
+        // A retry of a step whose swap committed (its worker died before reporting) says so,
+        // cancelled or not: a job reported cancelled must not have its tables swapped.
+        const swapped = err instanceof CancelledFailure ? await swappedJob(deps.pool, projection, input.jobId) : undefined;
+        if (swapped) return swapped;
+        throw err;
+      }
     },
   };
+
+  async function catchUpAndSwap(input: ReprocessStepInput, projection: ProjectionName): Promise<SwapResult> {
+    // Before the catch-up's fences: a swap Postgres will refuse must not hold the hot path back at all.
+    await step(input, () => assertLiveTablesReplaceable(deps.pool, projection));
+    const caughtUp = await catchUpRounds({ ...input, ...PRE_SWAP_CATCH_UP });
+    // The last round goes straight on to the swap: a cancellation that came during it stops here.
+    checkCancelled(projection);
+    const cancelled = Context.current().cancellationSignal;
+    const result = await heartbeating(caughtUp, () => step(input, () => swapShadow(deps.pool, projection, input.jobId, input.lockTimeoutMs, cancelled)));
+    deps.logger.info({ job: input.jobId, projection, ...result }, 'reprocess: shadows swapped in');
+    return result;
+  }
 
   /** Merges events stored since the shadows' cover, round after round, until a round is small. */
   async function catchUpRounds(input: CatchUpInput): Promise<CatchUpSummary> {

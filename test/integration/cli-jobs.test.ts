@@ -75,7 +75,7 @@ describe('hunt backfill --topic --from --to --wait', () => {
 describe('hunt reconcile --wait and hunt reprocess --wait', () => {
   it('follow their jobs to the end, counting hunts', async () => {
     const reconciled = await hunt(['reconcile', '--hunt', 'hunt-0', 'hunt-1', '--wait']);
-    expect(reconciled).toMatch(/^reconcile done: 100\.0%, 2 hunts of 2 hunts, \d+:\d\d elapsed; repair; players checked \d+, drifted 0, treasures changed 0$/m);
+    expect(reconciled).toMatch(/^reconcile done: 100\.0%, 2 hunts of 2 hunts, \d+:\d\d elapsed; repair; players checked \d+, drifted 0, treasures changed 0, credits drifted 0$/m);
     expect(reconciled).toMatch(/"hunts": 2/);
 
     const reprocessed = await hunt(['reprocess', '--wait']);

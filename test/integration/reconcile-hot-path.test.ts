@@ -133,7 +133,7 @@ describe('a reconcile comparing outside the fence', () => {
         clueFound({ eventId: 'clue-p3', huntId: 'mid', playerId: 'p3', clueId: 'fresh', points: 7, occurredAt: '2026-11-01T00:00:06Z' }),
       ];
       await applyEvents(hot, events.map((event) => ({ event, instant: parseOccurredAt(event.occurredAt)!, source: 'hot' })));
-      await reconcileReaches('the reconcile to wait for the fence', '%FOR UPDATE', true);
+      await reconcileWaitsForALock();
       await hot.query('COMMIT');
     } finally {
       hot.release();
@@ -151,3 +151,60 @@ describe('a reconcile comparing outside the fence', () => {
     expect(await differencesFromScratch()).toBe(0);
   });
 });
+
+describe('a reconcile naming a hunt that has no row in hunts yet', () => {
+  it('holds its later transactions back too, so its repair overwrites none of them', async () => {
+    await bigHunt('ballast');
+    const playerOf = async () =>
+      (await db.pool.query(`SELECT score::int, clues_found FROM player_scores WHERE hunt_id = 'newborn' AND player_id = 'p1'`)).rows[0];
+    const reconcile = reconcileHunts(db.pool, ['ballast', 'newborn'], 'newborn-run', true);
+    await reconcileReaches('the reconcile to be recomputing', 'INSERT INTO "final_%');
+    // A hot-path commit of the ballast hunt in flight: the run's fence waits for it.
+    const ballast = await db.pool.connect();
+    const second = await db.pool.connect();
+    try {
+      await ballast.query('BEGIN');
+      await lockHuntFences(ballast, ['ballast']);
+      await reconcileWaitsForALock();
+      // Meanwhile the new hunt's first transaction commits (its later find arrives first: the
+      // rules credit the earlier one), and a second one is in flight when ballast's ends.
+      await applyInOneTransaction(db.pool, [
+        clueFound({ eventId: 'nb-later', huntId: 'newborn', playerId: 'p1', clueId: 'c1', points: 20, occurredAt: '2026-11-01T00:00:20Z' }),
+        clueFound({ eventId: 'nb-earlier', huntId: 'newborn', playerId: 'p1', clueId: 'c1', points: 10, occurredAt: '2026-11-01T00:00:10Z' }),
+      ]);
+      await second.query('BEGIN');
+      const more = [clueFound({ eventId: 'nb-second', huntId: 'newborn', playerId: 'p1', clueId: 'c2', points: 5, occurredAt: '2026-11-01T00:00:30Z' })];
+      await applyEvents(second, more.map((event) => ({ event, instant: parseOccurredAt(event.occurredAt)!, source: 'hot' })));
+      await ballast.query('COMMIT');
+      // The run waits for the second transaction now: at the new hunt's fence, or (before,
+      // when the fence missed a row made after its statement began) at the repair of p1.
+      await reconcileWaitsForALock();
+      await second.query('COMMIT');
+    } finally {
+      ballast.release();
+      second.release();
+    }
+    const results = await reconcile;
+    expect(results.map((r) => [r.huntId, r.playersDrifted])).toEqual([['ballast', 0], ['newborn', 1]]);
+    // Every event of the new hunt counted by the rules: 10 for c1 (the earlier find), 5 for c2.
+    // Before, the repair wrote over the second commit: 10 and one clue.
+    expect(await playerOf()).toEqual({ score: 15, clues_found: 2 });
+    expect(await differencesFromScratch()).toBe(0);
+  });
+});
+
+/** Waits until a statement of the reconcile waits for a row or table lock. */
+function reconcileWaitsForALock() {
+  return waitFor(
+    'the reconcile to wait for a lock',
+    async () => {
+      const { rows } = await db.pool.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_stat_activity
+          WHERE datname = current_database() AND state = 'active' AND wait_event_type = 'Lock'
+            AND (query LIKE '%FOR UPDATE' OR query LIKE '%INSERT INTO hunts%' OR query LIKE 'DELETE FROM player_scores%')`,
+      );
+      return rows[0]!.n > 0;
+    },
+    { timeoutMs: 30_000, intervalMs: 10 },
+  );
+}

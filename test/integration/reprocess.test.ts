@@ -158,6 +158,13 @@ describe('the prepare and swap activities', () => {
       expect(beats.prepare).toBeGreaterThan(0);
       expect(beats.swap).toBeGreaterThan(0);
       expect(await projectionOf(scratch.pool)).toEqual(foldEvents(events));
+
+      // A retry of the swap step after its swap committed (the worker died before reporting),
+      // cancelled meanwhile: it reports the swap, not a cancellation (the job would say
+      // cancelled with its tables swapped).
+      const retry = new MockActivityEnvironment({ attempt: 2 });
+      retry.cancel();
+      expect(await retry.run(activities.swapShadow, step)).toEqual(swapped);
     } finally {
       await scratch.dispose();
     }

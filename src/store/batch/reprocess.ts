@@ -268,6 +268,12 @@ export async function swapShadow(pool: pg.Pool, projection: ProjectionName, jobI
   });
 }
 
+/** The swap's result when `jobId` is the projection's job and its swap committed; undefined otherwise. */
+export async function swappedJob(pool: pg.Pool, projection: ProjectionName, jobId: string): Promise<SwapResult | undefined> {
+  const { rows } = await pool.query<JobRow>(`SELECT * FROM reprocess_jobs WHERE projection = $1 AND job_id = $2 AND phase = 'swapped'`, [projection, jobId]);
+  return rows[0] && swapResultOf(rows[0]);
+}
+
 /** Drops each live table and renames its shadow in; a dependent object created since the check still fails for good. */
 async function swapInShadows(client: pg.ClientBase, projection: ProjectionName): Promise<void> {
   try {

@@ -39,9 +39,15 @@ export interface HuntReconciliation {
   repaired: boolean;
 }
 
-/** The fence: sorted, like the hot path, so the two cannot deadlock. */
+/**
+ * The fence, taken as the hot path takes it: sorted, so the two cannot deadlock, and
+ * creating a missing row. A plain `SELECT .. FOR UPDATE` missed a hunt whose row its first
+ * transaction committed while the statement waited for another hunt's fence: its later
+ * transactions went on unheld, and the repair wrote over one. A row made here for a hunt
+ * with no event (an orphan's, a name typed by hand) has no as_of: unknown to the read API.
+ */
 async function lockFences(client: pg.ClientBase, hunts: readonly string[]): Promise<void> {
-  await client.query(`SELECT hunt_id FROM hunts WHERE hunt_id = ANY($1::text[]) ORDER BY hunt_id FOR UPDATE`, [hunts]);
+  await lockHuntFences(client, hunts);
 }
 
 /**
@@ -78,10 +84,11 @@ export async function reconcileHunts(
   const hunts = [...new Set(huntIds)].sort();
   if (hunts.length === 0) return [];
   return withBoundedTransaction(pool, bounds, async (client) => {
-    // What `SELECT .. FOR UPDATE` takes of the table, held from here to the end although the
-    // rows are locked only later: a reprocess swap (LOCK TABLE hunts EXCLUSIVE, then it drops
-    // the projection tables this run reads) waits for the run, and both take hunts first, so
-    // neither can hold what the other waits for. The hot path's writes are not held by it.
+    // Held from here to the end although the fence rows are locked only later (their upsert
+    // then takes ROW EXCLUSIVE, as the hot path does): a reprocess swap (LOCK TABLE hunts
+    // EXCLUSIVE, then it drops the projection tables this run reads) waits for the run, and
+    // both take hunts first, so neither can hold what the other waits for (a holder's stronger
+    // request goes ahead of a waiter it blocks). The hot path's writes are not held by it.
     await client.query('LOCK TABLE hunts IN ROW SHARE MODE');
     await createComparisonTables(client);
     const coveredSeq = await seqCoveringHunts(client, hunts);
@@ -118,6 +125,13 @@ export async function reconcileHunts(
     // Only a repairing run has put the hunts right: a run that only checks (data quality's
     // drift check, `--no-repair`) never writes the live tables a failure may lie in.
     if (repair) await clearReconcileFailures(client, hunts);
+    // Fence rows the fence made for hunts without an event (an orphan's, a name typed by hand)
+    // go again: the checks that page over `hunts` would count them as hunts.
+    await client.query(
+      `DELETE FROM hunts h WHERE h.hunt_id = ANY($1::text[]) AND h.as_of IS NULL AND h.events_applied = 0
+          AND NOT EXISTS (SELECT 1 FROM events e WHERE e.hunt_id = h.hunt_id)`,
+      [hunts],
+    );
     return results;
   });
 }
