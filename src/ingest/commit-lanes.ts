@@ -5,7 +5,7 @@
 import type pg from 'pg';
 import type { Config } from '../config';
 import type { Logger } from '../log';
-import type { PartitionOffset } from '../store/hot-path/offsets';
+import type { PartitionOffset, StoredPositionsWentBack } from '../store/hot-path/offsets';
 import { MicroBatcher } from './batcher';
 import { createFlush } from './flush';
 import type { FreshnessTally } from './freshness-tally';
@@ -39,6 +39,10 @@ export interface CommitLaneHooks {
   onCommitted: (offsets: PartitionOffset[]) => void;
   /** Rejects were quarantined: their DLQ copies wait for the relay. */
   onRejectsQuarantined: () => void;
+  /** The position Postgres is known to hold at least for a partition. */
+  floorOf?: (partition: number) => bigint | undefined;
+  /** Postgres lost commits: the consumer must stop. */
+  onPositionsWentBack?: (err: StoredPositionsWentBack) => void;
 }
 
 export function createCommitLanes(deps: CommitLaneDeps, hooks: CommitLaneHooks): CommitLanes {

@@ -84,8 +84,18 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
   let wakeDlqRelay: () => void = () => undefined; // the relay starts once the DLQ producer is connected
   const { lanes, laneOf, health } = createCommitLanes(deps, {
     isStopping: () => stopping,
-    onCommitted: (offsets) => kafkaCommits.note(offsets),
+    onCommitted: (offsets) => {
+      for (const o of offsets) positions.noteStored(o.partition, o.nextOffset);
+      kafkaCommits.note(offsets);
+    },
     onRejectsQuarantined: () => wakeDlqRelay(),
+    floorOf: (partition) => positions.floorOf(partition),
+    // Stopping (the process exits non-zero) without committing on: the restart joins and
+    // reads again from the positions Postgres holds, the lost commits' records included.
+    onPositionsWentBack: (err) => {
+      logger.error({ err, partitions: err.partitions.map((p) => `${p.topic}/${p.partition}`) }, 'Postgres lost committed positions (a failover to a replica that was behind, or a restore); stopping so that the restart reads their records again');
+      onFatal(err);
+    },
   });
   // Before a join loads the positions, and before this member rejoins for a rebalance (so the
   // members taking partitions over start after what it took): bounded like a handover, so a

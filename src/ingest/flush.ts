@@ -10,7 +10,7 @@ import type pg from 'pg';
 import { backoffMs, sleep } from '../backoff';
 import type { Logger } from '../log';
 import { concatRows, rowCount } from '../store/hot-path/event-rows';
-import type { PartitionOffset } from '../store/hot-path/offsets';
+import { StoredPositionsWentBack, type PartitionOffset } from '../store/hot-path/offsets';
 import { concatOrigins } from '../store/hot-path/record-origins';
 import type { SliceWork } from './batcher';
 import { commitMicroBatch, mergeOffsets, type CommitResult } from '../pipeline/commit';
@@ -31,6 +31,10 @@ export interface FlushDeps {
   isStopping: () => boolean;
   /** Offsets now in Postgres (for Kafka's trailing committed offsets). */
   onCommitted: (offsets: PartitionOffset[]) => void;
+  /** The position Postgres is known to hold at least for a partition (PartitionPositions.floorOf). */
+  floorOf?: (partition: number) => bigint | undefined;
+  /** Postgres lost commits (StoredPositionsWentBack): the consumer must stop, not commit on. */
+  onPositionsWentBack?: (err: StoredPositionsWentBack) => void;
   /** Rejects were quarantined: their DLQ copies wait for the relay. */
   onRejectsQuarantined: () => void;
   /** Counts events within the freshness SLO's target, for `hunt slo`. */
@@ -43,7 +47,7 @@ export function createFlush(deps: FlushDeps): (works: SliceWork[]) => Promise<vo
     const rows = concatRows(works.map((w) => w.slice.rows));
     const origins = concatOrigins(works.map((w) => w.slice.origins));
     const rejected = works.flatMap((w) => w.slice.rejected);
-    const offsets = mergeOffsets(works.map((w) => ({ topic: w.topic, partition: w.partition, nextOffset: w.nextOffset })));
+    const offsets = mergeOffsets(works.map((w) => ({ topic: w.topic, partition: w.partition, nextOffset: w.nextOffset, floor: deps.floorOf?.(w.partition) })));
     for (let attempt = 0; ; attempt++) {
       try {
         const started = performance.now();
@@ -62,6 +66,11 @@ export function createFlush(deps: FlushDeps): (works: SliceWork[]) => Promise<vo
         }
         return;
       } catch (err) {
+        // No retry can put back what Postgres lost: stop, and let the restart read it again.
+        if (err instanceof StoredPositionsWentBack) {
+          deps.onPositionsWentBack?.(err);
+          throw err;
+        }
         if (deps.isStopping() && attempt > 0) throw new Error('ingest stopping; micro-batch left uncommitted for the next run', { cause: err });
         metrics.commitRetries.inc();
         const delay = backoffMs(attempt, RETRY_BASE_MS, RETRY_MAX_MS);

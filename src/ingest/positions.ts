@@ -77,6 +77,12 @@ export class PartitionPositions {
   /** Next offset to take per partition: Postgres's after each (re)join, then advanced as slices are buffered. */
   private readonly next = new Map<number, bigint>();
   /**
+   * Per partition, a position Postgres is known to hold at least: loaded at the join, or
+   * committed since by this process. Commits are refused below it (storeOffsets): Postgres
+   * holding less has lost commits, and this process's positions would pass over their records.
+   */
+  private readonly floors = new Map<number, bigint>();
+  /**
    * Partitions whose record before the stored position is to be fetched again and compared
    * with what was applied (after a join): a log deleted and created again, or truncated and
    * written again, can have grown past the position by then, and would otherwise be read on
@@ -164,7 +170,11 @@ export class PartitionPositions {
     this.unreadStarts = unreadStarts;
     this.next.clear();
     this.verifying.clear();
-    for (const [partition, offset] of stored) this.next.set(partition, offset);
+    this.floors.clear();
+    for (const [partition, offset] of stored) {
+      this.next.set(partition, offset);
+      this.floors.set(partition, offset);
+    }
     const toStart: number[] = [];
     for (const partition of partitions) {
       const offset = stored.get(partition);
@@ -210,6 +220,7 @@ export class PartitionPositions {
     if (known !== undefined) return known;
     const stored = (await this.storedPosition(partition)) ?? (await this.recordStart(partition, groupIsNew));
     this.advance(partition, stored);
+    this.noteStored(partition, stored);
     return this.next.get(partition) as bigint;
   }
 
@@ -289,8 +300,24 @@ export class PartitionPositions {
     return { from: position, to: last + 1n };
   }
 
-  /** Accepts a retention gap: the partition continues from `offset`. */
+  /**
+   * Accepts a retention gap (the partition continues from `offset`), or a log read again from
+   * its start after its stored position was moved back there (log-reset.ts): the floor comes
+   * down with it, never up (the skip is stored only by the next commit).
+   */
   skipTo(partition: number, offset: bigint): void {
     this.next.set(partition, offset);
+    const floor = this.floors.get(partition);
+    if (floor !== undefined && offset < floor) this.floors.set(partition, offset);
+  }
+
+  /** Postgres holds `nextOffset` for the partition now (a commit of this process, or a position read). */
+  noteStored(partition: number, nextOffset: bigint): void {
+    if ((this.floors.get(partition) ?? -1n) < nextOffset) this.floors.set(partition, nextOffset);
+  }
+
+  /** The position Postgres is known to hold at least for the partition, if any (see `floors`). */
+  floorOf(partition: number): bigint | undefined {
+    return this.floors.get(partition);
   }
 }

@@ -11,18 +11,62 @@ export interface PartitionOffset {
   partition: number;
   /** The next offset to read (last processed + 1). */
   nextOffset: bigint;
+  /**
+   * A position Postgres is known to hold at least (the writer loaded it, or committed it):
+   * a stored position below it means Postgres lost commits, and the write is refused
+   * (StoredPositionsWentBack).
+   */
+  floor?: bigint;
 }
 
+/**
+ * Postgres holds positions behind what the writer had loaded or committed: it lost commits
+ * (a failover to a replica that was behind, a restore to an earlier point). Writing on from
+ * the writer's positions would pass over the records of the commits it lost, for good.
+ */
+export class StoredPositionsWentBack extends Error {
+  constructor(readonly partitions: readonly { topic: string; partition: number; stored: bigint | undefined; floor: bigint }[]) {
+    super(
+      `Postgres holds positions behind what this consumer loaded or committed (${partitions
+        .map((p) => `${p.topic}/${p.partition}: ${p.stored ?? 'none'} < ${p.floor}`)
+        .join(', ')}): it lost commits (a failover to a replica that was behind, or a restore)`,
+    );
+    this.name = 'StoredPositionsWentBack';
+  }
+}
+
+/**
+ * Moves the positions forward (never back), in the caller's transaction; throws
+ * StoredPositionsWentBack, writing nothing, when a stored position lies below its floor.
+ */
 export async function storeOffsets(client: pg.ClientBase, groupId: string, offsets: readonly PartitionOffset[]): Promise<void> {
   if (offsets.length === 0) return;
-  await client.query({
-    name: 'store-offsets',
-    text: `INSERT INTO consumer_offsets (group_id, topic, partition, next_offset)
-           SELECT $1, * FROM unnest($2::text[], $3::int[], $4::bigint[])
-           ON CONFLICT (group_id, topic, partition) DO UPDATE
-             SET next_offset = GREATEST(consumer_offsets.next_offset, excluded.next_offset), updated_at = now()`,
-    values: [groupId, offsets.map((o) => o.topic), offsets.map((o) => o.partition), offsets.map((o) => o.nextOffset.toString())],
+  const { rows } = await client.query<{ topic: string; partition: number; stored: string | null; floor: string }>({
+    name: 'store-offsets-above-floor',
+    text: `WITH input AS (
+             SELECT * FROM unnest($2::text[], $3::int[], $4::bigint[], $5::bigint[]) AS i(topic, partition, next_offset, floor)
+           ), behind AS (
+             SELECT i.topic, i.partition, c.next_offset AS stored, i.floor FROM input i
+               LEFT JOIN consumer_offsets c ON c.group_id = $1 AND c.topic = i.topic AND c.partition = i.partition
+              WHERE i.floor IS NOT NULL AND (c.next_offset IS NULL OR c.next_offset < i.floor)
+           ), stored AS (
+             INSERT INTO consumer_offsets (group_id, topic, partition, next_offset)
+             SELECT $1, topic, partition, next_offset FROM input WHERE NOT EXISTS (SELECT 1 FROM behind)
+             ON CONFLICT (group_id, topic, partition) DO UPDATE
+               SET next_offset = GREATEST(consumer_offsets.next_offset, excluded.next_offset), updated_at = now()
+           )
+           SELECT topic, partition, stored::text, floor::text FROM behind`,
+    values: [
+      groupId,
+      offsets.map((o) => o.topic),
+      offsets.map((o) => o.partition),
+      offsets.map((o) => o.nextOffset.toString()),
+      offsets.map((o) => o.floor?.toString() ?? null),
+    ],
   });
+  if (rows.length > 0) {
+    throw new StoredPositionsWentBack(rows.map((r) => ({ topic: r.topic, partition: r.partition, stored: r.stored === null ? undefined : BigInt(r.stored), floor: BigInt(r.floor) })));
+  }
 }
 
 /**
