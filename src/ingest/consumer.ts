@@ -15,7 +15,7 @@ import { type Admin, type Consumer, type EachBatchPayload, type Kafka, type Kafk
 import type { Config } from '../config';
 import type { Logger } from '../log';
 import { isAppliedRecord } from '../store/hot-path/applied-record';
-import { loadOffsets } from '../store/hot-path/offsets';
+import { loadOffsets, StoredPositionsWentBack } from '../store/hot-path/offsets';
 import type { MicroBatcher } from './batcher';
 import { createBatchHandler } from './batch-handler';
 import { createCommitLanes, type CommitLaneDeps } from './commit-lanes';
@@ -90,13 +90,20 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
     },
     onRejectsQuarantined: () => wakeDlqRelay(),
     floorOf: (partition) => positions.floorOf(partition),
-    // Stopping (the process exits non-zero) without committing on: the restart joins and
-    // reads again from the positions Postgres holds, the lost commits' records included.
-    onPositionsWentBack: (err) => {
-      logger.error({ err, partitions: err.partitions.map((p) => `${p.topic}/${p.partition}`) }, 'Postgres lost committed positions (a failover to a replica that was behind, or a restore); stopping so that the restart reads their records again');
-      onFatal(err);
-    },
+    onPositionsWentBack: (err) => positionsWentBack(err),
   });
+  // Stopping (the process exits non-zero) without committing on: the restart joins and reads
+  // again from the positions Postgres holds, the lost commits' records included.
+  let wentBack = false;
+  const positionsWentBack = (err: StoredPositionsWentBack) => {
+    if (wentBack) return;
+    wentBack = true;
+    logger.error(
+      { err, partitions: err.partitions.map((p) => `${p.topic}/${p.partition}`) },
+      'Postgres lost committed positions (a failover to a replica that was behind, or a restore; or another member read a partition\'s log again from its start); stopping so that the restart reads their records again',
+    );
+    onFatal(err);
+  };
   // Before a join loads the positions, and before this member rejoins for a rebalance (so the
   // members taking partitions over start after what it took): bounded like a handover, so a
   // Postgres that does not answer cannot hold the group.
@@ -116,6 +123,18 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
       return marks;
     },
     storedOffsets: () => loadOffsets(pool, groupId, topic),
+    positionFloors: () => {
+      const floors = positions.floorsOf(health.assignedPartitions());
+      return {
+        check(stored) {
+          const behind = [...floors].flatMap(([partition, floor]) => {
+            const at = stored.get(partition);
+            return at === undefined || at < floor ? [{ topic, partition, stored: at, floor }] : [];
+          });
+          if (behind.length > 0) positionsWentBack(new StoredPositionsWentBack(behind));
+        },
+      };
+    },
     onIdleGap: async (partition, from, to) => {
       // Only when this process's position agrees: a fetch may have reported the gap meanwhile.
       if ((await positions.positionOf(partition)) === from && !health.isStoppedAtGap(partition)) await onRetentionGap(partition, from, to);

@@ -56,6 +56,7 @@ export function logResetHandler(deps: LogResetDeps): LogResetHandler {
     // The stored position moves back only while it still lies past where the old log is known to end.
     const oldLogFrom = 'logEnd' in reset ? reset.logEnd : reset.replacedAt;
     await laneOf(partition).drain();
+    positions.lowerFloor(partition, logStart);
     await withTransaction(pool, (client) => rewindOffset(client, groupId, { topic, partition, nextOffset: logStart }, oldLogFrom));
     // Once the rewind committed: a reset tried again (Postgres unreachable) is one reset.
     logger.error(

@@ -21,6 +21,12 @@ export interface MonitorDeps {
    * monitor reports it ([from, to) lost).
    */
   onIdleGap: (partition: number, from: bigint, to: bigint) => Promise<void>;
+  /**
+   * Compares the stored positions with what the process knows Postgres held (read before
+   * them): a partition that takes no new record never commits, so only this finds there that
+   * Postgres went back in time.
+   */
+  positionFloors?: () => { check(stored: Map<number, bigint>): void };
   logger: Logger;
 }
 
@@ -30,7 +36,9 @@ export function startPartitionMonitor(deps: MonitorDeps): { stop(): void; tick()
   let observing: { since: number; done: Promise<void> } | undefined;
   const observe = async () => {
     try {
+      const floors = deps.positionFloors?.();
       const [marks, stored] = await Promise.all([deps.watermarks(), deps.storedOffsets()]);
+      floors?.check(stored);
       deps.health.observePartitions(marks, stored, deps.topic);
       for (const partition of deps.health.assignedPartitions()) {
         const offset = stored.get(partition);

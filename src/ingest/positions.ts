@@ -311,6 +311,20 @@ export class PartitionPositions {
     if (floor !== undefined && offset < floor) this.floors.set(partition, offset);
   }
 
+  /**
+   * The stored position is about to be moved back to `offset` (a log reset): the floor comes
+   * down first, so no check between the rewind and skipTo takes the rewind for a loss.
+   */
+  lowerFloor(partition: number, offset: bigint): void {
+    const floor = this.floors.get(partition);
+    if (floor !== undefined && offset < floor) this.floors.set(partition, offset);
+  }
+
+  /** The floors of `partitions` now (read before the stored positions they are compared with). */
+  floorsOf(partitions: readonly number[]): Map<number, bigint> {
+    return new Map(partitions.flatMap((p) => (this.floors.has(p) ? [[p, this.floors.get(p) as bigint] as const] : [])));
+  }
+
   /** Postgres holds `nextOffset` for the partition now (a commit of this process, or a position read). */
   noteStored(partition: number, nextOffset: bigint): void {
     if ((this.floors.get(partition) ?? -1n) < nextOffset) this.floors.set(partition, nextOffset);

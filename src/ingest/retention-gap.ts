@@ -46,7 +46,7 @@ export function retentionGapHandler(deps: RetentionGapDeps): RetentionGapHandler
     // takes the log start instead of reporting the gap again; recorded at once, so the gap is
     // reported once, not again after a restart.
     positions.skipTo(partition, to);
-    await withTransaction(pool, (client) => storeOffsets(client, groupId, [{ topic, partition, nextOffset: to }]));
+    await withTransaction(pool, (client) => storeOffsets(client, groupId, [{ topic, partition, nextOffset: to, floor: positions.floorOf(partition) }]));
     return true;
   };
 }
