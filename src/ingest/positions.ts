@@ -302,13 +302,11 @@ export class PartitionPositions {
 
   /**
    * Accepts a retention gap (the partition continues from `offset`), or a log read again from
-   * its start after its stored position was moved back there (log-reset.ts): the floor comes
-   * down with it, never up (the skip is stored only by the next commit).
+   * its start after its stored position was moved back there (log-reset.ts, which lowered the
+   * floor before the rewind). The floor stays: a skip forward is stored only by the next commit.
    */
   skipTo(partition: number, offset: bigint): void {
     this.next.set(partition, offset);
-    const floor = this.floors.get(partition);
-    if (floor !== undefined && offset < floor) this.floors.set(partition, offset);
   }
 
   /**

@@ -9,7 +9,7 @@
 import type pg from 'pg';
 import { HUNTS_PER_TRANSACTION } from '../../constants';
 import { withBoundedTransaction, type StatementBounds } from '../bounded-transaction';
-import { EVENTS_PER_TRANSACTION, groupsOf, hasDrift, reconcileRecordingFailures, sizesOf, type FailedHunt, type HuntReconciliation, type SizedHunt } from './reconcile';
+import { EVENTS_PER_TRANSACTION, driftCount, groupsOf, hasDrift, reconcileRecordingFailures, sizesOf, type FailedHunt, type HuntReconciliation, type SizedHunt } from './reconcile';
 import { failuresNotDue } from './reconcile-failures';
 import { repairStaleWindows, staleWindowsSql } from '../batch/rollups';
 import { quarantineByReason } from '../read/quarantine-backlog';
@@ -322,7 +322,7 @@ export const CHECKS: Check[] = [
         // progress saved, so a retry never redoes a hunt that took a statement limit.
         const partDone = async (huntIds: readonly string[], results: readonly HuntReconciliation[], failed: readonly FailedHunt[]) => {
           const drifted = results.filter(hasDrift);
-          state.count += drifted.reduce((n, r) => n + r.playersDrifted + r.treasuresChanged + r.creditsDrifted, 0) + failed.length;
+          state.count += drifted.reduce((n, r) => n + driftCount(r), 0) + failed.length;
           state.samples = [...state.samples, ...failed.map((f) => failedSample('reconcile_failed', f))].slice(0, SAMPLE_LIMIT);
           if (run.repair && drifted.length > 0) await repairHunts(run, drifted.map((r) => r.huntId), state);
           Object.assign(state, { afterHunt: huntIds[huntIds.length - 1], huntsDone: state.huntsDone + huntIds.length });

@@ -100,11 +100,6 @@ export async function reconcileHunts(
     await addKeysTouchedSince(client, hunts, coveredSeq);
     await mergeInto(client, FINAL, { afterSeq: coveredSeq, huntIds: hunts });
     const drift = await recordDrift(client, hunts, runId);
-    if (repair) {
-      await repairSuspects(client);
-      const changed = drift.filter((r) => r.players_drifted + r.treasures_changed + r.credits_drifted > 0).map((r) => r.hunt_id);
-      if (changed.length > 0) await notifyHuntsChanged(client, changed);
-    }
     const results = drift.map((r) => ({
       huntId: r.hunt_id,
       playersChecked: playersCompared.get(r.hunt_id) ?? 0,
@@ -113,6 +108,11 @@ export async function reconcileHunts(
       creditsDrifted: r.credits_drifted,
       repaired: repair,
     }));
+    if (repair) {
+      await repairSuspects(client);
+      const changed = results.filter(hasDrift).map((r) => r.huntId);
+      if (changed.length > 0) await notifyHuntsChanged(client, changed);
+    }
     await client.query(
       `INSERT INTO reconcile_runs (run_id, hunt_id, players_checked, players_drifted, treasures_changed, credits_drifted, repaired)
        SELECT $1, * FROM unnest($2::text[], $3::int[], $4::int[], $5::int[], $6::int[], $7::bool[])
@@ -359,6 +359,9 @@ export async function reconcileRunTotals(pool: pg.Pool, runId: string): Promise<
 
 export type RunTotals = Pick<HuntReconciliation, 'playersChecked' | 'playersDrifted' | 'treasuresChanged' | 'creditsDrifted'>;
 
+/** Rows found drifted, of a hunt or a run: players, treasure winners and clue credits. */
+export const driftCount = (r: Pick<HuntReconciliation, 'playersDrifted' | 'treasuresChanged' | 'creditsDrifted'>) =>
+  r.playersDrifted + r.treasuresChanged + r.creditsDrifted;
+
 /** Anything drifted, of a hunt or a run. */
-export const hasDrift = (r: Pick<HuntReconciliation, 'playersDrifted' | 'treasuresChanged' | 'creditsDrifted'>) =>
-  r.playersDrifted + r.treasuresChanged + r.creditsDrifted > 0;
+export const hasDrift = (r: Parameters<typeof driftCount>[0]) => driftCount(r) > 0;
