@@ -1,5 +1,5 @@
-import { ActivityCancellationType, continueAsNew, defineQuery, patched, proxyActivities, setHandler, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { ReprocessActivities, SwapResult } from '../src/batch/reprocess-job';
+import { ActivityCancellationType, ApplicationFailure, CancellationScope, continueAsNew, defineQuery, isCancellation, patched, proxyActivities, setHandler, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { ReprocessActivities, ReprocessStepInput, SwapResult } from '../src/batch/reprocess-job';
 import type { ProjectionName } from '../src/store/batch/reprocess';
 import { HUNT_JOB_KIND } from '../src/temporal/search-attributes';
 import { asObject, badInput, optionalInt, rejectUnknownFields } from './input';
@@ -34,6 +34,14 @@ const { prepareShadow, swapShadow } = proxyActivities<ReprocessActivities>(FENCE
 const { swapShadow: swapShadowReported } = proxyActivities<ReprocessActivities>({
   ...FENCED_STEP,
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+});
+
+// Asks Postgres whether the job's swap committed: a quick read, retried for a while when
+// Postgres does not answer (the job then fails saying what to check, see swapOrItsOutcome).
+const { swapOutcome } = proxyActivities<ReprocessActivities>({
+  startToCloseTimeout: '30 seconds',
+  scheduleToCloseTimeout: '10 minutes',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
 });
 
 const { fillShadow, catchUpShadow } = proxyActivities<ReprocessActivities>({
@@ -129,11 +137,40 @@ export async function reprocess(input: ReprocessInput, carried?: ReprocessCarrie
   progress.phase = 'catching-up';
   await catchUpShadow({ ...step, ...CATCH_UP });
   progress.phase = 'swapping';
-  // patched(): a run cancelled during its swap on the code before replays as it was made.
-  const swap = patched('reprocess-swap-reports-its-outcome') ? swapShadowReported : swapShadow;
-  const swapped = await swap(step);
+  const swapped = await swapOrItsOutcome(step);
   progress.phase = 'done';
   return { projection, ...swapped, huntsTotal: progress.huntsTotal, durationMs: Date.now() - started };
+}
+
+/**
+ * The swap step, and when the job is cancelled during it, whether its swap committed anyway.
+ * Waiting for a running attempt to end (swapShadowReported) covers a cancellation that meets
+ * it; not one that comes while no attempt runs: an attempt whose swap committed and whose
+ * worker died before reporting it is retried after a backoff, and a cancellation then ends
+ * the step at once, with the live tables swapped. So a cancelled swap step asks Postgres,
+ * even though the job is cancelled, and a job whose swap committed reports it.
+ */
+async function swapOrItsOutcome(step: ReprocessStepInput): Promise<SwapResult> {
+  // patched(): a run cancelled during its swap on the code before replays as it was made.
+  const swap = patched('reprocess-swap-reports-its-outcome') ? swapShadowReported : swapShadow;
+  try {
+    return await swap(step);
+  } catch (err) {
+    if (!isCancellation(err) || !patched('reprocess-cancelled-swap-asks-postgres')) throw err;
+    let swapped: SwapResult | null;
+    try {
+      swapped = await CancellationScope.nonCancellable(() => swapOutcome(step));
+    } catch (unanswered) {
+      throw ApplicationFailure.nonRetryable(
+        `reprocess ${step.projection} (job ${step.jobId}) was cancelled during its swap step, and Postgres did not say whether the swap committed: ` +
+          `see reprocess_jobs (phase 'swapped' for this job_id means the rebuilt tables are live)`,
+        'ReprocessSwapOutcomeUnknown',
+        String(unanswered),
+      );
+    }
+    if (!swapped) throw err;
+    return swapped;
+  }
 }
 
 /** A continued run is filling; one continued by the first version carried its counts loose (the progress query answered `{}`). */

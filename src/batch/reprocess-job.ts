@@ -104,6 +104,11 @@ export function createReprocessActivities(deps: Pick<ActivityDeps, 'pool' | 'log
         throw err;
       }
     },
+
+    /** The swap of the job if it committed, else null: asked by a job cancelled during its swap step. */
+    async swapOutcome(input: ReprocessStepInput): Promise<SwapResult | null> {
+      return (await swappedJob(deps.pool, checkedProjection(input.projection), input.jobId)) ?? null;
+    },
   };
 
   async function catchUpAndSwap(input: ReprocessStepInput, projection: ProjectionName): Promise<SwapResult> {

@@ -2,13 +2,16 @@
  * The reprocess workflow's own logic, with its activities replaced by plain functions (no
  * Postgres): a fill of more calls than one run takes continues as new, under the same job id
  * (which owns the shadow tables), without preparing again, and ends with one catch-up and
- * one swap. TestWorkflowEnvironment on the stack's Temporal server.
+ * one swap; a job cancelled while its swap step waits to retry reports the swap if it
+ * committed. TestWorkflowEnvironment on the stack's Temporal server.
  */
+import { WorkflowFailedError } from '@temporalio/client';
+import { CancelledFailure } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
 import type { CatchUpSummary, FillProgress, FillShadowInput, PrepareResult, ReprocessStepInput, SwapResult } from '../../src/batch/reprocess-job';
 import type { ReprocessProgress, ReprocessSummary } from '../../workflows/reprocess';
 import { firstRunContinuedAsNew, useWorkflowEnvironment } from '../helpers/temporal';
-import { uniqueName } from '../helpers/wait';
+import { uniqueName, waitFor } from '../helpers/wait';
 
 const env = useWorkflowEnvironment('reprocess-logic');
 
@@ -94,5 +97,44 @@ describe('reprocess workflow logic', () => {
       { step: 'catchUpShadow', heartbeatTimeoutS: 60 },
       { step: 'swapShadow', heartbeatTimeoutS: 30 },
     ]);
+  });
+
+  // The swap's attempt committed and its worker died before reporting it; the step waits out
+  // its retry backoff, and the operator cancels then: no attempt runs to say it swapped.
+  it.each([
+    { swapCommitted: true, outcome: 'completes with the swap' },
+    { swapCommitted: false, outcome: 'ends cancelled' },
+  ])('a job cancelled between its swap step\'s attempts $outcome when the swap committed is $swapCommitted', async ({ swapCommitted }) => {
+    const fake = fakeSteps(1);
+    const swap: SwapResult = { rows: 1, startedSeq: 42, eventsCaughtUp: 3, fencedEvents: 2, fenceMs: 1, maxSeq: 47 };
+    const activities = {
+      ...fake.activities,
+      swapShadow: async (): Promise<SwapResult> => {
+        throw new Error('the worker died before reporting the step');
+      },
+      swapOutcome: async (): Promise<SwapResult | null> => (swapCommitted ? swap : null),
+    };
+    const outcome = await env.withWorker(activities, async (taskQueue) => {
+      const handle = await env.client.workflow.start('reprocess', { taskQueue, workflowId: uniqueName('reprocess-cancel-swap'), args: [{ projection: 'leaderboard' }] });
+      await waitFor(
+        'the swap step to wait for its second attempt',
+        async () => {
+          const pending = (await handle.describe()).raw.pendingActivities?.[0];
+          return pending?.activityType?.name === 'swapShadow' && pending.lastFailure ? pending : undefined;
+        },
+        { timeoutMs: 20_000, intervalMs: 50 },
+      );
+      await handle.cancel();
+      return handle.result().then(
+        (summary) => ({ summary: summary as ReprocessSummary }),
+        (failure: unknown) => ({ failure }),
+      );
+    });
+    if (swapCommitted) {
+      expect(outcome).toEqual({ summary: expect.objectContaining({ projection: 'leaderboard', ...swap, huntsTotal: 1 }) });
+    } else {
+      expect('failure' in outcome && outcome.failure).toBeInstanceOf(WorkflowFailedError);
+      expect(((outcome as { failure: WorkflowFailedError }).failure).cause).toBeInstanceOf(CancelledFailure);
+    }
   });
 });
