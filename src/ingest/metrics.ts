@@ -59,6 +59,11 @@ export function createIngestMetrics(registry = new Registry()) {
       help: 'Micro-batch commits retried after an outage (Postgres unreachable, timeouts)',
       registers: [registry],
     }),
+    postgresConnectionsCut: new Counter({
+      name: 'hunt_ingest_postgres_connections_cut_total',
+      help: 'Pooled Postgres connections cut because their session sat idle while a query waited on them (a connection dead without a word); the query is retried on a new one',
+      registers: [registry],
+    }),
     dlqCopiesSent: new Counter({
       name: 'hunt_ingest_dlq_copies_sent_total',
       help: 'Rejects copied to the DLQ topic by the relay (a copy is sent again after a relay died mid-send)',

@@ -24,6 +24,7 @@ import { createKafka, isKafkaOutage, withKafkaHint, type KafkaErrorListener } fr
 import { createIngestMetrics } from './metrics';
 import { prepareTopics, type PreparedTopics } from './topics';
 import { connectAtStartup } from '../backoff';
+import { watchSilentSessions } from '../store/silent-sessions';
 
 export interface IngestService {
   apiUrl: string;
@@ -98,11 +99,15 @@ export function createIngestPool(
 
 export async function runIngestService(config: Config, logger: Logger = createLogger(config, 'ingest')): Promise<IngestService> {
   const pool = createIngestPool(config, config.ingest.commitLanes, (err) => logger.warn({ err }, 'Postgres connection lost; it will be replaced'));
+  const metrics = createIngestMetrics();
+  const silentSessions = watchSilentSessions(pool, config, (session) => {
+    metrics.postgresConnectionsCut.inc();
+    logger.warn(session, 'Postgres connection cut: its session was not working on the query waiting on it (a connection dead without a word); the query is retried on a new connection');
+  });
   let onKafkaError: KafkaErrorListener = () => undefined;
   const kafka = createKafka(config, logger, undefined, (message) => onKafkaError(message));
   // The DLQ producer's own client, without the listener: its errors are about the DLQ topic.
   const dlqKafka = createKafka(config, logger);
-  const metrics = createIngestMetrics();
   const admin = kafka.admin();
   const freshness = new FreshnessTally(config.slo.freshnessTargetMs);
   let ingest: IngestHandle | undefined;
@@ -121,6 +126,7 @@ export async function runIngestService(config: Config, logger: Logger = createLo
   } catch (err) {
     await api?.close();
     await admin.disconnect().catch(() => undefined);
+    await silentSessions.stop();
     await pool.end().catch(() => undefined);
     throw err instanceof ApiListenError ? new StartupError(err.message) : err;
   }
@@ -139,6 +145,7 @@ export async function runIngestService(config: Config, logger: Logger = createLo
       // After the last commit, so its counts are stored too.
       await freshnessRecorder.stop();
       await admin.disconnect().catch(() => undefined);
+      await silentSessions.stop();
       await pool.end();
     },
   };

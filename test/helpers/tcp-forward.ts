@@ -17,6 +17,12 @@ export async function freePort(): Promise<number> {
 export interface Forwarder {
   /** From now on nothing passes either way, and the connections stay open: a service that stops answering without a word. */
   freeze(): void;
+  /**
+   * The connections open now stop passing anything either way and stay open, while new ones
+   * are forwarded: connections a NAT or load balancer dropped without a word, to a server
+   * that is fine.
+   */
+  freezeOpen(): void;
   /** Cuts every connection and stops listening. */
   close(): Promise<void>;
 }
@@ -41,14 +47,18 @@ export async function forwardPort(port: number, target: string): Promise<Forward
     upstream.on('error', () => client.destroy());
   });
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const freezeOpen = () => {
+    for (const socket of sockets) {
+      socket.unpipe();
+      socket.pause();
+    }
+  };
   return {
     freeze() {
       frozen = true;
-      for (const socket of sockets) {
-        socket.unpipe();
-        socket.pause();
-      }
+      freezeOpen();
     },
+    freezeOpen,
     close: () =>
       new Promise((resolve) => {
         server.close(() => resolve());

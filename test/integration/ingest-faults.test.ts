@@ -90,6 +90,35 @@ describe('the stall signal', () => {
   });
 });
 
+describe('a connection dead without a word', () => {
+  // Pooled connections dropped by the network (a NAT's or load balancer's state lost) while
+  // Postgres is fine: each query on one waits for the client's 2-minute query timeout, the
+  // lane's commit among them.
+  it('is cut once its session sits idle while a query waits, and the lane commits on a new connection long before the query timeout', { timeout: 120_000 }, async () => {
+    const db = await database();
+    const topics = await createTestTopics(2);
+    const port = await freePort();
+    const postgres = await forwardPort(port, `${new URL(db.url).hostname}:${new URL(db.url).port}`);
+    onCleanup(() => postgres.close());
+    const throughForwarder = new URL(db.url);
+    throughForwarder.port = String(port);
+    const ingest = track(startIngestProcess(throughForwarder.toString(), topics));
+    await ingest.ready();
+    const before = eventsFor('dropped', 100);
+    await send(topics.events, before);
+    await waitCaughtUp(db.pool, topics);
+
+    postgres.freezeOpen();
+    const after = eventsFor('dropped', 100, 100);
+    await send(topics.events, after);
+    // The query timeout is 120 s: within 60 s only a cut connection lets the lane commit.
+    await waitCaughtUp(db.pool, topics, 60_000);
+    expect(await projectionOf(db.pool)).toEqual(foldEvents([...before, ...after]));
+    expect(await metricsOf(ingest)).toMatch(/^hunt_ingest_postgres_connections_cut_total [1-9]\d*$/m);
+    expect(fs.readFileSync(ingest.logFile, 'utf8')).toMatch(/Postgres connection cut: its session was not working on the query/);
+  });
+});
+
 describe('no loss window', () => {
   it('loses nothing when the consumer is killed before its first Postgres commit', async () => {
     const db = await database();
