@@ -76,7 +76,7 @@ export function createFlush(deps: FlushDeps): (works: SliceWork[]) => Promise<vo
         const delay = backoffMs(attempt, RETRY_BASE_MS, RETRY_MAX_MS);
         logger.warn(
           { err, code: failureCode(err), attempt, delayMs: delay, partitions: offsets.map((o) => `${o.topic}/${o.partition}@${o.nextOffset}`) },
-          'micro-batch commit failed; retrying, nothing was committed (an outage of Postgres passes; a code that repeats on every attempt is a setting to fix, see docs/operators.md)',
+          'micro-batch commit failed; retrying, which applies nothing twice (a commit whose answer was lost may have landed: its events then count as duplicates). An outage of Postgres passes; a code that repeats on every attempt is a setting to fix, see docs/operators.md',
         );
         await Promise.all(works.map((w) => w.heartbeat().catch(() => undefined)));
         await sleep(delay);
