@@ -48,7 +48,7 @@ function failingJobInput<T>(check: () => T): T {
   }
 }
 
-export function createBackfillActivities(deps: Pick<ActivityDeps, 'pool' | 'kafka' | 'config'>) {
+export function createBackfillActivities(deps: Pick<ActivityDeps, 'pool' | 'kafka' | 'config' | 'logger'>) {
   return {
     /** What the source holds, fixed at the start: the file's size, or the topic's offset range. */
     async describeBackfillSource(source: BackfillSource): Promise<SourceExtent> {
@@ -118,7 +118,7 @@ async function importFileChunks(deps: Pick<ActivityDeps, 'pool' | 'config'>, inp
   return state;
 }
 
-async function importKafkaChunks(deps: Pick<ActivityDeps, 'pool' | 'kafka' | 'config'>, input: ChunkBatchInput, start: ChunkBatchResult, options: ImportOptions, context: Context) {
+async function importKafkaChunks(deps: Pick<ActivityDeps, 'pool' | 'kafka' | 'config' | 'logger'>, input: ChunkBatchInput, start: ChunkBatchResult, options: ImportOptions, context: Context) {
   // Checked again here: a job may resume after its workers' BACKFILL_TOPICS was narrowed.
   const topic = importTopic(deps.config.backfill.topics, (input.source as { topic: string }).topic);
   const range = input.range;
@@ -141,7 +141,27 @@ async function importKafkaChunks(deps: Pick<ActivityDeps, 'pool' | 'kafka' | 'co
         state = { cursor: { kafka: { ...cursor } }, counts: addCounts(state.counts, counts), done: left === 0, position: remaining(range.start, range.end) - left };
         context.heartbeat(state);
       }
-    }, context.cancellationSignal, () => context.heartbeat(state)), // waiting on Kafka is not a dead worker
+    },
+    context.cancellationSignal,
+    () => context.heartbeat(state), // waiting on Kafka is not a dead worker
+    ({ partition, from, to }) => {
+      // Lost to the job, and nothing else would say so: counted in its result and progress.
+      const deleted = Number(to - from);
+      // The heartbeat's cursor passes them too: a retry resuming from it counts them once.
+      cursor[String(partition)] = to.toString();
+      const left = remaining(cursor, range.end);
+      state = {
+        cursor: { kafka: { ...cursor } },
+        counts: addCounts(state.counts, { ...emptyCounts(), deletedBeforeRead: deleted }),
+        done: left === 0,
+        position: remaining(range.start, range.end) - left,
+      };
+      deps.logger.error(
+        { job: input.jobId, topic, partition, fromOffset: from.toString(), toOffset: to.toString(), records: deleted },
+        `backfill: ${deleted} records of ${topic}/${partition} (offsets ${from} to ${to - 1n}) were deleted (retention or delete-records) before the job read them; passed, and counted as deletedBeforeRead`,
+      );
+      context.heartbeat(state);
+    }),
   );
   const left = remaining(cursor, range.end);
   return { ...state, cursor: { kafka: cursor }, done: left === 0, position: remaining(range.start, range.end) - left };

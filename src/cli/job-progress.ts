@@ -78,6 +78,7 @@ export function importCountsText(c: ImportCounts): string {
     `rejected ${c.rejected}${rejected ? ` (${rejected})` : ''}`,
     ...(c.filteredOut > 0 ? [`other hunts ${c.filteredOut}`] : []),
     ...((c.outsideRange ?? 0) > 0 ? [`outside the time range ${c.outsideRange}`] : []),
+    ...((c.deletedBeforeRead ?? 0) > 0 ? [`LOST: deleted from Kafka before they were read ${c.deletedBeforeRead}`] : []),
   ].join(', ');
 }
 

@@ -5,7 +5,7 @@
  */
 import { Partitioners } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
-import { consumeRange, resolveRange, type KafkaRange, type PartitionOffsets } from '../../src/batch/backfill/kafka-source';
+import { consumeRange, resolveRange, type DeletedRecords, type KafkaRange, type PartitionOffsets } from '../../src/batch/backfill/kafka-source';
 import { KafkaRangeGoneError } from '../../src/batch/backfill/range-check';
 import { createTestTopics, sendRecords, testKafka, waitForLogEnd } from '../helpers/ingest';
 import { uniqueName, waitFor } from '../helpers/wait';
@@ -13,15 +13,18 @@ import { uniqueName, waitFor } from '../helpers/wait';
 /** consumeRange over `range`, failing after `timeoutMs` rather than waiting for ever. */
 async function readAll(topic: string, range: KafkaRange, signal = new AbortController().signal, timeoutMs = 20_000, onSlice: (taken: number) => Promise<void> = async () => undefined) {
   let taken = 0;
+  const offsets: bigint[] = [];
+  const deleted: DeletedRecords[] = [];
   const read = consumeRange(testKafka(), topic, range.start, range, 1_000_000, async ({ messages }) => {
     taken += messages.length;
+    for (const m of messages) offsets.push(BigInt(m.offset));
     await onSlice(taken);
-  }, signal);
+  }, signal, undefined, (records) => deleted.push(records));
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`consumeRange still waiting after ${timeoutMs} ms`)), timeoutMs)));
   try {
     const cursor: PartitionOffsets = await Promise.race([read, timeout]);
-    return { cursor, taken };
+    return { cursor, taken, offsets, deleted };
   } finally {
     clearTimeout(timer);
   }
@@ -85,10 +88,38 @@ describe('consumeRange', () => {
     await admin.fetchTopicMetadata({ topics: [topics.events] });
     await admin.deleteTopicRecords({ topic: topics.events, partitions: [{ partition: 0, offset: '50' }] });
     await admin.disconnect();
-    const { cursor, taken } = await readAll(topics.events, range);
+    const { cursor, taken, deleted } = await readAll(topics.events, range);
     expect(taken).toBe(0);
+    expect(deleted).toEqual([{ partition: 0, from: 0n, to: 50n }]);
     expect(cursor).toEqual(range.end);
   });
+
+  it('says which records were deleted under it while it read, and reads on from the log\'s new start', async () => {
+    const topics = await createTestTopics(1);
+    // About 2 MB: many fetches, so the deletion lands while the rest is unread.
+    const padding = 'x'.repeat(400);
+    await sendRecords(topics.events, Array.from({ length: 5000 }, (_, i) => ({ key: 'k', value: `${i}:${padding}` })));
+    const range = await resolveRange(testKafka(), topics.events, undefined);
+    let deletedUpTo: bigint | undefined;
+    const { cursor, offsets, deleted } = await readAll(topics.events, range, undefined, 40_000, async () => {
+      if (deletedUpTo !== undefined) return;
+      const admin = testKafka().admin();
+      await admin.connect();
+      await admin.fetchTopicMetadata({ topics: [topics.events] });
+      await admin.deleteTopicRecords({ topic: topics.events, partitions: [{ partition: 0, offset: '4000' }] });
+      await admin.disconnect();
+      deletedUpTo = 4000n;
+    });
+    expect(cursor).toEqual(range.end);
+    // Every offset of the range is either read or reported deleted, once.
+    expect(deleted).toHaveLength(1);
+    const [gap] = deleted as [DeletedRecords];
+    expect(gap.partition).toBe(0);
+    expect(gap.to).toBe(deletedUpTo);
+    expect(offsets.filter((o) => o >= gap.from && o < gap.to)).toEqual([]);
+    expect(offsets.length + Number(gap.to - gap.from)).toBe(Number(range.end['0']));
+    expect(new Set(offsets).size).toBe(offsets.length);
+  }, 60_000);
 
   it('lets go when its signal aborts while no records come', async () => {
     const topics = await createTestTopics(1);

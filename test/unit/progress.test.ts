@@ -148,6 +148,11 @@ describe('snapshotOf', () => {
     expect(snapshotOf({ workflowType: 'backfill', query: { ...kafka, dryRun: true } }).phase).toBe('running, dry run');
   });
 
+  it('backfill from Kafka: records deleted before the job read them are shown as lost', () => {
+    const lost = { ...fileBackfill, cursor: { kafka: { '0': '600' } }, counts: { ...emptyCounts(), records: 400, inserted: 400, deletedBeforeRead: 200 } };
+    expect(snapshotOf({ workflowType: 'backfill', query: lost }).detail).toBe('inserted 400, duplicates 0, rejected 0, LOST: deleted from Kafka before they were read 200');
+  });
+
   it('reprocess: hunts filled, then whole while it catches up and swaps', () => {
     expect(snapshotOf({ workflowType: 'reprocess', query: { phase: 'preparing', huntsDone: 0, huntsTotal: 0, startedSeq: null } })).toMatchObject({ done: 0, total: undefined });
     expect(snapshotOf({ workflowType: 'reprocess', query: { phase: 'filling', huntsDone: 30, huntsTotal: 120, startedSeq: 99 } })).toMatchObject({ done: 30, total: 120, unit: 'hunts', detail: 'events up to seq 99' });

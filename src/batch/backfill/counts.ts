@@ -12,10 +12,16 @@ export interface ImportCounts {
    * Absent from counts that jobs started before it existed heartbeated.
    */
   outsideRange?: number;
+  /**
+   * Kafka records of the range that the log no longer held when the job came to them
+   * (retention or delete-records moved the partition's start past the job's cursor): lost to
+   * the job, passed. Absent from counts that jobs started before it existed heartbeated.
+   */
+  deletedBeforeRead?: number;
 }
 
 export function emptyCounts(): ImportCounts {
-  return { records: 0, inserted: 0, duplicates: 0, rejected: 0, rejectedByReason: {}, filteredOut: 0, outsideRange: 0 };
+  return { records: 0, inserted: 0, duplicates: 0, rejected: 0, rejectedByReason: {}, filteredOut: 0, outsideRange: 0, deletedBeforeRead: 0 };
 }
 
 export function addCounts(a: ImportCounts, b: ImportCounts): ImportCounts {
@@ -29,5 +35,6 @@ export function addCounts(a: ImportCounts, b: ImportCounts): ImportCounts {
     rejectedByReason,
     filteredOut: a.filteredOut + b.filteredOut,
     outsideRange: (a.outsideRange ?? 0) + (b.outsideRange ?? 0),
+    deletedBeforeRead: (a.deletedBeforeRead ?? 0) + (b.deletedBeforeRead ?? 0),
   };
 }

@@ -5,7 +5,7 @@
  * group, so nothing of the hot path's group or offsets is touched.
  */
 import { randomUUID } from 'node:crypto';
-import type { Admin, AdminConfig, Kafka, KafkaMessage } from 'kafkajs';
+import type { Admin, AdminConfig, Batch, Kafka, KafkaMessage } from 'kafkajs';
 import { useBoundedCodecs } from '../../pipeline/compression';
 import { fetchTopicState, GoneRangeWatch, KafkaRangeGoneError, openPartitions, rangeGoneReason, type KafkaRange, type PartitionOffsets } from './range-check';
 
@@ -47,6 +47,13 @@ export interface KafkaSlice {
   messages: KafkaMessage[];
 }
 
+/** Records [from, to) of a partition that its log no longer held when the read came to them. */
+export interface DeletedRecords {
+  partition: number;
+  from: bigint;
+  to: bigint;
+}
+
 /** How often a read waiting for records checks its abort signal and the topic. */
 const SWEEP_MS = 1000;
 /**
@@ -66,7 +73,8 @@ const WAIT_HEARTBEAT_MS = 60_000;
  * kafkajs calls eachBatch only for fetches with records to hand over, so a range can end in
  * ways eachBatch never sees: transaction markers or an aborted transaction (kafkajs steps
  * over them; its batch events say where), or records retention deleted before they were
- * read (the log now starts at or past the end). Both move the cursor; and a sweep checks the
+ * read (the log now starts past the cursor: kafkajs starts again from the log's start, and
+ * `onDeleted` is told of the records passed). Both move the cursor; and a sweep checks the
  * abort signal while nothing arrives, so a cancelled or timed-out attempt lets go of its
  * consumer instead of waiting for ever. The sweep also checks that the range's records are
  * still there (range-check.ts): a deleted or recreated topic throws a KafkaRangeGoneError,
@@ -82,6 +90,7 @@ export async function consumeRange(
   onSlice: (slice: KafkaSlice) => Promise<void>,
   signal: AbortSignal,
   onWaiting: () => void = () => undefined,
+  onDeleted: (deleted: DeletedRecords) => void = () => undefined,
 ): Promise<PartitionOffsets> {
   const next = { ...cursor };
   if (openPartitions(next, range).length === 0) return next;
@@ -92,7 +101,7 @@ export async function consumeRange(
   await admin.connect();
   try {
     await confirmReadable(admin, topic, next, range, signal);
-    return await readRange(kafka, admin, topic, next, range, maxRecords, onSlice, signal, onWaiting);
+    return await readRange(kafka, admin, topic, next, range, maxRecords, onSlice, signal, onWaiting, onDeleted);
   } catch (err) {
     if (err instanceof KafkaRangeGoneError || signal.aborted) throw err;
     // The consumer failed (kafkajs gives up on a topic deleted under it): say why if the range is gone.
@@ -126,6 +135,7 @@ async function readRange(
   onSlice: (slice: KafkaSlice) => Promise<void>,
   signal: AbortSignal,
   onWaiting: () => void,
+  onDeleted: (deleted: DeletedRecords) => void,
 ): Promise<PartitionOffsets> {
   const open = () => openPartitions(next, range);
   // Never creates the topic: a deleted topic made again, empty, by the reader's own metadata requests would hide that it is gone.
@@ -145,6 +155,19 @@ async function readRange(
     lastProgressMs = Date.now();
     if (BigInt(next[p]) >= end) consumer.pause([{ topic, partitions: [partition] }]);
     if (open().length === 0) finish();
+  };
+  /**
+   * The partition's log starts at `logStart`, past the cursor: the records between were
+   * deleted before they were read. Told to onDeleted, then passed (no more than the range).
+   */
+  const passDeleted = (partition: number, logStart: bigint) => {
+    const p = String(partition);
+    const at = BigInt(next[p] ?? '0');
+    const end = BigInt(range.end[p] ?? '0');
+    const to = logStart < end ? logStart : end;
+    if (to <= at) return;
+    onDeleted({ partition, from: at, to });
+    moveTo(partition, to);
   };
   // A crash kafkajs does not restart from would otherwise leave `finished` pending: every
   // attempt would end on its heartbeat timeout, retried for ever, with the cause only in the log.
@@ -167,9 +190,11 @@ async function readRange(
   /** Passes partitions whose range retention deleted, fails a range that is gone, and heartbeats while waiting on a readable topic. */
   const checkTopic = async () => {
     const state = await fetchTopicState(admin, topic);
+    // A log that now starts past the range's end is never fetched from again. Not while a
+    // slice is being imported: its records were read, and the cursor moves past them after.
     for (const [partition, low] of Object.entries(state?.low ?? {})) {
       const end = range.end[partition];
-      if (end !== undefined && BigInt(low) >= BigInt(end)) moveTo(Number(partition), BigInt(end));
+      if (end !== undefined && BigInt(low) >= BigInt(end) && !inSlice) passDeleted(Number(partition), BigInt(low));
     }
     const gone = watch.observe(rangeGoneReason(topic, state, next, range));
     if (gone) {
@@ -196,6 +221,11 @@ async function readRange(
       eachBatch: async ({ batch, heartbeat, resolveOffset }) => {
         if (failure || taken >= maxRecords || signal.aborted) return finish();
         const p = String(batch.partition);
+        // kafkajs fetches from the cursor (its seek at the join, then on from what was taken),
+        // unless the log no longer holds it: then it starts again from the log's start (the
+        // consumer's "earliest"), past records deleted before they were read.
+        const fetchedFrom = fetchedOffsetOf(batch);
+        if (fetchedFrom !== undefined) passDeleted(batch.partition, fetchedFrom);
         const from = BigInt(next[p] ?? '0');
         const end = BigInt(range.end[p] ?? '0');
         const inRange = batch.messages.filter((m) => BigInt(m.offset) >= from && BigInt(m.offset) < end);
@@ -233,4 +263,10 @@ async function readRange(
   }
   if (failure) throw failure;
   return next;
+}
+
+/** Where kafkajs fetched the batch from: kept on the batch without being declared in its types. */
+function fetchedOffsetOf(batch: Batch): bigint | undefined {
+  const fetched = (batch as Batch & { fetchedOffset?: string }).fetchedOffset;
+  return fetched === undefined ? undefined : BigInt(fetched);
 }
