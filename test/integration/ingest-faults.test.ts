@@ -283,6 +283,37 @@ describe('a member stopping', () => {
   });
 });
 
+describe("an operator's move of a group's position (docs/operators.md)", () => {
+  // Positions live in Postgres; the documented way to skip (or replay) records: every member
+  // stopped, next_offset and start_offset set together, the members started again.
+  it.each([
+    { move: 'skips', to: 400n },
+    { move: 'replays', to: 100n },
+  ])('$move records from the position set, with no log reset', async ({ to }) => {
+    const db = await database();
+    const topics = await createTestTopics(1);
+    const first = eventsFor('moved', 300);
+    const ingest = await runIngest(db, topics);
+    await send(topics.events, first);
+    await waitStored(db, topics, 300n, 'the first 300 to commit');
+    expect(await ingest.kill('SIGTERM')).toBe(0);
+    const second = eventsFor('moved', 200, 300);
+    await send(topics.events, second);
+    await db.pool.query('UPDATE consumer_offsets SET next_offset = $3, start_offset = $3 WHERE group_id = $1 AND topic = $2 AND partition = 0', [
+      topics.groupId,
+      topics.events,
+      to.toString(),
+    ]);
+    const restarted = await runIngest(db, topics);
+    await waitStored(db, topics, 500n, 'every record to commit');
+    const applied = to > 300n ? [...first, ...second.slice(Number(to) - 300)] : [...first, ...second];
+    expect(await projectionOf(db.pool)).toEqual(foldEvents(applied));
+    expect(await eventCount(db)).toBe(applied.length);
+    expect(recordsRead(await metricsOf(restarted))).toBe(500 - Number(to));
+    await expectNoLogReset(restarted);
+  });
+});
+
 describe('rejects of a new log', () => {
   // Quarantine rows were unique per offset alone: after a recreation, a new reject at an
   // offset the old log had quarantined was dropped by ON CONFLICT DO NOTHING, without a trace.
