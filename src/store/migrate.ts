@@ -18,7 +18,16 @@ export interface Migration {
   id: number;
   name: string;
   sql: string;
+  /**
+   * The file says `-- older-versions: compatible`: processes of versions that do not know the
+   * migration may run on a database that has it (it only adds what they do not read, or what
+   * they ignore). Recorded in schema_migrations, so a rollback, or an older process restarting
+   * during a rolling deploy, is not refused for it.
+   */
+  compatibleWithOlder?: boolean;
 }
+
+const COMPATIBLE_MARK = /^--\s*older-versions:\s*compatible\s*$/m;
 
 export function listMigrations(dir = MIGRATIONS_DIR): Migration[] {
   const migrations = fs
@@ -27,7 +36,8 @@ export function listMigrations(dir = MIGRATIONS_DIR): Migration[] {
     .map((file) => {
       const match = /^(\d+)_([\w-]+)\.sql$/.exec(file);
       if (!match) throw new Error(`migration file ${file} must be named NNN_name.sql`);
-      return { id: Number(match[1]), name: match[2] as string, sql: fs.readFileSync(path.join(dir, file), 'utf8') };
+      const sql = fs.readFileSync(path.join(dir, file), 'utf8');
+      return { id: Number(match[1]), name: match[2] as string, sql, compatibleWithOlder: COMPATIBLE_MARK.test(sql) };
     })
     .sort((a, b) => a.id - b.id);
   migrations.forEach((m, i) => {
@@ -52,12 +62,17 @@ export interface MigrateOptions {
 interface AppliedMigration {
   id: number;
   name: string;
+  /** Absent in a schema_migrations made before the column was. */
+  compatible_with_older?: boolean;
 }
 
-/** Says so when the database has migrations `migrations` does not know: a newer version migrated it. */
+/**
+ * Says so when the database has migrations `migrations` does not know, other than those
+ * marked compatible with older versions: a newer version migrated it.
+ */
 function newerThan(migrations: readonly Migration[], applied: readonly AppliedMigration[]): string | undefined {
   const known = new Set(migrations.map((m) => m.id));
-  const unknown = applied.filter((r) => !known.has(r.id));
+  const unknown = applied.filter((r) => !known.has(r.id) && r.compatible_with_older !== true);
   if (unknown.length === 0) return undefined;
   return `the database has migrations this version does not know (${unknown.map((r) => `${r.id}_${r.name}`).join(', ')}): it was migrated by a newer version of Treasure Hunt Engine; run that version`;
 }
@@ -66,7 +81,8 @@ function newerThan(migrations: readonly Migration[], applied: readonly AppliedMi
 async function appliedMigrations(db: pg.Pool | pg.ClientBase): Promise<AppliedMigration[] | undefined> {
   const { rows: found } = await db.query<{ exists: boolean }>(`SELECT to_regclass('schema_migrations') IS NOT NULL AS exists`);
   if (!found[0]?.exists) return undefined;
-  return (await db.query<AppliedMigration>('SELECT id, name FROM schema_migrations ORDER BY id')).rows;
+  // Every column: compatible_with_older exists only once a version that records it has migrated.
+  return (await db.query<AppliedMigration>('SELECT * FROM schema_migrations ORDER BY id')).rows;
 }
 
 /**
@@ -95,13 +111,18 @@ export async function migrate(client: pg.ClientBase, migrations = listMigrations
     let rows = await appliedMigrations(client);
     if (!rows) {
       await client.query(`CREATE TABLE schema_migrations (
-        id integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+        id integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(),
+        compatible_with_older boolean NOT NULL DEFAULT false)`);
       rows = [];
     }
     const newer = newerThan(migrations, rows);
     if (newer) throw new Error(`${newer}, nothing was migrated`);
     const applied = new Set(rows.map((r) => r.id));
     const pending = migrations.filter((m) => !applied.has(m.id));
+    // Only with migrations to apply (which need the owner's rights anyway): later runs only read.
+    if (pending.length > 0) {
+      await client.query('ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS compatible_with_older boolean NOT NULL DEFAULT false');
+    }
     for (const migration of pending) await applyWithLockTimeout(client, migration, lockTimeoutMs, attempts, onLockWait);
     return pending;
   } finally {
@@ -120,7 +141,7 @@ async function applyWithLockTimeout(
     await client.query('BEGIN');
     try {
       await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMs))}`);
-      await client.query('INSERT INTO schema_migrations (id, name) VALUES ($1, $2)', [migration.id, migration.name]);
+      await client.query('INSERT INTO schema_migrations (id, name, compatible_with_older) VALUES ($1, $2, $3)', [migration.id, migration.name, migration.compatibleWithOlder === true]);
       await client.query(migration.sql);
       await client.query('COMMIT');
       return;

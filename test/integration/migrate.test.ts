@@ -1,8 +1,12 @@
 /**
  * `hunt migrate` against what an upgrade meets: a long transaction reading the table a
  * migration alters (the hot path's commits queue behind a waiting ALTER TABLE, so it must not
- * wait long), and a database a newer version migrated.
+ * wait long), and a database a newer version migrated (refused, unless each migration it does
+ * not know is marked compatible with older versions).
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { listMigrations, migrate, schemaMismatch, type Migration } from '../../src/store/migrate';
@@ -85,5 +89,22 @@ describe('hunt migrate', () => {
     await expect(withClient((client) => migrate(client))).rejects.toThrow(
       /the database has migrations this version does not know \(9001_test_add_column, 9002_from_the_future\): it was migrated by a newer version/,
     );
+  });
+
+  it('lets a version run on a database whose newer migrations are all marked compatible with older versions', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hunt-migrations-'));
+    fs.writeFileSync(path.join(dir, '9005_compatible_addition.sql'), '-- older-versions: compatible\nCREATE TABLE test_compatible_addition (id integer);\n');
+    const [compatible] = listMigrations(dir);
+    expect(compatible).toMatchObject({ id: 9005, compatibleWithOlder: true });
+    expect(listMigrations().find((m) => m.id === 1)?.compatibleWithOlder).toBe(false);
+    const known = [...listMigrations(), addColumn, { id: 9002, name: 'from_the_future', sql: '' }];
+    expect(await withClient((client) => migrate(client, [...known, compatible!]))).toEqual([compatible]);
+    // The version before 9005 starts on it (a rollback, an older replica restarting), and its
+    // `hunt migrate` has nothing to refuse ...
+    expect(await schemaMismatch(db.pool, known)).toBeUndefined();
+    expect(await withClient((client) => migrate(client, known))).toEqual([]);
+    // ... but not a version before 9001 and 9002, which are not marked.
+    expect(await schemaMismatch(db.pool)).toMatch(/does not know \(9001_test_add_column, 9002_from_the_future\)/);
+    fs.rmSync(dir, { recursive: true });
   });
 });
