@@ -37,6 +37,8 @@ export class IngestHealth {
   /** Per partition, the committed end last seen and since when it has not moved. */
   private readonly stableEnd = new Map<number, { offset: bigint; since: number }>();
   private heldByTransaction: { partition: number; seconds: number; stable: bigint; logEnd: bigint }[] = [];
+  /** The partitions whose lag the last observation set: one the topic no longer has loses its series. */
+  private lagSeries = new Set<number>();
   /** Since when the consumer has not been a member of its group (from the start until the first join). */
   private outOfGroupSince: number | undefined;
   /** Since when the monitor has not been able to read the partitions' offsets (Postgres or Kafka unreachable). */
@@ -124,6 +126,11 @@ export class IngestHealth {
     }
     this.stalledPartitions = stalled;
     this.heldByTransaction = held;
+    // A topic recreated with fewer partitions: the others' last lag would be shown for ever.
+    for (const partition of this.lagSeries) {
+      if (!watermarks.has(partition)) this.options.metrics.consumerLag.remove({ topic, partition: String(partition) });
+    }
+    this.lagSeries = new Set(watermarks.keys());
   }
 
   /** Ready, or the first reason not to be. Also refreshes the stall gauges. */

@@ -82,3 +82,15 @@ describe('readiness and transactions left open', () => {
   });
 });
 
+
+describe('the lag gauge', () => {
+  it('drops the series of a partition the topic no longer has (recreated with fewer partitions)', async () => {
+    const metrics = createIngestMetrics();
+    const health = new IngestHealth({ stallLimitMs: STALL_LIMIT_MS, lanes: [], partitionsOfLane: () => [], metrics }, T0);
+    const lagSeries = async () => (await metrics.registry.getSingleMetricAsString('hunt_ingest_consumer_lag')).split('\n').filter((line) => !line.startsWith('#'));
+    health.observePartitions(new Map([[0, { low: 0n, high: 10n }], [1, { low: 0n, high: 20n }]]), new Map([[0, 4n], [1, 5n]]), 't', T0 + 1000);
+    expect(await lagSeries()).toEqual(['hunt_ingest_consumer_lag{topic="t",partition="0"} 6', 'hunt_ingest_consumer_lag{topic="t",partition="1"} 15']);
+    health.observePartitions(new Map([[0, { low: 0n, high: 3n }]]), new Map([[0, 3n]]), 't', T0 + 2000);
+    expect(await lagSeries()).toEqual(['hunt_ingest_consumer_lag{topic="t",partition="0"} 0']);
+  });
+});
