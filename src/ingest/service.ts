@@ -100,9 +100,13 @@ export function createIngestPool(
 export async function runIngestService(config: Config, logger: Logger = createLogger(config, 'ingest')): Promise<IngestService> {
   const pool = createIngestPool(config, config.ingest.commitLanes, (err) => logger.warn({ err }, 'Postgres connection lost; it will be replaced'));
   const metrics = createIngestMetrics();
-  const silentSessions = watchSilentSessions(pool, config, (session) => {
-    metrics.postgresConnectionsCut.inc();
-    logger.warn(session, 'Postgres connection cut: its session was not working on the query waiting on it (a connection dead without a word); the query is retried on a new connection');
+  const silentSessions = watchSilentSessions(pool, config, {
+    onCut(session) {
+      metrics.postgresConnectionsCut.inc();
+      logger.warn(session, 'Postgres connection cut: its session was not working on the query waiting on it, and nothing moved on the connection (dead without a word); the query is retried on a new connection');
+    },
+    // Once a minute at most: meanwhile a connection dead without a word waits for the query timeout.
+    onCheckFailed: everyFewSeconds((count: number, err: unknown) => logger.warn({ err, count }, 'could not check silent Postgres connections (Postgres unreachable, or no connection left for the check)'), 60_000),
   });
   let onKafkaError: KafkaErrorListener = () => undefined;
   const kafka = createKafka(config, logger, undefined, (message) => onKafkaError(message));

@@ -5,26 +5,34 @@
  * nothing: a query on it waits for the client's query timeout (2 minutes on the hot path),
  * and the commit lane, or the partition check, waiting on it stands still meanwhile. TCP
  * cannot tell sooner: with a query written and unanswered, the kernel retransmits for many
- * minutes. Postgres can: over another connection, pg_stat_activity shows what the session
- * behind the silent one is doing. A session that has not started a statement for a while
- * (idle, idle in a transaction, or blocked writing to a client that reads nothing), behind a
- * connection the pool handed out that long ago, is not working on the query the client waits
- * for and never will. Its session is terminated (which frees the locks it holds at once,
- * instead of at the idle-in-transaction limit) and its socket destroyed, so the waiting
- * query fails now and its caller retries on a new connection: a hot-path commit changes
- * nothing twice (eventIds dedupe, offsets only grow).
+ * minutes.
  *
- * Only sessions seen are acted on: behind a connection pooler (PgBouncer) the pid the client
- * knows is not a server's, no row matches, and nothing is done. A session seen quiet and then
- * gone (Postgres ended it, and its goodbye was lost with the connection) is cut too.
+ * Two sides must agree before a connection is cut:
+ * - The client's: nothing has moved on the socket for a while, no byte received and no byte
+ *   of a pending write taken by the kernel. A slow link moving a big batch or a big result
+ *   moves something, however slowly.
+ * - Postgres's: over another connection, pg_stat_activity shows that the session behind it
+ *   has not been running a statement for as long (idle, idle in a transaction, or blocked
+ *   writing to a client that reads nothing), so it is not working on the query the client
+ *   waits for, and never will. A long statement or a lock wait is `active`, and never cut.
+ *   A session seen before and gone since (Postgres ended it, its goodbye lost on the way), or
+ *   one of a server started after the connection was made (a failover), is gone for good.
+ *
+ * The session is then terminated (its locks are freed at once, not at the idle-in-transaction
+ * limit) and the socket destroyed, so the waiting query fails now and its caller retries on a
+ * new connection: a hot-path commit changes nothing twice (eventIds dedupe, offsets only grow).
+ *
+ * A session is known by its pid and application name. Behind a connection pooler (PgBouncer)
+ * the pid the client knows is not a server's: no row matches, and nothing is done.
  */
+import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { pgClientConfig, type PostgresTarget } from './pg-connection';
 
 export interface SilentSessionLimits {
-  /** A connection out of the pool this long, on a session this quiet (by Postgres's clock), is cut. */
+  /** A connection out of the pool and silent this long, on a session as quiet, is cut. */
   quietMs: number;
-  /** How often the checked-out connections are looked at (only those out for quietMs cost a query). */
+  /** How often the checked-out connections are looked at (only silent ones cost a query). */
   checkEveryMs: number;
 }
 
@@ -32,37 +40,61 @@ export const SILENT_SESSION_LIMITS: SilentSessionLimits = { quietMs: 10_000, che
 
 export interface SilentSession {
   pid: number;
-  /** What pg_stat_activity said (`gone` once the session was ended). */
+  /** What pg_stat_activity said, or `gone`. */
   state: string;
-  checkedOutMs: number;
+  /** How long nothing moved on the connection. */
+  silentMs: number;
+}
+
+export interface SilentSessionHooks {
+  onCut: (session: SilentSession) => void;
+  /** The check could not ask Postgres (unreachable, out of connections): no connection is cut meanwhile. */
+  onCheckFailed?: (err: unknown) => void;
 }
 
 export interface SilentSessionWatch {
   stop(): Promise<void>;
 }
 
-/** The probe's own connection must not wait long either: it is made again at the next check. */
+/** The check's own connection must not wait long either: it is made again at the next check. */
 const PROBE_TIMEOUT_MS = 5_000;
+/** A server started this long after a connection was made is not the one it was made to (clocks differ a little). */
+const CLOCK_MARGIN_MS = 5_000;
+
+/** One checkout of a pooled client. */
+interface Checkout {
+  client: pg.PoolClient;
+  /** What the socket had moved when last looked at, and since when it has not moved. */
+  traffic: string;
+  silentSince: number;
+  /** Postgres showed the session at a check: if it is gone later, it was ended. */
+  seen: boolean;
+}
+
+interface SessionRow {
+  pid: number;
+  application_name: string;
+  state: string;
+  quiet: boolean;
+}
 
 /** States in which the session is not working on a statement the client has sent. */
-const QUIET_SQL = `
-  SELECT pid, coalesce(state, '') AS state,
+const SESSIONS_SQL = `
+  SELECT pid, application_name, coalesce(state, '') AS state,
          (state IN ('idle', 'idle in transaction', 'idle in transaction (aborted)')
            OR (state = 'active' AND wait_event = 'ClientWrite'))
          AND now() - state_change >= make_interval(secs => $2::float8 / 1000) AS quiet
     FROM pg_stat_activity WHERE pid = ANY($1::int[])`;
+const SERVER_STARTED_SQL = `SELECT extract(epoch FROM pg_postmaster_start_time()) * 1000 AS started_ms`;
 
-export function watchSilentSessions(
-  pool: pg.Pool,
-  target: PostgresTarget,
-  onCut: (session: SilentSession) => void,
-  limits: SilentSessionLimits = SILENT_SESSION_LIMITS,
-): SilentSessionWatch {
-  const checkedOut = new Map<pg.PoolClient, number>();
-  /** Sessions seen quiet at the last check: one gone since was ended by Postgres. */
-  let seenQuiet = new Set<pg.PoolClient>();
-  const onAcquire = (client: pg.PoolClient) => checkedOut.set(client, Date.now());
-  const onRelease = (_err: Error | undefined, client: pg.PoolClient) => checkedOut.delete(client);
+export function watchSilentSessions(pool: pg.Pool, target: PostgresTarget, hooks: SilentSessionHooks, limits: SilentSessionLimits = SILENT_SESSION_LIMITS): SilentSessionWatch {
+  const checkouts = new Map<pg.PoolClient, Checkout>();
+  /** When each client connected, by this machine's clock: compared with the server's start. */
+  const connectedAt = new WeakMap<pg.Client, number>();
+  const onConnect = (client: pg.Client) => connectedAt.set(client, Date.now());
+  const onAcquire = (client: pg.PoolClient) => checkouts.set(client, { client, traffic: trafficOf(client), silentSince: performance.now(), seen: false });
+  const onRelease = (_err: Error | undefined, client: pg.PoolClient) => checkouts.delete(client);
+  pool.on('connect', onConnect);
   pool.on('acquire', onAcquire);
   pool.on('release', onRelease);
 
@@ -72,55 +104,46 @@ export function watchSilentSessions(
     if (busy) return;
     busy = true;
     checking = check()
-      .catch(() => undefined) // Postgres unreachable: every query fails on its own anyway
+      .catch((err: unknown) => hooks.onCheckFailed?.(err))
       .finally(() => (busy = false));
   }, limits.checkEveryMs);
   timer.unref();
 
   async function check(): Promise<void> {
-    const now = Date.now();
-    const overdue = [...checkedOut].filter(([client, since]) => now - since >= limits.quietMs && pidOf(client) !== undefined).map(([client]) => client);
-    if (overdue.length === 0) {
-      seenQuiet = new Set();
-      return;
+    const now = performance.now();
+    const silent: Checkout[] = [];
+    for (const checkout of checkouts.values()) {
+      const traffic = trafficOf(checkout.client);
+      if (traffic !== checkout.traffic) Object.assign(checkout, { traffic, silentSince: now });
+      else if (now - checkout.silentSince >= limits.quietMs && pidOf(checkout.client) !== undefined) silent.push(checkout);
     }
-    const probe = new pg.Client({ ...pgClientConfig(target), connectionTimeoutMillis: PROBE_TIMEOUT_MS, query_timeout: PROBE_TIMEOUT_MS, application_name: 'hunt silent-session check' });
-    probe.on('error', () => undefined);
-    try {
-      await probe.connect();
-      const { rows } = await probe.query<{ pid: number; state: string; quiet: boolean }>(QUIET_SQL, [overdue.map(pidOf), limits.quietMs]);
-      const byPid = new Map(rows.map((r) => [r.pid, r]));
-      const quietNow = new Set<pg.PoolClient>();
-      for (const client of overdue) {
-        if (checkedOut.get(client) === undefined) continue; // released meanwhile: it answered
-        const row = byPid.get(pidOf(client)!);
-        if (row?.quiet) quietNow.add(client);
-        const gone = !row && seenQuiet.has(client);
-        if (!row?.quiet && !gone) continue;
-        await cut(probe, client, row?.state ?? 'gone', now);
-        quietNow.delete(client);
+    if (silent.length === 0) return;
+    await withProbe(target, async (probe) => {
+      const { rows } = await probe.query<SessionRow>(SESSIONS_SQL, [silent.map((c) => pidOf(c.client)), limits.quietMs]);
+      const serverStartedMs = Number((await probe.query<{ started_ms: string }>(SERVER_STARTED_SQL)).rows[0]?.started_ms);
+      for (const checkout of silent) {
+        // Released (it answered) or taken again meanwhile: this check is not about its new use.
+        if (checkouts.get(checkout.client) !== checkout || trafficOf(checkout.client) !== checkout.traffic) continue;
+        const row = rows.find((r) => r.pid === pidOf(checkout.client) && sameApplication(checkout.client, r.application_name));
+        const madeBeforeServer = serverStartedMs > (connectedAt.get(checkout.client) ?? Infinity) + CLOCK_MARGIN_MS;
+        if (row && !row.quiet) checkout.seen = true;
+        else if (row || checkout.seen || madeBeforeServer) await cut(probe, checkout, row?.state ?? 'gone', now);
       }
-      seenQuiet = quietNow;
-    } finally {
-      await probe.end().catch(() => undefined);
-    }
+    });
   }
 
-  async function cut(probe: pg.Client, client: pg.PoolClient, state: string, now: number): Promise<void> {
-    const pid = pidOf(client)!;
+  async function cut(probe: pg.Client, checkout: Checkout, state: string, now: number): Promise<void> {
+    const pid = pidOf(checkout.client)!;
     if (state !== 'gone') await probe.query('SELECT pg_terminate_backend($1)', [pid]).catch(() => undefined);
-    onCut({ pid, state, checkedOutMs: now - (checkedOut.get(client) ?? now) });
-    checkedOut.delete(client);
-    // pg has no public way to drop a connection that answers nothing (end() waits for the
-    // server's reply): its socket is destroyed, and every query waiting on it fails.
-    (client as unknown as { connection: { stream: { destroy(err?: Error): void } } }).connection.stream.destroy(
-      new Error(`Postgres connection cut: its session (pid ${pid}) was ${state} while a query waited`),
-    );
+    checkouts.delete(checkout.client);
+    hooks.onCut({ pid, state, silentMs: Math.round(now - checkout.silentSince) });
+    streamOf(checkout.client).destroy(new Error(`Postgres connection cut: its session (pid ${pid}) was ${state} while a query waited and nothing moved on the connection`));
   }
 
   return {
     async stop() {
       clearInterval(timer);
+      pool.off('connect', onConnect);
       pool.off('acquire', onAcquire);
       pool.off('release', onRelease);
       await checking;
@@ -128,7 +151,52 @@ export function watchSilentSessions(
   };
 }
 
-function pidOf(client: pg.PoolClient): number | undefined {
+/** A short-lived connection of its own: the pool's may be the silent ones. */
+async function withProbe(target: PostgresTarget, use: (probe: pg.Client) => Promise<void>): Promise<void> {
+  const probe = new pg.Client({ ...pgClientConfig(target), connectionTimeoutMillis: PROBE_TIMEOUT_MS, query_timeout: PROBE_TIMEOUT_MS, application_name: 'hunt silent-session check' });
+  probe.on('error', () => undefined);
+  try {
+    await probe.connect();
+    await use(probe);
+  } finally {
+    // end() waits for the server to close; one that went silent too would hold the check for ever.
+    const ended = probe.end().then(() => true, () => true);
+    const inTime = await Promise.race([ended, new Promise<false>((resolve) => setTimeout(() => resolve(false), PROBE_TIMEOUT_MS).unref())]);
+    if (!inTime) streamOf(probe).destroy();
+  }
+}
+
+type SocketLike = { bytesRead?: number; bytesWritten?: number; _handle?: { writeQueueSize?: number } | null; _parent?: SocketLike | null; destroy(err?: Error): void };
+
+/**
+ * pg has no public way to reach a connection's socket (its own connect timeout destroys it
+ * the same way). Under TLS the stream is the TLS socket, over the TCP one (`_parent`).
+ */
+function streamOf(client: pg.Client): SocketLike {
+  return (client as unknown as { connection: { stream: SocketLike } }).connection.stream;
+}
+
+/**
+ * What the socket has moved so far: bytes received, bytes written, and what the kernel has
+ * still to take of pending writes (libuv's write queue, which shrinks as a slow link takes a
+ * big write; Node's own socket timeouts read it for the same reason), for the TLS socket and
+ * the TCP socket beneath it.
+ */
+function trafficOf(client: pg.Client): string {
+  const stream = streamOf(client);
+  const parent = stream._parent;
+  return [stream.bytesRead, stream.bytesWritten, stream._handle?.writeQueueSize, parent?.bytesRead, parent?._handle?.writeQueueSize].join('/');
+}
+
+function pidOf(client: pg.Client): number | undefined {
   const pid = (client as unknown as { processID: number | null }).processID;
   return typeof pid === 'number' && pid > 0 ? pid : undefined;
+}
+
+/** Postgres keeps 63 bytes of an application name, and replaces what is not ASCII: compared only when that is all it can be. */
+function sameApplication(client: pg.Client, shown: string): boolean {
+  const params = (client as unknown as { connectionParameters: { application_name?: string; fallback_application_name?: string } }).connectionParameters;
+  const name = params.application_name || params.fallback_application_name;
+  if (!name || !/^[\x20-\x7e]*$/.test(name)) return true;
+  return shown === name.slice(0, 63);
 }

@@ -27,11 +27,17 @@ export interface Forwarder {
   close(): Promise<void>;
 }
 
-export async function forwardPort(port: number, target: string): Promise<Forwarder> {
+export interface ForwardOptions {
+  /** Each direction of each connection passes at most this many bytes a second: a slow link. */
+  bytesPerSecond?: number;
+}
+
+export async function forwardPort(port: number, target: string, options: ForwardOptions = {}): Promise<Forwarder> {
   const separator = target.lastIndexOf(':');
   const host = target.slice(0, separator);
   const targetPort = Number(target.slice(separator + 1));
   const sockets = new Set<net.Socket>();
+  const relays = new Set<Relay>();
   let frozen = false;
   const server = net.createServer((client) => {
     sockets.add(client);
@@ -42,12 +48,15 @@ export async function forwardPort(port: number, target: string): Promise<Forward
       sockets.add(socket);
       socket.on('close', () => sockets.delete(socket));
     }
-    client.pipe(upstream).pipe(client);
+    if (options.bytesPerSecond === undefined) client.pipe(upstream).pipe(client);
+    else for (const [from, to] of [[client, upstream], [upstream, client]] as const) relays.add(throttledRelay(from, to, options.bytesPerSecond));
     client.on('error', () => upstream.destroy());
     upstream.on('error', () => client.destroy());
   });
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   const freezeOpen = () => {
+    for (const relay of relays) relay.stop();
+    relays.clear();
     for (const socket of sockets) {
       socket.unpipe();
       socket.pause();
@@ -64,5 +73,45 @@ export async function forwardPort(port: number, target: string): Promise<Forward
         server.close(() => resolve());
         for (const socket of sockets) socket.destroy();
       }),
+  };
+}
+
+interface Relay {
+  stop(): void;
+}
+
+/** Copies `from` to `to` at most `bytesPerSecond`, in slices every 20 ms, holding `from` back meanwhile. */
+function throttledRelay(from: net.Socket, to: net.Socket, bytesPerSecond: number): Relay {
+  const tickMs = 20;
+  const perTick = Math.max(1, Math.floor((bytesPerSecond * tickMs) / 1000));
+  const queue: Buffer[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const pump = () => {
+    timer = undefined;
+    if (stopped) return;
+    let budget = perTick;
+    while (budget > 0 && queue.length > 0) {
+      const head = queue[0]!;
+      const part = head.subarray(0, budget);
+      to.write(part);
+      budget -= part.length;
+      if (part.length === head.length) queue.shift();
+      else queue[0] = head.subarray(part.length);
+    }
+    if (queue.length > 0) timer = setTimeout(pump, tickMs);
+    else from.resume();
+  };
+  from.on('data', (chunk: Buffer) => {
+    queue.push(chunk);
+    from.pause();
+    timer ??= setTimeout(pump, tickMs);
+  });
+  from.on('end', () => to.end());
+  return {
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+    },
   };
 }

@@ -25,6 +25,7 @@ import type pg from 'pg';
 import type { EventInstant, HuntEvent } from '../../events/schema';
 import { rowCount, rowsOf, type EventRows } from './event-rows';
 import { NOTIFY_HUNTS_OF } from '../hunt-changes';
+import { nameIfSmall } from './statement-name';
 import {
   CLUE_CREDIT_TYPES,
   clueCreditKind,
@@ -72,7 +73,7 @@ export async function applyEventRows(client: pg.ClientBase, rows: EventRows, opt
  * events inserted.
  */
 export async function storeAndScore(client: pg.ClientBase, rows: EventRows): Promise<number> {
-  const { rows: result } = await client.query<{ inserted: number }>({ name: 'store-and-score', text: STORE_AND_SCORE, values: [rows.json] });
+  const { rows: result } = await client.query<{ inserted: number }>({ ...nameIfSmall('store-and-score', rows.json.length), text: STORE_AND_SCORE, values: [rows.json] });
   return result[0]?.inserted ?? 0;
 }
 

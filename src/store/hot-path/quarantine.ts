@@ -2,6 +2,7 @@
 import type pg from 'pg';
 import { groupsWithin } from '../../byte-budget';
 import type { RejectReason } from '../../events/validate';
+import { nameIfSmall } from './statement-name';
 
 /** Where a record came from, with its bytes: enough to copy it to the DLQ unchanged. */
 export interface RecordOrigin {
@@ -72,8 +73,9 @@ function onceEach(records: readonly RejectedRecord[]): RejectedRecord[] {
 }
 
 async function insertQuarantined(client: pg.ClientBase, records: readonly RejectedRecord[], copyToDlq: boolean): Promise<void> {
+  const chars = records.reduce((sum, r) => sum + (r.key?.length ?? 0) + (r.value?.length ?? 0) + r.detail.length, 0);
   await client.query({
-    name: 'quarantine-records',
+    ...nameIfSmall('quarantine-records', chars),
     text: `INSERT INTO quarantine (source_topic, source_partition, source_offset, record_key, record_value, reason, detail, dlq_pending)
            SELECT *, $8::boolean FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bytea[], $5::bytea[], $6::text[], $7::text[])
            ON CONFLICT (source_topic, source_partition, source_offset, record_digest) DO UPDATE SET dlq_pending = true
