@@ -1,4 +1,4 @@
-import { ActivityCancellationType, ApplicationFailure, CancellationScope, continueAsNew, defineQuery, isCancellation, patched, proxyActivities, setHandler, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ActivityCancellationType, ActivityFailure, ApplicationFailure, CancellationScope, CancelledFailure, continueAsNew, defineQuery, isCancellation, patched, proxyActivities, setHandler, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { ReprocessActivities, ReprocessStepInput, SwapResult } from '../src/batch/reprocess-job';
 import type { ProjectionName } from '../src/store/batch/reprocess';
 import { HUNT_JOB_KIND } from '../src/temporal/search-attributes';
@@ -145,10 +145,12 @@ export async function reprocess(input: ReprocessInput, carried?: ReprocessCarrie
 /**
  * The swap step, and when the job is cancelled during it, whether its swap committed anyway.
  * Waiting for a running attempt to end (swapShadowReported) covers a cancellation that meets
- * it; not one that comes while no attempt runs: an attempt whose swap committed and whose
- * worker died before reporting it is retried after a backoff, and a cancellation then ends
- * the step at once, with the live tables swapped. So a cancelled swap step asks Postgres,
- * even though the job is cancelled, and a job whose swap committed reports it.
+ * it, and an attempt that reports; not an attempt whose swap committed and whose worker died
+ * before reporting it: with a cancellation pending the step is not retried (it fails, its
+ * retry state CANCEL_REQUESTED), and between attempts it ends at once. So a swap step that
+ * ends on a cancellation asks Postgres, even though the job is cancelled: a job whose swap
+ * committed reports it; one whose swap did not is marked cancelled there (no attempt still
+ * running can swap after that) and ends cancelled.
  */
 async function swapOrItsOutcome(step: ReprocessStepInput): Promise<SwapResult> {
   // patched(): a run cancelled during its swap on the code before replays as it was made.
@@ -156,7 +158,8 @@ async function swapOrItsOutcome(step: ReprocessStepInput): Promise<SwapResult> {
   try {
     return await swap(step);
   } catch (err) {
-    if (!isCancellation(err) || !patched('reprocess-cancelled-swap-asks-postgres')) throw err;
+    const endedByCancellation = isCancellation(err) || (err instanceof ActivityFailure && err.retryState === 'CANCEL_REQUESTED');
+    if (!endedByCancellation || !patched('reprocess-cancelled-swap-asks-postgres')) throw err;
     let swapped: SwapResult | null;
     try {
       swapped = await CancellationScope.nonCancellable(() => swapOutcome(step));
@@ -168,8 +171,9 @@ async function swapOrItsOutcome(step: ReprocessStepInput): Promise<SwapResult> {
         String(unanswered),
       );
     }
-    if (!swapped) throw err;
-    return swapped;
+    if (swapped) return swapped;
+    // The step's own failure (a timeout, a refusal) stays as the cause.
+    throw isCancellation(err) ? err : new CancelledFailure(`reprocess ${step.projection} (job ${step.jobId}): cancelled before the swap; the live tables are untouched`, [], err as Error);
   }
 }
 

@@ -19,6 +19,7 @@ import {
   ReprocessStateError,
   ReprocessSupersededError,
   swapShadow,
+  settleCancelledSwap,
   type CatchUpResult,
   type FillProgress,
   type PrepareResult,
@@ -55,6 +56,8 @@ export type CatchUpSummary = Pick<CatchUpResult, 'events' | 'coveredSeq'> & { ro
 export type { FillProgress, PrepareResult, SwapResult };
 
 const KEEPALIVE_MS = 10_000;
+/** swapOutcome waits this long for a swap in flight (the job's row) per attempt, below its 30 s start-to-close. */
+const SWAP_OUTCOME_LOCK_TIMEOUT_MS = 20_000;
 
 /**
  * The swap's own catch-up, outside the fence, right before it: events stored since the
@@ -105,9 +108,13 @@ export function createReprocessActivities(deps: Pick<ActivityDeps, 'pool' | 'log
       }
     },
 
-    /** The swap of the job if it committed, else null: asked by a job cancelled during its swap step. */
+    /**
+     * Asked by a job cancelled during its swap step: the swap if it committed (or commits: one
+     * in flight is waited for), else null, and the job is marked cancelled so that no attempt
+     * still running can swap.
+     */
     async swapOutcome(input: ReprocessStepInput): Promise<SwapResult | null> {
-      return (await swappedJob(deps.pool, checkedProjection(input.projection), input.jobId)) ?? null;
+      return (await settleCancelledSwap(deps.pool, checkedProjection(input.projection), input.jobId, SWAP_OUTCOME_LOCK_TIMEOUT_MS)) ?? null;
     },
   };
 

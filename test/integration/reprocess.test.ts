@@ -26,8 +26,10 @@ import {
   LiveTablesBusyError,
   prepareShadow,
   ReprocessBlockedError,
+  ReprocessCancelledError,
   ReprocessStateError,
   ReprocessSupersededError,
+  settleCancelledSwap,
   swapShadow,
 } from '../../src/store/batch/reprocess';
 import { HUNT_JOB_KIND } from '../../src/temporal/search-attributes';
@@ -207,6 +209,36 @@ describe('who owns the job', () => {
       for (let done = false; !done; ) ({ done } = await fillShadowChunk(scratch.pool, 'leaderboard', 'run-new', 1));
       await catchUpShadow(scratch.pool, 'leaderboard', 'run-new', 5000, 1000);
       expect(await swapShadow(scratch.pool, 'leaderboard', 'run-new', 5000)).toMatchObject({ startedSeq: expect.any(Number) });
+    } finally {
+      await scratch.dispose();
+    }
+  });
+});
+
+describe('a job cancelled during its swap step', () => {
+  it('is marked cancelled when its swap has not committed, and no attempt still running can swap after; one that swapped reports it', async () => {
+    const scratch = await createTestDatabase();
+    try {
+      await storeEventsInOrder(scratch.pool, inOrderTraffic(200, 3).events);
+      const fill = async (runId: string) => {
+        await prepareShadow(scratch.pool, 'leaderboard', runId, 5000);
+        for (let done = false; !done; ) ({ done } = await fillShadowChunk(scratch.pool, 'leaderboard', runId, 5));
+      };
+      const liveTable = async () => (await scratch.pool.query<{ oid: number }>(`SELECT 'player_scores'::regclass::oid AS oid`)).rows[0]!.oid;
+      await fill('run-cancelled');
+      const before = await liveTable();
+      expect(await settleCancelledSwap(scratch.pool, 'leaderboard', 'run-cancelled', 5000)).toBeUndefined();
+      expect((await scratch.pool.query('SELECT phase FROM reprocess_jobs')).rows).toEqual([{ phase: 'cancelled' }]);
+      // An attempt the cancellation never reached (its worker cut off from Temporal) comes to the swap.
+      await expect(catchUpShadow(scratch.pool, 'leaderboard', 'run-cancelled', 5000, 1000)).rejects.toThrow(ReprocessCancelledError);
+      await expect(swapShadow(scratch.pool, 'leaderboard', 'run-cancelled', 5000)).rejects.toThrow(/the job was cancelled before its swap; the live tables are untouched/);
+      expect(await liveTable()).toBe(before);
+
+      // A job whose swap committed before the cancellation was settled reports it.
+      await fill('run-swapped');
+      const swapped = await swapShadow(scratch.pool, 'leaderboard', 'run-swapped', 5000);
+      expect(await settleCancelledSwap(scratch.pool, 'leaderboard', 'run-swapped', 5000)).toEqual(swapped);
+      expect((await scratch.pool.query('SELECT phase FROM reprocess_jobs')).rows).toEqual([{ phase: 'swapped' }]);
     } finally {
       await scratch.dispose();
     }

@@ -137,4 +137,54 @@ describe('reprocess workflow logic', () => {
       expect(((outcome as { failure: WorkflowFailedError }).failure).cause).toBeInstanceOf(CancelledFailure);
     }
   });
+
+  // Cancelled while an attempt runs, which then fails (its worker died after the swap
+  // committed, or the swap was refused): with a cancellation pending Temporal does not retry
+  // it, and the step ends failed, its retry state CANCEL_REQUESTED, not cancelled.
+  it.each([
+    { swapCommitted: true, outcome: 'completes with the swap' },
+    { swapCommitted: false, outcome: 'ends cancelled' },
+  ])('a job cancelled during a swap attempt that then fails $outcome when the swap committed is $swapCommitted', async ({ swapCommitted }) => {
+    const fake = fakeSteps(1);
+    const swap: SwapResult = { rows: 1, startedSeq: 42, eventsCaughtUp: 3, fencedEvents: 2, fenceMs: 1, maxSeq: 47 };
+    let started: () => void = () => undefined;
+    const attemptStarted = new Promise<void>((resolve) => (started = resolve));
+    let fail: () => void = () => undefined;
+    const failNow = new Promise<void>((resolve) => (fail = resolve));
+    const asked: string[] = [];
+    const activities = {
+      ...fake.activities,
+      swapShadow: async (): Promise<SwapResult> => {
+        started();
+        await failNow; // no heartbeat: the cancellation never reaches it
+        throw new Error('the worker died before reporting the step');
+      },
+      swapOutcome: async (input: ReprocessStepInput): Promise<SwapResult | null> => {
+        asked.push(input.jobId);
+        return swapCommitted ? swap : null;
+      },
+    };
+    const outcome = await env.withWorker(activities, async (taskQueue) => {
+      const handle = await env.client.workflow.start('reprocess', { taskQueue, workflowId: uniqueName('reprocess-cancel-attempt'), args: [{ projection: 'leaderboard' }] });
+      await attemptStarted;
+      await handle.cancel();
+      // The workflow has asked for the attempt's cancellation before the attempt fails.
+      await waitFor('the cancellation request to reach the step', async () => {
+        const { events } = await handle.fetchHistory();
+        return (events ?? []).some((e) => e.activityTaskCancelRequestedEventAttributes != null);
+      }, { timeoutMs: 10_000, intervalMs: 50 });
+      fail();
+      return handle.result().then(
+        (summary) => ({ summary: summary as ReprocessSummary }),
+        (failure: unknown) => ({ failure }),
+      );
+    });
+    expect(asked).toHaveLength(1);
+    if (swapCommitted) {
+      expect(outcome).toEqual({ summary: expect.objectContaining({ projection: 'leaderboard', ...swap, huntsTotal: 1 }) });
+    } else {
+      expect('failure' in outcome && outcome.failure).toBeInstanceOf(WorkflowFailedError);
+      expect(((outcome as { failure: WorkflowFailedError }).failure).cause).toBeInstanceOf(CancelledFailure);
+    }
+  });
 });

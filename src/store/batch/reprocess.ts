@@ -73,7 +73,7 @@ function liveAndShadowTables(projection: ProjectionName): [live: string, shadow:
 
 interface JobRow {
   job_id: string;
-  phase: 'preparing' | 'filling' | 'filled' | 'swapped';
+  phase: 'preparing' | 'filling' | 'filled' | 'swapped' | 'cancelled';
   started_seq: number | null;
   covered_seq: number | null;
   fill_cursor: string | null;
@@ -268,6 +268,25 @@ export async function swapShadow(pool: pg.Pool, projection: ProjectionName, jobI
   });
 }
 
+/**
+ * For a job cancelled during its swap step: the swap's result if it committed, waiting for
+ * one in flight (a swap holds the job's row to its commit); otherwise the job is marked
+ * cancelled in the same transaction, so an attempt the cancellation never reached (its
+ * worker cut off from Temporal) can no longer swap after the job has reported cancelled.
+ * Undefined when the swap did not commit, or a newer run owns the projection.
+ */
+export async function settleCancelledSwap(pool: pg.Pool, projection: ProjectionName, jobId: string, lockTimeoutMs: number): Promise<SwapResult | undefined> {
+  return withTransaction(pool, async (client) => {
+    await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${lockTimeoutMs}ms`]);
+    const { rows } = await client.query<JobRow>('SELECT * FROM reprocess_jobs WHERE projection = $1 FOR UPDATE', [projection]);
+    const job = rows[0];
+    if (!job || job.job_id !== jobId) return undefined;
+    if (job.phase === 'swapped') return swapResultOf(job);
+    await client.query(`UPDATE reprocess_jobs SET phase = 'cancelled', updated_at = now(), finished_at = now() WHERE projection = $1`, [projection]);
+    return undefined;
+  });
+}
+
 /** The swap's result when `jobId` is the projection's job and its swap committed; undefined otherwise. */
 export async function swappedJob(pool: pg.Pool, projection: ProjectionName, jobId: string): Promise<SwapResult | undefined> {
   const { rows } = await pool.query<JobRow>(`SELECT * FROM reprocess_jobs WHERE projection = $1 AND job_id = $2 AND phase = 'swapped'`, [projection, jobId]);
@@ -336,6 +355,7 @@ const swapResultOf = (job: JobRow): SwapResult => ({
 /** The job, locked and owned by this run, once the fill is complete (or already swapped). */
 async function filledJob(client: pg.ClientBase, projection: ProjectionName, jobId: string): Promise<JobRow> {
   const job = await claimJob(client, projection, jobId);
+  if (job.phase === 'cancelled') throw new ReprocessCancelledError(`reprocess ${projection} (job ${jobId}): the job was cancelled before its swap; the live tables are untouched`);
   if (job.phase !== 'filled' && job.phase !== 'swapped') throw new ReprocessStateError(`reprocess ${projection}: the fill is not complete (phase ${job.phase})`);
   return job;
 }
