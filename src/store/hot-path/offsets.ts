@@ -71,25 +71,20 @@ export async function storeOffsets(client: pg.ClientBase, groupId: string, offse
 
 /**
  * Sets a partition's position where nothing has been read yet (its configured start), and
- * remembers it as that: a later join has no applied record before it to check. Where another
- * member stored a position meanwhile (the caller reads it back):
+ * remembers it as that: a later join has no applied record before it to check. A position
+ * another member stored meanwhile wins, whatever it is (the caller reads it back):
  * - a start, nothing read since (two members of a new group starting at once, each finding
- *   the log's end at its own moment): the further one is kept, as a start. Moved alone, the
+ *   the log's end at its own moment): the first one stays a start. Moved on alone, the
  *   position would lie after a record never applied, which the next join reads as a log
- *   replaced under it, and the partition would be read again from its log start;
- * - a position records were read to: kept as it is. Moved on to this start, the records
- *   between, not read yet, would be skipped.
+ *   replaced under it; moved on as a start, it would pass over records its owner may have
+ *   applied in part, and a later owner would skip the rest;
+ * - a position records were read to: moved on to this start, the records between, not read
+ *   yet, would be skipped.
  */
 export async function storeStartOffset(client: pg.ClientBase, groupId: string, start: PartitionOffset): Promise<void> {
   await client.query(
     `INSERT INTO consumer_offsets (group_id, topic, partition, next_offset, start_offset) VALUES ($1, $2, $3, $4, $4)
-     ON CONFLICT (group_id, topic, partition) DO UPDATE
-       -- Both read the row as it was: unread when its position is still its start.
-       SET next_offset = CASE WHEN consumer_offsets.next_offset = consumer_offsets.start_offset
-                              THEN GREATEST(consumer_offsets.next_offset, excluded.next_offset) ELSE consumer_offsets.next_offset END,
-           start_offset = CASE WHEN consumer_offsets.next_offset = consumer_offsets.start_offset
-                               THEN GREATEST(consumer_offsets.next_offset, excluded.next_offset) ELSE consumer_offsets.start_offset END,
-           updated_at = now()`,
+     ON CONFLICT (group_id, topic, partition) DO NOTHING`,
     [groupId, start.topic, start.partition, start.nextOffset.toString()],
   );
 }
