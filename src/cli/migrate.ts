@@ -1,7 +1,7 @@
 /** `hunt migrate`: apply pending database migrations. */
 import type { Command } from 'commander';
 import { loadConfig } from '../config';
-import { migrate, type Migration } from '../store/migrate';
+import { migrate } from '../store/migrate';
 import type { PostgresTarget } from '../store/pg-connection';
 import { createPool } from '../store/pool';
 
@@ -10,8 +10,8 @@ export async function runMigrations(target: PostgresTarget): Promise<string[]> {
   try {
     const client = await pool.connect();
     try {
-      const onLockWait = (m: Migration, attempt: number) =>
-        console.error(`migration ${m.id}_${m.name}: waited for a lock other sessions hold (try ${attempt}); trying again shortly, the hot path runs meanwhile`);
+      const onLockWait = (step: string, attempt: number) =>
+        console.error(`${step}: waited for a lock other sessions hold (try ${attempt}); trying again shortly, the hot path runs meanwhile`);
       return (await migrate(client, undefined, { onLockWait })).map((m) => `${m.id}_${m.name}`);
     } finally {
       client.release();

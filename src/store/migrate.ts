@@ -55,8 +55,8 @@ export interface MigrateOptions {
   lockTimeoutMs?: number;
   /** Tries per migration before giving up, with a pause between them in which the hot path runs. */
   attempts?: number;
-  /** Told of each try that timed out on a lock. */
-  onLockWait?: (migration: Migration, attempt: number) => void;
+  /** Told of each try that timed out on a lock: what waited (`migration 017_name`), and the try. */
+  onLockWait?: (step: string, attempt: number) => void;
 }
 
 interface AppliedMigration {
@@ -119,44 +119,66 @@ export async function migrate(client: pg.ClientBase, migrations = listMigrations
     if (newer) throw new Error(`${newer}, nothing was migrated`);
     const applied = new Set(rows.map((r) => r.id));
     const pending = migrations.filter((m) => !applied.has(m.id));
-    // Only with migrations to apply (which need the owner's rights anyway): later runs only read.
-    if (pending.length > 0) {
-      await client.query('ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS compatible_with_older boolean NOT NULL DEFAULT false');
+    const bounds = { lockTimeoutMs, attempts, onLockWait };
+    // Only with migrations to apply (which need the owner's rights anyway), and only when it
+    // is missing: ALTER TABLE takes the table's exclusive lock even when the column exists, and
+    // every start-up check of ingest and the workers reads the table.
+    if (pending.length > 0 && !rows.some((r) => 'compatible_with_older' in r) && !(await hasCompatibilityColumn(client))) {
+      await inTransactionWithLockTimeout(client, 'schema_migrations.compatible_with_older', bounds, () =>
+        client.query('ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS compatible_with_older boolean NOT NULL DEFAULT false'),
+      );
     }
-    for (const migration of pending) await applyWithLockTimeout(client, migration, lockTimeoutMs, attempts, onLockWait);
+    for (const migration of pending) {
+      await inTransactionWithLockTimeout(client, `migration ${migration.id}_${migration.name}`, bounds, async () => {
+        await client.query('INSERT INTO schema_migrations (id, name, compatible_with_older) VALUES ($1, $2, $3)', [migration.id, migration.name, migration.compatibleWithOlder === true]);
+        await client.query(migration.sql);
+      });
+    }
     return pending;
   } finally {
     await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]);
   }
 }
 
-async function applyWithLockTimeout(
+/** Whether schema_migrations has the column (an empty table's SELECT * does not say). */
+async function hasCompatibilityColumn(client: pg.ClientBase): Promise<boolean> {
+  const { rows } = await client.query(
+    `SELECT 1 FROM pg_attribute WHERE attrelid = 'schema_migrations'::regclass AND attname = 'compatible_with_older' AND NOT attisdropped`,
+  );
+  return rows.length > 0;
+}
+
+/**
+ * `work` in a transaction whose statements wait at most lockTimeoutMs for a lock: one that
+ * waits longer is rolled back and tried again after a pause in which the hot path runs,
+ * `attempts` times in all, then fails naming `step` and the cause.
+ */
+async function inTransactionWithLockTimeout(
   client: pg.ClientBase,
-  migration: Migration,
-  lockTimeoutMs: number,
-  attempts: number,
-  onLockWait: MigrateOptions['onLockWait'],
+  step: string,
+  bounds: Required<Pick<MigrateOptions, 'lockTimeoutMs' | 'attempts'>> & Pick<MigrateOptions, 'onLockWait'>,
+  work: () => Promise<unknown>,
 ): Promise<void> {
+  const { lockTimeoutMs, attempts, onLockWait } = bounds;
   for (let attempt = 1; ; attempt++) {
     await client.query('BEGIN');
     try {
       await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMs))}`);
-      await client.query('INSERT INTO schema_migrations (id, name, compatible_with_older) VALUES ($1, $2, $3)', [migration.id, migration.name, migration.compatibleWithOlder === true]);
-      await client.query(migration.sql);
+      await work();
       await client.query('COMMIT');
       return;
     } catch (err) {
       await client.query('ROLLBACK');
       const lockWait = sqlStateOf(err) === SqlState.lockNotAvailable;
       if (lockWait && attempt < attempts) {
-        onLockWait?.(migration, attempt);
+        onLockWait?.(step, attempt);
         await sleep(backoffMs(attempt - 1, 500, 10_000));
         continue;
       }
       const why = lockWait
         ? `its locks were held by other sessions through ${attempts} tries of ${lockTimeoutMs} ms (a long transaction on the table: see pg_stat_activity; pause the Schedules while migrating)`
         : (err as Error).message;
-      throw new Error(`migration ${migration.id}_${migration.name} failed: ${why}`, { cause: err });
+      throw new Error(`${step} failed: ${why}`, { cause: err });
     }
   }
 }

@@ -38,13 +38,13 @@ describe('hunt migrate', () => {
       await reader.query('SELECT count(*) FROM events'); // holds ACCESS SHARE until it ends
       const waits: number[] = [];
       const migrating = withClient((client) =>
-        migrate(client, [...listMigrations(), addColumn], { lockTimeoutMs: 200, attempts: 3, onLockWait: (_, attempt) => waits.push(attempt) }),
+        migrate(client, [...listMigrations(), addColumn], { lockTimeoutMs: 200, attempts: 3, onLockWait: (step, attempt) => waits.push(`${step} ${attempt}`) }),
       );
       // Other sessions still get at events (behind a waiting ALTER they would queue as long as the reader runs).
       await new Promise((resolve) => setTimeout(resolve, 300));
       await withClient((client) => client.query('SELECT count(*) FROM events'));
       await expect(migrating).rejects.toThrow(/migration 9001_test_add_column failed: its locks were held by other sessions through 3 tries of 200 ms/);
-      expect(waits).toEqual([1, 2]);
+      expect(waits).toEqual(['migration 9001_test_add_column 1', 'migration 9001_test_add_column 2']);
     } finally {
       await reader.query('ROLLBACK');
       await reader.end();
@@ -106,5 +106,40 @@ describe('hunt migrate', () => {
     // ... but not a version before 9001 and 9002, which are not marked.
     expect(await schemaMismatch(db.pool)).toMatch(/does not know \(9001_test_add_column, 9002_from_the_future\)/);
     fs.rmSync(dir, { recursive: true });
+  });
+
+  it('adds its own column to schema_migrations only where it is missing, and waits for that lock no longer than a migration does', async () => {
+    // Known here too: 9005's mark goes with the column dropped below.
+    const known = [...listMigrations(), addColumn, { id: 9002, name: 'from_the_future', sql: '' }, { id: 9005, name: 'compatible_addition', sql: '' }];
+    const reader = new pg.Client({ connectionString: db.url });
+    await reader.connect();
+    const readSchemaMigrations = async () => {
+      await reader.query('BEGIN');
+      await reader.query('SELECT count(*) FROM schema_migrations'); // as pg_dump, or a start-up check
+    };
+    try {
+      // The column exists: a pending migration does not touch the table's definition, so the reader holds nothing up.
+      await readSchemaMigrations();
+      const whileRead = { id: 9006, name: 'while_read', sql: 'SELECT 1' };
+      expect(await withClient((client) => migrate(client, [...known, whileRead], { lockTimeoutMs: 200, attempts: 1 }))).toEqual([whileRead]);
+      await reader.query('ROLLBACK');
+
+      // A database last migrated by a version before the column: the ALTER is bounded like a migration's.
+      await db.pool.query('ALTER TABLE schema_migrations DROP COLUMN compatible_with_older');
+      await readSchemaMigrations();
+      const waits: string[] = [];
+      const next = { id: 9007, name: 'after_the_column', sql: 'SELECT 1' };
+      const all = [...known, whileRead, next];
+      await expect(withClient((client) => migrate(client, all, { lockTimeoutMs: 200, attempts: 2, onLockWait: (step) => waits.push(step) }))).rejects.toThrow(
+        /schema_migrations\.compatible_with_older failed: its locks were held by other sessions through 2 tries of 200 ms/,
+      );
+      expect(waits).toEqual(['schema_migrations.compatible_with_older']);
+      await reader.query('ROLLBACK');
+      expect(await withClient((client) => migrate(client, all, { lockTimeoutMs: 200, attempts: 2 }))).toEqual([next]);
+      expect((await db.pool.query(`SELECT compatible_with_older FROM schema_migrations WHERE id = 9007`)).rows).toEqual([{ compatible_with_older: false }]);
+    } finally {
+      await reader.query('ROLLBACK').catch(() => undefined);
+      await reader.end();
+    }
   });
 });
