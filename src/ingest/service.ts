@@ -86,7 +86,7 @@ export function createIngestPool(
   onConnectionLost: (err: Error) => void,
   idleInTransactionMs = IDLE_IN_TRANSACTION_LIMIT_MS,
 ): pg.Pool {
-  return createPool(target, ingestPoolSize(commitLanes), onConnectionLost, {
+  const pool = createPool(target, ingestPoolSize(commitLanes), onConnectionLost, {
     query_timeout: HOT_PATH_QUERY_TIMEOUT_MS,
     statement_timeout: HOT_PATH_STATEMENT_TIMEOUT_MS,
     connectionTimeoutMillis: HOT_PATH_CONNECT_TIMEOUT_MS,
@@ -95,7 +95,22 @@ export function createIngestPool(
     // A micro-batch's statements go in one write (commitMicroBatch): two round trips instead of five.
     pipeline: true,
   });
+  // Queued ahead of the first statement the pool hands the client out for.
+  pool.on('connect', (client) => void client.query(SERVER_KEEPALIVE_SQL).catch(() => undefined));
+  return pool;
 }
+
+/**
+ * TCP keep-alive on the server's side of the hot path's sessions. A session whose client
+ * vanished while Postgres was reading a statement from it (a connection dead halfway through
+ * a micro-batch) is neither idle in a transaction nor running, so no timeout ends it, and it
+ * holds its hunts' fences until the server's keep-alive gives up: over two hours with Linux's
+ * defaults, about 30 s with these. Set per session, so no server setting is needed (a Unix
+ * socket ignores them). Behind a proxy, the proxy answers the probes: the silent-connection
+ * watch (store/silent-sessions.ts) covers that case.
+ */
+const SERVER_KEEPALIVE_SQL = `SELECT set_config('tcp_keepalives_idle', '15', false), set_config('tcp_keepalives_interval', '5', false),
+  set_config('tcp_keepalives_count', '3', false)`;
 
 export async function runIngestService(config: Config, logger: Logger = createLogger(config, 'ingest')): Promise<IngestService> {
   const pool = createIngestPool(config, config.ingest.commitLanes, (err) => logger.warn({ err }, 'Postgres connection lost; it will be replaced'));

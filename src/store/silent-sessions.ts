@@ -14,16 +14,20 @@
  * - Postgres's: over another connection, pg_stat_activity shows that the session behind it
  *   has not been running a statement for as long (idle, idle in a transaction, or blocked
  *   writing to a client that reads nothing), so it is not working on the query the client
- *   waits for, and never will. A long statement or a lock wait is `active`, and never cut.
- *   A session seen before and gone since (Postgres ended it, its goodbye lost on the way), or
- *   one of a server started after the connection was made (a failover), is gone for good.
+ *   waits for, and never will; or that it has been reading the start of a statement from
+ *   the client for `readingMs` (a connection that died mid-statement: such a session holds
+ *   its locks, the hunts' fences among them, until the server's TCP keep-alive gives up,
+ *   two hours by default). A long statement or a lock wait is `active`, and never cut. A
+ *   session that is gone (Postgres ended it and its goodbye was lost, or after a failover
+ *   the server is another) is gone for good.
  *
  * The session is then terminated (its locks are freed at once, not at the idle-in-transaction
  * limit) and the socket destroyed, so the waiting query fails now and its caller retries on a
  * new connection: a hot-path commit changes nothing twice (eventIds dedupe, offsets only grow).
  *
  * A session is known by its pid and application name. Behind a connection pooler (PgBouncer)
- * the pid the client knows is not a server's: no row matches, and nothing is done.
+ * the pid a client knows is not a server's: the check sees so of its own connection, and
+ * then cuts only a session it has seen (seen active, then gone or quiet).
  */
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
@@ -32,11 +36,17 @@ import { pgClientConfig, type PostgresTarget } from './pg-connection';
 export interface SilentSessionLimits {
   /** A connection out of the pool and silent this long, on a session as quiet, is cut. */
   quietMs: number;
+  /**
+   * The same for a session that has started a statement and is still reading it from the
+   * client: a slow link can take a while to bring a big one (the client's socket shows
+   * nothing once the kernel holds the rest), so it is given longer.
+   */
+  readingMs: number;
   /** How often the checked-out connections are looked at (only silent ones cost a query). */
   checkEveryMs: number;
 }
 
-export const SILENT_SESSION_LIMITS: SilentSessionLimits = { quietMs: 10_000, checkEveryMs: 2_500 };
+export const SILENT_SESSION_LIMITS: SilentSessionLimits = { quietMs: 10_000, readingMs: 60_000, checkEveryMs: 2_500 };
 
 export interface SilentSession {
   pid: number;
@@ -58,8 +68,6 @@ export interface SilentSessionWatch {
 
 /** The check's own connection must not wait long either: it is made again at the next check. */
 const PROBE_TIMEOUT_MS = 5_000;
-/** A server started this long after a connection was made is not the one it was made to (clocks differ a little). */
-const CLOCK_MARGIN_MS = 5_000;
 
 /** One checkout of a pooled client. */
 interface Checkout {
@@ -75,26 +83,30 @@ interface SessionRow {
   pid: number;
   application_name: string;
   state: string;
-  quiet: boolean;
+  wait_event: string;
+  /** Since the session's state last changed (a statement started or ended), by Postgres's clock. */
+  unchanged_ms: number;
 }
 
-/** States in which the session is not working on a statement the client has sent. */
 const SESSIONS_SQL = `
-  SELECT pid, application_name, coalesce(state, '') AS state,
-         (state IN ('idle', 'idle in transaction', 'idle in transaction (aborted)')
-           OR (state = 'active' AND wait_event = 'ClientWrite'))
-         AND now() - state_change >= make_interval(secs => $2::float8 / 1000) AS quiet
+  SELECT pid, application_name, coalesce(state, '') AS state, coalesce(wait_event, '') AS wait_event,
+         extract(epoch FROM now() - state_change) * 1000 AS unchanged_ms
     FROM pg_stat_activity WHERE pid = ANY($1::int[])`;
-const SERVER_STARTED_SQL = `SELECT extract(epoch FROM pg_postmaster_start_time()) * 1000 AS started_ms`;
+/** The check's own session's pid: the one its client knows unless a pooler sits between. */
+const OWN_PID_SQL = `SELECT pg_backend_pid() AS pid`;
+const IDLE_STATES = new Set(['idle', 'idle in transaction', 'idle in transaction (aborted)']);
+
+/** How long the session must have been as it is, and the connection silent, before it is cut; undefined while it works. */
+function limitFor(row: SessionRow, limits: SilentSessionLimits): number | undefined {
+  if (IDLE_STATES.has(row.state) || (row.state === 'active' && row.wait_event === 'ClientWrite')) return limits.quietMs;
+  if (row.state === 'active' && row.wait_event === 'ClientRead') return limits.readingMs;
+  return undefined;
+}
 
 export function watchSilentSessions(pool: pg.Pool, target: PostgresTarget, hooks: SilentSessionHooks, limits: SilentSessionLimits = SILENT_SESSION_LIMITS): SilentSessionWatch {
   const checkouts = new Map<pg.PoolClient, Checkout>();
-  /** When each client connected, by this machine's clock: compared with the server's start. */
-  const connectedAt = new WeakMap<pg.Client, number>();
-  const onConnect = (client: pg.Client) => connectedAt.set(client, Date.now());
   const onAcquire = (client: pg.PoolClient) => checkouts.set(client, { client, traffic: trafficOf(client), silentSince: performance.now(), seen: false });
   const onRelease = (_err: Error | undefined, client: pg.PoolClient) => checkouts.delete(client);
-  pool.on('connect', onConnect);
   pool.on('acquire', onAcquire);
   pool.on('release', onRelease);
 
@@ -119,15 +131,22 @@ export function watchSilentSessions(pool: pg.Pool, target: PostgresTarget, hooks
     }
     if (silent.length === 0) return;
     await withProbe(target, async (probe) => {
-      const { rows } = await probe.query<SessionRow>(SESSIONS_SQL, [silent.map((c) => pidOf(c.client)), limits.quietMs]);
-      const serverStartedMs = Number((await probe.query<{ started_ms: string }>(SERVER_STARTED_SQL)).rows[0]?.started_ms);
+      const { rows } = await probe.query<SessionRow>(SESSIONS_SQL, [silent.map((c) => pidOf(c.client))]);
+      // Straight to the server (no pooler between): a pid it does not list is a session gone.
+      const direct = (await probe.query<{ pid: number }>(OWN_PID_SQL)).rows[0]?.pid === pidOf(probe);
       for (const checkout of silent) {
         // Released (it answered) or taken again meanwhile: this check is not about its new use.
         if (checkouts.get(checkout.client) !== checkout || trafficOf(checkout.client) !== checkout.traffic) continue;
         const row = rows.find((r) => r.pid === pidOf(checkout.client) && sameApplication(checkout.client, r.application_name));
-        const madeBeforeServer = serverStartedMs > (connectedAt.get(checkout.client) ?? Infinity) + CLOCK_MARGIN_MS;
-        if (row && !row.quiet) checkout.seen = true;
-        else if (row || checkout.seen || madeBeforeServer) await cut(probe, checkout, row?.state ?? 'gone', now);
+        if (!row) {
+          if (checkout.seen || direct) await cut(probe, checkout, 'gone', now);
+          continue;
+        }
+        checkout.seen = true;
+        const limit = limitFor(row, limits);
+        if (limit !== undefined && Number(row.unchanged_ms) >= limit && now - checkout.silentSince >= limit) {
+          await cut(probe, checkout, row.wait_event ? `${row.state} (${row.wait_event})` : row.state, now);
+        }
       }
     });
   }
@@ -143,7 +162,6 @@ export function watchSilentSessions(pool: pg.Pool, target: PostgresTarget, hooks
   return {
     async stop() {
       clearInterval(timer);
-      pool.off('connect', onConnect);
       pool.off('acquire', onAcquire);
       pool.off('release', onRelease);
       await checking;

@@ -36,7 +36,7 @@ describe('hunt migrate', () => {
     try {
       await reader.query('BEGIN');
       await reader.query('SELECT count(*) FROM events'); // holds ACCESS SHARE until it ends
-      const waits: number[] = [];
+      const waits: string[] = [];
       const migrating = withClient((client) =>
         migrate(client, [...listMigrations(), addColumn], { lockTimeoutMs: 200, attempts: 3, onLockWait: (step, attempt) => waits.push(`${step} ${attempt}`) }),
       );

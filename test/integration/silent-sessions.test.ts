@@ -17,7 +17,8 @@ import { forwardPort, freePort, type ForwardOptions, type Forwarder } from '../h
 import { waitFor } from '../helpers/wait';
 
 const db = useTestDatabase();
-const LIMITS = { quietMs: 1000, checkEveryMs: 200 };
+// Reading a statement: longer than the slow link below takes to bring the big batch (about 5 s).
+const LIMITS = { quietMs: 1000, readingMs: 8000, checkEveryMs: 200 };
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
@@ -49,7 +50,7 @@ describe('the silent-connection watch', () => {
     const failure = await client.query('SELECT 2').then(() => undefined, (err: unknown) => err);
     client.release(true);
     expect(String(failure)).toMatch(/Postgres connection cut: its session \(pid \d+\) was idle in transaction/);
-    expect(cuts).toEqual([expect.objectContaining({ pid: pidOf(client), state: 'idle in transaction' })]);
+    expect(cuts).toEqual([expect.objectContaining({ pid: pidOf(client), state: expect.stringMatching(/^idle in transaction/) })]);
     // Terminated, not left holding what it locked until the idle-in-transaction limit.
     await waitFor('the session to end', async () => (await db.pool.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pidOf(client)])).rowCount === 0, { timeoutMs: 5000 });
   });
@@ -68,6 +69,19 @@ describe('the silent-connection watch', () => {
     expect(cuts).toEqual([expect.objectContaining({ pid: pidOf(client), state: 'gone' })]);
   });
 
+  it('cuts one whose session was ended before any check saw it, the check reaching the server itself (no pooler between)', async () => {
+    const { pool, forwarder, cuts } = await watchedPool();
+    const client = await pool.connect();
+    await client.query('BEGIN');
+    await client.query('SELECT 1');
+    forwarder.freezeOpen();
+    await db.pool.query('SELECT pg_terminate_backend($1)', [pidOf(client)]);
+    const failure = await client.query('SELECT 2').then(() => undefined, (err: unknown) => err);
+    client.release(true);
+    expect(String(failure)).toMatch(/Postgres connection cut: its session \(pid \d+\) was gone/);
+    expect(cuts).toEqual([expect.objectContaining({ pid: pidOf(client), state: 'gone' })]);
+  });
+
   it('leaves alone a slow link moving a big micro-batch, after a small one prepared the hot path\'s statements on the connection', async () => {
     // 200 KiB/s: the big batch (about 1 MiB) takes about 5 s to arrive, five times the limit.
     const { cuts, through } = await watchedPool({ bytesPerSecond: 200 * 1024 });
@@ -82,6 +96,36 @@ describe('the silent-connection watch', () => {
     expect(big.rows.json.length).toBeGreaterThan(NAMED_PARAMETERS_MAX_CHARS * 8);
     expect(await commitMicroBatch(ingestPool, 'g', big)).toMatchObject({ inserted: 5000 });
     expect(cuts).toEqual([]);
+    // The server's side probes the connection too, soon: a session reading a statement from a
+    // vanished client would otherwise hold its fences for the server's default two hours.
+    const { rows } = await ingestPool.query<{ idle: string; interval: string; count: string }>(
+      `SELECT current_setting('tcp_keepalives_idle') AS idle, current_setting('tcp_keepalives_interval') AS interval, current_setting('tcp_keepalives_count') AS count`,
+    );
+    expect(rows).toEqual([{ idle: '15', interval: '5', count: '3' }]);
+  }, 30_000);
+
+  it('cuts one that died halfway through sending a big micro-batch (its session reading the statement), freeing the fences it holds', async () => {
+    const { cuts, through, forwarder } = await watchedPool({ bytesPerSecond: 200 * 1024 });
+    const ingestPool = createIngestPool({ databaseUrl: through }, 1, () => undefined);
+    cleanups.push(() => ingestPool.end());
+    const watch = watchSilentSessions(ingestPool, { databaseUrl: db.url }, { onCut: (session) => cuts.push(session) }, LIMITS);
+    cleanups.push(() => watch.stop());
+    await commitMicroBatch(ingestPool, 'g', batchOf(19_000, 10)); // the hunts' fence rows exist
+    // About 5 s to send; the fence lock ahead of it has run, so its session holds hunt-0..2.
+    const commit = commitMicroBatch(ingestPool, 'g', batchOf(20_000, 5000)).then(() => undefined, (err: unknown) => err);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    forwarder.freezeOpen();
+    expect(String(await commit)).toMatch(/Postgres connection cut: its session \(pid \d+\) was active \(ClientRead\)/);
+    // The fences are free: another commit of those hunts goes through at once.
+    const locker = await db.pool.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query(`SET LOCAL lock_timeout = '2s'`);
+      await locker.query(`SELECT 1 FROM hunts WHERE hunt_id IN ('hunt-0', 'hunt-1', 'hunt-2') FOR UPDATE`);
+      await locker.query('ROLLBACK');
+    } finally {
+      locker.release();
+    }
   }, 30_000);
 
   it('leaves alone a slow link bringing a big result back from a session shown idle', async () => {

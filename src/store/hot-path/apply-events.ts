@@ -86,7 +86,7 @@ export async function lockHuntFences(client: pg.ClientBase, huntIds: readonly st
   // default collation is not C, `ORDER BY h` alone took them in another order, and the two
   // deadlocked (Postgres broke it after deadlock_timeout, and both retried).
   await client.query({
-    name: 'hunt-fence-lock',
+    ...nameIfSmall('hunt-fence-lock', huntIds.reduce((chars, id) => chars + id.length + 3, 0)),
     text: `INSERT INTO hunts (hunt_id) SELECT h FROM unnest($1::text[]) AS h ORDER BY h COLLATE "C"
            ON CONFLICT (hunt_id) DO UPDATE SET updated_at = now()`,
     values: [huntIds],
