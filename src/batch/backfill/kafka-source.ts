@@ -169,6 +169,16 @@ async function readRange(
     onDeleted({ partition, from: at, to });
     moveTo(partition, to);
   };
+  /**
+   * Where the records deleted before `fetchedFrom` end: the log's start, if it lies past the
+   * cursor (none were deleted otherwise). Unconfirmed (Kafka did not answer), the fetch's
+   * start counts: a loss reported too high beats one not reported.
+   */
+  const deletedUpTo = async (partition: number, fetchedFrom: bigint): Promise<bigint> => {
+    const low = await fetchTopicState(admin, topic).then((state) => state?.low[String(partition)], () => undefined);
+    if (low === undefined) return fetchedFrom;
+    return BigInt(low) < fetchedFrom ? BigInt(low) : fetchedFrom;
+  };
   // A crash kafkajs does not restart from would otherwise leave `finished` pending: every
   // attempt would end on its heartbeat timeout, retried for ever, with the cause only in the log.
   consumer.on(consumer.events.CRASH, ({ payload }) => {
@@ -223,9 +233,10 @@ async function readRange(
         const p = String(batch.partition);
         // kafkajs fetches from the cursor (its seek at the join, then on from what was taken),
         // unless the log no longer holds it: then it starts again from the log's start (the
-        // consumer's "earliest"), past records deleted before they were read.
+        // consumer's "earliest"), past records deleted before they were read. It also steps
+        // past the cursor over a compacted log's gaps: the log's start says which it was.
         const fetchedFrom = fetchedOffsetOf(batch);
-        if (fetchedFrom !== undefined) passDeleted(batch.partition, fetchedFrom);
+        if (fetchedFrom !== undefined && fetchedFrom > BigInt(next[p] ?? '0')) passDeleted(batch.partition, await deletedUpTo(batch.partition, fetchedFrom));
         const from = BigInt(next[p] ?? '0');
         const end = BigInt(range.end[p] ?? '0');
         const inRange = batch.messages.filter((m) => BigInt(m.offset) >= from && BigInt(m.offset) < end);
