@@ -80,7 +80,7 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
 
   const positions = new PartitionPositions({ pool, groupId, topic, startFrom: config.ingest.startFrom, watermarks });
   const kafkaCommits = trailingKafkaCommits(consumer, logger);
-  const recreateDlq = () => createDlqAgain(deps.dlqKafka ?? kafka, config.kafka.topics.dlq, deps.topicLimits.dlqMaxMessageBytes);
+  const recreateDlq = () => createDlqAgain(deps.dlqKafka ?? kafka, config.kafka.topics.dlq, deps.topicLimits.dlqMaxMessageBytes, deps.topicLimits.dlqShape);
   let wakeDlqRelay: () => void = () => undefined; // the relay starts once the DLQ producer is connected
   const { lanes, laneOf, health } = createCommitLanes(deps, {
     isStopping: () => stopping,

@@ -38,6 +38,14 @@ export interface PreparedTopics {
   inputMaxMessageBytes: number;
   /** The DLQ topic's max.message.bytes: the ceiling of one DLQ send. */
   dlqMaxMessageBytes: number;
+  /** How the DLQ topic was at start-up, to make it again so if it is deleted (createDlqAgain). */
+  dlqShape?: TopicShape;
+}
+
+/** A topic's partition count and its own settings (the overrides of the broker's defaults). */
+export interface TopicShape {
+  partitions: number;
+  overrides: { name: string; value: string }[];
 }
 
 /**
@@ -94,7 +102,13 @@ export async function prepareTopics(
       );
     }
     const dlqMax = Number(dlqConfig.get(MAX_MESSAGE_BYTES)?.configValue);
-    if (dlqMax >= needed) return { inputMaxMessageBytes, dlqMaxMessageBytes: dlqMax };
+    // The DLQ's own settings, max.message.bytes apart (set from what is needed, below).
+    const overrides = [...dlqConfig.values()]
+      .filter((e) => e.configSource === ConfigSource.TOPIC_CONFIG && e.configName !== MAX_MESSAGE_BYTES)
+      .map((e) => ({ name: e.configName, value: e.configValue }));
+    const partitions = await partitionCount(admin, topics.dlq).catch(() => DEFAULT_PARTITIONS);
+    const dlqShape = { partitions, overrides };
+    if (dlqMax >= needed) return { inputMaxMessageBytes, dlqMaxMessageBytes: dlqMax, dlqShape };
     const problem =
       `Kafka topic ${topics.dlq} has ${MAX_MESSAGE_BYTES}=${dlqMax}, too small for a copy of the largest record ` +
       `${topics.events} accepts (${MAX_MESSAGE_BYTES}=${inputMaxMessageBytes}) plus its error headers`;
@@ -106,15 +120,12 @@ export async function prepareTopics(
       );
     }
     // The legacy AlterConfigs kafkajs speaks replaces every topic-level override, so keep the others.
-    const keep = [...dlqConfig.values()]
-      .filter((e) => e.configSource === ConfigSource.TOPIC_CONFIG && e.configName !== MAX_MESSAGE_BYTES)
-      .map((e) => ({ name: e.configName, value: e.configValue }));
     await admin.alterConfigs({
       validateOnly: false,
-      resources: [{ type: ConfigResourceTypes.TOPIC, name: topics.dlq, configEntries: [...keep, { name: MAX_MESSAGE_BYTES, value: String(needed) }] }],
+      resources: [{ type: ConfigResourceTypes.TOPIC, name: topics.dlq, configEntries: [...overrides, { name: MAX_MESSAGE_BYTES, value: String(needed) }] }],
     });
     options.logger.warn({ topic: topics.dlq, from: dlqMax, to: needed }, `${problem}; raised it on the embedded broker`);
-    return { inputMaxMessageBytes, dlqMaxMessageBytes: needed };
+    return { inputMaxMessageBytes, dlqMaxMessageBytes: needed, dlqShape };
   } finally {
     await admin.disconnect();
   }
@@ -122,15 +133,16 @@ export async function prepareTopics(
 
 /**
  * Creates the DLQ topic again, with the limit it had at start-up, after it was deleted under
- * the running consumer. Without it, every copy waits in quarantine until an operator makes
- * the topic or restarts `hunt ingest` (the stream goes on: dlq-relay.ts).
- * A topic still being deleted, or made meanwhile by someone else, counts as there.
+ * the running consumer: with its partition count and own settings too (retention, say) when
+ * they were read at start-up, not the defaults. Without it, every copy waits in quarantine
+ * until an operator makes the topic or restarts `hunt ingest` (the stream goes on:
+ * dlq-relay.ts). A topic still being deleted, or made meanwhile by someone else, counts as there.
  */
-export async function createDlqAgain(kafka: Kafka, topic: string, maxMessageBytes: number): Promise<void> {
+export async function createDlqAgain(kafka: Kafka, topic: string, maxMessageBytes: number, shape?: TopicShape): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();
   try {
-    await createTopic(admin, topic, [{ name: MAX_MESSAGE_BYTES, value: String(maxMessageBytes) }]);
+    await createTopic(admin, topic, [...(shape?.overrides ?? []), { name: MAX_MESSAGE_BYTES, value: String(maxMessageBytes) }], shape?.partitions);
   } catch (err) {
     if (!isTopicExists(err)) throw err;
   } finally {
@@ -142,8 +154,13 @@ export async function createDlqAgain(kafka: Kafka, topic: string, maxMessageByte
  * Creates a topic; false (kafkajs's answer) when it exists already: another member starting
  * at the same time made it between our listing and this call, with settings to be read.
  */
-async function createTopic(admin: Admin, topic: string, configEntries: { name: string; value: string }[]): Promise<boolean> {
-  return admin.createTopics({ topics: [{ topic, numPartitions: DEFAULT_PARTITIONS, configEntries }], waitForLeaders: true });
+async function createTopic(admin: Admin, topic: string, configEntries: { name: string; value: string }[], numPartitions = DEFAULT_PARTITIONS): Promise<boolean> {
+  return admin.createTopics({ topics: [{ topic, numPartitions, configEntries }], waitForLeaders: true });
+}
+
+async function partitionCount(admin: Admin, topic: string): Promise<number> {
+  const { topics } = await admin.fetchTopicMetadata({ topics: [topic] });
+  return topics[0]?.partitions.length || DEFAULT_PARTITIONS;
 }
 
 function isTopicExists(err: unknown): boolean {

@@ -25,13 +25,21 @@ const { database, runIngest, track, waitStored, onCleanup } = useIngestFaultKit(
 const pendingCopies = async (db: TestDatabase) => (await copiesWaiting(db.pool, null)).count;
 
 describe('a DLQ topic deleted under the running consumer', () => {
-  it('does not hold the stream; the relay creates it again with the size it needs and sends the copy', async () => {
+  it('does not hold the stream; the relay creates it again as it was (size, partitions, retention) and sends the copy', async () => {
     const db = await database();
     const topics = await createTestTopics(1);
-    const ingest = await runIngest(db, topics);
-    const events = eventsFor('dq', 3);
     const admin = testKafka().admin();
     await admin.connect();
+    // The operator's own setting of the DLQ, and its one partition (not the default four).
+    const sevenWeeks = String(7 * 7 * 24 * 3600 * 1000);
+    const [before] = (await admin.describeConfigs({ resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: topics.dlq }], includeSynonyms: false })).resources;
+    const ownSettings = (before?.configEntries ?? []).filter((e) => e.configSource === kafkajs.ConfigSource.TOPIC_CONFIG).map((e) => ({ name: e.configName, value: e.configValue }));
+    await admin.alterConfigs({
+      validateOnly: false,
+      resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: topics.dlq, configEntries: [...ownSettings, { name: 'retention.ms', value: sevenWeeks }] }],
+    });
+    const ingest = await runIngest(db, topics);
+    const events = eventsFor('dq', 3);
     try {
       await admin.deleteTopics({ topics: [topics.dlq] });
       await sendRecords(topics.events, [...asRecords(events.slice(0, 2)), { key: 'hunt-0', value: '{"eventId": "half' }, ...asRecords(events.slice(2))]);
@@ -41,6 +49,9 @@ describe('a DLQ topic deleted under the running consumer', () => {
       const [dlqConfig] = (await admin.describeConfigs({ resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: topics.dlq }], includeSynonyms: false })).resources;
       const maxMessageBytes = Number(dlqConfig?.configEntries.find((e) => e.configName === 'max.message.bytes')?.configValue);
       expect(maxMessageBytes).toBeGreaterThanOrEqual(BROKER_MAX_MESSAGE_BYTES + DLQ_HEADROOM_BYTES);
+      expect(dlqConfig?.configEntries.find((e) => e.configName === 'retention.ms')?.configValue).toBe(sevenWeeks);
+      const { topics: [dlqMetadata] } = await admin.fetchTopicMetadata({ topics: [topics.dlq] });
+      expect(dlqMetadata?.partitions).toHaveLength(1);
     } finally {
       await admin.disconnect();
     }
