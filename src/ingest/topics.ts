@@ -79,7 +79,9 @@ export async function prepareTopics(
     };
     if (!existing.has(topics.dlq)) {
       try {
-        if (await createTopic(admin, topics.dlq, [{ name: MAX_MESSAGE_BYTES, value: String(needed) }])) return { inputMaxMessageBytes, dlqMaxMessageBytes: needed };
+        if (await createTopic(admin, topics.dlq, [{ name: MAX_MESSAGE_BYTES, value: String(needed) }])) {
+          return { inputMaxMessageBytes, dlqMaxMessageBytes: needed, dlqShape: { partitions: DEFAULT_PARTITIONS, overrides: [] } };
+        }
       } catch (err) {
         return unusable(err, 'create');
       }

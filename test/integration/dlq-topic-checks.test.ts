@@ -6,7 +6,7 @@
  */
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { createLogger, type Logger } from '../../src/log';
-import { DLQ_HEADROOM_BYTES, prepareTopics, TopicConfigError } from '../../src/ingest/topics';
+import { DEFAULT_PARTITIONS, DLQ_HEADROOM_BYTES, prepareTopics, TopicConfigError } from '../../src/ingest/topics';
 import { BROKER_MAX_MESSAGE_BYTES, testKafka } from '../helpers/ingest';
 import { uniqueName } from '../helpers/wait';
 
@@ -65,7 +65,11 @@ describe('a DLQ topic that cannot be made', () => {
     const error = vi.fn();
     const logger = { error, warn: vi.fn(), info: vi.fn() } as unknown as Logger;
     const both = await Promise.all([1, 2, 3].map(() => prepareTopics(kafka, { events, dlq }, { mayAlterDlq: false, logger })));
-    const expected = { inputMaxMessageBytes: BROKER_MAX_MESSAGE_BYTES, dlqMaxMessageBytes: BROKER_MAX_MESSAGE_BYTES + DLQ_HEADROOM_BYTES };
+    const expected = {
+      inputMaxMessageBytes: BROKER_MAX_MESSAGE_BYTES,
+      dlqMaxMessageBytes: BROKER_MAX_MESSAGE_BYTES + DLQ_HEADROOM_BYTES,
+      dlqShape: { partitions: DEFAULT_PARTITIONS, overrides: [] }, // as made, whichever member made it
+    };
     expect(both).toEqual([expected, expected, expected]);
     expect(error).not.toHaveBeenCalled(); // read as made, not taken for one that cannot be
   });
