@@ -11,7 +11,7 @@
  */
 import type pg from 'pg';
 import { toDetailText } from '../events/detail-text';
-import { applyEventRows, lockHuntFences, storeAndScore } from '../store/hot-path/apply-events';
+import { applyEventRows, lockHuntFences, stageRows, storeAndScoreStaged } from '../store/hot-path/apply-events';
 import { describeDataError, isDataError } from '../store/hot-path/errors';
 import { rowCount, type EventRows } from '../store/hot-path/event-rows';
 import { applyIsolating } from '../store/hot-path/isolate';
@@ -50,8 +50,9 @@ export async function commitMicroBatch(pool: pg.Pool, groupId: string, batch: Mi
   try {
     if (pool.options.pipeline) return await commitPipelined(pool, groupId, batch, quarantineOptions);
     return await withTransaction(pool, async (client) => {
-      const applied = await applyEventRows(client, batch.rows);
+      // Rejects first: their bytes cross the link before the fences are taken (stageRows).
       await quarantineRecords(client, batch.rejected, quarantineOptions);
+      const applied = await applyEventRows(client, batch.rows);
       await storeOffsets(client, groupId, batch.offsets);
       return { inserted: applied.inserted, duplicates: applied.duplicates, unprocessable: [], isolated: false };
     });
@@ -74,21 +75,22 @@ export async function commitMicroBatch(pool: pg.Pool, groupId: string, batch: Mi
 
 /**
  * The same transaction as above on a pipelining connection (withPipelinedTransaction): the
- * fence lock, store-and-score, the quarantine rows and the offsets go in one write, behind
- * BEGIN, and Postgres runs them in that order as if they had been sent one by one; the
- * COMMIT follows once all have answered. Two round trips instead of five.
+ * quarantine rows, the staged events, the fence lock, store-and-score and the offsets go in
+ * one write, behind BEGIN, and Postgres runs them in that order as if they had been sent one
+ * by one; the COMMIT follows once all have answered. Two round trips instead of five. The big
+ * statements come before the fence lock, so no hunt's fence waits on their bytes.
  */
 async function commitPipelined(pool: pg.Pool, groupId: string, batch: MicroBatch, quarantineOptions: { copyToDlq: boolean }): Promise<CommitResult> {
   let stored: Promise<number> = Promise.resolve(0);
   await withPipelinedTransaction(pool, (client) => {
     // Each call issues its query before it first awaits, so the queries go in this order.
-    const statements: Promise<unknown>[] = [];
+    const statements: Promise<unknown>[] = [...writeQuarantineInserts(client, batch.rejected, quarantineOptions)];
     if (rowCount(batch.rows) > 0) {
+      statements.push(stageRows(client, batch.rows));
       statements.push(lockHuntFences(client, [...batch.rows.huntIds].sort()));
-      stored = storeAndScore(client, batch.rows);
+      stored = storeAndScoreStaged(client);
       statements.push(stored);
     }
-    statements.push(...writeQuarantineInserts(client, batch.rejected, quarantineOptions));
     statements.push(storeOffsets(client, groupId, batch.offsets));
     return statements;
   });

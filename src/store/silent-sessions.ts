@@ -14,10 +14,11 @@
  * - Postgres's: over another connection, pg_stat_activity shows that the session behind it
  *   has not been running a statement for as long (idle, idle in a transaction, or blocked
  *   writing to a client that reads nothing), so it is not working on the query the client
- *   waits for, and never will; or that it has been reading the start of a statement from
- *   the client for `readingMs` (a connection that died mid-statement: such a session holds
- *   its locks, the hunts' fences among them, until the server's TCP keep-alive gives up,
- *   two hours by default). A long statement or a lock wait is `active`, and never cut. A
+ *   waits for, and never will; or that it has been reading a statement from the client for
+ *   `readingMs` (a connection that died mid-statement: no timeout ends such a session, which
+ *   keeps its connection slot and whatever its transaction holds until the server's TCP
+ *   keep-alive gives up, two hours by default). A long statement or a lock wait is `active`,
+ *   and never cut. A
  *   session that is gone (Postgres ended it and its goodbye was lost, or after a failover
  *   the server is another) is gone for good.
  *
@@ -46,7 +47,10 @@ export interface SilentSessionLimits {
   checkEveryMs: number;
 }
 
-export const SILENT_SESSION_LIMITS: SilentSessionLimits = { quietMs: 10_000, readingMs: 60_000, checkEveryMs: 2_500 };
+// Reading: just under the hot path's 120 s query timeout. A slow link's big micro-batch can
+// leave the client's socket still for all of its upload (the kernel or a proxy holds the rest),
+// and the hot path sends it before taking any fence (stageRows), so a long read blocks no one.
+export const SILENT_SESSION_LIMITS: SilentSessionLimits = { quietMs: 10_000, readingMs: 115_000, checkEveryMs: 2_500 };
 
 export interface SilentSession {
   pid: number;

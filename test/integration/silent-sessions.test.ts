@@ -104,19 +104,19 @@ describe('the silent-connection watch', () => {
     expect(rows).toEqual([{ idle: '15', interval: '5', count: '3' }]);
   }, 30_000);
 
-  it('cuts one that died halfway through sending a big micro-batch (its session reading the statement), freeing the fences it holds', async () => {
+  it('cuts one that died halfway through sending a big micro-batch (its session reading the statement), which holds no fence meanwhile', async () => {
     const { cuts, through, forwarder } = await watchedPool({ bytesPerSecond: 200 * 1024 });
     const ingestPool = createIngestPool({ databaseUrl: through }, 1, () => undefined);
     cleanups.push(() => ingestPool.end());
     const watch = watchSilentSessions(ingestPool, { databaseUrl: db.url }, { onCut: (session) => cuts.push(session) }, LIMITS);
     cleanups.push(() => watch.stop());
     await commitMicroBatch(ingestPool, 'g', batchOf(19_000, 10)); // the hunts' fence rows exist
-    // About 5 s to send; the fence lock ahead of it has run, so its session holds hunt-0..2.
+    // About 5 s to send. Its rows go before the fence lock (stageRows), so while they cross,
+    // and once the link is dead, its session holds none of hunt-0..2's fences.
     const commit = commitMicroBatch(ingestPool, 'g', batchOf(20_000, 5000)).then(() => undefined, (err: unknown) => err);
     await new Promise((resolve) => setTimeout(resolve, 1500));
     forwarder.freezeOpen();
-    expect(String(await commit)).toMatch(/Postgres connection cut: its session \(pid \d+\) was active \(ClientRead\)/);
-    // The fences are free: another commit of those hunts goes through at once.
+    await new Promise((resolve) => setTimeout(resolve, 500));
     const locker = await db.pool.connect();
     try {
       await locker.query('BEGIN');
@@ -126,6 +126,7 @@ describe('the silent-connection watch', () => {
     } finally {
       locker.release();
     }
+    expect(String(await commit)).toMatch(/Postgres connection cut: its session \(pid \d+\) was active \(ClientRead\)/);
   }, 30_000);
 
   it('leaves alone a slow link bringing a big result back from a session shown idle', async () => {

@@ -62,20 +62,36 @@ export async function applyEventRows(client: pg.ClientBase, rows: EventRows, opt
   const count = rowCount(rows);
   if (count === 0) return { inserted: 0, duplicates: 0, huntIds: [] };
   const huntIds = [...rows.huntIds].sort();
+  await stageRows(client, rows);
   if (!options.fenced) await lockHuntFences(client, huntIds);
-  const inserted = await storeAndScore(client, rows);
+  const inserted = await storeAndScoreStaged(client);
   return { inserted, duplicates: count - inserted, huntIds };
 }
 
 /**
- * The store-and-score statement alone, issued at once (the caller holds the fences, or has
- * written the fence lock ahead of it on a pipelining connection); resolves to the number of
- * events inserted.
+ * Sends the rows to Postgres ahead of the fences, into a setting of the transaction that
+ * store-and-score reads: while a big micro-batch crosses the link (seconds on a slow one),
+ * the session holds no hunt's fence. Sent after the fence lock, a micro-batch whose client
+ * froze or vanished halfway held its hunts' fences as long as Postgres waited for the rest
+ * (no timeout ends a session reading a statement), and every writer of those hunts with it.
+ * Issued at once: on a pipelining connection, write it first.
  */
-export async function storeAndScore(client: pg.ClientBase, rows: EventRows): Promise<number> {
-  const { rows: result } = await client.query<{ inserted: number }>({ ...nameIfSmall('store-and-score', rows.json.length), text: STORE_AND_SCORE, values: [rows.json] });
+export function stageRows(client: pg.ClientBase, rows: EventRows): Promise<unknown> {
+  return client.query({ ...nameIfSmall('stage-micro-batch', rows.json.length), text: `SELECT set_config('${STAGED_ROWS}', $1, true)`, values: [rows.json] });
+}
+
+/**
+ * The store-and-score statement over the staged rows (stageRows), issued at once (the caller
+ * holds the fences, or has written the fence lock ahead of it on a pipelining connection);
+ * resolves to the number of events inserted.
+ */
+export async function storeAndScoreStaged(client: pg.ClientBase): Promise<number> {
+  const { rows: result } = await client.query<{ inserted: number }>({ name: 'store-and-score', text: STORE_AND_SCORE });
   return result[0]?.inserted ?? 0;
 }
+
+/** The transaction's setting holding the staged rows (a custom setting: any role may set one). */
+const STAGED_ROWS = 'hunt.micro_batch';
 
 /**
  * Locks the fence rows of `huntIds` (creating those missing) for the rest of the caller's
@@ -108,7 +124,7 @@ const STORE_AND_SCORE = `
     SELECT r.e AS event_id, r.h AS hunt_id, r.p AS player_id, r.t AS type, r.o AS occurred_at,
            r.s AS subject_id, r.n AS points, r.d AS display_name, r.m AS team_id, r.src AS source, r.arrival
       -- The rows come joined by ','; Postgres adds the brackets, so the client sends the string it has.
-      FROM ROWS FROM (json_to_recordset(('[' || $1::text || ']')::json)
+      FROM ROWS FROM (json_to_recordset(('[' || current_setting('${STAGED_ROWS}') || ']')::json)
                         AS (e text, h text, p text, t text, o timestamptz, s text, n int, d text, m text, src text))
            WITH ORDINALITY AS r(e, h, p, t, o, s, n, d, m, src, arrival)
   ), ins AS (
