@@ -24,7 +24,7 @@ import { createKafka, isKafkaOutage, withKafkaHint, type KafkaErrorListener } fr
 import { createIngestMetrics } from './metrics';
 import { prepareTopics, type PreparedTopics } from './topics';
 import { connectAtStartup } from '../backoff';
-import { watchSilentSessions } from '../store/silent-sessions';
+import { keepServerSideAlive, watchSilentSessions } from '../store/silent-sessions';
 
 export interface IngestService {
   apiUrl: string;
@@ -95,24 +95,10 @@ export function createIngestPool(
     // A micro-batch's statements go in one write (commitMicroBatch): two round trips instead of five.
     pipeline: true,
   });
-  // Queued ahead of the first statement the pool hands the client out for.
-  pool.on('connect', (client) => void client.query(SERVER_KEEPALIVE_SQL).catch(() => undefined));
+  keepServerSideAlive(pool);
   return pool;
 }
 
-/**
- * TCP keep-alive on the server's side of the hot path's sessions, and a bound on how long its
- * replies may go unacknowledged. A session whose client vanished while Postgres was reading a
- * statement from it (a connection dead halfway through a micro-batch) is neither idle in a
- * transaction nor running, so no timeout ends it, and it keeps its connection slot (and what
- * its transaction holds) until the server's keep-alive gives up: over two hours with Linux's
- * defaults, about 30 s with these; one whose replies go unacknowledged, some 15 minutes of
- * retransmission, 30 s with the user timeout. Set per session, so no server setting is needed
- * (a Unix socket ignores them). Behind a proxy, the proxy answers the probes: the
- * silent-connection watch (store/silent-sessions.ts) covers that case.
- */
-const SERVER_KEEPALIVE_SQL = `SELECT set_config('tcp_keepalives_idle', '15', false), set_config('tcp_keepalives_interval', '5', false),
-  set_config('tcp_keepalives_count', '3', false), set_config('tcp_user_timeout', '30000', false)`;
 
 export async function runIngestService(config: Config, logger: Logger = createLogger(config, 'ingest')): Promise<IngestService> {
   const pool = createIngestPool(config, config.ingest.commitLanes, (err) => logger.warn({ err }, 'Postgres connection lost; it will be replaced'));

@@ -173,6 +173,25 @@ export function watchSilentSessions(pool: pg.Pool, target: PostgresTarget, hooks
   };
 }
 
+/**
+ * TCP keep-alive on the server's side of the hot path's sessions, and a bound on how long its
+ * replies may go unacknowledged. A session whose client vanished while Postgres was reading a
+ * statement from it (a connection dead halfway through a micro-batch) is neither idle in a
+ * transaction nor running, so no timeout ends it, and it keeps its connection slot (and what
+ * its transaction holds) until the server's keep-alive gives up: over two hours with Linux's
+ * defaults, about 30 s with these; one whose replies go unacknowledged, some 15 minutes of
+ * retransmission, 30 s with the user timeout. Set per session, so no server setting is needed
+ * (a Unix socket ignores them). Behind a proxy, the proxy answers the probes: the
+ * silent-connection watch (watchSilentSessions) covers that case.
+ */
+const SERVER_KEEPALIVE_SQL = `SELECT set_config('tcp_keepalives_idle', '15', false), set_config('tcp_keepalives_interval', '5', false),
+  set_config('tcp_keepalives_count', '3', false), set_config('tcp_user_timeout', '30000', false)`;
+
+/** Sets the server-side keep-alive on each new session of `pool`, queued ahead of the first statement it is handed out for. */
+export function keepServerSideAlive(pool: pg.Pool): void {
+  pool.on('connect', (client) => void client.query(SERVER_KEEPALIVE_SQL).catch(() => undefined));
+}
+
 /** A short-lived connection of its own: the pool's may be the silent ones. */
 async function withProbe(target: PostgresTarget, use: (probe: pg.Client) => Promise<void>): Promise<void> {
   const probe = new pg.Client({ ...pgClientConfig(target), connectionTimeoutMillis: PROBE_TIMEOUT_MS, query_timeout: PROBE_TIMEOUT_MS, application_name: 'hunt silent-session check' });
