@@ -127,6 +127,17 @@ async function importKafkaChunks(deps: Pick<ActivityDeps, 'pool' | 'kafka' | 'co
   const [fromMs, toMs] = [msOf(from), msOf(to)];
   let state = start;
   let cursor = { ...(state.cursor.kafka ?? range.start) };
+  /** Where the job stands with `cursor` where it is. */
+  const progress = () => {
+    const left = remaining(cursor, range.end);
+    return { cursor: { kafka: { ...cursor } }, done: left === 0, position: remaining(range.start, range.end) - left };
+  };
+  /** A partition's records before `next` are done with (imported, or lost), counted in `counts`: heartbeated, so a retry resumes after them and counts them once. */
+  const advance = (partition: number, next: bigint, counts: ImportCounts) => {
+    cursor[String(partition)] = next.toString();
+    state = { ...progress(), counts: addCounts(state.counts, counts) };
+    context.heartbeat(state);
+  };
   // What consumeRange returns may lie past the last slice: markers, aborted or deleted records at the range's end.
   cursor = await failingIfGone(() =>
     consumeRange(deps.kafka, topic, cursor, range, input.chunkSize * input.maxChunks, async ({ partition, messages }) => {
@@ -135,11 +146,7 @@ async function importKafkaChunks(deps: Pick<ActivityDeps, 'pool' | 'kafka' | 'co
         const inWindow = slice.filter((m) => inTimeWindow(m.timestamp, fromMs, toMs));
         const origin: ImportOrigin = { topic, partition, sourceLabel: `backfill:${input.jobId}:${topic}:${partition}` };
         const imported = await commitImport(deps.pool, prepareImport(origin, inWindow, options), options);
-        const counts = { ...imported, outsideRange: slice.length - inWindow.length };
-        cursor[String(partition)] = (BigInt(slice[slice.length - 1]!.offset) + 1n).toString();
-        const left = remaining(cursor, range.end);
-        state = { cursor: { kafka: { ...cursor } }, counts: addCounts(state.counts, counts), done: left === 0, position: remaining(range.start, range.end) - left };
-        context.heartbeat(state);
+        advance(partition, BigInt(slice[slice.length - 1]!.offset) + 1n, { ...imported, outsideRange: slice.length - inWindow.length });
       }
     },
     context.cancellationSignal,
@@ -147,24 +154,14 @@ async function importKafkaChunks(deps: Pick<ActivityDeps, 'pool' | 'kafka' | 'co
     ({ partition, from, to }) => {
       // Lost to the job, and nothing else would say so: counted in its result and progress.
       const deleted = Number(to - from);
-      // The heartbeat's cursor passes them too: a retry resuming from it counts them once.
-      cursor[String(partition)] = to.toString();
-      const left = remaining(cursor, range.end);
-      state = {
-        cursor: { kafka: { ...cursor } },
-        counts: addCounts(state.counts, { ...emptyCounts(), deletedBeforeRead: deleted }),
-        done: left === 0,
-        position: remaining(range.start, range.end) - left,
-      };
+      advance(partition, to, { ...emptyCounts(), deletedBeforeRead: deleted });
       deps.logger.error(
         { job: input.jobId, topic, partition, fromOffset: from.toString(), toOffset: to.toString(), records: deleted },
         `backfill: ${deleted} records of ${topic}/${partition} (offsets ${from} to ${to - 1n}) were deleted (retention or delete-records) before the job read them; passed, and counted as deletedBeforeRead`,
       );
-      context.heartbeat(state);
     }),
   );
-  const left = remaining(cursor, range.end);
-  return { ...state, cursor: { kafka: cursor }, done: left === 0, position: remaining(range.start, range.end) - left };
+  return { ...state, ...progress() };
 }
 
 /** A topic deleted or recreated under the job fails it for good: no retry brings its records back. */

@@ -99,7 +99,6 @@ export function createIngestPool(
   return pool;
 }
 
-
 export async function runIngestService(config: Config, logger: Logger = createLogger(config, 'ingest')): Promise<IngestService> {
   const pool = createIngestPool(config, config.ingest.commitLanes, (err) => logger.warn({ err }, 'Postgres connection lost; it will be replaced'));
   const metrics = createIngestMetrics();

@@ -18,9 +18,8 @@
  *   `readingMs` (a connection that died mid-statement: no timeout ends such a session, which
  *   keeps its connection slot and whatever its transaction holds until the server's TCP
  *   keep-alive gives up, two hours by default). A long statement or a lock wait is `active`,
- *   and never cut. A
- *   session that is gone (Postgres ended it and its goodbye was lost, or after a failover
- *   the server is another) is gone for good.
+ *   and never cut. A session that is gone (Postgres ended it and its goodbye was lost, or
+ *   after a failover the server is another) is gone for good.
  *
  * The session is then terminated (its locks are freed at once, not at the idle-in-transaction
  * limit) and the socket destroyed, so the waiting query fails now and its caller retries on a
@@ -32,6 +31,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
+import { withTimeout } from '../time-limit';
 import { pgClientConfig, type PostgresTarget } from './pg-connection';
 
 export interface SilentSessionLimits {
@@ -201,9 +201,7 @@ async function withProbe(target: PostgresTarget, use: (probe: pg.Client) => Prom
     await use(probe);
   } finally {
     // end() waits for the server to close; one that went silent too would hold the check for ever.
-    const ended = probe.end().then(() => true, () => true);
-    const inTime = await Promise.race([ended, new Promise<false>((resolve) => setTimeout(() => resolve(false), PROBE_TIMEOUT_MS).unref())]);
-    if (!inTime) streamOf(probe).destroy();
+    await withTimeout(probe.end(), PROBE_TIMEOUT_MS).catch(() => streamOf(probe).destroy());
   }
 }
 

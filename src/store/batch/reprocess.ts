@@ -34,7 +34,7 @@ import { attachmentsTheSwapWouldLose, shapeChanges } from './live-table-shape';
 import { objectsBlockingDrop, recreateShadow, swapInShadow } from './shadow-tables';
 import { describeSessions } from '../sessions';
 import { withTransaction } from '../transaction';
-import { allowIdleInTransaction } from '../bounded-transaction';
+import { allowIdleInTransaction, withBoundedTransaction } from '../bounded-transaction';
 import { newestEventSeq } from './settled-seq';
 
 /** Projections reprocess can rebuild, by the name operators pass in the job input. */
@@ -276,8 +276,7 @@ export async function swapShadow(pool: pg.Pool, projection: ProjectionName, jobI
  * Undefined when the swap did not commit, or a newer run owns the projection.
  */
 export async function settleCancelledSwap(pool: pg.Pool, projection: ProjectionName, jobId: string, lockTimeoutMs: number): Promise<SwapResult | undefined> {
-  return withTransaction(pool, async (client) => {
-    await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${lockTimeoutMs}ms`]);
+  return withBoundedTransaction(pool, { lockTimeoutMs, statementTimeoutMs: lockTimeoutMs + 1000 }, async (client) => {
     const { rows } = await client.query<JobRow>('SELECT * FROM reprocess_jobs WHERE projection = $1 FOR UPDATE', [projection]);
     const job = rows[0];
     if (!job || job.job_id !== jobId) return undefined;
