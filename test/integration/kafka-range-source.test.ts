@@ -1,12 +1,20 @@
 /**
  * The Kafka-range backfill's reader on a range larger than one fetch: it must move past
  * each fetch (kafkajs fetches from the last resolved offset), take at most what it is asked
- * for, and resume from the cursor it returns.
+ * for, and resume from the cursor it returns; records deleted under it are reported, and the
+ * backfill step counts them.
  */
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { Partitioners } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { consumeRange, resolveRange, type DeletedRecords, type KafkaRange, type PartitionOffsets } from '../../src/batch/backfill/kafka-source';
 import { KafkaRangeGoneError } from '../../src/batch/backfill/range-check';
+import type { ChunkBatchResult } from '../../src/batch/backfill/types';
+import { createBackfillActivities } from '../../src/batch/backfill-job';
+import { loadConfig } from '../../src/config';
+import { createLogger } from '../../src/log';
+import { createTestDatabase } from '../helpers/database';
+import { clueFound, recordOf, T0_MS } from '../helpers/event-builders';
 import { createTestTopics, sendRecords, testKafka, waitForLogEnd } from '../helpers/ingest';
 import { uniqueName, waitFor } from '../helpers/wait';
 
@@ -202,3 +210,37 @@ async function topicExists(topic: string): Promise<boolean> {
     await admin.disconnect();
   }
 }
+
+describe('the Kafka backfill step over a range of which records were deleted before it read them', () => {
+  it('counts them as deletedBeforeRead in its result and heartbeat, imports the rest, and ends at the range\'s end', async () => {
+    const topics = await createTestTopics(1);
+    const events = Array.from({ length: 50 }, (_, i) =>
+      clueFound({ eventId: `deleted-${i}`, huntId: 'hunt-d', playerId: `p${i % 5}`, occurredAt: new Date(T0_MS + i * 1000).toISOString(), clueId: `c${i}`, points: 10 }),
+    );
+    await sendRecords(topics.events, events.map((e) => ({ key: e.huntId, value: recordOf(e) })));
+    // The job fixed its range before the deletion (as describeBackfillSource does at its start).
+    const range = await resolveRange(testKafka(), topics.events, undefined);
+    const admin = testKafka().admin();
+    await admin.connect();
+    await admin.fetchTopicMetadata({ topics: [topics.events] });
+    await admin.deleteTopicRecords({ topic: topics.events, partitions: [{ partition: 0, offset: '20' }] });
+    await admin.disconnect();
+
+    const db = await createTestDatabase();
+    try {
+      const config = loadConfig({ BACKFILL_TOPICS: topics.events });
+      const activities = createBackfillActivities({ pool: db.pool, kafka: testKafka(), config, logger: createLogger({ logLevel: 'silent' }) });
+      const attempt = new MockActivityEnvironment();
+      const beats: ChunkBatchResult[] = [];
+      attempt.on('heartbeat', (details: ChunkBatchResult) => beats.push(details));
+      const input = { jobId: uniqueName('deleted'), source: { kind: 'kafka' as const, topic: topics.events }, cursor: { kafka: range.start }, chunkSize: 100, maxChunks: 10, dryRun: false, range };
+      const result = await attempt.run(activities.importChunks, input);
+      expect(result).toMatchObject({ done: true, position: 50, cursor: { kafka: { '0': '50' } }, counts: { records: 30, inserted: 30, deletedBeforeRead: 20 } });
+      // The heartbeat that reported the loss had moved the cursor past it: a retry counts it once.
+      expect(beats.find((b) => (b.counts.deletedBeforeRead ?? 0) > 0)).toMatchObject({ cursor: { kafka: { '0': '20' } }, counts: { deletedBeforeRead: 20, records: 0 } });
+      expect(Number((await db.pool.query<{ n: string }>(`SELECT count(*) AS n FROM events WHERE hunt_id = 'hunt-d'`)).rows[0]?.n)).toBe(30);
+    } finally {
+      await db.dispose();
+    }
+  }, 60_000);
+});
