@@ -76,6 +76,16 @@ export async function forwardPort(port: number, target: string, options: Forward
   };
 }
 
+/** A forwarder to the database of `databaseUrl`, on a port of its own, and the URL that goes through it. */
+export async function forwardDatabase(databaseUrl: string, options: ForwardOptions = {}): Promise<{ forwarder: Forwarder; url: string }> {
+  const target = new URL(databaseUrl);
+  const port = await freePort();
+  const forwarder = await forwardPort(port, `${target.hostname}:${target.port}`, options);
+  const through = new URL(databaseUrl);
+  through.port = String(port);
+  return { forwarder, url: through.toString() };
+}
+
 interface Relay {
   stop(): void;
 }

@@ -16,7 +16,7 @@ import { createTestTopics, endOffsets, projectionOf, sendRecords, startIngestPro
 import {
   asAdmin, asRecords, dropConnections, eventCount, eventsFor, expectNoLogReset, metricsOf, readyz, recordsRead, recreateTopic, send, sleep, storedOffset, useIngestFaultKit,
 } from '../helpers/ingest-faults';
-import { forwardPort, freePort } from '../helpers/tcp-forward';
+import { forwardDatabase } from '../helpers/tcp-forward';
 import { waitFor } from '../helpers/wait';
 
 const { database, track, runIngest, waitStored, onCleanup } = useIngestFaultKit();
@@ -67,12 +67,9 @@ describe('the stall signal', () => {
     const stallLimitMs = 4000;
     const db = await database();
     const topics = await createTestTopics(2);
-    const port = await freePort();
-    const postgres = await forwardPort(port, `${new URL(db.url).hostname}:${new URL(db.url).port}`);
+    const { forwarder: postgres, url } = await forwardDatabase(db.url);
     onCleanup(() => postgres.close());
-    const throughForwarder = new URL(db.url);
-    throughForwarder.port = String(port);
-    const ingest = track(startIngestProcess(throughForwarder.toString(), topics, { INGEST_STALL_LIMIT_MS: String(stallLimitMs) }));
+    const ingest = track(startIngestProcess(url, topics, { INGEST_STALL_LIMIT_MS: String(stallLimitMs) }));
     await ingest.ready();
     await send(topics.events, eventsFor('frozen', 100));
     await waitCaughtUp(db.pool, topics);
@@ -97,12 +94,9 @@ describe('a connection dead without a word', () => {
   it('is cut once its session sits idle while a query waits, and the lane commits on a new connection long before the query timeout', { timeout: 120_000 }, async () => {
     const db = await database();
     const topics = await createTestTopics(2);
-    const port = await freePort();
-    const postgres = await forwardPort(port, `${new URL(db.url).hostname}:${new URL(db.url).port}`);
+    const { forwarder: postgres, url } = await forwardDatabase(db.url);
     onCleanup(() => postgres.close());
-    const throughForwarder = new URL(db.url);
-    throughForwarder.port = String(port);
-    const ingest = track(startIngestProcess(throughForwarder.toString(), topics));
+    const ingest = track(startIngestProcess(url, topics));
     await ingest.ready();
     const before = eventsFor('dropped', 100);
     await send(topics.events, before);

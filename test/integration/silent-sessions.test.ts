@@ -13,7 +13,7 @@ import { NAMED_PARAMETERS_MAX_CHARS } from '../../src/store/hot-path/statement-n
 import { watchSilentSessions, type SilentSession } from '../../src/store/silent-sessions';
 import { clueFound, recordOf } from '../helpers/event-builders';
 import { useTestDatabase } from '../helpers/database-fixture';
-import { forwardPort, freePort, type ForwardOptions, type Forwarder } from '../helpers/tcp-forward';
+import { forwardDatabase, type ForwardOptions, type Forwarder } from '../helpers/tcp-forward';
 import { waitFor } from '../helpers/wait';
 
 const db = useTestDatabase();
@@ -24,35 +24,42 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
 });
 
-/** A pool reaching the test's database through a forwarder, watched. */
-async function watchedPool(options: ForwardOptions = {}): Promise<{ pool: pg.Pool; forwarder: Forwarder; cuts: SilentSession[]; through: string }> {
-  const port = await freePort();
-  const target = new URL(db.url);
-  const forwarder = await forwardPort(port, `${target.hostname}:${target.port}`, options);
-  const through = new URL(db.url);
-  through.port = String(port);
-  const pool = createPool({ databaseUrl: through.toString() }, 2);
+/** A pool (a plain one, or `hunt ingest`'s) reaching the test's database through a forwarder, watched. */
+async function watchedPool(options: ForwardOptions = {}, makePool = (url: string) => createPool({ databaseUrl: url }, 2)): Promise<{ pool: pg.Pool; forwarder: Forwarder; cuts: SilentSession[] }> {
+  const { forwarder, url } = await forwardDatabase(db.url, options);
+  const pool = makePool(url);
   const cuts: SilentSession[] = [];
   const watch = watchSilentSessions(pool, { databaseUrl: db.url }, { onCut: (session) => cuts.push(session) }, LIMITS);
   cleanups.push(() => forwarder.close(), () => pool.end(), () => watch.stop());
-  return { pool, forwarder, cuts, through: through.toString() };
+  return { pool, forwarder, cuts };
 }
+const ingestPool = (url: string) => createIngestPool({ databaseUrl: url }, 1, () => undefined);
 
 const pidOf = (client: pg.PoolClient) => (client as unknown as { processID: number }).processID;
+
+/**
+ * A transaction on a checked-out client whose connection then stops passing anything (after
+ * `meanwhile`, done while it is frozen): the next query's failure, the client released.
+ */
+async function queryOnFrozenConnection(pool: pg.Pool, forwarder: Forwarder, meanwhile: (pid: number) => Promise<unknown> = async () => undefined) {
+  const client = await pool.connect();
+  await client.query('BEGIN');
+  await client.query('SELECT 1');
+  forwarder.freezeOpen();
+  await meanwhile(pidOf(client));
+  const failure = await client.query('SELECT 2').then(() => undefined, (err: unknown) => err);
+  client.release(true);
+  return { pid: pidOf(client), failure: String(failure) };
+}
 
 describe('the silent-connection watch', () => {
   it('cuts a connection that stopped passing anything while its session sits idle, so the waiting query fails at once', async () => {
     const { pool, forwarder, cuts } = await watchedPool();
-    const client = await pool.connect();
-    await client.query('BEGIN');
-    await client.query('SELECT 1');
-    forwarder.freezeOpen();
-    const failure = await client.query('SELECT 2').then(() => undefined, (err: unknown) => err);
-    client.release(true);
-    expect(String(failure)).toMatch(/Postgres connection cut: its session \(pid \d+\) was idle in transaction/);
-    expect(cuts).toEqual([expect.objectContaining({ pid: pidOf(client), state: expect.stringMatching(/^idle in transaction/) })]);
+    const { pid, failure } = await queryOnFrozenConnection(pool, forwarder);
+    expect(failure).toMatch(/Postgres connection cut: its session \(pid \d+\) was idle in transaction/);
+    expect(cuts).toEqual([expect.objectContaining({ pid, state: expect.stringMatching(/^idle in transaction/) })]);
     // Terminated, not left holding what it locked until the idle-in-transaction limit.
-    await waitFor('the session to end', async () => (await db.pool.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pidOf(client)])).rowCount === 0, { timeoutMs: 5000 });
+    await waitFor('the session to end', async () => (await db.pool.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid])).rowCount === 0, { timeoutMs: 5000 });
   });
 
   it('cuts one whose session, seen running, was ended while the link was down (its goodbye lost)', async () => {
@@ -71,49 +78,35 @@ describe('the silent-connection watch', () => {
 
   it('cuts one whose session was ended before any check saw it, the check reaching the server itself (no pooler between)', async () => {
     const { pool, forwarder, cuts } = await watchedPool();
-    const client = await pool.connect();
-    await client.query('BEGIN');
-    await client.query('SELECT 1');
-    forwarder.freezeOpen();
-    await db.pool.query('SELECT pg_terminate_backend($1)', [pidOf(client)]);
-    const failure = await client.query('SELECT 2').then(() => undefined, (err: unknown) => err);
-    client.release(true);
-    expect(String(failure)).toMatch(/Postgres connection cut: its session \(pid \d+\) was gone/);
-    expect(cuts).toEqual([expect.objectContaining({ pid: pidOf(client), state: 'gone' })]);
+    const { pid, failure } = await queryOnFrozenConnection(pool, forwarder, (frozen) => db.pool.query('SELECT pg_terminate_backend($1)', [frozen]));
+    expect(failure).toMatch(/Postgres connection cut: its session \(pid \d+\) was gone/);
+    expect(cuts).toEqual([expect.objectContaining({ pid, state: 'gone' })]);
   });
 
   it('leaves alone a slow link moving a big micro-batch, after a small one prepared the hot path\'s statements on the connection', async () => {
     // 200 KiB/s: the big batch (about 1 MiB) takes about 5 s to arrive, five times the limit.
-    const { cuts, through } = await watchedPool({ bytesPerSecond: 200 * 1024 });
-    const ingestPool = createIngestPool({ databaseUrl: through }, 1, () => undefined);
-    cleanups.push(() => ingestPool.end());
-    const watch = watchSilentSessions(ingestPool, { databaseUrl: db.url }, { onCut: (session) => cuts.push(session) }, LIMITS);
-    cleanups.push(() => watch.stop());
-    await commitMicroBatch(ingestPool, 'g', batchOf(0, 10));
+    const { pool, cuts } = await watchedPool({ bytesPerSecond: 200 * 1024 }, ingestPool);
+    await commitMicroBatch(pool, 'g', batchOf(0, 10));
     // A prepared statement's Bind would arrive with no Parse ahead of it, the session shown
     // idle in transaction meanwhile, as behind a dead connection: a big one goes unnamed.
     const big = batchOf(10, 5000);
     expect(big.rows.json.length).toBeGreaterThan(NAMED_PARAMETERS_MAX_CHARS * 8);
-    expect(await commitMicroBatch(ingestPool, 'g', big)).toMatchObject({ inserted: 5000 });
+    expect(await commitMicroBatch(pool, 'g', big)).toMatchObject({ inserted: 5000 });
     expect(cuts).toEqual([]);
     // The server's side probes the connection too, soon: a session reading a statement from a
     // vanished client would otherwise hold its fences for the server's default two hours.
-    const { rows } = await ingestPool.query<{ idle: string; interval: string; count: string }>(
+    const { rows } = await pool.query<{ idle: string; interval: string; count: string }>(
       `SELECT current_setting('tcp_keepalives_idle') AS idle, current_setting('tcp_keepalives_interval') AS interval, current_setting('tcp_keepalives_count') AS count`,
     );
     expect(rows).toEqual([{ idle: '15', interval: '5', count: '3' }]);
   }, 30_000);
 
   it('cuts one that died halfway through sending a big micro-batch (its session reading the statement), which holds no fence meanwhile', async () => {
-    const { cuts, through, forwarder } = await watchedPool({ bytesPerSecond: 200 * 1024 });
-    const ingestPool = createIngestPool({ databaseUrl: through }, 1, () => undefined);
-    cleanups.push(() => ingestPool.end());
-    const watch = watchSilentSessions(ingestPool, { databaseUrl: db.url }, { onCut: (session) => cuts.push(session) }, LIMITS);
-    cleanups.push(() => watch.stop());
-    await commitMicroBatch(ingestPool, 'g', batchOf(19_000, 10)); // the hunts' fence rows exist
+    const { pool, forwarder } = await watchedPool({ bytesPerSecond: 200 * 1024 }, ingestPool);
+    await commitMicroBatch(pool, 'g', batchOf(19_000, 10)); // the hunts' fence rows exist
     // About 5 s to send. Its rows go before the fence lock (stageRows), so while they cross,
     // and once the link is dead, its session holds none of hunt-0..2's fences.
-    const commit = commitMicroBatch(ingestPool, 'g', batchOf(20_000, 5000)).then(() => undefined, (err: unknown) => err);
+    const commit = commitMicroBatch(pool, 'g', batchOf(20_000, 5000)).then(() => undefined, (err: unknown) => err);
     await new Promise((resolve) => setTimeout(resolve, 1500));
     forwarder.freezeOpen();
     await new Promise((resolve) => setTimeout(resolve, 500));

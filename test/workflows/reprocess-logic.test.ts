@@ -5,7 +5,7 @@
  * one swap; a job cancelled while its swap step waits to retry reports the swap if it
  * committed. TestWorkflowEnvironment on the stack's Temporal server.
  */
-import { WorkflowFailedError } from '@temporalio/client';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
 import type { CatchUpSummary, FillProgress, FillShadowInput, PrepareResult, ReprocessStepInput, SwapResult } from '../../src/batch/reprocess-job';
@@ -105,37 +105,21 @@ describe('reprocess workflow logic', () => {
     { swapCommitted: true, outcome: 'completes with the swap' },
     { swapCommitted: false, outcome: 'ends cancelled' },
   ])('a job cancelled between its swap step\'s attempts $outcome when the swap committed is $swapCommitted', async ({ swapCommitted }) => {
-    const fake = fakeSteps(1);
-    const swap: SwapResult = { rows: 1, startedSeq: 42, eventsCaughtUp: 3, fencedEvents: 2, fenceMs: 1, maxSeq: 47 };
-    const activities = {
-      ...fake.activities,
-      swapShadow: async (): Promise<SwapResult> => {
-        throw new Error('the worker died before reporting the step');
-      },
-      swapOutcome: async (): Promise<SwapResult | null> => (swapCommitted ? swap : null),
+    const failing = async (): Promise<SwapResult> => {
+      throw new Error('the worker died before reporting the step');
     };
-    const outcome = await env.withWorker(activities, async (taskQueue) => {
-      const handle = await env.client.workflow.start('reprocess', { taskQueue, workflowId: uniqueName('reprocess-cancel-swap'), args: [{ projection: 'leaderboard' }] });
-      await waitFor(
-        'the swap step to wait for its second attempt',
-        async () => {
-          const pending = (await handle.describe()).raw.pendingActivities?.[0];
-          return pending?.activityType?.name === 'swapShadow' && pending.lastFailure ? pending : undefined;
-        },
-        { timeoutMs: 20_000, intervalMs: 50 },
-      );
-      await handle.cancel();
-      return handle.result().then(
-        (summary) => ({ summary: summary as ReprocessSummary }),
-        (failure: unknown) => ({ failure }),
-      );
+    const outcome = await cancelDuringSwap(failing, swapCommitted, {
+      cancelWhen: (handle) =>
+        waitFor(
+          'the swap step to wait for its second attempt',
+          async () => {
+            const pending = (await handle.describe()).raw.pendingActivities?.[0];
+            return pending?.activityType?.name === 'swapShadow' && pending.lastFailure ? pending : undefined;
+          },
+          { timeoutMs: 20_000, intervalMs: 50 },
+        ),
     });
-    if (swapCommitted) {
-      expect(outcome).toEqual({ summary: expect.objectContaining({ projection: 'leaderboard', ...swap, huntsTotal: 1 }) });
-    } else {
-      expect('failure' in outcome && outcome.failure).toBeInstanceOf(WorkflowFailedError);
-      expect(((outcome as { failure: WorkflowFailedError }).failure).cause).toBeInstanceOf(CancelledFailure);
-    }
+    expectOutcome(outcome, swapCommitted);
   });
 
   // Cancelled while an attempt runs, which then fails (its worker died after the swap
@@ -145,46 +129,71 @@ describe('reprocess workflow logic', () => {
     { swapCommitted: true, outcome: 'completes with the swap' },
     { swapCommitted: false, outcome: 'ends cancelled' },
   ])('a job cancelled during a swap attempt that then fails $outcome when the swap committed is $swapCommitted', async ({ swapCommitted }) => {
-    const fake = fakeSteps(1);
-    const swap: SwapResult = { rows: 1, startedSeq: 42, eventsCaughtUp: 3, fencedEvents: 2, fenceMs: 1, maxSeq: 47 };
     let started: () => void = () => undefined;
     const attemptStarted = new Promise<void>((resolve) => (started = resolve));
     let fail: () => void = () => undefined;
     const failNow = new Promise<void>((resolve) => (fail = resolve));
-    const asked: string[] = [];
-    const activities = {
-      ...fake.activities,
-      swapShadow: async (): Promise<SwapResult> => {
-        started();
-        await failNow; // no heartbeat: the cancellation never reaches it
-        throw new Error('the worker died before reporting the step');
-      },
-      swapOutcome: async (input: ReprocessStepInput): Promise<SwapResult | null> => {
-        asked.push(input.jobId);
-        return swapCommitted ? swap : null;
-      },
+    const failingLater = async (): Promise<SwapResult> => {
+      started();
+      await failNow; // no heartbeat: the cancellation never reaches it
+      throw new Error('the worker died before reporting the step');
     };
-    const outcome = await env.withWorker(activities, async (taskQueue) => {
-      const handle = await env.client.workflow.start('reprocess', { taskQueue, workflowId: uniqueName('reprocess-cancel-attempt'), args: [{ projection: 'leaderboard' }] });
-      await attemptStarted;
-      await handle.cancel();
+    const outcome = await cancelDuringSwap(failingLater, swapCommitted, {
+      cancelWhen: () => attemptStarted,
       // The workflow has asked for the attempt's cancellation before the attempt fails.
-      await waitFor('the cancellation request to reach the step', async () => {
-        const { events } = await handle.fetchHistory();
-        return (events ?? []).some((e) => e.activityTaskCancelRequestedEventAttributes != null);
-      }, { timeoutMs: 10_000, intervalMs: 50 });
-      fail();
-      return handle.result().then(
-        (summary) => ({ summary: summary as ReprocessSummary }),
-        (failure: unknown) => ({ failure }),
-      );
+      afterCancel: async (handle) => {
+        await waitFor('the cancellation request to reach the step', async () => {
+          const { events } = await handle.fetchHistory();
+          return (events ?? []).some((e) => e.activityTaskCancelRequestedEventAttributes != null);
+        }, { timeoutMs: 10_000, intervalMs: 50 });
+        fail();
+      },
     });
-    expect(asked).toHaveLength(1);
-    if (swapCommitted) {
-      expect(outcome).toEqual({ summary: expect.objectContaining({ projection: 'leaderboard', ...swap, huntsTotal: 1 }) });
-    } else {
-      expect('failure' in outcome && outcome.failure).toBeInstanceOf(WorkflowFailedError);
-      expect(((outcome as { failure: WorkflowFailedError }).failure).cause).toBeInstanceOf(CancelledFailure);
-    }
+    expectOutcome(outcome, swapCommitted);
   });
 });
+
+const SWAP: SwapResult = { rows: 1, startedSeq: 42, eventsCaughtUp: 3, fencedEvents: 2, fenceMs: 1, maxSeq: 47 };
+
+/**
+ * A reprocess of one hunt whose swap step is `swapShadow`, cancelled once `cancelWhen`
+ * resolves; `swapOutcome` answers as Postgres would. What the job ended with, and the jobs
+ * `swapOutcome` was asked about.
+ */
+async function cancelDuringSwap(
+  swapShadow: () => Promise<SwapResult>,
+  swapCommitted: boolean,
+  when: { cancelWhen: (handle: WorkflowHandle) => Promise<unknown>; afterCancel?: (handle: WorkflowHandle) => Promise<void> },
+) {
+  const asked: string[] = [];
+  const activities = {
+    ...fakeSteps(1).activities,
+    swapShadow,
+    swapOutcome: async (input: ReprocessStepInput): Promise<SwapResult | null> => {
+      asked.push(input.jobId);
+      return swapCommitted ? SWAP : null;
+    },
+  };
+  const ended = await env.withWorker(activities, async (taskQueue) => {
+    const handle = await env.client.workflow.start('reprocess', { taskQueue, workflowId: uniqueName('reprocess-cancel-swap'), args: [{ projection: 'leaderboard' }] });
+    await when.cancelWhen(handle);
+    await handle.cancel();
+    await when.afterCancel?.(handle);
+    return handle.result().then(
+      (summary) => ({ summary: summary as ReprocessSummary }),
+      (failure: unknown) => ({ failure }),
+    );
+  });
+  return { ended, asked };
+}
+
+/** Completed with the swap when it committed; otherwise cancelled. Postgres was asked once either way. */
+function expectOutcome({ ended, asked }: Awaited<ReturnType<typeof cancelDuringSwap>>, swapCommitted: boolean): void {
+  expect(asked).toHaveLength(1);
+  if (swapCommitted) {
+    expect(ended).toEqual({ summary: expect.objectContaining({ projection: 'leaderboard', ...SWAP, huntsTotal: 1 }) });
+  } else {
+    expect('failure' in ended && ended.failure).toBeInstanceOf(WorkflowFailedError);
+    expect((ended as { failure: WorkflowFailedError }).failure.cause).toBeInstanceOf(CancelledFailure);
+  }
+}
