@@ -64,7 +64,7 @@ export async function applyEventRows(client: pg.ClientBase, rows: EventRows, opt
   const huntIds = [...rows.huntIds].sort();
   await stageRows(client, rows);
   if (!options.fenced) await lockHuntFences(client, huntIds);
-  const inserted = await storeAndScoreStaged(client);
+  const inserted = await storeAndScoreStaged(client, rows);
   return { inserted, duplicates: count - inserted, huntIds };
 }
 
@@ -74,19 +74,22 @@ export async function applyEventRows(client: pg.ClientBase, rows: EventRows, opt
  * the session holds no hunt's fence. Sent after the fence lock, a micro-batch whose client
  * froze or vanished halfway held its hunts' fences as long as Postgres waited for the rest
  * (no timeout ends a session reading a statement), and every writer of those hunts with it.
- * Issued at once: on a pipelining connection, write it first.
+ * Issued at once: on a pipelining connection, write it first. Selects no column: set_config
+ * returns the value it set, and the batch came back to the consumer whole (experiments §48).
  */
 export function stageRows(client: pg.ClientBase, rows: EventRows): Promise<unknown> {
-  return client.query({ ...nameIfSmall('stage-micro-batch', rows.json.length), text: `SELECT set_config('${STAGED_ROWS}', $1, true)`, values: [rows.json] });
+  return client.query({ ...nameIfSmall('stage-micro-batch', rows.json.length), text: `SELECT FROM set_config('${STAGED_ROWS}', $1, true)`, values: [rows.json] });
 }
 
 /**
- * The store-and-score statement over the staged rows (stageRows), issued at once (the caller
+ * The store-and-score statement over the staged `rows` (stageRows), issued at once (the caller
  * holds the fences, or has written the fence lock ahead of it on a pipelining connection);
- * resolves to the number of events inserted.
+ * resolves to the number of events inserted. Named (planned once per connection) only for a
+ * small batch, as when the rows were its parameter: a plan made on a connection's first batch,
+ * while the tables were small, was kept for every big batch after (experiments §48).
  */
-export async function storeAndScoreStaged(client: pg.ClientBase): Promise<number> {
-  const { rows: result } = await client.query<{ inserted: number }>({ name: 'store-and-score', text: STORE_AND_SCORE });
+export async function storeAndScoreStaged(client: pg.ClientBase, rows: EventRows): Promise<number> {
+  const { rows: result } = await client.query<{ inserted: number }>({ ...nameIfSmall('store-and-score', rows.json.length), text: STORE_AND_SCORE });
   return result[0]?.inserted ?? 0;
 }
 
