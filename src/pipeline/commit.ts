@@ -88,7 +88,7 @@ async function commitPipelined(pool: pg.Pool, groupId: string, batch: MicroBatch
     if (rowCount(batch.rows) > 0) {
       statements.push(stageRows(client, batch.rows));
       statements.push(lockHuntFences(client, [...batch.rows.huntIds].sort()));
-      stored = storeAndScoreStaged(client, batch.rows);
+      stored = storeAndScoreStaged(client);
       statements.push(stored);
     }
     statements.push(storeOffsets(client, groupId, batch.offsets));

@@ -64,7 +64,7 @@ export async function applyEventRows(client: pg.ClientBase, rows: EventRows, opt
   const huntIds = [...rows.huntIds].sort();
   await stageRows(client, rows);
   if (!options.fenced) await lockHuntFences(client, huntIds);
-  const inserted = await storeAndScoreStaged(client, rows);
+  const inserted = await storeAndScoreStaged(client);
   return { inserted, duplicates: count - inserted, huntIds };
 }
 
@@ -82,14 +82,12 @@ export function stageRows(client: pg.ClientBase, rows: EventRows): Promise<unkno
 }
 
 /**
- * The store-and-score statement over the staged `rows` (stageRows), issued at once (the caller
+ * The store-and-score statement over the staged rows (stageRows), issued at once (the caller
  * holds the fences, or has written the fence lock ahead of it on a pipelining connection);
- * resolves to the number of events inserted. Named (planned once per connection) only for a
- * small batch, as when the rows were its parameter: a plan made on a connection's first batch,
- * while the tables were small, was kept for every big batch after (experiments §48).
+ * resolves to the number of events inserted.
  */
-export async function storeAndScoreStaged(client: pg.ClientBase, rows: EventRows): Promise<number> {
-  const { rows: result } = await client.query<{ inserted: number }>({ ...nameIfSmall('store-and-score', rows.json.length), text: STORE_AND_SCORE });
+export async function storeAndScoreStaged(client: pg.ClientBase): Promise<number> {
+  const { rows: result } = await client.query<{ inserted: number }>({ name: 'store-and-score', text: STORE_AND_SCORE });
   return result[0]?.inserted ?? 0;
 }
 

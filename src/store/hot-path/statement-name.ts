@@ -7,9 +7,7 @@
  * shows active from its first bytes. So statements carrying big parameters (the staged
  * micro-batch, a big quarantine insert, a fence lock of very many hunts) go unnamed, parsed
  * and planned again each time, which is nothing beside 64 KiB of parameters; small ones keep
- * their name and plan. Store-and-score, which reads the staged batch and has no parameter, goes
- * by the batch's size too: a named plan is made on a connection's first batches, while the
- * tables are small, and kept for every big batch after (experiments §48).
+ * their name and plan.
  */
 export const NAMED_PARAMETERS_MAX_CHARS = 64 * 1024;
 
