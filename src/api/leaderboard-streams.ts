@@ -58,6 +58,14 @@ export const ENTRIES_PER_READ = 50_000;
 /** The longest a hunt whose reads keep failing waits between tries. */
 const FAILING_READ_BACKOFF_MAX_MS = 30_000;
 
+/** A live stream's headers (a HEAD of its path gets them too). */
+export const STREAM_HEADERS: Readonly<Record<string, string>> = {
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': 'no-cache, no-transform',
+  connection: 'keep-alive',
+  'x-accel-buffering': 'no',
+};
+
 interface Stream {
   res: http.ServerResponse;
   limit: number;
@@ -113,6 +121,10 @@ export class LeaderboardStreams {
     this.options.logger.warn({ err, hunts, count }, 'live leaderboard: read failed; trying again in the next window'),
   );
 
+  private readonly reportWindowFault = everyFewSeconds((count: number, err: unknown, hunts: number) =>
+    this.options.logger.error({ err, hunts, count }, 'live leaderboard: a read window failed; trying its hunts again in the next window'),
+  );
+
   constructor(private readonly options: StreamOptions) {
     this.minIntervalMs = options.minIntervalMs ?? 100;
     this.heartbeatMs = options.heartbeatMs ?? 10_000;
@@ -143,12 +155,7 @@ export class LeaderboardStreams {
 
   /** Starts a stream on `res` for `huntId`; the first message follows as soon as it is read. */
   subscribe(huntId: string, limit: number, req: http.IncomingMessage, res: http.ServerResponse): void {
-    res.writeHead(200, {
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-cache, no-transform',
-      connection: 'keep-alive',
-      'x-accel-buffering': 'no',
-    });
+    res.writeHead(200, STREAM_HEADERS);
     res.write('retry: 2000\n\n');
     const stream: Stream = { res, limit, since: this.windows, started: false, lastSentAt: -Infinity, pending: undefined, timer: undefined, blockedSince: undefined };
     const hunt = this.stateOf(huntId);
@@ -251,7 +258,7 @@ export class LeaderboardStreams {
       for (const huntId of huntIds) {
         const hunt = this.hunts.get(huntId);
         if (!hunt || hunt.streams.size === 0) continue;
-        const request = { huntId, limit: Math.max(...[...hunt.streams].map((s) => s.limit)) };
+        const request = { huntId, limit: largestLimit(hunt.streams) };
         const failing = this.failing.get(huntId);
         if (!failing) wanted.push(request);
         else if (failing.retryAt <= now) alone.push([request]);
@@ -260,6 +267,12 @@ export class LeaderboardStreams {
       for (const requests of [...groupsWithin(wanted, ENTRIES_PER_READ, (r) => r.limit, HUNTS_PER_READ), ...alone]) {
         this.deliverPages(requests, await this.readOrRemark(requests), window);
       }
+    } catch (err) {
+      // A fault of this code, not a failed read (readOrRemark keeps those): its hunts are
+      // read again next window, and the process, which runs the hot path too, goes on.
+      for (const huntId of huntIds) this.marked.add(huntId);
+      this.readFailures++;
+      this.reportWindowFault(err, huntIds.length);
     } finally {
       this.lastWindowAt = performance.now();
       this.reading = false;
@@ -375,6 +388,13 @@ export class LeaderboardStreams {
       this.options.logger.warn({ dropped }, 'live leaderboard: closed streams whose clients stopped reading for two heartbeats');
     }
   }
+}
+
+/** The largest limit of a hunt's streams, in a loop: spread into Math.max, 125,000 of them overflowed the stack. */
+function largestLimit(streams: Iterable<Stream>): number {
+  let largest = 0;
+  for (const { limit } of streams) if (limit > largest) largest = limit;
+  return largest;
 }
 
 function emptyBoard(huntId: string): LeaderboardBody {

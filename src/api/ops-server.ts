@@ -7,7 +7,9 @@
  * saw the ingest as down and its stall gauge as absent.
  */
 import http from 'node:http';
-import type { Registry } from 'prom-client';
+import type net from 'node:net';
+import { Counter, type Registry } from 'prom-client';
+import { holdAnswer, isServedMethod, SERVED_METHODS, UNREAD_REFUSAL } from './answer-budget';
 import { httpServerOptions, type HttpLimits } from './http-limits';
 
 /** Connections the ops listener keeps open at once: probes and scrapers, a handful each. */
@@ -35,15 +37,28 @@ export async function opsReply(deps: OpsDeps, pathname: string): Promise<OpsRepl
   return undefined;
 }
 
-/** The ops listener's server: GET of the three paths, 404 for the rest, the read API's timeouts, its own connection cap. */
+/**
+ * The ops listener's server: GET and HEAD of the three paths, 404 for the rest, the read API's
+ * timeouts and budget of unread answers (answer-budget.ts), its own connection cap.
+ */
 export function createOpsServer(deps: OpsDeps, limits: HttpLimits): http.Server {
+  const cutUnread = new Counter({
+    name: 'hunt_api_ops_connections_cut_unread_total',
+    help: 'API_OPS_PORT connections closed because their client left an answer unread past API_REQUEST_TIMEOUT_MS',
+    registers: [deps.registry],
+  });
+  const cut = (socket: net.Socket) => {
+    if (socket.destroyed) return;
+    cutUnread.inc();
+    socket.destroy();
+  };
   const server = http.createServer(httpServerOptions(limits), (req, res) => {
-    const send = (status: number, body: unknown, contentType = 'application/json') => {
+    const send = (status: number, body: unknown, contentType = 'application/json', headers: Record<string, string> = {}) => {
       const text = typeof body === 'string' ? body : JSON.stringify(body);
-      res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(text) });
-      res.end(text);
+      if (holdAnswer(req, res, Buffer.byteLength(text), limits.requestTimeoutMs, cut)) return write(res, status, text, contentType, headers);
+      write(res, 503, JSON.stringify({ error: UNREAD_REFUSAL }), 'application/json', { 'retry-after': '1' });
     };
-    if (req.method !== 'GET') return send(405, { error: 'only GET is served' });
+    if (!isServedMethod(req.method)) return send(405, { error: `only ${SERVED_METHODS} are served` }, 'application/json', { allow: SERVED_METHODS });
     const pathname = (req.url ?? '').split('?')[0];
     opsReply(deps, pathname ?? '').then(
       (reply) => (reply ? send(reply.status, reply.body, reply.contentType) : send(404, { error: 'this port serves /healthz, /readyz and /metrics' })),
@@ -53,4 +68,9 @@ export function createOpsServer(deps: OpsDeps, limits: HttpLimits): http.Server 
   server.maxRequestsPerSocket = limits.maxRequestsPerSocket;
   server.maxConnections = OPS_MAX_CONNECTIONS;
   return server;
+}
+
+function write(res: http.ServerResponse, status: number, text: string, contentType: string, headers: Record<string, string>) {
+  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(text);
 }

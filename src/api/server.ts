@@ -15,9 +15,10 @@ import { ID_PATTERN } from '../constants';
 import type { Logger } from '../log';
 import { SqlState, sqlStateOf } from '../store/sql-state';
 import { huntExists, leaderboardPage, playerEntry } from '../store/read/leaderboard';
+import { holdAnswer, isServedMethod, MAX_UNREAD_BYTES_PER_CONNECTION, SERVED_METHODS, UNREAD_REFUSAL } from './answer-budget';
 import { createApiMetrics, routeLabel, type ApiMetrics } from './api-metrics';
 import { applyHttpLimits, httpServerOptions, type HttpLimits } from './http-limits';
-import type { LeaderboardStreams } from './leaderboard-streams';
+import { STREAM_HEADERS, type LeaderboardStreams } from './leaderboard-streams';
 import { LIVE_PAGE_HEADERS, livePage } from './live-page';
 import { opsReply } from './ops-server';
 import type { CachedReply, ReplyCache } from './reply-cache';
@@ -37,19 +38,6 @@ export interface ApiDeps {
   readiness: () => Promise<{ ready: boolean; checks: Record<string, string>; error?: string }>;
 }
 
-/**
- * Bytes of answers one connection may hold that its client has not taken. Pipelined
- * requests are answered in order, so a client that writes hundreds in one go and reads
- * nothing leaves every answer in this process (a review measured 65 MB a connection, and
- * the process's end at a few dozen such connections). Past this (one answer always goes),
- * a request gets a short 503 instead of its answer: API_MAX_CONNECTIONS such connections
- * stay far inside the heap. Answers are counted as they are made, before the client could
- * take any: a few of the largest leaderboards (1000 entries, up to about 200 KB) pipelined
- * at once pass.
- */
-const MAX_UNREAD_BYTES_PER_CONNECTION = 512 * 1024;
-const UNREAD_REFUSAL = `this connection holds ${MAX_UNREAD_BYTES_PER_CONNECTION / 1024} KB of answers not yet read: read them, then ask again (or use another connection)`;
-const unreadBytes = new WeakMap<net.Socket, number>();
 
 const DEFAULT_LIMIT = 10;
 const MAX_LIMIT = 1000;
@@ -60,6 +48,7 @@ class HttpError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    readonly headers?: Record<string, string>,
   ) {
     super(message);
   }
@@ -96,13 +85,7 @@ export function createApiServer(deps: ApiDeps, limits: HttpLimits): http.Server 
     }
     const answer = (status: number, body: unknown, contentType?: string, headers?: Record<string, string>) => {
       const text = typeof body === 'string' ? body : JSON.stringify(body);
-      // An answer its client does not take (it stopped reading, with answers queued behind)
-      // holds memory and a connection: the request timeout covers taking the answer too.
-      const deadline = setTimeout(() => cut(req.socket, `an answer not taken within API_REQUEST_TIMEOUT_MS (${limits.requestTimeoutMs} ms)`), limits.requestTimeoutMs);
-      res.once('close', () => clearTimeout(deadline));
-      if (holdUnread(req.socket, res, Buffer.byteLength(text))) return send(res, metrics, status, text, contentType, headers);
-      // Too much waits unread on this connection already: a short refusal instead (a client
-      // that reads takes it and asks again; one that does not is cut at the deadline).
+      if (holdAnswer(req, res, Buffer.byteLength(text), limits.requestTimeoutMs, cut)) return send(res, metrics, status, text, contentType, headers);
       warnRefused();
       send(res, metrics, 503, JSON.stringify({ error: UNREAD_REFUSAL }), 'application/json', { 'retry-after': '1' });
     };
@@ -115,11 +98,13 @@ export function createApiServer(deps: ApiDeps, limits: HttpLimits): http.Server 
           if (!res.socket) return answer(503, { error: 'a live stream cannot be pipelined behind another response: open it on a connection of its own' });
           if (deps.streams.streams >= deps.maxStreams) return answer(503, { error: streamsFull(deps.maxStreams, reply.stream.huntId) });
           metrics.responses.inc({ code: '200' });
+          // HEAD: the stream's headers, without a stream or a length.
+          if (req.method === 'HEAD') return res.writeHead(200, STREAM_HEADERS).end();
           deps.streams.subscribe(reply.stream.huntId, reply.stream.limit, req, res);
         } else answer(reply.status, reply.body, reply.contentType, reply.headers);
       })
       .catch((err: unknown) => {
-        if (err instanceof HttpError) return answer(err.status, { error: err.message });
+        if (err instanceof HttpError) return answer(err.status, { error: err.message }, 'application/json', err.headers);
         if (isOverload(err)) {
           warnBusy(err);
           return answer(503, { error: 'the read API is busy: try again shortly' }, 'application/json', { 'retry-after': '1' });
@@ -140,7 +125,7 @@ type Reply = { status: number; body: unknown; contentType?: string; headers?: Re
 type StreamReply = { stream: { huntId: string; limit: number } };
 
 async function route(deps: ApiDeps, req: http.IncomingMessage): Promise<Reply | StreamReply> {
-  if (req.method !== 'GET') throw new HttpError(405, 'only GET is served');
+  if (!isServedMethod(req.method)) throw new HttpError(405, `only ${SERVED_METHODS} are served`, { allow: SERVED_METHODS });
   const { pathname, parts, query } = parseTarget(req.url ?? '');
 
   const ops = await opsReply(deps, pathname);
@@ -273,18 +258,6 @@ function isDatabaseUnreachable(err: unknown): boolean {
   const state = sqlStateOf(err);
   if (state) return UNAVAILABLE_STATES.has(state) || state.startsWith('08');
   return NETWORK_ERRORS.has(e?.code ?? '') || /Connection terminated/i.test(e?.message ?? '');
-}
-
-/**
- * Counts an answer's bytes against its connection's unread answers until it is done; false
- * (nothing counted) when it would pass the budget, unless it is the connection's only one.
- */
-function holdUnread(socket: net.Socket, res: http.ServerResponse, bytes: number): boolean {
-  const held = unreadBytes.get(socket) ?? 0;
-  if (held > 0 && held + bytes > MAX_UNREAD_BYTES_PER_CONNECTION) return false;
-  unreadBytes.set(socket, held + bytes);
-  res.once('close', () => unreadBytes.set(socket, (unreadBytes.get(socket) ?? bytes) - bytes));
-  return true;
 }
 
 function send(res: http.ServerResponse, metrics: ApiMetrics, status: number, text: string, contentType = 'application/json', headers: Record<string, string> = {}) {

@@ -8,9 +8,10 @@
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import type pg from 'pg';
-import { Registry } from 'prom-client';
+import { Gauge, Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LeaderboardStreams } from '../../src/api/leaderboard-streams';
+import { createOpsServer } from '../../src/api/ops-server';
 import type { CachedReply, ReplyCache } from '../../src/api/reply-cache';
 import { createApiServer } from '../../src/api/server';
 import { loadConfig } from '../../src/config';
@@ -113,6 +114,52 @@ describe('the read API, to a client that pipelines requests and reads nothing', 
       socket.write('GET /hunts/h/leaderboard?limit=1000 HTTP/1.1\r\nHost: x\r\n\r\n');
       await waitFor('the next answer', () => count('200 OK') === 1 && received.endsWith('}'), { timeoutMs: 10_000 });
       expect(await cutTotal()).toBe(0);
+    } finally {
+      socket.destroy();
+    }
+  });
+});
+
+describe('the ops port, to a client that pipelines requests and reads nothing', () => {
+  /** An ops server whose /metrics is about `metricsBytes`. */
+  async function serveOps(env: Record<string, string>, metricsBytes: number): Promise<number> {
+    registry = new Registry();
+    new Gauge({ name: 'hunt_test_padding', help: 'x'.repeat(metricsBytes), registers: [registry] });
+    server = createOpsServer({ registry, readiness: async () => ({ ready: true, checks: {} }) }, loadConfig(env).api);
+    await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', resolve));
+    return (server.address() as AddressInfo).port;
+  }
+  const opsCutTotal = async () => (await registry.getSingleMetric('hunt_api_ops_connections_cut_unread_total')?.get())?.values[0]?.value ?? 0;
+
+  it('closes the connection once an answer is not taken within API_REQUEST_TIMEOUT_MS, and still answers a probe', async () => {
+    // 5 MB: far more than the socket's buffers take from a client that reads nothing.
+    const port = await serveOps({ API_REQUEST_TIMEOUT_MS: '1000' }, 5_000_000);
+    const socket = net.connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    socket.pause(); // reads nothing
+    try {
+      // 20 scrapes (100 MB of answers) in one write.
+      socket.write('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(20));
+      await waitFor('the server to close the connection', async () => (await opsCutTotal()) === 1, { timeoutMs: 5_000 });
+      expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+    } finally {
+      socket.destroy();
+    }
+  });
+
+  it('answers pipelined scrapes past the budget of unread answers with a short 503, the connection kept', async () => {
+    const port = await serveOps({}, 100_000);
+    const socket = net.connect(port, '127.0.0.1');
+    let received = '';
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    const count = (status: string) => received.split(`HTTP/1.1 ${status}`).length - 1;
+    try {
+      // About 100 KB each, made at once before any is read: five fit the 512 KB budget.
+      socket.write('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(10));
+      await waitFor('ten answers', () => count('200 OK') + count('503 Service Unavailable') === 10, { timeoutMs: 10_000 });
+      expect(count('200 OK')).toBeGreaterThanOrEqual(1);
+      expect(count('200 OK')).toBeLessThanOrEqual(6);
+      expect(await opsCutTotal()).toBe(0);
     } finally {
       socket.destroy();
     }

@@ -289,6 +289,23 @@ describe('live leaderboard streams, many at once', () => {
     }
   });
 
+  it('read a hunt with 130,000 streams for the largest limit among them', async () => {
+    const asked: LeaderboardRequest[] = [];
+    const target = new LeaderboardStreams({ read: async (requests) => (asked.push(...requests), read(requests)), logger, heartbeatMs: 60_000, minIntervalMs: 10 });
+    try {
+      // Spread into Math.max, this many limits overflowed the stack: the window threw, and
+      // its unhandled rejection ended the process that runs the hot path.
+      const responses = Array.from({ length: 130_000 }, (_, i) => fakeStream(target, 'h', i === 77_777 ? 25 : 10));
+      await waitFor('every first message', () => responses.every((r) => r.written.some((w) => w.startsWith('event: leaderboard'))), { timeoutMs: 20_000 });
+      asked.length = 0;
+      target.changed(['h']);
+      await waitFor('the window to read the hunt', () => asked.length > 0, { timeoutMs: 5_000 });
+      expect(asked).toEqual([{ huntId: 'h', limit: 25 }]);
+    } finally {
+      target.close();
+    }
+  });
+
   it('close a stream whose client stopped reading for two heartbeats, and count it', async () => {
     const target = new LeaderboardStreams({ read, logger, heartbeatMs: 50 });
     try {

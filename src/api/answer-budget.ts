@@ -1,0 +1,51 @@
+/**
+ * Answers their clients have to take, on the read API and the ops port alike. Pipelined
+ * requests are answered in order, so a client that writes hundreds in one go and reads
+ * nothing leaves every answer in this process (a review measured 65 MB a connection on the
+ * read API, and a gigabyte over the ops port's 64 connections asking for /metrics, with its
+ * probes refused). So each answer has the request timeout to be taken, after which its
+ * connection is cut, and counts against its connection's budget of unread answers, past
+ * which a request gets a short 503 instead (one answer always goes). Answers are counted as
+ * they are made, before the client could take any: a few of the largest leaderboards (1000
+ * entries, up to about 200 KB) pipelined at once pass.
+ */
+import type http from 'node:http';
+import type net from 'node:net';
+
+export const MAX_UNREAD_BYTES_PER_CONNECTION = 512 * 1024;
+
+/** The body of the 503 a request gets when its connection holds its budget unread. */
+export const UNREAD_REFUSAL = `this connection holds ${MAX_UNREAD_BYTES_PER_CONNECTION / 1024} KB of answers not yet read: read them, then ask again (or use another connection)`;
+
+const unreadBytes = new WeakMap<net.Socket, number>();
+
+/**
+ * Arms the deadline by which the answer on `res` must be taken (`cut` closes its connection
+ * then, saying why) and counts its `bytes` against the connection's unread answers until it
+ * is done. False, with nothing counted, when they would pass the budget and it is not the
+ * connection's only answer: send a short refusal instead (a client that reads takes it and
+ * asks again; one that does not is cut at the deadline).
+ */
+export function holdAnswer(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  bytes: number,
+  deadlineMs: number,
+  cut: (socket: net.Socket, why: string) => void,
+): boolean {
+  const deadline = setTimeout(() => cut(req.socket, `an answer not taken within API_REQUEST_TIMEOUT_MS (${deadlineMs} ms)`), deadlineMs);
+  res.once('close', () => clearTimeout(deadline));
+  const socket = req.socket;
+  const held = unreadBytes.get(socket) ?? 0;
+  if (held > 0 && held + bytes > MAX_UNREAD_BYTES_PER_CONNECTION) return false;
+  unreadBytes.set(socket, held + bytes);
+  res.once('close', () => unreadBytes.set(socket, (unreadBytes.get(socket) ?? bytes) - bytes));
+  return true;
+}
+
+/** The methods every route serves: HEAD is GET without the body (Node leaves it out). */
+export const SERVED_METHODS = 'GET, HEAD';
+
+export function isServedMethod(method: string | undefined): boolean {
+  return method === 'GET' || method === 'HEAD';
+}
