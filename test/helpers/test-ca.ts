@@ -3,6 +3,7 @@
  * server certificate for localhost and 127.0.0.1, and a client certificate, as PEM files in
  * a folder of the test's own. A second, unrelated CA stands in for "a CA nobody trusts".
  */
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileAsync } from '../../infra/process';
@@ -46,7 +47,10 @@ async function signedPair(dir: string, ca: CertificatePair, name: string, common
   const ext = path.join(dir, `${name}.ext`);
   fs.writeFileSync(ext, `${['basicConstraints=CA:FALSE', ...extensions].join('\n')}\n`);
   await openssl(dir, ['req', '-new', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${commonName}`, '-keyout', pair.key, '-out', csr]);
-  await openssl(dir, ['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-CAcreateserial', '-days', '2', '-extfile', ext, '-out', pair.cert]);
+  // A serial of its own: pairs are signed at once, and -CAcreateserial had them read and write
+  // one serial file together (openssl then failed on a half-written one).
+  const serial = `0x${randomBytes(8).toString('hex')}`;
+  await openssl(dir, ['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-set_serial', serial, '-days', '2', '-extfile', ext, '-out', pair.cert]);
   return pair;
 }
 
