@@ -107,8 +107,11 @@ export function startStoreGauges(registry: Registry, pool: pg.Pool, refreshMs: n
     if (running) return;
     running = true;
     try {
-      const results = await Promise.allSettled(updates.map(([, update]) => update()));
-      const failed = updates.flatMap(([gauge], i) => (results[i]?.status === 'rejected' ? [{ gauge, err: (results[i] as PromiseRejectedResult).reason as unknown }] : []));
+      // One query at a time: the read API's pool is small (API_DB_POOL_SIZE, 4), and all six at
+      // once held every connection of it, each up to API_STATEMENT_TIMEOUT_MS on a slow count,
+      // while game clients' reads waited and got 503s.
+      const failed: { gauge: string; err: unknown }[] = [];
+      for (const [gauge, update] of updates) await update().catch((err: unknown) => failed.push({ gauge, err }));
       if (failed.length === 0) refreshed.set(Date.now() / 1000);
       else warn(failed[0]!.err, failed.map((f) => f.gauge));
     } finally {
