@@ -38,7 +38,6 @@ export interface ApiDeps {
   readiness: () => Promise<{ ready: boolean; checks: Record<string, string>; error?: string }>;
 }
 
-
 const DEFAULT_LIMIT = 10;
 const MAX_LIMIT = 1000;
 /** Far above any valid route (two ids of 64 characters and a query): a longer target is abuse. */

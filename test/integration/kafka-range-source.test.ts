@@ -91,11 +91,7 @@ describe('consumeRange', () => {
     const topics = await createTestTopics(1);
     await sendRecords(topics.events, Array.from({ length: 50 }, (_, i) => ({ key: 'k', value: `${i}` })));
     const range = await resolveRange(testKafka(), topics.events, undefined);
-    const admin = testKafka().admin();
-    await admin.connect();
-    await admin.fetchTopicMetadata({ topics: [topics.events] });
-    await admin.deleteTopicRecords({ topic: topics.events, partitions: [{ partition: 0, offset: '50' }] });
-    await admin.disconnect();
+    await deleteRecordsBefore(topics.events, 50);
     const { cursor, taken, deleted } = await readAll(topics.events, range);
     expect(taken).toBe(0);
     expect(deleted).toEqual([{ partition: 0, from: 0n, to: 50n }]);
@@ -111,11 +107,7 @@ describe('consumeRange', () => {
     let deletedUpTo: bigint | undefined;
     const { cursor, offsets, deleted } = await readAll(topics.events, range, undefined, 40_000, async () => {
       if (deletedUpTo !== undefined) return;
-      const admin = testKafka().admin();
-      await admin.connect();
-      await admin.fetchTopicMetadata({ topics: [topics.events] });
-      await admin.deleteTopicRecords({ topic: topics.events, partitions: [{ partition: 0, offset: '4000' }] });
-      await admin.disconnect();
+      await deleteRecordsBefore(topics.events, 4000);
       deletedUpTo = 4000n;
     });
     expect(cursor).toEqual(range.end);
@@ -190,6 +182,18 @@ describe('consumeRange', () => {
   }, 60_000);
 });
 
+/** Deletes partition 0's records before `offset`, as retention or `kafka-delete-records` does. */
+async function deleteRecordsBefore(topic: string, offset: number): Promise<void> {
+  const admin = testKafka().admin();
+  await admin.connect();
+  try {
+    await admin.fetchTopicMetadata({ topics: [topic] });
+    await admin.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset: String(offset) }] });
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 async function deleteTopic(topic: string): Promise<void> {
   const admin = testKafka().admin();
   await admin.connect();
@@ -220,11 +224,7 @@ describe('the Kafka backfill step over a range of which records were deleted bef
     await sendRecords(topics.events, events.map((e) => ({ key: e.huntId, value: recordOf(e) })));
     // The job fixed its range before the deletion (as describeBackfillSource does at its start).
     const range = await resolveRange(testKafka(), topics.events, undefined);
-    const admin = testKafka().admin();
-    await admin.connect();
-    await admin.fetchTopicMetadata({ topics: [topics.events] });
-    await admin.deleteTopicRecords({ topic: topics.events, partitions: [{ partition: 0, offset: '20' }] });
-    await admin.disconnect();
+    await deleteRecordsBefore(topics.events, 20);
 
     const db = await createTestDatabase();
     try {
