@@ -64,13 +64,14 @@ export interface RecomputeCounts {
   huntStats: number;
 }
 
+/** Memory per sort or hash of a recompute, per connection (lanes multiply it). */
+const RECOMPUTE_WORK_MEM = '64MB';
+
 /**
  * Replaces the targets' rows of the filter's hunts (all rows without a hunt filter) with the
  * recomputation from `events`. Run it in the caller's transaction: delete and inserts must
  * commit together.
  */
-/** Memory per sort or hash of a recompute, per connection (lanes multiply it). */
-const RECOMPUTE_WORK_MEM = '64MB';
 
 export async function recomputeInto(client: pg.ClientBase, targets: ProjectionTargets, filter: RecomputeFilter = {}): Promise<RecomputeCounts> {
   if (filter.huntIds?.length === 0) return { deleted: 0, players: 0, clueCredits: 0, treasureWinners: 0, huntStats: 0 };
@@ -91,17 +92,20 @@ export async function recomputeInto(client: pg.ClientBase, targets: ProjectionTa
   for (const table of [t.players, t.credits, t.winners]) {
     deleted += (await client.query(`DELETE FROM ${table} x WHERE ${inScope('x')}`, filter.huntIds ? [filter.huntIds] : [])).rowCount ?? 0;
   }
-  const credits = await client.query(`INSERT INTO ${t.credits} ${CREDIT_COLUMNS} ${earliestCredits(where)}`, values);
-  const winners = await client.query(`INSERT INTO ${t.winners} ${WINNER_COLUMNS} ${earliestClaims(where)}`, values);
+  const scope = await copyScope(client, where, values);
+  const credits = await client.query(`INSERT INTO ${t.credits} ${CREDIT_COLUMNS} ${earliestCredits(scope)}`);
+  const winners = await client.query(`INSERT INTO ${t.winners} ${WINNER_COLUMNS} ${earliestClaims(scope)}`);
   // Totals are summed from the credits and wins just written, so they cannot disagree.
   // Hash joins only: the roster's lists join on (hunt, player) with no index between them, and
   // for a hunt newer than the events table's statistics Postgres guesses one row each and
   // plans nested loops over them, quadratic in the hunt's players (10,000 players: 16.6 s;
-  // 20,000: 62 s, against 0.36 s hashed). Every scan here is already by hunt or by scope.
+  // 20,000: 62 s, against 0.36 s hashed). The scope's copy has no statistics at all. Every
+  // scan here reads the copy whole, or the targets by hunt.
   await client.query('SET LOCAL enable_nestloop = off');
-  const players = await upsertRoster(client, t, where, values, inScope('x'));
+  const players = await upsertRoster(client, t, scope, filter.huntIds ? [filter.huntIds] : [], inScope('x'));
   await client.query('SET LOCAL enable_nestloop TO DEFAULT');
-  const stats = t.stats ? await client.query(addHuntStats(t.stats, where, 'replace'), values) : undefined;
+  const stats = t.stats ? await client.query(addHuntStats(t.stats, scope, 'replace')) : undefined;
+  await client.query(`DROP TABLE ${scope.relation}`);
   return {
     deleted,
     players,
@@ -138,12 +142,13 @@ export async function mergeInto(
   const events = size[0]?.n ?? 0;
   if (events === 0) return { events, rowsAdded: 0 };
   const t = quoteTargets(targets);
+  const scope: EventScope = { relation: 'events', where };
 
   // New players start at zero; updateTotals below sums everyone concerned.
-  const players = await upsertRoster(client, t, where, values, 'false');
+  const players = await upsertRoster(client, t, scope, values, 'false');
   // The winners a new, earlier claim displaces lose points: capture them before the upsert.
   const { rows: won } = await client.query<{ added: number; displaced: [string, string][] }>(
-    `WITH claims AS (${earliestClaims(where)}),
+    `WITH claims AS (${earliestClaims(scope)}),
      displaced AS (SELECT w.hunt_id, w.player_id FROM ${t.winners} w JOIN claims c USING (hunt_id, treasure_id) WHERE ${isEarlier('c', 'w')}),
      up AS (INSERT INTO ${t.winners} AS w ${WINNER_COLUMNS} SELECT * FROM claims
             ON CONFLICT (hunt_id, treasure_id) DO UPDATE SET player_id = excluded.player_id, event_id = excluded.event_id,
@@ -154,7 +159,7 @@ export async function mergeInto(
     values,
   );
   const { rows: credited } = await client.query<{ added: number }>(
-    `WITH up AS (INSERT INTO ${t.credits} AS c ${CREDIT_COLUMNS} ${earliestCredits(where)}
+    `WITH up AS (INSERT INTO ${t.credits} AS c ${CREDIT_COLUMNS} ${earliestCredits(scope)}
             ON CONFLICT (hunt_id, player_id, clue_id, kind) DO UPDATE SET event_id = excluded.event_id,
               occurred_at = excluded.occurred_at, points = excluded.points WHERE ${isEarlier('excluded', 'c')}
             RETURNING xmax = 0 AS inserted)
@@ -170,7 +175,7 @@ export async function mergeInto(
                      UNION SELECT * FROM unnest($${i + 1}::text[], $${i + 2}::text[])`),
     [...values, displaced.map(([h]) => h), displaced.map(([, p]) => p)],
   );
-  if (t.stats) await client.query(addHuntStats(t.stats, where, 'add'), values);
+  if (t.stats) await client.query(addHuntStats(t.stats, scope, 'add'), values);
   return { events, rowsAdded: players + (won[0]?.added ?? 0) + (credited[0]?.added ?? 0) };
 }
 
@@ -191,27 +196,56 @@ function quoteTargets(targets: ProjectionTargets): Targets {
   };
 }
 
+/** Which events a statement reads: `FROM ${relation} e WHERE ${where}` (`where` may use the caller's parameters). */
+interface EventScope {
+  relation: string;
+  where: string;
+}
+
+/** The recompute's copy of the events in scope: temporary, so private to the session and gone at commit. */
+const SCOPE_COPY = 'recompute_scope';
+
+/**
+ * Copies the columns the rules read of the events in scope into SCOPE_COPY, and returns the
+ * scope over the copy. The recompute reads its scope six times (credits, claims, roster,
+ * names, membership, stats); over `events` each read was a scan of the whole table once a
+ * chunk's hunts held more than a few percent of it, and a reprocess fill spent half its time
+ * there (experiments §51). The copy is not WAL-logged and lives past temp_buffers in a
+ * temporary file, about as large as the sorts that follow would spill anyway.
+ */
+async function copyScope(client: pg.ClientBase, where: string, values: unknown[]): Promise<EventScope> {
+  await client.query(
+    `CREATE TEMPORARY TABLE ${SCOPE_COPY} (hunt_id text COLLATE "C", player_id text COLLATE "C", type text,
+       occurred_at timestamptz, event_id text COLLATE "C", payload jsonb) ON COMMIT DROP`,
+  );
+  await client.query(
+    `INSERT INTO ${SCOPE_COPY} SELECT e.hunt_id, e.player_id, e.type, e.occurred_at, e.event_id, e.payload FROM events e WHERE ${where}`,
+    values,
+  );
+  return { relation: SCOPE_COPY, where: 'true' };
+}
+
 const CREDIT_COLUMNS = '(hunt_id, player_id, clue_id, kind, event_id, occurred_at, points)';
 const WINNER_COLUMNS = '(hunt_id, treasure_id, player_id, event_id, occurred_at, points)';
 
 /** Earliest clue.found per (hunt, player, clue) scores +points; earliest hint.used costs its penalty. */
-function earliestCredits(where: string): string {
+function earliestCredits(scope: EventScope): string {
   return `
     SELECT DISTINCT ON (hunt_id, player_id, clue_id, kind) hunt_id, player_id, clue_id, kind, event_id, occurred_at, points
       FROM (SELECT e.hunt_id, e.player_id, (e.payload->>'clueId') COLLATE "C" AS clue_id,
                    ${clueCreditKind('e.type')} AS kind, e.event_id, e.occurred_at,
                    ${clueCreditAmount('e')} AS points
-              FROM events e WHERE e.type IN ${CLUE_CREDIT_TYPES} AND ${where}) c
+              FROM ${scope.relation} e WHERE e.type IN ${CLUE_CREDIT_TYPES} AND ${scope.where}) c
      ORDER BY hunt_id, player_id, clue_id, kind, ${eventTimeOrder('earliest')}`;
 }
 
 /** One winner per (hunt, treasure): the earliest claim, ties to the smallest eventId. */
-function earliestClaims(where: string): string {
+function earliestClaims(scope: EventScope): string {
   return `
     SELECT DISTINCT ON (hunt_id, treasure_id) hunt_id, treasure_id, player_id, event_id, occurred_at, points
       FROM (SELECT e.hunt_id, (e.payload->>'treasureId') COLLATE "C" AS treasure_id, e.player_id, e.event_id, e.occurred_at,
                    (e.payload->>'points')::int AS points
-              FROM events e WHERE e.type = 'treasure.claimed' AND ${where}) c
+              FROM ${scope.relation} e WHERE e.type = 'treasure.claimed' AND ${scope.where}) c
      ORDER BY hunt_id, treasure_id, ${eventTimeOrder('earliest')}`;
 }
 
@@ -223,20 +257,20 @@ function earliestClaims(where: string): string {
  * totals summed from the credits and wins `totalsScope` selects (as `x`). Returns the
  * number of rows inserted (`xmax = 0` marks an inserted, not an updated, row).
  */
-async function upsertRoster(client: pg.ClientBase, t: Targets, where: string, values: unknown[], totalsScope: string): Promise<number> {
+async function upsertRoster(client: pg.ClientBase, t: Targets, scope: EventScope, values: unknown[], totalsScope: string): Promise<number> {
   const name = isLaterStamp('display_name_at', 'display_name_event');
   const active = isLaterStamp('active_at', 'active_event');
   const latestFirst = eventTimeOrder('latest', 'e.occurred_at', 'e.event_id');
   const { rows } = await client.query<{ added: number }>(
     `WITH roster AS (
-       SELECT e.hunt_id, e.player_id FROM events e WHERE ${where} GROUP BY e.hunt_id, e.player_id
+       SELECT e.hunt_id, e.player_id FROM ${scope.relation} e WHERE ${scope.where} GROUP BY e.hunt_id, e.player_id
      ), named AS (
        SELECT DISTINCT ON (e.hunt_id, e.player_id) e.hunt_id, e.player_id, e.payload->>'displayName' AS display_name, e.occurred_at, e.event_id
-         FROM events e WHERE e.type = 'player.joined' AND e.payload->>'displayName' IS NOT NULL AND ${where}
+         FROM ${scope.relation} e WHERE e.type = 'player.joined' AND e.payload->>'displayName' IS NOT NULL AND ${scope.where}
         ORDER BY e.hunt_id, e.player_id, ${latestFirst}
      ), membership AS (
        SELECT DISTINCT ON (e.hunt_id, e.player_id) e.hunt_id, e.player_id, e.type = 'player.joined' AS active, e.occurred_at, e.event_id
-         FROM events e WHERE e.type IN ('player.joined', 'player.left') AND ${where}
+         FROM ${scope.relation} e WHERE e.type IN ('player.joined', 'player.left') AND ${scope.where}
         ORDER BY e.hunt_id, e.player_id, ${latestFirst}
      ), ${totalsCtes(t, totalsScope)}, up AS (
        INSERT INTO ${t.players} AS p (hunt_id, player_id, score, clues_found, treasures_claimed,
@@ -283,12 +317,12 @@ function updateTotals(t: Targets, who: string): string {
 }
 
 /** events_applied counts stored events, as_of is the newest occurred_at (the read API's asOf). */
-function addHuntStats(table: string, where: string, mode: 'replace' | 'add'): string {
+function addHuntStats(table: string, scope: EventScope, mode: 'replace' | 'add'): string {
   const set = mode === 'add'
     ? 'events_applied = h.events_applied + excluded.events_applied, as_of = greatest(h.as_of, excluded.as_of)'
     : 'events_applied = excluded.events_applied, as_of = excluded.as_of';
   return `
     INSERT INTO ${table} AS h (hunt_id, events_applied, as_of)
-    SELECT e.hunt_id, count(*), max(e.occurred_at) FROM events e WHERE ${where} GROUP BY e.hunt_id
+    SELECT e.hunt_id, count(*), max(e.occurred_at) FROM ${scope.relation} e WHERE ${scope.where} GROUP BY e.hunt_id
     ON CONFLICT (hunt_id) DO UPDATE SET ${set}, updated_at = now()`;
 }
