@@ -84,6 +84,25 @@ describe('recomputeInto and mergeInto vs the reference fold', () => {
     );
   });
 
+  it('recomputes twice in one transaction: each call copies its own scope and drops the copy', async () => {
+    await fc.assert(
+      fc.asyncProperty(eventStreamArb({ order: 'arrival', duplicates: 'conflicting', maxLength: 40 }), async (stream) => {
+        await reset();
+        await storeEvents(stream);
+        await db.pool.query('DELETE FROM hunts');
+        const copies = await inTransaction(async (c) => {
+          await recomputeInto(c, TARGETS, { huntIds: ['h1'] });
+          await recomputeInto(c, TARGETS, { huntIds: ['h2'] });
+          return (await c.query(`SELECT count(*)::int AS n FROM pg_class WHERE relname = 'recompute_scope' AND relpersistence = 't'`)).rows[0].n;
+        });
+        expect(copies).toBe(0);
+        expect(await projectionOf(db.pool)).toEqual(foldEvents(stream));
+        await expectHuntCounts(dedupeByEventId(stream));
+      }),
+      { numRuns: 20 },
+    );
+  });
+
   it('writes, on in-order streams, exactly the rows the hot path writes, stamps and stats included', async () => {
     const rowsOf = async () => ({
       players: (await db.pool.query('SELECT * FROM player_scores ORDER BY hunt_id, player_id')).rows,

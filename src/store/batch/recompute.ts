@@ -202,8 +202,11 @@ interface EventScope {
   where: string;
 }
 
-/** The recompute's copy of the events in scope: temporary, so private to the session and gone at commit. */
-const SCOPE_COPY = 'recompute_scope';
+/**
+ * The recompute's copy of the events in scope: temporary, so private to the session and gone
+ * at commit; named with its schema so no table of that name elsewhere on the search path is read.
+ */
+const SCOPE_COPY = 'pg_temp.recompute_scope';
 
 /**
  * Copies the columns the rules read of the events in scope into SCOPE_COPY, and returns the
@@ -215,7 +218,7 @@ const SCOPE_COPY = 'recompute_scope';
  */
 async function copyScope(client: pg.ClientBase, where: string, values: unknown[]): Promise<EventScope> {
   await client.query(
-    `CREATE TEMPORARY TABLE ${SCOPE_COPY} (hunt_id text COLLATE "C", player_id text COLLATE "C", type text,
+    `CREATE TEMP TABLE ${SCOPE_COPY} (hunt_id text COLLATE "C", player_id text COLLATE "C", type text,
        occurred_at timestamptz, event_id text COLLATE "C", payload jsonb) ON COMMIT DROP`,
   );
   await client.query(
