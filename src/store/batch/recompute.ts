@@ -72,7 +72,6 @@ const RECOMPUTE_WORK_MEM = '64MB';
  * recomputation from `events`. Run it in the caller's transaction: delete and inserts must
  * commit together.
  */
-
 export async function recomputeInto(client: pg.ClientBase, targets: ProjectionTargets, filter: RecomputeFilter = {}): Promise<RecomputeCounts> {
   if (filter.huntIds?.length === 0) return { deleted: 0, players: 0, clueCredits: 0, treasureWinners: 0, huntStats: 0 };
   const conditions: string[] = [];
@@ -213,8 +212,11 @@ const SCOPE_COPY = 'pg_temp.recompute_scope';
  * scope over the copy. The recompute reads its scope six times (credits, claims, roster,
  * names, membership, stats); over `events` each read was a scan of the whole table once a
  * chunk's hunts held more than a few percent of it, and a reprocess fill spent half its time
- * there (experiments §51). The copy is not WAL-logged and lives past temp_buffers in a
- * temporary file, about as large as the sorts that follow would spill anyway.
+ * there (experiments §51). The copy is not WAL-logged. Past temp_buffers it is written to a
+ * relation file of the session's own in the database's tablespace (or temp_tablespaces),
+ * which temp_file_limit does not bound: about 160 bytes per event in scope (a reconcile
+ * transaction's 2,000,000 events: about 320 MB; each reprocess lane copies its share of a
+ * chunk), dropped at the end of the call.
  */
 async function copyScope(client: pg.ClientBase, where: string, values: unknown[]): Promise<EventScope> {
   await client.query(
