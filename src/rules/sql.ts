@@ -77,7 +77,15 @@ export function playerScore(credited: string, won: string): string {
 /** ORDER BY items of the leaderboard: score descending, then player_id (bytes, its "C" collation). */
 export const LEADERBOARD_ORDER = 'score DESC, player_id';
 
-/** Player row `o` comes before player row `p` in the leaderboard order. */
-export function ranksAhead(o: string, p: string): string {
-  return `(${o}.score > ${p}.score OR (${o}.score = ${p}.score AND ${o}.player_id < ${p}.player_id))`;
+/**
+ * Player row `o` comes before player row `p` of the same hunt in the leaderboard order: a
+ * higher score, or the same score and a smaller player_id. Two disjoint conditions rather
+ * than one with OR, so a count of each is one range of the leaderboard index (hunt_id,
+ * score DESC, player_id) and costs as much as the players it counts.
+ */
+export function scoresAhead(o: string, p: string): string {
+  return `${o}.score > ${p}.score`;
+}
+export function tiedAhead(o: string, p: string): string {
+  return `${o}.score = ${p}.score AND ${o}.player_id < ${p}.player_id`;
 }

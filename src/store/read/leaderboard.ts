@@ -1,7 +1,7 @@
 /** Read queries behind the read API: leaderboard pages and single players, as the reference fold's LeaderboardEntry rows. */
 import type pg from 'pg';
 import type { LeaderboardEntry } from '../../rules/reference';
-import { LEADERBOARD_ORDER, ranksAhead } from '../../rules/sql';
+import { LEADERBOARD_ORDER, scoresAhead, tiedAhead } from '../../rules/sql';
 
 const ENTRY_COLUMNS = `player_id AS "playerId", display_name AS "displayName", score,
   clues_found AS "cluesFound", treasures_claimed AS "treasuresClaimed", active`;
@@ -52,12 +52,18 @@ export async function huntExists(pool: pg.Pool, huntId: string): Promise<boolean
   return rows.length > 0;
 }
 
+/**
+ * One player's entry, ranked by counting the players ahead in two ranges of the leaderboard
+ * index, so a lookup costs as much as the player's rank: one count with OR read every player
+ * of the hunt whatever the rank (a 1,000,000-player hunt: about 95 ms for the top player as
+ * for the last; now 0.2-0.6 ms for the top one, 1.5-2.6 ms at rank 10,000, and the last one
+ * still about 130 ms).
+ */
 export async function playerEntry(pool: pg.Pool, huntId: string, playerId: string): Promise<LeaderboardEntry | undefined> {
   const { rows } = await pool.query<LeaderboardEntry>({
     name: 'leaderboard-player',
-    text: `SELECT (1 + (SELECT count(*) FROM player_scores o
-                         WHERE o.hunt_id = p.hunt_id
-                           AND ${ranksAhead('o', 'p')}))::int AS rank,
+    text: `SELECT (1 + (SELECT count(*) FROM player_scores o WHERE o.hunt_id = p.hunt_id AND ${scoresAhead('o', 'p')})
+                    + (SELECT count(*) FROM player_scores o WHERE o.hunt_id = p.hunt_id AND ${tiedAhead('o', 'p')}))::int AS rank,
                   ${ENTRY_COLUMNS}
              FROM player_scores p WHERE hunt_id = $1 AND player_id = $2`,
     values: [huntId, playerId],
