@@ -69,8 +69,9 @@ const RECOMPUTE_WORK_MEM = '64MB';
 
 /**
  * Replaces the targets' rows of the filter's hunts (all rows without a hunt filter) with the
- * recomputation from `events`. Run it in the caller's transaction: delete and inserts must
- * commit together.
+ * recomputation from `events`, which it reads once, into a temporary copy (copyScope). Run it
+ * in the caller's transaction: delete and inserts must commit together, and outside one the
+ * copy would be gone before it is read.
  */
 export async function recomputeInto(client: pg.ClientBase, targets: ProjectionTargets, filter: RecomputeFilter = {}): Promise<RecomputeCounts> {
   if (filter.huntIds?.length === 0) return { deleted: 0, players: 0, clueCredits: 0, treasureWinners: 0, huntStats: 0 };
