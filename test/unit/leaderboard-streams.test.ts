@@ -306,6 +306,32 @@ describe('live leaderboard streams, many at once', () => {
     }
   });
 
+  it('keep going when a window throws: its hunts are read again next window, the fault logged, nothing left unhandled', async () => {
+    // A fault of the window's own code (here a response whose write throws once), not a failed
+    // read: before the catch, its rejection went unhandled and ended the process.
+    const errors: string[] = [];
+    const spyLogger = Object.assign(Object.create(logger) as typeof logger, { error: (_obj: unknown, msg: string) => void errors.push(msg) });
+    const target = new LeaderboardStreams({ read, logger: spyLogger, heartbeatMs: 60_000, minIntervalMs: 10 });
+    try {
+      const res = fakeStream(target, 'h', 10);
+      await waitFor('the first message', () => res.written.some((w) => w.startsWith('event: leaderboard')));
+      const write = res.write.bind(res);
+      let thrown = 0;
+      res.write = (chunk: string) => {
+        if (thrown++ === 0) throw new Error('a fault in the window');
+        return write(chunk);
+      };
+      await new Promise((resolve) => setTimeout(resolve, 20)); // past the 10 ms between messages
+      target.changed(['h']);
+      await waitFor('the next window to deliver', () => res.written.filter((w) => w.startsWith('event: leaderboard')).length === 2);
+      expect(thrown).toBeGreaterThanOrEqual(2);
+      expect(target.failedReads).toBe(1);
+      expect(errors).toEqual(['live leaderboard: a read window failed; trying its hunts again in the next window']);
+    } finally {
+      target.close();
+    }
+  });
+
   it('close a stream whose client stopped reading for two heartbeats, and count it', async () => {
     const target = new LeaderboardStreams({ read, logger, heartbeatMs: 50 });
     try {
