@@ -37,10 +37,47 @@ export function holdAnswer(
   res.once('close', () => clearTimeout(deadline));
   const socket = req.socket;
   const held = unreadBytes.get(socket) ?? 0;
-  if (held > 0 && held + bytes > MAX_UNREAD_BYTES_PER_CONNECTION) return false;
+  if (held > 0 && held + bytes > MAX_UNREAD_BYTES_PER_CONNECTION) {
+    refusedSinceTaken.add(socket);
+    return false;
+  }
   unreadBytes.set(socket, held + bytes);
-  res.once('close', () => unreadBytes.set(socket, (unreadBytes.get(socket) ?? bytes) - bytes));
+  res.once('close', () => {
+    unreadBytes.set(socket, (unreadBytes.get(socket) ?? bytes) - bytes);
+    refusedSinceTaken.delete(socket);
+  });
   return true;
+}
+
+/** Connections that had an answer refused and have taken none since. */
+const refusedSinceTaken = new WeakSet<net.Socket>();
+
+/**
+ * Whether an answer on `req`'s connection would be refused whatever it is, so it need not be
+ * made: the connection holds its whole budget unread, or its last answer was refused and it has
+ * taken none since (an answer as large would be refused again; a smaller one might have fit,
+ * and gets the refusal to ask again).
+ */
+export function budgetFull(req: http.IncomingMessage): boolean {
+  const socket = req.socket;
+  return (unreadBytes.get(socket) ?? 0) >= MAX_UNREAD_BYTES_PER_CONNECTION || refusedSinceTaken.has(socket);
+}
+
+const answering = new WeakMap<net.Socket, Promise<void>>();
+
+/**
+ * Makes the answer of a request once the answers of the requests before it on its connection
+ * are made. Pipelined requests are answered in their order anyway, so making their answers at
+ * once bought a client nothing and cost the process: a burst of /metrics requests was built
+ * whole, each, and then refused by the budget (milliseconds of CPU apiece, in the process that
+ * runs the hot path), and one connection's lookups could take every pooled Postgres
+ * connection. In turn, a request that finds the budget full (budgetFull) is refused before its
+ * answer is made. `make` must not throw; a rejection is dropped so the next turn still runs.
+ */
+export function inTurn(req: http.IncomingMessage, make: () => Promise<void>): void {
+  const socket = req.socket;
+  const mine = (answering.get(socket) ?? Promise.resolve()).then(make).catch(() => undefined);
+  answering.set(socket, mine);
 }
 
 /** The methods every route serves: HEAD is GET without the body (Node leaves it out). */

@@ -9,7 +9,7 @@
 import http from 'node:http';
 import type net from 'node:net';
 import { Counter, type Registry } from 'prom-client';
-import { holdAnswer, isServedMethod, SERVED_METHODS, UNREAD_REFUSAL } from './answer-budget';
+import { budgetFull, holdAnswer, inTurn, isServedMethod, SERVED_METHODS, UNREAD_REFUSAL } from './answer-budget';
 import { httpServerOptions, type HttpLimits } from './http-limits';
 
 /** Connections the ops listener keeps open at once: probes and scrapers, a handful each. */
@@ -60,10 +60,13 @@ export function createOpsServer(deps: OpsDeps, limits: HttpLimits): http.Server 
     };
     if (!isServedMethod(req.method)) return send(405, { error: `only ${SERVED_METHODS} are served` }, 'application/json', { allow: SERVED_METHODS });
     const pathname = (req.url ?? '').split('?')[0];
-    opsReply(deps, pathname ?? '').then(
-      (reply) => (reply ? send(reply.status, reply.body, reply.contentType) : send(404, { error: 'this port serves /healthz, /readyz and /metrics' })),
-      () => send(500, { error: 'internal error' }),
-    );
+    inTurn(req, async () => {
+      if (budgetFull(req)) return send(503, { error: UNREAD_REFUSAL }, 'application/json', { 'retry-after': '1' });
+      await opsReply(deps, pathname ?? '').then(
+        (reply) => (reply ? send(reply.status, reply.body, reply.contentType) : send(404, { error: 'this port serves /healthz, /readyz and /metrics' })),
+        () => send(500, { error: 'internal error' }),
+      );
+    });
   });
   server.maxRequestsPerSocket = limits.maxRequestsPerSocket;
   server.maxConnections = OPS_MAX_CONNECTIONS;

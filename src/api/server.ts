@@ -15,7 +15,7 @@ import { ID_PATTERN } from '../constants';
 import type { Logger } from '../log';
 import { SqlState, sqlStateOf } from '../store/sql-state';
 import { huntExists, leaderboardPage, playerEntry } from '../store/read/leaderboard';
-import { holdAnswer, isServedMethod, MAX_UNREAD_BYTES_PER_CONNECTION, SERVED_METHODS, UNREAD_REFUSAL } from './answer-budget';
+import { budgetFull, holdAnswer, inTurn, isServedMethod, MAX_UNREAD_BYTES_PER_CONNECTION, SERVED_METHODS, UNREAD_REFUSAL } from './answer-budget';
 import { createApiMetrics, routeLabel, type ApiMetrics } from './api-metrics';
 import { applyHttpLimits, httpServerOptions, type HttpLimits } from './http-limits';
 import { STREAM_HEADERS, type LeaderboardStreams } from './leaderboard-streams';
@@ -88,33 +88,35 @@ export function createApiServer(deps: ApiDeps, limits: HttpLimits): http.Server 
       warnRefused();
       send(res, metrics, 503, JSON.stringify({ error: UNREAD_REFUSAL }), 'application/json', { 'retry-after': '1' });
     };
-    route(deps, req)
-      .then((reply) => {
-        if ('stream' in reply) {
-          // Checked again here, in the tick that opens the stream: requests pipelined on one
-          // socket all pass route() before any of them subscribes. One queued behind another
-          // response on its socket (res.socket is null) would wait behind an endless stream.
-          if (!res.socket) return answer(503, { error: 'a live stream cannot be pipelined behind another response: open it on a connection of its own' });
-          if (deps.streams.streams >= deps.maxStreams) return answer(503, { error: streamsFull(deps.maxStreams, reply.stream.huntId) });
-          metrics.responses.inc({ code: '200' });
-          // HEAD: the stream's headers, without a stream or a length.
-          if (req.method === 'HEAD') return res.writeHead(200, STREAM_HEADERS).end();
-          deps.streams.subscribe(reply.stream.huntId, reply.stream.limit, req, res);
-        } else answer(reply.status, reply.body, reply.contentType, reply.headers);
-      })
-      .catch((err: unknown) => {
-        if (err instanceof HttpError) return answer(err.status, { error: err.message }, 'application/json', err.headers);
-        if (isOverload(err)) {
-          warnBusy(err);
-          return answer(503, { error: 'the read API is busy: try again shortly' }, 'application/json', { 'retry-after': '1' });
-        }
-        if (isDatabaseUnreachable(err)) {
-          warnUnreachable(err);
-          return answer(503, { error: 'the read API cannot reach its database: try again shortly' }, 'application/json', { 'retry-after': '5' });
-        }
-        reportUnexpected(err, req.url ?? '');
-        answer(500, { error: 'internal error' });
-      });
+    inTurn(req, async () => {
+      if (budgetFull(req)) return answer(503, { error: UNREAD_REFUSAL }, 'application/json', { 'retry-after': '1' });
+      await route(deps, req)
+        .then((reply) => {
+          if ('stream' in reply) {
+            // Checked here, in the tick that opens the stream: one queued behind another
+            // response on its socket (res.socket is null) would wait behind an endless stream.
+            if (!res.socket) return answer(503, { error: 'a live stream cannot be pipelined behind another response: open it on a connection of its own' });
+            if (deps.streams.streams >= deps.maxStreams) return answer(503, { error: streamsFull(deps.maxStreams, reply.stream.huntId) });
+            metrics.responses.inc({ code: '200' });
+            // HEAD: the stream's headers, without a stream or a length.
+            if (req.method === 'HEAD') return res.writeHead(200, STREAM_HEADERS).end();
+            deps.streams.subscribe(reply.stream.huntId, reply.stream.limit, req, res);
+          } else answer(reply.status, reply.body, reply.contentType, reply.headers);
+        })
+        .catch((err: unknown) => {
+          if (err instanceof HttpError) return answer(err.status, { error: err.message }, 'application/json', err.headers);
+          if (isOverload(err)) {
+            warnBusy(err);
+            return answer(503, { error: 'the read API is busy: try again shortly' }, 'application/json', { 'retry-after': '1' });
+          }
+          if (isDatabaseUnreachable(err)) {
+            warnUnreachable(err);
+            return answer(503, { error: 'the read API cannot reach its database: try again shortly' }, 'application/json', { 'retry-after': '5' });
+          }
+          reportUnexpected(err, req.url ?? '');
+          answer(500, { error: 'internal error' });
+        });
+    });
   });
   applyHttpLimits(server, limits, deps.registry);
   return server;

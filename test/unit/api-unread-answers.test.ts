@@ -9,7 +9,7 @@ import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import type pg from 'pg';
 import { Gauge, Registry } from 'prom-client';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { LeaderboardStreams } from '../../src/api/leaderboard-streams';
 import { createOpsServer } from '../../src/api/ops-server';
 import type { CachedReply, ReplyCache } from '../../src/api/reply-cache';
@@ -160,6 +160,24 @@ describe('the ops port, to a client that pipelines requests and reads nothing', 
       expect(count('200 OK')).toBeGreaterThanOrEqual(1);
       expect(count('200 OK')).toBeLessThanOrEqual(6);
       expect(await opsCutTotal()).toBe(0);
+    } finally {
+      socket.destroy();
+    }
+  });
+
+  it('builds no scrape that the budget would refuse: a burst of pipelined scrapes is answered in turn', async () => {
+    const port = await serveOps({}, 100_000);
+    const built = vi.spyOn(registry, 'metrics');
+    const socket = net.connect(port, '127.0.0.1');
+    let received = '';
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    const count = (status: string) => received.split(`HTTP/1.1 ${status}`).length - 1;
+    try {
+      // Made at once, all 40 were built (about 100 KB each) and all but five then refused.
+      socket.write('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(40));
+      await waitFor('forty answers', () => count('200 OK') + count('503 Service Unavailable') === 40, { timeoutMs: 10_000 });
+      expect(count('200 OK')).toBeGreaterThanOrEqual(1);
+      expect(built.mock.calls.length).toBeLessThanOrEqual(count('200 OK') + 1);
     } finally {
       socket.destroy();
     }
