@@ -33,8 +33,7 @@ export function holdAnswer(
   deadlineMs: number,
   cut: (socket: net.Socket, why: string) => void,
 ): boolean {
-  const deadline = setTimeout(() => cut(req.socket, `an answer not taken within API_REQUEST_TIMEOUT_MS (${deadlineMs} ms)`), deadlineMs);
-  res.once('close', () => clearTimeout(deadline));
+  armAnswerDeadline(req, res, deadlineMs, cut);
   const socket = req.socket;
   const held = unreadBytes.get(socket) ?? 0;
   if (held > 0 && held + bytes > MAX_UNREAD_BYTES_PER_CONNECTION) {
@@ -47,6 +46,12 @@ export function holdAnswer(
     refusedSinceTaken.delete(socket);
   });
   return true;
+}
+
+/** Closes `req`'s connection (`cut`) unless the answer on `res` is taken within `deadlineMs`. */
+export function armAnswerDeadline(req: http.IncomingMessage, res: http.ServerResponse, deadlineMs: number, cut: (socket: net.Socket, why: string) => void): void {
+  const deadline = setTimeout(() => cut(req.socket, `an answer not taken within API_REQUEST_TIMEOUT_MS (${deadlineMs} ms)`), deadlineMs);
+  res.once('close', () => clearTimeout(deadline));
 }
 
 /** Connections that had an answer refused and have taken none since. */
@@ -72,11 +77,12 @@ const answering = new WeakMap<net.Socket, Promise<void>>();
  * whole, each, and then refused by the budget (milliseconds of CPU apiece, in the process that
  * runs the hot path), and one connection's lookups could take every pooled Postgres
  * connection. In turn, a request that finds the budget full (budgetFull) is refused before its
- * answer is made. `make` must not throw; a rejection is dropped so the next turn still runs.
+ * answer is made, and the turns of a connection its client has closed are skipped. A turn that
+ * throws goes to `failed` (the next turn runs still).
  */
-export function inTurn(req: http.IncomingMessage, make: () => Promise<void>): void {
+export function inTurn(req: http.IncomingMessage, make: () => Promise<void>, failed: (err: unknown) => void): void {
   const socket = req.socket;
-  const mine = (answering.get(socket) ?? Promise.resolve()).then(make).catch(() => undefined);
+  const mine = (answering.get(socket) ?? Promise.resolve()).then(() => (socket.destroyed ? undefined : make())).catch(failed);
   answering.set(socket, mine);
 }
 

@@ -9,7 +9,7 @@
 import http from 'node:http';
 import type net from 'node:net';
 import { Counter, type Registry } from 'prom-client';
-import { budgetFull, holdAnswer, inTurn, isServedMethod, SERVED_METHODS, UNREAD_REFUSAL } from './answer-budget';
+import { armAnswerDeadline, budgetFull, holdAnswer, inTurn, isServedMethod, SERVED_METHODS, UNREAD_REFUSAL } from './answer-budget';
 import { httpServerOptions, type HttpLimits } from './http-limits';
 
 /** Connections the ops listener keeps open at once: probes and scrapers, a handful each. */
@@ -56,17 +56,26 @@ export function createOpsServer(deps: OpsDeps, limits: HttpLimits): http.Server 
     const send = (status: number, body: unknown, contentType = 'application/json', headers: Record<string, string> = {}) => {
       const text = typeof body === 'string' ? body : JSON.stringify(body);
       if (holdAnswer(req, res, Buffer.byteLength(text), limits.requestTimeoutMs, cut)) return write(res, status, text, contentType, headers);
-      write(res, 503, JSON.stringify({ error: UNREAD_REFUSAL }), 'application/json', { 'retry-after': '1' });
+      refuse();
     };
-    if (!isServedMethod(req.method)) return send(405, { error: `only ${SERVED_METHODS} are served` }, 'application/json', { allow: SERVED_METHODS });
-    const pathname = (req.url ?? '').split('?')[0];
-    inTurn(req, async () => {
-      if (budgetFull(req)) return send(503, { error: UNREAD_REFUSAL }, 'application/json', { 'retry-after': '1' });
-      await opsReply(deps, pathname ?? '').then(
-        (reply) => (reply ? send(reply.status, reply.body, reply.contentType) : send(404, { error: 'this port serves /healthz, /readyz and /metrics' })),
-        () => send(500, { error: 'internal error' }),
-      );
-    });
+    const refuse = () => write(res, 503, JSON.stringify({ error: UNREAD_REFUSAL }), 'application/json', { 'retry-after': '1' });
+    inTurn(
+      req,
+      async () => {
+        if (budgetFull(req)) {
+          armAnswerDeadline(req, res, limits.requestTimeoutMs, cut);
+          return refuse();
+        }
+        if (!isServedMethod(req.method)) return send(405, { error: `only ${SERVED_METHODS} are served` }, 'application/json', { allow: SERVED_METHODS });
+        const pathname = (req.url ?? '').split('?')[0];
+        await opsReply(deps, pathname ?? '').then(
+          (reply) => (reply ? send(reply.status, reply.body, reply.contentType) : send(404, { error: 'this port serves /healthz, /readyz and /metrics' })),
+          () => send(500, { error: 'internal error' }),
+        );
+      },
+      // An answer that could not be written (it throws only on a response already broken): end the connection.
+      () => req.socket.destroy(),
+    );
   });
   server.maxRequestsPerSocket = limits.maxRequestsPerSocket;
   server.maxConnections = OPS_MAX_CONNECTIONS;

@@ -15,7 +15,7 @@ import { ID_PATTERN } from '../constants';
 import type { Logger } from '../log';
 import { SqlState, sqlStateOf } from '../store/sql-state';
 import { huntExists, leaderboardPage, playerEntry } from '../store/read/leaderboard';
-import { budgetFull, holdAnswer, inTurn, isServedMethod, MAX_UNREAD_BYTES_PER_CONNECTION, SERVED_METHODS, UNREAD_REFUSAL } from './answer-budget';
+import { armAnswerDeadline, budgetFull, holdAnswer, inTurn, isServedMethod, MAX_UNREAD_BYTES_PER_CONNECTION, SERVED_METHODS, UNREAD_REFUSAL } from './answer-budget';
 import { createApiMetrics, routeLabel, type ApiMetrics } from './api-metrics';
 import { applyHttpLimits, httpServerOptions, type HttpLimits } from './http-limits';
 import { STREAM_HEADERS, type LeaderboardStreams } from './leaderboard-streams';
@@ -85,11 +85,22 @@ export function createApiServer(deps: ApiDeps, limits: HttpLimits): http.Server 
     const answer = (status: number, body: unknown, contentType?: string, headers?: Record<string, string>) => {
       const text = typeof body === 'string' ? body : JSON.stringify(body);
       if (holdAnswer(req, res, Buffer.byteLength(text), limits.requestTimeoutMs, cut)) return send(res, metrics, status, text, contentType, headers);
+      refuse();
+    };
+    const refuse = () => {
       warnRefused();
       send(res, metrics, 503, JSON.stringify({ error: UNREAD_REFUSAL }), 'application/json', { 'retry-after': '1' });
     };
+    const failed = (err: unknown) => {
+      // An answer that could not be written (it throws only on a response already broken).
+      reportUnexpected(err, req.url ?? '');
+      req.socket.destroy();
+    };
     inTurn(req, async () => {
-      if (budgetFull(req)) return answer(503, { error: UNREAD_REFUSAL }, 'application/json', { 'retry-after': '1' });
+      if (budgetFull(req)) {
+        armAnswerDeadline(req, res, limits.requestTimeoutMs, cut);
+        return refuse();
+      }
       await route(deps, req)
         .then((reply) => {
           if ('stream' in reply) {
@@ -116,7 +127,7 @@ export function createApiServer(deps: ApiDeps, limits: HttpLimits): http.Server 
           reportUnexpected(err, req.url ?? '');
           answer(500, { error: 'internal error' });
         });
-    });
+    }, failed);
   });
   applyHttpLimits(server, limits, deps.registry);
   return server;

@@ -165,6 +165,26 @@ describe('the ops port, to a client that pipelines requests and reads nothing', 
     }
   });
 
+  it('answers nothing more on a connection its client closed', async () => {
+    const port = await serveOps({}, 10);
+    let built = 0;
+    vi.spyOn(registry, 'metrics').mockImplementation(async () => {
+      built++;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      return 'hunt_test 1\n';
+    });
+    const socket = net.connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    await new Promise((resolve) => socket.once('connect', resolve));
+    // 50 scrapes of 20 ms each, small enough for the budget; the client leaves after about two.
+    socket.write('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(50));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    socket.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 1_500)); // what 50 turns would take, and more
+    expect(built).toBeGreaterThanOrEqual(1);
+    expect(built).toBeLessThanOrEqual(5);
+  });
+
   it('builds no scrape that the budget would refuse: a burst of pipelined scrapes is answered in turn', async () => {
     const port = await serveOps({}, 100_000);
     const built = vi.spyOn(registry, 'metrics');
