@@ -3,17 +3,20 @@
  * src/pipeline/commit.ts), retrying outages with backoff for as long as they last. Its
  * rejects are quarantined in the same transaction as waiting for their DLQ copies, which
  * the DLQ relay sends after the commit (dlq-relay.ts): the DLQ's troubles never hold the
- * stream. While a commit retries, the lane's stalled-seconds gauge grows and /readyz turns
+ * stream. A micro-batch that runs out of time (the statement limit) is not retried as it was,
+ * which would fail the same way for as long as Postgres stays that slow: its rest is committed
+ * in parts, halved at each such failure, and the sizing keeps later micro-batches below it. While a commit retries, the lane's stalled-seconds gauge grows and /readyz turns
  * 503 past the stall limit (health.ts).
  */
 import type pg from 'pg';
 import { backoffMs, sleep } from '../backoff';
 import type { Logger } from '../log';
-import { concatRows, rowCount } from '../store/hot-path/event-rows';
+import { ranOutOfTime } from '../store/hot-path/errors';
+import { concatRows, rowCount, sliceRows } from '../store/hot-path/event-rows';
 import { StoredPositionsWentBack, type PartitionOffset } from '../store/hot-path/offsets';
-import { concatOrigins } from '../store/hot-path/record-origins';
+import { concatOrigins, sliceOrigins } from '../store/hot-path/record-origins';
 import type { SliceWork } from './batcher';
-import { commitMicroBatch, mergeOffsets, type CommitResult } from '../pipeline/commit';
+import { commitMicroBatch, mergeOffsets, type CommitResult, type MicroBatch } from '../pipeline/commit';
 import { failureCode } from './dlq';
 import type { FreshnessTally } from './freshness-tally';
 import type { IngestMetrics } from './metrics';
@@ -44,17 +47,20 @@ export interface FlushDeps {
 export function createFlush(deps: FlushDeps): (works: SliceWork[]) => Promise<void> {
   const { pool, groupId, metrics, logger } = deps;
   return async function flush(works) {
-    const rows = concatRows(works.map((w) => w.slice.rows));
-    const origins = concatOrigins(works.map((w) => w.slice.origins));
-    const rejected = works.flatMap((w) => w.slice.rejected);
-    const offsets = mergeOffsets(works.map((w) => ({ topic: w.topic, partition: w.partition, nextOffset: w.nextOffset, floor: deps.floorOf?.(w.partition) })));
+    const batch = {
+      rows: concatRows(works.map((w) => w.slice.rows)),
+      origins: concatOrigins(works.map((w) => w.slice.origins)),
+      rejected: works.flatMap((w) => w.slice.rejected),
+      offsets: mergeOffsets(works.map((w) => ({ topic: w.topic, partition: w.partition, nextOffset: w.nextOffset, floor: deps.floorOf?.(w.partition) }))),
+    };
+    const parts = new PartedCommit(pool, groupId, batch);
     for (let attempt = 0; ; attempt++) {
+      const started = performance.now();
       try {
-        const started = performance.now();
-        const result = await commitMicroBatch(pool, groupId, { rows, origins, rejected, offsets }, { copyRejectsToDlq: true });
+        const result = await parts.commitRest();
         recordMetrics(deps, works, result, performance.now() - started);
-        deps.onCommitted(offsets);
-        if (rejected.length > 0 || result.unprocessable.length > 0) deps.onRejectsQuarantined();
+        deps.onCommitted(batch.offsets);
+        if (batch.rejected.length > 0 || result.unprocessable.length > 0) deps.onRejectsQuarantined();
         // One line a micro-batch, not one a record: a trigger or constraint that refuses every
         // row would otherwise log tens of MB a second. Each record's reason is in quarantine.
         const first = result.unprocessable[0];
@@ -73,9 +79,25 @@ export function createFlush(deps: FlushDeps): (works: SliceWork[]) => Promise<vo
         }
         if (deps.isStopping() && attempt > 0) throw new Error('ingest stopping; micro-batch left uncommitted for the next run', { cause: err });
         metrics.commitRetries.inc();
+        const partitions = batch.offsets.map((o) => `${o.topic}/${o.partition}@${o.nextOffset}`);
+        // The same rows would run out of time again on every retry, and the lane would stand
+        // still for good: the rest is committed in parts of half the size that failed, at once.
+        const failedRows = parts.failedPartRows;
+        if (ranOutOfTime(err) && failedRows > 1) {
+          const afterMs = performance.now() - started;
+          parts.halve();
+          deps.sizing.ranOutOfTime(failedRows, afterMs);
+          metrics.batchTarget.set(deps.sizing.targetRecords);
+          metrics.commitSplits.inc();
+          logger.warn(
+            { err, code: failureCode(err), attempt, failedRows, afterMs: Math.round(afterMs), partRows: parts.partRows, partitions },
+            'micro-batch commit ran out of time; committing the rest in smaller parts, and later micro-batches smaller (what is committed stays; a part is one transaction, the last one stores the offsets)',
+          );
+          continue;
+        }
         const delay = backoffMs(attempt, RETRY_BASE_MS, RETRY_MAX_MS);
         logger.warn(
-          { err, code: failureCode(err), attempt, delayMs: delay, partitions: offsets.map((o) => `${o.topic}/${o.partition}@${o.nextOffset}`) },
+          { err, code: failureCode(err), attempt, delayMs: delay, partitions },
           'micro-batch commit failed; retrying, which applies nothing twice (a commit whose answer was lost may have landed: its events then count as duplicates). An outage of Postgres passes; a code that repeats on every attempt is a setting to fix, see docs/operators.md',
         );
         await Promise.all(works.map((w) => w.heartbeat().catch(() => undefined)));
@@ -83,6 +105,59 @@ export function createFlush(deps: FlushDeps): (works: SliceWork[]) => Promise<vo
       }
     }
   };
+}
+
+/**
+ * A micro-batch committed whole, or, once it ran out of time, in consecutive parts of its rows,
+ * each its own transaction. Only the last part carries the rejects and the offsets: a crash
+ * after an earlier part re-reads the whole batch from the offsets Postgres holds, and the
+ * committed part's events are then found stored (dedupe by eventId) and change nothing. Each
+ * hunt's events keep their order, since the parts go in row order, one after another.
+ */
+class PartedCommit {
+  /** Rows committed by earlier parts. */
+  private done = 0;
+  /** Rows per part: all of them until a part runs out of time. */
+  partRows: number;
+  /** Rows of the part that failed last (0 before any failed). */
+  failedPartRows = 0;
+  private readonly total: CommitResult = { inserted: 0, duplicates: 0, unprocessable: [], isolated: false };
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly groupId: string,
+    private readonly batch: MicroBatch,
+  ) {
+    this.partRows = Math.max(1, rowCount(batch.rows));
+  }
+
+  /** Commits the parts not yet committed; the sum of every part's result once the last is in. */
+  async commitRest(): Promise<CommitResult> {
+    const { rows, origins, rejected, offsets } = this.batch;
+    const count = rowCount(rows);
+    do {
+      const to = Math.min(count, this.done + this.partRows);
+      const last = to === count;
+      this.failedPartRows = to - this.done;
+      const part = {
+        rows: sliceRows(rows, this.done, to),
+        origins: sliceOrigins(origins, this.done, to),
+        rejected: last ? rejected : [],
+        offsets: last ? offsets : [],
+      };
+      const result = await commitMicroBatch(this.pool, this.groupId, part, { copyRejectsToDlq: true });
+      this.total.inserted += result.inserted;
+      this.total.duplicates += result.duplicates;
+      this.total.unprocessable.push(...result.unprocessable);
+      this.total.isolated ||= result.isolated;
+      this.done = to;
+    } while (this.done < count);
+    return this.total;
+  }
+
+  halve(): void {
+    this.partRows = Math.max(1, Math.floor(this.failedPartRows / 2));
+  }
 }
 
 function recordMetrics(deps: FlushDeps, works: SliceWork[], result: CommitResult, transactionMs: number): void {

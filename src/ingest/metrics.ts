@@ -59,6 +59,11 @@ export function createIngestMetrics(registry = new Registry()) {
       help: 'Micro-batch commits retried after an outage (Postgres unreachable, timeouts)',
       registers: [registry],
     }),
+    commitSplits: new Counter({
+      name: 'hunt_ingest_commit_splits_total',
+      help: 'Micro-batch commits that ran out of time (statement limit) and went on in smaller parts',
+      registers: [registry],
+    }),
     postgresConnectionsCut: new Counter({
       name: 'hunt_ingest_postgres_connections_cut_total',
       help: 'Pooled Postgres connections cut because their session sat idle while a query waited on them (a connection dead without a word); the query is retried on a new one',

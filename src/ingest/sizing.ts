@@ -4,6 +4,11 @@
  * with a backlog, batches grow to the maximum (throughput; the backlog, not the batch,
  * decides freshness then); when caught up, the size shrinks while a transaction takes
  * more than half the target, and the linger is held to a fifth of it.
+ *
+ * In both modes a micro-batch that ran out of time (ranOutOfTime: the statement limit, on every
+ * retry if nothing changes) lowers a ceiling on the size to half of it. The ceiling rises again
+ * by a quarter after each batch at the ceiling that took less than half that time even a quarter
+ * bigger, so it settles below the size that failed and comes back once Postgres is fast again.
  */
 export interface SizingOptions {
   mode: 'fixed' | 'adaptive';
@@ -21,15 +26,32 @@ export interface BatchObservation {
 
 const MIN_ADAPTIVE_BATCH = 50;
 
+/**
+ * The least time a failure that ran out of time is taken to have needed, for the ceiling's
+ * rise: a statement cancelled at once (pg_cancel_backend) says little about the time limit.
+ */
+const MIN_TIME_LIMIT_MS = 1000;
+
 export class BatchSizing {
   private target: number;
+  /** The most records per micro-batch since one ran out of time. */
+  private ceiling: number;
+  /** How long the micro-batch that last ran out of time had taken. */
+  private timeLimitMs = Infinity;
 
   constructor(private readonly options: SizingOptions) {
     this.target = options.mode === 'fixed' ? options.maxBatchEvents : Math.min(options.maxBatchEvents, 500);
+    this.ceiling = options.maxBatchEvents;
   }
 
   get targetRecords(): number {
-    return this.target;
+    return Math.min(this.target, this.ceiling);
+  }
+
+  /** A micro-batch of `records` ran out of time after `afterMs`: later ones hold at most half as many. */
+  ranOutOfTime(records: number, afterMs: number): void {
+    this.ceiling = Math.max(1, Math.min(this.ceiling, Math.floor(records / 2)));
+    this.timeLimitMs = Math.max(MIN_TIME_LIMIT_MS, afterMs);
   }
 
   get lingerMs(): number {
@@ -38,8 +60,11 @@ export class BatchSizing {
   }
 
   observe(batch: BatchObservation): void {
-    if (this.options.mode === 'fixed') return;
     const { maxBatchEvents, freshnessTargetMs } = this.options;
+    if (this.ceiling < maxBatchEvents && batch.records >= this.ceiling && batch.transactionMs * 1.25 < this.timeLimitMs / 2) {
+      this.ceiling = Math.min(maxBatchEvents, Math.ceil(this.ceiling * 1.25));
+    }
+    if (this.options.mode === 'fixed') return;
     if (batch.lag > this.target) {
       this.target = maxBatchEvents;
     } else if (batch.transactionMs > freshnessTargetMs / 2) {

@@ -1,8 +1,9 @@
 /**
  * Outages of what the hot path depends on, besides its own code, on the real Kafka and
  * Postgres: a DLQ topic deleted under the running consumer, one that refuses every copy,
- * a database whose default statement_timeout is shorter than a micro-batch, and a Kafka that
- * cannot be reached when the process starts. None may hold the stream: rejects are
+ * a database whose default statement_timeout is shorter than a micro-batch, a Postgres too slow
+ * for a whole micro-batch within the hot path's own limit, and a Kafka that cannot be reached
+ * when the process starts. None may hold the stream: rejects are
  * quarantined with their micro-batch and their DLQ copies wait (counted) for the relay, the
  * hot path sets its own statement limit, and start-up waits for Kafka instead of exiting.
  */
@@ -129,6 +130,36 @@ describe("a database whose default statement_timeout is shorter than a full micr
     expect(await eventCount(db)).toBe(events.length);
     // Before, every full micro-batch failed with 57014 (canceled by statement timeout) and was retried as it was.
     expect(await metricsOf(ingest)).toMatch(/^hunt_ingest_commit_retries_total 0$/m);
+  });
+});
+
+describe('a micro-batch that runs out of time on every attempt', () => {
+  it('does not hold the stream: the rest of it is committed in smaller parts, each event once', { timeout: 180_000 }, async () => {
+    const db = await database();
+    const topics = await createTestTopics(1);
+    // Postgres so slow that any statement storing more than 300 events runs out of time, as a
+    // statement_timeout would cancel it (same SQLSTATE), at once rather than after 110 s.
+    await db.pool.query(`
+      CREATE FUNCTION too_slow_for_big_batches() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF (SELECT count(*) FROM stored) > 300 THEN
+          RAISE EXCEPTION 'canceling statement due to statement timeout' USING ERRCODE = 'query_canceled';
+        END IF;
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER too_slow_for_big_batches AFTER INSERT ON events REFERENCING NEW TABLE AS stored
+        FOR EACH STATEMENT EXECUTE FUNCTION too_slow_for_big_batches();`);
+    const events = eventsFor('slow', 4000);
+    await sendRecords(topics.events, asRecords(events));
+    const ingest = await runIngest(db, topics);
+    // Before, the first micro-batch over 300 events was retried as it was, for ever.
+    await waitCaughtUp(db.pool, topics, 120_000);
+    expect(await eventCount(db)).toBe(events.length);
+    expect(await projectionOf(db.pool)).toEqual(foldEvents(events));
+    const metrics = await metricsOf(ingest);
+    const splits = Number(/^hunt_ingest_commit_splits_total (\d+)$/m.exec(metrics)?.[1]);
+    expect(splits).toBeGreaterThan(0);
+    expect(fs.readFileSync(ingest.logFile, 'utf8')).toMatch(/micro-batch commit ran out of time; committing the rest in smaller parts/);
   });
 });
 

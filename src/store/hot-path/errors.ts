@@ -7,7 +7,7 @@
  * timeout, a read-only or shutting-down server, a deadlock, a full disk) is an outage: it
  * goes away by itself and is retried without end, visibly.
  */
-import { sqlStateOf } from '../sql-state';
+import { SqlState, sqlStateOf } from '../sql-state';
 
 /**
  * SQLSTATE classes that a record can cause by its content:
@@ -26,6 +26,15 @@ export function isDataError(err: unknown): boolean {
   return code !== undefined && DATA_ERROR_CLASSES.has(code.slice(0, 2));
 }
 
+/**
+ * True when a statement ran out of time: Postgres cancelled it at its statement_timeout
+ * (SQLSTATE 57014, also what pg_cancel_backend gives), or the client gave up waiting for its
+ * answer (pg's query_timeout). Unlike an outage, a micro-batch that took too long may take
+ * too long on every retry: the hot path then commits it in smaller parts (src/ingest/flush.ts).
+ */
+export function ranOutOfTime(err: unknown): boolean {
+  return sqlStateOf(err) === SqlState.queryCanceled || /Query read timeout/.test((err as Error | null)?.message ?? '');
+}
 
 /** The database's own words about a data error, for a rejection's detail. */
 export function describeDataError(err: unknown): string {

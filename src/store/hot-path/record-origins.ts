@@ -116,6 +116,12 @@ export function originsOf(items: readonly { source: string; value: Buffer | null
   };
 }
 
+/** The origins of rows [from, to), renumbered from 0. */
+export function sliceOrigins(origins: RecordOrigins, from: number, to: number): RecordOrigins {
+  if (from === 0 && to === origins.count) return origins;
+  return { count: to - from, at: (i) => origins.at(from + i) };
+}
+
 /** The origins of the rows `taken` lists, renumbered from 0. */
 export function pickOrigins(origins: RecordOrigins, taken: readonly number[]): RecordOrigins {
   return { count: taken.length, at: (i) => origins.at(taken[i] as number) };
