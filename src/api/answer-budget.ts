@@ -49,7 +49,7 @@ export function holdAnswer(
 }
 
 /** Closes `req`'s connection (`cut`) unless the answer on `res` is taken within `deadlineMs`. */
-export function armAnswerDeadline(req: http.IncomingMessage, res: http.ServerResponse, deadlineMs: number, cut: (socket: net.Socket, why: string) => void): void {
+function armAnswerDeadline(req: http.IncomingMessage, res: http.ServerResponse, deadlineMs: number, cut: (socket: net.Socket, why: string) => void): void {
   const deadline = setTimeout(() => cut(req.socket, `an answer not taken within API_REQUEST_TIMEOUT_MS (${deadlineMs} ms)`), deadlineMs);
   res.once('close', () => clearTimeout(deadline));
 }
@@ -61,11 +61,14 @@ const refusedSinceTaken = new WeakSet<net.Socket>();
  * Whether an answer on `req`'s connection would be refused whatever it is, so it need not be
  * made: the connection holds its whole budget unread, or its last answer was refused and it has
  * taken none since (an answer as large would be refused again; a smaller one might have fit,
- * and gets the refusal to ask again).
+ * and gets the refusal to ask again). When so, the refusal the caller sends next is held to
+ * the same deadline as any answer: a client that reads none of them is cut.
  */
-export function budgetFull(req: http.IncomingMessage): boolean {
+export function refusedBeforeMade(req: http.IncomingMessage, res: http.ServerResponse, deadlineMs: number, cut: (socket: net.Socket, why: string) => void): boolean {
   const socket = req.socket;
-  return (unreadBytes.get(socket) ?? 0) >= MAX_UNREAD_BYTES_PER_CONNECTION || refusedSinceTaken.has(socket);
+  const full = (unreadBytes.get(socket) ?? 0) >= MAX_UNREAD_BYTES_PER_CONNECTION || refusedSinceTaken.has(socket);
+  if (full) armAnswerDeadline(req, res, deadlineMs, cut);
+  return full;
 }
 
 const answering = new WeakMap<net.Socket, Promise<void>>();
@@ -76,7 +79,7 @@ const answering = new WeakMap<net.Socket, Promise<void>>();
  * once bought a client nothing and cost the process: a burst of /metrics requests was built
  * whole, each, and then refused by the budget (milliseconds of CPU apiece, in the process that
  * runs the hot path), and one connection's lookups could take every pooled Postgres
- * connection. In turn, a request that finds the budget full (budgetFull) is refused before its
+ * connection. In turn, a request that finds the budget full (refusedBeforeMade) is refused before its
  * answer is made, and the turns of a connection its client has closed are skipped. A turn that
  * throws goes to `failed` (the next turn runs still).
  */

@@ -9,7 +9,7 @@
 import http from 'node:http';
 import type net from 'node:net';
 import { Counter, type Registry } from 'prom-client';
-import { armAnswerDeadline, budgetFull, holdAnswer, inTurn, isServedMethod, SERVED_METHODS, UNREAD_REFUSAL } from './answer-budget';
+import { holdAnswer, inTurn, isServedMethod, refusedBeforeMade, SERVED_METHODS, UNREAD_REFUSAL } from './answer-budget';
 import { httpServerOptions, type HttpLimits } from './http-limits';
 
 /** Connections the ops listener keeps open at once: probes and scrapers, a handful each. */
@@ -62,10 +62,7 @@ export function createOpsServer(deps: OpsDeps, limits: HttpLimits): http.Server 
     inTurn(
       req,
       async () => {
-        if (budgetFull(req)) {
-          armAnswerDeadline(req, res, limits.requestTimeoutMs, cut);
-          return refuse();
-        }
+        if (refusedBeforeMade(req, res, limits.requestTimeoutMs, cut)) return refuse();
         if (!isServedMethod(req.method)) return send(405, { error: `only ${SERVED_METHODS} are served` }, 'application/json', { allow: SERVED_METHODS });
         const pathname = (req.url ?? '').split('?')[0];
         await opsReply(deps, pathname ?? '').then(

@@ -15,7 +15,7 @@ import { ID_PATTERN } from '../constants';
 import type { Logger } from '../log';
 import { SqlState, sqlStateOf } from '../store/sql-state';
 import { huntExists, leaderboardPage, playerEntry } from '../store/read/leaderboard';
-import { armAnswerDeadline, budgetFull, holdAnswer, inTurn, isServedMethod, MAX_UNREAD_BYTES_PER_CONNECTION, SERVED_METHODS, UNREAD_REFUSAL } from './answer-budget';
+import { holdAnswer, inTurn, isServedMethod, MAX_UNREAD_BYTES_PER_CONNECTION, refusedBeforeMade, SERVED_METHODS, UNREAD_REFUSAL } from './answer-budget';
 import { createApiMetrics, routeLabel, type ApiMetrics } from './api-metrics';
 import { applyHttpLimits, httpServerOptions, type HttpLimits } from './http-limits';
 import { STREAM_HEADERS, type LeaderboardStreams } from './leaderboard-streams';
@@ -97,10 +97,7 @@ export function createApiServer(deps: ApiDeps, limits: HttpLimits): http.Server 
       req.socket.destroy();
     };
     inTurn(req, async () => {
-      if (budgetFull(req)) {
-        armAnswerDeadline(req, res, limits.requestTimeoutMs, cut);
-        return refuse();
-      }
+      if (refusedBeforeMade(req, res, limits.requestTimeoutMs, cut)) return refuse();
       await route(deps, req)
         .then((reply) => {
           if ('stream' in reply) {
