@@ -12,8 +12,8 @@ import type pg from 'pg';
 import { backoffMs, sleep } from '../backoff';
 import type { Logger } from '../log';
 import { ranOutOfTime } from '../store/hot-path/errors';
-import { concatRows, rowCount, sliceRows } from '../store/hot-path/event-rows';
-import { StoredPositionsWentBack, type PartitionOffset } from '../store/hot-path/offsets';
+import { concatRows, rowCount, sliceRows, withOwnHunts } from '../store/hot-path/event-rows';
+import { floorsOnly, StoredPositionsWentBack, type PartitionOffset } from '../store/hot-path/offsets';
 import { concatOrigins, sliceOrigins } from '../store/hot-path/record-origins';
 import type { SliceWork } from './batcher';
 import { commitMicroBatch, mergeOffsets, type CommitResult, type MicroBatch } from '../pipeline/commit';
@@ -53,12 +53,13 @@ export function createFlush(deps: FlushDeps): (works: SliceWork[]) => Promise<vo
       rejected: works.flatMap((w) => w.slice.rejected),
       offsets: mergeOffsets(works.map((w) => ({ topic: w.topic, partition: w.partition, nextOffset: w.nextOffset, floor: deps.floorOf?.(w.partition) }))),
     };
-    const parts = new PartedCommit(pool, groupId, batch);
-    for (let attempt = 0; ; attempt++) {
+    const heartbeat = () => Promise.all(works.map((w) => w.heartbeat().catch(() => undefined)));
+    const parts = new PartedCommit(pool, groupId, batch, deps.sizing.partLimit);
+    for (let attempt = 0; ; ) {
       const started = performance.now();
       try {
         const result = await parts.commitRest();
-        recordMetrics(deps, works, result, performance.now() - started);
+        recordMetrics(deps, works, result, performance.now() - started, parts.split ? parts.lastPart : undefined);
         deps.onCommitted(batch.offsets);
         if (batch.rejected.length > 0 || result.unprocessable.length > 0) deps.onRejectsQuarantined();
         // One line a micro-batch, not one a record: a trigger or constraint that refuses every
@@ -77,30 +78,30 @@ export function createFlush(deps: FlushDeps): (works: SliceWork[]) => Promise<vo
           deps.onPositionsWentBack?.(err);
           throw err;
         }
-        if (deps.isStopping() && attempt > 0) throw new Error('ingest stopping; micro-batch left uncommitted for the next run', { cause: err });
+        if (deps.isStopping() && (attempt > 0 || parts.split)) throw new Error('ingest stopping; micro-batch left uncommitted for the next run', { cause: err });
         metrics.commitRetries.inc();
         const partitions = batch.offsets.map((o) => `${o.topic}/${o.partition}@${o.nextOffset}`);
-        // The same rows would run out of time again on every retry, and the lane would stand
-        // still for good: the rest is committed in parts of half the size that failed, at once.
-        const failedRows = parts.failedPartRows;
-        if (ranOutOfTime(err) && failedRows > 1) {
-          const afterMs = performance.now() - started;
+        // The same part would run out of time again on every retry, and the lane would stand
+        // still for good: the rest is committed in parts of half its size, at once.
+        const failed = parts.failedPart;
+        if (ranOutOfTime(err) && failed.units > 1) {
           parts.halve();
-          deps.sizing.ranOutOfTime(failedRows, afterMs);
+          deps.sizing.ranOutOfTime(failed.units, failed.ms);
           metrics.batchTarget.set(deps.sizing.targetRecords);
           metrics.commitSplits.inc();
           logger.warn(
-            { err, code: failureCode(err), attempt, failedRows, afterMs: Math.round(afterMs), partRows: parts.partRows, partitions },
+            { err, code: failureCode(err), failedRecords: failed.units, afterMs: Math.round(failed.ms), partRecords: parts.partUnits, partitions },
             'micro-batch commit ran out of time; committing the rest in smaller parts, and later micro-batches smaller (what is committed stays; a part is one transaction, the last one stores the offsets)',
           );
+          await heartbeat();
           continue;
         }
-        const delay = backoffMs(attempt, RETRY_BASE_MS, RETRY_MAX_MS);
+        const delay = backoffMs(attempt++, RETRY_BASE_MS, RETRY_MAX_MS);
         logger.warn(
-          { err, code: failureCode(err), attempt, delayMs: delay, partitions },
+          { err, code: failureCode(err), attempt: attempt - 1, delayMs: delay, partitions },
           'micro-batch commit failed; retrying, which applies nothing twice (a commit whose answer was lost may have landed: its events then count as duplicates). An outage of Postgres passes; a code that repeats on every attempt is a setting to fix, see docs/operators.md',
         );
-        await Promise.all(works.map((w) => w.heartbeat().catch(() => undefined)));
+        await heartbeat();
         await sleep(delay);
       }
     }
@@ -108,59 +109,85 @@ export function createFlush(deps: FlushDeps): (works: SliceWork[]) => Promise<vo
 }
 
 /**
- * A micro-batch committed whole, or, once it ran out of time, in consecutive parts of its rows,
- * each its own transaction. Only the last part carries the rejects and the offsets: a crash
- * after an earlier part re-reads the whole batch from the offsets Postgres holds, and the
- * committed part's events are then found stored (dedupe by eventId) and change nothing. Each
- * hunt's events keep their order, since the parts go in row order, one after another.
+ * A micro-batch committed whole, or in consecutive parts, each its own transaction: once a
+ * part runs out of time, or from the start while the sizing holds micro-batches below a size
+ * that ran out of time (a batch can pass its target by a slice). A part holds records in the
+ * batch's order, its accepted events first, then its rejects. Only the last part stores the
+ * offsets; the earlier ones check that Postgres has not lost commits (floorsOnly), as every
+ * commit does, and take the fences of their own hunts only. A crash after an earlier part
+ * re-reads the whole batch from the offsets Postgres holds, and the committed part's events
+ * are then found stored (dedupe by eventId) and change nothing. Each hunt's events keep
+ * their order: the parts go in row order, one after another.
  */
 class PartedCommit {
-  /** Rows committed by earlier parts. */
+  /** Records committed by earlier parts: accepted events, then rejects. */
   private done = 0;
-  /** Rows per part: all of them until a part runs out of time. */
-  partRows: number;
-  /** Rows of the part that failed last (0 before any failed). */
-  failedPartRows = 0;
+  private readonly units: number;
+  /** Records per part. */
+  partUnits: number;
+  /** The part that failed last: its records, and how long it took to fail. */
+  failedPart = { units: 0, ms: 0 };
+  /** The last part committed: its records, and how long its commit took. */
+  lastPart = { units: 0, ms: 0 };
   private readonly total: CommitResult = { inserted: 0, duplicates: 0, unprocessable: [], isolated: false };
 
   constructor(
     private readonly pool: pg.Pool,
     private readonly groupId: string,
     private readonly batch: MicroBatch,
+    partLimit: number,
   ) {
-    this.partRows = Math.max(1, rowCount(batch.rows));
+    this.units = rowCount(batch.rows) + batch.rejected.length;
+    this.partUnits = Math.max(1, Math.min(this.units, partLimit));
+  }
+
+  /** True once the batch goes in more than one transaction. */
+  get split(): boolean {
+    return this.partUnits < this.units;
   }
 
   /** Commits the parts not yet committed; the sum of every part's result once the last is in. */
   async commitRest(): Promise<CommitResult> {
     const { rows, origins, rejected, offsets } = this.batch;
-    const count = rowCount(rows);
+    const accepted = rowCount(rows);
     do {
-      const to = Math.min(count, this.done + this.partRows);
-      const last = to === count;
-      this.failedPartRows = to - this.done;
-      const part = {
-        rows: sliceRows(rows, this.done, to),
-        origins: sliceOrigins(origins, this.done, to),
-        rejected: last ? rejected : [],
-        offsets: last ? offsets : [],
-      };
-      const result = await commitMicroBatch(this.pool, this.groupId, part, { copyRejectsToDlq: true });
-      this.total.inserted += result.inserted;
-      this.total.duplicates += result.duplicates;
-      this.total.unprocessable.push(...result.unprocessable);
-      this.total.isolated ||= result.isolated;
-      this.done = to;
-    } while (this.done < count);
+      const from = this.done;
+      const to = Math.min(this.units, from + this.partUnits);
+      const whole = from === 0 && to === this.units;
+      const [rowsFrom, rowsTo] = [Math.min(from, accepted), Math.min(to, accepted)];
+      const part: MicroBatch = whole
+        ? this.batch
+        : {
+            rows: withOwnHunts(sliceRows(rows, rowsFrom, rowsTo)),
+            origins: sliceOrigins(origins, rowsFrom, rowsTo),
+            rejected: rejected.slice(Math.max(from, accepted) - accepted, Math.max(to, accepted) - accepted),
+            offsets: to === this.units ? offsets : floorsOnly(offsets),
+          };
+      const started = performance.now();
+      this.failedPart = { units: to - from, ms: 0 };
+      try {
+        const result = await commitMicroBatch(this.pool, this.groupId, part, { copyRejectsToDlq: true });
+        this.lastPart = { units: to - from, ms: performance.now() - started };
+        this.total.inserted += result.inserted;
+        this.total.duplicates += result.duplicates;
+        this.total.unprocessable.push(...result.unprocessable);
+        this.total.isolated ||= result.isolated;
+        this.done = to;
+      } catch (err) {
+        this.failedPart.ms = performance.now() - started;
+        throw err;
+      }
+    } while (this.done < this.units);
     return this.total;
   }
 
   halve(): void {
-    this.partRows = Math.max(1, Math.floor(this.failedPartRows / 2));
+    this.partUnits = Math.max(1, Math.floor(this.failedPart.units / 2));
   }
 }
 
-function recordMetrics(deps: FlushDeps, works: SliceWork[], result: CommitResult, transactionMs: number): void {
+/** `lastPart`: of a batch committed in parts, the last one, which the sizing learns from (the time of the whole says little of a part's size). */
+function recordMetrics(deps: FlushDeps, works: SliceWork[], result: CommitResult, transactionMs: number, lastPart?: { units: number; ms: number }): void {
   const { metrics, sizing } = deps;
   const now = Date.now();
   let records = 0;
@@ -182,6 +209,6 @@ function recordMetrics(deps: FlushDeps, works: SliceWork[], result: CommitResult
   metrics.duplicatesSkipped.inc(result.duplicates);
   metrics.batchSize.observe(records);
   metrics.transactionSeconds.observe(transactionMs / 1000);
-  sizing.observe({ records, transactionMs, lag });
+  sizing.observe(lastPart ? { records: lastPart.units, transactionMs: lastPart.ms, lag } : { records, transactionMs, lag });
   metrics.batchTarget.set(sizing.targetRecords);
 }

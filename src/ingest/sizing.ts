@@ -48,6 +48,15 @@ export class BatchSizing {
     return Math.min(this.target, this.ceiling);
   }
 
+  /**
+   * The most records one transaction should hold: the ceiling while it is lowered (a batch
+   * that passed it by a slice goes in parts), else no limit (a batch may pass its target by
+   * a slice, and goes whole).
+   */
+  get partLimit(): number {
+    return this.ceiling < this.options.maxBatchEvents ? this.ceiling : Infinity;
+  }
+
   /** A micro-batch of `records` ran out of time after `afterMs`: later ones hold at most half as many. */
   ranOutOfTime(records: number, afterMs: number): void {
     this.ceiling = Math.max(1, Math.min(this.ceiling, Math.floor(records / 2)));

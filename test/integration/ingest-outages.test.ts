@@ -150,12 +150,16 @@ describe('a micro-batch that runs out of time on every attempt', () => {
       CREATE TRIGGER too_slow_for_big_batches AFTER INSERT ON events REFERENCING NEW TABLE AS stored
         FOR EACH STATEMENT EXECUTE FUNCTION too_slow_for_big_batches();`);
     const events = eventsFor('slow', 4000);
-    await sendRecords(topics.events, asRecords(events));
+    // Rejects among them, one every 80 events: they go with the part they fall in.
+    const records = asRecords(events).flatMap((r, i) => (i % 80 === 0 ? [{ key: r.key, value: `{"eventId": "broken-${i}"` }, r] : [r]));
+    await sendRecords(topics.events, records);
     const ingest = await runIngest(db, topics);
     // Before, the first micro-batch over 300 events was retried as it was, for ever.
     await waitCaughtUp(db.pool, topics, 120_000);
     expect(await eventCount(db)).toBe(events.length);
     expect(await projectionOf(db.pool)).toEqual(foldEvents(events));
+    const quarantined = await db.pool.query<{ rows: number; offsets: number }>(`SELECT count(*)::int AS rows, count(DISTINCT source_offset)::int AS offsets FROM quarantine WHERE reason = 'invalid_json'`);
+    expect(quarantined.rows[0]).toEqual({ rows: events.length / 80, offsets: events.length / 80 });
     const metrics = await metricsOf(ingest);
     const splits = Number(/^hunt_ingest_commit_splits_total (\d+)$/m.exec(metrics)?.[1]);
     expect(splits).toBeGreaterThan(0);

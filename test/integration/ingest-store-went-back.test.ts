@@ -9,7 +9,7 @@
  */
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { storeOffsets, StoredPositionsWentBack } from '../../src/store/hot-path/offsets';
+import { floorsOnly, storeOffsets, StoredPositionsWentBack } from '../../src/store/hot-path/offsets';
 import { withTransaction } from '../../src/store/transaction';
 import { useTestDatabase } from '../helpers/database-fixture';
 import { clueFound } from '../helpers/event-builders';
@@ -98,5 +98,22 @@ describe('storeOffsets with a floor', () => {
     // At or above the floor, and without one, it moves on as before.
     await withTransaction(db.pool, (c) => storeOffsets(c, 'floor-group', [{ ...position(0), nextOffset: 600n, floor: 500n }, { ...position(1), nextOffset: 600n }]));
     expect((await db.pool.query(`SELECT next_offset::int AS n FROM consumer_offsets WHERE group_id = 'floor-group' ORDER BY partition`)).rows).toEqual([{ n: 600 }, { n: 600 }]);
+  });
+
+  it('checks the floors and moves nothing for a part of a micro-batch that does not store its offsets (floorsOnly)', async () => {
+    const positions = (nextOffset: bigint, floor?: bigint) => [0, 1].map((partition) => ({ topic: 'part-topic', partition, nextOffset, floor }));
+    await withTransaction(db.pool, (c) => storeOffsets(c, 'part-group', positions(500n)));
+    const stored = async () => (await db.pool.query(`SELECT next_offset::int AS n FROM consumer_offsets WHERE group_id = 'part-group' ORDER BY partition`)).rows;
+    // Floors met: nothing moves (the batch's own positions, 900, wait for its last part).
+    await withTransaction(db.pool, (c) => storeOffsets(c, 'part-group', floorsOnly(positions(900n, 500n))));
+    expect(await stored()).toEqual([{ n: 500 }, { n: 500 }]);
+    // Postgres lost commits: refused, as the whole batch's commit would be.
+    await db.pool.query(`UPDATE consumer_offsets SET next_offset = 300 WHERE group_id = 'part-group' AND partition = 1`);
+    await expect(withTransaction(db.pool, (c) => storeOffsets(c, 'part-group', floorsOnly(positions(900n, 500n))))).rejects.toMatchObject({
+      partitions: [{ topic: 'part-topic', partition: 1, stored: 300n, floor: 500n }],
+    });
+    // No floor, nothing to check: no position is written.
+    expect(floorsOnly(positions(900n))).toEqual([]);
+    expect(await stored()).toEqual([{ n: 500 }, { n: 300 }]);
   });
 });

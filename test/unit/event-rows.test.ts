@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { concatRows, eventIdAt, eventRow, groupRowsByHunt, laneOfHunt, rowAt, rowCount, rowsOf, sliceRows, type EventRows } from '../../src/store/hot-path/event-rows';
+import { concatRows, eventIdAt, eventRow, groupRowsByHunt, laneOfHunt, rowAt, rowCount, rowsOf, sliceRows, withOwnHunts, type EventRows } from '../../src/store/hot-path/event-rows';
 import { atSecond, clueFound, joined } from '../helpers/event-builders';
 
 const eventOf = (huntId: string, n: number) => clueFound({ eventId: `e${n}`, huntId, clueId: `c${n}`, occurredAt: atSecond(n) });
@@ -25,6 +25,20 @@ describe('event rows', () => {
     expect(JSON.parse(eventRow(joined({ eventId: 'j', displayName: 'Ann', teamId: 'red' }), 'kafka:t:0:5'))).toEqual({
       e: 'j', h: 'h1', p: 'p1', t: 'player.joined', o: atSecond(0), d: 'Ann', m: 'red', src: 'kafka:t:0:5',
     });
+  });
+
+  it('narrow a slice\'s hunts to those its rows hold, each row keeping its hunt', () => {
+    fc.assert(
+      fc.property(huntsArb, fc.nat(), fc.nat(), (hunts, a, b) => {
+        const rows = rowsFor(hunts);
+        const [from, to] = [a % (hunts.length + 1), b % (hunts.length + 1)].sort((x, y) => x - y) as [number, number];
+        const part = withOwnHunts(sliceRows(rows, from, to));
+        const huntOfRow = (r: EventRows, i: number) => r.huntIds[r.huntOf[i] as number];
+        expect(Array.from({ length: rowCount(part) }, (_, i) => huntOfRow(part, i))).toEqual(hunts.slice(from, to));
+        expect([...part.huntIds].sort()).toEqual([...new Set(hunts.slice(from, to))].sort());
+        expect(idsOf(part)).toEqual(idsOf(sliceRows(rows, from, to)));
+      }),
+    );
   });
 
   it('slice and concatenate without losing or reordering a row, whatever the cut', () => {

@@ -48,6 +48,15 @@ describe('BatchSizing after a micro-batch ran out of time', () => {
     expect(sizing.targetRecords).toBe(1);
   });
 
+  it('limits a transaction to the ceiling while it is lowered, and not otherwise (a batch may pass its target by a slice)', () => {
+    const sizing = fixed();
+    expect(sizing.partLimit).toBe(Infinity);
+    sizing.ranOutOfTime(800, 110_000);
+    expect(sizing.partLimit).toBe(400);
+    for (let i = 0; i < 10; i++) sizing.observe({ records: sizing.targetRecords, transactionMs: 200, lag: 0 });
+    expect(sizing.partLimit).toBe(Infinity);
+  });
+
   it('lowers the ceiling only: a failed batch bigger than the ceiling leaves it', () => {
     const sizing = fixed();
     sizing.ranOutOfTime(300, 110_000);

@@ -97,6 +97,25 @@ export function sliceRows(rows: EventRows, from: number, to: number): EventRows 
   return { json: rows.json.slice(start, end), ends, huntOf: rows.huntOf.slice(from, to), huntIds: rows.huntIds };
 }
 
+/**
+ * The same rows with `huntIds` narrowed to the hunts they hold (sliceRows keeps the whole
+ * list): a part of a micro-batch committed on its own takes the fences of its own hunts only.
+ */
+export function withOwnHunts(rows: EventRows): EventRows {
+  const renumbered = new Map<number, number>();
+  const huntIds: string[] = [];
+  const huntOf = rows.huntOf.map((hunt) => {
+    let own = renumbered.get(hunt);
+    if (own === undefined) {
+      own = huntIds.length;
+      renumbered.set(hunt, own);
+      huntIds.push(rows.huntIds[hunt] as string);
+    }
+    return own;
+  });
+  return { ...rows, huntOf, huntIds };
+}
+
 /** Several EventRows as one, in order. */
 export function concatRows(parts: readonly EventRows[]): EventRows {
   const nonEmpty = parts.filter((p) => p.ends.length > 0);

@@ -70,6 +70,17 @@ export async function storeOffsets(client: pg.ClientBase, groupId: string, offse
 }
 
 /**
+ * Positions that move nothing but still have their floors checked, for a transaction that
+ * commits part of a micro-batch before the part that stores its offsets: written with
+ * storeOffsets, it too writes nothing once Postgres has lost commits. Each is its floor, at
+ * or below the stored position when the check passes, so GREATEST keeps the stored one;
+ * a partition without a floor has nothing to check and is left out.
+ */
+export function floorsOnly(offsets: readonly PartitionOffset[]): PartitionOffset[] {
+  return offsets.flatMap((o) => (o.floor === undefined ? [] : [{ ...o, nextOffset: o.floor }]));
+}
+
+/**
  * Sets a partition's position where nothing has been read yet (its configured start), and
  * remembers it as that: a later join has no applied record before it to check. A position
  * another member stored meanwhile wins, whatever it is (the caller reads it back):
