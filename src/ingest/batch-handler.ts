@@ -25,11 +25,24 @@ const yieldToIo = () => new Promise<void>((resolve) => setImmediate(resolve));
 const CHECK_RETRY_FIRST_MS = 50;
 const CHECK_RETRY_MAX_MS = 5000;
 /**
- * While a check runs, kafkajs's heartbeat is called this often (it sends one only once its
- * interval is due): one try can wait long on a connection that died without a word (the
- * query timeout is 2 minutes), past the session timeout that drops the member.
+ * While the handler waits on Postgres, kafkajs's heartbeat is called this often (it sends one
+ * only once its interval is due), since kafkajs sends none of its own until the handler
+ * returns: a check can wait long on a connection that died without a word (the query timeout
+ * is 2 minutes), and a slice waits for room while its lane's commit runs (up to the statement
+ * limit, 110 s, when Postgres is that slow), either past the session timeout that drops the
+ * member, which then rejoins, and every member with it.
  */
-const HEARTBEAT_WHILE_CHECKING_MS = 1000;
+const HEARTBEAT_WHILE_WAITING_MS = 1000;
+
+/** `work`, with kafkajs's heartbeat called meanwhile (a rebalance it reports is seen by the caller's next heartbeatOrLeave). */
+async function heartbeating<T>(heartbeat: () => Promise<void>, work: Promise<T>): Promise<T> {
+  const keepAlive = setInterval(() => heartbeat().catch(() => undefined), HEARTBEAT_WHILE_WAITING_MS);
+  try {
+    return await work;
+  } finally {
+    clearInterval(keepAlive);
+  }
+}
 
 export interface BatchHandlerDeps {
   topic: string;
@@ -99,10 +112,9 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
    */
   async function recordsToTakeRetrying(batch: Batch, payload: Pick<EachBatchPayload, 'heartbeat' | 'isRunning' | 'isStale'>): Promise<KafkaMessage[] | undefined> {
     for (let attempt = 0; ; attempt++) {
-      // A rebalance seen here is seen again by heartbeatOrLeave, after the try.
-      const keepAlive = setInterval(() => payload.heartbeat().catch(() => undefined), HEARTBEAT_WHILE_CHECKING_MS);
       try {
-        return await recordsToTake(batch);
+        // A rebalance seen meanwhile is seen again by heartbeatOrLeave, after the try.
+        return await heartbeating(payload.heartbeat, recordsToTake(batch));
       } catch (err) {
         if (!payload.isRunning() || payload.isStale()) return undefined;
         const delayMs = backoffMs(attempt, CHECK_RETRY_FIRST_MS, CHECK_RETRY_MAX_MS);
@@ -110,8 +122,6 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
         await sleep(delayMs);
         await heartbeatOrLeave(payload.heartbeat);
         if (!payload.isRunning() || payload.isStale()) return undefined;
-      } finally {
-        clearInterval(keepAlive);
       }
     }
   }
@@ -157,7 +167,7 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
       const last = records[records.length - 1]!;
       const isLastSlice = i + sliceSize >= messages.length;
       const nextOffset = isLastSlice ? offsetAfter(batch) : BigInt(last.offset) + 1n;
-      await laneOf(partition).add({
+      const work = {
         slice: classifySlice(topic, partition, records, new Date()),
         topic,
         partition,
@@ -166,7 +176,9 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
         recordCount: records.length,
         byteCount: byteCountOf(records),
         heartbeat,
-      });
+      };
+      // Waits while the lane holds a full micro-batch behind the one committing.
+      await heartbeating(heartbeat, laneOf(partition).add(work));
       resolveOffset(last.offset);
       positions.advance(partition, nextOffset);
     }
