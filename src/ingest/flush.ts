@@ -5,19 +5,21 @@
  * the DLQ relay sends after the commit (dlq-relay.ts): the DLQ's troubles never hold the
  * stream. A micro-batch that runs out of time (the statement limit) is not retried as it was,
  * which would fail the same way for as long as Postgres stays that slow: its rest is committed
- * in parts, halved at each such failure, and the sizing keeps later micro-batches below it. While a commit retries, the lane's stalled-seconds gauge grows and /readyz turns
- * 503 past the stall limit (health.ts).
+ * in parts (parted-commit.ts), halved at each such failure, and the sizing keeps later
+ * micro-batches in parts below that size. While a commit retries, the lane's stalled-seconds
+ * gauge grows and /readyz turns 503 past the stall limit (health.ts).
  */
 import type pg from 'pg';
 import { backoffMs, sleep } from '../backoff';
 import type { Logger } from '../log';
 import { ranOutOfTime } from '../store/hot-path/errors';
-import { concatRows, rowCount, sliceRows, withOwnHunts } from '../store/hot-path/event-rows';
-import { floorsOnly, StoredPositionsWentBack, type PartitionOffset } from '../store/hot-path/offsets';
-import { concatOrigins, sliceOrigins } from '../store/hot-path/record-origins';
+import { concatRows, rowCount } from '../store/hot-path/event-rows';
+import { StoredPositionsWentBack, type PartitionOffset } from '../store/hot-path/offsets';
+import { concatOrigins } from '../store/hot-path/record-origins';
 import type { SliceWork } from './batcher';
-import { commitMicroBatch, mergeOffsets, type CommitResult, type MicroBatch } from '../pipeline/commit';
+import { mergeOffsets, type CommitResult } from '../pipeline/commit';
 import { failureCode } from './dlq';
+import { PartedCommit } from './parted-commit';
 import type { FreshnessTally } from './freshness-tally';
 import type { IngestMetrics } from './metrics';
 import type { BatchSizing } from './sizing';
@@ -106,84 +108,6 @@ export function createFlush(deps: FlushDeps): (works: SliceWork[]) => Promise<vo
       }
     }
   };
-}
-
-/**
- * A micro-batch committed whole, or in consecutive parts, each its own transaction: once a
- * part runs out of time, or from the start while the sizing holds micro-batches below a size
- * that ran out of time (a batch can pass its target by a slice). A part holds records in the
- * batch's order, its accepted events first, then its rejects. Only the last part stores the
- * offsets; the earlier ones check that Postgres has not lost commits (floorsOnly), as every
- * commit does, and take the fences of their own hunts only. A crash after an earlier part
- * re-reads the whole batch from the offsets Postgres holds, and the committed part's events
- * are then found stored (dedupe by eventId) and change nothing. Each hunt's events keep
- * their order: the parts go in row order, one after another.
- */
-class PartedCommit {
-  /** Records committed by earlier parts: accepted events, then rejects. */
-  private done = 0;
-  private readonly units: number;
-  /** Records per part. */
-  partUnits: number;
-  /** The part that failed last: its records, and how long it took to fail. */
-  failedPart = { units: 0, ms: 0 };
-  /** The last part committed: its records, and how long its commit took. */
-  lastPart = { units: 0, ms: 0 };
-  private readonly total: CommitResult = { inserted: 0, duplicates: 0, unprocessable: [], isolated: false };
-
-  constructor(
-    private readonly pool: pg.Pool,
-    private readonly groupId: string,
-    private readonly batch: MicroBatch,
-    partLimit: number,
-  ) {
-    this.units = rowCount(batch.rows) + batch.rejected.length;
-    this.partUnits = Math.max(1, Math.min(this.units, partLimit));
-  }
-
-  /** True once the batch goes in more than one transaction. */
-  get split(): boolean {
-    return this.partUnits < this.units;
-  }
-
-  /** Commits the parts not yet committed; the sum of every part's result once the last is in. */
-  async commitRest(): Promise<CommitResult> {
-    const { rows, origins, rejected, offsets } = this.batch;
-    const accepted = rowCount(rows);
-    do {
-      const from = this.done;
-      const to = Math.min(this.units, from + this.partUnits);
-      const whole = from === 0 && to === this.units;
-      const [rowsFrom, rowsTo] = [Math.min(from, accepted), Math.min(to, accepted)];
-      const part: MicroBatch = whole
-        ? this.batch
-        : {
-            rows: withOwnHunts(sliceRows(rows, rowsFrom, rowsTo)),
-            origins: sliceOrigins(origins, rowsFrom, rowsTo),
-            rejected: rejected.slice(Math.max(from, accepted) - accepted, Math.max(to, accepted) - accepted),
-            offsets: to === this.units ? offsets : floorsOnly(offsets),
-          };
-      const started = performance.now();
-      this.failedPart = { units: to - from, ms: 0 };
-      try {
-        const result = await commitMicroBatch(this.pool, this.groupId, part, { copyRejectsToDlq: true });
-        this.lastPart = { units: to - from, ms: performance.now() - started };
-        this.total.inserted += result.inserted;
-        this.total.duplicates += result.duplicates;
-        this.total.unprocessable.push(...result.unprocessable);
-        this.total.isolated ||= result.isolated;
-        this.done = to;
-      } catch (err) {
-        this.failedPart.ms = performance.now() - started;
-        throw err;
-      }
-    } while (this.done < this.units);
-    return this.total;
-  }
-
-  halve(): void {
-    this.partUnits = Math.max(1, Math.floor(this.failedPart.units / 2));
-  }
 }
 
 /** `lastPart`: of a batch committed in parts, the last one, which the sizing learns from (the time of the whole says little of a part's size). */
