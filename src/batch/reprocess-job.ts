@@ -11,6 +11,7 @@ import {
   assertLiveTablesReplaceable,
   catchUpShadow,
   fillShadowChunk,
+  FILL_STATEMENT_MS,
   isProjectionName,
   prepareShadow,
   ReprocessBlockedError,
@@ -27,6 +28,7 @@ import {
   type SwapResult,
 } from '../store/batch/reprocess';
 import type { ActivityDeps } from '../worker/activity-deps';
+import { describeDataError, isDataError } from '../store/hot-path/errors';
 import { SqlState, sqlStateOf } from '../store/sql-state';
 
 export interface ReprocessStepInput {
@@ -84,7 +86,13 @@ export function createReprocessActivities(deps: Pick<ActivityDeps, 'pool' | 'log
       let progress: FillProgress | undefined;
       for (;;) {
         checkCancelled(projection);
-        progress = await heartbeating(progress, () => step(input, () => fillShadowChunk(deps.pool, projection, input.jobId, input.huntsPerChunk, deps.config.ingest.commitLanes)));
+        progress = await heartbeating(progress, () =>
+          step(input, () =>
+            fillShadowChunk(deps.pool, projection, input.jobId, input.huntsPerChunk, deps.config.ingest.commitLanes).catch((err: unknown) => {
+              throw fillFailedForGood(err) ?? err;
+            }),
+          ),
+        );
         if (progress.done || Date.now() >= deadline) return progress;
       }
     },
@@ -153,6 +161,29 @@ export type ReprocessActivities = ReturnType<typeof createReprocessActivities>;
 function checkedProjection(name: string): ProjectionName {
   if (!isProjectionName(name)) throw ApplicationFailure.nonRetryable(`reprocess: unknown projection ${JSON.stringify(name)}`, 'InvalidJobInput');
   return name;
+}
+
+/**
+ * A chunk whose recomputation Postgres refuses for its data, or that runs past the fill's
+ * statement limit, fails the same way on every retry while the hunts after it wait: the run
+ * fails at once, saying what to change (reconcile treats the same failures of the same
+ * recompute as failures of the hunt: isHuntFailure). A statement cancelled because the job
+ * was cancelled is not one of them.
+ */
+function fillFailedForGood(err: unknown): Error | undefined {
+  if (Context.current().cancellationSignal.aborted) return undefined;
+  const message = (err as Error | null)?.message ?? String(err);
+  if (isDataError(err)) {
+    return new ReprocessBlockedError(
+      `Postgres refused the recomputation of a chunk of hunts: ${describeDataError(err)}. The shadow tables copy the live tables' constraints and triggers, and one of them refuses what the rules compute, as it would refuse those rows in the live tables: fix or drop it, then start reprocess again`,
+    );
+  }
+  if (sqlStateOf(err) === SqlState.queryCanceled) {
+    return new ReprocessBlockedError(
+      `a chunk of hunts took longer than the fill's statement limit (${FILL_STATEMENT_MS / 60_000} minutes): ${message}. Start reprocess again with a smaller huntsPerChunk; a single hunt that takes that long cannot be reprocessed (its live results stay as the hot path made them)`,
+    );
+  }
+  return undefined;
 }
 
 function checkCancelled(projection: string): void {

@@ -580,6 +580,36 @@ describe('reprocess workflow', () => {
     }
   });
 
+  it('fails on the first fill attempt, naming the constraint, when Postgres refuses what the rules compute (every retry would, and the hunts after it would wait)', { timeout: 120_000 }, async () => {
+    const scratch = await createTestDatabase();
+    try {
+      await storeEventsInOrder(scratch.pool, inOrderTraffic(300, 3).events);
+      // An operator's constraint on a live table that the rules' results break (NOT VALID: the rows there now are not checked).
+      await scratch.pool.query('ALTER TABLE player_scores ADD CONSTRAINT score_below_three CHECK (score < 3) NOT VALID');
+      const { outcome, fillAttempts } = await withWorker(scratch.pool, async (taskQueue) => {
+        const handle = await client.workflow.start('reprocess', { taskQueue, workflowId: uniqueName('reprocess-refused'), args: [{ projection: 'leaderboard' }] });
+        const outcome = await Promise.race([
+          handle.result().then(() => 'swapped', (err: unknown) => err),
+          new Promise((resolve) => setTimeout(resolve, 60_000, 'still running (retrying) after 60 s')),
+        ]);
+        if (typeof outcome === 'string') await handle.terminate('test: the fill did not fail for good');
+        const events = (await handle.fetchHistory()).events ?? [];
+        const fillAttempts = events.filter((e) => e.activityTaskStartedEventAttributes && events.some(
+          (s) => s.eventId?.toString() === e.activityTaskStartedEventAttributes?.scheduledEventId?.toString() && s.activityTaskScheduledEventAttributes?.activityType?.name === 'fillShadow',
+        )).map((e) => e.activityTaskStartedEventAttributes?.attempt);
+        return { outcome, fillAttempts };
+      });
+      expect(outcome).toBeInstanceOf(WorkflowFailedError);
+      const activityFailure = (outcome as WorkflowFailedError).cause as ActivityFailure;
+      expect(activityFailure.activityType).toBe('fillShadow');
+      expect(activityFailure.cause).toMatchObject({ type: 'ReprocessBlocked', nonRetryable: true });
+      expect(activityFailure.cause?.message).toMatch(/Postgres refused the recomputation of a chunk of hunts: .*score_below_three.*fix or drop it, then start reprocess again/);
+      expect(fillAttempts).toEqual([1]);
+    } finally {
+      await scratch.dispose();
+    }
+  });
+
   it('reported cancelled swaps nothing: a cancellation heard while the swap step waits stops it before the swap', { timeout: 120_000 }, async () => {
     const scratch = await createTestDatabase();
     const holder = await scratch.pool.connect();

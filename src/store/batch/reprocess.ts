@@ -402,7 +402,7 @@ async function takeFence(client: pg.ClientBase, lockTimeoutMs: number): Promise<
  * steps' 10 minutes, the fill's and catch-up's 2 hours.
  */
 const FENCED_STEP_STATEMENT_MS = 9 * 60_000;
-const FILL_STATEMENT_MS = 110 * 60_000;
+export const FILL_STATEMENT_MS = 110 * 60_000;
 
 async function boundStatements(client: pg.ClientBase, ms: number): Promise<void> {
   await client.query(`SELECT set_config('statement_timeout', $1, true)`, [`${ms}ms`]);
