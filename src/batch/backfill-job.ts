@@ -69,10 +69,43 @@ export function createBackfillActivities(deps: Pick<ActivityDeps, 'pool' | 'kafk
       const resumed = context.info.heartbeatDetails as ChunkBatchResult | undefined;
       const start: ChunkBatchResult = resumed ?? { cursor: input.cursor, counts: emptyCounts(), done: false, position: 0 };
       const options = { dryRun: input.dryRun, huntId: input.huntId, groupId: `backfill:${input.jobId}`, lanes: deps.config.ingest.commitLanes, resumed: context.info.attempt > 1 };
-      return input.source.kind === 'file'
-        ? importFileChunks(deps, input, start, options, context)
-        : importKafkaChunks(deps, input, start, options, context);
+      const job = keptAlive(context, start);
+      try {
+        return await (input.source.kind === 'file' ? importFileChunks(deps, input, start, options, job) : importKafkaChunks(deps, input, start, options, job));
+      } finally {
+        job.stop();
+      }
     },
+  };
+}
+
+/** What an import needs of its activity's context: its heartbeat (the cursor) and its cancellation. */
+interface JobContext {
+  heartbeat(state: ChunkBatchResult): void;
+  readonly cancellationSignal: AbortSignal;
+}
+
+/** How often the last heartbeat is sent again while a chunk commits: well within the step's 15 s heartbeat timeout. */
+const KEEPALIVE_MS = 5000;
+
+/**
+ * The activity's context, its last heartbeat sent again every few seconds for as long as the
+ * worker lives. Without it, a chunk whose commit outlasted the heartbeat timeout (a chunk
+ * with many rows the database refuses, isolated one by one) had its attempt timed out; the
+ * retry, resuming before that chunk, took as long again, attempt after attempt, and the
+ * chunks after it never came, with no failure counted. A worker that dies stops the timer,
+ * so it is still noticed within the timeout.
+ */
+function keptAlive(context: Context, start: ChunkBatchResult): JobContext & { stop(): void } {
+  let latest = start;
+  const timer = setInterval(() => context.heartbeat(latest), KEEPALIVE_MS);
+  return {
+    heartbeat(state) {
+      latest = state;
+      context.heartbeat(state);
+    },
+    cancellationSignal: context.cancellationSignal,
+    stop: () => clearInterval(timer),
   };
 }
 
@@ -83,7 +116,7 @@ export function createBackfillActivities(deps: Pick<ActivityDeps, 'pool' | 'kafk
  * resumed attempt starts right after the last wholly committed chunk (what committed past
  * it is found stored again, without effect).
  */
-async function importFileChunks(deps: Pick<ActivityDeps, 'pool' | 'config'>, input: ChunkBatchInput, start: ChunkBatchResult, options: ImportOptions, context: Context) {
+async function importFileChunks(deps: Pick<ActivityDeps, 'pool' | 'config'>, input: ChunkBatchInput, start: ChunkBatchResult, options: ImportOptions, context: JobContext) {
   const path = (input.source as { path: string }).path;
   // Every chunk of the call reads this descriptor: the path is not opened again.
   const fd = openedImportFile(deps.config.backfill.importDir, path);
@@ -118,7 +151,7 @@ async function importFileChunks(deps: Pick<ActivityDeps, 'pool' | 'config'>, inp
   return state;
 }
 
-async function importKafkaChunks(deps: Pick<ActivityDeps, 'pool' | 'kafka' | 'config' | 'logger'>, input: ChunkBatchInput, start: ChunkBatchResult, options: ImportOptions, context: Context) {
+async function importKafkaChunks(deps: Pick<ActivityDeps, 'pool' | 'kafka' | 'config' | 'logger'>, input: ChunkBatchInput, start: ChunkBatchResult, options: ImportOptions, context: JobContext) {
   // Checked again here: a job may resume after its workers' BACKFILL_TOPICS was narrowed.
   const topic = importTopic(deps.config.backfill.topics, (input.source as { topic: string }).topic);
   const range = input.range;

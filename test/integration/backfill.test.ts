@@ -216,6 +216,33 @@ describe('backfill', () => {
     expect((await counts(db))?.events).toBeLessThan(events.length); // it really was mid-import
   });
 
+  it('keeps its attempt alive through a chunk that commits for longer than the heartbeat timeout', { timeout: 120_000 }, async () => {
+    const traffic = inOrderTraffic(3000, 17);
+    const { db, taskQueue, file } = await setup('slow-chunk', traffic.records.map((r) => r.value));
+    // Once, a statement storing events takes 20 s: past the step's 15 s heartbeat timeout.
+    await db.pool.query(`
+      CREATE TABLE slow_once (armed boolean);
+      INSERT INTO slow_once VALUES (true);
+      CREATE FUNCTION slow_once() RETURNS trigger LANGUAGE plpgsql AS $$
+      DECLARE fired boolean;
+      BEGIN
+        DELETE FROM slow_once RETURNING armed INTO fired;
+        IF fired THEN PERFORM pg_sleep(20); END IF;
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER slow_once AFTER INSERT ON events FOR EACH STATEMENT EXECUTE FUNCTION slow_once();`);
+    const handle = await client.workflow.start('backfill', { taskQueue, workflowId: uniqueName('backfill-slow'), args: [{ source: { kind: 'file', path: file } }] });
+    const result = await handle.result();
+    expect(result).toMatchObject({ state: 'completed', counts: { inserted: traffic.events.length, rejected: traffic.invalid } });
+    expect(await projectionOf(db.pool)).toEqual(foldEvents(traffic.events));
+    // Before, the attempt was timed out while its chunk committed, and retried from before it.
+    const history = (await handle.fetchHistory()).events ?? [];
+    const importScheduled = new Set(history.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'importChunks').map((e) => e.eventId?.toString()));
+    const importAttempts = history.filter((e) => importScheduled.has(e.activityTaskStartedEventAttributes?.scheduledEventId?.toString())).map((e) => e.activityTaskStartedEventAttributes?.attempt);
+    expect(importAttempts.length).toBeGreaterThan(0);
+    expect(importAttempts.every((attempt) => attempt === 1)).toBe(true);
+  });
+
   it('dry run reports what would change and writes nothing', async () => {
     const traffic = inOrderTraffic(3000, 13);
     const { db, taskQueue, file } = await setup('dry', traffic.records.map((r) => r.value));
