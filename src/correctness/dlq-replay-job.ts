@@ -31,6 +31,9 @@ export function addBatch(totals: ReplayTotals, batch: ReplayBatchResult): Replay
   };
 }
 
+/** How often the last totals are heartbeated again while a batch replays: well within the step's 30 s heartbeat timeout. */
+const KEEPALIVE_MS = 5000;
+
 export function createDlqReplayActivities(deps: Pick<ActivityDeps, 'pool'>) {
   return {
     /**
@@ -49,19 +52,31 @@ export function createDlqReplayActivities(deps: Pick<ActivityDeps, 'pool'>) {
       // records quarantined faster than it replays (a flood of rejects) kept a run going
       // without end, past its timeout, retried for ever. Later ones are the next run's.
       if (totals.throughId === undefined) totals = { ...totals, throughId: await newestQuarantineId(deps.pool) };
-      for (;;) {
-        // Throw, never return: a return would end the run as a success with rows left
-        // unreplayed (a worker's graceful shutdown aborts us on every deploy). The retry
-        // resumes from the saved cursor.
-        if (context.cancellationSignal.aborted) throw new CancelledFailure(`dlqReplay: stopped after quarantine id ${totals.lastId}`);
-        let next = totals;
-        const batch = await replayBatch(deps.pool, { ...input, throughId: totals.throughId }, totals.lastId, input.batchSize, input.dryRun, undefined, undefined, async (client, done) => {
-          next = addBatch(totals, done);
-          await saveProgress(client, key, next);
-        });
-        if (!batch) return totals;
-        totals = next;
-        context.heartbeat(totals);
+      // Sent again while a batch replays: a batch outlasting the heartbeat timeout (thousands of
+      // records the database still refuses, isolated one by one) had its attempt timed out and
+      // its work rolled back by the retry, which took as long again, attempt after attempt.
+      const keepAlive = setInterval(() => context.heartbeat(totals), KEEPALIVE_MS);
+      try {
+        return await replayAll();
+      } finally {
+        clearInterval(keepAlive);
+      }
+
+      async function replayAll(): Promise<ReplayTotals> {
+        for (;;) {
+          // Throw, never return: a return would end the run as a success with rows left
+          // unreplayed (a worker's graceful shutdown aborts us on every deploy). The retry
+          // resumes from the saved cursor.
+          if (context.cancellationSignal.aborted) throw new CancelledFailure(`dlqReplay: stopped after quarantine id ${totals.lastId}`);
+          let next = totals;
+          const batch = await replayBatch(deps.pool, { ...input, throughId: totals.throughId }, totals.lastId, input.batchSize, input.dryRun, undefined, undefined, async (client, done) => {
+            next = addBatch(totals, done);
+            await saveProgress(client, key, next);
+          });
+          if (!batch) return totals;
+          totals = next;
+          context.heartbeat(totals);
+        }
       }
     },
   };

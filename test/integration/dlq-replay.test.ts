@@ -140,6 +140,43 @@ describe('dlqReplay', () => {
     expect((await db.pool.query("SELECT count(*)::int AS n FROM quarantine WHERE source_topic = 'held' AND replayed_at IS NULL")).rows[0].n).toBe(0);
   });
 
+  it('keeps its attempt alive through a batch that replays for longer than the heartbeat timeout', { timeout: 120_000 }, async () => {
+    const values = Array.from({ length: 20 }, (_, i) =>
+      Buffer.from(JSON.stringify(clueFound({ eventId: `slow-${i}`, huntId: 'sl', playerId: 'p1', clueId: `c${i}`, points: 1, occurredAt: new Date().toISOString() }))),
+    );
+    await db.pool.query(
+      `INSERT INTO quarantine (source_topic, source_partition, source_offset, record_value, reason, detail)
+       SELECT 'slow', 0, o, v, 'future_timestamp', 'test' FROM unnest($1::bytea[]) WITH ORDINALITY AS t(v, o)`,
+      [values],
+    );
+    // Once, a statement storing events takes 35 s: past the step's 30 s heartbeat timeout.
+    await db.pool.query(`
+      CREATE TABLE slow_once (armed boolean);
+      INSERT INTO slow_once VALUES (true);
+      CREATE FUNCTION slow_once() RETURNS trigger LANGUAGE plpgsql AS $$
+      DECLARE fired boolean;
+      BEGIN
+        DELETE FROM slow_once RETURNING armed INTO fired;
+        IF fired THEN PERFORM pg_sleep(35); END IF;
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER slow_once AFTER INSERT ON events FOR EACH STATEMENT EXECUTE FUNCTION slow_once();`);
+    try {
+      const handle = await batch.client.workflow.start('dlqReplay', { taskQueue: batch.taskQueue, workflowId: uniqueName('dlq-replay-slow'), args: [{ reasons: ['future_timestamp'] }] });
+      await handle.result();
+      // Earlier tests of the file leave records of the same reason: count this test's own.
+      const own = await db.pool.query("SELECT count(*)::int AS n FROM quarantine WHERE source_topic = 'slow' AND replayed_at IS NOT NULL");
+      expect(own.rows[0].n).toBe(values.length);
+      expect((await db.pool.query("SELECT count(*)::int AS n FROM events WHERE event_id LIKE 'slow-%'")).rows[0].n).toBe(values.length);
+      // Before, the attempt was timed out mid-batch; the retry rolled its batch back and replayed it again.
+      const history = (await handle.fetchHistory()).events ?? [];
+      const attempts = history.flatMap((e) => (e.activityTaskStartedEventAttributes ? [e.activityTaskStartedEventAttributes.attempt] : []));
+      expect(attempts).toEqual([1]);
+    } finally {
+      await db.pool.query('DROP TRIGGER slow_once ON events; DROP FUNCTION slow_once(); DROP TABLE slow_once');
+    }
+  });
+
   it('fails fast on a bad input', async () => {
     await expect(replay({ reasons: ['nope'] })).rejects.toThrow();
     const failure = await replay({ from: 'yesterday' }).catch((err) => err);
