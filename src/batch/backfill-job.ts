@@ -69,43 +69,48 @@ export function createBackfillActivities(deps: Pick<ActivityDeps, 'pool' | 'kafk
       const resumed = context.info.heartbeatDetails as ChunkBatchResult | undefined;
       const start: ChunkBatchResult = resumed ?? { cursor: input.cursor, counts: emptyCounts(), done: false, position: 0 };
       const options = { dryRun: input.dryRun, huntId: input.huntId, groupId: `backfill:${input.jobId}`, lanes: deps.config.ingest.commitLanes, resumed: context.info.attempt > 1 };
-      const job = keptAlive(context, start);
-      try {
-        return await (input.source.kind === 'file' ? importFileChunks(deps, input, start, options, job) : importKafkaChunks(deps, input, start, options, job));
-      } finally {
-        job.stop();
-      }
+      const job = jobContext(context, start);
+      return input.source.kind === 'file' ? importFileChunks(deps, input, start, options, job) : importKafkaChunks(deps, input, start, options, job);
     },
   };
 }
 
-/** What an import needs of its activity's context: its heartbeat (the cursor) and its cancellation. */
+/** What an import needs of its activity's context: its heartbeat (the cursor), its cancellation, and a keep-alive for commits. */
 interface JobContext {
   heartbeat(state: ChunkBatchResult): void;
   readonly cancellationSignal: AbortSignal;
+  /** `work` (a commit), with the last heartbeat sent again every few seconds meanwhile. */
+  committing<T>(work: Promise<T>): Promise<T>;
 }
 
 /** How often the last heartbeat is sent again while a chunk commits: well within the step's 15 s heartbeat timeout. */
 const KEEPALIVE_MS = 5000;
 
 /**
- * The activity's context, its last heartbeat sent again every few seconds for as long as the
- * worker lives. Without it, a chunk whose commit outlasted the heartbeat timeout (a chunk
- * with many rows the database refuses, isolated one by one) had its attempt timed out; the
- * retry, resuming before that chunk, took as long again, attempt after attempt, and the
- * chunks after it never came, with no failure counted. A worker that dies stops the timer,
- * so it is still noticed within the timeout.
+ * The activity's context, whose last heartbeat is sent again every few seconds while a chunk
+ * commits. Without it, a chunk whose commit outlasted the heartbeat timeout (a chunk with many
+ * rows the database refuses, isolated one by one) had its attempt timed out; the retry,
+ * resuming before that chunk, took as long again, attempt after attempt, and the chunks after
+ * it never came, with no failure counted. Only while committing: reading stays silent when it
+ * does not move (the Kafka source stops heartbeating a consumer that makes no progress, so a
+ * stuck one shows as a heartbeat timeout). A worker that dies stops the timer too.
  */
-function keptAlive(context: Context, start: ChunkBatchResult): JobContext & { stop(): void } {
+function jobContext(context: Context, start: ChunkBatchResult): JobContext {
   let latest = start;
-  const timer = setInterval(() => context.heartbeat(latest), KEEPALIVE_MS);
   return {
     heartbeat(state) {
       latest = state;
       context.heartbeat(state);
     },
     cancellationSignal: context.cancellationSignal,
-    stop: () => clearInterval(timer),
+    async committing(work) {
+      const timer = setInterval(() => context.heartbeat(latest), KEEPALIVE_MS);
+      try {
+        return await work;
+      } finally {
+        clearInterval(timer);
+      }
+    },
   };
 }
 
@@ -135,8 +140,8 @@ async function importFileChunks(deps: Pick<ActivityDeps, 'pool' | 'config'>, inp
         state = { cursor: { file: read.next }, counts: addCounts(state.counts, counts), done: read.eof, position: read.next.byteOffset };
         context.heartbeat(state);
       };
-      if (options.dryRun) committed(await commitImport(deps.pool, prepared, options));
-      else await pipeline.push(prepared, committed);
+      if (options.dryRun) committed(await context.committing(commitImport(deps.pool, prepared, options)));
+      else await context.committing(pipeline.push(prepared, committed));
       readFrom = read.next;
       if (read.eof) break;
     }
@@ -147,7 +152,7 @@ async function importFileChunks(deps: Pick<ActivityDeps, 'pool' | 'config'>, inp
   } finally {
     fs.closeSync(fd);
   }
-  await pipeline.drain();
+  await context.committing(pipeline.drain());
   return state;
 }
 
@@ -178,7 +183,7 @@ async function importKafkaChunks(deps: Pick<ActivityDeps, 'pool' | 'kafka' | 'co
         const slice = messages.slice(i, i + input.chunkSize);
         const inWindow = slice.filter((m) => inTimeWindow(m.timestamp, fromMs, toMs));
         const origin: ImportOrigin = { topic, partition, sourceLabel: `backfill:${input.jobId}:${topic}:${partition}` };
-        const imported = await commitImport(deps.pool, prepareImport(origin, inWindow, options), options);
+        const imported = await context.committing(commitImport(deps.pool, prepareImport(origin, inWindow, options), options));
         advance(partition, BigInt(slice[slice.length - 1]!.offset) + 1n, { ...imported, outsideRange: slice.length - inWindow.length });
       }
     },

@@ -175,10 +175,11 @@ function fillFailedForGood(err: unknown): Error | undefined {
   const message = (err as Error | null)?.message ?? String(err);
   if (isDataError(err)) {
     return new ReprocessBlockedError(
-      `Postgres refused the recomputation of a chunk of hunts: ${describeDataError(err)}. The shadow tables copy the live tables' constraints and triggers, and one of them refuses what the rules compute, as it would refuse those rows in the live tables: fix or drop it, then start reprocess again`,
+      `Postgres refused the recomputation of a chunk of hunts: ${describeDataError(err)}. The shadow tables copy the live tables' constraints, and one of them refuses what the rules compute, as it would refuse those rows in the live tables: fix or drop it, then start reprocess again`,
     );
   }
-  if (sqlStateOf(err) === SqlState.queryCanceled) {
+  // 57014 is also a cancel by hand (pg_cancel_backend: "due to user request"), which a retry passes.
+  if (sqlStateOf(err) === SqlState.queryCanceled && message.includes('statement timeout')) {
     return new ReprocessBlockedError(
       `a chunk of hunts took longer than the fill's statement limit (${FILL_STATEMENT_MS / 60_000} minutes): ${message}. Start reprocess again with a smaller huntsPerChunk; a single hunt that takes that long cannot be reprocessed (its live results stay as the hot path made them)`,
     );
