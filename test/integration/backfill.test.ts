@@ -16,6 +16,7 @@ import { createTestTopics, projectionOf, sendRecords, startIngestProcess, testKa
 import { inOrderTraffic } from '../helpers/traffic';
 import { uniqueName, waitFor } from '../helpers/wait';
 import { startWorkerProcess, temporalClient, TEST_DATA_DIR, writeNdjson, type WorkerProcess } from '../helpers/worker';
+import { slowNextEventInsert } from '../helpers/slow-statement';
 
 const dataDir = path.join(projectRoot, '.hunt', 'test-data', uniqueName('backfill'));
 let client: Client;
@@ -220,21 +221,12 @@ describe('backfill', () => {
     const traffic = inOrderTraffic(3000, 17);
     const { db, taskQueue, file } = await setup('slow-chunk', traffic.records.map((r) => r.value));
     // Once, a statement storing events takes 20 s: past the step's 15 s heartbeat timeout.
-    await db.pool.query(`
-      CREATE TABLE slow_once (armed boolean);
-      INSERT INTO slow_once VALUES (true);
-      CREATE FUNCTION slow_once() RETURNS trigger LANGUAGE plpgsql AS $$
-      DECLARE fired boolean;
-      BEGIN
-        DELETE FROM slow_once RETURNING armed INTO fired;
-        IF fired THEN PERFORM pg_sleep(20); END IF;
-        RETURN NULL;
-      END $$;
-      CREATE TRIGGER slow_once AFTER INSERT ON events FOR EACH STATEMENT EXECUTE FUNCTION slow_once();`);
+    const slow = await slowNextEventInsert(db.pool, 20);
     const handle = await client.workflow.start('backfill', { taskQueue, workflowId: uniqueName('backfill-slow'), args: [{ source: { kind: 'file', path: file } }] });
     const result = await handle.result();
     expect(result).toMatchObject({ state: 'completed', counts: { inserted: traffic.events.length, rejected: traffic.invalid } });
     expect(await projectionOf(db.pool)).toEqual(foldEvents(traffic.events));
+    expect(await slow.fired()).toBe(true);
     // Before, the attempt was timed out while its chunk committed, and retried from before it.
     const history = (await handle.fetchHistory()).events ?? [];
     const importScheduled = new Set(history.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'importChunks').map((e) => e.eventId?.toString()));

@@ -10,6 +10,7 @@ import { clueFound } from '../helpers/event-builders';
 import { createTestTopics, projectionOf, sendRecords, startIngestProcess, waitCaughtUp } from '../helpers/ingest';
 import { uniqueName, waitFor } from '../helpers/wait';
 import { useInProcessWorker } from '../helpers/worker-fixture';
+import { slowNextEventInsert } from '../helpers/slow-statement';
 
 const db = useTestDatabase();
 const batch = useInProcessWorker(db, 'dlq');
@@ -150,20 +151,11 @@ describe('dlqReplay', () => {
       [values],
     );
     // Once, a statement storing events takes 35 s: past the step's 30 s heartbeat timeout.
-    await db.pool.query(`
-      CREATE TABLE slow_once (armed boolean);
-      INSERT INTO slow_once VALUES (true);
-      CREATE FUNCTION slow_once() RETURNS trigger LANGUAGE plpgsql AS $$
-      DECLARE fired boolean;
-      BEGIN
-        DELETE FROM slow_once RETURNING armed INTO fired;
-        IF fired THEN PERFORM pg_sleep(35); END IF;
-        RETURN NULL;
-      END $$;
-      CREATE TRIGGER slow_once AFTER INSERT ON events FOR EACH STATEMENT EXECUTE FUNCTION slow_once();`);
+    const slow = await slowNextEventInsert(db.pool, 35);
     try {
       const handle = await batch.client.workflow.start('dlqReplay', { taskQueue: batch.taskQueue, workflowId: uniqueName('dlq-replay-slow'), args: [{ reasons: ['future_timestamp'] }] });
       await handle.result();
+      expect(await slow.fired()).toBe(true);
       // Earlier tests of the file leave records of the same reason: count this test's own.
       const own = await db.pool.query("SELECT count(*)::int AS n FROM quarantine WHERE source_topic = 'slow' AND replayed_at IS NOT NULL");
       expect(own.rows[0].n).toBe(values.length);
@@ -173,7 +165,7 @@ describe('dlqReplay', () => {
       const attempts = history.flatMap((e) => (e.activityTaskStartedEventAttributes ? [e.activityTaskStartedEventAttributes.attempt] : []));
       expect(attempts).toEqual([1]);
     } finally {
-      await db.pool.query('DROP TRIGGER slow_once ON events; DROP FUNCTION slow_once(); DROP TABLE slow_once');
+      await slow.remove();
     }
   });
 

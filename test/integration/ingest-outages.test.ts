@@ -20,6 +20,7 @@ import { asRecords, eventCount, eventsFor, expectNoLogReset, metricsOf, readyz, 
 import { runHunt } from '../helpers/hunt-command';
 import { forwardPort, freePort } from '../helpers/tcp-forward';
 import { waitFor } from '../helpers/wait';
+import { slowNextEventInsert } from '../helpers/slow-statement';
 
 const { database, runIngest, track, waitStored, onCleanup } = useIngestFaultKit();
 
@@ -172,23 +173,13 @@ describe('a micro-batch commit that takes longer than the group session timeout'
     const db = await database();
     const topics = await createTestTopics(1);
     // Once, a statement storing events takes 10 s: longer than the member's 6 s session.
-    await db.pool.query(`
-      CREATE TABLE slow_once (armed boolean);
-      INSERT INTO slow_once VALUES (true);
-      CREATE FUNCTION slow_once() RETURNS trigger LANGUAGE plpgsql AS $$
-      DECLARE fired boolean;
-      BEGIN
-        DELETE FROM slow_once RETURNING armed INTO fired;
-        IF fired THEN PERFORM pg_sleep(10); END IF;
-        RETURN NULL;
-      END $$;
-      CREATE TRIGGER slow_once AFTER INSERT ON events FOR EACH STATEMENT EXECUTE FUNCTION slow_once();`);
+    const slow = await slowNextEventInsert(db.pool, 10);
     const events = eventsFor('held', 4000);
     await sendRecords(topics.events, asRecords(events));
     const ingest = await runIngest(db, topics, { INGEST_SESSION_TIMEOUT_MS: '6000' });
     await waitCaughtUp(db.pool, topics, 120_000);
     expect(await eventCount(db)).toBe(events.length);
-    expect((await db.pool.query('SELECT count(*)::int AS n FROM slow_once')).rows[0]?.n).toBe(0);
+    expect(await slow.fired()).toBe(true);
     // Dropped from the group, the member joined again once the commit was done (and any other member with it).
     const joins = fs.readFileSync(ingest.logFile, 'utf8').split('\n').filter((line) => line.includes('"msg":"joined group"'));
     expect(joins).toHaveLength(1);
