@@ -155,35 +155,43 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
     const receivedAt = Date.now();
     const highWatermark = BigInt(batch.highWatermark);
     const sliceSize = Math.min(deps.maxBatchEvents, CLASSIFY_SLICE_RECORDS);
-    for (let i = 0; i < messages.length; i += sliceSize) {
-      if (i > 0) await yieldToIo();
-      // A seek since the fetch (a join's, while this fetch was in flight) makes it stale:
-      // kafkajs fetches again from there, so what is left here is dropped, and not counted.
-      // So is the rest of a fetch once the group rebalances: it is read from Postgres's
-      // position after the rejoin, by whoever owns the partition then.
-      if (!isRunning() || isStale() || positions.heldForRejoin) return;
-      const records = messages.slice(i, i + sliceSize);
-      countRead(metrics, records, receivedAt);
-      const last = records[records.length - 1]!;
-      const isLastSlice = i + sliceSize >= messages.length;
-      const nextOffset = isLastSlice ? offsetAfter(batch) : BigInt(last.offset) + 1n;
-      const work = {
-        slice: classifySlice(topic, partition, records, new Date()),
-        topic,
-        partition,
-        nextOffset,
-        highWatermark,
-        recordCount: records.length,
-        byteCount: byteCountOf(records),
-        heartbeat,
-      };
-      // Waits while the lane holds a full micro-batch behind the one committing.
-      await heartbeating(heartbeat, laneOf(partition).add(work));
-      resolveOffset(last.offset);
-      positions.advance(partition, nextOffset);
-    }
+    // A slice waits while its lane holds a full micro-batch behind the one committing: the
+    // member's heartbeats go on meanwhile (one timer for the whole fetch).
+    if (!(await heartbeating(heartbeat, addSlices(messages)))) return;
     // kafkajs rejoins once every fetch's eachBatch has returned.
     await heartbeatOrLeave(heartbeat);
+
+    /** False when the rest of the fetch is dropped (stale, stopping, or rejoining). */
+    async function addSlices(messages: KafkaMessage[]): Promise<boolean> {
+      for (let i = 0; i < messages.length; i += sliceSize) {
+        if (i > 0) await yieldToIo();
+        // A seek since the fetch (a join's, while this fetch was in flight) makes it stale:
+        // kafkajs fetches again from there, so what is left here is dropped, and not counted.
+        // So is the rest of a fetch once the group rebalances: it is read from Postgres's
+        // position after the rejoin, by whoever owns the partition then.
+        if (!isRunning() || isStale() || positions.heldForRejoin) return false;
+        const records = messages.slice(i, i + sliceSize);
+        countRead(metrics, records, receivedAt);
+        const last = records[records.length - 1]!;
+        const isLastSlice = i + sliceSize >= messages.length;
+        const nextOffset = isLastSlice ? offsetAfter(batch) : BigInt(last.offset) + 1n;
+        const work = {
+          slice: classifySlice(topic, partition, records, new Date()),
+          topic,
+          partition,
+          nextOffset,
+          highWatermark,
+          recordCount: records.length,
+          byteCount: byteCountOf(records),
+          heartbeat,
+        };
+        // Waits while the lane holds a full micro-batch behind the one committing.
+        await laneOf(partition).add(work);
+        resolveOffset(last.offset);
+        positions.advance(partition, nextOffset);
+      }
+      return true;
+    }
   };
 }
 
