@@ -7,7 +7,8 @@
  * which would fail the same way for as long as Postgres stays that slow: its rest is committed
  * in parts (parted-commit.ts), halved at each such failure, and the sizing keeps later
  * micro-batches in parts below that size. While a commit retries, the lane's stalled-seconds
- * gauge grows and /readyz turns 503 past the stall limit (health.ts).
+ * gauge grows and /readyz turns 503 past the stall limit (health.ts). Its events go with a
+ * plain insert, the repeats of eventIds known stored left out (known-events.ts).
  */
 import type pg from 'pg';
 import { backoffMs, sleep } from '../backoff';
@@ -19,6 +20,7 @@ import { concatOrigins } from '../store/hot-path/record-origins';
 import type { SliceWork } from './batcher';
 import { mergeOffsets, type CommitResult } from '../pipeline/commit';
 import { failureCode } from './dlq';
+import { KnownEvents, siftKnownEvents } from './known-events';
 import { PartedCommit } from './parted-commit';
 import type { FreshnessTally } from './freshness-tally';
 import type { IngestMetrics } from './metrics';
@@ -48,6 +50,8 @@ export interface FlushDeps {
 
 export function createFlush(deps: FlushDeps): (works: SliceWork[]) => Promise<void> {
   const { pool, groupId, metrics, logger } = deps;
+  // Shared by the lanes: an eventId one lane stored is a duplicate in another's batch too.
+  const known = new KnownEvents();
   return async function flush(works) {
     const batch = {
       rows: concatRows(works.map((w) => w.slice.rows)),
@@ -55,12 +59,20 @@ export function createFlush(deps: FlushDeps): (works: SliceWork[]) => Promise<vo
       rejected: works.flatMap((w) => w.slice.rejected),
       offsets: mergeOffsets(works.map((w) => ({ topic: w.topic, partition: w.partition, nextOffset: w.nextOffset, floor: deps.floorOf?.(w.partition) }))),
     };
+    const repeats = siftKnownEvents(batch.rows, known);
     const heartbeat = () => Promise.all(works.map((w) => w.heartbeat().catch(() => undefined)));
-    const parts = new PartedCommit(pool, groupId, batch, deps.sizing.partLimit);
+    const plainInsert = known.takePlainInsert() ? { leaveOut: repeats } : undefined;
+    const parts = new PartedCommit(pool, groupId, batch, deps.sizing.partLimit, { plainInsert });
     for (let attempt = 0; ; ) {
       const started = performance.now();
       try {
         const result = await parts.commitRest();
+        // Rows refused by the database are not stored: remember the batch only when none was.
+        if (!result.isolated) known.remember(batch.rows, repeats);
+        if (result.plainInsertConflicted) {
+          known.conflicted();
+          metrics.plainInsertConflicts.inc();
+        }
         recordMetrics(deps, works, result, performance.now() - started, parts.split ? parts.lastPart : undefined);
         deps.onCommitted(batch.offsets);
         if (batch.rejected.length > 0 || result.unprocessable.length > 0) deps.onRejectsQuarantined();

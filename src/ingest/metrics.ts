@@ -16,6 +16,11 @@ export function createIngestMetrics(registry = new Registry()) {
       help: 'Valid events whose eventId was already stored: no effect',
       registers: [registry],
     }),
+    plainInsertConflicts: new Counter({
+      name: 'hunt_ingest_plain_insert_conflicts_total',
+      help: 'Micro-batches sent as new events that held an eventId already stored (one the consumer did not remember): committed again with the check, at the cost of a transaction',
+      registers: [registry],
+    }),
     rejects: new Counter({
       name: 'hunt_ingest_rejects_total',
       help: 'Records rejected to quarantine (and their copies to the DLQ), by reason',

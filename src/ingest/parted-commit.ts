@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { commitMicroBatch, type CommitResult, type MicroBatch } from '../pipeline/commit';
+import { commitMicroBatch, type CommitOptions, type CommitResult, type MicroBatch } from '../pipeline/commit';
 import { rowCount, sliceRows, withOwnHunts } from '../store/hot-path/event-rows';
 import { floorsOnly } from '../store/hot-path/offsets';
 import { sliceOrigins } from '../store/hot-path/record-origins';
@@ -25,13 +25,15 @@ export class PartedCommit {
   failedPart = { units: 0, ms: 0 };
   /** The last part committed: its records, and how long its commit took. */
   lastPart = { units: 0, ms: 0 };
-  private readonly total: CommitResult = { inserted: 0, duplicates: 0, unprocessable: [], isolated: false };
+  private readonly total: CommitResult = { inserted: 0, duplicates: 0, unprocessable: [], isolated: false, plainInsertConflicted: false };
 
   constructor(
     private readonly pool: pg.Pool,
     private readonly groupId: string,
     private readonly batch: MicroBatch,
     partLimit: number,
+    /** How the batch commits when it goes whole; parts go the ordinary way (`plainInsert` names rows of the whole). */
+    private readonly options: Pick<CommitOptions, 'plainInsert'> = {},
   ) {
     this.units = rowCount(batch.rows) + batch.rejected.length;
     this.partUnits = Math.max(1, Math.min(this.units, partLimit));
@@ -62,12 +64,13 @@ export class PartedCommit {
       const started = performance.now();
       this.failedPart = { units: to - from, ms: 0 };
       try {
-        const result = await commitMicroBatch(this.pool, this.groupId, part, { copyRejectsToDlq: true });
+        const result = await commitMicroBatch(this.pool, this.groupId, part, { ...(whole ? this.options : {}), copyRejectsToDlq: true });
         this.lastPart = { units: to - from, ms: performance.now() - started };
         this.total.inserted += result.inserted;
         this.total.duplicates += result.duplicates;
         this.total.unprocessable.push(...result.unprocessable);
         this.total.isolated ||= result.isolated;
+        this.total.plainInsertConflicted ||= result.plainInsertConflicted;
         this.done = to;
       } catch (err) {
         this.failedPart.ms = performance.now() - started;

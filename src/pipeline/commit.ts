@@ -11,7 +11,7 @@
  */
 import type pg from 'pg';
 import { toDetailText } from '../events/detail-text';
-import { applyEventRows, lockHuntFences, stageRows, storeAndScoreStaged } from '../store/hot-path/apply-events';
+import { applyEventRows, isStoredEventConflict, lockHuntFences, stageRows, storeAndScoreStaged, type PlainInsert } from '../store/hot-path/apply-events';
 import { describeDataError, isDataError } from '../store/hot-path/errors';
 import { rowCount, type EventRows } from '../store/hot-path/event-rows';
 import { applyIsolating } from '../store/hot-path/isolate';
@@ -38,24 +38,39 @@ export interface CommitResult {
   unprocessable: RejectedRecord[];
   /** True when the first attempt was refused and records had to be isolated. */
   isolated: boolean;
+  /** True when a plain insert (CommitOptions.plainInsert) met a stored eventId, and the batch went again the ordinary way. */
+  plainInsertConflicted: boolean;
 }
 
 export interface CommitOptions {
   /** Quarantine the rejects as waiting for their DLQ copies (the hot path; src/ingest/dlq-relay.ts sends them). */
   copyRejectsToDlq?: boolean;
+  /**
+   * The caller has found the rows that repeat an eventId of an earlier row or of a stored
+   * event (`leaveOut`), and believes the rest are new: they go in with a plain INSERT
+   * (applyEventRows' `plainInsert`). If one was stored after all, that transaction fails
+   * whole on the primary key, and the batch is committed again the ordinary way, in a new
+   * transaction.
+   */
+  plainInsert?: PlainInsert;
 }
 
 export async function commitMicroBatch(pool: pg.Pool, groupId: string, batch: MicroBatch, options: CommitOptions = {}): Promise<CommitResult> {
   const quarantineOptions = { copyToDlq: options.copyRejectsToDlq ?? false };
+  if (options.plainInsert && rowCount(batch.rows) > 0) {
+    let conflicted: boolean;
+    try {
+      return await commitWhole(pool, groupId, batch, quarantineOptions, options.plainInsert);
+    } catch (err) {
+      // A stored eventId, or any other refusal of the data: the ordinary way below skips the
+      // one and isolates the other.
+      if (!isDataError(err)) throw err;
+      conflicted = isStoredEventConflict(err);
+    }
+    return { ...(await commitMicroBatch(pool, groupId, batch, { ...options, plainInsert: undefined })), plainInsertConflicted: conflicted };
+  }
   try {
-    if (pool.options.pipeline) return await commitPipelined(pool, groupId, batch, quarantineOptions);
-    return await withTransaction(pool, async (client) => {
-      // Rejects first: their bytes cross the link before the fences are taken (stageRows).
-      await quarantineRecords(client, batch.rejected, quarantineOptions);
-      const applied = await applyEventRows(client, batch.rows);
-      await storeOffsets(client, groupId, batch.offsets);
-      return { inserted: applied.inserted, duplicates: applied.duplicates, unprocessable: [], isolated: false };
-    });
+    return await commitWhole(pool, groupId, batch, quarantineOptions);
   } catch (err) {
     if (!isDataError(err)) throw err;
   }
@@ -69,18 +84,31 @@ export async function commitMicroBatch(pool: pg.Pool, groupId: string, batch: Mi
       duplicates: rowCount(batch.rows) - applied.inserted - unprocessable.length,
       unprocessable,
       isolated: true,
+      plainInsertConflicted: false,
     };
   });
 }
 
+/** The batch in one transaction, all of it applied (no record refused). */
+async function commitWhole(pool: pg.Pool, groupId: string, batch: MicroBatch, quarantineOptions: { copyToDlq: boolean }, plainInsert?: PlainInsert): Promise<CommitResult> {
+  if (pool.options.pipeline) return commitPipelined(pool, groupId, batch, quarantineOptions, plainInsert);
+  return withTransaction(pool, async (client) => {
+    // Rejects first: their bytes cross the link before the fences are taken (stageRows).
+    await quarantineRecords(client, batch.rejected, quarantineOptions);
+    const applied = await applyEventRows(client, batch.rows, { plainInsert });
+    await storeOffsets(client, groupId, batch.offsets);
+    return { inserted: applied.inserted, duplicates: applied.duplicates, unprocessable: [], isolated: false, plainInsertConflicted: false };
+  });
+}
+
 /**
- * The same transaction as above on a pipelining connection (withPipelinedTransaction): the
+ * The same transaction as commitWhole's on a pipelining connection (withPipelinedTransaction): the
  * quarantine rows, the staged events, the fence lock, store-and-score and the offsets go in
  * one write, behind BEGIN, and Postgres runs them in that order as if they had been sent one
  * by one; the COMMIT follows once all have answered. Two round trips instead of five. The big
  * statements come before the fence lock, so no hunt's fence waits on their bytes.
  */
-async function commitPipelined(pool: pg.Pool, groupId: string, batch: MicroBatch, quarantineOptions: { copyToDlq: boolean }): Promise<CommitResult> {
+async function commitPipelined(pool: pg.Pool, groupId: string, batch: MicroBatch, quarantineOptions: { copyToDlq: boolean }, plainInsert?: PlainInsert): Promise<CommitResult> {
   let stored: Promise<number> = Promise.resolve(0);
   await withPipelinedTransaction(pool, (client) => {
     // Each call issues its query before it first awaits, so the queries go in this order.
@@ -88,14 +116,14 @@ async function commitPipelined(pool: pg.Pool, groupId: string, batch: MicroBatch
     if (rowCount(batch.rows) > 0) {
       statements.push(stageRows(client, batch.rows));
       statements.push(lockHuntFences(client, [...batch.rows.huntIds].sort()));
-      stored = storeAndScoreStaged(client);
+      stored = storeAndScoreStaged(client, { plainInsert });
       statements.push(stored);
     }
     statements.push(storeOffsets(client, groupId, batch.offsets));
     return statements;
   });
   const inserted = await stored;
-  return { inserted, duplicates: rowCount(batch.rows) - inserted, unprocessable: [], isolated: false };
+  return { inserted, duplicates: rowCount(batch.rows) - inserted, unprocessable: [], isolated: false, plainInsertConflicted: false };
 }
 
 /** A refused record, rejected with the database's reason. */

@@ -6,6 +6,8 @@
 export const SqlState = {
   /** A statement cancelled by statement_timeout (or by pg_cancel_backend). */
   queryCanceled: '57014',
+  /** A row a unique index already holds. */
+  uniqueViolation: '23505',
   /** A lock not granted within lock_timeout, or at once under NOWAIT. */
   lockNotAvailable: '55P03',
   /** A table named by a statement does not exist. */

@@ -13,6 +13,8 @@ import type { HuntEvent } from '../../src/events/schema';
 import { createIngestPool } from '../../src/ingest/service';
 import { classifySlice } from '../../src/pipeline/classify';
 import { commitMicroBatch, type MicroBatch } from '../../src/pipeline/commit';
+import { sliceRows } from '../../src/store/hot-path/event-rows';
+import { sliceOrigins } from '../../src/store/hot-path/record-origins';
 import { useTestDatabase } from '../helpers/database-fixture';
 import { clueFound, joined, recordOf } from '../helpers/event-builders';
 import { waitFor } from '../helpers/wait';
@@ -137,4 +139,52 @@ describe('a micro-batch written at once to a pipelining connection', () => {
     }
     expect(await stored(3)).toMatchObject({ events: 40, offset: 40 });
   });
+
+  it('commits a batch again the ordinary way when its plain insert meets a stored eventId, scoring nothing twice', async () => {
+    const { batch } = batchOf(5, 60, 2);
+    const firstHalf = { ...batch, rows: sliceRows(batch.rows, 0, 30), origins: sliceOrigins(batch.origins, 0, 30), rejected: [], offsets: [] };
+    await expect(commitMicroBatch(pool, 'g', firstHalf, { plainInsert: { leaveOut: [] } })).resolves.toMatchObject({ inserted: 30, plainInsertConflicted: false });
+    const appliedAfterHalf = await eventsApplied();
+
+    // The memory of stored eventIds forgot the first half: the plain insert fails on it, and the batch goes again with the check.
+    const whole = await commitMicroBatch(pool, 'g', batch, { copyRejectsToDlq: true, plainInsert: { leaveOut: [] } });
+    expect(whole).toMatchObject({ inserted: 30, duplicates: 30, isolated: false, plainInsertConflicted: true });
+    expect(await stored(5)).toMatchObject({ events: 60, quarantined: 2, offset: 62 });
+    const { rows } = await db.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM events WHERE source LIKE 'kafka:${TOPIC}:5:%' AND split_part(source, ':', 4)::int < 30`);
+    expect(rows[0]?.n).toBe(30);
+    // The hunts counted the second half once, and the first half not again (the projections' sameness: apply-events.property.test.ts).
+    expect(await eventsApplied()).toBe(appliedAfterHalf + 30);
+    await expect(commitMicroBatch(pool, 'g', batch, { plainInsert: { leaveOut: [] } })).resolves.toMatchObject({ inserted: 0, duplicates: 60, plainInsertConflicted: true });
+    expect(await stored(5)).toMatchObject({ events: 60, quarantined: 2, offset: 62 });
+  });
+
+  it('leaves out the rows it is told repeat an eventId, and counts them as duplicates', async () => {
+    const { batch } = batchOf(6, 20, 0);
+    const result = await commitMicroBatch(pool, 'g', batch, { plainInsert: { leaveOut: [4, 9] } });
+    expect(result).toMatchObject({ inserted: 18, duplicates: 2, plainInsertConflicted: false });
+    const { rows } = await db.pool.query<{ id: string }>(`SELECT event_id AS id FROM events WHERE source LIKE 'kafka:${TOPIC}:6:%'`);
+    expect(rows.map((r) => r.id)).not.toContain('6-4');
+    expect(rows.map((r) => r.id)).not.toContain('6-9');
+    expect(rows).toHaveLength(18);
+  });
+
+  it('still isolates a record the database refuses when the batch went with a plain insert', async () => {
+    await db.pool.query(`CREATE OR REPLACE FUNCTION refuse_one_event() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.event_id = '7-3' THEN RAISE EXCEPTION 'event refused for the test' USING ERRCODE = 'check_violation'; END IF; RETURN NEW; END $$`);
+    await db.pool.query(`CREATE TRIGGER refuse_one_event BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse_one_event()`);
+    try {
+      const { batch } = batchOf(7, 40, 0);
+      const result = await commitMicroBatch(pool, 'g', batch, { plainInsert: { leaveOut: [] } });
+      expect(result).toMatchObject({ inserted: 39, isolated: true, plainInsertConflicted: false });
+      expect(result.unprocessable.map((r) => r.offset)).toEqual(['3']);
+      expect(await stored(7)).toMatchObject({ events: 39, quarantined: 1, offset: 40 });
+    } finally {
+      await db.pool.query('DROP TRIGGER refuse_one_event ON events');
+    }
+  });
 });
+
+async function eventsApplied(): Promise<number> {
+  const { rows } = await db.pool.query<{ n: number }>(`SELECT coalesce(sum(events_applied), 0)::int AS n FROM hunts`);
+  return rows[0]?.n ?? 0;
+}

@@ -20,12 +20,22 @@
  * credited (rows are inserted in arrival order, and a conflict within the statement keeps
  * the first). Display name and active flag compare event time, which is cheap to get
  * exactly right. Reconciliation repairs the rest to the final answer.
+ *
+ * `plainInsert`: for a caller that has sifted out the rows whose eventId repeats an earlier
+ * row or is known stored (`leaveOut`, the hot path: src/ingest/known-events.ts) and believes
+ * the rest are new. They then go in with a plain INSERT: ON CONFLICT first looks each eventId
+ * up in the primary key and then inserts it (two descents of the biggest index); a plain
+ * INSERT checks uniqueness in its one descent (experiments §60). A stored eventId then fails
+ * the statement with a unique violation on events_pkey (isStoredEventConflict) instead of
+ * being skipped, and the caller commits the batch again the ordinary way. Exactly-once rests
+ * on the index either way.
  */
 import type pg from 'pg';
 import type { EventInstant, HuntEvent } from '../../events/schema';
 import { rowCount, rowsOf, type EventRows } from './event-rows';
 import { NOTIFY_HUNTS_OF } from '../hunt-changes';
 import { nameIfSmall } from './statement-name';
+import { SqlState, sqlStateOf } from '../sql-state';
 import {
   CLUE_CREDIT_TYPES,
   clueCreditKind,
@@ -58,13 +68,13 @@ export interface ApplyResult {
  * serializes with repairs. A row whose eventId is already stored, or repeats an earlier row
  * of the batch, has no effect.
  */
-export async function applyEventRows(client: pg.ClientBase, rows: EventRows, options: { fenced?: boolean } = {}): Promise<ApplyResult> {
+export async function applyEventRows(client: pg.ClientBase, rows: EventRows, options: { fenced?: boolean; plainInsert?: PlainInsert } = {}): Promise<ApplyResult> {
   const count = rowCount(rows);
   if (count === 0) return { inserted: 0, duplicates: 0, huntIds: [] };
   const huntIds = [...rows.huntIds].sort();
   await stageRows(client, rows);
   if (!options.fenced) await lockHuntFences(client, huntIds);
-  const inserted = await storeAndScoreStaged(client);
+  const inserted = await storeAndScoreStaged(client, options);
   return { inserted, duplicates: count - inserted, huntIds };
 }
 
@@ -86,9 +96,23 @@ export function stageRows(client: pg.ClientBase, rows: EventRows): Promise<unkno
  * holds the fences, or has written the fence lock ahead of it on a pipelining connection);
  * resolves to the number of events inserted.
  */
-export async function storeAndScoreStaged(client: pg.ClientBase): Promise<number> {
-  const { rows: result } = await client.query<{ inserted: number }>({ name: 'store-and-score', text: STORE_AND_SCORE });
+export async function storeAndScoreStaged(client: pg.ClientBase, options: { plainInsert?: PlainInsert } = {}): Promise<number> {
+  const { plainInsert } = options;
+  const statement = plainInsert
+    ? { name: 'store-new-and-score', text: STORE_NEW_AND_SCORE, values: [plainInsert.leaveOut.map((row) => row + 1)] }
+    : { name: 'store-and-score', text: STORE_AND_SCORE };
+  const { rows: result } = await client.query<{ inserted: number }>(statement);
   return result[0]?.inserted ?? 0;
+}
+
+/** The rows, by index, a plain insert leaves out: each repeats an eventId of an earlier row, or of a stored event. */
+export interface PlainInsert {
+  leaveOut: readonly number[];
+}
+
+/** True when a plain insert (`plainInsert`) met an eventId already stored, or one the batch repeats. */
+export function isStoredEventConflict(err: unknown): boolean {
+  return sqlStateOf(err) === SqlState.uniqueViolation && (err as { constraint?: unknown }).constraint === 'events_pkey';
 }
 
 /** The transaction's setting holding the staged rows (a custom setting: any role may set one). */
@@ -120,7 +144,11 @@ const ACTIVE_IS_LATER = isLaterStamp('active_at', 'active_event');
 // `new` takes event_id from JSON text, without the table's byte-order collation.
 const LATEST_FIRST = eventTimeOrder('latest', 'occurred_at', 'event_id COLLATE "C"');
 
-const STORE_AND_SCORE = `
+/**
+ * Store-and-score with ON CONFLICT on the eventId, or (plainInsert) without, leaving out the
+ * rows whose position (from 1) is in the array $1.
+ */
+const storeAndScoreSql = (skipStored: boolean) => `
   WITH input AS (
     SELECT r.e AS event_id, r.h AS hunt_id, r.p AS player_id, r.t AS type, r.o AS occurred_at,
            r.s AS subject_id, r.n AS points, r.d AS display_name, r.m AS team_id, r.src AS source, r.arrival
@@ -128,6 +156,7 @@ const STORE_AND_SCORE = `
       FROM ROWS FROM (json_to_recordset(('[' || current_setting('${STAGED_ROWS}') || ']')::json)
                         AS (e text, h text, p text, t text, o timestamptz, s text, n int, d text, m text, src text))
            WITH ORDINALITY AS r(e, h, p, t, o, s, n, d, m, src, arrival)
+     ${skipStored ? '' : 'WHERE r.arrival <> ALL ($1::bigint[])'}
   ), ins AS (
     INSERT INTO events (event_id, hunt_id, player_id, type, occurred_at, payload, source)
     SELECT event_id, hunt_id, player_id, type, occurred_at,
@@ -138,7 +167,7 @@ const STORE_AND_SCORE = `
                      ELSE '{}'::jsonb END,
            source
       FROM input ORDER BY arrival
-    ON CONFLICT (event_id) DO NOTHING
+    ${skipStored ? 'ON CONFLICT (event_id) DO NOTHING' : ''}
     RETURNING event_id
   ), new AS (
     -- A repeated eventId in the batch: the first arrival is the one inserted, and the one scored.
@@ -188,3 +217,6 @@ const STORE_AND_SCORE = `
   )
   -- Live leaderboards learn of the change when (and if) this transaction commits.
   SELECT count(*)::int AS inserted, ${NOTIFY_HUNTS_OF('new')} AS notified FROM ins`;
+
+const STORE_AND_SCORE = storeAndScoreSql(true);
+const STORE_NEW_AND_SCORE = storeAndScoreSql(false);

@@ -191,6 +191,7 @@ export function eventIdAt(rows: EventRows, i: number): string {
     if (c === 92 /* \ */) at++;
     else if (c === 34 /* " */) break;
   }
+  // Parsed, not sliced: a slice of `json` would keep the whole batch's text alive as long as the id lives.
   return JSON.parse(rows.json.slice(open, at + 1)) as string;
 }
 

@@ -1,0 +1,90 @@
+/**
+ * What the hot path knows of the eventIds it stored last, so that a micro-batch's events can
+ * go in with a plain INSERT (commitMicroBatch's `plainInsert`), sparing Postgres the lookup
+ * of every eventId that ON CONFLICT makes before it inserts (experiments §60).
+ *
+ * Before a micro-batch commits, its rows that repeat an eventId earlier in the batch, or one
+ * this process committed lately, are found, and the statement leaves them out: they are
+ * duplicates, which change nothing
+ * (an eventId committed stays stored; were it lost, the stored offsets would have gone back
+ * too, and the consumer stops on that). The rest are believed new. A duplicate the memory
+ * does not hold (older than it, sent to another partition, stored by a backfill) makes the
+ * plain insert fail on the primary key, and the batch is committed again the ordinary way:
+ * correctness never rests on this memory, only the cost of one transaction does. So that
+ * traffic full of old duplicates cannot double every micro-batch's cost, plain inserts pause
+ * for a while after each such conflict.
+ */
+import { eventIdAt, rowCount, type EventRows } from '../store/hot-path/event-rows';
+
+/** eventIds remembered: about 2 MB, several micro-batches of every lane. */
+export const REMEMBERED_EVENT_IDS = 20_000;
+/** Micro-batches committed the ordinary way after a plain insert met a stored eventId. */
+export const PAUSE_AFTER_CONFLICT = 64;
+
+export class KnownEvents {
+  private readonly ring: (string | undefined)[];
+  private readonly ids = new Set<string>();
+  private next = 0;
+  private pausedFor = 0;
+
+  constructor(private readonly capacity = REMEMBERED_EVENT_IDS) {
+    this.ring = new Array<string | undefined>(capacity);
+  }
+
+  has(eventId: string): boolean {
+    return this.ids.has(eventId);
+  }
+
+  /**
+   * Remembers the eventIds of `rows` now stored (all of them, but those `repeats` lists),
+   * forgetting the oldest beyond the capacity. Read again from the rows rather than kept from
+   * the sift: held through the commit, a batch's thousands of ids would outlive V8's young
+   * generation and swell the old one.
+   */
+  remember(rows: EventRows, repeats: readonly number[]): void {
+    let skip = 0;
+    for (let i = 0; i < rowCount(rows); i++) {
+      if (repeats[skip] === i) {
+        skip++;
+        continue;
+      }
+      this.add(eventIdAt(rows, i));
+    }
+  }
+
+  private add(id: string): void {
+    if (this.ids.has(id)) return;
+    const oldest = this.ring[this.next];
+    if (oldest !== undefined) this.ids.delete(oldest);
+    this.ring[this.next] = id;
+    this.ids.add(id);
+    this.next = (this.next + 1) % this.capacity;
+  }
+
+  /** Whether the next micro-batch may go with a plain insert; counts down a pause. */
+  takePlainInsert(): boolean {
+    if (this.pausedFor === 0) return true;
+    this.pausedFor--;
+    return false;
+  }
+
+  /** A plain insert met a stored eventId this memory did not hold. */
+  conflicted(): void {
+    this.pausedFor = PAUSE_AFTER_CONFLICT;
+  }
+}
+
+/**
+ * The rows of `rows`, by index in ascending order, whose eventId `known` holds or an earlier
+ * row of the batch has: duplicates.
+ */
+export function siftKnownEvents(rows: EventRows, known: KnownEvents): number[] {
+  const seen = new Set<string>();
+  const repeats: number[] = [];
+  for (let i = 0; i < rowCount(rows); i++) {
+    const id = eventIdAt(rows, i);
+    if (seen.has(id) || known.has(id)) repeats.push(i);
+    else seen.add(id);
+  }
+  return repeats;
+}

@@ -1,0 +1,53 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { KnownEvents, PAUSE_AFTER_CONFLICT, siftKnownEvents } from '../../src/ingest/known-events';
+import { rowsOf } from '../../src/store/hot-path/event-rows';
+import { atSecond, clueFound } from '../helpers/event-builders';
+
+const rowsWithIds = (ids: readonly string[]) => rowsOf(ids.map((eventId, i) => ({ event: clueFound({ eventId, occurredAt: atSecond(i) }), source: 'test' })));
+
+describe('the memory of stored eventIds', () => {
+  it('finds the rows that repeat an earlier row of the batch or an eventId it remembers', () => {
+    const known = new KnownEvents(10);
+    known.remember(rowsWithIds(['old-1', 'old-2']), []);
+    expect(siftKnownEvents(rowsWithIds(['a', 'old-2', 'b', 'a', 'c', 'b', 'b', 'old-1']), known)).toEqual([1, 3, 5, 6, 7]);
+    expect(siftKnownEvents(rowsWithIds(['x', 'y']), known)).toEqual([]);
+  });
+
+  it('tells escaped eventIds apart', () => {
+    const known = new KnownEvents(10);
+    known.remember(rowsWithIds(['a"b', 'back\\slash']), []);
+    expect(siftKnownEvents(rowsWithIds(['a"b', 'a\\"b', 'back\\slash', 'back\\\\slash', 'a\\"b']), known)).toEqual([0, 2, 4]);
+  });
+
+  it('remembers the rows of a batch but those it was told are repeats', () => {
+    const known = new KnownEvents(10);
+    known.remember(rowsWithIds(['a', 'b', 'c', 'd']), [1, 3]);
+    expect(['a', 'b', 'c', 'd'].map((id) => known.has(id))).toEqual([true, false, true, false]);
+  });
+
+  it('holds the newest eventIds up to its capacity, forgetting the oldest first', () => {
+    fc.assert(
+      fc.property(fc.array(fc.array(fc.integer({ min: 0, max: 30 }).map(String), { maxLength: 12 }), { maxLength: 12 }), fc.integer({ min: 1, max: 20 }), (batches, capacity) => {
+        const known = new KnownEvents(capacity);
+        // The model: every id added, in order; one still held is not added again.
+        const added: string[] = [];
+        const held = () => new Set(added.slice(-capacity));
+        for (const ids of batches) {
+          known.remember(rowsWithIds(ids), []);
+          for (const id of ids) if (!held().has(id)) added.push(id);
+        }
+        for (const id of new Set(batches.flat())) expect(known.has(id)).toBe(held().has(id));
+      }),
+    );
+  });
+
+  it('pauses plain inserts for a while after a conflict, then allows them again', () => {
+    const known = new KnownEvents(10);
+    expect(known.takePlainInsert()).toBe(true);
+    known.conflicted();
+    const answers = Array.from({ length: PAUSE_AFTER_CONFLICT + 2 }, () => known.takePlainInsert());
+    expect(answers.filter((a) => !a)).toHaveLength(PAUSE_AFTER_CONFLICT);
+    expect(answers.slice(PAUSE_AFTER_CONFLICT)).toEqual([true, true]);
+  });
+});
