@@ -12,6 +12,7 @@ import type { FreshnessTally } from './freshness-tally';
 import { IngestHealth } from './health';
 import type { IngestMetrics } from './metrics';
 import { BatchSizing } from './sizing';
+import type { KnownEvents } from './known-events';
 import type { PreparedTopics } from './topics';
 
 export interface CommitLaneDeps {
@@ -43,6 +44,8 @@ export interface CommitLaneHooks {
   floorOf?: (partition: number) => bigint | undefined;
   /** Postgres lost commits: the consumer must stop. */
   onPositionsWentBack?: (err: StoredPositionsWentBack) => void;
+  /** The eventIds committed lately, shared by the lanes (known-events.ts). */
+  knownEvents: KnownEvents;
 }
 
 export function createCommitLanes(deps: CommitLaneDeps, hooks: CommitLaneHooks): CommitLanes {

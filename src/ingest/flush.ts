@@ -20,7 +20,7 @@ import { concatOrigins } from '../store/hot-path/record-origins';
 import type { SliceWork } from './batcher';
 import { mergeOffsets, type CommitResult } from '../pipeline/commit';
 import { failureCode } from './dlq';
-import { KnownEvents, siftKnownEvents } from './known-events';
+import { siftKnownEvents, type KnownEvents } from './known-events';
 import { PartedCommit } from './parted-commit';
 import type { FreshnessTally } from './freshness-tally';
 import type { IngestMetrics } from './metrics';
@@ -46,12 +46,14 @@ export interface FlushDeps {
   onRejectsQuarantined: () => void;
   /** Counts events within the freshness SLO's target, for `hunt slo`. */
   freshness?: FreshnessTally;
+  /** The eventIds committed lately (known-events.ts); the consumer's, which forgets them when its floors drop. */
+  knownEvents: KnownEvents;
 }
 
 export function createFlush(deps: FlushDeps): (works: SliceWork[]) => Promise<void> {
   const { pool, groupId, metrics, logger } = deps;
   // Shared by the lanes: an eventId one lane stored is a duplicate in another's batch too.
-  const known = new KnownEvents();
+  const known = deps.knownEvents;
   return async function flush(works) {
     const batch = {
       rows: concatRows(works.map((w) => w.slice.rows)),

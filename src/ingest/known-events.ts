@@ -4,19 +4,25 @@
  * of every eventId that ON CONFLICT makes before it inserts (experiments §60).
  *
  * Before a micro-batch commits, its rows that repeat an eventId earlier in the batch, or one
- * this process committed lately, are found, and the statement leaves them out: they are
- * duplicates, which change nothing
- * (an eventId committed stays stored; were it lost, the stored offsets would have gone back
- * too, and the consumer stops on that). The rest are believed new. A duplicate the memory
- * does not hold (older than it, sent to another partition, stored by a backfill) makes the
- * plain insert fail on the primary key, and the batch is committed again the ordinary way:
- * correctness never rests on this memory, only the cost of one transaction does. So that
- * traffic full of old duplicates cannot double every micro-batch's cost, plain inserts pause
- * for a while after each such conflict.
+ * this process committed lately, are found, and the statement leaves them out as duplicates.
+ * The rest are believed new. A duplicate the memory does not hold (older than it, sent by
+ * another process's partitions, stored by a backfill) makes the plain insert fail on the
+ * primary key, and the batch is committed again the ordinary way, at the cost of one
+ * transaction. So that traffic full of old duplicates cannot double every micro-batch's
+ * cost, plain inserts pause for a while after each such conflict.
+ *
+ * A row left out is not checked against the table: the memory must hold only eventIds that
+ * are stored. It holds those this process committed, and a commit stays unless Postgres
+ * loses it (a failover to a replica that was behind, a restore). The positions' floors
+ * (positions.ts) catch such a loss, and the consumer stops; but only for what they still
+ * cover. So the memory is forgotten whenever a floor is cleared or lowered (every join, a
+ * log reset: PartitionPositions' onFloorsLowered), and what it holds from then on is covered
+ * by the floors again. Otherwise an event whose commit was lost, read again after a rejoin,
+ * would be left out as a duplicate of itself.
  */
 import { eventIdAt, rowCount, type EventRows } from '../store/hot-path/event-rows';
 
-/** eventIds remembered: about 2 MB, several micro-batches of every lane. */
+/** eventIds remembered: 2-4 MB (ids of 36-64 characters), several micro-batches of every lane. */
 export const REMEMBERED_EVENT_IDS = 20_000;
 /** Micro-batches committed the ordinary way after a plain insert met a stored eventId. */
 export const PAUSE_AFTER_CONFLICT = 64;
@@ -59,6 +65,13 @@ export class KnownEvents {
     this.ring[this.next] = id;
     this.ids.add(id);
     this.next = (this.next + 1) % this.capacity;
+  }
+
+  /** Forgets every eventId (the floors that made them safe to trust were cleared or lowered). */
+  forget(): void {
+    this.ids.clear();
+    this.ring.fill(undefined);
+    this.next = 0;
   }
 
   /** Whether the next micro-batch may go with a plain insert; counts down a pause. */

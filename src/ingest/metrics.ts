@@ -18,7 +18,7 @@ export function createIngestMetrics(registry = new Registry()) {
     }),
     plainInsertConflicts: new Counter({
       name: 'hunt_ingest_plain_insert_conflicts_total',
-      help: 'Micro-batches sent as new events that held an eventId already stored (one the consumer did not remember): committed again with the check, at the cost of a transaction',
+      help: 'Micro-batches sent with a plain insert that met an eventId already stored (one the consumer did not remember, or a retry of a commit whose answer was lost): committed again with the check, at the cost of a transaction',
       registers: [registry],
     }),
     rejects: new Counter({

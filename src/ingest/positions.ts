@@ -108,6 +108,12 @@ export class PartitionPositions {
       startFrom: StartFrom;
       /** The partitions' watermarks; every partition's when none are named. */
       watermarks: (partitions?: number[]) => Promise<Map<number, Watermarks>>;
+      /**
+       * A floor was cleared or lowered: a commit of this process above it may be lost
+       * unnoticed from now on, so what it remembers of its commits is to be forgotten
+       * (known-events.ts).
+       */
+      onFloorsLowered?: () => void;
     },
   ) {}
 
@@ -171,6 +177,7 @@ export class PartitionPositions {
     this.next.clear();
     this.verifying.clear();
     this.floors.clear();
+    this.deps.onFloorsLowered?.();
     for (const [partition, offset] of stored) {
       this.next.set(partition, offset);
       this.floors.set(partition, offset);
@@ -315,7 +322,10 @@ export class PartitionPositions {
    */
   lowerFloor(partition: number, offset: bigint): void {
     const floor = this.floors.get(partition);
-    if (floor !== undefined && offset < floor) this.floors.set(partition, offset);
+    if (floor !== undefined && offset < floor) {
+      this.floors.set(partition, offset);
+      this.deps.onFloorsLowered?.();
+    }
   }
 
   /** The floors of `partitions` now (read before the stored positions they are compared with). */

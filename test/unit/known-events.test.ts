@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { KnownEvents, PAUSE_AFTER_CONFLICT, siftKnownEvents } from '../../src/ingest/known-events';
+import { leaveOutMask } from '../../src/store/hot-path/apply-events';
 import { rowsOf } from '../../src/store/hot-path/event-rows';
 import { atSecond, clueFound } from '../helpers/event-builders';
 
@@ -42,6 +43,15 @@ describe('the memory of stored eventIds', () => {
     );
   });
 
+  it('forgets everything when told to, and fills again from empty', () => {
+    const known = new KnownEvents(3);
+    known.remember(rowsWithIds(['a', 'b', 'c']), []);
+    known.forget();
+    expect(['a', 'b', 'c'].some((id) => known.has(id))).toBe(false);
+    known.remember(rowsWithIds(['d', 'e', 'f', 'g']), []);
+    expect(['d', 'e', 'f', 'g'].map((id) => known.has(id))).toEqual([false, true, true, true]);
+  });
+
   it('pauses plain inserts for a while after a conflict, then allows them again', () => {
     const known = new KnownEvents(10);
     expect(known.takePlainInsert()).toBe(true);
@@ -49,5 +59,14 @@ describe('the memory of stored eventIds', () => {
     const answers = Array.from({ length: PAUSE_AFTER_CONFLICT + 2 }, () => known.takePlainInsert());
     expect(answers.filter((a) => !a)).toHaveLength(PAUSE_AFTER_CONFLICT);
     expect(answers.slice(PAUSE_AFTER_CONFLICT)).toEqual([true, true]);
+  });
+});
+
+describe('the rows a plain insert leaves out, as the statement reads them', () => {
+  it('is a boolean array marking each, as long as the last one needs', () => {
+    expect(leaveOutMask([])).toBe('{}');
+    expect(leaveOutMask([0])).toBe('{t}');
+    expect(leaveOutMask([1, 3])).toBe('{f,t,f,t}');
+    expect(leaveOutMask([3, 1])).toBe('{f,t,f,t}');
   });
 });

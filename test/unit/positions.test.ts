@@ -231,3 +231,26 @@ describe('PartitionPositions after a join, with Postgres failing', () => {
     expect(await positions.check(0, 19n)).toEqual({ action: 'verify', offset: 19n, position: 20n, logStart: 0n });
   });
 });
+
+describe('PartitionPositions and what the lanes remember of their commits (known-events.ts)', () => {
+  it('says so whenever a floor is cleared (each join) or lowered (a log reset), and not when one rises', async () => {
+    const pool = { query: async () => ({ rows: [{ partition: 0, next_offset: '20', unread: false }] }) } as unknown as pg.Pool;
+    let lowered = 0;
+    const positions = new PartitionPositions({
+      pool, groupId: 'g', topic: 't', startFrom: 'earliest',
+      watermarks: async () => new Map([[0, { low: 0n, high: 100n }]]),
+      onFloorsLowered: () => lowered++,
+    });
+    const join = () => positions.resume([0], { commitBuffered: async () => undefined, seek: () => undefined });
+    await join();
+    expect(lowered).toBe(1);
+    positions.noteStored(0, 30n);
+    expect(lowered).toBe(1);
+    positions.lowerFloor(0, 40n); // above the floor: nothing lowered
+    expect(lowered).toBe(1);
+    positions.lowerFloor(0, 5n);
+    expect(lowered).toBe(2);
+    await join();
+    expect(lowered).toBe(3);
+  });
+});

@@ -99,7 +99,7 @@ export function stageRows(client: pg.ClientBase, rows: EventRows): Promise<unkno
 export async function storeAndScoreStaged(client: pg.ClientBase, options: { plainInsert?: PlainInsert } = {}): Promise<number> {
   const { plainInsert } = options;
   const statement = plainInsert
-    ? { name: 'store-new-and-score', text: STORE_NEW_AND_SCORE, values: [plainInsert.leaveOut.map((row) => row + 1)] }
+    ? { name: 'store-new-and-score', text: STORE_NEW_AND_SCORE, values: [leaveOutMask(plainInsert.leaveOut)] }
     : { name: 'store-and-score', text: STORE_AND_SCORE };
   const { rows: result } = await client.query<{ inserted: number }>(statement);
   return result[0]?.inserted ?? 0;
@@ -108,6 +108,20 @@ export async function storeAndScoreStaged(client: pg.ClientBase, options: { plai
 /** The rows, by index, a plain insert leaves out: each repeats an eventId of an earlier row, or of a stored event. */
 export interface PlainInsert {
   leaveOut: readonly number[];
+}
+
+/**
+ * The rows left out as a Postgres boolean array, `t` at each (row i at subscript i + 1, as
+ * the statement numbers rows from 1); rows past its end are kept. A mask, not the list: the
+ * statement looks each row up in it at once, where `<> ALL (list)` would compare each row with
+ * the whole list, rows times repeats (a big batch of nothing but repeats would run out of time).
+ */
+export function leaveOutMask(leaveOut: readonly number[]): string {
+  let length = 0;
+  for (const row of leaveOut) length = Math.max(length, row + 1);
+  const mask = new Array<string>(length).fill('f');
+  for (const row of leaveOut) mask[row] = 't';
+  return `{${mask.join(',')}}`;
 }
 
 /** True when a plain insert (`plainInsert`) met an eventId already stored, or one the batch repeats. */
@@ -146,7 +160,7 @@ const LATEST_FIRST = eventTimeOrder('latest', 'occurred_at', 'event_id COLLATE "
 
 /**
  * Store-and-score with ON CONFLICT on the eventId, or (plainInsert) without, leaving out the
- * rows whose position (from 1) is in the array $1.
+ * rows that the boolean array $1 marks (leaveOutMask).
  */
 const storeAndScoreSql = (skipStored: boolean) => `
   WITH input AS (
@@ -156,7 +170,7 @@ const storeAndScoreSql = (skipStored: boolean) => `
       FROM ROWS FROM (json_to_recordset(('[' || current_setting('${STAGED_ROWS}') || ']')::json)
                         AS (e text, h text, p text, t text, o timestamptz, s text, n int, d text, m text, src text))
            WITH ORDINALITY AS r(e, h, p, t, o, s, n, d, m, src, arrival)
-     ${skipStored ? '' : 'WHERE r.arrival <> ALL ($1::bigint[])'}
+     ${skipStored ? '' : 'WHERE ($1::bool[])[r.arrival] IS NOT TRUE'}
   ), ins AS (
     INSERT INTO events (event_id, hunt_id, player_id, type, occurred_at, payload, source)
     SELECT event_id, hunt_id, player_id, type, occurred_at,
