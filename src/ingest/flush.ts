@@ -63,7 +63,7 @@ export function createFlush(deps: FlushDeps): (works: SliceWork[]) => Promise<vo
     };
     const repeats = siftKnownEvents(batch.rows, known);
     const heartbeat = () => Promise.all(works.map((w) => w.heartbeat().catch(() => undefined)));
-    const plainInsert = known.takePlainInsert() ? { leaveOut: repeats } : undefined;
+    const plainInsert = known.pause.take() ? { leaveOut: repeats } : undefined;
     const parts = new PartedCommit(pool, groupId, batch, deps.sizing.partLimit, { plainInsert });
     for (let attempt = 0; ; ) {
       const started = performance.now();
@@ -72,7 +72,7 @@ export function createFlush(deps: FlushDeps): (works: SliceWork[]) => Promise<vo
         // Rows refused by the database are not stored: remember the batch only when none was.
         if (!result.isolated) known.remember(batch.rows, repeats);
         if (result.plainInsertConflicted) {
-          known.conflicted();
+          known.pause.conflicted();
           metrics.plainInsertConflicts.inc();
         }
         recordMetrics(deps, works, result, performance.now() - started, parts.split ? parts.lastPart : undefined);

@@ -21,17 +21,17 @@
  * would be left out as a duplicate of itself.
  */
 import { eventIdAt, rowCount, type EventRows } from '../store/hot-path/event-rows';
+import { PlainInsertPause } from '../pipeline/plain-insert-pause';
 
 /** eventIds remembered: 2-4 MB (ids of 36-64 characters), several micro-batches of every lane. */
 export const REMEMBERED_EVENT_IDS = 20_000;
-/** Micro-batches committed the ordinary way after a plain insert met a stored eventId. */
-export const PAUSE_AFTER_CONFLICT = 64;
 
 export class KnownEvents {
   private readonly ring: (string | undefined)[];
   private readonly ids = new Set<string>();
   private next = 0;
-  private pausedFor = 0;
+  /** Plain inserts pause after a conflict: the memory missed a stored eventId. */
+  readonly pause = new PlainInsertPause();
 
   constructor(private readonly capacity = REMEMBERED_EVENT_IDS) {
     this.ring = new Array<string | undefined>(capacity);
@@ -72,18 +72,6 @@ export class KnownEvents {
     this.ids.clear();
     this.ring.fill(undefined);
     this.next = 0;
-  }
-
-  /** Whether the next micro-batch may go with a plain insert; counts down a pause. */
-  takePlainInsert(): boolean {
-    if (this.pausedFor === 0) return true;
-    this.pausedFor--;
-    return false;
-  }
-
-  /** A plain insert met a stored eventId this memory did not hold. */
-  conflicted(): void {
-    this.pausedFor = PAUSE_AFTER_CONFLICT;
   }
 }
 

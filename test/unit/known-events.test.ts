@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { KnownEvents, PAUSE_AFTER_CONFLICT, siftKnownEvents } from '../../src/ingest/known-events';
+import { KnownEvents, siftKnownEvents } from '../../src/ingest/known-events';
+import { PAUSE_AFTER_CONFLICT, PlainInsertPause } from '../../src/pipeline/plain-insert-pause';
 import { leaveOutMask } from '../../src/store/hot-path/apply-events';
 import { rowsOf } from '../../src/store/hot-path/event-rows';
 import { atSecond, clueFound } from '../helpers/event-builders';
@@ -53,10 +54,10 @@ describe('the memory of stored eventIds', () => {
   });
 
   it('pauses plain inserts for a while after a conflict, then allows them again', () => {
-    const known = new KnownEvents(10);
-    expect(known.takePlainInsert()).toBe(true);
-    known.conflicted();
-    const answers = Array.from({ length: PAUSE_AFTER_CONFLICT + 2 }, () => known.takePlainInsert());
+    const pause = new PlainInsertPause();
+    expect(pause.take()).toBe(true);
+    pause.conflicted();
+    const answers = Array.from({ length: PAUSE_AFTER_CONFLICT + 2 }, () => pause.take());
     expect(answers.filter((a) => !a)).toHaveLength(PAUSE_AFTER_CONFLICT);
     expect(answers.slice(PAUSE_AFTER_CONFLICT)).toEqual([true, true]);
   });
