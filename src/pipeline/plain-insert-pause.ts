@@ -2,8 +2,7 @@
  * When a micro-batch may go with a plain insert (commitMicroBatch's `plainInsert`): always,
  * but for the PAUSE_AFTER_CONFLICT ones after a plain insert met a stored eventId. Each such
  * conflict costs a transaction (the batch goes again with ON CONFLICT); the pause keeps
- * traffic full of old duplicates, or an import run again, from doubling every batch's cost.
- * The hot path's (src/ingest/known-events.ts) and the backfill's (import-records.ts).
+ * traffic full of old duplicates from doubling every batch's cost (src/ingest/known-events.ts).
  */
 
 /** Micro-batches committed the ordinary way after a plain insert met a stored eventId. */

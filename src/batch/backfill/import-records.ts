@@ -17,16 +17,10 @@
  * only the first row of each eventId (the others count as duplicates, as the store would
  * count them), and a chunk holding an eventId of a chunk still committing waits for every
  * lane of the chunks before it.
- *
- * Its events go in with a plain INSERT, as the hot path's do (src/ingest/known-events.ts):
- * a chunk holds each eventId once, and they are believed new. One stored already (an import
- * run again, events the hot path stored) fails that lane's transaction on the primary key,
- * and the part commits again with ON CONFLICT, as do the next 64 parts (PlainInsertPause).
  */
 import type pg from 'pg';
 import { classifySlice, type RejectedRecord, type SourceRecord } from '../../pipeline/classify';
 import { commitMicroBatch } from '../../pipeline/commit';
-import { PlainInsertPause } from '../../pipeline/plain-insert-pause';
 import { countStoredAsThemselves } from '../../store/batch/backfill-own-events';
 import { countStoredEvents } from '../../store/batch/import-dry-run';
 import { eventIdAt, groupRowsByHunt, laneOfHunt, rowCount, type EventRows } from '../../store/hot-path/event-rows';
@@ -136,7 +130,6 @@ export class ImportPipeline {
   private reported: Promise<void> = Promise.resolve();
   private readonly inFlight: Promise<unknown>[] = [];
   private failure: unknown;
-  private readonly plainInsert = new PlainInsertPause();
 
   constructor(
     private readonly pool: pg.Pool,
@@ -157,9 +150,7 @@ export class ImportPipeline {
       // A failed part fails the lane's later parts without committing them (previous rejects).
       const commit = previous.then(async () => {
         if (this.failure) throw this.failure;
-        const plainInsert = this.plainInsert.take() ? { leaveOut: [] } : undefined;
-        const r = await commitMicroBatch(this.pool, this.options.groupId, { rows: lane.rows, origins: lane.origins, rejected, offsets: [] }, { plainInsert });
-        if (r.plainInsertConflicted) this.plainInsert.conflicted();
+        const r = await commitMicroBatch(this.pool, this.options.groupId, { rows: lane.rows, origins: lane.origins, rejected, offsets: [] });
         return { inserted: r.inserted, unprocessable: r.unprocessable.length };
       });
       this.laneTails[i] = commit;
