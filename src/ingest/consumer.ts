@@ -19,7 +19,6 @@ import { loadOffsets, StoredPositionsWentBack } from '../store/hot-path/offsets'
 import type { MicroBatcher } from './batcher';
 import { createBatchHandler } from './batch-handler';
 import { createCommitLanes, type CommitLaneDeps } from './commit-lanes';
-import { KnownEvents } from './known-events';
 import { createDlqProducer, createDlqSender, failureCode } from './dlq';
 import { startDlqRelay, type DlqRelay } from './dlq-relay';
 import { everyFewSeconds, sharedProbe } from '../api/throttle';
@@ -79,9 +78,7 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
   const watermarks = (partitions?: number[]) => topicWatermarks(admin, topic, partitions);
   const logEnds = logEndReader(kafka);
 
-  // What the lanes committed lately, trusted only as far as the positions' floors reach.
-  const knownEvents = new KnownEvents();
-  const positions = new PartitionPositions({ pool, groupId, topic, startFrom: config.ingest.startFrom, watermarks, onFloorsLowered: () => knownEvents.forget() });
+  const positions = new PartitionPositions({ pool, groupId, topic, startFrom: config.ingest.startFrom, watermarks });
   const kafkaCommits = trailingKafkaCommits(consumer, logger);
   const recreateDlq = () => createDlqAgain(deps.dlqKafka ?? kafka, config.kafka.topics.dlq, deps.topicLimits.dlqMaxMessageBytes, deps.topicLimits.dlqShape);
   let wakeDlqRelay: () => void = () => undefined; // the relay starts once the DLQ producer is connected
@@ -94,7 +91,8 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
     onRejectsQuarantined: () => wakeDlqRelay(),
     floorOf: (partition) => positions.floorOf(partition),
     onPositionsWentBack: (err) => positionsWentBack(err),
-    knownEvents,
+    // What the lanes committed lately: the positions forget it whenever their floors drop.
+    knownEvents: positions.committedEvents,
   });
   // Stopping (the process exits non-zero) without committing on: the restart joins and reads
   // again from the positions Postgres holds, the lost commits' records included.

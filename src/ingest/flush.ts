@@ -46,7 +46,7 @@ export interface FlushDeps {
   onRejectsQuarantined: () => void;
   /** Counts events within the freshness SLO's target, for `hunt slo`. */
   freshness?: FreshnessTally;
-  /** The eventIds committed lately (known-events.ts); the consumer's, which forgets them when its floors drop. */
+  /** The eventIds committed lately (known-events.ts): PartitionPositions.committedEvents, forgotten when its floors drop. */
   knownEvents: KnownEvents;
 }
 

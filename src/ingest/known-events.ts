@@ -15,10 +15,10 @@
  * are stored. It holds those this process committed, and a commit stays unless Postgres
  * loses it (a failover to a replica that was behind, a restore). The positions' floors
  * (positions.ts) catch such a loss, and the consumer stops; but only for what they still
- * cover. So the memory is forgotten whenever a floor is cleared or lowered (every join, a
- * log reset: PartitionPositions' onFloorsLowered), and what it holds from then on is covered
- * by the floors again. Otherwise an event whose commit was lost, read again after a rejoin,
- * would be left out as a duplicate of itself.
+ * cover. So the memory is PartitionPositions' own (committedEvents), forgotten in the same
+ * step as a floor is cleared or lowered (every join, a log reset), and what it holds from
+ * then on is covered by the floors again. Otherwise an event whose commit was lost, read
+ * again after a rejoin, would be left out as a duplicate of itself.
  */
 import { eventIdAt, rowCount, type EventRows } from '../store/hot-path/event-rows';
 import { PlainInsertPause } from '../pipeline/plain-insert-pause';

@@ -20,6 +20,7 @@
  * kafkajs steps over by itself (transaction markers, aborted transactions) move the position
  * too (passFiltered), or every fetch after them would look like one that started elsewhere.
  */
+import { KnownEvents } from './known-events';
 import type pg from 'pg';
 import { backoffMs, sleep } from '../backoff';
 import { loadJoinPositions, loadOffsets, storeStartOffset } from '../store/hot-path/offsets';
@@ -83,6 +84,13 @@ export class PartitionPositions {
    */
   private readonly floors = new Map<number, bigint>();
   /**
+   * The eventIds this process committed lately (known-events.ts), which the hot path leaves
+   * out of later batches unchecked. Only a floor catches the loss of the commit that stored
+   * one, so the memory lives here and is forgotten in the same step as a floor is cleared or
+   * lowered: from then on a lost commit above it would go unnoticed.
+   */
+  readonly committedEvents = new KnownEvents();
+  /**
    * Partitions whose record before the stored position is to be fetched again and compared
    * with what was applied (after a join): a log deleted and created again, or truncated and
    * written again, can have grown past the position by then, and would otherwise be read on
@@ -108,12 +116,6 @@ export class PartitionPositions {
       startFrom: StartFrom;
       /** The partitions' watermarks; every partition's when none are named. */
       watermarks: (partitions?: number[]) => Promise<Map<number, Watermarks>>;
-      /**
-       * A floor was cleared or lowered: a commit of this process above it may be lost
-       * unnoticed from now on, so what it remembers of its commits is to be forgotten
-       * (known-events.ts).
-       */
-      onFloorsLowered?: () => void;
     },
   ) {}
 
@@ -177,7 +179,7 @@ export class PartitionPositions {
     this.next.clear();
     this.verifying.clear();
     this.floors.clear();
-    this.deps.onFloorsLowered?.();
+    this.committedEvents.forget();
     for (const [partition, offset] of stored) {
       this.next.set(partition, offset);
       this.floors.set(partition, offset);
@@ -324,7 +326,7 @@ export class PartitionPositions {
     const floor = this.floors.get(partition);
     if (floor !== undefined && offset < floor) {
       this.floors.set(partition, offset);
-      this.deps.onFloorsLowered?.();
+      this.committedEvents.forget();
     }
   }
 

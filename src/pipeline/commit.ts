@@ -57,23 +57,16 @@ export interface CommitOptions {
 
 export async function commitMicroBatch(pool: pg.Pool, groupId: string, batch: MicroBatch, options: CommitOptions = {}): Promise<CommitResult> {
   const quarantineOptions = { copyToDlq: options.copyRejectsToDlq ?? false };
-  if (options.plainInsert && rowCount(batch.rows) > 0) {
-    let conflicted: boolean;
-    try {
-      return await commitWhole(pool, groupId, batch, quarantineOptions, options.plainInsert);
-    } catch (err) {
-      // A stored eventId, or any other refusal of the data: the ordinary way below skips the
-      // one and isolates the other.
-      if (!isDataError(err)) throw err;
-      conflicted = isStoredEventConflict(err);
-    }
-    return { ...(await commitMicroBatch(pool, groupId, batch, { ...options, plainInsert: undefined })), plainInsertConflicted: conflicted };
-  }
   try {
-    return await commitWhole(pool, groupId, batch, quarantineOptions);
+    return await commitWhole(pool, groupId, batch, quarantineOptions, options.plainInsert);
   } catch (err) {
     if (!isDataError(err)) throw err;
+    // A stored eventId the caller did not know of: the ordinary way skips it.
+    if (options.plainInsert && isStoredEventConflict(err)) {
+      return { ...(await commitMicroBatch(pool, groupId, batch, { ...options, plainInsert: undefined })), plainInsertConflicted: true };
+    }
   }
+  // Any other refusal of the data, either way: isolate the records refused.
   return withTransaction(pool, async (client) => {
     const applied = await applyIsolating(client, batch.rows);
     const unprocessable = applied.refused.map(({ index, err }) => unprocessableRecord(batch.origins.at(index), err));

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import { PartitionPositions, PositionsLoading } from '../../src/ingest/positions';
+import { rowsOf } from '../../src/store/hot-path/event-rows';
+import { atSecond, clueFound } from '../helpers/event-builders';
 
 /** Positions held in memory only: passFiltered and advance never reach Postgres or Kafka. */
 function positionsAt(partition: number, offset: bigint): PartitionPositions {
@@ -233,24 +235,58 @@ describe('PartitionPositions after a join, with Postgres failing', () => {
 });
 
 describe('PartitionPositions and what the lanes remember of their commits (known-events.ts)', () => {
-  it('says so whenever a floor is cleared (each join) or lowered (a log reset), and not when one rises', async () => {
-    const pool = { query: async () => ({ rows: [{ partition: 0, next_offset: '20', unread: false }] }) } as unknown as pg.Pool;
-    let lowered = 0;
-    const positions = new PartitionPositions({
-      pool, groupId: 'g', topic: 't', startFrom: 'earliest',
-      watermarks: async () => new Map([[0, { low: 0n, high: 100n }]]),
-      onFloorsLowered: () => lowered++,
-    });
+  const rowsWithIds = (ids: readonly string[]) => rowsOf(ids.map((eventId, i) => ({ event: clueFound({ eventId, occurredAt: atSecond(i) }), source: 'test' })));
+
+  /** Positions whose stored position (20 for partition 0) is answered when `answer` is called. */
+  function withSlowLoad() {
+    const waiting: (() => void)[] = [];
+    const pool = {
+      query: () => new Promise((resolve) => waiting.push(() => resolve({ rows: [{ partition: 0, next_offset: '20', unread: false }] }))),
+    } as unknown as pg.Pool;
+    const positions = new PartitionPositions({ pool, groupId: 'g', topic: 't', startFrom: 'earliest', watermarks: async () => new Map([[0, { low: 0n, high: 100n }]]) });
     const join = () => positions.resume([0], { commitBuffered: async () => undefined, seek: () => undefined });
-    await join();
-    expect(lowered).toBe(1);
+    /** Resolves once the load's query is asked (and not yet answered). */
+    const asked = async () => {
+      while (waiting.length === 0) await new Promise((resolve) => setImmediate(resolve));
+    };
+    /** Answers the load's query once it is asked. */
+    const answer = async () => {
+      await asked();
+      waiting.shift()?.();
+    };
+    return { positions, join, asked, answer };
+  }
+
+  it('forgets them when a join loads the floors again, even those committed while it loaded', async () => {
+    const { positions, join, asked, answer } = withSlowLoad();
+    const first = join();
+    await answer();
+    await first;
+    positions.committedEvents.remember(rowsWithIds(['before']), []);
+    positions.noteStored(0, 25n);
+    // A commit lands while the next join's load is under way: its floor is raised, then the
+    // load sets it back to what Postgres answered; the memory of that commit must go with it.
+    const second = join();
+    await asked();
+    positions.committedEvents.remember(rowsWithIds(['during']), []);
     positions.noteStored(0, 30n);
-    expect(lowered).toBe(1);
+    await answer();
+    await second;
+    expect(positions.floorOf(0)).toBe(20n);
+    expect(positions.committedEvents.has('before')).toBe(false);
+    expect(positions.committedEvents.has('during')).toBe(false);
+  });
+
+  it('forgets them when a floor is lowered (a log reset), not when one rises', async () => {
+    const { positions, join, answer } = withSlowLoad();
+    const joined = join();
+    await answer();
+    await joined;
+    positions.committedEvents.remember(rowsWithIds(['a']), []);
+    positions.noteStored(0, 30n);
     positions.lowerFloor(0, 40n); // above the floor: nothing lowered
-    expect(lowered).toBe(1);
+    expect(positions.committedEvents.has('a')).toBe(true);
     positions.lowerFloor(0, 5n);
-    expect(lowered).toBe(2);
-    await join();
-    expect(lowered).toBe(3);
+    expect(positions.committedEvents.has('a')).toBe(false);
   });
 });
