@@ -61,7 +61,8 @@ export function createFlush(deps: FlushDeps): (works: SliceWork[]) => Promise<vo
       rejected: works.flatMap((w) => w.slice.rejected),
       offsets: mergeOffsets(works.map((w) => ({ topic: w.topic, partition: w.partition, nextOffset: w.nextOffset, floor: deps.floorOf?.(w.partition) }))),
     };
-    const repeats = siftKnownEvents(batch.rows, known);
+    const partitionOf = rowPartitions(works);
+    const repeats = siftKnownEvents(batch.rows, known, partitionOf);
     const heartbeat = () => Promise.all(works.map((w) => w.heartbeat().catch(() => undefined)));
     const plainInsert = known.pause.take() ? { leaveOut: repeats } : undefined;
     const parts = new PartedCommit(pool, groupId, batch, deps.sizing.partLimit, { plainInsert });
@@ -70,7 +71,7 @@ export function createFlush(deps: FlushDeps): (works: SliceWork[]) => Promise<vo
       try {
         const result = await parts.commitRest();
         // Rows refused by the database are not stored: remember the batch only when none was.
-        if (!result.isolated) known.remember(batch.rows, repeats);
+        if (!result.isolated) known.remember(batch.rows, repeats, partitionOf);
         if (result.plainInsertConflicted) {
           known.pause.conflicted();
           metrics.plainInsertConflicts.inc();
@@ -122,6 +123,17 @@ export function createFlush(deps: FlushDeps): (works: SliceWork[]) => Promise<vo
       }
     }
   };
+}
+
+/** The partition of each row of the works' rows joined in order (concatRows). */
+function rowPartitions(works: readonly SliceWork[]): (row: number) => number {
+  const partitions = new Int32Array(works.reduce((n, w) => n + rowCount(w.slice.rows), 0));
+  let at = 0;
+  for (const w of works) {
+    partitions.fill(w.partition, at, at + rowCount(w.slice.rows));
+    at += rowCount(w.slice.rows);
+  }
+  return (row) => partitions[row] as number;
 }
 
 /** `lastPart`: of a batch committed in parts, the last one, which the sizing learns from (the time of the whole says little of a part's size). */

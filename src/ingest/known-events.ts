@@ -19,6 +19,16 @@
  * step as a floor is cleared or lowered (every join, a log reset), and what it holds from
  * then on is covered by the floors again. Otherwise an event whose commit was lost, read
  * again after a rejoin, would be left out as a duplicate of itself.
+ *
+ * And each eventId is remembered with the partition whose record stored it, and leaves out
+ * only a repeat read from that same partition: a micro-batch stores its partitions' offsets
+ * in its own transaction, above their floors, so a batch that leaves out a repeat from
+ * partition p commits only if p's commit of the original still stands. A repeat from another
+ * partition would be left out on the word of a commit that batch does not check; if that
+ * commit were lost and its records gone to retention before they were read again, the repeat
+ * was the event's last copy. It goes in with the plain insert instead (a conflict, at worst).
+ * Repeats within one batch are left out whatever their partitions: the first copy commits in
+ * the same transaction or not at all.
  */
 import { eventIdAt, rowCount, type EventRows } from '../store/hot-path/event-rows';
 import { PlainInsertPause } from '../pipeline/plain-insert-pause';
@@ -28,7 +38,8 @@ export const REMEMBERED_EVENT_IDS = 20_000;
 
 export class KnownEvents {
   private readonly ring: (string | undefined)[];
-  private readonly ids = new Set<string>();
+  /** Each remembered eventId, with the partition whose record stored it. */
+  private readonly partitions = new Map<string, number>();
   private next = 0;
   /** Plain inserts pause after a conflict: the memory missed a stored eventId. */
   readonly pause = new PlainInsertPause();
@@ -37,54 +48,55 @@ export class KnownEvents {
     this.ring = new Array<string | undefined>(capacity);
   }
 
-  has(eventId: string): boolean {
-    return this.ids.has(eventId);
+  /** Whether `eventId` was stored from a record of `partition`. */
+  has(eventId: string, partition: number): boolean {
+    return this.partitions.get(eventId) === partition;
   }
 
   /**
-   * Remembers the eventIds of `rows` now stored (all of them, but those `repeats` lists),
-   * forgetting the oldest beyond the capacity. Read again from the rows rather than kept from
-   * the sift: held through the commit, a batch's thousands of ids would outlive V8's young
-   * generation and swell the old one.
+   * Remembers the eventIds of `rows` now stored (all of them, but those `repeats` lists), each
+   * with its row's partition, forgetting the oldest beyond the capacity. Read again from the
+   * rows rather than kept from the sift: held through the commit, a batch's thousands of ids
+   * would outlive V8's young generation and swell the old one.
    */
-  remember(rows: EventRows, repeats: readonly number[]): void {
+  remember(rows: EventRows, repeats: readonly number[], partitionOf: (row: number) => number): void {
     let skip = 0;
     for (let i = 0; i < rowCount(rows); i++) {
       if (repeats[skip] === i) {
         skip++;
         continue;
       }
-      this.add(eventIdAt(rows, i));
+      this.add(eventIdAt(rows, i), partitionOf(i));
     }
   }
 
-  private add(id: string): void {
-    if (this.ids.has(id)) return;
+  private add(id: string, partition: number): void {
+    if (this.partitions.has(id)) return;
     const oldest = this.ring[this.next];
-    if (oldest !== undefined) this.ids.delete(oldest);
+    if (oldest !== undefined) this.partitions.delete(oldest);
     this.ring[this.next] = id;
-    this.ids.add(id);
+    this.partitions.set(id, partition);
     this.next = (this.next + 1) % this.capacity;
   }
 
   /** Forgets every eventId (the floors that made them safe to trust were cleared or lowered). */
   forget(): void {
-    this.ids.clear();
+    this.partitions.clear();
     this.ring.fill(undefined);
     this.next = 0;
   }
 }
 
 /**
- * The rows of `rows`, by index in ascending order, whose eventId `known` holds or an earlier
- * row of the batch has: duplicates.
+ * The rows of `rows`, by index in ascending order, that repeat an earlier row of the batch or
+ * an eventId `known` holds from the row's own partition (`partitionOf`): duplicates.
  */
-export function siftKnownEvents(rows: EventRows, known: KnownEvents): number[] {
+export function siftKnownEvents(rows: EventRows, known: KnownEvents, partitionOf: (row: number) => number): number[] {
   const seen = new Set<string>();
   const repeats: number[] = [];
   for (let i = 0; i < rowCount(rows); i++) {
     const id = eventIdAt(rows, i);
-    if (seen.has(id) || known.has(id)) repeats.push(i);
+    if (seen.has(id) || known.has(id, partitionOf(i))) repeats.push(i);
     else seen.add(id);
   }
   return repeats;

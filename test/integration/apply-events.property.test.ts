@@ -115,10 +115,10 @@ async function commitInBatches(pool: pg.Pool, events: HuntEvent[], batchSizes: n
     const size = batchSizes[i % batchSizes.length] ?? 1;
     const batch = events.slice(at, at + size);
     const rows = rowsOf(batch.map((event) => ({ event, source: 'property-test' })));
-    const repeats = siftKnownEvents(rows, known);
+    const repeats = siftKnownEvents(rows, known, () => 0);
     const origins = originsOf(batch.map(() => ({ source: 'property-test', value: null })));
     const result = await commitMicroBatch(pool, 'property-test', { rows, origins, rejected: [], offsets: [] }, { plainInsert: { leaveOut: repeats } });
-    if (!result.isolated) known.remember(rows, repeats);
+    if (!result.isolated) known.remember(rows, repeats, () => 0);
     if (result.plainInsertConflicted) conflicts++;
     at += size;
   }

@@ -262,19 +262,19 @@ describe('PartitionPositions and what the lanes remember of their commits (known
     const first = join();
     await answer();
     await first;
-    positions.committedEvents.remember(rowsWithIds(['before']), []);
+    positions.committedEvents.remember(rowsWithIds(['before']), [], () => 0);
     positions.noteStored(0, 25n);
     // A commit lands while the next join's load is under way: its floor is raised, then the
     // load sets it back to what Postgres answered; the memory of that commit must go with it.
     const second = join();
     await asked();
-    positions.committedEvents.remember(rowsWithIds(['during']), []);
+    positions.committedEvents.remember(rowsWithIds(['during']), [], () => 0);
     positions.noteStored(0, 30n);
     await answer();
     await second;
     expect(positions.floorOf(0)).toBe(20n);
-    expect(positions.committedEvents.has('before')).toBe(false);
-    expect(positions.committedEvents.has('during')).toBe(false);
+    expect(positions.committedEvents.has('before', 0)).toBe(false);
+    expect(positions.committedEvents.has('during', 0)).toBe(false);
   });
 
   it('forgets them when a floor is lowered (a log reset), not when one rises', async () => {
@@ -282,11 +282,11 @@ describe('PartitionPositions and what the lanes remember of their commits (known
     const joined = join();
     await answer();
     await joined;
-    positions.committedEvents.remember(rowsWithIds(['a']), []);
+    positions.committedEvents.remember(rowsWithIds(['a']), [], () => 0);
     positions.noteStored(0, 30n);
     positions.lowerFloor(0, 40n); // above the floor: nothing lowered
-    expect(positions.committedEvents.has('a')).toBe(true);
+    expect(positions.committedEvents.has('a', 0)).toBe(true);
     positions.lowerFloor(0, 5n);
-    expect(positions.committedEvents.has('a')).toBe(false);
+    expect(positions.committedEvents.has('a', 0)).toBe(false);
   });
 });
