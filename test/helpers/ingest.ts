@@ -54,8 +54,11 @@ export async function createTestTopics(partitions = 4): Promise<TestTopics> {
   return topics;
 }
 
-/** `timestamp` (ms since the epoch, as kafkajs takes it) sets the record's Kafka timestamp; the producer's clock otherwise. */
-export async function sendRecords(topic: string, records: { key: string | Buffer | null; value: Buffer | string | null; timestamp?: string }[]) {
+/**
+ * `timestamp` (ms since the epoch, as kafkajs takes it) sets the record's Kafka timestamp; the
+ * producer's clock otherwise. `partition` sends it there whatever its key.
+ */
+export async function sendRecords(topic: string, records: { key: string | Buffer | null; value: Buffer | string | null; timestamp?: string; partition?: number }[]) {
   const producer = testKafka().producer({ createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
   try {

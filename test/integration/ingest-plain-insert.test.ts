@@ -76,3 +76,40 @@ describe('the hot path sending events with a plain insert', () => {
     expect(rows[0]?.n).toBe(5);
   });
 });
+
+describe('the hot path leaving out repeats of eventIds it committed', () => {
+  let twoPartitions: TestTopics;
+  let second: IngestProcess;
+  beforeAll(async () => {
+    twoPartitions = await createTestTopics(2);
+    second = startIngestProcess(db.url, twoPartitions);
+    await second.ready();
+  });
+  afterAll(async () => {
+    await second?.kill('SIGTERM');
+  });
+
+  const conflicts = async () => {
+    const text = await (await fetch(`${second.apiUrl}/metrics`)).text();
+    return Number(text.split('\n').find((l) => l.startsWith('hunt_ingest_plain_insert_conflicts_total '))?.split(' ')[1] ?? NaN);
+  };
+  const original = clueFound({ eventId: 'x1', huntId: 'hx', playerId: 'ann', clueId: 'c1', points: 40, occurredAt: at(10) });
+
+  it('leaves out only a repeat read from the partition that stored the original; one from another partition goes to the table', async () => {
+    await sendRecords(twoPartitions.events, [{ key: 'hx', value: json(original), partition: 0 }]);
+    await waitCaughtUp(db.pool, twoPartitions);
+    // The same partition: left out, no conflict.
+    await sendRecords(twoPartitions.events, [{ key: 'hx', value: json(original), partition: 0 }]);
+    await waitCaughtUp(db.pool, twoPartitions);
+    expect(await conflicts()).toBe(0);
+    // Another partition: the batch checks that partition's floor, not the original's, so the
+    // table decides (a conflict, and the batch goes again with ON CONFLICT).
+    await sendRecords(twoPartitions.events, [{ key: 'hx', value: json({ ...original, payload: { clueId: 'c1', points: 99 } }), partition: 1 }]);
+    await waitCaughtUp(db.pool, twoPartitions);
+    expect(await conflicts()).toBe(1);
+    const { rows } = await db.pool.query<{ n: number; score: number }>(
+      `SELECT (SELECT count(*)::int FROM events WHERE event_id = 'x1') AS n, (SELECT score::int FROM player_scores WHERE hunt_id = 'hx' AND player_id = 'ann') AS score`,
+    );
+    expect(rows[0]).toEqual({ n: 1, score: 40 });
+  });
+});
