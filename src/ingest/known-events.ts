@@ -31,10 +31,34 @@
  * the same transaction or not at all.
  */
 import { eventIdAt, rowCount, type EventRows } from '../store/hot-path/event-rows';
-import { PlainInsertPause } from '../pipeline/plain-insert-pause';
 
 /** eventIds remembered: 2-4 MB (ids of 36-64 characters), several micro-batches of every lane. */
 export const REMEMBERED_EVENT_IDS = 20_000;
+
+/** Micro-batches committed the ordinary way after a plain insert met a stored eventId. */
+export const PAUSE_AFTER_CONFLICT = 64;
+
+/**
+ * When a micro-batch may go with a plain insert: always, but for the PAUSE_AFTER_CONFLICT ones
+ * after a plain insert met a stored eventId the memory did not hold. Each such conflict costs
+ * a transaction (the batch goes again with ON CONFLICT); the pause keeps traffic full of old
+ * duplicates from doubling every batch's cost.
+ */
+export class PlainInsertPause {
+  private pausedFor = 0;
+
+  /** Whether the next micro-batch may go with a plain insert; counts down a pause. */
+  take(): boolean {
+    if (this.pausedFor === 0) return true;
+    this.pausedFor--;
+    return false;
+  }
+
+  /** A plain insert met a stored eventId. */
+  conflicted(): void {
+    this.pausedFor = PAUSE_AFTER_CONFLICT;
+  }
+}
 
 export class KnownEvents {
   private readonly ring: (string | undefined)[];

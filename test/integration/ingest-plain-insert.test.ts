@@ -45,11 +45,13 @@ afterAll(async () => {
   await ingest?.kill('SIGTERM');
 });
 
-const metric = async (name: string): Promise<number> => {
-  const text = await (await fetch(`${ingest.apiUrl}/metrics`)).text();
+/** A counter's value on the /metrics of `process` (NaN when it is not there). */
+const metricOf = async (process: IngestProcess, name: string): Promise<number> => {
+  const text = await (await fetch(`${process.apiUrl}/metrics`)).text();
   const line = text.split('\n').find((l) => l.startsWith(`${name} `));
   return Number(line?.split(' ')[1] ?? NaN);
 };
+const metric = (name: string) => metricOf(ingest, name);
 
 describe('the hot path sending events with a plain insert', () => {
   it('leaves out an eventId it stored itself, at no cost', async () => {
@@ -89,10 +91,7 @@ describe('the hot path leaving out repeats of eventIds it committed', () => {
     await second?.kill('SIGTERM');
   });
 
-  const conflicts = async () => {
-    const text = await (await fetch(`${second.apiUrl}/metrics`)).text();
-    return Number(text.split('\n').find((l) => l.startsWith('hunt_ingest_plain_insert_conflicts_total '))?.split(' ')[1] ?? NaN);
-  };
+  const conflicts = () => metricOf(second, 'hunt_ingest_plain_insert_conflicts_total');
   const original = clueFound({ eventId: 'x1', huntId: 'hx', playerId: 'ann', clueId: 'c1', points: 40, occurredAt: at(10) });
 
   it('leaves out only a repeat read from the partition that stored the original; one from another partition goes to the table', async () => {

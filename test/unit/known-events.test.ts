@@ -1,7 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { KnownEvents, siftKnownEvents } from '../../src/ingest/known-events';
-import { PAUSE_AFTER_CONFLICT, PlainInsertPause } from '../../src/pipeline/plain-insert-pause';
+import { KnownEvents, PAUSE_AFTER_CONFLICT, PlainInsertPause, siftKnownEvents } from '../../src/ingest/known-events';
 import { leaveOutMask } from '../../src/store/hot-path/apply-events';
 import { rowsOf } from '../../src/store/hot-path/event-rows';
 import { atSecond, clueFound } from '../helpers/event-builders';
