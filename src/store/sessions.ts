@@ -5,18 +5,21 @@
  */
 import type pg from 'pg';
 
-/** `pid N (application "…", user "…", state, transaction open S s)` for each of `pids`, oldest transaction first. */
+/**
+ * `pid N (application "…", user "…", state, transaction open S s)` for each of `pids`, oldest
+ * transaction first; a session that is not a client's names its kind first (`autovacuum worker, …`).
+ */
 export async function describeSessions(db: pg.Pool | pg.ClientBase, pids: readonly number[]): Promise<string[]> {
   if (pids.length === 0) return [];
-  const { rows } = await db.query<{ pid: number; application_name: string; usename: string | null; state: string | null; xact_seconds: number | null }>(
+  const { rows } = await db.query<{ pid: number; backend_type: string; application_name: string; usename: string | null; state: string | null; xact_seconds: number | null }>(
     // clock_timestamp(): now() is the start of the caller's own transaction, maybe 30 s old.
-    `SELECT pid, application_name, usename, state, floor(extract(epoch FROM clock_timestamp() - xact_start))::int AS xact_seconds
+    `SELECT pid, backend_type, application_name, usename, state, floor(extract(epoch FROM clock_timestamp() - xact_start))::int AS xact_seconds
        FROM pg_stat_activity WHERE pid = ANY($1::int[])
       ORDER BY xact_start NULLS LAST LIMIT 5`,
     [pids],
   );
   return rows.map((r) =>
-    `pid ${r.pid} (application ${JSON.stringify(r.application_name)}, user ${JSON.stringify(r.usename ?? '')}, ${r.state ?? 'unknown state'}` +
+    `pid ${r.pid} (${r.backend_type === 'client backend' ? '' : `${r.backend_type}, `}application ${JSON.stringify(r.application_name)}, user ${JSON.stringify(r.usename ?? '')}, ${r.state ?? 'unknown state'}` +
       `${r.xact_seconds === null ? '' : `, transaction open ${r.xact_seconds} s`})`,
   );
 }

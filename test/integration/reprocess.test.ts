@@ -24,6 +24,7 @@ import {
   FenceBusyError,
   fillShadowChunk,
   LiveTablesBusyError,
+  MaintenanceBusyError,
   prepareShadow,
   ReprocessBlockedError,
   ReprocessCancelledError,
@@ -356,6 +357,20 @@ describe('the fence', () => {
       expect(await prepareShadow(scratch.pool, 'leaderboard', 'run-long-holder', 5000)).toMatchObject({ startedSeq: expect.any(Number) });
     });
   });
+  it('waits out an ANALYZE or VACUUM of hunts before asking for the fence, so the hot path goes on meanwhile, and names it if it does not end', async () => {
+    // The lock a VACUUM or ANALYZE of hunts holds. Autovacuum's gives way to a waiting lock
+    // only after deadlock_timeout (1 s); queued for the fence meanwhile, the hot path waited too.
+    await withHuntsHeld('manual-analyze', 'SHARE UPDATE EXCLUSIVE', async (scratch, holder, pid) => {
+      const failure = prepareShadow(scratch.pool, 'leaderboard', 'run-analyze', 1000);
+      failure.catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await hotPathLocksHunts(scratch.pool, 100);
+      await expect(failure).rejects.toBeInstanceOf(MaintenanceBusyError);
+      await expect(failure).rejects.toThrow(new RegExp(`on hunts did not give way within 1000 ms: pid ${pid} \\(application "manual-analyze"`));
+      await holder.query('ROLLBACK');
+      expect(await prepareShadow(scratch.pool, 'leaderboard', 'run-analyze', 1000)).toMatchObject({ startedSeq: expect.any(Number) });
+    });
+  });
 });
 
 describe('the swap', () => {
@@ -381,6 +396,45 @@ describe('the swap', () => {
       expect(await swapShadow(scratch.pool, 'leaderboard', 'run-reader', 200)).toMatchObject({ maxSeq: expect.any(Number) });
     } finally {
       await reader.end();
+      await scratch.dispose();
+    }
+  });
+
+  it('waits out a VACUUM or ANALYZE of a live table before the fence, so the hot path goes on meanwhile, and names it if it does not end', async () => {
+    const scratch = await createTestDatabase();
+    const maintenance = new pg.Client({ connectionString: scratch.url, application_name: 'manual-vacuum' });
+    await maintenance.connect();
+    /** The lock a VACUUM or ANALYZE of clue_credits holds; autovacuum's gives way to the swap only after deadlock_timeout (1 s). */
+    const holdCredits = async () => {
+      await maintenance.query('BEGIN');
+      await maintenance.query('LOCK TABLE clue_credits IN SHARE UPDATE EXCLUSIVE MODE');
+    };
+    try {
+      await storeEventsInOrder(scratch.pool, inOrderTraffic(100, 3).events);
+      await prepareShadow(scratch.pool, 'leaderboard', 'run-vacuum', 200);
+      while (!(await fillShadowChunk(scratch.pool, 'leaderboard', 'run-vacuum', 1000)).done);
+      const { rows } = await maintenance.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+
+      // It does not end in time: the swap fails, naming it. Before, the swap waited for it
+      // holding the fence, and the hot path's lock on hunts timed out here.
+      await holdCredits();
+      const failure = swapShadow(scratch.pool, 'leaderboard', 'run-vacuum', 1000);
+      failure.catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await hotPathLocksHunts(scratch.pool, 100);
+      await expect(failure).rejects.toBeInstanceOf(MaintenanceBusyError);
+      await expect(failure).rejects.toThrow(new RegExp(`clue_credits, treasure_winners did not give way within 1000 ms: pid ${rows[0]!.pid} \\(application "manual-vacuum"`));
+      await maintenance.query('ROLLBACK');
+
+      // It ends while the swap waits: the swap goes through after it.
+      await holdCredits();
+      const swap = swapShadow(scratch.pool, 'leaderboard', 'run-vacuum', 5000);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await hotPathLocksHunts(scratch.pool, 100);
+      await maintenance.query('ROLLBACK');
+      expect(await swap).toMatchObject({ maxSeq: expect.any(Number) });
+    } finally {
+      await maintenance.end();
       await scratch.dispose();
     }
   });

@@ -247,7 +247,7 @@ export async function swapShadow(pool: pg.Pool, projection: ProjectionName, jobI
     await assertLiveTablesReplaceable(client, projection);
     await assertShadowsMatchLive(client, projection);
     await assertNoLongLockHolders(client, projection, lockTimeoutMs);
-    await takeFence(client, lockTimeoutMs);
+    await takeFence(client, lockTimeoutMs, liveTables(projection));
     const fencedAt = Date.now();
     await lockLiveTables(client, projection, lockTimeoutMs);
     await assertShadowsMatchLive(client, projection); // again, now that no change can come between
@@ -378,13 +378,14 @@ async function claimJob(client: pg.ClientBase, projection: ProjectionName, jobId
  * by something else, often a session left idle in a transaction: the failure names it, as
  * every retry would fail the same way until that session ends.
  */
-async function takeFence(client: pg.ClientBase, lockTimeoutMs: number): Promise<void> {
+async function takeFence(client: pg.ClientBase, lockTimeoutMs: number, tablesToLockAfter: readonly string[] = []): Promise<void> {
   // Not queued behind a session that has held hunts for a while (a reconcile holds ROW SHARE
   // through its recompute, minutes for a big hunt): the queued request holds back every
   // hot-path commit behind it, all hunts, for the whole lock_timeout, on every retry.
   const longHolders = await fenceHolders(client, LONG_HOLD_SECONDS);
   if (longHolders.length > 0) throw new FenceBusyError(lockTimeoutMs, longHolders, 'held long');
   await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${lockTimeoutMs}ms`]);
+  await keepMaintenanceOff(client, ['hunts', ...tablesToLockAfter], lockTimeoutMs);
   await client.query('SAVEPOINT fence');
   try {
     await client.query('LOCK TABLE hunts IN EXCLUSIVE MODE');
@@ -392,6 +393,50 @@ async function takeFence(client: pg.ClientBase, lockTimeoutMs: number): Promise<
     if (sqlStateOf(err) !== SqlState.lockNotAvailable) throw err;
     await client.query('ROLLBACK TO SAVEPOINT fence'); // the transaction is usable again, to ask who holds it
     throw new FenceBusyError(lockTimeoutMs, await fenceHolders(client));
+  }
+}
+
+/**
+ * Waits, before the fence, until no VACUUM, ANALYZE or index build works on `tables` (the fence
+ * table and those the step locks under it), and keeps new ones off them to the end of the
+ * transaction: SHARE UPDATE EXCLUSIVE, the lock those take, which neither the hot path's writes
+ * (ROW EXCLUSIVE) nor reads conflict with. Autovacuum gives way to a lock request waiting on it
+ * only after deadlock_timeout (1 s by default), and an anti-wraparound run not at all: a swap
+ * that met it under the fence held every hot-path commit back that long (experiments §65).
+ * Uses the lock_timeout the caller set.
+ */
+async function keepMaintenanceOff(client: pg.ClientBase, tables: readonly string[], lockTimeoutMs: number): Promise<void> {
+  await client.query('SAVEPOINT maintenance');
+  try {
+    await client.query(`LOCK TABLE ${tables.map((table) => escapeIdentifier(table)).join(', ')} IN SHARE UPDATE EXCLUSIVE MODE`);
+  } catch (err) {
+    if (sqlStateOf(err) !== SqlState.lockNotAvailable) throw err;
+    await client.query('ROLLBACK TO SAVEPOINT maintenance');
+    throw new MaintenanceBusyError(tables, lockTimeoutMs, await maintenanceHolders(client, tables));
+  }
+}
+
+/** Sessions (autovacuum's workers too) holding a lock on `tables` that SHARE UPDATE EXCLUSIVE waits for, described. */
+async function maintenanceHolders(client: pg.ClientBase, tables: readonly string[]): Promise<string[]> {
+  const { rows } = await client.query<{ pid: number }>(
+    `SELECT DISTINCT l.pid FROM pg_locks l
+      WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid()
+        AND l.relation = ANY(SELECT unnest($1::text[])::regclass)
+        AND l.mode IN ('ShareUpdateExclusiveLock', 'ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')`,
+    [tables.map((table) => escapeIdentifier(table))],
+  );
+  return describeSessions(client, rows.map((r) => r.pid));
+}
+
+/** A VACUUM, ANALYZE or index build kept the tables past lock_timeout; the fence was not asked for. Retried by the workflow. */
+export class MaintenanceBusyError extends Error {
+  constructor(tables: readonly string[], lockTimeoutMs: number, holders: string[]) {
+    super(
+      `a VACUUM, ANALYZE or index build on ${tables.join(', ')} did not give way within ${lockTimeoutMs} ms` +
+        `${holders.length === 0 ? ' (it has ended since)' : `: ${holders.join('; ')}`}. ` +
+        'The fence was not asked for, so the hot path goes on; the step retries. An anti-wraparound autovacuum does not give way: let it finish',
+    );
+    this.name = 'MaintenanceBusyError';
   }
 }
 
@@ -441,9 +486,13 @@ async function assertNoLongLockHolders(client: pg.ClientBase, projection: Projec
   if (holders.length > 0) throw new LiveTablesBusyError(projection, lockTimeoutMs, holders);
 }
 
+function liveTables(projection: ProjectionName): string[] {
+  return Object.values(PROJECTIONS[projection]);
+}
+
 /** The live tables, for the drop, within lock_timeout (set by the fence); a reader still on them past it is named. */
 async function lockLiveTables(client: pg.ClientBase, projection: ProjectionName, lockTimeoutMs: number): Promise<void> {
-  const tables = Object.values(PROJECTIONS[projection]).map((table) => escapeIdentifier(table));
+  const tables = liveTables(projection).map((table) => escapeIdentifier(table));
   await client.query('SAVEPOINT live_tables');
   try {
     await client.query(`LOCK TABLE ${tables.join(', ')} IN ACCESS EXCLUSIVE MODE`);
@@ -456,8 +505,8 @@ async function lockLiveTables(client: pg.ClientBase, projection: ProjectionName,
 
 /**
  * Other client sessions holding a lock on the projection's live tables, in a transaction open
- * for at least `heldForSeconds`, described. Client sessions only: autovacuum gives way to the
- * drop by itself (within deadlock_timeout).
+ * for at least `heldForSeconds`, described. Client sessions only: autovacuum was waited out
+ * before the fence (keepMaintenanceOff).
  */
 async function liveTableHolders(client: pg.ClientBase, projection: ProjectionName, heldForSeconds: number): Promise<string[]> {
   const { rows } = await client.query<{ pid: number }>(
