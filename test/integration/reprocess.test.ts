@@ -100,6 +100,11 @@ describe('reprocess steps', () => {
       await storeEventsInOrder(scratch.pool, events.slice(2000, 2500)); // stored during the fill
       // In two lanes: each chunk's two hunts are recomputed on two connections at once.
       for (let done = false; !done; ) ({ done } = await fillShadowChunk(scratch.pool, 'leaderboard', 'run-b', 2, 2));
+      // The filled shadows have statistics: the planner needs them right after the swap.
+      const { rows: analyzed } = await scratch.pool.query<{ tablename: string }>(
+        `SELECT DISTINCT tablename FROM pg_stats WHERE schemaname = 'public' AND tablename LIKE '%shadow' ORDER BY tablename`,
+      );
+      expect(analyzed.map((r) => r.tablename)).toEqual(['clue_credits_shadow', 'hunt_stats_shadow', 'player_scores_shadow', 'treasure_winners_shadow']);
 
       // Catch-up rounds are bounded and resume from the covered seq they committed.
       const round = await catchUpShadow(scratch.pool, 'leaderboard', 'run-b', 5000, 300);

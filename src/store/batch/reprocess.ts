@@ -170,7 +170,7 @@ export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName,
 
     const huntIds = await huntsAfter(client, job.fill_cursor ?? '', huntsPerChunk);
     if (huntIds.length === 0) {
-      for (const table of Object.values(shadowTargets(projection))) await client.query(`ANALYZE ${escapeIdentifier(table)}`);
+      await analyzeShadows(pool, client, projection);
       await client.query(`UPDATE reprocess_jobs SET phase = 'filled', updated_at = now() WHERE projection = $1`, [projection]);
       return progress(true);
     }
@@ -197,6 +197,23 @@ export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName,
     );
     return progress(false, huntIds.length);
   });
+}
+
+/**
+ * ANALYZE of each shadow, at once on connections of their own: ANALYZE uses one core, and
+ * one after another they were the fill's last 0.3 s on one core of two (experiments §66).
+ * `jobClient`'s transaction holds the job row meanwhile, idle.
+ */
+async function analyzeShadows(pool: pg.Pool, jobClient: pg.ClientBase, projection: ProjectionName): Promise<void> {
+  await allowIdleInTransaction(jobClient, FILL_LANE_WAIT_MS);
+  await Promise.all(
+    Object.values(shadowTargets(projection)).map((table) =>
+      withTransaction(pool, async (client) => {
+        await boundStatements(client, FILL_STATEMENT_MS);
+        await client.query(`ANALYZE ${escapeIdentifier(table)}`);
+      }),
+    ),
+  );
 }
 
 /**
