@@ -4,6 +4,7 @@
  */
 import type { CpuSplit } from './lib/procfs';
 import type { WorkflowTiming } from './lib/workflow-history';
+import { FILL_EVENTS_PER_CHUNK } from '../src/store/batch/reprocess';
 
 export const BATCH_TARGETS = {
   reprocessEventsPerSecond: 250_000,
@@ -145,7 +146,7 @@ export function renderBatchMarkdown(r: BatchBenchResult, jsonName: string): stri
     `\`${r.command}\` on ${m.cpus} × ${m.cpuModel}, ${m.memoryGb} GB, Node ${m.node}, ${m.postgres} (${m.postgresSettings}), ${m.temporal}; ` +
       `embedded stack, fresh databases per path, dropped afterwards. Data: ${n(s.records)} NDJSON records (${s.fileMb} MB; ${s.hunts} hunts × ${s.playersPerHunt} players, ` +
       `seed ${s.seed}; ${n(s.kinds.event)} distinct events, ${n(s.kinds.duplicate)} duplicates, ${n(s.kinds.invalid)} invalid), backfill chunks of ${n(s.chunkSize)} records, ` +
-      `reprocess ${s.huntsPerChunk} hunts per fill chunk. Background load before the run: ${r.background.machineBusyCores} of ${m.cpus} cores busy` +
+      `reprocess fill chunks of at most ${n(s.huntsPerChunk)} hunts and about ${n(FILL_EVENTS_PER_CHUNK)} events. Background load before the run: ${r.background.machineBusyCores} of ${m.cpus} cores busy` +
       `${topOthers(r.background)}.`,
     '',
   );

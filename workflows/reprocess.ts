@@ -52,7 +52,10 @@ const { fillShadow, catchUpShadow } = proxyActivities<ReprocessActivities>({
   retry: FENCE_RETRY, // catch-up rounds take the fence too
 });
 
-/** Web UI input: `{ "projection": "leaderboard" }`, optionally `"huntsPerChunk": 50`. */
+/**
+ * Web UI input: `{ "projection": "leaderboard" }`, optionally `"huntsPerChunk": 1000`, the most hunts
+ * a fill chunk takes (it also stops at about FILL_EVENTS_PER_CHUNK events, src/store/batch/reprocess.ts).
+ */
 export interface ReprocessInput {
   projection: string;
   huntsPerChunk?: number;
@@ -191,5 +194,5 @@ function parseInput(input: unknown): { projection: ProjectionName; huntsPerChunk
   if (typeof projection !== 'string' || !Object.hasOwn(PROJECTION_DESCRIPTIONS, projection)) {
     throw badInput(JOB, `projection must be one of ${known.map((p) => JSON.stringify(p)).join(', ')}, got ${JSON.stringify(projection)}; for example {"projection":"leaderboard"}`);
   }
-  return { projection: projection as ProjectionName, huntsPerChunk: optionalInt(JOB, fields, 'huntsPerChunk', 1, 10_000, 50) };
+  return { projection: projection as ProjectionName, huntsPerChunk: optionalInt(JOB, fields, 'huntsPerChunk', 1, 10_000, 1000) };
 }

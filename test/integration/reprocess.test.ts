@@ -22,6 +22,7 @@ import { foldEvents, leaderboardOf } from '../../src/rules/reference';
 import {
   catchUpShadow,
   FenceBusyError,
+  FILL_EVENTS_PER_CHUNK,
   fillShadowChunk,
   LiveTablesBusyError,
   MaintenanceBusyError,
@@ -136,6 +137,36 @@ describe('reprocess steps', () => {
         await hotPath.query('ROLLBACK');
         hotPath.release();
       }
+    } finally {
+      await scratch.dispose();
+    }
+  });
+});
+
+describe('the fill\'s chunks', () => {
+  it('end at about FILL_EVENTS_PER_CHUNK events by the hunts\' own counts, and a wrong count changes only their size', async () => {
+    const scratch = await createTestDatabase();
+    try {
+      const { events } = inOrderTraffic(1500, 6);
+      await storeEventsInOrder(scratch.pool, events);
+      // Counts as the hot path keeps them, but wrong (what reprocess repairs): the first two
+      // hunts claim half a chunk each, the third a whole one, the rest none at all.
+      const { rows } = await scratch.pool.query<{ hunt_id: string }>('SELECT DISTINCT hunt_id FROM events ORDER BY hunt_id');
+      const counts = [FILL_EVENTS_PER_CHUNK / 2, FILL_EVENTS_PER_CHUNK / 2, FILL_EVENTS_PER_CHUNK];
+      for (const [i, { hunt_id }] of rows.entries()) {
+        await scratch.pool.query(
+          'INSERT INTO hunts (hunt_id, events_applied) VALUES ($1, $2) ON CONFLICT (hunt_id) DO UPDATE SET events_applied = excluded.events_applied',
+          [hunt_id, counts[i] ?? 0],
+        );
+      }
+      await prepareShadow(scratch.pool, 'leaderboard', 'run-sized', 5000);
+      const done: number[] = [];
+      for (let progress = { done: false, huntsDone: 0 }; !progress.done; done.push(progress.huntsDone)) {
+        progress = await fillShadowChunk(scratch.pool, 'leaderboard', 'run-sized', 100, 2);
+      }
+      expect(done).toEqual([2, 3, rows.length, rows.length]);
+      await swapShadow(scratch.pool, 'leaderboard', 'run-sized', 5000);
+      expect(await projectionOf(scratch.pool)).toEqual(foldEvents(events));
     } finally {
       await scratch.dispose();
     }
