@@ -35,7 +35,7 @@ export function registerBatchBenchmarks(program: Command): void {
     .addOption(new Option('--invalid <fraction>', 'invalid records (quarantined)').argParser(fraction('--invalid')).default(0.001))
     .addOption(new Option('--seed <n>', 'seed of the traffic generator').argParser(number('--seed', 0)).default(42))
     .addOption(new Option('--chunk-size <n>', 'backfill records per chunk (the job default)').argParser(number('--chunk-size', 1, 50_000)).default(BACKFILL_CHUNK_SIZE))
-    .addOption(new Option('--hunts-per-chunk <n>', 'reprocess: the most hunts per fill chunk (the job default; a chunk also ends at about 500,000 events)').argParser(number('--hunts-per-chunk', 1, 10_000)).default(1000))
+    .addOption(new Option('--hunts-per-chunk <n>', 'reprocess: the most hunts per fill chunk (the job default; a chunk also ends at about 500,000 events)').argParser(number('--hunts-per-chunk', 1, 10_000)).default(200))
     .addOption(new Option('--rounds <n>', 'rounds of both paths, alternating which goes first').argParser(number('--rounds', 1, 6)).default(2))
     .option('--direct-first', 'the direct path goes first in the first round', false)
     .option('--keep', 'keep the databases and the data file for inspection', false)

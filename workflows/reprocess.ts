@@ -53,7 +53,7 @@ const { fillShadow, catchUpShadow } = proxyActivities<ReprocessActivities>({
 });
 
 /**
- * Web UI input: `{ "projection": "leaderboard" }`, optionally `"huntsPerChunk": 1000`, the most hunts
+ * Web UI input: `{ "projection": "leaderboard" }`, optionally `"huntsPerChunk": 200`, the most hunts
  * a fill chunk takes (it also stops at about FILL_EVENTS_PER_CHUNK events, src/store/batch/reprocess.ts).
  */
 export interface ReprocessInput {
@@ -194,5 +194,5 @@ function parseInput(input: unknown): { projection: ProjectionName; huntsPerChunk
   if (typeof projection !== 'string' || !Object.hasOwn(PROJECTION_DESCRIPTIONS, projection)) {
     throw badInput(JOB, `projection must be one of ${known.map((p) => JSON.stringify(p)).join(', ')}, got ${JSON.stringify(projection)}; for example {"projection":"leaderboard"}`);
   }
-  return { projection: projection as ProjectionName, huntsPerChunk: optionalInt(JOB, fields, 'huntsPerChunk', 1, 10_000, 1000) };
+  return { projection: projection as ProjectionName, huntsPerChunk: optionalInt(JOB, fields, 'huntsPerChunk', 1, 10_000, 200) };
 }

@@ -11,6 +11,7 @@ import {
   assertLiveTablesReplaceable,
   catchUpShadow,
   fillShadowChunk,
+  FILL_EVENTS_PER_CHUNK,
   FILL_STATEMENT_MS,
   isProjectionName,
   prepareShadow,
@@ -181,7 +182,7 @@ function fillFailedForGood(err: unknown): Error | undefined {
   // 57014 is also a cancel by hand (pg_cancel_backend: "due to user request"), which a retry passes.
   if (sqlStateOf(err) === SqlState.queryCanceled && message.includes('statement timeout')) {
     return new ReprocessBlockedError(
-      `a chunk of hunts took longer than the fill's statement limit (${FILL_STATEMENT_MS / 60_000} minutes): ${message}. Start reprocess again with a smaller huntsPerChunk; a single hunt that takes that long cannot be reprocessed (its live results stay as the hot path made them)`,
+      `a chunk of hunts took longer than the fill's statement limit (${FILL_STATEMENT_MS / 60_000} minutes): ${message}. A chunk ends at about ${FILL_EVENTS_PER_CHUNK.toLocaleString('en-US')} events by the hunts' counts in hunts.events_applied, which may be wrong (reprocess repairs them): start reprocess again with a smaller huntsPerChunk; a single hunt that takes that long cannot be reprocessed (its live results stay as the hot path made them)`,
     );
   }
   return undefined;

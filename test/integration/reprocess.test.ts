@@ -364,6 +364,21 @@ async function hotPathLocksHunts(pool: pg.Pool, timeoutMs: number): Promise<void
   }
 }
 
+/** Resolves once a session waits for SHARE UPDATE EXCLUSIVE on `table`: the step has asked for it, behind the holder. */
+async function maintenanceLockAwaited(pool: pg.Pool, table: string): Promise<void> {
+  await waitFor(
+    `a request for SHARE UPDATE EXCLUSIVE on ${table}`,
+    async () => {
+      const { rows } = await pool.query(
+        `SELECT 1 FROM pg_locks WHERE locktype = 'relation' AND relation = $1::regclass AND mode = 'ShareUpdateExclusiveLock' AND NOT granted`,
+        [table],
+      );
+      return rows.length > 0;
+    },
+    { timeoutMs: 5000, intervalMs: 20 },
+  );
+}
+
 describe('the fence', () => {
   it('names the session that holds it when it is not free in time, and goes through once that session ends', async () => {
     // A session left idle in a transaction that wrote to hunts: the fence waits for it.
@@ -394,17 +409,41 @@ describe('the fence', () => {
     });
   });
   it('waits out an ANALYZE or VACUUM of hunts before asking for the fence, so the hot path goes on meanwhile, and names it if it does not end', async () => {
-    // The lock a VACUUM or ANALYZE of hunts holds. Autovacuum's gives way to a waiting lock
-    // only after deadlock_timeout (1 s); queued for the fence meanwhile, the hot path waited too.
+    // The lock a VACUUM or ANALYZE of hunts holds, here for over 2 s already. Autovacuum's
+    // gives way to a waiting lock only after deadlock_timeout (1 s); queued for the fence
+    // meanwhile, the hot path waited too.
     await withHuntsHeld('manual-analyze', 'SHARE UPDATE EXCLUSIVE', async (scratch, holder, pid) => {
+      await new Promise((resolve) => setTimeout(resolve, 2100));
       const failure = prepareShadow(scratch.pool, 'leaderboard', 'run-analyze', 1000);
       failure.catch(() => undefined);
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await maintenanceLockAwaited(scratch.pool, 'hunts');
       await hotPathLocksHunts(scratch.pool, 100);
       await expect(failure).rejects.toBeInstanceOf(MaintenanceBusyError);
       await expect(failure).rejects.toThrow(new RegExp(`on hunts did not give way within 1000 ms: pid ${pid} \\(application "manual-analyze"`));
       await holder.query('ROLLBACK');
       expect(await prepareShadow(scratch.pool, 'leaderboard', 'run-analyze', 1000)).toMatchObject({ startedSeq: expect.any(Number) });
+    });
+  });
+
+  it('checks for long holders of hunts after waiting out a VACUUM, so one that began meanwhile (a reconcile) is not queued behind', async () => {
+    await withHuntsHeld('manual-vacuum', 'SHARE UPDATE EXCLUSIVE', async (scratch, holder) => {
+      const reconcile = new pg.Client({ connectionString: scratch.url, application_name: 'reconcile-like' });
+      await reconcile.connect();
+      try {
+        const prepare = prepareShadow(scratch.pool, 'leaderboard', 'run-order', 5000);
+        prepare.catch(() => undefined);
+        await maintenanceLockAwaited(scratch.pool, 'hunts');
+        // While the step waits, a reconcile takes hunts and holds it through its recompute.
+        await reconcile.query('BEGIN');
+        await reconcile.query('LOCK TABLE hunts IN ROW SHARE MODE');
+        await new Promise((resolve) => setTimeout(resolve, 2100));
+        await holder.query('ROLLBACK');
+        await expect(prepare).rejects.toThrow(/was not asked for: sessions have held hunts for over 2 s.*application "reconcile-like"/);
+        // Not queued behind it: the hot path goes on.
+        await hotPathLocksHunts(scratch.pool, 100);
+      } finally {
+        await reconcile.end();
+      }
     });
   });
 });
@@ -436,14 +475,14 @@ describe('the swap', () => {
     }
   });
 
-  it('waits out a VACUUM or ANALYZE of a live table before the fence, so the hot path goes on meanwhile, and names it if it does not end', async () => {
+  it('waits out a VACUUM or ANALYZE of a live or shadow table before the fence, so the hot path goes on meanwhile, and names it if it does not end', async () => {
     const scratch = await createTestDatabase();
     const maintenance = new pg.Client({ connectionString: scratch.url, application_name: 'manual-vacuum' });
     await maintenance.connect();
-    /** The lock a VACUUM or ANALYZE of clue_credits holds; autovacuum's gives way to the swap only after deadlock_timeout (1 s). */
-    const holdCredits = async () => {
+    /** The lock a VACUUM or ANALYZE of `table` holds; autovacuum's gives way to the swap only after deadlock_timeout (1 s). */
+    const hold = async (table: string) => {
       await maintenance.query('BEGIN');
-      await maintenance.query('LOCK TABLE clue_credits IN SHARE UPDATE EXCLUSIVE MODE');
+      await maintenance.query(`LOCK TABLE ${table} IN SHARE UPDATE EXCLUSIVE MODE`);
     };
     try {
       await storeEventsInOrder(scratch.pool, inOrderTraffic(100, 3).events);
@@ -451,21 +490,22 @@ describe('the swap', () => {
       while (!(await fillShadowChunk(scratch.pool, 'leaderboard', 'run-vacuum', 1000)).done);
       const { rows } = await maintenance.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
 
-      // It does not end in time: the swap fails, naming it. Before, the swap waited for it
-      // holding the fence, and the hot path's lock on hunts timed out here.
-      await holdCredits();
+      // On a live table, and it does not end in time: the swap fails, naming it. Before, the
+      // swap waited for it holding the fence, and the hot path's lock on hunts timed out here.
+      await hold('clue_credits');
       const failure = swapShadow(scratch.pool, 'leaderboard', 'run-vacuum', 1000);
       failure.catch(() => undefined);
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await maintenanceLockAwaited(scratch.pool, 'clue_credits');
       await hotPathLocksHunts(scratch.pool, 100);
       await expect(failure).rejects.toBeInstanceOf(MaintenanceBusyError);
-      await expect(failure).rejects.toThrow(new RegExp(`clue_credits, treasure_winners did not give way within 1000 ms: pid ${rows[0]!.pid} \\(application "manual-vacuum"`));
+      await expect(failure).rejects.toThrow(new RegExp(`clue_credits, treasure_winners, .* did not give way within 1000 ms: pid ${rows[0]!.pid} \\(application "manual-vacuum"`));
       await maintenance.query('ROLLBACK');
 
-      // It ends while the swap waits: the swap goes through after it.
-      await holdCredits();
+      // On a shadow, which the swap renames under the fence, and it ends while the swap
+      // waits: the swap goes through after it.
+      await hold('clue_credits_shadow');
       const swap = swapShadow(scratch.pool, 'leaderboard', 'run-vacuum', 5000);
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await maintenanceLockAwaited(scratch.pool, 'clue_credits_shadow');
       await hotPathLocksHunts(scratch.pool, 100);
       await maintenance.query('ROLLBACK');
       expect(await swap).toMatchObject({ maxSeq: expect.any(Number) });

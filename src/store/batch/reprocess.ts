@@ -180,7 +180,7 @@ export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName,
     const chunk = takeChunk(await sizedHuntsAfter(client, job.fill_cursor ?? '', huntsPerChunk), FILL_EVENTS_PER_CHUNK);
     const huntIds = chunk.map((hunt) => hunt.huntId);
     if (huntIds.length === 0) {
-      await analyzeShadows(pool, client, projection);
+      await analyzeShadows(pool, client, projection, lanes);
       await client.query(`UPDATE reprocess_jobs SET phase = 'filled', updated_at = now() WHERE projection = $1`, [projection]);
       return progress(true);
     }
@@ -210,17 +210,21 @@ export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName,
 }
 
 /**
- * ANALYZE of each shadow, at once on connections of their own: ANALYZE uses one core, and
- * one after another they were the fill's last 0.3 s on one core of two (experiments §66).
- * `jobClient`'s transaction holds the job row meanwhile, idle.
+ * ANALYZE of the shadows on `lanes` connections of their own at once, as many as the fill's
+ * lanes use: ANALYZE uses one core, and one after another they were the fill's last 0.3 s on
+ * one core of two (experiments §66). The two big tables come first in the list, so they go to
+ * different connections. `jobClient`'s transaction holds the job row meanwhile, idle.
  */
-async function analyzeShadows(pool: pg.Pool, jobClient: pg.ClientBase, projection: ProjectionName): Promise<void> {
+async function analyzeShadows(pool: pg.Pool, jobClient: pg.ClientBase, projection: ProjectionName, lanes: number): Promise<void> {
+  const { players, clueCredits, treasureWinners, huntStats } = shadowTargets(projection);
+  const tables = [clueCredits, players, treasureWinners, huntStats];
+  const connections = Math.max(1, Math.min(lanes, tables.length));
   await allowIdleInTransaction(jobClient, FILL_LANE_WAIT_MS);
   await Promise.all(
-    Object.values(shadowTargets(projection)).map((table) =>
+    Array.from({ length: connections }, (_, lane) =>
       withTransaction(pool, async (client) => {
         await boundStatements(client, FILL_STATEMENT_MS);
-        await client.query(`ANALYZE ${escapeIdentifier(table)}`);
+        for (const table of tables.filter((_, i) => i % connections === lane)) await client.query(`ANALYZE ${escapeIdentifier(table)}`);
       }),
     ),
   );
@@ -273,8 +277,12 @@ export async function swapShadow(pool: pg.Pool, projection: ProjectionName, jobI
     // All before the fence: it would hold the hot path back for nothing.
     await assertLiveTablesReplaceable(client, projection);
     await assertShadowsMatchLive(client, projection);
+    // Every table the swap alters or drops under the fence, shadows too (just filled, they are
+    // autovacuum's likeliest next tables). First: this may wait, and the checks after it must
+    // still hold when the fence is asked for.
+    await keepMaintenanceOff(client, ['hunts', ...liveTables(projection), ...Object.values(shadowTargets(projection))], lockTimeoutMs);
     await assertNoLongLockHolders(client, projection, lockTimeoutMs);
-    await takeFence(client, lockTimeoutMs, liveTables(projection));
+    await takeFence(client, lockTimeoutMs);
     const fencedAt = Date.now();
     await lockLiveTables(client, projection, lockTimeoutMs);
     await assertShadowsMatchLive(client, projection); // again, now that no change can come between
@@ -405,14 +413,13 @@ async function claimJob(client: pg.ClientBase, projection: ProjectionName, jobId
  * by something else, often a session left idle in a transaction: the failure names it, as
  * every retry would fail the same way until that session ends.
  */
-async function takeFence(client: pg.ClientBase, lockTimeoutMs: number, tablesToLockAfter: readonly string[] = []): Promise<void> {
+async function takeFence(client: pg.ClientBase, lockTimeoutMs: number): Promise<void> {
+  await keepMaintenanceOff(client, ['hunts'], lockTimeoutMs);
   // Not queued behind a session that has held hunts for a while (a reconcile holds ROW SHARE
   // through its recompute, minutes for a big hunt): the queued request holds back every
   // hot-path commit behind it, all hunts, for the whole lock_timeout, on every retry.
   const longHolders = await fenceHolders(client, LONG_HOLD_SECONDS);
   if (longHolders.length > 0) throw new FenceBusyError(lockTimeoutMs, longHolders, 'held long');
-  await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${lockTimeoutMs}ms`]);
-  await keepMaintenanceOff(client, ['hunts', ...tablesToLockAfter], lockTimeoutMs);
   await client.query('SAVEPOINT fence');
   try {
     await client.query('LOCK TABLE hunts IN EXCLUSIVE MODE');
@@ -430,9 +437,11 @@ async function takeFence(client: pg.ClientBase, lockTimeoutMs: number, tablesToL
  * (ROW EXCLUSIVE) nor reads conflict with. Autovacuum gives way to a lock request waiting on it
  * only after deadlock_timeout (1 s by default), and an anti-wraparound run not at all: a swap
  * that met it under the fence held every hot-path commit back that long (experiments §65).
- * Uses the lock_timeout the caller set.
+ * Sets lock_timeout for the rest of the transaction. (A table's TOAST table is not covered:
+ * these tables' rows are small, and their TOAST tables next to empty.)
  */
 async function keepMaintenanceOff(client: pg.ClientBase, tables: readonly string[], lockTimeoutMs: number): Promise<void> {
+  await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${lockTimeoutMs}ms`]);
   await client.query('SAVEPOINT maintenance');
   try {
     await client.query(`LOCK TABLE ${tables.map((table) => escapeIdentifier(table)).join(', ')} IN SHARE UPDATE EXCLUSIVE MODE`);
@@ -460,7 +469,7 @@ export class MaintenanceBusyError extends Error {
   constructor(tables: readonly string[], lockTimeoutMs: number, holders: string[]) {
     super(
       `a VACUUM, ANALYZE or index build on ${tables.join(', ')} did not give way within ${lockTimeoutMs} ms` +
-        `${holders.length === 0 ? ' (it has ended since)' : `: ${holders.join('; ')}`}. ` +
+        `${holders.length === 0 ? ' (none holds them now: it ended, or the request waited behind another one for them)' : `: ${holders.join('; ')}`}. ` +
         'The fence was not asked for, so the hot path goes on; the step retries. An anti-wraparound autovacuum does not give way: let it finish',
     );
     this.name = 'MaintenanceBusyError';
@@ -533,7 +542,7 @@ async function lockLiveTables(client: pg.ClientBase, projection: ProjectionName,
 /**
  * Other client sessions holding a lock on the projection's live tables, in a transaction open
  * for at least `heldForSeconds`, described. Client sessions only: autovacuum was waited out
- * before the fence (keepMaintenanceOff).
+ * before (keepMaintenanceOff), and cannot start on them again.
  */
 async function liveTableHolders(client: pg.ClientBase, projection: ProjectionName, heldForSeconds: number): Promise<string[]> {
   const { rows } = await client.query<{ pid: number }>(
