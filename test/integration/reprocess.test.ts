@@ -21,11 +21,8 @@ import { createLogger } from '../../src/log';
 import { foldEvents, leaderboardOf } from '../../src/rules/reference';
 import {
   catchUpShadow,
-  FenceBusyError,
   FILL_EVENTS_PER_CHUNK,
   fillShadowChunk,
-  LiveTablesBusyError,
-  MaintenanceBusyError,
   prepareShadow,
   ReprocessBlockedError,
   ReprocessCancelledError,
@@ -34,6 +31,7 @@ import {
   settleCancelledSwap,
   swapShadow,
 } from '../../src/store/batch/reprocess';
+import { FenceBusyError, LiveTablesBusyError, MaintenanceBusyError } from '../../src/store/batch/fence-locks';
 import { HUNT_JOB_KIND } from '../../src/temporal/search-attributes';
 import { progressQuery, type ReprocessSummary } from '../../workflows/reprocess';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';

@@ -19,7 +19,9 @@
  * new ones, and, unlike SHARE ROW EXCLUSIVE, also repairs that lock hunt rows with
  * `SELECT .. FOR UPDATE`. Plain reads (the read API) go on. The hot path's named prepared
  * statements survive the swap: dropping a table invalidates the plans that used it, and
- * Postgres re-analyzes them from their text on next use, resolving the names anew.
+ * Postgres re-analyzes them from their text on next use, resolving the names anew. The locks
+ * a step takes around the fence, and in what order, are in fence-locks.ts; how the fill cuts
+ * its chunks, in fill-chunks.ts.
  *
  * Idempotent: reprocess_jobs names the run that owns the shadows, and every step's progress
  * commits with its work. A retried step continues, a finished swap reports its recorded
@@ -32,10 +34,10 @@ import { SqlState, sqlStateOf } from '../sql-state';
 import { LIVE_PROJECTION_TABLES, mergeInto, recomputeInto, type ProjectionTargets } from './recompute';
 import { attachmentsTheSwapWouldLose, shapeChanges } from './live-table-shape';
 import { objectsBlockingDrop, recreateShadow, swapInShadow } from './shadow-tables';
-import { describeSessions } from '../sessions';
 import { withTransaction } from '../transaction';
 import { allowIdleInTransaction, withBoundedTransaction } from '../bounded-transaction';
 import { newestEventSeq } from './settled-seq';
+import { assertNoLongHolders, keepMaintenanceOff, lockForDrop, takeFence, type LiveTables } from './fence-locks';
 import { splitIntoLanes, takeChunk, type SizedHunt } from './fill-chunks';
 
 /** Projections reprocess can rebuild, by the name operators pass in the job input. */
@@ -66,6 +68,10 @@ function shadowTargets(projection: ProjectionName): Required<ProjectionTargets> 
   const { players, clueCredits, treasureWinners } = PROJECTIONS[projection];
   const shadow = (live: string) => live + SHADOW_SUFFIX;
   return { players: shadow(players), clueCredits: shadow(clueCredits), treasureWinners: shadow(treasureWinners), huntStats: HUNT_STATS_SHADOW };
+}
+
+function liveTablesOf(projection: ProjectionName): LiveTables {
+  return { projection, tables: Object.values(PROJECTIONS[projection]) };
 }
 
 function liveAndShadowTables(projection: ProjectionName): [live: string, shadow: string][] {
@@ -280,11 +286,12 @@ export async function swapShadow(pool: pg.Pool, projection: ProjectionName, jobI
     // Every table the swap alters or drops under the fence, shadows too (just filled, they are
     // autovacuum's likeliest next tables). First: this may wait, and the checks after it must
     // still hold when the fence is asked for.
-    await keepMaintenanceOff(client, ['hunts', ...liveTables(projection), ...Object.values(shadowTargets(projection))], lockTimeoutMs);
-    await assertNoLongLockHolders(client, projection, lockTimeoutMs);
+    const live = liveTablesOf(projection);
+    await keepMaintenanceOff(client, ['hunts', ...live.tables, ...Object.values(shadowTargets(projection))], lockTimeoutMs);
+    await assertNoLongHolders(client, live, lockTimeoutMs);
     await takeFence(client, lockTimeoutMs);
     const fencedAt = Date.now();
-    await lockLiveTables(client, projection, lockTimeoutMs);
+    await lockForDrop(client, live, lockTimeoutMs);
     await assertShadowsMatchLive(client, projection); // again, now that no change can come between
     const newest = await newestEventSeq(client);
     const merged = await mergeInto(client, shadowTargets(projection), { afterSeq: job.covered_seq ?? 0 });
@@ -407,76 +414,6 @@ async function claimJob(client: pg.ClientBase, projection: ProjectionName, jobId
 }
 
 /**
- * The fence. lock_timeout bounds how long the hot path queues behind our lock request
- * (it waits on in-flight transactions first); on timeout the step fails and is retried.
- * The hot path's own transactions end within a second, so a fence not free in time is held
- * by something else, often a session left idle in a transaction: the failure names it, as
- * every retry would fail the same way until that session ends.
- */
-async function takeFence(client: pg.ClientBase, lockTimeoutMs: number): Promise<void> {
-  await keepMaintenanceOff(client, ['hunts'], lockTimeoutMs);
-  // Not queued behind a session that has held hunts for a while (a reconcile holds ROW SHARE
-  // through its recompute, minutes for a big hunt): the queued request holds back every
-  // hot-path commit behind it, all hunts, for the whole lock_timeout, on every retry.
-  const longHolders = await fenceHolders(client, LONG_HOLD_SECONDS);
-  if (longHolders.length > 0) throw new FenceBusyError(lockTimeoutMs, longHolders, 'held long');
-  await client.query('SAVEPOINT fence');
-  try {
-    await client.query('LOCK TABLE hunts IN EXCLUSIVE MODE');
-  } catch (err) {
-    if (sqlStateOf(err) !== SqlState.lockNotAvailable) throw err;
-    await client.query('ROLLBACK TO SAVEPOINT fence'); // the transaction is usable again, to ask who holds it
-    throw new FenceBusyError(lockTimeoutMs, await fenceHolders(client));
-  }
-}
-
-/**
- * Waits, before the fence, until no VACUUM, ANALYZE or index build works on `tables` (the fence
- * table and those the step locks under it), and keeps new ones off them to the end of the
- * transaction: SHARE UPDATE EXCLUSIVE, the lock those take, which neither the hot path's writes
- * (ROW EXCLUSIVE) nor reads conflict with. Autovacuum gives way to a lock request waiting on it
- * only after deadlock_timeout (1 s by default), and an anti-wraparound run not at all: a swap
- * that met it under the fence held every hot-path commit back that long (experiments §65).
- * Sets lock_timeout for the rest of the transaction. (A table's TOAST table is not covered:
- * these tables' rows are small, and their TOAST tables next to empty.)
- */
-async function keepMaintenanceOff(client: pg.ClientBase, tables: readonly string[], lockTimeoutMs: number): Promise<void> {
-  await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${lockTimeoutMs}ms`]);
-  await client.query('SAVEPOINT maintenance');
-  try {
-    await client.query(`LOCK TABLE ${tables.map((table) => escapeIdentifier(table)).join(', ')} IN SHARE UPDATE EXCLUSIVE MODE`);
-  } catch (err) {
-    if (sqlStateOf(err) !== SqlState.lockNotAvailable) throw err;
-    await client.query('ROLLBACK TO SAVEPOINT maintenance');
-    throw new MaintenanceBusyError(tables, lockTimeoutMs, await maintenanceHolders(client, tables));
-  }
-}
-
-/** Sessions (autovacuum's workers too) holding a lock on `tables` that SHARE UPDATE EXCLUSIVE waits for, described. */
-async function maintenanceHolders(client: pg.ClientBase, tables: readonly string[]): Promise<string[]> {
-  const { rows } = await client.query<{ pid: number }>(
-    `SELECT DISTINCT l.pid FROM pg_locks l
-      WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid()
-        AND l.relation = ANY(SELECT unnest($1::text[])::regclass)
-        AND l.mode IN ('ShareUpdateExclusiveLock', 'ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')`,
-    [tables.map((table) => escapeIdentifier(table))],
-  );
-  return describeSessions(client, rows.map((r) => r.pid));
-}
-
-/** A VACUUM, ANALYZE or index build kept the tables past lock_timeout; the fence was not asked for. Retried by the workflow. */
-export class MaintenanceBusyError extends Error {
-  constructor(tables: readonly string[], lockTimeoutMs: number, holders: string[]) {
-    super(
-      `a VACUUM, ANALYZE or index build on ${tables.join(', ')} did not give way within ${lockTimeoutMs} ms` +
-        `${holders.length === 0 ? ' (none holds them now: it ended, or the request waited behind another one for them)' : `: ${holders.join('; ')}`}. ` +
-        'The fence was not asked for, so the hot path goes on; the step retries. An anti-wraparound autovacuum does not give way: let it finish',
-    );
-    this.name = 'MaintenanceBusyError';
-  }
-}
-
-/**
  * Each transaction's statement limit, set here rather than inherited: a role's or database's
  * default (managed Postgres often sets 30-60 s) failed a big hunt's fill on every attempt,
  * retried for ever. Below the steps' start-to-close (workflows/reprocess.ts): the fenced
@@ -489,98 +426,8 @@ async function boundStatements(client: pg.ClientBase, ms: number): Promise<void>
   await client.query(`SELECT set_config('statement_timeout', $1, true)`, [`${ms}ms`]);
 }
 
-/** How long a session may have held a lock on a live table before a swap declines to queue behind it. */
-const LONG_HOLD_SECONDS = 2;
 /** How long a fill chunk's own transaction may wait idle for its other lanes: the fill step's start-to-close. */
 const FILL_LANE_WAIT_MS = 2 * 60 * 60 * 1000;
-
-/** The fence was not free within lock_timeout; retried by the workflow. */
-export class FenceBusyError extends Error {
-  constructor(lockTimeoutMs: number, holders: string[], why: 'timed out' | 'held long' = 'timed out') {
-    super(
-      (why === 'held long'
-        ? `the fence (LOCK TABLE hunts IN EXCLUSIVE MODE) was not asked for: sessions have held hunts for over ${LONG_HOLD_SECONDS} s, and the hot path would queue behind the request; `
-        : `the fence (LOCK TABLE hunts IN EXCLUSIVE MODE) was not free within ${lockTimeoutMs} ms; `) +
-        (holders.length === 0
-          ? 'the sessions that held it have ended since; the step retries'
-          : `held by ${holders.join('; ')}. The step retries, holding the hot path back up to ${lockTimeoutMs} ms each time, until these end: finish or cancel them (pg_cancel_backend, pg_terminate_backend)`),
-    );
-    this.name = 'FenceBusyError';
-  }
-}
-
-/**
- * The swap drops the live tables, which waits for every session reading them, while the
- * fence holds every commit of the hot path (and leaderboard reads queue behind the drop): a
- * long reader (a dump, an analyst's open transaction, a data-quality check) froze ingest for
- * the whole lock_timeout on every attempt, for as long as it read. So the swap does not
- * start while a session has held a lock on them for a while; the step retries, naming it.
- * (The read API's reads end within its statement limit, a few seconds.)
- */
-async function assertNoLongLockHolders(client: pg.ClientBase, projection: ProjectionName, lockTimeoutMs: number): Promise<void> {
-  const holders = await liveTableHolders(client, projection, LONG_HOLD_SECONDS);
-  if (holders.length > 0) throw new LiveTablesBusyError(projection, lockTimeoutMs, holders);
-}
-
-function liveTables(projection: ProjectionName): string[] {
-  return Object.values(PROJECTIONS[projection]);
-}
-
-/** The live tables, for the drop, within lock_timeout (set by the fence); a reader still on them past it is named. */
-async function lockLiveTables(client: pg.ClientBase, projection: ProjectionName, lockTimeoutMs: number): Promise<void> {
-  const tables = liveTables(projection).map((table) => escapeIdentifier(table));
-  await client.query('SAVEPOINT live_tables');
-  try {
-    await client.query(`LOCK TABLE ${tables.join(', ')} IN ACCESS EXCLUSIVE MODE`);
-  } catch (err) {
-    if (sqlStateOf(err) !== SqlState.lockNotAvailable) throw err;
-    await client.query('ROLLBACK TO SAVEPOINT live_tables');
-    throw new LiveTablesBusyError(projection, lockTimeoutMs, await liveTableHolders(client, projection, 0));
-  }
-}
-
-/**
- * Other client sessions holding a lock on the projection's live tables, in a transaction open
- * for at least `heldForSeconds`, described. Client sessions only: autovacuum was waited out
- * before (keepMaintenanceOff), and cannot start on them again.
- */
-async function liveTableHolders(client: pg.ClientBase, projection: ProjectionName, heldForSeconds: number): Promise<string[]> {
-  const { rows } = await client.query<{ pid: number }>(
-    `SELECT DISTINCT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-      WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid() AND a.backend_type = 'client backend'
-        AND l.relation = ANY(SELECT unnest($1::text[])::regclass)
-        AND a.xact_start <= clock_timestamp() - make_interval(secs => $2)`,
-    [Object.values(PROJECTIONS[projection]).map((table) => escapeIdentifier(table)), heldForSeconds],
-  );
-  return describeSessions(client, rows.map((r) => r.pid));
-}
-
-/** Sessions hold the live tables that the swap must drop; retried by the workflow. */
-export class LiveTablesBusyError extends Error {
-  constructor(projection: ProjectionName, lockTimeoutMs: number, holders: string[]) {
-    super(
-      `reprocess ${projection}: the swap waits for sessions using the live tables (${Object.values(PROJECTIONS[projection]).join(', ')}): ` +
-        `${holders.length === 0 ? 'they have ended since' : holders.join('; ')}. The step retries, holding the hot path back up to ${lockTimeoutMs} ms ` +
-        'only once none has held them for long: finish or cancel long readers of these tables (a dump, an open transaction)',
-    );
-    this.name = 'LiveTablesBusyError';
-  }
-}
-
-/**
- * Other sessions holding a lock on `hunts` that the fence waits for (every mode but ACCESS
- * SHARE, which plain reads take), in a transaction open for at least `heldForSeconds`.
- */
-async function fenceHolders(client: pg.ClientBase, heldForSeconds = 0): Promise<string[]> {
-  const { rows } = await client.query<{ pid: number }>(
-    `SELECT DISTINCT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-      WHERE l.locktype = 'relation' AND l.relation = 'hunts'::regclass AND l.granted
-        AND l.mode <> 'AccessShareLock' AND l.pid <> pg_backend_pid()
-        AND a.xact_start <= clock_timestamp() - make_interval(secs => $1)`,
-    [heldForSeconds],
-  );
-  return describeSessions(client, rows.map((r) => r.pid));
-}
 
 /** Hunt stats in place: recomputed ones from the shadow, hunts without events to zero. */
 async function applyHuntStats(client: pg.ClientBase): Promise<void> {
