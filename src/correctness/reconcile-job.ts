@@ -4,7 +4,6 @@ import {
   confirmReconcileProgress,
   openSeqRangeScope,
   EVENTS_PER_TRANSACTION,
-  groupsOf,
   hasDrift,
   reconcileRecordingFailures,
   reconcileRunTotals,
@@ -13,8 +12,8 @@ import {
   type FailedHunt,
   type HuntReconciliation,
   type HuntScope,
-  type SizedHunt,
 } from '../store/correctness/reconcile';
+import { groupsOf, type SizedHunt } from '../store/hunt-groups';
 import type { ActivityDeps } from '../worker/activity-deps';
 
 export interface ReconcileActivityInput {

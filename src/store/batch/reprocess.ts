@@ -21,7 +21,7 @@
  * statements survive the swap: dropping a table invalidates the plans that used it, and
  * Postgres re-analyzes them from their text on next use, resolving the names anew. The locks
  * a step takes around the fence, and in what order, are in fence-locks.ts; how the fill cuts
- * its chunks, in fill-chunks.ts.
+ * its chunks, in ../hunt-groups.ts.
  *
  * Idempotent: reprocess_jobs names the run that owns the shadows, and every step's progress
  * commits with its work. A retried step continues, a finished swap reports its recorded
@@ -38,7 +38,7 @@ import { withTransaction } from '../transaction';
 import { allowIdleInTransaction, withBoundedTransaction } from '../bounded-transaction';
 import { newestEventSeq } from './settled-seq';
 import { assertNoLongHolders, keepMaintenanceOff, lockForDrop, takeFence, type LiveTables } from './fence-locks';
-import { splitIntoLanes, takeChunk, type SizedHunt } from './fill-chunks';
+import { firstGroup, splitIntoLanes, type SizedHunt } from '../hunt-groups';
 
 /** Projections reprocess can rebuild, by the name operators pass in the job input. */
 export const PROJECTIONS = {
@@ -154,7 +154,7 @@ export async function prepareShadow(pool: pg.Pool, projection: ProjectionName, j
 }
 
 /**
- * About how many events a fill chunk recomputes, by the hunts' own counts (fill-chunks.ts). On
+ * About how many events a fill chunk recomputes, by the hunts' own counts (../hunt-groups.ts). On
  * the batch bench's store (1M events in 210 hunts, all running at once, 2 lanes) chunks of about
  * 250,000 events took the fill 4.3-4.7 s, of about 500,000 events 3.9-4.0 s (experiments §66).
  */
@@ -183,7 +183,7 @@ export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName,
     if (job.phase === 'filled' || job.phase === 'swapped') return progress(true);
     if (job.phase !== 'filling' || job.started_seq === null) throw new ReprocessStateError(`reprocess ${projection}: cannot fill in phase ${job.phase}`);
 
-    const chunk = takeChunk(await sizedHuntsAfter(client, job.fill_cursor ?? '', huntsPerChunk), FILL_EVENTS_PER_CHUNK);
+    const chunk = firstGroup(await sizedHuntsAfter(client, job.fill_cursor ?? '', huntsPerChunk), huntsPerChunk, FILL_EVENTS_PER_CHUNK);
     const huntIds = chunk.map((hunt) => hunt.huntId);
     if (huntIds.length === 0) {
       await analyzeShadows(pool, client, projection, lanes);

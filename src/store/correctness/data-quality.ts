@@ -9,7 +9,8 @@
 import type pg from 'pg';
 import { HUNTS_PER_TRANSACTION } from '../../constants';
 import { withBoundedTransaction, type StatementBounds } from '../bounded-transaction';
-import { EVENTS_PER_TRANSACTION, driftCount, groupsOf, hasDrift, reconcileRecordingFailures, sizesOf, type FailedHunt, type HuntReconciliation, type SizedHunt } from './reconcile';
+import { EVENTS_PER_TRANSACTION, driftCount, hasDrift, reconcileRecordingFailures, sizesOf, type FailedHunt, type HuntReconciliation } from './reconcile';
+import { groupsOf, type SizedHunt } from '../hunt-groups';
 import { failuresNotDue } from './reconcile-failures';
 import { repairStaleWindows, staleWindowsSql } from '../batch/rollups';
 import { quarantineByReason } from '../read/quarantine-backlog';

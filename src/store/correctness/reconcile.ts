@@ -26,6 +26,7 @@ import { settledBound } from '../batch/settled-seq';
 import { withBoundedTransaction, type StatementBounds } from '../bounded-transaction';
 import { describeDataError } from '../hot-path/errors';
 import { SqlState, sqlStateOf } from '../sql-state';
+import type { SizedHunt } from '../hunt-groups';
 import { clearReconcileFailures, isHuntFailure, recordReconcileFailure } from './reconcile-failures';
 import { addKeysTouchedSince, createComparisonTables, FINAL, findSuspects, recordDrift, repairSuspects } from './projection-diff';
 
@@ -144,25 +145,6 @@ export async function reconcileHunts(
  */
 export const EVENTS_PER_TRANSACTION = 2_000_000;
 
-/**
- * Consecutive hunts in groups of at most `maxHunts` hunts and `maxEvents` events; a hunt
- * bigger than `maxEvents` makes a group of its own.
- */
-export async function* groupsOf(hunts: AsyncIterable<SizedHunt> | Iterable<SizedHunt>, maxHunts: number, maxEvents: number): AsyncGenerator<SizedHunt[]> {
-  let group: SizedHunt[] = [];
-  let events = 0;
-  for await (const hunt of hunts) {
-    if (group.length > 0 && (group.length >= maxHunts || events + hunt.events > maxEvents)) {
-      yield group;
-      group = [];
-      events = 0;
-    }
-    group.push(hunt);
-    events += hunt.events;
-  }
-  if (group.length > 0) yield group;
-}
-
 /** A hunt whose reconciliation failed for what it holds, with the database's words. */
 export interface FailedHunt {
   huntId: string;
@@ -226,12 +208,6 @@ export async function seqRangeSinceWatermark(pool: pg.Pool, settleMs: number): P
   // Throws, naming them, while transactions inserting events outlast the wait: the step is retried.
   const { toSeq } = await settledBound(pool, fromSeq, settleMs);
   return { fromSeq, toSeq };
-}
-
-/** A hunt to reconcile, with the events its recomputation reads: all it has stored (hunts.events_applied). */
-export interface SizedHunt {
-  huntId: string;
-  events: number;
 }
 
 /** A reconcile run's hunts, read page by page in byte order, never all at once. */

@@ -1,24 +1,39 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { splitIntoLanes, takeChunk, type SizedHunt } from '../../src/store/batch/fill-chunks';
+import { firstGroup, groupsOf, splitIntoLanes, type SizedHunt } from '../../src/store/hunt-groups';
 
 const hunts = (...events: number[]): SizedHunt[] => events.map((count, i) => ({ huntId: `h${i}`, events: count }));
 const sizedHunts = fc.array(fc.integer({ min: 1, max: 1000 }), { maxLength: 40 }).map((counts) => hunts(...counts));
 
-describe('takeChunk', () => {
+describe('firstGroup', () => {
   it('takes hunts in order while their events stay within the limit', () => {
-    expect(takeChunk(hunts(100, 200, 300, 400), 600).map((h) => h.huntId)).toEqual(['h0', 'h1', 'h2']);
-    expect(takeChunk(hunts(100, 200, 300, 400), 599).map((h) => h.huntId)).toEqual(['h0', 'h1']);
+    expect(firstGroup(hunts(100, 200, 300, 400), 10, 600).map((h) => h.huntId)).toEqual(['h0', 'h1', 'h2']);
+    expect(firstGroup(hunts(100, 200, 300, 400), 10, 599).map((h) => h.huntId)).toEqual(['h0', 'h1']);
   });
 
   it('takes one hunt bigger than the limit on its own', () => {
-    expect(takeChunk(hunts(5000, 1), 600).map((h) => h.huntId)).toEqual(['h0']);
+    expect(firstGroup(hunts(5000, 1), 10, 600).map((h) => h.huntId)).toEqual(['h0']);
+  });
+
+  it('stops at the most hunts allowed', () => {
+    expect(firstGroup(hunts(1, 1, 1), 2, 600).map((h) => h.huntId)).toEqual(['h0', 'h1']);
+  });
+
+  it('is the first group groupsOf makes', async () => {
+    await fc.assert(
+      fc.asyncProperty(sizedHunts, fc.integer({ min: 1, max: 10 }), fc.integer({ min: 1, max: 5000 }), async (all, maxHunts, maxEvents) => {
+        const groups: SizedHunt[][] = [];
+        for await (const group of groupsOf(all, maxHunts, maxEvents)) groups.push(group);
+        expect(firstGroup(all, maxHunts, maxEvents)).toEqual(groups[0] ?? []);
+        expect(groups.flat()).toEqual(all);
+      }),
+    );
   });
 
   it('is a non-empty prefix within the limit, or the first hunt alone', () => {
     fc.assert(
       fc.property(sizedHunts, fc.integer({ min: 1, max: 5000 }), (all, limit) => {
-        const chunk = takeChunk(all, limit);
+        const chunk = firstGroup(all, all.length, limit);
         expect(chunk).toEqual(all.slice(0, chunk.length));
         if (all.length > 0) expect(chunk.length).toBeGreaterThan(0);
         const events = chunk.reduce((sum, h) => sum + h.events, 0);
