@@ -3,7 +3,7 @@
  * registered on bench/run.ts's program.
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { BACKFILL_CHUNK_SIZE } from '../src/constants';
+import { BACKFILL_CHUNK_SIZE, HUNTS_PER_TRANSACTION } from '../src/constants';
 import { runBatchBench, type BatchBenchOptions } from './batch';
 import { parseDuration, runReconcileBench, type ReconcileBenchOptions } from './reconcile';
 
@@ -54,7 +54,7 @@ export function registerBatchBenchmarks(program: Command): void {
     .addOption(new Option('--hunts <n>', 'hunts of the many-hunts case').argParser(number('--hunts', 1)).default(1000))
     .addOption(new Option('--hunt-events <n>', 'events per hunt of the many-hunts case').argParser(number('--hunt-events', 10)).default(1000))
     .addOption(new Option('--hunt-players <n>', 'players per hunt of the many-hunts case').argParser(number('--hunt-players', 1)).default(50))
-    .addOption(new Option('--hunts-per-transaction <n>', 'hunts per reconcile transaction (the job default)').argParser(number('--hunts-per-transaction', 1, 1000)).default(20))
+    .addOption(new Option('--hunts-per-transaction <n>', 'hunts per reconcile transaction (the job default)').argParser(number('--hunts-per-transaction', 1, 1000)).default(HUNTS_PER_TRANSACTION))
     .addOption(new Option('--seed <n>', 'seed of the traffic generator').argParser(number('--seed', 0)).default(7))
     .addOption(new Option('--interval <duration>', 'schedule interval for time-to-repair (default: RECONCILE_EVERY, 5m)').argParser(duration('--interval')))
     .addOption(new Option('--samples <n>', 'corruptions, spread evenly over the schedule interval').argParser(number('--samples', 1, 20)).default(5))

@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import type { HuntEvent } from '../../src/events/schema';
 import { parseOccurredAt } from '../../src/events/schema';
+import { HUNTS_PER_TRANSACTION } from '../../src/constants';
 import { foldEvents } from '../../src/rules/reference';
 import { runDataQuality, type CheckProgress, type CheckReport } from '../../src/store/correctness/data-quality';
 import { applyEvents } from '../../src/store/hot-path/apply-events';
@@ -67,13 +68,16 @@ describe('dataQuality', () => {
   });
 
   it('reports progress through the hunt-by-hunt check, and stops where its progress callback throws (a cancelled attempt)', async () => {
-    await store(Array.from({ length: 45 }, (_, i) => clueFound({ eventId: `dq-progress-${i}`, huntId: `dq-hunt-${String(i).padStart(2, '0')}`, playerId: 'p1', points: 1, occurredAt: '2026-11-20T10:00:00Z' })));
+    // Enough hunts for two full groups and part of a third.
+    const events = 2 * HUNTS_PER_TRANSACTION + 5;
+    await store(Array.from({ length: events }, (_, i) => clueFound({ eventId: `dq-progress-${i}`, huntId: `dq-hunt-${String(i).padStart(4, '0')}`, playerId: 'p1', points: 1, occurredAt: '2026-11-20T10:00:00Z' })));
     const hunts = Number((await db.pool.query('SELECT count(*)::int AS n FROM hunts')).rows[0].n);
 
     const seen: CheckProgress[] = [];
     await runDataQuality(db.pool, uniqueName('dq-progress'), false, (p) => seen.push(p));
     const drift = seen.filter((p) => p.check === 'score_drift' && p.huntsDone !== undefined);
-    expect(drift.map((p) => p.huntsDone)).toEqual([...Array.from({ length: Math.floor(hunts / 20) }, (_, k) => (k + 1) * 20), ...(hunts % 20 ? [hunts] : [])]);
+    const group = HUNTS_PER_TRANSACTION;
+    expect(drift.map((p) => p.huntsDone)).toEqual([...Array.from({ length: Math.floor(hunts / group) }, (_, k) => (k + 1) * group), ...(hunts % group ? [hunts] : [])]);
     expect(drift.every((p) => p.of === hunts)).toBe(true);
 
     const runId = uniqueName('dq-cancelled');
