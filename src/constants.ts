@@ -30,13 +30,14 @@ export const REJECT_REASONS = [...VALIDATION_REASONS, 'unprocessable', 'unreadab
 
 /**
  * Hunts reconciled per transaction: what the data-quality repair uses, and a reconcile run
- * unless its input says otherwise (a group also ends before 2,000,000 events). Each group
- * copies its hunts' events through the hunt index, and hunts that run at once share the heap's
- * pages, so fewer, bigger groups read the table fewer times: 1,000 hunts of 1,000 events
- * reconciled at 150-154k events/s in groups of 20, 184-187k in groups of 100, with the hot
- * path's longest wait for a fence the same 10-11 ms (experiments §67).
+ * unless its input says otherwise (a group also ends before 2,000,000 events). Bigger groups
+ * read the events table fewer times (1,000 hunts of 1,000 events: 184-187k events/s in groups
+ * of 100, 150-154k in groups of 20), but a group merges under its hunts' fences the events
+ * they took during its recompute: with traffic on every hunt, that grows with the square of
+ * the group's size, and it holds those hunts' commits. Kept at 20 until that is measured
+ * (experiments §67).
  */
-export const HUNTS_PER_TRANSACTION = 100;
+export const HUNTS_PER_TRANSACTION = 20;
 
 /**
  * Records per backfill chunk unless the job's input says otherwise. 10,000 rather than 5,000:
