@@ -81,6 +81,8 @@ async function withWorker<T>(pool: pg.Pool, run: (taskQueue: string) => Promise<
   }
 }
 
+const indexCount = async (pool: pg.Pool, table: string) =>
+  (await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_index WHERE indrelid = $1::regclass', [table])).rows[0]?.n;
 
 describe('reprocess steps', () => {
   it('resume from committed progress, merge late events, reject a superseded run, and report a finished swap again', async () => {
@@ -142,6 +144,38 @@ describe('reprocess steps', () => {
 });
 
 describe('the fill\'s chunks', () => {
+  it('fill a chunk again, each row once, after an extra lane committed and the cursor\'s transaction failed', async () => {
+    // The shadows are filled without indexes (built at the fill's end), so nothing would
+    // refuse a hunt's rows written twice until that build, and the job would fail there.
+    const scratch = await createTestDatabase();
+    try {
+      const { events } = inOrderTraffic(1500, 8);
+      await storeEventsInOrder(scratch.pool, events);
+      await prepareShadow(scratch.pool, 'leaderboard', 'run-open', 5000);
+      expect(await indexCount(scratch.pool, 'player_scores_shadow')).toBe(0);
+      // Lanes take hunts in byte order: the first hunt goes to the lane that moves the cursor.
+      const { rows } = await scratch.pool.query<{ hunt_id: string }>('SELECT min(hunt_id) AS hunt_id FROM events');
+      const firstHunt = rows[0]?.hunt_id as string;
+      await scratch.pool.query(`ALTER TABLE player_scores_shadow ADD CONSTRAINT first_lane_fails CHECK (hunt_id <> ${pg.escapeLiteral(firstHunt)})`);
+      await expect(fillShadowChunk(scratch.pool, 'leaderboard', 'run-open', 2, 2)).rejects.toThrow(/first_lane_fails/);
+      const job = async () => (await scratch.pool.query('SELECT fill_cursor, fill_chunk_open FROM reprocess_jobs')).rows[0];
+      expect(await job()).toEqual({ fill_cursor: null, fill_chunk_open: true });
+      const { rows: left } = await scratch.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM player_scores_shadow');
+      expect(left[0]?.n).toBeGreaterThan(0); // the other lane's hunt, committed
+
+      await scratch.pool.query('ALTER TABLE player_scores_shadow DROP CONSTRAINT first_lane_fails');
+      expect(await fillShadowChunk(scratch.pool, 'leaderboard', 'run-open', 2, 2)).toMatchObject({ huntsDone: 2, done: false });
+      expect(await job()).toMatchObject({ fill_chunk_open: false });
+      for (let done = false; !done; ) ({ done } = await fillShadowChunk(scratch.pool, 'leaderboard', 'run-open', 2, 2));
+      expect(await indexCount(scratch.pool, 'player_scores_shadow')).toBe(await indexCount(scratch.pool, 'player_scores'));
+      expect((await catchUpShadow(scratch.pool, 'leaderboard', 'run-open', 5000, 10_000)).complete).toBe(true);
+      await swapShadow(scratch.pool, 'leaderboard', 'run-open', 5000);
+      expect(await projectionOf(scratch.pool)).toEqual(foldEvents(events));
+    } finally {
+      await scratch.dispose();
+    }
+  });
+
   it('end at about FILL_EVENTS_PER_CHUNK events by the hunts\' own counts, and a wrong count changes only their size', async () => {
     const scratch = await createTestDatabase();
     try {

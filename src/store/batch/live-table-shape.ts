@@ -1,7 +1,8 @@
 /**
  * What a swap of shadow tables (shadow-tables.ts) must not lose. The swap drops each live
  * table and renames its copy in, and the copy was made at the job's start (`LIKE ...
- * INCLUDING ALL`): columns, defaults, constraints and indexes, nothing else. So:
+ * INCLUDING ALL`): columns, defaults, constraints and indexes, nothing else (a reprocess
+ * copy gets its indexes at the fill's end, from the live table as it is then). So:
  * - a change made to a live table since (a migration of a rolling upgrade, an index or a
  *   CHECK an operator added) would be undone, with `schema_migrations` still listing it:
  *   shapeChanges finds it, and the job must start again;

@@ -53,6 +53,13 @@ export interface RecomputeFilter {
   huntIds?: readonly string[];
   /** Only events with seq <= maxSeq. */
   maxSeq?: number;
+  /**
+   * 'replace' (the default): the targets' rows in scope are deleted first, and the roster is
+   * upserted. 'empty': the caller knows the targets hold no row in scope (a reprocess fill's
+   * fresh shadows); nothing is deleted and every row goes in with a plain INSERT, so the
+   * targets need no index (the fill builds them at its end).
+   */
+  into?: 'replace' | 'empty';
 }
 
 export interface RecomputeCounts {
@@ -88,10 +95,8 @@ export async function recomputeInto(client: pg.ClientBase, targets: ProjectionTa
   // The recompute sorts whole hunts (DISTINCT ON ... ORDER BY); with the default 4 MB these
   // sorts spill to disk. SET LOCAL lasts only to the end of the caller's transaction.
   await client.query(`SET LOCAL work_mem = '${RECOMPUTE_WORK_MEM}'`);
-  let deleted = 0;
-  for (const table of [t.players, t.credits, t.winners]) {
-    deleted += (await client.query(`DELETE FROM ${table} x WHERE ${inScope('x')}`, filter.huntIds ? [filter.huntIds] : [])).rowCount ?? 0;
-  }
+  const replace = filter.into !== 'empty';
+  const deleted = replace ? await deleteRowsOfHunts(client, targets, filter.huntIds) : 0;
   const scope = await copyScope(client, where, values);
   const credits = await client.query(`INSERT INTO ${t.credits} ${CREDIT_COLUMNS} ${earliestCredits(scope)}`);
   const winners = await client.query(`INSERT INTO ${t.winners} ${WINNER_COLUMNS} ${earliestClaims(scope)}`);
@@ -102,7 +107,7 @@ export async function recomputeInto(client: pg.ClientBase, targets: ProjectionTa
   // 20,000: 62 s, against 0.36 s hashed). The scope's copy has no statistics at all. Every
   // scan here reads the copy whole, or the targets by hunt.
   await client.query('SET LOCAL enable_nestloop = off');
-  const players = await upsertRoster(client, t, scope, filter.huntIds ? [filter.huntIds] : [], inScope('x'));
+  const players = await upsertRoster(client, t, scope, filter.huntIds ? [filter.huntIds] : [], inScope('x'), replace);
   await client.query('SET LOCAL enable_nestloop TO DEFAULT');
   const stats = t.stats ? await client.query(addHuntStats(t.stats, scope, 'replace')) : undefined;
   await client.query(`DROP TABLE ${scope.relation}`);
@@ -113,6 +118,20 @@ export async function recomputeInto(client: pg.ClientBase, targets: ProjectionTa
     treasureWinners: winners.rowCount ?? 0,
     huntStats: stats?.rowCount ?? 0,
   };
+}
+
+/**
+ * Deletes the players, credits and winners of `huntIds` (every row when absent) from the
+ * targets; returns how many rows went. Without an index on hunt_id, each table is read whole.
+ */
+export async function deleteRowsOfHunts(client: pg.ClientBase, targets: ProjectionTargets, huntIds?: readonly string[]): Promise<number> {
+  const t = quoteTargets(targets);
+  let deleted = 0;
+  for (const table of [t.players, t.credits, t.winners]) {
+    const { rowCount } = huntIds ? await client.query(`DELETE FROM ${table} WHERE hunt_id = ANY($1::text[])`, [huntIds]) : await client.query(`DELETE FROM ${table}`);
+    deleted += rowCount ?? 0;
+  }
+  return deleted;
 }
 
 export interface MergeCounts {
@@ -261,9 +280,11 @@ function earliestClaims(scope: EventScope): string {
  * active, an implicit join). An existing row's name or flag changes only for a later
  * (occurred_at, event_id), as on the hot path; its totals are left alone. New rows get
  * totals summed from the credits and wins `totalsScope` selects (as `x`). Returns the
- * number of rows inserted (`xmax = 0` marks an inserted, not an updated, row).
+ * number of rows inserted (`xmax = 0` marks an inserted, not an updated, row). `upsert`
+ * false: the caller knows the target holds none of these players, and they go in with a
+ * plain INSERT, which needs no unique index on the target.
  */
-async function upsertRoster(client: pg.ClientBase, t: Targets, scope: EventScope, values: unknown[], totalsScope: string): Promise<number> {
+async function upsertRoster(client: pg.ClientBase, t: Targets, scope: EventScope, values: unknown[], totalsScope: string, upsert = true): Promise<number> {
   const name = isLaterStamp('display_name_at', 'display_name_event');
   const active = isLaterStamp('active_at', 'active_event');
   const latestFirst = eventTimeOrder('latest', 'e.occurred_at', 'e.event_id');
@@ -288,9 +309,9 @@ async function upsertRoster(client: pg.ClientBase, t: Targets, scope: EventScope
          LEFT JOIN membership m ON m.hunt_id = r.hunt_id AND m.player_id = r.player_id
          LEFT JOIN credited c ON c.hunt_id = r.hunt_id AND c.player_id = r.player_id
          LEFT JOIN won w ON w.hunt_id = r.hunt_id AND w.player_id = r.player_id
-       ON CONFLICT (hunt_id, player_id) DO UPDATE SET
+       ${upsert ? `ON CONFLICT (hunt_id, player_id) DO UPDATE SET
          ${take('display_name', name)}, ${take('display_name_at', name)}, ${take('display_name_event', name)},
-         ${take('active', active)}, ${take('active_at', active)}, ${take('active_event', active)}
+         ${take('active', active)}, ${take('active_at', active)}, ${take('active_event', active)}` : ''}
        RETURNING xmax = 0 AS inserted
      ) SELECT count(*) FILTER (WHERE inserted)::int AS added FROM up`,
     values,

@@ -2,13 +2,15 @@
  * Reprocess: rebuild a projection from the raw event store into shadow tables while the hot
  * path keeps ingesting, then swap them in atomically; no event lost or counted twice.
  *
- * 1. prepare: (re)create the shadows; then, holding the fence for an instant, note
+ * 1. prepare: (re)create the shadows, without indexes; then, holding the fence for an instant, note
  *    S = max(seq). Every writer of events (applyEvents) locks `hunts` before inserting, so
  *    under the fence no transaction holding a seq <= S is in flight: all of them are
  *    committed and visible to the fill. (seq is taken at insert but visible at commit;
  *    without the fence a lower seq could still appear later and be missed.)
  * 2. fill: recompute hunt after hunt (byte order) from events with seq <= S, outside the
- *    fence; each chunk commits with its cursor in reprocess_jobs.
+ *    fence; each chunk commits with its cursor in reprocess_jobs. Once every hunt is in,
+ *    build the live tables' indexes on the shadows (one sorted build each, about half the
+ *    cost of keeping them up row by row: experiments §69) and analyze them.
  * 3. catch up, outside the fence: merge events stored since (mergeInto), in rounds, each
  *    bounded by a max(seq) read under an instantaneous fence, until a round is small.
  * 4. swap, in one transaction under the fence: merge the last few events, set the hunts'
@@ -31,9 +33,9 @@ import type pg from 'pg';
 import { escapeIdentifier } from 'pg';
 import { ALL_HUNTS, notifyHuntsChanged } from '../hunt-changes';
 import { SqlState, sqlStateOf } from '../sql-state';
-import { LIVE_PROJECTION_TABLES, mergeInto, recomputeInto, type ProjectionTargets } from './recompute';
+import { deleteRowsOfHunts, LIVE_PROJECTION_TABLES, mergeInto, recomputeInto, type ProjectionTargets } from './recompute';
 import { attachmentsTheSwapWouldLose, shapeChanges } from './live-table-shape';
-import { objectsBlockingDrop, recreateShadow, swapInShadow } from './shadow-tables';
+import { buildShadowIndexes, objectsBlockingDrop, recreateShadow, swapInShadow } from './shadow-tables';
 import { withTransaction } from '../transaction';
 import { allowIdleInTransaction, withBoundedTransaction } from '../bounded-transaction';
 import { newestEventSeq } from './settled-seq';
@@ -91,6 +93,7 @@ interface JobRow {
   fenced_events: number | null;
   fence_ms: number | null;
   max_seq: number | null;
+  fill_chunk_open: boolean;
 }
 
 export type PrepareResult = { startedSeq: number; huntsTotal: number };
@@ -128,15 +131,17 @@ export async function prepareShadow(pool: pg.Pool, projection: ProjectionName, j
   await withTransaction(pool, async (client) => {
     await boundStatements(client, FENCED_STEP_STATEMENT_MS);
     const { rowCount } = await client.query(
-      `INSERT INTO reprocess_jobs AS j (projection, job_id, phase, started_at) VALUES ($1, $2, 'preparing', $3)
+      `INSERT INTO reprocess_jobs AS j (projection, job_id, phase, started_at, fill_chunk_open) VALUES ($1, $2, 'preparing', $3, false)
        ON CONFLICT (projection) DO UPDATE SET job_id = excluded.job_id, phase = 'preparing', started_seq = NULL,
-         covered_seq = NULL, fill_cursor = NULL, hunts_total = 0, hunts_done = 0, shadow_rows = 0, events_caught_up = 0,
+         covered_seq = NULL, fill_cursor = NULL, fill_chunk_open = false, hunts_total = 0, hunts_done = 0, shadow_rows = 0, events_caught_up = 0,
          fenced_events = NULL, fence_ms = NULL, max_seq = NULL, started_at = excluded.started_at, updated_at = now(), finished_at = NULL
        WHERE j.job_id = excluded.job_id OR j.started_at <= excluded.started_at`,
       [projection, jobId, jobStartedAt],
     );
     if (rowCount === 0) await claimJob(client, projection, jobId); // owned by a run started later: superseded
-    for (const [live, shadow] of liveAndShadowTables(projection)) await recreateShadow(client, live, shadow);
+    // The projections' shadows get their indexes at the fill's end (finishShadows); the hunt
+    // stats' (a row per hunt) keeps its key, which the fill's upsert of them needs.
+    for (const [live, shadow] of liveAndShadowTables(projection)) await recreateShadow(client, live, shadow, 'later');
     await recreateShadow(client, 'hunts', HUNT_STATS_SHADOW);
   });
   const huntsTotal = await countHunts(pool);
@@ -166,12 +171,16 @@ export const FILL_EVENTS_PER_CHUNK = 500_000;
  * with the first lane's rows, so a retry resumes where the last commit left off. With
  * `lanes` > 1 the chunk's hunts are split by their events and recomputed at once on that many connections,
  * so Postgres can use more than one core: the extra lanes commit their own transactions
- * first, and the cursor moves only after they did. Recomputing a hunt replaces its shadow
- * rows, so a chunk whose cursor did not move is simply filled again. A newer run cannot
- * take the shadows over meanwhile: it waits for the job row this transaction holds. When no
- * hunt is left it analyzes the shadows (the planner needs statistics right after the swap).
+ * first, and the cursor moves only after they did. The shadows have no indexes yet, so rows
+ * go in with plain INSERTs; a chunk is marked open before any lane writes (openFillChunk) and
+ * closed with the cursor, and a chunk found open (an attempt failed after an extra lane
+ * committed) first deletes its hunts' rows, reading the shadows whole, then fills them again.
+ * A newer run cannot take the shadows over meanwhile: it waits for the job row this
+ * transaction holds. When no hunt is left it builds the shadows' indexes and analyzes them
+ * (finishShadows).
  */
 export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName, jobId: string, huntsPerChunk: number, lanes = 1): Promise<FillProgress> {
+  const wasOpen = await openFillChunk(pool, projection, jobId);
   return withTransaction(pool, async (client) => {
     await boundStatements(client, FILL_STATEMENT_MS);
     const job = await claimJob(client, projection, jobId);
@@ -186,7 +195,7 @@ export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName,
     const chunk = firstGroup(await sizedHuntsAfter(client, job.fill_cursor ?? '', huntsPerChunk), huntsPerChunk, FILL_EVENTS_PER_CHUNK);
     const huntIds = chunk.map((hunt) => hunt.huntId);
     if (huntIds.length === 0) {
-      await analyzeShadows(pool, client, projection, lanes);
+      await finishShadows(pool, client, projection, lanes);
       await client.query(`UPDATE reprocess_jobs SET phase = 'filled', updated_at = now() WHERE projection = $1`, [projection]);
       return progress(true);
     }
@@ -196,33 +205,61 @@ export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName,
     // it holds the job row and shadow rows, nothing the hot path takes, so the pool's 20 s
     // idle-in-transaction bound would only fail the chunk, the same way on every retry.
     if (others.length > 0) await allowIdleInTransaction(client, FILL_LANE_WAIT_MS);
-    const allCounts = await Promise.all([
-      recomputeInto(client, shadowTargets(projection), { huntIds: first, maxSeq }),
+    const targets = shadowTargets(projection);
+    const fill = async (laneClient: pg.ClientBase, part: string[]) => {
+      const deleted = wasOpen ? await deleteRowsOfHunts(laneClient, targets, part) : 0;
+      const counts = await recomputeInto(laneClient, targets, { huntIds: part, maxSeq, into: 'empty' });
+      return counts.players + counts.clueCredits + counts.treasureWinners - deleted;
+    };
+    const written = await Promise.all([
+      fill(client, first),
       ...others.map((part) =>
         withTransaction(pool, async (laneClient) => {
           await boundStatements(laneClient, FILL_STATEMENT_MS);
-          return recomputeInto(laneClient, shadowTargets(projection), { huntIds: part, maxSeq });
+          return fill(laneClient, part);
         }),
       ),
     ]);
-    const written = allCounts.reduce((sum, c) => sum + c.players + c.clueCredits + c.treasureWinners - c.deleted, 0);
     await client.query(
-      `UPDATE reprocess_jobs SET fill_cursor = $2, hunts_done = hunts_done + $3, hunts_total = greatest(hunts_total, hunts_done + $3),
+      `UPDATE reprocess_jobs SET fill_cursor = $2, fill_chunk_open = false, hunts_done = hunts_done + $3, hunts_total = greatest(hunts_total, hunts_done + $3),
          shadow_rows = shadow_rows + $4, updated_at = now() WHERE projection = $1`,
-      [projection, huntIds[huntIds.length - 1], huntIds.length, written],
+      [projection, huntIds[huntIds.length - 1], huntIds.length, written.reduce((sum, n) => sum + n, 0)],
     );
     return progress(false, huntIds.length);
   });
 }
 
 /**
- * ANALYZE of the shadows on `lanes` connections of their own at once, as many as the fill's
- * lanes use: ANALYZE uses one core, and one after another they were the fill's last 0.3 s on
- * one core of two (experiments §66). The two big tables come first in the list, so they go to
- * different connections. `jobClient`'s transaction holds the job row meanwhile, idle.
+ * Marks the next fill chunk open, in a transaction of its own committed before any lane
+ * writes, and says whether it was open already: an attempt that did not close it may have
+ * left rows of its hunts in the shadows (an extra lane committed, then the cursor's
+ * transaction failed). A run that no longer owns the job finds out in the fill's own claim.
  */
-async function analyzeShadows(pool: pg.Pool, jobClient: pg.ClientBase, projection: ProjectionName, lanes: number): Promise<void> {
+async function openFillChunk(pool: pg.Pool, projection: ProjectionName, jobId: string): Promise<boolean> {
+  return withTransaction(pool, async (client) => {
+    await boundStatements(client, FENCED_STEP_STATEMENT_MS);
+    const { rows } = await client.query<{ was_open: boolean }>(
+      `WITH job AS (SELECT fill_chunk_open FROM reprocess_jobs WHERE projection = $1 AND job_id = $2 FOR UPDATE)
+       UPDATE reprocess_jobs j SET fill_chunk_open = true FROM job WHERE j.projection = $1 RETURNING job.fill_chunk_open AS was_open`,
+      [projection, jobId],
+    );
+    return rows[0]?.was_open ?? true;
+  });
+}
+
+/**
+ * Builds the shadows' indexes (the live tables' ones, buildShadowIndexes), then ANALYZEs them
+ * (the planner needs statistics right after the swap), on `lanes` connections of their own at
+ * once, as many as the fill's lanes use: each build and each ANALYZE uses one core, and one
+ * after another the ANALYZEs alone were the fill's last 0.3 s on one core of two
+ * (experiments §66). The two big tables come first in the list, so they go to different
+ * connections. `jobClient`'s transaction holds the job row meanwhile, idle. A connection
+ * that committed its indexes before another failed leaves them for the retry to find.
+ */
+async function finishShadows(pool: pg.Pool, jobClient: pg.ClientBase, projection: ProjectionName, lanes: number): Promise<void> {
   const { players, clueCredits, treasureWinners, huntStats } = shadowTargets(projection);
+  const live = PROJECTIONS[projection];
+  const liveOf = new Map<string, string>([[players, live.players], [clueCredits, live.clueCredits], [treasureWinners, live.treasureWinners]]);
   const tables = [clueCredits, players, treasureWinners, huntStats];
   const connections = Math.max(1, Math.min(lanes, tables.length));
   await allowIdleInTransaction(jobClient, FILL_LANE_WAIT_MS);
@@ -230,7 +267,11 @@ async function analyzeShadows(pool: pg.Pool, jobClient: pg.ClientBase, projectio
     Array.from({ length: connections }, (_, lane) =>
       withTransaction(pool, async (client) => {
         await boundStatements(client, FILL_STATEMENT_MS);
-        for (const table of tables.filter((_, i) => i % connections === lane)) await client.query(`ANALYZE ${escapeIdentifier(table)}`);
+        for (const table of tables.filter((_, i) => i % connections === lane)) {
+          const liveTable = liveOf.get(table);
+          if (liveTable) await buildShadowIndexes(client, liveTable, table);
+          await client.query(`ANALYZE ${escapeIdentifier(table)}`);
+        }
       }),
     ),
   );

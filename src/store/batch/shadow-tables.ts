@@ -7,11 +7,42 @@ import type pg from 'pg';
 import { escapeIdentifier } from 'pg';
 import { copyAccessAndOptions } from './live-table-shape';
 
-/** Drops a leftover `shadow` (a crashed or superseded run's) and creates it empty, shaped like `live`. */
-export async function recreateShadow(client: pg.ClientBase, live: string, shadow: string): Promise<void> {
+/**
+ * Drops a leftover `shadow` (a crashed or superseded run's) and creates it empty, shaped like
+ * `live`: columns, defaults, CHECK and NOT NULL constraints, and, unless `indexes` is
+ * 'later', its indexes. With 'later', buildShadowIndexes adds them once the shadow is
+ * filled: one sorted build per index costs about half of what keeping each up row by row
+ * does (experiments §69).
+ */
+export async function recreateShadow(client: pg.ClientBase, live: string, shadow: string, indexes: 'now' | 'later' = 'now'): Promise<void> {
   await client.query(`DROP TABLE IF EXISTS ${escapeIdentifier(shadow)}`);
   // INCLUDING ALL: defaults, constraints and indexes, so the swapped-in table is the same table.
-  await client.query(`CREATE TABLE ${escapeIdentifier(shadow)} (LIKE ${escapeIdentifier(live)} INCLUDING ALL)`);
+  const excluding = indexes === 'later' ? ' EXCLUDING INDEXES' : '';
+  await client.query(`CREATE TABLE ${escapeIdentifier(shadow)} (LIKE ${escapeIdentifier(live)} INCLUDING ALL${excluding})`);
+}
+
+/**
+ * Gives `shadow` each index of `live` it lacks (compared by definition, as the swap matches
+ * them), an index that backs a constraint (primary key, unique, exclusion) as that
+ * constraint. Idempotent: a retry after some were built builds the rest. A unique index
+ * that the shadow's rows break fails with Postgres's unique violation.
+ */
+export async function buildShadowIndexes(client: pg.ClientBase, live: string, shadow: string): Promise<void> {
+  const { rows } = await client.query<{ shape: string; constraint: string | null; definition: string }>(
+    `SELECT ${INDEX_SHAPE} AS shape, pg_get_constraintdef(c.oid) AS constraint,
+            regexp_replace(pg_get_indexdef(i.indexrelid), '^.*? ON \\S+ ', '') AS definition
+       FROM pg_index i LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid AND c.contype IN ('p', 'u', 'x')
+      WHERE i.indrelid = $1::regclass
+      ORDER BY c.oid IS NULL, i.indexrelid`,
+    [escapeIdentifier(live)],
+  );
+  const built = new Set((await indexesOf(client, shadow)).keys());
+  const table = escapeIdentifier(shadow);
+  for (const index of rows) {
+    if (built.has(index.shape)) continue;
+    if (index.constraint !== null) await client.query(`ALTER TABLE ${table} ADD ${index.constraint}`);
+    else await client.query(`CREATE ${index.shape.startsWith('UNIQUE|') ? 'UNIQUE ' : ''}INDEX ON ${table} ${index.definition}`);
+  }
 }
 
 /**
@@ -32,17 +63,18 @@ export async function swapInShadow(client: pg.ClientBase, live: string, shadow: 
   }
 }
 
-/** Index definition without its name and table (`UNIQUE|USING btree (...)`) -> index name. */
+/** An index's definition without its name and table, `UNIQUE|USING btree (...)` or `|USING ...`, over pg_index `i`. */
+const INDEX_SHAPE = `CASE WHEN i.indisunique THEN 'UNIQUE' ELSE '' END || '|' || regexp_replace(pg_get_indexdef(i.indexrelid), '^.*? ON \\S+ ', '')`;
+
+/** Index shape (INDEX_SHAPE) -> index name. */
 async function indexesOf(client: pg.ClientBase, table: string): Promise<Map<string, string>> {
-  const { rows } = await client.query<{ name: string; unique: boolean; def: string }>(
-    `SELECT c.relname AS name, i.indisunique AS unique, pg_get_indexdef(i.indexrelid) AS def
+  const { rows } = await client.query<{ name: string; shape: string }>(
+    `SELECT c.relname AS name, ${INDEX_SHAPE} AS shape
        FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
       WHERE i.indrelid = $1::regclass ORDER BY c.relname`,
     [escapeIdentifier(table)],
   );
-  const byShape = new Map<string, string>();
-  for (const row of rows) byShape.set(`${row.unique ? 'UNIQUE' : ''}|${row.def.replace(/^.*? ON \S+ /, '')}`, row.name);
-  return byShape;
+  return new Map(rows.map((row) => [row.shape, row.name]));
 }
 
 /**
