@@ -188,7 +188,7 @@ function notes(r: BatchBenchResult): string[] {
       `workflow's calls with the workflow's inputs (backfill: \`describeBackfillSource\`, then \`importChunks\` of 10 chunks per call; reprocess: \`prepareShadow\`, \`fillShadow\` until done, ` +
       `\`catchUpShadow\`, \`swapShadow\`), each in a \`MockActivityEnvironment\`, on D. Before anything is timed, both paths backfill and reprocess a warm-up file of ` +
       `${n(r.setup.warmupRecords)} records (other hunts), so neither pays for a worker's first runs or the first compilation of the import code; reprocess rates count every stored event, warm-up included. ` +
-      `A \`CHECKPOINT\` precedes each timed phase; between backfill and reprocess, \`VACUUM (ANALYZE) events\` on both (a store of a million events has been vacuumed; a fresh bulk load has not). ` +
+      `A \`CHECKPOINT\` precedes each timed phase; between backfill and reprocess, \`VACUUM (ANALYZE)\` of both databases (a store of a million events has been vacuumed, and so have its projections; a fresh bulk load has not, and autovacuum then met one path's swap). ` +
       `Order of the paths per round: ${r.setup.rounds.map((o, i) => `${i + 1}: ${o}`).join(', ')} (the first path of a pair can pay for things the second reuses, e.g. new WAL segments; ` +
       `alternating cancels a fixed order effect out of the means). Rates and the overhead use the means over the rounds: overhead = mean Temporal time / mean direct time − 1.`,
     `Checks: both backfills stored ${b.sameProjection ? 'the same' : '**different**'} projections (md5 of the sorted player_scores rows); ` +
