@@ -88,7 +88,7 @@ describe('a reconcile of a large hunt', () => {
       reconcileDone = true;
       return results;
     });
-    await reconcileReaches('the reconcile to be recomputing the hunt', 'INSERT INTO "final_%');
+    await reconcileReaches('the reconcile to be recomputing the hunt', 'WITH inserted AS (INSERT INTO "final_%');
     // Committed while the recomputation runs: a new clue for p1, and a claim of a treasure
     // earlier than any other (so its winner and p1's total change).
     await commitHotPath([
@@ -119,7 +119,7 @@ describe('a reconcile comparing outside the fence', () => {
     await db.pool.query(`UPDATE player_scores SET score = score + 1 WHERE hunt_id = 'mid' AND player_id = 'p7'`);
 
     const reconcile = reconcileHunts(db.pool, ['mid'], 'under-test', true);
-    await reconcileReaches('the reconcile to be recomputing the hunt', 'INSERT INTO "final_%');
+    await reconcileReaches('the reconcile to be recomputing the hunt', 'WITH inserted AS (INSERT INTO "final_%');
     // A hot-path transaction takes the fence after the run read its covered seq, and commits
     // only once the run waits for the fence: after its comparison of every row. It holds
     // p1's earlier claim of t1 (the hot path keeps p2, the first stored; the merge makes p1
@@ -158,7 +158,7 @@ describe('a reconcile naming a hunt that has no row in hunts yet', () => {
     const playerOf = async () =>
       (await db.pool.query(`SELECT score::int, clues_found FROM player_scores WHERE hunt_id = 'newborn' AND player_id = 'p1'`)).rows[0];
     const reconcile = reconcileHunts(db.pool, ['ballast', 'newborn'], 'newborn-run', true);
-    await reconcileReaches('the reconcile to be recomputing', 'INSERT INTO "final_%');
+    await reconcileReaches('the reconcile to be recomputing', 'WITH inserted AS (INSERT INTO "final_%');
     // A hot-path commit of the ballast hunt in flight: the run's fence waits for it.
     const ballast = await db.pool.connect();
     const second = await db.pool.connect();

@@ -144,7 +144,7 @@ describe('reprocess steps', () => {
 });
 
 describe('the fill\'s chunks', () => {
-  it('fill a chunk again, each row once, after an extra lane committed and the cursor\'s transaction failed', async () => {
+  it('fill a chunk again, each row once, after an extra lane committed and the cursor\'s transaction failed, however the retry cuts it', async () => {
     // The shadows are filled without indexes (built at the fill's end), so nothing would
     // refuse a hunt's rows written twice until that build, and the job would fail there.
     const scratch = await createTestDatabase();
@@ -157,20 +157,60 @@ describe('the fill\'s chunks', () => {
       const { rows } = await scratch.pool.query<{ hunt_id: string }>('SELECT min(hunt_id) AS hunt_id FROM events');
       const firstHunt = rows[0]?.hunt_id as string;
       await scratch.pool.query(`ALTER TABLE player_scores_shadow ADD CONSTRAINT first_lane_fails CHECK (hunt_id <> ${pg.escapeLiteral(firstHunt)})`);
-      await expect(fillShadowChunk(scratch.pool, 'leaderboard', 'run-open', 2, 2)).rejects.toThrow(/first_lane_fails/);
+      await expect(fillShadowChunk(scratch.pool, 'leaderboard', 'run-open', 4, 2)).rejects.toThrow(/first_lane_fails/);
       const job = async () => (await scratch.pool.query('SELECT fill_cursor, fill_chunk_open FROM reprocess_jobs')).rows[0];
       expect(await job()).toEqual({ fill_cursor: null, fill_chunk_open: true });
-      const { rows: left } = await scratch.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM player_scores_shadow');
-      expect(left[0]?.n).toBeGreaterThan(0); // the other lane's hunt, committed
+      // The other lane's hunts, committed: the attempt ended only after that lane did.
+      const { rows: left } = await scratch.pool.query<{ n: number }>('SELECT count(DISTINCT hunt_id)::int AS n FROM player_scores_shadow');
+      expect(left[0]?.n).toBe(2);
 
+      // The retry's chunk is smaller (a hunt's count grows, a new hunt comes): the hunts the
+      // failed attempt wrote past it are cleared too, or the next chunk would write them twice.
       await scratch.pool.query('ALTER TABLE player_scores_shadow DROP CONSTRAINT first_lane_fails');
       expect(await fillShadowChunk(scratch.pool, 'leaderboard', 'run-open', 2, 2)).toMatchObject({ huntsDone: 2, done: false });
       expect(await job()).toMatchObject({ fill_chunk_open: false });
       for (let done = false; !done; ) ({ done } = await fillShadowChunk(scratch.pool, 'leaderboard', 'run-open', 2, 2));
       expect(await indexCount(scratch.pool, 'player_scores_shadow')).toBe(await indexCount(scratch.pool, 'player_scores'));
+      expect(await job()).toMatchObject({ fill_chunk_open: false });
       expect((await catchUpShadow(scratch.pool, 'leaderboard', 'run-open', 5000, 10_000)).complete).toBe(true);
-      await swapShadow(scratch.pool, 'leaderboard', 'run-open', 5000);
-      expect(await projectionOf(scratch.pool)).toEqual(foldEvents(events));
+      const expected = foldEvents(events);
+      // Rows the failed attempt left were never counted; deleting them takes nothing off.
+      expect(await swapShadow(scratch.pool, 'leaderboard', 'run-open', 5000)).toMatchObject({
+        rows: expected.players.length + expected.clueCredits.length + expected.hintPenalties.length + expected.treasureWinners.length,
+      });
+      expect(await projectionOf(scratch.pool)).toEqual(expected);
+    } finally {
+      await scratch.dispose();
+    }
+  });
+
+  it('has a key written twice fail the index build as the fill\'s bug, and a fill an older version finished get its indexes at the catch-up', async () => {
+    const scratch = await createTestDatabase();
+    try {
+      const { events } = inOrderTraffic(600, 9);
+      await storeEventsInOrder(scratch.pool, events);
+      await prepareShadow(scratch.pool, 'leaderboard', 'run-twice', 5000);
+      expect((await fillShadowChunk(scratch.pool, 'leaderboard', 'run-twice', 1000)).done).toBe(false);
+      await scratch.pool.query('INSERT INTO clue_credits_shadow SELECT * FROM clue_credits_shadow LIMIT 1');
+      const finish = fillShadowChunk(scratch.pool, 'leaderboard', 'run-twice', 1000);
+      await expect(finish).rejects.toBeInstanceOf(ReprocessStateError);
+      await expect(finish).rejects.toThrow(/clue_credits_shadow holds a key twice .*a bug, not bad data. Start reprocess again/);
+
+      // An older version's fill: its last step analyzed shadows it had made with their
+      // indexes, and marked the job filled; these have none.
+      await prepareShadow(scratch.pool, 'leaderboard', 'run-old', 5000);
+      while (!(await fillShadowChunk(scratch.pool, 'leaderboard', 'run-old', 1000)).done);
+      for (const table of ['player_scores_shadow', 'clue_credits_shadow', 'treasure_winners_shadow']) {
+        const { rows } = await scratch.pool.query<{ name: string }>(`SELECT conname AS name FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'p'`, [table]);
+        for (const { name } of rows) await scratch.pool.query(`ALTER TABLE ${table} DROP CONSTRAINT ${name}`);
+      }
+      await scratch.pool.query('DROP INDEX player_scores_shadow_hunt_id_score_player_id_idx');
+      expect(await indexCount(scratch.pool, 'clue_credits_shadow')).toBe(0);
+      const later = inOrderTraffic(200, 10).events; // merged by the catch-up: with ON CONFLICT, on the keys
+      await storeEventsInOrder(scratch.pool, later);
+      expect((await catchUpShadow(scratch.pool, 'leaderboard', 'run-old', 5000, 10_000)).complete).toBe(true);
+      await swapShadow(scratch.pool, 'leaderboard', 'run-old', 5000);
+      expect(await projectionOf(scratch.pool)).toEqual(foldEvents([...events, ...later]));
     } finally {
       await scratch.dispose();
     }

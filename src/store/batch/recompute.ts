@@ -76,7 +76,8 @@ const RECOMPUTE_WORK_MEM = '64MB';
 
 /**
  * Replaces the targets' rows of the filter's hunts (all rows without a hunt filter) with the
- * recomputation from `events`, which it reads once, into a temporary copy (copyScope). Run it
+ * recomputation from `events`, which it reads once, into a temporary copy (copyScope); with
+ * `into: 'empty'`, writes the recomputation into targets that hold none of those rows. Run it
  * in the caller's transaction: delete and inserts must commit together, and outside one the
  * copy would be gone before it is read.
  */
@@ -88,8 +89,6 @@ export async function recomputeInto(client: pg.ClientBase, targets: ProjectionTa
   if (filter.huntIds) conditions.push(`e.hunt_id = ANY($${values.push(filter.huntIds)}::text[])`);
   if (filter.maxSeq !== undefined) conditions.push(`e.seq <= $${values.push(filter.maxSeq)}::bigint`);
   const where = conditions.join(' AND ') || 'true';
-  // The targets' own rows in scope; the hunt filter, when present, is always $1.
-  const inScope = (alias: string) => (filter.huntIds ? `${alias}.hunt_id = ANY($1::text[])` : 'true');
   const t = quoteTargets(targets);
 
   // The recompute sorts whole hunts (DISTINCT ON ... ORDER BY); with the default 4 MB these
@@ -98,33 +97,50 @@ export async function recomputeInto(client: pg.ClientBase, targets: ProjectionTa
   const replace = filter.into !== 'empty';
   const deleted = replace ? await deleteRowsOfHunts(client, targets, filter.huntIds) : 0;
   const scope = await copyScope(client, where, values);
-  const credits = await client.query(`INSERT INTO ${t.credits} ${CREDIT_COLUMNS} ${earliestCredits(scope)}`);
-  const winners = await client.query(`INSERT INTO ${t.winners} ${WINNER_COLUMNS} ${earliestClaims(scope)}`);
-  // Totals are summed from the credits and wins just written, so they cannot disagree.
+  // Totals are summed from the credits and wins as they are written, so they cannot disagree;
+  // from what the inserts return, not from the targets, which a fill's have no index to find
+  // a hunt's rows in (each lane of each chunk would read the whole shadow).
+  await client.query(`CREATE TEMP TABLE ${CREDIT_TOTALS} (hunt_id text COLLATE "C", player_id text COLLATE "C", score bigint, clues_found bigint) ON COMMIT DROP`);
+  await client.query(`CREATE TEMP TABLE ${WIN_TOTALS} (hunt_id text COLLATE "C", player_id text COLLATE "C", score bigint, won bigint) ON COMMIT DROP`);
+  const clueCredits = await insertSummed(
+    client,
+    `INSERT INTO ${t.credits} ${CREDIT_COLUMNS} ${earliestCredits(scope)} RETURNING hunt_id, player_id, kind, points`,
+    `INSERT INTO ${CREDIT_TOTALS} SELECT x.hunt_id, x.player_id, sum(${signedCreditPoints('x')}), count(*) FILTER (WHERE ${isClueFound('x')}) FROM inserted x GROUP BY x.hunt_id, x.player_id`,
+  );
+  const treasureWinners = await insertSummed(
+    client,
+    `INSERT INTO ${t.winners} ${WINNER_COLUMNS} ${earliestClaims(scope)} RETURNING hunt_id, player_id, points`,
+    `INSERT INTO ${WIN_TOTALS} SELECT x.hunt_id, x.player_id, sum(x.points), count(*) FROM inserted x GROUP BY x.hunt_id, x.player_id`,
+  );
   // Hash joins only: the roster's lists join on (hunt, player) with no index between them, and
   // for a hunt newer than the events table's statistics Postgres guesses one row each and
   // plans nested loops over them, quadratic in the hunt's players (10,000 players: 16.6 s;
-  // 20,000: 62 s, against 0.36 s hashed). The scope's copy has no statistics at all. Every
-  // scan here reads the copy whole, or the targets by hunt.
+  // 20,000: 62 s, against 0.36 s hashed). The scope's copy and the totals have no statistics
+  // at all. Every scan here reads a temporary table whole.
   await client.query('SET LOCAL enable_nestloop = off');
-  const players = await upsertRoster(client, t, scope, filter.huntIds ? [filter.huntIds] : [], inScope('x'), replace);
+  const totals = `credited AS (SELECT * FROM ${CREDIT_TOTALS}), won AS (SELECT * FROM ${WIN_TOTALS})`;
+  const players = await upsertRoster(client, t, scope, [], totals, replace);
   await client.query('SET LOCAL enable_nestloop TO DEFAULT');
   const stats = t.stats ? await client.query(addHuntStats(t.stats, scope, 'replace')) : undefined;
-  await client.query(`DROP TABLE ${scope.relation}`);
-  return {
-    deleted,
-    players,
-    clueCredits: credits.rowCount ?? 0,
-    treasureWinners: winners.rowCount ?? 0,
-    huntStats: stats?.rowCount ?? 0,
-  };
+  await client.query(`DROP TABLE ${scope.relation}, ${CREDIT_TOTALS}, ${WIN_TOTALS}`);
+  return { deleted, players, clueCredits, treasureWinners, huntStats: stats?.rowCount ?? 0 };
+}
+
+/** Per-player sums of the credits and of the wins a recomputeInto call inserted, for its roster. */
+const CREDIT_TOTALS = 'pg_temp.recompute_credit_totals';
+const WIN_TOTALS = 'pg_temp.recompute_win_totals';
+
+/** Runs `insert` (… RETURNING) and `sum` (reading its rows as `inserted`) as one statement; returns the rows inserted. */
+async function insertSummed(client: pg.ClientBase, insert: string, sum: string): Promise<number> {
+  const { rows } = await client.query<{ n: number }>(`WITH inserted AS (${insert}), summed AS (${sum}) SELECT count(*)::int AS n FROM inserted`);
+  return rows[0]?.n ?? 0;
 }
 
 /**
  * Deletes the players, credits and winners of `huntIds` (every row when absent) from the
  * targets; returns how many rows went. Without an index on hunt_id, each table is read whole.
  */
-export async function deleteRowsOfHunts(client: pg.ClientBase, targets: ProjectionTargets, huntIds?: readonly string[]): Promise<number> {
+async function deleteRowsOfHunts(client: pg.ClientBase, targets: ProjectionTargets, huntIds?: readonly string[]): Promise<number> {
   const t = quoteTargets(targets);
   let deleted = 0;
   for (const table of [t.players, t.credits, t.winners]) {
@@ -164,7 +180,7 @@ export async function mergeInto(
   const scope: EventScope = { relation: 'events', where };
 
   // New players start at zero; updateTotals below sums everyone concerned.
-  const players = await upsertRoster(client, t, scope, values, 'false');
+  const players = await upsertRoster(client, t, scope, values, totalsCtes(t, 'false'));
   // The winners a new, earlier claim displaces lose points: capture them before the upsert.
   const { rows: won } = await client.query<{ added: number; displaced: [string, string][] }>(
     `WITH claims AS (${earliestClaims(scope)}),
@@ -279,12 +295,13 @@ function earliestClaims(scope: EventScope): string {
  * player.joined that has one; active: unless the latest joined/left is a left (none at all:
  * active, an implicit join). An existing row's name or flag changes only for a later
  * (occurred_at, event_id), as on the hot path; its totals are left alone. New rows get
- * totals summed from the credits and wins `totalsScope` selects (as `x`). Returns the
+ * the totals of `totals`: CTEs `credited` (hunt_id, player_id, score, clues_found) and `won`
+ * (hunt_id, player_id, score, won), per player. Returns the
  * number of rows inserted (`xmax = 0` marks an inserted, not an updated, row). `upsert`
  * false: the caller knows the target holds none of these players, and they go in with a
  * plain INSERT, which needs no unique index on the target.
  */
-async function upsertRoster(client: pg.ClientBase, t: Targets, scope: EventScope, values: unknown[], totalsScope: string, upsert = true): Promise<number> {
+async function upsertRoster(client: pg.ClientBase, t: Targets, scope: EventScope, values: unknown[], totals: string, upsert = true): Promise<number> {
   const name = isLaterStamp('display_name_at', 'display_name_event');
   const active = isLaterStamp('active_at', 'active_event');
   const latestFirst = eventTimeOrder('latest', 'e.occurred_at', 'e.event_id');
@@ -299,7 +316,7 @@ async function upsertRoster(client: pg.ClientBase, t: Targets, scope: EventScope
        SELECT DISTINCT ON (e.hunt_id, e.player_id) e.hunt_id, e.player_id, e.type = 'player.joined' AS active, e.occurred_at, e.event_id
          FROM ${scope.relation} e WHERE e.type IN ('player.joined', 'player.left') AND ${scope.where}
         ORDER BY e.hunt_id, e.player_id, ${latestFirst}
-     ), ${totalsCtes(t, totalsScope)}, up AS (
+     ), ${totals}, up AS (
        INSERT INTO ${t.players} AS p (hunt_id, player_id, score, clues_found, treasures_claimed,
          display_name, display_name_at, display_name_event, active, active_at, active_event)
        SELECT r.hunt_id, r.player_id, ${playerScore('c', 'w')}, coalesce(c.clues_found, 0), coalesce(w.won, 0),

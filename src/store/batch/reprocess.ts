@@ -33,7 +33,7 @@ import type pg from 'pg';
 import { escapeIdentifier } from 'pg';
 import { ALL_HUNTS, notifyHuntsChanged } from '../hunt-changes';
 import { SqlState, sqlStateOf } from '../sql-state';
-import { deleteRowsOfHunts, LIVE_PROJECTION_TABLES, mergeInto, recomputeInto, type ProjectionTargets } from './recompute';
+import { LIVE_PROJECTION_TABLES, mergeInto, recomputeInto, type ProjectionTargets } from './recompute';
 import { attachmentsTheSwapWouldLose, shapeChanges } from './live-table-shape';
 import { buildShadowIndexes, objectsBlockingDrop, recreateShadow, swapInShadow } from './shadow-tables';
 import { withTransaction } from '../transaction';
@@ -171,13 +171,15 @@ export const FILL_EVENTS_PER_CHUNK = 500_000;
  * with the first lane's rows, so a retry resumes where the last commit left off. With
  * `lanes` > 1 the chunk's hunts are split by their events and recomputed at once on that many connections,
  * so Postgres can use more than one core: the extra lanes commit their own transactions
- * first, and the cursor moves only after they did. The shadows have no indexes yet, so rows
- * go in with plain INSERTs; a chunk is marked open before any lane writes (openFillChunk) and
- * closed with the cursor, and a chunk found open (an attempt failed after an extra lane
- * committed) first deletes its hunts' rows, reading the shadows whole, then fills them again.
- * A newer run cannot take the shadows over meanwhile: it waits for the job row this
- * transaction holds. When no hunt is left it builds the shadows' indexes and analyzes them
- * (finishShadows).
+ * first, and the cursor moves only after they did; an attempt ends only once every lane has.
+ * The shadows have no indexes yet, so rows go in with plain INSERTs, and nothing would refuse
+ * a hunt's rows written twice until the indexes are built. So a chunk is marked open before
+ * any lane writes (openFillChunk) and closed with the cursor; a chunk found open (an attempt
+ * failed after an extra lane committed) first deletes every row past the cursor (its chunk
+ * may have been cut otherwise: hunts' counts grow and new hunts come), reading the shadows
+ * whole, then fills again. A newer run cannot take the shadows over meanwhile: it waits for
+ * the job row this transaction holds. When no hunt is left it builds the shadows' indexes
+ * and analyzes them (finishShadows).
  */
 export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName, jobId: string, huntsPerChunk: number, lanes = 1): Promise<FillProgress> {
   const wasOpen = await openFillChunk(pool, projection, jobId);
@@ -191,12 +193,15 @@ export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName,
     });
     if (job.phase === 'filled' || job.phase === 'swapped') return progress(true);
     if (job.phase !== 'filling' || job.started_seq === null) throw new ReprocessStateError(`reprocess ${projection}: cannot fill in phase ${job.phase}`);
+    // Another attempt closed the chunk this one opened (it claimed the job first): this one's
+    // mark is gone, and its lanes must not write unmarked. Retried, it marks a chunk again.
+    if (!job.fill_chunk_open) throw new Error(`reprocess ${projection}: another attempt of the fill ran between this one's mark and its claim; retrying`);
 
     const chunk = firstGroup(await sizedHuntsAfter(client, job.fill_cursor ?? '', huntsPerChunk), huntsPerChunk, FILL_EVENTS_PER_CHUNK);
     const huntIds = chunk.map((hunt) => hunt.huntId);
     if (huntIds.length === 0) {
       await finishShadows(pool, client, projection, lanes);
-      await client.query(`UPDATE reprocess_jobs SET phase = 'filled', updated_at = now() WHERE projection = $1`, [projection]);
+      await client.query(`UPDATE reprocess_jobs SET phase = 'filled', fill_chunk_open = false, updated_at = now() WHERE projection = $1`, [projection]);
       return progress(true);
     }
     const maxSeq = job.started_seq;
@@ -206,20 +211,27 @@ export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName,
     // idle-in-transaction bound would only fail the chunk, the same way on every retry.
     if (others.length > 0) await allowIdleInTransaction(client, FILL_LANE_WAIT_MS);
     const targets = shadowTargets(projection);
+    // Rows a failed attempt left were never counted in shadow_rows: deleting them counts nothing.
+    if (wasOpen) await deleteRowsAfter(client, targets, job.fill_cursor ?? '');
     const fill = async (laneClient: pg.ClientBase, part: string[]) => {
-      const deleted = wasOpen ? await deleteRowsOfHunts(laneClient, targets, part) : 0;
       const counts = await recomputeInto(laneClient, targets, { huntIds: part, maxSeq, into: 'empty' });
-      return counts.players + counts.clueCredits + counts.treasureWinners - deleted;
+      return counts.players + counts.clueCredits + counts.treasureWinners;
     };
-    const written = await Promise.all([
+    // Settled, not raced: a lane still running when the attempt failed could commit after the
+    // retry's delete, and its rows would be there twice.
+    const lanesDone = await Promise.allSettled([
       fill(client, first),
       ...others.map((part) =>
         withTransaction(pool, async (laneClient) => {
           await boundStatements(laneClient, FILL_STATEMENT_MS);
+          await holdFillLane(laneClient, projection);
           return fill(laneClient, part);
         }),
       ),
     ]);
+    const failed = lanesDone.find((lane): lane is PromiseRejectedResult => lane.status === 'rejected');
+    if (failed) throw failed.reason;
+    const written = lanesDone.map((lane) => (lane as PromiseFulfilledResult<number>).value);
     await client.query(
       `UPDATE reprocess_jobs SET fill_cursor = $2, fill_chunk_open = false, hunts_done = hunts_done + $3, hunts_total = greatest(hunts_total, hunts_done + $3),
          shadow_rows = shadow_rows + $4, updated_at = now() WHERE projection = $1`,
@@ -232,19 +244,41 @@ export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName,
 /**
  * Marks the next fill chunk open, in a transaction of its own committed before any lane
  * writes, and says whether it was open already: an attempt that did not close it may have
- * left rows of its hunts in the shadows (an extra lane committed, then the cursor's
- * transaction failed). A run that no longer owns the job finds out in the fill's own claim.
+ * left rows past the cursor in the shadows (an extra lane committed, then the cursor's
+ * transaction failed). It first waits for the job row (an attempt in flight holds it until
+ * its lanes are done), then for every extra lane still holding the fill's lane lock
+ * (holdFillLane): one whose attempt's own transaction died could still commit. In that
+ * order: a lane never waits for the row, so neither wait can close a circle. A run that no
+ * longer owns the job finds out in the fill's own claim.
  */
 async function openFillChunk(pool: pg.Pool, projection: ProjectionName, jobId: string): Promise<boolean> {
   return withTransaction(pool, async (client) => {
-    await boundStatements(client, FENCED_STEP_STATEMENT_MS);
-    const { rows } = await client.query<{ was_open: boolean }>(
-      `WITH job AS (SELECT fill_chunk_open FROM reprocess_jobs WHERE projection = $1 AND job_id = $2 FOR UPDATE)
-       UPDATE reprocess_jobs j SET fill_chunk_open = true FROM job WHERE j.projection = $1 RETURNING job.fill_chunk_open AS was_open`,
-      [projection, jobId],
-    );
+    // The fill's limit, as the claim that waited for the job row had before this step existed.
+    await boundStatements(client, FILL_STATEMENT_MS);
+    const { rows } = await client.query<{ was_open: boolean }>('SELECT fill_chunk_open AS was_open FROM reprocess_jobs WHERE projection = $1 AND job_id = $2 FOR UPDATE', [
+      projection,
+      jobId,
+    ]);
+    if (rows.length === 0) return true;
+    await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [FILL_LANE_LOCK, projection]);
+    await client.query('UPDATE reprocess_jobs SET fill_chunk_open = true WHERE projection = $1', [projection]);
     return rows[0]?.was_open ?? true;
   });
+}
+
+/** The first key of the fill's lane lock (the second: the projection's hash); any constant of this project's own. */
+const FILL_LANE_LOCK = 7_240_114;
+
+/** An extra lane's share of the fill's lane lock, to the end of its transaction (openFillChunk waits for it). */
+async function holdFillLane(client: pg.ClientBase, projection: ProjectionName): Promise<void> {
+  await client.query('SELECT pg_advisory_xact_lock_shared($1, hashtext($2))', [FILL_LANE_LOCK, projection]);
+}
+
+/** Deletes every shadow row of a hunt past `cursor` (byte order, as the fill goes): what failed attempts left. */
+async function deleteRowsAfter(client: pg.ClientBase, targets: ProjectionTargets, cursor: string): Promise<void> {
+  for (const table of [targets.players, targets.clueCredits, targets.treasureWinners]) {
+    await client.query(`DELETE FROM ${escapeIdentifier(table)} WHERE hunt_id > $1`, [cursor]);
+  }
 }
 
 /**
@@ -253,28 +287,58 @@ async function openFillChunk(pool: pg.Pool, projection: ProjectionName, jobId: s
  * once, as many as the fill's lanes use: each build and each ANALYZE uses one core, and one
  * after another the ANALYZEs alone were the fill's last 0.3 s on one core of two
  * (experiments §66). The two big tables come first in the list, so they go to different
- * connections. `jobClient`'s transaction holds the job row meanwhile, idle. A connection
- * that committed its indexes before another failed leaves them for the retry to find.
+ * connections. Each table commits on its own, so a retry finds what was built.
+ * `jobClient`'s transaction holds the job row meanwhile, idle.
  */
 async function finishShadows(pool: pg.Pool, jobClient: pg.ClientBase, projection: ProjectionName, lanes: number): Promise<void> {
-  const { players, clueCredits, treasureWinners, huntStats } = shadowTargets(projection);
-  const live = PROJECTIONS[projection];
-  const liveOf = new Map<string, string>([[players, live.players], [clueCredits, live.clueCredits], [treasureWinners, live.treasureWinners]]);
-  const tables = [clueCredits, players, treasureWinners, huntStats];
+  const { huntStats } = shadowTargets(projection);
+  const tables: [shadow: string, live: string | undefined][] = [...liveAndShadowTables(projection).map(([live, shadow]): [string, string] => [shadow, live]), [huntStats, undefined]];
+  // The two big tables first (liveAndShadowTables: players, credits, winners), on different connections.
   const connections = Math.max(1, Math.min(lanes, tables.length));
   await allowIdleInTransaction(jobClient, FILL_LANE_WAIT_MS);
-  await Promise.all(
-    Array.from({ length: connections }, (_, lane) =>
-      withTransaction(pool, async (client) => {
-        await boundStatements(client, FILL_STATEMENT_MS);
-        for (const table of tables.filter((_, i) => i % connections === lane)) {
-          const liveTable = liveOf.get(table);
-          if (liveTable) await buildShadowIndexes(client, liveTable, table);
-          await client.query(`ANALYZE ${escapeIdentifier(table)}`);
-        }
-      }),
-    ),
+  const settled = await Promise.allSettled(
+    Array.from({ length: connections }, async (_, lane) => {
+      for (const [shadow, live] of tables.filter((_, i) => i % connections === lane)) {
+        await withTransaction(pool, async (client) => {
+          await boundStatements(client, FILL_STATEMENT_MS);
+          if (live) await buildIndexesOfFilled(client, projection, live, shadow);
+          await client.query(`ANALYZE ${escapeIdentifier(shadow)}`);
+        });
+      }
+    }),
   );
+  const failed = settled.find((connection): connection is PromiseRejectedResult => connection.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
+/**
+ * buildShadowIndexes for a filled shadow, its failures said for what they are: a key the
+ * shadow holds twice is the fill's fault, not the data's (the live table's constraint is not
+ * to blame); a build past the statement limit is the table's size, not a chunk's.
+ */
+async function buildIndexesOfFilled(client: pg.ClientBase, projection: ProjectionName, live: string, shadow: string): Promise<void> {
+  try {
+    await buildShadowIndexes(client, live, shadow);
+  } catch (err) {
+    const message = (err as Error | null)?.message ?? String(err);
+    if (sqlStateOf(err) === SqlState.uniqueViolation) {
+      throw new ReprocessStateError(`reprocess ${projection}: the filled ${shadow} holds a key twice (${message}), which the fill must never write: a bug, not bad data. Start reprocess again`);
+    }
+    if (sqlStateOf(err) === SqlState.queryCanceled && message.includes('statement timeout')) {
+      throw new ReprocessBlockedError(
+        `reprocess ${projection}: building the indexes of ${shadow} took longer than the fill's statement limit (${FILL_STATEMENT_MS / 60_000} minutes): ${message}. Raise maintenance_work_mem (or max_parallel_maintenance_workers) for the role reprocess runs as, then start reprocess again`,
+      );
+    }
+    throw err;
+  }
+}
+
+/**
+ * The live tables' indexes on shadows that lack them: a fill that an older version finished
+ * left them out (its shadows had them from the start; it knew no build step).
+ */
+async function ensureShadowIndexes(client: pg.ClientBase, projection: ProjectionName): Promise<void> {
+  for (const [live, shadow] of liveAndShadowTables(projection)) await buildIndexesOfFilled(client, projection, live, shadow);
 }
 
 /**
@@ -299,7 +363,10 @@ export async function catchUpShadow(pool: pg.Pool, projection: ProjectionName, j
     const job = await filledJob(client, projection, jobId);
     const coveredSeq = job.covered_seq ?? 0;
     const bound = Math.min(newest, coveredSeq + maxEvents);
-    if (job.phase === 'swapped' || bound <= coveredSeq) return { events: 0, coveredSeq, complete: true };
+    if (job.phase === 'swapped') return { events: 0, coveredSeq, complete: true };
+    // The merge's ON CONFLICT needs them, and so does the swap's check of the shadows' shape.
+    await ensureShadowIndexes(client, projection);
+    if (bound <= coveredSeq) return { events: 0, coveredSeq, complete: true };
     const merged = await mergeInto(client, shadowTargets(projection), { afterSeq: coveredSeq, maxSeq: bound });
     await client.query(
       `UPDATE reprocess_jobs SET covered_seq = $2, events_caught_up = events_caught_up + $3, shadow_rows = shadow_rows + $4,

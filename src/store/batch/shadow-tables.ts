@@ -16,16 +16,17 @@ import { copyAccessAndOptions } from './live-table-shape';
  */
 export async function recreateShadow(client: pg.ClientBase, live: string, shadow: string, indexes: 'now' | 'later' = 'now'): Promise<void> {
   await client.query(`DROP TABLE IF EXISTS ${escapeIdentifier(shadow)}`);
-  // INCLUDING ALL: defaults, constraints and indexes, so the swapped-in table is the same table.
+  // INCLUDING ALL: defaults, constraints and (now or later) indexes, so the swapped-in table is the same table.
   const excluding = indexes === 'later' ? ' EXCLUDING INDEXES' : '';
   await client.query(`CREATE TABLE ${escapeIdentifier(shadow)} (LIKE ${escapeIdentifier(live)} INCLUDING ALL${excluding})`);
 }
 
 /**
  * Gives `shadow` each index of `live` it lacks (compared by definition, as the swap matches
- * them), an index that backs a constraint (primary key, unique, exclusion) as that
- * constraint. Idempotent: a retry after some were built builds the rest. A unique index
- * that the shadow's rows break fails with Postgres's unique violation.
+ * them, and counted: two of one definition are two), an index that backs a constraint
+ * (primary key, unique, exclusion) as that constraint. Idempotent: a retry after some were
+ * built builds the rest. A unique index that the shadow's rows break fails with Postgres's
+ * unique violation.
  */
 export async function buildShadowIndexes(client: pg.ClientBase, live: string, shadow: string): Promise<void> {
   const { rows } = await client.query<{ shape: string; constraint: string | null; definition: string }>(
@@ -36,10 +37,14 @@ export async function buildShadowIndexes(client: pg.ClientBase, live: string, sh
       ORDER BY c.oid IS NULL, i.indexrelid`,
     [escapeIdentifier(live)],
   );
-  const built = new Set((await indexesOf(client, shadow)).keys());
+  const { rows: present } = await client.query<{ shape: string }>(`SELECT ${INDEX_SHAPE} AS shape FROM pg_index i WHERE i.indrelid = $1::regclass`, [escapeIdentifier(shadow)]);
+  const built = new Map<string, number>();
+  for (const { shape } of present) built.set(shape, (built.get(shape) ?? 0) + 1);
   const table = escapeIdentifier(shadow);
   for (const index of rows) {
-    if (built.has(index.shape)) continue;
+    const already = built.get(index.shape) ?? 0;
+    built.set(index.shape, already - 1);
+    if (already > 0) continue;
     if (index.constraint !== null) await client.query(`ALTER TABLE ${table} ADD ${index.constraint}`);
     else await client.query(`CREATE ${index.shape.startsWith('UNIQUE|') ? 'UNIQUE ' : ''}INDEX ON ${table} ${index.definition}`);
   }

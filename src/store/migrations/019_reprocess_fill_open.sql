@@ -4,7 +4,7 @@
 -- attempt of a chunk left (its extra lanes commit before the cursor moves) means reading a
 -- whole shadow, so the fill does it only when it must: it marks the chunk open in a
 -- transaction of its own before any lane writes, and closes it as the cursor moves. A retry
--- that finds the chunk open clears its hunts' rows first.
+-- that finds the chunk open clears every row past the cursor first.
 --
 -- A job row made before this migration counts as open: nothing is known of its last chunk.
 --
