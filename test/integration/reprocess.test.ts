@@ -158,8 +158,8 @@ describe('the fill\'s chunks', () => {
       const firstHunt = rows[0]?.hunt_id as string;
       await scratch.pool.query(`ALTER TABLE player_scores_shadow ADD CONSTRAINT first_lane_fails CHECK (hunt_id <> ${pg.escapeLiteral(firstHunt)})`);
       await expect(fillShadowChunk(scratch.pool, 'leaderboard', 'run-open', 4, 2)).rejects.toThrow(/first_lane_fails/);
-      const job = async () => (await scratch.pool.query('SELECT fill_cursor, fill_chunk_open FROM reprocess_jobs')).rows[0];
-      expect(await job()).toEqual({ fill_cursor: null, fill_chunk_open: true });
+      const job = async () => (await scratch.pool.query('SELECT fill_cursor, fill_mark FROM reprocess_jobs')).rows[0];
+      expect(await job()).toEqual({ fill_cursor: null, fill_mark: expect.any(String) });
       // The other lane's hunts, committed: the attempt ended only after that lane did.
       const { rows: left } = await scratch.pool.query<{ n: number }>('SELECT count(DISTINCT hunt_id)::int AS n FROM player_scores_shadow');
       expect(left[0]?.n).toBe(2);
@@ -168,10 +168,10 @@ describe('the fill\'s chunks', () => {
       // failed attempt wrote past it are cleared too, or the next chunk would write them twice.
       await scratch.pool.query('ALTER TABLE player_scores_shadow DROP CONSTRAINT first_lane_fails');
       expect(await fillShadowChunk(scratch.pool, 'leaderboard', 'run-open', 2, 2)).toMatchObject({ huntsDone: 2, done: false });
-      expect(await job()).toMatchObject({ fill_chunk_open: false });
+      expect(await job()).toMatchObject({ fill_mark: null });
       for (let done = false; !done; ) ({ done } = await fillShadowChunk(scratch.pool, 'leaderboard', 'run-open', 2, 2));
       expect(await indexCount(scratch.pool, 'player_scores_shadow')).toBe(await indexCount(scratch.pool, 'player_scores'));
-      expect(await job()).toMatchObject({ fill_chunk_open: false });
+      expect(await job()).toMatchObject({ fill_mark: null });
       expect((await catchUpShadow(scratch.pool, 'leaderboard', 'run-open', 5000, 10_000)).complete).toBe(true);
       const expected = foldEvents(events);
       // Rows the failed attempt left were never counted; deleting them takes nothing off.
@@ -179,6 +179,31 @@ describe('the fill\'s chunks', () => {
         rows: expected.players.length + expected.clueCredits.length + expected.hintPenalties.length + expected.treasureWinners.length,
       });
       expect(await projectionOf(scratch.pool)).toEqual(expected);
+    } finally {
+      await scratch.dispose();
+    }
+  });
+
+  it('fill each row once when two attempts of the fill run at once (a retry while a cut-off worker still runs)', async () => {
+    const scratch = await createTestDatabase();
+    try {
+      const { events } = inOrderTraffic(1500, 11);
+      await storeEventsInOrder(scratch.pool, events);
+      await prepareShadow(scratch.pool, 'leaderboard', 'run-twin', 5000);
+      const retried: string[] = [];
+      for (let done = false; !done; ) {
+        const attempts = await Promise.allSettled([1, 2].map(() => fillShadowChunk(scratch.pool, 'leaderboard', 'run-twin', 2, 2)));
+        for (const attempt of attempts) {
+          if (attempt.status === 'fulfilled') done ||= attempt.value.done;
+          else retried.push((attempt.reason as Error).message);
+        }
+      }
+      // The only failures are the retries the marks ask for; nothing was written twice (the
+      // indexes' build would have failed), nor left out.
+      for (const message of retried) expect(message).toMatch(/another attempt of the fill marked the job|found the job marked by another attempt/);
+      expect((await catchUpShadow(scratch.pool, 'leaderboard', 'run-twin', 5000, 10_000)).complete).toBe(true);
+      await swapShadow(scratch.pool, 'leaderboard', 'run-twin', 5000);
+      expect(await projectionOf(scratch.pool)).toEqual(foldEvents(events));
     } finally {
       await scratch.dispose();
     }
@@ -194,7 +219,7 @@ describe('the fill\'s chunks', () => {
       await scratch.pool.query('INSERT INTO clue_credits_shadow SELECT * FROM clue_credits_shadow LIMIT 1');
       const finish = fillShadowChunk(scratch.pool, 'leaderboard', 'run-twice', 1000);
       await expect(finish).rejects.toBeInstanceOf(ReprocessStateError);
-      await expect(finish).rejects.toThrow(/clue_credits_shadow holds a key twice .*a bug, not bad data. Start reprocess again/);
+      await expect(finish).rejects.toThrow(/clue_credits_shadow holds a key twice .*or the fill wrote a row twice \(a bug\)\. Start reprocess again/);
 
       // An older version's fill: its last step analyzed shadows it had made with their
       // indexes, and marked the job filled; these have none.

@@ -138,7 +138,7 @@ async function insertSummed(client: pg.ClientBase, insert: string, sum: string):
 
 /**
  * Deletes the players, credits and winners of `huntIds` (every row when absent) from the
- * targets; returns how many rows went. Without an index on hunt_id, each table is read whole.
+ * targets; returns how many rows went (recomputeInto's replace mode, on targets keyed by hunt).
  */
 async function deleteRowsOfHunts(client: pg.ClientBase, targets: ProjectionTargets, huntIds?: readonly string[]): Promise<number> {
   const t = quoteTargets(targets);

@@ -29,6 +29,7 @@
  * commits with its work. A retried step continues, a finished swap reports its recorded
  * result, and a newer run takes over (the older one's next step fails as superseded).
  */
+import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { escapeIdentifier } from 'pg';
 import { ALL_HUNTS, notifyHuntsChanged } from '../hunt-changes';
@@ -93,7 +94,7 @@ interface JobRow {
   fenced_events: number | null;
   fence_ms: number | null;
   max_seq: number | null;
-  fill_chunk_open: boolean;
+  fill_mark: string | null;
 }
 
 export type PrepareResult = { startedSeq: number; huntsTotal: number };
@@ -131,14 +132,17 @@ export async function prepareShadow(pool: pg.Pool, projection: ProjectionName, j
   await withTransaction(pool, async (client) => {
     await boundStatements(client, FENCED_STEP_STATEMENT_MS);
     const { rowCount } = await client.query(
-      `INSERT INTO reprocess_jobs AS j (projection, job_id, phase, started_at, fill_chunk_open) VALUES ($1, $2, 'preparing', $3, false)
+      `INSERT INTO reprocess_jobs AS j (projection, job_id, phase, started_at, fill_mark) VALUES ($1, $2, 'preparing', $3, NULL)
        ON CONFLICT (projection) DO UPDATE SET job_id = excluded.job_id, phase = 'preparing', started_seq = NULL,
-         covered_seq = NULL, fill_cursor = NULL, fill_chunk_open = false, hunts_total = 0, hunts_done = 0, shadow_rows = 0, events_caught_up = 0,
+         covered_seq = NULL, fill_cursor = NULL, fill_mark = NULL, hunts_total = 0, hunts_done = 0, shadow_rows = 0, events_caught_up = 0,
          fenced_events = NULL, fence_ms = NULL, max_seq = NULL, started_at = excluded.started_at, updated_at = now(), finished_at = NULL
        WHERE j.job_id = excluded.job_id OR j.started_at <= excluded.started_at`,
       [projection, jobId, jobStartedAt],
     );
     if (rowCount === 0) await claimJob(client, projection, jobId); // owned by a run started later: superseded
+    // A lane of an older run may still be writing: the new shadows must not get its rows.
+    // Later ones find the job's mark gone (holdFillLane) and stop.
+    await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [FILL_LANE_LOCK, projection]);
     // The projections' shadows get their indexes at the fill's end (finishShadows); the hunt
     // stats' (a row per hunt) keeps its key, which the fill's upsert of them needs.
     for (const [live, shadow] of liveAndShadowTables(projection)) await recreateShadow(client, live, shadow, 'later');
@@ -173,16 +177,20 @@ export const FILL_EVENTS_PER_CHUNK = 500_000;
  * so Postgres can use more than one core: the extra lanes commit their own transactions
  * first, and the cursor moves only after they did; an attempt ends only once every lane has.
  * The shadows have no indexes yet, so rows go in with plain INSERTs, and nothing would refuse
- * a hunt's rows written twice until the indexes are built. So a chunk is marked open before
- * any lane writes (openFillChunk) and closed with the cursor; a chunk found open (an attempt
- * failed after an extra lane committed) first deletes every row past the cursor (its chunk
- * may have been cut otherwise: hunts' counts grow and new hunts come), reading the shadows
- * whole, then fills again. A newer run cannot take the shadows over meanwhile: it waits for
- * the job row this transaction holds. When no hunt is left it builds the shadows' indexes
- * and analyzes them (finishShadows).
+ * a hunt's rows written twice until the indexes are built. So each attempt marks the job
+ * with a token of its own before any lane writes (openFillChunk) and clears it with the
+ * cursor. An attempt that finds a mark there (an attempt failed, maybe after an extra lane
+ * committed) first deletes every row past the cursor (its chunk may have been cut
+ * otherwise: hunts' counts grow and new hunts come), reading the shadows whole, then fills
+ * again. An attempt whose token was replaced before its claim (another attempt marked in
+ * between) retries; so does an extra lane that finds it replaced (holdFillLane). A newer
+ * run cannot take the shadows over meanwhile: it waits for the job row this transaction
+ * holds. When no hunt is left it builds the shadows' indexes and analyzes them
+ * (finishShadows).
  */
 export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName, jobId: string, huntsPerChunk: number, lanes = 1): Promise<FillProgress> {
-  const wasOpen = await openFillChunk(pool, projection, jobId);
+  const mark = randomUUID();
+  const wasOpen = await openFillChunk(pool, projection, jobId, mark);
   return withTransaction(pool, async (client) => {
     await boundStatements(client, FILL_STATEMENT_MS);
     const job = await claimJob(client, projection, jobId);
@@ -193,15 +201,15 @@ export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName,
     });
     if (job.phase === 'filled' || job.phase === 'swapped') return progress(true);
     if (job.phase !== 'filling' || job.started_seq === null) throw new ReprocessStateError(`reprocess ${projection}: cannot fill in phase ${job.phase}`);
-    // Another attempt closed the chunk this one opened (it claimed the job first): this one's
-    // mark is gone, and its lanes must not write unmarked. Retried, it marks a chunk again.
-    if (!job.fill_chunk_open) throw new Error(`reprocess ${projection}: another attempt of the fill ran between this one's mark and its claim; retrying`);
+    // Another attempt marked the job after this one (and may have failed with rows written, or
+    // cleared it): what this one read at its mark is stale. Retried, it marks again.
+    if (job.fill_mark !== mark) throw new Error(`reprocess ${projection}: another attempt of the fill marked the job between this one's mark and its claim; retrying`);
 
     const chunk = firstGroup(await sizedHuntsAfter(client, job.fill_cursor ?? '', huntsPerChunk), huntsPerChunk, FILL_EVENTS_PER_CHUNK);
     const huntIds = chunk.map((hunt) => hunt.huntId);
     if (huntIds.length === 0) {
       await finishShadows(pool, client, projection, lanes);
-      await client.query(`UPDATE reprocess_jobs SET phase = 'filled', fill_chunk_open = false, updated_at = now() WHERE projection = $1`, [projection]);
+      await client.query(`UPDATE reprocess_jobs SET phase = 'filled', fill_mark = NULL, updated_at = now() WHERE projection = $1`, [projection]);
       return progress(true);
     }
     const maxSeq = job.started_seq;
@@ -224,7 +232,7 @@ export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName,
       ...others.map((part) =>
         withTransaction(pool, async (laneClient) => {
           await boundStatements(laneClient, FILL_STATEMENT_MS);
-          await holdFillLane(laneClient, projection);
+          await holdFillLane(laneClient, projection, mark);
           return fill(laneClient, part);
         }),
       ),
@@ -233,7 +241,7 @@ export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName,
     if (failed) throw failed.reason;
     const written = lanesDone.map((lane) => (lane as PromiseFulfilledResult<number>).value);
     await client.query(
-      `UPDATE reprocess_jobs SET fill_cursor = $2, fill_chunk_open = false, hunts_done = hunts_done + $3, hunts_total = greatest(hunts_total, hunts_done + $3),
+      `UPDATE reprocess_jobs SET fill_cursor = $2, fill_mark = NULL, hunts_done = hunts_done + $3, hunts_total = greatest(hunts_total, hunts_done + $3),
          shadow_rows = shadow_rows + $4, updated_at = now() WHERE projection = $1`,
       [projection, huntIds[huntIds.length - 1], huntIds.length, written.reduce((sum, n) => sum + n, 0)],
     );
@@ -242,36 +250,55 @@ export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName,
 }
 
 /**
- * Marks the next fill chunk open, in a transaction of its own committed before any lane
- * writes, and says whether it was open already: an attempt that did not close it may have
- * left rows past the cursor in the shadows (an extra lane committed, then the cursor's
- * transaction failed). It first waits for the job row (an attempt in flight holds it until
- * its lanes are done), then for every extra lane still holding the fill's lane lock
+ * Marks the job with this attempt's token, in a transaction of its own committed before any
+ * lane writes, and says whether a mark was there already: an attempt that did not clear its
+ * own may have left rows past the cursor in the shadows (an extra lane committed, then the
+ * cursor's transaction failed). It first waits for the job row (an attempt in flight holds
+ * it until its lanes are done), then for every extra lane holding the fill's lane lock
  * (holdFillLane): one whose attempt's own transaction died could still commit. In that
- * order: a lane never waits for the row, so neither wait can close a circle. A run that no
- * longer owns the job finds out in the fill's own claim.
+ * order: a lane never waits for the row, so neither wait can close a circle. Each wait is
+ * bounded by OPEN_WAIT_MS, and retried past it. A run that no longer owns the job finds out
+ * in the fill's own claim.
  */
-async function openFillChunk(pool: pg.Pool, projection: ProjectionName, jobId: string): Promise<boolean> {
-  return withTransaction(pool, async (client) => {
-    // The fill's limit, as the claim that waited for the job row had before this step existed.
-    await boundStatements(client, FILL_STATEMENT_MS);
-    const { rows } = await client.query<{ was_open: boolean }>('SELECT fill_chunk_open AS was_open FROM reprocess_jobs WHERE projection = $1 AND job_id = $2 FOR UPDATE', [
-      projection,
-      jobId,
-    ]);
-    if (rows.length === 0) return true;
-    await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [FILL_LANE_LOCK, projection]);
-    await client.query('UPDATE reprocess_jobs SET fill_chunk_open = true WHERE projection = $1', [projection]);
-    return rows[0]?.was_open ?? true;
-  });
+async function openFillChunk(pool: pg.Pool, projection: ProjectionName, jobId: string, mark: string): Promise<boolean> {
+  try {
+    return await withTransaction(pool, async (client) => {
+      await boundStatements(client, FILL_STATEMENT_MS);
+      await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${OPEN_WAIT_MS}ms`]);
+      const { rows } = await client.query<{ mark: string | null }>('SELECT fill_mark AS mark FROM reprocess_jobs WHERE projection = $1 AND job_id = $2 FOR UPDATE', [
+        projection,
+        jobId,
+      ]);
+      if (rows.length === 0) return true;
+      await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [FILL_LANE_LOCK, projection]);
+      await client.query('UPDATE reprocess_jobs SET fill_mark = $2 WHERE projection = $1', [projection, mark]);
+      return rows[0]?.mark !== null;
+    });
+  } catch (err) {
+    // Not the chunk's size (fillFailedForGood's statement timeout): an attempt still running.
+    if (sqlStateOf(err) === SqlState.lockNotAvailable) {
+      throw new Error(`reprocess ${projection}: the fill's job row or lane lock stayed taken for ${OPEN_WAIT_MS / 1000} s (another attempt of the fill still running); retrying`, { cause: err });
+    }
+    throw err;
+  }
 }
+
+/** How long a fill attempt waits at its mark for another attempt to end before it retries. */
+const OPEN_WAIT_MS = 60_000;
 
 /** The first key of the fill's lane lock (the second: the projection's hash); any constant of this project's own. */
 const FILL_LANE_LOCK = 7_240_114;
 
-/** An extra lane's share of the fill's lane lock, to the end of its transaction (openFillChunk waits for it). */
-async function holdFillLane(client: pg.ClientBase, projection: ProjectionName): Promise<void> {
+/**
+ * An extra lane's share of the fill's lane lock, to the end of its transaction: the next mark
+ * (openFillChunk) and a newer run's prepare wait for it. Taken, the lane checks that its
+ * attempt's mark still stands; a lane that started late (its attempt failed, and another
+ * marked, or a newer run prepared, meanwhile) stops without writing.
+ */
+async function holdFillLane(client: pg.ClientBase, projection: ProjectionName, mark: string): Promise<void> {
   await client.query('SELECT pg_advisory_xact_lock_shared($1, hashtext($2))', [FILL_LANE_LOCK, projection]);
+  const { rows } = await client.query<{ mark: string | null }>('SELECT fill_mark AS mark FROM reprocess_jobs WHERE projection = $1', [projection]);
+  if (rows[0]?.mark !== mark) throw new Error(`reprocess ${projection}: a lane of a fill attempt found the job marked by another attempt; retrying`);
 }
 
 /** Deletes every shadow row of a hunt past `cursor` (byte order, as the fill goes): what failed attempts left. */
@@ -322,7 +349,9 @@ async function buildIndexesOfFilled(client: pg.ClientBase, projection: Projectio
   } catch (err) {
     const message = (err as Error | null)?.message ?? String(err);
     if (sqlStateOf(err) === SqlState.uniqueViolation) {
-      throw new ReprocessStateError(`reprocess ${projection}: the filled ${shadow} holds a key twice (${message}), which the fill must never write: a bug, not bad data. Start reprocess again`);
+      throw new ReprocessStateError(
+        `reprocess ${projection}: the filled ${shadow} holds a key twice (${message}). Either a unique index added to ${live} since the job started refuses what the rules compute (drop or fix it), or the fill wrote a row twice (a bug). Start reprocess again`,
+      );
     }
     if (sqlStateOf(err) === SqlState.queryCanceled && message.includes('statement timeout')) {
       throw new ReprocessBlockedError(
