@@ -193,7 +193,11 @@ export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName,
   const wasOpen = await openFillChunk(pool, projection, jobId, mark);
   return withTransaction(pool, async (client) => {
     await boundStatements(client, FILL_STATEMENT_MS);
+    // Behind another attempt's whole chunk, the claim would wait up to the statement limit,
+    // which fillFailedForGood reports as a chunk too big: bounded as the mark's waits are.
+    await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${OPEN_WAIT_MS}ms`]);
     const job = await claimJob(client, projection, jobId);
+    await client.query('SET LOCAL lock_timeout TO DEFAULT');
     const progress = (done: boolean, extra = 0) => ({
       huntsDone: job.hunts_done + extra,
       huntsTotal: Math.max(job.hunts_total, job.hunts_done + extra),
