@@ -5,6 +5,7 @@
  * Callers that need an isolation level or `SET LOCAL` issue them first inside `work`.
  */
 import type pg from 'pg';
+import { settleAll } from '../settle-all';
 
 export async function withTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
@@ -35,9 +36,7 @@ export async function withTransaction<T>(pool: pg.Pool, work: (client: pg.PoolCl
 export async function withPipelinedTransaction(pool: pg.Pool, write: (client: pg.PoolClient) => readonly Promise<unknown>[]): Promise<void> {
   const client = await pool.connect();
   try {
-    const statements = [client.query('BEGIN'), ...write(client)];
-    const failure = (await Promise.allSettled(statements)).find((s): s is PromiseRejectedResult => s.status === 'rejected');
-    if (failure) throw failure.reason;
+    await settleAll<unknown>([client.query('BEGIN'), ...write(client)]);
     await client.query('COMMIT');
     client.release();
   } catch (err) {

@@ -16,6 +16,9 @@
 import type pg from 'pg';
 import { escapeIdentifier } from 'pg';
 
+/** An index's definition without its name and table (`USING btree (...)`), over pg_index `i`. */
+export const INDEX_DEFINITION = `regexp_replace(pg_get_indexdef(i.indexrelid), '^.*? ON \\S+ ', '')`;
+
 /** The table's columns, CHECK constraints and indexes, each as one comparable line. */
 async function shapeOf(db: pg.ClientBase | pg.Pool, table: string): Promise<Set<string>> {
   const regclass = escapeIdentifier(table);
@@ -30,7 +33,7 @@ async function shapeOf(db: pg.ClientBase | pg.Pool, table: string): Promise<Set<
      -- VALID (the usual way on a big table) would differ from its copy for every run.
      SELECT 'check ' || regexp_replace(pg_get_constraintdef(c.oid), ' NOT VALID$', '') FROM pg_constraint c WHERE c.conrelid = $1::regclass AND c.contype = 'c'
      UNION ALL
-     SELECT CASE WHEN i.indisunique THEN 'unique index ' ELSE 'index ' END || regexp_replace(pg_get_indexdef(i.indexrelid), '^.*? ON \\S+ ', '')
+     SELECT CASE WHEN i.indisunique THEN 'unique index ' ELSE 'index ' END || ${INDEX_DEFINITION}
        FROM pg_index i WHERE i.indrelid = $1::regclass`,
     [regclass],
   );

@@ -54,17 +54,15 @@ export interface RecomputeFilter {
   /** Only events with seq <= maxSeq. */
   maxSeq?: number;
   /**
-   * 'replace' (the default): the targets' rows in scope are deleted first, and the roster is
-   * upserted. 'empty': the caller knows the targets hold no row in scope (a reprocess fill's
-   * fresh shadows); nothing is deleted and every row goes in with a plain INSERT, so the
-   * targets need no index (the fill builds them at its end).
+   * 'replace' (the default): the targets' rows in scope are deleted first. 'empty': the
+   * caller knows the targets hold no row in scope (a reprocess fill's fresh shadows), and
+   * nothing is deleted: with no hunt's rows to find, the targets need no index (the fill
+   * builds them at its end). Either way every row then goes in with a plain INSERT.
    */
   into?: 'replace' | 'empty';
 }
 
 export interface RecomputeCounts {
-  /** Projection rows (players, credits, winners) removed before recomputing. */
-  deleted: number;
   players: number;
   clueCredits: number;
   treasureWinners: number;
@@ -82,7 +80,7 @@ const RECOMPUTE_WORK_MEM = '64MB';
  * copy would be gone before it is read.
  */
 export async function recomputeInto(client: pg.ClientBase, targets: ProjectionTargets, filter: RecomputeFilter = {}): Promise<RecomputeCounts> {
-  if (filter.huntIds?.length === 0) return { deleted: 0, players: 0, clueCredits: 0, treasureWinners: 0, huntStats: 0 };
+  if (filter.huntIds?.length === 0) return { players: 0, clueCredits: 0, treasureWinners: 0, huntStats: 0 };
   const conditions: string[] = [];
   const values: unknown[] = [];
   // Built per filter rather than `($1 IS NULL OR ...)`, which keeps the planner off the index.
@@ -94,8 +92,9 @@ export async function recomputeInto(client: pg.ClientBase, targets: ProjectionTa
   // The recompute sorts whole hunts (DISTINCT ON ... ORDER BY); with the default 4 MB these
   // sorts spill to disk. SET LOCAL lasts only to the end of the caller's transaction.
   await client.query(`SET LOCAL work_mem = '${RECOMPUTE_WORK_MEM}'`);
-  const replace = filter.into !== 'empty';
-  const deleted = replace ? await deleteRowsOfHunts(client, targets, filter.huntIds) : 0;
+  if (filter.into !== 'empty') {
+    await deleteProjectionRows(client, targets, filter.huntIds ? 'hunt_id = ANY($1::text[])' : 'true', filter.huntIds ? [filter.huntIds] : []);
+  }
   const scope = await copyScope(client, where, values);
   // Totals are summed from the credits and wins as they are written, so they cannot disagree;
   // from what the inserts return, not from the targets, which a fill's have no index to find
@@ -119,11 +118,12 @@ export async function recomputeInto(client: pg.ClientBase, targets: ProjectionTa
   // at all. Every scan here reads a temporary table whole.
   await client.query('SET LOCAL enable_nestloop = off');
   const totals = `credited AS (SELECT * FROM ${CREDIT_TOTALS}), won AS (SELECT * FROM ${WIN_TOTALS})`;
-  const players = await upsertRoster(client, t, scope, [], totals, replace);
+  // The targets hold none of these rows now (deleted, or never there): a plain insert.
+  const players = await upsertRoster(client, t, scope, [], totals, false);
   await client.query('SET LOCAL enable_nestloop TO DEFAULT');
   const stats = t.stats ? await client.query(addHuntStats(t.stats, scope, 'replace')) : undefined;
   await client.query(`DROP TABLE ${scope.relation}, ${CREDIT_TOTALS}, ${WIN_TOTALS}`);
-  return { deleted, players, clueCredits, treasureWinners, huntStats: stats?.rowCount ?? 0 };
+  return { players, clueCredits, treasureWinners, huntStats: stats?.rowCount ?? 0 };
 }
 
 /** Per-player sums of the credits and of the wins a recomputeInto call inserted, for its roster. */
@@ -136,18 +136,10 @@ async function insertSummed(client: pg.ClientBase, insert: string, sum: string):
   return rows[0]?.n ?? 0;
 }
 
-/**
- * Deletes the players, credits and winners of `huntIds` (every row when absent) from the
- * targets; returns how many rows went (recomputeInto's replace mode, on targets keyed by hunt).
- */
-async function deleteRowsOfHunts(client: pg.ClientBase, targets: ProjectionTargets, huntIds?: readonly string[]): Promise<number> {
+/** Deletes from the targets' players, credits and winners the rows `where` selects (its `$n` from `values`). */
+export async function deleteProjectionRows(client: pg.ClientBase, targets: ProjectionTargets, where: string, values: readonly unknown[] = []): Promise<void> {
   const t = quoteTargets(targets);
-  let deleted = 0;
-  for (const table of [t.players, t.credits, t.winners]) {
-    const { rowCount } = huntIds ? await client.query(`DELETE FROM ${table} WHERE hunt_id = ANY($1::text[])`, [huntIds]) : await client.query(`DELETE FROM ${table}`);
-    deleted += rowCount ?? 0;
-  }
-  return deleted;
+  for (const table of [t.players, t.credits, t.winners]) await client.query(`DELETE FROM ${table} WHERE ${where}`, [...values]);
 }
 
 export interface MergeCounts {

@@ -34,10 +34,11 @@ import type pg from 'pg';
 import { escapeIdentifier } from 'pg';
 import { ALL_HUNTS, notifyHuntsChanged } from '../hunt-changes';
 import { SqlState, sqlStateOf } from '../sql-state';
-import { LIVE_PROJECTION_TABLES, mergeInto, recomputeInto, type ProjectionTargets } from './recompute';
+import { deleteProjectionRows, LIVE_PROJECTION_TABLES, mergeInto, recomputeInto, type ProjectionTargets } from './recompute';
 import { attachmentsTheSwapWouldLose, shapeChanges } from './live-table-shape';
 import { buildShadowIndexes, objectsBlockingDrop, recreateShadow, swapInShadow } from './shadow-tables';
 import { withTransaction } from '../transaction';
+import { settleAll } from '../../settle-all';
 import { allowIdleInTransaction, withBoundedTransaction } from '../bounded-transaction';
 import { newestEventSeq } from './settled-seq';
 import { assertNoLongHolders, keepMaintenanceOff, lockForDrop, takeFence, type LiveTables } from './fence-locks';
@@ -224,14 +225,15 @@ export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName,
     if (others.length > 0) await allowIdleInTransaction(client, FILL_LANE_WAIT_MS);
     const targets = shadowTargets(projection);
     // Rows a failed attempt left were never counted in shadow_rows: deleting them counts nothing.
-    if (wasOpen) await deleteRowsAfter(client, targets, job.fill_cursor ?? '');
+    // Every row of a hunt past the cursor (byte order, as the fill goes): what failed attempts left.
+    if (wasOpen) await deleteProjectionRows(client, targets, 'hunt_id > $1', [job.fill_cursor ?? '']);
     const fill = async (laneClient: pg.ClientBase, part: string[]) => {
       const counts = await recomputeInto(laneClient, targets, { huntIds: part, maxSeq, into: 'empty' });
       return counts.players + counts.clueCredits + counts.treasureWinners;
     };
     // Settled, not raced: a lane still running when the attempt failed could commit after the
     // retry's delete, and its rows would be there twice.
-    const lanesDone = await Promise.allSettled([
+    const written = await settleAll([
       fill(client, first),
       ...others.map((part) =>
         withTransaction(pool, async (laneClient) => {
@@ -241,9 +243,6 @@ export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName,
         }),
       ),
     ]);
-    const failed = lanesDone.find((lane): lane is PromiseRejectedResult => lane.status === 'rejected');
-    if (failed) throw failed.reason;
-    const written = lanesDone.map((lane) => (lane as PromiseFulfilledResult<number>).value);
     await client.query(
       `UPDATE reprocess_jobs SET fill_cursor = $2, fill_mark = NULL, hunts_done = hunts_done + $3, hunts_total = greatest(hunts_total, hunts_done + $3),
          shadow_rows = shadow_rows + $4, updated_at = now() WHERE projection = $1`,
@@ -266,9 +265,7 @@ export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName,
  */
 async function openFillChunk(pool: pg.Pool, projection: ProjectionName, jobId: string, mark: string): Promise<boolean> {
   try {
-    return await withTransaction(pool, async (client) => {
-      await boundStatements(client, FILL_STATEMENT_MS);
-      await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${OPEN_WAIT_MS}ms`]);
+    return await withBoundedTransaction(pool, { statementTimeoutMs: FILL_STATEMENT_MS, lockTimeoutMs: OPEN_WAIT_MS }, async (client) => {
       const { rows } = await client.query<{ mark: string | null }>('SELECT fill_mark AS mark FROM reprocess_jobs WHERE projection = $1 AND job_id = $2 FOR UPDATE', [
         projection,
         jobId,
@@ -305,13 +302,6 @@ async function holdFillLane(client: pg.ClientBase, projection: ProjectionName, m
   if (rows[0]?.mark !== mark) throw new Error(`reprocess ${projection}: a lane of a fill attempt found the job marked by another attempt; retrying`);
 }
 
-/** Deletes every shadow row of a hunt past `cursor` (byte order, as the fill goes): what failed attempts left. */
-async function deleteRowsAfter(client: pg.ClientBase, targets: ProjectionTargets, cursor: string): Promise<void> {
-  for (const table of [targets.players, targets.clueCredits, targets.treasureWinners]) {
-    await client.query(`DELETE FROM ${escapeIdentifier(table)} WHERE hunt_id > $1`, [cursor]);
-  }
-}
-
 /**
  * Builds the shadows' indexes (the live tables' ones, buildShadowIndexes), then ANALYZEs them
  * (the planner needs statistics right after the swap), on `lanes` connections of their own at
@@ -322,14 +312,14 @@ async function deleteRowsAfter(client: pg.ClientBase, targets: ProjectionTargets
  * `jobClient`'s transaction holds the job row meanwhile, idle.
  */
 async function finishShadows(pool: pg.Pool, jobClient: pg.ClientBase, projection: ProjectionName, lanes: number): Promise<void> {
-  const { huntStats } = shadowTargets(projection);
-  const tables: [shadow: string, live: string | undefined][] = [...liveAndShadowTables(projection).map(([live, shadow]): [string, string] => [shadow, live]), [huntStats, undefined]];
-  // The two big tables first (liveAndShadowTables: players, credits, winners), on different connections.
+  // The two big tables first (liveAndShadowTables: players, credits, winners), on different
+  // connections; the hunt stats' shadow was made with its key, and is only analyzed.
+  const tables: [live: string | undefined, shadow: string][] = [...liveAndShadowTables(projection), [undefined, HUNT_STATS_SHADOW]];
   const connections = Math.max(1, Math.min(lanes, tables.length));
   await allowIdleInTransaction(jobClient, FILL_LANE_WAIT_MS);
-  const settled = await Promise.allSettled(
+  await settleAll(
     Array.from({ length: connections }, async (_, lane) => {
-      for (const [shadow, live] of tables.filter((_, i) => i % connections === lane)) {
+      for (const [live, shadow] of tables.filter((_, i) => i % connections === lane)) {
         await withTransaction(pool, async (client) => {
           await boundStatements(client, FILL_STATEMENT_MS);
           if (live) await buildIndexesOfFilled(client, projection, live, shadow);
@@ -338,8 +328,6 @@ async function finishShadows(pool: pg.Pool, jobClient: pg.ClientBase, projection
       }
     }),
   );
-  const failed = settled.find((connection): connection is PromiseRejectedResult => connection.status === 'rejected');
-  if (failed) throw failed.reason;
 }
 
 /**

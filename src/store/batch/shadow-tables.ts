@@ -5,7 +5,7 @@
  */
 import type pg from 'pg';
 import { escapeIdentifier } from 'pg';
-import { copyAccessAndOptions } from './live-table-shape';
+import { copyAccessAndOptions, INDEX_DEFINITION } from './live-table-shape';
 
 /**
  * Drops a leftover `shadow` (a crashed or superseded run's) and creates it empty, shaped like
@@ -31,15 +31,14 @@ export async function recreateShadow(client: pg.ClientBase, live: string, shadow
 export async function buildShadowIndexes(client: pg.ClientBase, live: string, shadow: string): Promise<void> {
   const { rows } = await client.query<{ shape: string; constraint: string | null; definition: string }>(
     `SELECT ${INDEX_SHAPE} AS shape, pg_get_constraintdef(c.oid) AS constraint,
-            regexp_replace(pg_get_indexdef(i.indexrelid), '^.*? ON \\S+ ', '') AS definition
+            ${INDEX_DEFINITION} AS definition
        FROM pg_index i LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid AND c.contype IN ('p', 'u', 'x')
       WHERE i.indrelid = $1::regclass
       ORDER BY c.oid IS NULL, i.indexrelid`,
     [escapeIdentifier(live)],
   );
-  const { rows: present } = await client.query<{ shape: string }>(`SELECT ${INDEX_SHAPE} AS shape FROM pg_index i WHERE i.indrelid = $1::regclass`, [escapeIdentifier(shadow)]);
   const built = new Map<string, number>();
-  for (const { shape } of present) built.set(shape, (built.get(shape) ?? 0) + 1);
+  for (const { shape } of await indexesOf(client, shadow)) built.set(shape, (built.get(shape) ?? 0) + 1);
   const table = escapeIdentifier(shadow);
   for (const index of rows) {
     const already = built.get(index.shape) ?? 0;
@@ -57,29 +56,31 @@ export async function buildShadowIndexes(client: pg.ClientBase, live: string, sh
  * privileges and storage options first. Takes ACCESS EXCLUSIVE locks on both.
  */
 export async function swapInShadow(client: pg.ClientBase, live: string, shadow: string): Promise<void> {
-  const liveIndexes = await indexesOf(client, live);
+  // Live names by shape, each given to one shadow index of that shape (two of one definition are two).
+  const liveNames = new Map<string, string[]>();
+  for (const index of await indexesOf(client, live)) liveNames.set(index.shape, [...(liveNames.get(index.shape) ?? []), index.name]);
   const shadowIndexes = await indexesOf(client, shadow);
   await copyAccessAndOptions(client, live, shadow);
   await client.query(`DROP TABLE ${escapeIdentifier(live)}`);
   await client.query(`ALTER TABLE ${escapeIdentifier(shadow)} RENAME TO ${escapeIdentifier(live)}`);
-  for (const [shape, name] of shadowIndexes) {
-    const original = liveIndexes.get(shape);
+  for (const { shape, name } of shadowIndexes) {
+    const original = liveNames.get(shape)?.shift();
     if (original && original !== name) await client.query(`ALTER INDEX ${escapeIdentifier(name)} RENAME TO ${escapeIdentifier(original)}`);
   }
 }
 
-/** An index's definition without its name and table, `UNIQUE|USING btree (...)` or `|USING ...`, over pg_index `i`. */
-const INDEX_SHAPE = `CASE WHEN i.indisunique THEN 'UNIQUE' ELSE '' END || '|' || regexp_replace(pg_get_indexdef(i.indexrelid), '^.*? ON \\S+ ', '')`;
+/** An index's definition with its uniqueness, `UNIQUE|USING btree (...)` or `|USING ...`, over pg_index `i`. */
+const INDEX_SHAPE = `CASE WHEN i.indisunique THEN 'UNIQUE' ELSE '' END || '|' || ${INDEX_DEFINITION}`;
 
-/** Index shape (INDEX_SHAPE) -> index name. */
-async function indexesOf(client: pg.ClientBase, table: string): Promise<Map<string, string>> {
+/** The table's indexes, each with its name and shape (INDEX_SHAPE). */
+async function indexesOf(client: pg.ClientBase, table: string): Promise<{ name: string; shape: string }[]> {
   const { rows } = await client.query<{ name: string; shape: string }>(
     `SELECT c.relname AS name, ${INDEX_SHAPE} AS shape
        FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
       WHERE i.indrelid = $1::regclass ORDER BY c.relname`,
     [escapeIdentifier(table)],
   );
-  return new Map(rows.map((row) => [row.shape, row.name]));
+  return rows;
 }
 
 /**
