@@ -13,9 +13,10 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
 import { Partitioners } from 'kafkajs';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { createReprocessActivities, type CatchUpInput } from '../../src/batch/reprocess-job';
 import type { TrafficRecord } from '../../src/demo/traffic';
+import type { HuntEvent } from '../../src/events/schema';
 import { loadConfig, projectRoot } from '../../src/config';
 import { createLogger } from '../../src/log';
 import { foldEvents, leaderboardOf } from '../../src/rules/reference';
@@ -30,6 +31,7 @@ import {
   ReprocessSupersededError,
   settleCancelledSwap,
   swapShadow,
+  type SwapResult,
 } from '../../src/store/batch/reprocess';
 import { FenceBusyError, LiveTablesBusyError, MaintenanceBusyError } from '../../src/store/batch/fence-locks';
 import { HUNT_JOB_KIND } from '../../src/temporal/search-attributes';
@@ -79,6 +81,24 @@ async function withWorker<T>(pool: pg.Pool, run: (taskQueue: string) => Promise<
   } finally {
     await connection.close();
   }
+}
+
+/** A database of the test's own (dropped when it ends) holding `count` in-order events, its shadows prepared by `runId`. */
+async function preparedStore(count: number, seed: number, runId: string): Promise<{ scratch: TestDatabase; events: HuntEvent[] }> {
+  const scratch = await createTestDatabase();
+  onTestFinished(() => scratch.dispose());
+  const { events } = inOrderTraffic(count, seed);
+  await storeEventsInOrder(scratch.pool, events);
+  await prepareShadow(scratch.pool, 'leaderboard', runId, 5000);
+  return { scratch, events };
+}
+
+/** Catches `runId`'s shadows up and swaps them in; the live projection must then be the reference fold of `events`. */
+async function swapAndCompare(pool: pg.Pool, runId: string, events: HuntEvent[]): Promise<SwapResult> {
+  expect((await catchUpShadow(pool, 'leaderboard', runId, 5000, 10_000)).complete).toBe(true);
+  const swapped = await swapShadow(pool, 'leaderboard', runId, 5000);
+  expect(await projectionOf(pool)).toEqual(foldEvents(events));
+  return swapped;
 }
 
 const indexCount = async (pool: pg.Pool, table: string) =>
@@ -147,98 +167,71 @@ describe('the fill\'s chunks', () => {
   it('fill a chunk again, each row once, after an extra lane committed and the cursor\'s transaction failed, however the retry cuts it', async () => {
     // The shadows are filled without indexes (built at the fill's end), so nothing would
     // refuse a hunt's rows written twice until that build, and the job would fail there.
-    const scratch = await createTestDatabase();
-    try {
-      const { events } = inOrderTraffic(1500, 8);
-      await storeEventsInOrder(scratch.pool, events);
-      await prepareShadow(scratch.pool, 'leaderboard', 'run-open', 5000);
-      expect(await indexCount(scratch.pool, 'player_scores_shadow')).toBe(0);
-      // Lanes take hunts in byte order: the first hunt goes to the lane that moves the cursor.
-      const { rows } = await scratch.pool.query<{ hunt_id: string }>('SELECT min(hunt_id) AS hunt_id FROM events');
-      const firstHunt = rows[0]?.hunt_id as string;
-      await scratch.pool.query(`ALTER TABLE player_scores_shadow ADD CONSTRAINT first_lane_fails CHECK (hunt_id <> ${pg.escapeLiteral(firstHunt)})`);
-      await expect(fillShadowChunk(scratch.pool, 'leaderboard', 'run-open', 4, 2)).rejects.toThrow(/first_lane_fails/);
-      const job = async () => (await scratch.pool.query('SELECT fill_cursor, fill_mark FROM reprocess_jobs')).rows[0];
-      expect(await job()).toEqual({ fill_cursor: null, fill_mark: expect.any(String) });
-      // The other lane's hunts, committed: the attempt ended only after that lane did.
-      const { rows: left } = await scratch.pool.query<{ n: number }>('SELECT count(DISTINCT hunt_id)::int AS n FROM player_scores_shadow');
-      expect(left[0]?.n).toBe(2);
+    const { scratch, events } = await preparedStore(1500, 8, 'run-open');
+    expect(await indexCount(scratch.pool, 'player_scores_shadow')).toBe(0);
+    // Lanes take hunts in byte order: the first hunt goes to the lane that moves the cursor.
+    const { rows } = await scratch.pool.query<{ hunt_id: string }>('SELECT min(hunt_id) AS hunt_id FROM events');
+    const firstHunt = rows[0]?.hunt_id as string;
+    await scratch.pool.query(`ALTER TABLE player_scores_shadow ADD CONSTRAINT first_lane_fails CHECK (hunt_id <> ${pg.escapeLiteral(firstHunt)})`);
+    await expect(fillShadowChunk(scratch.pool, 'leaderboard', 'run-open', 4, 2)).rejects.toThrow(/first_lane_fails/);
+    const job = async () => (await scratch.pool.query('SELECT fill_cursor, fill_mark FROM reprocess_jobs')).rows[0];
+    expect(await job()).toEqual({ fill_cursor: null, fill_mark: expect.any(String) });
+    // The other lane's hunts, committed: the attempt ended only after that lane did.
+    const { rows: left } = await scratch.pool.query<{ n: number }>('SELECT count(DISTINCT hunt_id)::int AS n FROM player_scores_shadow');
+    expect(left[0]?.n).toBe(2);
 
-      // The retry's chunk is smaller (a hunt's count grows, a new hunt comes): the hunts the
-      // failed attempt wrote past it are cleared too, or the next chunk would write them twice.
-      await scratch.pool.query('ALTER TABLE player_scores_shadow DROP CONSTRAINT first_lane_fails');
-      expect(await fillShadowChunk(scratch.pool, 'leaderboard', 'run-open', 2, 2)).toMatchObject({ huntsDone: 2, done: false });
-      expect(await job()).toMatchObject({ fill_mark: null });
-      for (let done = false; !done; ) ({ done } = await fillShadowChunk(scratch.pool, 'leaderboard', 'run-open', 2, 2));
-      expect(await indexCount(scratch.pool, 'player_scores_shadow')).toBe(await indexCount(scratch.pool, 'player_scores'));
-      expect(await job()).toMatchObject({ fill_mark: null });
-      expect((await catchUpShadow(scratch.pool, 'leaderboard', 'run-open', 5000, 10_000)).complete).toBe(true);
-      const expected = foldEvents(events);
-      // Rows the failed attempt left were never counted; deleting them takes nothing off.
-      expect(await swapShadow(scratch.pool, 'leaderboard', 'run-open', 5000)).toMatchObject({
-        rows: expected.players.length + expected.clueCredits.length + expected.hintPenalties.length + expected.treasureWinners.length,
-      });
-      expect(await projectionOf(scratch.pool)).toEqual(expected);
-    } finally {
-      await scratch.dispose();
-    }
+    // The retry's chunk is smaller (a hunt's count grows, a new hunt comes): the hunts the
+    // failed attempt wrote past it are cleared too, or the next chunk would write them twice.
+    await scratch.pool.query('ALTER TABLE player_scores_shadow DROP CONSTRAINT first_lane_fails');
+    expect(await fillShadowChunk(scratch.pool, 'leaderboard', 'run-open', 2, 2)).toMatchObject({ huntsDone: 2, done: false });
+    expect(await job()).toMatchObject({ fill_mark: null });
+    for (let done = false; !done; ) ({ done } = await fillShadowChunk(scratch.pool, 'leaderboard', 'run-open', 2, 2));
+    expect(await indexCount(scratch.pool, 'player_scores_shadow')).toBe(await indexCount(scratch.pool, 'player_scores'));
+    expect(await job()).toMatchObject({ fill_mark: null });
+    const expected = foldEvents(events);
+    // Rows the failed attempt left were never counted; deleting them takes nothing off.
+    expect(await swapAndCompare(scratch.pool, 'run-open', events)).toMatchObject({
+      rows: expected.players.length + expected.clueCredits.length + expected.hintPenalties.length + expected.treasureWinners.length,
+    });
   });
 
   it('fill each row once when two attempts of the fill run at once (a retry while a cut-off worker still runs)', async () => {
-    const scratch = await createTestDatabase();
-    try {
-      const { events } = inOrderTraffic(1500, 11);
-      await storeEventsInOrder(scratch.pool, events);
-      await prepareShadow(scratch.pool, 'leaderboard', 'run-twin', 5000);
-      const retried: string[] = [];
-      for (let done = false; !done; ) {
-        const attempts = await Promise.allSettled([1, 2].map(() => fillShadowChunk(scratch.pool, 'leaderboard', 'run-twin', 2, 2)));
-        for (const attempt of attempts) {
-          if (attempt.status === 'fulfilled') done ||= attempt.value.done;
-          else retried.push((attempt.reason as Error).message);
-        }
+    const { scratch, events } = await preparedStore(1500, 11, 'run-twin');
+    const retried: string[] = [];
+    for (let done = false; !done; ) {
+      const attempts = await Promise.allSettled([1, 2].map(() => fillShadowChunk(scratch.pool, 'leaderboard', 'run-twin', 2, 2)));
+      for (const attempt of attempts) {
+        if (attempt.status === 'fulfilled') done ||= attempt.value.done;
+        else retried.push((attempt.reason as Error).message);
       }
-      // The only failures are the retries the marks ask for; nothing was written twice (the
-      // indexes' build would have failed), nor left out.
-      for (const message of retried) expect(message).toMatch(/another attempt of the fill marked the job|found the job marked by another attempt/);
-      expect((await catchUpShadow(scratch.pool, 'leaderboard', 'run-twin', 5000, 10_000)).complete).toBe(true);
-      await swapShadow(scratch.pool, 'leaderboard', 'run-twin', 5000);
-      expect(await projectionOf(scratch.pool)).toEqual(foldEvents(events));
-    } finally {
-      await scratch.dispose();
     }
+    // The only failures are the retries the marks ask for; nothing was written twice (the
+    // indexes' build would have failed), nor left out.
+    for (const message of retried) expect(message).toMatch(/another attempt of the fill marked the job|found the job marked by another attempt/);
+    await swapAndCompare(scratch.pool, 'run-twin', events);
   });
 
   it('has a key written twice fail the index build as the fill\'s bug, and a fill an older version finished get its indexes at the catch-up', async () => {
-    const scratch = await createTestDatabase();
-    try {
-      const { events } = inOrderTraffic(600, 9);
-      await storeEventsInOrder(scratch.pool, events);
-      await prepareShadow(scratch.pool, 'leaderboard', 'run-twice', 5000);
-      expect((await fillShadowChunk(scratch.pool, 'leaderboard', 'run-twice', 1000)).done).toBe(false);
-      await scratch.pool.query('INSERT INTO clue_credits_shadow SELECT * FROM clue_credits_shadow LIMIT 1');
-      const finish = fillShadowChunk(scratch.pool, 'leaderboard', 'run-twice', 1000);
-      await expect(finish).rejects.toBeInstanceOf(ReprocessStateError);
-      await expect(finish).rejects.toThrow(/clue_credits_shadow holds a key twice .*or the fill wrote a row twice \(a bug\)\. Start reprocess again/);
+    const { scratch, events } = await preparedStore(600, 9, 'run-twice');
+    expect((await fillShadowChunk(scratch.pool, 'leaderboard', 'run-twice', 1000)).done).toBe(false);
+    await scratch.pool.query('INSERT INTO clue_credits_shadow SELECT * FROM clue_credits_shadow LIMIT 1');
+    const finish = fillShadowChunk(scratch.pool, 'leaderboard', 'run-twice', 1000);
+    await expect(finish).rejects.toBeInstanceOf(ReprocessStateError);
+    await expect(finish).rejects.toThrow(/clue_credits_shadow holds a key twice .*or the fill wrote a row twice \(a bug\)\. Start reprocess again/);
 
-      // An older version's fill: its last step analyzed shadows it had made with their
-      // indexes, and marked the job filled; these have none.
-      await prepareShadow(scratch.pool, 'leaderboard', 'run-old', 5000);
-      while (!(await fillShadowChunk(scratch.pool, 'leaderboard', 'run-old', 1000)).done);
-      for (const table of ['player_scores_shadow', 'clue_credits_shadow', 'treasure_winners_shadow']) {
-        const { rows } = await scratch.pool.query<{ name: string }>(`SELECT conname AS name FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'p'`, [table]);
-        for (const { name } of rows) await scratch.pool.query(`ALTER TABLE ${table} DROP CONSTRAINT ${name}`);
-      }
-      await scratch.pool.query('DROP INDEX player_scores_shadow_hunt_id_score_player_id_idx');
-      expect(await indexCount(scratch.pool, 'clue_credits_shadow')).toBe(0);
-      const later = inOrderTraffic(200, 10).events; // merged by the catch-up: with ON CONFLICT, on the keys
-      await storeEventsInOrder(scratch.pool, later);
-      expect((await catchUpShadow(scratch.pool, 'leaderboard', 'run-old', 5000, 10_000)).complete).toBe(true);
-      await swapShadow(scratch.pool, 'leaderboard', 'run-old', 5000);
-      expect(await projectionOf(scratch.pool)).toEqual(foldEvents([...events, ...later]));
-    } finally {
-      await scratch.dispose();
+    // An older version's fill: its last step analyzed shadows it had made with their
+    // indexes, and marked the job filled; these have none.
+    await prepareShadow(scratch.pool, 'leaderboard', 'run-old', 5000);
+    while (!(await fillShadowChunk(scratch.pool, 'leaderboard', 'run-old', 1000)).done);
+    for (const table of ['player_scores_shadow', 'clue_credits_shadow', 'treasure_winners_shadow']) {
+      const { rows } = await scratch.pool.query<{ name: string }>(`SELECT conname AS name FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'p'`, [table]);
+      for (const { name } of rows) await scratch.pool.query(`ALTER TABLE ${table} DROP CONSTRAINT ${name}`);
     }
+    await scratch.pool.query('DROP INDEX player_scores_shadow_hunt_id_score_player_id_idx');
+    expect(await indexCount(scratch.pool, 'clue_credits_shadow')).toBe(0);
+    const later = inOrderTraffic(200, 10).events; // merged by the catch-up: with ON CONFLICT, on the keys
+    await storeEventsInOrder(scratch.pool, later);
+    await swapAndCompare(scratch.pool, 'run-old', [...events, ...later]);
   });
 
   it('end at about FILL_EVENTS_PER_CHUNK events by the hunts\' own counts, and a wrong count changes only their size', async () => {
