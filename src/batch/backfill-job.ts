@@ -135,7 +135,7 @@ async function importFileChunks(deps: Pick<ActivityDeps, 'pool' | 'config'>, inp
       const read = readChunk(fd, readFrom, input.chunkSize, MAX_EVENT_BYTES);
       const fits = (r: FileRecord) => r.bytes <= MAX_EVENT_BYTES && !r.unfinished;
       const records = read.records.filter(fits).map((r) => ({ offset: String(r.line), key: null, value: r.value, timestamp: '0' }));
-      const prepared = prepareImport(origin, records, options, read.records.filter((r) => !fits(r)).map((r) => tooLongLine(origin, r)));
+      const prepared = await prepareImport(origin, records, options, read.records.filter((r) => !fits(r)).map((r) => tooLongLine(origin, r)));
       const committed = (counts: ImportCounts) => {
         state = { cursor: { file: read.next }, counts: addCounts(state.counts, counts), done: read.eof, position: read.next.byteOffset };
         context.heartbeat(state);
@@ -183,7 +183,7 @@ async function importKafkaChunks(deps: Pick<ActivityDeps, 'pool' | 'kafka' | 'co
         const slice = messages.slice(i, i + input.chunkSize);
         const inWindow = slice.filter((m) => inTimeWindow(m.timestamp, fromMs, toMs));
         const origin: ImportOrigin = { topic, partition, sourceLabel: `backfill:${input.jobId}:${topic}:${partition}` };
-        const imported = await context.committing(commitImport(deps.pool, prepareImport(origin, inWindow, options), options));
+        const imported = await context.committing(commitImport(deps.pool, await prepareImport(origin, inWindow, options), options));
         advance(partition, BigInt(slice[slice.length - 1]!.offset) + 1n, { ...imported, outsideRange: slice.length - inWindow.length });
       }
     },

@@ -7,7 +7,7 @@
  * by the activity, not a record the database refuses.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ImportPipeline, prepareImport, type ImportCounts, type ImportOptions, type ImportOrigin } from '../../src/batch/backfill/import-records';
+import { ImportPipeline, prepareImport, type ImportCounts, type ImportOptions, type ImportOrigin, type PreparedChunk } from '../../src/batch/backfill/import-records';
 import { laneOfHunt } from '../../src/store/hot-path/event-rows';
 import { useTestDatabase } from '../helpers/database-fixture';
 import { clueFound } from '../helpers/event-builders';
@@ -69,12 +69,12 @@ afterAll(() => {
 });
 
 /** Pushes the chunks in order, as the file backfill does; returns the chunks reported and the failure. */
-async function importChunks(chunks: ReturnType<typeof chunk>[]) {
+async function importChunks(chunks: Promise<PreparedChunk>[]) {
   const pipeline = new ImportPipeline(db.pool, options);
   const reported: number[] = [];
   let failure: unknown;
   try {
-    for (const [i, c] of chunks.entries()) await pipeline.push(c, (_counts: ImportCounts) => reported.push(i));
+    for (const [i, c] of chunks.entries()) await pipeline.push(await c, (_counts: ImportCounts) => reported.push(i));
     await pipeline.drain();
   } catch (err) {
     failure = err;
@@ -120,7 +120,7 @@ describe('the file backfill, when a lane fails to commit', () => {
   });
 });
 
-describe('the file backfill, with an eventId the file holds under two hunts', () => {
+describe('the file backfill, with an eventId the file holds twice', () => {
   /** One record: `eventId` as a clue of `huntId`. */
   const record = (eventId: string, huntId: string) => {
     line++;
@@ -134,7 +134,7 @@ describe('the file backfill, with an eventId the file holds under two hunts', ()
     // The first copy's lane is slow: the other lane would commit its later copy first.
     await db.pool.query('DELETE FROM import_faults');
     await db.pool.query(`INSERT INTO import_faults VALUES ($1, 0.3, false)`, [slowHunt]);
-    const prepared = prepareImport(origin, [record('twice-1', slowHunt), record('c-1', steadyHunt), record('twice-1', steadyHunt)], options);
+    const prepared = await prepareImport(origin, [record('twice-1', slowHunt), record('c-1', steadyHunt), record('twice-1', steadyHunt)], options);
     expect(prepared.repeats).toBe(1);
     const pipeline = new ImportPipeline(db.pool, options);
     let counts: ImportCounts | undefined;
@@ -142,6 +142,29 @@ describe('the file backfill, with an eventId the file holds under two hunts', ()
     await pipeline.drain();
     expect(await storedHuntOf('twice-1')).toEqual([slowHunt]);
     expect(counts).toMatchObject({ records: 3, inserted: 2, duplicates: 1, filteredOut: 0 });
+  });
+
+  it('lets a resend in the same hunt go ahead of the other lanes, and still stores the first copy', async () => {
+    await db.pool.query('DELETE FROM import_faults');
+    await db.pool.query(`INSERT INTO import_faults VALUES ($1, 3, false)`, [slowHunt]);
+    const resent = (points: number) => {
+      line++;
+      const event = clueFound({ eventId: 'resent-1', huntId: steadyHunt, playerId: 'p-resent', clueId: 'c-resent', points });
+      return { offset: String(line), key: null, value: Buffer.from(JSON.stringify(event)), timestamp: '0' };
+    };
+    const chunks = [await prepareImport(origin, [resent(10), record('slow-1', slowHunt)], options), await prepareImport(origin, [resent(20), record('after-1', steadyHunt)], options)];
+    const pipeline = new ImportPipeline(db.pool, options);
+    const counts: ImportCounts[] = [];
+    for (const c of chunks) await pipeline.push(c, (committed) => counts.push(committed));
+    // The later chunk's part holds an eventId of the slow chunk, in its own lane: it must not wait for the slow lane.
+    const deadline = Date.now() + 2500;
+    while ((await storedHuntOf('after-1')).length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    const whileSlowLaneCommits = { after: await storedHuntOf('after-1'), slow: await storedHuntOf('slow-1') };
+    await pipeline.drain();
+    expect(whileSlowLaneCommits).toEqual({ after: [steadyHunt], slow: [] });
+    const { rows } = await db.pool.query<{ points: number }>(`SELECT (payload->>'points')::int AS points FROM events WHERE event_id = 'resent-1'`);
+    expect(rows).toEqual([{ points: 10 }]);
+    expect(counts.map((c) => [c.inserted, c.duplicates])).toEqual([[2, 0], [1, 1]]);
   });
 
   it('stores the first in file order when the second is in a later chunk, in another lane, that would commit first', async () => {

@@ -1,0 +1,46 @@
+/**
+ * prepareImport classifies a chunk in steps (the event loop turns between them); the chunk it
+ * prepares must be the one a single pass would: every accepted row in file order with its
+ * origin, every reject in order, repeats and hunt filter counted once over the whole chunk.
+ */
+import { describe, expect, it } from 'vitest';
+import { prepareImport, type ImportOptions, type ImportOrigin } from '../../src/batch/backfill/import-records';
+import { classifySlice } from '../../src/pipeline/classify';
+import { rowAt, rowCount } from '../../src/store/hot-path/event-rows';
+import { clueFound } from '../helpers/event-builders';
+
+const origin: ImportOrigin = { topic: 'file:steps.ndjson', partition: 0, sourceLabel: 'backfill:steps' };
+const now = new Date();
+const options: ImportOptions = { dryRun: false, groupId: 'backfill:steps', lanes: 1, now };
+
+/** 2,500 records over three steps: every 97th is broken, every 89th resends the eventId of the record 1,000 before it. */
+function records() {
+  return Array.from({ length: 2500 }, (_, i) => {
+    const eventId = i % 89 === 0 && i >= 1000 ? `e-${i - 1000}` : `e-${i}`;
+    const json = i % 97 === 0 ? '{"eventId": "broken' : JSON.stringify(clueFound({ eventId, huntId: `hunt-${i % 7}`, playerId: `p${i}`, clueId: `c${i}`, occurredAt: new Date(now.getTime() - 60_000).toISOString() }));
+    return { offset: String(i + 1), key: null, value: Buffer.from(json), timestamp: '0' };
+  });
+}
+
+describe('prepareImport, over a chunk of several classification steps', () => {
+  it('keeps every row, origin and reject of a single pass, in file order, with repeats across steps left out once', async () => {
+    const input = records();
+    const prepared = await prepareImport(origin, input, options);
+    const whole = classifySlice(origin.topic, origin.partition, input, now, origin.sourceLabel);
+    const lane = prepared.lanes[0]!;
+    const repeatedIds = input.filter((_, i) => i % 89 === 0 && i >= 1000 && (i - 1000) % 97 !== 0).length;
+    expect(prepared.repeats).toBe(repeatedIds);
+    expect(rowCount(lane.rows)).toBe(rowCount(whole.rows) - repeatedIds);
+    // The rows kept are the single pass's rows, less the repeats, in the same order, each with its own origin.
+    const isRepeat = (offset: string) => {
+      const i = Number(offset) - 1;
+      return i % 89 === 0 && i >= 1000;
+    };
+    const single = Array.from({ length: rowCount(whole.rows) }, (_, i) => ({ offset: whole.origins.at(i).offset, row: rowAt(whole.rows, i) })).filter((r) => !isRepeat(r.offset));
+    const stepped = Array.from({ length: rowCount(lane.rows) }, (_, i) => ({ offset: lane.origins.at(i).offset, row: rowAt(lane.rows, i) }));
+    expect(stepped).toEqual(single);
+    expect(prepared.rejected.map((r) => [r.offset, r.reason])).toEqual(whole.rejected.map((r) => [r.offset, r.reason]));
+    expect(prepared.counts).toMatchObject({ records: 2500, rejected: whole.rejected.length, filteredOut: 0 });
+    expect(prepared.eventIds.size).toBe(rowCount(lane.rows));
+  });
+});
