@@ -74,7 +74,8 @@ async function importChunks(chunks: Promise<PreparedChunk>[]) {
   const reported: number[] = [];
   let failure: unknown;
   try {
-    for (const [i, c] of chunks.entries()) await pipeline.push(await c, (_counts: ImportCounts) => reported.push(i));
+    // Prepared before the first push, as they are small: one that failed would be this call's failure.
+    for (const [i, c] of (await Promise.all(chunks)).entries()) await pipeline.push(c, (_counts: ImportCounts) => reported.push(i));
     await pipeline.drain();
   } catch (err) {
     failure = err;

@@ -1,12 +1,13 @@
 /**
  * prepareImport classifies a chunk in steps (the event loop turns between them); the chunk it
  * prepares must be the one a single pass would: every accepted row in file order with its
- * origin, every reject in order, repeats and hunt filter counted once over the whole chunk.
+ * origin, every reject in order, repeats and the hunt filter judged over the whole chunk, each
+ * row in its hunt's lane.
  */
 import { describe, expect, it } from 'vitest';
 import { prepareImport, type ImportOptions, type ImportOrigin } from '../../src/batch/backfill/import-records';
 import { classifySlice } from '../../src/pipeline/classify';
-import { rowAt, rowCount } from '../../src/store/hot-path/event-rows';
+import { eventIdAt, laneOfHunt, rowAt, rowCount } from '../../src/store/hot-path/event-rows';
 import { clueFound } from '../helpers/event-builders';
 
 const origin: ImportOrigin = { topic: 'file:steps.ndjson', partition: 0, sourceLabel: 'backfill:steps' };
@@ -42,5 +43,27 @@ describe('prepareImport, over a chunk of several classification steps', () => {
     expect(prepared.rejected.map((r) => [r.offset, r.reason])).toEqual(whole.rejected.map((r) => [r.offset, r.reason]));
     expect(prepared.counts).toMatchObject({ records: 2500, rejected: whole.rejected.length, filteredOut: 0 });
     expect(prepared.eventIds.size).toBe(rowCount(lane.rows));
+  });
+
+  it('splits the steps into lanes by hunt, each row under its own hunt, and filters by hunt over every step', async () => {
+    const input = records();
+    const lanes = await prepareImport(origin, input, { ...options, lanes: 2 });
+    const single = await prepareImport(origin, input, options);
+    expect(lanes.lanes.reduce((n, l) => n + rowCount(l.rows), 0)).toBe(rowCount(single.lanes[0]!.rows));
+    for (const [lane, { rows }] of lanes.lanes.entries()) {
+      expect(rowCount(rows)).toBeGreaterThan(0);
+      for (let i = 0; i < rowCount(rows); i++) {
+        // The hunt each row is filed under is the hunt in its own JSON, and one of this lane's.
+        const hunt = rows.huntIds[rows.huntOf[i] as number] as string;
+        expect(JSON.parse(rowAt(rows, i)).h).toBe(hunt);
+        expect(laneOfHunt(hunt, 2)).toBe(lane);
+        expect(lanes.eventIds.get(eventIdAt(rows, i))).toBe(lane);
+      }
+    }
+    const oneHunt = await prepareImport(origin, input, { ...options, lanes: 2, huntId: 'hunt-3' });
+    const kept = oneHunt.lanes.flatMap(({ rows }) => Array.from({ length: rowCount(rows) }, (_, i) => rows.huntIds[rows.huntOf[i] as number]));
+    expect(new Set(kept)).toEqual(new Set(['hunt-3']));
+    expect(kept.length + oneHunt.repeats + oneHunt.counts.filteredOut).toBe(rowCount(single.lanes[0]!.rows) + single.repeats);
+    expect(oneHunt.eventIds.size).toBe(kept.length);
   });
 });
