@@ -16,6 +16,7 @@ import { KafkaRangeGoneError } from './backfill/range-check';
 import { checkImportFile, ImportFileError, openImportFile } from './backfill/import-file';
 import { checkImportTopic, ImportTopicError } from './backfill/import-topic';
 import { fileSize, readChunk, type FileRecord } from './backfill/ndjson-source';
+import { RecentEventIds } from './backfill/recent-event-ids';
 import { toDetailText } from '../events/detail-text';
 import { MAX_EVENT_BYTES } from '../events/validate';
 import type { RejectedRecord } from '../store/hot-path/quarantine';
@@ -128,14 +129,16 @@ async function importFileChunks(deps: Pick<ActivityDeps, 'pool' | 'config'>, inp
   const origin: ImportOrigin = { topic: `file:${path}`, partition: 0, sourceLabel: `backfill:${input.jobId}` };
   let state = start;
   let readFrom = state.cursor.file ?? { byteOffset: 0, line: 1 };
-  const pipeline = new ImportPipeline(deps.pool, options);
+  // The chunks leave out the repeats of the ones before, and go in with plain inserts.
+  const fileOptions = { ...options, earlierChunks: new RecentEventIds() };
+  const pipeline = new ImportPipeline(deps.pool, fileOptions, { plainInserts: true });
   try {
     for (let chunk = 0; chunk < input.maxChunks && !start.done; chunk++) {
       if (context.cancellationSignal.aborted) break;
       const read = readChunk(fd, readFrom, input.chunkSize, MAX_EVENT_BYTES);
       const fits = (r: FileRecord) => r.bytes <= MAX_EVENT_BYTES && !r.unfinished;
       const records = read.records.filter(fits).map((r) => ({ offset: String(r.line), key: null, value: r.value, timestamp: '0' }));
-      const prepared = await prepareImport(origin, records, options, read.records.filter((r) => !fits(r)).map((r) => tooLongLine(origin, r)));
+      const prepared = await prepareImport(origin, records, fileOptions, read.records.filter((r) => !fits(r)).map((r) => tooLongLine(origin, r)));
       const committed = (counts: ImportCounts) => {
         state = { cursor: { file: read.next }, counts: addCounts(state.counts, counts), done: read.eof, position: read.next.byteOffset };
         context.heartbeat(state);

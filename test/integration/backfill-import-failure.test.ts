@@ -8,6 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ImportPipeline, prepareImport, type ImportCounts, type ImportOptions, type ImportOrigin, type PreparedChunk } from '../../src/batch/backfill/import-records';
+import { RecentEventIds } from '../../src/batch/backfill/recent-event-ids';
 import { laneOfHunt } from '../../src/store/hot-path/event-rows';
 import { useTestDatabase } from '../helpers/database-fixture';
 import { clueFound } from '../helpers/event-builders';
@@ -176,5 +177,50 @@ describe('the file backfill, with an eventId the file holds twice', () => {
     expect({ reported, failure }).toEqual({ reported: [0, 1], failure: undefined });
     expect(await storedHuntOf('twice-2')).toEqual([slowHunt]);
     expect(await storedHuntOf('c-2')).toEqual([steadyHunt]);
+  });
+});
+
+describe('the file backfill with plain inserts, each chunk leaving out the repeats of the ones before', () => {
+  const record = (eventId: string, huntId: string) => {
+    line++;
+    const event = clueFound({ eventId, huntId, playerId: `p${line}`, clueId: `c${line}` });
+    return { offset: String(line), key: null, value: Buffer.from(JSON.stringify(event)), timestamp: '0' };
+  };
+  const storedSources = async (eventId: string) =>
+    (await db.pool.query<{ hunt_id: string; source: string }>('SELECT hunt_id, source FROM events WHERE event_id = $1', [eventId])).rows;
+
+  it('leaves out a repeat of an earlier chunk still committing in another lane, without waiting for it', async () => {
+    await db.pool.query('DELETE FROM import_faults');
+    await db.pool.query(`INSERT INTO import_faults VALUES ($1, 3, false)`, [slowHunt]);
+    const fileOptions = { ...options, earlierChunks: new RecentEventIds() };
+    const chunks = [await prepareImport(origin, [record('plain-twice-1', slowHunt)], fileOptions), await prepareImport(origin, [record('plain-twice-1', steadyHunt), record('plain-after-1', steadyHunt)], fileOptions)];
+    expect(chunks[1]!.repeats).toBe(1);
+    const pipeline = new ImportPipeline(db.pool, fileOptions, { plainInserts: true });
+    const counts: ImportCounts[] = [];
+    for (const c of chunks) await pipeline.push(c, (committed) => counts.push(committed));
+    const deadline = Date.now() + 2500;
+    while ((await storedSources('plain-after-1')).length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    const whileSlowLaneCommits = { after: (await storedSources('plain-after-1')).length, first: (await storedSources('plain-twice-1')).length };
+    await pipeline.drain();
+    expect(whileSlowLaneCommits).toEqual({ after: 1, first: 0 });
+    expect((await storedSources('plain-twice-1')).map((r) => r.hunt_id)).toEqual([slowHunt]);
+    expect(counts.map((c) => [c.inserted, c.duplicates])).toEqual([[1, 0], [1, 1]]);
+  });
+
+  it('commits a chunk the ordinary way when its plain insert meets an eventId stored before the import', async () => {
+    await db.pool.query('DELETE FROM import_faults');
+    // Stored by an earlier import: this one's memory does not hold it.
+    const earlier = new ImportPipeline(db.pool, options);
+    await earlier.push(await prepareImport({ ...origin, sourceLabel: 'backfill:earlier' }, [record('plain-stored-1', steadyHunt)], options), () => {});
+    await earlier.drain();
+    const fileOptions = { ...options, earlierChunks: new RecentEventIds() };
+    const pipeline = new ImportPipeline(db.pool, fileOptions, { plainInserts: true });
+    const counts: ImportCounts[] = [];
+    const chunks = [[record('plain-new-1', steadyHunt)], [record('plain-new-2', slowHunt), record('plain-stored-1', steadyHunt), record('plain-new-3', steadyHunt)], [record('plain-new-4', steadyHunt)]];
+    for (const c of chunks) await pipeline.push(await prepareImport(origin, c, fileOptions), (committed) => counts.push(committed));
+    await pipeline.drain();
+    expect(counts.map((c) => [c.inserted, c.duplicates])).toEqual([[1, 0], [2, 1], [1, 0]]);
+    expect((await storedSources('plain-stored-1')).map((r) => r.source)).toEqual([expect.stringMatching(/^backfill:earlier:/)]);
+    for (const id of ['plain-new-1', 'plain-new-2', 'plain-new-3', 'plain-new-4']) expect(await storedSources(id)).toHaveLength(1);
   });
 });

@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { prepareImport, type ImportOptions, type ImportOrigin } from '../../src/batch/backfill/import-records';
+import { RecentEventIds } from '../../src/batch/backfill/recent-event-ids';
 import { classifySlice } from '../../src/pipeline/classify';
 import { eventIdAt, laneOfHunt, rowAt, rowCount } from '../../src/store/hot-path/event-rows';
 import { clueFound } from '../helpers/event-builders';
@@ -65,5 +66,18 @@ describe('prepareImport, over a chunk of several classification steps', () => {
     expect(new Set(kept)).toEqual(new Set(['hunt-3']));
     expect(kept.length + oneHunt.repeats + oneHunt.counts.filteredOut).toBe(rowCount(single.lanes[0]!.rows) + single.repeats);
     expect(oneHunt.eventIds.size).toBe(kept.length);
+  });
+
+  it('leaves out, as repeats, the rows whose eventId an earlier chunk held, and remembers its own', async () => {
+    const earlierChunks = new RecentEventIds();
+    const input = records();
+    const first = await prepareImport(origin, input.slice(0, 1200), { ...options, earlierChunks });
+    const second = await prepareImport(origin, input.slice(1200), { ...options, earlierChunks });
+    const whole = await prepareImport(origin, input, options);
+    // Split in two, the chunks keep what the whole would, and leave out the same repeats.
+    expect(first.repeats + second.repeats).toBe(whole.repeats);
+    expect([...first.eventIds.keys(), ...second.eventIds.keys()]).toEqual([...whole.eventIds.keys()]);
+    expect(second.repeats).toBeGreaterThan(0);
+    for (const id of whole.eventIds.keys()) expect(earlierChunks.has(id)).toBe(true);
   });
 });

@@ -17,7 +17,9 @@
  * only the first row of each eventId (the others count as duplicates, as the store would
  * count them), and a chunk holding an eventId that a chunk still committing holds in another
  * lane waits for every lane of the chunks before it. A resend in the same hunt (the common
- * repeat) needs no wait: its lane commits the earlier chunk's part first.
+ * repeat) needs no wait: its lane commits the earlier chunk's part first. A file import also
+ * leaves out the rows repeating an eventId of its latest chunks (RecentEventIds), so those
+ * never reach a lane at all, and its chunks go in with plain inserts (ImportPipeline).
  */
 import type pg from 'pg';
 import { setImmediate as turnOfEventLoop } from 'node:timers/promises';
@@ -27,7 +29,9 @@ import { countStoredAsThemselves } from '../../store/batch/backfill-own-events';
 import { countStoredEvents } from '../../store/batch/import-dry-run';
 import { concatRows, eventIdAt, groupRowsByHunt, laneOfHunt, rowCount, type EventRows } from '../../store/hot-path/event-rows';
 import { concatOrigins, pickOrigins, type RecordOrigins } from '../../store/hot-path/record-origins';
+import { PlainInsertPause } from '../../ingest/known-events';
 import type { ImportCounts } from './counts';
+import type { RecentEventIds } from './recent-event-ids';
 
 export { addCounts, emptyCounts, type ImportCounts } from './counts';
 
@@ -52,6 +56,11 @@ export interface ImportOptions {
    * were, by this job), not as duplicates.
    */
   resumed?: boolean;
+  /**
+   * The eventIds of the import's chunks before this one (a file import's, in file order):
+   * rows repeating one are left out as duplicates, and the chunk's own are added.
+   */
+  earlierChunks?: RecentEventIds;
 }
 
 export interface PreparedChunk {
@@ -59,7 +68,7 @@ export interface PreparedChunk {
   lanes: { rows: EventRows; origins: RecordOrigins }[];
   /** The eventIds the lanes hold (each once), with the lane that holds each. */
   eventIds: ReadonlyMap<string, number>;
-  /** Accepted rows left out as repeats of an eventId earlier in the chunk: duplicates. */
+  /** Accepted rows left out as repeats of an eventId earlier in the chunk, or in `earlierChunks`: duplicates. */
   repeats: number;
   rejected: RejectedRecord[];
   /** Counts known before committing: records, rejects, filtered out. */
@@ -89,9 +98,10 @@ export async function prepareImport(origin: ImportOrigin, records: readonly Sour
     const lane = laneOfHuntIndex[slice.rows.huntOf[i] as number] as number;
     if (lane < 0) continue;
     const id = eventIdAt(slice.rows, i);
-    if (eventIds.has(id)) repeated.add(i);
+    if (eventIds.has(id) || options.earlierChunks?.has(id)) repeated.add(i);
     else eventIds.set(id, lane);
   }
+  options.earlierChunks?.addAll(eventIds.keys());
   const groups = groupRowsByHunt(slice.rows, lanes, laneOf, repeated);
   const kept = groups.reduce((n, g) => n + g.taken.length, 0);
   const rejected = [...rejectedAlready, ...slice.rejected];
@@ -154,11 +164,27 @@ export class ImportPipeline {
   private readonly inFlight: Promise<unknown>[] = [];
   private failure: unknown;
 
+  /** Plain inserts pause after one met a stored eventId (the store held what the chunks before did not). */
+  private readonly pause = new PlainInsertPause();
+  private chunksPushed = 0;
+  private readonly maxPending: number;
+  private readonly plainInserts: boolean;
+
+  /**
+   * `plainInserts`: the chunks leave out the repeats of the ones before (`earlierChunks`), so
+   * their rows go in with a plain INSERT, sparing the primary key's lookup before each insert
+   * (experiments §60, §72). One that meets a stored eventId (an earlier job's, the hot path's,
+   * this job's before a retry) commits again the ordinary way, and the next chunks go that way
+   * too for a while (PlainInsertPause).
+   */
   constructor(
     private readonly pool: pg.Pool,
     private readonly options: ImportOptions,
-    private readonly maxPending = 3,
-  ) {}
+    settings: { maxPending?: number; plainInserts?: boolean } = {},
+  ) {
+    this.maxPending = settings.maxPending ?? 3;
+    this.plainInserts = settings.plainInserts ?? false;
+  }
 
   /** Queues a chunk; resolves when there is room for the next. Throws the first failure of any lane. */
   async push(chunk: PreparedChunk, onCommitted: (counts: ImportCounts) => void): Promise<void> {
@@ -166,6 +192,8 @@ export class ImportPipeline {
     // An eventId of a chunk still committing, in another lane: this chunk's lanes wait for
     // all of the earlier chunks, so the earlier row is stored and this one finds it there.
     const barrier = this.sharesEventIdsAcrossLanes(chunk) ? Promise.all([...this.laneTails]) : undefined;
+    // The first chunk has no chunks before it in the memory: its repeats of the call before would conflict.
+    const plainInsert = this.plainInserts && this.chunksPushed++ > 0 && this.pause.take() ? { leaveOut: [] } : undefined;
     const parts = chunk.lanes.map((lane, i) => {
       const rejected = i === 0 ? chunk.rejected : [];
       if (i > 0 && rowCount(lane.rows) === 0) return Promise.resolve({ inserted: 0, unprocessable: 0 });
@@ -173,7 +201,8 @@ export class ImportPipeline {
       // A failed part fails the lane's later parts without committing them (previous rejects).
       const commit = previous.then(async () => {
         if (this.failure) throw this.failure;
-        const r = await commitMicroBatch(this.pool, this.options.groupId, { rows: lane.rows, origins: lane.origins, rejected, offsets: [] });
+        const r = await commitMicroBatch(this.pool, this.options.groupId, { rows: lane.rows, origins: lane.origins, rejected, offsets: [] }, { plainInsert });
+        if (r.plainInsertConflicted) this.pause.conflicted();
         return { inserted: r.inserted, unprocessable: r.unprocessable.length };
       });
       this.laneTails[i] = commit;
