@@ -129,7 +129,7 @@ async function importFileChunks(deps: Pick<ActivityDeps, 'pool' | 'config'>, inp
   const origin: ImportOrigin = { topic: `file:${path}`, partition: 0, sourceLabel: `backfill:${input.jobId}` };
   let state = start;
   let readFrom = state.cursor.file ?? { byteOffset: 0, line: 1 };
-  // The chunks leave out the repeats of the ones before, and go in with plain inserts.
+  // The chunks go in with plain inserts, leaving out their repeats of the chunks before.
   const fileOptions = { ...options, earlierChunks: new RecentEventIds() };
   const pipeline = new ImportPipeline(deps.pool, fileOptions, { plainInserts: true });
   try {

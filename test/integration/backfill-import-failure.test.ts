@@ -180,47 +180,56 @@ describe('the file backfill, with an eventId the file holds twice', () => {
   });
 });
 
-describe('the file backfill with plain inserts, each chunk leaving out the repeats of the ones before', () => {
-  const record = (eventId: string, huntId: string) => {
+describe('the file backfill with plain inserts, each lane leaving out its repeats of earlier chunks', () => {
+  const record = (eventId: string, huntId: string, points = 10) => {
     line++;
-    const event = clueFound({ eventId, huntId, playerId: `p${line}`, clueId: `c${line}` });
+    const event = clueFound({ eventId, huntId, playerId: `p${line}`, clueId: `c${line}`, points });
     return { offset: String(line), key: null, value: Buffer.from(JSON.stringify(event)), timestamp: '0' };
   };
-  const storedSources = async (eventId: string) =>
-    (await db.pool.query<{ hunt_id: string; source: string }>('SELECT hunt_id, source FROM events WHERE event_id = $1', [eventId])).rows;
-
-  it('leaves out a repeat of an earlier chunk still committing in another lane, without waiting for it', async () => {
-    await db.pool.query('DELETE FROM import_faults');
-    await db.pool.query(`INSERT INTO import_faults VALUES ($1, 3, false)`, [slowHunt]);
+  const stored = async (eventId: string) =>
+    (await db.pool.query<{ hunt_id: string; source: string; points: number }>(`SELECT hunt_id, source, (payload->>'points')::int AS points FROM events WHERE event_id = $1`, [eventId])).rows;
+  /** Pushes each chunk (its records) through one pipeline with plain inserts and a memory of the chunks before; returns each chunk's counts. */
+  async function importWithPlainInserts(chunks: ReturnType<typeof record>[][]) {
     const fileOptions = { ...options, earlierChunks: new RecentEventIds() };
-    const chunks = [await prepareImport(origin, [record('plain-twice-1', slowHunt)], fileOptions), await prepareImport(origin, [record('plain-twice-1', steadyHunt), record('plain-after-1', steadyHunt)], fileOptions)];
-    expect(chunks[1]!.repeats).toBe(1);
     const pipeline = new ImportPipeline(db.pool, fileOptions, { plainInserts: true });
     const counts: ImportCounts[] = [];
-    for (const c of chunks) await pipeline.push(c, (committed) => counts.push(committed));
-    const deadline = Date.now() + 2500;
-    while ((await storedSources('plain-after-1')).length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
-    const whileSlowLaneCommits = { after: (await storedSources('plain-after-1')).length, first: (await storedSources('plain-twice-1')).length };
+    for (const c of chunks) await pipeline.push(await prepareImport(origin, c, fileOptions), (committed) => counts.push(committed));
     await pipeline.drain();
-    expect(whileSlowLaneCommits).toEqual({ after: 1, first: 0 });
-    expect((await storedSources('plain-twice-1')).map((r) => r.hunt_id)).toEqual([slowHunt]);
-    expect(counts.map((c) => [c.inserted, c.duplicates])).toEqual([[1, 0], [1, 1]]);
+    return counts;
+  }
+
+  beforeAll(async () => {
+    await db.pool.query('DELETE FROM import_faults');
+    // A refusal for the row's data (a CHECK-like error): a clue worth 13 points is refused.
+    await db.pool.query(`CREATE FUNCTION refuse_thirteen() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.payload->>'points' = '13' THEN RAISE EXCEPTION 'thirteen points refused (a test fault)' USING ERRCODE = '23514'; END IF;
+        RETURN NEW;
+      END $$`);
+    await db.pool.query('CREATE TRIGGER refuse_thirteen BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse_thirteen()');
+  });
+
+  it('stores the first copy of a resend in a later chunk once, and counts the resend a duplicate', async () => {
+    const counts = await importWithPlainInserts([[record('plain-first', steadyHunt)], [record('plain-a', slowHunt)], [record('plain-first', steadyHunt, 20), record('plain-b', steadyHunt)]]);
+    expect(counts.map((c) => [c.inserted, c.duplicates])).toEqual([[1, 0], [1, 0], [1, 1]]);
+    expect((await stored('plain-first')).map((r) => r.points)).toEqual([10]);
+    expect(await stored('plain-b')).toHaveLength(1);
+  });
+
+  it('stores a later copy of an event whose first copy the database refused', async () => {
+    const counts = await importWithPlainInserts([[record('plain-seed', slowHunt)], [record('plain-refused', steadyHunt, 13)], [record('plain-refused', steadyHunt, 20), record('plain-c', steadyHunt)]]);
+    expect(counts.map((c) => [c.inserted, c.duplicates, c.rejectedByReason.unprocessable ?? 0])).toEqual([[1, 0, 0], [0, 0, 1], [2, 0, 0]]);
+    expect((await stored('plain-refused')).map((r) => r.points)).toEqual([20]);
   });
 
   it('commits a chunk the ordinary way when its plain insert meets an eventId stored before the import', async () => {
-    await db.pool.query('DELETE FROM import_faults');
     // Stored by an earlier import: this one's memory does not hold it.
     const earlier = new ImportPipeline(db.pool, options);
     await earlier.push(await prepareImport({ ...origin, sourceLabel: 'backfill:earlier' }, [record('plain-stored-1', steadyHunt)], options), () => {});
     await earlier.drain();
-    const fileOptions = { ...options, earlierChunks: new RecentEventIds() };
-    const pipeline = new ImportPipeline(db.pool, fileOptions, { plainInserts: true });
-    const counts: ImportCounts[] = [];
-    const chunks = [[record('plain-new-1', steadyHunt)], [record('plain-new-2', slowHunt), record('plain-stored-1', steadyHunt), record('plain-new-3', steadyHunt)], [record('plain-new-4', steadyHunt)]];
-    for (const c of chunks) await pipeline.push(await prepareImport(origin, c, fileOptions), (committed) => counts.push(committed));
-    await pipeline.drain();
+    const counts = await importWithPlainInserts([[record('plain-new-1', steadyHunt)], [record('plain-new-2', slowHunt), record('plain-stored-1', steadyHunt), record('plain-new-3', steadyHunt)], [record('plain-new-4', steadyHunt)]]);
     expect(counts.map((c) => [c.inserted, c.duplicates])).toEqual([[1, 0], [2, 1], [1, 0]]);
-    expect((await storedSources('plain-stored-1')).map((r) => r.source)).toEqual([expect.stringMatching(/^backfill:earlier:/)]);
-    for (const id of ['plain-new-1', 'plain-new-2', 'plain-new-3', 'plain-new-4']) expect(await storedSources(id)).toHaveLength(1);
+    expect((await stored('plain-stored-1')).map((r) => r.source)).toEqual([expect.stringMatching(/^backfill:earlier:/)]);
+    for (const id of ['plain-new-1', 'plain-new-2', 'plain-new-3', 'plain-new-4']) expect(await stored(id)).toHaveLength(1);
   });
 });

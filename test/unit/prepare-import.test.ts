@@ -68,16 +68,22 @@ describe('prepareImport, over a chunk of several classification steps', () => {
     expect(oneHunt.eventIds.size).toBe(kept.length);
   });
 
-  it('leaves out, as repeats, the rows whose eventId an earlier chunk held, and remembers its own', async () => {
+  it('lists, per lane, the rows repeating an eventId an earlier chunk holds in that lane, and remembers its own', async () => {
     const earlierChunks = new RecentEventIds();
     const input = records();
-    const first = await prepareImport(origin, input.slice(0, 1200), { ...options, earlierChunks });
-    const second = await prepareImport(origin, input.slice(1200), { ...options, earlierChunks });
-    const whole = await prepareImport(origin, input, options);
-    // Split in two, the chunks keep what the whole would, and leave out the same repeats.
-    expect(first.repeats + second.repeats).toBe(whole.repeats);
-    expect([...first.eventIds.keys(), ...second.eventIds.keys()]).toEqual([...whole.eventIds.keys()]);
-    expect(second.repeats).toBeGreaterThan(0);
-    for (const id of whole.eventIds.keys()) expect(earlierChunks.has(id)).toBe(true);
+    const twoLanes = { ...options, lanes: 2, earlierChunks };
+    const first = await prepareImport(origin, input.slice(0, 1200), twoLanes);
+    const second = await prepareImport(origin, input.slice(1200), twoLanes);
+    const whole = await prepareImport(origin, input, { ...options, lanes: 2 });
+    // The second chunk's rows that repeat the first chunk's eventIds in the same lane stay in their lanes, listed.
+    const listed = second.lanes.flatMap(({ rows, repeatsOfEarlierChunks }) => repeatsOfEarlierChunks.map((row) => eventIdAt(rows, row)));
+    const sameLaneRepeats = [...second.eventIds].filter(([id, lane]) => first.eventIds.get(id) === lane).map(([id]) => id);
+    expect(listed.length).toBeGreaterThan(0);
+    expect(new Set(listed)).toEqual(new Set(sameLaneRepeats));
+    // Any repeat of the first chunk, in whatever lane, is one the whole chunk drops as a repeat.
+    const ofFirst = [...second.eventIds.keys()].filter((id) => first.eventIds.has(id)).length;
+    expect(first.repeats + second.repeats + ofFirst).toBe(whole.repeats);
+    expect(first.lanes.every((l) => l.repeatsOfEarlierChunks.length === 0)).toBe(true);
+    for (const [id, lane] of whole.eventIds) expect(earlierChunks.laneOf(id)).toBe(lane);
   });
 });

@@ -17,9 +17,9 @@
  * only the first row of each eventId (the others count as duplicates, as the store would
  * count them), and a chunk holding an eventId that a chunk still committing holds in another
  * lane waits for every lane of the chunks before it. A resend in the same hunt (the common
- * repeat) needs no wait: its lane commits the earlier chunk's part first. A file import also
- * leaves out the rows repeating an eventId of its latest chunks (RecentEventIds), so those
- * never reach a lane at all, and its chunks go in with plain inserts (ImportPipeline).
+ * repeat) needs no wait: its lane commits the earlier chunk's part first. A file import's
+ * chunks also go in with plain inserts, leaving out the rows that repeat an eventId an
+ * earlier chunk holds in the same lane (RecentEventIds, ImportPipeline).
  */
 import type pg from 'pg';
 import { setImmediate as turnOfEventLoop } from 'node:timers/promises';
@@ -58,17 +58,22 @@ export interface ImportOptions {
   resumed?: boolean;
   /**
    * The eventIds of the import's chunks before this one (a file import's, in file order):
-   * rows repeating one are left out as duplicates, and the chunk's own are added.
+   * each lane lists its rows that repeat one in the same lane (`repeatsOfEarlierChunks`),
+   * and the chunk's own are added.
    */
   earlierChunks?: RecentEventIds;
 }
 
 export interface PreparedChunk {
-  /** The chunk's accepted events, split by hunt into the commit lanes. */
-  lanes: { rows: EventRows; origins: RecordOrigins }[];
+  /**
+   * The chunk's accepted events, split by hunt into the commit lanes. `repeatsOfEarlierChunks`:
+   * the lane's rows (by index) whose eventId an earlier chunk holds in the same lane
+   * (`earlierChunks`), which a plain insert may leave out.
+   */
+  lanes: { rows: EventRows; origins: RecordOrigins; repeatsOfEarlierChunks: number[] }[];
   /** The eventIds the lanes hold (each once), with the lane that holds each. */
   eventIds: ReadonlyMap<string, number>;
-  /** Accepted rows left out as repeats of an eventId earlier in the chunk, or in `earlierChunks`: duplicates. */
+  /** Accepted rows left out as repeats of an eventId earlier in the chunk: duplicates. */
   repeats: number;
   rejected: RejectedRecord[];
   /** Counts known before committing: records, rejects, filtered out. */
@@ -94,26 +99,38 @@ export async function prepareImport(origin: ImportOrigin, records: readonly Sour
   const laneOfHuntIndex = slice.rows.huntIds.map(laneOf);
   const eventIds = new Map<string, number>();
   const repeated = new Set<number>();
+  const repeatsOfEarlier = new Set<number>();
   for (let i = 0; i < rowCount(slice.rows); i++) {
     const lane = laneOfHuntIndex[slice.rows.huntOf[i] as number] as number;
     if (lane < 0) continue;
     const id = eventIdAt(slice.rows, i);
-    if (eventIds.has(id) || options.earlierChunks?.has(id)) repeated.add(i);
-    else eventIds.set(id, lane);
+    if (eventIds.has(id)) repeated.add(i);
+    else {
+      eventIds.set(id, lane);
+      if (options.earlierChunks?.laneOf(id) === lane) repeatsOfEarlier.add(i);
+    }
   }
-  options.earlierChunks?.addAll(eventIds.keys());
+  options.earlierChunks?.addAll(eventIds);
   const groups = groupRowsByHunt(slice.rows, lanes, laneOf, repeated);
   const kept = groups.reduce((n, g) => n + g.taken.length, 0);
   const rejected = [...rejectedAlready, ...slice.rejected];
   const rejectedByReason: Record<string, number> = {};
   for (const r of rejected) rejectedByReason[r.reason] = (rejectedByReason[r.reason] ?? 0) + 1;
   return {
-    lanes: groups.map((g) => ({ rows: g.rows, origins: pickOrigins(slice.origins, g.taken) })),
+    lanes: groups.map((g) => ({ rows: g.rows, origins: pickOrigins(slice.origins, g.taken), repeatsOfEarlierChunks: positionsOf(g.taken, repeatsOfEarlier) })),
     eventIds,
     repeats: repeated.size,
     rejected,
     counts: { records: records.length + rejectedAlready.length, rejected: rejected.length, rejectedByReason, filteredOut: rowCount(slice.rows) - kept - repeated.size },
   };
+}
+
+/** The positions in `taken` (ascending row indices) of the rows `marked` holds. */
+function positionsOf(taken: readonly number[], marked: ReadonlySet<number>): number[] {
+  if (marked.size === 0) return [];
+  const positions: number[] = [];
+  for (const [position, row] of taken.entries()) if (marked.has(row)) positions.push(position);
+  return positions;
 }
 
 /** Records classified between two turns of the event loop: a few milliseconds of CPU. */
@@ -167,15 +184,20 @@ export class ImportPipeline {
   /** Plain inserts pause after one met a stored eventId (the store held what the chunks before did not). */
   private readonly pause = new PlainInsertPause();
   private chunksPushed = 0;
+  /** Lanes that had a row refused: they leave nothing out any more. */
+  private readonly lanesWithRefusals = new Set<number>();
   private readonly maxPending: number;
   private readonly plainInserts: boolean;
 
   /**
-   * `plainInserts`: the chunks leave out the repeats of the ones before (`earlierChunks`), so
-   * their rows go in with a plain INSERT, sparing the primary key's lookup before each insert
-   * (experiments §60, §72). One that meets a stored eventId (an earlier job's, the hot path's,
-   * this job's before a retry) commits again the ordinary way, and the next chunks go that way
-   * too for a while (PlainInsertPause).
+   * `plainInserts`: the chunks after the first go in with a plain INSERT, sparing the primary
+   * key's lookup before each insert (experiments §60, §72), each lane's part leaving out its
+   * repeats of earlier chunks (`repeatsOfEarlierChunks`): the lane committed their first
+   * copies before, so they are stored. Unless the database refused one of the lane's rows
+   * (the part was isolated): that lane then commits the ordinary way for the rest of the
+   * pipeline, so a later copy of a refused event goes to the store. A plain insert that meets
+   * a stored eventId (an earlier job's, the hot path's, this job's before a retry) commits
+   * again the ordinary way, and the next parts go that way too for a while (PlainInsertPause).
    */
   constructor(
     private readonly pool: pg.Pool,
@@ -193,7 +215,7 @@ export class ImportPipeline {
     // all of the earlier chunks, so the earlier row is stored and this one finds it there.
     const barrier = this.sharesEventIdsAcrossLanes(chunk) ? Promise.all([...this.laneTails]) : undefined;
     // The first chunk has no chunks before it in the memory: its repeats of the call before would conflict.
-    const plainInsert = this.plainInserts && this.chunksPushed++ > 0 && this.pause.take() ? { leaveOut: [] } : undefined;
+    const afterFirst = this.chunksPushed++ > 0;
     const parts = chunk.lanes.map((lane, i) => {
       const rejected = i === 0 ? chunk.rejected : [];
       if (i > 0 && rowCount(lane.rows) === 0) return Promise.resolve({ inserted: 0, unprocessable: 0 });
@@ -201,8 +223,12 @@ export class ImportPipeline {
       // A failed part fails the lane's later parts without committing them (previous rejects).
       const commit = previous.then(async () => {
         if (this.failure) throw this.failure;
+        // Decided now, once the lane's parts before have committed (a conflict among them pauses plain inserts).
+        const plain = this.plainInserts && afterFirst && !this.lanesWithRefusals.has(i) && this.pause.take();
+        const plainInsert = plain ? { leaveOut: lane.repeatsOfEarlierChunks } : undefined;
         const r = await commitMicroBatch(this.pool, this.options.groupId, { rows: lane.rows, origins: lane.origins, rejected, offsets: [] }, { plainInsert });
         if (r.plainInsertConflicted) this.pause.conflicted();
+        if (r.isolated) this.lanesWithRefusals.add(i);
         return { inserted: r.inserted, unprocessable: r.unprocessable.length };
       });
       this.laneTails[i] = commit;
