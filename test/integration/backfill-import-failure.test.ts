@@ -122,6 +122,24 @@ describe('the file backfill, when a lane fails to commit', () => {
   });
 });
 
+describe('the file backfill, when a lane fails while another holds an eventId a later chunk shares across lanes', () => {
+  it('settles only once the other lane has finished committing', async () => {
+    await db.pool.query('DELETE FROM import_faults');
+    await db.pool.query(`INSERT INTO import_faults VALUES ($1, 1, false), ($2, 0, true)`, [slowHunt, failingHunt]);
+    const event = (eventId: string, huntId: string) => {
+      line++;
+      return { offset: String(line), key: null, value: Buffer.from(JSON.stringify(clueFound({ eventId, huntId, playerId: `p${line}`, clueId: `c${line}` }))), timestamp: '0' };
+    };
+    // Chunk 1 holds chunk 0's slow-lane eventId in the other lane: it waits for both of chunk 0's lanes.
+    const chunks = [prepareImport(origin, [event('settle-fails', failingHunt), event('settle-shared', slowHunt)], options), prepareImport(origin, [event('settle-shared', steadyHunt), event('settle-later', slowHunt)], options)];
+    const { failure } = await importChunks(chunks);
+    expect((failure as { code?: string }).code).toBe('40P01');
+    // Settled means no commit of the pipeline runs any more: the slow lane's part is in.
+    const { rows } = await db.pool.query<{ hunt_id: string }>(`SELECT hunt_id FROM events WHERE event_id = 'settle-shared'`);
+    expect(rows).toEqual([{ hunt_id: slowHunt }]);
+  });
+});
+
 describe('the file backfill, with an eventId the file holds twice', () => {
   /** One record: `eventId` as a clue of `huntId`. */
   const record = (eventId: string, huntId: string) => {
@@ -207,13 +225,25 @@ describe('the file backfill with plain inserts, each lane leaving out its repeat
         RETURN NEW;
       END $$`);
     await db.pool.query('CREATE TRIGGER refuse_thirteen BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse_thirteen()');
+    // Each row an INSERT proposed (ON CONFLICT's too), as committed: a failed plain insert's rows roll back with it.
+    await db.pool.query('CREATE TABLE insert_attempts (event_id text NOT NULL, points int)');
+    await db.pool.query(`CREATE FUNCTION log_attempt() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        INSERT INTO insert_attempts VALUES (NEW.event_id, (NEW.payload->>'points')::int);
+        RETURN NEW;
+      END $$`);
+    await db.pool.query('CREATE TRIGGER log_attempt BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION log_attempt()');
   });
+  const attempts = async (eventId: string) =>
+    (await db.pool.query<{ points: number }>('SELECT points FROM insert_attempts WHERE event_id = $1', [eventId])).rows.map((r) => r.points);
 
   it('stores the first copy of a resend in a later chunk once, and counts the resend a duplicate', async () => {
     const counts = await importWithPlainInserts([[record('plain-first', steadyHunt)], [record('plain-a', slowHunt)], [record('plain-first', steadyHunt, 20), record('plain-b', steadyHunt)]]);
     expect(counts.map((c) => [c.inserted, c.duplicates])).toEqual([[1, 0], [1, 0], [1, 1]]);
     expect((await stored('plain-first')).map((r) => r.points)).toEqual([10]);
     expect(await stored('plain-b')).toHaveLength(1);
+    // The resend never reached the store: the plain insert left it out, and met no conflict that sent it the ordinary way.
+    expect(await attempts('plain-first')).toEqual([10]);
   });
 
   it('stores a later copy of an event whose first copy the database refused', async () => {

@@ -30,6 +30,7 @@ import { countStoredEvents } from '../../store/batch/import-dry-run';
 import { concatRows, eventIdAt, groupRowsByHunt, laneOfHunt, rowCount, type EventRows } from '../../store/hot-path/event-rows';
 import { concatOrigins, pickOrigins, type RecordOrigins } from '../../store/hot-path/record-origins';
 import { PlainInsertPause } from '../../ingest/known-events';
+import { settleAll } from '../../settle-all';
 import type { ImportCounts } from './counts';
 import type { RecentEventIds } from './recent-event-ids';
 
@@ -213,7 +214,9 @@ export class ImportPipeline {
     if (this.failure) throw this.failure;
     // An eventId of a chunk still committing, in another lane: this chunk's lanes wait for
     // all of the earlier chunks, so the earlier row is stored and this one finds it there.
-    const barrier = this.sharesEventIdsAcrossLanes(chunk) ? Promise.all([...this.laneTails]) : undefined;
+    // Every one settled, not the first failure: a lane still committing stays on this chunk's
+    // chain, so settle() waits for it (a retry must not race it).
+    const barrier = this.sharesEventIdsAcrossLanes(chunk) ? settleAll([...this.laneTails]) : undefined;
     // The first chunk has no chunks before it in the memory: its repeats of the call before would conflict.
     const afterFirst = this.chunksPushed++ > 0;
     const parts = chunk.lanes.map((lane, i) => {

@@ -5,8 +5,9 @@
  *
  * A lane commits its parts in order, so by the time a part commits, the first copy of each of
  * its repeats has been committed by the lane before it: stored, unless the database refused
- * that row (then the lane stops leaving rows out). Bounded: the oldest are forgotten, and a
- * repeat of one of them goes to the store, which finds it there.
+ * that row (then the lane stops leaving rows out). Bounded: the oldest are forgotten (an id
+ * seen again is not refreshed), and a repeat of one of them goes to the store: the plain
+ * insert meets it, and the part commits again the ordinary way.
  */
 
 /** eventIds remembered: three chunks of the default 10,000 (2-6 MB). */
