@@ -252,6 +252,17 @@ describe('the file backfill with plain inserts, each lane leaving out its repeat
     expect((await stored('plain-refused')).map((r) => r.points)).toEqual([20]);
   });
 
+  it('stores a repeat in the same chunk whose first copy the database refused, whether the chunk goes plain or not', async () => {
+    // The second chunk goes plain, leaving the repeat out; the refusal sends it the ordinary way, every row in.
+    const plain = await importWithPlainInserts([[record('in-chunk-seed', steadyHunt)], [record('in-chunk-1', steadyHunt, 13), record('in-chunk-1', steadyHunt, 20)]]);
+    expect(plain.map((c) => [c.inserted, c.duplicates, c.rejectedByReason.unprocessable ?? 0])).toEqual([[1, 0, 0], [1, 0, 1]]);
+    expect((await stored('in-chunk-1')).map((r) => r.points)).toEqual([20]);
+    // A call's first chunk goes the ordinary way.
+    const ordinary = await importWithPlainInserts([[record('in-chunk-2', steadyHunt, 13), record('in-chunk-2', steadyHunt, 21)]]);
+    expect(ordinary.map((c) => [c.inserted, c.duplicates, c.rejectedByReason.unprocessable ?? 0])).toEqual([[1, 0, 1]]);
+    expect((await stored('in-chunk-2')).map((r) => r.points)).toEqual([21]);
+  });
+
   it('commits a chunk the ordinary way when its plain insert meets an eventId stored before the import', async () => {
     // Stored by an earlier import: this one's memory does not hold it.
     const earlier = new ImportPipeline(db.pool, options);

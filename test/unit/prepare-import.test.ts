@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { prepareImport, type ImportOptions, type ImportOrigin } from '../../src/batch/backfill/import-records';
 import { RecentEventIds } from '../../src/batch/backfill/recent-event-ids';
 import { classifySlice } from '../../src/pipeline/classify';
-import { eventIdAt, laneOfHunt, rowAt, rowCount } from '../../src/store/hot-path/event-rows';
+import { eventIdAt, laneOfHunt, rowAt, rowCount, type EventRows } from '../../src/store/hot-path/event-rows';
 import { clueFound } from '../helpers/event-builders';
 
 const origin: ImportOrigin = { topic: 'file:steps.ndjson', partition: 0, sourceLabel: 'backfill:steps' };
@@ -25,33 +25,32 @@ function records() {
 }
 
 describe('prepareImport, over a chunk of several classification steps', () => {
-  it('keeps every row, origin and reject of a single pass, in file order, with repeats across steps left out once', async () => {
+  it('keeps every row, origin and reject of a single pass, in file order, and lists the repeats across steps', async () => {
     const input = records();
     const prepared = await prepareImport(origin, input, options);
     const whole = classifySlice(origin.topic, origin.partition, input, now, origin.sourceLabel);
     const lane = prepared.lanes[0]!;
-    const repeatedIds = input.filter((_, i) => i % 89 === 0 && i >= 1000 && (i - 1000) % 97 !== 0).length;
-    expect(prepared.repeats).toBe(repeatedIds);
-    expect(rowCount(lane.rows)).toBe(rowCount(whole.rows) - repeatedIds);
-    // The rows kept are the single pass's rows, less the repeats, in the same order, each with its own origin.
-    const isRepeat = (offset: string) => {
-      const i = Number(offset) - 1;
-      return i % 89 === 0 && i >= 1000;
-    };
-    const single = Array.from({ length: rowCount(whole.rows) }, (_, i) => ({ offset: whole.origins.at(i).offset, row: rowAt(whole.rows, i) })).filter((r) => !isRepeat(r.offset));
+    // One lane: every repeat is in the lane of its first copy, so it stays, listed.
+    expect(prepared.repeats).toBe(0);
+    const single = Array.from({ length: rowCount(whole.rows) }, (_, i) => ({ offset: whole.origins.at(i).offset, row: rowAt(whole.rows, i) }));
     const stepped = Array.from({ length: rowCount(lane.rows) }, (_, i) => ({ offset: lane.origins.at(i).offset, row: rowAt(lane.rows, i) }));
     expect(stepped).toEqual(single);
+    expect(lane.repeatsInLane).toEqual(repeatPositions(lane.rows));
+    expect(lane.repeatsInLane.length).toBe(input.filter((_, i) => i % 89 === 0 && i >= 1000 && (i - 1000) % 97 !== 0).length);
     expect(prepared.rejected.map((r) => [r.offset, r.reason])).toEqual(whole.rejected.map((r) => [r.offset, r.reason]));
     expect(prepared.counts).toMatchObject({ records: 2500, rejected: whole.rejected.length, filteredOut: 0 });
-    expect(prepared.eventIds.size).toBe(rowCount(lane.rows));
+    expect(prepared.eventIds.size).toBe(rowCount(lane.rows) - lane.repeatsInLane.length);
   });
 
   it('splits the steps into lanes by hunt, each row under its own hunt, and filters by hunt over every step', async () => {
     const input = records();
     const lanes = await prepareImport(origin, input, { ...options, lanes: 2 });
     const single = await prepareImport(origin, input, options);
-    expect(lanes.lanes.reduce((n, l) => n + rowCount(l.rows), 0)).toBe(rowCount(single.lanes[0]!.rows));
-    for (const [lane, { rows }] of lanes.lanes.entries()) {
+    // A repeat in another lane than its first copy's is left out; one in the same lane stays, listed.
+    expect(lanes.lanes.reduce((n, l) => n + rowCount(l.rows), 0) + lanes.repeats).toBe(rowCount(single.lanes[0]!.rows));
+    expect(lanes.repeats).toBeGreaterThan(0);
+    for (const [lane, { rows, repeatsInLane }] of lanes.lanes.entries()) {
+      expect(repeatsInLane).toEqual(repeatPositions(rows));
       expect(rowCount(rows)).toBeGreaterThan(0);
       for (let i = 0; i < rowCount(rows); i++) {
         // The hunt each row is filed under is the hunt in its own JSON, and one of this lane's.
@@ -64,8 +63,8 @@ describe('prepareImport, over a chunk of several classification steps', () => {
     const oneHunt = await prepareImport(origin, input, { ...options, lanes: 2, huntId: 'hunt-3' });
     const kept = oneHunt.lanes.flatMap(({ rows }) => Array.from({ length: rowCount(rows) }, (_, i) => rows.huntIds[rows.huntOf[i] as number]));
     expect(new Set(kept)).toEqual(new Set(['hunt-3']));
-    expect(kept.length + oneHunt.repeats + oneHunt.counts.filteredOut).toBe(rowCount(single.lanes[0]!.rows) + single.repeats);
-    expect(oneHunt.eventIds.size).toBe(kept.length);
+    expect(kept.length + oneHunt.repeats + oneHunt.counts.filteredOut).toBe(rowCount(single.lanes[0]!.rows));
+    expect(oneHunt.eventIds.size).toBe(kept.length - oneHunt.lanes.reduce((n, l) => n + l.repeatsInLane.length, 0));
   });
 
   it('lists, per lane, the rows repeating an eventId an earlier chunk holds in that lane, and remembers its own', async () => {
@@ -75,15 +74,24 @@ describe('prepareImport, over a chunk of several classification steps', () => {
     const first = await prepareImport(origin, input.slice(0, 1200), twoLanes);
     const second = await prepareImport(origin, input.slice(1200), twoLanes);
     const whole = await prepareImport(origin, input, { ...options, lanes: 2 });
-    // The second chunk's rows that repeat the first chunk's eventIds in the same lane stay in their lanes, listed.
-    const listed = second.lanes.flatMap(({ rows, repeatsOfEarlierChunks }) => repeatsOfEarlierChunks.map((row) => eventIdAt(rows, row)));
-    const sameLaneRepeats = [...second.eventIds].filter(([id, lane]) => first.eventIds.get(id) === lane).map(([id]) => id);
-    expect(listed.length).toBeGreaterThan(0);
-    expect(new Set(listed)).toEqual(new Set(sameLaneRepeats));
-    // Any repeat of the first chunk, in whatever lane, is one the whole chunk drops as a repeat.
-    const ofFirst = [...second.eventIds.keys()].filter((id) => first.eventIds.has(id)).length;
-    expect(first.repeats + second.repeats + ofFirst).toBe(whole.repeats);
-    expect(first.lanes.every((l) => l.repeatsOfEarlierChunks.length === 0)).toBe(true);
+    const ofFirstInSameLane = second.lanes.map(({ rows }, lane) => {
+      const firstIds = [...first.eventIds].filter(([, l]) => l === lane).map(([id]) => id);
+      return repeatPositions(rows, firstIds);
+    });
+    expect(second.lanes.map((l) => l.repeatsInLane)).toEqual(ofFirstInSameLane);
+    expect(ofFirstInSameLane.flat().length).toBeGreaterThan(repeatPositions(second.lanes[0]!.rows).length + repeatPositions(second.lanes[1]!.rows).length);
     for (const [id, lane] of whole.eventIds) expect(earlierChunks.laneOf(id)).toBe(lane);
   });
 });
+
+/** The positions of the rows whose eventId an earlier row holds, or one of `before`. */
+function repeatPositions(rows: EventRows, before: readonly string[] = []): number[] {
+  const seen = new Set(before);
+  const positions: number[] = [];
+  for (let i = 0; i < rowCount(rows); i++) {
+    const id = eventIdAt(rows, i);
+    if (seen.has(id)) positions.push(i);
+    else seen.add(id);
+  }
+  return positions;
+}

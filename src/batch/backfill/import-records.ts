@@ -13,13 +13,14 @@
  *
  * An eventId the source holds twice under different hunts would sit in two lanes, and the
  * lane that committed first would store its copy (and the two would wait on each other's
- * insert, deadlocking): the first in source order must be the one stored. So a chunk keeps
- * only the first row of each eventId (the others count as duplicates, as the store would
- * count them), and a chunk holding an eventId that a chunk still committing holds in another
- * lane waits for every lane of the chunks before it. A resend in the same hunt (the common
- * repeat) needs no wait: its lane commits the earlier chunk's part first. A file import's
- * chunks also go in with plain inserts, leaving out the rows that repeat an eventId an
- * earlier chunk holds in the same lane (RecentEventIds, ImportPipeline).
+ * insert, deadlocking): the first in source order must be the one stored. So a chunk leaves
+ * out a row whose eventId an earlier row holds in another lane (it counts as a duplicate, as
+ * the store would count it), and a chunk holding an eventId that a chunk still committing
+ * holds in another lane waits for every lane of the chunks before it. A repeat in the same
+ * lane (a resend in the same hunt, the common repeat) stays in its lane's rows: the lane
+ * stores the first copy first, in the same statement or an earlier part, and if the database
+ * refuses that copy, the repeat is still there to be stored. A file import's chunks go in with
+ * plain inserts, which leave those repeats out (RecentEventIds, ImportPipeline).
  */
 import type pg from 'pg';
 import { setImmediate as turnOfEventLoop } from 'node:timers/promises';
@@ -59,7 +60,7 @@ export interface ImportOptions {
   resumed?: boolean;
   /**
    * The eventIds of the import's chunks before this one (a file import's, in file order):
-   * each lane lists its rows that repeat one in the same lane (`repeatsOfEarlierChunks`),
+   * each lane lists its rows that repeat one in the same lane (`repeatsInLane`),
    * and the chunk's own are added.
    */
   earlierChunks?: RecentEventIds;
@@ -67,14 +68,14 @@ export interface ImportOptions {
 
 export interface PreparedChunk {
   /**
-   * The chunk's accepted events, split by hunt into the commit lanes. `repeatsOfEarlierChunks`:
-   * the lane's rows (by index) whose eventId an earlier chunk holds in the same lane
-   * (`earlierChunks`), which a plain insert may leave out.
+   * The chunk's accepted events, split by hunt into the commit lanes. `repeatsInLane`: the
+   * lane's rows (by index) whose eventId an earlier row of the lane holds, in this chunk or
+   * in an earlier one (`earlierChunks`), which a plain insert leaves out.
    */
-  lanes: { rows: EventRows; origins: RecordOrigins; repeatsOfEarlierChunks: number[] }[];
+  lanes: { rows: EventRows; origins: RecordOrigins; repeatsInLane: number[] }[];
   /** The eventIds the lanes hold (each once), with the lane that holds each. */
   eventIds: ReadonlyMap<string, number>;
-  /** Accepted rows left out as repeats of an eventId earlier in the chunk: duplicates. */
+  /** Accepted rows left out as repeats of an eventId an earlier row of the chunk holds in another lane: duplicates. */
   repeats: number;
   rejected: RejectedRecord[];
   /** Counts known before committing: records, rejects, filtered out. */
@@ -100,16 +101,17 @@ export async function prepareImport(origin: ImportOrigin, records: readonly Sour
   const laneOfHuntIndex = slice.rows.huntIds.map(laneOf);
   const eventIds = new Map<string, number>();
   const repeated = new Set<number>();
-  const repeatsOfEarlier = new Set<number>();
+  const repeatsInLane = new Set<number>();
   for (let i = 0; i < rowCount(slice.rows); i++) {
     const lane = laneOfHuntIndex[slice.rows.huntOf[i] as number] as number;
     if (lane < 0) continue;
     const id = eventIdAt(slice.rows, i);
-    if (eventIds.has(id)) repeated.add(i);
-    else {
+    const firstLane = eventIds.get(id);
+    if (firstLane === undefined) {
       eventIds.set(id, lane);
-      if (options.earlierChunks?.laneOf(id) === lane) repeatsOfEarlier.add(i);
-    }
+      if (options.earlierChunks?.laneOf(id) === lane) repeatsInLane.add(i);
+    } else if (firstLane === lane) repeatsInLane.add(i);
+    else repeated.add(i);
   }
   options.earlierChunks?.addAll(eventIds);
   const groups = groupRowsByHunt(slice.rows, lanes, laneOf, repeated);
@@ -118,7 +120,7 @@ export async function prepareImport(origin: ImportOrigin, records: readonly Sour
   const rejectedByReason: Record<string, number> = {};
   for (const r of rejected) rejectedByReason[r.reason] = (rejectedByReason[r.reason] ?? 0) + 1;
   return {
-    lanes: groups.map((g) => ({ rows: g.rows, origins: pickOrigins(slice.origins, g.taken), repeatsOfEarlierChunks: positionsOf(g.taken, repeatsOfEarlier) })),
+    lanes: groups.map((g) => ({ rows: g.rows, origins: pickOrigins(slice.origins, g.taken), repeatsInLane: positionsOf(g.taken, repeatsInLane) })),
     eventIds,
     repeats: repeated.size,
     rejected,
@@ -193,10 +195,11 @@ export class ImportPipeline {
   /**
    * `plainInserts`: the chunks after the first go in with a plain INSERT, sparing the primary
    * key's lookup before each insert (experiments §60, §72), each lane's part leaving out its
-   * repeats of earlier chunks (`repeatsOfEarlierChunks`): the lane committed their first
-   * copies before, so they are stored. Unless the database refused one of the lane's rows
-   * (the part was isolated): that lane then commits the ordinary way for the rest of the
-   * pipeline, so a later copy of a refused event goes to the store. A plain insert that meets
+   * repeats (`repeatsInLane`): their first copies come before them in the same statement or
+   * in a part the lane committed before, so they are stored. Unless the database refused one
+   * of the lane's rows: a refusal fails the plain statement, the part is committed again the
+   * ordinary way with every row (the repeat of a refused copy is stored), and the lane
+   * commits the ordinary way for the rest of the pipeline. A plain insert that meets
    * a stored eventId (an earlier job's, the hot path's, this job's before a retry) commits
    * again the ordinary way, and the next parts go that way too for a while (PlainInsertPause).
    */
@@ -228,7 +231,7 @@ export class ImportPipeline {
         if (this.failure) throw this.failure;
         // Decided now, once the lane's parts before have committed (a conflict among them pauses plain inserts).
         const plain = this.plainInserts && afterFirst && !this.lanesWithRefusals.has(i) && this.pause.take();
-        const plainInsert = plain ? { leaveOut: lane.repeatsOfEarlierChunks } : undefined;
+        const plainInsert = plain ? { leaveOut: lane.repeatsInLane } : undefined;
         const r = await commitMicroBatch(this.pool, this.options.groupId, { rows: lane.rows, origins: lane.origins, rejected, offsets: [] }, { plainInsert });
         if (r.plainInsertConflicted) this.pause.conflicted();
         if (r.isolated) this.lanesWithRefusals.add(i);
