@@ -14,13 +14,17 @@
  * An eventId the source holds twice under different hunts would sit in two lanes, and the
  * lane that committed first would store its copy (and the two would wait on each other's
  * insert, deadlocking): the first in source order must be the one stored. So a chunk leaves
- * out a row whose eventId an earlier row holds in another lane (it counts as a duplicate, as
- * the store would count it), and a chunk holding an eventId that a chunk still committing
+ * out a row whose eventId an earlier row holds in another lane (it counts as a duplicate; if
+ * the database refuses the first copy, that repeat is lost with it, a known gap for the same
+ * eventId under two hunts), and a chunk holding an eventId that a chunk still committing
  * holds in another lane waits for every lane of the chunks before it. A repeat in the same
  * lane (a resend in the same hunt, the common repeat) stays in its lane's rows: the lane
  * stores the first copy first, in the same statement or an earlier part, and if the database
- * refuses that copy, the repeat is still there to be stored. A file import's chunks go in with
- * plain inserts, which leave those repeats out (RecentEventIds, ImportPipeline).
+ * refuses that copy, the repeat is still there to be stored. (A repeat the database would
+ * refuse for its own data is quarantined as unprocessable by an ordinary commit, which
+ * proposes it, and counted a duplicate by a plain one, which leaves it out.) A file import's
+ * chunks go in with plain inserts, which leave those repeats out (RecentEventIds,
+ * ImportPipeline).
  */
 import type pg from 'pg';
 import { setImmediate as turnOfEventLoop } from 'node:timers/promises';
@@ -73,7 +77,7 @@ export interface PreparedChunk {
    * in an earlier one (`earlierChunks`), which a plain insert leaves out.
    */
   lanes: { rows: EventRows; origins: RecordOrigins; repeatsInLane: number[] }[];
-  /** The eventIds the lanes hold (each once), with the lane that holds each. */
+  /** The eventIds the lanes hold, with the lane of each one's first copy (a lane may hold an id twice: `repeatsInLane`). */
   eventIds: ReadonlyMap<string, number>;
   /** Accepted rows left out as repeats of an eventId an earlier row of the chunk holds in another lane: duplicates. */
   repeats: number;
@@ -197,8 +201,8 @@ export class ImportPipeline {
    * key's lookup before each insert (experiments §60, §72), each lane's part leaving out its
    * repeats (`repeatsInLane`): their first copies come before them in the same statement or
    * in a part the lane committed before, so they are stored. Unless the database refused one
-   * of the lane's rows: a refusal fails the plain statement, the part is committed again the
-   * ordinary way with every row (the repeat of a refused copy is stored), and the lane
+   * of the lane's rows: a refusal fails the plain statement, the part is committed again with
+   * every row, the refused ones isolated (the repeat of a refused copy is stored), and the lane
    * commits the ordinary way for the rest of the pipeline. A plain insert that meets
    * a stored eventId (an earlier job's, the hot path's, this job's before a retry) commits
    * again the ordinary way, and the next parts go that way too for a while (PlainInsertPause).
