@@ -30,6 +30,7 @@
  * Repeats within one batch are left out whatever their partitions: the first copy commits in
  * the same transaction or not at all.
  */
+import { RecentMap } from '../recent-map';
 import { eventIdAt, rowCount, type EventRows } from '../store/hot-path/event-rows';
 
 /** eventIds remembered: 2-4 MB (ids of 36-64 characters), several micro-batches of every lane. */
@@ -61,15 +62,13 @@ export class PlainInsertPause {
 }
 
 export class KnownEvents {
-  private readonly ring: (string | undefined)[];
   /** Each remembered eventId, with the partition whose record stored it. */
-  private readonly partitions = new Map<string, number>();
-  private next = 0;
+  private readonly partitions: RecentMap<number>;
   /** Plain inserts pause after a conflict: the memory missed a stored eventId. */
   readonly pause = new PlainInsertPause();
 
-  constructor(private readonly capacity = REMEMBERED_EVENT_IDS) {
-    this.ring = new Array<string | undefined>(capacity);
+  constructor(capacity = REMEMBERED_EVENT_IDS) {
+    this.partitions = new RecentMap(capacity);
   }
 
   /** Whether `eventId` was stored from a record of `partition`. */
@@ -90,24 +89,13 @@ export class KnownEvents {
         skip++;
         continue;
       }
-      this.add(eventIdAt(rows, i), partitionOf(i));
+      this.partitions.add(eventIdAt(rows, i), partitionOf(i));
     }
-  }
-
-  private add(id: string, partition: number): void {
-    if (this.partitions.has(id)) return;
-    const oldest = this.ring[this.next];
-    if (oldest !== undefined) this.partitions.delete(oldest);
-    this.ring[this.next] = id;
-    this.partitions.set(id, partition);
-    this.next = (this.next + 1) % this.capacity;
   }
 
   /** Forgets every eventId (the floors that made them safe to trust were cleared or lowered). */
   forget(): void {
     this.partitions.clear();
-    this.ring.fill(undefined);
-    this.next = 0;
   }
 }
 

@@ -10,16 +10,16 @@
  * insert meets it, and the part commits again the ordinary way.
  */
 
+import { RecentMap } from '../../recent-map';
+
 /** eventIds remembered: three chunks of the default 10,000 (2-6 MB). */
 export const REMEMBERED_CHUNK_EVENT_IDS = 30_000;
 
 export class RecentEventIds {
-  private readonly ring: (string | undefined)[];
-  private readonly lanes = new Map<string, number>();
-  private next = 0;
+  private readonly lanes: RecentMap<number>;
 
-  constructor(private readonly capacity = REMEMBERED_CHUNK_EVENT_IDS) {
-    this.ring = new Array<string | undefined>(capacity);
+  constructor(capacity = REMEMBERED_CHUNK_EVENT_IDS) {
+    this.lanes = new RecentMap(capacity);
   }
 
   /** The lane of the first copy of `eventId`, if remembered. */
@@ -29,13 +29,6 @@ export class RecentEventIds {
 
   /** Remembers a chunk's eventIds (each once) with their lanes, forgetting the oldest beyond the capacity; an id known already keeps its first lane. */
   addAll(eventIds: Iterable<[string, number]>): void {
-    for (const [id, lane] of eventIds) {
-      if (this.lanes.has(id)) continue;
-      const oldest = this.ring[this.next];
-      if (oldest !== undefined) this.lanes.delete(oldest);
-      this.ring[this.next] = id;
-      this.lanes.set(id, lane);
-      this.next = (this.next + 1) % this.capacity;
-    }
+    for (const [id, lane] of eventIds) this.lanes.add(id, lane);
   }
 }
