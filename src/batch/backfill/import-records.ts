@@ -174,12 +174,15 @@ export async function commitImport(pool: pg.Pool, chunk: PreparedChunk, options:
  * the same lane, so each hunt's events stay in file order), while the next chunk is read and
  * classified. A chunk counts as committed once every lane has committed its part;
  * `onCommitted` runs for chunks in their order, so the cursor it heartbeats never passes a
- * chunk that is not wholly in. At most `maxPending` chunks are in flight (memory bound).
+ * chunk that is not wholly in. At most MAX_PENDING_CHUNKS are in flight (memory bound).
  *
  * After the first failure nothing more is committed or reported: a lane's later parts would
  * put a hunt's events in after a gap (first arrival decides a treasure), and a later chunk's
  * report would move the heartbeat past the failed one, so the retry would never import it.
  */
+/** Chunks a pipeline holds at once, committing or waiting to: the bound on its memory. */
+const MAX_PENDING_CHUNKS = 3;
+
 export class ImportPipeline {
   private readonly laneTails: Promise<unknown>[] = [];
   /** The eventIds of the chunks still committing, until they are in. */
@@ -193,7 +196,6 @@ export class ImportPipeline {
   private chunksPushed = 0;
   /** Lanes that had a row refused: they leave nothing out any more. */
   private readonly lanesWithRefusals = new Set<number>();
-  private readonly maxPending: number;
   private readonly plainInserts: boolean;
 
   /**
@@ -210,9 +212,8 @@ export class ImportPipeline {
   constructor(
     private readonly pool: pg.Pool,
     private readonly options: ImportOptions,
-    settings: { maxPending?: number; plainInserts?: boolean } = {},
+    settings: { plainInserts?: boolean } = {},
   ) {
-    this.maxPending = settings.maxPending ?? 3;
     this.plainInserts = settings.plainInserts ?? false;
   }
 
@@ -254,7 +255,7 @@ export class ImportPipeline {
     // A chunk reports only after every chunk before it did: one failure ends the reports.
     this.reported = this.reported.then(async () => onCommitted(await done));
     this.inFlight.push(this.reported.catch((err: unknown) => this.fail(err)));
-    while (this.inFlight.length >= this.maxPending) {
+    while (this.inFlight.length >= MAX_PENDING_CHUNKS) {
       await this.inFlight.shift();
       if (this.failure) throw this.failure;
     }
