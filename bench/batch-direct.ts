@@ -13,7 +13,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import type { Activities } from '../src/worker/activities';
 import type { FillProgress, SwapResult } from '../src/batch/reprocess-job';
 import { addCounts, emptyCounts, type ImportCounts } from '../src/batch/backfill/counts';
-import type { BackfillCursor, FileSource } from '../src/batch/backfill/types';
+import type { BackfillCursor, FileSource, KafkaSource } from '../src/batch/backfill/types';
 
 /** workflows/backfill.ts: CHUNKS_PER_ACTIVITY. */
 const CHUNKS_PER_ACTIVITY = 10;
@@ -43,6 +43,22 @@ export async function backfillDirect(activities: Activities, file: string, chunk
   let activityCalls = 1;
   for (;;) {
     const result = await call(activities.importChunks, { jobId, source, cursor, chunkSize, maxChunks: CHUNKS_PER_ACTIVITY, dryRun: false });
+    activityCalls++;
+    cursor = result.cursor;
+    counts = addCounts(counts, result.counts);
+    if (result.done) return { counts, activityCalls };
+  }
+}
+
+/** The same for a Kafka topic: describe it (its offset range, fixed now), then importChunks over that range until done. */
+export async function backfillKafkaDirect(activities: Activities, topic: string, chunkSize: number, jobId: string): Promise<DirectBackfillResult> {
+  const source: KafkaSource = { kind: 'kafka', topic };
+  const { range } = await call(activities.describeBackfillSource, source);
+  let cursor: BackfillCursor = { kafka: range?.start };
+  let counts = emptyCounts();
+  let activityCalls = 1;
+  for (;;) {
+    const result = await call(activities.importChunks, { jobId, source, cursor, chunkSize, maxChunks: CHUNKS_PER_ACTIVITY, dryRun: false, range });
     activityCalls++;
     cursor = result.cursor;
     counts = addCounts(counts, result.counts);

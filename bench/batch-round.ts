@@ -16,7 +16,7 @@ import { createLogger } from '../src/log';
 import { createPool } from '../src/store/pool';
 import type { BackfillProgress } from '../workflows/backfill';
 import type { ReprocessSummary } from '../workflows/reprocess';
-import { backfillDirect, reprocessDirect } from './batch-direct';
+import { backfillDirect, backfillKafkaDirect, reprocessDirect } from './batch-direct';
 import type { JobRun, RoundOrder } from './batch-report';
 import { startBenchWorker } from './lib/bench-worker';
 import { writeTrafficFile, type TrafficFile } from './lib/event-data';
@@ -32,6 +32,8 @@ export interface RoundContext {
   groups: CpuGroups;
   machineCores: number;
   dataFile: string;
+  /** The data file's records on a Kafka topic, one message per line, keyed by hunt. */
+  topic: string;
   traffic: TrafficFile;
   warmup: TrafficFile;
   chunkSize: number;
@@ -43,9 +45,13 @@ export interface RoundResult {
   order: RoundOrder;
   backfill: { temporal: JobRun; direct: JobRun };
   reprocess: { temporal: JobRun; direct: JobRun };
+  /** The same records backfilled from the topic, directly, into a third database. */
+  backfillFromKafka: JobRun;
   stored: { events: number; quarantined: number };
   sameAfterBackfill: boolean;
   sameAfterReprocess: boolean;
+  /** The Kafka backfill's projection of the measured hunts is the file backfill's (D's, warm-up hunts left out). */
+  sameAfterKafkaBackfill: boolean;
 }
 
 export async function runRound(ctx: RoundContext, round: number, order: RoundOrder): Promise<RoundResult> {
@@ -115,6 +121,9 @@ export async function runRound(ctx: RoundContext, round: number, order: RoundOrd
     );
     const sameAfterReprocess = (await projectionDigest(worker.pool)) === (await projectionDigest(directPool));
 
+    // Last, so the figures above are as before.
+    const fromKafka = await timedKafkaBackfill(ctx, round, jobId('backfill-kafka'), directPool);
+
     const backfillHistory = await workflowTiming(backfill.t.value.handle);
     const reprocessHistory = await workflowTiming(reprocess.t.value.handle);
     const events = ctx.traffic.kinds.event;
@@ -128,13 +137,38 @@ export async function runRound(ctx: RoundContext, round: number, order: RoundOrd
         temporal: jobRun(reprocess.t, 'temporal', stored.events, reprocessHistory.activities, { ...reprocess.t.value.result }, reprocessHistory),
         direct: jobRun(reprocess.d, 'direct', stored.events, reprocess.d.value.activityCalls, { ...reprocess.d.value }),
       },
+      backfillFromKafka: fromKafka.run,
       stored,
       sameAfterBackfill,
       sameAfterReprocess,
+      sameAfterKafkaBackfill: fromKafka.sameAsFile,
     };
   } finally {
     await worker.stop();
     await directPool.end();
+  }
+}
+
+/**
+ * The topic's records backfilled directly into a third, fresh database (no warm-up hunts),
+ * timed as the other phases are. The import code ran in the warm-up; the Kafka reader did not.
+ */
+async function timedKafkaBackfill(ctx: RoundContext, round: number, jobId: string, directPool: pg.Pool): Promise<{ run: JobRun; sameAsFile: boolean }> {
+  const url = await ctx.resources.createDatabase(`r${round}_kafka`);
+  const pool = createPool({ databaseUrl: url }, 10);
+  try {
+    const logger = createLogger({ logLevel: 'warn' }, 'bench');
+    const config = { ...ctx.config, databaseUrl: url, backfill: { ...ctx.config.backfill, topics: [ctx.topic] } };
+    const activities = createActivities({ pool, kafka: createKafka(ctx.config, logger, 'hunt-bench-kafka'), config, logger });
+    await checkpoint(ctx.config.databaseUrl);
+    const timed = await timePhase(ctx.groups, ctx.machineCores, () => backfillKafkaDirect(activities, ctx.topic, ctx.chunkSize, jobId));
+    ctx.log(`round ${round}: backfill from Kafka directly: ${timed.seconds.toFixed(1)} s`);
+    const stored = await storedCounts(pool);
+    if (stored.events !== ctx.traffic.kinds.event) throw new Error(`round ${round}: the Kafka backfill stored ${stored.events} events; the topic holds ${ctx.traffic.kinds.event}`);
+    const sameAsFile = (await projectionDigest(pool)) === (await projectionDigest(directPool, { withoutWarmup: true }));
+    return { run: jobRun(timed, 'direct', ctx.traffic.kinds.event, timed.value.activityCalls, { ...timed.value.counts }), sameAsFile };
+  } finally {
+    await pool.end();
   }
 }
 
@@ -176,11 +210,12 @@ async function storedCounts(pool: pg.Pool): Promise<{ events: number; quarantine
 }
 
 /** md5 of every live projection row in key order: equal digests, equal projections. */
-async function projectionDigest(pool: pg.Pool): Promise<string> {
+async function projectionDigest(pool: pg.Pool, options: { withoutWarmup?: boolean } = {}): Promise<string> {
+  const where = options.withoutWarmup ? `WHERE hunt_id NOT LIKE 'warmup-%'` : '';
   const { rows } = await pool.query<{ digest: string }>(
     `SELECT md5(
-       (SELECT string_agg(concat_ws('|', hunt_id, player_id, score, clues_found, treasures_claimed, display_name, active), E'\\n' ORDER BY hunt_id, player_id) FROM player_scores)
-       || (SELECT coalesce(string_agg(concat_ws('|', hunt_id, treasure_id, player_id), E'\\n' ORDER BY hunt_id, treasure_id), '') FROM treasure_winners)
+       (SELECT string_agg(concat_ws('|', hunt_id, player_id, score, clues_found, treasures_claimed, display_name, active), E'\\n' ORDER BY hunt_id, player_id) FROM player_scores ${where})
+       || (SELECT coalesce(string_agg(concat_ws('|', hunt_id, treasure_id, player_id), E'\\n' ORDER BY hunt_id, treasure_id), '') FROM treasure_winners ${where})
      ) AS digest`,
   );
   return rows[0]?.digest ?? '';

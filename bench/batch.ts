@@ -12,10 +12,11 @@ import { Client, Connection } from '@temporalio/client';
 import { loadConfig, projectRoot, type Config } from '../src/config';
 import { createKafka } from '../src/pipeline/kafka-client';
 import { createLogger } from '../src/log';
-import { batchVerdicts, renderBatchMarkdown, type BatchBenchResult, type JobComparison, type JobRun, type RoundOrder } from './batch-report';
+import { batchVerdicts, renderBatchMarkdown, type BatchBenchResult, type JobComparison, type JobRun, type KafkaBackfillRuns, type RoundOrder } from './batch-report';
 import { runRound, writeWarmupFile, type RoundResult } from './batch-round';
 import { workflowBundle } from './lib/bench-worker';
 import { writeTrafficFile } from './lib/event-data';
+import { produceFileToTopic } from './lib/file-to-topic';
 import { batchCpuGroups, machineOf } from './lib/machine';
 import { backgroundLoad, round } from './lib/procfs';
 import { BenchResources } from './lib/resources';
@@ -40,10 +41,13 @@ export interface BatchBenchOptions {
 
 const RESULTS_DIR = path.join(projectRoot, 'bench/results');
 const WARMUP_EVENTS = 20_000;
+/** Partitions of the topic the Kafka backfill reads: as the input topic's in the local stack. */
+const KAFKA_PARTITIONS = 4;
 
 export async function runBatchBench(options: BatchBenchOptions, command: string): Promise<BatchBenchResult> {
   const config = loadConfig();
-  const resources = new BenchResources(config.databaseUrl, createKafka(config, createLogger({ logLevel: 'warn' }, 'bench'), 'hunt-bench'));
+  const kafka = createKafka(config, createLogger({ logLevel: 'warn' }, 'bench'), 'hunt-bench');
+  const resources = new BenchResources(config.databaseUrl, kafka);
   // Backfill reads only files under the import folder.
   const dataDir = path.join(config.backfill.importDir, 'bench-data');
   const dataFile = path.join(dataDir, `batch-${resources.runId}.ndjson`);
@@ -78,6 +82,9 @@ export async function runBatchBench(options: BatchBenchOptions, command: string)
       seed: options.seed,
     });
     step(`${traffic.records} records (${(traffic.bytes / 2 ** 20).toFixed(0)} MB) in ${traffic.seconds.toFixed(1)} s`);
+    const topic = await resources.createTopic('backfill', KAFKA_PARTITIONS);
+    const produced = await produceFileToTopic(kafka, dataFile, topic, traffic.records);
+    step(`the same records on topic ${topic} (${KAFKA_PARTITIONS} partitions, keyed by hunt) in ${produced.seconds.toFixed(1)} s`);
     const warmup = writeWarmupFile(warmupFile, { ...options, events: Math.min(WARMUP_EVENTS, options.events), seed: options.seed + 1 });
 
     const bundleStarted = performance.now();
@@ -87,7 +94,7 @@ export async function runBatchBench(options: BatchBenchOptions, command: string)
     cleanups.push(() => connection.close());
     const client = new Client({ connection, namespace: config.temporal.namespace });
 
-    const ctx = { config, client, resources, groups, machineCores, dataFile, traffic, warmup, chunkSize: options.chunkSize, huntsPerChunk: options.huntsPerChunk, log: step };
+    const ctx = { config, client, resources, groups, machineCores, dataFile, topic, traffic, warmup, chunkSize: options.chunkSize, huntsPerChunk: options.huntsPerChunk, log: step };
     const rounds: RoundResult[] = [];
     for (let r = 1; r <= options.rounds; r++) {
       const temporalFirst = (r % 2 === 1) !== options.directFirst;
@@ -116,11 +123,13 @@ export async function runBatchBench(options: BatchBenchOptions, command: string)
         huntsPerChunk: options.huntsPerChunk,
         rounds: rounds.map((r) => r.order),
         fileMb: round(traffic.bytes / 2 ** 20, 1),
+        kafkaPartitions: KAFKA_PARTITIONS,
         generationSeconds: round(traffic.seconds, 2),
         workerBundleSeconds: round(workerBundleSeconds, 2),
       },
       backfill: { ...compare(rounds, 'backfill', traffic.kinds.event, (r) => r.sameAfterBackfill), stored },
       reprocess: compare(rounds, 'reprocess', stored.events, (r) => r.sameAfterReprocess),
+      backfillFromKafka: fromKafka(rounds, traffic.kinds.event),
     };
     const cleanup = await cleanUp();
     const result: BatchBenchResult = { ...partial, verdicts: batchVerdicts(partial), finishedAt: new Date().toISOString(), cleanup };
@@ -150,6 +159,17 @@ function compare(rounds: RoundResult[], job: 'backfill' | 'reprocess', events: n
     overhead: round(temporalSeconds / directSeconds - 1, 4),
     overheadInRun: round(inRun(rounds.map((r) => r[job].temporal)), 4),
     sameProjection: rounds.every(same),
+  };
+}
+
+/** The Kafka backfills' mean over the rounds (direct only). */
+function fromKafka(rounds: RoundResult[], events: number): KafkaBackfillRuns {
+  const seconds = rounds.reduce((sum, r) => sum + r.backfillFromKafka.seconds, 0) / Math.max(1, rounds.length);
+  return {
+    rounds: rounds.map((r) => r.backfillFromKafka),
+    directSeconds: round(seconds, 2),
+    directEventsPerSecond: Math.round(events / seconds),
+    sameProjection: rounds.every((r) => r.sameAfterKafkaBackfill),
   };
 }
 
