@@ -13,6 +13,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { addCounts, commitImport, emptyCounts, ImportPipeline, prepareImport, type ImportCounts, type ImportOptions, type ImportOrigin } from './backfill/import-records';
 import { consumeRange, inTimeWindow, remaining, resolveRange, type PartitionOffsets } from './backfill/kafka-source';
 import { KafkaRangeGoneError } from './backfill/range-check';
+import type { SourceRecord } from '../pipeline/classify';
 import { checkImportFile, ImportFileError, openImportFile } from './backfill/import-file';
 import { checkImportTopic, ImportTopicError } from './backfill/import-topic';
 import { fileSize, readChunk, type FileRecord } from './backfill/ndjson-source';
@@ -159,6 +160,14 @@ async function importFileChunks(deps: Pick<ActivityDeps, 'pool' | 'config'>, inp
   return state;
 }
 
+/**
+ * The range's records, partition slice after partition slice, through an ImportPipeline as
+ * the file's chunks go: while a slice commits, the next is fetched and classified. A
+ * partition's cursor is heartbeated only past slices every lane has committed, in the order
+ * they were read, and so is a pass over records deleted before they were read. The chunks go
+ * in the ordinary way (no plain inserts): a range of the input topic is mostly events the hot
+ * path stored already.
+ */
 async function importKafkaChunks(deps: Pick<ActivityDeps, 'pool' | 'kafka' | 'config' | 'logger'>, input: ChunkBatchInput, start: ChunkBatchResult, options: ImportOptions, context: JobContext) {
   // Checked again here: a job may resume after its workers' BACKFILL_TOPICS was narrowed.
   const topic = importTopic(deps.config.backfill.topics, (input.source as { topic: string }).topic);
@@ -179,29 +188,48 @@ async function importKafkaChunks(deps: Pick<ActivityDeps, 'pool' | 'kafka' | 'co
     state = { ...progress(), counts: addCounts(state.counts, counts) };
     context.heartbeat(state);
   };
-  // What consumeRange returns may lie past the last slice: markers, aborted or deleted records at the range's end.
-  cursor = await failingIfGone(() =>
-    consumeRange(deps.kafka, topic, cursor, range, input.chunkSize * input.maxChunks, async ({ partition, messages }) => {
-      for (let i = 0; i < messages.length; i += input.chunkSize) {
-        const slice = messages.slice(i, i + input.chunkSize);
-        const inWindow = slice.filter((m) => inTimeWindow(m.timestamp, fromMs, toMs));
-        const origin: ImportOrigin = { topic, partition, sourceLabel: `backfill:${input.jobId}:${topic}:${partition}` };
-        const imported = await context.committing(commitImport(deps.pool, await prepareImport(origin, inWindow, options), options));
-        advance(partition, BigInt(slice[slice.length - 1]!.offset) + 1n, { ...imported, outsideRange: slice.length - inWindow.length });
-      }
-    },
-    context.cancellationSignal,
-    () => context.heartbeat(state), // waiting on Kafka is not a dead worker
-    ({ partition, from, to }) => {
-      // Lost to the job, and nothing else would say so: counted in its result and progress.
-      const deleted = Number(to - from);
-      advance(partition, to, { ...emptyCounts(), deletedBeforeRead: deleted });
-      deps.logger.error(
-        { job: input.jobId, topic, partition, fromOffset: from.toString(), toOffset: to.toString(), records: deleted },
-        `backfill: ${deleted} records of ${topic}/${partition} (offsets ${from} to ${to - 1n}) were deleted (retention or delete-records) before the job read them; passed, and counted as deletedBeforeRead`,
-      );
-    }),
-  );
+  const pipeline = new ImportPipeline(deps.pool, options);
+  /** Commits the records, then advances the partition's cursor to `next` (in a dry run, only counts). */
+  const importSlice = async (partition: number, records: SourceRecord[], next: bigint, outsideRange: number) => {
+    // Nothing in the time window: no transaction, only the cursor, in its turn.
+    if (records.length === 0) return pipeline.after(() => advance(partition, next, { ...emptyCounts(), outsideRange }));
+    const origin: ImportOrigin = { topic, partition, sourceLabel: `backfill:${input.jobId}:${topic}:${partition}` };
+    const prepared = await prepareImport(origin, records, options);
+    const done = (counts: ImportCounts) => advance(partition, next, { ...counts, outsideRange });
+    if (options.dryRun) done(await context.committing(commitImport(deps.pool, prepared, options)));
+    else await context.committing(pipeline.push(prepared, done));
+  };
+  let readTo: PartitionOffsets;
+  try {
+    // What consumeRange returns may lie past the last slice: markers, aborted or deleted records at the range's end.
+    readTo = await failingIfGone(() =>
+      consumeRange(deps.kafka, topic, cursor, range, input.chunkSize * input.maxChunks, async ({ partition, messages }) => {
+        for (let i = 0; i < messages.length; i += input.chunkSize) {
+          const slice = messages.slice(i, i + input.chunkSize);
+          const inWindow = slice.filter((m) => inTimeWindow(m.timestamp, fromMs, toMs));
+          await importSlice(partition, inWindow, BigInt(slice[slice.length - 1]!.offset) + 1n, slice.length - inWindow.length);
+        }
+      },
+      context.cancellationSignal,
+      () => context.heartbeat(state), // waiting on Kafka is not a dead worker
+      ({ partition, from, to }) => {
+        // Lost to the job, and nothing else would say so: counted in its result and progress.
+        const deleted = Number(to - from);
+        pipeline.after(() => advance(partition, to, { ...emptyCounts(), deletedBeforeRead: deleted }));
+        deps.logger.error(
+          { job: input.jobId, topic, partition, fromOffset: from.toString(), toOffset: to.toString(), records: deleted },
+          `backfill: ${deleted} records of ${topic}/${partition} (offsets ${from} to ${to - 1n}) were deleted (retention or delete-records) before the job read them; passed, and counted as deletedBeforeRead`,
+        );
+      }),
+    );
+  } catch (err) {
+    // A failing attempt ends only once none of its commits runs: its retry must not race them.
+    await pipeline.settle();
+    throw err;
+  }
+  await context.committing(pipeline.drain());
+  // Every slice read is in: the cursor goes to where the reading ended.
+  cursor = readTo;
   return { ...state, ...progress() };
 }
 

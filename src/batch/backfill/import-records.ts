@@ -262,6 +262,16 @@ export class ImportPipeline {
   }
 
   /**
+   * Runs `report` once every chunk pushed before it has reported, and never after a failure:
+   * for progress that must not pass those chunks (a Kafka import's records deleted before it
+   * read them, passed in the cursor of a partition whose earlier slices still commit).
+   */
+  after(report: () => void): void {
+    this.reported = this.reported.then(report);
+    this.inFlight.push(this.reported.catch((err: unknown) => this.fail(err)));
+  }
+
+  /**
    * Whether the chunk holds an eventId that a chunk still committing holds in another lane.
    * One in the same lane is stored first anyway: a lane commits its parts in order.
    */
