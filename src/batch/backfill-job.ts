@@ -191,13 +191,17 @@ async function importKafkaChunks(deps: Pick<ActivityDeps, 'pool' | 'kafka' | 'co
   const pipeline = new ImportPipeline(deps.pool, options);
   /** Commits the records, then advances the partition's cursor to `next` (in a dry run, only counts). */
   const importSlice = async (partition: number, records: SourceRecord[], next: bigint, outsideRange: number) => {
+    // A slice committing failed: this attempt ends here, whatever is left to read.
+    pipeline.throwIfFailed();
     // Nothing in the time window: no transaction, only the cursor, in its turn.
     if (records.length === 0) return pipeline.after(() => advance(partition, next, { ...emptyCounts(), outsideRange }));
     const origin: ImportOrigin = { topic, partition, sourceLabel: `backfill:${input.jobId}:${topic}:${partition}` };
     const prepared = await prepareImport(origin, records, options);
     const done = (counts: ImportCounts) => advance(partition, next, { ...counts, outsideRange });
-    if (options.dryRun) done(await context.committing(commitImport(deps.pool, prepared, options)));
-    else await context.committing(pipeline.push(prepared, done));
+    if (!options.dryRun) return context.committing(pipeline.push(prepared, done));
+    // A dry run commits nothing, but its counts still take their turn behind the passes queued before.
+    const counts = await context.committing(commitImport(deps.pool, prepared, options));
+    pipeline.after(() => done(counts));
   };
   let readTo: PartitionOffsets;
   try {

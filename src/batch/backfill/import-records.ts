@@ -219,7 +219,7 @@ export class ImportPipeline {
 
   /** Queues a chunk; resolves when there is room for the next. Throws the first failure of any lane. */
   async push(chunk: PreparedChunk, onCommitted: (counts: ImportCounts) => void): Promise<void> {
-    if (this.failure) throw this.failure;
+    this.throwIfFailed();
     // An eventId of a chunk still committing, in another lane: this chunk's lanes wait for
     // all of the earlier chunks, so the earlier row is stored and this one finds it there.
     // Every one settled, not the first failure: a lane still committing stays on this chunk's
@@ -268,7 +268,13 @@ export class ImportPipeline {
    */
   after(report: () => void): void {
     this.reported = this.reported.then(report);
-    this.inFlight.push(this.reported.catch((err: unknown) => this.fail(err)));
+    // Not among the chunks in flight (it holds no rows): settle() waits for it through `reported`.
+    void this.reported.catch((err: unknown) => this.fail(err));
+  }
+
+  /** Throws the first failure of any lane, if there was one: a caller need not read on for nothing. */
+  throwIfFailed(): void {
+    if (this.failure) throw this.failure;
   }
 
   /**

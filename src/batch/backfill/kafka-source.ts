@@ -65,8 +65,10 @@ const WAIT_HEARTBEAT_MS = 60_000;
 
 /**
  * Consumes from `cursor` up to `range.end`, handing each partition batch (bounded to the
- * range and to `maxRecords` in all) to `onSlice`, which must finish (commit) before the
- * cursor moves. Returns the advanced cursor. `onWaiting` is called about once a second while
+ * range and to `maxRecords` in all) to `onSlice`; the cursor moves past a slice once `onSlice`
+ * has returned. Returns the advanced cursor: how far it read, not what the caller committed
+ * (the backfill's onSlice only queues a slice for committing, so it drains its commits before
+ * it takes this cursor). `onWaiting` is called about once a second while
  * the read waits on a topic that is there and readable (not while `onSlice` runs), so the
  * caller can heartbeat: a step waiting on Kafka is not a dead worker.
  *
@@ -201,7 +203,7 @@ async function readRange(
   const checkTopic = async () => {
     const state = await fetchTopicState(admin, topic);
     // A log that now starts past the range's end is never fetched from again. Not while a
-    // slice is being imported: its records were read, and the cursor moves past them after.
+    // slice is handed over: its records were read, and the cursor moves past them after.
     for (const [partition, low] of Object.entries(state?.low ?? {})) {
       const end = range.end[partition];
       if (end !== undefined && BigInt(low) >= BigInt(end) && !inSlice) passDeleted(Number(partition), BigInt(low));
