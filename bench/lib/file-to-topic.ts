@@ -22,7 +22,9 @@ export async function produceFileToTopic(kafka: Kafka, file: string, topic: stri
     }
     return pending.pop()!;
   };
-  return produceBacklog(kafka, { topic, count: records, batch: 5000, inFlight: 4 }, () => {
+  // One send at a time: a retried send among several in flight could land after a later one,
+  // and a hunt's records out of file order can score differently (first arrival wins).
+  return produceBacklog(kafka, { topic, count: records, batch: 5000, inFlight: 1 }, () => {
     const value = nextLine();
     const hunt = /"huntId":"([^"\\]{1,200})"/.exec(value.subarray(0, 400).toString('latin1'))?.[1] ?? null;
     return { key: hunt, value };
