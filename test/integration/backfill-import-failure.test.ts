@@ -155,7 +155,7 @@ describe('the file backfill, with an eventId the file holds twice', () => {
     await db.pool.query('DELETE FROM import_faults');
     await db.pool.query(`INSERT INTO import_faults VALUES ($1, 0.3, false)`, [slowHunt]);
     const prepared = await prepareImport(origin, [record('twice-1', slowHunt), record('c-1', steadyHunt), record('twice-1', steadyHunt)], options);
-    expect(prepared.repeats).toBe(1);
+    expect(prepared.whole).toBe(true);
     const pipeline = new ImportPipeline(db.pool, options);
     let counts: ImportCounts | undefined;
     await pipeline.push(prepared, (c) => (counts = c));
@@ -261,6 +261,24 @@ describe('the file backfill with plain inserts, each lane leaving out its repeat
     const ordinary = await importWithPlainInserts([[record('in-chunk-2', steadyHunt, 13), record('in-chunk-2', steadyHunt, 21)]]);
     expect(ordinary.map((c) => [c.inserted, c.duplicates, c.rejectedByReason.unprocessable ?? 0])).toEqual([[1, 0, 1]]);
     expect((await stored('in-chunk-2')).map((r) => r.points)).toEqual([21]);
+  });
+
+  it('stores a repeat under a hunt of another lane whose first copy the database refused, in a call\'s first chunk or a later one', async () => {
+    // The chunk holds the eventId under hunts of both lanes: it commits whole, and the refusal isolates the first copy.
+    const first = await importWithPlainInserts([[record('across-1', slowHunt, 13), record('across-other', steadyHunt), record('across-1', steadyHunt, 20)]]);
+    expect(first.map((c) => [c.inserted, c.duplicates, c.rejectedByReason.unprocessable ?? 0])).toEqual([[2, 0, 1]]);
+    expect((await stored('across-1')).map((r) => [r.hunt_id, r.points])).toEqual([[steadyHunt, 20]]);
+    const later = await importWithPlainInserts([[record('across-seed', steadyHunt)], [record('across-2', slowHunt, 13), record('across-2', steadyHunt, 21)]]);
+    expect(later.map((c) => [c.inserted, c.duplicates, c.rejectedByReason.unprocessable ?? 0])).toEqual([[1, 0, 0], [1, 0, 1]]);
+    expect((await stored('across-2')).map((r) => [r.hunt_id, r.points])).toEqual([[steadyHunt, 21]]);
+  });
+
+  it('stores a later repeat, in its lane, of an event a whole chunk had refused', async () => {
+    // The whole chunk refuses both copies; the memory says the first was the slow hunt's lane's, so a
+    // later copy there counts as that lane's repeat: a plain insert would leave it out, and lose it.
+    const counts = await importWithPlainInserts([[record('whole-seed', steadyHunt)], [record('whole-1', slowHunt, 13), record('whole-1', steadyHunt, 13)], [record('whole-1', slowHunt, 22)]]);
+    expect(counts.map((c) => [c.inserted, c.duplicates, c.rejectedByReason.unprocessable ?? 0])).toEqual([[1, 0, 0], [0, 0, 2], [1, 0, 0]]);
+    expect((await stored('whole-1')).map((r) => [r.hunt_id, r.points])).toEqual([[slowHunt, 22]]);
   });
 
   it('commits a chunk the ordinary way when its plain insert meets an eventId stored before the import', async () => {

@@ -15,11 +15,17 @@ const origin: ImportOrigin = { topic: 'file:steps.ndjson', partition: 0, sourceL
 const now = new Date();
 const options: ImportOptions = { dryRun: false, groupId: 'backfill:steps', lanes: 1, now };
 
-/** 2,500 records over three steps: every 97th is broken, every 89th resends the eventId of the record 1,000 before it. */
-function records() {
+/**
+ * 2,500 records over three steps: every 97th is broken, every 89th resends the eventId of the
+ * record 1,000 before it, under that record's hunt (a client's resend) or, across hunts, under
+ * a hunt of its own (a client reusing an eventId).
+ */
+function records(resends: 'in the same hunt' | 'across hunts' = 'in the same hunt') {
   return Array.from({ length: 2500 }, (_, i) => {
-    const eventId = i % 89 === 0 && i >= 1000 ? `e-${i - 1000}` : `e-${i}`;
-    const json = i % 97 === 0 ? '{"eventId": "broken' : JSON.stringify(clueFound({ eventId, huntId: `hunt-${i % 7}`, playerId: `p${i}`, clueId: `c${i}`, occurredAt: new Date(now.getTime() - 60_000).toISOString() }));
+    const resend = i % 89 === 0 && i >= 1000;
+    const eventId = resend ? `e-${i - 1000}` : `e-${i}`;
+    const huntId = resend && resends === 'in the same hunt' ? `hunt-${(i - 1000) % 7}` : `hunt-${i % 7}`;
+    const json = i % 97 === 0 ? '{"eventId": "broken' : JSON.stringify(clueFound({ eventId, huntId, playerId: `p${i}`, clueId: `c${i}`, occurredAt: new Date(now.getTime() - 60_000).toISOString() }));
     return { offset: String(i + 1), key: null, value: Buffer.from(json), timestamp: '0' };
   });
 }
@@ -31,7 +37,7 @@ describe('prepareImport, over a chunk of several classification steps', () => {
     const whole = classifySlice(origin.topic, origin.partition, input, now, origin.sourceLabel);
     const lane = prepared.lanes[0]!;
     // One lane: every repeat is in the lane of its first copy, so it stays, listed.
-    expect(prepared.repeats).toBe(0);
+    expect(prepared.whole).toBe(false);
     const single = Array.from({ length: rowCount(whole.rows) }, (_, i) => ({ offset: whole.origins.at(i).offset, row: rowAt(whole.rows, i) }));
     const stepped = Array.from({ length: rowCount(lane.rows) }, (_, i) => ({ offset: lane.origins.at(i).offset, row: rowAt(lane.rows, i) }));
     expect(stepped).toEqual(single);
@@ -46,9 +52,10 @@ describe('prepareImport, over a chunk of several classification steps', () => {
     const input = records();
     const lanes = await prepareImport(origin, input, { ...options, lanes: 2 });
     const single = await prepareImport(origin, input, options);
-    // A repeat in another lane than its first copy's is left out; one in the same lane stays, listed.
-    expect(lanes.lanes.reduce((n, l) => n + rowCount(l.rows), 0) + lanes.repeats).toBe(rowCount(single.lanes[0]!.rows));
-    expect(lanes.repeats).toBeGreaterThan(0);
+    // Every row is in a lane; a repeat, in its first copy's lane, is listed.
+    expect(lanes.whole).toBe(false);
+    expect(lanes.lanes.reduce((n, l) => n + rowCount(l.rows), 0)).toBe(rowCount(single.lanes[0]!.rows));
+    expect(lanes.lanes.every((l) => l.repeatsInLane.length > 0)).toBe(true);
     for (const [lane, { rows, repeatsInLane }] of lanes.lanes.entries()) {
       expect(repeatsInLane).toEqual(repeatPositions(rows));
       expect(rowCount(rows)).toBeGreaterThan(0);
@@ -63,7 +70,7 @@ describe('prepareImport, over a chunk of several classification steps', () => {
     const oneHunt = await prepareImport(origin, input, { ...options, lanes: 2, huntId: 'hunt-3' });
     const kept = oneHunt.lanes.flatMap(({ rows }) => Array.from({ length: rowCount(rows) }, (_, i) => rows.huntIds[rows.huntOf[i] as number]));
     expect(new Set(kept)).toEqual(new Set(['hunt-3']));
-    expect(kept.length + oneHunt.repeats + oneHunt.counts.filteredOut).toBe(rowCount(single.lanes[0]!.rows));
+    expect(kept.length + oneHunt.counts.filteredOut).toBe(rowCount(single.lanes[0]!.rows));
     expect(oneHunt.eventIds.size).toBe(kept.length - oneHunt.lanes.reduce((n, l) => n + l.repeatsInLane.length, 0));
   });
 
@@ -81,6 +88,31 @@ describe('prepareImport, over a chunk of several classification steps', () => {
     expect(second.lanes.map((l) => l.repeatsInLane)).toEqual(ofFirstInSameLane);
     expect(ofFirstInSameLane.flat().length).toBeGreaterThan(repeatPositions(second.lanes[0]!.rows).length + repeatPositions(second.lanes[1]!.rows).length);
     for (const [id, lane] of whole.eventIds) expect(earlierChunks.laneOf(id)).toBe(lane);
+  });
+
+  it('keeps a chunk with an eventId under hunts of two lanes whole: every row in one lane, in file order, none left out', async () => {
+    const input = records('across hunts');
+    const whole = await prepareImport(origin, input, { ...options, lanes: 2 });
+    const single = await prepareImport(origin, input, options);
+    expect(whole.whole).toBe(true);
+    expect(whole.lanes).toHaveLength(1);
+    const rowsOf = ({ rows, origins }: (typeof whole.lanes)[number]) => Array.from({ length: rowCount(rows) }, (_, i) => ({ offset: origins.at(i).offset, row: rowAt(rows, i) }));
+    expect(rowsOf(whole.lanes[0]!)).toEqual(rowsOf(single.lanes[0]!));
+    // It commits the ordinary way: nothing for a plain insert to leave out.
+    expect(whole.lanes[0]!.repeatsInLane).toEqual([]);
+    // Its eventIds keep the lane of their first copy's hunt, for the chunks after it.
+    const firstHunt = new Map<string, string>();
+    for (let i = 0; i < rowCount(single.lanes[0]!.rows); i++) {
+      const rows = single.lanes[0]!.rows;
+      if (!firstHunt.has(eventIdAt(rows, i))) firstHunt.set(eventIdAt(rows, i), rows.huntIds[rows.huntOf[i] as number] as string);
+    }
+    expect([...whole.eventIds]).toEqual([...firstHunt].map(([id, hunt]) => [id, laneOfHunt(hunt, 2)]));
+    expect(whole.counts).toMatchObject(single.counts);
+    // Judged over the hunts the job imports: one hunt alone never holds an eventId in two lanes.
+    const oneHunt = await prepareImport(origin, input, { ...options, lanes: 2, huntId: 'hunt-3' });
+    expect(oneHunt.whole).toBe(false);
+    const kept = oneHunt.lanes.flatMap(({ rows }) => Array.from({ length: rowCount(rows) }, (_, i) => rows.huntIds[rows.huntOf[i] as number]));
+    expect(new Set(kept)).toEqual(new Set(['hunt-3']));
   });
 });
 

@@ -13,18 +13,19 @@
  *
  * An eventId the source holds twice under different hunts would sit in two lanes, and the
  * lane that committed first would store its copy (and the two would wait on each other's
- * insert, deadlocking): the first in source order must be the one stored. So a chunk leaves
- * out a row whose eventId an earlier row holds in another lane (it counts as a duplicate; if
- * the database refuses the first copy, that repeat is lost with it, a known gap for the same
- * eventId under two hunts), and a chunk holding an eventId that a chunk still committing
- * holds in another lane waits for every lane of the chunks before it. A repeat in the same
- * lane (a resend in the same hunt, the common repeat) stays in its lane's rows: the lane
- * stores the first copy first, in the same statement or an earlier part, and if the database
- * refuses that copy, the repeat is still there to be stored. (A repeat the database would
- * refuse for its own data is quarantined as unprocessable by an ordinary commit, which
- * proposes it, and counted a duplicate by a plain one, which leaves it out.) A file import's
- * chunks go in with plain inserts, which leave those repeats out (RecentEventIds,
- * ImportPipeline).
+ * insert, deadlocking): the first in source order must be the one stored. So a chunk that
+ * holds an eventId under hunts of two lanes commits whole, as one transaction in source order
+ * (`whole`), once every lane's parts before it are in, and the lanes' next parts wait for it:
+ * the first copy is stored, or, if the database refuses it, the isolating commit stores the
+ * next. Such a chunk (a client reusing an eventId across hunts) gives up its lanes, never
+ * its records. A chunk holding an eventId that a chunk still committing holds in another lane
+ * waits for every lane of the chunks before it. A repeat in the same lane (a resend in the
+ * same hunt, the common repeat) stays in its lane's rows: the lane stores the first copy
+ * first, in the same statement or an earlier part, and if the database refuses that copy, the
+ * repeat is still there to be stored. (A repeat the database would refuse for its own data is
+ * quarantined as unprocessable by an ordinary commit, which proposes it, and counted a
+ * duplicate by a plain one, which leaves it out.) A file import's chunks go in with plain
+ * inserts, which leave those repeats out (RecentEventIds, ImportPipeline).
  */
 import type pg from 'pg';
 import { setImmediate as turnOfEventLoop } from 'node:timers/promises';
@@ -79,8 +80,11 @@ export interface PreparedChunk {
   lanes: { rows: EventRows; origins: RecordOrigins; repeatsInLane: number[] }[];
   /** The eventIds the lanes hold, with the lane of each one's first copy (a lane may hold an id twice: `repeatsInLane`). */
   eventIds: ReadonlyMap<string, number>;
-  /** Accepted rows left out as repeats of an eventId an earlier row of the chunk holds in another lane: duplicates. */
-  repeats: number;
+  /**
+   * An eventId under hunts of two lanes: the chunk is one lane of every accepted row, in source
+   * order, committed the ordinary way after every lane's earlier parts, and before their next.
+   */
+  whole: boolean;
   rejected: RejectedRecord[];
   /** Counts known before committing: records, rejects, filtered out. */
   counts: Omit<ImportCounts, 'inserted' | 'duplicates'>;
@@ -104,8 +108,8 @@ export async function prepareImport(origin: ImportOrigin, records: readonly Sour
   const laneOf = (huntId: string) => (wanted(huntId) ? laneOfHunt(huntId, lanes) : -1);
   const laneOfHuntIndex = slice.rows.huntIds.map(laneOf);
   const eventIds = new Map<string, number>();
-  const repeated = new Set<number>();
   const repeatsInLane = new Set<number>();
+  let acrossLanes = false;
   for (let i = 0; i < rowCount(slice.rows); i++) {
     const lane = laneOfHuntIndex[slice.rows.huntOf[i] as number] as number;
     if (lane < 0) continue;
@@ -115,20 +119,21 @@ export async function prepareImport(origin: ImportOrigin, records: readonly Sour
       eventIds.set(id, lane);
       if (options.earlierChunks?.laneOf(id) === lane) repeatsInLane.add(i);
     } else if (firstLane === lane) repeatsInLane.add(i);
-    else repeated.add(i);
+    else acrossLanes = true;
   }
   options.earlierChunks?.addAll(eventIds);
-  const groups = groupRowsByHunt(slice.rows, lanes, laneOf, repeated);
+  // A whole chunk commits the ordinary way: it lists no repeats for a plain insert to leave out.
+  const groups = acrossLanes ? groupRowsByHunt(slice.rows, 1, (huntId) => (wanted(huntId) ? 0 : -1)) : groupRowsByHunt(slice.rows, lanes, laneOf);
   const kept = groups.reduce((n, g) => n + g.taken.length, 0);
   const rejected = [...rejectedAlready, ...slice.rejected];
   const rejectedByReason: Record<string, number> = {};
   for (const r of rejected) rejectedByReason[r.reason] = (rejectedByReason[r.reason] ?? 0) + 1;
   return {
-    lanes: groups.map((g) => ({ rows: g.rows, origins: pickOrigins(slice.origins, g.taken), repeatsInLane: positionsOf(g.taken, repeatsInLane) })),
+    lanes: groups.map((g) => ({ rows: g.rows, origins: pickOrigins(slice.origins, g.taken), repeatsInLane: acrossLanes ? [] : positionsOf(g.taken, repeatsInLane) })),
     eventIds,
-    repeats: repeated.size,
+    whole: acrossLanes,
     rejected,
-    counts: { records: records.length + rejectedAlready.length, rejected: rejected.length, rejectedByReason, filteredOut: rowCount(slice.rows) - kept - repeated.size },
+    counts: { records: records.length + rejectedAlready.length, rejected: rejected.length, rejectedByReason, filteredOut: rowCount(slice.rows) - kept },
   };
 }
 
@@ -159,7 +164,7 @@ export async function commitImport(pool: pg.Pool, chunk: PreparedChunk, options:
   if (options.dryRun) {
     const ids = [...chunk.eventIds.keys()];
     const wouldInsert = ids.length - (await countStoredEvents(pool, ids));
-    return { ...counts, inserted: wouldInsert, duplicates: accepted - wouldInsert + chunk.repeats };
+    return { ...counts, inserted: wouldInsert, duplicates: accepted - wouldInsert };
   }
   const pipeline = new ImportPipeline(pool, options);
   let committed: ImportCounts | undefined;
@@ -224,7 +229,8 @@ export class ImportPipeline {
     // all of the earlier chunks, so the earlier row is stored and this one finds it there.
     // Every one settled, not the first failure: a lane still committing stays on this chunk's
     // chain, so settle() waits for it (a retry must not race it).
-    const barrier = this.sharesEventIdsAcrossLanes(chunk) ? settleAll([...this.laneTails]) : undefined;
+    // A whole chunk waits for every lane the same way.
+    const barrier = chunk.whole || this.sharesEventIdsAcrossLanes(chunk) ? settleAll([...this.laneTails]) : undefined;
     // The first chunk has no chunks before it in the memory: its repeats of the call before would conflict.
     const afterFirst = this.chunksPushed++ > 0;
     const parts = chunk.lanes.map((lane, i) => {
@@ -235,16 +241,19 @@ export class ImportPipeline {
       const commit = previous.then(async () => {
         if (this.failure) throw this.failure;
         // Decided now, once the lane's parts before have committed (a conflict among them pauses plain inserts).
-        const plain = this.plainInserts && afterFirst && !this.lanesWithRefusals.has(i) && this.pause.take();
+        const plain = this.plainInserts && afterFirst && !chunk.whole && !this.lanesWithRefusals.has(i) && this.pause.take();
         const plainInsert = plain ? { leaveOut: lane.repeatsInLane } : undefined;
         const r = await commitMicroBatch(this.pool, this.options.groupId, { rows: lane.rows, origins: lane.origins, rejected, offsets: [] }, { plainInsert });
         if (r.plainInsertConflicted) this.pause.conflicted();
-        if (r.isolated) this.lanesWithRefusals.add(i);
+        // A whole chunk's refused row may be the first copy of a later repeat in any lane.
+        if (r.isolated) for (const refused of chunk.whole ? this.laneNumbers() : [i]) this.lanesWithRefusals.add(refused);
         return { inserted: r.inserted, unprocessable: r.unprocessable.length };
       });
       this.laneTails[i] = commit;
       return commit;
     });
+    // Every lane's next part waits for a whole chunk.
+    if (chunk.whole) for (const lane of this.laneNumbers()) this.laneTails[lane] = parts[0]!;
     this.committing.add(chunk.eventIds);
     void Promise.allSettled(parts).then(() => this.committing.delete(chunk.eventIds));
     const done = Promise.all(parts)
@@ -259,6 +268,11 @@ export class ImportPipeline {
       await this.inFlight.shift();
       if (this.failure) throw this.failure;
     }
+  }
+
+  /** The commit lanes' numbers. */
+  private laneNumbers(): number[] {
+    return Array.from({ length: Math.max(1, this.options.lanes ?? 1) }, (_, i) => i);
   }
 
   /**
@@ -325,5 +339,5 @@ function countsOf(chunk: PreparedChunk, results: { inserted: number; unprocessab
   const unprocessable = results.reduce((sum, r) => sum + r.unprocessable, 0);
   const rejectedByReason = { ...chunk.counts.rejectedByReason };
   if (unprocessable > 0) rejectedByReason.unprocessable = (rejectedByReason.unprocessable ?? 0) + unprocessable;
-  return { ...chunk.counts, rejected: chunk.counts.rejected + unprocessable, rejectedByReason, inserted, duplicates: accepted - inserted - unprocessable + chunk.repeats };
+  return { ...chunk.counts, rejected: chunk.counts.rejected + unprocessable, rejectedByReason, inserted, duplicates: accepted - inserted - unprocessable };
 }

@@ -4,8 +4,9 @@
  * repeat one in the same lane (ImportPipeline's `plainInserts`).
  *
  * A lane commits its parts in order, so by the time a part commits, the first copy of each of
- * its repeats has been committed by the lane before it: stored, unless the database refused
- * that row (then the lane stops leaving rows out). Bounded: the oldest are forgotten (an id
+ * its repeats has been committed by the lane before it, or by a whole chunk every lane waited
+ * for: stored, unless the database refused that row (then the lane, or after a whole chunk
+ * every lane, stops leaving rows out). Bounded: the oldest are forgotten (an id
  * seen again is not refreshed), and a repeat of one of them goes to the store: the plain
  * insert meets it, and the part commits again the ordinary way.
  */
