@@ -187,6 +187,28 @@ describe('the file backfill, with an eventId the file holds twice', () => {
     expect(counts.map((c) => [c.inserted, c.duplicates])).toEqual([[2, 0], [1, 1]]);
   });
 
+  it('commits a whole chunk after every lane\'s earlier parts and before their next, each hunt in file order', async () => {
+    await db.pool.query('DELETE FROM import_faults');
+    await db.pool.query(`INSERT INTO import_faults VALUES ($1, 0.3, false)`, [slowHunt]);
+    // Another hunt of the slow hunt's lane: its events wait behind the slow ones in their lane's parts.
+    const laneMate = huntInLane(1, [slowHunt]);
+    const whole = (run: string) => [record(`${run}-100`, steadyHunt), record(`${run}-100`, laneMate)];
+    // The lane's part before the whole chunk waits behind a slow one (so it has not begun, nor
+    // locked its hunts, when the whole chunk is pushed); the whole chunk's own events are fast.
+    const before = await importChunks([
+      prepareImport(origin, [record('w-1', slowHunt)], options),
+      prepareImport(origin, [record('w-2', laneMate)], options),
+      prepareImport(origin, [...whole('w'), record('w-3', laneMate)], options),
+      prepareImport(origin, [record('w-4', laneMate)], options),
+    ]);
+    expect(before).toEqual({ reported: [0, 1, 2, 3], failure: undefined });
+    expect((await storedOrder('w'))[laneMate]).toEqual([2, 3, 4]);
+    // The whole chunk is slow and first: the lane has no part before it, and its next part still waits for it.
+    const first = await importChunks([prepareImport(origin, [...whole('v'), record('v-1', slowHunt), record('v-2', laneMate)], options), prepareImport(origin, [record('v-3', laneMate)], options)]);
+    expect(first).toEqual({ reported: [0, 1], failure: undefined });
+    expect((await storedOrder('v'))[laneMate]).toEqual([2, 3]);
+  });
+
   it('stores the first in file order when the second is in a later chunk, in another lane, that would commit first', async () => {
     await db.pool.query('DELETE FROM import_faults');
     await db.pool.query(`INSERT INTO import_faults VALUES ($1, 0.3, false)`, [slowHunt]);

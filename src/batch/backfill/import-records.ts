@@ -174,12 +174,15 @@ export async function commitImport(pool: pg.Pool, chunk: PreparedChunk, options:
 }
 
 /**
- * Commits prepared chunks through one queue per commit lane, so a lane never waits for
+ * Commits prepared chunks through one queue per commit lane, so a lane does not wait for
  * another: each lane commits its part of chunk after chunk in order (a hunt always maps to
  * the same lane, so each hunt's events stay in file order), while the next chunk is read and
- * classified. A chunk counts as committed once every lane has committed its part;
- * `onCommitted` runs for chunks in their order, so the cursor it heartbeats never passes a
- * chunk that is not wholly in. At most MAX_PENDING_CHUNKS are in flight (memory bound).
+ * classified. The exceptions wait for every lane: a chunk holding an eventId that another
+ * lane of a chunk still committing holds, and a whole chunk (`PreparedChunk.whole`), which
+ * every lane's next part waits for in turn. A chunk counts as committed once every lane has
+ * committed its part; `onCommitted` runs for chunks in their order, so the cursor it
+ * heartbeats never passes a chunk that is not wholly in. At most MAX_PENDING_CHUNKS are in
+ * flight (memory bound).
  *
  * After the first failure nothing more is committed or reported: a lane's later parts would
  * put a hunt's events in after a gap (first arrival decides a treasure), and a later chunk's
@@ -204,10 +207,10 @@ export class ImportPipeline {
   private readonly plainInserts: boolean;
 
   /**
-   * `plainInserts`: the chunks after the first go in with a plain INSERT, sparing the primary
-   * key's lookup before each insert (experiments §60, §72), each lane's part leaving out its
-   * repeats (`repeatsInLane`): their first copies come before them in the same statement or
-   * in a part the lane committed before, so they are stored. Unless the database refused one
+   * `plainInserts`: the chunks after the first (whole ones excepted) go in with a plain
+   * INSERT, sparing the primary key's lookup before each insert (experiments §60, §72), each
+   * lane's part leaving out its repeats (`repeatsInLane`): their first copies come before them
+   * in the same statement or in a part the lane committed before, so they are stored. Unless the database refused one
    * of the lane's rows: a refusal fails the plain statement, the part is committed again with
    * every row, the refused ones isolated (the repeat of a refused copy is stored), and the lane
    * commits the ordinary way for the rest of the pipeline. A plain insert that meets
@@ -270,9 +273,9 @@ export class ImportPipeline {
     }
   }
 
-  /** The commit lanes' numbers. */
+  /** The commit lanes' numbers: as many as the options say, and any a chunk brought beyond them. */
   private laneNumbers(): number[] {
-    return Array.from({ length: Math.max(1, this.options.lanes ?? 1) }, (_, i) => i);
+    return Array.from({ length: Math.max(1, this.options.lanes ?? 1, this.laneTails.length) }, (_, i) => i);
   }
 
   /**
