@@ -51,11 +51,16 @@ export interface CatchUpInput extends ReprocessStepInput {
   maxEventsPerRound: number;
   /** Done once a complete round merged at most this many: the swap merges the rest under the fence. */
   smallRound: number;
-  /** Give up shrinking after this many rounds (ingest outpacing the merge); the swap still finishes. */
+  /** Give up shrinking after this many rounds (ingest outpacing the merge). */
   maxRounds: number;
 }
 
-export type CatchUpSummary = Pick<CatchUpResult, 'events' | 'coveredSeq'> & { rounds: number };
+/**
+ * `complete`: the last round merged everything stored when it began, so what the swap merges
+ * under the fence is what came in during one round. Not complete, the rest is unbounded.
+ */
+export type CatchUpSummary = Pick<CatchUpResult, 'events' | 'coveredSeq' | 'complete'> & { rounds: number };
+export type CatchUpLimits = Pick<CatchUpInput, 'maxEventsPerRound' | 'smallRound' | 'maxRounds'>;
 export type { FillProgress, PrepareResult, SwapResult };
 
 const KEEPALIVE_MS = 10_000;
@@ -68,7 +73,9 @@ const SWAP_OUTCOME_LOCK_TIMEOUT_MS = 20_000;
  */
 export const PRE_SWAP_CATCH_UP = { maxEventsPerRound: 200_000, smallRound: 5_000, maxRounds: 10 } as const;
 
-export function createReprocessActivities(deps: Pick<ActivityDeps, 'pool' | 'logger' | 'config'>) {
+/** `preSwapCatchUp`: the swap's own catch-up (tests make it small). */
+export function createReprocessActivities(deps: Pick<ActivityDeps, 'pool' | 'logger' | 'config'>, limits: { preSwapCatchUp?: CatchUpLimits } = {}) {
+  const preSwapCatchUp = limits.preSwapCatchUp ?? PRE_SWAP_CATCH_UP;
   return {
     async prepareShadow(input: ReprocessStepInput): Promise<PrepareResult> {
       const projection = checkedProjection(input.projection);
@@ -130,7 +137,16 @@ export function createReprocessActivities(deps: Pick<ActivityDeps, 'pool' | 'log
   async function catchUpAndSwap(input: ReprocessStepInput, projection: ProjectionName): Promise<SwapResult> {
     // Before the catch-up's fences: a swap Postgres will refuse must not hold the hot path back at all.
     await step(input, () => assertLiveTablesReplaceable(deps.pool, projection));
-    const caughtUp = await catchUpRounds({ ...input, ...PRE_SWAP_CATCH_UP });
+    const caughtUp = await catchUpRounds({ ...input, ...preSwapCatchUp });
+    // Ingest outran the rounds: what is left would all merge under the fence, holding the hot
+    // path back for as long as it takes (minutes, with a day's backlog). Retried instead,
+    // without the fence, until the catch-up gets ahead (HuntJobRetrying says it does not).
+    if (!caughtUp.complete) {
+      throw ApplicationFailure.retryable(
+        `reprocess ${projection}: events are still stored faster than the catch-up merges them (${caughtUp.events} merged in ${caughtUp.rounds} rounds outside the fence, more left); not swapping, which would merge the rest under the fence and hold the hot path back meanwhile; tried again`,
+        'ReprocessCatchUpBehind',
+      );
+    }
     // The last round goes straight on to the swap: a cancellation that came during it stops here.
     checkCancelled(projection);
     const cancelled = Context.current().cancellationSignal;
@@ -142,13 +158,13 @@ export function createReprocessActivities(deps: Pick<ActivityDeps, 'pool' | 'log
   /** Merges events stored since the shadows' cover, round after round, until a round is small. */
   async function catchUpRounds(input: CatchUpInput): Promise<CatchUpSummary> {
     const projection = checkedProjection(input.projection);
-    let total: CatchUpSummary = { events: 0, coveredSeq: 0, rounds: 0 };
+    let total: CatchUpSummary = { events: 0, coveredSeq: 0, complete: false, rounds: 0 };
     for (let round = 1; round <= input.maxRounds; round++) {
       checkCancelled(projection);
       const merged = await heartbeating(total, () =>
         step(input, () => catchUpShadow(deps.pool, projection, input.jobId, input.lockTimeoutMs, input.maxEventsPerRound)),
       );
-      total = { events: total.events + merged.events, coveredSeq: merged.coveredSeq, rounds: round };
+      total = { events: total.events + merged.events, coveredSeq: merged.coveredSeq, complete: merged.complete, rounds: round };
       if (merged.complete && merged.events <= input.smallRound) break;
     }
     deps.logger.info({ job: input.jobId, projection, ...total }, 'reprocess: caught up outside the fence');

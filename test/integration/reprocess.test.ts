@@ -300,6 +300,38 @@ describe('the prepare and swap activities', () => {
   });
 });
 
+describe('the swap, when ingest stores events faster than its catch-up merges them', () => {
+  it('does not take the fence with an unbounded rest to merge under it: it fails to be retried, and swaps once caught up', async () => {
+    const scratch = await createTestDatabase();
+    try {
+      const { events } = inOrderTraffic(1500, 5);
+      await storeEventsInOrder(scratch.pool, events.slice(0, 500));
+      // Two rounds of 100 events: fewer than what is stored after the fill.
+      const slow = createReprocessActivities({ pool: scratch.pool, logger, config }, { preSwapCatchUp: { maxEventsPerRound: 100, smallRound: 10, maxRounds: 2 } });
+      const step = { projection: 'leaderboard', jobId: 'run-behind', lockTimeoutMs: 5000 };
+      await new MockActivityEnvironment({ scheduledTimestampMs: Date.now() }).run(slow.prepareShadow, step);
+      for (let done = false; !done; ) ({ done } = await fillShadowChunk(scratch.pool, 'leaderboard', 'run-behind', 5));
+      await storeEventsInOrder(scratch.pool, events.slice(500));
+
+      const behind = new MockActivityEnvironment().run(slow.swapShadow, step);
+      await expect(behind).rejects.toBeInstanceOf(ApplicationFailure);
+      await expect(behind).rejects.toMatchObject({ nonRetryable: false, type: 'ReprocessCatchUpBehind', message: expect.stringMatching(/not swapping/) });
+      // Nothing was swapped or merged under the fence; the rounds' work stays.
+      const { rows } = await scratch.pool.query<{ phase: string; fenced_events: number | null; events_caught_up: number }>(
+        `SELECT phase, fenced_events, events_caught_up FROM reprocess_jobs WHERE projection = 'leaderboard'`,
+      );
+      expect(rows).toEqual([{ phase: 'filled', fenced_events: null, events_caught_up: 200 }]);
+
+      // The retry, with rounds that keep up, swaps in the whole projection.
+      const activities = createReprocessActivities({ pool: scratch.pool, logger, config });
+      expect(await new MockActivityEnvironment({ attempt: 2 }).run(activities.swapShadow, step)).toMatchObject({ eventsCaughtUp: events.length - 500, fencedEvents: 0 });
+      expect(await projectionOf(scratch.pool)).toEqual(foldEvents(events));
+    } finally {
+      await scratch.dispose();
+    }
+  });
+});
+
 describe('a table dropped under a running job', () => {
   it('fails the step for good, saying to start again, rather than retry for ever', async () => {
     const scratch = await createTestDatabase();

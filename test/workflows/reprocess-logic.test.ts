@@ -34,7 +34,7 @@ function fakeSteps(fillCalls: number) {
       },
       catchUpShadow: async (input: ReprocessStepInput): Promise<CatchUpSummary> => {
         record('catch-up', input);
-        return { events: 0, coveredSeq: 42, rounds: 1 };
+        return { events: 0, coveredSeq: 42, complete: true, rounds: 1 };
       },
       swapShadow: async (input: ReprocessStepInput): Promise<SwapResult> => {
         record('swap', input);
