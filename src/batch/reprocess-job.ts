@@ -182,7 +182,7 @@ function checkedProjection(name: string): ProjectionName {
 
 /**
  * A chunk whose recomputation Postgres refuses for its data, or that runs past the fill's
- * statement limit, fails the same way on every retry while the hunts after it wait: the run
+ * statement limit or the server's temp_file_limit, fails the same way on every retry while the hunts after it wait: the run
  * fails at once, saying what to change (reconcile treats the same failures of the same
  * recompute as failures of the hunt: isHuntFailure). A statement cancelled because the job
  * was cancelled is not one of them.
@@ -199,6 +199,11 @@ function fillFailedForGood(err: unknown): Error | undefined {
   if (sqlStateOf(err) === SqlState.queryCanceled && message.includes('statement timeout')) {
     return new ReprocessBlockedError(
       `a chunk of hunts took longer than the fill's statement limit (${FILL_STATEMENT_MS / 60_000} minutes): ${message}. A chunk ends at about ${FILL_EVENTS_PER_CHUNK.toLocaleString('en-US')} events by the hunts' counts in hunts.events_applied, which may be wrong (reprocess repairs them): start reprocess again with a smaller huntsPerChunk; a single hunt that takes that long cannot be reprocessed (its live results stay as the hot path made them)`,
+    );
+  }
+  if (sqlStateOf(err) === SqlState.configurationLimitExceeded) {
+    return new ReprocessBlockedError(
+      `a chunk of hunts needed more temporary file space than the server's temp_file_limit allows: ${message}. Raise temp_file_limit, or start reprocess again with a smaller huntsPerChunk; a single hunt that needs more cannot be reprocessed under this limit (its live results stay as the hot path made them)`,
     );
   }
   return undefined;

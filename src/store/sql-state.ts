@@ -14,6 +14,8 @@ export const SqlState = {
   undefinedTable: '42P01',
   /** DROP refused because other objects (a view, say) depend on the one dropped. */
   dependentObjectsStillExist: '2BP01',
+  /** A limit the configuration sets, reached: temp_file_limit, by a sort or hash that spilled past it. */
+  configurationLimitExceeded: '53400',
   /** max_connections, or the role's CONNECTION LIMIT, reached. */
   tooManyConnections: '53300',
   /** The server is shutting down, by an administrator or a crash of another backend. */

@@ -133,7 +133,7 @@ describe('reconcile, with a hunt that fails for what it holds', () => {
 
   it('tells failures of the hunts from failures of the database, which the step retries', () => {
     const pgError = (code: string) => Object.assign(new Error('x'), { code });
-    for (const code of ['22003', '23514', 'P0001', '54000', '57014']) expect(isHuntFailure(pgError(code)), code).toBe(true);
+    for (const code of ['22003', '23514', 'P0001', '54000', '57014', '53400']) expect(isHuntFailure(pgError(code)), code).toBe(true);
     for (const code of ['08006', '40P01', '40001', '55P03', '57P01', '53100', '42P01']) expect(isHuntFailure(pgError(code)), code).toBe(false);
     expect(isHuntFailure(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }))).toBe(false);
   });

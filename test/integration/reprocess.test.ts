@@ -332,6 +332,26 @@ describe('the swap, when ingest stores events faster than its catch-up merges th
   });
 });
 
+describe('a fill chunk past the server\'s temp_file_limit', () => {
+  it('fails the step for good, saying to raise the limit or make chunks smaller, rather than retry for ever', async () => {
+    const scratch = await createTestDatabase();
+    try {
+      await storeEventsInOrder(scratch.pool, inOrderTraffic(50, 6).events);
+      const activities = createReprocessActivities({ pool: scratch.pool, logger, config });
+      const step = { projection: 'leaderboard', jobId: 'run-temp-files', lockTimeoutMs: 5000 };
+      await new MockActivityEnvironment({ scheduledTimestampMs: Date.now() }).run(activities.prepareShadow, step);
+      // What Postgres raises when a sort spills past temp_file_limit (a superuser's setting).
+      await scratch.pool.query(`CREATE FUNCTION spill_past_limit() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'temporary file size exceeds temp_file_limit (1kB)' USING ERRCODE = '53400'; END $$`);
+      await scratch.pool.query('CREATE TRIGGER spill_past_limit BEFORE INSERT ON player_scores_shadow FOR EACH ROW EXECUTE FUNCTION spill_past_limit()');
+      const failure = new MockActivityEnvironment().run(activities.fillShadow, { ...step, huntsPerChunk: 10, timeBudgetMs: 5000 });
+      await expect(failure).rejects.toMatchObject({ nonRetryable: true, type: 'ReprocessBlocked', message: expect.stringMatching(/temp_file_limit.*Raise temp_file_limit, or start reprocess again with a smaller huntsPerChunk/) });
+    } finally {
+      await scratch.dispose();
+    }
+  });
+});
+
 describe('a table dropped under a running job', () => {
   it('fails the step for good, saying to start again, rather than retry for ever', async () => {
     const scratch = await createTestDatabase();

@@ -17,11 +17,13 @@ const ERROR_MAX_CHARS = 2000;
 
 /**
  * True when `err` comes back whatever the database's state, for these hunts: a value or a
- * constraint refused (isDataError's classes), or the step's own statement limit (57014) on
- * hunts too big to recompute inside it. A cancelled step is not a failure of its hunts.
+ * constraint refused (isDataError's classes), or a limit their size reaches on every try: the
+ * step's own statement limit (57014), or temp_file_limit (53400) on a recompute whose sort
+ * spills past it. A cancelled step is not a failure of its hunts.
  */
 export function isHuntFailure(err: unknown): boolean {
-  return isDataError(err) || sqlStateOf(err) === SqlState.queryCanceled;
+  const code = sqlStateOf(err);
+  return isDataError(err) || code === SqlState.queryCanceled || code === SqlState.configurationLimitExceeded;
 }
 
 /**
