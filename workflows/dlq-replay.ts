@@ -37,8 +37,9 @@ export async function dlqReplay(input: DlqReplayInput = {}): Promise<ReplayTotal
   const fields = asObject('dlqReplay', input);
   rejectUnknownFields('dlqReplay', fields, ['reasons', 'from', 'to', 'dryRun', 'batchSize']);
   const reasons = fields.reasons as unknown;
-  if (reasons !== undefined && (!Array.isArray(reasons) || reasons.some((r) => !REASONS.includes(r as string)))) {
-    throw badInput('dlqReplay', `reasons must be a list drawn from ${REASONS.join(', ')}, got ${JSON.stringify(reasons)}`);
+  // An empty list would replay nothing and end green, the operator's mistake unsaid.
+  if (reasons !== undefined && (!Array.isArray(reasons) || reasons.length === 0 || reasons.some((r) => !REASONS.includes(r as string)))) {
+    throw badInput('dlqReplay', `reasons must be a non-empty list drawn from ${REASONS.join(', ')}, or left out for every reason; got ${JSON.stringify(reasons)}`);
   }
   const from = optionalIsoTime('dlqReplay', fields, 'from', checks);
   const to = optionalIsoTime('dlqReplay', fields, 'to', checks);

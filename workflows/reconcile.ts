@@ -49,8 +49,9 @@ export async function reconcile(input: ReconcileInput = {}): Promise<ReconcileSu
   const fields = asObject('reconcile', input);
   rejectUnknownFields('reconcile', fields, ['huntIds', 'repair', 'huntsPerTransaction', 'settleMs']);
   const huntIds = fields.huntIds as unknown;
-  if (huntIds !== undefined && (!Array.isArray(huntIds) || huntIds.some((h) => typeof h !== 'string' || !ID_PATTERN.test(h)))) {
-    throw badInput('reconcile', `huntIds must be a list of hunt ids ([A-Za-z0-9_.-], 1-64 chars), got ${JSON.stringify(huntIds)}`);
+  // An empty list would reconcile nothing and end green, the operator's mistake unsaid.
+  if (huntIds !== undefined && (!Array.isArray(huntIds) || huntIds.length === 0 || huntIds.some((h) => typeof h !== 'string' || !ID_PATTERN.test(h)))) {
+    throw badInput('reconcile', `huntIds must be a non-empty list of hunt ids ([A-Za-z0-9_.-], 1-64 chars), or left out for every hunt; got ${JSON.stringify(huntIds)}`);
   }
   if (fields.repair !== undefined && typeof fields.repair !== 'boolean') throw badInput('reconcile', 'repair must be true or false');
   const repair = fields.repair !== false;

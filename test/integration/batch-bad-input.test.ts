@@ -118,13 +118,20 @@ describe('dlqReplay', () => {
     // Valid-looking, but in year 10000 and year 0 once in UTC: Postgres refused them and the job retried for ever.
     [{ to: '9999-12-31T23:59:59-05:00' }, /to must be an ISO-8601 time .*outside the years 0001-9999/],
     [{ from: '0001-01-01T00:00:00+01:00' }, /from must be an ISO-8601 time .*outside the years 0001-9999/],
-    [{ reasons: ['nonsense'] }, /reasons must be a list drawn from .*unprocessable/],
+    [{ reasons: ['nonsense'] }, /reasons must be a non-empty list drawn from .*unprocessable/],
+    [{ reasons: [] }, /reasons must be a non-empty list drawn from .*or left out for every reason; got \[\]/],
   ])('fails fast on %j, saying what to fix', async (input, message) => {
     expect(await failureOf(execute('dlqReplay', input))).toMatch(message);
   });
 
   it('takes a plain date as UTC midnight', async () => {
     await expect(execute('dlqReplay', { from: '2026-02-28', to: '2026-03-01', dryRun: true })).resolves.toMatchObject({ examined: 0 });
+  });
+});
+
+describe('reconcile', () => {
+  it('fails fast on an empty list of hunts, saying to leave it out for every hunt', async () => {
+    expect(await failureOf(execute('reconcile', { huntIds: [] }))).toMatch(/huntIds must be a non-empty list of hunt ids .*or left out for every hunt; got \[\]/);
   });
 });
 
