@@ -34,6 +34,21 @@ export function addBatch(totals: ReplayTotals, batch: ReplayBatchResult): Replay
 /** How often the last totals are heartbeated again while a batch replays: well within the step's 30 s heartbeat timeout. */
 const KEEPALIVE_MS = 5000;
 
+/**
+ * Records per batch after a batch the database refused records of. Each refused record is
+ * isolated under savepoints, the batch's hunts locked all along: a batch of 1,000 refused
+ * records (a replay started before the fix that would let them in) held them for seconds,
+ * and the hot path's commits of those hunts waited, batch after batch. Small batches hold
+ * them for a fraction of a second at a time; a batch that goes in whole doubles the size
+ * back towards the run's own.
+ */
+export const REFUSING_BATCH_SIZE = 50;
+
+/** The next batch's size, after a batch that had `refused` records the database refused. */
+export function nextBatchSize(current: number, runSize: number, refused: number): number {
+  return refused > 0 ? Math.min(runSize, REFUSING_BATCH_SIZE) : Math.min(runSize, current * 2);
+}
+
 export function createDlqReplayActivities(deps: Pick<ActivityDeps, 'pool'>) {
   return {
     /**
@@ -63,17 +78,19 @@ export function createDlqReplayActivities(deps: Pick<ActivityDeps, 'pool'>) {
       }
 
       async function replayAll(): Promise<ReplayTotals> {
+        let batchSize = input.batchSize;
         for (;;) {
           // Throw, never return: a return would end the run as a success with rows left
           // unreplayed (a worker's graceful shutdown aborts us on every deploy). The retry
           // resumes from the saved cursor.
           if (context.cancellationSignal.aborted) throw new CancelledFailure(`dlqReplay: stopped after quarantine id ${totals.lastId}`);
           let next = totals;
-          const batch = await replayBatch(deps.pool, { ...input, throughId: totals.throughId }, totals.lastId, input.batchSize, input.dryRun, undefined, undefined, async (client, done) => {
+          const batch = await replayBatch(deps.pool, { ...input, throughId: totals.throughId }, totals.lastId, batchSize, input.dryRun, undefined, undefined, async (client, done) => {
             next = addBatch(totals, done);
             await saveProgress(client, key, next);
           });
           if (!batch) return totals;
+          batchSize = nextBatchSize(batchSize, input.batchSize, batch.stillInvalid.unprocessable ?? 0);
           totals = next;
           context.heartbeat(totals);
         }

@@ -2,8 +2,10 @@
  * dlqReplay on the real services: quarantined records that become valid (a future
  * timestamp whose time has come) are ingested exactly once; still-invalid ones stay.
  */
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { describe, expect, it } from 'vitest';
 import { FUTURE_TOLERANCE_MS, MAX_EVENT_BYTES } from '../../src/events/validate';
+import { createDlqReplayActivities, REFUSING_BATCH_SIZE, type ReplayTotals } from '../../src/correctness/dlq-replay-job';
 import { replayBatch } from '../../src/store/correctness/dlq-replay';
 import { useTestDatabase } from '../helpers/database-fixture';
 import { clueFound } from '../helpers/event-builders';
@@ -166,6 +168,35 @@ describe('dlqReplay', () => {
       expect(attempts).toEqual([1]);
     } finally {
       await slow.remove();
+    }
+  });
+
+  it('replays in small batches while the database refuses records, so their hunts are locked a short while at a time', async () => {
+    const values = Array.from({ length: 400 }, (_, i) =>
+      Buffer.from(JSON.stringify(clueFound({ eventId: `refused-${i}`, huntId: 'refused-hunt', playerId: 'p1', clueId: `c${i}`, points: 1, occurredAt: new Date().toISOString() }))),
+    );
+    await db.pool.query(
+      `INSERT INTO quarantine (source_topic, source_partition, source_offset, record_value, reason, detail)
+       SELECT 'refused', 0, o, v, 'unprocessable', 'test' FROM unnest($1::bytea[]) WITH ORDINALITY AS t(v, o)`,
+      [values],
+    );
+    // The fix that would let them in is not in yet: the database still refuses every one.
+    await db.pool.query(`CREATE FUNCTION refuse_hunt() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.hunt_id = 'refused-hunt' THEN RAISE EXCEPTION 'refused (a test fault)'; END IF; RETURN NEW; END $$`);
+    await db.pool.query('CREATE TRIGGER refuse_hunt BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse_hunt()');
+    try {
+      const attempt = new MockActivityEnvironment({ workflowExecution: { workflowId: uniqueName('dlq-refusing'), runId: 'run-1' } });
+      const examined: number[] = [];
+      attempt.on('heartbeat', (totals: ReplayTotals) => {
+        if (totals.examined !== examined.at(-1)) examined.push(totals.examined);
+      });
+      const totals = await attempt.run(createDlqReplayActivities({ pool: db.pool }).replayQuarantined, { reasons: ['unprocessable'], batchSize: 200, dryRun: false });
+      expect(totals).toMatchObject({ examined: 400, replayed: 0, stillInvalid: { unprocessable: 400 } });
+      // The first batch at the run's size; after its refusals, batches of REFUSING_BATCH_SIZE.
+      const sizes = examined.map((n, i) => n - (examined[i - 1] ?? 0)).filter((n) => n > 0);
+      expect(sizes).toEqual([200, ...Array.from({ length: 200 / REFUSING_BATCH_SIZE }, () => REFUSING_BATCH_SIZE)]);
+    } finally {
+      await db.pool.query('DROP TRIGGER refuse_hunt ON events');
     }
   });
 
