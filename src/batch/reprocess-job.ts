@@ -72,6 +72,8 @@ const SWAP_OUTCOME_LOCK_TIMEOUT_MS = 20_000;
  * catch-up step (more when the swap is a retry) would otherwise all merge under the fence.
  */
 export const PRE_SWAP_CATCH_UP = { maxEventsPerRound: 200_000, smallRound: 5_000, maxRounds: 10 } as const;
+/** How soon a swap step that found its catch-up behind ingest runs again (catching up again). */
+const CATCH_UP_RETRY_DELAY = '1 second';
 
 /** `preSwapCatchUp`: the swap's own catch-up (tests make it small). */
 export function createReprocessActivities(deps: Pick<ActivityDeps, 'pool' | 'logger' | 'config'>, limits: { preSwapCatchUp?: CatchUpLimits } = {}) {
@@ -141,11 +143,16 @@ export function createReprocessActivities(deps: Pick<ActivityDeps, 'pool' | 'log
     // Ingest outran the rounds: what is left would all merge under the fence, holding the hot
     // path back for as long as it takes (minutes, with a day's backlog). Retried instead,
     // without the fence, until the catch-up gets ahead (HuntJobRetrying says it does not).
+    // At once, not after the fence's backoff (up to 2 minutes): ingest would store more
+    // meanwhile than the next attempt's rounds merge, and a backlog that the rounds would
+    // work off if they ran on would never shrink.
     if (!caughtUp.complete) {
-      throw ApplicationFailure.retryable(
-        `reprocess ${projection}: events are still stored faster than the catch-up merges them (${caughtUp.events} merged in ${caughtUp.rounds} rounds outside the fence, more left); not swapping, which would merge the rest under the fence and hold the hot path back meanwhile; tried again`,
-        'ReprocessCatchUpBehind',
-      );
+      throw ApplicationFailure.create({
+        message: `reprocess ${projection}: events are still stored faster than the catch-up merges them (${caughtUp.events} merged in ${caughtUp.rounds} rounds outside the fence, more left); not swapping, which would merge the rest under the fence and hold the hot path back meanwhile; catching up again`,
+        type: 'ReprocessCatchUpBehind',
+        nonRetryable: false,
+        nextRetryDelay: CATCH_UP_RETRY_DELAY,
+      });
     }
     // The last round goes straight on to the swap: a cancellation that came during it stops here.
     checkCancelled(projection);
@@ -201,7 +208,8 @@ function fillFailedForGood(err: unknown): Error | undefined {
       `a chunk of hunts took longer than the fill's statement limit (${FILL_STATEMENT_MS / 60_000} minutes): ${message}. A chunk ends at about ${FILL_EVENTS_PER_CHUNK.toLocaleString('en-US')} events by the hunts' counts in hunts.events_applied, which may be wrong (reprocess repairs them): start reprocess again with a smaller huntsPerChunk; a single hunt that takes that long cannot be reprocessed (its live results stay as the hot path made them)`,
     );
   }
-  if (sqlStateOf(err) === SqlState.configurationLimitExceeded) {
+  // 53400 is also what an extension or a managed service may raise for a passing limit (a worker slot): only temp_file_limit's.
+  if (sqlStateOf(err) === SqlState.configurationLimitExceeded && message.includes('temp_file_limit')) {
     return new ReprocessBlockedError(
       `a chunk of hunts needed more temporary file space than the server's temp_file_limit allows: ${message}. Raise temp_file_limit, or start reprocess again with a smaller huntsPerChunk; a single hunt that needs more cannot be reprocessed under this limit (its live results stay as the hot path made them)`,
     );

@@ -315,7 +315,7 @@ describe('the swap, when ingest stores events faster than its catch-up merges th
 
       const behind = new MockActivityEnvironment().run(slow.swapShadow, step);
       await expect(behind).rejects.toBeInstanceOf(ApplicationFailure);
-      await expect(behind).rejects.toMatchObject({ nonRetryable: false, type: 'ReprocessCatchUpBehind', message: expect.stringMatching(/not swapping/) });
+      await expect(behind).rejects.toMatchObject({ nonRetryable: false, type: 'ReprocessCatchUpBehind', message: expect.stringMatching(/not swapping/), nextRetryDelay: '1 second' });
       // Nothing was swapped or merged under the fence; the rounds' work stays.
       const { rows } = await scratch.pool.query<{ phase: string; fenced_events: number | null; events_caught_up: number }>(
         `SELECT phase, fenced_events, events_caught_up FROM reprocess_jobs WHERE projection = 'leaderboard'`,
