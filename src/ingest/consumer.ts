@@ -126,13 +126,10 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
     },
     storedOffsets: () => loadOffsets(pool, groupId, topic),
     positionFloors: () => {
-      const floors = positions.floorsOf(health.assignedPartitions());
+      const behindFloors = positions.floorCheck(health.assignedPartitions());
       return {
         check(stored) {
-          const behind = [...floors].flatMap(([partition, floor]) => {
-            const at = stored.get(partition);
-            return at === undefined || at < floor ? [{ topic, partition, stored: at, floor }] : [];
-          });
+          const behind = behindFloors(stored).map((b) => ({ topic, ...b }));
           if (behind.length > 0) positionsWentBack(new StoredPositionsWentBack(behind));
         },
       };

@@ -331,8 +331,28 @@ export class PartitionPositions {
   }
 
   /** The floors of `partitions` now (read before the stored positions they are compared with). */
-  floorsOf(partitions: readonly number[]): Map<number, bigint> {
+  private floorsOf(partitions: readonly number[]): Map<number, bigint> {
     return new Map(partitions.flatMap((p) => (this.floors.has(p) ? [[p, this.floors.get(p) as bigint] as const] : [])));
+  }
+
+  /**
+   * A check of stored positions against the floors of `partitions`, taken now, before the
+   * positions are read: a floor that rises meanwhile (a commit) must not count. It returns the
+   * partitions stored below their floor: Postgres lost commits. A floor lowered meanwhile (a
+   * log reset, which rewinds the stored position too) counts at its new value, and a partition
+   * no longer held is passed: the old floor would take the rewind for a loss, and stop the
+   * process for nothing.
+   */
+  floorCheck(partitions: readonly number[]): (stored: ReadonlyMap<number, bigint>) => { partition: number; stored: bigint | undefined; floor: bigint }[] {
+    const before = this.floorsOf(partitions);
+    return (stored) =>
+      [...before].flatMap(([partition, floorBefore]) => {
+        const floorNow = this.floors.get(partition);
+        if (floorNow === undefined) return [];
+        const floor = floorNow < floorBefore ? floorNow : floorBefore;
+        const at = stored.get(partition);
+        return at === undefined || at < floor ? [{ partition, stored: at, floor }] : [];
+      });
   }
 
   /** Postgres holds `nextOffset` for the partition now (a commit of this process, or a position read). */

@@ -277,6 +277,28 @@ describe('PartitionPositions and what the lanes remember of their commits (known
     expect(positions.committedEvents.has('during', 0)).toBe(false);
   });
 
+  it('checks stored positions against the floors taken before they were read, and a floor lowered meanwhile (a log reset) at its new value', async () => {
+    const { positions, join, answer } = withSlowLoad();
+    const joined = join();
+    await answer();
+    await joined;
+    positions.noteStored(0, 30n);
+    // A log reset while the monitor reads: the floor and the stored position go back together.
+    const duringReset = positions.floorCheck([0]);
+    positions.lowerFloor(0, 5n);
+    expect(duringReset(new Map([[0, 5n]]))).toEqual([]);
+    // A commit while it reads: the floor rises past what was read, which is no loss.
+    const duringCommit = positions.floorCheck([0]);
+    positions.noteStored(0, 50n);
+    expect(duringCommit(new Map([[0, 40n]]))).toEqual([]);
+    // Postgres holding less than was committed, or nothing: lost commits.
+    const lost = positions.floorCheck([0]);
+    expect(lost(new Map([[0, 45n]]))).toEqual([{ partition: 0, stored: 45n, floor: 50n }]);
+    expect(lost(new Map())).toEqual([{ partition: 0, stored: undefined, floor: 50n }]);
+    // A partition without a floor (not held) is not checked.
+    expect(positions.floorCheck([1])(new Map([[1, 0n]]))).toEqual([]);
+  });
+
   it('forgets them when a floor is lowered (a log reset), not when one rises', async () => {
     const { positions, join, answer } = withSlowLoad();
     const joined = join();
