@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { addCounts, commitImport, emptyCounts, ImportPipeline, prepareImport, type ImportCounts, type ImportOptions, type ImportOrigin } from './backfill/import-records';
+import { addCounts, countImport, emptyCounts, ImportPipeline, prepareImport, type ImportCounts, type ImportOptions, type ImportOrigin } from './backfill/import-records';
 import { consumeRange, inTimeWindow, remaining, resolveRange, type PartitionOffsets } from './backfill/kafka-source';
 import { KafkaRangeGoneError } from './backfill/range-check';
 import type { SourceRecord } from '../pipeline/classify';
@@ -144,7 +144,7 @@ async function importFileChunks(deps: Pick<ActivityDeps, 'pool' | 'config'>, inp
         state = { cursor: { file: read.next }, counts: addCounts(state.counts, counts), done: read.eof, position: read.next.byteOffset };
         context.heartbeat(state);
       };
-      if (options.dryRun) committed(await context.committing(commitImport(deps.pool, prepared, options)));
+      if (options.dryRun) committed(await context.committing(countImport(deps.pool, prepared)));
       else await context.committing(pipeline.push(prepared, committed));
       readFrom = read.next;
       if (read.eof) break;
@@ -200,7 +200,7 @@ async function importKafkaChunks(deps: Pick<ActivityDeps, 'pool' | 'kafka' | 'co
     const done = (counts: ImportCounts) => advance(partition, next, { ...counts, outsideRange });
     if (!options.dryRun) return context.committing(pipeline.push(prepared, done));
     // A dry run commits nothing, but its counts still take their turn behind the passes queued before.
-    const counts = await context.committing(commitImport(deps.pool, prepared, options));
+    const counts = await context.committing(countImport(deps.pool, prepared));
     pipeline.after(() => done(counts));
   };
   let readTo: PartitionOffsets;

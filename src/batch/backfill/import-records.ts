@@ -157,20 +157,12 @@ async function classifyInSteps(origin: ImportOrigin, records: readonly SourceRec
   return { rows: concatRows(parts.map((p) => p.rows)), origins: concatOrigins(parts.map((p) => p.origins)), rejected: parts.flatMap((p) => p.rejected) };
 }
 
-/** Commits a prepared chunk (or, in a dry run, only counts what committing would do). */
-export async function commitImport(pool: pg.Pool, chunk: PreparedChunk, options: ImportOptions): Promise<ImportCounts> {
-  const { lanes, counts } = chunk;
-  const accepted = lanes.reduce((n, l) => n + rowCount(l.rows), 0);
-  if (options.dryRun) {
-    const ids = [...chunk.eventIds.keys()];
-    const wouldInsert = ids.length - (await countStoredEvents(pool, ids));
-    return { ...counts, inserted: wouldInsert, duplicates: accepted - wouldInsert };
-  }
-  const pipeline = new ImportPipeline(pool, options);
-  let committed: ImportCounts | undefined;
-  await pipeline.push(chunk, (c) => (committed = c));
-  await pipeline.drain();
-  return committed as ImportCounts;
+/** What committing a prepared chunk would do, counted without writing (a dry run; a real one goes through ImportPipeline). */
+export async function countImport(pool: pg.Pool, chunk: PreparedChunk): Promise<ImportCounts> {
+  const accepted = chunk.lanes.reduce((n, l) => n + rowCount(l.rows), 0);
+  const ids = [...chunk.eventIds.keys()];
+  const wouldInsert = ids.length - (await countStoredEvents(pool, ids));
+  return { ...chunk.counts, inserted: wouldInsert, duplicates: accepted - wouldInsert };
 }
 
 /**
