@@ -17,6 +17,16 @@ import { slowNextEventInsert } from '../helpers/slow-statement';
 const db = useTestDatabase();
 const batch = useInProcessWorker(db, 'dlq');
 
+/** Quarantines `values` under `reason`, as records 1, 2, ... of partition 0 of `topic`; returns their ids in order. */
+async function quarantineAll(topic: string, reason: string, values: Buffer[]): Promise<number[]> {
+  const { rows } = await db.pool.query<{ id: string }>(
+    `INSERT INTO quarantine (source_topic, source_partition, source_offset, record_value, reason, detail)
+     SELECT $1, 0, o, v, $2, 'test' FROM unnest($3::bytea[]) WITH ORDINALITY AS t(v, o) RETURNING id`,
+    [topic, reason, values],
+  );
+  return rows.map((r) => Number(r.id)).sort((a, b) => a - b);
+}
+
 const replay = (input: object) => batch.client.workflow.execute('dlqReplay', { taskQueue: batch.taskQueue, workflowId: uniqueName('dlq-replay'), args: [input] });
 
 describe('dlqReplay', () => {
@@ -82,12 +92,7 @@ describe('dlqReplay', () => {
     const values = Array.from({ length: 5 }, (_, i) =>
       Buffer.from(JSON.stringify(clueFound({ eventId: `budget-${i}`, huntId: 'hb', playerId: 'p1', clueId: `c${i}`, points: 1, occurredAt: new Date().toISOString() })).padEnd(2000, ' ')),
     );
-    const { rows } = await db.pool.query<{ id: string }>(
-      `INSERT INTO quarantine (source_topic, source_partition, source_offset, record_value, reason, detail)
-       SELECT 'budget', 0, o, v, 'future_timestamp', 'test' FROM unnest($1::bytea[]) WITH ORDINALITY AS t(v, o) RETURNING id`,
-      [values],
-    );
-    const ids = rows.map((r) => Number(r.id)).sort((a, b) => a - b);
+    const ids = await quarantineAll('budget', 'future_timestamp', values);
     const filter = { reasons: ['future_timestamp'] };
     const sizes: number[] = [];
     let after = ids[0]! - 1;
@@ -108,12 +113,7 @@ describe('dlqReplay', () => {
     const values = Array.from({ length: 6 }, (_, i) =>
       Buffer.from(JSON.stringify(clueFound({ eventId: `held-${i}`, huntId: 'hl', playerId: 'p1', clueId: `c${i}`, points: 1, occurredAt: new Date().toISOString() }))),
     );
-    const { rows } = await db.pool.query<{ id: string }>(
-      `INSERT INTO quarantine (source_topic, source_partition, source_offset, record_value, reason, detail)
-       SELECT 'held', 0, o, v, 'future_timestamp', 'test' FROM unnest($1::bytea[]) WITH ORDINALITY AS t(v, o) RETURNING id`,
-      [values],
-    );
-    const ids = rows.map((r) => Number(r.id)).sort((a, b) => a - b);
+    const ids = await quarantineAll('held', 'future_timestamp', values);
     // Another holder of the first three rows (an earlier attempt not yet ended), which replays the first.
     const holder = await db.pool.connect();
     const batches: number[] = [];
@@ -147,11 +147,7 @@ describe('dlqReplay', () => {
     const values = Array.from({ length: 20 }, (_, i) =>
       Buffer.from(JSON.stringify(clueFound({ eventId: `slow-${i}`, huntId: 'sl', playerId: 'p1', clueId: `c${i}`, points: 1, occurredAt: new Date().toISOString() }))),
     );
-    await db.pool.query(
-      `INSERT INTO quarantine (source_topic, source_partition, source_offset, record_value, reason, detail)
-       SELECT 'slow', 0, o, v, 'future_timestamp', 'test' FROM unnest($1::bytea[]) WITH ORDINALITY AS t(v, o)`,
-      [values],
-    );
+    await quarantineAll('slow', 'future_timestamp', values);
     // Once, a statement storing events takes 35 s: past the step's 30 s heartbeat timeout.
     const slow = await slowNextEventInsert(db.pool, 35);
     try {
@@ -175,11 +171,7 @@ describe('dlqReplay', () => {
     const values = Array.from({ length: 400 }, (_, i) =>
       Buffer.from(JSON.stringify(clueFound({ eventId: `refused-${i}`, huntId: 'refused-hunt', playerId: 'p1', clueId: `c${i}`, points: 1, occurredAt: new Date().toISOString() }))),
     );
-    await db.pool.query(
-      `INSERT INTO quarantine (source_topic, source_partition, source_offset, record_value, reason, detail)
-       SELECT 'refused', 0, o, v, 'unprocessable', 'test' FROM unnest($1::bytea[]) WITH ORDINALITY AS t(v, o)`,
-      [values],
-    );
+    await quarantineAll('refused', 'unprocessable', values);
     // The fix that would let them in is not in yet: the database still refuses every one.
     await db.pool.query(`CREATE FUNCTION refuse_hunt() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN IF NEW.hunt_id = 'refused-hunt' THEN RAISE EXCEPTION 'refused (a test fault)'; END IF; RETURN NEW; END $$`);

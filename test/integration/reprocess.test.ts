@@ -332,41 +332,43 @@ describe('the swap, when ingest stores events faster than its catch-up merges th
   });
 });
 
-describe('a fill chunk past the server\'s temp_file_limit', () => {
-  it('fails the step for good, saying to raise the limit or make chunks smaller, rather than retry for ever', async () => {
-    const scratch = await createTestDatabase();
-    try {
-      await storeEventsInOrder(scratch.pool, inOrderTraffic(50, 6).events);
-      const activities = createReprocessActivities({ pool: scratch.pool, logger, config });
-      const step = { projection: 'leaderboard', jobId: 'run-temp-files', lockTimeoutMs: 5000 };
-      await new MockActivityEnvironment({ scheduledTimestampMs: Date.now() }).run(activities.prepareShadow, step);
-      // What Postgres raises when a sort spills past temp_file_limit (a superuser's setting).
-      await scratch.pool.query(`CREATE FUNCTION spill_past_limit() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN RAISE EXCEPTION 'temporary file size exceeds temp_file_limit (1kB)' USING ERRCODE = '53400'; END $$`);
-      await scratch.pool.query('CREATE TRIGGER spill_past_limit BEFORE INSERT ON player_scores_shadow FOR EACH ROW EXECUTE FUNCTION spill_past_limit()');
-      const failure = new MockActivityEnvironment().run(activities.fillShadow, { ...step, huntsPerChunk: 10, timeBudgetMs: 5000 });
-      await expect(failure).rejects.toMatchObject({ nonRetryable: true, type: 'ReprocessBlocked', message: expect.stringMatching(/temp_file_limit.*Raise temp_file_limit, or start reprocess again with a smaller huntsPerChunk/) });
-    } finally {
-      await scratch.dispose();
-    }
-  });
-});
+/**
+ * The fill step on 50 stored events after its prepare, with `breakIt` done to the database in
+ * between; resolves to what the step threw (a step that would retry for ever throws nothing
+ * that says so).
+ */
+async function fillAfter(jobId: string, breakIt: (pool: pg.Pool) => Promise<unknown>): Promise<unknown> {
+  const scratch = await createTestDatabase();
+  try {
+    await storeEventsInOrder(scratch.pool, inOrderTraffic(50, 6).events);
+    const activities = createReprocessActivities({ pool: scratch.pool, logger, config });
+    const step = { projection: 'leaderboard', jobId, lockTimeoutMs: 5000 };
+    await new MockActivityEnvironment({ scheduledTimestampMs: Date.now() }).run(activities.prepareShadow, step);
+    await breakIt(scratch.pool);
+    return await new MockActivityEnvironment().run(activities.fillShadow, { ...step, huntsPerChunk: 10, timeBudgetMs: 5000 }).then(
+      () => 'filled',
+      (err: unknown) => err,
+    );
+  } finally {
+    await scratch.dispose();
+  }
+}
 
-describe('a table dropped under a running job', () => {
-  it('fails the step for good, saying to start again, rather than retry for ever', async () => {
-    const scratch = await createTestDatabase();
-    try {
-      await storeEventsInOrder(scratch.pool, inOrderTraffic(50, 6).events);
-      const activities = createReprocessActivities({ pool: scratch.pool, logger, config });
-      const step = { projection: 'leaderboard', jobId: 'run-dropped', lockTimeoutMs: 5000 };
-      await new MockActivityEnvironment({ scheduledTimestampMs: Date.now() }).run(activities.prepareShadow, step);
-      await scratch.pool.query('DROP TABLE player_scores_shadow'); // an operator clearing "leftovers"
-      const failure = new MockActivityEnvironment().run(activities.fillShadow, { ...step, huntsPerChunk: 10, timeBudgetMs: 5000 });
-      await expect(failure).rejects.toBeInstanceOf(ApplicationFailure);
-      await expect(failure).rejects.toMatchObject({ nonRetryable: true, type: 'ReprocessState', message: expect.stringMatching(/was dropped while it ran; start reprocess again/) });
-    } finally {
-      await scratch.dispose();
-    }
+describe('a fill that would fail the same way on every try', () => {
+  it('fails the step for good when a table was dropped under the running job, saying to start again', async () => {
+    const failure = await fillAfter('run-dropped', (pool) => pool.query('DROP TABLE player_scores_shadow')); // an operator clearing "leftovers"
+    expect(failure).toBeInstanceOf(ApplicationFailure);
+    expect(failure).toMatchObject({ nonRetryable: true, type: 'ReprocessState', message: expect.stringMatching(/was dropped while it ran; start reprocess again/) });
+  });
+
+  it('fails the step for good on a chunk past the server\'s temp_file_limit, saying to raise it or make chunks smaller', async () => {
+    // What Postgres raises when a sort spills past temp_file_limit (a superuser's setting).
+    const failure = await fillAfter('run-temp-files', async (pool) => {
+      await pool.query(`CREATE FUNCTION spill_past_limit() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'temporary file size exceeds temp_file_limit (1kB)' USING ERRCODE = '53400'; END $$`);
+      await pool.query('CREATE TRIGGER spill_past_limit BEFORE INSERT ON player_scores_shadow FOR EACH ROW EXECUTE FUNCTION spill_past_limit()');
+    });
+    expect(failure).toMatchObject({ nonRetryable: true, type: 'ReprocessBlocked', message: expect.stringMatching(/temp_file_limit.*Raise temp_file_limit, or start reprocess again with a smaller huntsPerChunk/) });
   });
 });
 
