@@ -77,9 +77,15 @@ export class IngestHealth {
     return this.stoppedAtGap.has(partition);
   }
 
-  /** The partitions this member owns after a (re)join. */
+  /**
+   * The partitions this member owns after a (re)join. A partition stopped at a retention gap
+   * and now another member's is that member's to report: kept here, it held this process's
+   * /readyz at 503 (and its read API out of a load balancer) for as long as it ran. Should it
+   * come back, the monitor finds the gap again (onIdleGap) and stops it again.
+   */
   setAssignment(partitions: readonly number[], now = performance.now()): void {
     this.outOfGroupSince = undefined;
+    for (const partition of this.stoppedAtGap.keys()) if (!partitions.includes(partition)) this.stoppedAtGap.delete(partition);
     const kept = new Map<number, number>();
     for (const p of partitions) kept.set(p, this.assignedAt.get(p) ?? now);
     this.assignedAt.clear();
@@ -167,4 +173,16 @@ export class IngestHealth {
     metrics.stalled.set(reason ? 1 : 0);
     return reason ? { ready: false, reason } : { ready: true };
   }
+}
+
+/**
+ * Until the consumer runs, no IngestHealth exists to set `hunt_ingest_stalled`, and a process
+ * waiting at start-up (for a Kafka that cannot be reached, or a slow broker) served it as 0:
+ * HuntIngestStalled could not fire, and HuntIngestDown saw a process up. Past the stall limit
+ * without a running consumer the gauge says 1; the consumer's health takes it over once it runs.
+ */
+export function watchStartup(metrics: Pick<IngestMetrics, 'stalled'>, stallLimitMs: number): { started(): void } {
+  const timer = setTimeout(() => metrics.stalled.set(1), stallLimitMs);
+  timer.unref();
+  return { started: () => clearTimeout(timer) };
 }

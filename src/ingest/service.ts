@@ -21,6 +21,7 @@ import { startIngest, type IngestHandle } from './consumer';
 import { FreshnessTally, startFreshnessRecorder } from './freshness-tally';
 import { ConnectionSettingsError, explainKafkaError, explainPostgresError, KAFKA_TLS_HANDSHAKE_HINT, kafkaClosedConnectionHint } from '../connection-hints';
 import { createKafka, isKafkaOutage, withKafkaHint, type KafkaErrorListener } from '../pipeline/kafka-client';
+import { watchStartup } from './health';
 import { createIngestMetrics } from './metrics';
 import { prepareTopics, type PreparedTopics } from './topics';
 import { connectAtStartup } from '../backoff';
@@ -118,6 +119,7 @@ export async function runIngestService(config: Config, logger: Logger = createLo
   const freshness = new FreshnessTally(config.slo.freshnessTargetMs);
   let ingest: IngestHandle | undefined;
   let api: ReadApi | undefined;
+  const startup = watchStartup(metrics, config.ingest.stallLimitMs);
 
   try {
     api = await startReadApi(config, {
@@ -130,12 +132,14 @@ export async function runIngestService(config: Config, logger: Logger = createLo
     const topicLimits = await prepareKafka(admin, kafka, config, logger);
     ingest = await startIngest({ config, pool, kafka, dlqKafka, metrics, logger, topicLimits, freshness, watchKafkaErrors: (listener) => (onKafkaError = listener) });
   } catch (err) {
+    startup.started();
     await api?.close();
     await admin.disconnect().catch(() => undefined);
     await silentSessions.stop();
     await pool.end().catch(() => undefined);
     throw err instanceof ApiListenError ? new StartupError(err.message) : err;
   }
+  startup.started();
   const apiUrl = api.url;
   logger.info({ apiUrl, opsUrl: api.opsUrl }, 'read API listening');
   const running = ingest;

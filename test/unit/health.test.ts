@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
-import { IngestHealth } from '../../src/ingest/health';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { IngestHealth, watchStartup } from '../../src/ingest/health';
 import { createIngestMetrics } from '../../src/ingest/metrics';
 
 const STALL_LIMIT_MS = 30_000;
@@ -92,5 +92,42 @@ describe('the lag gauge', () => {
     expect(await lagSeries()).toEqual(['hunt_ingest_consumer_lag{topic="t",partition="0"} 6', 'hunt_ingest_consumer_lag{topic="t",partition="1"} 15']);
     health.observePartitions(new Map([[0, { low: 0n, high: 3n }]]), new Map([[0, 3n]]), 't', T0 + 2000);
     expect(await lagSeries()).toEqual(['hunt_ingest_consumer_lag{topic="t",partition="0"} 0']);
+  });
+});
+
+describe('a partition stopped at a retention gap', () => {
+  it('stops being this member\'s report once the partition is another member\'s', async () => {
+    const { health, stalledGauge } = healthAt(T0);
+    health.setAssignment([0, 1], T0);
+    health.markStoppedAtGap(1, 'partition 1 lost 5 records to retention');
+    health.setAssignment([0, 1], T0 + 1000); // a rebalance that leaves it here: still stopped
+    expect(health.status(T0 + 2000)).toEqual({ ready: false, reason: 'partition 1 lost 5 records to retention' });
+    expect(await stalledGauge()).toBe('hunt_ingest_stalled 1');
+    health.setAssignment([0], T0 + 3000); // partition 1 went to another member, which meets the gap itself
+    expect(health.isStoppedAtGap(1)).toBe(false);
+    expect(health.status(T0 + 3000)).toEqual({ ready: true });
+    expect(await stalledGauge()).toBe('hunt_ingest_stalled 0');
+  });
+});
+
+describe('a process that has not started consuming', () => {
+  afterEach(() => vi.useRealTimers());
+
+  it('says it is stalled once start-up has waited the stall limit, and stops saying so once started', async () => {
+    vi.useFakeTimers();
+    const metrics = createIngestMetrics();
+    const stalledGauge = async () => (await metrics.registry.getSingleMetricAsString('hunt_ingest_stalled')).split('\n').at(-1);
+    const startup = watchStartup(metrics, STALL_LIMIT_MS);
+    vi.advanceTimersByTime(STALL_LIMIT_MS - 1);
+    expect(await stalledGauge()).toBe('hunt_ingest_stalled 0');
+    vi.advanceTimersByTime(1); // still waiting for Kafka, say
+    expect(await stalledGauge()).toBe('hunt_ingest_stalled 1');
+
+    const quick = createIngestMetrics();
+    const quickGauge = async () => (await quick.registry.getSingleMetricAsString('hunt_ingest_stalled')).split('\n').at(-1);
+    watchStartup(quick, STALL_LIMIT_MS).started();
+    vi.advanceTimersByTime(2 * STALL_LIMIT_MS);
+    expect(await quickGauge()).toBe('hunt_ingest_stalled 0');
+    startup.started();
   });
 });
