@@ -5,7 +5,8 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 export type RouteLabel = 'leaderboard' | 'stream' | 'page' | 'player' | 'healthz' | 'readyz' | 'metrics' | 'other';
 
 export interface ApiMetrics {
-  responses: Counter<'code'>;
+  /** By code and route: a read API failing its clients shows apart from /readyz answering 503 for a stall. */
+  responses: Counter<'code' | 'route'>;
   /** Not observed for streams: they last as long as their client stays. */
   requestSeconds: Histogram<'route'>;
   streamsOpen: Gauge;
@@ -27,8 +28,8 @@ export function createApiMetrics(registry: Registry, streams: () => StreamFigure
   return {
     responses: new Counter({
       name: 'hunt_api_responses_total',
-      help: 'Read API responses by HTTP status code (the codes the API sends are a fixed few)',
-      labelNames: ['code'] as const,
+      help: 'Read API responses by HTTP status code and route (both a fixed few)',
+      labelNames: ['code', 'route'] as const,
       registers: [registry],
     }),
     requestSeconds: new Histogram({
@@ -104,12 +105,27 @@ export function registerChangeFeedGauge(registry: Registry, listening: () => boo
   });
 }
 
+/**
+ * The route a request goes to, as a label: split and percent-decoded as the router does
+ * (server.ts route), so `//hunts/h/leaderboard/%73tream` is a stream here as it is there (a
+ * stream labelled `other` had its whole life timed as one request).
+ */
 export function routeLabel(url: string | undefined): RouteLabel {
-  const path = (url ?? '').split('?')[0] ?? '';
-  if (/^\/hunts\/[^/]+\/leaderboard\/?$/.test(path)) return 'leaderboard';
-  if (/^\/hunts\/[^/]+\/leaderboard\/stream\/?$/.test(path)) return 'stream';
-  if (/^\/hunts\/[^/]+\/?$/.test(path)) return 'page';
-  if (/^\/hunts\/[^/]+\/players\/[^/]+\/?$/.test(path)) return 'player';
-  if (path === '/healthz' || path === '/readyz' || path === '/metrics') return path.slice(1) as RouteLabel;
+  const target = url ?? '';
+  if (!target.startsWith('/')) return 'other';
+  const queryAt = target.indexOf('?');
+  const pathname = queryAt < 0 ? target : target.slice(0, queryAt);
+  if (pathname === '/healthz' || pathname === '/readyz' || pathname === '/metrics') return pathname.slice(1) as RouteLabel;
+  let parts: string[];
+  try {
+    parts = pathname.split('/').filter(Boolean).map((segment) => decodeURIComponent(segment));
+  } catch {
+    return 'other'; // a 400
+  }
+  if (parts[0] !== 'hunts') return 'other';
+  if (parts.length === 2) return 'page';
+  if (parts.length === 3 && parts[2] === 'leaderboard') return 'leaderboard';
+  if (parts.length === 4 && parts[2] === 'leaderboard' && parts[3] === 'stream') return 'stream';
+  if (parts.length === 4 && parts[2] === 'players') return 'player';
   return 'other';
 }

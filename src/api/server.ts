@@ -16,7 +16,7 @@ import type { Logger } from '../log';
 import { SqlState, sqlStateOf } from '../store/sql-state';
 import { huntExists, leaderboardPage, playerEntry } from '../store/read/leaderboard';
 import { holdAnswer, inTurn, isServedMethod, MAX_UNREAD_BYTES_PER_CONNECTION, refusedBeforeMade, SERVED_METHODS, UNREAD_REFUSAL } from './answer-budget';
-import { createApiMetrics, routeLabel, type ApiMetrics } from './api-metrics';
+import { createApiMetrics, routeLabel, type ApiMetrics, type RouteLabel } from './api-metrics';
 import { applyHttpLimits, httpServerOptions, type HttpLimits } from './http-limits';
 import { STREAM_HEADERS, type LeaderboardStreams } from './leaderboard-streams';
 import { LIVE_PAGE_HEADERS, livePage } from './live-page';
@@ -84,12 +84,12 @@ export function createApiServer(deps: ApiDeps, limits: HttpLimits): http.Server 
     }
     const answer = (status: number, body: unknown, contentType?: string, headers?: Record<string, string>) => {
       const text = typeof body === 'string' ? body : JSON.stringify(body);
-      if (holdAnswer(req, res, Buffer.byteLength(text), limits.requestTimeoutMs, cut)) return send(res, metrics, status, text, contentType, headers);
+      if (holdAnswer(req, res, Buffer.byteLength(text), limits.requestTimeoutMs, cut)) return send(res, metrics, label, status, text, contentType, headers);
       refuse();
     };
     const refuse = () => {
       warnRefused();
-      send(res, metrics, 503, JSON.stringify({ error: UNREAD_REFUSAL }), 'application/json', { 'retry-after': '1' });
+      send(res, metrics, label, 503, JSON.stringify({ error: UNREAD_REFUSAL }), 'application/json', { 'retry-after': '1' });
     };
     const failed = (err: unknown) => {
       // An answer that could not be written (it throws only on a response already broken).
@@ -105,7 +105,7 @@ export function createApiServer(deps: ApiDeps, limits: HttpLimits): http.Server 
             // response on its socket (res.socket is null) would wait behind an endless stream.
             if (!res.socket) return answer(503, { error: 'a live stream cannot be pipelined behind another response: open it on a connection of its own' });
             if (deps.streams.streams >= deps.maxStreams) return answer(503, { error: streamsFull(deps.maxStreams, reply.stream.huntId) });
-            metrics.responses.inc({ code: '200' });
+            metrics.responses.inc({ code: '200', route: label });
             // HEAD: the stream's headers, without a stream or a length.
             if (req.method === 'HEAD') return res.writeHead(200, STREAM_HEADERS).end();
             deps.streams.subscribe(reply.stream.huntId, reply.stream.limit, req, res);
@@ -269,8 +269,8 @@ function isDatabaseUnreachable(err: unknown): boolean {
   return NETWORK_ERRORS.has(e?.code ?? '') || /Connection terminated/i.test(e?.message ?? '');
 }
 
-function send(res: http.ServerResponse, metrics: ApiMetrics, status: number, text: string, contentType = 'application/json', headers: Record<string, string> = {}) {
-  metrics.responses.inc({ code: String(status) });
+function send(res: http.ServerResponse, metrics: ApiMetrics, route: RouteLabel, status: number, text: string, contentType = 'application/json', headers: Record<string, string> = {}) {
+  metrics.responses.inc({ code: String(status), route });
   res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(text), ...headers });
   res.end(text);
 }

@@ -41,4 +41,13 @@ describe('routeLabel', () => {
     expect(routeLabel(`/${'x'.repeat(50)}`)).toBe('other');
     expect(routeLabel(undefined)).toBe('other');
   });
+
+  it('splits and decodes the path as the router does', async () => {
+    const { routeLabel } = await import('../../src/api/api-metrics');
+    expect(routeLabel('//hunts/h/leaderboard/stream')).toBe('stream');
+    expect(routeLabel('/hunts/h/leaderboard/%73tream?limit=3')).toBe('stream');
+    expect(routeLabel('/hunts/h/')).toBe('page');
+    expect(routeLabel('/hunts/%ZZ/leaderboard')).toBe('other'); // a 400
+    expect(routeLabel('/hunts/h/leaderboard/stream/more')).toBe('other');
+  });
 });
