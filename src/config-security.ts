@@ -6,6 +6,7 @@
  */
 import type { RawConfig } from './config-variables';
 import { readPemFile, type ConfigProblem } from './config-files';
+import { registerPrivateKey } from './redact';
 
 export type SaslMechanism = 'plain' | 'scram-sha-256' | 'scram-sha-512';
 
@@ -41,6 +42,12 @@ export interface TemporalSecurity {
   apiKey?: string;
 }
 
+/** A private key read: kept out of every output from here on (redact.ts), as passwords are. */
+function privateKey(pem: string | undefined): string | undefined {
+  if (pem !== undefined) registerPrivateKey(pem);
+  return pem;
+}
+
 /** A certificate and key pair from two variables: both or neither. */
 function certificatePair(
   prefix: string,
@@ -56,7 +63,7 @@ function certificatePair(
   if (certFile === undefined || keyFile === undefined) return {};
   return {
     cert: readPemFile(`${prefix}_CERT_FILE`, certFile, 'a client certificate', problems),
-    key: readPemFile(`${prefix}_KEY_FILE`, keyFile, "the client certificate's private key", problems),
+    key: privateKey(readPemFile(`${prefix}_KEY_FILE`, keyFile, "the client certificate's private key", problems)),
   };
 }
 

@@ -40,13 +40,24 @@ const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^\s:/@]*):[^\s@]*@/gi;
 // password=... in a query string or a key=value connection string.
 const PASSWORD_PARAMETER = /\b((?:ssl)?password=)[^\s&]*/gi;
 
+/**
+ * A private key's PEM text: the whole of it, and each line of its body on its own, since a
+ * library that prints connection options may cut the text or quote it line by line.
+ */
+export function registerPrivateKey(pem: string): void {
+  registerSecret(pem);
+  for (const line of pem.split(/\r?\n/)) if (line.length >= 16 && !line.startsWith('-----')) registerSecret(line);
+}
+
 /** The text with every known secret and every URL password replaced by ***. */
 export function scrubSecrets(text: string): string {
-  let out = text.replace(URL_PASSWORD, `$1:${HIDDEN}@`).replace(PASSWORD_PARAMETER, `$1${HIDDEN}`);
+  // Known secrets first: a password holding `@` cut short by URL_PASSWORD (which stops at the
+  // first `@`) would no longer match whole, and its tail would show.
+  let out = text;
   for (const secret of knownSecrets) {
     if (out.includes(secret)) out = out.split(secret).join(HIDDEN);
   }
-  return out;
+  return out.replace(URL_PASSWORD, `$1:${HIDDEN}@`).replace(PASSWORD_PARAMETER, `$1${HIDDEN}`);
 }
 
 /**

@@ -1,6 +1,6 @@
 import { format } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { redactUrl, registerSecret, scrubSecrets } from '../../src/redact';
+import { redactUrl, registerPrivateKey, registerSecret, scrubSecrets } from '../../src/redact';
 
 describe('redactUrl', () => {
   it("hides a URL's password, in the user part and as a parameter, and leaves other URLs as they are", () => {
@@ -30,6 +30,25 @@ describe('scrubSecrets', () => {
       expect(scrubbed).toContain('***');
       expect(scrubbed).not.toMatch(/w0.?.?rd-Leak/);
     }
+  });
+
+  it('hides the whole of a password holding @ in a URL, whose regex stops at the first @', () => {
+    registerSecret('pa@ssw0rd-at');
+    const text = scrubSecrets('connect postgres://hunt:pa@ssw0rd-at@db/hunt failed');
+    expect(text).not.toContain('ssw0rd');
+    expect(text).toBe('connect postgres://hunt:***@db/hunt failed');
+  });
+
+  it("hides a private key's text, whole, JSON-escaped, or one line of it", () => {
+    const body = ['MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7', 'VJTUt9Us8cKjMzEfYyjiWA4R4/M2bS1GB4t7NXp98C3SC6dVMvDuictGeurT8jNbvJZH'];
+    const pem = `-----BEGIN PRIVATE KEY-----\n${body.join('\n')}\n-----END PRIVATE KEY-----\n`;
+    registerPrivateKey(pem);
+    for (const line of [`key: ${pem}`, JSON.stringify({ ssl: { key: pem } }), `options {"key":"-----BEGIN PRIVATE KEY-----\\n${body[0]}...`]) {
+      const scrubbed = scrubSecrets(line);
+      for (const part of body) expect(scrubbed).not.toContain(part);
+      expect(scrubbed).toContain('***');
+    }
+    expect(scrubSecrets('-----BEGIN PRIVATE KEY-----')).toBe('-----BEGIN PRIVATE KEY-----'); // the markers are no secret
   });
 
   it('ignores secrets too short to hide without mangling every line', () => {
