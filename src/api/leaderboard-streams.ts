@@ -19,6 +19,8 @@
  * per limit asked for, shared by every stream of that limit, so the work on the event loop
  * (which ingest shares) follows hunts and limits, not streams. Streams that connect together (a reconnect storm
  * after a restart) share their first read while no change has come in since it started.
+ * A stream's first read comes before its 200: one that fails answers 503 with Retry-After (and
+ * is counted as such), unless a window fed the stream meanwhile.
  * A read that fails is tried again in the next window; the hunts of a failed read are read
  * alone until they succeed, so one hunt whose read always fails cannot hold back the others
  * read with it, and is tried less and less often (counted: `hunt_api_stream_hunts_failing`).
@@ -79,7 +81,15 @@ interface Stream {
   timer: NodeJS.Timeout | undefined;
   /** When a heartbeat first found the socket full (undefined: it drains). */
   blockedSince: number | undefined;
+  /** The 200 and its headers are written: until then the stream may still be refused (its first read failed). */
+  begun: boolean;
 }
+
+/** Told the status a stream's request was answered with: 200 and the stream, or 503 when its first read failed. */
+export type StreamAnswered = (status: 200 | 503) => void;
+
+/** The answer to a stream whose first read failed before any message. */
+export const STREAM_FIRST_READ_FAILED = 'the live leaderboard could not be read: try again shortly';
 
 interface HuntState {
   streams: Set<Stream>;
@@ -91,6 +101,8 @@ interface HuntState {
 
 export class LeaderboardStreams {
   private readonly hunts = new Map<string, HuntState>();
+  /** Writes a stream's 200 and headers, once, before its first message. */
+  private readonly begin = new WeakMap<Stream, () => void>();
   /** Hunts changed since their last read. */
   private readonly marked = new Set<string>();
   /**
@@ -115,7 +127,7 @@ export class LeaderboardStreams {
   // While Postgres is away every stream's first read and every window fails: a line each
   // would flood the log of the process ingest runs in.
   private readonly warnFirstReadFailed = everyFewSeconds((count: number, err: unknown, huntId: string) =>
-    this.options.logger.warn({ err, huntId, count }, 'live leaderboard: first read failed; closing the stream (the client reconnects)'),
+    this.options.logger.warn({ err, huntId, count }, 'live leaderboard: first read failed; answered 503 (the client reconnects)'),
   );
   private readonly warnWindowFailed = everyFewSeconds((count: number, err: unknown, hunts: number) =>
     this.options.logger.warn({ err, hunts, count }, 'live leaderboard: read failed; trying again in the next window'),
@@ -153,11 +165,22 @@ export class LeaderboardStreams {
     return count;
   }
 
-  /** Starts a stream on `res` for `huntId`; the first message follows as soon as it is read. */
-  subscribe(huntId: string, limit: number, req: http.IncomingMessage, res: http.ServerResponse): void {
-    res.writeHead(200, STREAM_HEADERS);
-    res.write('retry: 2000\n\n');
-    const stream: Stream = { res, limit, since: this.windows, started: false, lastSentAt: -Infinity, pending: undefined, timer: undefined, blockedSince: undefined };
+  /**
+   * Starts a stream on `res` for `huntId`: counted at once (API_MAX_STREAMS), answered 200 with
+   * its first message once that is read. A first read that fails answers 503 instead, which
+   * the API's metrics count (`answered`): a stream opened with a 200 and closed at once looked
+   * like a success to them, while its client reconnected every 2 s and never got a message.
+   */
+  subscribe(huntId: string, limit: number, req: http.IncomingMessage, res: http.ServerResponse, answered: StreamAnswered = () => undefined): void {
+    const stream: Stream = { res, limit, since: this.windows, started: false, lastSentAt: -Infinity, pending: undefined, timer: undefined, blockedSince: undefined, begun: false };
+    const begin = () => {
+      if (stream.begun) return;
+      stream.begun = true;
+      res.writeHead(200, STREAM_HEADERS);
+      res.write('retry: 2000\n\n');
+      answered(200);
+    };
+    this.begin.set(stream, begin);
     const hunt = this.stateOf(huntId);
     hunt.streams.add(stream);
     this.open++;
@@ -190,7 +213,10 @@ export class LeaderboardStreams {
         // to take what is buffered, and a heartbeat written to it before then would be an
         // error nobody handles (the process's end).
         close();
-        res.end();
+        if (res.destroyed) return;
+        const body = JSON.stringify({ error: STREAM_FIRST_READ_FAILED });
+        res.writeHead(503, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'retry-after': '2' }).end(body);
+        answered(503);
       });
   }
 
@@ -312,16 +338,10 @@ export class LeaderboardStreams {
     for (const { huntId } of requests) {
       const hunt = this.hunts.get(huntId);
       if (!hunt) continue;
-      const body = pages.get(huntId) ?? emptyBoard(huntId);
-      const messages = new Map<number, string>(); // by limit: one JSON.stringify each
+      const messageFor = pageMessages(pages.get(huntId) ?? emptyBoard(huntId));
       for (const stream of hunt.streams) {
         if (stream.since >= window) continue; // subscribed after this read began: its first read is newer
-        let message = messages.get(stream.limit);
-        if (message === undefined) {
-          message = messageOf({ ...body, entries: body.entries.slice(0, stream.limit) });
-          messages.set(stream.limit, message);
-        }
-        this.deliver(stream, message);
+        this.deliver(stream, messageFor(stream.limit));
       }
     }
   }
@@ -357,6 +377,7 @@ export class LeaderboardStreams {
     const message = stream.pending;
     stream.pending = undefined;
     stream.lastSentAt = performance.now();
+    this.begin.get(stream)?.();
     stream.res.write(message);
   }
 
@@ -371,6 +392,7 @@ export class LeaderboardStreams {
     for (const hunt of this.hunts.values()) {
       for (const stream of hunt.streams) {
         if (stream.res.writableEnded || stream.res.destroyed) continue; // its 'close' takes it out
+        if (!stream.begun) continue; // its first read decides whether it opens
         if (!stream.res.writableNeedDrain) {
           stream.blockedSince = undefined;
           stream.res.write(': keep-alive\n\n');
@@ -403,4 +425,33 @@ function emptyBoard(huntId: string): LeaderboardBody {
 
 function messageOf(body: LeaderboardBody): string {
   return `event: leaderboard\ndata: ${JSON.stringify(body)}\n\n`;
+}
+
+/** Stands for the entries in a page serialized without them; JSON escapes its NULs, so no page holds it. */
+const ENTRIES_MARK = '\u0000entries\u0000';
+const ENTRIES_MARK_JSON = JSON.stringify(ENTRIES_MARK);
+
+/**
+ * A hunt's page as the message of each limit asked for, each made once, byte for byte as
+ * messageOf of the page cut to the limit. Each entry is serialized once, however many limits
+ * are asked for: the limits are the clients' choice (1-1000), and a page serialized whole per
+ * limit let 768 streams of distinct limits on one hunt cost 295,000 entries per window, on the
+ * event loop the hot path runs on.
+ */
+export function pageMessages(body: LeaderboardBody): (limit: number) => string {
+  const framed = messageOf({ ...body, entries: ENTRIES_MARK as unknown as unknown[] });
+  const at = framed.indexOf(ENTRIES_MARK_JSON);
+  const [head, tail] = [`${framed.slice(0, at)}[`, `]${framed.slice(at + ENTRIES_MARK_JSON.length)}`];
+  const entries: string[] = [];
+  const byLimit = new Map<number, string>();
+  return (limit) => {
+    let message = byLimit.get(limit);
+    if (message === undefined) {
+      const count = Math.min(limit, body.entries.length);
+      for (let i = entries.length; i < count; i++) entries.push(JSON.stringify(body.entries[i]) ?? 'null');
+      message = head + entries.slice(0, count).join(',') + tail;
+      byLimit.set(limit, message);
+    }
+    return message;
+  };
 }

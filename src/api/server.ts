@@ -105,10 +105,12 @@ export function createApiServer(deps: ApiDeps, limits: HttpLimits): http.Server 
             // response on its socket (res.socket is null) would wait behind an endless stream.
             if (!res.socket) return answer(503, { error: 'a live stream cannot be pipelined behind another response: open it on a connection of its own' });
             if (deps.streams.streams >= deps.maxStreams) return answer(503, { error: streamsFull(deps.maxStreams, reply.stream.huntId) });
-            metrics.responses.inc({ code: '200', route: label });
             // HEAD: the stream's headers, without a stream or a length.
-            if (req.method === 'HEAD') return res.writeHead(200, STREAM_HEADERS).end();
-            deps.streams.subscribe(reply.stream.huntId, reply.stream.limit, req, res);
+            if (req.method === 'HEAD') {
+              metrics.responses.inc({ code: '200', route: label });
+              return res.writeHead(200, STREAM_HEADERS).end();
+            }
+            deps.streams.subscribe(reply.stream.huntId, reply.stream.limit, req, res, (status) => metrics.responses.inc({ code: String(status), route: label }));
           } else answer(reply.status, reply.body, reply.contentType, reply.headers);
         })
         .catch((err: unknown) => {

@@ -9,7 +9,7 @@ import net, { type AddressInfo } from 'node:net';
 import type pg from 'pg';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ENTRIES_PER_READ, LeaderboardStreams, type LeaderboardBody, type LeaderboardRequest } from '../../src/api/leaderboard-streams';
+import { ENTRIES_PER_READ, LeaderboardStreams, pageMessages, STREAM_FIRST_READ_FAILED, type LeaderboardBody, type LeaderboardRequest } from '../../src/api/leaderboard-streams';
 import { ReplyCache } from '../../src/api/reply-cache';
 import { createApiServer } from '../../src/api/server';
 import { loadConfig } from '../../src/config';
@@ -20,6 +20,7 @@ import { waitFor } from '../helpers/wait';
 const logger = createLogger({ logLevel: 'silent' });
 let server: http.Server | undefined;
 let streams: LeaderboardStreams | undefined;
+let registry = new Registry();
 const open: SseConnection[] = [];
 
 /** Each read statement, as the hunts and limits it asked for. */
@@ -33,12 +34,13 @@ async function serve(readOne: (huntId: string, limit: number) => Promise<Leaderb
     return new Map(pages);
   };
   streams = new LeaderboardStreams({ read, logger, heartbeatMs: 60_000 });
+  registry = new Registry();
   const deps = {
     pool: {} as pg.Pool,
     leaderboardCache: new ReplyCache(0),
     streams,
     maxStreams,
-    registry: new Registry(),
+    registry,
     logger,
     readiness: async () => ({ ready: true, checks: {} }),
   };
@@ -108,6 +110,29 @@ describe('live leaderboard streams', () => {
     await new Promise((resolve) => setTimeout(resolve, 250));
     expect(other.events).toHaveLength(1);
     expect(statements).toHaveLength(1);
+  });
+
+  it('answers 503 with Retry-After when a stream\'s first read fails, counts it, and opens the next', async () => {
+    let failNext = true;
+    const base = await serve(async (huntId) => {
+      if (failNext) {
+        failNext = false;
+        throw new Error('timeout exceeded when trying to connect');
+      }
+      return { huntId, asOf: null, entries: [] };
+    });
+    const refused = await fetch(`${base}/hunts/h/leaderboard/stream`);
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe('2');
+    expect(await refused.json()).toEqual({ error: STREAM_FIRST_READ_FAILED });
+    await waitFor('the refused stream to be counted out', () => streams?.streams === 0);
+    const stream = connect(`${base}/hunts/h/leaderboard/stream`);
+    expect(JSON.parse((await stream.next(0)).data)).toEqual({ huntId: 'h', asOf: null, entries: [] });
+    const counted = (await registry.getSingleMetric('hunt_api_responses_total')?.get())?.values.filter((v) => v.labels.route === 'stream');
+    expect(counted?.map((v) => [v.labels.code, v.value]).sort()).toEqual([
+      ['200', 1],
+      ['503', 1],
+    ]);
   });
 
   it('bounds a read statement by the entries its hunts ask for, not only by hunts', async () => {
@@ -271,7 +296,7 @@ describe('live leaderboard streams, many at once', () => {
   const board = async (huntId: string): Promise<LeaderboardBody> => ({ huntId, asOf: '2026-12-03T00:00:00.000Z', entries: Array.from({ length: 50 }, (_, i) => ({ rank: i + 1, playerId: `p${i}` })) });
   const read = async (requests: readonly LeaderboardRequest[]) => new Map(await Promise.all(requests.map(async (r) => [r.huntId, await board(r.huntId)] as const)));
 
-  it('serialize a hunt page once per limit asked for, on connect and per window, whatever the number of streams', async () => {
+  it('serialize a hunt page once per limit asked for on connect, and each entry once per window, whatever the number of streams', async () => {
     const target = new LeaderboardStreams({ read, logger, heartbeatMs: 60_000, minIntervalMs: 10 });
     try {
       const stringify = vi.spyOn(JSON, 'stringify');
@@ -282,8 +307,33 @@ describe('live leaderboard streams, many at once', () => {
       await new Promise((resolve) => setTimeout(resolve, 20)); // past the 10 ms between messages
       target.changed(['h']);
       await waitFor('every second message', () => responses.every((r) => r.written.filter((w) => w.startsWith('event: leaderboard')).length === 2));
-      expect(stringify).toHaveBeenCalledTimes(2);
+      expect(stringify).toHaveBeenCalledTimes(20 + 1); // the 20 entries the largest limit takes, and the page around them
       stringify.mockRestore();
+    } finally {
+      target.close();
+    }
+  });
+
+  it('serialize each entry once per window however many distinct limits the streams ask for', async () => {
+    // Limits are the clients' choice: serialized whole per limit, 50 streams of limits 1-50
+    // cost 1,275 entries a window; 1,000 of limits 1-1000 would cost 500,500.
+    let serialized = 0; // entries serialized: JSON.stringify calls an entry's toJSON each time
+    const countedBoard = async (huntId: string): Promise<LeaderboardBody> => ({
+      huntId,
+      asOf: null,
+      entries: Array.from({ length: 50 }, (_, i) => ({ toJSON: () => (serialized++, { rank: i + 1, playerId: `p${i}` }) })),
+    });
+    const countedRead = async (requests: readonly LeaderboardRequest[]) => new Map(await Promise.all(requests.map(async (r) => [r.huntId, await countedBoard(r.huntId)] as const)));
+    const target = new LeaderboardStreams({ read: countedRead, logger, heartbeatMs: 60_000, minIntervalMs: 10 });
+    try {
+      const responses = Array.from({ length: 50 }, (_, i) => fakeStream(target, 'h', i + 1));
+      await waitFor('every first message', () => responses.every((r) => r.written.some((w) => w.startsWith('event: leaderboard'))));
+      serialized = 0;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      target.changed(['h']);
+      await waitFor('every second message', () => responses.every((r) => r.written.filter((w) => w.startsWith('event: leaderboard')).length === 2));
+      expect(serialized).toBe(50);
+      for (const [i, res] of responses.entries()) expect(JSON.parse(res.written.at(-1)!.split('data: ')[1]!).entries).toHaveLength(i + 1);
     } finally {
       target.close();
     }
@@ -345,6 +395,21 @@ describe('live leaderboard streams, many at once', () => {
       expect(target.streams).toBe(1);
     } finally {
       target.close();
+    }
+  });
+});
+
+describe('pageMessages', () => {
+  it('makes each limit\'s message byte for byte as the page cut to the limit, serialized whole', () => {
+    const pages: LeaderboardBody[] = [
+      { huntId: 'h', asOf: '2026-12-06T17:00:00.000Z', entries: Array.from({ length: 30 }, (_, i) => ({ rank: i + 1, playerId: `p"${i}\u2028`, displayName: i % 3 ? null : `n\\${i}`, score: -i })) },
+      { huntId: 'empty', asOf: null, entries: [] },
+    ];
+    for (const page of pages) {
+      const messageFor = pageMessages(page);
+      for (const limit of [1, 7, 30, 1000, 7]) {
+        expect(messageFor(limit)).toBe(`event: leaderboard\ndata: ${JSON.stringify({ ...page, entries: page.entries.slice(0, limit) })}\n\n`);
+      }
     }
   });
 });
