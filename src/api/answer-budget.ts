@@ -13,18 +13,37 @@ import type http from 'node:http';
 import type net from 'node:net';
 
 export const MAX_UNREAD_BYTES_PER_CONNECTION = 512 * 1024;
+/**
+ * All connections of one server together. Per connection alone, the read API's 1024
+ * connections could hold over half a gigabyte of answers nobody reads, in the process that
+ * runs the hot path; this is a few hundred of the largest leaderboards in flight at once.
+ */
+export const MAX_UNREAD_BYTES_PER_SERVER = 64 * 1024 * 1024;
 
 /** The body of the 503 a request gets when its connection holds its budget unread. */
 export const UNREAD_REFUSAL = `this connection holds ${MAX_UNREAD_BYTES_PER_CONNECTION / 1024} KB of answers not yet read: read them, then ask again (or use another connection)`;
+/** The body of the 503 a request gets when the server's connections together hold their budget unread. */
+export const SERVER_UNREAD_REFUSAL = `this server holds ${MAX_UNREAD_BYTES_PER_SERVER / 1024 / 1024} MB of answers its clients have not read yet: try again shortly`;
+
+/** The answers one server's connections hold unread, together. */
+export interface ServerAnswers {
+  held: number;
+  readonly maxBytes: number;
+}
+
+export function serverAnswers(maxBytes = MAX_UNREAD_BYTES_PER_SERVER): ServerAnswers {
+  return { held: 0, maxBytes };
+}
 
 const unreadBytes = new WeakMap<net.Socket, number>();
 
 /**
  * Arms the deadline by which the answer on `res` must be taken (`cut` closes its connection
- * then, saying why) and counts its `bytes` against the connection's unread answers until it
- * is done. False, with nothing counted, when they would pass the budget and it is not the
- * connection's only answer: send a short refusal instead (a client that reads takes it and
- * asks again; one that does not is cut at the deadline).
+ * then, saying why) and counts its `bytes` against the connection's unread answers, and the
+ * server's, until it is done. Undefined when held; else, with nothing counted, the text of the
+ * short refusal to send instead: the answer would pass the connection's budget and is not its
+ * only answer (a client that reads takes the refusal and asks again; one that does not is cut
+ * at the deadline), or the server's connections together hold theirs.
  */
 export function holdAnswer(
   req: http.IncomingMessage,
@@ -32,20 +51,25 @@ export function holdAnswer(
   bytes: number,
   deadlineMs: number,
   cut: (socket: net.Socket, why: string) => void,
-): boolean {
+  server: ServerAnswers,
+): string | undefined {
   armAnswerDeadline(req, res, deadlineMs, cut);
   const socket = req.socket;
   const held = unreadBytes.get(socket) ?? 0;
   if (held > 0 && held + bytes > MAX_UNREAD_BYTES_PER_CONNECTION) {
     refusedSinceTaken.add(socket);
-    return false;
+    return UNREAD_REFUSAL;
   }
+  // Not marked refused: the connection did nothing wrong, and its next request may fit.
+  if (server.held + bytes > server.maxBytes) return SERVER_UNREAD_REFUSAL;
   unreadBytes.set(socket, held + bytes);
+  server.held += bytes;
   res.once('close', () => {
     unreadBytes.set(socket, (unreadBytes.get(socket) ?? bytes) - bytes);
+    server.held -= bytes;
     refusedSinceTaken.delete(socket);
   });
-  return true;
+  return undefined;
 }
 
 /** Closes `req`'s connection (`cut`) unless the answer on `res` is taken within `deadlineMs`. */

@@ -9,7 +9,7 @@
 import http from 'node:http';
 import type net from 'node:net';
 import { Counter, type Registry } from 'prom-client';
-import { holdAnswer, inTurn, isServedMethod, refusedBeforeMade, SERVED_METHODS, UNREAD_REFUSAL } from './answer-budget';
+import { holdAnswer, inTurn, isServedMethod, refusedBeforeMade, SERVED_METHODS, serverAnswers, UNREAD_REFUSAL } from './answer-budget';
 import { httpServerOptions, type HttpLimits } from './http-limits';
 
 /** Connections the ops listener keeps open at once: probes and scrapers, a handful each. */
@@ -52,13 +52,15 @@ export function createOpsServer(deps: OpsDeps, limits: HttpLimits): http.Server 
     cutUnread.inc();
     socket.destroy();
   };
+  const answers = serverAnswers();
   const server = http.createServer(httpServerOptions(limits), (req, res) => {
     const send = (status: number, body: unknown, contentType = 'application/json', headers: Record<string, string> = {}) => {
       const text = typeof body === 'string' ? body : JSON.stringify(body);
-      if (holdAnswer(req, res, Buffer.byteLength(text), limits.requestTimeoutMs, cut)) return write(res, status, text, contentType, headers);
-      refuse();
+      const refusal = holdAnswer(req, res, Buffer.byteLength(text), limits.requestTimeoutMs, cut, answers);
+      if (refusal === undefined) return write(res, status, text, contentType, headers);
+      refuse(refusal);
     };
-    const refuse = () => write(res, 503, JSON.stringify({ error: UNREAD_REFUSAL }), 'application/json', { 'retry-after': '1' });
+    const refuse = (refusal = UNREAD_REFUSAL) => write(res, 503, JSON.stringify({ error: refusal }), 'application/json', { 'retry-after': '1' });
     inTurn(
       req,
       async () => {

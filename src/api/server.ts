@@ -15,7 +15,7 @@ import { ID_PATTERN } from '../constants';
 import type { Logger } from '../log';
 import { SqlState, sqlStateOf } from '../store/sql-state';
 import { huntExists, leaderboardPage, playerEntry } from '../store/read/leaderboard';
-import { holdAnswer, inTurn, isServedMethod, MAX_UNREAD_BYTES_PER_CONNECTION, refusedBeforeMade, SERVED_METHODS, UNREAD_REFUSAL } from './answer-budget';
+import { holdAnswer, inTurn, isServedMethod, refusedBeforeMade, SERVED_METHODS, serverAnswers, UNREAD_REFUSAL } from './answer-budget';
 import { createApiMetrics, routeLabel, type ApiMetrics, type RouteLabel } from './api-metrics';
 import { applyHttpLimits, httpServerOptions, type HttpLimits } from './http-limits';
 import { STREAM_HEADERS, type LeaderboardStreams } from './leaderboard-streams';
@@ -67,9 +67,10 @@ export function createApiServer(deps: ApiDeps, limits: HttpLimits): http.Server 
     deps.logger.error({ err, url: url.slice(0, 200), count }, 'read API request failed'),
   );
   const warnCut = everyFewSeconds((count: number, why: string) => deps.logger.warn({ count, why }, 'read API closed a connection whose client left answers unread'));
-  const warnRefused = everyFewSeconds((count: number) =>
-    deps.logger.warn({ count, budgetBytes: MAX_UNREAD_BYTES_PER_CONNECTION }, 'read API answered 503 to pipelined requests: their connection already held its budget of answers unread'),
+  const warnRefused = everyFewSeconds((count: number, refusal: string) =>
+    deps.logger.warn({ count, refusal }, 'read API answered 503: answers not yet read by their clients filled the budget of their connection, or of the server'),
   );
+  const answers = serverAnswers();
   const cut = (socket: net.Socket, why: string) => {
     if (socket.destroyed) return;
     metrics.connectionsCutUnread.inc();
@@ -84,12 +85,13 @@ export function createApiServer(deps: ApiDeps, limits: HttpLimits): http.Server 
     }
     const answer = (status: number, body: unknown, contentType?: string, headers?: Record<string, string>) => {
       const text = typeof body === 'string' ? body : JSON.stringify(body);
-      if (holdAnswer(req, res, Buffer.byteLength(text), limits.requestTimeoutMs, cut)) return send(res, metrics, label, status, text, contentType, headers);
-      refuse();
+      const refusal = holdAnswer(req, res, Buffer.byteLength(text), limits.requestTimeoutMs, cut, answers);
+      if (refusal === undefined) return send(res, metrics, label, status, text, contentType, headers);
+      refuse(refusal);
     };
-    const refuse = () => {
-      warnRefused();
-      send(res, metrics, label, 503, JSON.stringify({ error: UNREAD_REFUSAL }), 'application/json', { 'retry-after': '1' });
+    const refuse = (refusal = UNREAD_REFUSAL) => {
+      warnRefused(refusal);
+      send(res, metrics, label, 503, JSON.stringify({ error: refusal }), 'application/json', { 'retry-after': '1' });
     };
     const failed = (err: unknown) => {
       // An answer that could not be written (it throws only on a response already broken).

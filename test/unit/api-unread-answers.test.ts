@@ -5,6 +5,7 @@
  * connection holding more than its budget of unread answers is closed, and counted, so a few
  * dozen such clients cannot take the process's memory (and the hot path with it).
  */
+import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import type pg from 'pg';
@@ -188,5 +189,29 @@ describe('the ops port, to a client that pipelines requests and reads nothing', 
     await new Promise((resolve) => setTimeout(resolve, 1_500)); // what 50 turns would take, and more
     expect(built).toBeGreaterThanOrEqual(1);
     expect(built).toBeLessThanOrEqual(5);
+  });
+});
+
+describe('the answers of all connections of a server together', () => {
+  it('are held within the server budget: an answer past it gets the server refusal, and the connection is not marked refused', async () => {
+    const { holdAnswer, refusedBeforeMade, serverAnswers, SERVER_UNREAD_REFUSAL } = await import('../../src/api/answer-budget');
+    const budget = serverAnswers(250_000);
+    const request = () => ({ socket: new net.Socket() }) as unknown as http.IncomingMessage;
+    const response = () => new EventEmitter() as unknown as http.ServerResponse;
+    const cut = vi.fn();
+    const [a, b] = [request(), request()];
+    const [resA, resB] = [response(), response()];
+    expect(holdAnswer(a, resA, 200_000, 60_000, cut, budget)).toBeUndefined();
+    // Its connection's first answer, yet past what the server's connections hold together.
+    expect(holdAnswer(b, resB, 100_000, 60_000, cut, budget)).toBe(SERVER_UNREAD_REFUSAL);
+    expect(budget.held).toBe(200_000);
+    resB.emit('close'); // the refusal went out
+    expect(refusedBeforeMade(b, response(), 60_000, cut)).toBe(false); // its next request is made
+    resA.emit('close'); // taken
+    const again = response();
+    expect(holdAnswer(b, again, 100_000, 60_000, cut, budget)).toBeUndefined();
+    again.emit('close');
+    expect(budget.held).toBe(0);
+    expect(cut).not.toHaveBeenCalled();
   });
 });
