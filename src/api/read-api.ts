@@ -22,6 +22,7 @@ import { LeaderboardStreams } from './leaderboard-streams';
 import { ReplyCache } from './reply-cache';
 import { createOpsServer } from './ops-server';
 import { createApiServer, type ApiDeps } from './server';
+import { everyFewSeconds } from './throttle';
 import { startStoreGauges } from './store-metrics';
 
 export class ApiListenError extends Error {
@@ -67,9 +68,11 @@ export async function startReadApi(
     await listen(server, api.bindAddress, api.port, 'API_PORT');
     if (opsServer && api.opsPort !== undefined) await listen(opsServer, api.bindAddress, api.opsPort, 'API_OPS_PORT');
     // After listening, an error of the server (EMFILE on accept, with a file limit below the
-    // connections allowed) is logged: unheard, it would end the process.
-    server.on('error', (err) => deps.logger.error({ err }, 'read API server error; it goes on serving'));
-    opsServer?.on('error', (err) => deps.logger.error({ err }, 'read API ops server error; it goes on serving'));
+    // connections allowed) is logged: unheard, it would end the process. A line per few
+    // seconds at most: out of file descriptors, every connection tried is one.
+    const reportServerError = everyFewSeconds((count: number, err: unknown, which: string) => deps.logger.error({ err, count }, `read API ${which}server error; it goes on serving`));
+    server.on('error', (err) => reportServerError(err, ''));
+    opsServer?.on('error', (err) => reportServerError(err, 'ops '));
     await changes.start();
   } catch (err) {
     streams.close();
