@@ -1,6 +1,6 @@
 /**
  * Gauges read from Postgres: what reconciliation found (drift recorded by the batch plane,
- * hunts it could not reconcile),
+ * hunts it could not reconcile), what the latest data-quality run found and when,
  * the quarantine backlog, and how far behind the scheduled batch jobs are, so dashboards
  * and alerts see them beside the hot path's.
  *
@@ -13,6 +13,7 @@ import { Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../log';
 import { ROLLUP_JOB } from '../store/batch/rollups';
 import { RECONCILE_JOB } from '../store/correctness/reconcile';
+import { latestFindings } from '../store/correctness/dq-reports';
 import { failingHunts } from '../store/correctness/reconcile-failures';
 import { DRIFT_KINDS, driftedRuns, lastRunDrift, recentDrift, type DriftCounts } from '../store/read/monitoring';
 import { cappedBacklog } from '../store/read/quarantine-backlog';
@@ -73,6 +74,17 @@ export function startStoreGauges(registry: Registry, pool: pg.Pool, refreshMs: n
     labelNames: ['workflow_type'] as const,
     registers: [registry],
   });
+  const dqFindings = new Gauge({
+    name: 'hunt_data_quality_findings',
+    help: 'What the latest dataQuality run found, by check and its severity (the nightly run reports, it does not repair)',
+    labelNames: ['check', 'severity'] as const,
+    registers: [registry],
+  });
+  const dqAge = new Gauge({
+    name: 'hunt_data_quality_report_age_seconds',
+    help: 'Seconds since the latest dataQuality run stored a check (before any run, since the database was set up); grows while the nightly Schedule does not run',
+    registers: [registry],
+  });
   const refreshed = new Gauge({
     name: 'hunt_store_metrics_refreshed_seconds',
     help: 'Unix time of the last successful refresh of the gauges read from Postgres',
@@ -99,6 +111,12 @@ export function startStoreGauges(registry: Registry, pool: pg.Pool, refreshMs: n
     }],
     ['hunt_batch_watermark_age_seconds', async () => {
       for (const [job, age] of await watermarkAges(pool, WATERMARK_JOBS)) watermarkAge.set({ workflow_type: job }, age);
+    }],
+    ['hunt_data_quality_findings', async () => {
+      const latest = await latestFindings(pool);
+      dqFindings.reset(); // a check the latest run did not report keeps no old count
+      for (const { check, severity, count } of latest.checks) dqFindings.set({ check, severity }, count);
+      dqAge.set(latest.ageSeconds);
     }],
   ];
 

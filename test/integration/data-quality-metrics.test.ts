@@ -1,0 +1,46 @@
+/**
+ * What the latest data-quality run found, as metrics, on the real Postgres: the nightly run
+ * only reports, and its findings (and whether it ran at all) reached no metric or alert.
+ */
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { startStoreGauges } from '../../src/api/store-metrics';
+import { createLogger } from '../../src/log';
+import { useTestDatabase } from '../helpers/database-fixture';
+
+const db = useTestDatabase();
+
+async function dataQualityMetrics(): Promise<{ findings: Record<string, number>; age: number | undefined }> {
+  const registry = new Registry();
+  const gauges = startStoreGauges(registry, db.pool, 60_000, createLogger({ logLevel: 'silent' }));
+  await gauges.firstRefresh;
+  gauges.stop();
+  const metrics = await registry.getMetricsAsJSON();
+  const findings = metrics.find((m) => m.name === 'hunt_data_quality_findings')?.values ?? [];
+  const age = metrics.find((m) => m.name === 'hunt_data_quality_report_age_seconds')?.values[0]?.value;
+  return { findings: Object.fromEntries(findings.map((v) => [`${v.labels.check}/${v.labels.severity}`, v.value])), age };
+}
+
+describe('hunt_data_quality_findings and hunt_data_quality_report_age_seconds', () => {
+  it('show no findings before any run and an age from the database\'s set-up, then the latest run\'s counts per check and how long ago it reported', async () => {
+    const before = await dataQualityMetrics();
+    expect(before.findings).toEqual({});
+    expect(before.age).toBeGreaterThanOrEqual(0);
+    expect(before.age).toBeLessThan(600); // the test database was just made
+    await db.pool.query(`UPDATE schema_migrations SET applied_at = applied_at - interval '30 hours'`);
+    expect((await dataQualityMetrics()).age).toBeGreaterThanOrEqual(30 * 3600);
+
+    await db.pool.query(
+      `INSERT INTO dq_reports (run_id, check_name, severity, finding_count, checked_at) VALUES
+         ('nightly-1', 'rollup_mismatch', 'error', 3, now() - interval '25 hours'),
+         ('nightly-1', 'orphan_projection_rows', 'error', 1, now() - interval '25 hours'),
+         ('nightly-2', 'rollup_mismatch', 'error', 0, now() - interval '2 hours' - interval '1 minute'),
+         ('nightly-2', 'future_events', 'warning', 4, now() - interval '2 hours')`,
+    );
+    const { findings, age } = await dataQualityMetrics();
+    // Only the latest run: the older run's orphan rows are not reported as if still there.
+    expect(findings).toEqual({ 'rollup_mismatch/error': 0, 'future_events/warning': 4 });
+    expect(age).toBeGreaterThanOrEqual(7200);
+    expect(age).toBeLessThan(7200 + 120);
+  });
+});
