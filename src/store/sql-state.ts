@@ -28,6 +28,8 @@ export const SqlState = {
   invalidAuthorization: '28000',
   /** The database named in the connection does not exist. */
   invalidCatalogName: '3D000',
+  /** A limit of Postgres itself: an index row or a value too large, or the NOTIFY queue full. */
+  programLimitExceeded: '54000',
 } as const;
 
 /** The SQLSTATE of a pg DatabaseError, if `err` is one. */

@@ -23,7 +23,17 @@ const DATA_ERROR_CLASSES = new Set(['21', '22', '23', '44', '54', 'P0']);
 /** True when `err` is a Postgres error caused by the data sent, not by the database's state. */
 export function isDataError(err: unknown): boolean {
   const code = sqlStateOf(err);
-  return code !== undefined && DATA_ERROR_CLASSES.has(code.slice(0, 2));
+  return code !== undefined && DATA_ERROR_CLASSES.has(code.slice(0, 2)) && !isNotifyQueueFull(err);
+}
+
+/**
+ * The NOTIFY queue is full (54000 at COMMIT): a session listening on the change feed stopped
+ * reading (a frozen process whose connection lives on), and Postgres keeps every notification
+ * since for it. No record causes it, so isolating records would fail again at COMMIT, every
+ * retry: it is an outage, waited out until the session reads or is ended (docs/operators.md).
+ */
+export function isNotifyQueueFull(err: unknown): boolean {
+  return sqlStateOf(err) === SqlState.programLimitExceeded && /NOTIFY queue/.test((err as Error | null)?.message ?? '');
 }
 
 /**
