@@ -9,15 +9,17 @@
  * HUNTS_PER_READ hunts and ENTRIES_PER_READ entries, each hunt with the largest limit its
  * streams asked for, and each stream gets its slice: the cost follows the number of changed
  * hunts per window, not of streams.
- * Windows are spaced from the end of one delivery to the start of the next read, so a
+ * Windows are spaced from the end of one delivery to the start of the next read, by 100 ms or
+ * four times the delivery's own time if longer (WINDOW_WORK_SHARE), so a
  * stream's messages from consecutive windows are always 100 ms apart and never wait; a
  * stream that must wait (its first message came between windows) is sent with the next
  * window after its 100 ms, which puts it back in step with the windows.
  * A slow client never holds memory: a stream whose socket is not draining keeps only the
  * latest message, sent when it drains, and one that has not drained for two heartbeats is
- * closed (counted; a live client reconnects). A window serializes each hunt's page once
- * per limit asked for, shared by every stream of that limit, so the work on the event loop
- * (which ingest shares) follows hunts and limits, not streams. Streams that connect together (a reconnect storm
+ * closed (counted; a live client reconnects). A window serializes each entry of a hunt's page
+ * once, and makes one message per limit asked for, shared by every stream of that limit, so
+ * the work on the event loop (which ingest shares) follows hunts and the bytes of the limits
+ * asked for, not streams. Streams that connect together (a reconnect storm
  * after a restart) share their first read while no change has come in since it started.
  * A stream's first read comes before its 200: one that fails answers 503 with Retry-After (and
  * is counted as such), unless a window fed the stream meanwhile.
@@ -57,6 +59,8 @@ const HUNTS_PER_READ = 500;
  * under a second.
  */
 export const ENTRIES_PER_READ = 50_000;
+/** The most of the event loop a window's delivery may take, on average: a window that took 40 ms waits 160 ms before the next. */
+const WINDOW_WORK_SHARE = 0.2;
 /** The longest a hunt whose reads keep failing waits between tries. */
 const FAILING_READ_BACKOFF_MAX_MS = 30_000;
 
@@ -116,8 +120,10 @@ export class LeaderboardStreams {
   private open = 0;
   private reading = false;
   private readTimer: NodeJS.Timeout | undefined;
-  /** When the last window's delivery ended: the next read starts minIntervalMs after. */
+  /** When the last window's delivery ended: the next read starts gapMs after. */
   private lastWindowAt = -Infinity;
+  /** minIntervalMs, or more after a window whose delivery kept the event loop busy (WINDOW_WORK_SHARE). */
+  private gapMs: number;
   /** Streams with a message held back by the 100 ms rule. */
   private readonly throttled = new Set<Stream>();
   /** Counts read windows. */
@@ -139,6 +145,7 @@ export class LeaderboardStreams {
 
   constructor(private readonly options: StreamOptions) {
     this.minIntervalMs = options.minIntervalMs ?? 100;
+    this.gapMs = this.minIntervalMs;
     this.heartbeatMs = options.heartbeatMs ?? 10_000;
     this.heartbeat = setInterval(() => this.beat(), this.heartbeatMs);
     this.heartbeat.unref();
@@ -264,7 +271,7 @@ export class LeaderboardStreams {
   /** One read window at a time, at most one per minIntervalMs. */
   private scheduleRead(): void {
     if (this.reading || this.readTimer || this.marked.size === 0) return;
-    const wait = Math.max(0, this.lastWindowAt + this.minIntervalMs - performance.now());
+    const wait = Math.max(0, this.lastWindowAt + this.gapMs - performance.now());
     this.readTimer = setTimeout(() => {
       this.readTimer = undefined;
       void this.readMarked();
@@ -277,6 +284,7 @@ export class LeaderboardStreams {
     const window = ++this.windows;
     const huntIds = [...this.marked];
     this.marked.clear();
+    let deliveryMs = 0;
     try {
       const wanted: LeaderboardRequest[] = [];
       const alone: LeaderboardRequest[][] = [];
@@ -291,7 +299,10 @@ export class LeaderboardStreams {
         else this.marked.add(huntId); // its next try is later
       }
       for (const requests of [...groupsWithin(wanted, ENTRIES_PER_READ, (r) => r.limit, HUNTS_PER_READ), ...alone]) {
-        this.deliverPages(requests, await this.readOrRemark(requests), window);
+        const pages = await this.readOrRemark(requests);
+        const started = performance.now();
+        this.deliverPages(requests, pages, window);
+        deliveryMs += performance.now() - started;
       }
     } catch (err) {
       // A fault of this code, not a failed read (readOrRemark keeps those): its hunts are
@@ -301,6 +312,9 @@ export class LeaderboardStreams {
       this.reportWindowFault(err, huntIds.length);
     } finally {
       this.lastWindowAt = performance.now();
+      // The event loop is the hot path's too: however many streams, hunts and limits the
+      // clients open, delivering takes at most this share of it, windows spacing out instead.
+      this.gapMs = Math.max(this.minIntervalMs, deliveryMs * (1 / WINDOW_WORK_SHARE - 1));
       this.reading = false;
       this.flushThrottled();
       this.scheduleRead();
@@ -338,11 +352,10 @@ export class LeaderboardStreams {
     for (const { huntId } of requests) {
       const hunt = this.hunts.get(huntId);
       if (!hunt) continue;
-      const messageFor = pageMessages(pages.get(huntId) ?? emptyBoard(huntId));
-      for (const stream of hunt.streams) {
-        if (stream.since >= window) continue; // subscribed after this read began: its first read is newer
-        this.deliver(stream, messageFor(stream.limit));
-      }
+      // Streams subscribed after this read began are left out: their first read is newer.
+      const due = [...hunt.streams].filter((stream) => stream.since < window);
+      const messages = pageMessages(pages.get(huntId) ?? emptyBoard(huntId), due.map((stream) => stream.limit));
+      for (const stream of due) this.deliver(stream, messages.get(stream.limit) as string);
     }
   }
 
@@ -432,26 +445,23 @@ const ENTRIES_MARK = '\u0000entries\u0000';
 const ENTRIES_MARK_JSON = JSON.stringify(ENTRIES_MARK);
 
 /**
- * A hunt's page as the message of each limit asked for, each made once, byte for byte as
- * messageOf of the page cut to the limit. Each entry is serialized once, however many limits
- * are asked for: the limits are the clients' choice (1-1000), and a page serialized whole per
- * limit let 768 streams of distinct limits on one hunt cost 295,000 entries per window, on the
- * event loop the hot path runs on.
+ * A hunt's page as the message of each limit in `limits`, byte for byte as messageOf of the
+ * page cut to the limit. Each entry is serialized once, and the messages are built from the
+ * smallest limit up, each extending the one before (V8 joins strings without copying them
+ * until one is written): the limits are the clients' choice (1-1000), and a page serialized
+ * whole per limit let 768 streams of distinct limits on one hunt make a window serialize
+ * 295,000 entries, on the event loop the hot path runs on.
  */
-export function pageMessages(body: LeaderboardBody): (limit: number) => string {
+export function pageMessages(body: LeaderboardBody, limits: Iterable<number>): Map<number, string> {
   const framed = messageOf({ ...body, entries: ENTRIES_MARK as unknown as unknown[] });
   const at = framed.indexOf(ENTRIES_MARK_JSON);
   const [head, tail] = [`${framed.slice(0, at)}[`, `]${framed.slice(at + ENTRIES_MARK_JSON.length)}`];
-  const entries: string[] = [];
-  const byLimit = new Map<number, string>();
-  return (limit) => {
-    let message = byLimit.get(limit);
-    if (message === undefined) {
-      const count = Math.min(limit, body.entries.length);
-      for (let i = entries.length; i < count; i++) entries.push(JSON.stringify(body.entries[i]) ?? 'null');
-      message = head + entries.slice(0, count).join(',') + tail;
-      byLimit.set(limit, message);
-    }
-    return message;
-  };
+  const messages = new Map<number, string>();
+  let entries = '';
+  let count = 0;
+  for (const limit of [...new Set(limits)].sort((a, b) => a - b)) {
+    for (; count < Math.min(limit, body.entries.length); count++) entries += (count > 0 ? ',' : '') + (JSON.stringify(body.entries[count]) ?? 'null');
+    messages.set(limit, head + entries + tail);
+  }
+  return messages;
 }

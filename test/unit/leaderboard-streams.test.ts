@@ -339,6 +339,28 @@ describe('live leaderboard streams, many at once', () => {
     }
   });
 
+  it('space their windows out when delivering takes long, so streams take at most a fifth of the event loop', async () => {
+    const readsAt: number[] = [];
+    const target = new LeaderboardStreams({ read: async (requests) => (readsAt.push(performance.now()), read(requests)), logger, heartbeatMs: 60_000, minIntervalMs: 10 });
+    const changes = setInterval(() => target.changed(['h']), 5);
+    try {
+      const slow = fakeStream(target, 'h', 10);
+      const write = slow.write.bind(slow);
+      slow.write = (chunk: string) => {
+        const until = performance.now() + 40; // a delivery that keeps the event loop 40 ms
+        while (performance.now() < until);
+        return write(chunk);
+      };
+      await waitFor('a few windows', () => readsAt.length >= 5, { timeoutMs: 5_000 });
+      const gaps = readsAt.slice(2).map((at, i) => at - (readsAt[i + 1] as number));
+      // Each window's delivery took 40 ms: the next starts 160 ms after it ends, not 10.
+      for (const gap of gaps) expect(gap).toBeGreaterThanOrEqual(40 + 150);
+    } finally {
+      clearInterval(changes);
+      target.close();
+    }
+  });
+
   it('read a hunt with 130,000 streams for the largest limit among them', async () => {
     const asked: LeaderboardRequest[] = [];
     const target = new LeaderboardStreams({ read: async (requests) => (asked.push(...requests), read(requests)), logger, heartbeatMs: 60_000, minIntervalMs: 10 });
@@ -406,9 +428,11 @@ describe('pageMessages', () => {
       { huntId: 'empty', asOf: null, entries: [] },
     ];
     for (const page of pages) {
-      const messageFor = pageMessages(page);
-      for (const limit of [1, 7, 30, 1000, 7]) {
-        expect(messageFor(limit)).toBe(`event: leaderboard\ndata: ${JSON.stringify({ ...page, entries: page.entries.slice(0, limit) })}\n\n`);
+      const limits = [7, 1, 30, 1000, 7];
+      const messages = pageMessages(page, limits);
+      expect([...messages.keys()]).toEqual([1, 7, 30, 1000]);
+      for (const limit of limits) {
+        expect(messages.get(limit)).toBe(`event: leaderboard\ndata: ${JSON.stringify({ ...page, entries: page.entries.slice(0, limit) })}\n\n`);
       }
     }
   });
