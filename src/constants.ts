@@ -46,3 +46,8 @@ export const HUNTS_PER_TRANSACTION = 20;
  * records (ndjson-source.ts), so memory stays bounded whatever the lines hold.
  */
 export const BACKFILL_CHUNK_SIZE = 10_000;
+/** The largest chunk a backfill takes (`chunkSize`). */
+export const BACKFILL_MAX_CHUNK_SIZE = 50_000;
+
+/** Kafka's timestamps count from here: a backfill range starting earlier is refused. */
+export const KAFKA_EPOCH = '1970-01-01T00:00:00.000Z';

@@ -24,7 +24,7 @@ import { addCounts, emptyCounts, type ImportCounts } from '../src/batch/backfill
 import type { KafkaRange } from '../src/batch/backfill/kafka-source';
 import type { BackfillCursor, BackfillSource } from '../src/batch/backfill/types';
 import { HUNT_ID, HUNT_JOB_KIND } from '../src/temporal/search-attributes';
-import { BACKFILL_CHUNK_SIZE, ID_PATTERN, TOPIC_NAME_PATTERN } from '../src/constants';
+import { BACKFILL_CHUNK_SIZE, BACKFILL_MAX_CHUNK_SIZE, ID_PATTERN, KAFKA_EPOCH, TOPIC_NAME_PATTERN } from '../src/constants';
 import { asObject, badInput, ISO_TIME_UTC_YEARS, optionalInt, optionalIsoTime, rejectUnknownFields } from './input';
 
 const { describeBackfillSource } = proxyActivities<Activities>({
@@ -162,7 +162,7 @@ function checkInput(input: BackfillInput, newJob: boolean): Required<Omit<Backfi
     source: checkedSource,
     dryRun: fields.dryRun === true,
     huntId: fields.huntId as string | undefined,
-    chunkSize: optionalInt('backfill', fields, 'chunkSize', 1, 50_000, BACKFILL_CHUNK_SIZE),
+    chunkSize: optionalInt('backfill', fields, 'chunkSize', 1, BACKFILL_MAX_CHUNK_SIZE, BACKFILL_CHUNK_SIZE),
   };
 }
 
@@ -181,8 +181,6 @@ async function startState(source: BackfillSource): Promise<Carried> {
 function describeSource(source: BackfillSource): string {
   return source.kind === 'file' ? `file:${source.path}` : `kafka:${source.topic} [${source.from ?? 'start'}, ${source.to ?? 'now'})`;
 }
-
-const KAFKA_EPOCH = '1970-01-01T00:00:00.000Z';
 
 function checkSource(source: Record<string, unknown>, newJob: boolean): BackfillSource {
   // A misspelt field would be ignored, and import the whole topic or file ("From", "huntId"

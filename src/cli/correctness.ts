@@ -2,14 +2,16 @@
  * The correctness plane from the terminal: `hunt reconcile`, `hunt dq run|report`,
  * `hunt dlq list|replay`. Jobs start the same workflows, with the same JSON, as the Web UI.
  */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { REJECT_REASONS } from '../constants';
 import { loadConfig } from '../config';
 import { storedReport } from '../store/correctness/data-quality';
 import { REFUSED_RETRY_MS } from '../ingest/dlq-relay';
 import { createPool } from '../store/pool';
 import { pendingCopies } from '../store/hot-path/dlq-outbox';
 import { latestWaiting, quarantineByReason } from '../store/read/quarantine-backlog';
-import { positiveInt, startJob } from './jobs';
+import { each, huntId, isoTime, positiveInt } from './arguments';
+import { startJob } from './start-job';
 
 async function withPool<T>(fn: (pool: import('pg').Pool) => Promise<T>): Promise<T> {
   const pool = createPool(loadConfig(), 2);
@@ -30,7 +32,7 @@ export function registerCorrectnessCommands(program: Command): void {
   program
     .command('reconcile')
     .description('recompute hunts from raw events, record drift, repair live projections (workflow `reconcile`)')
-    .option('--hunt <huntId...>', 'only these hunts (default: hunts with events since the last run)')
+    .option('--hunt <huntId...>', 'only these hunts (default: hunts with events since the last run)', each(huntId))
     .option('--no-repair', 'record drift only')
     .option('--wait', 'wait for the result')
     .action(async (opts: { hunt?: string[]; repair: boolean; wait?: boolean }) => {
@@ -52,6 +54,11 @@ export function registerCorrectnessCommands(program: Command): void {
       await withPool(async (pool) => {
         const rows = await storedReport(pool, opts.run ?? null);
         const first = rows[0];
+        if (!first && opts.run !== undefined) {
+          console.error(`no data-quality report of run ${opts.run} (\`hunt dq report\` shows the latest; run ids are the workflow ids)`);
+          process.exitCode = 1;
+          return;
+        }
         if (!first) return console.log('no data-quality report yet: run `hunt dq run`');
         console.log(`run ${first.run_id} at ${first.checked_at.toISOString()}`);
         for (const r of rows) {
@@ -64,7 +71,7 @@ export function registerCorrectnessCommands(program: Command): void {
   dlq
     .command('list')
     .description('quarantine backlog by reason, and the latest records')
-    .option('--reason <reason>', 'only this reason')
+    .addOption(new Option('--reason <reason>', 'only this reason').choices(REJECT_REASONS))
     .option('-n, --limit <n>', 'latest records to show', positiveInt, 10)
     .action(async (opts: { reason?: string; limit: number }) => {
       await withPool(async (pool) => {
@@ -84,12 +91,13 @@ export function registerCorrectnessCommands(program: Command): void {
   dlq
     .command('replay')
     .description('re-validate quarantined records and ingest the ones now valid (workflow `dlqReplay`)')
-    .option('--reason <reason...>', 'only these reasons')
-    .option('--from <iso>', 'quarantined at or after')
-    .option('--to <iso>', 'quarantined before')
+    .addOption(new Option('--reason <reason...>', 'only these reasons').choices(REJECT_REASONS))
+    .option('--from <iso>', 'quarantined at or after', isoTime)
+    .option('--to <iso>', 'quarantined before', isoTime)
     .option('--dry-run', 'count what would be ingested')
     .option('--wait', 'wait for the result')
-    .action(async (opts: { reason?: string[]; from?: string; to?: string; dryRun?: boolean; wait?: boolean }) => {
+    .action(async (opts: { reason?: string[]; from?: string; to?: string; dryRun?: boolean; wait?: boolean }, command: Command) => {
+      if (opts.from !== undefined && opts.to !== undefined && opts.from >= opts.to) command.error(`error: --from (${opts.from}) must be before --to (${opts.to})`);
       const input = {
         ...(opts.reason ? { reasons: opts.reason } : {}),
         ...(opts.from ? { from: opts.from } : {}),

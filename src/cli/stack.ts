@@ -1,11 +1,16 @@
 /** `hunt stack up|down|status|logs`: the embedded stack's lifecycle. */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { loadConfig } from '../config';
 
 /** The stack's modules pull in the Temporal SDK: loaded when a stack command runs. */
 const infra = () => import('../../infra/stack');
+
+const lineCount = (raw: string) => {
+  if (!/^\d{1,9}$/.test(raw)) throw new InvalidArgumentError(`expected a whole number of lines, got '${raw}'`);
+  return raw;
+};
 
 export function registerStackCommands(program: Command): void {
   const stack = program.command('stack').description('run the embedded Postgres, Kafka and Temporal as local processes');
@@ -42,7 +47,7 @@ export function registerStackCommands(program: Command): void {
     .command('logs')
     .description("print a service's log (postgres, kafka or temporal); all when none is named")
     .argument('[service]', 'postgres | kafka | temporal')
-    .option('-n, --lines <n>', 'lines from the end', '50')
+    .option('-n, --lines <n>', 'lines from the end', lineCount, '50')
     .option('-f, --follow', 'keep printing new lines')
     .action(async (name: string | undefined, opts: { lines: string; follow?: boolean }) => {
       const { stackServices } = await infra();
@@ -53,6 +58,11 @@ export function registerStackCommands(program: Command): void {
         console.log('no logs: the named services are external or have never been started');
         return;
       }
-      spawn('tail', ['-n', opts.lines, ...(opts.follow ? ['-F'] : []), ...files], { stdio: 'inherit' });
+      const tail = spawn('tail', ['-n', opts.lines, ...(opts.follow ? ['-F'] : []), ...files], { stdio: 'inherit' });
+      // Its exit is the command's: a tail that failed must not read as success.
+      process.exitCode = await new Promise<number>((resolve) => {
+        tail.once('error', () => resolve(1));
+        tail.once('close', (code) => resolve(code ?? 1));
+      });
     });
 }

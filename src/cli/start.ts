@@ -11,6 +11,15 @@ const positive = (raw: string) => {
   return value;
 };
 
+/** setTimeout's longest wait (about 24.8 days): a longer one fires at once. */
+const MAX_DURATION_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+
+const duration = (raw: string) => {
+  const value = positive(raw);
+  if (value > MAX_DURATION_SECONDS) throw new InvalidArgumentError(`expected at most ${MAX_DURATION_SECONDS} seconds (about 24 days; leave it out to run until Ctrl-C), got '${raw}'`);
+  return value;
+};
+
 export function registerStartCommand(program: Command): void {
   program
     .command('start')
@@ -18,7 +27,7 @@ export function registerStartCommand(program: Command): void {
     .option('--rate <n>', 'demo events per second', positive, 50)
     .option('--no-demo', 'run without the demo producer')
     .option('--no-worker', 'run without the batch-plane worker (and leave the Schedules as they are)')
-    .option('--duration <seconds>', 'stop after this many seconds (default: until Ctrl-C)', positive)
+    .option('--duration <seconds>', 'stop after this many seconds (default: until Ctrl-C)', duration)
     .action(async (opts: MainJobOptions) => {
       const { runMainJob } = await import('./main-job');
       await runMainJob(opts);

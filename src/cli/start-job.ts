@@ -1,0 +1,73 @@
+/**
+ * Starting a batch job from the terminal as the Web UI would (same workflow type, same JSON
+ * input), and with --wait following it to its end. The Temporal SDK is loaded when a job
+ * command runs, not when `hunt` starts (see main.ts).
+ */
+import type { Client } from '@temporalio/client';
+import type pg from 'pg';
+import { loadConfig, type Config } from '../config';
+import { createPool } from '../store/pool';
+
+/**
+ * The failure a failed job's --wait reports: the innermost cause's words. The SDK wraps them
+ * (workflow execution failed, then activity task failed), and its outer messages say nothing
+ * of what to fix.
+ */
+export function jobFailureMessage(err: unknown): string {
+  let message = (err as Error | undefined)?.message ?? String(err);
+  for (let cause = (err as { cause?: unknown } | undefined)?.cause; cause instanceof Error; cause = (cause as { cause?: unknown }).cause) {
+    if (cause.message) message = cause.message;
+  }
+  return message;
+}
+
+export async function withClient<T>(fn: (client: Client, config: Config) => Promise<T>): Promise<T> {
+  const config = loadConfig();
+  const { connectClient } = await import('../temporal/client');
+  const { client, close } = await connectClient(config);
+  try {
+    return await fn(client, config);
+  } finally {
+    await close();
+  }
+}
+
+/** A pool opened on first use (for reconcile's progress), and closed with end(). */
+export function lazyPool(config: Config): { get(): pg.Pool; end(): Promise<void> } {
+  let pool: pg.Pool | undefined;
+  return {
+    get: () => (pool ??= createPool(config, 1)),
+    end: async () => void (await pool?.end()),
+  };
+}
+
+export async function startJob(workflowType: string, input: Record<string, unknown>, wait: boolean): Promise<void> {
+  await withClient(async (client, config) => {
+    const workflowId = `${workflowType}-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    const { HUNT_JOB_KIND } = await import('../temporal/search-attributes');
+    const handle = await client.workflow.start(workflowType, {
+      taskQueue: config.temporal.taskQueue,
+      workflowId,
+      args: [input],
+      typedSearchAttributes: [{ key: HUNT_JOB_KIND, value: workflowType }],
+    });
+    console.log(`started ${workflowType} ${workflowId} with input ${JSON.stringify(input)}`);
+    if (!wait) return;
+    const { followJob } = await import('./job-watch');
+    const pool = lazyPool(config);
+    try {
+      const result = await followJob(handle, workflowType, { pool: workflowType === 'reconcile' ? pool.get() : undefined });
+      console.log(JSON.stringify(result, null, 2));
+      // The job ended, but not for every hunt it was given: a script must not take it for done.
+      const huntsFailed = (result as { huntsFailed?: unknown } | undefined)?.huntsFailed;
+      if (typeof huntsFailed === 'number' && huntsFailed > 0) {
+        console.error(`${workflowType} ${workflowId}: ${huntsFailed} hunt(s) could not be reconciled (see "failed"; docs/operators.md#huntreconcilehuntsfailing)`);
+        process.exitCode = 1;
+      }
+    } catch (err) {
+      throw new Error(`${workflowType} ${workflowId} failed: ${jobFailureMessage(err)}`, { cause: err });
+    } finally {
+      await pool.end();
+    }
+  });
+}
