@@ -27,9 +27,11 @@ import { HUNT_ID, HUNT_JOB_KIND } from '../src/temporal/search-attributes';
 import { BACKFILL_CHUNK_SIZE, BACKFILL_MAX_CHUNK_SIZE, ID_PATTERN, KAFKA_EPOCH, TOPIC_NAME_PATTERN } from '../src/constants';
 import { asObject, badInput, ISO_TIME_UTC_YEARS, optionalInt, optionalIsoTime, rejectUnknownFields } from './input';
 
+// Retried as the import is: a Kafka or disk away when the job starts is waited out, not a
+// failed job with a driver's message (what the source cannot be fails for good, InvalidJobInput).
 const { describeBackfillSource } = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
-  retry: { maximumAttempts: 3 },
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
 });
 const { importChunks } = proxyActivities<Activities>({
   startToCloseTimeout: '30 minutes',
@@ -193,6 +195,7 @@ function checkSource(source: Record<string, unknown>, newJob: boolean): Backfill
   // input it would refuse, replays (and continues) as it began instead of failing every
   // workflow task with a determinism error once a new worker replays it.
   const epochChecked = patched('backfill-kafka-epoch') && newJob;
+  const futureChecked = patched('backfill-from-not-future') && newJob;
   const checks = { utcYears: patched(ISO_TIME_UTC_YEARS) && newJob };
   if (strict && (source.kind === 'file' || source.kind === 'kafka')) {
     rejectUnknownFields('backfill', source, source.kind === 'file' ? ['kind', 'path'] : ['kind', 'topic', 'from', 'to'], 'source');
@@ -218,6 +221,11 @@ function checkSource(source: Record<string, unknown>, newJob: boolean): Backfill
     }
     if (from !== undefined && to !== undefined && from >= to) {
       throw badInput('backfill', `source.from (${from}) must be before source.to (${to})`);
+    }
+    // Kafka answers a time past its last record with the log's end: the job imported nothing
+    // and ended green. The workflow's clock is replay-safe.
+    if (futureChecked && from !== undefined && from > new Date().toISOString()) {
+      throw badInput('backfill', `source.from (${from}) is later than now: there is nothing to import from it yet`);
     }
     return { kind: 'kafka', topic: source.topic, from, to };
   }

@@ -58,9 +58,14 @@ export function createBackfillActivities(deps: Pick<ActivityDeps, 'pool' | 'kafk
       // Before the topic list: the answer must not tell whether a topic it may not read exists.
       importTopic(deps.config.backfill.topics, source.topic);
       const admin = deps.kafka.admin();
-      await admin.connect();
-      const exists = (await admin.listTopics()).includes(source.topic);
-      await admin.disconnect();
+      let exists: boolean;
+      try {
+        await admin.connect();
+        exists = (await admin.listTopics()).includes(source.topic);
+      } finally {
+        // Every failed attempt (Kafka away at the start) left a connected admin behind.
+        await admin.disconnect().catch(() => undefined);
+      }
       if (!exists) throw ApplicationFailure.nonRetryable(`backfill: Kafka topic ${source.topic} does not exist`, 'InvalidJobInput');
       const range = await resolveRange(deps.kafka, source.topic, msOf(source.from));
       return { total: remaining(range.start, range.end), range };

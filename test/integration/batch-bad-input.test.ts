@@ -109,6 +109,20 @@ describe('backfill', () => {
   });
 });
 
+describe('backfill from a time still to come', () => {
+  it('fails fast: Kafka would answer with the log\'s end, and the job import nothing and end green', async () => {
+    const from = new Date(Date.now() + 86_400_000).toISOString();
+    expect(await failureOf(execute('backfill', { source: { kind: 'kafka', topic: 'hunt.events', from } }))).toMatch(/source\.from \(.*\) is later than now: there is nothing to import from it yet/);
+  });
+});
+
+describe('healthCheck', () => {
+  it('fails fast on input it does not take', async () => {
+    expect(await failureOf(execute('healthCheck', { foo: 1 }))).toMatch(/unknown field\(s\) foo; allowed: \(none\)/);
+    expect(await failureOf(execute('healthCheck', 'x'))).toMatch(/expected a JSON object such as \{\}/);
+  });
+});
+
 describe('dlqReplay', () => {
   it.each([
     [{ from: '2026-02-30' }, /from must be an ISO-8601 time .*"2026-02-30": no such date/],

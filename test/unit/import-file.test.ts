@@ -11,6 +11,7 @@ afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 const importDir = path.join(root, 'imports');
 fs.mkdirSync(path.join(importDir, 'sub'), { recursive: true });
 fs.writeFileSync(path.join(importDir, 'sub', 'ok.ndjson'), '{}\n');
+fs.writeFileSync(path.join(importDir, '..archive.ndjson'), '{}\n');
 fs.writeFileSync(path.join(root, 'secret.txt'), 'not for import\n');
 fs.symlinkSync(path.join(root, 'secret.txt'), path.join(importDir, 'escape.ndjson'));
 fs.symlinkSync('/dev/zero', path.join(importDir, 'zero.ndjson'));
@@ -18,6 +19,10 @@ fs.symlinkSync('/dev/zero', path.join(importDir, 'zero.ndjson'));
 describe('checkImportFile', () => {
   it('accepts a regular file under the import folder and returns its real path', () => {
     expect(checkImportFile(importDir, path.join(importDir, 'sub', 'ok.ndjson'))).toBe(fs.realpathSync(path.join(importDir, 'sub', 'ok.ndjson')));
+  });
+
+  it('accepts a file of the folder whose name starts with two dots', () => {
+    expect(checkImportFile(importDir, path.join(importDir, '..archive.ndjson'))).toBe(fs.realpathSync(path.join(importDir, '..archive.ndjson')));
   });
 
   it.each([

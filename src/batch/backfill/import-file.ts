@@ -92,7 +92,8 @@ function sameFile(opened: fs.Stats, realFile: string): boolean {
 
 function isInside(dir: string, file: string): boolean {
   const relative = path.relative(dir, file);
-  return relative !== '' && !relative.startsWith('..') && !path.isAbsolute(relative);
+  // `..` itself or a path through it; `..archive.ndjson` is a file of the folder.
+  return relative !== '' && relative !== '..' && !relative.startsWith(`..${path.sep}`) && !path.isAbsolute(relative);
 }
 
 function kindOf(stat: fs.Stats): string {
