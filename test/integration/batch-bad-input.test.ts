@@ -147,6 +147,12 @@ describe('reconcile', () => {
   it('fails fast on an empty list of hunts, saying to leave it out for every hunt', async () => {
     expect(await failureOf(execute('reconcile', { huntIds: [] }))).toMatch(/huntIds must be a non-empty list of hunt ids .*or left out for every hunt; got \[\]/);
   });
+
+  it('fails fast on a list of more hunts than a job takes, and on settleMs with given hunts', async () => {
+    const huntIds = Array.from({ length: 1001 }, (_, i) => `hunt-${i}`);
+    expect(await failureOf(execute('reconcile', { huntIds }))).toMatch(/huntIds lists 1001 hunts; at most 1000/);
+    expect(await failureOf(execute('reconcile', { huntIds: ['hunt-1'], settleMs: 0 }))).toMatch(/settleMs applies to \{\}.*not to given huntIds/);
+  });
 });
 
 function link(name: string, target: string): string {
