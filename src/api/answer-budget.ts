@@ -63,13 +63,39 @@ export function holdAnswer(
   // Not marked refused: the connection did nothing wrong, and its next request may fit.
   if (server.held + bytes > server.maxBytes) return SERVER_UNREAD_REFUSAL;
   unreadBytes.set(socket, held + bytes);
-  server.held += bytes;
+  countForServer(socket, server, bytes);
   res.once('close', () => {
     unreadBytes.set(socket, (unreadBytes.get(socket) ?? bytes) - bytes);
-    server.held -= bytes;
+    countForServer(socket, server, -bytes);
     refusedSinceTaken.delete(socket);
   });
   return undefined;
+}
+
+/** What each open connection counts in its server's held bytes; a closed one counts nothing more. */
+const countedForServer = new WeakMap<net.Socket, { bytes: number; closed: boolean }>();
+
+/**
+ * Adds `bytes` (less when negative) to what `socket` holds of its server's budget. Node 20 never
+ * emits 'close' on the answers queued behind the one being sent when their connection dies:
+ * counted per answer only, they stayed in the server's total for good, and a few cut
+ * connections of pipelined reads left it full. So a connection's closing takes back all it held.
+ */
+function countForServer(socket: net.Socket, server: ServerAnswers, bytes: number): void {
+  let counted = countedForServer.get(socket);
+  if (!counted) {
+    const entry = { bytes: 0, closed: false };
+    counted = entry;
+    countedForServer.set(socket, entry);
+    socket.once('close', () => {
+      server.held -= entry.bytes;
+      entry.bytes = 0;
+      entry.closed = true;
+    });
+  }
+  if (counted.closed) return;
+  counted.bytes += bytes;
+  server.held += bytes;
 }
 
 /** Closes `req`'s connection (`cut`) unless the answer on `res` is taken within `deadlineMs`. */
@@ -82,17 +108,19 @@ function armAnswerDeadline(req: http.IncomingMessage, res: http.ServerResponse, 
 const refusedSinceTaken = new WeakSet<net.Socket>();
 
 /**
- * Whether an answer on `req`'s connection would be refused whatever it is, so it need not be
+ * The refusal an answer on `req`'s connection would get whatever it is, so it need not be
  * made: the connection holds its whole budget unread, or its last answer was refused and it has
  * taken none since (an answer as large would be refused again; a smaller one might have fit,
- * and gets the refusal to ask again). When so, the refusal the caller sends next is held to
- * the same deadline as any answer: a client that reads none of them is cut.
+ * and gets the refusal to ask again), or the server's connections together hold theirs. When
+ * so, the refusal the caller sends next is held to the same deadline as any answer: a client
+ * that reads none of them is cut.
  */
-export function refusedBeforeMade(req: http.IncomingMessage, res: http.ServerResponse, deadlineMs: number, cut: (socket: net.Socket, why: string) => void): boolean {
+export function refusedBeforeMade(req: http.IncomingMessage, res: http.ServerResponse, deadlineMs: number, cut: (socket: net.Socket, why: string) => void, server: ServerAnswers): string | undefined {
   const socket = req.socket;
-  const full = (unreadBytes.get(socket) ?? 0) >= MAX_UNREAD_BYTES_PER_CONNECTION || refusedSinceTaken.has(socket);
-  if (full) armAnswerDeadline(req, res, deadlineMs, cut);
-  return full;
+  const connectionFull = (unreadBytes.get(socket) ?? 0) >= MAX_UNREAD_BYTES_PER_CONNECTION || refusedSinceTaken.has(socket);
+  const refusal = connectionFull ? UNREAD_REFUSAL : server.held >= server.maxBytes ? SERVER_UNREAD_REFUSAL : undefined;
+  if (refusal) armAnswerDeadline(req, res, deadlineMs, cut);
+  return refusal;
 }
 
 const answering = new WeakMap<net.Socket, Promise<void>>();

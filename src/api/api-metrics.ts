@@ -1,5 +1,6 @@
 /** The read API's own metrics: responses by status code, and how long requests take. */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { pathSegments } from './path-segments';
 
 /** Routes as labels: a fixed few, whatever paths clients send. */
 export type RouteLabel = 'leaderboard' | 'stream' | 'page' | 'player' | 'healthz' | 'readyz' | 'metrics' | 'other';
@@ -12,6 +13,7 @@ export interface ApiMetrics {
   streamsOpen: Gauge;
   streamsDroppedSlow: Counter;
   streamReadFailures: Counter;
+  streamFirstReadFailures: Counter;
   streamHuntsFailing: Gauge;
   connectionsCutUnread: Counter;
 }
@@ -21,6 +23,7 @@ export interface StreamFigures {
   streams: number;
   slowStreamsDropped: number;
   failedReads: number;
+  firstReadFailures: number;
   huntsFailing: number;
 }
 
@@ -58,6 +61,12 @@ export function createApiMetrics(registry: Registry, streams: () => StreamFigure
       'hunt_api_stream_read_failures_total',
       'Live leaderboard reads that failed (tried again in the next window, each hunt alone)',
       () => streams().failedReads,
+    ),
+    streamFirstReadFailures: runningTotal(
+      registry,
+      'hunt_api_stream_first_reads_failed_total',
+      'Live leaderboard streams closed after their 200 because their first read failed (their clients reconnect); HuntReadApiFailing counts them as failed reads',
+      () => streams().firstReadFailures,
     ),
     connectionsCutUnread: new Counter({
       name: 'hunt_api_connections_cut_unread_total',
@@ -107,7 +116,7 @@ export function registerChangeFeedGauge(registry: Registry, listening: () => boo
 
 /**
  * The route a request goes to, as a label: split and percent-decoded as the router does
- * (server.ts route), so `//hunts/h/leaderboard/%73tream` is a stream here as it is there (a
+ * (pathSegments), so `//hunts/h/leaderboard/%73tream` is a stream here as it is there (a
  * stream labelled `other` had its whole life timed as one request).
  */
 export function routeLabel(url: string | undefined): RouteLabel {
@@ -116,13 +125,8 @@ export function routeLabel(url: string | undefined): RouteLabel {
   const queryAt = target.indexOf('?');
   const pathname = queryAt < 0 ? target : target.slice(0, queryAt);
   if (pathname === '/healthz' || pathname === '/readyz' || pathname === '/metrics') return pathname.slice(1) as RouteLabel;
-  let parts: string[];
-  try {
-    parts = pathname.split('/').filter(Boolean).map((segment) => decodeURIComponent(segment));
-  } catch {
-    return 'other'; // a 400
-  }
-  if (parts[0] !== 'hunts') return 'other';
+  const parts = pathSegments(pathname);
+  if (parts?.[0] !== 'hunts') return 'other'; // undefined: a 400
   if (parts.length === 2) return 'page';
   if (parts.length === 3 && parts[2] === 'leaderboard') return 'leaderboard';
   if (parts.length === 4 && parts[2] === 'leaderboard' && parts[3] === 'stream') return 'stream';

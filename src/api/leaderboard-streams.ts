@@ -21,8 +21,8 @@
  * the work on the event loop (which ingest shares) follows hunts and the bytes of the limits
  * asked for, not streams. Streams that connect together (a reconnect storm
  * after a restart) share their first read while no change has come in since it started.
- * A stream's first read comes before its 200: one that fails answers 503 with Retry-After (and
- * is counted as such), unless a window fed the stream meanwhile.
+ * A stream whose first read fails is closed (counted: `hunt_api_stream_first_reads_failed_total`)
+ * unless a window fed it meanwhile, and its client reconnects.
  * A read that fails is tried again in the next window; the hunts of a failed read are read
  * alone until they succeed, so one hunt whose read always fails cannot hold back the others
  * read with it, and is tried less and less often (counted: `hunt_api_stream_hunts_failing`).
@@ -32,13 +32,10 @@ import { backoffMs } from '../backoff';
 import { groupsWithin } from '../byte-budget';
 import type { Logger } from '../log';
 import { ALL_HUNTS } from '../store/hunt-changes';
+import { messageOf, pageMessages, type LeaderboardBody } from './stream-messages';
 import { everyFewSeconds } from './throttle';
 
-export interface LeaderboardBody {
-  huntId: string;
-  asOf: string | null;
-  entries: unknown[];
-}
+export type { LeaderboardBody };
 
 export type LeaderboardRequest = { huntId: string; limit: number };
 
@@ -85,15 +82,7 @@ interface Stream {
   timer: NodeJS.Timeout | undefined;
   /** When a heartbeat first found the socket full (undefined: it drains). */
   blockedSince: number | undefined;
-  /** The 200 and its headers are written: until then the stream may still be refused (its first read failed). */
-  begun: boolean;
 }
-
-/** Told the status a stream's request was answered with: 200 and the stream, or 503 when its first read failed. */
-export type StreamAnswered = (status: 200 | 503) => void;
-
-/** The answer to a stream whose first read failed before any message. */
-export const STREAM_FIRST_READ_FAILED = 'the live leaderboard could not be read: try again shortly';
 
 interface HuntState {
   streams: Set<Stream>;
@@ -105,8 +94,6 @@ interface HuntState {
 
 export class LeaderboardStreams {
   private readonly hunts = new Map<string, HuntState>();
-  /** Writes a stream's 200 and headers, once, before its first message. */
-  private readonly begin = new WeakMap<Stream, () => void>();
   /** Hunts changed since their last read. */
   private readonly marked = new Set<string>();
   /**
@@ -115,6 +102,7 @@ export class LeaderboardStreams {
    */
   private readonly failing = new Map<string, { failures: number; retryAt: number }>();
   private readFailures = 0;
+  private failedFirstReads = 0;
   private readonly heartbeat: NodeJS.Timeout;
   private readonly minIntervalMs: number;
   private open = 0;
@@ -133,7 +121,7 @@ export class LeaderboardStreams {
   // While Postgres is away every stream's first read and every window fails: a line each
   // would flood the log of the process ingest runs in.
   private readonly warnFirstReadFailed = everyFewSeconds((count: number, err: unknown, huntId: string) =>
-    this.options.logger.warn({ err, huntId, count }, 'live leaderboard: first read failed; answered 503 (the client reconnects)'),
+    this.options.logger.warn({ err, huntId, count }, 'live leaderboard: first read failed; closing the stream (the client reconnects)'),
   );
   private readonly warnWindowFailed = everyFewSeconds((count: number, err: unknown, hunts: number) =>
     this.options.logger.warn({ err, hunts, count }, 'live leaderboard: read failed; trying again in the next window'),
@@ -160,6 +148,11 @@ export class LeaderboardStreams {
     return this.droppedSlow;
   }
 
+  /** Streams closed because their first read failed, no window having fed them (a running total). */
+  get firstReadFailures(): number {
+    return this.failedFirstReads;
+  }
+
   /** Window reads that failed (a running total). */
   get failedReads(): number {
     return this.readFailures;
@@ -173,21 +166,15 @@ export class LeaderboardStreams {
   }
 
   /**
-   * Starts a stream on `res` for `huntId`: counted at once (API_MAX_STREAMS), answered 200 with
-   * its first message once that is read. A first read that fails answers 503 instead, which
-   * the API's metrics count (`answered`): a stream opened with a 200 and closed at once looked
-   * like a success to them, while its client reconnected every 2 s and never got a message.
+   * Starts a stream on `res` for `huntId`; the first message follows as soon as it is read. The
+   * 200 goes out at once, not after the first read: EventSource gives up for good on any other
+   * status, where a stream closed after its 200 is reconnected (`retry`). A first read that
+   * fails closes the stream and is counted (`firstReadFailures`): the 200 alone said nothing.
    */
-  subscribe(huntId: string, limit: number, req: http.IncomingMessage, res: http.ServerResponse, answered: StreamAnswered = () => undefined): void {
-    const stream: Stream = { res, limit, since: this.windows, started: false, lastSentAt: -Infinity, pending: undefined, timer: undefined, blockedSince: undefined, begun: false };
-    const begin = () => {
-      if (stream.begun) return;
-      stream.begun = true;
-      res.writeHead(200, STREAM_HEADERS);
-      res.write('retry: 2000\n\n');
-      answered(200);
-    };
-    this.begin.set(stream, begin);
+  subscribe(huntId: string, limit: number, req: http.IncomingMessage, res: http.ServerResponse): void {
+    res.writeHead(200, STREAM_HEADERS);
+    res.write('retry: 2000\n\n');
+    const stream: Stream = { res, limit, since: this.windows, started: false, lastSentAt: -Infinity, pending: undefined, timer: undefined, blockedSince: undefined };
     const hunt = this.stateOf(huntId);
     hunt.streams.add(stream);
     this.open++;
@@ -219,11 +206,9 @@ export class LeaderboardStreams {
         // Out of the registry at once: an ended response's 'close' waits for a slow client
         // to take what is buffered, and a heartbeat written to it before then would be an
         // error nobody handles (the process's end).
+        this.failedFirstReads++;
         close();
-        if (res.destroyed) return;
-        const body = JSON.stringify({ error: STREAM_FIRST_READ_FAILED });
-        res.writeHead(503, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'retry-after': '2' }).end(body);
-        answered(503);
+        res.end();
       });
   }
 
@@ -390,7 +375,6 @@ export class LeaderboardStreams {
     const message = stream.pending;
     stream.pending = undefined;
     stream.lastSentAt = performance.now();
-    this.begin.get(stream)?.();
     stream.res.write(message);
   }
 
@@ -405,7 +389,6 @@ export class LeaderboardStreams {
     for (const hunt of this.hunts.values()) {
       for (const stream of hunt.streams) {
         if (stream.res.writableEnded || stream.res.destroyed) continue; // its 'close' takes it out
-        if (!stream.begun) continue; // its first read decides whether it opens
         if (!stream.res.writableNeedDrain) {
           stream.blockedSince = undefined;
           stream.res.write(': keep-alive\n\n');
@@ -434,34 +417,4 @@ function largestLimit(streams: Iterable<Stream>): number {
 
 function emptyBoard(huntId: string): LeaderboardBody {
   return { huntId, asOf: null, entries: [] };
-}
-
-function messageOf(body: LeaderboardBody): string {
-  return `event: leaderboard\ndata: ${JSON.stringify(body)}\n\n`;
-}
-
-/** Stands for the entries in a page serialized without them; JSON escapes its NULs, so no page holds it. */
-const ENTRIES_MARK = '\u0000entries\u0000';
-const ENTRIES_MARK_JSON = JSON.stringify(ENTRIES_MARK);
-
-/**
- * A hunt's page as the message of each limit in `limits`, byte for byte as messageOf of the
- * page cut to the limit. Each entry is serialized once, and the messages are built from the
- * smallest limit up, each extending the one before (V8 joins strings without copying them
- * until one is written): the limits are the clients' choice (1-1000), and a page serialized
- * whole per limit let 768 streams of distinct limits on one hunt make a window serialize
- * 295,000 entries, on the event loop the hot path runs on.
- */
-export function pageMessages(body: LeaderboardBody, limits: Iterable<number>): Map<number, string> {
-  const framed = messageOf({ ...body, entries: ENTRIES_MARK as unknown as unknown[] });
-  const at = framed.indexOf(ENTRIES_MARK_JSON);
-  const [head, tail] = [`${framed.slice(0, at)}[`, `]${framed.slice(at + ENTRIES_MARK_JSON.length)}`];
-  const messages = new Map<number, string>();
-  let entries = '';
-  let count = 0;
-  for (const limit of [...new Set(limits)].sort((a, b) => a - b)) {
-    for (; count < Math.min(limit, body.entries.length); count++) entries += (count > 0 ? ',' : '') + (JSON.stringify(body.entries[count]) ?? 'null');
-    messages.set(limit, head + entries + tail);
-  }
-  return messages;
 }

@@ -52,11 +52,11 @@ export function createOpsServer(deps: OpsDeps, limits: HttpLimits): http.Server 
     cutUnread.inc();
     socket.destroy();
   };
-  const answers = serverAnswers();
+  const unreadAnswers = serverAnswers();
   const server = http.createServer(httpServerOptions(limits), (req, res) => {
     const send = (status: number, body: unknown, contentType = 'application/json', headers: Record<string, string> = {}) => {
       const text = typeof body === 'string' ? body : JSON.stringify(body);
-      const refusal = holdAnswer(req, res, Buffer.byteLength(text), limits.requestTimeoutMs, cut, answers);
+      const refusal = holdAnswer(req, res, Buffer.byteLength(text), limits.requestTimeoutMs, cut, unreadAnswers);
       if (refusal === undefined) return write(res, status, text, contentType, headers);
       refuse(refusal);
     };
@@ -64,7 +64,8 @@ export function createOpsServer(deps: OpsDeps, limits: HttpLimits): http.Server 
     inTurn(
       req,
       async () => {
-        if (refusedBeforeMade(req, res, limits.requestTimeoutMs, cut)) return refuse();
+        const refusal = refusedBeforeMade(req, res, limits.requestTimeoutMs, cut, unreadAnswers);
+        if (refusal) return refuse(refusal);
         if (!isServedMethod(req.method)) return send(405, { error: `only ${SERVED_METHODS} are served` }, 'application/json', { allow: SERVED_METHODS });
         const pathname = (req.url ?? '').split('?')[0];
         await opsReply(deps, pathname ?? '').then(

@@ -18,6 +18,7 @@ import { huntExists, leaderboardPage, playerEntry } from '../store/read/leaderbo
 import { holdAnswer, inTurn, isServedMethod, refusedBeforeMade, SERVED_METHODS, serverAnswers, UNREAD_REFUSAL } from './answer-budget';
 import { createApiMetrics, routeLabel, type ApiMetrics, type RouteLabel } from './api-metrics';
 import { applyHttpLimits, httpServerOptions, type HttpLimits } from './http-limits';
+import { pathSegments } from './path-segments';
 import { STREAM_HEADERS, type LeaderboardStreams } from './leaderboard-streams';
 import { LIVE_PAGE_HEADERS, livePage } from './live-page';
 import { opsReply } from './ops-server';
@@ -70,7 +71,7 @@ export function createApiServer(deps: ApiDeps, limits: HttpLimits): http.Server 
   const warnRefused = everyFewSeconds((count: number, refusal: string) =>
     deps.logger.warn({ count, refusal }, 'read API answered 503: answers not yet read by their clients filled the budget of their connection, or of the server'),
   );
-  const answers = serverAnswers();
+  const unreadAnswers = serverAnswers();
   const cut = (socket: net.Socket, why: string) => {
     if (socket.destroyed) return;
     metrics.connectionsCutUnread.inc();
@@ -85,7 +86,7 @@ export function createApiServer(deps: ApiDeps, limits: HttpLimits): http.Server 
     }
     const answer = (status: number, body: unknown, contentType?: string, headers?: Record<string, string>) => {
       const text = typeof body === 'string' ? body : JSON.stringify(body);
-      const refusal = holdAnswer(req, res, Buffer.byteLength(text), limits.requestTimeoutMs, cut, answers);
+      const refusal = holdAnswer(req, res, Buffer.byteLength(text), limits.requestTimeoutMs, cut, unreadAnswers);
       if (refusal === undefined) return send(res, metrics, label, status, text, contentType, headers);
       refuse(refusal);
     };
@@ -99,7 +100,8 @@ export function createApiServer(deps: ApiDeps, limits: HttpLimits): http.Server 
       req.socket.destroy();
     };
     inTurn(req, async () => {
-      if (refusedBeforeMade(req, res, limits.requestTimeoutMs, cut)) return refuse();
+      const refusal = refusedBeforeMade(req, res, limits.requestTimeoutMs, cut, unreadAnswers);
+      if (refusal) return refuse(refusal);
       await route(deps, req)
         .then((reply) => {
           if ('stream' in reply) {
@@ -107,12 +109,10 @@ export function createApiServer(deps: ApiDeps, limits: HttpLimits): http.Server 
             // response on its socket (res.socket is null) would wait behind an endless stream.
             if (!res.socket) return answer(503, { error: 'a live stream cannot be pipelined behind another response: open it on a connection of its own' });
             if (deps.streams.streams >= deps.maxStreams) return answer(503, { error: streamsFull(deps.maxStreams, reply.stream.huntId) });
+            metrics.responses.inc({ code: '200', route: label });
             // HEAD: the stream's headers, without a stream or a length.
-            if (req.method === 'HEAD') {
-              metrics.responses.inc({ code: '200', route: label });
-              return res.writeHead(200, STREAM_HEADERS).end();
-            }
-            deps.streams.subscribe(reply.stream.huntId, reply.stream.limit, req, res, (status) => metrics.responses.inc({ code: String(status), route: label }));
+            if (req.method === 'HEAD') return res.writeHead(200, STREAM_HEADERS).end();
+            deps.streams.subscribe(reply.stream.huntId, reply.stream.limit, req, res);
           } else answer(reply.status, reply.body, reply.contentType, reply.headers);
         })
         .catch((err: unknown) => {
@@ -178,7 +178,8 @@ export function parseTarget(target: string): { pathname: string; parts: string[]
   const queryAt = target.indexOf('?');
   const pathname = queryAt < 0 ? target : target.slice(0, queryAt);
   const rawQuery = queryAt < 0 ? '' : target.slice(queryAt + 1);
-  const parts = pathname.split('/').filter(Boolean).map((segment) => decode(segment, 'path'));
+  const parts = pathSegments(pathname);
+  if (!parts) throw new HttpError(400, MALFORMED_ENCODING('path'));
   const query = new Map<string, string>();
   for (const pair of rawQuery.split('&').filter(Boolean)) {
     const eq = pair.indexOf('=');
@@ -190,11 +191,13 @@ export function parseTarget(target: string): { pathname: string; parts: string[]
   return { pathname, parts, query };
 }
 
-function decode(text: string, where: 'path' | 'query'): string {
+const MALFORMED_ENCODING = (where: 'path' | 'query') => `the ${where} has a malformed percent-encoding (each % must start a valid UTF-8 escape such as %2F)`;
+
+function decode(text: string, where: 'query'): string {
   try {
-    return decodeURIComponent(where === 'query' ? text.replaceAll('+', ' ') : text);
+    return decodeURIComponent(text.replaceAll('+', ' '));
   } catch {
-    throw new HttpError(400, `the ${where} has a malformed percent-encoding (each % must start a valid UTF-8 escape such as %2F)`);
+    throw new HttpError(400, MALFORMED_ENCODING(where));
   }
 }
 

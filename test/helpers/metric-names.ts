@@ -21,7 +21,7 @@ import { createLogger } from '../../src/log';
 export async function projectMetricNames(): Promise<Set<string>> {
   const registry = new Registry();
   createIngestMetrics(registry);
-  createApiMetrics(registry, () => ({ streams: 0, slowStreamsDropped: 0, failedReads: 0, huntsFailing: 0 }));
+  createApiMetrics(registry, () => ({ streams: 0, slowStreamsDropped: 0, failedReads: 0, firstReadFailures: 0, huntsFailing: 0 }));
   registerChangeFeedGauge(registry, () => true);
   applyHttpLimits(http.createServer(), loadConfig({}).api, registry);
   // The store gauges read Postgres on a timer; here they read nothing, once.

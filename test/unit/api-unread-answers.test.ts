@@ -206,12 +206,33 @@ describe('the answers of all connections of a server together', () => {
     expect(holdAnswer(b, resB, 100_000, 60_000, cut, budget)).toBe(SERVER_UNREAD_REFUSAL);
     expect(budget.held).toBe(200_000);
     resB.emit('close'); // the refusal went out
-    expect(refusedBeforeMade(b, response(), 60_000, cut)).toBe(false); // its next request is made
+    // The connection is not marked; with the server's budget this full, its next answer need not be made.
+    expect(refusedBeforeMade(b, response(), 60_000, cut, serverAnswers(250_000))).toBeUndefined();
+    const full = serverAnswers(200_000);
+    full.held = 200_000;
+    const refusedEarly = response();
+    expect(refusedBeforeMade(b, refusedEarly, 60_000, cut, full)).toBe(SERVER_UNREAD_REFUSAL);
+    refusedEarly.emit('close');
     resA.emit('close'); // taken
     const again = response();
     expect(holdAnswer(b, again, 100_000, 60_000, cut, budget)).toBeUndefined();
     again.emit('close');
     expect(budget.held).toBe(0);
     expect(cut).not.toHaveBeenCalled();
+  });
+
+  it('take back what a connection held when it closes, though its queued answers never emit close', async () => {
+    const { holdAnswer, serverAnswers } = await import('../../src/api/answer-budget');
+    const budget = serverAnswers(1_000_000);
+    const socket = new net.Socket();
+    const req = { socket } as unknown as http.IncomingMessage;
+    const queued = [new EventEmitter(), new EventEmitter()] as unknown as http.ServerResponse[];
+    for (const res of queued) expect(holdAnswer(req, res, 200_000, 60_000, vi.fn(), budget)).toBeUndefined();
+    expect(budget.held).toBe(400_000);
+    socket.emit('close'); // cut: Node 20 emits nothing on the answers queued behind the first
+    expect(budget.held).toBe(0);
+    queued[0]?.emit('close'); // one that does close afterwards takes nothing back twice
+    expect(budget.held).toBe(0);
+    for (const res of queued) res.emit('close');
   });
 });
