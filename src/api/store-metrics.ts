@@ -76,7 +76,7 @@ export function startStoreGauges(registry: Registry, pool: pg.Pool, refreshMs: n
   });
   const dqFindings = new Gauge({
     name: 'hunt_data_quality_findings',
-    help: 'What the latest dataQuality run found, by check and its severity (the nightly run reports, it does not repair)',
+    help: "Findings of each dataQuality check's latest report still there (a repairing run's count what its repair could not fix), by check and severity",
     labelNames: ['check', 'severity'] as const,
     registers: [registry],
   });

@@ -44,23 +44,28 @@ export async function storedReport(pool: pg.Pool, runId: string | null): Promise
 }
 
 export interface LatestFindings {
+  /** Per check, its latest report's findings that are still there: none once a repair fixed them, its failures when it could not. */
   checks: { check: string; severity: Severity; count: number }[];
-  /** Seconds since the latest run stored its latest check. */
+  /** Seconds since a run last stored a check. */
   ageSeconds: number;
 }
 
 /**
- * What the latest run found, per check, and how long ago, for the metrics. Before any run, no
- * checks, and the age counts from the database's set-up (as the scheduled jobs' watermark
- * ages do): a nightly Schedule that never ran shows as late as one that stopped.
+ * Each check's latest report, for the metrics: per check, not per run, so a run still going
+ * (its checks stored one by one) leaves the others' last results standing. A report whose
+ * repair ran counts what the repair could not fix (`huntsFailed`), not what it found. Before
+ * any run, no checks, and the age counts from the database's set-up (as the scheduled jobs'
+ * watermark ages do): a nightly Schedule that never ran shows as late as one that stopped.
  */
 export async function latestFindings(pool: pg.Pool): Promise<LatestFindings> {
-  const { rows } = await pool.query<{ check_name: string; severity: Severity; finding_count: number; age_seconds: number }>(
-    `SELECT check_name, severity, finding_count, extract(epoch FROM now() - checked_at)::float8 AS age_seconds FROM dq_reports
-      WHERE run_id = (SELECT run_id FROM dq_reports ORDER BY checked_at DESC LIMIT 1)`,
+  const { rows } = await pool.query<{ check_name: string; severity: Severity; remaining: number; age_seconds: number }>(
+    `SELECT DISTINCT ON (check_name) check_name, severity,
+            CASE WHEN repaired IS NULL THEN finding_count ELSE coalesce((repaired->>'huntsFailed')::int, 0) END AS remaining,
+            extract(epoch FROM now() - checked_at)::float8 AS age_seconds
+       FROM dq_reports ORDER BY check_name, checked_at DESC`,
   );
   if (rows.length > 0) {
-    return { checks: rows.map((r) => ({ check: r.check_name, severity: r.severity, count: r.finding_count })), ageSeconds: Math.min(...rows.map((r) => r.age_seconds)) };
+    return { checks: rows.map((r) => ({ check: r.check_name, severity: r.severity, count: r.remaining })), ageSeconds: Math.min(...rows.map((r) => r.age_seconds)) };
   }
   const { rows: setUp } = await pool.query<{ age_seconds: number }>('SELECT extract(epoch FROM now() - min(applied_at))::float8 AS age_seconds FROM schema_migrations');
   return { checks: [], ageSeconds: setUp[0]?.age_seconds ?? 0 };
