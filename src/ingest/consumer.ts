@@ -46,6 +46,8 @@ export interface IngestDeps extends CommitLaneDeps {
   dlqKafka?: Kafka;
   /** Registers the listener for the errors kafkajs logs (createKafka's onError) on `kafka`. */
   watchKafkaErrors?: (listener: KafkaErrorListener) => void;
+  /** Told once the consumer's own health reports stalls (from before it joins its group): what watched the start-up before can stop. */
+  healthReporting?: () => void;
 }
 
 /** A broker's answer while a topic is deleted (and maybe created again) under a running consumer. */
@@ -173,6 +175,7 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
   });
   watchFilteredRecords(consumer, { topic, positions, laneOf, metrics, logger });
 
+  deps.healthReporting?.();
   await connectAndRun({ consumer, dlqProducer, admin }, topic, config.ingest.partitionsConcurrency, eachBatch);
   const relay = startDlqRelay({
     pool,

@@ -77,15 +77,9 @@ export class IngestHealth {
     return this.stoppedAtGap.has(partition);
   }
 
-  /**
-   * The partitions this member owns after a (re)join. A partition stopped at a retention gap
-   * and now another member's is that member's to report: kept here, it held this process's
-   * /readyz at 503 (and its read API out of a load balancer) for as long as it ran. Should it
-   * come back, the monitor finds the gap again (onIdleGap) and stops it again.
-   */
+  /** The partitions this member owns after a (re)join. */
   setAssignment(partitions: readonly number[], now = performance.now()): void {
     this.outOfGroupSince = undefined;
-    for (const partition of this.stoppedAtGap.keys()) if (!partitions.includes(partition)) this.stoppedAtGap.delete(partition);
     const kept = new Map<number, number>();
     for (const p of partitions) kept.set(p, this.assignedAt.get(p) ?? now);
     this.assignedAt.clear();
@@ -139,6 +133,17 @@ export class IngestHealth {
     this.lagSeries = new Set(watermarks.keys());
   }
 
+  /**
+   * The stops at a retention gap of the partitions this member owns. One now another member's
+   * is that member's to report: reported here, it held this process's /readyz at 503 (and its
+   * read API out of a load balancer) for as long as it ran. Kept, not forgotten: kafkajs keeps
+   * the partition paused across rebalances, so should it come back it is stopped still, and
+   * says why again.
+   */
+  private stopsAtGapOwned(): string[] {
+    return [...this.stoppedAtGap].filter(([partition]) => this.assignedAt.has(partition)).map(([, reason]) => reason);
+  }
+
   /** Ready, or the first reason not to be. Also refreshes the stall gauges. */
   status(now = performance.now()): { ready: true } | { ready: false; reason: string } {
     const { lanes, stallLimitMs, metrics, partitionsOfLane } = this.options;
@@ -155,7 +160,7 @@ export class IngestHealth {
     if (this.crash) reason = `consumer stopped: ${this.crash}`;
     else if (outOfGroupMs > stallLimitMs + REBALANCE_TIMEOUT_MS) {
       reason = `the consumer has not been a member of its group for ${Math.round(outOfGroupMs / 1000)} s (a rebalance may take ${REBALANCE_TIMEOUT_MS / 1000} s, plus the stall limit ${limit}); it keeps trying to join (see the log: is Kafka's group coordinator available?)`;
-    } else if (this.stoppedAtGap.size > 0) reason = [...this.stoppedAtGap.values()].join('; ');
+    } else if (this.stopsAtGapOwned().length > 0) reason = this.stopsAtGapOwned().join('; ');
     else if (unobservedMs > stallLimitMs) {
       reason = `the partitions' progress could not be read for ${Math.round(unobservedMs / 1000)} s (stall limit ${limit}): Postgres or Kafka unreachable (the log says which)`;
     } else if (laneStalls.length > 0) {

@@ -130,7 +130,19 @@ export async function runIngestService(config: Config, logger: Logger = createLo
     });
     await checkPostgresSettings(pool);
     const topicLimits = await prepareKafka(admin, kafka, config, logger);
-    ingest = await startIngest({ config, pool, kafka, dlqKafka, metrics, logger, topicLimits, freshness, watchKafkaErrors: (listener) => (onKafkaError = listener) });
+    ingest = await startIngest({
+      config,
+      pool,
+      kafka,
+      dlqKafka,
+      metrics,
+      logger,
+      topicLimits,
+      freshness,
+      watchKafkaErrors: (listener) => (onKafkaError = listener),
+      // The monitor sets the stall gauge from here on; both at once made it flap.
+      healthReporting: () => startup.started(),
+    });
   } catch (err) {
     startup.started();
     await api?.close();
@@ -139,7 +151,6 @@ export async function runIngestService(config: Config, logger: Logger = createLo
     await pool.end().catch(() => undefined);
     throw err instanceof ApiListenError ? new StartupError(err.message) : err;
   }
-  startup.started();
   const apiUrl = api.url;
   logger.info({ apiUrl, opsUrl: api.opsUrl }, 'read API listening');
   const running = ingest;

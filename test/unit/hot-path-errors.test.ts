@@ -13,6 +13,8 @@ describe('isDataError', () => {
 
   it('waits out a full NOTIFY queue, which no record causes and every isolation would meet again at COMMIT', () => {
     expect(isDataError(pgError('54000', 'too many notifications in the NOTIFY queue'))).toBe(false);
+    // In another language, by the routine that raises it.
+    expect(isDataError(Object.assign(pgError('54000', 'zu viele Benachrichtigungen in der NOTIFY-Schlange'), { routine: 'PreCommit_Notify' }))).toBe(false);
   });
 
   it('waits out outages', () => {

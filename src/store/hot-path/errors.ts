@@ -33,7 +33,9 @@ export function isDataError(err: unknown): boolean {
  * retry: it is an outage, waited out until the session reads or is ended (docs/operators.md).
  */
 export function isNotifyQueueFull(err: unknown): boolean {
-  return sqlStateOf(err) === SqlState.programLimitExceeded && /NOTIFY queue/.test((err as Error | null)?.message ?? '');
+  // The routine that raises it names it whatever the server's language (lc_messages).
+  const e = err as { message?: string; routine?: string } | null;
+  return sqlStateOf(err) === SqlState.programLimitExceeded && (e?.routine === 'PreCommit_Notify' || /NOTIFY queue/.test(e?.message ?? ''));
 }
 
 /**
