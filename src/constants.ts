@@ -49,5 +49,8 @@ export const BACKFILL_CHUNK_SIZE = 10_000;
 /** The largest chunk a backfill takes (`chunkSize`). */
 export const BACKFILL_MAX_CHUNK_SIZE = 50_000;
 
+/** The most hunts a reconcile job's huntIds may list (it is copied into the memo, the activity's input and the progress query). */
+export const MAX_RECONCILE_HUNT_IDS = 1000;
+
 /** Kafka's timestamps count from here: a backfill range starting earlier is refused. */
 export const KAFKA_EPOCH = '1970-01-01T00:00:00.000Z';

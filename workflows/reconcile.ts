@@ -2,11 +2,8 @@ import { defineQuery, patched, proxyActivities, setHandler, upsertMemo, upsertSe
 import type { Activities } from '../src/worker/activities';
 import type { ReconcileSummary } from '../src/correctness/reconcile-job';
 import { HUNT_ID, HUNT_JOB_KIND } from '../src/temporal/search-attributes';
-import { HUNTS_PER_TRANSACTION, ID_PATTERN } from '../src/constants';
+import { HUNTS_PER_TRANSACTION, ID_PATTERN, MAX_RECONCILE_HUNT_IDS } from '../src/constants';
 import { asObject, badInput, optionalInt, rejectUnknownFields } from './input';
-
-/** The most hunts a job's huntIds may list. */
-const MAX_HUNT_IDS = 1000;
 
 const { reconcileHunts } = proxyActivities<Activities>({
   startToCloseTimeout: '1 hour',
@@ -59,10 +56,10 @@ export async function reconcile(input: ReconcileInput = {}): Promise<ReconcileSu
   if (huntIds !== undefined && (!Array.isArray(huntIds) || huntIds.length === 0 || huntIds.some((h) => typeof h !== 'string' || !ID_PATTERN.test(h)))) {
     throw badInput('reconcile', `huntIds must be a non-empty list of hunt ids ([A-Za-z0-9_.-], 1-64 chars), or left out for every hunt; got ${JSON.stringify(huntIds)}`);
   }
-  if (limited && Array.isArray(huntIds) && huntIds.length > MAX_HUNT_IDS) {
+  if (limited && Array.isArray(huntIds) && huntIds.length > MAX_RECONCILE_HUNT_IDS) {
     // Copied into the memo, the activity's input and the progress query: a list of megabytes
     // broke Temporal's size limits with a message that did not say so.
-    throw badInput('reconcile', `huntIds lists ${huntIds.length} hunts; at most ${MAX_HUNT_IDS} (leave it out for every hunt with events since the last run, or run several jobs)`);
+    throw badInput('reconcile', `huntIds lists ${huntIds.length} hunts; at most ${MAX_RECONCILE_HUNT_IDS} (leave it out for every hunt with events since the last run, or run several jobs)`);
   }
   if (limited && huntIds !== undefined && fields.settleMs !== undefined) {
     throw badInput('reconcile', 'settleMs applies to {} (every hunt with events since the last run), not to given huntIds: leave one of them out');

@@ -28,15 +28,25 @@ export const kafkaTime = (raw: string) => {
   return iso;
 };
 
+/** A backfill range's start: not later than now either, or there is nothing to import yet (the job refuses it). */
+export const kafkaStart = (raw: string) => {
+  const iso = kafkaTime(raw);
+  if (iso > new Date().toISOString()) throw new InvalidArgumentError('It is later than now: there is nothing to import from it yet.');
+  return iso;
+};
+
 /** A hunt id, as events and jobs take it. */
 export const huntId = (raw: string) => {
   if (!ID_PATTERN.test(raw)) throw new InvalidArgumentError(`a hunt id is 1-64 characters of [A-Za-z0-9_.-], got '${raw}'`);
   return raw;
 };
 
-/** Each of a variadic option's values checked by `check`, gathered as commander gives them one by one. */
-export function each<T>(check: (raw: string) => T): (raw: string, previous: T[] | undefined) => T[] {
-  return (raw, previous) => [...(previous ?? []), check(raw)];
+/** A variadic option's values, each checked by `check` as commander gives them one by one, at most `max` of them. */
+export function listOf<T>(check: (raw: string) => T, max: number, what: string): (raw: string, previous: T[] | undefined) => T[] {
+  return (raw, previous) => {
+    if ((previous?.length ?? 0) >= max) throw new InvalidArgumentError(`at most ${max} ${what} (the job takes no more)`);
+    return [...(previous ?? []), check(raw)];
+  };
 }
 
 export const chunkSize = (raw: string) => {

@@ -3,14 +3,14 @@
  * `hunt dlq list|replay`. Jobs start the same workflows, with the same JSON, as the Web UI.
  */
 import { Option, type Command } from 'commander';
-import { REJECT_REASONS } from '../constants';
+import { MAX_RECONCILE_HUNT_IDS, REJECT_REASONS } from '../constants';
 import { loadConfig } from '../config';
 import { storedReport } from '../store/correctness/data-quality';
 import { REFUSED_RETRY_MS } from '../ingest/dlq-relay';
 import { createPool } from '../store/pool';
 import { pendingCopies } from '../store/hot-path/dlq-outbox';
 import { latestWaiting, quarantineByReason } from '../store/read/quarantine-backlog';
-import { each, huntId, isoTime, positiveInt } from './arguments';
+import { huntId, isoTime, listOf, positiveInt } from './arguments';
 import { startJob } from './start-job';
 
 async function withPool<T>(fn: (pool: import('pg').Pool) => Promise<T>): Promise<T> {
@@ -32,7 +32,7 @@ export function registerCorrectnessCommands(program: Command): void {
   program
     .command('reconcile')
     .description('recompute hunts from raw events, record drift, repair live projections (workflow `reconcile`)')
-    .option('--hunt <huntId...>', 'only these hunts (default: hunts with events since the last run)', each(huntId))
+    .option('--hunt <huntId...>', `only these hunts, at most ${MAX_RECONCILE_HUNT_IDS} (default: hunts with events since the last run)`, listOf(huntId, MAX_RECONCILE_HUNT_IDS, 'hunts'))
     .option('--no-repair', 'record drift only')
     .option('--wait', 'wait for the result')
     .action(async (opts: { hunt?: string[]; repair: boolean; wait?: boolean }) => {

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Option, type Command } from 'commander';
 import { BACKFILL_CHUNK_SIZE, BACKFILL_MAX_CHUNK_SIZE, TOPIC_NAME_PATTERN } from '../constants';
 import { PROJECTIONS } from '../store/batch/reprocess';
-import { chunkSize, huntId, kafkaTime, positiveInt } from './arguments';
+import { chunkSize, huntId, kafkaStart, kafkaTime, positiveInt } from './arguments';
 import { lazyPool, startJob, withClient } from './start-job';
 
 interface BackfillOptions {
@@ -35,7 +35,7 @@ export function registerJobCommands(program: Command): void {
     .description('import historical events from an NDJSON file or a time range of a Kafka topic (workflow `backfill`)')
     .addOption(new Option('--file <path>', 'NDJSON file, one event per line (under BACKFILL_IMPORT_DIR on the worker)').conflicts(['topic', 'from', 'to']))
     .option('--topic <topic>', 'Kafka topic to import a time range of')
-    .option('--from <iso>', "with --topic: records at or after this time (default: the topic's start)", kafkaTime)
+    .option('--from <iso>', "with --topic: records at or after this time (default: the topic's start)", kafkaStart)
     .option('--to <iso>', 'with --topic: records before this time (default: the end when the job starts)', kafkaTime)
     .option('--dry-run', 'report what would change, write nothing')
     .option('--hunt <huntId>', 'import only this hunt', huntId)

@@ -8,7 +8,8 @@ import { loadConfig } from '../config';
 const infra = () => import('../../infra/stack');
 
 const lineCount = (raw: string) => {
-  if (!/^\d{1,9}$/.test(raw)) throw new InvalidArgumentError(`expected a whole number of lines, got '${raw}'`);
+  // tail's own forms: N lines from the end, +N from line N on.
+  if (!/^\+?\d{1,9}$/.test(raw)) throw new InvalidArgumentError(`expected a whole number of lines (or +N, from line N on), got '${raw}'`);
   return raw;
 };
 

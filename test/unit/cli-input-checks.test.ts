@@ -51,6 +51,8 @@ describe('hunt job commands', () => {
     [['dlq', 'replay', '--reason', 'bogus'], /Allowed choices are/],
     [['dlq', 'replay', '--from', '2026-12-02', '--to', '2026-12-01'], /--from \(2026-12-02T00:00:00.000Z\) must be before --to/],
     [['start', '--duration', '2200000'], /at most 2147483 seconds/],
+    [['backfill', '--topic', 'hunt.events', '--from', '2999-01-01'], /later than now: there is nothing to import from it yet/],
+    [['reconcile', '--hunt', ...Array.from({ length: 1001 }, (_, i) => `h${i}`)], /at most 1000 hunts/],
   ])('refuse %j', async (args, message) => {
     expect(await refusal(args)).toMatch(message);
     expect(started).toEqual([]);
