@@ -55,6 +55,9 @@ export function holdAnswer(
 ): string | undefined {
   armAnswerDeadline(req, res, deadlineMs, cut);
   const socket = req.socket;
+  // Its client left while the answer was made: the write goes nowhere, and a count taken now
+  // would never be given back (its 'close' came and went).
+  if (socket.destroyed) return undefined;
   const held = unreadBytes.get(socket) ?? 0;
   if (held > 0 && held + bytes > MAX_UNREAD_BYTES_PER_CONNECTION) {
     refusedSinceTaken.add(socket);

@@ -103,6 +103,7 @@ export class LeaderboardStreams {
   private readonly failing = new Map<string, { failures: number; retryAt: number }>();
   private readFailures = 0;
   private failedFirstReads = 0;
+  private closed = false;
   private readonly heartbeat: NodeJS.Timeout;
   private readonly minIntervalMs: number;
   private open = 0;
@@ -200,9 +201,10 @@ export class LeaderboardStreams {
         if (!stream.started) this.deliver(stream, message);
       })
       .catch((err: unknown) => {
+        // A window may have delivered meanwhile: the stream is live, and stays. One its client
+        // left, or shutdown ended, failed no one.
+        if (stream.started || closed || this.closed) return;
         this.warnFirstReadFailed(err, huntId);
-        // A window may have delivered meanwhile: the stream is live, and stays.
-        if (stream.started) return;
         // Out of the registry at once: an ended response's 'close' waits for a slow client
         // to take what is buffered, and a heartbeat written to it before then would be an
         // error nobody handles (the process's end).
@@ -224,8 +226,9 @@ export class LeaderboardStreams {
     this.scheduleRead();
   }
 
-  /** Ends every stream (shutdown). */
+  /** Ends every stream (shutdown); no read is started after. */
   close(): void {
+    this.closed = true;
     clearInterval(this.heartbeat);
     clearTimeout(this.readTimer);
     for (const hunt of this.hunts.values()) for (const stream of hunt.streams) stream.res.end();
@@ -255,7 +258,7 @@ export class LeaderboardStreams {
 
   /** One read window at a time, at most one per minIntervalMs. */
   private scheduleRead(): void {
-    if (this.reading || this.readTimer || this.marked.size === 0) return;
+    if (this.closed || this.reading || this.readTimer || this.marked.size === 0) return;
     const wait = Math.max(0, this.lastWindowAt + this.gapMs - performance.now());
     this.readTimer = setTimeout(() => {
       this.readTimer = undefined;

@@ -48,7 +48,7 @@ export function registerStackCommands(program: Command): void {
     .command('logs')
     .description("print a service's log (postgres, kafka or temporal); all when none is named")
     .argument('[service]', 'postgres | kafka | temporal')
-    .option('-n, --lines <n>', 'lines from the end', lineCount, '50')
+    .option('-n, --lines <n>', 'lines from the end (or +N: from line N on)', lineCount, '50')
     .option('-f, --follow', 'keep printing new lines')
     .action(async (name: string | undefined, opts: { lines: string; follow?: boolean }) => {
       const { stackServices } = await infra();

@@ -221,6 +221,18 @@ describe('the answers of all connections of a server together', () => {
     expect(cut).not.toHaveBeenCalled();
   });
 
+  it('count nothing for an answer made after its client left (its connection\'s close has come and gone)', async () => {
+    const { holdAnswer, serverAnswers } = await import('../../src/api/answer-budget');
+    const budget = serverAnswers(1_000_000);
+    const socket = new net.Socket();
+    socket.destroy(); // the client gave up while the read waited on a busy pool
+    const res = new EventEmitter() as unknown as http.ServerResponse;
+    expect(holdAnswer({ socket } as unknown as http.IncomingMessage, res, 200_000, 60_000, vi.fn(), budget)).toBeUndefined();
+    expect(budget.held).toBe(0);
+    res.emit('close');
+    expect(budget.held).toBe(0);
+  });
+
   it('take back what a connection held when it closes, though its queued answers never emit close', async () => {
     const { holdAnswer, serverAnswers } = await import('../../src/api/answer-budget');
     const budget = serverAnswers(1_000_000);

@@ -404,6 +404,20 @@ describe('live leaderboard streams, many at once', () => {
     }
   });
 
+  it('count no failed first read for a stream whose client left before it, nor after shutdown', async () => {
+    let fail!: (err: Error) => void;
+    const target = new LeaderboardStreams({ read: () => new Promise((_, reject) => (fail = reject)), logger, heartbeatMs: 60_000, minIntervalMs: 10 });
+    const req = new EventEmitter() as http.IncomingMessage;
+    const res = new FakeResponse();
+    target.subscribe('h', 10, req, res as unknown as http.ServerResponse);
+    req.emit('close'); // the client left while its first read waited
+    fail(new Error('timeout exceeded when trying to connect'));
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(target.firstReadFailures).toBe(0);
+    expect(target.streams).toBe(0);
+    target.close();
+  });
+
   it('close a stream whose client stopped reading for two heartbeats, and count it', async () => {
     const target = new LeaderboardStreams({ read, logger, heartbeatMs: 50 });
     try {
