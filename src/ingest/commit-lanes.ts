@@ -24,6 +24,8 @@ export interface CommitLaneDeps {
   topicLimits: PreparedTopics;
   /** Counts events within the freshness SLO's target (service.ts stores them). */
   freshness?: FreshnessTally;
+  /** When the process began starting (performance.now()): not yet in its group since then, as far as readiness goes. */
+  startedAt?: number;
 }
 
 export interface CommitLanes {
@@ -72,6 +74,6 @@ export function createCommitLanes(deps: CommitLaneDeps, hooks: CommitLaneHooks):
     lanes,
     partitionsOfLane: (lane) => health.assignedPartitions().filter((p) => p % lanes.length === lane),
     metrics,
-  });
+  }, deps.startedAt);
   return { lanes, laneOf, health };
 }

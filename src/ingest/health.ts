@@ -20,7 +20,7 @@ export interface LaneProbe {
  * How long a rebalance may keep a healthy member out of its group: kafkajs's default
  * rebalanceTimeout (the consumer does not set it), which a join waits out for a slow peer.
  */
-const REBALANCE_TIMEOUT_MS = 60_000;
+export const REBALANCE_TIMEOUT_MS = 60_000;
 
 /** Times are performance.now() (monotonic), as the lanes' stalledMs: a wall-clock step must not hide a stall. */
 interface Progress {
@@ -183,11 +183,13 @@ export class IngestHealth {
 /**
  * Until the consumer runs, no IngestHealth exists to set `hunt_ingest_stalled`, and a process
  * waiting at start-up (for a Kafka that cannot be reached, or a slow broker) served it as 0:
- * HuntIngestStalled could not fire, and HuntIngestDown saw a process up. Past the stall limit
- * without a running consumer the gauge says 1; the consumer's health takes it over once it runs.
+ * HuntIngestStalled could not fire, and HuntIngestDown saw a process up. Past the limit the
+ * consumer's health gives a member out of its group (the stall limit and a rebalance's time),
+ * counted from `startedAt`, the gauge says 1; the health, counting from the same instant
+ * (CommitLaneDeps.startedAt), takes it over where this left it once it reports.
  */
-export function watchStartup(metrics: Pick<IngestMetrics, 'stalled'>, stallLimitMs: number): { started(): void } {
-  const timer = setTimeout(() => metrics.stalled.set(1), stallLimitMs);
+export function watchStartup(metrics: Pick<IngestMetrics, 'stalled'>, stallLimitMs: number, startedAt = performance.now()): { startedAt: number; started(): void } {
+  const timer = setTimeout(() => metrics.stalled.set(1), Math.max(0, startedAt + stallLimitMs + REBALANCE_TIMEOUT_MS - performance.now()));
   timer.unref();
-  return { started: () => clearTimeout(timer) };
+  return { startedAt, started: () => clearTimeout(timer) };
 }

@@ -140,8 +140,10 @@ export async function runIngestService(config: Config, logger: Logger = createLo
       topicLimits,
       freshness,
       watchKafkaErrors: (listener) => (onKafkaError = listener),
-      // The monitor sets the stall gauge from here on; both at once made it flap.
+      // The monitor sets the stall gauge from here on, out of the group since the process
+      // began: both at once, or each counting from its own start, made it flap.
       healthReporting: () => startup.started(),
+      startedAt: startup.startedAt,
     });
   } catch (err) {
     startup.started();

@@ -116,21 +116,25 @@ describe('a partition stopped at a retention gap', () => {
 describe('a process that has not started consuming', () => {
   afterEach(() => vi.useRealTimers());
 
-  it('says it is stalled once start-up has waited the stall limit, and stops saying so once started', async () => {
+  it('says it is stalled once start-up has waited as long as a member may be out of its group, and stops saying so once started', async () => {
     vi.useFakeTimers();
     const metrics = createIngestMetrics();
     const stalledGauge = async () => (await metrics.registry.getSingleMetricAsString('hunt_ingest_stalled')).split('\n').at(-1);
     const startup = watchStartup(metrics, STALL_LIMIT_MS);
-    vi.advanceTimersByTime(STALL_LIMIT_MS - 1);
+    vi.advanceTimersByTime(STALL_LIMIT_MS + 60_000 - 1);
     expect(await stalledGauge()).toBe('hunt_ingest_stalled 0');
     vi.advanceTimersByTime(1); // still waiting for Kafka, say
+    expect(await stalledGauge()).toBe('hunt_ingest_stalled 1');
+    // The consumer's health, counting from the same start, says the same when it takes over.
+    const health = new IngestHealth({ stallLimitMs: STALL_LIMIT_MS, lanes: [{ stalledMs: () => 0 }], partitionsOfLane: () => [], metrics }, startup.startedAt);
+    startup.started();
+    expect(health.status(startup.startedAt + STALL_LIMIT_MS + 60_001)).toMatchObject({ ready: false });
     expect(await stalledGauge()).toBe('hunt_ingest_stalled 1');
 
     const quick = createIngestMetrics();
     const quickGauge = async () => (await quick.registry.getSingleMetricAsString('hunt_ingest_stalled')).split('\n').at(-1);
     watchStartup(quick, STALL_LIMIT_MS).started();
-    vi.advanceTimersByTime(2 * STALL_LIMIT_MS);
+    vi.advanceTimersByTime(2 * (STALL_LIMIT_MS + 60_000));
     expect(await quickGauge()).toBe('hunt_ingest_stalled 0');
-    startup.started();
   });
 });
