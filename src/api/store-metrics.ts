@@ -13,6 +13,7 @@ import { Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../log';
 import { ROLLUP_JOB } from '../store/batch/rollups';
 import { RECONCILE_JOB } from '../store/correctness/reconcile';
+import { CHECKS } from '../store/correctness/data-quality';
 import { latestFindings } from '../store/correctness/dq-reports';
 import { failingHunts } from '../store/correctness/reconcile-failures';
 import { DRIFT_KINDS, driftedRuns, lastRunDrift, recentDrift, type DriftCounts } from '../store/read/monitoring';
@@ -28,6 +29,8 @@ export const QUARANTINE_BACKLOG_CAP = 1_000_000;
 const DRIFT_WINDOW_HOURS = 24;
 /** The window of runs counted by hunt_reconcile_drifted_runs: six runs of the default 5-minute Schedule. */
 const DRIFTED_RUNS_WINDOW_MINUTES = 30;
+/** The data-quality checks there are: a check removed or renamed keeps its last report in dq_reports, which no run would ever clear. */
+const DATA_QUALITY_CHECKS = CHECKS.map((check) => check.name);
 /** The scheduled jobs driven by a watermark row; their names are their workflow types. */
 const WATERMARK_JOBS = [ROLLUP_JOB, RECONCILE_JOB];
 
@@ -113,8 +116,8 @@ export function startStoreGauges(registry: Registry, pool: pg.Pool, refreshMs: n
       for (const [job, age] of await watermarkAges(pool, WATERMARK_JOBS)) watermarkAge.set({ workflow_type: job }, age);
     }],
     ['hunt_data_quality_findings', async () => {
-      const latest = await latestFindings(pool);
-      dqFindings.reset(); // a check the latest run did not report keeps no old count
+      const latest = await latestFindings(pool, DATA_QUALITY_CHECKS);
+      dqFindings.reset(); // a check no longer reported keeps no old count
       for (const { check, severity, count } of latest.checks) dqFindings.set({ check, severity }, count);
       dqAge.set(latest.ageSeconds);
     }],

@@ -38,7 +38,8 @@ describe('hunt_data_quality_findings and hunt_data_quality_report_age_seconds', 
          ('nightly-1', 'future_events', 'warning', 2, NULL, now() - interval '25 hours'),
          ('repair-1', 'rollup_mismatch', 'error', 3, '{"windowsReaggregated": 3}', now() - interval '3 hours'),
          ('repair-1', 'score_drift', 'error', 4, '{"huntsReconciled": 3, "huntsFailed": 1}', now() - interval '3 hours'),
-         ('nightly-2', 'future_events', 'warning', 4, NULL, now() - interval '2 hours')`,
+         ('nightly-2', 'future_events', 'warning', 4, NULL, now() - interval '2 hours'),
+         ('nightly-0', 'a_check_since_removed', 'error', 9, NULL, now() - interval '40 days')`,
     );
     const { findings, age } = await dataQualityMetrics();
     expect(findings).toEqual({
@@ -46,6 +47,7 @@ describe('hunt_data_quality_findings and hunt_data_quality_report_age_seconds', 
       'score_drift/error': 1, // the hunt whose repair failed
       'orphan_projection_rows/error': 1, // no later run checked it: its last report stands
       'future_events/warning': 4,
+      // a check no longer run is left out: no run would ever clear it
     });
     expect(age).toBeGreaterThanOrEqual(7200);
     expect(age).toBeLessThan(7200 + 120);

@@ -51,18 +51,19 @@ export interface LatestFindings {
 }
 
 /**
- * Each check's latest report, for the metrics: per check, not per run, so a run still going
+ * Each of `checks`' latest report, for the metrics: per check, not per run, so a run still going
  * (its checks stored one by one) leaves the others' last results standing. A report whose
  * repair ran counts what the repair could not fix (`huntsFailed`), not what it found. Before
  * any run, no checks, and the age counts from the database's set-up (as the scheduled jobs'
  * watermark ages do): a nightly Schedule that never ran shows as late as one that stopped.
  */
-export async function latestFindings(pool: pg.Pool): Promise<LatestFindings> {
+export async function latestFindings(pool: pg.Pool, checks: readonly string[]): Promise<LatestFindings> {
   const { rows } = await pool.query<{ check_name: string; severity: Severity; remaining: number; age_seconds: number }>(
     `SELECT DISTINCT ON (check_name) check_name, severity,
             CASE WHEN repaired IS NULL THEN finding_count ELSE coalesce((repaired->>'huntsFailed')::int, 0) END AS remaining,
             extract(epoch FROM now() - checked_at)::float8 AS age_seconds
-       FROM dq_reports ORDER BY check_name, checked_at DESC`,
+       FROM dq_reports WHERE check_name = ANY ($1::text[]) ORDER BY check_name, checked_at DESC`,
+    [checks],
   );
   if (rows.length > 0) {
     return { checks: rows.map((r) => ({ check: r.check_name, severity: r.severity, count: r.remaining })), ageSeconds: Math.min(...rows.map((r) => r.age_seconds)) };
