@@ -4,6 +4,7 @@
  * connections, so a few thousand slow sockets could hold the process; these are tighter.
  */
 import type http from 'node:http';
+import type { Duplex } from 'node:stream';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Config } from '../config';
 
@@ -25,7 +26,31 @@ export function httpServerOptions(limits: HttpLimits): http.ServerOptions {
   };
 }
 
+/**
+ * A request Node's parser refuses (not HTTP, headers past their limit, too slow to arrive) gets
+ * a JSON `{ "error": "..." }` like the API's other refusals (CONTRACT.md §2), where Node wrote a
+ * bare status line; then the connection is closed, as Node does.
+ */
+export function answerMalformedRequests(server: http.Server): void {
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    // As Node's own handler: nothing is written once an answer is under way on the connection
+    // (a pipelined request before the broken one), which the refusal would corrupt.
+    const answering = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;
+    if (err.code === 'ECONNRESET' || !socket.writable || answering) return void socket.destroy();
+    const [status, reason, message] = refusalOf(err.code);
+    const body = JSON.stringify({ error: message });
+    socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  });
+}
+
+function refusalOf(code: string | undefined): [number, string, string] {
+  if (code === 'HPE_HEADER_OVERFLOW') return [431, 'Request Header Fields Too Large', 'the request headers are larger than the server takes'];
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return [408, 'Request Timeout', 'the request did not arrive in time (API_HEADERS_TIMEOUT_MS, API_REQUEST_TIMEOUT_MS)'];
+  return [400, 'Bad Request', 'the request is not valid HTTP/1.1'];
+}
+
 export function applyHttpLimits(server: http.Server, limits: HttpLimits, registry: Registry): void {
+  answerMalformedRequests(server);
   server.maxRequestsPerSocket = limits.maxRequestsPerSocket;
   // Connections beyond the cap are closed at once, before a byte is read.
   server.maxConnections = limits.maxConnections;

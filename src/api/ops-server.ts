@@ -10,7 +10,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import { Counter, type Registry } from 'prom-client';
 import { holdAnswer, inTurn, isServedMethod, refusedBeforeMade, SERVED_METHODS, serverAnswers, UNREAD_REFUSAL } from './answer-budget';
-import { httpServerOptions, type HttpLimits } from './http-limits';
+import { answerMalformedRequests, httpServerOptions, type HttpLimits } from './http-limits';
 
 /** Connections the ops listener keeps open at once: probes and scrapers, a handful each. */
 export const OPS_MAX_CONNECTIONS = 64;
@@ -78,6 +78,7 @@ export function createOpsServer(deps: OpsDeps, limits: HttpLimits): http.Server 
     );
   });
   server.maxRequestsPerSocket = limits.maxRequestsPerSocket;
+  answerMalformedRequests(server);
   server.maxConnections = OPS_MAX_CONNECTIONS;
   return server;
 }
