@@ -35,7 +35,34 @@ export function serverAnswers(maxBytes = MAX_UNREAD_BYTES_PER_SERVER): ServerAns
   return { held: 0, maxBytes };
 }
 
-const unreadBytes = new WeakMap<net.Socket, number>();
+/** What a connection holds unread, counted in its server's total too until the connection closes. */
+interface ConnectionAnswers {
+  held: number;
+  closed: boolean;
+}
+
+const connections = new WeakMap<net.Socket, ConnectionAnswers>();
+
+/**
+ * `socket`'s count, made on its first answer. Its close takes back from the server all the
+ * connection still holds: Node 20 never emits 'close' on the answers queued behind the one
+ * being sent when their connection dies, so counted per answer only, they stayed in the
+ * server's total for good, and a few cut connections of pipelined reads left it full.
+ */
+function connectionOf(socket: net.Socket, server: ServerAnswers): ConnectionAnswers {
+  let connection = connections.get(socket);
+  if (!connection) {
+    const made = { held: 0, closed: false };
+    connection = made;
+    connections.set(socket, made);
+    socket.once('close', () => {
+      server.held -= made.held;
+      made.held = 0;
+      made.closed = true;
+    });
+  }
+  return connection;
+}
 
 /**
  * Arms the deadline by which the answer on `res` must be taken (`cut` closes its connection
@@ -58,47 +85,22 @@ export function holdAnswer(
   // Its client left while the answer was made: the write goes nowhere, and a count taken now
   // would never be given back (its 'close' came and went).
   if (socket.destroyed) return undefined;
-  const held = unreadBytes.get(socket) ?? 0;
-  if (held > 0 && held + bytes > MAX_UNREAD_BYTES_PER_CONNECTION) {
+  const connection = connectionOf(socket, server);
+  if (connection.held > 0 && connection.held + bytes > MAX_UNREAD_BYTES_PER_CONNECTION) {
     refusedSinceTaken.add(socket);
     return UNREAD_REFUSAL;
   }
   // Not marked refused: the connection did nothing wrong, and its next request may fit.
   if (server.held + bytes > server.maxBytes) return SERVER_UNREAD_REFUSAL;
-  unreadBytes.set(socket, held + bytes);
-  countForServer(socket, server, bytes);
+  connection.held += bytes;
+  server.held += bytes;
   res.once('close', () => {
-    unreadBytes.set(socket, (unreadBytes.get(socket) ?? bytes) - bytes);
-    countForServer(socket, server, -bytes);
     refusedSinceTaken.delete(socket);
+    if (connection.closed) return; // its close took it back
+    connection.held -= bytes;
+    server.held -= bytes;
   });
   return undefined;
-}
-
-/** What each open connection counts in its server's held bytes; a closed one counts nothing more. */
-const countedForServer = new WeakMap<net.Socket, { bytes: number; closed: boolean }>();
-
-/**
- * Adds `bytes` (less when negative) to what `socket` holds of its server's budget. Node 20 never
- * emits 'close' on the answers queued behind the one being sent when their connection dies:
- * counted per answer only, they stayed in the server's total for good, and a few cut
- * connections of pipelined reads left it full. So a connection's closing takes back all it held.
- */
-function countForServer(socket: net.Socket, server: ServerAnswers, bytes: number): void {
-  let counted = countedForServer.get(socket);
-  if (!counted) {
-    const entry = { bytes: 0, closed: false };
-    counted = entry;
-    countedForServer.set(socket, entry);
-    socket.once('close', () => {
-      server.held -= entry.bytes;
-      entry.bytes = 0;
-      entry.closed = true;
-    });
-  }
-  if (counted.closed) return;
-  counted.bytes += bytes;
-  server.held += bytes;
 }
 
 /** Closes `req`'s connection (`cut`) unless the answer on `res` is taken within `deadlineMs`. */
@@ -120,7 +122,7 @@ const refusedSinceTaken = new WeakSet<net.Socket>();
  */
 export function refusedBeforeMade(req: http.IncomingMessage, res: http.ServerResponse, deadlineMs: number, cut: (socket: net.Socket, why: string) => void, server: ServerAnswers): string | undefined {
   const socket = req.socket;
-  const connectionFull = (unreadBytes.get(socket) ?? 0) >= MAX_UNREAD_BYTES_PER_CONNECTION || refusedSinceTaken.has(socket);
+  const connectionFull = (connections.get(socket)?.held ?? 0) >= MAX_UNREAD_BYTES_PER_CONNECTION || refusedSinceTaken.has(socket);
   const refusal = connectionFull ? UNREAD_REFUSAL : server.held >= server.maxBytes ? SERVER_UNREAD_REFUSAL : undefined;
   if (refusal) armAnswerDeadline(req, res, deadlineMs, cut);
   return refusal;

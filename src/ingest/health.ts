@@ -157,10 +157,11 @@ export class IngestHealth {
     let reason: string | undefined;
     const outOfGroupMs = this.outOfGroupSince === undefined ? 0 : now - this.outOfGroupSince;
     const unobservedMs = this.unobservedSince === undefined ? 0 : now - this.unobservedSince;
+    const gapStops = this.stopsAtGapOwned();
     if (this.crash) reason = `consumer stopped: ${this.crash}`;
     else if (outOfGroupMs > stallLimitMs + REBALANCE_TIMEOUT_MS) {
       reason = `the consumer has not been a member of its group for ${Math.round(outOfGroupMs / 1000)} s (a rebalance may take ${REBALANCE_TIMEOUT_MS / 1000} s, plus the stall limit ${limit}); it keeps trying to join (see the log: is Kafka's group coordinator available?)`;
-    } else if (this.stopsAtGapOwned().length > 0) reason = this.stopsAtGapOwned().join('; ');
+    } else if (gapStops.length > 0) reason = gapStops.join('; ');
     else if (unobservedMs > stallLimitMs) {
       reason = `the partitions' progress could not be read for ${Math.round(unobservedMs / 1000)} s (stall limit ${limit}): Postgres or Kafka unreachable (the log says which)`;
     } else if (laneStalls.length > 0) {
