@@ -29,7 +29,7 @@ import {
   type SwapResult,
 } from '../store/batch/reprocess';
 import type { ActivityDeps } from '../worker/activity-deps';
-import { describeDataError, isDataError } from '../store/hot-path/errors';
+import { describeDataError, exceededTempFileLimit, isDataError } from '../store/hot-path/errors';
 import { SqlState, sqlStateOf } from '../store/sql-state';
 
 export interface ReprocessStepInput {
@@ -208,8 +208,7 @@ function fillFailedForGood(err: unknown): Error | undefined {
       `a chunk of hunts took longer than the fill's statement limit (${FILL_STATEMENT_MS / 60_000} minutes): ${message}. A chunk ends at about ${FILL_EVENTS_PER_CHUNK.toLocaleString('en-US')} events by the hunts' counts in hunts.events_applied, which may be wrong (reprocess repairs them): start reprocess again with a smaller huntsPerChunk; a single hunt that takes that long cannot be reprocessed (its live results stay as the hot path made them)`,
     );
   }
-  // 53400 is also what an extension or a managed service may raise for a passing limit (a worker slot): only temp_file_limit's.
-  if (sqlStateOf(err) === SqlState.configurationLimitExceeded && message.includes('temp_file_limit')) {
+  if (exceededTempFileLimit(err)) {
     return new ReprocessBlockedError(
       `a chunk of hunts needed more temporary file space than the server's temp_file_limit allows: ${message}. Raise temp_file_limit, or start reprocess again with a smaller huntsPerChunk; a single hunt that needs more cannot be reprocessed under this limit (its live results stay as the hot path made them)`,
     );

@@ -13,7 +13,7 @@
 import type pg from 'pg';
 import { backoffMs, sleep } from '../backoff';
 import type { Logger } from '../log';
-import { ranOutOfTime } from '../store/hot-path/errors';
+import { exceededTempFileLimit, ranOutOfTime } from '../store/hot-path/errors';
 import { concatRows, rowCount } from '../store/hot-path/event-rows';
 import { StoredPositionsWentBack, type PartitionOffset } from '../store/hot-path/offsets';
 import { concatOrigins } from '../store/hot-path/record-origins';
@@ -99,17 +99,19 @@ export function createFlush(deps: FlushDeps): (works: SliceWork[]) => Promise<vo
         if (deps.isStopping() && (attempt > 0 || parts.split)) throw new Error('ingest stopping; micro-batch left uncommitted for the next run', { cause: err });
         metrics.commitRetries.inc();
         const partitions = batch.offsets.map((o) => `${o.topic}/${o.partition}@${o.nextOffset}`);
-        // The same part would run out of time again on every retry, and the lane would stand
-        // still for good: the rest is committed in parts of half its size, at once.
+        // The same part would run out of time (or temporary file space) again on every retry,
+        // and the lane would stand still for good: the rest is committed in parts of half its
+        // size, at once.
         const failed = parts.failedPart;
-        if (ranOutOfTime(err) && failed.units > 1) {
+        const outOfTime = ranOutOfTime(err);
+        if ((outOfTime || exceededTempFileLimit(err)) && failed.units > 1) {
           parts.halve();
-          deps.sizing.ranOutOfTime(failed.units, failed.ms);
+          deps.sizing.tooBigToCommit(failed.units, failed.ms);
           metrics.batchTarget.set(deps.sizing.targetRecords);
           metrics.commitSplits.inc();
           logger.warn(
             { err, code: failureCode(err), failedRecords: failed.units, afterMs: Math.round(failed.ms), partRecords: parts.partUnits, partitions },
-            'micro-batch commit ran out of time; committing the rest in smaller parts, and later micro-batches smaller (what is committed stays; a part is one transaction, the last one stores the offsets)',
+            `micro-batch commit ran out of ${outOfTime ? 'time' : 'temporary file space (temp_file_limit)'}; committing the rest in smaller parts, and later micro-batches smaller (what is committed stays; a part is one transaction, the last one stores the offsets)`,
           );
           await heartbeat();
           continue;

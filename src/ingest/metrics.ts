@@ -66,7 +66,7 @@ export function createIngestMetrics(registry = new Registry()) {
     }),
     commitSplits: new Counter({
       name: 'hunt_ingest_commit_splits_total',
-      help: 'Micro-batch commits that ran out of time (statement limit) and went on in smaller parts',
+      help: 'Micro-batch commits that ran out of time (statement limit) or of temporary file space (temp_file_limit) and went on in smaller parts',
       registers: [registry],
     }),
     postgresConnectionsCut: new Counter({

@@ -5,8 +5,9 @@
  * decides freshness then); when caught up, the size shrinks while a transaction takes
  * more than half the target, and the linger is held to a fifth of it.
  *
- * In both modes a micro-batch that ran out of time (ranOutOfTime: the statement limit, on every
- * retry if nothing changes) lowers a ceiling on the size to half of it. The ceiling rises again
+ * In both modes a micro-batch too big to commit (it ran out of time, the statement limit, or of
+ * temporary file space, temp_file_limit: on every retry if nothing changes) lowers a ceiling on
+ * the size to half of it. The ceiling rises again
  * by a quarter after each batch at the ceiling that took less than half that time even a quarter
  * bigger, so it settles below the size that failed and comes back once Postgres is fast again.
  */
@@ -57,8 +58,8 @@ export class BatchSizing {
     return this.ceiling < this.options.maxBatchEvents ? this.ceiling : Infinity;
   }
 
-  /** A micro-batch of `records` ran out of time after `afterMs`: later ones hold at most half as many. */
-  ranOutOfTime(records: number, afterMs: number): void {
+  /** A micro-batch of `records` failed for its size after `afterMs`: later ones hold at most half as many. */
+  tooBigToCommit(records: number, afterMs: number): void {
     this.ceiling = Math.max(1, Math.min(this.ceiling, Math.floor(records / 2)));
     this.timeLimitMs = Math.max(MIN_TIME_LIMIT_MS, afterMs);
   }

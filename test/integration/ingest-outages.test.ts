@@ -168,6 +168,28 @@ describe('a micro-batch that runs out of time on every attempt', () => {
   });
 });
 
+describe('a micro-batch whose sorts spill past the server\'s temp_file_limit', () => {
+  it('does not hold the stream: the rest of it is committed in smaller parts, each event once', { timeout: 180_000 }, async () => {
+    const db = await database();
+    const topics = await createTestTopics(1);
+    // The smallest work_mem makes a full micro-batch's sorts spill to temporary files, and a
+    // temp_file_limit (a superuser's setting, as a managed service may set it) refuses them:
+    // SQLSTATE 53400 on every retry of the same batch, where a part of it sorts in memory.
+    await db.pool.query(`ALTER DATABASE "${db.name}" SET work_mem = '64kB'`);
+    await db.pool.query(`ALTER DATABASE "${db.name}" SET temp_file_limit = '64kB'`);
+    const events = eventsFor('spill', 4000);
+    await sendRecords(topics.events, asRecords(events));
+    const ingest = await runIngest(db, topics);
+    // Before, the micro-batch was retried as it was, for ever.
+    await waitCaughtUp(db.pool, topics, 120_000);
+    expect(await eventCount(db)).toBe(events.length);
+    expect(await projectionOf(db.pool)).toEqual(foldEvents(events));
+    const metrics = await metricsOf(ingest);
+    expect(Number(/^hunt_ingest_commit_splits_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThan(0);
+    expect(fs.readFileSync(ingest.logFile, 'utf8')).toMatch(/temp_file_limit/);
+  });
+});
+
 describe('a micro-batch commit that takes longer than the group session timeout', () => {
   it('keeps the member in its group: the records waiting for room heartbeat meanwhile', { timeout: 180_000 }, async () => {
     const db = await database();

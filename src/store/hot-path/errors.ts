@@ -48,6 +48,17 @@ export function ranOutOfTime(err: unknown): boolean {
   return sqlStateOf(err) === SqlState.queryCanceled || /Query read timeout/.test((err as Error | null)?.message ?? '');
 }
 
+/**
+ * True when a statement's sorts or hashes spilled past the server's temp_file_limit (SQLSTATE
+ * 53400, a superuser's setting a managed service may lower). Like running out of time, the
+ * same statement does it again on every retry, and a smaller one may sort in memory. Only
+ * temp_file_limit's: 53400 is also what an extension or a managed service may raise for a
+ * limit that passes (a worker slot).
+ */
+export function exceededTempFileLimit(err: unknown): boolean {
+  return sqlStateOf(err) === SqlState.configurationLimitExceeded && /temp_file_limit/.test((err as Error | null)?.message ?? '');
+}
+
 /** The database's own words about a data error, for a rejection's detail. */
 export function describeDataError(err: unknown): string {
   const e = err as { message?: string; code?: string; detail?: string; constraint?: string };
