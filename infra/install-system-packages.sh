@@ -8,23 +8,27 @@
 #
 #   install-system-packages.sh [start|test]   (default: test, which needs everything)
 #
-# A service given from outside needs no local tool: with DATABASE_URL set, no Postgres server;
-# with KAFKA_BROKERS, no Java or Maven; with TEMPORAL_ADDRESS (or a temporal CLI on PATH),
-# no Go. A Go older than 1.21 (Debian 12 has 1.19) gets a newer one from the Go module proxy
+# For `start`, a service given from outside needs no local tool: with DATABASE_URL set, no
+# Postgres server; with KAFKA_BROKERS, no Java or Maven; with TEMPORAL_ADDRESS (or a temporal
+# CLI on PATH), no Go. `test` needs them all whatever is set: some tests start services of
+# their own (a Postgres that requires TLS, a Kafka with SASL, the embedded stack's
+# lifecycle). A Go older than 1.21 (Debian 12 has 1.19) gets a newer one from the Go module proxy
 # (below). Needs root, or sudo, only when something is missing.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 purpose="${1:-test}"
 missing=()
-if [ -z "${DATABASE_URL:-}" ] && [ -z "${DATABASE_URL_FILE:-}" ]; then
+# Whether a service is given from outside (and needs no local tool): only for `start`.
+given() { [ "$purpose" != test ] && [ -n "$1" ]; }
+if ! given "${DATABASE_URL:-}${DATABASE_URL_FILE:-}"; then
   ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
 fi
-if [ -z "${KAFKA_BROKERS:-}" ]; then
+if ! given "${KAFKA_BROKERS:-}"; then
   command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
   command -v mvn >/dev/null || missing+=(maven)
 fi
 builds_temporal_cli=false
-if [ -z "${TEMPORAL_ADDRESS:-}" ] && ! command -v temporal >/dev/null; then
+if ! given "${TEMPORAL_ADDRESS:-}" && ! command -v temporal >/dev/null; then
   builds_temporal_cli=true
   command -v go >/dev/null || missing+=(golang-go)
   # Go fetches the CLI's modules over HTTPS and trusts only the system's CA bundle, which a
@@ -32,7 +36,8 @@ if [ -z "${TEMPORAL_ADDRESS:-}" ] && ! command -v temporal >/dev/null; then
   [ -s /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
 fi
 if [ "$purpose" = test ]; then
-  command -v chromium >/dev/null || missing+=(chromium)
+  # Where Debian's package puts it, and where the browser tests look (test/browser).
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
   command -v promtool >/dev/null || missing+=(prometheus)
   command -v openssl >/dev/null || missing+=(openssl)
   command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
