@@ -7,7 +7,7 @@
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { Partitioners } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
-import { consumeRange, resolveRange, type DeletedRecords, type KafkaRange, type PartitionOffsets } from '../../src/batch/backfill/kafka-source';
+import { consumeRange, KafkaReadStalledError, resolveRange, type DeletedRecords, type KafkaRange, type PartitionOffsets } from '../../src/batch/backfill/kafka-source';
 import { KafkaRangeGoneError } from '../../src/batch/backfill/range-check';
 import type { ChunkBatchResult } from '../../src/batch/backfill/types';
 import { createBackfillActivities } from '../../src/batch/backfill-job';
@@ -142,6 +142,35 @@ describe('consumeRange', () => {
       await producer.disconnect();
     }
   });
+
+  it('fails, rather than waits for ever, when it takes nothing for its stall limit while the topic is readable', async () => {
+    const topics = await createTestTopics(1);
+    await sendRecords(topics.events, [{ key: 'k', value: '0' }]);
+    // As above, a range whose last records never come; no signal aborts this time. Before, the
+    // read stopped heartbeating and waited: the server timed the attempt out, but the attempt
+    // never learnt it and held its consumer and worker slot for as long as Kafka stayed stuck.
+    const producer = testKafka().producer({ transactionalId: uniqueName('tx'), idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+    await producer.connect();
+    const transaction = await producer.transaction();
+    await transaction.send({ topic: topics.events, messages: [{ key: 'k', value: 'open' }] });
+    try {
+      let taken = 0;
+      let waits = 0;
+      const started = Date.now();
+      const failure = await consumeRange(testKafka(), topics.events, { '0': '0' }, { start: { '0': '0' }, end: { '0': '2' } }, 1000, async ({ messages }) => void (taken += messages.length), new AbortController().signal, () => waits++, undefined, 3000).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(failure).toBeInstanceOf(KafkaReadStalledError);
+      expect(String(failure)).toMatch(new RegExp(`consumer of ${topics.events} took no record of its range for [34] s \\(partitions still open: 0\\)`));
+      expect(Date.now() - started).toBeLessThan(15_000);
+      expect(taken).toBe(1);
+      expect(waits).toBeGreaterThan(0); // it heartbeat while it waited
+    } finally {
+      await transaction.abort();
+      await producer.disconnect();
+    }
+  }, 30_000);
 
   it('fails, naming the topic, when the topic is deleted while it reads (it does not wait for ever, nor create the topic again)', async () => {
     const topics = await createTestTopics(1);

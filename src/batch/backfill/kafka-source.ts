@@ -57,11 +57,19 @@ export interface DeletedRecords {
 /** How often a read waiting for records checks its abort signal and the topic. */
 const SWEEP_MS = 1000;
 /**
- * How long a read heartbeats while it waits on Kafka without taking a record. Longer than a
- * consumer group's join; past it the heartbeats stop, so a consumer that is stuck shows as a
- * heartbeat timeout and the step is retried with a new one.
+ * How long a read waits on Kafka without taking a record (or passing one: markers, deleted
+ * records) before it gives up: longer than a consumer group's join. Past it the attempt fails
+ * with a KafkaReadStalledError, which ends its consumer, and the step is retried with a new
+ * one. It used to stop heartbeating instead, leaving the server to time the attempt out: the
+ * attempt itself never learnt it had (a cancellation reaches an activity through its
+ * heartbeats), so it kept its consumer and a worker slot for as long as Kafka stayed stuck.
  */
-const WAIT_HEARTBEAT_MS = 60_000;
+export const READ_STALL_LIMIT_MS = 60_000;
+
+/** A range read that took nothing for READ_STALL_LIMIT_MS: the attempt ends, and is retried. */
+export class KafkaReadStalledError extends Error {
+  override readonly name = 'KafkaReadStalledError';
+}
 
 /**
  * Consumes from `cursor` up to `range.end`, handing each partition batch (bounded to the
@@ -93,6 +101,7 @@ export async function consumeRange(
   signal: AbortSignal,
   onWaiting: () => void = () => undefined,
   onDeleted: (deleted: DeletedRecords) => void = () => undefined,
+  stallLimitMs = READ_STALL_LIMIT_MS,
 ): Promise<PartitionOffsets> {
   const next = { ...cursor };
   if (openPartitions(next, range).length === 0) return next;
@@ -103,7 +112,7 @@ export async function consumeRange(
   await admin.connect();
   try {
     await confirmReadable(admin, topic, next, range, signal);
-    return await readRange(kafka, admin, topic, next, range, maxRecords, onSlice, signal, onWaiting, onDeleted);
+    return await readRange(kafka, admin, topic, next, range, maxRecords, onSlice, signal, onWaiting, onDeleted, stallLimitMs);
   } catch (err) {
     if (err instanceof KafkaRangeGoneError || signal.aborted) throw err;
     // The consumer failed (kafkajs gives up on a topic deleted under it): say why if the range is gone.
@@ -138,6 +147,7 @@ async function readRange(
   signal: AbortSignal,
   onWaiting: () => void,
   onDeleted: (deleted: DeletedRecords) => void,
+  stallLimitMs: number,
 ): Promise<PartitionOffsets> {
   const open = () => openPartitions(next, range);
   // Never creates the topic: a deleted topic made again, empty, by the reader's own metadata requests would hide that it is gone.
@@ -213,11 +223,21 @@ async function readRange(
       failure ??= new KafkaRangeGoneError(gone);
       return finish();
     }
-    if (!watch.suspect && !inSlice && Date.now() - lastProgressMs < WAIT_HEARTBEAT_MS) onWaiting();
+    if (!watch.suspect && !inSlice) onWaiting();
   };
   let sweeping = false;
   const sweep = setInterval(() => {
     if (signal.aborted) return finish();
+    // Whatever holds it (a group it cannot join, a cluster that stopped answering), a read
+    // that takes nothing ends: a slice being committed is not the read's wait.
+    const idleMs = Date.now() - lastProgressMs;
+    if (!inSlice && idleMs >= stallLimitMs) {
+      failure ??= new KafkaReadStalledError(
+        `the backfill's consumer of ${topic} took no record of its range for ${Math.round(idleMs / 1000)} s (partitions still open: ${open().join(', ')}): ` +
+          'a group it cannot join, or a cluster that does not answer (the worker\'s log has kafkajs\'s errors); this attempt ends, and the step is retried with a new consumer',
+      );
+      return finish();
+    }
     if (sweeping) return;
     sweeping = true;
     checkTopic()
