@@ -38,11 +38,14 @@ interface FlushHeartbeat {
 }
 
 /**
- * Below the step's 60 s heartbeat timeout (workflows/rollup-flush.ts), which a chunk's
- * transaction runs within: a statement still running when the server has given up on the
- * attempt would hold its connection and the watermark row's lock against the retry.
+ * Each statement of a chunk's transaction. A chunk has several, and lock waits, so the step
+ * heartbeats while one runs (CHUNK_BEAT_MS): an attempt is not timed out under its own chunk,
+ * and a cancellation (which reaches the step by its heartbeats) cancels the running statement
+ * at once. A stuck chunk still ends: every statement and lock wait is bounded.
  */
 const CHUNK_STATEMENT_TIMEOUT_MS = 45_000;
+/** How often the step heartbeats while a chunk runs: well inside its 60 s heartbeat timeout (workflows/rollup-flush.ts). */
+const CHUNK_BEAT_MS = 5000;
 /** Another flush holding the watermark row, or a writer's lock: waited for, but not for ever. */
 const CHUNK_LOCK_TIMEOUT_MS = 30_000;
 /**
@@ -79,6 +82,7 @@ export function createRollupActivities(deps: Pick<ActivityDeps, 'pool'>) {
         // first beat records the target for a retry.
         beat();
         let chunk: Awaited<ReturnType<typeof flushRollupChunk>>;
+        const keepAlive = setInterval(beat, CHUNK_BEAT_MS);
         try {
           chunk = await flushRollupChunk(deps.pool, chunkEvents, input.settleMs, bounds, targetSeq);
         } catch (err) {
@@ -86,6 +90,8 @@ export function createRollupActivities(deps: Pick<ActivityDeps, 'pool'>) {
           chunkEvents = Math.max(1, Math.floor(chunkEvents / 2));
           context.log.warn('rollupFlush: a chunk outlasted the statement limit; trying it again at half the size', { chunkEvents });
           continue;
+        } finally {
+          clearInterval(keepAlive);
         }
         if (!chunk) return total;
         total.chunks++;

@@ -136,4 +136,35 @@ describe('flushRollups, retried or out of time', () => {
     expect(await new MockActivityEnvironment().run(flushRollups, input)).toMatchObject({ chunks: 0, events: 0, watermark: null });
     await expectRollupsExact(db.pool);
   });
+
+  it('heartbeats while a chunk waits, so a slow chunk is not taken for a dead worker, and a cancellation ends the wait at once', async () => {
+    const { flushRollups } = createRollupActivities({ pool: db.pool });
+    await store(db.pool, [nthEvent('wait', 0), nthEvent('wait', 1)]);
+    await db.pool.query(`INSERT INTO job_watermarks (job) VALUES ('rollupFlush') ON CONFLICT DO NOTHING`);
+    const before = await watermark(db.pool);
+    // Another flush (or a repair) holds the watermark row: the chunk waits for it, up to its lock timeout.
+    const holder = await db.pool.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`SELECT 1 FROM job_watermarks WHERE job = 'rollupFlush' FOR UPDATE`);
+      const env = new MockActivityEnvironment();
+      let beats = 0;
+      env.on('heartbeat', () => beats++);
+      const run = env.run(flushRollups, { maxEventsPerChunk: 100, settleMs: 0 }).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 6500));
+      // One beat before the chunk, then one every 5 s while it waits; before, none until it ended.
+      expect(beats).toBeGreaterThanOrEqual(2);
+      const cancelledAt = Date.now();
+      env.cancel();
+      expect(await run).toBeDefined();
+      expect(Date.now() - cancelledAt).toBeLessThan(3000);
+    } finally {
+      await holder.query('ROLLBACK');
+      holder.release();
+    }
+    expect(await watermark(db.pool)).toBe(before);
+  });
 });
