@@ -98,7 +98,7 @@ export function createReprocessActivities(deps: Pick<ActivityDeps, 'pool' | 'log
         checkCancelled(projection);
         progress = await heartbeating(progress, () =>
           step(input, () =>
-            fillShadowChunk(deps.pool, projection, input.jobId, input.huntsPerChunk, deps.config.ingest.commitLanes).catch((err: unknown) => {
+            fillShadowChunk(deps.pool, projection, input.jobId, input.huntsPerChunk, deps.config.ingest.commitLanes, Context.current().cancellationSignal).catch((err: unknown) => {
               throw fillFailedForGood(err) ?? err;
             }),
           ),
@@ -169,7 +169,7 @@ export function createReprocessActivities(deps: Pick<ActivityDeps, 'pool' | 'log
     for (let round = 1; round <= input.maxRounds; round++) {
       checkCancelled(projection);
       const merged = await heartbeating(total, () =>
-        step(input, () => catchUpShadow(deps.pool, projection, input.jobId, input.lockTimeoutMs, input.maxEventsPerRound)),
+        step(input, () => catchUpShadow(deps.pool, projection, input.jobId, input.lockTimeoutMs, input.maxEventsPerRound, Context.current().cancellationSignal)),
       );
       total = { events: total.events + merged.events, coveredSeq: merged.coveredSeq, complete: merged.complete, rounds: round };
       if (merged.complete && merged.events <= input.smallRound) break;

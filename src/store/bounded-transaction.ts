@@ -13,8 +13,8 @@ import { withTransaction } from './transaction';
 export interface StatementBounds {
   /** statement_timeout of every statement of the transaction: below the step's timeout. */
   statementTimeoutMs: number;
-  /** lock_timeout: how long one lock may be waited for. */
-  lockTimeoutMs: number;
+  /** lock_timeout: how long one lock may be waited for; left as it is when absent (the statement limit still bounds a wait). */
+  lockTimeoutMs?: number;
   /** The step's cancellation signal (Context.current().cancellationSignal). */
   signal?: AbortSignal;
 }
@@ -24,10 +24,14 @@ export async function withBoundedTransaction<T>(pool: pg.Pool, bounds: Statement
   if (!bounds) return withTransaction(pool, work);
   bounds.signal?.throwIfAborted();
   return withTransaction(pool, async (client) => {
-    await client.query(`SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $2, true)`, [
-      `${bounds.statementTimeoutMs}ms`,
-      `${bounds.lockTimeoutMs}ms`,
-    ]);
+    if (bounds.lockTimeoutMs === undefined) {
+      await client.query(`SELECT set_config('statement_timeout', $1, true)`, [`${bounds.statementTimeoutMs}ms`]);
+    } else {
+      await client.query(`SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $2, true)`, [
+        `${bounds.statementTimeoutMs}ms`,
+        `${bounds.lockTimeoutMs}ms`,
+      ]);
+    }
     const canceller = cancelOnAbort(pool, client, bounds.signal);
     try {
       return await work(client);

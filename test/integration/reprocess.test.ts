@@ -372,6 +372,45 @@ describe('a fill that would fail the same way on every try', () => {
   });
 });
 
+describe('a fill cancelled while its chunk runs', () => {
+  it('cancels the chunk\'s statement at once, rather than let it run on holding the job row the next run waits for', async () => {
+    const scratch = await createTestDatabase();
+    const holder = new pg.Client({ connectionString: scratch.url });
+    try {
+      await storeEventsInOrder(scratch.pool, inOrderTraffic(50, 6).events);
+      const activities = createReprocessActivities({ pool: scratch.pool, logger, config });
+      const step = { projection: 'leaderboard', jobId: 'run-cancelled-fill', lockTimeoutMs: 5000 };
+      await new MockActivityEnvironment({ scheduledTimestampMs: Date.now() }).run(activities.prepareShadow, step);
+      // A chunk that cannot end by itself: its writes wait for a lock another session holds (a
+      // stand-in for a recompute of a hunt that takes an hour).
+      await holder.connect();
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE player_scores_shadow IN ACCESS EXCLUSIVE MODE');
+      const env = new MockActivityEnvironment();
+      const fill = env.run(activities.fillShadow, { ...step, huntsPerChunk: 10, timeBudgetMs: 60_000 }).then(
+        () => 'filled',
+        (err: unknown) => err,
+      );
+      await waitFor('the chunk waiting for the lock', async () => {
+        const { rows } = await scratch.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`);
+        return rows[0]!.n > 0;
+      });
+      const cancelledAt = Date.now();
+      env.cancel();
+      const outcome = await Promise.race([fill, new Promise((resolve) => setTimeout(() => resolve('still running'), 10_000))]);
+      expect(outcome).not.toBe('still running');
+      expect(outcome).not.toBe('filled');
+      expect(Date.now() - cancelledAt).toBeLessThan(5000);
+      // Nothing of the cancelled attempt waits on the lock any more.
+      const { rows } = await scratch.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`);
+      expect(rows[0]!.n).toBe(0);
+    } finally {
+      await holder.end().catch(() => undefined);
+      await scratch.dispose();
+    }
+  }, 60_000);
+});
+
 describe('who owns the job', () => {
   it('a late retry of an older run\'s prepare fails as superseded instead of taking the shadows back from a newer run', async () => {
     const scratch = await createTestDatabase();

@@ -189,11 +189,10 @@ export const FILL_EVENTS_PER_CHUNK = 500_000;
  * holds. When no hunt is left it builds the shadows' indexes and analyzes them
  * (finishShadows).
  */
-export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName, jobId: string, huntsPerChunk: number, lanes = 1): Promise<FillProgress> {
+export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName, jobId: string, huntsPerChunk: number, lanes = 1, signal?: AbortSignal): Promise<FillProgress> {
   const mark = randomUUID();
   const wasOpen = await openFillChunk(pool, projection, jobId, mark);
-  return withTransaction(pool, async (client) => {
-    await boundStatements(client, FILL_STATEMENT_MS);
+  return withFillTransaction(pool, signal, async (client) => {
     // Behind another attempt's whole chunk, the claim would wait up to the statement limit,
     // which fillFailedForGood reports as a chunk too big: bounded as the mark's waits are.
     await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${OPEN_WAIT_MS}ms`]);
@@ -213,7 +212,7 @@ export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName,
     const chunk = firstGroup(await sizedHuntsAfter(client, job.fill_cursor ?? '', huntsPerChunk), huntsPerChunk, FILL_EVENTS_PER_CHUNK);
     const huntIds = chunk.map((hunt) => hunt.huntId);
     if (huntIds.length === 0) {
-      await finishShadows(pool, client, projection, lanes);
+      await finishShadows(pool, client, projection, lanes, signal);
       await client.query(`UPDATE reprocess_jobs SET phase = 'filled', fill_mark = NULL, updated_at = now() WHERE projection = $1`, [projection]);
       return progress(true);
     }
@@ -236,8 +235,7 @@ export async function fillShadowChunk(pool: pg.Pool, projection: ProjectionName,
     const written = await settleAll([
       fill(client, first),
       ...others.map((part) =>
-        withTransaction(pool, async (laneClient) => {
-          await boundStatements(laneClient, FILL_STATEMENT_MS);
+        withFillTransaction(pool, signal, async (laneClient) => {
           await holdFillLane(laneClient, projection, mark);
           return fill(laneClient, part);
         }),
@@ -311,7 +309,7 @@ async function holdFillLane(client: pg.ClientBase, projection: ProjectionName, m
  * connections. Each table commits on its own, so a retry finds what was built.
  * `jobClient`'s transaction holds the job row meanwhile, idle.
  */
-async function finishShadows(pool: pg.Pool, jobClient: pg.ClientBase, projection: ProjectionName, lanes: number): Promise<void> {
+async function finishShadows(pool: pg.Pool, jobClient: pg.ClientBase, projection: ProjectionName, lanes: number, signal: AbortSignal | undefined): Promise<void> {
   // The two big tables first (liveAndShadowTables: players, credits, winners), on different
   // connections; the hunt stats' shadow was made with its key, and is only analyzed.
   const tables: [live: string | undefined, shadow: string][] = [...liveAndShadowTables(projection), [undefined, HUNT_STATS_SHADOW]];
@@ -320,8 +318,7 @@ async function finishShadows(pool: pg.Pool, jobClient: pg.ClientBase, projection
   await settleAll(
     Array.from({ length: connections }, async (_, lane) => {
       for (const [live, shadow] of tables.filter((_, i) => i % connections === lane)) {
-        await withTransaction(pool, async (client) => {
-          await boundStatements(client, FILL_STATEMENT_MS);
+        await withFillTransaction(pool, signal, async (client) => {
           if (live) await buildIndexesOfFilled(client, projection, live, shadow);
           await client.query(`ANALYZE ${escapeIdentifier(shadow)}`);
         });
@@ -368,7 +365,7 @@ async function ensureShadowIndexes(client: pg.ClientBase, projection: Projection
  * a round's time stays bounded. Repeat until a round is small and `complete`: the swap then
  * holds the fence only for the last few events.
  */
-export async function catchUpShadow(pool: pg.Pool, projection: ProjectionName, jobId: string, lockTimeoutMs: number, maxEvents: number): Promise<CatchUpResult> {
+export async function catchUpShadow(pool: pg.Pool, projection: ProjectionName, jobId: string, lockTimeoutMs: number, maxEvents: number, signal?: AbortSignal): Promise<CatchUpResult> {
   const read = await withTransaction(pool, async (client) => {
     await boundStatements(client, FENCED_STEP_STATEMENT_MS);
     const job = await filledJob(client, projection, jobId);
@@ -379,8 +376,7 @@ export async function catchUpShadow(pool: pg.Pool, projection: ProjectionName, j
   });
   if (read.swappedAt !== undefined) return { events: 0, coveredSeq: read.swappedAt, complete: true };
   const newest = read.newest;
-  return withTransaction(pool, async (client) => {
-    await boundStatements(client, FILL_STATEMENT_MS);
+  return withFillTransaction(pool, signal, async (client) => {
     const job = await filledJob(client, projection, jobId);
     const coveredSeq = job.covered_seq ?? 0;
     const bound = Math.min(newest, coveredSeq + maxEvents);
@@ -550,6 +546,16 @@ async function claimJob(client: pg.ClientBase, projection: ProjectionName, jobId
  */
 const FENCED_STEP_STATEMENT_MS = 9 * 60_000;
 export const FILL_STATEMENT_MS = 110 * 60_000;
+
+/**
+ * A transaction of the fill or the catch-up: its statements under the fill's limit, and the
+ * running one cancelled when `signal` aborts (the step cancelled from the Web UI, or timed
+ * out). Without it a cancelled job's recompute or index build ran on for up to the limit,
+ * holding the job row that the next run's prepare waits for.
+ */
+function withFillTransaction<T>(pool: pg.Pool, signal: AbortSignal | undefined, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  return withBoundedTransaction(pool, { statementTimeoutMs: FILL_STATEMENT_MS, signal }, work);
+}
 
 async function boundStatements(client: pg.ClientBase, ms: number): Promise<void> {
   await client.query(`SELECT set_config('statement_timeout', $1, true)`, [`${ms}ms`]);
