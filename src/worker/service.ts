@@ -10,8 +10,9 @@ import { scrubActivityFailures } from './scrub-failures';
 import { projectRoot, type Config } from '../config';
 import { createKafka } from '../pipeline/kafka-client';
 import type { Logger } from '../log';
+import type { MetricGauge } from '@temporalio/common';
 import { scrubSecrets } from '../redact';
-import { isTemporalUnreachable, withHint } from '../temporal/client';
+import { connectClient, isTemporalUnreachable, withHint } from '../temporal/client';
 import { temporalConnectionOptions } from '../temporal/connection-options';
 import type pg from 'pg';
 import type { PostgresTarget } from '../store/pg-connection';
@@ -19,6 +20,7 @@ import { createPool, IDLE_IN_TRANSACTION_LIMIT_MS, processApplicationName } from
 import { seqOrderProblem } from '../store/batch/settled-seq';
 import { schemaMismatch } from '../store/migrate';
 import { startJobRecordsPruner } from './job-records-pruner';
+import { STEP_ATTEMPTS_METRIC, startStepAttemptsMonitor } from './step-attempts';
 import { connectAtStartup } from '../backoff';
 import { missingSearchAttributes, registerCommand } from '../temporal/search-attribute-check';
 
@@ -52,6 +54,19 @@ function safeJson(value: unknown): string {
   } catch {
     return String(value);
   }
+}
+
+let stepAttemptsMetric: MetricGauge | undefined;
+
+/** The runtime's gauge of job steps' tries (step-attempts.ts): made once per process, as the runtime is. */
+function stepAttemptsGauge(): MetricGauge {
+  stepAttemptsMetric ??= Runtime.instance().metricMeter.createGauge(
+    STEP_ATTEMPTS_METRIC,
+    'int',
+    '',
+    'Tries ended so far of the most-tried pending step of running jobs, by workflow type, activity type and what ended its last try (timeout or failure)',
+  );
+  return stepAttemptsMetric;
 }
 
 /** host:port needs brackets around an IPv6 address. */
@@ -179,11 +194,12 @@ export async function createWorkerService(config: Config, logger: Logger, taskQu
     maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE_MAX,
   });
   const pruner = startJobRecordsPruner(pool, config.worker.jobRecordsKeepDays, logger);
+  const stepAttempts = startStepAttemptsMonitor({ connect: () => connectClient(config), taskQueue, gauge: stepAttemptsGauge(), logger });
   return {
     worker,
     run: () => worker.run(),
     async close() {
-      await pruner.stop();
+      await Promise.all([pruner.stop(), stepAttempts.stop()]);
       await connection.close();
       await pool.end();
     },

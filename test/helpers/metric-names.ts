@@ -12,6 +12,7 @@ import { startStoreGauges } from '../../src/api/store-metrics';
 import { createIngestMetrics } from '../../src/ingest/metrics';
 import { loadConfig } from '../../src/config';
 import { createLogger } from '../../src/log';
+import { STEP_ATTEMPTS_METRIC } from '../../src/worker/step-attempts';
 
 /**
  * What `hunt ingest` serves on /metrics: the hot path's metrics, the gauges read from
@@ -84,6 +85,9 @@ export const TEMPORAL_SDK_METRICS: ReadonlySet<string> = new Set([
   'temporal_local_activity_execution_cancelled',
   ...temporalHistograms.flatMap((h) => [`${h}_bucket`, `${h}_sum`, `${h}_count`]),
 ]);
+
+/** What `hunt worker` serves on WORKER_METRICS_PORT besides the SDK's own: its gauges made on the SDK's meter. */
+export const WORKER_OWN_METRICS: ReadonlySet<string> = new Set([STEP_ATTEMPTS_METRIC]);
 
 /** What Prometheus adds to every scrape target. */
 export const PROMETHEUS_SERIES: ReadonlySet<string> = new Set(['up', 'scrape_duration_seconds', 'scrape_samples_scraped']);

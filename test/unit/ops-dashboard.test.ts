@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { projectRoot } from '../../src/config';
-import { PROMETHEUS_SERIES, TEMPORAL_SDK_METRICS, metricNamesIn, projectMetricNames } from '../helpers/metric-names';
+import { PROMETHEUS_SERIES, TEMPORAL_SDK_METRICS, WORKER_OWN_METRICS, metricNamesIn, projectMetricNames } from '../helpers/metric-names';
 
 interface Panel {
   id: number;
@@ -79,7 +79,7 @@ describe('ops/grafana/treasure-hunt.json', () => {
   });
 
   it('reads only metrics that exist: ours and the Temporal SDK worker\'s', async () => {
-    const known = new Set([...(await projectMetricNames()), ...TEMPORAL_SDK_METRICS, ...PROMETHEUS_SERIES]);
+    const known = new Set([...(await projectMetricNames()), ...TEMPORAL_SDK_METRICS, ...WORKER_OWN_METRICS, ...PROMETHEUS_SERIES]);
     const queries = [...expressions, ...variables.map((query) => ({ panel: 'variable', expr: query.replace(/^label_values\((\w+),.*$/, '$1') }))];
     const unknown = queries.flatMap(({ panel, expr }) => metricNamesIn(expr).filter((name) => !known.has(name)).map((name) => `${panel}: ${name}`));
     expect(unknown).toEqual([]);

@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { projectRoot } from '../../src/config';
-import { PROMETHEUS_SERIES, TEMPORAL_SDK_METRICS, metricNamesIn, projectMetricNames } from '../helpers/metric-names';
+import { PROMETHEUS_SERIES, TEMPORAL_SDK_METRICS, WORKER_OWN_METRICS, metricNamesIn, projectMetricNames } from '../helpers/metric-names';
 
 const run = promisify(execFile);
 const rulesDir = path.join(projectRoot, 'ops', 'prometheus');
@@ -83,7 +83,7 @@ describe('ops/prometheus', () => {
   });
 
   it('reads only metrics that exist: ours, the Temporal SDK worker\'s, Prometheus\'s own and recorded ones', async () => {
-    const known = new Set([...(await projectMetricNames()), ...TEMPORAL_SDK_METRICS, ...PROMETHEUS_SERIES, ...rules.flatMap((r) => (r.record ? [r.record] : []))]);
+    const known = new Set([...(await projectMetricNames()), ...TEMPORAL_SDK_METRICS, ...WORKER_OWN_METRICS, ...PROMETHEUS_SERIES, ...rules.flatMap((r) => (r.record ? [r.record] : []))]);
     const unknown = rules.flatMap((r) => metricNamesIn(r.expr).filter((name) => !known.has(name)).map((name) => `${r.alert ?? r.record}: ${name}`));
     expect(unknown).toEqual([]);
   });

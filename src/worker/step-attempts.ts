@@ -1,0 +1,166 @@
+/**
+ * How many times the steps of running jobs have been tried, and what ended their last try.
+ *
+ * The worker's own metric of failed steps (temporal_activity_execution_failed, which
+ * HuntJobRetrying reads) counts only attempts that ended on a worker with an error. An attempt
+ * that ends by a timeout ends on the server: a step stuck in a statement or on a frozen
+ * worker, timed out again and again, counted nothing, and a job could retry it for ever with
+ * no alert. Temporal knows each pending step's attempt and last failure; every worker asks it
+ * every minute, exports the highest count per kind of step as `hunt_job_step_attempts`
+ * (HuntJobStepTimingOut), and logs a step whose tries keep timing out.
+ */
+import type { Client } from '@temporalio/client';
+import type { MetricGauge } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
+import type { Logger } from '../log';
+
+/** How the last try of a step ended. */
+export type EndedBy = 'timeout' | 'failure';
+
+export interface StepAttempts {
+  workflowType: string;
+  workflowId: string;
+  activityType: string;
+  activityId: string;
+  /** Tries ended so far (the pending try not counted). */
+  ended: number;
+  endedBy: EndedBy;
+  /** The last try's failure, as Temporal says it (e.g. "activity Heartbeat timeout"). */
+  lastFailure: string;
+}
+
+/** The gauge's name on the worker's metrics port. */
+export const STEP_ATTEMPTS_METRIC = 'hunt_job_step_attempts';
+
+/** Running jobs looked at per pass: a bound on one pass's calls, far above what runs at once. */
+export const MAX_JOBS_PER_PASS = 500;
+/** Tries ended by a timeout, in a row as far as Temporal says, from which a step is logged. */
+export const LOGGED_FROM_ENDED = 3;
+
+/** The pending steps of the running jobs of `taskQueue` that have been tried before. */
+export async function pendingStepAttempts(client: Client, taskQueue: string, maxJobs = MAX_JOBS_PER_PASS): Promise<StepAttempts[]> {
+  const steps: StepAttempts[] = [];
+  let jobs = 0;
+  for await (const job of client.workflow.list({ query: `TaskQueue = ${JSON.stringify(taskQueue)} AND ExecutionStatus = "Running"` })) {
+    if (++jobs > maxJobs) break;
+    // A job that ended between the list and this call has nothing pending.
+    const description = await client.workflow.getHandle(job.workflowId, job.runId).describe().catch(() => undefined);
+    for (const pending of description?.raw.pendingActivities ?? []) {
+      const attempt = pending.attempt ?? 1;
+      if (attempt <= 1 || !pending.lastFailure) continue;
+      steps.push({
+        workflowType: job.type,
+        workflowId: job.workflowId,
+        activityType: pending.activityType?.name ?? 'unknown',
+        activityId: pending.activityId ?? '',
+        ended: attempt - 1,
+        endedBy: endedBy(pending.lastFailure),
+        lastFailure: pending.lastFailure.message ?? '',
+      });
+    }
+  }
+  return steps;
+}
+
+/** A timeout anywhere in the failure's chain (an activity's timeout can come wrapped). */
+function endedBy(failure: temporal.api.failure.v1.IFailure): EndedBy {
+  for (let f: temporal.api.failure.v1.IFailure | null | undefined = failure; f; f = f.cause) {
+    if (f.timeoutFailureInfo) return 'timeout';
+  }
+  return 'failure';
+}
+
+export interface StepAttemptsMonitor {
+  /** No pass starts after this; resolves once a running one has ended. */
+  stop(): Promise<void>;
+}
+
+export interface StepAttemptsMonitorOptions {
+  connect: () => Promise<{ client: Client; close: () => Promise<void> }>;
+  taskQueue: string;
+  gauge: MetricGauge;
+  logger: Logger;
+  everyMs?: number;
+  firstAfterMs?: number;
+  /** Tries ended by a timeout from which a step is logged; LOGGED_FROM_ENDED unless set (tests). */
+  logFromEnded?: number;
+}
+
+const EVERY_MS = 60_000;
+/** Warnings that Temporal could not be asked: at most one in this long (an outage lasts). */
+const WARN_EVERY_MS = 10 * 60_000;
+
+/**
+ * Sets `gauge` every pass: for each kind of step (workflow type, activity type) and way its
+ * last try ended, the most tries ended of any pending step of that kind; 0 for a kind seen
+ * before with none now, so an alert clears.
+ */
+export function startStepAttemptsMonitor(options: StepAttemptsMonitorOptions): StepAttemptsMonitor {
+  const { taskQueue, gauge, logger } = options;
+  let connection: { client: Client; close: () => Promise<void> } | undefined;
+  let running: Promise<void> | undefined;
+  let stopped = false;
+  let lastWarnMs = 0;
+  const shown = new Set<string>();
+  const logged = new Map<string, number>();
+  const pass = async () => {
+    try {
+      connection ??= await options.connect();
+      const steps = await pendingStepAttempts(connection.client, taskQueue);
+      const highest = new Map<string, { tags: Record<string, string>; ended: number }>();
+      for (const step of steps) {
+        const tags = { workflow_type: step.workflowType, activity_type: step.activityType, ended_by: step.endedBy };
+        const key = JSON.stringify(tags);
+        highest.set(key, { tags, ended: Math.max(step.ended, highest.get(key)?.ended ?? 0) });
+      }
+      for (const key of shown) if (!highest.has(key)) gauge.set(0, JSON.parse(key) as Record<string, string>);
+      shown.clear();
+      for (const [key, { tags, ended }] of highest) {
+        gauge.set(ended, tags);
+        shown.add(key);
+      }
+      logTimingOut(steps);
+    } catch (err) {
+      if (Date.now() - lastWarnMs >= WARN_EVERY_MS) {
+        lastWarnMs = Date.now();
+        logger.warn({ err }, 'could not ask Temporal how often running jobs\' steps were tried (hunt_job_step_attempts is not updated meanwhile); trying again every minute');
+      }
+    }
+  };
+  /** Once per step and count: a step timed out again and again says nothing else anywhere. */
+  const logTimingOut = (steps: StepAttempts[]) => {
+    const now = new Map<string, number>();
+    for (const step of steps) {
+      if (step.endedBy !== 'timeout' || step.ended < (options.logFromEnded ?? LOGGED_FROM_ENDED)) continue;
+      const key = `${step.workflowId}/${step.activityId}`;
+      now.set(key, step.ended);
+      if (logged.get(key) === step.ended) continue;
+      logger.warn(
+        { workflowType: step.workflowType, workflowId: step.workflowId, activityType: step.activityType, triesEnded: step.ended, lastFailure: step.lastFailure },
+        'a job step keeps timing out: its tries end on the server (a step stuck, or a worker frozen or cut off), and the job retries it without end; see HuntJobStepTimingOut in docs/operators.md',
+      );
+    }
+    logged.clear();
+    for (const [key, ended] of now) logged.set(key, ended);
+  };
+  const tick = () => {
+    if (stopped || running) return;
+    running = pass().finally(() => (running = undefined));
+  };
+  let interval: NodeJS.Timeout | undefined;
+  const first = setTimeout(() => {
+    tick();
+    interval = setInterval(tick, options.everyMs ?? EVERY_MS);
+    interval.unref();
+  }, options.firstAfterMs ?? EVERY_MS);
+  first.unref();
+  return {
+    async stop() {
+      stopped = true;
+      clearTimeout(first);
+      clearInterval(interval);
+      await running;
+      await connection?.close().catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,75 @@
+/**
+ * Steps whose tries end by a timeout, on the stack's Temporal server: the worker's own
+ * metric of failed steps never counts them (the try ends on the server), so the worker asks
+ * Temporal for the running jobs' pending steps (step-attempts.ts), exports the tries in
+ * `hunt_job_step_attempts` and logs a step that keeps timing out.
+ */
+import { Context } from '@temporalio/activity';
+import type { MetricGauge, MetricTags } from '@temporalio/common';
+import { describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { pendingStepAttempts, startStepAttemptsMonitor } from '../../src/worker/step-attempts';
+import { useWorkflowEnvironment } from '../helpers/temporal';
+import { uniqueName, waitFor } from '../helpers/wait';
+
+const env = useWorkflowEnvironment('step-attempts');
+
+/** A backfill whose import step never heartbeats: the server times each try out after 15 s. */
+const silentImport = {
+  describeBackfillSource: async () => ({ total: 1 }),
+  importChunks: async () => {
+    // Past the step's 15 s heartbeat timeout; ends early when the worker stops.
+    await Context.current().sleep(60_000);
+    throw new Error('not reached in the test');
+  },
+};
+
+/** A gauge that keeps what it was last set to, by tags. */
+function recordingGauge() {
+  const values = new Map<string, number>();
+  const gauge = {
+    set: (value: number, tags: MetricTags = {}) => void values.set(JSON.stringify(tags), value),
+  } as unknown as MetricGauge;
+  return { gauge, values };
+}
+
+describe('steps whose tries end by a timeout', () => {
+  it('are reported with the tries ended and how, in the gauge and the log, and the gauge goes back to 0 when the job ends', async () => {
+    const lines: { msg: string; workflowId?: string; triesEnded?: number; lastFailure?: string }[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const { gauge, values } = recordingGauge();
+    await env.withWorker(silentImport, async (taskQueue) => {
+      const workflowId = uniqueName('silent-backfill');
+      const handle = await env.client.workflow.start('backfill', { taskQueue, workflowId, args: [{ source: { kind: 'file', path: '/data/archive.ndjson' } }] });
+      // The second try is pending once the first timed out (15 s) and its retry's 1 s passed.
+      const steps = await waitFor('a step tried once and timed out', async () => {
+        const found = await pendingStepAttempts(env.client, taskQueue);
+        return found.length > 0 ? found : undefined;
+      }, { timeoutMs: 40_000 });
+      expect(steps).toEqual([
+        expect.objectContaining({ workflowType: 'backfill', workflowId, activityType: 'importChunks', ended: 1, endedBy: 'timeout', lastFailure: expect.stringMatching(/timeout/i) }),
+      ]);
+
+      const monitor = startStepAttemptsMonitor({
+        connect: async () => ({ client: env.client, close: async () => undefined }),
+        taskQueue,
+        gauge,
+        logger,
+        firstAfterMs: 0,
+        everyMs: 200,
+        logFromEnded: 1,
+      });
+      try {
+        const tags = JSON.stringify({ workflow_type: 'backfill', activity_type: 'importChunks', ended_by: 'timeout' });
+        await waitFor('the gauge set', () => values.get(tags) === 1, { timeoutMs: 10_000 });
+        expect(lines.filter((l) => /a job step keeps timing out/.test(l.msg))).toEqual([expect.objectContaining({ workflowId, triesEnded: 1, lastFailure: expect.stringMatching(/timeout/i) })]);
+        await handle.terminate('test over');
+        await waitFor('the gauge back to 0', () => values.get(tags) === 0, { timeoutMs: 10_000 });
+        // Logged once per step and count, not once per pass.
+        expect(lines.filter((l) => /a job step keeps timing out/.test(l.msg))).toHaveLength(1);
+      } finally {
+        await monitor.stop();
+      }
+    });
+  }, 90_000);
+});
