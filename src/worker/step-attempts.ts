@@ -11,7 +11,7 @@
  */
 import type { Client } from '@temporalio/client';
 import type { MetricGauge } from '@temporalio/common';
-import { temporal } from '@temporalio/proto';
+import type { temporal } from '@temporalio/proto';
 import type { Logger } from '../log';
 
 /** How the last try of a step ended. */
