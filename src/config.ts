@@ -138,6 +138,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (v.API_MAX_STREAMS !== undefined && v.API_MAX_STREAMS >= v.API_MAX_CONNECTIONS) {
     problems.push({ variable: 'API_MAX_STREAMS', expected: `fewer live streams than API_MAX_CONNECTIONS (${v.API_MAX_CONNECTIONS}), leaving connections for plain reads`, got: String(v.API_MAX_STREAMS) });
   }
+  // The embedded Kafka and Temporal (used while no address is given) speak plain text with no
+  // credentials: security settings meant for another service were tried against them, and
+  // Kafka's start-up waited for ever, naming a KAFKA_BROKERS nobody had set.
+  if (v.KAFKA_BROKERS === undefined && (security.kafka.tls || security.kafka.sasl)) {
+    problems.push({ variable: 'KAFKA_BROKERS', expected: 'the brokers of the Kafka that the KAFKA_TLS / KAFKA_SASL_* settings are for (the embedded Kafka, used while it is unset, takes neither)', got: undefined });
+  }
+  if (v.TEMPORAL_ADDRESS === undefined && (security.temporal.tls || security.temporal.apiKey !== undefined)) {
+    problems.push({ variable: 'TEMPORAL_ADDRESS', expected: 'the address of the Temporal that the TEMPORAL_TLS* / TEMPORAL_API_KEY settings are for (the embedded dev server, used while it is unset, takes neither)', got: undefined });
+  }
+  // A micro-batch waits up to the linger before its commit: at half the stall limit or more, a
+  // healthy lane on light traffic looked stalled (/readyz 503, HuntIngestStalled).
+  const linger = v.INGEST_BATCH_MODE === 'fixed' ? v.INGEST_LINGER_MS : Math.min(v.INGEST_LINGER_MS, Math.floor(v.INGEST_FRESHNESS_TARGET_MS / 5));
+  if (linger * 2 > v.INGEST_STALL_LIMIT_MS) {
+    problems.push({
+      variable: 'INGEST_LINGER_MS',
+      expected: `a linger of at most half INGEST_STALL_LIMIT_MS (${v.INGEST_STALL_LIMIT_MS} ms)${v.INGEST_BATCH_MODE === 'fixed' ? '' : ', in adaptive mode the smaller of it and INGEST_FRESHNESS_TARGET_MS / 5'}, or a larger INGEST_STALL_LIMIT_MS`,
+      got: String(v.INGEST_LINGER_MS),
+    });
+  }
   if (v.API_OPS_PORT !== undefined && v.API_OPS_PORT === v.API_PORT) {
     problems.push({ variable: 'API_OPS_PORT', expected: `a port other than API_PORT (${v.API_PORT})`, got: String(v.API_OPS_PORT) });
   }

@@ -38,7 +38,9 @@ describe('secrets from files', () => {
       KAFKA_SASL_MECHANISM: 'scram-sha-512',
       KAFKA_SASL_USERNAME: 'hunt',
       KAFKA_SASL_PASSWORD_FILE: file('kafka-password', SECRET),
+      KAFKA_BROKERS: 'kafka.example:9096',
       TEMPORAL_API_KEY_FILE: file('api-key', `${SECRET}\n`),
+      TEMPORAL_ADDRESS: 'ns.tmprl.cloud:7233',
     });
     expect(config.postgres.password).toBe(SECRET);
     expect(config.kafka.security.sasl).toEqual({ mechanism: 'scram-sha-512', username: 'hunt', password: SECRET });
@@ -90,10 +92,29 @@ describe('TLS and SASL settings', () => {
       KAFKA_TLS_CERT_FILE: file('cert.pem', PEM),
       KAFKA_TLS_KEY_FILE: file('key.pem', PEM),
       KAFKA_TLS_SERVER_NAME: 'kafka.internal',
+      KAFKA_BROKERS: 'kafka.internal:9093',
     });
     expect(config.kafka.security.tls).toEqual({ ca: PEM, cert: PEM, key: PEM, serverName: 'kafka.internal' });
-    expect(loadConfig({ KAFKA_TLS: 'true' }).kafka.security.tls).toBeDefined();
+    expect(loadConfig({ KAFKA_TLS: 'true', KAFKA_BROKERS: 'kafka.internal:9093' }).kafka.security.tls).toBeDefined();
     expect(loadConfig({}).kafka.security).toEqual({});
+  });
+
+  it('refuses security settings for the embedded Kafka or Temporal (no address given), which take none', () => {
+    // Before, Kafka's start-up waited for ever on the plain-text embedded broker.
+    expect(messageOf({ KAFKA_TLS: 'true' })).toContain('KAFKA_BROKERS: expected the brokers of the Kafka that the KAFKA_TLS / KAFKA_SASL_* settings are for');
+    expect(messageOf({ KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_USERNAME: 'hunt', KAFKA_SASL_PASSWORD: SECRET })).toContain('KAFKA_BROKERS: expected');
+    expect(messageOf({ TEMPORAL_API_KEY: SECRET })).toContain('TEMPORAL_ADDRESS: expected the address of the Temporal that the TEMPORAL_TLS* / TEMPORAL_API_KEY settings are for');
+    expect(messageOf({ TEMPORAL_API_KEY: SECRET })).not.toContain(SECRET);
+    // Turned off on purpose, nothing to refuse.
+    expect(loadConfig({ KAFKA_TLS: 'false', TEMPORAL_TLS: 'false' }).kafka.security).toEqual({});
+  });
+
+  it('refuses a linger of half the stall limit or more: a healthy lane would look stalled', () => {
+    expect(messageOf({ INGEST_BATCH_MODE: 'fixed', INGEST_LINGER_MS: '45000' })).toContain('INGEST_LINGER_MS: expected a linger of at most half INGEST_STALL_LIMIT_MS (30000 ms)');
+    expect(loadConfig({ INGEST_BATCH_MODE: 'fixed', INGEST_LINGER_MS: '15000' }).ingest.lingerMs).toBe(15_000);
+    // Adaptive mode holds the linger to a fifth of the freshness target.
+    expect(loadConfig({ INGEST_LINGER_MS: '45000' }).ingest.lingerMs).toBe(45_000);
+    expect(messageOf({ INGEST_LINGER_MS: '45000', INGEST_FRESHNESS_TARGET_MS: '60000', INGEST_STALL_LIMIT_MS: '20000' })).toContain('INGEST_LINGER_MS: expected');
   });
 
   it('refuses a certificate without its key, a file that is not PEM, and SASL without a user', () => {
