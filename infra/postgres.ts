@@ -207,14 +207,16 @@ export class EmbeddedPostgres implements StackService {
   /** How `up` and `status` reach the server themselves: with the password, over TLS when it has it. */
   private adminClient(database: string): pg.Client {
     const { tls, superuserPassword } = this.security;
-    return new pg.Client({
-      host: '127.0.0.1',
-      port: this.port,
-      user: SUPERUSER,
-      database,
-      password: superuserPassword,
-      ssl: tls ? { rejectUnauthorized: false } : false,
-    });
+    return quietOnError(
+      new pg.Client({
+        host: '127.0.0.1',
+        port: this.port,
+        user: SUPERUSER,
+        database,
+        password: superuserPassword,
+        ssl: tls ? { rejectUnauthorized: false } : false,
+      }),
+    );
   }
 
   private async ping(database: string): Promise<boolean> {
@@ -264,7 +266,7 @@ export class ExternalPostgres implements StackService {
 }
 
 async function serverVersion(target: PostgresTarget): Promise<string> {
-  const client = new pg.Client({ ...pgClientConfig(target), connectionTimeoutMillis: 3000 });
+  const client = quietOnError(new pg.Client({ ...pgClientConfig(target), connectionTimeoutMillis: 3000 }));
   await client.connect();
   try {
     const { rows } = await client.query<{ v: string }>("SELECT current_setting('server_version') AS v");
@@ -272,4 +274,14 @@ async function serverVersion(target: PostgresTarget): Promise<string> {
   } finally {
     await client.end();
   }
+}
+
+/**
+ * pg emits 'error' on a connection lost under a query (a server restarting during `stack up`
+ * or `status`) besides failing the query: with no listener, that is an uncaught exception,
+ * and the command died with a stack trace instead of reporting the server down.
+ */
+function quietOnError(client: pg.Client): pg.Client {
+  client.on('error', () => undefined);
+  return client;
 }

@@ -12,9 +12,18 @@ import { runIngestService } from '../ingest/service';
 import { createLogger, type Logger } from '../log';
 import { connectClient } from '../temporal/client';
 import { applySchedules } from '../temporal/schedules';
-import { createWorkerService, installRuntime, WorkerStartAbortedError, type WorkerService } from '../worker/service';
+import { createWorkerService, installRuntime, WORKER_SHUTDOWN_GRACE_MS, WorkerStartAbortedError, type WorkerService } from '../worker/service';
 import { stopWithin, untilSignal } from './stop';
 import { runMigrations } from './migrate';
+
+/** The grace a stopping worker gives its running steps (WORKER_SHUTDOWN_GRACE_MS), in seconds, for the message. */
+const WORKER_STEP_GRACE_S = WORKER_SHUTDOWN_GRACE_MS / 1000;
+/**
+ * Above the worker's grace and the cancellation after it, so a job step ending as it should
+ * is not reported as Postgres or Kafka not answering. An interactive command: no supervisor's
+ * 30 s to stay under, as `hunt ingest` and `hunt worker` have.
+ */
+const MAIN_JOB_STOP_DEADLINE_MS = WORKER_SHUTDOWN_GRACE_MS + 20_000;
 
 export interface MainJobOptions {
   rate: number;
@@ -36,7 +45,11 @@ export async function runMainJob(opts: MainJobOptions): Promise<void> {
   // pipeline gracefully (the SDK took the signal over and only noted it, without a worker).
   const signalled = untilSignal(logger);
   const workerStart = new AbortController();
-  void signalled.then(() => workerStart.abort());
+  let bySignal = false;
+  void signalled.then(() => {
+    bySignal = true;
+    workerStart.abort();
+  });
   const worker = opts.worker
     ? await startWorker(config, logger, workerStart.signal).catch((err: unknown) => {
         if (err instanceof WorkerStartAbortedError) return undefined;
@@ -83,18 +96,20 @@ Stop with Ctrl-C; the stack keeps running (hunt stack down stops it).`);
     () => undefined,
     (err: Error) => err,
   );
-  if (died) console.error(`hunt start: stopping everything: ${died.message}`);
+  // The log is at warn here: say it on the terminal, or a Ctrl-C seems to do nothing for seconds.
+  console.error(
+    died
+      ? `hunt start: stopping everything: ${died.message}`
+      : `hunt start: stopping (the batch in flight is committed, running job steps get ${WORKER_STEP_GRACE_S} s${bySignal ? '; Ctrl-C again exits at once' : ''})...`,
+  );
   stop.abort();
   let sent = 0;
   // The producer's last send may wait on a Kafka that does not answer: beside the pipeline's
-  // stop, not before it, and within the deadline too.
+  // stop, not before it, and within the deadline too. The worker stops beside ingest, not
+  // after it: its running steps get their grace time in the same deadline.
   await stopWithin(async () => {
-    const stopping = (async () => {
-      await ingest.stop();
-      await worker?.stop().catch(() => undefined);
-    })();
-    [sent] = await Promise.all([demo, stopping]);
-  }, logger);
+    [sent] = await Promise.all([demo, ingest.stop(), worker?.stop().catch(() => undefined)]);
+  }, logger, MAIN_JOB_STOP_DEADLINE_MS);
   if (died) throw died;
   console.log(`stopped (demo producer sent ${sent} records)`);
   process.exit(0);

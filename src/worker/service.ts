@@ -109,6 +109,9 @@ export function createWorkerPool(
  */
 export const HEARTBEAT_THROTTLE_MAX = '2 seconds';
 
+/** How long a stopping worker lets its running steps finish before it cancels them. */
+export const WORKER_SHUTDOWN_GRACE_MS = 20_000;
+
 export interface WorkerService {
   worker: Worker;
   /** Resolves when the worker has stopped (after shutdown() or a fatal error). */
@@ -186,7 +189,7 @@ export async function createWorkerService(config: Config, logger: Logger, taskQu
     maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
     interceptors: { activity: [scrubActivityFailures] },
     // Long activities heartbeat; give a stopping worker time to finish its chunk.
-    shutdownGraceTime: '20 seconds',
+    shutdownGraceTime: WORKER_SHUTDOWN_GRACE_MS,
     // Then cancelled; a step that does not end even so (a query on a Postgres that never
     // answers) would keep the process alive for ever. run() then rejects, and `hunt worker`
     // exits non-zero: its steps' retries run on the other workers, or on this one restarted.
