@@ -6,7 +6,7 @@ import { TrafficGenerator } from '../demo/traffic';
 import { createKafka, withKafkaHint } from '../pipeline/kafka-client';
 import { ensureTopics } from '../ingest/topics';
 import { createLogger } from '../log';
-import { untilSignal } from './stop';
+import { STOP_DEADLINE_MS, untilSignal } from './stop';
 
 const positive = (name: string) => (raw: string) => {
   const value = Number(raw);
@@ -47,7 +47,14 @@ export function registerProduceCommand(program: Command): void {
         lateClaimFraction: opts.lateClaims,
       });
       const abort = new AbortController();
-      void untilSignal(logger).then(() => abort.abort());
+      void untilSignal(logger).then(() => {
+        abort.abort();
+        // A send under way to a broker that does not answer waits out kafkajs's retries (minutes).
+        setTimeout(() => {
+          logger.error({ deadlineMs: STOP_DEADLINE_MS }, 'the send in flight did not end in time (Kafka not answering); exiting');
+          process.exit(1);
+        }, STOP_DEADLINE_MS).unref();
+      });
       const sent = await produceTraffic(kafka, generator, {
         topic: config.kafka.topics.events,
         rate: opts.rate,
