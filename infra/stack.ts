@@ -5,6 +5,7 @@
 import type { Config } from '../src/config';
 import { EmbeddedKafka, ExternalKafka } from './kafka';
 import { EmbeddedPostgres, ExternalPostgres } from './postgres';
+import { runningPid, servicePaths } from './process';
 import type { ServiceStatus, StackService } from './service';
 import { EmbeddedTemporal, ExternalTemporal } from './temporal';
 
@@ -64,4 +65,26 @@ export function formatStatuses(statuses: ServiceStatus[]): string {
       return lines.join('\n');
     })
     .join('\n');
+}
+
+/**
+ * Watches the embedded services that `statuses` says run here: rejects, naming the service and
+ * its log, once one's process is gone (it crashed, was killed, or `hunt stack down` ran).
+ * A command built on them (`hunt start`) would otherwise run on half broken: Temporal's
+ * Schedules stop firing while /readyz stays green, and a lost Kafka shows only as a stall.
+ */
+export function watchEmbedded(config: Config, statuses: ServiceStatus[], everyMs = 5000): { gone: Promise<never>; stop(): void } {
+  const watched = statuses.filter((s) => s.mode === 'embedded' && s.pid !== undefined).map((s) => ({ name: s.name, pid: s.pid as number, ...servicePaths(config.stack.stateDir, s.name) }));
+  let timer: NodeJS.Timeout | undefined;
+  const gone = new Promise<never>((_, reject) => {
+    timer = setInterval(() => {
+      const dead = watched.find((w) => runningPid(w.pidFile) !== w.pid);
+      if (!dead) return;
+      clearInterval(timer);
+      reject(new Error(`the embedded ${dead.name} (pid ${dead.pid}) is no longer running; its log: ${dead.logFile} (hunt stack up starts it again)`));
+    }, everyMs);
+    timer.unref();
+  });
+  gone.catch(() => undefined);
+  return { gone, stop: () => clearInterval(timer) };
 }

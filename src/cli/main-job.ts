@@ -3,7 +3,7 @@
  * with its read API, the batch-plane worker with its Schedules applied, and a demo producer,
  * and prints where to look. Runs until Ctrl-C (or --duration seconds).
  */
-import { formatStatuses, stackUp } from '../../infra/stack';
+import { formatStatuses, stackUp, watchEmbedded } from '../../infra/stack';
 import { loadConfig, type Config } from '../config';
 import { produceTraffic } from '../demo/produce';
 import { TrafficGenerator } from '../demo/traffic';
@@ -36,7 +36,9 @@ export async function runMainJob(opts: MainJobOptions): Promise<void> {
   const config = loadConfig();
   const logger = createLogger({ logLevel: config.logLevel === 'info' ? 'warn' : config.logLevel, logFormat: config.logFormat }, 'hunt');
   console.log('Starting the embedded stack (the first run builds the Temporal CLI and fetches Kafka; later runs take seconds)...');
-  console.log(formatStatuses(await stackUp(config)));
+  const statuses = await stackUp(config);
+  console.log(formatStatuses(statuses));
+  const stack = watchEmbedded(config, statuses);
   const applied = await runMigrations(config);
   console.log(`database schema: ${applied.length === 0 ? 'up to date' : `applied ${applied.join(', ')}`}`);
 
@@ -92,7 +94,7 @@ Stop with Ctrl-C; the stack keeps running (hunt stack down stops it).`);
   const timer = opts.duration ? new Promise<void>((resolve) => setTimeout(resolve, (opts.duration as number) * 1000)) : new Promise<void>(() => {});
   // A part that dies stops the whole command, with its reason: half a pipeline that looks
   // alive is worse than none.
-  const died = await Promise.race([signalled, timer, ingest.failed, ...(worker ? [worker.failed] : [])]).then(
+  const died = await Promise.race([signalled, timer, stack.gone, ingest.failed, ...(worker ? [worker.failed] : [])]).then(
     () => undefined,
     (err: Error) => err,
   );
@@ -103,6 +105,7 @@ Stop with Ctrl-C; the stack keeps running (hunt stack down stops it).`);
       : `hunt start: stopping (the batch in flight is committed, running job steps get ${WORKER_STEP_GRACE_S} s${bySignal ? '; Ctrl-C again exits at once' : ''})...`,
   );
   stop.abort();
+  stack.stop();
   let sent = 0;
   // The producer's last send may wait on a Kafka that does not answer: beside the pipeline's
   // stop, not before it, and within the deadline too. The worker stops beside ingest, not

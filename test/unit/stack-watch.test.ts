@@ -1,0 +1,42 @@
+/**
+ * `hunt start` watches the embedded services it runs on (infra/stack.ts, watchEmbedded): one
+ * whose process is gone stops the command, naming it and its log, instead of leaving the
+ * pipeline running half broken.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { watchEmbedded } from '../../infra/stack';
+import { loadConfig } from '../../src/config';
+
+describe('watchEmbedded', () => {
+  it('rejects, naming the service and its log, once its process is gone; not while it runs, nor for external ones', async () => {
+    const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hunt-watch-'));
+    const child = spawn('sleep', ['60'], { stdio: 'ignore' });
+    try {
+      const pid = child.pid as number;
+      fs.mkdirSync(path.join(stateDir, 'kafka'));
+      fs.writeFileSync(path.join(stateDir, 'kafka', 'kafka.pid'), `${pid}\n`);
+      const config = loadConfig({ HUNT_STATE_DIR: stateDir });
+      const watch = watchEmbedded(
+        config,
+        [
+          { name: 'kafka', state: 'up', mode: 'embedded', address: '127.0.0.1:19092', pid },
+          { name: 'postgres', state: 'up', mode: 'external', address: 'db.example:5432' },
+        ],
+        50,
+      );
+      const outcome = watch.gone.then(() => 'resolved', (err: Error) => err.message);
+      const early = await Promise.race([outcome, new Promise((resolve) => setTimeout(() => resolve('still watching'), 300))]);
+      expect(early).toBe('still watching');
+      child.kill('SIGKILL');
+      expect(await outcome).toBe(`the embedded kafka (pid ${pid}) is no longer running; its log: ${path.join(stateDir, 'kafka', 'kafka.log')} (hunt stack up starts it again)`);
+      watch.stop();
+    } finally {
+      child.kill('SIGKILL');
+      fs.rmSync(stateDir, { recursive: true, force: true });
+    }
+  });
+});
