@@ -142,7 +142,8 @@ describe('hunt jobs', () => {
 
 describe('hunt dlq list', () => {
   it('refuses a limit that is not a positive whole number, naming it, before touching the database', async () => {
-    const run = await runHunt(['dlq', 'list', '-n', 'abc'], { DATABASE_URL: db.url }, 30_000);
+    // A database that cannot be reached: a command that asked it first would fail on that instead.
+    const run = await runHunt(['dlq', 'list', '-n', 'abc'], { DATABASE_URL: 'postgres://hunt@127.0.0.1:1/nowhere' }, 30_000);
     expect(run.code, run.output).toBe(1);
     expect(run.output).toMatch(/-n, --limit <n>' argument 'abc' is invalid\. expected a positive whole number/);
     const listed = await runHunt(['dlq', 'list', '-n', '3'], { DATABASE_URL: db.url }, 30_000);

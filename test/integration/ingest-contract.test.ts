@@ -73,6 +73,13 @@ afterAll(async () => {
   await ingest?.kill('SIGTERM');
 });
 
+/** Where a stored event was read from (events.source: kafka:<topic>:<partition>:<offset>). */
+async function sourceOf(eventId: string): Promise<{ partition: number; offset: number }> {
+  const { rows } = await db.pool.query<{ source: string }>('SELECT source FROM events WHERE event_id = $1', [eventId]);
+  const [partition, offset] = (rows[0]?.source ?? '').split(':').slice(-2).map(Number);
+  return { partition: partition as number, offset: offset as number };
+}
+
 describe('hot path', () => {
   it('applies exactly the reference fold of the accepted events; duplicates change nothing', async () => {
     expect(await projectionOf(db.pool)).toEqual(foldEvents([...valid, ...afterRejects]));
@@ -90,16 +97,21 @@ describe('hot path', () => {
       expect(record.value).toEqual(rejects[i]?.value);
       expect(record.headers['error.detail']?.length).toBeGreaterThan(0);
       expect(record.headers['source.topic']).toBe(topics.events);
-      expect(Number(record.headers['source.offset'])).toBeGreaterThanOrEqual(0);
     });
+    // Each copy names where its record was: the rejects were sent in one batch right before
+    // e10, on the partition of hunt-a's key, so they sit at the six offsets before e10's.
+    const { partition, offset } = await sourceOf('e10');
+    expect(dlq.map((r) => [r.headers['source.partition'], r.headers['source.offset']])).toEqual(rejects.map((_, i) => [String(partition), String(offset - rejects.length + i)]));
     expect(dlq.find((r) => r.headers['error.reason'] === 'schema_violation')?.headers['error.detail']).toMatch(/payload\.points/);
   });
 
   it('quarantines each rejected record with its reason and source position', async () => {
     const { rows } = await db.pool.query(
-      'SELECT reason, detail, record_key, record_value, source_topic, source_offset FROM quarantine ORDER BY source_offset',
+      'SELECT reason, detail, record_key, record_value, source_topic, source_partition, source_offset FROM quarantine ORDER BY source_offset',
     );
     expect(rows.map((r) => r.reason)).toEqual(rejects.map((r) => r.reason));
+    const { partition, offset } = await sourceOf('e10');
+    expect(rows.map((r) => [r.source_partition, Number(r.source_offset)])).toEqual(rejects.map((_, i) => [partition, offset - rejects.length + i]));
     rows.forEach((row, i) => {
       expect(row.source_topic).toBe(topics.events);
       expect(row.record_key?.toString()).toBe('hunt-a');

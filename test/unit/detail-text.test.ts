@@ -42,6 +42,7 @@ describe('toDetailText', () => {
     if (!result.ok) expect(result.detail).not.toContain('\u0000');
     const keys = Object.fromEntries(Array.from({ length: 2000 }, (_, i) => [`unknown_key_${i}`, i]));
     const many = classifyRecord(Buffer.from(JSON.stringify({ eventId: 'e', type: 'player.left', schemaVersion: 1, huntId: 'h', playerId: 'p', occurredAt: '2026-01-01T00:00:00Z', payload: keys })), new Date());
+    expect(many.ok).toBe(false);
     if (!many.ok) expect(Buffer.byteLength(many.detail)).toBeLessThanOrEqual(MAX_DETAIL_BYTES);
   });
 });

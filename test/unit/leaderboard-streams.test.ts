@@ -198,9 +198,10 @@ describe('live leaderboard streams', () => {
     let release: () => void = () => undefined;
     let gate = new Promise<void>((resolve) => (release = resolve));
     const base = await serve(async (huntId) => {
-      reads++;
+      // Numbered when it starts: a stream handed the shared first read gets 1, whenever it ends.
+      const read = ++reads;
       await gate;
-      return { huntId, asOf: null, entries: [{ read: reads }] };
+      return { huntId, asOf: null, entries: [{ read }] };
     });
     const herd = Array.from({ length: 50 }, () => connect(`${base}/hunts/h/leaderboard/stream`));
     await waitFor('every stream to be open', () => streams?.streams === 50);
@@ -416,6 +417,14 @@ describe('live leaderboard streams, many at once', () => {
     expect(target.firstReadFailures).toBe(0);
     expect(target.streams).toBe(0);
     target.close();
+
+    // A shutdown ends every first read that waits: those are not failures either.
+    const stopping = new LeaderboardStreams({ read: () => new Promise((_, reject) => (fail = reject)), logger, heartbeatMs: 60_000, minIntervalMs: 10 });
+    stopping.subscribe('h', 10, new EventEmitter() as http.IncomingMessage, new FakeResponse() as unknown as http.ServerResponse);
+    stopping.close();
+    fail(new Error('Cannot use a pool after calling end on the pool'));
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(stopping.firstReadFailures).toBe(0);
   });
 
   it('close a stream whose client stopped reading for two heartbeats, and count it', async () => {
@@ -457,9 +466,13 @@ describe('live leaderboard streams requested pipelined on one connection', () =>
     const base = new URL(await serve(emptyBoard, 10));
     const socket = net.connect(Number(base.port), base.hostname);
     await new Promise((resolve) => socket.once('connect', resolve));
+    let received = '';
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
     socket.write(Array.from({ length: 50 }, (_, i) => `GET /hunts/h${i}/leaderboard/stream HTTP/1.1\r\nHost: x\r\n\r\n`).join(''));
+    // The first is served; the others wait behind it, opening nothing.
+    await waitFor('the first stream open, its first message sent', () => streams?.streams === 1 && received.includes('event: leaderboard'));
     await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(streams?.streams).toBeLessThanOrEqual(1);
+    expect(streams?.streams).toBe(1);
     socket.destroy();
     await waitFor('the stream closed', () => streams?.streams === 0);
   });

@@ -17,14 +17,19 @@ const env = useWorkflowEnvironment('backfill-logic');
 /** Fake activities: a source of `chunks` chunks of one record; `gate` can hold a call. */
 function fakeImport(chunks: number) {
   const calls: ChunkBatchInput[] = [];
+  const described: unknown[] = [];
   let hold: Promise<void> | undefined;
   return {
     calls,
+    described,
     holdCalls(promise: Promise<void> | undefined) {
       hold = promise;
     },
     activities: {
-      describeBackfillSource: async () => ({ total: chunks }),
+      describeBackfillSource: async (source: unknown) => {
+        described.push(source);
+        return { total: chunks };
+      },
       importChunks: async (input: ChunkBatchInput): Promise<ChunkBatchResult> => {
         calls.push(input);
         if (hold) await hold;
@@ -66,8 +71,8 @@ describe('backfill workflow logic', () => {
         return p.state === 'paused' && p.done === 1 ? p : undefined;
       });
       const callsWhilePaused = fake.calls.length;
-      // Queried twice more, a while apart: still paused, still no new call.
-      await handle.query('progress');
+      // Queried again a while later: still paused, and no call made meanwhile.
+      await new Promise((resolve) => setTimeout(resolve, 2000));
       expect((await handle.query<BackfillProgress>('progress')).state).toBe('paused');
       expect(fake.calls.length).toBe(callsWhilePaused);
       expect(paused.done).toBe(1);
@@ -96,5 +101,6 @@ describe('backfill workflow logic', () => {
     expect(failure).toBeInstanceOf(WorkflowFailedError);
     expect((failure as WorkflowFailedError).cause?.message).toMatch(message);
     expect(fake.calls).toHaveLength(0);
+    expect(fake.described).toHaveLength(0);
   });
 });
