@@ -113,6 +113,7 @@ function reconcileFigures(p: ReconcileProgress | undefined, summary: ReconcileSu
       // An older worker's summary has no creditsDrifted.
       summary ? `players checked ${summary.playersChecked}, drifted ${summary.playersDrifted}, treasures changed ${summary.treasuresChanged}${summary.creditsDrifted === undefined ? '' : `, credits drifted ${summary.creditsDrifted}`}` : undefined,
       summary?.huntsFailed ? `${summary.huntsFailed} hunt(s) failed, passed and tried again by later runs (reconcile_failures; first: ${summary.failed[0]?.huntId})` : undefined,
+      summary?.unknownHunts?.length ? `UNKNOWN (no event, no live row; a mistyped id?): ${summary.unknownHunts.join(', ')}` : undefined,
     ]
       .filter(Boolean)
       .join('; ') || undefined,

@@ -12,6 +12,7 @@ import {
   type FailedHunt,
   type HuntReconciliation,
   type HuntScope,
+  unknownHunts,
 } from '../store/correctness/reconcile';
 import { groupsOf, type SizedHunt } from '../store/hunt-groups';
 import type { ActivityDeps } from '../worker/activity-deps';
@@ -49,6 +50,8 @@ export interface ReconcileSummary {
   failed: FailedHunt[];
   /** Where a repairing run scoped by the watermark moved it (a run that only checks leaves it). */
   watermark?: number;
+  /** Of the hunts asked for by id, those the store has never seen (no event, no live row): a mistyped id, most likely. Absent from an older worker's summary. */
+  unknownHunts?: string[];
 }
 
 export type { FailedHunt };
@@ -84,6 +87,8 @@ export const HUNTS_PER_PAGE = 1000;
 const DRIFTED_LISTED = 100;
 /** Failed hunts listed in the summary (all are in reconcile_failures). */
 const FAILED_LISTED = 100;
+/** Unknown hunts listed in the summary. */
+const UNKNOWN_LISTED = 100;
 
 export function createReconcileActivities(deps: Pick<ActivityDeps, 'pool'>) {
   return {
@@ -140,7 +145,9 @@ export function createReconcileActivities(deps: Pick<ActivityDeps, 'pool'>) {
       // checkpoint's (the worker reads hunts a page at a time): a snapshot, it pairs with its
       // cursor, and a redone group reports the drift recorded before.
       const recorded = await reconcileRunTotals(deps.pool, input.runId);
-      return { ...checkpoint.summary, ...recorded, ...(ownsWatermark() && { watermark: checkpoint.toSeq }) };
+      const unknown = input.huntIds ? await unknownHunts(deps.pool, [...new Set(input.huntIds)]) : [];
+      if (unknown.length > 0) context.log.warn('reconcile: hunts asked for that the store has never seen (no event, no live row); checked nothing for them. A mistyped id?', { unknownHunts: unknown.slice(0, 10) });
+      return { ...checkpoint.summary, ...recorded, ...(ownsWatermark() && { watermark: checkpoint.toSeq }), ...(input.huntIds && { unknownHunts: unknown.slice(0, UNKNOWN_LISTED) }) };
     },
   };
 }

@@ -82,6 +82,13 @@ describe('hunt reconcile --wait and hunt reprocess --wait', () => {
     expect(reprocessed).toMatch(/^reprocess done: 100\.0%, 5 hunts of 5 hunts/m);
   });
 
+  it('reconcile --wait names the hunts asked for that the store has never seen (a mistyped id checks nothing)', async () => {
+    const out = await hunt(['reconcile', '--hunt', 'hunt-0', 'hunt-O', '--wait']);
+    expect(out).toMatch(/^reconcile done: 100\.0%, 2 hunts of 2 hunts, .*; UNKNOWN \(no event, no live row; a mistyped id\?\): hunt-O$/m);
+    const summary = JSON.parse(out.slice(out.indexOf('\n{') + 1)) as { unknownHunts: string[] };
+    expect(summary.unknownHunts).toEqual(['hunt-O']);
+  });
+
   it('reconcile --wait exits 1 and names the hunt when a hunt could not be reconciled', async () => {
     // hunt-2 drifted, and an operator's trigger refuses its repair whatever is retried.
     await db.pool.query(`UPDATE player_scores SET score = score + 1000 WHERE hunt_id = 'hunt-2'`);

@@ -296,6 +296,23 @@ export async function sizesOf(pool: pg.Pool, huntIds: readonly string[]): Promis
   return rows.map((r) => ({ huntId: r.hunt_id, events: r.events }));
 }
 
+/**
+ * Of `huntIds`, those the store has never seen: no event stored, and no live row. A reconcile
+ * of them checks nothing and ends green, so it says so: most likely a mistyped id.
+ */
+export async function unknownHunts(pool: pg.Pool, huntIds: readonly string[]): Promise<string[]> {
+  if (huntIds.length === 0) return [];
+  const { rows } = await pool.query<{ hunt_id: string }>(
+    `SELECT u.hunt_id FROM unnest($1::text[]) AS u(hunt_id)
+      WHERE NOT EXISTS (SELECT 1 FROM hunts h WHERE h.hunt_id = u.hunt_id)
+        AND NOT EXISTS (SELECT 1 FROM events e WHERE e.hunt_id = u.hunt_id)
+        AND NOT EXISTS (SELECT 1 FROM player_scores p WHERE p.hunt_id = u.hunt_id)
+      ORDER BY u.hunt_id`,
+    [huntIds],
+  );
+  return rows.map((r) => r.hunt_id);
+}
+
 /** Moves the watermark forward (never back), after the hunts up to it were reconciled. */
 export async function advanceReconcileWatermark(pool: pg.Pool, toSeq: number): Promise<void> {
   await pool.query(`UPDATE job_watermarks SET last_seq = GREATEST(last_seq, $2), updated_at = now() WHERE job = $1`, [RECONCILE_JOB, toSeq]);
