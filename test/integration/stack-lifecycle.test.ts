@@ -13,6 +13,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../infra/process';
 import { loadConfig, projectRoot } from '../../src/config';
+import { readTopic } from '../helpers/ingest';
 import { uniqueName } from '../helpers/wait';
 
 const run = promisify(execFile);
@@ -120,5 +121,8 @@ describe('hunt stack', () => {
       }
     })();
     expect(offsets.reduce((sum, p) => sum + Number(p.high), 0)).toBe(1);
+    // The message itself, not only its offset.
+    const [message] = await readTopic(topic, 1, 30_000, kafka);
+    expect({ key: message?.key, value: message?.value?.toString() }).toEqual({ key: 'k', value: 'kept' });
   });
 });
