@@ -11,12 +11,8 @@
  * bucket: the budget refills evenly, and holds at most a minute's worth.
  */
 
-/**
- * Bytes of rejected records kept whole per minute, per consumer process: hundreds of records
- * past the contract's 64 KiB a minute, all unchanged, and at most about 1 MiB a second of
- * quarantine and DLQ growth however well a producer's batches compress.
- */
-export const KEPT_BYTES_PER_MINUTE = 64 * 1024 * 1024;
+/** Bytes of rejected records kept whole per minute, per consumer process. */
+export const KEPT_BYTES_PER_MINUTE = 16 * 1024 * 1024;
 /** What a record past the budget keeps of its key and of its value: enough to see what it was. */
 export const OVER_BUDGET_KEPT_BYTES = 4096;
 
