@@ -7,7 +7,6 @@
 import type { Batch, Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
 import { backoffMs, sleep } from '../backoff';
 import { classifySlice, plausibleTimestamp } from '../pipeline/classify';
-import { KeptBytesBudget } from '../pipeline/kept-bytes-budget';
 import type { MicroBatcher } from './batcher';
 import type { IngestMetrics } from './metrics';
 import { PositionsLoading, type PartitionPositions } from './positions';
@@ -64,8 +63,6 @@ export interface BatchHandlerDeps {
 
 export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchPayload) => Promise<void> {
   const { topic, consumer, positions, laneOf, metrics } = deps;
-  // One for the consumer, across its partitions: what its rejects may add to quarantine and the DLQ.
-  const keptBudget = new KeptBytesBudget();
 
   /**
    * The records of the fetch to take, when it starts where Postgres says the partition is;
@@ -179,7 +176,7 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
         const isLastSlice = i + sliceSize >= messages.length;
         const nextOffset = isLastSlice ? offsetAfter(batch) : BigInt(last.offset) + 1n;
         const work = {
-          slice: classifySlice(topic, partition, records, new Date(), undefined, keptBudget),
+          slice: classifySlice(topic, partition, records, new Date()),
           topic,
           partition,
           nextOffset,

@@ -12,7 +12,6 @@ import { EventRowsBuilder, eventRow, type EventRows } from '../store/hot-path/ev
 import type { RejectedRecord } from '../store/hot-path/quarantine';
 import { codecName, unreadableReason, type UnreadableBatch } from './compression';
 import { OriginsBuilder, type RecordOrigins } from '../store/hot-path/record-origins';
-import { KEPT_BYTES_PER_MINUTE, OVER_BUDGET_KEPT_BYTES, type KeptBytesBudget } from './kept-bytes-budget';
 
 export type { RejectedRecord } from '../store/hot-path/quarantine';
 
@@ -69,7 +68,6 @@ export function classifySlice(
   records: readonly SourceRecord[],
   now: Date,
   sourceLabel = `kafka:${topic}:${partition}`,
-  keptBudget?: KeptBytesBudget,
 ): ClassifiedSlice {
   const rows = new EventRowsBuilder();
   const origins = new OriginsBuilder(topic, partition);
@@ -77,7 +75,7 @@ export function classifySlice(
   const timestamps: number[] = [];
   for (const record of records) {
     if (record.unreadable) {
-      rejected.push(unreadableBatchReject(topic, partition, record, record.unreadable, keptLimit(keptBudget, record)));
+      rejected.push(unreadableBatchReject(topic, partition, record, record.unreadable));
       continue;
     }
     const result = classifyRecord(record.value, now);
@@ -87,8 +85,7 @@ export function classifySlice(
       const timestamp = Number(record.timestamp);
       if (plausibleTimestamp(timestamp, now.getTime())) timestamps.push(timestamp);
     } else {
-      const limit = keptLimit(keptBudget, record);
-      rejected.push({ topic, partition, offset: record.offset, key: kept(record.key, limit), value: kept(record.value, limit), reason: result.reason, detail: keptDetail(record, result.detail, limit) });
+      rejected.push({ topic, partition, offset: record.offset, key: kept(record.key), value: kept(record.value), reason: result.reason, detail: keptDetail(record, result.detail) });
     }
   }
   return { rows: rows.build(), origins: origins.build(), rejected, acceptedTimestamps: Float64Array.from(timestamps) };
@@ -100,39 +97,25 @@ export function classifySlice(
  * value is the batch's compressed records as they came, so an operator can recover them with
  * the codec's own tools.
  */
-function unreadableBatchReject(topic: string, partition: number, record: SourceRecord, batch: UnreadableBatch, limit: number): RejectedRecord {
+function unreadableBatchReject(topic: string, partition: number, record: SourceRecord, batch: UnreadableBatch): RejectedRecord {
   const offsets = batch.firstOffset === batch.lastOffset ? `offset ${batch.lastOffset}` : `offsets ${batch.firstOffset}-${batch.lastOffset}`;
   const compressed = record.value?.length ?? 0;
-  const keptPart = compressed > limit ? `the first ${limit} of its ${compressed} bytes${overBudget(limit)}` : `its ${compressed} bytes`;
+  const keptPart = compressed > MAX_KEPT_BYTES ? `the first ${MAX_KEPT_BYTES} of its ${compressed} bytes` : `its ${compressed} bytes`;
   const detail =
     `the records at ${offsets} (${batch.count} stated) are rejected together: ${batch.error?.message ?? String(batch.error)}; ` +
     `the value kept is the batch's compressed records (${codecName(batch.codecId)}, ${keptPart})`;
-  return { topic, partition, offset: record.offset, key: null, value: kept(record.value, limit), reason: unreadableReason(batch), detail: toDetailText(detail) };
+  return { topic, partition, offset: record.offset, key: null, value: kept(record.value), reason: unreadableReason(batch), detail: toDetailText(detail) };
 }
 
-/**
- * How much of a rejected record's key and of its value to keep: MAX_KEPT_BYTES, or, once the
- * consumer's budget of kept bytes is spent (kept-bytes-budget.ts), OVER_BUDGET_KEPT_BYTES.
- */
-function keptLimit(budget: KeptBytesBudget | undefined, record: SourceRecord): number {
-  if (!budget) return MAX_KEPT_BYTES;
-  const whole = Math.min(record.key?.length ?? 0, MAX_KEPT_BYTES) + Math.min(record.value?.length ?? 0, MAX_KEPT_BYTES);
-  return whole <= 2 * OVER_BUDGET_KEPT_BYTES || budget.take(whole) ? MAX_KEPT_BYTES : OVER_BUDGET_KEPT_BYTES;
-}
-
-function overBudget(limit: number): string {
-  return limit < MAX_KEPT_BYTES ? ` (the consumer's budget for rejected bytes, ${KEPT_BYTES_PER_MINUTE / (1024 * 1024)} MiB a minute, was spent)` : '';
-}
-
-/** A copy (so a reject waiting for its commit does not keep a whole fetch response alive) of at most `limit` bytes. */
-function kept(bytes: Buffer | null, limit: number): Buffer | null {
-  return bytes === null ? null : Buffer.from(bytes.subarray(0, limit));
+/** A copy (so a reject waiting for its commit does not keep a whole fetch response alive) of at most MAX_KEPT_BYTES. */
+function kept(bytes: Buffer | null): Buffer | null {
+  return bytes === null ? null : Buffer.from(bytes.subarray(0, MAX_KEPT_BYTES));
 }
 
 /** The rejection's detail, saying first what was cut from the record, if anything. */
-function keptDetail(record: SourceRecord, detail: string, limit: number): string {
+function keptDetail(record: SourceRecord, detail: string): string {
   const cut = (['key', 'value'] as const)
-    .filter((part) => (record[part]?.length ?? 0) > limit)
-    .map((part) => `${part} of ${record[part]?.length} bytes, only its first ${limit} kept${overBudget(limit)}`);
+    .filter((part) => (record[part]?.length ?? 0) > MAX_KEPT_BYTES)
+    .map((part) => `${part} of ${record[part]?.length} bytes, only its first ${MAX_KEPT_BYTES} kept`);
   return cut.length === 0 ? detail : toDetailText(`${cut.join('; ')}; ${detail}`);
 }

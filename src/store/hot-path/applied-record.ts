@@ -5,7 +5,7 @@
  * the position, and would otherwise be read on from there.
  *
  * A record applied there left a trace: a reject, a quarantine row at that offset with its
- * first MAX_KEPT_BYTES (OVER_BUDGET_KEPT_BYTES past the budget of kept bytes); an event, its eventId in `events`. An offset can have quarantine rows
+ * first MAX_KEPT_BYTES; an event, its eventId in `events`. An offset can have quarantine rows
  * of earlier logs too, so a row that differs proves nothing: the record is the applied one
  * if any row at the offset has its bytes, or its eventId is stored. A different record at
  * the offset has neither, unless it repeats a record of an earlier log (an event stored
@@ -16,7 +16,6 @@ import type pg from 'pg';
 import { EVENT_ID_MAX_CODE_POINTS, isStorableText } from '../../events/schema';
 import { MAX_EVENT_BYTES } from '../../events/validate';
 import { MAX_KEPT_BYTES } from '../../pipeline/classify';
-import { OVER_BUDGET_KEPT_BYTES } from '../../pipeline/kept-bytes-budget';
 
 export async function isAppliedRecord(
   pool: pg.Pool,
@@ -25,17 +24,13 @@ export async function isAppliedRecord(
   record: { offset: string; value: Buffer | null },
 ): Promise<boolean> {
   // Compared by the digest of the value's bytes kept (the first half of record_digest,
-  // migration 015), so no row's bytes are fetched: its first MAX_KEPT_BYTES, or, for a record
-  // rejected past the consumer's budget of kept bytes, its first OVER_BUDGET_KEPT_BYTES.
+  // migration 015), so no row's bytes are fetched.
   const kept = record.value?.subarray(0, MAX_KEPT_BYTES) ?? null;
-  const keptOverBudget = record.value !== null && record.value.length > OVER_BUDGET_KEPT_BYTES ? record.value.subarray(0, OVER_BUDGET_KEPT_BYTES) : kept;
   const quarantined = await pool.query(
     `SELECT 1 FROM quarantine
       WHERE source_topic = $1 AND source_partition = $2 AND source_offset = $3
-        AND substring(record_digest FROM 1 FOR 32) IN (
-          sha256(CASE WHEN $4::bytea IS NULL THEN '\\x00'::bytea ELSE '\\x01'::bytea || $4::bytea END),
-          sha256(CASE WHEN $5::bytea IS NULL THEN '\\x00'::bytea ELSE '\\x01'::bytea || $5::bytea END))`,
-    [topic, partition, record.offset, kept, keptOverBudget],
+        AND substring(record_digest FROM 1 FOR 32) = sha256(CASE WHEN $4::bytea IS NULL THEN '\\x00'::bytea ELSE '\\x01'::bytea || $4::bytea END)`,
+    [topic, partition, record.offset, kept],
   );
   if ((quarantined.rowCount ?? 0) > 0) return true;
   const eventId = eventIdOf(record.value);
