@@ -34,6 +34,9 @@ export async function withBoundedTransaction<T>(pool: pg.Pool, bounds: Statement
     }
     const canceller = cancelOnAbort(pool, client, bounds.signal);
     try {
+      // Aborted while the connection was taken from the pool (up to a minute on a busy one) and
+      // the transaction begun, before the listener was there: no statement of the work starts.
+      bounds.signal?.throwIfAborted();
       return await work(client);
     } finally {
       // Before the client goes back to the pool: a cancel landing later could hit another job's query.
