@@ -109,12 +109,12 @@ describe('TLS and SASL settings', () => {
     expect(loadConfig({ KAFKA_TLS: 'false', TEMPORAL_TLS: 'false' }).kafka.security).toEqual({});
   });
 
-  it('refuses a linger of half the stall limit or more: a healthy lane would look stalled', () => {
-    expect(messageOf({ INGEST_BATCH_MODE: 'fixed', INGEST_LINGER_MS: '45000' })).toContain('INGEST_LINGER_MS: expected a linger of at most half INGEST_STALL_LIMIT_MS (30000 ms)');
-    expect(loadConfig({ INGEST_BATCH_MODE: 'fixed', INGEST_LINGER_MS: '15000' }).ingest.lingerMs).toBe(15_000);
+  it('refuses a linger of the stall limit or more: a healthy lane would look stalled', () => {
+    expect(messageOf({ INGEST_BATCH_MODE: 'fixed', INGEST_LINGER_MS: '30000' })).toContain('INGEST_LINGER_MS: expected a linger shorter than INGEST_STALL_LIMIT_MS (30000 ms)');
+    expect(loadConfig({ INGEST_BATCH_MODE: 'fixed', INGEST_LINGER_MS: '20000' }).ingest.lingerMs).toBe(20_000);
     // Adaptive mode holds the linger to a fifth of the freshness target.
     expect(loadConfig({ INGEST_LINGER_MS: '45000' }).ingest.lingerMs).toBe(45_000);
-    expect(messageOf({ INGEST_LINGER_MS: '45000', INGEST_FRESHNESS_TARGET_MS: '60000', INGEST_STALL_LIMIT_MS: '20000' })).toContain('INGEST_LINGER_MS: expected');
+    expect(messageOf({ INGEST_LINGER_MS: '45000', INGEST_FRESHNESS_TARGET_MS: '60000', INGEST_STALL_LIMIT_MS: '12000' })).toContain('INGEST_LINGER_MS: expected');
   });
 
   it('refuses a certificate without its key, a file that is not PEM, and SASL without a user', () => {
