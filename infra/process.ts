@@ -25,7 +25,9 @@ export function servicePaths(stateDir: string, name: string): ServicePaths {
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
+    // A zombie has exited; only its parent has not collected it (in a container whose first
+    // process reaps nothing, never): it answers signals, but runs no service.
+    return procStatFields(pid)?.[3] !== 'Z';
   } catch (err) {
     // EPERM means the process exists but belongs to someone else.
     return (err as NodeJS.ErrnoException).code === 'EPERM';

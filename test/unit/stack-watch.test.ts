@@ -8,8 +8,25 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { isAlive, procStatFields } from '../../infra/process';
 import { watchEmbedded } from '../../infra/stack';
 import { loadConfig } from '../../src/config';
+
+describe('isAlive', () => {
+  it('takes a zombie (exited, not yet collected by its parent) for gone', async () => {
+    // A child that exits while its parent (a shell busy sleeping) does not collect it.
+    const parent = spawn('sh', ['-c', 'sh -c "exit 0" & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      const pid = Number(await new Promise<string>((resolve) => parent.stdout.once('data', (chunk: Buffer) => resolve(chunk.toString().trim()))));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(procStatFields(pid)?.[3]).toBe('Z');
+      expect(isAlive(pid)).toBe(false);
+      expect(isAlive(parent.pid as number)).toBe(true);
+    } finally {
+      parent.kill('SIGKILL');
+    }
+  });
+});
 
 describe('watchEmbedded', () => {
   it('rejects, naming the service and its log, once its process is gone; not while it runs, nor for external ones', async () => {
