@@ -8,6 +8,11 @@
  * no alert. Temporal knows each pending step's attempt and last failure; every worker asks it
  * every minute, exports the highest count per kind of step as `hunt_job_step_attempts`
  * (HuntJobStepTimingOut), and logs a step whose tries keep timing out.
+ *
+ * Only steps with no sign of life count: a try waiting to start (its retry's backoff, or no
+ * free worker), or one started that has not heartbeat since it started, or for
+ * SIGN_OF_LIFE_MS. A step whose earlier tries failed but whose current try heartbeats is
+ * getting on, and counts 0. (Every long step of these jobs heartbeats every few seconds.)
  */
 import type { Client } from '@temporalio/client';
 import type { MetricGauge } from '@temporalio/common';
@@ -29,26 +34,48 @@ export interface StepAttempts {
   lastFailure: string;
 }
 
+export interface PendingSteps {
+  /** The pending steps tried before whose current try shows no sign of life. */
+  steps: StepAttempts[];
+  /** Running jobs left out past MAX_JOBS_PER_PASS. */
+  jobsLeftOut: number;
+  /** Jobs Temporal would not describe (ended meanwhile, or not allowed). */
+  undescribed: number;
+}
+
 /** The gauge's name on the worker's metrics port. */
 export const STEP_ATTEMPTS_METRIC = 'hunt_job_step_attempts';
 
 /** Running jobs looked at per pass: a bound on one pass's calls, far above what runs at once. */
 export const MAX_JOBS_PER_PASS = 500;
-/** Tries ended by a timeout, in a row as far as Temporal says, from which a step is logged. */
+/** Tries ended, the last by a timeout, from which a step is logged. */
 export const LOGGED_FROM_ENDED = 3;
+/** A started try that neither started nor heartbeat for this long shows no sign of life: twice the longest heartbeat timeout of the jobs (60 s). */
+export const SIGN_OF_LIFE_MS = 2 * 60_000;
 
-/** The pending steps of the running jobs of `taskQueue` that have been tried before. */
-export async function pendingStepAttempts(client: Client, taskQueue: string, maxJobs = MAX_JOBS_PER_PASS): Promise<StepAttempts[]> {
-  const steps: StepAttempts[] = [];
+/**
+ * The pending steps of the running jobs of `taskQueue` that have been tried before and whose
+ * current try shows no sign of life. `stopped` ends the pass early.
+ */
+export async function pendingStepAttempts(client: Client, taskQueue: string, options: { maxJobs?: number; nowMs?: number; stopped?: () => boolean } = {}): Promise<PendingSteps> {
+  const { maxJobs = MAX_JOBS_PER_PASS, nowMs = Date.now(), stopped = () => false } = options;
+  const result: PendingSteps = { steps: [], jobsLeftOut: 0, undescribed: 0 };
   let jobs = 0;
   for await (const job of client.workflow.list({ query: `TaskQueue = ${JSON.stringify(taskQueue)} AND ExecutionStatus = "Running"` })) {
-    if (++jobs > maxJobs) break;
-    // A job that ended between the list and this call has nothing pending.
+    if (stopped()) break;
+    if (++jobs > maxJobs) {
+      result.jobsLeftOut++;
+      continue;
+    }
     const description = await client.workflow.getHandle(job.workflowId, job.runId).describe().catch(() => undefined);
-    for (const pending of description?.raw.pendingActivities ?? []) {
+    if (!description) {
+      result.undescribed++;
+      continue;
+    }
+    for (const pending of description.raw.pendingActivities ?? []) {
       const attempt = pending.attempt ?? 1;
-      if (attempt <= 1 || !pending.lastFailure) continue;
-      steps.push({
+      if (attempt <= 1 || !pending.lastFailure || showsLife(pending, nowMs)) continue;
+      result.steps.push({
         workflowType: job.type,
         workflowId: job.workflowId,
         activityType: pending.activityType?.name ?? 'unknown',
@@ -59,7 +86,22 @@ export async function pendingStepAttempts(client: Client, taskQueue: string, max
       });
     }
   }
-  return steps;
+  return result;
+}
+
+/** A try started and heartbeat since (a heartbeat time can be an earlier try's), within SIGN_OF_LIFE_MS. */
+function showsLife(pending: temporal.api.workflow.v1.IPendingActivityInfo, nowMs: number): boolean {
+  if (pending.state !== PENDING_ACTIVITY_STATE_STARTED) return false;
+  const beat = msOf(pending.lastHeartbeatTime);
+  return beat >= msOf(pending.lastStartedTime) && nowMs - beat < SIGN_OF_LIFE_MS;
+}
+
+/** PendingActivityState.PENDING_ACTIVITY_STATE_STARTED (the proto's enum, which is a type here). */
+const PENDING_ACTIVITY_STATE_STARTED = 2;
+
+function msOf(ts: { seconds?: unknown; nanos?: number | null } | null | undefined): number {
+  if (!ts) return 0;
+  return Number(String(ts.seconds ?? 0)) * 1000 + Math.floor((ts.nanos ?? 0) / 1e6);
 }
 
 /** A timeout anywhere in the failure's chain (an activity's timeout can come wrapped). */
@@ -106,7 +148,9 @@ export function startStepAttemptsMonitor(options: StepAttemptsMonitorOptions): S
   const pass = async () => {
     try {
       connection ??= await options.connect();
-      const steps = await pendingStepAttempts(connection.client, taskQueue);
+      const { steps, jobsLeftOut, undescribed } = await pendingStepAttempts(connection.client, taskQueue, { stopped: () => stopped });
+      if (stopped) return;
+      if (jobsLeftOut > 0 || undescribed > 0) warnOften({ jobsLeftOut, undescribed, maxJobs: MAX_JOBS_PER_PASS }, 'some running jobs\' steps were not looked at (more running jobs than a pass takes, or Temporal would not describe them): hunt_job_step_attempts does not cover them');
       const highest = new Map<string, { tags: Record<string, string>; ended: number }>();
       for (const step of steps) {
         const tags = { workflow_type: step.workflowType, activity_type: step.activityType, ended_by: step.endedBy };
@@ -121,11 +165,16 @@ export function startStepAttemptsMonitor(options: StepAttemptsMonitorOptions): S
       }
       logTimingOut(steps);
     } catch (err) {
-      if (Date.now() - lastWarnMs >= WARN_EVERY_MS) {
-        lastWarnMs = Date.now();
-        logger.warn({ err }, 'could not ask Temporal how often running jobs\' steps were tried (hunt_job_step_attempts is not updated meanwhile); trying again every minute');
-      }
+      // Not left at what it last was: a job that ended meanwhile would keep its alert firing.
+      for (const key of shown) gauge.set(0, JSON.parse(key) as Record<string, string>);
+      shown.clear();
+      warnOften({ err }, 'could not ask Temporal how often running jobs\' steps were tried (hunt_job_step_attempts reads 0 meanwhile); trying again every minute');
     }
+  };
+  const warnOften = (fields: Record<string, unknown>, message: string) => {
+    if (Date.now() - lastWarnMs < WARN_EVERY_MS) return;
+    lastWarnMs = Date.now();
+    logger.warn(fields, message);
   };
   /** Once per step and count: a step timed out again and again says nothing else anywhere. */
   const logTimingOut = (steps: StepAttempts[]) => {

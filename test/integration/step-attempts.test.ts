@@ -43,7 +43,7 @@ describe('steps whose tries end by a timeout', () => {
       const handle = await env.client.workflow.start('backfill', { taskQueue, workflowId, args: [{ source: { kind: 'file', path: '/data/archive.ndjson' } }] });
       // The second try is pending once the first timed out (15 s) and its retry's 1 s passed.
       const steps = await waitFor('a step tried once and timed out', async () => {
-        const found = await pendingStepAttempts(env.client, taskQueue);
+        const found = (await pendingStepAttempts(env.client, taskQueue)).steps;
         return found.length > 0 ? found : undefined;
       }, { timeoutMs: 40_000 });
       expect(steps).toEqual([
@@ -69,6 +69,40 @@ describe('steps whose tries end by a timeout', () => {
         expect(lines.filter((l) => /a job step keeps timing out/.test(l.msg))).toHaveLength(1);
       } finally {
         await monitor.stop();
+      }
+    });
+  }, 90_000);
+});
+
+describe('steps whose earlier tries failed but whose current try heartbeats', () => {
+  it('are not counted: they are getting on', async () => {
+    let tries = 0;
+    const recovering = {
+      describeBackfillSource: async () => ({ total: 1 }),
+      importChunks: async () => {
+        tries++;
+        if (tries === 1) {
+          // The first try never heartbeats and is timed out by the server.
+          await Context.current().sleep(60_000);
+        }
+        // The second heartbeats, as every long step does, until the test ends.
+        for (;;) {
+          Context.current().heartbeat();
+          await Context.current().sleep(1000);
+        }
+      },
+    };
+    await env.withWorker(recovering, async (taskQueue) => {
+      const handle = await env.client.workflow.start('backfill', { taskQueue, workflowId: uniqueName('recovering-backfill'), args: [{ source: { kind: 'file', path: '/data/archive.ndjson' } }] });
+      try {
+        await waitFor('the second try to heartbeat', () => tries === 2, { timeoutMs: 40_000 });
+        // Its first heartbeat reaches the server within the SDK's throttle.
+        await new Promise((resolve) => setTimeout(resolve, 3000));
+        const pending = (await handle.describe()).raw.pendingActivities ?? [];
+        expect(pending.map((p) => [p.attempt, p.lastFailure?.message])).toEqual([[2, expect.stringMatching(/timeout/i)]]);
+        expect((await pendingStepAttempts(env.client, taskQueue)).steps).toEqual([]);
+      } finally {
+        await handle.terminate('test over');
       }
     });
   }, 90_000);
