@@ -162,7 +162,7 @@ describe('consumeRange', () => {
         (err: unknown) => err,
       );
       expect(failure).toBeInstanceOf(KafkaReadStalledError);
-      expect(String(failure)).toMatch(new RegExp(`consumer of ${topics.events} took no record of its range for [34] s \\(partitions still open: 0\\)`));
+      expect(String(failure)).toMatch(new RegExp(`consumer of ${topics.events} took no record of its range for [3-6] s \\(partitions still open: 0\\)`));
       expect(Date.now() - started).toBeLessThan(15_000);
       expect(taken).toBe(1);
       expect(waits).toBeGreaterThan(0); // it heartbeat while it waited
