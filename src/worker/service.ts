@@ -35,6 +35,17 @@ export function installRuntime(metrics: Pick<Config['worker'], 'metricsPort' | '
   if (runtimeInstalled) return;
   runtimeInstalled = true;
   const { metricsPort, metricsBindAddress } = metrics;
+  try {
+    installWith(metricsPort, metricsBindAddress, sdkLogLevel);
+  } catch (err) {
+    // The runtime's own words ("Failed to start prometheus metrics exporter: Address already
+    // in use") name neither the setting nor the port.
+    if (!metricsPort || !/prometheus|metrics exporter/i.test((err as Error).message)) throw err;
+    throw new Error(`WORKER_METRICS_PORT ${metricsPort} on ${metricsBindAddress} cannot be served (another process, or API_PORT or API_OPS_PORT of this one, has it?): ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function installWith(metricsPort: number | undefined, metricsBindAddress: string, sdkLogLevel: LogLevel): void {
   Runtime.install({
     // The SDK's own lines (and the core's, forwarded) go through the same scrubbing as ours.
     logger: new DefaultLogger(sdkLogLevel, (entry) => {

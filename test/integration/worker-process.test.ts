@@ -115,3 +115,24 @@ describe('hunt worker in a namespace without the jobs\' search attributes', () =
     }
   });
 });
+
+describe('hunt worker whose metrics port is taken', () => {
+  it('refuses to start, naming WORKER_METRICS_PORT and the port', async () => {
+    const port = await freePort();
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(port, '127.0.0.1', resolve));
+    const worker = startWorkerProcess(db.url, uniqueName('worker-port-taken'), { WORKER_METRICS_PORT: String(port) });
+    const exited = new Promise<number | null>((resolve) => worker.child.once('exit', resolve));
+    try {
+      const code = await Promise.race([exited, new Promise<'running'>((resolve) => setTimeout(() => resolve('running'), 30_000))]);
+      const log = fs.readFileSync(worker.logFile, 'utf8');
+      expect(code, log.slice(-2000)).not.toBe(0);
+      expect(code).not.toBe('running');
+      // The runtime's own words named neither the setting nor the port.
+      expect(log).toContain(`WORKER_METRICS_PORT ${port} on 127.0.0.1 cannot be served`);
+    } finally {
+      await worker.kill('SIGKILL');
+      await new Promise((resolve) => taken.close(resolve));
+    }
+  });
+});
