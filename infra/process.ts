@@ -30,7 +30,7 @@ export function isAlive(pid: number): boolean {
     return procStatFields(pid)?.[3] !== 'Z';
   } catch (err) {
     // EPERM means the process exists but belongs to someone else.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    return (err as NodeJS.ErrnoException).code === 'EPERM' && procStatFields(pid)?.[3] !== 'Z';
   }
 }
 

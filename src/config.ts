@@ -147,13 +147,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (v.TEMPORAL_ADDRESS === undefined && (security.temporal.tls || security.temporal.apiKey !== undefined)) {
     problems.push({ variable: 'TEMPORAL_ADDRESS', expected: 'the address of the Temporal that the TEMPORAL_TLS* / TEMPORAL_API_KEY settings are for (the embedded dev server, used while it is unset, takes neither)', got: undefined });
   }
-  // A micro-batch waits up to the linger before its commit: at the stall limit or more, every
-  // healthy lane on light traffic looked stalled (/readyz 503, HuntIngestStalled).
+  // A micro-batch waits up to the linger before its commit: near the stall limit or past it,
+  // every healthy lane on light traffic looked stalled (/readyz 503, HuntIngestStalled), its
+  // commit's own time adding to the wait.
   const linger = v.INGEST_BATCH_MODE === 'fixed' ? v.INGEST_LINGER_MS : Math.min(v.INGEST_LINGER_MS, Math.floor(v.INGEST_FRESHNESS_TARGET_MS / 5));
-  if (linger >= v.INGEST_STALL_LIMIT_MS) {
+  if (linger > 0.9 * v.INGEST_STALL_LIMIT_MS) {
     problems.push({
       variable: 'INGEST_LINGER_MS',
-      expected: `a linger shorter than INGEST_STALL_LIMIT_MS (${v.INGEST_STALL_LIMIT_MS} ms)${v.INGEST_BATCH_MODE === 'fixed' ? '' : ', in adaptive mode the smaller of it and INGEST_FRESHNESS_TARGET_MS / 5'}, or a larger INGEST_STALL_LIMIT_MS`,
+      expected: `a linger of at most 90% of INGEST_STALL_LIMIT_MS (${v.INGEST_STALL_LIMIT_MS} ms)${v.INGEST_BATCH_MODE === 'fixed' ? '' : ', in adaptive mode the smaller of it and INGEST_FRESHNESS_TARGET_MS / 5'}, or a larger INGEST_STALL_LIMIT_MS`,
       got: String(v.INGEST_LINGER_MS),
     });
   }

@@ -12,7 +12,9 @@
  * Only steps with no sign of life count: a try waiting to start (its retry's backoff, or no
  * free worker), or one started that has not heartbeat since it started, or for
  * SIGN_OF_LIFE_MS. A step whose earlier tries failed but whose current try heartbeats is
- * getting on, and counts 0. (Every long step of these jobs heartbeats every few seconds.)
+ * getting on, and counts 0. (Every long step of these jobs heartbeats every few seconds.) A
+ * step whose last try outlasted its start-to-close time always counts: its heartbeats come
+ * from a timer, and say nothing of progress.
  */
 import type { Client } from '@temporalio/client';
 import type { MetricGauge } from '@temporalio/common';
@@ -74,7 +76,7 @@ export async function pendingStepAttempts(client: Client, taskQueue: string, opt
     }
     for (const pending of description.raw.pendingActivities ?? []) {
       const attempt = pending.attempt ?? 1;
-      if (attempt <= 1 || !pending.lastFailure || showsLife(pending, nowMs)) continue;
+      if (attempt <= 1 || !pending.lastFailure || (!outlastedItsTime(pending.lastFailure) && showsLife(pending, nowMs))) continue;
       result.steps.push({
         workflowType: job.type,
         workflowId: job.workflowId,
@@ -89,8 +91,13 @@ export async function pendingStepAttempts(client: Client, taskQueue: string, opt
   return result;
 }
 
-/** A try started and heartbeat since (a heartbeat time can be an earlier try's), within SIGN_OF_LIFE_MS. */
-function showsLife(pending: temporal.api.workflow.v1.IPendingActivityInfo, nowMs: number): boolean {
+/**
+ * A try started and heartbeat since (a heartbeat time can be an earlier try's), within
+ * SIGN_OF_LIFE_MS. Not asked of a step whose last try outlasted its start-to-close time: the
+ * long steps heartbeat from a timer, not from progress, so one that runs past its time on
+ * every try (a chunk too big for it) heartbeats all along.
+ */
+export function showsLife(pending: temporal.api.workflow.v1.IPendingActivityInfo, nowMs: number): boolean {
   if (pending.state !== PENDING_ACTIVITY_STATE_STARTED) return false;
   const beat = msOf(pending.lastHeartbeatTime);
   return beat >= msOf(pending.lastStartedTime) && nowMs - beat < SIGN_OF_LIFE_MS;
@@ -99,9 +106,20 @@ function showsLife(pending: temporal.api.workflow.v1.IPendingActivityInfo, nowMs
 /** PendingActivityState.PENDING_ACTIVITY_STATE_STARTED (the proto's enum, which is a type here). */
 const PENDING_ACTIVITY_STATE_STARTED = 2;
 
-function msOf(ts: { seconds?: unknown; nanos?: number | null } | null | undefined): number {
+export function msOf(ts: { seconds?: unknown; nanos?: number | null } | null | undefined): number {
   if (!ts) return 0;
   return Number(String(ts.seconds ?? 0)) * 1000 + Math.floor((ts.nanos ?? 0) / 1e6);
+}
+
+/** TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE (the proto's enum, which is a type here). */
+const TIMEOUT_TYPE_START_TO_CLOSE = 1;
+
+/** The failure is a start-to-close timeout, anywhere in its chain. */
+export function outlastedItsTime(failure: temporal.api.failure.v1.IFailure): boolean {
+  for (let f: temporal.api.failure.v1.IFailure | null | undefined = failure; f; f = f.cause) {
+    if (f.timeoutFailureInfo?.timeoutType === TIMEOUT_TYPE_START_TO_CLOSE) return true;
+  }
+  return false;
 }
 
 /** A timeout anywhere in the failure's chain (an activity's timeout can come wrapped). */

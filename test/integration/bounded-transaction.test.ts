@@ -16,8 +16,12 @@ describe('withBoundedTransaction', () => {
   it('cancels the running statement when the signal aborts', async () => {
     const abort = new AbortController();
     const started = Date.now();
-    const running = withBoundedTransaction(db.pool, bounds(abort.signal), (client) => client.query('SELECT pg_sleep(30)'));
-    setTimeout(() => abort.abort(), 300);
+    const running = withBoundedTransaction(db.pool, bounds(abort.signal), (client) => {
+      const sleeping = client.query('SELECT pg_sleep(30)');
+      // Once the statement is sent: however long the connection and BEGIN took.
+      setTimeout(() => abort.abort(), 300);
+      return sleeping;
+    });
     await expect(running).rejects.toThrow(/canceling statement due to user request/);
     expect(Date.now() - started).toBeLessThan(5000);
   });

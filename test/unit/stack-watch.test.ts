@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { isAlive, procStatFields } from '../../infra/process';
 import { watchEmbedded } from '../../infra/stack';
 import { loadConfig } from '../../src/config';
+import { waitFor } from '../helpers/wait';
 
 describe('isAlive', () => {
   it('takes a zombie (exited, not yet collected by its parent) for gone', async () => {
@@ -18,8 +19,7 @@ describe('isAlive', () => {
     const parent = spawn('sh', ['-c', 'sh -c "exit 0" & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
     try {
       const pid = Number(await new Promise<string>((resolve) => parent.stdout.once('data', (chunk: Buffer) => resolve(chunk.toString().trim()))));
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      expect(procStatFields(pid)?.[3]).toBe('Z');
+      await waitFor('the child to have exited', () => procStatFields(pid)?.[3] === 'Z', { timeoutMs: 10_000, intervalMs: 20 });
       expect(isAlive(pid)).toBe(false);
       expect(isAlive(parent.pid as number)).toBe(true);
     } finally {
