@@ -114,20 +114,21 @@ export function msOf(ts: { seconds?: unknown; nanos?: number | null } | null | u
 /** TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE (the proto's enum, which is a type here). */
 const TIMEOUT_TYPE_START_TO_CLOSE = 1;
 
-/** The failure is a start-to-close timeout, anywhere in its chain. */
+/** The failure is a start-to-close timeout. */
 export function outlastedItsTime(failure: temporal.api.failure.v1.IFailure): boolean {
-  for (let f: temporal.api.failure.v1.IFailure | null | undefined = failure; f; f = f.cause) {
-    if (f.timeoutFailureInfo?.timeoutType === TIMEOUT_TYPE_START_TO_CLOSE) return true;
-  }
-  return false;
+  return timeoutIn(failure)?.timeoutType === TIMEOUT_TYPE_START_TO_CLOSE;
 }
 
-/** A timeout anywhere in the failure's chain (an activity's timeout can come wrapped). */
 function endedBy(failure: temporal.api.failure.v1.IFailure): EndedBy {
+  return timeoutIn(failure) ? 'timeout' : 'failure';
+}
+
+/** The timeout anywhere in the failure's chain (an activity's timeout can come wrapped), if any. */
+function timeoutIn(failure: temporal.api.failure.v1.IFailure): temporal.api.failure.v1.ITimeoutFailureInfo | undefined {
   for (let f: temporal.api.failure.v1.IFailure | null | undefined = failure; f; f = f.cause) {
-    if (f.timeoutFailureInfo) return 'timeout';
+    if (f.timeoutFailureInfo) return f.timeoutFailureInfo;
   }
-  return 'failure';
+  return undefined;
 }
 
 export interface StepAttemptsMonitor {
@@ -162,7 +163,16 @@ export function startStepAttemptsMonitor(options: StepAttemptsMonitorOptions): S
   let stopped = false;
   let lastWarnMs = 0;
   const shown = new Set<string>();
-  const logged = new Map<string, number>();
+  let logged = new Map<string, number>();
+  /** Sets each kind's figure, and 0 for a kind shown before and not now, so its alert clears. */
+  const show = (highest: Map<string, { tags: Record<string, string>; ended: number }>) => {
+    for (const key of shown) if (!highest.has(key)) gauge.set(0, JSON.parse(key) as Record<string, string>);
+    shown.clear();
+    for (const [key, { tags, ended }] of highest) {
+      gauge.set(ended, tags);
+      shown.add(key);
+    }
+  };
   const pass = async () => {
     try {
       connection ??= await options.connect();
@@ -175,17 +185,11 @@ export function startStepAttemptsMonitor(options: StepAttemptsMonitorOptions): S
         const key = JSON.stringify(tags);
         highest.set(key, { tags, ended: Math.max(step.ended, highest.get(key)?.ended ?? 0) });
       }
-      for (const key of shown) if (!highest.has(key)) gauge.set(0, JSON.parse(key) as Record<string, string>);
-      shown.clear();
-      for (const [key, { tags, ended }] of highest) {
-        gauge.set(ended, tags);
-        shown.add(key);
-      }
+      show(highest);
       logTimingOut(steps);
     } catch (err) {
       // Not left at what it last was: a job that ended meanwhile would keep its alert firing.
-      for (const key of shown) gauge.set(0, JSON.parse(key) as Record<string, string>);
-      shown.clear();
+      show(new Map());
       warnOften({ err }, 'could not ask Temporal how often running jobs\' steps were tried (hunt_job_step_attempts reads 0 meanwhile); trying again every minute');
     }
   };
@@ -207,8 +211,7 @@ export function startStepAttemptsMonitor(options: StepAttemptsMonitorOptions): S
         'a job step keeps timing out: its tries end on the server (a step stuck, or a worker frozen or cut off), and the job retries it without end; see HuntJobStepTimingOut in docs/operators.md',
       );
     }
-    logged.clear();
-    for (const [key, ended] of now) logged.set(key, ended);
+    logged = now;
   };
   const tick = () => {
     if (stopped || running) return;
