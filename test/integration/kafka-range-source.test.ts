@@ -123,37 +123,22 @@ describe('consumeRange', () => {
 
   it('lets go when its signal aborts while no records come', async () => {
     const topics = await createTestTopics(1);
-    await sendRecords(topics.events, [{ key: 'k', value: '0' }]);
-    // A transaction left open after it: a range to its end waits for records that do not come
-    // (a read-committed consumer gets nothing past the open transaction's start).
-    const producer = testKafka().producer({ transactionalId: uniqueName('tx'), idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
-    await producer.connect();
-    const transaction = await producer.transaction();
-    await transaction.send({ topic: topics.events, messages: Array.from({ length: 5 }, (_, i) => ({ key: 'k', value: `open ${i}` })) });
-    try {
+    await withOpenTransactionAfterOne(topics.events, 5, async () => {
       const range = { start: { '0': '0' }, end: { '0': '6' } };
       const abort = new AbortController();
       setTimeout(() => abort.abort(), 1000);
       const { cursor, taken } = await readAll(topics.events, range, abort.signal, 10_000);
       expect(taken).toBe(1);
       expect(cursor).toEqual({ '0': '1' });
-    } finally {
-      await transaction.abort();
-      await producer.disconnect();
-    }
+    });
   });
 
   it('fails, rather than waits for ever, when it takes nothing for its stall limit while the topic is readable', async () => {
     const topics = await createTestTopics(1);
-    await sendRecords(topics.events, [{ key: 'k', value: '0' }]);
     // As above, a range whose last records never come; no signal aborts this time. Before, the
     // read stopped heartbeating and waited: the server timed the attempt out, but the attempt
     // never learnt it and held its consumer and worker slot for as long as Kafka stayed stuck.
-    const producer = testKafka().producer({ transactionalId: uniqueName('tx'), idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
-    await producer.connect();
-    const transaction = await producer.transaction();
-    await transaction.send({ topic: topics.events, messages: [{ key: 'k', value: 'open' }] });
-    try {
+    await withOpenTransactionAfterOne(topics.events, 1, async () => {
       let taken = 0;
       let waits = 0;
       const started = Date.now();
@@ -166,10 +151,7 @@ describe('consumeRange', () => {
       expect(Date.now() - started).toBeLessThan(15_000);
       expect(taken).toBe(1);
       expect(waits).toBeGreaterThan(0); // it heartbeat while it waited
-    } finally {
-      await transaction.abort();
-      await producer.disconnect();
-    }
+    });
   }, 30_000);
 
   it('fails, naming the topic, when the topic is deleted while it reads (it does not wait for ever, nor create the topic again)', async () => {
@@ -210,6 +192,25 @@ describe('consumeRange', () => {
     expect(taken).toBe(0); // nothing of the new topic was taken for the old one's records
   }, 60_000);
 });
+
+/**
+ * One committed record on partition 0, then `open` records of a transaction left open while
+ * `run` runs: a range to their end waits for records that do not come (a read-committed
+ * consumer gets nothing past the open transaction's start).
+ */
+async function withOpenTransactionAfterOne(topic: string, open: number, run: () => Promise<void>): Promise<void> {
+  await sendRecords(topic, [{ key: 'k', value: '0' }]);
+  const producer = testKafka().producer({ transactionalId: uniqueName('tx'), idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+  const transaction = await producer.transaction();
+  await transaction.send({ topic, messages: Array.from({ length: open }, (_, i) => ({ key: 'k', value: `open ${i}` })) });
+  try {
+    await run();
+  } finally {
+    await transaction.abort();
+    await producer.disconnect();
+  }
+}
 
 /** Deletes partition 0's records before `offset`, as retention or `kafka-delete-records` does. */
 async function deleteRecordsBefore(topic: string, offset: number): Promise<void> {

@@ -159,7 +159,8 @@ describe('flushRollups, retried or out of time', () => {
       expect(beats).toBeGreaterThanOrEqual(2);
       const cancelledAt = Date.now();
       env.cancel();
-      expect(await run).toBeDefined();
+      // Ended by the cancellation, not by the lock being let go (it is held until the end).
+      expect(String(await run)).toMatch(/cancel/i);
       expect(Date.now() - cancelledAt).toBeLessThan(3000);
     } finally {
       await holder.query('ROLLBACK');

@@ -12,7 +12,7 @@ import { loadConfig } from '../../src/config';
 import { forwardPort, freePort } from '../helpers/tcp-forward';
 import { useTestDatabase } from '../helpers/database-fixture';
 import { uniqueName, waitFor } from '../helpers/wait';
-import { startWorkerProcess, temporalClient } from '../helpers/worker';
+import { startWorkerProcess, temporalClient, type WorkerProcess } from '../helpers/worker';
 
 const db = useTestDatabase();
 
@@ -102,12 +102,8 @@ describe('hunt worker in a namespace without the jobs\' search attributes', () =
       await close();
     }
     const worker = startWorkerProcess(db.url, uniqueName('worker-bare-namespace'), { TEMPORAL_NAMESPACE: namespace });
-    const exited = new Promise<number | null>((resolve) => worker.child.once('exit', resolve));
     try {
-      const code = await Promise.race([exited, new Promise<'running'>((resolve) => setTimeout(() => resolve('running'), 30_000))]);
-      const log = fs.readFileSync(worker.logFile, 'utf8');
-      expect(code, log.slice(-2000)).not.toBe(0);
-      expect(code).not.toBe('running');
+      const log = await refusal(worker);
       expect(log).toContain(`the Temporal namespace ${namespace} lacks the search attributes HuntJobKind, HuntId`);
       expect(log).toContain(`temporal operator search-attribute create --namespace ${namespace} --name HuntJobKind --type Keyword`);
     } finally {
@@ -122,12 +118,8 @@ describe('hunt worker whose metrics port is taken', () => {
     const taken = net.createServer();
     await new Promise<void>((resolve) => taken.listen(port, '127.0.0.1', resolve));
     const worker = startWorkerProcess(db.url, uniqueName('worker-port-taken'), { WORKER_METRICS_PORT: String(port) });
-    const exited = new Promise<number | null>((resolve) => worker.child.once('exit', resolve));
     try {
-      const code = await Promise.race([exited, new Promise<'running'>((resolve) => setTimeout(() => resolve('running'), 30_000))]);
-      const log = fs.readFileSync(worker.logFile, 'utf8');
-      expect(code, log.slice(-2000)).not.toBe(0);
-      expect(code).not.toBe('running');
+      const log = await refusal(worker);
       // The runtime's own words named neither the setting nor the port.
       expect(log).toContain(`WORKER_METRICS_PORT ${port} on 127.0.0.1 cannot be served`);
     } finally {
@@ -136,3 +128,13 @@ describe('hunt worker whose metrics port is taken', () => {
     }
   });
 });
+
+/** The log of a worker that refused to start: it must exit non-zero within 30 s. */
+async function refusal(worker: WorkerProcess): Promise<string> {
+  const exited = new Promise<number | null>((resolve) => worker.child.once('exit', resolve));
+  const code = await Promise.race([exited, new Promise<'running'>((resolve) => setTimeout(() => resolve('running'), 30_000))]);
+  const log = fs.readFileSync(worker.logFile, 'utf8');
+  expect(code, log.slice(-2000)).not.toBe('running');
+  expect(code, log.slice(-2000)).not.toBe(0);
+  return log;
+}

@@ -3,13 +3,13 @@
  * heartbeat since it started, within two minutes. Temporal's times come as protobuf
  * Timestamps whose seconds are Long objects.
  */
-import Long from 'long';
+import { msNumberToTs } from '@temporalio/common/lib/time';
 import { describe, expect, it } from 'vitest';
 import { msOf, outlastedItsTime, showsLife, SIGN_OF_LIFE_MS } from '../../src/worker/step-attempts';
 
 const NOW = Date.parse('2026-12-06T21:00:00Z');
-// As protobufjs gives seconds: a Long (the `long` package @temporalio/proto decodes with).
-const at = (ms: number) => ({ seconds: Long.fromNumber(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1e6 });
+// As the SDK makes them: seconds as a Long.
+const at = (ms: number) => msNumberToTs(ms);
 const STARTED = 2;
 const SCHEDULED = 1;
 
