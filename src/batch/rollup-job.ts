@@ -67,10 +67,11 @@ export function createRollupActivities(deps: Pick<ActivityDeps, 'pool'>) {
       const resumed = context.info.heartbeatDetails as FlushHeartbeat | undefined;
       const targetSeq = resumed?.targetSeq ?? (await newestEventSeq(deps.pool));
       const total: FlushRollupsResult = { chunks: 0, events: 0, minuteWindows: 0, hourWindows: 0, watermark: null, targetSeq, stoppedBy: 'caught up' };
-      // A chunk re-aggregates every window its events touch, whatever else those windows hold:
-      // a chunk of late events into busy minutes (a DLQ replay, a backfill of a lost range) can
-      // outlast the statement limit, and did so on every attempt, for ever. Such a chunk is
-      // tried again at half the size, down to one event, and later chunks keep that size.
+      // A chunk rewrites every hour its events touch, counting each hour's noted players: a
+      // chunk of late events spread over many busy hours (a DLQ replay, a backfill of a lost
+      // range) can outlast the statement limit, and then does so on every attempt, for ever.
+      // Such a chunk is tried again at half the size, down to one event, and later chunks
+      // keep that size.
       let chunkEvents = Math.min(input.maxEventsPerChunk, resumed?.chunkEvents ?? input.maxEventsPerChunk);
       const beat = () => context.heartbeat({ watermark: total.watermark, targetSeq, chunkEvents } satisfies FlushHeartbeat);
       const bounds: StatementBounds = { statementTimeoutMs: CHUNK_STATEMENT_TIMEOUT_MS, lockTimeoutMs: CHUNK_LOCK_TIMEOUT_MS, signal: context.cancellationSignal };

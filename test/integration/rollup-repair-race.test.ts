@@ -51,3 +51,38 @@ describe('a rollup repair beside a flush', () => {
     expect((await db.pool.query(staleWindowsSql('minute'))).rows).toEqual([]);
   });
 });
+
+describe('a rollup repair of a window holding events the watermark does not cover yet', () => {
+  it('counts only the covered ones, so the flush that adds the rest counts none twice', async () => {
+    await db.pool.query('TRUNCATE events, rollup_minute, rollup_hour, rollup_minute_players, rollup_hour_players');
+    await db.pool.query(`UPDATE job_watermarks SET last_seq = (SELECT coalesce(max(seq), 0) FROM events)`);
+    await store([clue('c1', 'c', '2026-11-22T11:00:10Z'), clue('c2', 'c', '2026-11-22T11:00:20Z')]);
+    expect(await flushRollupChunk(db.pool, 1000, 0)).toMatchObject({ events: 2 });
+    await db.pool.query(`UPDATE rollup_minute SET events = 99`);
+    await db.pool.query(`UPDATE rollup_hour SET events = 99`);
+    expect((await db.pool.query(staleWindowsSql('minute'))).rows).toHaveLength(1);
+
+    // A late event of another player lands in the drifted window before the repair writes it
+    // (found stale while it was not there yet), and no flush runs in between.
+    const holder = await db.pool.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`SELECT 1 FROM job_watermarks WHERE job = 'rollupFlush' FOR UPDATE`);
+      const repairs = Promise.all([repairStaleWindows(db.pool, 'minute'), repairStaleWindows(db.pool, 'hour')]);
+      await waitFor('both repairs to wait for the watermark', async () => (await lockWaits()) === 2);
+      await store([clueFound({ eventId: 'c3', huntId: 'c', playerId: 'p2', clueId: 'c-c3', points: 10, occurredAt: '2026-11-22T11:00:30Z' })]);
+      await holder.query('COMMIT');
+      expect(await repairs).toEqual([1, 1]);
+    } finally {
+      holder.release();
+    }
+    expect(await flushRollupChunk(db.pool, 1000, 0)).toMatchObject({ events: 1 });
+
+    const minute = await db.pool.query('SELECT events, players, clue_points::int FROM rollup_minute');
+    expect(minute.rows).toEqual([{ events: 3, players: 2, clue_points: 30 }]);
+    const hour = await db.pool.query('SELECT events, players, clue_points::int FROM rollup_hour');
+    expect(hour.rows).toEqual([{ events: 3, players: 2, clue_points: 30 }]);
+    expect((await db.pool.query(staleWindowsSql('minute'))).rows).toEqual([]);
+    expect((await db.pool.query(staleWindowsSql('hour'))).rows).toEqual([]);
+  });
+});

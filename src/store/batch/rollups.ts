@@ -1,9 +1,10 @@
 /**
  * Rollup flushes: aggregate raw events stored since the watermark into per-minute and
- * per-hour windows. Each flush re-aggregates every minute window its new events touch from
- * ALL raw events of that window, then every touched hour from its minutes (and its noted
- * players), so late events land in the right (old) window and nothing is counted twice.
- * Rows and watermark commit in one transaction.
+ * per-hour windows. Each flush adds its new events to the minute windows they fall in (a
+ * minute's distinct players counted as they are first noted in rollup_minute_players), then
+ * rewrites every touched hour from its minutes (and its noted players), so late events land
+ * in the right (old) window and nothing is counted twice. Rows, noted players and watermark
+ * commit in one transaction, so a minute row sums exactly the events the watermark covers.
  *
  * seq is assigned at insert but rows become visible at commit, so a row with a lower seq
  * can appear after a higher one. The watermark therefore stops short of rows stored in the
@@ -23,27 +24,38 @@ export interface FlushResult {
   hourWindows: number;
 }
 
-/**
- * A window's row, aggregated from its raw events (alias `e`): the one definition that
- * flushes write and the data-quality check compares against, column for column.
- */
-const WINDOW_AGGREGATES = `count(*)::int AS events, count(DISTINCT e.player_id)::int AS players,
-  count(*) FILTER (WHERE e.type = 'clue.found')::int AS clues_found,
-  coalesce(sum((e.payload->>'points')::int) FILTER (WHERE e.type = 'clue.found'), 0) AS clue_points,
-  count(*) FILTER (WHERE e.type = 'hint.used')::int AS hints_used,
-  coalesce(sum((e.payload->>'penalty')::int) FILTER (WHERE e.type = 'hint.used'), 0) AS hint_penalties,
-  count(*) FILTER (WHERE e.type = 'treasure.claimed')::int AS treasure_claims`;
-
 export const ROLLUP_COLUMNS = ['events', 'players', 'clues_found', 'clue_points', 'hints_used', 'hint_penalties', 'treasure_claims'] as const;
+type RollupColumn = (typeof ROLLUP_COLUMNS)[number];
+
+/**
+ * Each column of a window's row, aggregated from its raw events (alias `e`): the one
+ * definition that flushes and repairs write and the data-quality check compares against.
+ * All but `players` add up across events.
+ */
+const AGGREGATES: Record<RollupColumn, string> = {
+  events: 'count(*)::int',
+  players: 'count(DISTINCT e.player_id)::int',
+  clues_found: "count(*) FILTER (WHERE e.type = 'clue.found')::int",
+  clue_points: "coalesce(sum((e.payload->>'points')::int) FILTER (WHERE e.type = 'clue.found'), 0)",
+  hints_used: "count(*) FILTER (WHERE e.type = 'hint.used')::int",
+  hint_penalties: "coalesce(sum((e.payload->>'penalty')::int) FILTER (WHERE e.type = 'hint.used'), 0)",
+  treasure_claims: "count(*) FILTER (WHERE e.type = 'treasure.claimed')::int",
+};
+
+/** Every column, in ROLLUP_COLUMNS' order. */
+const WINDOW_AGGREGATES = ROLLUP_COLUMNS.map((c) => `${AGGREGATES[c]} AS ${c}`).join(',\n  ');
 
 export type RollupUnit = 'minute' | 'hour';
 export const ROLLUP_TABLES: Record<RollupUnit, string> = { minute: 'rollup_minute', hour: 'rollup_hour' };
+/** Who had events in each window (migrations 011 and 020): distinct players do not add up. */
+const PLAYER_TABLES: Record<RollupUnit, string> = { minute: 'rollup_minute_players', hour: 'rollup_hour_players' };
 
 /**
  * Upserts the windows `windowsSql` selects (hunt_id, window_start) with their aggregate over
- * all their raw events. `windowsSql` may use the statement's parameters.
+ * their raw events (those `eventsCondition` keeps, alias `e`); a window with none is left
+ * alone. `windowsSql` and `eventsCondition` may use the statement's parameters.
  */
-export function upsertWindowsSql(unit: RollupUnit, windowsSql: string): string {
+export function upsertWindowsSql(unit: RollupUnit, windowsSql: string, eventsCondition = 'true'): string {
   return `
     WITH touched AS (${windowsSql})
     INSERT INTO ${ROLLUP_TABLES[unit]} (hunt_id, window_start, ${ROLLUP_COLUMNS.join(', ')})
@@ -51,6 +63,7 @@ export function upsertWindowsSql(unit: RollupUnit, windowsSql: string): string {
       FROM touched t
       JOIN events e ON e.hunt_id = t.hunt_id
                    AND e.occurred_at >= t.window_start AND e.occurred_at < t.window_start + interval '1 ${unit}'
+     WHERE ${eventsCondition}
      GROUP BY t.hunt_id, t.window_start
     ON CONFLICT (hunt_id, window_start) DO UPDATE
       SET ${ROLLUP_COLUMNS.map((c) => `${c} = excluded.${c}`).join(', ')}, updated_at = now()`;
@@ -61,8 +74,31 @@ function touchedWindowsSql(unit: RollupUnit): string {
   return `SELECT DISTINCT hunt_id, date_trunc('${unit}', occurred_at, 'UTC') AS window_start FROM events WHERE seq > $1 AND seq <= $2`;
 }
 
-/** Re-aggregates every minute window the seq range ($1, $2] touches, from its raw events (a minute holds few). */
-const REAGGREGATE_MINUTES = upsertWindowsSql('minute', touchedWindowsSql('minute'));
+/**
+ * Adds the events of the seq range ($1, $2] to the minute windows they fall in, and notes
+ * their players there: a window's players grow by those noted for the first time. The cost
+ * follows the range's own events, not what their minutes hold: re-aggregating each touched
+ * minute from all its raw events, as flushes did before migration 020, cost about a second
+ * per million events in the minute, chunk after chunk (bench/rollup-minute-cost.ts), and a
+ * minute of tens of millions failed every chunk.
+ */
+const ADD_TO_MINUTES = `
+  WITH noted AS (
+    INSERT INTO rollup_minute_players (hunt_id, window_start, player_id)
+    SELECT DISTINCT hunt_id, date_trunc('minute', occurred_at, 'UTC'), player_id FROM events WHERE seq > $1 AND seq <= $2
+    ON CONFLICT DO NOTHING
+    RETURNING hunt_id, window_start),
+  new_players AS (SELECT hunt_id, window_start, count(*)::int AS players FROM noted GROUP BY 1, 2),
+  added AS (
+    SELECT e.hunt_id, date_trunc('minute', e.occurred_at, 'UTC') AS window_start,
+           ${ROLLUP_COLUMNS.filter((c) => c !== 'players').map((c) => `${AGGREGATES[c]} AS ${c}`).join(', ')}
+      FROM events e WHERE e.seq > $1 AND e.seq <= $2
+     GROUP BY 1, 2)
+  INSERT INTO rollup_minute (hunt_id, window_start, ${ROLLUP_COLUMNS.join(', ')})
+  SELECT a.hunt_id, a.window_start, ${ROLLUP_COLUMNS.map((c) => (c === 'players' ? 'coalesce(n.players, 0)' : `a.${c}`)).join(', ')}
+    FROM added a LEFT JOIN new_players n ON n.hunt_id = a.hunt_id AND n.window_start = a.window_start
+  ON CONFLICT (hunt_id, window_start) DO UPDATE
+    SET ${ROLLUP_COLUMNS.map((c) => `${c} = rollup_minute.${c} + excluded.${c}`).join(', ')}, updated_at = now()`;
 
 /** Notes the players of the seq range ($1, $2] in their hunt-hours (migration 011). */
 const NOTE_HOUR_PLAYERS = `
@@ -73,9 +109,9 @@ const NOTE_HOUR_PLAYERS = `
 /**
  * Rewrites every hour window the seq range ($1, $2] touches from its minute rows (written
  * just before, in the same transaction) and its noted players: the minutes partition the
- * hour, so each column equals WINDOW_AGGREGATES over the hour's raw events, at a cost that
- * follows the hour's minutes and players, not its events (the data-quality check still
- * compares the rows with the raw events).
+ * hour, so each column equals WINDOW_AGGREGATES over the hour's raw events the watermark
+ * covers, at a cost that follows the hour's minutes and players, not its events (the
+ * data-quality check still compares the rows with the raw events).
  */
 const REAGGREGATE_HOURS = `
   WITH touched AS (${touchedWindowsSql('hour')})
@@ -113,31 +149,30 @@ export function staleWindowsSql(unit: RollupUnit): string {
 /**
  * Rewrites the stale windows of `unit` (staleWindowsSql) from raw events; returns how many.
  * Finding them reads every event, so it runs without the watermark's lock, and flushes go on
- * meanwhile. Writing them takes turns with flushes on that row: otherwise a flush could
- * roll up a late event in a window between this reading the window and writing it, and this
- * would write the older aggregate over it, in a window no later flush looks at again. Under
- * the lock each window is aggregated afresh, so one a flush fixed meanwhile is written as
- * the flush wrote it; the lock is held for the windows found, not for the table.
+ * meanwhile. Writing them takes turns with flushes on that row, and counts only the events
+ * the watermark covers: a flush adds the events past it to their minutes later, so a window
+ * written with one of them would count it twice, and one written before a flush added a late
+ * event would lose it. Under the lock each window is aggregated afresh, so one a flush
+ * touched meanwhile is right too; the lock is held for the windows found, not for the table.
  */
 export async function repairStaleWindows(pool: pg.Pool, unit: RollupUnit, bounds?: StatementBounds): Promise<number> {
   return withBoundedTransaction(pool, bounds, async (client) => {
     await client.query(`CREATE TEMP TABLE stale_windows ON COMMIT DROP AS ${staleWindowsSql(unit)}`);
-    await lockWatermark(client);
-    // The players later flushes count an hour's from, noted afresh from its raw events.
-    if (unit === 'hour') {
-      await client.query(`DELETE FROM rollup_hour_players p USING stale_windows s WHERE p.hunt_id = s.hunt_id AND p.window_start = s.window_start`);
-      await client.query(
-        `INSERT INTO rollup_hour_players (hunt_id, window_start, player_id)
-         SELECT DISTINCT e.hunt_id, s.window_start, e.player_id FROM stale_windows s
-           JOIN events e ON e.hunt_id = s.hunt_id AND e.occurred_at >= s.window_start AND e.occurred_at < s.window_start + interval '1 hour'`,
-      );
-    }
-    const upserted = await client.query(upsertWindowsSql(unit, `SELECT hunt_id, window_start FROM stale_windows WHERE problem <> 'no events'`));
+    const watermark = await lockWatermark(client);
+    const inWindow = `e.hunt_id = s.hunt_id AND e.occurred_at >= s.window_start AND e.occurred_at < s.window_start + interval '1 ${unit}' AND e.seq <= $1`;
+    // The players later flushes count the window's from, noted afresh.
+    await client.query(`DELETE FROM ${PLAYER_TABLES[unit]} p USING stale_windows s WHERE p.hunt_id = s.hunt_id AND p.window_start = s.window_start`);
+    await client.query(
+      `INSERT INTO ${PLAYER_TABLES[unit]} (hunt_id, window_start, player_id)
+       SELECT DISTINCT e.hunt_id, s.window_start, e.player_id FROM stale_windows s JOIN events e ON ${inWindow}`,
+      [watermark],
+    );
+    const upserted = await client.query(upsertWindowsSql(unit, 'SELECT hunt_id, window_start FROM stale_windows', 'e.seq <= $1'), [watermark]);
+    // A window without such events has no row: the flush that takes its events makes one.
     const deleted = await client.query(
       `DELETE FROM ${ROLLUP_TABLES[unit]} r USING stale_windows s
-        WHERE s.problem = 'no events' AND r.hunt_id = s.hunt_id AND r.window_start = s.window_start
-          AND NOT EXISTS (SELECT 1 FROM events e WHERE e.hunt_id = s.hunt_id
-                             AND e.occurred_at >= s.window_start AND e.occurred_at < s.window_start + interval '1 ${unit}')`,
+        WHERE r.hunt_id = s.hunt_id AND r.window_start = s.window_start AND NOT EXISTS (SELECT 1 FROM events e WHERE ${inWindow})`,
+      [watermark],
     );
     return (upserted.rowCount ?? 0) + (deleted.rowCount ?? 0);
   });
@@ -175,7 +210,7 @@ export async function flushRollupChunk(
       return undefined;
     }
     const { toSeq } = bound;
-    const minute = await client.query(REAGGREGATE_MINUTES, [fromSeq, toSeq]);
+    const minute = await client.query(ADD_TO_MINUTES, [fromSeq, toSeq]);
     await client.query(NOTE_HOUR_PLAYERS, [fromSeq, toSeq]);
     const hour = await client.query(REAGGREGATE_HOURS, [fromSeq, toSeq]);
     await client.query(`UPDATE job_watermarks SET last_seq = $2, updated_at = now() WHERE job = $1`, [ROLLUP_JOB, toSeq]);
