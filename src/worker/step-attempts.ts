@@ -14,7 +14,10 @@
  * SIGN_OF_LIFE_MS. A step whose earlier tries failed but whose current try heartbeats is
  * getting on, and counts 0. (Every long step of these jobs heartbeats every few seconds.) A
  * step whose last try outlasted its start-to-close time always counts: its heartbeats come
- * from a timer, and say nothing of progress.
+ * from a timer, and say nothing of progress. So does one whose worker went silent under it
+ * (a heartbeat timeout) on the last of LOGGED_FROM_ENDED or more tries: a worker that dies
+ * under a step again and again (out of memory, a crash) heartbeats until it dies, and is
+ * restarted, so the step would show life between its deaths and never count.
  */
 import type { Client } from '@temporalio/client';
 import type { MetricGauge } from '@temporalio/common';
@@ -75,8 +78,8 @@ export async function pendingStepAttempts(client: Client, taskQueue: string, opt
       continue;
     }
     for (const pending of description.raw.pendingActivities ?? []) {
+      if (!counts(pending, nowMs) || !pending.lastFailure) continue;
       const attempt = pending.attempt ?? 1;
-      if (attempt <= 1 || !pending.lastFailure || (!outlastedItsTime(pending.lastFailure) && showsLife(pending, nowMs))) continue;
       result.steps.push({
         workflowType: job.type,
         workflowId: job.workflowId,
@@ -89,6 +92,20 @@ export async function pendingStepAttempts(client: Client, taskQueue: string, opt
     }
   }
   return result;
+}
+
+/**
+ * Whether a pending step counts: it was tried before, and its current try shows no sign of
+ * life, or its last try outlasted its start-to-close time, or its worker went silent under
+ * the last of LOGGED_FROM_ENDED or more tries.
+ */
+export function counts(pending: temporal.api.workflow.v1.IPendingActivityInfo, nowMs: number): boolean {
+  const ended = (pending.attempt ?? 1) - 1;
+  if (ended < 1 || !pending.lastFailure) return false;
+  const timeout = timeoutIn(pending.lastFailure)?.timeoutType;
+  if (timeout === TIMEOUT_TYPE_START_TO_CLOSE) return true;
+  if (timeout === TIMEOUT_TYPE_HEARTBEAT && ended >= LOGGED_FROM_ENDED) return true;
+  return !showsLife(pending, nowMs);
 }
 
 /**
@@ -111,13 +128,9 @@ export function msOf(ts: { seconds?: unknown; nanos?: number | null } | null | u
   return Number(String(ts.seconds ?? 0)) * 1000 + Math.floor((ts.nanos ?? 0) / 1e6);
 }
 
-/** TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE (the proto's enum, which is a type here). */
+/** TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE and TIMEOUT_TYPE_HEARTBEAT (the proto's enum, which is a type here). */
 const TIMEOUT_TYPE_START_TO_CLOSE = 1;
-
-/** The failure is a start-to-close timeout. */
-export function outlastedItsTime(failure: temporal.api.failure.v1.IFailure): boolean {
-  return timeoutIn(failure)?.timeoutType === TIMEOUT_TYPE_START_TO_CLOSE;
-}
+const TIMEOUT_TYPE_HEARTBEAT = 4;
 
 function endedBy(failure: temporal.api.failure.v1.IFailure): EndedBy {
   return timeoutIn(failure) ? 'timeout' : 'failure';

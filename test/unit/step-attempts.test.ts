@@ -5,7 +5,7 @@
  */
 import { msNumberToTs } from '@temporalio/common/lib/time';
 import { describe, expect, it } from 'vitest';
-import { msOf, outlastedItsTime, showsLife, SIGN_OF_LIFE_MS } from '../../src/worker/step-attempts';
+import { counts, LOGGED_FROM_ENDED, msOf, showsLife, SIGN_OF_LIFE_MS } from '../../src/worker/step-attempts';
 
 const NOW = Date.parse('2026-12-06T21:00:00Z');
 // As the SDK makes them: seconds as a Long.
@@ -35,11 +35,37 @@ describe('showsLife', () => {
   });
 });
 
-describe('outlastedItsTime', () => {
-  it('is a start-to-close timeout, also wrapped; not a heartbeat timeout nor an error', () => {
-    expect(outlastedItsTime({ message: 'activity StartToClose timeout', timeoutFailureInfo: { timeoutType: 1 } })).toBe(true);
-    expect(outlastedItsTime({ message: 'activity timeout', cause: { timeoutFailureInfo: { timeoutType: 1 } } })).toBe(true);
-    expect(outlastedItsTime({ message: 'activity Heartbeat timeout', timeoutFailureInfo: { timeoutType: 4 } })).toBe(false);
-    expect(outlastedItsTime({ message: 'connection refused', applicationFailureInfo: { type: 'Error' } })).toBe(false);
+describe('counts', () => {
+  const heartbeating = { state: STARTED, lastStartedTime: at(NOW - 60_000), lastHeartbeatTime: at(NOW - 2_000) };
+  const silent = { state: STARTED, lastStartedTime: at(NOW - 60_000) };
+  const outlasted = { message: 'activity StartToClose timeout', timeoutFailureInfo: { timeoutType: 1 } };
+  const wentSilent = { message: 'activity Heartbeat timeout', timeoutFailureInfo: { timeoutType: 4 } };
+  const error = { message: 'connection refused', applicationFailureInfo: { type: 'Error' } };
+  const tried = (ended: number) => ({ attempt: ended + 1 });
+
+  it('counts no first try, whatever it shows', () => {
+    expect(counts({ ...silent, attempt: 1 }, NOW)).toBe(false);
+    expect(counts({ ...silent, ...tried(2) }, NOW)).toBe(false); // no failure recorded
+  });
+
+  it('counts a step tried before whose current try shows no sign of life, however its last ended', () => {
+    for (const lastFailure of [outlasted, wentSilent, error]) expect(counts({ ...silent, ...tried(1), lastFailure }, NOW)).toBe(true);
+  });
+
+  it('counts a step whose last try outlasted its time, also wrapped, even while it heartbeats', () => {
+    expect(counts({ ...heartbeating, ...tried(1), lastFailure: outlasted }, NOW)).toBe(true);
+    expect(counts({ ...heartbeating, ...tried(1), lastFailure: { message: 'activity timeout', cause: outlasted } }, NOW)).toBe(true);
+  });
+
+  it('counts a heartbeating step whose worker went silent under its last try only once enough tries have ended', () => {
+    // A worker that dies under the step, again and again: it heartbeats until it dies.
+    expect(counts({ ...heartbeating, ...tried(LOGGED_FROM_ENDED), lastFailure: wentSilent }, NOW)).toBe(true);
+    expect(counts({ ...heartbeating, ...tried(LOGGED_FROM_ENDED), lastFailure: { message: 'activity timeout', cause: wentSilent } }, NOW)).toBe(true);
+    // Once or twice is a worker lost and a step getting on.
+    expect(counts({ ...heartbeating, ...tried(LOGGED_FROM_ENDED - 1), lastFailure: wentSilent }, NOW)).toBe(false);
+  });
+
+  it('does not count a heartbeating step whose earlier tries failed with an error: HuntJobRetrying sees those', () => {
+    expect(counts({ ...heartbeating, ...tried(10), lastFailure: error }, NOW)).toBe(false);
   });
 });
