@@ -19,13 +19,19 @@ const allWindows = (unit: 'minute' | 'hour') => `SELECT DISTINCT hunt_id, date_t
 async function fromScratch(unit: 'minute' | 'hour') {
   const { rows } = await db.pool.query(
     `SELECT hunt_id, date_trunc('${unit}', occurred_at, 'UTC') AS window_start, count(*)::int AS events, count(DISTINCT player_id)::int AS players,
-            coalesce(sum((payload->>'points')::int), 0)::int AS clue_points, count(*) FILTER (WHERE type = 'hint.used')::int AS hints_used
+            count(*) FILTER (WHERE type = 'clue.found')::int AS clues_found,
+            coalesce(sum((payload->>'points')::int) FILTER (WHERE type = 'clue.found'), 0)::int AS clue_points,
+            count(*) FILTER (WHERE type = 'hint.used')::int AS hints_used,
+            coalesce(sum((payload->>'penalty')::int) FILTER (WHERE type = 'hint.used'), 0)::int AS hint_penalties,
+            count(*) FILTER (WHERE type = 'treasure.claimed')::int AS treasure_claims
        FROM events GROUP BY 1, 2 ORDER BY 1, 2`,
   );
   return rows;
 }
 async function stored(unit: 'minute' | 'hour') {
-  const { rows } = await db.pool.query(`SELECT hunt_id, window_start, events, players, clue_points::int, hints_used FROM rollup_${unit} ORDER BY 1, 2`);
+  const { rows } = await db.pool.query(
+    `SELECT hunt_id, window_start, events, players, clues_found, clue_points::int, hints_used, hint_penalties::int, treasure_claims FROM rollup_${unit} ORDER BY 1, 2`,
+  );
   return rows;
 }
 

@@ -7,8 +7,9 @@
  * commit in one transaction, so a minute row sums exactly the events the watermark covers.
  *
  * seq is assigned at insert but rows become visible at commit, so a row with a lower seq
- * can appear after a higher one. The watermark therefore stops short of rows stored in the
- * last `settleMs` (ingest transactions take milliseconds), so none is skipped.
+ * can appear after a higher one. The watermark therefore moves only to a settled bound
+ * (settled-seq.ts: no transaction still inserting at or below it), so none is skipped: a
+ * skipped event would be missing from its minute for good, since no later flush rereads it.
  */
 import type pg from 'pg';
 import { withBoundedTransaction, type StatementBounds } from '../bounded-transaction';
@@ -128,7 +129,8 @@ const REAGGREGATE_HOURS = `
 /**
  * Windows whose stored row is not what a flush would write now: a column differs, the row
  * is missing for flushed events, or the row has no events at all. Windows with events past
- * the flush watermark are left out: the next flush rewrites them anyway.
+ * the flush watermark are left out: their rows do not count those yet (a later check finds
+ * them, once the flush has taken their events).
  * Columns: hunt_id, window_start, unit, problem ('differs' | 'missing' | 'no events').
  */
 export function staleWindowsSql(unit: RollupUnit): string {
