@@ -26,12 +26,18 @@
  * A read that fails is tried again in the next window; the hunts of a failed read are read
  * alone until they succeed, so one hunt whose read always fails cannot hold back the others
  * read with it, and is tried less and less often (counted: `hunt_api_stream_hunts_failing`).
+ * A read that fails because the database is away or the pool has no free connection
+ * (failsEveryRead) is no hunt's fault: the window ends there, its hunts stay marked and
+ * grouped, and windows space out to at most OUTAGE_BACKOFF_MAX_MS apart until a read works.
+ * Counted against each hunt, such an outage pushed every stream's next try 30 s away, and
+ * streams stayed stale that long after the database came back.
  */
 import type http from 'node:http';
 import { backoffMs } from '../backoff';
 import { groupsWithin } from '../byte-budget';
 import type { Logger } from '../log';
 import { ALL_HUNTS } from '../store/hunt-changes';
+import { failsEveryRead } from './database-errors';
 import { messageOf, pageMessages, type LeaderboardBody } from './stream-messages';
 import { everyFewSeconds } from './throttle';
 
@@ -60,6 +66,10 @@ export const ENTRIES_PER_READ = 50_000;
 const WINDOW_WORK_SHARE = 0.2;
 /** The longest a hunt whose reads keep failing waits between tries. */
 const FAILING_READ_BACKOFF_MAX_MS = 30_000;
+/** The longest wait between windows while reads fail for the database (below the change feed's 2 s lag after a reconnect). */
+const OUTAGE_BACKOFF_MAX_MS = 1_000;
+/** What readOrRemark returns for a read that failed for the database, not its hunts. */
+const OUTAGE = Symbol('outage');
 
 /** A live stream's headers (a HEAD of its path gets them too). */
 export const STREAM_HEADERS: Readonly<Record<string, string>> = {
@@ -102,6 +112,8 @@ export class LeaderboardStreams {
    */
   private readonly failing = new Map<string, { failures: number; retryAt: number }>();
   private readFailures = 0;
+  /** Windows in a row that ended on a read failing for the database (failsEveryRead). */
+  private outageWindows = 0;
   private failedFirstReads = 0;
   private closed = false;
   private readonly heartbeat: NodeJS.Timeout;
@@ -273,6 +285,7 @@ export class LeaderboardStreams {
     const huntIds = [...this.marked];
     this.marked.clear();
     let deliveryMs = 0;
+    let outage = false;
     try {
       const wanted: LeaderboardRequest[] = [];
       const alone: LeaderboardRequest[][] = [];
@@ -286,8 +299,15 @@ export class LeaderboardStreams {
         else if (failing.retryAt <= now) alone.push([request]);
         else this.marked.add(huntId); // its next try is later
       }
-      for (const requests of [...groupsWithin(wanted, ENTRIES_PER_READ, (r) => r.limit, HUNTS_PER_READ), ...alone]) {
+      const reads = [...groupsWithin(wanted, ENTRIES_PER_READ, (r) => r.limit, HUNTS_PER_READ), ...alone];
+      for (const [i, requests] of reads.entries()) {
         const pages = await this.readOrRemark(requests);
+        if (pages === OUTAGE) {
+          // The rest would fail the same way: read again, as they were, next window.
+          for (const later of reads.slice(i + 1)) for (const { huntId } of later) this.marked.add(huntId);
+          outage = true;
+          break;
+        }
         const started = performance.now();
         this.deliverPages(requests, pages, window);
         deliveryMs += performance.now() - started;
@@ -303,6 +323,8 @@ export class LeaderboardStreams {
       // The event loop is the hot path's too: however many streams, hunts and limits the
       // clients open, delivering takes at most this share of it, windows spacing out instead.
       this.gapMs = Math.max(this.minIntervalMs, deliveryMs * (1 / WINDOW_WORK_SHARE - 1));
+      this.outageWindows = outage ? this.outageWindows + 1 : 0;
+      if (outage) this.gapMs = Math.max(this.gapMs, backoffMs(this.outageWindows - 1, this.minIntervalMs, OUTAGE_BACKOFF_MAX_MS));
       this.reading = false;
       this.flushThrottled();
       this.scheduleRead();
@@ -311,9 +333,10 @@ export class LeaderboardStreams {
 
   /**
    * On failure the hunts stay marked, read again next window, each alone: streams keep their
-   * last message meanwhile. A hunt that fails alone is tried after a growing wait.
+   * last message meanwhile. A hunt that fails alone is tried after a growing wait. A failure
+   * of the database (failsEveryRead) leaves them as they were, and says OUTAGE.
    */
-  private async readOrRemark(requests: LeaderboardRequest[]): Promise<Map<string, LeaderboardBody> | undefined> {
+  private async readOrRemark(requests: LeaderboardRequest[]): Promise<Map<string, LeaderboardBody> | undefined | typeof OUTAGE> {
     try {
       const pages = await this.options.read(requests);
       for (const { huntId } of requests) this.failing.delete(huntId);
@@ -321,6 +344,10 @@ export class LeaderboardStreams {
     } catch (err) {
       this.readFailures++;
       this.warnWindowFailed(err, requests.length);
+      if (failsEveryRead(err)) {
+        for (const { huntId } of requests) this.marked.add(huntId);
+        return OUTAGE;
+      }
       const now = performance.now();
       for (const { huntId } of requests) {
         this.marked.add(huntId);

@@ -13,10 +13,10 @@ import type pg from 'pg';
 import type { Registry } from 'prom-client';
 import { ID_PATTERN } from '../constants';
 import type { Logger } from '../log';
-import { SqlState, sqlStateOf } from '../store/sql-state';
 import { huntExists, leaderboardPage, playerEntry } from '../store/read/leaderboard';
 import { holdAnswer, inTurn, isServedMethod, refusedBeforeMade, SERVED_METHODS, serverAnswers, UNREAD_REFUSAL } from './answer-budget';
 import { createApiMetrics, routeLabel, type ApiMetrics, type RouteLabel } from './api-metrics';
+import { isDatabaseUnreachable, isOverload } from './database-errors';
 import { applyHttpLimits, httpServerOptions, type HttpLimits } from './http-limits';
 import { pathSegments } from './path-segments';
 import { STREAM_HEADERS, type LeaderboardStreams } from './leaderboard-streams';
@@ -249,31 +249,6 @@ export function parseLimit(raw: string | null): number {
 
 function streamsFull(maxStreams: number, huntId: string): string {
   return `this server has its most live streams open (API_MAX_STREAMS ${maxStreams}): poll /hunts/${huntId}/leaderboard or try again later`;
-}
-
-/**
- * Load, not a fault: no free connection in the API's pool within API_DB_WAIT_MS, or a
- * query cancelled by API_STATEMENT_TIMEOUT_MS (SQLSTATE 57014).
- */
-function isOverload(err: unknown): boolean {
-  return sqlStateOf(err) === SqlState.queryCanceled || /timeout exceeded when trying to connect|Query read timeout/i.test((err as Error | null)?.message ?? '');
-}
-
-/** Socket errors when connecting or while connected. */
-const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
-/** Postgres shutting down or starting (57P01-57P03), out of connections (53300). */
-const UNAVAILABLE_STATES = new Set<string>([SqlState.adminShutdown, SqlState.crashShutdown, SqlState.cannotConnectNow, SqlState.tooManyConnections]);
-
-/**
- * An outage, not a fault of the request or the code: Postgres refused or lost the connection,
- * or is shutting down, starting or full (SQLSTATE class 08 too). A 503 tells clients to retry;
- * a 500 at error level for each request would flood the log of the process ingest runs in.
- */
-function isDatabaseUnreachable(err: unknown): boolean {
-  const e = err as { code?: string; message?: string } | null;
-  const state = sqlStateOf(err);
-  if (state) return UNAVAILABLE_STATES.has(state) || state.startsWith('08');
-  return NETWORK_ERRORS.has(e?.code ?? '') || /Connection terminated/i.test(e?.message ?? '');
 }
 
 function send(res: http.ServerResponse, metrics: ApiMetrics, route: RouteLabel, status: number, text: string, contentType = 'application/json', headers: Record<string, string> = {}) {

@@ -193,6 +193,31 @@ describe('live leaderboard streams', () => {
     expect(streams?.huntsFailing).toBe(0);
   });
 
+  it('blames no hunt for an outage: their reads stay grouped, windows space out, and streams catch up as soon as the database is back', async () => {
+    let down = false;
+    const base = await serve(async (huntId) => {
+      if (down) throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+      return { huntId, asOf: null, entries: [{ read: statements.length }] };
+    });
+    const hunts = ['a', 'b', 'c'].map((h) => connect(`${base}/hunts/${h}/leaderboard/stream`));
+    await Promise.all(hunts.map((stream) => stream.next(0)));
+    statements = [];
+    down = true;
+    streams?.changed(['a', 'b', 'c']);
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    // Before, each hunt was then read alone, tried less and less often: after 2.5 s down,
+    // next in about 3 s, whenever the database came back.
+    expect(statements.length).toBeGreaterThanOrEqual(3);
+    expect(statements.length).toBeLessThan(12); // a window every 100 ms would be 25
+    expect(statements.every((s) => s.length === 3)).toBe(true);
+    expect(streams?.huntsFailing).toBe(0);
+    const triedBefore = statements.length;
+    down = false;
+    await Promise.all(hunts.map((stream) => stream.next(1)));
+    // One read, the next window's: none waited for a hunt's own backoff.
+    expect(statements.length).toBe(triedBefore + 1);
+  });
+
   it('lets streams that connect together share their first read, unless a change came in since it started', async () => {
     let reads = 0;
     let release: () => void = () => undefined;
