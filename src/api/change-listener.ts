@@ -8,11 +8,16 @@
  * a LISTEN connection only receives, so nothing would ever fail and every live stream would
  * go quiet while its keep-alives tell clients all is well. So the listener asks the server
  * something now and then, and a question not answered in time counts as a broken connection.
+ * The question is a notification to itself, on a channel of its own, which it must hear back:
+ * a connection that answers queries but gets no notifications (a pooler in transaction mode,
+ * where LISTEN holds no session) would pass a plain query for ever, and every live stream
+ * would go quiet after its first message. It also counts as broken, from the first check
+ * after connecting, so `listening` stays false and HuntChangeFeedLost fires.
  */
+import crypto from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from '../log';
-import { ALL_HUNTS, HUNT_CHANGES_CHANNEL, listenForHuntChanges, parseChangePayload } from '../store/hunt-changes';
-import { pingPostgres } from '../store/pool';
+import { ALL_HUNTS, HUNT_CHANGES_CHANNEL, listenForChecks, listenForHuntChanges, parseChangePayload, sendCheck } from '../store/hunt-changes';
 
 export type ChangeHandler = (hunts: string[] | typeof ALL_HUNTS) => void;
 
@@ -39,6 +44,11 @@ export class ChangeListener {
   private stopped = false;
   private retryMs = 250;
   private livenessTimer: NodeJS.Timeout | undefined;
+  /** The liveness check's channel: this listener's alone, so no other process hears its checks. */
+  private readonly checkChannel = `hunt_changes_check_${crypto.randomBytes(8).toString('hex')}`;
+  private checks = 0;
+  /** The check waiting for its notification to come back. */
+  private awaited: { token: string; heard: () => void } | undefined;
 
   constructor(
     private readonly connectionOptions: pg.ClientConfig,
@@ -78,11 +88,15 @@ export class ChangeListener {
     client.on('end', () => this.lost(client, new Error('connection ended')));
     client.on('notification', (n) => {
       if (n.channel === HUNT_CHANGES_CHANNEL) this.onChange(parseChangePayload(n.payload));
+      const awaited = this.awaited;
+      if (n.channel === this.checkChannel && awaited && n.payload === awaited.token) awaited.heard();
     });
     this.client = client;
     try {
       await client.connect();
       await listenForHuntChanges(client);
+      await listenForChecks(client, this.checkChannel);
+      await this.check(client);
     } catch (err) {
       this.lost(client, err as Error);
       return;
@@ -99,12 +113,36 @@ export class ChangeListener {
     clearInterval(this.livenessTimer);
     if (this.stopped) return; // stop() came while this connection was opening
     this.livenessTimer = setInterval(() => {
-      // The client's query_timeout (set in connect) fails a ping the server does not answer.
-      pingPostgres(client).catch((err: unknown) =>
-        this.lost(client, new Error(`no answer to a liveness check within ${this.liveness.timeoutMs} ms`, { cause: err })),
-      );
+      this.check(client).catch((err: unknown) => this.lost(client, err as Error));
     }, this.liveness.intervalMs);
     this.livenessTimer.unref();
+  }
+
+  /**
+   * Notifies this listener's own channel and waits for the notification to come back, within
+   * the liveness timeout. (The client's query_timeout, set in connect, fails the NOTIFY itself
+   * when the server does not answer.)
+   */
+  private async check(client: pg.Client): Promise<void> {
+    const token = String(++this.checks);
+    const { timeoutMs } = this.liveness;
+    let timer: NodeJS.Timeout | undefined;
+    const heard = new Promise<void>((resolve, reject) => {
+      this.awaited = { token, heard: resolve };
+      timer = setTimeout(
+        () => reject(new Error(`the listening connection did not hear its own notification within ${timeoutMs} ms (LISTEN needs a session of its own: a pooler in transaction mode delivers no notifications)`)),
+        timeoutMs,
+      );
+    });
+    const asked = sendCheck(client, this.checkChannel, token).catch((err: unknown) => {
+      throw new Error(`no answer to a liveness check within ${timeoutMs} ms`, { cause: err });
+    });
+    try {
+      await Promise.all([heard, asked]);
+    } finally {
+      clearTimeout(timer);
+      this.awaited = undefined;
+    }
   }
 
   private lost(client: pg.Client, err: Error): void {

@@ -35,6 +35,18 @@ export async function listenForHuntChanges(client: pg.ClientBase): Promise<void>
   await client.query(`LISTEN ${HUNT_CHANGES_CHANNEL}`);
 }
 
+/**
+ * The change feed's liveness check (api/change-listener.ts): `listenForChecks` subscribes
+ * `client` to a channel of its own, and `sendCheck` notifies it, which the client must hear.
+ */
+export async function listenForChecks(client: pg.ClientBase, channel: string): Promise<void> {
+  await client.query(`LISTEN ${client.escapeIdentifier(channel)}`);
+}
+
+export async function sendCheck(client: pg.ClientBase, channel: string, token: string): Promise<void> {
+  await client.query('SELECT pg_notify($1, $2)', [channel, token]);
+}
+
 /** The hunts a payload names, or ALL_HUNTS. */
 export function parseChangePayload(payload: string | undefined): string[] | typeof ALL_HUNTS {
   if (!payload || payload === ALL_HUNTS) return ALL_HUNTS;

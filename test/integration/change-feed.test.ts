@@ -56,6 +56,38 @@ async function portOpenedLater(target: URL) {
   };
 }
 
+/**
+ * Forwards to Postgres, but drops every notification Postgres sends (NotificationResponse,
+ * message type 'A'): a pooler in transaction mode, where LISTEN holds no session, answers
+ * queries and delivers no notifications.
+ */
+async function notificationDroppingProxy(target: URL) {
+  const open = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port), target.hostname);
+    open.add(client);
+    client.pipe(upstream);
+    let unread = Buffer.alloc(0);
+    upstream.on('data', (chunk: Buffer) => {
+      unread = Buffer.concat([unread, chunk]);
+      // Every server message: a type byte, then its length (which counts itself).
+      while (unread.length >= 5 && unread.length >= 1 + unread.readInt32BE(1)) {
+        const message = unread.subarray(0, 1 + unread.readInt32BE(1));
+        unread = unread.subarray(message.length);
+        if (message[0] !== 0x41) client.write(message);
+      }
+    });
+    const close = () => { open.delete(client); client.destroy(); upstream.destroy(); };
+    client.on('error', close).on('close', close);
+    upstream.on('error', close).on('close', close);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () => { open.forEach((socket) => socket.destroy()); server.close(); },
+  };
+}
+
 describe('the change feed', () => {
   const cleanups: (() => unknown)[] = [];
   afterAll(async () => {
@@ -87,6 +119,26 @@ describe('the change feed', () => {
     // The new connection hears what comes next.
     await notify('hunt-after');
     await waitFor('the notification after the reconnect', () => heard.some((h) => Array.isArray(h) && h.includes('hunt-after')));
+  });
+
+  it('counts a connection that answers queries but hears no notifications as broken, so the feed never says it listens', async () => {
+    const target = new URL(db.url);
+    const proxy = await notificationDroppingProxy(target);
+    cleanups.push(proxy.close);
+    const warnings: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
+    const listener = new ChangeListener(
+      { host: '127.0.0.1', port: proxy.port, user: decodeURIComponent(target.username), password: decodeURIComponent(target.password), database: target.pathname.slice(1) },
+      () => undefined,
+      logger,
+      { intervalMs: 200, timeoutMs: 300 },
+    );
+    cleanups.push(() => listener.stop());
+    await listener.start();
+    // Before, LISTEN and every plain liveness query passed: listening, and deaf, for ever.
+    await waitFor('the connection given up twice', () => warnings.length >= 2, { timeoutMs: 10_000 });
+    expect(listener.listening).toBe(false);
+    expect(warnings[0]).toMatch(/did not hear its own notification within 300 ms/);
   });
 
   it('keeps one connection and one retry loop through an outage of refused connections, trying at least every RETRY_MAX_MS', async () => {
