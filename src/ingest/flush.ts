@@ -13,7 +13,8 @@
 import type pg from 'pg';
 import { backoffMs, sleep } from '../backoff';
 import type { Logger } from '../log';
-import { exceededTempFileLimit, ranOutOfTime } from '../store/hot-path/errors';
+import { advanceEventSeq, ADVANCE_EVENT_SEQ_COMMAND, SeqNotMovableError } from '../store/event-seq';
+import { exceededTempFileLimit, isSeqCollision, ranOutOfTime } from '../store/hot-path/errors';
 import { concatRows, rowCount } from '../store/hot-path/event-rows';
 import { StoredPositionsWentBack, type PartitionOffset } from '../store/hot-path/offsets';
 import { concatOrigins } from '../store/hot-path/record-origins';
@@ -116,6 +117,7 @@ export function createFlush(deps: FlushDeps): (works: SliceWork[]) => Promise<vo
           await heartbeat();
           continue;
         }
+        if (isSeqCollision(err) && (await advanceSeqAfterCollision(pool, logger))) continue;
         const delay = backoffMs(attempt++, RETRY_BASE_MS, RETRY_MAX_MS);
         logger.warn(
           { err, code: failureCode(err), attempt: attempt - 1, delayMs: delay, partitions },
@@ -126,6 +128,28 @@ export function createFlush(deps: FlushDeps): (works: SliceWork[]) => Promise<vo
       }
     }
   };
+}
+
+/**
+ * An insert drew a seq a stored event holds (a restore or a switchover did not carry the
+ * sequence, event-seq.ts): the sequence is moved forward, and the micro-batch committed again
+ * at once. True when it was moved (by another member meanwhile: false, and the retry waits as
+ * usual); a sequence this role may not move is logged with the command that does.
+ */
+async function advanceSeqAfterCollision(pool: pg.Pool, logger: Logger): Promise<boolean> {
+  try {
+    const advanced = await advanceEventSeq(pool);
+    if (advanced) {
+      logger.warn(
+        advanced,
+        "the events' seq sequence was behind the stored events (a restore or a switchover that did not carry it); moved it past the newest stored seq, committing again",
+      );
+    }
+    return advanced !== undefined;
+  } catch (err) {
+    logger.error({ err }, err instanceof SeqNotMovableError ? err.message : `the events' seq sequence is behind the stored events and could not be checked; if this repeats, run ${ADVANCE_EVENT_SEQ_COMMAND}`);
+    return false;
+  }
 }
 
 /** The partition of each row of the works' rows joined in order (concatRows). */

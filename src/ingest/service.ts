@@ -13,6 +13,7 @@ import type { Config } from '../config';
 import { ApiListenError, startReadApi, type ReadApi } from '../api/read-api';
 import { everyFewSeconds, sharedProbe } from '../api/throttle';
 import { createLogger, type Logger } from '../log';
+import { eventSeqProblemAtStartup } from '../store/event-seq';
 import { schemaMismatch } from '../store/migrate';
 import type { PostgresTarget } from '../store/pg-connection';
 import { withTimeout } from '../time-limit';
@@ -128,7 +129,7 @@ export async function runIngestService(config: Config, logger: Logger = createLo
       // Shared and reused briefly: a flood of /readyz costs one probe of Postgres and Kafka.
       readiness: sharedProbe(readinessProbe(pool, admin, () => ingest, logger), 250),
     });
-    await checkPostgresSettings(pool);
+    await checkPostgresSettings(pool, logger);
     const topicLimits = await prepareKafka(admin, kafka, config, logger);
     ingest = await startIngest({
       config,
@@ -178,7 +179,7 @@ export async function runIngestService(config: Config, logger: Logger = createLo
  * A wrong password or TLS setting stops start-up with what to fix; an outage does not (the
  * hot path waits those out, DESIGN invariant 3).
  */
-async function checkPostgresSettings(pool: pg.Pool): Promise<void> {
+async function checkPostgresSettings(pool: pg.Pool, logger: Logger): Promise<void> {
   // One round trip: it proves the connection settings and reads the encoding.
   const encoding = await nonUtf8Encoding(pool).catch((err: unknown) => {
     const hint = explainPostgresError(err);
@@ -189,6 +190,8 @@ async function checkPostgresSettings(pool: pg.Pool): Promise<void> {
   // Reachable by now unless an outage began: then the hot path waits it out, unchecked.
   const mismatch = await schemaMismatch(pool).catch(() => undefined);
   if (mismatch) throw new ConnectionSettingsError(`cannot use Postgres: ${mismatch}`);
+  const seqProblem = await eventSeqProblemAtStartup(pool, logger);
+  if (seqProblem) throw new ConnectionSettingsError(`cannot use Postgres: ${seqProblem}`);
 }
 
 /**

@@ -6,6 +6,8 @@
 export const SqlState = {
   /** A statement cancelled by statement_timeout (or by pg_cancel_backend). */
   queryCanceled: '57014',
+  /** A session ended by transaction_timeout (Postgres 17 and later): its transaction outlasted it. */
+  transactionTimeout: '25P04',
   /** A row a unique index already holds. */
   uniqueViolation: '23505',
   /** A lock not granted within lock_timeout, or at once under NOWAIT. */

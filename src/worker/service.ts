@@ -18,6 +18,7 @@ import type pg from 'pg';
 import type { PostgresTarget } from '../store/pg-connection';
 import { createPool, IDLE_IN_TRANSACTION_LIMIT_MS, processApplicationName } from '../store/pool';
 import { seqOrderProblem } from '../store/batch/settled-seq';
+import { eventSeqProblemAtStartup } from '../store/event-seq';
 import { schemaMismatch } from '../store/migrate';
 import { startJobRecordsPruner } from './job-records-pruner';
 import { STEP_ATTEMPTS_METRIC, startStepAttemptsMonitor } from './step-attempts';
@@ -181,7 +182,7 @@ export async function createWorkerService(config: Config, logger: Logger, taskQu
   const pool = createWorkerPool(config, (err) => logger.warn({ err }, 'Postgres connection lost; it will be replaced'));
   // Unchecked during an outage: the steps retry until Postgres is back.
   const mismatch = await schemaMismatch(pool)
-    .then(async (schema) => schema ?? (await seqOrderProblem(pool)))
+    .then(async (schema) => schema ?? (await seqOrderProblem(pool)) ?? (await eventSeqProblemAtStartup(pool, logger)))
     .catch(() => undefined);
   if (mismatch) {
     await Promise.all([pool.end(), connection.close()]);

@@ -1,6 +1,6 @@
 /** Which database failures the hot path blames on the records (isolating them) and which it waits out. */
 import { describe, expect, it } from 'vitest';
-import { isDataError } from '../../src/store/hot-path/errors';
+import { isDataError, isSeqCollision, ranOutOfTime } from '../../src/store/hot-path/errors';
 
 const pgError = (code: string, message: string) => Object.assign(new Error(message), { code });
 
@@ -17,9 +17,34 @@ describe('isDataError', () => {
     expect(isDataError(Object.assign(pgError('54000', 'zu viele Benachrichtigungen in der NOTIFY-Schlange'), { routine: 'PreCommit_Notify' }))).toBe(false);
   });
 
+  it('waits out a seq a stored event holds: the sequence is behind, no record is at fault', () => {
+    const collision = Object.assign(pgError('23505', 'duplicate key value violates unique constraint "events_seq_key"'), { constraint: 'events_seq_key' });
+    expect(isDataError(collision)).toBe(false);
+    expect(isSeqCollision(collision)).toBe(true);
+    // Any other unique key is the records' doing.
+    const other = Object.assign(pgError('23505', 'duplicate key value violates unique constraint "quarantine_source_record"'), { constraint: 'quarantine_source_record' });
+    expect(isDataError(other)).toBe(true);
+    expect(isSeqCollision(other)).toBe(false);
+  });
+
   it('waits out outages', () => {
     expect(isDataError(pgError('08006', 'connection failure'))).toBe(false);
     expect(isDataError(pgError('57P01', 'terminating connection due to administrator command'))).toBe(false);
     expect(isDataError(new Error('Connection terminated unexpectedly'))).toBe(false);
+  });
+});
+
+describe('ranOutOfTime', () => {
+  it('is a statement cancelled at its limit, a session ended at its transaction_timeout, or a client that stopped waiting: a smaller part may fit', () => {
+    expect(ranOutOfTime(pgError('57014', 'canceling statement due to statement timeout'))).toBe(true);
+    // Postgres 17: a transaction_timeout a role or database sets ends the session, on every retry of the same micro-batch.
+    expect(ranOutOfTime(pgError('25P04', 'terminating connection due to transaction timeout'))).toBe(true);
+    expect(ranOutOfTime(new Error('Query read timeout'))).toBe(true);
+  });
+
+  it('is not an outage, nor a session ended for idling in its transaction', () => {
+    expect(ranOutOfTime(pgError('25P03', 'terminating connection due to idle-in-transaction timeout'))).toBe(false);
+    expect(ranOutOfTime(pgError('57P01', 'terminating connection due to administrator command'))).toBe(false);
+    expect(ranOutOfTime(new Error('Connection terminated unexpectedly'))).toBe(false);
   });
 });

@@ -7,6 +7,7 @@
  * timeout, a read-only or shutting-down server, a deadlock, a full disk) is an outage: it
  * goes away by itself and is retried without end, visibly.
  */
+import { EVENTS_SEQ_CONSTRAINT } from '../event-seq';
 import { SqlState, sqlStateOf } from '../sql-state';
 
 /**
@@ -23,7 +24,15 @@ const DATA_ERROR_CLASSES = new Set(['21', '22', '23', '44', '54', 'P0']);
 /** True when `err` is a Postgres error caused by the data sent, not by the database's state. */
 export function isDataError(err: unknown): boolean {
   const code = sqlStateOf(err);
-  return code !== undefined && DATA_ERROR_CLASSES.has(code.slice(0, 2)) && !isNotifyQueueFull(err);
+  return code !== undefined && DATA_ERROR_CLASSES.has(code.slice(0, 2)) && !isNotifyQueueFull(err) && !isSeqCollision(err);
+}
+
+/**
+ * An insert drew a seq a stored event holds: the events' seq sequence is behind the stored
+ * events (event-seq.ts). No record causes it, and every record would be refused alike.
+ */
+export function isSeqCollision(err: unknown): boolean {
+  return sqlStateOf(err) === SqlState.uniqueViolation && (err as { constraint?: string } | null)?.constraint === EVENTS_SEQ_CONSTRAINT;
 }
 
 /**
@@ -40,12 +49,16 @@ export function isNotifyQueueFull(err: unknown): boolean {
 
 /**
  * True when a statement ran out of time: Postgres cancelled it at its statement_timeout
- * (SQLSTATE 57014, also what pg_cancel_backend gives), or the client gave up waiting for its
- * answer (pg's query_timeout). Unlike an outage, a micro-batch that took too long may take
- * too long on every retry: the hot path then commits it in smaller parts (src/ingest/flush.ts).
+ * (SQLSTATE 57014, also what pg_cancel_backend gives), or ended its session at the
+ * transaction_timeout a role or database may set (25P04, Postgres 17 and later; ingest pins
+ * only statement_timeout and idle_in_transaction_session_timeout), or the client gave up
+ * waiting for its answer (pg's query_timeout). Unlike an outage, a micro-batch that took too
+ * long may take too long on every retry: the hot path then commits it in smaller parts
+ * (src/ingest/flush.ts).
  */
 export function ranOutOfTime(err: unknown): boolean {
-  return sqlStateOf(err) === SqlState.queryCanceled || /Query read timeout/.test((err as Error | null)?.message ?? '');
+  const code = sqlStateOf(err);
+  return code === SqlState.queryCanceled || code === SqlState.transactionTimeout || /Query read timeout/.test((err as Error | null)?.message ?? '');
 }
 
 /**

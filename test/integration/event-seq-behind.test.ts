@@ -1,0 +1,94 @@
+/**
+ * The events' seq sequence behind the stored events (a restore, or a switchover through
+ * logical replication, which does not carry sequences), on the real Postgres: the hot path's
+ * inserts draw seqs already taken. Before, the collisions were blamed on the records, and
+ * valid events were quarantined as unprocessable; now the sequence is moved forward and the
+ * micro-batch committed again, and start-up moves it, or stops naming the command that does.
+ */
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { createFlush } from '../../src/ingest/flush';
+import { KnownEvents } from '../../src/ingest/known-events';
+import { createIngestMetrics } from '../../src/ingest/metrics';
+import { BatchSizing } from '../../src/ingest/sizing';
+import { createLogger } from '../../src/log';
+import { classifySlice, type SourceRecord } from '../../src/pipeline/classify';
+import { advanceEventSeq, eventSeqProblemAtStartup } from '../../src/store/event-seq';
+import { useTestDatabase } from '../helpers/database-fixture';
+import { clueFound } from '../helpers/event-builders';
+import { uniqueName } from '../helpers/wait';
+
+const db = useTestDatabase();
+const topic = 'seq-behind';
+const logger = createLogger({ logLevel: 'fatal' });
+
+let offset = 0;
+function work(count: number) {
+  const records: SourceRecord[] = Array.from({ length: count }, () => ({
+    offset: String(offset++),
+    key: null,
+    value: Buffer.from(JSON.stringify(clueFound({ eventId: uniqueName('seq-event'), huntId: 'seq-hunt', clueId: uniqueName('clue') }))),
+    timestamp: String(Date.now()),
+  }));
+  const last = BigInt(records[records.length - 1]!.offset);
+  return [{ slice: classifySlice(topic, 0, records, new Date()), topic, partition: 0, nextOffset: last + 1n, highWatermark: last + 1n, recordCount: records.length, byteCount: 0, heartbeat: async () => {} }];
+}
+
+function flushOf(pool: pg.Pool) {
+  return createFlush({
+    pool,
+    groupId: 'seq-behind',
+    metrics: createIngestMetrics(),
+    logger,
+    sizing: new BatchSizing({ mode: 'fixed', maxBatchEvents: 5000, lingerMs: 1, freshnessTargetMs: 50 }),
+    isStopping: () => false,
+    onCommitted: () => {},
+    onRejectsQuarantined: () => {},
+    knownEvents: new KnownEvents(),
+  });
+}
+
+const rewindSequence = () => db.pool.query(`SELECT setval(pg_get_serial_sequence('events', 'seq'), 1)`);
+const count = async (sql: string) => (await db.pool.query<{ n: number }>(sql)).rows[0]!.n;
+
+describe('the events\' seq sequence behind the stored events', () => {
+  it('is moved forward by the hot path when an insert collides, and no valid event is quarantined', async () => {
+    const commit = flushOf(db.pool);
+    await commit(work(20));
+    const newest = await count('SELECT max(seq)::int AS n FROM events');
+    await rewindSequence();
+
+    await commit(work(20));
+    expect(await count('SELECT count(*)::int AS n FROM quarantine')).toBe(0);
+    expect(await count('SELECT count(*)::int AS n FROM events')).toBe(40);
+    // The new events drew seqs past every stored one: none fell in a gap below.
+    expect(await count(`SELECT count(*)::int AS n FROM events WHERE seq <= ${newest}`)).toBe(20);
+    expect(await advanceEventSeq(db.pool)).toBeUndefined();
+  });
+
+  it('is moved forward at start-up, and stops start-up, naming the command, where the role may not move it', async () => {
+    await db.pool.query(`INSERT INTO events (event_id, hunt_id, player_id, type, occurred_at, payload, source) VALUES ('restored', 'h', 'p', 'player.left', now(), '{}', 'test')`);
+    const newest = await count('SELECT max(seq)::int AS n FROM events');
+    await rewindSequence();
+    expect(await eventSeqProblemAtStartup(db.pool, logger)).toBeUndefined();
+    expect(await count(`SELECT pg_sequence_last_value(pg_get_serial_sequence('events', 'seq')::regclass)::int AS n`)).toBe(newest);
+
+    // A role that may draw from the sequence (USAGE), not set it (UPDATE).
+    const role = uniqueName('seq_user').replace(/-/g, '_');
+    await db.pool.query(`CREATE ROLE ${role}`);
+    await db.pool.query(`GRANT SELECT ON events TO ${role}`);
+    await db.pool.query(`GRANT USAGE ON SEQUENCE events_seq_seq TO ${role}`);
+    const restricted = new pg.Pool({ connectionString: db.url, options: `-c role=${role}` });
+    try {
+      expect(await eventSeqProblemAtStartup(restricted, logger)).toBeUndefined(); // not behind: nothing to move
+      await rewindSequence();
+      expect(await eventSeqProblemAtStartup(restricted, logger)).toMatch(
+        new RegExp(`is at 1, behind the newest stored seq ${newest} .* run SELECT setval\\(pg_get_serial_sequence\\('events', 'seq'\\), \\(SELECT max\\(seq\\) FROM events\\)\\) as its owner`),
+      );
+    } finally {
+      await restricted.end();
+      await db.pool.query(`DROP OWNED BY ${role}`);
+      await db.pool.query(`DROP ROLE ${role}`);
+    }
+  });
+});
