@@ -74,4 +74,17 @@ describe('migration 020 (rollup_minute_players)', () => {
     expect(noted.rows).toEqual(players.rows);
     expect(noted.rows).toHaveLength(4);
   });
+
+  it('widens the counts: a minute summed past 2^31 events still takes the next flush', async () => {
+    await applyInOneTransaction(db.pool, [clueFound({ eventId: 'busy-1', huntId: 'busy', playerId: 'p1', clueId: 'c1', points: 1, occurredAt: '2026-11-23T15:00:00Z' })]);
+    expect(await flushRollupChunk(db.pool, 1000, 0)).toMatchObject({ events: 1 });
+    // As a frozen client clock makes it, flush after flush.
+    await db.pool.query(`UPDATE rollup_minute SET events = 2147483647, clues_found = 2147483647 WHERE hunt_id = 'busy'`);
+    await applyInOneTransaction(db.pool, [clueFound({ eventId: 'busy-2', huntId: 'busy', playerId: 'p2', clueId: 'c2', points: 1, occurredAt: '2026-11-23T15:00:30Z' })]);
+    expect(await flushRollupChunk(db.pool, 1000, 0)).toMatchObject({ events: 1 });
+    const minute = await db.pool.query(`SELECT events, clues_found FROM rollup_minute WHERE hunt_id = 'busy'`);
+    expect(minute.rows).toEqual([{ events: 2147483648, clues_found: 2147483648 }]);
+    const hour = await db.pool.query(`SELECT events FROM rollup_hour WHERE hunt_id = 'busy'`);
+    expect(hour.rows).toEqual([{ events: 2147483648 }]);
+  });
 });

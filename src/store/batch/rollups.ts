@@ -34,13 +34,13 @@ type RollupColumn = (typeof ROLLUP_COLUMNS)[number];
  * All but `players` add up across events.
  */
 const AGGREGATES: Record<RollupColumn, string> = {
-  events: 'count(*)::int',
-  players: 'count(DISTINCT e.player_id)::int',
-  clues_found: "count(*) FILTER (WHERE e.type = 'clue.found')::int",
+  events: 'count(*)',
+  players: 'count(DISTINCT e.player_id)',
+  clues_found: "count(*) FILTER (WHERE e.type = 'clue.found')",
   clue_points: "coalesce(sum((e.payload->>'points')::int) FILTER (WHERE e.type = 'clue.found'), 0)",
-  hints_used: "count(*) FILTER (WHERE e.type = 'hint.used')::int",
+  hints_used: "count(*) FILTER (WHERE e.type = 'hint.used')",
   hint_penalties: "coalesce(sum((e.payload->>'penalty')::int) FILTER (WHERE e.type = 'hint.used'), 0)",
-  treasure_claims: "count(*) FILTER (WHERE e.type = 'treasure.claimed')::int",
+  treasure_claims: "count(*) FILTER (WHERE e.type = 'treasure.claimed')",
 };
 
 /** Every column, in ROLLUP_COLUMNS' order. */
@@ -89,7 +89,7 @@ const ADD_TO_MINUTES = `
     SELECT DISTINCT hunt_id, date_trunc('minute', occurred_at, 'UTC'), player_id FROM events WHERE seq > $1 AND seq <= $2
     ON CONFLICT DO NOTHING
     RETURNING hunt_id, window_start),
-  new_players AS (SELECT hunt_id, window_start, count(*)::int AS players FROM noted GROUP BY 1, 2),
+  new_players AS (SELECT hunt_id, window_start, count(*) AS players FROM noted GROUP BY 1, 2),
   added AS (
     SELECT e.hunt_id, date_trunc('minute', e.occurred_at, 'UTC') AS window_start,
            ${ROLLUP_COLUMNS.filter((c) => c !== 'players').map((c) => `${AGGREGATES[c]} AS ${c}`).join(', ')}
@@ -117,9 +117,9 @@ const NOTE_HOUR_PLAYERS = `
 const REAGGREGATE_HOURS = `
   WITH touched AS (${touchedWindowsSql('hour')})
   INSERT INTO rollup_hour (hunt_id, window_start, ${ROLLUP_COLUMNS.join(', ')})
-  SELECT t.hunt_id, t.window_start, sum(m.events)::int,
-         (SELECT count(*)::int FROM rollup_hour_players p WHERE p.hunt_id = t.hunt_id AND p.window_start = t.window_start),
-         sum(m.clues_found)::int, sum(m.clue_points), sum(m.hints_used)::int, sum(m.hint_penalties), sum(m.treasure_claims)::int
+  SELECT t.hunt_id, t.window_start, sum(m.events),
+         (SELECT count(*) FROM rollup_hour_players p WHERE p.hunt_id = t.hunt_id AND p.window_start = t.window_start),
+         sum(m.clues_found), sum(m.clue_points), sum(m.hints_used), sum(m.hint_penalties), sum(m.treasure_claims)
     FROM touched t
     JOIN rollup_minute m ON m.hunt_id = t.hunt_id AND m.window_start >= t.window_start AND m.window_start < t.window_start + interval '1 hour'
    GROUP BY t.hunt_id, t.window_start

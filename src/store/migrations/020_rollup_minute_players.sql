@@ -16,8 +16,18 @@
 -- Not marked compatible with older versions: an older worker's flush writes minutes from all
 -- their raw events, past the watermark too, which the next flush of a new one adds again.
 --
--- Upgrading: the fill reads every stored event once (about a second per million here); a
--- flush waits for it (the watermark's row is held to the end).
+-- The counts are bigint now, as the sums were: summed by flush after flush, a minute that a
+-- client with a frozen clock keeps filling passes 2^31 events in hours at full rate, and an
+-- integer column then fails every chunk that touches it (22003), for every hunt.
+--
+-- Upgrading: the fill reads every stored event once (about a second per million here), and
+-- the rollup tables are rewritten for the wider columns; a flush waits for it (the
+-- watermark's row is held to the end).
+ALTER TABLE rollup_minute ALTER COLUMN events TYPE bigint, ALTER COLUMN players TYPE bigint, ALTER COLUMN clues_found TYPE bigint,
+  ALTER COLUMN hints_used TYPE bigint, ALTER COLUMN treasure_claims TYPE bigint;
+ALTER TABLE rollup_hour ALTER COLUMN events TYPE bigint, ALTER COLUMN players TYPE bigint, ALTER COLUMN clues_found TYPE bigint,
+  ALTER COLUMN hints_used TYPE bigint, ALTER COLUMN treasure_claims TYPE bigint;
+
 CREATE TABLE rollup_minute_players (
   hunt_id      text COLLATE "C" NOT NULL,
   window_start timestamptz NOT NULL,
@@ -40,12 +50,12 @@ DELETE FROM rollup_minute r USING minutes_past_the_watermark m
  WHERE r.hunt_id = m.hunt_id AND r.window_start = m.window_start;
 
 INSERT INTO rollup_minute (hunt_id, window_start, events, players, clues_found, clue_points, hints_used, hint_penalties, treasure_claims)
-SELECT m.hunt_id, m.window_start, count(*)::int, count(DISTINCT e.player_id)::int,
-       count(*) FILTER (WHERE e.type = 'clue.found')::int,
+SELECT m.hunt_id, m.window_start, count(*), count(DISTINCT e.player_id),
+       count(*) FILTER (WHERE e.type = 'clue.found'),
        coalesce(sum((e.payload->>'points')::int) FILTER (WHERE e.type = 'clue.found'), 0),
-       count(*) FILTER (WHERE e.type = 'hint.used')::int,
+       count(*) FILTER (WHERE e.type = 'hint.used'),
        coalesce(sum((e.payload->>'penalty')::int) FILTER (WHERE e.type = 'hint.used'), 0),
-       count(*) FILTER (WHERE e.type = 'treasure.claimed')::int
+       count(*) FILTER (WHERE e.type = 'treasure.claimed')
   FROM minutes_past_the_watermark m
   JOIN events e ON e.hunt_id = m.hunt_id AND e.occurred_at >= m.window_start AND e.occurred_at < m.window_start + interval '1 minute'
  WHERE e.seq <= (SELECT last_seq FROM job_watermarks WHERE job = 'rollupFlush')
