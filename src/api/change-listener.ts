@@ -8,15 +8,18 @@
  * a LISTEN connection only receives, so nothing would ever fail and every live stream would
  * go quiet while its keep-alives tell clients all is well. So the listener asks the server
  * something now and then, and a question not answered in time counts as a broken connection.
- * The question is a notification to itself, on a channel of its own, which it must hear back:
- * a connection that answers queries but gets no notifications (a pooler in transaction mode,
- * where LISTEN holds no session) would pass a plain query for ever, and every live stream
- * would go quiet after its first message. It also counts as broken, from the first check
- * after connecting, so `listening` stays false and HuntChangeFeedLost fires.
+ * The question is a notification on a channel of its own, sent from another session (a
+ * short-lived connection), which the listening connection must hear: one that answers
+ * queries but gets no notifications (a pooler in transaction mode, where LISTEN holds no
+ * session) would pass a plain query for ever, and every live stream would go quiet after its
+ * first message. Sent on the listening connection itself, such a pooler would often run it
+ * on the very server session that LISTENed, and deliver it. It also counts as broken, from
+ * the first check after connecting, so `listening` stays false and HuntChangeFeedLost fires.
  */
 import crypto from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from '../log';
+import { withTimeout } from '../time-limit';
 import { ALL_HUNTS, HUNT_CHANGES_CHANNEL, listenForChecks, listenForHuntChanges, parseChangePayload, sendCheck } from '../store/hunt-changes';
 
 export type ChangeHandler = (hunts: string[] | typeof ALL_HUNTS) => void;
@@ -47,8 +50,8 @@ export class ChangeListener {
   /** The liveness check's channel: this listener's alone, so no other process hears its checks. */
   private readonly checkChannel = `hunt_changes_check_${crypto.randomBytes(8).toString('hex')}`;
   private checks = 0;
-  /** The check waiting for its notification to come back. */
-  private awaited: { token: string; heard: () => void } | undefined;
+  /** The checks waiting for their notification, by token. */
+  private readonly awaited = new Map<string, () => void>();
 
   constructor(
     private readonly connectionOptions: pg.ClientConfig,
@@ -88,8 +91,7 @@ export class ChangeListener {
     client.on('end', () => this.lost(client, new Error('connection ended')));
     client.on('notification', (n) => {
       if (n.channel === HUNT_CHANGES_CHANNEL) this.onChange(parseChangePayload(n.payload));
-      const awaited = this.awaited;
-      if (n.channel === this.checkChannel && awaited && n.payload === awaited.token) awaited.heard();
+      if (n.channel === this.checkChannel && n.payload !== undefined) this.awaited.get(n.payload)?.();
     });
     this.client = client;
     try {
@@ -119,29 +121,45 @@ export class ChangeListener {
   }
 
   /**
-   * Notifies this listener's own channel and waits for the notification to come back, within
-   * the liveness timeout. (The client's query_timeout, set in connect, fails the NOTIFY itself
-   * when the server does not answer.)
+   * Notifies this listener's channel and waits for the listening connection to hear it,
+   * within the liveness timeout. Sent from a session of its own (a short-lived connection)
+   * when one can be opened; when none can (max_connections reached, say), on the listening
+   * connection itself, which then at least proves that it answers: a check must not end a
+   * working feed because no second connection was to be had.
    */
   private async check(client: pg.Client): Promise<void> {
     const token = String(++this.checks);
     const { timeoutMs } = this.liveness;
-    let timer: NodeJS.Timeout | undefined;
-    const heard = new Promise<void>((resolve, reject) => {
-      this.awaited = { token, heard: resolve };
-      timer = setTimeout(
-        () => reject(new Error(`the listening connection did not hear its own notification within ${timeoutMs} ms (LISTEN needs a session of its own: a pooler in transaction mode delivers no notifications)`)),
-        timeoutMs,
-      );
-    });
-    const asked = sendCheck(client, this.checkChannel, token).catch((err: unknown) => {
-      throw new Error(`no answer to a liveness check within ${timeoutMs} ms`, { cause: err });
-    });
+    const heard = new Promise<void>((resolve) => this.awaited.set(token, resolve));
     try {
-      await Promise.all([heard, asked]);
+      const sentElsewhere = await this.sendFromAnotherSession(token).then(
+        () => true,
+        () => false,
+      );
+      if (!sentElsewhere) {
+        // The client's query_timeout (set in connect) fails a NOTIFY the server does not answer.
+        await sendCheck(client, this.checkChannel, token).catch((err: unknown) => {
+          throw new Error(`no answer to a liveness check within ${timeoutMs} ms`, { cause: err });
+        });
+      }
+      await withTimeout(heard, timeoutMs).catch(() => {
+        throw new Error(`the listening connection did not hear a notification sent to it within ${timeoutMs} ms (a pooler in transaction mode delivers none: LISTEN needs a session of its own)`);
+      });
     } finally {
-      clearTimeout(timer);
-      this.awaited = undefined;
+      this.awaited.delete(token);
+    }
+  }
+
+  /** Sends the check's notification from a short-lived connection of its own. */
+  private async sendFromAnotherSession(token: string): Promise<void> {
+    const { timeoutMs } = this.liveness;
+    const sender = new pg.Client({ ...this.connectionOptions, application_name: 'hunt-change-feed-check', query_timeout: timeoutMs, connectionTimeoutMillis: timeoutMs });
+    sender.on('error', () => undefined); // its connect or query rejects
+    try {
+      await sender.connect();
+      await sendCheck(sender, this.checkChannel, token);
+    } finally {
+      await sender.end().catch(() => undefined);
     }
   }
 

@@ -12,13 +12,14 @@
  */
 import type pg from 'pg';
 import type { Logger } from '../log';
+import { SqlState, sqlStateOf } from './sql-state';
 import { withTransaction } from './transaction';
 
 /** The unique constraint on events.seq (001_initial.sql), as Postgres named it. */
 export const EVENTS_SEQ_CONSTRAINT = 'events_seq_key';
 
-/** Serializes the check and the setval between processes: one's setval never undoes another's draws. */
-const EVENT_SEQ_LOCK_KEY = 7_240_114;
+/** Serializes the check and the setval between processes, so two never move it at once. */
+const EVENT_SEQ_LOCK_KEY = 7_240_115;
 
 export interface SeqAdvance {
   sequence: string;
@@ -39,14 +40,15 @@ export async function advanceEventSeq(pool: pg.Pool): Promise<SeqAdvance | undef
     const { sequence, last, newest } = rows[0]!;
     if (newest === null || newest <= (last ?? 0)) return undefined;
     const advance = { sequence, was: last ?? 0, now: newest };
-    await client.query('SELECT setval($1::regclass, $2)', [sequence, newest]).catch((err: unknown) => {
-      throw new SeqNotMovableError(advance, err);
+    // Never back: the hot path's lanes draw from it meanwhile, without the lock.
+    await client.query('SELECT setval($1::regclass, greatest($2, pg_sequence_last_value($1::regclass)))', [sequence, newest]).catch((err: unknown) => {
+      throw sqlStateOf(err) === SqlState.insufficientPrivilege ? new SeqNotMovableError(advance, err) : err;
     });
     return advance;
   });
 }
 
-/** The sequence is behind, and setval was refused (it needs UPDATE on the sequence, or its ownership). */
+/** The sequence is behind, and setval was refused (it needs UPDATE on the sequence). */
 export class SeqNotMovableError extends Error {
   constructor(
     readonly behind: SeqAdvance,

@@ -25,6 +25,8 @@ export const SqlState = {
   crashShutdown: '57P02',
   /** The server is starting up or shutting down and takes no connections. */
   cannotConnectNow: '57P03',
+  /** The role lacks a privilege the statement needs (setval without UPDATE on the sequence, say). */
+  insufficientPrivilege: '42501',
   /** The password, or the authentication method, refused. */
   invalidPassword: '28P01',
   invalidAuthorization: '28000',

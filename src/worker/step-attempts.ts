@@ -15,9 +15,10 @@
  * getting on, and counts 0. (Every long step of these jobs heartbeats every few seconds.) A
  * step whose last try outlasted its start-to-close time always counts: its heartbeats come
  * from a timer, and say nothing of progress. So does one whose worker went silent under it
- * (a heartbeat timeout) on the last of LOGGED_FROM_ENDED or more tries: a worker that dies
- * under a step again and again (out of memory, a crash) heartbeats until it dies, and is
- * restarted, so the step would show life between its deaths and never count.
+ * (a heartbeat timeout) on the last of LOGGED_FROM_ENDED or more tries, while its current
+ * try is younger than CRASH_LOOP_WINDOW_MS: a worker that dies under a step again and again
+ * (out of memory, a crash) heartbeats until it dies, and is restarted, so the step would show
+ * life between its deaths and never count. A try that outlives the window is getting on.
  */
 import type { Client } from '@temporalio/client';
 import type { MetricGauge } from '@temporalio/common';
@@ -57,6 +58,8 @@ export const MAX_JOBS_PER_PASS = 500;
 export const LOGGED_FROM_ENDED = 3;
 /** A started try that neither started nor heartbeat for this long shows no sign of life: twice the longest heartbeat timeout of the jobs (60 s). */
 export const SIGN_OF_LIFE_MS = 2 * 60_000;
+/** How long the try after a worker lost under the step counts, heartbeats or not, once LOGGED_FROM_ENDED tries have ended. */
+export const CRASH_LOOP_WINDOW_MS = 10 * 60_000;
 
 /**
  * The pending steps of the running jobs of `taskQueue` that have been tried before and whose
@@ -78,7 +81,7 @@ export async function pendingStepAttempts(client: Client, taskQueue: string, opt
       continue;
     }
     for (const pending of description.raw.pendingActivities ?? []) {
-      if (!counts(pending, nowMs) || !pending.lastFailure) continue;
+      if (!counts(pending, nowMs)) continue;
       const attempt = pending.attempt ?? 1;
       result.steps.push({
         workflowType: job.type,
@@ -86,8 +89,8 @@ export async function pendingStepAttempts(client: Client, taskQueue: string, opt
         activityType: pending.activityType?.name ?? 'unknown',
         activityId: pending.activityId ?? '',
         ended: attempt - 1,
-        endedBy: endedBy(pending.lastFailure),
-        lastFailure: pending.lastFailure.message ?? '',
+        endedBy: pending.lastFailure ? endedBy(pending.lastFailure) : 'failure',
+        lastFailure: pending.lastFailure?.message ?? '',
       });
     }
   }
@@ -97,14 +100,14 @@ export async function pendingStepAttempts(client: Client, taskQueue: string, opt
 /**
  * Whether a pending step counts: it was tried before, and its current try shows no sign of
  * life, or its last try outlasted its start-to-close time, or its worker went silent under
- * the last of LOGGED_FROM_ENDED or more tries.
+ * the last of LOGGED_FROM_ENDED or more tries and the current one is young.
  */
 export function counts(pending: temporal.api.workflow.v1.IPendingActivityInfo, nowMs: number): boolean {
   const ended = (pending.attempt ?? 1) - 1;
   if (ended < 1 || !pending.lastFailure) return false;
   const timeout = timeoutIn(pending.lastFailure)?.timeoutType;
   if (timeout === TIMEOUT_TYPE_START_TO_CLOSE) return true;
-  if (timeout === TIMEOUT_TYPE_HEARTBEAT && ended >= LOGGED_FROM_ENDED) return true;
+  if (timeout === TIMEOUT_TYPE_HEARTBEAT && ended >= LOGGED_FROM_ENDED && nowMs - msOf(pending.lastStartedTime) < CRASH_LOOP_WINDOW_MS) return true;
   return !showsLife(pending, nowMs);
 }
 

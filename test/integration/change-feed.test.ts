@@ -57,24 +57,28 @@ async function portOpenedLater(target: URL) {
 }
 
 /**
- * Forwards to Postgres, but drops every notification Postgres sends (NotificationResponse,
- * message type 'A'): a pooler in transaction mode, where LISTEN holds no session, answers
- * queries and delivers no notifications.
+ * Forwards to Postgres, but drops the notifications Postgres sends (NotificationResponse,
+ * message type 'A') that `keep` refuses, given the pid of the session that sent it and of
+ * the connection's own session (from its BackendKeyData, 'K'): a pooler in transaction mode,
+ * where LISTEN holds no session, answers queries and delivers no notifications, or only
+ * those run on the server session that LISTENed.
  */
-async function notificationDroppingProxy(target: URL) {
+async function notificationDroppingProxy(target: URL, keep: (senderPid: number, ownPid: number) => boolean = () => false) {
   const open = new Set<net.Socket>();
   const server = net.createServer((client) => {
     const upstream = net.connect(Number(target.port), target.hostname);
     open.add(client);
     client.pipe(upstream);
     let unread = Buffer.alloc(0);
+    let ownPid = -1;
     upstream.on('data', (chunk: Buffer) => {
       unread = Buffer.concat([unread, chunk]);
       // Every server message: a type byte, then its length (which counts itself).
       while (unread.length >= 5 && unread.length >= 1 + unread.readInt32BE(1)) {
         const message = unread.subarray(0, 1 + unread.readInt32BE(1));
         unread = unread.subarray(message.length);
-        if (message[0] !== 0x41) client.write(message);
+        if (message[0] === 0x4b) ownPid = message.readInt32BE(5);
+        if (message[0] !== 0x41 || keep(message.readInt32BE(5), ownPid)) client.write(message);
       }
     });
     const close = () => { open.delete(client); client.destroy(); upstream.destroy(); };
@@ -138,7 +142,27 @@ describe('the change feed', () => {
     // Before, LISTEN and every plain liveness query passed: listening, and deaf, for ever.
     await waitFor('the connection given up twice', () => warnings.length >= 2, { timeoutMs: 10_000 });
     expect(listener.listening).toBe(false);
-    expect(warnings[0]).toMatch(/did not hear its own notification within 300 ms/);
+    expect(warnings[0]).toMatch(/did not hear a notification sent to it within 300 ms/);
+  });
+
+  it('sends its check from another session, so a connection that hears only what its own session notifies counts as broken too', async () => {
+    // A pooler in transaction mode that runs the NOTIFY on the very server session that LISTENed.
+    const target = new URL(db.url);
+    const proxy = await notificationDroppingProxy(target, (senderPid, ownPid) => senderPid === ownPid);
+    cleanups.push(proxy.close);
+    const warnings: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
+    const listener = new ChangeListener(
+      { host: '127.0.0.1', port: proxy.port, user: decodeURIComponent(target.username), password: decodeURIComponent(target.password), database: target.pathname.slice(1) },
+      () => undefined,
+      logger,
+      { intervalMs: 200, timeoutMs: 300 },
+    );
+    cleanups.push(() => listener.stop());
+    await listener.start();
+    await waitFor('the connection given up', () => warnings.length >= 1, { timeoutMs: 10_000 });
+    expect(listener.listening).toBe(false);
+    expect(warnings[0]).toMatch(/did not hear a notification sent to it/);
   });
 
   it('keeps one connection and one retry loop through an outage of refused connections, trying at least every RETRY_MAX_MS', async () => {

@@ -6,7 +6,9 @@
  * micro-batch committed again, and start-up moves it, or stops naming the command that does.
  */
 import pg from 'pg';
+import pino from 'pino';
 import { describe, expect, it } from 'vitest';
+import { ImportPipeline, prepareImport } from '../../src/batch/backfill/import-records';
 import { createFlush } from '../../src/ingest/flush';
 import { KnownEvents } from '../../src/ingest/known-events';
 import { createIngestMetrics } from '../../src/ingest/metrics';
@@ -79,8 +81,12 @@ describe('the events\' seq sequence behind the stored events', () => {
     await db.pool.query(`GRANT SELECT ON events TO ${role}`);
     await db.pool.query(`GRANT USAGE ON SEQUENCE events_seq_seq TO ${role}`);
     const restricted = new pg.Pool({ connectionString: db.url, options: `-c role=${role}` });
+    const warnings: string[] = [];
+    const watched = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
     try {
-      expect(await eventSeqProblemAtStartup(restricted, logger)).toBeUndefined(); // not behind: nothing to move
+      // Not behind: checked (USAGE is enough to read it), nothing to move, nothing to say.
+      expect(await eventSeqProblemAtStartup(restricted, watched)).toBeUndefined();
+      expect(warnings).toEqual([]);
       await rewindSequence();
       expect(await eventSeqProblemAtStartup(restricted, logger)).toMatch(
         new RegExp(`is at 1, behind the newest stored seq ${newest} .* run SELECT setval\\(pg_get_serial_sequence\\('events', 'seq'\\), \\(SELECT max\\(seq\\) FROM events\\)\\) as its owner`),
@@ -91,4 +97,24 @@ describe('the events\' seq sequence behind the stored events', () => {
       await db.pool.query(`DROP ROLE ${role}`);
     }
   });
+
+  it('is moved forward by a backfill whose insert collides, which commits its part again', async () => {
+    const before = await count('SELECT max(seq)::int AS n FROM events');
+    await rewindSequence();
+    const origin = { topic: 'file:seq-behind.ndjson', partition: 0, sourceLabel: 'backfill:seq-behind' };
+    const options = { dryRun: false, groupId: 'backfill:seq-behind', lanes: 2 };
+    const records = Array.from({ length: 30 }, (_, i) => ({
+      offset: String(i),
+      key: null,
+      value: Buffer.from(JSON.stringify(clueFound({ eventId: `backfilled-${i}`, huntId: `seq-hunt-${i % 3}`, clueId: `c${i}` }))),
+      timestamp: '0',
+    }));
+    const pipeline = new ImportPipeline(db.pool, options);
+    await pipeline.push(await prepareImport(origin, records, options), () => undefined);
+    await pipeline.drain();
+    await pipeline.settle();
+    expect(await count(`SELECT count(*)::int AS n FROM events WHERE event_id LIKE 'backfilled-%' AND seq > ${before}`)).toBe(30);
+    expect(await count('SELECT count(*)::int AS n FROM quarantine')).toBe(0);
+  });
 });
+

@@ -1,7 +1,7 @@
 /**
  * rollupFlush on the real Temporal server and Postgres: windows equal a from-scratch
- * aggregation of the raw events, a late event re-aggregates its old window, and a second
- * run with nothing new changes nothing.
+ * aggregation of the raw events, a late event is added to its old window, and a second run
+ * with nothing new changes nothing.
  */
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';

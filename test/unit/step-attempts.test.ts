@@ -5,7 +5,7 @@
  */
 import { msNumberToTs } from '@temporalio/common/lib/time';
 import { describe, expect, it } from 'vitest';
-import { counts, LOGGED_FROM_ENDED, msOf, showsLife, SIGN_OF_LIFE_MS } from '../../src/worker/step-attempts';
+import { counts, CRASH_LOOP_WINDOW_MS, LOGGED_FROM_ENDED, msOf, showsLife, SIGN_OF_LIFE_MS } from '../../src/worker/step-attempts';
 
 const NOW = Date.parse('2026-12-06T21:00:00Z');
 // As the SDK makes them: seconds as a Long.
@@ -57,12 +57,15 @@ describe('counts', () => {
     expect(counts({ ...heartbeating, ...tried(1), lastFailure: { message: 'activity timeout', cause: outlasted } }, NOW)).toBe(true);
   });
 
-  it('counts a heartbeating step whose worker went silent under its last try only once enough tries have ended', () => {
+  it('counts a heartbeating step whose worker went silent under its last try once enough tries have ended, while the try is young', () => {
     // A worker that dies under the step, again and again: it heartbeats until it dies.
     expect(counts({ ...heartbeating, ...tried(LOGGED_FROM_ENDED), lastFailure: wentSilent }, NOW)).toBe(true);
     expect(counts({ ...heartbeating, ...tried(LOGGED_FROM_ENDED), lastFailure: { message: 'activity timeout', cause: wentSilent } }, NOW)).toBe(true);
     // Once or twice is a worker lost and a step getting on.
     expect(counts({ ...heartbeating, ...tried(LOGGED_FROM_ENDED - 1), lastFailure: wentSilent }, NOW)).toBe(false);
+    // A try that has outlived the window is getting on too (a long step after three lost workers).
+    const old = { state: STARTED, lastStartedTime: at(NOW - CRASH_LOOP_WINDOW_MS), lastHeartbeatTime: at(NOW - 2_000) };
+    expect(counts({ ...old, ...tried(LOGGED_FROM_ENDED + 5), lastFailure: wentSilent }, NOW)).toBe(false);
   });
 
   it('does not count a heartbeating step whose earlier tries failed with an error: HuntJobRetrying sees those', () => {

@@ -32,6 +32,8 @@ import { setImmediate as turnOfEventLoop } from 'node:timers/promises';
 import { classifySlice, type ClassifiedSlice, type RejectedRecord, type SourceRecord } from '../../pipeline/classify';
 import { commitMicroBatch } from '../../pipeline/commit';
 import { countStoredAsThemselves } from '../../store/batch/backfill-own-events';
+import { advanceEventSeq } from '../../store/event-seq';
+import { isSeqCollision } from '../../store/hot-path/errors';
 import { countStoredEvents } from '../../store/batch/import-dry-run';
 import { concatRows, eventIdAt, groupRowsByHunt, laneOfHunt, rowCount, type EventRows } from '../../store/hot-path/event-rows';
 import { concatOrigins, pickOrigins, type RecordOrigins } from '../../store/hot-path/record-origins';
@@ -238,7 +240,13 @@ export class ImportPipeline {
         // Decided now, once the lane's parts before have committed (a conflict among them pauses plain inserts).
         const plain = this.plainInserts && afterFirst && !chunk.whole && !this.lanesWithRefusals.has(i) && this.pause.take();
         const plainInsert = plain ? { leaveOut: lane.repeatsInLane } : undefined;
-        const r = await commitMicroBatch(this.pool, this.options.groupId, { rows: lane.rows, origins: lane.origins, rejected, offsets: [] }, { plainInsert });
+        const part = { rows: lane.rows, origins: lane.origins, rejected, offsets: [] };
+        const r = await commitMicroBatch(this.pool, this.options.groupId, part, { plainInsert }).catch(async (err: unknown) => {
+          // The events' seq sequence behind the stored events (event-seq.ts): moved forward, committed once more.
+          if (!isSeqCollision(err)) throw err;
+          await advanceEventSeq(this.pool).catch(() => undefined);
+          return commitMicroBatch(this.pool, this.options.groupId, part, { plainInsert });
+        });
         if (r.plainInsertConflicted) this.pause.conflicted();
         // A whole chunk's refused row may be the first copy of a later repeat in any lane.
         if (r.isolated) for (const refused of chunk.whole ? this.laneNumbers() : [i]) this.lanesWithRefusals.add(refused);
