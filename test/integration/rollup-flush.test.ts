@@ -86,7 +86,7 @@ async function rollups(table: string) {
 }
 
 describe('rollupFlush', () => {
-  it('aggregates per minute and hour, re-aggregates windows touched by late events, and is idempotent', async () => {
+  it('aggregates per minute and hour, adds late events to the windows they fall in, and is idempotent', async () => {
     await store([
       clueFound({ eventId: 'a1', huntId: 'h1', playerId: 'p1', points: 10, occurredAt: '2026-11-20T10:00:05Z' }),
       clueFound({ eventId: 'a2', huntId: 'h1', playerId: 'p2', clueId: 'c2', points: 20, occurredAt: '2026-11-20T10:00:50Z' }),
