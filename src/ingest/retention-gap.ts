@@ -8,7 +8,6 @@ import type pg from 'pg';
 import type { Logger } from '../log';
 import { storeOffsets } from '../store/hot-path/offsets';
 import { withTransaction } from '../store/transaction';
-import type { MicroBatcher } from './batcher';
 import type { IngestHealth } from './health';
 import type { IngestMetrics } from './metrics';
 import type { OnRetentionGap, PartitionPositions } from './positions';
@@ -20,8 +19,6 @@ export interface RetentionGapDeps {
   policy: OnRetentionGap;
   consumer: Consumer;
   positions: PartitionPositions;
-  /** The partition's commit lane: what it buffered is committed before the position moves past it. */
-  laneOf: (partition: number) => Pick<MicroBatcher, 'drain'>;
   health: IngestHealth;
   metrics: IngestMetrics;
   logger: Logger;
@@ -31,7 +28,7 @@ export interface RetentionGapDeps {
 export type RetentionGapHandler = (partition: number, from: bigint, to: bigint) => Promise<boolean>;
 
 export function retentionGapHandler(deps: RetentionGapDeps): RetentionGapHandler {
-  const { pool, groupId, topic, policy, consumer, positions, laneOf, health, metrics, logger } = deps;
+  const { pool, groupId, topic, policy, consumer, positions, health, metrics, logger } = deps;
   return async (partition, from, to) => {
     const lost = to - from;
     metrics.retentionGapRecords.inc({ topic, partition: String(partition) }, Number(lost));
@@ -45,10 +42,6 @@ export function retentionGapHandler(deps: RetentionGapDeps): RetentionGapHandler
       health.markStoppedAtGap(partition, `partition ${partition} lost ${lost} records to retention (offsets ${from}-${to - 1n}) and is stopped (INGEST_ON_RETENTION_GAP=stop)`);
       return false;
     }
-    // The records read before the gap, still in the lane, are committed first: stored past
-    // them, the position would lose them to a crash before their commit, uncounted (retention
-    // has deleted them from the log too).
-    await laneOf(partition).drain();
     // Moved first, so a fetch checked meanwhile (the monitor reports gaps of idle partitions)
     // takes the log start instead of reporting the gap again; recorded at once, so the gap is
     // reported once, not again after a restart.
