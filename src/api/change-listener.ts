@@ -19,7 +19,8 @@
 import crypto from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from '../log';
-import { withTimeout } from '../time-limit';
+import { TimeoutError, withTimeout } from '../time-limit';
+import { everyFewSeconds } from './throttle';
 import { ALL_HUNTS, HUNT_CHANGES_CHANNEL, listenForChecks, listenForHuntChanges, parseChangePayload, sendCheck } from '../store/hunt-changes';
 
 export type ChangeHandler = (hunts: string[] | typeof ALL_HUNTS) => void;
@@ -52,6 +53,17 @@ export class ChangeListener {
   private checks = 0;
   /** The checks waiting for their notification, by token. */
   private readonly awaited = new Map<string, () => void>();
+  /** The checks' second connections, open now: stop() ends them. */
+  private readonly senders = new Set<pg.Client>();
+  /**
+   * A check that could not open its second connection goes on the listening one, which a
+   * pooler in transaction mode would pass: said, at most every 5 minutes, so it is not silent.
+   */
+  private readonly warnCheckedOnItself = everyFewSeconds(
+    (count: number, err: unknown) =>
+      this.logger.warn({ err, count }, 'hunt change feed: the liveness check could not open a second connection, and notified on the listening connection itself (a pooler in transaction mode would pass that)'),
+    5 * 60_000,
+  );
 
   constructor(
     private readonly connectionOptions: pg.ClientConfig,
@@ -73,7 +85,7 @@ export class ChangeListener {
     this.stopped = true;
     this.heard = false;
     clearInterval(this.livenessTimer);
-    await this.client?.end().catch(() => undefined);
+    await Promise.all([this.client?.end().catch(() => undefined), ...[...this.senders].map((sender) => sender.end().catch(() => undefined))]);
   }
 
   /**
@@ -121,30 +133,30 @@ export class ChangeListener {
   }
 
   /**
-   * Notifies this listener's channel and waits for the listening connection to hear it,
-   * within the liveness timeout. Sent from a session of its own (a short-lived connection)
-   * when one can be opened; when none can (max_connections reached, say), on the listening
-   * connection itself, which then at least proves that it answers: a check must not end a
-   * working feed because no second connection was to be had.
+   * Notifies this listener's channel and waits for the listening connection to hear it. Sent
+   * from a session of its own (a short-lived connection) when one can be opened; when none
+   * can (max_connections reached, say), on the listening connection itself, which then at
+   * least proves that it answers: a check must not end a working feed because no second
+   * connection was to be had. The whole check has twice the liveness timeout, below the
+   * interval between checks.
    */
   private async check(client: pg.Client): Promise<void> {
     const token = String(++this.checks);
-    const { timeoutMs } = this.liveness;
+    const limitMs = 2 * this.liveness.timeoutMs;
     const heard = new Promise<void>((resolve) => this.awaited.set(token, resolve));
+    const sent = this.sendFromAnotherSession(token).catch((err: unknown) => {
+      this.warnCheckedOnItself(err);
+      return sendCheck(client, this.checkChannel, token);
+    });
     try {
-      const sentElsewhere = await this.sendFromAnotherSession(token).then(
-        () => true,
-        () => false,
-      );
-      if (!sentElsewhere) {
-        // The client's query_timeout (set in connect) fails a NOTIFY the server does not answer.
-        await sendCheck(client, this.checkChannel, token).catch((err: unknown) => {
-          throw new Error(`no answer to a liveness check within ${timeoutMs} ms`, { cause: err });
+      await withTimeout(Promise.all([heard, sent]), limitMs);
+    } catch (err) {
+      if (err instanceof TimeoutError) {
+        throw new Error(`the listening connection did not hear a notification sent to it within ${limitMs} ms (a pooler in transaction mode delivers none: LISTEN needs a session of its own)`, {
+          cause: err,
         });
       }
-      await withTimeout(heard, timeoutMs).catch(() => {
-        throw new Error(`the listening connection did not hear a notification sent to it within ${timeoutMs} ms (a pooler in transaction mode delivers none: LISTEN needs a session of its own)`);
-      });
+      throw new Error('no answer to a liveness check', { cause: err });
     } finally {
       this.awaited.delete(token);
     }
@@ -155,10 +167,12 @@ export class ChangeListener {
     const { timeoutMs } = this.liveness;
     const sender = new pg.Client({ ...this.connectionOptions, application_name: 'hunt-change-feed-check', query_timeout: timeoutMs, connectionTimeoutMillis: timeoutMs });
     sender.on('error', () => undefined); // its connect or query rejects
+    this.senders.add(sender);
     try {
       await sender.connect();
       await sendCheck(sender, this.checkChannel, token);
     } finally {
+      this.senders.delete(sender);
       await sender.end().catch(() => undefined);
     }
   }

@@ -5,10 +5,12 @@
  * valid events were quarantined as unprocessable; now the sequence is moved forward and the
  * micro-batch committed again, and start-up moves it, or stops naming the command that does.
  */
+import { MockActivityEnvironment } from '@temporalio/testing';
 import pg from 'pg';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { ImportPipeline, prepareImport } from '../../src/batch/backfill/import-records';
+import { createDlqReplayActivities, type ReplayTotals } from '../../src/correctness/dlq-replay-job';
 import { createFlush } from '../../src/ingest/flush';
 import { KnownEvents } from '../../src/ingest/known-events';
 import { createIngestMetrics } from '../../src/ingest/metrics';
@@ -115,6 +117,21 @@ describe('the events\' seq sequence behind the stored events', () => {
     await pipeline.settle();
     expect(await count(`SELECT count(*)::int AS n FROM events WHERE event_id LIKE 'backfilled-%' AND seq > ${before}`)).toBe(30);
     expect(await count('SELECT count(*)::int AS n FROM quarantine')).toBe(0);
+  });
+
+  it('is moved forward by a DLQ replay before it inserts, so the records it replays are stored, not refused again', async () => {
+    const replayed = Array.from({ length: 3 }, (_, i) => clueFound({ eventId: `replayed-${i}`, huntId: 'seq-hunt', clueId: `r${i}` }));
+    await db.pool.query(
+      `INSERT INTO quarantine (source_topic, source_partition, source_offset, record_value, reason, detail)
+       SELECT 'seq-behind-dlq', 0, o, v, 'unprocessable', 'test' FROM unnest($1::bytea[]) WITH ORDINALITY AS u(v, o)`,
+      [replayed.map((e) => Buffer.from(JSON.stringify(e)))],
+    );
+    const before = await count('SELECT max(seq)::int AS n FROM events');
+    await rewindSequence();
+    const { replayQuarantined } = createDlqReplayActivities({ pool: db.pool });
+    const totals = (await new MockActivityEnvironment({ workflowExecution: { workflowId: 'seq-behind-dlq', runId: 'r1' } }).run(replayQuarantined, { batchSize: 10, dryRun: false })) as ReplayTotals;
+    expect(totals).toMatchObject({ replayed: 3, stillInvalid: {} });
+    expect(await count(`SELECT count(*)::int AS n FROM events WHERE event_id LIKE 'replayed-%' AND seq > ${before}`)).toBe(3);
   });
 });
 

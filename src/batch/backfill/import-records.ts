@@ -32,7 +32,7 @@ import { setImmediate as turnOfEventLoop } from 'node:timers/promises';
 import { classifySlice, type ClassifiedSlice, type RejectedRecord, type SourceRecord } from '../../pipeline/classify';
 import { commitMicroBatch } from '../../pipeline/commit';
 import { countStoredAsThemselves } from '../../store/batch/backfill-own-events';
-import { advanceEventSeq } from '../../store/event-seq';
+import { advanceEventSeq, SeqNotMovableError } from '../../store/event-seq';
 import { isSeqCollision } from '../../store/hot-path/errors';
 import { countStoredEvents } from '../../store/batch/import-dry-run';
 import { concatRows, eventIdAt, groupRowsByHunt, laneOfHunt, rowCount, type EventRows } from '../../store/hot-path/event-rows';
@@ -244,7 +244,10 @@ export class ImportPipeline {
         const r = await commitMicroBatch(this.pool, this.options.groupId, part, { plainInsert }).catch(async (err: unknown) => {
           // The events' seq sequence behind the stored events (event-seq.ts): moved forward, committed once more.
           if (!isSeqCollision(err)) throw err;
-          await advanceEventSeq(this.pool).catch(() => undefined);
+          await advanceEventSeq(this.pool).catch((advanceErr: unknown) => {
+            if (advanceErr instanceof SeqNotMovableError) throw advanceErr; // names the command that moves it
+          });
+          if (this.failure) throw this.failure;
           return commitMicroBatch(this.pool, this.options.groupId, part, { plainInsert });
         });
         if (r.plainInsertConflicted) this.pause.conflicted();
