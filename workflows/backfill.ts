@@ -25,7 +25,7 @@ import type { KafkaRange } from '../src/batch/backfill/kafka-source';
 import type { BackfillCursor, BackfillSource } from '../src/batch/backfill/types';
 import { HUNT_ID, HUNT_JOB_KIND } from '../src/temporal/search-attributes';
 import { BACKFILL_CHUNK_SIZE, BACKFILL_MAX_CHUNK_SIZE, ID_PATTERN, KAFKA_EPOCH, TOPIC_NAME_PATTERN } from '../src/constants';
-import { asObject, badInput, ISO_TIME_UTC_YEARS, optionalInt, optionalIsoTime, rejectUnknownFields } from './input';
+import { asObject, badInput, shown, ISO_TIME_UTC_YEARS, optionalInt, optionalIsoTime, rejectUnknownFields } from './input';
 
 // Retried as the import is: a Kafka or disk away when the job starts is waited out, not a
 // failed job with a driver's message (what the source cannot be fails for good, InvalidJobInput).
@@ -202,13 +202,13 @@ function checkSource(source: Record<string, unknown>, newJob: boolean): Backfill
   }
   if (source.kind === 'file') {
     if (typeof source.path !== 'string' || !source.path.startsWith('/')) {
-      throw badInput('backfill', `source.path must be an absolute path on the worker's machine, got ${JSON.stringify(source.path)}`);
+      throw badInput('backfill', `source.path must be an absolute path on the worker's machine, got ${shown(source.path)}`);
     }
     return { kind: 'file', path: source.path };
   }
   if (source.kind === 'kafka') {
     if (typeof source.topic !== 'string' || !TOPIC_NAME_PATTERN.test(source.topic)) {
-      throw badInput('backfill', `source.topic must be a Kafka topic name, got ${JSON.stringify(source.topic)}`);
+      throw badInput('backfill', `source.topic must be a Kafka topic name, got ${shown(source.topic)}`);
     }
     const from = optionalIsoTime('backfill', source, 'from', checks);
     const to = optionalIsoTime('backfill', source, 'to', checks);
@@ -229,5 +229,5 @@ function checkSource(source: Record<string, unknown>, newJob: boolean): Backfill
     }
     return { kind: 'kafka', topic: source.topic, from, to };
   }
-  throw badInput('backfill', `source.kind must be "file" or "kafka", got ${JSON.stringify(source.kind)}`);
+  throw badInput('backfill', `source.kind must be "file" or "kafka", got ${shown(source.kind)}`);
 }

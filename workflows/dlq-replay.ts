@@ -3,7 +3,7 @@ import type { Activities } from '../src/worker/activities';
 import type { ReplayTotals } from '../src/correctness/dlq-replay-job';
 import { HUNT_JOB_KIND } from '../src/temporal/search-attributes';
 import { REJECT_REASONS } from '../src/constants';
-import { asObject, badInput, ISO_TIME_UTC_YEARS, optionalInt, optionalIsoTime, rejectUnknownFields } from './input';
+import { asObject, badInput, shown, ISO_TIME_UTC_YEARS, optionalInt, optionalIsoTime, rejectUnknownFields } from './input';
 
 const { replayQuarantined } = proxyActivities<Activities>({
   startToCloseTimeout: '1 hour',
@@ -39,7 +39,7 @@ export async function dlqReplay(input: DlqReplayInput = {}): Promise<ReplayTotal
   const reasons = fields.reasons as unknown;
   // An empty list would replay nothing and end green, the operator's mistake unsaid.
   if (reasons !== undefined && (!Array.isArray(reasons) || reasons.length === 0 || reasons.some((r) => !REASONS.includes(r as string)))) {
-    throw badInput('dlqReplay', `reasons must be a non-empty list drawn from ${REASONS.join(', ')}, or left out for every reason; got ${JSON.stringify(reasons)}`);
+    throw badInput('dlqReplay', `reasons must be a non-empty list drawn from ${REASONS.join(', ')}, or left out for every reason; got ${shown(reasons)}`);
   }
   const from = optionalIsoTime('dlqReplay', fields, 'from', checks);
   const to = optionalIsoTime('dlqReplay', fields, 'to', checks);

@@ -12,9 +12,22 @@ export function badInput(job: string, problem: string): ApplicationFailure {
   return ApplicationFailure.nonRetryable(`${job}: invalid input: ${problem}`, 'InvalidJobInput');
 }
 
+/** Longest a bad value is shown in a message. */
+const SHOWN_CHARS = 200;
+
+/**
+ * A bad value as JSON, cut at SHOWN_CHARS: a message that repeated a megabyte of input (and
+ * the stack trace again) passed Temporal's 2 MB limit on a failure, and the server terminated
+ * the run with a message that said nothing of what to fix.
+ */
+export function shown(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length <= SHOWN_CHARS ? text : `${text.slice(0, SHOWN_CHARS)}… (${text.length} characters)`;
+}
+
 export function asObject(job: string, input: unknown): Record<string, unknown> {
   if (input === undefined || input === null) return {};
-  if (typeof input !== 'object' || Array.isArray(input)) throw badInput(job, `expected a JSON object such as {}, got ${JSON.stringify(input)}`);
+  if (typeof input !== 'object' || Array.isArray(input)) throw badInput(job, `expected a JSON object such as {}, got ${shown(input)}`);
   return input as Record<string, unknown>;
 }
 
@@ -22,14 +35,18 @@ export function asObject(job: string, input: unknown): Record<string, unknown> {
 export function rejectUnknownFields(job: string, input: Record<string, unknown>, allowed: string[], within?: string): void {
   const named = (field: string) => (within ? `${within}.${field}` : field);
   const unknown = Object.keys(input).filter((k) => !allowed.includes(k));
-  if (unknown.length > 0) throw badInput(job, `unknown field(s) ${unknown.map(named).join(', ')}; allowed: ${allowed.map(named).join(', ') || '(none)'}`);
+  if (unknown.length > 0) {
+    const listed = unknown.slice(0, 10).map((k) => named(k.length > 64 ? `${k.slice(0, 64)}…` : k));
+    const more = unknown.length > listed.length ? ` and ${unknown.length - listed.length} more` : '';
+    throw badInput(job, `unknown field(s) ${listed.join(', ')}${more}; allowed: ${allowed.map(named).join(', ') || '(none)'}`);
+  }
 }
 
 export function optionalInt(job: string, input: Record<string, unknown>, field: string, min: number, max: number, fallback: number): number {
   const value = input[field];
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw badInput(job, `${field} must be a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
+    throw badInput(job, `${field} must be a whole number from ${min} to ${max}, got ${shown(value)}`);
   }
   return value;
 }

@@ -3,7 +3,7 @@ import type { Activities } from '../src/worker/activities';
 import type { ReconcileSummary } from '../src/correctness/reconcile-job';
 import { HUNT_ID, HUNT_JOB_KIND } from '../src/temporal/search-attributes';
 import { HUNTS_PER_TRANSACTION, ID_PATTERN, MAX_RECONCILE_HUNT_IDS } from '../src/constants';
-import { asObject, badInput, optionalInt, rejectUnknownFields } from './input';
+import { asObject, badInput, shown, optionalInt, rejectUnknownFields } from './input';
 
 const { reconcileHunts } = proxyActivities<Activities>({
   startToCloseTimeout: '1 hour',
@@ -54,7 +54,7 @@ export async function reconcile(input: ReconcileInput = {}): Promise<ReconcileSu
   const huntIds = fields.huntIds as unknown;
   // An empty list would reconcile nothing and end green, the operator's mistake unsaid.
   if (huntIds !== undefined && (!Array.isArray(huntIds) || huntIds.length === 0 || huntIds.some((h) => typeof h !== 'string' || !ID_PATTERN.test(h)))) {
-    throw badInput('reconcile', `huntIds must be a non-empty list of hunt ids ([A-Za-z0-9_.-], 1-64 chars), or left out for every hunt; got ${JSON.stringify(huntIds)}`);
+    throw badInput('reconcile', `huntIds must be a non-empty list of hunt ids ([A-Za-z0-9_.-], 1-64 chars), or left out for every hunt; got ${shown(huntIds)}`);
   }
   if (limited && Array.isArray(huntIds) && huntIds.length > MAX_RECONCILE_HUNT_IDS) {
     // Copied into the memo, the activity's input and the progress query: a list of megabytes

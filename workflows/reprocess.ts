@@ -2,7 +2,7 @@ import { ActivityCancellationType, ActivityFailure, ApplicationFailure, Cancella
 import type { ReprocessActivities, ReprocessStepInput, SwapResult } from '../src/batch/reprocess-job';
 import type { ProjectionName } from '../src/store/batch/reprocess';
 import { HUNT_JOB_KIND } from '../src/temporal/search-attributes';
-import { asObject, badInput, optionalInt, rejectUnknownFields } from './input';
+import { asObject, badInput, shown, optionalInt, rejectUnknownFields } from './input';
 
 const JOB = 'reprocess';
 
@@ -192,7 +192,7 @@ function parseInput(input: unknown): { projection: ProjectionName; huntsPerChunk
   const known = Object.keys(PROJECTION_DESCRIPTIONS);
   const projection = fields.projection;
   if (typeof projection !== 'string' || !Object.hasOwn(PROJECTION_DESCRIPTIONS, projection)) {
-    throw badInput(JOB, `projection must be one of ${known.map((p) => JSON.stringify(p)).join(', ')}, got ${JSON.stringify(projection)}; for example {"projection":"leaderboard"}`);
+    throw badInput(JOB, `projection must be one of ${known.map((p) => JSON.stringify(p)).join(', ')}, got ${shown(projection)}; for example {"projection":"leaderboard"}`);
   }
   return { projection: projection as ProjectionName, huntsPerChunk: optionalInt(JOB, fields, 'huntsPerChunk', 1, 10_000, 200) };
 }

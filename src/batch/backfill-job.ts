@@ -132,7 +132,10 @@ async function importFileChunks(deps: Pick<ActivityDeps, 'pool' | 'config'>, inp
   const path = (input.source as { path: string }).path;
   // Every chunk of the call reads this descriptor: the path is not opened again.
   const fd = openedImportFile(deps.config.backfill.importDir, path);
-  const origin: ImportOrigin = { topic: `file:${path}`, partition: 0, sourceLabel: `backfill:${input.jobId}` };
+  // By its real path: the same file given as /data//x, /data/./x or through a symlink is one
+  // source, so a job started again quarantines its rejects once (their key holds the source).
+  const realPath = failingJobInput(() => checkImportFile(deps.config.backfill.importDir, path));
+  const origin: ImportOrigin = { topic: `file:${realPath}`, partition: 0, sourceLabel: `backfill:${input.jobId}` };
   let state = start;
   let readFrom = state.cursor.file ?? { byteOffset: 0, line: 1 };
   // The chunks go in with plain inserts, leaving out their repeats of the chunks before.

@@ -63,6 +63,12 @@ describe('backfill', () => {
       [3, 'invalid_json'],
     ]);
     expect(rows[0].detail).toContain('\\u0000');
+
+    // The same file again, spelled another way: its rejects are the same source's, kept once.
+    const again = await execute('backfill', { source: { kind: 'file', path: file.replace('/nul.ndjson', '//./nul.ndjson') } });
+    expect(again).toMatchObject({ state: 'completed', counts: { records: 4, rejected: 2 } });
+    const kept = await db.pool.query(`SELECT source_topic FROM quarantine WHERE source_topic LIKE '%nul.ndjson'`);
+    expect(kept.rows).toEqual([{ source_topic: `file:${file}` }, { source_topic: `file:${file}` }]);
   });
 
   it('reads a 100 MB line as one too_large record, in flat memory', async () => {
@@ -120,6 +126,17 @@ describe('healthCheck', () => {
   it('fails fast on input it does not take', async () => {
     expect(await failureOf(execute('healthCheck', { foo: 1 }))).toMatch(/unknown field\(s\) foo; allowed: \(none\)/);
     expect(await failureOf(execute('healthCheck', 'x'))).toMatch(/expected a JSON object such as \{\}/);
+  });
+
+  it('shows a bad value cut short, so a message never carries a megabyte of input', async () => {
+    // 20,000 hunt ids, the last one bad: the whole list in the message (and its stack trace)
+    // grew with the input, and past 2 MB the server terminated the run without a word of it.
+    const huntIds = [...Array.from({ length: 20_000 }, (_, i) => `hunt-${i}`), 'not an id!'];
+    const message = await failureOf(execute('reconcile', { huntIds }));
+    expect(message).toMatch(/huntIds must be a non-empty list of hunt ids .*got \["hunt-0","hunt-1",.*… \(\d+ characters\)$/);
+    expect(message.length).toBeLessThan(600);
+    const fields = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`field-${i}`, i]));
+    expect(await failureOf(execute('healthCheck', fields))).toMatch(/unknown field\(s\) field-0, .*field-9 and 90 more; allowed: \(none\)$/);
   });
 });
 

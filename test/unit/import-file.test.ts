@@ -15,6 +15,7 @@ fs.writeFileSync(path.join(importDir, '..archive.ndjson'), '{}\n');
 fs.writeFileSync(path.join(root, 'secret.txt'), 'not for import\n');
 fs.symlinkSync(path.join(root, 'secret.txt'), path.join(importDir, 'escape.ndjson'));
 fs.symlinkSync('/dev/zero', path.join(importDir, 'zero.ndjson'));
+fs.symlinkSync(path.join(importDir, 'loop.ndjson'), path.join(importDir, 'loop.ndjson'));
 
 describe('checkImportFile', () => {
   it('accepts a regular file under the import folder and returns its real path', () => {
@@ -33,6 +34,10 @@ describe('checkImportFile', () => {
     ['a file outside, through a symlink', path.join(importDir, 'escape.ndjson'), /outside the import folder/],
     ['a file outside, through ..', path.join(importDir, '..', 'secret.txt'), /outside the import folder/],
     ['a missing file', path.join(importDir, 'nope.ndjson'), /does not exist/],
+    ['a path through a file', path.join(importDir, 'sub', 'ok.ndjson', 'x.ndjson'), /does not exist/],
+    ['a loop of symlinks', path.join(importDir, 'loop.ndjson'), /is a loop of symlinks/],
+    ['a name too long for the filesystem', path.join(importDir, `${'n'.repeat(300)}.ndjson`), /has a name too long for the filesystem/],
+    ['a path of more than 4096 characters', `${importDir}/${'./'.repeat(2100)}sub/ok.ndjson`, /at most 4096/],
   ])('refuses %s, saying what to fix', (_what, file, message) => {
     expect(() => checkImportFile(importDir, file)).toThrow(message);
   });

@@ -12,13 +12,21 @@ export class ImportFileError extends Error {
   override readonly name = 'ImportFileError';
 }
 
-/** The file's real path, or an ImportFileError that says why it may not be imported. */
+/** Longer paths are refused as they are: Linux's PATH_MAX, and the quarantine's key holds the path. */
+export const MAX_IMPORT_PATH_CHARS = 4096;
+
+/**
+ * The file's real path, or an ImportFileError that says why it may not be imported. A
+ * failure of the filesystem that no change of the input cures (EIO, a stale NFS handle) is
+ * thrown as it is, and the step retries it.
+ */
 export function checkImportFile(importDir: string, file: string): string {
+  if (file.length > MAX_IMPORT_PATH_CHARS) throw new ImportFileError(`the path has ${file.length} characters; at most ${MAX_IMPORT_PATH_CHARS}`);
   let realDir: string;
   try {
     realDir = fs.realpathSync(importDir);
-  } catch {
-    throw new ImportFileError(`the import folder ${importDir} (BACKFILL_IMPORT_DIR) does not exist on the worker's machine; create it and put the file there`);
+  } catch (err) {
+    throw refusal(err, `the import folder ${importDir} (BACKFILL_IMPORT_DIR)`, `does not exist on the worker's machine; create it and put the file there`);
   }
   const outside = () => new ImportFileError(`file ${file} is outside the import folder ${importDir} (BACKFILL_IMPORT_DIR); copy or move it there`);
   // Judged on the path as written first: whoever may start a job must not learn from the
@@ -27,8 +35,8 @@ export function checkImportFile(importDir: string, file: string): string {
   let realFile: string;
   try {
     realFile = fs.realpathSync(file);
-  } catch {
-    throw new ImportFileError(`file ${file} does not exist on the worker's machine (it must be under ${importDir})`);
+  } catch (err) {
+    throw refusal(err, `file ${file}`, `does not exist on the worker's machine (it must be under ${importDir})`);
   }
   // A symlink in the folder may still lead out of it.
   if (!isInside(realDir, realFile)) throw outside();
@@ -37,6 +45,19 @@ export function checkImportFile(importDir: string, file: string): string {
     throw new ImportFileError(`${file} is ${kindOf(stat)}, not a regular file; give the path of an NDJSON file`);
   }
   return realFile;
+}
+
+/**
+ * What a failed look-up of `what` says, by its code: an ImportFileError for what the input or
+ * the worker's setup must change, the error itself (retried) for anything else.
+ */
+function refusal(err: unknown, what: string, missing: string): unknown {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  if (code === 'ENOENT' || code === 'ENOTDIR') return new ImportFileError(`${what} ${missing}`);
+  if (code === 'EACCES' || code === 'EPERM') return new ImportFileError(`${what} cannot be reached by the worker's user (${code}); let it read the folders on the way`);
+  if (code === 'ELOOP') return new ImportFileError(`${what} is a loop of symlinks; give the path of a regular file`);
+  if (code === 'ENAMETOOLONG') return new ImportFileError(`${what} has a name too long for the filesystem`);
+  return err;
 }
 
 /**
