@@ -20,8 +20,29 @@ export interface JobObservation {
   elapsedSeconds?: number;
   /** Why the progress query got no answer (a job without one, or no worker to answer). */
   unanswered?: string;
+  /** A step of the job tried again, and how its last try ended: shown before anything else. */
+  retrying?: RetryingStep;
   /** The job's result, once it has ended. */
   result?: unknown;
+}
+
+export interface RetryingStep {
+  activityType: string;
+  /** The try now pending (2 or more). */
+  attempt: number;
+  lastFailure: string;
+}
+
+/** How much of a step's last failure a progress line shows. */
+const FAILURE_CHARS = 160;
+
+/**
+ * What a line says of a step tried again: a bar stuck at 0% said nothing of a step failing on
+ * every try (a topic the worker's user may not read, Postgres refusing a setting).
+ */
+export function retryingText(step: RetryingStep): string {
+  const failure = step.lastFailure.length > FAILURE_CHARS ? `${step.lastFailure.slice(0, FAILURE_CHARS)}…` : step.lastFailure;
+  return `step ${step.activityType} on try ${step.attempt}, the last failed: ${failure}`;
 }
 
 /** Workflow types with a `progress` query: for the others no answer is no news. */
@@ -29,6 +50,7 @@ const ANSWERING = new Set(['backfill', 'reprocess', 'reconcile']);
 
 export function snapshotOf(o: JobObservation): ProgressSnapshot {
   const snapshot = figuresOf(o);
+  if (o.retrying && o.result === undefined) return { ...snapshot, detail: retryingText(o.retrying) };
   return o.query === undefined && o.unanswered && ANSWERING.has(o.workflowType) ? { ...snapshot, detail: o.unanswered } : snapshot;
 }
 

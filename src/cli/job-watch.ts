@@ -6,10 +6,11 @@
  */
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import type { WorkflowHandle } from '@temporalio/client';
+import type { temporal } from '@temporalio/proto';
 import type pg from 'pg';
 import type { ReconcileProgress } from '../../workflows/reconcile';
 import { countReconciledHunts } from '../store/correctness/reconcile';
-import { snapshotOf, type JobObservation } from './job-progress';
+import { snapshotOf, type JobObservation, type RetryingStep } from './job-progress';
 import { createProgressPrinter, RateTracker, type ProgressOutput, type ProgressSnapshot } from './progress';
 
 export interface ObserveOptions {
@@ -33,8 +34,13 @@ export async function observeJob(handle: WorkflowHandle, workflowType: string, o
     observation.unanswered = describeQueryFailure(err, Date.now() - askedAt >= QUERY_DEADLINE_MS);
     return undefined;
   });
+  const pending = await handle.client
+    .withDeadline(Date.now() + QUERY_DEADLINE_MS, () => handle.describe())
+    .then((description) => description.raw.pendingActivities ?? [])
+    .catch(() => []);
+  observation.retrying = retryingStep(pending);
   if (workflowType === 'reconcile') {
-    observation.heartbeat = await pendingHeartbeat(handle, 'reconcileHunts').catch(() => undefined);
+    observation.heartbeat = heartbeatOf(pending, 'reconcileHunts');
     const runId = (observation.query as ReconcileProgress | undefined)?.runId;
     if (options.pool && runId) observation.reconciledHunts = await countReconciledHunts(options.pool, runId).catch(() => undefined);
   }
@@ -52,12 +58,19 @@ function describeQueryFailure(err: unknown, timedOut: boolean): string | undefin
   return `no progress: ${message}`;
 }
 
+type PendingActivity = temporal.api.workflow.v1.IPendingActivityInfo;
+
 /** The last heartbeat details of the job's running activity of that type, decoded. */
-async function pendingHeartbeat(handle: WorkflowHandle, activityType: string): Promise<unknown> {
-  const description = await handle.describe();
-  const pending = description.raw.pendingActivities?.find((a) => a.activityType?.name === activityType);
-  const payload = pending?.heartbeatDetails?.payloads?.[0];
+function heartbeatOf(pending: readonly PendingActivity[], activityType: string): unknown {
+  const payload = pending.find((a) => a.activityType?.name === activityType)?.heartbeatDetails?.payloads?.[0];
   return payload ? defaultPayloadConverter.fromPayload(payload as Payload) : undefined;
+}
+
+/** The pending step tried most often, if any has been tried again after a failure. */
+export function retryingStep(pending: readonly PendingActivity[]): RetryingStep | undefined {
+  const step = pending.filter((a) => (a.attempt ?? 1) > 1 && a.lastFailure).sort((a, b) => (b.attempt ?? 1) - (a.attempt ?? 1))[0];
+  if (!step) return undefined;
+  return { activityType: step.activityType?.name ?? 'unknown', attempt: step.attempt ?? 2, lastFailure: step.lastFailure?.message ?? '' };
 }
 
 export interface FollowOptions extends ObserveOptions {

@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { emptyCounts } from '../../src/batch/backfill/counts';
 import { snapshotOf } from '../../src/cli/job-progress';
+import { retryingStep } from '../../src/cli/job-watch';
 import { backfillSource } from '../../src/cli/jobs';
 import { createProgressPrinter, formatAmount, formatDuration, RateTracker, renderBarLine, renderPlainLine, type ProgressSnapshot } from '../../src/cli/progress';
 
@@ -177,6 +178,30 @@ describe('snapshotOf', () => {
       total: 7,
       detail: 'repair; players checked 140, drifted 2, treasures changed 0',
     });
+  });
+
+  it('says first that a step is tried again, and how its last try ended, until the job ends', () => {
+    const retrying = { activityType: 'importChunks', attempt: 4, lastFailure: 'The group is not authorized to read topic hunt.events' };
+    const s = snapshotOf({ workflowType: 'backfill', query: fileBackfill, retrying });
+    expect(s).toMatchObject({ done: 10_000_000, total: 25_000_000 });
+    expect(s.detail).toBe('step importChunks on try 4, the last failed: The group is not authorized to read topic hunt.events');
+    expect(renderPlainLine(s)).toMatch(/; step importChunks on try 4, the last failed: The group is not authorized/);
+    expect(snapshotOf({ workflowType: 'rollupFlush', retrying: { ...retrying, lastFailure: 'x'.repeat(500) } }).detail).toHaveLength(
+      'step importChunks on try 4, the last failed: '.length + 161,
+    );
+    const result = { state: 'completed', counts: emptyCounts() };
+    expect(snapshotOf({ workflowType: 'backfill', query: fileBackfill, retrying, result }).detail).not.toMatch(/try 4/);
+  });
+
+  it('takes the pending step tried most often after a failure, none tried once', () => {
+    expect(retryingStep([{ activityType: { name: 'importChunks' }, attempt: 1 }])).toBeUndefined();
+    expect(retryingStep([{ activityType: { name: 'importChunks' }, attempt: 3 }])).toBeUndefined(); // no failure recorded
+    expect(
+      retryingStep([
+        { activityType: { name: 'describeBackfillSource' }, attempt: 2, lastFailure: { message: 'connection refused' } },
+        { activityType: { name: 'importChunks' }, attempt: 5, lastFailure: { message: 'activity Heartbeat timeout' } },
+      ]),
+    ).toEqual({ activityType: 'importChunks', attempt: 5, lastFailure: 'activity Heartbeat timeout' });
   });
 
   it('says why there is no progress when a job with a progress query does not answer', () => {
