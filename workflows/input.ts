@@ -4,6 +4,7 @@
  */
 import { ApplicationFailure } from '@temporalio/workflow';
 import { parseIsoTime } from '../src/temporal/iso-time';
+import { shown } from '../src/temporal/shown-value';
 
 /** The patched() marker of the check of an ISO time's years once in UTC (a9a28ae). */
 export const ISO_TIME_UTC_YEARS = 'iso-time-utc-years';
@@ -12,18 +13,7 @@ export function badInput(job: string, problem: string): ApplicationFailure {
   return ApplicationFailure.nonRetryable(`${job}: invalid input: ${problem}`, 'InvalidJobInput');
 }
 
-/** Longest a bad value is shown in a message. */
-const SHOWN_CHARS = 200;
-
-/**
- * A bad value as JSON, cut at SHOWN_CHARS: a message that repeated a megabyte of input (and
- * the stack trace again) passed Temporal's 2 MB limit on a failure, and the server terminated
- * the run with a message that said nothing of what to fix.
- */
-export function shown(value: unknown): string {
-  const text = JSON.stringify(value) ?? String(value);
-  return text.length <= SHOWN_CHARS ? text : `${text.slice(0, SHOWN_CHARS)}… (${text.length} characters)`;
-}
+export { shown };
 
 export function asObject(job: string, input: unknown): Record<string, unknown> {
   if (input === undefined || input === null) return {};

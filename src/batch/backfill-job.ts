@@ -131,10 +131,11 @@ function jobContext(context: Context, start: ChunkBatchResult): JobContext {
 async function importFileChunks(deps: Pick<ActivityDeps, 'pool' | 'config'>, input: ChunkBatchInput, start: ChunkBatchResult, options: ImportOptions, context: JobContext) {
   const path = (input.source as { path: string }).path;
   // Every chunk of the call reads this descriptor: the path is not opened again.
-  const fd = openedImportFile(deps.config.backfill.importDir, path);
   // By its real path: the same file given as /data//x, /data/./x or through a symlink is one
   // source, so a job started again quarantines its rejects once (their key holds the source).
+  // Looked up before the open, so a failing look-up leaves no descriptor behind.
   const realPath = failingJobInput(() => checkImportFile(deps.config.backfill.importDir, path));
+  const fd = openedImportFile(deps.config.backfill.importDir, path);
   const origin: ImportOrigin = { topic: `file:${realPath}`, partition: 0, sourceLabel: `backfill:${input.jobId}` };
   let state = start;
   let readFrom = state.cursor.file ?? { byteOffset: 0, line: 1 };

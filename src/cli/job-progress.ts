@@ -28,7 +28,7 @@ export interface JobObservation {
 
 export interface RetryingStep {
   activityType: string;
-  /** The try now pending (2 or more). */
+  /** The try now waiting to start (2 or more). */
   attempt: number;
   lastFailure: string;
 }
@@ -50,8 +50,9 @@ const ANSWERING = new Set(['backfill', 'reprocess', 'reconcile']);
 
 export function snapshotOf(o: JobObservation): ProgressSnapshot {
   const snapshot = figuresOf(o);
-  if (o.retrying && o.result === undefined) return { ...snapshot, detail: retryingText(o.retrying) };
-  return o.query === undefined && o.unanswered && ANSWERING.has(o.workflowType) ? { ...snapshot, detail: o.unanswered } : snapshot;
+  // A job whose worker is gone says that first: its steps time out and wait for a worker.
+  if (o.query === undefined && o.unanswered && ANSWERING.has(o.workflowType)) return { ...snapshot, detail: o.unanswered };
+  return o.retrying && o.result === undefined ? { ...snapshot, detail: retryingText(o.retrying) } : snapshot;
 }
 
 function figuresOf(o: JobObservation): ProgressSnapshot {

@@ -30,14 +30,18 @@ export async function observeJob(handle: WorkflowHandle, workflowType: string, o
   };
   // A job whose worker is gone cannot answer; do not wait for it longer than this.
   const askedAt = Date.now();
-  observation.query = await handle.client.withDeadline(askedAt + QUERY_DEADLINE_MS, () => handle.query('progress')).catch((err: unknown) => {
-    observation.unanswered = describeQueryFailure(err, Date.now() - askedAt >= QUERY_DEADLINE_MS);
-    return undefined;
-  });
-  const pending = await handle.client
-    .withDeadline(Date.now() + QUERY_DEADLINE_MS, () => handle.describe())
-    .then((description) => description.raw.pendingActivities ?? [])
-    .catch(() => []);
+  // Asked together: a slow server costs one deadline, not two.
+  const [query, pending] = await Promise.all([
+    handle.client.withDeadline(askedAt + QUERY_DEADLINE_MS, () => handle.query('progress')).catch((err: unknown) => {
+      observation.unanswered = describeQueryFailure(err, Date.now() - askedAt >= QUERY_DEADLINE_MS);
+      return undefined;
+    }),
+    handle.client
+      .withDeadline(askedAt + QUERY_DEADLINE_MS, () => handle.describe())
+      .then((description) => description.raw.pendingActivities ?? [])
+      .catch((): PendingActivity[] => []),
+  ]);
+  observation.query = query;
   observation.retrying = retryingStep(pending);
   if (workflowType === 'reconcile') {
     observation.heartbeat = heartbeatOf(pending, 'reconcileHunts');
@@ -66,9 +70,16 @@ function heartbeatOf(pending: readonly PendingActivity[], activityType: string):
   return payload ? defaultPayloadConverter.fromPayload(payload as Payload) : undefined;
 }
 
-/** The pending step tried most often, if any has been tried again after a failure. */
+/** PendingActivityState.PENDING_ACTIVITY_STATE_STARTED (the proto's enum, which is a type here). */
+const STARTED = 2;
+
+/**
+ * The pending step tried most often, if any failed before and now waits for its next try: one
+ * that has started again is getting on, and its counts say more.
+ */
 export function retryingStep(pending: readonly PendingActivity[]): RetryingStep | undefined {
-  const step = pending.filter((a) => (a.attempt ?? 1) > 1 && a.lastFailure).sort((a, b) => (b.attempt ?? 1) - (a.attempt ?? 1))[0];
+  const waiting = pending.filter((a) => (a.attempt ?? 1) > 1 && a.lastFailure && a.state !== STARTED);
+  const step = waiting.sort((a, b) => (b.attempt ?? 1) - (a.attempt ?? 1))[0];
   if (!step) return undefined;
   return { activityType: step.activityType?.name ?? 'unknown', attempt: step.attempt ?? 2, lastFailure: step.lastFailure?.message ?? '' };
 }

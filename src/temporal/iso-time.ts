@@ -3,6 +3,7 @@
  * (workflows/input.ts) and the `hunt` command, so a time the CLI accepts is one the job
  * accepts. Pure: no Node built-ins, no I/O (workflow code imports it).
  */
+import { shown } from './shown-value';
 
 /** The first and last instants Postgres's timestamptz keeps in years 0001-9999 (UTC). */
 const FIRST_TIME_MS = Date.parse('0001-01-01T00:00:00Z');
@@ -18,7 +19,7 @@ const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{
  * for a job that started before it, replaying its history (workflows call patched()).
  */
 export function parseIsoTime(value: unknown, { utcYears = true } = {}): { iso: string } | { problem: string } {
-  const problem = `must be an ISO-8601 time such as 2026-11-22T00:00:00Z (or a date such as 2026-11-22), got ${JSON.stringify(value)}`;
+  const problem = `must be an ISO-8601 time such as 2026-11-22T00:00:00Z (or a date such as 2026-11-22), got ${shown(value)}`;
   const match = typeof value === 'string' ? ISO_TIME.exec(value) : null;
   if (!match) return { problem };
   const [year, month, day, hour, minute, second] = [1, 2, 3, 4, 5, 6].map((i) => Number(match[i] ?? 0)) as [number, number, number, number, number, number];

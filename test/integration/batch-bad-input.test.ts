@@ -57,7 +57,7 @@ describe('backfill', () => {
     ]);
     const result = await execute('backfill', { source: { kind: 'file', path: file } });
     expect(result).toMatchObject({ state: 'completed', counts: { records: 4, inserted: 2, rejected: 2, rejectedByReason: { invalid_json: 2 } } });
-    const { rows } = await db.pool.query(`SELECT source_offset, reason, detail FROM quarantine WHERE source_topic = $1 ORDER BY source_offset`, [`file:${file}`]);
+    const { rows } = await db.pool.query(`SELECT source_offset, reason, detail FROM quarantine WHERE source_topic = $1 ORDER BY source_offset`, [`file:${fs.realpathSync(file)}`]);
     expect(rows.map((r) => [r.source_offset, r.reason])).toEqual([
       [2, 'invalid_json'],
       [3, 'invalid_json'],
@@ -68,7 +68,7 @@ describe('backfill', () => {
     const again = await execute('backfill', { source: { kind: 'file', path: file.replace('/nul.ndjson', '//./nul.ndjson') } });
     expect(again).toMatchObject({ state: 'completed', counts: { records: 4, rejected: 2 } });
     const kept = await db.pool.query(`SELECT source_topic FROM quarantine WHERE source_topic LIKE '%nul.ndjson'`);
-    expect(kept.rows).toEqual([{ source_topic: `file:${file}` }, { source_topic: `file:${file}` }]);
+    expect(kept.rows).toEqual([{ source_topic: `file:${fs.realpathSync(file)}` }, { source_topic: `file:${fs.realpathSync(file)}` }]);
   });
 
   it('reads a 100 MB line as one too_large record, in flat memory', async () => {
@@ -82,7 +82,7 @@ describe('backfill', () => {
     const result = await execute('backfill', { source: { kind: 'file', path: file } });
     const { baseline, peak } = rss.stop();
     expect(result).toMatchObject({ state: 'completed', counts: { records: 2, inserted: 1, rejected: 1, rejectedByReason: { too_large: 1 } } });
-    const { rows } = await db.pool.query(`SELECT reason, detail, length(record_value) AS kept FROM quarantine WHERE source_topic = $1`, [`file:${file}`]);
+    const { rows } = await db.pool.query(`SELECT reason, detail, length(record_value) AS kept FROM quarantine WHERE source_topic = $1`, [`file:${fs.realpathSync(file)}`]);
     expect(rows).toEqual([{ reason: 'too_large', detail: expect.stringContaining(`line 1 is ${100 * 1024 * 1024} bytes`), kept: 65_536 }]);
     // Reading the line whole would take at least 100 MB more.
     expect(peak - baseline).toBeLessThan(50 * 1024 * 1024);

@@ -5,6 +5,7 @@
  * in the DLQ and in quarantine, and the rest of its micro-batch is applied exactly once. The
  * batch plane's paths through the same store (backfill, dlqReplay) isolate it the same way.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HuntEvent } from '../../src/events/schema';
@@ -108,7 +109,7 @@ describe('the batch plane, on the same database', () => {
     writeNdjson(file, later.map((e) => recordOf(e)));
     const result = await batch.client.workflow.execute('backfill', { taskQueue: batch.taskQueue, workflowId: uniqueName('backfill'), args: [{ source: { kind: 'file', path: file } }] });
     expect(result).toMatchObject({ state: 'completed', counts: { records: 3, inserted: 2, rejected: 1, rejectedByReason: { unprocessable: 1 } } });
-    const { rows } = await db.pool.query(`SELECT source_offset, reason FROM quarantine WHERE source_topic = $1`, [`file:${file}`]);
+    const { rows } = await db.pool.query(`SELECT source_offset, reason FROM quarantine WHERE source_topic = $1`, [`file:${fs.realpathSync(file)}`]);
     expect(rows).toEqual([{ source_offset: 2, reason: 'unprocessable' }]);
   });
 

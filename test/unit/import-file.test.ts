@@ -38,6 +38,7 @@ describe('checkImportFile', () => {
     ['a loop of symlinks', path.join(importDir, 'loop.ndjson'), /is a loop of symlinks/],
     ['a name too long for the filesystem', path.join(importDir, `${'n'.repeat(300)}.ndjson`), /has a name too long for the filesystem/],
     ['a path of more than 4096 characters', `${importDir}/${'./'.repeat(2100)}sub/ok.ndjson`, /at most 4096/],
+    ['a path holding a NUL character', path.join(importDir, 'a\0b.ndjson'), /holds a NUL character/],
   ])('refuses %s, saying what to fix', (_what, file, message) => {
     expect(() => checkImportFile(importDir, file)).toThrow(message);
   });

@@ -185,23 +185,32 @@ describe('snapshotOf', () => {
     const s = snapshotOf({ workflowType: 'backfill', query: fileBackfill, retrying });
     expect(s).toMatchObject({ done: 10_000_000, total: 25_000_000 });
     expect(s.detail).toBe('step importChunks on try 4, the last failed: The group is not authorized to read topic hunt.events');
-    expect(renderPlainLine(s)).toMatch(/; step importChunks on try 4, the last failed: The group is not authorized/);
+    expect(renderPlainLine(s)).toBe(
+      'backfill running: 40.0%, 10.0 MB of 25.0 MB, 20,000 records/s, ETA 0:04; step importChunks on try 4, the last failed: The group is not authorized to read topic hunt.events',
+    );
     expect(snapshotOf({ workflowType: 'rollupFlush', retrying: { ...retrying, lastFailure: 'x'.repeat(500) } }).detail).toHaveLength(
       'step importChunks on try 4, the last failed: '.length + 161,
     );
     const result = { state: 'completed', counts: emptyCounts() };
     expect(snapshotOf({ workflowType: 'backfill', query: fileBackfill, retrying, result }).detail).not.toMatch(/try 4/);
+    // No worker to answer: that is said first (its steps time out and wait for one).
+    const unanswered = 'no answer to the progress query: is a worker polling the task queue?';
+    expect(snapshotOf({ workflowType: 'backfill', unanswered, retrying }).detail).toBe(unanswered);
   });
 
   it('takes the pending step tried most often after a failure, none tried once', () => {
-    expect(retryingStep([{ activityType: { name: 'importChunks' }, attempt: 1 }])).toBeUndefined();
-    expect(retryingStep([{ activityType: { name: 'importChunks' }, attempt: 3 }])).toBeUndefined(); // no failure recorded
+    const SCHEDULED = 1;
+    const STARTED = 2;
+    expect(retryingStep([{ activityType: { name: 'importChunks' }, attempt: 1, state: SCHEDULED }])).toBeUndefined();
+    expect(retryingStep([{ activityType: { name: 'importChunks' }, attempt: 3, state: SCHEDULED }])).toBeUndefined(); // no failure recorded
     expect(
       retryingStep([
-        { activityType: { name: 'describeBackfillSource' }, attempt: 2, lastFailure: { message: 'connection refused' } },
-        { activityType: { name: 'importChunks' }, attempt: 5, lastFailure: { message: 'activity Heartbeat timeout' } },
+        { activityType: { name: 'describeBackfillSource' }, attempt: 2, state: SCHEDULED, lastFailure: { message: 'connection refused' } },
+        { activityType: { name: 'importChunks' }, attempt: 5, state: SCHEDULED, lastFailure: { message: 'activity Heartbeat timeout' } },
       ]),
     ).toEqual({ activityType: 'importChunks', attempt: 5, lastFailure: 'activity Heartbeat timeout' });
+    // Started again after its failures: getting on, its counts say more.
+    expect(retryingStep([{ activityType: { name: 'importChunks' }, attempt: 5, state: STARTED, lastFailure: { message: 'activity Heartbeat timeout' } }])).toBeUndefined();
   });
 
   it('says why there is no progress when a job with a progress query does not answer', () => {

@@ -22,6 +22,7 @@ export const MAX_IMPORT_PATH_CHARS = 4096;
  */
 export function checkImportFile(importDir: string, file: string): string {
   if (file.length > MAX_IMPORT_PATH_CHARS) throw new ImportFileError(`the path has ${file.length} characters; at most ${MAX_IMPORT_PATH_CHARS}`);
+  if (file.includes('\0')) throw new ImportFileError('the path holds a NUL character, which no file name can');
   let realDir: string;
   try {
     realDir = fs.realpathSync(importDir);
@@ -49,10 +50,13 @@ export function checkImportFile(importDir: string, file: string): string {
 
 /**
  * What a failed look-up of `what` says, by its code: an ImportFileError for what the input or
- * the worker's setup must change, the error itself (retried) for anything else.
+ * the worker's setup must change, the error itself (retried) for another failure of the
+ * filesystem (one with a system call: EIO, a stale NFS handle).
  */
 function refusal(err: unknown, what: string, missing: string): unknown {
-  const code = (err as NodeJS.ErrnoException | null)?.code;
+  const { code, syscall, message } = (err ?? {}) as NodeJS.ErrnoException;
+  // Not the filesystem's: Node refused the argument itself, which no retry changes.
+  if (syscall === undefined) return new ImportFileError(`${what} cannot be looked up: ${message ?? String(err)}`);
   if (code === 'ENOENT' || code === 'ENOTDIR') return new ImportFileError(`${what} ${missing}`);
   if (code === 'EACCES' || code === 'EPERM') return new ImportFileError(`${what} cannot be reached by the worker's user (${code}); let it read the folders on the way`);
   if (code === 'ELOOP') return new ImportFileError(`${what} is a loop of symlinks; give the path of a regular file`);
