@@ -8,7 +8,7 @@ import net from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { ChangeListener, RETRY_MAX_MS, type ChangeHandler } from '../../src/api/change-listener';
-import { createLogger } from '../../src/log';
+import { createLogger, type Logger } from '../../src/log';
 import { ALL_HUNTS, HUNT_CHANGES_CHANNEL } from '../../src/store/hunt-changes';
 import { useTestDatabase } from '../helpers/database-fixture';
 import { waitFor } from '../helpers/wait';
@@ -118,18 +118,25 @@ describe('the change feed', () => {
     for (const cleanup of cleanups.reverse()) await cleanup();
   });
 
+  /** A listener through the proxy on `port`, checked every 200 ms within 300 ms, stopped after the suite. */
+  function listenThrough(port: number, onChange: ChangeHandler, logger: Logger): ChangeListener {
+    const target = new URL(db.url);
+    const listener = new ChangeListener(
+      { host: '127.0.0.1', port, user: decodeURIComponent(target.username), password: decodeURIComponent(target.password), database: target.pathname.slice(1) },
+      onChange,
+      logger,
+      { intervalMs: 200, timeoutMs: 300 },
+    );
+    cleanups.push(() => listener.stop());
+    return listener;
+  }
+
   it('notices a connection gone silent, reconnects, and counts every hunt as changed', async () => {
     const target = new URL(db.url);
     const proxy = await silentableProxy(target);
     cleanups.push(proxy.close);
     const heard: Parameters<ChangeHandler>[0][] = [];
-    const listener = new ChangeListener(
-      { host: '127.0.0.1', port: proxy.port, user: decodeURIComponent(target.username), password: decodeURIComponent(target.password), database: target.pathname.slice(1) },
-      (hunts) => heard.push(hunts),
-      createLogger({ logLevel: 'fatal' }),
-      { intervalMs: 200, timeoutMs: 300 },
-    );
-    cleanups.push(() => listener.stop());
+    const listener = listenThrough(proxy.port, (hunts) => heard.push(hunts), createLogger({ logLevel: 'fatal' }));
     await listener.start();
 
     await notify('hunt-before');
@@ -151,13 +158,7 @@ describe('the change feed', () => {
     cleanups.push(proxy.close);
     const warnings: string[] = [];
     const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
-    const listener = new ChangeListener(
-      { host: '127.0.0.1', port: proxy.port, user: decodeURIComponent(target.username), password: decodeURIComponent(target.password), database: target.pathname.slice(1) },
-      () => undefined,
-      logger,
-      { intervalMs: 200, timeoutMs: 300 },
-    );
-    cleanups.push(() => listener.stop());
+    const listener = listenThrough(proxy.port, () => undefined, logger);
     await listener.start();
     // Before, LISTEN and every plain liveness query passed: listening, and deaf, for ever.
     await waitFor('the connection given up twice', () => warnings.length >= 2, { timeoutMs: 10_000 });
@@ -172,13 +173,7 @@ describe('the change feed', () => {
     cleanups.push(proxy.close);
     const warnings: string[] = [];
     const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
-    const listener = new ChangeListener(
-      { host: '127.0.0.1', port: proxy.port, user: decodeURIComponent(target.username), password: decodeURIComponent(target.password), database: target.pathname.slice(1) },
-      () => undefined,
-      logger,
-      { intervalMs: 200, timeoutMs: 300 },
-    );
-    cleanups.push(() => listener.stop());
+    const listener = listenThrough(proxy.port, () => undefined, logger);
     await listener.start();
     await waitFor('the connection given up', () => warnings.length >= 1, { timeoutMs: 10_000 });
     expect(listener.listening).toBe(false);
@@ -192,13 +187,7 @@ describe('the change feed', () => {
     const heard: Parameters<ChangeHandler>[0][] = [];
     const warnings: string[] = [];
     const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
-    const listener = new ChangeListener(
-      { host: '127.0.0.1', port: proxy.port, user: decodeURIComponent(target.username), password: decodeURIComponent(target.password), database: target.pathname.slice(1) },
-      (hunts) => heard.push(hunts),
-      logger,
-      { intervalMs: 200, timeoutMs: 300 },
-    );
-    cleanups.push(() => listener.stop());
+    const listener = listenThrough(proxy.port, (hunts) => heard.push(hunts), logger);
     await listener.start();
     await new Promise((resolve) => setTimeout(resolve, 1_500)); // several checks
     expect(listener.listening).toBe(true);

@@ -17,6 +17,7 @@ import { applyEvents } from '../../src/store/hot-path/apply-events';
 import { withTransaction } from '../../src/store/transaction';
 import { parseOccurredAt } from '../../src/events/schema';
 import { useTestDatabase } from '../helpers/database-fixture';
+import { rollupsFromScratch, storedRollups, type RollupUnit } from '../helpers/rollups';
 import { clueFound, hintUsed, treasureClaimed } from '../helpers/event-builders';
 import { quietTemporalRuntime } from '../helpers/temporal';
 import { uniqueName } from '../helpers/wait';
@@ -62,28 +63,7 @@ const store = (events: HuntEvent[]) =>
 
 const flush = () => client.workflow.execute('rollupFlush', { taskQueue, workflowId: uniqueName('rollup'), args: [{ settleMs: 0 }] });
 
-/** The same aggregation done from scratch over every raw event. */
-async function fromScratch(unit: 'minute' | 'hour') {
-  const { rows } = await db.pool.query(
-    `SELECT hunt_id, date_trunc('${unit}', occurred_at, 'UTC') AS window_start, count(*)::int AS events,
-            count(DISTINCT player_id)::int AS players,
-            count(*) FILTER (WHERE type = 'clue.found')::int AS clues_found,
-            coalesce(sum((payload->>'points')::int) FILTER (WHERE type = 'clue.found'), 0)::int AS clue_points,
-            count(*) FILTER (WHERE type = 'hint.used')::int AS hints_used,
-            coalesce(sum((payload->>'penalty')::int) FILTER (WHERE type = 'hint.used'), 0)::int AS hint_penalties,
-            count(*) FILTER (WHERE type = 'treasure.claimed')::int AS treasure_claims
-       FROM events GROUP BY 1, 2 ORDER BY 1, 2`,
-  );
-  return rows;
-}
-
-async function rollups(table: string) {
-  const { rows } = await db.pool.query(
-    `SELECT hunt_id, window_start, events, players, clues_found, clue_points::int, hints_used, hint_penalties::int, treasure_claims
-       FROM ${table} ORDER BY 1, 2`,
-  );
-  return rows;
-}
+const fromScratch = (unit: RollupUnit) => rollupsFromScratch(db.pool, unit);
 
 describe('rollupFlush', () => {
   it('aggregates per minute and hour, adds late events to the windows they fall in, and is idempotent', async () => {
@@ -95,20 +75,20 @@ describe('rollupFlush', () => {
     ]);
     const first = await flush();
     expect(first).toMatchObject({ events: 4, watermark: expect.any(Number) });
-    expect(await rollups('rollup_minute')).toEqual(await fromScratch('minute'));
-    expect(await rollups('rollup_hour')).toEqual(await fromScratch('hour'));
+    expect(await storedRollups(db.pool, 'minute')).toEqual(await fromScratch('minute'));
+    expect(await storedRollups(db.pool, 'hour')).toEqual(await fromScratch('hour'));
 
     // A late event for 10:00 arrives after that window was flushed.
     await store([clueFound({ eventId: 'late', huntId: 'h1', playerId: 'p3', clueId: 'c3', points: 7, occurredAt: '2026-11-20T10:00:30Z' })]);
     const second = await flush();
     expect(second).toMatchObject({ events: 1, minuteWindows: 1, hourWindows: 1 });
-    const minutes = await rollups('rollup_minute');
+    const minutes = await storedRollups(db.pool, 'minute');
     expect(minutes).toEqual(await fromScratch('minute'));
     expect(minutes[0]).toMatchObject({ hunt_id: 'h1', events: 3, players: 3, clue_points: 37 });
-    expect(await rollups('rollup_hour')).toEqual(await fromScratch('hour'));
+    expect(await storedRollups(db.pool, 'hour')).toEqual(await fromScratch('hour'));
 
     expect(await flush()).toMatchObject({ events: 0, chunks: 0 });
-    expect(await rollups('rollup_minute')).toEqual(minutes);
+    expect(await storedRollups(db.pool, 'minute')).toEqual(minutes);
   });
 
   it('builds hours from minutes and noted players that equal the raw events, chunk after small chunk, late events and all', async () => {
@@ -127,8 +107,8 @@ describe('rollupFlush', () => {
       await store(events.slice(i, i + 250));
       while (await flushRollupChunk(db.pool, 97, 0)); // many small chunks, each touching hours flushed before
     }
-    expect(await rollups('rollup_minute')).toEqual(await fromScratch('minute'));
-    expect(await rollups('rollup_hour')).toEqual(await fromScratch('hour'));
+    expect(await storedRollups(db.pool, 'minute')).toEqual(await fromScratch('minute'));
+    expect(await storedRollups(db.pool, 'hour')).toEqual(await fromScratch('hour'));
   });
 
   it('does not move its watermark past a seq an uncommitted transaction still holds', async () => {
@@ -154,7 +134,7 @@ describe('rollupFlush', () => {
       slow.release();
     }
     expect(await flush()).toMatchObject({ events: 0 });
-    expect(await rollups('rollup_minute')).toEqual(await fromScratch('minute'));
+    expect(await storedRollups(db.pool, 'minute')).toEqual(await fromScratch('minute'));
   });
 
   it('fails naming a writer that outlasts the wait, rather than succeed having done nothing', async () => {
@@ -196,7 +176,7 @@ describe('rollupFlush', () => {
       await db.pool.query('DROP TRIGGER slow_windows ON rollup_minute');
       await db.pool.query('DROP FUNCTION slow_windows()');
     }
-    expect(await rollups('rollup_minute')).toEqual(await fromScratch('minute'));
-    expect(await rollups('rollup_hour')).toEqual(await fromScratch('hour'));
+    expect(await storedRollups(db.pool, 'minute')).toEqual(await fromScratch('minute'));
+    expect(await storedRollups(db.pool, 'hour')).toEqual(await fromScratch('hour'));
   });
 });

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { flushRollupChunk, upsertWindowsSql } from '../../src/store/batch/rollups';
 import { migrate } from '../../src/store/migrate';
 import { useTestDatabase } from '../helpers/database-fixture';
+import { rollupsFromScratch, storedRollups, type RollupUnit } from '../helpers/rollups';
 import { clueFound, hintUsed } from '../helpers/event-builders';
 import { applyInOneTransaction } from '../helpers/stored-events';
 
@@ -15,25 +16,7 @@ const db = useTestDatabase();
 
 const allWindows = (unit: 'minute' | 'hour') => `SELECT DISTINCT hunt_id, date_trunc('${unit}', occurred_at, 'UTC') AS window_start FROM events`;
 
-/** The rollups aggregated from scratch over every raw event, and as stored. */
-async function fromScratch(unit: 'minute' | 'hour') {
-  const { rows } = await db.pool.query(
-    `SELECT hunt_id, date_trunc('${unit}', occurred_at, 'UTC') AS window_start, count(*)::int AS events, count(DISTINCT player_id)::int AS players,
-            count(*) FILTER (WHERE type = 'clue.found')::int AS clues_found,
-            coalesce(sum((payload->>'points')::int) FILTER (WHERE type = 'clue.found'), 0)::int AS clue_points,
-            count(*) FILTER (WHERE type = 'hint.used')::int AS hints_used,
-            coalesce(sum((payload->>'penalty')::int) FILTER (WHERE type = 'hint.used'), 0)::int AS hint_penalties,
-            count(*) FILTER (WHERE type = 'treasure.claimed')::int AS treasure_claims
-       FROM events GROUP BY 1, 2 ORDER BY 1, 2`,
-  );
-  return rows;
-}
-async function stored(unit: 'minute' | 'hour') {
-  const { rows } = await db.pool.query(
-    `SELECT hunt_id, window_start, events, players, clues_found, clue_points::int, hints_used, hint_penalties::int, treasure_claims FROM rollup_${unit} ORDER BY 1, 2`,
-  );
-  return rows;
-}
+const fromScratch = (unit: RollupUnit) => rollupsFromScratch(db.pool, unit);
 
 describe('migration 020 (rollup_minute_players)', () => {
   it('rewrites the minutes an older flush counted past its watermark, so the first flush after it counts no event twice', async () => {
@@ -56,7 +39,7 @@ describe('migration 020 (rollup_minute_players)', () => {
     await db.pool.query(upsertWindowsSql('hour', `${allWindows('hour')} WHERE seq <= ${rows[0]!.seq}`));
     await db.pool.query(`INSERT INTO rollup_hour_players SELECT DISTINCT hunt_id, date_trunc('hour', occurred_at, 'UTC'), player_id FROM events ON CONFLICT DO NOTHING`);
     await db.pool.query(`UPDATE job_watermarks SET last_seq = $1 WHERE job = 'rollupFlush'`, [rows[0]!.seq]);
-    expect((await stored('minute')).map((r) => r.events)).toEqual([3, 1]);
+    expect((await storedRollups(db.pool, 'minute')).map((r) => r.events)).toEqual([3, 1]);
 
     const client = await db.pool.connect();
     try {
@@ -64,11 +47,11 @@ describe('migration 020 (rollup_minute_players)', () => {
     } finally {
       client.release();
     }
-    expect((await stored('minute')).map((r) => r.events)).toEqual([1, 1]);
+    expect((await storedRollups(db.pool, 'minute')).map((r) => r.events)).toEqual([1, 1]);
     expect(await flushRollupChunk(db.pool, 1000, 0)).toMatchObject({ events: 3 });
 
-    expect(await stored('minute')).toEqual(await fromScratch('minute'));
-    expect(await stored('hour')).toEqual(await fromScratch('hour'));
+    expect(await storedRollups(db.pool, 'minute')).toEqual(await fromScratch('minute'));
+    expect(await storedRollups(db.pool, 'hour')).toEqual(await fromScratch('hour'));
     const noted = await db.pool.query(`SELECT hunt_id, window_start, player_id FROM rollup_minute_players ORDER BY 1, 2, 3`);
     const players = await db.pool.query(`SELECT DISTINCT hunt_id, date_trunc('minute', occurred_at, 'UTC') AS window_start, player_id FROM events ORDER BY 1, 2, 3`);
     expect(noted.rows).toEqual(players.rows);
