@@ -5,7 +5,9 @@
  * detail says what was cut, and many of them in one micro-batch go in more than one INSERT
  * (quarantine.ts) in the same transaction as the offsets.
  */
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { MAX_IMPORT_REAL_PATH_BYTES } from '../../src/batch/backfill/import-file';
 import { classifySlice, MAX_KEPT_BYTES } from '../../src/pipeline/classify';
 import { commitMicroBatch } from '../../src/pipeline/commit';
 import { MAX_BYTES_PER_INSERT, quarantineRecords } from '../../src/store/hot-path/quarantine';
@@ -82,5 +84,23 @@ describe('quarantine rows per position', () => {
       { key: 'hunt-b', value: null },
       { key: '', value: null },
     ]);
+  });
+});
+
+describe('quarantine rows of a backfill file', () => {
+  // A file's rejects are keyed by `file:<real path>`, one entry of a btree index (at most
+  // 2,704 bytes): a path of hashed folder names compresses too little to fit past that.
+  const fileSource = (bytes: number) => `file:/${randomBytes(bytes).toString('hex').slice(0, bytes - 6)}`;
+  const reject = (topic: string) => ({ topic, partition: 0, offset: '1', key: null, value: Buffer.from('{'), reason: 'invalid_json' as const, detail: 'test' });
+
+  it('fit the index for every real path the import check lets through', async () => {
+    const longest = fileSource(MAX_IMPORT_REAL_PATH_BYTES + 'file:'.length);
+    await withTransaction(db.pool, (client) => quarantineRecords(client, [reject(longest)]));
+    const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM quarantine WHERE source_topic = $1', [longest]);
+    expect(rows[0]?.n).toBe(1);
+  });
+
+  it('would not fit for a path well past the cap, which is why the import check has it', async () => {
+    await expect(withTransaction(db.pool, (client) => quarantineRecords(client, [reject(fileSource(3000))]))).rejects.toMatchObject({ code: '54000' });
   });
 });

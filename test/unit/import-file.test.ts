@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { checkImportFile, openImportFile } from '../../src/batch/backfill/import-file';
+import { checkImportFile, MAX_IMPORT_REAL_PATH_BYTES, openImportFile } from '../../src/batch/backfill/import-file';
 import { readChunk } from '../../src/batch/backfill/ndjson-source';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'imports-'));
@@ -41,6 +41,17 @@ describe('checkImportFile', () => {
     ['a path holding a NUL character', path.join(importDir, 'a\0b.ndjson'), /holds a NUL character/],
   ])('refuses %s, saying what to fix', (_what, file, message) => {
     expect(() => checkImportFile(importDir, file)).toThrow(message);
+  });
+
+  it('refuses a file whose real path is too long to key its rejects, even through a short symlink', () => {
+    // Folders named by hashes: about 2,300 bytes of real path, under the 4,096-character cap.
+    const deep = path.join(importDir, ...Array.from({ length: 10 }, (_, i) => `${i}${'f'.repeat(229)}`));
+    fs.mkdirSync(deep, { recursive: true });
+    fs.writeFileSync(path.join(deep, 'deep.ndjson'), '{}\n');
+    fs.symlinkSync(path.join(deep, 'deep.ndjson'), path.join(importDir, 'short.ndjson'));
+    for (const file of [path.join(deep, 'deep.ndjson'), path.join(importDir, 'short.ndjson')]) {
+      expect(() => checkImportFile(importDir, file)).toThrow(new RegExp(`has a real path of \\d+ bytes; at most ${MAX_IMPORT_REAL_PATH_BYTES} .*move it to a shorter path`));
+    }
   });
 
   it('answers the same for a path outside the folder whether or not it exists (no oracle for job starters)', () => {

@@ -12,8 +12,16 @@ export class ImportFileError extends Error {
   override readonly name = 'ImportFileError';
 }
 
-/** Longer paths are refused as they are: Linux's PATH_MAX, and the quarantine's key holds the path. */
+/** Longer paths are refused as they are: Linux's PATH_MAX. */
 export const MAX_IMPORT_PATH_CHARS = 4096;
+
+/**
+ * The file's rejects are quarantined under `file:<its real path>`, and that key is one entry
+ * of a btree index, which Postgres caps at 2,704 bytes. A real path of hashed folder names
+ * past about 2,600 bytes passed the 4,096-character cap, and then every chunk holding an
+ * invalid line failed its quarantine insert (54000) on every try, for ever.
+ */
+export const MAX_IMPORT_REAL_PATH_BYTES = 2000;
 
 /**
  * The file's real path, or an ImportFileError that says why it may not be imported. A
@@ -41,6 +49,12 @@ export function checkImportFile(importDir: string, file: string): string {
   }
   // A symlink in the folder may still lead out of it.
   if (!isInside(realDir, realFile)) throw outside();
+  const realBytes = Buffer.byteLength(realFile);
+  if (realBytes > MAX_IMPORT_REAL_PATH_BYTES) {
+    throw new ImportFileError(
+      `file ${file} has a real path of ${realBytes} bytes; at most ${MAX_IMPORT_REAL_PATH_BYTES} (its rejects are quarantined under it): move it to a shorter path in ${importDir}`,
+    );
+  }
   const stat = fs.statSync(realFile);
   if (!stat.isFile()) {
     throw new ImportFileError(`${file} is ${kindOf(stat)}, not a regular file; give the path of an NDJSON file`);
