@@ -163,4 +163,22 @@ describe('readChunk', () => {
     const file = fileWith('{"a":1}\n \t\r\n{"a":2}\n');
     expect(readChunk(file, { byteOffset: 0, line: 1 }, 5).records.map((r) => r.line)).toEqual([1, 3]);
   });
+
+  it('judges a long line as blank by all of it, not by the part kept: whitespace and then an event is a record, too large', () => {
+    const file = fileWith(`${' '.repeat(70_000)}{"a":1}\n${' \t'.repeat(40_000)}\n{"a":2}\n`);
+    const chunk = readChunk(file, { byteOffset: 0, line: 1 }, 10, 65_536);
+    expect(chunk.records.map((r) => ({ line: r.line, bytes: r.bytes, kept: r.value.length }))).toEqual([
+      { line: 1, bytes: 70_007, kept: 65_536 },
+      { line: 3, bytes: 7, kept: 7 },
+    ]);
+  });
+
+  it('leaves a CRLF ending out of the line length when the part kept stops short of it', () => {
+    const event = 'x'.repeat(65_536);
+    const file = fileWith(`${event}\r\n${event}x\r\n`);
+    const [fits, tooLong] = readChunk(file, { byteOffset: 0, line: 1 }, 10, 65_536).records;
+    expect(fits).toMatchObject({ line: 1, bytes: 65_536 });
+    expect(fits?.value.toString()).toBe(event);
+    expect(tooLong).toMatchObject({ line: 2, bytes: 65_537 });
+  });
 });

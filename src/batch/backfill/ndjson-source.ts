@@ -35,6 +35,8 @@ export interface FileRecord {
   bytes: number;
   /** The line goes on past what a chunk may scan: longer than `bytes`, and never a whole event. */
   unfinished?: boolean;
+  /** Nothing but spaces, tabs and CRs, the whole line (not only what is kept of it): no record. */
+  blank?: boolean;
 }
 
 export interface FileChunk {
@@ -92,7 +94,7 @@ export function readChunk(
       const line = reader.nextLine(Math.max(maxScanBytes - scanned(), maxLineBytes + 1));
       if (!line) return { records, next: reader.cursor, eof: true };
       lines++;
-      if (isBlank(line.value) && !line.unfinished) continue;
+      if (line.blank) continue;
       records.push(line);
       bytes += line.value.length;
       if (line.unfinished) break;
@@ -128,6 +130,11 @@ class LineReader {
     const kept: Buffer[] = [];
     let keptBytes = 0;
     let lineBytes = 0;
+    // Judged on the whole line, not on the part kept: a line of 70,000 spaces and then an
+    // event was skipped as blank (lost without a count), and a CRLF line of exactly 64 KiB
+    // was counted with its CR (rejected as too large).
+    let content = false;
+    let lastByte = -1;
     if (this.cursor.byteOffset === 0) this.skipByteOrderMark();
     for (;;) {
       if (lineBytes >= maxScanBytes) {
@@ -145,14 +152,18 @@ class LineReader {
         keptBytes += keep.length;
       }
       lineBytes += part.length;
+      if (part.length > 0) {
+        content ||= !isBlank(part);
+        lastByte = part[part.length - 1]!;
+      }
       if (newline !== -1) {
         this.pending = this.pending.subarray(newline + 1);
-        return this.finish(kept, lineBytes, lineBytes + 1);
+        return this.finish(kept, lineBytes, lineBytes + 1, { content, lastByte });
       }
       this.pending = Buffer.alloc(0);
       if (!this.fill()) {
         // A last line without a newline is still a record.
-        return lineBytes > 0 ? this.finish(kept, lineBytes, lineBytes) : undefined;
+        return lineBytes > 0 ? this.finish(kept, lineBytes, lineBytes, { content, lastByte }) : undefined;
       }
     }
   }
@@ -204,14 +215,15 @@ class LineReader {
     return !this.fill();
   }
 
-  private finish(kept: Buffer[], lineBytes: number, consumed: number): FileRecord {
+  private finish(kept: Buffer[], lineBytes: number, consumed: number, seen: { content: boolean; lastByte: number }): FileRecord {
     let value = Buffer.concat(kept);
     let bytes = lineBytes;
-    if (value.length > 0 && value.length === lineBytes && value[value.length - 1] === 13) {
-      value = value.subarray(0, -1); // CRLF line ending
+    if (seen.lastByte === 13) {
+      // A CRLF line ending: not part of the record, whether or not the part kept reaches it.
       bytes--;
+      if (value.length === lineBytes) value = value.subarray(0, -1);
     }
-    const record = { line: this.cursor.line, value, bytes };
+    const record: FileRecord = { line: this.cursor.line, value, bytes, ...(seen.content ? {} : { blank: true }) };
     this.cursor.line++;
     this.cursor.byteOffset += consumed;
     return record;
