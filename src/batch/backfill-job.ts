@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { addCounts, countImport, emptyCounts, ImportPipeline, prepareImport, type ImportCounts, type ImportOptions, type ImportOrigin } from './backfill/import-records';
-import { consumeRange, inTimeWindow, remaining, resolveRange, type PartitionOffsets } from './backfill/kafka-source';
+import { consumeRange, importsRecord, remaining, resolveRange, type PartitionOffsets } from './backfill/kafka-source';
 import { KafkaRangeGoneError } from './backfill/range-check';
 import type { SourceRecord } from '../pipeline/classify';
 import { checkImportFile, ImportFileError, openImportFile } from './backfill/import-file';
@@ -219,7 +219,7 @@ async function importKafkaChunks(deps: Pick<ActivityDeps, 'pool' | 'kafka' | 'co
       consumeRange(deps.kafka, topic, cursor, range, input.chunkSize * input.maxChunks, async ({ partition, messages }) => {
         for (let i = 0; i < messages.length; i += input.chunkSize) {
           const slice = messages.slice(i, i + input.chunkSize);
-          const inWindow = slice.filter((m) => inTimeWindow(m.timestamp, fromMs, toMs));
+          const inWindow = slice.filter((m) => importsRecord(m, fromMs, toMs));
           await importSlice(partition, inWindow, BigInt(slice[slice.length - 1]!.offset) + 1n, slice.length - inWindow.length);
         }
       },

@@ -36,6 +36,17 @@ export async function resolveRange(kafka: Kafka, topic: string, fromMs: number |
   }
 }
 
+/**
+ * Whether a record read goes to the import: stamped in the window, or the stand-in for a
+ * batch that could not be unpacked (too large, corrupt: pipeline/compression.ts), which is
+ * always quarantined. The stand-in carries the batch's first timestamp, and the batch's
+ * other records may lie in the window: judged by that stamp, a batch whose first record is
+ * stamped before `from` was left out as outside the range, with no quarantine row and no word.
+ */
+export function importsRecord(message: { timestamp: string; unreadable?: unknown }, fromMs: number | undefined, toMs: number | undefined): boolean {
+  return message.unreadable !== undefined || inTimeWindow(message.timestamp, fromMs, toMs);
+}
+
 /** Whether a record's Kafka timestamp lies in [fromMs, toMs) (an open side: no bound). */
 export function inTimeWindow(timestamp: string, fromMs: number | undefined, toMs: number | undefined): boolean {
   const ms = Number(timestamp);
