@@ -12,6 +12,7 @@ import type { HuntEvent } from '../../src/events/schema';
 import { CHECKS, runDataQuality, type CheckReport } from '../../src/store/correctness/data-quality';
 import { failingHunts } from '../../src/store/correctness/reconcile-failures';
 import { reconcileHunts } from '../../src/store/correctness/reconcile';
+import { driftedRuns, lastRunDrift, recentDrift } from '../../src/store/read/monitoring';
 import { useTestDatabase } from '../helpers/database-fixture';
 import { atSecond, clueFound, joined } from '../helpers/event-builders';
 import { applyInOneTransaction } from '../helpers/stored-events';
@@ -48,6 +49,24 @@ describe('dataQuality score_drift', () => {
     await db.pool.query(`DELETE FROM events WHERE hunt_id = 'reused'`);
     await db.pool.query(`DELETE FROM player_scores WHERE hunt_id = 'reused'`);
     await db.pool.query(`DELETE FROM hunts WHERE hunt_id = 'reused'`);
+  });
+
+  it("stays out of reconcile's drift figures: a late claim the scheduled run mends is one drifted run, however many checks met it", async () => {
+    await db.pool.query('DELETE FROM reconcile_runs'); // the earlier tests' runs
+    await applyInOneTransaction(db.pool, huntEvents('late'));
+    await db.pool.query(`UPDATE player_scores SET score = score + 1000 WHERE hunt_id = 'late'`);
+    // The nightly check meets the drift first, then a repairing data-quality run (the runbook's), then the scheduled reconcile.
+    expect((await dataQualityRun('dq-nightly-late', 'run-1')).score_drift?.count).toBe(1);
+    await runDataQuality(db.pool, 'dq-repairing-late', true);
+    await db.pool.query(`UPDATE player_scores SET score = score + 1000 WHERE hunt_id = 'late'`);
+    await reconcileHunts(db.pool, ['late'], 'scheduled-late', true);
+    await dataQualityRun('dq-after-late', 'run-1');
+
+    expect(await driftedRuns(db.pool, 30)).toEqual({ player: 1, treasure: 0, credit: 0 });
+    // The newest reconcile run, not the data-quality run after it (which found nothing left).
+    expect(await lastRunDrift(db.pool)).toEqual({ player: 1, treasure: 0, credit: 0 });
+    expect(await recentDrift(db.pool, 24)).toEqual({ player: 1, treasure: 0, credit: 0 });
+    for (const table of ['events', 'player_scores', 'clue_credits', 'hunts', 'reconcile_runs', 'reconcile_drift']) await db.pool.query(`DELETE FROM ${table}`);
   });
 
   it('counts a hunt it cannot recompute as a finding, records it, and goes on with the other hunts and checks', async () => {

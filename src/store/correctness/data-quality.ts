@@ -226,7 +226,7 @@ async function repairHunts(run: CheckRun, hunts: readonly string[], state: { rep
   };
   for (const group of await reconcileGroups(run, hunts)) {
     if ('failing' in group) await partDone([], [], [group.failing]);
-    else await reconcileRecordingFailures(run.pool, group.hunts, `${run.runId}/dq-repair`, true, run.bounds, partDone);
+    else await reconcileRecordingFailures(run.pool, group.hunts, `${run.runId}/dq-repair`, true, run.bounds, partDone, 'data-quality');
   }
 }
 
@@ -334,7 +334,7 @@ export const CHECKS: Check[] = [
         };
         for (const group of await reconcileGroups(run, hunts)) {
           if ('failing' in group) await partDone([group.failing.huntId], [], [group.failing]);
-          else await reconcileRecordingFailures(run.pool, group.hunts, driftRun, false, run.bounds, partDone);
+          else await reconcileRecordingFailures(run.pool, group.hunts, driftRun, false, run.bounds, partDone, 'data-quality');
         }
       });
       const { rows } = await inTransaction(run, (c) =>

@@ -72,7 +72,13 @@ async function seqCoveringHunts(client: pg.ClientBase, hunts: readonly string[])
 }
 
 /**
- * Reconciles the given hunts (one transaction, fenced); records drift under `runId`.
+ * The job a run's rows are recorded for: /metrics's reconcile drift figures read only
+ * reconcile's (migration 021), not those of data quality's checks, which reconcile too.
+ */
+export type RecordingJob = 'reconcile' | 'data-quality';
+
+/**
+ * Reconciles the given hunts (one transaction, fenced); records drift under `runId`, for `job`.
  * `bounds` ties the transaction to the job step running it (bounded-transaction.ts).
  */
 export async function reconcileHunts(
@@ -81,6 +87,7 @@ export async function reconcileHunts(
   runId: string,
   repair: boolean,
   bounds?: StatementBounds,
+  job: RecordingJob = 'reconcile',
 ): Promise<HuntReconciliation[]> {
   const hunts = [...new Set(huntIds)].sort();
   if (hunts.length === 0) return [];
@@ -115,13 +122,13 @@ export async function reconcileHunts(
       if (changed.length > 0) await notifyHuntsChanged(client, changed);
     }
     await client.query(
-      `INSERT INTO reconcile_runs (run_id, hunt_id, players_checked, players_drifted, treasures_changed, credits_drifted, repaired)
-       SELECT $1, * FROM unnest($2::text[], $3::int[], $4::int[], $5::int[], $6::int[], $7::bool[])
+      `INSERT INTO reconcile_runs (job, run_id, hunt_id, players_checked, players_drifted, treasures_changed, credits_drifted, repaired)
+       SELECT $8, $1, * FROM unnest($2::text[], $3::int[], $4::int[], $5::int[], $6::int[], $7::bool[])
        ON CONFLICT (run_id, hunt_id) DO UPDATE SET players_checked = excluded.players_checked,
          players_drifted = excluded.players_drifted, treasures_changed = excluded.treasures_changed,
          credits_drifted = excluded.credits_drifted, repaired = excluded.repaired, reconciled_at = now()`,
       [runId, results.map((r) => r.huntId), results.map((r) => r.playersChecked), results.map((r) => r.playersDrifted),
-        results.map((r) => r.treasuresChanged), results.map((r) => r.creditsDrifted), results.map((r) => r.repaired)],
+        results.map((r) => r.treasuresChanged), results.map((r) => r.creditsDrifted), results.map((r) => r.repaired), job],
     );
     // Only a repairing run has put the hunts right: a run that only checks (data quality's
     // drift check, `--no-repair`) never writes the live tables a failure may lie in.
@@ -167,10 +174,11 @@ export async function reconcileRecordingFailures(
   repair: boolean,
   bounds: StatementBounds | undefined,
   done: (huntIds: readonly string[], results: readonly HuntReconciliation[], failed: readonly FailedHunt[]) => Promise<void>,
+  job: RecordingJob = 'reconcile',
 ): Promise<void> {
   let results: HuntReconciliation[];
   try {
-    results = await reconcileHunts(pool, huntIds, runId, repair, bounds);
+    results = await reconcileHunts(pool, huntIds, runId, repair, bounds, job);
   } catch (err) {
     if (bounds?.signal?.aborted || !isHuntFailure(err)) throw err;
     if (huntIds.length > 1) {
@@ -178,7 +186,7 @@ export async function reconcileRecordingFailures(
       // minutes a try: each hunt alone, so one slow hunt costs one more try, not six.
       const half = Math.ceil(huntIds.length / 2);
       const parts = sqlStateOf(err) === SqlState.queryCanceled ? huntIds.map((h) => [h]) : [huntIds.slice(0, half), huntIds.slice(half)];
-      for (const part of parts) await reconcileRecordingFailures(pool, part, runId, repair, bounds, done);
+      for (const part of parts) await reconcileRecordingFailures(pool, part, runId, repair, bounds, done, job);
       return;
     }
     const failed = { huntId: huntIds[0] as string, error: describeDataError(err) };
