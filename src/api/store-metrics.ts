@@ -70,6 +70,15 @@ export function startStoreGauges(registry: Registry, pool: pg.Pool, refreshMs: n
     labelNames: ['reason'] as const,
     registers: [registry],
   });
+  // What HuntQuarantineGrowing watches. Not the backlog's growth: a reason whose backlog
+  // reached the cap (a flood of a million rejects, which stay until replayed) read flat from
+  // then on, and the alert could never fire for that reason again, whatever came next.
+  const lastHour = new Gauge({
+    name: 'hunt_quarantine_last_hour',
+    help: `Records quarantined in the last hour and not replayed, by reason (counted up to ${QUARANTINE_BACKLOG_CAP})`,
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
   // Labelled workflow_type, not job: a scraped `job` label would clash with the target's.
   const watermarkAge = new Gauge({
     name: 'hunt_batch_watermark_age_seconds',
@@ -111,6 +120,9 @@ export function startStoreGauges(registry: Registry, pool: pg.Pool, refreshMs: n
     ['hunt_reconcile_failing_hunts', async () => failing.set(await failingHunts(pool))],
     ['hunt_quarantine_backlog', async () => {
       for (const [reason, n] of await cappedBacklog(pool, QUARANTINE_BACKLOG_CAP)) backlog.set({ reason }, n);
+    }],
+    ['hunt_quarantine_last_hour', async () => {
+      for (const [reason, n] of await cappedBacklog(pool, QUARANTINE_BACKLOG_CAP, 60)) lastHour.set({ reason }, n);
     }],
     ['hunt_batch_watermark_age_seconds', async () => {
       for (const [job, age] of await watermarkAges(pool, WATERMARK_JOBS)) watermarkAge.set({ workflow_type: job }, age);

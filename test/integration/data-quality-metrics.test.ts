@@ -53,3 +53,26 @@ describe('hunt_data_quality_findings and hunt_data_quality_report_age_seconds', 
     expect(age).toBeLessThan(7200 + 120);
   });
 });
+
+describe('hunt_quarantine_last_hour', () => {
+  it('counts by reason the records quarantined in the last hour and not replayed, whatever backlog is older', async () => {
+    const reject = (reason: string, offset: number, ago: string, replayed = false) =>
+      db.pool.query(
+        `INSERT INTO quarantine (source_topic, source_partition, source_offset, record_value, reason, detail, quarantined_at, replayed_at)
+         VALUES ('last-hour', 0, $1, '\\x7b', $2, 'test', now() - $3::interval, CASE WHEN $4 THEN now() END)`,
+        [offset, reason, ago, replayed],
+      );
+    // An old flood of invalid_json (the backlog's gauge could sit at its cap), then three new ones, one replayed.
+    for (let i = 0; i < 5; i++) await reject('invalid_json', i, '2 hours');
+    for (let i = 5; i < 8; i++) await reject('invalid_json', i, '5 minutes', i === 7);
+    await reject('schema_violation', 8, '59 minutes');
+    const registry = new Registry();
+    const gauges = startStoreGauges(registry, db.pool, 60_000, createLogger({ logLevel: 'silent' }));
+    await gauges.firstRefresh;
+    gauges.stop();
+    const metrics = await registry.getMetricsAsJSON();
+    const byReason = (name: string) => Object.fromEntries((metrics.find((m) => m.name === name)?.values ?? []).filter((v) => v.value > 0).map((v) => [v.labels.reason, v.value]));
+    expect(byReason('hunt_quarantine_last_hour')).toEqual({ invalid_json: 2, schema_violation: 1 });
+    expect(byReason('hunt_quarantine_backlog')).toEqual({ invalid_json: 7, schema_violation: 1 });
+  });
+});

@@ -7,16 +7,18 @@ import { REJECT_REASONS } from '../../constants';
 
 /**
  * Backlog per reason, each counted up to `cap` (a value of `cap` means "at least"): bounded
- * whatever the table holds, for a timer that runs every few seconds.
+ * whatever the table holds, for a timer that runs every few seconds. `withinMinutes`: only
+ * the records quarantined in the last that many minutes.
  */
-export async function cappedBacklog(pool: pg.Pool, cap: number): Promise<Map<string, number>> {
+export async function cappedBacklog(pool: pg.Pool, cap: number, withinMinutes?: number): Promise<Map<string, number>> {
   const { rows } = await pool.query<{ reason: string; n: number }>({
     name: 'monitoring-quarantine-backlog',
-    // Per reason, at most `cap` entries of the partial index quarantine_reason are read.
+    // Per reason, at most `cap` entries of the partial index quarantine_reason (reason, quarantined_at) are read.
     text: `SELECT r.reason, (SELECT count(*)::int FROM (SELECT 1 FROM quarantine q
-                                 WHERE q.reason = r.reason AND q.replayed_at IS NULL LIMIT $2) capped) AS n
+                                 WHERE q.reason = r.reason AND q.replayed_at IS NULL
+                                   AND ($3::int IS NULL OR q.quarantined_at > now() - make_interval(mins => $3)) LIMIT $2) capped) AS n
              FROM unnest($1::text[]) AS r(reason)`,
-    values: [REJECT_REASONS, cap],
+    values: [REJECT_REASONS, cap, withinMinutes ?? null],
   });
   return new Map(rows.map((r) => [r.reason, r.n]));
 }
