@@ -11,14 +11,16 @@ import { REJECT_REASONS } from '../../constants';
  * the records quarantined in the last that many minutes.
  */
 export async function cappedBacklog(pool: pg.Pool, cap: number, withinMinutes?: number): Promise<Map<string, number>> {
+  // Per reason, at most `cap` entries of the partial index quarantine_reason (reason,
+  // quarantined_at) are read; with `withinMinutes`, a range of it (a condition that may or may
+  // not apply would leave the generic plan to read every entry of the reason).
+  const recent = withinMinutes === undefined ? '' : 'AND q.quarantined_at > now() - make_interval(mins => $3)';
   const { rows } = await pool.query<{ reason: string; n: number }>({
-    name: 'monitoring-quarantine-backlog',
-    // Per reason, at most `cap` entries of the partial index quarantine_reason (reason, quarantined_at) are read.
+    name: withinMinutes === undefined ? 'monitoring-quarantine-backlog' : 'monitoring-quarantine-recent',
     text: `SELECT r.reason, (SELECT count(*)::int FROM (SELECT 1 FROM quarantine q
-                                 WHERE q.reason = r.reason AND q.replayed_at IS NULL
-                                   AND ($3::int IS NULL OR q.quarantined_at > now() - make_interval(mins => $3)) LIMIT $2) capped) AS n
+                                 WHERE q.reason = r.reason AND q.replayed_at IS NULL ${recent} LIMIT $2) capped) AS n
              FROM unnest($1::text[]) AS r(reason)`,
-    values: [REJECT_REASONS, cap, withinMinutes ?? null],
+    values: withinMinutes === undefined ? [REJECT_REASONS, cap] : [REJECT_REASONS, cap, withinMinutes],
   });
   return new Map(rows.map((r) => [r.reason, r.n]));
 }
