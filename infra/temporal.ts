@@ -67,7 +67,7 @@ export class EmbeddedTemporal implements StackService {
         env: serviceEnvironment({ TEMPORAL_VERSION_CHECK_DISABLED: '1' }),
       });
     }
-    await waitUntil('Temporal', async () => (await serverVersion({ address: this.address }, namespace(this.config))) !== undefined && (await uiAnswers(this.uiUrl)), {
+    await waitUntil('Temporal', async () => (await serverVersion({ address: this.address, tls: false }, namespace(this.config))) !== undefined && (await uiAnswers(this.uiUrl)), {
       timeoutMs: this.config.stack.timeoutMs,
       pid,
       logFile: this.logFile,
@@ -87,7 +87,7 @@ export class EmbeddedTemporal implements StackService {
     const base = { name: this.name, mode: 'embedded' as const, address: this.address, pid, details: { 'Web UI': this.uiUrl } };
     if (pid === undefined) return { ...base, state: 'down' };
     try {
-      const version = await serverVersion({ address: this.address }, namespace(this.config));
+      const version = await serverVersion({ address: this.address, tls: false }, namespace(this.config));
       return { ...base, state: 'up', version: `Temporal Server ${version} (CLI ${TEMPORAL_CLI_VERSION} dev server)` };
     } catch (err) {
       return { ...base, state: 'down', error: (err as Error).message };

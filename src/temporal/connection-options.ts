@@ -8,13 +8,17 @@ import type { Config } from '../config';
 
 export interface TemporalConnectionOptions {
   address: string;
-  tls?: TLSConfig;
+  /** `false`: plain text, said outright. Left out, the SDK turns TLS on whenever an API key is set. */
+  tls: TLSConfig | false;
   apiKey?: string;
 }
 
 export function temporalConnectionOptions(config: Pick<Config, 'temporal'>): TemporalConnectionOptions {
   const { address, security } = config.temporal;
-  const options: TemporalConnectionOptions = { address };
+  // TEMPORAL_TLS=false with an API key (a trusted network) must mean plain text: left
+  // undefined, the SDK took the key as a reason for TLS, and every connection to a plain-text
+  // frontend failed while the settings said otherwise.
+  const options: TemporalConnectionOptions = { address, tls: false };
   if (security.tls) {
     const { ca, cert, key, serverName } = security.tls;
     const tls: TLSConfig = {};
