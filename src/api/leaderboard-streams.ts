@@ -350,6 +350,9 @@ export class LeaderboardStreams {
       }
       const now = performance.now();
       for (const { huntId } of requests) {
+        // Its last stream closed while the read ran: nothing to read again, and it must not
+        // stay counted as failing (nothing would ever read it, nor clear it, again).
+        if (!this.hunts.get(huntId)?.streams.size) continue;
         this.marked.add(huntId);
         if (requests.length > 1) {
           this.failing.set(huntId, this.failing.get(huntId) ?? { failures: 0, retryAt: now });

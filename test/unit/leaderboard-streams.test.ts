@@ -193,6 +193,29 @@ describe('live leaderboard streams', () => {
     expect(streams?.huntsFailing).toBe(0);
   });
 
+  it('counts no hunt as failing whose last stream closed while its failing read ran', async () => {
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let broken = false;
+    const base = await serve(async (huntId) => {
+      if (broken) {
+        await gate;
+        throw new Error('canceling statement due to statement timeout');
+      }
+      return { huntId, asOf: null, entries: [] };
+    });
+    const gone = connect(`${base}/hunts/gone/leaderboard/stream`);
+    await gone.next(0);
+    broken = true;
+    streams?.changed(['gone']);
+    await waitFor('the read to start', () => statements.length === 2);
+    gone.close();
+    await waitFor('the stream to close', () => streams?.streams === 0);
+    release();
+    await waitFor('the read to fail', () => streams?.failedReads === 1);
+    expect(streams?.huntsFailing).toBe(0);
+  });
+
   it('blames no hunt for an outage: their reads stay grouped, windows space out, and streams catch up as soon as the database is back', async () => {
     let down = false;
     const base = await serve(async (huntId) => {
