@@ -130,7 +130,11 @@ const TLS_LIKE_PARAMETERS = new Set(['ssl', 'channel_binding', 'sslnegotiation',
  */
 function unsupportedUrlParameters(url: string | undefined, problems: ConfigProblem[]): void {
   if (!url) return;
-  for (const name of new Set(new URL(url).searchParams.keys())) {
+  const params = new URL(url).searchParams;
+  for (const name of new Set(params.keys())) {
+    // libpq keeps the last of a repeated parameter, URL's get() the first: a template's
+    // `sslmode=disable` with `&sslmode=verify-full` appended connected in plain text here.
+    if (params.getAll(name).length > 1) problems.push({ variable: 'DATABASE_URL', expected: `the parameter ${name} once`, got: `...?${name}=...&${name}=...` });
     if (URL_PARAMETERS.has(name)) continue;
     const expected = TLS_LIKE_PARAMETERS.has(name)
       ? `no ${name} parameter: TLS is set by DATABASE_TLS_MODE (disable, require, verify-ca, verify-full) or sslmode`

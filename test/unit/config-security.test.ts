@@ -143,6 +143,13 @@ describe('TLS and SASL settings', () => {
     expect(loadConfig({ DATABASE_URL: 'postgres://h@db/x?application_name=hunt&options=-c%20statement_timeout%3D0&sslmode=disable' }).postgres.tls.mode).toBe('disable');
   });
 
+  it('refuses a DATABASE_URL parameter given twice, which libpq reads as its last and the URL as its first', () => {
+    const message = messageOf({ DATABASE_URL: 'postgres://h@db/x?sslmode=disable&sslmode=verify-full' });
+    expect(message).toContain('DATABASE_URL: expected the parameter sslmode once');
+    expect(message).not.toContain('verify-full');
+    expect(messageOf({ DATABASE_URL: 'postgres://h@db/x?host=a&host=b' })).toContain('expected the parameter host once');
+  });
+
   it('binds the read API and the worker metrics to 127.0.0.1 unless told otherwise', () => {
     const config = loadConfig({});
     expect(config.api.bindAddress).toBe('127.0.0.1');
