@@ -34,9 +34,18 @@ const CHECK_RETRY_MAX_MS = 5000;
  */
 const HEARTBEAT_WHILE_WAITING_MS = 1000;
 
-/** `work`, with kafkajs's heartbeat called meanwhile (a rebalance it reports is seen by the caller's next heartbeatOrLeave). */
-async function heartbeating<T>(heartbeat: () => Promise<void>, work: Promise<T>): Promise<T> {
-  const keepAlive = setInterval(() => heartbeat().catch(() => undefined), HEARTBEAT_WHILE_WAITING_MS);
+/**
+ * `work`, with kafkajs's heartbeat called meanwhile. A rebalance it reports goes to
+ * `onRebalance` at once; without one, it is seen by the caller's next heartbeatOrLeave.
+ */
+async function heartbeating<T>(heartbeat: () => Promise<void>, work: Promise<T>, onRebalance?: (err: unknown) => void): Promise<T> {
+  const keepAlive = setInterval(
+    () =>
+      heartbeat().catch((err: unknown) => {
+        if (isRebalancing(err)) onRebalance?.(err);
+      }),
+    HEARTBEAT_WHILE_WAITING_MS,
+  );
   try {
     return await work;
   } finally {
@@ -156,8 +165,22 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
     const highWatermark = BigInt(batch.highWatermark);
     const sliceSize = Math.min(deps.maxBatchEvents, CLASSIFY_SLICE_RECORDS);
     // A slice waits while its lane holds a full micro-batch behind the one committing: the
-    // member's heartbeats go on meanwhile (one timer for the whole fetch).
-    if (!(await heartbeating(heartbeat, addSlices(messages)))) return;
+    // member's heartbeats go on meanwhile (one timer for the whole fetch). A rebalance they
+    // report is acted on at once: slices waiting for room (this fetch's and the others')
+    // stop waiting, and what the lanes hold is committed, bounded, before kafkajs rejoins.
+    // Seen only after the fetch was buffered, it waited a lane's commit per slice (up to
+    // the statement limit each when Postgres is slow), past the group's rebalance timeout:
+    // the member was dropped while it still took and committed its old partitions.
+    let rebalance: { err: unknown } | undefined;
+    const added = await heartbeating(heartbeat, addSlices(messages), (err) => {
+      rebalance ??= { err };
+      positions.holdForRejoin();
+    });
+    if (rebalance) {
+      await deps.commitBuffered();
+      throw rebalance.err;
+    }
+    if (!added) return;
     // kafkajs rejoins once every fetch's eachBatch has returned.
     await heartbeatOrLeave(heartbeat);
 
@@ -185,8 +208,9 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
           byteCount: byteCountOf(records),
           heartbeat,
         };
-        // Waits while the lane holds a full micro-batch behind the one committing.
-        await laneOf(partition).add(work);
+        // Waits while the lane holds a full micro-batch behind the one committing (not once
+        // the member is to rejoin: the slice is then left, as the rest of the fetch).
+        if (!(await laneOf(partition).add(work, positions.rejoinSignal))) return false;
         resolveOffset(last.offset);
         positions.advance(partition, nextOffset);
       }

@@ -69,16 +69,30 @@ export class MicroBatcher {
     private readonly maxBatchBytes = MAX_BATCH_BYTES,
   ) {}
 
-  /** Buffers `work` for the next micro-batch; resolves once it is buffered (not committed). */
-  async add(work: SliceWork): Promise<void> {
+  /**
+   * Buffers `work` for the next micro-batch; resolves once it is buffered (not committed), to
+   * true, or to false without buffering it when `signal` aborts while it waits for room.
+   */
+  async add(work: SliceWork, signal?: AbortSignal): Promise<boolean> {
     while (!this.failure && this.isFull()) {
-      await new Promise<void>((resolve) => this.waitingForRoom.push(resolve));
+      if (signal?.aborted) return false;
+      await new Promise<void>((resolve) => {
+        // Woken by a flush or by the signal, whichever first; the listener goes either way,
+        // or every wait would leave one on a signal that may live long.
+        const wake = () => {
+          signal?.removeEventListener('abort', wake);
+          resolve();
+        };
+        this.waitingForRoom.push(wake);
+        signal?.addEventListener('abort', wake, { once: true });
+      });
     }
     if (this.failure) throw this.failure;
     this.buffered.push({ work, addedAt: performance.now() });
     this.bufferedRecords += work.recordCount;
     this.bufferedBytes += work.byteCount;
     this.schedule();
+    return true;
   }
 
   /** Commits everything buffered; resolves when nothing is buffered or committing. */

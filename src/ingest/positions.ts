@@ -107,6 +107,8 @@ export class PartitionPositions {
   private generation = 0;
   /** The group is rebalancing and this member will rejoin: take nothing more until it has (resume). */
   private leavingForRejoin = false;
+  /** Aborted by holdForRejoin: fetches waiting for room in a lane stop waiting (batch-handler.ts). */
+  private rejoining = new AbortController();
 
   constructor(
     private readonly deps: {
@@ -140,6 +142,7 @@ export class PartitionPositions {
   resume(partitions: readonly number[], hooks: ResumeHooks): Promise<Map<number, bigint>> {
     const previous = this.resuming;
     this.leavingForRejoin = false;
+    if (this.rejoining.signal.aborted) this.rejoining = new AbortController();
     const generation = ++this.generation;
     this.loading++;
     const resumed = (async () => {
@@ -208,6 +211,12 @@ export class PartitionPositions {
    */
   holdForRejoin(): void {
     this.leavingForRejoin = true;
+    this.rejoining.abort();
+  }
+
+  /** Aborted once the member is to rejoin (holdForRejoin), until the next resume. */
+  get rejoinSignal(): AbortSignal {
+    return this.rejoining.signal;
   }
 
   /** Whether fetched records are to be left untaken until the rejoin (holdForRejoin). */

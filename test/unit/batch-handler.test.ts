@@ -22,13 +22,17 @@ interface HandlerOptions {
   /** The position check (default: take every fetch). */
   check?: () => Promise<FetchCheck>;
   isApplied?: () => Promise<boolean>;
+  /** The lane's add (default: keeps every slice at once). */
+  add?: (work: SliceWork, signal: AbortSignal | undefined, added: SliceWork[]) => Promise<boolean>;
 }
 
 /** A handler whose position check takes every fetch (unless told), and whose lane keeps what it is given. */
 function handlerWith(isStaleAfterCheck: () => boolean, heartbeat: () => Promise<void> = async () => undefined, options: HandlerOptions = {}) {
   const metrics = createIngestMetrics();
   const added: SliceWork[] = [];
-  const lane = { add: async (work: SliceWork) => void added.push(work) } as unknown as MicroBatcher;
+  const keep = async (work: SliceWork) => added.push(work) > 0;
+  const lane = { add: (work: SliceWork, signal?: AbortSignal) => (options.add ? options.add(work, signal, added) : keep(work)) } as unknown as MicroBatcher;
+  const rejoining = new AbortController();
   let checked = false;
   const events: string[] = [];
   let held = false;
@@ -41,10 +45,14 @@ function handlerWith(isStaleAfterCheck: () => boolean, heartbeat: () => Promise<
     verified: () => void events.push('verified'),
     holdForRejoin: () => {
       held = true;
+      rejoining.abort();
       events.push('hold');
     },
     get heldForRejoin() {
       return held;
+    },
+    get rejoinSignal() {
+      return rejoining.signal;
     },
   } as unknown as PartitionPositions;
   const handle = createBatchHandler({
@@ -118,6 +126,39 @@ describe('createBatchHandler', () => {
     await handler.run([5, 6].map(recordAt));
     expect(handler.added.map((w) => w.recordCount)).toEqual([3, 2]);
     expect(handler.resolved).toEqual(['2', '4']);
+  });
+
+  it('on a rebalance reported while a slice waits for room, stops waiting, commits what the lanes hold and goes to rejoin, taking no more of the fetch', async () => {
+    // Seen only once the whole fetch was buffered, it waited a lane commit per slice (up to
+    // the statement limit each), past the group's rebalance timeout: the member was dropped
+    // while still taking its old partitions, which their new owners read again.
+    let release: () => void = () => undefined;
+    const roomLater = new Promise<void>((resolve) => (release = resolve));
+    const handler = handlerWith(
+      () => false,
+      async () => {
+        throw Object.assign(new Error('The group is rebalancing, so a rejoin is needed'), { type: 'REBALANCE_IN_PROGRESS' });
+      },
+      {
+        add: async (work, signal, added) => {
+          if (added.length > 0) {
+            // The lane is full until its commit ends (or the member is to rejoin).
+            await Promise.race([roomLater, new Promise((resolve) => signal?.addEventListener('abort', resolve))]);
+            if (signal?.aborted) return false;
+          }
+          return added.push(work) > 0;
+        },
+      },
+    );
+    const room = setTimeout(release, 4_000);
+    try {
+      await expect(handler.run(Array.from({ length: 600 }, (_, i) => recordAt(i)))).rejects.toMatchObject({ type: 'REBALANCE_IN_PROGRESS' });
+    } finally {
+      clearTimeout(room);
+    }
+    expect(handler.events).toEqual(['hold', 'commit buffered']);
+    expect(handler.added.map((w) => w.recordCount)).toEqual([250]);
+    expect(handler.resolved).toEqual(['249']);
   });
 
   it('checks a fetch again while Postgres is unreachable, heartbeating between tries, instead of failing to kafkajs', async () => {

@@ -56,6 +56,33 @@ describe('MicroBatcher', () => {
     expect(calls.map((c) => c.works.map((w) => Number(w.nextOffset)))).toEqual([[10], [20], [30]]);
   });
 
+  it('stops waiting for room when told (the member is to rejoin), without buffering the slice, and leaves no listener behind', async () => {
+    const { calls, flush } = manualFlush();
+    const batcher = new MicroBatcher(fixed(10), flush);
+    const rejoin = new AbortController();
+    const listeners = vi.spyOn(rejoin.signal, 'addEventListener');
+    const removed = vi.spyOn(rejoin.signal, 'removeEventListener');
+    expect(await batcher.add(slice(0, 10, 10), rejoin.signal)).toBe(true); // flushing
+    expect(await batcher.add(slice(0, 20, 10), rejoin.signal)).toBe(true); // buffered behind it
+    // Waits for room, woken by the commit: its listener goes with it.
+    const woken = batcher.add(slice(0, 30, 10), rejoin.signal);
+    await settle();
+    calls[0]!.finish();
+    expect(await woken).toBe(true);
+    expect(removed).toHaveBeenCalledTimes(listeners.mock.calls.length);
+    // Waits again, and the member is to rejoin: not buffered.
+    const left = batcher.add(slice(0, 40, 10), rejoin.signal);
+    await settle();
+    rejoin.abort();
+    expect(await left).toBe(false);
+    expect(await batcher.add(slice(0, 50, 10), rejoin.signal)).toBe(false); // aborted already, still full
+    calls[1]!.finish();
+    await settle();
+    calls[2]!.finish();
+    await batcher.drain();
+    expect(calls.map((c) => c.works.map((w) => Number(w.nextOffset)))).toEqual([[10], [20], [30]]);
+  });
+
   it('flushes one at a time, in the order slices came, whatever their partitions', async () => {
     let running = 0;
     let maxRunning = 0;
