@@ -18,7 +18,7 @@ import { latestFindings } from '../store/correctness/dq-reports';
 import { failingHunts } from '../store/correctness/reconcile-failures';
 import { DRIFT_KINDS, driftedRuns, lastRunDrift, recentDrift, type DriftCounts } from '../store/read/monitoring';
 import { cappedBacklog } from '../store/read/quarantine-backlog';
-import { watermarkAges } from '../store/read/watermark-age';
+import { watermarkAges, watermarkLags } from '../store/read/watermark-age';
 import { everyFewSeconds } from './throttle';
 
 /**
@@ -86,6 +86,12 @@ export function startStoreGauges(registry: Registry, pool: pg.Pool, refreshMs: n
     labelNames: ['workflow_type'] as const,
     registers: [registry],
   });
+  const watermarkLag = new Gauge({
+    name: 'hunt_batch_watermark_lag_seconds',
+    help: "Seconds since the oldest event a scheduled batch job's watermark does not cover yet was stored (0: it covers every event); grows while its runs fall behind",
+    labelNames: ['workflow_type'] as const,
+    registers: [registry],
+  });
   const dqFindings = new Gauge({
     name: 'hunt_data_quality_findings',
     help: "Findings of each dataQuality check's latest report still there (a repairing run's count what its repair could not fix), by check and severity",
@@ -126,6 +132,9 @@ export function startStoreGauges(registry: Registry, pool: pg.Pool, refreshMs: n
     }],
     ['hunt_batch_watermark_age_seconds', async () => {
       for (const [job, age] of await watermarkAges(pool, WATERMARK_JOBS)) watermarkAge.set({ workflow_type: job }, age);
+    }],
+    ['hunt_batch_watermark_lag_seconds', async () => {
+      for (const [job, lag] of await watermarkLags(pool, WATERMARK_JOBS)) watermarkLag.set({ workflow_type: job }, lag);
     }],
     ['hunt_data_quality_findings', async () => {
       const latest = await latestFindings(pool, DATA_QUALITY_CHECKS);

@@ -66,3 +66,28 @@ describe('hunt_batch_watermark_age_seconds', () => {
     }
   });
 });
+
+describe('hunt_batch_watermark_lag_seconds', () => {
+  it('tells how long ago the oldest event past each watermark was stored, however recently the job confirmed its progress', async () => {
+    await db.pool.query('DELETE FROM events');
+    const { rows } = await db.pool.query<{ seq: string }>(
+      `INSERT INTO events (event_id, hunt_id, player_id, type, occurred_at, payload, source, ingested_at)
+       SELECT 'lag-' || i, 'h', 'p', 'player.left', now(), '{}', 'test', now() - make_interval(mins => 40 - i) FROM generate_series(1, 3) AS i
+       RETURNING seq`,
+    );
+    const [first, , last] = rows.map((r) => Number(r.seq));
+    // reconcile confirms its progress (updated_at now) with two of the three events not covered; rollupFlush covers all.
+    await db.pool.query(
+      `UPDATE job_watermarks SET last_seq = CASE job WHEN $1 THEN $3::bigint ELSE $4::bigint END, updated_at = now() WHERE job IN ($1, $2)`,
+      [RECONCILE_JOB, ROLLUP_JOB, first, last],
+    );
+    const registry = await refreshedGauges();
+    const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === 'hunt_batch_watermark_lag_seconds');
+    const lags = Object.fromEntries((metric?.values ?? []).map((v) => [String(v.labels.workflow_type), v.value]));
+    expect(lags[RECONCILE_JOB]).toBeGreaterThanOrEqual(38 * 60); // the second event, stored 38 minutes ago
+    expect(lags[RECONCILE_JOB]).toBeLessThan(39 * 60);
+    expect(lags[ROLLUP_JOB]).toBe(0);
+    expect((await ages(registry))[RECONCILE_JOB]).toBeLessThan(60);
+    await db.pool.query('DELETE FROM events');
+  });
+});

@@ -17,3 +17,21 @@ export async function watermarkAges(pool: pg.Pool, jobs: readonly string[]): Pro
   });
   return new Map(rows.map((r) => [r.job, r.age]));
 }
+
+/**
+ * How far behind the stored events each job's results are: seconds since the oldest event
+ * past its watermark was stored (0 when it covers every event). The age above cannot say it:
+ * a run that works through more than it can cover in its interval (hunts grown large, a
+ * backfill) confirms its progress group after group, so its age stays near 0, while the
+ * Schedule skips run after run and late claims wait longer and longer for their repair.
+ * One probe of events_seq_key per job.
+ */
+export async function watermarkLags(pool: pg.Pool, jobs: readonly string[]): Promise<Map<string, number>> {
+  const { rows } = await pool.query<{ job: string; lag: number }>({
+    name: 'monitoring-watermark-lag',
+    text: `SELECT w.job, coalesce(greatest(0, extract(epoch FROM now() - (SELECT e.ingested_at FROM events e WHERE e.seq > w.last_seq ORDER BY e.seq LIMIT 1))), 0)::float8 AS lag
+             FROM job_watermarks w WHERE w.job = ANY($1::text[])`,
+    values: [jobs],
+  });
+  return new Map(rows.map((r) => [r.job, r.lag]));
+}
