@@ -180,10 +180,14 @@ export async function createWorkerService(config: Config, logger: Logger, taskQu
     );
   }
   const pool = createWorkerPool(config, (err) => logger.warn({ err }, 'Postgres connection lost; it will be replaced'));
-  // Unchecked during an outage: the steps retry until Postgres is back.
+  // Unchecked during an outage: the steps retry until Postgres is back. Said, though: the
+  // checks are not made again while this worker runs.
   const mismatch = await schemaMismatch(pool)
     .then(async (schema) => schema ?? (await seqOrderProblem(pool)) ?? (await eventSeqProblemAtStartup(pool, logger)))
-    .catch(() => undefined);
+    .catch((err: unknown) => {
+      logger.warn({ err }, "could not check Postgres at start-up (its schema's version, the events' seq sequence); starting without those checks: restart the worker once Postgres answers to have them made");
+      return undefined;
+    });
   if (mismatch) {
     await Promise.all([pool.end(), connection.close()]);
     throw new Error(`the worker cannot use Postgres: ${mismatch}`);
