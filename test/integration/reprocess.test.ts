@@ -754,6 +754,10 @@ describe('what the swap must not lose', () => {
       await scratch.pool.query('DROP TRIGGER audit_scores ON player_scores');
       await scratch.pool.query('GRANT SELECT (hunt_id, score) ON player_scores TO PUBLIC');
       await expect(prepareShadow(scratch.pool, 'leaderboard', 'run-trigger', 200)).rejects.toThrow(/privileges on columns of table player_scores/);
+      await scratch.pool.query('REVOKE SELECT (hunt_id, score) ON player_scores FROM PUBLIC');
+      // A foreign key from a live table to another: LIKE does not copy it, and the drop takes it.
+      await scratch.pool.query('ALTER TABLE player_scores ADD CONSTRAINT scores_of_hunts FOREIGN KEY (hunt_id) REFERENCES hunts');
+      await expect(prepareShadow(scratch.pool, 'leaderboard', 'run-trigger', 200)).rejects.toThrow(/foreign key scores_of_hunts of table player_scores/);
     } finally {
       await scratch.dispose();
     }

@@ -9,7 +9,7 @@
  * - what `LIKE` never copies (privileges, storage options, a FULL or NOTHING replica
  *   identity) is copied at the swap (copyAccessAndOptions);
  * - what is not copied (triggers, row security, publication membership, column privileges,
- *   an index's replica identity) or would make the drop fail (another owner) is named up front
+ *   foreign keys to other tables, an index's replica identity) or would make the drop fail (another owner) is named up front
  *   (attachmentsTheSwapWouldLose), so the job fails once, clearly, instead of dropping it
  *   without a word (change-data capture to a warehouse would stop, an audit trigger vanish).
  */
@@ -60,6 +60,9 @@ export async function attachmentsTheSwapWouldLose(db: pg.ClientBase | pg.Pool, t
      UNION ALL
      SELECT format('privileges on columns of table %s', t.oid::regclass) FROM t
       WHERE EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = t.oid AND a.attnum > 0 AND a.attacl IS NOT NULL)
+     UNION ALL
+     -- LIKE never copies a foreign key, and DROP TABLE takes it with the table.
+     SELECT format('foreign key %s of table %s', k.conname, t.oid::regclass) FROM t JOIN pg_constraint k ON k.conrelid = t.oid AND k.contype = 'f'
      UNION ALL
      SELECT format('replica identity using an index on table %s', t.oid::regclass) FROM t JOIN pg_class c ON c.oid = t.oid WHERE c.relreplident = 'i'
      UNION ALL
