@@ -26,6 +26,11 @@ import { everyFewSeconds } from './throttle';
  * Counting a million index entries takes well under a second, every API_METRICS_REFRESH_MS.
  */
 export const QUARANTINE_BACKLOG_CAP = 1_000_000;
+/**
+ * The last hour's count, for an alert at 100: rows that new are not yet all-visible, so each
+ * counted costs a heap fetch, during the very flood it counts.
+ */
+export const QUARANTINE_LAST_HOUR_CAP = 10_000;
 const DRIFT_WINDOW_HOURS = 24;
 /** The window of runs counted by hunt_reconcile_drifted_runs: six runs of the default 5-minute Schedule. */
 const DRIFTED_RUNS_WINDOW_MINUTES = 30;
@@ -75,7 +80,7 @@ export function startStoreGauges(registry: Registry, pool: pg.Pool, refreshMs: n
   // then on, and the alert could never fire for that reason again, whatever came next.
   const lastHour = new Gauge({
     name: 'hunt_quarantine_last_hour',
-    help: `Records quarantined in the last hour and not replayed, by reason (counted up to ${QUARANTINE_BACKLOG_CAP})`,
+    help: `Records quarantined in the last hour and not replayed, by reason (counted up to ${QUARANTINE_LAST_HOUR_CAP})`,
     labelNames: ['reason'] as const,
     registers: [registry],
   });
@@ -128,7 +133,7 @@ export function startStoreGauges(registry: Registry, pool: pg.Pool, refreshMs: n
       for (const [reason, n] of await cappedBacklog(pool, QUARANTINE_BACKLOG_CAP)) backlog.set({ reason }, n);
     }],
     ['hunt_quarantine_last_hour', async () => {
-      for (const [reason, n] of await cappedBacklog(pool, QUARANTINE_BACKLOG_CAP, 60)) lastHour.set({ reason }, n);
+      for (const [reason, n] of await cappedBacklog(pool, QUARANTINE_LAST_HOUR_CAP, 60)) lastHour.set({ reason }, n);
     }],
     ['hunt_batch_watermark_age_seconds', async () => {
       for (const [job, age] of await watermarkAges(pool, WATERMARK_JOBS)) watermarkAge.set({ workflow_type: job }, age);

@@ -7,9 +7,13 @@
 -- went on, its rows stood as "the last reconcile run" and hid what the scheduled runs found.
 -- Those figures now read the reconcile job's rows alone, by this index.
 --
+-- Only the rows of the last two days are labelled (the figures read a day at most): the
+-- table is locked while the migration runs, and holds a row per hunt per run for weeks.
+--
 -- Compatible with older versions: their rows take the default (an older worker's data-quality
 -- run is counted as reconcile's, as before).
 -- older-versions: compatible
 ALTER TABLE reconcile_runs ADD COLUMN job text NOT NULL DEFAULT 'reconcile';
-UPDATE reconcile_runs SET job = 'data-quality' WHERE run_id LIKE '%/dq-repair' OR run_id LIKE '%/score-drift';
+UPDATE reconcile_runs SET job = 'data-quality'
+ WHERE reconciled_at > now() - interval '2 days' AND (run_id LIKE '%/dq-repair' OR run_id LIKE '%/score-drift');
 CREATE INDEX reconcile_runs_job_time ON reconcile_runs (job, reconciled_at);
