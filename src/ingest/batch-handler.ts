@@ -194,7 +194,6 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
         // position after the rejoin, by whoever owns the partition then.
         if (!isRunning() || isStale() || positions.heldForRejoin) return false;
         const records = messages.slice(i, i + sliceSize);
-        countRead(metrics, records, receivedAt);
         const last = records[records.length - 1]!;
         const isLastSlice = i + sliceSize >= messages.length;
         const nextOffset = isLastSlice ? offsetAfter(batch) : BigInt(last.offset) + 1n;
@@ -211,6 +210,8 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
         // Waits while the lane holds a full micro-batch behind the one committing (not once
         // the member is to rejoin: the slice is then left, as the rest of the fetch).
         if (!(await laneOf(partition).add(work, positions.rejoinSignal))) return false;
+        // Counted once taken: a slice left for the rejoin is read again, and counted then.
+        countRead(metrics, records, receivedAt);
         resolveOffset(last.offset);
         positions.advance(partition, nextOffset);
       }

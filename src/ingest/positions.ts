@@ -20,6 +20,7 @@
  * kafkajs steps over by itself (transaction markers, aborted transactions) move the position
  * too (passFiltered), or every fetch after them would look like one that started elsewhere.
  */
+import { setMaxListeners } from 'node:events';
 import { KnownEvents } from './known-events';
 import type pg from 'pg';
 import { backoffMs, sleep } from '../backoff';
@@ -108,7 +109,7 @@ export class PartitionPositions {
   /** The group is rebalancing and this member will rejoin: take nothing more until it has (resume). */
   private leavingForRejoin = false;
   /** Aborted by holdForRejoin: fetches waiting for room in a lane stop waiting (batch-handler.ts). */
-  private rejoining = new AbortController();
+  private rejoining = rejoinController();
 
   constructor(
     private readonly deps: {
@@ -142,7 +143,7 @@ export class PartitionPositions {
   resume(partitions: readonly number[], hooks: ResumeHooks): Promise<Map<number, bigint>> {
     const previous = this.resuming;
     this.leavingForRejoin = false;
-    if (this.rejoining.signal.aborted) this.rejoining = new AbortController();
+    if (this.rejoining.signal.aborted) this.rejoining = rejoinController();
     const generation = ++this.generation;
     this.loading++;
     const resumed = (async () => {
@@ -373,4 +374,15 @@ export class PartitionPositions {
   floorOf(partition: number): bigint | undefined {
     return this.floors.get(partition);
   }
+}
+
+/**
+ * Every fetch waiting for room in a lane listens on its signal (up to
+ * INGEST_PARTITIONS_CONCURRENCY, 64, at once): past Node's default of 10 listeners it would
+ * warn of a leak that is not one (each wait takes its listener away).
+ */
+function rejoinController(): AbortController {
+  const controller = new AbortController();
+  setMaxListeners(0, controller.signal);
+  return controller;
 }

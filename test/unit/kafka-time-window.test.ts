@@ -12,9 +12,12 @@ describe("a Kafka backfill's time window", () => {
     expect(importsRecord(stamped('1970-01-01T00:00:00Z'), undefined, undefined)).toBe(true);
   });
 
-  it("always takes the stand-in for a batch that could not be unpacked, whatever the batch's first stamp", () => {
+  it('takes the stand-in for a batch that could not be unpacked when the batch began before to, even before from', () => {
     // The stand-in is stamped with the batch's first record; the rest of the batch may lie in the window.
-    const standIn = { ...stamped('2026-11-30T23:59:59Z'), unreadable: { count: 150_000 } };
-    expect(importsRecord(standIn, fromMs, toMs)).toBe(true);
+    const standIn = (iso: string) => ({ ...stamped(iso), unreadable: { count: 150_000 } });
+    expect(importsRecord(standIn('2026-11-30T23:59:59Z'), fromMs, toMs)).toBe(true);
+    expect(importsRecord(standIn('2026-12-01T12:00:00Z'), fromMs, toMs)).toBe(true);
+    // A batch begun at or after `to` is past the window: the range reads on to the log's end.
+    expect(importsRecord(standIn('2026-12-02T00:00:00Z'), fromMs, toMs)).toBe(false);
   });
 });

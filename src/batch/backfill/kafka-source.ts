@@ -38,13 +38,15 @@ export async function resolveRange(kafka: Kafka, topic: string, fromMs: number |
 
 /**
  * Whether a record read goes to the import: stamped in the window, or the stand-in for a
- * batch that could not be unpacked (too large, corrupt: pipeline/compression.ts), which is
- * always quarantined. The stand-in carries the batch's first timestamp, and the batch's
- * other records may lie in the window: judged by that stamp, a batch whose first record is
- * stamped before `from` was left out as outside the range, with no quarantine row and no word.
+ * batch that could not be unpacked (too large, corrupt: pipeline/compression.ts) and began
+ * before `to`. The stand-in carries the batch's first timestamp, and the batch's later
+ * records may lie in the window: judged by that stamp, a batch whose first record is stamped
+ * before `from` was left out as outside the range, with no quarantine row and no word. One
+ * that began at or after `to` is past the window (the range reads on to the log's end).
  */
 export function importsRecord(message: { timestamp: string; unreadable?: unknown }, fromMs: number | undefined, toMs: number | undefined): boolean {
-  return message.unreadable !== undefined || inTimeWindow(message.timestamp, fromMs, toMs);
+  if (message.unreadable !== undefined) return inTimeWindow(message.timestamp, undefined, toMs);
+  return inTimeWindow(message.timestamp, fromMs, toMs);
 }
 
 /** Whether a record's Kafka timestamp lies in [fromMs, toMs) (an open side: no bound). */
