@@ -13,6 +13,7 @@ import type http from 'node:http';
 import type { Registry } from 'prom-client';
 import type { Config } from '../config';
 import type { Logger } from '../log';
+import { ALL_HUNTS } from '../store/hunt-changes';
 import { pgClientConfig } from '../store/pg-connection';
 import { leaderboardPages } from '../store/read/leaderboard';
 import { createPool } from '../store/pool';
@@ -57,7 +58,16 @@ export async function startReadApi(
     logger: deps.logger,
     heartbeatMs: api.streamHeartbeatMs,
   });
-  const changes = new ChangeListener({ ...pgClientConfig(config), application_name: 'hunt-change-feed' }, (hunts) => streams.changed(hunts), deps.logger);
+  // The cache first: a client that sees a change pushed and then asks must not be answered
+  // from before it.
+  const changes = new ChangeListener(
+    { ...pgClientConfig(config), application_name: 'hunt-change-feed' },
+    (hunts) => {
+      leaderboardCache.invalidate(hunts === ALL_HUNTS ? 'all' : hunts);
+      streams.changed(hunts);
+    },
+    deps.logger,
+  );
   registerChangeFeedGauge(deps.registry, () => changes.listening);
   const server = createApiServer(
     { pool, leaderboardCache, streams, maxStreams: api.maxStreams, registry: deps.registry, logger: deps.logger, readiness: deps.readiness },

@@ -3,8 +3,11 @@
  * every other request for the same hunt and limit waits for it instead of querying too, and
  * its answer (already serialized) is reused for `ttlMs` after. Two hundred clients polling
  * the same leaderboard then cost Postgres one query per interval, not two hundred, and the
- * process one JSON serialization. A reply is at most `ttlMs` older than the newest commit
- * (plus the query's own time, as any read racing a commit).
+ * process one JSON serialization. A change to a hunt drops its answers, those still being
+ * made too (`invalidate`, from the change feed, before the change is pushed to the hunt's
+ * streams): a reply is never older than a change its client has seen pushed, and at most
+ * `ttlMs` older than the newest commit while the feed is lost (plus the query's own time,
+ * as any read racing a commit).
  */
 
 export interface CachedReply {
@@ -15,6 +18,8 @@ export interface CachedReply {
 }
 
 interface Entry {
+  /** What `invalidate` drops it by (a hunt), if anything. */
+  group: string | undefined;
   settledAt: number | undefined;
   reply: Promise<CachedReply>;
   bytes: number;
@@ -22,6 +27,8 @@ interface Entry {
 
 export class ReplyCache {
   private readonly entries = new Map<string, Entry>();
+  /** The keys of each group's entries. */
+  private readonly groups = new Map<string, Set<string>>();
   private bytes = 0;
 
   constructor(
@@ -37,14 +44,20 @@ export class ReplyCache {
     return { entries: this.entries.size, bytes: this.bytes };
   }
 
-  get(key: string, compute: () => Promise<CachedReply>): Promise<CachedReply> {
+  /** The answer for `key`, shared, or made by `compute`; `group`: what `invalidate` drops it by. */
+  get(key: string, compute: () => Promise<CachedReply>, group?: string): Promise<CachedReply> {
     const now = performance.now();
     const found = this.entries.get(key);
     if (found && (found.settledAt === undefined || now - found.settledAt < this.ttlMs)) return found.reply;
     if (found) this.forget(key, found);
     if (this.entries.size >= this.maxEntries || this.bytes >= this.maxBytes) this.clear();
-    const entry: Entry = { settledAt: undefined, reply: compute(), bytes: 0 };
+    const entry: Entry = { group, settledAt: undefined, reply: compute(), bytes: 0 };
     this.entries.set(key, entry);
+    if (group !== undefined) {
+      const keys = this.groups.get(group) ?? new Set<string>();
+      keys.add(key);
+      this.groups.set(group, keys);
+    }
     entry.reply.then(
       (reply) => {
         entry.settledAt = performance.now();
@@ -61,14 +74,33 @@ export class ReplyCache {
     return entry.reply;
   }
 
+  /**
+   * Drops the answers of `groups` (every answer with `'all'`), those whose query still runs
+   * too: requests from now on query again, while those already waiting keep their answer.
+   */
+  invalidate(groups: readonly string[] | 'all'): void {
+    if (groups === 'all') return this.clear();
+    for (const group of groups) {
+      for (const key of this.groups.get(group) ?? []) {
+        const entry = this.entries.get(key);
+        if (entry) this.forget(key, entry);
+      }
+    }
+  }
+
   private forget(key: string, entry: Entry): void {
     if (this.entries.get(key) !== entry) return;
     this.entries.delete(key);
     this.bytes -= entry.bytes;
+    if (entry.group === undefined) return;
+    const keys = this.groups.get(entry.group);
+    keys?.delete(key);
+    if (keys?.size === 0) this.groups.delete(entry.group);
   }
 
   private clear(): void {
     this.entries.clear();
+    this.groups.clear();
     this.bytes = 0;
   }
 }

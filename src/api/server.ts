@@ -147,7 +147,7 @@ async function route(deps: ApiDeps, req: http.IncomingMessage): Promise<Reply | 
     allowOnly(query, ['limit']);
     const huntId = checkId('huntId', parts[1]);
     const limit = parseLimit(query.get('limit') ?? null);
-    return deps.leaderboardCache.get(`${huntId}\n${limit}`, () => leaderboard(deps.pool, huntId, limit));
+    return deps.leaderboardCache.get(`${huntId}\n${limit}`, () => leaderboard(deps.pool, huntId, limit), huntId);
   }
   if (parts[0] === 'hunts' && parts.length === 4 && parts[2] === 'leaderboard' && parts[3] === 'stream') {
     allowOnly(query, ['limit']);

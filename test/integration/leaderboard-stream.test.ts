@@ -32,7 +32,8 @@ const metric = async (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm'
 
 beforeAll(async () => {
   topics = await createTestTopics(2);
-  ingest = startIngestProcess(db.url, topics, { API_STREAM_HEARTBEAT_MS: '300' });
+  // A long-lived reply cache: a change must drop a hunt's cached answers whatever their age.
+  ingest = startIngestProcess(db.url, topics, { API_STREAM_HEARTBEAT_MS: '300', API_LEADERBOARD_CACHE_MS: '60000' });
   await ingest.ready();
   await send([joined({ eventId: 'j1', huntId: 'live-a', playerId: 'ann', displayName: 'Ann', occurredAt: at() })]);
   await waitCaughtUp(db.pool, topics);
@@ -64,6 +65,20 @@ describe('GET /hunts/{huntId}/leaderboard/stream', () => {
       await send([clueFound({ eventId: `n${serial++}`, huntId: 'live-new', playerId: 'bo', clueId: 'c1', points: 40, occurredAt: at() })]);
       const second = parse((await stream.next(1)).data);
       expect(second.entries).toMatchObject([{ playerId: 'bo', score: 40 }]);
+    } finally {
+      stream.close();
+    }
+  });
+
+  it('answers a read after a pushed change with the change, however long the reply cache keeps answers', async () => {
+    const stream = connectSse(`${ingest.apiUrl}/hunts/live-a/leaderboard/stream`);
+    try {
+      await stream.next(0);
+      const before = await (await fetch(`${ingest.apiUrl}/hunts/live-a/leaderboard`)).text(); // cached now
+      await send([clueFound({ eventId: `r${serial++}`, huntId: 'live-a', playerId: 'cached', clueId: 'c1', points: 7, occurredAt: at() })]);
+      const pushed = (await stream.next(1)).data;
+      expect(pushed).not.toBe(before);
+      expect(await (await fetch(`${ingest.apiUrl}/hunts/live-a/leaderboard`)).text()).toBe(pushed);
     } finally {
       stream.close();
     }

@@ -28,6 +28,28 @@ describe('ReplyCache', () => {
     expect((await cache.get('other', async () => reply('up'))).body).toBe('up');
   });
 
+  it("drops a group's answers when told, those still being made too, and keeps the others", async () => {
+    // The change feed tells it a hunt changed before the change is pushed to the hunt's
+    // streams: a client that saw the push and asks again is not answered from before it.
+    const cache = new ReplyCache(60_000);
+    await cache.get('a\n10', async () => reply('a before'), 'a');
+    await cache.get('b\n10', async () => reply('b before'), 'b');
+    let release: (r: CachedReply) => void = () => undefined;
+    const slow = cache.get('a\n50', () => new Promise<CachedReply>((resolve) => (release = resolve)), 'a');
+    cache.invalidate(['a']);
+    expect((await cache.get('a\n10', async () => reply('a after'), 'a')).body).toBe('a after');
+    // A query begun before the change is not shared with requests after it; its own waiters keep it.
+    expect((await Promise.race([cache.get('a\n50', async () => reply('a50 after'), 'a'), slow])).body).toBe('a50 after');
+    release(reply('a50 before'));
+    expect((await slow).body).toBe('a50 before');
+    expect((await cache.get('a\n50', async () => reply('again'), 'a')).body).toBe('a50 after');
+    expect((await cache.get('b\n10', async () => reply('b after'), 'b')).body).toBe('b before');
+    cache.invalidate('all');
+    expect(cache.size).toEqual({ entries: 0, bytes: 0 });
+    expect((await cache.get('b\n10', async () => reply('b after'), 'b')).body).toBe('b after');
+    expect(cache.size.entries).toBe(1);
+  });
+
   it('lets answers go when they expire, not when the map fills', async () => {
     const cache = new ReplyCache(30);
     for (let limit = 1; limit <= 100; limit++) await cache.get(`h\n${limit}`, async () => reply('x'.repeat(1000)));
