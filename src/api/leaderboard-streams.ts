@@ -16,7 +16,8 @@
  * window after its 100 ms, which puts it back in step with the windows.
  * A slow client never holds memory: a stream whose socket is not draining keeps only the
  * latest message, sent when it drains, and one that has not drained for two heartbeats is
- * closed (counted; a live client reconnects). A window serializes each entry of a hunt's page
+ * closed (counted; a live client reconnects). A client that reads, however slowly, is not:
+ * it gets fewer messages, each as old as the socket's buffers make it. A window serializes each entry of a hunt's page
  * once, and makes one message per limit asked for, shared by every stream of that limit, so
  * the work on the event loop (which ingest shares) follows hunts and the bytes of the limits
  * asked for, not streams. Streams that connect together (a reconnect storm
@@ -207,7 +208,14 @@ export class LeaderboardStreams {
     };
     req.once('close', close);
     res.once('close', close);
-    res.on('drain', () => this.flush(stream));
+    res.on('drain', () => {
+      // It reads: only a socket that stays full a whole two heartbeats is a client gone. A
+      // client reading slower than its messages come (a large limit on a slow link) drains
+      // now and then, each drain at once refilled with the newest message; it gets fewer
+      // messages, and was cut as one that stopped reading.
+      stream.blockedSince = undefined;
+      this.flush(stream);
+    });
     this.firstRead(huntId, hunt, limit)
       .then((message) => {
         if (!stream.started) this.deliver(stream, message);

@@ -475,6 +475,39 @@ describe('live leaderboard streams, many at once', () => {
     expect(stopping.firstReadFailures).toBe(0);
   });
 
+  it('keep a stream whose client reads slower than its messages come, sending it fewer', async () => {
+    // Each drain comes after the 100 ms between a stream's messages, so it is refilled at once
+    // with the newest message and the socket is full at every heartbeat; the client still
+    // reads, and was cut as one that had stopped.
+    const target = new LeaderboardStreams({ read, logger, heartbeatMs: 200 });
+    const changes = setInterval(() => target.changed(['h']), 20);
+    try {
+      const slow = fakeStream(target, 'h', 10);
+      await waitFor('the first message', () => slow.written.length > 1);
+      slow.write = (chunk: string) => {
+        slow.written.push(chunk);
+        slow.full = true; // every message fills the socket
+        return false;
+      };
+      const reads = setInterval(() => {
+        slow.full = false;
+        slow.emit('drain');
+      }, 130);
+      try {
+        const before = slow.written.length;
+        await new Promise((resolve) => setTimeout(resolve, 2_000)); // ten heartbeats
+        expect(slow.destroyed).toBe(false);
+        expect(slow.written.length).toBeGreaterThan(before + 3);
+        expect(target.slowStreamsDropped).toBe(0);
+      } finally {
+        clearInterval(reads);
+      }
+    } finally {
+      clearInterval(changes);
+      target.close();
+    }
+  });
+
   it('close a stream whose client stopped reading for two heartbeats, and count it', async () => {
     const target = new LeaderboardStreams({ read, logger, heartbeatMs: 50 });
     try {
