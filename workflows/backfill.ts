@@ -25,7 +25,7 @@ import type { KafkaRange } from '../src/batch/backfill/kafka-source';
 import type { BackfillCursor, BackfillSource } from '../src/batch/backfill/types';
 import { HUNT_ID, HUNT_JOB_KIND } from '../src/temporal/search-attributes';
 import { BACKFILL_CHUNK_SIZE, BACKFILL_MAX_CHUNK_SIZE, ID_PATTERN, KAFKA_EPOCH, TOPIC_NAME_PATTERN } from '../src/constants';
-import { asObject, badInput, shown, ISO_TIME_UTC_YEARS, optionalInt, optionalIsoTime, rejectUnknownFields } from './input';
+import { asObject, badInput, shown, ISO_TIME_STRICT, ISO_TIME_UTC_YEARS, optionalInt, optionalIsoTime, rejectUnknownFields } from './input';
 
 // Retried as the import is: a Kafka or disk away when the job starts is waited out, not a
 // failed job with a driver's message (what the source cannot be fails for good, InvalidJobInput).
@@ -196,7 +196,7 @@ function checkSource(source: Record<string, unknown>, newJob: boolean): Backfill
   // workflow task with a determinism error once a new worker replays it.
   const epochChecked = patched('backfill-kafka-epoch') && newJob;
   const futureChecked = patched('backfill-from-not-future') && newJob;
-  const checks = { utcYears: patched(ISO_TIME_UTC_YEARS) && newJob };
+  const checks = { utcYears: patched(ISO_TIME_UTC_YEARS) && newJob, strict: patched(ISO_TIME_STRICT) && newJob };
   if (strict && (source.kind === 'file' || source.kind === 'kafka')) {
     rejectUnknownFields('backfill', source, source.kind === 'file' ? ['kind', 'path'] : ['kind', 'topic', 'from', 'to'], 'source');
   }
@@ -219,7 +219,8 @@ function checkSource(source: Record<string, unknown>, newJob: boolean): Backfill
         throw badInput('backfill', `source.${field} must be at or after ${KAFKA_EPOCH} (Kafka's timestamps start there), got ${time}`);
       }
     }
-    if (from !== undefined && to !== undefined && from >= to) {
+    // By instant: a time passed on as written (checks.strict false) need not be in UTC.
+    if (from !== undefined && to !== undefined && Date.parse(from) >= Date.parse(to)) {
       throw badInput('backfill', `source.from (${from}) must be before source.to (${to})`);
     }
     // Kafka answers a time past its last record with the log's end: the job imported nothing

@@ -8,6 +8,13 @@ import { shown } from '../src/temporal/shown-value';
 
 /** The patched() marker of the check of an ISO time's years once in UTC (a9a28ae). */
 export const ISO_TIME_UTC_YEARS = 'iso-time-utc-years';
+/**
+ * The patched() marker of the strict ISO-time check itself (1cb51bf): before it, a time was
+ * anything Date.parse takes ("2026-11-21T00:00:00" without a zone, "2026-11-21 00:00:00Z"),
+ * passed on as written. A job started so, replayed or continued on newer code, must not be
+ * refused halfway (every workflow task failing with a determinism error).
+ */
+export const ISO_TIME_STRICT = 'iso-time-strict';
 
 export function badInput(job: string, problem: string): ApplicationFailure {
   return ApplicationFailure.nonRetryable(`${job}: invalid input: ${problem}`, 'InvalidJobInput');
@@ -43,12 +50,16 @@ export function optionalInt(job: string, input: Record<string, unknown>, field: 
 
 /**
  * An optional ISO-8601 time field, checked strictly (see parseIsoTime) and returned as a full
- * UTC ISO string. `checks.utcYears`: the caller's patched('iso-time-utc-years').
+ * UTC ISO string. `checks.utcYears`: the caller's patched('iso-time-utc-years'). `checks.strict`
+ * false (a job begun before the strict check, ISO_TIME_STRICT): a time strictly valid is
+ * returned as always, and any other that Date.parse takes is passed on as written, as then.
+ * Compare such times with Date.parse, not as strings.
  */
-export function optionalIsoTime(job: string, input: Record<string, unknown>, field: string, checks: { utcYears: boolean }): string | undefined {
+export function optionalIsoTime(job: string, input: Record<string, unknown>, field: string, checks: { utcYears: boolean; strict: boolean }): string | undefined {
   const value = input[field];
   if (value === undefined) return undefined;
   const parsed = parseIsoTime(value, checks);
-  if ('problem' in parsed) throw badInput(job, `${field} ${parsed.problem}`);
-  return parsed.iso;
+  if ('iso' in parsed) return parsed.iso;
+  if (!checks.strict && typeof value === 'string' && !Number.isNaN(Date.parse(value))) return value;
+  throw badInput(job, `${field} ${parsed.problem}`);
 }

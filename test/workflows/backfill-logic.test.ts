@@ -56,6 +56,25 @@ describe('backfill workflow logic', () => {
     expect(fake.calls.map((c) => c.cursor.file?.line)).toEqual(Array.from({ length: 205 }, (_, i) => i + 1));
   });
 
+  it('goes on, continued as new, with a time the strict check came after (a job begun on older code), and refuses it for a new job', async () => {
+    // Before the strict check, a time was anything Date.parse takes: such a job, continued as
+    // new on newer code, goes on as it began instead of failing halfway.
+    const fake = fakeImport(3);
+    const input = { source: { kind: 'kafka', topic: 'hunt.events', from: '2026-11-21T00:00:00' }, chunkSize: 1 };
+    const carried = { cursor: { kafka: { '0': '0' } }, counts: emptyCounts(), total: 3, position: 0, range: { start: { '0': '0' }, end: { '0': '3' } }, startedAtMs: Date.now() };
+    const progress = await env.withWorker(fake.activities, async (taskQueue) => {
+      const continued = await env.client.workflow.start('backfill', { taskQueue, workflowId: uniqueName('backfill-old-time'), args: [input, carried] });
+      return (await continued.result()) as BackfillProgress;
+    });
+    expect(progress).toMatchObject({ state: 'completed' });
+    expect(fake.calls.length).toBeGreaterThan(0);
+    const refused = await env.withWorker(fakeImport(3).activities, async (taskQueue) =>
+      env.client.workflow.execute('backfill', { taskQueue, workflowId: uniqueName('backfill-new-time'), args: [input] }).catch((err: unknown) => err),
+    );
+    expect(refused).toBeInstanceOf(WorkflowFailedError);
+    expect(String((refused as WorkflowFailedError).cause?.message)).toMatch(/from must be an ISO-8601 time/);
+  });
+
   it('pauses after the call in flight and resumes where it stopped', async () => {
     const fake = fakeImport(40);
     let release: () => void = () => undefined;
