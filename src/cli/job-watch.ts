@@ -5,7 +5,7 @@
  * runs: it pulls in the Temporal SDK.
  */
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
-import type { WorkflowHandle } from '@temporalio/client';
+import { isGrpcServiceError, type WorkflowHandle } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
 import type pg from 'pg';
 import type { ReconcileProgress } from '../../workflows/reconcile';
@@ -88,6 +88,39 @@ export interface FollowOptions extends ObserveOptions {
   out?: ProgressOutput;
   /** How often to ask the job (the bar is redrawn as often). */
   pollMs?: number;
+  /** How long to wait before asking for the result again after losing Temporal. */
+  reconnectMs?: number;
+  /** Told once when the connection to Temporal is lost (default: a line on stderr). */
+  onLost?: (err: unknown) => void;
+}
+
+/** gRPC's UNAVAILABLE and DEADLINE_EXCEEDED: Temporal unreachable or not answering, not the job's end. */
+const CONNECTION_LOST_CODES = new Set([14, 4]);
+
+function isConnectionLoss(err: unknown): boolean {
+  for (const candidate of [err, (err as { cause?: unknown } | null)?.cause]) {
+    if (isGrpcServiceError(candidate) && CONNECTION_LOST_CODES.has(candidate.code)) return true;
+  }
+  return false;
+}
+
+/**
+ * The job's result, asked again while Temporal cannot be reached: the SDK gives up on it after
+ * about 20 s of UNAVAILABLE, and `--wait` then reported a job running on as failed (exit 1) on
+ * a frontend restart or a network cut.
+ */
+export async function jobResult(handle: WorkflowHandle, options: Pick<FollowOptions, 'reconnectMs' | 'onLost'> = {}): Promise<unknown> {
+  let told = false;
+  for (;;) {
+    try {
+      return await handle.result();
+    } catch (err) {
+      if (!isConnectionLoss(err)) throw err;
+      if (!told) (options.onLost ?? ((e: unknown) => console.error(`lost contact with Temporal (${(e as Error).message}); the job runs on, still following it`)))(err);
+      told = true;
+      await new Promise((resolve) => setTimeout(resolve, options.reconnectMs ?? 5000));
+    }
+  }
 }
 
 /**
@@ -98,7 +131,7 @@ export async function followJob(handle: WorkflowHandle, workflowType: string, op
   const out = options.out ?? process.stdout;
   const printer = createProgressPrinter(out);
   const tracker = new RateTracker();
-  const result = handle.result();
+  const result = jobResult(handle, options);
   let finished = false;
   void result.finally(() => (finished = true)).catch(() => undefined);
   const startedAt = options.startedAt ?? new Date();

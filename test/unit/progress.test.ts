@@ -2,10 +2,11 @@
  * Job progress in the terminal: snapshots from what jobs report, rendered as a bar with
  * rate and ETA on a terminal and as plain lines otherwise; the backfill command's source.
  */
+import type { WorkflowHandle } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
 import { emptyCounts } from '../../src/batch/backfill/counts';
 import { snapshotOf } from '../../src/cli/job-progress';
-import { retryingStep } from '../../src/cli/job-watch';
+import { jobResult, retryingStep } from '../../src/cli/job-watch';
 import { backfillSource } from '../../src/cli/jobs';
 import { createProgressPrinter, formatAmount, formatDuration, RateTracker, renderBarLine, renderPlainLine, type ProgressSnapshot } from '../../src/cli/progress';
 
@@ -164,6 +165,9 @@ describe('snapshotOf', () => {
     const query = { phase: 'reconciling', runId: 'wf/run', repair: true, huntIds: null };
     const heartbeat = { huntsDone: 40, summary: { hunts: 200, playersChecked: 4000, playersDrifted: 3, treasuresChanged: 1 } };
     expect(snapshotOf({ workflowType: 'reconcile', query })).toMatchObject({ done: 0, total: undefined, detail: 'repair' });
+    // A heartbeat before the scope is open: its 0 hunts is not the total (it showed 100%).
+    const choosing = { fromSeq: 10, toSeq: 5000, summary: { ...heartbeat.summary, hunts: 0 } };
+    expect(snapshotOf({ workflowType: 'reconcile', query, heartbeat: choosing })).toMatchObject({ done: 0, total: undefined });
     expect(snapshotOf({ workflowType: 'reconcile', query, heartbeat })).toMatchObject({ done: 40, total: 200 });
     expect(snapshotOf({ workflowType: 'reconcile', query, heartbeat, reconciledHunts: 75 })).toMatchObject({
       done: 75,
@@ -217,6 +221,25 @@ describe('snapshotOf', () => {
     const unanswered = 'no answer to the progress query: is a worker polling the task queue?';
     expect(snapshotOf({ workflowType: 'backfill', unanswered }).detail).toBe(unanswered);
     expect(snapshotOf({ workflowType: 'rollupFlush', unanswered, elapsedSeconds: 4 }).detail).toBeUndefined();
+  });
+});
+
+describe('jobResult', () => {
+  /** A gRPC error as the SDK wraps it after its own retries (ServiceError, cause the gRPC error). */
+  const grpc = (code: number) => Object.assign(new Error('Failed to query workflow'), { cause: Object.assign(new Error(`${code} UNAVAILABLE: No connection established`), { code, details: 'No connection established', metadata: {} }) });
+  const handleOf = (answers: Array<() => Promise<unknown>>) => ({ result: () => (answers.shift() ?? (() => Promise.resolve('again')))() }) as unknown as WorkflowHandle;
+
+  it('asks again while Temporal cannot be reached, saying so once, instead of reporting the running job failed', async () => {
+    const lost: unknown[] = [];
+    const handle = handleOf([() => Promise.reject(grpc(14)), () => Promise.reject(grpc(4)), () => Promise.resolve({ done: true })]);
+    expect(await jobResult(handle, { reconnectMs: 1, onLost: (err) => lost.push(err) })).toEqual({ done: true });
+    expect(lost).toHaveLength(1);
+  });
+
+  it("throws the job's own failure, and any other error, at once", async () => {
+    const failed = new Error('Workflow execution failed');
+    await expect(jobResult(handleOf([() => Promise.reject(failed)]), { reconnectMs: 1 })).rejects.toBe(failed);
+    await expect(jobResult(handleOf([() => Promise.reject(grpc(7))]), { reconnectMs: 1 })).rejects.toThrow('Failed to query workflow');
   });
 });
 
