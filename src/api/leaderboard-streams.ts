@@ -52,6 +52,11 @@ export interface StreamOptions {
   logger: Logger;
   minIntervalMs?: number;
   heartbeatMs?: number;
+  /**
+   * Told, just before a read's pages are written to the hunts' streams, which hunts and when
+   * that read began (performance.now()): the reply cache drops what is older.
+   */
+  onDelivering?: (huntIds: readonly string[], readStartedAt: number) => void;
 }
 
 /** Hunts per read statement: bounds one statement's work when very many hunts change at once. */
@@ -100,7 +105,15 @@ interface HuntState {
   /** Counts changes heard, so a first read started before a change is not shared after it. */
   changes: number;
   /** First reads in flight, by limit, as the message they make. */
-  firstReads: Map<number, { changes: number; message: Promise<string> }>;
+  firstReads: Map<number, FirstRead>;
+}
+
+interface FirstRead {
+  /** The hunt's change count when it began. */
+  changes: number;
+  message: Promise<string>;
+  /** When it began (performance.now()). */
+  startedAt: number;
 }
 
 export class LeaderboardStreams {
@@ -216,9 +229,12 @@ export class LeaderboardStreams {
       stream.blockedSince = undefined;
       this.flush(stream);
     });
-    this.firstRead(huntId, hunt, limit)
+    const first = this.firstRead(huntId, hunt, limit);
+    first.message
       .then((message) => {
-        if (!stream.started) this.deliver(stream, message);
+        if (stream.started) return;
+        this.options.onDelivering?.([huntId], first.startedAt);
+        this.deliver(stream, message);
       })
       .catch((err: unknown) => {
         // A window may have delivered meanwhile: the stream is live, and stays. One its client
@@ -263,17 +279,19 @@ export class LeaderboardStreams {
     return hunt;
   }
 
-  private firstRead(huntId: string, hunt: HuntState, limit: number): Promise<string> {
+  /** The first message of a stream of `limit`, and when its read began; shared while no change came in since. */
+  private firstRead(huntId: string, hunt: HuntState, limit: number): FirstRead {
     const shared = hunt.firstReads.get(limit);
-    if (shared && shared.changes === hunt.changes) return shared.message;
+    if (shared && shared.changes === hunt.changes) return shared;
+    const startedAt = performance.now();
     const message = this.options.read([{ huntId, limit }]).then((pages) => messageOf(pages.get(huntId) ?? emptyBoard(huntId)));
-    const entry = { changes: hunt.changes, message };
+    const entry = { changes: hunt.changes, message, startedAt };
     hunt.firstReads.set(limit, entry);
     const forget = () => {
       if (hunt.firstReads.get(limit) === entry) hunt.firstReads.delete(limit);
     };
     message.then(forget, forget);
-    return message;
+    return entry;
   }
 
   /** One read window at a time, at most one per minIntervalMs. */
@@ -309,6 +327,7 @@ export class LeaderboardStreams {
       }
       const reads = [...groupsWithin(wanted, ENTRIES_PER_READ, (r) => r.limit, HUNTS_PER_READ), ...alone];
       for (const [i, requests] of reads.entries()) {
+        const readStartedAt = performance.now();
         const pages = await this.readOrRemark(requests);
         if (pages === OUTAGE) {
           // The rest would fail the same way: read again, as they were, next window.
@@ -317,7 +336,7 @@ export class LeaderboardStreams {
           break;
         }
         const started = performance.now();
-        this.deliverPages(requests, pages, window);
+        this.deliverPages(requests, pages, window, readStartedAt);
         deliveryMs += performance.now() - started;
       }
     } catch (err) {
@@ -373,8 +392,12 @@ export class LeaderboardStreams {
     }
   }
 
-  private deliverPages(requests: LeaderboardRequest[], pages: Map<string, LeaderboardBody> | undefined, window: number): void {
+  private deliverPages(requests: LeaderboardRequest[], pages: Map<string, LeaderboardBody> | undefined, window: number, readStartedAt: number): void {
     if (!pages) return;
+    this.options.onDelivering?.(
+      requests.map((r) => r.huntId),
+      readStartedAt,
+    );
     for (const { huntId } of requests) {
       const hunt = this.hunts.get(huntId);
       if (!hunt) continue;

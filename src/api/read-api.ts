@@ -13,7 +13,6 @@ import type http from 'node:http';
 import type { Registry } from 'prom-client';
 import type { Config } from '../config';
 import type { Logger } from '../log';
-import { ALL_HUNTS } from '../store/hunt-changes';
 import { pgClientConfig } from '../store/pg-connection';
 import { leaderboardPages } from '../store/read/leaderboard';
 import { createPool } from '../store/pool';
@@ -55,19 +54,12 @@ export async function startReadApi(
   const streams = new LeaderboardStreams({
     // Never through the reply cache: a push must show the change that caused it.
     read: (requests) => leaderboardPages(pool, requests),
+    // A client that sees a push and then asks must not be answered from before it.
+    onDelivering: (huntIds, readStartedAt) => leaderboardCache.invalidate(huntIds, readStartedAt),
     logger: deps.logger,
     heartbeatMs: api.streamHeartbeatMs,
   });
-  // The cache first: a client that sees a change pushed and then asks must not be answered
-  // from before it.
-  const changes = new ChangeListener(
-    { ...pgClientConfig(config), application_name: 'hunt-change-feed' },
-    (hunts) => {
-      leaderboardCache.invalidate(hunts === ALL_HUNTS ? 'all' : hunts);
-      streams.changed(hunts);
-    },
-    deps.logger,
-  );
+  const changes = new ChangeListener({ ...pgClientConfig(config), application_name: 'hunt-change-feed' }, (hunts) => streams.changed(hunts), deps.logger);
   registerChangeFeedGauge(deps.registry, () => changes.listening);
   const server = createApiServer(
     { pool, leaderboardCache, streams, maxStreams: api.maxStreams, registry: deps.registry, logger: deps.logger, readiness: deps.readiness },

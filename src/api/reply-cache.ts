@@ -3,11 +3,12 @@
  * every other request for the same hunt and limit waits for it instead of querying too, and
  * its answer (already serialized) is reused for `ttlMs` after. Two hundred clients polling
  * the same leaderboard then cost Postgres one query per interval, not two hundred, and the
- * process one JSON serialization. A change to a hunt drops its answers, those still being
- * made too (`invalidate`, from the change feed, before the change is pushed to the hunt's
- * streams): a reply is never older than a change its client has seen pushed, and at most
- * `ttlMs` older than the newest commit while the feed is lost (plus the query's own time,
- * as any read racing a commit).
+ * process one JSON serialization. A reply is at most `ttlMs` older than the newest commit
+ * (plus the query's own time, as any read racing a commit), and never older than what this
+ * process has pushed to the hunt's live streams: before a push is written, the hunt's answers
+ * whose queries began before the pushed read are dropped (`invalidate`), those still being
+ * made too. At most once per stream window (100 ms) per hunt with streams: on every commit,
+ * a busy hunt's answers would hardly ever be shared.
  */
 
 export interface CachedReply {
@@ -20,6 +21,8 @@ export interface CachedReply {
 interface Entry {
   /** What `invalidate` drops it by (a hunt), if anything. */
   group: string | undefined;
+  /** When its query began (performance.now()). */
+  startedAt: number;
   settledAt: number | undefined;
   reply: Promise<CachedReply>;
   bytes: number;
@@ -51,7 +54,7 @@ export class ReplyCache {
     if (found && (found.settledAt === undefined || now - found.settledAt < this.ttlMs)) return found.reply;
     if (found) this.forget(key, found);
     if (this.entries.size >= this.maxEntries || this.bytes >= this.maxBytes) this.clear();
-    const entry: Entry = { group, settledAt: undefined, reply: compute(), bytes: 0 };
+    const entry: Entry = { group, startedAt: now, settledAt: undefined, reply: compute(), bytes: 0 };
     this.entries.set(key, entry);
     if (group !== undefined) {
       const keys = this.groups.get(group) ?? new Set<string>();
@@ -75,15 +78,15 @@ export class ReplyCache {
   }
 
   /**
-   * Drops the answers of `groups` (every answer with `'all'`), those whose query still runs
-   * too: requests from now on query again, while those already waiting keep their answer.
+   * Drops the answers of `groups` whose queries began before `startedBefore` (performance.now()),
+   * those still running too: requests from now on query again, while those already waiting
+   * keep their answer.
    */
-  invalidate(groups: readonly string[] | 'all'): void {
-    if (groups === 'all') return this.clear();
+  invalidate(groups: readonly string[], startedBefore: number): void {
     for (const group of groups) {
       for (const key of this.groups.get(group) ?? []) {
         const entry = this.entries.get(key);
-        if (entry) this.forget(key, entry);
+        if (entry && entry.startedAt < startedBefore) this.forget(key, entry);
       }
     }
   }
