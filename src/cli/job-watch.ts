@@ -5,7 +5,7 @@
  * runs: it pulls in the Temporal SDK.
  */
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
-import { isGrpcServiceError, type WorkflowHandle } from '@temporalio/client';
+import { isGrpcServiceError, isRetryableError, type WorkflowHandle } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
 import type pg from 'pg';
 import type { ReconcileProgress } from '../../workflows/reconcile';
@@ -94,29 +94,35 @@ export interface FollowOptions extends ObserveOptions {
   onLost?: (err: unknown) => void;
 }
 
-/** gRPC's UNAVAILABLE and DEADLINE_EXCEEDED: Temporal unreachable or not answering, not the job's end. */
-const CONNECTION_LOST_CODES = new Set([14, 4]);
+/** gRPC's DEADLINE_EXCEEDED: Temporal not answering in time, not the job's end. */
+const DEADLINE_EXCEEDED = 4;
 
-function isConnectionLoss(err: unknown): boolean {
+/**
+ * The gRPC error behind a failure to reach Temporal, as the SDK retries such errors itself
+ * (UNAVAILABLE, RESOURCE_EXHAUSTED, a proxy's RST_STREAM...) and then gives up; else undefined.
+ */
+function connectionLoss(err: unknown): { details: string } | undefined {
   for (const candidate of [err, (err as { cause?: unknown } | null)?.cause]) {
-    if (isGrpcServiceError(candidate) && CONNECTION_LOST_CODES.has(candidate.code)) return true;
+    if (isGrpcServiceError(candidate) && (isRetryableError(candidate) || candidate.code === DEADLINE_EXCEEDED)) return candidate;
   }
-  return false;
+  return undefined;
 }
 
 /**
  * The job's result, asked again while Temporal cannot be reached: the SDK gives up on it after
  * about 20 s of UNAVAILABLE, and `--wait` then reported a job running on as failed (exit 1) on
- * a frontend restart or a network cut.
+ * a frontend restart or a network cut. Asked again of the job's latest run: the handle starts
+ * from its first, which Temporal may have deleted since (retention) when it continued as new.
  */
 export async function jobResult(handle: WorkflowHandle, options: Pick<FollowOptions, 'reconnectMs' | 'onLost'> = {}): Promise<unknown> {
   let told = false;
-  for (;;) {
+  for (let asking = handle; ; asking = handle.client.getHandle(handle.workflowId)) {
     try {
-      return await handle.result();
+      return await asking.result();
     } catch (err) {
-      if (!isConnectionLoss(err)) throw err;
-      if (!told) (options.onLost ?? ((e: unknown) => console.error(`lost contact with Temporal (${(e as Error).message}); the job runs on, still following it`)))(err);
+      const lost = connectionLoss(err);
+      if (!lost) throw err;
+      if (!told) (options.onLost ?? (() => console.error(`lost contact with Temporal (${lost.details}); the job runs on, still following it`)))(err);
       told = true;
       await new Promise((resolve) => setTimeout(resolve, options.reconnectMs ?? 5000));
     }

@@ -227,13 +227,25 @@ describe('snapshotOf', () => {
 describe('jobResult', () => {
   /** A gRPC error as the SDK wraps it after its own retries (ServiceError, cause the gRPC error). */
   const grpc = (code: number) => Object.assign(new Error('Failed to query workflow'), { cause: Object.assign(new Error(`${code} UNAVAILABLE: No connection established`), { code, details: 'No connection established', metadata: {} }) });
-  const handleOf = (answers: Array<() => Promise<unknown>>) => ({ result: () => (answers.shift() ?? (() => Promise.resolve('again')))() }) as unknown as WorkflowHandle;
+  /** A handle answering `answers` in turn; asked again, through the client's handle of the job's latest run. */
+  const handleOf = (answers: Array<() => Promise<unknown>>, latest: string[] = []) => {
+    const handle = {
+      workflowId: 'job-1',
+      result: () => (answers.shift() ?? (() => Promise.resolve('again')))(),
+      client: { getHandle: (id: string) => (latest.push(id), handle) },
+    };
+    return handle as unknown as WorkflowHandle;
+  };
 
   it('asks again while Temporal cannot be reached, saying so once, instead of reporting the running job failed', async () => {
     const lost: unknown[] = [];
-    const handle = handleOf([() => Promise.reject(grpc(14)), () => Promise.reject(grpc(4)), () => Promise.resolve({ done: true })]);
+    const latest: string[] = [];
+    // UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED (a rate limit): the job runs on.
+    const handle = handleOf([() => Promise.reject(grpc(14)), () => Promise.reject(grpc(4)), () => Promise.reject(grpc(8)), () => Promise.resolve({ done: true })], latest);
     expect(await jobResult(handle, { reconnectMs: 1, onLost: (err) => lost.push(err) })).toEqual({ done: true });
     expect(lost).toHaveLength(1);
+    // Asked again of the job's latest run, by its workflow id alone.
+    expect(latest).toEqual(['job-1', 'job-1', 'job-1']);
   });
 
   it("throws the job's own failure, and any other error, at once", async () => {
