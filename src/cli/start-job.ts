@@ -21,6 +21,23 @@ export function jobFailureMessage(err: unknown): string {
   return message;
 }
 
+/**
+ * What a job that ended left undone, for --wait's exit code: a script must not take it for
+ * done. Reconcile's hunts that could not be reconciled; a backfill's records deleted from
+ * Kafka (retention) before it read them, lost to it. Undefined when none.
+ */
+export function unfinishedWork(result: unknown): string | undefined {
+  const huntsFailed = (result as { huntsFailed?: unknown } | undefined)?.huntsFailed;
+  if (typeof huntsFailed === 'number' && huntsFailed > 0) {
+    return `${huntsFailed} hunt(s) could not be reconciled (see "failed"; docs/operators.md#huntreconcilehuntsfailing)`;
+  }
+  const lost = (result as { counts?: { deletedBeforeRead?: unknown } } | undefined)?.counts?.deletedBeforeRead;
+  if (typeof lost === 'number' && lost > 0) {
+    return `${lost} record(s) of the range were deleted from Kafka (retention) before the job read them, and are not imported`;
+  }
+  return undefined;
+}
+
 export async function withClient<T>(fn: (client: Client, config: Config) => Promise<T>): Promise<T> {
   const config = loadConfig();
   const { connectClient } = await import('../temporal/client');
@@ -58,10 +75,9 @@ export async function startJob(workflowType: string, input: Record<string, unkno
     try {
       const result = await followJob(handle, workflowType, { pool: workflowType === 'reconcile' ? pool.get() : undefined });
       console.log(JSON.stringify(result, null, 2));
-      // The job ended, but not for every hunt it was given: a script must not take it for done.
-      const huntsFailed = (result as { huntsFailed?: unknown } | undefined)?.huntsFailed;
-      if (typeof huntsFailed === 'number' && huntsFailed > 0) {
-        console.error(`${workflowType} ${workflowId}: ${huntsFailed} hunt(s) could not be reconciled (see "failed"; docs/operators.md#huntreconcilehuntsfailing)`);
+      const undone = unfinishedWork(result);
+      if (undone) {
+        console.error(`${workflowType} ${workflowId}: ${undone}`);
         process.exitCode = 1;
       }
     } catch (err) {

@@ -8,7 +8,7 @@ import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { positiveInt } from '../../src/cli/arguments';
 import { registerCorrectnessCommands } from '../../src/cli/correctness';
 import { registerJobCommands } from '../../src/cli/jobs';
-import { jobFailureMessage } from '../../src/cli/start-job';
+import { jobFailureMessage, unfinishedWork } from '../../src/cli/start-job';
 import { registerStartCommand } from '../../src/cli/start';
 
 // A command that passes its checks starts its job: recorded here instead of sent to Temporal.
@@ -87,5 +87,15 @@ describe('a failed job\'s message under --wait', () => {
     const workflow = new Error('Workflow execution failed', { cause: activity });
     expect(jobFailureMessage(workflow)).toBe(reason.message);
     expect(jobFailureMessage(new Error('Workflow execution failed', { cause: new Error('source.kind must be "file" or "kafka"') }))).toBe('source.kind must be "file" or "kafka"');
+  });
+});
+
+describe("a finished job's work left undone, for --wait's exit code", () => {
+  it('names reconcile hunts that failed and backfill records lost to retention, and nothing for a job done whole', () => {
+    expect(unfinishedWork({ hunts: 2, huntsFailed: 1 })).toMatch(/^1 hunt\(s\) could not be reconciled/);
+    expect(unfinishedWork({ state: 'completed', counts: { records: 400, deletedBeforeRead: 200 } })).toMatch(/^200 record\(s\) of the range were deleted from Kafka/);
+    expect(unfinishedWork({ state: 'completed', counts: { records: 400, deletedBeforeRead: 0 } })).toBeUndefined();
+    expect(unfinishedWork({ hunts: 2, huntsFailed: 0 })).toBeUndefined();
+    expect(unfinishedWork(undefined)).toBeUndefined();
   });
 });
