@@ -144,12 +144,16 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
     try {
       await heartbeat();
     } catch (err) {
-      if (isRebalancing(err)) {
-        positions.holdForRejoin();
-        await deps.commitBuffered();
-      }
+      if (isRebalancing(err)) await leaveForRejoin(err);
       throw err;
     }
+  }
+
+  /** Takes nothing more, commits what the lanes hold (bounded), and hands kafkajs the rebalance `err` to rejoin. */
+  async function leaveForRejoin(err: unknown): Promise<never> {
+    if (!positions.heldForRejoin) positions.holdForRejoin();
+    await deps.commitBuffered();
+    throw err;
   }
 
   return async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
@@ -176,10 +180,7 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
       rebalance ??= { err };
       positions.holdForRejoin();
     });
-    if (rebalance) {
-      await deps.commitBuffered();
-      throw rebalance.err;
-    }
+    if (rebalance) await leaveForRejoin(rebalance.err);
     if (!added) return;
     // kafkajs rejoins once every fetch's eachBatch has returned.
     await heartbeatOrLeave(heartbeat);

@@ -106,9 +106,10 @@ export class PartitionPositions {
   private loading = 0;
   /** The newest resume: an older one that fails gives way to it rather than try again. */
   private generation = 0;
-  /** The group is rebalancing and this member will rejoin: take nothing more until it has (resume). */
-  private leavingForRejoin = false;
-  /** Aborted by holdForRejoin: fetches waiting for room in a lane stop waiting (batch-handler.ts). */
+  /**
+   * Aborted when the group is rebalancing and this member will rejoin (holdForRejoin): take
+   * nothing more until it has (resume), and fetches waiting for room in a lane stop waiting.
+   */
   private rejoining = rejoinController();
 
   constructor(
@@ -142,7 +143,6 @@ export class PartitionPositions {
    */
   resume(partitions: readonly number[], hooks: ResumeHooks): Promise<Map<number, bigint>> {
     const previous = this.resuming;
-    this.leavingForRejoin = false;
     if (this.rejoining.signal.aborted) this.rejoining = rejoinController();
     const generation = ++this.generation;
     this.loading++;
@@ -211,7 +211,6 @@ export class PartitionPositions {
    * buffered can be committed before it rejoins and nothing is read twice. Until the next resume.
    */
   holdForRejoin(): void {
-    this.leavingForRejoin = true;
     this.rejoining.abort();
   }
 
@@ -222,7 +221,7 @@ export class PartitionPositions {
 
   /** Whether fetched records are to be left untaken until the rejoin (holdForRejoin). */
   get heldForRejoin(): boolean {
-    return this.leavingForRejoin;
+    return this.rejoining.signal.aborted;
   }
 
   /** The check of the record before the position is done (passed, or not possible). */
