@@ -17,11 +17,12 @@
  * A slow client never holds memory: a stream whose socket is not draining keeps only the
  * latest message, sent when it drains, and one that has not drained for two heartbeats is
  * closed (counted; a live client reconnects). A client that reads, however slowly, is not:
- * it gets fewer messages, each as old as the socket's buffers make it. A window serializes each entry of a hunt's page
- * once, and makes one message per limit asked for, shared by every stream of that limit, so
- * the work on the event loop (which ingest shares) follows hunts and the bytes of the limits
- * asked for, not streams. Streams that connect together (a reconnect storm
- * after a restart) share their first read while no change has come in since it started.
+ * it gets fewer messages, each as old as the socket's buffers make it. A window serializes
+ * each entry of a hunt's page once, and makes one message per limit asked for, shared by
+ * every stream of that limit, so the work on the event loop (which ingest shares) follows
+ * hunts and the bytes of the limits asked for, not streams. Streams that connect together
+ * (a reconnect storm after a restart) share their first read while no change has come in
+ * since it started.
  * A stream whose first read fails is closed (counted: `hunt_api_stream_first_reads_failed_total`)
  * unless a window fed it meanwhile, and its client reconnects.
  * A read that fails is tried again in the next window; the hunts of a failed read are read
@@ -394,10 +395,7 @@ export class LeaderboardStreams {
 
   private deliverPages(requests: LeaderboardRequest[], pages: Map<string, LeaderboardBody> | undefined, window: number, readStartedAt: number): void {
     if (!pages) return;
-    this.options.onDelivering?.(
-      requests.map((r) => r.huntId),
-      readStartedAt,
-    );
+    this.options.onDelivering?.(requests.map((r) => r.huntId), readStartedAt);
     for (const { huntId } of requests) {
       const hunt = this.hunts.get(huntId);
       if (!hunt) continue;

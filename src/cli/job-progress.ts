@@ -124,11 +124,11 @@ function reprocessFigures(p: ReprocessProgress): Figures {
  */
 function reconcileFigures(p: ReconcileProgress | undefined, summary: ReconcileSummary | undefined, o: JobObservation): Figures {
   const finished = o.result !== undefined;
+  const huntsDone = (o.heartbeat as ReconcileCheckpoint | undefined)?.huntsDone;
   // A heartbeat sent before the run opened its scope says 0 hunts: not known yet (it showed
   // 100% of 0 hunts while a run chose its range); it knows them once it counts hunts done.
-  const counted = finished || (o.heartbeat as ReconcileCheckpoint | undefined)?.huntsDone !== undefined;
-  const total = (counted ? summary?.hunts : undefined) ?? (p?.huntIds ? new Set(p.huntIds).size : undefined);
-  const done = finished ? (total ?? 0) : Math.max(o.reconciledHunts ?? 0, (o.heartbeat as ReconcileCheckpoint | undefined)?.huntsDone ?? 0);
+  const total = (finished || huntsDone !== undefined ? summary?.hunts : undefined) ?? (p?.huntIds ? new Set(p.huntIds).size : undefined);
+  const done = finished ? (total ?? 0) : Math.max(o.reconciledHunts ?? 0, huntsDone ?? 0);
   return {
     phase: finished ? 'done' : (p?.phase ?? 'running'),
     done: total === undefined ? done : Math.min(done, total),
