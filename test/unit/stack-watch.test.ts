@@ -15,10 +15,15 @@ import { waitFor } from '../helpers/wait';
 
 describe('isAlive', () => {
   it('takes a zombie (exited, not yet collected by its parent) for gone', async () => {
-    // A child that exits while its parent (a shell busy sleeping) does not collect it.
-    const parent = spawn('sh', ['-c', 'sh -c "exit 0" & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // A child that exits once its parent has become `sleep`, which never collects it. The child
+    // waits for a byte on fd 3: a shell reaps a child that exits before it execs, leaving no
+    // zombie (about a third of the time on a busy machine).
+    const parent = spawn('sh', ['-c', 'head -c 1 <&3 >/dev/null & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore', 'pipe'] });
     try {
-      const pid = Number(await new Promise<string>((resolve) => parent.stdout.once('data', (chunk: Buffer) => resolve(chunk.toString().trim()))));
+      const pid = Number(await new Promise<string>((resolve) => (parent.stdout as NodeJS.ReadableStream).once('data', (chunk: Buffer | string) => resolve(chunk.toString().trim()))));
+      await waitFor('the parent to have become sleep', () => procStatFields(parent.pid as number)?.[2] === 'sleep', { timeoutMs: 10_000, intervalMs: 20 });
+      expect(isAlive(pid)).toBe(true);
+      (parent.stdio[3] as NodeJS.WritableStream).write('x');
       await waitFor('the child to have exited', () => procStatFields(pid)?.[3] === 'Z', { timeoutMs: 10_000, intervalMs: 20 });
       expect(isAlive(pid)).toBe(false);
       expect(isAlive(parent.pid as number)).toBe(true);
