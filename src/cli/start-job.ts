@@ -6,6 +6,7 @@
 import type { Client } from '@temporalio/client';
 import type pg from 'pg';
 import { loadConfig, type Config } from '../config';
+import type { PostgresTarget } from '../store/pg-connection';
 import { createPool } from '../store/pool';
 
 /**
@@ -49,11 +50,24 @@ export async function withClient<T>(fn: (client: Client, config: Config) => Prom
   }
 }
 
+/**
+ * How long a look at reconcile's progress waits on Postgres, to connect and for its count.
+ * `--wait` and `hunt jobs` then show the job without it: a Postgres that accepts connections
+ * and never answers (a failover, a dead link) held each look for as long as TCP kept trying.
+ */
+export const PROGRESS_DB_WAIT_MS = 5000;
+
 /** A pool opened on first use (for reconcile's progress), and closed with end(). */
-export function lazyPool(config: Config): { get(): pg.Pool; end(): Promise<void> } {
+export function lazyPool(target: PostgresTarget): { get(): pg.Pool; end(): Promise<void> } {
   let pool: pg.Pool | undefined;
   return {
-    get: () => (pool ??= createPool(config, 1)),
+    get: () =>
+      (pool ??= createPool(target, 1, () => undefined, {
+        connectionTimeoutMillis: PROGRESS_DB_WAIT_MS,
+        statement_timeout: PROGRESS_DB_WAIT_MS,
+        // The server's limit cannot end a wait on a connection gone dead on the way.
+        query_timeout: PROGRESS_DB_WAIT_MS + 1000,
+      })),
     end: async () => void (await pool?.end()),
   };
 }
