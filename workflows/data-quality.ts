@@ -6,11 +6,12 @@ import { asObject, badInput, rejectUnknownFields } from './input';
 
 // The activity beats every few seconds while a check's statement runs (each bounded to 30
 // minutes inside the 2 hours), so a minute without one means a dead worker; a retry resumes
-// after the checks its heartbeat says are done.
+// after the checks its heartbeat says are done. It retries an outage for as long as it lasts,
+// and fails the run when an attempt from the fifth on fails otherwise (ATTEMPTS_ON_FAULT).
 const { runDataQualityChecks } = proxyActivities<Activities>({
   startToCloseTimeout: '2 hours',
   heartbeatTimeout: '1 minute',
-  retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 5 },
+  retry: { initialInterval: '5 seconds', maximumInterval: '1 minute' },
 });
 
 /** Web UI input: `{}` (report only) or `{ "repair": true }`. */
