@@ -161,6 +161,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (v.API_OPS_PORT !== undefined && v.API_OPS_PORT === v.API_PORT) {
     problems.push({ variable: 'API_OPS_PORT', expected: `a port other than API_PORT (${v.API_PORT})`, got: String(v.API_OPS_PORT) });
   }
+  // Rejects copied to the input topic would be read, rejected and copied again, for ever.
+  // Kafka takes '.' and '_' for the same character in topic names (their metrics collide).
+  const kafkaTopicKey = (name: string) => name.replace(/\./g, '_');
+  if (kafkaTopicKey(v.KAFKA_TOPIC_DLQ) === kafkaTopicKey(v.KAFKA_TOPIC_EVENTS)) {
+    problems.push({ variable: 'KAFKA_TOPIC_DLQ', expected: `a topic other than KAFKA_TOPIC_EVENTS (${v.KAFKA_TOPIC_EVENTS}), which Kafka does not take for the same name`, got: v.KAFKA_TOPIC_DLQ });
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   const stateDir = path.resolve(v.HUNT_STATE_DIR);
   const embeddedTemporal = `127.0.0.1:${v.HUNT_TEMPORAL_PORT}`;

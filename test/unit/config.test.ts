@@ -122,6 +122,13 @@ describe('loadConfig', () => {
     expect(loadConfig({ API_MAX_CONNECTIONS: '1' }).api.maxStreams).toBe(0); // the one connection stays for reads
   });
 
+  it('refuses a DLQ topic that is the input topic, to Kafka, naming KAFKA_TOPIC_DLQ', () => {
+    expect(() => loadConfig({ KAFKA_TOPIC_EVENTS: 'game.events', KAFKA_TOPIC_DLQ: 'game.events' })).toThrow(/KAFKA_TOPIC_DLQ: expected a topic other than KAFKA_TOPIC_EVENTS \(game\.events\)/);
+    expect(() => loadConfig({ KAFKA_TOPIC_EVENTS: 'game.events', KAFKA_TOPIC_DLQ: 'game_events' })).toThrow(/KAFKA_TOPIC_DLQ/);
+    expect(() => loadConfig({ KAFKA_TOPIC_DLQ: 'hunt.events' })).toThrow(/KAFKA_TOPIC_DLQ/);
+    expect(loadConfig({ KAFKA_TOPIC_EVENTS: 'game.events', KAFKA_TOPIC_DLQ: 'game.events.dlq' }).kafka.topics.dlq).toBe('game.events.dlq');
+  });
+
   it('stops the hunt command at start-up with exit code 78 and the variable name', async () => {
     const run = promisify(execFile);
     const error = await run('node', [path.join(projectRoot, 'bin/hunt.js'), 'stack', 'status'], {
