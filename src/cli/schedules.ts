@@ -27,15 +27,12 @@ export function registerSchedulesCommands(program: Command): void {
     .description('the declared schedules and their state on the server')
     .action(async () => {
       const config = loadConfig();
-      const { connectClient, scheduleSpecs } = await temporal();
+      const { connectClient, scheduleStates } = await temporal();
       const { client, close } = await connectClient(config);
       try {
-        for (const spec of scheduleSpecs(config)) {
-          const state = await client.schedule
-            .getHandle(spec.scheduleId)
-            .describe()
-            .then((d) => (d.state.paused ? 'paused' : 'active'), () => 'not applied');
+        for (const { spec, state, known } of await scheduleStates(client, config)) {
           console.log(`${spec.scheduleId.padEnd(26)} ${spec.workflowType.padEnd(12)} ${(spec.cron ? `cron ${spec.cron}` : `every ${spec.every}`).padEnd(18)} ${state}`);
+          if (!known) process.exitCode = 1;
         }
       } finally {
         await close();

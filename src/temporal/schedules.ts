@@ -90,3 +90,23 @@ export async function applySchedules(client: Client, config: Config): Promise<{ 
   }
   return results;
 }
+
+/**
+ * Each declared schedule's state on the server: `active`, `paused`, `not applied` (the server
+ * has none of that id), or `unknown (why)` when the server did not say (no right to describe
+ * it, busy, out of reach): never taken for missing, which a check after an upgrade would act on.
+ */
+export async function scheduleStates(client: Pick<Client, 'schedule'>, config: Config): Promise<{ spec: ScheduleSpecEntry; state: string; known: boolean }[]> {
+  const states = [];
+  for (const spec of scheduleSpecs(config)) {
+    const state = await client.schedule
+      .getHandle(spec.scheduleId)
+      .describe()
+      .then(
+        (d) => ({ state: d.state.paused ? 'paused' : 'active', known: true }),
+        (err: unknown) => (err instanceof ScheduleNotFoundError ? { state: 'not applied', known: true } : { state: `unknown (${(err as Error).message})`, known: false }),
+      );
+    states.push({ spec, ...state });
+  }
+  return states;
+}
