@@ -99,16 +99,28 @@ ensure_go_with_toolchains() {
   echo "Go ${GO_BOOTSTRAP_VERSION} installed: $prefix/bin/go"
 }
 
+# The Postgres clusters online now, as "version name" lines: none of them is ours to stop.
+online_clusters() {
+  if command -v pg_lsclusters >/dev/null; then
+    pg_lsclusters --no-header 2>/dev/null | awk '$4 == "online" {print $1, $2}'
+  fi
+}
+
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing system packages (once): ${missing[*]}"
+  online_before=$(online_clusters)
   # A mirror's hiccup on a new machine should not end the set-up: each step is tried 3 times.
   with_retries as_root apt-get update -qq
   with_retries as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Debian's package may start its own cluster on 5432. Ours runs on its own port beside it;
-  # stop that one to keep the memory for the stack.
-  if command -v pg_lsclusters >/dev/null; then
-    pg_lsclusters --no-header 2>/dev/null | awk '$4 == "online" {print $1, $2}' | while read -r version name; do
-      as_root pg_ctlcluster "$version" "$name" stop || true
+  # stop that one to keep the memory for the stack. Only the one the install started: a
+  # cluster that was online before may be the very one DATABASE_URL names, or hold other work.
+  if [[ " ${missing[*]} " == *" postgresql "* ]]; then
+    online_clusters | while read -r version name; do
+      if ! grep -qxF "$version $name" <<<"$online_before"; then
+        echo "stopping the Postgres cluster $version/$name that Debian's package started (the stack runs its own)"
+        as_root pg_ctlcluster "$version" "$name" stop || true
+      fi
     done
   fi
   # Only promtool is wanted from `prometheus`; on a machine with systemd the package also starts
