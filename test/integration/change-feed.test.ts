@@ -112,20 +112,26 @@ async function notificationDroppingProxy(target: URL, keep: (senderPid: number, 
   };
 }
 
+const LIVENESS = { intervalMs: 1000, timeoutMs: 2500 };
+
 describe('the change feed', () => {
   const cleanups: (() => unknown)[] = [];
   afterAll(async () => {
     for (const cleanup of cleanups.reverse()) await cleanup();
   });
 
-  /** A listener through the proxy on `port`, checked every 200 ms within 300 ms, stopped after the suite. */
+  /**
+   * A listener through the proxy on `port`, checked every second within 2.5 s, stopped after the
+   * suite. Each check opens a connection and commits a NOTIFY: on a busy machine one fsync can
+   * take 300 ms, which a tighter limit took for a broken connection.
+   */
   function listenThrough(port: number, onChange: ChangeHandler, logger: Logger): ChangeListener {
     const target = new URL(db.url);
     const listener = new ChangeListener(
       { host: '127.0.0.1', port, user: decodeURIComponent(target.username), password: decodeURIComponent(target.password), database: target.pathname.slice(1) },
       onChange,
       logger,
-      { intervalMs: 200, timeoutMs: 300 },
+      LIVENESS,
     );
     cleanups.push(() => listener.stop());
     return listener;
@@ -138,13 +144,15 @@ describe('the change feed', () => {
     const heard: Parameters<ChangeHandler>[0][] = [];
     const listener = listenThrough(proxy.port, (hunts) => heard.push(hunts), createLogger({ logLevel: 'fatal' }));
     await listener.start();
+    await waitFor('the listener to listen', () => listener.listening);
 
     await notify('hunt-before');
     await waitFor('the notification before the freeze', () => heard.some((h) => Array.isArray(h) && h.includes('hunt-before')));
 
     proxy.freeze();
+    const heardBeforeFreeze = heard.length;
     await notify('hunt-lost'); // never reaches the frozen connection
-    await waitFor('every hunt marked changed after the reconnect', () => heard.includes(ALL_HUNTS), { timeoutMs: 10_000 });
+    await waitFor('every hunt marked changed after the reconnect', () => heard.slice(heardBeforeFreeze).includes(ALL_HUNTS), { timeoutMs: 30_000 });
     expect(heard.some((h) => Array.isArray(h) && h.includes('hunt-lost'))).toBe(false);
 
     // The new connection hears what comes next.
@@ -161,9 +169,8 @@ describe('the change feed', () => {
     const listener = listenThrough(proxy.port, () => undefined, logger);
     await listener.start();
     // Before, LISTEN and every plain liveness query passed: listening, and deaf, for ever.
-    await waitFor('the connection given up twice', () => warnings.length >= 2, { timeoutMs: 10_000 });
+    await waitFor('the connection given up twice', () => warnings.filter((line) => /did not hear a notification sent to it within 5000 ms/.test(line)).length >= 2, { timeoutMs: 40_000 });
     expect(listener.listening).toBe(false);
-    expect(warnings[0]).toMatch(/did not hear a notification sent to it within 600 ms/);
   });
 
   it('sends its check from another session, so a connection that hears only what its own session notifies counts as broken too', async () => {
@@ -175,9 +182,8 @@ describe('the change feed', () => {
     const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
     const listener = listenThrough(proxy.port, () => undefined, logger);
     await listener.start();
-    await waitFor('the connection given up', () => warnings.length >= 1, { timeoutMs: 10_000 });
+    await waitFor('the connection given up', () => warnings.some((line) => /did not hear a notification sent to it/.test(line)), { timeoutMs: 30_000 });
     expect(listener.listening).toBe(false);
-    expect(warnings[0]).toMatch(/did not hear a notification sent to it/);
   });
 
   it('checks on the listening connection itself when no second one can be opened, says so, and keeps a working feed', async () => {
@@ -189,7 +195,7 @@ describe('the change feed', () => {
     const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
     const listener = listenThrough(proxy.port, (hunts) => heard.push(hunts), logger);
     await listener.start();
-    await new Promise((resolve) => setTimeout(resolve, 1_500)); // several checks
+    await new Promise((resolve) => setTimeout(resolve, 3_500)); // several checks
     expect(listener.listening).toBe(true);
     expect(warnings).toHaveLength(1); // said once, not at every check
     expect(warnings[0]).toMatch(/could not open a second connection, and notified on the listening connection itself/);
