@@ -71,10 +71,11 @@ describe('the DLQ outbox', () => {
 
   it("lets another relay take a dead relay's rows once its lease ends, and a late release of the dead one's leaves them alone", async () => {
     await quarantine([reject(100, 10)], true);
-    const dead = await claim(KIB, 300);
+    const dead = await claim(KIB);
     expect(offsets(dead)).toEqual(['100']);
     expect(offsets(await claim(KIB))).toEqual([]);
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // The lease ends (set in the row: a short lease and a sleep failed when one commit took longer).
+    await db.pool.query(`UPDATE quarantine SET dlq_claimed_until = now() - interval '1 millisecond' WHERE source_topic = $1 AND dlq_pending`, [TOPIC]);
     const taken = await claim(KIB);
     expect(offsets(taken)).toEqual(['100']);
     await releaseClaim(db.pool, dead); // the first relay's send failed at last

@@ -114,9 +114,12 @@ describe('the DLQ relay', () => {
 
       // The topic put right (no longer compacted), and the set-aside time over: the copy goes.
       await admin.alterConfigs({ validateOnly: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: dlq, configEntries: [{ name: 'cleanup.policy', value: 'delete' }] }] });
+      // The broker applies it a moment later: a copy tried before then is set aside once more,
+      // for 10 minutes. A keyless probe goes once it does.
+      await waitFor('the broker to take keyless records', () => ownProducer.send({ topic: dlq, acks: -1, messages: [{ value: 'probe' }] }).then(() => true, () => false), { timeoutMs: 30_000, intervalMs: 200 });
       await db.pool.query('UPDATE quarantine SET dlq_claimed_until = now() WHERE source_topic = $1 AND dlq_pending', [input]);
       await waitFor('the refused copy to go once the topic takes it', async () => (await pendingCopies(db.pool, input)).count === 0, { timeoutMs: 30_000, intervalMs: 100 });
-      expect(await endOffsets(dlq, kafka)).toBe(written + 1);
+      expect(await endOffsets(dlq, kafka)).toBe(written + 2); // the copy and the probe
     } finally {
       await relay.stop(5_000);
       await ownProducer.disconnect();
