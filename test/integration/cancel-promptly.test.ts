@@ -42,14 +42,25 @@ describe('cancelling a running job', () => {
     });
     await waitFor('reconcile to be under way', async () => (await huntsReconciled()) >= 20, { timeoutMs: 60_000, intervalMs: 50 });
     await handle.cancel();
+    const cancelledAt = Date.now();
     const atCancel = await huntsReconciled();
 
-    // The SDK sends a heartbeat at most every 2 s now; the step stops at its next group.
-    await new Promise((resolve) => setTimeout(resolve, 5_000));
-    const soonAfter = await huntsReconciled();
+    // The SDK sends a heartbeat at most every 2 s now; the step stops at its next group. It
+    // has stopped once a second passes without a hunt reconciled (a running step does dozens).
+    let soonAfter = atCancel;
+    await waitFor('the step to stop', async () => {
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      const now = await huntsReconciled();
+      const stopped = now === soonAfter;
+      soonAfter = now;
+      return stopped;
+    }, { timeoutMs: 40_000, intervalMs: 0 });
+    const stoppedWithinMs = Date.now() - cancelledAt;
     await new Promise((resolve) => setTimeout(resolve, 5_000));
     const later = await huntsReconciled();
-    console.info(`reconciled at the cancel ${atCancel}, 5 s later ${soonAfter}, 10 s later ${later} of ${HUNTS}`);
+    console.info(`reconciled at the cancel ${atCancel}, once stopped (${stoppedWithinMs} ms) ${soonAfter}, 5 s later ${later} of ${HUNTS}`);
+    // Before, it ran on for up to 48 s.
+    expect(stoppedWithinMs).toBeLessThan(15_000);
     expect(later).toBe(soonAfter);
     expect(later).toBeLessThan(HUNTS);
   });
