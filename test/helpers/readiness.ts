@@ -2,7 +2,11 @@
  * Watches a running `hunt ingest` from outside while a test runs: every few hundred ms, what
  * /readyz answers, and each partition's high watermark against its offset in Postgres. A
  * partition is stalled (seen from outside) when it has records waiting and its Postgres
- * offset has not moved for longer than the stall limit; readiness must not be 200 then.
+ * offset has not moved for longer than the stall limit and the time `hunt ingest` may take to
+ * see it (`graceMs`, default: its partition monitor's interval, a third of the limit up to
+ * 5 s, and one sample); readiness must not be 200 then. The monitor's clock starts at its
+ * own tick after a commit, so without the grace a stall that ingest reports in time was
+ * counted against it.
  */
 import type pg from 'pg';
 import { testKafka } from './ingest';
@@ -19,7 +23,9 @@ export interface ReadinessWatch {
   stop(): Promise<ReadinessSample[]>;
 }
 
-export function watchReadiness(options: { apiUrl: string; pool: pg.Pool; groupId: string; topic: string; stallLimitMs: number; intervalMs?: number }): ReadinessWatch {
+export function watchReadiness(options: { apiUrl: string; pool: pg.Pool; groupId: string; topic: string; stallLimitMs: number; intervalMs?: number; graceMs?: number }): ReadinessWatch {
+  const intervalMs = options.intervalMs ?? 250;
+  const graceMs = options.graceMs ?? Math.min(5000, Math.max(250, Math.floor(options.stallLimitMs / 3))) + intervalMs;
   const admin = testKafka().admin();
   const samples: ReadinessSample[] = [];
   const lastMove = new Map<number, { offset: number; at: number }>();
@@ -45,10 +51,10 @@ export function watchReadiness(options: { apiUrl: string; pool: pg.Pool; groupId
           const seen = lastMove.get(mark.partition);
           if (!seen || seen.offset !== offset) lastMove.set(mark.partition, { offset, at });
           const waiting = Number(mark.high) > offset;
-          if (waiting && at - (lastMove.get(mark.partition)?.at ?? at) > options.stallLimitMs) stalled.push(mark.partition);
+          if (waiting && at - (lastMove.get(mark.partition)?.at ?? at) > options.stallLimitMs + graceMs) stalled.push(mark.partition);
         }
         samples.push({ at, status, stalled });
-        await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 250));
+        await new Promise((resolve) => setTimeout(resolve, intervalMs));
       }
     } finally {
       await admin.disconnect();
