@@ -257,8 +257,9 @@ describe('a member stopping', () => {
       expect(readByStaying).toBeLessThan(21); // the leaving member holds records of its own
       exited = leaving.kill('SIGTERM');
       // Had it left first, the other member would take its partition over (within a heartbeat
-      // or two) and read its records again; give it the time to, then let the commits go on.
-      await waitFor('the other member to take both partitions', hasPartitions(staying, '[0,1]'), { timeoutMs: 13_000, intervalMs: 200 }).catch(() => undefined);
+      // or two) and read its records again; give it the time to, then let the commits go on,
+      // well inside the leaving member's 15 s for its own (HANDOVER_COMMIT_MS).
+      await waitFor('the other member to take both partitions', hasPartitions(staying, '[0,1]'), { timeoutMs: 8_000, intervalMs: 200 }).catch(() => undefined);
     } finally {
       await blocker.query('COMMIT');
       await blocker.end();
