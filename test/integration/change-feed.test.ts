@@ -11,6 +11,7 @@ import { ChangeListener, RETRY_MAX_MS, type ChangeHandler } from '../../src/api/
 import { createLogger, type Logger } from '../../src/log';
 import { ALL_HUNTS, HUNT_CHANGES_CHANNEL } from '../../src/store/hunt-changes';
 import { useTestDatabase } from '../helpers/database-fixture';
+import { freePort } from '../helpers/tcp-forward';
 import { waitFor } from '../helpers/wait';
 
 const db = useTestDatabase();
@@ -59,10 +60,7 @@ async function oneConnectionProxy(target: URL) {
 
 /** A port nothing listens on yet; `open()` starts forwarding it to Postgres. */
 async function portOpenedLater(target: URL) {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const port = (probe.address() as net.AddressInfo).port;
-  await new Promise((resolve) => probe.close(resolve));
+  const port = await freePort();
   const server = net.createServer((client) => {
     const upstream = net.connect(Number(target.port), target.hostname);
     client.pipe(upstream).pipe(client);
