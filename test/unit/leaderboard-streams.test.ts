@@ -570,11 +570,17 @@ describe('live leaderboard streams whose first read fails', () => {
       asOf: null,
       entries: Array.from({ length: 1000 }, (_, i) => ({ rank: i + 1, playerId: `p${i}`, displayName: 'x'.repeat(20_000) })),
     };
+    // The first read fails only once the window's read has answered (a fixed 300 ms let a
+    // paused process fail it first).
+    let windowAnswered = () => undefined as void;
+    const windowRead = new Promise<void>((resolve) => (windowAnswered = resolve));
     const read = async () => {
       if (++reads === 1) {
-        await new Promise((resolve) => setTimeout(resolve, 300));
+        await windowRead;
+        await new Promise((resolve) => setTimeout(resolve, 50));
         throw new Error('timeout exceeded when trying to connect');
       }
+      windowAnswered();
       return new Map([['h', bigBoard]]);
     };
     const target = new LeaderboardStreams({ read, logger, heartbeatMs: 200 });
