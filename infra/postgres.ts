@@ -149,7 +149,10 @@ export class EmbeddedPostgres implements StackService {
       .then(() => true)
       .catch(() => false);
     if (reachable) {
-      fs.chownSync(this.paths.dir, user.uid, user.gid);
+      // The service's folder stays root's (the data folder is the server's user's): its log
+      // and pid files, written by root, must not sit where another user can replace them.
+      // A folder an older version gave to that user is taken back.
+      fs.chownSync(this.paths.dir, 0, 0);
       return preferred;
     }
     const key = crypto.createHash('sha256').update(this.paths.dir).digest('hex').slice(0, 12);

@@ -115,7 +115,7 @@ export function serviceEnvironment(extra: NodeJS.ProcessEnv = {}): NodeJS.Proces
 /** Starts a detached process that outlives this one, logging to the service's log file. */
 export function startDetached(opts: StartOptions): number {
   fs.mkdirSync(opts.paths.dir, { recursive: true });
-  const log = fs.openSync(opts.paths.logFile, 'a');
+  const log = openPlainFile(opts.paths.logFile, fs.constants.O_APPEND);
   fs.writeSync(log, `\n--- ${new Date().toISOString()} starting: ${opts.command} ${opts.args.join(' ')}\n`);
   const child = spawn(opts.command, opts.args, {
     cwd: opts.cwd ?? opts.paths.dir,
@@ -129,8 +129,28 @@ export function startDetached(opts: StartOptions): number {
   if (child.pid === undefined) throw new Error(`could not start ${opts.command}`);
   child.unref();
   const startedAt = startTimeOf(child.pid);
-  fs.writeFileSync(opts.paths.pidFile, startedAt === undefined ? `${child.pid}\n` : `${child.pid} ${startedAt}\n`);
+  const pidFile = openPlainFile(opts.paths.pidFile, fs.constants.O_TRUNC);
+  try {
+    fs.writeSync(pidFile, startedAt === undefined ? `${child.pid}\n` : `${child.pid} ${startedAt}\n`);
+  } finally {
+    fs.closeSync(pidFile);
+  }
   return child.pid;
+}
+
+/**
+ * Opens a service's log or pid file for writing, created when missing, refusing a symbolic
+ * link. A stack started as root writes them: a link left in the service's folder by another
+ * user (the embedded Postgres's folder was once its OS user's) would have root write where
+ * that user points, a file of root's.
+ */
+export function openPlainFile(file: string, mode: number): number {
+  try {
+    return fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW | mode, 0o644);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ELOOP') throw err;
+    throw new Error(`${file} is a symbolic link: remove it (the stack writes its logs and pid files to plain files only)`, { cause: err });
+  }
 }
 
 /** Sends `signal`, waits for exit, escalates to SIGKILL after `graceMs`. */
