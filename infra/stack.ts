@@ -6,6 +6,7 @@ import type { Config } from '../src/config';
 import { EmbeddedKafka, ExternalKafka } from './kafka';
 import { EmbeddedPostgres, ExternalPostgres } from './postgres';
 import { runningPid, servicePaths } from './process';
+import { withStackLock } from './stack-lock';
 import type { ServiceStatus, StackService } from './service';
 import { EmbeddedTemporal, ExternalTemporal } from './temporal';
 
@@ -34,23 +35,37 @@ export class StackError extends Error {
 /** Brings every service up in parallel; throws a StackError naming each one that failed. */
 export async function stackUp(config: Config): Promise<ServiceStatus[]> {
   const services = stackServices(config);
-  const statuses = await Promise.all(
-    services.map((service) =>
-      service.up().catch(
-        (err: Error): ServiceStatus => ({ name: service.name, state: 'down', mode: 'embedded', address: '-', error: err.message }),
+  const statuses = await exclusive(
+    config,
+    () =>
+      Promise.all(
+        services.map((service) =>
+          service.up().catch(
+            (err: Error): ServiceStatus => ({ name: service.name, state: 'down', mode: 'embedded', address: '-', error: err.message }),
+          ),
+        ),
       ),
-    ),
   );
   if (statuses.some((s) => s.state !== 'up')) throw new StackError(statuses);
   return statuses;
 }
 
-export async function stackDown(config: Config): Promise<ServiceStatus[]> {
-  // Reverse order: Temporal and Kafka first, Postgres last.
-  const statuses: ServiceStatus[] = [];
-  for (const service of stackServices(config).reverse()) statuses.unshift(await service.down());
-  return statuses;
+export function stackDown(config: Config): Promise<ServiceStatus[]> {
+  return exclusive(config, async () => {
+    // Reverse order: Temporal and Kafka first, Postgres last.
+    const statuses: ServiceStatus[] = [];
+    for (const service of stackServices(config).reverse()) statuses.unshift(await service.down());
+    return statuses;
+  });
 }
+
+/** One `up` or `down` at a time for the embedded services; services all external need no lock (nor a state folder). */
+function exclusive<T>(config: Config, fn: () => Promise<T>): Promise<T> {
+  const { databaseUrl, kafkaBrokers, temporalAddress } = config.external;
+  return databaseUrl && kafkaBrokers && temporalAddress ? fn() : withStackLock(config.stack.stateDir, fn, waitingFor);
+}
+
+const waitingFor = (holder: number) => console.error(`another process (pid ${holder}) is bringing this stack up or down; waiting for it to finish`);
 
 export function stackStatus(config: Config): Promise<ServiceStatus[]> {
   return Promise.all(stackServices(config).map((service) => service.status()));
