@@ -117,7 +117,9 @@ describe('GET /hunts/{huntId}/leaderboard/stream', () => {
         return last !== undefined && JSON.stringify(parse(last.data).entries) === JSON.stringify(board('live-a').entries);
       }, { timeoutMs: 10_000 });
       const gaps = stream.events.slice(1).map((e, i) => e.at - (stream.events[i] as { at: number }).at);
-      expect(Math.min(...gaps)).toBeGreaterThanOrEqual(95);
+      // Times of arrival here: a pause of this process can bring two in one read (one gap
+      // near 0), never a stream sent unthrottled, which shows a gap under 100 ms per commit.
+      expect(gaps.filter((gap) => gap < 95).length).toBeLessThanOrEqual(1);
       expect(stream.events.length - 1).toBeLessThanOrEqual(Math.ceil((Date.now() - started) / 100) + 1);
       expect(stream.events.length - 1).toBeLessThan(burst.length / 4);
     } finally {
