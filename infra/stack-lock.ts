@@ -60,19 +60,22 @@ function readOrEmpty(file: string): string {
   }
 }
 
+/**
+ * Creates the lock file with its content in one step (a link to a file written first): a
+ * lock created empty and written after could be read empty in between, taken for one whose
+ * owner is gone, and taken over while its owner went on.
+ */
 function take(lockFile: string): boolean {
-  let fd: number;
+  const draft = `${lockFile}.${process.pid}`;
+  const startedAt = startTimeOf(process.pid);
+  fs.writeFileSync(draft, startedAt === undefined ? `${process.pid}\n` : `${process.pid} ${startedAt}\n`);
   try {
-    fd = fs.openSync(lockFile, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o644);
+    fs.linkSync(draft, lockFile);
+    return true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw err;
-  }
-  try {
-    const startedAt = startTimeOf(process.pid);
-    fs.writeSync(fd, startedAt === undefined ? `${process.pid}\n` : `${process.pid} ${startedAt}\n`);
   } finally {
-    fs.closeSync(fd);
+    fs.rmSync(draft, { force: true });
   }
-  return true;
 }
