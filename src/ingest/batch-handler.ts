@@ -156,7 +156,17 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
     throw err;
   }
 
+  // The heartbeat a slice carries to its lane, for a commit that waits (flush.ts): the latest
+  // fetch's, not the slice's own. kafkajs makes each fetch's heartbeat in the scope of its
+  // batch, and a closure keeps its whole scope alive: a slice waiting in a stalled lane kept
+  // the whole fetch response it came in (up to KAFKA_FETCH_MAX_BYTES) in memory, for a few
+  // records counted against the lane's budget. Every fetch's heartbeat beats for the same
+  // member, so one kept serves them all.
+  let latestHeartbeat: () => Promise<void> = async () => undefined;
+  const memberHeartbeat = () => latestHeartbeat();
+
   return async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+    latestHeartbeat = heartbeat;
     const messages = await recordsToTakeRetrying(batch, { heartbeat, isRunning, isStale });
     if (!messages) return;
     const { partition } = batch;
@@ -206,7 +216,7 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
           highWatermark,
           recordCount: records.length,
           byteCount: byteCountOf(records),
-          heartbeat,
+          heartbeat: memberHeartbeat,
         };
         // Waits while the lane holds a full micro-batch behind the one committing (not once
         // the member is to rejoin: the slice is then left, as the rest of the fetch).

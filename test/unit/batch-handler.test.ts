@@ -3,6 +3,8 @@
  * commit lane, when the fetch is current, when a seek made it stale while it was checked, and
  * when the group starts rebalancing.
  */
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import type { Batch, Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
 import { createBatchHandler } from '../../src/ingest/batch-handler';
@@ -69,7 +71,7 @@ function handlerWith(isStaleAfterCheck: () => boolean, heartbeat: () => Promise<
     onCheckFailed: (err) => void events.push(`check failed: ${(err as Error).message}`),
   });
   const resolved: string[] = [];
-  const run = (messages: KafkaMessage[]) =>
+  const run = (messages: KafkaMessage[], fetchHeartbeat = heartbeat) =>
     handle({
       batch: {
         topic: TOPIC,
@@ -81,7 +83,7 @@ function handlerWith(isStaleAfterCheck: () => boolean, heartbeat: () => Promise<
         fetchedOffset: '0',
       } as unknown as Batch,
       resolveOffset: (offset: string) => void resolved.push(offset),
-      heartbeat,
+      heartbeat: fetchHeartbeat,
       isRunning: () => true,
       isStale: () => checked && isStaleAfterCheck(),
     } as unknown as EachBatchPayload);
@@ -91,6 +93,30 @@ function handlerWith(isStaleAfterCheck: () => boolean, heartbeat: () => Promise<
 }
 
 describe('createBatchHandler', () => {
+  it('keeps no fetch alive through the slices its lane holds: they beat with the latest fetch\'s heartbeat', async () => {
+    // kafkajs makes each fetch's heartbeat beside its batch (the fetch response), and a
+    // closure keeps its scope: a slice that kept its own fetch's heartbeat, waiting in a
+    // stalled lane, kept that whole response in memory.
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    const handler = handlerWith(() => false);
+    const fetches: WeakRef<object>[] = [];
+    const beats: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const response = { bytes: Buffer.alloc(1024 * 1024, i) };
+      fetches.push(new WeakRef(response));
+      await handler.run([recordAt(i)], async () => void beats.push(response.bytes[0]!));
+    }
+    expect(handler.added).toHaveLength(5); // all still held by the lane
+    await new Promise((resolve) => setTimeout(resolve, 0)); // a WeakRef holds its target to the end of the job
+    gc();
+    expect(fetches.map((f) => f.deref() !== undefined)).toEqual([false, false, false, false, true]);
+    // The slices held still beat for the member, with the latest fetch's heartbeat.
+    const before = beats.length;
+    await Promise.all(handler.added.map((w) => w.heartbeat()));
+    expect(beats.slice(before)).toEqual([4, 4, 4, 4, 4]);
+  });
+
   it('counts a current fetch as read and hands all of it to the lane', async () => {
     const handler = handlerWith(() => false);
     await handler.run([0, 1, 2].map(recordAt));
