@@ -47,6 +47,8 @@ describe('the live leaderboard page', () => {
     const page = await browser.newPage();
     let loads = 0;
     page.on('load', () => loads++);
+    const requested: string[] = [];
+    page.on('request', (request) => void requested.push(new URL(request.url()).pathname));
     await page.goto(`${ingest.apiUrl}/hunts/page-hunt`);
     await expect.poll(() => page.locator('tr[data-player="ann"] .score').textContent(), { timeout: 10_000 }).toBe('0');
 
@@ -58,6 +60,8 @@ describe('the live leaderboard page', () => {
     // measured by the benches.
     expect(Date.now() - sentAt).toBeLessThan(3000);
     expect(loads).toBe(1);
+    // Pushed on the stream: the page asked for nothing else (no polling of the leaderboard).
+    expect(requested.filter((p) => p !== '/favicon.ico')).toEqual(['/hunts/page-hunt', '/hunts/page-hunt/leaderboard/stream']);
     expect(await page.title()).toBe('Leaderboard: page-hunt');
   });
 });

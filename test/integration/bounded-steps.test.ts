@@ -53,16 +53,18 @@ describe('a step stuck on a lock', () => {
       const started = Date.now();
       await expect(flushRollupChunk(db.pool, 1000, 0, { statementTimeoutMs: 10_000, lockTimeoutMs: 300 })).rejects.toMatchObject({ code: '55P03' });
       expect(Date.now() - started).toBeLessThan(5000);
+      // Given up on the server too, while the lock is still held: nothing left queued on it.
+      expect(await waitingOn(rollupRow.pid)).toBe(0);
     } finally {
       await rollupRow.release();
     }
     const fence = await holdLock(`SELECT 1 FROM hunts WHERE hunt_id = 'h-bounds' FOR UPDATE`);
     try {
       await expect(reconcileHunts(db.pool, ['h-bounds'], 'bounds-run', true, { statementTimeoutMs: 10_000, lockTimeoutMs: 300 })).rejects.toMatchObject({ code: '55P03' });
+      expect(await waitingOn(fence.pid)).toBe(0);
     } finally {
       await fence.release();
     }
-    expect(await waitingOn(fence.pid)).toBe(0);
   });
 
   it('cancels the running statement when the step is aborted, before its connection goes back to the pool', async () => {

@@ -89,6 +89,16 @@ describe('Kafka over SASL_SSL', () => {
     // Every record is an event or a reject; duplicates are the difference.
     expect(events + quarantined).toBeLessThanOrEqual(3000);
     expect(events + quarantined).toBeGreaterThan(2800);
+    // Each record read back is accounted for: its event stored, or its bytes quarantined.
+    const stored = new Set((await db.pool.query<{ event_id: string }>('SELECT event_id FROM events')).rows.map((r) => r.event_id));
+    const rejected = new Set((await db.pool.query<{ value: string }>("SELECT encode(record_value, 'base64') AS value FROM quarantine")).rows.map((r) => r.value));
+    const unaccounted = (await readTopic(topics.events, 3000, 30_000, kafka)).filter((record) => {
+      const value = record.value ?? Buffer.alloc(0);
+      if (rejected.has(value.toString('base64'))) return false;
+      const eventId = (JSON.parse(value.toString('utf8')) as { eventId?: unknown }).eventId;
+      return typeof eventId !== 'string' || !stored.has(eventId);
+    });
+    expect(unaccounted).toEqual([]);
     expect(await endOffsets(topics.dlq, kafka)).toBe(quarantined);
     const dlq = await readTopic(topics.dlq, quarantined, 30_000, kafka);
     expect(dlq.every((r) => r.headers['error.reason'])).toBe(true);

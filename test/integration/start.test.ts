@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig, projectRoot } from '../../src/config';
 import { scheduleSpecs } from '../../src/temporal/schedules';
 import { useTestDatabase } from '../helpers/database-fixture';
-import { createTestTopics } from '../helpers/ingest';
+import { createTestTopics, endOffsets } from '../helpers/ingest';
 import { uniqueName, waitFor } from '../helpers/wait';
 import { temporalClient } from '../helpers/worker';
 
@@ -85,5 +85,13 @@ describe('hunt start', () => {
     // Everything sent was either stored, quarantined or a duplicate (the demo sends ~2%).
     expect(rows[0]!.stored + rows[0]!.quarantined).toBeLessThanOrEqual(sent);
     expect(rows[0]!.stored + rows[0]!.quarantined).toBeGreaterThan(sent * 0.9);
+    // And the stop committed all it had read: Postgres's positions are the topic's end, every
+    // record the demo sent.
+    const { rows: positions } = await db.pool.query<{ next: number }>(
+      'SELECT coalesce(sum(next_offset), 0)::int AS next FROM consumer_offsets WHERE group_id = $1 AND topic = $2',
+      [topics.groupId, topics.events],
+    );
+    expect(await endOffsets(topics.events)).toBe(sent);
+    expect(positions[0]!.next).toBe(sent);
   }, 360_000);
 });
