@@ -91,10 +91,10 @@ describe('Kafka over SASL_SSL', () => {
     expect(events + quarantined).toBeGreaterThan(2800);
     // Each record read back is accounted for: its event stored, or its bytes quarantined.
     const stored = new Set((await db.pool.query<{ event_id: string }>('SELECT event_id FROM events')).rows.map((r) => r.event_id));
-    const rejected = new Set((await db.pool.query<{ value: string }>("SELECT encode(record_value, 'base64') AS value FROM quarantine")).rows.map((r) => r.value));
+    const rejected = new Set((await db.pool.query<{ value: string }>("SELECT encode(record_value, 'hex') AS value FROM quarantine")).rows.map((r) => r.value));
     const unaccounted = (await readTopic(topics.events, 3000, 30_000, kafka)).filter((record) => {
       const value = record.value ?? Buffer.alloc(0);
-      if (rejected.has(value.toString('base64'))) return false;
+      if (rejected.has(value.toString('hex'))) return false;
       const eventId = (JSON.parse(value.toString('utf8')) as { eventId?: unknown }).eventId;
       return typeof eventId !== 'string' || !stored.has(eventId);
     });
