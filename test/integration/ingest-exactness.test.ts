@@ -15,6 +15,7 @@ import { migrate } from '../../src/store/migrate';
 import { createPool } from '../../src/store/pool';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { createTestTopics, projectionOf, startIngestProcess, waitCaughtUp, type IngestProcess } from '../helpers/ingest';
+import { metricsOf, recordsRead } from '../helpers/ingest-faults';
 import { inOrderTraffic, sendAtRate } from '../helpers/traffic';
 import { uniqueName, waitFor } from '../helpers/wait';
 
@@ -50,10 +51,15 @@ describe('exactly-once effect', () => {
     const traffic = inOrderTraffic(20_000, 1);
     let ingest = track(startIngestProcess(db.url, topics, FAST_FAILOVER));
     await ingest.ready();
-    const sending = sendAtRate(topics.events, traffic.records, 4000);
+    // Slow enough to go on through the kills (each takes a session timeout to be noticed):
+    // at 4,000 a second the sending was over before the second life had joined.
+    const sending = sendAtRate(topics.events, traffic.records, 800);
 
     for (let kill = 0; kill < 3; kill++) {
-      await sleep(300 + Math.floor(Math.random() * 900));
+      // Killed while it consumes: once this life has read records, at a random moment after.
+      const current = ingest;
+      await waitFor('the consumer to read records', async () => recordsRead(await metricsOf(current)) > 0, { timeoutMs: 30_000, intervalMs: 100 });
+      await sleep(Math.floor(Math.random() * 500));
       await ingest.kill('SIGKILL');
       ingest = track(startIngestProcess(db.url, topics, FAST_FAILOVER));
       await ingest.ready();
