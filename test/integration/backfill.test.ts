@@ -13,10 +13,10 @@ import { foldEvents } from '../../src/rules/reference';
 import type { BackfillProgress } from '../../workflows/backfill';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { createTestTopics, projectionOf, sendRecords, startIngestProcess, testKafka, waitCaughtUp } from '../helpers/ingest';
+import { slowNextEventInsert } from '../helpers/slow-statement';
 import { inOrderTraffic } from '../helpers/traffic';
 import { uniqueName, waitFor } from '../helpers/wait';
 import { startWorkerProcess, temporalClient, TEST_DATA_DIR, writeNdjson, type WorkerProcess } from '../helpers/worker';
-import { slowNextEventInsert } from '../helpers/slow-statement';
 
 const dataDir = path.join(projectRoot, '.hunt', 'test-data', uniqueName('backfill'));
 let client: Client;
@@ -102,6 +102,9 @@ describe('backfill', () => {
     const { db, taskQueue, file } = await setup('concurrent', values);
     const topics = await createTestTopics(4);
     const ingest = startIngestProcess(db.url, topics);
+    // The backfill's first chunk holds its rows uncommitted for 2 s while the hot path stores
+    // the same events: they meet on the same eventIds, in flight, not one after the other.
+    const slow = await slowNextEventInsert(db.pool, 2);
     try {
       await ingest.ready();
       const backfill = client.workflow.execute('backfill', {
@@ -109,14 +112,19 @@ describe('backfill', () => {
         workflowId: uniqueName('backfill-concurrent'),
         args: [{ source: { kind: 'file', path: file }, chunkSize: 500 }],
       });
+      await waitFor('the backfill\'s first chunk to hold its rows', async () => (await db.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database()")).rows[0]?.n === 1, { timeoutMs: 60_000, intervalMs: 20 });
       await sendRecords(topics.events, events.map((e, i) => ({ key: e.huntId, value: values[i] as Buffer })));
       await backfill;
       await waitCaughtUp(db.pool, topics);
     } finally {
       await ingest.kill('SIGTERM');
+      await slow.remove();
     }
     expect(await projectionOf(db.pool)).toEqual(foldEvents(events));
     expect(await counts(db)).toEqual({ events: events.length, quarantined: 0 });
+    // Both stored some: the first chunk the backfill's, the rest the hot path's.
+    const { rows } = await db.pool.query<{ origin: string; n: number }>("SELECT split_part(source, ':', 1) AS origin, count(*)::int AS n FROM events GROUP BY 1 ORDER BY 1");
+    expect(rows.map((r) => r.origin)).toEqual(['backfill', 'kafka']);
   });
 
   it('pauses, resumes, reports progress and cancels cleanly', async () => {
