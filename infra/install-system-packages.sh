@@ -102,7 +102,7 @@ ensure_go_with_toolchains() {
 # The Postgres clusters online now, as "version name" lines: none of them is ours to stop.
 online_clusters() {
   if command -v pg_lsclusters >/dev/null; then
-    pg_lsclusters --no-header 2>/dev/null | awk '$4 == "online" {print $1, $2}'
+    pg_lsclusters --no-header 2>/dev/null | awk '$4 == "online" {print $1, $2}' || true
   fi
 }
 

@@ -85,13 +85,16 @@ describe('hunt start', () => {
     // Everything sent was either stored, quarantined or a duplicate (the demo sends ~2%).
     expect(rows[0]!.stored + rows[0]!.quarantined).toBeLessThanOrEqual(sent);
     expect(rows[0]!.stored + rows[0]!.quarantined).toBeGreaterThan(sent * 0.9);
-    // And the stop committed all it had read: Postgres's positions are the topic's end, every
-    // record the demo sent.
+    // And the stop committed what it had read: Postgres's positions are the topic's end, but
+    // for the demo's last send, which goes out beside the stop (the consumer may have paused
+    // before it came; it is read at the next start, nothing lost).
     const { rows: positions } = await db.pool.query<{ next: number }>(
       'SELECT coalesce(sum(next_offset), 0)::int AS next FROM consumer_offsets WHERE group_id = $1 AND topic = $2',
       [topics.groupId, topics.events],
     );
-    expect(await endOffsets(topics.events)).toBe(sent);
-    expect(positions[0]!.next).toBe(sent);
+    const end = await endOffsets(topics.events);
+    expect(end).toBe(sent);
+    expect(positions[0]!.next).toBeLessThanOrEqual(end);
+    expect(positions[0]!.next).toBeGreaterThanOrEqual(end - 200); // one tick's send at --rate 200
   }, 360_000);
 });
