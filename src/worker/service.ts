@@ -168,7 +168,7 @@ export async function createWorkerService(config: Config, logger: Logger, taskQu
   const connection = await connectToTemporal(config, logger, signal);
   const lacking = await missingSearchAttributes(connection.operatorService, config.temporal.namespace).catch((err: unknown) => {
     // A server that does not let this worker list them (an API key without the operator's
-    // rights) is not refused: a job then fails its workflow tasks, HuntWorkflowTaskFailing.
+    // rights) is not refused: the server then refuses a job's workflow tasks, HuntWorkflowTaskRefused.
     logger.warn({ err, namespace: config.temporal.namespace }, 'could not check the namespace for the jobs\' search attributes; going on');
     return [];
   });
