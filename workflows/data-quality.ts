@@ -7,7 +7,7 @@ import { asObject, badInput, rejectUnknownFields } from './input';
 // The activity beats every few seconds while a check's statement runs (each bounded to 30
 // minutes inside the 2 hours), so a minute without one means a dead worker; a retry resumes
 // after the checks its heartbeat says are done. It retries an outage for as long as it lasts,
-// and fails the run when an attempt from the fifth on fails otherwise (ATTEMPTS_ON_FAULT).
+// and fails the run at the fifth other failure in a row (FAULTS_IN_A_ROW).
 const { runDataQualityChecks } = proxyActivities<Activities>({
   startToCloseTimeout: '2 hours',
   heartbeatTimeout: '1 minute',

@@ -1,7 +1,7 @@
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import type pg from 'pg';
 import { runDataQuality, type CheckProgress, type CheckReport, type DataQualityCheckpoint } from '../store/correctness/data-quality';
-import { claimProgress, saveProgress } from '../store/correctness/job-progress';
+import { claimProgress, countFault, saveProgress, type ProgressKey } from '../store/correctness/job-progress';
 import { anyCause, isConnectWait, isDatabaseUnreachable } from '../store/outage';
 import { progressKeyOf } from './progress-key';
 import type { ActivityDeps } from '../worker/activity-deps';
@@ -23,25 +23,31 @@ const HEARTBEAT_EVERY_MS = 5000;
  */
 const CHECK_STATEMENT_TIMEOUT_MS = 30 * 60_000;
 /**
- * The attempts a run gets for a failure that waiting does not mend: a check past its
- * statement limit (each try loads Postgres for up to 30 minutes), a lock never granted, a
- * bug. An outage is waited out however long it lasts, as rollupFlush's and reconcile's steps
- * wait it out: with a cap on every failure, a Postgres restart or failover of about 75 s
- * (five tries, a minute apart at most) failed the nightly run.
+ * The failures in a row, with no progress saved between them, after which a run gives up:
+ * a check past its statement limit (each try loads Postgres for up to 30 minutes), a lock
+ * never granted, a bug. An outage is waited out however long it lasts, as rollupFlush's and
+ * reconcile's steps wait it out (a cap on every attempt failed the nightly run on a Postgres
+ * restart or failover of about 75 s), and so is an attempt stopped by Temporal (cancelled,
+ * timed out, its worker shutting down). Attempts that time out on the server (a worker that
+ * dies under a check) are Temporal's to retry, without a cap: HuntJobStepTimingOut says so.
  */
-export const ATTEMPTS_ON_FAULT = 5;
+export const FAULTS_IN_A_ROW = 5;
 
-/** What an attempt that failed with `err` throws: `err`, or past ATTEMPTS_ON_FAULT a failure Temporal does not retry. */
-export function failureOfAttempt(err: unknown, attempt: number): unknown {
-  if (err instanceof CancelledFailure || attempt < ATTEMPTS_ON_FAULT) return err;
-  if (anyCause(err, (e) => isDatabaseUnreachable(e) || isConnectWait(e))) return err;
+/** What an attempt that failed with `err`, the `faults`-th failure in a row, throws: `err`, or from FAULTS_IN_A_ROW on a failure Temporal does not retry. */
+export function failureOfAttempt(err: unknown, faults: number | undefined): unknown {
+  if (faults === undefined || faults < FAULTS_IN_A_ROW) return err;
   const message = err instanceof Error ? err.message : String(err);
   return ApplicationFailure.create({
-    message: `${message} (attempt ${attempt}; not retried: every attempt failed this way)`,
+    message: `${message} (failure ${faults} in a row with no progress; not retried)`,
     type: 'DataQualityCheckFailed',
     nonRetryable: true,
     cause: err instanceof Error ? err : undefined,
   });
+}
+
+/** A failure that waiting mends, or one of the attempt's own ending: retried without counting it. */
+function waitedOut(err: unknown, context: Context): boolean {
+  return context.cancellationSignal.aborted || err instanceof CancelledFailure || anyCause(err, (e) => isDatabaseUnreachable(e) || isConnectWait(e));
 }
 
 /** The score-drift check waits for hunts' fences, which the hot path holds for milliseconds. */
@@ -58,20 +64,24 @@ export function createDataQualityActivities(deps: Pick<ActivityDeps, 'pool'>) {
      */
     async runDataQualityChecks(input: { runId: string; repair: boolean }): Promise<CheckReport[]> {
       const context = Context.current();
+      const key = progressKeyOf(context.info, 'runDataQualityChecks');
       try {
-        return await runChecks(deps.pool, input, context);
+        return await runChecks(deps.pool, input, context, key);
       } catch (err) {
-        throw failureOfAttempt(err, context.info.attempt);
+        if (waitedOut(err, context)) throw err;
+        // Not counted (retried) when Postgres cannot take the count.
+        throw failureOfAttempt(err, await countFault(deps.pool, key).catch(() => undefined));
       }
     },
   };
 }
 
 /** One attempt: resumes after what earlier attempts finished, beating while each check runs. */
-async function runChecks(pool: pg.Pool, input: { runId: string; repair: boolean }, context: Context): Promise<CheckReport[]> {
-  const key = progressKeyOf(context.info, 'runDataQualityChecks');
+async function runChecks(pool: pg.Pool, input: { runId: string; repair: boolean }, context: Context, key: ProgressKey): Promise<CheckReport[]> {
+  // The failures counted beside the progress (countFault) are no progress of their own.
+  const { faults: _faults, ...saved } = (await claimProgress<DataQualityCheckpoint & { faults?: number }>(pool, key)) ?? {};
   // Heartbeat details only when a worker of an earlier version started the run.
-  const resumed = (await claimProgress<DataQualityCheckpoint>(pool, key)) ?? (context.info.heartbeatDetails as DataQualityHeartbeat | undefined);
+  const resumed = Object.keys(saved).length > 0 ? (saved as DataQualityCheckpoint) : (context.info.heartbeatDetails as DataQualityHeartbeat | undefined);
   // The name the run records under, in every heartbeat from the first: a retry goes on
   // under the one its run began with (progress from before names were kept per workflow
   // run has none: it began under the workflow id).

@@ -1,22 +1,26 @@
 /**
  * dataQuality's attempts: an outage is retried for as long as it lasts (its workflow sets no
- * cap on attempts), and any other failure fails the run from the fifth attempt on, naming
- * the check, rather than load Postgres again and again.
+ * cap on attempts), and so is an attempt Temporal stops; any other failure fails the run at
+ * the fifth in a row with no progress saved between, naming the check, rather than load
+ * Postgres again and again.
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { ATTEMPTS_ON_FAULT, createDataQualityActivities } from '../../src/correctness/data-quality-job';
+import { FAULTS_IN_A_ROW, createDataQualityActivities } from '../../src/correctness/data-quality-job';
 import { createPool } from '../../src/store/pool';
 import { useTestDatabase } from '../helpers/database-fixture';
 import { freePort } from '../helpers/tcp-forward';
+import { waitFor } from '../helpers/wait';
 
 const db = useTestDatabase();
 const input = { runId: 'dq-retries', repair: false };
 
-async function failureOfAttempt(pool: Parameters<typeof createDataQualityActivities>[0]['pool'], attempt: number): Promise<unknown> {
+/** What attempt `attempt` of the step throws (in `env` when given, to cancel it meanwhile). */
+async function failureOf(pool: pg.Pool, attempt: number, env = new MockActivityEnvironment({ attempt })): Promise<unknown> {
   const { runDataQualityChecks } = createDataQualityActivities({ pool });
-  return new MockActivityEnvironment({ attempt }).run(runDataQualityChecks, input).then(
+  return env.run(runDataQualityChecks, input).then(
     () => {
       throw new Error('the attempt did not fail');
     },
@@ -28,7 +32,7 @@ describe('dataQuality attempts', () => {
   it('leave an outage to be retried, however many attempts it has taken', async () => {
     const pool = createPool({ databaseUrl: `postgres://hunt@127.0.0.1:${await freePort()}/hunt` }, 1);
     try {
-      const failure = await failureOfAttempt(pool, ATTEMPTS_ON_FAULT + 20);
+      const failure = await failureOf(pool, 25);
       expect(failure).not.toBeInstanceOf(ApplicationFailure);
       expect(String(failure)).toMatch(/ECONNREFUSED/);
     } finally {
@@ -36,16 +40,35 @@ describe('dataQuality attempts', () => {
     }
   });
 
-  it('fail the run on another failure from the fifth attempt on, naming the check; not before', async () => {
+  it('fail the run at the fifth failure in a row, naming the check, not before; an attempt Temporal stops is retried', async () => {
     // A check that fails the same way on every try: its table is gone.
     await db.pool.query('ALTER TABLE events RENAME TO events_elsewhere');
-    const early = await failureOfAttempt(db.pool, ATTEMPTS_ON_FAULT - 1);
-    expect(early).not.toBeInstanceOf(ApplicationFailure);
-    expect(String(early)).toMatch(/check duplicate_semantic_events: relation "events" does not exist/);
-
-    const last = await failureOfAttempt(db.pool, ATTEMPTS_ON_FAULT);
+    for (let attempt = 1; attempt < FAULTS_IN_A_ROW; attempt++) {
+      const failure = await failureOf(db.pool, attempt);
+      expect(failure).not.toBeInstanceOf(ApplicationFailure);
+      expect(String(failure)).toMatch(/check duplicate_semantic_events: relation "events" does not exist/);
+    }
+    const last = await failureOf(db.pool, FAULTS_IN_A_ROW);
     expect(last).toBeInstanceOf(ApplicationFailure);
     expect(last).toMatchObject({ nonRetryable: true, type: 'DataQualityCheckFailed' });
-    expect((last as Error).message).toMatch(/check duplicate_semantic_events: relation "events" does not exist \(attempt 5; not retried/);
+    expect((last as Error).message).toMatch(/check duplicate_semantic_events: relation "events" does not exist \(failure 5 in a row with no progress; not retried\)/);
+
+    // The next attempt is stopped by Temporal (a cancel, a timeout, its worker shutting down)
+    // while its check waits: its failure is the stop's, retried, whatever came before.
+    await db.pool.query('ALTER TABLE events_elsewhere RENAME TO events');
+    const holder = new pg.Client({ connectionString: db.url });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE events IN ACCESS EXCLUSIVE MODE');
+      const env = new MockActivityEnvironment({ attempt: FAULTS_IN_A_ROW + 1 });
+      const stopped = failureOf(db.pool, FAULTS_IN_A_ROW + 1, env);
+      await waitFor('the check to wait for the lock', async () => (await db.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")).rows[0]?.n === 1);
+      env.cancel('WORKER_SHUTDOWN');
+      expect(await stopped).not.toBeInstanceOf(ApplicationFailure);
+    } finally {
+      await holder.query('ROLLBACK');
+      await holder.end();
+    }
   });
 });

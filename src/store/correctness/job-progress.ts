@@ -48,3 +48,19 @@ export async function saveProgress(client: pg.PoolClient | pg.Pool, key: Progres
   const { rows } = await client.query<{ attempt: number }>('SELECT attempt FROM job_progress WHERE run_id = $1 AND step = $2', [key.runId, key.step]);
   throw new ProgressSuperseded(key, rows[0]?.attempt ?? 0);
 }
+
+/**
+ * Counts a failure of this attempt in the step's progress (`faults`, beside what it saved):
+ * the count of failures since its last saved progress, which the step's next save clears.
+ * Returns the new count, or undefined when a newer attempt holds the row.
+ */
+export async function countFault(pool: pg.Pool, key: ProgressKey): Promise<number | undefined> {
+  const { rows } = await pool.query<{ faults: number }>(
+    `UPDATE job_progress
+        SET state = jsonb_set(coalesce(state, '{}'::jsonb), '{faults}', to_jsonb(coalesce((state->>'faults')::int, 0) + 1)), updated_at = now()
+      WHERE run_id = $1 AND step = $2 AND attempt = $3
+     RETURNING (state->>'faults')::int AS faults`,
+    [key.runId, key.step, key.attempt],
+  );
+  return rows[0]?.faults;
+}
