@@ -145,23 +145,26 @@ export class EmbeddedPostgres implements StackService {
     const preferred = path.join(this.paths.dir, 'data');
     fs.mkdirSync(this.paths.dir, { recursive: true });
     if (!user) return preferred;
+    // The service's folder stays root's (the data folder is the server's user's): its log and
+    // pid files, written by root, must not sit where another user can replace them. A folder
+    // an older version gave to that user is taken back.
+    fs.chownSync(this.paths.dir, 0, 0);
     const reachable = await execFileAsync('test', ['-x', this.paths.dir], { uid: user.uid, gid: user.gid })
       .then(() => true)
       .catch(() => false);
-    if (reachable) {
-      // The service's folder stays root's (the data folder is the server's user's): its log
-      // and pid files, written by root, must not sit where another user can replace them.
-      // A folder an older version gave to that user is taken back.
-      fs.chownSync(this.paths.dir, 0, 0);
-      return preferred;
-    }
+    if (reachable) return preferred;
     const key = crypto.createHash('sha256').update(this.paths.dir).digest('hex').slice(0, 12);
-    // Made here, as root, and given to the server's user: initIfNeeded's mkdir would make it
-    // root's and private (its mode), and initdb, running as that user, could not get through.
-    const parent = '/var/lib/postgresql/treasure-hunt';
-    fs.mkdirSync(parent, { recursive: true, mode: 0o755 });
-    fs.chownSync(parent, user.uid, user.gid);
-    const fallback = path.join(parent, key);
+    // Made by the server's user itself, in its own home: root making folders there (and
+    // handing them over) would follow whatever links that user left in their place.
+    const home = '/var/lib/postgresql';
+    if (!fs.existsSync(home)) {
+      fs.mkdirSync(home, { recursive: true, mode: 0o755 });
+      fs.chownSync(home, user.uid, user.gid);
+    }
+    const fallback = path.join(home, 'treasure-hunt', key);
+    await execFileAsync('mkdir', ['-p', '-m', '700', fallback], { uid: user.uid, gid: user.gid }).catch((err: Error) => {
+      throw new Error(`the postgres user cannot make its data folder ${fallback} (${err.message.trim()}): give it ${home}, or clone the project where it can reach it`, { cause: err });
+    });
     fs.writeFileSync(path.join(this.paths.dir, 'DATA_DIR'), `${fallback}\n`);
     return fallback;
   }
@@ -169,7 +172,7 @@ export class EmbeddedPostgres implements StackService {
   private async initIfNeeded(binDir: string, dataDir: string, user?: { uid: number; gid: number }) {
     if (fs.existsSync(path.join(dataDir, 'PG_VERSION'))) return;
     fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-    if (user) fs.chownSync(dataDir, user.uid, user.gid);
+    if (user) chownFolder(dataDir, user);
     // initdb wants an empty data folder: the password file sits in a private folder of its own.
     const passwordDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hunt-initdb-'));
     const passwordFile = path.join(passwordDir, 'password');
@@ -194,9 +197,17 @@ export class EmbeddedPostgres implements StackService {
     const settings: string[] = [];
     const place = (name: string, from: string | undefined, text?: string) => {
       const to = path.join(dataDir, name);
-      fs.writeFileSync(to, text ?? fs.readFileSync(from as string), { mode: 0o600 });
-      fs.chmodSync(to, 0o600);
-      if (user) fs.chownSync(to, user.uid, user.gid);
+      // In a folder of the server's user: made anew, never through what is at the path (a link
+      // that user left there would have root write, or hand over, a file of its choice).
+      fs.rmSync(to, { force: true });
+      const fd = fs.openSync(to, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+      try {
+        fs.fchmodSync(fd, 0o600);
+        if (user) fs.fchownSync(fd, user.uid, user.gid);
+        fs.writeFileSync(fd, text ?? fs.readFileSync(from as string));
+      } finally {
+        fs.closeSync(fd);
+      }
       return to;
     };
     const { tls, hba } = this.security;
@@ -287,4 +298,14 @@ async function serverVersion(target: PostgresTarget): Promise<string> {
 function quietOnError(client: pg.Client): pg.Client {
   client.on('error', () => undefined);
   return client;
+}
+
+/** Gives a folder to `user`, refusing a link in its place (chown would follow it). */
+function chownFolder(folder: string, user: { uid: number; gid: number }): void {
+  const fd = fs.openSync(folder, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW);
+  try {
+    fs.fchownSync(fd, user.uid, user.gid);
+  } finally {
+    fs.closeSync(fd);
+  }
 }

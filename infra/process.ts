@@ -38,11 +38,15 @@ export function isAlive(pid: number): boolean {
  * The pid recorded in the pid file, if that process still runs. The file also holds when the
  * process started: after a reboot (the state folder survives it) the pid may belong to an
  * unrelated process, which `stack up` would take for the service and `stack down` would signal.
- * A pid file of an older version, with the pid alone, is taken at its word.
+ * A pid file of an older version, with the pid alone, is taken at its word; one that is not
+ * a plain file of this process's user is not (another user could point it at any process,
+ * for `stack down` to stop and `stack up` to wait on).
  */
 export function runningPid(pidFile: string): number | undefined {
   let text: string;
   try {
+    const found = fs.lstatSync(pidFile);
+    if (!found.isFile() || (process.geteuid !== undefined && found.uid !== process.geteuid())) return undefined;
     text = fs.readFileSync(pidFile, 'utf8');
   } catch {
     return undefined;
@@ -115,42 +119,45 @@ export function serviceEnvironment(extra: NodeJS.ProcessEnv = {}): NodeJS.Proces
 /** Starts a detached process that outlives this one, logging to the service's log file. */
 export function startDetached(opts: StartOptions): number {
   fs.mkdirSync(opts.paths.dir, { recursive: true });
+  // Both opened before the start: a file refused leaves no service running unrecorded.
   const log = openPlainFile(opts.paths.logFile, fs.constants.O_APPEND);
-  fs.writeSync(log, `\n--- ${new Date().toISOString()} starting: ${opts.command} ${opts.args.join(' ')}\n`);
-  const child = spawn(opts.command, opts.args, {
-    cwd: opts.cwd ?? opts.paths.dir,
-    env: opts.env ?? serviceEnvironment(),
-    detached: true,
-    stdio: ['ignore', log, log],
-    uid: opts.user?.uid,
-    gid: opts.user?.gid,
-  });
-  fs.closeSync(log);
-  if (child.pid === undefined) throw new Error(`could not start ${opts.command}`);
-  child.unref();
-  const startedAt = startTimeOf(child.pid);
-  const pidFile = openPlainFile(opts.paths.pidFile, fs.constants.O_TRUNC);
+  let pidFile: number | undefined;
   try {
+    pidFile = openPlainFile(opts.paths.pidFile, fs.constants.O_TRUNC);
+    fs.writeSync(log, `\n--- ${new Date().toISOString()} starting: ${opts.command} ${opts.args.join(' ')}\n`);
+    const child = spawn(opts.command, opts.args, {
+      cwd: opts.cwd ?? opts.paths.dir,
+      env: opts.env ?? serviceEnvironment(),
+      detached: true,
+      stdio: ['ignore', log, log],
+      uid: opts.user?.uid,
+      gid: opts.user?.gid,
+    });
+    if (child.pid === undefined) throw new Error(`could not start ${opts.command}`);
+    child.unref();
+    const startedAt = startTimeOf(child.pid);
     fs.writeSync(pidFile, startedAt === undefined ? `${child.pid}\n` : `${child.pid} ${startedAt}\n`);
+    return child.pid;
   } finally {
-    fs.closeSync(pidFile);
+    fs.closeSync(log);
+    if (pidFile !== undefined) fs.closeSync(pidFile);
   }
-  return child.pid;
 }
 
 /**
- * Opens a service's log or pid file for writing, created when missing, refusing a symbolic
- * link. A stack started as root writes them: a link left in the service's folder by another
- * user (the embedded Postgres's folder was once its OS user's) would have root write where
- * that user points, a file of root's.
+ * Opens a service's log or pid file for writing (`flags`: O_APPEND or O_TRUNC), created when
+ * missing: only a plain file of this process's user. A stack started as root writes them,
+ * and the embedded Postgres's folder was once its OS user's: a link that user left there
+ * would have root write where it points, a pipe would hang the start for ever, and a pid file
+ * of its own it could later point at any process for `stack down` to stop. A file of another
+ * user is made anew; a link or anything else is refused.
  */
-export function openPlainFile(file: string, mode: number): number {
-  try {
-    return fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW | mode, 0o644);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ELOOP') throw err;
-    throw new Error(`${file} is a symbolic link: remove it (the stack writes its logs and pid files to plain files only)`, { cause: err });
-  }
+export function openPlainFile(file: string, flags: number): number {
+  const found = fs.lstatSync(file, { throwIfNoEntry: false });
+  if (found?.isSymbolicLink()) throw new Error(`${file} is a symbolic link: remove it (the stack writes its logs and pid files to plain files only)`);
+  if (found && !found.isFile()) throw new Error(`${file} is not a plain file: remove it (the stack writes its logs and pid files to plain files only)`);
+  if (found && found.uid !== process.geteuid?.()) fs.rmSync(file);
+  return fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK | flags, 0o644);
 }
 
 /** Sends `signal`, waits for exit, escalates to SIGKILL after `graceMs`. */

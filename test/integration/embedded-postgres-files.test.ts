@@ -5,20 +5,25 @@
  * became `postgres` (the trust-auth superuser can run programs: docs/security.md) could point
  * the log at a file of root's for the next `stack up` to append to.
  */
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EmbeddedPostgres } from '../../infra/postgres';
 import { loadConfig } from '../../src/config';
+import { isAlive, startTimeOf } from '../../infra/process';
 import { freePort } from '../helpers/tcp-forward';
+import { waitFor } from '../helpers/wait';
 
 const asRoot = process.getuid?.() === 0;
 const stateDir = asRoot ? fs.mkdtempSync(path.join(os.tmpdir(), 'hunt-pg-files-')) : '';
 const serviceDir = path.join(stateDir, 'postgres');
 let postgres: EmbeddedPostgres | undefined;
+let cleanupBystander = () => undefined as unknown;
 
 afterAll(async () => {
+  cleanupBystander();
   await postgres?.down();
   if (stateDir) fs.rmSync(stateDir, { recursive: true, force: true });
 });
@@ -46,6 +51,29 @@ describe.skipIf(!asRoot)('the embedded Postgres\'s files (as root)', () => {
     expect(fs.statSync(serviceDir).uid).toBe(0);
 
     fs.rmSync(path.join(serviceDir, 'postgres.log'));
+
+    // A pipe where the log goes is refused (opening it would wait for a reader for ever), and
+    // refused before the server starts: nothing is left running unrecorded.
+    execFileSync('mkfifo', [path.join(serviceDir, 'postgres.log')]);
+    await expect(postgres.up()).rejects.toThrow(/postgres\.log is not a plain file: remove it/);
+    expect((await postgres.status()).state).toBe('down');
+    fs.rmSync(path.join(serviceDir, 'postgres.log'));
+
+    // A pid file another user left, naming a process of root's: not taken for the server (not
+    // stopped by `down`, not waited on by `up`), and made anew, root's.
+    const bystander = spawn('sleep', ['60'], { stdio: 'ignore' });
+    cleanupBystander = () => bystander.kill('SIGKILL');
+    const bystanderPid = bystander.pid as number;
+    await waitFor('the bystander to run', () => startTimeOf(bystanderPid) !== undefined);
+    fs.writeFileSync(path.join(serviceDir, 'postgres.pid'), `${bystanderPid} ${startTimeOf(bystanderPid)}\n`);
+    fs.chownSync(path.join(serviceDir, 'postgres.pid'), postgresUid, postgresUid);
+    expect((await postgres.down()).state).toBe('down');
+    expect(isAlive(bystanderPid)).toBe(true);
+    fs.writeFileSync(path.join(serviceDir, 'postgres.pid'), `${bystanderPid} ${startTimeOf(bystanderPid)}\n`);
+    fs.chownSync(path.join(serviceDir, 'postgres.pid'), postgresUid, postgresUid);
     expect(await postgres.up()).toMatchObject({ state: 'up' });
+    expect(isAlive(bystanderPid)).toBe(true);
+    expect(fs.statSync(path.join(serviceDir, 'postgres.pid')).uid).toBe(0);
+    expect(fs.statSync(path.join(serviceDir, 'postgres.log')).uid).toBe(0);
   }, 120_000);
 });
