@@ -45,10 +45,13 @@ async function holding<T>(lockFile: string, fn: () => Promise<T>, onWait: (holde
     told = true;
     await sleep(POLL_MS);
   }
+  const mine = readOrEmpty(lockFile);
   try {
     return await fn();
   } finally {
-    fs.rmSync(lockFile, { force: true });
+    // Only while it is still ours: one taken over meanwhile (this process taken for gone) is
+    // its new owner's to remove.
+    if (readOrEmpty(lockFile) === mine) fs.rmSync(lockFile, { force: true });
   }
 }
 
