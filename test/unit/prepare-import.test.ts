@@ -30,6 +30,28 @@ function records(resends: 'in the same hunt' | 'across hunts' = 'in the same hun
   });
 }
 
+describe('prepareImport with a hunt filter', () => {
+  it("leaves out another hunt's rejects too (a DLQ replay would import them), keeping those whose hunt cannot be read", async () => {
+    const at = new Date(now.getTime() - 60_000).toISOString();
+    const future = new Date(now.getTime() + 3_600_000).toISOString();
+    const line = (offset: number, json: string, key: string | null = null) => ({ offset: String(offset), key: key === null ? null : Buffer.from(key), value: Buffer.from(json), timestamp: '0' });
+    const input = [
+      line(1, JSON.stringify(clueFound({ eventId: 'a', huntId: 'h1', occurredAt: at }))),
+      line(2, JSON.stringify(clueFound({ eventId: 'b', huntId: 'h2', occurredAt: future }))), // h2's, rejected
+      line(3, JSON.stringify(clueFound({ eventId: 'c', huntId: 'h1', occurredAt: future }))), // h1's, rejected
+      line(4, '{"eventId": "broken'), // nobody's to say
+      line(5, '{"eventId": "broken too', 'h2'), // h2's, by its key
+    ];
+    const prepared = await prepareImport(origin, input, { ...options, huntId: 'h1' });
+    expect(prepared.rejected.map((r) => [r.offset, r.reason])).toEqual([
+      ['3', 'future_timestamp'],
+      ['4', 'invalid_json'],
+    ]);
+    expect(prepared.counts).toMatchObject({ records: 5, rejected: 2, filteredOut: 2 });
+    expect((await prepareImport(origin, input, options)).rejected).toHaveLength(4);
+  });
+});
+
 describe('prepareImport, over a chunk of several classification steps', () => {
   it('keeps every row, origin and reject of a single pass, in file order, and lists the repeats across steps', async () => {
     const input = records();

@@ -127,7 +127,10 @@ export async function prepareImport(origin: ImportOrigin, records: readonly Sour
   // A whole chunk commits the ordinary way: it lists no repeats for a plain insert to leave out.
   const groups = acrossLanes ? groupRowsByHunt(slice.rows, 1, (huntId) => (wanted(huntId) ? 0 : -1)) : groupRowsByHunt(slice.rows, lanes, laneOf);
   const kept = groups.reduce((n, g) => n + g.taken.length, 0);
-  const rejected = [...rejectedAlready, ...slice.rejected];
+  // Another hunt's rejects are filtered out too: quarantined, a later DLQ replay would import
+  // them. Those whose hunt cannot be read are kept.
+  const allRejected = [...rejectedAlready, ...slice.rejected];
+  const rejected = options.huntId === undefined ? allRejected : allRejected.filter((r) => wantedReject(r, options.huntId as string));
   const rejectedByReason: Record<string, number> = {};
   for (const r of rejected) rejectedByReason[r.reason] = (rejectedByReason[r.reason] ?? 0) + 1;
   return {
@@ -135,8 +138,30 @@ export async function prepareImport(origin: ImportOrigin, records: readonly Sour
     eventIds,
     whole: acrossLanes,
     rejected,
-    counts: { records: records.length + rejectedAlready.length, rejected: rejected.length, rejectedByReason, filteredOut: rowCount(slice.rows) - kept },
+    counts: {
+      records: records.length + rejectedAlready.length,
+      rejected: rejected.length,
+      rejectedByReason,
+      filteredOut: rowCount(slice.rows) - kept + (allRejected.length - rejected.length),
+    },
   };
+}
+
+/**
+ * Whether a reject may be `huntId`'s: the `huntId` its value states, else its Kafka key (the
+ * hunt, by the contract), says so, or nothing readable says otherwise.
+ */
+function wantedReject(reject: RejectedRecord, huntId: string): boolean {
+  let stated: unknown;
+  if (reject.reason !== 'too_large' && reject.value !== null) {
+    try {
+      stated = (JSON.parse(reject.value.toString('utf8')) as { huntId?: unknown } | null)?.huntId;
+    } catch {
+      // Not JSON: the key may still say.
+    }
+  }
+  if (typeof stated !== 'string') stated = reject.key?.toString('utf8');
+  return typeof stated !== 'string' || stated === huntId;
 }
 
 /** The positions in `taken` (ascending row indices) of the rows `marked` holds. */
