@@ -9,6 +9,13 @@
 const SHOWN_CHARS = 200;
 
 export function shown(value: unknown): string {
-  const text = JSON.stringify(value) ?? String(value);
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    // Nested deeper than the stack (JSON.parse takes what JSON.stringify cannot give back):
+    // thrown here, the error failed the job's workflow task on every retry, for ever.
+    return '(a value nested too deeply to show)';
+  }
   return text.length <= SHOWN_CHARS ? text : `${text.slice(0, SHOWN_CHARS)}… (${text.length} characters)`;
 }
