@@ -18,9 +18,9 @@ const db = useTestDatabase();
 const input = { runId: 'dq-retries', repair: false };
 
 /** What attempt `attempt` of the step throws (in `env` when given, to cancel it meanwhile). */
-async function failureOf(pool: pg.Pool, attempt: number, env = new MockActivityEnvironment({ attempt })): Promise<unknown> {
+async function failureOf(pool: pg.Pool, attempt: number, env = new MockActivityEnvironment({ attempt }), stepInput: { runId: string; repair: boolean } = input): Promise<unknown> {
   const { runDataQualityChecks } = createDataQualityActivities({ pool });
-  return env.run(runDataQualityChecks, input).then(
+  return env.run(runDataQualityChecks, stepInput).then(
     () => {
       throw new Error('the attempt did not fail');
     },
@@ -69,6 +69,25 @@ describe('dataQuality attempts', () => {
     } finally {
       await holder.query('ROLLBACK');
       await holder.end();
+    }
+  });
+
+  it('fail a repairing run whose repair fails the same way on every try, though each try resumes the findings it saved', async () => {
+    // An orphan projection row to repair, and a repair that cannot record its run.
+    await db.pool.query("INSERT INTO player_scores (hunt_id, player_id, score) VALUES ('ghost', 'p1', 5)");
+    await db.pool.query('ALTER TABLE reconcile_failures RENAME TO reconcile_failures_elsewhere');
+    try {
+      const repairing = { runId: 'dq-repair-retries', repair: true };
+      const envOf = (attempt: number) => new MockActivityEnvironment({ attempt, workflowExecution: { workflowId: 'dq-repair-retries', runId: 'run-1' } });
+      for (let attempt = 1; attempt < FAULTS_IN_A_ROW; attempt++) {
+        const failure = await failureOf(db.pool, attempt, envOf(attempt), repairing);
+        expect(failure).not.toBeInstanceOf(ApplicationFailure);
+        expect(String(failure)).toMatch(/check orphan_projection_rows: relation "reconcile_failures" does not exist/);
+      }
+      // Before, each try saved its resumed findings again, which cleared the count: for ever.
+      expect(await failureOf(db.pool, FAULTS_IN_A_ROW, envOf(FAULTS_IN_A_ROW), repairing)).toMatchObject({ nonRetryable: true, type: 'DataQualityCheckFailed' });
+    } finally {
+      await db.pool.query('ALTER TABLE reconcile_failures_elsewhere RENAME TO reconcile_failures');
     }
   });
 });
