@@ -85,6 +85,7 @@ export class EmbeddedPostgres implements StackService {
 
   async up(): Promise<ServiceStatus> {
     const binDir = findPostgresBinDir(this.config.stack.postgres.binDir);
+    this.reclaimServiceFolder();
     let pid = runningPid(this.paths.pidFile);
     if (pid === undefined) {
       await assertPortsFree('Postgres', [{ port: this.port, variable: 'HUNT_PG_PORT' }], 'set DATABASE_URL to use that server');
@@ -118,6 +119,7 @@ export class EmbeddedPostgres implements StackService {
   }
 
   async down(): Promise<ServiceStatus> {
+    this.reclaimServiceFolder();
     const pid = runningPid(this.paths.pidFile);
     // SIGINT is Postgres's "fast" shutdown: clean, without waiting for clients to leave.
     if (pid !== undefined) await stopPid(pid, 'SIGINT');
@@ -135,6 +137,14 @@ export class EmbeddedPostgres implements StackService {
     } catch (err) {
       return { ...base, state: 'down', error: (err as Error).message };
     }
+  }
+
+  /**
+   * As root, the service's folder back to root before anything in it is read or trusted: an
+   * older version gave it to the server's user, who could swap its pid file meanwhile.
+   */
+  private reclaimServiceFolder(): void {
+    if (process.getuid?.() === 0 && fs.existsSync(this.paths.dir)) fs.chownSync(this.paths.dir, 0, 0);
   }
 
   /**

@@ -38,24 +38,39 @@ export function isAlive(pid: number): boolean {
  * The pid recorded in the pid file, if that process still runs. The file also holds when the
  * process started: after a reboot (the state folder survives it) the pid may belong to an
  * unrelated process, which `stack up` would take for the service and `stack down` would signal.
- * A pid file of an older version, with the pid alone, is taken at its word; one that is not
- * a plain file of this process's user is not (another user could point it at any process,
- * for `stack down` to stop and `stack up` to wait on).
+ * A pid file of an older version, with the pid alone, is taken at its word. One that is not a
+ * plain file is not, nor one of another user (not root's) naming a process that is not that
+ * user's: the embedded Postgres's OS user could point one at any process, for `stack down` to
+ * stop and `stack up` to wait on.
  */
 export function runningPid(pidFile: string): number | undefined {
   let text: string;
+  let owner: number;
   try {
-    const found = fs.lstatSync(pidFile);
-    if (!found.isFile() || (process.geteuid !== undefined && found.uid !== process.geteuid())) return undefined;
-    text = fs.readFileSync(pidFile, 'utf8');
+    const fd = fs.openSync(pidFile, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+    try {
+      const found = fs.fstatSync(fd);
+      if (!found.isFile()) return undefined;
+      owner = found.uid;
+      text = fs.readFileSync(fd, 'utf8');
+    } finally {
+      fs.closeSync(fd);
+    }
   } catch {
     return undefined;
   }
   const [pidText, startedAt] = text.trim().split(/\s+/);
   const pid = Number.parseInt(pidText ?? '', 10);
   if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return undefined;
+  const me = process.geteuid?.();
+  if (me !== undefined && owner !== me && owner !== 0 && processOwner(pid) !== owner) return undefined;
   const now = startTimeOf(pid);
   return startedAt !== undefined && now !== undefined && now !== startedAt ? undefined : pid;
+}
+
+/** The user a process runs as (/proc/<pid>'s owner); undefined without /proc. */
+function processOwner(pid: number): number | undefined {
+  return fs.statSync(`/proc/${pid}`, { throwIfNoEntry: false })?.uid;
 }
 
 /** When a process started, in clock ticks since boot (/proc/<pid>/stat, field 22); undefined without /proc. */

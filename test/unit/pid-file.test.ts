@@ -4,11 +4,13 @@
  * would take for the service and `stack down` would signal. The file records when the
  * process started too, and a pid whose process started at another time is not ours.
  */
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runningPid, startTimeOf } from '../../infra/process';
+import { waitFor } from '../helpers/wait';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hunt-pid-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -16,6 +18,25 @@ const pidFile = path.join(dir, 'service.pid');
 const onLinux = fs.existsSync(`/proc/${process.pid}/stat`);
 
 describe('runningPid', () => {
+  it.skipIf(!onLinux || process.getuid?.() !== 0)("trusts another user's pid file only for a process of that user (root reading a user's lock or service)", async () => {
+    const other = Number(execFileSync('id', ['-u', 'postgres']).toString().trim());
+    const theirs = spawn('sleep', ['30'], { stdio: 'ignore', uid: other, gid: other });
+    try {
+      const pid = theirs.pid as number;
+      await waitFor('their process to run', () => startTimeOf(pid) !== undefined);
+      fs.writeFileSync(pidFile, `${pid} ${startTimeOf(pid)}\n`);
+      fs.chownSync(pidFile, other, other);
+      expect(runningPid(pidFile)).toBe(pid);
+      // Naming a process of root's, the same user's file is not trusted.
+      fs.writeFileSync(pidFile, `${process.pid} ${startTimeOf(process.pid)}\n`);
+      expect(runningPid(pidFile)).toBeUndefined();
+      fs.chownSync(pidFile, 0, 0);
+      expect(runningPid(pidFile)).toBe(process.pid);
+    } finally {
+      theirs.kill('SIGKILL');
+    }
+  });
+
   it.skipIf(!onLinux)('takes a live pid that started when the file says', () => {
     fs.writeFileSync(pidFile, `${process.pid} ${startTimeOf(process.pid)}\n`);
     expect(runningPid(pidFile)).toBe(process.pid);
