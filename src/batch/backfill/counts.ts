@@ -5,7 +5,7 @@ export interface ImportCounts {
   duplicates: number;
   rejected: number;
   rejectedByReason: Record<string, number>;
-  /** Accepted but skipped because they belong to another hunt than the job's huntId filter. */
+  /** Skipped because they belong to another hunt than the job's huntId filter: events, and rejects whose hunt can be read. */
   filteredOut: number;
   /**
    * Kafka records read but stamped before the job's `from` or at or after its `to`, skipped.

@@ -160,8 +160,8 @@ function wantedReject(reject: RejectedRecord, huntId: string): boolean {
       // Not JSON: the key may still say.
     }
   }
-  if (typeof stated !== 'string') stated = reject.key?.toString('utf8');
-  return typeof stated !== 'string' || stated === huntId;
+  if (typeof stated !== 'string' || stated === '') stated = reject.key?.toString('utf8');
+  return typeof stated !== 'string' || stated === '' || stated === huntId;
 }
 
 /** The positions in `taken` (ascending row indices) of the rows `marked` holds. */
