@@ -29,7 +29,7 @@
  * alone until they succeed, so one hunt whose read always fails cannot hold back the others
  * read with it, and is tried less and less often (counted: `hunt_api_stream_hunts_failing`).
  * A read that fails because the database is away or the pool has no free connection
- * (failsEveryRead) is no hunt's fault: the window ends there, its hunts stay marked and
+ * (failsEveryStatement) is no hunt's fault: the window ends there, its hunts stay marked and
  * grouped, and windows space out to at most OUTAGE_BACKOFF_MAX_MS apart until a read works.
  * Counted against each hunt, such an outage pushed every stream's next try 30 s away, and
  * streams stayed stale that long after the database came back.
@@ -39,7 +39,7 @@ import { backoffMs } from '../backoff';
 import { groupsWithin } from '../byte-budget';
 import type { Logger } from '../log';
 import { ALL_HUNTS } from '../store/hunt-changes';
-import { failsEveryRead } from './database-errors';
+import { failsEveryStatement } from '../store/outage';
 import { messageOf, pageMessages, type LeaderboardBody } from './stream-messages';
 import { everyFewSeconds } from './throttle';
 
@@ -127,7 +127,7 @@ export class LeaderboardStreams {
    */
   private readonly failing = new Map<string, { failures: number; retryAt: number }>();
   private readFailures = 0;
-  /** Windows in a row that ended on a read failing for the database (failsEveryRead). */
+  /** Windows in a row that ended on a read failing for the database (failsEveryStatement). */
   private outageWindows = 0;
   private failedFirstReads = 0;
   private closed = false;
@@ -362,7 +362,7 @@ export class LeaderboardStreams {
   /**
    * On failure the hunts stay marked, read again next window, each alone: streams keep their
    * last message meanwhile. A hunt that fails alone is tried after a growing wait. A failure
-   * of the database (failsEveryRead) leaves them as they were, and says OUTAGE.
+   * of the database (failsEveryStatement) leaves them as they were, and says OUTAGE.
    */
   private async readOrRemark(requests: LeaderboardRequest[]): Promise<Map<string, LeaderboardBody> | undefined | typeof OUTAGE> {
     try {
@@ -372,7 +372,7 @@ export class LeaderboardStreams {
     } catch (err) {
       this.readFailures++;
       this.warnWindowFailed(err, requests.length);
-      if (failsEveryRead(err)) {
+      if (failsEveryStatement(err)) {
         for (const { huntId } of requests) this.marked.add(huntId);
         return OUTAGE;
       }

@@ -2,7 +2,7 @@ import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activ
 import type pg from 'pg';
 import { runDataQuality, type CheckProgress, type CheckReport, type DataQualityCheckpoint } from '../store/correctness/data-quality';
 import { claimProgress, countFault, saveProgress, type ProgressKey } from '../store/correctness/job-progress';
-import { anyCause, isConnectWait, isDatabaseUnreachable } from '../store/outage';
+import { anyCause, failsEveryStatement } from '../store/outage';
 import { progressKeyOf } from './progress-key';
 import type { ActivityDeps } from '../worker/activity-deps';
 
@@ -22,6 +22,8 @@ const HEARTBEAT_EVERY_MS = 5000;
  * that size.
  */
 const CHECK_STATEMENT_TIMEOUT_MS = 30 * 60_000;
+/** The score-drift check waits for hunts' fences, which the hot path holds for milliseconds. */
+const CHECK_LOCK_TIMEOUT_MS = 30_000;
 /**
  * The failures in a row, with no progress saved between them, after which a run gives up:
  * a check past its statement limit (each try loads Postgres for up to 30 minutes), a lock
@@ -34,7 +36,7 @@ const CHECK_STATEMENT_TIMEOUT_MS = 30 * 60_000;
 export const FAULTS_IN_A_ROW = 5;
 
 /** What an attempt that failed with `err`, the `faults`-th failure in a row, throws: `err`, or from FAULTS_IN_A_ROW on a failure Temporal does not retry. */
-export function failureOfAttempt(err: unknown, faults: number | undefined): unknown {
+function failureOfAttempt(err: unknown, faults: number | undefined): unknown {
   if (faults === undefined || faults < FAULTS_IN_A_ROW) return err;
   const message = err instanceof Error ? err.message : String(err);
   return ApplicationFailure.create({
@@ -47,11 +49,8 @@ export function failureOfAttempt(err: unknown, faults: number | undefined): unkn
 
 /** A failure that waiting mends, or one of the attempt's own ending: retried without counting it. */
 function waitedOut(err: unknown, context: Context): boolean {
-  return context.cancellationSignal.aborted || err instanceof CancelledFailure || anyCause(err, (e) => isDatabaseUnreachable(e) || isConnectWait(e));
+  return context.cancellationSignal.aborted || err instanceof CancelledFailure || anyCause(err, failsEveryStatement);
 }
-
-/** The score-drift check waits for hunts' fences, which the hot path holds for milliseconds. */
-const CHECK_LOCK_TIMEOUT_MS = 30_000;
 
 export function createDataQualityActivities(deps: Pick<ActivityDeps, 'pool'>) {
   return {

@@ -28,6 +28,15 @@ export function isConnectWait(err: unknown): boolean {
   return /timeout exceeded when trying to connect/i.test((err as Error | null)?.message ?? '');
 }
 
+/**
+ * Every statement would fail the same way now, whatever it reads or writes: Postgres is out of
+ * reach, or no connection is to be had. A statement cancelled by a timeout is not: one
+ * statement's own work can take too long.
+ */
+export function failsEveryStatement(err: unknown): boolean {
+  return isDatabaseUnreachable(err) || isConnectWait(err);
+}
+
 /** Whether `test` holds for the error or for any error it was wrapped around (`cause`). */
 export function anyCause(err: unknown, test: (e: Error) => boolean): boolean {
   for (let e = err, depth = 0; e instanceof Error && depth < 10; e = e.cause, depth++) {
