@@ -64,9 +64,8 @@ export function createFlush(deps: FlushDeps): (works: SliceWork[]) => Promise<vo
     };
     const partitionOf = rowPartitions(works);
     const repeats = siftKnownEvents(batch.rows, known, partitionOf);
-    // One call per distinct heartbeat: a lane's slices share their member's.
-    const heartbeats = [...new Set(works.map((w) => w.heartbeat))];
-    const heartbeat = () => Promise.all(heartbeats.map((beat) => beat().catch(() => undefined)));
+    // Only when a commit waits; once per distinct heartbeat (a lane's slices share their member's).
+    const heartbeat = () => Promise.all([...new Set(works.map((w) => w.heartbeat))].map((beat) => beat().catch(() => undefined)));
     // A batch of rejects only stores no event: it does not use up the pause.
     const plainInsert = rowCount(batch.rows) > 0 && known.pause.take() ? { leaveOut: repeats } : undefined;
     const parts = new PartedCommit(pool, groupId, batch, deps.sizing.partLimit, { plainInsert });
