@@ -13,7 +13,7 @@ import { createLogger, type Logger } from '../log';
 import { connectClient } from '../temporal/client';
 import { applySchedules } from '../temporal/schedules';
 import { createWorkerService, installRuntime, WORKER_SHUTDOWN_GRACE_MS, WorkerStartAbortedError, type WorkerService } from '../worker/service';
-import { startWatchingParts, stopWithin, untilSignal } from './stop';
+import { stopWithin, untilSignal } from './stop';
 import { runMigrations } from './migrate';
 
 /** The grace a stopping worker gives its running steps (WORKER_SHUTDOWN_GRACE_MS), in seconds, for the message. */
@@ -52,10 +52,15 @@ export async function runMainJob(opts: MainJobOptions): Promise<void> {
     bySignal = true;
     workerStart.abort();
   });
-  // A part that dies while the worker waits for Temporal gives the wait up, and stops the rest below.
-  const { started: worker, died: diedWhileStarting } = opts.worker
-    ? await startWatchingParts((signal) => startWorker(config, logger, signal), [stack.gone, ingest.failed], workerStart.signal, (err) => err instanceof WorkerStartAbortedError)
-    : {};
+  // A part that dies while the worker waits for Temporal gives that wait up (nothing else
+  // listens to them until then): the race below then stops everything, naming it.
+  for (const part of [stack.gone, ingest.failed]) part.catch(() => workerStart.abort());
+  const worker = opts.worker
+    ? await startWorker(config, logger, workerStart.signal).catch((err: unknown) => {
+        if (err instanceof WorkerStartAbortedError) return undefined;
+        throw err;
+      })
+    : undefined;
   const stop = new AbortController();
   // The demo producer rides out a Kafka outage (it drops what it could not send), and
   // nothing of it stops the pipeline: its failure to start is logged, not fatal.
@@ -78,7 +83,7 @@ export async function runMainJob(opts: MainJobOptions): Promise<void> {
       })
     : Promise.resolve(0);
 
-  if (!diedWhileStarting) console.log(`
+  if (!workerStart.signal.aborted) console.log(`
 Treasure Hunt Engine is running.
   Live leaderboard: ${ingest.apiUrl}/hunts/hunt-0   (demo hunts: hunt-0, hunt-1, hunt-2; a page that updates itself)
   Leaderboard JSON: ${ingest.apiUrl}/hunts/hunt-0/leaderboard   (pushes: ${ingest.apiUrl}/hunts/hunt-0/leaderboard/stream)

@@ -43,36 +43,3 @@ export async function stopWithin(stop: () => Promise<void>, logger: Pick<Logger,
     process.exit(1);
   }
 }
-
-/**
- * Starts a part that may wait for ever (the worker, for a Temporal that does not answer),
- * given up when `signal` aborts or one of the parts already running fails: until the start
- * ends nothing else listens to them, and `hunt start` went on waiting, printing nothing of
- * the part that died. `started` is undefined when the start was given up (`isGivenUp`).
- */
-export async function startWatchingParts<T>(
-  start: (signal: AbortSignal) => Promise<T>,
-  running: readonly Promise<unknown>[],
-  signal: AbortSignal,
-  isGivenUp: (err: unknown) => boolean,
-): Promise<{ started?: T; died?: Error }> {
-  const giveUp = new AbortController();
-  const onAbort = () => giveUp.abort();
-  signal.addEventListener('abort', onAbort, { once: true });
-  if (signal.aborted) giveUp.abort();
-  let died: Error | undefined;
-  for (const part of running) {
-    part.catch((err: Error) => {
-      died ??= err;
-      giveUp.abort();
-    });
-  }
-  try {
-    return { started: await start(giveUp.signal), died };
-  } catch (err) {
-    if (isGivenUp(err)) return { died };
-    throw err;
-  } finally {
-    signal.removeEventListener('abort', onAbort);
-  }
-}
