@@ -161,9 +161,7 @@ async function countHunts(run: CheckRun, tables: readonly string[]): Promise<num
 async function pageHunts(run: CheckRun, check: string, tables: readonly string[], page: (hunts: string[], state: PagedProgress) => Promise<void>): Promise<PagedProgress> {
   const state: PagedProgress = run.resumed ? structuredClone(run.resumed) : { check, afterHunt: '', huntsDone: 0, count: 0, samples: [] };
   if (state.pending) {
-    // Saved already: saved again, it would clear the failures counted beside it (countFault),
-    // and a repair that fails the same way on every try would never fail the run.
-    await settleFindings(run, state, state.pending, { pendingSaved: true });
+    await settleFindings(run, state, state.pending);
     await run.saveState(state);
   }
   for (;;) {
@@ -236,10 +234,15 @@ async function repairHunts(run: CheckRun, hunts: readonly string[], state: { rep
  * Adds findings to the check's state, repairing their hunts when asked: saved as pending
  * before the repair, which would leave a retry nothing to count.
  */
-async function settleFindings(run: CheckRun, state: PagedProgress, findings: PendingFindings, options: { pendingSaved?: boolean } = {}): Promise<void> {
+async function settleFindings(run: CheckRun, state: PagedProgress, findings: PendingFindings): Promise<void> {
   if (findings.hunts.length > 0) {
-    state.pending = findings;
-    if (!options.pendingSaved) await run.saveState(state);
+    // Findings resumed from the saved state are saved already: saved again, they would clear
+    // the failures counted beside them (countFault), and a repair that fails the same way on
+    // every try would never fail the run.
+    if (findings !== state.pending) {
+      state.pending = findings;
+      await run.saveState(state);
+    }
     await repairHunts(run, findings.hunts, state);
   }
   state.count += findings.count;
