@@ -68,6 +68,12 @@ export function runningPid(pidFile: string): number | undefined {
   return startedAt !== undefined && now !== undefined && now !== startedAt ? undefined : pid;
 }
 
+/** What a pid file holds for `pid`: the pid and when its process started (runningPid). */
+export function pidFileText(pid: number): string {
+  const startedAt = startTimeOf(pid);
+  return startedAt === undefined ? `${pid}\n` : `${pid} ${startedAt}\n`;
+}
+
 /** The user a process runs as (/proc/<pid>'s owner); undefined without /proc. */
 function processOwner(pid: number): number | undefined {
   return fs.statSync(`/proc/${pid}`, { throwIfNoEntry: false })?.uid;
@@ -150,8 +156,7 @@ export function startDetached(opts: StartOptions): number {
     });
     if (child.pid === undefined) throw new Error(`could not start ${opts.command}`);
     child.unref();
-    const startedAt = startTimeOf(child.pid);
-    fs.writeSync(pidFile, startedAt === undefined ? `${child.pid}\n` : `${child.pid} ${startedAt}\n`);
+    fs.writeSync(pidFile, pidFileText(child.pid));
     return child.pid;
   } finally {
     fs.closeSync(log);
@@ -228,19 +233,29 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** True when something accepts TCP connections on host:port. */
-/** A TCP port on 127.0.0.1 nothing listens on right now, for a server about to be started. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * A TCP port on 127.0.0.1 nothing listens on right now, for a server started later (by another
+ * process, say). Taken below the kernel's range for outgoing connections (32768 and up on
+ * Linux): a port of that range, released, could be any connection's local port by the time
+ * the server listens on it (EADDRINUSE). Above 20,000, below the ports the tests' ingest
+ * processes pick (30,000 and up).
+ */
+export async function freePort(): Promise<number> {
+  for (let tries = 0; tries < 100; tries++) {
+    const port = 20_000 + Math.floor(Math.random() * 10_000);
     const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
+    const bound = await new Promise<boolean>((resolve) => {
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => resolve(true));
     });
-  });
+    if (!bound) continue;
+    await new Promise((resolve) => server.close(resolve));
+    return port;
+  }
+  throw new Error('no free port found between 20000 and 29999 in 100 tries');
 }
 
+/** True when something accepts TCP connections on host:port. */
 export function portOpen(port: number, host = '127.0.0.1', timeoutMs = 1000): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ port, host });

@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { runningPid, startTimeOf } from './process';
+import { pidFileText, runningPid } from './process';
 
 const POLL_MS = 250;
 /** Calls of this process, per lock file, one after the other: the file says only which process holds it. */
@@ -70,8 +70,7 @@ function readOrEmpty(file: string): string {
  */
 function take(lockFile: string): boolean {
   const draft = `${lockFile}.${process.pid}`;
-  const startedAt = startTimeOf(process.pid);
-  fs.writeFileSync(draft, startedAt === undefined ? `${process.pid}\n` : `${process.pid} ${startedAt}\n`);
+  fs.writeFileSync(draft, pidFileText(process.pid));
   try {
     fs.linkSync(draft, lockFile);
     return true;

@@ -3,27 +3,9 @@
  * opens it, then forwarding every connection to the real service's address.
  */
 import net from 'node:net';
+import { freePort } from '../../infra/process';
 
-/**
- * A port nothing listens on yet, for a test to open later. Taken below the kernel's range for
- * outgoing connections (32768 and up on Linux): a port of that range, released, could be
- * any connection's local port by the time the test listens on it (EADDRINUSE). Above
- * 20,000, below the ports `startIngestProcess` picks (30,000 and up).
- */
-export async function freePort(): Promise<number> {
-  for (let tries = 0; tries < 100; tries++) {
-    const port = 20_000 + Math.floor(Math.random() * 10_000);
-    const server = net.createServer();
-    const bound = await new Promise<boolean>((resolve) => {
-      server.once('error', () => resolve(false));
-      server.listen(port, '127.0.0.1', () => resolve(true));
-    });
-    if (!bound) continue;
-    await new Promise((resolve) => server.close(resolve));
-    return port;
-  }
-  throw new Error('no free port found between 20000 and 29999 in 100 tries');
-}
+export { freePort };
 
 /** From then on, `port` forwards every connection to `target` (host:port). */
 export interface Forwarder {

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EmbeddedPostgres } from '../../infra/postgres';
 import { loadConfig } from '../../src/config';
-import { isAlive, startTimeOf } from '../../infra/process';
+import { isAlive, pidFileText, startTimeOf } from '../../infra/process';
 import { freePort } from '../helpers/tcp-forward';
 import { waitFor } from '../helpers/wait';
 
@@ -65,11 +65,11 @@ describe.skipIf(!asRoot)('the embedded Postgres\'s files (as root)', () => {
     cleanupBystander = () => bystander.kill('SIGKILL');
     const bystanderPid = bystander.pid as number;
     await waitFor('the bystander to run', () => startTimeOf(bystanderPid) !== undefined);
-    fs.writeFileSync(path.join(serviceDir, 'postgres.pid'), `${bystanderPid} ${startTimeOf(bystanderPid)}\n`);
+    fs.writeFileSync(path.join(serviceDir, 'postgres.pid'), pidFileText(bystanderPid));
     fs.chownSync(path.join(serviceDir, 'postgres.pid'), postgresUid, postgresUid);
     expect((await postgres.down()).state).toBe('down');
     expect(isAlive(bystanderPid)).toBe(true);
-    fs.writeFileSync(path.join(serviceDir, 'postgres.pid'), `${bystanderPid} ${startTimeOf(bystanderPid)}\n`);
+    fs.writeFileSync(path.join(serviceDir, 'postgres.pid'), pidFileText(bystanderPid));
     fs.chownSync(path.join(serviceDir, 'postgres.pid'), postgresUid, postgresUid);
     expect(await postgres.up()).toMatchObject({ state: 'up' });
     expect(isAlive(bystanderPid)).toBe(true);

@@ -10,19 +10,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startReadApi, type ReadApi } from '../../src/api/read-api';
 import { loadConfig } from '../../src/config';
 import { useTestDatabase } from '../helpers/database-fixture';
+import { freePort } from '../helpers/tcp-forward';
 import pino from 'pino';
 
 let api: ReadApi;
 const registry = new Registry();
 const logged: { level: number; msg: string }[] = [];
-
-async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as net.AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
 
 beforeAll(async () => {
   const config = loadConfig({ ...process.env, DATABASE_URL: `postgres://hunt@127.0.0.1:${await freePort()}/hunt`, API_PORT: String(await freePort()), API_BIND_ADDRESS: '127.0.0.1' });

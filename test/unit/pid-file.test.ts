@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runningPid, startTimeOf } from '../../infra/process';
+import { pidFileText, runningPid, startTimeOf } from '../../infra/process';
 import { waitFor } from '../helpers/wait';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hunt-pid-'));
@@ -24,11 +24,11 @@ describe('runningPid', () => {
     try {
       const pid = theirs.pid as number;
       await waitFor('their process to run', () => startTimeOf(pid) !== undefined);
-      fs.writeFileSync(pidFile, `${pid} ${startTimeOf(pid)}\n`);
+      fs.writeFileSync(pidFile, pidFileText(pid));
       fs.chownSync(pidFile, other, other);
       expect(runningPid(pidFile)).toBe(pid);
       // Naming a process of root's, the same user's file is not trusted.
-      fs.writeFileSync(pidFile, `${process.pid} ${startTimeOf(process.pid)}\n`);
+      fs.writeFileSync(pidFile, pidFileText(process.pid));
       expect(runningPid(pidFile)).toBeUndefined();
       fs.chownSync(pidFile, 0, 0);
       expect(runningPid(pidFile)).toBe(process.pid);

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startTimeOf } from '../../infra/process';
+import { pidFileText, startTimeOf } from '../../infra/process';
 import { withStackLock } from '../../infra/stack-lock';
 import { waitFor } from '../helpers/wait';
 
@@ -48,7 +48,7 @@ describe('withStackLock', () => {
     const holder = spawn('sleep', ['30'], { stdio: 'ignore' });
     const pid = holder.pid as number;
     await waitFor('the holder to run', () => startTimeOf(pid) !== undefined);
-    fs.writeFileSync(lockFile, `${pid} ${startTimeOf(pid)}\n`);
+    fs.writeFileSync(lockFile, pidFileText(pid));
     const waitedFor: number[] = [];
     let ran = false;
     const call = withStackLock(dir, async () => void (ran = true), (p) => waitedFor.push(p));
