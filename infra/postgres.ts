@@ -140,8 +140,9 @@ export class EmbeddedPostgres implements StackService {
   }
 
   /**
-   * As root, the service's folder back to root before anything in it is read or trusted: an
-   * older version gave it to the server's user, who could swap its pid file meanwhile.
+   * As root, the service's folder back to root before anything in it is read or trusted. Only
+   * its data folder is the server's user's: the log and pid files root writes must not sit
+   * where another user can replace them, and an older version gave the folder to that user.
    */
   private reclaimServiceFolder(): void {
     if (process.getuid?.() === 0 && fs.existsSync(this.paths.dir)) fs.chownSync(this.paths.dir, 0, 0);
@@ -155,10 +156,7 @@ export class EmbeddedPostgres implements StackService {
     const preferred = path.join(this.paths.dir, 'data');
     fs.mkdirSync(this.paths.dir, { recursive: true });
     if (!user) return preferred;
-    // The service's folder stays root's (the data folder is the server's user's): its log and
-    // pid files, written by root, must not sit where another user can replace them. A folder
-    // an older version gave to that user is taken back.
-    fs.chownSync(this.paths.dir, 0, 0);
+    // The service's folder itself stays root's (reclaimServiceFolder, in up).
     const reachable = await execFileAsync('test', ['-x', this.paths.dir], { uid: user.uid, gid: user.gid })
       .then(() => true)
       .catch(() => false);
