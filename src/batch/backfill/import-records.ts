@@ -153,11 +153,12 @@ export async function prepareImport(origin: ImportOrigin, records: readonly Sour
  */
 function wantedReject(reject: RejectedRecord, huntId: string): boolean {
   let stated: unknown;
-  if (reject.reason !== 'too_large' && reject.value !== null) {
+  // Not JSON, or too large to be read: only the key can say.
+  if (reject.reason !== 'too_large' && reject.reason !== 'invalid_json' && reject.value !== null) {
     try {
       stated = (JSON.parse(reject.value.toString('utf8')) as { huntId?: unknown } | null)?.huntId;
     } catch {
-      // Not JSON: the key may still say.
+      // An unreadable batch's stand-in (compressed bytes): only the key can say.
     }
   }
   if (typeof stated !== 'string' || stated === '') stated = reject.key?.toString('utf8');
