@@ -95,6 +95,7 @@ describe('hunt start', () => {
     const end = await endOffsets(topics.events);
     expect(end).toBe(sent);
     expect(positions[0]!.next).toBeLessThanOrEqual(end);
-    expect(positions[0]!.next).toBeGreaterThanOrEqual(end - 200); // one tick's send at --rate 200
+    // The last send: a tick's, up to a second's worth (200) when a slow tick catches up.
+    expect(positions[0]!.next).toBeGreaterThanOrEqual(end - 200);
   }, 360_000);
 });

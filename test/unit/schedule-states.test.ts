@@ -20,12 +20,14 @@ describe('scheduleStates', () => {
         throw Object.assign(new Error('7 PERMISSION_DENIED: Request unauthorized.'), { code: 7 });
       },
     };
-    const client = { schedule: { getHandle: (id: string) => ({ describe: answers[id] ?? (async () => ({ state: { paused: true } })) }) } } as unknown as Pick<Client, 'schedule'>;
+    const client = { schedule: { getHandle: (id: string) => ({ describe: answers[id] }) } } as unknown as Pick<Client, 'schedule'>;
     const states = await scheduleStates(client, config);
     expect(states.map(({ spec, state, known }) => [spec.scheduleId, state, known])).toEqual([
       [first, 'active', true],
       [second, 'not applied', true],
       [third, 'unknown (7 PERMISSION_DENIED: Request unauthorized.)', false],
     ]);
+    const allPaused = { schedule: { getHandle: () => ({ describe: async () => ({ state: { paused: true } }) }) } } as unknown as Pick<Client, 'schedule'>;
+    expect((await scheduleStates(allPaused, config)).map(({ state, known }) => [state, known])).toEqual(scheduleSpecs(config).map(() => ['paused', true]));
   });
 });
