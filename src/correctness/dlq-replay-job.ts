@@ -1,7 +1,7 @@
 import { CancelledFailure, Context } from '@temporalio/activity';
 import { newestQuarantineId, replayBatch, type ReplayBatchResult, type ReplayFilter } from '../store/correctness/dlq-replay';
 import { claimProgress, saveProgress } from '../store/correctness/job-progress';
-import { advanceEventSeq, SeqNotMovableError } from '../store/event-seq';
+import { advanceSequences, SeqNotMovableError } from '../store/serial-sequences';
 import { progressKeyOf } from './progress-key';
 import type { ActivityDeps } from '../worker/activity-deps';
 
@@ -68,9 +68,9 @@ export function createDlqReplayActivities(deps: Pick<ActivityDeps, 'pool'>) {
       // records quarantined faster than it replays (a flood of rejects) kept a run going
       // without end, past its timeout, retried for ever. Later ones are the next run's.
       if (totals.throughId === undefined) totals = { ...totals, throughId: await newestQuarantineId(deps.pool) };
-      // An events seq sequence behind the stored events (event-seq.ts) fails the replay's
-      // inserts, on every attempt until something moves it: each attempt moves it first.
-      await advanceEventSeq(deps.pool).catch((err: unknown) => {
+      // The events' seq sequence behind the stored events (serial-sequences.ts) fails the
+      // replay's inserts, on every attempt until something moves it: each attempt moves it first.
+      await advanceSequences(deps.pool).catch((err: unknown) => {
         if (err instanceof SeqNotMovableError) throw err;
       });
       // Sent again while a batch replays: a batch outlasting the heartbeat timeout (thousands of

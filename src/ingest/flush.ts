@@ -13,7 +13,7 @@
 import type pg from 'pg';
 import { backoffMs, sleep } from '../backoff';
 import type { Logger } from '../log';
-import { advanceEventSeq, ADVANCE_EVENT_SEQ_COMMAND, SeqNotMovableError } from '../store/event-seq';
+import { advanceSequences, ADVANCE_SEQUENCES_COMMAND, SeqNotMovableError, SEQUENCES_MOVED } from '../store/serial-sequences';
 import { exceededTempFileLimit, isSeqCollision, ranOutOfTime } from '../store/hot-path/errors';
 import { concatRows, rowCount } from '../store/hot-path/event-rows';
 import { StoredPositionsWentBack, type PartitionOffset } from '../store/hot-path/offsets';
@@ -132,23 +132,19 @@ export function createFlush(deps: FlushDeps): (works: SliceWork[]) => Promise<vo
 }
 
 /**
- * An insert drew a seq a stored event holds (a restore or a switchover did not carry the
- * sequence, event-seq.ts): the sequence is moved forward, and the micro-batch committed again
- * at once. True when it was moved (by another member meanwhile: false, and the retry waits as
- * usual); a sequence this role may not move is logged with the command that does.
+ * An insert drew a value a stored row holds (an event's seq, a quarantine row's id: a restore
+ * or a switchover did not carry the sequence, serial-sequences.ts): the sequences are moved
+ * forward, and the micro-batch committed again at once. True when one was moved (by another
+ * member meanwhile: false, and the retry waits as usual); a sequence this role may not move is
+ * logged with the command that does.
  */
 async function advanceSeqAfterCollision(pool: pg.Pool, logger: Logger): Promise<boolean> {
   try {
-    const advanced = await advanceEventSeq(pool);
-    if (advanced) {
-      logger.warn(
-        advanced,
-        "the events' seq sequence was behind the stored events (a restore or a switchover that did not carry it); moved it past the newest stored seq, committing again",
-      );
-    }
-    return advanced !== undefined;
+    const advanced = await advanceSequences(pool);
+    if (advanced.length > 0) logger.warn({ advanced }, `${SEQUENCES_MOVED}; committing again`);
+    return advanced.length > 0;
   } catch (err) {
-    logger.error({ err }, err instanceof SeqNotMovableError ? err.message : `the events' seq sequence is behind the stored events and could not be checked; if this repeats, run ${ADVANCE_EVENT_SEQ_COMMAND}`);
+    logger.error({ err }, err instanceof SeqNotMovableError ? err.message : `a sequence is behind the stored rows and could not be checked; if this repeats, run ${ADVANCE_SEQUENCES_COMMAND}`);
     return false;
   }
 }

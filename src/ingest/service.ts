@@ -13,7 +13,7 @@ import type { Config } from '../config';
 import { ApiListenError, startReadApi, type ReadApi } from '../api/read-api';
 import { everyFewSeconds, sharedProbe } from '../api/throttle';
 import { createLogger, type Logger } from '../log';
-import { eventSeqProblemAtStartup } from '../store/event-seq';
+import { sequenceProblemAtStartup } from '../store/serial-sequences';
 import { schemaMismatch } from '../store/migrate';
 import type { PostgresTarget } from '../store/pg-connection';
 import { withTimeout } from '../time-limit';
@@ -190,7 +190,7 @@ async function checkPostgresSettings(pool: pg.Pool, logger: Logger): Promise<voi
   // Reachable by now unless an outage began: then the hot path waits it out, unchecked.
   const mismatch = await schemaMismatch(pool).catch(() => undefined);
   if (mismatch) throw new ConnectionSettingsError(`cannot use Postgres: ${mismatch}`);
-  const seqProblem = await eventSeqProblemAtStartup(pool, logger);
+  const seqProblem = await sequenceProblemAtStartup(pool, logger);
   if (seqProblem) throw new ConnectionSettingsError(`cannot use Postgres: ${seqProblem}`);
 }
 

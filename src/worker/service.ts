@@ -18,7 +18,7 @@ import type pg from 'pg';
 import type { PostgresTarget } from '../store/pg-connection';
 import { createPool, IDLE_IN_TRANSACTION_LIMIT_MS, processApplicationName } from '../store/pool';
 import { seqOrderProblem } from '../store/batch/settled-seq';
-import { eventSeqProblemAtStartup } from '../store/event-seq';
+import { sequenceProblemAtStartup } from '../store/serial-sequences';
 import { schemaMismatch } from '../store/migrate';
 import { startJobRecordsPruner } from './job-records-pruner';
 import { STEP_ATTEMPTS_METRIC, startStepAttemptsMonitor } from './step-attempts';
@@ -183,9 +183,9 @@ export async function createWorkerService(config: Config, logger: Logger, taskQu
   // Unchecked during an outage: the steps retry until Postgres is back. Said, though: the
   // checks are not made again while this worker runs.
   const mismatch = await schemaMismatch(pool)
-    .then(async (schema) => schema ?? (await seqOrderProblem(pool)) ?? (await eventSeqProblemAtStartup(pool, logger)))
+    .then(async (schema) => schema ?? (await seqOrderProblem(pool)) ?? (await sequenceProblemAtStartup(pool, logger)))
     .catch((err: unknown) => {
-      logger.warn({ err }, "could not check Postgres at start-up (its schema's version, the events' seq sequence); starting without those checks: restart the worker once Postgres answers to have them made");
+      logger.warn({ err }, "could not check Postgres at start-up (its schema's version, its sequences); starting without those checks: restart the worker once Postgres answers to have them made");
       return undefined;
     });
   if (mismatch) {

@@ -21,6 +21,12 @@ describe('isDataError', () => {
     const collision = Object.assign(pgError('23505', 'duplicate key value violates unique constraint "events_seq_key"'), { constraint: 'events_seq_key' });
     expect(isDataError(collision)).toBe(false);
     expect(isSeqCollision(collision)).toBe(true);
+    // A quarantine row's id or a drift row's: their sequences are behind alike.
+    for (const constraint of ['quarantine_pkey', 'reconcile_drift_pkey']) {
+      const taken = Object.assign(pgError('23505', `duplicate key value violates unique constraint "${constraint}"`), { constraint });
+      expect(isDataError(taken)).toBe(false);
+      expect(isSeqCollision(taken)).toBe(true);
+    }
     // Any other unique key is the records' doing.
     const other = Object.assign(pgError('23505', 'duplicate key value violates unique constraint "quarantine_source_record"'), { constraint: 'quarantine_source_record' });
     expect(isDataError(other)).toBe(true);

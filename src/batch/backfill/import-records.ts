@@ -32,7 +32,7 @@ import { setImmediate as turnOfEventLoop } from 'node:timers/promises';
 import { classifySlice, type ClassifiedSlice, type RejectedRecord, type SourceRecord } from '../../pipeline/classify';
 import { commitMicroBatch } from '../../pipeline/commit';
 import { countStoredAsThemselves } from '../../store/batch/backfill-own-events';
-import { advanceEventSeq, SeqNotMovableError } from '../../store/event-seq';
+import { advanceSequences, SeqNotMovableError } from '../../store/serial-sequences';
 import { isSeqCollision } from '../../store/hot-path/errors';
 import { countStoredEvents } from '../../store/batch/import-dry-run';
 import { concatRows, eventIdAt, groupRowsByHunt, laneOfHunt, rowCount, type EventRows } from '../../store/hot-path/event-rows';
@@ -268,9 +268,9 @@ export class ImportPipeline {
         const plainInsert = plain ? { leaveOut: lane.repeatsInLane } : undefined;
         const part = { rows: lane.rows, origins: lane.origins, rejected, offsets: [] };
         const r = await commitMicroBatch(this.pool, this.options.groupId, part, { plainInsert }).catch(async (err: unknown) => {
-          // The events' seq sequence behind the stored events (event-seq.ts): moved forward, committed once more.
+          // A sequence behind the stored rows (serial-sequences.ts): moved forward, committed once more.
           if (!isSeqCollision(err)) throw err;
-          await advanceEventSeq(this.pool).catch((advanceErr: unknown) => {
+          await advanceSequences(this.pool).catch((advanceErr: unknown) => {
             if (advanceErr instanceof SeqNotMovableError) throw advanceErr; // names the command that moves it
           });
           if (this.failure) throw this.failure;

@@ -24,7 +24,8 @@ import { mergeInto, recomputeInto } from '../batch/recompute';
 import { lockHuntFences } from '../hot-path/apply-events';
 import { settledBound } from '../batch/settled-seq';
 import { withBoundedTransaction, type StatementBounds } from '../bounded-transaction';
-import { describeDataError } from '../hot-path/errors';
+import { describeDataError, isSeqCollision } from '../hot-path/errors';
+import { advanceSequences } from '../serial-sequences';
 import { SqlState, sqlStateOf } from '../sql-state';
 import type { SizedHunt } from '../hunt-groups';
 import { clearReconcileFailures, isHuntFailure, recordReconcileFailure } from './reconcile-failures';
@@ -178,7 +179,15 @@ export async function reconcileRecordingFailures(
 ): Promise<void> {
   let results: HuntReconciliation[];
   try {
-    results = await reconcileHunts(pool, huntIds, runId, repair, bounds, job);
+    results = await reconcileHunts(pool, huntIds, runId, repair, bounds, job).catch(async (err: unknown) => {
+      // A drift row drew an id a stored row holds (a restore that did not carry its
+      // sequence): no hunt's fault. Once the sequence is past the stored ids (moved here, or
+      // by the ids the failed statement drew), the group goes again; a second collision is
+      // thrown as an outage (the step's retry), and a role that may not move it names the command.
+      if (!isSeqCollision(err) || bounds?.signal?.aborted) throw err;
+      await advanceSequences(pool);
+      return reconcileHunts(pool, huntIds, runId, repair, bounds, job);
+    });
   } catch (err) {
     if (bounds?.signal?.aborted || !isHuntFailure(err)) throw err;
     if (huntIds.length > 1) {

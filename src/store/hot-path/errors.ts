@@ -7,7 +7,7 @@
  * timeout, a read-only or shutting-down server, a deadlock, a full disk) is an outage: it
  * goes away by itself and is retried without end, visibly.
  */
-import { EVENTS_SEQ_CONSTRAINT } from '../event-seq';
+import { SERIAL_CONSTRAINTS } from '../serial-sequences';
 import { SqlState, sqlStateOf } from '../sql-state';
 
 /**
@@ -28,11 +28,13 @@ export function isDataError(err: unknown): boolean {
 }
 
 /**
- * An insert drew a seq a stored event holds: the events' seq sequence is behind the stored
- * events (event-seq.ts). No record causes it, and every record would be refused alike.
+ * An insert drew a value a stored row holds (an event's seq, a quarantine row's id): its
+ * sequence is behind the stored rows (serial-sequences.ts). No record causes it, and every
+ * record would be refused alike.
  */
 export function isSeqCollision(err: unknown): boolean {
-  return sqlStateOf(err) === SqlState.uniqueViolation && (err as { constraint?: string } | null)?.constraint === EVENTS_SEQ_CONSTRAINT;
+  const constraint = (err as { constraint?: unknown } | null)?.constraint;
+  return sqlStateOf(err) === SqlState.uniqueViolation && typeof constraint === 'string' && SERIAL_CONSTRAINTS.has(constraint);
 }
 
 /**
