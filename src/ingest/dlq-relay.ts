@@ -66,20 +66,31 @@ export interface DlqRelay {
 export function startDlqRelay(deps: DlqRelayDeps): DlqRelay {
   const { pool, sender, topic, metrics, logger } = deps;
   let stopping = false;
-  let wakeUp: () => void = () => undefined;
+  /** Ends the current sleep early (a no-op when none). */
+  let cutSleep: () => void = () => undefined;
   let woken = false;
+  /**
+   * A backoff after a failure is not cut by new rejects: the hot path wakes the relay at every
+   * commit that quarantined some, and a DLQ refusing every send (authorization, say) was then
+   * tried pass after pass, each claiming and releasing the same rows, for as long as it lasted.
+   */
+  let backingOff = false;
   const wake = () => {
     woken = true;
-    wakeUp();
+    if (!backingOff) cutSleep();
   };
-  const sleep = (ms: number) =>
+  const sleep = (ms: number, backoff: boolean) =>
     new Promise<void>((resolve) => {
-      if (woken) return resolve();
-      const timer = setTimeout(resolve, ms);
-      wakeUp = () => {
+      if (stopping || (woken && !backoff)) return resolve();
+      backingOff = backoff;
+      const end = () => {
         clearTimeout(timer);
+        backingOff = false;
+        cutSleep = () => undefined;
         resolve();
       };
+      const timer = setTimeout(end, ms);
+      cutSleep = end;
     });
 
   /** The claim being sent, if any: a stop that runs out of time gives it up. */
@@ -146,6 +157,7 @@ export function startDlqRelay(deps: DlqRelayDeps): DlqRelay {
     while (!stopping) {
       woken = false;
       let delay = POLL_MS;
+      let backoff = false;
       try {
         const { sent, setAside, full } = await relayOnce();
         if (failures > 0 && sent > 0) {
@@ -160,12 +172,13 @@ export function startDlqRelay(deps: DlqRelayDeps): DlqRelay {
         failures++;
         metrics.dlqRelayFailures.inc();
         delay = backoffMs(failures, RETRY_BASE_MS, RETRY_MAX_MS);
+        backoff = true;
         logger.warn(
           { err, code: failureCode(err), failures, retryInMs: delay },
           'could not copy rejects to the DLQ; they stay quarantined and are sent when it works again (the stream goes on)',
         );
       }
-      if (delay > 0) await sleep(delay);
+      if (delay > 0) await sleep(delay, backoff);
     }
   };
 
@@ -184,7 +197,7 @@ export function startDlqRelay(deps: DlqRelayDeps): DlqRelay {
     async stop(timeoutMs) {
       stopping = true;
       clearInterval(gauges);
-      wake();
+      cutSleep();
       await withTimeout(running.then(sendWaiting), timeoutMs).catch(async (err: unknown) => {
         logger.warn({ err }, 'DLQ copies left unsent at stop; they stay quarantined and the next run or another member sends them');
         // Not under this member's lease for 2 minutes: the others may take them at once.

@@ -8,7 +8,7 @@
  */
 import { ConfigResourceTypes, type Producer, type ProducerRecord } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createDlqProducer, createDlqSender } from '../../src/ingest/dlq';
+import { createDlqProducer, createDlqSender, type DlqSender } from '../../src/ingest/dlq';
 import { startDlqRelay } from '../../src/ingest/dlq-relay';
 import { createIngestMetrics } from '../../src/ingest/metrics';
 import { createLogger } from '../../src/log';
@@ -125,5 +125,31 @@ describe('the DLQ relay', () => {
       await ownProducer.disconnect();
     }
     await admin.deleteTopics({ topics: [dlq] });
+  });
+  it('backs off while the DLQ refuses every send, however often new rejects wake it', async () => {
+    const input = uniqueName('relay-refused.events');
+    await withTransaction(db.pool, (client) => quarantineRecords(client, [{ ...reject(0), topic: input }], { copyToDlq: true }));
+    let sends = 0;
+    const refusing: DlqSender = {
+      send: () => {
+        sends++;
+        return Promise.reject(new Error('TOPIC_AUTHORIZATION_FAILED (test)'));
+      },
+    };
+    const metrics = createIngestMetrics();
+    const relay = startDlqRelay({ pool: db.pool, sender: refusing, topic: input, metrics, logger: createLogger({ logLevel: 'fatal' }) });
+    // The hot path wakes it at each commit that quarantined rejects: here every 20 ms for 3 s.
+    const waking = setInterval(() => relay.wake(), 20);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
+    } finally {
+      clearInterval(waking);
+      await relay.stop(1_000);
+    }
+    // Backoff of 500 ms, 1 s, 2 s after the first three failures: at most four passes in 3 s
+    // (and the stop's one try). Cut short by every wake, it was well over a hundred.
+    expect(sends).toBeGreaterThanOrEqual(2);
+    expect(sends).toBeLessThanOrEqual(6);
+    expect((await pendingCopies(db.pool, input)).count).toBe(1);
   });
 });
