@@ -4,6 +4,7 @@
  * Built by src/config.ts from its parsed variables; checks that need several variables at
  * once (a certificate without its key, a SASL mechanism without a user) live here.
  */
+import tls from 'node:tls';
 import type { RawConfig } from './config-variables';
 import { readPemFile, type ConfigProblem } from './config-files';
 import { registerPrivateKey } from './redact';
@@ -61,10 +62,38 @@ function certificatePair(
     return {};
   }
   if (certFile === undefined || keyFile === undefined) return {};
-  return {
+  const pair = {
     cert: readPemFile(`${prefix}_CERT_FILE`, certFile, 'a client certificate', problems),
     key: privateKey(readPemFile(`${prefix}_KEY_FILE`, keyFile, "the client certificate's private key", problems)),
   };
+  if (pair.cert !== undefined && pair.key !== undefined) checkPair(prefix, { certFile, keyFile }, { cert: pair.cert, key: pair.key }, problems);
+  return pair;
+}
+
+/**
+ * The certificate and key as TLS will load them: a key of another pair (a certificate renewed
+ * and its old key left), or the two files swapped, failed every connection as it was made,
+ * which reads as an outage (Postgres and Kafka unreachable, retried for ever) rather than a
+ * setting to fix. OpenSSL's reason names no key material.
+ */
+function checkPair(prefix: string, files: { certFile: string; keyFile: string }, pair: { cert: string; key: string }, problems: ConfigProblem[]): void {
+  const refusal = (options: tls.SecureContextOptions): string | undefined => {
+    try {
+      tls.createSecureContext(options);
+      return undefined;
+    } catch (err) {
+      return (err as { reason?: unknown }).reason?.toString() ?? (err as Error).message;
+    }
+  };
+  const certRefused = refusal({ cert: pair.cert });
+  if (certRefused !== undefined) {
+    problems.push({ variable: `${prefix}_CERT_FILE`, expected: 'a PEM file holding a client certificate', got: `${files.certFile} (${certRefused})` });
+    return;
+  }
+  const keyRefused = refusal({ cert: pair.cert, key: pair.key });
+  if (keyRefused !== undefined) {
+    problems.push({ variable: `${prefix}_KEY_FILE`, expected: `the private key of the certificate in ${prefix}_CERT_FILE`, got: `${files.keyFile} (${keyRefused})` });
+  }
 }
 
 function clientTls(prefix: 'KAFKA_TLS' | 'TEMPORAL_TLS', v: RawConfig, problems: ConfigProblem[]): ClientTls {

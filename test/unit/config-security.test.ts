@@ -5,8 +5,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config';
+import { createTestCa, type TestCa } from '../helpers/test-ca';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hunt-config-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -86,15 +87,21 @@ describe('error messages never show a secret', () => {
 });
 
 describe('TLS and SASL settings', () => {
+  // Certificates and keys TLS can load (openssl makes them), as the pair is checked.
+  let ca: TestCa;
+  beforeAll(async () => {
+    ca = await createTestCa(path.join(dir, 'ca'));
+  });
+
   it('turns Kafka TLS on with any KAFKA_TLS_* file and reads the PEM files', () => {
     const config = loadConfig({
       KAFKA_TLS_CA_FILE: file('ca.pem', PEM),
-      KAFKA_TLS_CERT_FILE: file('cert.pem', PEM),
-      KAFKA_TLS_KEY_FILE: file('key.pem', PEM),
+      KAFKA_TLS_CERT_FILE: ca.client.cert,
+      KAFKA_TLS_KEY_FILE: ca.client.key,
       KAFKA_TLS_SERVER_NAME: 'kafka.internal',
       KAFKA_BROKERS: 'kafka.internal:9093',
     });
-    expect(config.kafka.security.tls).toEqual({ ca: PEM, cert: PEM, key: PEM, serverName: 'kafka.internal' });
+    expect(config.kafka.security.tls).toEqual({ ca: PEM, cert: fs.readFileSync(ca.client.cert, 'utf8'), key: fs.readFileSync(ca.client.key, 'utf8'), serverName: 'kafka.internal' });
     expect(loadConfig({ KAFKA_TLS: 'true', KAFKA_BROKERS: 'kafka.internal:9093' }).kafka.security.tls).toBeDefined();
     expect(loadConfig({}).kafka.security).toEqual({});
   });
@@ -115,6 +122,18 @@ describe('TLS and SASL settings', () => {
     // Adaptive mode holds the linger to a fifth of the freshness target.
     expect(loadConfig({ INGEST_LINGER_MS: '45000' }).ingest.lingerMs).toBe(45_000);
     expect(messageOf({ INGEST_LINGER_MS: '45000', INGEST_FRESHNESS_TARGET_MS: '60000', INGEST_STALL_LIMIT_MS: '12000' })).toContain('INGEST_LINGER_MS: expected');
+  });
+
+  it('refuses a key of another certificate, and a certificate and key swapped, naming the file to fix and showing no key', () => {
+    // Before, each connection failed as it was made, read as an outage and retried for ever.
+    const mismatched = messageOf({ DATABASE_TLS_MODE: 'verify-full', DATABASE_TLS_CERT_FILE: ca.client.cert, DATABASE_TLS_KEY_FILE: ca.strangerClient.key });
+    expect(mismatched).toContain(`DATABASE_TLS_KEY_FILE: expected the private key of the certificate in DATABASE_TLS_CERT_FILE, got "${ca.strangerClient.key} (key values mismatch)"`);
+    const swapped = messageOf({ KAFKA_BROKERS: 'kafka.internal:9093', KAFKA_TLS_CERT_FILE: ca.client.key, KAFKA_TLS_KEY_FILE: ca.client.cert });
+    expect(swapped).toContain(`KAFKA_TLS_CERT_FILE: expected a PEM file holding a client certificate, got "${ca.client.key} (no start line)"`);
+    const keyIsCertificate = messageOf({ TEMPORAL_ADDRESS: 'temporal.internal:7233', TEMPORAL_TLS_CERT_FILE: ca.client.cert, TEMPORAL_TLS_KEY_FILE: ca.client.cert });
+    expect(keyIsCertificate).toContain('TEMPORAL_TLS_KEY_FILE: expected the private key of the certificate in TEMPORAL_TLS_CERT_FILE');
+    for (const message of [mismatched, swapped, keyIsCertificate]) expect(message).not.toContain('PRIVATE KEY');
+    expect(loadConfig({ TEMPORAL_ADDRESS: 'temporal.internal:7233', TEMPORAL_TLS_CERT_FILE: ca.client.cert, TEMPORAL_TLS_KEY_FILE: ca.client.key }).temporal.security.tls?.key).toContain('PRIVATE KEY');
   });
 
   it('refuses a certificate without its key, a file that is not PEM, and SASL without a user', () => {
