@@ -34,6 +34,14 @@ export function addBatch(totals: ReplayTotals, batch: ReplayBatchResult): Replay
 
 /** How often the last totals are heartbeated again while a batch replays: well within the step's 30 s heartbeat timeout. */
 const KEEPALIVE_MS = 5000;
+/**
+ * A batch's limits. The keep-alive hides a stuck statement from the heartbeat timeout, so its
+ * statements end well inside the step's 1 h start-to-close (workflows/dlq-replay.ts); a fence
+ * or quarantine row another session keeps longer than the lock limit fails the attempt (the
+ * step retries) instead of holding the fences the batch has taken meanwhile.
+ */
+const BATCH_STATEMENT_TIMEOUT_MS = 20 * 60_000;
+const BATCH_LOCK_TIMEOUT_MS = 30_000;
 
 /**
  * Records per batch after a batch the database refused records of. Each refused record is
@@ -91,9 +99,12 @@ export function createDlqReplayActivities(deps: Pick<ActivityDeps, 'pool'>) {
           // resumes from the saved cursor.
           if (context.cancellationSignal.aborted) throw new CancelledFailure(`dlqReplay: stopped after quarantine id ${totals.lastId}`);
           let next = totals;
-          const batch = await replayBatch(deps.pool, { ...input, throughId: totals.throughId }, totals.lastId, batchSize, input.dryRun, undefined, undefined, async (client, done) => {
-            next = addBatch(totals, done);
-            await saveProgress(client, key, next);
+          const batch = await replayBatch(deps.pool, { ...input, throughId: totals.throughId }, totals.lastId, batchSize, input.dryRun, {
+            record: async (client, done) => {
+              next = addBatch(totals, done);
+              await saveProgress(client, key, next);
+            },
+            bounds: { statementTimeoutMs: BATCH_STATEMENT_TIMEOUT_MS, lockTimeoutMs: BATCH_LOCK_TIMEOUT_MS, signal: context.cancellationSignal },
           });
           if (!batch) return totals;
           batchSize = nextBatchSize(batchSize, input.batchSize, batch.stillInvalid.unprocessable ?? 0);

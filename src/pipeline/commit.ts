@@ -18,7 +18,8 @@ import { applyIsolating } from '../store/hot-path/isolate';
 import { storeOffsets, type PartitionOffset } from '../store/hot-path/offsets';
 import { quarantineRecords, writeQuarantineInserts, type RecordOrigin, type RejectedRecord } from '../store/hot-path/quarantine';
 import type { RecordOrigins } from '../store/hot-path/record-origins';
-import { withPipelinedTransaction, withTransaction } from '../store/transaction';
+import { withPipelinedTransaction } from '../store/transaction';
+import { withBoundedTransaction, type StatementBounds } from '../store/bounded-transaction';
 
 export interface MicroBatch {
   /** Accepted events, in arrival order. */
@@ -53,12 +54,20 @@ export interface CommitOptions {
    * transaction.
    */
   plainInsert?: PlainInsert;
+  /**
+   * Limits for a job step's commit (a backfill's): its lock waits, its statements, and the
+   * step's cancellation. Without them a part that waited for one hunt's fence held the fences
+   * it had taken (every other hunt of the part, the hot path's included) for as long as the
+   * holder lived, hidden by the step's keep-alive heartbeats and out of reach of a cancel.
+   * Not for a pipelining pool (the hot path's), which has its own.
+   */
+  bounds?: StatementBounds;
 }
 
 export async function commitMicroBatch(pool: pg.Pool, groupId: string, batch: MicroBatch, options: CommitOptions = {}): Promise<CommitResult> {
   const quarantineOptions = { copyToDlq: options.copyRejectsToDlq ?? false };
   try {
-    return await commitWhole(pool, groupId, batch, quarantineOptions, options.plainInsert);
+    return await commitWhole(pool, groupId, batch, quarantineOptions, options.plainInsert, options.bounds);
   } catch (err) {
     if (!isDataError(err)) throw err;
     // A stored eventId the caller did not know of: the ordinary way skips it.
@@ -67,7 +76,7 @@ export async function commitMicroBatch(pool: pg.Pool, groupId: string, batch: Mi
     }
   }
   // Any other refusal of the data, either way: isolate the records refused.
-  return withTransaction(pool, async (client) => {
+  return withBoundedTransaction(pool, options.bounds, async (client) => {
     const applied = await applyIsolating(client, batch.rows);
     const unprocessable = applied.refused.map(({ index, err }) => unprocessableRecord(batch.origins.at(index), err));
     await quarantineRecords(client, [...batch.rejected, ...unprocessable], quarantineOptions);
@@ -83,9 +92,16 @@ export async function commitMicroBatch(pool: pg.Pool, groupId: string, batch: Mi
 }
 
 /** The batch in one transaction, all of it applied (no record refused). */
-async function commitWhole(pool: pg.Pool, groupId: string, batch: MicroBatch, quarantineOptions: { copyToDlq: boolean }, plainInsert?: PlainInsert): Promise<CommitResult> {
+async function commitWhole(
+  pool: pg.Pool,
+  groupId: string,
+  batch: MicroBatch,
+  quarantineOptions: { copyToDlq: boolean },
+  plainInsert?: PlainInsert,
+  bounds?: StatementBounds,
+): Promise<CommitResult> {
   if (pool.options.pipeline) return commitPipelined(pool, groupId, batch, quarantineOptions, plainInsert);
-  return withTransaction(pool, async (client) => {
+  return withBoundedTransaction(pool, bounds, async (client) => {
     // Rejects first: their bytes cross the link before the fences are taken (stageRows).
     await quarantineRecords(client, batch.rejected, quarantineOptions);
     const applied = await applyEventRows(client, batch.rows, { plainInsert });

@@ -101,7 +101,7 @@ describe('dlqReplay, retried after a crash', () => {
     await claimProgress(db.pool, old);
     await claimProgress(db.pool, { ...old, attempt: 2 });
     await expect(claimProgress(db.pool, old)).rejects.toThrow(ProgressSuperseded);
-    const frozen = replayBatch(db.pool, {}, 0, 10, false, undefined, undefined, (client, batch) => saveProgress(client, old, batch));
+    const frozen = replayBatch(db.pool, {}, 0, 10, false, { record: (client, batch) => saveProgress(client, old, batch) });
     await expect(frozen).rejects.toThrow(/attempt 1 was superseded by attempt 2/);
     expect((await db.pool.query(`SELECT replayed_at FROM quarantine WHERE source_topic = 'dlq-frozen'`)).rows).toEqual([{ replayed_at: null }]);
     expect((await db.pool.query(`SELECT count(*)::int AS n FROM events WHERE event_id = 'dlq-50'`)).rows[0].n).toBe(0);

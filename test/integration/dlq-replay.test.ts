@@ -97,7 +97,7 @@ describe('dlqReplay', () => {
     const sizes: number[] = [];
     let after = ids[0]! - 1;
     for (;;) {
-      const result = await replayBatch(db.pool, filter, after, 1000, false, new Date(), 5000);
+      const result = await replayBatch(db.pool, filter, after, 1000, false, { maxBytes: 5000 });
       if (!result) break;
       sizes.push(result.examined);
       after = result.lastId;
@@ -106,7 +106,7 @@ describe('dlqReplay', () => {
     expect((await db.pool.query("SELECT count(*)::int AS n FROM events WHERE event_id LIKE 'budget-%'")).rows[0].n).toBe(5);
     // A record larger than the budget alone still goes, alone.
     await db.pool.query(`UPDATE quarantine SET replayed_at = NULL WHERE source_topic = 'budget'`);
-    expect(await replayBatch(db.pool, filter, ids[0]! - 1, 1000, true, new Date(), 100)).toMatchObject({ examined: 1, lastId: ids[0] });
+    expect(await replayBatch(db.pool, filter, ids[0]! - 1, 1000, true, { maxBytes: 100 })).toMatchObject({ examined: 1, lastId: ids[0] });
   });
 
   it('waits for rows another transaction holds instead of passing them by, and skips those it replayed', async () => {

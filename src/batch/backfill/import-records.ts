@@ -28,6 +28,7 @@
  * inserts, which leave those repeats out (RecentEventIds, ImportPipeline).
  */
 import type pg from 'pg';
+import type { StatementBounds } from '../../store/bounded-transaction';
 import { setImmediate as turnOfEventLoop } from 'node:timers/promises';
 import { classifySlice, type ClassifiedSlice, type RejectedRecord, type SourceRecord } from '../../pipeline/classify';
 import { commitMicroBatch } from '../../pipeline/commit';
@@ -54,6 +55,8 @@ export interface ImportOrigin {
 
 export interface ImportOptions {
   dryRun: boolean;
+  /** The step's limits for each commit (commit.ts, CommitOptions.bounds). */
+  bounds?: StatementBounds;
   huntId?: string;
   groupId: string;
   now?: Date;
@@ -267,14 +270,14 @@ export class ImportPipeline {
         const plain = this.plainInserts && afterFirst && !chunk.whole && !this.lanesWithRefusals.has(i) && this.pause.take();
         const plainInsert = plain ? { leaveOut: lane.repeatsInLane } : undefined;
         const part = { rows: lane.rows, origins: lane.origins, rejected, offsets: [] };
-        const r = await commitMicroBatch(this.pool, this.options.groupId, part, { plainInsert }).catch(async (err: unknown) => {
+        const r = await commitMicroBatch(this.pool, this.options.groupId, part, { plainInsert, bounds: this.options.bounds }).catch(async (err: unknown) => {
           // A sequence behind the stored rows (serial-sequences.ts): moved forward, committed once more.
           if (!isSeqCollision(err)) throw err;
           await advanceSequences(this.pool).catch((advanceErr: unknown) => {
             if (advanceErr instanceof SeqNotMovableError) throw advanceErr; // names the command that moves it
           });
           if (this.failure) throw this.failure;
-          return commitMicroBatch(this.pool, this.options.groupId, part, { plainInsert });
+          return commitMicroBatch(this.pool, this.options.groupId, part, { plainInsert, bounds: this.options.bounds });
         });
         if (r.plainInsertConflicted) this.pause.conflicted();
         // A whole chunk's refused row may be the first copy of a later repeat in any lane.

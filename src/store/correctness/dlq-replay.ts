@@ -10,7 +10,7 @@ import { classifyRecord, MAX_EVENT_BYTES } from '../../events/validate';
 import type { AcceptedEvent } from '../hot-path/apply-events';
 import { rowsOf } from '../hot-path/event-rows';
 import { applyIsolating } from '../hot-path/isolate';
-import { withTransaction } from '../transaction';
+import { withBoundedTransaction, type StatementBounds } from '../bounded-transaction';
 
 export interface ReplayFilter {
   reasons?: string[];
@@ -51,6 +51,19 @@ export async function newestQuarantineId(pool: pg.Pool): Promise<number> {
 /** Writes what a batch did in the batch's own transaction, so the record commits (or rolls back) with the batch. */
 export type BatchRecorder = (client: pg.PoolClient, batch: ReplayBatchResult) => Promise<void>;
 
+export interface ReplayBatchOptions {
+  now?: Date;
+  maxBytes?: number;
+  /** Writes the batch's progress in its transaction. */
+  record?: BatchRecorder;
+  /**
+   * A job step's limits (lock waits, statements, its cancellation): a batch waiting for one
+   * hunt's fence held the fences it had taken, the hot path's hunts among them, for as long
+   * as the holder lived, hidden by the step's keep-alive heartbeats and out of reach of a cancel.
+   */
+  bounds?: StatementBounds;
+}
+
 /** The next batch after quarantine id `afterId`, in one transaction; undefined when none is left. */
 export async function replayBatch(
   pool: pg.Pool,
@@ -58,12 +71,11 @@ export async function replayBatch(
   afterId: number,
   batchSize: number,
   dryRun: boolean,
-  now = new Date(),
-  maxBytes = REPLAY_BATCH_BYTES,
-  record?: BatchRecorder,
+  options: ReplayBatchOptions = {},
 ): Promise<ReplayBatchResult | undefined> {
+  const { now = new Date(), maxBytes = REPLAY_BATCH_BYTES, record, bounds } = options;
   // A dry run and an empty batch commit too: they only read (and row-locked), so there is nothing to undo.
-  return withTransaction(pool, async (client) => {
+  return withBoundedTransaction(pool, bounds, async (client) => {
     const batch = await replayIn(client, filter, afterId, batchSize, dryRun, now, maxBytes);
     if (batch && record) await record(client, batch);
     return batch;
