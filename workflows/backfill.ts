@@ -85,6 +85,14 @@ export const progressQuery = defineQuery<BackfillProgress>('progress');
 const CHUNKS_PER_ACTIVITY = 10;
 /** Activity calls per run before continue-as-new keeps the history small. */
 const CALLS_PER_RUN = 200;
+/**
+ * Or fewer: each call's input and result repeat the cursor and the range, maps of every
+ * partition, so a topic of thousands of partitions made 200 calls tens of MB of history
+ * (the server ends a run at 50 MB; a client reads at most 4 MB of it in one answer). Both
+ * figures come from the history itself, so a replay decides as the run did.
+ */
+const HISTORY_BYTES_PER_RUN = 2 * 1024 * 1024;
+const historyIsBig = () => workflowInfo().historySize >= HISTORY_BYTES_PER_RUN || workflowInfo().continueAsNewSuggested;
 
 export async function backfill(input: BackfillInput, carried?: Carried): Promise<BackfillProgress> {
   const job = checkInput(input, carried === undefined);
@@ -119,7 +127,7 @@ export async function backfill(input: BackfillInput, carried?: Carried): Promise
   try {
     for (let call = 0; ; call++) {
       await condition(() => !paused);
-      if (call >= CALLS_PER_RUN) await continueAsNew<typeof backfill>(input, state);
+      if (call >= CALLS_PER_RUN || historyIsBig()) await continueAsNew<typeof backfill>(input, state);
       const result = await importChunks({
         jobId: workflowInfo().workflowId,
         source: job.source,

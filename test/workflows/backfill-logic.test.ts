@@ -56,6 +56,31 @@ describe('backfill workflow logic', () => {
     expect(fake.calls.map((c) => c.cursor.file?.line)).toEqual(Array.from({ length: 205 }, (_, i) => i + 1));
   });
 
+  it('continues as new before 200 calls once its history passes 2 MB: a cursor over thousands of partitions grew it past its limits', async () => {
+    // Each call's input and result repeat the cursor and the range (4 maps of every
+    // partition): with 1,000 partitions about 85 KB a call, 17 MB in 200 calls (3,000
+    // partitions reached the 50 MB at which the server ends a run).
+    const partitions = 1_000;
+    const offsets = (at: number) => Object.fromEntries(Array.from({ length: partitions }, (_, p) => [String(p), String(1_000_000_000_000 + at)]));
+    const calls: ChunkBatchInput[] = [];
+    const activities = {
+      describeBackfillSource: async () => ({ total: 0 }),
+      importChunks: async (input: ChunkBatchInput): Promise<ChunkBatchResult> => {
+        calls.push(input);
+        return { cursor: { kafka: offsets(calls.length) }, counts: { ...emptyCounts(), records: 1 }, done: calls.length >= 40, position: calls.length };
+      },
+    };
+    const carried = { cursor: { kafka: offsets(0) }, counts: emptyCounts(), total: 40, position: 0, range: { start: offsets(0), end: offsets(40) }, startedAtMs: Date.now() };
+    const input = { source: { kind: 'kafka', topic: 'hunt.events' }, chunkSize: 1 };
+    const continuedAsNew = await env.withWorker(activities, async (taskQueue) => {
+      const handle = await env.client.workflow.start('backfill', { taskQueue, workflowId: uniqueName('backfill-big-cursor'), args: [input, carried] });
+      await handle.result();
+      return firstRunContinuedAsNew(env.client, handle);
+    });
+    expect(calls).toHaveLength(40);
+    expect(continuedAsNew).toBe(true);
+  });
+
   it('goes on, continued as new, with a time the strict check came after (a job begun on older code), and refuses it for a new job', async () => {
     // Before the strict check, a time was anything Date.parse takes: such a job, continued as
     // new on newer code, goes on as it began instead of failing halfway.
