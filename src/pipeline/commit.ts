@@ -11,6 +11,7 @@
  */
 import type pg from 'pg';
 import { toDetailText } from '../events/detail-text';
+import { MAX_KEPT_BYTES } from './classify';
 import { applyEventRows, isStoredEventConflict, lockHuntFences, stageRows, storeAndScoreStaged, type PlainInsert } from '../store/hot-path/apply-events';
 import { describeDataError, isDataError } from '../store/hot-path/errors';
 import { rowCount, type EventRows } from '../store/hot-path/event-rows';
@@ -135,9 +136,13 @@ async function commitPipelined(pool: pg.Pool, groupId: string, batch: MicroBatch
   return { inserted, duplicates: rowCount(batch.rows) - inserted, unprocessable: [], isolated: false, plainInsertConflicted: false };
 }
 
-/** A refused record, rejected with the database's reason. */
+/**
+ * A refused record, rejected with the database's reason. Its key kept as classify keeps a
+ * reject's (an event's value is far below the limit), so the check after a join finds it by
+ * the same bytes (applied-record.ts).
+ */
 export function unprocessableRecord(origin: RecordOrigin, err: unknown): RejectedRecord {
-  return { ...origin, reason: 'unprocessable', detail: toDetailText(describeDataError(err)) };
+  return { ...origin, key: origin.key?.subarray(0, MAX_KEPT_BYTES) ?? null, reason: 'unprocessable', detail: toDetailText(describeDataError(err)) };
 }
 
 /** The furthest offset per partition among the slices of one micro-batch. */

@@ -4,9 +4,10 @@
  * topic deleted and created again (or a log truncated and written again) can have grown past
  * the position, and would otherwise be read on from there.
  *
- * A record applied there left a trace: a reject, a quarantine row at that offset with its
- * first MAX_KEPT_BYTES; an event, its eventId in `events`. An offset can have quarantine rows
- * of earlier logs too, so a row that differs proves nothing: the record is the applied one
+ * A record applied there left a trace: a reject, a quarantine row at that offset with the
+ * first MAX_KEPT_BYTES of its key and of its value; an event, its eventId in `events`. An
+ * offset can have quarantine rows of earlier logs too, so a row that differs proves nothing:
+ * the record is the applied one
  * if any row at the offset has its bytes, or its eventId is stored. A different record at
  * the offset has neither, unless it repeats a record of an earlier log (an event stored
  * before, as a producer's retry on the new log would send), which cannot be told apart and
@@ -21,16 +22,18 @@ export async function isAppliedRecord(
   pool: pg.Pool,
   topic: string,
   partition: number,
-  record: { offset: string; value: Buffer | null },
+  record: { offset: string; key: Buffer | null; value: Buffer | null },
 ): Promise<boolean> {
-  // Compared by the digest of the value's bytes kept (the first half of record_digest,
-  // migration 015), so no row's bytes are fetched.
-  const kept = record.value?.subarray(0, MAX_KEPT_BYTES) ?? null;
+  // Compared by the digest of the bytes kept (record_digest, migration 015), so no row's
+  // bytes are fetched: the key's too, since a reject of a new log can repeat an old one's
+  // value at the same offset (a tombstone, a `{}`) under another key.
+  const kept = (bytes: Buffer | null) => bytes?.subarray(0, MAX_KEPT_BYTES) ?? null;
   const quarantined = await pool.query(
     `SELECT 1 FROM quarantine
       WHERE source_topic = $1 AND source_partition = $2 AND source_offset = $3
-        AND substring(record_digest FROM 1 FOR 32) = sha256(CASE WHEN $4::bytea IS NULL THEN '\\x00'::bytea ELSE '\\x01'::bytea || $4::bytea END)`,
-    [topic, partition, record.offset, kept],
+        AND record_digest = sha256(CASE WHEN $4::bytea IS NULL THEN '\\x00'::bytea ELSE '\\x01'::bytea || $4::bytea END)
+                         || sha256(CASE WHEN $5::bytea IS NULL THEN '\\x00'::bytea ELSE '\\x01'::bytea || $5::bytea END)`,
+    [topic, partition, record.offset, kept(record.value), kept(record.key)],
   );
   if ((quarantined.rowCount ?? 0) > 0) return true;
   const eventId = eventIdOf(record.value);
