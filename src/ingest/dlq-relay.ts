@@ -41,6 +41,8 @@ export const REFUSED_RETRY_MS = 10 * 60_000;
 const POLL_MS = 1_000;
 /** How often the gauges are read from Postgres (a count over the waiting rows), whatever the passes do. */
 const GAUGE_EVERY_MS = 5_000;
+/** The gauges count the waiting copies up to this many (at least this many, past it). */
+const GAUGE_COUNT_CAP = 100_000;
 const RETRY_BASE_MS = 250;
 const RETRY_MAX_MS = 30_000;
 
@@ -138,7 +140,7 @@ export function startDlqRelay(deps: DlqRelayDeps): DlqRelay {
     if (reading) return;
     reading = true;
     try {
-      const pending = await pendingCopies(pool, topic);
+      const pending = await pendingCopies(pool, topic, GAUGE_COUNT_CAP);
       metrics.dlqCopiesPending.set(pending.count);
       metrics.dlqCopiesRefused.set(pending.refused);
       metrics.dlqOldestPendingSeconds.set(pending.oldestSeconds);

@@ -35,6 +35,12 @@ describe('the DLQ outbox', () => {
     await quarantine([reject(0, 5, 'file:backfill.ndjson')], false);
     await quarantine([reject(0, 5, 'other.events')], true); // another deployment's input on the same database
     expect((await pendingCopies(db.pool, TOPIC)).count).toBe(5);
+    // Counted up to a cap (the relay's gauges, every 5 s), the oldest still read.
+    await db.pool.query(`UPDATE quarantine SET quarantined_at = now() - interval '1 hour' WHERE source_topic = $1 AND source_offset = 0`, [TOPIC]);
+    const capped = await pendingCopies(db.pool, TOPIC, 3);
+    expect(capped.count).toBe(3);
+    expect(capped.oldestSeconds).toBeGreaterThanOrEqual(3600);
+    await db.pool.query(`UPDATE quarantine SET quarantined_at = now() WHERE source_topic = $1`, [TOPIC]);
 
     // The first two fit 25 KiB; the third starts past it.
     const first = await claim(25 * KIB);
