@@ -13,6 +13,7 @@ import { createTestTopics, projectionOf, sendRecords, startIngestProcess, waitCa
 import { uniqueName, waitFor } from '../helpers/wait';
 import { useInProcessWorker } from '../helpers/worker-fixture';
 import { slowNextEventInsert } from '../helpers/slow-statement';
+import { applyInOneTransaction } from '../helpers/stored-events';
 
 const db = useTestDatabase();
 const batch = useInProcessWorker(db, 'dlq');
@@ -190,6 +191,25 @@ describe('dlqReplay', () => {
     } finally {
       await db.pool.query('DROP TRIGGER refuse_hunt ON events');
     }
+  });
+
+  it('counts in a dry run what the real run will: an eventId stored since, or repeated, as a duplicate', async () => {
+    const afterId = (await db.pool.query<{ id: number }>('SELECT coalesce(max(id), 0)::int AS id FROM quarantine')).rows[0]!.id;
+    const stored = clueFound({ eventId: 'dry-stored', huntId: 'dry-hunt', occurredAt: new Date().toISOString() });
+    const twice = clueFound({ eventId: 'dry-twice', huntId: 'dry-hunt', clueId: 'c2', occurredAt: new Date().toISOString() });
+    const fresh = clueFound({ eventId: 'dry-fresh', huntId: 'dry-hunt', clueId: 'c3', occurredAt: new Date().toISOString() });
+    await db.pool.query(
+      `INSERT INTO quarantine (source_topic, source_partition, source_offset, record_value, reason, detail)
+       SELECT 'dry-run', 0, o, v, 'unprocessable', 'test' FROM unnest($1::bytea[]) WITH ORDINALITY AS u(v, o)`,
+      [[stored, twice, twice, fresh].map((e) => Buffer.from(JSON.stringify(e)))],
+    );
+    // A producer's retry stored one since it was quarantined.
+    await applyInOneTransaction(db.pool, [stored]);
+    const dry = await replayBatch(db.pool, { reasons: ['unprocessable'] }, afterId, 100, true);
+    const real = await replayBatch(db.pool, { reasons: ['unprocessable'] }, afterId, 100, false);
+    expect(real).toMatchObject({ examined: 4, replayed: 2, duplicates: 2 });
+    // Before, the dry run said 4 replayed, 0 duplicates.
+    expect(dry).toEqual(real);
   });
 
   it('fails fast on a bad input', async () => {

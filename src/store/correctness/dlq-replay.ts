@@ -10,6 +10,7 @@ import { classifyRecord, MAX_EVENT_BYTES } from '../../events/validate';
 import type { AcceptedEvent } from '../hot-path/apply-events';
 import { rowsOf } from '../hot-path/event-rows';
 import { applyIsolating } from '../hot-path/isolate';
+import { countStoredEvents } from '../batch/import-dry-run';
 import { withBoundedTransaction, type StatementBounds } from '../bounded-transaction';
 
 export interface ReplayFilter {
@@ -133,7 +134,11 @@ async function replayIn(
   }
   const lastId = rows[rows.length - 1]?.id ?? afterId;
   if (dryRun) {
-    return { lastId, examined: rows.length, replayed: accepted.length, duplicates: 0, stillInvalid };
+    // What the real run would store: each eventId once, and none stored already (a producer's
+    // retry may have stored it since it was quarantined).
+    const ids = [...new Set(accepted.map((a) => a.event.eventId))];
+    const wouldStore = ids.length - (await countStoredEvents(client, ids));
+    return { lastId, examined: rows.length, replayed: wouldStore, duplicates: accepted.length - wouldStore, stillInvalid };
   }
   // A record the database still refuses stays quarantined (counted as unprocessable), and the rest go in.
   const applied = await applyIsolating(client, rowsOf(accepted));
