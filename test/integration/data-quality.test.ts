@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { HuntEvent } from '../../src/events/schema';
 import { parseOccurredAt } from '../../src/events/schema';
 import { HUNTS_PER_TRANSACTION } from '../../src/constants';
+import { FUTURE_TOLERANCE_MS } from '../../src/events/validate';
 import { foldEvents } from '../../src/rules/reference';
 import { runDataQuality, type CheckProgress, type CheckReport } from '../../src/store/correctness/data-quality';
 import { applyEvents } from '../../src/store/hot-path/apply-events';
@@ -87,5 +88,15 @@ describe('dataQuality', () => {
     await expect(cancelled).rejects.toThrow('cancelled');
     const stored = await db.pool.query('SELECT check_name FROM dq_reports WHERE run_id = $1', [runId]);
     expect(stored.rows.map((r) => r.check_name)).not.toContain('score_drift'); // it stopped inside it
+  });
+
+  it('counts an event as from the future past what validation lets in, and not one a consumer a little ahead of Postgres let in', async () => {
+    const inFuture = (ms: number, eventId: string) => clueFound({ eventId, huntId: 'future-hunt', clueId: eventId, occurredAt: new Date(Date.now() + ms).toISOString() });
+    // Accepted by a consumer whose clock is 30 s ahead of Postgres's: at its edge, no finding.
+    await store([inFuture(FUTURE_TOLERANCE_MS + 30_000, 'skewed'), inFuture(FUTURE_TOLERANCE_MS + 10 * 60_000, 'far-future')]);
+    const report = byName((await run('dataQuality', {})).checks);
+    const found = (report.future_events?.samples ?? []).map((s) => (s as { event_id: string }).event_id);
+    expect(found).toContain('far-future');
+    expect(found).not.toContain('skewed');
   });
 });

@@ -8,6 +8,7 @@
  */
 import type pg from 'pg';
 import { HUNTS_PER_TRANSACTION } from '../../constants';
+import { FUTURE_TOLERANCE_MS } from '../../events/validate';
 import { withBoundedTransaction, type StatementBounds } from '../bounded-transaction';
 import { EVENTS_PER_TRANSACTION, driftCount, hasDrift, reconcileRecordingFailures, sizesOf, type FailedHunt, type HuntReconciliation } from './reconcile';
 import { groupsOf, type SizedHunt } from '../hunt-groups';
@@ -115,6 +116,8 @@ interface Check {
 }
 
 const SAMPLE_LIMIT = 5;
+/** How far the clocks of a consumer (or worker) and Postgres may differ before future_events counts an event. */
+const CLOCK_SKEW_ALLOWED_MS = 60_000;
 const HUNTS_PER_PAGE = 1000;
 
 /** One transaction, under the run's statement bounds when it has them. */
@@ -351,7 +354,15 @@ export const CHECKS: Check[] = [
   {
     name: 'future_events',
     severity: 'warning',
-    run: (run) => countAndSamples(run, `SELECT event_id, hunt_id, occurred_at, ingested_at FROM events WHERE occurred_at > ingested_at + interval '5 minutes'`),
+    // Past what validation lets in (FUTURE_TOLERANCE_MS by the consumer's clock) by more than
+    // the clocks may differ: ingested_at is Postgres's, and a consumer's a second ahead of it
+    // made every event accepted at the edge a finding.
+    run: (run) =>
+      countAndSamples(
+        run,
+        `SELECT event_id, hunt_id, occurred_at, ingested_at FROM events
+          WHERE occurred_at > ingested_at + make_interval(secs => ${(FUTURE_TOLERANCE_MS + CLOCK_SKEW_ALLOWED_MS) / 1000})`,
+      ),
   },
   {
     name: 'very_late_events',
