@@ -70,9 +70,20 @@ export function resolveSecretFiles(env: NodeJS.ProcessEnv, problems: ConfigProbl
       }
       out[name] = value;
     }
-    registerSecret(out[name] === '' ? undefined : out[name]);
+    registerSecret(secretOf(name, out[name] === '' ? undefined : out[name]));
   }
   return out;
+}
+
+/**
+ * What of a secret variable's value is secret. A DATABASE_URL without a password (the
+ * password in DATABASE_PASSWORD_FILE, the documented way) is an address: scrubbed whole, it
+ * showed as *** wherever the Postgres address was printed (`hunt stack status`, a log line).
+ */
+function secretOf(name: SecretVariable, value: string | undefined): string | undefined {
+  if (name !== 'DATABASE_URL' || value === undefined || !URL.canParse(value)) return value;
+  const url = new URL(value);
+  return url.password === '' && !/password/i.test(url.search) ? undefined : value;
 }
 
 /**

@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config';
+import { scrubSecrets } from '../../src/redact';
 import { createTestCa, type TestCa } from '../helpers/test-ca';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hunt-config-'));
@@ -83,6 +84,19 @@ describe('error messages never show a secret', () => {
     const message = messageOf({ DATABASE_URL: `postgres://hunt:${SECRET}@db/hunt`, DATABASE_PASSWORD: SECRET });
     expect(message).toContain('DATABASE_PASSWORD: expected unset while DATABASE_URL holds a password');
     expect(message).not.toContain(SECRET);
+  });
+});
+
+describe('what is scrubbed', () => {
+  it('leaves a DATABASE_URL without a password shown, its password being elsewhere, and hides one with', () => {
+    const address = 'postgres://hunt@db-scrub.example:5432/hunt';
+    loadConfig({ DATABASE_URL: address, DATABASE_PASSWORD: 'pw-kept-apart-77' });
+    // Before, the whole address showed as *** (in `hunt stack status`, in every log line quoting it).
+    expect(scrubSecrets(`connecting to ${address}`)).toBe(`connecting to ${address}`);
+    expect(scrubSecrets('pw-kept-apart-77')).not.toContain('pw-kept-apart-77');
+    const withPassword = 'postgres://hunt:pw-in-url-88@db-scrub2.example:5432/hunt';
+    loadConfig({ DATABASE_URL: withPassword });
+    expect(scrubSecrets(`connecting to ${withPassword}`)).not.toContain('pw-in-url-88');
   });
 });
 
