@@ -8,6 +8,8 @@ import type { ReconcileProgress } from '../../workflows/reconcile';
 import type { ReprocessProgress } from '../../workflows/reprocess';
 import type { ImportCounts } from '../batch/backfill/counts';
 import type { ProgressSnapshot } from './progress';
+import { toDetailText } from '../events/detail-text';
+import { scrubSecrets } from '../redact';
 
 export interface JobObservation {
   workflowType: string;
@@ -41,7 +43,11 @@ const FAILURE_CHARS = 160;
  * every try (a topic the worker's user may not read, Postgres refusing a setting).
  */
 export function retryingText(step: RetryingStep): string {
-  const failure = step.lastFailure.length > FAILURE_CHARS ? `${step.lastFailure.slice(0, FAILURE_CHARS)}…` : step.lastFailure;
+  // Printed on the terminal as it is drawn (the progress printer writes past the console's
+  // scrubbing): control characters escaped (a \r or an escape sequence in a message would
+  // redraw the screen), secrets hidden.
+  const text = scrubSecrets(toDetailText(step.lastFailure));
+  const failure = text.length > FAILURE_CHARS ? `${text.slice(0, FAILURE_CHARS)}…` : text;
   return `step ${step.activityType} on try ${step.attempt}, the last failed: ${failure}`;
 }
 

@@ -48,13 +48,14 @@ export function installRuntime(metrics: Pick<Config['worker'], 'metricsPort' | '
 
 function installWith(metricsPort: number | undefined, metricsBindAddress: string, sdkLogLevel: LogLevel): void {
   Runtime.install({
-    // The SDK's own lines (and the core's, forwarded) go through the same scrubbing as ours.
+    // The SDK's own lines, and the core's (forwarded: without `forward` the core wrote its
+    // own to the console, unscrubbed and in colour), go through the same scrubbing as ours.
     logger: new DefaultLogger(sdkLogLevel, (entry) => {
       const meta = entry.meta === undefined ? '' : ` ${scrubSecrets(safeJson(entry.meta))}`;
       process.stderr.write(`${new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString()} [${entry.level}] ${scrubSecrets(entry.message)}${meta}\n`);
     }),
     telemetryOptions: {
-      logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) },
+      logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} },
       ...(metricsPort ? { metrics: { prometheus: { bindAddress: `${hostForBind(metricsBindAddress)}:${metricsPort}` } } } : {}),
     },
   });

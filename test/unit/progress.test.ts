@@ -8,6 +8,7 @@ import { emptyCounts } from '../../src/batch/backfill/counts';
 import { snapshotOf } from '../../src/cli/job-progress';
 import { jobResult, retryingStep } from '../../src/cli/job-watch';
 import { backfillSource } from '../../src/cli/jobs';
+import { registerSecret } from '../../src/redact';
 import { createProgressPrinter, formatAmount, formatDuration, RateTracker, renderBarLine, renderPlainLine, type ProgressSnapshot } from '../../src/cli/progress';
 
 const fileBackfill = {
@@ -195,6 +196,10 @@ describe('snapshotOf', () => {
     expect(snapshotOf({ workflowType: 'rollupFlush', retrying: { ...retrying, lastFailure: 'x'.repeat(500) } }).detail).toHaveLength(
       'step importChunks on try 4, the last failed: '.length + 161,
     );
+    // What a failure message holds is printed past the console's scrubbing: no control characters, no secret.
+    registerSecret('progress-secret-9191');
+    const hostile = snapshotOf({ workflowType: 'rollupFlush', retrying: { ...retrying, lastFailure: 'redrawn\r\x1b[2Jwith progress-secret-9191' } }).detail;
+    expect(hostile).toBe('step importChunks on try 4, the last failed: redrawn\\u000d\\u001b[2Jwith ***');
     const result = { state: 'completed', counts: emptyCounts() };
     expect(snapshotOf({ workflowType: 'backfill', query: fileBackfill, retrying, result }).detail).not.toMatch(/try 4/);
     // No worker to answer: that is said first (its steps time out and wait for one).
