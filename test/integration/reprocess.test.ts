@@ -29,7 +29,9 @@ import {
   ReprocessCancelledError,
   ReprocessStateError,
   ReprocessSupersededError,
+  resetJob,
   settleCancelledSwap,
+  startFill,
   swapShadow,
   type SwapResult,
 } from '../../src/store/batch/reprocess';
@@ -105,6 +107,26 @@ const indexCount = async (pool: pg.Pool, table: string) =>
   (await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_index WHERE indrelid = $1::regclass', [table])).rows[0]?.n;
 
 describe('reprocess steps', () => {
+  it("leaves the fill's bound alone when a stalled prepare attempt goes on after its retry has prepared and the fill has begun", async () => {
+    const scratch = await createTestDatabase();
+    onTestFinished(() => scratch.dispose());
+    const { events } = inOrderTraffic(3000, 17);
+    await storeEventsInOrder(scratch.pool, events.slice(0, 2000));
+    // Attempt 1 resets the job, then stalls (a frozen worker) past its heartbeat timeout.
+    const stalled = await resetJob(scratch.pool, 'leaderboard', 'run-s', new Date());
+    // Attempt 2 prepares, and the fill begins; events keep coming.
+    const prepared = await prepareShadow(scratch.pool, 'leaderboard', 'run-s', 5000);
+    expect((await fillShadowChunk(scratch.pool, 'leaderboard', 'run-s', 2)).huntsDone).toBe(2);
+    await storeEventsInOrder(scratch.pool, events.slice(2000));
+    // Attempt 1 wakes: before, it set the bound to the newest seq, and the hunts filled
+    // before it never got the events stored in between.
+    await expect(startFill(scratch.pool, 'leaderboard', 'run-s', 5000, stalled, 5)).rejects.toBeInstanceOf(ReprocessSupersededError);
+    const { rows } = await scratch.pool.query<{ started_seq: number }>(`SELECT started_seq FROM reprocess_jobs WHERE projection = 'leaderboard'`);
+    expect(rows[0]?.started_seq).toBe(prepared.startedSeq);
+    for (let done = false; !done; ) ({ done } = await fillShadowChunk(scratch.pool, 'leaderboard', 'run-s', 2));
+    await swapAndCompare(scratch.pool, 'run-s', events);
+  });
+
   it('resume from committed progress, merge late events, reject a superseded run, and report a finished swap again', async () => {
     const scratch = await createTestDatabase();
     try {

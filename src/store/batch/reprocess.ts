@@ -129,18 +129,29 @@ export interface SwapResult {
  * taking the shadows back from a newer run. Fails first if the swap could never succeed.
  */
 export async function prepareShadow(pool: pg.Pool, projection: ProjectionName, jobId: string, lockTimeoutMs: number, jobStartedAt = new Date()): Promise<PrepareResult> {
+  const mark = await resetJob(pool, projection, jobId, jobStartedAt);
+  return startFill(pool, projection, jobId, lockTimeoutMs, mark, await countHunts(pool));
+}
+
+/**
+ * prepareShadow's first transaction: the job record reset to 'preparing', the shadows made
+ * empty. Returns this attempt's mark (the record's updated_at, to the microsecond, as text),
+ * which startFill checks.
+ */
+export async function resetJob(pool: pg.Pool, projection: ProjectionName, jobId: string, jobStartedAt: Date): Promise<string> {
   await assertLiveTablesReplaceable(pool, projection);
-  await withTransaction(pool, async (client) => {
+  return withTransaction(pool, async (client) => {
     await boundStatements(client, FENCED_STEP_STATEMENT_MS);
-    const { rowCount } = await client.query(
+    const { rows } = await client.query<{ mark: string }>(
       `INSERT INTO reprocess_jobs AS j (projection, job_id, phase, started_at, fill_mark) VALUES ($1, $2, 'preparing', $3, NULL)
        ON CONFLICT (projection) DO UPDATE SET job_id = excluded.job_id, phase = 'preparing', started_seq = NULL,
          covered_seq = NULL, fill_cursor = NULL, fill_mark = NULL, hunts_total = 0, hunts_done = 0, shadow_rows = 0, events_caught_up = 0,
-         fenced_events = NULL, fence_ms = NULL, max_seq = NULL, started_at = excluded.started_at, updated_at = now(), finished_at = NULL
-       WHERE j.job_id = excluded.job_id OR j.started_at <= excluded.started_at`,
+         fenced_events = NULL, fence_ms = NULL, max_seq = NULL, started_at = excluded.started_at, updated_at = clock_timestamp(), finished_at = NULL
+       WHERE j.job_id = excluded.job_id OR j.started_at <= excluded.started_at
+       RETURNING j.updated_at::text AS mark`,
       [projection, jobId, jobStartedAt],
     );
-    if (rowCount === 0) await claimJob(client, projection, jobId); // owned by a run started later: superseded
+    if (rows.length === 0) await claimJob(client, projection, jobId); // owned by a run started later: superseded
     // A lane of an older run may still be writing: the new shadows must not get its rows.
     // Later ones find the job's mark gone (holdFillLane) and stop.
     await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [FILL_LANE_LOCK, projection]);
@@ -148,11 +159,26 @@ export async function prepareShadow(pool: pg.Pool, projection: ProjectionName, j
     // stats' (a row per hunt) keeps its key, which the fill's upsert of them needs.
     for (const [live, shadow] of liveAndShadowTables(projection)) await recreateShadow(client, live, shadow, 'later');
     await recreateShadow(client, 'hunts', HUNT_STATS_SHADOW);
+    return rows[0]!.mark;
   });
-  const huntsTotal = await countHunts(pool);
+}
+
+/**
+ * prepareShadow's second transaction: the fill's seq bound, read under the fence, and the
+ * record to 'filling', if the record is still as this attempt's resetJob left it (`mark`).
+ * An attempt that stalled between the two (a frozen worker, its retry done meanwhile and the
+ * fill under way) moved the bound in the middle of the fill: the hunts filled before it
+ * lacked the events stored between the two bounds, and the catch-up, merging from the new
+ * one, never added them; the swap installed projections without them, unsaid.
+ */
+export async function startFill(pool: pg.Pool, projection: ProjectionName, jobId: string, lockTimeoutMs: number, mark: string, huntsTotal: number): Promise<PrepareResult> {
   return withTransaction(pool, async (client) => {
     await boundStatements(client, FENCED_STEP_STATEMENT_MS);
-    await claimJob(client, projection, jobId);
+    const job = await claimJob(client, projection, jobId);
+    const current = await client.query<{ same: boolean }>(`SELECT updated_at = $2::timestamptz AS same FROM reprocess_jobs WHERE projection = $1`, [projection, mark]);
+    if (job.phase !== 'preparing' || current.rows[0]?.same !== true) {
+      throw new ReprocessSupersededError(`reprocess ${projection}: run ${jobId}'s prepare was done again by a later attempt (the job is ${job.phase}); this one stops`);
+    }
     await takeFence(client, lockTimeoutMs);
     const startedSeq = await newestEventSeq(client);
     await client.query(
