@@ -166,6 +166,11 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
   const memberHeartbeat = () => latestHeartbeat();
 
   return async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+    // Fetches while held, long after the rejoin was handed to kafkajs: its join failed and it
+    // fetches on outside the group (a member it no longer knows joins again only when told:
+    // with no member id its heartbeats send nothing, and a join it gave up on is not tried
+    // again), every fetch dropped, for good, with nothing to say so. Told to rejoin again.
+    if (positions.heldForRejoinMs() > REJOIN_OVERDUE_MS) throw new RejoinOverdueError(positions.heldForRejoinMs());
     latestHeartbeat = heartbeat;
     const messages = await recordsToTakeRetrying(batch, { heartbeat, isRunning, isStale });
     if (!messages) return;
@@ -229,6 +234,21 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
       return true;
     }
   };
+}
+
+/**
+ * How long after a hold for a rejoin a fetch may still come: kafkajs fetches nothing while it
+ * rejoins, so only the handlers of fetches already made (milliseconds) run after the hold.
+ */
+export const REJOIN_OVERDUE_MS = 5_000;
+
+/** Handed to kafkajs to make it rejoin: its `type` is one of kafkajs's rebalancing errors (runner.js). */
+export class RejoinOverdueError extends Error {
+  readonly type = 'REBALANCE_IN_PROGRESS';
+  constructor(heldMs: number) {
+    super(`still fetching ${Math.round(heldMs)} ms after leaving to rejoin the group (the join failed): rejoining again`);
+    this.name = 'RejoinOverdueError';
+  }
 }
 
 /** kafkajs's errors that make it rejoin the group (its own isRebalancing, and a member it no longer knows). */

@@ -111,6 +111,8 @@ export class PartitionPositions {
    * nothing more until it has (resume), and fetches waiting for room in a lane stop waiting.
    */
   private rejoining = rejoinController();
+  /** When the current hold for a rejoin began (performance.now()). */
+  private heldSince = 0;
 
   constructor(
     private readonly deps: {
@@ -210,8 +212,14 @@ export class PartitionPositions {
    * partitions after the rejoin (which starts from Postgres), so that what this member
    * buffered can be committed before it rejoins and nothing is read twice. Until the next resume.
    */
-  holdForRejoin(): void {
+  holdForRejoin(now = performance.now()): void {
+    if (!this.rejoining.signal.aborted) this.heldSince = now;
     this.rejoining.abort();
+  }
+
+  /** How long the member has been held for a rejoin that has not come yet (0: not held). */
+  heldForRejoinMs(now = performance.now()): number {
+    return this.heldForRejoin ? now - this.heldSince : 0;
   }
 
   /** Aborted once the member is to rejoin (holdForRejoin), until the next resume. */

@@ -7,7 +7,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import type { Batch, Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
-import { createBatchHandler } from '../../src/ingest/batch-handler';
+import { createBatchHandler, REJOIN_OVERDUE_MS } from '../../src/ingest/batch-handler';
 import type { MicroBatcher, SliceWork } from '../../src/ingest/batcher';
 import { createIngestMetrics } from '../../src/ingest/metrics';
 import { PositionsLoading, type FetchCheck, type PartitionPositions } from '../../src/ingest/positions';
@@ -26,6 +26,8 @@ interface HandlerOptions {
   isApplied?: () => Promise<boolean>;
   /** The lane's add (default: keeps every slice at once). */
   add?: (work: SliceWork, signal: AbortSignal | undefined, added: SliceWork[]) => Promise<boolean>;
+  /** The clock of the hold for a rejoin (default: none passes). */
+  now?: () => number;
 }
 
 /** A handler whose position check takes every fetch (unless told), and whose lane keeps what it is given. */
@@ -38,6 +40,8 @@ function handlerWith(isStaleAfterCheck: () => boolean, heartbeat: () => Promise<
   let checked = false;
   const events: string[] = [];
   let held = false;
+  let heldAt = 0;
+  const now = options.now ?? (() => 0);
   const positions = {
     check: async () => {
       checked = true; // a seek kafkajs notes from here on makes the fetch stale
@@ -46,6 +50,7 @@ function handlerWith(isStaleAfterCheck: () => boolean, heartbeat: () => Promise<
     advance: () => undefined,
     verified: () => void events.push('verified'),
     holdForRejoin: () => {
+      if (!held) heldAt = now();
       held = true;
       rejoining.abort();
       events.push('hold');
@@ -53,6 +58,7 @@ function handlerWith(isStaleAfterCheck: () => boolean, heartbeat: () => Promise<
     get heldForRejoin() {
       return held;
     },
+    heldForRejoinMs: () => (held ? now() - heldAt : 0),
     get rejoinSignal() {
       return rejoining.signal;
     },
@@ -152,6 +158,23 @@ describe('createBatchHandler', () => {
     await handler.run([5, 6].map(recordAt));
     expect(handler.added.map((w) => w.recordCount)).toEqual([3, 2]);
     expect(handler.resolved).toEqual(['2', '4']);
+  });
+
+  it('tells kafkajs to rejoin again when it fetches on long after the member left to rejoin (its join failed)', async () => {
+    // kafkajs forgets a member it is told it no longer knows, joins again once, and when that
+    // join fails fetches on outside the group: the handler dropped every fetch, for good.
+    let clock = 0;
+    const handler = handlerWith(() => false, async () => {
+      throw Object.assign(new Error('The coordinator is not aware of this member'), { type: 'UNKNOWN_MEMBER_ID' });
+    }, { now: () => clock });
+    await expect(handler.run([0, 1].map(recordAt))).rejects.toMatchObject({ type: 'UNKNOWN_MEMBER_ID' });
+    // Another partition's fetch, already made: dropped, no error.
+    clock += 100;
+    await handler.run([2].map(recordAt));
+    // Fetched on, seconds later: kafkajs is outside the group and must rejoin.
+    clock += REJOIN_OVERDUE_MS;
+    await expect(handler.run([3].map(recordAt))).rejects.toMatchObject({ type: 'REBALANCE_IN_PROGRESS', name: 'RejoinOverdueError' });
+    expect(handler.added.map((w) => w.recordCount)).toEqual([2]);
   });
 
   it('on a rebalance reported while a slice waits for room, stops waiting, commits what the lanes hold and goes to rejoin, taking no more of the fetch', async () => {
