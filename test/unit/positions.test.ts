@@ -312,3 +312,13 @@ describe('PartitionPositions and what the lanes remember of their commits (known
     expect(positions.committedEvents.has('a', 0)).toBe(false);
   });
 });
+
+describe('PartitionPositions: the hold for a rejoin', () => {
+  it('says how long the member has been held, from the first hold of the rebalance', () => {
+    const positions = positionsAt(0, 5n);
+    expect(positions.heldForRejoinMs(1_000)).toBe(0);
+    positions.holdForRejoin(1_000);
+    positions.holdForRejoin(3_000); // a second partition's report of the same rebalance
+    expect(positions.heldForRejoinMs(7_000)).toBe(6_000);
+  });
+});
