@@ -15,7 +15,7 @@ import { type Admin, type Consumer, type EachBatchPayload, type Kafka, type Kafk
 import type { Config } from '../config';
 import type { Logger } from '../log';
 import { isAppliedRecord } from '../store/hot-path/applied-record';
-import { loadOffsets, StoredPositionsWentBack } from '../store/hot-path/offsets';
+import { loadOffsetsAsServed, StoredPositionsWentBack } from '../store/hot-path/offsets';
 import type { MicroBatcher } from './batcher';
 import { createBatchHandler } from './batch-handler';
 import { createCommitLanes, type CommitLaneDeps } from './commit-lanes';
@@ -126,7 +126,7 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
       for (const [partition, mark] of marks) mark.logEnd = ends.get(partition);
       return marks;
     },
-    storedOffsets: () => loadOffsets(pool, groupId, topic),
+    storedOffsets: () => loadOffsetsAsServed(pool, groupId, topic),
     positionFloors: () => {
       const behindFloors = positions.floorCheck(health.assignedPartitions());
       return {

@@ -14,7 +14,8 @@ export interface MonitorDeps {
   topic: string;
   intervalMs: number;
   watermarks: () => Promise<Map<number, Watermarks>>;
-  storedOffsets: () => Promise<Map<number, bigint>>;
+  /** The stored positions, and whether a standby served them (loadOffsetsAsServed). */
+  storedOffsets: () => Promise<{ offsets: Map<number, bigint>; fromStandby: boolean }>;
   /**
    * Retention deleted every record of an assigned partition from its stored offset on, and
    * nothing newer waits: no fetch will ever bring a batch whose start shows the gap, so the
@@ -24,7 +25,9 @@ export interface MonitorDeps {
   /**
    * Compares the stored positions with what the process knows Postgres held (read before
    * them): a partition that takes no new record never commits, so only this finds there that
-   * Postgres went back in time.
+   * Postgres went back in time. Not with positions a standby served: one that lags the
+   * primary (a failover under way, routing that lags it) showed positions behind, lost
+   * nothing, and the process stopped as if Postgres had lost its commits.
    */
   positionFloors?: () => { check(stored: Map<number, bigint>): void };
   logger: Logger;
@@ -37,8 +40,9 @@ export function startPartitionMonitor(deps: MonitorDeps): { stop(): void; tick()
   const observe = async () => {
     try {
       const floors = deps.positionFloors?.();
-      const [marks, stored] = await Promise.all([deps.watermarks(), deps.storedOffsets()]);
-      floors?.check(stored);
+      const [marks, served] = await Promise.all([deps.watermarks(), deps.storedOffsets()]);
+      const stored = served.offsets;
+      if (!served.fromStandby) floors?.check(stored);
       deps.health.observePartitions(marks, stored, deps.topic);
       for (const partition of deps.health.assignedPartitions()) {
         const offset = stored.get(partition);

@@ -116,6 +116,23 @@ export async function loadJoinPositions(pool: pg.Pool | pg.ClientBase, groupId: 
   };
 }
 
+/**
+ * The stored positions, and whether a standby served them (in recovery: read-only, and maybe
+ * behind the primary that took the commits). During a failover, or with routing that lags
+ * one, a connection can reach a standby for a while: its positions may be behind what this
+ * process committed without anything being lost.
+ */
+export async function loadOffsetsAsServed(pool: pg.Pool, groupId: string, topic: string): Promise<{ offsets: Map<number, bigint>; fromStandby: boolean }> {
+  const { rows } = await pool.query<{ standby: boolean; partition: number | null; next_offset: string | number | null }>(
+    `SELECT r.standby, o.partition, o.next_offset
+       FROM (SELECT pg_is_in_recovery() AS standby) r
+       LEFT JOIN consumer_offsets o ON o.group_id = $1 AND o.topic = $2`,
+    [groupId, topic],
+  );
+  const offsets = new Map(rows.filter((r) => r.partition !== null).map((r) => [r.partition as number, BigInt(r.next_offset as string | number)]));
+  return { offsets, fromStandby: rows[0]?.standby === true };
+}
+
 export async function loadOffsets(pool: pg.Pool | pg.ClientBase, groupId: string, topic: string): Promise<Map<number, bigint>> {
   const { rows } = await pool.query<{ partition: number; next_offset: string | number }>(
     'SELECT partition, next_offset FROM consumer_offsets WHERE group_id = $1 AND topic = $2',
