@@ -6,6 +6,13 @@
 import type pg from 'pg';
 
 /**
+ * This database's oid, as SQL, for pg_locks, which lists the locks of every database of the
+ * cluster: a database cloned from this one (CREATE DATABASE ... TEMPLATE: a tenant's, a
+ * staging copy) has tables of the same oids, and its sessions' locks were taken for ours.
+ */
+export const THIS_DATABASE = '(SELECT oid FROM pg_database WHERE datname = current_database())';
+
+/**
  * `pid N (application "…", user "…", state, transaction open S s)` for each of `pids`, oldest
  * transaction first; a session that is not a client's names its kind first (`autovacuum worker, …`).
  */

@@ -14,7 +14,7 @@
  */
 import type pg from 'pg';
 import { escapeIdentifier } from 'pg';
-import { describeSessions } from '../sessions';
+import { describeSessions, THIS_DATABASE } from '../sessions';
 import { SqlState, sqlStateOf } from '../sql-state';
 
 /** How long a session may have held a lock on a table before a step declines to queue behind it. */
@@ -140,7 +140,7 @@ export class LiveTablesBusyError extends Error {
 async function maintenanceHolders(client: pg.ClientBase, tables: readonly string[]): Promise<string[]> {
   const { rows } = await client.query<{ pid: number }>(
     `SELECT DISTINCT l.pid FROM pg_locks l
-      WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid()
+      WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid() AND l.database = ${THIS_DATABASE}
         AND l.relation = ANY(SELECT unnest($1::text[])::regclass)
         AND l.mode IN ('ShareUpdateExclusiveLock', 'ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')`,
     [tables.map((table) => escapeIdentifier(table))],
@@ -157,7 +157,7 @@ async function tableHolders(client: pg.ClientBase, tables: readonly string[], he
   const { rows } = await client.query<{ pid: number }>(
     `SELECT DISTINCT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
       WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid() AND a.backend_type = 'client backend'
-        AND l.relation = ANY(SELECT unnest($1::text[])::regclass)
+        AND l.database = ${THIS_DATABASE} AND l.relation = ANY(SELECT unnest($1::text[])::regclass)
         AND a.xact_start <= clock_timestamp() - make_interval(secs => $2)`,
     [tables.map((table) => escapeIdentifier(table)), heldForSeconds],
   );
@@ -171,7 +171,7 @@ async function tableHolders(client: pg.ClientBase, tables: readonly string[], he
 async function fenceHolders(client: pg.ClientBase, heldForSeconds = 0): Promise<string[]> {
   const { rows } = await client.query<{ pid: number }>(
     `SELECT DISTINCT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-      WHERE l.locktype = 'relation' AND l.relation = 'hunts'::regclass AND l.granted
+      WHERE l.locktype = 'relation' AND l.database = ${THIS_DATABASE} AND l.relation = 'hunts'::regclass AND l.granted
         AND l.mode <> 'AccessShareLock' AND l.pid <> pg_backend_pid()
         AND a.xact_start <= clock_timestamp() - make_interval(secs => $1)`,
     [heldForSeconds],

@@ -17,7 +17,7 @@
  * settled" would let the job succeed having done nothing, run after run, with nobody told.
  */
 import type pg from 'pg';
-import { describeSessions } from '../sessions';
+import { describeSessions, THIS_DATABASE } from '../sessions';
 
 export interface SettledBound {
   /** The highest seq the job may take (its `fromSeq` when there is nothing new). */
@@ -85,7 +85,7 @@ export async function settledBound(
   const { rows } = await client.query<{ to_seq: number | null; n: number; writers: string[] }>(
     `SELECT s.to_seq, s.n,
             ARRAY(SELECT DISTINCT virtualtransaction FROM pg_locks
-                   WHERE locktype = 'relation' AND relation = 'events'::regclass AND mode = 'RowExclusiveLock'
+                   WHERE locktype = 'relation' AND database = ${THIS_DATABASE} AND relation = 'events'::regclass AND mode = 'RowExclusiveLock'
                      AND pid <> pg_backend_pid()) AS writers
        FROM (SELECT max(seq) AS to_seq, count(*)::int AS n FROM (
                SELECT seq FROM events
@@ -113,7 +113,8 @@ async function writersStillOpen(client: pg.Pool | pg.ClientBase, writers: readon
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
     const { rows } = await client.query<{ still: string[] }>(
       `SELECT ARRAY(SELECT DISTINCT virtualtransaction FROM pg_locks
-                     WHERE locktype = 'relation' AND relation = 'events'::regclass AND virtualtransaction = ANY($1::text[])) AS still`,
+                     WHERE locktype = 'relation' AND database = ${THIS_DATABASE} AND relation = 'events'::regclass
+                       AND virtualtransaction = ANY($1::text[])) AS still`,
       [pending],
     );
     pending = rows[0]?.still ?? [];
