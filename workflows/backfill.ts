@@ -93,6 +93,7 @@ const CALLS_PER_RUN = 200;
  */
 const HISTORY_BYTES_PER_RUN = 2 * 1024 * 1024;
 const historyIsBig = () => workflowInfo().historySize >= HISTORY_BYTES_PER_RUN || workflowInfo().continueAsNewSuggested;
+const HISTORY_SIZE_PATCH = 'backfill-history-size';
 
 export async function backfill(input: BackfillInput, carried?: Carried): Promise<BackfillProgress> {
   const job = checkInput(input, carried === undefined);
@@ -127,7 +128,10 @@ export async function backfill(input: BackfillInput, carried?: Carried): Promise
   try {
     for (let call = 0; ; call++) {
       await condition(() => !paused);
-      if (call >= CALLS_PER_RUN || historyIsBig()) await continueAsNew<typeof backfill>(input, state);
+      // Behind a patch: a run begun on older code, its history past the size already,
+      // scheduled a call there, and must replay as it ran. Never before the run's first call:
+      // a carried cursor of tens of thousands of partitions alone would pass the size.
+      if (call >= CALLS_PER_RUN || (call > 0 && patched(HISTORY_SIZE_PATCH) && historyIsBig())) await continueAsNew<typeof backfill>(input, state);
       const result = await importChunks({
         jobId: workflowInfo().workflowId,
         source: job.source,
