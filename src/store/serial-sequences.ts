@@ -15,7 +15,6 @@
  */
 import type pg from 'pg';
 import type { Logger } from '../log';
-import { SqlState, sqlStateOf } from './sql-state';
 import { withTransaction } from './transaction';
 
 /** Every column numbered by a sequence, and its unique key (as Postgres named it, migrations 001 and 004). */
@@ -43,51 +42,55 @@ type SerialColumn = (typeof SERIAL_COLUMNS)[number];
 
 /**
  * Moves each sequence behind its column's newest stored value there; says which it moved
- * (none: an empty list). Tables this role may not read are left out: a process checks what it
- * writes (ingest has no business with reconcile's rows, and a role made for it may not read them).
+ * (none: an empty list). Only the columns this role writes (it may read and insert into the
+ * table, and draw from the sequence): a process checks what it writes, and a role made for
+ * ingest alone may have no business with reconcile's rows. A sequence behind that the role
+ * may not move (setval needs UPDATE on it) fails it with SeqNotMovableError, naming those,
+ * once the others are moved.
  */
 export async function advanceSequences(pool: pg.Pool): Promise<SeqAdvance[]> {
   return withTransaction(pool, async (client) => {
     await client.query('SELECT pg_advisory_xact_lock($1)', [SEQUENCE_LOCK_KEY]);
-    const readable = await readableColumns(client);
-    if (readable.length === 0) return [];
+    const written = await writtenColumns(client);
+    if (written.length === 0) return [];
     // Table and column names are this module's constants, never input.
-    const { rows } = await client.query<{ sequence: string; last: number | null; newest: number | null }>(
-      readable
+    const { rows } = await client.query<{ sequence: string; last: number | null; newest: number | null; movable: boolean }>(
+      written
         .map(
-          (c) => `SELECT s.name AS sequence, pg_sequence_last_value(s.name::regclass) AS last, (SELECT max(${c.column}) FROM ${c.table}) AS newest
+          (c) => `SELECT s.name AS sequence, pg_sequence_last_value(s.name::regclass) AS last, (SELECT max(${c.column}) FROM ${c.table}) AS newest,
+                         has_sequence_privilege(s.name, 'UPDATE') AS movable
                     FROM (SELECT pg_get_serial_sequence('${c.table}', '${c.column}') AS name) s`,
         )
         .join(' UNION ALL '),
     );
-    const behind = rows.filter((r) => r.newest !== null && r.newest > (r.last ?? 0)).map((r) => ({ sequence: r.sequence, was: r.last ?? 0, now: Number(r.newest) }));
-    for (const advance of behind) {
+    const behind = rows.filter((r) => r.newest !== null && r.newest > (r.last ?? 0));
+    const advanceOf = (r: (typeof rows)[number]): SeqAdvance => ({ sequence: r.sequence, was: r.last ?? 0, now: Number(r.newest) });
+    for (const row of behind.filter((r) => r.movable)) {
       // Never back: the writers draw from it meanwhile, without the lock.
-      await client.query('SELECT setval($1::regclass, greatest($2, pg_sequence_last_value($1::regclass)))', [advance.sequence, advance.now]).catch((err: unknown) => {
-        throw sqlStateOf(err) === SqlState.insufficientPrivilege ? new SeqNotMovableError(behind, err) : err;
-      });
+      await client.query('SELECT setval($1::regclass, greatest($2, pg_sequence_last_value($1::regclass)))', [row.sequence, Number(row.newest)]);
     }
-    return behind;
+    const stuck = behind.filter((r) => !r.movable);
+    if (stuck.length > 0) throw new SeqNotMovableError(stuck.map(advanceOf));
+    return behind.map(advanceOf);
   });
 }
 
-async function readableColumns(client: pg.ClientBase): Promise<SerialColumn[]> {
-  const { rows } = await client.query<{ readable: boolean[] }>('SELECT array_agg(has_table_privilege(t, \'SELECT\') ORDER BY i) AS readable FROM unnest($1::text[]) WITH ORDINALITY AS u(t, i)', [
-    SERIAL_COLUMNS.map((c) => c.table),
-  ]);
-  return SERIAL_COLUMNS.filter((_, i) => rows[0]?.readable[i] === true);
+async function writtenColumns(client: pg.ClientBase): Promise<SerialColumn[]> {
+  const { rows } = await client.query<{ written: boolean[] }>(
+    `SELECT array_agg(has_table_privilege(t, 'SELECT') AND has_table_privilege(t, 'INSERT')
+                      AND has_sequence_privilege(pg_get_serial_sequence(t, c), 'USAGE') ORDER BY i) AS written
+       FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(t, c, i)`,
+    [SERIAL_COLUMNS.map((c) => c.table), SERIAL_COLUMNS.map((c) => c.column)],
+  );
+  return SERIAL_COLUMNS.filter((_, i) => rows[0]?.written[i] === true);
 }
 
 /** Sequences are behind, and setval was refused (it needs UPDATE on the sequence). */
 export class SeqNotMovableError extends Error {
-  constructor(
-    readonly behind: readonly SeqAdvance[],
-    cause: unknown,
-  ) {
+  constructor(readonly behind: readonly SeqAdvance[]) {
     super(
       `${behind.map((b) => `the sequence ${b.sequence} is at ${b.was}, behind the newest stored value ${b.now}`).join('; ')} ` +
         `(a restore or a switchover that did not carry it), and this role may not move it forward: run ${ADVANCE_SEQUENCES_COMMAND} as its owner`,
-      { cause },
     );
     this.name = 'SeqNotMovableError';
   }
