@@ -153,6 +153,7 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
   async function leaveForRejoin(err: unknown): Promise<never> {
     if (!positions.heldForRejoin) positions.holdForRejoin();
     await deps.commitBuffered();
+    positions.rejoinHandedOver();
     throw err;
   }
 
@@ -170,7 +171,8 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
     // fetches on outside the group (a member it no longer knows joins again only when told:
     // with no member id its heartbeats send nothing, and a join it gave up on is not tried
     // again), every fetch dropped, for good, with nothing to say so. Told to rejoin again.
-    if (positions.heldForRejoinMs() > REJOIN_OVERDUE_MS) throw new RejoinOverdueError(positions.heldForRejoinMs());
+    const sinceHandedOver = positions.sinceRejoinHandedOver();
+    if (sinceHandedOver > REJOIN_OVERDUE_MS) throw new RejoinOverdueError(sinceHandedOver);
     latestHeartbeat = heartbeat;
     const messages = await recordsToTakeRetrying(batch, { heartbeat, isRunning, isStale });
     if (!messages) return;
@@ -237,8 +239,8 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
 }
 
 /**
- * How long after a hold for a rejoin a fetch may still come: kafkajs fetches nothing while it
- * rejoins, so only the handlers of fetches already made (milliseconds) run after the hold.
+ * How long after the rejoin was handed to kafkajs a fetch may still come: it fetches nothing
+ * while it rejoins, so only the handlers of fetches already made (milliseconds) run after.
  */
 export const REJOIN_OVERDUE_MS = 5_000;
 
@@ -246,7 +248,7 @@ export const REJOIN_OVERDUE_MS = 5_000;
 export class RejoinOverdueError extends Error {
   readonly type = 'REBALANCE_IN_PROGRESS';
   constructor(heldMs: number) {
-    super(`still fetching ${Math.round(heldMs)} ms after leaving to rejoin the group (the join failed): rejoining again`);
+    super(`still fetching ${Math.round(heldMs)} ms after leaving to rejoin the group (kafkajs's join failed, or was never made): rejoining again`);
     this.name = 'RejoinOverdueError';
   }
 }

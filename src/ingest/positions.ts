@@ -111,8 +111,8 @@ export class PartitionPositions {
    * nothing more until it has (resume), and fetches waiting for room in a lane stop waiting.
    */
   private rejoining = rejoinController();
-  /** When the current hold for a rejoin began (performance.now()). */
-  private heldSince = 0;
+  /** When the current rejoin was handed to kafkajs (performance.now()); undefined until then. */
+  private handedOverAt: number | undefined;
 
   constructor(
     private readonly deps: {
@@ -145,7 +145,10 @@ export class PartitionPositions {
    */
   resume(partitions: readonly number[], hooks: ResumeHooks): Promise<Map<number, bigint>> {
     const previous = this.resuming;
-    if (this.rejoining.signal.aborted) this.rejoining = rejoinController();
+    if (this.rejoining.signal.aborted) {
+      this.rejoining = rejoinController();
+      this.handedOverAt = undefined;
+    }
     const generation = ++this.generation;
     this.loading++;
     const resumed = (async () => {
@@ -212,14 +215,21 @@ export class PartitionPositions {
    * partitions after the rejoin (which starts from Postgres), so that what this member
    * buffered can be committed before it rejoins and nothing is read twice. Until the next resume.
    */
-  holdForRejoin(now = performance.now()): void {
-    if (!this.rejoining.signal.aborted) this.heldSince = now;
+  holdForRejoin(): void {
     this.rejoining.abort();
   }
 
-  /** How long the member has been held for a rejoin that has not come yet (0: not held). */
-  heldForRejoinMs(now = performance.now()): number {
-    return this.heldForRejoin ? now - this.heldSince : 0;
+  /**
+   * The rejoin was handed to kafkajs, once the lanes' commit before it is done: from then on it
+   * fetches nothing until it has rejoined (the first hand-over of the hold counts).
+   */
+  rejoinHandedOver(now = performance.now()): void {
+    if (this.heldForRejoin) this.handedOverAt ??= now;
+  }
+
+  /** How long since the rejoin was handed to kafkajs, while it has not come (0: not handed over, or rejoined). */
+  sinceRejoinHandedOver(now = performance.now()): number {
+    return this.heldForRejoin && this.handedOverAt !== undefined ? now - this.handedOverAt : 0;
   }
 
   /** Aborted once the member is to rejoin (holdForRejoin), until the next resume. */

@@ -28,6 +28,8 @@ interface HandlerOptions {
   add?: (work: SliceWork, signal: AbortSignal | undefined, added: SliceWork[]) => Promise<boolean>;
   /** The clock of the hold for a rejoin (default: none passes). */
   now?: () => number;
+  /** The lanes' commit before a rejoin (default: done at once). */
+  commitBuffered?: () => Promise<void>;
 }
 
 /** A handler whose position check takes every fetch (unless told), and whose lane keeps what it is given. */
@@ -40,7 +42,7 @@ function handlerWith(isStaleAfterCheck: () => boolean, heartbeat: () => Promise<
   let checked = false;
   const events: string[] = [];
   let held = false;
-  let heldAt = 0;
+  let handedOverAt: number | undefined;
   const now = options.now ?? (() => 0);
   const positions = {
     check: async () => {
@@ -50,7 +52,6 @@ function handlerWith(isStaleAfterCheck: () => boolean, heartbeat: () => Promise<
     advance: () => undefined,
     verified: () => void events.push('verified'),
     holdForRejoin: () => {
-      if (!held) heldAt = now();
       held = true;
       rejoining.abort();
       events.push('hold');
@@ -58,7 +59,8 @@ function handlerWith(isStaleAfterCheck: () => boolean, heartbeat: () => Promise<
     get heldForRejoin() {
       return held;
     },
-    heldForRejoinMs: () => (held ? now() - heldAt : 0),
+    rejoinHandedOver: () => void (handedOverAt ??= now()),
+    sinceRejoinHandedOver: () => (held && handedOverAt !== undefined ? now() - handedOverAt : 0),
     get rejoinSignal() {
       return rejoining.signal;
     },
@@ -73,7 +75,10 @@ function handlerWith(isStaleAfterCheck: () => boolean, heartbeat: () => Promise<
     metrics,
     maxBatchEvents: 500,
     isApplied: options.isApplied ?? (async () => true),
-    commitBuffered: async () => void events.push('commit buffered'),
+    commitBuffered: async () => {
+      await options.commitBuffered?.();
+      events.push('commit buffered');
+    },
     onCheckFailed: (err) => void events.push(`check failed: ${(err as Error).message}`),
   });
   const resolved: string[] = [];
@@ -164,11 +169,19 @@ describe('createBatchHandler', () => {
     // kafkajs forgets a member it is told it no longer knows, joins again once, and when that
     // join fails fetches on outside the group: the handler dropped every fetch, for good.
     let clock = 0;
-    const handler = handlerWith(() => false, async () => {
+    const beat = async () => {
       throw Object.assign(new Error('The coordinator is not aware of this member'), { type: 'UNKNOWN_MEMBER_ID' });
-    }, { now: () => clock });
-    await expect(handler.run([0, 1].map(recordAt))).rejects.toMatchObject({ type: 'UNKNOWN_MEMBER_ID' });
-    // Another partition's fetch, already made: dropped, no error.
+    };
+    let committed: () => void = () => undefined;
+    const commit = new Promise<void>((resolve) => (committed = resolve));
+    const handler = handlerWith(() => false, beat, { now: () => clock, commitBuffered: () => commit });
+    const leaving = handler.run([0, 1].map(recordAt));
+    while (!handler.events.includes('hold')) await new Promise((resolve) => setImmediate(resolve));
+    // Another partition's fetch, already made, while the lanes commit (up to 15 s): dropped, no error.
+    clock += 10_000;
+    await handler.run([2].map(recordAt));
+    committed();
+    await expect(leaving).rejects.toMatchObject({ type: 'UNKNOWN_MEMBER_ID' });
     clock += 100;
     await handler.run([2].map(recordAt));
     // Fetched on, seconds later: kafkajs is outside the group and must rejoin.
