@@ -144,10 +144,11 @@ export interface PendingCopies {
 export async function pendingCopies(pool: pg.Pool, topic: string | null, cap?: number): Promise<PendingCopies> {
   const { rows } = await pool.query<{ count: number; refused: number; oldest: number | null }>({
     name: 'pending-dlq-copies',
-    text: `SELECT count(*)::int AS count, (count(*) FILTER (WHERE dlq_refused IS NOT NULL))::int AS refused,
+    text: `SELECT (SELECT count(*)::int FROM (SELECT 1 FROM quarantine WHERE dlq_pending AND ($1::text IS NULL OR source_topic = $1) LIMIT $2) capped) AS count,
+                  (SELECT count(*)::int FROM (SELECT 1 FROM quarantine
+                    WHERE dlq_pending AND dlq_refused IS NOT NULL AND ($1::text IS NULL OR source_topic = $1) LIMIT $2) capped) AS refused,
                   (SELECT extract(epoch FROM now() - quarantined_at)::float8 FROM quarantine
-                    WHERE dlq_pending AND ($1::text IS NULL OR source_topic = $1) ORDER BY id LIMIT 1) AS oldest
-             FROM (SELECT dlq_refused FROM quarantine WHERE dlq_pending AND ($1::text IS NULL OR source_topic = $1) LIMIT $2) capped`,
+                    WHERE dlq_pending AND ($1::text IS NULL OR source_topic = $1) ORDER BY id LIMIT 1) AS oldest`,
     values: [topic, cap ?? null],
   });
   return { count: rows[0]?.count ?? 0, refused: rows[0]?.refused ?? 0, oldestSeconds: Math.max(0, rows[0]?.oldest ?? 0) };
