@@ -10,6 +10,7 @@
 import fs from 'node:fs';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
+import { EVENT_COMMIT_LIMITS } from '../store/bounded-transaction';
 import { addCounts, countImport, emptyCounts, ImportPipeline, prepareImport, type ImportCounts, type ImportOptions, type ImportOrigin } from './backfill/import-records';
 import { consumeRange, importsRecord, remaining, resolveRange, type PartitionOffsets } from './backfill/kafka-source';
 import { KafkaRangeGoneError } from './backfill/range-check';
@@ -81,7 +82,7 @@ export function createBackfillActivities(deps: Pick<ActivityDeps, 'pool' | 'kafk
         groupId: `backfill:${input.jobId}`,
         lanes: deps.config.ingest.commitLanes,
         resumed: context.info.attempt > 1,
-        bounds: { statementTimeoutMs: COMMIT_STATEMENT_TIMEOUT_MS, lockTimeoutMs: COMMIT_LOCK_TIMEOUT_MS, signal: context.cancellationSignal },
+        bounds: { ...EVENT_COMMIT_LIMITS, signal: context.cancellationSignal },
       };
       const job = jobContext(context, start);
       return input.source.kind === 'file' ? importFileChunks(deps, input, start, options, job) : importKafkaChunks(deps, input, start, options, job);
@@ -99,15 +100,6 @@ interface JobContext {
 
 /** How often the last heartbeat is sent again while a chunk commits: well within the step's 15 s heartbeat timeout. */
 const KEEPALIVE_MS = 5000;
-/**
- * Each commit's limits. The keep-alive hides a stuck statement from the heartbeat timeout, so
- * its statements end well inside the step's 30 min start-to-close (workflows/backfill.ts); a
- * hunt's fence another session keeps longer than the lock limit (an open transaction in psql)
- * fails the attempt (the step retries, from its cursor) instead of holding, for as long as
- * that session lives, the fences the part has taken meanwhile: the hot path's hunts among them.
- */
-const COMMIT_STATEMENT_TIMEOUT_MS = 20 * 60_000;
-const COMMIT_LOCK_TIMEOUT_MS = 30_000;
 
 /**
  * The activity's context, whose last heartbeat is sent again every few seconds while a chunk

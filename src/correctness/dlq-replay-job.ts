@@ -2,6 +2,7 @@ import { CancelledFailure, Context } from '@temporalio/activity';
 import { newestQuarantineId, replayBatch, type ReplayBatchResult, type ReplayFilter } from '../store/correctness/dlq-replay';
 import { claimProgress, saveProgress } from '../store/correctness/job-progress';
 import { advanceSequences, SeqNotMovableError } from '../store/serial-sequences';
+import { EVENT_COMMIT_LIMITS } from '../store/bounded-transaction';
 import { progressKeyOf } from './progress-key';
 import type { ActivityDeps } from '../worker/activity-deps';
 
@@ -34,14 +35,6 @@ export function addBatch(totals: ReplayTotals, batch: ReplayBatchResult): Replay
 
 /** How often the last totals are heartbeated again while a batch replays: well within the step's 30 s heartbeat timeout. */
 const KEEPALIVE_MS = 5000;
-/**
- * A batch's limits. The keep-alive hides a stuck statement from the heartbeat timeout, so its
- * statements end well inside the step's 1 h start-to-close (workflows/dlq-replay.ts); a fence
- * or quarantine row another session keeps longer than the lock limit fails the attempt (the
- * step retries) instead of holding the fences the batch has taken meanwhile.
- */
-const BATCH_STATEMENT_TIMEOUT_MS = 20 * 60_000;
-const BATCH_LOCK_TIMEOUT_MS = 30_000;
 
 /**
  * Records per batch after a batch the database refused records of. Each refused record is
@@ -104,7 +97,7 @@ export function createDlqReplayActivities(deps: Pick<ActivityDeps, 'pool'>) {
               next = addBatch(totals, done);
               await saveProgress(client, key, next);
             },
-            bounds: { statementTimeoutMs: BATCH_STATEMENT_TIMEOUT_MS, lockTimeoutMs: BATCH_LOCK_TIMEOUT_MS, signal: context.cancellationSignal },
+            bounds: { ...EVENT_COMMIT_LIMITS, signal: context.cancellationSignal },
           });
           if (!batch) return totals;
           batchSize = nextBatchSize(batchSize, input.batchSize, batch.stillInvalid.unprocessable ?? 0);

@@ -19,6 +19,16 @@ export interface StatementBounds {
   signal?: AbortSignal;
 }
 
+/**
+ * The limits of a job step's commit of events (a backfill's part, a DLQ replay's batch),
+ * without the step's signal. The step's keep-alive heartbeats hide a stuck statement from
+ * the heartbeat timeout, so each statement ends well inside the steps' start-to-close (30
+ * minutes, 1 hour); a hunt's fence another session keeps longer than the lock limit (an open
+ * transaction in psql) fails the attempt, which the step retries, instead of holding, for as
+ * long as that session lives, the fences taken meanwhile: the hot path's hunts among them.
+ */
+export const EVENT_COMMIT_LIMITS = { statementTimeoutMs: 20 * 60_000, lockTimeoutMs: 30_000 } as const;
+
 /** A transaction under `bounds`; a plain one when there are none (a caller outside a job step). */
 export async function withBoundedTransaction<T>(pool: pg.Pool, bounds: StatementBounds | undefined, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   if (!bounds) return withTransaction(pool, work);

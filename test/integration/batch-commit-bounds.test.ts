@@ -23,6 +23,8 @@ const COLD = 'zz-cold';
 /** A session keeping the cold hunt's fence row, as an idle psql transaction would. */
 let holder: pg.Client | undefined;
 async function holdColdFence(): Promise<number> {
+  // The fence rows exist whichever test runs first (or alone).
+  await db.pool.query(`INSERT INTO hunts (hunt_id) VALUES ($1), ($2) ON CONFLICT DO NOTHING`, [LIVE, COLD]);
   holder = new pg.Client({ connectionString: db.url });
   await holder.connect();
   await holder.query('BEGIN');
