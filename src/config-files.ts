@@ -81,7 +81,9 @@ export function resolveSecretFiles(env: NodeJS.ProcessEnv, problems: ConfigProbl
  * showed as *** wherever the Postgres address was printed (`hunt stack status`, a log line).
  */
 function secretOf(name: SecretVariable, value: string | undefined): string | undefined {
-  if (name !== 'DATABASE_URL' || value === undefined || !URL.canParse(value)) return value;
+  // A URL as the scrubber knows one (scheme://): `postgres:/hunt:pw@db` parses too, with no
+  // password, and is no URL to the scrubber, which must then hide it whole.
+  if (name !== 'DATABASE_URL' || value === undefined || !/^[a-z][a-z0-9+.-]*:\/\//i.test(value) || !URL.canParse(value)) return value;
   const url = new URL(value);
   return url.password === '' && !/password/i.test(url.search) ? undefined : value;
 }

@@ -193,7 +193,7 @@ describe('dlqReplay', () => {
     }
   });
 
-  it('counts in a dry run what the real run will: an eventId stored since, or repeated, as a duplicate', async () => {
+  it('counts in a dry run what the real run will of a batch: an eventId stored since, or repeated in it, as a duplicate', async () => {
     const afterId = (await db.pool.query<{ id: number }>('SELECT coalesce(max(id), 0)::int AS id FROM quarantine')).rows[0]!.id;
     const stored = clueFound({ eventId: 'dry-stored', huntId: 'dry-hunt', occurredAt: new Date().toISOString() });
     const twice = clueFound({ eventId: 'dry-twice', huntId: 'dry-hunt', clueId: 'c2', occurredAt: new Date().toISOString() });

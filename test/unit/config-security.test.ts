@@ -97,6 +97,14 @@ describe('what is scrubbed', () => {
     const withPassword = 'postgres://hunt:pw-in-url-88@db-scrub2.example:5432/hunt';
     loadConfig({ DATABASE_URL: withPassword });
     expect(scrubSecrets(`connecting to ${withPassword}`)).not.toContain('pw-in-url-88');
+    // Malformed (one slash): it parses, with no password, but is no URL to the scrubber.
+    const malformed = 'postgres:/hunt:pw-malformed-99@db-scrub3.example/hunt';
+    try {
+      loadConfig({ DATABASE_URL: malformed });
+    } catch {
+      // refused or not, what matters is that it is hidden wherever it is printed
+    }
+    expect(scrubSecrets(`connecting to ${malformed}`)).not.toContain('pw-malformed-99');
   });
 });
 

@@ -134,8 +134,10 @@ async function replayIn(
   }
   const lastId = rows[rows.length - 1]?.id ?? afterId;
   if (dryRun) {
-    // What the real run would store: each eventId once, and none stored already (a producer's
-    // retry may have stored it since it was quarantined).
+    // What the real run would store of this batch: each eventId once, and none stored already
+    // (a producer's retry may have stored it since it was quarantined). Within the batch only:
+    // an eventId repeated in a later batch counts there again, and a record the database
+    // would refuse counts as replayed.
     const ids = [...new Set(accepted.map((a) => a.event.eventId))];
     const wouldStore = ids.length - (await countStoredEvents(client, ids));
     return { lastId, examined: rows.length, replayed: wouldStore, duplicates: accepted.length - wouldStore, stillInvalid };
