@@ -84,6 +84,8 @@ function liveAndShadowTables(projection: ProjectionName): [live: string, shadow:
 
 interface JobRow {
   job_id: string;
+  /** updated_at in microseconds since 1970, as text (whatever the session's time zone): the mark of the attempt that last reset the job (resetJob). */
+  mark: string;
   phase: 'preparing' | 'filling' | 'filled' | 'swapped' | 'cancelled';
   started_seq: number | null;
   covered_seq: number | null;
@@ -135,7 +137,7 @@ export async function prepareShadow(pool: pg.Pool, projection: ProjectionName, j
 
 /**
  * prepareShadow's first transaction: the job record reset to 'preparing', the shadows made
- * empty. Returns this attempt's mark (the record's updated_at, to the microsecond, as text),
+ * empty. Returns this attempt's mark (the record's updated_at in microseconds, as text),
  * which startFill checks.
  */
 export async function resetJob(pool: pg.Pool, projection: ProjectionName, jobId: string, jobStartedAt: Date): Promise<string> {
@@ -148,7 +150,7 @@ export async function resetJob(pool: pg.Pool, projection: ProjectionName, jobId:
          covered_seq = NULL, fill_cursor = NULL, fill_mark = NULL, hunts_total = 0, hunts_done = 0, shadow_rows = 0, events_caught_up = 0,
          fenced_events = NULL, fence_ms = NULL, max_seq = NULL, started_at = excluded.started_at, updated_at = clock_timestamp(), finished_at = NULL
        WHERE j.job_id = excluded.job_id OR j.started_at <= excluded.started_at
-       RETURNING j.updated_at::text AS mark`,
+       RETURNING (extract(epoch FROM j.updated_at) * 1000000)::bigint::text AS mark`,
       [projection, jobId, jobStartedAt],
     );
     if (rows.length === 0) await claimJob(client, projection, jobId); // owned by a run started later: superseded
@@ -175,9 +177,9 @@ export async function startFill(pool: pg.Pool, projection: ProjectionName, jobId
   return withTransaction(pool, async (client) => {
     await boundStatements(client, FENCED_STEP_STATEMENT_MS);
     const job = await claimJob(client, projection, jobId);
-    const current = await client.query<{ same: boolean }>(`SELECT updated_at = $2::timestamptz AS same FROM reprocess_jobs WHERE projection = $1`, [projection, mark]);
-    if (job.phase !== 'preparing' || current.rows[0]?.same !== true) {
-      throw new ReprocessSupersededError(`reprocess ${projection}: run ${jobId}'s prepare was done again by a later attempt (the job is ${job.phase}); this one stops`);
+    if (job.phase !== 'preparing' || job.mark !== mark) {
+      const why = job.phase === 'cancelled' ? 'the job was cancelled meanwhile' : `a later attempt prepared it again (the job is ${job.phase})`;
+      throw new ReprocessSupersededError(`reprocess ${projection}: run ${jobId}'s prepare stops before its fill starts: ${why}`);
     }
     await takeFence(client, lockTimeoutMs);
     const startedSeq = await newestEventSeq(client);
@@ -470,7 +472,7 @@ export async function swapShadow(pool: pg.Pool, projection: ProjectionName, jobI
  */
 export async function settleCancelledSwap(pool: pg.Pool, projection: ProjectionName, jobId: string, lockTimeoutMs: number): Promise<SwapResult | undefined> {
   return withBoundedTransaction(pool, { lockTimeoutMs, statementTimeoutMs: lockTimeoutMs + 1000 }, async (client) => {
-    const { rows } = await client.query<JobRow>('SELECT * FROM reprocess_jobs WHERE projection = $1 FOR UPDATE', [projection]);
+    const { rows } = await client.query<JobRow>('SELECT *, (extract(epoch FROM updated_at) * 1000000)::bigint::text AS mark FROM reprocess_jobs WHERE projection = $1 FOR UPDATE', [projection]);
     const job = rows[0];
     if (!job || job.job_id !== jobId) return undefined;
     if (job.phase === 'swapped') return swapResultOf(job);
@@ -554,7 +556,7 @@ async function filledJob(client: pg.ClientBase, projection: ProjectionName, jobI
 
 /** Locks the job row (steps of one projection take turns) and checks this run owns it. */
 async function claimJob(client: pg.ClientBase, projection: ProjectionName, jobId: string): Promise<JobRow> {
-  const { rows } = await client.query<JobRow>('SELECT * FROM reprocess_jobs WHERE projection = $1 FOR UPDATE', [projection]);
+  const { rows } = await client.query<JobRow>('SELECT *, (extract(epoch FROM updated_at) * 1000000)::bigint::text AS mark FROM reprocess_jobs WHERE projection = $1 FOR UPDATE', [projection]);
   const job = rows[0];
   if (!job || job.job_id !== jobId) {
     throw new ReprocessSupersededError(
