@@ -1,7 +1,8 @@
 /**
  * `GET /hunts/{huntId}`: a live leaderboard page, plain HTML and a few lines of script with
  * no build step. The script follows the hunt's Server-Sent Events stream and redraws the
- * table on every message; EventSource reconnects by itself when the connection drops.
+ * table on every message; EventSource reconnects by itself when the connection drops, and
+ * the script follows the stream again when it was refused (EventSource then gives up).
  * The hunt id is checked by the router (ID_PATTERN), and is still escaped where it is used.
  * The style and script are the same for every hunt, so the Content-Security-Policy can
  * allow exactly them by hash and nothing else: no other script, no other origin.
@@ -21,9 +22,25 @@ const SCRIPT = `
   const rows = document.getElementById('rows');
   const status = document.getElementById('status');
   const cell = (text, cls) => { const td = document.createElement('td'); td.textContent = text; if (cls) td.className = cls; return td; };
-  const stream = new EventSource(location.pathname.replace(/\\/$/, '') + '/leaderboard/stream?limit=50');
-  stream.addEventListener('leaderboard', (event) => {
-    const board = JSON.parse(event.data);
+  const url = location.pathname.replace(/\\/$/, '') + '/leaderboard/stream?limit=50';
+  let wait = 1000;
+  const follow = () => {
+    const stream = new EventSource(url);
+    stream.addEventListener('leaderboard', (event) => {
+      wait = 1000;
+      show(JSON.parse(event.data));
+    });
+    stream.onerror = () => {
+      status.textContent = 'reconnecting…';
+      // EventSource reconnects by itself after a dropped connection, not after a refusal (a
+      // 503 at the streams' cap, a proxy's 5xx in a deploy): it closes for good. Followed
+      // again, later each time.
+      if (stream.readyState !== EventSource.CLOSED) return;
+      setTimeout(follow, wait + Math.random() * wait);
+      wait = Math.min(wait * 2, 30000);
+    };
+  };
+  const show = (board) => {
     rows.replaceChildren(...board.entries.map((e) => {
       const tr = document.createElement('tr');
       tr.dataset.player = e.playerId;
@@ -32,8 +49,8 @@ const SCRIPT = `
       return tr;
     }));
     status.textContent = board.entries.length === 0 ? 'no players yet' : 'live, as of ' + (board.asOf || '-');
-  });
-  stream.onerror = () => { status.textContent = 'reconnecting…'; };
+  };
+  follow();
 `;
 
 const sha256 = (text: string) => `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`;

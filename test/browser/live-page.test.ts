@@ -64,4 +64,18 @@ describe('the live leaderboard page', () => {
     expect(requested.filter((p) => p !== '/favicon.ico')).toEqual(['/hunts/page-hunt', '/hunts/page-hunt/leaderboard/stream']);
     expect(await page.title()).toBe('Leaderboard: page-hunt');
   });
+  it('follows the stream again when it was refused (EventSource gives up on a 503), and shows the scores', async () => {
+    const send = (events: HuntEvent[]) => sendRecords(topics.events, events.map((e) => ({ key: e.huntId, value: recordOf(e) })));
+    await send([clueFound({ eventId: 'r1', huntId: 'refused-hunt', playerId: 'bob', clueId: 'c1', points: 40, occurredAt: new Date(base).toISOString() })]);
+    const page = await browser.newPage();
+    // The stream refused twice, as at the streams' cap or by a proxy in a deploy, then served.
+    let refusals = 0;
+    await page.route('**/leaderboard/stream*', (route) =>
+      refusals++ < 2 ? route.fulfill({ status: 503, contentType: 'application/json', body: '{"error":"too many live streams"}' }) : route.continue(),
+    );
+    await page.goto(`${ingest.apiUrl}/hunts/refused-hunt`);
+    // Before, the page stayed at 'reconnecting…' for good.
+    await expect.poll(() => page.locator('tr[data-player="bob"] .score').textContent(), { timeout: 20_000 }).toBe('40');
+    expect(refusals).toBe(3);
+  });
 });
