@@ -85,7 +85,7 @@ export class ChangeListener {
     this.stopped = true;
     this.heard = false;
     clearInterval(this.livenessTimer);
-    await Promise.all([this.client?.end().catch(() => undefined), ...[...this.senders].map((sender) => sender.end().catch(() => undefined))]);
+    await Promise.all([this.client, ...this.senders].map((client) => client && endWithin(client, END_WAIT_MS)));
   }
 
   /**
@@ -193,4 +193,18 @@ export class ChangeListener {
     this.retryMs = Math.min(RETRY_MAX_MS, this.retryMs * 2);
     setTimeout(() => void this.connect(), delay).unref();
   }
+}
+
+/**
+ * How long stop() waits for a connection's goodbye: pg's end() resolves once the server closes
+ * the socket, and a connection gone silent (a failover without a reset, a NAT that dropped it)
+ * never does until TCP gives up, minutes later. A stop (SIGTERM) then spent its whole deadline
+ * here, and the consumer after it was never stopped: no commit of what it held, no leaving
+ * the group.
+ */
+const END_WAIT_MS = 1000;
+
+/** Ends `client`, cutting its socket when the server has not closed it within `ms`. */
+async function endWithin(client: pg.Client, ms: number): Promise<void> {
+  await withTimeout(client.end(), ms).catch(() => (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy());
 }

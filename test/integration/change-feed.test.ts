@@ -10,6 +10,7 @@ import pino from 'pino';
 import { ChangeListener, RETRY_MAX_MS, type ChangeHandler } from '../../src/api/change-listener';
 import { createLogger, type Logger } from '../../src/log';
 import { ALL_HUNTS, HUNT_CHANGES_CHANNEL } from '../../src/store/hunt-changes';
+import { withTimeout } from '../../src/time-limit';
 import { useTestDatabase } from '../helpers/database-fixture';
 import { freePort } from '../helpers/tcp-forward';
 import { waitFor } from '../helpers/wait';
@@ -21,11 +22,14 @@ const notify = (huntId: string) => db.pool.query('SELECT pg_notify($1, $2)', [HU
 async function silentableProxy(target: URL) {
   const open = new Set<net.Socket>();
   const frozen = new WeakSet<net.Socket>();
-  const server = net.createServer((client) => {
+  // Half-open allowed: a frozen connection answers a client's goodbye (FIN) with nothing, as a
+  // silent network does; a live one passes it on.
+  const server = net.createServer({ allowHalfOpen: true }, (client) => {
     const upstream = net.connect(Number(target.port), target.hostname);
     open.add(client);
     client.on('data', (chunk) => { if (!frozen.has(client)) upstream.write(chunk); });
     upstream.on('data', (chunk) => { if (!frozen.has(client)) client.write(chunk); });
+    client.on('end', () => { if (!frozen.has(client)) { upstream.end(); client.end(); } });
     const close = () => { open.delete(client); client.destroy(); upstream.destroy(); };
     client.on('error', close).on('close', close);
     upstream.on('error', close).on('close', close);
@@ -156,6 +160,21 @@ describe('the change feed', () => {
     // The new connection hears what comes next.
     await notify('hunt-after');
     await waitFor('the notification after the reconnect', () => heard.some((h) => Array.isArray(h) && h.includes('hunt-after')));
+  });
+
+  it('stops within seconds when its connection has gone silent, instead of waiting for a goodbye that never comes', async () => {
+    const target = new URL(db.url);
+    const proxy = await silentableProxy(target);
+    cleanups.push(proxy.close);
+    const listener = listenThrough(proxy.port, () => undefined, createLogger({ logLevel: 'fatal' }));
+    await listener.start();
+    await waitFor('the listener to listen', () => listener.listening);
+    proxy.freeze();
+    // Before, stop waited for the server to close the socket: until TCP gave up, minutes later,
+    // and a stopping process spent its deadline here, never stopping its consumer.
+    const started = Date.now();
+    await withTimeout(listener.stop(), 10_000);
+    expect(Date.now() - started).toBeLessThan(5_000);
   });
 
   it('counts a connection that answers queries but hears no notifications as broken, so the feed never says it listens', async () => {
