@@ -37,10 +37,11 @@ describe('the DLQ outbox', () => {
     expect((await pendingCopies(db.pool, TOPIC)).count).toBe(5);
     // Counted up to a cap (the relay's gauges, every 5 s), the oldest still read.
     await db.pool.query(`UPDATE quarantine SET quarantined_at = now() - interval '1 hour' WHERE source_topic = $1 AND source_offset = 0`, [TOPIC]);
-    // Refused copies counted apart, whichever rows the cap would have kept.
-    await db.pool.query(`UPDATE quarantine SET dlq_refused = 'test' WHERE source_topic = $1 AND source_offset = 4`, [TOPIC]);
+    // The refused ones among the oldest the cap keeps, whatever the plan: not one past it.
+    await db.pool.query(`UPDATE quarantine SET dlq_refused = 'test' WHERE source_topic = $1 AND source_offset IN (1, 4)`, [TOPIC]);
     const capped = await pendingCopies(db.pool, TOPIC, 3);
     expect(capped).toMatchObject({ count: 3, refused: 1 });
+    expect(await pendingCopies(db.pool, TOPIC)).toMatchObject({ count: 5, refused: 2 });
     expect(capped.oldestSeconds).toBeGreaterThanOrEqual(3600);
     await db.pool.query(`UPDATE quarantine SET dlq_refused = NULL WHERE source_topic = $1`, [TOPIC]);
     await db.pool.query(`UPDATE quarantine SET quarantined_at = now() WHERE source_topic = $1`, [TOPIC]);

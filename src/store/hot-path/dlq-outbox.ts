@@ -136,19 +136,21 @@ export interface PendingCopies {
 }
 
 /**
- * The copies that wait for `topic` (every topic's when null). `cap`: each count stops there (a
- * value of `cap` means "at least"), for a timer: a DLQ refusing sends for hours while rejects
- * came in made the relay's gauges, read every 5 s in every member, count every waiting row.
- * The oldest is the first by id (ids are drawn in quarantine order), read from the index.
+ * The copies that wait for `topic` (every topic's when null). `cap`: only the oldest `cap`
+ * waiting copies are counted, the refused ones among them (a count of `cap` means "at
+ * least"), for a timer: a DLQ refusing sends for hours while rejects came in made the relay's
+ * gauges, read every 5 s in every member, count every waiting row. Oldest first, by the
+ * index, so the refused copies are counted among the same rows whatever the plan (no index
+ * has the refusal: counted apart, they were looked for through every waiting row again). The
+ * oldest is the first by id (ids are drawn in quarantine order).
  */
 export async function pendingCopies(pool: pg.Pool, topic: string | null, cap?: number): Promise<PendingCopies> {
   const { rows } = await pool.query<{ count: number; refused: number; oldest: number | null }>({
     name: 'pending-dlq-copies',
-    text: `SELECT (SELECT count(*)::int FROM (SELECT 1 FROM quarantine WHERE dlq_pending AND ($1::text IS NULL OR source_topic = $1) LIMIT $2) capped) AS count,
-                  (SELECT count(*)::int FROM (SELECT 1 FROM quarantine
-                    WHERE dlq_pending AND dlq_refused IS NOT NULL AND ($1::text IS NULL OR source_topic = $1) LIMIT $2) capped) AS refused,
+    text: `SELECT count(*)::int AS count, (count(*) FILTER (WHERE dlq_refused IS NOT NULL))::int AS refused,
                   (SELECT extract(epoch FROM now() - quarantined_at)::float8 FROM quarantine
-                    WHERE dlq_pending AND ($1::text IS NULL OR source_topic = $1) ORDER BY id LIMIT 1) AS oldest`,
+                    WHERE dlq_pending AND ($1::text IS NULL OR source_topic = $1) ORDER BY id LIMIT 1) AS oldest
+             FROM (SELECT dlq_refused FROM quarantine WHERE dlq_pending AND ($1::text IS NULL OR source_topic = $1) ORDER BY id LIMIT $2) oldest_first`,
     values: [topic, cap ?? null],
   });
   return { count: rows[0]?.count ?? 0, refused: rows[0]?.refused ?? 0, oldestSeconds: Math.max(0, rows[0]?.oldest ?? 0) };
