@@ -149,10 +149,17 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
     }
   }
 
+  /** Handlers committing the lanes before they hand kafkajs the rejoin: kafkajs waits for them. */
+  let leavesCommitting = 0;
   /** Takes nothing more, commits what the lanes hold (bounded), and hands kafkajs the rebalance `err` to rejoin. */
   async function leaveForRejoin(err: unknown): Promise<never> {
     if (!positions.heldForRejoin) positions.holdForRejoin();
-    await deps.commitBuffered();
+    leavesCommitting++;
+    try {
+      await deps.commitBuffered();
+    } finally {
+      leavesCommitting--;
+    }
     positions.rejoinHandedOver();
     throw err;
   }
@@ -172,7 +179,7 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
     // with no member id its heartbeats send nothing, and a join it gave up on is not tried
     // again), every fetch dropped, for good, with nothing to say so. Told to rejoin again.
     const sinceHandedOver = positions.sinceRejoinHandedOver();
-    if (sinceHandedOver > REJOIN_OVERDUE_MS) throw new RejoinOverdueError(sinceHandedOver);
+    if (leavesCommitting === 0 && sinceHandedOver > REJOIN_OVERDUE_MS) throw new RejoinOverdueError(sinceHandedOver);
     latestHeartbeat = heartbeat;
     const messages = await recordsToTakeRetrying(batch, { heartbeat, isRunning, isStale });
     if (!messages) return;

@@ -221,13 +221,14 @@ export class PartitionPositions {
 
   /**
    * The rejoin was handed to kafkajs, once the lanes' commit before it is done: from then on it
-   * fetches nothing until it has rejoined (the first hand-over of the hold counts).
+   * fetches nothing until it has rejoined (the latest hand-over of the hold counts: kafkajs
+   * rejoins once every fetch's handler has returned).
    */
   rejoinHandedOver(now = performance.now()): void {
-    if (this.heldForRejoin) this.handedOverAt ??= now;
+    if (this.heldForRejoin) this.handedOverAt = now;
   }
 
-  /** How long since the rejoin was handed to kafkajs, while it has not come (0: not handed over, or rejoined). */
+  /** How long since the rejoin was last handed to kafkajs, while it has not come (0: not handed over, or rejoined). */
   sinceRejoinHandedOver(now = performance.now()): number {
     return this.heldForRejoin && this.handedOverAt !== undefined ? now - this.handedOverAt : 0;
   }
