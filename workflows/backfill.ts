@@ -129,8 +129,8 @@ export async function backfill(input: BackfillInput, carried?: Carried): Promise
     for (let call = 0; ; call++) {
       await condition(() => !paused);
       // Behind a patch: a run begun on older code, its history past the size already,
-      // scheduled a call there, and must replay as it ran. Never before the run's first call:
-      // a carried cursor of tens of thousands of partitions alone would pass the size.
+      // scheduled a call there, and must replay as it ran. Never before the run's first call,
+      // so a run always makes progress, whatever its carried state weighs.
       if (call >= CALLS_PER_RUN || (call > 0 && patched(HISTORY_SIZE_PATCH) && historyIsBig())) await continueAsNew<typeof backfill>(input, state);
       const result = await importChunks({
         jobId: workflowInfo().workflowId,

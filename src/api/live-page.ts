@@ -36,7 +36,7 @@ const SCRIPT = `
       // 503 at the streams' cap, a proxy's 5xx in a deploy): it closes for good. Followed
       // again, later each time.
       if (stream.readyState !== EventSource.CLOSED) return;
-      setTimeout(follow, wait + Math.random() * wait);
+      setTimeout(follow, Math.min(30000, wait * (1 + Math.random())));
       wait = Math.min(wait * 2, 30000);
     };
   };

@@ -22,8 +22,8 @@ export interface StatementBounds {
 /**
  * The limits of a job step's commit of events (a backfill's part, a DLQ replay's batch),
  * without the step's signal. The step's keep-alive heartbeats hide a stuck statement from
- * the heartbeat timeout, so each statement ends well inside the steps' start-to-close (30
- * minutes, 1 hour); a hunt's fence another session keeps longer than the lock limit (an open
+ * the heartbeat timeout, so no one statement runs past 20 minutes, inside the steps'
+ * start-to-close (30 minutes, 1 hour) though a step makes many; a hunt's fence another session keeps longer than the lock limit (an open
  * transaction in psql) fails the attempt, which the step retries, instead of holding, for as
  * long as that session lives, the fences taken meanwhile: the hot path's hunts among them.
  */

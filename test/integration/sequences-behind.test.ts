@@ -145,6 +145,7 @@ describe('sequences behind the stored rows', () => {
       expect(warnings).toEqual([]);
       await rewindSequence();
       // Reconcile's behind too: not this role's to check (it could not even read the sequence).
+      await db.pool.query(`INSERT INTO reconcile_drift (run_id, hunt_id, kind, subject_id) VALUES ('seq-startup', 'h', 'player', 'p'), ('seq-startup', 'h', 'player', 'q')`);
       await rewindSequence('reconcile_drift', 'id');
       const problem = await sequenceProblemAtStartup(restricted, logger);
       expect(problem).toMatch(

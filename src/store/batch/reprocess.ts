@@ -82,10 +82,14 @@ function liveAndShadowTables(projection: ProjectionName): [live: string, shadow:
   return Object.values(PROJECTIONS[projection]).map((live) => [live, live + SHADOW_SUFFIX]);
 }
 
+/**
+ * A job row's mark: its updated_at in microseconds since 1970, as text (whatever the session's
+ * time zone), which the attempt that last reset the job (resetJob) holds.
+ */
+const markOf = (row: string) => `(extract(epoch FROM ${row}.updated_at) * 1000000)::bigint::text`;
+
 interface JobRow {
   job_id: string;
-  /** updated_at in microseconds since 1970, as text (whatever the session's time zone): the mark of the attempt that last reset the job (resetJob). */
-  mark: string;
   phase: 'preparing' | 'filling' | 'filled' | 'swapped' | 'cancelled';
   started_seq: number | null;
   covered_seq: number | null;
@@ -150,7 +154,7 @@ export async function resetJob(pool: pg.Pool, projection: ProjectionName, jobId:
          covered_seq = NULL, fill_cursor = NULL, fill_mark = NULL, hunts_total = 0, hunts_done = 0, shadow_rows = 0, events_caught_up = 0,
          fenced_events = NULL, fence_ms = NULL, max_seq = NULL, started_at = excluded.started_at, updated_at = clock_timestamp(), finished_at = NULL
        WHERE j.job_id = excluded.job_id OR j.started_at <= excluded.started_at
-       RETURNING (extract(epoch FROM j.updated_at) * 1000000)::bigint::text AS mark`,
+       RETURNING ${markOf('j')} AS mark`,
       [projection, jobId, jobStartedAt],
     );
     if (rows.length === 0) await claimJob(client, projection, jobId); // owned by a run started later: superseded
@@ -472,7 +476,7 @@ export async function swapShadow(pool: pg.Pool, projection: ProjectionName, jobI
  */
 export async function settleCancelledSwap(pool: pg.Pool, projection: ProjectionName, jobId: string, lockTimeoutMs: number): Promise<SwapResult | undefined> {
   return withBoundedTransaction(pool, { lockTimeoutMs, statementTimeoutMs: lockTimeoutMs + 1000 }, async (client) => {
-    const { rows } = await client.query<JobRow>('SELECT *, (extract(epoch FROM updated_at) * 1000000)::bigint::text AS mark FROM reprocess_jobs WHERE projection = $1 FOR UPDATE', [projection]);
+    const { rows } = await client.query<JobRow>('SELECT * FROM reprocess_jobs WHERE projection = $1 FOR UPDATE', [projection]);
     const job = rows[0];
     if (!job || job.job_id !== jobId) return undefined;
     if (job.phase === 'swapped') return swapResultOf(job);
@@ -555,8 +559,8 @@ async function filledJob(client: pg.ClientBase, projection: ProjectionName, jobI
 }
 
 /** Locks the job row (steps of one projection take turns) and checks this run owns it. */
-async function claimJob(client: pg.ClientBase, projection: ProjectionName, jobId: string): Promise<JobRow> {
-  const { rows } = await client.query<JobRow>('SELECT *, (extract(epoch FROM updated_at) * 1000000)::bigint::text AS mark FROM reprocess_jobs WHERE projection = $1 FOR UPDATE', [projection]);
+async function claimJob(client: pg.ClientBase, projection: ProjectionName, jobId: string): Promise<JobRow & { mark: string }> {
+  const { rows } = await client.query<JobRow & { mark: string }>(`SELECT *, ${markOf('reprocess_jobs')} AS mark FROM reprocess_jobs WHERE projection = $1 FOR UPDATE`, [projection]);
   const job = rows[0];
   if (!job || job.job_id !== jobId) {
     throw new ReprocessSupersededError(
