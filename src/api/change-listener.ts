@@ -20,6 +20,7 @@ import crypto from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from '../log';
 import { TimeoutError, withTimeout } from '../time-limit';
+import { endWithin } from '../store/silent-sessions';
 import { everyFewSeconds } from './throttle';
 import { ALL_HUNTS, HUNT_CHANGES_CHANNEL, listenForChecks, listenForHuntChanges, parseChangePayload, sendCheck } from '../store/hunt-changes';
 
@@ -203,8 +204,3 @@ export class ChangeListener {
  * the group.
  */
 const END_WAIT_MS = 1000;
-
-/** Ends `client`, cutting its socket when the server has not closed it within `ms`. */
-async function endWithin(client: pg.Client, ms: number): Promise<void> {
-  await withTimeout(client.end(), ms).catch(() => (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy());
-}

@@ -108,7 +108,7 @@ function unreadableBatchReject(topic: string, partition: number, record: SourceR
 }
 
 /** A copy (so a reject waiting for its commit does not keep a whole fetch response alive) of at most MAX_KEPT_BYTES. */
-function kept(bytes: Buffer | null): Buffer | null {
+export function kept(bytes: Buffer | null): Buffer | null {
   return bytes === null ? null : Buffer.from(bytes.subarray(0, MAX_KEPT_BYTES));
 }
 

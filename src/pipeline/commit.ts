@@ -11,7 +11,7 @@
  */
 import type pg from 'pg';
 import { toDetailText } from '../events/detail-text';
-import { MAX_KEPT_BYTES } from './classify';
+import { kept } from './classify';
 import { applyEventRows, isStoredEventConflict, lockHuntFences, stageRows, storeAndScoreStaged, type PlainInsert } from '../store/hot-path/apply-events';
 import { describeDataError, isDataError } from '../store/hot-path/errors';
 import { rowCount, type EventRows } from '../store/hot-path/event-rows';
@@ -142,7 +142,7 @@ async function commitPipelined(pool: pg.Pool, groupId: string, batch: MicroBatch
  * the same bytes (applied-record.ts).
  */
 export function unprocessableRecord(origin: RecordOrigin, err: unknown): RejectedRecord {
-  return { ...origin, key: origin.key?.subarray(0, MAX_KEPT_BYTES) ?? null, reason: 'unprocessable', detail: toDetailText(describeDataError(err)) };
+  return { ...origin, key: kept(origin.key), reason: 'unprocessable', detail: toDetailText(describeDataError(err)) };
 }
 
 /** The furthest offset per partition among the slices of one micro-batch. */

@@ -200,9 +200,16 @@ async function withProbe(target: PostgresTarget, use: (probe: pg.Client) => Prom
     await probe.connect();
     await use(probe);
   } finally {
-    // end() waits for the server to close; one that went silent too would hold the check for ever.
-    await withTimeout(probe.end(), PROBE_TIMEOUT_MS).catch(() => streamOf(probe).destroy());
+    await endWithin(probe, PROBE_TIMEOUT_MS);
   }
+}
+
+/**
+ * Ends `client`, cutting its socket when the server has not closed it within `ms`: end() waits
+ * for the server's goodbye, and a connection gone silent never sends one until TCP gives up.
+ */
+export async function endWithin(client: pg.Client, ms: number): Promise<void> {
+  await withTimeout(client.end(), ms).catch(() => streamOf(client).destroy());
 }
 
 type SocketLike = { bytesRead?: number; bytesWritten?: number; _handle?: { writeQueueSize?: number } | null; _parent?: SocketLike | null; destroy(err?: Error): void };

@@ -16,7 +16,7 @@
 import type pg from 'pg';
 import { EVENT_ID_MAX_CODE_POINTS, isStorableText } from '../../events/schema';
 import { MAX_EVENT_BYTES } from '../../events/validate';
-import { MAX_KEPT_BYTES } from '../../pipeline/classify';
+import { kept } from '../../pipeline/classify';
 
 export async function isAppliedRecord(
   pool: pg.Pool,
@@ -27,7 +27,6 @@ export async function isAppliedRecord(
   // Compared by the digest of the bytes kept (record_digest, migration 015), so no row's
   // bytes are fetched: the key's too, since a reject of a new log can repeat an old one's
   // value at the same offset (a tombstone, a `{}`) under another key.
-  const kept = (bytes: Buffer | null) => bytes?.subarray(0, MAX_KEPT_BYTES) ?? null;
   const quarantined = await pool.query(
     `SELECT 1 FROM quarantine
       WHERE source_topic = $1 AND source_partition = $2 AND source_offset = $3

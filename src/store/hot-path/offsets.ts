@@ -122,7 +122,7 @@ export async function loadJoinPositions(pool: pg.Pool | pg.ClientBase, groupId: 
  * one, a connection can reach a standby for a while: its positions may be behind what this
  * process committed without anything being lost.
  */
-export async function loadOffsetsAsServed(pool: pg.Pool, groupId: string, topic: string): Promise<{ offsets: Map<number, bigint>; fromStandby: boolean }> {
+export async function loadOffsetsAsServed(pool: pg.Pool | pg.ClientBase, groupId: string, topic: string): Promise<{ offsets: Map<number, bigint>; fromStandby: boolean }> {
   const { rows } = await pool.query<{ standby: boolean; partition: number | null; next_offset: string | number | null }>(
     `SELECT r.standby, o.partition, o.next_offset
        FROM (SELECT pg_is_in_recovery() AS standby) r
@@ -134,11 +134,7 @@ export async function loadOffsetsAsServed(pool: pg.Pool, groupId: string, topic:
 }
 
 export async function loadOffsets(pool: pg.Pool | pg.ClientBase, groupId: string, topic: string): Promise<Map<number, bigint>> {
-  const { rows } = await pool.query<{ partition: number; next_offset: string | number }>(
-    'SELECT partition, next_offset FROM consumer_offsets WHERE group_id = $1 AND topic = $2',
-    [groupId, topic],
-  );
-  return new Map(rows.map((r) => [r.partition, BigInt(r.next_offset)]));
+  return (await loadOffsetsAsServed(pool, groupId, topic)).offsets;
 }
 
 /**
