@@ -125,6 +125,12 @@ describe('reprocess steps', () => {
     expect(rows[0]?.started_seq).toBe(prepared.startedSeq);
     for (let done = false; !done; ) ({ done } = await fillShadowChunk(scratch.pool, 'leaderboard', 'run-s', 2));
     await swapAndCompare(scratch.pool, 'run-s', events);
+
+    // Two attempts reset the job, neither has started the fill: only the later one's mark starts it.
+    const first = await resetJob(scratch.pool, 'leaderboard', 'run-t', new Date());
+    const later = await resetJob(scratch.pool, 'leaderboard', 'run-t', new Date());
+    await expect(startFill(scratch.pool, 'leaderboard', 'run-t', 5000, first, 5)).rejects.toBeInstanceOf(ReprocessSupersededError);
+    await expect(startFill(scratch.pool, 'leaderboard', 'run-t', 5000, later, 5)).resolves.toMatchObject({ huntsTotal: 5 });
   });
 
   it('resume from committed progress, merge late events, reject a superseded run, and report a finished swap again', async () => {

@@ -59,7 +59,7 @@ function handlerWith(isStaleAfterCheck: () => boolean, heartbeat: () => Promise<
     get heldForRejoin() {
       return held;
     },
-    rejoinHandedOver: () => void (handedOverAt ??= now()),
+    rejoinHandedOver: () => void (held && (handedOverAt = now())),
     sinceRejoinHandedOver: () => (held && handedOverAt !== undefined ? now() - handedOverAt : 0),
     get rejoinSignal() {
       return rejoining.signal;
