@@ -174,7 +174,9 @@ export class ChangeListener {
       await sendCheck(sender, this.checkChannel, token);
     } finally {
       this.senders.delete(sender);
-      await sender.end().catch(() => undefined);
+      // Bounded like every goodbye here: a sender whose link went silent would otherwise keep
+      // its socket (and this check's promise) until TCP gave up, one more at every check.
+      await endWithin(sender, END_WAIT_MS);
     }
   }
 
@@ -183,7 +185,9 @@ export class ChangeListener {
     this.client = undefined;
     this.heard = false;
     clearInterval(this.livenessTimer);
-    client.end().catch(() => undefined);
+    // A connection is mostly lost because its link went silent, which answers a goodbye with
+    // nothing: an unbounded end() kept that socket open until TCP gave up, one per outage.
+    void endWithin(client, END_WAIT_MS);
     this.scheduleReconnect(err);
   }
 
@@ -197,10 +201,10 @@ export class ChangeListener {
 }
 
 /**
- * How long stop() waits for a connection's goodbye: pg's end() resolves once the server closes
- * the socket, and a connection gone silent (a failover without a reset, a NAT that dropped it)
- * never does until TCP gives up, minutes later. A stop (SIGTERM) then spent its whole deadline
- * here, and the consumer after it was never stopped: no commit of what it held, no leaving
- * the group.
+ * How long a goodbye is waited for, at stop() and for a connection given up: pg's end()
+ * resolves once the server closes the socket, and a connection gone silent (a failover without
+ * a reset, a NAT that dropped it) never does until TCP gives up, minutes later. A stop (SIGTERM)
+ * then spent its whole deadline here, and the consumer after it was never stopped: no commit of
+ * what it held, no leaving the group.
  */
 const END_WAIT_MS = 1000;

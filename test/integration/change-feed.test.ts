@@ -5,7 +5,8 @@
  * new connection, and count every hunt as changed, since what was notified meanwhile is lost.
  */
 import net from 'node:net';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import pg from 'pg';
 import pino from 'pino';
 import { ChangeListener, RETRY_MAX_MS, type ChangeHandler } from '../../src/api/change-listener';
 import { createLogger, type Logger } from '../../src/log';
@@ -160,6 +161,31 @@ describe('the change feed', () => {
     // The new connection hears what comes next.
     await notify('hunt-after');
     await waitFor('the notification after the reconnect', () => heard.some((h) => Array.isArray(h) && h.includes('hunt-after')));
+  });
+
+  it('closes the socket of a connection it gave up, instead of waiting for a goodbye that never comes', async () => {
+    // Every listening connection the listener opens (its checks' short-lived senders apart).
+    const listening: pg.Client[] = [];
+    const connect = pg.Client.prototype.connect as (this: pg.Client) => Promise<pg.Client>;
+    const spy = vi.spyOn(pg.Client.prototype, 'connect').mockImplementation(function (this: pg.Client) {
+      if ((this as unknown as { connectionParameters: { application_name?: string } }).connectionParameters.application_name !== 'hunt-change-feed-check') listening.push(this);
+      return connect.call(this);
+    } as unknown as typeof pg.Client.prototype.connect);
+    cleanups.push(() => spy.mockRestore());
+    const proxy = await silentableProxy(new URL(db.url));
+    cleanups.push(proxy.close);
+    const listener = listenThrough(proxy.port, () => undefined, createLogger({ logLevel: 'fatal' }));
+    await listener.start();
+    await waitFor('the listener to listen', () => listener.listening);
+    spy.mockRestore(); // the clients of other tests are theirs
+    expect(listening).toHaveLength(1);
+    const socketOf = (client: pg.Client) => (client as unknown as { connection: { stream: net.Socket } }).connection.stream;
+
+    proxy.freeze();
+    await waitFor('the silent connection given up', () => !listener.listening, { timeoutMs: 15_000 });
+    // Before, its end() waited for the server's goodbye, which a silent link never sends: the
+    // socket stayed open until TCP gave up (never, without keep-alives), one more per outage.
+    await waitFor('the given-up connection\'s socket closed', () => socketOf(listening[0]!).destroyed, { timeoutMs: 5_000 });
   });
 
   it('stops within seconds when its connection has gone silent, instead of waiting for a goodbye that never comes', async () => {
