@@ -15,6 +15,8 @@ export interface ApiMetrics {
   streamReadFailures: Counter;
   streamFirstReadFailures: Counter;
   streamHuntsFailing: Gauge;
+  /** By reason: the streams' cap, or a stream pipelined behind another response. */
+  streamsRefused: Counter<'reason'>;
   connectionsCutUnread: Counter;
 }
 
@@ -68,6 +70,12 @@ export function createApiMetrics(registry: Registry, streams: () => StreamFigure
       'Live leaderboard streams closed after their 200 because their first read failed (their clients reconnect); HuntReadApiFailing counts them as failed reads',
       () => streams().firstReadFailures,
     ),
+    streamsRefused: new Counter({
+      name: 'hunt_api_streams_refused_total',
+      help: 'Live leaderboard streams refused (a 200 with retry: that ends at once, so EventSource clients come back), by reason: full (API_MAX_STREAMS open) or pipelined',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
     connectionsCutUnread: new Counter({
       name: 'hunt_api_connections_cut_unread_total',
       help: 'Read API connections closed because their client left an answer unread past API_REQUEST_TIMEOUT_MS',

@@ -78,6 +78,24 @@ const OUTAGE_BACKOFF_MAX_MS = 1_000;
 /** What readOrRemark returns for a read that failed for the database, not its hunts. */
 const OUTAGE = Symbol('outage');
 
+/**
+ * How long a client refused a stream waits before it asks again, drawn anew for each refusal
+ * so that clients refused together (a cap reached at a game's start) come back spread out.
+ */
+export const REFUSED_STREAM_RETRY_MS = { min: 2_000, max: 10_000 } as const;
+
+/**
+ * The body of a refused stream: `retry:` and the reason as a comment. Sent with a 200 and
+ * ended, because an EventSource closes for good on any other status (the browsers' and the
+ * npm one alike) and comes back after `retry:` when a stream ends: a 503 at the streams' cap
+ * turned every standard client away until its page was reloaded. A comment, not an event:
+ * clients see only the `leaderboard` events the contract names.
+ */
+export function refusedStreamBody(reason: string, random: () => number = Math.random): string {
+  const { min, max } = REFUSED_STREAM_RETRY_MS;
+  return `retry: ${Math.round(min + random() * (max - min))}\n: ${reason.replace(/[\r\n]+/g, ' ')}\n\n`;
+}
+
 /** A live stream's headers (a HEAD of its path gets them too). */
 export const STREAM_HEADERS: Readonly<Record<string, string>> = {
   'content-type': 'text/event-stream; charset=utf-8',

@@ -32,9 +32,9 @@ const SCRIPT = `
     });
     stream.onerror = () => {
       status.textContent = 'reconnecting…';
-      // EventSource reconnects by itself after a dropped connection, not after a refusal (a
-      // 503 at the streams' cap, a proxy's 5xx in a deploy): it closes for good. Followed
-      // again, later each time.
+      // EventSource reconnects by itself after a dropped connection (and after this server's
+      // refusal at the streams' cap, which ends a 200), not after another status (a proxy's
+      // 5xx in a deploy): it closes for good. Followed again, later each time.
       if (stream.readyState !== EventSource.CLOSED) return;
       setTimeout(follow, Math.min(30000, wait * (1 + Math.random())));
       wait = Math.min(wait * 2, 30000);

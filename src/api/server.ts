@@ -5,7 +5,8 @@
  * never a 500 or an error-level log line; slow and idle clients are cut off by timeouts and
  * a connection cap (http-limits.ts); reads use the API's own small pool whose queries have
  * a time limit, and a busy pool answers 503 at once rather than queueing without end.
- * Live streams are capped too (API_MAX_STREAMS), so they cannot take every connection.
+ * Live streams are capped too (API_MAX_STREAMS), so they cannot take every connection; a
+ * stream refused is told, in its own format, when to come back.
  */
 import http from 'node:http';
 import type net from 'node:net';
@@ -20,7 +21,7 @@ import { isDatabaseUnreachable } from '../store/outage';
 import { isOverload } from './database-errors';
 import { applyHttpLimits, httpServerOptions, type HttpLimits } from './http-limits';
 import { pathSegments } from './path-segments';
-import { STREAM_HEADERS, type LeaderboardStreams } from './leaderboard-streams';
+import { REFUSED_STREAM_RETRY_MS, refusedStreamBody, STREAM_HEADERS, type LeaderboardStreams } from './leaderboard-streams';
 import { LIVE_PAGE_HEADERS, livePage } from './live-page';
 import { opsReply } from './ops-server';
 import type { CachedReply, ReplyCache } from './reply-cache';
@@ -95,6 +96,15 @@ export function createApiServer(deps: ApiDeps, limits: HttpLimits): http.Server 
       warnRefused(refusal);
       send(res, metrics, label, 503, JSON.stringify({ error: refusal }), 'application/json', { 'retry-after': '1' });
     };
+    // A stream refused in the stream's own format, so that EventSource clients come back
+    // (leaderboard-streams.ts, refusedStreamBody); counted apart from the 200s of served ones.
+    const refuseStream = (reason: 'full' | 'pipelined', message: string) => {
+      const text = refusedStreamBody(message);
+      const refusal = holdAnswer(req, res, Buffer.byteLength(text), limits.requestTimeoutMs, cut, unreadAnswers);
+      if (refusal !== undefined) return refuse(refusal);
+      metrics.streamsRefused.inc({ reason });
+      send(res, metrics, label, 200, text, STREAM_HEADERS['content-type'], { ...STREAM_HEADERS, 'retry-after': String(REFUSED_STREAM_RETRY_MS.min / 1000) });
+    };
     const failed = (err: unknown) => {
       // An answer that could not be written (it throws only on a response already broken).
       reportUnexpected(err, req.url ?? '');
@@ -108,8 +118,8 @@ export function createApiServer(deps: ApiDeps, limits: HttpLimits): http.Server 
           if ('stream' in reply) {
             // Checked here, in the tick that opens the stream: one queued behind another
             // response on its socket (res.socket is null) would wait behind an endless stream.
-            if (!res.socket) return answer(503, { error: 'a live stream cannot be pipelined behind another response: open it on a connection of its own' });
-            if (deps.streams.streams >= deps.maxStreams) return answer(503, { error: streamsFull(deps.maxStreams, reply.stream.huntId) });
+            if (!res.socket) return refuseStream('pipelined', 'a live stream cannot be pipelined behind another response: open it on a connection of its own');
+            if (deps.streams.streams >= deps.maxStreams) return refuseStream('full', streamsFull(deps.maxStreams, reply.stream.huntId));
             metrics.responses.inc({ code: '200', route: label });
             // HEAD: the stream's headers, without a stream or a length.
             if (req.method === 'HEAD') return res.writeHead(200, STREAM_HEADERS).end();
@@ -154,7 +164,6 @@ async function route(deps: ApiDeps, req: http.IncomingMessage): Promise<Reply | 
     allowOnly(query, ['limit']);
     const huntId = checkId('huntId', parts[1]);
     const limit = parseLimit(query.get('limit') ?? null);
-    if (deps.streams.streams >= deps.maxStreams) throw new HttpError(503, streamsFull(deps.maxStreams, huntId));
     return { stream: { huntId, limit } };
   }
   if (parts[0] === 'hunts' && parts.length === 2) {

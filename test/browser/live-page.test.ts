@@ -4,14 +4,23 @@
  * no reload.
  */
 import fs from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
 import type { HuntEvent } from '../../src/events/schema';
+import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LeaderboardStreams } from '../../src/api/leaderboard-streams';
+import { ReplyCache } from '../../src/api/reply-cache';
+import { createApiServer } from '../../src/api/server';
+import { loadConfig } from '../../src/config';
+import { createLogger } from '../../src/log';
 import { useTestDatabase } from '../helpers/database-fixture';
 import { clueFound, joined, recordOf } from '../helpers/event-builders';
 import { createTestTopics, sendRecords, startIngestProcess, type IngestProcess, type TestTopics } from '../helpers/ingest';
+import { connectSse } from '../helpers/sse';
+import { waitFor } from '../helpers/wait';
 
 const CHROMIUM = '/usr/bin/chromium';
 const db = useTestDatabase();
@@ -68,7 +77,7 @@ describe('the live leaderboard page', () => {
     const send = (events: HuntEvent[]) => sendRecords(topics.events, events.map((e) => ({ key: e.huntId, value: recordOf(e) })));
     await send([clueFound({ eventId: 'r1', huntId: 'refused-hunt', playerId: 'bob', clueId: 'c1', points: 40, occurredAt: new Date(base).toISOString() })]);
     const page = await browser.newPage();
-    // The stream refused twice, as at the streams' cap or by a proxy in a deploy, then served.
+    // The stream refused twice, as by a proxy in a deploy, then served.
     let refusals = 0;
     await page.route('**/leaderboard/stream*', (route) =>
       refusals++ < 2 ? route.fulfill({ status: 503, contentType: 'application/json', body: '{"error":"too many live streams"}' }) : route.continue(),
@@ -77,5 +86,44 @@ describe('the live leaderboard page', () => {
     // Before, the page stayed at 'reconnecting…' for good.
     await expect.poll(() => page.locator('tr[data-player="bob"] .score').textContent(), { timeout: 20_000 }).toBe('40');
     expect(refusals).toBeGreaterThanOrEqual(3);
+  });
+
+  it("lets a browser's own EventSource, refused at the streams' cap, come back by itself once a place is free", async () => {
+    // The read API alone, in this process, with room for one stream: a plain EventSource
+    // (not the live page, which follows again by itself) on a page of the same origin.
+    const logger = createLogger({ logLevel: 'fatal' });
+    const streams = new LeaderboardStreams({ read: async (requests) => new Map(requests.map((r) => [r.huntId, { huntId: r.huntId, asOf: null, entries: [] }])), logger, heartbeatMs: 60_000 });
+    const deps = { pool: {} as never, leaderboardCache: new ReplyCache(0), streams, maxStreams: 1, registry: new Registry(), logger, readiness: async () => ({ ready: true, checks: {} }) };
+    const server = createApiServer(deps, loadConfig({}).api);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const holder = connectSse(`${origin}/hunts/h/leaderboard/stream`);
+    try {
+      await holder.next(0);
+      const page = await browser.newPage();
+      await page.goto(`${origin}/healthz`);
+      await page.evaluate(() => {
+        const seen = { states: [] as number[], messages: 0 };
+        const source = new EventSource('/hunts/h/leaderboard/stream');
+        source.onerror = () => void seen.states.push(source.readyState);
+        source.addEventListener('leaderboard', () => void seen.messages++);
+        Object.assign(globalThis, { seen });
+      });
+      const seen = () => page.evaluate(() => (globalThis as unknown as { seen: { states: number[]; messages: number } }).seen);
+      await expect.poll(async () => (await seen()).states.length, { timeout: 10_000 }).toBeGreaterThan(0);
+      // Refused, and still reconnecting (0), not closed (2) as after a 503.
+      expect((await seen()).states[0]).toBe(0);
+      expect((await seen()).messages).toBe(0);
+
+      holder.close();
+      await waitFor('the held stream counted out', () => streams.streams === 0);
+      await expect.poll(async () => (await seen()).messages, { timeout: 25_000 }).toBeGreaterThan(0);
+      await page.close();
+    } finally {
+      holder.close();
+      streams.close();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });

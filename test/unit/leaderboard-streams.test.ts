@@ -9,7 +9,7 @@ import net, { type AddressInfo } from 'node:net';
 import type pg from 'pg';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ENTRIES_PER_READ, LeaderboardStreams, type LeaderboardBody, type LeaderboardRequest } from '../../src/api/leaderboard-streams';
+import { ENTRIES_PER_READ, LeaderboardStreams, REFUSED_STREAM_RETRY_MS, type LeaderboardBody, type LeaderboardRequest } from '../../src/api/leaderboard-streams';
 import { pageMessages } from '../../src/api/stream-messages';
 import { ReplyCache } from '../../src/api/reply-cache';
 import { createApiServer } from '../../src/api/server';
@@ -70,13 +70,29 @@ afterEach(async () => {
 const emptyBoard = async (huntId: string): Promise<LeaderboardBody> => ({ huntId, asOf: null, entries: [] });
 
 describe('live leaderboard streams', () => {
-  it('refuses streams beyond API_MAX_STREAMS with a 503 that says what to do, and takes them again once some close', async () => {
+  it('refuses streams beyond API_MAX_STREAMS in a way EventSource comes back from, says what to do, and takes them again once some close', async () => {
     const base = await serve(emptyBoard, 2);
     const [a, b] = [connect(`${base}/hunts/h/leaderboard/stream`), connect(`${base}/hunts/h/leaderboard/stream`)];
     await Promise.all([a.next(0), b.next(0)]);
-    const refused = await fetch(`${base}/hunts/h/leaderboard/stream`);
-    expect(refused.status).toBe(503);
-    expect(((await refused.json()) as { error: string }).error).toMatch(/API_MAX_STREAMS 2.*\/hunts\/h\/leaderboard/);
+    const refusedAt = () => registry?.getSingleMetric('hunt_api_streams_refused_total')?.get().then((m) => m.values.find((v) => v.labels.reason === 'full')?.value ?? 0);
+    const retries: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      // A 503 would close an EventSource for good; a stream that ends makes it come back after
+      // its retry:, drawn apart for each refusal so that refused clients do not return together.
+      const refused = await fetch(`${base}/hunts/h/leaderboard/stream`);
+      expect(refused.status).toBe(200);
+      expect(refused.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
+      const [retry, comment, ...rest] = (await refused.text()).split('\n');
+      expect(rest).toEqual(['', '']);
+      expect(comment).toMatch(/^: this server has its most live streams open \(API_MAX_STREAMS 2\): poll \/hunts\/h\/leaderboard/);
+      const ms = Number(/^retry: (\d+)$/.exec(retry ?? '')?.[1]);
+      expect(ms).toBeGreaterThanOrEqual(REFUSED_STREAM_RETRY_MS.min);
+      expect(ms).toBeLessThanOrEqual(REFUSED_STREAM_RETRY_MS.max);
+      retries.push(ms);
+    }
+    expect(new Set(retries).size).toBeGreaterThan(1);
+    expect(await refusedAt()).toBe(5);
+    expect(streams?.streams).toBe(2);
     // Plain reads are not refused: the cap keeps connections for them.
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
     a.close();
