@@ -19,6 +19,14 @@ import type { RetentionGapHandler } from './retention-gap';
  * let I/O callbacks run between them, so the commit is never held up for long.
  */
 const CLASSIFY_SLICE_RECORDS = 250;
+/**
+ * A slice also ends at this many record bytes (at least one record each). The lane's bound of
+ * two micro-batches plus one slice (batcher.ts) holds only if a slice is small: 250 records of
+ * 256 KiB, one gzip batch of a few hundred KB on the wire, are 62.5 MiB of rejects' copies, and
+ * a lane held three such slices, past the consumer's memory, every restart the same. Ordinary
+ * events (250 of about 600 bytes) never reach it.
+ */
+export const CLASSIFY_SLICE_BYTES = 1024 * 1024;
 const yieldToIo = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** A fetch whose check against Postgres failed is checked again after this, doubling, up to CHECK_RETRY_MAX_MS. */
@@ -211,16 +219,17 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
 
     /** False when the rest of the fetch is dropped (stale, stopping, or rejoining). */
     async function addSlices(messages: KafkaMessage[]): Promise<boolean> {
-      for (let i = 0; i < messages.length; i += sliceSize) {
+      for (let i = 0; i < messages.length; ) {
         if (i > 0) await yieldToIo();
         // A seek since the fetch (a join's, while this fetch was in flight) makes it stale:
         // kafkajs fetches again from there, so what is left here is dropped, and not counted.
         // So is the rest of a fetch once the group rebalances: it is read from Postgres's
         // position after the rejoin, by whoever owns the partition then.
         if (!isRunning() || isStale() || positions.heldForRejoin) return false;
-        const records = messages.slice(i, i + sliceSize);
+        const { end, bytes } = sliceFrom(messages, i, sliceSize);
+        const records = messages.slice(i, end);
         const last = records[records.length - 1]!;
-        const isLastSlice = i + sliceSize >= messages.length;
+        const isLastSlice = end >= messages.length;
         const nextOffset = isLastSlice ? offsetAfter(batch) : BigInt(last.offset) + 1n;
         const work = {
           slice: classifySlice(topic, partition, records, new Date()),
@@ -229,7 +238,7 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
           nextOffset,
           highWatermark,
           recordCount: records.length,
-          byteCount: byteCountOf(records),
+          byteCount: bytes,
           heartbeat: memberHeartbeat,
         };
         // Waits while the lane holds a full micro-batch behind the one committing (not once
@@ -239,6 +248,7 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
         countRead(metrics, records, receivedAt);
         resolveOffset(last.offset);
         positions.advance(partition, nextOffset);
+        i = end;
       }
       return true;
     }
@@ -297,8 +307,14 @@ function countRead(metrics: IngestMetrics, records: readonly KafkaMessage[], rec
   }
 }
 
-function byteCountOf(records: readonly KafkaMessage[]): number {
+/** Where the slice starting at `start` ends: at `maxRecords` records or CLASSIFY_SLICE_BYTES of key and value bytes, whichever comes first, with at least one record. */
+export function sliceFrom(messages: readonly KafkaMessage[], start: number, maxRecords: number): { end: number; bytes: number } {
+  const limit = Math.min(messages.length, start + maxRecords);
   let bytes = 0;
-  for (const r of records) bytes += (r.key?.length ?? 0) + (r.value?.length ?? 0);
-  return bytes;
+  let end = start;
+  while (end < limit && (end === start || bytes < CLASSIFY_SLICE_BYTES)) {
+    const r = messages[end++]!;
+    bytes += (r.key?.length ?? 0) + (r.value?.length ?? 0);
+  }
+  return { end, bytes };
 }

@@ -7,7 +7,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import type { Batch, Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
-import { createBatchHandler, REJOIN_OVERDUE_MS } from '../../src/ingest/batch-handler';
+import { CLASSIFY_SLICE_BYTES, createBatchHandler, REJOIN_OVERDUE_MS } from '../../src/ingest/batch-handler';
 import type { MicroBatcher, SliceWork } from '../../src/ingest/batcher';
 import { createIngestMetrics } from '../../src/ingest/metrics';
 import { PositionsLoading, type FetchCheck, type PartitionPositions } from '../../src/ingest/positions';
@@ -135,6 +135,25 @@ describe('createBatchHandler', () => {
     expect(handler.resolved).toEqual(['2']);
     expect(await handler.readCount()).toBe(3);
     expect(await handler.fetchDelayCount()).toBe(3);
+  });
+
+  it('cuts a fetch of large records into slices of about CLASSIFY_SLICE_BYTES, so a lane holds megabytes, not a fetch\'s worth of rejects', async () => {
+    // 100 records of 256 KiB: one gzip batch of a few hundred KB on the wire. Cut by count
+    // alone, they made one slice of 25 MiB of rejects' copies (250 records: 62.5 MiB), and a
+    // lane holds three slices.
+    const big = (offset: number) => ({ ...recordAt(offset), value: Buffer.alloc(256 * 1024, 0x78) }) as KafkaMessage;
+    const handler = handlerWith(() => false);
+    await handler.run([...Array.from({ length: 100 }, (_, i) => big(i)), recordAt(100), recordAt(101)]);
+    const slices = handler.added;
+    expect(slices.reduce((sum, w) => sum + w.recordCount, 0)).toBe(102);
+    for (const work of slices) expect(work.byteCount).toBeLessThan(CLASSIFY_SLICE_BYTES + 256 * 1024 + 1024);
+    expect(slices.length).toBeGreaterThanOrEqual(20);
+    expect(slices.map((w) => w.slice.rejected.length).reduce((a, b) => a + b, 0)).toBe(100);
+    expect(handler.resolved.at(-1)).toBe('101');
+    // Ordinary events still go 250 to a slice (the handler's maxBatchEvents is 500).
+    const small = handlerWith(() => false);
+    await small.run(Array.from({ length: 600 }, (_, i) => recordAt(i)));
+    expect(small.added.map((w) => w.recordCount)).toEqual([250, 250, 100]);
   });
 
   it('neither counts nor takes a fetch a seek made stale while its start was checked', async () => {
