@@ -64,7 +64,7 @@ export function logResetHandler(deps: LogResetDeps): LogResetHandler {
       `${what}: the topic was recreated or its log truncated; reading it again from offset ${logStart} (records already applied are duplicates and change nothing)`,
     );
     metrics.logResets.inc({ topic, partition: String(partition) });
-    positions.skipTo(partition, logStart);
+    positions.readAgainFrom(partition, logStart);
     consumer.seek({ topic, partition, offset: logStart.toString() });
   };
 }

@@ -98,6 +98,13 @@ export class PartitionPositions {
    * from there, its first records never applied.
    */
   private readonly verifying = new Map<number, { offset: bigint; reseeks: number }>();
+  /**
+   * Log resets decided and not yet done (log-reset.ts: the rewind in Postgres failed, and the
+   * fetch is checked again): the same reset is tried again. Decided anew, a log grown past the
+   * position during the retry's wait would read as no reset at all, and be read on from the
+   * old position, the new log's records below it never applied.
+   */
+  private readonly resetsUnderway = new Map<number, Extract<FetchCheck, { action: 'reset' }>>();
   /** Partitions whose stored position is where they started, nothing read since: no record before it was applied. */
   private unreadStarts = new Set<number>();
   /** Settles when the positions being loaded after a join are loaded (resume). */
@@ -187,6 +194,7 @@ export class PartitionPositions {
     this.unreadStarts = unreadStarts;
     this.next.clear();
     this.verifying.clear();
+    this.resetsUnderway.clear();
     this.floors.clear();
     this.committedEvents.forget();
     for (const [partition, offset] of stored) {
@@ -296,12 +304,18 @@ export class PartitionPositions {
     if (this.loading > 0) throw new PositionsLoading();
     if (this.resuming) await this.resuming;
     const position = await this.positionOf(partition);
+    const underway = this.resetsUnderway.get(partition);
+    if (underway) return underway;
     const verifying = this.verifying.get(partition);
     const toVerify = verifying?.offset;
     if (fetchedOffset === position && toVerify === undefined) return { action: 'take' };
     const marks = (await this.deps.watermarks([partition])).get(partition);
     // kafkajs starts over at the log start when the broker says the position is out of range.
-    if (marks && fetchedOffset < position && position > marks.high) return { action: 'reset', position, logStart: marks.low, logEnd: marks.high };
+    if (marks && fetchedOffset < position && position > marks.high) {
+      const reset = { action: 'reset' as const, position, logStart: marks.low, logEnd: marks.high };
+      this.resetsUnderway.set(partition, reset);
+      return reset;
+    }
     if (verifying && toVerify !== undefined) {
       if (fetchedOffset === toVerify) return { action: 'verify', offset: toVerify, position, logStart: marks?.low ?? 0n };
       // A fetch elsewhere: the join's seek raced Kafka's committed offset; seek once more. A
@@ -338,12 +352,23 @@ export class PartitionPositions {
   }
 
   /**
-   * Accepts a retention gap (the partition continues from `offset`), or a log read again from
-   * its start after its stored position was moved back there (log-reset.ts, which lowered the
-   * floor before the rewind). The floor stays: a skip forward is stored only by the next commit.
+   * Accepts a retention gap (the partition continues from `offset`). The floor stays: a skip
+   * forward is stored only by the next commit.
    */
   skipTo(partition: number, offset: bigint): void {
     this.next.set(partition, offset);
+  }
+
+  /**
+   * A log reset is done: the stored position was moved back to `logStart` (log-reset.ts), and
+   * the partition is read again from there. Nothing is left to check before it: a check of the
+   * old position's record, still armed from a join, would seek there and take the new log from
+   * that offset on, its records between the log start and it never read.
+   */
+  readAgainFrom(partition: number, logStart: bigint): void {
+    this.next.set(partition, logStart);
+    this.verifying.delete(partition);
+    this.resetsUnderway.delete(partition);
   }
 
   /**

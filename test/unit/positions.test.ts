@@ -43,10 +43,11 @@ describe('PartitionPositions after a join (the record before the position checke
     const pool = {
       query: async () => ({ rows: [{ partition: 0, next_offset: '20', unread: startedThere }] }),
     } as unknown as pg.Pool;
-    const positions = new PartitionPositions({ pool, groupId: 'g', topic: 't', startFrom: 'earliest', watermarks: async () => new Map([[0, { low, high }]]) });
+    const marks = { low, high }; // the log's, as the watermarks read them now
+    const positions = new PartitionPositions({ pool, groupId: 'g', topic: 't', startFrom: 'earliest', watermarks: async () => new Map([[0, { ...marks }]]) });
     let soughtTo: bigint | undefined;
     await positions.resume([0], { commitBuffered: async () => undefined, seek: (_, offset) => (soughtTo = offset) });
-    return { positions, soughtTo };
+    return { positions, soughtTo, marks };
   }
 
   it('seeks to the record before the position and asks to check it when the fetch starts there', async () => {
@@ -77,6 +78,29 @@ describe('PartitionPositions after a join (the record before the position checke
   it('still reports a log that ends before the position as a reset', async () => {
     const { positions } = await joined(0n, 5n);
     expect(await positions.check(0, 0n)).toEqual({ action: 'reset', position: 20n, logStart: 0n, logEnd: 5n });
+  });
+
+  it('once a reset is done, reads the new log from its start, with no check of the old position left to seek to', async () => {
+    const { positions, marks } = await joined(0n, 5n);
+    expect(await positions.check(0, 0n)).toMatchObject({ action: 'reset' });
+    positions.readAgainFrom(0, 0n); // log-reset.ts, once the rewind committed
+    marks.high = 100n; // the new log grows past the old position
+    // Before, the join's check of offset 19 was still armed: a seek there, and the records from
+    // the log start to 19 never read.
+    expect(await positions.check(0, 0n)).toEqual({ action: 'take' });
+  });
+
+  it('tries a reset again as it was decided when its rewind failed, even once the new log has grown past the old position', async () => {
+    const { positions, marks } = await joined(0n, 5n);
+    const reset = { action: 'reset', position: 20n, logStart: 0n, logEnd: 5n };
+    expect(await positions.check(0, 0n)).toEqual(reset);
+    // The rewind in Postgres failed; during the retry's wait producers write past offset 20.
+    marks.high = 100n;
+    // Decided anew, the log would look whole: a seek to the old position, the new log's records
+    // below it never read.
+    expect(await positions.check(0, 0n)).toEqual(reset);
+    positions.readAgainFrom(0, 0n);
+    expect(await positions.check(0, 0n)).toEqual({ action: 'take' });
   });
 });
 
