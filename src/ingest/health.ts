@@ -108,16 +108,20 @@ export class IngestHealth {
       const position = offset === undefined || offset < low ? low : offset;
       const waiting = high > position ? high - position : 0n;
       this.options.metrics.consumerLag.set({ topic, partition: String(partition) }, Number(waiting));
+      // Each clock runs from when its condition began, not from the offset's last move: a
+      // partition idle past the stall limit read as stalled at the first tick that saw a new
+      // record before its commit (every idle-to-busy turn with a long linger).
       const seen = this.progress.get(partition);
-      if (!seen || seen.offset !== offset) this.progress.set(partition, { offset, since: now });
+      if (!seen || seen.offset !== offset || waiting === 0n) this.progress.set(partition, { offset, since: now });
       const stable = this.stableEnd.get(partition);
-      if (!stable || stable.offset !== high) this.stableEnd.set(partition, { offset: high, since: now });
+      const heldBack = logEnd !== undefined && logEnd > high;
+      if (!stable || stable.offset !== high || !heldBack) this.stableEnd.set(partition, { offset: high, since: now });
       const assignedAt = this.assignedAt.get(partition);
       if (assignedAt === undefined) continue;
       if (waiting > 0n) {
         const stuckMs = now - Math.max(assignedAt, this.progress.get(partition)?.since ?? now);
         if (stuckMs > this.options.stallLimitMs) stalled.push({ partition, seconds: Math.round(stuckMs / 1000) });
-      } else if (logEnd !== undefined && logEnd > high) {
+      } else if (heldBack) {
         // Caught up with every committed record, and the committed end has not moved while
         // the log goes on past it: a transaction holds the rest back.
         const heldMs = now - Math.max(assignedAt, this.stableEnd.get(partition)?.since ?? now);

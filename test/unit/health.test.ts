@@ -52,6 +52,34 @@ describe('readiness when the partitions cannot be observed', () => {
   });
 });
 
+describe('readiness and a partition that was idle', () => {
+  it('starts the stall clock when records begin to wait, not when the offset last moved', async () => {
+    const { health, stalledGauge } = healthAt(T0);
+    health.setAssignment([0], T0);
+    health.observePartitions(new Map([[0, { low: 0n, high: 5n }]]), new Map([[0, 5n]]), 't', T0 + 1000);
+    health.observePartitions(new Map([[0, { low: 0n, high: 5n }]]), new Map([[0, 5n]]), 't', T0 + 55_000);
+    // A minute idle, then a record a tick sees before its commit (a linger, a commit's few ms).
+    health.observePartitions(new Map([[0, { low: 0n, high: 6n }]]), new Map([[0, 5n]]), 't', T0 + 60_000);
+    expect(health.status(T0 + 60_000)).toEqual({ ready: true });
+    expect(await stalledGauge()).toBe('hunt_ingest_stalled 0');
+    // Still waiting past the stall limit: a stall, timed from when it began to wait.
+    health.observePartitions(new Map([[0, { low: 0n, high: 6n }]]), new Map([[0, 5n]]), 't', T0 + 91_000);
+    expect(health.status(T0 + 91_000)).toEqual({ ready: false, reason: expect.stringMatching(/^partition\(s\) 0 \(36 s\) have records waiting/) });
+  });
+
+  it('starts the clock of a transaction left open when the log goes past the committed end, not when the end last moved', () => {
+    const { health } = healthAt(T0);
+    health.setAssignment([0], T0);
+    health.observePartitions(new Map([[0, { low: 0n, high: 5n, logEnd: 5n }]]), new Map([[0, 5n]]), 't', T0 + 1000);
+    health.observePartitions(new Map([[0, { low: 0n, high: 5n, logEnd: 5n }]]), new Map([[0, 5n]]), 't', T0 + 55_000);
+    // A minute quiet, then a transaction begins (or a record lands between the two reads of the ends).
+    health.observePartitions(new Map([[0, { low: 0n, high: 5n, logEnd: 6n }]]), new Map([[0, 5n]]), 't', T0 + 60_000);
+    expect(health.status(T0 + 60_000)).toEqual({ ready: true });
+    health.observePartitions(new Map([[0, { low: 0n, high: 5n, logEnd: 6n }]]), new Map([[0, 5n]]), 't', T0 + 92_000);
+    expect(health.status(T0 + 92_000)).toMatchObject({ ready: false, reason: expect.stringMatching(/records from offset 5 to 6, 37 s/) });
+  });
+});
+
 describe('readiness and transactions left open', () => {
   const marks = (high: bigint, logEnd: bigint) => new Map([[0, { low: 0n, high, logEnd }]]);
   const stored = (offset: bigint) => new Map([[0, offset]]);
