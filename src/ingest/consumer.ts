@@ -116,7 +116,7 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
       () => undefined,
       (err: unknown) => logger.warn({ err }, 'could not commit the buffered records before the rebalance; they are read again'),
     );
-  const onRetentionGap = retentionGapHandler({ pool, groupId, topic, policy: config.ingest.onRetentionGap, consumer, positions, health, metrics, logger });
+  const onRetentionGap = retentionGapHandler({ topic, policy: config.ingest.onRetentionGap, consumer, positions, laneOf, health, metrics, logger });
   const monitor = startPartitionMonitor({
     health,
     topic,

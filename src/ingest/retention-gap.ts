@@ -4,21 +4,19 @@
  * (INGEST_ON_RETENTION_GAP).
  */
 import type { Consumer } from 'kafkajs';
-import type pg from 'pg';
 import type { Logger } from '../log';
-import { storeOffsets } from '../store/hot-path/offsets';
-import { withTransaction } from '../store/transaction';
+import { classifySlice } from '../pipeline/classify';
+import type { MicroBatcher } from './batcher';
 import type { IngestHealth } from './health';
 import type { IngestMetrics } from './metrics';
 import type { OnRetentionGap, PartitionPositions } from './positions';
 
 export interface RetentionGapDeps {
-  pool: pg.Pool;
-  groupId: string;
   topic: string;
   policy: OnRetentionGap;
   consumer: Consumer;
   positions: PartitionPositions;
+  laneOf: (partition: number) => MicroBatcher;
   health: IngestHealth;
   metrics: IngestMetrics;
   logger: Logger;
@@ -28,7 +26,7 @@ export interface RetentionGapDeps {
 export type RetentionGapHandler = (partition: number, from: bigint, to: bigint) => Promise<boolean>;
 
 export function retentionGapHandler(deps: RetentionGapDeps): RetentionGapHandler {
-  const { pool, groupId, topic, policy, consumer, positions, health, metrics, logger } = deps;
+  const { topic, policy, consumer, positions, laneOf, health, metrics, logger } = deps;
   return async (partition, from, to) => {
     const lost = to - from;
     metrics.retentionGapRecords.inc({ topic, partition: String(partition) }, Number(lost));
@@ -43,10 +41,18 @@ export function retentionGapHandler(deps: RetentionGapDeps): RetentionGapHandler
       return false;
     }
     // Moved first, so a fetch checked meanwhile (the monitor reports gaps of idle partitions)
-    // takes the log start instead of reporting the gap again; recorded at once, so the gap is
-    // reported once, not again after a restart.
+    // takes the log start instead of reporting the gap again. Stored through the partition's
+    // lane, after the slices it buffered before the gap (they end at `from`): stored at once,
+    // in a transaction of its own, the skip passed them while they waited uncommitted, and a
+    // crash (or a rebalance whose handover commit timed out) lost them, unread by anyone.
+    // Not awaited, as filtered-records.ts: the lane takes add() calls in order, and the
+    // monitor's tick, which reports a gap too, must not wait for room in a busy lane. Its
+    // high watermark is the skip's end: the lag the flush reports for it is the monitor's next.
     positions.skipTo(partition, to);
-    await withTransaction(pool, (client) => storeOffsets(client, groupId, [{ topic, partition, nextOffset: to, floor: positions.floorOf(partition) }]));
+    laneOf(partition)
+      .add({ slice: classifySlice(topic, partition, [], new Date()), topic, partition, nextOffset: to, highWatermark: to, recordCount: 0, byteCount: 0, heartbeat: async () => undefined })
+      // Only a lane already failed for good refuses work; that failure is reported where it happened.
+      .catch((err: unknown) => logger.debug({ err, topic, partition }, 'offset past a retention gap not buffered'));
     return true;
   };
 }
