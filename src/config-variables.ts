@@ -51,6 +51,60 @@ const topicPatternList = z
   .transform((v) => v.split(',').map((t) => t.trim()).filter(Boolean))
   .pipe(z.array(z.string().refine((t) => TOPIC_NAME_PATTERN.test(t.endsWith('*') ? t.slice(0, -1) : t), 'a topic name or a prefix ending in *')).min(1, 'at least one topic'));
 
+const durationUnitMs: Record<string, number> = { ms: 1, s: 1000, second: 1000, seconds: 1000, m: 60_000, minute: 60_000, minutes: 60_000, h: 3_600_000, hour: 3_600_000, hours: 3_600_000 };
+
+/**
+ * A Schedule's interval, kept as the string the Temporal client parses (with the `ms` package,
+ * which allows spaces but no tabs before the unit). Temporal's server refuses an interval under
+ * 1 s ("interval is too small", naming no setting) after other schedules were already updated,
+ * and drops a fraction of a second, so only whole seconds within [min, max] pass here.
+ */
+const scheduleInterval = (minMs: number, maxMs: number) =>
+  z
+    .string()
+    .trim()
+    .refine((v) => {
+      const match = /^(\d+) *(ms|s|m|h|seconds?|minutes?|hours?)$/.exec(v);
+      const millis = match ? Number(match[1]) * durationUnitMs[match[2]!]! : NaN;
+      return millis >= minMs && millis <= maxMs && millis % 1000 === 0;
+    });
+
+const monthNames = ['january', 'february', 'march', 'april', 'may', 'june', 'july', 'august', 'september', 'october', 'november', 'december'];
+const weekdayNames = ['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday'];
+
+/**
+ * One cron field as Temporal's server reads it (service/worker/scheduler/calendar.go): a list
+ * of `*`, `a`, `a-b`, each optionally `/step`; months may be named by 3+ letters of their name
+ * (JAN, March), weekdays by 2+ letters (MON, Tu), case-insensitive. Checked here because the
+ * server's refusal names neither the setting nor the field.
+ */
+function cronFieldValid(field: string, min: number, max: number, names: string[]): boolean {
+  const value = (s: string, least: number): number | undefined => {
+    const named = s.length >= (names === monthNames ? 3 : 2) ? names.findIndex((n) => n.startsWith(s.toLowerCase())) : -1;
+    const n = named >= 0 ? named + (names === monthNames ? 1 : 0) : /^\d+$/.test(s) ? Number(s) : NaN;
+    return n >= least && n <= max ? n : undefined;
+  };
+  return field.split(',').every((part) => {
+    const [range, step, ...extra] = part.split('/');
+    if (extra.length > 0 || (step !== undefined && !/^[1-9]\d*$/.test(step))) return false;
+    if (range === '*') return true;
+    const [start, end, ...more] = range!.split('-');
+    const first = value(start!, min);
+    return more.length === 0 && first !== undefined && (end === undefined || value(end, first) !== undefined);
+  });
+}
+
+/** The five fields of DATA_QUALITY_CRON: minute, hour, day of month, month, weekday (0 and 7: Sunday). */
+const cronFields: [number, number, string[]][] = [[0, 59, []], [0, 23, []], [1, 31, []], [1, 12, monthNames], [0, 7, weekdayNames]];
+
+const cronExpression = z
+  .string()
+  .trim()
+  .refine((v) => {
+    const fields = v.split(/\s+/);
+    return fields.length === 5 && fields.every((f, i) => cronFieldValid(f, ...cronFields[i]!));
+  });
+
 /** Each entry: the environment variable, its schema, and what is expected of it. */
 export const variables = {
   DATABASE_URL: [postgresUrl.optional(), 'a postgres:// URL of an existing database (unset: the embedded one)'],
@@ -102,7 +156,9 @@ export const variables = {
   API_MAX_STREAMS: [positiveInt.max(1_000_000).optional(), 'a whole number of live streams, 1-1000000, below API_MAX_CONNECTIONS'],
   // The contract promises an idle stream a comment line at least every 15 s; timers run late under load.
   API_STREAM_HEARTBEAT_MS: [milliseconds(100, 14_000).default(10_000), 'a whole number of milliseconds, 100-14000 (the contract promises a comment at least every 15 s)'],
-  API_METRICS_REFRESH_MS: [milliseconds(100, 3_600_000).default(15_000), 'a whole number of milliseconds, 100-3600000'],
+  // At most 5 minutes: HuntStoreMetricsStale fires when the figures are over 300 s old for 5 minutes,
+  // which a slower refresh (past about 10 minutes) reached on every healthy cycle.
+  API_METRICS_REFRESH_MS: [milliseconds(100, 300_000).default(15_000), 'a whole number of milliseconds, 100-300000 (HuntStoreMetricsStale fires when the figures are over 5 minutes old)'],
   LOG_LEVEL: [z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), 'one of fatal, error, warn, info, debug, trace, silent'],
   LOG_FORMAT: [z.enum(['auto', 'json', 'pretty']).default('auto'), 'auto (readable on a terminal, JSON elsewhere), json or pretty'],
   INGEST_GROUP_ID: [nonEmpty.default('hunt-ingest'), 'a Kafka consumer group id'],
@@ -123,9 +179,11 @@ export const variables = {
   SLO_OBJECTIVE: [z.coerce.number().gt(0).lt(1).default(0.999), 'a fraction between 0 and 1 such as 0.999 (for 99.9%)'],
   BACKFILL_TOPICS: [topicPatternList.optional(), 'a comma-separated list of Kafka topics a backfill may read, each a name or a prefix ending in * (default: KAFKA_TOPIC_EVENTS only)'],
   BACKFILL_IMPORT_DIR: [nonEmpty.optional(), 'a folder on the worker\'s machine that backfill files must be in (default: <HUNT_STATE_DIR>/imports)'],
-  ROLLUP_FLUSH_EVERY: [z.string().trim().regex(/^\d+\s*(ms|s|m|h|seconds?|minutes?|hours?)$/).default('1m'), 'a duration such as 30s, 1m or 5 minutes'],
-  RECONCILE_EVERY: [z.string().trim().regex(/^\d+\s*(ms|s|m|h|seconds?|minutes?|hours?)$/).default('5m'), 'a duration such as 1m or 5 minutes'],
-  DATA_QUALITY_CRON: [z.string().trim().regex(/^(\S+\s+){4}\S+$/).default('0 3 * * *'), 'a five-field cron expression (UTC), e.g. 0 3 * * *'],
+  // At most a day: the rollups and reconcile's repairs would lag by more, and the shortest
+  // JOB_RECORDS_KEEP_DAYS (a week) counts on runs well within it.
+  ROLLUP_FLUSH_EVERY: [scheduleInterval(1000, 86_400_000).default('1m'), 'a whole number of seconds, minutes or hours from 1 s to 24 hours, such as 30s, 1m or 5 minutes (Temporal refuses a schedule interval under 1 s)'],
+  RECONCILE_EVERY: [scheduleInterval(1000, 86_400_000).default('5m'), 'a whole number of seconds, minutes or hours from 1 s to 24 hours, such as 1m or 5 minutes (Temporal refuses a schedule interval under 1 s)'],
+  DATA_QUALITY_CRON: [cronExpression.default('0 3 * * *'), 'a five-field cron expression (UTC) such as 0 3 * * *: minute 0-59, hour 0-23, day of month 1-31, month 1-12 or JAN-DEC, weekday 0-7 (0 and 7 are Sunday) or SUN-SAT; each field *, a value, a range a-b, a list a,b, or a step */n, a/n or a-b/n'],
   WORKER_MAX_CONCURRENT_ACTIVITIES: [positiveInt.max(100).default(8), 'a whole number of job steps one worker runs at once, 1-100'],
   WORKER_METRICS_PORT: [port.optional(), 'a TCP port for the worker\'s Prometheus metrics (unset: off)'],
   WORKER_METRICS_BIND_ADDRESS: [ipAddress.default('127.0.0.1'), "an IP address for the worker's metrics to listen on"],
