@@ -17,7 +17,8 @@ import { KafkaRangeGoneError } from './backfill/range-check';
 import type { SourceRecord } from '../pipeline/classify';
 import { checkImportFile, ImportFileError, openImportFile } from './backfill/import-file';
 import { checkImportTopic, ImportTopicError } from './backfill/import-topic';
-import { fileSize, readChunk, type FileRecord } from './backfill/ndjson-source';
+import { CHUNK_BYTE_BUDGET, fileSize, readChunk, type FileRecord } from './backfill/ndjson-source';
+import { sliceEnd } from '../pipeline/record-slices';
 import { RecentEventIds } from './backfill/recent-event-ids';
 import { toDetailText } from '../events/detail-text';
 import { MAX_EVENT_BYTES } from '../events/validate';
@@ -225,10 +226,14 @@ async function importKafkaChunks(deps: Pick<ActivityDeps, 'pool' | 'kafka' | 'co
     // What consumeRange returns may lie past the last slice: markers, aborted or deleted records at the range's end.
     readTo = await failingIfGone(() =>
       consumeRange(deps.kafka, topic, cursor, range, input.chunkSize * input.maxChunks, async ({ partition, messages }) => {
-        for (let i = 0; i < messages.length; i += input.chunkSize) {
-          const slice = messages.slice(i, i + input.chunkSize);
+        // Cut at the file source's byte budget too: by count alone, 50,000 large records (a
+        // gzip batch unpacks to 64 MiB) made chunks of 100+ MiB, three held at once.
+        for (let i = 0; i < messages.length; ) {
+          const { end } = sliceEnd(messages, i, input.chunkSize, CHUNK_BYTE_BUDGET);
+          const slice = messages.slice(i, end);
           const inWindow = slice.filter((m) => importsRecord(m, fromMs, toMs));
           await importSlice(partition, inWindow, BigInt(slice[slice.length - 1]!.offset) + 1n, slice.length - inWindow.length);
+          i = end;
         }
       },
       context.cancellationSignal,

@@ -7,6 +7,7 @@
 import type { Batch, Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
 import { backoffMs, sleep } from '../backoff';
 import { classifySlice, plausibleTimestamp } from '../pipeline/classify';
+import { sliceEnd } from '../pipeline/record-slices';
 import type { MicroBatcher } from './batcher';
 import type { IngestMetrics } from './metrics';
 import { PositionsLoading, type PartitionPositions } from './positions';
@@ -226,7 +227,7 @@ export function createBatchHandler(deps: BatchHandlerDeps): (payload: EachBatchP
         // So is the rest of a fetch once the group rebalances: it is read from Postgres's
         // position after the rejoin, by whoever owns the partition then.
         if (!isRunning() || isStale() || positions.heldForRejoin) return false;
-        const { end, bytes } = sliceFrom(messages, i, sliceSize);
+        const { end, bytes } = sliceEnd(messages, i, sliceSize, CLASSIFY_SLICE_BYTES);
         const records = messages.slice(i, end);
         const last = records[records.length - 1]!;
         const isLastSlice = end >= messages.length;
@@ -305,16 +306,4 @@ function countRead(metrics: IngestMetrics, records: readonly KafkaMessage[], rec
     const timestamp = Number(m.timestamp);
     if (plausibleTimestamp(timestamp, receivedAt)) metrics.fetchDelaySeconds.observe((receivedAt - timestamp) / 1000);
   }
-}
-
-/** Where the slice starting at `start` ends: at `maxRecords` records or CLASSIFY_SLICE_BYTES of key and value bytes, whichever comes first, with at least one record. */
-export function sliceFrom(messages: readonly KafkaMessage[], start: number, maxRecords: number): { end: number; bytes: number } {
-  const limit = Math.min(messages.length, start + maxRecords);
-  let bytes = 0;
-  let end = start;
-  while (end < limit && (end === start || bytes < CLASSIFY_SLICE_BYTES)) {
-    const r = messages[end++]!;
-    bytes += (r.key?.length ?? 0) + (r.value?.length ?? 0);
-  }
-  return { end, bytes };
 }
