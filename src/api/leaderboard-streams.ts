@@ -58,7 +58,19 @@ export interface StreamOptions {
    * that read began (performance.now()): the reply cache drops what is older.
    */
   onDelivering?: (huntIds: readonly string[], readStartedAt: number) => void;
+  /** Bytes of messages the streams' sockets may hold unsent, all streams together (default UNSENT_BUDGET_BYTES). */
+  unsentBudgetBytes?: number;
 }
+
+/**
+ * Message bytes that sockets whose clients do not read may hold in this process, all streams
+ * together. A client that stops reading is cut after two heartbeats, but until then its
+ * socket holds the last message written, a whole page: 768 streams (the default cap) of
+ * 1,000-entry pages that no one reads held 200-500 MB beside the hot path. Past the budget,
+ * messages wait as each stream's newest (shared with the streams of its window), and go out
+ * as sockets drain or close.
+ */
+export const UNSENT_BUDGET_BYTES = 32 * 1024 * 1024;
 
 /** Hunts per read statement: bounds one statement's work when very many hunts change at once. */
 const HUNTS_PER_READ = 500;
@@ -160,6 +172,12 @@ export class LeaderboardStreams {
   private gapMs: number;
   /** Streams with a message held back by the 100 ms rule. */
   private readonly throttled = new Set<Stream>();
+  /** Streams whose socket held a message unsent after its write, and how many bytes it then held. */
+  private readonly unsent = new Map<Stream, number>();
+  private unsentBytes = 0;
+  /** Streams with a message waiting because `unsent` is over budget, in the order they came. */
+  private readonly heldForBudget = new Set<Stream>();
+  private readonly unsentBudgetBytes: number;
   /** Counts read windows. */
   private windows = 0;
   private droppedSlow = 0;
@@ -181,6 +199,7 @@ export class LeaderboardStreams {
     this.minIntervalMs = options.minIntervalMs ?? 100;
     this.gapMs = this.minIntervalMs;
     this.heartbeatMs = options.heartbeatMs ?? 10_000;
+    this.unsentBudgetBytes = options.unsentBudgetBytes ?? UNSENT_BUDGET_BYTES;
     this.heartbeat = setInterval(() => this.beat(), this.heartbeatMs);
     this.heartbeat.unref();
   }
@@ -230,6 +249,8 @@ export class LeaderboardStreams {
       closed = true;
       clearTimeout(stream.timer);
       this.throttled.delete(stream);
+      this.heldForBudget.delete(stream);
+      this.release(stream);
       hunt.streams.delete(stream);
       if (hunt.streams.size === 0 && this.hunts.get(huntId) === hunt) {
         this.hunts.delete(huntId);
@@ -246,6 +267,7 @@ export class LeaderboardStreams {
       // now and then, each drain at once refilled with the newest message; it gets fewer
       // messages, and was cut as one that stopped reading.
       stream.blockedSince = undefined;
+      this.release(stream);
       this.flush(stream);
     });
     const first = this.firstRead(huntId, hunt, limit);
@@ -452,11 +474,39 @@ export class LeaderboardStreams {
     this.throttled.delete(stream);
     clearTimeout(stream.timer);
     stream.timer = undefined;
+    if (this.unsentBytes >= this.unsentBudgetBytes) {
+      this.heldForBudget.add(stream); // released by a drain or a close (release)
+      this.warnHeldForBudget();
+      return;
+    }
     const message = stream.pending;
     stream.pending = undefined;
     stream.lastSentAt = performance.now();
-    stream.res.write(message);
+    if (stream.res.write(message)) return;
+    const held = stream.res.writableLength;
+    this.unsent.set(stream, held);
+    this.unsentBytes += held;
   }
+
+  /** A stream's socket drained or closed: its bytes leave the budget, and streams held for it go out. */
+  private release(stream: Stream): void {
+    const bytes = this.unsent.get(stream);
+    if (bytes === undefined) return;
+    this.unsent.delete(stream);
+    this.unsentBytes -= bytes;
+    for (const held of this.heldForBudget) {
+      if (this.unsentBytes >= this.unsentBudgetBytes) break;
+      this.heldForBudget.delete(held);
+      this.flush(held);
+    }
+  }
+
+  private readonly warnHeldForBudget = everyFewSeconds((count: number) =>
+    this.options.logger.warn(
+      { count, unsentBytes: this.unsentBytes, streams: this.unsent.size },
+      'live leaderboard: sockets whose clients do not read hold the streams\' budget of unsent messages; pushes wait until they drain or are cut (two heartbeats)',
+    ),
+  );
 
   private flushThrottled(): void {
     const now = performance.now();

@@ -357,6 +357,55 @@ function fakeStream(target: LeaderboardStreams, huntId: string, limit: number): 
   return res;
 }
 
+/** A client that takes the stream's first lines and then stops reading: its first message stays in the process, unsent. */
+class StalledResponse extends FakeResponse {
+  unsentBytes = 0;
+  get writableLength(): number {
+    return this.unsentBytes;
+  }
+  override write(chunk: string): boolean {
+    super.write(chunk);
+    if (chunk.startsWith('event: leaderboard')) {
+      this.unsentBytes += Buffer.byteLength(chunk);
+      this.full = true;
+    }
+    return !this.full;
+  }
+}
+
+describe('live leaderboard streams whose clients stop reading', () => {
+  it('hold no more unsent messages in the process than their budget, and send the rest as sockets close', async () => {
+    // About 50 KB a message: 100 streams that stop reading held 5 MB, and 768 of 1,000-entry
+    // pages hundreds of MB, however the budget of plain answers was kept.
+    const page = async (huntId: string): Promise<LeaderboardBody> => ({ huntId, asOf: null, entries: Array.from({ length: 100 }, (_, i) => ({ rank: i + 1, playerId: `p${i}`, displayName: 'x'.repeat(480) })) });
+    const read = async (requests: readonly LeaderboardRequest[]) => new Map(await Promise.all(requests.map(async (r) => [r.huntId, await page(r.huntId)] as const)));
+    const budget = 1024 * 1024;
+    const target = new LeaderboardStreams({ read, logger, heartbeatMs: 60_000, minIntervalMs: 10, unsentBudgetBytes: budget });
+    try {
+      const responses = Array.from({ length: 100 }, () => {
+        const res = new StalledResponse();
+        target.subscribe('h', 100, new EventEmitter() as http.IncomingMessage, res as unknown as http.ServerResponse);
+        return res;
+      });
+      const sent = () => responses.filter((r) => r.unsentBytes > 0);
+      await waitFor('the budget filled', () => sent().length > 0);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const messageBytes = sent()[0]!.unsentBytes;
+      expect(messageBytes).toBeGreaterThan(45_000);
+      const unsent = responses.reduce((sum, r) => sum + r.unsentBytes, 0);
+      expect(unsent).toBeLessThan(budget + messageBytes);
+      expect(sent().length).toBeLessThan(30);
+      // Streams cut (two heartbeats without reading, or their clients gone) make room for the others'.
+      const first = sent();
+      for (const res of first) res.destroy();
+      await waitFor('the streams held for the budget sent', () => sent().length > first.length);
+      expect(responses.filter((r) => !r.destroyed).reduce((sum, r) => sum + r.unsentBytes, 0)).toBeLessThan(budget + messageBytes);
+    } finally {
+      target.close();
+    }
+  });
+});
+
 describe('live leaderboard streams, many at once', () => {
   const board = async (huntId: string): Promise<LeaderboardBody> => ({ huntId, asOf: '2026-12-03T00:00:00.000Z', entries: Array.from({ length: 50 }, (_, i) => ({ rank: i + 1, playerId: `p${i}` })) });
   const read = async (requests: readonly LeaderboardRequest[]) => new Map(await Promise.all(requests.map(async (r) => [r.huntId, await board(r.huntId)] as const)));
