@@ -21,7 +21,7 @@ import { seqOrderProblem } from '../store/batch/settled-seq';
 import { sequenceProblemAtStartup } from '../store/serial-sequences';
 import { schemaMismatch } from '../store/migrate';
 import { startJobRecordsPruner } from './job-records-pruner';
-import { STEP_ATTEMPTS_METRIC, startStepAttemptsMonitor } from './step-attempts';
+import { STEP_ATTEMPTS_METRIC, STEP_ATTEMPTS_PASS_METRIC, startStepAttemptsMonitor } from './step-attempts';
 import { connectAtStartup } from '../backoff';
 import { missingSearchAttributes, registerCommand } from '../temporal/search-attribute-check';
 
@@ -70,6 +70,7 @@ function safeJson(value: unknown): string {
 }
 
 let stepAttemptsMetric: MetricGauge | undefined;
+let stepAttemptsPassMetric: MetricGauge | undefined;
 
 /** The runtime's gauge of job steps' tries (step-attempts.ts): made once per process, as the runtime is. */
 function stepAttemptsGauge(): MetricGauge {
@@ -80,6 +81,17 @@ function stepAttemptsGauge(): MetricGauge {
     'Tries ended so far of the most-tried pending step of running jobs, by workflow type, activity type and what ended its last try (timeout or failure)',
   );
   return stepAttemptsMetric;
+}
+
+/** The runtime's gauge of when the step-attempts monitor last looked at every running job. */
+function stepAttemptsPassGauge(): MetricGauge {
+  stepAttemptsPassMetric ??= Runtime.instance().metricMeter.createGauge(
+    STEP_ATTEMPTS_PASS_METRIC,
+    'int',
+    '',
+    'Unix time of the last pass that looked at every running job\'s steps for hunt_job_step_attempts (none since: the gauge reads 0 or stale for them)',
+  );
+  return stepAttemptsPassMetric;
 }
 
 /** host:port needs brackets around an IPv6 address. */
@@ -214,7 +226,7 @@ export async function createWorkerService(config: Config, logger: Logger, taskQu
     maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE_MAX,
   });
   const pruner = startJobRecordsPruner(pool, config.worker.jobRecordsKeepDays, logger);
-  const stepAttempts = startStepAttemptsMonitor({ connect: () => connectClient(config), taskQueue, gauge: stepAttemptsGauge(), logger });
+  const stepAttempts = startStepAttemptsMonitor({ connect: () => connectClient(config), taskQueue, gauge: stepAttemptsGauge(), passGauge: stepAttemptsPassGauge(), logger });
   return {
     worker,
     run: () => worker.run(),

@@ -51,6 +51,14 @@ export interface PendingSteps {
 
 /** The gauge's name on the worker's metrics port. */
 export const STEP_ATTEMPTS_METRIC = 'hunt_job_step_attempts';
+/**
+ * Unix time (s) of the last pass that looked at every running job's steps. A pass that fails
+ * sets hunt_job_step_attempts to 0 (a job ended meanwhile must not keep its alert firing), so
+ * a monitor that can never ask (a visibility store without that query, rights to list
+ * workflows missing, more running jobs than a pass takes) silenced HuntJobStepTimingOut with
+ * nothing an alert could see: HuntJobStepsUnwatched reads this.
+ */
+export const STEP_ATTEMPTS_PASS_METRIC = 'hunt_job_step_attempts_pass_seconds';
 
 /** Running jobs looked at per pass: a bound on one pass's calls, far above what runs at once. */
 export const MAX_JOBS_PER_PASS = 500;
@@ -156,6 +164,8 @@ export interface StepAttemptsMonitorOptions {
   connect: () => Promise<{ client: Client; close: () => Promise<void> }>;
   taskQueue: string;
   gauge: MetricGauge;
+  /** Set to the unix time (s) of each pass that looked at every running job (STEP_ATTEMPTS_PASS_METRIC). */
+  passGauge?: MetricGauge;
   logger: Logger;
   everyMs?: number;
   firstAfterMs?: number;
@@ -203,6 +213,7 @@ export function startStepAttemptsMonitor(options: StepAttemptsMonitorOptions): S
       }
       show(highest);
       logTimingOut(steps);
+      if (jobsLeftOut === 0 && undescribed === 0) options.passGauge?.set(Math.floor(Date.now() / 1000));
     } catch (err) {
       // Not left at what it last was: a job that ended meanwhile would keep its alert firing.
       show(new Map());
@@ -233,6 +244,8 @@ export function startStepAttemptsMonitor(options: StepAttemptsMonitorOptions): S
     if (stopped || running) return;
     running = pass().finally(() => (running = undefined));
   };
+  // The start counts as a pass: a monitor that never passes shows from then on.
+  options.passGauge?.set(Math.floor(Date.now() / 1000));
   let interval: NodeJS.Timeout | undefined;
   const first = setTimeout(() => {
     tick();

@@ -12,7 +12,7 @@ import { startStoreGauges } from '../../src/api/store-metrics';
 import { createIngestMetrics } from '../../src/ingest/metrics';
 import { loadConfig } from '../../src/config';
 import { createLogger } from '../../src/log';
-import { STEP_ATTEMPTS_METRIC } from '../../src/worker/step-attempts';
+import { STEP_ATTEMPTS_METRIC, STEP_ATTEMPTS_PASS_METRIC } from '../../src/worker/step-attempts';
 
 /**
  * What `hunt ingest` serves on /metrics: the hot path's metrics, the gauges read from
@@ -87,7 +87,7 @@ export const TEMPORAL_SDK_METRICS: ReadonlySet<string> = new Set([
 ]);
 
 /** What `hunt worker` serves on WORKER_METRICS_PORT besides the SDK's own: its gauges made on the SDK's meter. */
-export const WORKER_OWN_METRICS: ReadonlySet<string> = new Set([STEP_ATTEMPTS_METRIC]);
+export const WORKER_OWN_METRICS: ReadonlySet<string> = new Set([STEP_ATTEMPTS_METRIC, STEP_ATTEMPTS_PASS_METRIC]);
 
 /** What Prometheus adds to every scrape target. */
 export const PROMETHEUS_SERIES: ReadonlySet<string> = new Set(['up', 'scrape_duration_seconds', 'scrape_samples_scraped']);

@@ -74,6 +74,45 @@ describe('steps whose tries end by a timeout', () => {
   }, 90_000);
 });
 
+describe('the monitor of steps\' tries', () => {
+  it('says when it last looked at every running job, and stops saying so while Temporal cannot be asked', async () => {
+    // A failing pass sets hunt_job_step_attempts to 0 (a job ended meanwhile must not keep its
+    // alert firing): without this gauge a monitor that can never ask silenced the alert unseen.
+    const { gauge } = recordingGauge();
+    const passes = recordingGauge();
+    let failing = false;
+    const client = new Proxy(env.client, {
+      get: (target, name) =>
+        name === 'workflow' && failing
+          ? { list: () => { throw new Error('list workflows: PermissionDenied'); } }
+          : Reflect.get(target, name),
+    });
+    const monitor = startStepAttemptsMonitor({
+      connect: async () => ({ client, close: async () => undefined }),
+      taskQueue: uniqueName('no-jobs'),
+      gauge,
+      passGauge: passes.gauge,
+      logger: pino({ level: 'silent' }),
+      firstAfterMs: 0,
+      everyMs: 200,
+    });
+    try {
+      const passAt = () => passes.values.get('{}');
+      await waitFor('a pass over every running job', () => passAt() !== undefined, { timeoutMs: 10_000 });
+      expect(Math.abs((passAt() as number) - Date.now() / 1000)).toBeLessThan(5);
+      failing = true;
+      await new Promise((resolve) => setTimeout(resolve, 1000)); // several passes, each failing
+      const lastGood = passAt();
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      expect(passAt()).toBe(lastGood);
+      failing = false;
+      await waitFor('passes again', () => (passAt() as number) > (lastGood as number), { timeoutMs: 10_000 });
+    } finally {
+      await monitor.stop();
+    }
+  }, 30_000);
+});
+
 describe('steps whose earlier tries failed but whose current try heartbeats', () => {
   it('are not counted: they are getting on', async () => {
     let tries = 0;
