@@ -9,7 +9,8 @@ import { storedReport } from '../store/correctness/data-quality';
 import { REFUSED_RETRY_MS } from '../ingest/dlq-relay';
 import { createPool } from '../store/pool';
 import { pendingCopies } from '../store/hot-path/dlq-outbox';
-import { latestWaiting, quarantineByReason } from '../store/read/quarantine-backlog';
+import { toDetailText } from '../events/detail-text';
+import { latestWaiting, quarantineByReason, type WaitingRecord } from '../store/read/quarantine-backlog';
 import { huntId, isoTime, listOf, positiveInt } from './arguments';
 import { startJob } from './start-job';
 
@@ -23,9 +24,18 @@ async function withPool<T>(fn: (pool: import('pg').Pool) => Promise<T>): Promise
 }
 
 /** How a listed record's DLQ copy stands, when it has not gone yet. */
-function dlqMark(record: { dlq_pending: boolean; dlq_refused: string | null }): string {
+function dlqMark(record: Pick<WaitingRecord, 'dlq_pending' | 'dlq_refused'>): string {
   if (!record.dlq_pending) return '';
-  return record.dlq_refused ? ` [DLQ copy refused, tried again every ${REFUSED_RETRY_MS / 60_000} min: ${record.dlq_refused}]` : ' [DLQ copy not sent yet]';
+  return record.dlq_refused ? ` [DLQ copy refused, tried again every ${REFUSED_RETRY_MS / 60_000} min: ${toDetailText(record.dlq_refused)}]` : ' [DLQ copy not sent yet]';
+}
+
+/**
+ * A quarantined record as `hunt dlq list` prints it. Its source is escaped like its detail (a
+ * backfill file's is `file:<path>`, with whatever bytes the file's name held): an escape
+ * sequence there would redraw the operator's terminal.
+ */
+export function quarantinedLine(r: WaitingRecord): string {
+  return `#${r.id} ${r.reason} ${toDetailText(r.source_topic)}/${r.source_partition}@${r.source_offset}${dlqMark(r)}: ${r.detail}`;
 }
 
 export function registerCorrectnessCommands(program: Command): void {
@@ -83,9 +93,7 @@ export function registerCorrectnessCommands(program: Command): void {
           console.log(`DLQ copies not sent yet: ${copies.count} (oldest ${Math.round(copies.oldestSeconds)} s${refused}; see docs/operators.md#huntdlqcopieswaiting)`);
         }
         const rows = await latestWaiting(pool, opts.reason ?? null, opts.limit);
-        for (const r of rows) {
-          console.log(`#${r.id} ${r.reason} ${r.source_topic}/${r.source_partition}@${r.source_offset}${dlqMark(r)}: ${r.detail}`);
-        }
+        for (const r of rows) console.log(quarantinedLine(r));
       });
     });
   dlq

@@ -4,6 +4,7 @@
  */
 import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import type pg from 'pg';
+import { toDetailText } from '../events/detail-text';
 import { observeJob } from './job-watch';
 import { formatDuration, renderPlainLine } from './progress';
 
@@ -27,14 +28,21 @@ export async function listJobs(client: Client, taskQueue: string, options: ListJ
         startedAt: execution.startTime,
         pool: execution.type === 'reconcile' ? options.pool() : undefined,
       });
-      lines.push(`    ${renderPlainLine(snapshot)}`);
+      // Named by its type, which whoever started the job chose (see jobLine); a failure quoted in
+      // it (why the progress query failed) is escaped too.
+      lines.push(`    ${toDetailText(renderPlainLine(snapshot))}`);
     }
   }
   if (shown === 0) lines.push(options.running ? `no running jobs on task queue ${taskQueue}` : `no jobs on task queue ${taskQueue}`);
   return lines;
 }
 
+/**
+ * The type and the id are whoever started the job's to choose (the Web UI takes any text), so
+ * they are escaped as a rejection's detail is: an escape sequence there would redraw the
+ * operator's terminal.
+ */
 function jobLine(execution: WorkflowExecutionInfo): string {
   const took = execution.closeTime ? `took ${formatDuration((execution.closeTime.getTime() - execution.startTime.getTime()) / 1000)}` : '';
-  return [execution.type.padEnd(12), execution.status.name.padEnd(16), execution.startTime.toISOString(), execution.workflowId, took].join('  ').trimEnd();
+  return [toDetailText(execution.type).padEnd(12), execution.status.name.padEnd(16), execution.startTime.toISOString(), toDetailText(execution.workflowId), took].join('  ').trimEnd();
 }

@@ -20,7 +20,10 @@ export interface JobObservation {
   /** Hunts a reconcile run has committed, counted in Postgres (fresher than its heartbeat). */
   reconciledHunts?: number;
   elapsedSeconds?: number;
-  /** Why the progress query got no answer (a job without one, or no worker to answer). */
+  /**
+   * Why the progress query got no answer: no worker answered it in time, or it failed.
+   * Undefined when a worker answered that the job has no such query (yet).
+   */
   unanswered?: string;
   /** A step of the job tried again, and how its last try ended: shown before anything else. */
   retrying?: RetryingStep;
@@ -51,13 +54,12 @@ export function retryingText(step: RetryingStep): string {
   return `step ${step.activityType} on try ${step.attempt}, the last failed: ${failure}`;
 }
 
-/** Workflow types with a `progress` query: for the others no answer is no news. */
-const ANSWERING = new Set(['backfill', 'reprocess', 'reconcile']);
-
 export function snapshotOf(o: JobObservation): ProgressSnapshot {
   const snapshot = figuresOf(o);
-  // A job whose worker is gone says that first: its steps time out and wait for a worker.
-  if (o.query === undefined && o.unanswered && ANSWERING.has(o.workflowType)) return { ...snapshot, detail: o.unanswered };
+  // A job whose worker is gone says that first: its steps time out and wait for a worker. Any
+  // job type: only a worker can answer, even that the job has no progress query (job-watch.ts
+  // leaves that answer out), so a dataQuality or rollupFlush run showed "running" for ever.
+  if (o.query === undefined && o.unanswered) return { ...snapshot, detail: o.unanswered };
   return o.retrying && o.result === undefined ? { ...snapshot, detail: retryingText(o.retrying) } : snapshot;
 }
 

@@ -1,7 +1,7 @@
 /** `hunt produce`: demo and load traffic for the input topic. */
 import { InvalidArgumentError, type Command } from 'commander';
 import { loadConfig } from '../config';
-import { produceTraffic } from '../demo/produce';
+import { MAX_PRODUCE_RATE, produceTraffic } from '../demo/produce';
 import { TrafficGenerator } from '../demo/traffic';
 import { createKafka, withKafkaHint } from '../pipeline/kafka-client';
 import { ensureTopics } from '../ingest/topics';
@@ -11,6 +11,12 @@ import { STOP_DEADLINE_MS, untilSignal } from './stop';
 const positive = (name: string) => (raw: string) => {
   const value = Number(raw);
   if (!Number.isFinite(value) || value <= 0) throw new InvalidArgumentError(`${name} must be a positive number, got '${raw}'`);
+  return value;
+};
+/** `--rate` of `hunt produce` and `hunt start`: refused past what one process can build and send. */
+export const eventsPerSecond = (raw: string) => {
+  const value = positive('--rate')(raw);
+  if (value > MAX_PRODUCE_RATE) throw new InvalidArgumentError(`--rate must be at most ${MAX_PRODUCE_RATE.toLocaleString('en-US')} events/s, got '${raw}'`);
   return value;
 };
 const fraction = (name: string) => (raw: string) => {
@@ -23,7 +29,7 @@ export function registerProduceCommand(program: Command): void {
   program
     .command('produce')
     .description('send realistic game traffic to the input topic')
-    .option('--rate <n>', 'events per second', positive('--rate'), 200)
+    .option('--rate <n>', `events per second (at most ${MAX_PRODUCE_RATE})`, eventsPerSecond, 200)
     .option('--duration <seconds>', 'stop after this many seconds (default: until Ctrl-C)', positive('--duration'))
     .option('--count <n>', 'stop after this many records', positive('--count'))
     .option('--hunts <n>', 'number of hunts', positive('--hunts'), 3)

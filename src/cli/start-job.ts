@@ -10,14 +10,23 @@ import type { PostgresTarget } from '../store/pg-connection';
 import { createPool } from '../store/pool';
 
 /**
- * The failure a failed job's --wait reports: the innermost cause's words. The SDK wraps them
- * (workflow execution failed, then activity task failed), and its outer messages say nothing
- * of what to fix.
+ * The failure a failed job's --wait reports: the job's own words. The SDK wraps them (workflow
+ * execution failed, then activity task failed), and its outer messages say nothing of what to
+ * fix; the job's failure in turn carries its cause (a driver's error), whose words alone
+ * ("canceling statement due to statement timeout") say nothing of which check or step it was.
+ * So only the SDK's wrappers are looked through. Async: the SDK loads only when a job runs.
  */
-export function jobFailureMessage(err: unknown): string {
-  let message = (err as Error | undefined)?.message ?? String(err);
-  for (let cause = (err as { cause?: unknown } | undefined)?.cause; cause instanceof Error; cause = (cause as { cause?: unknown }).cause) {
-    if (cause.message) message = cause.message;
+export async function jobFailureMessage(err: unknown): Promise<string> {
+  const { WorkflowFailedError } = await import('@temporalio/client');
+  const { ActivityFailure, ApplicationFailure, CancelledFailure, ChildWorkflowFailure, TerminatedFailure, TimeoutFailure } = await import('@temporalio/common');
+  const isWrapper = (e: unknown) => e instanceof WorkflowFailedError || e instanceof ActivityFailure || e instanceof ChildWorkflowFailure;
+  const isOwn = (e: unknown) => e instanceof ApplicationFailure || e instanceof CancelledFailure || e instanceof TimeoutFailure || e instanceof TerminatedFailure;
+  let message = (err as Error | undefined)?.message || String(err);
+  for (let at: unknown = err; isWrapper(at); ) {
+    at = (at as Error).cause;
+    if (!(at instanceof Error)) break;
+    if (at.message) message = at.message;
+    if (isOwn(at)) break;
   }
   return message;
 }
@@ -25,18 +34,35 @@ export function jobFailureMessage(err: unknown): string {
 /**
  * What a job that ended left undone, for --wait's exit code: a script must not take it for
  * done. Reconcile's hunts that could not be reconciled; a backfill's records deleted from
- * Kafka (retention) before it read them, lost to it. Undefined when none.
+ * Kafka (retention) before it read them, lost to it; a data-quality repair's hunts whose repair
+ * the database refused (each check counts its own in `repaired.huntsFailed`). Undefined when none.
  */
 export function unfinishedWork(result: unknown): string | undefined {
   const huntsFailed = (result as { huntsFailed?: unknown } | undefined)?.huntsFailed;
   if (typeof huntsFailed === 'number' && huntsFailed > 0) {
     return `${huntsFailed} hunt(s) could not be reconciled (see "failed"; docs/operators.md#huntreconcilehuntsfailing)`;
   }
+  const unrepaired = unrepairedHunts(result);
+  if (unrepaired.total > 0) {
+    return (
+      `${unrepaired.total} hunt(s) could not be repaired (${unrepaired.byCheck}): see which and why in reconcile_failures ` +
+      '(docs/operators.md#huntreconcilehuntsfailing), then run `hunt dq run --repair` again'
+    );
+  }
   const lost = (result as { counts?: { deletedBeforeRead?: unknown } } | undefined)?.counts?.deletedBeforeRead;
   if (typeof lost === 'number' && lost > 0) {
     return `${lost} record(s) of the range were deleted from Kafka (retention) before the job read them, and are not imported`;
   }
   return undefined;
+}
+
+/** A dataQuality result's hunts whose repair failed, in all and per check ("score_drift 2"). */
+function unrepairedHunts(result: unknown): { total: number; byCheck: string } {
+  const checks = (result as { checks?: unknown } | undefined)?.checks;
+  const failing = (Array.isArray(checks) ? (checks as Array<{ check?: unknown; repaired?: { huntsFailed?: unknown } } | null>) : [])
+    .map((c) => ({ check: String(c?.check), failed: c?.repaired?.huntsFailed }))
+    .filter((c): c is { check: string; failed: number } => typeof c.failed === 'number' && c.failed > 0);
+  return { total: failing.reduce((sum, c) => sum + c.failed, 0), byCheck: failing.map((c) => `${c.check} ${c.failed}`).join(', ') };
 }
 
 export async function withClient<T>(fn: (client: Client, config: Config) => Promise<T>): Promise<T> {
@@ -95,7 +121,7 @@ export async function startJob(workflowType: string, input: Record<string, unkno
         process.exitCode = 1;
       }
     } catch (err) {
-      throw new Error(`${workflowType} ${workflowId} failed: ${jobFailureMessage(err)}`, { cause: err });
+      throw new Error(`${workflowType} ${workflowId} failed: ${await jobFailureMessage(err)}`, { cause: err });
     } finally {
       await pool.end();
     }

@@ -3,7 +3,9 @@
  * Temporal SDK and the stack's modules load only when the command runs.
  */
 import { InvalidArgumentError, type Command } from 'commander';
+import { MAX_PRODUCE_RATE } from '../demo/produce';
 import type { MainJobOptions } from './main-job';
+import { eventsPerSecond } from './produce';
 
 const positive = (raw: string) => {
   const value = Number(raw);
@@ -24,7 +26,7 @@ export function registerStartCommand(program: Command): void {
   program
     .command('start')
     .description('stack up, migrate, ingest + read API, batch worker + Schedules, demo traffic; prints the leaderboard and Temporal Web UI URLs')
-    .option('--rate <n>', 'demo events per second', positive, 50)
+    .option('--rate <n>', `demo events per second (at most ${MAX_PRODUCE_RATE})`, eventsPerSecond, 50)
     .option('--no-demo', 'run without the demo producer')
     .option('--no-worker', 'run without the batch-plane worker (and leave the Schedules as they are)')
     .option('--duration <seconds>', 'stop after this many seconds (default: until Ctrl-C)', duration)

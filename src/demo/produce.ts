@@ -5,7 +5,7 @@ import type { TrafficGenerator, TrafficRecord } from './traffic';
 
 export interface ProduceOptions {
   topic: string;
-  /** Events per second. */
+  /** Events per second, at most MAX_PRODUCE_RATE. */
   rate: number;
   /** Stop after this many records (default: no limit). */
   count?: number;
@@ -23,6 +23,17 @@ export interface ProduceOptions {
 
 const TICK_MS = 10;
 /**
+ * The fastest rate taken. `--rate 1e8` built a second's 100 million records in one tick, which
+ * took the whole heap, and under `hunt start` the ingest and the worker sharing the process
+ * went down with it.
+ */
+export const MAX_PRODUCE_RATE = 1_000_000;
+/**
+ * The most records one tick builds: two ticks' worth at MAX_PRODUCE_RATE (about 4 MB of demo
+ * records), so a slow tick is caught up over the next ones.
+ */
+const MAX_RECORDS_PER_TICK = (2 * MAX_PRODUCE_RATE * TICK_MS) / 1000;
+/**
  * The most record bytes in one send. A send's records for one partition travel as one record
  * batch, which the broker refuses whole past the topic's max.message.bytes (1 MiB by
  * default); a tick that catches up on a slow second at a high rate held far more than that.
@@ -32,6 +43,7 @@ const SEND_MAX_BYTES = 256 * 1024;
 const AFTER_FAILED_SEND_MS = 1000;
 
 export async function produceTraffic(kafka: Kafka, generator: TrafficGenerator, options: ProduceOptions): Promise<number> {
+  if (!(options.rate > 0 && options.rate <= MAX_PRODUCE_RATE)) throw new RangeError(`rate must be more than 0 and at most ${MAX_PRODUCE_RATE} events/s, got ${options.rate}`);
   const producer = kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
   const started = Date.now();
@@ -46,8 +58,9 @@ export async function produceTraffic(kafka: Kafka, generator: TrafficGenerator, 
       if (options.count !== undefined && sent >= options.count) break;
       // Send whatever the rate says is due by now, so slow ticks catch up; at most a second's
       // worth at a time, so a Kafka that stalled for a minute does not have the whole minute
-      // generated in memory at once (at 10,000/s a 30 s stall took 700 MB).
-      let due = Math.min(Math.floor(((elapsed + TICK_MS) / 1000) * options.rate) - sent - dropped, Math.max(1, Math.ceil(options.rate)));
+      // generated in memory at once (at 10,000/s a 30 s stall took 700 MB), and at most
+      // MAX_RECORDS_PER_TICK, which a second at a high rate is far past.
+      let due = Math.min(Math.floor(((elapsed + TICK_MS) / 1000) * options.rate) - sent - dropped, Math.max(1, Math.ceil(options.rate)), MAX_RECORDS_PER_TICK);
       if (options.count !== undefined) due = Math.min(due, options.count - sent);
       let failed = false;
       if (due > 0) {

@@ -3,12 +3,15 @@
  * job started without --wait with an input it then refuses failed where nobody looked, and
  * the command had said "started" and exited 0.
  */
+import { WorkflowFailedError } from '@temporalio/client';
+import { ActivityFailure, ApplicationFailure, CancelledFailure, RetryState, TerminatedFailure, TimeoutFailure, TimeoutType } from '@temporalio/common';
 import { Command, CommanderError } from 'commander';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { positiveInt } from '../../src/cli/arguments';
 import { registerCorrectnessCommands } from '../../src/cli/correctness';
 import { registerJobCommands } from '../../src/cli/jobs';
 import { jobFailureMessage, unfinishedWork } from '../../src/cli/start-job';
+import { registerProduceCommand } from '../../src/cli/produce';
 import { registerStartCommand } from '../../src/cli/start';
 
 // A command that passes its checks starts its job: recorded here instead of sent to Temporal.
@@ -51,6 +54,7 @@ describe('hunt job commands', () => {
     [['dlq', 'replay', '--reason', 'bogus'], /Allowed choices are/],
     [['dlq', 'replay', '--from', '2026-12-02', '--to', '2026-12-01'], /--from \(2026-12-02T00:00:00.000Z\) must be before --to/],
     [['start', '--duration', '2200000'], /at most 2147483 seconds/],
+    [['start', '--rate', '1e8'], /--rate must be at most 1,000,000 events\/s, got '1e8'/],
     [['backfill', '--topic', 'hunt.events', '--from', '2999-01-01'], /later than now: there is nothing to import from it yet/],
     [['reconcile', '--hunt', ...Array.from({ length: 1001 }, (_, i) => `h${i}`)], /at most 1000 hunts/],
   ])('refuse %j', async (args, message) => {
@@ -64,6 +68,7 @@ describe('hunt job commands', () => {
     [['dlq', 'replay', '--reason', 'future_timestamp', 'schema_violation', '--from', '2026-12-01']],
     [['reprocess']],
     [['start', '--duration', '60', '--no-demo']],
+    [['start', '--rate', '1e6']],
   ])('take %j', async (args) => {
     expect(await refusal(args)).toBeUndefined();
     if (args[0] !== 'start') expect(started).toHaveLength(1);
@@ -74,6 +79,15 @@ describe('hunt job commands', () => {
     expect(started).toEqual([{ workflowType: 'dlqReplay', input: { reasons: ['future_timestamp'], from: '2026-12-01T00:00:00.000Z' } }]);
   });
 
+  it("refuse a rate past what one process can build, in `hunt produce` as in `hunt start`", () => {
+    // The option's own parser: a rate it took would start sending to Kafka.
+    const program = new Command('hunt');
+    registerProduceCommand(program);
+    const rate = program.commands.find((c) => c.name() === 'produce')?.options.find((o) => o.long === '--rate');
+    expect(() => rate?.parseArg?.('1000001', undefined)).toThrow(/--rate must be at most 1,000,000 events\/s, got '1000001'/);
+    expect(rate?.parseArg?.('1e6', undefined)).toBe(1_000_000);
+  });
+
   it('take only digits as a whole number', () => {
     expect(positiveInt('7')).toBe(7);
     for (const raw of [' 7 ', '0x10', '1e3', '7.0', '-1', '0']) expect(() => positiveInt(raw)).toThrow(/positive whole number/);
@@ -81,12 +95,29 @@ describe('hunt job commands', () => {
 });
 
 describe('a failed job\'s message under --wait', () => {
-  it('is the innermost cause\'s, not the SDK\'s wrappers\'', () => {
-    const reason = new Error('source.path /tmp/x.ndjson is outside the import folder BACKFILL_IMPORT_DIR');
-    const activity = new Error('Activity task failed', { cause: reason });
-    const workflow = new Error('Workflow execution failed', { cause: activity });
-    expect(jobFailureMessage(workflow)).toBe(reason.message);
-    expect(jobFailureMessage(new Error('Workflow execution failed', { cause: new Error('source.kind must be "file" or "kafka"') }))).toBe('source.kind must be "file" or "kafka"');
+  /** How the client hands a job's failure over: workflow failed, activity failed, then the job's own. */
+  const failedJob = (own: Error) =>
+    new WorkflowFailedError('Workflow execution failed', new ActivityFailure('Activity task failed', 'runDataQualityChecks', '1', RetryState.NON_RETRYABLE_FAILURE, 'worker', own), RetryState.NON_RETRYABLE_FAILURE);
+
+  it("is the job's own failure, not the SDK's wrappers' nor the cause the job names", async () => {
+    const own = ApplicationFailure.create({
+      type: 'DataQualityCheckFailed',
+      message: 'dataQuality R, check rollup_mismatch: failed (failure 5 in a row with no progress; not retried)',
+      cause: ApplicationFailure.create({ type: 'DatabaseError', message: 'canceling statement due to statement timeout' }),
+    });
+    expect(await jobFailureMessage(failedJob(own))).toBe(own.message);
+    // A cause that is a plain Error (not sent through Temporal) is not taken either.
+    const local = ApplicationFailure.create({ message: 'source.path is outside the import folder BACKFILL_IMPORT_DIR', cause: new Error('EACCES') });
+    expect(await jobFailureMessage(failedJob(local))).toBe(local.message);
+    const cancelled = new CancelledFailure('reprocess leaderboard (job 3): cancelled before the swap; the live tables are untouched', [], new Error('activity cancelled'));
+    expect(await jobFailureMessage(new WorkflowFailedError('Workflow execution cancelled', cancelled, RetryState.NON_RETRYABLE_FAILURE))).toBe(cancelled.message);
+    expect(await jobFailureMessage(failedJob(new TimeoutFailure('activity StartToClose timeout', undefined, TimeoutType.START_TO_CLOSE)))).toBe('activity StartToClose timeout');
+    expect(await jobFailureMessage(new WorkflowFailedError('Workflow execution terminated', new TerminatedFailure('stuck, ended by hand'), RetryState.NON_RETRYABLE_FAILURE))).toBe('stuck, ended by hand');
+  });
+
+  it('is the error itself when it is no SDK wrapper', async () => {
+    expect(await jobFailureMessage(new Error('Failed to query workflow', { cause: new Error('14 UNAVAILABLE') }))).toBe('Failed to query workflow');
+    expect(await jobFailureMessage(new WorkflowFailedError('Workflow execution failed', undefined, RetryState.NON_RETRYABLE_FAILURE))).toBe('Workflow execution failed');
   });
 });
 
@@ -97,5 +128,17 @@ describe("a finished job's work left undone, for --wait's exit code", () => {
     expect(unfinishedWork({ state: 'completed', counts: { records: 400, deletedBeforeRead: 0 } })).toBeUndefined();
     expect(unfinishedWork({ hunts: 2, huntsFailed: 0 })).toBeUndefined();
     expect(unfinishedWork(undefined)).toBeUndefined();
+  });
+
+  it('names the hunts a data-quality repair left unrepaired, and nothing for a repair done whole', () => {
+    const check = (name: string, repaired?: Record<string, unknown>) => ({ check: name, severity: 'error', count: 3, samples: [], ...(repaired && { repaired }) });
+    const result = {
+      runId: 'dataQuality-1',
+      repair: true,
+      checks: [check('score_drift', { huntsReconciled: 1, huntsFailed: 2 }), check('orphan_projection_rows', { huntsReconciled: 0, huntsFailed: 1 }), check('rollup_mismatch', { windowsReaggregated: 4 })],
+    };
+    expect(unfinishedWork(result)).toMatch(/^3 hunt\(s\) could not be repaired \(score_drift 2, orphan_projection_rows 1\): see which and why in reconcile_failures .*`hunt dq run --repair` again$/);
+    expect(unfinishedWork({ ...result, checks: [check('score_drift', { huntsReconciled: 3, huntsFailed: 0 }), check('future_events')] })).toBeUndefined();
+    expect(unfinishedWork({ runId: 'dataQuality-2', repair: false, checks: [check('score_drift')] })).toBeUndefined();
   });
 });

@@ -3,10 +3,10 @@
  * rate and ETA on a terminal and as plain lines otherwise; the backfill command's source.
  */
 import type { WorkflowHandle } from '@temporalio/client';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { emptyCounts } from '../../src/batch/backfill/counts';
 import { snapshotOf } from '../../src/cli/job-progress';
-import { jobResult, retryingStep } from '../../src/cli/job-watch';
+import { jobResult, observeJob, retryingStep } from '../../src/cli/job-watch';
 import { backfillSource } from '../../src/cli/jobs';
 import { registerSecret } from '../../src/redact';
 import { createProgressPrinter, formatAmount, formatDuration, RateTracker, renderBarLine, renderPlainLine, type ProgressSnapshot } from '../../src/cli/progress';
@@ -222,10 +222,38 @@ describe('snapshotOf', () => {
     expect(retryingStep([{ activityType: { name: 'importChunks' }, attempt: 5, state: STARTED, lastFailure: { message: 'activity Heartbeat timeout' } }])).toBeUndefined();
   });
 
-  it('says why there is no progress when a job with a progress query does not answer', () => {
+  it('says no worker answered, for every job type', () => {
     const unanswered = 'no answer to the progress query: is a worker polling the task queue?';
-    expect(snapshotOf({ workflowType: 'backfill', unanswered }).detail).toBe(unanswered);
-    expect(snapshotOf({ workflowType: 'rollupFlush', unanswered, elapsedSeconds: 4 }).detail).toBeUndefined();
+    for (const workflowType of ['backfill', 'reprocess', 'reconcile', 'dataQuality', 'rollupFlush', 'dlqReplay']) {
+      expect(snapshotOf({ workflowType, unanswered, elapsedSeconds: 4 }).detail).toBe(unanswered);
+    }
+    expect(renderPlainLine(snapshotOf({ workflowType: 'dataQuality', unanswered, elapsedSeconds: 725 }))).toBe(`dataQuality running: 12:05 elapsed; ${unanswered}`);
+    // A worker's answer that the job has no progress query is no news.
+    expect(snapshotOf({ workflowType: 'rollupFlush', elapsedSeconds: 4 }).detail).toBeUndefined();
+  });
+
+  describe('as a look at the job tells them apart', () => {
+    afterEach(() => void vi.useRealTimers());
+    /** A handle whose progress query ends as `answer` says. */
+    const handleAnswering = (answer: () => Promise<unknown>) =>
+      ({
+        query: answer,
+        describe: async () => ({ raw: { pendingActivities: [] } }),
+        client: { withDeadline: (_: number, fn: () => Promise<unknown>) => fn() },
+      }) as unknown as WorkflowHandle;
+
+    it('a worker saying the job has no progress query: no news', async () => {
+      const noHandler = handleAnswering(async () => Promise.reject(new Error('Workflow did not register a handler for progress. Registered queries: []')));
+      expect((await observeJob(noHandler, 'dataQuality')).detail).toBeUndefined();
+    });
+
+    it('no worker answering within the deadline: said, for a job type without a progress query too', async () => {
+      vi.useFakeTimers();
+      const noWorker = handleAnswering(() => new Promise((_, reject) => setTimeout(() => reject(new Error('4 DEADLINE_EXCEEDED: Deadline exceeded')), 5000)));
+      const look = observeJob(noWorker, 'dataQuality');
+      await vi.advanceTimersByTimeAsync(5000);
+      expect((await look).detail).toBe('no answer to the progress query: is a worker polling the task queue?');
+    });
   });
 });
 
