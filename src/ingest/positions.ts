@@ -398,14 +398,22 @@ export class PartitionPositions {
    */
   floorCheck(partitions: readonly number[]): (stored: ReadonlyMap<number, bigint>) => { partition: number; stored: bigint | undefined; floor: bigint }[] {
     const before = this.floorsOf(partitions);
-    return (stored) =>
-      [...before].flatMap(([partition, floorBefore]) => {
+    const generation = this.generation;
+    const loadingBefore = this.loading > 0;
+    return (stored) => {
+      // Nothing is checked across a join's load: it sets every floor anew from Postgres, and
+      // until then a partition just assigned may carry this member's floor of an earlier
+      // join, from before another member moved its stored position back (a log reset), which
+      // read as lost commits and ended the process.
+      if (loadingBefore || this.loading > 0 || generation !== this.generation) return [];
+      return [...before].flatMap(([partition, floorBefore]) => {
         const floorNow = this.floors.get(partition);
         if (floorNow === undefined) return [];
         const floor = floorNow < floorBefore ? floorNow : floorBefore;
         const at = stored.get(partition);
         return at === undefined || at < floor ? [{ partition, stored: at, floor }] : [];
       });
+    };
   }
 
   /** Postgres holds `nextOffset` for the partition now (a commit of this process, or a position read). */

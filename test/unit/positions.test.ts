@@ -323,6 +323,27 @@ describe('PartitionPositions and what the lanes remember of their commits (known
     expect(positions.floorCheck([1])(new Map([[1, 0n]]))).toEqual([]);
   });
 
+  it('checks no floor while a join loads the positions: a partition newly assigned may carry the floor of an earlier join, from before another member moved it back', async () => {
+    const { positions, join, asked, answer } = withSlowLoad();
+    const first = join();
+    await answer();
+    await first;
+    positions.noteStored(0, 50n); // a floor from this member's earlier ownership
+    // Another member owned partition 0 meanwhile and read its replaced log again from 0: the
+    // stored position is 0 now. A join gives it back to this member; while its positions load,
+    // the monitor checks the partitions assigned.
+    const second = join();
+    await asked();
+    expect(positions.floorCheck([0])(new Map([[0, 0n]]))).toEqual([]);
+    const startedBefore = positions.floorCheck([0]); // a check under way when the load ends
+    await answer(); // Postgres answers 20 for it
+    await second;
+    expect(startedBefore(new Map([[0, 20n]]))).toEqual([]);
+    // Loaded: the floors are Postgres's again, and a loss below them shows.
+    expect(positions.floorCheck([0])(new Map([[0, 20n]]))).toEqual([]);
+    expect(positions.floorCheck([0])(new Map([[0, 10n]]))).toEqual([{ partition: 0, stored: 10n, floor: 20n }]);
+  });
+
   it('forgets them when a floor is lowered (a log reset), not when one rises', async () => {
     const { positions, join, answer } = withSlowLoad();
     const joined = join();
