@@ -5,7 +5,7 @@
 import { Option, type Command } from 'commander';
 import { MAX_RECONCILE_HUNT_IDS, REJECT_REASONS } from '../constants';
 import { loadConfig } from '../config';
-import { storedReport } from '../store/correctness/data-quality';
+import { CHECKS, storedReport, type StoredCheck } from '../store/correctness/data-quality';
 import { REFUSED_RETRY_MS } from '../ingest/dlq-relay';
 import { createPool } from '../store/pool';
 import { pendingCopies } from '../store/hot-path/dlq-outbox';
@@ -34,6 +34,19 @@ function dlqMark(record: Pick<WaitingRecord, 'dlq_pending' | 'dlq_refused'>): st
  * backfill file's is `file:<path>`, with whatever bytes the file's name held): an escape
  * sequence there would redraw the operator's terminal.
  */
+/**
+ * A stored report, one line per check, every check named: a run stores each check's row as it
+ * finishes, so the latest run may be one still going, or one that failed on a check, and its
+ * missing checks (errors among them) would otherwise just not be listed.
+ */
+export function reportLines(rows: readonly StoredCheck[], checkNames: readonly string[] = CHECKS.map((c) => c.name)): string[] {
+  const stored = new Set(rows.map((r) => r.check_name));
+  const lines = rows.map((r) => `${r.check_name.padEnd(28)} ${r.severity.padEnd(8)} ${String(r.finding_count).padStart(7)}  ${r.repaired ? `repaired ${JSON.stringify(r.repaired)}` : ''}`);
+  const missing = checkNames.filter((name) => !stored.has(name));
+  for (const name of missing) lines.push(`${name.padEnd(28)} not in this run: still running, or the run ended before it (see the run in the Web UI or \`hunt jobs\`)`);
+  return lines;
+}
+
 export function quarantinedLine(r: WaitingRecord): string {
   return `#${r.id} ${r.reason} ${toDetailText(r.source_topic)}/${r.source_partition}@${r.source_offset}${dlqMark(r)}: ${r.detail}`;
 }
@@ -71,9 +84,7 @@ export function registerCorrectnessCommands(program: Command): void {
         }
         if (!first) return console.log('no data-quality report yet: run `hunt dq run`');
         console.log(`run ${first.run_id} at ${first.checked_at.toISOString()}`);
-        for (const r of rows) {
-          console.log(`${r.check_name.padEnd(28)} ${r.severity.padEnd(8)} ${String(r.finding_count).padStart(7)}  ${r.repaired ? `repaired ${JSON.stringify(r.repaired)}` : ''}`);
-        }
+        for (const line of reportLines(rows)) console.log(line);
       });
     });
 
