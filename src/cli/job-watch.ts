@@ -9,6 +9,8 @@ import { isGrpcServiceError, isRetryableError, type WorkflowHandle } from '@temp
 import type { temporal } from '@temporalio/proto';
 import type pg from 'pg';
 import type { ReconcileProgress } from '../../workflows/reconcile';
+import { toDetailText } from '../events/detail-text';
+import { scrubSecrets } from '../redact';
 import { countReconciledHunts } from '../store/correctness/reconcile';
 import { snapshotOf, type JobObservation, type RetryingStep } from './job-progress';
 import { createProgressPrinter, RateTracker, type ProgressOutput, type ProgressSnapshot } from './progress';
@@ -59,7 +61,8 @@ function describeQueryFailure(err: unknown, timedOut: boolean): string | undefin
   const message = [(err as Error).message, ((err as { cause?: Error }).cause)?.message].filter(Boolean).join(': ');
   // The job registers its query once it has looked at its input (backfill: the source's size).
   if (/did not register a handler for progress/.test(message)) return undefined;
-  return `no progress: ${message}`;
+  // Drawn on the terminal past the console's scrubbing, as retryingText's failure is.
+  return `no progress: ${scrubSecrets(toDetailText(message))}`;
 }
 
 type PendingActivity = temporal.api.workflow.v1.IPendingActivityInfo;

@@ -247,6 +247,14 @@ describe('snapshotOf', () => {
       expect((await observeJob(noHandler, 'dataQuality')).detail).toBeUndefined();
     });
 
+    it('a query failing otherwise: said, its control characters escaped and secrets hidden (the progress line is drawn past the console\'s scrubbing)', async () => {
+      const failing = handleAnswering(async () => Promise.reject(new Error('query failed\x1b[2J\r at postgres://hunt:s3cret@db:5432/hunt')));
+      const detail = (await observeJob(failing, 'backfill')).detail ?? '';
+      expect(detail).toMatch(/^no progress: query failed\\u001b\[2J\\u000d at postgres:\/\/hunt:\*\*\*@db/);
+      expect(detail).not.toContain('s3cret');
+      expect(detail).not.toContain('\x1b');
+    });
+
     it('no worker answering within the deadline: said, for a job type without a progress query too', async () => {
       vi.useFakeTimers();
       const noWorker = handleAnswering(() => new Promise((_, reject) => setTimeout(() => reject(new Error('4 DEADLINE_EXCEEDED: Deadline exceeded')), 5000)));
