@@ -12,10 +12,11 @@ import { createTestTopics, endOffsets, testKafka } from '../helpers/ingest';
 describe('hunt produce at a high rate', () => {
   it('sends every record, however many bytes one tick catches up on', async () => {
     const topics = await createTestTopics(2);
-    const count = 20_000;
+    const count = 40_000;
     const generator = new TrafficGenerator({ hunts: 3, playersPerHunt: 50, random: seededRandom(7) });
-    // At this rate the first tick alone is due the whole count: several MiB for each partition.
-    const sent = await produceTraffic(testKafka(), generator, { topic: topics.events, rate: 10_000_000, count });
+    // At the highest rate taken the first tick is due 10,000 records (about 1 MiB for each
+    // partition), and a tick after a slow send up to 20,000 (the most one tick builds).
+    const sent = await produceTraffic(testKafka(), generator, { topic: topics.events, rate: 1_000_000, count });
     expect(sent).toBe(count);
     expect(await endOffsets(topics.events)).toBe(count);
   });
