@@ -18,6 +18,7 @@ import type { SourceRecord } from '../pipeline/classify';
 import { checkImportFile, ImportFileError, openImportFile } from './backfill/import-file';
 import { checkImportTopic, ImportTopicError } from './backfill/import-topic';
 import { CHUNK_BYTE_BUDGET, fileSize, readChunk, type FileRecord } from './backfill/ndjson-source';
+import type { KafkaMessage } from 'kafkajs';
 import { sliceEnd } from '../pipeline/record-slices';
 import { RecentEventIds } from './backfill/recent-event-ids';
 import { toDetailText } from '../events/detail-text';
@@ -226,14 +227,9 @@ async function importKafkaChunks(deps: Pick<ActivityDeps, 'pool' | 'kafka' | 'co
     // What consumeRange returns may lie past the last slice: markers, aborted or deleted records at the range's end.
     readTo = await failingIfGone(() =>
       consumeRange(deps.kafka, topic, cursor, range, input.chunkSize * input.maxChunks, async ({ partition, messages }) => {
-        // Cut at the file source's byte budget too: by count alone, 50,000 large records (a
-        // gzip batch unpacks to 64 MiB) made chunks of 100+ MiB, three held at once.
-        for (let i = 0; i < messages.length; ) {
-          const { end } = sliceEnd(messages, i, input.chunkSize, CHUNK_BYTE_BUDGET);
-          const slice = messages.slice(i, end);
+        for (const slice of kafkaChunks(messages, input.chunkSize)) {
           const inWindow = slice.filter((m) => importsRecord(m, fromMs, toMs));
           await importSlice(partition, inWindow, BigInt(slice[slice.length - 1]!.offset) + 1n, slice.length - inWindow.length);
-          i = end;
         }
       },
       context.cancellationSignal,
@@ -286,4 +282,17 @@ function tooLongLine(origin: ImportOrigin, record: FileRecord): RejectedRecord {
 
 function msOf(iso: string | undefined): number | undefined {
   return iso === undefined ? undefined : Date.parse(iso);
+}
+
+/**
+ * A fetch's records in chunks of `chunkSize` records, each also ending at the file source's
+ * byte budget: by count alone, 50,000 large records (a gzip batch unpacks to 64 MiB) made
+ * chunks of 100+ MiB, three held at once.
+ */
+export function* kafkaChunks<M extends KafkaMessage>(messages: readonly M[], chunkSize: number): Generator<M[]> {
+  for (let i = 0; i < messages.length; ) {
+    const { end } = sliceEnd(messages, i, chunkSize, CHUNK_BYTE_BUDGET);
+    yield messages.slice(i, end);
+    i = end;
+  }
 }

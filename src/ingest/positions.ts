@@ -373,7 +373,7 @@ export class PartitionPositions {
 
   /**
    * The stored position is about to be moved back to `offset` (a log reset): the floor comes
-   * down first, so no check between the rewind and skipTo takes the rewind for a loss.
+   * down first, so no check between the rewind and readAgainFrom takes the rewind for a loss.
    */
   lowerFloor(partition: number, offset: bigint): void {
     const floor = this.floors.get(partition);

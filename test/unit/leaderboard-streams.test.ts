@@ -334,6 +334,10 @@ class FakeResponse extends EventEmitter {
   get writableNeedDrain(): boolean {
     return this.full;
   }
+  /** What a full socket holds unsent: the last write's bytes (a real response's count is never undefined). */
+  get writableLength(): number {
+    return this.full ? Buffer.byteLength(this.written.at(-1) ?? '') : 0;
+  }
   writeHead(): this {
     return this;
   }
@@ -360,7 +364,7 @@ function fakeStream(target: LeaderboardStreams, huntId: string, limit: number): 
 /** A client that takes the stream's first lines and then stops reading: its first message stays in the process, unsent. */
 class StalledResponse extends FakeResponse {
   unsentBytes = 0;
-  get writableLength(): number {
+  override get writableLength(): number {
     return this.unsentBytes;
   }
   override write(chunk: string): boolean {
@@ -400,6 +404,38 @@ describe('live leaderboard streams whose clients stop reading', () => {
       for (const res of first) res.destroy();
       await waitFor('the streams held for the budget sent', () => sent().length > first.length);
       expect(responses.filter((r) => !r.destroyed).reduce((sum, r) => sum + r.unsentBytes, 0)).toBeLessThan(budget + messageBytes);
+    } finally {
+      target.close();
+    }
+  });
+
+  it('give the budget back when a socket drains, so streams held for it are sent', async () => {
+    const page = async (huntId: string): Promise<LeaderboardBody> => ({ huntId, asOf: null, entries: Array.from({ length: 100 }, (_, i) => ({ rank: i + 1, playerId: `p${i}`, displayName: 'x'.repeat(480) })) });
+    const read = async (requests: readonly LeaderboardRequest[]) => new Map(await Promise.all(requests.map(async (r) => [r.huntId, await page(r.huntId)] as const)));
+    const target = new LeaderboardStreams({ read, logger, heartbeatMs: 60_000, minIntervalMs: 10, unsentBudgetBytes: 1024 * 1024 });
+    try {
+      const responses = Array.from({ length: 60 }, () => {
+        const res = new StalledResponse();
+        target.subscribe('h', 100, new EventEmitter() as http.IncomingMessage, res as unknown as http.ServerResponse);
+        return res;
+      });
+      const sent = () => responses.filter((r) => r.written.some((w) => w.startsWith('event: leaderboard'))).length;
+      await waitFor('the budget filled', () => sent() > 0);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const before = sent();
+      expect(before).toBeLessThan(60);
+      // Slow clients that read on: each socket drains (its bytes taken), and the budget goes
+      // to the streams held for it. Without the release the total only grew, and every
+      // stream of the process was left with keep-alives.
+      for (let round = 0; round < 60 && sent() < 60; round++) {
+        for (const res of responses.filter((r) => r.full)) {
+          res.unsentBytes = 0;
+          res.full = false;
+          res.emit('drain');
+        }
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      expect(sent()).toBe(60);
     } finally {
       target.close();
     }
