@@ -86,7 +86,8 @@ function cronFieldValid(field: string, min: number, max: number, names: string[]
   };
   return field.split(',').every((part) => {
     const [range, step, ...extra] = part.split('/');
-    if (extra.length > 0 || (step !== undefined && !/^[1-9]\d*$/.test(step))) return false;
+    // The server reads a step as Go's Atoi does (a sign and leading zeros allowed), at least 1.
+    if (extra.length > 0 || (step !== undefined && !(/^\+?\d+$/.test(step) && Number(step) >= 1))) return false;
     if (range === '*') return true;
     const [start, end, ...more] = range!.split('-');
     const first = value(start!, min);

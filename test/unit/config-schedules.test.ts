@@ -53,7 +53,7 @@ describe('schedule settings Temporal would refuse stop start-up, naming the vari
     },
   );
 
-  it.each(['0 3 * * *', '59 23 31 12 7', '*/15 0-6/2 1,15 * 1-5', '0 3 * JAN,jul MON-FRI', '30 4 * * sun', '0 3 * March TUE', '5/10 * * * *', ' 0  3 * * * '])(
+  it.each(['0 3 * * *', '59 23 31 12 7', '*/15 0-6/2 1,15 * 1-5', '0 3 * JAN,jul MON-FRI', '30 4 * * sun', '0 3 * March TUE', '5/10 * * * *', '*/05 3 * * *', ' 0  3 * * * '])(
     'takes DATA_QUALITY_CRON=%j, as Temporal does',
     (cron) => {
       expect(loadConfig({ DATA_QUALITY_CRON: cron }).schedules.dataQualityCron).toBe(cron.trim());
