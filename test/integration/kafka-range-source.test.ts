@@ -5,8 +5,8 @@
  * backfill step counts them.
  */
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { Partitioners } from 'kafkajs';
-import { describe, expect, it } from 'vitest';
+import { Partitioners, type Consumer, type ConsumerConfig, type Kafka } from 'kafkajs';
+import { describe, expect, it, vi } from 'vitest';
 import { consumeRange, KafkaReadStalledError, resolveRange, type DeletedRecords, type KafkaRange, type PartitionOffsets } from '../../src/batch/backfill/kafka-source';
 import { KafkaRangeGoneError } from '../../src/batch/backfill/range-check';
 import type { ChunkBatchResult } from '../../src/batch/backfill/types';
@@ -155,6 +155,44 @@ describe('consumeRange', () => {
       expect(waits).toBeGreaterThan(0); // it heartbeat while it waited
     });
   }, 30_000);
+
+  it('leaves nothing behind when its consumer cannot connect, and lets no crash of it be restarted by kafkajs', async () => {
+    const topics = await createTestTopics(1);
+    await sendRecords(topics.events, [{ key: 'k', value: '0:x' }]);
+    const kafka = testKafka();
+    const configs: ConsumerConfig[] = [];
+    // A consumer whose connect fails (Kafka gone between the range check and the read).
+    const failing = Object.assign(Object.create(kafka) as Kafka, {
+      consumer: (config: ConsumerConfig) => {
+        configs.push(config);
+        const consumer = kafka.consumer(config);
+        return Object.assign(Object.create(consumer) as Consumer, { connect: async () => Promise.reject(new Error('connect ECONNREFUSED')) });
+      },
+    });
+    const intervals = new Set<unknown>();
+    const setSpy = vi.spyOn(globalThis, 'setInterval');
+    const clearSpy = vi.spyOn(globalThis, 'clearInterval');
+    try {
+      const failure = await consumeRange(failing, topics.events, { '0': '0' }, { start: { '0': '0' }, end: { '0': '1' } }, 1000, async () => undefined, new AbortController().signal).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(String(failure)).toMatch(/ECONNREFUSED/);
+      for (const result of setSpy.mock.results) intervals.add(result.value);
+      for (const [timer] of clearSpy.mock.calls) intervals.delete(timer);
+      // Before, the sweep's interval was set before the connect and cleared only after it: a
+      // connect that failed left it running for the life of the worker.
+      expect(intervals.size).toBe(0);
+    } finally {
+      setSpy.mockRestore();
+      clearSpy.mockRestore();
+    }
+    // A crash ends the attempt (its step retries with a new consumer): a restart kafkajs was
+    // making when the attempt ended was out of reach of disconnect(), joined later and fetched
+    // for the life of the worker.
+    expect(configs).toHaveLength(1);
+    expect(await configs[0]!.retry?.restartOnFailure?.(new Error('the cluster went away'))).toBe(false);
+  });
 
   it('fails, naming the topic, when the topic is deleted while it reads (it does not wait for ever, nor create the topic again)', async () => {
     const topics = await createTestTopics(1);

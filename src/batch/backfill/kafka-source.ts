@@ -163,8 +163,17 @@ async function readRange(
   stallLimitMs: number,
 ): Promise<PartitionOffsets> {
   const open = () => openPartitions(next, range);
-  // Never creates the topic: a deleted topic made again, empty, by the reader's own metadata requests would hide that it is gone.
-  const consumer = kafka.consumer({ groupId: `hunt-backfill-${randomUUID()}`, maxBytesPerPartition: 1024 * 1024, allowAutoTopicCreation: false });
+  // Never creates the topic: a deleted topic made again, empty, by the reader's own metadata
+  // requests would hide that it is gone. Never restarted by kafkajs after a crash: a restart
+  // still connecting when this attempt ended (a Kafka outage past the stall limit) is out of
+  // reach of disconnect(), joined later and fetched for the life of the worker, and kept the
+  // worker from exiting. A crash ends the attempt; the step is retried with a new consumer.
+  const consumer = kafka.consumer({
+    groupId: `hunt-backfill-${randomUUID()}`,
+    maxBytesPerPartition: 1024 * 1024,
+    allowAutoTopicCreation: false,
+    retry: { restartOnFailure: async () => false },
+  });
   let taken = 0;
   let finish: () => void = () => undefined;
   const finished = new Promise<void>((resolve) => (finish = resolve));
@@ -257,8 +266,9 @@ async function readRange(
       .catch(() => undefined) // an outage: no heartbeat, and the next sweep asks again; the consumer reports its own errors
       .finally(() => (sweeping = false));
   }, SWEEP_MS);
-  await consumer.connect();
   try {
+    // In the try: a connect that fails must stop the sweep too, which would run for ever.
+    await consumer.connect();
     await consumer.subscribe({ topic, fromBeginning: true });
     await consumer.run({
       autoCommit: false,
