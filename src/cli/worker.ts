@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../config';
 import { createLogger } from '../log';
+import { stopWithin } from './stop';
 
 export function registerWorkerCommand(program: Command): void {
   program
@@ -32,7 +33,11 @@ export function registerWorkerCommand(program: Command): void {
       logger.info({ taskQueue: config.temporal.taskQueue, metricsPort: config.worker.metricsPort }, 'worker running');
       // The SDK stops the worker gracefully on SIGINT/SIGTERM: running activities get the grace time.
       await service.run();
-      await service.close();
+      await stopWithin(() => service.close(), logger);
       logger.info('worker stopped');
+      // Ends the process rather than wait for its event loop to empty: anything a step left
+      // running (a client's timer, a consumer kafkajs was restarting) kept a stopped worker
+      // alive until it was killed.
+      process.exit(0);
     });
 }

@@ -32,6 +32,9 @@ describe('hunt worker', () => {
         return /temporal_workflow_task_execution_latency\w*\{[^}]*task_queue="/.test(text) && text.includes(taskQueue) ? text : undefined;
       });
       expect(metrics).toMatch(/temporal_activity_execution_latency/);
+      // The step monitor's start counts as a pass (HuntJobStepsUnwatched reads it), by this name.
+      expect(metrics).toMatch(/^hunt_job_step_attempts_pass_seconds(\{[^}]*\})? \d{10}$/m);
+
     } finally {
       await close();
       worker.child.kill('SIGTERM');
