@@ -19,6 +19,7 @@ import { failingHunts } from '../store/correctness/reconcile-failures';
 import { DRIFT_KINDS, driftedRuns, lastRunDrift, recentDrift, type DriftCounts } from '../store/read/monitoring';
 import { cappedBacklog } from '../store/read/quarantine-backlog';
 import { watermarkAges, watermarkLags } from '../store/read/watermark-age';
+import { notificationQueueUsage } from '../store/hunt-changes';
 import { everyFewSeconds } from './throttle';
 
 /**
@@ -108,6 +109,11 @@ export function startStoreGauges(registry: Registry, pool: pg.Pool, refreshMs: n
     help: 'Seconds since the latest dataQuality run stored a check (before any run, since the database was set up); grows while the nightly Schedule does not run',
     registers: [registry],
   });
+  const notifyQueue = new Gauge({
+    name: 'hunt_store_notify_queue_usage',
+    help: "Share (0-1) of Postgres's notification queue in use: a listening session that stops reading fills it, and once full every commit of the hot path fails",
+    registers: [registry],
+  });
   const refreshed = new Gauge({
     name: 'hunt_store_metrics_refreshed_seconds',
     help: 'Unix time of the last successful refresh of the gauges read from Postgres',
@@ -141,6 +147,7 @@ export function startStoreGauges(registry: Registry, pool: pg.Pool, refreshMs: n
     ['hunt_batch_watermark_lag_seconds', async () => {
       for (const [job, lag] of await watermarkLags(pool, WATERMARK_JOBS)) watermarkLag.set({ workflow_type: job }, lag);
     }],
+    ['hunt_store_notify_queue_usage', async () => notifyQueue.set(await notificationQueueUsage(pool))],
     ['hunt_data_quality_findings', async () => {
       const latest = await latestFindings(pool, DATA_QUALITY_CHECKS);
       dqFindings.reset(); // a check no longer reported keeps no old count

@@ -30,6 +30,17 @@ export async function notifyHuntsChanged(client: pg.ClientBase, huntIds: readonl
   await client.query('SELECT pg_notify($1, $2)', [HUNT_CHANGES_CHANNEL, payload]);
 }
 
+/**
+ * The share (0-1) of the cluster's notification queue in use. Every commit of the hot path
+ * notifies; a listening session that stops reading (a frozen process, a paused container)
+ * holds every notification since in the queue (8 GB on disk), and once it is full every
+ * NOTIFY, so every commit, fails: the stream stops.
+ */
+export async function notificationQueueUsage(pool: pg.Pool): Promise<number> {
+  const { rows } = await pool.query<{ usage: number }>('SELECT pg_notification_queue_usage() AS usage');
+  return Number(rows[0]?.usage ?? 0);
+}
+
 /** Subscribes `client` to the change feed: its 'notification' events then carry the payloads. */
 export async function listenForHuntChanges(client: pg.ClientBase): Promise<void> {
   await client.query(`LISTEN ${HUNT_CHANGES_CHANNEL}`);
