@@ -3,10 +3,20 @@ import type { Command } from 'commander';
 import { loadConfig } from '../config';
 import { migrate } from '../store/migrate';
 import type { PostgresTarget } from '../store/pg-connection';
-import { createPool } from '../store/pool';
+import { createPool, IDLE_IN_TRANSACTION_LIMIT_MS, processApplicationName } from '../store/pool';
+
+/** How long the migration session waits for a connection. */
+const CONNECT_TIMEOUT_MS = 30_000;
 
 export async function runMigrations(target: PostgresTarget): Promise<string[]> {
-  const pool = createPool(target, 1);
+  // Bounded as the other processes' sessions are (store/pool.ts): a migrator frozen mid-
+  // migration (a paused VM, a suspended laptop) held its exclusive table lock, and the hot
+  // path's commits behind it, until TCP gave up, hours later; Postgres now ends the session.
+  const pool = createPool(target, 1, undefined, {
+    idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_LIMIT_MS,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    fallback_application_name: processApplicationName('hunt migrate'),
+  });
   try {
     const client = await pool.connect();
     try {

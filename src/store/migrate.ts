@@ -12,7 +12,7 @@ import { SqlState, sqlStateOf } from './sql-state';
 
 const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
 /** An arbitrary constant shared by every process of this project. */
-const MIGRATION_LOCK_KEY = 7_240_113;
+export const MIGRATION_LOCK_KEY = 7_240_113;
 
 export interface Migration {
   id: number;
@@ -104,7 +104,8 @@ export async function migrate(client: pg.ClientBase, migrations = listMigrations
   const { lockTimeoutMs = 3000, attempts = 20, onLockWait } = options;
   const encoding = await nonUtf8Encoding(client);
   if (encoding) throw new Error(`the database's encoding is ${encoding}, nothing migrated. ${UTF8_REQUIRED}`);
-  await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+  await takeMigrationLock(client, onLockWait);
+  let failed = false;
   try {
     // Only when missing: Postgres checks the right to CREATE before IF NOT EXISTS, so a role
     // without it could not even learn that nothing was pending.
@@ -135,8 +136,42 @@ export async function migrate(client: pg.ClientBase, migrations = listMigrations
       });
     }
     return pending;
+  } catch (err) {
+    failed = true;
+    throw err;
   } finally {
-    await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]);
+    // After a failure the connection may be gone: its own error (which migration, why) must
+    // not give way to the unlock's, and a session that ended holds no lock anyway.
+    await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch((err: unknown) => {
+      if (!failed) throw err;
+    });
+  }
+}
+
+/** Between tries of the migration lock, and between the waits said. */
+const MIGRATION_LOCK_POLL_MS = 1000;
+const MIGRATION_LOCK_SAY_EVERY = 10;
+
+/**
+ * The migration lock, tried every second, saying every ten who holds it: taken with a plain
+ * pg_advisory_lock, a migrator waiting behind another that froze (a paused VM, a suspended
+ * laptop) waited in silence, and `hunt start` with it.
+ */
+async function takeMigrationLock(client: pg.ClientBase, onLockWait: MigrateOptions['onLockWait']): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    const { rows } = await client.query<{ got: boolean }>('SELECT pg_try_advisory_lock($1) AS got', [MIGRATION_LOCK_KEY]);
+    if (rows[0]?.got) return;
+    if (attempt % MIGRATION_LOCK_SAY_EVERY === 1) {
+      const holder = await client.query<{ pid: number; application_name: string }>(
+        `SELECT a.pid, a.application_name FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+          WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            AND l.objid = $1 LIMIT 1`,
+        [MIGRATION_LOCK_KEY],
+      );
+      const who = holder.rows[0] ? `session pid ${holder.rows[0].pid} (${holder.rows[0].application_name || 'no application_name'})` : 'another session';
+      onLockWait?.(`the migration lock, which ${who} holds (another hunt migrate or start, or one frozen mid-migration)`, attempt);
+    }
+    await new Promise((resolve) => setTimeout(resolve, MIGRATION_LOCK_POLL_MS));
   }
 }
 

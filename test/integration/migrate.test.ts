@@ -9,10 +9,11 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { listMigrations, migrate, schemaMismatch, type Migration } from '../../src/store/migrate';
+import { listMigrations, migrate, MIGRATION_LOCK_KEY, schemaMismatch, type Migration } from '../../src/store/migrate';
 import { freePort, runHunt } from '../helpers/hunt-command';
 import { createTestTopics } from '../helpers/ingest';
 import { useTestDatabase } from '../helpers/database-fixture';
+import { waitFor } from '../helpers/wait';
 
 // One database for the file, in order: the first test leaves 9001_test_add_column applied,
 // a migration the others' (the code's own) list does not know.
@@ -30,6 +31,24 @@ async function withClient<T>(use: (client: pg.Client) => Promise<T>): Promise<T>
 }
 
 describe('hunt migrate', () => {
+  it('says who holds the migration lock while it waits for it, and goes on once it is free', async () => {
+    // Another migrator, frozen mid-migration (a paused VM): before, a plain pg_advisory_lock
+    // waited in silence, and `hunt start` with it.
+    const holder = new pg.Client({ connectionString: db.url, application_name: 'frozen-migrator' });
+    await holder.connect();
+    try {
+      await holder.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+      const waits: string[] = [];
+      const migrating = withClient((client) => migrate(client, listMigrations(), { onLockWait: (step) => waits.push(step) }));
+      await waitFor('the wait said', () => waits.length > 0, { timeoutMs: 10_000 });
+      expect(waits[0]).toMatch(/^the migration lock, which session pid \d+ \(frozen-migrator\) holds/);
+      await holder.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]);
+      expect(await migrating).toEqual([]);
+    } finally {
+      await holder.end();
+    }
+  });
+
   it('gives up a lock held by a long reader after a few short waits, leaving the table to the hot path in between', async () => {
     const reader = new pg.Client({ connectionString: db.url });
     await reader.connect();
