@@ -16,6 +16,7 @@ import type { Logger } from '../log';
 import { pgClientConfig } from '../store/pg-connection';
 import { leaderboardPages } from '../store/read/leaderboard';
 import { createPool } from '../store/pool';
+import { withTimeout } from '../time-limit';
 import { registerChangeFeedGauge } from './api-metrics';
 import { ChangeListener } from './change-listener';
 import { LeaderboardStreams } from './leaderboard-streams';
@@ -104,10 +105,16 @@ export async function startReadApi(
             }),
         ),
       );
-      await pool.end().catch(() => undefined);
+      // Bounded: end() waits for reads in flight, each up to API_STATEMENT_TIMEOUT_MS (as much
+      // as 10 minutes), and the consumer is stopped after this, within the stop's deadline; a
+      // read left running is the server's to end, and the process exits.
+      await withTimeout(pool.end(), POOL_END_WAIT_MS).catch(() => undefined);
     },
   };
 }
+
+/** How long a stop waits for the read API's reads in flight. */
+const POOL_END_WAIT_MS = 2000;
 
 function listen(server: http.Server, address: string, port: number, variable: 'API_PORT' | 'API_OPS_PORT'): Promise<void> {
   return new Promise<void>((resolve, reject) => {

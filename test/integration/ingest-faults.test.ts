@@ -279,6 +279,35 @@ describe('a member stopping', () => {
   });
 });
 
+describe('a member stopping while a read of its API waits', () => {
+  it('stops within its deadline and exits 0, without waiting out the read\'s statement limit', async () => {
+    const db = await database();
+    const topics = await createTestTopics(1);
+    const ingest = await runIngest(db, topics, { API_STATEMENT_TIMEOUT_MS: '60000' });
+    // A leaderboard read held behind a lock for up to its 60 s limit (a slow disk, a big hunt).
+    const blocker = new pg.Client({ connectionString: db.url });
+    await blocker.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query('LOCK TABLE player_scores IN ACCESS EXCLUSIVE MODE');
+      const reading = fetch(`${ingest.apiUrl}/hunts/h/leaderboard`).catch(() => undefined);
+      await waitFor('the read to wait on the lock', async () => {
+        const { rows } = await db.pool.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND application_name = 'hunt-read-api'`);
+        return rows.length > 0;
+      }, { timeoutMs: 10_000, intervalMs: 100 });
+      const started = Date.now();
+      // Before, the stop closed the read API first and waited for its pool, so for the read:
+      // past the stop's 25 s deadline, an exit 1 that said Postgres or Kafka was not answering.
+      expect(await ingest.kill('SIGTERM')).toBe(0);
+      expect(Date.now() - started).toBeLessThan(15_000);
+      await reading;
+    } finally {
+      await blocker.query('ROLLBACK');
+      await blocker.end();
+    }
+  }, 60_000);
+});
+
 describe("an operator's move of a group's position (docs/operators.md)", () => {
   // Positions live in Postgres; the documented way to skip (or replay) records: every member
   // stopped, next_offset and start_offset set together, the members started again.
