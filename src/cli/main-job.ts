@@ -56,8 +56,14 @@ export async function runMainJob(opts: MainJobOptions): Promise<void> {
   // listens to them until then): the race below then stops everything, naming it.
   for (const part of [stack.gone, ingest.failed]) part.catch(() => workerStart.abort());
   const worker = opts.worker
-    ? await startWorker(config, logger, workerStart.signal).catch((err: unknown) => {
+    ? await startWorker(config, logger, workerStart.signal).catch(async (err: unknown) => {
         if (err instanceof WorkerStartAbortedError) return undefined;
+        // Ingest runs already (joined, maybe holding records): stopped as at any other end,
+        // its buffer committed and its group left, before the failure ends the process.
+        // Thrown, it was cut off by the exit, and its partitions waited out the session timeout.
+        console.error(`hunt start: stopping everything: ${(err as Error).message}`);
+        stack.stop();
+        await stopWithin(() => ingest.stop(), logger, MAIN_JOB_STOP_DEADLINE_MS);
         throw err;
       })
     : undefined;
@@ -133,22 +139,25 @@ async function startWorker(config: Config, logger: Logger, signal: AbortSignal):
     (err: Error) => Promise.reject(new Error(`the batch worker failed: ${err.message}`, { cause: err })),
   );
   failed.catch(() => undefined);
-  const { client, close } = await connectClient(config);
+  const stop = async () => {
+    stopping = true;
+    // On Ctrl-C the SDK has begun shutting the worker down already; shutdown() covers --duration.
+    if (service.worker.getState() === 'RUNNING') service.worker.shutdown();
+    await running.catch(() => undefined);
+    await service.close();
+  };
   let schedules: string[];
   try {
-    schedules = (await applySchedules(client, config)).map((r) => r.scheduleId);
-  } finally {
-    await close();
+    const { client, close } = await connectClient(config);
+    try {
+      schedules = (await applySchedules(client, config)).map((r) => r.scheduleId);
+    } finally {
+      await close();
+    }
+  } catch (err) {
+    // The worker polls already: stopped (its steps get their grace), not cut off by the exit.
+    await stop();
+    throw err;
   }
-  return {
-    schedules,
-    failed,
-    async stop() {
-      stopping = true;
-      // On Ctrl-C the SDK has begun shutting the worker down already; shutdown() covers --duration.
-      if (service.worker.getState() === 'RUNNING') service.worker.shutdown();
-      await running.catch(() => undefined);
-      await service.close();
-    },
-  };
+  return { schedules, failed, stop };
 }

@@ -5,12 +5,13 @@
  * Schedules are the product's defaults, as an operator would see them.
  */
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig, projectRoot } from '../../src/config';
 import { scheduleSpecs } from '../../src/temporal/schedules';
 import { useTestDatabase } from '../helpers/database-fixture';
-import { createTestTopics, endOffsets } from '../helpers/ingest';
+import { createTestTopics, endOffsets, testKafka } from '../helpers/ingest';
 import { uniqueName, waitFor } from '../helpers/wait';
 import { temporalClient } from '../helpers/worker';
 
@@ -98,4 +99,35 @@ describe('hunt start', () => {
     // The last send: a tick's, up to a second's worth (200) when a slow tick catches up.
     expect(positions[0]!.next).toBeGreaterThanOrEqual(end - 200);
   }, 360_000);
+
+  it('stops ingest, committing and leaving its group, when the worker cannot start', async () => {
+    const topics = await createTestTopics(1);
+    // WORKER_METRICS_PORT taken: the worker fails to start after ingest has joined its group.
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const metricsPort = (taken.address() as net.AddressInfo).port;
+    try {
+      const child = spawn('node', [path.join(projectRoot, 'bin/hunt.js'), 'start', '--no-demo'], {
+        env: { ...process.env, DATABASE_URL: db.url, KAFKA_TOPIC_EVENTS: topics.events, KAFKA_TOPIC_DLQ: topics.dlq, INGEST_GROUP_ID: topics.groupId, API_PORT: '18091', WORKER_METRICS_PORT: String(metricsPort) },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      expect(code, output.slice(-2000)).not.toBe(0);
+      expect(output).toMatch(new RegExp(`stopping everything: WORKER_METRICS_PORT ${metricsPort}`));
+      // Left, not cut off by the exit: its partitions would wait out the session timeout.
+      const admin = testKafka().admin();
+      await admin.connect();
+      try {
+        const { groups } = await admin.describeGroups([topics.groupId]);
+        expect(groups[0]?.members ?? []).toHaveLength(0);
+      } finally {
+        await admin.disconnect();
+      }
+    } finally {
+      taken.close();
+    }
+  }, 180_000);
 });
