@@ -42,7 +42,10 @@ export async function runMainJob(opts: MainJobOptions): Promise<void> {
   const applied = await runMigrations(config);
   console.log(`database schema: ${applied.length === 0 ? 'up to date' : `applied ${applied.join(', ')}`}`);
 
-  const ingest = await runIngestService(config, logger);
+  // An embedded service that dies while ingest waits for Kafka ends that wait, naming it.
+  const stackDied = new AbortController();
+  stack.gone.catch((err: unknown) => stackDied.abort(err));
+  const ingest = await runIngestService(config, logger, stackDied.signal);
   // Listened for from here: a Ctrl-C while the worker still waits for Temporal stops the
   // pipeline gracefully (the SDK took the signal over and only noted it, without a worker).
   const signalled = untilSignal(logger);

@@ -101,7 +101,12 @@ export function createIngestPool(
   return pool;
 }
 
-export async function runIngestService(config: Config, logger: Logger = createLogger(config, 'ingest')): Promise<IngestService> {
+/**
+ * `startupSignal`: aborted, start-up stops waiting for Kafka and fails with its reason (`hunt
+ * start` aborts it when the embedded Kafka it started has died: waiting on would only say
+ * "check KAFKA_BROKERS", for ever).
+ */
+export async function runIngestService(config: Config, logger: Logger = createLogger(config, 'ingest'), startupSignal?: AbortSignal): Promise<IngestService> {
   const pool = createIngestPool(config, config.ingest.commitLanes, (err) => logger.warn({ err }, 'Postgres connection lost; it will be replaced'));
   const metrics = createIngestMetrics();
   const silentSessions = watchSilentSessions(pool, config, {
@@ -130,7 +135,7 @@ export async function runIngestService(config: Config, logger: Logger = createLo
       readiness: sharedProbe(readinessProbe(pool, admin, () => ingest, logger), 250),
     });
     await checkPostgresSettings(pool, logger);
-    const topicLimits = await prepareKafka(admin, kafka, config, logger);
+    const topicLimits = await prepareKafka(admin, kafka, config, logger, startupSignal);
     ingest = await startIngest({
       config,
       pool,
@@ -200,7 +205,7 @@ async function checkPostgresSettings(pool: pg.Pool, logger: Logger): Promise<voi
  * error (refused credentials, a certificate) or a refusal no wait cures (authorization, a DLQ
  * too small on a broker not ours) stops start-up.
  */
-function prepareKafka(admin: Admin, kafka: Kafka, config: Config, logger: Logger): Promise<PreparedTopics> {
+function prepareKafka(admin: Admin, kafka: Kafka, config: Config, logger: Logger, signal?: AbortSignal): Promise<PreparedTopics> {
   let hint: string | undefined;
   return connectAtStartup(
     async () => {
@@ -217,6 +222,7 @@ function prepareKafka(admin: Admin, kafka: Kafka, config: Config, logger: Logger
           { err, attempt, retryInMs, brokers: config.kafka.brokers, hint: hint ?? kafkaClosedConnectionHint(err, config.kafka.security) },
           'Kafka cannot be reached; waiting for it before consuming (check KAFKA_BROKERS if this goes on)',
         ),
+      signal,
     },
   );
 }

@@ -9,6 +9,7 @@
  */
 import fs from 'node:fs';
 import { loadConfig } from '../../src/config';
+import { runIngestService } from '../../src/ingest/service';
 import kafkajs from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { foldEvents } from '../../src/rules/reference';
@@ -205,6 +206,20 @@ describe('a micro-batch commit that takes longer than the group session timeout'
     // Dropped from the group, the member joined again once the commit was done (and any other member with it).
     const joins = fs.readFileSync(ingest.logFile, 'utf8').split('\n').filter((line) => line.includes('"msg":"joined group"'));
     expect(joins).toHaveLength(1);
+  });
+});
+
+describe('a start-up that waits for Kafka', () => {
+  it('ends when its start-up signal aborts, with the signal\'s reason (hunt start: the embedded Kafka died)', { timeout: 60_000 }, async () => {
+    const db = await database();
+    const topics = await createTestTopics(1);
+    const port = await freePort();
+    const config = loadConfig({ DATABASE_URL: db.url, KAFKA_BROKERS: `127.0.0.1:${port}`, KAFKA_TOPIC_EVENTS: topics.events, KAFKA_TOPIC_DLQ: topics.dlq, INGEST_GROUP_ID: topics.groupId, API_PORT: String(await freePort()), LOG_LEVEL: 'silent' });
+    const died = new AbortController();
+    const starting = runIngestService(config, undefined, died.signal);
+    setTimeout(() => died.abort(new Error('the embedded kafka (pid 1) is no longer running')), 2000);
+    // Before, the wait went on for ever, saying only "check KAFKA_BROKERS".
+    await expect(starting).rejects.toThrow(/the embedded kafka \(pid 1\) is no longer running/);
   });
 });
 
