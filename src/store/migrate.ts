@@ -203,7 +203,9 @@ async function inTransactionWithLockTimeout(
       await client.query('COMMIT');
       return;
     } catch (err) {
-      await client.query('ROLLBACK');
+      // A session that died (ended by Postgres, a network cut) cannot roll back: its own error
+      // says which migration failed and why, the ROLLBACK's would not.
+      await client.query('ROLLBACK').catch(() => undefined);
       const lockWait = sqlStateOf(err) === SqlState.lockNotAvailable;
       if (lockWait && attempt < attempts) {
         onLockWait?.(step, attempt);

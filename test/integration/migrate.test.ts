@@ -31,6 +31,22 @@ async function withClient<T>(use: (client: pg.Client) => Promise<T>): Promise<T>
 }
 
 describe('hunt migrate', () => {
+  it('names the migration and the cause when its session is ended under it, not the rollback\'s words', async () => {
+    const slow: Migration = { id: 9010, name: 'test_slow', sql: 'SELECT pg_sleep(30)' };
+    const client = new pg.Client({ connectionString: db.url });
+    client.on('error', () => undefined); // ended under it, as the pool's clients are listened to
+    await client.connect();
+    const migrating = migrate(client, [...listMigrations(), slow]).finally(() => client.end().catch(() => undefined));
+    migrating.catch(() => undefined);
+    const pid = await waitFor('the migration running', async () => {
+      const { rows } = await db.pool.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query = 'SELECT pg_sleep(30)'`);
+      return rows[0]?.pid;
+    }, { timeoutMs: 10_000, intervalMs: 100 });
+    await db.pool.query('SELECT pg_terminate_backend($1)', [pid]);
+    // Before: "Connection terminated unexpectedly" (the ROLLBACK's), naming nothing.
+    await expect(migrating).rejects.toThrow(/^migration 9010_test_slow failed: terminating connection due to administrator command/);
+  });
+
   it('says who holds the migration lock while it waits for it, and goes on once it is free', async () => {
     // Another migrator, frozen mid-migration (a paused VM): before, a plain pg_advisory_lock
     // waited in silence, and `hunt start` with it.
