@@ -75,6 +75,9 @@ describe('ops/prometheus', () => {
       expect(runbook, `${rule.alert} runbook`).toMatch(/^docs\/operators\.md#/);
       expect(anchors, `${rule.alert}: docs/operators.md has a heading for ${runbook}`).toContain(runbook.split('#')[1]);
     }
+    // And a row in the guide's table of alerts, which an operator reads first.
+    const tabled = new Set([...operatorGuide.matchAll(/^\| `(Hunt\w+)` \|/gm)].map((m) => m[1]));
+    expect(alerts.map((rule) => rule.alert).filter((alert) => !tabled.has(alert))).toEqual([]);
   });
 
   it('finds the metric names in PromQL (the check below relies on it)', () => {
