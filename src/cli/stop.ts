@@ -30,16 +30,16 @@ export function untilSignal(logger: Pick<Logger, 'info'>): Promise<void> {
   });
 }
 
-/** Runs a graceful `stop`; past `deadlineMs`, says so and exits with 1. */
-export async function stopWithin(stop: () => Promise<void>, logger: Pick<Logger, 'error'>, deadlineMs = STOP_DEADLINE_MS): Promise<void> {
+/** What a stop past its deadline leaves undone, by default the hot path's. */
+const INGEST_STOP_LATE = 'the graceful stop did not finish in time (Postgres or Kafka not answering); exiting with records uncommitted, which the next run reads again';
+
+/** Runs a graceful `stop`; past `deadlineMs`, says so (`late`: what is left undone, and why) and exits with 1. */
+export async function stopWithin(stop: () => Promise<void>, logger: Pick<Logger, 'error'>, deadlineMs = STOP_DEADLINE_MS, late = INGEST_STOP_LATE): Promise<void> {
   try {
     await withTimeout(stop(), deadlineMs);
   } catch (err) {
     if (!(err instanceof TimeoutError)) throw err;
-    logger.error(
-      { deadlineMs },
-      'the graceful stop did not finish in time (Postgres or Kafka not answering); exiting with records uncommitted, which the next run reads again',
-    );
+    logger.error({ deadlineMs }, late);
     process.exit(1);
   }
 }

@@ -33,7 +33,12 @@ export function registerWorkerCommand(program: Command): void {
       logger.info({ taskQueue: config.temporal.taskQueue, metricsPort: config.worker.metricsPort }, 'worker running');
       // The SDK stops the worker gracefully on SIGINT/SIGTERM: running activities get the grace time.
       await service.run();
-      await stopWithin(() => service.close(), logger);
+      await stopWithin(
+        () => service.close(),
+        logger,
+        undefined,
+        "the worker's close did not finish in time (its step monitor's pass, its Temporal connection or its Postgres pool not answering); exiting anyway, its steps already ended",
+      );
       logger.info('worker stopped');
       // Ends the process rather than wait for its event loop to empty: anything a step left
       // running (a client's timer, a consumer kafkajs was restarting) kept a stopped worker

@@ -40,4 +40,13 @@ describe('stopping a long-running command', () => {
     expect(await command.exited).toBe(1);
     expect(command.output()).toMatch(/the graceful stop did not finish in time .*the next run reads again/);
   });
+
+  it('says what its caller says is left undone (the worker has no records to commit)', async () => {
+    const command = startCommand({ STOP_DEADLINE_MS: '500', STOP_LATE: "the worker's close did not finish in time" });
+    await command.printed('waiting for a signal');
+    command.child.kill('SIGTERM');
+    expect(await command.exited).toBe(1);
+    expect(command.output()).toMatch(/the worker's close did not finish in time/);
+    expect(command.output()).not.toMatch(/records uncommitted/);
+  });
 });
