@@ -69,30 +69,20 @@ function safeJson(value: unknown): string {
   }
 }
 
-let stepAttemptsMetric: MetricGauge | undefined;
-let stepAttemptsPassMetric: MetricGauge | undefined;
+const runtimeGauges = new Map<string, MetricGauge>();
 
-/** The runtime's gauge of job steps' tries (step-attempts.ts): made once per process, as the runtime is. */
-function stepAttemptsGauge(): MetricGauge {
-  stepAttemptsMetric ??= Runtime.instance().metricMeter.createGauge(
-    STEP_ATTEMPTS_METRIC,
-    'int',
-    '',
-    'Tries ended so far of the most-tried pending step of running jobs, by workflow type, activity type and what ended its last try (timeout or failure)',
-  );
-  return stepAttemptsMetric;
+/** A gauge on the SDK runtime's meter, served with its metrics: made once per process, as the runtime is. */
+function runtimeGauge(name: string, help: string): MetricGauge {
+  let gauge = runtimeGauges.get(name);
+  if (!gauge) runtimeGauges.set(name, (gauge = Runtime.instance().metricMeter.createGauge(name, 'int', '', help)));
+  return gauge;
 }
 
-/** The runtime's gauge of when the step-attempts monitor last looked at every running job. */
-function stepAttemptsPassGauge(): MetricGauge {
-  stepAttemptsPassMetric ??= Runtime.instance().metricMeter.createGauge(
-    STEP_ATTEMPTS_PASS_METRIC,
-    'int',
-    '',
-    'Unix time of the last pass that looked at every running job\'s steps for hunt_job_step_attempts (none since: the gauge reads 0 or stale for them)',
-  );
-  return stepAttemptsPassMetric;
-}
+/** The step monitor's gauges (step-attempts.ts). */
+const stepAttemptsGauge = () =>
+  runtimeGauge(STEP_ATTEMPTS_METRIC, 'Tries ended so far of the most-tried pending step of running jobs, by workflow type, activity type and what ended its last try (timeout or failure)');
+const stepAttemptsPassGauge = () =>
+  runtimeGauge(STEP_ATTEMPTS_PASS_METRIC, "Unix time of the last pass that looked at every running job's steps for hunt_job_step_attempts (none since: the gauge reads 0 or stale for them)");
 
 /** host:port needs brackets around an IPv6 address. */
 function hostForBind(address: string): string {
