@@ -1,17 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config';
+import { loadConfig, type ConfigError } from '../../src/config';
+import { problemsOf } from '../helpers/config-problems';
 
-/** The one problem loadConfig reports for env, or a failure if it loads. */
+/** The one problem loadConfig reports for env. */
 function problemOf(env: Record<string, string>): ConfigError['problems'][number] {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    const { problems } = err as ConfigError;
-    expect(problems).toHaveLength(1);
-    return problems[0]!;
-  }
-  throw new Error(`expected a ConfigError for ${JSON.stringify(env)}`);
+  const problems = problemsOf(env);
+  expect(problems).toHaveLength(1);
+  return problems[0]!;
 }
 
 describe('schedule settings Temporal would refuse stop start-up, naming the variable', () => {

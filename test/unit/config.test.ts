@@ -3,17 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, configVariableNames, loadConfig, projectRoot } from '../../src/config';
-
-function problemsOf(env: Record<string, string>): ConfigError['problems'] {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).problems;
-  }
-  throw new Error('expected a ConfigError');
-}
+import { configVariableNames, loadConfig, projectRoot } from '../../src/config';
+import { problemsOf } from '../helpers/config-problems';
 
 describe('loadConfig', () => {
   it('gives the embedded stack defaults when nothing is set', () => {
