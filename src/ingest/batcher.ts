@@ -18,7 +18,7 @@
  * fails for good poisons the batcher: a later micro-batch must never store offsets past
  * records that were not committed.
  */
-import type { ClassifiedSlice } from '../pipeline/classify';
+import { classifySlice, type ClassifiedSlice } from '../pipeline/classify';
 import type { BatchSizing } from './sizing';
 
 export interface SliceWork {
@@ -36,6 +36,15 @@ export interface SliceWork {
 }
 
 export type FlushFn = (works: SliceWork[]) => Promise<void>;
+
+/**
+ * Work of no records that moves a partition's stored position to `nextOffset` with the lane's
+ * next commit, behind the slices buffered before it: records kafkajs stepped over
+ * (filtered-records.ts), a retention gap passed (retention-gap.ts).
+ */
+export function positionOnlyWork(topic: string, partition: number, nextOffset: bigint, highWatermark: bigint): SliceWork {
+  return { slice: classifySlice(topic, partition, [], new Date()), topic, partition, nextOffset, highWatermark, recordCount: 0, byteCount: 0, heartbeat: async () => undefined };
+}
 
 /**
  * Record bytes at which a micro-batch closes. Far above what the record count lets ordinary

@@ -12,8 +12,7 @@
  */
 import type { Consumer } from 'kafkajs';
 import type { Logger } from '../log';
-import { classifySlice } from '../pipeline/classify';
-import type { MicroBatcher } from './batcher';
+import { positionOnlyWork, type MicroBatcher } from './batcher';
 import type { IngestMetrics } from './metrics';
 import type { PartitionPositions } from './positions';
 
@@ -42,16 +41,7 @@ export function watchFilteredRecords(consumer: Consumer, deps: FilteredRecordsDe
     // partition's earlier slices rests on the lane taking add() calls first come, first
     // served, also while it is full: MicroBatcher's waiters wake in order. Keep it so.
     laneOf(partition)
-      .add({
-        slice: classifySlice(topic, partition, [], new Date()),
-        topic,
-        partition,
-        nextOffset,
-        highWatermark: BigInt(payload.highWatermark),
-        recordCount: 0,
-        byteCount: 0,
-        heartbeat: async () => undefined,
-      })
+      .add(positionOnlyWork(topic, partition, nextOffset, BigInt(payload.highWatermark)))
       // Only a lane already failed for good refuses work; that failure is reported where it happened.
       .catch((err: unknown) => logger.debug({ err, topic, partition }, 'offset past filtered records not buffered'));
   });

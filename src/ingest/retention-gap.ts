@@ -5,8 +5,7 @@
  */
 import type { Consumer } from 'kafkajs';
 import type { Logger } from '../log';
-import { classifySlice } from '../pipeline/classify';
-import type { MicroBatcher } from './batcher';
+import { positionOnlyWork, type MicroBatcher } from './batcher';
 import type { IngestHealth } from './health';
 import type { IngestMetrics } from './metrics';
 import type { OnRetentionGap, PartitionPositions } from './positions';
@@ -50,7 +49,7 @@ export function retentionGapHandler(deps: RetentionGapDeps): RetentionGapHandler
     // high watermark is the skip's end: the lag the flush reports for it is the monitor's next.
     positions.skipTo(partition, to);
     laneOf(partition)
-      .add({ slice: classifySlice(topic, partition, [], new Date()), topic, partition, nextOffset: to, highWatermark: to, recordCount: 0, byteCount: 0, heartbeat: async () => undefined })
+      .add(positionOnlyWork(topic, partition, to, to))
       // Only a lane already failed for good refuses work; that failure is reported where it happened.
       .catch((err: unknown) => logger.debug({ err, topic, partition }, 'offset past a retention gap not buffered'));
     return true;
