@@ -1,8 +1,9 @@
 /**
  * Gauges read from Postgres: what reconciliation found (drift recorded by the batch plane,
  * hunts it could not reconcile), what the latest data-quality run found and when,
- * the quarantine backlog, and how far behind the scheduled batch jobs are, so dashboards
- * and alerts see them beside the hot path's.
+ * the quarantine backlog, how far behind the scheduled batch jobs are, and the state of
+ * Postgres itself (its notification queue, its oldest open transaction), so dashboards and
+ * alerts see them beside the hot path's.
  *
  * A scrape never queries: the values are refreshed on a timer (API_METRICS_REFRESH_MS) by
  * bounded queries (src/store/read/monitoring.ts and quarantine-backlog.ts) on the read API's
@@ -20,6 +21,7 @@ import { DRIFT_KINDS, driftedRuns, lastRunDrift, recentDrift, type DriftCounts }
 import { cappedBacklog } from '../store/read/quarantine-backlog';
 import { watermarkAges, watermarkLags } from '../store/read/watermark-age';
 import { notificationQueueUsage } from '../store/hunt-changes';
+import { oldestTransactionSeconds } from '../store/read/oldest-transaction';
 import { everyFewSeconds } from './throttle';
 
 /**
@@ -114,6 +116,11 @@ export function startStoreGauges(registry: Registry, pool: pg.Pool, refreshMs: n
     help: "Share (0-1) of Postgres's notification queue in use: a listening session that stops reading fills it, and once full every commit of the hot path fails",
     registers: [registry],
   });
+  const oldestTransaction = new Gauge({
+    name: 'hunt_store_oldest_transaction_seconds',
+    help: 'Seconds the oldest open transaction on the database has been open (0: none): while it stays open, vacuum keeps every row version it might see, and the rows the hot path replaces on every event pile up dead',
+    registers: [registry],
+  });
   const refreshed = new Gauge({
     name: 'hunt_store_metrics_refreshed_seconds',
     help: 'Unix time of the last successful refresh of the gauges read from Postgres',
@@ -148,6 +155,7 @@ export function startStoreGauges(registry: Registry, pool: pg.Pool, refreshMs: n
       for (const [job, lag] of await watermarkLags(pool, WATERMARK_JOBS)) watermarkLag.set({ workflow_type: job }, lag);
     }],
     ['hunt_store_notify_queue_usage', async () => notifyQueue.set(await notificationQueueUsage(pool))],
+    ['hunt_store_oldest_transaction_seconds', async () => oldestTransaction.set(await oldestTransactionSeconds(pool))],
     ['hunt_data_quality_findings', async () => {
       const latest = await latestFindings(pool, DATA_QUALITY_CHECKS);
       dqFindings.reset(); // a check no longer reported keeps no old count
