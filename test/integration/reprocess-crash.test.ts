@@ -7,8 +7,10 @@
 import type { Client } from '@temporalio/client';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { foldEvents } from '../../src/rules/reference';
 import type { ReprocessSummary } from '../../workflows/reprocess';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { projectionOf } from '../helpers/ingest';
 import { storeEventsInOrder } from '../helpers/stored-events';
 import { inOrderTraffic } from '../helpers/traffic';
 import { uniqueName, waitFor } from '../helpers/wait';
@@ -64,6 +66,8 @@ describe('reprocess with its worker killed in prepare', () => {
       expect(result).toMatchObject({ projection: 'leaderboard', huntsTotal: new Set(events.map((e) => e.huntId)).size });
       const { rows } = await db.pool.query(`SELECT phase, job_id FROM reprocess_jobs`);
       expect(rows).toEqual([{ phase: 'swapped', job_id: `${handle.workflowId}/${handle.firstExecutionRunId}` }]);
+      // What the retry swapped in is the whole rebuild, not the killed attempt's leftovers.
+      expect(await projectionOf(db.pool)).toEqual(foldEvents(events));
     } finally {
       await holder.end();
       for (const worker of workers) await worker.kill('SIGKILL');
