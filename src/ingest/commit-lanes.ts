@@ -66,7 +66,9 @@ export function createCommitLanes(deps: CommitLaneDeps, hooks: CommitLaneHooks):
   // Lanes commit concurrently, each on its own connection, so Postgres can use more than one
   // core. A partition always maps to the same lane: its micro-batches commit in order, one
   // at a time. Records are keyed by huntId (CONTRACT.md), so lanes touch disjoint hunts and
-  // do not wait on each other's fence rows.
+  // do not wait on each other's fence rows; a producer that keys otherwise, or reuses eventIds
+  // across hunts, makes them wait for each other, never deadlock (the fences are taken
+  // sorted, the events' key in eventId order: apply-events.ts).
   const lanes = Array.from({ length: config.ingest.commitLanes }, () => new MicroBatcher(sizing, flush));
   const laneOf = (partition: number) => lanes[partition % lanes.length] as MicroBatcher;
   const health: IngestHealth = new IngestHealth({

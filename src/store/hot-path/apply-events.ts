@@ -17,8 +17,8 @@
  * definition) with the rules' SQL fragments (src/rules/sql.ts), and property-tested against
  * it on streams in event-time order. It is incremental, in arrival order (provisional, see
  * CONTRACT.md): the first clue.found / hint.used / treasure.claimed to arrive for its key is
- * credited (rows are inserted in arrival order, and a conflict within the statement keeps
- * the first). Display name and active flag compare event time, which is cheap to get
+ * credited (credits and wins are inserted in arrival order, and a conflict within the
+ * statement keeps the first). Display name and active flag compare event time, which is cheap to get
  * exactly right. Reconciliation repairs the rest to the final answer.
  *
  * `plainInsert`: for a caller that has sifted out the rows whose eventId repeats an earlier
@@ -180,7 +180,11 @@ const storeAndScoreSql = (skipStored: boolean) => `
                      WHEN 'player.joined' THEN jsonb_strip_nulls(jsonb_build_object('displayName', display_name, 'teamId', team_id))
                      ELSE '{}'::jsonb END,
            source
-      FROM input ORDER BY arrival
+      -- In eventId order, whatever the arrival: every commit takes the events' primary key in
+      -- the same order, so two whose batches hold the same ids crossed (ids reused across
+      -- hunts, on two partitions) wait for each other instead of deadlocking. A repeat within
+      -- the batch comes after its first arrival, which is the one stored.
+      FROM input ORDER BY event_id COLLATE "C", arrival
     ${skipStored ? 'ON CONFLICT (event_id) DO NOTHING' : ''}
     RETURNING event_id
   ), new AS (
