@@ -71,6 +71,11 @@ export class MicroBatcher {
   private failure: Error | undefined;
   /** Callers of `add` waiting for room, woken after each flush. */
   private waitingForRoom: Array<() => void> = [];
+  /** Works ever buffered, and ever committed: `settled` waits for the second to reach the first. */
+  private added = 0;
+  private committed = 0;
+  /** Callers of `settled` waiting, woken after each flush. */
+  private waitingForCommit: Array<() => void> = [];
 
   constructor(
     private readonly sizing: BatchSizing,
@@ -98,6 +103,7 @@ export class MicroBatcher {
     }
     if (this.failure) throw this.failure;
     this.buffered.push({ work, addedAt: performance.now() });
+    this.added++;
     this.bufferedRecords += work.recordCount;
     this.bufferedBytes += work.byteCount;
     this.schedule();
@@ -111,6 +117,22 @@ export class MicroBatcher {
       await this.flushing;
     }
     if (this.failure) throw this.failure;
+  }
+
+  /**
+   * Resolves once every work buffered before the call is committed, whatever is buffered
+   * after it. Not `drain`: on a lane shared with busy partitions (after an outage, say), their
+   * slices waiting for room refill it after every flush, and a drain would last as long as
+   * they kept coming, inside a fetch handler, holding back every partition of its broker.
+   */
+  async settled(): Promise<void> {
+    const target = this.added;
+    while (this.committed < target) {
+      if (this.failure) throw this.failure;
+      // Commits at once what is buffered, rather than after the linger.
+      if (!this.flushing) this.startFlush();
+      await new Promise<void>((resolve) => this.waitingForCommit.push(resolve));
+    }
   }
 
   /** Records buffered and not yet handed to a flush. */
@@ -153,6 +175,7 @@ export class MicroBatcher {
     this.flushing = this.flush(taken).then(
       () => {
         this.lastFlushedAt = performance.now();
+        this.committed += taken.length;
       },
       (err: Error) => {
         this.failure = err;
@@ -162,6 +185,9 @@ export class MicroBatcher {
       this.flushing = undefined;
       this.flushingSince = undefined;
       this.wakeWaiters();
+      const committedWaiters = this.waitingForCommit;
+      this.waitingForCommit = [];
+      for (const wake of committedWaiters) wake();
       this.schedule();
     });
   }

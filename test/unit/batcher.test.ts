@@ -167,4 +167,36 @@ describe('MicroBatcher', () => {
       clock.mockRestore();
     }
   });
+
+  it('settles once the work buffered before is committed, however much the lane\'s other partitions keep adding', async () => {
+    const { calls, flush } = manualFlush();
+    const batcher = new MicroBatcher(fixed(10), flush);
+    await batcher.add(slice(1, 10, 10)); // a busy sibling partition: commits at once
+    await batcher.add(slice(0, 5, 5)); // the partition whose log was reset, behind it
+    let settled = false;
+    const waited = batcher.settled().then(() => (settled = true));
+    // The sibling keeps the lane full: each flush makes room, and its next slice takes it.
+    for (let i = 0; i < 4; i++) {
+      const next = batcher.add(slice(1, 20 + 10 * i, 10));
+      calls[i]!.finish();
+      await next;
+      await settle();
+      if (i === 0) expect(settled).toBe(false); // partition 0's slice is committing now
+    }
+    await waited;
+    expect(settled).toBe(true);
+    expect(calls[1]!.works.map((w) => [w.partition, Number(w.nextOffset)])).toContainEqual([0, 5]);
+    // drain() would still be waiting: the lane is never empty while the sibling adds.
+    expect(batcher.pendingRecords).toBeGreaterThan(0);
+  });
+
+  it('settles with the lane\'s failure when a commit of the work before fails', async () => {
+    const { calls, flush } = manualFlush();
+    const batcher = new MicroBatcher(fixed(10, 60_000), flush);
+    await batcher.add(slice(0, 5, 5)); // under the target: it would linger a minute
+    const waited = batcher.settled();
+    expect(calls).toHaveLength(1); // settled commits it at once
+    calls[0]!.finish(new Error('connection reset'));
+    await expect(waited).rejects.toThrow('connection reset');
+  });
 });

@@ -33,7 +33,7 @@ describe('logResetHandler', () => {
       topic: 't',
       consumer: { seek: ({ offset }: { offset: string }) => void sought.push(BigInt(offset)) } as unknown as Consumer,
       positions,
-      laneOf: () => ({ drain: async () => undefined }) as unknown as MicroBatcher,
+      laneOf: () => ({ settled: async () => undefined }) as unknown as MicroBatcher,
       metrics: createIngestMetrics(),
       logger: createLogger({ logLevel: 'fatal' }),
     });
