@@ -81,7 +81,9 @@ export function classifySlice(
     const result = classifyRecord(record.value, now);
     if (result.ok) {
       rows.add(eventRow(result.event, `${sourceLabel}:${record.offset}`), result.event.huntId);
-      origins.add(record.offset, record.key, record.value);
+      // Only a refused record's origin is ever read, and its key is kept cut (commit.ts): a
+      // key of tens of MiB (it may come compressed) held whole until the commit, per record.
+      origins.add(record.offset, record.key?.subarray(0, MAX_KEPT_BYTES) ?? null, record.value);
       const timestamp = Number(record.timestamp);
       if (plausibleTimestamp(timestamp, now.getTime())) timestamps.push(timestamp);
     } else {
