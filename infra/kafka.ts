@@ -108,7 +108,9 @@ export class EmbeddedKafka implements StackService {
     await fetchWithRetries(
       "fetching Kafka's jars from Maven Central",
       mvn,
-      ['-q', '-B', '-f', path.join(projectRoot, 'infra/kafka/pom.xml'), 'dependency:copy-dependencies', `-DoutputDirectory=${staging}`, '-DincludeScope=runtime'],
+      // -C: a jar whose checksum does not match fails the try (and is fetched again), where
+      // Maven's default only warns, which -q hides, and keeps the jar.
+      ['-q', '-B', '-C', '-f', path.join(projectRoot, 'infra/kafka/pom.xml'), 'dependency:copy-dependencies', `-DoutputDirectory=${staging}`, '-DincludeScope=runtime'],
       { timeoutMs: 10 * 60_000, beforeEachAttempt: () => fs.rmSync(staging, { recursive: true, force: true }) },
     );
     fs.rmSync(this.libsDir, { recursive: true, force: true });

@@ -220,8 +220,10 @@ export async function fetchWithRetries(
       await execFileAsync(file, args, { env: options.env, timeout: options.timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 * 1024 * 1024 });
       return;
     } catch (err) {
-      const e = err as { killed?: boolean; stderr?: string; message: string };
-      const reason = e.killed ? `no result within ${Math.round(options.timeoutMs / 1000)} s` : (e.stderr?.trim() || e.message).slice(-2000);
+      const e = err as { killed?: boolean; stderr?: string; stdout?: string; message: string };
+      // Maven writes its errors, [ERROR] lines and all, to stdout; Go to stderr.
+      const output = e.stderr?.trim() || e.stdout?.trim();
+      const reason = e.killed ? `no result within ${Math.round(options.timeoutMs / 1000)} s` : (output || e.message).slice(-2000);
       if (attempt >= attempts) throw new Error(`${what} failed ${attempts} times; the last: ${reason}`, { cause: err });
       console.error(`${what} failed (try ${attempt} of ${attempts}), trying again: ${reason}`);
       await sleep((options.pauseMs ?? 10_000) * attempt);
