@@ -48,6 +48,23 @@ describe('commits holding the same eventIds in crossed order', () => {
       second.release();
     }
   });
+
+  it('numbers a batch in arrival order (seq), though it inserts it in eventId order', async () => {
+    const client = await db.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const ids = ['m', 'c', 'x', 'a', 'q'];
+      await applyEvents(client, accepted(ids.map((eventId, i) => clueFound({ eventId, huntId: 'z', playerId: `p${i}`, occurredAt: at(10 + i) }))));
+      await client.query('COMMIT');
+      const { rows } = await db.pool.query<{ event_id: string }>(`SELECT event_id FROM events WHERE hunt_id = 'z' ORDER BY seq`);
+      expect(rows.map((r) => r.event_id)).toEqual(ids);
+    } finally {
+      await first.query('ROLLBACK').catch(() => undefined);
+      await second.query('ROLLBACK').catch(() => undefined);
+      first.release();
+      second.release();
+    }
+  });
 });
 
 /** Whether the backend `pid` waits on a lock, asked until it does (or 10 s pass). */

@@ -165,15 +165,18 @@ const LATEST_FIRST = eventTimeOrder('latest', 'occurred_at', 'event_id COLLATE "
 const storeAndScoreSql = (skipStored: boolean) => `
   WITH input AS (
     SELECT r.e AS event_id, r.h AS hunt_id, r.p AS player_id, r.t AS type, r.o AS occurred_at,
-           r.s AS subject_id, r.n AS points, r.d AS display_name, r.m AS team_id, r.src AS source, r.arrival
+           r.s AS subject_id, r.n AS points, r.d AS display_name, r.m AS team_id, r.src AS source, r.arrival,
+           -- Numbered here, in arrival order, though they go in below in eventId order: seq
+           -- keeps following the stream within a batch as across batches.
+           nextval('events_seq_seq'::regclass) AS seq
       -- The rows come joined by ','; Postgres adds the brackets, so the client sends the string it has.
       FROM ROWS FROM (json_to_recordset(('[' || current_setting('${STAGED_ROWS}') || ']')::json)
                         AS (e text, h text, p text, t text, o timestamptz, s text, n int, d text, m text, src text))
            WITH ORDINALITY AS r(e, h, p, t, o, s, n, d, m, src, arrival)
      ${skipStored ? '' : 'WHERE ($1::bool[])[r.arrival] IS NOT TRUE'}
   ), ins AS (
-    INSERT INTO events (event_id, hunt_id, player_id, type, occurred_at, payload, source)
-    SELECT event_id, hunt_id, player_id, type, occurred_at,
+    INSERT INTO events (seq, event_id, hunt_id, player_id, type, occurred_at, payload, source)
+    SELECT seq, event_id, hunt_id, player_id, type, occurred_at,
            CASE type WHEN 'clue.found' THEN jsonb_build_object('clueId', subject_id, 'points', points)
                      WHEN 'hint.used' THEN jsonb_build_object('clueId', subject_id, 'penalty', points)
                      WHEN 'treasure.claimed' THEN jsonb_build_object('treasureId', subject_id, 'points', points)
