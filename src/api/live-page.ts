@@ -22,7 +22,8 @@ const SCRIPT = `
   const rows = document.getElementById('rows');
   const status = document.getElementById('status');
   const cell = (text, cls) => { const td = document.createElement('td'); td.textContent = text; if (cls) td.className = cls; return td; };
-  const url = location.pathname.replace(/\\/$/, '') + '/leaderboard/stream?limit=50';
+  // Empty segments go: the server serves //hunts/h too, and '//hunts/h/...' would name a host.
+  const url = location.pathname.replace(/\\/+/g, '/').replace(/\\/$/, '') + '/leaderboard/stream?limit=50';
   let wait = 1000;
   const follow = () => {
     const stream = new EventSource(url);

@@ -69,6 +69,17 @@ describe('the live leaderboard page', () => {
     expect(requested.filter((p) => p !== '/favicon.ico')).toEqual(['/hunts/page-hunt', '/hunts/page-hunt/leaderboard/stream']);
     expect(await page.title()).toBe('Leaderboard: page-hunt');
   });
+  it('follows its own stream when its address has empty segments (a base URL ending in / joined with /hunts/...)', async () => {
+    await sendRecords(topics.events, [{ key: 'slash-hunt', value: recordOf(clueFound({ eventId: 's1', huntId: 'slash-hunt', playerId: 'cy', clueId: 'c1', points: 30, occurredAt: new Date(base).toISOString() })) }]);
+    const page = await browser.newPage();
+    const requested: string[] = [];
+    page.on('request', (request) => void requested.push(request.url()));
+    await page.goto(`${ingest.apiUrl}//hunts/slash-hunt`);
+    await page.locator('tr[data-player="cy"] .score', { hasText: /^30$/ }).waitFor({ timeout: 10_000 });
+    // Before, the page asked for //hunts/slash-hunt/leaderboard/stream: a host named "hunts".
+    expect(requested).toContain(`${ingest.apiUrl}/hunts/slash-hunt/leaderboard/stream?limit=50`);
+    await page.close();
+  });
   it('follows the stream again when it was refused (EventSource gives up on a 503), and shows the scores', async () => {
     const send = (events: HuntEvent[]) => sendRecords(topics.events, events.map((e) => ({ key: e.huntId, value: recordOf(e) })));
     await send([clueFound({ eventId: 'r1', huntId: 'refused-hunt', playerId: 'bob', clueId: 'c1', points: 40, occurredAt: new Date(base).toISOString() })]);
