@@ -76,6 +76,38 @@ describe('consumeRange', () => {
     expect(handedOver).toBeLessThan(2 * inLog);
   });
 
+  it('fetches nothing of a partition whose part of the range is already read (there is none after `from`)', async () => {
+    const topics = await createTestTopics(2);
+    const padding = 'x'.repeat(380);
+    const now = Date.now();
+    // Partition 0: about 4 MB, all stamped before `from`, so done from the first call.
+    // Partition 1: about 2 MB of the range, several fetches, during which partition 0 was read
+    // from its log's start (a fresh group, fromBeginning) only to be thrown away.
+    await sendRecords(topics.events, Array.from({ length: 10_000 }, (_, i) => ({ key: 'k', value: `before ${i}:${padding}`, partition: 0, timestamp: String(now - 3_600_000) })));
+    await sendRecords(topics.events, Array.from({ length: 5000 }, (_, i) => ({ key: 'k', value: `${i}:${padding}`, partition: 1, timestamp: String(now) })));
+    const handedOver = new Map<number, number>();
+    const kafka = Object.assign(Object.create(testKafka()) as Kafka, {
+      consumer(this: Kafka, config: ConsumerConfig): Consumer {
+        const consumer = Object.getPrototypeOf(this).consumer(config) as Consumer;
+        consumer.on(consumer.events.START_BATCH_PROCESS, ({ payload }) => void handedOver.set(payload.partition, (handedOver.get(payload.partition) ?? 0) + payload.batchSize));
+        return consumer;
+      },
+    });
+    const range = await resolveRange(kafka, topics.events, now - 1_800_000);
+    expect(range.start['0']).toBe(range.end['0']);
+    expect(Number(range.end['0'])).toBeGreaterThanOrEqual(10_000);
+    expect(range.start['1']).toBe('0');
+    let taken = 0;
+    const cursor = await consumeRange(kafka, topics.events, range.start, range, 1_000_000, async ({ partition, messages }) => {
+      expect(partition).toBe(1);
+      taken += messages.length;
+    }, new AbortController().signal);
+    expect(cursor).toEqual(range.end);
+    expect(taken).toBe(Number(range.end['1']));
+    expect(handedOver.get(0) ?? 0).toBe(0);
+    expect(handedOver.get(1)).toBeGreaterThanOrEqual(taken);
+  }, 60_000);
+
   it('ends a range that ends in an aborted transaction bigger than a fetch (kafkajs hands nothing over for it)', async () => {
     const topics = await createTestTopics(1);
     await sendRecords(topics.events, Array.from({ length: 100 }, (_, i) => ({ key: 'k', value: `${i}` })));

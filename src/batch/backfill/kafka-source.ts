@@ -180,14 +180,18 @@ async function readRange(
   let failure: unknown;
   let inSlice = false;
   let lastProgressMs = Date.now();
-  /** The partition's cursor moves to `offset` (at most its end); paused once at the end, done once all are. */
+  /**
+   * The partition's cursor moves to `offset` (at most its end); paused once at the end (also
+   * when it got there before, through a slice), done once all are.
+   */
   const moveTo = (partition: number, offset: bigint) => {
     const p = String(partition);
     const end = BigInt(range.end[p] ?? '0');
-    if (offset <= BigInt(next[p] ?? '0')) return;
-    next[p] = (offset < end ? offset : end).toString();
-    lastProgressMs = Date.now();
-    if (BigInt(next[p]) >= end) consumer.pause([{ topic, partitions: [partition] }]);
+    if (offset > BigInt(next[p] ?? '0')) {
+      next[p] = (offset < end ? offset : end).toString();
+      lastProgressMs = Date.now();
+    }
+    if (BigInt(next[p] ?? '0') >= end) consumer.pause([{ topic, partitions: [partition] }]);
     if (open().length === 0) finish();
   };
   /**
@@ -220,8 +224,18 @@ async function readRange(
     failure ??= payload.error;
     finish();
   });
-  consumer.on(consumer.events.GROUP_JOIN, () => {
-    for (const p of open()) consumer.seek({ topic, partition: Number(p), offset: next[p] ?? '0' });
+  consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+    const stillOpen = open();
+    for (const p of stillOpen) consumer.seek({ topic, partition: Number(p), offset: next[p] ?? '0' });
+    // The rest (read to their range's end, or outside the range) are never fetched: the group is
+    // new and starts at the log's start, so each would be read up to its range's end, all of it
+    // thrown away, in the fetches the open partitions wait on.
+    const done = (payload.memberAssignment[topic] ?? []).filter((partition) => !stillOpen.includes(String(partition)));
+    for (const partition of done) {
+      const end = range.end[String(partition)];
+      if (end !== undefined) consumer.seek({ topic, partition, offset: end });
+    }
+    if (done.length > 0) consumer.pause([{ topic, partitions: done }]);
   });
   consumer.on(consumer.events.START_BATCH_PROCESS, ({ payload }) => {
     // A fetch of nothing but transaction markers or aborted records, covering the cursor.
