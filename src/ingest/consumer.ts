@@ -26,7 +26,7 @@ import { useBoundedCodecs } from '../pipeline/compression';
 import type { KafkaErrorListener } from '../pipeline/kafka-client';
 import { watchFilteredRecords } from './filtered-records';
 import { resumeFromPostgres, watchGroupEvents } from './group-events';
-import { trailingKafkaCommits } from './kafka-commits';
+import { trailingKafkaCommits, type TrailingKafkaCommits } from './kafka-commits';
 import { startPartitionMonitor } from './monitor';
 import { logEndReader } from './log-end';
 import { logResetHandler } from './log-reset';
@@ -81,7 +81,6 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
   const logEnds = logEndReader(kafka);
 
   const positions = new PartitionPositions({ pool, groupId, topic, startFrom: config.ingest.startFrom, watermarks });
-  const kafkaCommits = trailingKafkaCommits(consumer, logger);
   const recreateDlq = () => createDlqAgain(deps.dlqKafka ?? kafka, config.kafka.topics.dlq, deps.topicLimits.dlqMaxMessageBytes, deps.topicLimits.dlqShape);
   let wakeDlqRelay: () => void = () => undefined; // the relay starts once the DLQ producer is connected
   const { lanes, laneOf, health } = createCommitLanes(deps, {
@@ -96,6 +95,7 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
     // What the lanes committed lately: the positions forget it whenever their floors drop.
     knownEvents: positions.committedEvents,
   });
+  const kafkaCommits = trailingKafkaCommits({ consumer, logger, assignedPartitions: () => health.assignedPartitions() });
   // Stopping (the process exits non-zero) without committing on: the restart joins and reads
   // again from the positions Postgres holds, the lost commits' records included.
   let wentBack = false;
@@ -192,9 +192,8 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
     if (stopping) return;
     stopping = true;
     monitor.stop();
-    kafkaCommits.stop();
     await logEnds.close();
-    await stopConsuming({ topic, consumer, lanes, dlqRelay: relay, dlqProducer, admin, logger });
+    await stopConsuming({ topic, consumer, lanes, kafkaCommits, dlqRelay: relay, dlqProducer, admin, logger });
     running = false;
     logger.info('ingest stopped');
   };
@@ -262,6 +261,8 @@ async function connectAndRun(
 const HANDOVER_COMMIT_MS = 15_000;
 /** How long a stopping member goes on sending the DLQ copies its last micro-batches quarantined; the rest wait in Postgres for the next run or another member. */
 const DLQ_RELAY_STOP_MS = 5_000;
+/** How long a stopping member tries to commit its last offsets to Kafka: they serve Kafka's tools only, and the partitions wait for the leave. */
+const KAFKA_COMMITS_STOP_MS = 2_000;
 
 /**
  * Fetch no more, then commit what is buffered, then leave the group: members that take our
@@ -269,8 +270,8 @@ const DLQ_RELAY_STOP_MS = 5_000;
  * (and quarantine has each reject once, its DLQ copy sent or waiting). kafkajs's stop() leaves the group as soon as the
  * fetch in flight ends, so the commit comes first, while the partitions are paused.
  */
-async function stopConsuming(parts: { topic: string; consumer: Consumer; lanes: MicroBatcher[]; dlqRelay: DlqRelay; dlqProducer: Producer; admin: Admin; logger: Logger }): Promise<void> {
-  const { topic, consumer, lanes, dlqRelay, dlqProducer, admin, logger } = parts;
+async function stopConsuming(parts: { topic: string; consumer: Consumer; lanes: MicroBatcher[]; kafkaCommits: TrailingKafkaCommits; dlqRelay: DlqRelay; dlqProducer: Producer; admin: Admin; logger: Logger }): Promise<void> {
+  const { topic, consumer, lanes, kafkaCommits, dlqRelay, dlqProducer, admin, logger } = parts;
   const drainLanes = () => Promise.all(lanes.map((lane) => lane.drain()));
   try {
     consumer.pause([{ topic }]);
@@ -280,6 +281,9 @@ async function stopConsuming(parts: { topic: string; consumer: Consumer; lanes: 
   await withTimeout(drainLanes(), HANDOVER_COMMIT_MS).catch((err: unknown) =>
     logger.warn({ err }, 'could not commit the buffered records before leaving the group; whoever takes the partitions over reads them again'),
   );
+  // Before the leave: Kafka takes commits only from a member of the group. What the lanes
+  // commit after it reaches Kafka with the next owner's first commit.
+  await kafkaCommits.stop(KAFKA_COMMITS_STOP_MS);
   await consumer.stop(); // waits for the eachBatch in flight: its last slices are committed below
   await drainLanes().catch((err: unknown) => logger.warn({ err }, 'buffered records left uncommitted; the next run re-reads them'));
   await dlqRelay.stop(DLQ_RELAY_STOP_MS);
