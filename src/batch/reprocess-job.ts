@@ -137,6 +137,14 @@ export function createReprocessActivities(deps: Pick<ActivityDeps, 'pool' | 'log
   };
 
   async function catchUpAndSwap(input: ReprocessStepInput, projection: ProjectionName): Promise<SwapResult> {
+    // A retry whose swap committed (its worker died before reporting) reports it before any
+    // check: those are for a swap to come, and the operator may since have put back what
+    // they removed for it (a view), which would fail the job that swapped.
+    const swapped = await step(input, () => swappedJob(deps.pool, projection, input.jobId));
+    if (swapped) {
+      deps.logger.info({ job: input.jobId, projection, ...swapped }, 'reprocess: the swap had committed already');
+      return swapped;
+    }
     // Before the catch-up's fences: a swap Postgres will refuse must not hold the hot path back at all.
     await step(input, () => assertLiveTablesReplaceable(deps.pool, projection));
     const caughtUp = await catchUpRounds({ ...input, ...preSwapCatchUp });

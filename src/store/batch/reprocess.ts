@@ -26,8 +26,9 @@
  * its chunks, in ../hunt-groups.ts.
  *
  * Idempotent: reprocess_jobs names the run that owns the shadows, and every step's progress
- * commits with its work. A retried step continues, a finished swap reports its recorded
- * result, and a newer run takes over (the older one's next step fails as superseded).
+ * commits with its work. A retried step continues, a prepare that finds its job past it (a
+ * stalled attempt) and a finished swap report what is recorded, and a newer run takes over
+ * (the older one's next step fails as superseded).
  */
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
@@ -133,19 +134,34 @@ export interface SwapResult {
  * `jobStartedAt` orders runs: the record goes to the run started last, so a retried prepare
  * of an older run (its worker died, the retry came late) fails as superseded instead of
  * taking the shadows back from a newer run. Fails first if the swap could never succeed.
+ * A job already past its prepare is left as it is, and its record answers (takeOverJob).
  */
 export async function prepareShadow(pool: pg.Pool, projection: ProjectionName, jobId: string, lockTimeoutMs: number, jobStartedAt = new Date()): Promise<PrepareResult> {
-  const mark = await resetJob(pool, projection, jobId, jobStartedAt);
-  return startFill(pool, projection, jobId, lockTimeoutMs, mark, await countHunts(pool));
+  const taken = await takeOverJob(pool, projection, jobId, jobStartedAt);
+  if ('prepared' in taken) return taken.prepared;
+  return startFill(pool, projection, jobId, lockTimeoutMs, taken.mark, await countHunts(pool));
+}
+
+/**
+ * prepareShadow's first transaction, for a job not past its prepare (takeOverJob); one that
+ * is fails as superseded, unchanged. Returns this attempt's mark, which startFill checks.
+ */
+export async function resetJob(pool: pg.Pool, projection: ProjectionName, jobId: string, jobStartedAt: Date): Promise<string> {
+  const taken = await takeOverJob(pool, projection, jobId, jobStartedAt);
+  if ('mark' in taken) return taken.mark;
+  throw new ReprocessSupersededError(`reprocess ${projection}: run ${jobId}'s prepare leaves the job as it is: an attempt of it prepared the job already`);
 }
 
 /**
  * prepareShadow's first transaction: the job record reset to 'preparing', the shadows made
- * empty. Returns this attempt's mark (the record's updated_at in microseconds, as text),
- * which startFill checks.
+ * empty; then `mark`, this attempt's (the record's updated_at in microseconds, as text). But
+ * the workflow prepares a job once, so a prepare that finds its own job past 'preparing' is
+ * either a stalled attempt (its retry prepared, the fill went on) or the retry of one whose
+ * startFill committed unreported: reset, the job would go back to 'preparing' under its fill
+ * (which then failed, or started over), or, swapped, be swapped again. Such a job is left as
+ * it is and `prepared` says what its record does; a cancelled one fails as startFill fails it.
  */
-export async function resetJob(pool: pg.Pool, projection: ProjectionName, jobId: string, jobStartedAt: Date): Promise<string> {
-  await assertLiveTablesReplaceable(pool, projection);
+async function takeOverJob(pool: pg.Pool, projection: ProjectionName, jobId: string, jobStartedAt: Date): Promise<{ mark: string } | { prepared: PrepareResult }> {
   return withTransaction(pool, async (client) => {
     await boundStatements(client, FENCED_STEP_STATEMENT_MS);
     const { rows } = await client.query<{ mark: string }>(
@@ -153,11 +169,18 @@ export async function resetJob(pool: pg.Pool, projection: ProjectionName, jobId:
        ON CONFLICT (projection) DO UPDATE SET job_id = excluded.job_id, phase = 'preparing', started_seq = NULL,
          covered_seq = NULL, fill_cursor = NULL, fill_mark = NULL, hunts_total = 0, hunts_done = 0, shadow_rows = 0, events_caught_up = 0,
          fenced_events = NULL, fence_ms = NULL, max_seq = NULL, started_at = excluded.started_at, updated_at = clock_timestamp(), finished_at = NULL
-       WHERE j.job_id = excluded.job_id OR j.started_at <= excluded.started_at
+       WHERE CASE WHEN j.job_id = excluded.job_id THEN j.phase = 'preparing' ELSE j.started_at <= excluded.started_at END
        RETURNING ${markOf('j')} AS mark`,
       [projection, jobId, jobStartedAt],
     );
-    if (rows.length === 0) await claimJob(client, projection, jobId); // owned by a run started later: superseded
+    if (rows.length === 0) {
+      const job = await claimJob(client, projection, jobId); // owned by a run started later: superseded
+      if (job.phase === 'cancelled') throw new ReprocessSupersededError(`reprocess ${projection}: run ${jobId}'s prepare stops: the job was cancelled meanwhile`);
+      return { prepared: { startedSeq: job.started_seq ?? 0, huntsTotal: job.hunts_total } };
+    }
+    // Here, not before the record: a job past its prepare answers whatever was done to the
+    // live tables since (a view put back after its swap).
+    await assertLiveTablesReplaceable(client, projection);
     // A lane of an older run may still be writing: the new shadows must not get its rows.
     // Later ones find the job's mark gone (holdFillLane) and stop.
     await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [FILL_LANE_LOCK, projection]);
@@ -165,7 +188,7 @@ export async function resetJob(pool: pg.Pool, projection: ProjectionName, jobId:
     // stats' (a row per hunt) keeps its key, which the fill's upsert of them needs.
     for (const [live, shadow] of liveAndShadowTables(projection)) await recreateShadow(client, live, shadow, 'later');
     await recreateShadow(client, 'hunts', HUNT_STATS_SHADOW);
-    return rows[0]!.mark;
+    return { mark: rows[0]!.mark };
   });
 }
 
