@@ -86,3 +86,28 @@ describe('a rollup repair of a window holding events the watermark does not cove
     expect((await db.pool.query(staleWindowsSql('hour'))).rows).toEqual([]);
   });
 });
+
+describe('a drifted window that already holds an event the watermark does not cover', () => {
+  it('is found and repaired, not passed over until no event of it is pending', async () => {
+    await db.pool.query('TRUNCATE events, rollup_minute, rollup_hour, rollup_minute_players, rollup_hour_players');
+    await db.pool.query(`UPDATE job_watermarks SET last_seq = 0 WHERE job = 'rollupFlush'`);
+    await store([clue('d1', 'd', '2026-11-22T12:00:10Z'), clue('d2', 'd', '2026-11-22T12:00:20Z')]);
+    expect(await flushRollupChunk(db.pool, 1000, 0)).toMatchObject({ events: 2 });
+    await db.pool.query(`UPDATE rollup_minute SET events = events + 3`); // drifted (an older worker's flush, say)
+    // A late event lands in the window before the check; no flush runs (and a minute a client
+    // with a stuck clock keeps filling has one pending at every check).
+    await store([clueFound({ eventId: 'd3', huntId: 'd', playerId: 'p2', clueId: 'c-d3', points: 10, occurredAt: '2026-11-22T12:00:30Z' })]);
+
+    // Before, the window was left out while it held a pending event: found by no check, and
+    // the repair's own pass over the windows skipped it too, reporting nothing left to fix.
+    expect((await db.pool.query(staleWindowsSql('minute'))).rows).toEqual([
+      { hunt_id: 'd', window_start: new Date('2026-11-22T12:00:00Z'), unit: 'minute', problem: 'differs' },
+    ]);
+    expect(await repairStaleWindows(db.pool, 'minute')).toBe(1);
+    expect(await flushRollupChunk(db.pool, 1000, 0)).toMatchObject({ events: 1 });
+    const minute = await db.pool.query('SELECT events, players, clue_points::int FROM rollup_minute');
+    expect(minute.rows).toEqual([{ events: 3, players: 2, clue_points: 30 }]);
+    expect((await db.pool.query(staleWindowsSql('minute'))).rows).toEqual([]);
+    expect((await db.pool.query(staleWindowsSql('hour'))).rows).toEqual([]);
+  });
+});

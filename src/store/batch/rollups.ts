@@ -127,10 +127,13 @@ const REAGGREGATE_HOURS = `
     SET ${ROLLUP_COLUMNS.map((c) => `${c} = excluded.${c}`).join(', ')}, updated_at = now()`;
 
 /**
- * Windows whose stored row is not what a flush would write now: a column differs, the row
- * is missing for flushed events, or the row has no events at all. Windows with events past
- * the flush watermark are left out: their rows do not count those yet (a later check finds
- * them, once the flush has taken their events).
+ * Windows whose stored row is not what the flushes so far should have written: a column
+ * differs, the row is missing for flushed events, or the row has no events at all. Compared
+ * with the events the flush watermark covers, which is what every row holds (a flush rewrites
+ * each window it touches in the transaction that moves the watermark): a window that also
+ * holds events past it is checked all the same. Left out, a wrong one was found by no check
+ * while any of its events waited (one a client with a stuck clock keeps filling, never), and
+ * a repair found its window skipped it, reporting nothing left to fix.
  * Columns: hunt_id, window_start, unit, problem ('differs' | 'missing' | 'no events').
  */
 export function staleWindowsSql(unit: RollupUnit): string {
@@ -138,14 +141,12 @@ export function staleWindowsSql(unit: RollupUnit): string {
   return `
     WITH mark AS (SELECT coalesce((SELECT last_seq FROM job_watermarks WHERE job = '${ROLLUP_JOB}'), 0) AS last_seq),
     fresh AS (
-      SELECT e.hunt_id, date_trunc('${unit}', e.occurred_at, 'UTC') AS window_start, ${WINDOW_AGGREGATES},
-             max(e.seq) > (SELECT last_seq FROM mark) AS pending
-        FROM events e GROUP BY 1, 2)
+      SELECT e.hunt_id, date_trunc('${unit}', e.occurred_at, 'UTC') AS window_start, ${WINDOW_AGGREGATES}
+        FROM events e WHERE e.seq <= (SELECT last_seq FROM mark) GROUP BY 1, 2)
     SELECT coalesce(f.hunt_id, r.hunt_id) AS hunt_id, coalesce(f.window_start, r.window_start) AS window_start, '${unit}' AS unit,
            CASE WHEN r.hunt_id IS NULL THEN 'missing' WHEN f.hunt_id IS NULL THEN 'no events' ELSE 'differs' END AS problem
       FROM fresh f FULL JOIN ${ROLLUP_TABLES[unit]} r ON r.hunt_id = f.hunt_id AND r.window_start = f.window_start
-     WHERE NOT coalesce(f.pending, false)
-       AND (f.hunt_id IS NULL OR r.hunt_id IS NULL OR (${cols('f')}) IS DISTINCT FROM (${cols('r')}))`;
+     WHERE f.hunt_id IS NULL OR r.hunt_id IS NULL OR (${cols('f')}) IS DISTINCT FROM (${cols('r')})`;
 }
 
 /**
