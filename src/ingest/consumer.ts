@@ -156,7 +156,11 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
     running = false;
     failWith(err);
   };
-  watchGroupEvents(consumer, { topic, groupId, positions, health, metrics, logger, onFatal, commitBuffered, isStopping: () => stopping });
+  // Kafka's trailing commits start again from each join's positions: commits of the member's
+  // last generation may have been refused or dropped (kafkajs's restarted runner takes commits
+  // as done, committing nothing, until it has joined), and an idle partition sends no other.
+  const onResumed = (stored: ReadonlyMap<number, bigint>) => kafkaCommits.note([...stored].map(([partition, nextOffset]) => ({ topic, partition, nextOffset })));
+  watchGroupEvents(consumer, { topic, groupId, positions, health, metrics, logger, onFatal, commitBuffered, isStopping: () => stopping, onResumed });
   // The partitions vanished under the running consumer: the topic was deleted, and may be back
   // with a new log that has grown past the positions before the next fetch. kafkajs fetches on
   // from its positions without rejoining, so check each partition's last record as on a join.

@@ -22,6 +22,8 @@ export interface GroupEventDeps {
   commitBuffered: () => Promise<void>;
   /** The member is leaving: a join completing now needs no positions. */
   isStopping: () => boolean;
+  /** A join's positions, loaded from Postgres: where the member resumes each partition it was assigned. */
+  onResumed?: (stored: ReadonlyMap<number, bigint>) => void;
 }
 
 export function watchGroupEvents(consumer: Consumer, deps: GroupEventDeps): void {
@@ -38,6 +40,7 @@ export function watchGroupEvents(consumer: Consumer, deps: GroupEventDeps): void
         onRetry: (err, delayMs) => logger.warn({ err, delayMs }, 'could not load the stored positions after a join; trying again (fetches wait, heartbeats go on)'),
       });
       logger.info({ groupId, assigned, resumeFrom: Object.fromEntries([...stored].map(([p, o]) => [p, o.toString()])) }, 'joined group');
+      deps.onResumed?.(stored);
     } catch (err) {
       // A newer join took over, or the member is stopping.
       logger.info({ err }, 'left the positions of a join unloaded: a newer join or a stop took over');
