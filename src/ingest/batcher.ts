@@ -71,9 +71,8 @@ export class MicroBatcher {
   private failure: Error | undefined;
   /** Callers of `add` waiting for room, woken after each flush. */
   private waitingForRoom: Array<() => void> = [];
-  /** Works ever buffered, and ever committed: `settled` waits for the second to reach the first. */
-  private added = 0;
-  private committed = 0;
+  /** Per partition, works added and not yet committed (waiting for room, buffered or committing): what `settled` waits for. */
+  private uncommitted = new Map<number, number>();
   /** Callers of `settled` waiting, woken after each flush. */
   private waitingForCommit: Array<() => void> = [];
 
@@ -88,8 +87,12 @@ export class MicroBatcher {
    * true, or to false without buffering it when `signal` aborts while it waits for room.
    */
   async add(work: SliceWork, signal?: AbortSignal): Promise<boolean> {
+    this.countUncommitted(work.partition, 1);
     while (!this.failure && this.isFull()) {
-      if (signal?.aborted) return false;
+      if (signal?.aborted) {
+        this.countUncommitted(work.partition, -1);
+        return false;
+      }
       await new Promise<void>((resolve) => {
         // Woken by a flush or by the signal, whichever first; the listener goes either way,
         // or every wait would leave one on a signal that may live long.
@@ -101,9 +104,11 @@ export class MicroBatcher {
         signal?.addEventListener('abort', wake, { once: true });
       });
     }
-    if (this.failure) throw this.failure;
+    if (this.failure) {
+      this.countUncommitted(work.partition, -1);
+      throw this.failure;
+    }
     this.buffered.push({ work, addedAt: performance.now() });
-    this.added++;
     this.bufferedRecords += work.recordCount;
     this.bufferedBytes += work.byteCount;
     this.schedule();
@@ -120,14 +125,14 @@ export class MicroBatcher {
   }
 
   /**
-   * Resolves once every work buffered before the call is committed, whatever is buffered
-   * after it. Not `drain`: on a lane shared with busy partitions (after an outage, say), their
-   * slices waiting for room refill it after every flush, and a drain would last as long as
-   * they kept coming, inside a fetch handler, holding back every partition of its broker.
+   * Resolves once no work of `partition` is waiting for room, buffered or committing: every
+   * one added is committed (its records' offsets with them), whatever other partitions add.
+   * Not `drain`: on a lane shared with busy partitions (after an outage, say), their slices
+   * waiting for room refill it after every flush, and a drain would last as long as they kept
+   * coming, inside a fetch handler, holding back every partition of its broker.
    */
-  async settled(): Promise<void> {
-    const target = this.added;
-    while (this.committed < target) {
+  async settled(partition: number): Promise<void> {
+    while ((this.uncommitted.get(partition) ?? 0) > 0) {
       if (this.failure) throw this.failure;
       // Commits at once what is buffered, rather than after the linger.
       if (!this.flushing) this.startFlush();
@@ -148,6 +153,12 @@ export class MicroBatcher {
     const oldest = this.flushingSince ?? this.buffered[0]?.addedAt;
     if (oldest === undefined) return 0;
     return Math.max(0, now - Math.max(oldest, this.lastFlushedAt));
+  }
+
+  private countUncommitted(partition: number, change: number): void {
+    const count = (this.uncommitted.get(partition) ?? 0) + change;
+    if (count > 0) this.uncommitted.set(partition, count);
+    else this.uncommitted.delete(partition);
   }
 
   private isFull(): boolean {
@@ -175,7 +186,7 @@ export class MicroBatcher {
     this.flushing = this.flush(taken).then(
       () => {
         this.lastFlushedAt = performance.now();
-        this.committed += taken.length;
+        for (const work of taken) this.countUncommitted(work.partition, -1);
       },
       (err: Error) => {
         this.failure = err;

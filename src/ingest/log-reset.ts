@@ -7,8 +7,9 @@
  *
  * The partition is read again from the log start instead: eventIds make every record already
  * applied a no-op duplicate, so nothing is lost and nothing counts twice. First the lane
- * commits what it buffered of this partition (so no older offset lands after the rewind; not
- * what other partitions of the lane buffer after, which could keep coming), then the stored
+ * commits what it holds of this partition, a position-only work still waiting for room too
+ * (so no older offset lands after the rewind; not what other partitions of the lane add,
+ * which could keep coming), then the stored
  * position moves back (the one move backwards, and only while it still lies past the log
  * end), and the reset is logged at error and counted.
  */
@@ -56,7 +57,7 @@ export function logResetHandler(deps: LogResetDeps): LogResetHandler {
         : `the record at ${topic}/${partition} offset ${reset.replacedAt} is not the one applied there (the position is ${position})`;
     // The stored position moves back only while it still lies past where the old log is known to end.
     const oldLogFrom = 'logEnd' in reset ? reset.logEnd : reset.replacedAt;
-    await laneOf(partition).settled();
+    await laneOf(partition).settled(partition);
     positions.lowerFloor(partition, logStart);
     await withTransaction(pool, (client) => rewindOffset(client, groupId, { topic, partition, nextOffset: logStart }, oldLogFrom));
     // Once the rewind committed: a reset tried again (Postgres unreachable) is one reset.

@@ -174,7 +174,7 @@ describe('MicroBatcher', () => {
     await batcher.add(slice(1, 10, 10)); // a busy sibling partition: commits at once
     await batcher.add(slice(0, 5, 5)); // the partition whose log was reset, behind it
     let settled = false;
-    const waited = batcher.settled().then(() => (settled = true));
+    const waited = batcher.settled(0).then(() => (settled = true));
     // The sibling keeps the lane full: each flush makes room, and its next slice takes it.
     for (let i = 0; i < 4; i++) {
       const next = batcher.add(slice(1, 20 + 10 * i, 10));
@@ -194,9 +194,40 @@ describe('MicroBatcher', () => {
     const { calls, flush } = manualFlush();
     const batcher = new MicroBatcher(fixed(10, 60_000), flush);
     await batcher.add(slice(0, 5, 5)); // under the target: it would linger a minute
-    const waited = batcher.settled();
+    const waited = batcher.settled(0);
     expect(calls).toHaveLength(1); // settled commits it at once
     calls[0]!.finish(new Error('connection reset'));
     await expect(waited).rejects.toThrow('connection reset');
+  });
+
+  it("settles only once the partition's work still waiting for room is committed too (a position-only work not awaited)", async () => {
+    const { calls, flush } = manualFlush();
+    const batcher = new MicroBatcher(fixed(10), flush);
+    await batcher.add(slice(1, 10, 10)); // committing
+    await batcher.add(slice(1, 20, 10)); // buffered: the lane is full
+    // Partition 0's work (records kafkajs stepped over, say) waits for room, not awaited.
+    void batcher.add(slice(0, 7, 0));
+    let settled = false;
+    const waited = batcher.settled(0).then(() => (settled = true));
+    calls[0]!.finish(); // room: partition 0's work is buffered behind partition 1's
+    await settle();
+    expect(settled).toBe(false);
+    expect(calls[1]!.works.map((w) => w.partition)).toEqual([1]);
+    calls[1]!.finish();
+    await settle();
+    // Partition 0's work commits in a flush of its own: not settled until it is done.
+    expect(calls[2]!.works.map((w) => [w.partition, Number(w.nextOffset)])).toEqual([[0, 7]]);
+    expect(settled).toBe(false);
+    calls[2]!.finish();
+    await waited;
+    expect(settled).toBe(true);
+  });
+
+  it('settles at once for a partition with nothing in the lane, however busy the others', async () => {
+    const { calls, flush } = manualFlush();
+    const batcher = new MicroBatcher(fixed(10), flush);
+    await batcher.add(slice(1, 10, 10)); // committing, never finished
+    await batcher.settled(0);
+    expect(calls).toHaveLength(1);
   });
 });
