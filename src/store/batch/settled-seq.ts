@@ -95,10 +95,13 @@ export async function settledBound(
   );
   const row = rows[0];
   if (!row || row.to_seq === null) return { toSeq: fromSeq, events: 0 };
-  if (row.writers.length === 0) return { toSeq: row.to_seq, events: row.n };
-  const pending = await writersStillOpen(client, row.writers, waitMs);
-  if (pending.length > 0) throw new UnsettledWritersError(waitMs, await describeSessions(client, await pidsOf(client, pending)));
-  // Counted again: the writers waited for may have committed events inside the bound.
+  if (row.writers.length > 0) {
+    const pending = await writersStillOpen(client, row.writers, waitMs);
+    if (pending.length > 0) throw new UnsettledWritersError(waitMs, await describeSessions(client, await pidsOf(client, pending)));
+  }
+  // Counted again, every event inside the bound: the writers waited for may have committed
+  // some, and `n` leaves out those stored too lately to count as settled, whose seq a
+  // transaction that began earlier (its fence waited) passed: the flush takes them all.
   const toSeq = row.to_seq;
   const counted = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM events WHERE seq > $1 AND seq <= $2', [fromSeq, toSeq]);
   return { toSeq, events: counted.rows[0]?.n ?? row.n };
