@@ -6,7 +6,7 @@ import { Option, type Command } from 'commander';
 import { MAX_RECONCILE_HUNT_IDS, REJECT_REASONS } from '../constants';
 import { loadConfig } from '../config';
 import { CHECKS, storedReport, type StoredCheck } from '../store/correctness/data-quality';
-import { REFUSED_RETRY_MS } from '../ingest/dlq-relay';
+import { REFUSED_RETRY_MAX_MS, REFUSED_RETRY_MS } from '../ingest/dlq-relay';
 import { createPool } from '../store/pool';
 import { pendingCopies } from '../store/hot-path/dlq-outbox';
 import { toDetailText } from '../events/detail-text';
@@ -26,7 +26,7 @@ async function withPool<T>(fn: (pool: import('pg').Pool) => Promise<T>): Promise
 /** How a listed record's DLQ copy stands, when it has not gone yet. */
 function dlqMark(record: Pick<WaitingRecord, 'dlq_pending' | 'dlq_refused'>): string {
   if (!record.dlq_pending) return '';
-  return record.dlq_refused ? ` [DLQ copy refused, tried again every ${REFUSED_RETRY_MS / 60_000} min: ${toDetailText(record.dlq_refused)}]` : ' [DLQ copy not sent yet]';
+  return record.dlq_refused ? ` [DLQ copy refused, tried again in ${REFUSED_RETRY_MS / 60_000} min to ${REFUSED_RETRY_MAX_MS / 3_600_000} h: ${toDetailText(record.dlq_refused)}]` : ' [DLQ copy not sent yet]';
 }
 
 /**

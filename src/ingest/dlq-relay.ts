@@ -33,10 +33,16 @@ const CLAIM_MAX_ROWS = 1000;
 export const CLAIM_LEASE_MS = 120_000;
 /**
  * How long a copy the DLQ topic refused for the record itself (a compacted DLQ and a reject
- * without a key) stays out of the passes before it is tried again: long enough that its
- * sends cost nothing, short enough that a topic put right takes it without anyone's help.
+ * without a key) stays out of the passes before it is tried again: half the time it has
+ * waited since it was quarantined, at least REFUSED_RETRY_MS and at most REFUSED_RETRY_MAX_MS
+ * (setCopiesAside). Long enough that its sends cost nothing, and longer each time it is
+ * refused again, so the refused copies tried an hour dwindle as they age and the copies
+ * behind them get the passes; short enough that a topic put right takes them all without
+ * anyone's help, within the cap.
  */
 export const REFUSED_RETRY_MS = 10 * 60_000;
+export const REFUSED_RETRY_MAX_MS = 6 * 3_600_000;
+const REFUSED_SET_ASIDE = { minMs: REFUSED_RETRY_MS, maxMs: REFUSED_RETRY_MAX_MS };
 /** How often an idle relay looks for rows other members (or a run before this one) left. */
 const POLL_MS = 1_000;
 /** How often the gauges are read from Postgres (a count over the waiting rows), whatever the passes do. */
@@ -103,7 +109,7 @@ export function startDlqRelay(deps: DlqRelayDeps): DlqRelay {
     if (claim.copies.length === 0) return { sent: 0, setAside: 0, full: false };
     inFlight = claim;
     let sent = 0;
-    const setAside: { copy: PendingCopy; reason: string }[] = [];
+    const setAside: { copy: PendingCopy; reason: string; retryInMs: number }[] = [];
     const onSent = async (copies: PendingCopy[]) => {
       await markCopiesSent(pool, copies.map((c) => c.id));
       metrics.dlqCopiesSent.inc(copies.length);
@@ -111,9 +117,10 @@ export function startDlqRelay(deps: DlqRelayDeps): DlqRelay {
     };
     const onRefused = async (copy: PendingCopy, reason: string) => {
       // Not when another relay has claimed the row since (this claim's lease ran out): it is that relay's.
-      if ((await setCopiesAside(pool, claim, [copy.id], reason, REFUSED_RETRY_MS)) === 0) return;
+      const [retryInMs] = await setCopiesAside(pool, claim, [copy.id], reason, REFUSED_SET_ASIDE);
+      if (retryInMs === undefined) return;
       metrics.dlqCopiesSetAside.inc();
-      setAside.push({ copy, reason });
+      setAside.push({ copy, reason, retryInMs });
     };
     try {
       await sender.send(claim.copies, onSent, onRefused);
@@ -127,12 +134,12 @@ export function startDlqRelay(deps: DlqRelayDeps): DlqRelay {
       const first = setAside[0];
       if (first) {
         logger.error(
-          { setAside: setAside.length, retryInMs: REFUSED_RETRY_MS, first: { source: `${first.copy.topic}/${first.copy.partition}@${first.copy.offset}`, reason: first.reason } },
+          { setAside: setAside.length, first: { source: `${first.copy.topic}/${first.copy.partition}@${first.copy.offset}`, reason: first.reason, retryInMs: Math.round(first.retryInMs) } },
           'DLQ topic refuses copies for the records themselves; they are set aside and tried again later, the copies behind them go on (quarantine keeps them)',
         );
       }
     }
-    return { sent, setAside: setAside.length, full: claim.copies.length >= CLAIM_MAX_ROWS };
+    return { sent, setAside: setAside.length, full: claim.full };
   };
 
   let reading = false;
@@ -167,8 +174,10 @@ export function startDlqRelay(deps: DlqRelayDeps): DlqRelay {
           failures = 0;
         }
         // More may wait. A pass that sent nothing but set copies aside goes on at once only
-        // when its claim was full (copies the topic may take can wait behind); otherwise a
-        // topic that refuses every copy would cost a pass after pass, not one a second.
+        // when its claim stopped at a limit, rows or bytes (copies the topic may take can wait
+        // behind: a claim of 8 refused copies of 1 MiB followed by a 1 s pause held them at 8
+        // refused copies a second); otherwise a topic that refuses every copy would cost a
+        // pass after pass, not one a second.
         if (sent > 0 || (setAside > 0 && full)) delay = 0;
       } catch (err) {
         failures++;

@@ -91,7 +91,7 @@ export function createIngestMetrics(registry = new Registry()) {
     }),
     dlqCopiesRefused: new Gauge({
       name: 'hunt_ingest_dlq_copies_refused',
-      help: 'Of the DLQ copies not sent yet, those the DLQ topic refused for the record itself (a compacted DLQ and a reject without a key); each is tried again every 10 minutes',
+      help: 'Of the DLQ copies not sent yet, those the DLQ topic refused for the record itself (a compacted DLQ and a reject without a key); each is tried again after half the time it has waited, 10 minutes to 6 hours',
       registers: [registry],
     }),
     dlqCopiesSetAside: new Counter({

@@ -110,7 +110,7 @@ describe('the DLQ relay', () => {
       expect(await pendingCopies(db.pool, input)).toMatchObject({ count: 1, refused: 1 });
       const listed = await runHunt(['dlq', 'list'], { DATABASE_URL: db.url });
       expect(listed.stdout).toMatch(/^DLQ copies not sent yet: 1 \(oldest \d+ s, 1 refused by the DLQ topic for the record itself;/m);
-      expect(listed.stdout).toMatch(/@1 \[DLQ copy refused, tried again every 10 min: INVALID_RECORD: [^\]]+\]: reject 1$/m);
+      expect(listed.stdout).toMatch(/@1 \[DLQ copy refused, tried again in 10 min to 6 h: INVALID_RECORD: [^\]]+\]: reject 1$/m);
 
       // The topic put right (no longer compacted), and the set-aside time over: the copy goes.
       await admin.alterConfigs({ validateOnly: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: dlq, configEntries: [{ name: 'cleanup.policy', value: 'delete' }] }] });

@@ -59,6 +59,6 @@ describe('hunt dlq list', () => {
       dlq_pending: true,
       dlq_refused: `too large${HOSTILE}`,
     };
-    expect(quarantinedLine(record)).toBe(`#7 schema_violation file:imports/${ESCAPED}.ndjson/0@12 [DLQ copy refused, tried again every 10 min: too large${ESCAPED}]: eventId: Required`);
+    expect(quarantinedLine(record)).toBe(`#7 schema_violation file:imports/${ESCAPED}.ndjson/0@12 [DLQ copy refused, tried again in 10 min to 6 h: too large${ESCAPED}]: eventId: Required`);
   });
 });

@@ -2,12 +2,15 @@
  * Replays quarantined records: re-validates each with today's rules and clock, and stores
  * and scores the ones now valid through the hot path's applyEvents, marking them replayed
  * in the same transaction. A replayed row is never picked again, and eventIds dedupe, so
- * running a replay twice ingests nothing twice.
+ * running a replay twice ingests nothing twice. A row still invalid for another reason than
+ * the one it was quarantined for takes the new one, with its detail, in the same transaction.
  */
 import type pg from 'pg';
 import { groupsWithin } from '../../byte-budget';
-import { classifyRecord, MAX_EVENT_BYTES } from '../../events/validate';
+import { toDetailText } from '../../events/detail-text';
+import { classifyRecord, MAX_EVENT_BYTES, type RejectReason } from '../../events/validate';
 import type { AcceptedEvent } from '../hot-path/apply-events';
+import { describeDataError } from '../hot-path/errors';
 import { rowsOf } from '../hot-path/event-rows';
 import { applyIsolating } from '../hot-path/isolate';
 import { countStoredEvents } from '../batch/import-dry-run';
@@ -32,6 +35,14 @@ export interface ReplayBatchResult {
   duplicates: number;
   stillInvalid: Record<string, number>;
 }
+
+/**
+ * Reasons a classification of the row's bytes does not replace: an `unreadable` row holds a
+ * compressed batch's records as they came, not one record, so what the classifier says of
+ * those bytes (invalid_json) is not why it was rejected, and its detail (the offsets, the
+ * codec) is what recovers them.
+ */
+const KEPT_REASONS: ReadonlySet<string> = new Set<RejectReason>(['unreadable']);
 
 /** octet_length reads a stored value's size from its header, without fetching the value. */
 const OVERSIZE = `(reason = 'too_large' OR octet_length(record_value) > $6)`;
@@ -101,8 +112,8 @@ async function replayIn(
   // so a row skipped below it would never be replayed, and the run would still end a
   // success. Once the holder ends, a row it replayed no longer matches and is passed over.
   // A dry run changes nothing, so it locks nothing.
-  const { rows: candidates } = await client.query<{ id: number; oversize: boolean; size: number }>(
-    `SELECT id, ${OVERSIZE} AS oversize, CASE WHEN ${OVERSIZE} THEN 0 ELSE coalesce(octet_length(record_value), 0) END AS size
+  const { rows: candidates } = await client.query<{ id: number; reason: string; oversize: boolean; size: number }>(
+    `SELECT id, reason, ${OVERSIZE} AS oversize, CASE WHEN ${OVERSIZE} THEN 0 ELSE coalesce(octet_length(record_value), 0) END AS size
        FROM quarantine
       WHERE replayed_at IS NULL AND id > $1
         AND ($2::text[] IS NULL OR reason = ANY($2))
@@ -120,17 +131,24 @@ async function replayIn(
     [taken.filter((c) => !c.oversize).map((c) => c.id)],
   );
   const values = new Map(fetched.rows.map((r) => [Number(r.id), r.record_value]));
-  const rows = taken.map((c) => ({ id: c.id, oversize: c.oversize, record_value: values.get(Number(c.id)) ?? null }));
-  const accepted: (AcceptedEvent & { quarantineId: number })[] = [];
+  const rows = taken.map((c) => ({ id: c.id, reason: c.reason, oversize: c.oversize, record_value: values.get(Number(c.id)) ?? null }));
+  const accepted: (AcceptedEvent & { quarantineId: number; reason: string })[] = [];
   const stillInvalid: Record<string, number> = {};
+  /** Rows still invalid for another reason than their own now. */
+  const reasoned: Reasoned[] = [];
   for (const row of rows) {
+    // Over the limit: never classified, so nothing new is known of it (its reason stays).
     if (row.oversize) {
       stillInvalid.too_large = (stillInvalid.too_large ?? 0) + 1;
       continue;
     }
     const result = classifyRecord(row.record_value, now);
-    if (result.ok) accepted.push({ event: result.event, instant: result.instant, source: `dlq-replay:${row.id}`, quarantineId: row.id });
-    else stillInvalid[result.reason] = (stillInvalid[result.reason] ?? 0) + 1;
+    if (result.ok) {
+      accepted.push({ event: result.event, instant: result.instant, source: `dlq-replay:${row.id}`, quarantineId: row.id, reason: row.reason });
+      continue;
+    }
+    stillInvalid[result.reason] = (stillInvalid[result.reason] ?? 0) + 1;
+    if (result.reason !== row.reason && !KEPT_REASONS.has(row.reason)) reasoned.push({ id: row.id, reason: result.reason, detail: result.detail });
   }
   const lastId = rows[rows.length - 1]?.id ?? afterId;
   if (dryRun) {
@@ -146,12 +164,41 @@ async function replayIn(
   const applied = await applyIsolating(client, rowsOf(accepted));
   const refused = new Set(applied.refused.map((r) => r.index));
   if (refused.size > 0) stillInvalid.unprocessable = (stillInvalid.unprocessable ?? 0) + refused.size;
+  for (const { index, err } of applied.refused) {
+    const row = accepted[index];
+    // As the hot path rejects a record the database refuses (pipeline/commit.ts).
+    if (row && row.reason !== 'unprocessable' && !KEPT_REASONS.has(row.reason)) reasoned.push({ id: row.quarantineId, reason: 'unprocessable', detail: toDetailText(describeDataError(err)) });
+  }
   const replayed = accepted.filter((_, i) => !refused.has(i));
   await client.query(
     `UPDATE quarantine q SET replayed_at = now(), replayed_event_id = r.event_id
        FROM unnest($1::bigint[], $2::text[]) AS r(id, event_id) WHERE q.id = r.id`,
     [replayed.map((a) => a.quarantineId), replayed.map((a) => a.event.eventId)],
   );
+  await giveReasons(client, reasoned);
   return { lastId, examined: rows.length, replayed: applied.inserted, duplicates: replayed.length - applied.inserted, stillInvalid };
 }
 
+interface Reasoned {
+  id: number;
+  reason: string;
+  /** toDetailText's, as the classifier's and the hot path's are. */
+  detail: string;
+}
+
+/**
+ * Files rows still invalid under the reason they fail for now: an unknown_type record whose
+ * type exists now but whose payload breaks its schema kept unknown_type, so a replay of
+ * schema_violation never picked it, and the gauges and alerts counted it under the old
+ * reason. Only the reason and detail change: the unique key (position and bytes) does not
+ * hold them, and a row's DLQ copy, sent or waiting, is left as it is (a waiting one goes with
+ * the new reason; one sent is not sent again).
+ */
+async function giveReasons(client: pg.PoolClient, reasoned: readonly Reasoned[]): Promise<void> {
+  if (reasoned.length === 0) return;
+  await client.query(
+    `UPDATE quarantine q SET reason = r.reason, detail = r.detail
+       FROM unnest($1::bigint[], $2::text[], $3::text[]) AS r(id, reason, detail) WHERE q.id = r.id`,
+    [reasoned.map((r) => r.id), reasoned.map((r) => r.reason), reasoned.map((r) => r.detail)],
+  );
+}

@@ -17,6 +17,11 @@ export interface Claim {
   copies: PendingCopy[];
   /** The lease's end as stored: it tells this claim from a later one of the same rows. */
   token: string;
+  /**
+   * The claim stopped at a limit, rows or bytes: more copies may be free to claim now. (A
+   * claim its byte limit stopped, 8 copies of 1 MiB, once counted as not full.)
+   */
+  full: boolean;
 }
 
 export interface ClaimOptions {
@@ -44,6 +49,7 @@ export async function claimPendingCopies(pool: pg.Pool, options: ClaimOptions): 
     reason: RejectReason;
     detail: string;
     token: string;
+    candidates: number;
   }>({
     name: 'claim-dlq-copies',
     text: `WITH candidates AS (
@@ -61,7 +67,7 @@ export async function claimPendingCopies(pool: pg.Pool, options: ClaimOptions): 
            UPDATE quarantine q SET dlq_claimed_until = now() + make_interval(secs => $4::double precision / 1000), dlq_refused = NULL
              FROM within w WHERE q.id = w.id
            RETURNING q.id, q.source_topic, q.source_partition, q.source_offset::text, q.record_key, q.record_value, q.reason, q.detail,
-                     q.dlq_claimed_until::text AS token`,
+                     q.dlq_claimed_until::text AS token, (SELECT count(*) FROM candidates)::int AS candidates`,
     values: [options.topic, options.maxBytes, options.maxRows, options.leaseMs, options.upToId ?? Number.MAX_SAFE_INTEGER],
   });
   const copies = rows
@@ -76,7 +82,8 @@ export async function claimPendingCopies(pool: pg.Pool, options: ClaimOptions): 
       detail: r.detail,
     }))
     .sort((a, b) => a.id - b.id);
-  return { copies, token: rows[0]?.token ?? '' };
+  const candidates = rows[0]?.candidates ?? 0;
+  return { copies, token: rows[0]?.token ?? '', full: candidates >= options.maxRows || copies.length < candidates };
 }
 
 /** Marks copies sent (whoever holds their lease now: a copy that went out is out). */
@@ -88,20 +95,34 @@ export async function markCopiesSent(pool: pg.Pool, ids: readonly number[]): Pro
   });
 }
 
+/** How long a copy refused for the record itself is set aside: half its wait so far, within bounds. */
+export interface SetAsideTime {
+  minMs: number;
+  maxMs: number;
+}
+
 /**
  * Sets aside copies of `claim` the DLQ topic refused for the records themselves: they stay
- * pending, with the refusal's `reason`, under a lease of `forMs` that keeps every relay's
- * passes off them (the copies behind them go on), and are tried again when it ends. Rows
- * another relay claimed since (this claim's lease ran out) are left to it.
+ * pending, with the refusal's `reason`, under a lease that keeps every relay's passes off
+ * them (the copies behind them go on), and are tried again when it ends. The lease is half
+ * the time each has waited since it was quarantined, at least `minMs` and at most `maxMs`:
+ * a copy refused again and again is tried less and less often. With a fixed lease, a few
+ * thousand refused copies came back, lowest ids first, before a sweep of them ended, and
+ * from then on filled every claim: the copies behind them never went. Rows another relay
+ * claimed since (this claim's lease ran out) are left to it. Returns the leases given, in
+ * ms, one per row set aside.
  */
-export async function setCopiesAside(pool: pg.Pool, claim: Claim, ids: readonly number[], reason: string, forMs: number): Promise<number> {
-  const { rowCount } = await pool.query({
+export async function setCopiesAside(pool: pg.Pool, claim: Claim, ids: readonly number[], reason: string, time: SetAsideTime): Promise<number[]> {
+  const { rows } = await pool.query<{ lease_ms: number }>({
     name: 'set-dlq-copies-aside',
-    text: `UPDATE quarantine SET dlq_refused = $2, dlq_claimed_until = now() + make_interval(secs => $3::double precision / 1000)
-            WHERE id = ANY($1::bigint[]) AND dlq_pending AND dlq_claimed_until = $4::timestamptz`,
-    values: [ids, reason, forMs, claim.token],
+    text: `UPDATE quarantine SET dlq_refused = $2,
+                  dlq_claimed_until = now() + greatest(make_interval(secs => $3::double precision / 1000),
+                                                       least((now() - quarantined_at) / 2, make_interval(secs => $5::double precision / 1000)))
+            WHERE id = ANY($1::bigint[]) AND dlq_pending AND dlq_claimed_until = $4::timestamptz
+           RETURNING extract(epoch FROM dlq_claimed_until - now())::float8 * 1000 AS lease_ms`,
+    values: [ids, reason, time.minMs, claim.token, time.maxMs],
   });
-  return rowCount ?? 0;
+  return rows.map((r) => r.lease_ms);
 }
 
 /**
