@@ -142,7 +142,8 @@ export async function startIngest(deps: IngestDeps): Promise<IngestHandle> {
     },
     logger,
   });
-  const onLogReset = logResetHandler({ pool, groupId, topic, consumer, positions, laneOf, metrics, logger });
+  const onRewound = (partition: number, nextOffset: bigint) => kafkaCommits.rewound({ topic, partition, nextOffset });
+  const onLogReset = logResetHandler({ pool, groupId, topic, consumer, positions, laneOf, metrics, logger, onRewound });
   const isApplied = (partition: number, record: KafkaMessage) => isAppliedRecord(pool, topic, partition, record);
   const warnCheckFailed = everyFewSeconds((count: number, err: unknown, partition: number, delayMs: number) =>
     logger.warn(

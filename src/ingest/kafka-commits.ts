@@ -26,6 +26,8 @@ export interface KafkaCommitDeps {
 export interface TrailingKafkaCommits {
   /** Offsets Postgres committed: the newest of each partition goes to Kafka at the next tick. */
   note(offsets: readonly PartitionOffset[]): void;
+  /** Postgres's position moved back (a log reset): this offset goes to Kafka instead of any higher one pending or being sent. */
+  rewound(offset: PartitionOffset): void;
   /** Ends the ticks, then sends what is pending within `withinMs`: the last commits before the member leaves its group. */
   stop(withinMs: number): Promise<void>;
 }
@@ -33,13 +35,16 @@ export interface TrailingKafkaCommits {
 export function trailingKafkaCommits({ consumer, logger, assignedPartitions }: KafkaCommitDeps): TrailingKafkaCommits {
   const pending = new Map<string, PartitionOffset>();
   let inFlight: Promise<void> | undefined;
+  /** Partitions rewound while a commit was in flight: what that commit had of them is not pending again if Kafka refused it. */
+  const rewoundInFlight = new Set<string>();
+  const keyOf = (o: PartitionOffset) => `${o.topic}\t${o.partition}`;
 
   /** Pending unless its partition is no longer this member's, or a newer offset of it is pending. */
   const keep = (offsets: readonly PartitionOffset[]) => {
     const owned = new Set(assignedPartitions());
     for (const o of offsets) {
       if (!owned.has(o.partition)) continue;
-      const key = `${o.topic}\t${o.partition}`;
+      const key = keyOf(o);
       const seen = pending.get(key);
       if (!seen || seen.nextOffset < o.nextOffset) pending.set(key, o);
     }
@@ -51,12 +56,13 @@ export function trailingKafkaCommits({ consumer, logger, assignedPartitions }: K
     const owned = new Set(assignedPartitions());
     const sent = [...pending.values()].filter((o) => owned.has(o.partition));
     pending.clear();
+    rewoundInFlight.clear();
     if (sent.length === 0) return;
     try {
       await consumer.commitOffsets(sent.map((o) => ({ topic: o.topic, partition: o.partition, offset: o.nextOffset.toString() })));
     } catch (err) {
       logger.debug({ err }, 'could not commit offsets to Kafka; trying again (a convenience only; Postgres holds the truth)');
-      keep(sent);
+      keep(sent.filter((o) => !rewoundInFlight.has(keyOf(o))));
     }
   };
 
@@ -68,6 +74,13 @@ export function trailingKafkaCommits({ consumer, logger, assignedPartitions }: K
 
   return {
     note: keep,
+    rewound(offset) {
+      // Lower than what was noted, and it must win: the old log's position, noted at the join
+      // or by the lanes before the reset, left in Kafka would point past the new log's end.
+      if (!new Set(assignedPartitions()).has(offset.partition)) return;
+      pending.set(keyOf(offset), offset);
+      if (inFlight) rewoundInFlight.add(keyOf(offset));
+    },
     async stop(withinMs) {
       clearInterval(timer);
       // After the commit in flight: what Kafka refused of it is sent again.

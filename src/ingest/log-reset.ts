@@ -31,6 +31,8 @@ export interface LogResetDeps {
   laneOf: (partition: number) => MicroBatcher;
   metrics: IngestMetrics;
   logger: Logger;
+  /** The stored position moved back to `nextOffset` (Kafka's trailing commits follow it down). */
+  onRewound?: (partition: number, nextOffset: bigint) => void;
 }
 
 export type LogReset = {
@@ -66,6 +68,7 @@ export function logResetHandler(deps: LogResetDeps): LogResetHandler {
       `${what}: the topic was recreated or its log truncated; reading it again from offset ${logStart} (records already applied are duplicates and change nothing)`,
     );
     metrics.logResets.inc({ topic, partition: String(partition) });
+    deps.onRewound?.(partition, logStart);
     positions.readAgainFrom(partition, logStart);
     consumer.seek({ topic, partition, offset: logStart.toString() });
   };

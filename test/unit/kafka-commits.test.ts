@@ -103,4 +103,32 @@ describe('Kafka commits trailing Postgres', () => {
     await kafkaCommits.stop(TICK_MS);
     expect(commits).toEqual([]);
   });
+
+  it('sends a rewound position instead of the higher one pending (a log reset: the old log\'s position would point past the new log)', async () => {
+    const { commits, kafkaCommits } = fakeGroup();
+    kafkaCommits.note([offset(0, 1000n)]); // the join's position, of the topic before it was recreated
+    kafkaCommits.rewound(offset(0, 0n));
+    await vi.advanceTimersByTimeAsync(TICK_MS);
+    expect(commits).toEqual([[{ topic: TOPIC, partition: 0, offset: '0' }]]);
+    kafkaCommits.note([offset(0, 40n)]); // the new log's records, read again
+    await vi.advanceTimersByTimeAsync(TICK_MS);
+    expect(commits.at(-1)).toEqual([{ topic: TOPIC, partition: 0, offset: '40' }]);
+    await kafkaCommits.stop(TICK_MS);
+  });
+
+  it('does not send again the higher position of a commit Kafka refused while the partition was rewound', async () => {
+    let refuse: () => void = () => undefined;
+    const { commits, kafkaCommits } = fakeGroup((commit) =>
+      commit[0]?.offset === '1000' ? new Promise((_, reject) => (refuse = () => reject(new Error('The group is rebalancing')))) : Promise.resolve(),
+    );
+    kafkaCommits.note([offset(0, 1000n)]);
+    await vi.advanceTimersByTimeAsync(TICK_MS); // 1000 in flight
+    kafkaCommits.rewound(offset(0, 0n));
+    refuse();
+    await vi.advanceTimersByTimeAsync(TICK_MS);
+    expect(commits.map((c) => c.map((o) => o.offset))).toEqual([['1000'], ['0']]);
+    await vi.advanceTimersByTimeAsync(3 * TICK_MS);
+    expect(commits).toHaveLength(2);
+    await kafkaCommits.stop(TICK_MS);
+  });
 });

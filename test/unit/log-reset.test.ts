@@ -21,6 +21,7 @@ describe('logResetHandler', () => {
     const marks = { low: 0n, high: 5n };
     const positions = new PartitionPositions({ pool, groupId: 'g', topic: 't', startFrom: 'earliest', watermarks: async () => new Map([[0, { ...marks }]]) });
     const sought: bigint[] = [];
+    const rewound: [number, bigint][] = [];
     await positions.resume([0], { commitBuffered: async () => undefined, seek: (_, offset) => void sought.push(offset) });
     expect(sought).toEqual([19n]); // the join's check of the record before the position
 
@@ -36,9 +37,11 @@ describe('logResetHandler', () => {
       laneOf: () => ({ settled: async () => undefined }) as unknown as MicroBatcher,
       metrics: createIngestMetrics(),
       logger: createLogger({ logLevel: 'fatal' }),
+      onRewound: (partition, offset) => void rewound.push([partition, offset]),
     });
     await handle({ partition: 0, ...reset });
     expect(statements).toEqual(['BEGIN', 'UPDATE', 'COMMIT']);
+    expect(rewound).toEqual([[0, 0n]]); // Kafka's trailing commits follow the position down
     expect(sought.at(-1)).toBe(0n);
     marks.high = 100n; // the new log grows past the old position
     expect(await positions.check(0, 0n)).toEqual({ action: 'take' });
