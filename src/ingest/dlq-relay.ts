@@ -59,6 +59,8 @@ export interface DlqRelayDeps {
   topic: string;
   metrics: IngestMetrics;
   logger: Logger;
+  /** How often an idle relay looks for copies (POLL_MS); tests set it long, to see what goes on at once. */
+  pollMs?: number;
 }
 
 export interface DlqRelay {
@@ -165,7 +167,7 @@ export function startDlqRelay(deps: DlqRelayDeps): DlqRelay {
     let failures = 0;
     while (!stopping) {
       woken = false;
-      let delay = POLL_MS;
+      let delay = deps.pollMs ?? POLL_MS;
       let backoff = false;
       try {
         const { sent, setAside, full } = await relayOnce();

@@ -42,9 +42,13 @@ function compactedTopicProducer() {
   return { producer, sends };
 }
 
-function startRelay(input: string, producer: Producer) {
+/**
+ * `pollMs` a minute: an idle relay looks again after a minute, not a second (nothing wakes
+ * it), so a pass it does not follow at once shows as the test's timeout, not a slower clock.
+ */
+function startRelay(input: string, producer: Producer, pollMs?: number) {
   const quiet = createLogger({ logLevel: 'fatal' });
-  return startDlqRelay({ pool: db.pool, sender: createDlqSender(producer, 'dlq.refusing', 16 * MIB, quiet), topic: input, metrics: createIngestMetrics(), logger: quiet });
+  return startDlqRelay({ pool: db.pool, sender: createDlqSender(producer, 'dlq.refusing', 16 * MIB, quiet), topic: input, metrics: createIngestMetrics(), logger: quiet, pollMs });
 }
 
 const reject = (input: string, offset: number, key: Buffer | null, value: Buffer): RejectedRecord => ({
@@ -76,8 +80,10 @@ describe('the DLQ relay with copies the topic refuses', () => {
     await withTransaction(db.pool, (client) => quarantineRecords(client, rejects, { copyToDlq: true }));
 
     const { producer, sends } = compactedTopicProducer();
-    const relay = startRelay(input, producer);
+    const relay = startRelay(input, producer, 60_000);
     try {
+      // Six claims stopped by their byte limit: were one not followed at once, the relay would
+      // wait the minute of an idle one, and the keyed copy past this wait.
       await waitFor('the keyed copy to be sent', () => sends.find((s) => !s.refused && s.offsets.includes(String(KEYLESS))), { timeoutMs: 30_000, intervalMs: 20 });
       expect(sends.filter((s) => !s.refused).flatMap((s) => s.offsets)).toEqual([String(KEYLESS)]);
     } finally {

@@ -191,8 +191,9 @@ interface Reasoned {
  * type exists now but whose payload breaks its schema kept unknown_type, so a replay of
  * schema_violation never picked it, and the gauges and alerts counted it under the old
  * reason. Only the reason and detail change: the unique key (position and bytes) does not
- * hold them, and a row's DLQ copy, sent or waiting, is left as it is (a waiting one goes with
- * the new reason; one sent is not sent again).
+ * hold them, and a row's DLQ copy, sent or waiting, is left as it is (one not claimed yet goes
+ * with the new reason; one a relay has claimed goes with the old, as it read the row; one
+ * sent is not sent again).
  */
 async function giveReasons(client: pg.PoolClient, reasoned: readonly Reasoned[]): Promise<void> {
   if (reasoned.length === 0) return;
