@@ -118,7 +118,7 @@ export function startStoreGauges(registry: Registry, pool: pg.Pool, refreshMs: n
   });
   const oldestTransaction = new Gauge({
     name: 'hunt_store_oldest_transaction_seconds',
-    help: 'Seconds the oldest open transaction on the database has been open (0: none): while it stays open, vacuum keeps every row version it might see, and the rows the hot path replaces on every event pile up dead',
+    help: 'Seconds the oldest transaction on the database that holds vacuum back (a snapshot or a write; not a READ COMMITTED session idle after reading) has been open (0: none): while it stays open, vacuum keeps every row version it might see, and the rows the hot path replaces on every event pile up dead',
     registers: [registry],
   });
   const refreshed = new Gauge({
