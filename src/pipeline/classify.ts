@@ -83,7 +83,9 @@ export function classifySlice(
       rows.add(eventRow(result.event, `${sourceLabel}:${record.offset}`), result.event.huntId);
       // Only a refused record's origin is ever read, and its key is kept cut (commit.ts): a
       // key of tens of MiB (it may come compressed) held whole until the commit, per record.
-      origins.add(record.offset, record.key?.subarray(0, MAX_KEPT_BYTES) ?? null, record.value);
+      // Cut only when longer: a view made of every key was an allocation per record for nothing.
+      const key = record.key !== null && record.key.length > MAX_KEPT_BYTES ? record.key.subarray(0, MAX_KEPT_BYTES) : record.key;
+      origins.add(record.offset, key, record.value);
       const timestamp = Number(record.timestamp);
       if (plausibleTimestamp(timestamp, now.getTime())) timestamps.push(timestamp);
     } else {
