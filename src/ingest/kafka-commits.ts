@@ -35,8 +35,6 @@ export interface TrailingKafkaCommits {
 export function trailingKafkaCommits({ consumer, logger, assignedPartitions }: KafkaCommitDeps): TrailingKafkaCommits {
   const pending = new Map<string, PartitionOffset>();
   let inFlight: Promise<void> | undefined;
-  /** Partitions rewound while a commit was in flight: what that commit had of them is not pending again if Kafka refused it. */
-  const rewoundInFlight = new Set<string>();
   const keyOf = (o: PartitionOffset) => `${o.topic}\t${o.partition}`;
 
   /** Pending unless its partition is no longer this member's, or a newer offset of it is pending. */
@@ -56,13 +54,15 @@ export function trailingKafkaCommits({ consumer, logger, assignedPartitions }: K
     const owned = new Set(assignedPartitions());
     const sent = [...pending.values()].filter((o) => owned.has(o.partition));
     pending.clear();
-    rewoundInFlight.clear();
     if (sent.length === 0) return;
     try {
       await consumer.commitOffsets(sent.map((o) => ({ topic: o.topic, partition: o.partition, offset: o.nextOffset.toString() })));
     } catch (err) {
       logger.debug({ err }, 'could not commit offsets to Kafka; trying again (a convenience only; Postgres holds the truth)');
-      keep(sent.filter((o) => !rewoundInFlight.has(keyOf(o))));
+      // Pending again unless an offset of its partition was noted or rewound meanwhile: that
+      // one is newer, or must win.
+      const ownedNow = assignedPartitions();
+      for (const o of sent) if (ownedNow.includes(o.partition) && !pending.has(keyOf(o))) pending.set(keyOf(o), o);
     }
   };
 
@@ -77,9 +77,8 @@ export function trailingKafkaCommits({ consumer, logger, assignedPartitions }: K
     rewound(offset) {
       // Lower than what was noted, and it must win: the old log's position, noted at the join
       // or by the lanes before the reset, left in Kafka would point past the new log's end.
-      if (!new Set(assignedPartitions()).has(offset.partition)) return;
+      if (!assignedPartitions().includes(offset.partition)) return;
       pending.set(keyOf(offset), offset);
-      if (inFlight) rewoundInFlight.add(keyOf(offset));
     },
     async stop(withinMs) {
       clearInterval(timer);
