@@ -66,7 +66,7 @@ export async function runMainJob(opts: MainJobOptions): Promise<void> {
         // Thrown, it was cut off by the exit, and its partitions waited out the session timeout.
         console.error(`hunt start: stopping everything: ${(err as Error).message}`);
         stack.stop();
-        await stopWithin(() => ingest.stop(), logger, MAIN_JOB_STOP_DEADLINE_MS);
+        await stopWithin(() => ingest.stop(), logger, { deadlineMs: MAIN_JOB_STOP_DEADLINE_MS });
         throw err;
       })
     : undefined;
@@ -124,7 +124,7 @@ Stop with Ctrl-C; the stack keeps running (hunt stack down stops it).`);
   // after it: its running steps get their grace time in the same deadline.
   await stopWithin(async () => {
     [sent] = await Promise.all([demo, ingest.stop(), worker?.stop().catch(() => undefined)]);
-  }, logger, MAIN_JOB_STOP_DEADLINE_MS);
+  }, logger, { deadlineMs: MAIN_JOB_STOP_DEADLINE_MS });
   if (died) throw died;
   console.log(`stopped (demo producer sent ${sent} records)`);
   process.exit(0);

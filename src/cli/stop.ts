@@ -34,7 +34,11 @@ export function untilSignal(logger: Pick<Logger, 'info'>): Promise<void> {
 const INGEST_STOP_LATE = 'the graceful stop did not finish in time (Postgres or Kafka not answering); exiting with records uncommitted, which the next run reads again';
 
 /** Runs a graceful `stop`; past `deadlineMs`, says so (`late`: what is left undone, and why) and exits with 1. */
-export async function stopWithin(stop: () => Promise<void>, logger: Pick<Logger, 'error'>, deadlineMs = STOP_DEADLINE_MS, late = INGEST_STOP_LATE): Promise<void> {
+export async function stopWithin(
+  stop: () => Promise<void>,
+  logger: Pick<Logger, 'error'>,
+  { deadlineMs = STOP_DEADLINE_MS, late = INGEST_STOP_LATE }: { deadlineMs?: number; late?: string } = {},
+): Promise<void> {
   try {
     await withTimeout(stop(), deadlineMs);
   } catch (err) {

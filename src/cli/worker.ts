@@ -36,8 +36,7 @@ export function registerWorkerCommand(program: Command): void {
       await stopWithin(
         () => service.close(),
         logger,
-        undefined,
-        "the worker's close did not finish in time (its step monitor's pass, its Temporal connection or its Postgres pool not answering); exiting anyway, its steps already ended",
+        { late: "the worker's close did not finish in time (its step monitor's pass, its Temporal connection or its Postgres pool not answering); exiting anyway, its steps already ended" },
       );
       logger.info('worker stopped');
       // Ends the process rather than wait for its event loop to empty: anything a step left
