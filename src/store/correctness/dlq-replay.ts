@@ -43,6 +43,8 @@ export interface ReplayBatchResult {
  * codec) is what recovers them.
  */
 const KEPT_REASONS: ReadonlySet<string> = new Set<RejectReason>(['unreadable']);
+/** Whether a row quarantined as `was` and failing as `now` is filed anew. */
+const refiled = (was: string, now: string) => now !== was && !KEPT_REASONS.has(was);
 
 /** octet_length reads a stored value's size from its header, without fetching the value. */
 const OVERSIZE = `(reason = 'too_large' OR octet_length(record_value) > $6)`;
@@ -148,7 +150,7 @@ async function replayIn(
       continue;
     }
     stillInvalid[result.reason] = (stillInvalid[result.reason] ?? 0) + 1;
-    if (result.reason !== row.reason && !KEPT_REASONS.has(row.reason)) reasoned.push({ id: row.id, reason: result.reason, detail: result.detail });
+    if (refiled(row.reason, result.reason)) reasoned.push({ id: row.id, reason: result.reason, detail: result.detail });
   }
   const lastId = rows[rows.length - 1]?.id ?? afterId;
   if (dryRun) {
@@ -167,7 +169,7 @@ async function replayIn(
   for (const { index, err } of applied.refused) {
     const row = accepted[index];
     // As the hot path rejects a record the database refuses (pipeline/commit.ts).
-    if (row && row.reason !== 'unprocessable' && !KEPT_REASONS.has(row.reason)) reasoned.push({ id: row.quarantineId, reason: 'unprocessable', detail: toDetailText(describeDataError(err)) });
+    if (row && refiled(row.reason, 'unprocessable')) reasoned.push({ id: row.quarantineId, reason: 'unprocessable', detail: toDetailText(describeDataError(err)) });
   }
   const replayed = accepted.filter((_, i) => !refused.has(i));
   await client.query(
