@@ -2,20 +2,14 @@
  * What the latest data-quality run found, as metrics, on the real Postgres: the nightly run
  * only reports, and its findings (and whether it ran at all) reached no metric or alert.
  */
-import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { startStoreGauges } from '../../src/api/store-metrics';
-import { createLogger } from '../../src/log';
 import { useTestDatabase } from '../helpers/database-fixture';
+import { refreshedStoreGauges } from '../helpers/store-gauges';
 
 const db = useTestDatabase();
 
 async function dataQualityMetrics(): Promise<{ findings: Record<string, number>; age: number | undefined }> {
-  const registry = new Registry();
-  const gauges = startStoreGauges(registry, db.pool, 60_000, createLogger({ logLevel: 'silent' }));
-  await gauges.firstRefresh;
-  gauges.stop();
-  const metrics = await registry.getMetricsAsJSON();
+  const metrics = await (await refreshedStoreGauges(db.pool)).getMetricsAsJSON();
   const findings = metrics.find((m) => m.name === 'hunt_data_quality_findings')?.values ?? [];
   const age = metrics.find((m) => m.name === 'hunt_data_quality_report_age_seconds')?.values[0]?.value;
   return { findings: Object.fromEntries(findings.map((v) => [`${v.labels.check}/${v.labels.severity}`, v.value])), age };
@@ -66,11 +60,7 @@ describe('hunt_quarantine_last_hour', () => {
     for (let i = 0; i < 5; i++) await reject('invalid_json', i, '2 hours');
     for (let i = 5; i < 8; i++) await reject('invalid_json', i, '5 minutes', i === 7);
     await reject('schema_violation', 8, '59 minutes');
-    const registry = new Registry();
-    const gauges = startStoreGauges(registry, db.pool, 60_000, createLogger({ logLevel: 'silent' }));
-    await gauges.firstRefresh;
-    gauges.stop();
-    const metrics = await registry.getMetricsAsJSON();
+    const metrics = await (await refreshedStoreGauges(db.pool)).getMetricsAsJSON();
     const byReason = (name: string) => Object.fromEntries((metrics.find((m) => m.name === name)?.values ?? []).filter((v) => v.value > 0).map((v) => [v.labels.reason, v.value]));
     expect(byReason('hunt_quarantine_last_hour')).toEqual({ invalid_json: 2, schema_violation: 1 });
     expect(byReason('hunt_quarantine_backlog')).toEqual({ invalid_json: 7, schema_violation: 1 });

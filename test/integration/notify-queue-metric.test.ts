@@ -4,21 +4,13 @@
  * queue; once that is full, every commit fails. The gauge must rise while one is held.
  */
 import pg from 'pg';
-import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { startStoreGauges } from '../../src/api/store-metrics';
-import { createLogger } from '../../src/log';
 import { useTestDatabase } from '../helpers/database-fixture';
+import { storeGaugeValue } from '../helpers/store-gauges';
 
 const db = useTestDatabase();
 
-async function queueUsage(): Promise<number | undefined> {
-  const registry = new Registry();
-  const gauges = startStoreGauges(registry, db.pool, 60_000, createLogger({ logLevel: 'silent' }));
-  await gauges.firstRefresh;
-  gauges.stop();
-  return (await registry.getMetricsAsJSON()).find((m) => m.name === 'hunt_store_notify_queue_usage')?.values[0]?.value;
-}
+const queueUsage = () => storeGaugeValue(db.pool, 'hunt_store_notify_queue_usage');
 
 describe('hunt_store_notify_queue_usage', () => {
   it('rises while a listening session holds notifications unread, and falls once it reads them', async () => {

@@ -5,27 +5,19 @@
  * neither, and drop once it ends.
  */
 import pg from 'pg';
-import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { startStoreGauges } from '../../src/api/store-metrics';
-import { createLogger } from '../../src/log';
+import { sleep } from '../../src/backoff';
 import { useTestDatabase } from '../helpers/database-fixture';
+import { storeGaugeValue } from '../helpers/store-gauges';
 
 const db = useTestDatabase();
 
-async function oldestTransaction(): Promise<number | undefined> {
-  const registry = new Registry();
-  const gauges = startStoreGauges(registry, db.pool, 60_000, createLogger({ logLevel: 'silent' }));
-  await gauges.firstRefresh;
-  gauges.stop();
-  return (await registry.getMetricsAsJSON()).find((m) => m.name === 'hunt_store_oldest_transaction_seconds')?.values[0]?.value;
-}
+const oldestTransaction = () => storeGaugeValue(db.pool, 'hunt_store_oldest_transaction_seconds');
 
 describe('hunt_store_oldest_transaction_seconds', () => {
   it('shows how long a transaction holding vacuum back has been open (a snapshot, or a write), and 0 once it ends', async () => {
     const analyst = new pg.Client({ connectionString: db.url });
     await analyst.connect();
-    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
     try {
       expect(await oldestTransaction()).toBe(0);
       // READ COMMITTED, idle after a read: no snapshot held, vacuum goes on past it.

@@ -3,23 +3,16 @@
  * each job's watermark age, and a rollup flush with nothing to flush still counts as a pass,
  * so a quiet system does not look like a hung job and a hung one does.
  */
-import { Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { startStoreGauges } from '../../src/api/store-metrics';
-import { createLogger } from '../../src/log';
 import { flushRollupChunk, ROLLUP_JOB } from '../../src/store/batch/rollups';
 import { RECONCILE_JOB } from '../../src/store/correctness/reconcile';
 import { useTestDatabase } from '../helpers/database-fixture';
+import { refreshedStoreGauges } from '../helpers/store-gauges';
 
 const db = useTestDatabase();
 
-async function refreshedGauges(): Promise<Registry> {
-  const registry = new Registry();
-  const gauges = startStoreGauges(registry, db.pool, 60_000, createLogger({ logLevel: 'silent' }));
-  await gauges.firstRefresh;
-  gauges.stop();
-  return registry;
-}
+const refreshedGauges = () => refreshedStoreGauges(db.pool);
 
 async function ages(registry?: Registry): Promise<Record<string, number>> {
   const metric = (await (registry ?? (await refreshedGauges())).getMetricsAsJSON()).find((m) => m.name === 'hunt_batch_watermark_age_seconds');
