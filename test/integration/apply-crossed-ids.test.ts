@@ -12,6 +12,7 @@ import { parseOccurredAt, type HuntEvent } from '../../src/events/schema';
 import { applyEvents } from '../../src/store/hot-path/apply-events';
 import { useTestDatabase } from '../helpers/database-fixture';
 import { clueFound } from '../helpers/event-builders';
+import { waitFor } from '../helpers/wait';
 
 const db = useTestDatabase();
 
@@ -32,8 +33,12 @@ describe('commits holding the same eventIds in crossed order', () => {
         clueFound({ eventId: 'b', huntId: 'y', playerId: 'q', clueId: 'c2', occurredAt: at(2) }),
         clueFound({ eventId: 'a', huntId: 'y', playerId: 'q', clueId: 'c1', occurredAt: at(3) }),
       ])).catch((err: unknown) => err);
-      const waiting = await waitingOnLock(secondPid);
-      expect(waiting).toBe(true);
+      // It waits on a either way (before, having taken b first): the first's insert of b
+      // below is what tells a deadlock from a wait.
+      await waitFor('the second commit to wait on a lock', async () => {
+        const { rows } = await db.pool.query(`SELECT wait_event_type = 'Lock' AS waiting FROM pg_stat_activity WHERE pid = $1`, [secondPid]);
+        return rows[0]?.waiting === true;
+      }, { timeoutMs: 10_000, intervalMs: 50 });
       // Before, this waited for the second's b while the second waited for a: 40P01 on one side.
       await applyEvents(first, accepted([clueFound({ eventId: 'b', huntId: 'x', playerId: 'p', clueId: 'c2', occurredAt: at(4) })]));
       await first.query('COMMIT');
@@ -63,13 +68,3 @@ describe('commits holding the same eventIds in crossed order', () => {
     }
   });
 });
-
-/** Whether the backend `pid` waits on a lock, asked until it does (or 10 s pass). */
-async function waitingOnLock(pid: number): Promise<boolean> {
-  for (const end = Date.now() + 10_000; Date.now() < end; ) {
-    const { rows } = await db.pool.query(`SELECT wait_event_type = 'Lock' AS waiting FROM pg_stat_activity WHERE pid = $1`, [pid]);
-    if (rows[0]?.waiting) return true;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return false;
-}

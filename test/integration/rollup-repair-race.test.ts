@@ -17,6 +17,13 @@ const db = useTestDatabase();
 const store = (events: HuntEvent[]) =>
   applyInOneTransaction(db.pool, events);
 const clue = (eventId: string, huntId: string, occurredAt: string) => clueFound({ eventId, huntId, playerId: 'p1', clueId: `c-${eventId}`, points: 10, occurredAt });
+/** From no events and no rollups: two clues of hunt `huntId` in the minute `minute` (ISO, to the minute), flushed. */
+async function twoCluesFlushed(huntId: string, minute: string): Promise<void> {
+  await db.pool.query('TRUNCATE events, rollup_minute, rollup_hour, rollup_minute_players, rollup_hour_players');
+  await db.pool.query(`UPDATE job_watermarks SET last_seq = 0 WHERE job = 'rollupFlush'`);
+  await store([clue(`${huntId}1`, huntId, `${minute}:10Z`), clue(`${huntId}2`, huntId, `${minute}:20Z`)]);
+  expect(await flushRollupChunk(db.pool, 1000, 0)).toMatchObject({ events: 2 });
+}
 const lockWaits = async () =>
   (await db.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)).rows[0]!.n;
 
@@ -54,10 +61,7 @@ describe('a rollup repair beside a flush', () => {
 
 describe('a rollup repair of a window holding events the watermark does not cover yet', () => {
   it('counts only the covered ones, so the flush that adds the rest counts none twice', async () => {
-    await db.pool.query('TRUNCATE events, rollup_minute, rollup_hour, rollup_minute_players, rollup_hour_players');
-    await db.pool.query(`UPDATE job_watermarks SET last_seq = 0 WHERE job = 'rollupFlush'`);
-    await store([clue('c1', 'c', '2026-11-22T11:00:10Z'), clue('c2', 'c', '2026-11-22T11:00:20Z')]);
-    expect(await flushRollupChunk(db.pool, 1000, 0)).toMatchObject({ events: 2 });
+    await twoCluesFlushed('c', '2026-11-22T11:00');
     await db.pool.query(`UPDATE rollup_minute SET events = 99`);
     await db.pool.query(`UPDATE rollup_hour SET events = 99`);
     expect((await db.pool.query(staleWindowsSql('minute'))).rows).toHaveLength(1);
@@ -89,10 +93,7 @@ describe('a rollup repair of a window holding events the watermark does not cove
 
 describe('a drifted window that already holds an event the watermark does not cover', () => {
   it('is found and repaired, not passed over until no event of it is pending', async () => {
-    await db.pool.query('TRUNCATE events, rollup_minute, rollup_hour, rollup_minute_players, rollup_hour_players');
-    await db.pool.query(`UPDATE job_watermarks SET last_seq = 0 WHERE job = 'rollupFlush'`);
-    await store([clue('d1', 'd', '2026-11-22T12:00:10Z'), clue('d2', 'd', '2026-11-22T12:00:20Z')]);
-    expect(await flushRollupChunk(db.pool, 1000, 0)).toMatchObject({ events: 2 });
+    await twoCluesFlushed('d', '2026-11-22T12:00');
     await db.pool.query(`UPDATE rollup_minute SET events = events + 3`); // drifted (an older worker's flush, say)
     // A late event lands in the window before the check; no flush runs (and a minute a client
     // with a stuck clock keeps filling has one pending at every check).

@@ -24,6 +24,13 @@ function fakeGroup(answer: (commit: Commit) => Promise<void> = async () => undef
 
 const offset = (partition: number, nextOffset: bigint) => ({ topic: TOPIC, partition, nextOffset });
 
+/** Commits Kafka takes at once, but the one of `offset`, held in flight until `refuse` fails it with `message`. */
+function heldThenRefused(offset: string, message: string) {
+  let refuse: () => void = () => undefined;
+  const answer = (commit: Commit) => (commit[0]?.offset === offset ? new Promise<void>((_, reject) => (refuse = () => reject(new Error(message)))) : Promise.resolve());
+  return { answer, refuse: () => refuse() };
+}
+
 describe('Kafka commits trailing Postgres', () => {
   beforeEach(() => vi.useFakeTimers());
   afterEach(() => vi.useRealTimers());
@@ -46,14 +53,12 @@ describe('Kafka commits trailing Postgres', () => {
   });
 
   it('lets a newer offset noted while a commit was in flight win over that commit\'s refused older one', async () => {
-    let refuse: () => void = () => undefined;
-    const { commits, kafkaCommits } = fakeGroup((commit) =>
-      commit[0]?.offset === '10' ? new Promise((_, reject) => (refuse = () => reject(new Error('Specified group generation id is not valid')))) : Promise.resolve(),
-    );
+    const held = heldThenRefused('10', 'Specified group generation id is not valid');
+    const { commits, kafkaCommits } = fakeGroup(held.answer);
     kafkaCommits.note([offset(0, 10n)]);
     await vi.advanceTimersByTimeAsync(TICK_MS);
     kafkaCommits.note([offset(0, 25n)]);
-    refuse();
+    held.refuse();
     await vi.advanceTimersByTimeAsync(TICK_MS);
     expect(commits.map((c) => c.map((o) => o.offset))).toEqual([['10'], ['25']]);
     await vi.advanceTimersByTimeAsync(3 * TICK_MS);
@@ -117,14 +122,12 @@ describe('Kafka commits trailing Postgres', () => {
   });
 
   it('does not send again the higher position of a commit Kafka refused while the partition was rewound', async () => {
-    let refuse: () => void = () => undefined;
-    const { commits, kafkaCommits } = fakeGroup((commit) =>
-      commit[0]?.offset === '1000' ? new Promise((_, reject) => (refuse = () => reject(new Error('The group is rebalancing')))) : Promise.resolve(),
-    );
+    const held = heldThenRefused('1000', 'The group is rebalancing');
+    const { commits, kafkaCommits } = fakeGroup(held.answer);
     kafkaCommits.note([offset(0, 1000n)]);
     await vi.advanceTimersByTimeAsync(TICK_MS); // 1000 in flight
     kafkaCommits.rewound(offset(0, 0n));
-    refuse();
+    held.refuse();
     await vi.advanceTimersByTimeAsync(TICK_MS);
     expect(commits.map((c) => c.map((o) => o.offset))).toEqual([['1000'], ['0']]);
     await vi.advanceTimersByTimeAsync(3 * TICK_MS);
