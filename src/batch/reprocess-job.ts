@@ -92,7 +92,7 @@ export function createReprocessActivities(deps: Pick<ActivityDeps, 'pool' | 'log
     /** Fills chunks until done or the time budget is spent. */
     async fillShadow(input: FillShadowInput): Promise<FillProgress> {
       const projection = checkedProjection(input.projection);
-      const deadline = Date.now() + input.timeBudgetMs;
+      const deadline = performance.now() + input.timeBudgetMs; // monotonic, as every budget here
       let progress: FillProgress | undefined;
       for (;;) {
         checkCancelled(projection);
@@ -103,7 +103,7 @@ export function createReprocessActivities(deps: Pick<ActivityDeps, 'pool' | 'log
             }),
           ),
         );
-        if (progress.done || Date.now() >= deadline) return progress;
+        if (progress.done || performance.now() >= deadline) return progress;
       }
     },
 

@@ -63,7 +63,7 @@ export function createRollupActivities(deps: Pick<ActivityDeps, 'pool'>) {
      */
     async flushRollups(input: FlushRollupsInput): Promise<FlushRollupsResult> {
       const context = Context.current();
-      const startedAt = Date.now();
+      const startedAt = performance.now(); // monotonic: a wall-clock step must not stretch or end the budget
       const resumed = context.info.heartbeatDetails as FlushHeartbeat | undefined;
       const targetSeq = resumed?.targetSeq ?? (await newestEventSeq(deps.pool));
       const total: FlushRollupsResult = { chunks: 0, events: 0, minuteWindows: 0, hourWindows: 0, watermark: null, targetSeq, stoppedBy: 'caught up' };
@@ -102,7 +102,7 @@ export function createRollupActivities(deps: Pick<ActivityDeps, 'pool'>) {
         total.watermark = chunk.toSeq;
         beat();
         if (chunk.toSeq >= targetSeq) return total;
-        if (Date.now() - startedAt >= (input.timeBudgetMs ?? RUN_TIME_BUDGET_MS)) return { ...total, stoppedBy: 'time budget' };
+        if (performance.now() - startedAt >= (input.timeBudgetMs ?? RUN_TIME_BUDGET_MS)) return { ...total, stoppedBy: 'time budget' };
       }
     },
   };

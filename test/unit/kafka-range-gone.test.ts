@@ -5,7 +5,7 @@
  * enough, a gone range must be seen for a while.
  */
 import type { Kafka } from 'kafkajs';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { consumeRange } from '../../src/batch/backfill/kafka-source';
 import { GoneRangeWatch, KafkaRangeGoneError, rangeGoneReason } from '../../src/batch/backfill/range-check';
 
@@ -47,6 +47,19 @@ describe('GoneRangeWatch', () => {
     expect(watch.suspect).toBe(false);
     expect(watch.observe('gone', 6000)).toBeUndefined();
     expect(watch.observe('gone', 11_000)).toBe('gone');
+  });
+
+  it('times the confirmation on a monotonic clock: a wall-clock step forward confirms nothing', () => {
+    const watch = new GoneRangeWatch(5000);
+    const wall = vi.spyOn(Date, 'now');
+    try {
+      wall.mockReturnValue(1_000_000);
+      expect(watch.observe('gone')).toBeUndefined();
+      wall.mockReturnValue(1_000_000 + 3_600_000); // an NTP step, a resumed VM
+      expect(watch.observe('gone')).toBeUndefined();
+    } finally {
+      wall.mockRestore();
+    }
   });
 });
 

@@ -179,7 +179,7 @@ async function readRange(
   const finished = new Promise<void>((resolve) => (finish = resolve));
   let failure: unknown;
   let inSlice = false;
-  let lastProgressMs = Date.now();
+  let lastProgressMs = performance.now();
   /**
    * The partition's cursor moves to `offset` (at most its end); paused once at the end (also
    * when it got there before, through a slice), done once all are.
@@ -189,7 +189,7 @@ async function readRange(
     const end = BigInt(range.end[p] ?? '0');
     if (offset > BigInt(next[p] ?? '0')) {
       next[p] = (offset < end ? offset : end).toString();
-      lastProgressMs = Date.now();
+      lastProgressMs = performance.now();
     }
     if (BigInt(next[p] ?? '0') >= end) consumer.pause([{ topic, partitions: [partition] }]);
     if (open().length === 0) finish();
@@ -266,7 +266,7 @@ async function readRange(
     if (signal.aborted) return finish();
     // Whatever holds it (a group it cannot join, a cluster that stopped answering), a read
     // that takes nothing ends: a slice being committed is not the read's wait.
-    const idleMs = Date.now() - lastProgressMs;
+    const idleMs = performance.now() - lastProgressMs;
     if (!inSlice && idleMs >= stallLimitMs) {
       failure ??= new KafkaReadStalledError(
         `the backfill's consumer of ${topic} took no record of its range for ${Math.round(idleMs / 1000)} s (partitions still open: ${open().join(', ')}): ` +
@@ -312,7 +312,7 @@ async function readRange(
           }
           taken += messages.length;
           next[p] = (BigInt(messages[messages.length - 1]!.offset) + 1n).toString();
-          lastProgressMs = Date.now();
+          lastProgressMs = performance.now();
           await heartbeat();
         }
         // Say how far the batch is handled, or kafkajs fetches from the same offset again: a busy

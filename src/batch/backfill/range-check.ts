@@ -92,7 +92,7 @@ export class GoneRangeWatch {
   constructor(private readonly confirmMs = GONE_CONFIRM_MS) {}
 
   /** Feeds one answer (undefined: readable); returns the reason once it has held for long enough. */
-  observe(reason: string | undefined, nowMs = Date.now()): string | undefined {
+  observe(reason: string | undefined, nowMs = performance.now()): string | undefined {
     if (reason === undefined) {
       this.goneSince = undefined;
       return undefined;

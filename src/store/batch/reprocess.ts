@@ -470,7 +470,7 @@ export async function swapShadow(pool: pg.Pool, projection: ProjectionName, jobI
     await keepMaintenanceOff(client, ['hunts', ...live.tables, ...Object.values(shadowTargets(projection))], lockTimeoutMs);
     await assertNoLongHolders(client, live, lockTimeoutMs);
     await takeFence(client, lockTimeoutMs);
-    const fencedAt = Date.now();
+    const fencedAt = performance.now();
     await lockForDrop(client, live, lockTimeoutMs);
     await assertShadowsMatchLive(client, projection); // again, now that no change can come between
     const newest = await newestEventSeq(client);
@@ -484,7 +484,7 @@ export async function swapShadow(pool: pg.Pool, projection: ProjectionName, jobI
       `UPDATE reprocess_jobs SET phase = 'swapped', covered_seq = $2, max_seq = $2, events_caught_up = events_caught_up + $3,
          shadow_rows = shadow_rows + $4, fenced_events = $3, fence_ms = $5, updated_at = now(), finished_at = now()
        WHERE projection = $1 RETURNING *`,
-      [projection, newest, merged.events, merged.rowsAdded, Date.now() - fencedAt],
+      [projection, newest, merged.events, merged.rowsAdded, Math.round(performance.now() - fencedAt)],
     );
     return swapResultOf(rows[0] as JobRow); // the row is locked by filledJob: it exists
   });

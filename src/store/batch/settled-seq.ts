@@ -109,10 +109,10 @@ export async function settledBound(
 
 /** The virtual transactions among `writers` still open after waiting up to `waitMs` for them. */
 async function writersStillOpen(client: pg.Pool | pg.ClientBase, writers: readonly string[], waitMs: number): Promise<string[]> {
-  const deadline = Date.now() + waitMs;
+  const deadline = performance.now() + waitMs;
   let pending = [...writers];
   while (pending.length > 0) {
-    if (Date.now() > deadline) return pending;
+    if (performance.now() > deadline) return pending;
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
     const { rows } = await client.query<{ still: string[] }>(
       `SELECT ARRAY(SELECT DISTINCT virtualtransaction FROM pg_locks
