@@ -3,7 +3,7 @@
  * reconcile rows and drift, data-quality reports and job progress, in bounded batches; the
  * newer ones, and what is never pruned (events, quarantine, reconcile_failures), stay.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { pruneJobRecords } from '../../src/store/correctness/job-records-retention';
 import { createLogger } from '../../src/log';
 import { startJobRecordsPruner } from '../../src/worker/job-records-pruner';
@@ -62,6 +62,18 @@ describe('job records retention', () => {
     // Kept 10 days: the 20-day-old rows go too.
     await pruneJobRecords(db.pool, 10);
     expect(await remaining('a')).toEqual({ reconcile_runs: 0, reconcile_drift: 0, dq_reports: 0, job_progress: 0, reconcile_failures: 1 });
+  });
+
+  it("cuts off by Postgres's clock, the one that stamped the rows, not the worker's", async () => {
+    await seed('c', 0, 3);
+    // A worker clock 15 days ahead: the 20-day-old rows would look 35 days old to it.
+    const ahead = vi.spyOn(Date, 'now').mockReturnValue(Date.now() + 15 * 86_400_000);
+    try {
+      expect(await pruneJobRecords(db.pool, 30)).toEqual({ reconcile_runs: 0, reconcile_drift: 0, dq_reports: 0, job_progress: 0 });
+    } finally {
+      ahead.mockRestore();
+    }
+    expect(await remaining('c')).toEqual({ reconcile_runs: 3, reconcile_drift: 3, dq_reports: 3, job_progress: 3, reconcile_failures: 1 });
   });
 
   it("runs in the worker's timer, and a pass that fails is tried again by the next", async () => {

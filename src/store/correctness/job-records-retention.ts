@@ -10,21 +10,25 @@
  */
 import type pg from 'pg';
 
-/** Each table's old rows, chosen by an index on their time (or a small table's scan), `$2` at a time. */
+/**
+ * Each table's rows older than `$1` days, chosen by an index on their time (or a small table's
+ * scan), `$2` at a time. The cut-off is Postgres's clock, the one that stamped the rows: a
+ * worker whose clock ran days ahead deleted records that many days early.
+ */
 const PRUNED: readonly { table: string; deleteOld: string }[] = [
   {
     table: 'reconcile_runs',
     deleteOld: `DELETE FROM reconcile_runs WHERE (run_id, hunt_id) IN
-                  (SELECT run_id, hunt_id FROM reconcile_runs WHERE reconciled_at < $1 LIMIT $2)`,
+                  (SELECT run_id, hunt_id FROM reconcile_runs WHERE reconciled_at < now() - make_interval(days => $1) LIMIT $2)`,
   },
-  { table: 'reconcile_drift', deleteOld: 'DELETE FROM reconcile_drift WHERE id IN (SELECT id FROM reconcile_drift WHERE recorded_at < $1 LIMIT $2)' },
+  { table: 'reconcile_drift', deleteOld: 'DELETE FROM reconcile_drift WHERE id IN (SELECT id FROM reconcile_drift WHERE recorded_at < now() - make_interval(days => $1) LIMIT $2)' },
   {
     table: 'dq_reports',
-    deleteOld: `DELETE FROM dq_reports WHERE (run_id, check_name) IN (SELECT run_id, check_name FROM dq_reports WHERE checked_at < $1 LIMIT $2)`,
+    deleteOld: `DELETE FROM dq_reports WHERE (run_id, check_name) IN (SELECT run_id, check_name FROM dq_reports WHERE checked_at < now() - make_interval(days => $1) LIMIT $2)`,
   },
   {
     table: 'job_progress',
-    deleteOld: 'DELETE FROM job_progress WHERE (run_id, step) IN (SELECT run_id, step FROM job_progress WHERE updated_at < $1 LIMIT $2)',
+    deleteOld: 'DELETE FROM job_progress WHERE (run_id, step) IN (SELECT run_id, step FROM job_progress WHERE updated_at < now() - make_interval(days => $1) LIMIT $2)',
   },
 ];
 
@@ -37,13 +41,12 @@ export const PRUNE_BATCH_ROWS = 10_000;
  * takes many): the rest is the next pass's.
  */
 export async function pruneJobRecords(pool: pg.Pool, keepDays: number, batchRows = PRUNE_BATCH_ROWS, signal?: AbortSignal): Promise<Record<string, number>> {
-  const before = new Date(Date.now() - keepDays * 86_400_000);
   const deleted: Record<string, number> = {};
   for (const { table, deleteOld } of PRUNED) {
     deleted[table] = 0;
     for (;;) {
       if (signal?.aborted) return deleted;
-      const n = (await pool.query(deleteOld, [before, batchRows])).rowCount ?? 0;
+      const n = (await pool.query(deleteOld, [keepDays, batchRows])).rowCount ?? 0;
       deleted[table] += n;
       if (n < batchRows) break;
     }
