@@ -199,6 +199,11 @@ async function inTransactionWithLockTimeout(
     await client.query('BEGIN');
     try {
       await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMs))}`);
+      // A migration may read every event (011, 020): a statement or transaction timeout that a
+      // role or database sets by default (managed Postgres often does) failed it on every try.
+      // (idle_in_transaction_session_timeout stays: it ends a migrator frozen mid-migration.)
+      await client.query(`SELECT set_config('statement_timeout', '0', true)`);
+      await client.query(`SELECT set_config('transaction_timeout', '0', true) WHERE current_setting('server_version_num')::int >= 170000`);
       await work();
       await client.query('COMMIT');
       return;
@@ -206,7 +211,9 @@ async function inTransactionWithLockTimeout(
       // A session that died (ended by Postgres, a network cut) cannot roll back: its own error
       // says which migration failed and why, the ROLLBACK's would not.
       await client.query('ROLLBACK').catch(() => undefined);
-      const lockWait = sqlStateOf(err) === SqlState.lockNotAvailable;
+      // A deadlock is a wait too: a flush that holds the watermark row, then wants a table
+      // the migration has locked (020 locks them in the other order), fails one of the two.
+      const lockWait = sqlStateOf(err) === SqlState.lockNotAvailable || sqlStateOf(err) === SqlState.deadlockDetected;
       if (lockWait && attempt < attempts) {
         onLockWait?.(step, attempt);
         await sleep(backoffMs(attempt - 1, 500, 10_000));

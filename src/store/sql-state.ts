@@ -12,6 +12,8 @@ export const SqlState = {
   uniqueViolation: '23505',
   /** A lock not granted within lock_timeout, or at once under NOWAIT. */
   lockNotAvailable: '55P03',
+  /** One of two (or more) sessions waiting on each other, chosen by Postgres to fail after deadlock_timeout. */
+  deadlockDetected: '40P01',
   /** A table named by a statement does not exist. */
   undefinedTable: '42P01',
   /** DROP refused because other objects (a view, say) depend on the one dropped. */

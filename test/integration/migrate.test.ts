@@ -178,3 +178,59 @@ describe('hunt migrate', () => {
     }
   });
 });
+
+/** The code's migrations and every one the file's tests applied before (as known, empty), then `more`. */
+async function knownAnd(...more: Migration[]): Promise<Migration[]> {
+  const own = listMigrations();
+  const { rows } = await db.pool.query<{ id: number; name: string }>('SELECT id, name FROM schema_migrations ORDER BY id');
+  const applied = rows.filter((r) => !own.some((m) => m.id === r.id)).map((r) => ({ id: r.id, name: r.name, sql: '' }));
+  return [...own, ...applied, ...more];
+}
+
+describe('hunt migrate, under what a managed Postgres and a running flush bring', () => {
+  it('runs a long migration whatever statement_timeout the role or database sets by default', async () => {
+    const long: Migration = { id: 9020, name: 'test_long', sql: 'SELECT pg_sleep(0.5)' };
+    const all = await knownAnd(long);
+    const client = new pg.Client({ connectionString: db.url, options: '-c statement_timeout=200' }); // as ALTER ROLE ... SET would
+    await client.connect();
+    try {
+      // Before: "canceling statement due to statement timeout", on every try.
+      expect(await migrate(client, all)).toEqual([long]);
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('tries again a migration that Postgres chose to fail in a deadlock', async () => {
+    await db.pool.query('CREATE TABLE test_dl_a (x int); CREATE TABLE test_dl_b (x int)');
+    const crossed: Migration = {
+      id: 9021,
+      name: 'test_crossed_locks',
+      sql: 'LOCK TABLE test_dl_a IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(0.2); LOCK TABLE test_dl_b IN ACCESS EXCLUSIVE MODE',
+    };
+    const all = await knownAnd(crossed);
+    // A flush-like session: it holds b, and will want a once the migration holds a.
+    const other = new pg.Client({ connectionString: db.url, application_name: 'crossing-session' });
+    await other.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query('LOCK TABLE test_dl_b IN ACCESS EXCLUSIVE MODE');
+      const waits: string[] = [];
+      const migrating = withClient((client) => migrate(client, all, { onLockWait: (step) => waits.push(step) }));
+      migrating.catch(() => undefined);
+      await waitFor('the migration waiting for b', async () => {
+        const { rows } = await db.pool.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'LOCK TABLE test_dl_a%'`);
+        return rows.length > 0;
+      }, { timeoutMs: 10_000, intervalMs: 20 });
+      // Now each waits for the other; the migration waited first, so its deadlock check fails it.
+      await other.query('LOCK TABLE test_dl_a IN ACCESS EXCLUSIVE MODE');
+      await other.query('ROLLBACK');
+      // Before: "migration 9021_test_crossed_locks failed: deadlock detected".
+      expect(await migrating).toEqual([crossed]);
+      expect(waits).toEqual(['migration 9021_test_crossed_locks']);
+    } finally {
+      await other.query('ROLLBACK').catch(() => undefined);
+      await other.end();
+    }
+  });
+});
