@@ -23,5 +23,10 @@ COPY workflows ./workflows
 RUN mkdir -p /app/.hunt && chown node:node /app/.hunt
 USER node
 
+# Every interface of the container: the code's default (127.0.0.1) keeps a laptop's API and
+# metrics off the network, but inside a container it leaves a published port reaching nothing.
+# Which ports the world reaches is the deployment's choice (-p, a Service, a network policy).
+ENV API_BIND_ADDRESS=0.0.0.0
+ENV WORKER_METRICS_BIND_ADDRESS=0.0.0.0
 EXPOSE 8080
 CMD ["node", "bin/hunt.js", "ingest"]

@@ -367,4 +367,12 @@ describe('Dockerfile', () => {
     }
     expect([...missing]).toEqual([]);
   });
+
+  it('listens on every interface of its container: a published port reaches nothing bound to 127.0.0.1', () => {
+    // The code's defaults keep a laptop's API and metrics off the network; in an image run with
+    // its own manifests (docker run -p, Kubernetes) they made the API and the probes unreachable.
+    const env = Object.fromEntries([...dockerfile.matchAll(/^ENV\s+(\w+)=(\S+)$/gm)].map((m) => [m[1], m[2]]));
+    expect(env).toMatchObject({ API_BIND_ADDRESS: '0.0.0.0', WORKER_METRICS_BIND_ADDRESS: '0.0.0.0' });
+    for (const key of Object.keys(env).filter((k) => k !== 'NODE_ENV')) expect(configVariableNames).toContain(key);
+  });
 });
