@@ -184,7 +184,7 @@ export async function runIngestService(config: Config, logger: Logger = createLo
  * A wrong password or TLS setting stops start-up with what to fix; an outage does not (the
  * hot path waits those out, DESIGN invariant 3).
  */
-async function checkPostgresSettings(pool: pg.Pool, logger: Logger): Promise<void> {
+export async function checkPostgresSettings(pool: pg.Pool, logger: Logger): Promise<void> {
   // One round trip: it proves the connection settings and reads the encoding.
   const encoding = await nonUtf8Encoding(pool).catch((err: unknown) => {
     const hint = explainPostgresError(err);
@@ -192,8 +192,12 @@ async function checkPostgresSettings(pool: pg.Pool, logger: Logger): Promise<voi
     return undefined;
   });
   if (encoding) throw new ConnectionSettingsError(`cannot use Postgres: the database's encoding is ${encoding}. ${UTF8_REQUIRED}`);
-  // Reachable by now unless an outage began: then the hot path waits it out, unchecked.
-  const mismatch = await schemaMismatch(pool).catch(() => undefined);
+  // Reachable by now unless an outage began: then the hot path waits it out, unchecked. Said,
+  // though (as the worker does): the check is not made again while this process runs.
+  const mismatch = await schemaMismatch(pool).catch((err: unknown) => {
+    logger.warn({ err }, "could not check the schema's version at start-up; starting without that check: restart hunt ingest once Postgres answers to have it made");
+    return undefined;
+  });
   if (mismatch) throw new ConnectionSettingsError(`cannot use Postgres: ${mismatch}`);
   const seqProblem = await sequenceProblemAtStartup(pool, logger);
   if (seqProblem) throw new ConnectionSettingsError(`cannot use Postgres: ${seqProblem}`);
