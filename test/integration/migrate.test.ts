@@ -189,9 +189,9 @@ async function knownAnd(...more: Migration[]): Promise<Migration[]> {
 
 describe('hunt migrate, under what a managed Postgres and a running flush bring', () => {
   it('runs a long migration whatever statement_timeout the role or database sets by default', async () => {
-    const long: Migration = { id: 9020, name: 'test_long', sql: 'SELECT pg_sleep(0.5)' };
+    const long: Migration = { id: 9020, name: 'test_long', sql: 'SELECT pg_sleep(1.5)' };
     const all = await knownAnd(long);
-    const client = new pg.Client({ connectionString: db.url, options: '-c statement_timeout=200' }); // as ALTER ROLE ... SET would
+    const client = new pg.Client({ connectionString: db.url, options: '-c statement_timeout=1000' }); // as ALTER ROLE ... SET would
     await client.connect();
     try {
       // Before: "canceling statement due to statement timeout", on every try.
@@ -199,6 +199,14 @@ describe('hunt migrate, under what a managed Postgres and a running flush bring'
     } finally {
       await client.end();
     }
+  });
+
+  it('names the deadlock when the last try deadlocked too', async () => {
+    const alwaysDeadlocks: Migration = { id: 9022, name: 'test_always_deadlocks', sql: `DO $$ BEGIN RAISE EXCEPTION 'as a deadlock would' USING ERRCODE = '40P01'; END $$` };
+    const all = await knownAnd(alwaysDeadlocks);
+    await expect(withClient((client) => migrate(client, all, { attempts: 2 }))).rejects.toThrow(
+      /^migration 9022_test_always_deadlocks failed: it deadlocked with another session on its last try of 2 /,
+    );
   });
 
   it('tries again a migration that Postgres chose to fail in a deadlock', async () => {
@@ -214,6 +222,9 @@ describe('hunt migrate, under what a managed Postgres and a running flush bring'
     await other.connect();
     try {
       await other.query('BEGIN');
+      // Only the migration may find the cycle: each waiter checks once, deadlock_timeout after
+      // it began waiting, and the two would begin a poll apart (a busy machine could reorder them).
+      await other.query(`SET LOCAL deadlock_timeout = '60s'`);
       await other.query('LOCK TABLE test_dl_b IN ACCESS EXCLUSIVE MODE');
       const waits: string[] = [];
       const migrating = withClient((client) => migrate(client, all, { onLockWait: (step) => waits.push(step) }));
@@ -222,7 +233,7 @@ describe('hunt migrate, under what a managed Postgres and a running flush bring'
         const { rows } = await db.pool.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'LOCK TABLE test_dl_a%'`);
         return rows.length > 0;
       }, { timeoutMs: 10_000, intervalMs: 20 });
-      // Now each waits for the other; the migration waited first, so its deadlock check fails it.
+      // Now each waits for the other; the migration's deadlock check fails it.
       await other.query('LOCK TABLE test_dl_a IN ACCESS EXCLUSIVE MODE');
       await other.query('ROLLBACK');
       // Before: "migration 9021_test_crossed_locks failed: deadlock detected".
