@@ -15,6 +15,7 @@ import { everyFewSeconds, sharedProbe } from '../api/throttle';
 import { createLogger, type Logger } from '../log';
 import { sequenceProblemAtStartup } from '../store/serial-sequences';
 import { schemaMismatch } from '../store/migrate';
+import { SqlState, sqlStateOf } from '../store/sql-state';
 import type { PostgresTarget } from '../store/pg-connection';
 import { withTimeout } from '../time-limit';
 import { createPool, IDLE_IN_TRANSACTION_LIMIT_MS, nonUtf8Encoding, pingFailure, pingPostgres, processApplicationName, UTF8_REQUIRED } from '../store/pool';
@@ -195,7 +196,8 @@ export async function checkPostgresSettings(pool: pg.Pool, logger: Logger): Prom
   // Reachable by now unless an outage began: then the hot path waits it out, unchecked. Said,
   // though (as the worker does): the check is not made again while this process runs.
   const mismatch = await schemaMismatch(pool).catch((err: unknown) => {
-    logger.warn({ err }, "could not check the schema's version at start-up; starting without that check: restart hunt ingest once Postgres answers to have it made");
+    const fix = sqlStateOf(err) === SqlState.insufficientPrivilege ? "grant this role SELECT on schema_migrations" : 'restart hunt ingest once Postgres answers to have it made';
+    logger.warn({ err }, `could not check the schema's version at start-up; starting without that check: ${fix}`);
     return undefined;
   });
   if (mismatch) throw new ConnectionSettingsError(`cannot use Postgres: ${mismatch}`);

@@ -213,13 +213,16 @@ async function inTransactionWithLockTimeout(
       await client.query('ROLLBACK').catch(() => undefined);
       // A deadlock is a wait too: a flush that holds the watermark row, then wants a table
       // the migration has locked (020 locks them in the other order), fails one of the two.
-      const lockWait = sqlStateOf(err) === SqlState.lockNotAvailable || sqlStateOf(err) === SqlState.deadlockDetected;
+      const deadlock = sqlStateOf(err) === SqlState.deadlockDetected;
+      const lockWait = deadlock || sqlStateOf(err) === SqlState.lockNotAvailable;
       if (lockWait && attempt < attempts) {
         onLockWait?.(step, attempt);
         await sleep(backoffMs(attempt - 1, 500, 10_000));
         continue;
       }
-      const why = lockWait
+      const why = deadlock
+        ? `it deadlocked with another session on its last try of ${attempts} (a job locking the same tables in the other order, a rollupFlush say: pause the Schedules while migrating)`
+        : lockWait
         ? `its locks were held by other sessions through ${attempts} tries of ${lockTimeoutMs} ms (a long transaction on the table: see pg_stat_activity; pause the Schedules while migrating)`
         : (err as Error).message;
       throw new Error(`${step} failed: ${why}`, { cause: err });
