@@ -191,8 +191,14 @@ const storeAndScoreSql = (skipStored: boolean) => `
     ${skipStored ? 'ON CONFLICT (event_id) DO NOTHING' : ''}
     RETURNING event_id
   ), new AS (
-    -- A repeated eventId in the batch: the first arrival is the one inserted, and the one scored.
-    SELECT DISTINCT ON (i.event_id) i.* FROM input i JOIN ins USING (event_id) ORDER BY i.event_id, i.arrival
+    ${
+      skipStored
+        ? `-- A repeated eventId in the batch: the first arrival is the one inserted, and the one scored.
+    SELECT DISTINCT ON (i.event_id) i.* FROM input i JOIN ins USING (event_id) ORDER BY i.event_id, i.arrival`
+        : `-- A plain insert stores every row or fails the whole statement: the rows are the ones
+    -- inserted, with no join back to what it returns (a hash and a sort of the batch, §97).
+    SELECT * FROM input`
+    }
   ), credits AS (
     INSERT INTO clue_credits (hunt_id, player_id, clue_id, kind, event_id, occurred_at, points)
     SELECT hunt_id, player_id, subject_id, ${clueCreditKind('type')}, event_id, occurred_at, points
