@@ -4,12 +4,12 @@
  * that may not read schema_migrations), it starts without it, as the worker does; before, it
  * said nothing, and a process on a schema behind it retried statements that cannot work.
  */
-import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { checkPostgresSettings } from '../../src/ingest/service';
 import { useTestDatabase } from '../helpers/database-fixture';
+import { uniqueName } from '../helpers/wait';
 
 const db = useTestDatabase();
 
@@ -20,7 +20,7 @@ describe('hunt ingest, its start-up check of the schema', () => {
     await checkPostgresSettings(db.pool, logger);
     expect(warnings).toEqual([]);
     // A role that may not read schema_migrations (42501); Postgres restarting would do the same.
-    const role = `hunt_t_no_schema_${randomUUID().slice(0, 8)}`;
+    const role = uniqueName('no_schema_user').replace(/-/g, '_');
     await db.pool.query(`CREATE ROLE ${role}`);
     const restricted = new pg.Pool({ connectionString: db.url, options: `-c role=${role}` });
     try {
